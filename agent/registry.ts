@@ -1,0 +1,29 @@
+/** This node's workloads, indexed by what the kernel and the wire report. */
+import type { WorkloadIndex } from './proxy/inputs';
+import type { Workload } from './workloads';
+
+export class LocalWorkloads implements WorkloadIndex {
+  private readonly cookies = new Map<bigint, Workload>();
+  private readonly ips = new Map<string, Workload>();
+
+  set(entries: Array<{ workload: Workload; netnsCookie: bigint }>): void {
+    this.cookies.clear();
+    this.ips.clear();
+    for (const { workload, netnsCookie } of entries) {
+      this.cookies.set(netnsCookie, workload);
+      this.ips.set(workload.ip, workload);
+    }
+  }
+
+  byNetnsCookie(cookie: bigint): Workload | undefined {
+    return this.cookies.get(cookie);
+  }
+
+  byIp(ip: string): Workload | undefined {
+    return this.ips.get(ip);
+  }
+
+  get size(): number {
+    return this.cookies.size;
+  }
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env node
+/** Entry point of the `palisade` binary. */
+import { createRootLogger, type Logger } from '../common/log';
+import { run } from './program';
+
+let root: Logger | undefined;
+
+function logger(level?: string): Logger {
+  root ??= createRootLogger({ level });
+  if (level) root.level = level;
+  return root;
+}
+
+function waitForStop(): Promise<string> {
+  return new Promise((resolve) => {
+    const on = (sig: NodeJS.Signals): void => {
+      process.off('SIGINT', on);
+      process.off('SIGTERM', on);
+      resolve(sig);
+    };
+    process.on('SIGINT', on);
+    process.on('SIGTERM', on);
+  });
+}
+
+run(process.argv.slice(2), {
+  stdout: (t) => process.stdout.write(t),
+  stderr: (t) => process.stderr.write(t),
+  logger,
+  waitForStop,
+}).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`palisade: internal error: ${(err as Error)?.message ?? String(err)}\n`);
+    process.exit(70);
+  },
+);

@@ -1,0 +1,61 @@
+/**
+ * The `palisade` command, built by a function so tests drive it in-process with
+ * exitOverride() and captured output. Errors from user mistakes are one line on
+ * stderr and a non-zero exit, never a stack trace.
+ */
+import { Command, CommanderError } from 'commander';
+import { isPalisadeError } from '../common/errors';
+import type { Logger } from '../common/log';
+import { registerAgentCommands } from './commands/agent';
+
+export interface CliDeps {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  /** Root logger factory: one root logger per process. */
+  logger: (level?: string) => Logger;
+  /** Called when a long-running command (agent) wants to wait for a stop signal. */
+  waitForStop: () => Promise<string>;
+}
+
+export function createProgram(deps: CliDeps): Command {
+  const program = new Command('palisade')
+    .description('Palisade: a per-node, eBPF-assisted service mesh')
+    .version(require('../../package.json').version as string)
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({ writeOut: deps.stdout, writeErr: deps.stderr });
+  registerAgentCommands(program, deps);
+  return program;
+}
+
+/** Run argv; returns the exit code instead of exiting, so tests can call it. */
+export async function run(argv: string[], deps: CliDeps): Promise<number> {
+  const program = createProgram(deps);
+  program.exitOverride();
+  for (const cmd of program.commands) propagateExitOverride(cmd);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (err) {
+    return reportError(err, deps);
+  }
+}
+
+function propagateExitOverride(cmd: Command): void {
+  cmd.exitOverride();
+  for (const c of cmd.commands) propagateExitOverride(c);
+}
+
+export function reportError(err: unknown, deps: Pick<CliDeps, 'stderr'>): number {
+  if (err instanceof CommanderError) {
+    // commander already printed its one-line message (help/version exit 0)
+    return err.exitCode;
+  }
+  if (isPalisadeError(err)) {
+    deps.stderr(`palisade: ${err.message}\n`);
+    return err.exitCode;
+  }
+  const e = err as Error;
+  deps.stderr(`palisade: internal error: ${e?.message ?? String(err)}\n`);
+  if (process.env.PALISADE_DEBUG) deps.stderr(`${e?.stack ?? ''}\n`);
+  return 70;
+}

@@ -1,0 +1,95 @@
+/**
+ * One error family for the whole project. Codes are permanent (callers and tests branch on
+ * them); messages may change. `exitCode` and `httpStatus` are looked up in one table.
+ */
+export type PalisadeErrorCode =
+  | 'PALISADE_ERR_INVALID_ARGUMENT'
+  | 'PALISADE_ERR_CONFIG_INVALID'
+  | 'PALISADE_ERR_WORKLOADS_INVALID'
+  | 'PALISADE_ERR_NETNS'
+  | 'PALISADE_ERR_BPFFS'
+  | 'PALISADE_ERR_CGROUP'
+  | 'PALISADE_ERR_BPF_LOAD'
+  | 'PALISADE_ERR_BPF_ATTACH'
+  | 'PALISADE_ERR_BPF_MAP'
+  | 'PALISADE_ERR_NATIVE_LOAD'
+  | 'PALISADE_ERR_AGENT_RUNNING'
+  | 'PALISADE_ERR_NOT_INSTALLED'
+  | 'PALISADE_ERR_LISTEN'
+  | 'PALISADE_ERR_NO_ORIGINAL_DST'
+  | 'PALISADE_ERR_NOT_FOUND'
+  | 'PALISADE_ERR_INTERNAL';
+
+interface CodeInfo {
+  exitCode: number;
+  httpStatus: number;
+}
+
+/** The one place that maps error codes to process exit codes and HTTP status. */
+const CODE_TABLE: Record<PalisadeErrorCode, CodeInfo> = {
+  PALISADE_ERR_INVALID_ARGUMENT: { exitCode: 2, httpStatus: 400 },
+  PALISADE_ERR_CONFIG_INVALID: { exitCode: 2, httpStatus: 400 },
+  PALISADE_ERR_WORKLOADS_INVALID: { exitCode: 2, httpStatus: 400 },
+  PALISADE_ERR_NETNS: { exitCode: 1, httpStatus: 400 },
+  PALISADE_ERR_BPFFS: { exitCode: 1, httpStatus: 500 },
+  PALISADE_ERR_CGROUP: { exitCode: 1, httpStatus: 500 },
+  PALISADE_ERR_BPF_LOAD: { exitCode: 1, httpStatus: 500 },
+  PALISADE_ERR_BPF_ATTACH: { exitCode: 1, httpStatus: 500 },
+  PALISADE_ERR_BPF_MAP: { exitCode: 1, httpStatus: 500 },
+  PALISADE_ERR_NATIVE_LOAD: { exitCode: 1, httpStatus: 500 },
+  PALISADE_ERR_AGENT_RUNNING: { exitCode: 1, httpStatus: 409 },
+  PALISADE_ERR_NOT_INSTALLED: { exitCode: 1, httpStatus: 404 },
+  PALISADE_ERR_LISTEN: { exitCode: 1, httpStatus: 500 },
+  PALISADE_ERR_NO_ORIGINAL_DST: { exitCode: 1, httpStatus: 403 },
+  PALISADE_ERR_NOT_FOUND: { exitCode: 1, httpStatus: 404 },
+  PALISADE_ERR_INTERNAL: { exitCode: 70, httpStatus: 500 },
+};
+
+export class PalisadeError extends Error {
+  readonly code: PalisadeErrorCode;
+  /** Errno name of the underlying syscall failure, when there was one (e.g. `EPERM`). */
+  readonly errnoCode: string | undefined;
+
+  constructor(code: PalisadeErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'PalisadeError';
+    this.code = code;
+    const cause = options?.cause as { code?: unknown } | undefined;
+    this.errnoCode = cause && typeof cause.code === 'string' ? cause.code : undefined;
+  }
+
+  get exitCode(): number {
+    return CODE_TABLE[this.code].exitCode;
+  }
+
+  get httpStatus(): number {
+    return CODE_TABLE[this.code].httpStatus;
+  }
+}
+
+export function isPalisadeError(err: unknown): err is PalisadeError {
+  return err instanceof PalisadeError;
+}
+
+/** Error shape thrown by the native addon for a failed syscall (mirrors Node's errno errors). */
+export interface SyscallError extends Error {
+  code: string;
+  errno: number;
+  syscall: string;
+  path?: string;
+}
+
+export function isSyscallError(err: unknown): err is SyscallError {
+  return (
+    err instanceof Error &&
+    typeof (err as Partial<SyscallError>).code === 'string' &&
+    typeof (err as Partial<SyscallError>).syscall === 'string'
+  );
+}
+
+/** `EPERM (bpf_prog_load)`-style suffix for one-line messages. */
+export function describeCause(err: unknown): string {
+  if (isSyscallError(err)) return `${err.code} from ${err.syscall}`;
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

@@ -1,0 +1,224 @@
+/**
+ * The typed surface of the native addon (native/src/*.c). TypeScript validates
+ * every argument here; the C side trusts them and stays small.
+ *
+ * Every failing syscall throws an Error with `code` (errno name, e.g. `EPERM`),
+ * `errno` (negative number, like Node's) and `syscall`; libbpf load failures also
+ * carry `log` (the verifier's last lines).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { PalisadeError } from '../common/errors';
+
+export interface LoadedProgram {
+  name: string;
+  section: string;
+  fd: number;
+  /** enum bpf_attach_type the program was built for */
+  attachType: number;
+}
+
+export interface LoadedMap {
+  name: string;
+  pinPath: string;
+  fd: number;
+}
+
+export interface LoadedObject {
+  handle: number;
+  rodataSize: number;
+  programs: LoadedProgram[];
+  maps: LoadedMap[];
+}
+
+export interface LinkInfo {
+  id: number;
+  progId: number;
+  type: number;
+  cgroupId?: bigint;
+  attachType?: number;
+}
+
+export interface MapInfo {
+  id: number;
+  name: string;
+  type: number;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+}
+
+interface RawAddon {
+  loadObject(file: string, pinDir: string, rodata: Buffer | null): LoadedObject;
+  closeObject(handle: number): void;
+  linkCreate(progFd: number, targetFd: number, attachType: number): number;
+  linkUpdate(linkFd: number, progFd: number): void;
+  linkInfo(linkFd: number): LinkInfo;
+  objPin(fd: number, pinPath: string): void;
+  objGet(pinPath: string): number;
+  mapInfo(fd: number): MapInfo;
+  mapLookup(fd: number, key: Buffer, valueSize: number): Buffer | null;
+  mapUpdate(fd: number, key: Buffer, value: Buffer, flags: number): void;
+  mapDelete(fd: number, key: Buffer): boolean;
+  mapNextKey(fd: number, key: Buffer | null, keySize: number): Buffer | null;
+  numPossibleCpus(): number;
+  netnsCookie(netnsPath: string): bigint;
+  mountBpffs(dir: string): void;
+  openDir(dir: string): number;
+  closeFd(fd: number): void;
+  lockFile(file: string): number;
+}
+
+/** Attach types we use (values of enum bpf_attach_type in linux/bpf.h). */
+export const AttachType = {
+  CGROUP_INET_INGRESS: 0,
+  CGROUP_SOCK_OPS: 3,
+  CGROUP_INET4_CONNECT: 10,
+  CGROUP_INET6_CONNECT: 11,
+  CGROUP_INET4_GETPEERNAME: 29,
+  CGROUP_INET6_GETPEERNAME: 30,
+} as const;
+
+/** Map update flags (BPF_ANY / BPF_NOEXIST / BPF_EXIST). */
+export const UpdateFlag = { ANY: 0, NOEXIST: 1, EXIST: 2 } as const;
+
+const ADDON_NAME = 'palisade_native.node';
+
+function candidatePaths(): string[] {
+  const fromEnv = process.env.PALISADE_NATIVE_ADDON;
+  // dist/native/index.js -> <repo>/native/build/Release; also when run from source.
+  const roots = [path.resolve(__dirname, '..', '..', 'native'), path.resolve(__dirname)];
+  const found = roots.flatMap((r) => [path.join(r, 'build', 'Release', ADDON_NAME), path.join(r, 'build', 'Debug', ADDON_NAME)]);
+  return fromEnv ? [fromEnv, ...found] : found;
+}
+
+let cached: RawAddon | undefined;
+
+/** Load the addon once; the error names every path tried. */
+function addon(): RawAddon {
+  if (cached) return cached;
+  const tried = candidatePaths();
+  for (const p of tried) {
+    if (!fs.existsSync(p)) continue;
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      cached = require(p) as RawAddon;
+      return cached;
+    } catch (err) {
+      throw new PalisadeError('PALISADE_ERR_NATIVE_LOAD', `cannot load native addon ${p}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+  }
+  throw new PalisadeError(
+    'PALISADE_ERR_NATIVE_LOAD',
+    `native addon not built (run \`make build\`); tried ${tried.join(', ')}`,
+  );
+}
+
+function assertFd(fd: number, what: string): void {
+  if (!Number.isInteger(fd) || fd < 0) throw new TypeError(`${what} must be a file descriptor, got ${fd}`);
+}
+
+function assertAbsPath(p: string, what: string): void {
+  if (typeof p !== 'string' || !path.isAbsolute(p) || p.includes('\0') || p.length >= 4000) {
+    throw new TypeError(`${what} must be an absolute path, got ${JSON.stringify(p)}`);
+  }
+}
+
+function assertBuffer(b: Buffer, what: string): void {
+  if (!Buffer.isBuffer(b) || b.length === 0) throw new TypeError(`${what} must be a non-empty Buffer`);
+}
+
+function assertSize(n: number, what: string): void {
+  if (!Number.isInteger(n) || n <= 0 || n > 1 << 20) throw new TypeError(`${what} must be a positive size, got ${n}`);
+}
+
+export const native = {
+  loadObject(file: string, pinDir: string, rodata: Buffer | null): LoadedObject {
+    assertAbsPath(file, 'object file');
+    assertAbsPath(pinDir, 'pin directory');
+    if (rodata !== null) assertBuffer(rodata, 'rodata');
+    return addon().loadObject(file, pinDir, rodata);
+  },
+  closeObject(handle: number): void {
+    if (!Number.isInteger(handle) || handle < 0) throw new TypeError(`bad object handle ${handle}`);
+    addon().closeObject(handle);
+  },
+  linkCreate(progFd: number, targetFd: number, attachType: number): number {
+    assertFd(progFd, 'program fd');
+    assertFd(targetFd, 'target fd');
+    if (!Number.isInteger(attachType) || attachType < 0) throw new TypeError(`bad attach type ${attachType}`);
+    return addon().linkCreate(progFd, targetFd, attachType);
+  },
+  linkUpdate(linkFd: number, progFd: number): void {
+    assertFd(linkFd, 'link fd');
+    assertFd(progFd, 'program fd');
+    addon().linkUpdate(linkFd, progFd);
+  },
+  linkInfo(linkFd: number): LinkInfo {
+    assertFd(linkFd, 'link fd');
+    return addon().linkInfo(linkFd);
+  },
+  objPin(fd: number, pinPath: string): void {
+    assertFd(fd, 'fd');
+    assertAbsPath(pinPath, 'pin path');
+    addon().objPin(fd, pinPath);
+  },
+  objGet(pinPath: string): number {
+    assertAbsPath(pinPath, 'pin path');
+    return addon().objGet(pinPath);
+  },
+  mapInfo(fd: number): MapInfo {
+    assertFd(fd, 'map fd');
+    return addon().mapInfo(fd);
+  },
+  mapLookup(fd: number, key: Buffer, valueSize: number): Buffer | null {
+    assertFd(fd, 'map fd');
+    assertBuffer(key, 'key');
+    assertSize(valueSize, 'value size');
+    return addon().mapLookup(fd, key, valueSize);
+  },
+  mapUpdate(fd: number, key: Buffer, value: Buffer, flags: number = UpdateFlag.ANY): void {
+    assertFd(fd, 'map fd');
+    assertBuffer(key, 'key');
+    assertBuffer(value, 'value');
+    addon().mapUpdate(fd, key, value, flags);
+  },
+  mapDelete(fd: number, key: Buffer): boolean {
+    assertFd(fd, 'map fd');
+    assertBuffer(key, 'key');
+    return addon().mapDelete(fd, key);
+  },
+  mapNextKey(fd: number, key: Buffer | null, keySize: number): Buffer | null {
+    assertFd(fd, 'map fd');
+    assertSize(keySize, 'key size');
+    if (key !== null) assertBuffer(key, 'key');
+    return addon().mapNextKey(fd, key, keySize);
+  },
+  numPossibleCpus(): number {
+    return addon().numPossibleCpus();
+  },
+  netnsCookie(netnsPath: string): bigint {
+    assertAbsPath(netnsPath, 'netns path');
+    return addon().netnsCookie(netnsPath);
+  },
+  mountBpffs(dir: string): void {
+    assertAbsPath(dir, 'bpffs directory');
+    addon().mountBpffs(dir);
+  },
+  openDir(dir: string): number {
+    assertAbsPath(dir, 'directory');
+    return addon().openDir(dir);
+  },
+  closeFd(fd: number): void {
+    assertFd(fd, 'fd');
+    addon().closeFd(fd);
+  },
+  lockFile(file: string): number {
+    assertAbsPath(file, 'lock file');
+    return addon().lockFile(file);
+  },
+};
+
+export type Native = typeof native;

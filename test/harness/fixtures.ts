@@ -1,0 +1,132 @@
+/** Helpers around the plain-JS fixture apps in test/fixtures. */
+import { ChildProcess } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { NsTarget } from './proc';
+import type { Topology } from './topology';
+
+export interface ClientResult {
+  ok: boolean;
+  sent: number;
+  received: number;
+  sha256Match: boolean;
+  remoteAddress?: string;
+  remotePort?: number;
+  localAddress?: string;
+  localPort?: number;
+  error?: string;
+}
+
+export interface AcceptEvent {
+  event: 'accept';
+  remoteAddress: string;
+  remotePort: number;
+  localAddress: string;
+  localPort: number;
+}
+
+/** Absolute path of a fixture; works from both test/harness (ts) and dist/test/harness (compiled). */
+export function fixturePath(name: string): string {
+  for (let dir = __dirname; ; dir = path.dirname(dir)) {
+    const candidate = path.join(dir, 'test', 'fixtures', name);
+    if (fs.existsSync(candidate)) return candidate;
+    if (path.dirname(dir) === dir) throw new Error(`fixture ${name} not found above ${__dirname}`);
+  }
+}
+
+/** Collects newline-delimited JSON from a stream; non-JSON lines are kept in `other`. */
+export class JsonLines {
+  readonly lines: unknown[] = [];
+  readonly other: string[] = [];
+  private buf = '';
+  private readonly waiters = new Set<() => void>();
+
+  constructor(stream: NodeJS.ReadableStream) {
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => {
+      this.buf += chunk;
+      let nl: number;
+      while ((nl = this.buf.indexOf('\n')) >= 0) {
+        const line = this.buf.slice(0, nl).trim();
+        this.buf = this.buf.slice(nl + 1);
+        if (!line) continue;
+        try {
+          this.lines.push(JSON.parse(line));
+        } catch {
+          this.other.push(line);
+        }
+      }
+      for (const w of this.waiters) w();
+    });
+  }
+
+  /** Resolve with the first line (already seen or future) matching `pred`. */
+  waitFor<T>(pred: (line: any) => boolean, timeoutMs: number): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const check = (): boolean => {
+        const hit = this.lines.find(pred);
+        if (hit === undefined) return false;
+        cleanup();
+        resolve(hit as T);
+        return true;
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for JSON line; saw ${JSON.stringify(this.lines)}`));
+      }, timeoutMs);
+      const cleanup = (): void => {
+        clearTimeout(timer);
+        this.waiters.delete(waiter);
+      };
+      const waiter = (): void => void check();
+      this.waiters.add(waiter);
+      check();
+    });
+  }
+}
+
+export interface EchoServer {
+  child: ChildProcess;
+  events: JsonLines;
+  accepts(): AcceptEvent[];
+}
+
+/** Start tcp-echo-server.js in `target` and wait for its {"event":"listening"} line. */
+export async function startEchoServer(topo: Topology, target: NsTarget, ip: string, port: number, timeoutMs = 5000): Promise<EchoServer> {
+  const child = topo.spawn(target, process.execPath, [fixturePath('tcp-echo-server.js'), ip, String(port)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const events = new JsonLines(child.stdout!);
+  const exited = new Promise<never>((_, reject) =>
+    child.once('exit', (code, sig) => reject(new Error(`echo server exited early (${code ?? sig}): ${stderr.trim()}`))),
+  );
+  exited.catch(() => undefined);
+  await Promise.race([events.waitFor((l) => l?.event === 'listening', timeoutMs), exited]);
+  return {
+    child,
+    events,
+    accepts: () => events.lines.filter((l): l is AcceptEvent => (l as AcceptEvent)?.event === 'accept'),
+  };
+}
+
+/** Run tcp-client.js in `target` and parse its JSON result line. */
+export async function runClient(
+  topo: Topology,
+  target: NsTarget,
+  ip: string,
+  port: number,
+  bytes: number,
+  timeoutMs = 5000,
+): Promise<ClientResult> {
+  const r = await topo.exec(target, process.execPath, [fixturePath('tcp-client.js'), ip, String(port), String(bytes), String(timeoutMs)], {
+    timeoutMs: timeoutMs + 5000,
+  });
+  const last = r.stdout.trim().split('\n').pop() ?? '';
+  try {
+    return JSON.parse(last) as ClientResult;
+  } catch {
+    throw new Error(`tcp-client produced no JSON (code ${r.code}, signal ${r.signal}): ${r.stdout} ${r.stderr}`);
+  }
+}

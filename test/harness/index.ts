@@ -1,0 +1,10 @@
+export { cgroup2Root } from './cgroup';
+export { sweepStale, registerExitCleanup } from './cleanup';
+export { fixturePath, JsonLines, startEchoServer, runClient } from './fixtures';
+export type { ClientResult, AcceptEvent, EchoServer } from './fixtures';
+export { listNetnsSync } from './netns';
+export { requirePrivileges, isRoot } from './privileges';
+export type { ExecResult, ExecOptions, SpawnInOptions, NsTarget } from './proc';
+export { Topology, UNDERLAY_CIDR } from './topology';
+export type { NodeNs, PodNs, ExternalHost, TopologyOptions } from './topology';
+export { waitFor, waitForPort } from './wait';
