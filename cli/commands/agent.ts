@@ -17,9 +17,10 @@ interface AgentFlags {
 }
 
 export function registerAgentCommands(program: Command, deps: CliDeps): void {
-  const agent = program
-    .command('agent')
-    .description('run the node agent: eBPF redirect + node proxy')
+  const agent = program.command('agent').description('the node agent: eBPF redirect + node proxy');
+  agent
+    .command('run', { isDefault: true })
+    .description('run the agent (the default: `palisade agent --node N ...`)')
     .requiredOption('--node <name>', 'this node\'s name (pins live under <bpffs>/palisade/<name>/)', process.env.PALISADE_NODE)
     .requiredOption('--proxy-address <ip>', 'node proxy address pods are redirected to', parseIPv4)
     .option('--workloads <file>', 'YAML file of this node\'s workloads')

@@ -8,3 +8,5 @@ export type { ExecResult, ExecOptions, SpawnInOptions, NsTarget } from './proc';
 export { Topology, UNDERLAY_CIDR } from './topology';
 export type { NodeNs, PodNs, ExternalHost, TopologyOptions } from './topology';
 export { waitFor, waitForPort } from './wait';
+export { cliPath, startAgentProcess, tempDir, workloadsYaml } from './agent';
+export type { AgentPodSpec, AgentProcess, StartAgentOptions } from './agent';

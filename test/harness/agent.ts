@@ -1,0 +1,116 @@
+/** Run `palisade agent` as a real process inside a node namespace of a Topology. */
+import type { ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { JsonLines } from './fixtures';
+import type { NodeNs, PodNs, Topology } from './topology';
+
+export interface AgentPodSpec {
+  pod: PodNs;
+  namespace?: string;
+  serviceAccount?: string;
+  strict?: boolean;
+  labels?: Record<string, string>;
+}
+
+export interface AgentProcess {
+  node: NodeNs;
+  child: ChildProcess;
+  /** pino JSON lines the agent wrote to stderr */
+  logs: JsonLines;
+  workloadsFile: string;
+  runDir: string;
+  /** Resolves when the agent said its outbound listener is ready; rejects if it exited first. */
+  ready: Promise<void>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** The compiled CLI entry point (dist/cli/main.js). */
+export function cliPath(): string {
+  for (let dir = __dirname; ; dir = path.dirname(dir)) {
+    const candidate = path.join(dir, 'dist', 'cli', 'main.js');
+    if (fs.existsSync(candidate)) return candidate;
+    if (path.dirname(dir) === dir) throw new Error(`dist/cli/main.js not found above ${__dirname}; run make build`);
+  }
+}
+
+export function workloadsYaml(pods: AgentPodSpec[]): string {
+  const lines = ['workloads:'];
+  for (const p of pods) {
+    lines.push(
+      `  - name: ${p.pod.name}`,
+      `    namespace: ${p.namespace ?? 'default'}`,
+      `    serviceAccount: ${p.serviceAccount ?? p.pod.name}`,
+      `    netns: ${p.pod.netnsPath}`,
+      `    ip: ${p.pod.ip}`,
+      `    strict: ${p.strict ? 'true' : 'false'}`,
+    );
+    if (p.labels) lines.push(`    labels: ${JSON.stringify(p.labels)}`);
+  }
+  if (pods.length === 0) lines[0] = 'workloads: []';
+  return `${lines.join('\n')}\n`;
+}
+
+export function tempDir(label: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `palisade-${label}-`));
+}
+
+export interface StartAgentOptions {
+  pods: AgentPodSpec[];
+  /** cgroup the programs attach to; default: the topology's own subtree. */
+  cgroup?: string;
+  extraArgs?: string[];
+  runDir?: string;
+}
+
+export function startAgentProcess(topo: Topology, node: NodeNs, opts: StartAgentOptions): AgentProcess {
+  const dir = tempDir(node.name);
+  const runDir = opts.runDir ?? path.join(dir, 'run');
+  const workloadsFile = path.join(dir, 'workloads.yaml');
+  fs.writeFileSync(workloadsFile, workloadsYaml(opts.pods));
+  const args = [
+    cliPath(),
+    'agent',
+    '--node',
+    node.name,
+    '--proxy-address',
+    node.proxyIp,
+    '--workloads',
+    workloadsFile,
+    '--cgroup',
+    opts.cgroup ?? topo.cgroupPath,
+    '--run-dir',
+    runDir,
+    ...(opts.extraArgs ?? []),
+  ];
+  const child = topo.spawn(node, process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const logs = new JsonLines(child.stderr!);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => {
+      fs.rmSync(dir, { recursive: true, force: true });
+      resolve({ code, signal });
+    }),
+  );
+  const ready = Promise.race([
+    logs.waitFor<unknown>((l) => l?.msg === 'outbound listener ready', 15_000).then(() => undefined),
+    exited.then(({ code, signal }) => {
+      throw new Error(`agent ${node.name} exited before ready (${code ?? signal}): ${logs.other.join(' | ')}`);
+    }),
+  ]);
+  ready.catch(() => undefined);
+  return {
+    node,
+    child,
+    logs,
+    workloadsFile,
+    runDir,
+    ready,
+    exited,
+    async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      await exited;
+    },
+  };
+}
