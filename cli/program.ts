@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 import { isPalisadeError } from '../common/errors';
 import type { Logger } from '../common/log';
 import { registerAgentCommands } from './commands/agent';
+import { registerDemoCommands } from './commands/demo';
 
 export interface CliDeps {
   stdout: (text: string) => void;
@@ -22,8 +23,10 @@ export function createProgram(deps: CliDeps): Command {
     .description('Palisade: a per-node, eBPF-assisted service mesh')
     .version(require('../../package.json').version as string)
     .showHelpAfterError('(run with --help for usage)')
+    .enablePositionalOptions()
     .configureOutput({ writeOut: deps.stdout, writeErr: deps.stderr });
   registerAgentCommands(program, deps);
+  registerDemoCommands(program, deps);
   return program;
 }
 
@@ -46,6 +49,8 @@ function propagateExitOverride(cmd: Command): void {
 }
 
 export function reportError(err: unknown, deps: Pick<CliDeps, 'stderr'>): number {
+  const passthrough = (err as { exitCodeOnly?: number })?.exitCodeOnly;
+  if (typeof passthrough === 'number') return passthrough; // `demo exec`: the command's own exit code
   if (err instanceof CommanderError) {
     // commander already printed its one-line message (help/version exit 0)
     return err.exitCode;

@@ -23,6 +23,8 @@ export interface SpawnInOptions {
   /** Merged over process.env. */
   env?: NodeJS.ProcessEnv;
   stdio?: StdioOptions;
+  /** Start in a new session, so the process outlives its parent (demo daemons). */
+  detached?: boolean;
 }
 
 /** Anything a process can be started in: a cgroup dir plus a netns bind-mount path. */
@@ -52,6 +54,7 @@ export function spawnIn(target: NsTarget, cmd: string, args: readonly string[], 
   const spawnOpts: SpawnOptions = {
     env: { ...process.env, ...opts.env },
     stdio: opts.stdio ?? ['pipe', 'pipe', 'pipe'],
+    detached: opts.detached ?? false,
   };
   return spawn('sh', launcherArgs(target, cmd, args), spawnOpts);
 }

@@ -52,6 +52,22 @@ export interface TopologyOptions {
   label: string;
   /** Number of nodes, 1..99. */
   nodes: number;
+  /**
+   * A topology that outlives this process (the demo): stable names (`node-<i>`,
+   * netns `palisade-<label>-*`, cgroup `palisade-<label>`), no exit hook, not swept
+   * as stale. Tear it down with destroyDescribed(describe()).
+   */
+  persistent?: boolean;
+}
+
+/** Everything needed to find and tear down a topology from another process. */
+export interface TopologyDescription {
+  label: string;
+  cgroupPath: string;
+  netns: string[];
+  nodes: NodeNs[];
+  pods: Array<Omit<PodNs, 'node'> & { node: string }>;
+  externalHosts: ExternalHost[];
 }
 
 export const UNDERLAY_CIDR = '172.31.0.0/24';
@@ -92,20 +108,33 @@ export class Topology {
   private readonly unregisterExit: () => void;
   private destroying: Promise<void> | undefined;
 
-  private constructor(label: string, cgroupRoot: string) {
-    const rand = randomBytes(3).toString('hex');
-    this.prefix = `pl${process.pid}-${rand}`;
-    this.nsPrefix = `palisade-${process.pid}-${rand}-${sanitizeLabel(label)}`;
+  private readonly label: string;
+  private readonly nodePrefix: string;
+
+  private constructor(label: string, cgroupRoot: string, persistent: boolean) {
+    this.label = sanitizeLabel(label);
+    if (persistent) {
+      this.prefix = this.label;
+      this.nodePrefix = '';
+      this.nsPrefix = `palisade-${this.label}`;
+      this.cgroupPath = path.join(cgroupRoot, `palisade-${this.label}`);
+      this.unregisterExit = () => undefined;
+    } else {
+      const rand = randomBytes(3).toString('hex');
+      this.prefix = `pl${process.pid}-${rand}`;
+      this.nodePrefix = `${this.prefix}-`;
+      this.nsPrefix = `palisade-${process.pid}-${rand}-${this.label}`;
+      this.cgroupPath = path.join(cgroupRoot, `palisade-test-${process.pid}-${rand}`);
+      this.unregisterExit = registerExitCleanup(() => this.destroySync());
+    }
     this.underlayNs = `${this.nsPrefix}-ul`;
-    this.cgroupPath = path.join(cgroupRoot, `palisade-test-${process.pid}-${rand}`);
-    this.unregisterExit = registerExitCleanup(() => this.destroySync());
   }
 
   static async create(opts: TopologyOptions): Promise<Topology> {
     if (!Number.isInteger(opts.nodes) || opts.nodes < 1 || opts.nodes > MAX_NODES) {
       throw new Error(`Topology.create: nodes must be an integer in 1..${MAX_NODES}, got ${opts.nodes}`);
     }
-    const topo = new Topology(opts.label, cgroup2Root());
+    const topo = new Topology(opts.label, cgroup2Root(), opts.persistent === true);
     try {
       await topo.build(opts.nodes);
       return topo;
@@ -133,7 +162,7 @@ export class Topology {
   }
 
   private async buildNode(i: number): Promise<NodeNs> {
-    const name = `${this.prefix}-node-${i}`;
+    const name = `${this.nodePrefix}node-${i}`;
     const nsName = `${this.nsPrefix}-n${i}`;
     const node: NodeNs = {
       name,
@@ -221,6 +250,25 @@ export class Topology {
   async exec(target: NsTarget, cmd: string, args: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
     const child = this.spawn(target, cmd, args, { env: opts.env, stdio: ['pipe', 'pipe', 'pipe'] });
     return collect(child, opts);
+  }
+
+  /** A plain description another process can use to find or tear down this topology. */
+  describe(): TopologyDescription {
+    return {
+      label: this.label,
+      cgroupPath: this.cgroupPath,
+      netns: [...this.netnsNames],
+      nodes: [...this.nodes],
+      pods: this.pods.map((p) => ({ ...p, node: p.node.name })),
+      externalHosts: [...this.externalHosts],
+    };
+  }
+
+  /** Tear down a described topology from any process: kill its cgroups, delete its netns. */
+  static async destroyDescribed(d: TopologyDescription): Promise<void> {
+    killCgroup(d.cgroupPath);
+    await Promise.all(d.netns.map((ns) => delNetns(ns)));
+    await removeCgroupTree(d.cgroupPath);
   }
 
   /** Idempotent, never throws. Kills processes, deletes netns, removes cgroups. */

@@ -1,0 +1,80 @@
+/** `palisade demo up | down | status | exec POD -- CMD...` */
+import type { Command } from 'commander';
+import { PalisadeError } from '../../common/errors';
+import { DEFAULT_DEMO_DIR, demoDown, demoExec, demoStatus, demoUp, readState } from '../demo/demo';
+import type { CliDeps } from '../program';
+import { formatTable } from '../table';
+
+function requireState(dir: string): NonNullable<ReturnType<typeof readState>> {
+  const state = readState(dir);
+  if (!state) throw new PalisadeError('PALISADE_ERR_NOT_FOUND', 'the demo is not up (run `palisade demo up` or `make demo`)');
+  return state;
+}
+
+export function registerDemoCommands(program: Command, deps: CliDeps): void {
+  const demo = program.command('demo').description('a local multi-node mesh in network namespaces').enablePositionalOptions();
+  const dirOpt = ['--state-dir <dir>', 'where the demo keeps its state and logs', DEFAULT_DEMO_DIR] as const;
+
+  demo
+    .command('up')
+    .description('create nodes, pods and agents; prints what to try next')
+    .option(...dirOpt)
+    .action(async (flags: { stateDir: string }) => {
+      const state = await demoUp(flags.stateDir, (l) => deps.stdout(`${l}\n`));
+      const st = demoStatus(state);
+      deps.stdout(`demo is up: ${st.agents.length} nodes, ${st.pods.length} pods\n\n`);
+      deps.stdout(formatTable(['POD', 'NODE', 'IP', 'IDENTITY', 'STRICT'], st.pods.map((p) => [p.name, p.node, p.ip, p.identity, String(p.strict)])));
+      const web2 = st.pods.find((p) => p.name === 'web-2');
+      const web1 = st.pods.find((p) => p.name === 'web-1');
+      deps.stdout(
+        [
+          '',
+          'Try:',
+          `  palisade demo exec client -- curl -s http://${web2?.ip}:8080/       # across nodes, through both agents' data path`,
+          `  palisade demo exec client -- curl -s http://${web1?.ip}:8080/echo   # web-1 is strict: it only accepts the proxy`,
+          `  palisade demo status -o json`,
+          `  tail -f ${flags.stateDir}/logs/agent-node-1.log                      # every redirected connection`,
+          `  palisade demo down`,
+          '',
+        ].join('\n'),
+      );
+    });
+
+  demo
+    .command('down')
+    .description('stop agents and apps, detach programs, remove namespaces and cgroups')
+    .option(...dirOpt)
+    .action(async (flags: { stateDir: string }) => {
+      const was = await demoDown(flags.stateDir);
+      deps.stdout(was ? 'demo is down\n' : 'the demo was not up\n');
+    });
+
+  demo
+    .command('status')
+    .description('pods with node, IP and identity; agents')
+    .option(...dirOpt)
+    .option('-o, --output <format>', 'table|json', 'table')
+    .action((flags: { stateDir: string; output: string }) => {
+      const st = demoStatus(requireState(flags.stateDir));
+      if (flags.output === 'json') {
+        deps.stdout(`${JSON.stringify(st, null, 2)}\n`);
+        return;
+      }
+      deps.stdout(formatTable(['POD', 'NODE', 'IP', 'IDENTITY', 'STRICT'], st.pods.map((p) => [p.name, p.node, p.ip, p.identity, String(p.strict)])));
+      deps.stdout('\n');
+      deps.stdout(formatTable(['AGENT', 'PID', 'RUNNING'], st.agents.map((a) => [a.node, String(a.pid), String(a.running)])));
+    });
+
+  demo
+    .command('exec')
+    .description('run a command inside a demo pod: palisade demo exec POD -- CMD [ARGS...]')
+    .argument('<pod>', 'demo pod name')
+    .argument('<command...>', 'command and arguments (after --)')
+    .option(...dirOpt)
+    .passThroughOptions()
+    .action(async (pod: string, command: string[], flags: { stateDir: string }) => {
+      const argv = command[0] === '--' ? command.slice(1) : command;
+      const code = await demoExec(requireState(flags.stateDir), pod, argv);
+      if (code !== 0) throw Object.assign(new Error(`exit ${code}`), { exitCodeOnly: code });
+    });
+}

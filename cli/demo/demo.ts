@@ -1,0 +1,214 @@
+/**
+ * `palisade demo`: a local mesh on this machine built from the test harness —
+ * nodes and pods are network namespaces, each node runs a real `palisade agent`
+ * attached to the demo's own cgroup subtree (never the host's root cgroup).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { PalisadeError } from '../../common/errors';
+import { spiffeId } from '../../common/identity';
+import { Datapath } from '../../agent/datapath/datapath';
+import { spawnIn, Topology, waitFor, workloadsYaml, type NodeNs, type PodNs, type TopologyDescription } from '../../test/harness';
+
+export const DEFAULT_DEMO_DIR = '/run/palisade/demo';
+const TRUST_DOMAIN = 'cluster.local';
+const WEB_PORT = 8080;
+
+interface DemoPodSpec {
+  name: string;
+  node: number;
+  serviceAccount: string;
+  app?: 'web';
+  strict: boolean;
+}
+
+/**
+ * web-2 is not strict yet: until the mesh tunnel (HBONE) exists, traffic from
+ * node-1 reaches node-2 pods by pass-through from node-1's address, which strict
+ * ingress on node-2 would (rightly) refuse.
+ */
+const PODS: DemoPodSpec[] = [
+  { name: 'client', node: 1, serviceAccount: 'client', strict: false },
+  { name: 'web-1', node: 1, serviceAccount: 'web', app: 'web', strict: true },
+  { name: 'web-2', node: 2, serviceAccount: 'web', app: 'web', strict: false },
+];
+
+export interface DemoState {
+  createdAt: string;
+  topology: TopologyDescription;
+  agents: Array<{ node: string; pid: number; log: string }>;
+  apps: Array<{ pod: string; pid: number; log: string }>;
+}
+
+export interface DemoPodStatus {
+  name: string;
+  node: string;
+  ip: string;
+  namespace: string;
+  serviceAccount: string;
+  identity: string;
+  strict: boolean;
+  app: string | null;
+}
+
+function distRoot(): string {
+  // dist/cli/demo -> dist
+  return path.resolve(__dirname, '..', '..');
+}
+
+function stateFile(dir: string): string {
+  return path.join(dir, 'state.json');
+}
+
+export function readState(dir = DEFAULT_DEMO_DIR): DemoState | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(stateFile(dir), 'utf8')) as DemoState;
+  } catch {
+    return undefined;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function startDaemon(target: { netnsPath: string; cgroupPath: string }, args: string[], log: string): number {
+  const fd = fs.openSync(log, 'a', 0o600);
+  const child = spawnIn(target, process.execPath, args, { stdio: ['ignore', fd, fd], detached: true });
+  fs.closeSync(fd);
+  child.unref();
+  if (!child.pid) throw new PalisadeError('PALISADE_ERR_INTERNAL', `could not start ${args.join(' ')}`);
+  return child.pid;
+}
+
+async function waitForLog(file: string, needle: string, pid: number, timeoutMs: number): Promise<void> {
+  await waitFor(
+    () => {
+      const text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+      if (text.includes(needle)) return true;
+      if (!alive(pid)) {
+        const last = text.trim().split('\n').slice(-1)[0] ?? '';
+        throw new PalisadeError('PALISADE_ERR_INTERNAL', `demo process ${pid} exited: ${last}`);
+      }
+      return undefined;
+    },
+    timeoutMs,
+    { what: `${path.basename(file)} to say ${needle}` },
+  );
+}
+
+export async function demoUp(dir = DEFAULT_DEMO_DIR, say: (line: string) => void = () => undefined): Promise<DemoState> {
+  if (readState(dir)) {
+    say('a demo is already up: taking it down first');
+    await demoDown(dir);
+  }
+  fs.mkdirSync(path.join(dir, 'logs'), { recursive: true, mode: 0o700 });
+  const topo = await Topology.create({ label: 'demo', nodes: 2, persistent: true });
+  const state: DemoState = { createdAt: new Date().toISOString(), topology: topo.describe(), agents: [], apps: [] };
+  const save = (): void => {
+    state.topology = topo.describe();
+    fs.writeFileSync(stateFile(dir), `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+  };
+  save(); // from here on, `demo down` can clean up whatever happens
+  try {
+    const pods = new Map<string, PodNs>();
+    for (const spec of PODS) {
+      const node = topo.nodes[spec.node - 1] as NodeNs;
+      pods.set(spec.name, await topo.addPod(node, spec.name));
+    }
+    save();
+    for (const spec of PODS.filter((p) => p.app === 'web')) {
+      const pod = pods.get(spec.name)!;
+      const log = path.join(dir, 'logs', `${spec.name}.log`);
+      const pid = startDaemon(pod, [path.join(distRoot(), 'cli', 'demo', 'web-app.js'), spec.name, pod.ip, String(WEB_PORT)], log);
+      state.apps.push({ pod: spec.name, pid, log });
+      save();
+      await waitForLog(log, '"listening"', pid, 10_000);
+    }
+    for (const node of topo.nodes) {
+      const mine = PODS.filter((p) => p.node === node.index);
+      const file = path.join(dir, `${node.name}-workloads.yaml`);
+      fs.writeFileSync(
+        file,
+        workloadsYaml(mine.map((p) => ({ pod: pods.get(p.name)!, serviceAccount: p.serviceAccount, strict: p.strict, labels: { app: p.name } }))),
+      );
+      const log = path.join(dir, 'logs', `agent-${node.name}.log`);
+      const args = [
+        path.join(distRoot(), 'cli', 'main.js'),
+        'agent',
+        '--node',
+        node.name,
+        '--proxy-address',
+        node.proxyIp,
+        '--workloads',
+        file,
+        '--cgroup',
+        topo.cgroupPath,
+        '--run-dir',
+        path.join(dir, 'run'),
+      ];
+      const pid = startDaemon(node, args, log);
+      state.agents.push({ node: node.name, pid, log });
+      save();
+      await waitForLog(log, 'outbound listener ready', pid, 20_000);
+    }
+    return state;
+  } catch (err) {
+    await demoDown(dir);
+    throw err;
+  }
+}
+
+export async function demoDown(dir = DEFAULT_DEMO_DIR): Promise<boolean> {
+  const state = readState(dir);
+  if (!state) return false;
+  const pids = [...state.agents.map((a) => a.pid), ...state.apps.map((a) => a.pid)].filter(alive);
+  for (const pid of pids) process.kill(pid, 'SIGTERM');
+  await waitFor(() => pids.every((p) => !alive(p)) || undefined, 5000, { what: 'demo processes to stop' }).catch(() => {
+    for (const pid of pids.filter(alive)) process.kill(pid, 'SIGKILL');
+  });
+  for (const node of state.topology.nodes) Datapath.uninstall(node.name);
+  await Topology.destroyDescribed(state.topology);
+  fs.rmSync(dir, { recursive: true, force: true });
+  return true;
+}
+
+export function demoStatus(state: DemoState): { pods: DemoPodStatus[]; agents: Array<{ node: string; pid: number; running: boolean }> } {
+  return {
+    pods: state.topology.pods.map((p) => {
+      const spec = PODS.find((s) => s.name === p.name);
+      return {
+        name: p.name,
+        node: p.node,
+        ip: p.ip,
+        namespace: 'default',
+        serviceAccount: spec?.serviceAccount ?? p.name,
+        identity: spiffeId(TRUST_DOMAIN, 'default', spec?.serviceAccount ?? p.name),
+        strict: spec?.strict ?? false,
+        app: spec?.app ? `http :${WEB_PORT}` : null,
+      };
+    }),
+    agents: state.agents.map((a) => ({ node: a.node, pid: a.pid, running: alive(a.pid) })),
+  };
+}
+
+/** Run a command inside a demo pod (its netns and cgroup), like `kubectl exec`. */
+export function demoExec(state: DemoState, podName: string, argv: string[]): Promise<number> {
+  const pod = state.topology.pods.find((p) => p.name === podName);
+  if (!pod) {
+    const names = state.topology.pods.map((p) => p.name).join(', ');
+    throw new PalisadeError('PALISADE_ERR_NOT_FOUND', `no demo pod ${JSON.stringify(podName)} (pods: ${names})`);
+  }
+  const [cmd, ...args] = argv;
+  if (!cmd) throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', 'nothing to run: palisade demo exec POD -- CMD [ARGS...]');
+  return new Promise((resolve, reject) => {
+    const child = spawnIn(pod, cmd, args, { stdio: 'inherit' });
+    child.once('error', reject);
+    child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+  });
+}
