@@ -117,9 +117,10 @@ export function encodeTuple(ip: string, port: number): Buffer {
 
 /** CIDR a.b.c.d/n -> LPM key over the IPv4-mapped address (prefix n + 96). */
 export function encodeLpmKey(cidr: string): Buffer {
-  const [ip, lenText] = cidr.split('/');
-  const len = lenText === undefined ? 32 : Number(lenText);
-  if (!ip || !Number.isInteger(len) || len < 0 || len > 32) throw new TypeError(`not an IPv4 CIDR: ${cidr}`);
+  const m = /^([0-9.]+)(?:\/(\d{1,2}))?$/.exec(cidr);
+  const ip = m?.[1];
+  const len = m?.[2] === undefined ? 32 : Number(m[2]);
+  if (!m || !ip || !isIPv4(ip) || len > 32) throw new TypeError(`not an IPv4 CIDR: ${cidr}`);
   const b = Buffer.alloc(LPM_KEY_SIZE);
   b.writeUInt32LE(96 + len, 0);
   mappedBytes(ip).copy(b, 4);

@@ -34,9 +34,15 @@ export function parseMountinfo(text: string): MountEntry[] {
 
 /** The cgroup v2 mount point of this process's mount namespace. */
 export function findCgroup2Root(mountinfo = '/proc/self/mountinfo'): string {
-  const entry = parseMountinfo(fs.readFileSync(mountinfo, 'utf8')).find((m) => m.fsType === 'cgroup2');
+  let text: string;
+  try {
+    text = fs.readFileSync(mountinfo, 'utf8');
+  } catch (err) {
+    throw new PalisadeError('PALISADE_ERR_CGROUP', `cannot read ${mountinfo}: ${describeCause(err)}`, { cause: err });
+  }
+  const entry = parseMountinfo(text).find((m) => m.fsType === 'cgroup2');
   if (!entry) {
-    throw new PalisadeError('PALISADE_ERR_CGROUP', 'no cgroup v2 mount found in /proc/self/mountinfo (cgroup v2 is required)');
+    throw new PalisadeError('PALISADE_ERR_CGROUP', `no cgroup v2 mount found in ${mountinfo} (cgroup v2 is required)`);
   }
   return entry.mountPoint;
 }
