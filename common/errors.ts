@@ -18,6 +18,15 @@ export type PalisadeErrorCode =
   | 'PALISADE_ERR_LISTEN'
   | 'PALISADE_ERR_NO_ORIGINAL_DST'
   | 'PALISADE_ERR_NOT_FOUND'
+  | 'PALISADE_ERR_DATA_DIR'
+  | 'PALISADE_ERR_CSR_REFUSED'
+  | 'PALISADE_ERR_JOIN_REFUSED'
+  | 'PALISADE_ERR_UNAUTHENTICATED'
+  | 'PALISADE_ERR_REGISTRATION_REFUSED'
+  | 'PALISADE_ERR_PROTOCOL'
+  | 'PALISADE_ERR_COLLECTOR_UNAVAILABLE'
+  | 'PALISADE_ERR_IDENTITY'
+  | 'PALISADE_ERR_HBONE'
   | 'PALISADE_ERR_INTERNAL';
 
 interface CodeInfo {
@@ -42,6 +51,15 @@ const CODE_TABLE: Record<PalisadeErrorCode, CodeInfo> = {
   PALISADE_ERR_LISTEN: { exitCode: 1, httpStatus: 500 },
   PALISADE_ERR_NO_ORIGINAL_DST: { exitCode: 1, httpStatus: 403 },
   PALISADE_ERR_NOT_FOUND: { exitCode: 1, httpStatus: 404 },
+  PALISADE_ERR_DATA_DIR: { exitCode: 1, httpStatus: 500 },
+  PALISADE_ERR_CSR_REFUSED: { exitCode: 1, httpStatus: 403 },
+  PALISADE_ERR_JOIN_REFUSED: { exitCode: 1, httpStatus: 401 },
+  PALISADE_ERR_UNAUTHENTICATED: { exitCode: 1, httpStatus: 401 },
+  PALISADE_ERR_REGISTRATION_REFUSED: { exitCode: 1, httpStatus: 409 },
+  PALISADE_ERR_PROTOCOL: { exitCode: 1, httpStatus: 400 },
+  PALISADE_ERR_COLLECTOR_UNAVAILABLE: { exitCode: 1, httpStatus: 503 },
+  PALISADE_ERR_IDENTITY: { exitCode: 1, httpStatus: 503 },
+  PALISADE_ERR_HBONE: { exitCode: 1, httpStatus: 502 },
   PALISADE_ERR_INTERNAL: { exitCode: 70, httpStatus: 500 },
 };
 

@@ -1,0 +1,372 @@
+/**
+ * The agent's session with the collector. `start()` joins first when the data directory holds
+ * no usable node certificate, then keeps one node session open for as long as the agent runs:
+ * hello, the node's workloads (again after every reconnect), CSRs, and registry snapshots in.
+ * A collector that is down or drops us is retried forever with backoff; only a refusal while
+ * starting (join refused, node certificate refused) is final.
+ *
+ * Events: 'registry' (RegistrySnapshot), 'connected', 'disconnected' ({code, reason}),
+ * 'collector-error' (PalisadeError the collector reported outside any request, e.g. a refused
+ * registration).
+ */
+import { X509Certificate } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { isIPv4 } from 'node:net';
+import type WebSocket from 'ws';
+import { isPalisadeError, PalisadeError } from '../../common/errors';
+import type { Logger } from '../../common/log';
+import {
+  encodeMessage,
+  MAX_COLLECTOR_FRAME_BYTES,
+  NODE_REPLIES,
+  parseMessage,
+  type HelloMessage,
+  type MeshMessage,
+  type RegistrySnapshot,
+  type WorkloadRegistration,
+} from '../../common/mesh-protocol';
+import { createCsr, generateKeyPair, isNodeName, nodeSpiffeId } from '../../common/pki';
+import { Backoff, type BackoffOptions } from './backoff';
+import { joinOnce } from './join';
+import { loadNodeCredentials, saveNodeCredentials, type NodeCredentials } from './node-identity';
+import { isTlsVerifyError, openCollectorSocket, parseCollectorUrl, readRefusal, type CollectorEndpoint } from './transport';
+
+export type { RegistrySnapshot, WorkloadRegistration } from '../../common/mesh-protocol';
+
+export interface CollectorClientOptions {
+  /** `wss://host:port` or `unix:/abs/path.sock` */
+  url: string;
+  caPem: string;
+  node: string;
+  /** IPv4 where this agent's HBONE :15008 listens. */
+  nodeAddress: string;
+  /** node.key (0600) + node.crt are kept here. */
+  dataDir: string;
+  joinToken?: string;
+  log: Logger;
+  agentVersion?: string;
+  /** Drop the session when nothing (not even a ping) came from the collector for this long; default 35 s. */
+  deadAfterMs?: number;
+  backoff?: BackoffOptions;
+}
+
+interface Pending {
+  resolve: (v: { certPem: string; caPem: string }) => void;
+  reject: (err: PalisadeError) => void;
+  timer: NodeJS.Timeout;
+}
+
+const DEFAULT_CSR_TIMEOUT_MS = 10_000;
+const NODE_RENEW_CHECK_MS = 3_600_000;
+
+export class CollectorClient extends EventEmitter {
+  private readonly opts: CollectorClientOptions;
+  private readonly endpoint: CollectorEndpoint;
+  private readonly log: Logger;
+  private readonly backoff: Backoff;
+  private readonly pending = new Map<string, Pending>();
+  private creds: NodeCredentials | undefined;
+  private ws: WebSocket | undefined;
+  private ready = false;
+  private workloads: WorkloadRegistration[] | undefined;
+  private snapshot: RegistrySnapshot | undefined;
+  private nextId = 0;
+  private started = false;
+  private closed = false;
+  private lastHeard = 0;
+  private lastError: PalisadeError | undefined;
+  private startWaiter: { resolve: (s: RegistrySnapshot) => void; reject: (e: PalisadeError) => void } | undefined;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private wake: (() => void) | undefined;
+
+  constructor(opts: CollectorClientOptions) {
+    super();
+    if (!isNodeName(opts.node)) throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `invalid node name ${JSON.stringify(opts.node)}`);
+    if (!isIPv4(opts.nodeAddress)) {
+      throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `node address must be IPv4, got ${JSON.stringify(opts.nodeAddress)}`);
+    }
+    try {
+      if (!new X509Certificate(opts.caPem).ca) throw new Error('not a CA certificate');
+    } catch (err) {
+      throw new PalisadeError('PALISADE_ERR_CONFIG_INVALID', `the mesh CA is not a PEM CA certificate: ${(err as Error).message}`, { cause: err });
+    }
+    this.opts = opts;
+    this.endpoint = parseCollectorUrl(opts.url);
+    this.log = opts.log.child({ component: 'collector-client' });
+    this.backoff = new Backoff(opts.backoff);
+  }
+
+  get connected(): boolean {
+    return this.ready;
+  }
+
+  latest(): RegistrySnapshot | undefined {
+    return this.snapshot;
+  }
+
+  /** Join if needed, open the node session; resolves with the first registry snapshot. */
+  async start(): Promise<RegistrySnapshot> {
+    if (this.started) throw new PalisadeError('PALISADE_ERR_INTERNAL', 'collector client already started');
+    this.started = true;
+    this.creds = await this.credentials();
+    if (this.closed) throw closedError();
+    const first = new Promise<RegistrySnapshot>((resolve, reject) => (this.startWaiter = { resolve, reject }));
+    this.connect();
+    this.every(NODE_RENEW_CHECK_MS, () => this.renewNodeCertIfDue());
+    return first;
+  }
+
+  /** This node's workloads: sent now if connected, and after every reconnect. */
+  setWorkloads(workloads: WorkloadRegistration[]): void {
+    const copy = workloads.map((w) => ({ ...w, labels: { ...w.labels } }));
+    const frame = checked({ type: 'register', workloads: copy });
+    this.workloads = copy;
+    if (this.ready && this.ws) this.ws.send(frame);
+  }
+
+  requestCertificate(identity: string, csrPem: string, timeoutMs = DEFAULT_CSR_TIMEOUT_MS): Promise<{ certPem: string; caPem: string }> {
+    const ws = this.ws;
+    if (!this.ready || !ws) return Promise.reject(new PalisadeError('PALISADE_ERR_COLLECTOR_UNAVAILABLE', 'not connected to the collector'));
+    const id = String(++this.nextId);
+    let frame: string;
+    try {
+      frame = checked({ type: 'csr', id, identity, csr: csrPem });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new PalisadeError('PALISADE_ERR_COLLECTOR_UNAVAILABLE', `no answer to the CSR for ${identity} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(id, { resolve, reject, timer });
+      ws.send(frame);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    this.wake?.();
+    this.startWaiter?.reject(closedError());
+    this.startWaiter = undefined;
+    this.failPending('collector client closed');
+    const ws = this.ws;
+    if (!ws || ws.readyState === ws.CLOSED) return;
+    await new Promise<void>((resolve) => {
+      ws.once('close', () => resolve());
+      if (ws.readyState === ws.CONNECTING) ws.terminate();
+      else ws.close(1000, 'agent stopping');
+      setTimeout(() => ws.terminate(), 1_000).unref();
+    });
+  }
+
+  private async credentials(): Promise<NodeCredentials> {
+    const { dataDir, node, caPem, joinToken } = this.opts;
+    const loaded = loadNodeCredentials(dataDir, node, caPem);
+    if ('creds' in loaded) {
+      this.log.info({ notAfter: loaded.creds.notAfter.toISOString() }, 'node certificate loaded');
+      return loaded.creds;
+    }
+    if (joinToken === undefined) {
+      const why = 'missing' in loaded ? `no node certificate in ${dataDir}` : `the node certificate in ${dataDir} is unusable (${loaded.unusable})`;
+      throw new PalisadeError('PALISADE_ERR_CONFIG_INVALID', `${why} and no --join-token`);
+    }
+    for (;;) {
+      try {
+        const joined = await joinOnce(this.endpoint, caPem, node, joinToken);
+        const creds = saveNodeCredentials(dataDir, node, caPem, joined.key, joined.certPem);
+        this.log.info({ notAfter: creds.notAfter.toISOString() }, 'joined the mesh');
+        this.backoff.reset();
+        return creds;
+      } catch (err) {
+        if (this.closed) throw closedError();
+        if (!isPalisadeError(err) || err.code !== 'PALISADE_ERR_COLLECTOR_UNAVAILABLE') throw err;
+        const delay = this.backoff.next();
+        this.log.warn({ reason: err.message, retryInMs: delay }, 'cannot reach the collector to join, retrying');
+        await this.sleep(delay);
+        if (this.closed) throw closedError();
+      }
+    }
+  }
+
+  private connect(): void {
+    const creds = this.creds;
+    if (this.closed || !creds) return;
+    const ws = openCollectorSocket({ endpoint: this.endpoint, caPem: this.opts.caPem, cert: { certPem: creds.certPem, keyPem: creds.keyPem } });
+    this.ws = ws;
+    this.lastError = undefined;
+    this.heard();
+    ws.on('open', () => {
+      this.heard();
+      const hello: HelloMessage = { type: 'hello', node: this.opts.node, nodeAddress: this.opts.nodeAddress, agentVersion: agentVersion(this.opts) };
+      ws.send(encodeMessage(hello));
+      if (this.workloads) ws.send(encodeMessage({ type: 'register', workloads: this.workloads }));
+    });
+    ws.on('ping', () => this.heard());
+    ws.on('message', (data, isBinary) => this.onFrame(ws, data as Buffer, isBinary));
+    ws.on('unexpected-response', (_req, res) => {
+      void readRefusal(res, 'PALISADE_ERR_UNAUTHENTICATED').then((err) => {
+        this.lastError = new PalisadeError(err.code, `the collector refused node ${this.opts.node}: ${err.message}`);
+        this.log.error({ reason: err.message }, 'collector refused this node');
+        ws.terminate();
+      });
+    });
+    ws.on('error', (err: Error & { code?: string }) => {
+      const verify = isTlsVerifyError(err);
+      this.log[verify ? 'error' : 'debug']({ reason: err.message, code: err.code }, 'collector connection error');
+      if (verify) this.lastError = new PalisadeError('PALISADE_ERR_UNAUTHENTICATED', `cannot verify the collector: ${err.message}`);
+    });
+    ws.on('close', (code, reason) => this.onClose(ws, code, reason.toString()));
+    const dead = this.opts.deadAfterMs ?? 35_000;
+    const watchdog = this.every(Math.max(50, Math.floor(dead / 4)), () => {
+      if (this.ws !== ws || Date.now() - this.lastHeard <= dead) return;
+      this.log.warn({ silentMs: Date.now() - this.lastHeard }, 'collector went silent, reconnecting');
+      ws.terminate();
+    });
+    ws.once('close', () => this.clear(watchdog));
+  }
+
+  private onFrame(ws: WebSocket, data: Buffer, isBinary: boolean): void {
+    this.heard();
+    let m;
+    try {
+      if (isBinary) throw new PalisadeError('PALISADE_ERR_PROTOCOL', 'binary frame');
+      m = parseMessage(data, NODE_REPLIES, MAX_COLLECTOR_FRAME_BYTES);
+    } catch (err) {
+      this.log.warn({ reason: (err as Error).message }, 'bad frame from the collector, reconnecting');
+      ws.terminate();
+      return;
+    }
+    if (m.type === 'registry') {
+      const { type: _type, ...snapshot } = m;
+      this.snapshot = snapshot;
+      if (!this.ready) {
+        this.ready = true;
+        this.backoff.reset();
+        this.log.info({ version: snapshot.version, workloads: snapshot.workloads.length }, 'connected to the collector');
+        this.emit('connected');
+        this.startWaiter?.resolve(snapshot);
+        this.startWaiter = undefined;
+        void this.renewNodeCertIfDue();
+      }
+      this.emit('registry', snapshot);
+      return;
+    }
+    const pending = m.id === undefined ? undefined : this.pending.get(m.id);
+    if (pending && m.id !== undefined) {
+      this.pending.delete(m.id);
+      clearTimeout(pending.timer);
+      if (m.type === 'cert') pending.resolve({ certPem: m.cert, caPem: m.ca });
+      else if (m.type === 'error') pending.reject(new PalisadeError(m.code, m.message));
+      return;
+    }
+    if (m.type === 'error') {
+      const err = new PalisadeError(m.code, m.message);
+      this.lastError = err;
+      this.log.warn({ code: m.code, reason: m.message }, 'the collector reported an error');
+      this.emit('collector-error', err);
+    }
+  }
+
+  private onClose(ws: WebSocket, code: number, reason: string): void {
+    if (this.ws !== ws) return;
+    this.ws = undefined;
+    const wasReady = this.ready;
+    this.ready = false;
+    this.failPending('the collector connection was lost');
+    if (wasReady) this.emit('disconnected', { code, reason });
+    if (this.closed) return;
+    const refused = this.lastError && this.lastError.code !== 'PALISADE_ERR_PROTOCOL' && this.lastError.code !== 'PALISADE_ERR_REGISTRATION_REFUSED';
+    if (this.startWaiter && refused && this.lastError) {
+      this.startWaiter.reject(this.lastError);
+      this.startWaiter = undefined;
+      void this.close();
+      return;
+    }
+    const delay = this.backoff.next();
+    this.log[wasReady ? 'warn' : 'debug']({ code, reason, retryInMs: delay }, 'collector connection closed, reconnecting');
+    this.after(delay, () => this.connect());
+  }
+
+  /** Renew the node certificate over the node session once it is past half its life. */
+  private async renewNodeCertIfDue(): Promise<void> {
+    const creds = this.creds;
+    if (!creds || !this.ready) return;
+    const half = creds.notBefore.getTime() + (creds.notAfter.getTime() - creds.notBefore.getTime()) / 2;
+    if (Date.now() < half) return;
+    try {
+      const key = await generateKeyPair();
+      const uri = nodeSpiffeId(creds.trustDomain, this.opts.node);
+      const { certPem } = await this.requestCertificate(uri, createCsr(key, { commonName: this.opts.node, uri }));
+      this.creds = saveNodeCredentials(this.opts.dataDir, this.opts.node, this.opts.caPem, key, certPem);
+      this.log.info({ notAfter: this.creds.notAfter.toISOString() }, 'node certificate renewed');
+    } catch (err) {
+      this.log.warn({ reason: (err as Error).message }, 'node certificate renewal failed, will retry');
+    }
+  }
+
+  private failPending(why: string): void {
+    for (const [id, p] of this.pending) {
+      clearTimeout(p.timer);
+      p.reject(new PalisadeError('PALISADE_ERR_COLLECTOR_UNAVAILABLE', why));
+      this.pending.delete(id);
+    }
+  }
+
+  private heard(): void {
+    this.lastHeard = Date.now();
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.wake = resolve;
+      this.after(ms, resolve);
+    });
+  }
+
+  private after(ms: number, fn: () => void): void {
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      fn();
+    }, ms);
+    this.timers.add(t);
+  }
+
+  private every(ms: number, fn: () => void): NodeJS.Timeout {
+    const t = setInterval(fn, ms);
+    t.unref();
+    this.timers.add(t);
+    return t;
+  }
+
+  private clear(t: NodeJS.Timeout): void {
+    clearInterval(t);
+    this.timers.delete(t);
+  }
+}
+
+/** Validate an outgoing message with the collector's own parser, so a bug here is an error here. */
+function checked(message: MeshMessage): string {
+  const frame = encodeMessage(message);
+  try {
+    parseMessage(frame, [message.type]);
+  } catch (err) {
+    throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', (err as Error).message, { cause: err });
+  }
+  return frame;
+}
+
+function closedError(): PalisadeError {
+  return new PalisadeError('PALISADE_ERR_COLLECTOR_UNAVAILABLE', 'collector client closed');
+}
+
+function agentVersion(opts: CollectorClientOptions): string {
+  if (opts.agentVersion) return opts.agentVersion;
+  try {
+    return String((require('../../../package.json') as { version: string }).version);
+  } catch {
+    return 'unknown';
+  }
+}

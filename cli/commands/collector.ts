@@ -1,0 +1,87 @@
+/** `palisade collector` (run the collector) and `palisade collector token create`. */
+import type { Command } from 'commander';
+import { DEFAULT_TRUST_DOMAIN, startCollector } from '../../collector/collector';
+import { DEFAULT_LISTEN, parseListenAddress } from '../../collector/listen';
+import { TokenStore } from '../../collector/tokens';
+import { parsePositiveDuration } from '../../common/duration';
+import { PalisadeError } from '../../common/errors';
+import { isTrustDomain } from '../../common/identity';
+import type { CliDeps } from '../program';
+
+export const DEFAULT_COLLECTOR_DATA_DIR = '/var/lib/palisade/collector';
+
+interface RunFlags {
+  listen: string;
+  agentSocket?: string;
+  data: string;
+  trustDomain: string;
+  workloadCertTtl: string;
+  nodeCertTtl: string;
+  logLevel?: string;
+}
+
+interface TokenCreateFlags {
+  data: string;
+  ttl: string;
+  output: string;
+}
+
+const seconds = (text: string, what: string): number => Math.ceil(parsePositiveDuration(text, what) / 1000);
+
+function checkOutput(output: string): 'text' | 'json' {
+  if (output === 'text' || output === 'json') return output;
+  throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `invalid -o ${JSON.stringify(output)}: use text or json`);
+}
+
+export function registerCollectorCommands(program: Command, deps: CliDeps): void {
+  const collector = program.command('collector').description('the central collector: mesh CA, join tokens, workload registry');
+  collector
+    .command('run', { isDefault: true })
+    .description('run the collector (the default: `palisade collector --data DIR ...`)')
+    .option('--listen <host:port>', 'address agents connect to', DEFAULT_LISTEN)
+    .option('--agent-socket <path>', 'also serve agents on this Unix socket (for agents in other network namespaces)')
+    .option('--data <dir>', 'data directory (CA key and certificate, join tokens)', DEFAULT_COLLECTOR_DATA_DIR)
+    .option('--trust-domain <td>', 'SPIFFE trust domain of the mesh', DEFAULT_TRUST_DOMAIN)
+    .option('--workload-cert-ttl <duration>', 'lifetime of workload certificates', '24h')
+    .option('--node-cert-ttl <duration>', 'lifetime of node certificates', '30d')
+    .option('--log-level <level>', 'trace|debug|info|warn|error', undefined)
+    .action(async (flags: RunFlags) => {
+      parseListenAddress(flags.listen);
+      if (!isTrustDomain(flags.trustDomain)) {
+        throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `invalid --trust-domain ${JSON.stringify(flags.trustDomain)}`);
+      }
+      const workloadCertTtlSeconds = seconds(flags.workloadCertTtl, '--workload-cert-ttl');
+      const nodeCertTtlSeconds = seconds(flags.nodeCertTtl, '--node-cert-ttl');
+      const log = deps.logger(flags.logLevel);
+      const running = await startCollector({
+        listen: flags.listen,
+        agentSocket: flags.agentSocket,
+        dataDir: flags.data,
+        trustDomain: flags.trustDomain,
+        workloadCertTtlSeconds,
+        nodeCertTtlSeconds,
+        log,
+      });
+      const signal = await deps.waitForStop();
+      log.info({ signal }, 'stopping');
+      await running.stop();
+    });
+
+  const token = collector.command('token').description('join tokens for agents');
+  token
+    .command('create')
+    .description('create a single-use join token (works while the collector is stopped or running)')
+    .option('--data <dir>', 'the collector\'s data directory', DEFAULT_COLLECTOR_DATA_DIR)
+    .option('--ttl <duration>', 'how long the token can be used', '1h')
+    .option('-o, --output <format>', 'text|json', 'text')
+    .action((flags: TokenCreateFlags) => {
+      const output = checkOutput(flags.output);
+      const ttlMs = parsePositiveDuration(flags.ttl, '--ttl');
+      const created = new TokenStore(flags.data).create(ttlMs);
+      if (output === 'json') {
+        deps.stdout(`${JSON.stringify({ token: created.token, id: created.id, expiresAt: created.expiresAt.toISOString() })}\n`);
+      } else {
+        deps.stdout(`${created.token}\n`);
+      }
+    });
+}

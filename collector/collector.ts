@@ -1,0 +1,153 @@
+/**
+ * `startCollector`: the mesh CA, join tokens, the workload registry and the agent endpoint,
+ * wired together. Used by `palisade collector` and, in-process, by tests.
+ */
+import { chmodSync, unlinkSync } from 'node:fs';
+import type * as https from 'node:https';
+import * as net from 'node:net';
+import { describeCause, PalisadeError } from '../common/errors';
+import type { Logger } from '../common/log';
+import { COLLECTOR_SERVERNAME, encodeMessage, type RegistrySnapshot } from '../common/mesh-protocol';
+import { generateKeyPair, isSpecificIp } from '../common/pki';
+import { CertificateAuthority } from '../common/pki-ca';
+import { clearStaleSocket, DEFAULT_LISTEN, formatAddress, parseListenAddress } from './listen';
+import { WorkloadRegistry } from './registry';
+import { AgentServer, type ServingIdentity } from './server';
+import { TokenStore } from './tokens';
+
+export const DEFAULT_TRUST_DOMAIN = 'cluster.local';
+export const DEFAULT_WORKLOAD_CERT_TTL_SECONDS = 24 * 3600;
+export const DEFAULT_NODE_CERT_TTL_SECONDS = 30 * 86_400;
+const SERVING_CERT_TTL_SECONDS = 30 * 86_400;
+const SERVING_CERT_CHECK_MS = 3_600_000;
+
+export interface CollectorOptions {
+  dataDir: string;
+  log: Logger;
+  /** `HOST:PORT`; default 127.0.0.1:15012. */
+  listen?: string;
+  /** Also serve agents on this Unix socket (mode 0600). */
+  agentSocket?: string;
+  trustDomain?: string;
+  workloadCertTtlSeconds?: number;
+  nodeCertTtlSeconds?: number;
+  pingIntervalMs?: number;
+  deadAfterMs?: number;
+}
+
+export interface RunningCollector {
+  /** `host:port` actually bound (the port resolved when 0 was asked). */
+  address: string;
+  port: number;
+  /** `wss://host:port`, for agents. */
+  url: string;
+  socketPath: string | undefined;
+  ca: CertificateAuthority;
+  snapshot(): RegistrySnapshot;
+  stop(): Promise<void>;
+}
+
+export async function startCollector(opts: CollectorOptions): Promise<RunningCollector> {
+  const log = opts.log.child({ component: 'collector' });
+  const { host, port } = parseListenAddress(opts.listen ?? DEFAULT_LISTEN);
+  const ca = CertificateAuthority.loadOrCreate(opts.dataDir, opts.trustDomain ?? DEFAULT_TRUST_DOMAIN, log);
+  const tokens = new TokenStore(opts.dataDir);
+  let server: AgentServer | undefined;
+  const registry = new WorkloadRegistry(ca.trustDomain, (snapshot) => {
+    server?.broadcast(encodeMessage({ type: 'registry', ...snapshot }));
+    log.debug({ version: snapshot.version, workloads: snapshot.workloads.length }, 'registry changed');
+  });
+  const issueServing = async (): Promise<ServingIdentity & { issuedAt: number }> => {
+    const key = await generateKeyPair();
+    const certPem = ca.issue(key.publicKeyPem, {
+      dnsNames: [COLLECTOR_SERVERNAME, ...(!net.isIP(host) && host !== COLLECTOR_SERVERNAME ? [host.toLowerCase()] : [])],
+      ips: isSpecificIp(host) ? [host] : [],
+      commonName: COLLECTOR_SERVERNAME,
+      usage: 'server',
+      ttlSeconds: SERVING_CERT_TTL_SECONDS,
+    });
+    return { keyPem: key.privateKeyPem, certPem, issuedAt: Date.now() };
+  };
+  let serving = await issueServing();
+  const agents = new AgentServer({
+    ca,
+    tokens,
+    registry,
+    serving,
+    workloadCertTtlSeconds: opts.workloadCertTtlSeconds ?? DEFAULT_WORKLOAD_CERT_TTL_SECONDS,
+    nodeCertTtlSeconds: opts.nodeCertTtlSeconds ?? DEFAULT_NODE_CERT_TTL_SECONDS,
+    log,
+    pingIntervalMs: opts.pingIntervalMs,
+    deadAfterMs: opts.deadAfterMs,
+  });
+  server = agents;
+
+  const renewal = setInterval(() => {
+    if (Date.now() - serving.issuedAt < (SERVING_CERT_TTL_SECONDS * 1000) / 2) return;
+    issueServing().then(
+      (next) => {
+        serving = next;
+        agents.setServingIdentity(next);
+        log.info('serving certificate renewed');
+      },
+      (err: unknown) => log.error({ err }, 'serving certificate renewal failed'),
+    );
+  }, SERVING_CERT_CHECK_MS);
+  renewal.unref();
+
+  let bound: net.AddressInfo;
+  let socketPath: string | undefined;
+  try {
+    bound = (await listen(agents.createServer(), { host, port }, `${formatAddress(host, port)}`)) as net.AddressInfo;
+    if (opts.agentSocket !== undefined) {
+      await clearStaleSocket(opts.agentSocket);
+      await listen(agents.createServer(), { path: opts.agentSocket }, opts.agentSocket);
+      socketPath = opts.agentSocket;
+      chmodSync(socketPath, 0o600);
+    }
+  } catch (err) {
+    clearInterval(renewal);
+    await agents.close();
+    throw err;
+  }
+  const address = formatAddress(bound.address, bound.port);
+  log.info({ address, socketPath, trustDomain: ca.trustDomain }, 'collector ready');
+
+  let stopped: Promise<void> | undefined;
+  return {
+    address,
+    port: bound.port,
+    url: `wss://${address}`,
+    socketPath,
+    ca,
+    snapshot: () => registry.snapshot(),
+    stop: () => {
+      stopped ??= (async () => {
+        clearInterval(renewal);
+        await agents.close();
+        if (socketPath !== undefined) {
+          try {
+            unlinkSync(socketPath);
+          } catch {
+            // already gone
+          }
+        }
+        log.info('collector stopped');
+      })();
+      return stopped;
+    },
+  };
+}
+
+function listen(server: https.Server, where: net.ListenOptions, what: string): Promise<net.AddressInfo | string | null> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => {
+      reject(new PalisadeError('PALISADE_ERR_LISTEN', `cannot listen on ${what}: ${describeCause(err)}`, { cause: err }));
+    };
+    server.once('error', onError);
+    server.listen(where, () => {
+      server.off('error', onError);
+      resolve(server.address());
+    });
+  });
+}

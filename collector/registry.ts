@@ -1,0 +1,134 @@
+/**
+ * The collector's workload registry: which node runs which workload at which IP, and which nodes
+ * are online. Pure data, no sockets: sessions call it, and it calls `onChange` once per change so
+ * the server can push a snapshot to every agent. A node that disconnects keeps its workloads
+ * (established traffic keeps working) and is marked offline.
+ */
+import { spiffeId } from '../common/identity';
+import type { RegistryNode, RegistrySnapshot, RegistryWorkload, WorkloadRegistration } from '../common/mesh-protocol';
+
+interface NodeState {
+  nodeAddress: string;
+  online: boolean;
+  lastSeen: Date;
+  workloads: RegistryWorkload[];
+}
+
+export interface RegisterResult {
+  accepted: number;
+  /** One line per refused workload: `<ns>/<name>: <why>`. */
+  refused: string[];
+}
+
+export class WorkloadRegistry {
+  private readonly nodes = new Map<string, NodeState>();
+  private versionCounter = 0;
+
+  constructor(
+    readonly trustDomain: string,
+    private readonly onChange: (snapshot: RegistrySnapshot) => void = () => undefined,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  get version(): number {
+    return this.versionCounter;
+  }
+
+  /** A node's session said hello: online, at `nodeAddress`. */
+  nodeOnline(node: string, nodeAddress: string): void {
+    const state = this.nodes.get(node);
+    if (state) {
+      state.online = true;
+      state.lastSeen = this.now();
+      if (state.nodeAddress !== nodeAddress) {
+        state.nodeAddress = nodeAddress;
+        state.workloads = state.workloads.map((w) => ({ ...w, nodeAddress }));
+      }
+    } else {
+      this.nodes.set(node, { nodeAddress, online: true, lastSeen: this.now(), workloads: [] });
+    }
+    this.changed();
+  }
+
+  /** A node's session ended: its workloads stay, the node is offline. */
+  nodeOffline(node: string): void {
+    const state = this.nodes.get(node);
+    if (!state || !state.online) return;
+    state.online = false;
+    state.lastSeen = this.now();
+    this.changed();
+  }
+
+  /**
+   * Replace `node`'s workloads with `workloads`, except those refused: an identity outside this
+   * trust domain, an IP another node has registered, an IP or name given twice. Refused ones are
+   * left out; the node's previous entry for a refused IP is not kept either.
+   */
+  register(node: string, workloads: WorkloadRegistration[]): RegisterResult {
+    const state = this.nodes.get(node);
+    if (!state) throw new Error(`register before hello for node ${node}`);
+    const owners = new Map<string, string>();
+    for (const [other, s] of this.nodes) if (other !== node) for (const w of s.workloads) owners.set(w.ip, other);
+    const refused: string[] = [];
+    const accepted: RegistryWorkload[] = [];
+    const seenIps = new Set<string>();
+    const seenNames = new Set<string>();
+    for (const w of workloads) {
+      const label = `${w.namespace}/${w.name}`;
+      const identity = spiffeId(this.trustDomain, w.namespace, w.serviceAccount);
+      const owner = owners.get(w.ip);
+      let why: string | undefined;
+      if (w.identity !== undefined && w.identity !== identity) why = `identity ${w.identity} is not ${identity} (trust domain ${this.trustDomain})`;
+      else if (owner !== undefined) why = `ip ${w.ip} is already registered by node ${owner}`;
+      else if (seenIps.has(w.ip)) why = `ip ${w.ip} is given twice`;
+      else if (seenNames.has(label)) why = 'workload is given twice';
+      if (why) {
+        refused.push(`${label}: ${why}`);
+        continue;
+      }
+      seenIps.add(w.ip);
+      seenNames.add(label);
+      accepted.push({
+        node,
+        nodeAddress: state.nodeAddress,
+        name: w.name,
+        namespace: w.namespace,
+        serviceAccount: w.serviceAccount,
+        identity,
+        ip: w.ip,
+        labels: { ...w.labels },
+      });
+    }
+    accepted.sort(byIp);
+    if (JSON.stringify(accepted) !== JSON.stringify(state.workloads)) {
+      state.workloads = accepted;
+      this.changed();
+    }
+    return { accepted: accepted.length, refused };
+  }
+
+  /** Is `identity` the identity of a workload `node` has registered right now? */
+  hasIdentity(node: string, identity: string): boolean {
+    return this.nodes.get(node)?.workloads.some((w) => w.identity === identity) ?? false;
+  }
+
+  snapshot(): RegistrySnapshot {
+    const workloads: RegistryWorkload[] = [];
+    const nodes: RegistryNode[] = [];
+    for (const [node, s] of [...this.nodes].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+      nodes.push({ node, nodeAddress: s.nodeAddress, online: s.online, lastSeen: (s.online ? this.now() : s.lastSeen).toISOString() });
+      workloads.push(...s.workloads.map((w) => ({ ...w, labels: { ...w.labels } })));
+    }
+    return { version: this.versionCounter, workloads: workloads.sort(byIp), nodes };
+  }
+
+  private changed(): void {
+    this.versionCounter += 1;
+    this.onChange(this.snapshot());
+  }
+}
+
+function byIp(a: RegistryWorkload, b: RegistryWorkload): number {
+  const n = (ip: string): number => ip.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
+  return n(a.ip) - n(b.ip);
+}

@@ -1,0 +1,215 @@
+/**
+ * The collector's agent endpoint: HTTPS (TLS 1.3 minimum) on a TCP address and, optionally, a
+ * Unix socket, with the same TLS and the same `/v1/agent` WebSocket handler on both. Client
+ * certificates are requested but not required at the TLS layer; each upgrade is authenticated
+ * before it is accepted: a node certificate from our CA → node session; otherwise a join token
+ * → join session; otherwise HTTP 401 with a JSON `{code, message}` body.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import * as https from 'node:https';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { PalisadeErrorCode } from '../common/errors';
+import type { Logger } from '../common/log';
+import { AGENT_PATH, CloseCode, MAX_FRAME_BYTES } from '../common/mesh-protocol';
+import { parseNodeSpiffeId, spiffeIdOfCert } from '../common/pki';
+import type { CertificateAuthority } from '../common/pki-ca';
+import { NodeSession, type NodeSessionHub } from './agent-session';
+import { runJoinSession } from './join-session';
+import type { WorkloadRegistry } from './registry';
+import { closeWith } from './session-io';
+import type { TokenStore } from './tokens';
+
+export interface ServingIdentity {
+  keyPem: string;
+  certPem: string;
+}
+
+export interface AgentServerOptions {
+  ca: CertificateAuthority;
+  tokens: TokenStore;
+  registry: WorkloadRegistry;
+  serving: ServingIdentity;
+  workloadCertTtlSeconds: number;
+  nodeCertTtlSeconds: number;
+  log: Logger;
+  /** Ping every agent this often (default 10 s)… */
+  pingIntervalMs?: number;
+  /** …and cut one off when it has not answered for this long (default 30 s). */
+  deadAfterMs?: number;
+}
+
+type Auth =
+  | { kind: 'node'; node: string }
+  | { kind: 'join'; token: string; tokenId: string }
+  | { kind: 'refused'; code: PalisadeErrorCode; reason: string; tokenId?: string };
+
+/** How long `close()` waits for agents to answer the close frame before cutting them off. */
+const CLOSE_GRACE_MS = 1_000;
+
+export class AgentServer implements NodeSessionHub {
+  private readonly wss: WebSocketServer;
+  private readonly servers: https.Server[] = [];
+  private readonly current = new Map<string, NodeSession>();
+  private readonly lastPong = new WeakMap<WebSocket, number>();
+  private readonly keepalive: NodeJS.Timeout;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: AgentServerOptions) {
+    this.log = opts.log;
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, clientTracking: true });
+    const interval = opts.pingIntervalMs ?? 10_000;
+    this.keepalive = setInterval(() => this.ping(opts.deadAfterMs ?? 30_000), interval);
+    this.keepalive.unref();
+  }
+
+  /** A new HTTPS server with our TLS settings and handlers; the caller listens on it. */
+  createServer(): https.Server {
+    const server = https.createServer({ ...this.tlsOptions(this.opts.serving) });
+    server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
+      res.writeHead(404, { 'content-type': 'application/json' }).end('{"message":"not found"}\n');
+    });
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
+    server.on('tlsClientError', (err: Error) => this.log.debug({ reason: err.message }, 'tls handshake failed'));
+    this.servers.push(server);
+    return server;
+  }
+
+  /** Swap the serving certificate on every server (new connections only). */
+  setServingIdentity(serving: ServingIdentity): void {
+    for (const s of this.servers) s.setSecureContext(this.tlsOptions(serving));
+  }
+
+  /** Send one registry frame to every node session that said hello. */
+  broadcast(frame: string): void {
+    for (const session of this.current.values()) session.push(frame);
+  }
+
+  claim(node: string, session: NodeSession): NodeSession | undefined {
+    const previous = this.current.get(node);
+    this.current.set(node, session);
+    return previous === session ? undefined : previous;
+  }
+
+  release(node: string, session: NodeSession): boolean {
+    if (this.current.get(node) !== session) return false;
+    this.current.delete(node);
+    return true;
+  }
+
+  /** Close every session (1001), then every server. */
+  async close(): Promise<void> {
+    clearInterval(this.keepalive);
+    const open = [...this.wss.clients];
+    await new Promise<void>((resolve) => {
+      if (open.length === 0) return resolve();
+      let left = open.length;
+      const timer = setTimeout(resolve, CLOSE_GRACE_MS);
+      for (const ws of open) {
+        ws.once('close', () => {
+          if (--left === 0) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+        closeWith(ws, CloseCode.GOING_AWAY, 'collector stopping');
+      }
+    });
+    for (const ws of this.wss.clients) ws.terminate();
+    this.wss.close();
+    await Promise.all(
+      this.servers.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            s.close(() => resolve());
+            s.closeAllConnections();
+          }),
+      ),
+    );
+  }
+
+  private tlsOptions(serving: ServingIdentity): https.ServerOptions {
+    return {
+      key: serving.keyPem,
+      cert: serving.certPem,
+      ca: [this.opts.ca.certPem],
+      requestCert: true,
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.3',
+    };
+  }
+
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => undefined);
+    const tlsSocket = req.socket as TLSSocket;
+    const remote = tlsSocket.remoteAddress ?? 'unix';
+    const path = (req.url ?? '').split('?')[0];
+    if (path !== AGENT_PATH) {
+      this.log.warn({ remote, path: path.slice(0, 256), reason: 'unknown path' }, 'upgrade refused');
+      return respond(socket, 404, { code: 'PALISADE_ERR_NOT_FOUND', message: `no endpoint ${path.slice(0, 256)}` });
+    }
+    const auth = this.authenticate(req, tlsSocket);
+    if (auth.kind === 'refused') {
+      this.log.warn({ remote, reason: auth.reason, tokenId: auth.tokenId }, 'agent refused');
+      return respond(socket, 401, { code: auth.code, message: auth.reason });
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      this.lastPong.set(ws, Date.now());
+      ws.on('pong', () => this.lastPong.set(ws, Date.now()));
+      if (auth.kind === 'node') {
+        new NodeSession(ws, auth.node, { ...this.opts, hub: this, log: this.log.child({ remote }) });
+      } else {
+        runJoinSession(ws, auth.token, auth.tokenId, { ...this.opts, log: this.log.child({ remote }) });
+      }
+    });
+  }
+
+  private authenticate(req: IncomingMessage, socket: TLSSocket): Auth {
+    const peer = socket.getPeerX509Certificate();
+    if (peer && socket.authorized) {
+      const id = spiffeIdOfCert(peer.toString());
+      const parsed = id === undefined ? undefined : parseNodeSpiffeId(id);
+      if (parsed && parsed.trustDomain === this.opts.ca.trustDomain) return { kind: 'node', node: parsed.node };
+    }
+    const header = req.headers.authorization;
+    if (header !== undefined) {
+      const m = /^Bearer ([\x21-\x7e]{1,256})$/.exec(header);
+      if (!m) return { kind: 'refused', code: 'PALISADE_ERR_JOIN_REFUSED', reason: 'malformed authorization header' };
+      let verdict;
+      try {
+        verdict = this.opts.tokens.check(m[1]);
+      } catch (err) {
+        this.log.error({ err }, 'token store unreadable');
+        return { kind: 'refused', code: 'PALISADE_ERR_JOIN_REFUSED', reason: 'collector cannot read its token store' };
+      }
+      if (verdict.ok) return { kind: 'join', token: m[1], tokenId: verdict.id };
+      return { kind: 'refused', code: 'PALISADE_ERR_JOIN_REFUSED', reason: verdict.reason, tokenId: verdict.id };
+    }
+    let reason = 'no client certificate and no join token';
+    if (peer && !socket.authorized) reason = `client certificate not trusted (${String(socket.authorizationError)})`;
+    else if (peer) reason = 'client certificate is not a node identity of this trust domain';
+    return { kind: 'refused', code: 'PALISADE_ERR_UNAUTHENTICATED', reason };
+  }
+
+  private ping(deadAfterMs: number): void {
+    const now = Date.now();
+    for (const ws of this.wss.clients) {
+      if (now - (this.lastPong.get(ws) ?? now) > deadAfterMs) {
+        this.log.warn({ reason: 'no pong', silentMs: now - (this.lastPong.get(ws) ?? now) }, 'session terminated');
+        ws.terminate();
+      } else if (ws.readyState === ws.OPEN) {
+        ws.ping();
+      }
+    }
+  }
+}
+
+function respond(socket: Duplex, status: 401 | 404, body: { code: string; message: string }): void {
+  const text = JSON.stringify(body);
+  const reason = status === 401 ? 'Unauthorized' : 'Not Found';
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
+      `Content-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`,
+  );
+}

@@ -1,0 +1,33 @@
+/** Sending and closing on an agent's WebSocket, the same way for join and node sessions. */
+import type WebSocket from 'ws';
+import type { PalisadeError } from '../common/errors';
+import type { Logger } from '../common/log';
+import { CloseCode, encodeMessage, type MeshMessage } from '../common/mesh-protocol';
+
+/** An agent that lets this much pile up unread is cut off rather than growing our memory. */
+export const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
+
+/** Send one message (or pre-encoded frame); false when the socket is gone or was cut off. */
+export function sendTo(ws: WebSocket, message: MeshMessage | string, log: Logger): boolean {
+  if (ws.readyState !== ws.OPEN) return false;
+  if (ws.bufferedAmount > MAX_BUFFERED_BYTES) {
+    log.warn({ reason: 'agent is not reading', bufferedBytes: ws.bufferedAmount }, 'session terminated');
+    ws.terminate();
+    return false;
+  }
+  ws.send(typeof message === 'string' ? message : encodeMessage(message));
+  return true;
+}
+
+/** Close reasons are at most 123 bytes on the wire. */
+export function closeWith(ws: WebSocket, code: number, reason: string): void {
+  if (ws.readyState === ws.CLOSED || ws.readyState === ws.CLOSING) return;
+  ws.close(code, Buffer.from(reason).subarray(0, 123).toString());
+}
+
+/** Hostile or broken input: log the reason, tell the agent once, close with 4400. */
+export function refuseFrame(ws: WebSocket, err: PalisadeError, log: Logger): void {
+  log.warn({ reason: err.message }, 'frame refused, closing session');
+  sendTo(ws, { type: 'error', code: 'PALISADE_ERR_PROTOCOL', message: err.message.slice(0, 1024) }, log);
+  closeWith(ws, CloseCode.PROTOCOL, 'protocol error');
+}

@@ -1,0 +1,284 @@
+/**
+ * The agent ⇄ collector protocol on `wss://…/v1/agent`: JSON text frames, each an object with
+ * a `type`. Defined once here for both sides. `parseMessage` is the boundary: it turns a frame
+ * into one of these types or refuses it (unknown type or field, wrong shape, oversized) with a
+ * one-line PALISADE_ERR_PROTOCOL error. Semantic checks (trust domain, who owns an IP, which
+ * identities a node may ask for) belong to the collector.
+ *
+ * Join session (authenticated by `Authorization: Bearer <join token>`):
+ *   agent → join · collector → joined (then close 1000) or error (then close 4001)
+ * Node session (authenticated by a node certificate):
+ *   agent → hello (first), register, csr · collector → registry, cert, error
+ */
+import { PalisadeError, type PalisadeErrorCode } from './errors';
+import { isDnsLabel } from './identity';
+import { isNodeName } from './pki';
+
+export const AGENT_PATH = '/v1/agent';
+/** The DNS name in the collector's serving certificate; agents always verify against it. */
+export const COLLECTOR_SERVERNAME = 'palisade-collector';
+/** Largest frame an agent may send (and the collector's ws maxPayload). */
+export const MAX_FRAME_BYTES = 1024 * 1024;
+/** Largest frame the collector may send: registry snapshots grow with the mesh. */
+export const MAX_COLLECTOR_FRAME_BYTES = 64 * 1024 * 1024;
+
+export const CloseCode = {
+  NORMAL: 1000,
+  GOING_AWAY: 1001,
+  /** Join token refused. */
+  JOIN_REFUSED: 4001,
+  /** A frame failed `parseMessage`. */
+  PROTOCOL: 4400,
+  /** The session tried to act as another node. */
+  FORBIDDEN: 4403,
+  /** Another session for the same node took over. */
+  REPLACED: 4409,
+} as const;
+
+/** Error codes that may travel in an `error` message. */
+export const WIRE_ERROR_CODES = [
+  'PALISADE_ERR_CSR_REFUSED',
+  'PALISADE_ERR_JOIN_REFUSED',
+  'PALISADE_ERR_REGISTRATION_REFUSED',
+  'PALISADE_ERR_UNAUTHENTICATED',
+  'PALISADE_ERR_PROTOCOL',
+  'PALISADE_ERR_INTERNAL',
+] as const satisfies readonly PalisadeErrorCode[];
+export type WireErrorCode = (typeof WIRE_ERROR_CODES)[number];
+
+export interface WorkloadRegistration {
+  name: string;
+  namespace: string;
+  serviceAccount: string;
+  /** IPv4, canonical dotted quad. */
+  ip: string;
+  labels: Record<string, string>;
+  /** Optional: when given, the collector refuses it unless it is spiffe://<its td>/ns/<ns>/sa/<sa>. */
+  identity?: string;
+}
+
+export interface RegistryWorkload {
+  node: string;
+  nodeAddress: string;
+  name: string;
+  namespace: string;
+  serviceAccount: string;
+  identity: string;
+  ip: string;
+  labels: Record<string, string>;
+}
+
+export interface RegistryNode {
+  node: string;
+  nodeAddress: string;
+  online: boolean;
+  /** ISO 8601: when the node's session last ended (or now, while online). */
+  lastSeen: string;
+}
+
+/** `version` counts changes within one collector process; a restarted collector starts again. */
+export interface RegistrySnapshot {
+  version: number;
+  workloads: RegistryWorkload[];
+  nodes: RegistryNode[];
+}
+
+export interface JoinMessage { type: 'join'; node: string; csr: string }
+export interface JoinedMessage { type: 'joined'; cert: string; ca: string }
+export interface HelloMessage { type: 'hello'; node: string; nodeAddress: string; agentVersion: string }
+export interface RegisterMessage { type: 'register'; workloads: WorkloadRegistration[] }
+export interface CsrMessage { type: 'csr'; id: string; identity: string; csr: string }
+export interface CertMessage { type: 'cert'; id: string; cert: string; ca: string }
+export interface ErrorMessage { type: 'error'; id?: string; code: WireErrorCode; message: string }
+export interface RegistryMessage extends RegistrySnapshot { type: 'registry' }
+
+export type MeshMessage =
+  | JoinMessage
+  | JoinedMessage
+  | HelloMessage
+  | RegisterMessage
+  | CsrMessage
+  | CertMessage
+  | ErrorMessage
+  | RegistryMessage;
+export type MessageType = MeshMessage['type'];
+export type MessageOf<T extends MessageType> = Extract<MeshMessage, { type: T }>;
+
+/** What each side may receive, by session kind. */
+export const JOIN_REQUESTS = ['join'] as const;
+export const JOIN_REPLIES = ['joined', 'error'] as const;
+export const NODE_FIRST = ['hello'] as const;
+export const NODE_REQUESTS = ['register', 'csr'] as const;
+export const NODE_REPLIES = ['registry', 'cert', 'error'] as const;
+
+// ---- field checks: each returns undefined when valid, else what is wrong -------------------
+
+type Check = (v: unknown, at: string) => string | undefined;
+interface Field { check: Check; optional?: boolean }
+type Schema = Record<string, Field>;
+
+const MAX_PEM = 16 * 1024;
+const MAX_MESSAGE_TEXT = 1024;
+const MAX_LABELS = 64;
+const MAX_WORKLOADS = 10_000;
+const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+const ID_RE = /^[A-Za-z0-9._-]{1,64}$/;
+const VERSION_TEXT_RE = /^[\x21-\x7e]{1,64}$/;
+const LABEL_NAME_RE = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
+const DNS_SUBDOMAIN_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const SPIFFE_MAX = 2048;
+
+const isString = (v: unknown): v is string => typeof v === 'string';
+const str =
+  (ok: (s: string) => boolean, rule: string): Check =>
+  (v, at) =>
+    isString(v) && ok(v) ? undefined : `${at}: ${rule}`;
+
+const nodeName = str(isNodeName, "must be a node name (lowercase letters, digits, '.', '-', '_', at most 63)");
+const ipv4 = str((s) => IPV4_RE.test(s), 'must be an IPv4 address');
+const dnsLabel = str(isDnsLabel, 'must be a DNS-1123 label');
+const pem = (kind: string): Check => str((s) => s.length <= MAX_PEM && s.startsWith(`-----BEGIN ${kind}-----`), `must be a PEM ${kind}`);
+const requestId = str((s) => ID_RE.test(s), "must be 1-64 letters, digits, '.', '_' or '-'");
+const spiffe = str((s) => s.length <= SPIFFE_MAX && s.startsWith('spiffe://'), 'must be a spiffe:// URI');
+const text = str((s) => s.length <= MAX_MESSAGE_TEXT, `must be a string of at most ${MAX_MESSAGE_TEXT} characters`);
+const agentVersion = str((s) => VERSION_TEXT_RE.test(s), 'must be 1-64 printable characters');
+const isoTime = str((s) => s.length <= 40 && !Number.isNaN(Date.parse(s)), 'must be an ISO 8601 time');
+const wireCode = str((s) => (WIRE_ERROR_CODES as readonly string[]).includes(s), 'must be a known error code');
+const bool: Check = (v, at) => (typeof v === 'boolean' ? undefined : `${at}: must be true or false`);
+const version: Check = (v, at) => (Number.isSafeInteger(v) && (v as number) >= 0 ? undefined : `${at}: must be a non-negative integer`);
+
+function isLabelKey(key: string): boolean {
+  const slash = key.indexOf('/');
+  const name = slash === -1 ? key : key.slice(slash + 1);
+  if (slash !== -1 && (slash > 253 || !DNS_SUBDOMAIN_RE.test(key.slice(0, slash)))) return false;
+  return name.length <= 63 && LABEL_NAME_RE.test(name);
+}
+
+const labels: Check = (v, at) => {
+  if (!isPlainObject(v)) return `${at}: must be an object of label names to strings`;
+  const entries = Object.entries(v);
+  if (entries.length > MAX_LABELS) return `${at}: at most ${MAX_LABELS} labels`;
+  for (const [key, value] of entries) {
+    if (!isLabelKey(key)) return `${at}: invalid label key`;
+    if (!isString(value) || (value !== '' && !(value.length <= 63 && LABEL_NAME_RE.test(value)))) return `${at}.${key}: invalid label value`;
+  }
+  return undefined;
+};
+
+const object =
+  (schema: Schema): Check =>
+  (v, at) =>
+    checkObject(v, schema, at);
+
+const arrayOf =
+  (item: Check, max: number): Check =>
+  (v, at) => {
+    if (!Array.isArray(v)) return `${at}: must be an array`;
+    if (v.length > max) return `${at}: at most ${max} entries`;
+    for (let i = 0; i < v.length; i++) {
+      const problem = item(v[i], `${at}[${i}]`);
+      if (problem) return problem;
+    }
+    return undefined;
+  };
+
+const WORKLOAD_REGISTRATION: Schema = {
+  name: { check: dnsLabel },
+  namespace: { check: dnsLabel },
+  serviceAccount: { check: dnsLabel },
+  ip: { check: ipv4 },
+  labels: { check: labels },
+  identity: { check: spiffe, optional: true },
+};
+
+const REGISTRY_WORKLOAD: Schema = {
+  node: { check: nodeName },
+  nodeAddress: { check: ipv4 },
+  name: { check: dnsLabel },
+  namespace: { check: dnsLabel },
+  serviceAccount: { check: dnsLabel },
+  identity: { check: spiffe },
+  ip: { check: ipv4 },
+  labels: { check: labels },
+};
+
+const REGISTRY_NODE: Schema = {
+  node: { check: nodeName },
+  nodeAddress: { check: ipv4 },
+  online: { check: bool },
+  lastSeen: { check: isoTime },
+};
+
+const SCHEMAS: { [T in MessageType]: Schema } = {
+  join: { node: { check: nodeName }, csr: { check: pem('CERTIFICATE REQUEST') } },
+  joined: { cert: { check: pem('CERTIFICATE') }, ca: { check: pem('CERTIFICATE') } },
+  hello: { node: { check: nodeName }, nodeAddress: { check: ipv4 }, agentVersion: { check: agentVersion } },
+  register: { workloads: { check: arrayOf(object(WORKLOAD_REGISTRATION), MAX_WORKLOADS) } },
+  csr: { id: { check: requestId }, identity: { check: spiffe }, csr: { check: pem('CERTIFICATE REQUEST') } },
+  cert: { id: { check: requestId }, cert: { check: pem('CERTIFICATE') }, ca: { check: pem('CERTIFICATE') } },
+  error: { id: { check: requestId, optional: true }, code: { check: wireCode }, message: { check: text } },
+  registry: {
+    version: { check: version },
+    workloads: { check: arrayOf(object(REGISTRY_WORKLOAD), MAX_WORKLOADS * 10) },
+    nodes: { check: arrayOf(object(REGISTRY_NODE), MAX_WORKLOADS) },
+  },
+};
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function checkObject(v: unknown, schema: Schema, at: string): string | undefined {
+  if (!isPlainObject(v)) return `${at}: must be an object`;
+  for (const key of Object.keys(v)) {
+    if (!Object.prototype.hasOwnProperty.call(schema, key)) return `${at}: unknown field ${JSON.stringify(key.slice(0, 64))}`;
+  }
+  for (const [key, field] of Object.entries(schema)) {
+    if (!Object.prototype.hasOwnProperty.call(v, key)) {
+      if (field.optional) continue;
+      return `${at}: missing field "${key}"`;
+    }
+    const problem = field.check(v[key], `${at}.${key}`);
+    if (problem) return problem;
+  }
+  return undefined;
+}
+
+function refuse(reason: string): PalisadeError {
+  return new PalisadeError('PALISADE_ERR_PROTOCOL', reason);
+}
+
+/**
+ * One frame → one message of an allowed type; throws PALISADE_ERR_PROTOCOL (one line, never
+ * echoing the frame) for anything else.
+ */
+export function parseMessage<T extends MessageType>(
+  frame: string | Buffer,
+  allowedTypes: readonly T[],
+  maxBytes: number = MAX_FRAME_BYTES,
+): MessageOf<T> {
+  const size = typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length;
+  if (size > maxBytes) throw refuse(`frame of ${size} bytes is over the ${maxBytes}-byte limit`);
+  let value: unknown;
+  try {
+    value = JSON.parse(typeof frame === 'string' ? frame : frame.toString('utf8'));
+  } catch {
+    throw refuse('frame is not JSON');
+  }
+  if (!isPlainObject(value)) throw refuse('frame is not a JSON object');
+  const type = value.type;
+  if (!isString(type)) throw refuse('message has no "type"');
+  if (!(allowedTypes as readonly string[]).includes(type)) {
+    const known = Object.prototype.hasOwnProperty.call(SCHEMAS, type);
+    throw refuse(known ? `message type "${type}" is not allowed here` : `unknown message type ${JSON.stringify(type.slice(0, 64))}`);
+  }
+  const { type: _type, ...fields } = value;
+  const problem = checkObject(fields, SCHEMAS[type as T], type);
+  if (problem) throw refuse(problem);
+  return value as unknown as MessageOf<T>;
+}
+
+/** The one way messages are put on the wire. */
+export function encodeMessage(message: MeshMessage): string {
+  return JSON.stringify(message);
+}

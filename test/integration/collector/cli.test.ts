@@ -1,0 +1,116 @@
+import { strict as assert } from 'node:assert';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { run, type CliDeps } from '../../../cli/program';
+import { CaTemplate, client, collector, LogCapture, Stack, TempDirs, waitFor } from './helpers';
+
+interface Captured {
+  deps: CliDeps;
+  out: string[];
+  err: string[];
+  logs: LogCapture;
+  stop: () => void;
+}
+
+function cli(): Captured {
+  const out: string[] = [];
+  const err: string[] = [];
+  const logs = new LogCapture();
+  let stop: () => void = () => undefined;
+  const stopped = new Promise<string>((resolve) => (stop = () => resolve('SIGTERM')));
+  return {
+    out,
+    err,
+    logs,
+    stop: () => stop(),
+    deps: { stdout: (t) => out.push(t), stderr: (t) => err.push(t), logger: () => logs.logger, waitForStop: () => stopped },
+  };
+}
+
+describe('palisade collector (CLI)', () => {
+  const suiteDirs = new TempDirs();
+  const dirs = new TempDirs();
+  const stack = new Stack();
+  let template: CaTemplate;
+
+  before(() => {
+    template = new CaTemplate(suiteDirs);
+  });
+  after(() => suiteDirs.cleanup());
+  afterEach(async () => {
+    await stack.unwind();
+    dirs.cleanup();
+  });
+
+  it('token create prints a token once that then joins', async () => {
+    const data = template.dataDir(dirs);
+    const c = cli();
+    assert.equal(await run(['collector', 'token', 'create', '--data', data, '--ttl', '10m'], c.deps), 0);
+    assert.equal(c.out.length, 1);
+    const printed = c.out[0].trim();
+    assert.match(printed, /^plt_[0-9a-f]{8}\.[A-Za-z0-9_-]{32}$/);
+    const file = path.join(data, 'tokens.json');
+    assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+    assert.ok(!fs.readFileSync(file, 'utf8').includes(printed.split('.')[1]), 'only a hash of the secret is stored');
+
+    const col = await collector(stack, { dataDir: data, log: new LogCapture().logger });
+    const agent = client(stack, { url: col.url, caPem: col.ca.certPem, node: 'node-a', dataDir: dirs.make(), joinToken: printed });
+    await agent.start();
+    assert.equal(agent.connected, true);
+  });
+
+  it('token create -o json gives token, id and expiry', async () => {
+    const data = dirs.make();
+    const c = cli();
+    assert.equal(await run(['collector', 'token', 'create', '--data', data, '-o', 'json'], c.deps), 0);
+    const doc = JSON.parse(c.out.join('')) as { token: string; id: string; expiresAt: string };
+    assert.equal(doc.token.slice(4, 12), doc.id);
+    const hours = (Date.parse(doc.expiresAt) - Date.now()) / 3_600_000;
+    assert.ok(hours > 0.99 && hours <= 1, `default ttl 1h, got ${hours}`);
+  });
+
+  for (const [args, expected] of [
+    [['--ttl', 'bogus'], 'palisade: invalid --ttl "bogus": expected a duration like 30s, 10m, 24h or 30d\n'],
+    [['--ttl', '0s'], 'palisade: invalid --ttl "0s": must be more than zero\n'],
+    [['-o', 'yaml'], 'palisade: invalid -o "yaml": use text or json\n'],
+  ] as const) {
+    it(`token create ${args.join(' ')} fails in one line, non-zero, writes nothing`, async () => {
+      const data = dirs.make();
+      const c = cli();
+      assert.equal(await run(['collector', 'token', 'create', '--data', data, ...args], c.deps), 2);
+      assert.deepEqual(c.err, [expected]);
+      assert.deepEqual(c.out, []);
+      assert.ok(!fs.existsSync(path.join(data, 'tokens.json')));
+    });
+  }
+
+  it('runs the collector until told to stop, logging "collector ready"', async () => {
+    const data = template.dataDir(dirs);
+    const sock = path.join(dirs.make(), 'c.sock');
+    const c = cli();
+    const exit = run(['collector', '--listen', '127.0.0.1:0', '--agent-socket', sock, '--data', data, '--workload-cert-ttl', '10m'], c.deps);
+    stack.push(async () => {
+      c.stop();
+      await exit;
+    });
+    const ready = await waitFor(() => c.logs.find('collector ready'), 10_000, 'collector ready');
+    assert.match(String(ready.address), /^127\.0\.0\.1:\d+$/);
+    assert.equal(ready.socketPath, sock);
+    c.stop();
+    assert.equal(await exit, 0);
+    assert.ok(c.logs.find('collector stopped'));
+    assert.ok(!fs.existsSync(sock));
+  });
+
+  it('refuses a bad --workload-cert-ttl and --listen in one line', async () => {
+    for (const [args, msg] of [
+      [['--workload-cert-ttl', '1 day'], 'palisade: invalid --workload-cert-ttl "1 day": expected a duration like 30s, 10m, 24h or 30d\n'],
+      [['--listen', 'localhost'], 'palisade: invalid listen address "localhost": expected HOST:PORT like 127.0.0.1:15012\n'],
+      [['--trust-domain', 'Bad/TD'], 'palisade: invalid --trust-domain "Bad/TD"\n'],
+    ] as const) {
+      const c = cli();
+      assert.equal(await run(['collector', '--data', dirs.make(), ...args], c.deps), 2);
+      assert.deepEqual(c.err, [msg]);
+    }
+  });
+});

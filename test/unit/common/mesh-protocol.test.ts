@@ -1,0 +1,95 @@
+import { strict as assert } from 'node:assert';
+import { PalisadeError } from '../../../common/errors';
+import {
+  encodeMessage,
+  MAX_FRAME_BYTES,
+  NODE_REPLIES,
+  NODE_REQUESTS,
+  parseMessage,
+  type MeshMessage,
+  type MessageType,
+} from '../../../common/mesh-protocol';
+
+const CSR = '-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n';
+const CERT = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+const WORKLOAD = { name: 'web-1', namespace: 'default', serviceAccount: 'web', ip: '10.0.1.11', labels: { app: 'web', 'example.com/tier': 'front' } };
+const ALL: MessageType[] = ['join', 'joined', 'hello', 'register', 'csr', 'cert', 'error', 'registry'];
+
+const VALID: MeshMessage[] = [
+  { type: 'join', node: 'node-a', csr: CSR },
+  { type: 'joined', cert: CERT, ca: CERT },
+  { type: 'hello', node: 'node-a', nodeAddress: '192.168.1.10', agentVersion: '0.1.0' },
+  { type: 'register', workloads: [WORKLOAD, { ...WORKLOAD, name: 'web-2', ip: '10.0.1.12', identity: 'spiffe://cluster.local/ns/default/sa/web' }] },
+  { type: 'register', workloads: [] },
+  { type: 'csr', id: '1', identity: 'spiffe://cluster.local/ns/default/sa/web', csr: CSR },
+  { type: 'cert', id: '1', cert: CERT, ca: CERT },
+  { type: 'error', code: 'PALISADE_ERR_CSR_REFUSED', message: 'csr refused: no' },
+  { type: 'error', id: 'x-1', code: 'PALISADE_ERR_PROTOCOL', message: '' },
+  {
+    type: 'registry',
+    version: 3,
+    workloads: [{ ...WORKLOAD, node: 'node-a', nodeAddress: '192.168.1.10', identity: 'spiffe://cluster.local/ns/default/sa/web' }],
+    nodes: [{ node: 'node-a', nodeAddress: '192.168.1.10', online: false, lastSeen: '2026-01-01T00:00:00.000Z' }],
+  },
+];
+
+/** [what, frame, allowed types, expected reason] */
+const HOSTILE: [string, string | Buffer, MessageType[], RegExp][] = [
+  ['not JSON', '{"type":', ALL, /not JSON/],
+  ['a JSON array', '[1,2]', ALL, /not a JSON object/],
+  ['a JSON string', '"hello"', ALL, /not a JSON object/],
+  ['null', 'null', ALL, /not a JSON object/],
+  ['no type', '{"node":"a"}', ALL, /no "type"/],
+  ['a numeric type', '{"type":1}', ALL, /no "type"/],
+  ['an unknown type', '{"type":"shell","cmd":"rm -rf /"}', ALL, /unknown message type "shell"/],
+  ['a known type not allowed here', encodeMessage(VALID[0]), [...NODE_REQUESTS], /"join" is not allowed/],
+  ['an unknown field', JSON.stringify({ ...VALID[2], admin: true }), ALL, /unknown field "admin"/],
+  ['a __proto__ field', '{"type":"hello","node":"a","nodeAddress":"1.2.3.4","agentVersion":"1","__proto__":{"x":1}}', ALL, /unknown field "__proto__"/],
+  ['a missing field', '{"type":"hello","node":"a","nodeAddress":"1.2.3.4"}', ALL, /missing field "agentVersion"/],
+  ['a bad node name', JSON.stringify({ ...VALID[2], node: '../etc' }), ALL, /hello\.node/],
+  ['an IPv6 node address', JSON.stringify({ ...VALID[2], nodeAddress: '::1' }), ALL, /IPv4/],
+  ['an IP with leading zeros', JSON.stringify({ type: 'register', workloads: [{ ...WORKLOAD, ip: '010.0.0.1' }] }), ALL, /workloads\[0\]\.ip/],
+  ['an uppercase namespace', JSON.stringify({ type: 'register', workloads: [{ ...WORKLOAD, namespace: 'Default' }] }), ALL, /namespace/],
+  ['labels as an array', JSON.stringify({ type: 'register', workloads: [{ ...WORKLOAD, labels: ['a'] }] }), ALL, /labels/],
+  ['a non-string label', JSON.stringify({ type: 'register', workloads: [{ ...WORKLOAD, labels: { a: 1 } }] }), ALL, /label value/],
+  ['workloads not an array', '{"type":"register","workloads":{}}', ALL, /must be an array/],
+  ['a CSR that is not PEM', JSON.stringify({ ...VALID[5], csr: 'hello' }), ALL, /PEM CERTIFICATE REQUEST/],
+  ['a huge CSR', JSON.stringify({ ...VALID[5], csr: `${CSR}${'A'.repeat(20_000)}` }), ALL, /PEM CERTIFICATE REQUEST/],
+  ['a non-SPIFFE identity', JSON.stringify({ ...VALID[5], identity: 'https://x' }), ALL, /spiffe/],
+  ['a request id with spaces', JSON.stringify({ ...VALID[5], id: 'a b' }), ALL, /csr\.id/],
+  ['an unknown error code', JSON.stringify({ type: 'error', code: 'EVIL', message: 'x' }), ALL, /known error code/],
+  ['a negative version', JSON.stringify({ ...VALID[9], version: -1 }), ALL, /version/],
+  ['a frame over 1 MiB', JSON.stringify({ type: 'hello', pad: 'x'.repeat(MAX_FRAME_BYTES) }), ALL, /over the 1048576-byte limit/],
+  ['invalid UTF-8 bytes', Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), ALL, /not JSON/],
+];
+
+describe('mesh-protocol', () => {
+  describe('parseMessage', () => {
+    for (const m of VALID) {
+      it(`accepts a valid ${m.type}${m.type === 'register' ? ` of ${m.workloads.length}` : ''}`, () => {
+        assert.deepEqual(parseMessage(encodeMessage(m), [m.type]), m);
+        assert.deepEqual(parseMessage(Buffer.from(encodeMessage(m)), ALL), m);
+      });
+    }
+
+    for (const [what, frame, allowed, reason] of HOSTILE) {
+      it(`refuses ${what}`, () => {
+        assert.throws(
+          () => parseMessage(frame, allowed),
+          (err: unknown) => {
+            assert.ok(err instanceof PalisadeError, String(err));
+            assert.equal(err.code, 'PALISADE_ERR_PROTOCOL');
+            assert.match(err.message, reason);
+            assert.ok(!err.message.includes('\n') && err.message.length < 300, `one short line: ${err.message}`);
+            return true;
+          },
+        );
+      });
+    }
+
+    it('lets a larger limit through for collector frames', () => {
+      const big = JSON.stringify({ type: 'registry', version: 1, workloads: [], nodes: [], pad: 'x'.repeat(MAX_FRAME_BYTES) });
+      assert.throws(() => parseMessage(big, [...NODE_REPLIES], 4 * MAX_FRAME_BYTES), /unknown field "pad"/);
+    });
+  });
+});
