@@ -3,13 +3,22 @@
  * touches the kernel, installs (or re-adopts) the data path, enrolls the node's
  * workloads, and serves the outbound listener.
  */
+import * as fs from 'node:fs';
 import { isIPv4 } from 'node:net';
+import * as path from 'node:path';
 import { PalisadeError, describeCause } from '../common/errors';
 import type { Logger } from '../common/log';
+import { encodeLpmKey } from './datapath/codec';
 import { Datapath, netnsCookieOf, validateNodeName } from './datapath/datapath';
+import { IdentityManager } from './identity/manager';
 import { acquireNodeLock, type NodeLock } from './lock';
+import { CollectorClient } from './mesh/collector-client';
+import { HBONE_PORT } from './proxy/hbone';
+import { HbonePool } from './proxy/hbone-pool';
+import { InboundProxy } from './proxy/inbound';
+import type { MeshInputs } from './proxy/inputs';
 import { OutboundProxy } from './proxy/outbound';
-import { LocalWorkloads } from './registry';
+import { LocalWorkloads, MeshRegistry, type MeshWorkload } from './registry';
 import { loadWorkloadsFile, type Workload } from './workloads';
 
 export const OUTBOUND_PORT = 15001;
@@ -26,7 +35,23 @@ export interface AgentOptions {
   excludePorts?: number[];
   outboundPort?: number;
   connectTimeoutMs?: number;
+  /** The mesh: without a collector the agent only redirects and passes through. */
+  mesh?: MeshOptions;
   log: Logger;
+}
+
+export interface MeshOptions {
+  /** `wss://host:port` or `unix:/path/to/collector.sock` */
+  collectorUrl: string;
+  /** PEM file of the mesh CA (the trust anchor for the collector and every peer). */
+  caFile: string;
+  /** Needed once, to obtain the node certificate. */
+  joinToken?: string;
+  /** Where the node key and certificate are kept. */
+  dataDir: string;
+  /** This node's address on the node network, where HBONE (:15008) listens. */
+  nodeAddress: string;
+  hbonePort?: number;
 }
 
 export interface RunningAgent {
@@ -34,6 +59,7 @@ export interface RunningAgent {
   datapath: Datapath;
   workloads: LocalWorkloads;
   outboundAddress: { address: string; port: number };
+  mesh: { registry: MeshRegistry; identities: IdentityManager; pool: HbonePool; inbound: InboundProxy; collector: CollectorClient } | undefined;
   close(): Promise<void>;
 }
 
@@ -45,6 +71,8 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   if (!isIPv4(opts.proxyIp)) {
     throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `--proxy-address must be an IPv4 address, got ${JSON.stringify(opts.proxyIp)}`);
   }
+  validateExclusions(opts.excludeCidrs ?? [], opts.excludePorts ?? []);
+  const caPem = opts.mesh ? readCa(opts.mesh) : undefined;
   // Everything that can be checked without the kernel is checked first: a bad
   // file or namespace path must not leave anything half-installed.
   const config = opts.workloadsFile ? loadWorkloadsFile(opts.workloadsFile) : { trustDomain: 'cluster.local', workloads: [] };
@@ -53,7 +81,14 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   const lock = acquireNodeLock(opts.runDir ?? DEFAULT_RUN_DIR, opts.node);
   let datapath: Datapath | undefined;
   let outbound: OutboundProxy | undefined;
+  let mesh: RunningAgent['mesh'];
   try {
+    const connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
+    const workloads = new LocalWorkloads();
+    workloads.set(cookies);
+    // Join the mesh first: a refused join or an unreachable collector must not leave a
+    // half-configured node, and no pod is redirected before the proxy knows the mesh.
+    if (opts.mesh && caPem) mesh = await startMesh(opts.node, opts.proxyIp, opts.mesh, caPem, workloads, connectTimeoutMs, log);
     datapath = Datapath.install({
       node: opts.node,
       proxyIp: opts.proxyIp,
@@ -64,22 +99,22 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       log,
     });
     datapath.setExclusions(opts.excludeCidrs ?? [], opts.excludePorts ?? []);
-    const workloads = new LocalWorkloads();
     const enrollStarted = process.hrtime.bigint();
     reconcileEnrollment(datapath, cookies, log);
-    workloads.set(cookies);
     log.info(
       { workloads: cookies.length, ms: Number(process.hrtime.bigint() - enrollStarted) / 1e6 },
       'workloads enrolled',
     );
 
+    const meshInputs: MeshInputs | undefined = mesh ? { registry: mesh.registry, pool: mesh.pool } : undefined;
     outbound = new OutboundProxy({
       node: opts.node,
       proxyIp: opts.proxyIp,
       datapath,
       workloads,
+      mesh: meshInputs,
       log,
-      connectTimeoutMs: opts.connectTimeoutMs ?? 10_000,
+      connectTimeoutMs,
     });
     let address;
     try {
@@ -94,23 +129,120 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     log.info({ address: address.address, port: address.port }, 'outbound listener ready');
     const dp = datapath;
     const ob = outbound;
+    const m = mesh;
     return {
       node: opts.node,
       datapath: dp,
       workloads,
       outboundAddress: { address: address.address, port: address.port },
+      mesh: m,
       async close(): Promise<void> {
         await ob.close();
+        if (m) await stopMesh(m);
         dp.close();
         lock.release();
         log.info('agent stopped; data path stays pinned (pods fail closed until an agent returns)');
       },
     };
   } catch (err) {
+    await outbound?.close().catch(() => undefined);
+    if (mesh) await stopMesh(mesh).catch(() => undefined);
     datapath?.close();
     lock.release();
     throw err;
   }
+}
+
+function validateExclusions(cidrs: string[], ports: number[]): void {
+  for (const c of cidrs) {
+    try {
+      encodeLpmKey(c);
+    } catch {
+      throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `exclusion ${JSON.stringify(c)} is not an IPv4 CIDR like 10.96.0.0/12`);
+    }
+  }
+  for (const p of ports) {
+    if (!Number.isInteger(p) || p < 1 || p > 65535) {
+      throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `excluded port ${p} is not a port (1-65535)`);
+    }
+  }
+}
+
+function readCa(m: MeshOptions): string {
+  if (!isIPv4(m.nodeAddress)) {
+    throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `--node-address must be an IPv4 address, got ${JSON.stringify(m.nodeAddress)}`);
+  }
+  try {
+    return fs.readFileSync(m.caFile, 'utf8');
+  } catch (err) {
+    throw new PalisadeError('PALISADE_ERR_CONFIG_INVALID', `cannot read mesh CA ${m.caFile}: ${describeCause(err)}`, { cause: err });
+  }
+}
+
+/** Join the mesh: collector session, workload certificates, HBONE listener and pool. */
+async function startMesh(
+  node: string,
+  proxyIp: string,
+  m: MeshOptions,
+  caPem: string,
+  workloads: LocalWorkloads,
+  connectTimeoutMs: number,
+  log: Logger,
+): Promise<NonNullable<RunningAgent['mesh']>> {
+  const registry = new MeshRegistry();
+  const collector = new CollectorClient({
+    url: m.collectorUrl,
+    caPem,
+    node,
+    nodeAddress: m.nodeAddress,
+    dataDir: path.resolve(m.dataDir),
+    joinToken: m.joinToken,
+    log,
+  });
+  const identities = new IdentityManager({ source: collector, log });
+  const pool = new HbonePool(identities, log, m.hbonePort ?? HBONE_PORT, connectTimeoutMs);
+  const inbound = new InboundProxy({
+    node,
+    listenAddress: m.nodeAddress,
+    proxyIp,
+    identities,
+    local: workloads,
+    mesh: registry,
+    log,
+    connectTimeoutMs,
+  });
+  const running = { registry, identities, pool, inbound, collector };
+  try {
+    collector.on('registry', (snap: { version: number; workloads: MeshWorkload[] }) => registry.update(snap.version, snap.workloads));
+    collector.setWorkloads(
+      workloads.all().map((w) => ({ name: w.name, namespace: w.namespace, serviceAccount: w.serviceAccount, ip: w.ip, labels: w.labels })),
+    );
+    const first = await collector.start();
+    registry.update(first.version, first.workloads);
+    const local = workloads.all().map((w) => w.identity);
+    identities.retain(local);
+    await Promise.all([...new Set(local)].map((id) => identities.ready(id)));
+    let addr;
+    try {
+      addr = await inbound.listen(m.hbonePort ?? HBONE_PORT);
+    } catch (err) {
+      throw new PalisadeError('PALISADE_ERR_LISTEN', `cannot listen on ${m.nodeAddress}:${m.hbonePort ?? HBONE_PORT}: ${describeCause(err)}`, {
+        cause: err,
+      });
+    }
+    log.info({ address: addr.address, port: addr.port, identities: local.length, registryVersion: registry.version }, 'hbone listener ready');
+    return running;
+  } catch (err) {
+    await stopMesh(running).catch(() => undefined);
+    throw err;
+  }
+}
+
+async function stopMesh(m: NonNullable<RunningAgent['mesh']>): Promise<void> {
+  m.pool.close();
+  await m.inbound.close().catch(() => undefined);
+  m.identities.close();
+  await m.collector.close();
 }
 
 function cookieFor(w: Workload): bigint {

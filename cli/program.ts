@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 import { isPalisadeError } from '../common/errors';
 import type { Logger } from '../common/log';
 import { registerAgentCommands } from './commands/agent';
+import { registerCollectorCommands } from './commands/collector';
 import { registerDemoCommands } from './commands/demo';
 
 export interface CliDeps {
@@ -22,10 +23,15 @@ export function createProgram(deps: CliDeps): Command {
   const program = new Command('palisade')
     .description('Palisade: a per-node, eBPF-assisted service mesh')
     .version(require('../../package.json').version as string)
-    .showHelpAfterError('(run with --help for usage)')
     .enablePositionalOptions()
-    .configureOutput({ writeOut: deps.stdout, writeErr: deps.stderr });
+    .configureOutput({
+      writeOut: deps.stdout,
+      writeErr: deps.stderr,
+      // One line, our prefix: `palisade: unknown option '--x' (see palisade agent --help)`.
+      outputError: (str, write) => write(`palisade: ${str.trim().replace(/^error: /, '')} (see --help)\n`),
+    });
   registerAgentCommands(program, deps);
+  registerCollectorCommands(program, deps);
   registerDemoCommands(program, deps);
   return program;
 }
@@ -52,8 +58,9 @@ export function reportError(err: unknown, deps: Pick<CliDeps, 'stderr'>): number
   const passthrough = (err as { exitCodeOnly?: number })?.exitCodeOnly;
   if (typeof passthrough === 'number') return passthrough; // `demo exec`: the command's own exit code
   if (err instanceof CommanderError) {
-    // commander already printed its one-line message (help/version exit 0)
-    return err.exitCode;
+    // commander already printed its one-line message; help and version exit 0,
+    // usage mistakes exit 2 like every other invalid argument.
+    return err.exitCode === 0 ? 0 : 2;
   }
   if (isPalisadeError(err)) {
     deps.stderr(`palisade: ${err.message}\n`);

@@ -1,7 +1,9 @@
 /** The one bundle of shared inputs each proxy listener is built from (ztunnel's ProxyInputs). */
 import type { Logger } from '../../common/log';
 import type { Original } from '../datapath/datapath';
+import type { MeshWorkload } from '../registry';
 import type { Workload } from '../workloads';
+import type { HbonePool } from './hbone-pool';
 
 /** What the proxy needs of the kernel data path: only the original-destination lookup. */
 export interface OriginalLookup {
@@ -14,11 +16,19 @@ export interface WorkloadIndex {
   byIp(ip: string): Workload | undefined;
 }
 
+/** The mesh side: registry of every node's workloads and the HBONE connection pool. */
+export interface MeshInputs {
+  registry: { byIp(ip: string): MeshWorkload | undefined };
+  pool: Pick<HbonePool, 'connect'>;
+}
+
 export interface ProxyInputs {
   node: string;
   proxyIp: string;
   datapath: OriginalLookup;
   workloads: WorkloadIndex;
+  /** Absent when the agent runs without a collector: outbound is then a pass-through. */
+  mesh: MeshInputs | undefined;
   log: Logger;
   /** Upstream connect timeout (ms). */
   connectTimeoutMs: number;

@@ -1,5 +1,5 @@
-/** Splice two sockets both ways with half-close, and tell once when both are done. */
-import type { Socket } from 'node:net';
+/** Splice two byte streams both ways with half-close, and tell once when both are done. */
+import type { Duplex } from 'node:stream';
 
 export interface PipeResult {
   /** bytes client -> upstream */
@@ -9,26 +9,34 @@ export interface PipeResult {
   error: Error | undefined;
 }
 
-export function splice(client: Socket, upstream: Socket, done: (r: PipeResult) => void): void {
+/**
+ * Works for sockets, TLS sockets and HTTP/2 streams alike. Byte counts come from
+ * the chunks that passed, so they mean the same on every kind of stream.
+ */
+export function splice(client: Duplex, upstream: Duplex, done: (r: PipeResult) => void): void {
   let error: Error | undefined;
   let finished = false;
   let closed = 0;
+  let sent = 0;
+  let received = 0;
   const onClose = (): void => {
     closed += 1;
     if (closed < 2) {
-      // One side is gone for good: the other cannot be completed.
+      // One side is gone for good: after an error the other cannot be completed.
       if (error) (client.destroyed ? upstream : client).destroy();
       return;
     }
     if (finished) return;
     finished = true;
-    done({ bytesSent: upstream.bytesWritten, bytesReceived: client.bytesWritten, error });
+    done({ bytesSent: sent, bytesReceived: received, error });
   };
   const onError = (err: Error): void => {
     error ??= err;
     client.destroy();
     upstream.destroy();
   };
+  client.on('data', (c: Buffer) => (sent += c.length));
+  upstream.on('data', (c: Buffer) => (received += c.length));
   client.on('error', onError);
   upstream.on('error', onError);
   client.once('close', onClose);

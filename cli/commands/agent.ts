@@ -1,6 +1,8 @@
 /** `palisade agent` (run the node daemon) and `palisade agent uninstall`. */
 import type { Command } from 'commander';
-import { startAgent, uninstallNode } from '../../agent/agent';
+import * as fs from 'node:fs';
+import { startAgent, uninstallNode, type MeshOptions } from '../../agent/agent';
+import { PalisadeError, describeCause } from '../../common/errors';
 import type { CliDeps } from '../program';
 import { collectCidr, collectPort, parseIPv4 } from '../options';
 
@@ -14,6 +16,34 @@ interface AgentFlags {
   excludeCidr: string[];
   excludePort: number[];
   logLevel?: string;
+  collector?: string;
+  collectorCa?: string;
+  joinTokenFile?: string;
+  dataDir?: string;
+  nodeAddress?: string;
+}
+
+function meshOptions(flags: AgentFlags): MeshOptions | undefined {
+  if (!flags.collector) return undefined;
+  if (!flags.collectorCa) throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', '--collector needs --collector-ca FILE (the mesh CA certificate)');
+  if (!flags.nodeAddress) throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', '--collector needs --node-address IP (where HBONE :15008 listens)');
+  let joinToken = process.env.PALISADE_JOIN_TOKEN || undefined;
+  if (flags.joinTokenFile) {
+    try {
+      joinToken = fs.readFileSync(flags.joinTokenFile, 'utf8').trim();
+    } catch (err) {
+      throw new PalisadeError('PALISADE_ERR_CONFIG_INVALID', `cannot read join token file ${flags.joinTokenFile}: ${describeCause(err)}`, {
+        cause: err,
+      });
+    }
+  }
+  return {
+    collectorUrl: flags.collector,
+    caFile: flags.collectorCa,
+    joinToken,
+    dataDir: flags.dataDir ?? `/var/lib/palisade/${flags.node}`,
+    nodeAddress: flags.nodeAddress,
+  };
 }
 
 export function registerAgentCommands(program: Command, deps: CliDeps): void {
@@ -29,8 +59,14 @@ export function registerAgentCommands(program: Command, deps: CliDeps): void {
     .option('--run-dir <path>', 'directory for the node lock', '/run/palisade')
     .option('--exclude-cidr <cidr>', 'never redirect this destination CIDR (repeatable)', collectCidr, [])
     .option('--exclude-port <port>', 'never redirect this destination port (repeatable)', collectPort, [])
+    .option('--collector <url>', 'join the mesh: collector at wss://HOST:PORT or unix:/PATH')
+    .option('--collector-ca <file>', 'mesh CA certificate (PEM) that the collector and every peer chain to')
+    .option('--join-token-file <file>', 'join token for the first start (or env PALISADE_JOIN_TOKEN)')
+    .option('--data-dir <dir>', 'node key and certificate (default /var/lib/palisade/<node>)')
+    .option('--node-address <ip>', 'this node\'s address on the node network; HBONE :15008 listens there', parseIPv4)
     .option('--log-level <level>', 'trace|debug|info|warn|error', undefined)
     .action(async (flags: AgentFlags) => {
+      const mesh = meshOptions(flags);
       const log = deps.logger(flags.logLevel);
       const running = await startAgent({
         node: flags.node,
@@ -41,6 +77,7 @@ export function registerAgentCommands(program: Command, deps: CliDeps): void {
         runDir: flags.runDir,
         excludeCidrs: flags.excludeCidr,
         excludePorts: flags.excludePort,
+        mesh,
         log,
       });
       const signal = await deps.waitForStop();

@@ -11,3 +11,5 @@ export { waitFor, waitForPort } from './wait';
 export { cliPath, startAgentProcess, tempDir, workloadsYaml } from './agent';
 export type { AgentPodSpec, AgentProcess, StartAgentOptions } from './agent';
 export { spawnIn } from './proc';
+export { startMeshAgent, startTestCollector } from './mesh';
+export type { TestCollector } from './mesh';

@@ -1,0 +1,135 @@
+/**
+ * Outbound side of HBONE: one HTTP/2-over-mTLS connection per (source identity,
+ * destination node, destination identity), reused for every CONNECT stream.
+ * The client presents the *source workload's* certificate and checks that the
+ * peer presents exactly the destination identity.
+ */
+import * as http2 from 'node:http2';
+import { PalisadeError } from '../../common/errors';
+import type { Logger } from '../../common/log';
+import type { IdentityCert } from '../identity/manager';
+import { FORWARDED_HEADER, formatForwarded, HBONE_PORT, sniFor, spiffeIdOfPeer } from './hbone';
+
+export interface IdentitySource {
+  get(identity: string): IdentityCert | undefined;
+}
+
+export interface TunnelTarget {
+  srcIdentity: string;
+  srcIp: string;
+  nodeAddress: string;
+  dstIdentity: string;
+  dst: { ip: string; port: number };
+}
+
+const STREAM_WINDOW = 4 << 20;
+const SESSION_WINDOW = 16 << 20;
+const IDLE_MS = 60_000;
+
+export class HbonePool {
+  private readonly sessions = new Map<string, { session: http2.ClientHttp2Session; cert: IdentityCert }>();
+  private readonly log: Logger;
+  /** TLS handshakes completed (new pooled connections), for metrics and tests. */
+  handshakes = 0;
+
+  constructor(
+    private readonly identities: IdentitySource,
+    log: Logger,
+    private readonly port = HBONE_PORT,
+    private readonly timeoutMs = 10_000,
+  ) {
+    this.log = log.child({ component: 'hbone-pool' });
+  }
+
+  /** Open a CONNECT stream to the destination; resolves once the peer answered 200. */
+  connect(t: TunnelTarget): Promise<http2.ClientHttp2Stream> {
+    const session = this.session(t);
+    return new Promise((resolve, reject) => {
+      let stream: http2.ClientHttp2Stream;
+      try {
+        stream = session.request(
+          { ':method': 'CONNECT', ':authority': `${t.dst.ip}:${t.dst.port}`, [FORWARDED_HEADER]: formatForwarded(t.srcIp) },
+          { endStream: false },
+        );
+      } catch (err) {
+        reject(new PalisadeError('PALISADE_ERR_HBONE', `cannot open stream to ${t.nodeAddress}: ${(err as Error).message}`, { cause: err }));
+        return;
+      }
+      const timer = setTimeout(() => {
+        stream.close(http2.constants.NGHTTP2_CANCEL);
+        reject(new PalisadeError('PALISADE_ERR_HBONE', `CONNECT ${t.dst.ip}:${t.dst.port} via ${t.nodeAddress} timed out`));
+      }, this.timeoutMs);
+      const onError = (err: Error): void => {
+        clearTimeout(timer);
+        reject(new PalisadeError('PALISADE_ERR_HBONE', `CONNECT via ${t.nodeAddress} failed: ${err.message}`, { cause: err }));
+      };
+      stream.once('error', onError);
+      stream.once('response', (headers) => {
+        clearTimeout(timer);
+        stream.off('error', onError);
+        const status = Number(headers[':status']);
+        if (status === 200) {
+          resolve(stream);
+          return;
+        }
+        stream.close(http2.constants.NGHTTP2_CANCEL);
+        reject(new PalisadeError('PALISADE_ERR_HBONE', `peer ${t.nodeAddress} refused CONNECT ${t.dst.ip}:${t.dst.port} with ${status}`));
+      });
+    });
+  }
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  close(): void {
+    for (const s of this.sessions.values()) s.session.destroy();
+    this.sessions.clear();
+  }
+
+  private session(t: TunnelTarget): http2.ClientHttp2Session {
+    const key = `${t.srcIdentity}|${t.nodeAddress}|${t.dstIdentity}`;
+    const cert = this.identities.get(t.srcIdentity);
+    const existing = this.sessions.get(key);
+    if (!cert) {
+      existing?.session.close();
+      throw new PalisadeError('PALISADE_ERR_IDENTITY', `no valid certificate for ${t.srcIdentity}: refusing to connect`);
+    }
+    if (existing && !existing.session.closed && !existing.session.destroyed) {
+      if (existing.cert === cert) return existing.session;
+      // Renewed: new streams go over a connection made with the new certificate;
+      // the old one finishes its streams and closes.
+      existing.session.close();
+    }
+    const session = http2.connect(`https://${t.nodeAddress}:${this.port}`, {
+      secureContext: cert.context,
+      servername: sniFor(t.dstIdentity),
+      minVersion: 'TLSv1.3',
+      settings: { initialWindowSize: STREAM_WINDOW, enablePush: false },
+      checkServerIdentity: (_host, peer) => {
+        const got = spiffeIdOfPeer(peer);
+        return got === t.dstIdentity ? undefined : new Error(`peer presented ${got ?? 'no SPIFFE ID'}, expected ${t.dstIdentity}`);
+      },
+    });
+    this.sessions.set(key, { session, cert });
+    session.once('connect', () => {
+      this.handshakes += 1;
+      session.setLocalWindowSize(SESSION_WINDOW);
+      this.log.info({ peer: t.nodeAddress, src: t.srcIdentity, dst: t.dstIdentity }, 'hbone connection established');
+    });
+    const forget = (): void => {
+      if (this.sessions.get(key)?.session === session) this.sessions.delete(key);
+    };
+    session.once('close', forget);
+    session.once('goaway', forget);
+    session.on('error', (err) => {
+      forget();
+      this.log.warn({ err, peer: t.nodeAddress, dst: t.dstIdentity }, 'hbone connection failed');
+    });
+    session.setTimeout(IDLE_MS, () => {
+      forget();
+      session.close();
+    });
+    return session;
+  }
+}

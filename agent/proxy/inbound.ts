@@ -1,0 +1,188 @@
+/**
+ * Inbound HBONE listener (:15008): TLS 1.3, a client certificate from the mesh CA
+ * is required, and the peer's SPIFFE ID must be the identity the registry gives
+ * the source address it claims, coming from that source's node. Presents the
+ * destination workload's certificate (chosen by SNI). Delivers to the local pod
+ * from PROXY_IP, so strict pods accept it. Nothing reaches a pod before every
+ * check has passed.
+ */
+import * as http2 from 'node:http2';
+import * as net from 'node:net';
+import type * as tls from 'node:tls';
+import type { Logger } from '../../common/log';
+import type { MeshWorkload } from '../registry';
+import type { Workload } from '../workloads';
+import { FORWARDED_HEADER, HBONE_PORT, parseAuthority, parseForwarded, sniFor, spiffeIdOfPeer } from './hbone';
+import type { IdentitySource } from './hbone-pool';
+import { splice } from './pipe';
+
+export interface InboundInputs {
+  node: string;
+  /** where :15008 listens (the node's address on the underlay) */
+  listenAddress: string;
+  proxyIp: string;
+  identities: IdentitySource;
+  local: { byIp(ip: string): Workload | undefined; all(): Workload[] };
+  mesh: { byIp(ip: string): MeshWorkload | undefined };
+  log: Logger;
+  connectTimeoutMs: number;
+}
+
+export type InboundRefusal =
+  | 'not-connect'
+  | 'no-peer-identity'
+  | 'bad-authority'
+  | 'not-a-local-workload'
+  | 'unknown-source'
+  | 'identity-mismatch'
+  | 'peer-certificate-expired'
+  | 'wrong-source-node'
+  | 'upstream-failed';
+
+const STREAM_WINDOW = 4 << 20;
+const SESSION_WINDOW = 16 << 20;
+
+export class InboundProxy {
+  private readonly server: http2.Http2SecureServer;
+  private readonly log: Logger;
+  private readonly sessions = new Set<http2.ServerHttp2Session>();
+  /** counters for tests and metrics */
+  readonly counters = { accepted: 0, refused: 0, tlsErrors: 0 };
+
+  constructor(private readonly inputs: InboundInputs) {
+    this.log = inputs.log.child({ component: 'inbound' });
+    this.server = http2.createSecureServer({
+      minVersion: 'TLSv1.3',
+      requestCert: true,
+      rejectUnauthorized: true,
+      allowHTTP1: false,
+      settings: { initialWindowSize: STREAM_WINDOW, enablePush: false },
+      SNICallback: (name, cb) => this.contextFor(name, cb),
+    });
+    this.server.on('session', (s) => this.onSession(s));
+    this.server.on('stream', (stream, headers) => this.onStream(stream, headers));
+    this.server.on('tlsClientError', (err, socket) => {
+      this.counters.tlsErrors += 1;
+      this.log.warn({ event: 'refused', reason: 'tls', peer: socket.remoteAddress, error: err.message }, 'inbound TLS handshake refused');
+    });
+  }
+
+  listen(port = HBONE_PORT): Promise<net.AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen({ host: this.inputs.listenAddress, port, backlog: 1024 }, () => {
+        this.server.off('error', reject);
+        resolve(this.server.address() as net.AddressInfo);
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sessions) s.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private contextFor(servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void): void {
+    for (const w of this.inputs.local.all()) {
+      if (sniFor(w.identity) !== servername) continue;
+      const cert = this.inputs.identities.get(w.identity);
+      if (cert) return cb(null, cert.context);
+      return cb(new Error(`no valid certificate for ${w.identity}`));
+    }
+    cb(new Error(`no local identity for server name ${servername}`));
+  }
+
+  private onSession(session: http2.ServerHttp2Session): void {
+    const socket = session.socket as tls.TLSSocket;
+    const peer = spiffeIdOfPeer(socket.getPeerCertificate());
+    if (!socket.authorized || !peer) {
+      this.counters.refused += 1;
+      this.log.warn({ event: 'refused', reason: 'no-peer-identity', peer: socket.remoteAddress }, 'inbound connection refused');
+      session.destroy();
+      return;
+    }
+    this.sessions.add(session);
+    session.once('close', () => this.sessions.delete(session));
+    session.on('error', (err) => this.log.debug({ err }, 'inbound session error'));
+    session.once('connect', () => undefined);
+    try {
+      session.setLocalWindowSize(SESSION_WINDOW);
+    } catch {
+      /* session already closing */
+    }
+  }
+
+  private refuse(stream: http2.ServerHttp2Stream, status: number, reason: InboundRefusal, fields: Record<string, unknown>): void {
+    this.counters.refused += 1;
+    this.log.warn({ event: 'refused', reason, ...fields }, 'inbound stream refused');
+    if (!stream.headersSent && !stream.destroyed) stream.respond({ ':status': status }, { endStream: true });
+    else stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+  }
+
+  private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+    const socket = stream.session?.socket as tls.TLSSocket | undefined;
+    const peerAddress = socket?.remoteAddress;
+    const peerCert = socket?.getPeerCertificate();
+    const peerIdentity = spiffeIdOfPeer(peerCert);
+    stream.on('error', () => undefined);
+    if (headers[':method'] !== 'CONNECT') return this.refuse(stream, 405, 'not-connect', { peerAddress });
+    if (!peerIdentity) return this.refuse(stream, 401, 'no-peer-identity', { peerAddress });
+    // A long-lived connection does not outlive the certificate it was opened with.
+    if (!peerCert || Date.parse(peerCert.valid_to) <= Date.now()) {
+      stream.session?.close();
+      return this.refuse(stream, 401, 'peer-certificate-expired', { peerAddress, peerIdentity });
+    }
+    const dst = parseAuthority(headers[':authority']);
+    if (!dst) return this.refuse(stream, 400, 'bad-authority', { peerAddress, authority: headers[':authority'] });
+    const target = this.inputs.local.byIp(dst.ip);
+    if (!target) return this.refuse(stream, 404, 'not-a-local-workload', { peerAddress, peerIdentity, destination: dst });
+    const srcIp = parseForwarded(headers[FORWARDED_HEADER]);
+    const src = srcIp ? this.inputs.mesh.byIp(srcIp) : undefined;
+    if (!src) return this.refuse(stream, 403, 'unknown-source', { peerAddress, peerIdentity, claimed: headers[FORWARDED_HEADER] });
+    if (src.identity !== peerIdentity) {
+      return this.refuse(stream, 403, 'identity-mismatch', { peerAddress, peerIdentity, expected: src.identity, source: srcIp });
+    }
+    if (src.nodeAddress !== stripMapped(peerAddress ?? '')) {
+      return this.refuse(stream, 403, 'wrong-source-node', { peerAddress, expected: src.nodeAddress, source: srcIp });
+    }
+    const source = { ip: srcIp, workload: src.name, namespace: src.namespace, identity: peerIdentity, node: src.node };
+    const destination = { ...dst, workload: target.name, namespace: target.namespace, identity: target.identity };
+    const started = Date.now();
+    const upstream = net.connect({
+      host: dst.ip,
+      port: dst.port,
+      localAddress: this.inputs.proxyIp,
+      allowHalfOpen: true,
+      noDelay: true,
+      timeout: this.inputs.connectTimeoutMs,
+    });
+    const onEarlyError = (err: Error): void => {
+      upstream.destroy();
+      this.refuse(stream, 503, 'upstream-failed', { source, destination, error: (err as NodeJS.ErrnoException).code ?? err.message });
+    };
+    upstream.once('error', onEarlyError);
+    upstream.once('timeout', () => onEarlyError(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })));
+    upstream.once('connect', () => {
+      upstream.off('error', onEarlyError);
+      upstream.removeAllListeners('timeout');
+      upstream.setTimeout(0);
+      if (stream.destroyed) {
+        upstream.destroy();
+        return;
+      }
+      this.counters.accepted += 1;
+      stream.respond({ ':status': 200 });
+      this.log.info({ event: 'inbound', source, destination, mtls: true }, 'inbound connection');
+      splice(stream, upstream, (r) => {
+        this.log.info(
+          { event: 'close', direction: 'inbound', source, destination, bytesSent: r.bytesReceived, bytesReceived: r.bytesSent, durationMs: Date.now() - started },
+          'inbound connection closed',
+        );
+      });
+    });
+  }
+}
+
+function stripMapped(ip: string): string {
+  return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
+}
