@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { PalisadeError } from '../../common/errors';
 import { spiffeId } from '../../common/identity';
 import { Datapath } from '../../agent/datapath/datapath';
+import { TokenStore } from '../../collector/tokens';
 import { spawnIn, Topology, waitFor, workloadsYaml, type NodeNs, type PodNs, type TopologyDescription } from '../../test/harness';
 
 export const DEFAULT_DEMO_DIR = '/run/palisade/demo';
@@ -22,20 +23,17 @@ interface DemoPodSpec {
   strict: boolean;
 }
 
-/**
- * web-2 is not strict yet: until the mesh tunnel (HBONE) exists, traffic from
- * node-1 reaches node-2 pods by pass-through from node-1's address, which strict
- * ingress on node-2 would (rightly) refuse.
- */
 const PODS: DemoPodSpec[] = [
   { name: 'client', node: 1, serviceAccount: 'client', strict: false },
   { name: 'web-1', node: 1, serviceAccount: 'web', app: 'web', strict: true },
-  { name: 'web-2', node: 2, serviceAccount: 'web', app: 'web', strict: false },
+  { name: 'web-2', node: 2, serviceAccount: 'web', app: 'web', strict: true },
 ];
+const COLLECTOR_LISTEN = '127.0.0.1:15012';
 
 export interface DemoState {
   createdAt: string;
   topology: TopologyDescription;
+  collector?: { pid: number; log: string; listen: string; socket: string; dataDir: string };
   agents: Array<{ node: string; pid: number; log: string }>;
   apps: Array<{ pod: string; pid: number; log: string }>;
 }
@@ -130,8 +128,26 @@ export async function demoUp(dir = DEFAULT_DEMO_DIR, say: (line: string) => void
       save();
       await waitForLog(log, '"listening"', pid, 10_000);
     }
+    const collectorDir = path.join(dir, 'collector');
+    const socket = path.join(dir, 'collector.sock');
+    const collectorCg = path.join(topo.cgroupPath, 'collector');
+    fs.mkdirSync(collectorDir, { recursive: true, mode: 0o700 });
+    fs.mkdirSync(collectorCg, { recursive: true });
+    const collectorLog = path.join(dir, 'logs', 'collector.log');
+    const collectorPid = startDaemon(
+      { netnsPath: '/proc/self/ns/net', cgroupPath: collectorCg },
+      [path.join(distRoot(), 'cli', 'main.js'), 'collector', '--listen', COLLECTOR_LISTEN, '--agent-socket', socket, '--data', collectorDir],
+      collectorLog,
+    );
+    state.collector = { pid: collectorPid, log: collectorLog, listen: COLLECTOR_LISTEN, socket, dataDir: collectorDir };
+    save();
+    await waitForLog(collectorLog, 'collector ready', collectorPid, 20_000);
+    const tokens = new TokenStore(collectorDir);
+
     for (const node of topo.nodes) {
       const mine = PODS.filter((p) => p.node === node.index);
+      const tokenFile = path.join(dir, `${node.name}-join-token`);
+      fs.writeFileSync(tokenFile, tokens.create(10 * 60_000).token, { mode: 0o600 });
       const file = path.join(dir, `${node.name}-workloads.yaml`);
       fs.writeFileSync(
         file,
@@ -151,6 +167,16 @@ export async function demoUp(dir = DEFAULT_DEMO_DIR, say: (line: string) => void
         topo.cgroupPath,
         '--run-dir',
         path.join(dir, 'run'),
+        '--collector',
+        `unix:${socket}`,
+        '--collector-ca',
+        path.join(collectorDir, 'ca.crt'),
+        '--join-token-file',
+        tokenFile,
+        '--data-dir',
+        path.join(dir, node.name),
+        '--node-address',
+        node.underlayIp,
       ];
       const pid = startDaemon(node, args, log);
       state.agents.push({ node: node.name, pid, log });
@@ -167,7 +193,7 @@ export async function demoUp(dir = DEFAULT_DEMO_DIR, say: (line: string) => void
 export async function demoDown(dir = DEFAULT_DEMO_DIR): Promise<boolean> {
   const state = readState(dir);
   if (!state) return false;
-  const pids = [...state.agents.map((a) => a.pid), ...state.apps.map((a) => a.pid)].filter(alive);
+  const pids = [...state.agents.map((a) => a.pid), ...state.apps.map((a) => a.pid), ...(state.collector ? [state.collector.pid] : [])].filter(alive);
   for (const pid of pids) process.kill(pid, 'SIGTERM');
   await waitFor(() => pids.every((p) => !alive(p)) || undefined, 5000, { what: 'demo processes to stop' }).catch(() => {
     for (const pid of pids.filter(alive)) process.kill(pid, 'SIGKILL');
@@ -178,8 +204,13 @@ export async function demoDown(dir = DEFAULT_DEMO_DIR): Promise<boolean> {
   return true;
 }
 
-export function demoStatus(state: DemoState): { pods: DemoPodStatus[]; agents: Array<{ node: string; pid: number; running: boolean }> } {
+export function demoStatus(state: DemoState): {
+  pods: DemoPodStatus[];
+  agents: Array<{ node: string; pid: number; running: boolean }>;
+  collector: { pid: number; listen: string; running: boolean } | null;
+} {
   return {
+    collector: state.collector ? { pid: state.collector.pid, listen: state.collector.listen, running: alive(state.collector.pid) } : null,
     pods: state.topology.pods.map((p) => {
       const spec = PODS.find((s) => s.name === p.name);
       return {
