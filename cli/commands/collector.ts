@@ -1,5 +1,7 @@
 /** `palisade collector` (run the collector) and `palisade collector token create`. */
 import type { Command } from 'commander';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { DEFAULT_TRUST_DOMAIN, startCollector } from '../../collector/collector';
 import { DEFAULT_LISTEN, parseListenAddress } from '../../collector/listen';
 import { TokenStore } from '../../collector/tokens';
@@ -77,6 +79,13 @@ export function registerCollectorCommands(program: Command, deps: CliDeps): void
     .action((flags: TokenCreateFlags) => {
       const output = checkOutput(flags.output);
       const ttlMs = parsePositiveDuration(flags.ttl, '--ttl');
+      // A token only means something to a collector that owns this data dir (its CA is there).
+      if (!fs.existsSync(path.join(flags.data, 'ca.crt'))) {
+        throw new PalisadeError(
+          'PALISADE_ERR_DATA_DIR',
+          `${flags.data} is not a collector data directory (no ca.crt): start the collector with --data ${flags.data} first`,
+        );
+      }
       const created = new TokenStore(flags.data).create(ttlMs);
       if (output === 'json') {
         deps.stdout(`${JSON.stringify({ token: created.token, id: created.id, expiresAt: created.expiresAt.toISOString() })}\n`);

@@ -63,7 +63,9 @@ export function registerDemoCommands(program: Command, deps: CliDeps): void {
       }
       deps.stdout(formatTable(['POD', 'NODE', 'IP', 'IDENTITY', 'STRICT'], st.pods.map((p) => [p.name, p.node, p.ip, p.identity, String(p.strict)])));
       deps.stdout('\n');
-      deps.stdout(formatTable(['AGENT', 'PID', 'RUNNING'], st.agents.map((a) => [a.node, String(a.pid), String(a.running)])));
+      const rows = st.agents.map((a) => [`agent ${a.node}`, String(a.pid), String(a.running)]);
+      if (st.collector) rows.unshift(['collector', String(st.collector.pid), String(st.collector.running)]);
+      deps.stdout(formatTable(['PROCESS', 'PID', 'RUNNING'], rows));
     });
 
   demo

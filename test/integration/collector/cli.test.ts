@@ -60,7 +60,7 @@ describe('palisade collector (CLI)', () => {
   });
 
   it('token create -o json gives token, id and expiry', async () => {
-    const data = dirs.make();
+    const data = template.dataDir(dirs);
     const c = cli();
     assert.equal(await run(['collector', 'token', 'create', '--data', data, '-o', 'json'], c.deps), 0);
     const doc = JSON.parse(c.out.join('')) as { token: string; id: string; expiresAt: string };
@@ -75,7 +75,7 @@ describe('palisade collector (CLI)', () => {
     [['-o', 'yaml'], 'palisade: invalid -o "yaml": use text or json\n'],
   ] as const) {
     it(`token create ${args.join(' ')} fails in one line, non-zero, writes nothing`, async () => {
-      const data = dirs.make();
+      const data = template.dataDir(dirs);
       const c = cli();
       assert.equal(await run(['collector', 'token', 'create', '--data', data, ...args], c.deps), 2);
       assert.deepEqual(c.err, [expected]);
@@ -83,6 +83,15 @@ describe('palisade collector (CLI)', () => {
       assert.ok(!fs.existsSync(path.join(data, 'tokens.json')));
     });
   }
+
+  it('token create refuses a directory that is not a collector data dir and creates nothing (bug: it made one)', async () => {
+    const data = path.join(dirs.make(), 'typo');
+    const c = cli();
+    assert.equal(await run(['collector', 'token', 'create', '--data', data], c.deps), 1);
+    assert.equal(c.err.length, 1);
+    assert.match(c.err[0]!, /^palisade: .*typo is not a collector data directory \(no ca\.crt\)/);
+    assert.equal(fs.existsSync(data), false);
+  });
 
   it('runs the collector until told to stop, logging "collector ready"', async () => {
     const data = template.dataDir(dirs);
