@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
 
-APT_PACKAGES := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev iproute2 pkg-config make g++ python3
+APT_PACKAGES := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev iproute2 pkg-config make g++ python3 curl tshark
 STAMP := .make
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -16,7 +16,7 @@ deps-system: | $(STAMP)
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
 ## Node dependencies, exactly as locked.

@@ -104,7 +104,6 @@ export class InboundProxy {
     this.sessions.add(session);
     session.once('close', () => this.sessions.delete(session));
     session.on('error', (err) => this.log.debug({ err }, 'inbound session error'));
-    session.once('connect', () => undefined);
     try {
       session.setLocalWindowSize(SESSION_WINDOW);
     } catch {
