@@ -2,7 +2,13 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { run, type CliDeps } from '../../../cli/program';
-import { CaTemplate, client, collector, LogCapture, Stack, TempDirs, waitFor } from './helpers';
+import {
+  client,
+  collector,
+  LogCapture,
+  useCollectorSuite,
+  waitFor,
+} from './helpers';
 
 interface Captured {
   deps: CliDeps;
@@ -28,22 +34,10 @@ function cli(): Captured {
 }
 
 describe('palisade collector (CLI)', () => {
-  const suiteDirs = new TempDirs();
-  const dirs = new TempDirs();
-  const stack = new Stack();
-  let template: CaTemplate;
-
-  before(() => {
-    template = new CaTemplate(suiteDirs);
-  });
-  after(() => suiteDirs.cleanup());
-  afterEach(async () => {
-    await stack.unwind();
-    dirs.cleanup();
-  });
+  const { dirs, stack, dataDir } = useCollectorSuite();
 
   it('token create prints a token once that then joins', async () => {
-    const data = template.dataDir(dirs);
+    const data = dataDir();
     const c = cli();
     assert.equal(await run(['collector', 'token', 'create', '--data', data, '--ttl', '10m'], c.deps), 0);
     assert.equal(c.out.length, 1);
@@ -60,7 +54,7 @@ describe('palisade collector (CLI)', () => {
   });
 
   it('token create -o json gives token, id and expiry', async () => {
-    const data = template.dataDir(dirs);
+    const data = dataDir();
     const c = cli();
     assert.equal(await run(['collector', 'token', 'create', '--data', data, '-o', 'json'], c.deps), 0);
     const doc = JSON.parse(c.out.join('')) as { token: string; id: string; expiresAt: string };
@@ -75,7 +69,7 @@ describe('palisade collector (CLI)', () => {
     [['-o', 'yaml'], 'palisade: invalid -o "yaml": use text or json\n'],
   ] as const) {
     it(`token create ${args.join(' ')} fails in one line, non-zero, writes nothing`, async () => {
-      const data = template.dataDir(dirs);
+      const data = dataDir();
       const c = cli();
       assert.equal(await run(['collector', 'token', 'create', '--data', data, ...args], c.deps), 2);
       assert.deepEqual(c.err, [expected]);
@@ -94,7 +88,7 @@ describe('palisade collector (CLI)', () => {
   });
 
   it('runs the collector until told to stop, logging "collector ready"', async () => {
-    const data = template.dataDir(dirs);
+    const data = dataDir();
     const sock = path.join(dirs.make(), 'c.sock');
     const c = cli();
     const exit = run(['collector', '--listen', '127.0.0.1:0', '--agent-socket', sock, '--data', data, '--workload-cert-ttl', '10m'], c.deps);

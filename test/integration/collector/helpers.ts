@@ -95,6 +95,31 @@ export class CaTemplate {
   }
 }
 
+/** Per-suite scaffolding: one template CA per suite, temp dirs and a stop-stack per test. */
+export interface CollectorSuite {
+  readonly dirs: TempDirs;
+  readonly stack: Stack;
+  /** A fresh data directory holding the suite's CA. */
+  dataDir(): string;
+}
+
+/** Call inside `describe()`: registers the before/after hooks every collector suite needs. */
+export function useCollectorSuite(): CollectorSuite {
+  const suiteDirs = new TempDirs();
+  const dirs = new TempDirs();
+  const stack = new Stack();
+  let template: CaTemplate | undefined;
+  before(() => {
+    template = new CaTemplate(suiteDirs);
+  });
+  after(() => suiteDirs.cleanup());
+  afterEach(async () => {
+    await stack.unwind();
+    dirs.cleanup();
+  });
+  return { dirs, stack, dataDir: () => template!.dataDir(dirs) };
+}
+
 export async function collector(stack: Stack, opts: Partial<CollectorOptions> & { dataDir: string; log: Logger }): Promise<RunningCollector> {
   const running = await startCollector({ listen: '127.0.0.1:0', ...opts });
   stack.push(() => running.stop());

@@ -9,32 +9,29 @@ import type { RunningCollector } from '../../../collector/collector';
 import { TokenStore } from '../../../collector/tokens';
 import { PalisadeError } from '../../../common/errors';
 import { CertificateAuthority, certInfo, createCsr, generateKeyPair, nodeSpiffeId } from '../../../common/pki';
-import { CaTemplate, client, collector, LogCapture, refusal, Stack, tamper, TempDirs, token } from './helpers';
+import {
+  client,
+  collector,
+  LogCapture,
+  refusal,
+  tamper,
+  token,
+  useCollectorSuite,
+} from './helpers';
 
 const refusedJoin = (re: RegExp) => (err: unknown) =>
   err instanceof PalisadeError && err.code === 'PALISADE_ERR_JOIN_REFUSED' && re.test(err.message) && !err.message.includes('\n');
 
 describe('collector: joining', () => {
-  const suiteDirs = new TempDirs();
-  const dirs = new TempDirs();
-  const stack = new Stack();
-  let template: CaTemplate;
+  const { dirs, stack, dataDir } = useCollectorSuite();
   let logs: LogCapture;
   let data: string;
   let col: RunningCollector;
 
-  before(() => {
-    template = new CaTemplate(suiteDirs);
-  });
-  after(() => suiteDirs.cleanup());
   beforeEach(async () => {
     logs = new LogCapture();
-    data = template.dataDir(dirs);
+    data = dataDir();
     col = await collector(stack, { dataDir: data, log: logs.logger });
-  });
-  afterEach(async () => {
-    await stack.unwind();
-    dirs.cleanup();
   });
 
   it('gives a node with a valid token a node certificate, persisted 0600 in its data dir', async () => {

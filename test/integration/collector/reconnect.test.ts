@@ -7,7 +7,6 @@ import type { RunningCollector } from '../../../collector/collector';
 import { PalisadeError } from '../../../common/errors';
 import { encodeMessage } from '../../../common/mesh-protocol';
 import {
-  CaTemplate,
   client,
   collector,
   joinedNodeDir,
@@ -15,30 +14,17 @@ import {
   opened,
   rawNodeSocket,
   snapshotWhere,
-  Stack,
-  TempDirs,
   token,
+  useCollectorSuite,
   waitFor,
   workload,
 } from './helpers';
 
 describe('collector: restarts and the agent socket', () => {
-  const suiteDirs = new TempDirs();
-  const dirs = new TempDirs();
-  const stack = new Stack();
-  let template: CaTemplate;
-
-  before(() => {
-    template = new CaTemplate(suiteDirs);
-  });
-  after(() => suiteDirs.cleanup());
-  afterEach(async () => {
-    await stack.unwind();
-    dirs.cleanup();
-  });
+  const { dirs, stack, dataDir } = useCollectorSuite();
 
   it('serves agents on a 0600 Unix socket with the same TLS and auth', async () => {
-    const data = template.dataDir(dirs);
+    const data = dataDir();
     const sock = path.join(dirs.make(), 'collector.sock');
     const col = await collector(stack, { dataDir: data, log: new LogCapture().logger, agentSocket: sock });
     assert.equal(col.socketPath, sock);
@@ -52,7 +38,7 @@ describe('collector: restarts and the agent socket', () => {
   });
 
   it('reconnects by itself after a collector restart, re-registers and gets a snapshot again', async () => {
-    const data = template.dataDir(dirs);
+    const data = dataDir();
     const sock = path.join(dirs.make(), 'collector.sock');
     const logs = new LogCapture();
     const first = await startCollectorAt(data, sock, logs, '127.0.0.1:0');
@@ -91,7 +77,7 @@ describe('collector: restarts and the agent socket', () => {
     const crashed = spawnSync(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(sock)}, () => process.kill(process.pid, 'SIGKILL'))`]);
     assert.equal(crashed.signal, 'SIGKILL');
     assert.ok(fs.lstatSync(sock).isSocket(), 'a stale socket is left behind');
-    const col = await collector(stack, { dataDir: template.dataDir(dirs), log: new LogCapture().logger, agentSocket: sock });
+    const col = await collector(stack, { dataDir: dataDir(), log: new LogCapture().logger, agentSocket: sock });
     assert.equal(col.socketPath, sock);
   });
 
@@ -101,7 +87,7 @@ describe('collector: restarts and the agent socket', () => {
     const other = net.createServer();
     await new Promise<void>((r) => other.listen(live, r));
     stack.push(() => new Promise<void>((r) => other.close(() => r())));
-    const data = template.dataDir(dirs);
+    const data = dataDir();
     await assert.rejects(
       collector(stack, { dataDir: data, log: new LogCapture().logger, agentSocket: live }),
       (e: unknown) => e instanceof PalisadeError && e.code === 'PALISADE_ERR_LISTEN' && /in use by another process/.test(e.message),
@@ -113,7 +99,7 @@ describe('collector: restarts and the agent socket', () => {
   });
 
   it('refuses a port that is taken, in one line', async () => {
-    const data = template.dataDir(dirs);
+    const data = dataDir();
     const col = await collector(stack, { dataDir: data, log: new LogCapture().logger });
     await assert.rejects(
       collector(stack, { dataDir: data, log: new LogCapture().logger, listen: col.address }),
@@ -122,7 +108,7 @@ describe('collector: restarts and the agent socket', () => {
   });
 
   it('start() waits for a collector that is not up yet, then connects', async () => {
-    const data = template.dataDir(dirs);
+    const data = dataDir();
     const first = await collector(stack, { dataDir: data, log: new LogCapture().logger });
     const agentDir = await joinedNodeDir(dirs, first, data, 'node-a');
     await first.stop();
@@ -137,7 +123,7 @@ describe('collector: restarts and the agent socket', () => {
   });
 
   it('terminates a session that stops answering pings and marks the node offline', async () => {
-    const data = template.dataDir(dirs);
+    const data = dataDir();
     const logs = new LogCapture();
     const col = await collector(stack, { dataDir: data, log: logs.logger, pingIntervalMs: 50, deadAfterMs: 300 });
     const [dirA, dirB] = await Promise.all([joinedNodeDir(dirs, col, data, 'node-a'), joinedNodeDir(dirs, col, data, 'node-b')]);
@@ -154,7 +140,7 @@ describe('collector: restarts and the agent socket', () => {
   });
 
   it('drops a collector that went silent and reconnects', async () => {
-    const data = template.dataDir(dirs);
+    const data = dataDir();
     const col = await collector(stack, { dataDir: data, log: new LogCapture().logger });
     const agentDir = await joinedNodeDir(dirs, col, data, 'node-a');
     const c = client(stack, { url: col.url, caPem: col.ca.certPem, node: 'node-a', dataDir: agentDir, deadAfterMs: 300 });
