@@ -9,7 +9,7 @@ import { PalisadeError } from '../../common/errors';
 import { spiffeId } from '../../common/identity';
 import { Datapath } from '../../agent/datapath/datapath';
 import { TokenStore } from '../../collector/tokens';
-import { spawnIn, Topology, waitFor, workloadsYaml, type NodeNs, type PodNs, type TopologyDescription } from '../../test/harness';
+import { agentArgs, spawnIn, Topology, waitFor, workloadsYaml, type NodeNs, type PodNs, type TopologyDescription } from '../../test/harness';
 
 export const DEFAULT_DEMO_DIR = '/run/palisade/demo';
 const TRUST_DOMAIN = 'cluster.local';
@@ -154,30 +154,13 @@ export async function demoUp(dir = DEFAULT_DEMO_DIR, say: (line: string) => void
         workloadsYaml(mine.map((p) => ({ pod: pods.get(p.name)!, serviceAccount: p.serviceAccount, strict: p.strict, labels: { app: p.name } }))),
       );
       const log = path.join(dir, 'logs', `agent-${node.name}.log`);
-      const args = [
-        path.join(distRoot(), 'cli', 'main.js'),
-        'agent',
-        '--node',
-        node.name,
-        '--proxy-address',
-        node.proxyIp,
-        '--workloads',
-        file,
-        '--cgroup',
-        topo.cgroupPath,
-        '--run-dir',
-        path.join(dir, 'run'),
-        '--collector',
-        `unix:${socket}`,
-        '--collector-ca',
-        path.join(collectorDir, 'ca.crt'),
-        '--join-token-file',
-        tokenFile,
-        '--data-dir',
-        path.join(dir, node.name),
-        '--node-address',
-        node.underlayIp,
-      ];
+      const args = agentArgs(node, {
+        cli: path.join(distRoot(), 'cli', 'main.js'),
+        workloadsFile: file,
+        cgroup: topo.cgroupPath,
+        runDir: path.join(dir, 'run'),
+        mesh: { collectorSocket: socket, caFile: path.join(collectorDir, 'ca.crt'), tokenFile, dataDir: path.join(dir, node.name) },
+      });
       const pid = startDaemon(node, args, log);
       state.agents.push({ node: node.name, pid, log });
       save();

@@ -57,12 +57,35 @@ export function tempDir(label: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `palisade-${label}-`));
 }
 
+/** Where an agent joins the mesh (all paths absolute). */
+export interface AgentMeshArgs {
+  collectorSocket: string;
+  caFile: string;
+  tokenFile: string;
+  dataDir: string;
+}
+
+/** The `palisade agent` command line for a node; the one place tests and the demo build it. */
+export function agentArgs(
+  node: NodeNs,
+  o: { cli: string; workloadsFile: string; cgroup: string; runDir: string; mesh?: AgentMeshArgs },
+): string[] {
+  const args = [o.cli, 'agent', '--node', node.name, '--proxy-address', node.proxyIp, '--workloads', o.workloadsFile];
+  args.push('--cgroup', o.cgroup, '--run-dir', o.runDir);
+  if (o.mesh) {
+    args.push('--collector', `unix:${o.mesh.collectorSocket}`, '--collector-ca', o.mesh.caFile);
+    args.push('--join-token-file', o.mesh.tokenFile, '--data-dir', o.mesh.dataDir, '--node-address', node.underlayIp);
+  }
+  return args;
+}
+
 export interface StartAgentOptions {
   pods: AgentPodSpec[];
   /** cgroup the programs attach to; default: the topology's own subtree. */
   cgroup?: string;
   extraArgs?: string[];
   runDir?: string;
+  mesh?: AgentMeshArgs;
 }
 
 export function startAgentProcess(topo: Topology, node: NodeNs, opts: StartAgentOptions): AgentProcess {
@@ -71,18 +94,7 @@ export function startAgentProcess(topo: Topology, node: NodeNs, opts: StartAgent
   const workloadsFile = path.join(dir, 'workloads.yaml');
   fs.writeFileSync(workloadsFile, workloadsYaml(opts.pods));
   const args = [
-    cliPath(),
-    'agent',
-    '--node',
-    node.name,
-    '--proxy-address',
-    node.proxyIp,
-    '--workloads',
-    workloadsFile,
-    '--cgroup',
-    opts.cgroup ?? topo.cgroupPath,
-    '--run-dir',
-    runDir,
+    ...agentArgs(node, { cli: cliPath(), workloadsFile, cgroup: opts.cgroup ?? topo.cgroupPath, runDir, mesh: opts.mesh }),
     ...(opts.extraArgs ?? []),
   ];
   const child = topo.spawn(node, process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });

@@ -61,19 +61,7 @@ export function startMeshAgent(topo: Topology, node: NodeNs, collector: TestColl
   fs.writeFileSync(tokenFile, collector.token(), { mode: 0o600 });
   const agent = startAgentProcess(topo, node, {
     ...opts,
-    extraArgs: [
-      '--collector',
-      `unix:${collector.socketPath}`,
-      '--collector-ca',
-      collector.caFile,
-      '--join-token-file',
-      tokenFile,
-      '--data-dir',
-      path.join(dir, 'data'),
-      '--node-address',
-      node.underlayIp,
-      ...(opts.extraArgs ?? []),
-    ],
+    mesh: { collectorSocket: collector.socketPath, caFile: collector.caFile, tokenFile, dataDir: path.join(dir, 'data') },
   });
   void agent.exited.then(() => fs.rmSync(dir, { recursive: true, force: true }));
   return agent;
