@@ -46,6 +46,10 @@ export class InboundProxy {
   private readonly server: http2.Http2SecureServer;
   private readonly log: Logger;
   private readonly sessions = new Set<http2.ServerHttp2Session>();
+  /** Peer identity and certificate expiry, read once per TLS session (not per stream). */
+  private readonly peers = new WeakMap<http2.Http2Session, { identity: string; validTo: number }>();
+  /** SNI name of each local identity, hashed once. */
+  private readonly sniNames = new Map<string, string>();
   /** counters for tests and metrics */
   readonly counters = { accepted: 0, refused: 0, tlsErrors: 0 };
 
@@ -84,7 +88,9 @@ export class InboundProxy {
 
   private contextFor(servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void): void {
     for (const w of this.inputs.local.all()) {
-      if (sniFor(w.identity) !== servername) continue;
+      let name = this.sniNames.get(w.identity);
+      if (name === undefined) this.sniNames.set(w.identity, (name = sniFor(w.identity)));
+      if (name !== servername) continue;
       const cert = this.inputs.identities.get(w.identity);
       if (cert) return cb(null, cert.context);
       return cb(new Error(`no valid certificate for ${w.identity}`));
@@ -94,13 +100,15 @@ export class InboundProxy {
 
   private onSession(session: http2.ServerHttp2Session): void {
     const socket = session.socket as tls.TLSSocket;
-    const peer = spiffeIdOfPeer(socket.getPeerCertificate());
+    const cert = socket.getPeerCertificate();
+    const peer = spiffeIdOfPeer(cert);
     if (!socket.authorized || !peer) {
       this.counters.refused += 1;
       this.log.warn({ event: 'refused', reason: 'no-peer-identity', peer: socket.remoteAddress }, 'inbound connection refused');
       session.destroy();
       return;
     }
+    this.peers.set(session, { identity: peer, validTo: Date.parse(cert.valid_to) });
     this.sessions.add(session);
     session.once('close', () => this.sessions.delete(session));
     session.on('error', (err) => this.log.debug({ err }, 'inbound session error'));
@@ -119,15 +127,15 @@ export class InboundProxy {
   }
 
   private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
-    const socket = stream.session?.socket as tls.TLSSocket | undefined;
-    const peerAddress = socket?.remoteAddress;
-    const peerCert = socket?.getPeerCertificate();
-    const peerIdentity = spiffeIdOfPeer(peerCert);
+    const session = stream.session;
+    const peerAddress = session?.socket?.remoteAddress;
+    const peer = session ? this.peers.get(session) : undefined;
+    const peerIdentity = peer?.identity;
     stream.on('error', () => undefined);
     if (headers[':method'] !== 'CONNECT') return this.refuse(stream, 405, 'not-connect', { peerAddress });
-    if (!peerIdentity) return this.refuse(stream, 401, 'no-peer-identity', { peerAddress });
+    if (!peer) return this.refuse(stream, 401, 'no-peer-identity', { peerAddress });
     // A long-lived connection does not outlive the certificate it was opened with.
-    if (!peerCert || Date.parse(peerCert.valid_to) <= Date.now()) {
+    if (!(peer.validTo > Date.now())) {
       stream.session?.close();
       return this.refuse(stream, 401, 'peer-certificate-expired', { peerAddress, peerIdentity });
     }
