@@ -7,6 +7,7 @@ import { silentLogger } from '../../../../common/log';
 import { CertificateAuthority } from '../../../../common/pki';
 
 const ID = 'spiffe://cluster.local/ns/default/sa/web';
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** A real CA behind a switch: while `failing`, every request is refused. */
 class SwitchableSource implements CertificateSource {
@@ -57,9 +58,11 @@ describe('IdentityManager', function () {
       try {
         m.retain([ID]);
         const first = await m.ready(ID);
-        await new Promise((r) => setTimeout(r, 2600));
+        // Renewed before the first one expires (X.509 times have one-second precision).
+        const deadline = first.notAfter.getTime() - 100;
+        while (m.get(ID) === first && Date.now() < deadline) await sleep(50);
         const second = m.get(ID);
-        assert.ok(second && second !== first, 'renewed after half of a 4 s lifetime');
+        assert.ok(second && second !== first, 'renewed before the first certificate expired');
         assert.notEqual(second.keyPem, first.keyPem);
       } finally {
         m.close();
@@ -67,16 +70,19 @@ describe('IdentityManager', function () {
     });
 
     it('keeps the old certificate while renewal fails, and never uses it after expiry', async function () {
-      const source = new SwitchableSource(ca, 3);
+      const source = new SwitchableSource(ca, 6);
       const m = new IdentityManager({ source, log: silentLogger(), jitter: 0 });
       try {
         m.retain([ID]);
         const first = await m.ready(ID);
         source.failing = true;
-        await new Promise((r) => setTimeout(r, 2000)); // past half life: renewal attempts fail
+        // Wait past half life (renewal attempts fail) but stay clear of expiry.
+        const life = first.notAfter.getTime() - first.receivedAt;
+        await sleep(Math.max(0, first.receivedAt + life * 0.75 - Date.now()));
+        assert.ok(first.notAfter.getTime() - Date.now() > 500, 'the test checks before expiry');
         assert.ok(source.requests >= 2, 'it tried to renew');
         assert.equal(m.get(ID), first, 'still serving the old, valid certificate');
-        await new Promise((r) => setTimeout(r, Math.max(0, first.notAfter.getTime() - Date.now()) + 300));
+        await sleep(Math.max(0, first.notAfter.getTime() - Date.now()) + 300);
         assert.equal(m.get(ID), undefined, 'expired: not handed out any more');
         source.failing = false;
         const again = await m.ready(ID, 10_000);
