@@ -27,6 +27,8 @@ export type PalisadeErrorCode =
   | 'PALISADE_ERR_COLLECTOR_UNAVAILABLE'
   | 'PALISADE_ERR_IDENTITY'
   | 'PALISADE_ERR_HBONE'
+  | 'PALISADE_ERR_POLICY_INVALID'
+  | 'PALISADE_ERR_POLICY_DENIED'
   | 'PALISADE_ERR_INTERNAL';
 
 interface CodeInfo {
@@ -60,6 +62,8 @@ const CODE_TABLE: Record<PalisadeErrorCode, CodeInfo> = {
   PALISADE_ERR_COLLECTOR_UNAVAILABLE: { exitCode: 1, httpStatus: 503 },
   PALISADE_ERR_IDENTITY: { exitCode: 1, httpStatus: 503 },
   PALISADE_ERR_HBONE: { exitCode: 1, httpStatus: 502 },
+  PALISADE_ERR_POLICY_INVALID: { exitCode: 1, httpStatus: 400 },
+  PALISADE_ERR_POLICY_DENIED: { exitCode: 1, httpStatus: 403 },
   PALISADE_ERR_INTERNAL: { exitCode: 70, httpStatus: 500 },
 };
 
