@@ -1,0 +1,186 @@
+import { strict as assert } from 'node:assert';
+import * as net from 'node:net';
+import { PassThrough } from 'node:stream';
+import * as tls from 'node:tls';
+import { looksLikeHttp, parseClientHello, sniff } from '../../../../agent/proxy/sniff';
+
+/** The bytes a real Node TLS client sends first (its ClientHello), captured on loopback. */
+async function realClientHello(servername: string | undefined): Promise<Buffer> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  try {
+    const captured = new Promise<Buffer>((resolve) =>
+      server.once('connection', (s) => {
+        const chunks: Buffer[] = [];
+        s.on('data', (c: Buffer) => {
+          chunks.push(c);
+          const all = Buffer.concat(chunks);
+          const r = parseClientHello(all);
+          if ('complete' in r && r.complete) {
+            resolve(all);
+            s.destroy();
+          }
+        });
+      }),
+    );
+    const client = tls.connect({ host: '127.0.0.1', port, ...(servername ? { servername } : {}), rejectUnauthorized: false });
+    client.on('error', () => undefined);
+    const hello = await captured;
+    client.destroy();
+    return hello;
+  } finally {
+    server.close();
+  }
+}
+
+/** Re-frame one handshake into records of at most `size` bytes each (legal TLS, rarely seen). */
+function splitRecords(hello: Buffer, size: number): Buffer {
+  const body = hello.subarray(5, 5 + hello.readUInt16BE(3));
+  const out: Buffer[] = [];
+  for (let i = 0; i < body.length; i += size) {
+    const part = body.subarray(i, Math.min(body.length, i + size));
+    const hdr = Buffer.from([0x16, 0x03, 0x01, 0, 0]);
+    hdr.writeUInt16BE(part.length, 3);
+    out.push(hdr, part);
+  }
+  return Buffer.concat(out);
+}
+
+describe('sniff', () => {
+  describe('parseClientHello', () => {
+    it('reads the server name of a real TLS ClientHello, lowercased', async () => {
+      const hello = await realClientHello('Allowed.Example.TEST');
+      assert.deepEqual(parseClientHello(hello), { complete: true, sni: 'allowed.example.test' });
+    });
+
+    it('reports no name when the client sent none (an IP literal)', async () => {
+      const hello = await realClientHello(undefined);
+      assert.deepEqual(parseClientHello(hello), { complete: true, sni: undefined });
+    });
+
+    it('asks for more bytes while the hello is incomplete, at every cut', async () => {
+      const hello = await realClientHello('allowed.example.test');
+      for (const cut of [0, 1, 4, 5, 6, 40, hello.length - 1]) {
+        const r = parseClientHello(hello.subarray(0, cut));
+        assert.equal('complete' in r && r.complete, false, `cut at ${cut}`);
+        assert.ok(!('invalid' in r), `cut at ${cut} must not be called invalid`);
+      }
+    });
+
+    it('reassembles a hello split over several records', async () => {
+      const hello = await realClientHello('allowed.example.test');
+      for (const size of [1, 7, 100]) {
+        assert.deepEqual(parseClientHello(splitRecords(hello, size)), { complete: true, sni: 'allowed.example.test' }, `records of ${size}`);
+      }
+    });
+
+    const invalid: Array<[string, Buffer]> = [
+      ['plain HTTP', Buffer.from('GET / HTTP/1.1\r\n')],
+      ['an alert record', Buffer.from([0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x28])],
+      ['a zero-length record', Buffer.from([0x16, 0x03, 0x01, 0x00, 0x00])],
+      ['an oversized record', Buffer.from([0x16, 0x03, 0x01, 0x48, 0x01])],
+      ['a ServerHello', Buffer.from([0x16, 0x03, 0x01, 0x00, 0x04, 0x02, 0x00, 0x00, 0x00])],
+    ];
+    for (const [name, bytes] of invalid) {
+      it(`refuses ${name}`, () => {
+        assert.ok('invalid' in parseClientHello(bytes));
+      });
+    }
+
+    it('refuses a hello with two server_name extensions (two parsers could pick different names)', async () => {
+      const hello = await realClientHello('allowed.example.test');
+      // Find the SNI extension (type 0) and append a copy of it to the extension block.
+      const hs = hello.subarray(5);
+      const body = hs.subarray(4);
+      let p = 2 + 32;
+      p += 1 + body[p]!;
+      p += 2 + body.readUInt16BE(p);
+      p += 1 + body[p]!;
+      const extLenAt = p;
+      let q = p + 2;
+      let sniExt: Buffer | undefined;
+      while (q < body.length) {
+        const len = body.readUInt16BE(q + 2);
+        if (body.readUInt16BE(q) === 0) sniExt = body.subarray(q, q + 4 + len);
+        q += 4 + len;
+      }
+      assert.ok(sniExt);
+      const newBody = Buffer.concat([body, sniExt]);
+      newBody.writeUInt16BE(body.readUInt16BE(extLenAt) + sniExt.length, extLenAt);
+      const newHs = Buffer.concat([Buffer.from([0x01, 0, 0, 0]), newBody]);
+      newHs.writeUIntBE(newBody.length, 1, 3);
+      const rec = Buffer.concat([Buffer.from([0x16, 0x03, 0x01, 0, 0]), newHs]);
+      rec.writeUInt16BE(newHs.length, 3);
+      assert.deepEqual(parseClientHello(rec), { invalid: 'duplicate server_name extension' });
+    });
+  });
+
+  describe('looksLikeHttp', () => {
+    const table: Array<[string, 'yes' | 'no' | 'more']> = [
+      ['GET / HTTP/1.1\r\n', 'yes'],
+      ['POST /x HTTP/1.1', 'yes'],
+      ['OPTIONS * HTTP/1.1', 'yes'],
+      ['PRI * HTTP/2.0', 'yes'],
+      ['GE', 'more'],
+      ['DELETE', 'more'],
+      ['get / HTTP/1.1', 'no'],
+      ['FOO / HTTP/1.1', 'no'],
+      ['SSH-2.0-OpenSSH', 'no'],
+      ['\x16\x03\x01', 'no'],
+      ['AB /', 'no'],
+      ['ABCDEFGHIJKLMNOP', 'no'],
+    ];
+    for (const [input, want] of table) {
+      it(`${JSON.stringify(input)} → ${want}`, () => assert.equal(looksLikeHttp(Buffer.from(input, 'latin1')), want));
+    }
+  });
+
+  describe('sniff', () => {
+    it('classifies an HTTP request and hands back every byte read', async () => {
+      const s = new PassThrough();
+      const p = sniff(s, 1000);
+      s.write('GE');
+      s.write('T /a HTTP/1.1\r\nHost: x\r\n\r\n');
+      const r = await p;
+      assert.equal(r.kind, 'http');
+      assert.equal(r.head.toString(), 'GET /a HTTP/1.1\r\nHost: x\r\n\r\n'.slice(0, r.head.length));
+      assert.ok(r.head.length >= 4);
+    });
+
+    it('waits for a ClientHello delivered a byte at a time', async () => {
+      const hello = await realClientHello('allowed.example.test');
+      const s = new PassThrough();
+      const p = sniff(s, 2000);
+      for (const b of hello) s.write(Buffer.from([b]));
+      const r = await p;
+      assert.equal(r.kind, 'tls');
+      assert.equal(r.kind === 'tls' && r.sni, 'allowed.example.test');
+      assert.deepEqual(r.head, hello);
+    });
+
+    it('gives up after the timeout when the client sends nothing (server-first protocols)', async () => {
+      const s = new PassThrough();
+      const started = Date.now();
+      const r = await sniff(s, 100);
+      assert.equal(r.kind, 'timeout');
+      assert.ok(Date.now() - started >= 90);
+    });
+
+    it('reports a client that closes without a byte', async () => {
+      const s = new PassThrough();
+      const p = sniff(s, 1000);
+      s.end();
+      assert.equal((await p).kind, 'closed');
+    });
+
+    it('calls other bytes other, keeping them', async () => {
+      const s = new PassThrough();
+      const p = sniff(s, 1000);
+      s.write('SSH-2.0-x\r\n');
+      const r = await p;
+      assert.equal(r.kind, 'other');
+      assert.equal(r.head.toString(), 'SSH-2.0-x\r\n');
+    });
+  });
+});
