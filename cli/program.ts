@@ -9,6 +9,7 @@ import type { Logger } from '../common/log';
 import { registerAgentCommands } from './commands/agent';
 import { registerCollectorCommands } from './commands/collector';
 import { registerDemoCommands } from './commands/demo';
+import { registerPolicyCommands } from './commands/policy';
 
 export interface CliDeps {
   stdout: (text: string) => void;
@@ -33,6 +34,7 @@ export function createProgram(deps: CliDeps): Command {
   registerAgentCommands(program, deps);
   registerCollectorCommands(program, deps);
   registerDemoCommands(program, deps);
+  registerPolicyCommands(program, deps);
   return program;
 }
 

@@ -1,0 +1,31 @@
+/**
+ * The policy model shared by agent, collector and CLI: parse and validate policy files once
+ * (`compilePolicyFiles`), index them per workload (`PolicyIndex`), decide with pure functions
+ * (`authorize`, `authorizeEgress`).
+ */
+export { authorize } from './authorize';
+export { authorizeEgress } from './egress';
+export { PolicyInvalidError } from './errors';
+export { METADATA_ADDRESSES } from './ip';
+export { compilePolicyFiles, parsePolicies, type ParseOptions, type ParseResult } from './parse';
+export { PolicyIndex, type WorkloadPolicies } from './policy-index';
+export {
+  AUTHZ_API_VERSIONS,
+  DEFAULT_NAMESPACE,
+  DEFAULT_ROOT_NAMESPACE,
+  EGRESS_API_VERSION,
+  type AuthzAction,
+  type AuthzRequest,
+  type AuthzStage,
+  type AuthzVerdict,
+  type CompiledAuthorizationPolicy,
+  type CompiledAuthzRule,
+  type CompiledEgressPolicy,
+  type CompiledEgressRule,
+  type CompiledPolicy,
+  type Condition,
+  type EgressRequest,
+  type EgressVerdict,
+  type PolicySet,
+  type PolicyWorkload,
+} from './types';

@@ -1,0 +1,106 @@
+/**
+ * `spec` of Palisade's EgressPolicy (palisade.dev/v1):
+ *
+ *   spec:
+ *     selector: {matchLabels: {app: web}}     # absent: every workload of the namespace
+ *     allow:
+ *       - hosts: [api.github.com, "*.googleapis.com"]
+ *         ports: [443]                         # absent: any port
+ *       - cidrs: [10.0.0.0/8, 2001:db8::/32]
+ */
+import { IpAddr, parseIpInto } from './ip';
+import { parseSelector } from './selector';
+import type { CompiledEgressRule } from './types';
+import { cidrs, ports } from './values';
+import type { Item, NodeReader, Problems } from './yaml-reader';
+
+const SPEC_FIELDS = ['selector', 'allow'];
+const RULE_FIELDS = ['hosts', 'cidrs', 'ports'];
+const DNS_LABEL_RE = /^[a-z0-9_]([-a-z0-9_]{0,61}[a-z0-9_])?$/;
+
+export interface ParsedEgressSpec {
+  selector: Record<string, string> | undefined;
+  rules: CompiledEgressRule[];
+}
+
+export function parseEgressSpec(r: NodeReader, warnings: Problems, specNode: unknown, specLine: number): ParsedEgressSpec | undefined {
+  const before = r.problems.found.length;
+  const spec = r.fields(specNode, 'spec', SPEC_FIELDS, specLine);
+  if (!spec) return undefined;
+  const selectorField = spec.get('selector');
+  const selector = selectorField ? parseSelector(r, warnings, selectorField, 'spec.selector') : undefined;
+  const rules: CompiledEgressRule[] = [];
+  const allowField = spec.get('allow');
+  const items = allowField ? r.list(allowField, 'spec.allow', '[{hosts: [api.example.com], ports: [443]}]') : [];
+  items?.forEach((item, i) => {
+    const rule = parseRule(r, item, `spec.allow[${i}]`);
+    if (rule) rules.push(rule);
+  });
+  if (r.problems.found.length > before) return undefined;
+  return { selector, rules };
+}
+
+function parseRule(r: NodeReader, item: Item<unknown>, path: string): CompiledEgressRule | undefined {
+  const fields = r.fields(item.value, path, RULE_FIELDS, item.line);
+  if (!fields) return undefined;
+  const hostsField = fields.get('hosts');
+  const cidrsField = fields.get('cidrs');
+  if (hostsField && cidrsField) {
+    r.fail(cidrsField.keyLine, path, 'has both "hosts" and "cidrs" (split it into two rules)');
+    return undefined;
+  }
+  if (!hostsField && !cidrsField) {
+    r.fail(item.line, path, 'needs "hosts" or "cidrs" (what the workload may connect to)');
+    return undefined;
+  }
+  let portSet: Set<number> | undefined;
+  const portsField = fields.get('ports');
+  if (portsField) {
+    const values = r.strings(portsField, `${path}.ports`, { numbers: true });
+    if (!values) return undefined;
+    if (values.length === 0) {
+      r.fail(portsField.line, `${path}.ports`, 'must not be empty (remove "ports" to allow any port)');
+      return undefined;
+    }
+    const list = ports(r, values, `${path}.ports`);
+    if (!list) return undefined;
+    portSet = new Set(list);
+  }
+  const listField = (hostsField ?? cidrsField)!;
+  const listPath = `${path}.${hostsField ? 'hosts' : 'cidrs'}`;
+  const values = r.strings(listField, listPath);
+  if (!values) return undefined;
+  if (values.length === 0) {
+    r.fail(listField.line, listPath, 'must not be empty (a rule with nothing in it allows nothing: remove it)');
+    return undefined;
+  }
+  if (cidrsField) {
+    const blocks = cidrs(r, values, listPath);
+    return blocks && { hosts: undefined, hostSuffixes: [], cidrs: blocks, ports: portSet };
+  }
+  const exact = new Set<string>();
+  const suffixes: string[] = [];
+  for (const v of values) {
+    const host = v.value.toLowerCase().replace(/\.$/, '');
+    const problem = hostProblem(host);
+    if (problem) r.fail(v.line, listPath, `${JSON.stringify(v.value)} ${problem}`);
+    else if (host.startsWith('*.')) suffixes.push(host.slice(1));
+    else exact.add(host);
+  }
+  if (exact.size + suffixes.length === 0 || values.some((v) => hostProblem(v.value.toLowerCase().replace(/\.$/, '')))) return undefined;
+  return { hosts: exact, hostSuffixes: suffixes, cidrs: undefined, ports: portSet };
+}
+
+/** Why a (lowercased) host is not an exact DNS name or `*.suffix`, or undefined. */
+export function hostProblem(host: string): string | undefined {
+  const ip = new IpAddr();
+  if (parseIpInto(host.replace(/^\[|\]$/g, ''), ip)) return 'is an IP address (use cidrs for addresses)';
+  if (host === '*') return 'allows every host (use cidrs: [0.0.0.0/0, "::/0"] to allow every destination)';
+  const name = host.startsWith('*.') ? host.slice(2) : host;
+  if (name.includes('*')) return 'is a bad wildcard (use an exact name or "*.suffix", like *.example.com)';
+  if (name.includes(':')) return 'has a port (use "ports" for ports)';
+  if (name.length > 253 || !name.split('.').every((label) => DNS_LABEL_RE.test(label))) {
+    return 'is not a DNS name (letters, digits, "-" and "_" in dot-separated labels of at most 63 characters)';
+  }
+  return undefined;
+}

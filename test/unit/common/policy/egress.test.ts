@@ -1,0 +1,101 @@
+import { strict as assert } from 'node:assert';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { authorizeEgress, type EgressRequest, type EgressVerdict, type PolicyWorkload } from '../../../../common/policy';
+import { indexOf } from './helpers';
+
+const egress = (name: string, namespace: string, body: string): string =>
+  `apiVersion: palisade.dev/v1\nkind: EgressPolicy\nmetadata: {name: ${name}, namespace: ${namespace}}\nspec:\n${body}`;
+
+const POLICIES = [
+  egress(
+    'web-egress',
+    'shop',
+    `  selector: {matchLabels: {app: web}}
+  allow:
+  - hosts: [api.stripe.com, "*.googleapis.com"]
+    ports: [443]
+  - cidrs: [10.20.0.0/16, "2001:db8::/32"]
+    ports: [5432]
+  - cidrs: [169.254.169.254]
+    ports: [80]
+  - hosts: [example.org]
+`,
+  ),
+  egress('wide', 'shop', '  selector: {matchLabels: {app: wide}}\n  allow:\n  - cidrs: [0.0.0.0/0, "::/0"]\n'),
+  egress('db-only', 'shop', '  selector: {matchLabels: {app: db}}\n  allow:\n  - cidrs: [10.30.0.0/16]\n'),
+  egress('db-extra', 'shop', '  selector: {matchLabels: {tier: data}}\n  allow:\n  - cidrs: [10.31.0.0/16]\n    ports: ["5432"]\n'),
+  egress('deny-all', 'locked', '  {}\n'),
+  egress('mesh-dns', 'istio-system', '  selector: {matchLabels: {dns: cluster}}\n  allow:\n  - cidrs: [10.96.0.10]\n    ports: [53]\n'),
+].join('---\n');
+
+const WEB: PolicyWorkload = { namespace: 'shop', labels: { app: 'web' } };
+const WIDE: PolicyWorkload = { namespace: 'shop', labels: { app: 'wide' } };
+const DB: PolicyWorkload = { namespace: 'shop', labels: { app: 'db', tier: 'data' } };
+
+type Row = [string, PolicyWorkload, string, number, { host?: string; resolved?: string[] }, EgressVerdict];
+
+const web = (rule: number): Pick<EgressVerdict, 'policy' | 'rule'> => ({ policy: 'shop/web-egress', rule });
+
+describe('authorizeEgress', () => {
+  const index = indexOf(POLICIES);
+  const rows: Row[] = [
+    ['a workload no EgressPolicy selects', { namespace: 'shop', labels: { app: 'other' } }, '1.2.3.4', 443, {}, { allowed: true, reason: 'no-egress-policy' }],
+    ['a workload of another namespace', { namespace: 'other', labels: { app: 'web' } }, '1.2.3.4', 443, {}, { allowed: true, reason: 'no-egress-policy' }],
+    ['a workload selected by a policy with no rules', { namespace: 'locked', labels: {} }, '1.2.3.4', 443, {}, { allowed: false, reason: 'no-rule-matched' }],
+    // CIDR rules
+    ['an address in a CIDR rule, on its port', WEB, '10.20.3.4', 5432, {}, { allowed: true, reason: 'allowed-by-cidr', ...web(1) }],
+    ['an address in a CIDR rule, another port (a host rule allows any port: needsHost)', WEB, '10.20.3.4', 5433, {}, { allowed: false, reason: 'no-rule-matched', needsHost: true }],
+    ['an IPv6 address in an IPv6 CIDR rule', WEB, '2001:db8:7::1', 5432, {}, { allowed: true, reason: 'allowed-by-cidr', ...web(1) }],
+    ['an IPv4-mapped IPv6 address in an IPv4 CIDR rule', WEB, '::ffff:10.20.3.4', 5432, {}, { allowed: true, reason: 'allowed-by-cidr', ...web(1) }],
+    ['0.0.0.0/0 and ::/0', WIDE, '198.51.100.7', 22, {}, { allowed: true, reason: 'allowed-by-cidr', policy: 'shop/wide', rule: 0 }],
+    ['::/0 for IPv6', WIDE, '2606:4700::1111', 443, {}, { allowed: true, reason: 'allowed-by-cidr', policy: 'shop/wide', rule: 0 }],
+    ['an address outside every CIDR, no host rules (no needsHost)', DB, '10.99.0.1', 5432, {}, { allowed: false, reason: 'no-rule-matched' }],
+    ['the union of two policies selecting one workload', DB, '10.31.0.9', 5432, {}, { allowed: true, reason: 'allowed-by-cidr', policy: 'shop/db-extra', rule: 0 }],
+    ['a destination that does not parse', WEB, 'not-an-ip', 443, {}, { allowed: false, reason: 'no-rule-matched' }],
+    // host rules
+    ['an exact host resolving to the destination', WEB, '203.0.113.5', 443, { host: 'api.stripe.com', resolved: ['203.0.113.9', '203.0.113.5'] }, { allowed: true, reason: 'allowed-by-host', ...web(0) }],
+    ['an exact host not resolving to the destination (SNI spoofing)', WEB, '198.51.100.66', 443, { host: 'api.stripe.com', resolved: ['203.0.113.5'] }, { allowed: false, reason: 'host-address-mismatch', ...web(0) }],
+    ['an allowed host without resolver answers', WEB, '203.0.113.5', 443, { host: 'api.stripe.com' }, { allowed: false, reason: 'host-address-mismatch', ...web(0) }],
+    ['an allowed host on another port', WEB, '203.0.113.5', 80, { host: 'api.stripe.com', resolved: ['203.0.113.5'] }, { allowed: false, reason: 'host-not-allowed' }],
+    ['a host rule without ports, any port', WEB, '192.0.2.8', 8443, { host: 'example.org', resolved: ['192.0.2.8'] }, { allowed: true, reason: 'allowed-by-host', ...web(3) }],
+    ['a host that is not allowed', WEB, '192.0.2.8', 443, { host: 'evil.example', resolved: ['192.0.2.8'] }, { allowed: false, reason: 'host-not-allowed' }],
+    ['a subdomain of an exact host', WEB, '192.0.2.8', 443, { host: 'x.api.stripe.com', resolved: ['192.0.2.8'] }, { allowed: false, reason: 'host-not-allowed' }],
+    ['*.googleapis.com: one label deep', WEB, '192.0.2.9', 443, { host: 'storage.googleapis.com', resolved: ['192.0.2.9'] }, { allowed: true, reason: 'allowed-by-host', ...web(0) }],
+    ['*.googleapis.com: two labels deep', WEB, '192.0.2.9', 443, { host: 'a.b.googleapis.com', resolved: ['192.0.2.9'] }, { allowed: true, reason: 'allowed-by-host', ...web(0) }],
+    ['*.googleapis.com: not the bare domain', WEB, '192.0.2.9', 443, { host: 'googleapis.com', resolved: ['192.0.2.9'] }, { allowed: false, reason: 'host-not-allowed' }],
+    ['*.googleapis.com: not a lookalike', WEB, '192.0.2.9', 443, { host: 'evilgoogleapis.com', resolved: ['192.0.2.9'] }, { allowed: false, reason: 'host-not-allowed' }],
+    ['a host in upper case with a trailing dot', WEB, '203.0.113.5', 443, { host: 'API.Stripe.com.', resolved: ['203.0.113.5'] }, { allowed: true, reason: 'allowed-by-host', ...web(0) }],
+    ['a resolver answer in another IPv6 spelling', WEB, '2001:db8:1::5', 443, { host: 'api.stripe.com', resolved: ['2001:DB8:1:0:0:0:0:5'] }, { allowed: true, reason: 'allowed-by-host', ...web(0) }],
+    ['a mapped destination matching an IPv4 answer', WEB, '::ffff:203.0.113.5', 443, { host: 'api.stripe.com', resolved: ['203.0.113.5'] }, { allowed: true, reason: 'allowed-by-host', ...web(0) }],
+    ['no host, on a port a host rule allows (needsHost)', WEB, '203.0.113.5', 443, {}, { allowed: false, reason: 'no-rule-matched', needsHost: true }],
+    ['an empty host is no host', WEB, '203.0.113.5', 443, { host: '' }, { allowed: false, reason: 'no-rule-matched', needsHost: true }],
+    // cloud metadata
+    ['the metadata address named exactly, on its port', WEB, '169.254.169.254', 80, {}, { allowed: true, reason: 'allowed-by-cidr', ...web(2) }],
+    ['the metadata address named exactly, another port', WEB, '169.254.169.254', 8080, {}, { allowed: false, reason: 'metadata-address' }],
+    ['the metadata address under 0.0.0.0/0', WIDE, '169.254.169.254', 80, {}, { allowed: false, reason: 'metadata-address' }],
+    ['the mapped metadata address under 0.0.0.0/0', WIDE, '::ffff:169.254.169.254', 80, {}, { allowed: false, reason: 'metadata-address' }],
+    ['the ECS metadata address', WIDE, '169.254.170.2', 80, {}, { allowed: false, reason: 'metadata-address' }],
+    ['the Alibaba metadata address', WIDE, '100.100.100.200', 80, {}, { allowed: false, reason: 'metadata-address' }],
+    ['the AWS IPv6 metadata address under ::/0', WIDE, 'fd00:ec2::254', 80, {}, { allowed: false, reason: 'metadata-address' }],
+    ['the metadata address behind an allowed host', WEB, '169.254.169.254', 443, { host: 'api.stripe.com', resolved: ['169.254.169.254'] }, { allowed: false, reason: 'metadata-address' }],
+    ['a neighbour of the metadata address under 0.0.0.0/0', WIDE, '169.254.169.253', 80, {}, { allowed: true, reason: 'allowed-by-cidr', policy: 'shop/wide', rule: 0 }],
+    // root namespace
+    ['a root-namespace policy applies in every namespace', { namespace: 'any', labels: { dns: 'cluster' } }, '10.96.0.10', 53, {}, { allowed: true, reason: 'allowed-by-cidr', policy: 'istio-system/mesh-dns', rule: 0 }],
+  ];
+  for (const [what, source, ip, port, named, expected] of rows) {
+    it(`${expected.allowed ? 'allows' : 'denies'} ${what}`, () => {
+      const req: EgressRequest = { source, destination: { ip, port }, ...named };
+      assert.deepEqual(authorizeEgress(req, index), expected);
+    });
+  }
+
+  it('allows what the fixture file documents (test/fixtures/policies/egress.yaml)', () => {
+    const yaml = readFileSync(path.resolve(__dirname, '../../../../../test/fixtures/policies/egress.yaml'), 'utf8');
+    const fixture = indexOf(yaml);
+    const source = { namespace: 'shop', labels: { app: 'web' } };
+    assert.equal(authorizeEgress({ source, destination: { ip: '10.20.0.1', port: 5432 } }, fixture).allowed, true);
+    assert.equal(authorizeEgress({ source, destination: { ip: '169.254.169.254', port: 80 } }, fixture).allowed, true);
+    assert.equal(authorizeEgress({ source, destination: { ip: '169.254.169.254', port: 443 } }, fixture).reason, 'metadata-address');
+  });
+});
