@@ -6,21 +6,20 @@
 import { readFileSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
 import { posix } from 'node:path';
-import {
-  isAlias,
-  isMap,
-  isScalar,
-  isSeq,
-  LineCounter,
-  parseDocument,
-  visit,
-  type Document,
-  type Pair,
-  type YAMLError,
-  type YAMLMap,
-} from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type YAMLMap } from 'yaml';
 import { PalisadeError } from '../common/errors';
 import { isDnsLabel, isTrustDomain, spiffeId } from '../common/identity';
+import {
+  deref,
+  describeKey,
+  describeValue,
+  describeYamlError,
+  keyName,
+  Problems,
+  quote,
+  scalarSource,
+  unknownFieldHint,
+} from '../common/yaml-reader';
 
 export interface Workload {
   name: string;
@@ -69,38 +68,14 @@ const DNS_SUBDOMAIN_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a
 const IPV4_RE = /^(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})$/;
 const PATH_MAX = 4096;
 const NETNS_EXAMPLES = '/var/run/netns/web-1 or /proc/1234/ns/net';
+/** A duplicate key is reported without the " (remove one)" hint the policy files give. */
+const YAML_ERROR_WORDING = { duplicateKeyHint: false };
 
-/** Problems found so far, each tied to a line of the source. */
-class Problems {
-  private readonly found: { line: number; message: string }[] = [];
-
-  constructor(
-    private readonly source: string,
-    private readonly lines: LineCounter,
-  ) {}
-
-  lineAt(offset: number): number {
-    return this.lines.linePos(offset).line;
-  }
-
-  lineOf(node: unknown, fallback = 1): number {
-    const range = (node as { range?: unknown } | null | undefined)?.range;
-    return Array.isArray(range) && typeof range[0] === 'number' ? this.lineAt(range[0]) : fallback;
-  }
-
-  add(line: number, message: string): void {
-    this.found.push({ line, message: `${this.source}:${line}: ${message}` });
-  }
-
-  get count(): number {
-    return this.found.length;
-  }
-
-  throwIfAny(): void {
-    if (this.found.length === 0) return;
-    const sorted = [...this.found].sort((a, b) => a.line - b.line); // stable: same-line order kept
-    throw new WorkloadsInvalidError(sorted.map((p) => p.message));
-  }
+/** Throws every problem found so far, in line order, if there is any. */
+function throwIfAny(problems: Problems): void {
+  if (problems.found.length === 0) return;
+  const sorted = [...problems.found].sort((a, b) => a.line - b.line); // stable: same-line order kept
+  throw new WorkloadsInvalidError(sorted.map((p) => p.message));
 }
 
 /** Parse and validate a workloads file's text. Pure; throws `WorkloadsInvalidError`. */
@@ -108,15 +83,15 @@ export function parseWorkloads(text: string, source: string): WorkloadsConfig {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const problems = new Problems(source, lineCounter);
-  for (const err of doc.errors) problems.add(problems.lineAt(err.pos[0]), describeYamlError(err, doc));
-  problems.throwIfAny(); // a document with syntax errors is not worth validating further
-  for (const warn of doc.warnings) problems.add(problems.lineAt(warn.pos[0]), describeYamlError(warn, doc));
+  for (const err of doc.errors) problems.add(problems.lineAt(err.pos[0]), describeYamlError(err, doc, YAML_ERROR_WORDING));
+  throwIfAny(problems); // a document with syntax errors is not worth validating further
+  for (const warn of doc.warnings) problems.add(problems.lineAt(warn.pos[0]), describeYamlError(warn, doc, YAML_ERROR_WORDING));
 
   const root = deref(doc, doc.contents);
   if (!isMap(root)) {
     const got = root == null ? 'an empty file' : describeValue(root);
     problems.add(problems.lineOf(root), `the top level must be a mapping with a "workloads" list, got ${got}`);
-    problems.throwIfAny();
+    throwIfAny(problems);
   }
   const top = root as YAMLMap;
 
@@ -156,7 +131,7 @@ export function parseWorkloads(text: string, source: string): WorkloadsConfig {
       }
     });
   }
-  problems.throwIfAny();
+  throwIfAny(problems);
   return { trustDomain, workloads };
 }
 
@@ -192,7 +167,7 @@ function parseWorkload(
   trustDomain: string,
   line: number,
 ): ParsedWorkload | undefined {
-  const before = problems.count;
+  const before = problems.found.length;
   if (!isMap(node)) {
     const shape = `must be a mapping with ${REQUIRED_FIELDS.join(', ').replace(/, ip$/, ' and ip')}`;
     problems.add(line, `workload #${index + 1}: ${shape}, got ${describeValue(node)}`);
@@ -232,7 +207,7 @@ function parseWorkload(
   for (const field of REQUIRED_FIELDS) {
     if (!(field in fieldLines)) fail(line, `missing required field "${field}"`);
   }
-  if (problems.count > before) return undefined;
+  if (problems.found.length > before) return undefined;
   const { name, namespace, serviceAccount, netns, ip } = strings as Record<RequiredField, string>;
   const identity = spiffeId(trustDomain, namespace, serviceAccount);
   return {
@@ -403,113 +378,4 @@ class Seen {
 function normalizePath(path: string): string {
   const normal = posix.normalize(path);
   return normal.length > 1 && normal.endsWith('/') ? normal.slice(0, -1) : normal;
-}
-
-function deref(doc: Document, node: unknown): unknown {
-  return isAlias(node) ? node.resolve(doc) : node;
-}
-
-function keyName(pair: Pair): string | undefined {
-  return isScalar(pair.key) && typeof pair.key.value === 'string' ? pair.key.value : undefined;
-}
-
-function describeKey(pair: Pair): string {
-  const key = keyName(pair);
-  return key !== undefined ? quote(key) : describeValue(pair.key);
-}
-
-/** `"text"` for strings, the source text for other scalars, a kind for collections. One line. */
-function describeValue(node: unknown): string {
-  if (node == null) return 'nothing';
-  if (isMap(node)) return 'a mapping';
-  if (isSeq(node)) return 'a list';
-  if (isScalar(node)) {
-    if (node.value === null) return 'nothing';
-    if (typeof node.value === 'string') return quote(node.value);
-    return truncate(scalarSource(node));
-  }
-  return 'an unsupported value';
-}
-
-function scalarSource(node: { value: unknown; source?: string }): string {
-  return typeof node.source === 'string' && node.source !== '' ? node.source : String(node.value);
-}
-
-/** Why a key is unknown: a did-you-mean for a near miss, else the allowed keys. */
-function unknownFieldHint(key: string | undefined, allowed: readonly string[]): string {
-  if (key !== undefined) {
-    let best: string | undefined;
-    let bestDistance = Infinity;
-    for (const candidate of allowed) {
-      const d = editDistance(key.toLowerCase().replace(/[-_ ]/g, ''), candidate.toLowerCase());
-      if (d < bestDistance) [best, bestDistance] = [candidate, d];
-    }
-    if (best !== undefined && bestDistance <= Math.max(1, Math.floor(best.length / 4))) {
-      return ` (did you mean "${best}"?)`;
-    }
-  }
-  return ` (allowed: ${allowed.join(', ')})`;
-}
-
-/** Edit distance counting insertions, deletions, substitutions and adjacent swaps; short inputs. */
-function editDistance(a: string, b: string): number {
-  if (a.length > 64) return Infinity;
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
-    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
-  );
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let best = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
-      const swapped = i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1];
-      if (swapped) best = Math.min(best, d[i - 2][j - 2] + 1);
-      d[i][j] = best;
-    }
-  }
-  return d[a.length][b.length];
-}
-
-/** The mapping key node that starts at `offset`, if any. */
-function keyAt(doc: Document, offset: number): unknown {
-  let found: unknown;
-  visit(doc, {
-    Pair(_, pair) {
-      const range = (pair.key as { range?: unknown } | null)?.range;
-      if (Array.isArray(range) && range[0] === offset) {
-        found = pair.key;
-        return visit.BREAK;
-      }
-      return undefined;
-    },
-  });
-  return found;
-}
-
-function describeYamlError(err: YAMLError, doc: Document): string {
-  const first = err.message.split('\n')[0] ?? err.message;
-  switch (err.code) {
-    case 'DUPLICATE_KEY': {
-      const key = keyAt(doc, err.pos[0]);
-      return `duplicate key${key === undefined ? '' : ` ${describeValue(key)}`} in the same mapping`;
-    }
-    case 'MULTIPLE_DOCS':
-      return 'the file must hold a single YAML document, found another one here';
-    case 'TAG_RESOLVE_FAILED':
-      return `YAML: ${first} (remove the tag)`;
-    default:
-      return `YAML syntax error: ${first}`;
-  }
-}
-
-/** A user's string, JSON-quoted (so control characters and line breaks are escaped) and shortened. */
-function quote(value: string): string {
-  const escaped = JSON.stringify(value).replace(
-    /[\u007f-\u009f\u2028\u2029]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
-  return truncate(escaped);
-}
-
-function truncate(text: string): string {
-  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }

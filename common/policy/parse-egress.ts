@@ -12,7 +12,8 @@ import { IpAddr, parseIpInto } from './ip';
 import { parseSelector } from './selector';
 import type { CompiledEgressRule } from './types';
 import { cidrs, ports } from './values';
-import type { Item, NodeReader, Problems } from './yaml-reader';
+import type { Item, Problems } from '../yaml-reader';
+import type { NodeReader } from './yaml-reader';
 
 const SPEC_FIELDS = ['selector', 'allow'];
 const RULE_FIELDS = ['hosts', 'cidrs', 'ports'];

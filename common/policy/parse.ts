@@ -20,7 +20,8 @@ import {
   type CompiledPolicy,
   type PolicySet,
 } from './types';
-import { describeValue, describeYamlError, isEmpty, NodeReader, Problems, quote, unknownFieldHint, type Field, type Problem } from './yaml-reader';
+import { describeValue, describeYamlError, isEmpty, Problems, quote, unknownFieldHint, type Field, type Problem } from '../yaml-reader';
+import { NodeReader } from './yaml-reader';
 
 export interface ParseOptions {
   /** Policies in this namespace apply mesh-wide (default `istio-system`, as in Istio). */

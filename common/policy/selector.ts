@@ -1,6 +1,7 @@
 /** `spec.selector.matchLabels` and the string maps of `metadata` (labels, annotations). */
 import { isMap, isScalar } from 'yaml';
-import { describeKey, describeValue, isEmpty, keyName, quote, scalarSource, type Field, type NodeReader, type Problems } from './yaml-reader';
+import { describeKey, describeValue, isEmpty, keyName, quote, scalarSource, type Field, type Problems } from '../yaml-reader';
+import type { NodeReader } from './yaml-reader';
 
 const LABEL_NAME_RULE = "at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit";
 const LABEL_NAME_RE = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;

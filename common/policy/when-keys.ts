@@ -1,5 +1,5 @@
 /** The `when[].key` attributes Palisade evaluates (Istio's conditions page, minus Envoy-only ones). */
-import { unknownFieldHint } from './yaml-reader';
+import { unknownFieldHint } from '../yaml-reader';
 
 const PLAIN_KEYS = [
   'source.ip',
