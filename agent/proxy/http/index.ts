@@ -1,0 +1,5 @@
+/** The hardened HTTP/1.1 front of the node proxy. */
+export { HttpFront } from './front';
+export { DEFAULT_HTTP_LIMITS, type HttpLimits } from './limits';
+export { normalizeHost, normalizeTarget, type TargetResult } from './normalize';
+export type { HttpDecision, HttpFrontOptions, HttpRecord, NormalizedRequest } from './types';

@@ -1,0 +1,61 @@
+/** The data the HTTP front hands to its caller: the request authz sees, the decision, the record. */
+import type { Duplex } from 'node:stream';
+import type { Logger } from '../../../common/log';
+import type { HttpLimits } from './limits';
+
+/** A request as authz sees it, after the one normalization. */
+export interface NormalizedRequest {
+  method: string;
+  /** Normalized path, without the query. Case is kept (paths are case-sensitive). */
+  path: string;
+  /** '' or '?…' exactly as sent; never used for path matching. */
+  query: string;
+  /** Lowercased, trailing dot removed, port kept if sent. */
+  host: string;
+  /**
+   * Lowercase name → every value in arrival order: the end-to-end headers that are
+   * forwarded (hop-by-hop and stripped identity headers removed), plus `host`.
+   * The mesh's own setHeaders are not in it.
+   */
+  headers: Record<string, string[]>;
+  /** '1.0' or '1.1' */
+  httpVersion: string;
+}
+
+export interface HttpDecision {
+  allowed: boolean;
+  /** anything else the caller wants echoed into the record */
+  [k: string]: unknown;
+}
+
+export interface HttpRecord {
+  method: string;
+  path: string;
+  host: string;
+  /** Status the client got; 0 when it got none (connection closed first). */
+  status: number;
+  decision?: HttpDecision;
+  /** Why the front refused the request before authz, e.g. 'content-length-with-transfer-encoding'. */
+  rejected?: string;
+  /** Request body bytes sent to the upstream (for a WebSocket: bytes client → upstream). */
+  bytesSent: number;
+  /** Response body bytes received from the upstream (for a WebSocket: bytes upstream → client). */
+  bytesReceived: number;
+  durationMs: number;
+  error?: string;
+}
+
+export interface HttpFrontOptions {
+  limits?: Partial<HttpLimits>;
+  /** May be async (egress resolves DNS). A throw or rejection denies the request. */
+  authorize(req: NormalizedRequest): HttpDecision | Promise<HttpDecision>;
+  /** Opens the upstream connection (the caller decides address, source IP, TLS…). */
+  connect(): Promise<Duplex>;
+  /** Headers the mesh sets on every forwarded request; any client-supplied copy is removed first. */
+  setHeaders?: Record<string, string>;
+  /** Extra client headers to remove (lowercase); a trailing '*' makes a prefix, e.g. 'x-palisade-*'. */
+  stripHeaders?: string[];
+  /** Once per request, finished or refused. */
+  onRecord(r: HttpRecord): void;
+  log: Logger;
+}
