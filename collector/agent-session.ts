@@ -36,6 +36,8 @@ export interface NodeSessionDeps {
   workloadCertTtlSeconds: number;
   nodeCertTtlSeconds: number;
   log: Logger;
+  /** The current `policies` frame, pushed right after hello (none without a policy source). */
+  policiesFrame?: () => string | undefined;
 }
 
 const MAX_ERROR_TEXT = 1024;
@@ -100,6 +102,8 @@ export class NodeSession {
     this.ready = true;
     this.log.info({ nodeAddress: m.nodeAddress, agentVersion: m.agentVersion }, 'agent connected');
     this.deps.registry.nodeOnline(this.node, m.nodeAddress); // pushes a snapshot, to this session too
+    const policies = this.deps.policiesFrame?.();
+    if (policies) sendTo(this.ws, policies, this.log);
   }
 
   private register(m: RegisterMessage): void {

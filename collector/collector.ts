@@ -11,6 +11,7 @@ import { COLLECTOR_SERVERNAME, encodeMessage, type RegistrySnapshot } from '../c
 import { generateKeyPair, isSpecificIp } from '../common/pki';
 import { CertificateAuthority } from '../common/pki-ca';
 import { clearStaleSocket, DEFAULT_LISTEN, formatAddress, parseListenAddress } from './listen';
+import { CollectorPolicies } from './policies';
 import { WorkloadRegistry } from './registry';
 import { AgentServer, type ServingIdentity } from './server';
 import { TokenStore } from './tokens';
@@ -20,6 +21,8 @@ export const DEFAULT_WORKLOAD_CERT_TTL_SECONDS = 24 * 3600;
 export const DEFAULT_NODE_CERT_TTL_SECONDS = 30 * 86_400;
 const SERVING_CERT_TTL_SECONDS = 30 * 86_400;
 const SERVING_CERT_CHECK_MS = 3_600_000;
+/** Sent when the collector has no policy source: agents wait for a policies frame before serving. */
+const NO_POLICIES = encodeMessage({ type: 'policies', version: 0, files: [] });
 
 export interface CollectorOptions {
   dataDir: string;
@@ -33,6 +36,8 @@ export interface CollectorOptions {
   nodeCertTtlSeconds?: number;
   pingIntervalMs?: number;
   deadAfterMs?: number;
+  /** Policies pushed to every agent (AuthorizationPolicy / EgressPolicy files), watched. */
+  policyDir?: string;
 }
 
 export interface RunningCollector {
@@ -53,6 +58,9 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
   const ca = CertificateAuthority.loadOrCreate(opts.dataDir, opts.trustDomain ?? DEFAULT_TRUST_DOMAIN, log);
   const tokens = new TokenStore(opts.dataDir);
   let server: AgentServer | undefined;
+  // A bad policy directory refuses the start, before anything listens.
+  const policies = opts.policyDir ? new CollectorPolicies(opts.policyDir, log, (frame) => server?.broadcast(frame)) : undefined;
+  policies?.start();
   const registry = new WorkloadRegistry(ca.trustDomain, (snapshot) => {
     server?.broadcast(encodeMessage({ type: 'registry', ...snapshot }));
     log.debug({ version: snapshot.version, workloads: snapshot.workloads.length }, 'registry changed');
@@ -79,6 +87,7 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     log,
     pingIntervalMs: opts.pingIntervalMs,
     deadAfterMs: opts.deadAfterMs,
+    policiesFrame: () => policies?.frame() ?? NO_POLICIES,
   });
   server = agents;
 
@@ -107,6 +116,7 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     }
   } catch (err) {
     clearInterval(renewal);
+    policies?.close();
     await agents.close();
     throw err;
   }
@@ -124,6 +134,7 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     stop: () => {
       stopped ??= (async () => {
         clearInterval(renewal);
+        policies?.close();
         await agents.close();
         if (socketPath !== undefined) {
           try {

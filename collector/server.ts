@@ -38,6 +38,8 @@ export interface AgentServerOptions {
   pingIntervalMs?: number;
   /** …and cut one off when it has not answered for this long (default 30 s). */
   deadAfterMs?: number;
+  /** The current `policies` frame for a node that just said hello. */
+  policiesFrame?: () => string | undefined;
 }
 
 type Auth =
@@ -81,7 +83,7 @@ export class AgentServer implements NodeSessionHub {
     for (const s of this.servers) s.setSecureContext(this.tlsOptions(serving));
   }
 
-  /** Send one registry frame to every node session that said hello. */
+  /** Send one frame (registry, policies) to every node session that said hello. */
   broadcast(frame: string): void {
     for (const session of this.current.values()) session.push(frame);
   }

@@ -91,6 +91,8 @@ export interface CsrMessage { type: 'csr'; id: string; identity: string; csr: st
 export interface CertMessage { type: 'cert'; id: string; cert: string; ca: string }
 export interface ErrorMessage { type: 'error'; id?: string; code: WireErrorCode; message: string }
 export interface RegistryMessage extends RegistrySnapshot { type: 'registry' }
+/** The collector's policy documents, all of them, at a version; agents compile and enforce them. */
+export interface PoliciesMessage { type: 'policies'; version: number; files: Array<{ source: string; text: string }> }
 
 export type MeshMessage =
   | JoinMessage
@@ -100,7 +102,8 @@ export type MeshMessage =
   | CsrMessage
   | CertMessage
   | ErrorMessage
-  | RegistryMessage;
+  | RegistryMessage
+  | PoliciesMessage;
 export type MessageType = MeshMessage['type'];
 export type MessageOf<T extends MessageType> = Extract<MeshMessage, { type: T }>;
 
@@ -109,7 +112,7 @@ export const JOIN_REQUESTS = ['join'] as const;
 export const JOIN_REPLIES = ['joined', 'error'] as const;
 export const NODE_FIRST = ['hello'] as const;
 export const NODE_REQUESTS = ['register', 'csr'] as const;
-export const NODE_REPLIES = ['registry', 'cert', 'error'] as const;
+export const NODE_REPLIES = ['registry', 'policies', 'cert', 'error'] as const;
 
 // ---- field checks: each returns undefined when valid, else what is wrong -------------------
 
@@ -202,6 +205,13 @@ const REGISTRY_WORKLOAD: Schema = {
   labels: { check: labels },
 };
 
+const MAX_POLICY_FILES = 1000;
+const MAX_POLICY_TEXT = 1024 * 1024;
+const POLICY_FILE: Schema = {
+  source: { check: (v, at) => (isString(v) && v.length > 0 && v.length <= 1024 ? undefined : `${at}: must be a file name`) },
+  text: { check: (v, at) => (isString(v) && v.length <= MAX_POLICY_TEXT ? undefined : `${at}: must be text of at most ${MAX_POLICY_TEXT} characters`) },
+};
+
 const REGISTRY_NODE: Schema = {
   node: { check: nodeName },
   nodeAddress: { check: ipv4 },
@@ -222,6 +232,7 @@ const SCHEMAS: { [T in MessageType]: Schema } = {
     workloads: { check: arrayOf(object(REGISTRY_WORKLOAD), MAX_WORKLOADS * 10) },
     nodes: { check: arrayOf(object(REGISTRY_NODE), MAX_WORKLOADS) },
   },
+  policies: { version: { check: version }, files: { check: arrayOf(object(POLICY_FILE), MAX_POLICY_FILES) } },
 };
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {

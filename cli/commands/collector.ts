@@ -19,6 +19,7 @@ interface RunFlags {
   trustDomain: string;
   workloadCertTtl: string;
   nodeCertTtl: string;
+  policyDir?: string;
   logLevel?: string;
 }
 
@@ -46,6 +47,7 @@ export function registerCollectorCommands(program: Command, deps: CliDeps): void
     .option('--trust-domain <td>', 'SPIFFE trust domain of the mesh', DEFAULT_TRUST_DOMAIN)
     .option('--workload-cert-ttl <duration>', 'lifetime of workload certificates', '24h')
     .option('--node-cert-ttl <duration>', 'lifetime of node certificates', '30d')
+    .option('--policy-dir <dir>', 'AuthorizationPolicy / EgressPolicy files pushed to every agent (watched for changes)')
     .option('--log-level <level>', 'trace|debug|info|warn|error', undefined)
     .action(async (flags: RunFlags) => {
       parseListenAddress(flags.listen);
@@ -62,6 +64,7 @@ export function registerCollectorCommands(program: Command, deps: CliDeps): void
         trustDomain: flags.trustDomain,
         workloadCertTtlSeconds,
         nodeCertTtlSeconds,
+        ...(flags.policyDir ? { policyDir: flags.policyDir } : {}),
         log,
       });
       const signal = await deps.waitForStop();

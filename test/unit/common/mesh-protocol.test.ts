@@ -13,7 +13,7 @@ import {
 const CSR = '-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n';
 const CERT = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
 const WORKLOAD = { name: 'web-1', namespace: 'default', serviceAccount: 'web', ip: '10.0.1.11', labels: { app: 'web', 'example.com/tier': 'front' } };
-const ALL: MessageType[] = ['join', 'joined', 'hello', 'register', 'csr', 'cert', 'error', 'registry'];
+const ALL: MessageType[] = ['join', 'joined', 'hello', 'register', 'csr', 'cert', 'error', 'registry', 'policies'];
 
 const VALID: MeshMessage[] = [
   { type: 'join', node: 'node-a', csr: CSR },
@@ -31,6 +31,8 @@ const VALID: MeshMessage[] = [
     workloads: [{ ...WORKLOAD, node: 'node-a', nodeAddress: '192.168.1.10', identity: 'spiffe://cluster.local/ns/default/sa/web' }],
     nodes: [{ node: 'node-a', nodeAddress: '192.168.1.10', online: false, lastSeen: '2026-01-01T00:00:00.000Z' }],
   },
+  { type: 'policies', version: 2, files: [{ source: 'web.yaml', text: 'kind: AuthorizationPolicy\n' }] },
+  { type: 'policies', version: 0, files: [] },
 ];
 
 /** [what, frame, allowed types, expected reason] */
@@ -59,6 +61,9 @@ const HOSTILE: [string, string | Buffer, MessageType[], RegExp][] = [
   ['a request id with spaces', JSON.stringify({ ...VALID[5], id: 'a b' }), ALL, /csr\.id/],
   ['an unknown error code', JSON.stringify({ type: 'error', code: 'EVIL', message: 'x' }), ALL, /known error code/],
   ['a negative version', JSON.stringify({ ...VALID[9], version: -1 }), ALL, /version/],
+  ['a policy file without a name', JSON.stringify({ type: 'policies', version: 1, files: [{ source: '', text: 'x' }] }), ALL, /files\[0\]\.source/],
+  ['a policy file that is not text', JSON.stringify({ type: 'policies', version: 1, files: [{ source: 'a.yaml', text: 1 }] }), ALL, /files\[0\]\.text/],
+  ['a policies message without a version', JSON.stringify({ type: 'policies', files: [] }), ALL, /missing field "version"/],
   ['a frame over 1 MiB', JSON.stringify({ type: 'hello', pad: 'x'.repeat(MAX_FRAME_BYTES) }), ALL, /over the 1048576-byte limit/],
   ['invalid UTF-8 bytes', Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), ALL, /not JSON/],
 ];
