@@ -19,6 +19,15 @@ import { InboundProxy } from './proxy/inbound';
 import type { MeshInputs } from './proxy/inputs';
 import { OutboundProxy } from './proxy/outbound';
 import { LocalWorkloads, MeshRegistry, type MeshWorkload } from './registry';
+import { AccessLog } from './flows/access-log';
+import { CachingResolver } from './policy/resolver';
+import { PolicyStore } from './policy/store';
+import { Delivery } from './proxy/deliver';
+import { Egress } from './proxy/egress';
+import type { HttpLimits } from './proxy/http';
+import { ConnectionTracker } from './proxy/tracker';
+import type { PolicyIndex } from '../common/policy';
+import type { PolicyFile } from '../common/policy-files';
 import { loadWorkloadsFile, type Workload } from './workloads';
 
 export const OUTBOUND_PORT = 15001;
@@ -35,6 +44,14 @@ export interface AgentOptions {
   excludePorts?: number[];
   outboundPort?: number;
   connectTimeoutMs?: number;
+  /** Directory of AuthorizationPolicy / EgressPolicy files, watched for changes. */
+  policyDir?: string;
+  /** /etc/hosts-format file the egress check resolves names with before DNS. */
+  hostsFile?: string;
+  /** How long to wait for a client's first bytes when a policy needs its protocol (default 5 s). */
+  sniffTimeoutMs?: number;
+  /** HTTP limits of the policy-enforcing front (header size/count, timeouts). */
+  httpLimits?: Partial<HttpLimits>;
   /** The mesh: without a collector the agent only redirects and passes through. */
   mesh?: MeshOptions;
   log: Logger;
@@ -60,6 +77,7 @@ export interface RunningAgent {
   workloads: LocalWorkloads;
   outboundAddress: { address: string; port: number };
   mesh: { registry: MeshRegistry; identities: IdentityManager; pool: HbonePool; inbound: InboundProxy; collector: CollectorClient } | undefined;
+  policies: PolicyStore;
   close(): Promise<void>;
 }
 
@@ -77,18 +95,46 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   // file or namespace path must not leave anything half-installed.
   const config = opts.workloadsFile ? loadWorkloadsFile(opts.workloadsFile) : { trustDomain: 'cluster.local', workloads: [] };
   const cookies = config.workloads.map((w) => ({ workload: w, netnsCookie: cookieFor(w) }));
+  // A bad policy directory refuses the start: no pod is redirected into unknown policy.
+  const policies = new PolicyStore({ dir: opts.policyDir, log });
+  policies.start();
 
-  const lock = acquireNodeLock(opts.runDir ?? DEFAULT_RUN_DIR, opts.node);
+  let lock: NodeLock;
+  try {
+    lock = acquireNodeLock(opts.runDir ?? DEFAULT_RUN_DIR, opts.node);
+  } catch (err) {
+    policies.close();
+    throw err;
+  }
   let datapath: Datapath | undefined;
   let outbound: OutboundProxy | undefined;
   let mesh: RunningAgent['mesh'];
   try {
     const connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
+    const sniffTimeoutMs = opts.sniffTimeoutMs ?? 5_000;
     const workloads = new LocalWorkloads();
     workloads.set(cookies);
+    const flows = new AccessLog(log);
+    const tracker = new ConnectionTracker();
+    policies.on('change', (index: PolicyIndex) => {
+      const closed = tracker.recheckAll(index);
+      if (closed) log.info({ event: 'policy-enforced', closed }, 'closed established connections the new policies deny');
+    });
+    const shared = {
+      node: opts.node,
+      policies,
+      flows,
+      tracker,
+      log,
+      connectTimeoutMs,
+      sniffTimeoutMs,
+      ...(opts.httpLimits ? { httpLimits: opts.httpLimits } : {}),
+    };
+    const delivery = new Delivery({ ...shared, proxyIp: opts.proxyIp });
+    const egress = new Egress({ ...shared, resolver: new CachingResolver({ ...(opts.hostsFile ? { hostsFile: opts.hostsFile } : {}), log }) });
     // Join the mesh first: a refused join or an unreachable collector must not leave a
     // half-configured node, and no pod is redirected before the proxy knows the mesh.
-    if (opts.mesh && caPem) mesh = await startMesh(opts.node, opts.proxyIp, opts.mesh, caPem, workloads, connectTimeoutMs, log);
+    if (opts.mesh && caPem) mesh = await startMesh(opts.node, opts.proxyIp, opts.mesh, caPem, workloads, delivery, policies, connectTimeoutMs, log);
     datapath = Datapath.install({
       node: opts.node,
       proxyIp: opts.proxyIp,
@@ -115,6 +161,9 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       mesh: meshInputs,
       log,
       connectTimeoutMs,
+      delivery,
+      egress,
+      flows,
     });
     let address;
     try {
@@ -136,7 +185,9 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       workloads,
       outboundAddress: { address: address.address, port: address.port },
       mesh: m,
+      policies,
       async close(): Promise<void> {
+        policies.close();
         await ob.close();
         if (m) await stopMesh(m);
         dp.close();
@@ -148,6 +199,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     await outbound?.close().catch(() => undefined);
     if (mesh) await stopMesh(mesh).catch(() => undefined);
     datapath?.close();
+    policies.close();
     lock.release();
     throw err;
   }
@@ -186,6 +238,8 @@ async function startMesh(
   m: MeshOptions,
   caPem: string,
   workloads: LocalWorkloads,
+  delivery: Delivery,
+  policies: PolicyStore,
   connectTimeoutMs: number,
   log: Logger,
 ): Promise<NonNullable<RunningAgent['mesh']>> {
@@ -209,15 +263,31 @@ async function startMesh(
     local: workloads,
     mesh: registry,
     log,
-    connectTimeoutMs,
+    delivery,
   });
   const running = { registry, identities, pool, inbound, collector };
   try {
     collector.on('registry', (snap: { version: number; workloads: MeshWorkload[] }) => registry.update(snap.version, snap.workloads));
+    collector.on('policies', (p: { version: number; files: PolicyFile[] }) => policies.applyCollector(p.version, p.files));
     collector.setWorkloads(
       workloads.all().map((w) => ({ name: w.name, namespace: w.namespace, serviceAccount: w.serviceAccount, ip: w.ip, labels: w.labels })),
     );
+    // The collector sends its policies right after the registry; nothing is served before
+    // they are in force (a node must not start open and close later).
+    const firstPolicies = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new PalisadeError('PALISADE_ERR_COLLECTOR_UNAVAILABLE', 'the collector sent no policies within 10 s of connecting')),
+        10_000,
+      );
+      timer.unref();
+      collector.once('policies', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    firstPolicies.catch(() => undefined);
     const first = await collector.start();
+    await firstPolicies;
     registry.update(first.version, first.workloads);
     const local = workloads.all().map((w) => w.identity);
     identities.retain(local);

@@ -73,7 +73,11 @@ export class HbonePool {
           return;
         }
         stream.close(http2.constants.NGHTTP2_CANCEL);
-        reject(new PalisadeError('PALISADE_ERR_HBONE', `peer ${t.nodeAddress} refused CONNECT ${t.dst.ip}:${t.dst.port} with ${status}`));
+        reject(
+          Object.assign(new PalisadeError('PALISADE_ERR_HBONE', `peer ${t.nodeAddress} refused CONNECT ${t.dst.ip}:${t.dst.port} with ${status}`), {
+            peerStatus: status,
+          }),
+        );
       });
     });
   }

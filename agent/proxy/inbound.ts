@@ -7,14 +7,14 @@
  * check has passed.
  */
 import * as http2 from 'node:http2';
-import * as net from 'node:net';
+import type * as net from 'node:net';
 import type * as tls from 'node:tls';
 import type { Logger } from '../../common/log';
 import type { MeshWorkload } from '../registry';
 import type { Workload } from '../workloads';
 import { FORWARDED_HEADER, HBONE_PORT, parseAuthority, parseForwarded, sniFor, spiffeIdOfPeer } from './hbone';
 import type { IdentitySource } from './hbone-pool';
-import { splice } from './pipe';
+import type { Delivery, DeliveryContext } from './deliver';
 
 export interface InboundInputs {
   node: string;
@@ -25,7 +25,8 @@ export interface InboundInputs {
   local: { byIp(ip: string): Workload | undefined; all(): Workload[] };
   mesh: { byIp(ip: string): MeshWorkload | undefined };
   log: Logger;
-  connectTimeoutMs: number;
+  /** authorization and the connection to the pod */
+  delivery: Delivery;
 }
 
 export type InboundRefusal =
@@ -37,7 +38,8 @@ export type InboundRefusal =
   | 'identity-mismatch'
   | 'peer-certificate-expired'
   | 'wrong-source-node'
-  | 'upstream-failed';
+  | 'upstream-failed'
+  | 'denied-by-policy';
 
 const STREAM_WINDOW = 4 << 20;
 const SESSION_WINDOW = 16 << 20;
@@ -152,41 +154,45 @@ export class InboundProxy {
     if (src.nodeAddress !== stripMapped(peerAddress ?? '')) {
       return this.refuse(stream, 403, 'wrong-source-node', { peerAddress, expected: src.nodeAddress, source: srcIp });
     }
-    const source = { ip: srcIp, workload: src.name, namespace: src.namespace, identity: peerIdentity, node: src.node };
-    const destination = { ...dst, workload: target.name, namespace: target.namespace, identity: target.identity };
-    const started = Date.now();
-    const upstream = net.connect({
-      host: dst.ip,
-      port: dst.port,
-      localAddress: this.inputs.proxyIp,
-      allowHalfOpen: true,
-      noDelay: true,
-      timeout: this.inputs.connectTimeoutMs,
-    });
-    const onEarlyError = (err: Error): void => {
-      upstream.destroy();
-      this.refuse(stream, 503, 'upstream-failed', { source, destination, error: (err as NodeJS.ErrnoException).code ?? err.message });
+    const ctx: DeliveryContext = {
+      mtls: true,
+      source: { ip: src.ip, workload: src.name, namespace: src.namespace, identity: peer.identity },
+      destination: { ip: dst.ip, port: dst.port, workload: target },
     };
-    upstream.once('error', onEarlyError);
-    upstream.once('timeout', () => onEarlyError(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })));
-    upstream.once('connect', () => {
-      upstream.off('error', onEarlyError);
-      upstream.removeAllListeners('timeout');
-      upstream.setTimeout(0);
-      if (stream.destroyed) {
-        upstream.destroy();
-        return;
-      }
+    const started = Date.now();
+    const delivery = this.inputs.delivery;
+    const admission = delivery.admit(ctx);
+    if (admission.kind === 'deny') {
+      delivery.refused(ctx, admission.verdict, started);
+      return this.refuse(stream, 403, 'denied-by-policy', { source: ctx.source, destination: dst, policy: admission.verdict.policy });
+    }
+    if (admission.kind === 'http') {
+      // HTTP-level policy: accept the tunnel, then authorize each request inside it.
       this.counters.accepted += 1;
       stream.respond({ ':status': 200 });
-      this.log.info({ event: 'inbound', source, destination, mtls: true }, 'inbound connection');
-      splice(stream, upstream, (r) => {
-        this.log.info(
-          { event: 'close', direction: 'inbound', source, destination, bytesSent: r.bytesReceived, bytesReceived: r.bytesSent, durationMs: Date.now() - started },
-          'inbound connection closed',
-        );
+      this.log.debug({ event: 'inbound', source: ctx.source, destination: dst, mtls: true }, 'inbound connection');
+      delivery.serve(stream, ctx, started).catch((err: Error) => {
+        this.log.error({ err }, 'inbound delivery failed');
+        stream.destroy();
       });
-    });
+      return;
+    }
+    delivery.connectUpstream(ctx).then(
+      (upstream) => {
+        if (stream.destroyed) {
+          upstream.destroy();
+          return;
+        }
+        this.counters.accepted += 1;
+        stream.respond({ ':status': 200 });
+        this.log.debug({ event: 'inbound', source: ctx.source, destination: dst, mtls: true }, 'inbound connection');
+        delivery.spliceTcp(stream, upstream, ctx, admission.verdict, started);
+      },
+      (err: Error) => {
+        delivery.upstreamFailed(ctx, err, started);
+        this.refuse(stream, 503, 'upstream-failed', { source: ctx.source, destination: dst, error: (err as NodeJS.ErrnoException).code ?? err.message });
+      },
+    );
   }
 }
 

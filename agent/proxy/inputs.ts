@@ -3,6 +3,9 @@ import type { Logger } from '../../common/log';
 import type { Original } from '../datapath/datapath';
 import type { MeshWorkload } from '../registry';
 import type { Workload } from '../workloads';
+import type { FlowSink } from '../../common/flow';
+import type { Delivery } from './deliver';
+import type { Egress } from './egress';
 import type { HbonePool } from './hbone-pool';
 
 /** What the proxy needs of the kernel data path: only the original-destination lookup. */
@@ -32,4 +35,10 @@ export interface ProxyInputs {
   log: Logger;
   /** Upstream connect timeout (ms). */
   connectTimeoutMs: number;
+  /** The destination's authorization and delivery to a local pod (shared with inbound). */
+  delivery: Delivery;
+  /** Destinations outside the mesh: the source's egress allowlist. */
+  egress: Egress;
+  /** Where finished flows go. */
+  flows: FlowSink;
 }

@@ -12,6 +12,8 @@ import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Workload } from '../workloads';
 import type { ProxyInputs } from './inputs';
+import type { FlowEndpoint, FlowRecord } from '../../common/flow';
+import type { DeliveryContext } from './deliver';
 import { splice } from './pipe';
 import { route, type Route } from './route';
 
@@ -76,73 +78,99 @@ export class OutboundProxy {
     const sourceInfo = { ...source, workload: workload.name, namespace: workload.namespace, identity: workload.identity };
     const dstInfo = { ...destination, ...describeRoute(r) };
     this.log.info({ event: 'redirect', route: r.kind, source: sourceInfo, destination: dstInfo }, 'outbound connection');
-
     this.sockets.add(client);
+    client.once('close', () => this.sockets.delete(client));
+
+    if (r.kind === 'passthrough') {
+      this.inputs.egress.handle(client, { source: sourceInfo, workload, destination }).catch((err: Error) => {
+        this.log.error({ err }, 'egress failed');
+        client.destroy();
+      });
+      return;
+    }
+    if (r.kind === 'local') return this.deliverLocal(client, sourceInfo, r.workload, destination, started);
+
     client.pause();
-    this.openUpstream(r, workload, destination).then(
+    this.inputs.mesh!.pool.connect({
+      srcIdentity: workload.identity,
+      srcIp: workload.ip,
+      nodeAddress: r.workload.nodeAddress,
+      dstIdentity: r.workload.identity,
+      dst: destination,
+    }).then(
       (upstream) => {
         this.sockets.add(upstream);
         client.resume();
         splice(client, upstream, (res) => {
-          this.sockets.delete(client);
           this.sockets.delete(upstream);
-          const fields = {
-            event: 'close',
-            route: r.kind,
-            source: sourceInfo,
-            destination: dstInfo,
-            mtls: r.kind === 'hbone',
-            bytesSent: res.bytesSent,
-            bytesReceived: res.bytesReceived,
-            durationMs: Date.now() - started,
-          };
-          if (res.error) this.log.info({ ...fields, error: errorCode(res.error) }, 'connection failed');
-          else this.log.info(fields, 'connection closed');
+          this.inputs.flows.record({
+            ...this.flow(sourceInfo, dstInfo, started, res),
+            verdict: res.error ? 'error' : 'allowed',
+            reason: res.error ? errorCode(res.error) : 'tunnel-established',
+          });
         });
       },
       (err: Error) => {
-        this.sockets.delete(client);
+        const peerStatus = (err as { peerStatus?: number }).peerStatus;
+        const denied = peerStatus === 403;
         this.refuse(client, 'tunnel-failed', { route: r.kind, source: sourceInfo, destination: dstInfo, error: err.message });
+        this.inputs.flows.record({
+          ...this.flow(sourceInfo, dstInfo, started, { bytesSent: 0, bytesReceived: 0 }),
+          verdict: denied ? 'denied' : 'error',
+          reason: denied ? 'denied-by-destination' : peerStatus ? `tunnel-refused-${peerStatus}` : 'tunnel-failed',
+        });
       },
     );
   }
 
-  /** Resolves with a connected upstream stream, or rejects; nothing is spliced before that. */
-  private openUpstream(r: Route, src: Workload, dst: { ip: string; port: number }): Promise<Duplex> {
-    if (r.kind === 'hbone') {
-      const mesh = this.inputs.mesh!;
-      return mesh.pool.connect({
-        srcIdentity: src.identity,
-        srcIp: src.ip,
-        nodeAddress: r.workload.nodeAddress,
-        dstIdentity: r.workload.identity,
-        dst,
-      });
+  /** Same node: the destination's policies are checked here, exactly as the inbound listener would. */
+  private deliverLocal(client: net.Socket, source: DeliveryContext['source'], target: Workload, dst: { ip: string; port: number }, started: number): void {
+    const delivery = this.inputs.delivery;
+    const ctx: DeliveryContext = { mtls: false, source, destination: { ...dst, workload: target } };
+    const admission = delivery.admit(ctx);
+    if (admission.kind === 'deny') {
+      delivery.refused(ctx, admission.verdict, started);
+      client.resetAndDestroy();
+      return;
     }
-    // A local pod is reached from PROXY_IP so strict pods accept it; anything
-    // else leaves from the node's own address.
-    return new Promise((resolve, reject) => {
-      const upstream = net.connect({
-        host: dst.ip,
-        port: dst.port,
-        allowHalfOpen: true,
-        noDelay: true,
-        timeout: this.inputs.connectTimeoutMs,
-        ...(r.kind === 'local' ? { localAddress: this.inputs.proxyIp } : {}),
+    if (admission.kind === 'http') {
+      delivery.serve(client, ctx, started).catch((err: Error) => {
+        this.log.error({ err }, 'local delivery failed');
+        client.destroy();
       });
-      const fail = (err: Error): void => {
-        upstream.destroy();
-        reject(err);
-      };
-      upstream.once('error', fail);
-      upstream.once('timeout', () => fail(Object.assign(new Error('upstream connect timed out'), { code: 'ETIMEDOUT' })));
-      upstream.once('connect', () => {
-        upstream.off('error', fail);
-        upstream.removeAllListeners('timeout');
-        upstream.setTimeout(0);
-        resolve(upstream);
-      });
-    });
+      return;
+    }
+    client.pause();
+    delivery.connectUpstream(ctx).then(
+      (upstream) => {
+        client.resume();
+        delivery.spliceTcp(client, upstream, ctx, admission.verdict, started);
+      },
+      (err: Error) => {
+        delivery.upstreamFailed(ctx, err, started);
+        client.resetAndDestroy();
+      },
+    );
+  }
+
+  private flow(
+    source: FlowEndpoint & { ip: string },
+    destination: FlowEndpoint & { ip: string },
+    started: number,
+    counts: { bytesSent: number; bytesReceived: number },
+  ): Omit<FlowRecord, 'verdict' | 'reason'> {
+    return {
+      time: new Date().toISOString(),
+      node: this.inputs.node,
+      direction: 'outbound',
+      source,
+      destination,
+      protocol: 'tcp',
+      mtls: true,
+      bytesSent: counts.bytesSent,
+      bytesReceived: counts.bytesReceived,
+      durationMs: Date.now() - started,
+    };
   }
 }
 

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import * as fs from 'node:fs';
 import { startAgent, uninstallNode, type MeshOptions } from '../../agent/agent';
+import { parsePositiveDuration } from '../../common/duration';
 import { PalisadeError, describeCause } from '../../common/errors';
 import type { CliDeps } from '../program';
 import { collectCidr, collectPort, parseIPv4 } from '../options';
@@ -21,6 +22,9 @@ interface AgentFlags {
   joinTokenFile?: string;
   dataDir?: string;
   nodeAddress?: string;
+  policyDir?: string;
+  hostsFile?: string;
+  httpHeadersTimeout?: string;
 }
 
 function meshOptions(flags: AgentFlags): MeshOptions | undefined {
@@ -64,6 +68,9 @@ export function registerAgentCommands(program: Command, deps: CliDeps): void {
     .option('--join-token-file <file>', 'join token for the first start (or env PALISADE_JOIN_TOKEN)')
     .option('--data-dir <dir>', 'node key and certificate (default /var/lib/palisade/<node>)')
     .option('--node-address <ip>', 'this node\'s address on the node network; HBONE :15008 listens there', parseIPv4)
+    .option('--policy-dir <dir>', 'AuthorizationPolicy / EgressPolicy files to enforce (watched; merged with the collector\'s)')
+    .option('--hosts-file <file>', 'hosts-format file egress checks resolve names with before DNS')
+    .option('--http-headers-timeout <duration>', 'cut off an HTTP client that has not sent its request headers within this time', '10s')
     .option('--log-level <level>', 'trace|debug|info|warn|error', undefined)
     .action(async (flags: AgentFlags) => {
       const mesh = meshOptions(flags);
@@ -78,6 +85,9 @@ export function registerAgentCommands(program: Command, deps: CliDeps): void {
         excludeCidrs: flags.excludeCidr,
         excludePorts: flags.excludePort,
         mesh,
+        ...(flags.policyDir ? { policyDir: flags.policyDir } : {}),
+        ...(flags.hostsFile ? { hostsFile: flags.hostsFile } : {}),
+        httpLimits: { headersTimeoutMs: parsePositiveDuration(flags.httpHeadersTimeout ?? '10s', '--http-headers-timeout') },
         log,
       });
       const signal = await deps.waitForStop();

@@ -2,7 +2,7 @@ export { cgroup2Root } from './cgroup';
 export { sweepStale, registerExitCleanup } from './cleanup';
 export { fixturePath, JsonLines, startEchoServer, runClient } from './fixtures';
 export type { ClientResult, AcceptEvent, EchoServer } from './fixtures';
-export { listNetnsSync } from './netns';
+export { ipBatch, listNetnsSync } from './netns';
 export { requirePrivileges, isRoot } from './privileges';
 export type { ExecResult, ExecOptions, SpawnInOptions, NsTarget } from './proc';
 export { Topology, UNDERLAY_CIDR } from './topology';
@@ -13,3 +13,4 @@ export type { AgentMeshArgs, AgentPodSpec, AgentProcess, StartAgentOptions } fro
 export { spawnIn } from './proc';
 export { startMeshAgent, startTestCollector } from './mesh';
 export type { TestCollector } from './mesh';
+export { denyFromYaml } from './policies';

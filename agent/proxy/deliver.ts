@@ -1,0 +1,225 @@
+/**
+ * The last step before a local pod: authorization of the destination's policies, at L4 when the
+ * connection arrives and on every HTTP request when a policy needs HTTP attributes, then the
+ * connection to the pod from PROXY_IP (so strict pods accept it). Used by the HBONE inbound
+ * listener and by the same-node path of the outbound listener: the same checks either way.
+ *
+ * Nothing reaches the pod before it is allowed: the upstream connection is opened only after
+ * the L4 verdict (TCP) or the first allowed request (HTTP).
+ */
+import type * as net from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { FlowEndpoint, FlowProtocol, FlowRecord } from '../../common/flow';
+import type { Logger } from '../../common/log';
+import { authorize, type AuthzRequest, type AuthzVerdict } from '../../common/policy';
+import type { Workload } from '../workloads';
+import { HttpFront, type HttpDecision, type HttpRecord, type NormalizedRequest } from './http';
+import { connectTcp } from './connect';
+import { splice } from './pipe';
+import { sniff } from './sniff';
+import type { EnforcementInputs } from './tracker';
+
+export interface DeliveryInputs extends EnforcementInputs {
+  /** pods are reached from this address, so strict pods accept the connection */
+  proxyIp: string;
+}
+
+export interface DeliveryContext {
+  /** true when the connection came through the mTLS tunnel from another node */
+  mtls: boolean;
+  source: FlowEndpoint & { ip: string };
+  destination: { ip: string; port: number; workload: Workload };
+}
+
+/** What to do with a new connection, decided before anything is accepted. */
+export type Admission =
+  | { kind: 'deny'; verdict: AuthzVerdict }
+  | { kind: 'tcp'; verdict: AuthzVerdict }
+  /** a policy needs HTTP attributes: accept, look at the bytes, decide per request */
+  | { kind: 'http' };
+
+/** Headers the mesh sets towards the pod; a client's own copies are removed first. */
+const MESH_HEADERS = ['x-palisade-*'];
+
+export class Delivery {
+  private readonly log: Logger;
+
+  constructor(private readonly inputs: DeliveryInputs) {
+    this.log = inputs.log.child({ component: 'authz' });
+  }
+
+  admit(ctx: DeliveryContext): Admission {
+    const index = this.inputs.policies.index;
+    if (index.needsHttp(ctx.destination.workload)) return { kind: 'http' };
+    const verdict = authorize(this.request(ctx), index, 'tcp');
+    return verdict.allowed ? { kind: 'tcp', verdict } : { kind: 'deny', verdict };
+  }
+
+  /** Record a connection refused at admission (the caller closes it its own way). */
+  refused(ctx: DeliveryContext, verdict: AuthzVerdict, started: number): void {
+    this.log.warn({ event: 'refused', reason: verdict.reason, policy: verdict.policy, source: ctx.source, destination: describe(ctx) }, 'connection denied by policy');
+    this.inputs.flows.record(this.flow(ctx, 'tcp', verdict, { bytesSent: 0, bytesReceived: 0, durationMs: Date.now() - started }));
+  }
+
+  /** Open the connection to the pod, from PROXY_IP. */
+  connectUpstream(ctx: DeliveryContext): Promise<net.Socket> {
+    return connectTcp({ host: ctx.destination.ip, port: ctx.destination.port, localAddress: this.inputs.proxyIp, timeoutMs: this.inputs.connectTimeoutMs });
+  }
+
+  /** Splice an admitted TCP connection to its pod; tracked so a policy change can close it. */
+  spliceTcp(conn: Duplex, upstream: Duplex, ctx: DeliveryContext, verdict: AuthzVerdict, started: number, head?: Buffer): void {
+    const untrack = this.inputs.tracker.add({
+      recheck: (index) => {
+        const v = authorize(this.request(ctx), index, 'tcp');
+        return v.allowed ? undefined : { reason: v.reason, ...(v.policy ? { policy: v.policy } : {}), ...(v.rule !== undefined ? { rule: v.rule } : {}) };
+      },
+      close: (why) => {
+        this.log.warn({ event: 'closed-by-policy', ...why, source: ctx.source, destination: describe(ctx) }, 'established connection closed: policy now denies it');
+        conn.destroy();
+        upstream.destroy();
+      },
+    });
+    if (head?.length) upstream.write(head);
+    splice(conn, upstream, (r) => {
+      untrack();
+      const bytesSent = r.bytesSent + (head?.length ?? 0);
+      this.inputs.flows.record(
+        this.flow(ctx, 'tcp', verdict, { bytesSent, bytesReceived: r.bytesReceived, durationMs: Date.now() - started }, r.error ? 'error' : undefined),
+      );
+    });
+  }
+
+  /**
+   * Serve a connection whose destination has HTTP-level policies: HTTP is authorized per
+   * request; anything else is judged by Istio's TCP rules (HTTP-only ALLOW rules never match).
+   */
+  async serve(conn: Duplex, ctx: DeliveryContext, started: number): Promise<void> {
+    const sniffed = await sniff(conn, this.inputs.sniffTimeoutMs);
+    if (sniffed.kind === 'closed') {
+      conn.destroy();
+      return;
+    }
+    if (sniffed.kind === 'http') return this.serveHttp(conn, ctx, sniffed.head);
+    const verdict = authorize(this.request(ctx), this.inputs.policies.index, 'tcp');
+    if (!verdict.allowed) {
+      this.refused(ctx, verdict, started);
+      conn.destroy();
+      return;
+    }
+    let upstream: net.Socket;
+    try {
+      upstream = await this.connectUpstream(ctx);
+    } catch (err) {
+      this.upstreamFailed(ctx, err as Error, started);
+      conn.destroy();
+      return;
+    }
+    this.spliceTcp(conn, upstream, ctx, verdict, started, sniffed.head);
+  }
+
+  private serveHttp(conn: Duplex, ctx: DeliveryContext, head: Buffer): void {
+    const base = this.request(ctx);
+    const setHeaders: Record<string, string> = {};
+    // Istio's header for the workload behind the proxy: who called, as the mesh verified it.
+    if (ctx.source.identity) setHeaders['x-forwarded-client-cert'] = `By=${ctx.destination.workload.identity};URI=${ctx.source.identity}`;
+    const front = new HttpFront({
+      ...(this.inputs.httpLimits ? { limits: this.inputs.httpLimits } : {}),
+      authorize: (req: NormalizedRequest): HttpDecision => {
+        const verdict = authorize({ ...base, http: { method: req.method, path: req.path, host: req.host, headers: req.headers } }, this.inputs.policies.index, 'request');
+        if (!verdict.allowed) {
+          this.log.warn(
+            { event: 'refused', reason: verdict.reason, policy: verdict.policy, rule: verdict.rule, method: req.method, path: req.path, source: ctx.source, destination: describe(ctx) },
+            'request denied by policy',
+          );
+        }
+        return { ...verdict };
+      },
+      connect: () => this.connectUpstream(ctx),
+      setHeaders,
+      stripHeaders: MESH_HEADERS,
+      onRecord: (r) => this.inputs.flows.record(this.httpFlow(ctx, r)),
+      log: this.log,
+    });
+    const untrack = this.inputs.tracker.add({
+      recheck: (index) => {
+        const v = authorize(base, index, 'connection');
+        return v.allowed ? undefined : { reason: v.reason, ...(v.policy ? { policy: v.policy } : {}), ...(v.rule !== undefined ? { rule: v.rule } : {}) };
+      },
+      close: (why) => {
+        this.log.warn({ event: 'closed-by-policy', ...why, source: ctx.source, destination: describe(ctx) }, 'established connection closed: policy now denies it');
+        front.closeAll();
+        conn.destroy();
+      },
+    });
+    conn.once('close', untrack);
+    front.handle(conn, head);
+  }
+
+  upstreamFailed(ctx: DeliveryContext, err: Error, started: number): void {
+    const code = (err as NodeJS.ErrnoException).code ?? err.message;
+    this.log.warn({ event: 'refused', reason: 'upstream-failed', error: code, source: ctx.source, destination: describe(ctx) }, 'pod connection failed');
+    this.inputs.flows.record({
+      ...this.flow(ctx, 'tcp', { allowed: true, reason: 'allowed-by-policy' }, { bytesSent: 0, bytesReceived: 0, durationMs: Date.now() - started }),
+      verdict: 'error',
+      reason: 'upstream-failed',
+    });
+  }
+
+  private request(ctx: DeliveryContext): AuthzRequest {
+    const w = ctx.destination.workload;
+    return {
+      source: {
+        ip: ctx.source.ip,
+        ...(ctx.source.identity ? { principal: ctx.source.identity } : {}),
+        ...(ctx.source.namespace ? { namespace: ctx.source.namespace } : {}),
+      },
+      destination: { ip: ctx.destination.ip, port: ctx.destination.port, workload: { namespace: w.namespace, labels: w.labels } },
+    };
+  }
+
+  private flow(
+    ctx: DeliveryContext,
+    protocol: FlowProtocol,
+    v: { allowed: boolean; reason: string; policy?: string; rule?: number; audit?: AuthzVerdict['audit'] },
+    counts: { bytesSent: number; bytesReceived: number; durationMs: number },
+    error?: 'error',
+  ): FlowRecord {
+    return {
+      time: new Date().toISOString(),
+      node: this.inputs.node,
+      direction: 'inbound',
+      source: ctx.source,
+      destination: destinationEndpoint(ctx),
+      protocol,
+      verdict: error ?? (v.allowed ? (v.audit ? 'audit' : 'allowed') : 'denied'),
+      reason: v.reason,
+      ...(v.policy ? { policy: v.policy } : {}),
+      ...(v.rule !== undefined ? { rule: v.rule } : {}),
+      ...(v.audit ? { audit: v.audit } : {}),
+      mtls: ctx.mtls,
+      ...counts,
+    };
+  }
+
+  private httpFlow(ctx: DeliveryContext, r: HttpRecord): FlowRecord {
+    const d = r.decision as (HttpDecision & Partial<AuthzVerdict>) | undefined;
+    const counts = { bytesSent: r.bytesSent, bytesReceived: r.bytesReceived, durationMs: r.durationMs };
+    const base = this.flow(ctx, 'http', d && typeof d.reason === 'string' ? (d as AuthzVerdict) : { allowed: false, reason: r.rejected ?? 'bad-request' }, counts);
+    const flow: FlowRecord = { ...base, destination: { ...base.destination, host: r.host }, http: { method: r.method, path: r.path, status: r.status } };
+    if (!d && r.rejected) flow.reason = r.rejected;
+    if (r.error) {
+      flow.verdict = 'error';
+      flow.reason = r.error;
+    }
+    return flow;
+  }
+}
+
+function destinationEndpoint(ctx: DeliveryContext): FlowEndpoint {
+  const w = ctx.destination.workload;
+  return { ip: ctx.destination.ip, port: ctx.destination.port, workload: w.name, namespace: w.namespace, identity: w.identity };
+}
+
+function describe(ctx: DeliveryContext): FlowEndpoint {
+  return destinationEndpoint(ctx);
+}

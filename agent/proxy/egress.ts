@@ -1,0 +1,204 @@
+/**
+ * Egress: a connection from a local pod to an address outside the mesh. A workload that no
+ * EgressPolicy selects is passed through unchanged. A selected workload is default-deny:
+ *
+ *   - CIDR rules are decided on the original destination at once (raw TCP needs nothing more);
+ *   - host rules need the name the client asked for: the TLS SNI (read from the ClientHello,
+ *     TLS is never terminated) or the HTTP Host of each request; the original destination must
+ *     be an address that name resolves to, so a spoofed SNI/Host does not open another IP;
+ *   - anything else is closed before a byte reaches the destination.
+ *
+ * Denied HTTP requests get Istio's 403; denied TLS and TCP connections are reset.
+ */
+import type * as net from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { FlowEndpoint, FlowProtocol, FlowRecord } from '../../common/flow';
+import type { Logger } from '../../common/log';
+import { authorizeEgress, type EgressRequest, type EgressVerdict } from '../../common/policy';
+import type { HostResolver } from '../policy/resolver';
+import type { Workload } from '../workloads';
+import { HttpFront, type HttpDecision, type HttpRecord, type NormalizedRequest } from './http';
+import { connectTcp } from './connect';
+import { splice } from './pipe';
+import { sniff } from './sniff';
+import type { EnforcementInputs } from './tracker';
+
+export interface EgressInputs extends EnforcementInputs {
+  resolver: HostResolver;
+}
+
+export interface EgressContext {
+  source: FlowEndpoint & { ip: string; port: number };
+  workload: Workload;
+  destination: { ip: string; port: number };
+}
+
+export class Egress {
+  private readonly log: Logger;
+
+  constructor(private readonly inputs: EgressInputs) {
+    this.log = inputs.log.child({ component: 'egress' });
+  }
+
+  /** Take over a client connection whose destination is outside the mesh. */
+  async handle(client: net.Socket, ctx: EgressContext): Promise<void> {
+    const started = Date.now();
+    const first = authorizeEgress(this.request(ctx), this.inputs.policies.index);
+    if (first.allowed) return this.pass(client, ctx, first, 'tcp', started);
+    if (!first.needsHost) return this.deny(client, ctx, first, 'tcp', started);
+
+    // Only a name can still allow it: look at the first bytes.
+    client.pause();
+    const sniffed = await sniff(client, this.inputs.sniffTimeoutMs);
+    if (sniffed.kind === 'closed') {
+      client.destroy();
+      return;
+    }
+    if (sniffed.kind === 'http') return this.serveHttp(client, ctx, sniffed.head);
+    if (sniffed.kind === 'tls' && sniffed.sni) {
+      const host = sniffed.sni;
+      const resolved = await this.inputs.resolver.resolve(host);
+      const v = authorizeEgress({ ...this.request(ctx), host, resolved }, this.inputs.policies.index);
+      const named = { ...ctx, destination: { ...ctx.destination, host } };
+      if (!v.allowed) return this.deny(client, named, v, 'tls', started);
+      return this.pass(client, named, v, 'tls', started, sniffed.head, { host, resolved });
+    }
+    // Raw TCP, or TLS without a name: only CIDR rules could have allowed it, and none did.
+    return this.deny(client, ctx, first, sniffed.kind === 'tls' ? 'tls' : 'tcp', started);
+  }
+
+  private request(ctx: EgressContext): EgressRequest {
+    return { source: { namespace: ctx.workload.namespace, labels: ctx.workload.labels }, destination: ctx.destination };
+  }
+
+  private deny(client: Duplex, ctx: EgressContext & { destination: { host?: string } }, v: EgressVerdict, protocol: FlowProtocol, started: number): void {
+    this.log.warn(
+      { event: 'refused', reason: v.reason, policy: v.policy, source: ctx.source, destination: ctx.destination },
+      'egress denied by policy',
+    );
+    (client as net.Socket).resetAndDestroy?.() ?? client.destroy();
+    this.inputs.flows.record(this.flow(ctx, protocol, v, { bytesSent: 0, bytesReceived: 0, durationMs: Date.now() - started }));
+  }
+
+  private async pass(
+    client: net.Socket,
+    ctx: EgressContext & { destination: { host?: string } },
+    v: EgressVerdict,
+    protocol: FlowProtocol,
+    started: number,
+    head?: Buffer,
+    named?: { host: string; resolved: string[] },
+  ): Promise<void> {
+    client.pause();
+    let upstream: net.Socket;
+    try {
+      upstream = await this.connect(ctx.destination);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+      this.log.info({ event: 'refused', reason: 'upstream-failed', error: code, source: ctx.source, destination: ctx.destination }, 'egress connection failed');
+      client.resetAndDestroy();
+      this.inputs.flows.record({ ...this.flow(ctx, protocol, v, { bytesSent: 0, bytesReceived: 0, durationMs: Date.now() - started }), verdict: 'error', reason: 'upstream-failed' });
+      return;
+    }
+    const untrack = this.inputs.tracker.add({
+      recheck: (index) => {
+        const now = authorizeEgress({ ...this.request(ctx), ...(named ?? {}) }, index);
+        return now.allowed ? undefined : { reason: now.reason, ...(now.policy ? { policy: now.policy } : {}) };
+      },
+      close: (why) => {
+        this.log.warn({ event: 'closed-by-policy', ...why, source: ctx.source, destination: ctx.destination }, 'egress connection closed: policy now denies it');
+        client.destroy();
+        upstream.destroy();
+      },
+    });
+    if (head?.length) upstream.write(head);
+    client.resume();
+    splice(client, upstream, (r) => {
+      untrack();
+      const counts = { bytesSent: r.bytesSent + (head?.length ?? 0), bytesReceived: r.bytesReceived, durationMs: Date.now() - started };
+      const flow = this.flow(ctx, protocol, v, counts);
+      if (r.error) flow.verdict = 'error';
+      this.inputs.flows.record(flow);
+    });
+  }
+
+  private serveHttp(client: net.Socket, ctx: EgressContext, head: Buffer): void {
+    let lastHost: { host: string; resolved: string[] } | undefined;
+    const front = new HttpFront({
+      ...(this.inputs.httpLimits ? { limits: this.inputs.httpLimits } : {}),
+      authorize: async (req: NormalizedRequest): Promise<HttpDecision> => {
+        const host = hostOnly(req.host);
+        const resolved = host ? await this.inputs.resolver.resolve(host) : [];
+        const v = authorizeEgress({ ...this.request(ctx), ...(host ? { host, resolved } : {}) }, this.inputs.policies.index);
+        if (v.allowed) lastHost = host ? { host, resolved } : undefined;
+        else this.log.warn({ event: 'refused', reason: v.reason, policy: v.policy, host, source: ctx.source, destination: ctx.destination }, 'egress request denied by policy');
+        return { ...v };
+      },
+      connect: () => this.connect(ctx.destination),
+      onRecord: (r) => this.inputs.flows.record(this.httpFlow(ctx, r)),
+      log: this.log,
+    });
+    const untrack = this.inputs.tracker.add({
+      recheck: (index) => {
+        const now = authorizeEgress({ ...this.request(ctx), ...(lastHost ?? {}) }, index);
+        return now.allowed || now.needsHost ? undefined : { reason: now.reason, ...(now.policy ? { policy: now.policy } : {}) };
+      },
+      close: (why) => {
+        this.log.warn({ event: 'closed-by-policy', ...why, source: ctx.source, destination: ctx.destination }, 'egress connection closed: policy now denies it');
+        front.closeAll();
+        client.destroy();
+      },
+    });
+    client.once('close', untrack);
+    front.handle(client, head);
+  }
+
+  private connect(dst: { ip: string; port: number }): Promise<net.Socket> {
+    return connectTcp({ host: dst.ip, port: dst.port, timeoutMs: this.inputs.connectTimeoutMs });
+  }
+
+  private flow(
+    ctx: EgressContext & { destination: { host?: string } },
+    protocol: FlowProtocol,
+    v: { allowed: boolean; reason: string; policy?: string; rule?: number },
+    counts: { bytesSent: number; bytesReceived: number; durationMs: number },
+  ): FlowRecord {
+    return {
+      time: new Date().toISOString(),
+      node: this.inputs.node,
+      direction: 'egress',
+      source: ctx.source,
+      destination: ctx.destination,
+      protocol,
+      verdict: v.allowed ? 'allowed' : 'denied',
+      reason: v.reason,
+      ...(v.policy ? { policy: v.policy } : {}),
+      ...(v.rule !== undefined ? { rule: v.rule } : {}),
+      mtls: false,
+      ...counts,
+    };
+  }
+
+  private httpFlow(ctx: EgressContext, r: HttpRecord): FlowRecord {
+    const d = r.decision as (HttpDecision & Partial<EgressVerdict>) | undefined;
+    const v = d && typeof d.reason === 'string' ? (d as EgressVerdict) : { allowed: false, reason: r.rejected ?? 'bad-request' };
+    const flow = this.flow({ ...ctx, destination: { ...ctx.destination, host: hostOnly(r.host) } }, 'http', v, {
+      bytesSent: r.bytesSent,
+      bytesReceived: r.bytesReceived,
+      durationMs: r.durationMs,
+    });
+    flow.http = { method: r.method, path: r.path, status: r.status };
+    if (r.error) {
+      flow.verdict = 'error';
+      flow.reason = r.error;
+    }
+    return flow;
+  }
+}
+
+/** `Example.com:8080` → `example.com`; `[::1]:80` → `::1`. */
+export function hostOnly(host: string): string {
+  if (host.startsWith('[')) return host.slice(1, host.indexOf(']') >= 0 ? host.indexOf(']') : undefined);
+  const colon = host.lastIndexOf(':');
+  return (colon >= 0 ? host.slice(0, colon) : host).toLowerCase().replace(/\.$/, '');
+}

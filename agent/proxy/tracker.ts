@@ -1,0 +1,55 @@
+/**
+ * Established connections, so a policy change can close the ones it now denies. Each entry
+ * re-decides itself against the new policies (a pure check) and says whether it may stay.
+ */
+import type { FlowSink } from '../../common/flow';
+import type { Logger } from '../../common/log';
+import type { PolicyIndex } from '../../common/policy';
+import type { HttpLimits } from './http';
+
+/** What every policy-enforcing part of the proxy (delivery, egress) is built from. */
+export interface EnforcementInputs {
+  node: string;
+  /** the policies in force now (replaced on every change) */
+  policies: { readonly index: PolicyIndex };
+  flows: FlowSink;
+  tracker: ConnectionTracker;
+  log: Logger;
+  connectTimeoutMs: number;
+  /** How long to wait for a client's first bytes when a decision needs its protocol or name. */
+  sniffTimeoutMs: number;
+  httpLimits?: Partial<HttpLimits>;
+}
+
+export interface TrackedConnection {
+  /** undefined: may stay; a string: the reason it is now denied (the policy that denies it) */
+  recheck(index: PolicyIndex): { reason: string; policy?: string; rule?: number } | undefined;
+  /** close it now: nothing more reaches the destination */
+  close(reason: { reason: string; policy?: string; rule?: number }): void;
+}
+
+export class ConnectionTracker {
+  private readonly live = new Set<TrackedConnection>();
+
+  add(c: TrackedConnection): () => void {
+    this.live.add(c);
+    return () => this.live.delete(c);
+  }
+
+  get size(): number {
+    return this.live.size;
+  }
+
+  /** Returns how many connections were closed. */
+  recheckAll(index: PolicyIndex): number {
+    let closed = 0;
+    for (const c of [...this.live]) {
+      const denied = c.recheck(index);
+      if (!denied) continue;
+      this.live.delete(c);
+      c.close(denied);
+      closed += 1;
+    }
+    return closed;
+  }
+}
