@@ -9,7 +9,9 @@ import { PalisadeError } from '../../common/errors';
 import { spiffeId } from '../../common/identity';
 import { Datapath } from '../../agent/datapath/datapath';
 import { TokenStore } from '../../collector/tokens';
-import { agentArgs, spawnIn, Topology, waitFor, workloadsYaml, type NodeNs, type PodNs, type TopologyDescription } from '../../test/harness';
+import { generateKeyPair } from '../../common/pki';
+import { CertificateAuthority } from '../../common/pki-ca';
+import { agentArgs, ipBatch, spawnIn, Topology, waitFor, workloadsYaml, type NodeNs, type PodNs, type TopologyDescription } from '../../test/harness';
 
 export const DEFAULT_DEMO_DIR = '/run/palisade/demo';
 const TRUST_DOMAIN = 'cluster.local';
@@ -29,6 +31,11 @@ const PODS: DemoPodSpec[] = [
   { name: 'web-2', node: 2, serviceAccount: 'web', app: 'web', strict: true },
 ];
 const COLLECTOR_LISTEN = '127.0.0.1:15012';
+/** The host outside the mesh, and the names the agents resolve to it (via the demo's hosts file). */
+export const EXT_NAMES = ['allowed.example.test', 'blocked.example.test'];
+const EXT_IP = '172.31.0.100';
+/** A second address of the ext host that no name resolves to: SNI/Host spoofing lands here. */
+const EXT_UNNAMED_IP = '172.31.0.110';
 
 export interface DemoState {
   createdAt: string;
@@ -36,6 +43,9 @@ export interface DemoState {
   collector?: { pid: number; log: string; listen: string; socket: string; dataDir: string };
   agents: Array<{ node: string; pid: number; log: string }>;
   apps: Array<{ pod: string; pid: number; log: string }>;
+  ext?: { pid: number; log: string; ip: string; unnamedIp: string; names: string[]; caFile: string };
+  policyDir?: string;
+  hostsFile?: string;
 }
 
 export interface DemoPodStatus {
@@ -128,6 +138,15 @@ export async function demoUp(dir = DEFAULT_DEMO_DIR, say: (line: string) => void
       save();
       await waitForLog(log, '"listening"', pid, 10_000);
     }
+    state.ext = await startExt(topo, dir);
+    save();
+    await waitForLog(state.ext.log, '"listening"', state.ext.pid, 10_000);
+    const hostsFile = path.join(dir, 'hosts');
+    fs.writeFileSync(hostsFile, `# names the demo's agents resolve (egress checks)\n${EXT_IP} ${EXT_NAMES.join(' ')}\n`);
+    const policyDir = path.join(dir, 'policies');
+    fs.mkdirSync(policyDir, { recursive: true, mode: 0o755 });
+    state.policyDir = policyDir;
+    state.hostsFile = hostsFile;
     const collectorDir = path.join(dir, 'collector');
     const socket = path.join(dir, 'collector.sock');
     const collectorCg = path.join(topo.cgroupPath, 'collector');
@@ -136,7 +155,18 @@ export async function demoUp(dir = DEFAULT_DEMO_DIR, say: (line: string) => void
     const collectorLog = path.join(dir, 'logs', 'collector.log');
     const collectorPid = startDaemon(
       { netnsPath: '/proc/self/ns/net', cgroupPath: collectorCg },
-      [path.join(distRoot(), 'cli', 'main.js'), 'collector', '--listen', COLLECTOR_LISTEN, '--agent-socket', socket, '--data', collectorDir],
+      [
+        path.join(distRoot(), 'cli', 'main.js'),
+        'collector',
+        '--listen',
+        COLLECTOR_LISTEN,
+        '--agent-socket',
+        socket,
+        '--data',
+        collectorDir,
+        '--policy-dir',
+        policyDir,
+      ],
       collectorLog,
     );
     state.collector = { pid: collectorPid, log: collectorLog, listen: COLLECTOR_LISTEN, socket, dataDir: collectorDir };
@@ -151,7 +181,7 @@ export async function demoUp(dir = DEFAULT_DEMO_DIR, say: (line: string) => void
       const file = path.join(dir, `${node.name}-workloads.yaml`);
       fs.writeFileSync(
         file,
-        workloadsYaml(mine.map((p) => ({ pod: pods.get(p.name)!, serviceAccount: p.serviceAccount, strict: p.strict, labels: { app: p.name } }))),
+        workloadsYaml(mine.map((p) => ({ pod: pods.get(p.name)!, serviceAccount: p.serviceAccount, strict: p.strict, labels: { app: p.app ?? p.name } }))),
       );
       const log = path.join(dir, 'logs', `agent-${node.name}.log`);
       const args = agentArgs(node, {
@@ -161,6 +191,7 @@ export async function demoUp(dir = DEFAULT_DEMO_DIR, say: (line: string) => void
         runDir: path.join(dir, 'run'),
         mesh: { collectorSocket: socket, caFile: path.join(collectorDir, 'ca.crt'), tokenFile, dataDir: path.join(dir, node.name) },
       });
+      args.push('--hosts-file', hostsFile);
       const pid = startDaemon(node, args, log);
       state.agents.push({ node: node.name, pid, log });
       save();
@@ -176,7 +207,12 @@ export async function demoUp(dir = DEFAULT_DEMO_DIR, say: (line: string) => void
 export async function demoDown(dir = DEFAULT_DEMO_DIR): Promise<boolean> {
   const state = readState(dir);
   if (!state) return false;
-  const pids = [...state.agents.map((a) => a.pid), ...state.apps.map((a) => a.pid), ...(state.collector ? [state.collector.pid] : [])].filter(alive);
+  const pids = [
+    ...state.agents.map((a) => a.pid),
+    ...state.apps.map((a) => a.pid),
+    ...(state.collector ? [state.collector.pid] : []),
+    ...(state.ext ? [state.ext.pid] : []),
+  ].filter(alive);
   for (const pid of pids) process.kill(pid, 'SIGTERM');
   await waitFor(() => pids.every((p) => !alive(p)) || undefined, 5000, { what: 'demo processes to stop' }).catch(() => {
     for (const pid of pids.filter(alive)) process.kill(pid, 'SIGKILL');
@@ -191,8 +227,14 @@ export function demoStatus(state: DemoState): {
   pods: DemoPodStatus[];
   agents: Array<{ node: string; pid: number; running: boolean }>;
   collector: { pid: number; listen: string; running: boolean } | null;
+  ext: { ip: string; unnamedIp: string; names: string[]; ports: number[]; caFile: string; running: boolean } | null;
+  policyDir: string | null;
 } {
   return {
+    ext: state.ext
+      ? { ip: state.ext.ip, unnamedIp: state.ext.unnamedIp, names: state.ext.names, ports: [80, 443], caFile: state.ext.caFile, running: alive(state.ext.pid) }
+      : null,
+    policyDir: state.policyDir ?? null,
     collector: state.collector ? { pid: state.collector.pid, listen: state.collector.listen, running: alive(state.collector.pid) } : null,
     pods: state.topology.pods.map((p) => {
       const spec = PODS.find((s) => s.name === p.name);
@@ -211,11 +253,28 @@ export function demoStatus(state: DemoState): {
   };
 }
 
+/** The ext host: its own namespace on the node network, a second unnamed address, HTTP + HTTPS. */
+async function startExt(topo: Topology, dir: string): Promise<NonNullable<DemoState['ext']>> {
+  const host = await topo.addExternalHost('ext', EXT_IP);
+  await ipBatch(host.nsName, [`addr add ${EXT_UNNAMED_IP}/24 dev ul0`]);
+  const certDir = path.join(dir, 'ext');
+  fs.mkdirSync(certDir, { recursive: true, mode: 0o700 });
+  const ca = CertificateAuthority.loadOrCreate(path.join(certDir, 'ca'), 'demo.test');
+  const key = await generateKeyPair();
+  fs.writeFileSync(path.join(certDir, 'ext.key'), key.privateKeyPem, { mode: 0o600 });
+  fs.writeFileSync(path.join(certDir, 'ext.crt'), ca.issue(key.publicKeyPem, { dnsNames: EXT_NAMES, usage: 'server', ttlSeconds: 7 * 86_400, commonName: EXT_NAMES[0] }));
+  const caFile = path.join(dir, 'ext-ca.crt');
+  fs.writeFileSync(caFile, ca.certPem);
+  const log = path.join(dir, 'logs', 'ext.log');
+  const pid = startDaemon(host, [path.join(distRoot(), 'cli', 'demo', 'ext-server.js'), certDir], log);
+  return { pid, log, ip: EXT_IP, unnamedIp: EXT_UNNAMED_IP, names: EXT_NAMES, caFile };
+}
+
 /** Run a command inside a demo pod (its netns and cgroup), like `kubectl exec`. */
 export function demoExec(state: DemoState, podName: string, argv: string[]): Promise<number> {
-  const pod = state.topology.pods.find((p) => p.name === podName);
+  const pod = state.topology.pods.find((p) => p.name === podName) ?? state.topology.externalHosts.find((h) => h.name === podName);
   if (!pod) {
-    const names = state.topology.pods.map((p) => p.name).join(', ');
+    const names = [...state.topology.pods, ...state.topology.externalHosts].map((p) => p.name).join(', ');
     throw new PalisadeError('PALISADE_ERR_NOT_FOUND', `no demo pod ${JSON.stringify(podName)} (pods: ${names})`);
   }
   const [cmd, ...args] = argv;

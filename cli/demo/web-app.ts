@@ -1,6 +1,7 @@
 /**
  * The demo's sample web app: `node web-app.js <name> <ip> <port>`.
- * GET / names the pod; GET|POST /echo echoes the request (method, path, headers, body).
+ * GET / names the pod; GET|POST /echo echoes the request (method, path, headers, body);
+ * /public… is a public page and /admin… an "admin page" (what authorization policies protect).
  * One JSON line per request on stdout, so the demo can show what reached the pod.
  */
 import * as http from 'node:http';
@@ -33,6 +34,12 @@ const server = http.createServer((req, res) => {
       res.end(
         `${JSON.stringify({ pod: name, method: req.method, path: req.url, headers: req.headers, peer, body: Buffer.concat(chunks).toString('utf8') })}\n`,
       );
+    } else if (url.pathname === '/public' || url.pathname.startsWith('/public/')) {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end(`public page of ${name}\n`);
+    } else if (url.pathname === '/admin' || url.pathname.startsWith('/admin/')) {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end(`admin page of ${name}\n`);
     } else {
       res.writeHead(404, { 'content-type': 'text/plain' });
       res.end('not found\n');

@@ -44,12 +44,13 @@ describe('palisade demo', function () {
     assert.equal(web2.node, 'node-2');
     assert.equal(web2.identity, 'spiffe://cluster.local/ns/default/sa/web');
     assert.deepEqual(st.pods.map((p) => p.name).sort(), ['client', 'web-1', 'web-2']);
+    assert.equal((st as unknown as { ext: { ip: string; names: string[] } }).ext.ip, '172.31.0.100', 'the ext host outside the mesh is listed');
 
     const curl = await palisade(['demo', 'exec', '--state-dir', state, 'client', '--', 'curl', '-s', '-m', '5', `http://${web2.ip}:8080/`]);
     assert.equal(curl.code, 0, curl.stderr);
     assert.equal(curl.stdout, 'hello from web-2\n');
     const agentLog = path.join(state, 'logs', 'agent-node-1.log');
-    await waitFor(() => /"route":"hbone".*"mtls":true/.test(fs.readFileSync(agentLog, 'utf8')) || undefined, 5000, {
+    await waitFor(() => /"event":"flow".*"direction":"outbound".*"mtls":true/.test(fs.readFileSync(agentLog, 'utf8')) || undefined, 5000, {
       what: 'the agent to log the connection as HBONE with mTLS',
     });
 
