@@ -14,6 +14,7 @@ import {
   parseMessage,
   type CsrMessage,
   type HelloMessage,
+  type FlowsMessage,
   type RegisterMessage,
 } from '../common/mesh-protocol';
 import { certInfo, nodeSpiffeId, readCsr } from '../common/pki';
@@ -36,8 +37,15 @@ export interface NodeSessionDeps {
   workloadCertTtlSeconds: number;
   nodeCertTtlSeconds: number;
   log: Logger;
+  /** Where flow batches go (the flow store); without one, batches are refused. */
+  flows?: FlowIngest;
   /** The current `policies` frame, pushed right after hello (none without a policy source). */
   policiesFrame?: () => string | undefined;
+}
+
+/** Takes one batch of an agent's flows; throws when it cannot be stored (nothing is acknowledged then). */
+export interface FlowIngest {
+  ingest(node: string, batch: Pick<FlowsMessage, 'session' | 'seq' | 'lost' | 'flows'>): void;
 }
 
 const MAX_ERROR_TEXT = 1024;
@@ -83,6 +91,7 @@ export class NodeSession {
       else {
         const message = parseMessage(data, NODE_REQUESTS);
         if (message.type === 'register') this.register(message);
+        else if (message.type === 'flows') this.flows(message);
         else this.csr(message);
       }
     } catch (err) {
@@ -104,6 +113,17 @@ export class NodeSession {
     this.deps.registry.nodeOnline(this.node, m.nodeAddress); // pushes a snapshot, to this session too
     const policies = this.deps.policiesFrame?.();
     if (policies) sendTo(this.ws, policies, this.log);
+  }
+
+  /** Store a batch, then acknowledge it: the agent resends what was never acknowledged. */
+  private flows(m: FlowsMessage): void {
+    const sink = this.deps.flows;
+    if (!sink) {
+      sendTo(this.ws, { type: 'error', code: 'PALISADE_ERR_PROTOCOL', message: 'this collector does not store flows' }, this.log);
+      return;
+    }
+    sink.ingest(this.node, m);
+    sendTo(this.ws, { type: 'flows-ack', session: m.session, seq: m.seq }, this.log);
   }
 
   private register(m: RegisterMessage): void {

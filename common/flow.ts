@@ -44,3 +44,60 @@ export interface FlowRecord {
 export interface FlowSink {
   record(flow: FlowRecord): void;
 }
+
+const DIRECTIONS = new Set(['outbound', 'inbound', 'egress']);
+const VERDICTS = new Set(['allowed', 'denied', 'audit', 'error']);
+const PROTOCOLS = new Set(['tcp', 'tls', 'http']);
+const MAX_TEXT = 2048;
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isText = (v: unknown, max = MAX_TEXT): v is string => typeof v === 'string' && v.length <= max;
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+function endpointProblem(v: unknown, at: string): string | undefined {
+  if (!isObj(v)) return `${at} must be an object`;
+  for (const [k, x] of Object.entries(v)) {
+    if (k === 'port') {
+      if (!(isCount(x) && x <= 65535)) return `${at}.port must be a port`;
+    } else if (k === 'ip' || k === 'workload' || k === 'namespace' || k === 'identity' || k === 'host') {
+      if (!isText(x, 512)) return `${at}.${k} must be a string`;
+    } else return `${at} has unknown field ${JSON.stringify(k.slice(0, 64))}`;
+  }
+  if (!isText(v.ip, 64)) return `${at}.ip is required`;
+  return undefined;
+}
+
+/**
+ * Why `v` is not a FlowRecord, or undefined: the collector's boundary check for what agents
+ * send (unknown fields, wrong types and oversized strings are refused, not stored).
+ */
+export function flowProblem(v: unknown): string | undefined {
+  if (!isObj(v)) return 'must be an object';
+  const allowed = new Set(['time', 'node', 'direction', 'source', 'destination', 'protocol', 'http', 'verdict', 'reason', 'policy', 'rule', 'audit', 'mtls', 'bytesSent', 'bytesReceived', 'durationMs']);
+  for (const k of Object.keys(v)) if (!allowed.has(k)) return `unknown field ${JSON.stringify(k.slice(0, 64))}`;
+  if (!isText(v.time, 40) || Number.isNaN(Date.parse(v.time))) return 'time must be an ISO 8601 time';
+  if (!isText(v.node, 63)) return 'node must be a string';
+  if (!DIRECTIONS.has(v.direction as string)) return 'direction must be outbound, inbound or egress';
+  if (!PROTOCOLS.has(v.protocol as string)) return 'protocol must be tcp, tls or http';
+  if (!VERDICTS.has(v.verdict as string)) return 'verdict must be allowed, denied, audit or error';
+  if (!isText(v.reason, 128)) return 'reason must be a string';
+  if (v.policy !== undefined && !isText(v.policy, 4096)) return 'policy must be a string';
+  if (v.rule !== undefined && !isCount(v.rule)) return 'rule must be a non-negative integer';
+  if (typeof v.mtls !== 'boolean') return 'mtls must be true or false';
+  for (const k of ['bytesSent', 'bytesReceived', 'durationMs'] as const) if (!isCount(v[k])) return `${k} must be a non-negative integer`;
+  const src = endpointProblem(v.source, 'source');
+  if (src) return src;
+  const dst = endpointProblem(v.destination, 'destination');
+  if (dst) return dst;
+  if (v.http !== undefined) {
+    const h = v.http;
+    if (!isObj(h) || !isText(h.method, 32) || !isText(h.path, 8192) || !(isCount(h.status) && h.status <= 999) || Object.keys(h).length !== 3) {
+      return 'http must be {method, path, status}';
+    }
+  }
+  if (v.audit !== undefined) {
+    const a = v.audit;
+    if (!isObj(a) || !isText(a.policy, 512) || !isCount(a.rule) || Object.keys(a).length !== 2) return 'audit must be {policy, rule}';
+  }
+  return undefined;
+}

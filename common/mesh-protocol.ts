@@ -11,6 +11,7 @@
  *   agent → hello (first), register, csr · collector → registry, cert, error
  */
 import { PalisadeError, type PalisadeErrorCode } from './errors';
+import { flowProblem, type FlowRecord } from './flow';
 import { isDnsLabel } from './identity';
 import { isNodeName } from './pki';
 
@@ -91,6 +92,14 @@ export interface CsrMessage { type: 'csr'; id: string; identity: string; csr: st
 export interface CertMessage { type: 'cert'; id: string; cert: string; ca: string }
 export interface ErrorMessage { type: 'error'; id?: string; code: WireErrorCode; message: string }
 export interface RegistryMessage extends RegistrySnapshot { type: 'registry' }
+/**
+ * A batch of flow records from an agent. `seq` numbers batches per agent process (`session`
+ * identifies the process, so a restarted agent's seq 1 is not mistaken for a duplicate);
+ * `lost` is the agent's running total of records it had to drop (buffer full) since it started.
+ */
+export interface FlowsMessage { type: 'flows'; session: string; seq: number; lost: number; flows: FlowRecord[] }
+/** The collector stored batch `seq` (and every batch before it) of `session`. */
+export interface FlowsAckMessage { type: 'flows-ack'; session: string; seq: number }
 /** The collector's policy documents, all of them, at a version; agents compile and enforce them. */
 export interface PoliciesMessage { type: 'policies'; version: number; files: Array<{ source: string; text: string }> }
 
@@ -103,7 +112,9 @@ export type MeshMessage =
   | CertMessage
   | ErrorMessage
   | RegistryMessage
-  | PoliciesMessage;
+  | PoliciesMessage
+  | FlowsMessage
+  | FlowsAckMessage;
 export type MessageType = MeshMessage['type'];
 export type MessageOf<T extends MessageType> = Extract<MeshMessage, { type: T }>;
 
@@ -111,8 +122,8 @@ export type MessageOf<T extends MessageType> = Extract<MeshMessage, { type: T }>
 export const JOIN_REQUESTS = ['join'] as const;
 export const JOIN_REPLIES = ['joined', 'error'] as const;
 export const NODE_FIRST = ['hello'] as const;
-export const NODE_REQUESTS = ['register', 'csr'] as const;
-export const NODE_REPLIES = ['registry', 'policies', 'cert', 'error'] as const;
+export const NODE_REQUESTS = ['register', 'csr', 'flows'] as const;
+export const NODE_REPLIES = ['registry', 'policies', 'cert', 'flows-ack', 'error'] as const;
 
 // ---- field checks: each returns undefined when valid, else what is wrong -------------------
 
@@ -206,6 +217,7 @@ const REGISTRY_WORKLOAD: Schema = {
 };
 
 const MAX_POLICY_FILES = 1000;
+export const MAX_FLOWS_PER_BATCH = 1000;
 const MAX_POLICY_TEXT = 1024 * 1024;
 const POLICY_FILE: Schema = {
   source: { check: (v, at) => (isString(v) && v.length > 0 && v.length <= 1024 ? undefined : `${at}: must be a file name`) },
@@ -233,7 +245,23 @@ const SCHEMAS: { [T in MessageType]: Schema } = {
     nodes: { check: arrayOf(object(REGISTRY_NODE), MAX_WORKLOADS) },
   },
   policies: { version: { check: version }, files: { check: arrayOf(object(POLICY_FILE), MAX_POLICY_FILES) } },
+  flows: {
+    session: { check: requestId },
+    seq: { check: version },
+    lost: { check: version },
+    flows: { check: (v, at) => (Array.isArray(v) ? (v.length > MAX_FLOWS_PER_BATCH ? `${at}: at most ${MAX_FLOWS_PER_BATCH} flows` : checkFlows(v, at)) : `${at}: must be an array`) },
+  },
+  'flows-ack': { session: { check: requestId }, seq: { check: version } },
 };
+
+/** Each record must be a FlowRecord (common/flow.ts validates the shape); the first problem is reported. */
+function checkFlows(list: unknown[], at: string): string | undefined {
+  for (let i = 0; i < list.length; i++) {
+    const problem = flowProblem(list[i]);
+    if (problem) return `${at}[${i}]: ${problem}`;
+  }
+  return undefined;
+}
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -5,7 +5,7 @@
  * A collector that is down or drops us is retried forever with backoff; only a refusal while
  * starting (join refused, node certificate refused) is final.
  *
- * Events: 'registry' (RegistrySnapshot), 'policies' ({version, files}), 'connected', 'disconnected' ({code, reason}),
+ * Events: 'registry' (RegistrySnapshot), 'policies' ({version, files}), 'flows-ack' ({session, seq}), 'connected', 'disconnected' ({code, reason}),
  * 'collector-error' (PalisadeError the collector reported outside any request, e.g. a refused
  * registration).
  */
@@ -256,6 +256,10 @@ export class CollectorClient extends EventEmitter {
     }
     if (m.type === 'policies') {
       this.emit('policies', { version: m.version, files: m.files });
+      return;
+    }
+    if (m.type === 'flows-ack') {
+      this.emit('flows-ack', { session: m.session, seq: m.seq });
       return;
     }
     const pending = m.id === undefined ? undefined : this.pending.get(m.id);
