@@ -13,7 +13,25 @@ import {
 const CSR = '-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n';
 const CERT = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
 const WORKLOAD = { name: 'web-1', namespace: 'default', serviceAccount: 'web', ip: '10.0.1.11', labels: { app: 'web', 'example.com/tier': 'front' } };
-const ALL: MessageType[] = ['join', 'joined', 'hello', 'register', 'csr', 'cert', 'error', 'registry', 'policies'];
+const ALL: MessageType[] = ['join', 'joined', 'hello', 'register', 'csr', 'cert', 'error', 'registry', 'policies', 'flows', 'flows-ack'];
+
+const FLOW = {
+  time: '2026-11-22T10:00:00.000Z',
+  node: 'node-a',
+  direction: 'inbound',
+  source: { ip: '10.0.1.10', workload: 'client', namespace: 'default', identity: 'spiffe://cluster.local/ns/default/sa/client' },
+  destination: { ip: '10.0.2.10', port: 8080, workload: 'web-2', namespace: 'default', identity: 'spiffe://cluster.local/ns/default/sa/web', host: '10.0.2.10:8080' },
+  protocol: 'http',
+  http: { method: 'GET', path: '/admin', status: 403 },
+  verdict: 'denied',
+  reason: 'denied-by-policy',
+  policy: 'default/web-deny-admin',
+  rule: 0,
+  mtls: true,
+  bytesSent: 0,
+  bytesReceived: 19,
+  durationMs: 1,
+} as const;
 
 const VALID: MeshMessage[] = [
   { type: 'join', node: 'node-a', csr: CSR },
@@ -33,6 +51,9 @@ const VALID: MeshMessage[] = [
   },
   { type: 'policies', version: 2, files: [{ source: 'web.yaml', text: 'kind: AuthorizationPolicy\n' }] },
   { type: 'policies', version: 0, files: [] },
+  { type: 'flows', session: 'a1b2', seq: 1, lost: 0, flows: [FLOW] },
+  { type: 'flows', session: 'a1b2', seq: 2, lost: 7, flows: [] },
+  { type: 'flows-ack', session: 'a1b2', seq: 2 },
 ];
 
 /** [what, frame, allowed types, expected reason] */
@@ -64,6 +85,11 @@ const HOSTILE: [string, string | Buffer, MessageType[], RegExp][] = [
   ['a policy file without a name', JSON.stringify({ type: 'policies', version: 1, files: [{ source: '', text: 'x' }] }), ALL, /files\[0\]\.source/],
   ['a policy file that is not text', JSON.stringify({ type: 'policies', version: 1, files: [{ source: 'a.yaml', text: 1 }] }), ALL, /files\[0\]\.text/],
   ['a policies message without a version', JSON.stringify({ type: 'policies', files: [] }), ALL, /missing field "version"/],
+  ['a flow with an unknown field', JSON.stringify({ type: 'flows', session: 's', seq: 1, lost: 0, flows: [{ ...FLOW, admin: true }] }), ALL, /flows\[0\]: unknown field "admin"/],
+  ['a flow with an unknown verdict', JSON.stringify({ type: 'flows', session: 's', seq: 1, lost: 0, flows: [{ ...FLOW, verdict: 'maybe' }] }), ALL, /flows\[0\]: verdict/],
+  ['a flow with a bad port', JSON.stringify({ type: 'flows', session: 's', seq: 1, lost: 0, flows: [{ ...FLOW, destination: { ip: '1.2.3.4', port: 70000 } }] }), ALL, /destination\.port/],
+  ['a flow without http fields', JSON.stringify({ type: 'flows', session: 's', seq: 1, lost: 0, flows: [{ ...FLOW, http: { method: 'GET' } }] }), ALL, /http must be/],
+  ['a negative lost count', JSON.stringify({ type: 'flows', session: 's', seq: 1, lost: -1, flows: [] }), ALL, /lost/],
   ['a frame over 1 MiB', JSON.stringify({ type: 'hello', pad: 'x'.repeat(MAX_FRAME_BYTES) }), ALL, /over the 1048576-byte limit/],
   ['invalid UTF-8 bytes', Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), ALL, /not JSON/],
 ];
