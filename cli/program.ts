@@ -9,6 +9,7 @@ import type { Logger } from '../common/log';
 import { registerAgentCommands } from './commands/agent';
 import { registerCollectorCommands } from './commands/collector';
 import { registerDemoCommands } from './commands/demo';
+import { registerObserveCommands } from './commands/observe';
 import { registerPolicyCommands } from './commands/policy';
 
 export interface CliDeps {
@@ -29,11 +30,13 @@ export function createProgram(deps: CliDeps): Command {
       writeOut: deps.stdout,
       writeErr: deps.stderr,
       // One line, our prefix: `palisade: unknown option '--x' (see palisade agent --help)`.
-      outputError: (str, write) => write(`palisade: ${str.trim().replace(/^error: /, '')} (see --help)\n`),
+      // (commander's "Did you mean …?" suggestion joins the same line.)
+      outputError: (str, write) => write(`palisade: ${str.trim().replace(/^error: /, '').replace(/\s*\n\s*/g, ' ')} (see --help)\n`),
     });
   registerAgentCommands(program, deps);
   registerCollectorCommands(program, deps);
   registerDemoCommands(program, deps);
+  registerObserveCommands(program, deps);
   registerPolicyCommands(program, deps);
   return program;
 }

@@ -1,15 +1,20 @@
 /**
- * `startCollector`: the mesh CA, join tokens, the workload registry and the agent endpoint,
- * wired together. Used by `palisade collector` and, in-process, by tests.
+ * `startCollector`: the mesh CA, join tokens, the workload registry, the flow store, the agent
+ * endpoint and the HTTP API, wired together. Used by `palisade collector` and, in-process, by tests.
  */
 import { chmodSync, unlinkSync } from 'node:fs';
 import type * as https from 'node:https';
 import * as net from 'node:net';
+import * as path from 'node:path';
 import { describeCause, PalisadeError } from '../common/errors';
 import type { Logger } from '../common/log';
 import { COLLECTOR_SERVERNAME, encodeMessage, type RegistrySnapshot } from '../common/mesh-protocol';
 import { generateKeyPair, isSpecificIp } from '../common/pki';
 import { CertificateAuthority } from '../common/pki-ca';
+import { ApiAuth, loadOrCreateAdminToken } from './api/auth';
+import { CollectorApi } from './api/handler';
+import { CollectorMetrics } from './api/metrics';
+import { FLOWS_DB_FILE, FlowStore } from './flows/store';
 import { clearStaleSocket, DEFAULT_LISTEN, formatAddress, parseListenAddress } from './listen';
 import { CollectorPolicies } from './policies';
 import { WorkloadRegistry } from './registry';
@@ -38,6 +43,14 @@ export interface CollectorOptions {
   deadAfterMs?: number;
   /** Policies pushed to every agent (AuthorizationPolicy / EgressPolicy files), watched. */
   policyDir?: string;
+  /** Delete stored flows older than this (ms); default 7 days. */
+  flowRetentionMs?: number;
+  /** Keep at most this many stored flows; default 10 million. */
+  flowMaxRows?: number;
+  /** Keep the flow database's used size under this many bytes (optional). */
+  flowMaxBytes?: number;
+  /** How often flow retention runs (ms); default 30 s. */
+  flowRetentionIntervalMs?: number;
 }
 
 export interface RunningCollector {
@@ -47,7 +60,14 @@ export interface RunningCollector {
   /** `wss://host:port`, for agents. */
   url: string;
   socketPath: string | undefined;
+  /** `https://host:port`, the API's base URL (same listener as `url`). */
+  apiUrl: string;
+  /** The API's admin token (also in `<data dir>/admin.token`). */
+  adminToken: string;
   ca: CertificateAuthority;
+  /** The flow store (tests, the demo). */
+  flows: FlowStore;
+  metrics: CollectorMetrics;
   snapshot(): RegistrySnapshot;
   stop(): Promise<void>;
 }
@@ -57,10 +77,29 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
   const { host, port } = parseListenAddress(opts.listen ?? DEFAULT_LISTEN);
   const ca = CertificateAuthority.loadOrCreate(opts.dataDir, opts.trustDomain ?? DEFAULT_TRUST_DOMAIN, log);
   const tokens = new TokenStore(opts.dataDir);
+  const adminToken = loadOrCreateAdminToken(opts.dataDir, log);
+  const metrics = new CollectorMetrics();
+  const flows = FlowStore.open({
+    file: path.join(opts.dataDir, FLOWS_DB_FILE),
+    log: opts.log,
+    metrics,
+    retentionMs: opts.flowRetentionMs,
+    maxRows: opts.flowMaxRows,
+    maxBytes: opts.flowMaxBytes,
+    retentionIntervalMs: opts.flowRetentionIntervalMs,
+  });
+  metrics.watch(flows);
+  const api = new CollectorApi({ store: flows, auth: new ApiAuth(adminToken, ca.trustDomain), metrics, log: opts.log });
   let server: AgentServer | undefined;
   // A bad policy directory refuses the start, before anything listens.
-  const policies = opts.policyDir ? new CollectorPolicies(opts.policyDir, log, (frame) => server?.broadcast(frame)) : undefined;
-  policies?.start();
+  let policies: CollectorPolicies | undefined;
+  try {
+    policies = opts.policyDir ? new CollectorPolicies(opts.policyDir, log, (frame) => server?.broadcast(frame)) : undefined;
+    policies?.start();
+  } catch (err) {
+    await Promise.all([api.close(), flows.close()]);
+    throw err;
+  }
   const registry = new WorkloadRegistry(ca.trustDomain, (snapshot) => {
     server?.broadcast(encodeMessage({ type: 'registry', ...snapshot }));
     log.debug({ version: snapshot.version, workloads: snapshot.workloads.length }, 'registry changed');
@@ -76,7 +115,14 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     });
     return { keyPem: key.privateKeyPem, certPem, issuedAt: Date.now() };
   };
-  let serving = await issueServing();
+  let serving: Awaited<ReturnType<typeof issueServing>>;
+  try {
+    serving = await issueServing();
+  } catch (err) {
+    policies?.close();
+    await Promise.all([api.close(), flows.close()]);
+    throw err;
+  }
   const agents = new AgentServer({
     ca,
     tokens,
@@ -88,6 +134,8 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     pingIntervalMs: opts.pingIntervalMs,
     deadAfterMs: opts.deadAfterMs,
     policiesFrame: () => policies?.frame() ?? NO_POLICIES,
+    flows,
+    api,
   });
   server = agents;
 
@@ -117,11 +165,13 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
   } catch (err) {
     clearInterval(renewal);
     policies?.close();
+    await api.close();
     await agents.close();
+    await flows.close();
     throw err;
   }
   const address = formatAddress(bound.address, bound.port);
-  log.info({ address, socketPath, trustDomain: ca.trustDomain }, 'collector ready');
+  log.info({ address, socketPath, trustDomain: ca.trustDomain, flowsStored: flows.rows() }, 'collector ready');
 
   let stopped: Promise<void> | undefined;
   return {
@@ -129,13 +179,19 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     port: bound.port,
     url: `wss://${address}`,
     socketPath,
+    apiUrl: `https://${address}`,
+    adminToken,
     ca,
+    flows,
+    metrics,
     snapshot: () => registry.snapshot(),
     stop: () => {
       stopped ??= (async () => {
         clearInterval(renewal);
         policies?.close();
+        await api.close();
         await agents.close();
+        await flows.close();
         if (socketPath !== undefined) {
           try {
             unlinkSync(socketPath);

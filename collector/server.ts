@@ -4,6 +4,9 @@
  * certificates are requested but not required at the TLS layer; each upgrade is authenticated
  * before it is accepted: a node certificate from our CA → node session; otherwise a join token
  * → join session; otherwise HTTP 401 with a JSON `{code, message}` body.
+ *
+ * The same listener serves the HTTP API (collector/api/handler.ts): every plain request, and
+ * upgrades for the API's follow path, go to it; without an API, plain requests get 404.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import * as https from 'node:https';
@@ -15,7 +18,8 @@ import type { Logger } from '../common/log';
 import { AGENT_PATH, CloseCode, MAX_FRAME_BYTES } from '../common/mesh-protocol';
 import { parseNodeSpiffeId, spiffeIdOfCert } from '../common/pki';
 import type { CertificateAuthority } from '../common/pki-ca';
-import { NodeSession, type NodeSessionHub } from './agent-session';
+import { NodeSession, type FlowIngest, type NodeSessionHub } from './agent-session';
+import type { CollectorApi } from './api/handler';
 import { runJoinSession } from './join-session';
 import type { WorkloadRegistry } from './registry';
 import { closeWith } from './session-io';
@@ -40,6 +44,10 @@ export interface AgentServerOptions {
   deadAfterMs?: number;
   /** The current `policies` frame for a node that just said hello. */
   policiesFrame?: () => string | undefined;
+  /** Where node sessions store flow batches (the flow store). */
+  flows?: FlowIngest;
+  /** The HTTP API on the same listener. */
+  api?: Pick<CollectorApi, 'handleRequest' | 'handleUpgrade' | 'ownsUpgrade'>;
 }
 
 type Auth =
@@ -69,8 +77,9 @@ export class AgentServer implements NodeSessionHub {
   /** A new HTTPS server with our TLS settings and handlers; the caller listens on it. */
   createServer(): https.Server {
     const server = https.createServer({ ...this.tlsOptions(this.opts.serving) });
-    server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
-      res.writeHead(404, { 'content-type': 'application/json' }).end('{"message":"not found"}\n');
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      if (this.opts.api) return this.opts.api.handleRequest(req, res);
+      res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"code":"PALISADE_ERR_NOT_FOUND","message":"not found"}}\n');
     });
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
     server.on('tlsClientError', (err: Error) => this.log.debug({ reason: err.message }, 'tls handshake failed'));
@@ -147,6 +156,7 @@ export class AgentServer implements NodeSessionHub {
     const tlsSocket = req.socket as TLSSocket;
     const remote = tlsSocket.remoteAddress ?? 'unix';
     const path = (req.url ?? '').split('?')[0];
+    if (path !== AGENT_PATH && this.opts.api?.ownsUpgrade(path)) return this.opts.api.handleUpgrade(req, socket, head);
     if (path !== AGENT_PATH) {
       this.log.warn({ remote, path: path.slice(0, 256), reason: 'unknown path' }, 'upgrade refused');
       return respond(socket, 404, { code: 'PALISADE_ERR_NOT_FOUND', message: `no endpoint ${path.slice(0, 256)}` });

@@ -20,6 +20,9 @@ interface RunFlags {
   workloadCertTtl: string;
   nodeCertTtl: string;
   policyDir?: string;
+  flowRetention: string;
+  flowMaxRows: string;
+  flowMaxBytes?: string;
   logLevel?: string;
 }
 
@@ -31,23 +34,45 @@ interface TokenCreateFlags {
 
 const seconds = (text: string, what: string): number => Math.ceil(parsePositiveDuration(text, what) / 1000);
 
+function positiveInteger(text: string, what: string): number {
+  const n = /^\d{1,15}$/.test(text) ? Number(text) : NaN;
+  if (!(n > 0)) throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `invalid ${what} ${JSON.stringify(text.slice(0, 64))}: expected a positive whole number`);
+  return n;
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40 };
+
+/** `500MB`, `2GiB`, `1073741824`: bytes. */
+function byteSize(text: string, what: string): number {
+  const m = /^(\d{1,15})([a-z]{0,3})$/i.exec(text);
+  const unit = m ? SIZE_UNITS[m[2].toLowerCase()] : undefined;
+  const n = m && unit !== undefined ? Number(m[1]) * unit : NaN;
+  if (!(n > 0) || !Number.isSafeInteger(n)) {
+    throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `invalid ${what} ${JSON.stringify(text.slice(0, 64))}: expected a size like 500MB or 2GiB`);
+  }
+  return n;
+}
+
 function checkOutput(output: string): 'text' | 'json' {
   if (output === 'text' || output === 'json') return output;
   throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `invalid -o ${JSON.stringify(output)}: use text or json`);
 }
 
 export function registerCollectorCommands(program: Command, deps: CliDeps): void {
-  const collector = program.command('collector').description('the central collector: mesh CA, join tokens, workload registry');
+  const collector = program.command('collector').description('the central collector: mesh CA, join tokens, workload registry, flow store and API');
   collector
     .command('run', { isDefault: true })
     .description('run the collector (the default: `palisade collector --data DIR ...`)')
     .option('--listen <host:port>', 'address agents connect to', DEFAULT_LISTEN)
     .option('--agent-socket <path>', 'also serve agents on this Unix socket (for agents in other network namespaces)')
-    .option('--data <dir>', 'data directory (CA key and certificate, join tokens)', DEFAULT_COLLECTOR_DATA_DIR)
+    .option('--data <dir>', 'data directory (CA key and certificate, join tokens, admin.token, flows.db)', DEFAULT_COLLECTOR_DATA_DIR)
     .option('--trust-domain <td>', 'SPIFFE trust domain of the mesh', DEFAULT_TRUST_DOMAIN)
     .option('--workload-cert-ttl <duration>', 'lifetime of workload certificates', '24h')
     .option('--node-cert-ttl <duration>', 'lifetime of node certificates', '30d')
     .option('--policy-dir <dir>', 'AuthorizationPolicy / EgressPolicy files pushed to every agent (watched for changes)')
+    .option('--flow-retention <duration>', 'delete stored flows older than this', '7d')
+    .option('--flow-max-rows <n>', 'keep at most this many stored flows (oldest deleted first)', '10000000')
+    .option('--flow-max-bytes <size>', 'also keep the flow database under this size (e.g. 2GiB)')
     .option('--log-level <level>', 'trace|debug|info|warn|error', undefined)
     .action(async (flags: RunFlags) => {
       parseListenAddress(flags.listen);
@@ -56,6 +81,9 @@ export function registerCollectorCommands(program: Command, deps: CliDeps): void
       }
       const workloadCertTtlSeconds = seconds(flags.workloadCertTtl, '--workload-cert-ttl');
       const nodeCertTtlSeconds = seconds(flags.nodeCertTtl, '--node-cert-ttl');
+      const flowRetentionMs = parsePositiveDuration(flags.flowRetention, '--flow-retention');
+      const flowMaxRows = positiveInteger(flags.flowMaxRows, '--flow-max-rows');
+      const flowMaxBytes = flags.flowMaxBytes === undefined ? undefined : byteSize(flags.flowMaxBytes, '--flow-max-bytes');
       const log = deps.logger(flags.logLevel);
       const running = await startCollector({
         listen: flags.listen,
@@ -65,6 +93,9 @@ export function registerCollectorCommands(program: Command, deps: CliDeps): void
         workloadCertTtlSeconds,
         nodeCertTtlSeconds,
         ...(flags.policyDir ? { policyDir: flags.policyDir } : {}),
+        flowRetentionMs,
+        flowMaxRows,
+        ...(flowMaxBytes !== undefined ? { flowMaxBytes } : {}),
         log,
       });
       const signal = await deps.waitForStop();

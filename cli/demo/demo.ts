@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PalisadeError } from '../../common/errors';
+import { removeDemoConfig, writeDemoConfig } from '../config';
 import { spiffeId } from '../../common/identity';
 import { Datapath } from '../../agent/datapath/datapath';
 import { TokenStore } from '../../collector/tokens';
@@ -181,7 +182,7 @@ export async function demoUp(dir = DEFAULT_DEMO_DIR, say: (line: string) => void
       const file = path.join(dir, `${node.name}-workloads.yaml`);
       fs.writeFileSync(
         file,
-        workloadsYaml(mine.map((p) => ({ pod: pods.get(p.name)!, serviceAccount: p.serviceAccount, strict: p.strict, labels: { app: p.app ?? p.name } }))),
+        workloadsYaml(mine.map((p) => ({ pod: pods.get(p.name)!, serviceAccount: p.serviceAccount, strict: p.strict, labels: { app: p.app ?? p.name, 'palisade.dev/access-log': 'on' } }))),
       );
       const log = path.join(dir, 'logs', `agent-${node.name}.log`);
       const args = agentArgs(node, {
@@ -197,6 +198,7 @@ export async function demoUp(dir = DEFAULT_DEMO_DIR, say: (line: string) => void
       save();
       await waitForLog(log, 'outbound listener ready', pid, 20_000);
     }
+    writeDemoConfig({ collectorDir, listen: COLLECTOR_LISTEN }); // `palisade observe` with no flags
     return state;
   } catch (err) {
     await demoDown(dir);
@@ -219,6 +221,7 @@ export async function demoDown(dir = DEFAULT_DEMO_DIR): Promise<boolean> {
   });
   for (const node of state.topology.nodes) Datapath.uninstall(node.name);
   await Topology.destroyDescribed(state.topology);
+  removeDemoConfig({ collectorDir: state.collector?.dataDir ?? path.join(dir, 'collector'), listen: state.collector?.listen ?? COLLECTOR_LISTEN });
   fs.rmSync(dir, { recursive: true, force: true });
   return true;
 }

@@ -98,6 +98,7 @@ describe('program', () => {
       ['an exclude CIDR of /33', ['agent', '--node', 'n1', '--proxy-address', '10.0.1.1', '--exclude-cidr', '10.0.0.1/33'], '10.0.0.1/33'],
       ['an exclude port of 65536', ['agent', '--node', 'n1', '--proxy-address', '10.0.1.1', '--exclude-port', '65536'], '65536'],
       ['an unknown agent option', ['agent', '--node', 'n1', '--proxy-address', '10.0.1.1', '--proxy', '10.0.1.1'], '--proxy'],
+      ['a mistyped option commander has a suggestion for (one line, suggestion included)', ['collector', 'token', 'create', '--dat', '/tmp/x'], /--dat.*Did you mean --data/],
       ['uninstall without --node', ['agent', 'uninstall'], '--node'],
     ];
     for (const [what, argv, mentions] of usageErrors) {

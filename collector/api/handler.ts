@@ -1,0 +1,157 @@
+/**
+ * The collector's HTTP API, served on the same HTTPS listener as the agent endpoint
+ * (collector/server.ts hands it every plain request and the follow upgrade):
+ *
+ *   GET /v1/flows?<filters>          {"flows":[StoredFlow…],"count":N}, newest first
+ *   GET /v1/flows/follow?<filters>   WebSocket: one StoredFlow per text frame, as stored
+ *   GET /v1/stats                    {"stored":N,"lost":{node:N},"nodes":{node:{stored,lost}}}
+ *   GET /metrics                     Prometheus text
+ *   GET /healthz                     200 ok
+ *
+ * Every request is authenticated first (admin token or node certificate, collector/api/auth.ts);
+ * refusals are 401 with `{"error":{code,message}}` and one warn line with the remote address.
+ * Filters are parsed by common/api.ts, the module the CLI builds its queries with.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { API, parseFilterQuery, type FlowFilters } from '../../common/api';
+import { isPalisadeError, PalisadeError } from '../../common/errors';
+import type { Logger } from '../../common/log';
+import type { FlowStore } from '../flows/store';
+import type { ApiAuth, ApiCaller } from './auth';
+import { FlowFollowers } from './follow';
+import type { CollectorMetrics } from './metrics';
+import { errorBody, refuseUpgrade, sendJson, sendText } from './respond';
+
+export interface CollectorApiDeps {
+  store: FlowStore;
+  auth: ApiAuth;
+  metrics: CollectorMetrics;
+  log: Logger;
+}
+
+type Route = (typeof API)[keyof typeof API];
+const ROUTES: ReadonlySet<string> = new Set(Object.values(API));
+const MAX_URL_LENGTH = 8192;
+
+interface Parsed {
+  path: string;
+  query: URLSearchParams;
+}
+
+function parseUrl(raw: string | undefined): Parsed | undefined {
+  if (raw === undefined || raw.length > MAX_URL_LENGTH || !raw.startsWith('/')) return undefined;
+  try {
+    const u = new URL(raw, 'https://collector.invalid');
+    return { path: u.pathname, query: u.searchParams };
+  } catch {
+    return undefined;
+  }
+}
+
+const callerFields = (c: ApiCaller): Record<string, string> => (c.kind === 'node' ? { caller: 'node', node: c.node } : { caller: 'admin' });
+
+export class CollectorApi {
+  private readonly log: Logger;
+  private readonly followers: FlowFollowers;
+
+  constructor(private readonly deps: CollectorApiDeps) {
+    this.log = deps.log.child({ component: 'api' });
+    this.followers = new FlowFollowers(deps.store, this.log);
+  }
+
+  /** Whether an upgrade request for `path` is ours (the agent endpoint is not). */
+  ownsUpgrade(path: string): boolean {
+    return path === API.follow;
+  }
+
+  /** A plain HTTP request on the collector's listener. */
+  handleRequest(req: IncomingMessage, res: ServerResponse): void {
+    const started = Date.now();
+    const remote = req.socket.remoteAddress ?? 'unix';
+    const url = parseUrl(req.url);
+    const route = url && ROUTES.has(url.path) ? (url.path as Route) : 'other';
+    const finish = (status: number, caller?: ApiCaller): void => {
+      this.deps.metrics.request(route, status);
+      this.log.debug({ remote, method: req.method, route, status, ms: Date.now() - started, ...(caller ? callerFields(caller) : {}) }, 'api request');
+    };
+    const auth = this.deps.auth.check(req);
+    if (!auth.ok) {
+      this.log.warn({ remote, route, reason: auth.reason }, 'api request refused');
+      sendJson(res, 401, errorBody('PALISADE_ERR_UNAUTHENTICATED', `authentication required (${auth.reason}): send Authorization: Bearer <admin token> or a node certificate`), {
+        'www-authenticate': 'Bearer realm="palisade"',
+      });
+      return finish(401);
+    }
+    const fail = (err: unknown): void => {
+      const e = isPalisadeError(err) ? err : new PalisadeError('PALISADE_ERR_INTERNAL', 'internal error');
+      if (!isPalisadeError(err)) this.log.error({ err, route }, 'api request failed');
+      if (!res.headersSent) sendJson(res, e.httpStatus, errorBody(e.code, e.message));
+      else res.destroy();
+      finish(e.httpStatus, auth.caller);
+    };
+    try {
+      if (!url || route === 'other') throw new PalisadeError('PALISADE_ERR_NOT_FOUND', `no endpoint ${(url?.path ?? String(req.url)).slice(0, 256)}`);
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        sendJson(res, 405, errorBody('PALISADE_ERR_INVALID_ARGUMENT', `${String(req.method).slice(0, 16)} is not allowed on ${route}: use GET`), { allow: 'GET, HEAD' });
+        return finish(405, auth.caller);
+      }
+      if (route !== API.flows && route !== API.follow && [...url.query.keys()].length > 0) {
+        throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `invalid parameter: ${route} takes no query parameters`);
+      }
+      switch (route) {
+        case API.flows: {
+          const flows = this.deps.store.queryJson(parseFilterQuery(url.query));
+          sendJson(res, 200, `{"flows":[${flows.join(',')}],"count":${flows.length}}`);
+          return finish(200, auth.caller);
+        }
+        case API.follow:
+          sendJson(res, 426, errorBody('PALISADE_ERR_INVALID_ARGUMENT', `${API.follow} is a WebSocket endpoint: send an upgrade request`), { upgrade: 'websocket' });
+          return finish(426, auth.caller);
+        case API.stats:
+          sendJson(res, 200, this.deps.store.stats());
+          return finish(200, auth.caller);
+        case API.healthz:
+          sendText(res, 200, 'text/plain', 'ok\n');
+          return finish(200, auth.caller);
+        case API.metrics:
+          this.deps.metrics.registry.metrics().then((text) => {
+            sendText(res, 200, this.deps.metrics.registry.contentType, text);
+            finish(200, auth.caller);
+          }, fail);
+          return;
+      }
+    } catch (err) {
+      fail(err);
+    }
+  }
+
+  /** An upgrade request for API.follow: authenticate, parse filters, then stream. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => undefined);
+    const remote = req.socket.remoteAddress ?? 'unix';
+    const url = parseUrl(req.url);
+    const auth = this.deps.auth.check(req);
+    if (!auth.ok) {
+      this.log.warn({ remote, route: API.follow, reason: auth.reason }, 'api request refused');
+      this.deps.metrics.request(API.follow, 401);
+      return refuseUpgrade(socket, 401, errorBody('PALISADE_ERR_UNAUTHENTICATED', `authentication required (${auth.reason})`));
+    }
+    let filters: FlowFilters;
+    try {
+      if (!url) throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', 'invalid request target');
+      filters = parseFilterQuery(url.query);
+    } catch (err) {
+      const e = err as PalisadeError;
+      this.deps.metrics.request(API.follow, 400);
+      return refuseUpgrade(socket, 400, errorBody(e.code, e.message));
+    }
+    this.deps.metrics.request(API.follow, 101);
+    this.followers.accept(req, socket, head, filters, { remote, ...callerFields(auth.caller) });
+  }
+
+  /** Close every follower (the listener itself is closed by its owner). */
+  close(): Promise<void> {
+    return this.followers.close();
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * The flow store's SQLite schema and the one mapping from a FlowRecord to a row. Every field a
+ * filter can name has its own column (so queries use indexes, not JSON functions); `json` keeps
+ * the record exactly as the agent sent it, for answers.
+ */
+import type { FlowRecord } from '../../common/flow';
+
+/** Bumped when the schema changes incompatibly; a database of another version is refused. */
+export const SCHEMA_VERSION = 1;
+
+export const SCHEMA = `
+CREATE TABLE IF NOT EXISTS flows (
+  id             INTEGER PRIMARY KEY,
+  time_ms        INTEGER NOT NULL,
+  node           TEXT    NOT NULL,
+  direction      TEXT    NOT NULL,
+  src_ip         TEXT    NOT NULL,
+  src_workload   TEXT,
+  src_namespace  TEXT,
+  src_identity   TEXT,
+  dst_ip         TEXT    NOT NULL,
+  dst_port       INTEGER,
+  dst_workload   TEXT,
+  dst_namespace  TEXT,
+  dst_identity   TEXT,
+  dst_host       TEXT,
+  protocol       TEXT    NOT NULL,
+  verdict        TEXT    NOT NULL,
+  reason         TEXT    NOT NULL,
+  policy         TEXT,
+  http_method    TEXT,
+  http_path      TEXT,
+  http_status    INTEGER,
+  mtls           INTEGER NOT NULL,
+  bytes_sent     INTEGER NOT NULL,
+  bytes_received INTEGER NOT NULL,
+  duration_ms    INTEGER NOT NULL,
+  json           TEXT    NOT NULL
+);
+-- newest-first listings, age retention (oldest first), since/until
+CREATE INDEX IF NOT EXISTS flows_time ON flows (time_ms);
+-- --from W / --to W by workload name or namespace/workload, newest first
+CREATE INDEX IF NOT EXISTS flows_src_workload ON flows (src_workload, time_ms);
+CREATE INDEX IF NOT EXISTS flows_dst_workload ON flows (dst_workload, time_ms);
+-- --verdict denied, the most common question
+CREATE INDEX IF NOT EXISTS flows_verdict ON flows (verdict, time_ms);
+
+-- Per (node, agent session): the last batch stored (duplicates are acknowledged, not stored) and
+-- the agent's running total of flows it dropped.
+CREATE TABLE IF NOT EXISTS lost (
+  node       TEXT    NOT NULL,
+  session    TEXT    NOT NULL,
+  last_seq   INTEGER NOT NULL,
+  lost       INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL,
+  PRIMARY KEY (node, session)
+) WITHOUT ROWID;
+
+-- Rows stored per node, kept with every insert and delete so stats never count the flows table.
+CREATE TABLE IF NOT EXISTS node_rows (
+  node   TEXT    PRIMARY KEY,
+  stored INTEGER NOT NULL
+) WITHOUT ROWID;
+`;
+
+/** Column order of INSERT_FLOW's parameters. */
+export const INSERT_FLOW = `INSERT INTO flows (
+  time_ms, node, direction, src_ip, src_workload, src_namespace, src_identity,
+  dst_ip, dst_port, dst_workload, dst_namespace, dst_identity, dst_host,
+  protocol, verdict, reason, policy, http_method, http_path, http_status,
+  mtls, bytes_sent, bytes_received, duration_ms, json
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+
+type Cell = string | number | null;
+
+/** The INSERT_FLOW parameters for `f` (already validated by parseMessage / flowProblem). */
+export function flowRow(f: FlowRecord, json: string): Cell[] {
+  const s = f.source;
+  const d = f.destination;
+  const h = f.http;
+  return [
+    Date.parse(f.time),
+    f.node,
+    f.direction,
+    s.ip,
+    s.workload ?? null,
+    s.namespace ?? null,
+    s.identity ?? null,
+    d.ip,
+    d.port ?? null,
+    d.workload ?? null,
+    d.namespace ?? null,
+    d.identity ?? null,
+    d.host ?? null,
+    f.protocol,
+    f.verdict,
+    f.reason,
+    f.policy ?? null,
+    h ? h.method : null,
+    h ? h.path : null,
+    h ? h.status : null,
+    f.mtls ? 1 : 0,
+    f.bytesSent,
+    f.bytesReceived,
+    f.durationMs,
+    json,
+  ];
+}
+
+/** `{"id":N,…record}` without parsing the stored JSON again: a StoredFlow's wire form. */
+export function storedFlowJson(id: number, json: string): string {
+  return json.length > 2 ? `{"id":${id},${json.slice(1)}` : `{"id":${id}}`;
+}

@@ -1,0 +1,200 @@
+/**
+ * The collector's HTTP API as both ends see it: paths, request filters, response shapes.
+ * The collector (collector/api/) and the CLI (`palisade observe`) import this one module, so a
+ * filter means the same thing in the query string, in SQL and in `matchesFilters`.
+ *
+ * Filter semantics (the SQL in collector/flows/query.ts implements exactly these):
+ * - `from` / `to` match the source / destination endpoint, by the form of the value:
+ *   `spiffe://…` → identity; an IP address → ip; `namespace/workload` → both; otherwise the
+ *   workload name (in any namespace).
+ * - `httpPath`: exact path, or a prefix when it ends with `*` (`/api/*`); flows without an HTTP
+ *   request never match.
+ * - `since` is inclusive, `until` exclusive, both epoch milliseconds against the flow's `time`.
+ * - `limit`: how many of the newest matching flows; the collector answers at most
+ *   MAX_FLOWS_LIMIT (larger values are clamped), DEFAULT_FLOWS_LIMIT when absent.
+ */
+import { isIP } from 'node:net';
+import { PalisadeError } from './errors';
+import type { FlowDirection, FlowEndpoint, FlowProtocol, FlowRecord, FlowVerdict } from './flow';
+
+export interface FlowFilters {
+  from?: string;
+  to?: string;
+  verdict?: FlowVerdict;
+  protocol?: FlowProtocol;
+  httpPath?: string;
+  /** epoch ms, inclusive */
+  since?: number;
+  /** epoch ms, exclusive */
+  until?: number;
+  limit?: number;
+  node?: string;
+  direction?: FlowDirection;
+}
+
+export interface StoredFlow extends FlowRecord {
+  id: number;
+}
+
+export interface FlowsResponse {
+  flows: StoredFlow[];
+  count: number;
+}
+
+export interface StatsResponse {
+  stored: number;
+  lost: Record<string, number>;
+  nodes: Record<string, { stored: number; lost: number }>;
+}
+
+/** Error body of every non-2xx API answer. */
+export interface ErrorResponse {
+  error: { code: string; message: string };
+}
+
+export const API = {
+  flows: '/v1/flows',
+  follow: '/v1/flows/follow',
+  stats: '/v1/stats',
+  metrics: '/metrics',
+  healthz: '/healthz',
+} as const;
+
+export const DEFAULT_FLOWS_LIMIT = 100;
+export const MAX_FLOWS_LIMIT = 10_000;
+
+const VERDICTS: readonly FlowVerdict[] = ['allowed', 'denied', 'audit', 'error'];
+const PROTOCOLS: readonly FlowProtocol[] = ['tcp', 'tls', 'http'];
+const DIRECTIONS: readonly FlowDirection[] = ['outbound', 'inbound', 'egress'];
+const MAX_VALUE_LENGTH = 1024;
+
+/** Query parameter names, in the order filtersToQuery writes them. */
+const PARAMS = ['from', 'to', 'verdict', 'protocol', 'httpPath', 'since', 'until', 'limit', 'node', 'direction'] as const;
+type Param = (typeof PARAMS)[number];
+const PARAM_SET: ReadonlySet<string> = new Set(PARAMS);
+
+/** URLSearchParams text (no leading `?`) for `f`; undefined fields are left out. */
+export function filtersToQuery(f: FlowFilters): string {
+  const q = new URLSearchParams();
+  for (const p of PARAMS) {
+    const v = f[p];
+    if (v !== undefined) q.append(p, String(v));
+  }
+  return q.toString();
+}
+
+function bad(param: string, message: string): PalisadeError {
+  return new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `invalid ${param}: ${message}`);
+}
+
+const quote = (v: string): string => JSON.stringify(v.length > 64 ? `${v.slice(0, 64)}…` : v);
+
+function oneOf<T extends string>(param: Param, v: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(v)) throw bad(param, `${quote(v)} is not one of ${allowed.join(', ')}`);
+  return v as T;
+}
+
+function whole(param: Param, v: string, min: number): number {
+  const n = /^\d{1,16}$/.test(v) ? Number(v) : NaN;
+  if (!Number.isSafeInteger(n) || n < min) {
+    throw bad(param, `${quote(v)} is not ${min > 0 ? 'a positive' : 'a non-negative'} whole number`);
+  }
+  return n;
+}
+
+/**
+ * The filters in `q`. Throws PalisadeError('PALISADE_ERR_INVALID_ARGUMENT') with one line naming
+ * the parameter for: unknown parameters, repeated parameters, empty or over-long values, unknown
+ * verdict/protocol/direction, and times or limit that are not whole non-negative numbers
+ * (limit must be at least 1).
+ */
+export function parseFilterQuery(q: URLSearchParams): FlowFilters {
+  const out: FlowFilters = {};
+  const seen = new Set<string>();
+  for (const [name, v] of q) {
+    if (!PARAM_SET.has(name)) {
+      throw bad('parameter', `unknown parameter ${quote(name)} (known: ${PARAMS.join(', ')})`);
+    }
+    const p = name as Param;
+    if (seen.has(p)) throw bad(p, 'given more than once');
+    seen.add(p);
+    if (v.length === 0) throw bad(p, 'empty value');
+    if (v.length > MAX_VALUE_LENGTH) throw bad(p, `longer than ${MAX_VALUE_LENGTH} characters`);
+    switch (p) {
+      case 'from':
+      case 'to':
+      case 'httpPath':
+      case 'node':
+        out[p] = v;
+        break;
+      case 'verdict':
+        out.verdict = oneOf(p, v, VERDICTS);
+        break;
+      case 'protocol':
+        out.protocol = oneOf(p, v, PROTOCOLS);
+        break;
+      case 'direction':
+        out.direction = oneOf(p, v, DIRECTIONS);
+        break;
+      case 'since':
+      case 'until':
+        out[p] = whole(p, v, 0);
+        break;
+      case 'limit':
+        out.limit = whole(p, v, 1);
+        break;
+    }
+  }
+  return out;
+}
+
+/** How an endpoint filter value is read (see the module comment). */
+export type EndpointMatch =
+  | { kind: 'identity'; identity: string }
+  | { kind: 'ip'; ip: string }
+  | { kind: 'namespaced'; namespace: string; workload: string }
+  | { kind: 'workload'; workload: string };
+
+export function endpointMatch(value: string): EndpointMatch {
+  if (value.startsWith('spiffe://')) return { kind: 'identity', identity: value };
+  if (isIP(value) !== 0) return { kind: 'ip', ip: value };
+  const slash = value.indexOf('/');
+  if (slash >= 0) return { kind: 'namespaced', namespace: value.slice(0, slash), workload: value.slice(slash + 1) };
+  return { kind: 'workload', workload: value };
+}
+
+function endpointMatches(e: FlowEndpoint, value: string): boolean {
+  const m = endpointMatch(value);
+  switch (m.kind) {
+    case 'identity':
+      return e.identity === m.identity;
+    case 'ip':
+      return e.ip === m.ip;
+    case 'namespaced':
+      return e.namespace === m.namespace && e.workload === m.workload;
+    case 'workload':
+      return e.workload === m.workload;
+  }
+}
+
+/** `httpPath` filter: exact, or prefix when the value ends with `*`. */
+export function httpPathMatches(path: string, filter: string): boolean {
+  return filter.endsWith('*') ? path.startsWith(filter.slice(0, -1)) : path === filter;
+}
+
+/** Whether `f` passes `filters` (`limit` is ignored); same semantics as the collector's SQL. */
+export function matchesFilters(f: FlowRecord, filters: FlowFilters): boolean {
+  if (filters.node !== undefined && f.node !== filters.node) return false;
+  if (filters.direction !== undefined && f.direction !== filters.direction) return false;
+  if (filters.verdict !== undefined && f.verdict !== filters.verdict) return false;
+  if (filters.protocol !== undefined && f.protocol !== filters.protocol) return false;
+  if (filters.from !== undefined && !endpointMatches(f.source, filters.from)) return false;
+  if (filters.to !== undefined && !endpointMatches(f.destination, filters.to)) return false;
+  if (filters.httpPath !== undefined && !(f.http && httpPathMatches(f.http.path, filters.httpPath))) return false;
+  if (filters.since !== undefined || filters.until !== undefined) {
+    const t = Date.parse(f.time);
+    if (filters.since !== undefined && !(t >= filters.since)) return false;
+    if (filters.until !== undefined && !(t < filters.until)) return false;
+  }
+  return true;
+}
