@@ -19,7 +19,12 @@ import { InboundProxy } from './proxy/inbound';
 import type { MeshInputs } from './proxy/inputs';
 import { OutboundProxy } from './proxy/outbound';
 import { LocalWorkloads, MeshRegistry, type MeshWorkload } from './registry';
-import { AccessLog } from './flows/access-log';
+import { AccessLog, type AccessLogMode } from './flows/access-log';
+import { FlowFanOut } from './flows/fan-out';
+import { FlowReporter } from './flows/reporter';
+import { createAgentRegistry } from './metrics/agent-metrics';
+import { FlowMetrics } from './metrics/flow-metrics';
+import { MetricsServer } from './metrics/server';
 import { CachingResolver } from './policy/resolver';
 import { PolicyStore } from './policy/store';
 import { Delivery } from './proxy/deliver';
@@ -54,6 +59,12 @@ export interface AgentOptions {
   httpLimits?: Partial<HttpLimits>;
   /** The mesh: without a collector the agent only redirects and passes through. */
   mesh?: MeshOptions;
+  /** Which flows the access log writes: all, those of labeled workloads (default), none. */
+  accessLog?: AccessLogMode;
+  /** Flow records kept for the collector while it is slow or away (default 100 000). */
+  flowBuffer?: number;
+  /** Where /metrics and /healthz are served; not served when absent. */
+  metricsAddress?: { host: string; port: number };
   log: Logger;
 }
 
@@ -76,8 +87,13 @@ export interface RunningAgent {
   datapath: Datapath;
   workloads: LocalWorkloads;
   outboundAddress: { address: string; port: number };
-  mesh: { registry: MeshRegistry; identities: IdentityManager; pool: HbonePool; inbound: InboundProxy; collector: CollectorClient } | undefined;
+  mesh:
+    | { registry: MeshRegistry; identities: IdentityManager; pool: HbonePool; inbound: InboundProxy; collector: CollectorClient; reporter: FlowReporter }
+    | undefined;
   policies: PolicyStore;
+  flows: { metrics: FlowMetrics; reporter: FlowReporter | undefined };
+  /** Where /metrics and /healthz are served, when they are. */
+  metricsAddress: { address: string; port: number } | undefined;
   close(): Promise<void>;
 }
 
@@ -90,6 +106,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `--proxy-address must be an IPv4 address, got ${JSON.stringify(opts.proxyIp)}`);
   }
   validateExclusions(opts.excludeCidrs ?? [], opts.excludePorts ?? []);
+  validateFlowBuffer(opts.flowBuffer);
   const caPem = opts.mesh ? readCa(opts.mesh) : undefined;
   // Everything that can be checked without the kernel is checked first: a bad
   // file or namespace path must not leave anything half-installed.
@@ -109,12 +126,30 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   let datapath: Datapath | undefined;
   let outbound: OutboundProxy | undefined;
   let mesh: RunningAgent['mesh'];
+  let ready = false;
+  const workloads = new LocalWorkloads();
+  workloads.set(cookies);
+  // One sink for every finished flow: access log, metrics, and the collector when meshed.
+  const flowMetrics = new FlowMetrics();
+  const reporter = opts.mesh ? new FlowReporter({ log, ...(opts.flowBuffer !== undefined ? { bufferSize: opts.flowBuffer } : {}) }) : undefined;
+  const accessLog = opts.accessLog === 'none' ? undefined : new AccessLog(log, { mode: opts.accessLog ?? 'labeled', workloads });
+  const flows = new FlowFanOut([accessLog, flowMetrics, reporter], log);
+  const metrics = opts.metricsAddress
+    ? new MetricsServer({
+        registry: createAgentRegistry({
+          flows: flowMetrics,
+          ...(reporter ? { reporter } : {}),
+          ...(opts.mesh ? { identities: () => mesh?.identities } : {}),
+          datapath: () => datapath,
+        }),
+        ready: () => ready,
+        log,
+      })
+    : undefined;
+  let metricsAddress: RunningAgent['metricsAddress'];
   try {
     const connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
     const sniffTimeoutMs = opts.sniffTimeoutMs ?? 5_000;
-    const workloads = new LocalWorkloads();
-    workloads.set(cookies);
-    const flows = new AccessLog(log);
     const tracker = new ConnectionTracker();
     policies.on('change', (index: PolicyIndex) => {
       const closed = tracker.recheckAll(index);
@@ -134,7 +169,9 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     const egress = new Egress({ ...shared, resolver: new CachingResolver({ ...(opts.hostsFile ? { hostsFile: opts.hostsFile } : {}), log }) });
     // Join the mesh first: a refused join or an unreachable collector must not leave a
     // half-configured node, and no pod is redirected before the proxy knows the mesh.
-    if (opts.mesh && caPem) mesh = await startMesh(opts.node, opts.proxyIp, opts.mesh, caPem, workloads, delivery, policies, connectTimeoutMs, log);
+    if (opts.mesh && caPem && reporter) {
+      mesh = await startMesh(opts.node, opts.proxyIp, opts.mesh, caPem, workloads, delivery, policies, reporter, connectTimeoutMs, log);
+    }
     datapath = Datapath.install({
       node: opts.node,
       proxyIp: opts.proxyIp,
@@ -175,7 +212,13 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         { cause: err },
       );
     }
+    ready = true;
+    // Last, so every earlier refusal reads as before (its address is the proxy's or the node's,
+    // both just proven usable), and before 'outbound listener ready', which callers wait for.
+    // /healthz says 503 again once the agent is stopping.
+    if (metrics && opts.metricsAddress) metricsAddress = await metrics.listen(opts.metricsAddress.host, opts.metricsAddress.port);
     log.info({ address: address.address, port: address.port }, 'outbound listener ready');
+    if (metricsAddress) log.info({ address: metricsAddress.address, port: metricsAddress.port }, 'metrics listener ready');
     const dp = datapath;
     const ob = outbound;
     const m = mesh;
@@ -186,10 +229,14 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       outboundAddress: { address: address.address, port: address.port },
       mesh: m,
       policies,
+      flows: { metrics: flowMetrics, reporter },
+      metricsAddress,
       async close(): Promise<void> {
+        ready = false;
         policies.close();
         await ob.close();
         if (m) await stopMesh(m);
+        await metrics?.close();
         dp.close();
         lock.release();
         log.info('agent stopped; data path stays pinned (pods fail closed until an agent returns)');
@@ -198,6 +245,8 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   } catch (err) {
     await outbound?.close().catch(() => undefined);
     if (mesh) await stopMesh(mesh).catch(() => undefined);
+    reporter?.close();
+    await metrics?.close().catch(() => undefined);
     datapath?.close();
     policies.close();
     lock.release();
@@ -217,6 +266,15 @@ function validateExclusions(cidrs: string[], ports: number[]): void {
     if (!Number.isInteger(p) || p < 1 || p > 65535) {
       throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `excluded port ${p} is not a port (1-65535)`);
     }
+  }
+}
+
+export const MAX_FLOW_BUFFER = 10_000_000;
+
+function validateFlowBuffer(n: number | undefined): void {
+  if (n === undefined) return;
+  if (!Number.isSafeInteger(n) || n < 1 || n > MAX_FLOW_BUFFER) {
+    throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `--flow-buffer must be a number of records from 1 to ${MAX_FLOW_BUFFER}, got ${n}`);
   }
 }
 
@@ -240,6 +298,7 @@ async function startMesh(
   workloads: LocalWorkloads,
   delivery: Delivery,
   policies: PolicyStore,
+  reporter: FlowReporter,
   connectTimeoutMs: number,
   log: Logger,
 ): Promise<NonNullable<RunningAgent['mesh']>> {
@@ -265,8 +324,10 @@ async function startMesh(
     log,
     delivery,
   });
-  const running = { registry, identities, pool, inbound, collector };
+  const running = { registry, identities, pool, inbound, collector, reporter };
   try {
+    // Before the session opens, so the first 'connected' already flushes what is buffered.
+    reporter.start(collector);
     collector.on('registry', (snap: { version: number; workloads: MeshWorkload[] }) => registry.update(snap.version, snap.workloads));
     collector.on('policies', (p: { version: number; files: PolicyFile[] }) => policies.applyCollector(p.version, p.files));
     collector.setWorkloads(
@@ -311,6 +372,8 @@ async function startMesh(
 async function stopMesh(m: NonNullable<RunningAgent['mesh']>): Promise<void> {
   m.pool.close();
   await m.inbound.close().catch(() => undefined);
+  // After the listeners, so flows of the connections they just closed get a last flush.
+  m.reporter.close();
   m.identities.close();
   await m.collector.close();
 }

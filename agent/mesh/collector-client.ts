@@ -5,6 +5,9 @@
  * A collector that is down or drops us is retried forever with backoff; only a refusal while
  * starting (join refused, node certificate refused) is final.
  *
+ * Flow batches go out with `sendFlows` (the flow reporter, agent/flows/reporter.ts, decides what
+ * and when); `bufferedAmount` is its backpressure signal.
+ *
  * Events: 'registry' (RegistrySnapshot), 'policies' ({version, files}), 'flows-ack' ({session, seq}), 'connected', 'disconnected' ({code, reason}),
  * 'collector-error' (PalisadeError the collector reported outside any request, e.g. a refused
  * registration).
@@ -18,6 +21,8 @@ import type { Logger } from '../../common/log';
 import {
   encodeMessage,
   MAX_COLLECTOR_FRAME_BYTES,
+  MAX_FLOWS_PER_BATCH,
+  MAX_FRAME_BYTES,
   NODE_REPLIES,
   parseMessage,
   type HelloMessage,
@@ -49,6 +54,24 @@ export interface CollectorClientOptions {
   deadAfterMs?: number;
   backoff?: BackoffOptions;
 }
+
+/**
+ * One batch of flow records for the collector. Each record is already JSON text, converted and
+ * checked against the collector's own `flowProblem` by agent/flows/wire.ts: re-parsing a
+ * 500-record frame here would cost more than the proxy spends producing those records.
+ */
+export interface FlowBatch {
+  session: string;
+  seq: number;
+  /** the agent's running total of records it had to drop */
+  lost: number;
+  flows: readonly string[];
+}
+
+/** `sendFlows` refuses a batch while the socket holds more unsent bytes than this. */
+export const FLOWS_MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
+
+const FLOW_SESSION_RE = /^[A-Za-z0-9._-]{1,64}$/;
 
 interface Pending {
   resolve: (v: { certPem: string; caPem: string }) => void;
@@ -98,6 +121,37 @@ export class CollectorClient extends EventEmitter {
 
   get connected(): boolean {
     return this.ready;
+  }
+
+  /** Bytes queued on the collector socket and not yet written (0 when not connected). */
+  get bufferedAmount(): number {
+    return this.ws?.bufferedAmount ?? 0;
+  }
+
+  /**
+   * Send one batch of flows as a `flows` frame. False when it was not sent: not connected, or
+   * the socket already holds `FLOWS_MAX_BUFFERED_BYTES` unsent (the caller keeps the batch and
+   * tries again; after a reconnect it resends it, and the collector deduplicates by session+seq).
+   * Throws PALISADE_ERR_INVALID_ARGUMENT for a batch the collector would refuse as a whole.
+   */
+  sendFlows(batch: FlowBatch): boolean {
+    const ws = this.ws;
+    if (!this.ready || !ws || ws.readyState !== ws.OPEN) return false;
+    if (ws.bufferedAmount >= FLOWS_MAX_BUFFERED_BYTES) return false;
+    if (!FLOW_SESSION_RE.test(batch.session) || !isCount(batch.seq) || !isCount(batch.lost)) {
+      throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', 'flow batch needs a session id and non-negative integer seq and lost');
+    }
+    if (batch.flows.length > MAX_FLOWS_PER_BATCH) {
+      throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `a flow batch holds at most ${MAX_FLOWS_PER_BATCH} records, got ${batch.flows.length}`);
+    }
+    // The same text encodeMessage would produce for {type:'flows', session, seq, lost, flows}.
+    const frame = `{"type":"flows","session":${JSON.stringify(batch.session)},"seq":${batch.seq},"lost":${batch.lost},"flows":[${batch.flows.join(',')}]}`;
+    const bytes = Buffer.byteLength(frame);
+    if (bytes > MAX_FRAME_BYTES) {
+      throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `a flow batch of ${bytes} bytes is over the ${MAX_FRAME_BYTES}-byte frame limit`);
+    }
+    ws.send(frame);
+    return true;
   }
 
   latest(): RegistrySnapshot | undefined {
@@ -364,6 +418,10 @@ function checked(message: MeshMessage): string {
     throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', (err as Error).message, { cause: err });
   }
   return frame;
+}
+
+function isCount(v: number): boolean {
+  return Number.isSafeInteger(v) && v >= 0;
 }
 
 function closedError(): PalisadeError {

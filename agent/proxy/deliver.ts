@@ -203,7 +203,7 @@ export class Delivery {
 
   private httpFlow(ctx: DeliveryContext, r: HttpRecord): FlowRecord {
     const d = r.decision as (HttpDecision & Partial<AuthzVerdict>) | undefined;
-    const counts = { bytesSent: r.bytesSent, bytesReceived: r.bytesReceived, durationMs: r.durationMs };
+    const counts = { bytesSent: r.bytesSent, bytesReceived: r.bytesReceived, durationMs: Math.round(r.durationMs) };
     const base = this.flow(ctx, 'http', d && typeof d.reason === 'string' ? (d as AuthzVerdict) : { allowed: false, reason: r.rejected ?? 'bad-request' }, counts);
     const flow: FlowRecord = { ...base, destination: { ...base.destination, host: r.host }, http: { method: r.method, path: r.path, status: r.status } };
     if (!d && r.rejected) flow.reason = r.rejected;

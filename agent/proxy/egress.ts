@@ -185,7 +185,7 @@ export class Egress {
     const flow = this.flow({ ...ctx, destination: { ...ctx.destination, host: hostOnly(r.host) } }, 'http', v, {
       bytesSent: r.bytesSent,
       bytesReceived: r.bytesReceived,
-      durationMs: r.durationMs,
+      durationMs: Math.round(r.durationMs),
     });
     flow.http = { method: r.method, path: r.path, status: r.status };
     if (r.error) {

@@ -1,7 +1,11 @@
 /** `palisade agent` (run the node daemon) and `palisade agent uninstall`. */
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import * as fs from 'node:fs';
-import { startAgent, uninstallNode, type MeshOptions } from '../../agent/agent';
+import { isIPv4 } from 'node:net';
+import { MAX_FLOW_BUFFER, startAgent, uninstallNode, type MeshOptions } from '../../agent/agent';
+import { DEFAULT_ACCESS_LOG_MODE, isAccessLogMode, type AccessLogMode } from '../../agent/flows/access-log';
+import { DEFAULT_FLOW_BUFFER } from '../../agent/flows/reporter';
+import { METRICS_PORT } from '../../agent/metrics/server';
 import { parsePositiveDuration } from '../../common/duration';
 import { PalisadeError, describeCause } from '../../common/errors';
 import type { CliDeps } from '../program';
@@ -25,6 +29,35 @@ interface AgentFlags {
   policyDir?: string;
   hostsFile?: string;
   httpHeadersTimeout?: string;
+  accessLog: AccessLogMode;
+  flowBuffer: number;
+  metricsAddress?: { host: string; port: number } | 'off';
+}
+
+function parseAccessLog(value: string): AccessLogMode {
+  if (!isAccessLogMode(value)) throw new InvalidArgumentError(`expected all, labeled or none, got ${value}`);
+  return value;
+}
+
+function parseFlowBuffer(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > MAX_FLOW_BUFFER) throw new InvalidArgumentError(`not a number of records from 1 to ${MAX_FLOW_BUFFER}: ${value}`);
+  return n;
+}
+
+/** `IP:PORT`, or `off`. */
+function parseMetricsAddress(value: string): { host: string; port: number } | 'off' {
+  if (value === 'off') return 'off';
+  const m = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(value);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || !isIPv4(m[1]!) || port > 65535) throw new InvalidArgumentError(`not an IPv4 IP:PORT (or off): ${value}`);
+  return { host: m[1]!, port };
+}
+
+/** Default: port 15020 on the node address when meshed, else on the proxy address. */
+function metricsAddress(flags: AgentFlags): { host: string; port: number } | undefined {
+  if (flags.metricsAddress === 'off') return undefined;
+  return flags.metricsAddress ?? { host: flags.nodeAddress ?? flags.proxyAddress, port: METRICS_PORT };
 }
 
 function meshOptions(flags: AgentFlags): MeshOptions | undefined {
@@ -71,6 +104,9 @@ export function registerAgentCommands(program: Command, deps: CliDeps): void {
     .option('--policy-dir <dir>', 'AuthorizationPolicy / EgressPolicy files to enforce (watched; merged with the collector\'s)')
     .option('--hosts-file <file>', 'hosts-format file egress checks resolve names with before DNS')
     .option('--http-headers-timeout <duration>', 'cut off an HTTP client that has not sent its request headers within this time', '10s')
+    .option('--access-log <mode>', 'access log of flows: all | labeled (workloads labeled palisade.dev/access-log: "on") | none', parseAccessLog, DEFAULT_ACCESS_LOG_MODE)
+    .option('--flow-buffer <records>', 'flow records kept for the collector while it is slow or away; the oldest are dropped (and counted) past this', parseFlowBuffer, DEFAULT_FLOW_BUFFER)
+    .option('--metrics-address <ip:port>', `serve /metrics and /healthz here, or "off" (default: the node address, else the proxy address, port ${METRICS_PORT})`, parseMetricsAddress)
     .option('--log-level <level>', 'trace|debug|info|warn|error', undefined)
     .action(async (flags: AgentFlags) => {
       const mesh = meshOptions(flags);
@@ -88,6 +124,9 @@ export function registerAgentCommands(program: Command, deps: CliDeps): void {
         ...(flags.policyDir ? { policyDir: flags.policyDir } : {}),
         ...(flags.hostsFile ? { hostsFile: flags.hostsFile } : {}),
         httpLimits: { headersTimeoutMs: parsePositiveDuration(flags.httpHeadersTimeout ?? '10s', '--http-headers-timeout') },
+        accessLog: flags.accessLog,
+        flowBuffer: flags.flowBuffer,
+        metricsAddress: metricsAddress(flags),
         log,
       });
       const signal = await deps.waitForStop();

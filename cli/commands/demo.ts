@@ -36,6 +36,7 @@ export function registerDemoCommands(program: Command, deps: CliDeps): void {
           `                                                                    # egress to the ext host (outside the mesh)`,
           `  cp deploy/examples/policies/*.yaml ${st.policyDir}/                # policies: the collector pushes them to both agents`,
           `  palisade demo exec client -- curl -s http://${web2?.ip}:8080/public  # allowed; /admin now answers 403, other callers too`,
+          `  palisade observe                                                  # the flows, from the collector (-f to follow)`,
           `  palisade demo status -o json`,
           `  tail -f ${flags.stateDir}/logs/agent-node-1.log                      # every flow: verdict, reason, policy, mTLS, bytes`,
           `  tail -f ${flags.stateDir}/logs/web-2.log                             # web-2 sees callers arrive from node-2's proxy only`,

@@ -17,6 +17,8 @@ export interface TestCollector {
   stop(): Promise<void>;
   /** Stop and start again on the same data dir and socket (agents must reconnect by themselves). */
   restart(): Promise<void>;
+  /** Start again after stop(), on the same data dir and socket. */
+  resume(): Promise<void>;
   cleanup(): Promise<void>;
 }
 
@@ -44,6 +46,9 @@ export async function startTestCollector(opts: { workloadCertTtlSeconds?: number
     },
     async restart() {
       await tc.running.stop();
+      tc.running = await start();
+    },
+    async resume() {
       tc.running = await start();
     },
     async cleanup() {

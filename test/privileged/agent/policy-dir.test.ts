@@ -88,8 +88,8 @@ describe('agent --policy-dir (real eBPF, no collector)', function () {
     policyDir = tempDir('policies');
     agent = startAgentProcess(topo, node, {
       pods: [
-        { pod: client, serviceAccount: 'client', labels: { app: 'client' } },
-        { pod: web, serviceAccount: 'web', strict: true, labels: { app: 'web' } },
+        { pod: client, serviceAccount: 'client', labels: { app: 'client', 'palisade.dev/access-log': 'on' } },
+        { pod: web, serviceAccount: 'web', strict: true, labels: { app: 'web', 'palisade.dev/access-log': 'on' } },
       ],
       extraArgs: ['--policy-dir', policyDir],
     });

@@ -1,0 +1,84 @@
+/**
+ * The agent's Prometheus registry (its own, never prom-client's global one): traffic metrics from
+ * flow records (flow-metrics.ts), the flow reporter's counters, workload certificate expiry and
+ * eBPF map occupancy. Everything but the traffic metrics is read when Prometheus scrapes.
+ */
+import { Gauge, Registry } from 'prom-client';
+import type { FlowReporterStats } from '../flows/reporter';
+import type { FlowMetrics } from './flow-metrics';
+import { ReadCounter } from './series';
+
+export interface AgentMetricsSources {
+  flows: FlowMetrics;
+  /** The collector reporter (a meshed agent only). */
+  reporter?: { stats(): FlowReporterStats };
+  /** Workload certificates (the IdentityManager of a meshed agent, once it exists). */
+  identities?: () => { identities(): Array<{ identity: string; notAfter: Date | undefined }> } | undefined;
+  /** The data path once installed. */
+  datapath?: () => { usage(): Record<'pods' | 'conns', number> } | undefined;
+  now?: () => number;
+}
+
+export function createAgentRegistry(src: AgentMetricsSources): Registry {
+  const registry = new Registry();
+  const now = src.now ?? Date.now;
+  src.flows.register(registry);
+
+  const flows = src.flows;
+  new ReadCounter('palisade_flows_produced_total', 'Flow records the proxy produced', () => [{ labels: {}, value: flows.produced }]).register(registry);
+  const reporter = src.reporter;
+  if (reporter) {
+    new ReadCounter('palisade_flows_sent_total', 'Flow records sent to the collector (first sends; resends not counted)', () => [
+      { labels: {}, value: reporter.stats().sent },
+    ]).register(registry);
+    new ReadCounter('palisade_flows_acknowledged_total', 'Flow records the collector acknowledged', () => [
+      { labels: {}, value: reporter.stats().acknowledged },
+    ]).register(registry);
+    new ReadCounter('palisade_flows_lost_total', 'Flow records dropped before the collector acknowledged them (buffer full, or refused at the boundary)', () => [
+      { labels: {}, value: reporter.stats().lost },
+    ]).register(registry);
+    new ReadCounter('palisade_flows_buffered', 'Flow records held for the collector: waiting, or sent and not yet acknowledged', () => [
+      { labels: {}, value: reporter.stats().buffered },
+    ], 'gauge').register(registry);
+  }
+
+  const identities = src.identities;
+  if (identities) {
+    new Gauge({
+      name: 'palisade_workload_certificate_expiry_seconds',
+      help: 'Seconds until the workload certificate of an identity on this node expires (negative once expired)',
+      labelNames: ['identity'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        const t = now();
+        for (const c of identities()?.identities() ?? []) {
+          if (c.notAfter) this.set({ identity: c.identity }, Math.round((c.notAfter.getTime() - t) / 1000));
+        }
+      },
+    });
+  }
+
+  const datapath = src.datapath;
+  if (datapath) {
+    new Gauge({
+      name: 'palisade_bpf_map_entries',
+      help: 'Entries in use in the eBPF maps of this node',
+      labelNames: ['map'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        const dp = datapath();
+        if (!dp) return;
+        try {
+          const u = dp.usage();
+          this.set({ map: 'palisade_pods' }, u.pods);
+          this.set({ map: 'palisade_conns' }, u.conns);
+        } catch {
+          // The data path is closing; the next scrape reads it again or finds it gone.
+        }
+      },
+    });
+  }
+  return registry;
+}

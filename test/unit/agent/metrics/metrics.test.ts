@@ -1,0 +1,273 @@
+import { strict as assert } from 'node:assert';
+import { createAgentRegistry, type AgentMetricsSources } from '../../../../agent/metrics/agent-metrics';
+import { FlowMetrics, TRAFFIC_LABELS } from '../../../../agent/metrics/flow-metrics';
+import { MetricsServer } from '../../../../agent/metrics/server';
+import { FlowFanOut } from '../../../../agent/flows/fan-out';
+import { FlowReporter } from '../../../../agent/flows/reporter';
+import { silentLogger } from '../../../../common/log';
+import { httpFlow, tcpFlow } from '../flows/fixtures';
+import { parsePromText, sample, type Family } from './prom-text';
+
+const CLIENT = 'spiffe://cluster.local/ns/default/sa/client';
+const WEB = 'spiffe://cluster.local/ns/default/sa/web';
+const DB = 'spiffe://cluster.local/ns/data/sa/db';
+
+describe('agent metrics on /metrics', function () {
+  this.timeout(20_000);
+  const servers: MetricsServer[] = [];
+  afterEach(async () => {
+    for (const s of servers.splice(0)) await s.close();
+  });
+
+  /** A real listener on loopback serving a registry built from these sources. */
+  async function serve(
+    src: Partial<AgentMetricsSources> = {},
+    ready: () => boolean = () => true,
+  ): Promise<{ flows: FlowMetrics; url: string; scrape: () => Promise<Map<string, Family>> }> {
+    const flows = src.flows ?? new FlowMetrics();
+    const server = new MetricsServer({ registry: createAgentRegistry({ ...src, flows }), ready, log: silentLogger() });
+    servers.push(server);
+    const a = await server.listen('127.0.0.1', 0);
+    const url = `http://127.0.0.1:${a.port}`;
+    return {
+      flows,
+      url,
+      scrape: async () => {
+        const res = await fetch(`${url}/metrics`);
+        assert.equal(res.status, 200);
+        assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
+        return parsePromText(await res.text());
+      },
+    };
+  }
+
+  describe('istio_* from flow records', function () {
+    it('counts an inbound HTTP request in istio_requests_total with Istio\'s labels, reporter="destination"', async function () {
+      const { flows, scrape } = await serve();
+      flows.record(httpFlow(100));
+      const m = await scrape();
+      assert.equal(m.get('istio_requests_total')?.type, 'counter');
+      const s = sample(m, 'istio_requests_total');
+      assert.deepEqual(s?.labels, {
+        reporter: 'destination',
+        source_workload: 'client',
+        source_workload_namespace: 'default',
+        source_principal: CLIENT,
+        destination_workload: 'web',
+        destination_workload_namespace: 'default',
+        destination_principal: WEB,
+        destination_service: 'web.default',
+        destination_service_name: 'web',
+        destination_service_namespace: 'default',
+        request_protocol: 'http',
+        response_flags: '-',
+        connection_security_policy: 'mutual_tls',
+        response_code: '200',
+      });
+      assert.equal(s?.value, 1);
+    });
+
+    it('observes duration and body sizes in histograms with the same labels', async function () {
+      const { flows, scrape } = await serve();
+      flows.record(httpFlow(100, { durationMs: 3.25 }));
+      flows.record(httpFlow(20_000, { durationMs: 700 }));
+      const m = await scrape();
+      assert.equal(m.get('istio_request_duration_milliseconds')?.type, 'histogram');
+      assert.equal(sample(m, 'istio_request_duration_milliseconds_count')?.value, 2);
+      assert.equal(sample(m, 'istio_request_duration_milliseconds_sum')?.value, 703.25);
+      assert.equal(sample(m, 'istio_request_duration_milliseconds_bucket', { le: '5' })?.value, 1);
+      assert.equal(sample(m, 'istio_request_duration_milliseconds_bucket', { le: '1000' })?.value, 2);
+      assert.equal(sample(m, 'istio_request_bytes_sum')?.value, 20_100);
+      assert.equal(sample(m, 'istio_response_bytes_sum')?.value, 2468);
+      const { le: _le, ...labels } = sample(m, 'istio_request_bytes_bucket', { le: '+Inf' })!.labels;
+      assert.deepEqual(labels, sample(m, 'istio_requests_total')!.labels);
+    });
+
+    it('counts one opened and one closed connection per TCP record, bytes in Istio\'s directions, reporter="source"', async function () {
+      const { flows, scrape } = await serve();
+      flows.record(tcpFlow(300, { bytesReceived: 4096 }));
+      flows.record(tcpFlow(200, { bytesReceived: 1000 }));
+      const m = await scrape();
+      const want = {
+        reporter: 'source',
+        source_workload: 'client',
+        source_principal: CLIENT,
+        destination_workload: 'db',
+        destination_workload_namespace: 'data',
+        destination_principal: DB,
+        request_protocol: 'tcp',
+        connection_security_policy: 'mutual_tls',
+      };
+      assert.equal(sample(m, 'istio_tcp_connections_opened_total', want)?.value, 2);
+      assert.equal(sample(m, 'istio_tcp_connections_closed_total', want)?.value, 2);
+      assert.equal(sample(m, 'istio_tcp_received_bytes_total', want)?.value, 500, 'request direction: what the client sent');
+      assert.equal(sample(m, 'istio_tcp_sent_bytes_total', want)?.value, 5096, 'response direction: what the client got');
+      assert.deepEqual(Object.keys(sample(m, 'istio_tcp_connections_opened_total')!.labels).sort(), [...TRAFFIC_LABELS].sort(), 'no response_code on TCP');
+      assert.equal(sample(m, 'istio_requests_total'), undefined, 'a TCP connection is not a request');
+    });
+
+    it('marks refusals DENY and unreachable upstreams CONNECT, and unknown peers "unknown"', async function () {
+      const { flows, scrape } = await serve();
+      flows.record(tcpFlow(1, { direction: 'egress', protocol: 'tls', mtls: false, verdict: 'denied', reason: 'host-not-allowed', destination: { ip: '93.184.216.34', port: 443, host: 'blocked.example.test' } }));
+      flows.record(tcpFlow(2, { direction: 'inbound', verdict: 'error', reason: 'upstream-failed' }));
+      const m = await scrape();
+      const denied = sample(m, 'istio_tcp_connections_opened_total', { response_flags: 'DENY' });
+      assert.deepEqual(
+        [denied?.labels.destination_workload, denied?.labels.destination_service, denied?.labels.connection_security_policy, denied?.labels.reporter],
+        ['unknown', 'unknown', 'none', 'source'],
+      );
+      assert.equal(sample(m, 'istio_tcp_connections_opened_total', { response_flags: 'CONNECT', reporter: 'destination' })?.value, 1);
+    });
+  });
+
+  describe('palisade_policy_verdicts_total', function () {
+    it('counts inbound and egress decisions by verdict, reason and policy name; outbound records are not decisions', async function () {
+      const { flows, scrape } = await serve();
+      flows.record(httpFlow(1, { verdict: 'denied', reason: 'denied-by-policy', policy: 'default/deny-admin', http: { method: 'GET', path: '/admin', status: 403 } }));
+      flows.record(httpFlow(2, { verdict: 'denied', reason: 'denied-by-policy', policy: 'default/deny-admin', http: { method: 'GET', path: '/admin/x', status: 403 } }));
+      flows.record(tcpFlow(3, { direction: 'egress', verdict: 'allowed', reason: 'allowed-by-policy', policy: 'default/egress-web', mtls: false }));
+      flows.record(tcpFlow(4, { direction: 'inbound', verdict: 'error', reason: 'connect ECONNREFUSED 10.0.2.10:8080', policy: undefined }));
+      flows.record(tcpFlow(5));
+      const m = await scrape();
+      const v = m.get('palisade_policy_verdicts_total')!;
+      assert.equal(v.type, 'counter');
+      assert.deepEqual(
+        v.samples.map((s) => [s.labels.direction, s.labels.verdict, s.labels.reason, s.labels.policy, s.value]),
+        [
+          ['inbound', 'denied', 'denied-by-policy', 'default/deny-admin', 2],
+          ['egress', 'allowed', 'allowed-by-policy', 'default/egress-web', 1],
+          ['inbound', 'error', 'other', 'none', 1],
+        ],
+      );
+      assert.equal(sample(m, 'istio_requests_total', { response_code: '403', response_flags: 'DENY' })?.value, 2);
+    });
+  });
+
+  describe('cardinality', function () {
+    it('never uses an IP, port, host or path as a label value', async function () {
+      const { flows, scrape } = await serve();
+      flows.record(httpFlow(1, { http: { method: 'GET', path: '/users/12345?token=abc', status: 404 } }));
+      flows.record(tcpFlow(2, { direction: 'egress', protocol: 'tls', mtls: false, destination: { ip: '93.184.216.34', port: 443, host: 'api.example.com' } }));
+      flows.record(tcpFlow(3, { direction: 'inbound', source: { ip: '192.168.7.7', port: 51515 }, verdict: 'denied', reason: 'denied-by-policy', policy: 'default/x' }));
+      const m = await scrape();
+      const forbidden = ['10.0.1.10', '10.0.2.10', '93.184.216.34', '192.168.7.7', '43210', '8080', '443', '51515', '5432', 'api.example.com', 'web:8080'];
+      let checked = 0;
+      for (const f of m.values()) {
+        for (const s of f.samples) {
+          for (const [k, v] of Object.entries(s.labels)) {
+            checked++;
+            assert.equal(/\d+\.\d+\.\d+\.\d+/.test(v), false, `${s.name} ${k}=${v} looks like an IP`);
+            assert.equal(v.startsWith('/'), false, `${s.name} ${k}=${v} looks like a path`);
+            assert.equal(forbidden.includes(v), false, `${s.name} ${k}=${v}`);
+          }
+        }
+      }
+      assert.ok(checked > 50);
+    });
+
+    it('adds label sets past maxSeries to one "overflow" series', async function () {
+      const flows = new FlowMetrics({ maxSeries: 2 });
+      const { scrape } = await serve({ flows });
+      for (const w of ['a', 'b', 'c', 'd']) flows.record(tcpFlow(1, { source: { ip: '10.0.1.10', workload: w, namespace: 'default' } }));
+      const m = await scrape();
+      const opened = m.get('istio_tcp_connections_opened_total')!.samples;
+      assert.deepEqual(
+        opened.map((s) => [s.labels.source_workload, s.value]),
+        [
+          ['a', 1],
+          ['b', 1],
+          ['overflow', 2],
+        ],
+      );
+    });
+  });
+
+  describe('palisade_* of the agent', function () {
+    it('reports the flow reporter\'s counters', async function () {
+      const reporter = new FlowReporter({ log: silentLogger(), bufferSize: 3 });
+      const flows = new FlowMetrics();
+      const fan = new FlowFanOut([flows, reporter], silentLogger());
+      for (let i = 0; i < 5; i++) fan.record(tcpFlow(i));
+      const { scrape } = await serve({ flows, reporter });
+      const m = await scrape();
+      const value = (n: string): number | undefined => sample(m, n)?.value;
+      assert.deepEqual(
+        ['palisade_flows_produced_total', 'palisade_flows_sent_total', 'palisade_flows_acknowledged_total', 'palisade_flows_lost_total', 'palisade_flows_buffered'].map(value),
+        [5, 0, 0, 2, 3],
+      );
+      assert.equal(m.get('palisade_flows_buffered')?.type, 'gauge');
+      reporter.close();
+    });
+
+    it('has no reporter counters without a reporter (no collector)', async function () {
+      const { scrape } = await serve();
+      const m = await scrape();
+      assert.ok(m.has('palisade_flows_produced_total'));
+      assert.equal(m.has('palisade_flows_lost_total'), false);
+    });
+
+    it('reports seconds to certificate expiry per identity, from the identity manager', async function () {
+      const now = Date.now();
+      const identities = () => ({
+        identities: () => [
+          { identity: WEB, notAfter: new Date(now + 3_600_000) },
+          { identity: CLIENT, notAfter: undefined },
+        ],
+      });
+      const { scrape } = await serve({ identities, now: () => now });
+      const m = await scrape();
+      assert.deepEqual(
+        m.get('palisade_workload_certificate_expiry_seconds')?.samples.map((s) => [s.labels.identity, s.value]),
+        [[WEB, 3600]],
+      );
+    });
+
+    it('reports eBPF map entries, and still answers when the data path cannot be read', async function () {
+      let broken = false;
+      const datapath = () => ({
+        usage: () => {
+          if (broken) throw new Error('closed');
+          return { pods: 3, conns: 17 };
+        },
+      });
+      const { scrape } = await serve({ datapath });
+      let m = await scrape();
+      assert.deepEqual(
+        m.get('palisade_bpf_map_entries')?.samples.map((s) => [s.labels.map, s.value]),
+        [
+          ['palisade_pods', 3],
+          ['palisade_conns', 17],
+        ],
+      );
+      broken = true;
+      m = await scrape();
+      assert.deepEqual(m.get('palisade_bpf_map_entries')?.samples, []);
+    });
+  });
+
+  describe('the listener', function () {
+    it('answers /healthz 503 until the agent is ready, then 200', async function () {
+      let ready = false;
+      const { url } = await serve({}, () => ready);
+      assert.equal((await fetch(`${url}/healthz`)).status, 503);
+      ready = true;
+      const res = await fetch(`${url}/healthz`);
+      assert.equal(res.status, 200);
+      assert.equal(await res.text(), 'ok\n');
+    });
+
+    it('serves nothing else', async function () {
+      const { url } = await serve();
+      assert.equal((await fetch(`${url}/`)).status, 404);
+      assert.equal((await fetch(`${url}/metrics/x`)).status, 404);
+      assert.equal((await fetch(`${url}/metrics`, { method: 'POST', body: 'x' })).status, 405);
+    });
+
+    it('refuses an address it cannot use with PALISADE_ERR_LISTEN', async function () {
+      const { url } = await serve();
+      const port = Number(new URL(url).port);
+      const other = new MetricsServer({ registry: createAgentRegistry({ flows: new FlowMetrics() }), ready: () => true, log: silentLogger() });
+      await assert.rejects(other.listen('127.0.0.1', port), (e: Error & { code?: string }) => e.code === 'PALISADE_ERR_LISTEN' && /EADDRINUSE/.test(e.message));
+    });
+  });
+});
