@@ -49,8 +49,15 @@ test: build typecheck
 demo: build
 	node dist/cli/main.js demo up
 
+## Benchmarks: figures printed, never asserted.
+bench: build
+	node dist/test/bench/policy-eval.js
+	node dist/test/bench/flow-ingest.js
+	node dist/test/bench/reporter-cost.js
+	node dist/test/bench/mesh-figures.js
+
 clean:
 	$(MAKE) -C bpf clean
 	rm -rf dist native/build $(STAMP)
 
-.PHONY: deps deps-system bpf native ts build typecheck test demo clean
+.PHONY: deps deps-system bpf native ts build typecheck test demo bench clean
