@@ -9,6 +9,7 @@ import { posix } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type YAMLMap } from 'yaml';
 import { PalisadeError } from '../common/errors';
 import { isDnsLabel, isTrustDomain, spiffeId } from '../common/identity';
+import { isLabelKey, isLabelValue, LABEL_NAME_RULE } from '../common/labels';
 import {
   deref,
   describeKey,
@@ -62,9 +63,6 @@ type RequiredField = (typeof REQUIRED_FIELDS)[number];
 
 const DNS_LABEL_RULE =
   "lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters";
-const LABEL_NAME_RULE = "at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit";
-const LABEL_NAME_RE = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
-const DNS_SUBDOMAIN_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const IPV4_RE = /^(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})$/;
 const PATH_MAX = 4096;
 const NETNS_EXAMPLES = '/var/run/netns/web-1 or /proc/1234/ns/net';
@@ -311,24 +309,13 @@ function checkLabels(
       continue;
     }
     const text = value.value ?? '';
-    if (text !== '' && !(text.length <= 63 && LABEL_NAME_RE.test(text))) {
+    if (!isLabelValue(text)) {
       fail(valueLine, `label ${quote(key)} value ${quote(text)} is invalid (${LABEL_NAME_RULE})`);
       continue;
     }
     entries.push([key, text]);
   }
   return Object.fromEntries(entries); // defines own properties, so a key can never touch a prototype
-}
-
-/** Kubernetes label key: `[prefix/]name`, prefix a DNS subdomain ≤253, name ≤63. */
-function isLabelKey(key: string): boolean {
-  const slash = key.indexOf('/');
-  const name = slash === -1 ? key : key.slice(slash + 1);
-  if (slash !== -1) {
-    const prefix = key.slice(0, slash);
-    if (prefix.length > 253 || !DNS_SUBDOMAIN_RE.test(prefix)) return false;
-  }
-  return name.length <= 63 && LABEL_NAME_RE.test(name);
 }
 
 function checkTrustDomain(problems: Problems, node: unknown, keyLine: number): string | undefined {

@@ -15,14 +15,14 @@ import type { TLSSocket } from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { PalisadeErrorCode } from '../common/errors';
 import type { Logger } from '../common/log';
-import { AGENT_PATH, CloseCode, MAX_FRAME_BYTES } from '../common/mesh-protocol';
+import { AGENT_PATH, MAX_FRAME_BYTES } from '../common/mesh-protocol';
 import { parseNodeSpiffeId, spiffeIdOfCert } from '../common/pki';
 import type { CertificateAuthority } from '../common/pki-ca';
 import { NodeSession, type FlowIngest, type NodeSessionHub } from './agent-session';
 import type { CollectorApi } from './api/handler';
 import { runJoinSession } from './join-session';
 import type { WorkloadRegistry } from './registry';
-import { closeWith } from './session-io';
+import { closeAllGracefully } from './session-io';
 import type { TokenStore } from './tokens';
 
 export interface ServingIdentity {
@@ -56,7 +56,6 @@ type Auth =
   | { kind: 'refused'; code: PalisadeErrorCode; reason: string; tokenId?: string };
 
 /** How long `close()` waits for agents to answer the close frame before cutting them off. */
-const CLOSE_GRACE_MS = 1_000;
 
 export class AgentServer implements NodeSessionHub {
   private readonly wss: WebSocketServer;
@@ -112,23 +111,7 @@ export class AgentServer implements NodeSessionHub {
   /** Close every session (1001), then every server. */
   async close(): Promise<void> {
     clearInterval(this.keepalive);
-    const open = [...this.wss.clients];
-    await new Promise<void>((resolve) => {
-      if (open.length === 0) return resolve();
-      let left = open.length;
-      const timer = setTimeout(resolve, CLOSE_GRACE_MS);
-      for (const ws of open) {
-        ws.once('close', () => {
-          if (--left === 0) {
-            clearTimeout(timer);
-            resolve();
-          }
-        });
-        closeWith(ws, CloseCode.GOING_AWAY, 'collector stopping');
-      }
-    });
-    for (const ws of this.wss.clients) ws.terminate();
-    this.wss.close();
+    await closeAllGracefully(this.wss, 'collector stopping');
     await Promise.all(
       this.servers.map(
         (s) =>

@@ -25,6 +25,30 @@ export function closeWith(ws: WebSocket, code: number, reason: string): void {
   ws.close(code, Buffer.from(reason).subarray(0, 123).toString());
 }
 
+/** How long a stopping collector waits for WebSocket peers to answer its close. */
+const CLOSE_GRACE_MS = 1_000;
+
+/** Close every client of `wss` with 1001, wait briefly for their answers, then cut off the rest. */
+export async function closeAllGracefully(wss: WebSocket.Server, reason: string): Promise<void> {
+  const open = [...wss.clients];
+  await new Promise<void>((resolve) => {
+    if (open.length === 0) return resolve();
+    let left = open.length;
+    const timer = setTimeout(resolve, CLOSE_GRACE_MS);
+    for (const ws of open) {
+      ws.once('close', () => {
+        if (--left === 0) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      closeWith(ws, CloseCode.GOING_AWAY, reason);
+    }
+  });
+  for (const ws of wss.clients) ws.terminate();
+  wss.close();
+}
+
 /** Hostile or broken input: log the reason, tell the agent once, close with 4400. */
 export function refuseFrame(ws: WebSocket, err: PalisadeError, log: Logger): void {
   log.warn({ reason: err.message }, 'frame refused, closing session');

@@ -12,6 +12,7 @@
  */
 import { PalisadeError, type PalisadeErrorCode } from './errors';
 import { flowProblem, type FlowRecord } from './flow';
+import { isLabelKey, isLabelValue } from './labels';
 import { isDnsLabel } from './identity';
 import { isNodeName } from './pki';
 
@@ -138,8 +139,6 @@ const MAX_WORKLOADS = 10_000;
 const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const ID_RE = /^[A-Za-z0-9._-]{1,64}$/;
 const VERSION_TEXT_RE = /^[\x21-\x7e]{1,64}$/;
-const LABEL_NAME_RE = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
-const DNS_SUBDOMAIN_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const SPIFFE_MAX = 2048;
 
 const isString = (v: unknown): v is string => typeof v === 'string';
@@ -161,20 +160,13 @@ const wireCode = str((s) => (WIRE_ERROR_CODES as readonly string[]).includes(s),
 const bool: Check = (v, at) => (typeof v === 'boolean' ? undefined : `${at}: must be true or false`);
 const version: Check = (v, at) => (Number.isSafeInteger(v) && (v as number) >= 0 ? undefined : `${at}: must be a non-negative integer`);
 
-function isLabelKey(key: string): boolean {
-  const slash = key.indexOf('/');
-  const name = slash === -1 ? key : key.slice(slash + 1);
-  if (slash !== -1 && (slash > 253 || !DNS_SUBDOMAIN_RE.test(key.slice(0, slash)))) return false;
-  return name.length <= 63 && LABEL_NAME_RE.test(name);
-}
-
 const labels: Check = (v, at) => {
   if (!isPlainObject(v)) return `${at}: must be an object of label names to strings`;
   const entries = Object.entries(v);
   if (entries.length > MAX_LABELS) return `${at}: at most ${MAX_LABELS} labels`;
   for (const [key, value] of entries) {
     if (!isLabelKey(key)) return `${at}: invalid label key`;
-    if (!isString(value) || (value !== '' && !(value.length <= 63 && LABEL_NAME_RE.test(value)))) return `${at}.${key}: invalid label value`;
+    if (!isString(value) || !isLabelValue(value)) return `${at}.${key}: invalid label value`;
   }
   return undefined;
 };

@@ -10,6 +10,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { matchesFilters, type FlowFilters } from '../../common/api';
 import type { Logger } from '../../common/log';
 import type { FlowStore, StoredEntry } from '../flows/store';
+import { closeAllGracefully } from '../session-io';
 
 /** A follower with this much unsent is cut off (close 1013). */
 const MAX_FOLLOWER_BUFFER_BYTES = 16 * 1024 * 1024;
@@ -53,23 +54,7 @@ export class FlowFollowers {
   /** Close every follower (1001), waiting briefly for them to answer. */
   async close(): Promise<void> {
     clearInterval(this.keepalive);
-    const open = [...this.wss.clients];
-    await new Promise<void>((resolve) => {
-      if (open.length === 0) return resolve();
-      let left = open.length;
-      const timer = setTimeout(resolve, CLOSE_GRACE_MS);
-      for (const ws of open) {
-        ws.once('close', () => {
-          if (--left === 0) {
-            clearTimeout(timer);
-            resolve();
-          }
-        });
-        ws.close(1001, 'collector stopping');
-      }
-    });
-    for (const ws of this.wss.clients) ws.terminate();
-    this.wss.close();
+    await closeAllGracefully(this.wss, 'collector stopping');
   }
 
   private send(ws: WebSocket, entries: readonly StoredEntry[], filters: FlowFilters, log: Logger): void {

@@ -1,31 +1,10 @@
 /** `spec.selector.matchLabels` and the string maps of `metadata` (labels, annotations). */
 import { isMap, isScalar } from 'yaml';
 import { describeKey, describeValue, isEmpty, keyName, quote, scalarSource, type Field, type Problems } from '../yaml-reader';
+import { isDnsSubdomain, isLabelKey, isLabelValue, LABEL_NAME_RULE } from '../labels';
 import type { NodeReader } from './yaml-reader';
 
-const LABEL_NAME_RULE = "at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit";
-const LABEL_NAME_RE = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
-const DNS_SUBDOMAIN_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-
-/** Kubernetes label key: `[prefix/]name`, prefix a DNS subdomain ≤253, name ≤63. */
-export function isLabelKey(key: string): boolean {
-  const slash = key.indexOf('/');
-  const name = slash === -1 ? key : key.slice(slash + 1);
-  if (slash !== -1) {
-    const prefix = key.slice(0, slash);
-    if (prefix.length > 253 || !DNS_SUBDOMAIN_RE.test(prefix)) return false;
-  }
-  return name.length <= 63 && LABEL_NAME_RE.test(name);
-}
-
-export function isLabelValue(value: string): boolean {
-  return value === '' || (value.length <= 63 && LABEL_NAME_RE.test(value));
-}
-
-/** DNS-1123 subdomain (Kubernetes object names): lowercase alphanumerics, '-' and '.', ≤253. */
-export function isDnsSubdomain(value: string): boolean {
-  return value.length <= 253 && DNS_SUBDOMAIN_RE.test(value);
-}
+export { isDnsSubdomain };
 
 /**
  * A mapping of strings to strings. With `labels`, keys and values must be Kubernetes label keys
