@@ -40,6 +40,40 @@ export interface FlowRecord {
   durationMs: number;
 }
 
+/** What a flow record is built from; `time` is taken when it is built (the flow's end). */
+export type FlowFields = Omit<FlowRecord, 'time'>;
+
+/**
+ * Every flow record the proxy makes is built here, always with the same fields in the same order
+ * (absent ones undefined, which JSON drops): every sink then reads objects of one shape, which
+ * V8 keeps fast. Spreading partial records together gives nearly every record its own shape.
+ */
+export function flowRecord(f: FlowFields): FlowRecord {
+  return {
+    time: new Date().toISOString(),
+    node: f.node,
+    direction: f.direction,
+    source: f.source,
+    destination: f.destination,
+    protocol: f.protocol,
+    http: f.http,
+    verdict: f.verdict,
+    reason: f.reason,
+    policy: f.policy,
+    rule: f.rule,
+    audit: f.audit,
+    mtls: f.mtls,
+    bytesSent: f.bytesSent,
+    bytesReceived: f.bytesReceived,
+    durationMs: Math.round(f.durationMs),
+  };
+}
+
+/** The flow verdict of an authorization decision. */
+export function verdictOf(v: { allowed: boolean; audit?: unknown }): FlowVerdict {
+  return v.allowed ? (v.audit ? 'audit' : 'allowed') : 'denied';
+}
+
 /** Where finished flows go (the access log now; the collector reporter later). */
 export interface FlowSink {
   record(flow: FlowRecord): void;

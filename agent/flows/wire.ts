@@ -2,8 +2,7 @@
  * A flow record as the collector accepts it: the boundary conversion, done once per record when
  * the reporter cuts a batch (never on the proxy's path). Known fields are copied in a fixed
  * order (fields the proxy may add for its own use, and undefined values, are left out), counts
- * are made whole numbers (HTTP durations are measured to the microsecond; the wire carries
- * whole milliseconds), and the result is checked with the collector's own `flowProblem`: one
+ * are kept whole numbers (flowRecord() already rounds durations; this guards the wire), and the result is checked with the collector's own `flowProblem`: one
  * record the collector would refuse must not cost the whole batch, and a refused batch would be
  * resent forever.
  */

@@ -25,3 +25,8 @@ export function connectTcp(opts: { host: string; port: number; localAddress?: st
     });
   });
 }
+
+/** What went wrong, briefly: the errno name when there is one (ECONNREFUSED), else the message. */
+export function errorCode(err: Error): string {
+  return (err as NodeJS.ErrnoException).code ?? err.message;
+}

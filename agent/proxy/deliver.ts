@@ -9,15 +9,15 @@
  */
 import type * as net from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { FlowEndpoint, FlowProtocol, FlowRecord } from '../../common/flow';
+import { flowRecord, verdictOf, type FlowEndpoint, type FlowProtocol, type FlowRecord } from '../../common/flow';
 import type { Logger } from '../../common/log';
 import { authorize, type AuthzRequest, type AuthzVerdict } from '../../common/policy';
 import type { Workload } from '../workloads';
-import { HttpFront, type HttpDecision, type HttpRecord, type NormalizedRequest } from './http';
-import { connectTcp } from './connect';
+import { HttpFront, type HttpDecision, type HttpRecord, type HttpSession, type NormalizedRequest } from './http';
+import { connectTcp, errorCode } from './connect';
 import { splice } from './pipe';
 import { sniff } from './sniff';
-import type { EnforcementInputs } from './tracker';
+import { denial, type EnforcementInputs } from './tracker';
 
 export interface DeliveryInputs extends EnforcementInputs {
   /** pods are reached from this address, so strict pods accept the connection */
@@ -44,8 +44,12 @@ const MESH_HEADERS = ['x-palisade-*'];
 export class Delivery {
   private readonly log: Logger;
 
+  /** One HTTP front for every connection this node delivers; each brings its own session. */
+  private readonly front: HttpFront;
+
   constructor(private readonly inputs: DeliveryInputs) {
     this.log = inputs.log.child({ component: 'authz' });
+    this.front = new HttpFront({ ...(inputs.httpLimits ? { limits: inputs.httpLimits } : {}), stripHeaders: MESH_HEADERS, log: this.log });
   }
 
   admit(ctx: DeliveryContext): Admission {
@@ -57,8 +61,8 @@ export class Delivery {
 
   /** Record a connection refused at admission (the caller closes it its own way). */
   refused(ctx: DeliveryContext, verdict: AuthzVerdict, started: number): void {
-    this.log.warn({ event: 'refused', reason: verdict.reason, policy: verdict.policy, source: ctx.source, destination: describe(ctx) }, 'connection denied by policy');
-    this.inputs.flows.record(this.flow(ctx, 'tcp', verdict, { bytesSent: 0, bytesReceived: 0, durationMs: Date.now() - started }));
+    this.log.warn({ event: 'refused', reason: verdict.reason, policy: verdict.policy, source: ctx.source, destination: destinationEndpoint(ctx) }, 'connection denied by policy');
+    this.inputs.flows.record(this.flow(ctx, 'tcp', Delivery.outcome(verdict), { bytesSent: 0, bytesReceived: 0, durationMs: Date.now() - started }));
   }
 
   /** Open the connection to the pod, from PROXY_IP. */
@@ -70,11 +74,10 @@ export class Delivery {
   spliceTcp(conn: Duplex, upstream: Duplex, ctx: DeliveryContext, verdict: AuthzVerdict, started: number, head?: Buffer): void {
     const untrack = this.inputs.tracker.add({
       recheck: (index) => {
-        const v = authorize(this.request(ctx), index, 'tcp');
-        return v.allowed ? undefined : { reason: v.reason, ...(v.policy ? { policy: v.policy } : {}), ...(v.rule !== undefined ? { rule: v.rule } : {}) };
+        return denial(authorize(this.request(ctx), index, 'tcp'));
       },
       close: (why) => {
-        this.log.warn({ event: 'closed-by-policy', ...why, source: ctx.source, destination: describe(ctx) }, 'established connection closed: policy now denies it');
+        this.log.warn({ event: 'closed-by-policy', ...why, source: ctx.source, destination: destinationEndpoint(ctx) }, 'established connection closed: policy now denies it');
         conn.destroy();
         upstream.destroy();
       },
@@ -84,7 +87,12 @@ export class Delivery {
       untrack();
       const bytesSent = r.bytesSent + (head?.length ?? 0);
       this.inputs.flows.record(
-        this.flow(ctx, 'tcp', verdict, { bytesSent, bytesReceived: r.bytesReceived, durationMs: Date.now() - started }, r.error ? 'error' : undefined),
+        this.flow(
+          ctx,
+          'tcp',
+          r.error ? { ...Delivery.outcome(verdict), verdict: 'error' } : Delivery.outcome(verdict),
+          { bytesSent, bytesReceived: r.bytesReceived, durationMs: Date.now() - started },
+        ),
       );
     });
   }
@@ -122,13 +130,12 @@ export class Delivery {
     const setHeaders: Record<string, string> = {};
     // Istio's header for the workload behind the proxy: who called, as the mesh verified it.
     if (ctx.source.identity) setHeaders['x-forwarded-client-cert'] = `By=${ctx.destination.workload.identity};URI=${ctx.source.identity}`;
-    const front = new HttpFront({
-      ...(this.inputs.httpLimits ? { limits: this.inputs.httpLimits } : {}),
+    const session: HttpSession = {
       authorize: (req: NormalizedRequest): HttpDecision => {
         const verdict = authorize({ ...base, http: { method: req.method, path: req.path, host: req.host, headers: req.headers } }, this.inputs.policies.index, 'request');
         if (!verdict.allowed) {
           this.log.warn(
-            { event: 'refused', reason: verdict.reason, policy: verdict.policy, rule: verdict.rule, method: req.method, path: req.path, source: ctx.source, destination: describe(ctx) },
+            { event: 'refused', reason: verdict.reason, policy: verdict.policy, rule: verdict.rule, method: req.method, path: req.path, source: ctx.source, destination: destinationEndpoint(ctx) },
             'request denied by policy',
           );
         }
@@ -136,33 +143,25 @@ export class Delivery {
       },
       connect: () => this.connectUpstream(ctx),
       setHeaders,
-      stripHeaders: MESH_HEADERS,
       onRecord: (r) => this.inputs.flows.record(this.httpFlow(ctx, r)),
-      log: this.log,
-    });
+    };
     const untrack = this.inputs.tracker.add({
       recheck: (index) => {
-        const v = authorize(base, index, 'connection');
-        return v.allowed ? undefined : { reason: v.reason, ...(v.policy ? { policy: v.policy } : {}), ...(v.rule !== undefined ? { rule: v.rule } : {}) };
+        return denial(authorize(base, index, 'connection'));
       },
       close: (why) => {
-        this.log.warn({ event: 'closed-by-policy', ...why, source: ctx.source, destination: describe(ctx) }, 'established connection closed: policy now denies it');
-        front.closeAll();
-        conn.destroy();
+        this.log.warn({ event: 'closed-by-policy', ...why, source: ctx.source, destination: destinationEndpoint(ctx) }, 'established connection closed: policy now denies it');
+        conn.destroy(); // closes its upstream connection too
       },
     });
     conn.once('close', untrack);
-    front.handle(conn, head);
+    this.front.handle(conn, head, session);
   }
 
   upstreamFailed(ctx: DeliveryContext, err: Error, started: number): void {
-    const code = (err as NodeJS.ErrnoException).code ?? err.message;
-    this.log.warn({ event: 'refused', reason: 'upstream-failed', error: code, source: ctx.source, destination: describe(ctx) }, 'pod connection failed');
-    this.inputs.flows.record({
-      ...this.flow(ctx, 'tcp', { allowed: true, reason: 'allowed-by-policy' }, { bytesSent: 0, bytesReceived: 0, durationMs: Date.now() - started }),
-      verdict: 'error',
-      reason: 'upstream-failed',
-    });
+    const code = errorCode(err);
+    this.log.warn({ event: 'refused', reason: 'upstream-failed', error: code, source: ctx.source, destination: destinationEndpoint(ctx) }, 'pod connection failed');
+    this.inputs.flows.record(this.flow(ctx, 'tcp', { verdict: 'error', reason: 'upstream-failed' }, { bytesSent: 0, bytesReceived: 0, durationMs: Date.now() - started }));
   }
 
   private request(ctx: DeliveryContext): AuthzRequest {
@@ -180,46 +179,46 @@ export class Delivery {
   private flow(
     ctx: DeliveryContext,
     protocol: FlowProtocol,
-    v: { allowed: boolean; reason: string; policy?: string; rule?: number; audit?: AuthzVerdict['audit'] },
+    outcome: Pick<FlowRecord, 'verdict' | 'reason' | 'policy' | 'rule' | 'audit'>,
     counts: { bytesSent: number; bytesReceived: number; durationMs: number },
-    error?: 'error',
+    http?: { record: HttpRecord },
   ): FlowRecord {
-    return {
-      time: new Date().toISOString(),
+    const r = http?.record;
+    return flowRecord({
       node: this.inputs.node,
       direction: 'inbound',
       source: ctx.source,
-      destination: destinationEndpoint(ctx),
+      destination: destinationEndpoint(ctx, r?.host),
       protocol,
-      verdict: error ?? (v.allowed ? (v.audit ? 'audit' : 'allowed') : 'denied'),
-      reason: v.reason,
-      ...(v.policy ? { policy: v.policy } : {}),
-      ...(v.rule !== undefined ? { rule: v.rule } : {}),
-      ...(v.audit ? { audit: v.audit } : {}),
+      http: r ? { method: r.method, path: r.path, status: r.status } : undefined,
+      verdict: outcome.verdict,
+      reason: outcome.reason,
+      policy: outcome.policy,
+      rule: outcome.rule,
+      audit: outcome.audit,
       mtls: ctx.mtls,
-      ...counts,
-    };
+      bytesSent: counts.bytesSent,
+      bytesReceived: counts.bytesReceived,
+      durationMs: counts.durationMs,
+    });
+  }
+
+  /** A decision as a flow outcome. */
+  private static outcome(v: AuthzVerdict): Pick<FlowRecord, 'verdict' | 'reason' | 'policy' | 'rule' | 'audit'> {
+    return { verdict: verdictOf(v), reason: v.reason, policy: v.policy, rule: v.rule, audit: v.audit };
   }
 
   private httpFlow(ctx: DeliveryContext, r: HttpRecord): FlowRecord {
     const d = r.decision as (HttpDecision & Partial<AuthzVerdict>) | undefined;
-    const counts = { bytesSent: r.bytesSent, bytesReceived: r.bytesReceived, durationMs: Math.round(r.durationMs) };
-    const base = this.flow(ctx, 'http', d && typeof d.reason === 'string' ? (d as AuthzVerdict) : { allowed: false, reason: r.rejected ?? 'bad-request' }, counts);
-    const flow: FlowRecord = { ...base, destination: { ...base.destination, host: r.host }, http: { method: r.method, path: r.path, status: r.status } };
-    if (!d && r.rejected) flow.reason = r.rejected;
-    if (r.error) {
-      flow.verdict = 'error';
-      flow.reason = r.error;
-    }
-    return flow;
+    const decided = d && typeof d.reason === 'string' ? Delivery.outcome(d as AuthzVerdict) : { verdict: 'denied' as const, reason: r.rejected ?? 'bad-request' };
+    const outcome = r.error ? { ...decided, verdict: 'error' as const, reason: r.error } : decided;
+    return this.flow(ctx, 'http', outcome, { bytesSent: r.bytesSent, bytesReceived: r.bytesReceived, durationMs: r.durationMs }, { record: r });
   }
 }
 
-function destinationEndpoint(ctx: DeliveryContext): FlowEndpoint {
+function destinationEndpoint(ctx: DeliveryContext, host?: string): FlowEndpoint {
   const w = ctx.destination.workload;
-  return { ip: ctx.destination.ip, port: ctx.destination.port, workload: w.name, namespace: w.namespace, identity: w.identity };
-}
-
-function describe(ctx: DeliveryContext): FlowEndpoint {
-  return destinationEndpoint(ctx);
+  const e: FlowEndpoint = { ip: ctx.destination.ip, port: ctx.destination.port, workload: w.name, namespace: w.namespace, identity: w.identity };
+  if (host) e.host = host;
+  return e;
 }

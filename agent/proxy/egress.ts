@@ -12,16 +12,16 @@
  */
 import type * as net from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { FlowEndpoint, FlowProtocol, FlowRecord } from '../../common/flow';
+import { flowRecord, verdictOf, type FlowEndpoint, type FlowProtocol, type FlowRecord } from '../../common/flow';
 import type { Logger } from '../../common/log';
 import { authorizeEgress, type EgressRequest, type EgressVerdict } from '../../common/policy';
 import type { HostResolver } from '../policy/resolver';
 import type { Workload } from '../workloads';
-import { HttpFront, type HttpDecision, type HttpRecord, type NormalizedRequest } from './http';
-import { connectTcp } from './connect';
+import { HttpFront, type HttpDecision, type HttpRecord, type HttpSession, type NormalizedRequest } from './http';
+import { connectTcp, errorCode } from './connect';
 import { splice } from './pipe';
 import { sniff } from './sniff';
-import type { EnforcementInputs } from './tracker';
+import { denial, type EnforcementInputs } from './tracker';
 
 export interface EgressInputs extends EnforcementInputs {
   resolver: HostResolver;
@@ -36,8 +36,12 @@ export interface EgressContext {
 export class Egress {
   private readonly log: Logger;
 
+  /** One HTTP front for every plain-HTTP egress connection; each brings its own session. */
+  private readonly front: HttpFront;
+
   constructor(private readonly inputs: EgressInputs) {
     this.log = inputs.log.child({ component: 'egress' });
+    this.front = new HttpFront({ ...(inputs.httpLimits ? { limits: inputs.httpLimits } : {}), log: this.log });
   }
 
   /** Take over a client connection whose destination is outside the mesh. */
@@ -94,16 +98,15 @@ export class Egress {
     try {
       upstream = await this.connect(ctx.destination);
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+      const code = errorCode(err as Error);
       this.log.info({ event: 'refused', reason: 'upstream-failed', error: code, source: ctx.source, destination: ctx.destination }, 'egress connection failed');
       client.resetAndDestroy();
-      this.inputs.flows.record({ ...this.flow(ctx, protocol, v, { bytesSent: 0, bytesReceived: 0, durationMs: Date.now() - started }), verdict: 'error', reason: 'upstream-failed' });
+      this.inputs.flows.record(this.flow(ctx, protocol, v, { bytesSent: 0, bytesReceived: 0, durationMs: Date.now() - started }, { error: 'upstream-failed' }));
       return;
     }
     const untrack = this.inputs.tracker.add({
       recheck: (index) => {
-        const now = authorizeEgress({ ...this.request(ctx), ...(named ?? {}) }, index);
-        return now.allowed ? undefined : { reason: now.reason, ...(now.policy ? { policy: now.policy } : {}) };
+        return denial(authorizeEgress({ ...this.request(ctx), ...(named ?? {}) }, index));
       },
       close: (why) => {
         this.log.warn({ event: 'closed-by-policy', ...why, source: ctx.source, destination: ctx.destination }, 'egress connection closed: policy now denies it');
@@ -116,16 +119,13 @@ export class Egress {
     splice(client, upstream, (r) => {
       untrack();
       const counts = { bytesSent: r.bytesSent + (head?.length ?? 0), bytesReceived: r.bytesReceived, durationMs: Date.now() - started };
-      const flow = this.flow(ctx, protocol, v, counts);
-      if (r.error) flow.verdict = 'error';
-      this.inputs.flows.record(flow);
+      this.inputs.flows.record(this.flow(ctx, protocol, v, counts, r.error ? { error: errorCode(r.error) } : {}));
     });
   }
 
   private serveHttp(client: net.Socket, ctx: EgressContext, head: Buffer): void {
     let lastHost: { host: string; resolved: string[] } | undefined;
-    const front = new HttpFront({
-      ...(this.inputs.httpLimits ? { limits: this.inputs.httpLimits } : {}),
+    const session: HttpSession = {
       authorize: async (req: NormalizedRequest): Promise<HttpDecision> => {
         const host = hostOnly(req.host);
         const resolved = host ? await this.inputs.resolver.resolve(host) : [];
@@ -136,21 +136,19 @@ export class Egress {
       },
       connect: () => this.connect(ctx.destination),
       onRecord: (r) => this.inputs.flows.record(this.httpFlow(ctx, r)),
-      log: this.log,
-    });
+    };
     const untrack = this.inputs.tracker.add({
       recheck: (index) => {
         const now = authorizeEgress({ ...this.request(ctx), ...(lastHost ?? {}) }, index);
-        return now.allowed || now.needsHost ? undefined : { reason: now.reason, ...(now.policy ? { policy: now.policy } : {}) };
+        return now.needsHost ? undefined : denial(now);
       },
       close: (why) => {
         this.log.warn({ event: 'closed-by-policy', ...why, source: ctx.source, destination: ctx.destination }, 'egress connection closed: policy now denies it');
-        front.closeAll();
-        client.destroy();
+        client.destroy(); // closes its upstream connection too
       },
     });
     client.once('close', untrack);
-    front.handle(client, head);
+    this.front.handle(client, head, session);
   }
 
   private connect(dst: { ip: string; port: number }): Promise<net.Socket> {
@@ -162,37 +160,33 @@ export class Egress {
     protocol: FlowProtocol,
     v: { allowed: boolean; reason: string; policy?: string; rule?: number },
     counts: { bytesSent: number; bytesReceived: number; durationMs: number },
+    more: { error?: string; http?: FlowRecord['http'] } = {},
   ): FlowRecord {
-    return {
-      time: new Date().toISOString(),
+    return flowRecord({
       node: this.inputs.node,
       direction: 'egress',
       source: ctx.source,
       destination: ctx.destination,
       protocol,
-      verdict: v.allowed ? 'allowed' : 'denied',
-      reason: v.reason,
-      ...(v.policy ? { policy: v.policy } : {}),
-      ...(v.rule !== undefined ? { rule: v.rule } : {}),
+      http: more.http,
+      verdict: more.error ? 'error' : verdictOf(v),
+      reason: more.error ?? v.reason,
+      policy: v.policy,
+      rule: v.rule,
+      audit: undefined,
       mtls: false,
-      ...counts,
-    };
+      bytesSent: counts.bytesSent,
+      bytesReceived: counts.bytesReceived,
+      durationMs: counts.durationMs,
+    });
   }
 
   private httpFlow(ctx: EgressContext, r: HttpRecord): FlowRecord {
     const d = r.decision as (HttpDecision & Partial<EgressVerdict>) | undefined;
     const v = d && typeof d.reason === 'string' ? (d as EgressVerdict) : { allowed: false, reason: r.rejected ?? 'bad-request' };
-    const flow = this.flow({ ...ctx, destination: { ...ctx.destination, host: hostOnly(r.host) } }, 'http', v, {
-      bytesSent: r.bytesSent,
-      bytesReceived: r.bytesReceived,
-      durationMs: Math.round(r.durationMs),
-    });
-    flow.http = { method: r.method, path: r.path, status: r.status };
-    if (r.error) {
-      flow.verdict = 'error';
-      flow.reason = r.error;
-    }
-    return flow;
+    const named = { ...ctx, destination: { ...ctx.destination, host: hostOnly(r.host) } };
+    const counts = { bytesSent: r.bytesSent, bytesReceived: r.bytesReceived, durationMs: r.durationMs };
+    return this.flow(named, 'http', v, counts, { http: { method: r.method, path: r.path, status: r.status }, ...(r.error ? { error: r.error } : {}) });
   }
 }
 

@@ -14,6 +14,7 @@ import type { MeshWorkload } from '../registry';
 import type { Workload } from '../workloads';
 import { FORWARDED_HEADER, HBONE_PORT, parseAuthority, parseForwarded, sniFor, spiffeIdOfPeer } from './hbone';
 import type { IdentitySource } from './hbone-pool';
+import { errorCode } from './connect';
 import type { Delivery, DeliveryContext } from './deliver';
 
 export interface InboundInputs {
@@ -190,7 +191,7 @@ export class InboundProxy {
       },
       (err: Error) => {
         delivery.upstreamFailed(ctx, err, started);
-        this.refuse(stream, 503, 'upstream-failed', { source: ctx.source, destination: dst, error: (err as NodeJS.ErrnoException).code ?? err.message });
+        this.refuse(stream, 503, 'upstream-failed', { source: ctx.source, destination: dst, error: errorCode(err) });
       },
     );
   }

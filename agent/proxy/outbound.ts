@@ -12,8 +12,9 @@ import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Workload } from '../workloads';
 import type { ProxyInputs } from './inputs';
-import type { FlowEndpoint, FlowRecord } from '../../common/flow';
+import { flowRecord, type FlowEndpoint, type FlowRecord, type FlowVerdict } from '../../common/flow';
 import type { DeliveryContext } from './deliver';
+import { errorCode } from './connect';
 import { splice } from './pipe';
 import { route, type Route } from './route';
 
@@ -103,22 +104,17 @@ export class OutboundProxy {
         client.resume();
         splice(client, upstream, (res) => {
           this.sockets.delete(upstream);
-          this.inputs.flows.record({
-            ...this.flow(sourceInfo, dstInfo, started, res),
-            verdict: res.error ? 'error' : 'allowed',
-            reason: res.error ? errorCode(res.error) : 'tunnel-established',
-          });
+          this.inputs.flows.record(
+            this.flow(sourceInfo, dstInfo, started, res, res.error ? 'error' : 'allowed', res.error ? errorCode(res.error) : 'tunnel-established'),
+          );
         });
       },
       (err: Error) => {
         const peerStatus = (err as { peerStatus?: number }).peerStatus;
         const denied = peerStatus === 403;
         this.refuse(client, 'tunnel-failed', { route: r.kind, source: sourceInfo, destination: dstInfo, error: err.message });
-        this.inputs.flows.record({
-          ...this.flow(sourceInfo, dstInfo, started, { bytesSent: 0, bytesReceived: 0 }),
-          verdict: denied ? 'denied' : 'error',
-          reason: denied ? 'denied-by-destination' : peerStatus ? `tunnel-refused-${peerStatus}` : 'tunnel-failed',
-        });
+        const reason = denied ? 'denied-by-destination' : peerStatus ? `tunnel-refused-${peerStatus}` : 'tunnel-failed';
+        this.inputs.flows.record(this.flow(sourceInfo, dstInfo, started, { bytesSent: 0, bytesReceived: 0 }, denied ? 'denied' : 'error', reason));
       },
     );
   }
@@ -158,29 +154,32 @@ export class OutboundProxy {
     destination: FlowEndpoint & { ip: string },
     started: number,
     counts: { bytesSent: number; bytesReceived: number },
-  ): Omit<FlowRecord, 'verdict' | 'reason'> {
-    return {
-      time: new Date().toISOString(),
+    verdict: FlowVerdict,
+    reason: string,
+  ): FlowRecord {
+    return flowRecord({
       node: this.inputs.node,
       direction: 'outbound',
       source,
       destination,
       protocol: 'tcp',
+      http: undefined,
+      verdict,
+      reason,
+      policy: undefined,
+      rule: undefined,
+      audit: undefined,
       mtls: true,
       bytesSent: counts.bytesSent,
       bytesReceived: counts.bytesReceived,
       durationMs: Date.now() - started,
-    };
+    });
   }
 }
 
 function describeRoute(r: Route): Record<string, string> {
   if (r.kind === 'passthrough') return {};
   return { workload: r.workload.name, namespace: r.workload.namespace, identity: r.workload.identity };
-}
-
-function errorCode(err: Error): string {
-  return (err as NodeJS.ErrnoException).code ?? err.message;
 }
 
 function stripMapped(ip: string): string {

@@ -28,6 +28,12 @@ export interface TrackedConnection {
   close(reason: { reason: string; policy?: string; rule?: number }): void;
 }
 
+/** A verdict as a tracked connection's recheck answer: undefined while allowed. */
+export function denial(v: { allowed: boolean; reason: string; policy?: string; rule?: number }): { reason: string; policy?: string; rule?: number } | undefined {
+  if (v.allowed) return undefined;
+  return { reason: v.reason, ...(v.policy ? { policy: v.policy } : {}), ...(v.rule !== undefined ? { rule: v.rule } : {}) };
+}
+
 export class ConnectionTracker {
   private readonly live = new Set<TrackedConnection>();
 

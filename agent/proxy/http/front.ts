@@ -17,10 +17,10 @@ import type { Duplex } from 'node:stream';
 import type { FrontContext } from './context';
 import { Downstream, downstreamOf } from './downstream';
 import { Kind } from './check';
-import { compileHeaderRules } from './headers';
+import { compileHeaderRules, withSetHeaders } from './headers';
 import { resolveLimits } from './limits';
 import { parserErrorReason } from './refusal';
-import type { HttpFrontOptions, HttpRecord } from './types';
+import type { HttpFrontOptions, HttpRecord, HttpSession } from './types';
 import { writeBuffersOnly } from './writev';
 
 /** Sweep period bounds: a tenth of the shortest deadline, within these. */
@@ -28,7 +28,9 @@ const MIN_TICK_MS = 10;
 const MAX_TICK_MS = 1000;
 
 export class HttpFront {
-  private readonly ctx: FrontContext;
+  private readonly shared: Omit<FrontContext, 'authorize' | 'connect' | 'record'>;
+  /** the context of connections handed in without a session of their own */
+  private readonly defaults: FrontContext | undefined;
   private readonly server: http.Server;
   private readonly conns = new Set<Downstream>();
   private readonly tickMs: number;
@@ -36,22 +38,9 @@ export class HttpFront {
 
   constructor(opts: HttpFrontOptions) {
     const limits = resolveLimits(opts.limits);
-    const log = opts.log;
-    const onRecord = opts.onRecord;
-    this.ctx = {
-      limits,
-      rules: compileHeaderRules(opts.setHeaders, opts.stripHeaders),
-      authorize: opts.authorize,
-      connect: opts.connect,
-      log,
-      record(r: HttpRecord): void {
-        try {
-          onRecord(r);
-        } catch (err) {
-          log.error({ err }, 'http onRecord callback failed');
-        }
-      },
-    };
+    this.shared = { limits, rules: compileHeaderRules(opts.setHeaders, opts.stripHeaders), log: opts.log };
+    const { authorize, connect, onRecord } = opts;
+    this.defaults = authorize && connect && onRecord ? this.contextFor({ authorize, connect, onRecord }) : undefined;
     this.tickMs = Math.min(MAX_TICK_MS, Math.max(MIN_TICK_MS, Math.floor(Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs, limits.idleTimeoutMs) / 10)));
     this.server = http.createServer({
       maxHeaderSize: limits.maxHeaderBytes,
@@ -83,9 +72,11 @@ export class HttpFront {
    * Serve HTTP/1.1 on `conn`. `head` holds bytes a protocol sniffer already read from it;
    * they are parsed before anything else.
    */
-  handle(conn: Duplex, head?: Buffer): void {
+  handle(conn: Duplex, head?: Buffer, session?: HttpSession): void {
     if (conn.destroyed) return;
-    const d = new Downstream(this.ctx, conn, (x) => this.forget(x));
+    const ctx = session ? this.contextFor(session) : this.defaults;
+    if (!ctx) throw new TypeError('HttpFront.handle: no session given and the front has no default one');
+    const d = new Downstream(ctx, conn, (x) => this.forget(x));
     this.conns.add(d);
     writeBuffersOnly(conn);
     this.server.emit('connection', conn);
@@ -101,6 +92,24 @@ export class HttpFront {
       d.socket.destroy();
       d.onClose();
     }
+  }
+
+  private contextFor(session: HttpSession): FrontContext {
+    const { log } = this.shared;
+    const onRecord = session.onRecord;
+    return {
+      ...this.shared,
+      rules: withSetHeaders(this.shared.rules, session.setHeaders),
+      authorize: session.authorize,
+      connect: session.connect,
+      record(r: HttpRecord): void {
+        try {
+          onRecord(r);
+        } catch (err) {
+          log.error({ err }, 'http onRecord callback failed');
+        }
+      },
+    };
   }
 
   private forget(d: Downstream): void {

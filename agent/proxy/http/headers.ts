@@ -41,6 +41,17 @@ export function compileHeaderRules(setHeaders: Record<string, string> = {}, stri
   return { stripExact, stripPrefixes, setPairs };
 }
 
+/** `base` plus a connection's own mesh headers (e.g. XFCC naming that connection's caller). */
+export function withSetHeaders(base: HeaderRules, setHeaders: Record<string, string> | undefined): HeaderRules {
+  if (!setHeaders || Object.keys(setHeaders).length === 0) return base;
+  const extra = compileHeaderRules(setHeaders);
+  return {
+    stripExact: new Set([...base.stripExact, ...extra.stripExact]),
+    stripPrefixes: base.stripPrefixes,
+    setPairs: [...base.setPairs, ...extra.setPairs],
+  };
+}
+
 /**
  * Never forwarded as the client sent them: connection-scoped headers (RFC 9110 §7.6.1),
  * and the ones the front rewrites itself (Host, framing, Expect).

@@ -45,17 +45,26 @@ export interface HttpRecord {
   error?: string;
 }
 
-export interface HttpFrontOptions {
-  limits?: Partial<HttpLimits>;
+/** What belongs to one downstream connection: who decides, where it goes, where records go. */
+export interface HttpSession {
   /** May be async (egress resolves DNS). A throw or rejection denies the request. */
   authorize(req: NormalizedRequest): HttpDecision | Promise<HttpDecision>;
   /** Opens the upstream connection (the caller decides address, source IP, TLS…). */
   connect(): Promise<Duplex>;
   /** Headers the mesh sets on every forwarded request; any client-supplied copy is removed first. */
   setHeaders?: Record<string, string>;
-  /** Extra client headers to remove (lowercase); a trailing '*' makes a prefix, e.g. 'x-palisade-*'. */
-  stripHeaders?: string[];
   /** Once per request, finished or refused. */
   onRecord(r: HttpRecord): void;
+}
+
+/**
+ * One front serves many connections: limits, header stripping and the logger are shared; the
+ * session (authorize, connect, setHeaders, onRecord) is given here as the default for every
+ * connection, or per connection to `handle()`.
+ */
+export interface HttpFrontOptions extends Partial<HttpSession> {
+  limits?: Partial<HttpLimits>;
+  /** Extra client headers to remove (lowercase); a trailing '*' makes a prefix, e.g. 'x-palisade-*'. */
+  stripHeaders?: string[];
   log: Logger;
 }

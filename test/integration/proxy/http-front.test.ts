@@ -171,6 +171,33 @@ describe('HttpFront (loopback)', function () {
     assert.equal(records.length, 6);
   });
 
+  it('serves many connections from one front, each with its own session (authorize, mesh headers, records)', async function () {
+    const recordsA: HttpRecord[] = [];
+    const recordsB: HttpRecord[] = [];
+    let n = 0;
+    const { port, front } = await serve({ authorize: undefined, connect: undefined, onRecord: undefined }, (s, f) => {
+      n += 1;
+      const mine = n === 1;
+      f.handle(s, undefined, {
+        authorize: mine ? denyAdmin : () => ({ allowed: false, who: 'b' }),
+        connect: upstream.connect,
+        setHeaders: { 'x-forwarded-client-cert': mine ? 'URI=spiffe://td/ns/a/sa/a' : 'URI=spiffe://td/ns/b/sa/b' },
+        onRecord: (r) => (mine ? recordsA : recordsB).push(r),
+      });
+    });
+    const a = client(port);
+    const b = client(port);
+    const seenBefore = upstream.seen.length;
+    assert.equal((await a('/echo')).status, 200);
+    assert.equal((await b('/echo')).status, 403);
+    assert.equal(front.active, 2);
+    assert.equal(upstream.seen.length - seenBefore, 1, 'only the allowed request went upstream');
+    assert.equal(upstream.seen.at(-1)!.headers['x-forwarded-client-cert'], 'URI=spiffe://td/ns/a/sa/a');
+    assert.equal(recordsA.length, 1);
+    assert.equal(recordsB.length, 1);
+    assert.equal(recordsB[0]!.decision?.who, 'b');
+  });
+
   it('opens one upstream connection per downstream connection, lazily', async function () {
     const { port } = await serve();
     const before = upstream.connections;
