@@ -2,34 +2,10 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { run, type CliDeps } from '../../../cli/program';
-import { silentLogger } from '../../../common/log';
+import { runCli } from '../../harness/cli';
 
 const FIXTURES = path.resolve(__dirname, '../../../../test/fixtures/policies');
 const fixture = (name: string): string => path.join(FIXTURES, name);
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function runCli(argv: string[]): Promise<Result> {
-  let stdout = '';
-  let stderr = '';
-  const deps: CliDeps = {
-    stdout: (t) => {
-      stdout += t;
-    },
-    stderr: (t) => {
-      stderr += t;
-    },
-    logger: () => silentLogger(),
-    waitForStop: () => new Promise<string>(() => undefined),
-  };
-  const code = await run(argv, deps);
-  return { code, stdout, stderr };
-}
 
 const lines = (text: string): string[] => text.split('\n').filter((l) => l !== '');
 

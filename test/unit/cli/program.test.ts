@@ -2,20 +2,13 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { run, type CliDeps } from '../../../cli/program';
-import { silentLogger } from '../../../common/log';
+import { runCli as runHarnessCli, type CliResult } from '../../harness/cli';
 
 const REPO = path.resolve(__dirname, '../../../..');
 const VERSION = (JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
 
 /** commander's usage hint, printed after its own one-line error (showHelpAfterError). */
 const USAGE_HINT = '(run with --help for usage)';
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 /**
  * Every case here must fail before the agent touches the kernel. As a second guard,
@@ -32,21 +25,8 @@ function guarded(argv: string[]): string[] {
   return [...argv, '--cgroup', path.join(scratch, 'no-such-cgroup'), ...dirs];
 }
 
-async function runCli(argv: string[]): Promise<Result> {
-  let stdout = '';
-  let stderr = '';
-  const deps: CliDeps = {
-    stdout: (t) => {
-      stdout += t;
-    },
-    stderr: (t) => {
-      stderr += t;
-    },
-    logger: () => silentLogger(),
-    waitForStop: () => new Promise<string>(() => undefined),
-  };
-  const code = await run(guarded(argv), deps);
-  return { code, stdout, stderr };
+function runCli(argv: string[]): Promise<CliResult> {
+  return runHarnessCli(guarded(argv));
 }
 
 /** The reason lines of stderr: everything but commander's usage hint. */
@@ -54,7 +34,7 @@ function reasonLines(stderr: string): string[] {
   return stderr.split('\n').filter((l) => l !== '' && l !== USAGE_HINT);
 }
 
-function assertOneLineError(r: Result, mentions: string | RegExp): string {
+function assertOneLineError(r: CliResult, mentions: string | RegExp): string {
   assert.notEqual(r.code, 0, 'exit code');
   assert.ok(!/^\s+at /m.test(r.stderr), `stack trace on stderr:\n${r.stderr}`);
   const lines = reasonLines(r.stderr);
