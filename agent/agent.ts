@@ -197,7 +197,6 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       workloads,
       mesh: meshInputs,
       log,
-      connectTimeoutMs,
       delivery,
       egress,
       flows,

@@ -33,8 +33,6 @@ export interface ProxyInputs {
   /** Absent when the agent runs without a collector: outbound is then a pass-through. */
   mesh: MeshInputs | undefined;
   log: Logger;
-  /** Upstream connect timeout (ms). */
-  connectTimeoutMs: number;
   /** The destination's authorization and delivery to a local pod (shared with inbound). */
   delivery: Delivery;
   /** Destinations outside the mesh: the source's egress allowlist. */

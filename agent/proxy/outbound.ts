@@ -5,8 +5,9 @@
  * kernel has no record of is refused, never guessed at.
  *
  * Then, by route(): a pod on another node → HBONE tunnel as the source workload's
- * identity; a pod on this node → delivered from PROXY_IP; anything else → passed
- * through from the node's own address (egress policy comes later).
+ * identity (the destination node authorizes); a pod on this node → Delivery, the same
+ * authorization the inbound listener applies; anything else → Egress, the source's
+ * allowlist (unchanged pass-through for a workload no EgressPolicy selects).
  */
 import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
