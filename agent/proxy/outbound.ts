@@ -79,7 +79,8 @@ export class OutboundProxy {
     const r = route(destination.ip, { node: this.inputs.node, local: this.inputs.workloads, mesh: this.inputs.mesh?.registry });
     const sourceInfo = { ...source, workload: workload.name, namespace: workload.namespace, identity: workload.identity };
     const dstInfo = { ...destination, ...describeRoute(r) };
-    this.log.info({ event: 'redirect', route: r.kind, source: sourceInfo, destination: dstInfo }, 'outbound connection');
+    // Per connection: debug only. The flow record (access log, collector) is the record of it.
+    this.log.debug({ event: 'redirect', route: r.kind, source: sourceInfo, destination: dstInfo }, 'outbound connection');
     this.sockets.add(client);
     client.once('close', () => this.sockets.delete(client));
 

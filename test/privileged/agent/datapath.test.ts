@@ -64,7 +64,10 @@ describe('Datapath (real eBPF)', function () {
   let webServer: EchoServer;
   let web2Server: EchoServer;
 
+  // The per-connection 'redirect' line these tests read is a debug log.
+  const DEBUG = ['--log-level', 'debug'];
   const agent1Pods = (): Parameters<typeof startAgentProcess>[2] => ({
+    extraArgs: DEBUG,
     pods: [
       { pod: client, serviceAccount: 'client' },
       { pod: web, serviceAccount: 'web', strict: true },
@@ -84,7 +87,7 @@ describe('Datapath (real eBPF)', function () {
     webServer = await startEchoServer(topo, web, web.ip, 7000);
     web2Server = await startEchoServer(topo, web2, web2.ip, 7000);
     agent1 = startAgentProcess(topo, node1, agent1Pods());
-    agent2 = startAgentProcess(topo, node2, { pods: [{ pod: web2 }, { pod: client2 }] });
+    agent2 = startAgentProcess(topo, node2, { pods: [{ pod: web2 }, { pod: client2 }], extraArgs: DEBUG });
     await Promise.all([agent1.ready, agent2.ready]);
   });
 
@@ -329,7 +332,7 @@ describe('palisade agent (bad input)', function () {
 
   it('rejects a second agent for the same node and leaves the first one serving', async function () {
     const file = writeWorkloads('ok.yaml', `workloads:\n  - {name: p, namespace: default, serviceAccount: p, netns: ${pod.netnsPath}, ip: ${pod.ip}}\n`);
-    const first = startAgentProcess(topo, node, { pods: [{ pod }], runDir: path.join(dir, 'run') });
+    const first = startAgentProcess(topo, node, { pods: [{ pod }], runDir: path.join(dir, 'run'), extraArgs: ['--log-level', 'debug'] });
     try {
       await first.ready;
       const r = spawnSync(
