@@ -132,13 +132,8 @@ export class Delivery {
     if (ctx.source.identity) setHeaders['x-forwarded-client-cert'] = `By=${ctx.destination.workload.identity};URI=${ctx.source.identity}`;
     const session: HttpSession = {
       authorize: (req: NormalizedRequest): HttpDecision => {
+        // No log line here: the front logs the denial and the flow record carries policy and rule.
         const verdict = authorize({ ...base, http: { method: req.method, path: req.path, host: req.host, headers: req.headers } }, this.inputs.policies.index, 'request');
-        if (!verdict.allowed) {
-          this.log.warn(
-            { event: 'refused', reason: verdict.reason, policy: verdict.policy, rule: verdict.rule, method: req.method, path: req.path, source: ctx.source, destination: destinationEndpoint(ctx) },
-            'request denied by policy',
-          );
-        }
         return { ...verdict };
       },
       connect: () => this.connectUpstream(ctx),

@@ -130,8 +130,8 @@ export class Egress {
         const host = hostOnly(req.host);
         const resolved = host ? await this.inputs.resolver.resolve(host) : [];
         const v = authorizeEgress({ ...this.request(ctx), ...(host ? { host, resolved } : {}) }, this.inputs.policies.index);
+        // A denial is logged by the front and recorded (with policy) in the flow: nothing more here.
         if (v.allowed) lastHost = host ? { host, resolved } : undefined;
-        else this.log.warn({ event: 'refused', reason: v.reason, policy: v.policy, host, source: ctx.source, destination: ctx.destination }, 'egress request denied by policy');
         return { ...v };
       },
       connect: () => this.connect(ctx.destination),
