@@ -9,7 +9,7 @@ import { posix } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type YAMLMap } from 'yaml';
 import { PalisadeError } from '../common/errors';
 import { isDnsLabel, isTrustDomain, spiffeId } from '../common/identity';
-import { isLabelKey, isLabelValue, LABEL_NAME_RULE } from '../common/labels';
+import { isLabelKey, isLabelValue, LABEL_NAME_RULE, WORKLOAD_LABEL } from '../common/labels';
 import {
   deref,
   describeKey,
@@ -32,6 +32,7 @@ export interface Workload {
   ip: string;
   /** Only the node proxy may open connections to this workload. */
   strict: boolean;
+  /** The file's labels plus `palisade.dev/workload: <name>` (WORKLOAD_LABEL), which every workload carries. */
   labels: Record<string, string>;
   /** `spiffe://<trustDomain>/ns/<namespace>/sa/<serviceAccount>` */
   identity: string;
@@ -171,7 +172,7 @@ function parseWorkload(
     problems.add(line, `workload #${index + 1}: ${shape}, got ${describeValue(node)}`);
     return undefined;
   }
-  const nameNode = node.items.find((pair) => keyName(pair) === 'name')?.value;
+  const nameNode = deref(doc, node.items.find((pair) => keyName(pair) === 'name')?.value);
   const nameValue = isScalar(nameNode) ? nameNode.value : undefined;
   const label =
     typeof nameValue === 'string' && nameValue !== '' ? `workload ${quote(nameValue)}` : `workload #${index + 1}`;
@@ -195,7 +196,7 @@ function parseWorkload(
       if (isScalar(value) && typeof value.value === 'boolean') strict = value.value;
       else fail(valueLine, `"strict" must be true or false, got ${describeValue(value)}`);
     } else if (key === 'labels') {
-      labels = checkLabels(problems, doc, value, valueLine, fail) ?? labels;
+      labels = checkLabels(problems, doc, value, valueLine, fail, typeof nameValue === 'string' ? nameValue : undefined) ?? labels;
     } else {
       const field = key as RequiredField;
       const str = checkString(field, value, valueLine, fail);
@@ -208,6 +209,7 @@ function parseWorkload(
   if (problems.found.length > before) return undefined;
   const { name, namespace, serviceAccount, netns, ip } = strings as Record<RequiredField, string>;
   const identity = spiffeId(trustDomain, namespace, serviceAccount);
+  labels = { ...labels, [WORKLOAD_LABEL]: name };
   return {
     value: { name, namespace, serviceAccount, netns, ip, strict, labels, identity },
     label,
@@ -287,6 +289,7 @@ function checkLabels(
   node: unknown,
   line: number,
   fail: Fail,
+  name: string | undefined,
 ): Record<string, string> | undefined {
   if (!isMap(node)) {
     fail(line, `"labels" must be a mapping of label names to strings, like {app: web}, got ${describeValue(node)}`);
@@ -311,6 +314,11 @@ function checkLabels(
     const text = value.value ?? '';
     if (!isLabelValue(text)) {
       fail(valueLine, `label ${quote(key)} value ${quote(text)} is invalid (${LABEL_NAME_RULE})`);
+      continue;
+    }
+    if (key === WORKLOAD_LABEL && text !== name) {
+      const is = name === undefined ? 'the workload\'s name' : `the workload's name ${quote(name)}`;
+      fail(valueLine, `label ${quote(key)} must be ${is}, got ${quote(text)} (remove it: every workload carries it with its name)`);
       continue;
     }
     entries.push([key, text]);

@@ -2,6 +2,13 @@
 const LABEL_NAME_RE = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
 const DNS_SUBDOMAIN_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
+/**
+ * The label every workload carries, set by the agent to the workload's name (a workloads file may
+ * only repeat that value): a policy selector `{matchLabels: {palisade.dev/workload: web}}`
+ * selects workload `web` of the policy's namespace, and nothing else.
+ */
+export const WORKLOAD_LABEL = 'palisade.dev/workload';
+
 export const LABEL_NAME_RULE = "at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit";
 
 /** Label key: `[prefix/]name`, prefix a DNS subdomain ≤253, name ≤63. */

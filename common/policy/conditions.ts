@@ -143,6 +143,9 @@ export function requestAuthCondition(negate: boolean): Condition {
   return { http: true, test: negate ? () => true : () => false };
 }
 
+/** The `request.headers[...]` conditions (kept aside, so every condition keeps one object shape). */
+const headerConditions = new WeakSet<Condition>();
+
 /**
  * `request.headers[name]`. A header sent several times is a deliberate, fail-safe deviation from
  * Envoy (which matches the values joined with ","): in a DENY rule the condition holds if ANY
@@ -154,7 +157,7 @@ export function headerCondition(name: string, values: readonly Wildcard[], negat
   const presence = values.some((v) => v.kind === 'any');
   const match = presence ? () => true : stringMatcher(values);
   const holds = negate ? (v: string) => !match(v) : match;
-  return {
+  const condition: Condition = {
     http: true,
     test: (ctx) => {
       const headers = ctx.req.http?.headers;
@@ -168,4 +171,11 @@ export function headerCondition(name: string, values: readonly Wildcard[], negat
       return false;
     },
   };
+  headerConditions.add(condition);
+  return condition;
+}
+
+/** Whether the condition reads request headers (flow records do not keep them: a replay cannot decide it). */
+export function readsHeaders(c: Condition): boolean {
+  return headerConditions.has(c);
 }

@@ -1,18 +1,29 @@
 /**
  * `authorizeEgress(request, index)`: may a workload open this outbound connection?
  *
- * No EgressPolicy selects the workload: allowed. Otherwise default deny, and in this order:
- * 1. Cloud metadata addresses (169.254.169.254 ...) are denied unless a `cidrs` entry names
+ * No EgressPolicy selects the workload: allowed. Otherwise, in this order:
+ * 1. A `deny` entry of any selecting policy that matches denies: a `cidrs` entry containing the
+ *    destination (cloud metadata addresses included), or a `hosts` entry matching the name (SNI
+ *    or HTTP Host) wherever it resolves; either only on its ports.
+ * 2. If every selecting policy is deny-only (see CompiledEgressPolicy.allowlist): allowed
+ *    (`not-denied`), cloud metadata addresses included. Otherwise default deny:
+ * 3. Cloud metadata addresses (169.254.169.254 ...) are denied unless an allow `cidrs` entry names
  *    exactly that address (a /32, /128 or bare address); wide blocks and host rules never allow them.
- * 2. A `cidrs` rule containing the destination (and allowing the port) allows.
- * 3. A `hosts` rule matching the name (SNI or HTTP Host) and port allows only if the destination
- *    address is one the name resolves to: otherwise a client could send an allowed SNI to any
- *    address (`host-address-mismatch`).
- * Without a name only `cidrs` rules can match; `needsHost` then says a host rule allows the port.
+ * 4. An allow `cidrs` rule containing the destination (and allowing the port) allows.
+ * 5. An allow `hosts` rule matching the name and port allows only if the destination address is
+ *    one the name resolves to: otherwise a client could send an allowed SNI to any address
+ *    (`host-address-mismatch`).
+ * Without a name only `cidrs` entries can match; `needsHost` then says the name could change the
+ * verdict: a host rule could allow it, or a deny host entry could deny it.
+ *
+ * A destination address that does not parse is denied (`no-rule-matched`).
+ *
+ * `rule` indexes `spec.deny` for the `denied-by-*` reasons and `spec.allow` for the others.
+ * Allocation-free apart from the verdict (and a lowercased copy of a host not already lowercase).
  */
 import { cidrContains, IpAddr, isMetadataAddress, isSingleAddress, parseIpInto, sameAddress } from './ip';
 import type { PolicyIndex } from './policy-index';
-import type { CompiledEgressRule, EgressRequest, EgressVerdict } from './types';
+import type { CompiledEgressPolicy, CompiledEgressRule, EgressReason, EgressRequest, EgressVerdict } from './types';
 
 const dst = new IpAddr();
 const other = new IpAddr();
@@ -40,46 +51,89 @@ function resolvesToDestination(resolved: readonly string[] | undefined): boolean
   return false;
 }
 
+/** The name lowercased without a trailing dot; undefined for none. */
+function normalizeHost(host: string | undefined): string | undefined {
+  if (host === undefined || host === '') return undefined;
+  let h = host.toLowerCase();
+  if (h.endsWith('.')) h = h.slice(0, -1);
+  return h === '' ? undefined : h;
+}
+
+/** Some allow `hosts` rule of `policies` covers `port`. */
+function hostRuleOnPort(policies: readonly CompiledEgressPolicy[], port: number): boolean {
+  for (const p of policies) for (const rule of p.rules) if (rule.hosts !== undefined && portAllowed(rule, port)) return true;
+  return false;
+}
+
+function verdict(allowed: boolean, reason: EgressReason, policy: string | undefined, rule: number, needsHost: boolean): EgressVerdict {
+  const v: EgressVerdict = { allowed, reason };
+  if (policy !== undefined) {
+    v.policy = policy;
+    v.rule = rule;
+  }
+  if (needsHost) v.needsHost = true;
+  return v;
+}
+
 export function authorizeEgress(req: EgressRequest, index: PolicyIndex): EgressVerdict {
   const policies = index.egressFor(req.source);
   if (policies.length === 0) return { allowed: true, reason: 'no-egress-policy' };
   if (!parseIpInto(req.destination.ip, dst, true)) return { allowed: false, reason: 'no-rule-matched' };
   const port = req.destination.port;
+  const host = normalizeHost(req.host);
 
+  // 1. deny entries; without a name, note whether a deny host entry could still match.
+  let denyHostOnPort = false;
+  let allowlist = false;
+  for (const p of policies) {
+    allowlist ||= p.allowlist;
+    const deny = p.deny;
+    for (let i = 0; i < deny.length; i++) {
+      const rule = deny[i]!;
+      if (!portAllowed(rule, port)) continue;
+      if (cidrMatch(rule, false)) return verdict(false, 'denied-by-cidr', p.id, i, false);
+      if (rule.hosts === undefined) continue;
+      if (host === undefined) denyHostOnPort = true;
+      else if (hostMatch(rule, host)) return verdict(false, 'denied-by-host', p.id, i, false);
+    }
+  }
+  // 2. deny-only policies
+  if (!allowlist) return verdict(true, 'not-denied', undefined, 0, denyHostOnPort);
+
+  // 3. cloud metadata
   if (isMetadataAddress(dst)) {
     for (const p of policies) {
       for (let i = 0; i < p.rules.length; i++) {
         const rule = p.rules[i]!;
-        if (portAllowed(rule, port) && cidrMatch(rule, true)) return { allowed: true, reason: 'allowed-by-cidr', policy: p.id, rule: i };
+        if (portAllowed(rule, port) && cidrMatch(rule, true)) return verdict(true, 'allowed-by-cidr', p.id, i, denyHostOnPort);
       }
     }
     return { allowed: false, reason: 'metadata-address' };
   }
 
+  // 4. allow cidrs
   for (const p of policies) {
     for (let i = 0; i < p.rules.length; i++) {
       const rule = p.rules[i]!;
-      if (portAllowed(rule, port) && cidrMatch(rule, false)) return { allowed: true, reason: 'allowed-by-cidr', policy: p.id, rule: i };
+      if (portAllowed(rule, port) && cidrMatch(rule, false)) return verdict(true, 'allowed-by-cidr', p.id, i, denyHostOnPort);
     }
   }
 
-  let host = req.host;
-  if (host === undefined || host === '') {
-    const needsHost = policies.some((p) => p.rules.some((rule) => rule.hosts !== undefined && portAllowed(rule, port)));
-    return needsHost ? { allowed: false, reason: 'no-rule-matched', needsHost: true } : { allowed: false, reason: 'no-rule-matched' };
-  }
-  host = host.toLowerCase();
-  if (host.endsWith('.')) host = host.slice(0, -1);
-
-  let mismatch: { policy: string; rule: number } | undefined;
+  // 5. allow hosts
+  if (host === undefined) return verdict(false, 'no-rule-matched', undefined, 0, hostRuleOnPort(policies, port));
+  let mismatch: CompiledEgressPolicy | undefined;
+  let mismatchRule = 0;
   for (const p of policies) {
     for (let i = 0; i < p.rules.length; i++) {
       const rule = p.rules[i]!;
       if (!portAllowed(rule, port) || !hostMatch(rule, host)) continue;
-      if (resolvesToDestination(req.resolved)) return { allowed: true, reason: 'allowed-by-host', policy: p.id, rule: i };
-      mismatch ??= { policy: p.id, rule: i };
+      if (resolvesToDestination(req.resolved)) return verdict(true, 'allowed-by-host', p.id, i, false);
+      if (mismatch === undefined) {
+        mismatch = p;
+        mismatchRule = i;
+      }
     }
   }
-  if (mismatch) return { allowed: false, reason: 'host-address-mismatch', ...mismatch };
+  if (mismatch !== undefined) return verdict(false, 'host-address-mismatch', mismatch.id, mismatchRule, false);
   return { allowed: false, reason: 'host-not-allowed' };
 }

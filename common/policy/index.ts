@@ -25,6 +25,7 @@ export {
   type CompiledPolicy,
   type Condition,
   type EgressRequest,
+  type EgressReason,
   type EgressVerdict,
   type PolicySet,
   type PolicyWorkload,

@@ -7,22 +7,45 @@
  *       - hosts: [api.github.com, "*.googleapis.com"]
  *         ports: [443]                         # absent: any port
  *       - cidrs: [10.0.0.0/8, 2001:db8::/32]
+ *     deny:                                    # same entries; a match denies, whatever allows it
+ *       - hosts: ["*.pastebin.com"]
+ *
+ * With an `allow` field, or without `deny` entries, the policy makes the workloads it selects
+ * default-deny (allowlist). With `deny` entries and no `allow` field it only denies what it
+ * names. An empty `deny` is refused: it would read as "deny nothing" but mean "deny everything".
  */
 import { IpAddr, parseIpInto } from './ip';
 import { parseSelector } from './selector';
 import type { CompiledEgressRule } from './types';
 import { cidrs, ports } from './values';
-import type { Item, Problems } from '../yaml-reader';
+import type { Field, Item, Problems } from '../yaml-reader';
 import type { NodeReader } from './yaml-reader';
 
-const SPEC_FIELDS = ['selector', 'allow'];
+const SPEC_FIELDS = ['selector', 'allow', 'deny'];
 const RULE_FIELDS = ['hosts', 'cidrs', 'ports'];
 const DNS_LABEL_RE = /^[a-z0-9_]([-a-z0-9_]{0,61}[a-z0-9_])?$/;
 
 export interface ParsedEgressSpec {
   selector: Record<string, string> | undefined;
   rules: CompiledEgressRule[];
+  deny: CompiledEgressRule[];
+  allowlist: boolean;
 }
+
+/** How the messages about an entry of `spec.allow` / `spec.deny` word what it does. */
+interface ListWords {
+  field: 'allow' | 'deny';
+  /** what the workload may connect to / may not connect to */
+  what: string;
+  /** allow / deny */
+  verb: string;
+  /** allows / denies */
+  verbs: string;
+}
+
+const ALLOW: ListWords = { field: 'allow', what: 'what the workload may connect to', verb: 'allow', verbs: 'allows' };
+const DENY: ListWords = { field: 'deny', what: 'what the workload may not connect to', verb: 'deny', verbs: 'denies' };
+const EXAMPLE = '[{hosts: [api.example.com], ports: [443]}]';
 
 export function parseEgressSpec(r: NodeReader, warnings: Problems, specNode: unknown, specLine: number): ParsedEgressSpec | undefined {
   const before = r.problems.found.length;
@@ -30,18 +53,27 @@ export function parseEgressSpec(r: NodeReader, warnings: Problems, specNode: unk
   if (!spec) return undefined;
   const selectorField = spec.get('selector');
   const selector = selectorField ? parseSelector(r, warnings, selectorField, 'spec.selector') : undefined;
-  const rules: CompiledEgressRule[] = [];
   const allowField = spec.get('allow');
-  const items = allowField ? r.list(allowField, 'spec.allow', '[{hosts: [api.example.com], ports: [443]}]') : [];
-  items?.forEach((item, i) => {
-    const rule = parseRule(r, item, `spec.allow[${i}]`);
-    if (rule) rules.push(rule);
-  });
+  const denyField = spec.get('deny');
+  const rules = allowField ? parseRules(r, allowField, ALLOW) : [];
+  const deny = denyField ? parseRules(r, denyField, DENY) : [];
+  if (denyField && deny.length === 0 && r.problems.found.length === before) {
+    r.fail(denyField.line, 'spec.deny', 'must not be empty (remove "deny": a policy with neither allow nor deny entries denies every destination)');
+  }
   if (r.problems.found.length > before) return undefined;
-  return { selector, rules };
+  return { selector, rules, deny, allowlist: allowField !== undefined || deny.length === 0 };
 }
 
-function parseRule(r: NodeReader, item: Item<unknown>, path: string): CompiledEgressRule | undefined {
+function parseRules(r: NodeReader, field: Field, words: ListWords): CompiledEgressRule[] {
+  const rules: CompiledEgressRule[] = [];
+  r.list(field, `spec.${words.field}`, EXAMPLE)?.forEach((item, i) => {
+    const rule = parseRule(r, item, `spec.${words.field}[${i}]`, words);
+    if (rule) rules.push(rule);
+  });
+  return rules;
+}
+
+function parseRule(r: NodeReader, item: Item<unknown>, path: string, words: ListWords): CompiledEgressRule | undefined {
   const fields = r.fields(item.value, path, RULE_FIELDS, item.line);
   if (!fields) return undefined;
   const hostsField = fields.get('hosts');
@@ -51,7 +83,7 @@ function parseRule(r: NodeReader, item: Item<unknown>, path: string): CompiledEg
     return undefined;
   }
   if (!hostsField && !cidrsField) {
-    r.fail(item.line, path, 'needs "hosts" or "cidrs" (what the workload may connect to)');
+    r.fail(item.line, path, `needs "hosts" or "cidrs" (${words.what})`);
     return undefined;
   }
   let portSet: Set<number> | undefined;
@@ -60,7 +92,7 @@ function parseRule(r: NodeReader, item: Item<unknown>, path: string): CompiledEg
     const values = r.strings(portsField, `${path}.ports`, { numbers: true });
     if (!values) return undefined;
     if (values.length === 0) {
-      r.fail(portsField.line, `${path}.ports`, 'must not be empty (remove "ports" to allow any port)');
+      r.fail(portsField.line, `${path}.ports`, `must not be empty (remove "ports" to ${words.verb} any port)`);
       return undefined;
     }
     const list = ports(r, values, `${path}.ports`);
@@ -72,7 +104,7 @@ function parseRule(r: NodeReader, item: Item<unknown>, path: string): CompiledEg
   const values = r.strings(listField, listPath);
   if (!values) return undefined;
   if (values.length === 0) {
-    r.fail(listField.line, listPath, 'must not be empty (a rule with nothing in it allows nothing: remove it)');
+    r.fail(listField.line, listPath, `must not be empty (a rule with nothing in it ${words.verbs} nothing: remove it)`);
     return undefined;
   }
   if (cidrsField) {
@@ -83,7 +115,7 @@ function parseRule(r: NodeReader, item: Item<unknown>, path: string): CompiledEg
   const suffixes: string[] = [];
   for (const v of values) {
     const host = v.value.toLowerCase().replace(/\.$/, '');
-    const problem = hostProblem(host);
+    const problem = host === '*' ? `matches every host (use cidrs: [0.0.0.0/0, "::/0"] to ${words.verb} every destination)` : hostProblem(host);
     if (problem) r.fail(v.line, listPath, `${JSON.stringify(v.value)} ${problem}`);
     else if (host.startsWith('*.')) suffixes.push(host.slice(1));
     else exact.add(host);

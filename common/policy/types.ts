@@ -64,7 +64,7 @@ export interface CompiledAuthorizationPolicy extends PolicyBase {
   readonly http: boolean;
 }
 
-/** One `spec.allow[]` entry of an EgressPolicy. */
+/** One `spec.allow[]` or `spec.deny[]` entry of an EgressPolicy. */
 export interface CompiledEgressRule {
   /** Exact DNS names (lowercase, no trailing dot). */
   readonly hosts: ReadonlySet<string> | undefined;
@@ -77,7 +77,16 @@ export interface CompiledEgressRule {
 
 export interface CompiledEgressPolicy extends PolicyBase {
   readonly kind: 'EgressPolicy';
+  /** `spec.allow`: what the selected workloads may connect to. */
   readonly rules: readonly CompiledEgressRule[];
+  /** `spec.deny`: what they may not connect to, whatever any policy allows. */
+  readonly deny: readonly CompiledEgressRule[];
+  /**
+   * The policy makes the workloads it selects default-deny: it has an `allow` field (even an
+   * empty one), or no `deny` entries (a policy with neither denies everything, as before `deny`
+   * existed). A deny-only policy (`deny` entries, no `allow` field) only denies what it names.
+   */
+  readonly allowlist: boolean;
 }
 
 export type CompiledPolicy = CompiledAuthorizationPolicy | CompiledEgressPolicy;
@@ -151,18 +160,33 @@ export interface EgressRequest {
   resolved?: string[];
 }
 
+/**
+ * - `no-egress-policy`: no EgressPolicy selects the workload.
+ * - `denied-by-cidr` / `denied-by-host`: a `spec.deny` entry matched (`rule` indexes `spec.deny`).
+ * - `not-denied`: only deny-only policies select the workload and none of their entries matched.
+ * - every other reason is the allowlist's (`rule` indexes `spec.allow`).
+ */
+export type EgressReason =
+  | 'no-egress-policy'
+  | 'denied-by-cidr'
+  | 'denied-by-host'
+  | 'not-denied'
+  | 'allowed-by-cidr'
+  | 'allowed-by-host'
+  | 'host-not-allowed'
+  | 'host-address-mismatch'
+  | 'metadata-address'
+  | 'no-rule-matched';
+
 export interface EgressVerdict {
   allowed: boolean;
-  reason:
-    | 'no-egress-policy'
-    | 'allowed-by-cidr'
-    | 'allowed-by-host'
-    | 'host-not-allowed'
-    | 'host-address-mismatch'
-    | 'metadata-address'
-    | 'no-rule-matched';
+  reason: EgressReason;
   policy?: string;
   rule?: number;
-  /** Denied without a host, but a host rule allows this port: learning the name (SNI/Host) could allow it. */
+  /**
+   * Decided without a host, and the name (SNI/Host) could change it: denied, but a host rule
+   * allows this port (the name could allow it); or allowed, but a `deny` host entry covers this
+   * port (the name could deny it). The agent then reads the name before deciding for good.
+   */
   needsHost?: boolean;
 }

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { loadWorkloadsFile, parseWorkloads, WorkloadsInvalidError } from '../../../agent/workloads';
 import { PalisadeError } from '../../../common/errors';
+import { WORKLOAD_LABEL } from '../../../common/labels';
 
 const FIXTURES = path.resolve(__dirname, '../../../../test/fixtures/workloads');
 
@@ -54,7 +55,7 @@ describe('workloads file', () => {
             netns: '/var/run/netns/web-1',
             ip: '10.0.1.11',
             strict: false,
-            labels: {},
+            labels: { 'palisade.dev/workload': 'web-1' },
             identity: 'spiffe://cluster.local/ns/default/sa/web',
           },
         ],
@@ -76,7 +77,13 @@ describe('workloads file', () => {
       assert.equal(w?.identity, 'spiffe://prod.example_org-1/ns/default/sa/web');
       assert.equal(w?.strict, true);
       assert.equal(w?.netns, '/proc/1234/ns/net');
-      assert.deepEqual(w?.labels, { app: 'web', 'example.com/tier': 'front_end.v1', empty: '' });
+      assert.deepEqual(w?.labels, { app: 'web', 'example.com/tier': 'front_end.v1', empty: '', 'palisade.dev/workload': 'web-1' });
+    });
+
+    it('gives every workload the label palisade.dev/workload: <name>, and accepts a file that sets it to the name', () => {
+      const config = parseWorkloads(oneWorkload({ labels: '{palisade.dev/workload: web-1, app: web}' }), 'w.yaml');
+      assert.deepEqual(config.workloads[0]?.labels, { 'palisade.dev/workload': 'web-1', app: 'web' });
+      assert.equal(WORKLOAD_LABEL, 'palisade.dev/workload');
     });
 
     it('accepts YAML anchors and aliases for shared values', () => {
@@ -89,7 +96,8 @@ describe('workloads file', () => {
         '    labels: *common',
       ].join('\n');
       const config = parseWorkloads(text, 'w.yaml');
-      assert.deepEqual(config.workloads[1]?.labels, { app: 'web' });
+      assert.deepEqual(config.workloads[0]?.labels, { app: 'web', 'palisade.dev/workload': 'web-1' });
+      assert.deepEqual(config.workloads[1]?.labels, { app: 'web', 'palisade.dev/workload': 'web-2' });
     });
 
     it('reads the good fixture', () => {
@@ -98,8 +106,8 @@ describe('workloads file', () => {
       assert.deepEqual(
         config.workloads.map((w) => [w.identity, w.strict, w.labels]),
         [
-          ['spiffe://example.org/ns/default/sa/web', true, { app: 'web', 'app.kubernetes.io/version': '1.2' }],
-          ['spiffe://example.org/ns/data/sa/db', false, {}],
+          ['spiffe://example.org/ns/default/sa/web', true, { app: 'web', 'app.kubernetes.io/version': '1.2', 'palisade.dev/workload': 'web-1' }],
+          ['spiffe://example.org/ns/data/sa/db', false, { 'palisade.dev/workload': 'db-1' }],
         ],
       );
     });
@@ -224,6 +232,12 @@ describe('workloads file', () => {
         { name: 'a 64-character label value', text: oneWorkload({ labels: `{app: ${'a'.repeat(64)}}` }), line: 7, expect: 'label "app" value' },
         { name: 'a label value ending in a dot', text: oneWorkload({ labels: '{app: web.}' }), line: 7, expect: 'label "app" value "web." is invalid' },
         { name: 'a duplicate label key', text: oneWorkload({ labels: '{app: a, app: b}' }), line: 7, expect: 'duplicate key "app"' },
+        {
+          name: 'palisade.dev/workload set to another name',
+          text: oneWorkload({ labels: '{palisade.dev/workload: web-2}' }),
+          line: 7,
+          expect: 'workload "web-1": label "palisade.dev/workload" must be the workload\'s name "web-1", got "web-2" (remove it: every workload carries it with its name)',
+        },
       ];
       for (const c of cases) {
         it(c.name, () => {

@@ -99,3 +99,87 @@ describe('authorizeEgress', () => {
     assert.equal(authorizeEgress({ source, destination: { ip: '169.254.169.254', port: 443 } }, fixture).reason, 'metadata-address');
   });
 });
+
+describe('authorizeEgress with deny entries', () => {
+  const index = indexOf(
+    [
+      // An allowlist with a deny list on top.
+      egress(
+        'api-egress',
+        'shop',
+        `  selector: {matchLabels: {app: api}}
+  allow:
+  - hosts: ["*.example.com"]
+    ports: [443]
+  - cidrs: [10.0.0.0/8, 169.254.169.254]
+  deny:
+  - hosts: [secret.example.com]
+  - cidrs: [10.66.0.0/16]
+    ports: [5432]
+`,
+      ),
+      // Deny-only policies: a blocklist, not an allowlist.
+      egress(
+        'block',
+        'shop',
+        `  selector: {matchLabels: {tier: back}}
+  deny:
+  - hosts: ["*.pastebin.com", evil.test]
+    ports: [443, 80]
+  - cidrs: [203.0.113.0/24]
+    ports: [22]
+  - cidrs: [169.254.0.0/16]
+`,
+      ),
+      egress('block-v6', 'shop', '  selector: {matchLabels: {tier: back}}\n  deny:\n  - cidrs: ["2001:db8:bad::/48"]\n'),
+    ].join('---\n'),
+  );
+  const API: PolicyWorkload = { namespace: 'shop', labels: { app: 'api' } };
+  const BACK: PolicyWorkload = { namespace: 'shop', labels: { tier: 'back' } };
+  const BOTH: PolicyWorkload = { namespace: 'shop', labels: { app: 'api', tier: 'back' } };
+  const api = (rule: number): Pick<EgressVerdict, 'policy' | 'rule'> => ({ policy: 'shop/api-egress', rule });
+  const block = (rule: number): Pick<EgressVerdict, 'policy' | 'rule'> => ({ policy: 'shop/block', rule });
+  const rows: Row[] = [
+    // deny beats allow
+    ['a denied host that an allowed suffix covers', API, '192.0.2.1', 443, { host: 'secret.example.com', resolved: ['192.0.2.1'] }, { allowed: false, reason: 'denied-by-host', ...api(0) }],
+    ['a denied host even when it does not resolve to the destination', API, '198.51.100.1', 443, { host: 'Secret.Example.com.', resolved: [] }, { allowed: false, reason: 'denied-by-host', ...api(0) }],
+    ['a sibling of the denied host', API, '192.0.2.1', 443, { host: 'www.example.com', resolved: ['192.0.2.1'] }, { allowed: true, reason: 'allowed-by-host', ...api(0) }],
+    ['a denied block inside an allowed block, on its port', API, '10.66.1.2', 5432, {}, { allowed: false, reason: 'denied-by-cidr', ...api(1) }],
+    ['a denied block inside an allowed block, on another port (a deny host entry could still match: needsHost)', API, '10.66.1.2', 5433, {}, { allowed: true, reason: 'allowed-by-cidr', ...api(1), needsHost: true }],
+    ['an allowed block named by host, on the denied name', API, '10.1.1.1', 8080, { host: 'secret.example.com', resolved: ['10.1.1.1'] }, { allowed: false, reason: 'denied-by-host', ...api(0) }],
+    ['the metadata address an allow entry names exactly', API, '169.254.169.254', 80, {}, { allowed: true, reason: 'allowed-by-cidr', ...api(1), needsHost: true }],
+    // deny-only policies
+    ['a destination no deny entry names, for a workload only deny-only policies select', BACK, '198.51.100.9', 8443, {}, { allowed: true, reason: 'not-denied' }],
+    ['a port a deny host entry covers, without a name (needsHost)', BACK, '198.51.100.9', 443, {}, { allowed: true, reason: 'not-denied', needsHost: true }],
+    ['a name no deny entry names', BACK, '198.51.100.9', 443, { host: 'api.github.com', resolved: ['198.51.100.9'] }, { allowed: true, reason: 'not-denied' }],
+    ['a denied suffix', BACK, '198.51.100.9', 443, { host: 'a.b.pastebin.com' }, { allowed: false, reason: 'denied-by-host', ...block(0) }],
+    ['the bare domain of a denied suffix', BACK, '198.51.100.9', 443, { host: 'pastebin.com' }, { allowed: true, reason: 'not-denied' }],
+    ['a denied host on a port its entry does not list', BACK, '198.51.100.9', 8443, { host: 'evil.test' }, { allowed: true, reason: 'not-denied' }],
+    ['a denied block on its port', BACK, '203.0.113.7', 22, {}, { allowed: false, reason: 'denied-by-cidr', ...block(1) }],
+    ['a denied block on another port', BACK, '203.0.113.7', 2222, {}, { allowed: true, reason: 'not-denied' }],
+    ['a mapped address in a denied IPv4 block', BACK, '::ffff:203.0.113.7', 22, {}, { allowed: false, reason: 'denied-by-cidr', ...block(1) }],
+    ['a denied IPv6 block of a second deny-only policy', BACK, '2001:db8:bad::1', 443, { host: 'ok.test' }, { allowed: false, reason: 'denied-by-cidr', policy: 'shop/block-v6', rule: 0 }],
+    ['the metadata address under a wide deny block', BACK, '169.254.169.254', 80, {}, { allowed: false, reason: 'denied-by-cidr', ...block(2) }],
+    ['a metadata address no deny entry names (deny-only policies do not close metadata)', BACK, '100.100.100.200', 8080, {}, { allowed: true, reason: 'not-denied' }],
+    ['a destination that does not parse', BACK, 'nope', 80, {}, { allowed: false, reason: 'no-rule-matched' }],
+    // a deny-only policy does not deny others, and an allowlist next to it stays an allowlist
+    ['a denied host, for a workload the deny-only policy does not select', API, '192.0.2.1', 443, { host: 'www.pastebin.com', resolved: ['192.0.2.1'] }, { allowed: false, reason: 'host-not-allowed' }],
+    ['a denied block, for a workload the deny-only policy does not select', { namespace: 'shop', labels: { app: 'other' } }, '203.0.113.7', 22, {}, { allowed: true, reason: 'no-egress-policy' }],
+    ['a destination neither denies, when an allowlist selects the workload too', BOTH, '198.51.100.9', 8443, {}, { allowed: false, reason: 'no-rule-matched' }],
+    ['a host the allowlist allows and the deny-only policy denies', BOTH, '192.0.2.1', 443, { host: 'evil.test', resolved: ['192.0.2.1'] }, { allowed: false, reason: 'denied-by-host', ...block(0) }],
+    ['a name the allowlist allows, for a workload both select', BOTH, '192.0.2.1', 443, { host: 'www.example.com', resolved: ['192.0.2.1'] }, { allowed: true, reason: 'allowed-by-host', ...api(0) }],
+  ];
+  for (const [what, source, ip, port, named, expected] of rows) {
+    it(`${expected.allowed ? 'allows' : 'denies'} ${what}`, () => {
+      const req: EgressRequest = { source, destination: { ip, port }, ...named };
+      assert.deepEqual(authorizeEgress(req, index), expected);
+    });
+  }
+
+  it('an allow field, even empty, keeps a policy with deny entries an allowlist', () => {
+    const both = indexOf(egress('x', 'shop', '  allow: []\n  deny:\n  - cidrs: [10.0.0.0/8]\n'));
+    const source = { namespace: 'shop', labels: {} };
+    assert.deepEqual(authorizeEgress({ source, destination: { ip: '10.1.1.1', port: 80 } }, both), { allowed: false, reason: 'denied-by-cidr', policy: 'shop/x', rule: 0 });
+    assert.deepEqual(authorizeEgress({ source, destination: { ip: '11.1.1.1', port: 80 } }, both), { allowed: false, reason: 'no-rule-matched' });
+  });
+});

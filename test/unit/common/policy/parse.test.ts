@@ -69,6 +69,30 @@ describe('policy parsing', () => {
         assert.deepEqual(r.policies.map((p) => `${p.id}@${p.line}`), ['foo/deny-get@5', 'foo/allow-ip-path@17']);
       });
 
+      it('EgressPolicy deny entries; allowlist unless deny entries and no allow field', () => {
+        const egress = (body: string) => {
+          const r = parsePolicies(`${EGRESS}${body}`, 'e.yaml');
+          assert.deepEqual(r.problems, []);
+          const p = r.policies[0];
+          assert.ok(p?.kind === 'EgressPolicy');
+          return p;
+        };
+        const p = egress('  deny:\n  - hosts: [Evil.Example., "*.paste.example"]\n    ports: [443]\n  - cidrs: [10.0.0.0/8]\n');
+        assert.equal(p.allowlist, false);
+        assert.deepEqual(p.rules, []);
+        assert.deepEqual([...(p.deny[0]?.hosts ?? [])], ['evil.example']);
+        assert.deepEqual(p.deny[0]?.hostSuffixes, ['.paste.example']);
+        assert.deepEqual([...(p.deny[0]?.ports ?? [])], [443]);
+        assert.deepEqual(p.deny[1]?.cidrs?.map((c) => c.text), ['10.0.0.0/8']);
+        assert.equal(egress('  allow: []\n  deny: [{cidrs: [10.0.0.0/8]}]\n').allowlist, true);
+        assert.equal(egress('  allow: [{cidrs: [10.0.0.0/8]}]\n  deny: [{cidrs: [10.1.0.0/16]}]\n').allowlist, true);
+        assert.equal(egress('  {}\n').allowlist, true);
+        const roundTrip = parsePolicies(JSON.stringify(p.manifest), 'm.json').policies[0];
+        assert.ok(roundTrip?.kind === 'EgressPolicy');
+        assert.equal(roundTrip.deny.length, 2);
+        assert.equal(roundTrip.allowlist, false);
+      });
+
       it('an EgressPolicy, lowercasing hosts and stripping a trailing dot', () => {
         const r = parsePolicies(`${EGRESS}  allow:\n  - hosts: [API.Example.COM., "*.Example.org"]\n`, 'e.yaml');
         assert.deepEqual(r.problems, []);
@@ -288,7 +312,7 @@ describe('policy parsing', () => {
           [
             [9, '"10.0.0.1" is an IP address (use cidrs for addresses)'],
             [10, '"[2001:db8::1]" is an IP address (use cidrs for addresses)'],
-            [11, '"*" allows every host (use cidrs: [0.0.0.0/0, "::/0"] to allow every destination)'],
+            [11, '"*" matches every host (use cidrs: [0.0.0.0/0, "::/0"] to allow every destination)'],
             [12, '"a.*.com" is a bad wildcard (use an exact name or "*.suffix", like *.example.com)'],
             [13, '"api.example.com:443" has a port (use "ports" for ports)'],
             [14, '"bad host" is not a DNS name'],
@@ -299,6 +323,15 @@ describe('policy parsing', () => {
         ['empty lists', `${EGRESS}  allow:\n  - hosts: []\n  - cidrs: [10.0.0.0/8]\n    ports: []\n`, [[8, 'spec.allow[0].hosts: must not be empty'], [10, 'spec.allow[1].ports: must not be empty (remove "ports" to allow any port)']]],
         ['a misspelt rule field', `${EGRESS}  allow:\n  - host: [a.com]\n`, [[8, 'spec.allow[0]: unknown field "host" (did you mean "hosts"?)'], [8, 'needs "hosts" or "cidrs"']]],
         ['a misspelt spec field', `${EGRESS}  alow: []\n`, [[7, 'spec: unknown field "alow" (did you mean "allow"?)']]],
+        ['deny: hosts and cidrs in one entry', `${EGRESS}  deny:\n  - hosts: [a.com]\n    cidrs: [10.0.0.0/8]\n`, [[9, 'spec.deny[0]: has both "hosts" and "cidrs" (split it into two rules)']]],
+        ['deny: neither hosts nor cidrs', `${EGRESS}  deny:\n  - ports: [443]\n`, [[8, 'spec.deny[0]: needs "hosts" or "cidrs" (what the workload may not connect to)']]],
+        ['deny: every host', `${EGRESS}  deny:\n  - hosts: ["*", 10.0.0.1]\n`, [[8, 'spec.deny[0].hosts: "*" matches every host (use cidrs: [0.0.0.0/0, "::/0"] to deny every destination)'], [8, '"10.0.0.1" is an IP address']]],
+        ['deny: empty lists', `${EGRESS}  deny:\n  - hosts: []\n  - cidrs: [10.0.0.0/8]\n    ports: []\n`, [[8, 'spec.deny[0].hosts: must not be empty (a rule with nothing in it denies nothing: remove it)'], [10, 'spec.deny[1].ports: must not be empty (remove "ports" to deny any port)']]],
+        ['deny: an empty list', `${EGRESS}  deny: []\n`, [[7, 'spec.deny: must not be empty (remove "deny": a policy with neither allow nor deny entries denies every destination)']]],
+        ['deny: nothing', `${EGRESS}  allow: [{cidrs: [10.0.0.0/8]}]\n  deny:\n`, [[8, 'spec.deny: must not be empty']]],
+        ['deny: a bad CIDR', `${EGRESS}  deny:\n  - cidrs: [10.0.0.1/8]\n`, [[8, 'spec.deny[0].cidrs: "10.0.0.1/8" has host bits set (did you mean 10.0.0.0/8?)']]],
+        ['deny: a bad port', `${EGRESS}  deny:\n  - cidrs: [10.0.0.0/8]\n    ports: [http]\n`, [[9, 'spec.deny[0].ports: "http" is not a port']]],
+        ['deny: not a list', `${EGRESS}  deny: {hosts: [a.com]}\n`, [[7, 'spec.deny: must be a list']]],
       ];
       for (const [what, text, expected] of egressCases) {
         it(`EgressPolicy: ${what}`, () => expectProblems(text, expected));
