@@ -328,7 +328,11 @@ async function startMesh(
     // Before the session opens, so the first 'connected' already flushes what is buffered.
     reporter.start(collector);
     collector.on('registry', (snap: { version: number; workloads: MeshWorkload[] }) => registry.update(snap.version, snap.workloads));
-    collector.on('policies', (p: { version: number; files: PolicyFile[] }) => policies.applyCollector(p.version, p.files));
+    collector.on('policies', (p: { version: number; files: PolicyFile[] }) => {
+      const ok = policies.applyCollector(p.version, p.files);
+      // The collector shows which version each agent enforces (`palisade status`).
+      collector.reportPolicyStatus(p.version, ok, ok ? [] : policies.lastProblems);
+    });
     collector.setWorkloads(
       workloads.all().map((w) => ({ name: w.name, namespace: w.namespace, serviceAccount: w.serviceAccount, ip: w.ip, labels: w.labels })),
     );

@@ -7,10 +7,13 @@ import { Command, CommanderError } from 'commander';
 import { isPalisadeError } from '../common/errors';
 import type { Logger } from '../common/log';
 import { registerAgentCommands } from './commands/agent';
+import { registerAuditCommands } from './commands/audit';
 import { registerCollectorCommands } from './commands/collector';
 import { registerDemoCommands } from './commands/demo';
+import { registerEgressCommands } from './commands/egress';
 import { registerObserveCommands } from './commands/observe';
 import { registerPolicyCommands } from './commands/policy';
+import { registerStatusCommands } from './commands/status';
 
 export interface CliDeps {
   stdout: (text: string) => void;
@@ -34,10 +37,13 @@ export function createProgram(deps: CliDeps): Command {
       outputError: (str, write) => write(`palisade: ${str.trim().replace(/^error: /, '').replace(/\s*\n\s*/g, ' ')} (see --help)\n`),
     });
   registerAgentCommands(program, deps);
+  registerAuditCommands(program, deps);
   registerCollectorCommands(program, deps);
   registerDemoCommands(program, deps);
   registerObserveCommands(program, deps);
   registerPolicyCommands(program, deps);
+  registerEgressCommands(program, deps);
+  registerStatusCommands(program, deps);
   return program;
 }
 

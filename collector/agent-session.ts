@@ -15,6 +15,7 @@ import {
   type CsrMessage,
   type HelloMessage,
   type FlowsMessage,
+  type PolicyStatusMessage,
   type RegisterMessage,
 } from '../common/mesh-protocol';
 import { certInfo, nodeSpiffeId, readCsr } from '../common/pki';
@@ -41,6 +42,8 @@ export interface NodeSessionDeps {
   flows?: FlowIngest;
   /** The current `policies` frame, pushed right after hello (none without a policy source). */
   policiesFrame?: () => string | undefined;
+  /** The agent says which policy version it enforces. */
+  policyStatus?: (node: string, m: PolicyStatusMessage) => void;
 }
 
 /** Takes one batch of an agent's flows; throws when it cannot be stored (nothing is acknowledged then). */
@@ -92,6 +95,7 @@ export class NodeSession {
         const message = parseMessage(data, NODE_REQUESTS);
         if (message.type === 'register') this.register(message);
         else if (message.type === 'flows') this.flows(message);
+        else if (message.type === 'policy-status') this.deps.policyStatus?.(this.node, message);
         else this.csr(message);
       }
     } catch (err) {

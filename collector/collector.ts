@@ -16,7 +16,9 @@ import { CollectorApi } from './api/handler';
 import { CollectorMetrics } from './api/metrics';
 import { FLOWS_DB_FILE, FlowStore } from './flows/store';
 import { clearStaleSocket, DEFAULT_LISTEN, formatAddress, parseListenAddress } from './listen';
-import { CollectorPolicies } from './policies';
+import { AuditLog } from './audit/audit-log';
+import { DeniedFlowSummarizer } from './audit/denied-summary';
+import { PolicyManager } from './policy-store/manager';
 import { WorkloadRegistry } from './registry';
 import { AgentServer, type ServingIdentity } from './server';
 import { TokenStore } from './tokens';
@@ -26,8 +28,6 @@ export const DEFAULT_WORKLOAD_CERT_TTL_SECONDS = 24 * 3600;
 export const DEFAULT_NODE_CERT_TTL_SECONDS = 30 * 86_400;
 const SERVING_CERT_TTL_SECONDS = 30 * 86_400;
 const SERVING_CERT_CHECK_MS = 3_600_000;
-/** Sent when the collector has no policy source: agents wait for a policies frame before serving. */
-const NO_POLICIES = encodeMessage({ type: 'policies', version: 0, files: [] });
 
 export interface CollectorOptions {
   dataDir: string;
@@ -51,6 +51,8 @@ export interface CollectorOptions {
   flowMaxBytes?: number;
   /** How often flow retention runs (ms); default 30 s. */
   flowRetentionIntervalMs?: number;
+  /** How often denied flows are summarized into the audit log (ms); default 10 s. */
+  auditSummaryIntervalMs?: number;
 }
 
 export interface RunningCollector {
@@ -67,6 +69,8 @@ export interface RunningCollector {
   ca: CertificateAuthority;
   /** The flow store (tests, the demo). */
   flows: FlowStore;
+  policies: PolicyManager;
+  audit: AuditLog;
   metrics: CollectorMetrics;
   snapshot(): RegistrySnapshot;
   stop(): Promise<void>;
@@ -89,21 +93,38 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     retentionIntervalMs: opts.flowRetentionIntervalMs,
   });
   metrics.watch(flows);
-  const api = new CollectorApi({ store: flows, auth: new ApiAuth(adminToken, ca.trustDomain), metrics, log: opts.log });
   let server: AgentServer | undefined;
-  // A bad policy directory refuses the start, before anything listens.
-  let policies: CollectorPolicies | undefined;
-  try {
-    policies = opts.policyDir ? new CollectorPolicies(opts.policyDir, log, (frame) => server?.broadcast(frame)) : undefined;
-    policies?.start();
-  } catch (err) {
-    await Promise.all([api.close(), flows.close()]);
-    throw err;
-  }
   const registry = new WorkloadRegistry(ca.trustDomain, (snapshot) => {
     server?.broadcast(encodeMessage({ type: 'registry', ...snapshot }));
     log.debug({ version: snapshot.version, workloads: snapshot.workloads.length }, 'registry changed');
   });
+  // The policy store and the audit log; a bad policy directory refuses the start, before anything listens.
+  let control: { audit: AuditLog; policies: PolicyManager };
+  try {
+    control = openControl(opts, log, flows, () => registry.snapshot(), (frame) => server?.broadcast(frame));
+  } catch (err) {
+    await flows.close();
+    throw err;
+  }
+  const { audit, policies } = control;
+  const denied = new DeniedFlowSummarizer(audit, { intervalMs: opts.auditSummaryIntervalMs });
+  const unsubscribeDenied = flows.onStored((entries) => {
+    for (const e of entries) if (e.record.verdict === 'denied') denied.add(e.record);
+  });
+  const api = new CollectorApi({
+    store: flows,
+    auth: new ApiAuth(adminToken, ca.trustDomain),
+    metrics,
+    log: opts.log,
+    control: { policies, flows, audit },
+  });
+  const closeStores = async (): Promise<void> => {
+    unsubscribeDenied();
+    denied.close();
+    policies.close();
+    audit.close();
+    await flows.close();
+  };
   const issueServing = async (): Promise<ServingIdentity & { issuedAt: number }> => {
     const key = await generateKeyPair();
     const certPem = ca.issue(key.publicKeyPem, {
@@ -119,8 +140,8 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
   try {
     serving = await issueServing();
   } catch (err) {
-    policies?.close();
-    await Promise.all([api.close(), flows.close()]);
+    await api.close();
+    await closeStores();
     throw err;
   }
   const agents = new AgentServer({
@@ -133,7 +154,8 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     log,
     pingIntervalMs: opts.pingIntervalMs,
     deadAfterMs: opts.deadAfterMs,
-    policiesFrame: () => policies?.frame() ?? NO_POLICIES,
+    policiesFrame: () => policies.frame(),
+    policyStatus: (node, m) => policies.agentStatus(node, m),
     flows,
     api,
   });
@@ -164,10 +186,9 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     }
   } catch (err) {
     clearInterval(renewal);
-    policies?.close();
     await api.close();
     await agents.close();
-    await flows.close();
+    await closeStores();
     throw err;
   }
   const address = formatAddress(bound.address, bound.port);
@@ -183,15 +204,16 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     adminToken,
     ca,
     flows,
+    policies,
+    audit,
     metrics,
     snapshot: () => registry.snapshot(),
     stop: () => {
       stopped ??= (async () => {
         clearInterval(renewal);
-        policies?.close();
         await api.close();
         await agents.close();
-        await flows.close();
+        await closeStores();
         if (socketPath !== undefined) {
           try {
             unlinkSync(socketPath);
@@ -204,6 +226,27 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
       return stopped;
     },
   };
+}
+
+/** The audit log and the policy store (started: a bad policy directory throws, leaving nothing open). */
+function openControl(
+  opts: CollectorOptions,
+  log: Logger,
+  flows: FlowStore,
+  registry: () => RegistrySnapshot,
+  push: (frame: string) => void,
+): { audit: AuditLog; policies: PolicyManager } {
+  const audit = AuditLog.open({ dataDir: opts.dataDir, log: opts.log });
+  let policies: PolicyManager | undefined;
+  try {
+    policies = new PolicyManager({ dataDir: opts.dataDir, policyDir: opts.policyDir, log, registry, flows, audit, push });
+    policies.start();
+    return { audit, policies };
+  } catch (err) {
+    policies?.close();
+    audit.close();
+    throw err;
+  }
 }
 
 function listen(server: https.Server, where: net.ListenOptions, what: string): Promise<net.AddressInfo | string | null> {

@@ -18,7 +18,7 @@ import type { Logger } from '../common/log';
 import { AGENT_PATH, MAX_FRAME_BYTES } from '../common/mesh-protocol';
 import { parseNodeSpiffeId, spiffeIdOfCert } from '../common/pki';
 import type { CertificateAuthority } from '../common/pki-ca';
-import { NodeSession, type FlowIngest, type NodeSessionHub } from './agent-session';
+import { NodeSession, type FlowIngest, type NodeSessionDeps, type NodeSessionHub } from './agent-session';
 import type { CollectorApi } from './api/handler';
 import { runJoinSession } from './join-session';
 import type { WorkloadRegistry } from './registry';
@@ -44,6 +44,8 @@ export interface AgentServerOptions {
   deadAfterMs?: number;
   /** The current `policies` frame for a node that just said hello. */
   policiesFrame?: () => string | undefined;
+  /** An agent says which policy version it enforces. */
+  policyStatus?: NodeSessionDeps['policyStatus'];
   /** Where node sessions store flow batches (the flow store). */
   flows?: FlowIngest;
   /** The HTTP API on the same listener. */

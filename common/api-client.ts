@@ -157,20 +157,41 @@ export class ApiClient {
     };
   }
 
+  /** GET a control endpoint (common/control-api.ts); the answer is parsed JSON, checked by the caller. */
+  getJson(path: string, query: Record<string, string | number | boolean | undefined> = {}): Promise<unknown> {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) q.append(k, String(v));
+    return this.get(path, q.toString());
+  }
+
+  /** POST a JSON body to a control endpoint; the answer is parsed JSON, checked by the caller. */
+  postJson(path: string, body: unknown): Promise<unknown> {
+    return this.request('POST', path, '', JSON.stringify(body));
+  }
+
   private get(path: string, query: string): Promise<unknown> {
+    return this.request('GET', path, query, undefined);
+  }
+
+  private request(method: 'GET' | 'POST', path: string, query: string, body: string | undefined): Promise<unknown> {
     return new Promise((resolve, reject) => {
+      const headers: Record<string, string | number> = { authorization: `Bearer ${this.token}`, accept: 'application/json' };
+      if (body !== undefined) {
+        headers['content-type'] = 'application/json';
+        headers['content-length'] = Buffer.byteLength(body);
+      }
       const req = https.request(
         {
           host: this.url.hostname.replace(/^\[|\]$/g, ''),
           port: this.url.port || 443,
           path: `${path}${query ? `?${query}` : ''}`,
-          method: 'GET',
+          method,
           ca: [this.caPem],
           servername: COLLECTOR_SERVERNAME,
           minVersion: 'TLSv1.3',
           agent: false,
           timeout: this.timeoutMs,
-          headers: { authorization: `Bearer ${this.token}`, accept: 'application/json' },
+          headers,
         },
         (res) => {
           readBody(res, MAX_RESPONSE_BYTES).then((text) => {
@@ -191,7 +212,7 @@ export class ApiClient {
         req.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' }));
       });
       req.on('error', (err) => reject(this.transportError(err)));
-      req.end();
+      req.end(body);
     });
   }
 
@@ -207,10 +228,13 @@ export class ApiClient {
     }
     const at = `the collector at ${this.origin}`;
     if (status === 400) return new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', message || `${at} refused the request (400)`);
-    if (status === 401 || status === 403) {
+    if (status === 401) {
       return new PalisadeError('PALISADE_ERR_UNAUTHENTICATED', `${at} refused the token (${status}): ${message || 'use the admin token in its data directory (admin.token)'}`);
     }
-    if (status === 404) return new PalisadeError('PALISADE_ERR_PROTOCOL', `${at} has no ${path} (404): is it a Palisade collector with the flow API?`);
+    if (status === 403) return new PalisadeError('PALISADE_ERR_FORBIDDEN', `${at} refused (403): ${message || 'this needs the admin token'}`);
+    if (status === 404 && message && !message.startsWith('no endpoint')) return new PalisadeError('PALISADE_ERR_NOT_FOUND', message);
+    if (status === 409) return new PalisadeError('PALISADE_ERR_CONFLICT', message || `${at} refused a conflicting change (409)`);
+    if (status === 404) return new PalisadeError('PALISADE_ERR_PROTOCOL', `${at} has no ${path} (404): is it a Palisade collector with this API?`);
     return new PalisadeError('PALISADE_ERR_COLLECTOR_UNAVAILABLE', `${at} answered ${status}${message ? `: ${message}` : ''}`);
   }
 

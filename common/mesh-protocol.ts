@@ -103,6 +103,11 @@ export interface FlowsMessage { type: 'flows'; session: string; seq: number; los
 export interface FlowsAckMessage { type: 'flows-ack'; session: string; seq: number }
 /** The collector's policy documents, all of them, at a version; agents compile and enforce them. */
 export interface PoliciesMessage { type: 'policies'; version: number; files: Array<{ source: string; text: string }> }
+/**
+ * The agent enforces collector policy `version` (`ok`), or rejected it and keeps enforcing the
+ * previous one (`problems`, at most MAX_POLICY_PROBLEMS lines). Sent after every `policies` frame.
+ */
+export interface PolicyStatusMessage { type: 'policy-status'; version: number; ok: boolean; problems: string[] }
 
 export type MeshMessage =
   | JoinMessage
@@ -114,6 +119,7 @@ export type MeshMessage =
   | ErrorMessage
   | RegistryMessage
   | PoliciesMessage
+  | PolicyStatusMessage
   | FlowsMessage
   | FlowsAckMessage;
 export type MessageType = MeshMessage['type'];
@@ -123,7 +129,7 @@ export type MessageOf<T extends MessageType> = Extract<MeshMessage, { type: T }>
 export const JOIN_REQUESTS = ['join'] as const;
 export const JOIN_REPLIES = ['joined', 'error'] as const;
 export const NODE_FIRST = ['hello'] as const;
-export const NODE_REQUESTS = ['register', 'csr', 'flows'] as const;
+export const NODE_REQUESTS = ['register', 'csr', 'flows', 'policy-status'] as const;
 export const NODE_REPLIES = ['registry', 'policies', 'cert', 'flows-ack', 'error'] as const;
 
 // ---- field checks: each returns undefined when valid, else what is wrong -------------------
@@ -209,6 +215,7 @@ const REGISTRY_WORKLOAD: Schema = {
 };
 
 const MAX_POLICY_FILES = 1000;
+export const MAX_POLICY_PROBLEMS = 50;
 export const MAX_FLOWS_PER_BATCH = 1000;
 const MAX_POLICY_TEXT = 1024 * 1024;
 const POLICY_FILE: Schema = {
@@ -244,6 +251,11 @@ const SCHEMAS: { [T in MessageType]: Schema } = {
     flows: { check: (v, at) => (Array.isArray(v) ? (v.length > MAX_FLOWS_PER_BATCH ? `${at}: at most ${MAX_FLOWS_PER_BATCH} flows` : checkFlows(v, at)) : `${at}: must be an array`) },
   },
   'flows-ack': { session: { check: requestId }, seq: { check: version } },
+  'policy-status': {
+    version: { check: version },
+    ok: { check: bool },
+    problems: { check: arrayOf((v, at) => (isString(v) && v.length <= 2048 ? undefined : `${at}: must be a line of text`), MAX_POLICY_PROBLEMS) },
+  },
 };
 
 /** Each record must be a FlowRecord (common/flow.ts validates the shape); the first problem is reported. */

@@ -23,6 +23,7 @@ import {
   MAX_COLLECTOR_FRAME_BYTES,
   MAX_FLOWS_PER_BATCH,
   MAX_FRAME_BYTES,
+  MAX_POLICY_PROBLEMS,
   NODE_REPLIES,
   parseMessage,
   type HelloMessage,
@@ -176,6 +177,13 @@ export class CollectorClient extends EventEmitter {
     const frame = checked({ type: 'register', workloads: copy });
     this.workloads = copy;
     if (this.ready && this.ws) this.ws.send(frame);
+  }
+
+  /** Tell the collector which policy version this agent enforces (dropped when not connected: it re-pushes at hello). */
+  reportPolicyStatus(version: number, ok: boolean, problems: readonly string[]): void {
+    if (!this.ready || !this.ws) return;
+    const lines = problems.slice(0, MAX_POLICY_PROBLEMS).map((p) => (p.length > 2048 ? `${p.slice(0, 2047)}…` : p));
+    this.ws.send(checked({ type: 'policy-status', version, ok, problems: lines }));
   }
 
   requestCertificate(identity: string, csrPem: string, timeoutMs = DEFAULT_CSR_TIMEOUT_MS): Promise<{ certPem: string; caPem: string }> {

@@ -33,6 +33,7 @@ export class PolicyStore extends EventEmitter {
   private readonly sets: Partial<Record<PolicySourceName, PolicySet>> = {};
   private readonly info: PolicyState['sources'] = {};
   private current: PolicyIndex = new PolicyIndex(EMPTY);
+  private problems: readonly string[] = [];
   private stopWatching: (() => void) | undefined;
 
   constructor(private readonly opts: PolicyStoreOptions) {
@@ -70,6 +71,11 @@ export class PolicyStore extends EventEmitter {
     return this.apply('collector', files, version, false);
   }
 
+  /** The problems of the last rejected change (empty after an accepted one). */
+  get lastProblems(): readonly string[] {
+    return this.problems;
+  }
+
   close(): void {
     this.stopWatching?.();
   }
@@ -85,9 +91,11 @@ export class PolicyStore extends EventEmitter {
         { event: 'policy-rejected', source, version, problems },
         `policy change rejected (${problems.length} problem${problems.length === 1 ? '' : 's'}); previous policies stay in force`,
       );
+      this.problems = problems;
       this.emit('rejected', { source, version, problems });
       return false;
     }
+    this.problems = [];
     this.sets[source] = set;
     this.info[source] = {
       policies: set.authorization.length + set.egress.length,

@@ -1,6 +1,8 @@
 /**
  * Egress: a connection from a local pod to an address outside the mesh. A workload that no
- * EgressPolicy selects is passed through unchanged. A selected workload is default-deny:
+ * EgressPolicy selects is passed through unchanged. A `deny` entry of a selecting policy denies
+ * (a deny host entry makes the proxy read the name first, as below); a workload selected only by
+ * deny-only policies is otherwise allowed. Any other selected workload is default-deny:
  *
  *   - CIDR rules are decided on the original destination at once (raw TCP needs nothing more);
  *   - host rules need the name the client asked for: the TLS SNI (read from the ClientHello,
@@ -20,7 +22,7 @@ import type { Workload } from '../workloads';
 import { HttpFront, type HttpDecision, type HttpRecord, type HttpSession, type NormalizedRequest } from './http';
 import { connectTcp, errorCode } from './connect';
 import { splice } from './pipe';
-import { sniff } from './sniff';
+import { looksLikeHttp, parseClientHello, sniff } from './sniff';
 import { denial, type EnforcementInputs } from './tracker';
 
 export interface EgressInputs extends EnforcementInputs {
@@ -48,10 +50,9 @@ export class Egress {
   async handle(client: net.Socket, ctx: EgressContext): Promise<void> {
     const started = Date.now();
     const first = authorizeEgress(this.request(ctx), this.inputs.policies.index);
-    if (first.allowed) return this.pass(client, ctx, first, 'tcp', started);
-    if (!first.needsHost) return this.deny(client, ctx, first, 'tcp', started);
+    if (!first.needsHost) return first.allowed ? this.pass(client, ctx, first, 'tcp', started) : this.deny(client, ctx, first, 'tcp', started);
 
-    // Only a name can still allow it: look at the first bytes.
+    // The name can still change it (a host rule could allow it, a deny host entry deny it): look at the first bytes.
     client.pause();
     const sniffed = await sniff(client, this.inputs.sniffTimeoutMs);
     if (sniffed.kind === 'closed') {
@@ -67,8 +68,9 @@ export class Egress {
       if (!v.allowed) return this.deny(client, named, v, 'tls', started);
       return this.pass(client, named, v, 'tls', started, sniffed.head, { host, resolved });
     }
-    // Raw TCP, or TLS without a name: only CIDR rules could have allowed it, and none did.
-    return this.deny(client, ctx, first, sniffed.kind === 'tls' ? 'tls' : 'tcp', started);
+    // Raw TCP, or TLS without a name: the verdict without a name stands.
+    const protocol = sniffed.kind === 'tls' ? 'tls' : 'tcp';
+    return first.allowed ? this.pass(client, ctx, first, protocol, started, sniffed.head) : this.deny(client, ctx, first, protocol, started);
   }
 
   private request(ctx: EgressContext): EgressRequest {
@@ -115,11 +117,17 @@ export class Egress {
       },
     });
     if (head?.length) upstream.write(head);
+    // Passed without looking: note the name the client asks for in its first bytes (never waited
+    // for, never trusted for a decision), so flows say where a workload went (`egress learn`).
+    let seen: { host: string; protocol: FlowProtocol } | undefined;
+    if (head === undefined) client.once('data', (c: Buffer) => (seen = nameIn(c)));
     client.resume();
     splice(client, upstream, (r) => {
       untrack();
       const counts = { bytesSent: r.bytesSent + (head?.length ?? 0), bytesReceived: r.bytesReceived, durationMs: Date.now() - started };
-      this.inputs.flows.record(this.flow(ctx, protocol, v, counts, r.error ? { error: errorCode(r.error) } : {}));
+      const where = seen ? { ...ctx, destination: { ...ctx.destination, host: seen.host } } : ctx;
+      const failed = r.error && !abortiveClose(r.error, counts) ? { error: errorCode(r.error) } : {};
+      this.inputs.flows.record(this.flow(where, seen?.protocol ?? protocol, v, counts, failed));
     });
   }
 
@@ -188,6 +196,29 @@ export class Egress {
     const counts = { bytesSent: r.bytesSent, bytesReceived: r.bytesReceived, durationMs: r.durationMs };
     return this.flow(named, 'http', v, counts, { http: { method: r.method, path: r.path, status: r.status }, ...(r.error ? { error: r.error } : {}) });
   }
+}
+
+/**
+ * A reset after bytes went both ways is how many clients and servers end a finished exchange
+ * (curl after TLS, servers at idle timeouts): the flow keeps its policy verdict, not `error`.
+ */
+function abortiveClose(err: Error, counts: { bytesSent: number; bytesReceived: number }): boolean {
+  const code = (err as { code?: string }).code;
+  return (code === 'ECONNRESET' || code === 'EPIPE') && counts.bytesSent > 0 && counts.bytesReceived > 0;
+}
+
+const HOST_HEADER = /\r\nhost:[ \t]*([^\r\n]{1,300})\r\n/i;
+
+/** The TLS SNI or HTTP Host in a connection's first chunk, when it holds a whole one. */
+export function nameIn(chunk: Buffer): { host: string; protocol: FlowProtocol } | undefined {
+  if (chunk[0] === 0x16) {
+    const hello = parseClientHello(chunk);
+    return 'complete' in hello && hello.complete && hello.sni ? { host: hello.sni.toLowerCase(), protocol: 'tls' } : undefined;
+  }
+  if (looksLikeHttp(chunk) !== 'yes') return undefined;
+  const m = HOST_HEADER.exec(chunk.toString('latin1', 0, Math.min(chunk.length, 8192)));
+  const host = m ? hostOnly(m[1]!.trim()) : '';
+  return /^[a-z0-9._-]{1,253}$/.test(host) ? { host, protocol: 'http' } : undefined;
 }
 
 /** `Example.com:8080` → `example.com`; `[::1]:80` → `::1`. */

@@ -13,7 +13,8 @@ import { parsePositiveDuration } from '../../common/duration';
 import { PalisadeError } from '../../common/errors';
 import type { FlowDirection, FlowProtocol, FlowVerdict } from '../../common/flow';
 import { isDnsLabel } from '../../common/identity';
-import { resolveApiConfig, type ApiFlags } from '../config';
+import { addApiOptions, apiClient } from '../api-options';
+import type { ApiFlags } from '../config';
 import { FlowTable, formatFlowJsonArray, formatFlowJsonLine, OUTPUT_FORMATS, useColour, type OutputFormat } from '../flow-format';
 import type { CliDeps } from '../program';
 
@@ -89,7 +90,7 @@ function parseHttpPath(v: string): string {
 }
 
 /** `10m` (that long ago) or an ISO 8601 time; epoch ms. */
-function parseSince(v: string, now: number): number {
+export function parseSince(v: string, now: number): number {
   if (/^\d{4}-\d{2}-\d{2}T/.test(v)) {
     const t = Date.parse(v);
     if (!Number.isNaN(t) && t >= 0) return t;
@@ -213,7 +214,7 @@ async function follow(client: ApiClient, req: ObserveRequest, printer: FlowPrint
 }
 
 export function registerObserveCommands(program: Command, deps: CliDeps & TerminalDeps): void {
-  program
+  const cmd = program
     .command('observe')
     .description('flows the mesh carried or refused, from the collector (oldest first; -f to follow)')
     .option('--from <workload>', 'source: workload (web-1, default/web-1), SPIFFE ID or IP')
@@ -226,16 +227,11 @@ export function registerObserveCommands(program: Command, deps: CliDeps & Termin
     .option('--since <duration>', 'flows from this long ago (10m, 2h) or since a time (2024-05-01T12:00:00Z)')
     .option('--last <n>', `print the newest N matching flows (at most ${MAX_FLOWS_LIMIT}; 0 with -f: only new ones)`, String(DEFAULT_LAST))
     .option('-f, --follow', 'keep printing new flows as they are stored, until interrupted')
-    .option('-o, --output <format>', 'table|json|jsonl (json: one array; jsonl: one flow per line)', 'table')
-    .option('--collector <url>', 'collector API, https://HOST:PORT (or env PALISADE_COLLECTOR, or the config file)')
-    .option('--token <token>', 'admin token (other users can see it in ps: prefer --token-file, env PALISADE_TOKEN or the config file)')
-    .option('--token-file <file>', 'file holding the admin token (the collector\'s <data>/admin.token)')
-    .option('--ca <file>', 'mesh CA certificate (the collector\'s <data>/ca.crt; or env PALISADE_CA, or the config file)')
-    .action(async (flags: ObserveFlags) => {
+    .option('-o, --output <format>', 'table|json|jsonl (json: one array; jsonl: one flow per line)', 'table');
+  addApiOptions(cmd).action(async (flags: ObserveFlags) => {
       const env = deps.env ?? process.env;
       const req = observeRequest(flags);
-      const config = resolveApiConfig(flags, env);
-      const client = new ApiClient({ url: config.url, token: config.token, caPem: config.caPem, caFile: config.caFile });
+      const client = apiClient(flags, env);
       const colour = useColour({ isTTY: deps.stdoutIsTTY ?? Boolean(process.stdout.isTTY), env });
       const printer = new FlowPrinter(req.output, colour, deps.stdout);
       if (req.follow) {

@@ -1,7 +1,7 @@
 /**
  * `palisade policy validate -f FILE...`: check AuthorizationPolicy / EgressPolicy files the way
- * the agent and collector will load them, and report every problem. (`apply`, `list` and `delete`
- * will join `validate` under `palisade policy`.)
+ * the agent and collector will load them, and report every problem, locally. The commands that
+ * manage the collector's policies are in policy-store.ts.
  */
 import type { Command } from 'commander';
 import * as fs from 'node:fs';
@@ -9,6 +9,7 @@ import { PalisadeError } from '../../common/errors';
 import { isDnsLabel } from '../../common/identity';
 import { compilePolicyFiles, DEFAULT_ROOT_NAMESPACE, PolicyInvalidError, type CompiledPolicy } from '../../common/policy';
 import type { CliDeps } from '../program';
+import { registerPolicyStoreCommands } from './policy-store';
 
 interface ValidateFlags {
   file: string[];
@@ -25,7 +26,7 @@ function checkOutput(output: string): 'text' | 'json' {
   throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `invalid -o ${JSON.stringify(output)}: use text or json`);
 }
 
-function readPolicyFile(file: string): { source: string; text: string } {
+export function readPolicyFile(file: string): { source: string; text: string } {
   try {
     return { source: file, text: fs.readFileSync(file, 'utf8') };
   } catch (err) {
@@ -68,6 +69,7 @@ function alignedLines(rows: string[][]): string[] {
 
 export function registerPolicyCommands(program: Command, deps: CliDeps): void {
   const policy = program.command('policy').description('authorization and egress policies');
+  registerPolicyStoreCommands(policy, deps);
   policy
     .command('validate')
     .description('check policy files (YAML or JSON: AuthorizationPolicy, EgressPolicy) and report every problem')

@@ -17,7 +17,8 @@ import { parseNodeSpiffeId, spiffeIdOfCert } from '../../common/pki';
 export const ADMIN_TOKEN_FILE = 'admin.token';
 const ADMIN_TOKEN_RE = /^pla_[A-Za-z0-9_-]{43}$/;
 
-export type ApiCaller = { kind: 'admin' } | { kind: 'node'; node: string };
+/** `token`: the first 8 hex digits of the admin token's SHA-256, naming the author of a change without the secret. */
+export type ApiCaller = { kind: 'admin'; token: string } | { kind: 'node'; node: string };
 export type ApiAuthResult = { ok: true; caller: ApiCaller } | { ok: false; reason: string };
 
 /** The admin token in `dataDir`, created (32 random bytes, base64url, `pla_` prefix) when missing. */
@@ -45,6 +46,7 @@ const sha256 = (s: string): Buffer => createHash('sha256').update(s).digest();
 
 export class ApiAuth {
   private readonly tokenDigest: Buffer;
+  private readonly tokenName: string;
   /** A TLS connection's certificate is checked once, not on every keep-alive request. */
   private readonly byConnection = new WeakMap<TLSSocket, ApiAuthResult>();
 
@@ -53,6 +55,7 @@ export class ApiAuth {
     private readonly trustDomain: string,
   ) {
     this.tokenDigest = sha256(adminToken);
+    this.tokenName = this.tokenDigest.toString('hex').slice(0, 8);
   }
 
   check(req: IncomingMessage): ApiAuthResult {
@@ -65,7 +68,7 @@ export class ApiAuth {
     if (!m) return { ok: false, reason: 'malformed authorization header' };
     // equal-length digests: the comparison takes the same time whatever was sent
     if (!timingSafeEqual(sha256(m[1]), this.tokenDigest)) return { ok: false, reason: 'wrong token' };
-    return { ok: true, caller: { kind: 'admin' } };
+    return { ok: true, caller: { kind: 'admin', token: this.tokenName } };
   }
 
   private certificate(socket: TLSSocket): ApiAuthResult {

@@ -15,10 +15,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { API, parseFilterQuery, type FlowFilters } from '../../common/api';
+import { CONTROL_API, CONTROL_POST_READS, CONTROL_WRITES, MAX_CONTROL_BODY_BYTES } from '../../common/control-api';
 import { isPalisadeError, PalisadeError } from '../../common/errors';
 import type { Logger } from '../../common/log';
 import type { FlowStore } from '../flows/store';
 import type { ApiAuth, ApiCaller } from './auth';
+import { ControlApi, type ControlDeps } from './control';
 import { FlowFollowers } from './follow';
 import type { CollectorMetrics } from './metrics';
 import { errorBody, refuseUpgrade, sendJson, sendText } from './respond';
@@ -28,10 +30,13 @@ export interface CollectorApiDeps {
   auth: ApiAuth;
   metrics: CollectorMetrics;
   log: Logger;
+  /** Policies, egress rules, audit log, status (common/control-api.ts). */
+  control?: ControlDeps;
 }
 
-type Route = (typeof API)[keyof typeof API];
-const ROUTES: ReadonlySet<string> = new Set(Object.values(API));
+type Route = (typeof API)[keyof typeof API] | (typeof CONTROL_API)[keyof typeof CONTROL_API];
+const ROUTES: ReadonlySet<string> = new Set([...Object.values(API), ...Object.values(CONTROL_API)]);
+const CONTROL_ROUTES: ReadonlySet<string> = new Set(Object.values(CONTROL_API));
 const MAX_URL_LENGTH = 8192;
 
 interface Parsed {
@@ -54,10 +59,12 @@ const callerFields = (c: ApiCaller): Record<string, string> => (c.kind === 'node
 export class CollectorApi {
   private readonly log: Logger;
   private readonly followers: FlowFollowers;
+  private readonly control: ControlApi | undefined;
 
   constructor(private readonly deps: CollectorApiDeps) {
     this.log = deps.log.child({ component: 'api' });
     this.followers = new FlowFollowers(deps.store, this.log);
+    this.control = deps.control ? new ControlApi(deps.control) : undefined;
   }
 
   /** Whether an upgrade request for `path` is ours (the agent endpoint is not). */
@@ -92,6 +99,7 @@ export class CollectorApi {
     };
     try {
       if (!url || route === 'other') throw new PalisadeError('PALISADE_ERR_NOT_FOUND', `no endpoint ${(url?.path ?? String(req.url)).slice(0, 256)}`);
+      if (CONTROL_ROUTES.has(route)) return this.controlRequest(req, res, route, url.query, auth.caller, remote, finish);
       if (req.method !== 'GET' && req.method !== 'HEAD') {
         sendJson(res, 405, errorBody('PALISADE_ERR_INVALID_ARGUMENT', `${String(req.method).slice(0, 16)} is not allowed on ${route}: use GET`), { allow: 'GET, HEAD' });
         return finish(405, auth.caller);
@@ -126,6 +134,52 @@ export class CollectorApi {
     }
   }
 
+  /** A control route: method, write permission, body, then the answer. */
+  private controlRequest(
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: Route,
+    query: URLSearchParams,
+    caller: ApiCaller,
+    remote: string,
+    finish: (status: number, caller?: ApiCaller) => void,
+  ): void {
+    const post = CONTROL_WRITES.has(route) || CONTROL_POST_READS.has(route);
+    const allowed = post ? 'POST' : 'GET, HEAD';
+    if (post ? req.method !== 'POST' : req.method !== 'GET' && req.method !== 'HEAD') {
+      sendJson(res, 405, errorBody('PALISADE_ERR_INVALID_ARGUMENT', `${String(req.method).slice(0, 16)} is not allowed on ${route}: use ${allowed}`), { allow: allowed });
+      return finish(405, caller);
+    }
+    const fail = (err: unknown): void => {
+      const e = isPalisadeError(err) ? err : new PalisadeError('PALISADE_ERR_INTERNAL', 'internal error');
+      if (!isPalisadeError(err)) this.log.error({ err, route }, 'api request failed');
+      const extra = e.code === 'PALISADE_ERR_POLICY_INVALID' ? { problems: ((err as { problems?: string[] }).problems ?? []).slice(0, 100) } : {};
+      if (!res.headersSent) sendJson(res, e.httpStatus, { ...errorBody(e.code, e.message), ...extra });
+      finish(e.httpStatus, caller);
+    };
+    if (CONTROL_WRITES.has(route) && caller.kind !== 'admin') {
+      this.log.warn({ remote, route, ...callerFields(caller), reason: 'writes need the admin token' }, 'api write refused');
+      return fail(new PalisadeError('PALISADE_ERR_FORBIDDEN', `${route} changes policy: only the admin token may (a node certificate may only read)`));
+    }
+    const author = caller.kind === 'admin' ? `admin:${caller.token}` : `node:${caller.node}`;
+    const answer = (body: unknown): void => {
+      try {
+        const result = this.control!.handle(route, query, body, author);
+        sendJson(res, 200, result);
+        if (CONTROL_WRITES.has(route)) {
+          const r = result as { version?: number; applied?: boolean; dryRun?: boolean };
+          this.log.info({ remote, route, author, version: r.version, applied: r.applied, dryRun: r.dryRun }, 'api write');
+        }
+        finish(200, caller);
+      } catch (err) {
+        fail(err);
+      }
+    };
+    if (!this.control) return fail(new PalisadeError('PALISADE_ERR_NOT_FOUND', `no endpoint ${route}`));
+    if (!post) return answer(undefined);
+    readJsonBody(req, MAX_CONTROL_BODY_BYTES).then(answer, fail);
+  }
+
   /** An upgrade request for API.follow: authenticate, parse filters, then stream. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => undefined);
@@ -154,4 +208,43 @@ export class CollectorApi {
   close(): Promise<void> {
     return this.followers.close();
   }
+}
+
+/** A request's JSON body (application/json, at most `max` bytes); one-line errors otherwise. */
+function readJsonBody(req: IncomingMessage, max: number): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== 'application/json') {
+      req.resume();
+      reject(new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', 'invalid body: send Content-Type: application/json'));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    req.on('data', (c: Buffer) => {
+      if (done) return;
+      size += c.length;
+      if (size > max) {
+        done = true;
+        reject(new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `invalid body: larger than ${max} bytes`));
+        req.resume();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => {
+      if (done) return;
+      done = true;
+      try {
+        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown);
+      } catch {
+        reject(new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', 'invalid body: not JSON'));
+      }
+    });
+    req.on('error', (err) => {
+      if (!done) reject(err);
+      done = true;
+    });
+  });
 }

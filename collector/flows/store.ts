@@ -160,6 +160,19 @@ export class FlowStore implements FlowIngest {
     return rows.map((r) => storedFlowJson(r.id, r.json));
   }
 
+  /**
+   * Every flow matching `filters` (its `limit` ignored), oldest first, at most `max`: what replay
+   * and learning read. Synchronous: nothing is stored while the caller iterates.
+   */
+  *scan(filters: FlowFilters, max: number): Generator<StoredFlow> {
+    this.ensureOpen();
+    const { where, params } = whereClause(filters);
+    const stmt = this.statement(`SELECT id, json FROM flows ${where} ORDER BY time_ms ASC, id ASC LIMIT ?`);
+    for (const row of stmt.iterate(...params, max) as IterableIterator<{ id: number; json: string }>) {
+      yield { ...(JSON.parse(row.json) as FlowRecord), id: row.id };
+    }
+  }
+
   /** `queryJson`, parsed. */
   query(filters: FlowFilters): StoredFlow[] {
     return this.queryJson(filters).map((j) => JSON.parse(j) as StoredFlow);

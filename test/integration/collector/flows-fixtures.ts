@@ -96,8 +96,8 @@ export interface ApiCredentials {
   cert?: { certPem: string; keyPem: string };
 }
 
-/** GET `path` on the collector's API over real TLS. */
-export function apiGet(col: RunningCollector, path: string, creds: ApiCredentials = {}, method = 'GET'): Promise<HttpAnswer> {
+/** GET `path` on the collector's API over real TLS (another `method`, with `body` sent as JSON when given). */
+export function apiGet(col: RunningCollector, path: string, creds: ApiCredentials = {}, method = 'GET', body?: unknown): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     const req = https.request(
       {
@@ -107,7 +107,10 @@ export function apiGet(col: RunningCollector, path: string, creds: ApiCredential
         method,
         ca: col.ca.certPem,
         agent: false,
-        headers: creds.token !== undefined ? { authorization: `Bearer ${creds.token}` } : {},
+        headers: {
+          ...(creds.token !== undefined ? { authorization: `Bearer ${creds.token}` } : {}),
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        },
         ...(creds.cert ? { cert: creds.cert.certPem, key: creds.cert.keyPem } : {}),
       },
       (res) => {
@@ -118,7 +121,7 @@ export function apiGet(col: RunningCollector, path: string, creds: ApiCredential
       },
     );
     req.on('error', reject);
-    req.end();
+    req.end(body === undefined ? undefined : JSON.stringify(body));
   });
 }
 

@@ -5,17 +5,12 @@
  * carries Istio's standard series.
  */
 import { strict as assert } from 'node:assert';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { readState, type DemoState } from '../../../cli/demo/demo';
-import { cliPath, JsonLines, requirePrivileges, spawnIn, tempDir, waitFor } from '../../harness';
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+import type { DemoState } from '../../../cli/demo/demo';
+import { cliPath, JsonLines, requirePrivileges, spawnIn, waitFor } from '../../harness';
+import { demoDown, demoPod, demoUp, runPalisade, type Run } from './demo-session';
 
 interface Flow {
   direction: string;
@@ -39,30 +34,14 @@ describe('observability in the demo (palisade observe, metrics)', function () {
   let state: DemoState;
   const children: ChildProcess[] = [];
 
-  function palisade(args: string[], timeoutMs = 90_000): Promise<Run> {
-    return new Promise((resolve) => {
-      execFile(process.execPath, [cliPath(), ...args], { encoding: 'utf8', timeout: timeoutMs, env, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
-        resolve({ code, stdout, stderr });
-      });
-    });
-  }
+  const palisade = (args: string[], timeoutMs?: number): Promise<Run> => runPalisade(args, { env, timeoutMs });
 
   before(async function () {
     requirePrivileges(this);
-    dir = tempDir('demo-observe');
-    stateDir = path.join(dir, 'state');
-    // The demo writes the CLI config here, not into the real home directory.
-    env = { ...process.env, XDG_CONFIG_HOME: path.join(dir, 'config'), PALISADE_COLLECTOR: '', PALISADE_TOKEN: '', PALISADE_CA: '' };
-    delete env.PALISADE_COLLECTOR;
-    delete env.PALISADE_TOKEN;
-    delete env.PALISADE_CA;
-    const up = await palisade(['demo', 'up', '--state-dir', stateDir], 120_000);
-    assert.equal(up.code, 0, up.stderr);
-    state = readState(stateDir)!;
+    ({ dir, stateDir, env, state } = await demoUp('demo-observe'));
     fs.copyFileSync(path.join(EXAMPLES, 'web-deny-admin.yaml'), path.join(state.policyDir!, 'web-deny-admin.yaml'));
     await waitFor(
-      () => state.agents.every((a) => /"event":"policy-loaded".*"version":2/.test(fs.readFileSync(a.log, 'utf8'))) || undefined,
+      () => state.agents.every((a) => /"event":"policy-loaded".*"version":1/.test(fs.readFileSync(a.log, 'utf8'))) || undefined,
       5000,
       { what: 'both agents to load the policy' },
     );
@@ -70,13 +49,10 @@ describe('observability in the demo (palisade observe, metrics)', function () {
 
   after(async function () {
     for (const c of children) c.kill('SIGKILL');
-    if (dir) {
-      await palisade(['demo', 'down', '--state-dir', stateDir]);
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    if (dir) await demoDown({ dir, stateDir, env });
   });
 
-  const pod = (name: string): { netnsPath: string; cgroupPath: string; ip: string } => state.topology.pods.find((p) => p.name === name)!;
+  const pod = (name: string): ReturnType<typeof demoPod> => demoPod(state, name);
   const curl = async (from: string, url: string): Promise<string> =>
     (await palisade(['demo', 'exec', '--state-dir', stateDir, from, '--', 'curl', '-s', '-m', '5', '-o', '/dev/null', '-w', '%{http_code}', url])).stdout;
 

@@ -4,27 +4,15 @@
  * from inside the pods, verdicts read from the agents' flow records.
  */
 import { strict as assert } from 'node:assert';
-import { execFile, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readState, type DemoState } from '../../../cli/demo/demo';
-import { cliPath, denyFromYaml, fixturePath, JsonLines, requirePrivileges, spawnIn, tempDir, waitFor } from '../../harness';
+import { denyFromYaml, fixturePath, JsonLines, requirePrivileges, spawnIn, tempDir, waitFor } from '../../harness';
+import { demoPod, runPalisade, type Run } from './demo-session';
 import { HOSTILE } from './hostile-requests';
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function palisade(args: string[], timeoutMs = 90_000): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [cliPath(), ...args], { encoding: 'utf8', timeout: timeoutMs, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const palisade = (args: string[], timeoutMs?: number): Promise<Run> => runPalisade(args, { timeoutMs });
 
 const EXAMPLES = path.resolve(__dirname, '..', '..', '..', '..', 'deploy', 'examples', 'policies');
 
@@ -90,11 +78,7 @@ describe('policy in the demo (palisade demo)', function () {
     }
   });
 
-  const pod = (name: string): { netnsPath: string; cgroupPath: string; ip: string } => {
-    const p = state.topology.pods.find((x) => x.name === name);
-    assert.ok(p, name);
-    return p;
-  };
+  const pod = (name: string): ReturnType<typeof demoPod> => demoPod(state, name);
 
   /** curl from inside a pod; resolves with the HTTP status ('000' when the connection failed) and the body. */
   async function curl(from: string, url: string, extra: string[] = []): Promise<{ status: string; body: string }> {
@@ -136,7 +120,7 @@ describe('policy in the demo (palisade demo)', function () {
     );
   }
 
-  let version = 1; // the collector's first version is the empty directory
+  let version = 0; // an empty policy store (and an empty policy directory) is version 0
   async function enforce(files: Record<string, string>): Promise<void> {
     setPolicies(files);
     version += 1;

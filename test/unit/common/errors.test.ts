@@ -36,6 +36,8 @@ const EXPECTED: Record<PalisadeErrorCode, { exitCode: number; httpStatus: number
   PALISADE_ERR_HBONE: { exitCode: 1, httpStatus: 502 },
   PALISADE_ERR_POLICY_INVALID: { exitCode: 1, httpStatus: 400 },
   PALISADE_ERR_POLICY_DENIED: { exitCode: 1, httpStatus: 403 },
+  PALISADE_ERR_CONFLICT: { exitCode: 1, httpStatus: 409 },
+  PALISADE_ERR_FORBIDDEN: { exitCode: 1, httpStatus: 403 },
   PALISADE_ERR_INTERNAL: { exitCode: 70, httpStatus: 500 },
 };
 

@@ -3,6 +3,7 @@ import * as net from 'node:net';
 import { PassThrough } from 'node:stream';
 import * as tls from 'node:tls';
 import { looksLikeHttp, parseClientHello, sniff } from '../../../../agent/proxy/sniff';
+import { nameIn } from '../../../../agent/proxy/egress';
 
 /** The bytes a real Node TLS client sends first (its ClientHello), captured on loopback. */
 async function realClientHello(servername: string | undefined): Promise<Buffer> {
@@ -182,5 +183,22 @@ describe('sniff', () => {
       assert.equal(r.kind, 'other');
       assert.equal(r.head.toString(), 'SSH-2.0-x\r\n');
     });
+  });
+});
+
+describe('nameIn (the name an egress connection passed without sniffing asked for, for its flow record)', () => {
+  it('reads the SNI of a real ClientHello, lowercased, as tls', async () => {
+    assert.deepEqual(nameIn(await realClientHello('API.Example.com')), { host: 'api.example.com', protocol: 'tls' });
+  });
+
+  it('reads the Host of an HTTP request without its port, as http', () => {
+    assert.deepEqual(nameIn(Buffer.from('GET / HTTP/1.1\r\nUser-Agent: x\r\nHost: Allowed.Example.TEST:8080\r\n\r\n')), { host: 'allowed.example.test', protocol: 'http' });
+  });
+
+  it('says nothing for a ClientHello without SNI, raw bytes, a Host that is not a name, or a request without Host', async () => {
+    assert.equal(nameIn(await realClientHello(undefined)), undefined);
+    assert.equal(nameIn(Buffer.from('SSH-2.0-OpenSSH_9.2\r\n')), undefined);
+    assert.equal(nameIn(Buffer.from('GET / HTTP/1.1\r\nHost: a b<c>\r\n\r\n')), undefined);
+    assert.equal(nameIn(Buffer.from('GET / HTTP/1.0\r\n\r\n')), undefined);
   });
 });

@@ -1,0 +1,218 @@
+/**
+ * `palisade policy apply|list|get|delete|history|test`: the collector's versioned policy store
+ * (common/control-api.ts). Every flag is checked before anything is sent; every answer is checked
+ * before it is printed; every failure is one line.
+ */
+import type { Command } from 'commander';
+import { stringify } from 'yaml';
+import type { ApiClient } from '../../common/api-client';
+import { printable } from '../../common/api-client';
+import {
+  CONTROL_API,
+  type PolicyChange,
+  type PolicyChangeResponse,
+  type PolicyGetResponse,
+  type PolicyHistoryResponse,
+  type PolicyListResponse,
+  type PolicyTestResponse,
+} from '../../common/control-api';
+import { PalisadeError } from '../../common/errors';
+import { addApiOptions, apiClient } from '../api-options';
+import type { ApiFlags } from '../config';
+import type { CliDeps } from '../program';
+import { formatTable } from '../table';
+import { parseSince } from './observe';
+import { readPolicyFile } from './policy';
+
+type Env = Readonly<Record<string, string | undefined>>;
+export type ApiDeps = CliDeps & { env?: Env };
+
+const invalid = (message: string): PalisadeError => new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', message);
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The answer has the fields a command reads, or a one-line protocol error. */
+export function expectShape<T>(v: unknown, path: string, fields: Record<string, 'number' | 'string' | 'boolean' | 'array' | 'object'>): T {
+  const bad = (): PalisadeError => new PalisadeError('PALISADE_ERR_PROTOCOL', `the collector sent a malformed answer to ${path}`);
+  if (!isObj(v)) throw bad();
+  for (const [k, t] of Object.entries(fields)) {
+    const x = v[k];
+    const ok = t === 'array' ? Array.isArray(x) : t === 'object' ? isObj(x) : typeof x === t;
+    if (!ok) throw bad();
+  }
+  return v as T;
+}
+
+export function outputFormat(v: string, allowed: readonly string[]): string {
+  if (!allowed.includes(v)) throw invalid(`invalid -o ${JSON.stringify(v)}: use ${allowed.join(', ')}`);
+  return v;
+}
+
+const CHANGE_VERB: Record<PolicyChange['op'], string> = { create: 'created', update: 'updated', delete: 'deleted', unchanged: 'unchanged' };
+const DRY_VERB: Record<PolicyChange['op'], string> = { create: 'would create', update: 'would update', delete: 'would delete', unchanged: 'unchanged' };
+
+/** What a change did (or would do), one line per policy, diffs for dry runs. */
+export function printChange(r: PolicyChangeResponse, out: (s: string) => void): void {
+  const changed = r.changes.filter((c) => c.op !== 'unchanged');
+  for (const c of r.changes) {
+    out(`${(r.dryRun ? DRY_VERB : CHANGE_VERB)[c.op]} ${c.kind} ${printable(c.namespace)}/${printable(c.name)}\n`);
+    if (r.dryRun && c.diff) for (const line of c.diff.split('\n')) out(`    ${printable(line)}\n`);
+  }
+  for (const w of r.warnings ?? []) out(`${printable(w)}\n`);
+  if (r.dryRun) out(`dry run: nothing applied (policy version stays ${r.version})\n`);
+  else if (r.applied) out(`policy version ${r.version}\n`);
+  else if (changed.length === 0) out(`nothing changed (policy version ${r.version})\n`);
+}
+
+function checkChange(v: unknown, path: string): PolicyChangeResponse {
+  const r = expectShape<PolicyChangeResponse>(v, path, { version: 'number', applied: 'boolean', dryRun: 'boolean', changes: 'array' });
+  for (const c of r.changes) expectShape(c, path, { op: 'string', kind: 'string', namespace: 'string', name: 'string', diff: 'string' });
+  return r;
+}
+
+export async function postChange(client: ApiClient, path: string, body: unknown): Promise<PolicyChangeResponse> {
+  return checkChange(await client.postJson(path, body), path);
+}
+
+function collect(value: string, prev: string[] | undefined): string[] {
+  return [...(prev ?? []), value];
+}
+
+function policyRef(name: string): string {
+  if (name.length === 0 || name.length > 512 || !/^[A-Za-z0-9._/-]+$/.test(name) || name.split('/').length > 3 || name.split('/').some((p) => p === '')) {
+    throw invalid(`invalid policy name ${JSON.stringify(name.slice(0, 80))}: give [Kind/]namespace/name or a name`);
+  }
+  return name;
+}
+
+interface OutFlags extends ApiFlags {
+  output: string;
+}
+
+export function registerPolicyStoreCommands(policy: Command, deps: ApiDeps): void {
+  const env = (): Env => deps.env ?? process.env;
+
+  addApiOptions(
+    policy
+      .command('apply')
+      .description('create or replace the policies in FILE at the collector, all or nothing (a new version, pushed to every agent)')
+      .requiredOption('-f, --file <file>', 'a policy file (YAML or JSON); repeat for several', collect)
+      .option('--dry-run', 'show what would change (with diffs) without applying it'),
+  ).action(async (flags: ApiFlags & { file: string[]; dryRun?: boolean }) => {
+    const files = [...new Set(flags.file)].map(readPolicyFile);
+    const client = apiClient(flags, env());
+    printChange(await postChange(client, CONTROL_API.policyApply, { files, dryRun: flags.dryRun === true }), deps.stdout);
+  });
+
+  addApiOptions(
+    policy.command('list').description("the collector's policies: id, kind, namespace/name, origin, version").option('-o, --output <format>', 'table|json', 'table'),
+  ).action(async (flags: OutFlags) => {
+    const output = outputFormat(flags.output, ['table', 'json']);
+    const r = expectShape<PolicyListResponse>(await apiClient(flags, env()).getJson(CONTROL_API.policies), CONTROL_API.policies, { version: 'number', policies: 'array' });
+    if (output === 'json') return deps.stdout(`${JSON.stringify(r)}\n`);
+    deps.stdout(`policy version ${r.version}\n`);
+    if (r.policies.length === 0) return deps.stdout('no policies\n');
+    const rows = r.policies.map((p) => [
+      String(p.id),
+      p.kind,
+      `${p.namespace}/${p.name}`,
+      p.origin === 'dir' ? `dir:${p.file ?? ''}` : 'api',
+      `v${p.version}`,
+      p.updated,
+      p.author,
+    ].map((c) => printable(String(c))));
+    deps.stdout(formatTable(['ID', 'KIND', 'NAME', 'ORIGIN', 'VERSION', 'UPDATED', 'AUTHOR'], rows));
+  });
+
+  addApiOptions(
+    policy.command('get').description('one policy as YAML (what apply takes back)').argument('<name>', '[Kind/]namespace/name, or a name').option('-o, --output <format>', 'yaml|json', 'yaml'),
+  ).action(async (name: string, flags: OutFlags) => {
+    const output = outputFormat(flags.output, ['yaml', 'json']);
+    const r = expectShape<PolicyGetResponse>(
+      await apiClient(flags, env()).getJson(CONTROL_API.policyGet, { name: policyRef(name) }),
+      CONTROL_API.policyGet,
+      { policy: 'object', manifest: 'object' },
+    );
+    deps.stdout(output === 'json' ? `${JSON.stringify(r.manifest, null, 2)}\n` : printable(stringify(r.manifest, { lineWidth: 0 })).replace(/\\x0a/g, '\n'));
+  });
+
+  addApiOptions(
+    policy
+      .command('delete')
+      .description('delete one policy at the collector (a new version, pushed to every agent)')
+      .argument('<name>', '[Kind/]namespace/name, or a name')
+      .option('--dry-run', 'show what would change without applying it'),
+  ).action(async (name: string, flags: ApiFlags & { dryRun?: boolean }) => {
+    const ref = policyRef(name);
+    printChange(await postChange(apiClient(flags, env()), CONTROL_API.policyDelete, { name: ref, dryRun: flags.dryRun === true }), deps.stdout);
+  });
+
+  addApiOptions(
+    policy
+      .command('history')
+      .description('policy versions, newest first: who changed what when (with NAME: that policy\'s changes, with diffs)')
+      .argument('[name]', '[Kind/]namespace/name, or a name')
+      .option('-o, --output <format>', 'table|json', 'table'),
+  ).action(async (name: string | undefined, flags: OutFlags) => {
+    const output = outputFormat(flags.output, ['table', 'json']);
+    const r = expectShape<PolicyHistoryResponse>(
+      await apiClient(flags, env()).getJson(CONTROL_API.policyHistory, { name: name === undefined ? undefined : policyRef(name) }),
+      CONTROL_API.policyHistory,
+      { versions: 'array' },
+    );
+    if (output === 'json') return deps.stdout(`${JSON.stringify(r)}\n`);
+    if (r.versions.length === 0) return deps.stdout('no policy versions\n');
+    if (name === undefined) {
+      const rows = r.versions.map((v) => [
+        `v${v.version}`,
+        v.time,
+        v.author,
+        v.action,
+        v.changes.map((c) => `${c.op} ${c.kind} ${c.namespace}/${c.name}`).join(', '),
+      ].map((c) => printable(String(c))));
+      return deps.stdout(formatTable(['VERSION', 'TIME', 'AUTHOR', 'ACTION', 'CHANGES'], rows));
+    }
+    for (const v of r.versions) {
+      for (const c of v.changes) {
+        deps.stdout(printable(`v${v.version}  ${v.time}  ${v.author}  ${v.action}: ${c.op} ${c.kind} ${c.namespace}/${c.name}`) + '\n');
+        for (const line of c.diff.split('\n')) if (line) deps.stdout(`    ${printable(line)}\n`);
+      }
+    }
+  });
+
+  addApiOptions(
+    policy
+      .command('test')
+      .description('replay stored flows against the policies FILE would make, and list the flows whose verdict would change (nothing is applied)')
+      .requiredOption('-f, --file <file>', 'a candidate policy file; repeat for several', collect)
+      .option('--since <duration>', 'replay flows from this long ago (1h, 24h) or since a time', '1h')
+      .option('-o, --output <format>', 'table|json', 'table'),
+  ).action(async (flags: OutFlags & { file: string[]; since: string }) => {
+    const output = outputFormat(flags.output, ['table', 'json']);
+    const since = parseSince(flags.since, Date.now());
+    const files = [...new Set(flags.file)].map(readPolicyFile);
+    const r = expectShape<PolicyTestResponse>(
+      await apiClient(flags, env()).postJson(CONTROL_API.policyTest, { files, since }),
+      CONTROL_API.policyTest,
+      { flows: 'number', changed: 'array', undetermined: 'object' },
+    );
+    if (output === 'json') return deps.stdout(`${JSON.stringify(r)}\n`);
+    const changedFlows = r.changed.reduce((n, g) => n + g.count, 0);
+    deps.stdout(`replayed ${r.flows} flows since ${new Date(since).toISOString()}: ${changedFlows} would change verdict\n`);
+    if (r.changed.length > 0) {
+      const rows = r.changed.map((g) => [
+        `${g.from} -> ${g.to}`,
+        String(g.count),
+        g.source,
+        g.destination,
+        g.detail ?? '',
+        g.policy ?? '-',
+        g.reason,
+      ].map((c) => printable(String(c))));
+      deps.stdout(formatTable(['CHANGE', 'FLOWS', 'SOURCE', 'DESTINATION', 'DETAIL', 'POLICY', 'REASON'], rows));
+    }
+    const undetermined = Object.entries(r.undetermined).filter(([, n]) => typeof n === 'number' && n > 0);
+    if (undetermined.length > 0) {
+      deps.stdout(`not replayable: ${undetermined.map(([why, n]) => `${n} (${printable(why)})`).join(', ')}\n`);
+    }
+  });
+}

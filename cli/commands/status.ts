@@ -1,0 +1,47 @@
+/**
+ * `palisade status`: the collector's policy version and, per node, whether its agent is
+ * connected and which version it enforces — an agent that lags or rejected a version stands out.
+ */
+import type { Command } from 'commander';
+import { printable } from '../../common/api-client';
+import { CONTROL_API, type NodeStatus, type StatusResponse } from '../../common/control-api';
+import { addApiOptions, apiClient } from '../api-options';
+import type { ApiFlags } from '../config';
+import { formatTable } from '../table';
+import { expectShape, outputFormat, type ApiDeps } from './policy-store';
+
+/** `current`, `behind (vN)`, `rejected vN`, `not reported`, `offline`. */
+export function policyState(n: NodeStatus, version: number): string {
+  if (n.policyProblems && n.policyProblems.length > 0) return `rejected v${n.policyVersion ?? '?'}: ${n.policyProblems[0]}`;
+  if (n.policyVersion === undefined) return n.connected ? 'not reported' : 'offline';
+  if (n.policyVersion === version) return n.connected ? 'current' : 'offline (was current)';
+  return `behind (enforces v${n.policyVersion})`;
+}
+
+export function registerStatusCommands(program: Command, deps: ApiDeps): void {
+  addApiOptions(
+    program
+      .command('status')
+      .description("the collector's policy version and each node's agent: connected, enforced version, workloads")
+      .option('-o, --output <format>', 'table|json', 'table'),
+  ).action(async (flags: ApiFlags & { output: string }) => {
+    const output = outputFormat(flags.output, ['table', 'json']);
+    const r = expectShape<StatusResponse>(await apiClient(flags, deps.env ?? process.env).getJson(CONTROL_API.status), CONTROL_API.status, {
+      policyVersion: 'number',
+      nodes: 'array',
+      flows: 'object',
+      audit: 'object',
+    });
+    if (output === 'json') return deps.stdout(`${JSON.stringify(r)}\n`);
+    deps.stdout(`policy version ${r.policyVersion}; ${r.flows.stored} flows stored; ${r.audit.records} audit records\n`);
+    if (r.nodes.length === 0) return deps.stdout('no nodes have connected\n');
+    const rows = r.nodes.map((n) =>
+      [n.node, n.connected ? 'yes' : 'no', n.policyVersion === undefined ? '-' : `v${n.policyVersion}`, policyState(n, r.policyVersion), String(n.workloads), n.lastSeen ?? '-'].map(
+        (c) => printable(String(c)),
+      ),
+    );
+    deps.stdout(formatTable(['NODE', 'CONNECTED', 'POLICY', 'STATE', 'WORKLOADS', 'LAST SEEN'], rows));
+    const lagging = r.nodes.filter((n) => n.connected && policyState(n, r.policyVersion) !== 'current');
+    if (lagging.length > 0) deps.stderr(`${lagging.length} connected agent${lagging.length === 1 ? '' : 's'} not at policy version ${r.policyVersion}: ${lagging.map((n) => n.node).join(', ')}\n`);
+  });
+}

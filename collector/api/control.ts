@@ -1,0 +1,177 @@
+/**
+ * The control endpoints of the collector's API (common/control-api.ts): policies, egress rules,
+ * learning, replay, the audit log and status. The handler (handler.ts) authenticates, checks the
+ * method and reads the body; this maps a route, its query and body to an answer, checking every
+ * parameter first so a bad request changes nothing.
+ */
+import type { AuditKind, AuditListResponse, AuditRecord, AuditVerifyResponse, EgressRuleRequest } from '../../common/control-api';
+import { CONTROL_API } from '../../common/control-api';
+import { PalisadeError } from '../../common/errors';
+import type { PolicyFile } from '../../common/policy-files';
+import type { FlowStore } from '../flows/store';
+import type { PolicyManager } from '../policy-store/manager';
+
+export interface AuditReader {
+  list(q: { since?: number; limit?: number; kind?: AuditKind }): AuditRecord[];
+  verify(): AuditVerifyResponse;
+  count(): number;
+}
+
+export interface ControlDeps {
+  policies: PolicyManager;
+  flows: FlowStore;
+  audit?: AuditReader;
+}
+
+const MAX_FILES = 100;
+const MAX_SOURCE = 1024;
+const DAY_MS = 86_400_000;
+
+const invalid = (message: string): PalisadeError => new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', message);
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const quote = (v: string): string => JSON.stringify(v.length > 64 ? `${v.slice(0, 64)}…` : v);
+
+/** The query's parameters, each at most once and only those `allowed`. */
+function params(route: string, q: URLSearchParams, allowed: readonly string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [k, v] of q) {
+    if (!allowed.includes(k)) {
+      throw invalid(`invalid parameter: ${route} takes ${allowed.length ? allowed.join(', ') : 'no parameters'}, not ${quote(k)}`);
+    }
+    if (out.has(k)) throw invalid(`invalid ${k}: given more than once`);
+    if (v.length === 0 || v.length > 1024) throw invalid(`invalid ${k}: empty or too long`);
+    out.set(k, v);
+  }
+  return out;
+}
+
+function whole(name: string, v: string | undefined, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  if (v === undefined) return undefined;
+  const n = /^\d{1,16}$/.test(v) ? Number(v) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw invalid(`invalid ${name}: ${quote(v)} is not a whole number from ${min} to ${max}`);
+  return n;
+}
+
+function flag(name: string, v: string | undefined): boolean {
+  if (v === undefined || v === 'false') return false;
+  if (v === 'true') return true;
+  throw invalid(`invalid ${name}: use true or false`);
+}
+
+function files(body: Record<string, unknown>): PolicyFile[] {
+  const list = body.files;
+  if (!Array.isArray(list) || list.length === 0) throw invalid('invalid body: "files" must be a non-empty list of {source, text}');
+  if (list.length > MAX_FILES) throw invalid(`invalid body: at most ${MAX_FILES} files at once`);
+  return list.map((f, i) => {
+    if (!isObj(f) || typeof f.source !== 'string' || typeof f.text !== 'string' || f.source.length === 0 || f.source.length > MAX_SOURCE) {
+      throw invalid(`invalid body: files[${i}] must be {source, text}`);
+    }
+    return { source: f.source, text: f.text };
+  });
+}
+
+function dryRun(body: Record<string, unknown>): boolean {
+  if (body.dryRun === undefined) return false;
+  if (typeof body.dryRun !== 'boolean') throw invalid('invalid body: "dryRun" must be true or false');
+  return body.dryRun;
+}
+
+function onlyFields(body: Record<string, unknown>, allowed: readonly string[]): void {
+  for (const k of Object.keys(body)) if (!allowed.includes(k)) throw invalid(`invalid body: unknown field ${quote(k)} (known: ${allowed.join(', ')})`);
+}
+
+const AUDIT_KINDS: readonly AuditKind[] = ['policy-change', 'denied-flows'];
+
+export class ControlApi {
+  constructor(private readonly deps: ControlDeps) {}
+
+  /** The answer for a control route. `author` names the caller in versions and the audit log. */
+  handle(route: string, query: URLSearchParams, body: unknown, author: string): unknown {
+    const p = this.deps.policies;
+    const b = (allowed: readonly string[]): Record<string, unknown> => {
+      if (!isObj(body)) throw invalid('invalid body: send a JSON object');
+      onlyFields(body, allowed);
+      return body;
+    };
+    switch (route) {
+      case CONTROL_API.status: {
+        params(route, query, []);
+        return p.status({ flowsStored: this.deps.flows.rows(), auditRecords: this.deps.audit?.count() ?? 0 });
+      }
+      case CONTROL_API.policies:
+        params(route, query, []);
+        return p.list();
+      case CONTROL_API.policyGet: {
+        const name = params(route, query, ['name']).get('name');
+        if (name === undefined) throw invalid('invalid request: name is required');
+        return p.get(name);
+      }
+      case CONTROL_API.policyHistory:
+        return p.history(params(route, query, ['name']).get('name'));
+      case CONTROL_API.policyApply: {
+        const body = b(['files', 'dryRun']);
+        return p.apply(files(body), dryRun(body), author);
+      }
+      case CONTROL_API.policyDelete: {
+        const body = b(['name', 'dryRun']);
+        if (typeof body.name !== 'string') throw invalid('invalid body: "name" must be [Kind/]namespace/name or a name');
+        return p.delete(body.name, dryRun(body), author);
+      }
+      case CONTROL_API.policyTest: {
+        const body = b(['files', 'since']);
+        const since = typeof body.since === 'number' && Number.isSafeInteger(body.since) && body.since >= 0 ? body.since : undefined;
+        if (since === undefined) throw invalid('invalid body: "since" must be epoch milliseconds');
+        return p.test(files(body), since);
+      }
+      case CONTROL_API.egress:
+        params(route, query, ['workload']);
+        return p.egressList(query.get('workload') ?? undefined);
+      case CONTROL_API.egressRules: {
+        const body = b(['workload', 'action', 'destinations', 'ports', 'dryRun']);
+        if (typeof body.workload !== 'string') throw invalid('invalid body: "workload" must be namespace/name or name');
+        if (body.action !== 'allow' && body.action !== 'deny') throw invalid('invalid body: "action" must be allow or deny');
+        if (!Array.isArray(body.destinations)) throw invalid('invalid body: "destinations" must be a list');
+        if (body.ports !== undefined && !Array.isArray(body.ports)) throw invalid('invalid body: "ports" must be a list of numbers');
+        const req: EgressRuleRequest = {
+          workload: body.workload,
+          action: body.action,
+          destinations: body.destinations as string[],
+          ...(body.ports === undefined ? {} : { ports: body.ports as number[] }),
+          dryRun: dryRun(body),
+        };
+        return p.egressRule(req, author);
+      }
+      case CONTROL_API.egressRemove: {
+        const body = b(['id', 'dryRun']);
+        if (typeof body.id !== 'number') throw invalid('invalid body: "id" must be a number (from palisade egress list)');
+        return p.egressRemove(body.id, dryRun(body), author);
+      }
+      case CONTROL_API.egressLearn: {
+        const q = params(route, query, ['workload', 'since', 'groupSuffixes', 'includeDenied']);
+        const workload = q.get('workload');
+        if (workload === undefined) throw invalid('invalid request: workload is required');
+        const since = whole('since', q.get('since'), 0) ?? Date.now() - DAY_MS;
+        return p.learn(workload, since, { groupSuffixes: flag('groupSuffixes', q.get('groupSuffixes')), includeDenied: flag('includeDenied', q.get('includeDenied')) });
+      }
+      case CONTROL_API.audit: {
+        const q = params(route, query, ['since', 'limit', 'kind']);
+        const kind = q.get('kind');
+        if (kind !== undefined && !(AUDIT_KINDS as readonly string[]).includes(kind)) throw invalid(`invalid kind: use ${AUDIT_KINDS.join(' or ')}`);
+        const answer: AuditListResponse = {
+          records: this.audit().list({ since: whole('since', q.get('since'), 0), limit: whole('limit', q.get('limit'), 1, 10_000), kind: kind as AuditKind | undefined }),
+        };
+        return answer;
+      }
+      case CONTROL_API.auditVerify:
+        params(route, query, []);
+        return this.audit().verify();
+      default:
+        throw new PalisadeError('PALISADE_ERR_NOT_FOUND', `no endpoint ${route.slice(0, 256)}`);
+    }
+  }
+
+  private audit(): AuditReader {
+    if (!this.deps.audit) throw new PalisadeError('PALISADE_ERR_NOT_FOUND', 'this collector keeps no audit log');
+    return this.deps.audit;
+  }
+}

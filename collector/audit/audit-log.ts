@@ -1,0 +1,503 @@
+/**
+ * The collector's tamper-evident audit log: every policy change and every denied-flow summary,
+ * appended as one record of a hash chain in `<data dir>/audit.db` (SQLite, WAL,
+ * synchronous=FULL: an append that returned is on disk).
+ *
+ * Each record carries `prev`, the hash of the record before it (64 zeros for record 1), and
+ * `hash` = hex HMAC-SHA256(key, canonical JSON of {seq, time, kind, actor, data, prev}), where
+ * canonical JSON is JSON with every object's keys sorted and no white space. The key is 32 random
+ * bytes in `<data dir>/audit.key` (hex, mode 0600), made at the first open. Because the hash is
+ * keyed, someone who can edit audit.db but cannot read audit.key cannot write a record, or a
+ * chain, that verifies: an edited, forged, deleted, swapped or renumbered row shows. Whoever can
+ * read the key (root, the collector's user) can rewrite everything; the log does not defend
+ * against them.
+ *
+ * Deleting the newest records leaves a chain that is whole, only shorter. `<data dir>/audit.head`
+ * (`SEQ HASH`, written atomically after every append) anchors the end outside the database, and
+ * verify compares the last record with it. When the database does not match the head at open
+ * (records missing at the end, a head that is gone or names another record), the collector keeps
+ * appending but leaves audit.head as it is, so the evidence outlives restarts: verify reports it
+ * until an operator moves audit.db, audit.key and audit.head aside to start a new log. The one
+ * case it mends is a crash between a commit and the head write (records after the head that
+ * verify and follow it): the head then moves to the end.
+ */
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { chmodSync, lstatSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import Database from 'better-sqlite3';
+import { writeFileAtomic } from '../../common/atomic-file';
+import type { AuditKind, AuditRecord, AuditVerifyResponse } from '../../common/control-api';
+import { describeCause, PalisadeError } from '../../common/errors';
+import type { Logger } from '../../common/log';
+
+export const AUDIT_DB_FILE = 'audit.db';
+export const AUDIT_KEY_FILE = 'audit.key';
+export const AUDIT_HEAD_FILE = 'audit.head';
+export const AUDIT_KINDS: readonly AuditKind[] = ['policy-change', 'denied-flows'];
+export const DEFAULT_AUDIT_LIMIT = 100;
+export const MAX_AUDIT_LIMIT = 10_000;
+/** verify lists at most this many problems (and then says how many more there are). */
+export const MAX_AUDIT_PROBLEMS = 100;
+/** `prev` of record 1. */
+export const GENESIS_HASH = '0'.repeat(64);
+
+const SCHEMA_VERSION = 1;
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS audit (
+  seq   INTEGER PRIMARY KEY,
+  time  TEXT NOT NULL,
+  kind  TEXT NOT NULL,
+  actor TEXT NOT NULL,
+  data  TEXT NOT NULL,
+  prev  TEXT NOT NULL,
+  hash  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_time ON audit (time);
+`;
+const COLUMNS = 'seq, time, kind, actor, data, prev, hash';
+const HASH_RE = /^[0-9a-f]{64}$/;
+const ACTOR_RE = /^[\x21-\x7e]{1,128}$/;
+/** Largest `since` a Date can render. */
+const MAX_TIME_MS = 8.64e15;
+/** How many broken records verify compares with each other to tell a swap from an edit. */
+const MAX_SWAP_CANDIDATES = 200;
+
+export interface AuditLogOptions {
+  dataDir: string;
+  log: Logger;
+  /** Clock for record times (tests). */
+  now?: () => number;
+}
+
+export interface AuditQuery {
+  /** Records at or after this time (epoch ms). */
+  since?: number;
+  /** The newest this many (default 100, at most 10000), returned oldest first. */
+  limit?: number;
+  kind?: AuditKind;
+}
+
+/** A row as SQLite hands it back: anyone may have changed its columns, types included. */
+interface Row {
+  seq: number;
+  time: unknown;
+  kind: unknown;
+  actor: unknown;
+  data: unknown;
+  prev: unknown;
+  hash: unknown;
+}
+
+/** What a record's hash covers, apart from its seq. */
+interface Content {
+  time: string;
+  kind: string;
+  actor: string;
+  data: unknown;
+  prev: string;
+}
+
+interface Tail {
+  seq: number;
+  hash: string;
+}
+
+type Head = { state: 'ok'; seq: number; hash: string } | { state: 'missing' } | { state: 'bad'; why: string };
+
+/** JSON with object keys sorted (by UTF-16 code units) and no white space; undefined members dropped. */
+export function canonicalJson(value: unknown): string {
+  const plain: unknown = JSON.parse(JSON.stringify(value) ?? 'null');
+  return canonical(plain);
+}
+
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v !== null && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o).sort().map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+const dataDirError = (message: string, cause?: unknown): PalisadeError =>
+  new PalisadeError('PALISADE_ERR_DATA_DIR', message, cause === undefined ? undefined : { cause });
+const errnoOf = (err: unknown): string | undefined => {
+  const code = (err as { code?: unknown })?.code;
+  return typeof code === 'string' ? code : undefined;
+};
+
+export class AuditLog {
+  private readonly insert: (row: unknown[]) => void;
+  private readonly sql: {
+    list: Database.Statement;
+    count: Database.Statement;
+    hashAt: Database.Statement;
+    all: Database.Statement;
+    after: Database.Statement;
+  };
+  private tail: Tail;
+  /** Why audit.head is left alone (it does not match the database); undefined: it follows appends. */
+  private anchorProblem: string | undefined;
+  private closed = false;
+
+  private constructor(
+    private readonly db: Database.Database,
+    private readonly key: Buffer,
+    private readonly files: { db: string; head: string },
+    private readonly log: Logger,
+    private readonly now: () => number,
+  ) {
+    const insert = db.prepare(`INSERT INTO audit (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)`);
+    this.insert = db.transaction((row: unknown[]) => void insert.run(row));
+    this.sql = {
+      // null filters match everything: one statement serves every query
+      list: db.prepare(
+        `SELECT * FROM (SELECT ${COLUMNS} FROM audit WHERE (@since IS NULL OR time >= @since) AND (@kind IS NULL OR kind = @kind) ORDER BY seq DESC LIMIT @limit) ORDER BY seq`,
+      ),
+      count: db.prepare('SELECT count(*) AS n FROM audit'),
+      hashAt: db.prepare('SELECT hash FROM audit WHERE seq = ?'),
+      all: db.prepare(`SELECT ${COLUMNS} FROM audit ORDER BY seq`),
+      after: db.prepare(`SELECT ${COLUMNS} FROM audit WHERE seq > ? ORDER BY seq`),
+    };
+    const last = db.prepare(`SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).get() as { seq: number; hash: unknown } | undefined;
+    this.tail = last ? { seq: last.seq, hash: String(last.hash) } : { seq: 0, hash: GENESIS_HASH };
+  }
+
+  /**
+   * Open (or create) `<dataDir>/audit.db` with its key and head. PALISADE_ERR_DATA_DIR (one line)
+   * for a malformed or exposed key, a key missing beside existing records, an unusable database.
+   */
+  static open(opts: AuditLogOptions): AuditLog {
+    const log = opts.log.child({ component: 'audit-log' });
+    const keyFile = path.join(opts.dataDir, AUDIT_KEY_FILE);
+    const files = { db: path.join(opts.dataDir, AUDIT_DB_FILE), head: path.join(opts.dataDir, AUDIT_HEAD_FILE) };
+    let key = readKey(keyFile);
+    const db = openAuditDatabase(files.db);
+    let audit: AuditLog;
+    try {
+      if (!key) {
+        const rows = (db.prepare('SELECT count(*) AS n FROM audit').get() as { n: number }).n;
+        const head = readHead(files.head);
+        if (rows > 0 || (head.state === 'ok' && head.seq > 0)) {
+          const what = rows > 0 ? `${files.db} holds ${rows} records` : `${files.head} says ${head.state === 'ok' ? head.seq : 0} records were written`;
+          throw dataDirError(`${keyFile} is missing but ${what}: restore the key, or move audit.db, audit.head aside to start a new log`);
+        }
+        key = randomBytes(32);
+        writeFileAtomic(keyFile, `${key.toString('hex')}\n`, 0o600);
+        log.info({ file: keyFile }, 'audit key created');
+      }
+      audit = new AuditLog(db, key, files, log, opts.now ?? Date.now);
+      audit.checkAnchor();
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+    log.info({ file: files.db, records: audit.count(), head: audit.tail.seq }, 'audit log opened');
+    return audit;
+  }
+
+  /** Append one record (one transaction) and move audit.head to it; returns the record. */
+  append(kind: AuditKind, actor: string, data: Record<string, unknown>): AuditRecord {
+    this.ensureOpen();
+    if (!AUDIT_KINDS.includes(kind)) throw new PalisadeError('PALISADE_ERR_INTERNAL', `unknown audit record kind ${JSON.stringify(String(kind).slice(0, 64))}`);
+    if (typeof actor !== 'string' || !ACTOR_RE.test(actor)) throw new PalisadeError('PALISADE_ERR_INTERNAL', `invalid audit actor ${JSON.stringify(String(actor).slice(0, 64))}`);
+    const plain: unknown = JSON.parse(JSON.stringify(data) ?? 'null');
+    if (plain === null || typeof plain !== 'object' || Array.isArray(plain)) throw new PalisadeError('PALISADE_ERR_INTERNAL', 'audit record data must be an object');
+    const seq = this.tail.seq + 1;
+    const content: Content = { time: new Date(this.now()).toISOString(), kind, actor, data: plain, prev: this.tail.hash };
+    const hash = this.hashOf(seq, content);
+    try {
+      this.insert([seq, content.time, kind, actor, canonical(plain), content.prev, hash]);
+    } catch (err) {
+      if (errnoOf(err) === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+        throw dataDirError(`cannot append audit record ${seq}: ${this.files.db} already holds a record ${seq}, written by something other than this collector`, err);
+      }
+      throw dataDirError(`cannot append to ${this.files.db}: ${describeCause(err)}`, err);
+    }
+    this.tail = { seq, hash };
+    if (this.anchorProblem === undefined) {
+      try {
+        writeHead(this.files.head, this.tail);
+      } catch (err) {
+        // The record is stored; verify says the head lags until an append writes it again.
+        this.log.error({ err, seq }, 'cannot write audit.head');
+      }
+    }
+    this.log.debug({ seq, kind, actor }, 'audit record appended');
+    return { seq, time: content.time, kind, actor, data: plain as Record<string, unknown>, prev: content.prev, hash };
+  }
+
+  /** The newest `limit` records matching `q`, oldest first. PALISADE_ERR_INVALID_ARGUMENT for bad values. */
+  list(q: AuditQuery = {}): AuditRecord[] {
+    this.ensureOpen();
+    const invalid = (what: string): PalisadeError => new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', what);
+    if (q.since !== undefined && !(Number.isFinite(q.since) && q.since >= 0 && q.since <= MAX_TIME_MS)) throw invalid('since must be a time in epoch milliseconds');
+    if (q.kind !== undefined && !AUDIT_KINDS.includes(q.kind)) throw invalid(`kind must be ${AUDIT_KINDS.join(' or ')}`);
+    const limit = q.limit ?? DEFAULT_AUDIT_LIMIT;
+    if (!(Number.isSafeInteger(limit) && limit >= 1)) throw invalid(`limit must be a whole number from 1 to ${MAX_AUDIT_LIMIT}`);
+    // ISO times of one format compare as text
+    const since = q.since === undefined ? null : new Date(Math.floor(q.since)).toISOString();
+    const rows = this.sql.list.all({ since, kind: q.kind ?? null, limit: Math.min(limit, MAX_AUDIT_LIMIT) }) as Row[];
+    return rows.map(recordOf);
+  }
+
+  /** Records in the database. */
+  count(): number {
+    this.ensureOpen();
+    return (this.sql.count.get() as { n: number }).n;
+  }
+
+  /**
+   * Walk the whole log in seq order and say where the chain breaks: edited, forged, deleted,
+   * swapped or moved records, and an end that does not match audit.head. Problems are ordered by
+   * seq (first break first), at most MAX_AUDIT_PROBLEMS of them plus one line counting the rest.
+   */
+  verify(): AuditVerifyResponse {
+    this.ensureOpen();
+    const head = readHead(this.files.head);
+    const headSeq = head.state === 'ok' ? head.seq : undefined;
+    const problems: Array<{ seq: number; problem: string }> = [];
+    /** Rows whose hash does not verify: candidates for "holds the content of another record". */
+    const broken: Array<{ at: number; seq: number; content: Content; hash: string }> = [];
+    /** seqs that are not where they should be (broken rows, gaps): where moved content may come from. */
+    const homes: number[] = [];
+    let records = 0;
+    let expected = 1;
+    let prev: { seq: number; hash: string; valid: boolean } | undefined;
+    let intact = 0;
+    let headRow: { hash: string; valid: boolean } | undefined;
+    for (const row of this.sql.all.iterate() as IterableIterator<Row>) {
+      records++;
+      const seq = row.seq;
+      if (seq > expected) {
+        const gap = seq - expected === 1 ? `record ${expected} is missing (deleted)` : `records ${expected} to ${seq - 1} are missing (deleted)`;
+        problems.push({ seq: expected, problem: gap });
+        for (let s = expected; s < seq && homes.length < MAX_SWAP_CANDIDATES; s++) homes.push(s);
+      }
+      const content = contentOf(row);
+      const hash = typeof row.hash === 'string' ? row.hash : '';
+      const valid = content !== undefined && this.hashMatches(seq, content, hash);
+      if (!valid) {
+        if (seq < 1 || (headSeq !== undefined && seq > headSeq)) {
+          problems.push({ seq, problem: `record ${seq} was forged: its hash does not verify${seq < 1 ? '' : ` and audit.head ends at ${headSeq}`}` });
+        } else {
+          if (content && broken.length < MAX_SWAP_CANDIDATES) broken.push({ at: problems.length, seq, content, hash });
+          problems.push({ seq, problem: `record ${seq} was modified: its hash does not match its content` });
+        }
+        if (homes.length < MAX_SWAP_CANDIDATES) homes.push(seq);
+      } else if (prev && prev.seq === seq - 1 && prev.valid && content.prev !== prev.hash) {
+        problems.push({ seq, problem: `record ${seq} does not follow record ${seq - 1} (reordered or removed)` });
+      } else if (seq === 1 && content.prev !== GENESIS_HASH) {
+        problems.push({ seq, problem: 'record 1 does not start the chain (its prev is not 64 zeros)' });
+      }
+      if (seq === headSeq) headRow = { hash, valid };
+      if (problems.length === 0) intact = seq;
+      prev = { seq, hash, valid };
+      expected = seq + 1;
+    }
+    const last = prev?.seq ?? 0;
+    this.explainMoves(broken, homes, problems);
+    problems.push(...this.headProblems(head, last, headRow));
+    problems.sort((a, b) => a.seq - b.seq);
+    if (problems.length > MAX_AUDIT_PROBLEMS) {
+      const more = problems.length - MAX_AUDIT_PROBLEMS;
+      const next = problems[MAX_AUDIT_PROBLEMS]!.seq;
+      problems.length = MAX_AUDIT_PROBLEMS;
+      problems.push({ seq: next, problem: `${more} more problem${more === 1 ? '' : 's'} from record ${next} on, not listed` });
+    }
+    const ok = problems.length === 0;
+    return { ok, records, head: ok ? last : intact, problems };
+  }
+
+  /** Close the database; appends and queries fail afterwards. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.db.close();
+    this.log.info('audit log closed');
+  }
+
+  /** A broken row whose content verifies under another broken (or missing) seq was moved, not edited. */
+  private explainMoves(broken: ReadonlyArray<{ at: number; seq: number; content: Content; hash: string }>, homes: readonly number[], problems: Array<{ seq: number; problem: string }>): void {
+    for (const b of broken) {
+      const home = homes.find((s) => s !== b.seq && this.hashMatches(s, b.content, b.hash));
+      if (home !== undefined) problems[b.at] = { seq: b.seq, problem: `record ${b.seq} holds the content of record ${home} (records swapped or moved)` };
+    }
+  }
+
+  /** The end of the log against audit.head. */
+  private headProblems(head: Head, last: number, headRow: { hash: string; valid: boolean } | undefined): Array<{ seq: number; problem: string }> {
+    if (head.state === 'missing') return [{ seq: last, problem: `${AUDIT_HEAD_FILE} is missing: the end of the log cannot be checked` }];
+    if (head.state === 'bad') return [{ seq: last, problem: `${AUDIT_HEAD_FILE} ${head.why}: the end of the log cannot be checked` }];
+    if (head.seq > last) {
+      const what = last === 0 ? 'all records are missing' : `records after ${last} are missing`;
+      return [{ seq: last + 1, problem: `${what} (head says ${head.seq})` }];
+    }
+    const out: Array<{ seq: number; problem: string }> = [];
+    if (head.seq === 0 ? head.hash !== GENESIS_HASH : headRow?.valid === true && headRow.hash !== head.hash) {
+      out.push({ seq: head.seq, problem: `record ${head.seq} is not the one ${AUDIT_HEAD_FILE} names (the log was replaced or rolled back)` });
+    }
+    if (head.seq < last) {
+      out.push({ seq: head.seq + 1, problem: `records after ${head.seq} are not anchored: ${AUDIT_HEAD_FILE} says ${head.seq}, the log ends at ${last}` });
+    }
+    return out;
+  }
+
+  /**
+   * At open: does audit.head name the last record? A head behind a tail that verifies and
+   * follows it (a crash between commit and head write) moves to the end; any other mismatch
+   * freezes the head (see the header comment).
+   */
+  private checkAnchor(): void {
+    const head = readHead(this.files.head);
+    let problem: string;
+    if (head.state === 'missing') {
+      if (this.tail.seq === 0) {
+        writeHead(this.files.head, this.tail);
+        return;
+      }
+      problem = `${AUDIT_HEAD_FILE} is missing but the log holds records up to ${this.tail.seq}`;
+    } else if (head.state === 'bad') {
+      problem = `${AUDIT_HEAD_FILE} ${head.why}`;
+    } else if (head.seq === this.tail.seq && head.hash === this.tail.hash) {
+      return;
+    } else if (head.seq < this.tail.seq && this.followsFrom(head)) {
+      this.log.warn({ head: head.seq, tail: this.tail.seq }, 'audit.head lagged behind the log (interrupted append): moved to the end');
+      writeHead(this.files.head, this.tail);
+      return;
+    } else {
+      problem = `${AUDIT_HEAD_FILE} names record ${head.seq} but the log ends at ${this.tail.seq}${head.seq === this.tail.seq ? ' with another record' : ''}`;
+    }
+    this.anchorProblem = problem;
+    this.log.error({ problem }, 'the audit log does not match its head: audit.head is kept as it is, and audit verify reports it until the log is moved aside');
+  }
+
+  /** Whether the records after `head` verify and chain on from it. */
+  private followsFrom(head: { seq: number; hash: string }): boolean {
+    let prevHash = head.hash;
+    if (head.seq > 0) {
+      const row = this.sql.hashAt.get(head.seq) as { hash: unknown } | undefined;
+      if (!row || row.hash !== head.hash) return false;
+    } else if (head.hash !== GENESIS_HASH) return false;
+    let expected = head.seq + 1;
+    for (const row of this.sql.after.iterate(head.seq) as IterableIterator<Row>) {
+      const content = contentOf(row);
+      if (row.seq !== expected || !content || content.prev !== prevHash || !this.hashMatches(row.seq, content, String(row.hash))) return false;
+      prevHash = String(row.hash);
+      expected++;
+    }
+    return true;
+  }
+
+  private hashOf(seq: number, c: Content): string {
+    const text = canonical({ seq, time: c.time, kind: c.kind, actor: c.actor, data: c.data, prev: c.prev });
+    return createHmac('sha256', this.key).update(text, 'utf8').digest('hex');
+  }
+
+  private hashMatches(seq: number, c: Content, hash: string): boolean {
+    if (!HASH_RE.test(hash)) return false;
+    return timingSafeEqual(Buffer.from(this.hashOf(seq, c), 'hex'), Buffer.from(hash, 'hex'));
+  }
+
+  private ensureOpen(): void {
+    if (this.closed) throw new PalisadeError('PALISADE_ERR_INTERNAL', 'the audit log is closed');
+  }
+}
+
+/** The hashed content of a row, or undefined when a column has the wrong type or data is not canonical JSON. */
+function contentOf(row: Row): Content | undefined {
+  const { time, kind, actor, data, prev } = row;
+  if (typeof time !== 'string' || typeof kind !== 'string' || typeof actor !== 'string' || typeof data !== 'string' || typeof prev !== 'string') return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(data);
+  } catch {
+    return undefined;
+  }
+  if (canonical(parsed) !== data) return undefined;
+  return { time, kind, actor, data: parsed, prev };
+}
+
+/** A row as the API shows it; columns someone broke are shown as they are, never thrown over. */
+function recordOf(row: Row): AuditRecord {
+  let data: Record<string, unknown>;
+  try {
+    const parsed: unknown = JSON.parse(String(row.data));
+    data = parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : { unreadable: String(row.data).slice(0, 1024) };
+  } catch {
+    data = { unreadable: String(row.data).slice(0, 1024) };
+  }
+  return {
+    seq: row.seq,
+    time: String(row.time),
+    kind: String(row.kind) as AuditKind,
+    actor: String(row.actor),
+    data,
+    prev: String(row.prev),
+    hash: String(row.hash),
+  };
+}
+
+/** The key, or undefined when the file does not exist; one line for anything else wrong with it. */
+function readKey(file: string): Buffer | undefined {
+  let text: string;
+  try {
+    const st = lstatSync(file);
+    if (!st.isFile()) throw dataDirError(`${file} is not a regular file`);
+    if ((st.mode & 0o077) !== 0) {
+      throw dataDirError(`${file} has mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}, refusing an audit key others can read: chmod 600 it`);
+    }
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    if (err instanceof PalisadeError) throw err;
+    if (errnoOf(err) === 'ENOENT') return undefined;
+    throw dataDirError(`cannot read ${file}: ${errnoOf(err) ?? describeCause(err)}`, err);
+  }
+  const hex = text.replace(/\n$/, '');
+  if (!HASH_RE.test(hex)) {
+    throw dataDirError(`${file} is malformed (expected 64 hex digits, a 32-byte key): restore it, or move audit.db, audit.key and audit.head aside to start a new log`);
+  }
+  return Buffer.from(hex, 'hex');
+}
+
+function readHead(file: string): Head {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return { state: 'missing' };
+    return { state: 'bad', why: `cannot be read (${errnoOf(err) ?? describeCause(err)})` };
+  }
+  const m = /^(\d{1,15}) ([0-9a-f]{64})\n?$/.exec(text);
+  if (!m) return { state: 'bad', why: 'is malformed' };
+  return { state: 'ok', seq: Number(m[1]), hash: m[2]! };
+}
+
+function writeHead(file: string, tail: Tail): void {
+  writeFileAtomic(file, `${tail.seq} ${tail.hash}\n`, 0o600);
+}
+
+/** The database with our pragmas and schema; one-line errors that name the file. */
+function openAuditDatabase(file: string): Database.Database {
+  let db: Database.Database;
+  try {
+    db = new Database(file);
+  } catch (err) {
+    const native = errnoOf(err) === 'ERR_DLOPEN_FAILED';
+    throw new PalisadeError(native ? 'PALISADE_ERR_NATIVE_LOAD' : 'PALISADE_ERR_DATA_DIR', `cannot open ${file}: ${describeCause(err)}`, { cause: err });
+  }
+  try {
+    chmodSync(file, 0o600);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.pragma('busy_timeout = 2000');
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version !== 0 && version !== SCHEMA_VERSION) throw new Error(`schema version ${version}, this collector knows ${SCHEMA_VERSION}`);
+    db.exec(SCHEMA);
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  } catch (err) {
+    db.close();
+    throw dataDirError(`cannot use ${file}: ${describeCause(err)}`, err);
+  }
+  return db;
+}

@@ -1,0 +1,246 @@
+/**
+ * The collector's policies, versioned, in `<data dir>/policies.db` (SQLite, WAL, mode 0600).
+ *
+ * `objects` holds the policies in force, one row per kind/namespace/name, each with a stable id
+ * (AUTOINCREMENT: never reused, so `egress remove 7` cannot hit a later policy). `versions` holds
+ * every change: its number, time, author, action and the per-object YAML diffs, so the history
+ * of any policy can be told without keeping every full snapshot. A version is written in one
+ * transaction with the object rows it changes: a crash leaves the previous version or the next.
+ */
+import { chmodSync } from 'node:fs';
+import * as path from 'node:path';
+import Database from 'better-sqlite3';
+import { stringify } from 'yaml';
+import type { ChangeOp, PolicyChange, PolicyKind, PolicyOrigin, PolicySummary, PolicyVersionRecord } from '../../common/control-api';
+import { describeCause, PalisadeError } from '../../common/errors';
+import { lineDiff } from './diff';
+
+export const POLICIES_DB_FILE = 'policies.db';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS versions (
+  version INTEGER PRIMARY KEY,
+  time    TEXT NOT NULL,
+  author  TEXT NOT NULL,
+  action  TEXT NOT NULL,
+  changes TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS objects (
+  id        INTEGER PRIMARY KEY AUTOINCREMENT,
+  kind      TEXT NOT NULL,
+  namespace TEXT NOT NULL,
+  name      TEXT NOT NULL,
+  origin    TEXT NOT NULL,
+  file      TEXT,
+  manifest  TEXT NOT NULL,
+  version   INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS objects_key ON objects (kind, namespace, name);
+`;
+
+/** A policy as the store wants it to be (what an apply, a delete or the policy directory asks for). */
+export interface DesiredPolicy {
+  kind: PolicyKind;
+  namespace: string;
+  name: string;
+  origin: PolicyOrigin;
+  file?: string;
+  manifest: Record<string, unknown>;
+}
+
+export interface StoredPolicy extends DesiredPolicy {
+  id: number;
+  version: number;
+}
+
+export interface Plan {
+  changes: PolicyChange[];
+  /** The set in force after the change. */
+  next: DesiredPolicy[];
+  /** Something other than `unchanged`. */
+  changed: boolean;
+}
+
+export const policyKey = (p: { kind: string; namespace: string; name: string }): string => `${p.kind}/${p.namespace}/${p.name}`;
+
+/** A manifest as the YAML `policy get` prints and diffs are made of. */
+export const manifestYaml = (manifest: Record<string, unknown>): string => stringify(manifest, { lineWidth: 0 });
+
+/**
+ * What changes from `current` to `next`, object by object, in a stable order (kind, namespace,
+ * name). Origin or file changes alone count as updates (the policy moved between the CLI and the
+ * policy directory).
+ */
+export function planChanges(current: readonly StoredPolicy[], next: readonly DesiredPolicy[]): Plan {
+  const before = new Map(current.map((p) => [policyKey(p), p]));
+  const after = new Map(next.map((p) => [policyKey(p), p]));
+  const keys = [...new Set([...before.keys(), ...after.keys()])].sort();
+  const changes: PolicyChange[] = [];
+  for (const key of keys) {
+    const b = before.get(key);
+    const a = after.get(key);
+    const id = (a ?? b)!;
+    const oldText = b ? manifestYaml(b.manifest) : '';
+    const newText = a ? manifestYaml(a.manifest) : '';
+    let op: ChangeOp;
+    if (!b) op = 'create';
+    else if (!a) op = 'delete';
+    else op = oldText === newText && b.origin === a.origin && (b.file ?? '') === (a.file ?? '') ? 'unchanged' : 'update';
+    changes.push({ op, kind: id.kind, namespace: id.namespace, name: id.name, diff: op === 'unchanged' ? '' : lineDiff(oldText, newText) });
+  }
+  return { changes, next: [...next], changed: changes.some((c) => c.op !== 'unchanged') };
+}
+
+interface ObjectRow {
+  id: number;
+  kind: PolicyKind;
+  namespace: string;
+  name: string;
+  origin: PolicyOrigin;
+  file: string | null;
+  manifest: string;
+  version: number;
+}
+
+interface VersionRow {
+  version: number;
+  time: string;
+  author: string;
+  action: string;
+  changes: string;
+}
+
+export class PolicyRepository {
+  private readonly db: Database.Database;
+  private objects = new Map<string, StoredPolicy>();
+  private readonly versionInfo = new Map<number, { time: string; author: string }>();
+  private latest = 0;
+
+  private constructor(file: string) {
+    this.db = new Database(file);
+    chmodSync(file, 0o600);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.exec(SCHEMA);
+    for (const row of this.db.prepare('SELECT version, time, author FROM versions').all() as VersionRow[]) {
+      this.versionInfo.set(row.version, { time: row.time, author: row.author });
+      this.latest = Math.max(this.latest, row.version);
+    }
+    for (const row of this.db.prepare('SELECT * FROM objects').all() as ObjectRow[]) {
+      const p: StoredPolicy = {
+        id: row.id,
+        kind: row.kind,
+        namespace: row.namespace,
+        name: row.name,
+        origin: row.origin,
+        ...(row.file === null ? {} : { file: row.file }),
+        manifest: JSON.parse(row.manifest) as Record<string, unknown>,
+        version: row.version,
+      };
+      this.objects.set(policyKey(p), p);
+    }
+  }
+
+  static open(dataDir: string): PolicyRepository {
+    const file = path.join(dataDir, POLICIES_DB_FILE);
+    try {
+      return new PolicyRepository(file);
+    } catch (err) {
+      throw new PalisadeError('PALISADE_ERR_DATA_DIR', `cannot open the policy store ${file}: ${describeCause(err)}`, { cause: err });
+    }
+  }
+
+  get version(): number {
+    return this.latest;
+  }
+
+  /** The policies in force, ordered by kind, namespace, name. */
+  current(): StoredPolicy[] {
+    return [...this.objects.values()].sort((a, b) => (policyKey(a) < policyKey(b) ? -1 : policyKey(a) > policyKey(b) ? 1 : 0));
+  }
+
+  byId(id: number): StoredPolicy | undefined {
+    for (const p of this.objects.values()) if (p.id === id) return p;
+    return undefined;
+  }
+
+  /** The id the next created object will get (AUTOINCREMENT: above every id ever used). */
+  nextId(): number {
+    const row = this.db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'objects'").get() as { seq: number } | undefined;
+    return (row?.seq ?? 0) + 1;
+  }
+
+  summary(p: StoredPolicy): PolicySummary {
+    const info = this.versionInfo.get(p.version);
+    return {
+      id: p.id,
+      kind: p.kind,
+      namespace: p.namespace,
+      name: p.name,
+      origin: p.origin,
+      ...(p.file === undefined ? {} : { file: p.file }),
+      version: p.version,
+      updated: info?.time ?? '',
+      author: info?.author ?? '',
+    };
+  }
+
+  /**
+   * Make `plan` the new version (when it changes anything): one transaction. Returns the version
+   * and the ids of the objects now in force by key.
+   */
+  commit(plan: Plan, author: string, action: string): { version: number; ids: Map<string, number> } {
+    if (!plan.changed) return { version: this.latest, ids: new Map([...this.objects].map(([k, p]) => [k, p.id])) };
+    const version = this.latest + 1;
+    const time = new Date().toISOString();
+    const insertVersion = this.db.prepare('INSERT INTO versions (version, time, author, action, changes) VALUES (?, ?, ?, ?, ?)');
+    const insertObject = this.db.prepare(
+      'INSERT INTO objects (kind, namespace, name, origin, file, manifest, version) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    );
+    const updateObject = this.db.prepare('UPDATE objects SET origin = ?, file = ?, manifest = ?, version = ? WHERE id = ?');
+    const deleteObject = this.db.prepare('DELETE FROM objects WHERE id = ?');
+    const changed = plan.changes.filter((c) => c.op !== 'unchanged');
+    const next = new Map(plan.next.map((p) => [policyKey(p), p]));
+    const objects = new Map(this.objects);
+    this.db.transaction(() => {
+      insertVersion.run(version, time, author, action, JSON.stringify(changed));
+      for (const c of changed) {
+        const key = policyKey(c);
+        const old = objects.get(key);
+        const want = next.get(key);
+        if (c.op === 'delete' && old) {
+          deleteObject.run(old.id);
+          objects.delete(key);
+        } else if (want && old) {
+          updateObject.run(want.origin, want.file ?? null, JSON.stringify(want.manifest), version, old.id);
+          objects.set(key, { ...want, id: old.id, version });
+        } else if (want) {
+          const r = insertObject.run(want.kind, want.namespace, want.name, want.origin, want.file ?? null, JSON.stringify(want.manifest), version);
+          objects.set(key, { ...want, id: Number(r.lastInsertRowid), version });
+        }
+      }
+    })();
+    this.objects = objects;
+    this.versionInfo.set(version, { time, author });
+    this.latest = version;
+    return { version, ids: new Map([...objects].map(([k, p]) => [k, p.id])) };
+  }
+
+  /** Versions, newest first; with `key`, only those that changed that policy (and only its change). */
+  history(key?: string, limit = 1000): PolicyVersionRecord[] {
+    const rows = this.db.prepare('SELECT * FROM versions ORDER BY version DESC').iterate() as IterableIterator<VersionRow>;
+    const out: PolicyVersionRecord[] = [];
+    for (const row of rows) {
+      let changes = JSON.parse(row.changes) as PolicyChange[];
+      if (key !== undefined) changes = changes.filter((c) => policyKey(c) === key);
+      if (changes.length === 0) continue;
+      out.push({ version: row.version, time: row.time, author: row.author, action: row.action, changes });
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}

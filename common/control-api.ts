@@ -1,0 +1,260 @@
+/**
+ * The collector's control API (policies, egress rules, the audit log, status) as both ends see
+ * it: paths, request bodies and answers. The collector serves it (collector/api/), the CLI calls
+ * it (common/api-client.ts). Reads are GET; writes are POST with a JSON body and need the admin
+ * token (a node certificate may read, never write: 403). Every failure answers
+ * `{"error":{code,message}}` (ErrorResponse in common/api.ts) with one line a CLI prints as is.
+ *
+ *   GET  /v1/status                            StatusResponse
+ *   GET  /v1/policies                          PolicyListResponse
+ *   GET  /v1/policies/get?name=REF             PolicyGetResponse       REF: [Kind/]namespace/name or name
+ *   GET  /v1/policies/history[?name=REF]       PolicyHistoryResponse
+ *   POST /v1/policies/apply                    PolicyApplyRequest  -> PolicyChangeResponse
+ *   POST /v1/policies/delete                   PolicyDeleteRequest -> PolicyChangeResponse
+ *   POST /v1/policies/test                     PolicyTestRequest   -> PolicyTestResponse
+ *   GET  /v1/egress[?workload=W]               EgressListResponse
+ *   POST /v1/egress/rules                      EgressRuleRequest   -> PolicyChangeResponse (+ id)
+ *   POST /v1/egress/remove                     EgressRemoveRequest -> PolicyChangeResponse
+ *   GET  /v1/egress/learn?workload=W[&since=MS][&groupSuffixes=true][&includeDenied=true]
+ *                                              EgressLearnResponse
+ *   GET  /v1/audit[?since=MS][&limit=N][&kind=K]   AuditListResponse
+ *   GET  /v1/audit/verify                      AuditVerifyResponse
+ */
+
+export const CONTROL_API = {
+  status: '/v1/status',
+  policies: '/v1/policies',
+  policyGet: '/v1/policies/get',
+  policyHistory: '/v1/policies/history',
+  policyApply: '/v1/policies/apply',
+  policyDelete: '/v1/policies/delete',
+  policyTest: '/v1/policies/test',
+  egress: '/v1/egress',
+  egressRules: '/v1/egress/rules',
+  egressRemove: '/v1/egress/remove',
+  egressLearn: '/v1/egress/learn',
+  audit: '/v1/audit',
+  auditVerify: '/v1/audit/verify',
+} as const;
+
+/** Write endpoints: POST only, admin token only. */
+export const CONTROL_WRITES: ReadonlySet<string> = new Set([
+  CONTROL_API.policyApply,
+  CONTROL_API.policyDelete,
+  CONTROL_API.egressRules,
+  CONTROL_API.egressRemove,
+]);
+/** POST endpoints that change nothing (a body too large for a query string). */
+export const CONTROL_POST_READS: ReadonlySet<string> = new Set([CONTROL_API.policyTest]);
+
+/** Largest request body the collector reads (policy files included). */
+export const MAX_CONTROL_BODY_BYTES = 4 * 1024 * 1024;
+
+export type PolicyKind = 'AuthorizationPolicy' | 'EgressPolicy';
+/** Where a stored policy came from: the API (CLI) or the collector's `--policy-dir` (read-only via the API). */
+export type PolicyOrigin = 'api' | 'dir';
+
+/** One stored policy object, without its manifest. */
+export interface PolicySummary {
+  /** Stable number, never reused; `egress remove ID` takes it. */
+  id: number;
+  kind: PolicyKind;
+  namespace: string;
+  name: string;
+  origin: PolicyOrigin;
+  /** For `dir`: the file it is defined in (relative to the policy directory). */
+  file?: string;
+  /** The version that last created or changed it. */
+  version: number;
+  /** ISO time of that version. */
+  updated: string;
+  /** Who made that version: `admin`, `policy-dir`. */
+  author: string;
+}
+
+export interface PolicyListResponse {
+  /** The current policy version (0: none ever). */
+  version: number;
+  policies: PolicySummary[];
+}
+
+export interface PolicyGetResponse {
+  policy: PolicySummary;
+  /** The document as plain data (what `policy apply` takes back). */
+  manifest: Record<string, unknown>;
+}
+
+export type ChangeOp = 'create' | 'update' | 'delete' | 'unchanged';
+
+export interface PolicyChange {
+  op: ChangeOp;
+  kind: PolicyKind;
+  namespace: string;
+  name: string;
+  /** Unified-style line diff of the YAML (`-`/`+`/` ` prefixed lines); empty for unchanged. */
+  diff: string;
+}
+
+export interface PolicyApplyRequest {
+  files: Array<{ source: string; text: string }>;
+  dryRun?: boolean;
+}
+
+export interface PolicyDeleteRequest {
+  /** [Kind/]namespace/name, or a name unique among stored policies. */
+  name: string;
+  dryRun?: boolean;
+}
+
+export interface PolicyChangeResponse {
+  /** The version now in force (unchanged when dryRun or when nothing changed). */
+  version: number;
+  /** A new version was made. */
+  applied: boolean;
+  dryRun: boolean;
+  changes: PolicyChange[];
+  /** egress rules: the id of the object created. */
+  id?: number;
+  warnings?: string[];
+}
+
+export interface PolicyVersionRecord {
+  version: number;
+  time: string;
+  author: string;
+  /** apply, delete, egress-allow, egress-deny, egress-remove, policy-dir */
+  action: string;
+  changes: PolicyChange[];
+}
+
+export interface PolicyHistoryResponse {
+  versions: PolicyVersionRecord[];
+}
+
+export interface EgressRuleRequest {
+  /** `namespace/name` or `name` of a registered workload. */
+  workload: string;
+  action: 'allow' | 'deny';
+  /** host, `*.suffix` or CIDR (a bare address is a /32 or /128). */
+  destinations: string[];
+  ports?: number[];
+  dryRun?: boolean;
+}
+
+export interface EgressRemoveRequest {
+  id: number;
+  dryRun?: boolean;
+}
+
+/** One allow/deny entry of an EgressPolicy, as `egress list` shows it. */
+export interface EgressRuleView {
+  /** The policy object's id (`egress remove ID` removes the whole object). */
+  id: number;
+  namespace: string;
+  policy: string;
+  /** `spec.selector.matchLabels`, null: every workload of the namespace. */
+  selector: Record<string, string> | null;
+  /** The registered workloads the policy selects now (`namespace/name`). */
+  workloads: string[];
+  action: 'allow' | 'deny';
+  hosts: string[];
+  cidrs: string[];
+  /** Empty: any port. */
+  ports: number[];
+  origin: PolicyOrigin;
+  version: number;
+}
+
+export interface EgressListResponse {
+  version: number;
+  rules: EgressRuleView[];
+}
+
+export interface EgressLearnResponse {
+  /** The proposed EgressPolicy as YAML, ready for `policy apply -f`. */
+  yaml: string;
+  manifest: Record<string, unknown>;
+  /** Egress flows looked at, and how many of them were left out (denied, errors) and why. */
+  flows: number;
+  skipped: Record<string, number>;
+  destinations: Array<{ host?: string; cidr?: string; ports: number[]; flows: number }>;
+}
+
+export interface PolicyTestRequest {
+  /** The candidate change: these files applied on top of the stored policies, as `apply` would. */
+  files: Array<{ source: string; text: string }>;
+  /** Replay flows stored at or after this time (epoch ms). */
+  since: number;
+}
+
+export interface VerdictChangeGroup {
+  /** `namespace/workload` (or the IP) of the source and the destination. */
+  source: string;
+  destination: string;
+  /** host or HTTP method+path when known */
+  detail?: string;
+  from: 'allowed' | 'denied';
+  to: 'allowed' | 'denied';
+  count: number;
+  /** The deciding policy under the candidate set, and its reason. */
+  reason: string;
+  policy?: string;
+  /** ids of up to 10 of the flows */
+  flowIds: number[];
+}
+
+export interface PolicyTestResponse {
+  /** Flows replayed. */
+  flows: number;
+  changed: VerdictChangeGroup[];
+  /** Flows that could not be replayed, by why (e.g. a rule reads headers the record lacks). */
+  undetermined: Record<string, number>;
+}
+
+export type AuditKind = 'policy-change' | 'denied-flows';
+
+export interface AuditRecord {
+  seq: number;
+  time: string;
+  kind: AuditKind;
+  /** admin, policy-dir, collector */
+  actor: string;
+  /** policy-change: {version, action, changes:[{op,kind,namespace,name}]};
+   *  denied-flows: {window:{start,end}, groups:[{source, destination, reason, policy, count}], total, dropped} */
+  data: Record<string, unknown>;
+  /** hex HMAC-SHA256 of the previous record (64 zeros for the first) */
+  prev: string;
+  hash: string;
+}
+
+export interface AuditListResponse {
+  records: AuditRecord[];
+}
+
+export interface AuditVerifyResponse {
+  ok: boolean;
+  records: number;
+  /** The last verified record's seq. */
+  head: number;
+  /** Where the chain breaks, one line each, first break first (empty when ok). */
+  problems: Array<{ seq: number; problem: string }>;
+}
+
+export interface NodeStatus {
+  node: string;
+  connected: boolean;
+  /** The policy version the agent said it enforces (undefined: not reported yet). */
+  policyVersion?: number;
+  /** The agent rejected that version: the problems it reported. */
+  policyProblems?: string[];
+  workloads: number;
+  lastSeen?: string;
+  agentVersion?: string;
+}
+
+export interface StatusResponse {
+  policyVersion: number;
+  nodes: NodeStatus[];
+  flows: { stored: number };
+  audit: { records: number };
+}
