@@ -6,7 +6,7 @@ describe('Topology', function () {
   this.timeout(20_000);
 
   before(function () {
-    requirePrivileges(this);
+    requirePrivileges();
     sweepStale();
   });
 

@@ -75,7 +75,7 @@ describe('Datapath (real eBPF)', function () {
   });
 
   before(async function () {
-    requirePrivileges(this);
+    requirePrivileges();
     sweepStale();
     topo = await Topology.create({ label: 'datapath', nodes: 2 });
     [node1, node2] = topo.nodes as [NodeNs, NodeNs];
@@ -274,7 +274,7 @@ describe('palisade agent (bad input)', function () {
   let dir: string;
 
   before(async function () {
-    requirePrivileges(this);
+    requirePrivileges();
     topo = await Topology.create({ label: 'badinput', nodes: 1 });
     node = topo.nodes[0]!;
     pod = await topo.addPod(node, 'p');

@@ -37,7 +37,7 @@ describe('flow reporting across a collector outage (real eBPF, real collector)',
   let a2: AgentProcess;
 
   before(async function () {
-    requirePrivileges(this);
+    requirePrivileges();
     sweepStale();
     topo = await Topology.create({ label: 'outage', nodes: 2 });
     [n1, n2] = topo.nodes as [NodeNs, NodeNs];

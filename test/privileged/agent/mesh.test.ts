@@ -75,7 +75,7 @@ describe('Mesh: identities and HBONE between nodes (real eBPF, real TLS)', funct
   }
 
   before(async function () {
-    requirePrivileges(this);
+    requirePrivileges();
     sweepStale();
     dir = tempDir('mesh');
     collector = await startTestCollector({ workloadCertTtlSeconds: 30 });

@@ -74,7 +74,7 @@ describe('agent --policy-dir (real eBPF, no collector)', function () {
   };
 
   before(async function () {
-    requirePrivileges(this);
+    requirePrivileges();
     sweepStale();
     topo = await Topology.create({ label: 'policydir', nodes: 1 });
     node = topo.nodes[0]!;

@@ -46,7 +46,7 @@ describe('make bench: data-plane benchmark, smoke run (real agents, haproxy, ngi
   let doc: any;
 
   before(async function () {
-    requirePrivileges(this);
+    requirePrivileges();
     out = tempDir('bench-smoke');
     run = await runBench(out, 90_000);
     const latest = path.join(out, 'latest.json');

@@ -38,7 +38,7 @@ describe('managing policy from the CLI (palisade egress / policy / status / audi
   }
 
   before(async function () {
-    requirePrivileges(this);
+    requirePrivileges();
     ({ dir, stateDir, env, state } = await demoUp('demo-manage'));
     assert.ok(state.ext);
   });

@@ -37,7 +37,7 @@ describe('observability in the demo (palisade observe, metrics)', function () {
   const palisade = (args: string[], timeoutMs?: number): Promise<Run> => runPalisade(args, { env, timeoutMs });
 
   before(async function () {
-    requirePrivileges(this);
+    requirePrivileges();
     ({ dir, stateDir, env, state } = await demoUp('demo-observe'));
     fs.copyFileSync(path.join(EXAMPLES, 'web-deny-admin.yaml'), path.join(state.policyDir!, 'web-deny-admin.yaml'));
     await waitFor(

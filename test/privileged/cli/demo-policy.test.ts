@@ -60,7 +60,7 @@ describe('policy in the demo (palisade demo)', function () {
   const children: ChildProcess[] = [];
 
   before(async function () {
-    requirePrivileges(this);
+    requirePrivileges();
     dir = tempDir('demo-policy');
     stateDir = path.join(dir, 'state');
     const up = await palisade(['demo', 'up', '--state-dir', stateDir], 120_000);

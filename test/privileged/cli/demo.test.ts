@@ -19,7 +19,7 @@ describe('palisade demo', function () {
   let dir: string;
 
   before(function () {
-    requirePrivileges(this);
+    requirePrivileges();
     dir = tempDir('demo');
   });
 
