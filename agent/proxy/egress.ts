@@ -126,8 +126,7 @@ export class Egress {
       untrack();
       const counts = { bytesSent: r.bytesSent + (head?.length ?? 0), bytesReceived: r.bytesReceived, durationMs: Date.now() - started };
       const where = seen ? { ...ctx, destination: { ...ctx.destination, host: seen.host } } : ctx;
-      const failed = r.error && !abortiveClose(r.error, counts) ? { error: errorCode(r.error) } : {};
-      this.inputs.flows.record(this.flow(where, seen?.protocol ?? protocol, v, counts, failed));
+      this.inputs.flows.record(this.flow(where, seen?.protocol ?? protocol, v, counts, r.error ? { error: errorCode(r.error) } : {}));
     });
   }
 
@@ -196,15 +195,6 @@ export class Egress {
     const counts = { bytesSent: r.bytesSent, bytesReceived: r.bytesReceived, durationMs: r.durationMs };
     return this.flow(named, 'http', v, counts, { http: { method: r.method, path: r.path, status: r.status }, ...(r.error ? { error: r.error } : {}) });
   }
-}
-
-/**
- * A reset after bytes went both ways is how many clients and servers end a finished exchange
- * (curl after TLS, servers at idle timeouts): the flow keeps its policy verdict, not `error`.
- */
-function abortiveClose(err: Error, counts: { bytesSent: number; bytesReceived: number }): boolean {
-  const code = (err as { code?: string }).code;
-  return (code === 'ECONNRESET' || code === 'EPIPE') && counts.bytesSent > 0 && counts.bytesReceived > 0;
 }
 
 const HOST_HEADER = /\r\nhost:[ \t]*([^\r\n]{1,300})\r\n/i;

@@ -6,7 +6,18 @@ export interface PipeResult {
   bytesSent: number;
   /** bytes upstream -> client */
   bytesReceived: number;
+  /** What broke the exchange; undefined for a clean close and for an abortive one (`reset`). */
   error: Error | undefined;
+  /**
+   * A reset (ECONNRESET/EPIPE) after bytes went both ways: how many peers end a finished exchange
+   * (curl after TLS, servers at idle timeouts). Not a failure: the flow keeps its verdict.
+   */
+  reset: boolean;
+}
+
+function abortiveClose(err: Error, sent: number, received: number): boolean {
+  const code = (err as { code?: string }).code;
+  return (code === 'ECONNRESET' || code === 'EPIPE') && sent > 0 && received > 0;
 }
 
 /**
@@ -28,7 +39,8 @@ export function splice(client: Duplex, upstream: Duplex, done: (r: PipeResult) =
     }
     if (finished) return;
     finished = true;
-    done({ bytesSent: sent, bytesReceived: received, error });
+    const reset = error !== undefined && abortiveClose(error, sent, received);
+    done({ bytesSent: sent, bytesReceived: received, error: reset ? undefined : error, reset });
   };
   const onError = (err: Error): void => {
     error ??= err;
