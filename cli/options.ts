@@ -1,6 +1,16 @@
 /** Option parsers shared by commands: each turns bad input into a one-line error. */
 import { InvalidArgumentError } from 'commander';
 import { isIPv4 } from 'node:net';
+import { PalisadeError } from '../common/errors';
+
+const quote = (v: string): string => JSON.stringify(v.length > 64 ? `${v.slice(0, 64)}…` : v);
+
+/** `v` if it is one of `allowed`, else `invalid FLAG "v": use a, b or c` (INVALID_ARGUMENT, exit 2). */
+export function oneOfFlag<T extends string>(flag: string, v: string, allowed: readonly T[]): T {
+  if ((allowed as readonly string[]).includes(v)) return v as T;
+  const list = allowed.length > 1 ? `${allowed.slice(0, -1).join(', ')} or ${allowed[allowed.length - 1]}` : allowed.join('');
+  throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `invalid ${flag} ${quote(v)}: use ${list}`);
+}
 
 export function parsePort(value: string): number {
   const n = Number(value);

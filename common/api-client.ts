@@ -9,6 +9,7 @@ import * as https from 'node:https';
 import WebSocket from 'ws';
 import { API, filtersToQuery, type FlowFilters, type FlowsResponse, type StatsResponse, type StoredFlow } from './api';
 import { PalisadeError } from './errors';
+import { BodyTooLarge, readBody } from './read-body';
 import { flowProblem } from './flow';
 import { COLLECTOR_SERVERNAME } from './mesh-protocol';
 
@@ -123,7 +124,7 @@ export class ApiClient {
       if (!done) opts.onOpen?.();
     });
     ws.on('unexpected-response', (_req, res) => {
-      void readBody(res, 64 * 1024).then(
+      void readText(res, 64 * 1024).then(
         (text) => fail(this.refusal(API.follow, res.statusCode ?? 0, text)),
         () => fail(this.refusal(API.follow, res.statusCode ?? 0, '')),
       );
@@ -194,7 +195,7 @@ export class ApiClient {
           headers,
         },
         (res) => {
-          readBody(res, MAX_RESPONSE_BYTES).then((text) => {
+          readText(res, MAX_RESPONSE_BYTES).then((text) => {
             const status = res.statusCode ?? 0;
             if (status !== 200) {
               reject(this.refusal(path, status, text));
@@ -264,21 +265,12 @@ export class ApiClient {
   }
 }
 
-function readBody(res: IncomingMessage, max: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    res.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > max) {
-        res.destroy();
-        reject(new PalisadeError('PALISADE_ERR_PROTOCOL', `the collector's answer is larger than ${max} bytes`));
-        return;
-      }
-      chunks.push(c);
-    });
-    res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    res.on('error', reject);
-    res.on('aborted', () => reject(Object.assign(new Error('the collector closed the connection mid-answer'), { code: 'ECONNRESET' })));
-  });
+/** The answer's text; over `max` bytes a one-line protocol error (the connection is cut). */
+async function readText(res: IncomingMessage, max: number): Promise<string> {
+  try {
+    return (await readBody(res, max, 'destroy')).toString('utf8');
+  } catch (err) {
+    if (err instanceof BodyTooLarge) throw new PalisadeError('PALISADE_ERR_PROTOCOL', `the collector's answer is larger than ${max} bytes`);
+    throw err;
+  }
 }

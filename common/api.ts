@@ -89,12 +89,14 @@ function bad(param: string, message: string): PalisadeError {
 
 const quote = (v: string): string => JSON.stringify(v.length > 64 ? `${v.slice(0, 64)}…` : v);
 
-function oneOf<T extends string>(param: Param, v: string, allowed: readonly T[]): T {
+/** `v` if it is one of `allowed`, else a one-line INVALID_ARGUMENT naming `param` (every API query uses these). */
+export function oneOf<T extends string>(param: string, v: string, allowed: readonly T[]): T {
   if (!(allowed as readonly string[]).includes(v)) throw bad(param, `${quote(v)} is not one of ${allowed.join(', ')}`);
   return v as T;
 }
 
-function whole(param: Param, v: string, min: number): number {
+/** `v` as a whole number ≥ `min`, else a one-line INVALID_ARGUMENT naming `param`. */
+export function whole(param: string, v: string, min: number): number {
   const n = /^\d{1,16}$/.test(v) ? Number(v) : NaN;
   if (!Number.isSafeInteger(n) || n < min) {
     throw bad(param, `${quote(v)} is not ${min > 0 ? 'a positive' : 'a non-negative'} whole number`);

@@ -14,6 +14,7 @@ import { CONTROL_API, type AuditKind, type AuditRecord, type AuditVerifyResponse
 import { formatDuration, parsePositiveDuration } from '../../common/duration';
 import { PalisadeError } from '../../common/errors';
 import { addApiOptions, apiClient } from '../api-options';
+import { oneOfFlag } from '../options';
 import type { ApiFlags } from '../config';
 import { safeJson } from '../flow-format';
 import type { CliDeps } from '../program';
@@ -47,18 +48,13 @@ const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
 
-function oneOf<T extends string>(flag: string, v: string, allowed: readonly T[]): T {
-  if (!(allowed as readonly string[]).includes(v)) throw invalid(`invalid ${flag} ${quote(v)}: use ${allowed.join(' or ')}`);
-  return v as T;
-}
-
 /** Check every `audit list` flag; nothing is read or sent yet. */
 export function auditListRequest(flags: AuditListFlags, now = Date.now()): AuditListRequest {
-  const output = oneOf('-o', flags.output, ['table', 'json'] as const);
+  const output = oneOfFlag('-o', flags.output, ['table', 'json'] as const);
   const limit = /^\d{1,6}$/.test(flags.limit) ? Number(flags.limit) : NaN;
   if (!(limit >= 1 && limit <= MAX_AUDIT_LIMIT)) throw invalid(`invalid --limit ${quote(flags.limit)}: expected a whole number from 1 to ${MAX_AUDIT_LIMIT}`);
   const query: AuditListRequest['query'] = { limit };
-  if (flags.kind !== undefined) query.kind = oneOf('--kind', flags.kind, AUDIT_KINDS);
+  if (flags.kind !== undefined) query.kind = oneOfFlag('--kind', flags.kind, AUDIT_KINDS);
   if (flags.since !== undefined) query.since = Math.max(0, now - parsePositiveDuration(flags.since, '--since'));
   return { query, output };
 }
@@ -160,7 +156,7 @@ export function registerAuditCommands(program: Command, deps: CliDeps & Terminal
       .description('check the whole hash chain; exit 1 naming every edited, removed or reordered record')
       .option('-o, --output <format>', 'text|json', 'text'),
   ).action(async (flags: AuditVerifyFlags) => {
-    const output = oneOf('-o', flags.output, ['text', 'json'] as const);
+    const output = oneOfFlag('-o', flags.output, ['text', 'json'] as const);
     const client = apiClient(flags, deps.env);
     const body = await client.getJson(CONTROL_API.auditVerify);
     const problem = auditVerifyProblem(body);

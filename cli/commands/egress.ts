@@ -10,10 +10,10 @@ import { CONTROL_API, type EgressLearnResponse, type EgressListResponse } from '
 import { PalisadeError } from '../../common/errors';
 import { addApiOptions, apiClient } from '../api-options';
 import type { ApiFlags } from '../config';
-import { collectPort } from '../options';
+import { collectPort, oneOfFlag } from '../options';
 import { formatTable } from '../table';
 import { parseSince } from './observe';
-import { expectShape, outputFormat, postChange, printChange, type ApiDeps } from './policy-store';
+import { expectShape, postChange, printChange, type ApiDeps } from './policy-store';
 
 const invalid = (message: string): PalisadeError => new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', message);
 const WORKLOAD_RE = /^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\/)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -34,7 +34,7 @@ export function registerEgressCommands(program: Command, deps: ApiDeps): void {
       .option('--workload <workload>', 'only rules selecting this workload (namespace/name or name)')
       .option('-o, --output <format>', 'table|json', 'table'),
   ).action(async (flags: ApiFlags & { workload?: string; output: string }) => {
-    const output = outputFormat(flags.output, ['table', 'json']);
+    const output = oneOfFlag('-o', flags.output, ['table', 'json'] as const);
     const workload = flags.workload === undefined ? undefined : workloadRef(flags.workload);
     const r = expectShape<EgressListResponse>(await apiClient(flags, env()).getJson(CONTROL_API.egress, { workload }), CONTROL_API.egress, { version: 'number', rules: 'array' });
     if (output === 'json') return deps.stdout(`${JSON.stringify(r)}\n`);
@@ -47,7 +47,7 @@ export function registerEgressCommands(program: Command, deps: ApiDeps): void {
       e.ports.length ? e.ports.join(',') : 'any',
       `${e.namespace}/${e.policy}`,
       e.origin,
-    ].map((c) => printable(String(c))));
+    ]);
     deps.stdout(formatTable(['ID', 'WORKLOADS', 'ACTION', 'DESTINATIONS', 'PORTS', 'POLICY', 'ORIGIN'], rows));
   });
 
@@ -93,7 +93,7 @@ export function registerEgressCommands(program: Command, deps: ApiDeps): void {
       .option('--include-denied', 'also allow destinations that were denied (off: denied ones are left out and counted)')
       .option('-o, --output <format>', 'yaml|json', 'yaml'),
   ).action(async (flags: ApiFlags & { workload: string; since: string; groupSuffixes?: boolean; includeDenied?: boolean; output: string }) => {
-    const output = outputFormat(flags.output, ['yaml', 'json']);
+    const output = oneOfFlag('-o', flags.output, ['yaml', 'json'] as const);
     const since = parseSince(flags.since, Date.now());
     const r = expectShape<EgressLearnResponse>(
       await apiClient(flags, env()).getJson(CONTROL_API.egressLearn, {

@@ -14,6 +14,7 @@ import { PalisadeError } from '../../common/errors';
 import type { FlowDirection, FlowProtocol, FlowVerdict } from '../../common/flow';
 import { isDnsLabel } from '../../common/identity';
 import { addApiOptions, apiClient } from '../api-options';
+import { oneOfFlag } from '../options';
 import type { ApiFlags } from '../config';
 import { FlowTable, formatFlowJsonArray, formatFlowJsonLine, OUTPUT_FORMATS, useColour, type OutputFormat } from '../flow-format';
 import type { CliDeps } from '../program';
@@ -58,11 +59,6 @@ const invalid = (message: string): PalisadeError => new PalisadeError('PALISADE_
 const quote = (v: string): string => JSON.stringify(v.length > 64 ? `${v.slice(0, 64)}…` : v);
 // Whitespace and control characters never belong in a name, an address or a path filter.
 const PLAIN = /^[^\s\u0000-\u001f\u007f-\u009f]+$/;
-
-function oneOf<T extends string>(flag: string, v: string, allowed: readonly T[]): T {
-  if (!(allowed as readonly string[]).includes(v)) throw invalid(`invalid ${flag} ${quote(v)}: use ${allowed.slice(0, -1).join(', ')} or ${allowed[allowed.length - 1]}`);
-  return v as T;
-}
 
 /** A Kubernetes object name: DNS-1123 subdomain. */
 const isObjectName = (v: string): boolean => v.length <= 253 && /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(v);
@@ -112,15 +108,15 @@ function parseLast(v: string, follow: boolean): number {
 
 /** Check every flag and build the request; nothing is read or sent yet. */
 export function observeRequest(flags: ObserveFlags, now = Date.now()): ObserveRequest {
-  const output = oneOf('-o', flags.output, OUTPUT_FORMATS);
+  const output = oneOfFlag('-o', flags.output, OUTPUT_FORMATS);
   const follow = flags.follow === true;
   if (follow && output === 'json') throw invalid('-o json prints one array and cannot follow: use -o jsonl with -f');
   const filters: FlowFilters = {};
   if (flags.from !== undefined) filters.from = parseEndpointFilter('--from', flags.from);
   if (flags.to !== undefined) filters.to = parseEndpointFilter('--to', flags.to);
-  if (flags.verdict !== undefined) filters.verdict = oneOf('--verdict', flags.verdict, VERDICTS);
-  if (flags.protocol !== undefined) filters.protocol = oneOf('--protocol', flags.protocol, PROTOCOLS);
-  if (flags.direction !== undefined) filters.direction = oneOf('--direction', flags.direction, DIRECTIONS);
+  if (flags.verdict !== undefined) filters.verdict = oneOfFlag('--verdict', flags.verdict, VERDICTS);
+  if (flags.protocol !== undefined) filters.protocol = oneOfFlag('--protocol', flags.protocol, PROTOCOLS);
+  if (flags.direction !== undefined) filters.direction = oneOfFlag('--direction', flags.direction, DIRECTIONS);
   if (flags.httpPath !== undefined) filters.httpPath = parseHttpPath(flags.httpPath);
   if (flags.node !== undefined) {
     if (flags.node.length === 0 || flags.node.length > 63 || !PLAIN.test(flags.node)) throw invalid(`invalid --node ${quote(flags.node)}: not a node name`);

@@ -19,6 +19,7 @@ import {
 import { PalisadeError } from '../../common/errors';
 import { addApiOptions, apiClient } from '../api-options';
 import type { ApiFlags } from '../config';
+import { oneOfFlag } from '../options';
 import type { CliDeps } from '../program';
 import { formatTable } from '../table';
 import { parseSince } from './observe';
@@ -40,11 +41,6 @@ export function expectShape<T>(v: unknown, path: string, fields: Record<string, 
     if (!ok) throw bad();
   }
   return v as T;
-}
-
-export function outputFormat(v: string, allowed: readonly string[]): string {
-  if (!allowed.includes(v)) throw invalid(`invalid -o ${JSON.stringify(v)}: use ${allowed.join(', ')}`);
-  return v;
 }
 
 const CHANGE_VERB: Record<PolicyChange['op'], string> = { create: 'created', update: 'updated', delete: 'deleted', unchanged: 'unchanged' };
@@ -106,7 +102,7 @@ export function registerPolicyStoreCommands(policy: Command, deps: ApiDeps): voi
   addApiOptions(
     policy.command('list').description("the collector's policies: id, kind, namespace/name, origin, version").option('-o, --output <format>', 'table|json', 'table'),
   ).action(async (flags: OutFlags) => {
-    const output = outputFormat(flags.output, ['table', 'json']);
+    const output = oneOfFlag('-o', flags.output, ['table', 'json'] as const);
     const r = expectShape<PolicyListResponse>(await apiClient(flags, env()).getJson(CONTROL_API.policies), CONTROL_API.policies, { version: 'number', policies: 'array' });
     if (output === 'json') return deps.stdout(`${JSON.stringify(r)}\n`);
     deps.stdout(`policy version ${r.version}\n`);
@@ -119,20 +115,21 @@ export function registerPolicyStoreCommands(policy: Command, deps: ApiDeps): voi
       `v${p.version}`,
       p.updated,
       p.author,
-    ].map((c) => printable(String(c))));
+    ]);
     deps.stdout(formatTable(['ID', 'KIND', 'NAME', 'ORIGIN', 'VERSION', 'UPDATED', 'AUTHOR'], rows));
   });
 
   addApiOptions(
     policy.command('get').description('one policy as YAML (what apply takes back)').argument('<name>', '[Kind/]namespace/name, or a name').option('-o, --output <format>', 'yaml|json', 'yaml'),
   ).action(async (name: string, flags: OutFlags) => {
-    const output = outputFormat(flags.output, ['yaml', 'json']);
+    const output = oneOfFlag('-o', flags.output, ['yaml', 'json'] as const);
     const r = expectShape<PolicyGetResponse>(
       await apiClient(flags, env()).getJson(CONTROL_API.policyGet, { name: policyRef(name) }),
       CONTROL_API.policyGet,
       { policy: 'object', manifest: 'object' },
     );
-    deps.stdout(output === 'json' ? `${JSON.stringify(r.manifest, null, 2)}\n` : printable(stringify(r.manifest, { lineWidth: 0 })).replace(/\\x0a/g, '\n'));
+    // JSON and YAML escape control characters inside strings: nothing here can drive the terminal.
+    deps.stdout(output === 'json' ? `${JSON.stringify(r.manifest, null, 2)}\n` : stringify(r.manifest, { lineWidth: 0 }));
   });
 
   addApiOptions(
@@ -153,7 +150,7 @@ export function registerPolicyStoreCommands(policy: Command, deps: ApiDeps): voi
       .argument('[name]', '[Kind/]namespace/name, or a name')
       .option('-o, --output <format>', 'table|json', 'table'),
   ).action(async (name: string | undefined, flags: OutFlags) => {
-    const output = outputFormat(flags.output, ['table', 'json']);
+    const output = oneOfFlag('-o', flags.output, ['table', 'json'] as const);
     const r = expectShape<PolicyHistoryResponse>(
       await apiClient(flags, env()).getJson(CONTROL_API.policyHistory, { name: name === undefined ? undefined : policyRef(name) }),
       CONTROL_API.policyHistory,
@@ -168,7 +165,7 @@ export function registerPolicyStoreCommands(policy: Command, deps: ApiDeps): voi
         v.author,
         v.action,
         v.changes.map((c) => `${c.op} ${c.kind} ${c.namespace}/${c.name}`).join(', '),
-      ].map((c) => printable(String(c))));
+      ]);
       return deps.stdout(formatTable(['VERSION', 'TIME', 'AUTHOR', 'ACTION', 'CHANGES'], rows));
     }
     for (const v of r.versions) {
@@ -187,7 +184,7 @@ export function registerPolicyStoreCommands(policy: Command, deps: ApiDeps): voi
       .option('--since <duration>', 'replay flows from this long ago (1h, 24h) or since a time', '1h')
       .option('-o, --output <format>', 'table|json', 'table'),
   ).action(async (flags: OutFlags & { file: string[]; since: string }) => {
-    const output = outputFormat(flags.output, ['table', 'json']);
+    const output = oneOfFlag('-o', flags.output, ['table', 'json'] as const);
     const since = parseSince(flags.since, Date.now());
     const files = [...new Set(flags.file)].map(readPolicyFile);
     const r = expectShape<PolicyTestResponse>(
@@ -207,7 +204,7 @@ export function registerPolicyStoreCommands(policy: Command, deps: ApiDeps): voi
         g.detail ?? '',
         g.policy ?? '-',
         g.reason,
-      ].map((c) => printable(String(c))));
+      ]);
       deps.stdout(formatTable(['CHANGE', 'FLOWS', 'SOURCE', 'DESTINATION', 'DETAIL', 'POLICY', 'REASON'], rows));
     }
     const undetermined = Object.entries(r.undetermined).filter(([, n]) => typeof n === 'number' && n > 0);

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import { PalisadeError } from '../../common/errors';
 import { isDnsLabel } from '../../common/identity';
 import { compilePolicyFiles, DEFAULT_ROOT_NAMESPACE, PolicyInvalidError, type CompiledPolicy } from '../../common/policy';
+import { oneOfFlag } from '../options';
 import type { CliDeps } from '../program';
 import { registerPolicyStoreCommands } from './policy-store';
 
@@ -21,10 +22,6 @@ function collectFile(value: string, prev: string[] | undefined): string[] {
   return [...(prev ?? []), value];
 }
 
-function checkOutput(output: string): 'text' | 'json' {
-  if (output === 'text' || output === 'json') return output;
-  throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `invalid -o ${JSON.stringify(output)}: use text or json`);
-}
 
 export function readPolicyFile(file: string): { source: string; text: string } {
   try {
@@ -77,7 +74,7 @@ export function registerPolicyCommands(program: Command, deps: CliDeps): void {
     .option('-o, --output <format>', 'text|json', 'text')
     .option('--root-namespace <ns>', 'policies in this namespace apply mesh-wide', DEFAULT_ROOT_NAMESPACE)
     .action((flags: ValidateFlags) => {
-      const output = checkOutput(flags.output);
+      const output = oneOfFlag('-o', flags.output, ['text', 'json'] as const);
       if (!isDnsLabel(flags.rootNamespace)) {
         throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `invalid --root-namespace ${JSON.stringify(flags.rootNamespace)}: not a namespace name`);
       }

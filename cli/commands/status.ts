@@ -3,12 +3,12 @@
  * connected and which version it enforces — an agent that lags or rejected a version stands out.
  */
 import type { Command } from 'commander';
-import { printable } from '../../common/api-client';
 import { CONTROL_API, type NodeStatus, type StatusResponse } from '../../common/control-api';
 import { addApiOptions, apiClient } from '../api-options';
 import type { ApiFlags } from '../config';
+import { oneOfFlag } from '../options';
 import { formatTable } from '../table';
-import { expectShape, outputFormat, type ApiDeps } from './policy-store';
+import { expectShape, type ApiDeps } from './policy-store';
 
 /** `current`, `behind (vN)`, `rejected vN`, `not reported`, `offline`. */
 export function policyState(n: NodeStatus, version: number): string {
@@ -25,7 +25,7 @@ export function registerStatusCommands(program: Command, deps: ApiDeps): void {
       .description("the collector's policy version and each node's agent: connected, enforced version, workloads")
       .option('-o, --output <format>', 'table|json', 'table'),
   ).action(async (flags: ApiFlags & { output: string }) => {
-    const output = outputFormat(flags.output, ['table', 'json']);
+    const output = oneOfFlag('-o', flags.output, ['table', 'json'] as const);
     const r = expectShape<StatusResponse>(await apiClient(flags, deps.env ?? process.env).getJson(CONTROL_API.status), CONTROL_API.status, {
       policyVersion: 'number',
       nodes: 'array',
@@ -36,10 +36,7 @@ export function registerStatusCommands(program: Command, deps: ApiDeps): void {
     deps.stdout(`policy version ${r.policyVersion}; ${r.flows.stored} flows stored; ${r.audit.records} audit records\n`);
     if (r.nodes.length === 0) return deps.stdout('no nodes have connected\n');
     const rows = r.nodes.map((n) =>
-      [n.node, n.connected ? 'yes' : 'no', n.policyVersion === undefined ? '-' : `v${n.policyVersion}`, policyState(n, r.policyVersion), String(n.workloads), n.lastSeen ?? '-'].map(
-        (c) => printable(String(c)),
-      ),
-    );
+      [n.node, n.connected ? 'yes' : 'no', n.policyVersion === undefined ? '-' : `v${n.policyVersion}`, policyState(n, r.policyVersion), String(n.workloads), n.lastSeen ?? '-']);
     deps.stdout(formatTable(['NODE', 'CONNECTED', 'POLICY', 'STATE', 'WORKLOADS', 'LAST SEEN'], rows));
     const lagging = r.nodes.filter((n) => n.connected && policyState(n, r.policyVersion) !== 'current');
     if (lagging.length > 0) deps.stderr(`${lagging.length} connected agent${lagging.length === 1 ? '' : 's'} not at policy version ${r.policyVersion}: ${lagging.map((n) => n.node).join(', ')}\n`);

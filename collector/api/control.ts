@@ -5,6 +5,7 @@
  * parameter first so a bad request changes nothing.
  */
 import type { AuditKind, AuditListResponse, AuditRecord, AuditVerifyResponse, EgressRuleRequest } from '../../common/control-api';
+import { oneOf, whole } from '../../common/api';
 import { CONTROL_API } from '../../common/control-api';
 import { PalisadeError } from '../../common/errors';
 import type { PolicyFile } from '../../common/policy-files';
@@ -45,12 +46,7 @@ function params(route: string, q: URLSearchParams, allowed: readonly string[]): 
   return out;
 }
 
-function whole(name: string, v: string | undefined, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
-  if (v === undefined) return undefined;
-  const n = /^\d{1,16}$/.test(v) ? Number(v) : NaN;
-  if (!Number.isSafeInteger(n) || n < min || n > max) throw invalid(`invalid ${name}: ${quote(v)} is not a whole number from ${min} to ${max}`);
-  return n;
-}
+const optionalWhole = (name: string, v: string | undefined, min: number): number | undefined => (v === undefined ? undefined : whole(name, v, min));
 
 function flag(name: string, v: string | undefined): boolean {
   if (v === undefined || v === 'false') return false;
@@ -150,15 +146,15 @@ export class ControlApi {
         const q = params(route, query, ['workload', 'since', 'groupSuffixes', 'includeDenied']);
         const workload = q.get('workload');
         if (workload === undefined) throw invalid('invalid request: workload is required');
-        const since = whole('since', q.get('since'), 0) ?? Date.now() - DAY_MS;
+        const since = optionalWhole('since', q.get('since'), 0) ?? Date.now() - DAY_MS;
         return p.learn(workload, since, { groupSuffixes: flag('groupSuffixes', q.get('groupSuffixes')), includeDenied: flag('includeDenied', q.get('includeDenied')) });
       }
       case CONTROL_API.audit: {
         const q = params(route, query, ['since', 'limit', 'kind']);
-        const kind = q.get('kind');
-        if (kind !== undefined && !(AUDIT_KINDS as readonly string[]).includes(kind)) throw invalid(`invalid kind: use ${AUDIT_KINDS.join(' or ')}`);
+        const kindText = q.get('kind');
+        const kind = kindText === undefined ? undefined : oneOf('kind', kindText, AUDIT_KINDS);
         const answer: AuditListResponse = {
-          records: this.audit().list({ since: whole('since', q.get('since'), 0), limit: whole('limit', q.get('limit'), 1, 10_000), kind: kind as AuditKind | undefined }),
+          records: this.audit().list({ since: optionalWhole('since', q.get('since'), 0), limit: optionalWhole('limit', q.get('limit'), 1), kind }),
         };
         return answer;
       }

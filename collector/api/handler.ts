@@ -21,6 +21,7 @@ import type { Logger } from '../../common/log';
 import type { FlowStore } from '../flows/store';
 import type { ApiAuth, ApiCaller } from './auth';
 import { ControlApi, type ControlDeps } from './control';
+import { BodyTooLarge, readBody } from '../../common/read-body';
 import { FlowFollowers } from './follow';
 import type { CollectorMetrics } from './metrics';
 import { errorBody, refuseUpgrade, sendJson, sendText } from './respond';
@@ -93,17 +94,21 @@ export class CollectorApi {
     const fail = (err: unknown): void => {
       const e = isPalisadeError(err) ? err : new PalisadeError('PALISADE_ERR_INTERNAL', 'internal error');
       if (!isPalisadeError(err)) this.log.error({ err, route }, 'api request failed');
-      if (!res.headersSent) sendJson(res, e.httpStatus, errorBody(e.code, e.message));
+      // a refused policy change carries every problem, not just the first
+      const problems = e.code === 'PALISADE_ERR_POLICY_INVALID' ? { problems: ((err as { problems?: string[] }).problems ?? []).slice(0, 100) } : {};
+      if (!res.headersSent) sendJson(res, e.httpStatus, { ...errorBody(e.code, e.message), ...problems });
       else res.destroy();
       finish(e.httpStatus, auth.caller);
     };
     try {
       if (!url || route === 'other') throw new PalisadeError('PALISADE_ERR_NOT_FOUND', `no endpoint ${(url?.path ?? String(req.url)).slice(0, 256)}`);
-      if (CONTROL_ROUTES.has(route)) return this.controlRequest(req, res, route, url.query, auth.caller, remote, finish);
-      if (req.method !== 'GET' && req.method !== 'HEAD') {
-        sendJson(res, 405, errorBody('PALISADE_ERR_INVALID_ARGUMENT', `${String(req.method).slice(0, 16)} is not allowed on ${route}: use GET`), { allow: 'GET, HEAD' });
+      const post = CONTROL_WRITES.has(route) || CONTROL_POST_READS.has(route);
+      if (post ? req.method !== 'POST' : req.method !== 'GET' && req.method !== 'HEAD') {
+        const allowed = post ? 'POST' : 'GET, HEAD';
+        sendJson(res, 405, errorBody('PALISADE_ERR_INVALID_ARGUMENT', `${String(req.method).slice(0, 16)} is not allowed on ${route}: use ${allowed}`), { allow: allowed });
         return finish(405, auth.caller);
       }
+      if (CONTROL_ROUTES.has(route)) return this.controlRequest(req, res, route, url.query, auth.caller, remote, { post, fail, finish });
       if (route !== API.flows && route !== API.follow && [...url.query.keys()].length > 0) {
         throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `invalid parameter: ${route} takes no query parameters`);
       }
@@ -134,7 +139,7 @@ export class CollectorApi {
     }
   }
 
-  /** A control route: method, write permission, body, then the answer. */
+  /** A control route (method already checked): write permission, body, then the answer. */
   private controlRequest(
     req: IncomingMessage,
     res: ServerResponse,
@@ -142,21 +147,10 @@ export class CollectorApi {
     query: URLSearchParams,
     caller: ApiCaller,
     remote: string,
-    finish: (status: number, caller?: ApiCaller) => void,
+    how: { post: boolean; fail: (err: unknown) => void; finish: (status: number, caller?: ApiCaller) => void },
   ): void {
-    const post = CONTROL_WRITES.has(route) || CONTROL_POST_READS.has(route);
-    const allowed = post ? 'POST' : 'GET, HEAD';
-    if (post ? req.method !== 'POST' : req.method !== 'GET' && req.method !== 'HEAD') {
-      sendJson(res, 405, errorBody('PALISADE_ERR_INVALID_ARGUMENT', `${String(req.method).slice(0, 16)} is not allowed on ${route}: use ${allowed}`), { allow: allowed });
-      return finish(405, caller);
-    }
-    const fail = (err: unknown): void => {
-      const e = isPalisadeError(err) ? err : new PalisadeError('PALISADE_ERR_INTERNAL', 'internal error');
-      if (!isPalisadeError(err)) this.log.error({ err, route }, 'api request failed');
-      const extra = e.code === 'PALISADE_ERR_POLICY_INVALID' ? { problems: ((err as { problems?: string[] }).problems ?? []).slice(0, 100) } : {};
-      if (!res.headersSent) sendJson(res, e.httpStatus, { ...errorBody(e.code, e.message), ...extra });
-      finish(e.httpStatus, caller);
-    };
+    const { fail, finish } = how;
+    if (!this.control) return fail(new PalisadeError('PALISADE_ERR_NOT_FOUND', `no endpoint ${route}`));
     if (CONTROL_WRITES.has(route) && caller.kind !== 'admin') {
       this.log.warn({ remote, route, ...callerFields(caller), reason: 'writes need the admin token' }, 'api write refused');
       return fail(new PalisadeError('PALISADE_ERR_FORBIDDEN', `${route} changes policy: only the admin token may (a node certificate may only read)`));
@@ -175,8 +169,7 @@ export class CollectorApi {
         fail(err);
       }
     };
-    if (!this.control) return fail(new PalisadeError('PALISADE_ERR_NOT_FOUND', `no endpoint ${route}`));
-    if (!post) return answer(undefined);
+    if (!how.post) return answer(undefined);
     readJsonBody(req, MAX_CONTROL_BODY_BYTES).then(answer, fail);
   }
 
@@ -211,40 +204,22 @@ export class CollectorApi {
 }
 
 /** A request's JSON body (application/json, at most `max` bytes); one-line errors otherwise. */
-function readJsonBody(req: IncomingMessage, max: number): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-    if (type !== 'application/json') {
-      req.resume();
-      reject(new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', 'invalid body: send Content-Type: application/json'));
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    req.on('data', (c: Buffer) => {
-      if (done) return;
-      size += c.length;
-      if (size > max) {
-        done = true;
-        reject(new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `invalid body: larger than ${max} bytes`));
-        req.resume();
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => {
-      if (done) return;
-      done = true;
-      try {
-        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown);
-      } catch {
-        reject(new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', 'invalid body: not JSON'));
-      }
-    });
-    req.on('error', (err) => {
-      if (!done) reject(err);
-      done = true;
-    });
-  });
+async function readJsonBody(req: IncomingMessage, max: number): Promise<unknown> {
+  const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type !== 'application/json') {
+    req.resume();
+    throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', 'invalid body: send Content-Type: application/json');
+  }
+  let body: Buffer;
+  try {
+    body = await readBody(req, max, 'drain');
+  } catch (err) {
+    if (err instanceof BodyTooLarge) throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `invalid body: larger than ${max} bytes`);
+    throw err;
+  }
+  try {
+    return JSON.parse(body.toString('utf8')) as unknown;
+  } catch {
+    throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', 'invalid body: not JSON');
+  }
 }

@@ -28,7 +28,7 @@ import { describeCause, isPalisadeError, PalisadeError } from '../../common/erro
 import { WORKLOAD_LABEL } from '../../common/labels';
 import type { Logger } from '../../common/log';
 import { encodeMessage, type PolicyStatusMessage, type RegistrySnapshot, type RegistryWorkload } from '../../common/mesh-protocol';
-import { compilePolicyFiles, DEFAULT_ROOT_NAMESPACE, type CompiledPolicy, type PolicySet } from '../../common/policy';
+import { compilePolicyFiles, PolicyIndex, type CompiledEgressRule, type CompiledPolicy, type PolicySet } from '../../common/policy';
 import { parseCidr } from '../../common/policy/ip';
 import { hostProblem } from '../../common/policy/parse-egress';
 import { readPolicyDir, watchPolicyDir, type PolicyFile } from '../../common/policy-files';
@@ -248,32 +248,29 @@ export class PolicyManager {
   egressList(workloadRef?: string): EgressListResponse {
     const snap = this.opts.registry();
     const only = workloadRef === undefined ? undefined : this.workload(workloadRef);
+    const stored = new Map(this.repo.current().map((p) => [policyKey(p), p]));
+    // Selection and rules as the agents see them: the compiled set and its index.
+    const index = new PolicyIndex(compilePolicyFiles(filesOf([...stored.values()].filter((p) => p.kind === 'EgressPolicy'))));
     const rules: EgressRuleView[] = [];
-    for (const p of this.repo.current()) {
-      if (p.kind !== 'EgressPolicy') continue;
-      const spec = (p.manifest.spec ?? {}) as Record<string, unknown>;
-      const selector = ((spec.selector as Record<string, unknown> | undefined)?.matchLabels ?? null) as Record<string, string> | null;
-      const selected = snap.workloads.filter((w) => this.selects(p.namespace, selector, w));
+    for (const p of index.egress) {
+      const selected = snap.workloads.filter((w) => index.selects(p, w));
       if (only && !selected.some((w) => w.namespace === only.namespace && w.name === only.name)) continue;
-      const names = [...new Set(selected.map((w) => `${w.namespace}/${w.name}`))].sort();
-      for (const action of ['deny', 'allow'] as const) {
-        const entries = Array.isArray(spec[action]) ? (spec[action] as Array<Record<string, unknown>>) : [];
-        for (const e of entries) {
-          rules.push({
-            id: p.id,
-            namespace: p.namespace,
-            policy: p.name,
-            selector: selector && Object.keys(selector).length ? selector : null,
-            workloads: names,
-            action,
-            hosts: Array.isArray(e.hosts) ? e.hosts.map(String) : [],
-            cidrs: Array.isArray(e.cidrs) ? e.cidrs.map(String) : [],
-            ports: Array.isArray(e.ports) ? e.ports.map(Number) : [],
-            origin: p.origin,
-            version: p.version,
-          });
-        }
-      }
+      const { id, origin, version } = stored.get(policyKey(p))!;
+      const workloads = [...new Set(selected.map((w) => `${w.namespace}/${w.name}`))].sort();
+      const view = (action: 'allow' | 'deny', r: CompiledEgressRule): EgressRuleView => ({
+        id,
+        namespace: p.namespace,
+        policy: p.name,
+        selector: p.selector ? { ...p.selector } : null,
+        workloads,
+        action,
+        hosts: [...(r.hosts ?? []), ...r.hostSuffixes.map((suffix) => `*${suffix}`)],
+        cidrs: (r.cidrs ?? []).map((c) => c.text),
+        ports: r.ports ? [...r.ports].sort((x, y) => x - y) : [],
+        origin,
+        version,
+      });
+      rules.push(...p.deny.map((r) => view('deny', r)), ...p.rules.map((r) => view('allow', r)));
     }
     return { version: this.repo.version, rules };
   }
@@ -306,15 +303,12 @@ export class PolicyManager {
     const set: PolicySet = compilePolicyFiles(files);
     const incoming = [...set.authorization, ...set.egress];
     if (incoming.length === 0) throw invalid(`${files.map((f) => f.source).join(', ')}: no policies in it (nothing to ${what === 'test' ? 'test' : 'apply'})`);
-    const current = new Map(this.repo.current().map((p) => [policyKey(p), p]));
-    if (what !== 'test') {
-      for (const p of incoming) {
-        const existing = current.get(policyKey(p));
-        if (existing) this.checkWritable(existing, 'change');
-      }
-    }
-    for (const p of incoming) current.set(policyKey(p), { ...desiredOf(p, 'api'), id: 0, version: 0 });
-    return { next: [...current.values()], warnings: [...(set.warnings ?? [])], incoming: new Set(incoming.map(policyKey)) };
+    const keys = new Set(incoming.map(policyKey));
+    const stored = this.repo.current();
+    if (what !== 'test') for (const p of stored) if (keys.has(policyKey(p))) this.checkWritable(p, 'change');
+    const next = new Map<string, DesiredPolicy>(stored.map((p) => [policyKey(p), p]));
+    for (const p of incoming) next.set(policyKey(p), desiredOf(p, 'api'));
+    return { next: [...next.values()], warnings: [...(set.warnings ?? [])], incoming: keys };
   }
 
   private checkWritable(p: StoredPolicy, verb: string): void {
@@ -424,12 +418,6 @@ export class PolicyManager {
     if (allowUnknownNamespaced && m.kind === 'namespaced') return { namespace: m.namespace, name: m.workload };
     const known = [...new Set(snap.workloads.map((w) => `${w.namespace}/${w.name}`))].sort().slice(0, 10);
     throw new PalisadeError('PALISADE_ERR_NOT_FOUND', `unknown workload ${quote(ref)} (registered: ${known.length ? known.join(', ') : 'none'})`);
-  }
-
-  private selects(namespace: string, selector: Record<string, string> | null, w: RegistryWorkload): boolean {
-    if (namespace !== w.namespace && namespace !== DEFAULT_ROOT_NAMESPACE) return false;
-    if (!selector) return true;
-    return Object.entries(selector).every(([k, v]) => Object.prototype.hasOwnProperty.call(w.labels, k) && w.labels[k] === v);
   }
 }
 
