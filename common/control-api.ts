@@ -212,6 +212,10 @@ export interface PolicyTestResponse {
 }
 
 export type AuditKind = 'policy-change' | 'denied-flows';
+export const AUDIT_KINDS: readonly AuditKind[] = ['policy-change', 'denied-flows'];
+/** `audit list`: records answered when no limit is given, and at most. */
+export const DEFAULT_AUDIT_LIMIT = 100;
+export const MAX_AUDIT_LIMIT = 10_000;
 
 export interface AuditRecord {
   seq: number;

@@ -8,7 +8,7 @@
  * whatever the collector sends is printed with its control characters made visible.
  */
 import type { Command } from 'commander';
-import { AUDIT_KINDS, DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT } from '../../collector/audit/audit-log';
+import { AUDIT_KINDS, DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT } from '../../common/control-api';
 import { printable } from '../../common/api-client';
 import { CONTROL_API, type AuditKind, type AuditRecord, type AuditVerifyResponse } from '../../common/control-api';
 import { formatDuration, parsePositiveDuration } from '../../common/duration';

@@ -6,7 +6,7 @@
  */
 import type { AuditKind, AuditListResponse, AuditRecord, AuditVerifyResponse, EgressRuleRequest } from '../../common/control-api';
 import { oneOf, whole } from '../../common/api';
-import { CONTROL_API } from '../../common/control-api';
+import { AUDIT_KINDS, CONTROL_API } from '../../common/control-api';
 import { PalisadeError } from '../../common/errors';
 import type { PolicyFile } from '../../common/policy-files';
 import type { FlowStore } from '../flows/store';
@@ -76,7 +76,6 @@ function onlyFields(body: Record<string, unknown>, allowed: readonly string[]): 
   for (const k of Object.keys(body)) if (!allowed.includes(k)) throw invalid(`invalid body: unknown field ${quote(k)} (known: ${allowed.join(', ')})`);
 }
 
-const AUDIT_KINDS: readonly AuditKind[] = ['policy-change', 'denied-flows'];
 
 export class ControlApi {
   constructor(private readonly deps: ControlDeps) {}

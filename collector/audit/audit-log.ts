@@ -26,16 +26,14 @@ import { chmodSync, lstatSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { writeFileAtomic } from '../../common/atomic-file';
-import type { AuditKind, AuditRecord, AuditVerifyResponse } from '../../common/control-api';
+import { AUDIT_KINDS, DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT, type AuditKind, type AuditRecord, type AuditVerifyResponse } from '../../common/control-api';
 import { describeCause, PalisadeError } from '../../common/errors';
 import type { Logger } from '../../common/log';
 
 export const AUDIT_DB_FILE = 'audit.db';
 export const AUDIT_KEY_FILE = 'audit.key';
 export const AUDIT_HEAD_FILE = 'audit.head';
-export const AUDIT_KINDS: readonly AuditKind[] = ['policy-change', 'denied-flows'];
-export const DEFAULT_AUDIT_LIMIT = 100;
-export const MAX_AUDIT_LIMIT = 10_000;
+export { AUDIT_KINDS, DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT };
 /** verify lists at most this many problems (and then says how many more there are). */
 export const MAX_AUDIT_PROBLEMS = 100;
 /** `prev` of record 1. */

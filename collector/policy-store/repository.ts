@@ -156,7 +156,7 @@ export class PolicyRepository {
 
   /** The policies in force, ordered by kind, namespace, name. */
   current(): StoredPolicy[] {
-    return [...this.objects.values()].sort((a, b) => (policyKey(a) < policyKey(b) ? -1 : policyKey(a) > policyKey(b) ? 1 : 0));
+    return [...this.objects.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, p]) => p);
   }
 
   byId(id: number): StoredPolicy | undefined {
