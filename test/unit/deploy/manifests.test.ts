@@ -9,6 +9,7 @@ import { silentLogger } from '../../../common/log';
 const REPO = path.resolve(__dirname, '../../../..');
 const MANIFESTS = path.join(REPO, 'deploy/kubernetes');
 const CONTAINERFILE = path.join(REPO, 'deploy/Containerfile');
+const NODE_VERSION = fs.readFileSync(path.join(REPO, '.node-version'), 'utf8').trim();
 const NAMESPACE = 'palisade-system';
 
 /* Just enough of the Kubernetes object shapes for these checks. */
@@ -380,13 +381,13 @@ describe('deploy manifests', () => {
     }
 
     it('installs production dependencies only in the prod-deps stage', () => {
-      assert.match(text, /FROM node:20-bookworm AS prod-deps[\s\S]*npm ci --omit=dev/);
+      assert.match(text, new RegExp(`FROM node:${NODE_VERSION}-bookworm AS prod-deps[\\s\\S]*npm ci --omit=dev`));
     });
 
-    it('builds on node:20-bookworm and runs on node:20-bookworm-slim with the addon\'s libraries', () => {
+    it('builds on and runs on the Node pinned in .node-version (bookworm, slim at run time) with the addon\'s libraries', () => {
       const froms = [...text.matchAll(/^FROM (\S+)/gm)].map((m) => m[1]);
-      assert.equal(froms[0], 'node:20-bookworm');
-      assert.equal(froms[froms.length - 1], 'node:20-bookworm-slim');
+      assert.equal(froms[0], `node:${NODE_VERSION}-bookworm`);
+      assert.equal(froms[froms.length - 1], `node:${NODE_VERSION}-bookworm-slim`);
       assert.match(text, /install -y --no-install-recommends libbpf1 libelf1 zlib1g/);
     });
   });
