@@ -119,3 +119,18 @@ export function describeCause(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);
 }
+
+/** The one-line `PALISADE_ERR_INVALID_ARGUMENT` every input check throws. */
+export function invalidArgument(message: string): PalisadeError {
+  return new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', message);
+}
+
+/**
+ * The error's `code` when it carries one as a string (an errno name such as `ECONNREFUSED`, a
+ * Node code such as `ERR_DLOPEN_FAILED`, SQLite's `SQLITE_CONSTRAINT_PRIMARYKEY`), else undefined.
+ * The one way to read it: callers branch on this, never on message text.
+ */
+export function errorCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null | undefined)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
