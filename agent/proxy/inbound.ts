@@ -10,7 +10,7 @@ import * as http2 from 'node:http2';
 import type * as net from 'node:net';
 import type * as tls from 'node:tls';
 import type { Logger } from '../../common/log';
-import type { MeshWorkload } from '../registry';
+import type { MeshWorkload } from '../mesh/mesh-registry';
 import type { Workload } from '../workloads';
 import { FORWARDED_HEADER, HBONE_PORT, parseAuthority, parseForwarded, sniFor, spiffeIdOfPeer } from './hbone';
 import type { IdentitySource } from './hbone-pool';

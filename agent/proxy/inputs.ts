@@ -1,7 +1,7 @@
 /** The one bundle of shared inputs each proxy listener is built from (ztunnel's ProxyInputs). */
 import type { Logger } from '../../common/log';
 import type { Original } from '../datapath/datapath';
-import type { MeshWorkload } from '../registry';
+import type { MeshWorkload } from '../mesh/mesh-registry';
 import type { Workload } from '../workloads';
 import type { FlowSink } from '../../common/flow';
 import type { Delivery } from './deliver';
