@@ -28,7 +28,7 @@ import { FlowMetrics } from './metrics/flow-metrics';
 import { MetricsServer } from './metrics/server';
 import { CachingResolver } from './policy/resolver';
 import { PolicyStore } from './policy/store';
-import { Delivery } from './proxy/deliver';
+import { DestinationAuthz } from './proxy/destination-authz';
 import { Egress } from './proxy/egress';
 import type { HttpLimits } from './proxy/http';
 import { ConnectionTracker } from './proxy/tracker';
@@ -166,12 +166,12 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       sniffTimeoutMs,
       ...(opts.httpLimits ? { httpLimits: opts.httpLimits } : {}),
     };
-    const delivery = new Delivery({ ...shared, proxyIp: opts.proxyIp });
+    const authz = new DestinationAuthz({ ...shared, proxyIp: opts.proxyIp });
     const egress = new Egress({ ...shared, resolver: new CachingResolver({ ...(opts.hostsFile ? { hostsFile: opts.hostsFile } : {}), log }) });
     // Join the mesh first: a refused join or an unreachable collector must not leave a
     // half-configured node, and no pod is redirected before the proxy knows the mesh.
     if (opts.mesh && caPem && reporter) {
-      mesh = await startMesh(opts.node, opts.proxyIp, opts.mesh, caPem, workloads, delivery, policies, reporter, connectTimeoutMs, log);
+      mesh = await startMesh(opts.node, opts.proxyIp, opts.mesh, caPem, workloads, authz, policies, reporter, connectTimeoutMs, log);
     }
     datapath = Datapath.install({
       node: opts.node,
@@ -198,7 +198,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       workloads,
       mesh: meshInputs,
       log,
-      delivery,
+      authz,
       egress,
       flows,
     });
@@ -296,7 +296,7 @@ async function startMesh(
   m: MeshOptions,
   caPem: string,
   workloads: LocalWorkloads,
-  delivery: Delivery,
+  authz: DestinationAuthz,
   policies: PolicyStore,
   reporter: FlowReporter,
   connectTimeoutMs: number,
@@ -322,7 +322,7 @@ async function startMesh(
     local: workloads,
     mesh: registry,
     log,
-    delivery,
+    authz,
   });
   const running = { registry, identities, pool, inbound, collector, reporter };
   try {

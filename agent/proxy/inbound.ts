@@ -15,7 +15,7 @@ import type { Workload } from '../workloads';
 import { FORWARDED_HEADER, HBONE_PORT, parseAuthority, parseForwarded, sniFor, spiffeIdOfPeer } from './hbone';
 import type { IdentitySource } from './hbone-pool';
 import { errorCode } from './connect';
-import type { Delivery, DeliveryContext } from './deliver';
+import type { DestinationAuthz, AuthzContext } from './destination-authz';
 
 export interface InboundInputs {
   node: string;
@@ -27,7 +27,7 @@ export interface InboundInputs {
   mesh: { byIp(ip: string): MeshWorkload | undefined };
   log: Logger;
   /** authorization and the connection to the pod */
-  delivery: Delivery;
+  authz: DestinationAuthz;
 }
 
 export type InboundRefusal =
@@ -155,16 +155,16 @@ export class InboundProxy {
     if (src.nodeAddress !== stripMapped(peerAddress ?? '')) {
       return this.refuse(stream, 403, 'wrong-source-node', { peerAddress, expected: src.nodeAddress, source: srcIp });
     }
-    const ctx: DeliveryContext = {
+    const ctx: AuthzContext = {
       mtls: true,
       source: { ip: src.ip, workload: src.name, namespace: src.namespace, identity: peer.identity },
       destination: { ip: dst.ip, port: dst.port, workload: target },
     };
     const started = Date.now();
-    const delivery = this.inputs.delivery;
-    const admission = delivery.admit(ctx);
+    const authz = this.inputs.authz;
+    const admission = authz.admit(ctx);
     if (admission.kind === 'deny') {
-      delivery.refused(ctx, admission.verdict, started);
+      authz.refused(ctx, admission.verdict, started);
       return this.refuse(stream, 403, 'denied-by-policy', { source: ctx.source, destination: dst, policy: admission.verdict.policy });
     }
     if (admission.kind === 'http') {
@@ -172,13 +172,13 @@ export class InboundProxy {
       this.counters.accepted += 1;
       stream.respond({ ':status': 200 });
       this.log.debug({ event: 'inbound', source: ctx.source, destination: dst, mtls: true }, 'inbound connection');
-      delivery.serve(stream, ctx, started).catch((err: Error) => {
+      authz.serve(stream, ctx, started).catch((err: Error) => {
         this.log.error({ err }, 'inbound delivery failed');
         stream.destroy();
       });
       return;
     }
-    delivery.connectUpstream(ctx).then(
+    authz.connectUpstream(ctx).then(
       (upstream) => {
         if (stream.destroyed) {
           upstream.destroy();
@@ -187,10 +187,10 @@ export class InboundProxy {
         this.counters.accepted += 1;
         stream.respond({ ':status': 200 });
         this.log.debug({ event: 'inbound', source: ctx.source, destination: dst, mtls: true }, 'inbound connection');
-        delivery.spliceTcp(stream, upstream, ctx, admission.verdict, started);
+        authz.spliceTcp(stream, upstream, ctx, admission.verdict, started);
       },
       (err: Error) => {
-        delivery.upstreamFailed(ctx, err, started);
+        authz.upstreamFailed(ctx, err, started);
         this.refuse(stream, 503, 'upstream-failed', { source: ctx.source, destination: dst, error: errorCode(err) });
       },
     );

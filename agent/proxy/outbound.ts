@@ -5,7 +5,7 @@
  * kernel has no record of is refused, never guessed at.
  *
  * Then, by route(): a pod on another node → HBONE tunnel as the source workload's
- * identity (the destination node authorizes); a pod on this node → Delivery, the same
+ * identity (the destination node authorizes); a pod on this node → DestinationAuthz, the same
  * authorization the inbound listener applies; anything else → Egress, the source's
  * allowlist (unchanged pass-through for a workload no EgressPolicy selects).
  */
@@ -14,7 +14,7 @@ import type { Duplex } from 'node:stream';
 import type { Workload } from '../workloads';
 import type { ProxyInputs } from './inputs';
 import { flowRecord, type FlowEndpoint, type FlowRecord, type FlowVerdict } from '../../common/flow';
-import type { DeliveryContext } from './deliver';
+import type { AuthzContext } from './destination-authz';
 import { errorCode } from './connect';
 import { splice } from './pipe';
 import { route, type Route } from './route';
@@ -122,30 +122,30 @@ export class OutboundProxy {
   }
 
   /** Same node: the destination's policies are checked here, exactly as the inbound listener would. */
-  private deliverLocal(client: net.Socket, source: DeliveryContext['source'], target: Workload, dst: { ip: string; port: number }, started: number): void {
-    const delivery = this.inputs.delivery;
-    const ctx: DeliveryContext = { mtls: false, source, destination: { ...dst, workload: target } };
-    const admission = delivery.admit(ctx);
+  private deliverLocal(client: net.Socket, source: AuthzContext['source'], target: Workload, dst: { ip: string; port: number }, started: number): void {
+    const authz = this.inputs.authz;
+    const ctx: AuthzContext = { mtls: false, source, destination: { ...dst, workload: target } };
+    const admission = authz.admit(ctx);
     if (admission.kind === 'deny') {
-      delivery.refused(ctx, admission.verdict, started);
+      authz.refused(ctx, admission.verdict, started);
       client.resetAndDestroy();
       return;
     }
     if (admission.kind === 'http') {
-      delivery.serve(client, ctx, started).catch((err: Error) => {
+      authz.serve(client, ctx, started).catch((err: Error) => {
         this.log.error({ err }, 'local delivery failed');
         client.destroy();
       });
       return;
     }
     client.pause();
-    delivery.connectUpstream(ctx).then(
+    authz.connectUpstream(ctx).then(
       (upstream) => {
         client.resume();
-        delivery.spliceTcp(client, upstream, ctx, admission.verdict, started);
+        authz.spliceTcp(client, upstream, ctx, admission.verdict, started);
       },
       (err: Error) => {
-        delivery.upstreamFailed(ctx, err, started);
+        authz.upstreamFailed(ctx, err, started);
         client.resetAndDestroy();
       },
     );

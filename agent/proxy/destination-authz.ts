@@ -1,8 +1,9 @@
 /**
- * The last step before a local pod: authorization of the destination's policies, at L4 when the
- * connection arrives and on every HTTP request when a policy needs HTTP attributes, then the
- * connection to the pod from PROXY_IP (so strict pods accept it). Used by the HBONE inbound
- * listener and by the same-node path of the outbound listener: the same checks either way.
+ * Destination-side authorization, the last step before a local pod: the destination's policies
+ * decide at L4 when the connection arrives, and on every HTTP request when a policy needs HTTP
+ * attributes; then the connection to the pod from PROXY_IP (so strict pods accept it). Used by
+ * the HBONE inbound listener and by the same-node path of the outbound listener: the same checks
+ * either way.
  *
  * Nothing reaches the pod before it is allowed: the upstream connection is opened only after
  * the L4 verdict (TCP) or the first allowed request (HTTP).
@@ -19,12 +20,12 @@ import { splice } from './pipe';
 import { sniff } from './sniff';
 import { denial, type EnforcementInputs } from './tracker';
 
-export interface DeliveryInputs extends EnforcementInputs {
+export interface DestinationAuthzInputs extends EnforcementInputs {
   /** pods are reached from this address, so strict pods accept the connection */
   proxyIp: string;
 }
 
-export interface DeliveryContext {
+export interface AuthzContext {
   /** true when the connection came through the mTLS tunnel from another node */
   mtls: boolean;
   source: FlowEndpoint & { ip: string };
@@ -41,18 +42,18 @@ export type Admission =
 /** Headers the mesh sets towards the pod; a client's own copies are removed first. */
 const MESH_HEADERS = ['x-palisade-*'];
 
-export class Delivery {
+export class DestinationAuthz {
   private readonly log: Logger;
 
   /** One HTTP front for every connection this node delivers; each brings its own session. */
   private readonly front: HttpFront;
 
-  constructor(private readonly inputs: DeliveryInputs) {
+  constructor(private readonly inputs: DestinationAuthzInputs) {
     this.log = inputs.log.child({ component: 'authz' });
     this.front = new HttpFront({ ...(inputs.httpLimits ? { limits: inputs.httpLimits } : {}), stripHeaders: MESH_HEADERS, log: this.log });
   }
 
-  admit(ctx: DeliveryContext): Admission {
+  admit(ctx: AuthzContext): Admission {
     const index = this.inputs.policies.index;
     if (index.needsHttp(ctx.destination.workload)) return { kind: 'http' };
     const verdict = authorize(this.request(ctx), index, 'tcp');
@@ -60,18 +61,18 @@ export class Delivery {
   }
 
   /** Record a connection refused at admission (the caller closes it its own way). */
-  refused(ctx: DeliveryContext, verdict: AuthzVerdict, started: number): void {
+  refused(ctx: AuthzContext, verdict: AuthzVerdict, started: number): void {
     this.log.warn({ event: 'refused', reason: verdict.reason, policy: verdict.policy, source: ctx.source, destination: destinationEndpoint(ctx) }, 'connection denied by policy');
-    this.inputs.flows.record(this.flow(ctx, 'tcp', Delivery.outcome(verdict), { bytesSent: 0, bytesReceived: 0, durationMs: Date.now() - started }));
+    this.inputs.flows.record(this.flow(ctx, 'tcp', DestinationAuthz.outcome(verdict), { bytesSent: 0, bytesReceived: 0, durationMs: Date.now() - started }));
   }
 
   /** Open the connection to the pod, from PROXY_IP. */
-  connectUpstream(ctx: DeliveryContext): Promise<net.Socket> {
+  connectUpstream(ctx: AuthzContext): Promise<net.Socket> {
     return connectTcp({ host: ctx.destination.ip, port: ctx.destination.port, localAddress: this.inputs.proxyIp, timeoutMs: this.inputs.connectTimeoutMs });
   }
 
   /** Splice an admitted TCP connection to its pod; tracked so a policy change can close it. */
-  spliceTcp(conn: Duplex, upstream: Duplex, ctx: DeliveryContext, verdict: AuthzVerdict, started: number, head?: Buffer): void {
+  spliceTcp(conn: Duplex, upstream: Duplex, ctx: AuthzContext, verdict: AuthzVerdict, started: number, head?: Buffer): void {
     const untrack = this.inputs.tracker.add({
       recheck: (index) => {
         return denial(authorize(this.request(ctx), index, 'tcp'));
@@ -90,7 +91,7 @@ export class Delivery {
         this.flow(
           ctx,
           'tcp',
-          r.error ? { ...Delivery.outcome(verdict), verdict: 'error' } : Delivery.outcome(verdict),
+          r.error ? { ...DestinationAuthz.outcome(verdict), verdict: 'error' } : DestinationAuthz.outcome(verdict),
           { bytesSent, bytesReceived: r.bytesReceived, durationMs: Date.now() - started },
         ),
       );
@@ -101,7 +102,7 @@ export class Delivery {
    * Serve a connection whose destination has HTTP-level policies: HTTP is authorized per
    * request; anything else is judged by Istio's TCP rules (HTTP-only ALLOW rules never match).
    */
-  async serve(conn: Duplex, ctx: DeliveryContext, started: number): Promise<void> {
+  async serve(conn: Duplex, ctx: AuthzContext, started: number): Promise<void> {
     const sniffed = await sniff(conn, this.inputs.sniffTimeoutMs);
     if (sniffed.kind === 'closed') {
       conn.destroy();
@@ -125,7 +126,7 @@ export class Delivery {
     this.spliceTcp(conn, upstream, ctx, verdict, started, sniffed.head);
   }
 
-  private serveHttp(conn: Duplex, ctx: DeliveryContext, head: Buffer): void {
+  private serveHttp(conn: Duplex, ctx: AuthzContext, head: Buffer): void {
     const base = this.request(ctx);
     const setHeaders: Record<string, string> = {};
     // Istio's header for the workload behind the proxy: who called, as the mesh verified it.
@@ -153,13 +154,13 @@ export class Delivery {
     this.front.handle(conn, head, session);
   }
 
-  upstreamFailed(ctx: DeliveryContext, err: Error, started: number): void {
+  upstreamFailed(ctx: AuthzContext, err: Error, started: number): void {
     const code = errorCode(err);
     this.log.warn({ event: 'refused', reason: 'upstream-failed', error: code, source: ctx.source, destination: destinationEndpoint(ctx) }, 'pod connection failed');
     this.inputs.flows.record(this.flow(ctx, 'tcp', { verdict: 'error', reason: 'upstream-failed' }, { bytesSent: 0, bytesReceived: 0, durationMs: Date.now() - started }));
   }
 
-  private request(ctx: DeliveryContext): AuthzRequest {
+  private request(ctx: AuthzContext): AuthzRequest {
     const w = ctx.destination.workload;
     return {
       source: {
@@ -172,7 +173,7 @@ export class Delivery {
   }
 
   private flow(
-    ctx: DeliveryContext,
+    ctx: AuthzContext,
     protocol: FlowProtocol,
     outcome: Pick<FlowRecord, 'verdict' | 'reason' | 'policy' | 'rule' | 'audit'>,
     counts: { bytesSent: number; bytesReceived: number; durationMs: number },
@@ -203,15 +204,15 @@ export class Delivery {
     return { verdict: verdictOf(v), reason: v.reason, policy: v.policy, rule: v.rule, audit: v.audit };
   }
 
-  private httpFlow(ctx: DeliveryContext, r: HttpRecord): FlowRecord {
+  private httpFlow(ctx: AuthzContext, r: HttpRecord): FlowRecord {
     const d = r.decision as (HttpDecision & Partial<AuthzVerdict>) | undefined;
-    const decided = d && typeof d.reason === 'string' ? Delivery.outcome(d as AuthzVerdict) : { verdict: 'denied' as const, reason: r.rejected ?? 'bad-request' };
+    const decided = d && typeof d.reason === 'string' ? DestinationAuthz.outcome(d as AuthzVerdict) : { verdict: 'denied' as const, reason: r.rejected ?? 'bad-request' };
     const outcome = r.error ? { ...decided, verdict: 'error' as const, reason: r.error } : decided;
     return this.flow(ctx, 'http', outcome, { bytesSent: r.bytesSent, bytesReceived: r.bytesReceived, durationMs: r.durationMs }, { record: r });
   }
 }
 
-function destinationEndpoint(ctx: DeliveryContext, host?: string): FlowEndpoint {
+function destinationEndpoint(ctx: AuthzContext, host?: string): FlowEndpoint {
   const w = ctx.destination.workload;
   const e: FlowEndpoint = { ip: ctx.destination.ip, port: ctx.destination.port, workload: w.name, namespace: w.namespace, identity: w.identity };
   if (host) e.host = host;
