@@ -12,6 +12,7 @@ import type * as tls from 'node:tls';
 import type { Logger } from '../../common/log';
 import type { MeshWorkload } from '../mesh/mesh-registry';
 import type { Workload } from '../workloads';
+import { stripMapped } from '../ipv4-mapped';
 import { FORWARDED_HEADER, HBONE_PORT, parseAuthority, parseForwarded, sniFor, spiffeIdOfPeer } from './hbone';
 import type { IdentitySource } from './hbone-pool';
 import { errorCode } from './connect';
@@ -195,8 +196,4 @@ export class InboundProxy {
       },
     );
   }
-}
-
-function stripMapped(ip: string): string {
-  return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
 }

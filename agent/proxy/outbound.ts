@@ -11,6 +11,7 @@
  */
 import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
+import { stripMapped } from '../ipv4-mapped';
 import type { Workload } from '../workloads';
 import type { ProxyInputs } from './inputs';
 import { flowRecord, type FlowEndpoint, type FlowRecord, type FlowVerdict } from '../../common/flow';
@@ -182,8 +183,4 @@ export class OutboundProxy {
 function describeRoute(r: Route): Record<string, string> {
   if (r.kind === 'passthrough') return {};
   return { workload: r.workload.name, namespace: r.workload.namespace, identity: r.workload.identity };
-}
-
-function stripMapped(ip: string): string {
-  return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
 }
