@@ -15,6 +15,7 @@ import type { Logger } from '../../common/log';
 import { authorize, type AuthzRequest, type AuthzVerdict } from '../../common/policy';
 import type { Workload } from '../workloads';
 import { HttpFront, type HttpDecision, type HttpRecord, type HttpSession, type NormalizedRequest } from './http';
+import { admission } from './admission';
 import { connectTcp, errorCode } from './connect';
 import { splice } from './pipe';
 import { sniff } from './sniff';
@@ -32,12 +33,20 @@ export interface AuthzContext {
   destination: { ip: string; port: number; workload: Workload };
 }
 
-/** What to do with a new connection, decided before anything is accepted. */
-export type Admission =
-  | { kind: 'deny'; verdict: AuthzVerdict }
-  | { kind: 'tcp'; verdict: AuthzVerdict }
-  /** a policy needs HTTP attributes: accept, look at the bytes, decide per request */
-  | { kind: 'http' };
+/**
+ * How a listener answers the client of a connection it hands over: the outbound listener resets
+ * a TCP socket, the inbound listener answers an HTTP/2 CONNECT stream with a status.
+ */
+export interface ClientSide {
+  /** the client's bytes: spliced to the pod, or read by the HTTP front */
+  readonly conn: Duplex;
+  /** The connection goes ahead; false when the client has gone meanwhile (then nothing more is done). */
+  accept(): boolean;
+  /** Refused before anything reached the pod (its flow is already recorded). */
+  refuse(why: { reason: 'denied-by-policy'; verdict: AuthzVerdict } | { reason: 'upstream-failed'; error: Error }): void;
+  /** Serving it failed unexpectedly: say so and close it. */
+  failed(err: Error): void;
+}
 
 /** Headers the mesh sets towards the pod; a client's own copies are removed first. */
 const MESH_HEADERS = ['x-palisade-*'];
@@ -53,26 +62,53 @@ export class DestinationAuthz {
     this.front = new HttpFront({ ...(inputs.httpLimits ? { limits: inputs.httpLimits } : {}), stripHeaders: MESH_HEADERS, log: this.log });
   }
 
-  admit(ctx: AuthzContext): Admission {
-    const index = this.inputs.policies.index;
-    if (index.needsHttp(ctx.destination.workload)) return { kind: 'http' };
-    const verdict = authorize(this.request(ctx), index, 'tcp');
-    return verdict.allowed ? { kind: 'tcp', verdict } : { kind: 'deny', verdict };
+  /**
+   * Take over a new connection to a local pod: admission decides (deny, TCP, or per HTTP
+   * request), the client is answered through `client`. The client's bytes wait while the pod is
+   * being connected.
+   */
+  deliver(ctx: AuthzContext, started: number, client: ClientSide): void {
+    const a = admission(this.request(ctx), this.inputs.policies.index);
+    if (a.kind === 'deny') {
+      this.refused(ctx, a.verdict, started);
+      client.refuse({ reason: 'denied-by-policy', verdict: a.verdict });
+      return;
+    }
+    if (a.kind === 'http') {
+      if (!client.accept()) return;
+      this.serve(client.conn, ctx, started).catch((err: Error) => client.failed(err));
+      return;
+    }
+    client.conn.pause();
+    this.connectUpstream(ctx).then(
+      (upstream) => {
+        if (!client.accept()) {
+          upstream.destroy();
+          return;
+        }
+        client.conn.resume();
+        this.spliceTcp(client.conn, upstream, ctx, a.verdict, started);
+      },
+      (err: Error) => {
+        this.upstreamFailed(ctx, err, started);
+        client.refuse({ reason: 'upstream-failed', error: err });
+      },
+    );
   }
 
   /** Record a connection refused at admission (the caller closes it its own way). */
-  refused(ctx: AuthzContext, verdict: AuthzVerdict, started: number): void {
+  private refused(ctx: AuthzContext, verdict: AuthzVerdict, started: number): void {
     this.log.warn({ event: 'refused', reason: verdict.reason, policy: verdict.policy, source: ctx.source, destination: destinationEndpoint(ctx) }, 'connection denied by policy');
     this.inputs.flows.record(this.flow(ctx, 'tcp', DestinationAuthz.outcome(verdict), { bytesSent: 0, bytesReceived: 0, durationMs: Date.now() - started }));
   }
 
   /** Open the connection to the pod, from PROXY_IP. */
-  connectUpstream(ctx: AuthzContext): Promise<net.Socket> {
+  private connectUpstream(ctx: AuthzContext): Promise<net.Socket> {
     return connectTcp({ host: ctx.destination.ip, port: ctx.destination.port, localAddress: this.inputs.proxyIp, timeoutMs: this.inputs.connectTimeoutMs });
   }
 
   /** Splice an admitted TCP connection to its pod; tracked so a policy change can close it. */
-  spliceTcp(conn: Duplex, upstream: Duplex, ctx: AuthzContext, verdict: AuthzVerdict, started: number, head?: Buffer): void {
+  private spliceTcp(conn: Duplex, upstream: Duplex, ctx: AuthzContext, verdict: AuthzVerdict, started: number, head?: Buffer): void {
     const untrack = this.inputs.tracker.add({
       recheck: (index) => {
         return denial(authorize(this.request(ctx), index, 'tcp'));
@@ -102,7 +138,7 @@ export class DestinationAuthz {
    * Serve a connection whose destination has HTTP-level policies: HTTP is authorized per
    * request; anything else is judged by Istio's TCP rules (HTTP-only ALLOW rules never match).
    */
-  async serve(conn: Duplex, ctx: AuthzContext, started: number): Promise<void> {
+  private async serve(conn: Duplex, ctx: AuthzContext, started: number): Promise<void> {
     const sniffed = await sniff(conn, this.inputs.sniffTimeoutMs);
     if (sniffed.kind === 'closed') {
       conn.destroy();
@@ -154,7 +190,7 @@ export class DestinationAuthz {
     this.front.handle(conn, head, session);
   }
 
-  upstreamFailed(ctx: AuthzContext, err: Error, started: number): void {
+  private upstreamFailed(ctx: AuthzContext, err: Error, started: number): void {
     const code = errorCode(err);
     this.log.warn({ event: 'refused', reason: 'upstream-failed', error: code, source: ctx.source, destination: destinationEndpoint(ctx) }, 'pod connection failed');
     this.inputs.flows.record(this.flow(ctx, 'tcp', { verdict: 'error', reason: 'upstream-failed' }, { bytesSent: 0, bytesReceived: 0, durationMs: Date.now() - started }));

@@ -161,39 +161,23 @@ export class InboundProxy {
       source: { ip: src.ip, workload: src.name, namespace: src.namespace, identity: peer.identity },
       destination: { ip: dst.ip, port: dst.port, workload: target },
     };
-    const started = Date.now();
-    const authz = this.inputs.authz;
-    const admission = authz.admit(ctx);
-    if (admission.kind === 'deny') {
-      authz.refused(ctx, admission.verdict, started);
-      return this.refuse(stream, 403, 'denied-by-policy', { source: ctx.source, destination: dst, policy: admission.verdict.policy });
-    }
-    if (admission.kind === 'http') {
-      // HTTP-level policy: accept the tunnel, then authorize each request inside it.
-      this.counters.accepted += 1;
-      stream.respond({ ':status': 200 });
-      this.log.debug({ event: 'inbound', source: ctx.source, destination: dst, mtls: true }, 'inbound connection');
-      authz.serve(stream, ctx, started).catch((err: Error) => {
-        this.log.error({ err }, 'inbound delivery failed');
-        stream.destroy();
-      });
-      return;
-    }
-    authz.connectUpstream(ctx).then(
-      (upstream) => {
-        if (stream.destroyed) {
-          upstream.destroy();
-          return;
-        }
+    this.inputs.authz.deliver(ctx, Date.now(), {
+      conn: stream,
+      accept: () => {
+        if (stream.destroyed) return false;
         this.counters.accepted += 1;
         stream.respond({ ':status': 200 });
         this.log.debug({ event: 'inbound', source: ctx.source, destination: dst, mtls: true }, 'inbound connection');
-        authz.spliceTcp(stream, upstream, ctx, admission.verdict, started);
+        return true;
       },
-      (err: Error) => {
-        authz.upstreamFailed(ctx, err, started);
-        this.refuse(stream, 503, 'upstream-failed', { source: ctx.source, destination: dst, error: errorCode(err) });
+      refuse: (why) => {
+        if (why.reason === 'denied-by-policy') this.refuse(stream, 403, why.reason, { source: ctx.source, destination: dst, policy: why.verdict.policy });
+        else this.refuse(stream, 503, why.reason, { source: ctx.source, destination: dst, error: errorCode(why.error) });
       },
-    );
+      failed: (err) => {
+        this.log.error({ err }, 'inbound delivery failed');
+        stream.destroy();
+      },
+    });
   }
 }

@@ -124,32 +124,16 @@ export class OutboundProxy {
 
   /** Same node: the destination's policies are checked here, exactly as the inbound listener would. */
   private deliverLocal(client: net.Socket, source: AuthzContext['source'], target: Workload, dst: { ip: string; port: number }, started: number): void {
-    const authz = this.inputs.authz;
     const ctx: AuthzContext = { mtls: false, source, destination: { ...dst, workload: target } };
-    const admission = authz.admit(ctx);
-    if (admission.kind === 'deny') {
-      authz.refused(ctx, admission.verdict, started);
-      client.resetAndDestroy();
-      return;
-    }
-    if (admission.kind === 'http') {
-      authz.serve(client, ctx, started).catch((err: Error) => {
+    this.inputs.authz.deliver(ctx, started, {
+      conn: client,
+      accept: () => true,
+      refuse: () => client.resetAndDestroy(),
+      failed: (err) => {
         this.log.error({ err }, 'local delivery failed');
         client.destroy();
-      });
-      return;
-    }
-    client.pause();
-    authz.connectUpstream(ctx).then(
-      (upstream) => {
-        client.resume();
-        authz.spliceTcp(client, upstream, ctx, admission.verdict, started);
       },
-      (err: Error) => {
-        authz.upstreamFailed(ctx, err, started);
-        client.resetAndDestroy();
-      },
-    );
+    });
   }
 
   private flow(
