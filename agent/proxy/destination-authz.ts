@@ -10,7 +10,7 @@
  */
 import type * as net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { flowRecord, verdictOf, type FlowEndpoint, type FlowProtocol, type FlowRecord } from '../../common/flow';
+import type { FlowEndpoint, FlowProtocol, FlowRecord } from '../../common/flow';
 import type { Logger } from '../../common/log';
 import { authorize, type AuthzRequest, type AuthzVerdict } from '../../common/policy';
 import type { Workload } from '../workloads';
@@ -18,8 +18,9 @@ import { HttpFront, type HttpDecision, type HttpRecord, type HttpSession, type N
 import { admission } from './admission';
 import { connectTcp, errorCode } from './connect';
 import { splice } from './pipe';
+import { httpCounts, httpLine, httpOutcome, nothingSent, outcomeOf, proxyFlow, type FlowCounts, type FlowOutcome } from './proxy-flow';
 import { sniff } from './sniff';
-import { denial, type EnforcementInputs } from './tracker';
+import { closeWhenDenied, denial, type EnforcementInputs } from './tracker';
 
 export interface DestinationAuthzInputs extends EnforcementInputs {
   /** pods are reached from this address, so strict pods accept the connection */
@@ -50,6 +51,8 @@ export interface ClientSide {
 
 /** Headers the mesh sets towards the pod; a client's own copies are removed first. */
 const MESH_HEADERS = ['x-palisade-*'];
+
+const CLOSED_BY_POLICY = 'established connection closed: policy now denies it';
 
 export class DestinationAuthz {
   private readonly log: Logger;
@@ -99,7 +102,7 @@ export class DestinationAuthz {
   /** Record a connection refused at admission (the caller closes it its own way). */
   private refused(ctx: AuthzContext, verdict: AuthzVerdict, started: number): void {
     this.log.warn({ event: 'refused', reason: verdict.reason, policy: verdict.policy, source: ctx.source, destination: destinationEndpoint(ctx) }, 'connection denied by policy');
-    this.inputs.flows.record(this.flow(ctx, 'tcp', DestinationAuthz.outcome(verdict), { bytesSent: 0, bytesReceived: 0, durationMs: Date.now() - started }));
+    this.inputs.flows.record(this.flow(ctx, 'tcp', outcomeOf(verdict), nothingSent(started)));
   }
 
   /** Open the connection to the pod, from PROXY_IP. */
@@ -109,28 +112,20 @@ export class DestinationAuthz {
 
   /** Splice an admitted TCP connection to its pod; tracked so a policy change can close it. */
   private spliceTcp(conn: Duplex, upstream: Duplex, ctx: AuthzContext, verdict: AuthzVerdict, started: number, head?: Buffer): void {
-    const untrack = this.inputs.tracker.add({
-      recheck: (index) => {
-        return denial(authorize(this.request(ctx), index, 'tcp'));
-      },
-      close: (why) => {
-        this.log.warn({ event: 'closed-by-policy', ...why, source: ctx.source, destination: destinationEndpoint(ctx) }, 'established connection closed: policy now denies it');
-        conn.destroy();
-        upstream.destroy();
-      },
+    const untrack = closeWhenDenied(this.inputs.tracker, this.log, {
+      recheck: (index) => denial(authorize(this.request(ctx), index, 'tcp')),
+      source: ctx.source,
+      destination: destinationEndpoint(ctx),
+      message: CLOSED_BY_POLICY,
+      streams: [conn, upstream],
     });
     if (head?.length) upstream.write(head);
     splice(conn, upstream, (r) => {
       untrack();
       const bytesSent = r.bytesSent + (head?.length ?? 0);
-      this.inputs.flows.record(
-        this.flow(
-          ctx,
-          'tcp',
-          r.error ? { ...DestinationAuthz.outcome(verdict), verdict: 'error' } : DestinationAuthz.outcome(verdict),
-          { bytesSent, bytesReceived: r.bytesReceived, durationMs: Date.now() - started },
-        ),
-      );
+      const outcome = outcomeOf(verdict);
+      if (r.error) outcome.verdict = 'error';
+      this.inputs.flows.record(this.flow(ctx, 'tcp', outcome, { bytesSent, bytesReceived: r.bytesReceived, durationMs: Date.now() - started }));
     });
   }
 
@@ -175,16 +170,14 @@ export class DestinationAuthz {
       },
       connect: () => this.connectUpstream(ctx),
       setHeaders,
-      onRecord: (r) => this.inputs.flows.record(this.httpFlow(ctx, r)),
+      onRecord: (r) => this.inputs.flows.record(this.flow(ctx, 'http', httpOutcome(r), httpCounts(r), r)),
     };
-    const untrack = this.inputs.tracker.add({
-      recheck: (index) => {
-        return denial(authorize(base, index, 'connection'));
-      },
-      close: (why) => {
-        this.log.warn({ event: 'closed-by-policy', ...why, source: ctx.source, destination: destinationEndpoint(ctx) }, 'established connection closed: policy now denies it');
-        conn.destroy(); // closes its upstream connection too
-      },
+    const untrack = closeWhenDenied(this.inputs.tracker, this.log, {
+      recheck: (index) => denial(authorize(base, index, 'connection')),
+      source: ctx.source,
+      destination: destinationEndpoint(ctx),
+      message: CLOSED_BY_POLICY,
+      streams: [conn], // closing it closes its upstream connection too
     });
     conn.once('close', untrack);
     this.front.handle(conn, head, session);
@@ -193,7 +186,7 @@ export class DestinationAuthz {
   private upstreamFailed(ctx: AuthzContext, err: Error, started: number): void {
     const code = errorCode(err);
     this.log.warn({ event: 'refused', reason: 'upstream-failed', error: code, source: ctx.source, destination: destinationEndpoint(ctx) }, 'pod connection failed');
-    this.inputs.flows.record(this.flow(ctx, 'tcp', { verdict: 'error', reason: 'upstream-failed' }, { bytesSent: 0, bytesReceived: 0, durationMs: Date.now() - started }));
+    this.inputs.flows.record(this.flow(ctx, 'tcp', { verdict: 'error', reason: 'upstream-failed' }, nothingSent(started)));
   }
 
   private request(ctx: AuthzContext): AuthzRequest {
@@ -208,43 +201,10 @@ export class DestinationAuthz {
     };
   }
 
-  private flow(
-    ctx: AuthzContext,
-    protocol: FlowProtocol,
-    outcome: Pick<FlowRecord, 'verdict' | 'reason' | 'policy' | 'rule' | 'audit'>,
-    counts: { bytesSent: number; bytesReceived: number; durationMs: number },
-    http?: { record: HttpRecord },
-  ): FlowRecord {
-    const r = http?.record;
-    return flowRecord({
-      node: this.inputs.node,
-      direction: 'inbound',
-      source: ctx.source,
-      destination: destinationEndpoint(ctx, r?.host),
-      protocol,
-      http: r ? { method: r.method, path: r.path, status: r.status } : undefined,
-      verdict: outcome.verdict,
-      reason: outcome.reason,
-      policy: outcome.policy,
-      rule: outcome.rule,
-      audit: outcome.audit,
-      mtls: ctx.mtls,
-      bytesSent: counts.bytesSent,
-      bytesReceived: counts.bytesReceived,
-      durationMs: counts.durationMs,
-    });
-  }
-
-  /** A decision as a flow outcome. */
-  private static outcome(v: AuthzVerdict): Pick<FlowRecord, 'verdict' | 'reason' | 'policy' | 'rule' | 'audit'> {
-    return { verdict: verdictOf(v), reason: v.reason, policy: v.policy, rule: v.rule, audit: v.audit };
-  }
-
-  private httpFlow(ctx: AuthzContext, r: HttpRecord): FlowRecord {
-    const d = r.decision as (HttpDecision & Partial<AuthzVerdict>) | undefined;
-    const decided = d && typeof d.reason === 'string' ? DestinationAuthz.outcome(d as AuthzVerdict) : { verdict: 'denied' as const, reason: r.rejected ?? 'bad-request' };
-    const outcome = r.error ? { ...decided, verdict: 'error' as const, reason: r.error } : decided;
-    return this.flow(ctx, 'http', outcome, { bytesSent: r.bytesSent, bytesReceived: r.bytesReceived, durationMs: r.durationMs }, { record: r });
+  /** A flow to the pod; `r` when it is one HTTP exchange (the Host it asked for goes in the destination). */
+  private flow(ctx: AuthzContext, protocol: FlowProtocol, outcome: FlowOutcome, counts: FlowCounts, r?: HttpRecord): FlowRecord {
+    const route = { direction: 'inbound' as const, source: ctx.source, destination: destinationEndpoint(ctx, r?.host), protocol, mtls: ctx.mtls, http: r ? httpLine(r) : undefined };
+    return proxyFlow(this.inputs.node, route, outcome, counts);
   }
 }
 

@@ -14,10 +14,11 @@ import type { Duplex } from 'node:stream';
 import { stripMapped } from '../ipv4-mapped';
 import type { Workload } from '../workloads';
 import type { ProxyInputs } from './inputs';
-import { flowRecord, type FlowEndpoint, type FlowRecord, type FlowVerdict } from '../../common/flow';
+import type { FlowEndpoint, FlowRecord, FlowVerdict } from '../../common/flow';
 import type { AuthzContext } from './destination-authz';
 import { errorCode } from './connect';
 import { splice } from './pipe';
+import { proxyFlow } from './proxy-flow';
 import { route, type Route } from './route';
 
 export type Refusal = 'no-original-destination' | 'unknown-source-pod' | 'source-address-mismatch' | 'tunnel-failed';
@@ -144,23 +145,8 @@ export class OutboundProxy {
     verdict: FlowVerdict,
     reason: string,
   ): FlowRecord {
-    return flowRecord({
-      node: this.inputs.node,
-      direction: 'outbound',
-      source,
-      destination,
-      protocol: 'tcp',
-      http: undefined,
-      verdict,
-      reason,
-      policy: undefined,
-      rule: undefined,
-      audit: undefined,
-      mtls: true,
-      bytesSent: counts.bytesSent,
-      bytesReceived: counts.bytesReceived,
-      durationMs: Date.now() - started,
-    });
+    const route = { direction: 'outbound' as const, source, destination, protocol: 'tcp' as const, mtls: true };
+    return proxyFlow(this.inputs.node, route, { verdict, reason }, { bytesSent: counts.bytesSent, bytesReceived: counts.bytesReceived, durationMs: Date.now() - started });
   }
 }
 
