@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import { isIPv4 } from 'node:net';
 import * as path from 'node:path';
-import { PalisadeError, describeCause } from '../common/errors';
+import { PalisadeError, describeCause, invalidArgument } from '../common/errors';
 import type { Logger } from '../common/log';
 import { encodeLpmKey } from './datapath/codec';
 import { Datapath, netnsCookieOf, validateNodeName } from './datapath/datapath';
@@ -104,7 +104,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   const log = opts.log.child({ node: opts.node });
   validateNodeName(opts.node);
   if (!isIPv4(opts.proxyIp)) {
-    throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `--proxy-address must be an IPv4 address, got ${JSON.stringify(opts.proxyIp)}`);
+    throw invalidArgument(`--proxy-address must be an IPv4 address, got ${JSON.stringify(opts.proxyIp)}`);
   }
   validateExclusions(opts.excludeCidrs ?? [], opts.excludePorts ?? []);
   validateFlowBuffer(opts.flowBuffer);
@@ -259,12 +259,12 @@ function validateExclusions(cidrs: string[], ports: number[]): void {
     try {
       encodeLpmKey(c);
     } catch {
-      throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `exclusion ${JSON.stringify(c)} is not an IPv4 CIDR like 10.96.0.0/12`);
+      throw invalidArgument(`exclusion ${JSON.stringify(c)} is not an IPv4 CIDR like 10.96.0.0/12`);
     }
   }
   for (const p of ports) {
     if (!Number.isInteger(p) || p < 1 || p > 65535) {
-      throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `excluded port ${p} is not a port (1-65535)`);
+      throw invalidArgument(`excluded port ${p} is not a port (1-65535)`);
     }
   }
 }
@@ -274,13 +274,13 @@ export const MAX_FLOW_BUFFER = 10_000_000;
 function validateFlowBuffer(n: number | undefined): void {
   if (n === undefined) return;
   if (!Number.isSafeInteger(n) || n < 1 || n > MAX_FLOW_BUFFER) {
-    throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `--flow-buffer must be a number of records from 1 to ${MAX_FLOW_BUFFER}, got ${n}`);
+    throw invalidArgument(`--flow-buffer must be a number of records from 1 to ${MAX_FLOW_BUFFER}, got ${n}`);
   }
 }
 
 function readCa(m: MeshOptions): string {
   if (!isIPv4(m.nodeAddress)) {
-    throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `--node-address must be an IPv4 address, got ${JSON.stringify(m.nodeAddress)}`);
+    throw invalidArgument(`--node-address must be an IPv4 address, got ${JSON.stringify(m.nodeAddress)}`);
   }
   try {
     return fs.readFileSync(m.caFile, 'utf8');
