@@ -8,7 +8,7 @@ import type { Logger } from '../../common/log';
 import type { PolicyIndex } from '../../common/policy';
 import type { HttpLimits } from './http';
 
-/** What every policy-enforcing part of the proxy (delivery, egress) is built from. */
+/** What every policy-enforcing part of the proxy (destination authz, egress) is built from. */
 export interface EnforcementInputs {
   node: string;
   /** the policies in force now (replaced on every change) */
