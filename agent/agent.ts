@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import { isIPv4 } from 'node:net';
 import * as path from 'node:path';
-import { PalisadeError, describeCause } from '../common/errors';
+import { PalisadeError, describeCause, invalidArgument } from '../common/errors';
 import type { Logger } from '../common/log';
 import { encodeLpmKey } from './datapath/codec';
 import { Datapath, netnsCookieOf, validateNodeName } from './datapath/datapath';
@@ -18,7 +18,8 @@ import { HbonePool } from './proxy/hbone-pool';
 import { InboundProxy } from './proxy/inbound';
 import type { MeshInputs } from './proxy/inputs';
 import { OutboundProxy } from './proxy/outbound';
-import { LocalWorkloads, MeshRegistry, type MeshWorkload } from './registry';
+import { LocalWorkloads } from './local-workloads';
+import { MeshRegistry, type MeshWorkload } from './mesh/mesh-registry';
 import { AccessLog, type AccessLogMode } from './flows/access-log';
 import { FlowFanOut } from './flows/fan-out';
 import { FlowReporter } from './flows/reporter';
@@ -27,7 +28,7 @@ import { FlowMetrics } from './metrics/flow-metrics';
 import { MetricsServer } from './metrics/server';
 import { CachingResolver } from './policy/resolver';
 import { PolicyStore } from './policy/store';
-import { Delivery } from './proxy/deliver';
+import { DestinationAuthz } from './proxy/destination-authz';
 import { Egress } from './proxy/egress';
 import type { HttpLimits } from './proxy/http';
 import { ConnectionTracker } from './proxy/tracker';
@@ -103,7 +104,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   const log = opts.log.child({ node: opts.node });
   validateNodeName(opts.node);
   if (!isIPv4(opts.proxyIp)) {
-    throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `--proxy-address must be an IPv4 address, got ${JSON.stringify(opts.proxyIp)}`);
+    throw invalidArgument(`--proxy-address must be an IPv4 address, got ${JSON.stringify(opts.proxyIp)}`);
   }
   validateExclusions(opts.excludeCidrs ?? [], opts.excludePorts ?? []);
   validateFlowBuffer(opts.flowBuffer);
@@ -165,12 +166,12 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       sniffTimeoutMs,
       ...(opts.httpLimits ? { httpLimits: opts.httpLimits } : {}),
     };
-    const delivery = new Delivery({ ...shared, proxyIp: opts.proxyIp });
+    const authz = new DestinationAuthz({ ...shared, proxyIp: opts.proxyIp });
     const egress = new Egress({ ...shared, resolver: new CachingResolver({ ...(opts.hostsFile ? { hostsFile: opts.hostsFile } : {}), log }) });
     // Join the mesh first: a refused join or an unreachable collector must not leave a
     // half-configured node, and no pod is redirected before the proxy knows the mesh.
     if (opts.mesh && caPem && reporter) {
-      mesh = await startMesh(opts.node, opts.proxyIp, opts.mesh, caPem, workloads, delivery, policies, reporter, connectTimeoutMs, log);
+      mesh = await startMesh(opts.node, opts.proxyIp, opts.mesh, caPem, workloads, authz, policies, reporter, connectTimeoutMs, log);
     }
     datapath = Datapath.install({
       node: opts.node,
@@ -197,7 +198,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       workloads,
       mesh: meshInputs,
       log,
-      delivery,
+      authz,
       egress,
       flows,
     });
@@ -258,12 +259,12 @@ function validateExclusions(cidrs: string[], ports: number[]): void {
     try {
       encodeLpmKey(c);
     } catch {
-      throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `exclusion ${JSON.stringify(c)} is not an IPv4 CIDR like 10.96.0.0/12`);
+      throw invalidArgument(`exclusion ${JSON.stringify(c)} is not an IPv4 CIDR like 10.96.0.0/12`);
     }
   }
   for (const p of ports) {
     if (!Number.isInteger(p) || p < 1 || p > 65535) {
-      throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `excluded port ${p} is not a port (1-65535)`);
+      throw invalidArgument(`excluded port ${p} is not a port (1-65535)`);
     }
   }
 }
@@ -273,13 +274,13 @@ export const MAX_FLOW_BUFFER = 10_000_000;
 function validateFlowBuffer(n: number | undefined): void {
   if (n === undefined) return;
   if (!Number.isSafeInteger(n) || n < 1 || n > MAX_FLOW_BUFFER) {
-    throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `--flow-buffer must be a number of records from 1 to ${MAX_FLOW_BUFFER}, got ${n}`);
+    throw invalidArgument(`--flow-buffer must be a number of records from 1 to ${MAX_FLOW_BUFFER}, got ${n}`);
   }
 }
 
 function readCa(m: MeshOptions): string {
   if (!isIPv4(m.nodeAddress)) {
-    throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `--node-address must be an IPv4 address, got ${JSON.stringify(m.nodeAddress)}`);
+    throw invalidArgument(`--node-address must be an IPv4 address, got ${JSON.stringify(m.nodeAddress)}`);
   }
   try {
     return fs.readFileSync(m.caFile, 'utf8');
@@ -295,7 +296,7 @@ async function startMesh(
   m: MeshOptions,
   caPem: string,
   workloads: LocalWorkloads,
-  delivery: Delivery,
+  authz: DestinationAuthz,
   policies: PolicyStore,
   reporter: FlowReporter,
   connectTimeoutMs: number,
@@ -321,7 +322,7 @@ async function startMesh(
     local: workloads,
     mesh: registry,
     log,
-    delivery,
+    authz,
   });
   const running = { registry, identities, pool, inbound, collector, reporter };
   try {

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
 import { posix } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type YAMLMap } from 'yaml';
-import { PalisadeError } from '../common/errors';
+import { errorCode, PalisadeError } from '../common/errors';
 import { isDnsLabel, isTrustDomain, spiffeId } from '../common/identity';
 import { isLabelKey, isLabelValue, LABEL_NAME_RULE, WORKLOAD_LABEL } from '../common/labels';
 import {
@@ -140,8 +140,7 @@ export function loadWorkloadsFile(path: string): WorkloadsConfig {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    const code = (err as { code?: unknown }).code;
-    const detail = typeof code === 'string' ? code : err instanceof Error ? err.message : String(err);
+    const detail = errorCode(err) ?? (err instanceof Error ? err.message : String(err));
     const what = err instanceof Error ? /^[A-Z0-9_]+: ([^,]+),/.exec(err.message)?.[1] : undefined;
     throw new PalisadeError(
       'PALISADE_ERR_WORKLOADS_INVALID',

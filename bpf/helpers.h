@@ -12,12 +12,6 @@
 #define PALISADE_ALLOW 1
 #define PALISADE_DENY  0
 
-#ifndef AF_INET
-#define AF_INET 2
-#endif
-#ifndef AF_INET6
-#define AF_INET6 10
-#endif
 #ifndef SOCK_STREAM
 #define SOCK_STREAM 1
 #endif

@@ -10,9 +10,9 @@
  */
 #include "helpers.h"
 
-/* Record + rewrite for one IPv4 destination; shared by connect4 and mapped connect6. */
-static __always_inline int redirect_v4(__u64 sk_cookie, __u64 netns, const struct palisade_pod *pod,
-				       __u32 dst4, __u16 dport)
+/* Record one IPv4 destination for the proxy (fails closed: the connect is refused). */
+static __always_inline int record_orig4(__u64 sk_cookie, __u64 netns, const struct palisade_pod *pod,
+					__u32 dst4, __u16 dport)
 {
 	struct palisade_orig orig = {};
 
@@ -41,27 +41,53 @@ static __always_inline int keep_direct4(const struct palisade_pod *pod, __u32 ds
 	return 0;
 }
 
+/*
+ * The pod a TCP connect comes from, when it is enrolled for redirection (its netns cookie in
+ * *netns); NULL for every other socket, which is left alone. Shared by connect4 and connect6.
+ */
+static __always_inline const struct palisade_pod *redirected_pod(struct bpf_sock_addr *ctx, __u64 *netns)
+{
+	const struct palisade_pod *pod;
+
+	if (ctx->type != SOCK_STREAM || ctx->protocol != IPPROTO_TCP)
+		return NULL;
+	*netns = bpf_get_netns_cookie(ctx);
+	pod = bpf_map_lookup_elem(&palisade_pods, netns);
+	if (!pod || !(pod->flags & PALISADE_POD_REDIRECT))
+		return NULL;
+	return pod;
+}
+
+/*
+ * An IPv4 destination of an enrolled pod: kept direct, or recorded and rewritten to the proxy
+ * (in user_ip4, or in the last word of an IPv4-mapped user_ip6 when v6). Returns the verdict.
+ */
+static __always_inline int redirect4(struct bpf_sock_addr *ctx, __u64 netns, const struct palisade_pod *pod,
+				     __u32 dst4, int v6)
+{
+	__u16 dport = bpf_ntohs((__u16)ctx->user_port);
+
+	if (keep_direct4(pod, dst4, dport))
+		return PALISADE_ALLOW;
+	if (record_orig4(bpf_get_socket_cookie(ctx), netns, pod, dst4, dport))
+		return PALISADE_DENY;
+	if (v6)
+		ctx->user_ip6[3] = palisade_cfg.proxy_ip4;
+	else
+		ctx->user_ip4 = palisade_cfg.proxy_ip4;
+	ctx->user_port = bpf_htons(palisade_cfg.proxy_port);
+	return PALISADE_ALLOW;
+}
+
 SEC("cgroup/connect4")
 int palisade_connect4(struct bpf_sock_addr *ctx)
 {
 	__u64 netns;
-	struct palisade_pod *pod;
-	__u32 dst4 = ctx->user_ip4;
-	__u16 dport = bpf_ntohs((__u16)ctx->user_port);
+	const struct palisade_pod *pod = redirected_pod(ctx, &netns);
 
-	if (ctx->type != SOCK_STREAM || ctx->protocol != IPPROTO_TCP)
+	if (!pod)
 		return PALISADE_ALLOW;
-	netns = bpf_get_netns_cookie(ctx);
-	pod = bpf_map_lookup_elem(&palisade_pods, &netns);
-	if (!pod || !(pod->flags & PALISADE_POD_REDIRECT))
-		return PALISADE_ALLOW;
-	if (keep_direct4(pod, dst4, dport))
-		return PALISADE_ALLOW;
-	if (redirect_v4(bpf_get_socket_cookie(ctx), netns, pod, dst4, dport))
-		return PALISADE_DENY;
-	ctx->user_ip4 = palisade_cfg.proxy_ip4;
-	ctx->user_port = bpf_htons(palisade_cfg.proxy_port);
-	return PALISADE_ALLOW;
+	return redirect4(ctx, netns, pod, ctx->user_ip4, 0);
 }
 
 /*
@@ -73,29 +99,17 @@ SEC("cgroup/connect6")
 int palisade_connect6(struct bpf_sock_addr *ctx)
 {
 	__u64 netns;
-	struct palisade_pod *pod;
+	const struct palisade_pod *pod = redirected_pod(ctx, &netns);
 	__u32 w0, w1, w2, w3;
-	__u16 dport = bpf_ntohs((__u16)ctx->user_port);
 
-	if (ctx->type != SOCK_STREAM || ctx->protocol != IPPROTO_TCP)
-		return PALISADE_ALLOW;
-	netns = bpf_get_netns_cookie(ctx);
-	pod = bpf_map_lookup_elem(&palisade_pods, &netns);
-	if (!pod || !(pod->flags & PALISADE_POD_REDIRECT))
+	if (!pod)
 		return PALISADE_ALLOW;
 	w0 = ctx->user_ip6[0];
 	w1 = ctx->user_ip6[1];
 	w2 = ctx->user_ip6[2];
 	w3 = ctx->user_ip6[3];
-	if (w0 == 0 && w1 == 0 && w2 == bpf_htonl(0x0000ffff)) {
-		if (keep_direct4(pod, w3, dport))
-			return PALISADE_ALLOW;
-		if (redirect_v4(bpf_get_socket_cookie(ctx), netns, pod, w3, dport))
-			return PALISADE_DENY;
-		ctx->user_ip6[3] = palisade_cfg.proxy_ip4;
-		ctx->user_port = bpf_htons(palisade_cfg.proxy_port);
-		return PALISADE_ALLOW;
-	}
+	if (w0 == 0 && w1 == 0 && w2 == bpf_htonl(0x0000ffff))
+		return redirect4(ctx, netns, pod, w3, 1);
 	if (w0 == 0 && w1 == 0 && w2 == 0 && (w3 == bpf_htonl(1) || w3 == 0))
 		return PALISADE_ALLOW; /* ::1 and :: stay on the pod's loopback */
 	count(PALISADE_STAT_V6_DENIED);

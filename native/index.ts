@@ -69,16 +69,6 @@ interface RawAddon {
   lockFile(file: string): number;
 }
 
-/** Attach types we use (values of enum bpf_attach_type in linux/bpf.h). */
-export const AttachType = {
-  CGROUP_INET_INGRESS: 0,
-  CGROUP_SOCK_OPS: 3,
-  CGROUP_INET4_CONNECT: 10,
-  CGROUP_INET6_CONNECT: 11,
-  CGROUP_INET4_GETPEERNAME: 29,
-  CGROUP_INET6_GETPEERNAME: 30,
-} as const;
-
 /** Map update flags (BPF_ANY / BPF_NOEXIST / BPF_EXIST). */
 export const UpdateFlag = { ANY: 0, NOEXIST: 1, EXIST: 2 } as const;
 
@@ -220,5 +210,3 @@ export const native = {
     return addon().lockFile(file);
   },
 };
-
-export type Native = typeof native;

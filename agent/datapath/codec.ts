@@ -3,6 +3,7 @@
  * header: codec.test.ts checks the sizes, the privileged suite checks the meaning.
  */
 import { isIPv4 } from 'node:net';
+import { stripMapped } from '../ipv4-mapped';
 
 export const CONFIG_SIZE = 8;
 export const POD_SIZE = 16;
@@ -37,7 +38,7 @@ export function ipv4Bytes(ip: string): Buffer {
 
 /** IPv4 (also written ::ffff:a.b.c.d) -> 16-byte IPv4-mapped address. */
 export function mappedBytes(ip: string): Buffer {
-  const v4 = ip.startsWith('::ffff:') ? ip.slice(7) : ip;
+  const v4 = stripMapped(ip);
   const out = Buffer.alloc(16);
   out[10] = 0xff;
   out[11] = 0xff;

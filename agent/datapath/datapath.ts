@@ -8,7 +8,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { PalisadeError, describeCause, isSyscallError } from '../../common/errors';
+import { PalisadeError, describeCause, invalidArgument, isSyscallError } from '../../common/errors';
 import type { Logger } from '../../common/log';
 import { silentLogger } from '../../common/log';
 import { native, UpdateFlag, type LoadedObject } from '../../native';
@@ -65,10 +65,7 @@ export function defaultBpfDir(): string {
 
 export function validateNodeName(node: string): void {
   if (typeof node !== 'string' || !NODE_NAME.test(node)) {
-    throw new PalisadeError(
-      'PALISADE_ERR_INVALID_ARGUMENT',
-      `invalid node name ${JSON.stringify(node)}: use lowercase letters, digits, '.', '-', '_' (max 63)`,
-    );
+    throw invalidArgument(`invalid node name ${JSON.stringify(node)}: use lowercase letters, digits, '.', '-', '_' (max 63)`);
   }
 }
 

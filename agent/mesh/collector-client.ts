@@ -16,7 +16,7 @@ import { X509Certificate } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { isIPv4 } from 'node:net';
 import type WebSocket from 'ws';
-import { isPalisadeError, PalisadeError } from '../../common/errors';
+import { errorCode, invalidArgument, isPalisadeError, PalisadeError } from '../../common/errors';
 import type { Logger } from '../../common/log';
 import {
   encodeMessage,
@@ -105,9 +105,9 @@ export class CollectorClient extends EventEmitter {
 
   constructor(opts: CollectorClientOptions) {
     super();
-    if (!isNodeName(opts.node)) throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `invalid node name ${JSON.stringify(opts.node)}`);
+    if (!isNodeName(opts.node)) throw invalidArgument(`invalid node name ${JSON.stringify(opts.node)}`);
     if (!isIPv4(opts.nodeAddress)) {
-      throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `node address must be IPv4, got ${JSON.stringify(opts.nodeAddress)}`);
+      throw invalidArgument(`node address must be IPv4, got ${JSON.stringify(opts.nodeAddress)}`);
     }
     try {
       if (!new X509Certificate(opts.caPem).ca) throw new Error('not a CA certificate');
@@ -140,16 +140,16 @@ export class CollectorClient extends EventEmitter {
     if (!this.ready || !ws || ws.readyState !== ws.OPEN) return false;
     if (ws.bufferedAmount >= FLOWS_MAX_BUFFERED_BYTES) return false;
     if (!FLOW_SESSION_RE.test(batch.session) || !isCount(batch.seq) || !isCount(batch.lost)) {
-      throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', 'flow batch needs a session id and non-negative integer seq and lost');
+      throw invalidArgument('flow batch needs a session id and non-negative integer seq and lost');
     }
     if (batch.flows.length > MAX_FLOWS_PER_BATCH) {
-      throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `a flow batch holds at most ${MAX_FLOWS_PER_BATCH} records, got ${batch.flows.length}`);
+      throw invalidArgument(`a flow batch holds at most ${MAX_FLOWS_PER_BATCH} records, got ${batch.flows.length}`);
     }
     // The same text encodeMessage would produce for {type:'flows', session, seq, lost, flows}.
     const frame = `{"type":"flows","session":${JSON.stringify(batch.session)},"seq":${batch.seq},"lost":${batch.lost},"flows":[${batch.flows.join(',')}]}`;
     const bytes = Buffer.byteLength(frame);
     if (bytes > MAX_FRAME_BYTES) {
-      throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `a flow batch of ${bytes} bytes is over the ${MAX_FRAME_BYTES}-byte frame limit`);
+      throw invalidArgument(`a flow batch of ${bytes} bytes is over the ${MAX_FRAME_BYTES}-byte frame limit`);
     }
     ws.send(frame);
     return true;
@@ -275,9 +275,9 @@ export class CollectorClient extends EventEmitter {
         ws.terminate();
       });
     });
-    ws.on('error', (err: Error & { code?: string }) => {
+    ws.on('error', (err: Error) => {
       const verify = isTlsVerifyError(err);
-      this.log[verify ? 'error' : 'debug']({ reason: err.message, code: err.code }, 'collector connection error');
+      this.log[verify ? 'error' : 'debug']({ reason: err.message, code: errorCode(err) }, 'collector connection error');
       if (verify) this.lastError = new PalisadeError('PALISADE_ERR_UNAUTHENTICATED', `cannot verify the collector: ${err.message}`);
     });
     ws.on('close', (code, reason) => this.onClose(ws, code, reason.toString()));

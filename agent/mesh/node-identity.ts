@@ -7,7 +7,7 @@ import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { lstatSync, mkdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomic } from '../../common/atomic-file';
-import { describeCause, PalisadeError } from '../../common/errors';
+import { describeCause, errorCode, PalisadeError } from '../../common/errors';
 import type { KeyPair } from '../../common/pki';
 import { certInfo, parseNodeSpiffeId } from '../../common/pki';
 
@@ -47,7 +47,7 @@ export function loadNodeCredentials(
     keyPem = readFileSync(keyFile, 'utf8');
     certPem = readFileSync(nodeCertPath(dataDir), 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { missing: true };
+    if (errorCode(err) === 'ENOENT') return { missing: true };
     if (err instanceof PalisadeError) throw err;
     throw new PalisadeError('PALISADE_ERR_DATA_DIR', `cannot read node credentials in ${dataDir}: ${describeCause(err)}`, { cause: err });
   }

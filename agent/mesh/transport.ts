@@ -8,7 +8,7 @@ import type { IncomingMessage } from 'node:http';
 import * as path from 'node:path';
 import * as tls from 'node:tls';
 import WebSocket from 'ws';
-import { PalisadeError, type PalisadeErrorCode } from '../../common/errors';
+import { errorCode, invalidArgument, PalisadeError, type PalisadeErrorCode } from '../../common/errors';
 import { AGENT_PATH, COLLECTOR_SERVERNAME, MAX_COLLECTOR_FRAME_BYTES, WIRE_ERROR_CODES } from '../../common/mesh-protocol';
 
 export type CollectorEndpoint = { kind: 'tcp'; hostPort: string } | { kind: 'unix'; path: string };
@@ -30,10 +30,7 @@ export function parseCollectorUrl(url: string): CollectorEndpoint {
   } else if (typeof url === 'string' && /^wss:\/\/(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}\/?$/.test(url)) {
     return { kind: 'tcp', hostPort: url.slice('wss://'.length).replace(/\/$/, '') };
   }
-  throw new PalisadeError(
-    'PALISADE_ERR_INVALID_ARGUMENT',
-    `invalid collector URL ${JSON.stringify(String(url).slice(0, 256))}: use wss://HOST:PORT or unix:/absolute/path.sock`,
-  );
+  throw invalidArgument(`invalid collector URL ${JSON.stringify(String(url).slice(0, 256))}: use wss://HOST:PORT or unix:/absolute/path.sock`);
 }
 
 /** Open (not yet open: wait for 'open') a WebSocket to the collector's agent endpoint. */
@@ -61,8 +58,8 @@ export function openCollectorSocket(opts: SocketOptions): WebSocket {
 }
 
 /** Errors that mean "this is not our collector" (wrong CA, wrong name), not "it is down". */
-export function isTlsVerifyError(err: Error & { code?: string }): boolean {
-  return /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME|SIGNATURE/.test(err.code ?? '');
+export function isTlsVerifyError(err: Error): boolean {
+  return /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME|SIGNATURE/.test(errorCode(err) ?? '');
 }
 
 /**

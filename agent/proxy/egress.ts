@@ -14,16 +14,17 @@
  */
 import type * as net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { flowRecord, verdictOf, type FlowEndpoint, type FlowProtocol, type FlowRecord } from '../../common/flow';
+import type { FlowEndpoint, FlowProtocol, FlowRecord } from '../../common/flow';
 import type { Logger } from '../../common/log';
 import { authorizeEgress, type EgressRequest, type EgressVerdict } from '../../common/policy';
 import type { HostResolver } from '../policy/resolver';
 import type { Workload } from '../workloads';
-import { HttpFront, type HttpDecision, type HttpRecord, type HttpSession, type NormalizedRequest } from './http';
+import { HttpFront, type HttpDecision, type HttpSession, type NormalizedRequest } from './http';
 import { connectTcp, errorCode } from './connect';
 import { splice } from './pipe';
+import { httpCounts, httpLine, httpOutcome, nothingSent, outcomeOf, proxyFlow, type FlowCounts, type FlowOutcome } from './proxy-flow';
 import { looksLikeHttp, parseClientHello, sniff } from './sniff';
-import { denial, type EnforcementInputs } from './tracker';
+import { closeWhenDenied, denial, type EnforcementInputs } from './tracker';
 
 export interface EgressInputs extends EnforcementInputs {
   resolver: HostResolver;
@@ -83,7 +84,7 @@ export class Egress {
       'egress denied by policy',
     );
     (client as net.Socket).resetAndDestroy?.() ?? client.destroy();
-    this.inputs.flows.record(this.flow(ctx, protocol, v, { bytesSent: 0, bytesReceived: 0, durationMs: Date.now() - started }));
+    this.inputs.flows.record(this.flow(ctx, protocol, outcomeOf(v), nothingSent(started)));
   }
 
   private async pass(
@@ -103,18 +104,15 @@ export class Egress {
       const code = errorCode(err as Error);
       this.log.info({ event: 'refused', reason: 'upstream-failed', error: code, source: ctx.source, destination: ctx.destination }, 'egress connection failed');
       client.resetAndDestroy();
-      this.inputs.flows.record(this.flow(ctx, protocol, v, { bytesSent: 0, bytesReceived: 0, durationMs: Date.now() - started }, { error: 'upstream-failed' }));
+      this.inputs.flows.record(this.flow(ctx, protocol, failed(v, 'upstream-failed'), nothingSent(started)));
       return;
     }
-    const untrack = this.inputs.tracker.add({
-      recheck: (index) => {
-        return denial(authorizeEgress({ ...this.request(ctx), ...(named ?? {}) }, index));
-      },
-      close: (why) => {
-        this.log.warn({ event: 'closed-by-policy', ...why, source: ctx.source, destination: ctx.destination }, 'egress connection closed: policy now denies it');
-        client.destroy();
-        upstream.destroy();
-      },
+    const untrack = closeWhenDenied(this.inputs.tracker, this.log, {
+      recheck: (index) => denial(authorizeEgress({ ...this.request(ctx), ...(named ?? {}) }, index)),
+      source: ctx.source,
+      destination: ctx.destination,
+      message: CLOSED_BY_POLICY,
+      streams: [client, upstream],
     });
     if (head?.length) upstream.write(head);
     // Passed without looking: note the name the client asks for in its first bytes (never waited
@@ -126,7 +124,7 @@ export class Egress {
       untrack();
       const counts = { bytesSent: r.bytesSent + (head?.length ?? 0), bytesReceived: r.bytesReceived, durationMs: Date.now() - started };
       const where = seen ? { ...ctx, destination: { ...ctx.destination, host: seen.host } } : ctx;
-      this.inputs.flows.record(this.flow(where, seen?.protocol ?? protocol, v, counts, r.error ? { error: errorCode(r.error) } : {}));
+      this.inputs.flows.record(this.flow(where, seen?.protocol ?? protocol, r.error ? failed(v, errorCode(r.error)) : outcomeOf(v), counts));
     });
   }
 
@@ -142,17 +140,20 @@ export class Egress {
         return { ...v };
       },
       connect: () => this.connect(ctx.destination),
-      onRecord: (r) => this.inputs.flows.record(this.httpFlow(ctx, r)),
+      onRecord: (r) => {
+        const named = { ...ctx, destination: { ...ctx.destination, host: hostOnly(r.host) } };
+        this.inputs.flows.record(this.flow(named, 'http', httpOutcome(r), httpCounts(r), httpLine(r)));
+      },
     };
-    const untrack = this.inputs.tracker.add({
+    const untrack = closeWhenDenied(this.inputs.tracker, this.log, {
       recheck: (index) => {
         const now = authorizeEgress({ ...this.request(ctx), ...(lastHost ?? {}) }, index);
         return now.needsHost ? undefined : denial(now);
       },
-      close: (why) => {
-        this.log.warn({ event: 'closed-by-policy', ...why, source: ctx.source, destination: ctx.destination }, 'egress connection closed: policy now denies it');
-        client.destroy(); // closes its upstream connection too
-      },
+      source: ctx.source,
+      destination: ctx.destination,
+      message: CLOSED_BY_POLICY,
+      streams: [client], // closing it closes its upstream connection too
     });
     client.once('close', untrack);
     this.front.handle(client, head, session);
@@ -162,40 +163,17 @@ export class Egress {
     return connectTcp({ host: dst.ip, port: dst.port, timeoutMs: this.inputs.connectTimeoutMs });
   }
 
-  private flow(
-    ctx: EgressContext & { destination: { host?: string } },
-    protocol: FlowProtocol,
-    v: { allowed: boolean; reason: string; policy?: string; rule?: number },
-    counts: { bytesSent: number; bytesReceived: number; durationMs: number },
-    more: { error?: string; http?: FlowRecord['http'] } = {},
-  ): FlowRecord {
-    return flowRecord({
-      node: this.inputs.node,
-      direction: 'egress',
-      source: ctx.source,
-      destination: ctx.destination,
-      protocol,
-      http: more.http,
-      verdict: more.error ? 'error' : verdictOf(v),
-      reason: more.error ?? v.reason,
-      policy: v.policy,
-      rule: v.rule,
-      audit: undefined,
-      mtls: false,
-      bytesSent: counts.bytesSent,
-      bytesReceived: counts.bytesReceived,
-      durationMs: counts.durationMs,
-    });
-  }
-
-  private httpFlow(ctx: EgressContext, r: HttpRecord): FlowRecord {
-    const d = r.decision as (HttpDecision & Partial<EgressVerdict>) | undefined;
-    const v = d && typeof d.reason === 'string' ? (d as EgressVerdict) : { allowed: false, reason: r.rejected ?? 'bad-request' };
-    const named = { ...ctx, destination: { ...ctx.destination, host: hostOnly(r.host) } };
-    const counts = { bytesSent: r.bytesSent, bytesReceived: r.bytesReceived, durationMs: r.durationMs };
-    return this.flow(named, 'http', v, counts, { http: { method: r.method, path: r.path, status: r.status }, ...(r.error ? { error: r.error } : {}) });
+  private flow(ctx: EgressContext & { destination: { host?: string } }, protocol: FlowProtocol, outcome: FlowOutcome, counts: FlowCounts, http?: FlowRecord['http']): FlowRecord {
+    return proxyFlow(this.inputs.node, { direction: 'egress', source: ctx.source, destination: ctx.destination, protocol, mtls: false, http }, outcome, counts);
   }
 }
+
+/** An egress verdict whose connection then failed: the error is the reason, the policy stays. */
+function failed(v: EgressVerdict, reason: string): FlowOutcome {
+  return { ...outcomeOf(v), verdict: 'error', reason };
+}
+
+const CLOSED_BY_POLICY = 'egress connection closed: policy now denies it';
 
 const HOST_HEADER = /\r\nhost:[ \t]*([^\r\n]{1,300})\r\n/i;
 

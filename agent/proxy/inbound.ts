@@ -10,12 +10,13 @@ import * as http2 from 'node:http2';
 import type * as net from 'node:net';
 import type * as tls from 'node:tls';
 import type { Logger } from '../../common/log';
-import type { MeshWorkload } from '../registry';
+import type { MeshWorkload } from '../mesh/mesh-registry';
 import type { Workload } from '../workloads';
+import { stripMapped } from '../ipv4-mapped';
 import { FORWARDED_HEADER, HBONE_PORT, parseAuthority, parseForwarded, sniFor, spiffeIdOfPeer } from './hbone';
 import type { IdentitySource } from './hbone-pool';
 import { errorCode } from './connect';
-import type { Delivery, DeliveryContext } from './deliver';
+import type { DestinationAuthz, AuthzContext } from './destination-authz';
 
 export interface InboundInputs {
   node: string;
@@ -27,7 +28,7 @@ export interface InboundInputs {
   mesh: { byIp(ip: string): MeshWorkload | undefined };
   log: Logger;
   /** authorization and the connection to the pod */
-  delivery: Delivery;
+  authz: DestinationAuthz;
 }
 
 export type InboundRefusal =
@@ -155,48 +156,28 @@ export class InboundProxy {
     if (src.nodeAddress !== stripMapped(peerAddress ?? '')) {
       return this.refuse(stream, 403, 'wrong-source-node', { peerAddress, expected: src.nodeAddress, source: srcIp });
     }
-    const ctx: DeliveryContext = {
+    const ctx: AuthzContext = {
       mtls: true,
       source: { ip: src.ip, workload: src.name, namespace: src.namespace, identity: peer.identity },
       destination: { ip: dst.ip, port: dst.port, workload: target },
     };
-    const started = Date.now();
-    const delivery = this.inputs.delivery;
-    const admission = delivery.admit(ctx);
-    if (admission.kind === 'deny') {
-      delivery.refused(ctx, admission.verdict, started);
-      return this.refuse(stream, 403, 'denied-by-policy', { source: ctx.source, destination: dst, policy: admission.verdict.policy });
-    }
-    if (admission.kind === 'http') {
-      // HTTP-level policy: accept the tunnel, then authorize each request inside it.
-      this.counters.accepted += 1;
-      stream.respond({ ':status': 200 });
-      this.log.debug({ event: 'inbound', source: ctx.source, destination: dst, mtls: true }, 'inbound connection');
-      delivery.serve(stream, ctx, started).catch((err: Error) => {
-        this.log.error({ err }, 'inbound delivery failed');
-        stream.destroy();
-      });
-      return;
-    }
-    delivery.connectUpstream(ctx).then(
-      (upstream) => {
-        if (stream.destroyed) {
-          upstream.destroy();
-          return;
-        }
+    this.inputs.authz.deliver(ctx, Date.now(), {
+      conn: stream,
+      accept: () => {
+        if (stream.destroyed) return false;
         this.counters.accepted += 1;
         stream.respond({ ':status': 200 });
         this.log.debug({ event: 'inbound', source: ctx.source, destination: dst, mtls: true }, 'inbound connection');
-        delivery.spliceTcp(stream, upstream, ctx, admission.verdict, started);
+        return true;
       },
-      (err: Error) => {
-        delivery.upstreamFailed(ctx, err, started);
-        this.refuse(stream, 503, 'upstream-failed', { source: ctx.source, destination: dst, error: errorCode(err) });
+      refuse: (why) => {
+        if (why.reason === 'denied-by-policy') this.refuse(stream, 403, why.reason, { source: ctx.source, destination: dst, policy: why.verdict.policy });
+        else this.refuse(stream, 503, why.reason, { source: ctx.source, destination: dst, error: errorCode(why.error) });
       },
-    );
+      failed: (err) => {
+        this.log.error({ err }, 'inbound delivery failed');
+        stream.destroy();
+      },
+    });
   }
-}
-
-function stripMapped(ip: string): string {
-  return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
 }

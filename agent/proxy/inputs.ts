@@ -1,10 +1,10 @@
 /** The one bundle of shared inputs each proxy listener is built from (ztunnel's ProxyInputs). */
 import type { Logger } from '../../common/log';
 import type { Original } from '../datapath/datapath';
-import type { MeshWorkload } from '../registry';
+import type { MeshWorkload } from '../mesh/mesh-registry';
 import type { Workload } from '../workloads';
 import type { FlowSink } from '../../common/flow';
-import type { Delivery } from './deliver';
+import type { DestinationAuthz } from './destination-authz';
 import type { Egress } from './egress';
 import type { HbonePool } from './hbone-pool';
 
@@ -34,7 +34,7 @@ export interface ProxyInputs {
   mesh: MeshInputs | undefined;
   log: Logger;
   /** The destination's authorization and delivery to a local pod (shared with inbound). */
-  delivery: Delivery;
+  authz: DestinationAuthz;
   /** Destinations outside the mesh: the source's egress allowlist. */
   egress: Egress;
   /** Where finished flows go. */

@@ -5,18 +5,20 @@
  * kernel has no record of is refused, never guessed at.
  *
  * Then, by route(): a pod on another node → HBONE tunnel as the source workload's
- * identity (the destination node authorizes); a pod on this node → Delivery, the same
+ * identity (the destination node authorizes); a pod on this node → DestinationAuthz, the same
  * authorization the inbound listener applies; anything else → Egress, the source's
  * allowlist (unchanged pass-through for a workload no EgressPolicy selects).
  */
 import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
+import { stripMapped } from '../ipv4-mapped';
 import type { Workload } from '../workloads';
 import type { ProxyInputs } from './inputs';
-import { flowRecord, type FlowEndpoint, type FlowRecord, type FlowVerdict } from '../../common/flow';
-import type { DeliveryContext } from './deliver';
+import type { FlowEndpoint, FlowRecord, FlowVerdict } from '../../common/flow';
+import type { AuthzContext } from './destination-authz';
 import { errorCode } from './connect';
 import { splice } from './pipe';
+import { proxyFlow } from './proxy-flow';
 import { route, type Route } from './route';
 
 export type Refusal = 'no-original-destination' | 'unknown-source-pod' | 'source-address-mismatch' | 'tunnel-failed';
@@ -122,33 +124,17 @@ export class OutboundProxy {
   }
 
   /** Same node: the destination's policies are checked here, exactly as the inbound listener would. */
-  private deliverLocal(client: net.Socket, source: DeliveryContext['source'], target: Workload, dst: { ip: string; port: number }, started: number): void {
-    const delivery = this.inputs.delivery;
-    const ctx: DeliveryContext = { mtls: false, source, destination: { ...dst, workload: target } };
-    const admission = delivery.admit(ctx);
-    if (admission.kind === 'deny') {
-      delivery.refused(ctx, admission.verdict, started);
-      client.resetAndDestroy();
-      return;
-    }
-    if (admission.kind === 'http') {
-      delivery.serve(client, ctx, started).catch((err: Error) => {
+  private deliverLocal(client: net.Socket, source: AuthzContext['source'], target: Workload, dst: { ip: string; port: number }, started: number): void {
+    const ctx: AuthzContext = { mtls: false, source, destination: { ...dst, workload: target } };
+    this.inputs.authz.deliver(ctx, started, {
+      conn: client,
+      accept: () => true,
+      refuse: () => client.resetAndDestroy(),
+      failed: (err) => {
         this.log.error({ err }, 'local delivery failed');
         client.destroy();
-      });
-      return;
-    }
-    client.pause();
-    delivery.connectUpstream(ctx).then(
-      (upstream) => {
-        client.resume();
-        delivery.spliceTcp(client, upstream, ctx, admission.verdict, started);
       },
-      (err: Error) => {
-        delivery.upstreamFailed(ctx, err, started);
-        client.resetAndDestroy();
-      },
-    );
+    });
   }
 
   private flow(
@@ -159,31 +145,12 @@ export class OutboundProxy {
     verdict: FlowVerdict,
     reason: string,
   ): FlowRecord {
-    return flowRecord({
-      node: this.inputs.node,
-      direction: 'outbound',
-      source,
-      destination,
-      protocol: 'tcp',
-      http: undefined,
-      verdict,
-      reason,
-      policy: undefined,
-      rule: undefined,
-      audit: undefined,
-      mtls: true,
-      bytesSent: counts.bytesSent,
-      bytesReceived: counts.bytesReceived,
-      durationMs: Date.now() - started,
-    });
+    const route = { direction: 'outbound' as const, source, destination, protocol: 'tcp' as const, mtls: true };
+    return proxyFlow(this.inputs.node, route, { verdict, reason }, { bytesSent: counts.bytesSent, bytesReceived: counts.bytesReceived, durationMs: Date.now() - started });
   }
 }
 
 function describeRoute(r: Route): Record<string, string> {
   if (r.kind === 'passthrough') return {};
   return { workload: r.workload.name, namespace: r.workload.namespace, identity: r.workload.identity };
-}
-
-function stripMapped(ip: string): string {
-  return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
 }

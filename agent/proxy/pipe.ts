@@ -1,5 +1,6 @@
 /** Splice two byte streams both ways with half-close, and tell once when both are done. */
 import type { Duplex } from 'node:stream';
+import { errorCode } from '../../common/errors';
 
 export interface PipeResult {
   /** bytes client -> upstream */
@@ -16,7 +17,7 @@ export interface PipeResult {
 }
 
 function abortiveClose(err: Error, sent: number, received: number): boolean {
-  const code = (err as { code?: string }).code;
+  const code = errorCode(err);
   return (code === 'ECONNRESET' || code === 'EPIPE') && sent > 0 && received > 0;
 }
 

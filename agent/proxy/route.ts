@@ -1,5 +1,5 @@
 /** Where an outbound connection goes: a pure decision over plain data (table-tested). */
-import type { MeshWorkload } from '../registry';
+import type { MeshWorkload } from '../mesh/mesh-registry';
 import type { Workload } from '../workloads';
 
 export type Route =

@@ -2,12 +2,13 @@
  * Established connections, so a policy change can close the ones it now denies. Each entry
  * re-decides itself against the new policies (a pure check) and says whether it may stay.
  */
-import type { FlowSink } from '../../common/flow';
+import type { Duplex } from 'node:stream';
+import type { FlowEndpoint, FlowSink } from '../../common/flow';
 import type { Logger } from '../../common/log';
 import type { PolicyIndex } from '../../common/policy';
 import type { HttpLimits } from './http';
 
-/** What every policy-enforcing part of the proxy (delivery, egress) is built from. */
+/** What every policy-enforcing part of the proxy (destination authz, egress) is built from. */
 export interface EnforcementInputs {
   node: string;
   /** the policies in force now (replaced on every change) */
@@ -32,6 +33,29 @@ export interface TrackedConnection {
 export function denial(v: { allowed: boolean; reason: string; policy?: string; rule?: number }): { reason: string; policy?: string; rule?: number } | undefined {
   if (v.allowed) return undefined;
   return { reason: v.reason, ...(v.policy ? { policy: v.policy } : {}), ...(v.rule !== undefined ? { rule: v.rule } : {}) };
+}
+
+/** An established connection to close, with one warn line, when a policy change denies it. */
+export interface PolicedConnection {
+  recheck: TrackedConnection['recheck'];
+  /** for the log line */
+  source: FlowEndpoint;
+  destination: FlowEndpoint;
+  /** the log line's message */
+  message: string;
+  /** destroyed when it is denied: nothing more reaches the destination */
+  streams: readonly Duplex[];
+}
+
+/** Track `c` until the returned function is called (when it ends by itself). */
+export function closeWhenDenied(tracker: ConnectionTracker, log: Logger, c: PolicedConnection): () => void {
+  return tracker.add({
+    recheck: c.recheck,
+    close: (why) => {
+      log.warn({ event: 'closed-by-policy', ...why, source: c.source, destination: c.destination }, c.message);
+      for (const s of c.streams) s.destroy();
+    },
+  });
 }
 
 export class ConnectionTracker {

@@ -130,7 +130,7 @@ function main(): void {
   const authz = (req: AuthzRequest, stage: AuthzStage = 'request') => (): boolean => authorize(req, index, stage).allowed;
   const allowedGet = httpRequest(frontend, 'GET', '/api/items');
   const perRequestWorkload = (): boolean =>
-    // deliver.ts rebuilds {namespace, labels} per request: the index still hits its cache (keyed by the labels object).
+    // destination-authz.ts rebuilds {namespace, labels} per request: the index still hits its cache (keyed by the labels object).
     authorize({ ...allowedGet, destination: { ...allowedGet.destination, workload: { namespace: WEB.namespace, labels: WEB.labels } } }, index, 'request').allowed;
   const egress = (req: EgressRequest) => (): boolean => authorizeEgress(req, index).allowed;
 

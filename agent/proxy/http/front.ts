@@ -14,6 +14,7 @@
  */
 import * as http from 'node:http';
 import type { Duplex } from 'node:stream';
+import { errorCode } from '../../../common/errors';
 import type { FrontContext } from './context';
 import { Downstream, downstreamOf } from './downstream';
 import { Kind } from './check';
@@ -158,7 +159,7 @@ function enqueue(kind: Kind, req: http.IncomingMessage, res: http.ServerResponse
 function onClientError(err: Error & { code?: string; reason?: string }, socket: Duplex): void {
   const d = downstreamOf(socket);
   // Not a parse error (ECONNRESET, EPIPE…): the connection is gone.
-  if (d === undefined || typeof err.code !== 'string' || !err.code.startsWith('HPE_')) {
+  if (d === undefined || errorCode(err)?.startsWith('HPE_') !== true) {
     socket.destroy();
     return;
   }

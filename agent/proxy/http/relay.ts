@@ -11,7 +11,7 @@ import * as http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { splice } from '../pipe';
 import { Kind } from './check';
-import type { Exchange } from './exchange';
+import type { FrontContext } from './context';
 import { rawResponseHead, relayedResponseHeaders } from './headers';
 import { bodyOf, rawResponse } from './refusal';
 
@@ -27,6 +27,40 @@ export function errorCode(err: unknown): string {
   return typeof e?.message === 'string' ? e.message : String(err);
 }
 
+/**
+ * What a relay reads of the exchange it forwards, and the fields it reports back into (status,
+ * replied, closeAfter, error, byte counts). exchange.ts's Exchange is the one implementation;
+ * naming the contract here keeps relay.ts from importing exchange.ts (which creates relays).
+ */
+export interface RelayedExchange {
+  readonly link: {
+    readonly ctx: FrontContext;
+    readonly socket: Duplex;
+    readonly closed: boolean;
+    agent(): http.Agent;
+    writeRawAndClose(buf: Buffer): void;
+  };
+  readonly kind: Kind;
+  readonly method: string;
+  readonly path: string;
+  readonly host: string;
+  readonly req: http.IncomingMessage;
+  readonly res: http.ServerResponse | undefined;
+  readonly head: Buffer | undefined;
+  readonly hasBody: boolean;
+  readonly finished: boolean;
+  readonly aborted: boolean;
+  status: number;
+  replied: boolean;
+  closeAfter: boolean;
+  error: string | undefined;
+  bytesSent: number;
+  bytesReceived: number;
+  receivingBody(): boolean;
+  reply(status: number, body: string, close: boolean): void;
+  complete(): void;
+}
+
 export class Relay {
   /** a WebSocket tunnel is up; it reports its own end */
   tunnelling = false;
@@ -36,7 +70,7 @@ export class Relay {
   private bodyAttached = false;
 
   constructor(
-    private readonly ex: Exchange,
+    private readonly ex: RelayedExchange,
     private readonly target: string,
     private readonly headers: string[],
   ) {}

@@ -133,6 +133,36 @@ describe('Datapath (real eBPF)', function () {
     });
   });
 
+  describe('connect6 (dual-stack sockets)', function () {
+    it('brings an IPv4-mapped destination to the agent like connect4, and getpeername6 shows what was dialled', async function () {
+      const res = await runClient(topo, client, `::ffff:${web2.ip}`, 7000, 64 * 1024, 10_000);
+      assert.ok(res.ok && res.sha256Match, JSON.stringify(res));
+      assert.equal(web2Server.accepts().at(-1)!.remoteAddress, node1.underlayIp, 'it went through node-1\'s agent');
+      assert.equal(res.remoteAddress, `::ffff:${web2.ip}`);
+      assert.equal(res.remotePort, 7000);
+      const line = redirects(agent1).find((l) => l.source.port === res.localPort);
+      assert.ok(line, 'agent-1 logged the redirect');
+      assert.deepEqual([line.destination.ip, line.destination.port], [web2.ip, 7000]);
+    });
+
+    it('refuses native IPv6 from an enrolled pod and counts it', async function () {
+      const dp = Datapath.open(node1.name);
+      try {
+        const denied = dp.stats().v6Denied;
+        const res = await runClient(topo, client, 'fd00:77::9', 7000, 1, 2000);
+        assert.deepEqual([res.ok, res.error], [false, 'EPERM'], JSON.stringify(res));
+        assert.equal(dp.stats().v6Denied, denied + 1);
+      } finally {
+        dp.close();
+      }
+    });
+
+    it('leaves ::1 on the pod\'s loopback', async function () {
+      const res = await runClient(topo, client, '::1', 9, 1, 2000);
+      assert.deepEqual([res.ok, res.error], [false, 'ECONNREFUSED'], 'the pod\'s own loopback answered (nothing listens on port 9)');
+    });
+  });
+
   describe('getpeername4', function () {
     it('shows the application the address it dialled, not the proxy', async function () {
       const res = await runClient(topo, client, web2.ip, 7000, 10, 5000);

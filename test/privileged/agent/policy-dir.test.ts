@@ -1,6 +1,7 @@
 /**
  * `palisade agent --policy-dir` without a collector: the agent's own directory of policies,
- * enforced on the same-node path (L4 authorization) and on egress (CIDR rules for raw TCP),
+ * enforced on the same-node path (L4 authorization, and per request for HTTP-level policies) and on
+ * egress (CIDR rules for raw TCP),
  * reloaded on change, a bad change rejected while the previous policies stay in force.
  */
 import { strict as assert } from 'node:assert';
@@ -12,6 +13,7 @@ import {
   agentArgs,
   cliPath,
   denyFromYaml,
+  fixturePath,
   requirePrivileges,
   runClient,
   startAgentProcess,
@@ -43,13 +45,35 @@ spec:
       ports: [${port}]
 `;
 
+const ALLOW_GET = `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: web-get
+  namespace: default
+spec:
+  selector:
+    matchLabels:
+      app: web
+  action: ALLOW
+  rules:
+    - to:
+        - operation:
+            methods: ["GET"]
+`;
+
+/** A one-line HTTP server for the web pod: 200 and its method for every request. */
+const HTTP_SERVER = (ip: string, port: number): string =>
+  `require('http').createServer((q, s) => s.end('served ' + q.method)).listen(${port}, '${ip}', () => console.log('listening'))`;
+
 interface FlowLine {
   event: 'flow';
   direction: string;
+  protocol: string;
   verdict: string;
   reason: string;
   policy?: string;
   rule?: number;
+  http?: { method: string; path: string; status: number };
   destination: { ip: string; port: number };
   source: { workload?: string };
 }
@@ -133,6 +157,42 @@ describe('agent --policy-dir (real eBPF, no collector)', function () {
     fs.rmSync(path.join(policyDir, 'deny-client.yaml'));
     await waitFor(() => loaded() > n || undefined, 3000, { what: 'the agent to load the empty directory' });
     assert.equal((await runClient(topo, client, web.ip, 7000, 1000)).ok, true, 'allowed again');
+  });
+
+  it('an HTTP-level policy on the same-node path decides each request: GET reaches the pod, DELETE gets the mesh\'s 403, each a flow with the policy', async () => {
+    const server = topo.spawn(web, process.execPath, ['-e', HTTP_SERVER(web.ip, 8080)]);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.stdout!.once('data', () => resolve());
+        server.once('exit', (code) => reject(new Error(`http server exited (${code})`)));
+      });
+      const n = loaded();
+      write('web-get.yaml', ALLOW_GET);
+      await waitFor(() => loaded() > n || undefined, 3000, { what: 'the agent to load the HTTP policy' });
+      const casesDir = tempDir('http-cases');
+      const cases = path.join(casesDir, 'cases.json');
+      fs.writeFileSync(cases, JSON.stringify([
+        { name: 'get', request: `GET /items HTTP/1.1\r\nHost: web:8080\r\nConnection: close\r\n\r\n` },
+        { name: 'delete', request: `DELETE /items HTTP/1.1\r\nHost: web:8080\r\nConnection: close\r\n\r\n` },
+      ]));
+      const r = await topo.exec(client, process.execPath, [fixturePath('http-raw.js'), web.ip, '8080', cases], { timeoutMs: 15_000 });
+      fs.rmSync(casesDir, { recursive: true, force: true });
+      const got = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { name: string; statuses: number[]; body: string });
+      assert.deepEqual(got.map((g) => [g.name, g.statuses]), [['get', [200]], ['delete', [403]]], r.stdout + r.stderr);
+      assert.equal(got[0]!.body.includes('served GET'), true, 'the GET reached the pod');
+      assert.equal(got[1]!.body.includes('served'), false, 'the DELETE never did');
+      await waitFor(() => flows().filter((f) => f.protocol === 'http').length >= 2 || undefined, 3000, { what: 'the two HTTP flows' });
+      const http = flows().filter((f) => f.protocol === 'http');
+      const get = http.find((f) => f.http?.method === 'GET')!;
+      assert.deepEqual([get.direction, get.verdict, get.reason, get.policy, get.rule, get.http!.status], ['inbound', 'allowed', 'allowed-by-policy', 'default/web-get', 0, 200]);
+      const del = http.find((f) => f.http?.method === 'DELETE')!;
+      assert.deepEqual([del.direction, del.verdict, del.reason, del.policy, del.http!.status], ['inbound', 'denied', 'no-allow-policy-matched', 'default/web-get', 403]);
+    } finally {
+      server.kill('SIGKILL');
+      const n = loaded();
+      fs.rmSync(path.join(policyDir, 'web-get.yaml'), { force: true });
+      await waitFor(() => loaded() > n || undefined, 3000, { what: 'the agent to load the empty directory' });
+    }
   });
 
   it('egress: a CIDR rule allows raw TCP to its port only; a pod without an EgressPolicy is unaffected', async () => {

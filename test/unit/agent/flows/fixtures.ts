@@ -4,7 +4,7 @@ import type { FlowRecord } from '../../../../common/flow';
 import type { FlowTransport } from '../../../../agent/flows/reporter';
 import type { FlowBatch } from '../../../../agent/mesh/collector-client';
 
-/** An inbound HTTP request (Delivery's shape); `n` goes into bytesSent so records can be told apart. */
+/** An inbound HTTP request (DestinationAuthz's shape); `n` goes into bytesSent so records can be told apart. */
 export function httpFlow(n = 0, over: Partial<FlowRecord> = {}): FlowRecord {
   return {
     time: new Date().toISOString(),

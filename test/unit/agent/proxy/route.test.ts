@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { route, type RouteTables } from '../../../../agent/proxy/route';
-import type { MeshWorkload } from '../../../../agent/registry';
+import type { MeshWorkload } from '../../../../agent/mesh/mesh-registry';
 import type { Workload } from '../../../../agent/workloads';
 
 const local: Workload = {

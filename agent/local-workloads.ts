@@ -1,5 +1,4 @@
-/** What the agent knows of workloads: its own (by netns cookie) and the whole mesh (by IP). */
-import type { RegistryWorkload } from '../common/mesh-protocol';
+/** This node's workloads, by the netns cookie the kernel reports and by IP (replaced whole on every change). */
 import type { WorkloadIndex } from './proxy/inputs';
 import type { Workload } from './workloads';
 
@@ -30,29 +29,5 @@ export class LocalWorkloads implements WorkloadIndex {
 
   get size(): number {
     return this.cookies.size;
-  }
-}
-
-/** A workload anywhere in the mesh, as the collector's registry describes it. */
-export type MeshWorkload = RegistryWorkload;
-
-/** The collector's latest registry snapshot, indexed by IP. */
-export class MeshRegistry {
-  private ips = new Map<string, MeshWorkload>();
-  version = 0;
-
-  update(version: number, workloads: MeshWorkload[]): void {
-    const next = new Map<string, MeshWorkload>();
-    for (const w of workloads) next.set(w.ip, w);
-    this.ips = next;
-    this.version = version;
-  }
-
-  byIp(ip: string): MeshWorkload | undefined {
-    return this.ips.get(ip);
-  }
-
-  get size(): number {
-    return this.ips.size;
   }
 }

@@ -1,0 +1,81 @@
+/**
+ * The flow records of the proxy's listeners, built one way: a decision becomes an outcome
+ * (verdict, reason, policy, rule, audit), an HTTP exchange's record gives its outcome, counts and
+ * request line, and every record goes through common/flow's flowRecord (one field order).
+ */
+import { flowRecord, verdictOf, type FlowDirection, type FlowEndpoint, type FlowProtocol, type FlowRecord } from '../../common/flow';
+import type { HttpRecord } from './http';
+
+/** The verdict fields of a flow record. */
+export type FlowOutcome = Pick<FlowRecord, 'verdict' | 'reason' | 'policy' | 'rule' | 'audit'>;
+
+/** Bytes each way and how long it lasted. */
+export type FlowCounts = Pick<FlowRecord, 'bytesSent' | 'bytesReceived' | 'durationMs'>;
+
+/** Who talked to whom, how: everything of a flow but its outcome and counts. */
+export interface FlowRoute {
+  direction: FlowDirection;
+  source: FlowEndpoint;
+  destination: FlowEndpoint;
+  protocol: FlowProtocol;
+  mtls: boolean;
+  http?: FlowRecord['http'];
+}
+
+/** A decision that explains itself (an authorization or egress verdict). */
+export interface Decision {
+  allowed: boolean;
+  reason: string;
+  policy?: string;
+  rule?: number;
+  audit?: { policy: string; rule: number };
+}
+
+export function proxyFlow(node: string, route: FlowRoute, outcome: FlowOutcome, counts: FlowCounts): FlowRecord {
+  return flowRecord({
+    node,
+    direction: route.direction,
+    source: route.source,
+    destination: route.destination,
+    protocol: route.protocol,
+    http: route.http,
+    verdict: outcome.verdict,
+    reason: outcome.reason,
+    policy: outcome.policy,
+    rule: outcome.rule,
+    audit: outcome.audit,
+    mtls: route.mtls,
+    bytesSent: counts.bytesSent,
+    bytesReceived: counts.bytesReceived,
+    durationMs: counts.durationMs,
+  });
+}
+
+/** A decision as a flow outcome. */
+export function outcomeOf(d: Decision): FlowOutcome {
+  return { verdict: verdictOf(d), reason: d.reason, policy: d.policy, rule: d.rule, audit: d.audit };
+}
+
+/** A connection refused or failed before any byte went through. */
+export function nothingSent(started: number): FlowCounts {
+  return { bytesSent: 0, bytesReceived: 0, durationMs: Date.now() - started };
+}
+
+/**
+ * One HTTP exchange's outcome: the decision authorize returned (the front echoes it in the
+ * record), or the front's own refusal before any decision; an error after it (upstream failed,
+ * connection reset) makes it an error with that reason.
+ */
+export function httpOutcome(r: HttpRecord): FlowOutcome {
+  const d = r.decision as Partial<Decision> | undefined;
+  const decided: FlowOutcome = d && typeof d.reason === 'string' ? outcomeOf(d as Decision) : { verdict: 'denied', reason: r.rejected ?? 'bad-request' };
+  return r.error ? { ...decided, verdict: 'error', reason: r.error } : decided;
+}
+
+export function httpCounts(r: HttpRecord): FlowCounts {
+  return { bytesSent: r.bytesSent, bytesReceived: r.bytesReceived, durationMs: r.durationMs };
+}
+
+export function httpLine(r: HttpRecord): FlowRecord['http'] {
+  return { method: r.method, path: r.path, status: r.status };
+}
