@@ -5,7 +5,6 @@
  */
 import { Command, CommanderError } from 'commander';
 import { isPalisadeError } from '../common/errors';
-import type { Logger } from '../common/log';
 import { registerAgentCommands } from './commands/agent';
 import { registerAuditCommands } from './commands/audit';
 import { registerCollectorCommands } from './commands/collector';
@@ -14,15 +13,7 @@ import { registerEgressCommands } from './commands/egress';
 import { registerObserveCommands } from './commands/observe';
 import { registerPolicyCommands } from './commands/policy';
 import { registerStatusCommands } from './commands/status';
-
-export interface CliDeps {
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-  /** Root logger factory: one root logger per process. */
-  logger: (level?: string) => Logger;
-  /** Called when a long-running command (agent) wants to wait for a stop signal. */
-  waitForStop: () => Promise<string>;
-}
+import type { CliDeps } from './deps';
 
 export function createProgram(deps: CliDeps): Command {
   const program = new Command('palisade')

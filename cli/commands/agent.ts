@@ -8,7 +8,7 @@ import { DEFAULT_FLOW_BUFFER } from '../../agent/flows/reporter';
 import { METRICS_PORT } from '../../agent/metrics/server';
 import { parsePositiveDuration } from '../../common/duration';
 import { PalisadeError, describeCause } from '../../common/errors';
-import type { CliDeps } from '../program';
+import type { CliDeps } from '../deps';
 import { collectCidr, collectPort, parseIPv4 } from '../options';
 
 interface AgentFlags {

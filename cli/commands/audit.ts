@@ -16,9 +16,8 @@ import { PalisadeError } from '../../common/errors';
 import { addApiOptions, apiClient } from '../api-options';
 import { oneOfFlag } from '../options';
 import type { ApiFlags } from '../config';
+import type { CliDeps, TerminalDeps } from '../deps';
 import { safeJson } from '../flow-format';
-import type { CliDeps } from '../program';
-import type { TerminalDeps } from './observe';
 import { formatTable } from '../table';
 
 export interface AuditListFlags extends ApiFlags {

@@ -8,7 +8,7 @@ import { TokenStore } from '../../collector/tokens';
 import { parsePositiveDuration } from '../../common/duration';
 import { PalisadeError } from '../../common/errors';
 import { isTrustDomain } from '../../common/identity';
-import type { CliDeps } from '../program';
+import type { CliDeps } from '../deps';
 
 export const DEFAULT_COLLECTOR_DATA_DIR = '/var/lib/palisade/collector';
 

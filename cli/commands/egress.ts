@@ -10,10 +10,11 @@ import { CONTROL_API, type EgressLearnResponse, type EgressListResponse } from '
 import { PalisadeError } from '../../common/errors';
 import { addApiOptions, apiClient } from '../api-options';
 import type { ApiFlags } from '../config';
+import type { ApiDeps, Env } from '../deps';
 import { collectPort, oneOfFlag } from '../options';
 import { formatTable } from '../table';
 import { parseSince } from './observe';
-import { expectShape, postChange, printChange, type ApiDeps } from './policy-store';
+import { expectShape, postChange, printChange } from './policy-store';
 
 const invalid = (message: string): PalisadeError => new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', message);
 const WORKLOAD_RE = /^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\/)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -24,7 +25,7 @@ function workloadRef(w: string): string {
 }
 
 export function registerEgressCommands(program: Command, deps: ApiDeps): void {
-  const env = (): Readonly<Record<string, string | undefined>> => deps.env ?? process.env;
+  const env = (): Env => deps.env ?? process.env;
   const egress = program.command('egress').description('egress allowlists: which hosts and addresses a workload may reach outside the mesh');
 
   addApiOptions(

@@ -14,23 +14,16 @@ import { PalisadeError } from '../../common/errors';
 import type { FlowDirection, FlowProtocol, FlowVerdict } from '../../common/flow';
 import { isDnsLabel } from '../../common/identity';
 import { addApiOptions, apiClient } from '../api-options';
-import { oneOfFlag } from '../options';
 import type { ApiFlags } from '../config';
+import type { CliDeps, TerminalDeps } from '../deps';
+import { oneOfFlag } from '../options';
 import { FlowTable, formatFlowJsonArray, formatFlowJsonLine, OUTPUT_FORMATS, useColour, type OutputFormat } from '../flow-format';
-import type { CliDeps } from '../program';
 
 export const DEFAULT_LAST = 20;
 const VERDICTS: readonly FlowVerdict[] = ['allowed', 'denied', 'audit', 'error'];
 const PROTOCOLS: readonly FlowProtocol[] = ['tcp', 'tls', 'http'];
 const DIRECTIONS: readonly FlowDirection[] = ['outbound', 'inbound', 'egress'];
 const MAX_VALUE = 1024;
-
-/** What a test (or another front end) may set instead of the real process's. */
-export interface TerminalDeps {
-  env?: Readonly<Record<string, string | undefined>>;
-  /** Whether stdout is a terminal (colour); default process.stdout.isTTY. */
-  stdoutIsTTY?: boolean;
-}
 
 export interface ObserveFlags extends ApiFlags {
   from?: string;

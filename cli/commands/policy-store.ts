@@ -19,14 +19,11 @@ import {
 import { PalisadeError } from '../../common/errors';
 import { addApiOptions, apiClient } from '../api-options';
 import type { ApiFlags } from '../config';
+import type { ApiDeps, Env } from '../deps';
 import { oneOfFlag } from '../options';
-import type { CliDeps } from '../program';
 import { formatTable } from '../table';
 import { parseSince } from './observe';
 import { readPolicyFile } from './policy';
-
-type Env = Readonly<Record<string, string | undefined>>;
-export type ApiDeps = CliDeps & { env?: Env };
 
 const invalid = (message: string): PalisadeError => new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', message);
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -9,7 +9,7 @@ import { PalisadeError } from '../../common/errors';
 import { isDnsLabel } from '../../common/identity';
 import { compilePolicyFiles, DEFAULT_ROOT_NAMESPACE, PolicyInvalidError, type CompiledPolicy } from '../../common/policy';
 import { oneOfFlag } from '../options';
-import type { CliDeps } from '../program';
+import type { CliDeps } from '../deps';
 import { registerPolicyStoreCommands } from './policy-store';
 
 interface ValidateFlags {
