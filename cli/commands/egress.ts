@@ -8,13 +8,13 @@ import type { Command } from 'commander';
 import { printable } from '../../common/api-client';
 import { CONTROL_API, type EgressLearnResponse, type EgressListResponse } from '../../common/control-api';
 import { PalisadeError } from '../../common/errors';
+import { expectShape, postChange, printChange } from '../api-answers';
 import { addApiOptions, apiClient } from '../api-options';
 import type { ApiFlags } from '../config';
 import type { ApiDeps, Env } from '../deps';
 import { collectPort, oneOfFlag } from '../options';
 import { formatTable } from '../table';
 import { parseSince } from './observe';
-import { expectShape, postChange, printChange } from './policy-store';
 
 const invalid = (message: string): PalisadeError => new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', message);
 const WORKLOAD_RE = /^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\/)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
