@@ -12,9 +12,8 @@ import { expectShape, postChange, printChange } from '../api-answers';
 import { addApiOptions, apiClient } from '../api-options';
 import type { ApiFlags } from '../config';
 import type { ApiDeps, Env } from '../deps';
-import { collectPort, oneOfFlag } from '../options';
+import { collectPort, oneOfFlag, parseSince } from '../options';
 import { formatTable } from '../table';
-import { parseSince } from './observe';
 
 const invalid = (message: string): PalisadeError => new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', message);
 const WORKLOAD_RE = /^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\/)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;

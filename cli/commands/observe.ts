@@ -9,14 +9,13 @@ import type { Command } from 'commander';
 import { isIP } from 'node:net';
 import { MAX_FLOWS_LIMIT, type FlowFilters, type StoredFlow } from '../../common/api';
 import { ApiClient } from '../../common/api-client';
-import { parsePositiveDuration } from '../../common/duration';
 import { PalisadeError } from '../../common/errors';
 import type { FlowDirection, FlowProtocol, FlowVerdict } from '../../common/flow';
 import { isDnsLabel } from '../../common/identity';
 import { addApiOptions, apiClient } from '../api-options';
 import type { ApiFlags } from '../config';
 import type { CliDeps, TerminalDeps } from '../deps';
-import { oneOfFlag } from '../options';
+import { oneOfFlag, parseSince } from '../options';
 import { FlowTable, formatFlowJsonArray, formatFlowJsonLine, OUTPUT_FORMATS, useColour, type OutputFormat } from '../flow-format';
 
 export const DEFAULT_LAST = 20;
@@ -76,20 +75,6 @@ function parseHttpPath(v: string): string {
     throw invalid(`invalid --http-path ${quote(v)}: expected a path like /api/users, or a prefix like /api/*`);
   }
   return v;
-}
-
-/** `10m` (that long ago) or an ISO 8601 time; epoch ms. */
-export function parseSince(v: string, now: number): number {
-  if (/^\d{4}-\d{2}-\d{2}T/.test(v)) {
-    const t = Date.parse(v);
-    if (!Number.isNaN(t) && t >= 0) return t;
-    throw invalid(`invalid --since ${quote(v)}: not a time like 2024-05-01T12:00:00Z`);
-  }
-  try {
-    return Math.max(0, now - parsePositiveDuration(v, '--since'));
-  } catch {
-    throw invalid(`invalid --since ${quote(v)}: expected a duration like 30s, 10m or 24h, or a time like 2024-05-01T12:00:00Z`);
-  }
 }
 
 function parseLast(v: string, follow: boolean): number {

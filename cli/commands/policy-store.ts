@@ -18,9 +18,8 @@ import { expectShape, postChange, printChange } from '../api-answers';
 import { addApiOptions, apiClient } from '../api-options';
 import type { ApiFlags } from '../config';
 import type { ApiDeps, Env } from '../deps';
-import { oneOfFlag } from '../options';
+import { oneOfFlag, parseSince } from '../options';
 import { formatTable } from '../table';
-import { parseSince } from './observe';
 import { readPolicyFile } from './policy';
 
 const invalid = (message: string): PalisadeError => new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', message);
