@@ -27,6 +27,11 @@ export function parseSince(v: string, now: number): number {
   }
 }
 
+/** A repeatable option's values, in the order given (`-f a -f b`). */
+export function collectValue(value: string, prev: string[] | undefined): string[] {
+  return [...(prev ?? []), value];
+}
+
 export function parsePort(value: string): number {
   const n = Number(value);
   if (!/^\d+$/.test(value) || n < 1 || n > 65535) throw new InvalidArgumentError(`not a port (1-65535): ${value}`);

@@ -18,15 +18,11 @@ import { expectShape, postChange, printChange } from '../api-answers';
 import { addApiOptions, apiClient } from '../api-options';
 import type { ApiFlags } from '../config';
 import type { ApiDeps, Env } from '../deps';
-import { oneOfFlag, parseSince } from '../options';
+import { collectValue, oneOfFlag, parseSince } from '../options';
+import { readPolicyFile } from '../policy-file';
 import { formatTable } from '../table';
-import { readPolicyFile } from './policy';
 
 const invalid = (message: string): PalisadeError => new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', message);
-
-function collect(value: string, prev: string[] | undefined): string[] {
-  return [...(prev ?? []), value];
-}
 
 function policyRef(name: string): string {
   if (name.length === 0 || name.length > 512 || !/^[A-Za-z0-9._/-]+$/.test(name) || name.split('/').length > 3 || name.split('/').some((p) => p === '')) {
@@ -46,7 +42,7 @@ export function registerPolicyStoreCommands(policy: Command, deps: ApiDeps): voi
     policy
       .command('apply')
       .description('create or replace the policies in FILE at the collector, all or nothing (a new version, pushed to every agent)')
-      .requiredOption('-f, --file <file>', 'a policy file (YAML or JSON); repeat for several', collect)
+      .requiredOption('-f, --file <file>', 'a policy file (YAML or JSON); repeat for several', collectValue)
       .option('--dry-run', 'show what would change (with diffs) without applying it'),
   ).action(async (flags: ApiFlags & { file: string[]; dryRun?: boolean }) => {
     const files = [...new Set(flags.file)].map(readPolicyFile);
@@ -135,7 +131,7 @@ export function registerPolicyStoreCommands(policy: Command, deps: ApiDeps): voi
     policy
       .command('test')
       .description('replay stored flows against the policies FILE would make, and list the flows whose verdict would change (nothing is applied)')
-      .requiredOption('-f, --file <file>', 'a candidate policy file; repeat for several', collect)
+      .requiredOption('-f, --file <file>', 'a candidate policy file; repeat for several', collectValue)
       .option('--since <duration>', 'replay flows from this long ago (1h, 24h) or since a time', '1h')
       .option('-o, --output <format>', 'table|json', 'table'),
   ).action(async (flags: OutFlags & { file: string[]; since: string }) => {

@@ -4,33 +4,18 @@
  * manage the collector's policies are in policy-store.ts.
  */
 import type { Command } from 'commander';
-import * as fs from 'node:fs';
 import { PalisadeError } from '../../common/errors';
 import { isDnsLabel } from '../../common/identity';
 import { compilePolicyFiles, DEFAULT_ROOT_NAMESPACE, PolicyInvalidError, type CompiledPolicy } from '../../common/policy';
-import { oneOfFlag } from '../options';
 import type { CliDeps } from '../deps';
+import { collectValue, oneOfFlag } from '../options';
+import { readPolicyFile } from '../policy-file';
 import { registerPolicyStoreCommands } from './policy-store';
 
 interface ValidateFlags {
   file: string[];
   output: string;
   rootNamespace: string;
-}
-
-function collectFile(value: string, prev: string[] | undefined): string[] {
-  return [...(prev ?? []), value];
-}
-
-
-export function readPolicyFile(file: string): { source: string; text: string } {
-  try {
-    return { source: file, text: fs.readFileSync(file, 'utf8') };
-  } catch (err) {
-    const code = (err as { code?: unknown }).code;
-    const detail = typeof code === 'string' ? code : err instanceof Error ? err.message : String(err);
-    throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `cannot read policy file ${file}: ${detail}`, { cause: err });
-  }
 }
 
 /** What `-o json` says about one policy. */
@@ -70,7 +55,7 @@ export function registerPolicyCommands(program: Command, deps: CliDeps): void {
   policy
     .command('validate')
     .description('check policy files (YAML or JSON: AuthorizationPolicy, EgressPolicy) and report every problem')
-    .requiredOption('-f, --file <file>', 'a policy file; repeat for several (checked together)', collectFile)
+    .requiredOption('-f, --file <file>', 'a policy file; repeat for several (checked together)', collectValue)
     .option('-o, --output <format>', 'text|json', 'text')
     .option('--root-namespace <ns>', 'policies in this namespace apply mesh-wide', DEFAULT_ROOT_NAMESPACE)
     .action((flags: ValidateFlags) => {
