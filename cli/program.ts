@@ -11,7 +11,8 @@ import { registerCollectorCommands } from './commands/collector';
 import { registerDemoCommands } from './commands/demo';
 import { registerEgressCommands } from './commands/egress';
 import { registerObserveCommands } from './commands/observe';
-import { registerPolicyCommands } from './commands/policy';
+import { registerPolicyManageCommands } from './commands/policy-manage';
+import { registerPolicyValidateCommand } from './commands/policy-validate';
 import { registerStatusCommands } from './commands/status';
 import type { CliDeps } from './deps';
 
@@ -32,7 +33,10 @@ export function createProgram(deps: CliDeps): Command {
   registerCollectorCommands(program, deps);
   registerDemoCommands(program, deps);
   registerObserveCommands(program, deps);
-  registerPolicyCommands(program, deps);
+  // One group, two concerns: the collector's policies (through its API) and checking files locally.
+  const policy = program.command('policy').description('authorization and egress policies');
+  registerPolicyManageCommands(policy, deps);
+  registerPolicyValidateCommand(policy, deps);
   registerEgressCommands(program, deps);
   registerStatusCommands(program, deps);
   return program;

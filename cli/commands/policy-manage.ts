@@ -1,7 +1,7 @@
 /**
- * `palisade policy apply|list|get|delete|history|test`: the collector's versioned policy store
- * (common/control-api.ts). Every flag is checked before anything is sent; every answer is checked
- * before it is printed; every failure is one line.
+ * `palisade policy apply|list|get|delete|history|test`: manage the collector's versioned policies
+ * through its control API (common/control-api.ts). Every flag is checked before anything is sent;
+ * every answer is checked before it is printed; every failure is one line.
  */
 import type { Command } from 'commander';
 import { stringify } from 'yaml';
@@ -35,7 +35,8 @@ interface OutFlags extends ApiFlags {
   output: string;
 }
 
-export function registerPolicyStoreCommands(policy: Command, deps: ApiDeps): void {
+/** Adds the commands under `policy` (the group program.ts made). */
+export function registerPolicyManageCommands(policy: Command, deps: ApiDeps): void {
   const env = (): Env => deps.env ?? process.env;
 
   addApiOptions(

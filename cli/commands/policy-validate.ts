@@ -1,7 +1,7 @@
 /**
  * `palisade policy validate -f FILE...`: check AuthorizationPolicy / EgressPolicy files the way
  * the agent and collector will load them, and report every problem, locally. The commands that
- * manage the collector's policies are in policy-store.ts.
+ * manage the collector's policies are in policy-manage.ts.
  */
 import type { Command } from 'commander';
 import { PalisadeError } from '../../common/errors';
@@ -10,7 +10,6 @@ import { compilePolicyFiles, DEFAULT_ROOT_NAMESPACE, PolicyInvalidError, type Co
 import type { CliDeps } from '../deps';
 import { collectValue, oneOfFlag } from '../options';
 import { readPolicyFile } from '../policy-file';
-import { registerPolicyStoreCommands } from './policy-store';
 
 interface ValidateFlags {
   file: string[];
@@ -49,9 +48,8 @@ function alignedLines(rows: string[][]): string[] {
   return rows.map((row) => `  ${row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')}`);
 }
 
-export function registerPolicyCommands(program: Command, deps: CliDeps): void {
-  const policy = program.command('policy').description('authorization and egress policies');
-  registerPolicyStoreCommands(policy, deps);
+/** Adds `validate` under `policy` (the group program.ts made). */
+export function registerPolicyValidateCommand(policy: Command, deps: CliDeps): void {
   policy
     .command('validate')
     .description('check policy files (YAML or JSON: AuthorizationPolicy, EgressPolicy) and report every problem')
