@@ -4,7 +4,8 @@ import { isIPv4 } from 'node:net';
 import { parsePositiveDuration } from '../common/duration';
 import { invalidArgument } from '../common/errors';
 
-const quote = (v: string): string => JSON.stringify(v.length > 64 ? `${v.slice(0, 64)}…` : v);
+/** A user's value inside an error message: JSON-quoted (nothing hidden), cut after 64 characters. */
+export const quote = (v: string): string => JSON.stringify(v.length > 64 ? `${v.slice(0, 64)}…` : v);
 
 /** `v` if it is one of `allowed`, else `invalid FLAG "v": use a, b or c` (INVALID_ARGUMENT, exit 2). */
 export function oneOfFlag<T extends string>(flag: string, v: string, allowed: readonly T[]): T {

@@ -13,7 +13,7 @@ import {
   type PolicyListResponse,
   type PolicyTestResponse,
 } from '../../common/control-api';
-import { PalisadeError } from '../../common/errors';
+import { invalidArgument } from '../../common/errors';
 import { expectShape, postChange, printChange } from '../api-answers';
 import { addApiOptions, apiClient } from '../api-options';
 import type { ApiFlags } from '../config';
@@ -22,11 +22,9 @@ import { collectValue, oneOfFlag, parseSince } from '../options';
 import { readPolicyFile } from '../policy-file';
 import { formatTable } from '../table';
 
-const invalid = (message: string): PalisadeError => new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', message);
-
 function policyRef(name: string): string {
   if (name.length === 0 || name.length > 512 || !/^[A-Za-z0-9._/-]+$/.test(name) || name.split('/').length > 3 || name.split('/').some((p) => p === '')) {
-    throw invalid(`invalid policy name ${JSON.stringify(name.slice(0, 80))}: give [Kind/]namespace/name or a name`);
+    throw invalidArgument(`invalid policy name ${JSON.stringify(name.slice(0, 80))}: give [Kind/]namespace/name or a name`);
   }
   return name;
 }

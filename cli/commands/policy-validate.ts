@@ -4,7 +4,7 @@
  * manage the collector's policies are in policy-manage.ts.
  */
 import type { Command } from 'commander';
-import { PalisadeError } from '../../common/errors';
+import { invalidArgument } from '../../common/errors';
 import { isDnsLabel } from '../../common/identity';
 import { compilePolicyFiles, DEFAULT_ROOT_NAMESPACE, PolicyInvalidError, type CompiledPolicy } from '../../common/policy';
 import type { CliDeps } from '../deps';
@@ -59,7 +59,7 @@ export function registerPolicyValidateCommand(policy: Command, deps: CliDeps): v
     .action((flags: ValidateFlags) => {
       const output = oneOfFlag('-o', flags.output, ['text', 'json'] as const);
       if (!isDnsLabel(flags.rootNamespace)) {
-        throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `invalid --root-namespace ${JSON.stringify(flags.rootNamespace)}: not a namespace name`);
+        throw invalidArgument(`invalid --root-namespace ${JSON.stringify(flags.rootNamespace)}: not a namespace name`);
       }
       const files = [...new Set(flags.file)].map(readPolicyFile);
       let invalid: PolicyInvalidError | undefined;
