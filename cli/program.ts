@@ -2,6 +2,10 @@
  * The `palisade` command, built by a function so tests drive it in-process with
  * exitOverride() and captured output. Errors from user mistakes are one line on
  * stderr and a non-zero exit, never a stack trace.
+ *
+ * The only module that imports the commands (commands/*.ts). They never import it or each
+ * other: what they share lives in the modules beside this one (deps.ts, options.ts,
+ * api-options.ts, api-answers.ts, table.ts, …).
  */
 import { Command, CommanderError } from 'commander';
 import { isPalisadeError } from '../common/errors';
