@@ -16,7 +16,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { isMap, parseDocument } from 'yaml';
 import { writeFileAtomic } from '../common/atomic-file';
-import { PalisadeError } from '../common/errors';
+import { describeCause, errorCode, invalidArgument, PalisadeError } from '../common/errors';
 
 export const DEFAULT_COLLECTOR_URL = 'https://127.0.0.1:15012';
 const FILE_KEYS = ['collector', 'token', 'tokenFile', 'ca'] as const;
@@ -51,13 +51,10 @@ export interface FileConfig {
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-const invalid = (message: string): PalisadeError => new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', message);
 const configError = (message: string, cause?: unknown): PalisadeError =>
   new PalisadeError('PALISADE_ERR_CONFIG_INVALID', message, cause === undefined ? undefined : { cause });
-const errnoOf = (err: unknown): string => {
-  const code = (err as { code?: unknown })?.code;
-  return typeof code === 'string' ? code : err instanceof Error ? err.message : String(err);
-};
+/** `ENOENT`, or what the error says when it has no code. */
+const errnoOf = (err: unknown): string => errorCode(err) ?? describeCause(err);
 
 /** `$XDG_CONFIG_HOME/palisade/config.yaml`, or `~/.config/palisade/config.yaml`. */
 export function configFilePath(env: Env = process.env): string {
@@ -79,11 +76,11 @@ export function parseCollectorApiUrl(text: string, what: string): string {
   try {
     u = new URL(withScheme);
   } catch {
-    throw invalid(`invalid ${what} ${shown}: ${hint}`);
+    throw invalidArgument(`invalid ${what} ${shown}: ${hint}`);
   }
-  if (u.protocol !== 'https:') throw invalid(`invalid ${what} ${shown}: the collector API is HTTPS only (${hint})`);
+  if (u.protocol !== 'https:') throw invalidArgument(`invalid ${what} ${shown}: the collector API is HTTPS only (${hint})`);
   if (u.username || u.password || u.search || u.hash || (u.pathname !== '/' && u.pathname !== '') || !u.hostname) {
-    throw invalid(`invalid ${what} ${shown}: ${hint}`);
+    throw invalidArgument(`invalid ${what} ${shown}: ${hint}`);
   }
   return `https://${u.host}`;
 }
@@ -98,7 +95,7 @@ export function readConfigFile(file: string): FileConfig | undefined {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
     if (err instanceof PalisadeError) throw err;
-    if (errnoOf(err) === 'ENOENT') return undefined;
+    if (errorCode(err) === 'ENOENT') return undefined;
     throw configError(`cannot read config file ${file}: ${errnoOf(err)}`, err);
   }
   const doc = parseDocument(text, { uniqueKeys: true });
@@ -142,7 +139,7 @@ function readTokenFile(file: string, what: string): string {
 
 function checkToken(token: string, what: string): string {
   // It goes into an HTTP header: no line breaks or control characters, bounded.
-  if (token.length > MAX_TOKEN_BYTES || /[^\x21-\x7e]/.test(token)) throw invalid(`invalid token from ${what}: not a token`);
+  if (token.length > MAX_TOKEN_BYTES || /[^\x21-\x7e]/.test(token)) throw invalidArgument(`invalid token from ${what}: not a token`);
   return token;
 }
 
@@ -167,7 +164,7 @@ function readCa(file: string, what: string): string {
  * CA is one line saying how to give it.
  */
 export function resolveApiConfig(flags: ApiFlags, env: Env = process.env): ApiConfig {
-  if (flags.token !== undefined && flags.tokenFile !== undefined) throw invalid('give --token or --token-file, not both');
+  if (flags.token !== undefined && flags.tokenFile !== undefined) throw invalidArgument('give --token or --token-file, not both');
   const file = configFilePath(env);
   // The file is read only when a setting is left to it, so a broken file never hides flags.
   let loaded: FileConfig | undefined | null = null;
@@ -190,7 +187,7 @@ export function resolveApiConfig(flags: ApiFlags, env: Env = process.env): ApiCo
   else if (fromFile().token) token = checkToken(fromFile().token!, `token in ${file}`);
   else if (fromFile().tokenFile) token = readTokenFile(fromFile().tokenFile!, `tokenFile in ${file}`);
   else {
-    throw invalid(
+    throw invalidArgument(
       `no collector token: pass --token-file FILE (the collector's <data>/admin.token), set PALISADE_TOKEN, or set tokenFile in ${file}`,
     );
   }
@@ -200,7 +197,7 @@ export function resolveApiConfig(flags: ApiFlags, env: Env = process.env): ApiCo
   if (flags.ca !== undefined) [caFile, what] = [flags.ca, '--ca'];
   else if (envOf('PALISADE_CA')) [caFile, what] = [envOf('PALISADE_CA')!, 'PALISADE_CA'];
   else if (fromFile().ca) [caFile, what] = [fromFile().ca!, `ca in ${file}`];
-  else throw invalid(`no mesh CA: pass --ca FILE (the collector's <data>/ca.crt), set PALISADE_CA, or set ca in ${file}`);
+  else throw invalidArgument(`no mesh CA: pass --ca FILE (the collector's <data>/ca.crt), set PALISADE_CA, or set ca in ${file}`);
   return { url, token, caPem: readCa(caFile, what), caFile };
 }
 

@@ -119,12 +119,6 @@ export class FlowTable {
   }
 }
 
-/** Header and rows, in the order given. */
-export function formatFlowTable(flows: readonly FlowRecord[], colour: boolean): string {
-  const table = new FlowTable(flows, colour);
-  return table.header() + flows.map((f) => table.row(f)).join('');
-}
-
 /**
  * JSON text for output: JSON.stringify leaves DEL, the C1 controls and U+2028/9 raw; escaped
  * here, the text means the same to a JSON parser and nothing to a terminal.

@@ -2,27 +2,23 @@
  * The `palisade` command, built by a function so tests drive it in-process with
  * exitOverride() and captured output. Errors from user mistakes are one line on
  * stderr and a non-zero exit, never a stack trace.
+ *
+ * The only module that imports the commands (commands/*.ts). They never import it or each
+ * other: what they share lives in the modules beside this one (deps.ts, options.ts,
+ * api-options.ts, api-answers.ts, table.ts, …).
  */
 import { Command, CommanderError } from 'commander';
 import { isPalisadeError } from '../common/errors';
-import type { Logger } from '../common/log';
 import { registerAgentCommands } from './commands/agent';
 import { registerAuditCommands } from './commands/audit';
 import { registerCollectorCommands } from './commands/collector';
 import { registerDemoCommands } from './commands/demo';
 import { registerEgressCommands } from './commands/egress';
 import { registerObserveCommands } from './commands/observe';
-import { registerPolicyCommands } from './commands/policy';
+import { registerPolicyManageCommands } from './commands/policy-manage';
+import { registerPolicyValidateCommand } from './commands/policy-validate';
 import { registerStatusCommands } from './commands/status';
-
-export interface CliDeps {
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-  /** Root logger factory: one root logger per process. */
-  logger: (level?: string) => Logger;
-  /** Called when a long-running command (agent) wants to wait for a stop signal. */
-  waitForStop: () => Promise<string>;
-}
+import type { CliDeps } from './deps';
 
 export function createProgram(deps: CliDeps): Command {
   const program = new Command('palisade')
@@ -41,7 +37,10 @@ export function createProgram(deps: CliDeps): Command {
   registerCollectorCommands(program, deps);
   registerDemoCommands(program, deps);
   registerObserveCommands(program, deps);
-  registerPolicyCommands(program, deps);
+  // One group, two concerns: the collector's policies (through its API) and checking files locally.
+  const policy = program.command('policy').description('authorization and egress policies');
+  registerPolicyManageCommands(policy, deps);
+  registerPolicyValidateCommand(policy, deps);
   registerEgressCommands(program, deps);
   registerStatusCommands(program, deps);
   return program;

@@ -7,8 +7,8 @@ import { DEFAULT_ACCESS_LOG_MODE, isAccessLogMode, type AccessLogMode } from '..
 import { DEFAULT_FLOW_BUFFER } from '../../agent/flows/reporter';
 import { METRICS_PORT } from '../../agent/metrics/server';
 import { parsePositiveDuration } from '../../common/duration';
-import { PalisadeError, describeCause } from '../../common/errors';
-import type { CliDeps } from '../program';
+import { describeCause, invalidArgument, PalisadeError } from '../../common/errors';
+import type { CliDeps } from '../deps';
 import { collectCidr, collectPort, parseIPv4 } from '../options';
 
 interface AgentFlags {
@@ -62,8 +62,8 @@ function metricsAddress(flags: AgentFlags): { host: string; port: number } | und
 
 function meshOptions(flags: AgentFlags): MeshOptions | undefined {
   if (!flags.collector) return undefined;
-  if (!flags.collectorCa) throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', '--collector needs --collector-ca FILE (the mesh CA certificate)');
-  if (!flags.nodeAddress) throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', '--collector needs --node-address IP (where HBONE :15008 listens)');
+  if (!flags.collectorCa) throw invalidArgument('--collector needs --collector-ca FILE (the mesh CA certificate)');
+  if (!flags.nodeAddress) throw invalidArgument('--collector needs --node-address IP (where HBONE :15008 listens)');
   let joinToken = process.env.PALISADE_JOIN_TOKEN || undefined;
   if (flags.joinTokenFile) {
     try {

@@ -12,13 +12,13 @@ import { AUDIT_KINDS, DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT } from '../../common/
 import { printable } from '../../common/api-client';
 import { CONTROL_API, type AuditKind, type AuditRecord, type AuditVerifyResponse } from '../../common/control-api';
 import { formatDuration, parsePositiveDuration } from '../../common/duration';
-import { PalisadeError } from '../../common/errors';
+import { invalidArgument, PalisadeError } from '../../common/errors';
+import { isRecord } from '../../common/record';
 import { addApiOptions, apiClient } from '../api-options';
-import { oneOfFlag } from '../options';
+import { oneOfFlag, quote } from '../options';
 import type { ApiFlags } from '../config';
+import type { CliDeps, TerminalDeps } from '../deps';
 import { safeJson } from '../flow-format';
-import type { CliDeps } from '../program';
-import type { TerminalDeps } from './observe';
 import { formatTable } from '../table';
 
 export interface AuditListFlags extends ApiFlags {
@@ -42,9 +42,6 @@ export interface AuditListRequest {
 const MAX_SUMMARY = 160;
 const MAX_CELL = 64;
 
-const invalid = (message: string): PalisadeError => new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', message);
-const quote = (v: string): string => JSON.stringify(v.length > 64 ? `${v.slice(0, 64)}…` : v);
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
 
@@ -52,7 +49,7 @@ const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' 
 export function auditListRequest(flags: AuditListFlags, now = Date.now()): AuditListRequest {
   const output = oneOfFlag('-o', flags.output, ['table', 'json'] as const);
   const limit = /^\d{1,6}$/.test(flags.limit) ? Number(flags.limit) : NaN;
-  if (!(limit >= 1 && limit <= MAX_AUDIT_LIMIT)) throw invalid(`invalid --limit ${quote(flags.limit)}: expected a whole number from 1 to ${MAX_AUDIT_LIMIT}`);
+  if (!(limit >= 1 && limit <= MAX_AUDIT_LIMIT)) throw invalidArgument(`invalid --limit ${quote(flags.limit)}: expected a whole number from 1 to ${MAX_AUDIT_LIMIT}`);
   const query: AuditListRequest['query'] = { limit };
   if (flags.kind !== undefined) query.kind = oneOfFlag('--kind', flags.kind, AUDIT_KINDS);
   if (flags.since !== undefined) query.since = Math.max(0, now - parsePositiveDuration(flags.since, '--since'));
@@ -61,20 +58,20 @@ export function auditListRequest(flags: AuditListFlags, now = Date.now()): Audit
 
 /** Why `v` is not an AuditRecord as the CLI shows it, or undefined. */
 export function auditRecordProblem(v: unknown): string | undefined {
-  if (!isObj(v)) return 'must be an object';
+  if (!isRecord(v)) return 'must be an object';
   if (typeof v.seq !== 'number' || !Number.isSafeInteger(v.seq)) return 'seq must be an integer';
   for (const k of ['time', 'kind', 'actor', 'prev', 'hash'] as const) if (typeof v[k] !== 'string') return `${k} must be a string`;
-  if (!isObj(v.data)) return 'data must be an object';
+  if (!isRecord(v.data)) return 'data must be an object';
   return undefined;
 }
 
 /** Why `v` is not an AuditVerifyResponse, or undefined. */
 export function auditVerifyProblem(v: unknown): string | undefined {
-  if (!isObj(v) || typeof v.ok !== 'boolean' || !isCount(v.records) || !isCount(v.head) || !Array.isArray(v.problems)) {
+  if (!isRecord(v) || typeof v.ok !== 'boolean' || !isCount(v.records) || !isCount(v.head) || !Array.isArray(v.problems)) {
     return 'expected {ok, records, head, problems}';
   }
   for (const p of v.problems) {
-    if (!isObj(p) || typeof p.seq !== 'number' || !Number.isSafeInteger(p.seq) || typeof p.problem !== 'string') return 'a problem must be {seq, problem}';
+    if (!isRecord(p) || typeof p.seq !== 'number' || !Number.isSafeInteger(p.seq) || typeof p.problem !== 'string') return 'a problem must be {seq, problem}';
   }
   if (v.ok !== (v.problems.length === 0)) return 'ok disagrees with the problems listed';
   return undefined;
@@ -88,7 +85,7 @@ const clip = (text: string, max: number): string => {
 /** `v7 apply: create EgressPolicy default/x, delete AuthorizationPolicy default/y`. */
 function policyChangeSummary(d: Record<string, unknown>): string | undefined {
   if (!isCount(d.version) || typeof d.action !== 'string' || !Array.isArray(d.changes)) return undefined;
-  const changes = d.changes.filter(isObj).map((c) => `${String(c.op)} ${String(c.kind)} ${String(c.namespace)}/${String(c.name)}`);
+  const changes = d.changes.filter(isRecord).map((c) => `${String(c.op)} ${String(c.kind)} ${String(c.namespace)}/${String(c.name)}`);
   const shown = changes.length > 3 ? [...changes.slice(0, 3), `+${changes.length - 3} more`] : changes;
   return `v${d.version} ${d.action}: ${shown.length > 0 ? shown.join(', ') : 'no changes'}`;
 }
@@ -96,7 +93,7 @@ function policyChangeSummary(d: Record<string, unknown>): string | undefined {
 /** `12 denied flows in 3 groups (10s)`, and how many were past the group limit. */
 function deniedFlowsSummary(d: Record<string, unknown>): string | undefined {
   if (!isCount(d.total) || !Array.isArray(d.groups)) return undefined;
-  const w = isObj(d.window) ? d.window : {};
+  const w = isRecord(d.window) ? d.window : {};
   const span = Date.parse(String(w.end)) - Date.parse(String(w.start));
   const window = Number.isSafeInteger(span) && span >= 0 ? ` (${formatDuration(span)})` : '';
   const dropped = isCount(d.dropped) && d.dropped > 0 ? `, ${d.dropped} past the group limit` : '';
@@ -139,7 +136,7 @@ export function registerAuditCommands(program: Command, deps: CliDeps & Terminal
     const req = auditListRequest(flags);
     const client = apiClient(flags, deps.env);
     const body = await client.getJson(CONTROL_API.audit, req.query);
-    if (!isObj(body) || !Array.isArray(body.records)) throw malformed(CONTROL_API.audit, 'expected {records}');
+    if (!isRecord(body) || !Array.isArray(body.records)) throw malformed(CONTROL_API.audit, 'expected {records}');
     for (const r of body.records) {
       const problem = auditRecordProblem(r);
       if (problem) throw malformed(CONTROL_API.audit, `a record's ${problem}`);

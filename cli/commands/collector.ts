@@ -6,9 +6,9 @@ import { DEFAULT_TRUST_DOMAIN, startCollector } from '../../collector/collector'
 import { DEFAULT_LISTEN, parseListenAddress } from '../../collector/listen';
 import { TokenStore } from '../../collector/tokens';
 import { parsePositiveDuration } from '../../common/duration';
-import { PalisadeError } from '../../common/errors';
+import { invalidArgument, PalisadeError } from '../../common/errors';
 import { isTrustDomain } from '../../common/identity';
-import type { CliDeps } from '../program';
+import type { CliDeps } from '../deps';
 
 export const DEFAULT_COLLECTOR_DATA_DIR = '/var/lib/palisade/collector';
 
@@ -36,7 +36,7 @@ const seconds = (text: string, what: string): number => Math.ceil(parsePositiveD
 
 function positiveInteger(text: string, what: string): number {
   const n = /^\d{1,15}$/.test(text) ? Number(text) : NaN;
-  if (!(n > 0)) throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `invalid ${what} ${JSON.stringify(text.slice(0, 64))}: expected a positive whole number`);
+  if (!(n > 0)) throw invalidArgument(`invalid ${what} ${JSON.stringify(text.slice(0, 64))}: expected a positive whole number`);
   return n;
 }
 
@@ -48,14 +48,14 @@ function byteSize(text: string, what: string): number {
   const unit = m ? SIZE_UNITS[m[2].toLowerCase()] : undefined;
   const n = m && unit !== undefined ? Number(m[1]) * unit : NaN;
   if (!(n > 0) || !Number.isSafeInteger(n)) {
-    throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `invalid ${what} ${JSON.stringify(text.slice(0, 64))}: expected a size like 500MB or 2GiB`);
+    throw invalidArgument(`invalid ${what} ${JSON.stringify(text.slice(0, 64))}: expected a size like 500MB or 2GiB`);
   }
   return n;
 }
 
 function checkOutput(output: string): 'text' | 'json' {
   if (output === 'text' || output === 'json') return output;
-  throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `invalid -o ${JSON.stringify(output)}: use text or json`);
+  throw invalidArgument(`invalid -o ${JSON.stringify(output)}: use text or json`);
 }
 
 export function registerCollectorCommands(program: Command, deps: CliDeps): void {
@@ -77,7 +77,7 @@ export function registerCollectorCommands(program: Command, deps: CliDeps): void
     .action(async (flags: RunFlags) => {
       parseListenAddress(flags.listen);
       if (!isTrustDomain(flags.trustDomain)) {
-        throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `invalid --trust-domain ${JSON.stringify(flags.trustDomain)}`);
+        throw invalidArgument(`invalid --trust-domain ${JSON.stringify(flags.trustDomain)}`);
       }
       const workloadCertTtlSeconds = seconds(flags.workloadCertTtl, '--workload-cert-ttl');
       const nodeCertTtlSeconds = seconds(flags.nodeCertTtl, '--node-cert-ttl');

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { PalisadeError } from '../../common/errors';
 import { DEFAULT_DEMO_DIR, demoDown, demoExec, demoStatus, demoUp, readState } from '../demo/demo';
-import type { CliDeps } from '../program';
+import type { CliDeps } from '../deps';
 import { formatTable } from '../table';
 
 function requireState(dir: string): NonNullable<ReturnType<typeof readState>> {

@@ -7,24 +7,23 @@
 import type { Command } from 'commander';
 import { printable } from '../../common/api-client';
 import { CONTROL_API, type EgressLearnResponse, type EgressListResponse } from '../../common/control-api';
-import { PalisadeError } from '../../common/errors';
+import { invalidArgument } from '../../common/errors';
+import { expectShape, postChange, printChange } from '../api-answers';
 import { addApiOptions, apiClient } from '../api-options';
 import type { ApiFlags } from '../config';
-import { collectPort, oneOfFlag } from '../options';
+import type { ApiDeps, Env } from '../deps';
+import { collectPort, oneOfFlag, parseSince } from '../options';
 import { formatTable } from '../table';
-import { parseSince } from './observe';
-import { expectShape, postChange, printChange, type ApiDeps } from './policy-store';
 
-const invalid = (message: string): PalisadeError => new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', message);
 const WORKLOAD_RE = /^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\/)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 function workloadRef(w: string): string {
-  if (!WORKLOAD_RE.test(w)) throw invalid(`invalid workload ${JSON.stringify(w.slice(0, 80))}: give namespace/name or name (lowercase DNS labels)`);
+  if (!WORKLOAD_RE.test(w)) throw invalidArgument(`invalid workload ${JSON.stringify(w.slice(0, 80))}: give namespace/name or name (lowercase DNS labels)`);
   return w;
 }
 
 export function registerEgressCommands(program: Command, deps: ApiDeps): void {
-  const env = (): Readonly<Record<string, string | undefined>> => deps.env ?? process.env;
+  const env = (): Env => deps.env ?? process.env;
   const egress = program.command('egress').description('egress allowlists: which hosts and addresses a workload may reach outside the mesh');
 
   addApiOptions(
@@ -79,7 +78,7 @@ export function registerEgressCommands(program: Command, deps: ApiDeps): void {
       .argument('<id>', 'rule ID')
       .option('--dry-run', 'show what would change without applying it'),
   ).action(async (id: string, flags: ApiFlags & { dryRun?: boolean }) => {
-    if (!/^[1-9]\d{0,14}$/.test(id)) throw invalid(`invalid ID ${JSON.stringify(id.slice(0, 20))}: use an ID from palisade egress list`);
+    if (!/^[1-9]\d{0,14}$/.test(id)) throw invalidArgument(`invalid ID ${JSON.stringify(id.slice(0, 20))}: use an ID from palisade egress list`);
     printChange(await postChange(apiClient(flags, env()), CONTROL_API.egressRemove, { id: Number(id), dryRun: flags.dryRun === true }), deps.stdout);
   });
 

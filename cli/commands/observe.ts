@@ -9,28 +9,20 @@ import type { Command } from 'commander';
 import { isIP } from 'node:net';
 import { MAX_FLOWS_LIMIT, type FlowFilters, type StoredFlow } from '../../common/api';
 import { ApiClient } from '../../common/api-client';
-import { parsePositiveDuration } from '../../common/duration';
-import { PalisadeError } from '../../common/errors';
+import { invalidArgument, PalisadeError } from '../../common/errors';
 import type { FlowDirection, FlowProtocol, FlowVerdict } from '../../common/flow';
 import { isDnsLabel } from '../../common/identity';
 import { addApiOptions, apiClient } from '../api-options';
-import { oneOfFlag } from '../options';
 import type { ApiFlags } from '../config';
+import type { CliDeps, TerminalDeps } from '../deps';
+import { oneOfFlag, parseSince, quote } from '../options';
 import { FlowTable, formatFlowJsonArray, formatFlowJsonLine, OUTPUT_FORMATS, useColour, type OutputFormat } from '../flow-format';
-import type { CliDeps } from '../program';
 
 export const DEFAULT_LAST = 20;
 const VERDICTS: readonly FlowVerdict[] = ['allowed', 'denied', 'audit', 'error'];
 const PROTOCOLS: readonly FlowProtocol[] = ['tcp', 'tls', 'http'];
 const DIRECTIONS: readonly FlowDirection[] = ['outbound', 'inbound', 'egress'];
 const MAX_VALUE = 1024;
-
-/** What a test (or another front end) may set instead of the real process's. */
-export interface TerminalDeps {
-  env?: Readonly<Record<string, string | undefined>>;
-  /** Whether stdout is a terminal (colour); default process.stdout.isTTY. */
-  stdoutIsTTY?: boolean;
-}
 
 export interface ObserveFlags extends ApiFlags {
   from?: string;
@@ -55,8 +47,6 @@ export interface ObserveRequest {
   last: number;
 }
 
-const invalid = (message: string): PalisadeError => new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', message);
-const quote = (v: string): string => JSON.stringify(v.length > 64 ? `${v.slice(0, 64)}…` : v);
 // Whitespace and control characters never belong in a name, an address or a path filter.
 const PLAIN = /^[^\s\u0000-\u001f\u007f-\u009f]+$/;
 
@@ -73,36 +63,22 @@ export function parseEndpointFilter(flag: string, v: string): string {
     if (parts.length === 2) return isDnsLabel(parts[0]!) && isObjectName(parts[1]!);
     return parts.length === 1 && isObjectName(v);
   })();
-  if (!ok) throw invalid(`invalid ${flag} ${quote(v)}: expected a workload (web-1 or default/web-1), a SPIFFE ID (spiffe://…) or an IP address`);
+  if (!ok) throw invalidArgument(`invalid ${flag} ${quote(v)}: expected a workload (web-1 or default/web-1), a SPIFFE ID (spiffe://…) or an IP address`);
   return v;
 }
 
 function parseHttpPath(v: string): string {
   const star = v.indexOf('*');
   if (!v.startsWith('/') || v.length > MAX_VALUE || !PLAIN.test(v) || (star >= 0 && star !== v.length - 1)) {
-    throw invalid(`invalid --http-path ${quote(v)}: expected a path like /api/users, or a prefix like /api/*`);
+    throw invalidArgument(`invalid --http-path ${quote(v)}: expected a path like /api/users, or a prefix like /api/*`);
   }
   return v;
-}
-
-/** `10m` (that long ago) or an ISO 8601 time; epoch ms. */
-export function parseSince(v: string, now: number): number {
-  if (/^\d{4}-\d{2}-\d{2}T/.test(v)) {
-    const t = Date.parse(v);
-    if (!Number.isNaN(t) && t >= 0) return t;
-    throw invalid(`invalid --since ${quote(v)}: not a time like 2024-05-01T12:00:00Z`);
-  }
-  try {
-    return Math.max(0, now - parsePositiveDuration(v, '--since'));
-  } catch {
-    throw invalid(`invalid --since ${quote(v)}: expected a duration like 30s, 10m or 24h, or a time like 2024-05-01T12:00:00Z`);
-  }
 }
 
 function parseLast(v: string, follow: boolean): number {
   const n = /^\d{1,6}$/.test(v) ? Number(v) : NaN;
   const min = follow ? 0 : 1;
-  if (!(n >= min && n <= MAX_FLOWS_LIMIT)) throw invalid(`invalid --last ${quote(v)}: expected a whole number from ${min} to ${MAX_FLOWS_LIMIT}`);
+  if (!(n >= min && n <= MAX_FLOWS_LIMIT)) throw invalidArgument(`invalid --last ${quote(v)}: expected a whole number from ${min} to ${MAX_FLOWS_LIMIT}`);
   return n;
 }
 
@@ -110,7 +86,7 @@ function parseLast(v: string, follow: boolean): number {
 export function observeRequest(flags: ObserveFlags, now = Date.now()): ObserveRequest {
   const output = oneOfFlag('-o', flags.output, OUTPUT_FORMATS);
   const follow = flags.follow === true;
-  if (follow && output === 'json') throw invalid('-o json prints one array and cannot follow: use -o jsonl with -f');
+  if (follow && output === 'json') throw invalidArgument('-o json prints one array and cannot follow: use -o jsonl with -f');
   const filters: FlowFilters = {};
   if (flags.from !== undefined) filters.from = parseEndpointFilter('--from', flags.from);
   if (flags.to !== undefined) filters.to = parseEndpointFilter('--to', flags.to);
@@ -119,7 +95,7 @@ export function observeRequest(flags: ObserveFlags, now = Date.now()): ObserveRe
   if (flags.direction !== undefined) filters.direction = oneOfFlag('--direction', flags.direction, DIRECTIONS);
   if (flags.httpPath !== undefined) filters.httpPath = parseHttpPath(flags.httpPath);
   if (flags.node !== undefined) {
-    if (flags.node.length === 0 || flags.node.length > 63 || !PLAIN.test(flags.node)) throw invalid(`invalid --node ${quote(flags.node)}: not a node name`);
+    if (flags.node.length === 0 || flags.node.length > 63 || !PLAIN.test(flags.node)) throw invalidArgument(`invalid --node ${quote(flags.node)}: not a node name`);
     filters.node = flags.node;
   }
   if (flags.since !== undefined) filters.since = parseSince(flags.since, now);

@@ -4,11 +4,12 @@
  */
 import type { Command } from 'commander';
 import { CONTROL_API, type NodeStatus, type StatusResponse } from '../../common/control-api';
+import { expectShape } from '../api-answers';
 import { addApiOptions, apiClient } from '../api-options';
 import type { ApiFlags } from '../config';
+import type { ApiDeps } from '../deps';
 import { oneOfFlag } from '../options';
 import { formatTable } from '../table';
-import { expectShape, type ApiDeps } from './policy-store';
 
 /** `current`, `behind (vN)`, `rejected vN`, `not reported`, `offline`. */
 export function policyState(n: NodeStatus, version: number): string {

@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { PalisadeError } from '../../common/errors';
+import { invalidArgument, PalisadeError } from '../../common/errors';
 import { removeDemoConfig, writeDemoConfig } from '../config';
 import { spiffeId } from '../../common/identity';
 import { Datapath } from '../../agent/datapath/datapath';
@@ -281,7 +281,7 @@ export function demoExec(state: DemoState, podName: string, argv: string[]): Pro
     throw new PalisadeError('PALISADE_ERR_NOT_FOUND', `no demo pod ${JSON.stringify(podName)} (pods: ${names})`);
   }
   const [cmd, ...args] = argv;
-  if (!cmd) throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', 'nothing to run: palisade demo exec POD -- CMD [ARGS...]');
+  if (!cmd) throw invalidArgument('nothing to run: palisade demo exec POD -- CMD [ARGS...]');
   return new Promise((resolve, reject) => {
     const child = spawnIn(pod, cmd, args, { stdio: 'inherit' });
     child.once('error', reject);

@@ -1,5 +1,6 @@
 /** Drive the `palisade` command in-process (createProgram/run) with captured output. */
-import { run, type CliDeps } from '../../cli/program';
+import type { CliDeps } from '../../cli/deps';
+import { run } from '../../cli/program';
 import { silentLogger } from '../../common/log';
 
 export interface CliResult {

@@ -1,7 +1,8 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { run, type CliDeps } from '../../../cli/program';
+import type { CliDeps } from '../../../cli/deps';
+import { run } from '../../../cli/program';
 import {
   client,
   collector,

@@ -7,7 +7,7 @@ import { strict as assert } from 'node:assert';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { CliDeps } from '../../../cli/program';
+import type { CliDeps } from '../../../cli/deps';
 import type { CollectorClient } from '../../../agent/mesh/collector-client';
 import type { RunningCollector } from '../../../collector/collector';
 import type { PolicyListResponse } from '../../../common/control-api';

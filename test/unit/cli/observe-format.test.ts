@@ -6,7 +6,6 @@ import {
   flowCells,
   formatFlowJsonArray,
   formatFlowJsonLine,
-  formatFlowTable,
   humanBytes,
   safeJson,
   useColour,
@@ -55,6 +54,12 @@ const FLOWS: StoredFlow[] = [
   sampleFlow({ id: 4, source: { ip: '10.0.1.9' }, destination: { ip: '10.0.2.2', port: 9000 }, protocol: 'tcp', http: undefined, verdict: 'error', reason: 'upstream-failed', policy: undefined }),
 ];
 
+/** A page as `palisade observe` prints it: a FlowTable sized by the page, its header, a row per flow. */
+function pageText(flows: readonly StoredFlow[], colour: boolean): string {
+  const table = new FlowTable(flows, colour);
+  return table.header() + flows.map((f) => table.row(f)).join('');
+}
+
 /** Start offset of each column in the header line. */
 function columnStarts(header: string): number[] {
   return FLOW_COLUMNS.map((h) => header.indexOf(h));
@@ -75,9 +80,9 @@ function assertAligned(text: string): void {
 }
 
 describe('flow-format', () => {
-  describe('formatFlowTable', () => {
+  describe('FlowTable', () => {
     it('prints a header and one aligned row per flow, in the order given', () => {
-      const text = formatFlowTable(FLOWS, false);
+      const text = pageText(FLOWS, false);
       const lines = text.trimEnd().split('\n');
       assert.equal(lines.length, 1 + FLOWS.length);
       assert.match(lines[0]!, /^TIME +NODE +DIRECTION +SOURCE +DESTINATION +PROTO +HTTP +VERDICT +REASON\/POLICY +MTLS +BYTES$/);
@@ -89,7 +94,7 @@ describe('flow-format', () => {
     });
 
     it('shows who, where, what and why in words an operator reads', () => {
-      const rows = formatFlowTable(FLOWS, false).trimEnd().split('\n').slice(1).map((l) => l.split(/ {2,}/));
+      const rows = pageText(FLOWS, false).trimEnd().split('\n').slice(1).map((l) => l.split(/ {2,}/));
       assert.deepEqual(rows[0], [
         '2024-05-01T12:00:00.123Z',
         'node-1',
@@ -111,11 +116,11 @@ describe('flow-format', () => {
     });
 
     it('has no colour codes when colour is off (stdout not a terminal)', () => {
-      assert.ok(!formatFlowTable(FLOWS, false).includes('\x1b'));
+      assert.ok(!pageText(FLOWS, false).includes('\x1b'));
     });
 
     it('colours only the verdict word when colour is on, and stays aligned', () => {
-      const text = formatFlowTable(FLOWS, true);
+      const text = pageText(FLOWS, true);
       const codes = [...text.matchAll(/\x1b\[([0-9;]*)m(\w+)\x1b\[0m/g)].map((m) => [m[1], m[2]]);
       assert.deepEqual(codes, [
         ['32', 'allowed'],
@@ -124,7 +129,7 @@ describe('flow-format', () => {
         ['1;31', 'error'],
       ]);
       assertAligned(text);
-      assert.equal(text.replace(ANSI, ''), formatFlowTable(FLOWS, false));
+      assert.equal(text.replace(ANSI, ''), pageText(FLOWS, false));
     });
 
     it('escapes control characters a client put in a path or host, so they cannot drive the terminal', () => {
@@ -132,25 +137,23 @@ describe('flow-format', () => {
         http: { method: 'GET', path: '/x\x1b[2J\x07\u009b31m', status: 404 },
         destination: { ip: '10.0.2.2', port: 80, host: 'a\rb' },
       });
-      const text = formatFlowTable([evil], false);
+      const text = pageText([evil], false);
       assert.ok(!/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/.test(text), JSON.stringify(text));
       assert.ok(text.includes('/x\\x1b[2J\\x07\\x9b31m'));
     });
 
     it('cuts a very long path with … and keeps the columns aligned', () => {
       const long = sampleFlow({ http: { method: 'GET', path: `/${'a'.repeat(500)}`, status: 200 } });
-      const text = formatFlowTable([long, sampleFlow({ id: 2 })], false);
+      const text = pageText([long, sampleFlow({ id: 2 })], false);
       const cell = text.split('\n')[1]!.split(/ {2,}/)[6]!;
       assert.ok(cell.length <= 64 && cell.endsWith('…'), cell);
       assertAligned(text);
     });
 
     it('prints only the header for no flows', () => {
-      assert.equal(formatFlowTable([], false).split('\n').filter(Boolean).length, 1);
+      assert.equal(pageText([], false).split('\n').filter(Boolean).length, 1);
     });
-  });
 
-  describe('FlowTable', () => {
     it('prints rows that arrive later (-f) in the columns of the page above them', () => {
       const table = new FlowTable(FLOWS.slice(0, 2), false, { following: true });
       const text = table.header() + table.row(FLOWS[0]!) + table.row(FLOWS[2]!) + table.row(FLOWS[3]!);

@@ -3,8 +3,9 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DEFAULT_LAST, observeRequest, parseEndpointFilter, type ObserveFlags, type TerminalDeps } from '../../../cli/commands/observe';
-import { run, type CliDeps } from '../../../cli/program';
+import { DEFAULT_LAST, observeRequest, parseEndpointFilter, type ObserveFlags } from '../../../cli/commands/observe';
+import type { CliDeps, TerminalDeps } from '../../../cli/deps';
+import { run } from '../../../cli/program';
 import { silentLogger } from '../../../common/log';
 import { CertificateAuthority } from '../../../common/pki-ca';
 

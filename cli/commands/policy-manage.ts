@@ -1,81 +1,30 @@
 /**
- * `palisade policy apply|list|get|delete|history|test`: the collector's versioned policy store
- * (common/control-api.ts). Every flag is checked before anything is sent; every answer is checked
- * before it is printed; every failure is one line.
+ * `palisade policy apply|list|get|delete|history|test`: manage the collector's versioned policies
+ * through its control API (common/control-api.ts). Every flag is checked before anything is sent;
+ * every answer is checked before it is printed; every failure is one line.
  */
 import type { Command } from 'commander';
 import { stringify } from 'yaml';
-import type { ApiClient } from '../../common/api-client';
 import { printable } from '../../common/api-client';
 import {
   CONTROL_API,
-  type PolicyChange,
-  type PolicyChangeResponse,
   type PolicyGetResponse,
   type PolicyHistoryResponse,
   type PolicyListResponse,
   type PolicyTestResponse,
 } from '../../common/control-api';
-import { PalisadeError } from '../../common/errors';
+import { invalidArgument } from '../../common/errors';
+import { expectShape, postChange, printChange } from '../api-answers';
 import { addApiOptions, apiClient } from '../api-options';
 import type { ApiFlags } from '../config';
-import { oneOfFlag } from '../options';
-import type { CliDeps } from '../program';
+import type { ApiDeps, Env } from '../deps';
+import { collectValue, oneOfFlag, parseSince } from '../options';
+import { readPolicyFile } from '../policy-file';
 import { formatTable } from '../table';
-import { parseSince } from './observe';
-import { readPolicyFile } from './policy';
-
-type Env = Readonly<Record<string, string | undefined>>;
-export type ApiDeps = CliDeps & { env?: Env };
-
-const invalid = (message: string): PalisadeError => new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', message);
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/** The answer has the fields a command reads, or a one-line protocol error. */
-export function expectShape<T>(v: unknown, path: string, fields: Record<string, 'number' | 'string' | 'boolean' | 'array' | 'object'>): T {
-  const bad = (): PalisadeError => new PalisadeError('PALISADE_ERR_PROTOCOL', `the collector sent a malformed answer to ${path}`);
-  if (!isObj(v)) throw bad();
-  for (const [k, t] of Object.entries(fields)) {
-    const x = v[k];
-    const ok = t === 'array' ? Array.isArray(x) : t === 'object' ? isObj(x) : typeof x === t;
-    if (!ok) throw bad();
-  }
-  return v as T;
-}
-
-const CHANGE_VERB: Record<PolicyChange['op'], string> = { create: 'created', update: 'updated', delete: 'deleted', unchanged: 'unchanged' };
-const DRY_VERB: Record<PolicyChange['op'], string> = { create: 'would create', update: 'would update', delete: 'would delete', unchanged: 'unchanged' };
-
-/** What a change did (or would do), one line per policy, diffs for dry runs. */
-export function printChange(r: PolicyChangeResponse, out: (s: string) => void): void {
-  const changed = r.changes.filter((c) => c.op !== 'unchanged');
-  for (const c of r.changes) {
-    out(`${(r.dryRun ? DRY_VERB : CHANGE_VERB)[c.op]} ${c.kind} ${printable(c.namespace)}/${printable(c.name)}\n`);
-    if (r.dryRun && c.diff) for (const line of c.diff.split('\n')) out(`    ${printable(line)}\n`);
-  }
-  for (const w of r.warnings ?? []) out(`${printable(w)}\n`);
-  if (r.dryRun) out(`dry run: nothing applied (policy version stays ${r.version})\n`);
-  else if (r.applied) out(`policy version ${r.version}\n`);
-  else if (changed.length === 0) out(`nothing changed (policy version ${r.version})\n`);
-}
-
-function checkChange(v: unknown, path: string): PolicyChangeResponse {
-  const r = expectShape<PolicyChangeResponse>(v, path, { version: 'number', applied: 'boolean', dryRun: 'boolean', changes: 'array' });
-  for (const c of r.changes) expectShape(c, path, { op: 'string', kind: 'string', namespace: 'string', name: 'string', diff: 'string' });
-  return r;
-}
-
-export async function postChange(client: ApiClient, path: string, body: unknown): Promise<PolicyChangeResponse> {
-  return checkChange(await client.postJson(path, body), path);
-}
-
-function collect(value: string, prev: string[] | undefined): string[] {
-  return [...(prev ?? []), value];
-}
 
 function policyRef(name: string): string {
   if (name.length === 0 || name.length > 512 || !/^[A-Za-z0-9._/-]+$/.test(name) || name.split('/').length > 3 || name.split('/').some((p) => p === '')) {
-    throw invalid(`invalid policy name ${JSON.stringify(name.slice(0, 80))}: give [Kind/]namespace/name or a name`);
+    throw invalidArgument(`invalid policy name ${JSON.stringify(name.slice(0, 80))}: give [Kind/]namespace/name or a name`);
   }
   return name;
 }
@@ -84,14 +33,15 @@ interface OutFlags extends ApiFlags {
   output: string;
 }
 
-export function registerPolicyStoreCommands(policy: Command, deps: ApiDeps): void {
+/** Adds the commands under `policy` (the group program.ts made). */
+export function registerPolicyManageCommands(policy: Command, deps: ApiDeps): void {
   const env = (): Env => deps.env ?? process.env;
 
   addApiOptions(
     policy
       .command('apply')
       .description('create or replace the policies in FILE at the collector, all or nothing (a new version, pushed to every agent)')
-      .requiredOption('-f, --file <file>', 'a policy file (YAML or JSON); repeat for several', collect)
+      .requiredOption('-f, --file <file>', 'a policy file (YAML or JSON); repeat for several', collectValue)
       .option('--dry-run', 'show what would change (with diffs) without applying it'),
   ).action(async (flags: ApiFlags & { file: string[]; dryRun?: boolean }) => {
     const files = [...new Set(flags.file)].map(readPolicyFile);
@@ -180,7 +130,7 @@ export function registerPolicyStoreCommands(policy: Command, deps: ApiDeps): voi
     policy
       .command('test')
       .description('replay stored flows against the policies FILE would make, and list the flows whose verdict would change (nothing is applied)')
-      .requiredOption('-f, --file <file>', 'a candidate policy file; repeat for several', collect)
+      .requiredOption('-f, --file <file>', 'a candidate policy file; repeat for several', collectValue)
       .option('--since <duration>', 'replay flows from this long ago (1h, 24h) or since a time', '1h')
       .option('-o, --output <format>', 'table|json', 'table'),
   ).action(async (flags: OutFlags & { file: string[]; since: string }) => {

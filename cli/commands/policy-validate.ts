@@ -1,36 +1,20 @@
 /**
  * `palisade policy validate -f FILE...`: check AuthorizationPolicy / EgressPolicy files the way
  * the agent and collector will load them, and report every problem, locally. The commands that
- * manage the collector's policies are in policy-store.ts.
+ * manage the collector's policies are in policy-manage.ts.
  */
 import type { Command } from 'commander';
-import * as fs from 'node:fs';
-import { PalisadeError } from '../../common/errors';
+import { invalidArgument } from '../../common/errors';
 import { isDnsLabel } from '../../common/identity';
 import { compilePolicyFiles, DEFAULT_ROOT_NAMESPACE, PolicyInvalidError, type CompiledPolicy } from '../../common/policy';
-import { oneOfFlag } from '../options';
-import type { CliDeps } from '../program';
-import { registerPolicyStoreCommands } from './policy-store';
+import type { CliDeps } from '../deps';
+import { collectValue, oneOfFlag } from '../options';
+import { readPolicyFile } from '../policy-file';
 
 interface ValidateFlags {
   file: string[];
   output: string;
   rootNamespace: string;
-}
-
-function collectFile(value: string, prev: string[] | undefined): string[] {
-  return [...(prev ?? []), value];
-}
-
-
-export function readPolicyFile(file: string): { source: string; text: string } {
-  try {
-    return { source: file, text: fs.readFileSync(file, 'utf8') };
-  } catch (err) {
-    const code = (err as { code?: unknown }).code;
-    const detail = typeof code === 'string' ? code : err instanceof Error ? err.message : String(err);
-    throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `cannot read policy file ${file}: ${detail}`, { cause: err });
-  }
 }
 
 /** What `-o json` says about one policy. */
@@ -64,19 +48,18 @@ function alignedLines(rows: string[][]): string[] {
   return rows.map((row) => `  ${row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')}`);
 }
 
-export function registerPolicyCommands(program: Command, deps: CliDeps): void {
-  const policy = program.command('policy').description('authorization and egress policies');
-  registerPolicyStoreCommands(policy, deps);
+/** Adds `validate` under `policy` (the group program.ts made). */
+export function registerPolicyValidateCommand(policy: Command, deps: CliDeps): void {
   policy
     .command('validate')
     .description('check policy files (YAML or JSON: AuthorizationPolicy, EgressPolicy) and report every problem')
-    .requiredOption('-f, --file <file>', 'a policy file; repeat for several (checked together)', collectFile)
+    .requiredOption('-f, --file <file>', 'a policy file; repeat for several (checked together)', collectValue)
     .option('-o, --output <format>', 'text|json', 'text')
     .option('--root-namespace <ns>', 'policies in this namespace apply mesh-wide', DEFAULT_ROOT_NAMESPACE)
     .action((flags: ValidateFlags) => {
       const output = oneOfFlag('-o', flags.output, ['text', 'json'] as const);
       if (!isDnsLabel(flags.rootNamespace)) {
-        throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `invalid --root-namespace ${JSON.stringify(flags.rootNamespace)}: not a namespace name`);
+        throw invalidArgument(`invalid --root-namespace ${JSON.stringify(flags.rootNamespace)}: not a namespace name`);
       }
       const files = [...new Set(flags.file)].map(readPolicyFile);
       let invalid: PolicyInvalidError | undefined;
