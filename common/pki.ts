@@ -1,16 +1,13 @@
 /**
- * X.509 for the mesh: key pairs (node:crypto), CSRs and certificates (node-forge, RSA only —
- * node-forge cannot do EC), the mesh CA, and reading certificates back (node:crypto
- * X509Certificate). Subject alternative names of issued certificates always come from the
- * signer's options, never from the CSR.
+ * X.509 for the mesh, as every component needs it: key pairs (node:crypto), CSRs (node-forge, RSA
+ * only — node-forge cannot do EC), node identities, and reading certificates back (node:crypto
+ * X509Certificate). The mesh CA that signs certificates is the collector's (collector/mesh-ca.ts).
  */
-import { generateKeyPair as generateKeyPairCb, randomBytes, X509Certificate } from 'node:crypto';
+import { generateKeyPair as generateKeyPairCb, X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import forge from 'node-forge';
 import { PalisadeError } from './errors';
 import { isTrustDomain, parseSpiffeId } from './identity';
-
-export { CertificateAuthority, CLOCK_SKEW_SECONDS, type SignOptions } from './pki-ca';
 
 export interface KeyPair {
   privateKeyPem: string;
@@ -206,14 +203,6 @@ export function parseNodeSpiffeId(uri: string): { trustDomain: string; node: str
   if (!isTrustDomain(trustDomain) || !path.startsWith(NODE_PATH)) return undefined;
   const node = path.slice(NODE_PATH.length);
   return isNodeName(node) ? { trustDomain, node } : undefined;
-}
-
-/** A positive 16-byte serial number, hex (the top bit cleared so DER keeps it positive). */
-export function randomSerialHex(): string {
-  const bytes = randomBytes(16);
-  bytes[0] &= 0x7f;
-  if (bytes[0] === 0) bytes[0] = 0x01;
-  return bytes.toString('hex');
 }
 
 /** True when `ip` is an IPv4/IPv6 literal usable in an IP SAN (not the unspecified address). */

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { DEFAULT_LAST, observeRequest, parseEndpointFilter, type ObserveFlags, type TerminalDeps } from '../../../cli/commands/observe';
 import { run, type CliDeps } from '../../../cli/program';
 import { silentLogger } from '../../../common/log';
-import { CertificateAuthority } from '../../../common/pki-ca';
+import { CertificateAuthority } from '../../../collector/mesh-ca';
 
 interface Result {
   code: number;

@@ -12,7 +12,7 @@ import { CollectorClient, FLOWS_MAX_BUFFERED_BYTES } from '../../../../agent/mes
 import { isPalisadeError } from '../../../../common/errors';
 import { silentLogger } from '../../../../common/log';
 import { MAX_FLOWS_PER_BATCH, parseMessage } from '../../../../common/mesh-protocol';
-import { CertificateAuthority } from '../../../../common/pki';
+import { CertificateAuthority } from '../../../../collector/mesh-ca';
 import { httpFlow, tcpFlow, until } from './fixtures';
 
 /** Records in the frames sent so far. */
