@@ -1,13 +1,13 @@
 /**
- * A client of the collector's HTTP API (common/api.ts): HTTPS with the mesh CA as the only trust
- * anchor and the certificate checked for the name `palisade-collector`, the admin token as a
- * bearer token. Every failure is one PalisadeError line a CLI can print as is: unreachable,
+ * A client of the collector's HTTP API (common/flows-api.ts, common/control-api.ts): HTTPS with
+ * the mesh CA as the only trust anchor and the certificate checked for the name
+ * `palisade-collector`, the admin token as a bearer token. Every failure is one PalisadeError line a CLI can print as is: unreachable,
  * untrusted, refused token, refused filters, a collector that answers nonsense.
  */
 import type { IncomingMessage } from 'node:http';
 import * as https from 'node:https';
 import WebSocket from 'ws';
-import { API, filtersToQuery, type FlowFilters, type FlowsResponse, type StatsResponse, type StoredFlow } from './api';
+import { API, filtersToQuery, type FlowFilters, type FlowsResponse, type StatsResponse, type StoredFlow } from './flows-api';
 import { PalisadeError } from './errors';
 import { BodyTooLarge, readBody } from './read-body';
 import { flowProblem } from './flow';

@@ -5,10 +5,10 @@
  * parameter first so a bad request changes nothing.
  */
 import type { AuditKind, AuditListResponse, AuditRecord, AuditVerifyResponse, EgressRuleRequest } from '../../common/control-api';
-import { oneOf, whole } from '../../common/api';
 import { AUDIT_KINDS, CONTROL_API } from '../../common/control-api';
 import { PalisadeError } from '../../common/errors';
 import type { PolicyFile } from '../../common/policy-files';
+import { oneOf, quoteValue, whole } from '../../common/query-params';
 import type { FlowStore } from '../flows/store';
 import type { PolicyManager } from '../policy-store/manager';
 
@@ -30,14 +30,13 @@ const DAY_MS = 86_400_000;
 
 const invalid = (message: string): PalisadeError => new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', message);
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const quote = (v: string): string => JSON.stringify(v.length > 64 ? `${v.slice(0, 64)}…` : v);
 
 /** The query's parameters, each at most once and only those `allowed`. */
 function params(route: string, q: URLSearchParams, allowed: readonly string[]): Map<string, string> {
   const out = new Map<string, string>();
   for (const [k, v] of q) {
     if (!allowed.includes(k)) {
-      throw invalid(`invalid parameter: ${route} takes ${allowed.length ? allowed.join(', ') : 'no parameters'}, not ${quote(k)}`);
+      throw invalid(`invalid parameter: ${route} takes ${allowed.length ? allowed.join(', ') : 'no parameters'}, not ${quoteValue(k)}`);
     }
     if (out.has(k)) throw invalid(`invalid ${k}: given more than once`);
     if (v.length === 0 || v.length > 1024) throw invalid(`invalid ${k}: empty or too long`);
@@ -73,7 +72,7 @@ function dryRun(body: Record<string, unknown>): boolean {
 }
 
 function onlyFields(body: Record<string, unknown>, allowed: readonly string[]): void {
-  for (const k of Object.keys(body)) if (!allowed.includes(k)) throw invalid(`invalid body: unknown field ${quote(k)} (known: ${allowed.join(', ')})`);
+  for (const k of Object.keys(body)) if (!allowed.includes(k)) throw invalid(`invalid body: unknown field ${quoteValue(k)} (known: ${allowed.join(', ')})`);
 }
 
 

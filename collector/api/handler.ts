@@ -10,11 +10,11 @@
  *
  * Every request is authenticated first (admin token or node certificate, collector/api/auth.ts);
  * refusals are 401 with `{"error":{code,message}}` and one warn line with the remote address.
- * Filters are parsed by common/api.ts, the module the CLI builds its queries with.
+ * Filters are parsed by common/flows-api.ts, the module the CLI builds its queries with.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { API, parseFilterQuery, type FlowFilters } from '../../common/api';
+import { API, parseFilterQuery, type FlowFilters } from '../../common/flows-api';
 import { CONTROL_API, CONTROL_POST_READS, CONTROL_WRITES, MAX_CONTROL_BODY_BYTES } from '../../common/control-api';
 import { isPalisadeError, PalisadeError } from '../../common/errors';
 import type { Logger } from '../../common/log';

@@ -8,7 +8,7 @@
  */
 import { chmodSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import { DEFAULT_FLOWS_LIMIT, MAX_FLOWS_LIMIT, type FlowFilters, type StatsResponse, type StoredFlow } from '../../common/api';
+import { DEFAULT_FLOWS_LIMIT, MAX_FLOWS_LIMIT, type FlowFilters, type StatsResponse, type StoredFlow } from '../../common/flows-api';
 import { describeCause, PalisadeError } from '../../common/errors';
 import type { FlowRecord } from '../../common/flow';
 import type { Logger } from '../../common/log';

@@ -9,7 +9,7 @@
  * them (edit the file); a file that defines a policy created through the API takes it over.
  */
 import * as path from 'node:path';
-import { endpointMatch } from '../../common/api';
+import { endpointMatch } from '../../common/flows-api';
 import type {
   EgressLearnResponse,
   EgressListResponse,

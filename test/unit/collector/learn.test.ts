@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { parse } from 'yaml';
-import type { StoredFlow } from '../../../common/api';
+import type { StoredFlow } from '../../../common/flows-api';
 import type { FlowProtocol, FlowRecord, FlowVerdict } from '../../../common/flow';
 import { authorizeEgress, compilePolicyFiles, PolicyIndex, type EgressVerdict } from '../../../common/policy';
 import { learnEgress } from '../../../collector/tools/learn';
