@@ -33,7 +33,6 @@ import type { Logger } from '../../common/log';
 export const AUDIT_DB_FILE = 'audit.db';
 export const AUDIT_KEY_FILE = 'audit.key';
 export const AUDIT_HEAD_FILE = 'audit.head';
-export { AUDIT_KINDS, DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT };
 /** verify lists at most this many problems (and then says how many more there are). */
 export const MAX_AUDIT_PROBLEMS = 100;
 /** `prev` of record 1. */
