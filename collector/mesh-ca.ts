@@ -8,7 +8,7 @@ import { existsSync, lstatSync, mkdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import forge from 'node-forge';
 import { writeFileAtomic } from '../common/atomic-file';
-import { PalisadeError } from '../common/errors';
+import { invalidArgument, PalisadeError } from '../common/errors';
 import { isTrustDomain, parseSpiffeId } from '../common/identity';
 import type { Logger } from '../common/log';
 import { isSpecificIp, parseNodeSpiffeId, readCsr, RSA_BITS } from '../common/pki';
@@ -59,7 +59,7 @@ export class CertificateAuthority {
    */
   static loadOrCreate(dataDir: string, trustDomain: string, log?: Logger): CertificateAuthority {
     if (!isTrustDomain(trustDomain)) {
-      throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `invalid trust domain ${JSON.stringify(trustDomain)}`);
+      throw invalidArgument(`invalid trust domain ${JSON.stringify(trustDomain)}`);
     }
     const keyPath = path.join(dataDir, 'ca.key');
     const certPath = path.join(dataDir, 'ca.crt');
@@ -179,7 +179,7 @@ export class CertificateAuthority {
   }
 
   private checkOptions(opts: SignOptions): void {
-    const bad = (why: string): PalisadeError => new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `cannot issue certificate: ${why}`);
+    const bad = (why: string): PalisadeError => invalidArgument(`cannot issue certificate: ${why}`);
     if (!Number.isSafeInteger(opts.ttlSeconds) || opts.ttlSeconds <= 0) throw bad(`ttl ${opts.ttlSeconds} is not a positive number of seconds`);
     if (opts.uri === undefined && !opts.dnsNames?.length && !opts.ips?.length) throw bad('no subject alternative name');
     if (opts.uri !== undefined) {

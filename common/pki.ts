@@ -6,7 +6,7 @@
 import { generateKeyPair as generateKeyPairCb, X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import forge from 'node-forge';
-import { PalisadeError } from './errors';
+import { invalidArgument, PalisadeError } from './errors';
 import { isTrustDomain, parseSpiffeId } from './identity';
 
 export interface KeyPair {
@@ -135,14 +135,14 @@ export function parseSubjectAltName(text: string): Array<{ type: string; value: 
   let i = 0;
   while (i < text.length) {
     const colon = text.indexOf(':', i);
-    if (colon < 0) throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', 'unreadable subjectAltName');
+    if (colon < 0) throw invalidArgument('unreadable subjectAltName');
     const type = text.slice(i, colon);
     let value: string;
     let end: number;
     if (text[colon + 1] === '"') {
       end = colon + 2;
       while (end < text.length && text[end] !== '"') end += text[end] === '\\' ? 2 : 1;
-      if (end >= text.length) throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', 'unreadable subjectAltName');
+      if (end >= text.length) throw invalidArgument('unreadable subjectAltName');
       value = JSON.parse(text.slice(colon + 1, end + 1)) as string;
       end += 1;
     } else {
@@ -152,7 +152,7 @@ export function parseSubjectAltName(text: string): Array<{ type: string; value: 
     }
     out.push({ type, value });
     if (end === text.length) break;
-    if (text.slice(end, end + 2) !== ', ') throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', 'unreadable subjectAltName');
+    if (text.slice(end, end + 2) !== ', ') throw invalidArgument('unreadable subjectAltName');
     i = end + 2;
   }
   return out;
@@ -186,9 +186,9 @@ export function isNodeName(value: string): boolean {
 /** `spiffe://<trustDomain>/palisade/node/<node>`: the identity in a node certificate. */
 export function nodeSpiffeId(trustDomain: string, node: string): string {
   if (!isTrustDomain(trustDomain)) {
-    throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `invalid trust domain ${JSON.stringify(trustDomain)}`);
+    throw invalidArgument(`invalid trust domain ${JSON.stringify(trustDomain)}`);
   }
-  if (!isNodeName(node)) throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `invalid node name ${JSON.stringify(node)}`);
+  if (!isNodeName(node)) throw invalidArgument(`invalid node name ${JSON.stringify(node)}`);
   return `spiffe://${trustDomain}${NODE_PATH}${node}`;
 }
 

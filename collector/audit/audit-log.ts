@@ -27,7 +27,7 @@ import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { writeFileAtomic } from '../../common/atomic-file';
 import { AUDIT_KINDS, DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT, type AuditKind, type AuditRecord, type AuditVerifyResponse } from '../../common/control-api';
-import { describeCause, PalisadeError } from '../../common/errors';
+import { describeCause, errorCode, invalidArgument, PalisadeError } from '../../common/errors';
 import type { Logger } from '../../common/log';
 
 export const AUDIT_DB_FILE = 'audit.db';
@@ -118,10 +118,6 @@ function canonical(v: unknown): string {
 
 const dataDirError = (message: string, cause?: unknown): PalisadeError =>
   new PalisadeError('PALISADE_ERR_DATA_DIR', message, cause === undefined ? undefined : { cause });
-const errnoOf = (err: unknown): string | undefined => {
-  const code = (err as { code?: unknown })?.code;
-  return typeof code === 'string' ? code : undefined;
-};
 
 export class AuditLog {
   private readonly insert: (row: unknown[]) => void;
@@ -206,7 +202,7 @@ export class AuditLog {
     try {
       this.insert([seq, content.time, kind, actor, canonical(plain), content.prev, hash]);
     } catch (err) {
-      if (errnoOf(err) === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+      if (errorCode(err) === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
         throw dataDirError(`cannot append audit record ${seq}: ${this.files.db} already holds a record ${seq}, written by something other than this collector`, err);
       }
       throw dataDirError(`cannot append to ${this.files.db}: ${describeCause(err)}`, err);
@@ -227,11 +223,10 @@ export class AuditLog {
   /** The newest `limit` records matching `q`, oldest first. PALISADE_ERR_INVALID_ARGUMENT for bad values. */
   list(q: AuditQuery = {}): AuditRecord[] {
     this.ensureOpen();
-    const invalid = (what: string): PalisadeError => new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', what);
-    if (q.since !== undefined && !(Number.isFinite(q.since) && q.since >= 0 && q.since <= MAX_TIME_MS)) throw invalid('since must be a time in epoch milliseconds');
-    if (q.kind !== undefined && !AUDIT_KINDS.includes(q.kind)) throw invalid(`kind must be ${AUDIT_KINDS.join(' or ')}`);
+    if (q.since !== undefined && !(Number.isFinite(q.since) && q.since >= 0 && q.since <= MAX_TIME_MS)) throw invalidArgument('since must be a time in epoch milliseconds');
+    if (q.kind !== undefined && !AUDIT_KINDS.includes(q.kind)) throw invalidArgument(`kind must be ${AUDIT_KINDS.join(' or ')}`);
     const limit = q.limit ?? DEFAULT_AUDIT_LIMIT;
-    if (!(Number.isSafeInteger(limit) && limit >= 1)) throw invalid(`limit must be a whole number from 1 to ${MAX_AUDIT_LIMIT}`);
+    if (!(Number.isSafeInteger(limit) && limit >= 1)) throw invalidArgument(`limit must be a whole number from 1 to ${MAX_AUDIT_LIMIT}`);
     // ISO times of one format compare as text
     const since = q.since === undefined ? null : new Date(Math.floor(q.since)).toISOString();
     const rows = this.sql.list.all({ since, kind: q.kind ?? null, limit: Math.min(limit, MAX_AUDIT_LIMIT) }) as Row[];
@@ -447,8 +442,8 @@ function readKey(file: string): Buffer | undefined {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     if (err instanceof PalisadeError) throw err;
-    if (errnoOf(err) === 'ENOENT') return undefined;
-    throw dataDirError(`cannot read ${file}: ${errnoOf(err) ?? describeCause(err)}`, err);
+    if (errorCode(err) === 'ENOENT') return undefined;
+    throw dataDirError(`cannot read ${file}: ${errorCode(err) ?? describeCause(err)}`, err);
   }
   const hex = text.replace(/\n$/, '');
   if (!HASH_RE.test(hex)) {
@@ -462,8 +457,8 @@ function readHead(file: string): Head {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    if (errnoOf(err) === 'ENOENT') return { state: 'missing' };
-    return { state: 'bad', why: `cannot be read (${errnoOf(err) ?? describeCause(err)})` };
+    if (errorCode(err) === 'ENOENT') return { state: 'missing' };
+    return { state: 'bad', why: `cannot be read (${errorCode(err) ?? describeCause(err)})` };
   }
   const m = /^(\d{1,15}) ([0-9a-f]{64})\n?$/.exec(text);
   if (!m) return { state: 'bad', why: 'is malformed' };
@@ -480,7 +475,7 @@ function openAuditDatabase(file: string): Database.Database {
   try {
     db = new Database(file);
   } catch (err) {
-    const native = errnoOf(err) === 'ERR_DLOPEN_FAILED';
+    const native = errorCode(err) === 'ERR_DLOPEN_FAILED';
     throw new PalisadeError(native ? 'PALISADE_ERR_NATIVE_LOAD' : 'PALISADE_ERR_DATA_DIR', `cannot open ${file}: ${describeCause(err)}`, { cause: err });
   }
   try {

@@ -24,7 +24,7 @@ import type {
   StatusResponse,
   AuditKind,
 } from '../../common/control-api';
-import { describeCause, isPalisadeError, PalisadeError } from '../../common/errors';
+import { describeCause, invalidArgument, isPalisadeError, PalisadeError } from '../../common/errors';
 import { WORKLOAD_LABEL } from '../../common/labels';
 import type { Logger } from '../../common/log';
 import { encodeMessage, type PolicyStatusMessage, type RegistrySnapshot, type RegistryWorkload } from '../../common/mesh-protocol';
@@ -65,7 +65,6 @@ interface AgentPolicyState {
   time: string;
 }
 
-const invalid = (message: string): PalisadeError => new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', message);
 const quote = (v: string): string => JSON.stringify(v.length > 80 ? `${v.slice(0, 80)}…` : v);
 
 function desiredOf(p: CompiledPolicy, origin: 'api' | 'dir', file?: string): DesiredPolicy {
@@ -201,18 +200,18 @@ export class PolicyManager {
   /** `egress allow|deny W DEST… [--port P]`: one new EgressPolicy selecting exactly that workload. */
   egressRule(req: EgressRuleRequest, author: string): PolicyChangeResponse {
     const w = this.workload(req.workload);
-    if (!Array.isArray(req.destinations) || req.destinations.length === 0) throw invalid('name at least one destination (a host, *.suffix or CIDR)');
-    if (req.destinations.length > MAX_DESTINATIONS) throw invalid(`at most ${MAX_DESTINATIONS} destinations at once`);
+    if (!Array.isArray(req.destinations) || req.destinations.length === 0) throw invalidArgument('name at least one destination (a host, *.suffix or CIDR)');
+    if (req.destinations.length > MAX_DESTINATIONS) throw invalidArgument(`at most ${MAX_DESTINATIONS} destinations at once`);
     const hosts: string[] = [];
     const cidrs: string[] = [];
     for (const d of req.destinations) {
       const kind = classifyDestination(d);
-      if ('problem' in kind) throw invalid(`invalid destination ${quote(String(d))}: ${kind.problem}`);
+      if ('problem' in kind) throw invalidArgument(`invalid destination ${quote(String(d))}: ${kind.problem}`);
       if (kind.host !== undefined) hosts.push(kind.host);
       else cidrs.push(kind.cidr);
     }
     const ports = req.ports ?? [];
-    for (const p of ports) if (!Number.isInteger(p) || p < 1 || p > 65535) throw invalid(`invalid port ${quote(String(p))}: use a number from 1 to 65535`);
+    for (const p of ports) if (!Number.isInteger(p) || p < 1 || p > 65535) throw invalidArgument(`invalid port ${quote(String(p))}: use a number from 1 to 65535`);
     const portList = [...new Set(ports)].sort((a, b) => a - b);
     const entry = (k: 'hosts' | 'cidrs', values: string[]): Record<string, unknown> => ({
       [k]: [...new Set(values)],
@@ -235,7 +234,7 @@ export class PolicyManager {
   }
 
   egressRemove(id: number, dryRun: boolean, author: string): PolicyChangeResponse {
-    if (!Number.isSafeInteger(id) || id < 1) throw invalid(`invalid id ${quote(String(id))}: use an ID from palisade egress list`);
+    if (!Number.isSafeInteger(id) || id < 1) throw invalidArgument(`invalid id ${quote(String(id))}: use an ID from palisade egress list`);
     const target = this.repo.byId(id);
     if (!target || target.kind !== 'EgressPolicy') {
       throw new PalisadeError('PALISADE_ERR_NOT_FOUND', `no egress rule with ID ${id} (palisade egress list shows them)`);
@@ -299,10 +298,10 @@ export class PolicyManager {
 
   /** The set in force with every policy of `files` created or replaced; throws on any problem. */
   private withFiles(files: PolicyFile[], what: 'apply' | 'egress' | 'test'): { next: DesiredPolicy[]; warnings: string[]; incoming: Set<string> } {
-    if (!Array.isArray(files) || files.length === 0) throw invalid('no policy files given');
+    if (!Array.isArray(files) || files.length === 0) throw invalidArgument('no policy files given');
     const set: PolicySet = compilePolicyFiles(files);
     const incoming = [...set.authorization, ...set.egress];
-    if (incoming.length === 0) throw invalid(`${files.map((f) => f.source).join(', ')}: no policies in it (nothing to ${what === 'test' ? 'test' : 'apply'})`);
+    if (incoming.length === 0) throw invalidArgument(`${files.map((f) => f.source).join(', ')}: no policies in it (nothing to ${what === 'test' ? 'test' : 'apply'})`);
     const keys = new Set(incoming.map(policyKey));
     const stored = this.repo.current();
     if (what !== 'test') for (const p of stored) if (keys.has(policyKey(p))) this.checkWritable(p, 'change');
@@ -375,18 +374,18 @@ export class PolicyManager {
     const matches = this.matching(ref);
     if (matches.length === 0) throw new PalisadeError('PALISADE_ERR_NOT_FOUND', `no policy ${quote(ref)} (palisade policy list shows them)`);
     if (matches.length > 1) {
-      throw invalid(`${quote(ref)} names ${matches.length} policies (${matches.map((p) => policyKey(p)).join(', ')}): name it as Kind/namespace/name`);
+      throw invalidArgument(`${quote(ref)} names ${matches.length} policies (${matches.map((p) => policyKey(p)).join(', ')}): name it as Kind/namespace/name`);
     }
     return matches[0]!;
   }
 
   private matching(ref: string): StoredPolicy[] {
-    if (typeof ref !== 'string' || ref.length === 0 || ref.length > 512) throw invalid('invalid policy name: give [Kind/]namespace/name or a name');
+    if (typeof ref !== 'string' || ref.length === 0 || ref.length > 512) throw invalidArgument('invalid policy name: give [Kind/]namespace/name or a name');
     const parts = ref.split('/');
-    if (parts.length > 3 || parts.some((x) => x === '')) throw invalid(`invalid policy name ${quote(ref)}: give [Kind/]namespace/name or a name`);
+    if (parts.length > 3 || parts.some((x) => x === '')) throw invalidArgument(`invalid policy name ${quote(ref)}: give [Kind/]namespace/name or a name`);
     const [kind, namespace, name] = parts.length === 3 ? parts : parts.length === 2 ? [undefined, parts[0], parts[1]] : [undefined, undefined, parts[0]];
     if (kind !== undefined && kind !== 'AuthorizationPolicy' && kind !== 'EgressPolicy') {
-      throw invalid(`invalid policy kind ${quote(kind)}: use AuthorizationPolicy or EgressPolicy`);
+      throw invalidArgument(`invalid policy kind ${quote(kind)}: use AuthorizationPolicy or EgressPolicy`);
     }
     return this.repo
       .current()
@@ -405,16 +404,16 @@ export class PolicyManager {
 
   /** A registered workload by `namespace/name` or unique `name`. */
   private workload(ref: string, allowUnknownNamespaced = false): { namespace: string; name: string } {
-    if (typeof ref !== 'string' || ref.length === 0 || ref.length > 253) throw invalid('invalid workload: give namespace/name or name');
+    if (typeof ref !== 'string' || ref.length === 0 || ref.length > 253) throw invalidArgument('invalid workload: give namespace/name or name');
     const m = endpointMatch(ref);
     const snap = this.opts.registry();
     let found: RegistryWorkload[];
     if (m.kind === 'namespaced') found = snap.workloads.filter((w) => w.namespace === m.namespace && w.name === m.workload);
     else if (m.kind === 'workload') found = snap.workloads.filter((w) => w.name === m.workload);
-    else throw invalid(`invalid workload ${quote(ref)}: give namespace/name or name, not an address or identity`);
+    else throw invalidArgument(`invalid workload ${quote(ref)}: give namespace/name or name, not an address or identity`);
     const unique = [...new Map(found.map((w) => [`${w.namespace}/${w.name}`, w])).values()];
     if (unique.length === 1) return { namespace: unique[0]!.namespace, name: unique[0]!.name };
-    if (unique.length > 1) throw invalid(`workload ${quote(ref)} is ambiguous (${unique.map((w) => `${w.namespace}/${w.name}`).join(', ')}): name it as namespace/name`);
+    if (unique.length > 1) throw invalidArgument(`workload ${quote(ref)} is ambiguous (${unique.map((w) => `${w.namespace}/${w.name}`).join(', ')}): name it as namespace/name`);
     if (allowUnknownNamespaced && m.kind === 'namespaced') return { namespace: m.namespace, name: m.workload };
     const known = [...new Set(snap.workloads.map((w) => `${w.namespace}/${w.name}`))].sort().slice(0, 10);
     throw new PalisadeError('PALISADE_ERR_NOT_FOUND', `unknown workload ${quote(ref)} (registered: ${known.length ? known.join(', ') : 'none'})`);
