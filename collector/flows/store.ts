@@ -14,17 +14,16 @@ import type { FlowRecord } from '../../common/flow';
 import type { Logger } from '../../common/log';
 import type { FlowIngest } from '../agent-session';
 import { whereClause } from './query';
-import { Retention, type RetentionOptions } from './retention';
+import { Retention, type RetentionMetrics, type RetentionOptions } from './retention';
 import { flowRow, INSERT_FLOW, SCHEMA, SCHEMA_VERSION, storedFlowJson } from './schema';
 
 export const FLOWS_DB_FILE = 'flows.db';
 
 /** What the store counts; the collector's metrics implement it (collector/api/metrics.ts). */
-export interface FlowStoreMetrics {
+export interface FlowStoreMetrics extends RetentionMetrics {
   ingested(count: number): void;
   refused(count: number, reason: 'wrong-node'): void;
   duplicate(): void;
-  deleted(count: number, reason: 'age' | 'size'): void;
 }
 
 export interface FlowStoreOptions extends RetentionOptions {
