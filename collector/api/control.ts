@@ -10,7 +10,7 @@ import { invalidArgument, PalisadeError } from '../../common/errors';
 import type { PolicyFile } from '../../common/policy-files';
 import { oneOf, quoteValue, whole } from '../../common/query-params';
 import type { FlowStore } from '../flows/store';
-import type { PolicyManager } from '../policy-store/manager';
+import type { PolicyManager } from '../policies/manager';
 import { isRecord } from '../../common/record';
 
 export interface AuditReader {

@@ -33,8 +33,8 @@ import { parseCidr } from '../../common/policy/ip';
 import { hostProblem } from '../../common/policy/parse-egress';
 import { readPolicyDir, watchPolicyDir, type PolicyFile } from '../../common/policy-files';
 import type { FlowStore } from '../flows/store';
-import { learnEgress } from '../tools/learn';
-import { replayFlows } from '../tools/replay';
+import { learnEgress } from './learn';
+import { replayFlows } from './replay';
 import { planChanges, policyKey, PolicyRepository, type DesiredPolicy, type Plan, type StoredPolicy } from './repository';
 
 /** Most flows one `policy test` or `egress learn` reads. */
