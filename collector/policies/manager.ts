@@ -24,10 +24,11 @@ import type {
 import { invalidArgument, PalisadeError } from '../../common/errors';
 import type { Logger } from '../../common/log';
 import { encodeMessage, type PolicyStatusMessage, type RegistrySnapshot } from '../../common/mesh-protocol';
-import { compilePolicyFiles, PolicyIndex, type PolicySet } from '../../common/policy';
+import { compilePolicyFiles, type PolicySet } from '../../common/policy';
 import type { PolicyFile } from '../../common/policy-files';
 import type { FlowStore } from '../flows/store';
 import { AgentPolicyStatus } from './agent-status';
+import { CompiledPolicies } from './compiled-set';
 import { egressRuleManifest, egressRuleViews } from './egress-rules';
 import { followPolicyDir, withDirPolicies } from './policy-dir';
 import { historyKey, quoteRef, resolvePolicy, resolveWorkload } from './references';
@@ -51,13 +52,12 @@ export interface PolicyManagerOptions {
   push: (frame: string) => void;
 }
 
-const filesOf = (set: readonly DesiredPolicy[]): PolicyFile[] =>
-  set.map((p) => ({ source: `${p.origin}:${policyKey(p)}`, text: JSON.stringify(p.manifest) }));
-
 export class PolicyManager {
   private readonly repo: PolicyRepository;
   private readonly log: Logger;
   private readonly agents: AgentPolicyStatus;
+  /** The set in force, compiled as the agents compile it (kept in step with the repository). */
+  private compiled = CompiledPolicies.EMPTY;
   private encoded = '';
   private stopWatching: (() => void) | undefined;
 
@@ -73,7 +73,7 @@ export class PolicyManager {
    */
   start(): void {
     // What is stored must still compile (a newer collector may be stricter): refuse to push garbage.
-    compilePolicyFiles(filesOf(this.repo.current()));
+    this.compiled = CompiledPolicies.of(this.repo.current());
     const dir = this.opts.policyDir;
     if (dir !== undefined) this.stopWatching = followPolicyDir(dir, (files) => this.syncDir(dir, files), this.log, () => this.repo.version);
     this.encode();
@@ -128,8 +128,7 @@ export class PolicyManager {
     const only = workloadRef === undefined ? undefined : resolveWorkload(snap.workloads, workloadRef);
     const stored = new Map(this.repo.current().map((p) => [policyKey(p), p]));
     // Selection and rules as the agents see them: the compiled set and its index.
-    const index = new PolicyIndex(compilePolicyFiles(filesOf([...stored.values()].filter((p) => p.kind === 'EgressPolicy'))));
-    return { version: this.repo.version, rules: egressRuleViews(index, stored, snap.workloads, only) };
+    return { version: this.repo.version, rules: egressRuleViews(this.compiled.index, stored, snap.workloads, only) };
   }
 
   learn(workloadRef: string, since: number, opts: { groupSuffixes: boolean; includeDenied: boolean }): EgressLearnResponse {
@@ -140,9 +139,8 @@ export class PolicyManager {
   /** Replay stored flows since `since` under the current set and under the set `files` would make. */
   test(files: PolicyFile[], since: number): PolicyTestResponse {
     const { next } = this.withFiles(files, 'test');
-    const current = compilePolicyFiles(filesOf(this.repo.current()));
-    const candidate = compilePolicyFiles(filesOf(next));
-    return replayStored(this.opts.flows, since, this.opts.registry().workloads, { current, candidate });
+    const candidate = this.compiled.with(next);
+    return replayStored(this.opts.flows, since, this.opts.registry().workloads, { current: this.compiled.set, candidate: candidate.set });
   }
 
   // ---- writes -----------------------------------------------------------------------------
@@ -213,10 +211,10 @@ export class PolicyManager {
    */
   private change(next: DesiredPolicy[], author: string, action: string, dryRun: boolean, shown?: ReadonlySet<string>): PolicyChangeResponse {
     const plan = planChanges(this.repo.current(), next);
-    compilePolicyFiles(filesOf(next)); // each object compiled alone already; the set must hold too
+    const candidate = this.compiled.with(next); // each object compiled alone already; the set must hold too
     const changes = plan.changes.filter((c) => c.op !== 'unchanged' || shown?.has(policyKey(c)) === true);
     if (dryRun || !plan.changed) return { version: this.repo.version, applied: false, dryRun, changes };
-    const version = this.commit(plan, author, action);
+    const version = this.commit(plan, candidate, author, action);
     return { version, applied: true, dryRun: false, changes };
   }
 
@@ -228,19 +226,22 @@ export class PolicyManager {
       this.log.warn({ policy: policyKey(p), id: p.id }, 'the policy directory now defines a policy created through the API: the directory owns it from now on');
     }
     const plan = planChanges(current, next);
-    compilePolicyFiles(filesOf(next));
+    const candidate = this.compiled.with(next);
     if (!plan.changed) return;
-    this.commit(plan, 'policy-dir', 'policy-dir');
+    this.commit(plan, candidate, 'policy-dir', 'policy-dir');
   }
 
   /**
    * Audit, store, push. The audit record is written first: a change the audit log cannot record
-   * (a tampered or broken log) is refused and nothing changes.
+   * (a tampered or broken log) is refused and nothing changes. `candidate` is `plan.next`
+   * compiled; the compiled set follows what the repository now holds (an unchanged policy keeps
+   * its stored manifest), reusing what `candidate` and the previous set compiled.
    */
-  private commit(plan: Plan, author: string, action: string): number {
+  private commit(plan: Plan, candidate: CompiledPolicies, author: string, action: string): number {
     const changed = plan.changes.filter((c) => c.op !== 'unchanged').map((c) => ({ op: c.op, kind: c.kind, namespace: c.namespace, name: c.name }));
     this.opts.audit?.append('policy-change', author, { version: this.repo.version + 1, action, changes: changed });
     const { version } = this.repo.commit(plan, author, action);
+    this.compiled = candidate.with(this.repo.current(), this.compiled);
     this.log.info({ event: 'policy-version', version, author, action, changes: changed.map((c) => `${c.op} ${c.kind} ${c.namespace}/${c.name}`) }, 'policy version ready');
     this.encode();
     this.opts.push(this.encoded);
@@ -248,6 +249,6 @@ export class PolicyManager {
   }
 
   private encode(): void {
-    this.encoded = encodeMessage({ type: 'policies', version: this.repo.version, files: filesOf(this.repo.current()) });
+    this.encoded = encodeMessage({ type: 'policies', version: this.repo.version, files: [...this.compiled.files] });
   }
 }
