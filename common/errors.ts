@@ -115,6 +115,9 @@ export function describeCause(err: unknown): string {
   return String(err);
 }
 
+/** A value as one-line messages quote it: JSON (so control characters show), cut at 64 characters. */
+export const quoteValue = (v: string): string => JSON.stringify(v.length > 64 ? `${v.slice(0, 64)}…` : v);
+
 /** The one-line `PALISADE_ERR_INVALID_ARGUMENT` every input check throws. */
 export function invalidArgument(message: string): PalisadeError {
   return new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', message);

@@ -16,7 +16,8 @@
  */
 import { isIP } from 'node:net';
 import type { FlowDirection, FlowEndpoint, FlowProtocol, FlowRecord, FlowVerdict } from './flow';
-import { invalidParameter, oneOf, quoteValue, whole } from './query-params';
+import { quoteValue } from './errors';
+import { invalidParameter, oneOf, whole } from './query-params';
 
 export interface FlowFilters {
   from?: string;

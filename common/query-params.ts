@@ -3,15 +3,12 @@
  * PALISADE_ERR_INVALID_ARGUMENT line naming the parameter (the flow filters of flows-api.ts and
  * the control endpoints use these).
  */
-import { invalidArgument, type PalisadeError } from './errors';
+import { invalidArgument, quoteValue, type PalisadeError } from './errors';
 
 /** `invalid <param>: <message>`. */
 export function invalidParameter(param: string, message: string): PalisadeError {
   return invalidArgument(`invalid ${param}: ${message}`);
 }
-
-/** A value as it is quoted in those lines: JSON, cut at 64 characters. */
-export const quoteValue = (v: string): string => JSON.stringify(v.length > 64 ? `${v.slice(0, 64)}…` : v);
 
 /** `v` if it is one of `allowed`, else a one-line INVALID_ARGUMENT naming `param` (every API query uses these). */
 export function oneOf<T extends string>(param: string, v: string, allowed: readonly T[]): T {

@@ -6,9 +6,9 @@
  */
 import type { AuditKind, AuditListResponse, AuditRecord, AuditVerifyResponse, EgressRuleRequest } from '../../common/control-api';
 import { AUDIT_KINDS, CONTROL_API } from '../../common/control-api';
-import { invalidArgument, PalisadeError } from '../../common/errors';
+import { invalidArgument, PalisadeError, quoteValue } from '../../common/errors';
 import type { PolicyFile } from '../../common/policy-files';
-import { oneOf, quoteValue, whole } from '../../common/query-params';
+import { oneOf, whole } from '../../common/query-params';
 import type { FlowStore } from '../flows/store';
 import type { PolicyManager } from '../policies/manager';
 import { isRecord } from '../../common/record';
