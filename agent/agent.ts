@@ -27,7 +27,7 @@ import { createAgentRegistry } from './metrics/agent-metrics';
 import { FlowMetrics } from './metrics/flow-metrics';
 import { MetricsServer } from './metrics/server';
 import { CachingResolver } from './policy/resolver';
-import { PolicyStore } from './policy/store';
+import { EnforcedPolicies } from './policy/enforced';
 import { DestinationAuthz } from './proxy/destination-authz';
 import { Egress } from './proxy/egress';
 import type { HttpLimits } from './proxy/http';
@@ -91,7 +91,7 @@ export interface RunningAgent {
   mesh:
     | { registry: MeshRegistry; identities: IdentityManager; pool: HbonePool; inbound: InboundProxy; collector: CollectorClient; reporter: FlowReporter }
     | undefined;
-  policies: PolicyStore;
+  policies: EnforcedPolicies;
   flows: { metrics: FlowMetrics; reporter: FlowReporter | undefined };
   /** Where /metrics and /healthz are served, when they are. */
   metricsAddress: { address: string; port: number } | undefined;
@@ -114,7 +114,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   const config = opts.workloadsFile ? loadWorkloadsFile(opts.workloadsFile) : { trustDomain: 'cluster.local', workloads: [] };
   const cookies = config.workloads.map((w) => ({ workload: w, netnsCookie: cookieFor(w) }));
   // A bad policy directory refuses the start: no pod is redirected into unknown policy.
-  const policies = new PolicyStore({ dir: opts.policyDir, log });
+  const policies = new EnforcedPolicies({ dir: opts.policyDir, log });
   policies.start();
 
   let lock: NodeLock;
@@ -297,7 +297,7 @@ async function startMesh(
   caPem: string,
   workloads: LocalWorkloads,
   authz: DestinationAuthz,
-  policies: PolicyStore,
+  policies: EnforcedPolicies,
   reporter: FlowReporter,
   connectTimeoutMs: number,
   log: Logger,

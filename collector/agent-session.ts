@@ -19,7 +19,7 @@ import {
   type RegisterMessage,
 } from '../common/mesh-protocol';
 import { certInfo, nodeSpiffeId, readCsr } from '../common/pki';
-import type { CertificateAuthority } from '../common/pki-ca';
+import type { CertificateAuthority } from './mesh-ca';
 import type { WorkloadRegistry } from './registry';
 import { closeWith, refuseFrame, sendTo } from './session-io';
 

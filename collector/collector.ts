@@ -10,15 +10,15 @@ import { describeCause, PalisadeError } from '../common/errors';
 import type { Logger } from '../common/log';
 import { COLLECTOR_SERVERNAME, encodeMessage, type RegistrySnapshot } from '../common/mesh-protocol';
 import { generateKeyPair, isSpecificIp } from '../common/pki';
-import { CertificateAuthority } from '../common/pki-ca';
 import { ApiAuth, loadOrCreateAdminToken } from './api/auth';
 import { CollectorApi } from './api/handler';
 import { CollectorMetrics } from './api/metrics';
 import { FLOWS_DB_FILE, FlowStore } from './flows/store';
 import { clearStaleSocket, DEFAULT_LISTEN, formatAddress, parseListenAddress } from './listen';
+import { CertificateAuthority } from './mesh-ca';
 import { AuditLog } from './audit/audit-log';
 import { DeniedFlowSummarizer } from './audit/denied-summary';
-import { PolicyManager } from './policy-store/manager';
+import { PolicyManager } from './policies/manager';
 import { WorkloadRegistry } from './registry';
 import { AgentServer, type ServingIdentity } from './server';
 import { TokenStore } from './tokens';
@@ -98,7 +98,7 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     server?.broadcast(encodeMessage({ type: 'registry', ...snapshot }));
     log.debug({ version: snapshot.version, workloads: snapshot.workloads.length }, 'registry changed');
   });
-  // The policy store and the audit log; a bad policy directory refuses the start, before anything listens.
+  // The versioned policies and the audit log; a bad policy directory refuses the start, before anything listens.
   let control: { audit: AuditLog; policies: PolicyManager };
   try {
     control = openControl(opts, log, flows, () => registry.snapshot(), (frame) => server?.broadcast(frame));
@@ -228,7 +228,7 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
   };
 }
 
-/** The audit log and the policy store (started: a bad policy directory throws, leaving nothing open). */
+/** The audit log and the versioned policies (started: a bad policy directory throws, leaving nothing open). */
 function openControl(
   opts: CollectorOptions,
   log: Logger,

@@ -9,7 +9,7 @@ import { isPalisadeError, PalisadeError } from '../common/errors';
 import type { Logger } from '../common/log';
 import { CloseCode, JOIN_REQUESTS, parseMessage, type JoinMessage } from '../common/mesh-protocol';
 import { nodeSpiffeId, readCsr } from '../common/pki';
-import type { CertificateAuthority } from '../common/pki-ca';
+import type { CertificateAuthority } from './mesh-ca';
 import { closeWith, refuseFrame, sendTo } from './session-io';
 import type { TokenStore } from './tokens';
 

@@ -1,7 +1,7 @@
 /** Where the collector listens: `HOST:PORT` on TCP, and an optional Unix socket for agents. */
 import { lstatSync, unlinkSync } from 'node:fs';
 import * as net from 'node:net';
-import { describeCause, PalisadeError } from '../common/errors';
+import { describeCause, errorCode, invalidArgument, PalisadeError } from '../common/errors';
 
 export const DEFAULT_LISTEN = '127.0.0.1:15012';
 
@@ -11,7 +11,7 @@ export function parseListenAddress(text: string): { host: string; port: number }
   const port = m ? Number(m[3]) : NaN;
   const host = m ? (m[1] ?? m[2]) : '';
   if (!m || port > 65535 || (m[1] !== undefined && net.isIPv6(host) === false)) {
-    throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `invalid listen address ${JSON.stringify(text)}: expected HOST:PORT like ${DEFAULT_LISTEN}`);
+    throw invalidArgument(`invalid listen address ${JSON.stringify(text)}: expected HOST:PORT like ${DEFAULT_LISTEN}`);
   }
   return { host, port };
 }
@@ -29,7 +29,7 @@ export async function clearStaleSocket(path: string): Promise<void> {
   try {
     isSocket = lstatSync(path).isSocket();
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    if (errorCode(err) === 'ENOENT') return;
     throw new PalisadeError('PALISADE_ERR_LISTEN', `cannot use agent socket ${path}: ${describeCause(err)}`, { cause: err });
   }
   if (!isSocket) throw new PalisadeError('PALISADE_ERR_LISTEN', `agent socket ${path} exists and is not a socket; refusing to replace it`);
@@ -45,7 +45,7 @@ export async function clearStaleSocket(path: string): Promise<void> {
   try {
     unlinkSync(path);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+    if (errorCode(err) !== 'ENOENT') {
       throw new PalisadeError('PALISADE_ERR_LISTEN', `cannot remove stale agent socket ${path}: ${describeCause(err)}`, { cause: err });
     }
   }

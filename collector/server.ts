@@ -17,7 +17,7 @@ import type { PalisadeErrorCode } from '../common/errors';
 import type { Logger } from '../common/log';
 import { AGENT_PATH, MAX_FRAME_BYTES } from '../common/mesh-protocol';
 import { parseNodeSpiffeId, spiffeIdOfCert } from '../common/pki';
-import type { CertificateAuthority } from '../common/pki-ca';
+import type { CertificateAuthority } from './mesh-ca';
 import { NodeSession, type FlowIngest, type NodeSessionDeps, type NodeSessionHub } from './agent-session';
 import type { CollectorApi } from './api/handler';
 import { runJoinSession } from './join-session';

@@ -9,7 +9,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomic } from '../common/atomic-file';
-import { PalisadeError } from '../common/errors';
+import { errorCode, invalidArgument, PalisadeError } from '../common/errors';
 
 export const TOKENS_FILE = 'tokens.json';
 const TOKEN_RE = /^plt_([0-9a-f]{8})\.([A-Za-z0-9_-]{32})$/;
@@ -59,7 +59,7 @@ export class TokenStore {
 
   /** A new single-use token valid for `ttlMs`; the secret is returned here and never again. */
   create(ttlMs: number, now = new Date()): CreatedToken {
-    if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0) throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', 'token ttl must be positive');
+    if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0) throw invalidArgument('token ttl must be positive');
     const id = randomBytes(4).toString('hex');
     const secret = randomBytes(24).toString('base64url');
     const expiresAt = new Date(now.getTime() + ttlMs);
@@ -97,7 +97,7 @@ export class TokenStore {
     try {
       text = readFileSync(this.file, 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { version: 1, tokens: [] };
+      if (errorCode(err) === 'ENOENT') return { version: 1, tokens: [] };
       throw new PalisadeError('PALISADE_ERR_DATA_DIR', `cannot read ${this.file}: ${(err as Error).message}`, { cause: err });
     }
     try {
@@ -130,7 +130,7 @@ export class TokenStore {
         closeSync(openSync(this.lockFile, 'wx', 0o600));
         return;
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+        if (errorCode(err) !== 'EEXIST') {
           throw new PalisadeError('PALISADE_ERR_DATA_DIR', `cannot lock ${this.file}: ${(err as Error).message}`, { cause: err });
         }
       }

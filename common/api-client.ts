@@ -1,17 +1,18 @@
 /**
- * A client of the collector's HTTP API (common/api.ts): HTTPS with the mesh CA as the only trust
- * anchor and the certificate checked for the name `palisade-collector`, the admin token as a
- * bearer token. Every failure is one PalisadeError line a CLI can print as is: unreachable,
+ * A client of the collector's HTTP API (common/flows-api.ts, common/control-api.ts): HTTPS with
+ * the mesh CA as the only trust anchor and the certificate checked for the name
+ * `palisade-collector`, the admin token as a bearer token. Every failure is one PalisadeError line a CLI can print as is: unreachable,
  * untrusted, refused token, refused filters, a collector that answers nonsense.
  */
 import type { IncomingMessage } from 'node:http';
 import * as https from 'node:https';
 import WebSocket from 'ws';
-import { API, filtersToQuery, type FlowFilters, type FlowsResponse, type StatsResponse, type StoredFlow } from './api';
-import { PalisadeError } from './errors';
+import { API, filtersToQuery, type FlowFilters, type FlowsResponse, type StatsResponse, type StoredFlow } from './flows-api';
+import { errorCode, invalidArgument, PalisadeError } from './errors';
 import { BodyTooLarge, readBody } from './read-body';
 import { flowProblem } from './flow';
 import { COLLECTOR_SERVERNAME } from './mesh-protocol';
+import { isRecord } from './record';
 
 const DEFAULT_TIMEOUT_MS = 15_000;
 /** A page of MAX_FLOWS_LIMIT flows with long HTTP paths stays well under this. */
@@ -50,11 +51,9 @@ function serverMessage(text: string): string {
   return one.length > MAX_SERVER_MESSAGE ? `${one.slice(0, MAX_SERVER_MESSAGE)}…` : one;
 }
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
 /** A StoredFlow, or the reason `v` is not one. */
 export function storedFlowProblem(v: unknown): string | undefined {
-  if (!isObj(v)) return 'must be an object';
+  if (!isRecord(v)) return 'must be an object';
   const { id, ...record } = v;
   if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) return 'id must be a non-negative integer';
   return flowProblem(record);
@@ -80,7 +79,7 @@ export class ApiClient {
   /** The newest flows matching `filters`, newest first. */
   async flows(filters: FlowFilters): Promise<FlowsResponse> {
     const body = await this.get(API.flows, filtersToQuery(filters));
-    if (!isObj(body) || !Array.isArray(body.flows) || typeof body.count !== 'number') throw this.malformed(API.flows, 'expected {flows, count}');
+    if (!isRecord(body) || !Array.isArray(body.flows) || typeof body.count !== 'number') throw this.malformed(API.flows, 'expected {flows, count}');
     for (const f of body.flows) {
       const problem = storedFlowProblem(f);
       if (problem) throw this.malformed(API.flows, `a flow ${problem}`);
@@ -90,7 +89,7 @@ export class ApiClient {
 
   async stats(): Promise<StatsResponse> {
     const body = await this.get(API.stats, '');
-    if (!isObj(body) || typeof body.stored !== 'number' || !isObj(body.lost) || !isObj(body.nodes)) {
+    if (!isRecord(body) || typeof body.stored !== 'number' || !isRecord(body.lost) || !isRecord(body.nodes)) {
       throw this.malformed(API.stats, 'expected {stored, lost, nodes}');
     }
     return body as unknown as StatsResponse;
@@ -222,13 +221,13 @@ export class ApiClient {
     let message = '';
     try {
       const body = JSON.parse(text) as unknown;
-      const e = isObj(body) && isObj(body.error) ? body.error : undefined;
+      const e = isRecord(body) && isRecord(body.error) ? body.error : undefined;
       if (e && typeof e.message === 'string') message = serverMessage(e.message);
     } catch {
       // not our error shape: say what status it was
     }
     const at = `the collector at ${this.origin}`;
-    if (status === 400) return new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', message || `${at} refused the request (400)`);
+    if (status === 400) return invalidArgument(message || `${at} refused the request (400)`);
     if (status === 401) {
       return new PalisadeError('PALISADE_ERR_UNAUTHENTICATED', `${at} refused the token (${status}): ${message || 'use the admin token in its data directory (admin.token)'}`);
     }
@@ -244,8 +243,8 @@ export class ApiClient {
   }
 
   /** Could not talk to the collector at all: refused, unreachable, untrusted, timed out. */
-  private transportError(err: Error & { code?: string }): PalisadeError {
-    const code = typeof err.code === 'string' ? err.code : undefined;
+  private transportError(err: Error): PalisadeError {
+    const code = errorCode(err);
     const at = `the collector at ${this.origin}`;
     const unreachable = `cannot reach ${at}`;
     if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {

@@ -3,7 +3,7 @@
  * it: paths, request bodies and answers. The collector serves it (collector/api/), the CLI calls
  * it (common/api-client.ts). Reads are GET; writes are POST with a JSON body and need the admin
  * token (a node certificate may read, never write: 403). Every failure answers
- * `{"error":{code,message}}` (ErrorResponse in common/api.ts) with one line a CLI prints as is.
+ * `{"error":{code,message}}` (ErrorResponse in common/flows-api.ts) with one line a CLI prints as is.
  *
  *   GET  /v1/status                            StatusResponse
  *   GET  /v1/policies                          PolicyListResponse

@@ -3,7 +3,7 @@
  * or several of those run together (`1h30m`). Whole numbers only; no spaces, no signs, no
  * fractions, lowercase units. Everything else is refused with a one-line error.
  */
-import { PalisadeError } from './errors';
+import { invalidArgument, PalisadeError } from './errors';
 
 const UNIT_MS: Record<string, number> = {
   ms: 1,
@@ -20,10 +20,7 @@ const MAX_TEXT_LENGTH = 64;
 /** Milliseconds in `text`; throws PALISADE_ERR_INVALID_ARGUMENT naming `what` (e.g. `--ttl`). */
 export function parseDuration(text: string, what = 'duration'): number {
   const invalid = (): PalisadeError =>
-    new PalisadeError(
-      'PALISADE_ERR_INVALID_ARGUMENT',
-      `invalid ${what} ${JSON.stringify(String(text).slice(0, MAX_TEXT_LENGTH))}: expected a duration like 30s, 10m, 24h or 30d`,
-    );
+    invalidArgument(`invalid ${what} ${JSON.stringify(String(text).slice(0, MAX_TEXT_LENGTH))}: expected a duration like 30s, 10m, 24h or 30d`);
   if (typeof text !== 'string' || text.length > MAX_TEXT_LENGTH || !WHOLE_RE.test(text)) throw invalid();
   let total = 0;
   for (const [, digits, unit] of text.matchAll(PART_RE)) {
@@ -37,7 +34,7 @@ export function parseDuration(text: string, what = 'duration'): number {
 export function parsePositiveDuration(text: string, what = 'duration'): number {
   const ms = parseDuration(text, what);
   if (ms <= 0) {
-    throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `invalid ${what} ${JSON.stringify(text)}: must be more than zero`);
+    throw invalidArgument(`invalid ${what} ${JSON.stringify(text)}: must be more than zero`);
   }
   return ms;
 }

@@ -80,8 +80,7 @@ export class PalisadeError extends Error {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'PalisadeError';
     this.code = code;
-    const cause = options?.cause as { code?: unknown } | undefined;
-    this.errnoCode = cause && typeof cause.code === 'string' ? cause.code : undefined;
+    this.errnoCode = errorCode(options?.cause);
   }
 
   get exitCode(): number {
@@ -106,11 +105,7 @@ export interface SyscallError extends Error {
 }
 
 export function isSyscallError(err: unknown): err is SyscallError {
-  return (
-    err instanceof Error &&
-    typeof (err as Partial<SyscallError>).code === 'string' &&
-    typeof (err as Partial<SyscallError>).syscall === 'string'
-  );
+  return err instanceof Error && errorCode(err) !== undefined && typeof (err as Partial<SyscallError>).syscall === 'string';
 }
 
 /** `EPERM (bpf_prog_load)`-style suffix for one-line messages. */
@@ -119,6 +114,9 @@ export function describeCause(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);
 }
+
+/** A value as one-line messages quote it: JSON (so control characters show), cut at 64 characters. */
+export const quoteValue = (v: string): string => JSON.stringify(v.length > 64 ? `${v.slice(0, 64)}…` : v);
 
 /** The one-line `PALISADE_ERR_INVALID_ARGUMENT` every input check throws. */
 export function invalidArgument(message: string): PalisadeError {

@@ -3,6 +3,8 @@
  * "Flows"). Built by the agent's proxy, logged as an access log line, and (later) streamed to
  * the collector. Every authorization decision is explained by `reason` and `policy`.
  */
+import { isRecord } from './record';
+
 export type FlowDirection = 'outbound' | 'inbound' | 'egress';
 export type FlowVerdict = 'allowed' | 'denied' | 'audit' | 'error';
 export type FlowProtocol = 'tcp' | 'tls' | 'http';
@@ -84,12 +86,11 @@ const VERDICTS = new Set(['allowed', 'denied', 'audit', 'error']);
 const PROTOCOLS = new Set(['tcp', 'tls', 'http']);
 const MAX_TEXT = 2048;
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isText = (v: unknown, max = MAX_TEXT): v is string => typeof v === 'string' && v.length <= max;
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
 function endpointProblem(v: unknown, at: string): string | undefined {
-  if (!isObj(v)) return `${at} must be an object`;
+  if (!isRecord(v)) return `${at} must be an object`;
   for (const [k, x] of Object.entries(v)) {
     if (k === 'port') {
       if (!(isCount(x) && x <= 65535)) return `${at}.port must be a port`;
@@ -106,7 +107,7 @@ function endpointProblem(v: unknown, at: string): string | undefined {
  * send (unknown fields, wrong types and oversized strings are refused, not stored).
  */
 export function flowProblem(v: unknown): string | undefined {
-  if (!isObj(v)) return 'must be an object';
+  if (!isRecord(v)) return 'must be an object';
   const allowed = new Set(['time', 'node', 'direction', 'source', 'destination', 'protocol', 'http', 'verdict', 'reason', 'policy', 'rule', 'audit', 'mtls', 'bytesSent', 'bytesReceived', 'durationMs']);
   for (const k of Object.keys(v)) if (!allowed.has(k)) return `unknown field ${JSON.stringify(k.slice(0, 64))}`;
   if (!isText(v.time, 40) || Number.isNaN(Date.parse(v.time))) return 'time must be an ISO 8601 time';
@@ -125,13 +126,13 @@ export function flowProblem(v: unknown): string | undefined {
   if (dst) return dst;
   if (v.http !== undefined) {
     const h = v.http;
-    if (!isObj(h) || !isText(h.method, 32) || !isText(h.path, 8192) || !(isCount(h.status) && h.status <= 999) || Object.keys(h).length !== 3) {
+    if (!isRecord(h) || !isText(h.method, 32) || !isText(h.path, 8192) || !(isCount(h.status) && h.status <= 999) || Object.keys(h).length !== 3) {
       return 'http must be {method, path, status}';
     }
   }
   if (v.audit !== undefined) {
     const a = v.audit;
-    if (!isObj(a) || !isText(a.policy, 512) || !isCount(a.rule) || Object.keys(a).length !== 2) return 'audit must be {policy, rule}';
+    if (!isRecord(a) || !isText(a.policy, 512) || !isCount(a.rule) || Object.keys(a).length !== 2) return 'audit must be {policy, rule}';
   }
   return undefined;
 }

@@ -4,7 +4,7 @@
  * `parseSpiffeId` is used on peer certificates' URI SANs, so it accepts exactly the shape that
  * `spiffeId` produces and nothing else: no normalization, no percent-decoding, no URL parser.
  */
-import { PalisadeError } from './errors';
+import { invalidArgument, PalisadeError } from './errors';
 
 export interface SpiffeIdParts {
   trustDomain: string;
@@ -34,7 +34,7 @@ export function isDnsLabel(value: string): boolean {
 /** Build the SPIFFE ID of a workload; throws on parts that `parseSpiffeId` would not accept back. */
 export function spiffeId(trustDomain: string, namespace: string, serviceAccount: string): string {
   const invalid = (what: string, value: string): PalisadeError =>
-    new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `invalid ${what} ${JSON.stringify(value)} for a SPIFFE ID`);
+    invalidArgument(`invalid ${what} ${JSON.stringify(value)} for a SPIFFE ID`);
   if (!isTrustDomain(trustDomain)) throw invalid('trust domain', trustDomain);
   if (!isDnsLabel(namespace)) throw invalid('namespace', namespace);
   if (!isDnsLabel(serviceAccount)) throw invalid('service account', serviceAccount);

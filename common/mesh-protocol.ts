@@ -15,6 +15,7 @@ import { flowProblem, type FlowRecord } from './flow';
 import { isLabelKey, isLabelValue } from './labels';
 import { isDnsLabel } from './identity';
 import { isNodeName } from './pki';
+import { isRecord } from './record';
 
 export const AGENT_PATH = '/v1/agent';
 /** The DNS name in the collector's serving certificate; agents always verify against it. */
@@ -167,7 +168,7 @@ const bool: Check = (v, at) => (typeof v === 'boolean' ? undefined : `${at}: mus
 const version: Check = (v, at) => (Number.isSafeInteger(v) && (v as number) >= 0 ? undefined : `${at}: must be a non-negative integer`);
 
 const labels: Check = (v, at) => {
-  if (!isPlainObject(v)) return `${at}: must be an object of label names to strings`;
+  if (!isRecord(v)) return `${at}: must be an object of label names to strings`;
   const entries = Object.entries(v);
   if (entries.length > MAX_LABELS) return `${at}: at most ${MAX_LABELS} labels`;
   for (const [key, value] of entries) {
@@ -267,12 +268,8 @@ function checkFlows(list: unknown[], at: string): string | undefined {
   return undefined;
 }
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 function checkObject(v: unknown, schema: Schema, at: string): string | undefined {
-  if (!isPlainObject(v)) return `${at}: must be an object`;
+  if (!isRecord(v)) return `${at}: must be an object`;
   for (const key of Object.keys(v)) {
     if (!Object.prototype.hasOwnProperty.call(schema, key)) return `${at}: unknown field ${JSON.stringify(key.slice(0, 64))}`;
   }
@@ -308,7 +305,7 @@ export function parseMessage<T extends MessageType>(
   } catch {
     throw refuse('frame is not JSON');
   }
-  if (!isPlainObject(value)) throw refuse('frame is not a JSON object');
+  if (!isRecord(value)) throw refuse('frame is not a JSON object');
   const type = value.type;
   if (!isString(type)) throw refuse('message has no "type"');
   if (!(allowedTypes as readonly string[]).includes(type)) {

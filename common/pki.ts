@@ -1,16 +1,13 @@
 /**
- * X.509 for the mesh: key pairs (node:crypto), CSRs and certificates (node-forge, RSA only —
- * node-forge cannot do EC), the mesh CA, and reading certificates back (node:crypto
- * X509Certificate). Subject alternative names of issued certificates always come from the
- * signer's options, never from the CSR.
+ * X.509 for the mesh, as every component needs it: key pairs (node:crypto), CSRs (node-forge, RSA
+ * only — node-forge cannot do EC), node identities, and reading certificates back (node:crypto
+ * X509Certificate). The mesh CA that signs certificates is the collector's (collector/mesh-ca.ts).
  */
-import { generateKeyPair as generateKeyPairCb, randomBytes, X509Certificate } from 'node:crypto';
+import { generateKeyPair as generateKeyPairCb, X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import forge from 'node-forge';
-import { PalisadeError } from './errors';
+import { invalidArgument, PalisadeError } from './errors';
 import { isTrustDomain, parseSpiffeId } from './identity';
-
-export { CertificateAuthority, CLOCK_SKEW_SECONDS, type SignOptions } from './pki-ca';
 
 export interface KeyPair {
   privateKeyPem: string;
@@ -138,14 +135,14 @@ export function parseSubjectAltName(text: string): Array<{ type: string; value: 
   let i = 0;
   while (i < text.length) {
     const colon = text.indexOf(':', i);
-    if (colon < 0) throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', 'unreadable subjectAltName');
+    if (colon < 0) throw invalidArgument('unreadable subjectAltName');
     const type = text.slice(i, colon);
     let value: string;
     let end: number;
     if (text[colon + 1] === '"') {
       end = colon + 2;
       while (end < text.length && text[end] !== '"') end += text[end] === '\\' ? 2 : 1;
-      if (end >= text.length) throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', 'unreadable subjectAltName');
+      if (end >= text.length) throw invalidArgument('unreadable subjectAltName');
       value = JSON.parse(text.slice(colon + 1, end + 1)) as string;
       end += 1;
     } else {
@@ -155,7 +152,7 @@ export function parseSubjectAltName(text: string): Array<{ type: string; value: 
     }
     out.push({ type, value });
     if (end === text.length) break;
-    if (text.slice(end, end + 2) !== ', ') throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', 'unreadable subjectAltName');
+    if (text.slice(end, end + 2) !== ', ') throw invalidArgument('unreadable subjectAltName');
     i = end + 2;
   }
   return out;
@@ -189,9 +186,9 @@ export function isNodeName(value: string): boolean {
 /** `spiffe://<trustDomain>/palisade/node/<node>`: the identity in a node certificate. */
 export function nodeSpiffeId(trustDomain: string, node: string): string {
   if (!isTrustDomain(trustDomain)) {
-    throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `invalid trust domain ${JSON.stringify(trustDomain)}`);
+    throw invalidArgument(`invalid trust domain ${JSON.stringify(trustDomain)}`);
   }
-  if (!isNodeName(node)) throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `invalid node name ${JSON.stringify(node)}`);
+  if (!isNodeName(node)) throw invalidArgument(`invalid node name ${JSON.stringify(node)}`);
   return `spiffe://${trustDomain}${NODE_PATH}${node}`;
 }
 
@@ -206,14 +203,6 @@ export function parseNodeSpiffeId(uri: string): { trustDomain: string; node: str
   if (!isTrustDomain(trustDomain) || !path.startsWith(NODE_PATH)) return undefined;
   const node = path.slice(NODE_PATH.length);
   return isNodeName(node) ? { trustDomain, node } : undefined;
-}
-
-/** A positive 16-byte serial number, hex (the top bit cleared so DER keeps it positive). */
-export function randomSerialHex(): string {
-  const bytes = randomBytes(16);
-  bytes[0] &= 0x7f;
-  if (bytes[0] === 0) bytes[0] = 0x01;
-  return bytes.toString('hex');
 }
 
 /** True when `ip` is an IPv4/IPv6 literal usable in an IP SAN (not the unspecified address). */

@@ -51,13 +51,12 @@ export interface Item<T> {
 
 /** Reads the nodes of one document; problems are prefixed with `label` (e.g. the policy's kind and name). */
 export class NodeReader {
-  /** The fix suggested for an empty string in a list of strings. */
-  protected readonly emptyStringFix: string = 'remove it';
-
   constructor(
     readonly problems: Problems,
     readonly doc: Document,
     public label: string,
+    /** The fix suggested for an empty string in a list of strings. */
+    private readonly emptyStringFix = 'remove it',
   ) {}
 
   fail(line: number, path: string, message: string): void {

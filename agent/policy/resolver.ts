@@ -9,6 +9,7 @@
 import { promises as dns } from 'node:dns';
 import * as fs from 'node:fs';
 import { isIP } from 'node:net';
+import { errorCode } from '../../common/errors';
 import type { Logger } from '../../common/log';
 
 export interface HostResolver {
@@ -99,7 +100,7 @@ export class CachingResolver implements HostResolver {
     try {
       st = fs.statSync(file);
     } catch (err) {
-      if (first || this.hosts) this.log.warn({ file, error: (err as NodeJS.ErrnoException).code }, 'hosts file unreadable; using DNS only');
+      if (first || this.hosts) this.log.warn({ file, error: errorCode(err) }, 'hosts file unreadable; using DNS only');
       this.hosts = { names: new Map(), mtimeMs: 0, checked: Date.now() };
       return;
     }
@@ -126,7 +127,7 @@ export class CachingResolver implements HostResolver {
     }
     if (ips.length === 0) {
       const err = answers.find((a) => a.status === 'rejected') as PromiseRejectedResult | undefined;
-      this.log.debug({ name, error: (err?.reason as NodeJS.ErrnoException | undefined)?.code }, 'name did not resolve');
+      this.log.debug({ name, error: errorCode(err?.reason) }, 'name did not resolve');
       this.cache.set(name, { ips, until: Date.now() + this.negativeTtl });
       return ips;
     }

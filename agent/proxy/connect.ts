@@ -1,5 +1,6 @@
 /** Open a TCP connection and resolve only once it is established (or reject: refused, timed out). */
 import * as net from 'node:net';
+import { errorCode as errnoName } from '../../common/errors';
 
 export function connectTcp(opts: { host: string; port: number; localAddress?: string; timeoutMs: number }): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
@@ -27,6 +28,7 @@ export function connectTcp(opts: { host: string; port: number; localAddress?: st
 }
 
 /** What went wrong, briefly: the errno name when there is one (ECONNREFUSED), else the message. */
-export function errorCode(err: Error): string {
-  return (err as NodeJS.ErrnoException).code ?? err.message;
+export function errorCode(err: unknown): string {
+  const message = (err as { message?: unknown } | null | undefined)?.message;
+  return errnoName(err) ?? (typeof message === 'string' ? message : String(err));
 }

@@ -7,7 +7,7 @@
  */
 import type { Command } from 'commander';
 import { isIP } from 'node:net';
-import { MAX_FLOWS_LIMIT, type FlowFilters, type StoredFlow } from '../../common/api';
+import { MAX_FLOWS_LIMIT, type FlowFilters, type StoredFlow } from '../../common/flows-api';
 import { ApiClient } from '../../common/api-client';
 import { invalidArgument, PalisadeError } from '../../common/errors';
 import type { FlowDirection, FlowProtocol, FlowVerdict } from '../../common/flow';

@@ -11,7 +11,7 @@ import { spiffeId } from '../../common/identity';
 import { Datapath } from '../../agent/datapath/datapath';
 import { TokenStore } from '../../collector/tokens';
 import { generateKeyPair } from '../../common/pki';
-import { CertificateAuthority } from '../../common/pki-ca';
+import { CertificateAuthority } from '../../collector/mesh-ca';
 import { agentArgs, ipBatch, spawnIn, Topology, waitFor, workloadsYaml, type NodeNs, type PodNs, type TopologyDescription } from '../../test/harness';
 
 export const DEFAULT_DEMO_DIR = '/run/palisade/demo';

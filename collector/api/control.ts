@@ -5,12 +5,13 @@
  * parameter first so a bad request changes nothing.
  */
 import type { AuditKind, AuditListResponse, AuditRecord, AuditVerifyResponse, EgressRuleRequest } from '../../common/control-api';
-import { oneOf, whole } from '../../common/api';
 import { AUDIT_KINDS, CONTROL_API } from '../../common/control-api';
-import { PalisadeError } from '../../common/errors';
+import { invalidArgument, PalisadeError, quoteValue } from '../../common/errors';
 import type { PolicyFile } from '../../common/policy-files';
+import { oneOf, whole } from '../../common/query-params';
 import type { FlowStore } from '../flows/store';
-import type { PolicyManager } from '../policy-store/manager';
+import type { PolicyManager } from '../policies/manager';
+import { isRecord } from '../../common/record';
 
 export interface AuditReader {
   list(q: { since?: number; limit?: number; kind?: AuditKind }): AuditRecord[];
@@ -28,19 +29,16 @@ const MAX_FILES = 100;
 const MAX_SOURCE = 1024;
 const DAY_MS = 86_400_000;
 
-const invalid = (message: string): PalisadeError => new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', message);
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const quote = (v: string): string => JSON.stringify(v.length > 64 ? `${v.slice(0, 64)}…` : v);
 
 /** The query's parameters, each at most once and only those `allowed`. */
 function params(route: string, q: URLSearchParams, allowed: readonly string[]): Map<string, string> {
   const out = new Map<string, string>();
   for (const [k, v] of q) {
     if (!allowed.includes(k)) {
-      throw invalid(`invalid parameter: ${route} takes ${allowed.length ? allowed.join(', ') : 'no parameters'}, not ${quote(k)}`);
+      throw invalidArgument(`invalid parameter: ${route} takes ${allowed.length ? allowed.join(', ') : 'no parameters'}, not ${quoteValue(k)}`);
     }
-    if (out.has(k)) throw invalid(`invalid ${k}: given more than once`);
-    if (v.length === 0 || v.length > 1024) throw invalid(`invalid ${k}: empty or too long`);
+    if (out.has(k)) throw invalidArgument(`invalid ${k}: given more than once`);
+    if (v.length === 0 || v.length > 1024) throw invalidArgument(`invalid ${k}: empty or too long`);
     out.set(k, v);
   }
   return out;
@@ -51,16 +49,16 @@ const optionalWhole = (name: string, v: string | undefined, min: number): number
 function flag(name: string, v: string | undefined): boolean {
   if (v === undefined || v === 'false') return false;
   if (v === 'true') return true;
-  throw invalid(`invalid ${name}: use true or false`);
+  throw invalidArgument(`invalid ${name}: use true or false`);
 }
 
 function files(body: Record<string, unknown>): PolicyFile[] {
   const list = body.files;
-  if (!Array.isArray(list) || list.length === 0) throw invalid('invalid body: "files" must be a non-empty list of {source, text}');
-  if (list.length > MAX_FILES) throw invalid(`invalid body: at most ${MAX_FILES} files at once`);
+  if (!Array.isArray(list) || list.length === 0) throw invalidArgument('invalid body: "files" must be a non-empty list of {source, text}');
+  if (list.length > MAX_FILES) throw invalidArgument(`invalid body: at most ${MAX_FILES} files at once`);
   return list.map((f, i) => {
-    if (!isObj(f) || typeof f.source !== 'string' || typeof f.text !== 'string' || f.source.length === 0 || f.source.length > MAX_SOURCE) {
-      throw invalid(`invalid body: files[${i}] must be {source, text}`);
+    if (!isRecord(f) || typeof f.source !== 'string' || typeof f.text !== 'string' || f.source.length === 0 || f.source.length > MAX_SOURCE) {
+      throw invalidArgument(`invalid body: files[${i}] must be {source, text}`);
     }
     return { source: f.source, text: f.text };
   });
@@ -68,12 +66,12 @@ function files(body: Record<string, unknown>): PolicyFile[] {
 
 function dryRun(body: Record<string, unknown>): boolean {
   if (body.dryRun === undefined) return false;
-  if (typeof body.dryRun !== 'boolean') throw invalid('invalid body: "dryRun" must be true or false');
+  if (typeof body.dryRun !== 'boolean') throw invalidArgument('invalid body: "dryRun" must be true or false');
   return body.dryRun;
 }
 
 function onlyFields(body: Record<string, unknown>, allowed: readonly string[]): void {
-  for (const k of Object.keys(body)) if (!allowed.includes(k)) throw invalid(`invalid body: unknown field ${quote(k)} (known: ${allowed.join(', ')})`);
+  for (const k of Object.keys(body)) if (!allowed.includes(k)) throw invalidArgument(`invalid body: unknown field ${quoteValue(k)} (known: ${allowed.join(', ')})`);
 }
 
 
@@ -84,7 +82,7 @@ export class ControlApi {
   handle(route: string, query: URLSearchParams, body: unknown, author: string): unknown {
     const p = this.deps.policies;
     const b = (allowed: readonly string[]): Record<string, unknown> => {
-      if (!isObj(body)) throw invalid('invalid body: send a JSON object');
+      if (!isRecord(body)) throw invalidArgument('invalid body: send a JSON object');
       onlyFields(body, allowed);
       return body;
     };
@@ -98,7 +96,7 @@ export class ControlApi {
         return p.list();
       case CONTROL_API.policyGet: {
         const name = params(route, query, ['name']).get('name');
-        if (name === undefined) throw invalid('invalid request: name is required');
+        if (name === undefined) throw invalidArgument('invalid request: name is required');
         return p.get(name);
       }
       case CONTROL_API.policyHistory:
@@ -109,13 +107,13 @@ export class ControlApi {
       }
       case CONTROL_API.policyDelete: {
         const body = b(['name', 'dryRun']);
-        if (typeof body.name !== 'string') throw invalid('invalid body: "name" must be [Kind/]namespace/name or a name');
+        if (typeof body.name !== 'string') throw invalidArgument('invalid body: "name" must be [Kind/]namespace/name or a name');
         return p.delete(body.name, dryRun(body), author);
       }
       case CONTROL_API.policyTest: {
         const body = b(['files', 'since']);
         const since = typeof body.since === 'number' && Number.isSafeInteger(body.since) && body.since >= 0 ? body.since : undefined;
-        if (since === undefined) throw invalid('invalid body: "since" must be epoch milliseconds');
+        if (since === undefined) throw invalidArgument('invalid body: "since" must be epoch milliseconds');
         return p.test(files(body), since);
       }
       case CONTROL_API.egress:
@@ -123,10 +121,10 @@ export class ControlApi {
         return p.egressList(query.get('workload') ?? undefined);
       case CONTROL_API.egressRules: {
         const body = b(['workload', 'action', 'destinations', 'ports', 'dryRun']);
-        if (typeof body.workload !== 'string') throw invalid('invalid body: "workload" must be namespace/name or name');
-        if (body.action !== 'allow' && body.action !== 'deny') throw invalid('invalid body: "action" must be allow or deny');
-        if (!Array.isArray(body.destinations)) throw invalid('invalid body: "destinations" must be a list');
-        if (body.ports !== undefined && !Array.isArray(body.ports)) throw invalid('invalid body: "ports" must be a list of numbers');
+        if (typeof body.workload !== 'string') throw invalidArgument('invalid body: "workload" must be namespace/name or name');
+        if (body.action !== 'allow' && body.action !== 'deny') throw invalidArgument('invalid body: "action" must be allow or deny');
+        if (!Array.isArray(body.destinations)) throw invalidArgument('invalid body: "destinations" must be a list');
+        if (body.ports !== undefined && !Array.isArray(body.ports)) throw invalidArgument('invalid body: "ports" must be a list of numbers');
         const req: EgressRuleRequest = {
           workload: body.workload,
           action: body.action,
@@ -138,13 +136,13 @@ export class ControlApi {
       }
       case CONTROL_API.egressRemove: {
         const body = b(['id', 'dryRun']);
-        if (typeof body.id !== 'number') throw invalid('invalid body: "id" must be a number (from palisade egress list)');
+        if (typeof body.id !== 'number') throw invalidArgument('invalid body: "id" must be a number (from palisade egress list)');
         return p.egressRemove(body.id, dryRun(body), author);
       }
       case CONTROL_API.egressLearn: {
         const q = params(route, query, ['workload', 'since', 'groupSuffixes', 'includeDenied']);
         const workload = q.get('workload');
-        if (workload === undefined) throw invalid('invalid request: workload is required');
+        if (workload === undefined) throw invalidArgument('invalid request: workload is required');
         const since = optionalWhole('since', q.get('since'), 0) ?? Date.now() - DAY_MS;
         return p.learn(workload, since, { groupSuffixes: flag('groupSuffixes', q.get('groupSuffixes')), includeDenied: flag('includeDenied', q.get('includeDenied')) });
       }

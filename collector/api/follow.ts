@@ -7,7 +7,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { matchesFilters, type FlowFilters } from '../../common/api';
+import { matchesFilters, type FlowFilters } from '../../common/flows-api';
 import type { Logger } from '../../common/log';
 import type { FlowStore, StoredEntry } from '../flows/store';
 import { closeAllGracefully } from '../session-io';

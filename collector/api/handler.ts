@@ -10,13 +10,13 @@
  *
  * Every request is authenticated first (admin token or node certificate, collector/api/auth.ts);
  * refusals are 401 with `{"error":{code,message}}` and one warn line with the remote address.
- * Filters are parsed by common/api.ts, the module the CLI builds its queries with.
+ * Filters are parsed by common/flows-api.ts, the module the CLI builds its queries with.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { API, parseFilterQuery, type FlowFilters } from '../../common/api';
+import { API, parseFilterQuery, type FlowFilters } from '../../common/flows-api';
 import { CONTROL_API, CONTROL_POST_READS, CONTROL_WRITES, MAX_CONTROL_BODY_BYTES } from '../../common/control-api';
-import { isPalisadeError, PalisadeError } from '../../common/errors';
+import { invalidArgument, isPalisadeError, PalisadeError } from '../../common/errors';
 import type { Logger } from '../../common/log';
 import type { FlowStore } from '../flows/store';
 import type { ApiAuth, ApiCaller } from './auth';
@@ -110,7 +110,7 @@ export class CollectorApi {
       }
       if (CONTROL_ROUTES.has(route)) return this.controlRequest(req, res, route, url.query, auth.caller, remote, { post, fail, finish });
       if (route !== API.flows && route !== API.follow && [...url.query.keys()].length > 0) {
-        throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `invalid parameter: ${route} takes no query parameters`);
+        throw invalidArgument(`invalid parameter: ${route} takes no query parameters`);
       }
       switch (route) {
         case API.flows: {
@@ -186,7 +186,7 @@ export class CollectorApi {
     }
     let filters: FlowFilters;
     try {
-      if (!url) throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', 'invalid request target');
+      if (!url) throw invalidArgument('invalid request target');
       filters = parseFilterQuery(url.query);
     } catch (err) {
       const e = err as PalisadeError;
@@ -208,18 +208,18 @@ async function readJsonBody(req: IncomingMessage, max: number): Promise<unknown>
   const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   if (type !== 'application/json') {
     req.resume();
-    throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', 'invalid body: send Content-Type: application/json');
+    throw invalidArgument('invalid body: send Content-Type: application/json');
   }
   let body: Buffer;
   try {
     body = await readBody(req, max, 'drain');
   } catch (err) {
-    if (err instanceof BodyTooLarge) throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `invalid body: larger than ${max} bytes`);
+    if (err instanceof BodyTooLarge) throw invalidArgument(`invalid body: larger than ${max} bytes`);
     throw err;
   }
   try {
     return JSON.parse(body.toString('utf8')) as unknown;
   } catch {
-    throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', 'invalid body: not JSON');
+    throw invalidArgument('invalid body: not JSON');
   }
 }

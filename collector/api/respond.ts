@@ -1,7 +1,7 @@
 /** Writing API answers: JSON bodies, `{"error":{code,message}}` errors, refused upgrades. */
 import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { ErrorResponse } from '../../common/api';
+import type { ErrorResponse } from '../../common/flows-api';
 
 export function errorBody(code: string, message: string): ErrorResponse {
   return { error: { code, message: message.split('\n')[0].slice(0, 1024) } };

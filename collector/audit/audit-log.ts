@@ -22,38 +22,24 @@
  * verify and follow it): the head then moves to the end.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { chmodSync, lstatSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { writeFileAtomic } from '../../common/atomic-file';
 import { AUDIT_KINDS, DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT, type AuditKind, type AuditRecord, type AuditVerifyResponse } from '../../common/control-api';
-import { describeCause, PalisadeError } from '../../common/errors';
+import { describeCause, errorCode, invalidArgument, PalisadeError } from '../../common/errors';
 import type { Logger } from '../../common/log';
+import { isRecord } from '../../common/record';
+import { dataDirError, HASH_RE, openAuditDatabase, readHead, readKey, writeHead, type Head, type Tail } from './audit-files';
 
 export const AUDIT_DB_FILE = 'audit.db';
 export const AUDIT_KEY_FILE = 'audit.key';
 export const AUDIT_HEAD_FILE = 'audit.head';
-export { AUDIT_KINDS, DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT };
 /** verify lists at most this many problems (and then says how many more there are). */
 export const MAX_AUDIT_PROBLEMS = 100;
 /** `prev` of record 1. */
 export const GENESIS_HASH = '0'.repeat(64);
 
-const SCHEMA_VERSION = 1;
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS audit (
-  seq   INTEGER PRIMARY KEY,
-  time  TEXT NOT NULL,
-  kind  TEXT NOT NULL,
-  actor TEXT NOT NULL,
-  data  TEXT NOT NULL,
-  prev  TEXT NOT NULL,
-  hash  TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS audit_time ON audit (time);
-`;
 const COLUMNS = 'seq, time, kind, actor, data, prev, hash';
-const HASH_RE = /^[0-9a-f]{64}$/;
 const ACTOR_RE = /^[\x21-\x7e]{1,128}$/;
 /** Largest `since` a Date can render. */
 const MAX_TIME_MS = 8.64e15;
@@ -95,13 +81,6 @@ interface Content {
   prev: string;
 }
 
-interface Tail {
-  seq: number;
-  hash: string;
-}
-
-type Head = { state: 'ok'; seq: number; hash: string } | { state: 'missing' } | { state: 'bad'; why: string };
-
 /** JSON with object keys sorted (by UTF-16 code units) and no white space; undefined members dropped. */
 export function canonicalJson(value: unknown): string {
   const plain: unknown = JSON.parse(JSON.stringify(value) ?? 'null');
@@ -117,12 +96,6 @@ function canonical(v: unknown): string {
   return JSON.stringify(v);
 }
 
-const dataDirError = (message: string, cause?: unknown): PalisadeError =>
-  new PalisadeError('PALISADE_ERR_DATA_DIR', message, cause === undefined ? undefined : { cause });
-const errnoOf = (err: unknown): string | undefined => {
-  const code = (err as { code?: unknown })?.code;
-  return typeof code === 'string' ? code : undefined;
-};
 
 export class AuditLog {
   private readonly insert: (row: unknown[]) => void;
@@ -207,7 +180,7 @@ export class AuditLog {
     try {
       this.insert([seq, content.time, kind, actor, canonical(plain), content.prev, hash]);
     } catch (err) {
-      if (errnoOf(err) === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+      if (errorCode(err) === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
         throw dataDirError(`cannot append audit record ${seq}: ${this.files.db} already holds a record ${seq}, written by something other than this collector`, err);
       }
       throw dataDirError(`cannot append to ${this.files.db}: ${describeCause(err)}`, err);
@@ -228,11 +201,10 @@ export class AuditLog {
   /** The newest `limit` records matching `q`, oldest first. PALISADE_ERR_INVALID_ARGUMENT for bad values. */
   list(q: AuditQuery = {}): AuditRecord[] {
     this.ensureOpen();
-    const invalid = (what: string): PalisadeError => new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', what);
-    if (q.since !== undefined && !(Number.isFinite(q.since) && q.since >= 0 && q.since <= MAX_TIME_MS)) throw invalid('since must be a time in epoch milliseconds');
-    if (q.kind !== undefined && !AUDIT_KINDS.includes(q.kind)) throw invalid(`kind must be ${AUDIT_KINDS.join(' or ')}`);
+    if (q.since !== undefined && !(Number.isFinite(q.since) && q.since >= 0 && q.since <= MAX_TIME_MS)) throw invalidArgument('since must be a time in epoch milliseconds');
+    if (q.kind !== undefined && !AUDIT_KINDS.includes(q.kind)) throw invalidArgument(`kind must be ${AUDIT_KINDS.join(' or ')}`);
     const limit = q.limit ?? DEFAULT_AUDIT_LIMIT;
-    if (!(Number.isSafeInteger(limit) && limit >= 1)) throw invalid(`limit must be a whole number from 1 to ${MAX_AUDIT_LIMIT}`);
+    if (!(Number.isSafeInteger(limit) && limit >= 1)) throw invalidArgument(`limit must be a whole number from 1 to ${MAX_AUDIT_LIMIT}`);
     // ISO times of one format compare as text
     const since = q.since === undefined ? null : new Date(Math.floor(q.since)).toISOString();
     const rows = this.sql.list.all({ since, kind: q.kind ?? null, limit: Math.min(limit, MAX_AUDIT_LIMIT) }) as Row[];
@@ -421,7 +393,7 @@ function recordOf(row: Row): AuditRecord {
   let data: Record<string, unknown>;
   try {
     const parsed: unknown = JSON.parse(String(row.data));
-    data = parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : { unreadable: String(row.data).slice(0, 1024) };
+    data = isRecord(parsed) ? parsed : { unreadable: String(row.data).slice(0, 1024) };
   } catch {
     data = { unreadable: String(row.data).slice(0, 1024) };
   }
@@ -434,68 +406,4 @@ function recordOf(row: Row): AuditRecord {
     prev: String(row.prev),
     hash: String(row.hash),
   };
-}
-
-/** The key, or undefined when the file does not exist; one line for anything else wrong with it. */
-function readKey(file: string): Buffer | undefined {
-  let text: string;
-  try {
-    const st = lstatSync(file);
-    if (!st.isFile()) throw dataDirError(`${file} is not a regular file`);
-    if ((st.mode & 0o077) !== 0) {
-      throw dataDirError(`${file} has mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}, refusing an audit key others can read: chmod 600 it`);
-    }
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    if (err instanceof PalisadeError) throw err;
-    if (errnoOf(err) === 'ENOENT') return undefined;
-    throw dataDirError(`cannot read ${file}: ${errnoOf(err) ?? describeCause(err)}`, err);
-  }
-  const hex = text.replace(/\n$/, '');
-  if (!HASH_RE.test(hex)) {
-    throw dataDirError(`${file} is malformed (expected 64 hex digits, a 32-byte key): restore it, or move audit.db, audit.key and audit.head aside to start a new log`);
-  }
-  return Buffer.from(hex, 'hex');
-}
-
-function readHead(file: string): Head {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    if (errnoOf(err) === 'ENOENT') return { state: 'missing' };
-    return { state: 'bad', why: `cannot be read (${errnoOf(err) ?? describeCause(err)})` };
-  }
-  const m = /^(\d{1,15}) ([0-9a-f]{64})\n?$/.exec(text);
-  if (!m) return { state: 'bad', why: 'is malformed' };
-  return { state: 'ok', seq: Number(m[1]), hash: m[2]! };
-}
-
-function writeHead(file: string, tail: Tail): void {
-  writeFileAtomic(file, `${tail.seq} ${tail.hash}\n`, 0o600);
-}
-
-/** The database with our pragmas and schema; one-line errors that name the file. */
-function openAuditDatabase(file: string): Database.Database {
-  let db: Database.Database;
-  try {
-    db = new Database(file);
-  } catch (err) {
-    const native = errnoOf(err) === 'ERR_DLOPEN_FAILED';
-    throw new PalisadeError(native ? 'PALISADE_ERR_NATIVE_LOAD' : 'PALISADE_ERR_DATA_DIR', `cannot open ${file}: ${describeCause(err)}`, { cause: err });
-  }
-  try {
-    chmodSync(file, 0o600);
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
-    db.pragma('busy_timeout = 2000');
-    const version = db.pragma('user_version', { simple: true }) as number;
-    if (version !== 0 && version !== SCHEMA_VERSION) throw new Error(`schema version ${version}, this collector knows ${SCHEMA_VERSION}`);
-    db.exec(SCHEMA);
-    db.pragma(`user_version = ${SCHEMA_VERSION}`);
-  } catch (err) {
-    db.close();
-    throw dataDirError(`cannot use ${file}: ${describeCause(err)}`, err);
-  }
-  return db;
 }

@@ -1,9 +1,9 @@
 /**
  * FlowFilters → one SQL WHERE clause with its parameters. The semantics are those of
- * `matchesFilters` in common/api.ts (the follow stream uses that one); the integration tests
+ * `matchesFilters` in common/flows-api.ts (the follow stream uses that one); the integration tests
  * check both against the same flows.
  */
-import { endpointMatch, type FlowFilters } from '../../common/api';
+import { endpointMatch, type FlowFilters } from '../../common/flows-api';
 
 export interface SqlWhere {
   /** `WHERE …` or the empty string */

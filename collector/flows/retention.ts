@@ -7,7 +7,6 @@
 import { statSync } from 'node:fs';
 import type Database from 'better-sqlite3';
 import type { Logger } from '../../common/log';
-import type { FlowStoreMetrics } from './store';
 
 export const DEFAULT_FLOW_RETENTION_MS = 7 * 86_400_000;
 export const DEFAULT_FLOW_MAX_ROWS = 10_000_000;
@@ -28,10 +27,15 @@ export interface RetentionOptions {
   retentionIntervalMs?: number;
 }
 
+/** What retention counts (part of the flow store's metrics). */
+export interface RetentionMetrics {
+  deleted(count: number, reason: 'age' | 'size'): void;
+}
+
 interface RetentionDeps {
   log: Logger;
   now: () => number;
-  metrics: FlowStoreMetrics | undefined;
+  metrics: RetentionMetrics | undefined;
   rows: () => number;
   onDeleted: (count: number) => void;
   isClosed: () => boolean;

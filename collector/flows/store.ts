@@ -8,23 +8,22 @@
  */
 import { chmodSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import { DEFAULT_FLOWS_LIMIT, MAX_FLOWS_LIMIT, type FlowFilters, type StatsResponse, type StoredFlow } from '../../common/api';
-import { describeCause, PalisadeError } from '../../common/errors';
+import { DEFAULT_FLOWS_LIMIT, MAX_FLOWS_LIMIT, type FlowFilters, type StatsResponse, type StoredFlow } from '../../common/flows-api';
+import { describeCause, errorCode, PalisadeError } from '../../common/errors';
 import type { FlowRecord } from '../../common/flow';
 import type { Logger } from '../../common/log';
 import type { FlowIngest } from '../agent-session';
 import { whereClause } from './query';
-import { Retention, type RetentionOptions } from './retention';
+import { Retention, type RetentionMetrics, type RetentionOptions } from './retention';
 import { flowRow, INSERT_FLOW, SCHEMA, SCHEMA_VERSION, storedFlowJson } from './schema';
 
 export const FLOWS_DB_FILE = 'flows.db';
 
 /** What the store counts; the collector's metrics implement it (collector/api/metrics.ts). */
-export interface FlowStoreMetrics {
+export interface FlowStoreMetrics extends RetentionMetrics {
   ingested(count: number): void;
   refused(count: number, reason: 'wrong-node'): void;
   duplicate(): void;
-  deleted(count: number, reason: 'age' | 'size'): void;
 }
 
 export interface FlowStoreOptions extends RetentionOptions {
@@ -252,8 +251,7 @@ function openDatabase(file: string): Database.Database {
   try {
     db = new Database(file);
   } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    if (e.code === 'ERR_DLOPEN_FAILED' || /better_sqlite3\.node|bindings file/.test(e.message ?? '')) {
+    if (errorCode(err) === 'ERR_DLOPEN_FAILED' || /better_sqlite3\.node|bindings file/.test((err as Error).message ?? '')) {
       throw new PalisadeError('PALISADE_ERR_NATIVE_LOAD', `cannot load better-sqlite3's native module (reinstall with npm ci): ${describeCause(err)}`, { cause: err });
     }
     throw new PalisadeError('PALISADE_ERR_DATA_DIR', `cannot open ${file}: ${describeCause(err)}`, { cause: err });

@@ -22,7 +22,8 @@
  */
 import { EvalContext } from './eval-context';
 import type { PolicyIndex } from './policy-index';
-import type { AuthzRequest, AuthzStage, AuthzVerdict, CompiledAuthorizationPolicy, CompiledAuthzRule, Condition } from './types';
+import type { AuthzRequest, AuthzStage, AuthzVerdict } from './requests';
+import type { CompiledAuthorizationPolicy, CompiledAuthzRule, Condition } from './types';
 
 /** How HTTP-only conditions are treated. */
 const EVALUATE = 0;

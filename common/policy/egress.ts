@@ -23,7 +23,8 @@
  */
 import { cidrContains, IpAddr, isMetadataAddress, isSingleAddress, parseIpInto, sameAddress } from './ip';
 import type { PolicyIndex } from './policy-index';
-import type { CompiledEgressPolicy, CompiledEgressRule, EgressReason, EgressRequest, EgressVerdict } from './types';
+import type { EgressReason, EgressRequest, EgressVerdict } from './requests';
+import type { CompiledEgressPolicy, CompiledEgressRule } from './types';
 
 const dst = new IpAddr();
 const other = new IpAddr();

@@ -3,7 +3,7 @@
  * addresses parsed lazily into reused buffers. One context per evaluator, reset per request.
  */
 import { IpAddr, parseIpInto } from './ip';
-import type { AuthzRequest } from './types';
+import type { AuthzRequest } from './requests';
 
 const UNPARSED = 0;
 const VALID = 1;

@@ -9,24 +9,18 @@ export { PolicyInvalidError } from './errors';
 export { METADATA_ADDRESSES } from './ip';
 export { compilePolicyFiles, parsePolicies, type ParseOptions, type ParseResult } from './parse';
 export { PolicyIndex, type WorkloadPolicies } from './policy-index';
+export type { AuthzRequest, AuthzStage, AuthzVerdict, EgressReason, EgressRequest, EgressVerdict, PolicyWorkload } from './requests';
 export {
   AUTHZ_API_VERSIONS,
   DEFAULT_NAMESPACE,
   DEFAULT_ROOT_NAMESPACE,
   EGRESS_API_VERSION,
   type AuthzAction,
-  type AuthzRequest,
-  type AuthzStage,
-  type AuthzVerdict,
   type CompiledAuthorizationPolicy,
   type CompiledAuthzRule,
   type CompiledEgressPolicy,
   type CompiledEgressRule,
   type CompiledPolicy,
   type Condition,
-  type EgressRequest,
-  type EgressReason,
-  type EgressVerdict,
   type PolicySet,
-  type PolicyWorkload,
 } from './types';

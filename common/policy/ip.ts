@@ -278,15 +278,3 @@ export function isMetadataAddress(ip: IpAddr): boolean {
 export function isSingleAddress(cidr: Cidr): boolean {
   return cidr.bits === (cidr.v6 ? 128 : 32);
 }
-
-/** The block as an address, for comparing a single-address block with an address. */
-export function cidrAddress(cidr: Cidr): IpAddr {
-  const ip = new IpAddr();
-  if (cidr.v6) {
-    ip.v6 = true;
-    ip.w.set(cidr.w);
-  } else {
-    setV4(ip, cidr.v4);
-  }
-  return ip;
-}

@@ -21,8 +21,7 @@ import {
 import { parseSelector } from './selector';
 import { pathProblem, type Wildcard } from './string-match';
 import type { AuthzAction, CompiledAuthzRule, Condition } from './types';
-import { isEmpty, type Field, type Item, type Problems } from '../yaml-reader';
-import type { NodeReader } from './yaml-reader';
+import { isEmpty, type Field, type Item, type NodeReader, type Problems } from '../yaml-reader';
 import { cidrs, ports, serviceAccounts, stripSpiffe, trustDomains, wildcards } from './values';
 import { WHEN_KEYS, whenKeyProblem } from './when-keys';
 

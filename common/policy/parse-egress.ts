@@ -18,8 +18,7 @@ import { IpAddr, parseIpInto } from './ip';
 import { parseSelector } from './selector';
 import type { CompiledEgressRule } from './types';
 import { cidrs, ports } from './values';
-import type { Field, Item, Problems } from '../yaml-reader';
-import type { NodeReader } from './yaml-reader';
+import type { Field, Item, NodeReader, Problems } from '../yaml-reader';
 
 const SPEC_FIELDS = ['selector', 'allow', 'deny'];
 const RULE_FIELDS = ['hosts', 'cidrs', 'ports'];

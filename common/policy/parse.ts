@@ -20,8 +20,7 @@ import {
   type CompiledPolicy,
   type PolicySet,
 } from './types';
-import { describeValue, describeYamlError, isEmpty, Problems, quote, unknownFieldHint, type Field, type Problem } from '../yaml-reader';
-import { NodeReader } from './yaml-reader';
+import { describeValue, describeYamlError, isEmpty, NodeReader, Problems, quote, unknownFieldHint, type Field, type Problem } from '../yaml-reader';
 
 export interface ParseOptions {
   /** Policies in this namespace apply mesh-wide (default `istio-system`, as in Istio). */
@@ -48,6 +47,8 @@ const KINDS: Record<string, readonly string[]> = {
   EgressPolicy: [EGRESS_API_VERSION],
 };
 const SUPPORTED = 'AuthorizationPolicy with apiVersion security.istio.io/v1 or v1beta1, EgressPolicy with apiVersion palisade.dev/v1';
+/** An empty string in a list of match values is likely meant as "any value", which policies write "*". */
+const EMPTY_MATCH_FIX = 'remove it, or use "*" to require any value';
 const DNS_LABEL_RULE = "lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters";
 
 /**
@@ -142,7 +143,7 @@ function parseSource(text: string, source: string): SourceResult {
   for (const doc of docs) {
     const root = doc.contents;
     if (isEmpty(root)) continue; // `---` with nothing after it
-    const items = listItems(new NodeReader(problems, doc, 'List'), root);
+    const items = listItems(new NodeReader(problems, doc, 'List', EMPTY_MATCH_FIX), root);
     for (const item of items ?? [root]) add(parseObject(problems, warnings, doc, item, ++index));
   }
   return result;
@@ -165,7 +166,7 @@ function scalarAt(map: YAMLMap, key: string): unknown {
 function parseObject(problems: Problems, warnings: Problems, doc: Document, node: unknown, index: number): CompiledPolicy | undefined {
   const before = problems.found.length;
   const line = problems.lineOf(node, 1);
-  const r = new NodeReader(problems, doc, `document #${index}`);
+  const r = new NodeReader(problems, doc, `document #${index}`, EMPTY_MATCH_FIX);
   if (!isMap(node)) {
     r.fail(line, '', `must be a mapping with apiVersion, kind, metadata and spec, got ${describeValue(node)}`);
     return undefined;

@@ -4,13 +4,8 @@
  * namespace) whose labels contain every `matchLabels` entry; no selector selects them all.
  * Results are cached per namespace + label set.
  */
-import {
-  DEFAULT_ROOT_NAMESPACE,
-  type CompiledAuthorizationPolicy,
-  type CompiledEgressPolicy,
-  type PolicySet,
-  type PolicyWorkload,
-} from './types';
+import type { PolicyWorkload } from './requests';
+import { DEFAULT_ROOT_NAMESPACE, type CompiledAuthorizationPolicy, type CompiledEgressPolicy, type PolicySet } from './types';
 
 /** The policies selecting one workload, in evaluation order (by namespace, then name). */
 export interface WorkloadPolicies {

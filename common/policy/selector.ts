@@ -1,8 +1,7 @@
 /** `spec.selector.matchLabels` and the string maps of `metadata` (labels, annotations). */
 import { isMap, isScalar } from 'yaml';
-import { describeKey, describeValue, isEmpty, keyName, quote, scalarSource, type Field, type Problems } from '../yaml-reader';
+import { describeKey, describeValue, isEmpty, keyName, quote, scalarSource, type Field, type NodeReader, type Problems } from '../yaml-reader';
 import { isDnsSubdomain, isLabelKey, isLabelValue, LABEL_NAME_RULE } from '../labels';
-import type { NodeReader } from './yaml-reader';
 
 export { isDnsSubdomain };
 

@@ -5,8 +5,7 @@
  */
 import { parseCidr, type Cidr } from './ip';
 import { parseWildcard, wildcardProblem, type Wildcard } from './string-match';
-import type { Item } from '../yaml-reader';
-import type { NodeReader } from './yaml-reader';
+import type { Item, NodeReader } from '../yaml-reader';
 
 /** Principals may be written with `spiffe://`; compiled without it. */
 export function stripSpiffe(v: Item<string>): Item<string> {

@@ -6,10 +6,11 @@
  */
 import type * as http from 'node:http';
 import type { Duplex } from 'node:stream';
+import { errorCode } from '../connect';
 import { checkRequest, Kind } from './check';
 import type { FrontContext } from './context';
 import { bodyOf, DENIED_BODY, DENIED_HEADERS, DENIED_RAW, rawResponse, statusOf } from './refusal';
-import { errorCode, Relay } from './relay';
+import { Relay } from './relay';
 import type { HttpDecision, NormalizedRequest } from './types';
 
 /** What an exchange needs of its downstream connection. */

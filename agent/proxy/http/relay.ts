@@ -9,6 +9,7 @@
  */
 import * as http from 'node:http';
 import type { Duplex } from 'node:stream';
+import { errorCode } from '../connect';
 import { splice } from '../pipe';
 import { Kind } from './check';
 import type { FrontContext } from './context';
@@ -20,12 +21,6 @@ const kRelay = Symbol('palisade.http.relay');
 /** Safe to send again when a kept-alive upstream connection turns out to have been closed under us. */
 const RETRYABLE = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 type Tagged<T> = T & { [kRelay]?: Relay };
-
-export function errorCode(err: unknown): string {
-  const e = err as { code?: unknown; message?: unknown } | null;
-  if (typeof e?.code === 'string') return e.code;
-  return typeof e?.message === 'string' ? e.message : String(err);
-}
 
 /**
  * What a relay reads of the exchange it forwards, and the fields it reports back into (status,

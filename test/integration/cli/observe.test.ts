@@ -11,7 +11,7 @@ import { removeDemoConfig, writeDemoConfig } from '../../../cli/config';
 import type { CliDeps, TerminalDeps } from '../../../cli/deps';
 import { run } from '../../../cli/program';
 import type { RunningCollector } from '../../../collector/collector';
-import type { StoredFlow } from '../../../common/api';
+import type { StoredFlow } from '../../../common/flows-api';
 import { ApiClient } from '../../../common/api-client';
 import type { FlowRecord } from '../../../common/flow';
 import { silentLogger } from '../../../common/log';

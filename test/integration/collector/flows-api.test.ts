@@ -3,9 +3,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { nodeCertPath, nodeKeyPath } from '../../../agent/mesh/node-identity';
 import type { RunningCollector } from '../../../collector/collector';
-import type { ErrorResponse, FlowsResponse, StatsResponse } from '../../../common/api';
+import type { ErrorResponse, FlowsResponse, StatsResponse } from '../../../common/flows-api';
 import type { FlowRecord } from '../../../common/flow';
-import { CertificateAuthority, generateKeyPair, nodeSpiffeId } from '../../../common/pki';
+import { generateKeyPair, nodeSpiffeId } from '../../../common/pki';
+import { CertificateAuthority } from '../../../collector/mesh-ca';
 import {
   FILTER_CASES,
   FlowSession,

@@ -1,13 +1,13 @@
 import { strict as assert } from 'node:assert';
 import * as path from 'node:path';
 import pino from 'pino';
-import { filtersToQuery, matchesFilters, parseFilterQuery, type FlowFilters } from '../../../common/api';
+import { filtersToQuery, matchesFilters, parseFilterQuery, type FlowFilters } from '../../../common/flows-api';
 import { isPalisadeError } from '../../../common/errors';
 import { FlowStore } from '../../../collector/flows/store';
 import { FILTER_CASES, knownFlows } from './flows-fixtures';
 import { TempDirs } from './helpers';
 
-describe('common/api filters', () => {
+describe('common/flows-api filters', () => {
   describe('parseFilterQuery', () => {
     const good: Array<[string, FlowFilters]> = [
       ['', {}],

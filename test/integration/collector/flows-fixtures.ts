@@ -6,7 +6,7 @@
 import * as https from 'node:https';
 import WebSocket from 'ws';
 import type { RunningCollector } from '../../../collector/collector';
-import { filtersToQuery, type FlowFilters } from '../../../common/api';
+import { filtersToQuery, type FlowFilters } from '../../../common/flows-api';
 import type { FlowRecord } from '../../../common/flow';
 import { encodeMessage, type FlowsMessage } from '../../../common/mesh-protocol';
 import { opened, rawNodeSocket, type Stack } from './helpers';

@@ -11,7 +11,7 @@ import { openCollectorSocket, parseCollectorUrl } from '../../../agent/mesh/tran
 import { startCollector, type CollectorOptions, type RunningCollector } from '../../../collector/collector';
 import { TokenStore } from '../../../collector/tokens';
 import type { Logger } from '../../../common/log';
-import { CertificateAuthority } from '../../../common/pki';
+import { CertificateAuthority } from '../../../collector/mesh-ca';
 import type { RegistrySnapshot, WorkloadRegistration } from '../../../common/mesh-protocol';
 
 export type LogLine = Record<string, unknown> & { msg?: string; level?: number };

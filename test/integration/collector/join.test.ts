@@ -8,7 +8,8 @@ import { openCollectorSocket, parseCollectorUrl } from '../../../agent/mesh/tran
 import type { RunningCollector } from '../../../collector/collector';
 import { TokenStore } from '../../../collector/tokens';
 import { PalisadeError } from '../../../common/errors';
-import { CertificateAuthority, certInfo, createCsr, generateKeyPair, nodeSpiffeId } from '../../../common/pki';
+import { certInfo, createCsr, generateKeyPair, nodeSpiffeId } from '../../../common/pki';
+import { CertificateAuthority } from '../../../collector/mesh-ca';
 import {
   client,
   collector,

@@ -12,7 +12,8 @@ import { joinOnce } from '../../../agent/mesh/join';
 import { parseCollectorUrl } from '../../../agent/mesh/transport';
 import { sniFor } from '../../../agent/proxy/hbone';
 import { spiffeId } from '../../../common/identity';
-import { CertificateAuthority, generateKeyPair } from '../../../common/pki';
+import { generateKeyPair } from '../../../common/pki';
+import { CertificateAuthority } from '../../../collector/mesh-ca';
 import {
   cliPath,
   fixturePath,

@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse, stringify } from 'yaml';
 import type { DemoState } from '../../../cli/demo/demo';
-import type { StoredFlow } from '../../../common/api';
+import type { StoredFlow } from '../../../common/flows-api';
 import type { EgressLearnResponse, PolicyTestResponse, StatusResponse } from '../../../common/control-api';
 import { fixturePath, JsonLines, requirePrivileges, spawnIn, waitFor } from '../../harness';
 import { demoDown, demoPod, demoUp, runPalisade, type Run } from './demo-session';

@@ -17,7 +17,8 @@ import { run } from '../../../cli/program';
 import type { AuditKind } from '../../../common/control-api';
 import { silentLogger } from '../../../common/log';
 import { COLLECTOR_SERVERNAME } from '../../../common/mesh-protocol';
-import { CertificateAuthority, generateKeyPair } from '../../../common/pki';
+import { generateKeyPair } from '../../../common/pki';
+import { CertificateAuthority } from '../../../collector/mesh-ca';
 
 interface Result {
   code: number;

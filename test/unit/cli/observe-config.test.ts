@@ -13,7 +13,7 @@ import {
   writeDemoConfig,
 } from '../../../cli/config';
 import { isPalisadeError, type PalisadeError } from '../../../common/errors';
-import { CertificateAuthority } from '../../../common/pki-ca';
+import { CertificateAuthority } from '../../../collector/mesh-ca';
 
 function thrown(fn: () => unknown): PalisadeError {
   try {

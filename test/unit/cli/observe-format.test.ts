@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import type { StoredFlow } from '../../../common/api';
+import type { StoredFlow } from '../../../common/flows-api';
 import {
   FLOW_COLUMNS,
   FlowTable,

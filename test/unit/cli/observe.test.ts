@@ -7,7 +7,7 @@ import { DEFAULT_LAST, observeRequest, parseEndpointFilter, type ObserveFlags } 
 import type { CliDeps, TerminalDeps } from '../../../cli/deps';
 import { run } from '../../../cli/program';
 import { silentLogger } from '../../../common/log';
-import { CertificateAuthority } from '../../../common/pki-ca';
+import { CertificateAuthority } from '../../../collector/mesh-ca';
 
 interface Result {
   code: number;

@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { IdentityManager, type CertificateSource } from '../../../../agent/identity/manager';
 import { silentLogger } from '../../../../common/log';
-import { CertificateAuthority } from '../../../../common/pki';
+import { CertificateAuthority } from '../../../../collector/mesh-ca';
 
 const ID = 'spiffe://cluster.local/ns/default/sa/web';
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -17,7 +17,8 @@ import { saveNodeCredentials } from '../../../../agent/mesh/node-identity';
 import { isPalisadeError } from '../../../../common/errors';
 import { silentLogger } from '../../../../common/log';
 import { AGENT_PATH, COLLECTOR_SERVERNAME, encodeMessage, MAX_FLOWS_PER_BATCH, MAX_FRAME_BYTES, parseMessage } from '../../../../common/mesh-protocol';
-import { CertificateAuthority, generateKeyPair, nodeSpiffeId } from '../../../../common/pki';
+import { CertificateAuthority } from '../../../../collector/mesh-ca';
+import { generateKeyPair, nodeSpiffeId } from '../../../../common/pki';
 import { httpFlow, tcpFlow, until } from '../flows/fixtures';
 
 const NODE = 'node-1';

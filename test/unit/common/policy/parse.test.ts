@@ -172,6 +172,7 @@ describe('policy parsing', () => {
         ['an empty operation', `${AUTHZ}  rules:\n  - to:\n    - operation:\n`, [[9, 'spec.rules[0].to[0].operation: must be set']]],
         ['an operation whose lists are all empty', `${AUTHZ}  rules:\n  - to:\n    - operation: {methods: [], paths: []}\n`, [[9, 'spec.rules[0].to[0].operation: must not be empty']]],
         ['an empty string value', `${AUTHZ}  rules:\n  - from:\n    - source:\n        principals:\n        - ""\n`, [[11, 'principals[0]: empty value not allowed']]],
+        ['an empty match value (the hint says "*")', `${AUTHZ}  rules:\n  - to:\n    - operation:\n        paths: ["/a", ""]\n`, [[10, 'spec.rules[0].to[0].operation.paths[1]: empty value not allowed (remove it, or use "*" to require any value)']]],
         ['a number where a string belongs', `${AUTHZ}  rules:\n  - to:\n    - operation:\n        methods: [1]\n`, [[10, 'methods[0]: must be a string, got 1 (quote it: "1")']]],
         ['a string where a list belongs', `${AUTHZ}  rules:\n  - from:\n    - source:\n        namespaces: dev\n`, [[10, 'namespaces: must be a list of strings, got "dev" (write ["dev"])']]],
         [

@@ -1,9 +1,9 @@
 import { strict as assert } from 'node:assert';
 import { parse } from 'yaml';
-import type { StoredFlow } from '../../../common/api';
-import type { FlowProtocol, FlowRecord, FlowVerdict } from '../../../common/flow';
-import { authorizeEgress, compilePolicyFiles, PolicyIndex, type EgressVerdict } from '../../../common/policy';
-import { learnEgress } from '../../../collector/tools/learn';
+import type { StoredFlow } from '../../../../common/flows-api';
+import type { FlowProtocol, FlowRecord, FlowVerdict } from '../../../../common/flow';
+import { authorizeEgress, compilePolicyFiles, PolicyIndex, type EgressVerdict } from '../../../../common/policy';
+import { learnEgress } from '../../../../collector/policies/learn';
 
 const T0 = Date.parse('2025-03-01T10:00:00.000Z');
 const WEB = { namespace: 'shop', name: 'web' };

@@ -1,14 +1,14 @@
 /**
- * The policy store across collector restarts, and policies owned by `--policy-dir`, through the
+ * The collector's policies across restarts, and policies owned by `--policy-dir`, through the
  * CLI against a real collector in-process.
  */
 import { strict as assert } from 'node:assert';
 import { LogCapture, collector, Stack, useCollectorSuite } from './helpers';
-import { cliFor, egressYaml, json, listPolicies, refused, writeFile } from './policy-store-fixtures';
+import { cliFor, egressYaml, json, listPolicies, refused, writeFile } from './policies-fixtures';
 import { denyFromYaml } from '../../harness/policies';
 import type { PolicyHistoryResponse } from '../../../common/control-api';
 
-describe('policy store: restarts and the policy directory', function () {
+describe("the collector's policies: restarts and the policy directory", function () {
   this.timeout(30_000);
   const suite = useCollectorSuite();
 

@@ -1,7 +1,8 @@
 /**
- * The collector's HTTP API as both ends see it: paths, request filters, response shapes.
- * The collector (collector/api/) and the CLI (`palisade observe`) import this one module, so a
- * filter means the same thing in the query string, in SQL and in `matchesFilters`.
+ * The collector's flow query API as both ends see it: paths, request filters, response shapes
+ * (the policy and audit endpoints are in control-api.ts). The collector (collector/api/) and the
+ * CLI (`palisade observe`) import this one module, so a filter means the same thing in the query
+ * string, in SQL and in `matchesFilters`.
  *
  * Filter semantics (the SQL in collector/flows/query.ts implements exactly these):
  * - `from` / `to` match the source / destination endpoint, by the form of the value:
@@ -14,8 +15,9 @@
  *   MAX_FLOWS_LIMIT (larger values are clamped), DEFAULT_FLOWS_LIMIT when absent.
  */
 import { isIP } from 'node:net';
-import { PalisadeError } from './errors';
 import type { FlowDirection, FlowEndpoint, FlowProtocol, FlowRecord, FlowVerdict } from './flow';
+import { quoteValue } from './errors';
+import { invalidParameter, oneOf, whole } from './query-params';
 
 export interface FlowFilters {
   from?: string;
@@ -83,27 +85,6 @@ export function filtersToQuery(f: FlowFilters): string {
   return q.toString();
 }
 
-function bad(param: string, message: string): PalisadeError {
-  return new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `invalid ${param}: ${message}`);
-}
-
-const quote = (v: string): string => JSON.stringify(v.length > 64 ? `${v.slice(0, 64)}…` : v);
-
-/** `v` if it is one of `allowed`, else a one-line INVALID_ARGUMENT naming `param` (every API query uses these). */
-export function oneOf<T extends string>(param: string, v: string, allowed: readonly T[]): T {
-  if (!(allowed as readonly string[]).includes(v)) throw bad(param, `${quote(v)} is not one of ${allowed.join(', ')}`);
-  return v as T;
-}
-
-/** `v` as a whole number ≥ `min`, else a one-line INVALID_ARGUMENT naming `param`. */
-export function whole(param: string, v: string, min: number): number {
-  const n = /^\d{1,16}$/.test(v) ? Number(v) : NaN;
-  if (!Number.isSafeInteger(n) || n < min) {
-    throw bad(param, `${quote(v)} is not ${min > 0 ? 'a positive' : 'a non-negative'} whole number`);
-  }
-  return n;
-}
-
 /**
  * The filters in `q`. Throws PalisadeError('PALISADE_ERR_INVALID_ARGUMENT') with one line naming
  * the parameter for: unknown parameters, repeated parameters, empty or over-long values, unknown
@@ -115,13 +96,13 @@ export function parseFilterQuery(q: URLSearchParams): FlowFilters {
   const seen = new Set<string>();
   for (const [name, v] of q) {
     if (!PARAM_SET.has(name)) {
-      throw bad('parameter', `unknown parameter ${quote(name)} (known: ${PARAMS.join(', ')})`);
+      throw invalidParameter('parameter', `unknown parameter ${quoteValue(name)} (known: ${PARAMS.join(', ')})`);
     }
     const p = name as Param;
-    if (seen.has(p)) throw bad(p, 'given more than once');
+    if (seen.has(p)) throw invalidParameter(p, 'given more than once');
     seen.add(p);
-    if (v.length === 0) throw bad(p, 'empty value');
-    if (v.length > MAX_VALUE_LENGTH) throw bad(p, `longer than ${MAX_VALUE_LENGTH} characters`);
+    if (v.length === 0) throw invalidParameter(p, 'empty value');
+    if (v.length > MAX_VALUE_LENGTH) throw invalidParameter(p, `longer than ${MAX_VALUE_LENGTH} characters`);
     switch (p) {
       case 'from':
       case 'to':

@@ -13,7 +13,7 @@ import { readPolicyDir, watchPolicyDir, type PolicyFile } from '../../common/pol
 
 export type PolicySourceName = 'dir' | 'collector';
 
-export interface PolicyStoreOptions {
+export interface EnforcedPoliciesOptions {
   dir?: string;
   log: Logger;
   /** Debounce for directory events (editors write files in several steps). */
@@ -28,7 +28,7 @@ export interface PolicyState {
 
 const EMPTY: PolicySet = { authorization: [], egress: [] };
 
-export class PolicyStore extends EventEmitter {
+export class EnforcedPolicies extends EventEmitter {
   private readonly log: Logger;
   private readonly sets: Partial<Record<PolicySourceName, PolicySet>> = {};
   private readonly info: PolicyState['sources'] = {};
@@ -36,7 +36,7 @@ export class PolicyStore extends EventEmitter {
   private problems: readonly string[] = [];
   private stopWatching: (() => void) | undefined;
 
-  constructor(private readonly opts: PolicyStoreOptions) {
+  constructor(private readonly opts: EnforcedPoliciesOptions) {
     super();
     this.log = opts.log.child({ component: 'policy' });
   }

@@ -1,8 +1,8 @@
 import { strict as assert } from 'node:assert';
-import type { StoredFlow } from '../../../common/api';
-import type { FlowEndpoint, FlowRecord } from '../../../common/flow';
-import { compilePolicyFiles, type PolicySet } from '../../../common/policy';
-import { replayFlows } from '../../../collector/tools/replay';
+import type { StoredFlow } from '../../../../common/flows-api';
+import type { FlowEndpoint, FlowRecord } from '../../../../common/flow';
+import { compilePolicyFiles, type PolicySet } from '../../../../common/policy';
+import { replayFlows } from '../../../../collector/policies/replay';
 
 const LABELS: Record<string, Record<string, string>> = {
   'shop/web': { app: 'web', 'palisade.dev/workload': 'web' },

@@ -13,6 +13,7 @@ import Database from 'better-sqlite3';
 import { stringify } from 'yaml';
 import type { ChangeOp, PolicyChange, PolicyKind, PolicyOrigin, PolicySummary, PolicyVersionRecord } from '../../common/control-api';
 import { describeCause, PalisadeError } from '../../common/errors';
+import type { CompiledPolicy } from '../../common/policy';
 import { lineDiff } from './diff';
 
 export const POLICIES_DB_FILE = 'policies.db';
@@ -62,6 +63,18 @@ export interface Plan {
 }
 
 export const policyKey = (p: { kind: string; namespace: string; name: string }): string => `${p.kind}/${p.namespace}/${p.name}`;
+
+/** A compiled policy as the store wants it, from the API or (with its file) the policy directory. */
+export function desiredPolicy(p: CompiledPolicy, origin: PolicyOrigin, file?: string): DesiredPolicy {
+  return {
+    kind: p.kind,
+    namespace: p.namespace,
+    name: p.name,
+    origin,
+    ...(file === undefined ? {} : { file }),
+    manifest: p.manifest as Record<string, unknown>,
+  };
+}
 
 /** A manifest as the YAML `policy get` prints and diffs are made of. */
 export const manifestYaml = (manifest: Record<string, unknown>): string => stringify(manifest, { lineWidth: 0 });

@@ -30,7 +30,7 @@
  *   entry, on its port).
  * The last two assume the flows were recorded under the current set.
  */
-import type { StoredFlow } from '../../common/api';
+import type { StoredFlow } from '../../common/flows-api';
 import type { PolicyTestResponse, VerdictChangeGroup } from '../../common/control-api';
 import type { FlowEndpoint } from '../../common/flow';
 import {

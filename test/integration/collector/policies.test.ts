@@ -1,5 +1,5 @@
 /**
- * The collector's versioned policy store as a user drives it: `palisade policy|egress|status|audit`
+ * The collector's versioned policies as a user drives them: `palisade policy|egress|status|audit`
  * run in-process against a real collector on loopback (real HTTPS, the mesh CA), with a real
  * agent session (CollectorClient over TLS WebSocket) that registers `client` and `web`, compiles
  * every `policies` frame and reports the version it enforces.
@@ -29,12 +29,12 @@ import {
   writeFile,
   type Cli,
   type TestAgent,
-} from './policy-store-fixtures';
+} from './policies-fixtures';
 
 const NODE = 'node-1';
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-describe('policy store through the CLI (real collector, real agent)', function () {
+describe("the collector's policies through the CLI (real collector, real agent)", function () {
   this.timeout(30_000);
   const dirs = new TempDirs();
   const suite = new Stack();

@@ -1,5 +1,5 @@
 /**
- * Shared pieces of the policy-store suites: the `palisade` CLI run in-process against a real
+ * Shared pieces of the collector's policies suites (policies*.test.ts): the `palisade` CLI run in-process against a real
  * collector with the flags a user passes (--collector, --token-file, --ca), an agent session
  * that handles `policies` frames as agent/agent.ts does, and the policy documents they apply.
  */

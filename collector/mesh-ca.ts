@@ -3,15 +3,15 @@
  * the collector's data directory, created on first start. It signs node, workload and server
  * certificates; every name in an issued certificate comes from the caller's options.
  */
-import { createPrivateKey, generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import forge from 'node-forge';
-import { writeFileAtomic } from './atomic-file';
-import { PalisadeError } from './errors';
-import { isTrustDomain, parseSpiffeId } from './identity';
-import type { Logger } from './log';
-import { isSpecificIp, parseNodeSpiffeId, randomSerialHex, readCsr, RSA_BITS } from './pki';
+import { writeFileAtomic } from '../common/atomic-file';
+import { invalidArgument, PalisadeError } from '../common/errors';
+import { isTrustDomain, parseSpiffeId } from '../common/identity';
+import type { Logger } from '../common/log';
+import { isSpecificIp, parseNodeSpiffeId, readCsr, RSA_BITS } from '../common/pki';
 
 export interface SignOptions {
   /** The one URI SAN: a workload or node SPIFFE ID in this CA's trust domain. */
@@ -59,7 +59,7 @@ export class CertificateAuthority {
    */
   static loadOrCreate(dataDir: string, trustDomain: string, log?: Logger): CertificateAuthority {
     if (!isTrustDomain(trustDomain)) {
-      throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `invalid trust domain ${JSON.stringify(trustDomain)}`);
+      throw invalidArgument(`invalid trust domain ${JSON.stringify(trustDomain)}`);
     }
     const keyPath = path.join(dataDir, 'ca.key');
     const certPath = path.join(dataDir, 'ca.crt');
@@ -179,7 +179,7 @@ export class CertificateAuthority {
   }
 
   private checkOptions(opts: SignOptions): void {
-    const bad = (why: string): PalisadeError => new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', `cannot issue certificate: ${why}`);
+    const bad = (why: string): PalisadeError => invalidArgument(`cannot issue certificate: ${why}`);
     if (!Number.isSafeInteger(opts.ttlSeconds) || opts.ttlSeconds <= 0) throw bad(`ttl ${opts.ttlSeconds} is not a positive number of seconds`);
     if (opts.uri === undefined && !opts.dnsNames?.length && !opts.ips?.length) throw bad('no subject alternative name');
     if (opts.uri !== undefined) {
@@ -191,4 +191,12 @@ export class CertificateAuthority {
     for (const ip of opts.ips ?? []) if (!isSpecificIp(ip)) throw bad(`${ip} is not an IP address`);
     for (const dns of opts.dnsNames ?? []) if (!/^[a-z0-9*]([a-z0-9.-]*[a-z0-9])?$/.test(dns)) throw bad(`${dns} is not a DNS name`);
   }
+}
+
+/** A positive 16-byte serial number, hex (the top bit cleared so DER keeps it positive). */
+function randomSerialHex(): string {
+  const bytes = randomBytes(16);
+  bytes[0] &= 0x7f;
+  if (bytes[0] === 0) bytes[0] = 0x01;
+  return bytes.toString('hex');
 }

@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { PolicyStore } from '../../../../agent/policy/store';
+import { EnforcedPolicies } from '../../../../agent/policy/enforced';
 import { silentLogger } from '../../../../common/log';
 import { authorize, type PolicyIndex } from '../../../../common/policy';
 
@@ -18,9 +18,9 @@ const web = { namespace: 'default', labels: { app: 'web' } };
 const verdictFor = (index: PolicyIndex, sa: string): boolean =>
   authorize({ source: { ip: '10.0.1.10', principal: `spiffe://cluster.local/ns/default/sa/${sa}`, namespace: 'default' }, destination: { ip: '10.0.1.11', port: 80, workload: web } }, index, 'tcp').allowed;
 
-describe('PolicyStore', () => {
+describe('EnforcedPolicies', () => {
   let dir: string;
-  let store: PolicyStore;
+  let store: EnforcedPolicies;
   beforeEach(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), 'palisade-store-'))));
   afterEach(() => {
     store?.close();
@@ -29,7 +29,7 @@ describe('PolicyStore', () => {
 
   it('enforces the union of its directory and the collector, each replaced on its own', () => {
     fs.writeFileSync(path.join(dir, 'a.yaml'), deny('alice'));
-    store = new PolicyStore({ dir, log: silentLogger() });
+    store = new EnforcedPolicies({ dir, log: silentLogger() });
     store.start();
     assert.equal(verdictFor(store.index, 'alice'), false);
     assert.equal(store.applyCollector(1, [{ source: 'b.yaml', text: deny('bob') }]), true);
@@ -42,7 +42,7 @@ describe('PolicyStore', () => {
   });
 
   it('keeps the previous policies when a change does not validate, and says why', () => {
-    store = new PolicyStore({ dir, log: silentLogger() });
+    store = new EnforcedPolicies({ dir, log: silentLogger() });
     store.start();
     assert.equal(store.applyCollector(1, [{ source: 'b.yaml', text: deny('bob') }]), true);
     const rejected: Array<{ problems: string[] }> = [];
@@ -55,12 +55,12 @@ describe('PolicyStore', () => {
 
   it('refuses to start on a directory that does not validate', () => {
     fs.writeFileSync(path.join(dir, 'bad.yaml'), deny('x').replace('DENY', 'NOPE'));
-    store = new PolicyStore({ dir, log: silentLogger() });
+    store = new EnforcedPolicies({ dir, log: silentLogger() });
     assert.throws(() => store.start(), (err: Error & { code?: string }) => err.code === 'PALISADE_ERR_POLICY_INVALID' && /bad\.yaml:5:/.test(err.message));
   });
 
   it('reloads when a file changes and tells listeners', async () => {
-    store = new PolicyStore({ dir, log: silentLogger(), debounceMs: 10 });
+    store = new EnforcedPolicies({ dir, log: silentLogger(), debounceMs: 10 });
     store.start();
     const changed = new Promise<PolicyIndex>((resolve) => store.once('change', resolve));
     fs.writeFileSync(path.join(dir, 'a.yaml'), deny('alice'));

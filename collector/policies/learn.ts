@@ -23,7 +23,7 @@
  * allowed again by the proposal. Output is sorted, so the same flows give the same YAML.
  */
 import { Document, isSeq, visit } from 'yaml';
-import type { StoredFlow } from '../../common/api';
+import type { StoredFlow } from '../../common/flows-api';
 import type { EgressLearnResponse } from '../../common/control-api';
 import type { FlowRecord } from '../../common/flow';
 import { WORKLOAD_LABEL } from '../../common/labels';
