@@ -10,7 +10,7 @@ import { silentLogger } from '../../../../common/log';
 import { FakeEnroller } from '../../../harness/cni-fake-enroller';
 import { tempDir } from '../../../harness/agent';
 import { waitFor } from '../../../harness/wait';
-import { exchange, POD_UID, sampleRequest, startEndpoint, type TestEndpoint } from './helpers';
+import { exchange, POD_UID, sampleRequest, startEndpoint, type TestEndpoint } from '../../../harness/cni-endpoint';
 
 function json(value: unknown): string {
   return JSON.stringify(value);

@@ -1,19 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { CniErrorCode, MAX_REQUEST_BYTES } from '../../../../agent/cni/protocol';
 import { parseCniRequest } from '../../../../agent/cni/request';
-
-/** A bridge + host-local result as Debian's plugins print it (cniVersion 1.0.0). */
-const PREV_RESULT = {
-  cniVersion: '1.0.0',
-  interfaces: [
-    { name: 'cni0', mac: '4a:5c:1e:0b:2a:01' },
-    { name: 'veth1a2b3c4d', mac: '26:9f:4e:33:10:aa' },
-    { name: 'eth0', mac: '7e:12:9a:0c:55:02', sandbox: '/var/run/netns/cni-1234' },
-  ],
-  ips: [{ interface: 2, address: '10.22.0.5/16', gateway: '10.22.0.1' }],
-  routes: [{ dst: '0.0.0.0/0' }],
-  dns: {},
-};
+import { BRIDGE_RESULT } from '../../../harness/cni-endpoint';
 
 const UID = '1b4e28ba-2fa1-11d2-883f-0016d3cca427';
 
@@ -24,10 +12,10 @@ function base(): Record<string, unknown> {
     cniVersion: '1.0.0',
     network: 'k8s-pod-network',
     containerId: 'f3a9c1d2e4b5',
-    netns: '/var/run/netns/cni-1234',
+    netns: '/var/run/netns/cni-test',
     ifName: 'eth0',
     pod: { namespace: 'shop', name: 'web-7d9f8-abcde', uid: UID },
-    prevResult: structuredClone(PREV_RESULT),
+    prevResult: structuredClone(BRIDGE_RESULT),
   };
 }
 
@@ -55,7 +43,7 @@ describe('CNI request (parseCniRequest)', () => {
       command: 'ADD',
       sandbox: {
         containerId: 'f3a9c1d2e4b5',
-        netns: '/var/run/netns/cni-1234',
+        netns: '/var/run/netns/cni-test',
         ifName: 'eth0',
         network: 'k8s-pod-network',
         cniVersion: '1.0.0',
@@ -64,7 +52,7 @@ describe('CNI request (parseCniRequest)', () => {
         interfaces: [
           { name: 'cni0', mac: '4a:5c:1e:0b:2a:01', sandbox: undefined },
           { name: 'veth1a2b3c4d', mac: '26:9f:4e:33:10:aa', sandbox: undefined },
-          { name: 'eth0', mac: '7e:12:9a:0c:55:02', sandbox: '/var/run/netns/cni-1234' },
+          { name: 'eth0', mac: '7e:12:9a:0c:55:02', sandbox: '/var/run/netns/cni-test' },
         ],
       },
     });

@@ -1,15 +1,28 @@
-/** Shared by the CNI endpoint tests: a server on a temporary socket with a fake enroller and its logs. */
+/** For the CNI endpoint tests: the real CniServer on a temporary socket with a fake enroller and its logs, and a plugin-like client. */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
-import { CniServer, type CniServerLimits } from '../../../../agent/cni/server';
-import { createRootLogger } from '../../../../common/log';
-import { FakeEnroller } from '../../../harness/cni-fake-enroller';
-import { JsonLines } from '../../../harness/fixtures';
-import { tempDir } from '../../../harness/agent';
+import { CniServer, type CniServerLimits } from '../../agent/cni/server';
+import { createRootLogger } from '../../common/log';
+import { FakeEnroller } from './cni-fake-enroller';
+import { JsonLines } from './fixtures';
+import { tempDir } from './agent';
 
 export const POD_UID = '6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b';
+
+/** A bridge + host-local result as Debian's plugins print it (cniVersion 1.0.0): two host-side interfaces, the pod's eth0. */
+export const BRIDGE_RESULT = {
+  cniVersion: '1.0.0',
+  interfaces: [
+    { name: 'cni0', mac: '4a:5c:1e:0b:2a:01' },
+    { name: 'veth1a2b3c4d', mac: '26:9f:4e:33:10:aa' },
+    { name: 'eth0', mac: '7e:12:9a:0c:55:02', sandbox: '/var/run/netns/cni-test' },
+  ],
+  ips: [{ interface: 2, address: '10.22.0.5/16', gateway: '10.22.0.1' }],
+  routes: [{ dst: '0.0.0.0/0' }],
+  dns: {},
+};
 
 export interface TestEndpoint {
   server: CniServer;
@@ -51,11 +64,7 @@ export function sampleRequest(overrides: Record<string, unknown> = {}): Record<s
     netns: '/var/run/netns/cni-test',
     ifName: 'eth0',
     pod: { namespace: 'shop', name: 'web-1', uid: POD_UID },
-    prevResult: {
-      cniVersion: '1.0.0',
-      interfaces: [{ name: 'eth0', sandbox: '/var/run/netns/cni-test' }],
-      ips: [{ interface: 0, address: '10.22.0.5/16', gateway: '10.22.0.1' }],
-    },
+    prevResult: BRIDGE_RESULT,
     ...overrides,
   };
 }
