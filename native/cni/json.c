@@ -3,60 +3,13 @@
 
 #include <string.h>
 
+#include "utf8.h"
+
 static size_t skip_ws(const char *p, size_t n, size_t i)
 {
 	while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r'))
 		i++;
 	return i;
-}
-
-/* Length of the well-formed UTF-8 sequence at s (a lead byte >= 0x80), or 0. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
-	size_t len;
-
-	if (c >= 0xc2 && c <= 0xdf)
-		len = 2;
-	else if (c >= 0xe0 && c <= 0xef)
-		len = 3;
-	else if (c >= 0xf0 && c <= 0xf4)
-		len = 4;
-	else
-		return 0;
-	if (n < len)
-		return 0;
-	if (c == 0xe0)
-		lo = 0xa0; /* overlong */
-	else if (c == 0xed)
-		hi = 0x9f; /* surrogates */
-	else if (c == 0xf0)
-		lo = 0x90; /* overlong */
-	else if (c == 0xf4)
-		hi = 0x8f; /* past U+10FFFF */
-	if (s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t k = 2; k < len; k++)
-		if (s[k] < 0x80 || s[k] > 0xbf)
-			return 0;
-	return len;
-}
-
-int utf8_valid(const char *s, size_t n)
-{
-	const unsigned char *u = (const unsigned char *)s;
-
-	for (size_t i = 0; i < n;) {
-		if (u[i] < 0x80) {
-			i++;
-			continue;
-		}
-		size_t k = utf8_seq(u + i, n - i);
-		if (k == 0)
-			return 0;
-		i += k;
-	}
-	return 1;
 }
 
 static int hexval(char c)
@@ -424,40 +377,4 @@ int json_uint(struct jspan v, unsigned long max, unsigned long *out)
 		return -1;
 	*out = x;
 	return 0;
-}
-
-void obuf_raw(struct obuf *b, const char *s, size_t n)
-{
-	if (b->full || b->cap - b->len <= n) {
-		b->full = 1;
-		return;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-void obuf_cstr(struct obuf *b, const char *s)
-{
-	obuf_raw(b, s, strlen(s));
-}
-
-void obuf_jstr(struct obuf *b, const char *s)
-{
-	static const char hex[] = "0123456789abcdef";
-
-	obuf_raw(b, "\"", 1);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\') {
-			char esc[2] = { '\\', (char)c };
-			obuf_raw(b, esc, 2);
-		} else if (c < 0x20 || c == 0x7f) {
-			char esc[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
-			obuf_raw(b, esc, 6);
-		} else {
-			obuf_raw(b, (const char *)&c, 1);
-		}
-	}
-	obuf_raw(b, "\"", 1);
 }

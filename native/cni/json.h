@@ -1,7 +1,7 @@
 /*
  * Just enough JSON for palisade-cni: a strict validator (RFC 8259, UTF-8, bounded depth) and, on
  * text it has validated, lookups that return spans of the original bytes (so prevResult can be
- * passed through exactly as received). Plus a bounded output buffer with JSON string escaping.
+ * passed through exactly as received).
  */
 #ifndef PALISADE_CNI_JSON_H
 #define PALISADE_CNI_JSON_H
@@ -40,21 +40,5 @@ int json_string(struct jspan v, char *out, size_t cap);
 
 /** A non-negative integer no larger than max: 0 and *out, else -1. */
 int json_uint(struct jspan v, unsigned long max, unsigned long *out);
-
-/** 1 if s[0..n) is well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF). */
-int utf8_valid(const char *s, size_t n);
-
-/** A bounded output buffer; `full` is set (and stays set) once something did not fit. */
-struct obuf {
-	char *p;
-	size_t len;
-	size_t cap;
-	int full;
-};
-
-void obuf_raw(struct obuf *b, const char *s, size_t n);
-void obuf_cstr(struct obuf *b, const char *s);
-/** Append s as a JSON string, quotes included. */
-void obuf_jstr(struct obuf *b, const char *s);
 
 #endif

@@ -26,7 +26,9 @@
 
 #include "agent-socket.h"
 #include "json.h"
+#include "obuf.h"
 #include "protocol.h"
+#include "utf8.h"
 
 static const char *const cni_versions[] = { PCNI_CNI_VERSIONS };
 #define N_VERSIONS (sizeof(cni_versions) / sizeof(cni_versions[0]))
