@@ -33,6 +33,11 @@
 static const char *const cni_versions[] = { PCNI_CNI_VERSIONS };
 #define N_VERSIONS (sizeof(cni_versions) / sizeof(cni_versions[0]))
 
+/* A message of PCNI_MAX_MESSAGE_CHARS characters in UTF-8 (at most 4 bytes each), and its JSON
+ * form (at most 6 bytes per byte, \u00XX). */
+#define MESSAGE_BYTES (PCNI_MAX_MESSAGE_CHARS * 4)
+#define MESSAGE_LINE_BYTES (MESSAGE_BYTES * 6 + 128)
+
 /* Longest K8S_POD_* values: a namespace is a DNS label, a name a DNS subdomain, a UID a UUID. */
 #define NAMESPACE_MAX 63
 #define NAME_MAX_LEN 253
@@ -91,7 +96,7 @@ static void trim_partial_utf8(char *s)
 /* The one error line (`{"cniVersion","code","msg"}`) and exit 1; on DEL a note on stderr and exit 0. */
 __attribute__((noreturn, format(printf, 2, 3))) static void die(int code, const char *fmt, ...)
 {
-	char msg[PCNI_MAX_MESSAGE_CHARS + 1], line[PCNI_MAX_MESSAGE_CHARS * 6 + 128];
+	static char msg[MESSAGE_BYTES + 1], line[MESSAGE_LINE_BYTES];
 	struct obuf out = { line, 0, sizeof(line), 0 };
 	va_list ap;
 
@@ -321,7 +326,7 @@ static size_t build_request(const char *command, const struct config *c, const c
 /* Ask the agent; returns only if it said ok (else dies with its code and message). */
 static void ask_agent(const struct config *c, const char *request, size_t len)
 {
-	char err[PCNI_MAX_MESSAGE_CHARS], msg[PCNI_MAX_MESSAGE_CHARS + 1];
+	char err[PCNI_MAX_MESSAGE_CHARS], msg[MESSAGE_BYTES + 1];
 	size_t got = 0, where;
 	int code = 0;
 	struct jspan root, v;

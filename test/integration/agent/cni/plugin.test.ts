@@ -122,6 +122,12 @@ describe('palisade-cni (the plugin binary)', function () {
       assertCniError(await plugin('ADD', config(ep.socket)), CniErrorCode.ENROLL_FAILED, /^pod shop\/web-1 has no service account yet$/);
     });
 
+    it('an agent refusal in other scripts keeps its characters, cut at 512', async () => {
+      ep.enroller.failure = { ops: ['enroll'], error: new Error(`pod ${'é'.repeat(300)} ${'名'.repeat(300)}`) };
+      const run = await plugin('ADD', config(ep.socket));
+      assertCniError(run, CniErrorCode.ENROLL_FAILED, /^pod é{300} 名{206}…$/);
+    });
+
     it('what only the agent checks is refused by it in one line (relative netns, a host-side-only address)', async () => {
       assertCniError(await plugin('ADD', config(ep.socket), { ...SANDBOX, netns: 'netns/x' }), CniErrorCode.INVALID_ENVIRONMENT, /CNI_NETNS "netns\/x" is not a normalized absolute path/);
       const hostOnly = { ...PREV_RESULT, ips: [{ interface: 1, address: '10.22.0.1/16' }] };
