@@ -35,18 +35,31 @@
  *   { "palisadeCni": 1, "ok": false, "code": <CNI error code>, "msg": "<one line>" }
  * The plugin prints a refusal as the CNI error `{"cniVersion":…,"code":…,"msg":…}`.
  */
+import { posix } from 'node:path';
 
 /** The protocol version both sides put in `palisadeCni`. An agent refuses any other. */
 export const CNI_PROTOCOL_VERSION = 1;
 /** The socket's file name inside the agent's run directory. */
 export const CNI_SOCKET_NAME = 'cni.sock';
+
+/** Where the agent with run directory `runDir` serves palisade-cni. */
+export function cniSocketPath(runDir: string): string {
+  return posix.join(runDir, CNI_SOCKET_NAME);
+}
 /** Largest request the agent reads (a prevResult is a few hundred bytes; configs stay small). */
 export const MAX_REQUEST_BYTES = 96 * 1024;
 /** Largest response the plugin reads. */
 export const MAX_RESPONSE_BYTES = 4096;
 /** Largest network configuration the plugin reads from stdin. */
 export const MAX_CONFIG_BYTES = 64 * 1024;
-/** The plugin's default wait for the agent's answer, connect included (`timeoutMs` in its config). */
+/**
+ * The plugin's default wait for the agent's answer, connect included (`timeoutMs` in its config).
+ * 3 s, not istio-cni's 1 s: an agent that must first fetch a pod it has not seen yet makes one API
+ * GET, whose p99 the Kubernetes SLO puts at 1 s, on top of its own work (netns, maps) on a busy
+ * node; a timeout that fires there costs a torn-down sandbox and a kubelet back-off, while a longer
+ * one costs only when the agent is up but stuck. An agent that is down is detected at once
+ * (nothing listens), whatever the timeout. Kubelet's own sandbox timeout is minutes.
+ */
 export const DEFAULT_PLUGIN_TIMEOUT_MS = 3000;
 /** The longest `msg` the agent sends (the plugin would cut it there too). */
 export const MAX_MESSAGE_CHARS = 512;

@@ -4,9 +4,9 @@ import * as path from 'node:path';
 import { DEFAULT_RUN_DIR } from '../../../../agent/agent';
 import {
   CNI_PROTOCOL_VERSION,
-  CNI_SOCKET_NAME,
   CNI_VERSIONS,
   CniErrorCode,
+  cniSocketPath,
   DEFAULT_PLUGIN_TIMEOUT_MS,
   MAX_CONFIG_BYTES,
   MAX_MESSAGE_CHARS,
@@ -61,7 +61,7 @@ describe('palisade-cni protocol header', () => {
   });
 
   it('the default socket is the agent run directory\'s CNI socket', () => {
-    assert.equal(define('PCNI_DEFAULT_SOCKET'), JSON.stringify(path.posix.join(DEFAULT_RUN_DIR, CNI_SOCKET_NAME)));
+    assert.equal(define('PCNI_DEFAULT_SOCKET'), JSON.stringify(cniSocketPath(DEFAULT_RUN_DIR)));
   });
 
   it('the plugin declares the CNI versions the agent accepts', () => {
