@@ -10,6 +10,8 @@
  *     patch; strategic merge patch applied as a merge patch) (./patch.ts), delete (preconditions),
  *     the status subresource, of built-in and custom resources by group/version/resource
  *     (./resources.ts); a CustomResourceDefinition registers its resource (./store.ts);
+ *   - what it fills in on create (./defaults.ts): a Pod's service account and phase, a Service's
+ *     cluster IP; the namespaces `default` and `kube-system` exist from the start;
  *   - errors as `Status` objects with the API's codes and reasons; bearer-token authentication;
  *   - list pagination (limit/continue) over the current state: a continue token from before a
  *     write is 410 (the real server keeps a snapshot; the double does not).
@@ -24,6 +26,7 @@ import type { Socket } from 'node:net';
 import * as path from 'node:path';
 import { CertificateAuthority, generateKeyPair } from '../../../common/pki';
 import { tempDir } from '../agent';
+import { CreateDefaults } from './defaults';
 import { handleRequest, type Fault, type RequestRecord } from './handlers';
 import { mergePatch } from './patch';
 import { apiVersionOf, CRD_GROUP, ResourceTypes, typeFromCrd, type ResourceType } from './resources';
@@ -63,6 +66,7 @@ export class KubeApiDouble {
   readonly requests: RequestRecord[] = [];
   readonly watches = new Set<WatchStream>();
   private readonly faults: Fault[] = [];
+  private readonly defaults = new CreateDefaults();
   private readonly sockets = new Set<Socket>();
   private server!: http.Server;
   private dir: string | undefined;
@@ -91,6 +95,8 @@ export class KubeApiDouble {
       d.sockets.add(s);
       s.on('close', () => d.sockets.delete(s));
     });
+    // The namespaces every cluster has.
+    for (const name of ['default', 'kube-system']) d.create('v1/namespaces', { metadata: { name } });
     await new Promise<void>((resolve) => d.server.listen(0, '127.0.0.1', resolve));
     const { port } = d.server.address() as { port: number };
     d.url = `${opts.tls === false ? 'http' : 'https'}://127.0.0.1:${port}`;
@@ -199,9 +205,16 @@ export class KubeApiDouble {
     return { apiVersion, kind: type.kind, ...o };
   }
 
-  /** Create, as the API server does it: a CustomResourceDefinition registers its resource. */
+  /** Create, as the API server does it: defaults filled in (./defaults.ts), a CustomResourceDefinition registers its resource. */
   createObject(type: ResourceType, namespace: string, body: unknown): KubeObject {
-    const obj = this.store.create(type, namespace, body, (n) => this.namespaceExists(n));
+    const defaulted = this.defaults.apply(type, body);
+    let obj: KubeObject;
+    try {
+      obj = this.store.create(type, namespace, defaulted, (n) => this.namespaceExists(n));
+    } catch (err) {
+      this.defaults.released(type, defaulted as KubeObject);
+      throw err;
+    }
     if (isCrd(type)) {
       const declared = typeFromCrd(obj);
       if (declared) this.types.register(declared);
@@ -211,8 +224,9 @@ export class KubeApiDouble {
 
   /** Delete, as the API server does it: a namespace takes its objects along, a CRD its resource. */
   deleteObject(type: ResourceType, namespace: string, name: string, preconditions?: { uid?: unknown; resourceVersion?: unknown }): KubeObject {
-    const cascade = type.group === '' && type.resource === 'namespaces' ? () => this.store.deleteNamespaceContents(this.types.all(), name) : undefined;
+    const cascade = type.group === '' && type.resource === 'namespaces' ? () => this.deleteNamespaceContents(name) : undefined;
     const obj = this.store.delete(type, namespace, name, preconditions, cascade);
+    this.defaults.released(type, obj);
     if (isCrd(type)) {
       const declared = typeFromCrd(obj);
       const existing = declared && this.types.find(declared.group, declared.versions[0]!, declared.resource);
@@ -222,6 +236,13 @@ export class KubeApiDouble {
       }
     }
     return obj;
+  }
+
+  private deleteNamespaceContents(ns: string): void {
+    for (const type of this.types.all()) {
+      if (!type.namespaced) continue;
+      for (const o of this.store.list(type, ns)) this.deleteObject(type, ns, o.metadata.name);
+    }
   }
 
   async close(): Promise<void> {

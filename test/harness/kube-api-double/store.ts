@@ -211,14 +211,6 @@ export class ObjectStore {
     return this.commit(type, key, 'DELETED', old, structuredClone(old));
   }
 
-  /** Every namespaced object in `ns`, across all storages (a namespace deletion removes them). */
-  deleteNamespaceContents(types: ResourceType[], ns: string): void {
-    for (const type of types) {
-      if (!type.namespaced) continue;
-      for (const o of this.list(type, ns)) this.delete(type, ns, o.metadata.name);
-    }
-  }
-
   /** Drop a storage whose type went away (its CustomResourceDefinition was deleted), recording the deletions. */
   dropStorage(type: ResourceType): void {
     for (const o of this.list(type, undefined)) this.delete(type, o.metadata.namespace ?? '', o.metadata.name);

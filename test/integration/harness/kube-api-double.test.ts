@@ -67,6 +67,26 @@ describe('Kubernetes API double, driven by @kubernetes/client-node', function ()
       assert.equal(list.metadata!.resourceVersion, api.resourceVersion);
     });
 
+    it('fills in what the API server does: a pod\'s service account and phase, a service\'s cluster IP; default namespaces exist', async () => {
+      const created = await core.createNamespacedPod({ namespace: 'shop', body: { metadata: { name: 'bare' }, spec: { containers: [{ name: 'app', image: 'nginx' }] } } });
+      assert.equal(created.spec!.serviceAccountName, 'default');
+      assert.equal(created.status!.phase, 'Pending');
+      const svc = (name: string, clusterIP?: string) =>
+        core.createNamespacedService({ namespace: 'shop', body: { metadata: { name }, spec: { ...(clusterIP ? { clusterIP } : {}), ports: [{ port: 80 }] } } });
+      const [a, b] = [await svc('a'), await svc('b')];
+      assert.match(a.spec!.clusterIP!, /^10\.(9[6-9]|10[0-9]|11[01])\.\d+\.\d+$/);
+      assert.notEqual(a.spec!.clusterIP, b.spec!.clusterIP);
+      assert.deepEqual(a.spec!.clusterIPs, [a.spec!.clusterIP]);
+      assert.equal((await svc('fixed', '10.96.5.5')).spec!.clusterIP, '10.96.5.5');
+      assert.equal((await svc('headless', 'None')).spec!.clusterIP, 'None');
+      const taken = await statusOf(svc('again', '10.96.5.5'));
+      assert.deepEqual([taken.code, taken.reason], [422, 'Invalid']);
+      await core.deleteNamespacedService({ namespace: 'shop', name: 'fixed' });
+      assert.equal((await svc('again', '10.96.5.5')).spec!.clusterIP, '10.96.5.5', 'a deleted service gives its IP back');
+      const namespaces = (await core.listNamespace()).items.map((n) => n.metadata!.name);
+      assert.deepEqual(namespaces, ['default', 'kube-system', 'shop']);
+    });
+
     it('names an object from generateName', async () => {
       const created = await core.createNamespacedPod({ namespace: 'shop', body: { ...pod('x', 'node-1'), metadata: { generateName: 'web-' } } });
       assert.match(created.metadata!.name!, /^web-[a-z0-9]{5}$/);
