@@ -200,7 +200,7 @@ describe('collector flow API', () => {
       });
 
       it('refuses a join token: it is not the admin token', async () => {
-        await refusedWith({ token: joinToken(data) }, /wrong token/);
+        await refusedWith({ token: joinToken(data, 'node-a') }, /wrong token/);
       });
 
       it('refuses a node certificate from another CA', async () => {
