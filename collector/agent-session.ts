@@ -24,6 +24,7 @@ import {
 import { parseSpiffeId } from '../common/identity';
 import { certInfo, nodeSpiffeId, readCsr } from '../common/pki';
 import type { TrustEvent, TrustRefusals } from './audit/trust-refusals';
+import { FrameBudget, PacedFrames } from './frame-budget';
 import type { CertificateAuthority } from './mesh-ca';
 import type { NodeBinding } from './nodes/node-binding';
 import type { NodePods } from './nodes/node-pods';
@@ -75,6 +76,8 @@ const MAX_ERROR_TEXT = 1024;
 export class NodeSession {
   private ready = false;
   private readonly log: Logger;
+  /** Frames at the pace this session's budget allows (frame-budget.ts). */
+  private readonly frames: PacedFrames;
 
   constructor(
     readonly ws: WebSocket,
@@ -85,7 +88,8 @@ export class NodeSession {
     private readonly deps: NodeSessionDeps,
   ) {
     this.log = deps.log.child({ session: 'node', node });
-    ws.on('message', (data, isBinary) => this.onFrame(data as Buffer, isBinary));
+    this.frames = new PacedFrames(ws, (data, isBinary) => this.onFrame(data, isBinary));
+    ws.on('message', (data, isBinary) => this.frames.receive(data as Buffer, isBinary));
     ws.on('close', (code) => this.onClose(code));
     // ws reports frames over maxPayload (then closes 1009) and broken framing here
     ws.on('error', (err: Error & { code?: string }) => this.log.warn({ reason: err.message, code: err.code }, 'session error'));
@@ -119,9 +123,12 @@ export class NodeSession {
   private onFrame(data: Buffer, isBinary: boolean): void {
     try {
       if (isBinary) throw new PalisadeError('PALISADE_ERR_PROTOCOL', 'binary frames are not accepted');
-      if (!this.ready) this.hello(parseMessage(data, NODE_FIRST));
-      else {
+      if (!this.ready) {
+        this.frames.charge(FrameBudget.cost('hello'));
+        this.hello(parseMessage(data, NODE_FIRST));
+      } else {
         const message = parseMessage(data, NODE_REQUESTS);
+        this.frames.charge(FrameBudget.cost(message.type, message.type === 'flows' ? message.flows.length : 0));
         if (message.type === 'register') this.register(message);
         else if (message.type === 'flows') this.flows(message);
         else if (message.type === 'policy-status') this.deps.policyStatus?.(this.node, message);
@@ -235,6 +242,7 @@ export class NodeSession {
   }
 
   private onClose(code: number): void {
+    this.frames.stop();
     const wasCurrent = this.deps.hub.release(this.node, this);
     this.ready = false;
     this.log.info({ code, current: wasCurrent }, 'agent disconnected');

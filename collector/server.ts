@@ -85,7 +85,9 @@ export class AgentServer implements NodeSessionHub {
 
   constructor(private readonly opts: AgentServerOptions) {
     this.log = opts.log;
-    this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, clientTracking: true });
+    // One message per event-loop turn (not every frame of a TCP read at once): a session's
+    // frames interleave with everyone else's work.
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, clientTracking: true, allowSynchronousEvents: false });
     const interval = opts.pingIntervalMs ?? 10_000;
     this.keepalive = setInterval(() => this.ping(opts.deadAfterMs ?? 30_000), interval);
     this.keepalive.unref();

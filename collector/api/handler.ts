@@ -161,15 +161,19 @@ export class CollectorApi {
       return fail(new PalisadeError('PALISADE_ERR_FORBIDDEN', `${route} changes policy: only the admin token may (a node certificate may only read)`));
     }
     const author = caller.kind === 'admin' ? `admin:${caller.token}` : `node:${caller.node}`;
+    const send = (result: unknown): void => {
+      sendJson(res, 200, result);
+      if (CONTROL_WRITES.has(route)) {
+        const r = result as { version?: number; applied?: boolean; dryRun?: boolean };
+        this.log.info({ remote, route, author, version: r.version, applied: r.applied, dryRun: r.dryRun }, 'api write');
+      }
+      finish(200, caller);
+    };
     const answer = (body: unknown): void => {
       try {
         const result = this.control!.handle(route, query, body, author);
-        sendJson(res, 200, result);
-        if (CONTROL_WRITES.has(route)) {
-          const r = result as { version?: number; applied?: boolean; dryRun?: boolean };
-          this.log.info({ remote, route, author, version: r.version, applied: r.applied, dryRun: r.dryRun }, 'api write');
-        }
-        finish(200, caller);
+        if (result instanceof Promise) result.then(send, fail);
+        else send(result);
       } catch (err) {
         fail(err);
       }
