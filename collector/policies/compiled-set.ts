@@ -27,6 +27,17 @@ import { policyKey, type DesiredPolicy } from './repository';
 export const policyFiles = (set: readonly DesiredPolicy[]): PolicyFile[] =>
   set.map((p) => ({ source: `${p.origin}:${policyKey(p)}`, text: JSON.stringify(p.manifest) }));
 
+/** The policies of a `policies` frame (made of `policyFiles`) back as the policies they were. */
+export function desiredFromFrame(frame: string): DesiredPolicy[] {
+  if (frame === '') return [];
+  const { files } = JSON.parse(frame) as { files: PolicyFile[] };
+  return files.map((f) => {
+    const colon = f.source.indexOf(':');
+    const [kind, namespace, name] = f.source.slice(colon + 1).split('/') as [DesiredPolicy['kind'], string, string];
+    return { kind, namespace, name, origin: f.source.slice(0, colon) as DesiredPolicy['origin'], manifest: JSON.parse(f.text) as Record<string, unknown> };
+  });
+}
+
 /** One file and what it compiled to. */
 export interface Entry {
   readonly file: PolicyFile;

@@ -34,7 +34,7 @@ import { egressRuleManifest, egressRuleViews } from './egress-rules';
 import { followPolicyDir, withDirPolicies } from './policy-dir';
 import { historyKey, quoteRef, resolvePolicy, resolveWorkload } from './references';
 import { desiredPolicy, planChanges, planChangesSliced, policyKey, PolicyRepository, type DesiredPolicy, type Plan, type StoredPolicy } from './repository';
-import { learnStored, replayStored } from './what-if';
+import { WhatIf } from './what-if';
 
 export interface AuditSink {
   append(kind: AuditKind, actor: string, data: Record<string, unknown>): unknown;
@@ -65,6 +65,8 @@ export class PolicyManager {
   private readonly repo: PolicyRepository;
   /** Policy files from the API are read off the event loop, within budgets. */
   private readonly parser: PolicyParser;
+  /** `policy test` and `egress learn` read the stored flows off the event loop. */
+  private readonly whatIf: WhatIf;
   private readonly log: Logger;
   private readonly agents: AgentPolicyStatus;
   /** The set in force, compiled as the agents compile it (kept in step with the repository). */
@@ -77,6 +79,7 @@ export class PolicyManager {
     this.agents = new AgentPolicyStatus(this.log);
     this.repo = PolicyRepository.open(opts.dataDir);
     this.parser = new PolicyParser({ log: this.log });
+    this.whatIf = new WhatIf({ flowsFile: opts.flows.file, log: this.log });
   }
 
   /**
@@ -104,6 +107,7 @@ export class PolicyManager {
   close(): void {
     this.stopWatching?.();
     void this.parser.close();
+    void this.whatIf.close();
     this.repo.close();
   }
 
@@ -144,17 +148,16 @@ export class PolicyManager {
     return { version: this.repo.version, rules: egressRuleViews(this.compiled.index, stored, snap.workloads, only) };
   }
 
-  learn(workloadRef: string, since: number, opts: { groupSuffixes: boolean; includeDenied: boolean }): EgressLearnResponse {
+  learn(workloadRef: string, since: number, opts: { groupSuffixes: boolean; includeDenied: boolean }): Promise<EgressLearnResponse> {
     const w = resolveWorkload(this.opts.registry().workloads, workloadRef, true);
-    return learnStored(this.opts.flows, w, since, opts);
+    return this.whatIf.learn(w, since, opts);
   }
 
   /** Replay stored flows since `since` under the current set and under the set `files` would make. */
   async test(files: PolicyFile[], since: number): Promise<PolicyTestResponse> {
     const parsed = await this.parser.parse(files);
-    const { next } = this.withIncoming(parsed.policies, files, parsed.warnings, 'test');
-    const candidate = await this.compiled.withSliced(next, COMPILE_SLICE_MS);
-    return replayStored(this.opts.flows, since, this.opts.registry().workloads, { current: this.compiled.set, candidate: candidate.set });
+    this.withIncoming(parsed.policies, files, parsed.warnings, 'test'); // refuses files without policies
+    return this.whatIf.replay(this.encoded, parsed.policies, since, this.opts.registry().workloads);
   }
 
   // ---- writes -----------------------------------------------------------------------------
