@@ -70,7 +70,16 @@ type Auth =
   | { kind: 'join'; token: string; tokenId: string }
   | { kind: 'refused'; code: PalisadeErrorCode; reason: string; tokenId?: string; node?: string };
 
-/** How long `close()` waits for agents to answer the close frame before cutting them off. */
+/**
+ * Budgets for a connection before it is an authenticated session: the TLS handshake, the request
+ * head and a whole request (bodies are at most 4 MiB) each have a deadline, and the head at most
+ * 64 headers; past them Node closes the connection (a slow client cannot hold one open for minutes).
+ */
+const CONNECTION_LIMITS: https.ServerOptions = { handshakeTimeout: 10_000, headersTimeout: 10_000, requestTimeout: 60_000 };
+const MAX_HEADERS = 64;
+/** Connections the listener holds at most (agents, API clients, followers); more are refused by Node. */
+const MAX_CONNECTIONS = 10_000;
+
 
 export class AgentServer implements NodeSessionHub {
   private readonly wss: WebSocketServer;
@@ -102,7 +111,9 @@ export class AgentServer implements NodeSessionHub {
 
   /** A new HTTPS server with our TLS settings and handlers; the caller listens on it. */
   createServer(): https.Server {
-    const server = https.createServer({ ...this.tlsOptions(this.opts.serving) });
+    const server = https.createServer({ ...this.tlsOptions(this.opts.serving), ...CONNECTION_LIMITS });
+    server.maxConnections = MAX_CONNECTIONS;
+    server.maxHeadersCount = MAX_HEADERS;
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       if (this.opts.api) return this.opts.api.handleRequest(req, res);
       res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"code":"PALISADE_ERR_NOT_FOUND","message":"not found"}}\n');
