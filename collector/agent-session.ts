@@ -152,11 +152,13 @@ export class NodeSession {
       return closeWith(this.ws, CloseCode.FORBIDDEN, 'wrong node');
     }
     const takeover = this.deps.hub.takeoverRefusal(this.node, this);
-    if (takeover !== undefined) {
-      this.log.warn({ reason: takeover }, 'session takeover refused');
-      this.audit('takeover', takeover);
-      sendTo(this.ws, { type: 'error', code: 'PALISADE_ERR_UNAUTHENTICATED', message: `session refused: ${takeover}` }, this.log);
-      return closeWith(this.ws, CloseCode.FORBIDDEN, 'takeover refused');
+    const address = this.deps.registry.addressRefusal(this.node, m.nodeAddress);
+    if (takeover !== undefined || address !== undefined) {
+      const [event, reason] = takeover !== undefined ? (['takeover', takeover] as const) : (['node-certificate', address!] as const);
+      this.log.warn({ reason }, 'session refused');
+      this.audit(event, reason);
+      sendTo(this.ws, { type: 'error', code: 'PALISADE_ERR_UNAUTHENTICATED', message: `session refused: ${reason}` }, this.log);
+      return closeWith(this.ws, CloseCode.FORBIDDEN, 'session refused');
     }
     this.deps.hub.claim(this.node, this)?.replace();
     this.ready = true;

@@ -50,6 +50,17 @@ export class WorkloadRegistry {
     this.changed();
   }
 
+  /**
+   * Why `node` may not be reached at `nodeAddress`, or undefined: it is the address of another
+   * node's workload (peers would send that node's pod the tunnel traffic for this node's workloads).
+   */
+  addressRefusal(node: string, nodeAddress: string): string | undefined {
+    for (const [other, s] of this.nodes) {
+      if (other !== node && s.workloads.some((w) => w.ip === nodeAddress)) return `node address ${nodeAddress} is the address of a workload of node ${other}`;
+    }
+    return undefined;
+  }
+
   /** A node's session ended: its workloads stay, the node is offline. */
   nodeOffline(node: string): void {
     const state = this.nodes.get(node);

@@ -153,6 +153,20 @@ describe('collector: proof before identity', () => {
       assert.match((await err).message, /default\/evil: ip 192\.168\.50\.1 is already registered by node node-a, as its node address/);
       assert.deepEqual(col.snapshot().workloads, []);
     });
+    it('refuses a node whose node address is another node\'s workload (peers would tunnel its traffic to that pod)', async () => {
+      const [dirA, dirB] = await Promise.all([joinedNodeDir(dirs, col, data, 'node-a'), joinedNodeDir(dirs, col, data, 'node-b')]);
+      const a = client(stack, { url: col.url, caPem: col.ca.certPem, node: 'node-a', nodeAddress: '192.168.50.1', dataDir: dirA });
+      a.setWorkloads([workload('web', '10.0.1.11')]);
+      await a.start();
+      await snapshotWhere(a, (s) => s.workloads.length === 1);
+      const b = rawNodeSocket(stack, col.url, col.ca.certPem, dirB);
+      await opened(b);
+      const end = closed(b);
+      b.send(encodeMessage({ type: 'hello', node: 'node-b', nodeAddress: '10.0.1.11', agentVersion: 'test' }));
+      assert.equal((await end).code, 4403);
+      assert.ok(logs.find('session refused', { node: 'node-b', reason: 'node address 10.0.1.11 is the address of a workload of node node-a' }));
+      assert.deepEqual(col.snapshot().nodes.map((n) => [n.node, n.nodeAddress]), [['node-a', '192.168.50.1'], ['node-b', '192.168.50.1']], 'node-b as it joined, not at the pod\'s address');
+    });
   });
 
   describe('workload certificates', () => {
@@ -240,7 +254,7 @@ describe('collector: proof before identity', () => {
       fourth.send(hello);
       assert.equal((await fourthEnd).code, 4403);
       assert.equal(third.readyState, third.OPEN, 'the current session stays');
-      assert.ok(logs.find('session takeover refused', { node: 'node-a', reason: 'the new session holds an older key of this node than the current one' }));
+      assert.ok(logs.find('session refused', { node: 'node-a', reason: 'the new session holds an older key of this node than the current one' }));
       assert.ok(trustRecords(col).some((x) => x.data.event === 'takeover'));
     });
   });
