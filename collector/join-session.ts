@@ -36,6 +36,7 @@ export function runJoinSession(ws: WebSocket, token: string, tokenId: string, de
   let done = false;
   const idle = setTimeout(() => {
     log.warn({ reason: 'no join message' }, 'join session timed out');
+    deps.refusals.refused({ event: 'join', remote: deps.remote, reason: 'no join message', detail: { tokenId } });
     closeWith(ws, CloseCode.JOIN_REFUSED, 'no join message');
   }, JOIN_IDLE_MS);
   ws.on('close', () => clearTimeout(idle));
@@ -49,8 +50,9 @@ export function runJoinSession(ws: WebSocket, token: string, tokenId: string, de
       if (isBinary) throw new PalisadeError('PALISADE_ERR_PROTOCOL', 'binary frames are not accepted');
       message = parseMessage(data as Buffer, JOIN_REQUESTS);
     } catch (err) {
-      if (isPalisadeError(err)) return refuseFrame(ws, err, log);
-      throw err;
+      if (!isPalisadeError(err)) throw err;
+      deps.refusals.refused({ event: 'protocol', remote: deps.remote, reason: err.message, detail: { tokenId } });
+      return refuseFrame(ws, err, log);
     }
     join(ws, token, message, deps, log);
   });
