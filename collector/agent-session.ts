@@ -72,9 +72,13 @@ export interface FlowIngest {
 }
 
 const MAX_ERROR_TEXT = 1024;
+/** How long a superseded session may go on delivering its last flows (above any drain timeout). */
+export const SUPERSEDED_GRACE_MS = 11 * 60_000;
 
 export class NodeSession {
   private ready = false;
+  /** A newer session of this node said hello: this one only delivers its last flows. */
+  private superseded = false;
   private readonly log: Logger;
   /** Frames at the pace this session's budget allows (frame-budget.ts). */
   private readonly frames: PacedFrames;
@@ -102,7 +106,7 @@ export class NodeSession {
 
   /** Push a pre-encoded registry frame. */
   push(frame: string): void {
-    if (this.ready) sendTo(this.ws, frame, this.log);
+    if (this.ready && !this.superseded) sendTo(this.ws, frame, this.log);
   }
 
   /** The collector no longer accepts this session's certificate (the node was revoked). */
@@ -113,11 +117,16 @@ export class NodeSession {
     closeWith(this.ws, CloseCode.FORBIDDEN, 'node certificate revoked');
   }
 
-  /** Another session for this node took over. */
-  replace(): void {
-    this.log.warn({ reason: 'a newer session for this node said hello' }, 'session replaced');
-    this.ready = false;
-    closeWith(this.ws, CloseCode.REPLACED, 'replaced by a newer session');
+  /**
+   * Another session for this node said hello — a successor agent taking the node over, or the
+   * same agent after a reconnect. This one gets nothing pushed any more and may only deliver
+   * flows (a draining agent's last ones) until it closes, or until the grace period ends.
+   */
+  supersede(): void {
+    if (this.superseded) return;
+    this.log.info({ reason: 'a newer session for this node said hello' }, 'session superseded: accepting its last flows only');
+    this.superseded = true;
+    setTimeout(() => closeWith(this.ws, CloseCode.REPLACED, 'replaced by a newer session'), SUPERSEDED_GRACE_MS).unref();
   }
 
   private onFrame(data: Buffer, isBinary: boolean): void {
@@ -129,6 +138,9 @@ export class NodeSession {
       } else {
         const message = parseMessage(data, NODE_REQUESTS);
         this.frames.charge(FrameBudget.cost(message.type, message.type === 'flows' ? message.flows.length : 0));
+        if (this.superseded && message.type !== 'flows') {
+          throw new PalisadeError('PALISADE_ERR_PROTOCOL', `a superseded session may only deliver flows, not ${message.type}`);
+        }
         if (message.type === 'register') this.register(message);
         else if (message.type === 'flows') this.flows(message);
         else if (message.type === 'policy-status') this.deps.policyStatus?.(this.node, message);
@@ -160,7 +172,7 @@ export class NodeSession {
       sendTo(this.ws, { type: 'error', code: 'PALISADE_ERR_UNAUTHENTICATED', message: `session refused: ${reason}` }, this.log);
       return closeWith(this.ws, CloseCode.FORBIDDEN, 'session refused');
     }
-    this.deps.hub.claim(this.node, this)?.replace();
+    this.deps.hub.claim(this.node, this)?.supersede();
     this.ready = true;
     this.log.info({ nodeAddress: m.nodeAddress, agentVersion: m.agentVersion }, 'agent connected');
     this.deps.registry.nodeOnline(this.node, m.nodeAddress); // pushes a snapshot, to this session too
