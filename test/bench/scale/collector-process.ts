@@ -89,6 +89,38 @@ export class CollectorProcess {
     clearTimeout(killer);
   }
 
+  /** The collector's last process.memoryUsage() in MB (collector-main.ts writes it every second). */
+  memory(): Record<string, number> | undefined {
+    try {
+      const raw = JSON.parse(fs.readFileSync(path.join(path.dirname(this.dataDir), 'collector-memory.json'), 'utf8')) as Record<string, number>;
+      return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, Math.round(v / 1048576)]));
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The collector's warning and error lines so far, counted by message and reason. */
+  warnings(): Record<string, number> {
+    const counts: Record<string, number> = {};
+    let text = '';
+    try {
+      text = fs.readFileSync(this.logFile, 'utf8');
+    } catch {
+      return counts;
+    }
+    for (const line of text.split('\n')) {
+      if (!line.startsWith('{')) continue;
+      try {
+        const entry = JSON.parse(line) as { msg?: string; reason?: string };
+        const key = entry.reason === undefined ? String(entry.msg) : `${String(entry.msg)}: ${entry.reason.slice(0, 80)}`;
+        counts[key] = (counts[key] ?? 0) + 1;
+      } catch {
+        counts['unreadable line'] = (counts['unreadable line'] ?? 0) + 1;
+      }
+    }
+    return counts;
+  }
+
   /** CPU seconds of every collector process so far (restarts included) and the current RSS. */
   usage(): CollectorUsage {
     const pid = this.child?.pid;

@@ -3,8 +3,16 @@
  * size per workload, what it costs to encode (the collector, once per change) and to parse and
  * check (every real agent, per change: the simulated ones skip it), and the same scaled to a
  * mesh of `target` nodes × pods, where every change sends the whole registry to every agent.
+ * And what one certificate costs the collector (`certificateCost`): every join and every CSR is a
+ * CSR read and checked, then a certificate signed by the mesh CA (collector/mesh-ca.ts).
  */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { CertificateAuthority } from '../../../collector/mesh-ca';
+import { silentLogger } from '../../../common/log';
 import { MAX_COLLECTOR_FRAME_BYTES, parseMessage } from '../../../common/mesh-protocol';
+import { createCsr, readCsr, type KeyPair } from '../../../common/pki';
 
 export interface CostModel {
   frameBytes: number;
@@ -59,4 +67,27 @@ export function costModel(frame: Buffer, target: { nodes: number; pods: number }
       encodeMs: Math.round(encodeMs * scale),
     },
   };
+}
+
+export interface CertificateCost {
+  /** readCsr: parse and verify the CSR's signature. */
+  readCsrMs: number;
+  /** CertificateAuthority.issue: build and sign a workload certificate. */
+  issueMs: number;
+}
+
+/** Median of 5 reads and issues with a throw-away CA, in this process (the collector's code). */
+export function certificateCost(key: KeyPair): CertificateCost {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'palisade-scale-ca-'));
+  try {
+    const ca = CertificateAuthority.loadOrCreate(dir, 'cluster.local', silentLogger());
+    const uri = 'spiffe://cluster.local/ns/ns-0/sa/app-0';
+    const csr = createCsr(key, { commonName: 'app-0', uri });
+    return {
+      readCsrMs: medianMs(() => readCsr(csr), 5),
+      issueMs: medianMs(() => ca.issue(key.publicKeyPem, { uri, usage: 'workload', ttlSeconds: 3600 }), 5),
+    };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }

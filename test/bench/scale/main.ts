@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { costModel, type CostModel } from './cost-model';
+import { certificateCost, costModel, type CertificateCost, type CostModel } from './cost-model';
 import type { ScenarioResult } from './measure';
 import { parseOptions, type SimOptions } from './options';
 import { RUN } from './scenarios';
@@ -21,6 +21,7 @@ export interface ScaleReport {
   options: SimOptions;
   setup: SetupFigures & { nodes: number; pods: number; collectorRssMb: number };
   costModel: CostModel | null;
+  certificateCost: CertificateCost;
   scenarios: ScenarioResult[];
 }
 
@@ -64,12 +65,15 @@ async function main(): Promise<number> {
       log(`  registry frame: ${model.frameBytes} bytes for ${model.workloads} workloads (${model.bytesPerWorkload} B each); encode ${model.encodeMs} ms, agent parse+check ${model.agentParseMs} ms`);
       log(`  at 1000×100: ${(model.target.frameBytes / 1e6).toFixed(1)} MB per snapshot, ${(model.target.bytesPerChange / 1e9).toFixed(1)} GB per change over 1000 agents, ~${model.target.agentParseMs} ms to parse on each agent`);
     }
+    const certificates = certificateCost(mesh.keyFor(0));
+    log(`  one certificate: CSR read and checked ${certificates.readCsrMs} ms, signed ${certificates.issueMs} ms (node-forge, in the collector's thread)`);
     report = {
       time: new Date().toISOString(),
       machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', node: process.version, loadAverageAtStart },
       options: opts,
       setup: { ...setup, nodes: opts.nodes, pods: opts.nodes * opts.podsPerNode, collectorRssMb: Math.round(mesh.collector.usage().rssMb) },
       costModel: model,
+      certificateCost: certificates,
       scenarios: [],
     };
     mesh.startFlows();

@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import type { ScenarioName } from './options';
 import type { SimAgent } from './sim-agent';
 import type { SimMesh } from './sim-mesh';
-import { sleep } from './sim-mesh';
+import { sleep } from './timing';
 import { firstArrival, spread, type Spread } from './stats';
 
 export interface ScenarioResult extends Spread {
@@ -25,7 +25,12 @@ export interface ScenarioResult extends Spread {
   bytesPerChange: number | null;
   bytesToAgents: number;
   cpuCores: number;
+  /** Collector CPU seconds over the scenario, and per change: the cost that does not depend on how loaded the machine is. */
+  cpuSeconds: number;
+  cpuSecondsPerChange: number | null;
   rssMb: number;
+  /** The collector's process.memoryUsage() in MB at the end (rss, heapUsed, external, arrayBuffers). */
+  memoryMb: Record<string, number> | undefined;
   flowsPerSecond: number;
   flowsHeld: number;
   csrFailed: number;
@@ -70,6 +75,7 @@ export class Measurement {
   private readonly cpu0: number;
   private readonly sim0 = process.cpuUsage();
   private readonly before: Totals;
+  private readonly warnings: Record<string, number>;
 
   constructor(
     private readonly mesh: SimMesh,
@@ -78,6 +84,7 @@ export class Measurement {
     mesh.resetRss();
     this.cpu0 = mesh.collector.usage().cpuSeconds;
     this.before = totals(mesh.agents);
+    this.warnings = mesh.collector.warnings();
   }
 
   get started(): number {
@@ -103,14 +110,17 @@ export class Measurement {
       bytesPerChange: changes > 0 ? Math.round(push / changes) : null,
       bytesToAgents: after.bytesIn - this.before.bytesIn,
       cpuCores: round(cpu / wall, 2),
+      cpuSeconds: round(cpu, 2),
+      cpuSecondsPerChange: changes > 0 ? round(cpu / changes, 3) : null,
       rssMb: round(this.mesh.maxRssMb),
+      memoryMb: this.mesh.collector.memory(),
       flowsPerSecond: Math.round((after.flowsAcked - this.before.flowsAcked) / wall),
       flowsHeld: after.flowsHeld - this.before.flowsHeld,
       csrFailed: after.csrFailed - this.before.csrFailed,
       durationS: round(wall),
       simulatorCpuCores: round((sim.user + sim.system) / 1e6 / wall, 2),
       loadAverage: os.loadavg().map((l) => round(l, 2)),
-      details,
+      details: { ...details, ...warningsSince(this.warnings, this.mesh.collector.warnings()) },
     };
   }
 }
@@ -147,13 +157,9 @@ export async function everyAgentHas(agents: readonly SimAgent[], kind: Kind, ver
   return false;
 }
 
-/** `promise`, or undefined once `ms` have passed. */
-export function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(undefined), ms);
-    void promise.then((v) => {
-      clearTimeout(timer);
-      resolve(v);
-    });
-  });
+/** `{collectorWarnings: {line: count}}` for the lines logged since `before`, or nothing. */
+function warningsSince(before: Record<string, number>, now: Record<string, number>): { collectorWarnings?: Record<string, number> } {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(now)) if (v > (before[k] ?? 0)) out[k] = v - (before[k] ?? 0);
+  return Object.keys(out).length > 0 ? { collectorWarnings: out } : {};
 }

@@ -5,10 +5,11 @@
  * policies frame whose version includes it.
  */
 import { CONTROL_API, type PolicyChangeResponse } from '../../../common/control-api';
-import { everyAgentHas, Measurement, propagation, within, type Change, type ScenarioResult } from './measure';
+import { everyAgentHas, Measurement, propagation, type Change, type ScenarioResult } from './measure';
 import type { ScenarioName } from './options';
 import type { Arrival, SimAgent } from './sim-agent';
-import { sleep, type SimMesh } from './sim-mesh';
+import type { SimMesh } from './sim-mesh';
+import { sleep, within } from './timing';
 import { spread } from './stats';
 
 const WAIT_MS = 120_000;

@@ -16,10 +16,13 @@ import { CollectorProcess } from './collector-process';
 import { NodePods, identityUri, nodeAddress, nodeName, podCidr } from './mesh-shape';
 import type { SimOptions } from './options';
 import { SimAgent } from './sim-agent';
+import { inBatches, sleep, within } from './timing';
 
 /** Distinct keys the simulated nodes and workloads share (the collector keeps no key unique to a node). */
 const KEY_POOL = 8;
 const FLOW_TEXTS = 64;
+/** Sessions not all registered by then: the run stops (a mass connect the collector does not get through). */
+const SETUP_DEADLINE_MS = 600_000;
 
 export interface SetupFigures {
   joinSeconds: number;
@@ -73,7 +76,14 @@ export class SimMesh {
     const joinSeconds = (performance.now() - t) / 1000;
     log(`  ${this.opts.nodes} nodes joined in ${joinSeconds.toFixed(1)} s`);
     t = performance.now();
-    await inBatches(this.agents, 32, (a) => a.connect());
+    const connected = await within(
+      inBatches(this.agents, 32, (a) => a.connect()).then(() => true),
+      SETUP_DEADLINE_MS,
+    );
+    if (connected === undefined) {
+      const ready = this.agents.filter((a) => a.isReady).length;
+      throw new Error(`only ${ready} of ${this.agents.length} sessions registered after ${SETUP_DEADLINE_MS / 1000} s; collector warnings: ${JSON.stringify(this.collector.warnings())}, RSS ${Math.round(this.collector.usage().rssMb)} MB`);
+    }
     const connectSeconds = (performance.now() - t) / 1000;
     log(`  ${this.opts.nodes} sessions open and registered in ${connectSeconds.toFixed(1)} s`);
     t = performance.now();
@@ -160,20 +170,4 @@ export class SimMesh {
     await this.collector.stop();
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** `fn` over `items`, at most `width` at a time. */
-export async function inBatches<T>(items: readonly T[], width: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      await fn(items[i]!, i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(width, items.length) }, worker));
 }
