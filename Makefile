@@ -130,7 +130,7 @@ bench: build dist/bench/loadgen
 ## joins and sessions, every scenario; table on stdout, JSON in bench/results/scale-<time>.json.
 ## SCALE picks the size: `make bench-scale SCALE="--nodes 1000 --pods-per-node 100"` is the issue's
 ## target; the default is what a 2-core machine gets through in minutes today (README: Performance).
-SCALE ?= --nodes 200 --pods-per-node 10
+SCALE ?= --nodes 100 --pods-per-node 10
 bench-scale: build
 	node dist/test/bench/scale/main.js $(SCALE)
 

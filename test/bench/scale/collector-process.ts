@@ -1,7 +1,9 @@
 /**
  * The simulator's handle on its collector process (collector-main.ts): start, stop, restart on
  * the same data directory and port, and its CPU time and resident memory read from /proc — the
- * collector's alone, the simulated agents run elsewhere.
+ * collector's alone, the simulated agents run elsewhere. PALISADE_SCALE_COLLECTOR_NODE_ARGS adds
+ * node flags to the collector (`--cpu-prof --cpu-prof-dir=DIR`: where its time goes, read with
+ * test/bench/cpuprofile-top.ts).
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -54,7 +56,8 @@ export class CollectorProcess {
   /** Start (again, on the same port once one was bound); resolves once it listens. */
   async start(): Promise<void> {
     const log = fs.openSync(this.logFile, 'a');
-    const child = spawn(process.execPath, [path.join(__dirname, 'collector-main.js'), this.dataDir, String(this.port)], {
+    const nodeArgs = (process.env.PALISADE_SCALE_COLLECTOR_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+    const child = spawn(process.execPath, [...nodeArgs, path.join(__dirname, 'collector-main.js'), this.dataDir, String(this.port)], {
       stdio: ['ignore', 'pipe', log],
     });
     fs.closeSync(log);
