@@ -31,6 +31,8 @@ export interface SetupFigures {
   csrFailed: number;
   /** Registry frame size once every node registered, and the workloads it holds. */
   registryFrameBytes: number;
+  /** The collector's warning lines during the setup, by reason (e.g. sessions cut for no pong). */
+  collectorWarnings: Record<string, number>;
 }
 
 export class SimMesh {
@@ -92,7 +94,14 @@ export class SimMesh {
     const csrFailed = this.agents.reduce((s, a) => s + a.csrFailed, 0);
     log(`  ${this.agents.reduce((s, a) => s + a.csrOk, 0)} workload certificates in ${certificateSeconds.toFixed(1)} s (${csrFailed} failed)`);
     await this.settled();
-    return { joinSeconds, connectSeconds, certificateSeconds, csrFailed, registryFrameBytes: this.agents[0]?.lastRegistryBytes ?? 0 };
+    return {
+      joinSeconds,
+      connectSeconds,
+      certificateSeconds,
+      csrFailed,
+      registryFrameBytes: this.agents[0]?.lastRegistryBytes ?? 0,
+      collectorWarnings: this.collector.warnings(),
+    };
   }
 
   /** Single-use join tokens for nodes [from, to), bound to each node and its pod range. */
