@@ -26,7 +26,9 @@ import { FlowReporter } from './flows/reporter';
 import { createAgentRegistry } from './metrics/agent-metrics';
 import { FlowMetrics } from './metrics/flow-metrics';
 import { MetricsServer } from './metrics/server';
-import { CachingResolver } from './policy/resolver';
+import { DnsRuntime } from './dns/dns-runtime';
+import { workloadNameSources } from './dns/mesh-names';
+import { upstreamServers, validateDnsDomain } from './dns/resolv-conf';
 import { EnforcedPolicies } from './policy/enforced';
 import { DestinationAuthz } from './proxy/destination-authz';
 import { Egress } from './proxy/egress';
@@ -52,8 +54,14 @@ export interface AgentOptions {
   connectTimeoutMs?: number;
   /** Directory of AuthorizationPolicy / EgressPolicy files, watched for changes. */
   policyDir?: string;
-  /** /etc/hosts-format file the egress check resolves names with before DNS. */
+  /** /etc/hosts-format file whose names the DNS proxy answers itself. */
   hostsFile?: string;
+  /** `IP[:PORT]` servers the DNS proxy forwards to (default: /etc/resolv.conf's nameservers). */
+  dnsUpstreams?: string[];
+  /** Cluster domain of mesh names (default cluster.local). */
+  dnsDomain?: string;
+  /** Per upstream server and attempt (default 2 s). */
+  dnsUpstreamTimeoutMs?: number;
   /** How long to wait for a client's first bytes when a policy needs its protocol (default 5 s). */
   sniffTimeoutMs?: number;
   /** HTTP limits of the policy-enforcing front (header size/count, timeouts). */
@@ -92,6 +100,7 @@ export interface RunningAgent {
     | { registry: MeshRegistry; identities: IdentityManager; pool: HbonePool; inbound: InboundProxy; collector: CollectorClient; reporter: FlowReporter }
     | undefined;
   policies: EnforcedPolicies;
+  dns: DnsRuntime;
   flows: { metrics: FlowMetrics; reporter: FlowReporter | undefined };
   /** Where /metrics and /healthz are served, when they are. */
   metricsAddress: { address: string; port: number } | undefined;
@@ -108,6 +117,9 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   }
   validateExclusions(opts.excludeCidrs ?? [], opts.excludePorts ?? []);
   validateFlowBuffer(opts.flowBuffer);
+  const dnsDomain = opts.dnsDomain ?? 'cluster.local';
+  validateDnsDomain(dnsDomain);
+  const upstreams = upstreamServers(opts.dnsUpstreams);
   const caPem = opts.mesh ? readCa(opts.mesh) : undefined;
   // Everything that can be checked without the kernel is checked first: a bad
   // file or namespace path must not leave anything half-installed.
@@ -126,6 +138,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   }
   let datapath: Datapath | undefined;
   let outbound: OutboundProxy | undefined;
+  let dns: DnsRuntime | undefined;
   let mesh: RunningAgent['mesh'];
   let ready = false;
   const workloads = new LocalWorkloads();
@@ -167,7 +180,20 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       ...(opts.httpLimits ? { httpLimits: opts.httpLimits } : {}),
     };
     const authz = new DestinationAuthz({ ...shared, proxyIp: opts.proxyIp });
-    const egress = new Egress({ ...shared, resolver: new CachingResolver({ ...(opts.hostsFile ? { hostsFile: opts.hostsFile } : {}), log }) });
+    dns = new DnsRuntime({
+      node: opts.node,
+      proxyIp: opts.proxyIp,
+      domain: dnsDomain,
+      upstreams,
+      ...(opts.hostsFile ? { hostsFile: opts.hostsFile } : {}),
+      ...(opts.dnsUpstreamTimeoutMs ? { upstreamTimeoutMs: opts.dnsUpstreamTimeoutMs } : {}),
+      workloads,
+      mesh: workloadNameSources(workloads, () => mesh?.registry),
+      policies,
+      flows,
+      log,
+    });
+    const egress = new Egress({ ...shared, names: dns.names });
     // Join the mesh first: a refused join or an unreachable collector must not leave a
     // half-configured node, and no pod is redirected before the proxy knows the mesh.
     if (opts.mesh && caPem && reporter) {
@@ -190,6 +216,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       'workloads enrolled',
     );
 
+    const dnsProxy = await dns.listen(datapath);
     const meshInputs: MeshInputs | undefined = mesh ? { registry: mesh.registry, pool: mesh.pool } : undefined;
     outbound = new OutboundProxy({
       node: opts.node,
@@ -201,6 +228,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       authz,
       egress,
       flows,
+      dns: dnsProxy,
     });
     let address;
     try {
@@ -222,6 +250,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     const dp = datapath;
     const ob = outbound;
     const m = mesh;
+    const d = dns;
     return {
       node: opts.node,
       datapath: dp,
@@ -229,12 +258,14 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       outboundAddress: { address: address.address, port: address.port },
       mesh: m,
       policies,
+      dns: d,
       flows: { metrics: flowMetrics, reporter },
       metricsAddress,
       async close(): Promise<void> {
         ready = false;
         policies.close();
         await ob.close();
+        await d.close();
         if (m) await stopMesh(m);
         await metrics?.close();
         dp.close();
@@ -244,6 +275,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     };
   } catch (err) {
     await outbound?.close().catch(() => undefined);
+    await dns?.close().catch(() => undefined);
     if (mesh) await stopMesh(mesh).catch(() => undefined);
     reporter?.close();
     await metrics?.close().catch(() => undefined);

@@ -20,6 +20,7 @@ export interface FlowRoute {
   protocol: FlowProtocol;
   mtls: boolean;
   http?: FlowRecord['http'];
+  dns?: FlowRecord['dns'];
 }
 
 /** A decision that explains itself (an authorization or egress verdict). */
@@ -39,6 +40,7 @@ export function proxyFlow(node: string, route: FlowRoute, outcome: FlowOutcome, 
     destination: route.destination,
     protocol: route.protocol,
     http: route.http,
+    dns: route.dns,
     verdict: outcome.verdict,
     reason: outcome.reason,
     policy: outcome.policy,

@@ -1,0 +1,104 @@
+/**
+ * What each pod resolved: per pod, name → the addresses the DNS proxy answered it with, each
+ * until its TTL ran out. Egress host rules accept a destination only when it is in here for that
+ * pod and that name (Cilium's toFQDNs guarantee): another pod's lookup, an address hard-coded or
+ * resolved some other way, or an answer that has expired does not count.
+ *
+ * An address is kept for its TTL, but never less than `minRetentionMs` (applications connect a
+ * moment after the answer, and many keep an answer a little past its TTL) nor more than
+ * `maxRetentionMs`. Bounded: per pod at most `maxNames` names (least recently resolved dropped
+ * first) of at most `maxAddresses` addresses (those expiring soonest dropped first); both counted.
+ */
+
+export interface PodNamesOptions {
+  maxNames?: number;
+  maxAddresses?: number;
+  minRetentionMs?: number;
+  maxRetentionMs?: number;
+  now?: () => number;
+}
+
+/** What egress needs: the addresses a pod resolved a name to and may still use. */
+export interface ResolvedNames {
+  addressesFor(pod: string, name: string): string[];
+}
+
+/** A pod's key in the memory: `namespace/name` of its workload. */
+export function podKey(w: { namespace: string; name: string }): string {
+  return `${w.namespace}/${w.name}`;
+}
+
+export class PodNames implements ResolvedNames {
+  private readonly pods = new Map<string, Map<string, Map<string, number>>>();
+  private readonly maxNames: number;
+  private readonly maxAddresses: number;
+  private readonly minRetentionMs: number;
+  private readonly maxRetentionMs: number;
+  private readonly now: () => number;
+  /** Names and addresses dropped to stay within the bounds (not by expiry). */
+  evicted = 0;
+
+  constructor(opts: PodNamesOptions = {}) {
+    this.maxNames = opts.maxNames ?? 1024;
+    this.maxAddresses = opts.maxAddresses ?? 32;
+    this.minRetentionMs = opts.minRetentionMs ?? 60_000;
+    this.maxRetentionMs = opts.maxRetentionMs ?? 3_600_000;
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** `pod` was answered `addresses` for each of `names` (a name and its CNAME chain). */
+  remember(pod: string, names: readonly string[], addresses: ReadonlyArray<{ ip: string; ttl: number }>): void {
+    if (addresses.length === 0) return;
+    let byName = this.pods.get(pod);
+    if (byName === undefined) this.pods.set(pod, (byName = new Map()));
+    const now = this.now();
+    for (const name of names) {
+      let ips = byName.get(name);
+      if (ips === undefined) ips = new Map();
+      else byName.delete(name); // re-inserted below: most recently resolved last
+      byName.set(name, ips);
+      for (const { ip, ttl } of addresses) {
+        const keep = Math.min(this.maxRetentionMs, Math.max(this.minRetentionMs, ttl * 1000));
+        ips.set(ip, Math.max(ips.get(ip) ?? 0, now + keep));
+      }
+      this.trimAddresses(ips, now);
+    }
+    for (const name of byName.keys()) {
+      if (byName.size <= this.maxNames) break;
+      byName.delete(name);
+      this.evicted++;
+    }
+  }
+
+  addressesFor(pod: string, name: string): string[] {
+    const ips = this.pods.get(pod)?.get(name);
+    if (ips === undefined) return [];
+    const now = this.now();
+    const out: string[] = [];
+    for (const [ip, until] of ips) {
+      if (until > now) out.push(ip);
+      else ips.delete(ip);
+    }
+    return out;
+  }
+
+  /** Forget every pod but these (pods that left the node). */
+  retain(pods: ReadonlySet<string>): void {
+    for (const pod of this.pods.keys()) if (!pods.has(pod)) this.pods.delete(pod);
+  }
+
+  /** Names remembered, over every pod. */
+  get size(): number {
+    let n = 0;
+    for (const byName of this.pods.values()) n += byName.size;
+    return n;
+  }
+
+  private trimAddresses(ips: Map<string, number>, now: number): void {
+    for (const [ip, until] of ips) if (until <= now) ips.delete(ip);
+    if (ips.size <= this.maxAddresses) return;
+    const soonest = [...ips].sort((a, b) => a[1] - b[1]).slice(0, ips.size - this.maxAddresses);
+    for (const [ip] of soonest) ips.delete(ip);
+    this.evicted += soonest.length;
+  }
+}
