@@ -81,7 +81,7 @@ export class DnsProxy implements DnsTcpHandoff {
     this.udp = udp;
     await new Promise<void>((resolve, reject) => {
       this.tcp.once('error', reject);
-      this.tcp.listen({ host: this.inputs.proxyIp, port, backlog: 256 }, () => {
+      this.tcp.listen({ host: this.inputs.proxyIp, port: udp.address().port, backlog: 256 }, () => {
         this.tcp.off('error', reject);
         resolve();
       });
