@@ -6,9 +6,11 @@
  * node's, or whose address is not that pod's, is dropped (UDP) or reset (TCP), counted, never
  * answered on a guess. Answers come from the Answerer; every query is a flow record.
  *
- * Bounds: queries being answered at once (UDP beyond it are dropped, counted), per TCP connection
- * MAX_TCP_PIPELINE queries waiting and TCP_IDLE_MS of silence (RFC 7766 §6.2.3), message sizes by
- * the wire (512..65,535). A refusal is logged at most once per REFUSAL_LOG_MS with its count.
+ * Bounds: queries being answered at once, in all and per pod (so one pod's flood does not starve
+ * the others; beyond them UDP queries are dropped, counted), TCP connections at once, per TCP
+ * connection MAX_TCP_PIPELINE queries waiting and TCP_IDLE_MS of silence (RFC 7766 §6.2.3),
+ * message sizes by the wire (512..65,535). A refusal is logged at most once per REFUSAL_LOG_MS
+ * with its count.
  */
 import * as dgram from 'node:dgram';
 import * as net from 'node:net';
@@ -24,6 +26,8 @@ import { FrameReader, framed } from './tcp-frames';
 
 export const DNS_PROXY_PORT = 15053;
 const MAX_PENDING = 4096;
+const MAX_PENDING_PER_POD = 512;
+const MAX_TCP_CONNECTIONS = 512;
 const MAX_TCP_PIPELINE = 16;
 const TCP_IDLE_MS = 10_000;
 const REFUSAL_LOG_MS = 10_000;
@@ -51,6 +55,7 @@ export class DnsProxy implements DnsTcpHandoff {
   private readonly tcp: net.Server;
   private readonly sockets = new Set<net.Socket>();
   private pending = 0;
+  private readonly pendingByPod = new Map<Workload, number>();
   readonly refused: Record<DnsRefusal, number> = {
     'no-kernel-record': 0,
     'unknown-source-pod': 0,
@@ -133,9 +138,16 @@ export class DnsProxy implements DnsTcpHandoff {
     }
     const pod = this.identify(orig, peer);
     if (!pod || !orig) return;
-    if (this.pending >= MAX_PENDING) return void this.refuse('overloaded', peer);
+    const mine = this.pendingByPod.get(pod) ?? 0;
+    if (this.pending >= MAX_PENDING || mine >= MAX_PENDING_PER_POD) return void this.refuse('overloaded', peer);
     this.pending++;
-    this.answer(msg, pod, peer, orig.dst, 'udp', started, (response) => this.udp?.send(response, peer.port, peer.ip)).finally(() => this.pending--);
+    this.pendingByPod.set(pod, mine + 1);
+    this.answer(msg, pod, peer, orig.dst, 'udp', started, (response) => this.udp?.send(response, peer.port, peer.ip)).finally(() => {
+      this.pending--;
+      const left = (this.pendingByPod.get(pod) ?? 1) - 1;
+      if (left > 0) this.pendingByPod.set(pod, left);
+      else this.pendingByPod.delete(pod);
+    });
   }
 
   private onTcpConnection(socket: net.Socket): void {
@@ -154,6 +166,10 @@ export class DnsProxy implements DnsTcpHandoff {
   }
 
   serveTcp(socket: net.Socket, pod: Workload, source: { ip: string; port: number }, resolver: { ip: string; port: number }): void {
+    if (this.sockets.size >= MAX_TCP_CONNECTIONS) {
+      this.refuse('overloaded', source);
+      return void socket.destroy();
+    }
     this.sockets.add(socket);
     socket.on('error', () => undefined);
     socket.once('close', () => this.sockets.delete(socket));

@@ -21,6 +21,7 @@ import { startDnsUpstream, type DnsUpstream } from '../../harness/dns-upstream';
 import { CLIENT_POD, query, T } from '../../fixtures/dns-messages';
 
 const POD = { ...CLIENT_POD, ip: '127.0.0.1' };
+const OTHER_POD = { ...POD, name: 'other' };
 const RESOLVER = { ip: '10.96.0.10', port: 53 };
 
 describe('DnsProxy (loopback)', function () {
@@ -30,8 +31,8 @@ describe('DnsProxy (loopback)', function () {
   let proxy: DnsProxy;
   let port: number;
   const flows: FlowRecord[] = [];
-  /** UDP source ports the "kernel" attributes to the pod. */
-  const known = new Set<number>();
+  /** UDP source ports the "kernel" attributes to a pod: port -> netns cookie (7: POD, 8: OTHER_POD). */
+  const known = new Map<number, bigint>();
 
   before(async () => {
     server = await startDnsUpstream('127.0.0.1', 0, { 'api.example.test': ['192.0.2.20'] });
@@ -46,14 +47,15 @@ describe('DnsProxy (loopback)', function () {
       policies: { index: new PolicyIndex({ authorization: [], egress: [] }) },
     });
     const orig = { dst: RESOLVER, podId: 1, netnsCookie: 7n };
+    const origOf = (p: number): typeof orig | undefined => (known.has(p) ? { ...orig, netnsCookie: known.get(p)! } : undefined);
     proxy = new DnsProxy({
       node: 'node-1',
       proxyIp: '127.0.0.1',
       datapath: {
-        lookupDnsPeer: (ip, p) => (ip === '127.0.0.1' && known.has(p) ? orig : undefined),
+        lookupDnsPeer: (ip, p) => (ip === '127.0.0.1' ? origOf(p) : undefined),
         lookupOriginal: (ip) => (ip === '127.0.0.1' ? orig : undefined),
       },
-      workloads: { byNetnsCookie: (c) => (c === 7n ? POD : undefined), byIp: () => undefined },
+      workloads: { byNetnsCookie: (c) => (c === 7n ? POD : c === 8n ? OTHER_POD : undefined), byIp: () => undefined },
       answerer,
       flows: { record: (f) => flows.push(f) },
       log: silentLogger(),
@@ -68,11 +70,12 @@ describe('DnsProxy (loopback)', function () {
   });
 
   /** A UDP socket the kernel knows (or not); each datagram's answer, or undefined after `waitMs`. */
-  async function udpClient(attributed: boolean): Promise<{ ask(m: Buffer, waitMs?: number): Promise<Buffer | undefined>; close(): void }> {
+  async function udpClient(attributed: boolean, cookie = 7n): Promise<{ ask(m: Buffer, waitMs?: number): Promise<Buffer | undefined>; send(m: Buffer): void; close(): void }> {
     const s = dgram.createSocket('udp4');
     await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', () => resolve()));
-    if (attributed) known.add(s.address().port);
+    if (attributed) known.set(s.address().port, cookie);
     return {
+      send: (m) => s.send(m, port, '127.0.0.1'),
       ask: (m, waitMs = 1500) =>
         new Promise((resolve) => {
           const timer = setTimeout(() => resolve(undefined), waitMs);
@@ -139,6 +142,27 @@ describe('DnsProxy (loopback)', function () {
     } finally {
       c1.close();
       c2.close();
+    }
+  });
+
+  it('one pod\'s flood does not starve another: past 512 queries under way a pod\'s datagrams are dropped, counted', async () => {
+    const flood = await udpClient(true, 7n);
+    const other = await udpClient(true, 8n);
+    try {
+      const before = proxy.refused.overloaded;
+      // In bursts the socket's receive buffer holds (past it the kernel drops them before we see them).
+      for (let i = 0; i < 600; i++) {
+        flood.send(query('silent.example.test', { id: i }));
+        if (i % 100 === 99) await new Promise((r) => setTimeout(r, 20));
+      }
+      await new Promise((r) => setTimeout(r, 50));
+      const r = parseResponse((await other.ask(query('web', { id: 7 })))!);
+      assert.deepEqual(r.answers.map((a) => a.data), ['10.0.1.11'], 'the other pod is answered at once');
+      assert.ok(proxy.refused.overloaded - before >= 80, `${proxy.refused.overloaded - before} dropped`);
+      await new Promise((r) => setTimeout(r, 600)); // the flood's SERVFAILs, before the next test
+    } finally {
+      flood.close();
+      other.close();
     }
   });
 
