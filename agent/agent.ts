@@ -60,8 +60,6 @@ export interface AgentOptions {
   dnsUpstreams?: string[];
   /** Cluster domain of mesh names (default cluster.local). */
   dnsDomain?: string;
-  /** Per upstream server and attempt (default 2 s). */
-  dnsUpstreamTimeoutMs?: number;
   /** How long to wait for a client's first bytes when a policy needs its protocol (default 5 s). */
   sniffTimeoutMs?: number;
   /** HTTP limits of the policy-enforcing front (header size/count, timeouts). */
@@ -186,7 +184,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       domain: dnsDomain,
       upstreams,
       ...(opts.hostsFile ? { hostsFile: opts.hostsFile } : {}),
-      ...(opts.dnsUpstreamTimeoutMs ? { upstreamTimeoutMs: opts.dnsUpstreamTimeoutMs } : {}),
+      stateFile: dnsStateFile(opts.runDir ?? DEFAULT_RUN_DIR, opts.node),
       workloads,
       mesh: workloadNameSources(workloads, () => mesh?.registry),
       policies,
@@ -436,12 +434,18 @@ function reconcileEnrollment(dp: Datapath, entries: Array<{ workload: Workload; 
   });
 }
 
+/** What pods resolved, kept from one agent of the node to the next (agent/dns/pod-names.ts). */
+function dnsStateFile(runDir: string, node: string): string {
+  return path.join(runDir, `${node}.dns-names.json`);
+}
+
 /** `palisade agent uninstall`: refuses while an agent for the node is running. */
 export function uninstallNode(opts: { node: string; bpffs?: string; runDir?: string; log: Logger }): string[] {
   validateNodeName(opts.node);
   const lock: NodeLock = acquireNodeLock(opts.runDir ?? DEFAULT_RUN_DIR, opts.node);
   try {
     const removed = Datapath.uninstall(opts.node, opts.bpffs);
+    fs.rmSync(dnsStateFile(opts.runDir ?? DEFAULT_RUN_DIR, opts.node), { force: true });
     opts.log.info({ node: opts.node, removed: removed.length }, 'data path uninstalled');
     return removed;
   } finally {

@@ -2,7 +2,11 @@
  * The agent's DNS side, put together: hosts file, cache, upstream forwarder, mesh names, the
  * per-pod memory egress checks against, and the proxy's listeners. The agent creates it before
  * the egress check (which needs `names`) and starts listening once the data path is installed.
+ * The per-pod memory is written to `stateFile` when the agent stops and read when it starts.
  */
+import * as fs from 'node:fs';
+import { writeFileAtomic } from '../../common/atomic-file';
+import { errorCode } from '../../common/errors';
 import type { FlowSink } from '../../common/flow';
 import type { Logger } from '../../common/log';
 import type { PolicyIndex } from '../../common/policy';
@@ -29,6 +33,8 @@ export interface DnsOptions {
   log: Logger;
   /** Per server and attempt (default 2000). */
   upstreamTimeoutMs?: number;
+  /** Where the per-pod memory outlives the agent (its run directory). */
+  stateFile?: string;
 }
 
 export interface DnsStats {
@@ -64,6 +70,7 @@ export class DnsRuntime {
   async listen(datapath: DnsProxyInputs['datapath'], port?: number): Promise<DnsProxy> {
     this.hosts?.start();
     const o = this.opts;
+    this.restoreNames();
     this.proxy = new DnsProxy({ node: o.node, proxyIp: o.proxyIp, datapath, workloads: o.workloads, answerer: this.answerer, flows: o.flows, log: o.log });
     const addr = await this.proxy.listen(port);
     o.log.info({ address: addr.udp.address, port: addr.udp.port, upstreams: o.upstreams.map((s) => `${s.ip}:${s.port}`), domain: o.domain }, 'dns proxy ready');
@@ -84,5 +91,27 @@ export class DnsRuntime {
     this.hosts?.close();
     this.upstream.close();
     await this.proxy?.close();
+    this.saveNames();
+  }
+
+  private restoreNames(): void {
+    const file = this.opts.stateFile;
+    if (!file || !fs.existsSync(file)) return;
+    try {
+      const restored = this.names.restore(JSON.parse(fs.readFileSync(file, 'utf8')));
+      this.opts.log.info({ file, restored }, 'dns: what pods resolved before the restart, still valid');
+    } catch (err) {
+      this.opts.log.warn({ file, error: errorCode(err) }, 'dns: memory of the last agent unreadable; pods resolve again');
+    }
+  }
+
+  private saveNames(): void {
+    const file = this.opts.stateFile;
+    if (!file) return;
+    try {
+      writeFileAtomic(file, JSON.stringify(this.names.snapshot()), 0o600);
+    } catch (err) {
+      this.opts.log.warn({ file, error: errorCode(err) }, 'dns: cannot keep what pods resolved for the next agent');
+    }
   }
 }

@@ -8,7 +8,13 @@
  * moment after the answer, and many keep an answer a little past its TTL) nor more than
  * `maxRetentionMs`. Bounded: per pod at most `maxNames` names (least recently resolved dropped
  * first) of at most `maxAddresses` addresses (those expiring soonest dropped first); both counted.
+ * An agent that stops hands what is still valid to the next one (snapshot / restore): a restart
+ * does not deny connections to addresses pods resolved just before it.
  */
+import { isIP } from 'node:net';
+
+/** One remembered address: pod, name, address, valid until (ms since the epoch). */
+export type RememberedAddress = [pod: string, name: string, ip: string, until: number];
 
 export interface PodNamesOptions {
   maxNames?: number;
@@ -53,21 +59,40 @@ export class PodNames implements ResolvedNames {
     if (byName === undefined) this.pods.set(pod, (byName = new Map()));
     const now = this.now();
     for (const name of names) {
-      let ips = byName.get(name);
-      if (ips === undefined) ips = new Map();
-      else byName.delete(name); // re-inserted below: most recently resolved last
-      byName.set(name, ips);
-      for (const { ip, ttl } of addresses) {
-        const keep = Math.min(this.maxRetentionMs, Math.max(this.minRetentionMs, ttl * 1000));
-        ips.set(ip, Math.max(ips.get(ip) ?? 0, now + keep));
-      }
-      this.trimAddresses(ips, now);
+      const until = addresses.map(({ ip, ttl }) => [ip, now + Math.min(this.maxRetentionMs, Math.max(this.minRetentionMs, ttl * 1000))] as const);
+      this.keep(byName, name, until, now);
     }
-    for (const name of byName.keys()) {
-      if (byName.size <= this.maxNames) break;
-      byName.delete(name);
-      this.evicted++;
+  }
+
+  /** Every address still valid, for the next agent (restore). */
+  snapshot(): RememberedAddress[] {
+    const now = this.now();
+    const out: RememberedAddress[] = [];
+    for (const [pod, byName] of this.pods) {
+      for (const [name, ips] of byName) for (const [ip, until] of ips) if (until > now) out.push([pod, name, ip, until]);
     }
+    return out;
+  }
+
+  /**
+   * What a snapshot holds that is still valid, within the bounds and never longer than
+   * `maxRetentionMs` from now; entries of another shape are skipped. Returns how many were taken.
+   */
+  restore(entries: unknown): number {
+    if (!Array.isArray(entries)) return 0;
+    const now = this.now();
+    let taken = 0;
+    for (const e of entries) {
+      if (!Array.isArray(e) || e.length !== 4) continue;
+      const [pod, name, ip, until] = e as unknown[];
+      if (typeof pod !== 'string' || typeof name !== 'string' || typeof ip !== 'string' || typeof until !== 'number' || until <= now) continue;
+      if (pod.length > 400 || name.length > 1100 || !isIP(ip)) continue;
+      let byName = this.pods.get(pod);
+      if (byName === undefined) this.pods.set(pod, (byName = new Map()));
+      this.keep(byName, name, [[ip, Math.min(until, now + this.maxRetentionMs)]], now);
+      taken++;
+    }
+    return taken;
   }
 
   addressesFor(pod: string, name: string): string[] {
@@ -92,6 +117,21 @@ export class PodNames implements ResolvedNames {
     let n = 0;
     for (const byName of this.pods.values()) n += byName.size;
     return n;
+  }
+
+  /** `name` of one pod now leads to `until` (address, valid until): merged, most recently resolved, bounded. */
+  private keep(byName: Map<string, Map<string, number>>, name: string, until: ReadonlyArray<readonly [string, number]>, now: number): void {
+    let ips = byName.get(name);
+    if (ips === undefined) ips = new Map();
+    else byName.delete(name); // re-inserted below: most recently resolved last
+    byName.set(name, ips);
+    for (const [ip, t] of until) ips.set(ip, Math.max(ips.get(ip) ?? 0, t));
+    this.trimAddresses(ips, now);
+    for (const n of byName.keys()) {
+      if (byName.size <= this.maxNames) break;
+      byName.delete(n);
+      this.evicted++;
+    }
   }
 
   private trimAddresses(ips: Map<string, number>, now: number): void {

@@ -73,6 +73,7 @@ describe('DNS proxy (real eBPF capture)', function () {
   let upstream: ChildProcess;
   let upstreamLog: JsonLines;
   let policyDir: string;
+  let runDir: string;
   const servers: ChildProcess[] = [];
 
   const harnessScript = (name: string): string => path.resolve(__dirname, '..', '..', 'harness', name);
@@ -108,6 +109,16 @@ describe('DNS proxy (real eBPF capture)', function () {
     await waitFor(() => loaded() > n || undefined, 5000, { what: 'the agent to load the policy' });
   }
 
+  const agentOptions = (): Parameters<typeof startAgentProcess>[2] => ({
+    pods: [
+      { pod: client, labels: { app: 'client' } },
+      { pod: client2, labels: { app: 'client' } },
+      { pod: web, labels: { app: 'web' } },
+    ],
+    extraArgs: ['--dns-upstream', `${ext.ip}:53`, '--policy-dir', policyDir, '--access-log', 'all'],
+    runDir,
+  });
+
   before(async function () {
     requirePrivileges();
     assert.ok(POD_RESOLVER, '/etc/resolv.conf names an IPv4 nameserver (getent in the pods asks it)');
@@ -135,14 +146,8 @@ describe('DNS proxy (real eBPF capture)', function () {
     }
     policyDir = tempDir('dns-policies');
     fs.writeFileSync(path.join(policyDir, 'egress.yaml'), EGRESS('Resolve'));
-    agent = startAgentProcess(topo, node, {
-      pods: [
-        { pod: client, labels: { app: 'client' } },
-        { pod: client2, labels: { app: 'client' } },
-        { pod: web, labels: { app: 'web' } },
-      ],
-      extraArgs: ['--dns-upstream', `${ext.ip}:53`, '--policy-dir', policyDir, '--access-log', 'all'],
-    });
+    runDir = tempDir('dns-run');
+    agent = startAgentProcess(topo, node, agentOptions());
     await agent.ready;
   });
 
@@ -153,6 +158,7 @@ describe('DNS proxy (real eBPF capture)', function () {
     for (const n of topo?.nodes ?? []) Datapath.uninstall(n.name);
     await topo?.destroy();
     if (policyDir) fs.rmSync(policyDir, { recursive: true, force: true });
+    if (runDir) fs.rmSync(runDir, { recursive: true, force: true });
   });
 
   it('mesh names resolve through the agent from a real pod: glibc (connected UDP), an unconnected socket, TCP', async () => {
@@ -199,6 +205,15 @@ describe('DNS proxy (real eBPF capture)', function () {
     assert.equal(await httpGet(client, ext2.ip, 'other.example.test'), '403', 'an address the name did not resolve to (hard-coded) does not');
     const denied = flows().filter((f) => f.direction === 'egress' && f.verdict === 'denied' && f.destination.host === 'other.example.test');
     assert.ok(denied.length >= 3 && denied.every((f) => f.reason === 'host-address-mismatch'), JSON.stringify(denied));
+  });
+
+  it('an agent restart keeps what pods resolved: the allowed connection needs no new lookup', async () => {
+    await agent.stop('SIGTERM');
+    agent = startAgentProcess(topo, node, agentOptions());
+    await agent.ready;
+    assert.ok(agent.logs.lines.some((l) => (l as { msg?: string; restored?: number })?.msg?.startsWith('dns: what pods resolved') && (l as { restored: number }).restored > 0));
+    assert.equal(await httpGet(client, ext.ip, 'other.example.test'), '200');
+    assert.equal(await httpGet(client2, ext.ip, 'other.example.test'), '403');
   });
 
   it('DNS over TCP: glibc retries a truncated answer over TCP through the capture and gets it whole', async () => {

@@ -49,6 +49,22 @@ describe('PodNames', () => {
     assert.equal(names.size, 3);
   });
 
+  it('hands what is still valid to the next agent: snapshot, then restore (shape checked, bounded, nothing expired)', () => {
+    const names = new PodNames({ ...clock, maxRetentionMs: 3_600_000 });
+    names.remember('default/a', ['x.example', 'edge.example'], [{ ip: '10.0.0.1', ttl: 300 }]);
+    names.remember('default/b', ['y.example'], [{ ip: '2001:db8::1', ttl: 0 }]);
+    const snap = JSON.parse(JSON.stringify(names.snapshot())) as unknown;
+    now += 120_000;
+    const next = new PodNames({ ...clock, maxRetentionMs: 3_600_000 });
+    const hostile = [['default/a', 'z.example', 'not-an-ip', now + 1000], ['default/a', 'w.example', '10.0.0.9', now + 10 * 3_600_000], 'junk', [1, 2, 3, 4]];
+    assert.equal(next.restore([...(snap as unknown[]), ...hostile]), 3, 'x and edge (y had expired), and w');
+    assert.deepEqual([next.addressesFor('default/a', 'x.example'), next.addressesFor('default/a', 'edge.example'), next.addressesFor('default/b', 'y.example')], [['10.0.0.1'], ['10.0.0.1'], []]);
+    assert.deepEqual(next.addressesFor('default/a', 'z.example'), []);
+    now += 3_600_000;
+    assert.deepEqual(next.addressesFor('default/a', 'w.example'), [], 'a far future is cut to the maximum retention');
+    assert.equal(next.restore({ not: 'a list' }), 0);
+  });
+
   it('forgets pods that left', () => {
     const names = new PodNames(clock);
     names.remember('default/a', ['x'], [{ ip: '10.0.0.1', ttl: 60 }]);
