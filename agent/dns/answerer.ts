@@ -139,7 +139,8 @@ export class Answerer {
   /** The proxy's own answer (mesh, hosts file): the addresses of the question's type, or NODATA. */
   private own(msg: Buffer, query: Query, addresses: string[], ttl: number, reason: string): Answered {
     const response = addressResponse(msg, query, addresses, ttl);
-    const shown = addresses.filter((ip) => (query.question.type === TYPE.A) === !ip.includes(':') && (query.question.type === TYPE.A || query.question.type === TYPE.AAAA));
+    const type = query.question.type;
+    const shown = type === TYPE.A ? addresses.filter((ip) => !ip.includes(':')) : type === TYPE.AAAA ? addresses.filter((ip) => ip.includes(':')) : [];
     return { response, outcome: { ...outcome('allowed', reason, query.question.name, query.question.type, RCODE.NOERROR), answers: shown.slice(0, MAX_SHOWN) } };
   }
 

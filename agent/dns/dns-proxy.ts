@@ -69,7 +69,8 @@ export class DnsProxy implements DnsTcpHandoff {
 
   constructor(private readonly inputs: DnsProxyInputs) {
     this.log = inputs.log.child({ component: 'dns' });
-    this.tcp = net.createServer({ noDelay: true }, (s) => this.onTcpConnection(s));
+    // Half-open allowed: a client may end its side after its last query and still read the answers.
+    this.tcp = net.createServer({ noDelay: true, allowHalfOpen: true }, (s) => this.onTcpConnection(s));
   }
 
   async listen(port = DNS_PROXY_PORT): Promise<{ udp: net.AddressInfo; tcp: net.AddressInfo }> {

@@ -95,8 +95,9 @@ export class PodNames implements ResolvedNames {
     return taken;
   }
 
+  /** `name` as egress has it (an SNI or Host: any case, maybe a trailing dot). */
   addressesFor(pod: string, name: string): string[] {
-    const ips = this.pods.get(pod)?.get(name);
+    const ips = this.pods.get(pod)?.get(name.toLowerCase().replace(/\.$/, ''));
     if (ips === undefined) return [];
     const now = this.now();
     const out: string[] = [];

@@ -12,6 +12,7 @@ describe('PodNames', () => {
     assert.deepEqual(names.addressesFor('default/client', 'api.example.com'), ['192.0.2.1']);
     assert.deepEqual(names.addressesFor('default/other', 'api.example.com'), [], 'another pod');
     assert.deepEqual(names.addressesFor('default/client', 'www.example.com'), [], 'another name');
+    assert.deepEqual(names.addressesFor('default/client', 'API.Example.com.'), ['192.0.2.1'], 'an SNI in another case, with a trailing dot');
   });
 
   it('keeps an address for its TTL, at least the minimum and at most the maximum', () => {
