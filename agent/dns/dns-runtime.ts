@@ -6,14 +6,14 @@
  */
 import * as fs from 'node:fs';
 import { writeFileAtomic } from '../../common/atomic-file';
-import { errorCode } from '../../common/errors';
+import { describeCause, errorCode, PalisadeError } from '../../common/errors';
 import type { FlowSink } from '../../common/flow';
 import type { Logger } from '../../common/log';
 import type { PolicyIndex } from '../../common/policy';
 import type { WorkloadIndex } from '../proxy/inputs';
 import { Answerer } from './answerer';
 import { DnsCache, type CacheStats } from './cache';
-import { DnsProxy, type DnsProxyInputs, type DnsRefusal } from './dns-proxy';
+import { DNS_PROXY_PORT, DnsProxy, type DnsProxyInputs, type DnsRefusal } from './dns-proxy';
 import { HostsFile } from './hosts-file';
 import { MeshNames, type MeshNameSources } from './mesh-names';
 import { PodNames } from './pod-names';
@@ -72,7 +72,12 @@ export class DnsRuntime {
     const o = this.opts;
     this.restoreNames();
     this.proxy = new DnsProxy({ node: o.node, proxyIp: o.proxyIp, datapath, workloads: o.workloads, answerer: this.answerer, flows: o.flows, log: o.log });
-    const addr = await this.proxy.listen(port);
+    let addr;
+    try {
+      addr = await this.proxy.listen(port);
+    } catch (err) {
+      throw new PalisadeError('PALISADE_ERR_LISTEN', `cannot listen on ${o.proxyIp}:${port ?? DNS_PROXY_PORT} for DNS: ${describeCause(err)}`, { cause: err });
+    }
     o.log.info({ address: addr.udp.address, port: addr.udp.port, upstreams: o.upstreams.map((s) => `${s.ip}:${s.port}`), domain: o.domain }, 'dns proxy ready');
     return this.proxy;
   }
