@@ -159,7 +159,8 @@ export class DnsProxy implements DnsTcpHandoff {
       orig = this.inputs.datapath.lookupOriginal(peer.ip, peer.port);
     } catch (err) {
       this.log.error({ err, source: peer }, 'dns peer lookup failed');
-      orig = undefined;
+      this.refuse('lookup-failed', peer);
+      return void socket.resetAndDestroy();
     }
     const pod = this.identify(orig, peer);
     if (!pod || !orig) return void socket.resetAndDestroy();
