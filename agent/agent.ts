@@ -30,7 +30,9 @@ import { FlowReporter } from './flows/reporter';
 import { createAgentRegistry } from './metrics/agent-metrics';
 import { FlowMetrics } from './metrics/flow-metrics';
 import { MetricsServer } from './metrics/server';
-import { CachingResolver } from './policy/resolver';
+import { DnsRuntime } from './dns/dns-runtime';
+import { workloadNameSources } from './dns/mesh-names';
+import { upstreamServers, validateDnsDomain } from './dns/resolv-conf';
 import { EnforcedPolicies } from './policy/enforced';
 import { DestinationAuthz } from './proxy/destination-authz';
 import { Egress } from './proxy/egress';
@@ -56,8 +58,12 @@ export interface AgentOptions {
   connectTimeoutMs?: number;
   /** Directory of AuthorizationPolicy / EgressPolicy files, watched for changes. */
   policyDir?: string;
-  /** /etc/hosts-format file the egress check resolves names with before DNS. */
+  /** /etc/hosts-format file whose names the DNS proxy answers itself. */
   hostsFile?: string;
+  /** `IP[:PORT]` servers the DNS proxy forwards to (default: /etc/resolv.conf's nameservers). */
+  dnsUpstreams?: string[];
+  /** Cluster domain of mesh names (default cluster.local). */
+  dnsDomain?: string;
   /** How long to wait for a client's first bytes when a policy needs its protocol (default 5 s). */
   sniffTimeoutMs?: number;
   /** HTTP limits of the policy-enforcing front (header size/count, timeouts). */
@@ -100,6 +106,7 @@ export interface RunningAgent {
     | { registry: MeshRegistry; identities: IdentityManager; pool: HbonePool; inbound: InboundProxy; collector: CollectorClient; reporter: FlowReporter }
     | undefined;
   policies: EnforcedPolicies;
+  dns: DnsRuntime;
   flows: { metrics: FlowMetrics; reporter: FlowReporter | undefined };
   /** Where /metrics and /healthz are served, when they are. */
   metricsAddress: { address: string; port: number } | undefined;
@@ -125,6 +132,9 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   }
   validateExclusions(opts.excludeCidrs ?? [], opts.excludePorts ?? []);
   validateFlowBuffer(opts.flowBuffer);
+  const dnsDomain = opts.dnsDomain ?? 'cluster.local';
+  validateDnsDomain(dnsDomain);
+  const upstreams = upstreamServers(opts.dnsUpstreams);
   const caPem = opts.mesh ? readCa(opts.mesh) : undefined;
   // Everything that can be checked without the kernel is checked first: a bad
   // file or namespace path must not leave anything half-installed.
@@ -152,6 +162,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   let stopping = false;
   let datapath: Datapath | undefined;
   let outbound: OutboundProxy | undefined;
+  let dns: DnsRuntime | undefined;
   let mesh: RunningAgent['mesh'];
   let ready = false;
   const workloads = new LocalWorkloads();
@@ -193,7 +204,20 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       ...(opts.httpLimits ? { httpLimits: opts.httpLimits } : {}),
     };
     const authz = new DestinationAuthz({ ...shared, proxyIp: opts.proxyIp });
-    const egress = new Egress({ ...shared, resolver: new CachingResolver({ ...(opts.hostsFile ? { hostsFile: opts.hostsFile } : {}), log }) });
+    dns = new DnsRuntime({
+      node: opts.node,
+      proxyIp: opts.proxyIp,
+      domain: dnsDomain,
+      upstreams,
+      ...(opts.hostsFile ? { hostsFile: opts.hostsFile } : {}),
+      stateFile: dnsStateFile(opts.runDir ?? DEFAULT_RUN_DIR, opts.node),
+      workloads,
+      mesh: workloadNameSources(workloads, () => mesh?.registry),
+      policies,
+      flows,
+      log,
+    });
+    const egress = new Egress({ ...shared, names: dns.names });
     // Join the mesh first: a refused join or an unreachable collector must not leave a
     // half-configured node, and no pod is redirected before the proxy knows the mesh.
     if (opts.mesh && caPem && reporter) {
@@ -217,6 +241,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       'workloads enrolled',
     );
 
+    const dnsProxy = await dns.listen(datapath);
     const meshInputs: MeshInputs | undefined = mesh ? { registry: mesh.registry, pool: mesh.pool } : undefined;
     outbound = new OutboundProxy({
       node: opts.node,
@@ -228,6 +253,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       authz,
       egress,
       flows,
+      dns: dnsProxy,
     });
     let address;
     try {
@@ -249,6 +275,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     const dp = datapath;
     const ob = outbound;
     const m = mesh;
+    const d = dns;
     let markStopped: () => void = () => undefined;
     const stopped = new Promise<void>((resolve) => (markStopped = resolve));
     let draining: Promise<void> | undefined;
@@ -259,6 +286,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         ready = false;
         policies.close();
         await ob.close();
+        await d.close();
         if (m) await stopMesh(m);
         await metrics?.close();
         await handover?.close().catch(() => undefined);
@@ -313,6 +341,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       outboundAddress: { address: address.address, port: address.port },
       mesh: m,
       policies,
+      dns: d,
       flows: { metrics: flowMetrics, reporter },
       metricsAddress,
       drain,
@@ -321,6 +350,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     };
   } catch (err) {
     await outbound?.close().catch(() => undefined);
+    await dns?.close().catch(() => undefined);
     if (mesh) await stopMesh(mesh).catch(() => undefined);
     reporter?.close();
     await metrics?.close().catch(() => undefined);
@@ -492,12 +522,18 @@ function reconcileEnrollment(dp: Datapath, entries: Array<{ workload: Workload; 
   });
 }
 
+/** What pods resolved, kept from one agent of the node to the next (agent/dns/pod-names.ts). */
+function dnsStateFile(runDir: string, node: string): string {
+  return path.join(runDir, `${node}.dns-names.json`);
+}
+
 /** `palisade agent uninstall`: refuses while an agent for the node is running. */
 export function uninstallNode(opts: { node: string; bpffs?: string; runDir?: string; log: Logger }): string[] {
   validateNodeName(opts.node);
   const lock: NodeLock = acquireNodeLock(opts.runDir ?? DEFAULT_RUN_DIR, opts.node);
   try {
     const removed = Datapath.uninstall(opts.node, opts.bpffs);
+    fs.rmSync(dnsStateFile(opts.runDir ?? DEFAULT_RUN_DIR, opts.node), { force: true });
     opts.log.info({ node: opts.node, removed: removed.length }, 'data path uninstalled');
     return removed;
   } finally {

@@ -8,7 +8,7 @@ import { isRecord } from './record';
 
 export type FlowDirection = 'outbound' | 'inbound' | 'egress';
 export type FlowVerdict = 'allowed' | 'denied' | 'audit' | 'error';
-export type FlowProtocol = 'tcp' | 'tls' | 'http';
+export type FlowProtocol = 'tcp' | 'tls' | 'http' | 'dns';
 
 export interface FlowEndpoint {
   ip: string;
@@ -16,7 +16,7 @@ export interface FlowEndpoint {
   workload?: string;
   namespace?: string;
   identity?: string;
-  /** the name the client asked for (TLS SNI or HTTP Host), when known */
+  /** the name the client asked for (TLS SNI, HTTP Host, DNS question), when known */
   host?: string;
 }
 
@@ -28,6 +28,8 @@ export interface FlowRecord {
   destination: FlowEndpoint;
   protocol: FlowProtocol;
   http?: { method: string; path: string; status: number };
+  /** a DNS query (`protocol: dns`; its name is destination.host): type, rcode, answer data */
+  dns?: FlowDns;
   verdict: FlowVerdict;
   /** why: allowed-by-policy, no-policy, denied-by-policy, host-not-allowed, bad-request, upstream-failed, … */
   reason: string;
@@ -42,6 +44,15 @@ export interface FlowRecord {
   bytesReceived: number;
   durationMs: number;
 }
+
+/** `A`, `NXDOMAIN`, addresses and CNAME targets (these with a trailing dot), at most MAX_DNS_ANSWERS. */
+export interface FlowDns {
+  type: string;
+  rcode: string;
+  answers: string[];
+}
+
+export const MAX_DNS_ANSWERS = 16;
 
 /** What a flow record is built from; `time` is taken when it is built (the flow's end). */
 export type FlowFields = Omit<FlowRecord, 'time'>;
@@ -60,6 +71,7 @@ export function flowRecord(f: FlowFields): FlowRecord {
     destination: f.destination,
     protocol: f.protocol,
     http: f.http,
+    dns: f.dns,
     verdict: f.verdict,
     reason: f.reason,
     policy: f.policy,
@@ -84,7 +96,7 @@ export interface FlowSink {
 
 const DIRECTIONS = new Set(['outbound', 'inbound', 'egress']);
 const VERDICTS = new Set(['allowed', 'denied', 'audit', 'error']);
-const PROTOCOLS = new Set(['tcp', 'tls', 'http']);
+const PROTOCOLS = new Set(['tcp', 'tls', 'http', 'dns']);
 const MAX_TEXT = 2048;
 
 const isText = (v: unknown, max = MAX_TEXT): v is string => typeof v === 'string' && v.length <= max;
@@ -109,12 +121,12 @@ function endpointProblem(v: unknown, at: string): string | undefined {
  */
 export function flowProblem(v: unknown): string | undefined {
   if (!isRecord(v)) return 'must be an object';
-  const allowed = new Set(['time', 'node', 'direction', 'source', 'destination', 'protocol', 'http', 'verdict', 'reason', 'policy', 'rule', 'audit', 'mtls', 'bytesSent', 'bytesReceived', 'durationMs']);
+  const allowed = new Set(['time', 'node', 'direction', 'source', 'destination', 'protocol', 'http', 'dns', 'verdict', 'reason', 'policy', 'rule', 'audit', 'mtls', 'bytesSent', 'bytesReceived', 'durationMs']);
   for (const k of Object.keys(v)) if (!allowed.has(k)) return `unknown field ${JSON.stringify(k.slice(0, 64))}`;
   if (!isText(v.time, 40) || Number.isNaN(Date.parse(v.time))) return 'time must be an ISO 8601 time';
   if (!isText(v.node, 63)) return 'node must be a string';
   if (!DIRECTIONS.has(v.direction as string)) return 'direction must be outbound, inbound or egress';
-  if (!PROTOCOLS.has(v.protocol as string)) return 'protocol must be tcp, tls or http';
+  if (!PROTOCOLS.has(v.protocol as string)) return 'protocol must be tcp, tls, http or dns';
   if (!VERDICTS.has(v.verdict as string)) return 'verdict must be allowed, denied, audit or error';
   if (!isText(v.reason, 128)) return 'reason must be a string';
   if (v.policy !== undefined && !isText(v.policy, 4096)) return 'policy must be a string';
@@ -130,6 +142,11 @@ export function flowProblem(v: unknown): string | undefined {
     if (!isRecord(h) || !isText(h.method, 32) || !isText(h.path, 8192) || !(isCount(h.status) && h.status <= 999) || Object.keys(h).length !== 3) {
       return 'http must be {method, path, status}';
     }
+  }
+  if (v.dns !== undefined) {
+    const d = v.dns;
+    const answersOk = isRecord(d) && Array.isArray(d.answers) && d.answers.length <= MAX_DNS_ANSWERS && d.answers.every((a) => isText(a, 1024));
+    if (!isRecord(d) || !isText(d.type, 16) || !isText(d.rcode, 16) || !answersOk || Object.keys(d).length !== 3) return 'dns must be {type, rcode, answers}';
   }
   if (v.audit !== undefined) {
     const a = v.audit;

@@ -20,6 +20,10 @@ export class MeshRegistry {
     return this.ips.get(ip);
   }
 
+  all(): IterableIterator<MeshWorkload> {
+    return this.ips.values();
+  }
+
   get size(): number {
     return this.ips.size;
   }

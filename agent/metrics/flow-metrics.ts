@@ -115,6 +115,8 @@ export class FlowMetrics implements FlowSink {
 
   record(flow: FlowRecord): void {
     this.produced++;
+    // A DNS query is neither a request nor a connection of these families (agent/dns/ counts its own).
+    if (flow.protocol === 'dns') return;
     const src = this.endpoint(flow.source);
     const dst = this.endpoint(flow.destination);
     let key = src.id * MAX_ENDPOINTS + dst.id;

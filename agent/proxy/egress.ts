@@ -7,7 +7,9 @@
  *   - CIDR rules are decided on the original destination at once (raw TCP needs nothing more);
  *   - host rules need the name the client asked for: the TLS SNI (read from the ClientHello,
  *     TLS is never terminated) or the HTTP Host of each request; the original destination must
- *     be an address that name resolves to, so a spoofed SNI/Host does not open another IP;
+ *     be an address the node's DNS proxy answered THIS pod for that name, still within its TTL
+ *     (agent/dns/pod-names.ts): a spoofed SNI/Host, an address hard-coded or resolved another
+ *     way, or another pod's lookup does not open anything;
  *   - anything else is closed before a byte reaches the destination.
  *
  * Denied HTTP requests get Istio's 403; denied TLS and TCP connections are reset.
@@ -17,7 +19,7 @@ import type { Duplex } from 'node:stream';
 import type { FlowEndpoint, FlowProtocol, FlowRecord } from '../../common/flow';
 import type { Logger } from '../../common/log';
 import { authorizeEgress, type EgressRequest, type EgressVerdict } from '../../common/policy';
-import type { HostResolver } from '../policy/resolver';
+import { podKey, type ResolvedNames } from '../dns/pod-names';
 import type { Workload } from '../workloads';
 import { HttpFront, type HttpDecision, type HttpSession, type NormalizedRequest } from './http';
 import { connectTcp, errorCode } from './connect';
@@ -27,7 +29,8 @@ import { looksLikeHttp, parseClientHello, sniff } from './sniff';
 import { closeWhenDenied, denial, type EnforcementInputs } from './tracker';
 
 export interface EgressInputs extends EnforcementInputs {
-  resolver: HostResolver;
+  /** What each pod resolved through the DNS proxy. */
+  names: ResolvedNames;
 }
 
 export interface EgressContext {
@@ -63,7 +66,7 @@ export class Egress {
     if (sniffed.kind === 'http') return this.serveHttp(client, ctx, sniffed.head);
     if (sniffed.kind === 'tls' && sniffed.sni) {
       const host = sniffed.sni;
-      const resolved = await this.inputs.resolver.resolve(host);
+      const resolved = this.inputs.names.addressesFor(podKey(ctx.workload), host);
       const v = authorizeEgress({ ...this.request(ctx), host, resolved }, this.inputs.policies.index);
       const named = { ...ctx, destination: { ...ctx.destination, host } };
       if (!v.allowed) return this.deny(client, named, v, 'tls', started);
@@ -133,7 +136,7 @@ export class Egress {
     const session: HttpSession = {
       authorize: async (req: NormalizedRequest): Promise<HttpDecision> => {
         const host = hostOnly(req.host);
-        const resolved = host ? await this.inputs.resolver.resolve(host) : [];
+        const resolved = host ? this.inputs.names.addressesFor(podKey(ctx.workload), host) : [];
         const v = authorizeEgress({ ...this.request(ctx), ...(host ? { host, resolved } : {}) }, this.inputs.policies.index);
         // A denial is logged by the front and recorded (with policy) in the flow: nothing more here.
         if (v.allowed) lastHost = host ? { host, resolved } : undefined;

@@ -21,6 +21,8 @@ import { splice } from './pipe';
 import { proxyFlow } from './proxy-flow';
 import { route, type Route } from './route';
 
+const DNS_PORT = 53;
+
 export type Refusal = 'no-original-destination' | 'unknown-source-pod' | 'source-address-mismatch' | 'tunnel-failed';
 
 export class OutboundProxy {
@@ -94,6 +96,7 @@ export class OutboundProxy {
       return this.refuse(client, 'source-address-mismatch', { source, workload: workload.name, expected: workload.ip });
     }
     const destination = orig.dst;
+    if (destination.port === DNS_PORT && this.inputs.dns) return this.inputs.dns.serveTcp(client, workload, source, destination);
     const r = route(destination.ip, { node: this.inputs.node, local: this.inputs.workloads, mesh: this.inputs.mesh?.registry });
     const sourceInfo = { ...source, workload: workload.name, namespace: workload.namespace, identity: workload.identity };
     const dstInfo = { ...destination, ...describeRoute(r) };

@@ -22,6 +22,7 @@ export interface FlowRoute {
   protocol: FlowProtocol;
   mtls: boolean;
   http?: FlowRecord['http'];
+  dns?: FlowRecord['dns'];
 }
 
 /** A decision that explains itself (an authorization or egress verdict). */
@@ -41,6 +42,7 @@ export function proxyFlow(node: string, route: FlowRoute, outcome: FlowOutcome, 
     destination: route.destination,
     protocol: route.protocol,
     http: route.http,
+    dns: route.dns,
     verdict: outcome.verdict,
     reason: outcome.reason,
     policy: outcome.policy,

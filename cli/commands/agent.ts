@@ -28,11 +28,17 @@ interface AgentFlags {
   nodeAddress?: string;
   policyDir?: string;
   hostsFile?: string;
+  dnsUpstream: string[];
+  dnsDomain: string;
   httpHeadersTimeout?: string;
   drainTimeout?: string;
   accessLog: AccessLogMode;
   flowBuffer: number;
   metricsAddress?: { host: string; port: number } | 'off';
+}
+
+function collectString(value: string, prev: string[] = []): string[] {
+  return [...prev, value];
 }
 
 function parseAccessLog(value: string): AccessLogMode {
@@ -103,7 +109,9 @@ export function registerAgentCommands(program: Command, deps: CliDeps): void {
     .option('--data-dir <dir>', 'node key and certificate (default /var/lib/palisade/<node>)')
     .option('--node-address <ip>', 'this node\'s address on the node network; HBONE :15008 listens there', parseIPv4)
     .option('--policy-dir <dir>', 'AuthorizationPolicy / EgressPolicy files to enforce (watched; merged with the collector\'s)')
-    .option('--hosts-file <file>', 'hosts-format file egress checks resolve names with before DNS')
+    .option('--hosts-file <file>', 'hosts-format file whose names the DNS proxy answers itself')
+    .option('--dns-upstream <ip[:port]>', 'server the DNS proxy forwards to (repeatable; default: the nameservers of /etc/resolv.conf)', collectString, [])
+    .option('--dns-domain <domain>', 'cluster domain of mesh names (<workload>.<namespace>.svc.<domain>)', 'cluster.local')
     .option('--http-headers-timeout <duration>', 'cut off an HTTP client that has not sent its request headers within this time', '10s')
     .option('--access-log <mode>', 'access log of flows: all | labeled (workloads labeled palisade.dev/access-log: "on") | none', parseAccessLog, DEFAULT_ACCESS_LOG_MODE)
     .option('--flow-buffer <records>', 'flow records kept for the collector while it is slow or away; the oldest are dropped (and counted) past this', parseFlowBuffer, DEFAULT_FLOW_BUFFER)
@@ -125,6 +133,8 @@ export function registerAgentCommands(program: Command, deps: CliDeps): void {
         mesh,
         ...(flags.policyDir ? { policyDir: flags.policyDir } : {}),
         ...(flags.hostsFile ? { hostsFile: flags.hostsFile } : {}),
+        dnsUpstreams: flags.dnsUpstream,
+        dnsDomain: flags.dnsDomain,
         httpLimits: { headersTimeoutMs: parsePositiveDuration(flags.httpHeadersTimeout ?? '10s', '--http-headers-timeout') },
         accessLog: flags.accessLog,
         flowBuffer: flags.flowBuffer,

@@ -12,6 +12,8 @@ describe('encodeFlow', function () {
       ['an egress TLS connection with a host', tcpFlow(1, { direction: 'egress', protocol: 'tls', destination: { ip: '93.184.216.34', port: 443, host: 'example.com' }, mtls: false })],
       ['a request refused before authz (empty method, path, host)', httpFlow(1, { http: { method: '', path: '', status: 400 }, verdict: 'denied', reason: 'bad-request' })],
       ['an audited request', httpFlow(1, { verdict: 'audit', audit: { policy: 'default/audit-all', rule: 2 } })],
+      ['a DNS query', tcpFlow(1, { protocol: 'dns', destination: { ip: '10.96.0.10', port: 53, host: 'api.example.com' }, dns: { type: 'A', rcode: 'NOERROR', answers: ['edge.example.net.', '192.0.2.7'] }, mtls: false })],
+      ['a DNS query refused by policy', tcpFlow(1, { protocol: 'dns', destination: { ip: '10.96.0.10', port: 53, host: 'evil.example' }, dns: { type: 'AAAA', rcode: 'NXDOMAIN', answers: [] }, verdict: 'denied', reason: 'host-not-allowed', policy: 'default/client-out' })],
     ];
     for (const [name, flow] of cases) {
       it(`encodes ${name} as JSON the collector's flowProblem accepts`, function () {
@@ -20,6 +22,11 @@ describe('encodeFlow', function () {
         assert.equal(flowProblem(JSON.parse(e.json!)), undefined);
       });
     }
+
+    it('keeps a DNS query\'s type, rcode and answers', function () {
+      const dns = { type: 'A', rcode: 'NOERROR', answers: ['192.0.2.7'] };
+      assert.deepEqual((JSON.parse(encodeFlow(tcpFlow(1, { protocol: 'dns', dns })).json!) as FlowRecord).dns, dns);
+    });
 
     it('rounds a fractional HTTP duration to whole milliseconds', function () {
       assert.equal((JSON.parse(encodeFlow(httpFlow(1, { durationMs: 12.5004 })).json!) as FlowRecord).durationMs, 13);
@@ -40,6 +47,9 @@ describe('encodeFlow', function () {
       ['an unknown direction', tcpFlow(1, { direction: 'sideways' as never })],
       ['no source', { ...tcpFlow(1), source: undefined }],
       ['undefined', undefined],
+      ['DNS answers past 16', tcpFlow(1, { protocol: 'dns', dns: { type: 'A', rcode: 'NOERROR', answers: Array<string>(17).fill('10.0.0.1') } })],
+      ['a DNS record without its rcode', tcpFlow(1, { protocol: 'dns', dns: { type: 'A', answers: [] } as never })],
+      ['an unknown protocol', tcpFlow(1, { protocol: 'quic' as never })],
     ];
     for (const [name, flow] of cases) {
       it(`names the problem with ${name}`, function () {

@@ -107,6 +107,14 @@ describe('agent metrics on /metrics', function () {
       assert.equal(sample(m, 'istio_requests_total'), undefined, 'a TCP connection is not a request');
     });
 
+    it('does not count a DNS query as a TCP connection or a request', async function () {
+      const { flows, scrape } = await serve();
+      flows.record(tcpFlow(1, { protocol: 'dns', mtls: false, destination: { ip: '10.96.0.10', port: 53, host: 'api.example.com' }, dns: { type: 'A', rcode: 'NOERROR', answers: [] } }));
+      const m = await scrape();
+      assert.equal(sample(m, 'istio_tcp_connections_opened_total'), undefined);
+      assert.equal(sample(m, 'istio_requests_total'), undefined);
+    });
+
     it('marks refusals DENY and unreachable upstreams CONNECT, and unknown peers "unknown"', async function () {
       const { flows, scrape } = await serve();
       flows.record(tcpFlow(1, { direction: 'egress', protocol: 'tls', mtls: false, verdict: 'denied', reason: 'host-not-allowed', destination: { ip: '93.184.216.34', port: 443, host: 'blocked.example.test' } }));
