@@ -118,6 +118,15 @@ describe('agent metrics on /metrics', function () {
       );
       assert.equal(sample(m, 'istio_tcp_connections_opened_total', { response_flags: 'CONNECT', reporter: 'destination' })?.value, 1);
     });
+
+    it('counts a refusal summary as the connections it stands for', async function () {
+      const { flows, scrape } = await serve();
+      flows.record(tcpFlow(1, { direction: 'inbound', verdict: 'denied', reason: 'denied-by-policy', policy: 'default/x' }));
+      flows.record(tcpFlow(2, { direction: 'inbound', verdict: 'denied', reason: 'denied-by-policy', policy: 'default/x', count: 999 }));
+      const m = await scrape();
+      assert.equal(sample(m, 'istio_tcp_connections_opened_total', { response_flags: 'DENY' })?.value, 1000);
+      assert.equal(sample(m, 'palisade_policy_verdicts_total', { verdict: 'denied', policy: 'default/x' })?.value, 1000);
+    });
   });
 
   describe('palisade_policy_verdicts_total', function () {
