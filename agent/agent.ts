@@ -32,6 +32,8 @@ import { DestinationAuthz } from './proxy/destination-authz';
 import { Egress } from './proxy/egress';
 import type { HttpLimits } from './proxy/http';
 import { ConnectionTracker } from './proxy/tracker';
+import { createProxyLimits, proxyLimitSettings, type ProxyLimitOptions, type ProxyLimits } from './proxy/limits';
+import { AGENT_PORTS, NodeAddresses } from './proxy/node-local';
 import type { PolicyIndex } from '../common/policy';
 import type { PolicyFile } from '../common/policy-files';
 import { loadWorkloadsFile, type Workload } from './workloads';
@@ -66,6 +68,8 @@ export interface AgentOptions {
   flowBuffer?: number;
   /** Where /metrics and /healthz are served; not served when absent. */
   metricsAddress?: { host: string; port: number };
+  /** Connection caps, sniff budget, idle timeouts, refusal summaries (defaults: agent/proxy/limits). */
+  limits?: ProxyLimitOptions;
   log: Logger;
 }
 
@@ -108,6 +112,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   }
   validateExclusions(opts.excludeCidrs ?? [], opts.excludePorts ?? []);
   validateFlowBuffer(opts.flowBuffer);
+  const limitSettings = proxyLimitSettings(opts.limits ?? {});
   const caPem = opts.mesh ? readCa(opts.mesh) : undefined;
   // Everything that can be checked without the kernel is checked first: a bad
   // file or namespace path must not leave anything half-installed.
@@ -135,6 +140,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   const reporter = opts.mesh ? new FlowReporter({ log, ...(opts.flowBuffer !== undefined ? { bufferSize: opts.flowBuffer } : {}) }) : undefined;
   const accessLog = opts.accessLog === 'none' ? undefined : new AccessLog(log, { mode: opts.accessLog ?? 'labeled', workloads });
   const flows = new FlowFanOut([accessLog, flowMetrics, reporter], log);
+  const limits = createProxyLimits(limitSettings, { node: opts.node, flows, log });
   const metrics = opts.metricsAddress
     ? new MetricsServer({
         registry: createAgentRegistry({
@@ -142,8 +148,11 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
           ...(reporter ? { reporter } : {}),
           ...(opts.mesh ? { identities: () => mesh?.identities } : {}),
           datapath: () => datapath,
+          limits,
         }),
         ready: () => ready,
+        // Metrics are the node's: a pod's own connection to the listener is closed unanswered.
+        refusePeer: (ip) => workloads.byIp(ip) !== undefined,
         log,
       })
     : undefined;
@@ -165,13 +174,14 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       connectTimeoutMs,
       sniffTimeoutMs,
       ...(opts.httpLimits ? { httpLimits: opts.httpLimits } : {}),
+      limits,
     };
     const authz = new DestinationAuthz({ ...shared, proxyIp: opts.proxyIp });
     const egress = new Egress({ ...shared, resolver: new CachingResolver({ ...(opts.hostsFile ? { hostsFile: opts.hostsFile } : {}), log }) });
     // Join the mesh first: a refused join or an unreachable collector must not leave a
     // half-configured node, and no pod is redirected before the proxy knows the mesh.
     if (opts.mesh && caPem && reporter) {
-      mesh = await startMesh(opts.node, opts.proxyIp, opts.mesh, caPem, workloads, authz, policies, reporter, connectTimeoutMs, log);
+      mesh = await startMesh(opts.node, opts.proxyIp, opts.mesh, caPem, workloads, authz, policies, reporter, connectTimeoutMs, limits, log);
     }
     datapath = Datapath.install({
       node: opts.node,
@@ -201,6 +211,8 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       authz,
       egress,
       flows,
+      limits,
+      nodeLocal: new NodeAddresses(agentPorts(opts), () => mesh?.registry.nodeAddresses() ?? NO_ADDRESSES),
     });
     let address;
     try {
@@ -217,7 +229,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     // both just proven usable), and before 'outbound listener ready', which callers wait for.
     // /healthz says 503 again once the agent is stopping.
     if (metrics && opts.metricsAddress) metricsAddress = await metrics.listen(opts.metricsAddress.host, opts.metricsAddress.port);
-    log.info({ address: address.address, port: address.port }, 'outbound listener ready');
+    log.info({ address: address.address, port: address.port, limits: limitSettings }, 'outbound listener ready');
     if (metricsAddress) log.info({ address: metricsAddress.address, port: metricsAddress.port }, 'metrics listener ready');
     const dp = datapath;
     const ob = outbound;
@@ -235,6 +247,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         ready = false;
         policies.close();
         await ob.close();
+        limits.refusals.close();
         if (m) await stopMesh(m);
         await metrics?.close();
         dp.close();
@@ -244,6 +257,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     };
   } catch (err) {
     await outbound?.close().catch(() => undefined);
+    limits.refusals.close();
     if (mesh) await stopMesh(mesh).catch(() => undefined);
     reporter?.close();
     await metrics?.close().catch(() => undefined);
@@ -252,6 +266,17 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     lock.release();
     throw err;
   }
+}
+
+const NO_ADDRESSES: ReadonlySet<string> = new Set();
+
+/** The ports no pod may reach on a node through the proxy: the agent's, as configured. */
+function agentPorts(opts: AgentOptions): ReadonlySet<number> {
+  const ports = new Set(AGENT_PORTS);
+  ports.add(opts.outboundPort ?? OUTBOUND_PORT);
+  if (opts.mesh) ports.add(opts.mesh.hbonePort ?? HBONE_PORT);
+  if (opts.metricsAddress) ports.add(opts.metricsAddress.port);
+  return ports;
 }
 
 function validateExclusions(cidrs: string[], ports: number[]): void {
@@ -300,6 +325,7 @@ async function startMesh(
   policies: EnforcedPolicies,
   reporter: FlowReporter,
   connectTimeoutMs: number,
+  limits: ProxyLimits,
   log: Logger,
 ): Promise<NonNullable<RunningAgent['mesh']>> {
   const registry = new MeshRegistry();
@@ -323,6 +349,7 @@ async function startMesh(
     mesh: registry,
     log,
     authz,
+    limits,
   });
   const running = { registry, identities, pool, inbound, collector, reporter };
   try {

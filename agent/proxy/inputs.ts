@@ -7,6 +7,8 @@ import type { FlowSink } from '../../common/flow';
 import type { DestinationAuthz } from './destination-authz';
 import type { Egress } from './egress';
 import type { HbonePool } from './hbone-pool';
+import type { ProxyLimits } from './limits';
+import type { NodeLocal } from './node-local';
 
 /** What the proxy needs of the kernel data path: only the original-destination lookup. */
 export interface OriginalLookup {
@@ -39,4 +41,8 @@ export interface ProxyInputs {
   egress: Egress;
   /** Where finished flows go. */
   flows: FlowSink;
+  /** Connection caps, idle timeouts, and where refusals are reported. */
+  limits: ProxyLimits;
+  /** The node's own addresses and the agent's ports: destinations no pod may open. */
+  nodeLocal: { current(): NodeLocal };
 }
