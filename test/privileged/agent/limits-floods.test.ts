@@ -146,6 +146,7 @@ describe('agent per-pod fairness under floods, descriptor limit 1,200 (real eBPF
     assert.equal(count(flowsNow()), 12_000, 'the access log adds up exactly');
     const lines = agent1.logs.lines.slice(linesBefore);
     const intervals = Math.ceil((Date.now() - started) / (SUMMARY_INTERVAL_S * 1000)) + 1;
+    process.stdout.write(`      12,000 denied connections: ${lines.length} log lines, ${flowsNow().filter(denied).length} flow records, over ${intervals} intervals of ${SUMMARY_INTERVAL_S} s\n`);
     // Per interval at most: the first refusal's line and flow, the summary flow, the summary line.
     assert.ok(lines.length <= 4 * intervals, `${lines.length} log lines for 12,000 denied connections over ${intervals} intervals`);
     assert.ok(flowsNow().filter(denied).length <= 2 * intervals, `${flowsNow().filter(denied).length} flow records`);
