@@ -115,6 +115,12 @@ describe('flow-format', () => {
       assert.deepEqual(rows[3]!.slice(3, 5), ['10.0.1.9', '10.0.2.2:9000'], 'no workload: the addresses');
     });
 
+    it('says how many refused connections a refusal summary stands for', () => {
+      const summary = sampleFlow({ verdict: 'denied', reason: 'denied-by-policy', policy: 'default/deny', http: undefined, protocol: 'tcp', count: 11_999 });
+      const row = pageText([summary], false).trimEnd().split('\n')[1]!.split(/ {2,}/);
+      assert.equal(row[8], 'denied-by-policy (default/deny) ×11999');
+    });
+
     it('has no colour codes when colour is off (stdout not a terminal)', () => {
       assert.ok(!pageText(FLOWS, false).includes('\x1b'));
     });
