@@ -33,7 +33,7 @@ import { Egress } from './proxy/egress';
 import type { HttpLimits } from './proxy/http';
 import { ConnectionTracker } from './proxy/tracker';
 import { createProxyLimits, proxyLimitSettings, type ProxyLimitOptions, type ProxyLimits } from './proxy/limits';
-import { AGENT_PORTS, NodeAddresses } from './proxy/node-local';
+import { agentPorts, NodeAddresses } from './proxy/node-local';
 import type { PolicyIndex } from '../common/policy';
 import type { PolicyFile } from '../common/policy-files';
 import { loadWorkloadsFile, type Workload } from './workloads';
@@ -212,7 +212,10 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       egress,
       flows,
       limits,
-      nodeLocal: new NodeAddresses(agentPorts(opts), () => mesh?.registry.nodeAddresses() ?? NO_ADDRESSES),
+      nodeLocal: new NodeAddresses(
+        agentPorts([opts.outboundPort ?? OUTBOUND_PORT, opts.mesh && (opts.mesh.hbonePort ?? HBONE_PORT), opts.metricsAddress?.port]),
+        () => mesh?.registry.nodeAddresses(),
+      ),
     });
     let address;
     try {
@@ -266,17 +269,6 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     lock.release();
     throw err;
   }
-}
-
-const NO_ADDRESSES: ReadonlySet<string> = new Set();
-
-/** The ports no pod may reach on a node through the proxy: the agent's, as configured. */
-function agentPorts(opts: AgentOptions): ReadonlySet<number> {
-  const ports = new Set(AGENT_PORTS);
-  ports.add(opts.outboundPort ?? OUTBOUND_PORT);
-  if (opts.mesh) ports.add(opts.mesh.hbonePort ?? HBONE_PORT);
-  if (opts.metricsAddress) ports.add(opts.metricsAddress.port);
-  return ports;
 }
 
 function validateExclusions(cidrs: string[], ports: number[]): void {

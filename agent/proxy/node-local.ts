@@ -17,6 +17,13 @@ import * as os from 'node:os';
  */
 export const AGENT_PORTS: readonly number[] = [15000, 15001, 15008, 15020, 15053];
 
+/** AGENT_PORTS and the ports this agent was given (outbound, HBONE, metrics), those that are set. */
+export function agentPorts(configured: ReadonlyArray<number | undefined>): ReadonlySet<number> {
+  const ports = new Set(AGENT_PORTS);
+  for (const p of configured) if (p !== undefined) ports.add(p);
+  return ports;
+}
+
 export interface NodeLocal {
   /** the node's own addresses (and, when the caller wants them covered, other mesh nodes') */
   addresses: ReadonlySet<string>;
@@ -41,6 +48,8 @@ function isLoopbackOrUnspecified(ip: string): boolean {
   return v6 === '::' || v6 === '::1';
 }
 
+const NONE: ReadonlySet<string> = new Set();
+
 /** How long the node's interface addresses are trusted before they are read again. */
 const REFRESH_MS = 10_000;
 
@@ -56,14 +65,14 @@ export class NodeAddresses {
 
   constructor(
     private readonly ports: ReadonlySet<number>,
-    private readonly peers: () => ReadonlySet<string> = () => new Set(),
+    private readonly peers: () => ReadonlySet<string> | undefined = () => undefined,
     private readonly interfaces: () => ReturnType<typeof os.networkInterfaces> = os.networkInterfaces,
     private readonly now: () => number = Date.now,
   ) {}
 
   current(): NodeLocal {
     const t = this.now();
-    const peers = this.peers();
+    const peers = this.peers() ?? NONE;
     if (t - this.readAt >= REFRESH_MS) {
       this.local = interfaceAddresses(this.interfaces());
       this.readAt = t;

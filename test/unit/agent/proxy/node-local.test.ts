@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { isNodeLocalDestination, NodeAddresses } from '../../../../agent/proxy/node-local';
+import { agentPorts, isNodeLocalDestination, NodeAddresses } from '../../../../agent/proxy/node-local';
 
 describe('node-local destinations', () => {
   describe('isNodeLocalDestination', () => {
@@ -18,6 +18,10 @@ describe('node-local destinations', () => {
       ['an outside host', '93.184.216.34', 15020, false],
     ];
     for (const [what, ip, port, want] of table) it(`${what} → ${want}`, () => assert.equal(isNodeLocalDestination({ ip, port }, node), want));
+  });
+
+  it('agentPorts: the agent\'s ports and the ones it was given', () => {
+    assert.deepEqual([...agentPorts([16001, undefined, 9090])].sort(), [15000, 15001, 15008, 15020, 15053, 16001, 9090].sort());
   });
 
   describe('NodeAddresses', () => {
