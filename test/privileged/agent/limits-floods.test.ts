@@ -5,7 +5,8 @@
  *
  *   - one pod's idle flood (700 idle connections) used to exhaust the agent's descriptors, and every
  *     other pod failed (client → web-2 reset, client → web-1 503); now the flood gets its 94 and
- *     other pods' traffic sees 0 failures;
+ *     other pods' traffic sees 0 failures; the same holds on the inbound (HBONE) side of a node
+ *     whose per-pod cap is 20: a remote pod's streams past it get 503;
  *   - 12,000 denied connections used to cost 12,000 warn lines, 12,000 access-log lines and 12,000
  *     stored flows; now a few lines, and flows whose counts add up to 12,000 exactly, in the agent's
  *     access log and in the collector's store alike.
@@ -42,6 +43,8 @@ const FD_LIMIT = 1200;
 /** capsForFdLimit(1200): what the agent derives, and the test relies on. */
 const PER_POD = 94;
 const SUMMARY_INTERVAL_S = 2;
+/** node-2's cap per source pod, on its inbound (HBONE) side too. */
+const NODE2_PER_POD = 20;
 
 type FlowLine = FlowRecord & { event: 'flow' };
 
@@ -95,7 +98,10 @@ describe('agent per-pod fairness under floods, descriptor limit 1,200 (real eBPF
       nofile: FD_LIMIT,
       extraArgs: ['--policy-dir', policies, '--access-log', 'all', '--refusal-summary-interval', `${SUMMARY_INTERVAL_S}s`],
     });
-    agent2 = startMeshAgent(topo, node2, collector, { pods: [{ pod: web2, serviceAccount: 'web', labels: { app: 'web' } }] });
+    agent2 = startMeshAgent(topo, node2, collector, {
+      pods: [{ pod: web2, serviceAccount: 'web', labels: { app: 'web' } }],
+      extraArgs: ['--max-connections-per-pod', String(NODE2_PER_POD)],
+    });
     await Promise.all([agent1.ready, agent2.ready]);
     const ready = agent1.logs.lines.find((l: any) => l?.msg === 'outbound listener ready') as { limits: { fdLimit: number; connections: { perPod: number } } };
     assert.deepEqual([ready.limits.fdLimit, ready.limits.connections.perPod], [FD_LIMIT, PER_POD], 'the agent runs with the lowered limit');
@@ -123,6 +129,21 @@ describe('agent per-pod fairness under floods, descriptor limit 1,200 (real eBPF
     assert.equal((await refusedTotal('pod-connection-limit')) - refusedBefore, 700 - PER_POD, 'every refusal counted, once');
     const lines = agent1.logs.lines.filter((l: any) => l?.event === 'refused' && l.reason === 'pod-connection-limit');
     assert.ok(lines.length <= 3, `${lines.length} refusal lines for ${700 - PER_POD} refusals`);
+  });
+
+  it('a remote pod\'s idle flood over HBONE gets its share of the destination node\'s streams (503 past it); other pods still get through', async function () {
+    const refused2 = async (): Promise<number> =>
+      sample(await nodeMetrics(topo, node2, `${node2.underlayIp}:15020`), 'palisade_connections_refused_total', { direction: 'inbound', reason: 'pod-connection-limit' })?.value ?? 0;
+    const before = await refused2();
+    const idle = startFlood(topo, flood, { ip: web2.ip, port: 7000, count: 50, concurrency: 10, holdMs: 30_000 });
+    await waitFor(async () => ((await refused2()) - before >= 50 - NODE2_PER_POD ? true : undefined), 30_000, { what: 'node-2 to refuse past the share', intervalMs: 250 });
+    const other = await traffic(client, web2.ip, 7000, 100);
+    idle.child.kill('SIGKILL');
+    await idle.done.catch(() => undefined);
+    assert.deepEqual([other.failures, other.errors], [0, {}], 'client → web-2');
+    assert.equal((await refused2()) - before, 50 - NODE2_PER_POD, 'each stream past the share refused once');
+    const seen = agent1.logs.lines.find((l: any) => l?.event === 'refused' && l.reason === 'tunnel-refused-503' && l.source?.workload === 'flood');
+    assert.ok(seen, 'the source node says why its connections were refused');
   });
 
   it('12,000 denied connections: a bounded number of log lines, and flows whose counts add up to 12,000 exactly (agent and collector)', async function () {
