@@ -7,12 +7,13 @@
  * datapath keeps them direct (the pod's own), and should that change they are refused here too.
  *
  * `isNodeLocalDestination` is the one decision, pure; `NodeAddresses` gathers its inputs.
+ * docs/architecture.md "The outbound listener".
  */
 import { isIPv4 } from 'node:net';
 import * as os from 'node:os';
 
 /**
- * The agent's ports (ztunnel's numbers, DESIGN.md): admin 15000, outbound 15001, HBONE 15008,
+ * The agent's ports (ztunnel's numbers): admin 15000, outbound 15001, HBONE 15008,
  * metrics and health 15020, DNS 15053. The agent adds the ports it was told to use instead.
  */
 export const AGENT_PORTS: readonly number[] = [15000, 15001, 15008, 15020, 15053];

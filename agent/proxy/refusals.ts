@@ -15,7 +15,7 @@
  * Kinds are bounded per interval (`maxKinds`): past that, a refusal folds into its (direction,
  * source, verdict, reason, policy) with destination `*`, and past that again into (direction,
  * verdict, reason) with source `*` too. Folded refusals have no line or flow of their own; they
- * are counted into the summaries, never lost.
+ * are counted into the summaries, never lost. docs/architecture.md "Limits and refusals".
  */
 import type { FlowDirection, FlowEndpoint, FlowSink } from '../../common/flow';
 import type { Logger } from '../../common/log';

@@ -2,7 +2,7 @@
  * The proxy's resource limits, built once per agent from its options and its descriptor limit:
  * connection caps (per side, per source pod), the sniff budget, idle timeouts of spliced L4
  * connections, and the refusal log every listener reports its refusals to. The README's
- * "Limits" section says what each default is and why.
+ * "Limits" section says what each default is and why; docs/architecture.md "Limits and refusals".
  */
 import type { FlowSink } from '../../../common/flow';
 import type { Logger } from '../../../common/log';
