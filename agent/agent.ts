@@ -38,6 +38,8 @@ import { DestinationAuthz } from './proxy/destination-authz';
 import { Egress } from './proxy/egress';
 import type { HttpLimits } from './proxy/http';
 import { ConnectionTracker } from './proxy/tracker';
+import { createProxyLimits, proxyLimitSettings, type ProxyLimitOptions, type ProxyLimits } from './proxy/limits';
+import { agentPorts, NodeAddresses } from './proxy/node-local';
 import type { PolicyIndex } from '../common/policy';
 import type { PolicyFile } from '../common/policy-files';
 import { loadWorkloadsFile, type Workload } from './workloads';
@@ -76,6 +78,8 @@ export interface AgentOptions {
   flowBuffer?: number;
   /** Where /metrics and /healthz are served; not served when absent. */
   metricsAddress?: { host: string; port: number };
+  /** Connection caps, sniff budget, idle timeouts, refusal summaries (defaults: agent/proxy/limits). */
+  limits?: ProxyLimitOptions;
   /** What the kernel offers (default: the running kernel's probes); tests pass one that lacks a feature. */
   kernel?: KernelFeatures;
   /** How long a stopping agent lets established connections finish (default 30 s). */
@@ -135,6 +139,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   const dnsDomain = opts.dnsDomain ?? 'cluster.local';
   validateDnsDomain(dnsDomain);
   const upstreams = upstreamServers(opts.dnsUpstreams);
+  const limitSettings = proxyLimitSettings(opts.limits ?? {});
   const caPem = opts.mesh ? readCa(opts.mesh) : undefined;
   // Everything that can be checked without the kernel is checked first: a bad
   // file or namespace path must not leave anything half-installed.
@@ -172,6 +177,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   const reporter = opts.mesh ? new FlowReporter({ log, ...(opts.flowBuffer !== undefined ? { bufferSize: opts.flowBuffer } : {}) }) : undefined;
   const accessLog = opts.accessLog === 'none' ? undefined : new AccessLog(log, { mode: opts.accessLog ?? 'labeled', workloads });
   const flows = new FlowFanOut([accessLog, flowMetrics, reporter], log);
+  const limits = createProxyLimits(limitSettings, { node: opts.node, flows, log });
   const metrics = opts.metricsAddress
     ? new MetricsServer({
         registry: createAgentRegistry({
@@ -179,8 +185,11 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
           ...(reporter ? { reporter } : {}),
           ...(opts.mesh ? { identities: () => mesh?.identities } : {}),
           datapath: () => datapath,
+          limits,
         }),
         ready: () => ready,
+        // Metrics are the node's: a pod's own connection to the listener is closed unanswered.
+        refusePeer: (ip) => workloads.byIp(ip) !== undefined,
         log,
       })
     : undefined;
@@ -202,6 +211,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       connectTimeoutMs,
       sniffTimeoutMs,
       ...(opts.httpLimits ? { httpLimits: opts.httpLimits } : {}),
+      limits,
     };
     const authz = new DestinationAuthz({ ...shared, proxyIp: opts.proxyIp });
     dns = new DnsRuntime({
@@ -221,7 +231,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     // Join the mesh first: a refused join or an unreachable collector must not leave a
     // half-configured node, and no pod is redirected before the proxy knows the mesh.
     if (opts.mesh && caPem && reporter) {
-      mesh = await startMesh(opts.node, opts.proxyIp, opts.mesh, caPem, workloads, authz, policies, reporter, connectTimeoutMs, log);
+      mesh = await startMesh(opts.node, opts.proxyIp, opts.mesh, caPem, workloads, authz, policies, reporter, connectTimeoutMs, limits, log);
     }
     datapath = Datapath.install({
       node: opts.node,
@@ -254,6 +264,11 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       egress,
       flows,
       dns: dnsProxy,
+      limits,
+      nodeLocal: new NodeAddresses(
+        agentPorts([opts.outboundPort ?? OUTBOUND_PORT, opts.mesh && (opts.mesh.hbonePort ?? HBONE_PORT), opts.metricsAddress?.port]),
+        () => mesh?.registry.nodeAddresses(),
+      ),
     });
     let address;
     try {
@@ -270,7 +285,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     // both just proven usable), and before 'outbound listener ready', which callers wait for.
     // /healthz says 503 again once the agent is stopping.
     if (metrics && opts.metricsAddress) metricsAddress = await metrics.listen(opts.metricsAddress.host, opts.metricsAddress.port);
-    log.info({ address: address.address, port: address.port }, 'outbound listener ready');
+    log.info({ address: address.address, port: address.port, limits: limitSettings }, 'outbound listener ready');
     if (metricsAddress) log.info({ address: metricsAddress.address, port: metricsAddress.port }, 'metrics listener ready');
     const dp = datapath;
     const ob = outbound;
@@ -351,6 +366,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   } catch (err) {
     await outbound?.close().catch(() => undefined);
     await dns?.close().catch(() => undefined);
+    limits.refusals.close();
     if (mesh) await stopMesh(mesh).catch(() => undefined);
     reporter?.close();
     await metrics?.close().catch(() => undefined);
@@ -418,6 +434,7 @@ async function startMesh(
   policies: EnforcedPolicies,
   reporter: FlowReporter,
   connectTimeoutMs: number,
+  limits: ProxyLimits,
   log: Logger,
 ): Promise<NonNullable<RunningAgent['mesh']>> {
   const registry = new MeshRegistry();
@@ -441,6 +458,7 @@ async function startMesh(
     mesh: registry,
     log,
     authz,
+    limits,
   });
   const running = { registry, identities, pool, inbound, collector, reporter };
   try {

@@ -43,6 +43,12 @@ export interface FlowRecord {
   bytesSent: number;
   bytesReceived: number;
   durationMs: number;
+  /**
+   * How many refused connections this record stands for, when more than one: the agent records
+   * the first refusal of a kind in an interval on its own and the rest as one summary with this
+   * count (agent/proxy/refusals.ts). In a summary that folds several endpoints, their `ip` is `*`.
+   */
+  count?: number;
 }
 
 /** `A`, `NXDOMAIN`, addresses and CNAME targets (these with a trailing dot), at most MAX_DNS_ANSWERS. */
@@ -81,6 +87,7 @@ export function flowRecord(f: FlowFields): FlowRecord {
     bytesSent: f.bytesSent,
     bytesReceived: f.bytesReceived,
     durationMs: Math.round(f.durationMs),
+    count: f.count,
   };
 }
 
@@ -121,7 +128,7 @@ function endpointProblem(v: unknown, at: string): string | undefined {
  */
 export function flowProblem(v: unknown): string | undefined {
   if (!isRecord(v)) return 'must be an object';
-  const allowed = new Set(['time', 'node', 'direction', 'source', 'destination', 'protocol', 'http', 'dns', 'verdict', 'reason', 'policy', 'rule', 'audit', 'mtls', 'bytesSent', 'bytesReceived', 'durationMs']);
+  const allowed = new Set(['time', 'node', 'direction', 'source', 'destination', 'protocol', 'http', 'dns', 'verdict', 'reason', 'policy', 'rule', 'audit', 'mtls', 'bytesSent', 'bytesReceived', 'durationMs', 'count']);
   for (const k of Object.keys(v)) if (!allowed.has(k)) return `unknown field ${JSON.stringify(k.slice(0, 64))}`;
   if (!isText(v.time, 40) || Number.isNaN(Date.parse(v.time))) return 'time must be an ISO 8601 time';
   if (!isText(v.node, 63)) return 'node must be a string';
@@ -133,6 +140,7 @@ export function flowProblem(v: unknown): string | undefined {
   if (v.rule !== undefined && !isCount(v.rule)) return 'rule must be a non-negative integer';
   if (typeof v.mtls !== 'boolean') return 'mtls must be true or false';
   for (const k of ['bytesSent', 'bytesReceived', 'durationMs'] as const) if (!isCount(v[k])) return `${k} must be a non-negative integer`;
+  if (v.count !== undefined && !(isCount(v.count) && v.count >= 1)) return 'count must be a positive integer';
   const src = endpointProblem(v.source, 'source');
   if (src) return src;
   const dst = endpointProblem(v.destination, 'destination');

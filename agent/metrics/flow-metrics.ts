@@ -154,13 +154,15 @@ export class FlowMetrics implements FlowSink {
     } else {
       let s = pair.tcp[slot];
       if (s === undefined) s = pair.tcp[slot] = this.newTcp(flow, pair, flags);
-      s.opened++;
-      s.closed++;
+      // A refusal summary stands for `count` connections (agent/proxy/refusals.ts).
+      const n = flow.count ?? 1;
+      s.opened += n;
+      s.closed += n;
       s.received += flow.bytesSent;
       s.sent += flow.bytesReceived;
     }
     // Outbound records carry no decision of this node: the destination's agent decides.
-    if (direction !== 'outbound') this.verdict(flow, direction, verdict).value++;
+    if (direction !== 'outbound') this.verdict(flow, direction, verdict).value += flow.count ?? 1;
   }
 
   /** The metric families, registered in `registry`. */

@@ -8,6 +8,8 @@ import type { FlowSink } from '../../common/flow';
 import type { DestinationAuthz } from './destination-authz';
 import type { Egress } from './egress';
 import type { HbonePool } from './hbone-pool';
+import type { ProxyLimits } from './limits';
+import type { NodeLocal } from './node-local';
 
 /** What the proxy needs of the kernel data path: only the original-destination lookup. */
 export interface OriginalLookup {
@@ -47,4 +49,8 @@ export interface ProxyInputs {
   flows: FlowSink;
   /** DNS over TCP (original destination port 53) is answered by the node's DNS proxy. */
   dns?: DnsTcpHandoff;
+  /** Connection caps, idle timeouts, and where refusals are reported. */
+  limits: ProxyLimits;
+  /** The node's own addresses and the agent's ports: destinations no pod may open. */
+  nodeLocal: { current(): NodeLocal };
 }

@@ -34,7 +34,8 @@ export interface Decision {
   audit?: { policy: string; rule: number };
 }
 
-export function proxyFlow(node: string, route: FlowRoute, outcome: FlowOutcome, counts: FlowCounts): FlowRecord {
+/** `count`: how many refused connections the record stands for (a refusal summary), when more than one. */
+export function proxyFlow(node: string, route: FlowRoute, outcome: FlowOutcome, counts: FlowCounts, count?: number): FlowRecord {
   return flowRecord({
     node,
     direction: route.direction,
@@ -52,6 +53,7 @@ export function proxyFlow(node: string, route: FlowRoute, outcome: FlowOutcome, 
     bytesSent: counts.bytesSent,
     bytesReceived: counts.bytesReceived,
     durationMs: counts.durationMs,
+    count,
   });
 }
 

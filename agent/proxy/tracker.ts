@@ -7,6 +7,7 @@ import type { FlowEndpoint, FlowSink, FlowVerdict } from '../../common/flow';
 import type { Logger } from '../../common/log';
 import type { PolicyIndex } from '../../common/policy';
 import type { HttpLimits } from './http';
+import type { ProxyLimits } from './limits';
 
 /** What every policy-enforcing part of the proxy (destination authz, egress) is built from. */
 export interface EnforcementInputs {
@@ -20,6 +21,8 @@ export interface EnforcementInputs {
   /** How long to wait for a client's first bytes when a decision needs its protocol or name. */
   sniffTimeoutMs: number;
   httpLimits?: Partial<HttpLimits>;
+  /** the sniff budget, idle timeouts of spliced connections, and where refusals are reported */
+  limits: Pick<ProxyLimits, 'sniff' | 'timeouts' | 'refusals'>;
 }
 
 export interface TrackedConnection {

@@ -140,6 +140,12 @@ describe('flow-format', () => {
       const rows = pageText([dns, denied], false).trimEnd().split('\n').slice(1).map((l) => l.split(/ {2,}/));
       assert.deepEqual(rows[0]!.slice(4, 9), ['api.example.com:53', 'dns', 'A NOERROR api.edge.example.net. 192.0.2.7', 'allowed', 'forwarded']);
       assert.deepEqual(rows[1]!.slice(4, 9), ['evil.example:53', 'dns', 'AAAA NXDOMAIN', 'denied', 'host-not-allowed (default/client-egress)']);
+      });
+
+    it('says how many refused connections a refusal summary stands for', () => {
+      const summary = sampleFlow({ verdict: 'denied', reason: 'denied-by-policy', policy: 'default/deny', http: undefined, protocol: 'tcp', count: 11_999 });
+      const row = pageText([summary], false).trimEnd().split('\n')[1]!.split(/ {2,}/);
+      assert.equal(row[8], 'denied-by-policy (default/deny) ×11999');
     });
 
     it('has no colour codes when colour is off (stdout not a terminal)', () => {
