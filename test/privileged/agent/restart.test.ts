@@ -77,7 +77,7 @@ describe('Agent restart and upgrade: the node handed over without dropping a con
     // Node 2's agents share one run dir (lock, handover socket) and one node identity.
     runDir2 = path.join(dir, 'run-node2');
     const tokenFile = path.join(dir, 'token-node2');
-    fs.writeFileSync(tokenFile, collector.token(), { mode: 0o600 });
+    fs.writeFileSync(tokenFile, collector.token(node2.name, { nodeCidr: node2.podCidr }), { mode: 0o600 });
     mesh2 = { collectorSocket: collector.socketPath, caFile: collector.caFile, tokenFile, dataDir: path.join(dir, 'data-node2') };
     pods2 = [
       { pod: web2, serviceAccount: 'web', strict: true },
