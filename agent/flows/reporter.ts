@@ -1,8 +1,9 @@
 /**
  * The flow reporter: streams this agent's flow records to the collector (DESIGN.md "Flows").
  *
- * `record` is the proxy's side and is O(1): it appends to a bounded buffer and returns, never
- * waiting and never throwing. When the buffer is full the oldest record makes room and is counted
+ * `record` is the proxy's side: it writes the record as the collector's JSON once (wire.ts),
+ * appends that to a bounded buffer and returns, never waiting and never throwing; a batch is then
+ * only those strings joined. When the buffer is full the oldest record makes room and is counted
  * in `lost`, a running total for this agent process that travels with every batch: loss is never
  * silent.
  *
@@ -21,7 +22,7 @@
  * what the collector certainly does not have: a batch never sent (a batch cannot shrink, so it
  * goes whole), else the oldest waiting record. A batch that was sent and not acknowledged may
  * already be stored — counting it lost could count it twice — so it goes only when nothing else
- * is left. A record the collector would refuse (see wire.ts) is dropped when its batch is cut.
+ * is left. A record the collector would refuse (see wire.ts) is dropped when it is recorded.
  * Every drop counts in `lost`, and the collector learns the total: when it grew after the last
  * batch, an empty batch carries it. Hence, at every moment: produced = acknowledged + lost +
  * buffered, and once everything is acknowledged, the collector's count equals ours.
@@ -114,7 +115,8 @@ export class FlowReporter implements FlowSink {
   private readonly maxBufferedBytes: number;
   private readonly baseAckTimeoutMs: number;
   private ackTimeoutMs: number;
-  private readonly queue: RingBuffer<FlowRecord>;
+  /** records as the collector's JSON, oldest first */
+  private readonly queue: RingBuffer<string>;
   private readonly inflight: Batch[] = [];
   private inflightRecords = 0;
   private nextSeq = 1;
@@ -143,14 +145,20 @@ export class FlowReporter implements FlowSink {
     this.baseAckTimeoutMs = positive(opts.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS, 'ackTimeoutMs');
     this.ackTimeoutMs = this.baseAckTimeoutMs;
     this.session = opts.session ?? randomBytes(12).toString('base64url');
-    this.queue = new RingBuffer<FlowRecord>(this.capacity);
+    this.queue = new RingBuffer<string>(this.capacity);
   }
 
-  /** The proxy's side: O(1), never waits, never throws. */
+  /** The proxy's side: one encoding, never waits, never throws. */
   record(flow: FlowRecord): void {
     this.produced++;
+    const e = encodeFlow(flow);
+    if (e.problem !== undefined) {
+      this.lost++;
+      this.noteInvalid(e.problem);
+      return;
+    }
     while (this.queue.length + this.inflightRecords >= this.capacity) if (!this.dropOldest()) break;
-    this.queue.push(flow);
+    this.queue.push(e.json);
     if (!this.soon && this.queue.length >= this.batchSize && this.transport !== undefined && this.transport.connected) {
       this.soon = true;
       setImmediate(this.pumpSoon);
@@ -303,22 +311,16 @@ export class FlowReporter implements FlowSink {
     return 'sent';
   }
 
-  /** The next batch from the queue, converted for the wire; undefined when nothing was usable. */
+  /** The next batch from the queue (records already in wire form); undefined when it is empty. */
   private cut(): Batch | undefined {
     const flows: string[] = [];
     let bytes = 0;
     while (flows.length < this.batchSize && this.queue.length > 0) {
-      const e = encodeFlow(this.queue.peek()!);
-      if (e.problem !== undefined) {
-        this.queue.shift();
-        this.lost++;
-        this.noteInvalid(e.problem);
-        continue;
-      }
-      const size = Buffer.byteLength(e.json) + 1;
+      const json = this.queue.peek()!;
+      const size = Buffer.byteLength(json) + 1;
       if (flows.length > 0 && bytes + size > BATCH_BYTES) break;
       this.queue.shift();
-      flows.push(e.json);
+      flows.push(json);
       bytes += size;
     }
     if (flows.length === 0) return undefined;
