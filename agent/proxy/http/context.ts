@@ -3,7 +3,7 @@ import type { Logger } from '../../../common/log';
 import type { HeaderRules } from './headers';
 import type { HttpLimits } from './limits';
 import type { HttpRecord, HttpSession } from './types';
-import type { UpstreamPool } from './upstream';
+import type { UpstreamPool } from './pool';
 
 export interface FrontContext {
   readonly limits: HttpLimits;

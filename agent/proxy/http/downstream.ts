@@ -9,12 +9,12 @@
  * request arms no timer of its own.
  */
 import type { Duplex } from 'node:stream';
-import { Kind } from './check';
+import { kindOf } from './check';
 import type { FrontContext } from './context';
 import { Exchange, type Link } from './exchange';
 import { methodName, Parser, type ParserHandlers } from './llhttp';
 import { parserErrorReason, rawResponse, statusOf } from './refusal';
-import { UpstreamPool } from './upstream';
+import { UpstreamPool } from './pool';
 import { writeBuffersOnly } from './writev';
 
 /** Pipelined requests waiting their turn before the connection stops being read. */
@@ -25,9 +25,6 @@ const LINGER_MS = 2000;
 
 /** A connection's own upstream connections (a session that names no shared pool): one kept idle, for as long as the connection lives. */
 const OWN_POOL_IDLE_MS = 2 ** 31;
-
-/** `Expect` values that ask for 100-continue (as Node's server matched them). */
-const CONTINUE = /(?:^|\W)100-continue(?:$|\W)/i;
 
 const requestHandlers: ParserHandlers<Downstream> = {
   onMessageBegin() {
@@ -64,16 +61,6 @@ function onDrain(this: Tagged): void {
 }
 function ignore(): void {}
 
-/** The request's `Expect` lines, joined as Node's IncomingMessage joined them; undefined when none. */
-function expectation(raw: string[]): string | undefined {
-  let v: string | undefined;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    if (name.length === 6 && name.toLowerCase() === 'expect') v = v === undefined ? raw[i + 1]! : `${v}, ${raw[i + 1]!}`;
-  }
-  return v;
-}
-
 export class Downstream implements Link {
   closed = false;
   private closing = false;
@@ -92,6 +79,10 @@ export class Downstream implements Link {
   private inHead = false;
   private ownPool: UpstreamPool | undefined;
   private pumping = false;
+  /** exchanges finished and not yet settled (recorded, connection state updated): see exchangeDone */
+  private readonly done: Exchange[] = [];
+  private settleQueued = false;
+  private readonly settleSoon = (): void => this.settle();
   private throttled = false;
   private holding = false;
   private paused = false;
@@ -134,6 +125,10 @@ export class Downstream implements Link {
 
   // --- Link ---
 
+  get reading(): boolean {
+    return this.parser.busy;
+  }
+
   pool(): UpstreamPool {
     return this.ctx.pool ?? (this.ownPool ??= new UpstreamPool(1, OWN_POOL_IDLE_MS));
   }
@@ -154,7 +149,28 @@ export class Downstream implements Link {
     this.updateReading();
   }
 
+  /**
+   * An exchange has finished. It is settled — recorded, the connection closed or the next
+   * request started — once the read that finished it has returned (a microtask later): what the
+   * parser still has to say in that read (the next pipelined request, an error, an upstream
+   * connection going back to its pool) comes first, as when Node's response 'close' event ended
+   * an exchange.
+   */
   exchangeDone(ex: Exchange): void {
+    this.done.push(ex);
+    if (!this.settleQueued) {
+      this.settleQueued = true;
+      queueMicrotask(this.settleSoon);
+    }
+  }
+
+  private settle(): void {
+    this.settleQueued = false;
+    for (const ex of this.done.splice(0)) this.settleOne(ex);
+    this.pump();
+  }
+
+  private settleOne(ex: Exchange): void {
     this.ctx.record({
       method: ex.method,
       path: ex.path,
@@ -175,7 +191,6 @@ export class Downstream implements Link {
       if (this.socket.writable) this.socket.end();
       this.linger();
     }
-    this.pump();
   }
 
   // --- socket events ---
@@ -185,8 +200,11 @@ export class Downstream implements Link {
     const r = this.parser.execute(chunk);
     if (typeof r !== 'number') {
       this.parsing = false;
-      return this.fail(parserErrorReason(r));
+      this.fail(parserErrorReason(r));
+      this.current?.flushBody();
+      return;
     }
+    this.current?.flushBody();
     const up = this.upgrading;
     if (up !== undefined) {
       // The rest of the bytes belong to whatever the upgrade becomes: no more parsing here.
@@ -261,13 +279,7 @@ export class Downstream implements Link {
     this.pendingUrl = '';
     const name = methodName(method) ?? '';
     const version = major === 1 && minor === 1 ? '1.1' : `${major}.${minor}`;
-    let kind = Kind.Request;
-    if (upgrade) kind = name === 'CONNECT' ? Kind.Connect : Kind.Upgrade;
-    else if (version === '1.1') {
-      const expect = expectation(raw);
-      if (expect !== undefined) kind = CONTINUE.test(expect) ? Kind.Continue : Kind.Expectation;
-    }
-    const ex = new Exchange(this, kind, name, target, version, raw, keepAlive);
+    const ex = new Exchange(this, kindOf(upgrade, name, version, raw), name, target, version, raw, keepAlive);
     if (upgrade) {
       this.upgrading = ex;
       return 2;
@@ -289,7 +301,7 @@ export class Downstream implements Link {
       this.throttled = true;
       this.updateReading();
     }
-    this.pump();
+    if (!this.settleQueued) this.pump();
   }
 
   /** A parse error or timeout: answer it in turn (or abort the request it broke) and close. */
@@ -305,7 +317,7 @@ export class Downstream implements Link {
       return;
     }
     this.fatal = reason;
-    this.pump();
+    if (!this.settleQueued) this.pump();
   }
 
   /** Sweep: enforce the deadlines. */

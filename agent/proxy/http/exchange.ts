@@ -8,14 +8,16 @@
  */
 import type { Duplex } from 'node:stream';
 import { errorCode } from '../connect';
-import { splice } from '../pipe';
 import { checkRequest, Kind, type ParsedRequest } from './check';
 import type { FrontContext } from './context';
 import { rawResponseHead, relayedResponseHeaders } from './headers';
-import { CONTINUE_100, CRLF, chunkSize, deniedResponse, LAST_CHUNK, ownResponse, planResponse, requestHead, responseHead } from './messages';
+import { CONTINUE_100, CRLF, chunkSize, declaresBody, deniedResponse, LAST_CHUNK, ownResponse, relayedHead, requestHead } from './messages';
+import { RequestBody } from './request-body';
 import { bodyOf, DENIED_RAW, rawResponse, statusOf } from './refusal';
+import { openTunnel } from './tunnel';
 import type { HttpDecision, NormalizedRequest } from './types';
-import type { UpstreamConnection, UpstreamPool, UpstreamUser } from './upstream';
+import type { UpstreamPool } from './pool';
+import type { UpstreamConnection, UpstreamUser } from './upstream';
 import { UpstreamConnection as Upstream } from './upstream';
 
 /** What an exchange needs of its downstream connection. */
@@ -27,6 +29,8 @@ export interface Link {
   pool(): UpstreamPool;
   /** Write to the client; false when it should wait for downstreamDrained(). */
   write(data: Buffer | string): boolean;
+  /** inside a read of the client's bytes (request body pieces are flushed when it returns) */
+  readonly reading: boolean;
   /** Send a complete response on the raw connection and close it. */
   writeRawAndClose(buf: Buffer): void;
   /** Stop (or resume) reading the client while a request body waits for the upstream. */
@@ -41,7 +45,6 @@ const DRAIN_LIMIT = 64 * 1024;
 const BODY_HOLD_BYTES = 16 * 1024;
 /** Safe to send again when a kept-alive upstream connection turns out to have been closed under us. */
 const RETRYABLE = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
-const TEXT = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 function clip(s: string): string {
   return s.length > MAX_LOGGED ? s.slice(0, MAX_LOGGED) : s;
@@ -49,11 +52,6 @@ function clip(s: string): string {
 
 function isThenable<T>(v: T | Promise<T>): v is Promise<T> {
   return typeof (v as { then?: unknown } | null)?.then === 'function';
-}
-
-function hasContentLength(lines: readonly string[]): boolean {
-  for (let i = 0; i < lines.length; i += 2) if (lines[i]!.length === 14 && lines[i]!.toLowerCase() === 'content-length') return true;
-  return false;
 }
 
 function uncork(s: Duplex): void {
@@ -87,15 +85,11 @@ export class Exchange implements ParsedRequest, UpstreamUser {
   /** a WebSocket tunnel is up; it reports its own end */
   tunnelling = false;
 
-  /** the parser saw the end of the request (its body, if any, is all read) */
-  private bodyDone = false;
-  private chunked = false;
+  private readonly body = new RequestBody();
   private contentLength = 0;
   private target = '';
   private forward: string[] = [];
-  /** body read before the upstream was ready */
-  private held: Buffer[] | undefined;
-  private heldBytes = 0;
+  /** the client is not read while the body waits for the upstream */
   private holding = false;
   /** denied: the rest of the body is read and dropped, then the 403 goes out */
   private draining = false;
@@ -104,14 +98,14 @@ export class Exchange implements ParsedRequest, UpstreamUser {
   private discard = false;
   private upstream: UpstreamConnection | undefined;
   private retried = false;
-  /** the request went to the upstream whole */
-  private requestSent = false;
   /** a response head went to the client */
   private headSent = false;
   private responseChunked = false;
   /** the upgrade request's non-101 answer: relayed raw, then the connection closes */
   private responseRaw = false;
   private keepsAlive = false;
+  /** `100 Continue` went to the client */
+  private sent100 = false;
 
   constructor(
     readonly link: Link,
@@ -124,13 +118,7 @@ export class Exchange implements ParsedRequest, UpstreamUser {
     readonly keepAlive: boolean,
   ) {
     this.path = clip(url);
-    let body = false;
-    for (let i = 0; i < rawHeaders.length; i += 2) {
-      const name = rawHeaders[i]!;
-      if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') body = true;
-      else if (name.length === 14 && name.toLowerCase() === 'content-length' && rawHeaders[i + 1] !== '0') body = true;
-    }
-    this.hasBody = body;
+    this.hasBody = declaresBody(rawHeaders);
   }
 
   private get detached(): boolean {
@@ -139,7 +127,7 @@ export class Exchange implements ParsedRequest, UpstreamUser {
 
   /** The body of this request is still arriving. */
   receivingBody(): boolean {
-    return this.hasBody && !this.bodyDone && !this.detached;
+    return this.hasBody && !this.body.done && !this.detached;
   }
 
   start(): void {
@@ -162,26 +150,31 @@ export class Exchange implements ParsedRequest, UpstreamUser {
 
   // --- the request body, from the downstream parser ---
 
+  /**
+   * A piece of the request body. It is held until the read it came in has been parsed (then
+   * flushBody() sends what a read brought as one piece): a framing error later in the same read
+   * refuses the request before any of that read reaches the upstream.
+   */
   requestBody(chunk: Buffer): void {
-    if (this.finished || this.discard) return;
+    if (this.finished || this.discard || chunk.length === 0) return;
     if (this.draining) return this.drainData(chunk.length);
-    const up = this.upstream;
-    if (up !== undefined) {
-      this.bytesSent += chunk.length;
-      if (!this.writeBody(up, chunk)) this.hold(true);
-      return;
-    }
-    (this.held ??= []).push(chunk);
-    this.heldBytes += chunk.length;
-    if (this.heldBytes >= BODY_HOLD_BYTES) this.hold(true);
+    this.body.push(chunk);
+    if (this.upstream === undefined && this.body.heldBytes >= BODY_HOLD_BYTES) this.hold(true);
   }
 
   requestEnd(): void {
-    this.bodyDone = true;
+    this.body.done = true;
     if (this.finished || this.discard) return;
-    if (this.draining) return this.drainEnd();
+    if (this.draining) this.drainEnd();
+  }
+
+  /** After a read: what it brought of the body (and its end) goes to the upstream, if there is one yet. */
+  flushBody(): void {
     const up = this.upstream;
-    if (up !== undefined && !this.requestSent) this.endBody(up);
+    if (up === undefined || this.finished || this.discard || !this.body.pending) return;
+    this.body.flush(up);
+    this.bytesSent = this.body.bytesSent;
+    this.hold(up.socket.writableNeedDrain);
   }
 
   // --- the connection ---
@@ -237,7 +230,7 @@ export class Exchange implements ParsedRequest, UpstreamUser {
   private complete(): void {
     if (this.finished) return;
     this.finished = true;
-    this.held = undefined;
+    this.body.drop();
     if (this.holding) this.hold(false);
     this.link.exchangeDone(this);
   }
@@ -254,7 +247,7 @@ export class Exchange implements ParsedRequest, UpstreamUser {
     }
     this.host = c.request.host;
     this.path = c.request.path;
-    this.chunked = c.chunked;
+    this.body.chunked = c.chunked;
     this.contentLength = c.contentLength;
     this.hasBody = c.chunked || c.contentLength > 0;
     this.target = c.target;
@@ -293,7 +286,10 @@ export class Exchange implements ParsedRequest, UpstreamUser {
     this.decision = decision;
     if (decision?.allowed !== true) return this.deny();
     if (this.link.closed) return this.downstreamClosed();
-    if (this.kind === Kind.Continue) this.link.write(CONTINUE_100);
+    if (this.kind === Kind.Continue) {
+      this.sent100 = true;
+      this.link.write(CONTINUE_100);
+    }
     this.forwardRequest();
   }
 
@@ -307,11 +303,11 @@ export class Exchange implements ParsedRequest, UpstreamUser {
       this.link.writeRawAndClose(DENIED_RAW);
       return this.complete();
     }
-    if (this.receivingBody() && this.kind !== Kind.Continue && (this.chunked || this.contentLength <= DRAIN_LIMIT)) {
+    if (this.receivingBody() && this.kind !== Kind.Continue && (this.body.chunked || this.contentLength <= DRAIN_LIMIT)) {
       // A small body still arriving: read it to its end and drop it, then answer on a usable connection.
       this.draining = true;
-      const held = this.heldBytes;
-      this.held = undefined;
+      const held = this.body.heldBytes;
+      this.body.drop();
       if (this.holding) this.hold(false);
       return this.drainData(held);
     }
@@ -334,7 +330,7 @@ export class Exchange implements ParsedRequest, UpstreamUser {
   private sendDenied(): void {
     this.discard = true;
     if (this.receivingBody()) this.closeAfter = true;
-    const close = this.closeAfter || !this.keepAlive;
+    const close = this.closeAfter || !this.keepsAliveOnFinalAnswer();
     this.answer(403, deniedResponse(close, this.method === 'HEAD'), close);
   }
 
@@ -342,8 +338,17 @@ export class Exchange implements ParsedRequest, UpstreamUser {
   private reply(status: number, body: string, close: boolean): void {
     this.status = status;
     if (close) this.closeAfter = true;
-    const shut = this.closeAfter || !this.keepAlive;
+    const shut = this.closeAfter || !this.keepsAliveOnFinalAnswer();
     this.answer(status, ownResponse(status, body, shut, this.method === 'HEAD'), shut);
+  }
+
+  /**
+   * Whether the connection may stay open after a final answer: the client's own wish, unless it
+   * asked for 100-continue and did not get it (it may yet send the body: bytes nobody would parse
+   * right), as Node's server decided.
+   */
+  private keepsAliveOnFinalAnswer(): boolean {
+    return this.keepAlive && !(this.kind === Kind.Continue && !this.sent100);
   }
 
   private answer(status: number, buf: Buffer, close: boolean): void {
@@ -373,35 +378,16 @@ export class Exchange implements ParsedRequest, UpstreamUser {
 
   private send(up: UpstreamConnection, pool: UpstreamPool): void {
     this.upstream = up;
-    const s = up.socket;
-    s.cork();
-    process.nextTick(uncork, s);
-    up.send(this, requestHead(this.method, this.target, this.forward), this.method === 'HEAD', this.kind === Kind.Upgrade, pool);
+    up.attach(this, this.method === 'HEAD', this.kind === Kind.Upgrade, pool);
+    const head = requestHead(this.method, this.target, this.forward);
     if (!this.hasBody || this.detached) {
-      this.requestSent = true;
+      this.body.sent = true;
+      up.write(head);
       return;
     }
-    const held = this.held;
-    this.held = undefined;
-    this.heldBytes = 0;
-    let ok = true;
-    if (held !== undefined) {
-      for (const c of held) {
-        this.bytesSent += c.length;
-        ok = this.writeBody(up, c) && ok;
-      }
-    }
-    if (this.bodyDone) this.endBody(up);
-    this.hold(!ok);
-  }
-
-  private writeBody(up: UpstreamConnection, chunk: Buffer): boolean {
-    return this.chunked ? up.writeAll([chunkSize(chunk.length), chunk, CRLF]) : up.write(chunk);
-  }
-
-  private endBody(up: UpstreamConnection): void {
-    this.requestSent = true;
-    if (this.chunked) up.write(LAST_CHUNK);
+    // The head goes with the first piece of the body (what arrived meanwhile goes as one).
+    this.body.headFirst(head);
+    if (!this.link.reading) this.flushBody();
   }
 
   private hold(on: boolean): void {
@@ -416,7 +402,7 @@ export class Exchange implements ParsedRequest, UpstreamUser {
     this.upstream = undefined;
     up?.destroy();
     this.discard = true;
-    this.held = undefined;
+    this.body.drop();
     if (this.holding) this.hold(false);
   }
 
@@ -459,30 +445,28 @@ export class Exchange implements ParsedRequest, UpstreamUser {
     if (this.finished || this.aborted) return this.stop();
     this.status = status;
     this.replied = true;
-    const lines = relayedResponseHeaders(rawHeaders, false);
     if (this.detached) {
       // An upgrade request the upstream answered without upgrading: relay that answer raw, then close.
       this.closeAfter = true;
       this.responseRaw = true;
       this.headSent = true;
-      this.link.write(rawResponseHead(status, message, lines, true));
+      this.link.write(rawResponseHead(status, message, relayedResponseHeaders(rawHeaders, false), true));
       return;
     }
-    if (status < 100 || status > 999 || !TEXT.test(message)) {
-      this.error = `bad upstream response: ${status < 100 || status > 999 ? 'ERR_HTTP_INVALID_STATUS_CODE' : 'ERR_INVALID_CHAR'}`;
+    if (this.receivingBody()) this.closeAfter = true;
+    const r = relayedHead(status, message, rawHeaders, { method: this.method, httpVersion: this.httpVersion, keepAlive: this.keepsAliveOnFinalAnswer() && !this.closeAfter });
+    if ('bad' in r) {
+      this.error = `bad upstream response: ${r.bad}`;
       this.stop();
       return this.reply(502, bodyOf(502), true);
     }
-    if (this.receivingBody()) this.closeAfter = true;
-    const noBody = this.method === 'HEAD' || status === 204 || status === 304;
-    const plan = planResponse({ noBody, contentLength: hasContentLength(lines), http11: this.httpVersion === '1.1', keepAlive: this.keepAlive && !this.closeAfter });
-    this.responseChunked = plan.chunked && !noBody;
-    this.keepsAlive = !plan.close;
+    this.responseChunked = r.plan.chunked && !r.noBody;
+    this.keepsAlive = !r.plan.close;
     this.headSent = true;
     const s = this.link.socket;
     s.cork();
     process.nextTick(uncork, s);
-    this.link.write(responseHead(status, message, lines, plan));
+    this.link.write(r.head);
   }
 
   onResponseBody(chunk: Buffer): void {
@@ -507,13 +491,13 @@ export class Exchange implements ParsedRequest, UpstreamUser {
       return this.complete();
     }
     if (this.responseChunked) this.link.write(LAST_CHUNK);
-    if (!this.requestSent) {
+    if (!this.body.sent) {
       // Answered before the request went whole (an early error): the upstream connection and
       // this one end here.
       this.closeAfter = true;
       this.discard = true;
     }
-    up?.release(this.requestSent);
+    up?.release(this.body.sent);
     this.complete();
   }
 
@@ -538,14 +522,10 @@ export class Exchange implements ParsedRequest, UpstreamUser {
     this.replied = true;
     this.headSent = true;
     this.tunnelling = true;
-    const sock = this.link.socket;
-    this.link.write(rawResponseHead(101, message, relayedResponseHeaders(rawHeaders, true), false));
-    if (upHead.length > 0) this.link.write(upHead);
-    const clientHead = this.head?.length ?? 0;
-    if (clientHead > 0) upSocket.write(this.head);
-    splice(sock, upSocket, (r) => {
-      this.bytesSent = clientHead + r.bytesSent;
-      this.bytesReceived = upHead.length + r.bytesReceived;
+    const link = this.link;
+    openTunnel({ client: link.socket, writeClient: (d) => link.write(d), upstream: upSocket, upstreamHead: upHead, clientHead: this.head }, message, rawHeaders, (r) => {
+      this.bytesSent = r.bytesSent;
+      this.bytesReceived = r.bytesReceived;
       if (r.error) this.error = `tunnel: ${errorCode(r.error)}`;
       this.complete();
     });

@@ -18,7 +18,7 @@ import { compileHeaderRules, withSetHeaders } from './headers';
 import { resolveLimits } from './limits';
 import { checkParserBinding } from './llhttp';
 import type { HttpFrontOptions, HttpRecord, HttpSession } from './types';
-import { UpstreamPool } from './upstream';
+import { UpstreamPool } from './pool';
 
 /** Sweep period bounds: a tenth of the shortest deadline, within these. */
 const MIN_TICK_MS = 10;

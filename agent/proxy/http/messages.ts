@@ -6,6 +6,7 @@
  * upstream reads exactly the requests it read then.
  */
 import { STATUS_CODES } from 'node:http';
+import { relayedResponseHeaders } from './headers';
 import { DENIED_BODY } from './refusal';
 
 /**
@@ -82,6 +83,47 @@ export function responseHead(status: number, message: string, lines: readonly st
   head += plan.close ? 'Connection: close\r\n' : 'Connection: keep-alive\r\n';
   if (plan.chunked) head += 'Transfer-Encoding: chunked\r\n';
   return head + '\r\n';
+}
+
+/** What of the client's request decides how a response is written to it. */
+export interface ClientSide {
+  method: string;
+  httpVersion: string;
+  /** the connection may stay open after this response, as far as the exchange knows */
+  keepAlive: boolean;
+}
+
+export type RelayedHead = { head: string; plan: ResponsePlan; noBody: boolean } | { bad: string };
+
+const REASON_TEXT = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+function hasContentLength(lines: readonly string[]): boolean {
+  for (let i = 0; i < lines.length; i += 2) if (lines[i]!.length === 14 && lines[i]!.toLowerCase() === 'content-length') return true;
+  return false;
+}
+
+/**
+ * The upstream's response head as the client gets it: hop-by-hop lines out, framing and
+ * Connection ours. A status or reason phrase Node's ServerResponse refused is `bad` (the
+ * error code it threw).
+ */
+export function relayedHead(status: number, message: string, rawHeaders: string[], client: ClientSide): RelayedHead {
+  if (status < 100 || status > 999) return { bad: 'ERR_HTTP_INVALID_STATUS_CODE' };
+  if (!REASON_TEXT.test(message)) return { bad: 'ERR_INVALID_CHAR' };
+  const lines = relayedResponseHeaders(rawHeaders, false);
+  const noBody = client.method === 'HEAD' || status === 204 || status === 304;
+  const plan = planResponse({ noBody, contentLength: hasContentLength(lines), http11: client.httpVersion === '1.1', keepAlive: client.keepAlive });
+  return { head: responseHead(status, message, lines, plan), plan, noBody };
+}
+
+/** Whether a request's header lines declare a body (Transfer-Encoding, or a Content-Length other than 0). */
+export function declaresBody(rawHeaders: readonly string[]): boolean {
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') return true;
+    if (name.length === 14 && name.toLowerCase() === 'content-length' && rawHeaders[i + 1] !== '0') return true;
+  }
+  return false;
 }
 
 /** A chunk's size line. */

@@ -9,14 +9,11 @@
  * heads: the connection is never used again, and the exchange hears only about its own
  * response. After a clean response, with the request sent whole and `Connection: close` absent,
  * the connection goes back to its pool.
- *
- * A pool holds the idle connections to one destination (a pod's address and port, which is
- * what the destination side connects to for every client: requests are authorized one by one,
- * so a connection may serve requests of different clients, as haproxy's and Envoy's do), last
- * in first out, at most `maxIdle`, each for at most `idleMs`.
+ * Idle ones wait in an UpstreamPool (pool.ts).
  */
 import type { Duplex } from 'node:stream';
 import { Parser, type ParserHandlers } from './llhttp';
+import type { UpstreamPool } from './pool';
 import { writeBuffersOnly } from './writev';
 
 /** Response heads are held to Node's client default. */
@@ -164,8 +161,8 @@ export class UpstreamConnection {
     return this.state !== State.Gone && !this.socket.destroyed;
   }
 
-  /** Send a request head; the body (if any) follows with write()/endRequest(). */
-  send(user: UpstreamUser, head: Buffer, headRequest: boolean, upgrade: boolean, pool: UpstreamPool | undefined): boolean {
+  /** Serve `user`'s request (which it writes with write()/writeAll()); the response goes to it. */
+  attach(user: UpstreamUser, headRequest: boolean, upgrade: boolean, pool: UpstreamPool | undefined): void {
     this.pool = pool;
     this.user = user;
     this.state = State.Busy;
@@ -174,7 +171,7 @@ export class UpstreamConnection {
     this.responded = false;
     this.informational = 0;
     this.keepAlive = false;
-    return this.socket.write(head);
+    this.keepAliveMs = undefined;
   }
 
   /** Request body bytes; false when the caller should wait for onUpstreamDrain. */
@@ -204,7 +201,9 @@ export class UpstreamConnection {
 
   /**
    * The user is finished with this connection: `reusable` when its request went out whole.
-   * Back to the pool when the response ended cleanly and the upstream keeps it alive; else closed.
+   * Back to the pool when the response ended cleanly and the upstream keeps it alive; else
+   * closed. Released from inside a read, it is pooled once the parser has returned (so what
+   * follows the response in that read is never anybody's response).
    */
   release(reusable: boolean): void {
     if (this.state === State.Gone) return;
@@ -296,7 +295,7 @@ export class UpstreamConnection {
   }
 
   headersComplete(headers: string[] | undefined, status: number, message: string, upgrade: boolean, keepAlive: boolean): number {
-    if (this.state !== State.Busy) return 0;
+    if (this.state !== State.Busy || this.protocolError !== undefined) return 0;
     const raw = headers ?? this.pendingHeaders ?? [];
     this.pendingHeaders = undefined;
     if (status >= 100 && status < 200 && status !== 101) {
@@ -352,60 +351,5 @@ export class UpstreamConnection {
     this.state = State.Idle;
     this.user = undefined;
     this.pool!.put(this);
-  }
-}
-
-/** Idle connections to one destination. */
-export class UpstreamPool {
-  private readonly idle: UpstreamConnection[] = [];
-
-  constructor(
-    private readonly maxIdle: number,
-    private readonly idleMs: number,
-    /** called when a connection goes idle (the front sweeps pools that hold some) */
-    private readonly onIdle?: () => void,
-  ) {}
-
-  get idleCount(): number {
-    return this.idle.length;
-  }
-
-  /** The most recently used idle connection still open and not expired, or undefined. */
-  take(): UpstreamConnection | undefined {
-    const now = performance.now();
-    for (;;) {
-      const c = this.idle.pop();
-      if (c === undefined) return undefined;
-      if (c.alive && now < c.expires) return c;
-      c.destroy();
-    }
-  }
-
-  put(c: UpstreamConnection): void {
-    c.expires = performance.now() + Math.min(this.idleMs, c.keepAliveMs ?? Infinity);
-    this.idle.push(c);
-    if (this.idle.length > this.maxIdle) this.idle.shift()!.destroy();
-    this.onIdle?.();
-  }
-
-  /** A connection is gone (closed while idle, or handed over): it is not offered again. */
-  forget(c: UpstreamConnection): void {
-    const i = this.idle.indexOf(c);
-    if (i >= 0) this.idle.splice(i, 1);
-  }
-
-  /** Close connections idle past their time. */
-  sweep(now: number): void {
-    for (let i = this.idle.length - 1; i >= 0; i--) {
-      const c = this.idle[i]!;
-      if (now >= c.expires) {
-        this.idle.splice(i, 1);
-        c.destroy();
-      }
-    }
-  }
-
-  destroy(): void {
-    for (const c of this.idle.splice(0)) c.destroy();
   }
 }
