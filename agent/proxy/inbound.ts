@@ -12,8 +12,8 @@ import type * as tls from 'node:tls';
 import type { Logger } from '../../common/log';
 import type { MeshWorkload } from '../mesh/mesh-registry';
 import type { Workload } from '../workloads';
-import { stripMapped } from '../ipv4-mapped';
-import { FORWARDED_HEADER, HBONE_PORT, parseAuthority, parseForwarded, sniFor, spiffeIdOfPeer } from './hbone';
+import { FORWARDED_HEADER, HBONE_PORT, sniFor, spiffeIdOfPeer } from './hbone';
+import { streamAdmission, type StreamRefusal } from './inbound-admission';
 import type { IdentitySource } from './hbone-pool';
 import { errorCode } from './connect';
 import type { DestinationAuthz, AuthzContext } from './destination-authz';
@@ -31,17 +31,7 @@ export interface InboundInputs {
   authz: DestinationAuthz;
 }
 
-export type InboundRefusal =
-  | 'not-connect'
-  | 'no-peer-identity'
-  | 'bad-authority'
-  | 'not-a-local-workload'
-  | 'unknown-source'
-  | 'identity-mismatch'
-  | 'peer-certificate-expired'
-  | 'wrong-source-node'
-  | 'upstream-failed'
-  | 'denied-by-policy';
+export type InboundRefusal = StreamRefusal | 'upstream-failed' | 'denied-by-policy';
 
 const STREAM_WINDOW = 4 << 20;
 const SESSION_WINDOW = 16 << 20;
@@ -132,34 +122,28 @@ export class InboundProxy {
 
   private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
     const session = stream.session;
-    const peerAddress = session?.socket?.remoteAddress;
-    const peer = session ? this.peers.get(session) : undefined;
-    const peerIdentity = peer?.identity;
     stream.on('error', () => undefined);
-    if (headers[':method'] !== 'CONNECT') return this.refuse(stream, 405, 'not-connect', { peerAddress });
-    if (!peer) return this.refuse(stream, 401, 'no-peer-identity', { peerAddress });
-    // A long-lived connection does not outlive the certificate it was opened with.
-    if (!(peer.validTo > Date.now())) {
-      stream.session?.close();
-      return this.refuse(stream, 401, 'peer-certificate-expired', { peerAddress, peerIdentity });
+    const a = streamAdmission(
+      {
+        method: headers[':method'],
+        authority: headers[':authority'],
+        forwarded: headers[FORWARDED_HEADER],
+        peerAddress: session?.socket?.remoteAddress,
+        peer: session ? this.peers.get(session) : undefined,
+        now: Date.now(),
+      },
+      this.inputs,
+    );
+    if (!a.ok) {
+      if (a.reason === 'peer-certificate-expired') session?.close();
+      return this.refuse(stream, a.status, a.reason, a.fields);
     }
-    const dst = parseAuthority(headers[':authority']);
-    if (!dst) return this.refuse(stream, 400, 'bad-authority', { peerAddress, authority: headers[':authority'] });
-    const target = this.inputs.local.byIp(dst.ip);
-    if (!target) return this.refuse(stream, 404, 'not-a-local-workload', { peerAddress, peerIdentity, destination: dst });
-    const srcIp = parseForwarded(headers[FORWARDED_HEADER]);
-    const src = srcIp ? this.inputs.mesh.byIp(srcIp) : undefined;
-    if (!src) return this.refuse(stream, 403, 'unknown-source', { peerAddress, peerIdentity, claimed: headers[FORWARDED_HEADER] });
-    if (src.identity !== peerIdentity) {
-      return this.refuse(stream, 403, 'identity-mismatch', { peerAddress, peerIdentity, expected: src.identity, source: srcIp });
-    }
-    if (src.nodeAddress !== stripMapped(peerAddress ?? '')) {
-      return this.refuse(stream, 403, 'wrong-source-node', { peerAddress, expected: src.nodeAddress, source: srcIp });
-    }
+    const dst = { ip: a.destination.ip, port: a.destination.port };
+    const src = a.source;
     const ctx: AuthzContext = {
       mtls: true,
-      source: { ip: src.ip, workload: src.name, namespace: src.namespace, identity: peer.identity },
-      destination: { ip: dst.ip, port: dst.port, workload: target },
+      source: { ip: src.ip, workload: src.name, namespace: src.namespace, identity: a.peerIdentity },
+      destination: a.destination,
     };
     this.inputs.authz.deliver(ctx, Date.now(), {
       conn: stream,
