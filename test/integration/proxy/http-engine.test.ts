@@ -163,6 +163,18 @@ describe('HTTP engine (loopback)', function () {
     });
   });
 
+  describe('identity headers', function () {
+    it('strips every spelling of x-forwarded-client-cert and x-palisade-* from every request, also on a front told to strip nothing', async function () {
+      const up = await upstream(() => ok('ok'));
+      const { port } = await serve(up); // no stripHeaders, no setHeaders: an egress-like front
+      const evil = 'X-Forwarded-Client-Cert: By=evil\r\nx-forwarded-client_cert: By=evil\r\nX-Palisade-Source: evil\r\nx_palisade_identity: evil\r\nX-PALISADE-X: evil\r\n';
+      const r = await rawExchange({ port, parts: [GET('/a', evil) + `POST /b HTTP/1.1\r\nHost: web\r\nContent-Length: 2\r\n${evil}\r\nhi`], expect: 2 });
+      assert.deepEqual(r.responses.map((x) => x.status), [200, 200]);
+      assert.equal(up.seen.length, 2);
+      for (const s of up.seen) assert.doesNotMatch(s.head, /evil|palisade|client.cert/i);
+    });
+  });
+
   describe('upgrades', function () {
     it('relays the upstream declining a WebSocket upgrade, then closes', async function () {
       const up = await upstream(() => 'HTTP/1.1 426 Upgrade Required\r\nContent-Length: 4\r\n\r\nnope');
