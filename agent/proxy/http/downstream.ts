@@ -15,6 +15,7 @@ import { Exchange, type Link } from './exchange';
 import { methodName, Parser, type ParserHandlers } from './llhttp';
 import { parserErrorReason, rawResponse, statusOf } from './refusal';
 import { UpstreamPool } from './pool';
+import type { ConnectionPool, UpstreamConnection } from './upstream';
 import { writeBuffersOnly } from './writev';
 
 /** Pipelined requests waiting their turn before the connection stops being read. */
@@ -77,7 +78,7 @@ export class Downstream implements Link {
   private pendingHeaders: string[] | undefined;
   private pendingUrl = '';
   private inHead = false;
-  private ownPool: UpstreamPool | undefined;
+  private ownPool: ConnectionPool | undefined;
   private pumping = false;
   /** exchanges finished and not yet settled (recorded, connection state updated): see exchangeDone */
   private readonly done: Exchange[] = [];
@@ -129,8 +130,8 @@ export class Downstream implements Link {
     return this.parser.busy;
   }
 
-  pool(): UpstreamPool {
-    return this.ctx.pool ?? (this.ownPool ??= new UpstreamPool(1, OWN_POOL_IDLE_MS));
+  pool(): ConnectionPool {
+    return this.ctx.pool ?? (this.ownPool ??= new UpstreamPool<UpstreamConnection>(1, OWN_POOL_IDLE_MS));
   }
 
   write(data: Buffer | string): boolean {

@@ -16,8 +16,7 @@ import { RequestBody } from './request-body';
 import { bodyOf, DENIED_RAW, rawResponse, statusOf } from './refusal';
 import { openTunnel } from './tunnel';
 import type { HttpDecision, NormalizedRequest } from './types';
-import type { UpstreamPool } from './pool';
-import type { UpstreamConnection, UpstreamUser } from './upstream';
+import type { ConnectionPool, UpstreamConnection, UpstreamUser } from './upstream';
 import { UpstreamConnection as Upstream } from './upstream';
 
 /** What an exchange needs of its downstream connection. */
@@ -26,7 +25,7 @@ export interface Link {
   readonly socket: Duplex;
   readonly closed: boolean;
   /** where this connection's upstream connections are kept between requests */
-  pool(): UpstreamPool;
+  pool(): ConnectionPool;
   /** Write to the client; false when it should wait for downstreamDrained(). */
   write(data: Buffer | string): boolean;
   /** inside a read of the client's bytes (request body pieces are flushed when it returns) */
@@ -376,7 +375,7 @@ export class Exchange implements ParsedRequest, UpstreamUser {
     );
   }
 
-  private send(up: UpstreamConnection, pool: UpstreamPool): void {
+  private send(up: UpstreamConnection, pool: ConnectionPool): void {
     this.upstream = up;
     up.attach(this, this.method === 'HEAD', this.kind === Kind.Upgrade, pool);
     const head = requestHead(this.method, this.target, this.forward);
@@ -474,9 +473,12 @@ export class Exchange implements ParsedRequest, UpstreamUser {
     this.bytesReceived += chunk.length;
     let ok: boolean;
     if (this.responseChunked) {
+      const s = this.link.socket;
+      s.cork();
       this.link.write(chunkSize(chunk.length));
       this.link.write(chunk);
       ok = this.link.write(CRLF);
+      s.uncork();
     } else ok = this.link.write(chunk);
     if (!ok) this.upstream?.pauseResponse();
   }

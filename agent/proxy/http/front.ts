@@ -19,6 +19,7 @@ import { resolveLimits } from './limits';
 import { checkParserBinding } from './llhttp';
 import type { HttpFrontOptions, HttpRecord, HttpSession } from './types';
 import { UpstreamPool } from './pool';
+import type { ConnectionPool, UpstreamConnection } from './upstream';
 
 /** Sweep period bounds: a tenth of the shortest deadline, within these. */
 const MIN_TICK_MS = 10;
@@ -32,7 +33,7 @@ export class HttpFront {
   /** the context of connections handed in without a session of their own */
   private readonly defaults: FrontContext | undefined;
   private readonly conns = new Set<Downstream>();
-  private readonly pools = new Map<string, UpstreamPool>();
+  private readonly pools = new Map<string, ConnectionPool>();
   private readonly tickMs: number;
   private sweep: NodeJS.Timeout | undefined;
 
@@ -101,10 +102,10 @@ export class HttpFront {
   }
 
   /** The shared pool of that name: in the map (and swept) while it holds idle connections. */
-  private poolFor(name: string): UpstreamPool {
+  private poolFor(name: string): ConnectionPool {
     let p = this.pools.get(name);
     if (p === undefined) {
-      const pool: UpstreamPool = new UpstreamPool(POOL_MAX_IDLE, POOL_IDLE_MS, () => {
+      const pool: ConnectionPool = new UpstreamPool<UpstreamConnection>(POOL_MAX_IDLE, POOL_IDLE_MS, () => {
         if (!this.pools.has(name)) this.pools.set(name, pool);
         this.ensureSweep();
       });

@@ -5,11 +5,19 @@
  * first out, at most `maxIdle`, each for at most `idleMs` or what the upstream said it keeps
  * one (`Keep-Alive: timeout=N`).
  */
-import type { UpstreamConnection } from './upstream';
+/** What the pool needs of a connection (upstream.ts's C is one). */
+export interface PooledConnection {
+  readonly alive: boolean;
+  /** when, idle in its pool, it stops being offered (set by the pool) */
+  expires: number;
+  /** how long the upstream said it keeps an idle connection, when it said so */
+  readonly keepAliveMs: number | undefined;
+  destroy(): void;
+}
 
 /** Idle connections to one destination. */
-export class UpstreamPool {
-  private readonly idle: UpstreamConnection[] = [];
+export class UpstreamPool<C extends PooledConnection = PooledConnection> {
+  private readonly idle: C[] = [];
 
   constructor(
     private readonly maxIdle: number,
@@ -23,7 +31,7 @@ export class UpstreamPool {
   }
 
   /** The most recently used idle connection still open and not expired, or undefined. */
-  take(): UpstreamConnection | undefined {
+  take(): C | undefined {
     const now = performance.now();
     for (;;) {
       const c = this.idle.pop();
@@ -33,7 +41,7 @@ export class UpstreamPool {
     }
   }
 
-  put(c: UpstreamConnection): void {
+  put(c: C): void {
     c.expires = performance.now() + Math.min(this.idleMs, c.keepAliveMs ?? Infinity);
     this.idle.push(c);
     if (this.idle.length > this.maxIdle) this.idle.shift()!.destroy();
@@ -41,7 +49,7 @@ export class UpstreamPool {
   }
 
   /** A connection is gone (closed while idle, or handed over): it is not offered again. */
-  forget(c: UpstreamConnection): void {
+  forget(c: C): void {
     const i = this.idle.indexOf(c);
     if (i >= 0) this.idle.splice(i, 1);
   }

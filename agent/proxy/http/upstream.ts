@@ -13,7 +13,7 @@
  */
 import type { Duplex } from 'node:stream';
 import { Parser, type ParserHandlers } from './llhttp';
-import type { UpstreamPool } from './pool';
+import type { PooledConnection, UpstreamPool } from './pool';
 import { writeBuffersOnly } from './writev';
 
 /** Response heads are held to Node's client default. */
@@ -121,13 +121,16 @@ function protocolError(code: string, message: string): Error {
 }
 type Tagged = Duplex & { [kConn]?: UpstreamConnection };
 
-export class UpstreamConnection {
+/** The pool of upstream connections to one destination. */
+export type ConnectionPool = UpstreamPool<UpstreamConnection>;
+
+export class UpstreamConnection implements PooledConnection {
   /** responses it has carried: a connection that has one behind it is a reused one */
   served = 0;
   private state = State.Idle;
   private user: UpstreamUser | undefined;
   private readonly parser: Parser<UpstreamConnection>;
-  private pool: UpstreamPool | undefined;
+  private pool: ConnectionPool | undefined;
   /** when, idle in its pool, it stops being offered */
   expires = 0;
   /** how long the upstream said it keeps an idle connection (`Keep-Alive: timeout=N`, less a second), when it said so */
@@ -162,7 +165,7 @@ export class UpstreamConnection {
   }
 
   /** Serve `user`'s request (which it writes with write()/writeAll()); the response goes to it. */
-  attach(user: UpstreamUser, headRequest: boolean, upgrade: boolean, pool: UpstreamPool | undefined): void {
+  attach(user: UpstreamUser, headRequest: boolean, upgrade: boolean, pool: ConnectionPool | undefined): void {
     this.pool = pool;
     this.user = user;
     this.state = State.Busy;
