@@ -319,7 +319,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         // again: a new hello would supersede its successor's session.
         m?.collector.stopReconnecting();
         await metrics?.close();
-        const listeners = m ? [ob, m.inbound] : [ob];
+        const listeners = m ? [ob, m.inbound, dnsProxy] : [ob, dnsProxy];
         const { closedAtDeadline } = await drainConnections({ listeners, tracker: shared.tracker, deadline, log });
         const settled = reporter ? await reporter.settled(FLOW_SETTLE_MS) : true;
         log.info({ closedAtDeadline, flowsDelivered: settled }, 'drained');
@@ -327,14 +327,18 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       })());
     const serveHandovers = { runDir, node: opts.node, log, state: () => (draining ? ('draining' as const) : ('serving' as const)) };
     const takeOverFromUs = async (successor: number): Promise<{ drainDeadline: Date }> => {
+      // Before the answer: the successor reads what pods resolved through this agent when it hears it.
+      d.handOver();
       void drain(`successor pid ${successor} takes over`);
       return { drainDeadline: new Date(Date.now() + drainTimeoutMs) };
     };
     if (lock) handover = await HandoverServer.listen({ ...serveHandovers, takeOver: takeOverFromUs });
     else if (claim.predecessor) {
-      takeOver(claim.predecessor, { ...serveHandovers, takeOver: takeOverFromUs, cancelled: () => stopping }).then(
+      const fromPredecessor = (): void => d.takeNamesFromPredecessor();
+      takeOver(claim.predecessor, { ...serveHandovers, takeOver: takeOverFromUs, cancelled: () => stopping, onReleased: fromPredecessor }).then(
         (got) => {
           if (!got) return;
+          fromPredecessor(); // and what it learnt while draining
           if (stopping) {
             got.lock.release();
             void got.handover.close();

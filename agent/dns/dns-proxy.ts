@@ -74,12 +74,14 @@ export class DnsProxy implements DnsTcpHandoff {
   }
 
   async listen(port = DNS_PROXY_PORT): Promise<{ udp: net.AddressInfo; tcp: net.AddressInfo }> {
-    const udp = dgram.createSocket({ type: 'udp4' });
+    // reusePort (UDP and TCP): a successor agent serves the same port while this one drains
+    // (agent/handover.ts); the kernel spreads queries over both until this one closes.
+    const udp = dgram.createSocket({ type: 'udp4', reusePort: true });
     udp.on('message', (msg, rinfo) => this.onDatagram(msg, rinfo));
     udp.on('error', (err) => this.log.error({ err }, 'dns udp socket error'));
     await new Promise<void>((resolve, reject) => {
       udp.once('error', reject);
-      udp.bind({ address: this.inputs.proxyIp, port, exclusive: true }, () => {
+      udp.bind({ address: this.inputs.proxyIp, port }, () => {
         udp.off('error', reject);
         resolve();
       });
@@ -87,12 +89,37 @@ export class DnsProxy implements DnsTcpHandoff {
     this.udp = udp;
     await new Promise<void>((resolve, reject) => {
       this.tcp.once('error', reject);
-      this.tcp.listen({ host: this.inputs.proxyIp, port: udp.address().port, backlog: 256 }, () => {
+      this.tcp.listen({ host: this.inputs.proxyIp, port: udp.address().port, backlog: 256, reusePort: true }, () => {
         this.tcp.off('error', reject);
         resolve();
       });
     });
     return { udp: udp.address(), tcp: this.tcp.address() as net.AddressInfo };
+  }
+
+  /**
+   * The drain (agent/drain.ts): no new queries — the UDP socket closes, so the kernel hands every
+   * later query to the successor sharing the port (a forwarded query still waiting for its
+   * upstream is not answered: the pod's resolver asks again) — and no new DNS-over-TCP
+   * connections; the open ones finish.
+   */
+  stopAccepting(): void {
+    try {
+      this.udp?.close();
+    } catch {
+      /* already closed */
+    }
+    this.udp = undefined;
+    if (this.tcp.listening) this.tcp.close();
+  }
+
+  /** DNS-over-TCP connections still open. */
+  get live(): number {
+    return this.sockets.size;
+  }
+
+  destroyAll(err: Error): void {
+    for (const s of this.sockets) s.destroy(err);
   }
 
   async close(): Promise<void> {

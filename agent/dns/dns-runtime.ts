@@ -92,6 +92,20 @@ export class DnsRuntime {
     };
   }
 
+  /**
+   * A successor takes the node over: stop taking queries (it shares the port) and leave it what
+   * pods resolved so far, so their next connections through it are not denied.
+   */
+  handOver(): void {
+    this.proxy?.stopAccepting();
+    this.saveNames();
+  }
+
+  /** The predecessor handed over (or stopped): add what pods resolved through it. */
+  takeNamesFromPredecessor(): void {
+    this.restoreNames();
+  }
+
   async close(): Promise<void> {
     this.hosts?.close();
     this.upstream.close();

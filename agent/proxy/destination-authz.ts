@@ -189,6 +189,9 @@ export class DestinationAuthz {
         return { ...verdict };
       },
       connect: () => this.connectUpstream(ctx),
+      // Every client's requests to this pod go over the same kind of connection (from PROXY_IP):
+      // kept-alive ones are shared, each request authorized on its own.
+      pool: `${ctx.destination.ip}:${ctx.destination.port}`,
       setHeaders,
       onRecord: (r) => this.inputs.flows.record(this.flow(ctx, 'http', httpOutcome(r), httpCounts(r), r)),
     };

@@ -11,9 +11,10 @@ import type * as net from 'node:net';
 import type * as tls from 'node:tls';
 import type { Logger } from '../../common/log';
 import type { MeshWorkload } from '../mesh/mesh-registry';
-import type { Workload } from '../workloads';
 import { stripMapped } from '../ipv4-mapped';
-import { FORWARDED_HEADER, HBONE_PORT, parseAuthority, parseForwarded, sniFor, spiffeIdOfPeer } from './hbone';
+import type { Workload } from '../workloads';
+import { FORWARDED_HEADER, HBONE_PORT, sniFor, spiffeIdOfPeer } from './hbone';
+import { streamAdmission, type StreamRefusal } from './inbound-admission';
 import type { IdentitySource } from './hbone-pool';
 import type { FlowEndpoint } from '../../common/flow';
 import type { DestinationAuthz, AuthzContext } from './destination-authz';
@@ -35,16 +36,7 @@ export interface InboundInputs {
   limits: Pick<ProxyLimits, 'connections' | 'refusals'>;
 }
 
-export type InboundRefusal =
-  | 'not-connect'
-  | 'no-peer-identity'
-  | 'bad-authority'
-  | 'not-a-local-workload'
-  | 'unknown-source'
-  | 'identity-mismatch'
-  | 'peer-certificate-expired'
-  | 'wrong-source-node'
-  | LimitReason;
+export type InboundRefusal = StreamRefusal | LimitReason;
 
 const STREAM_WINDOW = 4 << 20;
 const SESSION_WINDOW = 16 << 20;
@@ -181,41 +173,33 @@ export class InboundProxy {
 
   private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
     const session = stream.session;
+    stream.on('error', () => undefined);
     const peerAddress = session?.socket?.remoteAddress;
     const peer = session ? this.peers.get(session) : undefined;
-    const peerIdentity = peer?.identity;
-    stream.on('error', () => undefined);
-    // The peer node, as far as it is known: the source until the stream names its workload.
-    const node = { ip: stripMapped(peerAddress ?? '') || 'unknown', ...(peerIdentity ? { identity: peerIdentity } : {}) };
-    if (headers[':method'] !== 'CONNECT') return this.refuse(stream, 405, 'not-connect', node, undefined, { peerAddress });
-    if (!peer) return this.refuse(stream, 401, 'no-peer-identity', node, undefined, { peerAddress });
-    // A long-lived connection does not outlive the certificate it was opened with.
-    if (!(peer.validTo > Date.now())) {
-      stream.session?.close();
-      return this.refuse(stream, 401, 'peer-certificate-expired', node, undefined, { peerAddress, peerIdentity });
+    const a = streamAdmission(
+      { method: headers[':method'], authority: headers[':authority'], forwarded: headers[FORWARDED_HEADER], peerAddress, peer, now: Date.now() },
+      this.inputs,
+    );
+    if (!a.ok) {
+      if (a.reason === 'peer-certificate-expired') session?.close();
+      // The peer node, as far as it is known: the source until the stream names a mesh workload.
+      const claimed = a.named?.source;
+      const from = claimed
+        ? { ip: claimed.ip, workload: claimed.name, namespace: claimed.namespace, ...(peer ? { identity: peer.identity } : {}) }
+        : { ip: stripMapped(peerAddress ?? '') || 'unknown', ...(peer ? { identity: peer.identity } : {}) };
+      return this.refuse(stream, a.status, a.reason, from, a.named?.destination, a.fields);
     }
-    const dst = parseAuthority(headers[':authority']);
-    if (!dst) return this.refuse(stream, 400, 'bad-authority', node, undefined, { peerAddress, authority: headers[':authority'] });
-    const target = this.inputs.local.byIp(dst.ip);
-    if (!target) return this.refuse(stream, 404, 'not-a-local-workload', node, dst, { peerAddress, peerIdentity });
-    const srcIp = parseForwarded(headers[FORWARDED_HEADER]);
-    const src = srcIp ? this.inputs.mesh.byIp(srcIp) : undefined;
-    if (!src) return this.refuse(stream, 403, 'unknown-source', node, dst, { peerAddress, peerIdentity, claimed: headers[FORWARDED_HEADER] });
-    const claimed = { ip: src.ip, workload: src.name, namespace: src.namespace, identity: peer.identity };
-    if (src.identity !== peerIdentity) {
-      return this.refuse(stream, 403, 'identity-mismatch', claimed, dst, { peerAddress, peerIdentity, expected: src.identity });
-    }
-    if (src.nodeAddress !== stripMapped(peerAddress ?? '')) {
-      return this.refuse(stream, 403, 'wrong-source-node', claimed, dst, { peerAddress, expected: src.nodeAddress });
-    }
+    const dst = { ip: a.destination.ip, port: a.destination.port };
+    const src = a.source;
+    const source = { ip: src.ip, workload: src.name, namespace: src.namespace, identity: a.peerIdentity };
     // One source pod may hold only its share of the streams this node serves.
     const admitted = this.inputs.limits.connections.admit('inbound', src.ip);
-    if (!admitted.ok) return this.refuse(stream, 503, admitted.reason, claimed, dst, { peerAddress });
+    if (!admitted.ok) return this.refuse(stream, 503, admitted.reason, source, dst, { peerAddress });
     stream.once('close', admitted.release);
     const ctx: AuthzContext = {
       mtls: true,
-      source: claimed,
-      destination: { ip: dst.ip, port: dst.port, workload: target },
+      source,
+      destination: a.destination,
     };
     this.inputs.authz.deliver(ctx, Date.now(), {
       conn: stream,
