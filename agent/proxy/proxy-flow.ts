@@ -6,7 +6,7 @@
 import { flowRecord, verdictOf, type FlowDirection, type FlowEndpoint, type FlowProtocol, type FlowRecord } from '../../common/flow';
 import { errorCode } from './connect';
 import type { HttpRecord } from './http';
-import { ProxyClosure } from './tracker';
+import { ProxyClosure } from './proxy-closure';
 
 /** The verdict fields of a flow record. */
 export type FlowOutcome = Pick<FlowRecord, 'verdict' | 'reason' | 'policy' | 'rule' | 'audit'>;
