@@ -78,7 +78,6 @@ export class DnsProxy implements DnsTcpHandoff {
     // (agent/handover.ts); the kernel spreads queries over both until this one closes.
     const udp = dgram.createSocket({ type: 'udp4', reusePort: true });
     udp.on('message', (msg, rinfo) => this.onDatagram(msg, rinfo));
-    udp.on('error', (err) => this.log.error({ err }, 'dns udp socket error'));
     await new Promise<void>((resolve, reject) => {
       udp.once('error', reject);
       udp.bind({ address: this.inputs.proxyIp, port }, () => {
@@ -86,6 +85,8 @@ export class DnsProxy implements DnsTcpHandoff {
         resolve();
       });
     });
+    // After the bind: a failed bind is the caller's one error line, not a second one here.
+    udp.on('error', (err) => this.log.error({ err }, 'dns udp socket error'));
     this.udp = udp;
     await new Promise<void>((resolve, reject) => {
       this.tcp.once('error', reject);
