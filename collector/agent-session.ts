@@ -64,6 +64,8 @@ export interface NodeSessionDeps {
   policiesFrame?: () => string | undefined;
   /** The agent says which policy version it enforces. */
   policyStatus?: (node: string, m: PolicyStatusMessage) => void;
+  /** How long a superseded session may still deliver flows (default SUPERSEDED_GRACE_MS). */
+  supersededGraceMs?: number;
 }
 
 /** Takes one batch of an agent's flows; throws when it cannot be stored (nothing is acknowledged then). */
@@ -126,7 +128,7 @@ export class NodeSession {
     if (this.superseded) return;
     this.log.info({ reason: 'a newer session for this node said hello' }, 'session superseded: accepting its last flows only');
     this.superseded = true;
-    setTimeout(() => closeWith(this.ws, CloseCode.REPLACED, 'replaced by a newer session'), SUPERSEDED_GRACE_MS).unref();
+    setTimeout(() => closeWith(this.ws, CloseCode.REPLACED, 'replaced by a newer session'), this.deps.supersededGraceMs ?? SUPERSEDED_GRACE_MS).unref();
   }
 
   private onFrame(data: Buffer, isBinary: boolean): void {

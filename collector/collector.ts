@@ -44,6 +44,8 @@ export interface CollectorOptions {
   nodeCertTtlSeconds?: number;
   pingIntervalMs?: number;
   deadAfterMs?: number;
+  /** How long a superseded node session may still deliver flows (default 11 min: agent/drain.ts's longest drain and then some). */
+  supersededGraceMs?: number;
   /** Policies pushed to every agent (AuthorizationPolicy / EgressPolicy files), watched. */
   policyDir?: string;
   /** Delete stored flows older than this (ms); default 7 days. */
@@ -170,6 +172,7 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     log,
     pingIntervalMs: opts.pingIntervalMs,
     deadAfterMs: opts.deadAfterMs,
+    ...(opts.supersededGraceMs !== undefined ? { supersededGraceMs: opts.supersededGraceMs } : {}),
     policiesFrame: () => policies.frame(),
     policyStatus: (node, m) => policies.agentStatus(node, m),
     flows,

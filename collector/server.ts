@@ -53,6 +53,8 @@ export interface AgentServerOptions {
   log: Logger;
   /** Ping every agent this often (default 10 s)… */
   pingIntervalMs?: number;
+  /** How long a superseded node session may still deliver flows (agent-session.ts). */
+  supersededGraceMs?: number;
   /** …and cut one off when it has not answered for this long (default 30 s). */
   deadAfterMs?: number;
   /** The current `policies` frame for a node that just said hello. */

@@ -53,7 +53,8 @@ describe('collector: proof before identity', () => {
   beforeEach(async () => {
     logs = new LogCapture();
     data = dataDir();
-    col = await collector(stack, { dataDir: data, log: logs.logger });
+    // A superseded session may deliver its last flows for this long, then it is closed (4409).
+    col = await collector(stack, { dataDir: data, log: logs.logger, supersededGraceMs: 300 });
   });
 
   describe('joining', () => {
@@ -225,7 +226,7 @@ describe('collector: proof before identity', () => {
       const hello = encodeMessage({ type: 'hello', node: 'node-a', nodeAddress: '192.168.50.1', agentVersion: 'test' });
       first.send(hello);
       await waitFor(() => col.snapshot().nodes.some((n) => n.online), 5_000, 'node-a online');
-      // Same key: the newer session replaces the older one (4409).
+      // Same key: the newer session supersedes the older one, which is closed (4409) after its grace.
       const second = rawNodeSocket(stack, col.url, col.ca.certPem, dir);
       await opened(second);
       const firstEnd = closed(first);
