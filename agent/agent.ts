@@ -23,7 +23,7 @@ import { InboundProxy } from './proxy/inbound';
 import type { MeshInputs } from './proxy/inputs';
 import { OutboundProxy } from './proxy/outbound';
 import { LocalWorkloads } from './local-workloads';
-import { MeshRegistry, type MeshWorkload } from './mesh/mesh-registry';
+import { MeshRegistry } from './mesh/mesh-registry';
 import { AccessLog, type AccessLogMode } from './flows/access-log';
 import { FlowFanOut } from './flows/fan-out';
 import { FlowReporter } from './flows/reporter';
@@ -450,6 +450,7 @@ async function startMesh(
     dataDir: path.resolve(m.dataDir),
     joinToken: m.joinToken,
     log,
+    registry,
   });
   const identities = new IdentityManager({ source: collector, log });
   const pool = new HbonePool(identities, log, m.hbonePort ?? HBONE_PORT, connectTimeoutMs);
@@ -468,7 +469,7 @@ async function startMesh(
   try {
     // Before the session opens, so the first 'connected' already flushes what is buffered.
     reporter.start(collector);
-    collector.on('registry', (snap: { version: number; workloads: MeshWorkload[] }) => registry.update(snap.version, snap.workloads));
+    // the collector client applies snapshots and deltas to `registry` itself
     collector.on('policies', (p: { version: number; files: PolicyFile[] }) => {
       const ok = policies.applyCollector(p.version, p.files);
       // The collector shows which version each agent enforces (`palisade status`).

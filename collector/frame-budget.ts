@@ -9,7 +9,7 @@
 import type { MessageType } from '../common/mesh-protocol';
 
 /** Frames of the node session, by what they cost (flows: 1 more per 500 records). */
-const COST: Partial<Record<MessageType, number>> = { csr: 10, register: 10, hello: 5 };
+const COST: Partial<Record<MessageType, number>> = { csr: 10, register: 10, hello: 5, 'registry-sync': 5 };
 
 export interface FrameBudgetOptions {
   /** Bucket size (default 200): a burst of this much costs nothing. */

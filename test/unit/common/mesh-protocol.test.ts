@@ -13,7 +13,7 @@ import {
 const CSR = '-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n';
 const CERT = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
 const WORKLOAD = { name: 'web-1', namespace: 'default', serviceAccount: 'web', ip: '10.0.1.11', labels: { app: 'web', 'example.com/tier': 'front' } };
-const ALL: MessageType[] = ['join', 'joined', 'hello', 'register', 'csr', 'cert', 'error', 'registry', 'policies', 'flows', 'flows-ack'];
+const ALL: MessageType[] = ['join', 'joined', 'hello', 'register', 'csr', 'cert', 'error', 'registry', 'registry-delta', 'registry-sync', 'policies', 'flows', 'flows-ack'];
 
 const FLOW = {
   time: '2026-11-22T10:00:00.000Z',
@@ -46,6 +46,7 @@ const VALID: MeshMessage[] = [
   {
     type: 'registry',
     version: 3,
+    epoch: '5f0c1a2b3c4d5e6f',
     workloads: [{ ...WORKLOAD, node: 'node-a', nodeAddress: '192.168.1.10', identity: 'spiffe://cluster.local/ns/default/sa/web' }],
     nodes: [{ node: 'node-a', nodeAddress: '192.168.1.10', online: false, lastSeen: '2026-01-01T00:00:00.000Z' }],
   },
@@ -54,7 +55,24 @@ const VALID: MeshMessage[] = [
   { type: 'flows', session: 'a1b2', seq: 1, lost: 0, flows: [FLOW] },
   { type: 'flows', session: 'a1b2', seq: 2, lost: 7, flows: [] },
   { type: 'flows-ack', session: 'a1b2', seq: 2 },
+  { type: 'hello', node: 'node-a', nodeAddress: '192.168.1.10', agentVersion: '0.1.0', since: { epoch: '5f0c1a2b3c4d5e6f', version: 41 } },
+  {
+    type: 'registry-delta',
+    epoch: '5f0c1a2b3c4d5e6f',
+    fromVersion: 3,
+    toVersion: 4,
+    changes: [
+      { op: 'set-workload', workload: { ...WORKLOAD, node: 'node-a', nodeAddress: '192.168.1.10', identity: 'spiffe://cluster.local/ns/default/sa/web' } },
+      { op: 'remove-workload', ip: '10.0.1.12' },
+      { op: 'set-node', node: { node: 'node-a', nodeAddress: '192.168.1.10', online: true, lastSeen: '2026-01-01T00:00:00.000Z' } },
+      { op: 'remove-node', node: 'node-b' },
+    ],
+  },
+  { type: 'registry-sync', since: { epoch: '5f0c1a2b3c4d5e6f', version: 3 } },
+  { type: 'registry-sync' },
 ];
+
+const DELTA = (changes: unknown[], extra: object = {}): string => JSON.stringify({ type: 'registry-delta', epoch: 'e1', fromVersion: 1, toVersion: 2, changes, ...extra });
 
 /** [what, frame, allowed types, expected reason] */
 const HOSTILE: [string, string | Buffer, MessageType[], RegExp][] = [
@@ -92,6 +110,14 @@ const HOSTILE: [string, string | Buffer, MessageType[], RegExp][] = [
   ['a negative lost count', JSON.stringify({ type: 'flows', session: 's', seq: 1, lost: -1, flows: [] }), ALL, /lost/],
   ['a frame over 1 MiB', JSON.stringify({ type: 'hello', pad: 'x'.repeat(MAX_FRAME_BYTES) }), ALL, /over the 1048576-byte limit/],
   ['invalid UTF-8 bytes', Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), ALL, /not JSON/],
+  ['a registry snapshot without an epoch', JSON.stringify({ type: 'registry', version: 1, workloads: [], nodes: [] }), ALL, /missing field "epoch"/],
+  ['a delta change with an unknown op', DELTA([{ op: 'drop-table', ip: '10.0.0.1' }]), ALL, /changes\[0\]\.op: must be one of/],
+  ['a delta change without an op', DELTA([{ ip: '10.0.0.1' }]), ALL, /changes\[0\]\.op/],
+  ['a delta change with a field of another op', DELTA([{ op: 'remove-workload', ip: '10.0.0.1', node: 'a' }]), ALL, /changes\[0\]: unknown field "node"/],
+  ['a delta workload with a bad IP', DELTA([{ op: 'remove-workload', ip: '10.0.0.256' }]), ALL, /changes\[0\]\.ip/],
+  ['a delta going backwards', DELTA([], { fromVersion: 5, toVersion: 5 }), ALL, /toVersion must be after fromVersion/],
+  ['a delta of 4,001 changes', DELTA(Array.from({ length: 4001 }, () => ({ op: 'remove-node', node: 'a' }))), ALL, /changes: at most 4000 entries/],
+  ['a hello with a bad registry epoch', JSON.stringify({ type: 'hello', node: 'a', nodeAddress: '1.2.3.4', agentVersion: '1', since: { epoch: 'a b', version: 1 } }), ALL, /hello\.since\.epoch/],
   [
     'a registration of 1,001 workloads (one node runs at most 1,000)',
     JSON.stringify({ type: 'register', workloads: Array.from({ length: 1001 }, (_, i) => ({ ...WORKLOAD, name: `w-${i}`, ip: `10.${i >> 8}.${i & 255}.1` })) }),
