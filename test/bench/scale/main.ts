@@ -59,6 +59,7 @@ async function main(): Promise<number> {
     const setup = await mesh.start(log);
     const first = mesh.agents[0]!;
     if (Object.keys(setup.collectorWarnings).length > 0) log(`  collector warnings: ${JSON.stringify(setup.collectorWarnings)}`);
+    await first.requestSnapshot(); // changes travel as deltas: the cost model reads a whole snapshot of the full mesh
     const model = first.lastRegistryFrame ? costModel(first.lastRegistryFrame, { nodes: 1000, pods: 100 }) : null;
     first.keepFrame = false;
     first.lastRegistryFrame = undefined;
