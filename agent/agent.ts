@@ -492,9 +492,8 @@ async function startMesh(
       });
     });
     firstPolicies.catch(() => undefined);
-    const first = await collector.start();
+    await collector.start(); // the registry is filled by then (the client applies to it)
     await firstPolicies;
-    registry.update(first.version, first.workloads);
     const local = workloads.all().map((w) => w.identity);
     identities.retain(local);
     await Promise.all([...new Set(local)].map((id) => identities.ready(id)));

@@ -65,7 +65,7 @@ async function main(): Promise<number> {
     first.lastRegistryFrame = undefined;
     if (model) {
       log(`  registry frame: ${model.frameBytes} bytes for ${model.workloads} workloads (${model.bytesPerWorkload} B each); encode ${model.encodeMs} ms, agent parse+check ${model.agentParseMs} ms`);
-      log(`  at 1000×100: ${(model.target.frameBytes / 1e6).toFixed(1)} MB per snapshot, ${(model.target.bytesPerChange / 1e9).toFixed(1)} GB per change over 1000 agents, ~${model.target.agentParseMs} ms to parse on each agent`);
+      log(`  at 1000×100: ${(model.target.frameBytes / 1e6).toFixed(1)} MB per snapshot, ${(model.target.bytesPerChange / 1e9).toFixed(1)} GB if all 1000 agents get one (a collector restart; changes are deltas), ~${model.target.agentParseMs} ms to parse on each agent`);
     }
     const certificates = certificateCost(mesh.keyFor(0));
     log(`  one certificate: CSR read and checked ${certificates.readCsrMs} ms, signed ${certificates.issueMs} ms (node-forge, in the collector's thread)`);
