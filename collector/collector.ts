@@ -14,6 +14,8 @@ import { ApiAuth, loadOrCreateAdminToken } from './api/auth';
 import { CollectorApi } from './api/handler';
 import { CollectorMetrics } from './api/metrics';
 import { FLOWS_DB_FILE, FlowStore } from './flows/store';
+import { FlowSinks, type FlowSinksOptions } from './sinks/sinks';
+import type { SinkSpec } from './sinks/sink-spec';
 import { clearStaleSocket, DEFAULT_LISTEN, formatAddress, parseListenAddress } from './listen';
 import { CertificateAuthority } from './mesh-ca';
 import { AuditLog } from './audit/audit-log';
@@ -51,6 +53,10 @@ export interface CollectorOptions {
   flowMaxBytes?: number;
   /** How often flow retention runs (ms); default 30 s. */
   flowRetentionIntervalMs?: number;
+  /** Where stored flows also go (`--flow-sink`); the store is always there. */
+  flowSinks?: readonly SinkSpec[];
+  /** The OTLP sinks' buffering and retry settings (tests, the bench). */
+  flowSinkOptions?: FlowSinksOptions['otlp'];
   /** How often denied flows are summarized into the audit log (ms); default 10 s. */
   auditSummaryIntervalMs?: number;
 }
@@ -69,6 +75,8 @@ export interface RunningCollector {
   ca: CertificateAuthority;
   /** The flow store (tests, the demo). */
   flows: FlowStore;
+  /** The flow sinks beyond the store. */
+  sinks: FlowSinks;
   policies: PolicyManager;
   audit: AuditLog;
   metrics: CollectorMetrics;
@@ -107,6 +115,9 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     throw err;
   }
   const { audit, policies } = control;
+  const sinks = new FlowSinks(opts.flowSinks ?? [], { log, metrics, trustDomain: ca.trustDomain, ...(opts.flowSinkOptions && { otlp: opts.flowSinkOptions }) });
+  metrics.watchSinks(sinks);
+  const unsubscribeSinks = flows.onStored(sinks.onStored);
   const denied = new DeniedFlowSummarizer(audit, { intervalMs: opts.auditSummaryIntervalMs });
   const unsubscribeDenied = flows.onStored((entries) => {
     for (const e of entries) if (e.record.verdict === 'denied') denied.add(e.record);
@@ -116,10 +127,13 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     auth: new ApiAuth(adminToken, ca.trustDomain),
     metrics,
     log: opts.log,
-    control: { policies, flows, audit },
+    control: { policies, flows, audit, sinks: () => sinks.counts() },
+    sinks: () => sinks.counts(),
   });
   const closeStores = async (): Promise<void> => {
     unsubscribeDenied();
+    unsubscribeSinks();
+    await sinks.close();
     denied.close();
     policies.close();
     audit.close();
@@ -204,6 +218,7 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     adminToken,
     ca,
     flows,
+    sinks,
     policies,
     audit,
     metrics,

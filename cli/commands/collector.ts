@@ -5,6 +5,8 @@ import * as path from 'node:path';
 import { DEFAULT_TRUST_DOMAIN, startCollector } from '../../collector/collector';
 import { DEFAULT_LISTEN, parseListenAddress } from '../../collector/listen';
 import { TokenStore } from '../../collector/tokens';
+import { parseSinkSpecs } from '../../collector/sinks/sink-spec';
+import { collectValue } from '../options';
 import { parsePositiveDuration } from '../../common/duration';
 import { invalidArgument, PalisadeError } from '../../common/errors';
 import { isTrustDomain } from '../../common/identity';
@@ -23,6 +25,7 @@ interface RunFlags {
   flowRetention: string;
   flowMaxRows: string;
   flowMaxBytes?: string;
+  flowSink: string[];
   logLevel?: string;
 }
 
@@ -73,6 +76,7 @@ export function registerCollectorCommands(program: Command, deps: CliDeps): void
     .option('--flow-retention <duration>', 'delete stored flows older than this', '7d')
     .option('--flow-max-rows <n>', 'keep at most this many stored flows (oldest deleted first)', '10000000')
     .option('--flow-max-bytes <size>', 'also keep the flow database under this size (e.g. 2GiB)')
+    .option('--flow-sink <sink>', 'also send every stored flow to otlp=<http(s) URL> (OTLP logs over HTTP/protobuf, e.g. http://otel-collector:4318/v1/logs); repeatable; sqlite is always on', collectValue, [])
     .option('--log-level <level>', 'trace|debug|info|warn|error', undefined)
     .action(async (flags: RunFlags) => {
       parseListenAddress(flags.listen);
@@ -84,6 +88,7 @@ export function registerCollectorCommands(program: Command, deps: CliDeps): void
       const flowRetentionMs = parsePositiveDuration(flags.flowRetention, '--flow-retention');
       const flowMaxRows = positiveInteger(flags.flowMaxRows, '--flow-max-rows');
       const flowMaxBytes = flags.flowMaxBytes === undefined ? undefined : byteSize(flags.flowMaxBytes, '--flow-max-bytes');
+      const flowSinks = parseSinkSpecs(flags.flowSink);
       const log = deps.logger(flags.logLevel);
       const running = await startCollector({
         listen: flags.listen,
@@ -96,6 +101,7 @@ export function registerCollectorCommands(program: Command, deps: CliDeps): void
         flowRetentionMs,
         flowMaxRows,
         ...(flowMaxBytes !== undefined ? { flowMaxBytes } : {}),
+        flowSinks,
         log,
       });
       const signal = await deps.waitForStop();

@@ -15,3 +15,5 @@ export { spawnIn } from './proc';
 export { startMeshAgent, startTestCollector } from './mesh';
 export type { TestCollector } from './mesh';
 export { denyFromYaml } from './policies';
+export { OtlpReceiver, decodeLogs, decodeSpans } from './otlp-receiver';
+export type { ReceivedLog, ReceivedSpan, AttrValue } from './otlp-receiver';
