@@ -41,6 +41,8 @@ export interface FlowRecord {
   bytesSent: number;
   bytesReceived: number;
   durationMs: number;
+  /** the W3C trace id (32 lowercase hex digits) of an HTTP request the proxy traced */
+  traceId?: string;
 }
 
 /** What a flow record is built from; `time` is taken when it is built (the flow's end). */
@@ -69,6 +71,7 @@ export function flowRecord(f: FlowFields): FlowRecord {
     bytesSent: f.bytesSent,
     bytesReceived: f.bytesReceived,
     durationMs: Math.round(f.durationMs),
+    traceId: f.traceId,
   };
 }
 
@@ -100,13 +103,16 @@ export interface FlowSink {
 }
 
 /** The fields a record may have: made once, since the check runs for every record an agent sends. */
-const FIELDS: ReadonlySet<string> = new Set(['time', 'node', 'direction', 'source', 'destination', 'protocol', 'http', 'verdict', 'reason', 'policy', 'rule', 'audit', 'mtls', 'bytesSent', 'bytesReceived', 'durationMs']);
+const FIELDS: ReadonlySet<string> = new Set(['time', 'node', 'direction', 'source', 'destination', 'protocol', 'http', 'verdict', 'reason', 'policy', 'rule', 'audit', 'mtls', 'bytesSent', 'bytesReceived', 'durationMs', 'traceId']);
 const DIRECTIONS = new Set(['outbound', 'inbound', 'egress']);
 const VERDICTS = new Set(['allowed', 'denied', 'audit', 'error']);
 const PROTOCOLS = new Set(['tcp', 'tls', 'http']);
 const MAX_TEXT = 2048;
 
 const isText = (v: unknown, max = MAX_TEXT): v is string => typeof v === 'string' && v.length <= max;
+const TRACE_ID = /^[0-9a-f]{32}$/;
+/** A valid W3C trace id: 32 lowercase hex digits, not all zero. */
+export const isTraceId = (v: unknown): v is string => typeof v === 'string' && TRACE_ID.test(v) && v !== '00000000000000000000000000000000';
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
 /** What flowProblem accepts for direction, protocol and verdict (agent/flows/wire.ts writes records by them). */
@@ -158,6 +164,7 @@ export function flowProblem(v: unknown): string | undefined {
   if (!isCount(v.bytesSent)) return 'bytesSent must be a non-negative integer';
   if (!isCount(v.bytesReceived)) return 'bytesReceived must be a non-negative integer';
   if (!isCount(v.durationMs)) return 'durationMs must be a non-negative integer';
+  if (v.traceId !== undefined && !isTraceId(v.traceId)) return 'traceId must be 32 lowercase hex digits, not all zero';
   const src = endpointProblem(v.source, 'source');
   if (src) return src;
   const dst = endpointProblem(v.destination, 'destination');

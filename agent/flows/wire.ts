@@ -8,7 +8,7 @@
  * goes to wire-checked.ts, which decides and names the problem. test/unit/agent/flows/wire.test.ts holds the two to identical output over a large
  * generated set.
  */
-import { FLOW_ENUMS, type FlowEndpoint, type FlowRecord } from '../../common/flow';
+import { FLOW_ENUMS, isTraceId, type FlowEndpoint, type FlowRecord } from '../../common/flow';
 import { encodeFlowChecked, type EncodedFlow } from './wire-checked';
 
 export type { EncodedFlow } from './wire-checked';
@@ -101,7 +101,7 @@ function endpoint(e: FlowEndpoint): string | undefined {
 
 /**
  * The JSON wire-checked.ts would write, when every field passes the collector's check as written
- * here (fields in its order: the fixed ones, then http, policy, rule, audit); undefined otherwise.
+ * here (fields in its order: the fixed ones, then http, policy, rule, audit, traceId); undefined otherwise.
  */
 export function writeFlowJson(f: FlowRecord): string | undefined {
   if (typeof f !== 'object' || f === null) return undefined;
@@ -161,6 +161,10 @@ export function writeFlowJson(f: FlowRecord): string | undefined {
     const policy = str(audit.policy, 512);
     if (policy === undefined || !isCount(audit.rule)) return undefined;
     out += ',"audit":{"policy":' + policy + ',"rule":' + audit.rule + '}';
+  }
+  if (f.traceId !== undefined) {
+    if (!isTraceId(f.traceId)) return undefined;
+    out += ',"traceId":"' + f.traceId + '"';
   }
   return out + '}';
 }

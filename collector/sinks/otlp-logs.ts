@@ -1,15 +1,19 @@
 /**
  * A flow record as an OTLP log record, and a batch of them as one ExportLogsServiceRequest in
- * protobuf (the OpenTelemetry JS serializer, @opentelemetry/otlp-transformer). The mapping, flow
- * field → log record field or attribute, is the table in README.md "Flows in your own stack";
- * `flowAttributes` is that table in code.
+ * protobuf. The mapping, flow field → log record field or attribute, is the table in README.md
+ * "Flows in your own stack"; common/flow-attributes.ts is that table in code. `encode` writes the protobuf
+ * itself (proto-writer.ts): the OpenTelemetry JS serializer (@opentelemetry/otlp-transformer),
+ * measured at ~36 us per flow, would cost the collector more than its ingest. That serializer
+ * stays as `encodeChecked`, the oracle of the golden test (same records → the same decoded
+ * request under the official definitions).
  */
 import { ProtobufLogsSerializer } from '@opentelemetry/otlp-transformer';
+import { ProtoWriter, WIRE_FIXED32, WIRE_FIXED64, WIRE_VARINT } from './proto-writer';
 import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import type { FlowRecord, FlowVerdict } from '../../common/flow';
+import { flowAttributes, type Attributes } from '../../common/flow-attributes';
 
 type LogRecord = Parameters<typeof ProtobufLogsSerializer.serializeRequest>[0][number];
-type Attributes = Record<string, string | number | boolean>;
 
 /** The OTLP severity of each verdict (SeverityNumber INFO, WARN, ERROR). */
 const SEVERITY: Record<FlowVerdict, { number: number; text: string }> = {
@@ -23,48 +27,6 @@ const SEVERITY: Record<FlowVerdict, { number: number; text: string }> = {
 export const FLOW_EVENT_NAME = 'palisade.flow';
 export const FLOW_SCOPE = { name: 'palisade.flows', version: '1' } as const;
 
-/** Every flow field but `time` (the record's timestamp) and `traceId` (its trace id) as attributes. */
-export function flowAttributes(f: FlowRecord): Attributes {
-  const a: Attributes = {
-    'palisade.node': f.node,
-    'palisade.direction': f.direction,
-    'palisade.protocol': f.protocol,
-    'network.transport': 'tcp',
-    'source.address': f.source.ip,
-    'destination.address': f.destination.ip,
-    'palisade.verdict': f.verdict,
-    'palisade.reason': f.reason,
-    'palisade.mtls': f.mtls,
-    'palisade.bytes_sent': f.bytesSent,
-    'palisade.bytes_received': f.bytesReceived,
-    'palisade.duration_ms': f.durationMs,
-  };
-  const s = f.source;
-  if (s.port !== undefined) a['source.port'] = s.port;
-  if (s.workload !== undefined) a['palisade.source.workload'] = s.workload;
-  if (s.namespace !== undefined) a['palisade.source.namespace'] = s.namespace;
-  if (s.identity !== undefined) a['palisade.source.principal'] = s.identity;
-  if (s.host !== undefined) a['palisade.source.host'] = s.host;
-  const d = f.destination;
-  if (d.port !== undefined) a['destination.port'] = d.port;
-  if (d.workload !== undefined) a['palisade.destination.workload'] = d.workload;
-  if (d.namespace !== undefined) a['palisade.destination.namespace'] = d.namespace;
-  if (d.identity !== undefined) a['palisade.destination.principal'] = d.identity;
-  if (d.host !== undefined) a['server.address'] = d.host;
-  if (f.http !== undefined) {
-    a['http.request.method'] = f.http.method;
-    a['url.path'] = f.http.path;
-    a['http.response.status_code'] = f.http.status;
-  }
-  if (f.policy !== undefined) a['palisade.policy'] = f.policy;
-  if (f.rule !== undefined) a['palisade.rule'] = f.rule;
-  if (f.audit !== undefined) {
-    a['palisade.audit.policy'] = f.audit.policy;
-    a['palisade.audit.rule'] = f.audit.rule;
-  }
-  return a;
-}
-
 /** `allowed outbound http default/client -> default/web`: what a log viewer shows in one line. */
 export function flowBody(f: FlowRecord): string {
   const end = (e: FlowRecord['source']): string => (e.workload !== undefined ? `${e.namespace ?? ''}/${e.workload}` : e.host ?? e.ip);
@@ -76,13 +38,105 @@ function hrTime(ms: number): [number, number] {
   return [s, Math.round((ms - s * 1000) * 1e6)];
 }
 
+/** A KeyValue's key field (tag, length, UTF-8), made once per attribute name. */
+const keyFields = new Map<string, Uint8Array>();
+
+function keyField(key: string): Uint8Array {
+  let b = keyFields.get(key);
+  if (b === undefined) {
+    const w = new ProtoWriter();
+    w.string(1, key);
+    b = w.finish();
+    if (keyFields.size < 1024) keyFields.set(key, b);
+  }
+  return b;
+}
+
+/** A repeated KeyValue field: string, bool, int (whole numbers) or double values, as the OpenTelemetry serializer writes them. */
+function writeAttributes(w: ProtoWriter, field: number, attrs: Attributes): void {
+  for (const k in attrs) {
+    const v = attrs[k]!;
+    const kv = w.begin(field);
+    w.raw(keyField(k));
+    const any = w.begin(2);
+    if (typeof v === 'string') w.string(1, v);
+    else if (typeof v === 'boolean') {
+      w.tag(2, WIRE_VARINT);
+      w.varint(v ? 1 : 0);
+    } else if (Number.isInteger(v)) {
+      w.tag(3, WIRE_VARINT);
+      w.int64(v);
+    } else {
+      w.tag(4, WIRE_FIXED64);
+      w.double(v);
+    }
+    w.end(any);
+    w.end(kv);
+  }
+}
+
+const NS_PER_MS = 1_000_000n;
+
 /** Encodes batches of flows for one collector: one resource, one scope, one log record per flow. */
 export class FlowLogEncoder {
   private readonly resource: Resource;
   private readonly scope = { ...FLOW_SCOPE };
+  private readonly w = new ProtoWriter();
+  /** ResourceLogs.resource and ScopeLogs.scope, written once */
+  private readonly resourceField: Uint8Array;
+  private readonly scopeField: Uint8Array;
 
   constructor(resource: Attributes) {
     this.resource = resourceFromAttributes(resource);
+    const w = new ProtoWriter();
+    const r = w.begin(1);
+    writeAttributes(w, 1, resource);
+    w.end(r);
+    this.resourceField = w.finish();
+    w.reset();
+    const sc = w.begin(1);
+    w.string(1, FLOW_SCOPE.name);
+    w.string(2, FLOW_SCOPE.version);
+    w.end(sc);
+    this.scopeField = w.finish();
+  }
+
+  /** One ExportLogsServiceRequest, protobuf, written here. */
+  encode(records: readonly FlowRecord[], observedMs = Date.now()): Uint8Array {
+    const w = this.w;
+    w.reset();
+    const observed = BigInt(observedMs) * NS_PER_MS;
+    const rl = w.begin(1); // ExportLogsServiceRequest.resource_logs
+    w.raw(this.resourceField);
+    const sl = w.begin(2); // ResourceLogs.scope_logs
+    w.raw(this.scopeField);
+    for (let i = 0; i < records.length; i++) {
+      const f = records[i]!;
+      const sev = SEVERITY[f.verdict];
+      const lr = w.begin(2); // ScopeLogs.log_records
+      w.tag(1, WIRE_FIXED64);
+      w.fixed64(BigInt(Date.parse(f.time)) * NS_PER_MS);
+      w.tag(2, WIRE_VARINT);
+      w.varint(sev.number);
+      w.string(3, sev.text);
+      const body = w.begin(5);
+      w.string(1, flowBody(f));
+      w.end(body);
+      writeAttributes(w, 6, flowAttributes(f));
+      const traceId = (f as { traceId?: string }).traceId;
+      if (traceId !== undefined) {
+        w.tag(8, WIRE_FIXED32);
+        w.fixed32(1);
+        w.bytes(9, Buffer.from(traceId, 'hex'));
+      }
+      w.tag(11, WIRE_FIXED64);
+      w.fixed64(observed);
+      w.string(12, FLOW_EVENT_NAME);
+      w.end(lr);
+    }
+    w.end(sl);
+    w.end(rl);
+    return w.finish();
   }
 
   toLogRecord(f: FlowRecord, observedMs: number): LogRecord {
@@ -99,14 +153,13 @@ export class FlowLogEncoder {
       instrumentationScope: this.scope,
       attributes: flowAttributes(f),
       droppedAttributesCount: 0,
-      ...(traceId !== undefined && { spanContext: { traceId, spanId: '0000000000000000', traceFlags: 0 } }),
+      ...(traceId !== undefined && { spanContext: { traceId, traceFlags: 1 } }),
     } as LogRecord;
   }
 
-  /** One ExportLogsServiceRequest, protobuf. */
-  encode(records: readonly FlowRecord[]): Uint8Array {
-    const now = Date.now();
-    const logs = records.map((r) => this.toLogRecord(r, now));
+  /** The same request through the OpenTelemetry JS serializer (the golden test's oracle). */
+  encodeChecked(records: readonly FlowRecord[], observedMs = Date.now()): Uint8Array {
+    const logs = records.map((r) => this.toLogRecord(r, observedMs));
     return ProtobufLogsSerializer.serializeRequest(logs)!;
   }
 }

@@ -103,7 +103,9 @@ export class OtlpSink implements FlowSink {
       for (let i = fromNew; i < records.length; i++) this.pending.push(records[i]!);
     } else for (let i = 0; i < records.length; i++) this.pending.push(records[i]!);
     this.compact();
-    if (this.inFlight === undefined && this.timer === undefined) this.schedule(this.waiting() >= this.batchSize ? 0 : this.flushIntervalMs);
+    if (this.inFlight !== undefined) return;
+    if (this.waiting() >= this.batchSize) this.schedule(0);
+    else if (this.timer === undefined) this.schedule(this.flushIntervalMs);
   }
 
   counts(): SinkCounts {

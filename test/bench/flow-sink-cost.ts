@@ -34,14 +34,17 @@ function batches(total: number): FlowRecord[][] {
   return out;
 }
 
+let runs = 0;
+
 async function run(dir: string, input: FlowRecord[][], total: number, receiver: string | undefined): Promise<{ seconds: number; cpuUs: number }> {
-  const store = FlowStore.open({ file: path.join(dir, `flows-${receiver ? 'sink' : 'none'}.db`), log: silent, retentionIntervalMs: 3_600_000 });
+  const file = path.join(dir, `flows-${++runs}.db`);
+  const store = FlowStore.open({ file, log: silent, retentionIntervalMs: 3_600_000 });
   const sinks = new FlowSinks(receiver ? [parseSinkSpec(`otlp=${receiver}`)] : [], { log: silent, trustDomain: 'cluster.local', otlp: { maxBuffered: total } });
   store.onStored(sinks.onStored);
   const cpu = process.cpuUsage();
   const t = process.hrtime.bigint();
   for (let i = 0; i < input.length; i++) {
-    store.ingest('node-a', { session: receiver ? 'sink' : 'none', seq: i + 1, lost: 0, flows: input[i]! });
+    store.ingest('node-a', { session: 'bench', seq: i + 1, lost: 0, flows: input[i]! });
     await turn();
   }
   while (receiver && Object.values(sinks.counts())[0]!.delivered < total) await new Promise((r) => setTimeout(r, 1));
@@ -51,6 +54,7 @@ async function run(dir: string, input: FlowRecord[][], total: number, receiver: 
   if (c && (c.delivered !== total || c.lost !== 0)) throw new Error(`sink did not deliver everything: ${JSON.stringify(c)}`);
   await sinks.close();
   await store.close();
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) fs.rmSync(f, { force: true });
   return { seconds, cpuUs: used.user + used.system };
 }
 
@@ -74,8 +78,6 @@ async function main(): Promise<void> {
     for (let round = 0; round < 2; round++) {
       results.push(['no sink', await run(dir, input, total, undefined)]);
       results.push(['OTLP sink', await run(dir, input, total, `http://127.0.0.1:${port}`)]);
-      fs.rmSync(path.join(dir, 'flows-none.db'), { force: true });
-      fs.rmSync(path.join(dir, 'flows-sink.db'), { force: true });
     }
     for (const [what, r] of results) {
       console.log(`${what}: ${fmt(total)} flows in ${r.seconds.toFixed(2)} s = ${fmt(total / r.seconds)} flows/s, CPU ${(r.cpuUs / total).toFixed(2)} us/flow`);

@@ -15,9 +15,10 @@ const ODD: unknown[] = [
   'inbound', 'outbound', 'egress', 'tcp', 'tls', 'http', 'allowed', 'denied', 'audit', 'error',
   [], ['x'], {}, { ip: '10.0.0.1' }, { ip: '10.0.0.1', port: 80, extra: 1 }, { method: 'GET', path: '/', status: 200 }, { method: 'GET', path: '/', status: 200, x: 1 },
   { policy: 'ns/p', rule: 0 }, { policy: 'ns/p', rule: -1 }, { policy: 'ns/p', rule: 0, x: 1 },
+  '4bf92f3577b34da6a3ce929d0e0e4736', '4BF92F3577B34DA6A3CE929D0E0E4736', '00000000000000000000000000000000', '4bf92f3577b34da6a3ce929d0e0e473', '4bf92f3577b34da6a3ce929d0e0e47361',
 ];
 
-const FIELDS = ['time', 'node', 'direction', 'source', 'destination', 'protocol', 'http', 'verdict', 'reason', 'policy', 'rule', 'audit', 'mtls', 'bytesSent', 'bytesReceived', 'durationMs', 'extra'];
+const FIELDS = ['time', 'node', 'direction', 'source', 'destination', 'protocol', 'http', 'verdict', 'reason', 'policy', 'rule', 'audit', 'mtls', 'bytesSent', 'bytesReceived', 'durationMs', 'traceId', 'extra'];
 const ENDPOINT_FIELDS = ['ip', 'port', 'workload', 'namespace', 'identity', 'host', 'podId'];
 
 /** A record like the proxy's, then 0–3 fields (or endpoint, http or audit fields) set to odd values. */
@@ -25,6 +26,7 @@ function generated(rng: Rng): FlowRecord {
   const base = rng.chance(0.6) ? httpFlow(rng.int(100_000)) : tcpFlow(rng.int(100_000));
   const f = { ...base, time: new Date(rng.int(2 ** 31) * 1000 + rng.int(1000)).toISOString(), durationMs: rng.int(100_000) / (rng.chance(0.5) ? 1 : 7) } as Record<string, unknown>;
   if (rng.chance(0.2)) f.audit = { policy: 'default/audit-all', rule: rng.int(4) };
+  if (rng.chance(0.2)) f.traceId = rng.text('0123456789abcdef', 32);
   if (rng.chance(0.2)) (f.destination as Record<string, unknown>) = { ...(f.destination as object), host: rng.text('ab.-:_Z09"\\\u0001é', rng.int(12)) };
   const changes = rng.int(4);
   for (let i = 0; i < changes; i++) {
