@@ -86,7 +86,7 @@ export class Exchange implements ParsedRequest, UpstreamUser {
   tunnelling = false;
   /** the request's trace, when the session traces */
   trace: TraceHop | undefined;
-  /** performance.now() when the request first went upstream */
+  /** performance.now() when the request first went upstream (traced requests) */
   forwardedAt: number | undefined;
 
   private readonly body = new RequestBody();
@@ -386,7 +386,7 @@ export class Exchange implements ParsedRequest, UpstreamUser {
 
   private send(up: UpstreamConnection, pool: ConnectionPool): void {
     this.upstream = up;
-    this.forwardedAt ??= performance.now();
+    if (this.trace !== undefined) this.forwardedAt ??= performance.now();
     up.attach(this, this.method === 'HEAD', this.kind === Kind.Upgrade, pool);
     const head = requestHead(this.method, this.target, this.forward);
     if (!this.hasBody || this.detached) {
