@@ -7,45 +7,51 @@ import type { FlowRecord } from './flow';
 
 export type Attributes = Record<string, string | number | boolean>;
 
-/** Every flow field but `time` (the record's timestamp) and `traceId` (its trace id) as attributes. */
-export function flowAttributes(f: FlowRecord): Attributes {
-  const a: Attributes = {
-    'palisade.node': f.node,
-    'palisade.direction': f.direction,
-    'palisade.protocol': f.protocol,
-    'network.transport': 'tcp',
-    'source.address': f.source.ip,
-    'destination.address': f.destination.ip,
-    'palisade.verdict': f.verdict,
-    'palisade.reason': f.reason,
-    'palisade.mtls': f.mtls,
-    'palisade.bytes_sent': f.bytesSent,
-    'palisade.bytes_received': f.bytesReceived,
-    'palisade.duration_ms': f.durationMs,
-  };
+/**
+ * Every flow field but `time` (the record's timestamp) and `traceId` (its trace id), as attribute
+ * name and value, in one fixed order: absent fields have no attribute.
+ */
+export function visitFlowAttributes(f: FlowRecord, put: (key: string, value: string | number | boolean) => void): void {
+  put('palisade.node', f.node);
+  put('palisade.direction', f.direction);
+  put('palisade.protocol', f.protocol);
+  put('network.transport', 'tcp');
+  put('source.address', f.source.ip);
+  put('destination.address', f.destination.ip);
+  put('palisade.verdict', f.verdict);
+  put('palisade.reason', f.reason);
+  put('palisade.mtls', f.mtls);
+  put('palisade.bytes_sent', f.bytesSent);
+  put('palisade.bytes_received', f.bytesReceived);
+  put('palisade.duration_ms', f.durationMs);
   const s = f.source;
-  if (s.port !== undefined) a['source.port'] = s.port;
-  if (s.workload !== undefined) a['palisade.source.workload'] = s.workload;
-  if (s.namespace !== undefined) a['palisade.source.namespace'] = s.namespace;
-  if (s.identity !== undefined) a['palisade.source.principal'] = s.identity;
-  if (s.host !== undefined) a['palisade.source.host'] = s.host;
+  if (s.port !== undefined) put('source.port', s.port);
+  if (s.workload !== undefined) put('palisade.source.workload', s.workload);
+  if (s.namespace !== undefined) put('palisade.source.namespace', s.namespace);
+  if (s.identity !== undefined) put('palisade.source.principal', s.identity);
+  if (s.host !== undefined) put('palisade.source.host', s.host);
   const d = f.destination;
-  if (d.port !== undefined) a['destination.port'] = d.port;
-  if (d.workload !== undefined) a['palisade.destination.workload'] = d.workload;
-  if (d.namespace !== undefined) a['palisade.destination.namespace'] = d.namespace;
-  if (d.identity !== undefined) a['palisade.destination.principal'] = d.identity;
-  if (d.host !== undefined) a['server.address'] = d.host;
+  if (d.port !== undefined) put('destination.port', d.port);
+  if (d.workload !== undefined) put('palisade.destination.workload', d.workload);
+  if (d.namespace !== undefined) put('palisade.destination.namespace', d.namespace);
+  if (d.identity !== undefined) put('palisade.destination.principal', d.identity);
+  if (d.host !== undefined) put('server.address', d.host);
   if (f.http !== undefined) {
-    a['http.request.method'] = f.http.method;
-    a['url.path'] = f.http.path;
-    a['http.response.status_code'] = f.http.status;
+    put('http.request.method', f.http.method);
+    put('url.path', f.http.path);
+    put('http.response.status_code', f.http.status);
   }
-  if (f.policy !== undefined) a['palisade.policy'] = f.policy;
-  if (f.rule !== undefined) a['palisade.rule'] = f.rule;
+  if (f.policy !== undefined) put('palisade.policy', f.policy);
+  if (f.rule !== undefined) put('palisade.rule', f.rule);
   if (f.audit !== undefined) {
-    a['palisade.audit.policy'] = f.audit.policy;
-    a['palisade.audit.rule'] = f.audit.rule;
+    put('palisade.audit.policy', f.audit.policy);
+    put('palisade.audit.rule', f.audit.rule);
   }
-  return a;
 }
 
+/** The same attributes as one object. */
+export function flowAttributes(f: FlowRecord): Attributes {
+  const a: Attributes = {};
+  visitFlowAttributes(f, (k, v) => (a[k] = v));
+  return a;
+}

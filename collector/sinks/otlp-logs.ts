@@ -11,7 +11,7 @@ import { ProtobufLogsSerializer } from '@opentelemetry/otlp-transformer';
 import { ProtoWriter, WIRE_FIXED32, WIRE_FIXED64, WIRE_VARINT } from './proto-writer';
 import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import type { FlowRecord, FlowVerdict } from '../../common/flow';
-import { flowAttributes, type Attributes } from '../../common/flow-attributes';
+import { flowAttributes, visitFlowAttributes, type Attributes } from '../../common/flow-attributes';
 
 type LogRecord = Parameters<typeof ProtobufLogsSerializer.serializeRequest>[0][number];
 
@@ -52,11 +52,14 @@ function keyField(key: string): Uint8Array {
   return b;
 }
 
-/** A repeated KeyValue field: string, bool, int (whole numbers) or double values, as the OpenTelemetry serializer writes them. */
-function writeAttributes(w: ProtoWriter, field: number, attrs: Attributes): void {
-  for (const k in attrs) {
-    const v = attrs[k]!;
-    const kv = w.begin(field);
+/** Writes attribute after attribute as a repeated KeyValue field (string, bool, int for whole numbers, else double, as the OpenTelemetry serializer does). */
+class AttributeWriter {
+  field = 0;
+  constructor(private readonly w: ProtoWriter) {}
+
+  readonly put = (k: string, v: string | number | boolean): void => {
+    const w = this.w;
+    const kv = w.begin(this.field);
     w.raw(keyField(k));
     const any = w.begin(2);
     if (typeof v === 'string') w.string(1, v);
@@ -72,7 +75,13 @@ function writeAttributes(w: ProtoWriter, field: number, attrs: Attributes): void
     }
     w.end(any);
     w.end(kv);
-  }
+  };
+}
+
+function writeAttributes(w: ProtoWriter, field: number, attrs: Attributes): void {
+  const a = new AttributeWriter(w);
+  a.field = field;
+  for (const k in attrs) a.put(k, attrs[k]!);
 }
 
 const NS_PER_MS = 1_000_000n;
@@ -82,6 +91,7 @@ export class FlowLogEncoder {
   private readonly resource: Resource;
   private readonly scope = { ...FLOW_SCOPE };
   private readonly w = new ProtoWriter();
+  private readonly attrs = new AttributeWriter(this.w);
   /** ResourceLogs.resource and ScopeLogs.scope, written once */
   private readonly resourceField: Uint8Array;
   private readonly scopeField: Uint8Array;
@@ -122,7 +132,8 @@ export class FlowLogEncoder {
       const body = w.begin(5);
       w.string(1, flowBody(f));
       w.end(body);
-      writeAttributes(w, 6, flowAttributes(f));
+      this.attrs.field = 6;
+      visitFlowAttributes(f, this.attrs.put);
       const traceId = (f as { traceId?: string }).traceId;
       if (traceId !== undefined) {
         w.tag(8, WIRE_FIXED32);

@@ -77,13 +77,29 @@ export class ProtoWriter {
   /** A string field (UTF-8). */
   string(field: number, s: string): void {
     this.tag(field, WIRE_LEN);
-    if (s.length <= 42) {
-      // at most 126 bytes of UTF-8: the length is one byte
+    if (s.length < 128) {
+      // ASCII is copied byte by byte (cheaper than a Buffer.write call for short strings)
       this.ensure(1 + s.length * 3);
-      const n = this.buf.write(s, this.pos + 1, 'utf8');
-      this.buf[this.pos] = n;
-      this.pos += 1 + n;
-      return;
+      const b = this.buf;
+      const start = this.pos + 1;
+      let i = 0;
+      for (; i < s.length; i++) {
+        const c = s.charCodeAt(i);
+        if (c > 127) break;
+        b[start + i] = c;
+      }
+      if (i === s.length) {
+        b[this.pos] = i;
+        this.pos = start + i;
+        return;
+      }
+      if (s.length <= 42) {
+        // at most 126 bytes of UTF-8: the length is one byte
+        const n = b.write(s, start, 'utf8');
+        b[this.pos] = n;
+        this.pos = start + n;
+        return;
+      }
     }
     const n = Buffer.byteLength(s, 'utf8');
     this.varint(n);
@@ -133,6 +149,7 @@ export class ProtoWriter {
 
   /** What was written, copied out. */
   finish(): Uint8Array {
-    return Uint8Array.prototype.slice.call(this.buf, 0, this.pos);
+    // a plain Uint8Array view, sliced: one copy, without Buffer's species constructor
+    return new Uint8Array(this.buf.buffer, this.buf.byteOffset, this.pos).slice();
   }
 }
