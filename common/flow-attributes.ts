@@ -15,7 +15,7 @@ export function visitFlowAttributes(f: FlowRecord, put: (key: string, value: str
   put('palisade.node', f.node);
   put('palisade.direction', f.direction);
   put('palisade.protocol', f.protocol);
-  put('network.transport', 'tcp');
+  if (f.protocol !== 'dns') put('network.transport', 'tcp');
   put('source.address', f.source.ip);
   put('destination.address', f.destination.ip);
   put('palisade.verdict', f.verdict);
@@ -41,12 +41,18 @@ export function visitFlowAttributes(f: FlowRecord, put: (key: string, value: str
     put('url.path', f.http.path);
     put('http.response.status_code', f.http.status);
   }
+  if (f.dns !== undefined) {
+    put('palisade.dns.type', f.dns.type);
+    put('palisade.dns.rcode', f.dns.rcode);
+    put('palisade.dns.answers', f.dns.answers.join(','));
+  }
   if (f.policy !== undefined) put('palisade.policy', f.policy);
   if (f.rule !== undefined) put('palisade.rule', f.rule);
   if (f.audit !== undefined) {
     put('palisade.audit.policy', f.audit.policy);
     put('palisade.audit.rule', f.audit.rule);
   }
+  if (f.count !== undefined) put('palisade.count', f.count);
 }
 
 /** The same attributes as one object. */

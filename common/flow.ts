@@ -8,7 +8,7 @@ import { isRecord } from './record';
 
 export type FlowDirection = 'outbound' | 'inbound' | 'egress';
 export type FlowVerdict = 'allowed' | 'denied' | 'audit' | 'error';
-export type FlowProtocol = 'tcp' | 'tls' | 'http';
+export type FlowProtocol = 'tcp' | 'tls' | 'http' | 'dns';
 
 export interface FlowEndpoint {
   ip: string;
@@ -16,7 +16,7 @@ export interface FlowEndpoint {
   workload?: string;
   namespace?: string;
   identity?: string;
-  /** the name the client asked for (TLS SNI or HTTP Host), when known */
+  /** the name the client asked for (TLS SNI, HTTP Host, DNS question), when known */
   host?: string;
 }
 
@@ -28,6 +28,8 @@ export interface FlowRecord {
   destination: FlowEndpoint;
   protocol: FlowProtocol;
   http?: { method: string; path: string; status: number };
+  /** a DNS query (`protocol: dns`; its name is destination.host): type, rcode, answer data */
+  dns?: FlowDns;
   verdict: FlowVerdict;
   /** why: allowed-by-policy, no-policy, denied-by-policy, host-not-allowed, bad-request, upstream-failed, … */
   reason: string;
@@ -43,7 +45,22 @@ export interface FlowRecord {
   durationMs: number;
   /** the W3C trace id (32 lowercase hex digits) of an HTTP request the proxy traced */
   traceId?: string;
+  /**
+   * How many refused connections this record stands for, when more than one: the agent records
+   * the first refusal of a kind in an interval on its own and the rest as one summary with this
+   * count (agent/proxy/refusals.ts). In a summary that folds several endpoints, their `ip` is `*`.
+   */
+  count?: number;
 }
+
+/** `A`, `NXDOMAIN`, addresses and CNAME targets (these with a trailing dot), at most MAX_DNS_ANSWERS. */
+export interface FlowDns {
+  type: string;
+  rcode: string;
+  answers: string[];
+}
+
+export const MAX_DNS_ANSWERS = 16;
 
 /** What a flow record is built from; `time` is taken when it is built (the flow's end). */
 export type FlowFields = Omit<FlowRecord, 'time'>;
@@ -62,6 +79,7 @@ export function flowRecord(f: FlowFields): FlowRecord {
     destination: f.destination,
     protocol: f.protocol,
     http: f.http,
+    dns: f.dns,
     verdict: f.verdict,
     reason: f.reason,
     policy: f.policy,
@@ -71,6 +89,7 @@ export function flowRecord(f: FlowFields): FlowRecord {
     bytesSent: f.bytesSent,
     bytesReceived: f.bytesReceived,
     durationMs: Math.round(f.durationMs),
+    count: f.count,
     traceId: f.traceId,
   };
 }
@@ -103,10 +122,10 @@ export interface FlowSink {
 }
 
 /** The fields a record may have: made once, since the check runs for every record an agent sends. */
-const FIELDS: ReadonlySet<string> = new Set(['time', 'node', 'direction', 'source', 'destination', 'protocol', 'http', 'verdict', 'reason', 'policy', 'rule', 'audit', 'mtls', 'bytesSent', 'bytesReceived', 'durationMs', 'traceId']);
+const FIELDS: ReadonlySet<string> = new Set(['time', 'node', 'direction', 'source', 'destination', 'protocol', 'http', 'dns', 'verdict', 'reason', 'policy', 'rule', 'audit', 'mtls', 'bytesSent', 'bytesReceived', 'durationMs', 'count', 'traceId']);
 const DIRECTIONS = new Set(['outbound', 'inbound', 'egress']);
 const VERDICTS = new Set(['allowed', 'denied', 'audit', 'error']);
-const PROTOCOLS = new Set(['tcp', 'tls', 'http']);
+const PROTOCOLS = new Set(['tcp', 'tls', 'http', 'dns']);
 const MAX_TEXT = 2048;
 
 const isText = (v: unknown, max = MAX_TEXT): v is string => typeof v === 'string' && v.length <= max;
@@ -155,7 +174,7 @@ export function flowProblem(v: unknown): string | undefined {
   if (!isText(v.time, 40) || Number.isNaN(Date.parse(v.time))) return 'time must be an ISO 8601 time';
   if (!isText(v.node, 63)) return 'node must be a string';
   if (!DIRECTIONS.has(v.direction as string)) return 'direction must be outbound, inbound or egress';
-  if (!PROTOCOLS.has(v.protocol as string)) return 'protocol must be tcp, tls or http';
+  if (!PROTOCOLS.has(v.protocol as string)) return 'protocol must be tcp, tls, http or dns';
   if (!VERDICTS.has(v.verdict as string)) return 'verdict must be allowed, denied, audit or error';
   if (!isText(v.reason, 128)) return 'reason must be a string';
   if (v.policy !== undefined && !isText(v.policy, 4096)) return 'policy must be a string';
@@ -164,6 +183,7 @@ export function flowProblem(v: unknown): string | undefined {
   if (!isCount(v.bytesSent)) return 'bytesSent must be a non-negative integer';
   if (!isCount(v.bytesReceived)) return 'bytesReceived must be a non-negative integer';
   if (!isCount(v.durationMs)) return 'durationMs must be a non-negative integer';
+  if (v.count !== undefined && !(isCount(v.count) && v.count >= 1)) return 'count must be a positive integer';
   if (v.traceId !== undefined && !isTraceId(v.traceId)) return 'traceId must be 32 lowercase hex digits, not all zero';
   const src = endpointProblem(v.source, 'source');
   if (src) return src;
@@ -174,6 +194,11 @@ export function flowProblem(v: unknown): string | undefined {
     if (!isRecord(h) || !isText(h.method, 32) || !isText(h.path, 8192) || !(isCount(h.status) && h.status <= 999) || ownKeys(h) !== 3) {
       return 'http must be {method, path, status}';
     }
+  }
+  if (v.dns !== undefined) {
+    const d = v.dns;
+    const answersOk = isRecord(d) && Array.isArray(d.answers) && d.answers.length <= MAX_DNS_ANSWERS && d.answers.every((a) => isText(a, 1024));
+    if (!isRecord(d) || !isText(d.type, 16) || !isText(d.rcode, 16) || !answersOk || ownKeys(d) !== 3) return 'dns must be {type, rcode, answers}';
   }
   if (v.audit !== undefined) {
     const a = v.audit;
