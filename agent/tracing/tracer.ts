@@ -93,6 +93,11 @@ export class MeshTracer {
     return true;
   }
 
+  /** Export what is queued now. */
+  async flush(): Promise<void> {
+    await this.processor.forceFlush();
+  }
+
   async close(): Promise<void> {
     await this.processor.shutdown();
   }
