@@ -81,7 +81,16 @@ $(CNI_PLUGIN): $(wildcard native/cni/*.c native/cni/*.h) | deps-system
 
 cni: $(CNI_PLUGIN)
 
-build: deps bpf native cni ts
+## The dashboard page (collector/dashboard/web/: Preact, elkjs), type-checked, then bundled by Vite
+## into dist/collector/dashboard/web/, which the collector serves under /dashboard/ (no CDN).
+DASHBOARD_WEB := dist/collector/dashboard/web/index.html
+$(DASHBOARD_WEB): $(wildcard collector/dashboard/web/*) common/dashboard-api.ts common/control-api.ts common/flow.ts | node_modules/.package-lock.json
+	npx tsc -p collector/dashboard/web
+	npx vite build --config collector/dashboard/web/vite.config.mts
+
+web: $(DASHBOARD_WEB)
+
+build: deps bpf native cni ts web
 
 typecheck: node_modules/.package-lock.json
 	npx tsc --noEmit --incremental false -p .
@@ -129,4 +138,4 @@ clean:
 	$(MAKE) -C bpf clean
 	rm -rf dist native/build $(STAMP)
 
-.PHONY: node deps deps-system deps-test-kernel bpf native cni ts build typecheck test test-kernel demo bench clean
+.PHONY: node deps deps-system deps-test-kernel bpf native cni ts web build typecheck test test-kernel demo bench clean

@@ -10,6 +10,7 @@ import { API, parseFilterQuery, type FlowFilters } from '../../common/flows-api'
 import { CONTROL_API, CONTROL_POST_READS, CONTROL_WRITES, MAX_CONTROL_BODY_BYTES } from '../../common/control-api';
 import { invalidArgument, isPalisadeError, PalisadeError } from '../../common/errors';
 import type { Logger } from '../../common/log';
+import type { Dashboard } from '../dashboard/dashboard';
 import type { FlowStore } from '../flows/store';
 import type { ApiAuth, ApiCaller } from './auth';
 import { ControlApi, type ControlDeps } from './control';
@@ -25,6 +26,8 @@ export interface CollectorApiDeps {
   log: Logger;
   /** Policies, egress rules, audit log, status (common/control-api.ts). */
   control?: ControlDeps;
+  /** The dashboard (collector/dashboard/): every request under /dashboard, with its own sessions. */
+  dashboard?: Pick<Dashboard, 'owns' | 'handle'>;
 }
 
 type Route = (typeof API)[keyof typeof API] | (typeof CONTROL_API)[keyof typeof CONTROL_API];
@@ -70,6 +73,7 @@ export class CollectorApi {
     const started = Date.now();
     const remote = req.socket.remoteAddress ?? 'unix';
     const url = parseUrl(req.url);
+    if (url && this.deps.dashboard?.owns(url.path)) return this.deps.dashboard.handle(req, res, url.path, url.query);
     const route = url && ROUTES.has(url.path) ? (url.path as Route) : 'other';
     const finish = (status: number, caller?: ApiCaller): void => {
       this.deps.metrics.request(route, status);
@@ -195,8 +199,8 @@ export class CollectorApi {
   }
 }
 
-/** A request's JSON body (application/json, at most `max` bytes); one-line errors otherwise. */
-async function readJsonBody(req: IncomingMessage, max: number): Promise<unknown> {
+/** A request's JSON body (application/json, at most `max` bytes); one-line errors otherwise (the dashboard reads its bodies with it too). */
+export async function readJsonBody(req: IncomingMessage, max: number): Promise<unknown> {
   const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   if (type !== 'application/json') {
     req.resume();

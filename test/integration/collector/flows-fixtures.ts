@@ -94,6 +94,8 @@ export interface HttpAnswer {
 export interface ApiCredentials {
   token?: string;
   cert?: { certPem: string; keyPem: string };
+  /** more request headers (a browser's cookie, Origin, …) */
+  headers?: Record<string, string>;
 }
 
 /** GET `path` on the collector's API over real TLS (another `method`, with `body` sent as JSON when given). */
@@ -110,6 +112,7 @@ export function apiGet(col: RunningCollector, path: string, creds: ApiCredential
         headers: {
           ...(creds.token !== undefined ? { authorization: `Bearer ${creds.token}` } : {}),
           ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+          ...creds.headers,
         },
         ...(creds.cert ? { cert: creds.cert.certPem, key: creds.cert.keyPem } : {}),
       },
