@@ -10,7 +10,6 @@ import { API, parseFilterQuery, type FlowFilters } from '../../common/flows-api'
 import { CONTROL_API, CONTROL_POST_READS, CONTROL_WRITES, MAX_CONTROL_BODY_BYTES } from '../../common/control-api';
 import { invalidArgument, isPalisadeError, PalisadeError } from '../../common/errors';
 import type { Logger } from '../../common/log';
-import type { Dashboard } from '../dashboard/dashboard';
 import type { FlowStore } from '../flows/store';
 import type { ApiAuth, ApiCaller } from './auth';
 import { ControlApi, type ControlDeps } from './control';
@@ -27,7 +26,7 @@ export interface CollectorApiDeps {
   /** Policies, egress rules, audit log, status (common/control-api.ts). */
   control?: ControlDeps;
   /** The dashboard (collector/dashboard/): every request under /dashboard, with its own sessions. */
-  dashboard?: Pick<Dashboard, 'owns' | 'handle'>;
+  dashboard?: { owns(path: string): boolean; handle(req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams): void };
 }
 
 type Route = (typeof API)[keyof typeof API] | (typeof CONTROL_API)[keyof typeof CONTROL_API];

@@ -4,7 +4,7 @@
  * absolute; a graph with the same nodes and edges gets the same layout (the map only lays out
  * again when they change).
  */
-import ELK, { type ElkNode } from 'elkjs/lib/elk.bundled.js';
+import type { ELK as Elk, ElkNode } from 'elkjs/lib/elk.bundled.js';
 import type { GraphEdge, GraphNode } from '../../../common/dashboard-api';
 
 export interface Box {
@@ -21,7 +21,9 @@ export interface Layout {
   height: number;
 }
 
-const elk = new ELK();
+// elkjs is most of the bundle: loaded on first use, in its own chunk, so the page paints first
+let elk: Promise<Elk> | undefined;
+const loadElk = (): Promise<Elk> => (elk ??= import('elkjs/lib/elk.bundled.js').then((m) => new m.default()));
 export const NODE_HEIGHT = 40;
 const nodeWidth = (n: GraphNode): number => Math.min(260, Math.max(110, 30 + 7.5 * n.name.length));
 
@@ -69,7 +71,7 @@ export async function layOut(nodes: readonly GraphNode[], edges: readonly GraphE
       return { id: `e${i}`, sources: [s!], targets: [t!] };
     }),
   };
-  const out = await elk.layout(graph);
+  const out = await (await loadElk()).layout(graph);
   const layout: Layout = { nodes: new Map(), groups: [], width: out.width ?? 0, height: out.height ?? 0 };
   for (const g of out.children ?? []) {
     const gx = g.x ?? 0;
