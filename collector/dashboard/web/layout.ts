@@ -1,5 +1,6 @@
 /**
- * Where each node goes: elkjs's layered layout, left to right, with one box per namespace, one
+ * Where each node goes: elkjs's layered layout, left to right (past BIG_GRAPH_NODES, packed in
+ * their boxes, the boxes packed), with one box per namespace, one
  * for destinations outside the mesh and one for sources the mesh does not know. Positions are
  * absolute; a graph with the same nodes and edges gets the same layout (the map only lays out
  * again when they change).
@@ -25,6 +26,15 @@ export interface Layout {
 let elk: Promise<Elk> | undefined;
 const loadElk = (): Promise<Elk> => (elk ??= import('elkjs/lib/elk.bundled.js').then((m) => new m.default()));
 export const NODE_HEIGHT = 40;
+/** Above this many nodes the namespaces are laid out one by one (see layOut). */
+export const BIG_GRAPH_NODES = 60;
+const PACKED: Record<string, string> = { 'elk.algorithm': 'rectpacking', 'elk.aspectRatio': '1.6', 'elk.spacing.nodeNode': '30' };
+const LAYERED: Record<string, string> = {
+  'elk.direction': 'RIGHT',
+  'elk.layered.spacing.nodeNodeBetweenLayers': '150',
+  'elk.spacing.nodeNode': '40',
+  'elk.layered.considerModelOrder.strategy': 'NODES_AND_EDGES',
+};
 const nodeWidth = (n: GraphNode): number => Math.min(260, Math.max(110, 30 + 7.5 * n.name.length));
 
 export function groupOf(n: GraphNode): { id: string; label: string } {
@@ -54,17 +64,16 @@ export async function layOut(nodes: readonly GraphNode[], edges: readonly GraphE
     box.children!.push({ id: n.id, width: nodeWidth(n), height: NODE_HEIGHT });
   }
   const pairs = [...new Set(edges.map((e) => `${e.source}\u0000${e.target}`))].sort();
+  const big = nodes.length > BIG_GRAPH_NODES;
+  if (big) for (const g of groups.values()) Object.assign(g.layoutOptions!, PACKED);
   const graph: ElkNode = {
     id: 'root',
-    layoutOptions: {
-      'elk.algorithm': 'layered',
-      'elk.direction': 'RIGHT',
-      'elk.hierarchyHandling': 'INCLUDE_CHILDREN',
-      'elk.layered.spacing.nodeNodeBetweenLayers': '150',
-      'elk.spacing.nodeNode': '40',
-      'elk.spacing.componentComponent': '50',
-      'elk.layered.considerModelOrder.strategy': 'NODES_AND_EDGES',
-    },
+    // one layered layout across the namespaces while it is small; past that the workloads of each
+    // namespace are packed into a box and the boxes packed (a layered layout of 150 edges took
+    // seconds on a busy machine and came out as long thin strips)
+    layoutOptions: big
+      ? { ...PACKED, 'elk.hierarchyHandling': 'SEPARATE_CHILDREN', 'elk.spacing.nodeNode': '60' }
+      : { ...LAYERED, 'elk.algorithm': 'layered', 'elk.hierarchyHandling': 'INCLUDE_CHILDREN', 'elk.spacing.componentComponent': '50' },
     children: [...groups.keys()].sort().map((k) => groups.get(k)!),
     edges: pairs.map((p, i) => {
       const [s, t] = p.split('\u0000');

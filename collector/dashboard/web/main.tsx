@@ -93,7 +93,9 @@ function App() {
   useEffect(() => {
     if (!graph || layout?.key === key || layingOut.current === key) return;
     layingOut.current = key;
+    const started = performance.now();
     layOut(graph.nodes, graph.edges).then((l) => {
+      performance.measure('palisade-layout', { start: started }); // what a layout costs (test/bench/dashboard-scale.ts)
       if (layingOut.current === key) setLayout({ key, layout: l });
     }, onError);
   }, [key]);
