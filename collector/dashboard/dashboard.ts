@@ -168,7 +168,8 @@ export class Dashboard {
     requireMethod(method, post ? 'POST' : 'GET');
     const body = post ? await readJsonBody(req, MAX_CONTROL_BODY_BYTES) : undefined;
     const author = `admin:${session.owner}`;
-    const result = this.control.handle(route, query, body, author);
+    // policy apply, test and egress learn answer a promise (they run off the event loop)
+    const result: unknown = await this.control.handle(route, query, body, author);
     if (CONTROL_WRITES.has(route)) {
       const r = result as { version?: number; applied?: boolean; dryRun?: boolean };
       this.log.info({ remote, route, author, via: 'dashboard', session: session.name, version: r.version, applied: r.applied, dryRun: r.dryRun }, 'api write');

@@ -277,7 +277,7 @@ describe('collector dashboard', function () {
       assert.equal(test.status, 200, test.text);
       const apply = await dash(col, `${DASHBOARD_API.control}policies/apply`, { cookie, body: { files } });
       assert.equal(apply.status, 200, apply.text);
-      assert.equal(JSON.parse(apply.text).applied, true);
+      assert.equal(JSON.parse(apply.text).applied, true, apply.text);
       const audit = await apiGet(col, '/v1/audit?kind=policy-change', { token: col.adminToken });
       const records = JSON.parse(audit.text).records as Array<{ actor: string }>;
       assert.match(records[records.length - 1]!.actor, /^admin:[0-9a-f]{8}$/);
