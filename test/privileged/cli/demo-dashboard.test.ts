@@ -162,6 +162,18 @@ describe('the dashboard in a browser (demo mesh, headless Chromium)', function (
     assert.deepEqual(new Set(await curl(state, 'client', [1, 2, 3].map((i) => `http://${demoPod(state, 'web-2').ip}:8080/public/more-${i}`))), new Set(['200']));
     await waitFor(async () => (await page.locator('aside .flow-table tbody tr').count()) === flows + 3 || undefined, 3000, { what: 'the 3 new requests to appear in the list' });
     assert.match((await page.locator('aside .flow-table tbody tr').first().textContent()) ?? '', /\/public\/more-3/);
+    // the destination's policies and egress rules, beside its flows
+    assert.deepEqual(await page.locator('aside [data-list="policies"] li').allTextContents(), ['DENY default/web-deny-admin']);
+    assert.match((await page.locator('aside .workload-info').textContent()) ?? '', /no EgressPolicy selects it/);
+
+    // a node: the egress host lists exactly the flows of the one edge that reaches it
+    const egressFlows = Number(await attr(page, `svg.map [data-edge-id="w:default/client->${EGRESS_NODE}"]`, 'data-flows'));
+    assert.ok(egressFlows >= 1);
+    await page.locator(`svg.map [data-node-id="${EGRESS_NODE}"]`).click();
+    await page.waitForSelector('aside[data-panel="node"]');
+    await waitFor(async () => (await page.locator('aside .flow-table tbody tr').count()) === egressFlows || undefined, 5000, { what: `${egressFlows} flows to the egress host` });
+    for (const r of await page.locator('aside .flow-table tbody tr').allTextContents()) assert.match(r, /egress.*default\/client.*allowed\.example\.test/);
+    await browser.screenshot('5b-node-flows');
   });
 
   it('shows the policies, their history with diffs, and the version each agent enforces', async () => {
