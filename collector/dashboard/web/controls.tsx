@@ -2,6 +2,7 @@
  * The bar above the map: time window, live or replay (a slider over the window's steps, with
  * play), and the filters — namespaces (several, or all), verdict, workload, protocol.
  */
+import { useEffect, useState } from 'preact/hooks';
 import { time } from './format';
 
 export type WindowName = '5m' | '1h' | '24h';
@@ -86,7 +87,7 @@ export function Controls(props: ControlsProps) {
       </label>
       <label>
         Workload{' '}
-        <input name="workload" type="search" placeholder="ns/name or name" value={f.workload} onChange={(e) => set({ workload: (e.target as HTMLInputElement).value.trim() })} />
+        <WorkloadBox value={f.workload} onCommit={(workload) => set({ workload })} />
       </label>
       <label>
         Protocol{' '}
@@ -129,5 +130,25 @@ export function Controls(props: ControlsProps) {
         </span>
       )}
     </div>
+  );
+}
+
+/**
+ * The workload filter: what is typed stays in the box's own state until it is committed (change:
+ * Enter or leaving the box). Bound to the filter itself, every live refresh (each second) would
+ * put the committed value back into the box while someone types.
+ */
+function WorkloadBox(props: { value: string; onCommit(v: string): void }) {
+  const [text, setText] = useState(props.value);
+  useEffect(() => setText(props.value), [props.value]);
+  return (
+    <input
+      name="workload"
+      type="search"
+      placeholder="ns/name or name"
+      value={text}
+      onInput={(e) => setText((e.target as HTMLInputElement).value)}
+      onChange={(e) => props.onCommit((e.target as HTMLInputElement).value.trim())}
+    />
   );
 }

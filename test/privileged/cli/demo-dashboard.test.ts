@@ -118,11 +118,12 @@ describe('the dashboard in a browser (demo mesh, headless Chromium)', function (
       map: (await page.locator('svg.map [data-edge-id]').evaluateAll((els) => els.map((e) => e.getAttribute('data-edge-id')!))).sort(),
       table: (await page.locator('table.edges tbody tr').evaluateAll((els) => els.map((e) => e.getAttribute('data-edge-id')!))).sort(),
     });
+    let last: unknown;
     const settle = (want: string[]): Promise<unknown> =>
       waitFor(async () => {
-        const s = await shown();
+        const s = (last = await shown());
         return (JSON.stringify(s.map) === JSON.stringify(want) && JSON.stringify(s.table) === JSON.stringify(want)) || undefined;
-      }, 5000, { what: `the map and table to show ${want.join(', ')}` });
+      }, 5000, { what: `the map and table to show ${want.join(', ')}` }).catch((err: Error) => assert.fail(`${err.message}; shown: ${JSON.stringify(last)}`));
     const all = (await shown()).map;
     assert.ok(all.length >= 4, all.join(' '));
     await page.selectOption('select[name="verdict"]', 'denied');
@@ -132,8 +133,9 @@ describe('the dashboard in a browser (demo mesh, headless Chromium)', function (
     await page.selectOption('select[name="protocol"]', 'tls');
     await settle([`w:default/client->${EGRESS_NODE}`]);
     await page.selectOption('select[name="protocol"]', '');
-    await page.fill('input[name="workload"]', 'web-1');
-    await page.locator('input[name="workload"]').dispatchEvent('change');
+    // typed slower than the live refresh (1 s), as a person types: the box keeps every key
+    await page.locator('input[name="workload"]').pressSequentially('web-1', { delay: 300 });
+    await page.press('input[name="workload"]', 'Enter');
     await settle([WEB1_EDGE]);
     await browser.screenshot('4-filter-workload');
     await page.fill('input[name="workload"]', '');
