@@ -13,6 +13,8 @@ import { generateKeyPair, isSpecificIp } from '../common/pki';
 import { ApiAuth, loadOrCreateAdminToken } from './api/auth';
 import { CollectorApi } from './api/handler';
 import { CollectorMetrics } from './api/metrics';
+import { Dashboard } from './dashboard/dashboard';
+import type { SessionOptions } from './dashboard/sessions';
 import { FLOWS_DB_FILE, FlowStore } from './flows/store';
 import { FlowSinks, type FlowSinksOptions } from './sinks/sinks';
 import type { SinkSpec } from './sinks/sink-spec';
@@ -64,6 +66,8 @@ export interface CollectorOptions {
   flowSinkOptions?: FlowSinksOptions['otlp'];
   /** How often denied flows are summarized into the audit log (ms); default 10 s. */
   auditSummaryIntervalMs?: number;
+  /** Dashboard login tickets and sessions: lifetimes (tests shorten them). */
+  dashboardSessions?: SessionOptions;
   /**
    * Which pods run on which node (the Kubernetes source): with one, a node registers, and gets
    * certificates for, only pods it says run there (collector/nodes/node-pods.ts).
@@ -90,6 +94,8 @@ export interface RunningCollector {
   policies: PolicyManager;
   audit: AuditLog;
   metrics: CollectorMetrics;
+  /** The dashboard's sessions (tests). */
+  dashboard: Dashboard;
   snapshot(): RegistrySnapshot;
   stop(): Promise<void>;
 }
@@ -135,13 +141,25 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
   const unsubscribeDenied = flows.onStored((entries) => {
     for (const e of entries) if (e.record.verdict === 'denied') denied.add(e.record);
   });
+  const auth = new ApiAuth(adminToken, ca.trustDomain, (node, key) => nodes.certRefusal(node, key));
+  const dashboard = new Dashboard({
+    auth,
+    flows,
+    policies,
+    registry: () => registry.snapshot(),
+    control: { policies, flows, audit },
+    metrics,
+    log: opts.log,
+    sessions: opts.dashboardSessions,
+  });
   const api = new CollectorApi({
     store: flows,
-    auth: new ApiAuth(adminToken, ca.trustDomain, (node, key) => nodes.certRefusal(node, key)),
+    auth,
     metrics,
     log: opts.log,
     control: { policies, flows, audit, sinks: () => sinks.counts() },
     sinks: () => sinks.counts(),
+    dashboard,
     refusals,
   });
   const closeStores = async (): Promise<void> => {
@@ -241,6 +259,7 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     policies,
     audit,
     metrics,
+    dashboard,
     snapshot: () => registry.snapshot(),
     stop: () => {
       stopped ??= (async () => {
