@@ -34,11 +34,6 @@ export class MeshRegistry {
     this.epoch = snapshot.epoch;
   }
 
-  /** Workloads only, keeping the epoch (agents without a collector session, tests). */
-  update(version: number, workloads: MeshWorkload[]): void {
-    this.replace({ version, epoch: this.epoch, workloads, nodes: [...this.nodes.values()] });
-  }
-
   /** Apply `delta` if it follows this state exactly; false (nothing changed) if it does not. */
   apply(delta: RegistryDelta): boolean {
     if (delta.epoch !== this.epoch || delta.fromVersion !== this.version || delta.toVersion <= delta.fromVersion) return false;
