@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { PalisadeError, describeCause, invalidArgument } from '../common/errors';
 import type { Logger } from '../common/log';
 import { encodeLpmKey } from './datapath/codec';
-import { Datapath, netnsCookieOf, validateNodeName } from './datapath/datapath';
+import { Datapath, validateNodeName } from './datapath/datapath';
 import { IdentityManager } from './identity/manager';
 import { acquireNodeLock, type NodeLock } from './lock';
 import { CollectorClient } from './mesh/collector-client';
@@ -34,7 +34,7 @@ import type { HttpLimits } from './proxy/http';
 import { ConnectionTracker } from './proxy/tracker';
 import type { PolicyIndex } from '../common/policy';
 import type { PolicyFile } from '../common/policy-files';
-import { loadWorkloadsFile, type Workload } from './workloads';
+import { prepareWorkloadSources, type RunningWorkloadSources } from './workload-sources';
 
 export const OUTBOUND_PORT = 15001;
 
@@ -42,6 +42,8 @@ export interface AgentOptions {
   node: string;
   proxyIp: string;
   workloadsFile?: string;
+  /** Enroll this node's pods from the Kubernetes API and palisade-cni (workload-sources/). */
+  kubernetes?: { kubeconfig?: string; trustDomain?: string };
   cgroup?: string;
   bpffs?: string;
   bpfDir?: string;
@@ -95,6 +97,8 @@ export interface RunningAgent {
   flows: { metrics: FlowMetrics; reporter: FlowReporter | undefined };
   /** Where /metrics and /healthz are served, when they are. */
   metricsAddress: { address: string; port: number } | undefined;
+  /** Where the node's workloads come from (the workloads file, Kubernetes) and their enrollment. */
+  sources: RunningWorkloadSources;
   close(): Promise<void>;
 }
 
@@ -111,8 +115,14 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   const caPem = opts.mesh ? readCa(opts.mesh) : undefined;
   // Everything that can be checked without the kernel is checked first: a bad
   // file or namespace path must not leave anything half-installed.
-  const config = opts.workloadsFile ? loadWorkloadsFile(opts.workloadsFile) : { trustDomain: 'cluster.local', workloads: [] };
-  const cookies = config.workloads.map((w) => ({ workload: w, netnsCookie: cookieFor(w) }));
+  const sourcesPlan = await prepareWorkloadSources({
+    node: opts.node,
+    runDir: opts.runDir ?? DEFAULT_RUN_DIR,
+    workloadsFile: opts.workloadsFile,
+    kubernetes: opts.kubernetes,
+    log,
+  });
+  const cookies = sourcesPlan.initial;
   // A bad policy directory refuses the start: no pod is redirected into unknown policy.
   const policies = new EnforcedPolicies({ dir: opts.policyDir, log });
   policies.start();
@@ -127,6 +137,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   let datapath: Datapath | undefined;
   let outbound: OutboundProxy | undefined;
   let mesh: RunningAgent['mesh'];
+  let sources: RunningWorkloadSources | undefined;
   let ready = false;
   const workloads = new LocalWorkloads();
   workloads.set(cookies);
@@ -143,7 +154,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
           ...(opts.mesh ? { identities: () => mesh?.identities } : {}),
           datapath: () => datapath,
         }),
-        ready: () => ready,
+        ready: () => ready && sources?.synced() === true,
         log,
       })
     : undefined;
@@ -183,13 +194,6 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       log,
     });
     datapath.setExclusions(opts.excludeCidrs ?? [], opts.excludePorts ?? []);
-    const enrollStarted = process.hrtime.bigint();
-    reconcileEnrollment(datapath, cookies, log);
-    log.info(
-      { workloads: cookies.length, ms: Number(process.hrtime.bigint() - enrollStarted) / 1e6 },
-      'workloads enrolled',
-    );
-
     const meshInputs: MeshInputs | undefined = mesh ? { registry: mesh.registry, pool: mesh.pool } : undefined;
     outbound = new OutboundProxy({
       node: opts.node,
@@ -212,6 +216,9 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         { cause: err },
       );
     }
+    const enrollStarted = process.hrtime.bigint();
+    sources = await sourcesPlan.start({ datapath, local: workloads, ...(mesh ? { mesh: { identities: mesh.identities, collector: mesh.collector } } : {}) });
+    log.info({ workloads: sources.enrollment.size, ms: Number(process.hrtime.bigint() - enrollStarted) / 1e6 }, 'workloads enrolled');
     ready = true;
     // Last, so every earlier refusal reads as before (its address is the proxy's or the node's,
     // both just proven usable), and before 'outbound listener ready', which callers wait for.
@@ -222,6 +229,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     const dp = datapath;
     const ob = outbound;
     const m = mesh;
+    const src = sources;
     return {
       node: opts.node,
       datapath: dp,
@@ -231,8 +239,10 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       policies,
       flows: { metrics: flowMetrics, reporter },
       metricsAddress,
+      sources: src,
       async close(): Promise<void> {
         ready = false;
+        await src.close();
         policies.close();
         await ob.close();
         if (m) await stopMesh(m);
@@ -243,6 +253,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       },
     };
   } catch (err) {
+    await sources?.close().catch(() => undefined);
     await outbound?.close().catch(() => undefined);
     if (mesh) await stopMesh(mesh).catch(() => undefined);
     reporter?.close();
@@ -380,28 +391,6 @@ async function stopMesh(m: NonNullable<RunningAgent['mesh']>): Promise<void> {
   m.reporter.close();
   m.identities.close();
   await m.collector.close();
-}
-
-function cookieFor(w: Workload): bigint {
-  try {
-    return netnsCookieOf(w.netns);
-  } catch (err) {
-    throw new PalisadeError('PALISADE_ERR_NETNS', `workload ${w.namespace}/${w.name}: ${(err as Error).message}`, { cause: err });
-  }
-}
-
-/** Make the kernel's enrolled set exactly the workloads file's. */
-function reconcileEnrollment(dp: Datapath, entries: Array<{ workload: Workload; netnsCookie: bigint }>, log: Logger): void {
-  const want = new Set(entries.map((e) => e.netnsCookie));
-  for (const pod of dp.pods()) {
-    if (!want.has(pod.netnsCookie)) {
-      dp.unenroll(pod.netnsCookie);
-      log.info({ netnsCookie: pod.netnsCookie.toString(), podId: pod.podId }, 'unenrolled pod no longer in workloads');
-    }
-  }
-  entries.forEach(({ workload }, i) => {
-    dp.enroll(workload.netns, { podId: i + 1, strict: workload.strict, ip: workload.ip });
-  });
 }
 
 /** `palisade agent uninstall`: refuses while an agent for the node is running. */

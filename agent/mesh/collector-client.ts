@@ -32,7 +32,7 @@ import {
   type WorkloadRegistration,
 } from '../../common/mesh-protocol';
 import { createCsr, generateKeyPair, isNodeName, nodeSpiffeId } from '../../common/pki';
-import { Backoff, type BackoffOptions } from './backoff';
+import { Backoff, type BackoffOptions } from '../../common/backoff';
 import { joinOnce } from './join';
 import { loadNodeCredentials, saveNodeCredentials, type NodeCredentials } from './node-identity';
 import { isTlsVerifyError, openCollectorSocket, parseCollectorUrl, readRefusal, type CollectorEndpoint } from './transport';
