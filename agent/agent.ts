@@ -44,6 +44,8 @@ export interface AgentOptions {
   workloadsFile?: string;
   /** Enroll this node's pods from the Kubernetes API and palisade-cni (workload-sources/). */
   kubernetes?: { kubeconfig?: string; trustDomain?: string };
+  /** How long a workload certificate is kept after its identity's last pod left (default 30 s). */
+  identityLingerMs?: number;
   cgroup?: string;
   bpffs?: string;
   bpfDir?: string;
@@ -120,6 +122,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     runDir: opts.runDir ?? DEFAULT_RUN_DIR,
     workloadsFile: opts.workloadsFile,
     kubernetes: opts.kubernetes,
+    identityLingerMs: opts.identityLingerMs,
     log,
   });
   const cookies = sourcesPlan.initial;

@@ -25,6 +25,8 @@ export interface WorkloadSourcesOptions {
   runDir: string;
   workloadsFile?: string;
   kubernetes?: { kubeconfig?: string; trustDomain?: string };
+  /** How long a certificate is kept after its identity's last workload left (NodeEnrollment). */
+  identityLingerMs?: number;
   log: Logger;
 }
 
@@ -54,7 +56,7 @@ export async function prepareWorkloadSources(opts: WorkloadSourcesOptions): Prom
   return {
     initial: (config?.workloads ?? []).map((workload) => ({ workload, netnsCookie: netnsCookieOf(workload.netns) })),
     async start(deps) {
-      const enrollment = new NodeEnrollment({ ...deps, log });
+      const enrollment = new NodeEnrollment({ ...deps, log, ...(opts.identityLingerMs !== undefined ? { identityLingerMs: opts.identityLingerMs } : {}) });
       const sources: WorkloadSource[] = [];
       if (config && opts.workloadsFile) sources.push(new FileSource({ file: opts.workloadsFile, initial: config, log }));
       const kube = client ? new KubernetesSource({ node: opts.node, client, trustDomain, runDir: opts.runDir, log }) : undefined;

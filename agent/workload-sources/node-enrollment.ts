@@ -58,6 +58,11 @@ export interface NodeEnrollmentOptions {
   log: Logger;
   /** How long `awaitIdentity` waits for a certificate (default 2 s: under palisade-cni's 3 s). */
   identityTimeoutMs?: number;
+  /**
+   * How long an identity's certificate is kept after its last workload left (default 30 s): a
+   * deployment's pods come and go, and a new key and CSR per pod would cost each ADD.
+   */
+  identityLingerMs?: number;
   /** The netns cookie of a path (tests may stub it). */
   cookieOf?: (netnsPath: string) => bigint;
 }
@@ -77,6 +82,9 @@ export class NodeEnrollment {
   private flushTimer: NodeJS.Immediate | undefined;
   /** Identities whose certificates are kept (what was last passed to retain). */
   private retained = new Set<string>();
+  /** Identities no workload has any more, kept until then (ms since the epoch). */
+  private readonly lingering = new Map<string, number>();
+  private lingerTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: NodeEnrollmentOptions) {
     this.log = opts.log.child({ component: 'enrollment' });
@@ -132,16 +140,41 @@ export class NodeEnrollment {
     if (!mesh) return;
     const all = [...this.entries.values()].map((e) => e.workload);
     mesh.collector.setWorkloads(all.map(registration));
-    const identities = new Set(all.map((w) => w.identity));
+    const identities = this.identitiesToKeep(new Set(all.map((w) => w.identity)));
     if (!sameSet(identities, this.retained)) {
       this.retained = identities;
       mesh.identities.retain(identities);
     }
   }
 
+  /** `inUse` and the identities still lingering; schedules the flush that drops the next to expire. */
+  private identitiesToKeep(inUse: Set<string>): Set<string> {
+    const now = Date.now();
+    const linger = this.opts.identityLingerMs ?? 30_000;
+    for (const id of this.retained) if (!inUse.has(id) && !this.lingering.has(id) && linger > 0) this.lingering.set(id, now + linger);
+    const keep = new Set(inUse);
+    let next = Infinity;
+    for (const [id, until] of this.lingering) {
+      if (inUse.has(id) || until <= now) this.lingering.delete(id);
+      else {
+        keep.add(id);
+        next = Math.min(next, until);
+      }
+    }
+    if (this.lingerTimer) clearTimeout(this.lingerTimer);
+    this.lingerTimer = undefined;
+    if (next !== Infinity) {
+      this.lingerTimer = setTimeout(() => this.flush(), next - now + 1);
+      this.lingerTimer.unref();
+    }
+    return keep;
+  }
+
   close(): void {
     if (this.flushTimer) clearImmediate(this.flushTimer);
+    if (this.lingerTimer) clearTimeout(this.lingerTimer);
     this.flushTimer = undefined;
+    this.lingerTimer = undefined;
   }
 
   private async doPut(key: string, desired: DesiredWorkload, opts: PutOptions): Promise<EnrolledWorkload> {

@@ -32,6 +32,7 @@ describe('NodeEnrollment', function () {
       mesh,
       log: silentLogger(),
       identityTimeoutMs: 50,
+      identityLingerMs: 0,
       cookieOf: netns.cookieOf,
     });
   });
@@ -60,6 +61,22 @@ describe('NodeEnrollment', function () {
     await tick();
     assert.deepEqual(mesh.retained, [], 'no certificate is kept for an identity no pod has');
     assert.deepEqual(mesh.registered.at(-1), []);
+  });
+
+  it('keeps the certificate of an identity whose last workload left for the linger time, then drops it', async function () {
+    const lingering = new NodeEnrollment({ datapath: dp, local, mesh, log: silentLogger(), cookieOf: netns.cookieOf, identityLingerMs: 80 });
+    await lingering.put('k:a', { workload: workload('a', '10.0.0.1', 'web') });
+    await lingering.remove('k:a');
+    await tick();
+    assert.deepEqual(mesh.retained, ['spiffe://cluster.local/ns/shop/sa/web'], 'kept for the next pod of the service account');
+    const registrations = mesh.registered.length;
+    await lingering.put('k:b', { workload: workload('b', '10.0.0.2', 'web') });
+    assert.equal(mesh.registered.length, registrations, 'a lingering identity needs no CSR: its registration is coalesced');
+    await lingering.remove('k:b');
+    await tick();
+    await new Promise((r) => setTimeout(r, 150));
+    assert.deepEqual(mesh.retained, []);
+    lingering.close();
   });
 
   it('is idempotent: the same workload again changes nothing; a relabel updates the index in place', async function () {
