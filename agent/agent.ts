@@ -12,14 +12,14 @@ import { encodeLpmKey } from './datapath/codec';
 import { Datapath, validateNodeName } from './datapath/datapath';
 import { IdentityManager } from './identity/manager';
 import { acquireNodeLock, type NodeLock } from './lock';
-import { CollectorClient } from './mesh/collector-client';
+import { CollectorClient, type RegistrySnapshot } from './mesh/collector-client';
 import { HBONE_PORT } from './proxy/hbone';
 import { HbonePool } from './proxy/hbone-pool';
 import { InboundProxy } from './proxy/inbound';
 import type { MeshInputs } from './proxy/inputs';
 import { OutboundProxy } from './proxy/outbound';
 import { LocalWorkloads } from './local-workloads';
-import { MeshRegistry, type MeshWorkload } from './mesh/mesh-registry';
+import { MeshRegistry } from './mesh/mesh-registry';
 import { AccessLog, type AccessLogMode } from './flows/access-log';
 import { FlowFanOut } from './flows/fan-out';
 import { FlowReporter } from './flows/reporter';
@@ -342,7 +342,7 @@ async function startMesh(
   try {
     // Before the session opens, so the first 'connected' already flushes what is buffered.
     reporter.start(collector);
-    collector.on('registry', (snap: { version: number; workloads: MeshWorkload[] }) => registry.update(snap.version, snap.workloads));
+    collector.on('registry', (snap: RegistrySnapshot) => registry.update(snap.version, snap.workloads, snap.services));
     collector.on('policies', (p: { version: number; files: PolicyFile[] }) => {
       const ok = policies.applyCollector(p.version, p.files);
       // The collector shows which version each agent enforces (`palisade status`).
@@ -367,7 +367,7 @@ async function startMesh(
     firstPolicies.catch(() => undefined);
     const first = await collector.start();
     await firstPolicies;
-    registry.update(first.version, first.workloads);
+    registry.update(first.version, first.workloads, first.services);
     const local = workloads.all().map((w) => w.identity);
     identities.retain(local);
     await Promise.all([...new Set(local)].map((id) => identities.ready(id)));

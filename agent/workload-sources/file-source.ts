@@ -53,6 +53,7 @@ export class FileSource implements WorkloadSource {
 
   async start(enrollment: NodeEnrollment): Promise<void> {
     this.enrollment = enrollment;
+    enrollment.setServices(this.name, this.opts.initial.services);
     const failed = await this.apply(this.opts.initial.workloads);
     // At start, a workload that cannot be enrolled refuses the start (nothing serves half a file).
     if (failed.length > 0) throw new PalisadeError('PALISADE_ERR_WORKLOADS_INVALID', `${this.opts.file}: ${failed[0]}${failed.length > 1 ? ` (and ${failed.length - 1} more)` : ''}`);
@@ -105,6 +106,7 @@ export class FileSource implements WorkloadSource {
         this.log.error({ event: 'workloads-rejected', file: this.opts.file, problems: [msg] }, 'workloads file change rejected; the workloads stay as they were');
         return;
       }
+      this.enrollment!.setServices(this.name, config.services);
       const failed = await this.apply(config.workloads);
       if (failed.length > 0) this.log.error({ event: 'workloads-rejected', file: this.opts.file, problems: failed }, 'some workloads of the file could not be enrolled');
       this.log.info({ event: 'workloads-applied', file: this.opts.file, workloads: config.workloads.length }, 'workloads file change applied');

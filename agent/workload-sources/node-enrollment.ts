@@ -11,7 +11,7 @@
 import { describeCause, PalisadeError } from '../../common/errors';
 import { KeyedQueue } from '../../common/keyed-queue';
 import type { Logger } from '../../common/log';
-import type { WorkloadRegistration } from '../../common/mesh-protocol';
+import type { ServiceRegistration, WorkloadRegistration } from '../../common/mesh-protocol';
 import { netnsCookieOf } from '../datapath/datapath';
 import type { LocalWorkloads } from '../local-workloads';
 import type { Workload } from '../workloads';
@@ -27,7 +27,7 @@ export interface EnrollmentDatapath {
 /** The mesh side: certificates of local identities and the collector's registration. */
 export interface EnrollmentMesh {
   identities: { retain(identities: Iterable<string>): void; ready(identity: string, timeoutMs?: number): Promise<unknown> };
-  collector: { setWorkloads(workloads: WorkloadRegistration[]): void };
+  collector: { setWorkloads(workloads: WorkloadRegistration[], services?: ServiceRegistration[]): void };
 }
 
 /** A workload a source wants enrolled. */
@@ -85,6 +85,8 @@ export class NodeEnrollment {
   /** Identities no workload has any more, kept until then (ms since the epoch). */
   private readonly lingering = new Map<string, number>();
   private lingerTimer: NodeJS.Timeout | undefined;
+  /** Services declared by each source (the workloads file's `services:`). */
+  private readonly services = new Map<string, ServiceRegistration[]>();
 
   constructor(private readonly opts: NodeEnrollmentOptions) {
     this.log = opts.log.child({ component: 'enrollment' });
@@ -132,6 +134,13 @@ export class NodeEnrollment {
     return removed;
   }
 
+  /** The services `source` declares (replacing what it declared before); registered with the workloads. */
+  setServices(source: string, services: ServiceRegistration[]): void {
+    if (JSON.stringify(this.services.get(source) ?? []) === JSON.stringify(services)) return;
+    this.services.set(source, services);
+    this.flushSoon();
+  }
+
   /** Send the registration now (coalesced changes are otherwise sent on the next turn of the loop). */
   flush(): void {
     if (this.flushTimer) clearImmediate(this.flushTimer);
@@ -139,7 +148,7 @@ export class NodeEnrollment {
     const mesh = this.opts.mesh;
     if (!mesh) return;
     const all = [...this.entries.values()].map((e) => e.workload);
-    mesh.collector.setWorkloads(all.map(registration));
+    mesh.collector.setWorkloads(all.map(registration), [...this.services.values()].flat());
     const identities = this.identitiesToKeep(new Set(all.map((w) => w.identity)));
     if (!sameSet(identities, this.retained)) {
       this.retained = identities;

@@ -76,10 +76,10 @@ describe('Kubernetes mesh on two nodes (real agents, real eBPF, HBONE; API doubl
     const policyDir = path.join(dir, 'policies');
     fs.mkdirSync(policyDir);
     fs.writeFileSync(path.join(policyDir, 'deny.yaml'), DENY_CLIENT_TO_LOCKED);
-    collector = await startTestCollector({ extra: { policyDir } });
     topo = await Topology.create({ label: 'k8smesh', nodes: 2 });
     [node1, node2] = topo.nodes as [NodeNs, NodeNs];
     cluster = await startKubeCluster(topo, dir, { meshNamespaces: ['shop'] });
+    collector = await startTestCollector({ extra: { policyDir, kubernetes: { kubeconfig: cluster.hostKubeconfig } } });
     agents = [];
     kubelets = [];
     for (const node of [node1, node2]) {
@@ -140,10 +140,74 @@ describe('Kubernetes mesh on two nodes (real agents, real eBPF, HBONE; API doubl
     assert.ok((await kubelets[1]!.deletePod(pod)).ok, 'the runtime\'s DEL afterwards succeeds');
   });
 
+  describe('a Service', function () {
+    const VIP = '10.96.0.10';
+    let local: KubePod;
+    let localEcho: EchoServer;
+    /** Which endpoint each of `n` connections to the service reached (by the echo servers' accepts). */
+    async function spread(n: number): Promise<{ local: number; remote: number; failed: number }> {
+      const [l0, r0] = [localEcho.accepts().length, echo.accepts().length];
+      let failed = 0;
+      for (let i = 0; i < n; i++) if (!(await runClient(topo, client, VIP, 80, 32, 5000)).ok) failed++;
+      return { local: localEcho.accepts().length - l0, remote: echo.accepts().length - r0, failed };
+    }
+    const slice = (readyLocal: boolean, readyRemote: boolean): Record<string, unknown> => ({
+      addressType: 'IPv4',
+      metadata: { name: 'web-abc12', namespace: 'shop', labels: { 'kubernetes.io/service-name': 'web' } },
+      ports: [{ name: 'http', port: 7000, protocol: 'TCP' }],
+      endpoints: [
+        { addresses: [local.ip], conditions: { ready: readyLocal }, nodeName: node1.name },
+        { addresses: [web.ip], conditions: { ready: readyRemote }, nodeName: node2.name },
+      ],
+    });
+    const setSlice = (readyLocal: boolean, readyRemote: boolean): void => {
+      const body = slice(readyLocal, readyRemote);
+      if (cluster.api.get('discovery.k8s.io/v1/endpointslices', 'shop', 'web-abc12')) cluster.api.patch('discovery.k8s.io/v1/endpointslices', 'shop', 'web-abc12', { endpoints: body.endpoints });
+      else cluster.api.create('discovery.k8s.io/v1/endpointslices', body);
+    };
+    const readyIn = (): string[] =>
+      collector.running.snapshot().services?.find((s) => s.name === 'web')?.endpoints.filter((e) => e.ready).map((e) => e.ip).sort() ?? [];
+
+    before(async function () {
+      local = (await kubelets[0]!.createPod('web-local', { namespace: 'shop', serviceAccount: 'web', labels: { app: 'web' } })).pod;
+      localEcho = await startEchoServer(topo, local, local.ip, 7000);
+      cluster.api.create('v1/services', { metadata: { name: 'web', namespace: 'shop' }, spec: { clusterIP: VIP, ports: [{ name: 'http', port: 80, targetPort: 'http' }], selector: { app: 'web' } } });
+      setSlice(true, true);
+      await waitFor(() => readyIn().length === 2, 10_000, { what: 'the service in the registry' });
+    });
+
+    it('a connection to the virtual IP reaches a ready endpoint on either node (this node\'s directly, the other\'s over HBONE)', async function () {
+      await waitFor(async () => (await runClient(topo, client, VIP, 80, 16, 3000)).ok, 10_000, { what: 'the agents to have the service' });
+      const r = await spread(8);
+      assert.deepEqual(r, { local: 4, remote: 4, failed: 0 }, 'round robin over both ready endpoints');
+      assert.equal(localEcho.accepts().at(-1)!.remoteAddress, node1.proxyIp);
+      assert.equal(echo.accepts().at(-1)!.remoteAddress, node2.proxyIp);
+      const hbone = flows(agents[1]!).filter((f) => f.direction === 'inbound' && f.source.ip === client.ip).at(-1);
+      assert.equal(hbone?.source.identity, 'spiffe://cluster.local/ns/shop/sa/client', 'the endpoint\'s node checked who called');
+    });
+
+    it('an endpoint that turns unready gets no new connections; with none ready the connection is refused', async function () {
+      setSlice(true, false);
+      await waitFor(() => readyIn().join() === local.ip, 10_000, { what: 'web (node-2) unready in the registry' });
+      await new Promise((r) => setTimeout(r, 300)); // the registry push to the agents
+      assert.deepEqual(await spread(6), { local: 6, remote: 0, failed: 0 });
+      setSlice(false, false);
+      await waitFor(() => readyIn().length === 0, 10_000, { what: 'no ready endpoint' });
+      await waitFor(async () => !(await runClient(topo, client, VIP, 80, 16, 3000)).ok, 10_000, { what: 'the connection refused' });
+      const refused = flows(agents[0]!).filter((f) => f.verdict === 'error' && f.source.ip === client.ip).at(-1) as FlowLine & { reason?: string };
+      assert.equal(refused?.reason, 'no-ready-endpoint');
+      setSlice(true, true);
+      await waitFor(async () => (await spread(2)).failed === 0, 10_000, { what: 'the service back' });
+    });
+  });
+
   it('200 create/delete cycles leave no map entry, pin, registry entry, certificate or record behind', async function () {
     const pinsBefore = fs.readdirSync(pinDirFor(node1.name)).sort();
     const mapBefore = enrolledIps(node1);
     const registryBefore = registered(node1);
+    const recordFile = sandboxStateFile(path.join(dir, 'run-1'), node1.name);
+    const recorded = (): string[] => (JSON.parse(fs.readFileSync(recordFile, 'utf8')) as { sandboxes: Array<{ name: string }> }).sandboxes.map((s) => s.name).sort();
+    const recordBefore = recorded();
     const addMs: number[] = [];
     const started = Date.now();
     for (let i = 0; i < 200; i++) {
@@ -159,8 +223,7 @@ describe('Kubernetes mesh on two nodes (real agents, real eBPF, HBONE; API doubl
     assert.ok((await metrics(node1)).includes('sa/cycle'), 'the churned service account\'s certificate lingers for the next pod (--identity-linger 3s)');
     await waitFor(async () => !(await metrics(node1)).includes('sa/cycle'), 10_000, { what: 'the lingering certificate dropped' });
     assert.ok((await metrics(node1)).includes('identity="spiffe://cluster.local/ns/shop/sa/client"'), 'the metrics list the identities still in use');
-    const record = JSON.parse(fs.readFileSync(sandboxStateFile(path.join(dir, 'run-1'), node1.name), 'utf8')) as { sandboxes: Array<{ name: string }> };
-    assert.deepEqual(record.sandboxes.map((s) => s.name).sort(), ['client', 'other']);
+    assert.deepEqual(recorded(), recordBefore);
     const first = addMs[0]!;
     addMs.sort((a, b) => a - b);
     console.log(

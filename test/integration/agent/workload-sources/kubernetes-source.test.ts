@@ -41,7 +41,7 @@ describe('KubernetesSource (API double, real client-node; fake kernel)', functio
   function newEnrollment(): void {
     local = new LocalWorkloads();
     dp = dp ? Object.assign(new FakeDatapath(netns, local), { map: dp.map }) : new FakeDatapath(netns, local);
-    enrollment = new NodeEnrollment({ datapath: dp, local, mesh, log: silentLogger(), identityTimeoutMs: 200, cookieOf: netns.cookieOf });
+    enrollment = new NodeEnrollment({ datapath: dp, local, mesh, log: silentLogger(), identityTimeoutMs: 200, identityLingerMs: 0, cookieOf: netns.cookieOf });
   }
 
   async function startSource(): Promise<void> {
