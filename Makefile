@@ -4,7 +4,8 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
 
-APT_PACKAGES := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev iproute2 pkg-config make g++ python3 curl tshark haproxy nginx-light openssl
+APT_PACKAGES := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev iproute2 pkg-config make g++ python3 curl tshark haproxy nginx-light openssl \
+  containernetworking-plugins
 STAMP := .make
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -64,7 +65,17 @@ native: deps-system native/build/Release/palisade_native.node
 ts: node_modules/.package-lock.json
 	npx tsc -p .
 
-build: deps bpf native ts
+## palisade-cni, the chained CNI plugin (native/cni/): static, so it runs on any node it is copied to.
+## The tests run it the way a container runtime does, after Debian's containernetworking-plugins.
+CNI_PLUGIN := dist/cni/palisade-cni
+$(CNI_PLUGIN): $(wildcard native/cni/*.c native/cni/*.h) | deps-system
+	@mkdir -p $(@D)
+	clang -std=c11 -O2 -Wall -Wextra -Wshadow -Wformat=2 -Werror -D_FORTIFY_SOURCE=2 -fstack-protector-strong \
+	  -fPIE -static-pie -s -o $@ $(filter %.c,$^)
+
+cni: $(CNI_PLUGIN)
+
+build: deps bpf native cni ts
 
 typecheck: node_modules/.package-lock.json
 	npx tsc --noEmit --incremental false -p .
@@ -95,4 +106,4 @@ clean:
 	$(MAKE) -C bpf clean
 	rm -rf dist native/build $(STAMP)
 
-.PHONY: node deps deps-system bpf native ts build typecheck test demo bench clean
+.PHONY: node deps deps-system bpf native cni ts build typecheck test demo bench clean

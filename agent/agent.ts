@@ -9,17 +9,17 @@ import * as path from 'node:path';
 import { PalisadeError, describeCause, invalidArgument } from '../common/errors';
 import type { Logger } from '../common/log';
 import { encodeLpmKey } from './datapath/codec';
-import { Datapath, netnsCookieOf, validateNodeName } from './datapath/datapath';
+import { Datapath, validateNodeName } from './datapath/datapath';
 import { IdentityManager } from './identity/manager';
 import { acquireNodeLock, type NodeLock } from './lock';
-import { CollectorClient } from './mesh/collector-client';
+import { CollectorClient, type RegistrySnapshot } from './mesh/collector-client';
 import { HBONE_PORT } from './proxy/hbone';
 import { HbonePool } from './proxy/hbone-pool';
 import { InboundProxy } from './proxy/inbound';
 import type { MeshInputs } from './proxy/inputs';
 import { OutboundProxy } from './proxy/outbound';
 import { LocalWorkloads } from './local-workloads';
-import { MeshRegistry, type MeshWorkload } from './mesh/mesh-registry';
+import { MeshRegistry } from './mesh/mesh-registry';
 import { AccessLog, type AccessLogMode } from './flows/access-log';
 import { FlowFanOut } from './flows/fan-out';
 import { FlowReporter } from './flows/reporter';
@@ -34,7 +34,7 @@ import type { HttpLimits } from './proxy/http';
 import { ConnectionTracker } from './proxy/tracker';
 import type { PolicyIndex } from '../common/policy';
 import type { PolicyFile } from '../common/policy-files';
-import { loadWorkloadsFile, type Workload } from './workloads';
+import { prepareWorkloadSources, type RunningWorkloadSources } from './workload-sources';
 
 export const OUTBOUND_PORT = 15001;
 
@@ -42,6 +42,10 @@ export interface AgentOptions {
   node: string;
   proxyIp: string;
   workloadsFile?: string;
+  /** Enroll this node's pods from the Kubernetes API and palisade-cni (workload-sources/). */
+  kubernetes?: { kubeconfig?: string; trustDomain?: string };
+  /** How long a workload certificate is kept after its identity's last pod left (default 30 s). */
+  identityLingerMs?: number;
   cgroup?: string;
   bpffs?: string;
   bpfDir?: string;
@@ -95,6 +99,8 @@ export interface RunningAgent {
   flows: { metrics: FlowMetrics; reporter: FlowReporter | undefined };
   /** Where /metrics and /healthz are served, when they are. */
   metricsAddress: { address: string; port: number } | undefined;
+  /** Where the node's workloads come from (the workloads file, Kubernetes) and their enrollment. */
+  sources: RunningWorkloadSources;
   close(): Promise<void>;
 }
 
@@ -111,8 +117,15 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   const caPem = opts.mesh ? readCa(opts.mesh) : undefined;
   // Everything that can be checked without the kernel is checked first: a bad
   // file or namespace path must not leave anything half-installed.
-  const config = opts.workloadsFile ? loadWorkloadsFile(opts.workloadsFile) : { trustDomain: 'cluster.local', workloads: [] };
-  const cookies = config.workloads.map((w) => ({ workload: w, netnsCookie: cookieFor(w) }));
+  const sourcesPlan = await prepareWorkloadSources({
+    node: opts.node,
+    runDir: opts.runDir ?? DEFAULT_RUN_DIR,
+    workloadsFile: opts.workloadsFile,
+    kubernetes: opts.kubernetes,
+    identityLingerMs: opts.identityLingerMs,
+    log,
+  });
+  const cookies = sourcesPlan.initial;
   // A bad policy directory refuses the start: no pod is redirected into unknown policy.
   const policies = new EnforcedPolicies({ dir: opts.policyDir, log });
   policies.start();
@@ -127,6 +140,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   let datapath: Datapath | undefined;
   let outbound: OutboundProxy | undefined;
   let mesh: RunningAgent['mesh'];
+  let sources: RunningWorkloadSources | undefined;
   let ready = false;
   const workloads = new LocalWorkloads();
   workloads.set(cookies);
@@ -143,7 +157,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
           ...(opts.mesh ? { identities: () => mesh?.identities } : {}),
           datapath: () => datapath,
         }),
-        ready: () => ready,
+        ready: () => ready && sources?.synced() === true,
         log,
       })
     : undefined;
@@ -183,13 +197,6 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       log,
     });
     datapath.setExclusions(opts.excludeCidrs ?? [], opts.excludePorts ?? []);
-    const enrollStarted = process.hrtime.bigint();
-    reconcileEnrollment(datapath, cookies, log);
-    log.info(
-      { workloads: cookies.length, ms: Number(process.hrtime.bigint() - enrollStarted) / 1e6 },
-      'workloads enrolled',
-    );
-
     const meshInputs: MeshInputs | undefined = mesh ? { registry: mesh.registry, pool: mesh.pool } : undefined;
     outbound = new OutboundProxy({
       node: opts.node,
@@ -212,6 +219,9 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         { cause: err },
       );
     }
+    const enrollStarted = process.hrtime.bigint();
+    sources = await sourcesPlan.start({ datapath, local: workloads, ...(mesh ? { mesh: { identities: mesh.identities, collector: mesh.collector } } : {}) });
+    log.info({ workloads: sources.enrollment.size, ms: Number(process.hrtime.bigint() - enrollStarted) / 1e6 }, 'workloads enrolled');
     ready = true;
     // Last, so every earlier refusal reads as before (its address is the proxy's or the node's,
     // both just proven usable), and before 'outbound listener ready', which callers wait for.
@@ -222,6 +232,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     const dp = datapath;
     const ob = outbound;
     const m = mesh;
+    const src = sources;
     return {
       node: opts.node,
       datapath: dp,
@@ -231,8 +242,10 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       policies,
       flows: { metrics: flowMetrics, reporter },
       metricsAddress,
+      sources: src,
       async close(): Promise<void> {
         ready = false;
+        await src.close();
         policies.close();
         await ob.close();
         if (m) await stopMesh(m);
@@ -243,6 +256,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       },
     };
   } catch (err) {
+    await sources?.close().catch(() => undefined);
     await outbound?.close().catch(() => undefined);
     if (mesh) await stopMesh(mesh).catch(() => undefined);
     reporter?.close();
@@ -328,7 +342,7 @@ async function startMesh(
   try {
     // Before the session opens, so the first 'connected' already flushes what is buffered.
     reporter.start(collector);
-    collector.on('registry', (snap: { version: number; workloads: MeshWorkload[] }) => registry.update(snap.version, snap.workloads));
+    collector.on('registry', (snap: RegistrySnapshot) => registry.update(snap.version, snap.workloads, snap.services));
     collector.on('policies', (p: { version: number; files: PolicyFile[] }) => {
       const ok = policies.applyCollector(p.version, p.files);
       // The collector shows which version each agent enforces (`palisade status`).
@@ -353,7 +367,7 @@ async function startMesh(
     firstPolicies.catch(() => undefined);
     const first = await collector.start();
     await firstPolicies;
-    registry.update(first.version, first.workloads);
+    registry.update(first.version, first.workloads, first.services);
     const local = workloads.all().map((w) => w.identity);
     identities.retain(local);
     await Promise.all([...new Set(local)].map((id) => identities.ready(id)));
@@ -380,28 +394,6 @@ async function stopMesh(m: NonNullable<RunningAgent['mesh']>): Promise<void> {
   m.reporter.close();
   m.identities.close();
   await m.collector.close();
-}
-
-function cookieFor(w: Workload): bigint {
-  try {
-    return netnsCookieOf(w.netns);
-  } catch (err) {
-    throw new PalisadeError('PALISADE_ERR_NETNS', `workload ${w.namespace}/${w.name}: ${(err as Error).message}`, { cause: err });
-  }
-}
-
-/** Make the kernel's enrolled set exactly the workloads file's. */
-function reconcileEnrollment(dp: Datapath, entries: Array<{ workload: Workload; netnsCookie: bigint }>, log: Logger): void {
-  const want = new Set(entries.map((e) => e.netnsCookie));
-  for (const pod of dp.pods()) {
-    if (!want.has(pod.netnsCookie)) {
-      dp.unenroll(pod.netnsCookie);
-      log.info({ netnsCookie: pod.netnsCookie.toString(), podId: pod.podId }, 'unenrolled pod no longer in workloads');
-    }
-  }
-  entries.forEach(({ workload }, i) => {
-    dp.enroll(workload.netns, { podId: i + 1, strict: workload.strict, ip: workload.ip });
-  });
 }
 
 /** `palisade agent uninstall`: refuses while an agent for the node is running. */

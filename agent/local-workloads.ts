@@ -1,4 +1,7 @@
-/** This node's workloads, by the netns cookie the kernel reports and by IP (replaced whole on every change). */
+/**
+ * This node's workloads, by the netns cookie the kernel reports and by IP. Replaced whole (`set`)
+ * or changed one at a time (`put`, `delete`) by the node's enrollment (workload-sources/).
+ */
 import type { WorkloadIndex } from './proxy/inputs';
 import type { Workload } from './workloads';
 
@@ -9,10 +12,24 @@ export class LocalWorkloads implements WorkloadIndex {
   set(entries: Array<{ workload: Workload; netnsCookie: bigint }>): void {
     this.cookies.clear();
     this.ips.clear();
-    for (const { workload, netnsCookie } of entries) {
-      this.cookies.set(netnsCookie, workload);
-      this.ips.set(workload.ip, workload);
-    }
+    for (const { workload, netnsCookie } of entries) this.put(netnsCookie, workload);
+  }
+
+  /** Add or replace the workload in the namespace `netnsCookie`. */
+  put(netnsCookie: bigint, workload: Workload): void {
+    const old = this.cookies.get(netnsCookie);
+    if (old && old.ip !== workload.ip && this.ips.get(old.ip) === old) this.ips.delete(old.ip);
+    this.cookies.set(netnsCookie, workload);
+    this.ips.set(workload.ip, workload);
+  }
+
+  /** Forget the workload in the namespace `netnsCookie`; false when there was none. */
+  delete(netnsCookie: bigint): boolean {
+    const old = this.cookies.get(netnsCookie);
+    if (!old) return false;
+    this.cookies.delete(netnsCookie);
+    if (this.ips.get(old.ip) === old) this.ips.delete(old.ip);
+    return true;
   }
 
   byNetnsCookie(cookie: bigint): Workload | undefined {

@@ -131,7 +131,7 @@ export class NodeSession {
   }
 
   private register(m: RegisterMessage): void {
-    const result = this.deps.registry.register(this.node, m.workloads);
+    const result = this.deps.registry.register(this.node, m.workloads, m.services ?? []);
     this.log.info({ workloads: result.accepted, refused: result.refused.length }, 'workloads registered');
     if (result.refused.length === 0) return;
     this.log.warn({ refused: result.refused.slice(0, 20) }, 'workloads refused');

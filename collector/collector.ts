@@ -18,6 +18,7 @@ import { clearStaleSocket, DEFAULT_LISTEN, formatAddress, parseListenAddress } f
 import { CertificateAuthority } from './mesh-ca';
 import { AuditLog } from './audit/audit-log';
 import { DeniedFlowSummarizer } from './audit/denied-summary';
+import { startCollectorKubernetes, type CollectorKubernetes, type CollectorKubernetesOptions } from './kubernetes';
 import { PolicyManager } from './policies/manager';
 import { WorkloadRegistry } from './registry';
 import { AgentServer, type ServingIdentity } from './server';
@@ -53,6 +54,8 @@ export interface CollectorOptions {
   flowRetentionIntervalMs?: number;
   /** How often denied flows are summarized into the audit log (ms); default 10 s. */
   auditSummaryIntervalMs?: number;
+  /** Services (and policies) from the Kubernetes API (collector/kubernetes/). */
+  kubernetes?: CollectorKubernetesOptions;
 }
 
 export interface RunningCollector {
@@ -72,6 +75,8 @@ export interface RunningCollector {
   policies: PolicyManager;
   audit: AuditLog;
   metrics: CollectorMetrics;
+  /** The Kubernetes watches, with --kubernetes. */
+  kubernetes: CollectorKubernetes | undefined;
   snapshot(): RegistrySnapshot;
   stop(): Promise<void>;
 }
@@ -107,6 +112,15 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     throw err;
   }
   const { audit, policies } = control;
+  let kube: CollectorKubernetes | undefined;
+  try {
+    if (opts.kubernetes) kube = await startCollectorKubernetes({ ...opts.kubernetes, log, registry });
+  } catch (err) {
+    policies.close();
+    audit.close();
+    await flows.close();
+    throw err;
+  }
   const denied = new DeniedFlowSummarizer(audit, { intervalMs: opts.auditSummaryIntervalMs });
   const unsubscribeDenied = flows.onStored((entries) => {
     for (const e of entries) if (e.record.verdict === 'denied') denied.add(e.record);
@@ -119,6 +133,7 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     control: { policies, flows, audit },
   });
   const closeStores = async (): Promise<void> => {
+    await kube?.close();
     unsubscribeDenied();
     denied.close();
     policies.close();
@@ -207,6 +222,7 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     policies,
     audit,
     metrics,
+    kubernetes: kube,
     snapshot: () => registry.snapshot(),
     stop: () => {
       stopped ??= (async () => {

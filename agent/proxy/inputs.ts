@@ -1,7 +1,7 @@
 /** The one bundle of shared inputs each proxy listener is built from (ztunnel's ProxyInputs). */
 import type { Logger } from '../../common/log';
 import type { Original } from '../datapath/datapath';
-import type { MeshWorkload } from '../mesh/mesh-registry';
+import type { MeshWorkload, ServiceTarget } from '../mesh/mesh-registry';
 import type { Workload } from '../workloads';
 import type { FlowSink } from '../../common/flow';
 import type { DestinationAuthz } from './destination-authz';
@@ -19,9 +19,9 @@ export interface WorkloadIndex {
   byIp(ip: string): Workload | undefined;
 }
 
-/** The mesh side: registry of every node's workloads and the HBONE connection pool. */
+/** The mesh side: registry of every node's workloads and services, and the HBONE connection pool. */
 export interface MeshInputs {
-  registry: { byIp(ip: string): MeshWorkload | undefined };
+  registry: { byIp(ip: string): MeshWorkload | undefined; byVip(ip: string, port: number): ServiceTarget | undefined };
   pool: Pick<HbonePool, 'connect'>;
 }
 

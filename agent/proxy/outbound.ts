@@ -20,14 +20,16 @@ import { errorCode } from './connect';
 import { splice } from './pipe';
 import { proxyFlow } from './proxy-flow';
 import { route, type Route } from './route';
+import { ServiceBalancer } from './service-balancer';
 
-export type Refusal = 'no-original-destination' | 'unknown-source-pod' | 'source-address-mismatch' | 'tunnel-failed';
+export type Refusal = 'no-original-destination' | 'unknown-source-pod' | 'source-address-mismatch' | 'tunnel-failed' | 'no-ready-endpoint';
 
 export class OutboundProxy {
   private readonly inputs: ProxyInputs;
   private readonly server: net.Server;
   private readonly sockets = new Set<Duplex>();
   private readonly log: ProxyInputs['log'];
+  private readonly balancer = new ServiceBalancer();
 
   constructor(inputs: ProxyInputs) {
     this.inputs = inputs;
@@ -77,9 +79,16 @@ export class OutboundProxy {
     if (workload.ip !== peerIp) {
       return this.refuse(client, 'source-address-mismatch', { source, workload: workload.name, expected: workload.ip });
     }
-    const destination = orig.dst;
-    const r = route(destination.ip, { node: this.inputs.node, local: this.inputs.workloads, mesh: this.inputs.mesh?.registry });
+    const registry = this.inputs.mesh?.registry;
+    const r = route(orig.dst, { node: this.inputs.node, local: this.inputs.workloads, mesh: registry, services: registry, pick: this.balancer.pick });
+    // A service's virtual IP is carried to the endpoint chosen for it.
+    const destination = r.dst;
     const sourceInfo = { ...source, workload: workload.name, namespace: workload.namespace, identity: workload.identity };
+    if (r.kind === 'no-endpoint') {
+      this.refuse(client, 'no-ready-endpoint', { source: sourceInfo, destination, service: `${r.service.namespace}/${r.service.name}` });
+      this.inputs.flows.record(this.flow(sourceInfo, { ...destination }, started, { bytesSent: 0, bytesReceived: 0 }, 'error', 'no-ready-endpoint'));
+      return;
+    }
     const dstInfo = { ...destination, ...describeRoute(r) };
     // Per connection: debug only. The flow record (access log, collector) is the record of it.
     this.log.debug({ event: 'redirect', route: r.kind, source: sourceInfo, destination: dstInfo }, 'outbound connection');
@@ -151,6 +160,6 @@ export class OutboundProxy {
 }
 
 function describeRoute(r: Route): Record<string, string> {
-  if (r.kind === 'passthrough') return {};
+  if (r.kind === 'passthrough' || r.kind === 'no-endpoint') return {};
   return { workload: r.workload.name, namespace: r.workload.namespace, identity: r.workload.identity };
 }
