@@ -17,6 +17,7 @@ import {
   type PolicySet,
 } from '../../common/policy';
 import type { PolicyFile } from '../../common/policy-files';
+import type { CompiledHttpRoute } from '../../common/routes';
 import { policyKey, type DesiredPolicy } from './repository';
 
 /** The files of the `policies` frame: one per policy, in the given order. */
@@ -47,6 +48,7 @@ export class CompiledPolicies {
     this.set = {
       authorization: all.filter((p): p is CompiledAuthorizationPolicy => p.kind === 'AuthorizationPolicy'),
       egress: all.filter((p): p is CompiledEgressPolicy => p.kind === 'EgressPolicy'),
+      routes: all.filter((p): p is CompiledHttpRoute => p.kind === 'HTTPRoute'),
       rootNamespace: DEFAULT_ROOT_NAMESPACE,
       warnings: entries.flatMap((e) => e.warnings),
     };

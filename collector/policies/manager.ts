@@ -29,6 +29,7 @@ import type { PolicyFile } from '../../common/policy-files';
 import type { FlowStore } from '../flows/store';
 import { AgentPolicyStatus } from './agent-status';
 import { CompiledPolicies } from './compiled-set';
+import { checkBackends } from './route-backends';
 import { egressRuleManifest, egressRuleViews } from './egress-rules';
 import { followPolicyDir, withDirPolicies } from './policy-dir';
 import { historyKey, quoteRef, resolvePolicy, resolveWorkload } from './references';
@@ -185,7 +186,8 @@ export class PolicyManager {
   private withFiles(files: PolicyFile[], what: 'apply' | 'egress' | 'test'): { next: DesiredPolicy[]; warnings: string[]; incoming: Set<string> } {
     if (!Array.isArray(files) || files.length === 0) throw invalidArgument('no policy files given');
     const set: PolicySet = compilePolicyFiles(files);
-    const incoming = [...set.authorization, ...set.egress];
+    const incoming = [...set.authorization, ...set.egress, ...(set.routes ?? [])];
+    if (what !== 'test') checkBackends(set.routes ?? [], this.opts.registry().services ?? []);
     if (incoming.length === 0) throw invalidArgument(`${files.map((f) => f.source).join(', ')}: no policies in it (nothing to ${what === 'test' ? 'test' : 'apply'})`);
     const keys = new Set(incoming.map(policyKey));
     const stored = this.repo.current();

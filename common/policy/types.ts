@@ -5,6 +5,7 @@
  */
 import type { Cidr } from './ip';
 import type { EvalContext } from './eval-context';
+import type { CompiledHttpRoute } from '../routes/types';
 
 export const AUTHZ_API_VERSIONS = ['security.istio.io/v1', 'security.istio.io/v1beta1'] as const;
 export const EGRESS_API_VERSION = 'palisade.dev/v1';
@@ -84,7 +85,8 @@ export interface CompiledEgressPolicy extends PolicyBase {
   readonly allowlist: boolean;
 }
 
-export type CompiledPolicy = CompiledAuthorizationPolicy | CompiledEgressPolicy;
+/** A traffic route (common/routes): stored, versioned and pushed like a policy. */
+export type CompiledPolicy = CompiledAuthorizationPolicy | CompiledEgressPolicy | CompiledHttpRoute;
 
 /**
  * A validated, all-or-nothing set of policies. Sets compiled separately can be merged by
@@ -93,6 +95,8 @@ export type CompiledPolicy = CompiledAuthorizationPolicy | CompiledEgressPolicy;
 export interface PolicySet {
   readonly authorization: readonly CompiledAuthorizationPolicy[];
   readonly egress: readonly CompiledEgressPolicy[];
+  /** HTTPRoutes attached to Services (absent: none) */
+  readonly routes?: readonly CompiledHttpRoute[];
   /** Policies in this namespace apply mesh-wide; default `istio-system`. */
   readonly rootNamespace?: string;
   /** Accepted but probably not what was meant, one line each like problems. */
