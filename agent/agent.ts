@@ -18,6 +18,7 @@ import { HbonePool } from './proxy/hbone-pool';
 import { InboundProxy } from './proxy/inbound';
 import type { MeshInputs } from './proxy/inputs';
 import { OutboundProxy } from './proxy/outbound';
+import { TrafficRouter } from './traffic/router';
 import { LocalWorkloads } from './local-workloads';
 import { MeshRegistry } from './mesh/mesh-registry';
 import { AccessLog, type AccessLogMode } from './flows/access-log';
@@ -208,6 +209,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       authz,
       egress,
       flows,
+      ...(mesh ? { traffic: new TrafficRouter({ ...shared, local: workloads, registry: mesh.registry, pool: mesh.pool, authz }) } : {}),
     });
     let address;
     try {

@@ -40,6 +40,19 @@ export interface FlowRecord {
   bytesSent: number;
   bytesReceived: number;
   durationMs: number;
+  /** a request the source node routed (HTTPRoute): which route and rule, which backend Service, how many attempts */
+  traffic?: FlowTraffic;
+}
+
+export interface FlowTraffic {
+  /** `namespace/name` of the HTTPRoute */
+  route: string;
+  /** index of its rule */
+  rule: number;
+  /** `namespace/name` of the backend Service chosen */
+  backend: string;
+  /** attempts sent (1: no retry) */
+  attempts: number;
 }
 
 /** What a flow record is built from; `time` is taken when it is built (the flow's end). */
@@ -68,6 +81,7 @@ export function flowRecord(f: FlowFields): FlowRecord {
     bytesSent: f.bytesSent,
     bytesReceived: f.bytesReceived,
     durationMs: Math.round(f.durationMs),
+    traffic: f.traffic,
   };
 }
 
@@ -99,7 +113,7 @@ export interface FlowSink {
 }
 
 /** The fields a record may have: made once, since the check runs for every record an agent sends. */
-const FIELDS: ReadonlySet<string> = new Set(['time', 'node', 'direction', 'source', 'destination', 'protocol', 'http', 'verdict', 'reason', 'policy', 'rule', 'audit', 'mtls', 'bytesSent', 'bytesReceived', 'durationMs']);
+const FIELDS: ReadonlySet<string> = new Set(['time', 'node', 'direction', 'source', 'destination', 'protocol', 'http', 'verdict', 'reason', 'policy', 'rule', 'audit', 'mtls', 'bytesSent', 'bytesReceived', 'durationMs', 'traffic']);
 const DIRECTIONS = new Set(['outbound', 'inbound', 'egress']);
 const VERDICTS = new Set(['allowed', 'denied', 'audit', 'error']);
 const PROTOCOLS = new Set(['tcp', 'tls', 'http']);
@@ -170,6 +184,12 @@ export function flowProblem(v: unknown): string | undefined {
   if (v.audit !== undefined) {
     const a = v.audit;
     if (!isRecord(a) || !isText(a.policy, 512) || !isCount(a.rule) || ownKeys(a) !== 2) return 'audit must be {policy, rule}';
+  }
+  if (v.traffic !== undefined) {
+    const t = v.traffic;
+    if (!isRecord(t) || !isText(t.route, 512) || !isCount(t.rule) || !isText(t.backend, 512) || !isCount(t.attempts) || ownKeys(t) !== 4) {
+      return 'traffic must be {route, rule, backend, attempts}';
+    }
   }
   return undefined;
 }

@@ -7,6 +7,7 @@ import type { FlowSink } from '../../common/flow';
 import type { DestinationAuthz } from './destination-authz';
 import type { Egress } from './egress';
 import type { HbonePool } from './hbone-pool';
+import type { TrafficRouter } from '../traffic/router';
 
 /** What the proxy needs of the kernel data path: only the original-destination lookup. */
 export interface OriginalLookup {
@@ -39,4 +40,6 @@ export interface ProxyInputs {
   egress: Egress;
   /** Where finished flows go. */
   flows: FlowSink;
+  /** Per-request routing of connections to a Service an HTTPRoute is attached to (absent without a mesh). */
+  traffic?: TrafficRouter;
 }

@@ -84,6 +84,14 @@ export class OutboundProxy {
     // A service's virtual IP is carried to the endpoint chosen for it.
     const destination = r.dst;
     const sourceInfo = { ...source, workload: workload.name, namespace: workload.namespace, identity: workload.identity };
+    // A Service with an HTTPRoute: HTTP is served here and every request routed on its own.
+    const routed = r.service && this.inputs.traffic ? { ...r.service, port: orig.dst.port } : undefined;
+    if (routed && this.inputs.traffic!.routes(routed, workload.namespace)) {
+      this.sockets.add(client);
+      client.once('close', () => this.sockets.delete(client));
+      this.inputs.traffic!.handle(client, workload, sourceInfo, routed);
+      return;
+    }
     if (r.kind === 'no-endpoint') {
       this.refuse(client, 'no-ready-endpoint', { source: sourceInfo, destination, service: `${r.service.namespace}/${r.service.name}` });
       this.inputs.flows.record(this.flow(sourceInfo, { ...destination }, started, { bytesSent: 0, bytesReceived: 0 }, 'error', 'no-ready-endpoint'));

@@ -31,7 +31,7 @@ export interface Decision {
   audit?: { policy: string; rule: number };
 }
 
-export function proxyFlow(node: string, route: FlowRoute, outcome: FlowOutcome, counts: FlowCounts): FlowRecord {
+export function proxyFlow(node: string, route: FlowRoute, outcome: FlowOutcome, counts: FlowCounts, traffic?: FlowRecord['traffic']): FlowRecord {
   return flowRecord({
     node,
     direction: route.direction,
@@ -48,6 +48,7 @@ export function proxyFlow(node: string, route: FlowRoute, outcome: FlowOutcome, 
     bytesSent: counts.bytesSent,
     bytesReceived: counts.bytesReceived,
     durationMs: counts.durationMs,
+    traffic,
   });
 }
 

@@ -17,7 +17,7 @@ const ODD: unknown[] = [
   { policy: 'ns/p', rule: 0 }, { policy: 'ns/p', rule: -1 }, { policy: 'ns/p', rule: 0, x: 1 },
 ];
 
-const FIELDS = ['time', 'node', 'direction', 'source', 'destination', 'protocol', 'http', 'verdict', 'reason', 'policy', 'rule', 'audit', 'mtls', 'bytesSent', 'bytesReceived', 'durationMs', 'extra'];
+const FIELDS = ['time', 'node', 'direction', 'source', 'destination', 'protocol', 'http', 'verdict', 'reason', 'policy', 'rule', 'audit', 'mtls', 'bytesSent', 'bytesReceived', 'durationMs', 'traffic', 'extra'];
 const ENDPOINT_FIELDS = ['ip', 'port', 'workload', 'namespace', 'identity', 'host', 'podId'];
 
 /** A record like the proxy's, then 0–3 fields (or endpoint, http or audit fields) set to odd values. */
@@ -25,17 +25,19 @@ function generated(rng: Rng): FlowRecord {
   const base = rng.chance(0.6) ? httpFlow(rng.int(100_000)) : tcpFlow(rng.int(100_000));
   const f = { ...base, time: new Date(rng.int(2 ** 31) * 1000 + rng.int(1000)).toISOString(), durationMs: rng.int(100_000) / (rng.chance(0.5) ? 1 : 7) } as Record<string, unknown>;
   if (rng.chance(0.2)) f.audit = { policy: 'default/audit-all', rule: rng.int(4) };
+  if (rng.chance(0.2)) f.traffic = { route: 'default/web', rule: rng.int(4), backend: 'default/web-v2', attempts: 1 + rng.int(3) };
   if (rng.chance(0.2)) (f.destination as Record<string, unknown>) = { ...(f.destination as object), host: rng.text('ab.-:_Z09"\\\u0001é', rng.int(12)) };
   const changes = rng.int(4);
   for (let i = 0; i < changes; i++) {
-    const where = rng.int(4);
+    const where = rng.int(5);
     const odd = rng.pick(ODD);
     if (where === 0) f[rng.pick(FIELDS)] = odd;
     else if (where === 1) {
       const side = rng.chance(0.5) ? 'source' : 'destination';
       if (typeof f[side] === 'object' && f[side] !== null) f[side] = { ...(f[side] as object), [rng.pick(ENDPOINT_FIELDS)]: odd };
     } else if (where === 2) f.http = { ...(typeof f.http === 'object' ? (f.http as object) : {}), [rng.pick(['method', 'path', 'status'])]: odd };
-    else f.audit = { policy: 'p', rule: 0, [rng.pick(['policy', 'rule'])]: odd };
+    else if (where === 3) f.audit = { policy: 'p', rule: 0, [rng.pick(['policy', 'rule'])]: odd };
+    else f.traffic = { route: 'r', rule: 0, backend: 'b', attempts: 1, [rng.pick(['route', 'rule', 'backend', 'attempts', 'x'])]: odd };
   }
   return f as unknown as FlowRecord;
 }
@@ -48,6 +50,7 @@ describe('encodeFlow', function () {
       ['an egress TLS connection with a host', tcpFlow(1, { direction: 'egress', protocol: 'tls', destination: { ip: '93.184.216.34', port: 443, host: 'example.com' }, mtls: false })],
       ['a request refused before authz (empty method, path, host)', httpFlow(1, { http: { method: '', path: '', status: 400 }, verdict: 'denied', reason: 'bad-request' })],
       ['an audited request', httpFlow(1, { verdict: 'audit', audit: { policy: 'default/audit-all', rule: 2 } })],
+      ['a routed request (HTTPRoute, backend, attempts)', httpFlow(1, { direction: 'outbound', traffic: { route: 'default/web', rule: 1, backend: 'default/web-v2', attempts: 2 } })],
     ];
     for (const [name, flow] of cases) {
       it(`encodes ${name} as JSON the collector's flowProblem accepts`, function () {
