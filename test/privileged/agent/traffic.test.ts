@@ -42,7 +42,7 @@ interface FlowLine {
   traffic?: { route: string; rule: number; backend: string; attempts: number };
 }
 
-const VIPS = { web: '10.96.0.20', v1: '10.96.0.21', v2: '10.96.0.22', flaky: '10.96.0.23', slow: '10.96.0.24', broken: '10.96.0.25' };
+const VIPS = { web: '10.96.0.20', v1: '10.96.0.21', v2: '10.96.0.22', flaky: '10.96.0.23', slow: '10.96.0.24', broken: '10.96.0.25', gone: '10.96.0.26', resetter: '10.96.0.27' };
 
 const SERVICES = `services:
   - {name: web, namespace: default, vips: [${VIPS.web}], ports: [{port: 80, targetPort: 8080}], selector: {app: web}}
@@ -51,6 +51,8 @@ const SERVICES = `services:
   - {name: flaky, namespace: default, vips: [${VIPS.flaky}], ports: [{port: 80, targetPort: 8080}], selector: {app: flaky}}
   - {name: slow, namespace: default, vips: [${VIPS.slow}], ports: [{port: 80, targetPort: 8080}], selector: {app: slow}}
   - {name: broken, namespace: default, vips: [${VIPS.broken}], ports: [{port: 80, targetPort: 8080}], selector: {app: broken}}
+  - {name: gone, namespace: default, vips: [${VIPS.gone}], ports: [{port: 80, targetPort: 8080}], selector: {app: gone}}
+  - {name: resetter, namespace: default, vips: [${VIPS.resetter}], ports: [{port: 80, targetPort: 8080}], selector: {app: resetter}}
 `;
 
 /** An HTTPRoute of namespace default; `spec` is its indented body. */
@@ -76,6 +78,13 @@ const FLAKY_ROUTE = route('flaky', `  parentRefs: [{kind: Service, name: flaky}]
 
 /** 1 ms backoff: the 600 requests fit in about one budget window. */
 const BROKEN_ROUTE = FLAKY_ROUTE.replace(/flaky/g, 'broken').replace('backoff: 25ms', 'backoff: 1ms');
+
+/** No retry policy: only the implicit retries (never reached a pod) apply. */
+const GONE_ROUTE = route('gone', `  parentRefs: [{kind: Service, name: gone}]
+  rules:
+  - backendRefs: [{name: gone, port: 80}]
+`);
+const RESETTER_ROUTE = GONE_ROUTE.replace(/gone/g, 'resetter');
 
 const SLOW_ROUTE = route('slow', `  parentRefs: [{kind: Service, name: slow}]
   rules:
@@ -137,6 +146,10 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
     const slow = await topo.addPod(node2, 'slow');
     const brokenA = await topo.addPod(node1, 'broken-a');
     const brokenB = await topo.addPod(node2, 'broken-b');
+    // gone-a's server never runs: its pod is there, nothing answers (connection refused)
+    const goneA = await topo.addPod(node1, 'gone-a');
+    const goneB = await topo.addPod(node2, 'gone-b');
+    const resetter = await topo.addPod(node2, 'resetter');
     await Promise.all([
       server(v1, 'web-v1'),
       server(v2, 'web-v2'),
@@ -145,6 +158,8 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
       server(slow, 'slow', 'slow:2000'),
       server(brokenA, 'broken-a', 'fail'),
       server(brokenB, 'broken-b', 'fail'),
+      server(goneB, 'gone-b'),
+      server(resetter, 'resetter', 'reset'),
     ]);
     agent1 = startMeshAgent(topo, node1, collector, {
       pods: [
@@ -152,6 +167,7 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
         { pod: v1, serviceAccount: 'web', labels: { app: 'web', version: 'v1' } },
         { pod: flakyA, serviceAccount: 'flaky', labels: { app: 'flaky' } },
         { pod: brokenA, serviceAccount: 'broken', labels: { app: 'broken' } },
+        { pod: goneA, serviceAccount: 'gone', labels: { app: 'gone' } },
       ],
       servicesYaml: SERVICES,
       extraArgs: ['--access-log', 'all'],
@@ -162,15 +178,19 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
         { pod: flakyB, serviceAccount: 'flaky', labels: { app: 'flaky' } },
         { pod: slow, serviceAccount: 'slow', labels: { app: 'slow' } },
         { pod: brokenB, serviceAccount: 'broken', labels: { app: 'broken' } },
+        { pod: goneB, serviceAccount: 'gone', labels: { app: 'gone' } },
+        { pod: resetter, serviceAccount: 'resetter', labels: { app: 'resetter' } },
       ],
     });
     await Promise.all([agent1.ready, agent2.ready]);
     const ready = (name: string): number => collector.running.snapshot().services?.find((s) => s.name === name)?.endpoints.filter((e) => e.ready).length ?? 0;
-    await waitFor(() => ready('web') === 2 && ready('flaky') === 2 && ready('slow') === 1 && ready('broken') === 2, 20_000, { what: 'the services and their endpoints in the registry' });
+    await waitFor(() => ready('web') === 2 && ready('flaky') === 2 && ready('slow') === 1 && ready('broken') === 2 && ready('gone') === 2 && ready('resetter') === 1, 20_000, { what: 'the services and their endpoints in the registry' });
     apply(webRoute(90, 10));
     apply(FLAKY_ROUTE);
     apply(SLOW_ROUTE);
     apply(BROKEN_ROUTE);
+    apply(GONE_ROUTE);
+    apply(RESETTER_ROUTE);
     // the route and the registry reach agent 1: a routed request names the route in its flow
     try {
       await waitFor(async () => (await run(VIPS.web, 1)).ok && flows().some((f) => f.traffic?.route === 'default/web'), 20_000, { what: 'routed requests' });
@@ -265,6 +285,27 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
     assert.ok(retried >= 100, `retries were tried, at least the 10/s floor (${retried})`);
     assert.ok(retried <= budget, `at most the budget (${retried})`);
     assert.ok(routed.every((f) => f.traffic!.attempts <= 2), 'never more attempts than endpoints: never the same endpoint twice');
+  });
+
+  it('a POST whose endpoint pod is gone is retried on another (it never reached it); one that reached a pod which then reset is not', async function () {
+    const g0 = served('gone-b');
+    const r = await run(VIPS.gone, 50, ['/orders', '--post=2048']);
+    const routed = flows().filter((f) => f.traffic?.route === 'default/gone').slice(-50);
+    const retried = routed.filter((f) => f.traffic!.attempts === 2);
+    console.log(`      gone: 50 POSTs -> client ${JSON.stringify(r.statuses)}; ${retried.length} first sent to the pod with nothing listening, then to gone-b (served ${served('gone-b') - g0})`);
+    assert.deepEqual(r.statuses, { 200: 50 }, 'every POST answered by the live endpoint');
+    assert.ok(retried.length >= 1, 'at least one POST met the gone endpoint first and was retried');
+    assert.equal(served('gone-b') - g0, 50, 'each POST reached a pod exactly once');
+    assert.ok(routed.every((f) => f.http?.method === 'POST' && f.destination.workload === 'gone-b' && (f as unknown as { bytesSent: number }).bytesSent === 2048), 'the whole body went to gone-b');
+    const s0 = served('resetter');
+    const reset = await run(VIPS.resetter, 1, ['/orders', '--post=2048']);
+    const f = flows().filter((x) => x.traffic?.route === 'default/resetter').at(-1);
+    console.log(`      resetter: client ${JSON.stringify(reset.statuses)} ${JSON.stringify(reset.errors)}; flow ${f?.verdict} ${f?.reason}, attempts ${f?.traffic?.attempts}`);
+    assert.equal(served('resetter') - s0, 1, 'the POST reached the pod once: never sent again');
+    assert.equal(f?.traffic?.attempts, 1);
+    assert.equal(f?.verdict, 'error');
+    assert.equal(f?.reason, 'upstream: ECONNRESET');
+    assert.deepEqual(reset.statuses, { 503: 1 }, 'the client is told it failed');
   });
 
   it('a slow backend is cut at the route\'s timeout with 504, and the flow says why', async function () {
