@@ -7,12 +7,15 @@
  *     connection was reset before answering an idempotent request;
  *   - explicitly, per the rule's retry (its codes; 504 also for a backend timeout), at most its
  *     attempts;
- * always only with an endpoint not tried yet, a body that can be sent again (64 KiB kept), and
+ * Endpoints ejected for being unreachable (ejections.ts) are passed over while another one is
+ * left (none left: they are tried anyway, as Envoy's panic threshold does).
+ * Retries go always only to an endpoint not tried yet, a body that can be sent again (64 KiB kept), and
  * room in the retry budget. Explicit retries wait a jittered backoff: from the rule's backoff
  * (25 ms by default) up to twice it, doubling per retry, at most 250 ms.
  */
 import type { AttemptOutcome, Dispatch, UpstreamTarget } from '../proxy/http';
 import type { RouteRule } from '../../common/routes';
+import type { Ejections } from './ejections';
 import type { PeakEwma } from './peak-ewma';
 import type { RetryBudget } from './retry-budget';
 
@@ -35,6 +38,7 @@ export interface DispatchInputs {
   readonly endpoints: readonly Endpoint[];
   readonly balancer: PeakEwma;
   readonly budget: RetryBudget;
+  readonly ejections?: Ejections;
   /** the upstream for an endpoint (pool name and how to connect) */
   target(e: Endpoint): UpstreamTarget;
   readonly random?: () => number;
@@ -62,7 +66,10 @@ export class RequestDispatch implements Dispatch {
   }
 
   next(): UpstreamTarget | undefined {
-    const key = this.d.balancer.pick(this.untried());
+    const untried = this.untried();
+    const ej = this.d.ejections;
+    const healthy = ej === undefined ? untried : untried.filter((k) => !ej.ejected(k));
+    const key = this.d.balancer.pick(healthy.length > 0 ? healthy : untried);
     if (key === undefined) return undefined;
     const e = this.d.endpoints.find((x) => keyOf(x) === key)!;
     this.tried.add(key);
@@ -75,6 +82,11 @@ export class RequestDispatch implements Dispatch {
   }
 
   settle(o: AttemptOutcome, replayable: boolean): number | undefined {
+    const key = this.current;
+    if (key !== undefined && this.d.ejections !== undefined) {
+      if (o.status !== 0) this.d.ejections.answered(key);
+      else if (!o.connected) this.d.ejections.unreachable(key);
+    }
     // latency only, as Linkerd's: a quick 5xx is a quick answer; a failure to answer at all costs more
     this.endCurrent(o.status === 0 ? Math.max(o.ms, FAILURE_PENALTY_MS) : o.ms);
     const wait = this.retryWait(o);

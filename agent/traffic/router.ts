@@ -21,6 +21,7 @@ import { HttpFront, type HttpDecision, type HttpLimits, type HttpRecord, type Ht
 import { httpCounts, httpLine, httpOutcome, proxyFlow } from '../proxy/proxy-flow';
 import type { Workload } from '../workloads';
 import { keyOf, RequestDispatch, type Endpoint } from './dispatcher';
+import { Ejections } from './ejections';
 import { PeakEwma } from './peak-ewma';
 import { RetryBudget } from './retry-budget';
 import { pickWeighted } from './weighted';
@@ -60,6 +61,7 @@ export class TrafficRouter {
   private readonly log: Logger;
   private readonly balancer = new PeakEwma();
   private readonly budgets = new Map<string, RetryBudget>();
+  private readonly ejections = new Ejections();
 
   constructor(private readonly inputs: TrafficInputs) {
     this.log = inputs.log.child({ component: 'traffic' });
@@ -105,6 +107,7 @@ export class TrafficRouter {
       endpoints: svc ? readyEndpoints(svc, backend.port) : [],
       balancer: this.balancer,
       budget: this.budget(`${backend.namespace}/${backend.name}`),
+      ejections: this.ejections,
       target: (e) => this.target(e, workload, source),
     });
     return { allowed: true, reason: info.reason, route: info.route, rule: info.rule, backend: `${backend.namespace}/${backend.name}`, dispatch };

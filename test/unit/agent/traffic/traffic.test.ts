@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert';
 import type { Duplex } from 'node:stream';
 import { RequestDispatch, type Endpoint } from '../../../../agent/traffic/dispatcher';
+import { Ejections } from '../../../../agent/traffic/ejections';
 import { DEFAULT_RTT_MS, PeakEwma } from '../../../../agent/traffic/peak-ewma';
 import { RetryBudget } from '../../../../agent/traffic/retry-budget';
 import { pickWeighted } from '../../../../agent/traffic/weighted';
@@ -77,6 +78,28 @@ describe('traffic: per-request choices (agent/traffic)', () => {
     });
   });
 
+  describe('Ejections: an unreachable endpoint is passed over, 100 ms doubling to 60 s, until it answers', () => {
+    it('ejects for 100, 200, 400 … ms after failures in a row, at most 60 s', () => {
+      let now = 0;
+      const e = new Ejections(() => now);
+      assert.deepEqual([1, 2, 3, 4].map(() => e.unreachable('a')), [100, 200, 400, 800]);
+      for (let i = 0; i < 20; i++) e.unreachable('a');
+      assert.equal(e.unreachable('a'), 60_000);
+    });
+    it('is ejected until the time passes; an answer readmits and forgets', () => {
+      let now = 0;
+      const e = new Ejections(() => now);
+      e.unreachable('a');
+      assert.equal(e.ejected('a'), true);
+      now = 100;
+      assert.equal(e.ejected('a'), false);
+      assert.equal(e.unreachable('a'), 200, 'the next failure in a row: longer');
+      e.answered('a');
+      assert.equal(e.ejected('a'), false);
+      assert.equal(e.unreachable('a'), 100, 'failures forgotten');
+    });
+  });
+
   describe('RequestDispatch: where each attempt goes, and which outcomes are retried', () => {
     const EPS: Endpoint[] = [{ ip: '10.0.0.1', port: 80 }, { ip: '10.0.0.2', port: 80 }];
     const rule = (retry?: RouteRule['retry']): RouteRule => ({ index: 0, name: undefined, matches: [], backends: [], requestTimeoutMs: 0, backendTimeoutMs: 0, retry });
@@ -129,5 +152,17 @@ describe('traffic: per-request choices (agent/traffic)', () => {
       assert.equal(d.settle(outcome(503), true), undefined);
     });
     it('no endpoint at all: next() is undefined (the front answers 503)', () => assert.equal(dispatch(rule(), 'GET', []).next(), undefined));
+    it('an endpoint that was unreachable is passed over while ejected, by every later request; with all ejected they are tried anyway', () => {
+      const ejections = new Ejections();
+      const make = (): RequestDispatch =>
+        new RequestDispatch({ rule: rule(), method: 'POST', endpoints: EPS, balancer: new PeakEwma(() => 0), budget: new RetryBudget(), ejections, target: (e) => ({ pool: e.ip, connect: () => Promise.reject(new Error('unused')) as Promise<Duplex> }) });
+      const d = make();
+      const first = d.next()!.pool;
+      assert.equal(d.settle(outcome(0, { error: 'ECONNREFUSED', connected: false }), true), 0, 'never reached: retried at once');
+      assert.notEqual(d.next()!.pool, first);
+      for (let i = 0; i < 20; i++) assert.notEqual(make().next()!.pool, first, 'later requests skip the ejected endpoint');
+      ejections.unreachable('10.0.0.2:80');
+      assert.ok(make().next(), 'all ejected: still tried');
+    });
   });
 });
