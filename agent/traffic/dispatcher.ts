@@ -39,6 +39,8 @@ export interface DispatchInputs {
   readonly balancer: PeakEwma;
   readonly budget: RetryBudget;
   readonly ejections?: Ejections;
+  /** an injected delay before the first attempt */
+  readonly delayMs?: number;
   /** the upstream for an endpoint (pool name and how to connect) */
   target(e: Endpoint): UpstreamTarget;
   readonly random?: () => number;
@@ -48,6 +50,7 @@ export class RequestDispatch implements Dispatch {
   readonly timeoutMs: number;
   readonly attemptTimeoutMs: number;
   readonly replayBytes: number;
+  readonly delayMs: number;
   /** attempts sent */
   attempts = 0;
   /** retries, and the outcome each retry followed (`503`, `ECONNREFUSED`…) */
@@ -62,6 +65,7 @@ export class RequestDispatch implements Dispatch {
     this.timeoutMs = d.rule.requestTimeoutMs;
     this.attemptTimeoutMs = d.rule.backendTimeoutMs;
     this.replayBytes = REPLAY_BYTES;
+    this.delayMs = d.delayMs ?? 0;
     d.budget.request();
   }
 

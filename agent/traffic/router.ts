@@ -95,11 +95,20 @@ export class TrafficRouter {
     }
     const choice = routes.select(req);
     if (choice === undefined) return { allowed: false, status: 404, reason: 'no-route-match', route: routes.routes.join(',') };
+    const matched = { route: choice.route.id, rule: choice.rule.index };
+    let delayMs = 0;
+    if (choice.rule.fault !== undefined) {
+      const fault = this.inputs.policies.index.routes.fault(choice.rule.fault);
+      // Gateway API: a rule whose filter cannot be resolved answers 500
+      if (fault === undefined) return { allowed: false, status: 500, reason: 'fault-not-found', ...matched, backend: '' };
+      if (fault.abort !== undefined && Math.random() * 100 < fault.abort.percent) return { allowed: false, status: fault.abort.status, reason: 'fault-abort', ...matched, backend: '' };
+      if (fault.delay !== undefined && Math.random() * 100 < fault.delay.percent) delayMs = fault.delay.ms;
+    }
     const backend = pickWeighted(choice.rule.backends, Math.random);
-    return this.dispatchTo(req, backend, choice.rule, workload, source, { reason: 'routed', route: choice.route.id, rule: choice.rule.index });
+    return this.dispatchTo(req, backend, choice.rule, workload, source, { reason: delayMs > 0 ? 'fault-delay' : 'routed', ...matched }, delayMs);
   }
 
-  private dispatchTo(req: NormalizedRequest, backend: BackendRef, rule: RouteRule | undefined, workload: Workload, source: Source, info: { reason: string; route?: string; rule?: number }): RoutedDecision {
+  private dispatchTo(req: NormalizedRequest, backend: BackendRef, rule: RouteRule | undefined, workload: Workload, source: Source, info: { reason: string; route?: string; rule?: number }, delayMs = 0): RoutedDecision {
     const svc = this.inputs.registry.service(backend.namespace, backend.name);
     const dispatch = new RequestDispatch({
       rule: rule ?? NO_RULE,
@@ -108,6 +117,7 @@ export class TrafficRouter {
       balancer: this.balancer,
       budget: this.budget(`${backend.namespace}/${backend.name}`),
       ejections: this.ejections,
+      delayMs,
       target: (e) => this.target(e, workload, source),
     });
     return { allowed: true, reason: info.reason, route: info.route, rule: info.rule, backend: `${backend.namespace}/${backend.name}`, dispatch };
@@ -176,7 +186,7 @@ export class TrafficRouter {
 }
 
 /** A Service served without a route: no timeouts, no explicit retries. */
-const NO_RULE: RouteRule = { index: 0, name: undefined, matches: [], backends: [], requestTimeoutMs: 0, backendTimeoutMs: 0, retry: undefined };
+const NO_RULE: RouteRule = { index: 0, name: undefined, matches: [], backends: [], requestTimeoutMs: 0, backendTimeoutMs: 0, retry: undefined, fault: undefined };
 
 /** The ready endpoints of `svc` at the target port of its port `port`. */
 export function readyEndpoints(svc: RegistryService, port: number): Endpoint[] {

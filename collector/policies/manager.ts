@@ -186,8 +186,9 @@ export class PolicyManager {
   private withFiles(files: PolicyFile[], what: 'apply' | 'egress' | 'test'): { next: DesiredPolicy[]; warnings: string[]; incoming: Set<string> } {
     if (!Array.isArray(files) || files.length === 0) throw invalidArgument('no policy files given');
     const set: PolicySet = compilePolicyFiles(files);
-    const incoming = [...set.authorization, ...set.egress, ...(set.routes ?? [])];
-    if (what !== 'test') checkBackends(set.routes ?? [], this.opts.registry().services ?? []);
+    const incoming = [...set.authorization, ...set.egress, ...(set.routes ?? []), ...(set.faults ?? [])];
+    const faultsAfter = new Set([...this.repo.current(), ...(set.faults ?? [])].filter((p) => p.kind === 'FaultInjection').map((p) => `${p.namespace}/${p.name}`));
+    if (what !== 'test') checkBackends(set.routes ?? [], this.opts.registry().services ?? [], faultsAfter);
     if (incoming.length === 0) throw invalidArgument(`${files.map((f) => f.source).join(', ')}: no policies in it (nothing to ${what === 'test' ? 'test' : 'apply'})`);
     const keys = new Set(incoming.map(policyKey));
     const stored = this.repo.current();

@@ -27,8 +27,21 @@ export function routeServiceProblems(routes: readonly CompiledHttpRoute[], servi
   return problems;
 }
 
-/** Throws PolicyInvalidError (every problem) when a route names a Service the mesh does not know. */
-export function checkBackends(routes: readonly CompiledHttpRoute[], services: readonly RegistryService[]): void {
-  const problems = routeServiceProblems(routes, services);
+/** Each rule's FaultInjection must be in the set that will be in force (`faults`: their `namespace/name`). */
+export function routeFaultProblems(routes: readonly CompiledHttpRoute[], faults: ReadonlySet<string>): string[] {
+  const problems: string[] = [];
+  for (const route of routes) {
+    for (const rule of route.rules) {
+      if (rule.fault !== undefined && !faults.has(rule.fault)) {
+        problems.push(`${route.source}:${route.line}: HTTPRoute ${route.id}: spec.rules[${rule.index}].filters[0].extensionRef: no FaultInjection ${rule.fault} (apply it first, or with the route)`);
+      }
+    }
+  }
+  return problems;
+}
+
+/** Throws PolicyInvalidError (every problem) when a route names a Service the mesh does not know, or a FaultInjection not in `faults`. */
+export function checkBackends(routes: readonly CompiledHttpRoute[], services: readonly RegistryService[], faults: ReadonlySet<string> = new Set()): void {
+  const problems = [...routeServiceProblems(routes, services), ...routeFaultProblems(routes, faults)];
   if (problems.length > 0) throw new PolicyInvalidError(problems);
 }

@@ -3,17 +3,34 @@
  * each problem reported at the line of the field it names.
  */
 import { isMap, isSeq, type YAMLMap } from 'yaml';
-import { parseHttpRouteSpec, type ParsedHttpRouteSpec } from '../routes/parse-http-route';
+import { parseFaultSpec } from '../routes/parse-fault';
+import { parseHttpRouteSpec, type ParsedHttpRouteSpec, type RouteProblem } from '../routes/parse-http-route';
+import type { FaultSpec } from '../routes/types';
 import type { NodeReader, Problems } from '../yaml-reader';
 
 export function parseRouteObject(r: NodeReader, warnings: Problems, doc: YAMLMap, specNode: unknown, specLine: number, namespace: string): ParsedHttpRouteSpec | undefined {
-  const spec = r.deref(specNode);
-  const data: unknown = spec && typeof (spec as { toJSON?: unknown }).toJSON === 'function' ? (spec as { toJSON(): unknown }).toJSON() : spec;
-  const result = parseHttpRouteSpec(data ?? {}, namespace);
-  const lineOf = (path: string): number => r.line(nodeAt(r, doc, path), specLine);
-  for (const p of result.problems) r.fail(lineOf(p.path), p.path, p.message);
-  for (const w of result.warnings) warnings.add(lineOf(w.path), `${r.label}: ${w.path}: ${w.message}`);
+  const result = parseHttpRouteSpec(plain(r, specNode) ?? {}, namespace);
+  report(r, warnings, doc, specLine, result.problems, result.warnings);
   return result.spec;
+}
+
+/** A FaultInjection document's spec. */
+export function parseFaultObject(r: NodeReader, warnings: Problems, doc: YAMLMap, specNode: unknown, specLine: number): FaultSpec | undefined {
+  const result = parseFaultSpec(plain(r, specNode) ?? {});
+  report(r, warnings, doc, specLine, result.problems, []);
+  return result.spec;
+}
+
+function plain(r: NodeReader, node: unknown): unknown {
+  const spec = r.deref(node);
+  return spec && typeof (spec as { toJSON?: unknown }).toJSON === 'function' ? (spec as { toJSON(): unknown }).toJSON() : spec;
+}
+
+/** Each problem and warning at the line of the field it names. */
+function report(r: NodeReader, warnings: Problems, doc: YAMLMap, specLine: number, problems: RouteProblem[], warned: RouteProblem[]): void {
+  const lineOf = (path: string): number => r.line(nodeAt(r, doc, path), specLine);
+  for (const p of problems) r.fail(lineOf(p.path), p.path, p.message);
+  for (const w of warned) warnings.add(lineOf(w.path), `${r.label}: ${w.path}: ${w.message}`);
 }
 
 /** The YAML node at `spec.rules[0].backendRefs[1]`, or the deepest one that exists. */

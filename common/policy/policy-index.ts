@@ -44,7 +44,7 @@ export class PolicyIndex {
       a.namespace === b.namespace ? compare(a.name, b.name) : compare(a.namespace, b.namespace);
     this.authorization = [...set.authorization].sort(order);
     this.egress = [...set.egress].sort(order);
-    this.routes = set.routes && set.routes.length > 0 ? new RouteTable(set.routes) : RouteTable.EMPTY;
+    this.routes = set.routes && set.routes.length > 0 ? new RouteTable(set.routes, set.faults) : RouteTable.EMPTY;
   }
 
   /** True if `policy` applies to `workload`. */

@@ -5,7 +5,7 @@
  */
 import type { Cidr } from './ip';
 import type { EvalContext } from './eval-context';
-import type { CompiledHttpRoute } from '../routes/types';
+import type { CompiledFaultInjection, CompiledHttpRoute } from '../routes/types';
 
 export const AUTHZ_API_VERSIONS = ['security.istio.io/v1', 'security.istio.io/v1beta1'] as const;
 export const EGRESS_API_VERSION = 'palisade.dev/v1';
@@ -86,7 +86,7 @@ export interface CompiledEgressPolicy extends PolicyBase {
 }
 
 /** A traffic route (common/routes): stored, versioned and pushed like a policy. */
-export type CompiledPolicy = CompiledAuthorizationPolicy | CompiledEgressPolicy | CompiledHttpRoute;
+export type CompiledPolicy = CompiledAuthorizationPolicy | CompiledEgressPolicy | CompiledHttpRoute | CompiledFaultInjection;
 
 /**
  * A validated, all-or-nothing set of policies. Sets compiled separately can be merged by
@@ -97,6 +97,8 @@ export interface PolicySet {
   readonly egress: readonly CompiledEgressPolicy[];
   /** HTTPRoutes attached to Services (absent: none) */
   readonly routes?: readonly CompiledHttpRoute[];
+  /** FaultInjections the routes' ExtensionRef filters name (absent: none) */
+  readonly faults?: readonly CompiledFaultInjection[];
   /** Policies in this namespace apply mesh-wide; default `istio-system`. */
   readonly rootNamespace?: string;
   /** Accepted but probably not what was meant, one line each like problems. */

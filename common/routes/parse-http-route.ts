@@ -26,11 +26,11 @@ export interface ParsedHttpRouteSpec {
 
 const SPEC_FIELDS = ['parentRefs', 'hostnames', 'rules'];
 const PARENT_FIELDS = ['group', 'kind', 'name', 'namespace', 'port'];
-const RULE_FIELDS = ['name', 'matches', 'backendRefs', 'timeouts', 'retry'];
+const RULE_FIELDS = ['name', 'matches', 'backendRefs', 'timeouts', 'retry', 'filters'];
 const MATCH_FIELDS = ['path', 'headers', 'queryParams', 'method'];
 const BACKEND_FIELDS = ['group', 'kind', 'name', 'namespace', 'port', 'weight'];
 const NOT_YET: Record<string, string> = {
-  filters: 'filters are not supported yet (RequestHeaderModifier, URLRewrite, … are planned; remove it)',
+  filters: 'filters are not supported here yet (remove it)',
   sessionPersistence: 'sessionPersistence is not supported yet (remove it)',
   sectionName: 'sectionName is not supported for a Service parent (use port)',
 };
@@ -167,8 +167,9 @@ function rule(c: Checker, v: unknown, index: number, namespace: string): RouteRu
     }
   }
   const retry = f.retry === undefined ? undefined : retryPolicy(c, f.retry, `${path}.retry`);
+  const fault = f.filters === undefined ? undefined : faultFilter(c, f.filters, `${path}.filters`, namespace);
   if (c.problems.length > before || !backends) return undefined;
-  return { index, name, matches, backends, requestTimeoutMs, backendTimeoutMs, retry };
+  return { index, name, matches, backends, requestTimeoutMs, backendTimeoutMs, retry, fault };
 }
 
 function match(c: Checker, v: unknown, path: string): RouteMatch | undefined {
@@ -250,6 +251,20 @@ function backend(c: Checker, v: unknown, path: string, namespace: string): Backe
   const weight = f.weight === undefined ? 1 : c.int(f.weight, `${path}.weight`, 0, MAX_WEIGHT);
   if (name === undefined || ns === undefined || port === undefined || weight === undefined) return undefined;
   return { namespace: ns, name, port, weight };
+}
+
+/** The one filter supported so far: an ExtensionRef to a FaultInjection of the route's namespace. */
+function faultFilter(c: Checker, v: unknown, path: string, namespace: string): string | undefined {
+  const list = c.list(v, path, 1);
+  if (!list || list.length === 0) return list && c.fail(path, 'is empty (remove it)');
+  const f = c.fields(list[0], `${path}[0]`, ['type', 'extensionRef']);
+  if (!f) return undefined;
+  if (f.type !== 'ExtensionRef') return c.fail(`${path}[0].type`, `only ExtensionRef (to a palisade.dev FaultInjection) is supported yet; ${show(f.type)} is not (RequestHeaderModifier, URLRewrite, … are planned)`);
+  const ref = c.fields(f.extensionRef, `${path}[0].extensionRef`, ['group', 'kind', 'name']);
+  if (!ref) return undefined;
+  if (ref.group !== 'palisade.dev' || ref.kind !== 'FaultInjection') return c.fail(`${path}[0].extensionRef`, `must name a FaultInjection of group palisade.dev, got group ${show(ref.group)} kind ${show(ref.kind)}`);
+  const name = c.name(ref.name, `${path}[0].extensionRef.name`);
+  return name === undefined ? undefined : `${namespace}/${name}`;
 }
 
 function retryPolicy(c: Checker, v: unknown, path: string): RetryPolicy | undefined {

@@ -6,7 +6,7 @@
  * route set, immutable; lookups are cached per (service, port, client namespace).
  */
 import { firstMatch, rankMatches, type RuleChoice } from './match';
-import type { CompiledHttpRoute, RouteRequest } from './types';
+import type { CompiledFaultInjection, CompiledHttpRoute, RouteRequest } from './types';
 
 /** The routes one client namespace has for one service port: none, or a matcher. */
 export interface ServiceRoutes {
@@ -22,7 +22,13 @@ export class RouteTable {
   private readonly byService = new Map<string, CompiledHttpRoute[]>();
   private readonly cache = new Map<string, ServiceRoutes | null>();
 
-  constructor(readonly routes: readonly CompiledHttpRoute[]) {
+  private readonly faultsById: ReadonlyMap<string, CompiledFaultInjection>;
+
+  constructor(
+    readonly routes: readonly CompiledHttpRoute[],
+    faults: readonly CompiledFaultInjection[] = [],
+  ) {
+    this.faultsById = new Map(faults.map((f) => [f.id, f]));
     for (const route of routes) {
       for (const parent of new Set(route.parents.map((p) => `${p.namespace}/${p.name}`))) {
         const list = this.byService.get(parent) ?? [];
@@ -30,6 +36,11 @@ export class RouteTable {
         this.byService.set(parent, list);
       }
     }
+  }
+
+  /** The FaultInjection `namespace/name`, if it is in force. */
+  fault(id: string): CompiledFaultInjection | undefined {
+    return this.faultsById.get(id);
   }
 
   get size(): number {

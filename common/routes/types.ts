@@ -61,20 +61,38 @@ export interface RouteRule {
   /** `timeouts.backendRequest` in ms (one attempt); 0: none */
   readonly backendTimeoutMs: number;
   readonly retry: RetryPolicy | undefined;
+  /** `namespace/name` of the FaultInjection its ExtensionRef filter names, if any */
+  readonly fault: string | undefined;
 }
 
-export interface CompiledHttpRoute {
-  readonly kind: 'HTTPRoute';
+export const FAULT_API_VERSION = 'palisade.dev/v1';
+
+/** Istio's HTTPFaultInjection: percentages 0–100. */
+export interface FaultSpec {
+  readonly delay: { readonly ms: number; readonly percent: number } | undefined;
+  readonly abort: { readonly status: number; readonly percent: number } | undefined;
+}
+
+export interface CompiledFaultInjection extends FaultSpec, StoredObject {
+  readonly kind: 'FaultInjection';
+}
+
+/** What every stored object has (the policy shape: the collector stores and pushes them alike). */
+interface StoredObject {
   readonly apiVersion: string;
   readonly namespace: string;
   readonly name: string;
   /** `namespace/name` */
   readonly id: string;
-  /** routes select Services, not workloads: always undefined (kept for the shared policy shape) */
+  /** these select Services, not workloads: always undefined (kept for the shared policy shape) */
   readonly selector: undefined;
   readonly source: string;
   readonly line: number;
   readonly manifest: Readonly<Record<string, unknown>>;
+}
+
+export interface CompiledHttpRoute extends StoredObject {
+  readonly kind: 'HTTPRoute';
   readonly parents: readonly RouteParent[];
   readonly rules: readonly RouteRule[];
 }

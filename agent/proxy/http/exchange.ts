@@ -306,6 +306,12 @@ export class Exchange implements ParsedRequest, UpstreamUser {
       this.body.keep(d.replayBytes);
       this.deadlines = new Deadlines(() => this.timedOut('route-timeout'), () => this.attemptTimedOut());
       this.deadlines.startRequest(d.timeoutMs);
+      if (d.delayMs !== undefined && d.delayMs > 0) {
+        setTimeout(() => {
+          if (!this.finished && !this.aborted && !this.link.closed) this.forwardRequest();
+        }, d.delayMs);
+        return;
+      }
     }
     if (this.kind === Kind.Continue) {
       this.sent100 = true;

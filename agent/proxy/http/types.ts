@@ -62,6 +62,8 @@ export interface Dispatch {
   readonly attemptTimeoutMs: number;
   /** request body bytes kept to send again on a retry (0: a request with a body is never retried) */
   readonly replayBytes: number;
+  /** the first attempt waits this long (an injected delay), within the request's deadline */
+  readonly delayMs?: number;
   /** the upstream of the next attempt; undefined when none is left (503) */
   next(): UpstreamTarget | undefined;
   /** ms to wait before another attempt, or undefined to give the client this outcome */

@@ -86,6 +86,20 @@ const GONE_ROUTE = route('gone', `  parentRefs: [{kind: Service, name: gone}]
 `);
 const RESETTER_ROUTE = GONE_ROUTE.replace(/gone/g, 'resetter');
 
+/** 10 % of requests to web-v1 wait 20 ms first, 10 % are answered 503 by the proxy. */
+const CHAOS = `apiVersion: palisade.dev/v1
+kind: FaultInjection
+metadata: {name: chaos, namespace: default}
+spec:
+  delay: {fixedDelay: 20ms, percentage: {value: 10}}
+  abort: {httpStatus: 503, percentage: {value: 10}}
+---
+${route('web-v1', `  parentRefs: [{kind: Service, name: web-v1}]
+  rules:
+  - backendRefs: [{name: web-v1, port: 80}]
+    filters: [{type: ExtensionRef, extensionRef: {group: palisade.dev, kind: FaultInjection, name: chaos}}]
+`)}`;
+
 const SLOW_ROUTE = route('slow', `  parentRefs: [{kind: Service, name: slow}]
   rules:
   - matches: [{path: {type: Exact, value: /ok}}]
@@ -133,6 +147,8 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
   const served = (name: string): number => servers.get(name)!.lines.filter((l) => (l as { event?: string }).event === 'request').length;
 
   before(async function () {
+    // Every server pod runs as service account web: one workload certificate per node to make at
+    // start besides the client's (RSA key generation is slow on a loaded machine).
     requirePrivileges();
     sweepStale();
     collector = await startTestCollector();
@@ -165,9 +181,9 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
       pods: [
         { pod: client, serviceAccount: 'client' },
         { pod: v1, serviceAccount: 'web', labels: { app: 'web', version: 'v1' } },
-        { pod: flakyA, serviceAccount: 'flaky', labels: { app: 'flaky' } },
-        { pod: brokenA, serviceAccount: 'broken', labels: { app: 'broken' } },
-        { pod: goneA, serviceAccount: 'gone', labels: { app: 'gone' } },
+        { pod: flakyA, serviceAccount: 'web', labels: { app: 'flaky' } },
+        { pod: brokenA, serviceAccount: 'web', labels: { app: 'broken' } },
+        { pod: goneA, serviceAccount: 'web', labels: { app: 'gone' } },
       ],
       servicesYaml: SERVICES,
       extraArgs: ['--access-log', 'all'],
@@ -175,11 +191,11 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
     agent2 = startMeshAgent(topo, node2, collector, {
       pods: [
         { pod: v2, serviceAccount: 'web', labels: { app: 'web', version: 'v2' } },
-        { pod: flakyB, serviceAccount: 'flaky', labels: { app: 'flaky' } },
-        { pod: slow, serviceAccount: 'slow', labels: { app: 'slow' } },
-        { pod: brokenB, serviceAccount: 'broken', labels: { app: 'broken' } },
-        { pod: goneB, serviceAccount: 'gone', labels: { app: 'gone' } },
-        { pod: resetter, serviceAccount: 'resetter', labels: { app: 'resetter' } },
+        { pod: flakyB, serviceAccount: 'web', labels: { app: 'flaky' } },
+        { pod: slow, serviceAccount: 'web', labels: { app: 'slow' } },
+        { pod: brokenB, serviceAccount: 'web', labels: { app: 'broken' } },
+        { pod: goneB, serviceAccount: 'web', labels: { app: 'gone' } },
+        { pod: resetter, serviceAccount: 'web', labels: { app: 'resetter' } },
       ],
     });
     await Promise.all([agent1.ready, agent2.ready]);
@@ -306,6 +322,26 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
     assert.equal(f?.verdict, 'error');
     assert.equal(f?.reason, 'upstream: ECONNRESET');
     assert.deepEqual(reset.statuses, { 503: 1 }, 'the client is told it failed');
+  });
+
+  it('fault injection: delay and abort percentages hold within ±3 % over 2,000 requests', async function () {
+    apply(CHAOS);
+    await waitFor(async () => (await run(VIPS.v1, 1)).ok && flows().some((f) => f.traffic?.route === 'default/web-v1'), 10_000, { what: 'the fault route' });
+    const s0 = served('web-v1');
+    const r = await run(VIPS.v1, 2000);
+    const routed = flows().filter((f) => f.traffic?.route === 'default/web-v1').slice(-2000);
+    const aborted = routed.filter((f) => f.reason === 'fault-abort');
+    const delayed = routed.filter((f) => f.reason === 'fault-delay');
+    const ms = (f: FlowLine): number => (f as unknown as { durationMs: number }).durationMs;
+    const fastest = Math.min(...delayed.map(ms));
+    console.log(`      faults: client ${JSON.stringify(r.statuses)}; ${aborted.length} aborted (${(aborted.length / 20).toFixed(1)} %), ${delayed.length} delayed (${(delayed.length / 20).toFixed(1)} %, fastest ${fastest} ms) in ${r.ms} ms`);
+    assert.equal(r.statuses['503'], aborted.length, 'each abort answered 503 by the proxy');
+    assert.equal(served('web-v1') - s0, 2000 - aborted.length, 'an aborted request never reached the pod');
+    assert.ok(Math.abs(aborted.length / 2000 - 0.1) <= 0.03, `aborts ${aborted.length}`);
+    // delays are drawn among the requests not aborted: 10 % of 90 %
+    assert.ok(Math.abs(delayed.length / 2000 - 0.09) <= 0.03, `delays ${delayed.length}`);
+    assert.ok(fastest >= 20, 'each delayed request took at least the 20 ms delay');
+    assert.ok(delayed.every((f) => f.http?.status === 200));
   });
 
   it('a slow backend is cut at the route\'s timeout with 504, and the flow says why', async function () {

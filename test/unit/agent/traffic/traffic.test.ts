@@ -102,7 +102,7 @@ describe('traffic: per-request choices (agent/traffic)', () => {
 
   describe('RequestDispatch: where each attempt goes, and which outcomes are retried', () => {
     const EPS: Endpoint[] = [{ ip: '10.0.0.1', port: 80 }, { ip: '10.0.0.2', port: 80 }];
-    const rule = (retry?: RouteRule['retry']): RouteRule => ({ index: 0, name: undefined, matches: [], backends: [], requestTimeoutMs: 0, backendTimeoutMs: 0, retry });
+    const rule = (retry?: RouteRule['retry']): RouteRule => ({ index: 0, name: undefined, matches: [], backends: [], requestTimeoutMs: 0, backendTimeoutMs: 0, retry, fault: undefined });
     const RETRY = { codes: new Set([503]), attempts: 2, backoffMs: 25 };
     const dispatch = (r: RouteRule, method = 'GET', endpoints = EPS): RequestDispatch =>
       new RequestDispatch({

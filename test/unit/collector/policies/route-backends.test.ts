@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { routeServiceProblems } from '../../../../collector/policies/route-backends';
+import { routeFaultProblems, routeServiceProblems } from '../../../../collector/policies/route-backends';
 import type { RegistryService } from '../../../../common/mesh-protocol';
 import { compilePolicyFiles } from '../../../../common/policy';
 
@@ -27,4 +27,11 @@ describe('collector: HTTPRoute backends must be Services the mesh knows', () => 
       assert.deepEqual(routeServiceProblems(set.routes ?? [], services), expected);
     });
   }
+
+  it('a rule\'s FaultInjection must be in force after the change', () => {
+    const text = route('[{name: web-v1, port: 80}]\n    filters: [{type: ExtensionRef, extensionRef: {group: palisade.dev, kind: FaultInjection, name: chaos}}]');
+    const routes = compilePolicyFiles([{ source: 'r.yaml', text }]).routes ?? [];
+    assert.deepEqual(routeFaultProblems(routes, new Set(['shop/chaos'])), []);
+    assert.deepEqual(routeFaultProblems(routes, new Set()), ['r.yaml:1: HTTPRoute shop/canary: spec.rules[0].filters[0].extensionRef: no FaultInjection shop/chaos (apply it first, or with the route)']);
+  });
 });

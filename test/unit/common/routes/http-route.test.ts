@@ -61,7 +61,7 @@ describe('HTTPRoute (common/routes)', () => {
   // Each bad input: one line naming the field, at its line, and nothing compiled.
   const BAD: [string, string, number, string][] = [
     ['weights summing to 0', '  parentRefs: [{kind: Service, name: web}]\n  rules:\n  - backendRefs:\n    - {name: a, port: 80, weight: 0}\n    - {name: b, port: 80, weight: 0}\n', 10, 'spec.rules[0].backendRefs: weights sum to 0'],
-    ['a filter', '  parentRefs: [{kind: Service, name: web}]\n  rules:\n  - backendRefs: [{name: a, port: 80}]\n    filters: [{type: RequestMirror}]\n', 10, 'spec.rules[0].filters: filters are not supported yet'],
+    ['a filter', '  parentRefs: [{kind: Service, name: web}]\n  rules:\n  - backendRefs: [{name: a, port: 80}]\n    filters: [{type: RequestMirror}]\n', 10, 'spec.rules[0].filters[0].type: only ExtensionRef'],
     ['sessionPersistence', '  parentRefs: [{kind: Service, name: web}]\n  rules:\n  - backendRefs: [{name: a, port: 80}]\n    sessionPersistence: {type: Cookie}\n', 10, 'spec.rules[0].sessionPersistence: sessionPersistence is not supported'],
     ['a Gateway parent', '  parentRefs: [{name: my-gateway}]\n  rules:\n  - backendRefs: [{name: a, port: 80}]\n', 7, 'spec.parentRefs[0]: only a Service parent is supported'],
     ['a backtracking regex', '  parentRefs: [{kind: Service, name: web}]\n  rules:\n  - matches: [{path: {type: RegularExpression, value: "/(a+)+b"}}]\n    backendRefs: [{name: a, port: 80}]\n', 9, 'spec.rules[0].matches[0].path.value: regular expression repeats a group'],
@@ -87,6 +87,33 @@ describe('HTTPRoute (common/routes)', () => {
       assert.ok(r.problems[0]!.includes(message), r.problems[0]);
     });
   }
+
+  describe('FaultInjection (palisade.dev/v1), referenced from a rule\'s ExtensionRef filter', () => {
+    const FAULT = 'apiVersion: palisade.dev/v1\nkind: FaultInjection\nmetadata: {name: chaos, namespace: shop}\nspec:\n';
+    it('compiles Istio\'s shape: a fixed delay and an HTTP abort, each with a percentage', () => {
+      const set = compilePolicyFiles([{ source: 'f.yaml', text: `${FAULT}  delay: {fixedDelay: 50ms, percentage: {value: 10}}\n  abort: {httpStatus: 503, percentage: {value: 2.5}}\n` }]);
+      assert.deepEqual({ delay: set.faults![0]!.delay, abort: set.faults![0]!.abort }, { delay: { ms: 50, percent: 10 }, abort: { status: 503, percent: 2.5 } });
+    });
+    const BAD_FAULTS: [string, string, string][] = [
+      ['nothing to do', '  {}\n', 'spec: needs delay or abort'],
+      ['a percentage above 100', '  abort: {httpStatus: 503, percentage: {value: 101}}\n', 'spec.abort.percentage.value: must be a number from 0 to 100'],
+      ['a gRPC abort', '  abort: {grpcStatus: UNAVAILABLE}\n', 'spec.abort.grpcStatus: gRPC aborts are not supported yet'],
+      ['a bad delay', '  delay: {fixedDelay: 5}\n', 'spec.delay.fixedDelay: must be a duration'],
+    ];
+    for (const [what, spec, message] of BAD_FAULTS) {
+      it(`refuses ${what}`, () => {
+        const r = parsePolicies(FAULT + spec, 'f.yaml');
+        assert.equal(r.problems.length, 1, r.problems.join('\n'));
+        assert.ok(r.problems[0]!.includes(message), r.problems[0]);
+      });
+    }
+    it('a rule names it through an ExtensionRef filter (namespace of the route); other filters are refused', () => {
+      const rule = (filter: string): string => `${HEAD}  parentRefs: [{kind: Service, name: web}]\n  rules:\n  - backendRefs: [{name: a, port: 80}]\n    filters: [${filter}]\n`;
+      assert.equal(compile(rule('{type: ExtensionRef, extensionRef: {group: palisade.dev, kind: FaultInjection, name: chaos}}')).rules[0]!.fault, 'shop/chaos');
+      const r = parsePolicies(rule('{type: ExtensionRef, extensionRef: {group: example.com, kind: Thing, name: x}}'), 'p.yaml');
+      assert.ok(r.problems[0]!.includes('spec.rules[0].filters[0].extensionRef: must name a FaultInjection of group palisade.dev'), r.problems[0]);
+    });
+  });
 
   it('warns that hostnames are ignored on a Service parent', () => {
     const r = parsePolicies(`${HEAD}  parentRefs: [{kind: Service, name: web}]\n  hostnames: [web.example]\n  rules:\n  - backendRefs: [{name: a, port: 80}]\n`, 'p.yaml');
