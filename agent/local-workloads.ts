@@ -8,10 +8,13 @@ import type { Workload } from './workloads';
 export class LocalWorkloads implements WorkloadIndex {
   private readonly cookies = new Map<bigint, Workload>();
   private readonly ips = new Map<string, Workload>();
+  /** Counts every change (set, put, delete): what was derived from the workloads is stale when it moves. */
+  version = 0;
 
   set(entries: Array<{ workload: Workload; netnsCookie: bigint }>): void {
     this.cookies.clear();
     this.ips.clear();
+    this.version++;
     for (const { workload, netnsCookie } of entries) this.put(netnsCookie, workload);
   }
 
@@ -19,6 +22,7 @@ export class LocalWorkloads implements WorkloadIndex {
   put(netnsCookie: bigint, workload: Workload): void {
     const old = this.cookies.get(netnsCookie);
     if (old && old.ip !== workload.ip && this.ips.get(old.ip) === old) this.ips.delete(old.ip);
+    this.version++;
     this.cookies.set(netnsCookie, workload);
     this.ips.set(workload.ip, workload);
   }
@@ -28,6 +32,7 @@ export class LocalWorkloads implements WorkloadIndex {
     const old = this.cookies.get(netnsCookie);
     if (!old) return false;
     this.cookies.delete(netnsCookie);
+    this.version++;
     if (this.ips.get(old.ip) === old) this.ips.delete(old.ip);
     return true;
   }

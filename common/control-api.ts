@@ -1,24 +1,8 @@
 /**
  * The collector's control API (policies, egress rules, the audit log, status) as both ends see
  * it: paths, request bodies and answers. The collector serves it (collector/api/), the CLI calls
- * it (common/api-client.ts). Reads are GET; writes are POST with a JSON body and need the admin
- * token (a node certificate may read, never write: 403). Every failure answers
- * `{"error":{code,message}}` (ErrorResponse in common/flows-api.ts) with one line a CLI prints as is.
- *
- *   GET  /v1/status                            StatusResponse
- *   GET  /v1/policies                          PolicyListResponse
- *   GET  /v1/policies/get?name=REF             PolicyGetResponse       REF: [Kind/]namespace/name or name
- *   GET  /v1/policies/history[?name=REF]       PolicyHistoryResponse
- *   POST /v1/policies/apply                    PolicyApplyRequest  -> PolicyChangeResponse
- *   POST /v1/policies/delete                   PolicyDeleteRequest -> PolicyChangeResponse
- *   POST /v1/policies/test                     PolicyTestRequest   -> PolicyTestResponse
- *   GET  /v1/egress[?workload=W]               EgressListResponse
- *   POST /v1/egress/rules                      EgressRuleRequest   -> PolicyChangeResponse (+ id)
- *   POST /v1/egress/remove                     EgressRemoveRequest -> PolicyChangeResponse
- *   GET  /v1/egress/learn?workload=W[&since=MS][&groupSuffixes=true][&includeDenied=true]
- *                                              EgressLearnResponse
- *   GET  /v1/audit[?since=MS][&limit=N][&kind=K]   AuditListResponse
- *   GET  /v1/audit/verify                      AuditVerifyResponse
+ * it (common/api-client.ts). The routes with their requests and answers, who may call them and
+ * how failures look: docs/architecture.md "The control API".
  */
 
 export const CONTROL_API = {
@@ -211,8 +195,8 @@ export interface PolicyTestResponse {
   undetermined: Record<string, number>;
 }
 
-export type AuditKind = 'policy-change' | 'denied-flows';
-export const AUDIT_KINDS: readonly AuditKind[] = ['policy-change', 'denied-flows'];
+export type AuditKind = 'policy-change' | 'denied-flows' | 'trust-refusal';
+export const AUDIT_KINDS: readonly AuditKind[] = ['policy-change', 'denied-flows', 'trust-refusal'];
 /** `audit list`: records answered when no limit is given, and at most. */
 export const DEFAULT_AUDIT_LIMIT = 100;
 export const MAX_AUDIT_LIMIT = 10_000;
@@ -221,10 +205,12 @@ export interface AuditRecord {
   seq: number;
   time: string;
   kind: AuditKind;
-  /** admin, policy-dir, collector */
+  /** admin, policy-dir, collector; trust-refusal: node:<name> or remote:<address> */
   actor: string;
   /** policy-change: {version, action, changes:[{op,kind,namespace,name}]};
-   *  denied-flows: {window:{start,end}, groups:[{source, destination, reason, policy, count}], total, dropped} */
+   *  denied-flows: {window:{start,end}, groups:[{source, destination, reason, policy, count}], total, dropped};
+   *  trust-refusal: {event, reason, node?, remote?, detail?}, or the window's
+   *  {event:"summary", window, recorded, counted, groups:[{event, reason, count}], dropped} */
   data: Record<string, unknown>;
   /** hex HMAC-SHA256 of the previous record (64 zeros for the first) */
   prev: string;

@@ -1,13 +1,14 @@
 /**
- * A flow record: one connection or one HTTP request the mesh carried or refused (DESIGN.md
- * "Flows"). Built by the agent's proxy, logged as an access log line, and (later) streamed to
- * the collector. Every authorization decision is explained by `reason` and `policy`.
+ * A flow record: one connection or one HTTP request the mesh carried or refused. Built by the
+ * agent's proxy; written to the access log, counted in the metrics and streamed to the collector
+ * (docs/architecture.md "Flows"). Every authorization decision is explained by `reason` and
+ * `policy`.
  */
 import { isRecord } from './record';
 
 export type FlowDirection = 'outbound' | 'inbound' | 'egress';
 export type FlowVerdict = 'allowed' | 'denied' | 'audit' | 'error';
-export type FlowProtocol = 'tcp' | 'tls' | 'http';
+export type FlowProtocol = 'tcp' | 'tls' | 'http' | 'dns';
 
 export interface FlowEndpoint {
   ip: string;
@@ -15,7 +16,7 @@ export interface FlowEndpoint {
   workload?: string;
   namespace?: string;
   identity?: string;
-  /** the name the client asked for (TLS SNI or HTTP Host), when known */
+  /** the name the client asked for (TLS SNI, HTTP Host, DNS question), when known */
   host?: string;
 }
 
@@ -27,6 +28,8 @@ export interface FlowRecord {
   destination: FlowEndpoint;
   protocol: FlowProtocol;
   http?: { method: string; path: string; status: number };
+  /** a DNS query (`protocol: dns`; its name is destination.host): type, rcode, answer data */
+  dns?: FlowDns;
   verdict: FlowVerdict;
   /** why: allowed-by-policy, no-policy, denied-by-policy, host-not-allowed, bad-request, upstream-failed, … */
   reason: string;
@@ -40,6 +43,12 @@ export interface FlowRecord {
   bytesSent: number;
   bytesReceived: number;
   durationMs: number;
+  /**
+   * How many refused connections this record stands for, when more than one: the agent records
+   * the first refusal of a kind in an interval on its own and the rest as one summary with this
+   * count (agent/proxy/refusals.ts). In a summary that folds several endpoints, their `ip` is `*`.
+   */
+  count?: number;
   /** a request the source node routed (HTTPRoute): which route and rule, which backend Service, how many attempts */
   traffic?: FlowTraffic;
 }
@@ -54,6 +63,15 @@ export interface FlowTraffic {
   /** attempts sent (1: no retry) */
   attempts: number;
 }
+
+/** `A`, `NXDOMAIN`, addresses and CNAME targets (these with a trailing dot), at most MAX_DNS_ANSWERS. */
+export interface FlowDns {
+  type: string;
+  rcode: string;
+  answers: string[];
+}
+
+export const MAX_DNS_ANSWERS = 16;
 
 /** What a flow record is built from; `time` is taken when it is built (the flow's end). */
 export type FlowFields = Omit<FlowRecord, 'time'>;
@@ -72,6 +90,7 @@ export function flowRecord(f: FlowFields): FlowRecord {
     destination: f.destination,
     protocol: f.protocol,
     http: f.http,
+    dns: f.dns,
     verdict: f.verdict,
     reason: f.reason,
     policy: f.policy,
@@ -81,6 +100,7 @@ export function flowRecord(f: FlowFields): FlowRecord {
     bytesSent: f.bytesSent,
     bytesReceived: f.bytesReceived,
     durationMs: Math.round(f.durationMs),
+    count: f.count,
     traffic: f.traffic,
   };
 }
@@ -113,10 +133,10 @@ export interface FlowSink {
 }
 
 /** The fields a record may have: made once, since the check runs for every record an agent sends. */
-const FIELDS: ReadonlySet<string> = new Set(['time', 'node', 'direction', 'source', 'destination', 'protocol', 'http', 'verdict', 'reason', 'policy', 'rule', 'audit', 'mtls', 'bytesSent', 'bytesReceived', 'durationMs', 'traffic']);
+const FIELDS: ReadonlySet<string> = new Set(['time', 'node', 'direction', 'source', 'destination', 'protocol', 'http', 'dns', 'verdict', 'reason', 'policy', 'rule', 'audit', 'mtls', 'bytesSent', 'bytesReceived', 'durationMs', 'count', 'traffic']);
 const DIRECTIONS = new Set(['outbound', 'inbound', 'egress']);
 const VERDICTS = new Set(['allowed', 'denied', 'audit', 'error']);
-const PROTOCOLS = new Set(['tcp', 'tls', 'http']);
+const PROTOCOLS = new Set(['tcp', 'tls', 'http', 'dns']);
 const MAX_TEXT = 2048;
 
 const isText = (v: unknown, max = MAX_TEXT): v is string => typeof v === 'string' && v.length <= max;
@@ -162,7 +182,7 @@ export function flowProblem(v: unknown): string | undefined {
   if (!isText(v.time, 40) || Number.isNaN(Date.parse(v.time))) return 'time must be an ISO 8601 time';
   if (!isText(v.node, 63)) return 'node must be a string';
   if (!DIRECTIONS.has(v.direction as string)) return 'direction must be outbound, inbound or egress';
-  if (!PROTOCOLS.has(v.protocol as string)) return 'protocol must be tcp, tls or http';
+  if (!PROTOCOLS.has(v.protocol as string)) return 'protocol must be tcp, tls, http or dns';
   if (!VERDICTS.has(v.verdict as string)) return 'verdict must be allowed, denied, audit or error';
   if (!isText(v.reason, 128)) return 'reason must be a string';
   if (v.policy !== undefined && !isText(v.policy, 4096)) return 'policy must be a string';
@@ -171,6 +191,7 @@ export function flowProblem(v: unknown): string | undefined {
   if (!isCount(v.bytesSent)) return 'bytesSent must be a non-negative integer';
   if (!isCount(v.bytesReceived)) return 'bytesReceived must be a non-negative integer';
   if (!isCount(v.durationMs)) return 'durationMs must be a non-negative integer';
+  if (v.count !== undefined && !(isCount(v.count) && v.count >= 1)) return 'count must be a positive integer';
   const src = endpointProblem(v.source, 'source');
   if (src) return src;
   const dst = endpointProblem(v.destination, 'destination');
@@ -180,6 +201,11 @@ export function flowProblem(v: unknown): string | undefined {
     if (!isRecord(h) || !isText(h.method, 32) || !isText(h.path, 8192) || !(isCount(h.status) && h.status <= 999) || ownKeys(h) !== 3) {
       return 'http must be {method, path, status}';
     }
+  }
+  if (v.dns !== undefined) {
+    const d = v.dns;
+    const answersOk = isRecord(d) && Array.isArray(d.answers) && d.answers.length <= MAX_DNS_ANSWERS && d.answers.every((a) => isText(a, 1024));
+    if (!isRecord(d) || !isText(d.type, 16) || !isText(d.rcode, 16) || !answersOk || ownKeys(d) !== 3) return 'dns must be {type, rcode, answers}';
   }
   if (v.audit !== undefined) {
     const a = v.audit;

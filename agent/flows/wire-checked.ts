@@ -42,9 +42,11 @@ function wireRecord(f: FlowRecord): FlowRecord {
     durationMs: whole(f.durationMs),
   };
   if (f.http !== undefined) w.http = { method: f.http.method, path: f.http.path, status: f.http.status };
+  if (f.dns !== undefined) w.dns = { type: f.dns.type, rcode: f.dns.rcode, answers: [...f.dns.answers] };
   if (f.policy !== undefined) w.policy = f.policy;
   if (f.rule !== undefined) w.rule = f.rule;
   if (f.audit !== undefined) w.audit = { policy: f.audit.policy, rule: f.audit.rule };
+  if (f.count !== undefined) w.count = f.count;
   if (f.traffic !== undefined) w.traffic = { route: f.traffic.route, rule: f.traffic.rule, backend: f.traffic.backend, attempts: f.traffic.attempts };
   return w;
 }

@@ -8,7 +8,7 @@
  * goes to wire-checked.ts, which decides and names the problem. test/unit/agent/flows/wire.test.ts holds the two to identical output over a large
  * generated set.
  */
-import { FLOW_ENUMS, type FlowEndpoint, type FlowRecord } from '../../common/flow';
+import { FLOW_ENUMS, MAX_DNS_ANSWERS, type FlowDns, type FlowEndpoint, type FlowRecord } from '../../common/flow';
 import { encodeFlowChecked, type EncodedFlow } from './wire-checked';
 
 export type { EncodedFlow } from './wire-checked';
@@ -101,7 +101,7 @@ function endpoint(e: FlowEndpoint): string | undefined {
 
 /**
  * The JSON wire-checked.ts would write, when every field passes the collector's check as written
- * here (fields in its order: the fixed ones, then http, policy, rule, audit, traffic); undefined otherwise.
+ * here (fields in its order: the fixed ones, then http, dns, policy, rule, audit, count, traffic); undefined otherwise.
  */
 export function writeFlowJson(f: FlowRecord): string | undefined {
   if (typeof f !== 'object' || f === null) return undefined;
@@ -146,6 +146,11 @@ export function writeFlowJson(f: FlowRecord): string | undefined {
     if (method === undefined || path === undefined || !isCount(status) || status > 999) return undefined;
     out += ',"http":{"method":' + method + ',"path":' + path + ',"status":' + status + '}';
   }
+  if (f.dns !== undefined) {
+    const dns = dnsJson(f.dns);
+    if (dns === undefined) return undefined;
+    out += ',"dns":' + dns;
+  }
   if (f.policy !== undefined) {
     const policy = str(f.policy, 4096);
     if (policy === undefined) return undefined;
@@ -162,6 +167,10 @@ export function writeFlowJson(f: FlowRecord): string | undefined {
     if (policy === undefined || !isCount(audit.rule)) return undefined;
     out += ',"audit":{"policy":' + policy + ',"rule":' + audit.rule + '}';
   }
+  if (f.count !== undefined) {
+    if (!isCount(f.count) || f.count < 1) return undefined;
+    out += ',"count":' + f.count;
+  }
   const traffic = f.traffic;
   if (traffic !== undefined) {
     if (typeof traffic !== 'object' || traffic === null) return undefined;
@@ -171,4 +180,20 @@ export function writeFlowJson(f: FlowRecord): string | undefined {
     out += ',"traffic":{"route":' + route + ',"rule":' + traffic.rule + ',"backend":' + backend + ',"attempts":' + traffic.attempts + '}';
   }
   return out + '}';
+}
+
+/** A DNS query's `{type, rcode, answers}` as the collector's JSON; undefined when it would refuse it. */
+function dnsJson(d: FlowDns): string | undefined {
+  if (typeof d !== 'object' || d === null) return undefined;
+  const type = str(d.type, 16);
+  const rcode = str(d.rcode, 16);
+  const answers = d.answers;
+  if (type === undefined || rcode === undefined || !Array.isArray(answers) || answers.length > MAX_DNS_ANSWERS) return undefined;
+  let out = '{"type":' + type + ',"rcode":' + rcode + ',"answers":[';
+  for (let i = 0; i < answers.length; i++) {
+    const a = typeof answers[i] === 'string' && (answers[i] as string).length <= 1024 ? JSON.stringify(answers[i]) : undefined;
+    if (a === undefined) return undefined;
+    out += (i === 0 ? '' : ',') + a;
+  }
+  return out + ']}';
 }

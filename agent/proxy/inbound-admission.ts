@@ -39,10 +39,17 @@ export interface StreamRegistries {
 
 export type StreamAdmission =
   | { ok: true; destination: { ip: string; port: number; workload: Workload }; source: MeshWorkload; peerIdentity: string }
-  | { ok: false; status: number; reason: StreamRefusal; fields: Record<string, unknown> };
+  | {
+      ok: false;
+      status: number;
+      reason: StreamRefusal;
+      fields: Record<string, unknown>;
+      /** what the stream named, as far as it got: the destination asked for, the mesh workload it claimed to come from */
+      named?: { destination: { ip: string; port: number }; source?: MeshWorkload };
+    };
 
-function refuse(status: number, reason: StreamRefusal, fields: Record<string, unknown>): StreamAdmission {
-  return { ok: false, status, reason, fields };
+function refuse(status: number, reason: StreamRefusal, fields: Record<string, unknown>, named?: { destination: { ip: string; port: number }; source?: MeshWorkload }): StreamAdmission {
+  return named ? { ok: false, status, reason, fields, named } : { ok: false, status, reason, fields };
 }
 
 export function streamAdmission(r: StreamRequest, reg: StreamRegistries): StreamAdmission {
@@ -56,11 +63,11 @@ export function streamAdmission(r: StreamRequest, reg: StreamRegistries): Stream
   const dst = parseAuthority(r.authority);
   if (!dst) return refuse(400, 'bad-authority', { peerAddress, authority: r.authority });
   const workload = reg.local.byIp(dst.ip);
-  if (!workload) return refuse(404, 'not-a-local-workload', { peerAddress, peerIdentity, destination: dst });
+  if (!workload) return refuse(404, 'not-a-local-workload', { peerAddress, peerIdentity }, { destination: dst });
   const srcIp = parseForwarded(r.forwarded);
   const src = srcIp ? reg.mesh.byIp(srcIp) : undefined;
-  if (!src) return refuse(403, 'unknown-source', { peerAddress, peerIdentity, claimed: r.forwarded });
-  if (src.identity !== peerIdentity) return refuse(403, 'identity-mismatch', { peerAddress, peerIdentity, expected: src.identity, source: srcIp });
-  if (src.nodeAddress !== stripMapped(peerAddress ?? '')) return refuse(403, 'wrong-source-node', { peerAddress, expected: src.nodeAddress, source: srcIp });
+  if (!src) return refuse(403, 'unknown-source', { peerAddress, peerIdentity, claimed: r.forwarded }, { destination: dst });
+  if (src.identity !== peerIdentity) return refuse(403, 'identity-mismatch', { peerAddress, peerIdentity, expected: src.identity }, { destination: dst, source: src });
+  if (src.nodeAddress !== stripMapped(peerAddress ?? '')) return refuse(403, 'wrong-source-node', { peerAddress, expected: src.nodeAddress }, { destination: dst, source: src });
   return { ok: true, destination: { ip: dst.ip, port: dst.port, workload }, source: src, peerIdentity };
 }

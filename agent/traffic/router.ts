@@ -179,7 +179,7 @@ export class TrafficRouter {
       : { ip: '0.0.0.0', port: service.port };
     destination.host = r.host || `${service.name}.${service.namespace}`;
     const traffic = d?.route !== undefined && d.rule !== undefined ? { route: d.route, rule: d.rule, backend: d.backend ?? '', attempts: dispatch?.attempts ?? 0 } : undefined;
-    const flow = proxyFlow(this.inputs.node, { direction: 'outbound', source, destination, protocol: 'http', mtls: true, http: httpLine(r) }, httpOutcome(r), httpCounts(r), traffic);
+    const flow = proxyFlow(this.inputs.node, { direction: 'outbound', source, destination, protocol: 'http', mtls: true, http: httpLine(r) }, httpOutcome(r), httpCounts(r), undefined, traffic);
     this.inputs.flows.record(flow);
     if (dispatch && dispatch.retried.length > 0) this.log.debug({ event: 'retried', route: d?.route, backend: d?.backend, retried: dispatch.retried }, 'request retried');
   }

@@ -1,29 +1,13 @@
 /**
- * `authorizeEgress(request, index)`: may a workload open this outbound connection?
- *
- * No EgressPolicy selects the workload: allowed. Otherwise, in this order:
- * 1. A `deny` entry of any selecting policy that matches denies: a `cidrs` entry containing the
- *    destination (cloud metadata addresses included), or a `hosts` entry matching the name (SNI
- *    or HTTP Host) wherever it resolves; either only on its ports.
- * 2. If every selecting policy is deny-only (see CompiledEgressPolicy.allowlist): allowed
- *    (`not-denied`), cloud metadata addresses included. Otherwise default deny:
- * 3. Cloud metadata addresses (169.254.169.254 ...) are denied unless an allow `cidrs` entry names
- *    exactly that address (a /32, /128 or bare address); wide blocks and host rules never allow them.
- * 4. An allow `cidrs` rule containing the destination (and allowing the port) allows.
- * 5. An allow `hosts` rule matching the name and port allows only if the destination address is
- *    one the name resolves to: otherwise a client could send an allowed SNI to any address
- *    (`host-address-mismatch`).
- * Without a name only `cidrs` entries can match; `needsHost` then says the name could change the
- * verdict: a host rule could allow it, or a deny host entry could deny it.
- *
- * A destination address that does not parse is denied (`no-rule-matched`).
- *
- * `rule` indexes `spec.deny` for the `denied-by-*` reasons and `spec.allow` for the others.
+ * `authorizeEgress(request, index)`: may a workload open this outbound connection? A pure function
+ * over the EgressPolicies selecting the source workload: deny entries, then deny-only policies,
+ * cloud metadata addresses, allow CIDRs, allow hosts (only to an address the name resolves to).
+ * The order, every reason and `needsHost`: docs/architecture.md "Egress decisions".
  * Allocation-free apart from the verdict (and a lowercased copy of a host not already lowercase).
  */
 import { cidrContains, IpAddr, isMetadataAddress, isSingleAddress, parseIpInto, sameAddress } from './ip';
 import type { PolicyIndex } from './policy-index';
-import type { EgressReason, EgressRequest, EgressVerdict } from './requests';
+import type { DnsNameRequest, DnsNameVerdict, EgressReason, EgressRequest, EgressVerdict } from './requests';
 import type { CompiledEgressPolicy, CompiledEgressRule } from './types';
 
 const dst = new IpAddr();
@@ -137,4 +121,34 @@ export function authorizeEgress(req: EgressRequest, index: PolicyIndex): EgressV
   }
   if (mismatch !== undefined) return verdict(false, 'host-address-mismatch', mismatch.id, mismatchRule, false);
   return { allowed: false, reason: 'host-not-allowed' };
+}
+
+/**
+ * `authorizeDnsName(request, index)`: may the DNS proxy answer this name for this workload?
+ * Only when a selecting EgressPolicy has `dns: Enforce` can the answer be no, and then, against
+ * every selecting policy, as authorizeEgress would decide for the name on some port:
+ * 1. a `deny` hosts entry without `ports` that matches denies (`denied-by-host`);
+ * 2. a workload that is an allowlist needs an allow `hosts` rule that matches, on any port
+ *    (`host-not-allowed`, naming the first enforcing policy, otherwise).
+ * Anything else resolves: a name may be needed for a `cidrs` rule, so only Enforce refuses it.
+ * The caller answers a refusal with NXDOMAIN (agent/dns/answerer.ts says why not REFUSED).
+ */
+export function authorizeDnsName(req: DnsNameRequest, index: PolicyIndex): DnsNameVerdict {
+  const policies = index.egressFor(req.source);
+  let enforcing: CompiledEgressPolicy | undefined;
+  for (const p of policies) if (p.dns === 'Enforce') enforcing ??= p;
+  if (enforcing === undefined) return { allowed: true };
+  const host = normalizeHost(req.name);
+  if (host === undefined) return { allowed: true };
+  let allowlist = false;
+  for (const p of policies) {
+    allowlist ||= p.allowlist;
+    for (let i = 0; i < p.deny.length; i++) {
+      const rule = p.deny[i]!;
+      if (rule.ports === undefined && hostMatch(rule, host)) return { allowed: false, reason: 'denied-by-host', policy: p.id, rule: i };
+    }
+  }
+  if (!allowlist) return { allowed: true };
+  for (const p of policies) for (const rule of p.rules) if (hostMatch(rule, host)) return { allowed: true };
+  return { allowed: false, reason: 'host-not-allowed', policy: enforcing.id };
 }

@@ -123,8 +123,8 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
   const children: ChildProcess[] = [];
 
   const flows = (): FlowLine[] => agent1.logs.lines.filter((l): l is FlowLine => (l as FlowLine)?.event === 'flow' && (l as FlowLine).source?.ip === client.ip);
-  const apply = (yaml: string): void => {
-    const r = collector.running.policies.apply([{ source: 'route.yaml', text: yaml }], false, 'test');
+  const apply = async (yaml: string): Promise<void> => {
+    const r = await collector.running.policies.apply([{ source: 'route.yaml', text: yaml }], false, 'test');
     assert.equal(r.applied, true, JSON.stringify(r));
   };
   /** Requests on one keep-alive connection from the client pod. */
@@ -201,12 +201,12 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
     await Promise.all([agent1.ready, agent2.ready]);
     const ready = (name: string): number => collector.running.snapshot().services?.find((s) => s.name === name)?.endpoints.filter((e) => e.ready).length ?? 0;
     await waitFor(() => ready('web') === 2 && ready('flaky') === 2 && ready('slow') === 1 && ready('broken') === 2 && ready('gone') === 2 && ready('resetter') === 1, 20_000, { what: 'the services and their endpoints in the registry' });
-    apply(webRoute(90, 10));
-    apply(FLAKY_ROUTE);
-    apply(SLOW_ROUTE);
-    apply(BROKEN_ROUTE);
-    apply(GONE_ROUTE);
-    apply(RESETTER_ROUTE);
+    await apply(webRoute(90, 10));
+    await apply(FLAKY_ROUTE);
+    await apply(SLOW_ROUTE);
+    await apply(BROKEN_ROUTE);
+    await apply(GONE_ROUTE);
+    await apply(RESETTER_ROUTE);
     // the route and the registry reach agent 1: a routed request names the route in its flow
     try {
       await waitFor(async () => (await run(VIPS.web, 1)).ok && flows().some((f) => f.traffic?.route === 'default/web'), 20_000, { what: 'routed requests' });
@@ -255,7 +255,7 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
     await lines.waitFor((l) => typeof l?.t === 'number', 10_000);
     await new Promise((r) => setTimeout(r, 1000));
     const appliedAt = Date.now();
-    apply(webRoute(0, 100));
+    await apply(webRoute(0, 100));
     await new Promise((r) => setTimeout(r, 2500));
     child.kill('SIGTERM');
     const summary = await lines.waitFor<ClientSummary>((l) => l?.ok !== undefined, 10_000);
@@ -269,7 +269,7 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
     assert.ok(before.some((l) => l.body === 'web-v1'), 'v1 served before the change');
     assert.ok(after.length > 20, `requests kept flowing (${after.length})`);
     assert.ok(after.every((l) => l.body === 'web-v2' && l.status === 200), 'only v2 a second after the change');
-    apply(webRoute(90, 10));
+    await apply(webRoute(90, 10));
   });
 
   // 200 requests in a few seconds: up to half of them meet flaky-a's 503 first (it is on the client's
@@ -325,7 +325,7 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
   });
 
   it('fault injection: delay and abort percentages hold within ±3 % over 2,000 requests', async function () {
-    apply(CHAOS);
+    await apply(CHAOS);
     await waitFor(async () => (await run(VIPS.v1, 1)).ok && flows().some((f) => f.traffic?.route === 'default/web-v1'), 10_000, { what: 'the fault route' });
     const s0 = served('web-v1');
     const r = await run(VIPS.v1, 2000);
@@ -366,11 +366,11 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
     assert.equal(f?.verdict, 'denied');
   });
 
-  it('a route naming an unknown backend, or with weights summing to 0, is refused whole with one line, nothing applied', function () {
+  it('a route naming an unknown backend, or with weights summing to 0, is refused whole with one line, nothing applied', async function () {
     const version = collector.running.policies.frame();
     const bad = webRoute(90, 10).replace('name: web-v2, port: 80, weight', 'name: web-v3, port: 80, weight');
-    assert.throws(() => apply(bad), (e: Error) => /spec\.rules\[1\]\.backendRefs\[1\]: unknown Service default\/web-v3/.test(e.message));
-    assert.throws(() => apply(webRoute(0, 0)), (e: Error) => /backendRefs: weights sum to 0/.test(e.message));
+    await assert.rejects(apply(bad), (e: Error) => /spec\.rules\[1\]\.backendRefs\[1\]: unknown Service default\/web-v3/.test(e.message));
+    await assert.rejects(apply(webRoute(0, 0)), (e: Error) => /backendRefs: weights sum to 0/.test(e.message));
     assert.equal(collector.running.policies.frame(), version, 'the version in force did not change');
   });
 });

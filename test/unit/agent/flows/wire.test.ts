@@ -17,7 +17,8 @@ const ODD: unknown[] = [
   { policy: 'ns/p', rule: 0 }, { policy: 'ns/p', rule: -1 }, { policy: 'ns/p', rule: 0, x: 1 },
 ];
 
-const FIELDS = ['time', 'node', 'direction', 'source', 'destination', 'protocol', 'http', 'verdict', 'reason', 'policy', 'rule', 'audit', 'mtls', 'bytesSent', 'bytesReceived', 'durationMs', 'traffic', 'extra'];
+const FIELDS = ['time', 'node', 'direction', 'source', 'destination', 'protocol', 'http', 'dns', 'verdict', 'reason', 'policy', 'rule', 'audit', 'mtls', 'bytesSent', 'bytesReceived', 'durationMs', 'count', 'traffic', 'extra'];
+const ODD_ANSWERS: unknown[] = [[], ['192.0.2.7'], ['edge.example.net.', '192.0.2.7'], Array.from({ length: 16 }, (_, i) => `10.0.0.${i}`), Array.from({ length: 17 }, (_, i) => `10.0.0.${i}`), [1], ['a'.repeat(1025)], 'x', null];
 const ENDPOINT_FIELDS = ['ip', 'port', 'workload', 'namespace', 'identity', 'host', 'podId'];
 
 /** A record like the proxy's, then 0–3 fields (or endpoint, http or audit fields) set to odd values. */
@@ -25,11 +26,17 @@ function generated(rng: Rng): FlowRecord {
   const base = rng.chance(0.6) ? httpFlow(rng.int(100_000)) : tcpFlow(rng.int(100_000));
   const f = { ...base, time: new Date(rng.int(2 ** 31) * 1000 + rng.int(1000)).toISOString(), durationMs: rng.int(100_000) / (rng.chance(0.5) ? 1 : 7) } as Record<string, unknown>;
   if (rng.chance(0.2)) f.audit = { policy: 'default/audit-all', rule: rng.int(4) };
+  if (rng.chance(0.15)) {
+    f.protocol = 'dns';
+    f.http = undefined;
+    f.dns = { type: rng.pick(['A', 'AAAA', 'TXT']), rcode: rng.pick(['NOERROR', 'NXDOMAIN']), answers: rng.pick(ODD_ANSWERS.slice(0, 4)) };
+  }
+  if (rng.chance(0.1)) f.count = rng.int(3) * 1000 + (rng.chance(0.1) ? 0.5 : 0);
   if (rng.chance(0.2)) f.traffic = { route: 'default/web', rule: rng.int(4), backend: 'default/web-v2', attempts: 1 + rng.int(3) };
   if (rng.chance(0.2)) (f.destination as Record<string, unknown>) = { ...(f.destination as object), host: rng.text('ab.-:_Z09"\\\u0001é', rng.int(12)) };
   const changes = rng.int(4);
   for (let i = 0; i < changes; i++) {
-    const where = rng.int(5);
+    const where = rng.int(6);
     const odd = rng.pick(ODD);
     if (where === 0) f[rng.pick(FIELDS)] = odd;
     else if (where === 1) {
@@ -37,7 +44,8 @@ function generated(rng: Rng): FlowRecord {
       if (typeof f[side] === 'object' && f[side] !== null) f[side] = { ...(f[side] as object), [rng.pick(ENDPOINT_FIELDS)]: odd };
     } else if (where === 2) f.http = { ...(typeof f.http === 'object' ? (f.http as object) : {}), [rng.pick(['method', 'path', 'status'])]: odd };
     else if (where === 3) f.audit = { policy: 'p', rule: 0, [rng.pick(['policy', 'rule'])]: odd };
-    else f.traffic = { route: 'r', rule: 0, backend: 'b', attempts: 1, [rng.pick(['route', 'rule', 'backend', 'attempts', 'x'])]: odd };
+    else if (where === 5) f.traffic = { route: 'r', rule: 0, backend: 'b', attempts: 1, [rng.pick(['route', 'rule', 'backend', 'attempts', 'x'])]: odd };
+    else f.dns = { type: 'A', rcode: 'NOERROR', answers: [], [rng.pick(['type', 'rcode', 'answers', 'answers', 'x'])]: rng.chance(0.5) ? rng.pick(ODD_ANSWERS) : odd };
   }
   return f as unknown as FlowRecord;
 }
@@ -50,6 +58,8 @@ describe('encodeFlow', function () {
       ['an egress TLS connection with a host', tcpFlow(1, { direction: 'egress', protocol: 'tls', destination: { ip: '93.184.216.34', port: 443, host: 'example.com' }, mtls: false })],
       ['a request refused before authz (empty method, path, host)', httpFlow(1, { http: { method: '', path: '', status: 400 }, verdict: 'denied', reason: 'bad-request' })],
       ['an audited request', httpFlow(1, { verdict: 'audit', audit: { policy: 'default/audit-all', rule: 2 } })],
+      ['a DNS query', tcpFlow(1, { protocol: 'dns', destination: { ip: '10.96.0.10', port: 53, host: 'api.example.com' }, dns: { type: 'A', rcode: 'NOERROR', answers: ['edge.example.net.', '192.0.2.7'] }, mtls: false })],
+      ['a DNS query refused by policy', tcpFlow(1, { protocol: 'dns', destination: { ip: '10.96.0.10', port: 53, host: 'evil.example' }, dns: { type: 'AAAA', rcode: 'NXDOMAIN', answers: [] }, verdict: 'denied', reason: 'host-not-allowed', policy: 'default/client-out' })],
       ['a routed request (HTTPRoute, backend, attempts)', httpFlow(1, { direction: 'outbound', traffic: { route: 'default/web', rule: 1, backend: 'default/web-v2', attempts: 2 } })],
     ];
     for (const [name, flow] of cases) {
@@ -59,6 +69,11 @@ describe('encodeFlow', function () {
         assert.equal(flowProblem(JSON.parse(e.json!)), undefined);
       });
     }
+
+    it('keeps a DNS query\'s type, rcode and answers', function () {
+      const dns = { type: 'A', rcode: 'NOERROR', answers: ['192.0.2.7'] };
+      assert.deepEqual((JSON.parse(encodeFlow(tcpFlow(1, { protocol: 'dns', dns })).json!) as FlowRecord).dns, dns);
+    });
 
     it('rounds a fractional HTTP duration to whole milliseconds', function () {
       assert.equal((JSON.parse(encodeFlow(httpFlow(1, { durationMs: 12.5004 })).json!) as FlowRecord).durationMs, 13);
@@ -79,6 +94,9 @@ describe('encodeFlow', function () {
       ['an unknown direction', tcpFlow(1, { direction: 'sideways' as never })],
       ['no source', { ...tcpFlow(1), source: undefined }],
       ['undefined', undefined],
+      ['DNS answers past 16', tcpFlow(1, { protocol: 'dns', dns: { type: 'A', rcode: 'NOERROR', answers: Array<string>(17).fill('10.0.0.1') } })],
+      ['a DNS record without its rcode', tcpFlow(1, { protocol: 'dns', dns: { type: 'A', answers: [] } as never })],
+      ['an unknown protocol', tcpFlow(1, { protocol: 'quic' as never })],
     ];
     for (const [name, flow] of cases) {
       it(`names the problem with ${name}`, function () {
