@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { invalidArgument } from '../../common/errors';
 import { isDnsLabel } from '../../common/identity';
-import { compilePolicyFiles, DEFAULT_ROOT_NAMESPACE, PolicyInvalidError, type CompiledPolicy } from '../../common/policy';
+import { allOf, compilePolicyFiles, DEFAULT_ROOT_NAMESPACE, PolicyInvalidError, type CompiledPolicy } from '../../common/policy';
 import type { CliDeps } from '../deps';
 import { collectValue, oneOfFlag } from '../options';
 import { readPolicyFile } from '../policy-file';
@@ -71,7 +71,7 @@ export function registerPolicyValidateCommand(policy: Command, deps: CliDeps): v
       let warnings: readonly string[] = [];
       try {
         const set = compilePolicyFiles(files, { rootNamespace: flags.rootNamespace });
-        policies = [...set.authorization, ...set.egress];
+        policies = allOf(set);
         warnings = set.warnings ?? [];
       } catch (err) {
         if (!(err instanceof PolicyInvalidError)) throw err;

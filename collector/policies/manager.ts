@@ -24,7 +24,7 @@ import type {
 import { invalidArgument, PalisadeError } from '../../common/errors';
 import type { Logger } from '../../common/log';
 import { encodeMessage, type PolicyStatusMessage, type RegistrySnapshot } from '../../common/mesh-protocol';
-import { compilePolicyFiles, type PolicySet } from '../../common/policy';
+import { allOf, compilePolicyFiles, type PolicySet } from '../../common/policy';
 import type { PolicyFile } from '../../common/policy-files';
 import type { FlowStore } from '../flows/store';
 import { AgentPolicyStatus } from './agent-status';
@@ -224,7 +224,7 @@ export class PolicyManager {
   private withFiles(files: PolicyFile[], what: 'apply' | 'egress' | 'test'): { next: DesiredPolicy[]; warnings: string[]; incoming: Set<string> } {
     if (!Array.isArray(files) || files.length === 0) throw invalidArgument('no policy files given');
     const set: PolicySet = compilePolicyFiles(files);
-    return this.withIncoming([...set.authorization, ...set.egress], files, [...(set.warnings ?? [])], what);
+    return this.withIncoming(allOf(set), files, [...(set.warnings ?? [])], what);
   }
 
   /** The set in force with every policy of `incoming` (read from `files`) created or replaced. */

@@ -97,6 +97,11 @@ export type EgressDnsMode = (typeof EGRESS_DNS_MODES)[number];
 /** HTTPRoutes and FaultInjections (common/routes) are stored, versioned and pushed like policies. */
 export type CompiledPolicy = CompiledAuthorizationPolicy | CompiledEgressPolicy | CompiledHttpRoute | CompiledFaultInjection;
 
+/** Every object of a set: policies, then routes and fault injections. */
+export function allOf(set: PolicySet): CompiledPolicy[] {
+  return [...set.authorization, ...set.egress, ...(set.routes ?? []), ...(set.faults ?? [])];
+}
+
 /**
  * A validated, all-or-nothing set of policies. Sets compiled separately can be merged by
  * concatenating the lists (each policy is self-contained).

@@ -110,6 +110,8 @@ export class Exchange implements ParsedRequest, UpstreamUser {
   private dispatch: Dispatch | undefined;
   private deadlines: Deadlines | undefined;
   private attemptStarted = 0;
+  /** when the current attempt's request went to a connected upstream (0: not yet) */
+  private attemptSent = 0;
   /** the current response is read and dropped; then the next attempt goes after this many ms */
   private retryWait: number | undefined;
   /** status of a refusal that is not a policy denial (404: no route) */
@@ -400,6 +402,7 @@ export class Exchange implements ParsedRequest, UpstreamUser {
     const pool = target === undefined || this.link.ctx.sharedPool === undefined ? this.link.pool() : this.link.ctx.sharedPool(target.pool);
     if (d !== undefined) {
       this.attemptStarted = performance.now();
+      this.attemptSent = 0;
       this.deadlines?.startAttempt(d.attemptTimeoutMs);
     }
     const idle = pool.take();
@@ -416,6 +419,7 @@ export class Exchange implements ParsedRequest, UpstreamUser {
 
   private send(up: UpstreamConnection, pool: ConnectionPool): void {
     this.upstream = up;
+    if (this.dispatch !== undefined) this.attemptSent = performance.now();
     up.attach(this, this.method === 'HEAD', this.kind === Kind.Upgrade, pool);
     const head = requestHead(this.method, this.target, this.forward);
     if (!this.hasBody || this.detached) {
@@ -485,7 +489,9 @@ export class Exchange implements ParsedRequest, UpstreamUser {
   private settleAttempt(status: number, error: string | undefined, connected: boolean, reused: boolean): number | undefined {
     this.deadlines?.endAttempt();
     const replayable = !this.hasBody || this.body.replayable;
-    return this.dispatch!.settle({ status, error, connected, reused, ms: performance.now() - this.attemptStarted }, replayable);
+    // Latency from the request's sending, as tower's PeakEwma times a call: a new connection's setup is not the endpoint's latency.
+    const since = this.attemptSent > 0 ? this.attemptSent : this.attemptStarted;
+    return this.dispatch!.settle({ status, error, connected, reused, ms: performance.now() - since }, replayable);
   }
 
   /** Another attempt after `wait` ms; `drop`: the current upstream connection is closed (else it was released). */

@@ -47,7 +47,7 @@ export interface AttemptOutcome {
   connected: boolean;
   /** that connection had carried earlier requests (a reset may be a stale keep-alive) */
   reused: boolean;
-  /** ms from sending the attempt to its outcome */
+  /** ms from sending the attempt's request on a connected upstream (else from the attempt's start) to its outcome */
   ms: number;
 }
 
