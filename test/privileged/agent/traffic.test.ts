@@ -289,6 +289,21 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
     assert.ok(retried.every((f) => f.http?.status === 200 && f.destination.workload === 'flaky-b'), 'retried on the other endpoint, never the same one');
   });
 
+  it('a POST answered 503 is retried with its whole body sent again (bodies up to 64 KiB are kept)', async function () {
+    const requests = (name: string): { status: number; bytes: number; path: string }[] =>
+      servers.get(name)!.lines.filter((l) => (l as { event?: string }).event === 'request') as { status: number; bytes: number; path: string }[];
+    const [a0, b0] = [requests('flaky-a').length, requests('flaky-b').length];
+    const r = await run(VIPS.flaky, 40, ['/upload', '--post=40000']);
+    const atA = requests('flaky-a').slice(a0);
+    const atB = requests('flaky-b').slice(b0);
+    const retried = flows().filter((f) => f.traffic?.route === 'default/flaky' && f.http?.path === '/upload').slice(-40).filter((f) => f.traffic!.attempts === 2);
+    console.log(`      POST 40 kB to flaky: client ${JSON.stringify(r.statuses)}; flaky-a got ${atA.length} (${atA.filter((x) => x.status === 503).length} answered 503), flaky-b ${atB.length}; ${retried.length} retried`);
+    assert.deepEqual(r.statuses, { 200: 40 });
+    assert.ok(retried.length > 0, 'some POSTs were retried');
+    assert.equal(retried.length, atA.filter((x) => x.status === 503).length, 'each 503 retried once');
+    assert.ok([...atA, ...atB].every((x) => x.bytes === 40000), 'every attempt, first or retried, carried the whole 40,000-byte body');
+  });
+
   it('when every endpoint fails, the retry budget caps the retries (20 % of requests + 10/s over 10 s)', async function () {
     const r = await run(VIPS.broken, 600);
     const routed = flows().filter((f) => f.traffic?.route === 'default/broken').slice(-600);
