@@ -2,7 +2,7 @@
 import type { Logger } from '../../../common/log';
 import type { HeaderRules } from './headers';
 import type { HttpLimits } from './limits';
-import type { HttpRecord, HttpSession } from './types';
+import type { HopTracer, HttpRecord, HttpSession } from './types';
 import type { ConnectionPool } from './upstream';
 
 export interface FrontContext {
@@ -15,6 +15,8 @@ export interface FrontContext {
   readonly pool?: ConnectionPool | undefined;
   /** the front's shared pool of that name (a routed request's upstream, chosen per attempt) */
   sharedPool?(name: string): ConnectionPool;
+  /** traces requests when set */
+  readonly tracer?: HopTracer | undefined;
   /** onRecord, shielded: a throwing callback is logged, never breaks a connection */
   record(r: HttpRecord): void;
 }

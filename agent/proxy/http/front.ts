@@ -29,7 +29,7 @@ const POOL_MAX_IDLE = 128;
 const POOL_IDLE_MS = 30_000;
 
 export class HttpFront {
-  private readonly shared: Omit<FrontContext, 'authorize' | 'connect' | 'record' | 'pool' | 'sharedPool'>;
+  private readonly shared: Omit<FrontContext, 'authorize' | 'connect' | 'record' | 'pool' | 'tracer' | 'sharedPool'>;
   /** the context of connections handed in without a session of their own */
   private readonly defaults: FrontContext | undefined;
   private readonly conns = new Set<Downstream>();
@@ -92,6 +92,7 @@ export class HttpFront {
       connect: session.connect,
       pool: session.pool === undefined ? undefined : this.poolFor(session.pool),
       sharedPool: (name: string) => this.poolFor(name),
+      tracer: session.tracer,
       record(r: HttpRecord): void {
         try {
           onRecord(r);
