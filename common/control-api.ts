@@ -4,7 +4,7 @@
  * it (common/api-client.ts). The routes with their requests and answers, who may call them and
  * how failures look: docs/architecture.md "The control API".
  */
-import type { SinkCounts } from './flows-api';
+import type { SinkCounts } from './sink-counts';
 
 export const CONTROL_API = {
   status: '/v1/status',
