@@ -4,17 +4,36 @@
  * with that change as a delta (only the entries that changed) so the server can push it to every
  * agent. A node that disconnects keeps its workloads (established traffic keeps working) and is
  * marked offline. `epoch` is random per registry: versions of another collector process mean nothing here.
+ *
+ * Services (Kubernetes', and those nodes declare) are resolved again after every change
+ * (./services.ts); when the resolved list differs from the last one pushed, the change's delta
+ * also carries the whole new list (`set-services`: services are few, and one workload or node
+ * change may change the endpoints of many).
  */
 import { randomBytes } from 'node:crypto';
 import { spiffeId } from '../common/identity';
 import { RegistryLog, type RegistryLogLimits } from './registry-log';
-import { encodeMessage, type RegistryChange, type RegistryDelta, type RegistryNode, type RegistryPosition, type RegistrySnapshot, type RegistryWorkload, type WorkloadRegistration } from '../common/mesh-protocol';
+import { resolveServices, type ResolvedServices } from './services';
+import {
+  encodeMessage,
+  type RegistryChange,
+  type RegistryDelta,
+  type RegistryNode,
+  type RegistryPosition,
+  type RegistryService,
+  type RegistrySnapshot,
+  type RegistryWorkload,
+  type ServiceRegistration,
+  type WorkloadRegistration,
+} from '../common/mesh-protocol';
 
 interface NodeState {
   nodeAddress: string;
   online: boolean;
   lastSeen: Date;
   workloads: RegistryWorkload[];
+  /** Services the node declares (its workloads file). */
+  services: ServiceRegistration[];
 }
 
 export interface RegisterResult {
@@ -25,6 +44,10 @@ export interface RegisterResult {
 
 export class WorkloadRegistry {
   private readonly nodes = new Map<string, NodeState>();
+  private kubeServices: RegistryService[] = [];
+  /** The services as resolved after the last change (and their refusals), and that list as pushed. */
+  private resolution: ResolvedServices = { services: [], refused: new Map() };
+  private servicesText = '[]';
   private versionCounter = 0;
   readonly epoch = randomBytes(8).toString('hex');
   private readonly log: RegistryLog;
@@ -68,7 +91,7 @@ export class WorkloadRegistry {
         for (const w of state.workloads) changes.push({ op: 'set-workload', workload: copyWorkload(w) });
       }
     } else {
-      this.nodes.set(node, { nodeAddress, online: true, lastSeen: this.now(), workloads: [] });
+      this.nodes.set(node, { nodeAddress, online: true, lastSeen: this.now(), workloads: [], services: [] });
     }
     changes.unshift({ op: 'set-node', node: this.nodeEntry(node, this.nodes.get(node)!) });
     this.changed(changes);
@@ -106,9 +129,15 @@ export class WorkloadRegistry {
    * Replace `node`'s workloads with `workloads`, except those refused: what `admit` refuses (the
    * node's binding: nodes/workload-admission.ts), an identity outside this trust domain, an IP
    * another node has registered or uses as its node address, an IP or name given twice. Refused
-   * ones are left out; the node's previous entry for a refused IP is not kept either.
+   * ones are left out; the node's previous entry for a refused IP is not kept either. `services`
+   * (a workloads file's declared services) replace the node's declared services.
    */
-  register(node: string, workloads: WorkloadRegistration[], admit: (w: WorkloadRegistration) => string | undefined = () => undefined): RegisterResult {
+  register(
+    node: string,
+    workloads: WorkloadRegistration[],
+    services: ServiceRegistration[] = [],
+    admit: (w: WorkloadRegistration) => string | undefined = () => undefined,
+  ): RegisterResult {
     const state = this.nodes.get(node);
     if (!state) throw new Error(`register before hello for node ${node}`);
     const owners = new Map<string, string>();
@@ -150,11 +179,21 @@ export class WorkloadRegistry {
     }
     accepted.sort(byIp);
     const changes = workloadChanges(state.workloads, accepted);
-    if (changes.length > 0) {
+    const declared = services.map((d) => ({ ...d, vips: [...d.vips], ports: d.ports.map((p) => ({ ...p })), selector: { ...d.selector } }));
+    if (changes.length > 0 || JSON.stringify(declared) !== JSON.stringify(state.services)) {
       state.workloads = accepted;
+      state.services = declared;
       this.changed(changes);
     }
+    refused.push(...(this.resolution.refused.get(node) ?? []));
     return { accepted: accepted.length, refused };
+  }
+
+  /** The Services the Kubernetes API has (with their endpoints), replacing the previous list. */
+  setKubernetesServices(services: RegistryService[]): void {
+    if (JSON.stringify(services) === JSON.stringify(this.kubeServices)) return;
+    this.kubeServices = services;
+    this.changed([]);
   }
 
   /** Is `identity` the identity of a workload `node` has registered right now? */
@@ -169,14 +208,34 @@ export class WorkloadRegistry {
       nodes.push(this.nodeEntry(node, s));
       workloads.push(...s.workloads.map(copyWorkload));
     }
-    return { version: this.versionCounter, epoch: this.epoch, workloads: workloads.sort(byIp), nodes };
+    return { version: this.versionCounter, epoch: this.epoch, workloads: workloads.sort(byIp), nodes, services: structuredClone(this.resolution.services) };
+  }
+
+  private resolve(): ResolvedServices {
+    const declared = new Map<string, readonly ServiceRegistration[]>();
+    for (const [node, s] of this.nodes) if (s.services.length > 0) declared.set(node, s.services);
+    // Declared services find their endpoints among every workload: gathered only when some node declares one.
+    const workloads = declared.size > 0 ? [...this.nodes.values()].flatMap((s) => s.workloads) : [];
+    return resolveServices(declared, this.kubeServices, workloads, (node) => this.nodes.get(node)?.online === true);
   }
 
   private nodeEntry(node: string, s: NodeState): RegistryNode {
     return { node, nodeAddress: s.nodeAddress, online: s.online, lastSeen: (s.online ? this.now() : s.lastSeen).toISOString() };
   }
 
+  /**
+   * The state changed by `changes`: resolve the services again (with `set-services` when they
+   * changed) and push one delta — none when nothing an agent holds changed (e.g. a Kubernetes
+   * Service that clashes, or a node declaring a service another already declared).
+   */
   private changed(changes: RegistryChange[]): void {
+    this.resolution = this.resolve();
+    const servicesText = JSON.stringify(this.resolution.services);
+    if (servicesText !== this.servicesText) {
+      this.servicesText = servicesText;
+      changes.push({ op: 'set-services', services: this.resolution.services });
+    }
+    if (changes.length === 0) return;
     const fromVersion = this.versionCounter;
     this.versionCounter += 1;
     const delta: RegistryDelta = { epoch: this.epoch, fromVersion, toVersion: this.versionCounter, changes };

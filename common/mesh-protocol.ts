@@ -67,6 +67,40 @@ export interface RegistryWorkload {
   labels: Record<string, string>;
 }
 
+/** A port of a service (TCP). `name` is '' for a service's one unnamed port. */
+export interface ServicePort {
+  name: string;
+  port: number;
+}
+
+/** One endpoint of a service: where each of the service's ports goes (`targetPorts[i]` for `ports[i]`). */
+export interface RegistryEndpoint {
+  ip: string;
+  /** Only ready endpoints get new connections. */
+  ready: boolean;
+  targetPorts: number[];
+}
+
+/** A service of the mesh: virtual IPs and ports, carried to its endpoints (Kubernetes Services + EndpointSlices, or declared by a node). */
+export interface RegistryService {
+  namespace: string;
+  name: string;
+  /** Virtual IPs (IPv4), the cluster IPs. */
+  vips: string[];
+  ports: ServicePort[];
+  endpoints: RegistryEndpoint[];
+}
+
+/** A service a node declares (its workloads file's `services:`): endpoints are the mesh's workloads its selector picks. */
+export interface ServiceRegistration {
+  namespace: string;
+  name: string;
+  vips: string[];
+  ports: Array<ServicePort & { targetPort: number }>;
+  /** Workloads of the namespace with all these labels are its endpoints. */
+  selector: Record<string, string>;
+}
+
 export interface RegistryNode {
   node: string;
   nodeAddress: string;
@@ -84,17 +118,22 @@ export interface RegistrySnapshot {
   epoch: string;
   workloads: RegistryWorkload[];
   nodes: RegistryNode[];
+  /** Optional on the wire: a collector before services sends none. */
+  services?: RegistryService[];
 }
 
 /**
  * One registry change. Entries are keyed (a workload by IP, a node by name): `set-*` adds or
  * replaces the entry, `remove-*` deletes it. A new kind of entry adds its own `set-`/`remove-` pair.
+ * Services are the exception: they are few, and one workload or node change can change the
+ * endpoints of many, so `set-services` carries the whole resolved list and replaces it.
  */
 export type RegistryChange =
   | { op: 'set-workload'; workload: RegistryWorkload }
   | { op: 'remove-workload'; ip: string }
   | { op: 'set-node'; node: RegistryNode }
-  | { op: 'remove-node'; node: string };
+  | { op: 'remove-node'; node: string }
+  | { op: 'set-services'; services: RegistryService[] };
 
 /** What turns the registry at `fromVersion` (same epoch) into the registry at `toVersion`. */
 export interface RegistryDelta {
@@ -114,7 +153,7 @@ export interface JoinMessage { type: 'join'; node: string; csr: string }
 export interface JoinedMessage { type: 'joined'; cert: string; ca: string }
 /** `since`: the registry the agent already holds (a reconnect); it is sent what it missed, or a snapshot. */
 export interface HelloMessage { type: 'hello'; node: string; nodeAddress: string; agentVersion: string; since?: RegistryPosition }
-export interface RegisterMessage { type: 'register'; workloads: WorkloadRegistration[] }
+export interface RegisterMessage { type: 'register'; workloads: WorkloadRegistration[]; services?: ServiceRegistration[] }
 export interface CsrMessage { type: 'csr'; id: string; identity: string; csr: string }
 export interface CertMessage { type: 'cert'; id: string; cert: string; ca: string }
 export interface ErrorMessage { type: 'error'; id?: string; code: WireErrorCode; message: string }
@@ -177,7 +216,7 @@ export const MAX_NODE_WORKLOADS = 1_000;
 /** Workloads and nodes a registry snapshot may hold (the whole mesh). */
 const MAX_REGISTRY_WORKLOADS = 100_000;
 const MAX_NODES = 10_000;
-/** Changes one delta may hold: one node's change touches at most its own workloads (all removed, all added) and itself. */
+/** Changes one delta may hold: one node's change touches at most its own workloads (all removed, all added), itself and the services (one change). */
 export const MAX_DELTA_CHANGES = 4 * MAX_NODE_WORKLOADS;
 const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const ID_RE = /^[A-Za-z0-9._-]{1,64}$/;
@@ -251,6 +290,33 @@ const REGISTRY_WORKLOAD: Schema = {
   labels: { check: labels },
 };
 
+export const MAX_SERVICE_PORTS = 100;
+export const MAX_SERVICE_VIPS = 2;
+export const MAX_SERVICE_ENDPOINTS = 5000;
+const MAX_SERVICES = 10_000;
+/** Services a registry snapshot or a `set-services` change may hold (the whole mesh's). */
+const MAX_REGISTRY_SERVICES = MAX_SERVICES * 10;
+const PORT_NAME_RE = /^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)?$/;
+const portNumber: Check = (v, at) => (Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535 ? undefined : `${at}: must be a port (1-65535)`);
+const portName = str((s) => PORT_NAME_RE.test(s), "must be '' or a port name (lowercase letters, digits and '-', at most 63)");
+const SERVICE_PORT: Schema = { name: { check: portName }, port: { check: portNumber } };
+const REGISTRY_SERVICE: Schema = {
+  namespace: { check: dnsLabel },
+  name: { check: dnsLabel },
+  vips: { check: arrayOf(ipv4, MAX_SERVICE_VIPS) },
+  ports: { check: arrayOf(object(SERVICE_PORT), MAX_SERVICE_PORTS) },
+  endpoints: {
+    check: arrayOf(object({ ip: { check: ipv4 }, ready: { check: bool }, targetPorts: { check: arrayOf(portNumber, MAX_SERVICE_PORTS) } }), MAX_SERVICE_ENDPOINTS),
+  },
+};
+const SERVICE_REGISTRATION: Schema = {
+  namespace: { check: dnsLabel },
+  name: { check: dnsLabel },
+  vips: { check: arrayOf(ipv4, MAX_SERVICE_VIPS) },
+  ports: { check: arrayOf(object({ ...SERVICE_PORT, targetPort: { check: portNumber } }), MAX_SERVICE_PORTS) },
+  selector: { check: labels },
+};
+
 const MAX_POLICY_FILES = 1000;
 export const MAX_POLICY_PROBLEMS = 50;
 export const MAX_FLOWS_PER_BATCH = 1000;
@@ -275,6 +341,7 @@ const CHANGE_SCHEMAS: Record<RegistryChange['op'], Schema> = {
   'remove-workload': { op: { check: () => undefined }, ip: { check: ipv4 } },
   'set-node': { op: { check: () => undefined }, node: { check: object(REGISTRY_NODE) } },
   'remove-node': { op: { check: () => undefined }, node: { check: nodeName } },
+  'set-services': { op: { check: () => undefined }, services: { check: arrayOf(object(REGISTRY_SERVICE), MAX_REGISTRY_SERVICES) } },
 };
 const registryChange: Check = (v, at) => {
   if (!isRecord(v)) return `${at}: must be an object`;
@@ -287,7 +354,10 @@ const SCHEMAS: { [T in MessageType]: Schema } = {
   join: { node: { check: nodeName }, csr: { check: pem('CERTIFICATE REQUEST') } },
   joined: { cert: { check: pem('CERTIFICATE') }, ca: { check: pem('CERTIFICATE') } },
   hello: { node: { check: nodeName }, nodeAddress: { check: ipv4 }, agentVersion: { check: agentVersion }, since: { check: object(POSITION), optional: true } },
-  register: { workloads: { check: arrayOf(object(WORKLOAD_REGISTRATION), MAX_NODE_WORKLOADS) } },
+  register: {
+    workloads: { check: arrayOf(object(WORKLOAD_REGISTRATION), MAX_NODE_WORKLOADS) },
+    services: { check: arrayOf(object(SERVICE_REGISTRATION), MAX_SERVICES), optional: true },
+  },
   csr: { id: { check: requestId }, identity: { check: spiffe }, csr: { check: pem('CERTIFICATE REQUEST') } },
   cert: { id: { check: requestId }, cert: { check: pem('CERTIFICATE') }, ca: { check: pem('CERTIFICATE') } },
   error: { id: { check: requestId, optional: true }, code: { check: wireCode }, message: { check: text } },
@@ -296,6 +366,7 @@ const SCHEMAS: { [T in MessageType]: Schema } = {
     epoch: { check: requestId },
     workloads: { check: arrayOf(object(REGISTRY_WORKLOAD), MAX_REGISTRY_WORKLOADS) },
     nodes: { check: arrayOf(object(REGISTRY_NODE), MAX_NODES) },
+    services: { check: arrayOf(object(REGISTRY_SERVICE), MAX_REGISTRY_SERVICES), optional: true },
   },
   'registry-delta': {
     fromVersion: { check: version },

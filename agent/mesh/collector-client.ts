@@ -32,11 +32,13 @@ import {
   type HelloMessage,
   type MeshMessage,
   type MessageOf,
+  type RegisterMessage,
   type RegistrySnapshot,
+  type ServiceRegistration,
   type WorkloadRegistration,
 } from '../../common/mesh-protocol';
 import { createCsr, generateKeyPair, isNodeName, nodeSpiffeId } from '../../common/pki';
-import { Backoff, type BackoffOptions } from './backoff';
+import { Backoff, type BackoffOptions } from '../../common/backoff';
 import { MeshRegistry } from './mesh-registry';
 import { joinOnce } from './join';
 import { loadNodeCredentials, saveNodeCredentials, type NodeCredentials } from './node-identity';
@@ -99,7 +101,7 @@ export class CollectorClient extends EventEmitter {
   private creds: NodeCredentials | undefined;
   private ws: WebSocket | undefined;
   private ready = false;
-  private workloads: WorkloadRegistration[] | undefined;
+  private registration: RegisterMessage | undefined;
   readonly registry: MeshRegistry;
   /** A `registry-sync` is on its way: undeliverable deltas until its answer are expected. */
   private syncAsked = false;
@@ -184,11 +186,12 @@ export class CollectorClient extends EventEmitter {
     return first;
   }
 
-  /** This node's workloads: sent now if connected, and after every reconnect. */
-  setWorkloads(workloads: WorkloadRegistration[]): void {
-    const copy = workloads.map((w) => ({ ...w, labels: { ...w.labels } }));
-    const frame = checked({ type: 'register', workloads: copy });
-    this.workloads = copy;
+  /** This node's workloads (and the services it declares): sent now if connected, and after every reconnect. */
+  setWorkloads(workloads: WorkloadRegistration[], services: ServiceRegistration[] = []): void {
+    const copy: RegisterMessage = { type: 'register', workloads: workloads.map((w) => ({ ...w, labels: { ...w.labels } })) };
+    if (services.length > 0) copy.services = structuredClone(services);
+    const frame = checked(copy);
+    this.registration = copy;
     if (this.ready && this.ws) this.ws.send(frame);
   }
 
@@ -306,7 +309,7 @@ export class CollectorClient extends EventEmitter {
       const hello: HelloMessage = { type: 'hello', node: this.opts.node, nodeAddress: this.opts.nodeAddress, agentVersion: agentVersion(this.opts), ...(since ? { since } : {}) };
       this.syncAsked = false;
       ws.send(encodeMessage(hello));
-      if (this.workloads) ws.send(encodeMessage({ type: 'register', workloads: this.workloads }));
+      if (this.registration) ws.send(encodeMessage(this.registration));
     });
     ws.on('ping', () => this.heard());
     ws.on('message', (data, isBinary) => this.onFrame(ws, data as Buffer, isBinary));

@@ -1,13 +1,33 @@
 /**
- * The mesh's workloads (every node's) and nodes, as the collector's registry describes them: a
- * snapshot replaces the whole state, a delta applies its changes — but only to the state it was
- * computed from (same epoch, `fromVersion` = our version); otherwise nothing changes and the
- * caller asks the collector for what it missed.
+ * The mesh's workloads (every node's), nodes and services, as the collector's registry describes
+ * them: a snapshot replaces the whole state, a delta applies its changes — but only to the state
+ * it was computed from (same epoch, `fromVersion` = our version); otherwise nothing changes and
+ * the caller asks the collector for what it missed. Workloads by IP; services by name and by
+ * virtual IP and port (with their ready endpoints resolved to addresses and target ports, again
+ * whenever the services change: a snapshot or a delta's `set-services`, which replaces them all).
+ *
+ * Services, for other parts of the agent (the outbound proxy, the DNS proxy):
+ *   - `services()`: every service, as the registry gives it;
+ *   - `service(namespace, name)`: one service (its virtual IPs and ports), e.g. to answer
+ *     `<name>.<namespace>.svc.<domain>`;
+ *   - `byVip(ip, port)`: where a connection to a virtual IP and port may go (ready endpoints only).
  */
-import type { RegistryChange, RegistryDelta, RegistryNode, RegistryPosition, RegistrySnapshot, RegistryWorkload } from '../../common/mesh-protocol';
+import type { RegistryChange, RegistryDelta, RegistryNode, RegistryPosition, RegistryService, RegistrySnapshot, RegistryWorkload } from '../../common/mesh-protocol';
 
 /** A workload anywhere in the mesh, as the collector's registry describes it. */
 export type MeshWorkload = RegistryWorkload;
+
+/** A service of the mesh, as the collector's registry describes it. */
+export type MeshService = RegistryService;
+
+/** Where a connection to a service's virtual IP and port may go. */
+export interface ServiceTarget {
+  service: { namespace: string; name: string };
+  /** The service port's name ('' when unnamed). */
+  port: string;
+  /** Ready endpoints, each at the target port of this service port. */
+  endpoints: ReadonlyArray<{ ip: string; port: number }>;
+}
 
 export class MeshRegistry {
   private ips = new Map<string, MeshWorkload>();
@@ -15,6 +35,9 @@ export class MeshRegistry {
   /** Workloads per node address, so `nodeAddresses` is kept without a scan. */
   private addressCounts = new Map<string, number>();
   private addresses: ReadonlySet<string> = new Set();
+  private names = new Map<string, MeshService>();
+  private vips = new Map<string, ServiceTarget>();
+  private list: readonly MeshService[] = [];
   version = 0;
   epoch = '';
 
@@ -30,6 +53,7 @@ export class MeshRegistry {
     this.addressCounts = new Map();
     for (const w of snapshot.workloads) this.addressCounts.set(w.nodeAddress, (this.addressCounts.get(w.nodeAddress) ?? 0) + 1);
     this.addresses = new Set(this.addressCounts.keys());
+    this.setServices(snapshot.services ?? []);
     this.version = snapshot.version;
     this.epoch = snapshot.epoch;
   }
@@ -53,6 +77,18 @@ export class MeshRegistry {
     return this.ips.get(ip);
   }
 
+  byVip(ip: string, port: number): ServiceTarget | undefined {
+    return this.vips.get(`${ip}:${port}`);
+  }
+
+  service(namespace: string, name: string): MeshService | undefined {
+    return this.names.get(`${namespace}/${name}`);
+  }
+
+  services(): readonly MeshService[] {
+    return this.list;
+  }
+
   all(): IterableIterator<MeshWorkload> {
     return this.ips.values();
   }
@@ -65,11 +101,28 @@ export class MeshRegistry {
     return this.ips.size;
   }
 
-  /** The state as a snapshot (sorted as the collector sorts it: workloads by IP, nodes by name). */
+  /** The state as a snapshot (sorted as the collector sorts it: workloads by IP, nodes by name; services as they came). */
   snapshot(): RegistrySnapshot {
     const workloads = [...this.ips.values()].sort((a, b) => ipNumber(a.ip) - ipNumber(b.ip));
     const nodes = [...this.nodes.values()].sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
-    return { version: this.version, epoch: this.epoch, workloads, nodes };
+    return { version: this.version, epoch: this.epoch, workloads, nodes, services: [...this.list] };
+  }
+
+  /** Replace every service, and index them by name and by virtual IP and port. */
+  private setServices(services: readonly MeshService[]): void {
+    const names = new Map<string, MeshService>();
+    const vips = new Map<string, ServiceTarget>();
+    for (const s of services) {
+      names.set(`${s.namespace}/${s.name}`, s);
+      s.ports.forEach((p, i) => {
+        const endpoints = s.endpoints.filter((e) => e.ready && e.targetPorts.length === s.ports.length).map((e) => ({ ip: e.ip, port: e.targetPorts[i]! }));
+        const target: ServiceTarget = { service: { namespace: s.namespace, name: s.name }, port: p.name, endpoints };
+        for (const vip of s.vips) vips.set(`${vip}:${p.port}`, target);
+      });
+    }
+    this.names = names;
+    this.vips = vips;
+    this.list = services;
   }
 
   /** One change; true when the set of node addresses may have changed. */
@@ -87,6 +140,9 @@ export class MeshRegistry {
         return false;
       case 'remove-node':
         this.nodes.delete(c.node);
+        return false;
+      case 'set-services':
+        this.setServices(c.services);
         return false;
     }
   }

@@ -215,6 +215,36 @@ export class Topology {
   }
 
   /**
+   * A pod's network namespace and cgroup with no network at all: a container runtime's CNI
+   * chain (test/harness/kubelet.ts) gives it its interface and address. `ip` is '' until then.
+   */
+  async addBarePod(node: NodeNs, name: string): Promise<PodNs> {
+    this.assertAlive();
+    checkName('pod', name);
+    if (!this.podsPerNode.has(node)) throw new Error(`addBarePod: node ${node.name} does not belong to this topology`);
+    if (this.pods.some((p) => p.name === name)) throw new Error(`addBarePod: duplicate pod name ${name}`);
+    const nsName = `${this.nsPrefix}-p-${name}`;
+    const pod: PodNs = { name, node, nsName, netnsPath: netnsPath(nsName), ip: '', cgroupPath: this.newCgroup(`pod-${name}`) };
+    await this.newNetns(nsName);
+    this.pods.push(pod);
+    return pod;
+  }
+
+  /** Remove a pod: kill its processes, delete its netns and cgroup (a deleted pod's sandbox going away). */
+  async removePod(pod: PodNs): Promise<void> {
+    const i = this.pods.indexOf(pod);
+    if (i === -1) return;
+    this.pods.splice(i, 1);
+    killCgroup(pod.cgroupPath);
+    await delNetns(pod.nsName);
+    const n = this.netnsNames.indexOf(pod.nsName);
+    if (n !== -1) this.netnsNames.splice(n, 1);
+    await removeCgroupTree(pod.cgroupPath);
+    const c = this.cgroups.indexOf(pod.cgroupPath);
+    if (c !== -1) this.cgroups.splice(c, 1);
+  }
+
+  /**
    * A host outside the mesh, directly on the underlay (default 172.31.0.<100+k>).
    * It also gets a route to every node's pod CIDR via that node, so un-proxied pod
    * traffic can get replies (lets tests tell "blocked by mesh" from "unroutable").

@@ -66,11 +66,23 @@ const VALID: MeshMessage[] = [
       { op: 'remove-workload', ip: '10.0.1.12' },
       { op: 'set-node', node: { node: 'node-a', nodeAddress: '192.168.1.10', online: true, lastSeen: '2026-01-01T00:00:00.000Z' } },
       { op: 'remove-node', node: 'node-b' },
+      { op: 'set-services', services: [{ namespace: 'default', name: 'web', vips: ['10.96.0.10'], ports: [{ name: '', port: 80 }], endpoints: [{ ip: '10.0.1.11', ready: true, targetPorts: [8080] }] }] },
+      { op: 'set-services', services: [] },
     ],
   },
   { type: 'registry-sync', since: { epoch: '5f0c1a2b3c4d5e6f', version: 3 } },
   { type: 'registry-sync' },
+  { type: 'register', workloads: [WORKLOAD], services: [{ namespace: 'default', name: 'web', vips: ['10.96.0.10'], ports: [{ name: 'http', port: 80, targetPort: 8080 }], selector: { app: 'web' } }] },
+  {
+    type: 'registry',
+    version: 4,
+    epoch: '5f0c1a2b3c4d5e6f',
+    workloads: [],
+    nodes: [],
+    services: [{ namespace: 'default', name: 'web', vips: ['10.96.0.10'], ports: [{ name: '', port: 80 }], endpoints: [{ ip: '10.0.1.11', ready: false, targetPorts: [8080] }] }],
+  },
 ];
+const SERVICE = { namespace: 'default', name: 'web', vips: ['10.96.0.10'], ports: [{ name: 'http', port: 80 }], endpoints: [{ ip: '10.0.1.11', ready: true, targetPorts: [8080] }] };
 
 const DELTA = (changes: unknown[], extra: object = {}): string => JSON.stringify({ type: 'registry-delta', epoch: 'e1', fromVersion: 1, toVersion: 2, changes, ...extra });
 
@@ -118,6 +130,13 @@ const HOSTILE: [string, string | Buffer, MessageType[], RegExp][] = [
   ['a delta going backwards', DELTA([], { fromVersion: 5, toVersion: 5 }), ALL, /toVersion must be after fromVersion/],
   ['a delta of 4,001 changes', DELTA(Array.from({ length: 4001 }, () => ({ op: 'remove-node', node: 'a' }))), ALL, /changes: at most 4000 entries/],
   ['a hello with a bad registry epoch', JSON.stringify({ type: 'hello', node: 'a', nodeAddress: '1.2.3.4', agentVersion: '1', since: { epoch: 'a b', version: 1 } }), ALL, /hello\.since\.epoch/],
+  ['a set-services change with a service missing its endpoints', DELTA([{ op: 'set-services', services: [{ namespace: 'default', name: 'web', vips: [], ports: [] }] }]), ALL, /changes\[0\]\.services\[0\]: missing field "endpoints"/],
+  ['a set-services change with a bad virtual IP', DELTA([{ op: 'set-services', services: [{ ...SERVICE, vips: ['10.96.0.300'] }] }]), ALL, /changes\[0\]\.services\[0\]\.vips\[0\]/],
+  ['a set-services change with services not a list', DELTA([{ op: 'set-services', services: { web: SERVICE } }]), ALL, /changes\[0\]\.services/],
+  ['a set-services change with a field of another op', DELTA([{ op: 'set-services', services: [], ip: '10.0.0.1' }]), ALL, /changes\[0\]: unknown field "ip"/],
+  ['a service with an IPv6 virtual IP', JSON.stringify({ type: 'registry', version: 1, epoch: 'e1', workloads: [], nodes: [], services: [{ ...SERVICE, vips: ['fd00::1'] }] }), ALL, /services\[0\]\.vips\[0\]: must be an IPv4 address/],
+  ['an endpoint target port out of range', JSON.stringify({ type: 'registry', version: 1, epoch: 'e1', workloads: [], nodes: [], services: [{ ...SERVICE, endpoints: [{ ip: '10.0.1.11', ready: true, targetPorts: [0] }] }] }), ALL, /targetPorts\[0\]: must be a port/],
+  ['a declared service without a selector', JSON.stringify({ type: 'register', workloads: [], services: [{ namespace: 'default', name: 'web', vips: ['10.96.0.10'], ports: [] }] }), ALL, /services\[0\]: missing field "selector"/],
   [
     'a registration of 1,001 workloads (one node runs at most 1,000)',
     JSON.stringify({ type: 'register', workloads: Array.from({ length: 1001 }, (_, i) => ({ ...WORKLOAD, name: `w-${i}`, ip: `10.${i >> 8}.${i & 255}.1` })) }),
