@@ -114,7 +114,7 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
   const { audit, policies } = control;
   let kube: CollectorKubernetes | undefined;
   try {
-    if (opts.kubernetes) kube = await startCollectorKubernetes({ ...opts.kubernetes, log, registry });
+    if (opts.kubernetes) kube = await startCollectorKubernetes({ ...opts.kubernetes, log, registry, policies });
   } catch (err) {
     policies.close();
     audit.close();
@@ -255,7 +255,7 @@ function openControl(
   const audit = AuditLog.open({ dataDir: opts.dataDir, log: opts.log });
   let policies: PolicyManager | undefined;
   try {
-    policies = new PolicyManager({ dataDir: opts.dataDir, policyDir: opts.policyDir, log, registry, flows, audit, push });
+    policies = new PolicyManager({ dataDir: opts.dataDir, policyDir: opts.policyDir, kubernetes: opts.kubernetes !== undefined, log, registry, flows, audit, push });
     policies.start();
     return { audit, policies };
   } catch (err) {

@@ -51,8 +51,11 @@ export const CONTROL_POST_READS: ReadonlySet<string> = new Set([CONTROL_API.poli
 export const MAX_CONTROL_BODY_BYTES = 4 * 1024 * 1024;
 
 export type PolicyKind = 'AuthorizationPolicy' | 'EgressPolicy';
-/** Where a stored policy came from: the API (CLI) or the collector's `--policy-dir` (read-only via the API). */
-export type PolicyOrigin = 'api' | 'dir';
+/**
+ * Where a stored policy came from: the API (CLI), the collector's `--policy-dir`, or the Kubernetes
+ * API's policy objects (`--kubernetes`); the last two are read-only through the collector's API.
+ */
+export type PolicyOrigin = 'api' | 'dir' | 'kubernetes';
 
 /** One stored policy object, without its manifest. */
 export interface PolicySummary {

@@ -30,6 +30,7 @@ import type { FlowStore } from '../flows/store';
 import { AgentPolicyStatus } from './agent-status';
 import { CompiledPolicies } from './compiled-set';
 import { egressRuleManifest, egressRuleViews } from './egress-rules';
+import { withKubernetesPolicies } from './kubernetes-policies';
 import { followPolicyDir, withDirPolicies } from './policy-dir';
 import { historyKey, quoteRef, resolvePolicy, resolveWorkload } from './references';
 import { desiredPolicy, planChanges, policyKey, PolicyRepository, type DesiredPolicy, type Plan, type StoredPolicy } from './repository';
@@ -43,6 +44,8 @@ export interface PolicyManagerOptions {
   dataDir: string;
   /** Policies owned by a directory, watched. */
   policyDir?: string;
+  /** Policies owned by the Kubernetes API come in (syncKubernetes): they are read-only here. */
+  kubernetes?: boolean;
   log: Logger;
   /** The live workload registry (workload names and labels). */
   registry: () => RegistrySnapshot;
@@ -195,7 +198,30 @@ export class PolicyManager {
     return { next: [...next.values()], warnings: [...(set.warnings ?? [])], incoming: keys };
   }
 
+  /**
+   * The Kubernetes API's policy objects (each already checked alone) replace those it owned
+   * before. Throws PALISADE_ERR_POLICY_INVALID when the set as a whole does not hold (nothing
+   * changes then). Returns the objects the policy directory shadows.
+   */
+  syncKubernetes(files: PolicyFile[]): string[] {
+    const current = this.repo.current();
+    const { next, takenOver, shadowed } = withKubernetesPolicies(compilePolicyFiles(files), current);
+    for (const p of takenOver) {
+      this.log.warn({ policy: policyKey(p), id: p.id }, 'a Kubernetes policy object now defines a policy created through the API: the Kubernetes API owns it from now on');
+    }
+    const plan = planChanges(current, next);
+    const candidate = this.compiled.with(next);
+    if (plan.changed) this.commit(plan, candidate, 'kubernetes', 'kubernetes');
+    return shadowed;
+  }
+
   private checkWritable(p: StoredPolicy, verb: string): void {
+    if (p.origin === 'kubernetes' && this.opts.kubernetes) {
+      throw new PalisadeError(
+        'PALISADE_ERR_CONFLICT',
+        `${p.kind} ${p.namespace}/${p.name} is managed by the Kubernetes API: ${verb} it there (kubectl edit ${p.kind.toLowerCase()} -n ${p.namespace} ${p.name})`,
+      );
+    }
     if (p.origin === 'dir' && this.opts.policyDir !== undefined) {
       throw new PalisadeError(
         'PALISADE_ERR_CONFLICT',
