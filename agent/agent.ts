@@ -9,7 +9,8 @@ import * as path from 'node:path';
 import { PalisadeError, describeCause, invalidArgument } from '../common/errors';
 import type { Logger } from '../common/log';
 import { encodeLpmKey } from './datapath/codec';
-import { Datapath, validateNodeName } from './datapath/datapath';
+import { Datapath, OBJECT_FILES, defaultBpfDir, validateNodeName } from './datapath/datapath';
+import { checkKernel, readObjectNeeds, type KernelFeatures } from './datapath/kernel-probe';
 import { IdentityManager } from './identity/manager';
 import { acquireNodeLock, type NodeLock } from './lock';
 import { CollectorClient, type RegistrySnapshot } from './mesh/collector-client';
@@ -70,6 +71,8 @@ export interface AgentOptions {
   flowBuffer?: number;
   /** Where /metrics and /healthz are served; not served when absent. */
   metricsAddress?: { host: string; port: number };
+  /** What the kernel offers (default: the running kernel's probes); tests pass one that lacks a feature. */
+  kernel?: KernelFeatures;
   log: Logger;
 }
 
@@ -125,6 +128,8 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     identityLingerMs: opts.identityLingerMs,
     log,
   });
+  // Then the kernel: below the minimum, one line naming the missing feature, nothing created yet.
+  checkKernel(readObjectNeeds(opts.bpfDir ?? defaultBpfDir(), OBJECT_FILES), opts.kernel);
   const cookies = sourcesPlan.initial;
   // A bad policy directory refuses the start: no pod is redirected into unknown policy.
   const policies = new EnforcedPolicies({ dir: opts.policyDir, log });

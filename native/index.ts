@@ -48,6 +48,25 @@ export interface MapInfo {
   maxEntries: number;
 }
 
+/** What one eBPF object needs from the kernel, read from the object without loading it. */
+export interface ObjectNeeds {
+  programs: Array<{
+    name: string;
+    section: string;
+    /** enum bpf_prog_type, and libbpf's name for it (e.g. `cgroup_skb`) */
+    progType: number;
+    progTypeName: string;
+    /** enum bpf_attach_type the program is loaded for, and its name (e.g. `cgroup_inet_ingress`) */
+    attachType: number;
+    attachTypeName: string;
+    /** Helpers the program calls: enum bpf_func_id and, when the headers know it, `bpf_<name>`. */
+    helpers: Array<{ id: number; name?: string }>;
+  }>;
+  maps: Array<{ name: string; type: number; typeName: string }>;
+  /** CO-RE relocations, which need the kernel's own BTF (/sys/kernel/btf/vmlinux). */
+  coreRelocations: boolean;
+}
+
 interface RawAddon {
   loadObject(file: string, pinDir: string, rodata: Buffer | null): LoadedObject;
   closeObject(handle: number): void;
@@ -67,6 +86,11 @@ interface RawAddon {
   openDir(dir: string): number;
   closeFd(fd: number): void;
   lockFile(file: string): number;
+  objectNeeds(file: string): ObjectNeeds;
+  probeProgram(progType: number, attachType: number): boolean;
+  probeProgType(progType: number): boolean;
+  probeHelper(progType: number, helperId: number): boolean;
+  probeMapType(mapType: number): boolean;
 }
 
 /** Map update flags (BPF_ANY / BPF_NOEXIST / BPF_EXIST). */
@@ -118,6 +142,10 @@ function assertAbsPath(p: string, what: string): void {
 
 function assertBuffer(b: Buffer, what: string): void {
   if (!Buffer.isBuffer(b) || b.length === 0) throw new TypeError(`${what} must be a non-empty Buffer`);
+}
+
+function assertEnum(n: number, what: string): void {
+  if (!Number.isInteger(n) || n < 0 || n > 0xffff) throw new TypeError(`${what} must be a small non-negative integer, got ${n}`);
 }
 
 function assertSize(n: number, what: string): void {
@@ -208,5 +236,29 @@ export const native = {
   lockFile(file: string): number {
     assertAbsPath(file, 'lock file');
     return addon().lockFile(file);
+  },
+  /** Kernel feature probes (native/src/probe_ops.c): nothing they load outlives the call. */
+  objectNeeds(file: string): ObjectNeeds {
+    assertAbsPath(file, 'object file');
+    return addon().objectNeeds(file);
+  },
+  /** Whether a trivial program of this type loads with this expected attach type; throws on EPERM and the like. */
+  probeProgram(progType: number, attachType: number): boolean {
+    assertEnum(progType, 'program type');
+    assertEnum(attachType, 'attach type');
+    return addon().probeProgram(progType, attachType);
+  },
+  probeProgType(progType: number): boolean {
+    assertEnum(progType, 'program type');
+    return addon().probeProgType(progType);
+  },
+  probeHelper(progType: number, helperId: number): boolean {
+    assertEnum(progType, 'program type');
+    assertEnum(helperId, 'helper id');
+    return addon().probeHelper(progType, helperId);
+  },
+  probeMapType(mapType: number): boolean {
+    assertEnum(mapType, 'map type');
+    return addon().probeMapType(mapType);
   },
 };

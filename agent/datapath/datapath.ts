@@ -14,6 +14,7 @@ import { silentLogger } from '../../common/log';
 import { native, UpdateFlag, type LoadedObject } from '../../native';
 import * as codec from './codec';
 import { ensureBpffs, isBpffs, resolveCgroup } from './mounts';
+import { verifierReason } from './verifier-log';
 
 export const OBJECT_FILES = ['redirect.bpf.o', 'ingress.bpf.o'];
 export const MAP_NAMES = [
@@ -129,7 +130,8 @@ export class Datapath {
         try {
           obj = native.loadObject(objPath, pinDir, rodata);
         } catch (err) {
-          const detail = (err as { log?: string }).log?.trim().split('\n').slice(-3).join(' | ');
+          const log = (err as { log?: string }).log;
+          const detail = verifierReason(log) ?? log?.trim().split('\n').slice(-3).join(' | ');
           throw new PalisadeError(
             'PALISADE_ERR_BPF_LOAD',
             `cannot load ${file}: ${describeCause(err)}${detail ? ` (${detail})` : ''}`,

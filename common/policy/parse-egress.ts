@@ -1,18 +1,7 @@
 /**
- * `spec` of Palisade's EgressPolicy (palisade.dev/v1):
- *
- *   spec:
- *     selector: {matchLabels: {app: web}}     # absent: every workload of the namespace
- *     allow:
- *       - hosts: [api.github.com, "*.googleapis.com"]
- *         ports: [443]                         # absent: any port
- *       - cidrs: [10.0.0.0/8, 2001:db8::/32]
- *     deny:                                    # same entries; a match denies, whatever allows it
- *       - hosts: ["*.pastebin.com"]
- *
- * With an `allow` field, or without `deny` entries, the policy makes the workloads it selects
- * default-deny (allowlist). With `deny` entries and no `allow` field it only denies what it
- * names. An empty `deny` is refused: it would read as "deny nothing" but mean "deny everything".
+ * `spec` of Palisade's EgressPolicy (palisade.dev/v1), validated and compiled: a selector, `allow`
+ * and `deny` entries of `hosts` or `cidrs` with optional `ports`. An example, which policies make
+ * an allowlist and why an empty `deny` is refused: docs/architecture.md "Egress decisions".
  */
 import { IpAddr, parseIpInto } from './ip';
 import { parseSelector } from './selector';
