@@ -11,6 +11,7 @@ import { Command, CommanderError } from 'commander';
 import { isPalisadeError } from '../common/errors';
 import { registerAgentCommands } from './commands/agent';
 import { registerAuditCommands } from './commands/audit';
+import { registerCniCommands } from './commands/cni';
 import { registerCollectorCommands } from './commands/collector';
 import { registerDemoCommands } from './commands/demo';
 import { registerEgressCommands } from './commands/egress';
@@ -34,6 +35,7 @@ export function createProgram(deps: CliDeps): Command {
     });
   registerAgentCommands(program, deps);
   registerAuditCommands(program, deps);
+  registerCniCommands(program, deps);
   registerCollectorCommands(program, deps);
   registerDemoCommands(program, deps);
   registerObserveCommands(program, deps);

@@ -5,6 +5,7 @@ import { isIPv4 } from 'node:net';
 import { MAX_FLOW_BUFFER, startAgent, uninstallNode, type MeshOptions } from '../../agent/agent';
 import { DEFAULT_ACCESS_LOG_MODE, isAccessLogMode, type AccessLogMode } from '../../agent/flows/access-log';
 import { DEFAULT_FLOW_BUFFER } from '../../agent/flows/reporter';
+import { nodeCertPath } from '../../agent/mesh/node-identity';
 import { METRICS_PORT } from '../../agent/metrics/server';
 import { parseDuration, parsePositiveDuration } from '../../common/duration';
 import { describeCause, invalidArgument, PalisadeError } from '../../common/errors';
@@ -69,7 +70,10 @@ function meshOptions(flags: AgentFlags): MeshOptions | undefined {
   if (!flags.collectorCa) throw invalidArgument('--collector needs --collector-ca FILE (the mesh CA certificate)');
   if (!flags.nodeAddress) throw invalidArgument('--collector needs --node-address IP (where HBONE :15008 listens)');
   let joinToken = process.env.PALISADE_JOIN_TOKEN || undefined;
-  if (flags.joinTokenFile) {
+  const dataDir = flags.dataDir ?? `/var/lib/palisade/${flags.node}`;
+  // A node that has joined keeps its certificate: the token file (a Kubernetes Secret key per
+  // node, deploy/kubernetes) may be gone then.
+  if (flags.joinTokenFile && !(isMissing(flags.joinTokenFile) && fs.existsSync(nodeCertPath(dataDir)))) {
     try {
       joinToken = fs.readFileSync(flags.joinTokenFile, 'utf8').trim();
     } catch (err) {
@@ -82,9 +86,18 @@ function meshOptions(flags: AgentFlags): MeshOptions | undefined {
     collectorUrl: flags.collector,
     caFile: flags.collectorCa,
     joinToken,
-    dataDir: flags.dataDir ?? `/var/lib/palisade/${flags.node}`,
+    dataDir,
     nodeAddress: flags.nodeAddress,
   };
+}
+
+function isMissing(file: string): boolean {
+  try {
+    fs.statSync(file);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT';
+  }
 }
 
 export function registerAgentCommands(program: Command, deps: CliDeps): void {
