@@ -130,7 +130,7 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     auth: new ApiAuth(adminToken, ca.trustDomain),
     metrics,
     log: opts.log,
-    control: { policies, flows, audit },
+    control: { policies, flows, audit, ...(kube ? { kubernetes: () => kube!.status() } : {}) },
   });
   const closeStores = async (): Promise<void> => {
     await kube?.close();

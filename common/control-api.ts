@@ -248,4 +248,20 @@ export interface StatusResponse {
   nodes: NodeStatus[];
   flows: { stored: number };
   audit: { records: number };
+  /** With `collector --kubernetes`: what it makes of the cluster. */
+  kubernetes?: KubernetesStatus;
+}
+
+/** The collector's view of the Kubernetes API (`collector --kubernetes`). */
+export interface KubernetesStatus {
+  /** Every watch has listed at least once (before that, nothing from the API is published). */
+  synced: boolean;
+  /** Services taken from the API (Services + EndpointSlices). */
+  services: number;
+  /** Per policy kind, the API version watched (`security.istio.io/v1`), `not installed` or `looking`. */
+  policyKinds: Record<string, string>;
+  /** Policy objects in force (their last accepted version). */
+  policyObjects: number;
+  /** Objects whose current version was refused: its problems, and whether an earlier version still applies. */
+  refused: Array<{ object: string; problems: string[]; previousInForce: boolean }>;
 }

@@ -4,7 +4,7 @@
  * method and reads the body; this maps a route, its query and body to an answer, checking every
  * parameter first so a bad request changes nothing.
  */
-import type { AuditKind, AuditListResponse, AuditRecord, AuditVerifyResponse, EgressRuleRequest } from '../../common/control-api';
+import type { AuditKind, AuditListResponse, AuditRecord, AuditVerifyResponse, EgressRuleRequest, KubernetesStatus } from '../../common/control-api';
 import { AUDIT_KINDS, CONTROL_API } from '../../common/control-api';
 import { invalidArgument, PalisadeError, quoteValue } from '../../common/errors';
 import type { PolicyFile } from '../../common/policy-files';
@@ -23,6 +23,8 @@ export interface ControlDeps {
   policies: PolicyManager;
   flows: FlowStore;
   audit?: AuditReader;
+  /** With `--kubernetes`: what the collector makes of the cluster, for status. */
+  kubernetes?: () => KubernetesStatus;
 }
 
 const MAX_FILES = 100;
@@ -89,7 +91,9 @@ export class ControlApi {
     switch (route) {
       case CONTROL_API.status: {
         params(route, query, []);
-        return p.status({ flowsStored: this.deps.flows.rows(), auditRecords: this.deps.audit?.count() ?? 0 });
+        const status = p.status({ flowsStored: this.deps.flows.rows(), auditRecords: this.deps.audit?.count() ?? 0 });
+        const kubernetes = this.deps.kubernetes?.();
+        return kubernetes ? { ...status, kubernetes } : status;
       }
       case CONTROL_API.policies:
         params(route, query, []);

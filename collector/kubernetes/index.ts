@@ -6,6 +6,7 @@
  */
 import { describeCause, isPalisadeError } from '../../common/errors';
 import { KubeClient } from '../../common/kube/client';
+import type { KubernetesStatus } from '../../common/control-api';
 import type { Logger } from '../../common/log';
 import type { PolicyFile } from '../../common/policy-files';
 import type { PolicyManager } from '../policies/manager';
@@ -19,6 +20,8 @@ export interface CollectorKubernetesOptions {
 }
 
 export interface CollectorKubernetes {
+  /** For `palisade status`. */
+  status(): KubernetesStatus;
   client: KubeClient;
   /** Resolves once every watch has listed once. */
   synced(): Promise<void>;
@@ -37,6 +40,16 @@ export async function startCollectorKubernetes(
   log.info({ server: client.server }, 'watching the cluster\'s services and policy objects');
   return {
     client,
+    status: () => {
+      const p = policies.status();
+      return {
+        synced: services.isSynced && p.synced,
+        services: services.current().length,
+        policyKinds: p.kinds,
+        policyObjects: p.inForce,
+        refused: p.refused,
+      };
+    },
     synced: () => Promise.all([services.synced(), policies.synced()]).then(() => undefined),
     close: async () => {
       await Promise.all([services.stop(), policies.stop()]);

@@ -30,12 +30,22 @@ interface Entry {
   object: PolicyObject;
   /** The last version of the object that was accepted. */
   accepted: PolicyFile | undefined;
+  /** Why its current version was refused (undefined: accepted). */
+  problems: readonly string[] | undefined;
+}
+
+export interface PolicyWatchStatus {
+  synced: boolean;
+  kinds: Record<string, string>;
+  inForce: number;
+  refused: Array<{ object: string; problems: string[]; previousInForce: boolean }>;
 }
 
 export class PolicyWatch {
   private readonly entries = new Map<string, Entry>();
   private readonly informers: Array<Informer<PolicyObject & { metadata?: object }>> = [];
   private readonly settled = new Set<string>();
+  private readonly kinds = new Map<string, string>(POLICY_RESOURCES.map((r) => [r.kind, 'looking']));
   private readonly reporter: PolicyReporter;
   private readonly log: Logger;
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -65,6 +75,16 @@ export class PolicyWatch {
     await Promise.all(this.informers.map((i) => i.stop()));
   }
 
+  status(): PolicyWatchStatus {
+    const entries = [...this.entries.entries()].sort(([a], [b]) => (a < b ? -1 : 1));
+    return {
+      synced: this.settled.size === POLICY_RESOURCES.length,
+      kinds: Object.fromEntries(this.kinds),
+      inForce: entries.filter(([, e]) => e.accepted).length,
+      refused: entries.flatMap(([object, e]) => (e.problems ? [{ object, problems: [...e.problems], previousInForce: e.accepted !== undefined }] : [])),
+    };
+  }
+
   /** Find the version the API serves, then list + watch it. */
   private async follow(resource: PolicyResource): Promise<void> {
     if (this.stopped) return;
@@ -84,6 +104,7 @@ export class PolicyWatch {
     }
     if (version === undefined) {
       this.log.info({ kind: resource.kind, group: resource.group, versions: resource.versions }, 'this policy kind is not installed in the cluster (no CRD); looking again later');
+      this.kinds.set(resource.kind, 'not installed');
       this.settle(resource);
       return this.later(resource, this.opts.rediscoverMs ?? 30_000);
     }
@@ -102,6 +123,7 @@ export class PolicyWatch {
     informer.start();
     await informer.synced();
     this.log.info({ kind: resource.kind, version: `${resource.group}/${v}` }, 'watching policy objects');
+    this.kinds.set(resource.kind, `${resource.group}/${v}`);
     this.settle(resource);
   }
 
@@ -126,7 +148,7 @@ export class PolicyWatch {
   private put(resource: PolicyResource, o: PolicyObject): void {
     const file = policyFileOf(o, resource);
     if (!file) return;
-    const entry = this.entries.get(file.source) ?? { resource, object: o, accepted: undefined };
+    const entry: Entry = this.entries.get(file.source) ?? { resource, object: o, accepted: undefined, problems: undefined };
     entry.object = o;
     this.entries.set(file.source, entry);
     const r = parsePolicies(file.text, file.source);
@@ -134,8 +156,10 @@ export class PolicyWatch {
       const keeps = entry.accepted ? 'its previous version stays in force' : 'it is not in force';
       this.log.error({ event: 'policy-rejected', object: file.source, problems: r.problems }, `policy object refused; ${keeps}`);
       this.reporter.rejected(resource, o, r.problems);
+      entry.problems = r.problems;
     } else {
       entry.accepted = file;
+      entry.problems = undefined;
       this.reporter.accepted(resource, o);
     }
     this.changed();

@@ -10,10 +10,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { startCollector, type RunningCollector } from '../../../collector/collector';
+import type { StatusResponse } from '../../../common/control-api';
 import { silentLogger } from '../../../common/log';
 import type { PoliciesMessage } from '../../../common/mesh-protocol';
 import { authorize, compilePolicyFiles, PolicyIndex, type AuthzRequest, type PolicySet } from '../../../common/policy';
 import { tempDir } from '../../harness/agent';
+import { runCli } from '../../harness/cli';
 import { fixturePath } from '../../harness/fixtures';
 import { KubeApiDouble } from '../../harness/kube-api-double';
 import { installCrds } from '../../harness/kube-crds';
@@ -94,6 +96,24 @@ describe('collector: policies from the Kubernetes API (double)', function () {
     assert.equal(cond.reason, 'Invalid');
     assert.match(cond.message, /^EgressPolicy shop\/bad:\d+: /);
     assert.ok(!stored().some((s) => s.includes('shop/bad')), 'never in force');
+
+    // What `palisade status` says of it.
+    const env = { PALISADE_COLLECTOR: collector.apiUrl, PALISADE_TOKEN: collector.adminToken, PALISADE_CA: path.join(dir, 'data', 'ca.crt') };
+    const json = await runCli(['status', '-o', 'json'], { env } as never);
+    assert.equal(json.code, 0, json.stderr);
+    const k = (JSON.parse(json.stdout) as StatusResponse).kubernetes!;
+    assert.deepEqual(
+      { synced: k.synced, kinds: k.policyKinds, inForce: k.policyObjects, refused: k.refused.map((r) => [r.object, r.previousInForce]) },
+      {
+        synced: true,
+        kinds: { AuthorizationPolicy: 'security.istio.io/v1', EgressPolicy: 'palisade.dev/v1' },
+        inForce: 1,
+        refused: [['AuthorizationPolicy shop/deny-admin', true], ['EgressPolicy shop/bad', false]],
+      },
+    );
+    const table = await runCli(['status'], { env } as never);
+    assert.match(table.stdout, /^kubernetes: synced; 0 services; 1 policy objects in force, 2 refused/m);
+    assert.match(table.stdout, /^ {2}refused AuthorizationPolicy shop\/deny-admin: AuthorizationPolicy shop\/deny-admin:\d+: .*; its previous version stays in force$/m);
   });
 
   it('watches v1beta1 where that is all the cluster serves', async function () {
