@@ -44,7 +44,7 @@ export interface AgentOptions {
   proxyIp: string;
   workloadsFile?: string;
   /** Enroll this node's pods from the Kubernetes API and palisade-cni (workload-sources/). */
-  kubernetes?: { kubeconfig?: string; trustDomain?: string };
+  kubernetes?: { kubeconfig?: string; trustDomain?: string; cniConfDir?: string };
   /** How long a workload certificate is kept after its identity's last pod left (default 30 s). */
   identityLingerMs?: number;
   cgroup?: string;

@@ -82,6 +82,19 @@ export function withPalisade(file: ConfigFile, entry: PalisadeCniEntry): ConfigE
   return { name: listName, text: render({ cniVersion, name, plugins: [plugin, { ...entry }] }), changed: true, replaces: file.name };
 }
 
+/** The palisade-cni entry of a configuration, if it has one (a file that does not parse has none). */
+export function palisadeEntryOf(file: ConfigFile): PalisadeCniEntry | undefined {
+  let conf: Json;
+  try {
+    conf = parse(file);
+  } catch {
+    return undefined;
+  }
+  const plugins = Array.isArray(conf.plugins) ? (conf.plugins as unknown[]) : [conf];
+  const entry = plugins.find((p): p is Json => typeof p === 'object' && p !== null && (p as Json).type === PLUGIN_TYPE);
+  return entry as PalisadeCniEntry | undefined;
+}
+
 /** The configuration without palisade-cni; `changed` false when it did not list it (or is not a list). */
 export function withoutPalisade(file: ConfigFile): ConfigEdit {
   const conf = parse(file);

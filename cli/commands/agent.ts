@@ -19,6 +19,7 @@ interface AgentFlags {
   kubernetes?: boolean;
   kubeconfig?: string;
   trustDomain?: string;
+  cniConfDir?: string;
   identityLinger: string;
   cgroup?: string;
   bpffs: string;
@@ -111,6 +112,7 @@ export function registerAgentCommands(program: Command, deps: CliDeps): void {
     .option('--kubernetes', 'enroll this node\'s pods from the Kubernetes API and palisade-cni (CNI socket in --run-dir)')
     .option('--kubeconfig <file>', 'with --kubernetes: the API from this kubeconfig (default: the pod\'s service account)')
     .option('--trust-domain <domain>', 'with --kubernetes: the SPIFFE trust domain of pod identities', 'cluster.local')
+    .option('--cni-conf-dir <dir>', 'with --kubernetes: keep palisade-cni in this CNI configuration directory\'s chain (put back when the network plugin rewrites its file)')
     .option('--identity-linger <duration>', 'keep a workload certificate this long after its identity\'s last pod left (0s: drop at once)', '30s')
     .option('--cgroup <path>', 'cgroup v2 directory to attach to (default: the cgroup v2 root)')
     .option('--bpffs <path>', 'bpffs mount point', '/sys/fs/bpf')
@@ -136,7 +138,9 @@ export function registerAgentCommands(program: Command, deps: CliDeps): void {
         node: flags.node,
         proxyIp: flags.proxyAddress,
         workloadsFile: flags.workloads,
-        ...(flags.kubernetes || flags.kubeconfig ? { kubernetes: { kubeconfig: flags.kubeconfig, trustDomain: flags.trustDomain } } : {}),
+        ...(flags.kubernetes || flags.kubeconfig
+          ? { kubernetes: { kubeconfig: flags.kubeconfig, trustDomain: flags.trustDomain, ...(flags.cniConfDir ? { cniConfDir: flags.cniConfDir } : {}) } }
+          : {}),
         identityLingerMs: parseDuration(flags.identityLinger, '--identity-linger'),
         cgroup: flags.cgroup,
         bpffs: flags.bpffs,

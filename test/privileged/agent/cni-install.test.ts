@@ -4,8 +4,9 @@
  * real CLI against a node whose CNI directory holds only the cluster's network configuration
  * (Debian's bridge + host-local). A kubelet that then reads that directory as a runtime does gets
  * palisade-cni last in its chain, and the pod is enrolled by a real agent (--kubernetes, API double)
- * before ADD returns; installing again changes nothing; uninstalling restores the configuration and
- * removes the binary, and a pod then starts without asking the agent.
+ * before ADD returns; installing again changes nothing; when the network plugin rewrites its file the
+ * running agent (--cni-conf-dir) puts palisade-cni back; uninstalling once the agent has stopped
+ * restores the configuration and removes the binary, and a pod then starts without asking the agent.
  */
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
@@ -13,7 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { Datapath } from '../../../agent/datapath/datapath';
-import { requirePrivileges, startAgentProcess, sweepStale, tempDir, Topology, type AgentProcess, type NodeNs } from '../../harness';
+import { requirePrivileges, startAgentProcess, sweepStale, tempDir, Topology, waitFor, type AgentProcess, type NodeNs } from '../../harness';
 import { cliPath } from '../../harness/agent';
 import { palisadeCniPath } from '../../harness/cni-runtime';
 import { startKubeCluster, type KubeCluster } from '../../harness/kube-cluster';
@@ -80,7 +81,7 @@ describe('the DaemonSet\'s install-cni step on a node (real CLI, real CNI chain,
     node = topo.nodes[0]!;
     cluster = await startKubeCluster(topo, dir, { meshNamespaces: ['shop'] });
     await cluster.connectNode(node);
-    agent = startAgentProcess(topo, node, { pods: [], runDir, extraArgs: ['--kubernetes', '--kubeconfig', cluster.nodeKubeconfig] });
+    agent = startAgentProcess(topo, node, { pods: [], runDir, extraArgs: ['--kubernetes', '--kubeconfig', cluster.nodeKubeconfig, '--cni-conf-dir', confDir] });
     await agent.ready;
     await agent.logs.waitFor((l) => l?.msg === 'workload sources synced', 20_000);
     // What the cluster's network plugin wrote: bridge + host-local, no palisade-cni.
@@ -121,12 +122,26 @@ describe('the DaemonSet\'s install-cni step on a node (real CLI, real CNI chain,
     assert.equal(fs.statSync(file).mtimeMs, mtime, 'not rewritten');
   });
 
-  it('uninstall restores the network configuration and removes the binary; pods then start without the agent', async function () {
+  it('the network plugin rewrites its configuration: the running agent puts palisade-cni back, and pods are enrolled again', async function () {
+    const file = path.join(confDir, '10-pods.conflist');
+    fs.writeFileSync(file, original);
+    const types = (): string[] => (JSON.parse(fs.readFileSync(file, 'utf8')) as { plugins: Array<{ type: string }> }).plugins.map((p) => p.type);
+    await waitFor(() => types().includes('palisade-cni'), 5000, { what: 'palisade-cni back in the chain' });
+    await agent.logs.waitFor((l) => (l as { event?: string } | undefined)?.event === 'cni-chain-restored', 5000);
+    const kubelet = new Kubelet({ topo, node, api: cluster.api, agentSocket: '', ipamDir: path.join(dir, 'ipam'), cniDirs: { confDir, binDir } });
+    assert.deepEqual(kubelet.chain.conflist.plugins.map((p) => p.type), ['bridge', 'palisade-cni']);
+    const { pod, add } = await kubelet.createPod('web2', { namespace: 'shop', serviceAccount: 'web' });
+    assert.ok(add.ok);
+    assert.ok(Datapath.open(node.name).pods().some((p) => p.ip === pod.ip), 'enrolled when ADD returned');
+    await kubelet.deletePod(pod);
+  });
+
+  it('uninstall, once the agent has stopped, restores the network configuration and removes the binary; pods then start without the agent', async function () {
+    await agent.stop();
     assert.match(runInstallStep('uninstall'), /palisade-cni removed from .*10-pods\.conflist/);
     assert.deepEqual(JSON.parse(fs.readFileSync(path.join(confDir, '10-pods.conflist'), 'utf8')), JSON.parse(original));
     assert.ok(!fs.existsSync(path.join(binDir, 'palisade-cni')));
     assert.deepEqual(fs.readdirSync(confDir).sort(), ['10-pods.conflist', '99-loopback.conf'], 'no temp file left');
-    await agent.stop();
     const kubelet = new Kubelet({ topo, node, api: cluster.api, agentSocket: '', ipamDir: path.join(dir, 'ipam'), cniDirs: { confDir, binDir } });
     const { pod, add } = await kubelet.createPod('after', { namespace: 'shop' });
     assert.ok(add.ok, 'a pod starts with no agent once palisade-cni is out of the chain');

@@ -310,6 +310,12 @@ describe('deploy manifests', () => {
       assert.ok(grace !== undefined && grace > 30, `terminationGracePeriodSeconds ${grace}`);
     });
 
+    it('keeps palisade-cni in the chain install-cni wrote (--cni-conf-dir on the same host directory)', () => {
+      const init = spec.initContainers!.find((c) => c.name === 'install-cni')!;
+      const at = flagValue(argv, '--cni-conf-dir')!;
+      assert.equal(hostPathOf(spec, mountAt(agent, at).name), hostPathOf(spec, mountAt(init, flagValue(init.command ?? [], '--cni-conf-dir')!).name));
+    });
+
     it('enrolls pods from the API and joins the collector through its Service, with the CA certificate only', () => {
       assert.ok(argv.includes('--kubernetes'));
       assert.equal(flagValue(argv, '--collector'), 'wss://palisade-collector.palisade-system.svc:15012');
@@ -436,9 +442,9 @@ describe('deploy manifests', () => {
     const spec = podSpec(cleanup);
     const script = (container(spec, 'cleanup').command ?? []).join('\n');
 
-    it('runs palisade commands with flags the CLI has, the CNI uninstall before the node\'s', () => {
+    it('runs palisade commands with flags the CLI has, the CNI uninstall after the node\'s (a running agent keeps palisade-cni in the chain)', () => {
       const calls = [...script.matchAll(/palisade (cni|agent) uninstall([^;\n]*)/g)];
-      assert.deepEqual(calls.map((m) => m[1]), ['cni', 'agent']);
+      assert.deepEqual(calls.map((m) => m[1]), ['agent', 'cni']);
       for (const [, group, rest] of calls) {
         const known = flagsOf(group!, 'uninstall');
         for (const flag of rest!.split(/\s+/).filter((a) => a.startsWith('--'))) assert.ok(known.has(flag), `palisade ${group} uninstall has no ${flag}`);

@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { chooseNetworkConfig, withoutPalisade, withPalisade, type PalisadeCniEntry } from '../../../../agent/cni/conflist';
+import { chooseNetworkConfig, palisadeEntryOf, withoutPalisade, withPalisade, type PalisadeCniEntry } from '../../../../agent/cni/conflist';
 
 const ENTRY: PalisadeCniEntry = { type: 'palisade-cni', agentSocket: '/run/palisade/cni.sock', timeoutMs: 3000, excludeNamespaces: ['kube-system'] };
 const bridge = { type: 'bridge', bridge: 'cni0', ipam: { type: 'host-local', subnet: '10.1.0.0/24' } };
@@ -67,4 +67,14 @@ describe('withoutPalisade', function () {
     assert.equal(withoutPalisade({ name: 'a.conflist', text: list(bridge) }).changed, false);
     assert.equal(withoutPalisade({ name: 'a.conf', text: JSON.stringify({ cniVersion: '1.0.0', name: 'n', ...bridge }) }).changed, false);
   });
+});
+
+describe('palisadeEntryOf', function () {
+  const cases: Array<[string, string, PalisadeCniEntry | undefined]> = [
+    ['a list with it', list(bridge, ENTRY), ENTRY],
+    ['a list without it', list(bridge), undefined],
+    ['a single plugin', JSON.stringify({ cniVersion: '1.0.0', name: 'n', ...bridge }), undefined],
+    ['not JSON', '{', undefined],
+  ];
+  for (const [what, text, want] of cases) it(what, () => assert.deepEqual(palisadeEntryOf({ name: 'a.conflist', text }), want));
 });
