@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { parseAllDocuments } from 'yaml';
+import { parseCollectorUrl } from '../../../agent/mesh/transport';
 import { createProgram } from '../../../cli/program';
 import { silentLogger } from '../../../common/log';
 
@@ -319,6 +320,7 @@ describe('deploy manifests', () => {
     it('enrolls pods from the API and joins the collector through its Service, with the CA certificate only', () => {
       assert.ok(argv.includes('--kubernetes'));
       assert.equal(flagValue(argv, '--collector'), 'wss://palisade-collector.palisade-system.svc:15012');
+      assert.deepEqual(parseCollectorUrl(flagValue(argv, '--collector')!), { kind: 'tcp', hostPort: 'palisade-collector.palisade-system.svc:15012' });
       const ca = flagValue(argv, '--collector-ca')!;
       const m = mountAt(agent, path.dirname(ca));
       const vol = (spec.volumes ?? []).find((v) => v.name === m.name) as { secret?: { secretName: string; items?: Array<{ key: string }> } };
