@@ -21,7 +21,7 @@ import type {
   PolicyTestResponse,
   StatusResponse,
 } from '../../common/control-api';
-import { invalidArgument, PalisadeError } from '../../common/errors';
+import { invalidArgument, isPalisadeError, PalisadeError } from '../../common/errors';
 import type { Logger } from '../../common/log';
 import { encodeMessage, type PolicyStatusMessage, type RegistrySnapshot } from '../../common/mesh-protocol';
 import { compilePolicyFiles, type PolicySet } from '../../common/policy';
@@ -56,6 +56,8 @@ export interface PolicyManagerOptions {
 }
 
 export class PolicyManager {
+  /** The Kubernetes API's accepted policy objects, as last synced (re-applied after a policy directory change). */
+  private kubernetesFiles: PolicyFile[] | undefined;
   private readonly repo: PolicyRepository;
   private readonly log: Logger;
   private readonly agents: AgentPolicyStatus;
@@ -204,6 +206,7 @@ export class PolicyManager {
    * changes then). Returns the objects the policy directory shadows.
    */
   syncKubernetes(files: PolicyFile[]): string[] {
+    this.kubernetesFiles = files;
     const current = this.repo.current();
     const { next, takenOver, shadowed } = withKubernetesPolicies(compilePolicyFiles(files), current);
     for (const p of takenOver) {
@@ -255,6 +258,15 @@ export class PolicyManager {
     const candidate = this.compiled.with(next);
     if (!plan.changed) return;
     this.commit(plan, candidate, 'policy-dir', 'policy-dir');
+    // A name the directory stopped defining may be a Kubernetes object's again.
+    if (this.kubernetesFiles) {
+      try {
+        this.syncKubernetes(this.kubernetesFiles);
+      } catch (err) {
+        if (!isPalisadeError(err)) throw err;
+        this.log.error({ event: 'policy-rejected', problems: (err as { problems?: readonly string[] }).problems ?? [err.message] }, 'policy objects of the Kubernetes API refused as a set after a policy directory change');
+      }
+    }
   }
 
   /**

@@ -8,7 +8,7 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseAllDocuments } from 'yaml';
+import { parseAllDocuments, stringify } from 'yaml';
 import { startCollector, type RunningCollector } from '../../../collector/collector';
 import type { StatusResponse } from '../../../common/control-api';
 import { silentLogger } from '../../../common/log';
@@ -114,6 +114,23 @@ describe('collector: policies from the Kubernetes API (double)', function () {
     const table = await runCli(['status'], { env } as never);
     assert.match(table.stdout, /^kubernetes: synced; 0 services; 1 policy objects in force, 2 refused/m);
     assert.match(table.stdout, /^ {2}refused AuthorizationPolicy shop\/deny-admin: AuthorizationPolicy shop\/deny-admin:\d+: .*; its previous version stays in force$/m);
+  });
+
+  it('a name the policy directory defines stays the directory\'s; once the file goes, the object applies', async function () {
+    const policyDir = path.join(tempDir('k8s-policy-dir'));
+    fs.writeFileSync(path.join(policyDir, 'deny-admin.yaml'), stringify(denyAdmin(['/from-dir'])));
+    try {
+      await start({ policyDir });
+      api.create(AP, denyAdmin(['/from-api']));
+      await waitFor(() => collector.policies.history().versions.length >= 1, 5000, { what: 'the directory version' });
+      await new Promise((r) => setTimeout(r, 500));
+      assert.deepEqual(stored(), ['AuthorizationPolicy shop/deny-admin dir policy-dir']);
+      fs.rmSync(path.join(policyDir, 'deny-admin.yaml'));
+      await waitFor(() => stored()[0]?.includes(' kubernetes ') === true, 5000, { what: 'the object in force once the file is gone' });
+      assert.deepEqual((collector.policies.get('AuthorizationPolicy/shop/deny-admin').manifest as { spec: { rules: unknown } }).spec.rules, [{ to: [{ operation: { paths: ['/from-api'] } }] }]);
+    } finally {
+      fs.rmSync(policyDir, { recursive: true, force: true });
+    }
   });
 
   it('watches v1beta1 where that is all the cluster serves', async function () {
