@@ -13,6 +13,9 @@ import { Datapath, OBJECT_FILES, defaultBpfDir, validateNodeName } from './datap
 import { checkKernel, readObjectNeeds, type KernelFeatures } from './datapath/kernel-probe';
 import { IdentityManager } from './identity/manager';
 import { acquireNodeLock, type NodeLock } from './lock';
+import { DEFAULT_DRAIN_TIMEOUT_MS, drainConnections, MAX_DRAIN_TIMEOUT_MS } from './drain';
+import { HandoverServer } from './handover';
+import { claimNode, enableRequestMigration, takeOver, type NodeClaim } from './takeover';
 import { CollectorClient, type RegistrySnapshot } from './mesh/collector-client';
 import { HBONE_PORT } from './proxy/hbone';
 import { HbonePool } from './proxy/hbone-pool';
@@ -73,6 +76,8 @@ export interface AgentOptions {
   metricsAddress?: { host: string; port: number };
   /** What the kernel offers (default: the running kernel's probes); tests pass one that lacks a feature. */
   kernel?: KernelFeatures;
+  /** How long a stopping agent lets established connections finish (default 30 s). */
+  drainTimeoutMs?: number;
   log: Logger;
 }
 
@@ -102,8 +107,17 @@ export interface RunningAgent {
   flows: { metrics: FlowMetrics; reporter: FlowReporter | undefined };
   /** Where /metrics and /healthz are served, when they are. */
   metricsAddress: { address: string; port: number } | undefined;
+  /**
+   * Stop accepting, let established connections finish up to the drain timeout (then close them,
+   * recorded as `drain-deadline`), deliver the last flows, stop. Idempotent; also what a successor's
+   * take-over starts.
+   */
+  drain(reason: string): Promise<void>;
+  /** Resolves once the agent has stopped, whatever stopped it (drain, take-over, close). */
+  stopped: Promise<void>;
   /** Where the node's workloads come from (the workloads file, Kubernetes) and their enrollment. */
   sources: RunningWorkloadSources;
+  /** Stop now: open connections are cut (tests; a second signal). */
   close(): Promise<void>;
 }
 
@@ -135,13 +149,20 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   const policies = new EnforcedPolicies({ dir: opts.policyDir, log });
   policies.start();
 
-  let lock: NodeLock;
+  const runDir = opts.runDir ?? DEFAULT_RUN_DIR;
+  const drainTimeoutMs = validateDrainTimeout(opts.drainTimeoutMs);
+  // The node's lock, or — while a running agent serves handovers — the place of its successor:
+  // this agent then binds the same ports and takes over once it serves (agent/takeover.ts).
+  let claim: NodeClaim;
   try {
-    lock = acquireNodeLock(opts.runDir ?? DEFAULT_RUN_DIR, opts.node);
+    claim = await claimNode(runDir, opts.node, log);
   } catch (err) {
     policies.close();
     throw err;
   }
+  let lock: NodeLock | undefined = claim.lock;
+  let handover: HandoverServer | undefined;
+  let stopping = false;
   let datapath: Datapath | undefined;
   let outbound: OutboundProxy | undefined;
   let mesh: RunningAgent['mesh'];
@@ -202,6 +223,8 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       log,
     });
     datapath.setExclusions(opts.excludeCidrs ?? [], opts.excludePorts ?? []);
+    enableRequestMigration(log);
+
     const meshInputs: MeshInputs | undefined = mesh ? { registry: mesh.registry, pool: mesh.pool } : undefined;
     outbound = new OutboundProxy({
       node: opts.node,
@@ -238,6 +261,66 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     const ob = outbound;
     const m = mesh;
     const src = sources;
+    let markStopped: () => void = () => undefined;
+    const stopped = new Promise<void>((resolve) => (markStopped = resolve));
+    let draining: Promise<void> | undefined;
+    let closing: Promise<void> | undefined;
+    const close = (): Promise<void> =>
+      (closing ??= (async () => {
+        stopping = true;
+        ready = false;
+        await src.close();
+        policies.close();
+        await ob.close();
+        if (m) await stopMesh(m);
+        await metrics?.close();
+        await handover?.close().catch(() => undefined);
+        dp.close();
+        lock?.release();
+        log.info('agent stopped; data path stays pinned (pods fail closed until an agent returns)');
+        markStopped();
+      })());
+    const drain = (reason: string): Promise<void> =>
+      (draining ??= (async () => {
+        ready = false;
+        const deadline = Date.now() + drainTimeoutMs;
+        log.info({ reason, drainTimeoutMs }, 'draining: no longer accepting, finishing open connections');
+        // The node's pods are the successor's to enroll from now on (its sources already run).
+        await src.close();
+        // A draining agent keeps its collector session for its last flows but never says hello
+        // again: a new hello would supersede its successor's session.
+        m?.collector.stopReconnecting();
+        await metrics?.close();
+        const listeners = m ? [ob, m.inbound] : [ob];
+        const { closedAtDeadline } = await drainConnections({ listeners, tracker: shared.tracker, deadline, log });
+        const settled = reporter ? await reporter.settled(FLOW_SETTLE_MS) : true;
+        log.info({ closedAtDeadline, flowsDelivered: settled }, 'drained');
+        await close();
+      })());
+    const serveHandovers = { runDir, node: opts.node, log, state: () => (draining ? ('draining' as const) : ('serving' as const)) };
+    const takeOverFromUs = async (successor: number): Promise<{ drainDeadline: Date }> => {
+      void drain(`successor pid ${successor} takes over`);
+      return { drainDeadline: new Date(Date.now() + drainTimeoutMs) };
+    };
+    if (lock) handover = await HandoverServer.listen({ ...serveHandovers, takeOver: takeOverFromUs });
+    else if (claim.predecessor) {
+      takeOver(claim.predecessor, { ...serveHandovers, takeOver: takeOverFromUs, cancelled: () => stopping }).then(
+        (got) => {
+          if (!got) return;
+          if (stopping) {
+            got.lock.release();
+            void got.handover.close();
+            return;
+          }
+          lock = got.lock;
+          handover = got.handover;
+        },
+        (err: unknown) => {
+          log.error({ reason: describeCause(err) }, 'take-over failed: stopping');
+          void drain('take-over failed');
+        },
+      );
+    }
     return {
       node: opts.node,
       datapath: dp,
@@ -248,17 +331,9 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       flows: { metrics: flowMetrics, reporter },
       metricsAddress,
       sources: src,
-      async close(): Promise<void> {
-        ready = false;
-        await src.close();
-        policies.close();
-        await ob.close();
-        if (m) await stopMesh(m);
-        await metrics?.close();
-        dp.close();
-        lock.release();
-        log.info('agent stopped; data path stays pinned (pods fail closed until an agent returns)');
-      },
+      drain,
+      stopped,
+      close,
     };
   } catch (err) {
     await sources?.close().catch(() => undefined);
@@ -268,7 +343,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     await metrics?.close().catch(() => undefined);
     datapath?.close();
     policies.close();
-    lock.release();
+    lock?.release();
     throw err;
   }
 }
@@ -286,6 +361,17 @@ function validateExclusions(cidrs: string[], ports: number[]): void {
       throw invalidArgument(`excluded port ${p} is not a port (1-65535)`);
     }
   }
+}
+
+/** How long a drained agent waits for the collector to acknowledge its last flows. */
+const FLOW_SETTLE_MS = 5_000;
+
+function validateDrainTimeout(ms: number | undefined): number {
+  if (ms === undefined) return DEFAULT_DRAIN_TIMEOUT_MS;
+  if (!Number.isSafeInteger(ms) || ms < 0 || ms > MAX_DRAIN_TIMEOUT_MS) {
+    throw invalidArgument(`--drain-timeout must be from 0 to ${MAX_DRAIN_TIMEOUT_MS / 60_000} minutes, got ${ms} ms`);
+  }
+  return ms;
 }
 
 export const MAX_FLOW_BUFFER = 10_000_000;

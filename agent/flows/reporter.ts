@@ -154,6 +154,20 @@ export class FlowReporter implements FlowSink {
     this.pump();
   }
 
+  /**
+   * For a stopping agent: true once every record produced so far has been acknowledged (or
+   * dropped and counted), false if `timeoutMs` passes first.
+   */
+  async settled(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      this.pump();
+      if (this.queue.length === 0 && this.inflight.length === 0) return true;
+      if (Date.now() >= deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(50, Math.max(1, deadline - Date.now()))));
+    }
+  }
+
   /** Stop: a last flush, then no more sends; what is left is not acknowledged. */
   close(): void {
     if (this.closed) return;

@@ -32,7 +32,8 @@ export class MetricsServer {
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error): void => reject(new PalisadeError('PALISADE_ERR_LISTEN', `cannot serve metrics on ${host}:${port}: ${describeCause(err)}`, { cause: err }));
       this.server.once('error', onError);
-      this.server.listen(port, host, () => {
+      // reusePort: a successor agent serves the same port while this one drains (agent/handover.ts).
+      this.server.listen({ port, host, reusePort: true }, () => {
         this.server.off('error', onError);
         resolve();
       });

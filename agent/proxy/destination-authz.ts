@@ -18,7 +18,7 @@ import { HttpFront, type HttpDecision, type HttpRecord, type HttpSession, type N
 import { admission } from './admission';
 import { connectTcp, errorCode } from './connect';
 import { splice } from './pipe';
-import { httpCounts, httpLine, httpOutcome, nothingSent, outcomeOf, proxyFlow, type FlowCounts, type FlowOutcome } from './proxy-flow';
+import { endOutcome, httpCounts, httpLine, httpOutcome, nothingSent, outcomeOf, proxyFlow, type FlowCounts, type FlowOutcome } from './proxy-flow';
 import { sniff } from './sniff';
 import { closeWhenDenied, denial, type EnforcementInputs } from './tracker';
 
@@ -123,9 +123,7 @@ export class DestinationAuthz {
     splice(conn, upstream, (r) => {
       untrack();
       const bytesSent = r.bytesSent + (head?.length ?? 0);
-      const outcome = outcomeOf(verdict);
-      if (r.error) outcome.verdict = 'error';
-      this.inputs.flows.record(this.flow(ctx, 'tcp', outcome, { bytesSent, bytesReceived: r.bytesReceived, durationMs: Date.now() - started }));
+      this.inputs.flows.record(this.flow(ctx, 'tcp', endOutcome(verdict, r.error), { bytesSent, bytesReceived: r.bytesReceived, durationMs: Date.now() - started }));
     });
   }
 

@@ -22,7 +22,7 @@ import type { Workload } from '../workloads';
 import { HttpFront, type HttpDecision, type HttpSession, type NormalizedRequest } from './http';
 import { connectTcp, errorCode } from './connect';
 import { splice } from './pipe';
-import { httpCounts, httpLine, httpOutcome, nothingSent, outcomeOf, proxyFlow, type FlowCounts, type FlowOutcome } from './proxy-flow';
+import { endOutcome, httpCounts, httpLine, httpOutcome, nothingSent, outcomeOf, proxyFlow, type FlowCounts, type FlowOutcome } from './proxy-flow';
 import { looksLikeHttp, parseClientHello, sniff } from './sniff';
 import { closeWhenDenied, denial, type EnforcementInputs } from './tracker';
 
@@ -124,7 +124,7 @@ export class Egress {
       untrack();
       const counts = { bytesSent: r.bytesSent + (head?.length ?? 0), bytesReceived: r.bytesReceived, durationMs: Date.now() - started };
       const where = seen ? { ...ctx, destination: { ...ctx.destination, host: seen.host } } : ctx;
-      this.inputs.flows.record(this.flow(where, seen?.protocol ?? protocol, r.error ? failed(v, errorCode(r.error)) : outcomeOf(v), counts));
+      this.inputs.flows.record(this.flow(where, seen?.protocol ?? protocol, endOutcome(v, r.error), counts));
     });
   }
 

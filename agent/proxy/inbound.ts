@@ -78,7 +78,8 @@ export class InboundProxy {
   listen(port = HBONE_PORT): Promise<net.AddressInfo> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen({ host: this.inputs.listenAddress, port, backlog: 1024 }, () => {
+      // reusePort: a successor agent binds the same port while this one drains (agent/handover.ts).
+      this.server.listen({ host: this.inputs.listenAddress, port, backlog: 1024, reusePort: true }, () => {
         this.server.off('error', reject);
         resolve(this.server.address() as net.AddressInfo);
       });
@@ -88,6 +89,25 @@ export class InboundProxy {
   async close(): Promise<void> {
     for (const s of this.sessions) s.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  /**
+   * The drain: close the listening socket and send GOAWAY on every session, so peers open new
+   * streams elsewhere (on a successor) while the streams in flight finish here.
+   */
+  stopAccepting(): void {
+    if (this.server.listening) this.server.close();
+    for (const s of this.sessions) if (!s.closed) s.close();
+  }
+
+  /** Sessions still open (each closes once its last stream has ended). */
+  get live(): number {
+    return this.sessions.size;
+  }
+
+  /** End every session left, with `err` as the reason. */
+  destroyAll(err: Error): void {
+    for (const s of this.sessions) s.destroy(err);
   }
 
   private contextFor(servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void): void {

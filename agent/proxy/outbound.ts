@@ -40,7 +40,8 @@ export class OutboundProxy {
   listen(port: number): Promise<net.AddressInfo> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen({ host: this.inputs.proxyIp, port, backlog: 1024 }, () => {
+      // reusePort: a successor agent binds the same port while this one drains (agent/handover.ts).
+      this.server.listen({ host: this.inputs.proxyIp, port, backlog: 1024, reusePort: true }, () => {
         this.server.off('error', reject);
         resolve(this.server.address() as net.AddressInfo);
       });
@@ -50,6 +51,21 @@ export class OutboundProxy {
   async close(): Promise<void> {
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** Close the listening socket only: established connections go on (the drain). */
+  stopAccepting(): void {
+    if (this.server.listening) this.server.close();
+  }
+
+  /** Sockets still open (client and upstream sides). */
+  get live(): number {
+    return this.sockets.size;
+  }
+
+  /** End every connection left, with `err` as the reason its flow records. */
+  destroyAll(err: Error): void {
+    for (const s of this.sockets) s.destroy(err);
   }
 
   private refuse(socket: net.Socket, reason: Refusal, fields: Record<string, unknown>): void {

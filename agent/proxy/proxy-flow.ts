@@ -4,7 +4,9 @@
  * request line, and every record goes through common/flow's flowRecord (one field order).
  */
 import { flowRecord, verdictOf, type FlowDirection, type FlowEndpoint, type FlowProtocol, type FlowRecord } from '../../common/flow';
+import { errorCode } from './connect';
 import type { HttpRecord } from './http';
+import { ProxyClosure } from './tracker';
 
 /** The verdict fields of a flow record. */
 export type FlowOutcome = Pick<FlowRecord, 'verdict' | 'reason' | 'policy' | 'rule' | 'audit'>;
@@ -54,6 +56,15 @@ export function proxyFlow(node: string, route: FlowRoute, outcome: FlowOutcome, 
 /** A decision as a flow outcome. */
 export function outcomeOf(d: Decision): FlowOutcome {
   return { verdict: verdictOf(d), reason: d.reason, policy: d.policy, rule: d.rule, audit: d.audit };
+}
+
+/**
+ * How a spliced connection ended: the proxy's own closure (policy change, drain deadline) says
+ * why; another error makes it an error with its code; a clean end keeps the decision.
+ */
+export function endOutcome(d: Decision, err: Error | undefined): FlowOutcome {
+  if (err instanceof ProxyClosure) return { ...outcomeOf(d), policy: undefined, rule: undefined, ...err.outcome };
+  return err ? { ...outcomeOf(d), verdict: 'error', reason: errorCode(err) } : outcomeOf(d);
 }
 
 /** A connection refused or failed before any byte went through. */

@@ -3,7 +3,7 @@
  * re-decides itself against the new policies (a pure check) and says whether it may stay.
  */
 import type { Duplex } from 'node:stream';
-import type { FlowEndpoint, FlowSink } from '../../common/flow';
+import type { FlowEndpoint, FlowSink, FlowVerdict } from '../../common/flow';
 import type { Logger } from '../../common/log';
 import type { PolicyIndex } from '../../common/policy';
 import type { HttpLimits } from './http';
@@ -25,8 +25,22 @@ export interface EnforcementInputs {
 export interface TrackedConnection {
   /** undefined: may stay; a string: the reason it is now denied (the policy that denies it) */
   recheck(index: PolicyIndex): { reason: string; policy?: string; rule?: number } | undefined;
-  /** close it now: nothing more reaches the destination */
-  close(reason: { reason: string; policy?: string; rule?: number }): void;
+  /** close it now: nothing more reaches the destination; its flow records `why` */
+  close(why: ProxyClosure): void;
+}
+
+/**
+ * The proxy itself ended a live connection — a policy change now denies it, or the drain deadline
+ * of a stopping agent came — and the connection's flow record says so: streams are destroyed with
+ * this error, and whoever records the flow takes its outcome (see endOutcome in proxy-flow.ts).
+ */
+export class ProxyClosure extends Error {
+  /** errorCode() of it: the reason */
+  readonly code: string;
+  constructor(readonly outcome: { verdict: FlowVerdict; reason: string; policy?: string; rule?: number }) {
+    super(`closed by the proxy: ${outcome.reason}`);
+    this.code = outcome.reason;
+  }
 }
 
 /** A verdict as a tracked connection's recheck answer: undefined while allowed. */
@@ -52,8 +66,8 @@ export function closeWhenDenied(tracker: ConnectionTracker, log: Logger, c: Poli
   return tracker.add({
     recheck: c.recheck,
     close: (why) => {
-      log.warn({ event: 'closed-by-policy', ...why, source: c.source, destination: c.destination }, c.message);
-      for (const s of c.streams) s.destroy();
+      if (why.outcome.verdict === 'denied') log.warn({ event: 'closed-by-policy', ...why.outcome, source: c.source, destination: c.destination }, c.message);
+      for (const s of c.streams) s.destroy(why);
     },
   });
 }
@@ -77,9 +91,17 @@ export class ConnectionTracker {
       const denied = c.recheck(index);
       if (!denied) continue;
       this.live.delete(c);
-      c.close(denied);
+      c.close(new ProxyClosure({ verdict: 'denied', ...denied }));
       closed += 1;
     }
     return closed;
+  }
+
+  /** Close every tracked connection with `why` (the drain deadline); returns how many. */
+  closeAll(why: ProxyClosure): number {
+    const all = [...this.live];
+    this.live.clear();
+    for (const c of all) c.close(why);
+    return all.length;
   }
 }

@@ -75,6 +75,7 @@ export async function prepareWorkloadSources(opts: WorkloadSourcesOptions): Prom
       // Only once the socket answers: an entry put back sends pods to it.
       const keeper = cni && k8s?.cniConfDir ? new CniChainKeeper({ confDir: k8s.cniConfDir, log }) : undefined;
       let closed = false;
+      let closing: Promise<void> | undefined;
       let done = false;
       const whenSynced = Promise.all(sources.map((s) => s.synced())).then(() => {
         if (closed) return;
@@ -87,13 +88,14 @@ export async function prepareWorkloadSources(opts: WorkloadSourcesOptions): Prom
         cni,
         synced: () => done,
         whenSynced,
-        async close() {
-          closed = true;
-          keeper?.stop();
-          await cni?.close();
-          await Promise.all(sources.map((s) => s.close()));
-          enrollment.close();
-        },
+        close: () =>
+          (closing ??= (async () => {
+            closed = true;
+            keeper?.stop();
+            await cni?.close();
+            await Promise.all(sources.map((s) => s.close()));
+            enrollment.close();
+          })()),
       };
     },
   };

@@ -35,6 +35,7 @@ interface AgentFlags {
   policyDir?: string;
   hostsFile?: string;
   httpHeadersTimeout?: string;
+  drainTimeout?: string;
   accessLog: AccessLogMode;
   flowBuffer: number;
   metricsAddress?: { host: string; port: number } | 'off';
@@ -130,6 +131,7 @@ export function registerAgentCommands(program: Command, deps: CliDeps): void {
     .option('--access-log <mode>', 'access log of flows: all | labeled (workloads labeled palisade.dev/access-log: "on") | none', parseAccessLog, DEFAULT_ACCESS_LOG_MODE)
     .option('--flow-buffer <records>', 'flow records kept for the collector while it is slow or away; the oldest are dropped (and counted) past this', parseFlowBuffer, DEFAULT_FLOW_BUFFER)
     .option('--metrics-address <ip:port>', `serve /metrics and /healthz here, or "off" (default: the node address, else the proxy address, port ${METRICS_PORT})`, parseMetricsAddress)
+    .option('--drain-timeout <duration>', 'on SIGTERM or when a new agent takes the node over: stop accepting, let open connections finish this long, then close them', '30s')
     .option('--log-level <level>', 'trace|debug|info|warn|error', undefined)
     .action(async (flags: AgentFlags) => {
       const mesh = meshOptions(flags);
@@ -154,11 +156,12 @@ export function registerAgentCommands(program: Command, deps: CliDeps): void {
         accessLog: flags.accessLog,
         flowBuffer: flags.flowBuffer,
         metricsAddress: metricsAddress(flags),
+        drainTimeoutMs: parseDuration(flags.drainTimeout ?? '30s', '--drain-timeout'),
         log,
       });
-      const signal = await deps.waitForStop();
-      log.info({ signal }, 'stopping');
-      await running.close();
+      // A signal drains (a second one ends the process at once); so does a successor's take-over.
+      void deps.waitForStop().then((signal) => running.drain(`signal ${signal}`));
+      await running.stopped;
     });
 
   agent

@@ -7,7 +7,7 @@ export { authorize } from './authorize';
 export { authorizeEgress } from './egress';
 export { PolicyInvalidError } from './errors';
 export { METADATA_ADDRESSES } from './ip';
-export { compilePolicyFiles, parsePolicies, type ParseOptions, type ParseResult } from './parse';
+export { compilePolicyFiles, parseManifest, parsePolicies, type ParseOptions, type ParseResult } from './parse';
 export { PolicyIndex, type WorkloadPolicies } from './policy-index';
 export type { AuthzRequest, AuthzStage, AuthzVerdict, EgressReason, EgressRequest, EgressVerdict, PolicyWorkload } from './requests';
 export {

@@ -86,6 +86,8 @@ export interface StartAgentOptions {
   extraArgs?: string[];
   runDir?: string;
   mesh?: AgentMeshArgs;
+  /** How long to wait for 'outbound listener ready' (default 15 s). */
+  readyTimeoutMs?: number;
 }
 
 export function startAgentProcess(topo: Topology, node: NodeNs, opts: StartAgentOptions): AgentProcess {
@@ -106,7 +108,7 @@ export function startAgentProcess(topo: Topology, node: NodeNs, opts: StartAgent
     }),
   );
   const ready = Promise.race([
-    logs.waitFor<unknown>((l) => l?.msg === 'outbound listener ready', 15_000).then(() => undefined),
+    logs.waitFor<unknown>((l) => l?.msg === 'outbound listener ready', opts.readyTimeoutMs ?? 15_000).then(() => undefined),
     exited.then(({ code, signal }) => {
       throw new Error(`agent ${node.name} exited before ready (${code ?? signal}): ${logs.other.join(' | ')}`);
     }),

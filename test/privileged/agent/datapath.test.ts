@@ -7,6 +7,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Datapath } from '../../../agent/datapath/datapath';
+import { acquireNodeLock } from '../../../agent/lock';
 import {
   cliPath,
   requirePrivileges,
@@ -361,19 +362,40 @@ describe('palisade agent (bad input)', function () {
     assert.equal(fs.existsSync(path.join(dir, 'not-a-dir', 'palisade')), false);
   });
 
-  it('rejects a second agent for the same node and leaves the first one serving', async function () {
+  it('rejects a second agent while the node is held by something that does not hand over (an uninstall)', function () {
     const file = writeWorkloads('ok.yaml', `workloads:\n  - {name: p, namespace: default, serviceAccount: p, netns: ${pod.netnsPath}, ip: ${pod.ip}}\n`);
-    const first = startAgentProcess(topo, node, { pods: [{ pod }], runDir: path.join(dir, 'run'), extraArgs: ['--log-level', 'debug'] });
+    const runDir = path.join(dir, 'run-held');
+    const held = acquireNodeLock(runDir, node.name);
     try {
-      await first.ready;
       const r = spawnSync(
         process.execPath,
-        [cliPath(), 'agent', '--node', node.name, '--proxy-address', node.proxyIp, '--workloads', file, '--cgroup', topo.cgroupPath, '--run-dir', path.join(dir, 'run')],
+        [cliPath(), 'agent', '--node', node.name, '--proxy-address', node.proxyIp, '--workloads', file, '--cgroup', topo.cgroupPath, '--run-dir', runDir],
         { encoding: 'utf8', timeout: scaled(20_000) },
       );
       assert.notEqual(r.status, 0);
       assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
-      assert.match(r.stderr, new RegExp(`^palisade: another agent for node ${node.name} is already running \\(pid ${first.child.pid}\\)`));
+      assert.match(r.stderr, new RegExp(`^palisade: another agent for node ${node.name} is already running \\(pid ${process.pid}\\)`));
+      assert.equal(fs.existsSync(path.join(runDir, `${node.name}.handover.sock`)), false);
+    } finally {
+      held.release();
+    }
+  });
+
+  it('a second agent that cannot serve never takes the node over: one error line, and the first one keeps serving', async function () {
+    const file = writeWorkloads('ok.yaml', `workloads:\n  - {name: p, namespace: default, serviceAccount: p, netns: ${pod.netnsPath}, ip: ${pod.ip}}\n`);
+    const first = startAgentProcess(topo, node, { pods: [{ pod }], runDir: path.join(dir, 'run'), extraArgs: ['--log-level', 'debug'] });
+    try {
+      await first.ready;
+      // Started outside the node's network namespace: the proxy address is not there to listen on.
+      const r = spawnSync(
+        process.execPath,
+        [cliPath(), 'agent', '--node', node.name, '--proxy-address', node.proxyIp, '--workloads', file, '--cgroup', topo.cgroupPath, '--run-dir', path.join(dir, 'run'), '--log-level', 'warn'],
+        { encoding: 'utf8', timeout: scaled(20_000) },
+      );
+      assert.notEqual(r.status, 0);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`^palisade: cannot listen on ${node.proxyIp.replace(/\./g, '\\.')}:15001: EADDRNOTAVAIL`));
+      assert.equal(first.logs.lines.some((l) => (l as { msg?: string }).msg === 'a successor takes over: no longer accepting, draining'), false);
       // The first agent still redirects and serves: the pod reaches a closed port through it.
       const res = await runClient(topo, pod, '10.77.0.1', 9, 1, 2000);
       assert.equal(res.ok, false);

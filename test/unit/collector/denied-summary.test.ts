@@ -4,9 +4,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { AuditLog } from '../../../collector/audit/audit-log';
 import { DeniedFlowSummarizer } from '../../../collector/audit/denied-summary';
-import type { AuditKind } from '../../../common/control-api';
 import type { FlowEndpoint, FlowRecord } from '../../../common/flow';
 import { silentLogger } from '../../../common/log';
+import { Appended } from './audit-sink';
 
 const T0 = Date.parse('2024-05-01T12:00:00Z');
 const WEB = { ip: '10.0.1.3', port: 8080, workload: 'web', namespace: 'default' };
@@ -31,16 +31,6 @@ function flow(over: Partial<FlowRecord> = {}): FlowRecord {
   };
 }
 
-/** An AuditLog stand-in that keeps what is appended. */
-class Appended {
-  readonly records: Array<{ kind: AuditKind; actor: string; data: Record<string, unknown> }> = [];
-  fail = false;
-  append(kind: AuditKind, actor: string, data: Record<string, unknown>): never {
-    if (this.fail) throw new Error('disk full');
-    this.records.push({ kind, actor, data: JSON.parse(JSON.stringify(data)) as Record<string, unknown> });
-    return undefined as never;
-  }
-}
 
 describe('DeniedFlowSummarizer', () => {
   let t = T0;

@@ -104,6 +104,12 @@ const HOSTILE: [string, string | Buffer, MessageType[], RegExp][] = [
   ['a service with an IPv6 virtual IP', JSON.stringify({ type: 'registry', version: 1, workloads: [], nodes: [], services: [{ ...SERVICE, vips: ['fd00::1'] }] }), ALL, /services\[0\]\.vips\[0\]: must be an IPv4 address/],
   ['an endpoint target port out of range', JSON.stringify({ type: 'registry', version: 1, workloads: [], nodes: [], services: [{ ...SERVICE, endpoints: [{ ip: '10.0.1.11', ready: true, targetPorts: [0] }] }] }), ALL, /targetPorts\[0\]: must be a port/],
   ['a declared service without a selector', JSON.stringify({ type: 'register', workloads: [], services: [{ namespace: 'default', name: 'web', vips: ['10.96.0.10'], ports: [] }] }), ALL, /services\[0\]: missing field "selector"/],
+  [
+    'a registration of 1,001 workloads (one node runs at most 1,000)',
+    JSON.stringify({ type: 'register', workloads: Array.from({ length: 1001 }, (_, i) => ({ ...WORKLOAD, name: `w-${i}`, ip: `10.${i >> 8}.${i & 255}.1` })) }),
+    ALL,
+    /register\.workloads: at most 1000 entries/,
+  ],
 ];
 
 describe('mesh-protocol', () => {

@@ -1,4 +1,5 @@
 import { strict as assert } from 'node:assert';
+import * as net from 'node:net';
 import { createAgentRegistry, type AgentMetricsSources } from '../../../../agent/metrics/agent-metrics';
 import { FlowMetrics, TRAFFIC_LABELS } from '../../../../agent/metrics/flow-metrics';
 import { MetricsServer } from '../../../../agent/metrics/server';
@@ -264,10 +265,28 @@ describe('agent metrics on /metrics', function () {
     });
 
     it('refuses an address it cannot use with PALISADE_ERR_LISTEN', async function () {
+      // Held by something else (not another agent's metrics listener, which shares the port:
+      // SO_REUSEPORT, for handovers).
+      const holder = net.createServer();
+      await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+      const port = (holder.address() as net.AddressInfo).port;
+      const other = new MetricsServer({ registry: createAgentRegistry({ flows: new FlowMetrics() }), ready: () => true, log: silentLogger() });
+      try {
+        await assert.rejects(other.listen('127.0.0.1', port), (e: Error & { code?: string }) => e.code === 'PALISADE_ERR_LISTEN' && /EADDRINUSE/.test(e.message));
+      } finally {
+        holder.close();
+      }
+    });
+
+    it('shares its port with a successor agent\'s metrics listener (SO_REUSEPORT)', async function () {
       const { url } = await serve();
       const port = Number(new URL(url).port);
-      const other = new MetricsServer({ registry: createAgentRegistry({ flows: new FlowMetrics() }), ready: () => true, log: silentLogger() });
-      await assert.rejects(other.listen('127.0.0.1', port), (e: Error & { code?: string }) => e.code === 'PALISADE_ERR_LISTEN' && /EADDRINUSE/.test(e.message));
+      const successor = new MetricsServer({ registry: createAgentRegistry({ flows: new FlowMetrics() }), ready: () => true, log: silentLogger() });
+      try {
+        assert.equal((await successor.listen('127.0.0.1', port)).port, port);
+      } finally {
+        await successor.close();
+      }
     });
   });
 });
