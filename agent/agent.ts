@@ -30,12 +30,16 @@ import { FlowReporter } from './flows/reporter';
 import { createAgentRegistry } from './metrics/agent-metrics';
 import { FlowMetrics } from './metrics/flow-metrics';
 import { MetricsServer } from './metrics/server';
-import { CachingResolver } from './policy/resolver';
+import { DnsRuntime } from './dns/dns-runtime';
+import { workloadNameSources } from './dns/mesh-names';
+import { upstreamServers, validateDnsDomain } from './dns/resolv-conf';
 import { EnforcedPolicies } from './policy/enforced';
 import { DestinationAuthz } from './proxy/destination-authz';
 import { Egress } from './proxy/egress';
 import type { HttpLimits } from './proxy/http';
 import { ConnectionTracker } from './proxy/tracker';
+import { createProxyLimits, proxyLimitSettings, type ProxyLimitOptions, type ProxyLimits } from './proxy/limits';
+import { agentPorts, NodeAddresses } from './proxy/node-local';
 import type { PolicyIndex } from '../common/policy';
 import type { PolicyFile } from '../common/policy-files';
 import { prepareWorkloadSources, type RunningWorkloadSources } from './workload-sources';
@@ -60,8 +64,12 @@ export interface AgentOptions {
   connectTimeoutMs?: number;
   /** Directory of AuthorizationPolicy / EgressPolicy files, watched for changes. */
   policyDir?: string;
-  /** /etc/hosts-format file the egress check resolves names with before DNS. */
+  /** /etc/hosts-format file whose names the DNS proxy answers itself. */
   hostsFile?: string;
+  /** `IP[:PORT]` servers the DNS proxy forwards to (default: /etc/resolv.conf's nameservers). */
+  dnsUpstreams?: string[];
+  /** Cluster domain of mesh names (default cluster.local). */
+  dnsDomain?: string;
   /** How long to wait for a client's first bytes when a policy needs its protocol (default 5 s). */
   sniffTimeoutMs?: number;
   /** HTTP limits of the policy-enforcing front (header size/count, timeouts). */
@@ -74,6 +82,8 @@ export interface AgentOptions {
   flowBuffer?: number;
   /** Where /metrics and /healthz are served; not served when absent. */
   metricsAddress?: { host: string; port: number };
+  /** Connection caps, sniff budget, idle timeouts, refusal summaries (defaults: agent/proxy/limits). */
+  limits?: ProxyLimitOptions;
   /** What the kernel offers (default: the running kernel's probes); tests pass one that lacks a feature. */
   kernel?: KernelFeatures;
   /** How long a stopping agent lets established connections finish (default 30 s). */
@@ -104,6 +114,7 @@ export interface RunningAgent {
     | { registry: MeshRegistry; identities: IdentityManager; pool: HbonePool; inbound: InboundProxy; collector: CollectorClient; reporter: FlowReporter }
     | undefined;
   policies: EnforcedPolicies;
+  dns: DnsRuntime;
   flows: { metrics: FlowMetrics; reporter: FlowReporter | undefined };
   /** Where /metrics and /healthz are served, when they are. */
   metricsAddress: { address: string; port: number } | undefined;
@@ -131,6 +142,10 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   }
   validateExclusions(opts.excludeCidrs ?? [], opts.excludePorts ?? []);
   validateFlowBuffer(opts.flowBuffer);
+  const dnsDomain = opts.dnsDomain ?? 'cluster.local';
+  validateDnsDomain(dnsDomain);
+  const upstreams = upstreamServers(opts.dnsUpstreams);
+  const limitSettings = proxyLimitSettings(opts.limits ?? {});
   const caPem = opts.mesh ? readCa(opts.mesh) : undefined;
   // Everything that can be checked without the kernel is checked first: a bad
   // file or namespace path must not leave anything half-installed.
@@ -165,6 +180,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   let stopping = false;
   let datapath: Datapath | undefined;
   let outbound: OutboundProxy | undefined;
+  let dns: DnsRuntime | undefined;
   let mesh: RunningAgent['mesh'];
   let sources: RunningWorkloadSources | undefined;
   let ready = false;
@@ -175,6 +191,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   const reporter = opts.mesh ? new FlowReporter({ log, ...(opts.flowBuffer !== undefined ? { bufferSize: opts.flowBuffer } : {}) }) : undefined;
   const accessLog = opts.accessLog === 'none' ? undefined : new AccessLog(log, { mode: opts.accessLog ?? 'labeled', workloads });
   const flows = new FlowFanOut([accessLog, flowMetrics, reporter], log);
+  const limits = createProxyLimits(limitSettings, { node: opts.node, flows, log });
   const metrics = opts.metricsAddress
     ? new MetricsServer({
         registry: createAgentRegistry({
@@ -182,8 +199,11 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
           ...(reporter ? { reporter } : {}),
           ...(opts.mesh ? { identities: () => mesh?.identities } : {}),
           datapath: () => datapath,
+          limits,
         }),
         ready: () => ready && sources?.synced() === true,
+        // Metrics are the node's: a pod's own connection to the listener is closed unanswered.
+        refusePeer: (ip) => workloads.byIp(ip) !== undefined,
         log,
       })
     : undefined;
@@ -205,13 +225,27 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       connectTimeoutMs,
       sniffTimeoutMs,
       ...(opts.httpLimits ? { httpLimits: opts.httpLimits } : {}),
+      limits,
     };
     const authz = new DestinationAuthz({ ...shared, proxyIp: opts.proxyIp });
-    const egress = new Egress({ ...shared, resolver: new CachingResolver({ ...(opts.hostsFile ? { hostsFile: opts.hostsFile } : {}), log }) });
+    dns = new DnsRuntime({
+      node: opts.node,
+      proxyIp: opts.proxyIp,
+      domain: dnsDomain,
+      upstreams,
+      ...(opts.hostsFile ? { hostsFile: opts.hostsFile } : {}),
+      stateFile: dnsStateFile(opts.runDir ?? DEFAULT_RUN_DIR, opts.node),
+      workloads,
+      mesh: workloadNameSources(workloads, () => mesh?.registry),
+      policies,
+      flows,
+      log,
+    });
+    const egress = new Egress({ ...shared, names: dns.names });
     // Join the mesh first: a refused join or an unreachable collector must not leave a
     // half-configured node, and no pod is redirected before the proxy knows the mesh.
     if (opts.mesh && caPem && reporter) {
-      mesh = await startMesh(opts.node, opts.proxyIp, opts.mesh, caPem, workloads, authz, policies, reporter, connectTimeoutMs, log);
+      mesh = await startMesh(opts.node, opts.proxyIp, opts.mesh, caPem, workloads, authz, policies, reporter, connectTimeoutMs, limits, log);
     }
     datapath = Datapath.install({
       node: opts.node,
@@ -225,6 +259,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     datapath.setExclusions(opts.excludeCidrs ?? [], opts.excludePorts ?? []);
     enableRequestMigration(log);
 
+    const dnsProxy = await dns.listen(datapath);
     const meshInputs: MeshInputs | undefined = mesh ? { registry: mesh.registry, pool: mesh.pool } : undefined;
     outbound = new OutboundProxy({
       node: opts.node,
@@ -236,6 +271,12 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       authz,
       egress,
       flows,
+      dns: dnsProxy,
+      limits,
+      nodeLocal: new NodeAddresses(
+        agentPorts([opts.outboundPort ?? OUTBOUND_PORT, opts.mesh && (opts.mesh.hbonePort ?? HBONE_PORT), opts.metricsAddress?.port]),
+        () => mesh?.registry.nodeAddresses(),
+      ),
     });
     let address;
     try {
@@ -255,12 +296,13 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     // both just proven usable), and before 'outbound listener ready', which callers wait for.
     // /healthz says 503 again once the agent is stopping.
     if (metrics && opts.metricsAddress) metricsAddress = await metrics.listen(opts.metricsAddress.host, opts.metricsAddress.port);
-    log.info({ address: address.address, port: address.port }, 'outbound listener ready');
+    log.info({ address: address.address, port: address.port, limits: limitSettings }, 'outbound listener ready');
     if (metricsAddress) log.info({ address: metricsAddress.address, port: metricsAddress.port }, 'metrics listener ready');
     const dp = datapath;
     const ob = outbound;
     const m = mesh;
     const src = sources;
+    const d = dns;
     let markStopped: () => void = () => undefined;
     const stopped = new Promise<void>((resolve) => (markStopped = resolve));
     let draining: Promise<void> | undefined;
@@ -272,6 +314,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         await src.close();
         policies.close();
         await ob.close();
+        await d.close();
         if (m) await stopMesh(m);
         await metrics?.close();
         await handover?.close().catch(() => undefined);
@@ -291,7 +334,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         // again: a new hello would supersede its successor's session.
         m?.collector.stopReconnecting();
         await metrics?.close();
-        const listeners = m ? [ob, m.inbound] : [ob];
+        const listeners = m ? [ob, m.inbound, dnsProxy] : [ob, dnsProxy];
         const { closedAtDeadline } = await drainConnections({ listeners, tracker: shared.tracker, deadline, log });
         const settled = reporter ? await reporter.settled(FLOW_SETTLE_MS) : true;
         log.info({ closedAtDeadline, flowsDelivered: settled }, 'drained');
@@ -299,14 +342,18 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       })());
     const serveHandovers = { runDir, node: opts.node, log, state: () => (draining ? ('draining' as const) : ('serving' as const)) };
     const takeOverFromUs = async (successor: number): Promise<{ drainDeadline: Date }> => {
+      // Before the answer: the successor reads what pods resolved through this agent when it hears it.
+      d.handOver();
       void drain(`successor pid ${successor} takes over`);
       return { drainDeadline: new Date(Date.now() + drainTimeoutMs) };
     };
     if (lock) handover = await HandoverServer.listen({ ...serveHandovers, takeOver: takeOverFromUs });
     else if (claim.predecessor) {
-      takeOver(claim.predecessor, { ...serveHandovers, takeOver: takeOverFromUs, cancelled: () => stopping }).then(
+      const fromPredecessor = (): void => d.takeNamesFromPredecessor();
+      takeOver(claim.predecessor, { ...serveHandovers, takeOver: takeOverFromUs, cancelled: () => stopping, onReleased: fromPredecessor }).then(
         (got) => {
           if (!got) return;
+          fromPredecessor(); // and what it learnt while draining
           if (stopping) {
             got.lock.release();
             void got.handover.close();
@@ -328,6 +375,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       outboundAddress: { address: address.address, port: address.port },
       mesh: m,
       policies,
+      dns: d,
       flows: { metrics: flowMetrics, reporter },
       metricsAddress,
       sources: src,
@@ -338,6 +386,8 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   } catch (err) {
     await sources?.close().catch(() => undefined);
     await outbound?.close().catch(() => undefined);
+    await dns?.close().catch(() => undefined);
+    limits.refusals.close();
     if (mesh) await stopMesh(mesh).catch(() => undefined);
     reporter?.close();
     await metrics?.close().catch(() => undefined);
@@ -405,6 +455,7 @@ async function startMesh(
   policies: EnforcedPolicies,
   reporter: FlowReporter,
   connectTimeoutMs: number,
+  limits: ProxyLimits,
   log: Logger,
 ): Promise<NonNullable<RunningAgent['mesh']>> {
   const registry = new MeshRegistry();
@@ -428,6 +479,7 @@ async function startMesh(
     mesh: registry,
     log,
     authz,
+    limits,
   });
   const running = { registry, identities, pool, inbound, collector, reporter };
   try {
@@ -487,12 +539,18 @@ async function stopMesh(m: NonNullable<RunningAgent['mesh']>): Promise<void> {
   await m.collector.close();
 }
 
+/** What pods resolved, kept from one agent of the node to the next (agent/dns/pod-names.ts). */
+function dnsStateFile(runDir: string, node: string): string {
+  return path.join(runDir, `${node}.dns-names.json`);
+}
+
 /** `palisade agent uninstall`: refuses while an agent for the node is running. */
 export function uninstallNode(opts: { node: string; bpffs?: string; runDir?: string; log: Logger }): string[] {
   validateNodeName(opts.node);
   const lock: NodeLock = acquireNodeLock(opts.runDir ?? DEFAULT_RUN_DIR, opts.node);
   try {
     const removed = Datapath.uninstall(opts.node, opts.bpffs);
+    fs.rmSync(dnsStateFile(opts.runDir ?? DEFAULT_RUN_DIR, opts.node), { force: true });
     opts.log.info({ node: opts.node, removed: removed.length }, 'data path uninstalled');
     return removed;
   } finally {

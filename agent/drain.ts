@@ -4,7 +4,8 @@
  * — each such connection's flow records `drain-deadline`.
  */
 import type { Logger } from '../common/log';
-import { ProxyClosure, type ConnectionTracker } from './proxy/tracker';
+import { ProxyClosure } from './proxy/proxy-closure';
+import type { ConnectionTracker } from './proxy/tracker';
 
 /** A listener of the proxy as the drain sees it. */
 export interface Drainable {

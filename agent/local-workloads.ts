@@ -8,15 +8,19 @@ import type { Workload } from './workloads';
 export class LocalWorkloads implements WorkloadIndex {
   private readonly cookies = new Map<bigint, Workload>();
   private readonly ips = new Map<string, Workload>();
+  /** Counts every change (set, put, delete): what was derived from the workloads is stale when it moves. */
+  version = 0;
 
   set(entries: Array<{ workload: Workload; netnsCookie: bigint }>): void {
     this.cookies.clear();
     this.ips.clear();
+    this.version++;
     for (const { workload, netnsCookie } of entries) this.put(netnsCookie, workload);
   }
 
   /** Add or replace the workload in the namespace `netnsCookie`. */
   put(netnsCookie: bigint, workload: Workload): void {
+    this.version++;
     const old = this.cookies.get(netnsCookie);
     if (old && old.ip !== workload.ip && this.ips.get(old.ip) === old) this.ips.delete(old.ip);
     this.cookies.set(netnsCookie, workload);
@@ -27,6 +31,7 @@ export class LocalWorkloads implements WorkloadIndex {
   delete(netnsCookie: bigint): boolean {
     const old = this.cookies.get(netnsCookie);
     if (!old) return false;
+    this.version++;
     this.cookies.delete(netnsCookie);
     if (this.ips.get(old.ip) === old) this.ips.delete(old.ip);
     return true;

@@ -79,7 +79,7 @@ export async function waitForNodeLock(runDir: string, node: string, cancelled: (
  */
 export async function takeOver(
   predecessor: Predecessor,
-  o: Omit<HandoverServerOptions, 'log'> & { log: Logger; cancelled: () => boolean },
+  o: Omit<HandoverServerOptions, 'log'> & { log: Logger; cancelled: () => boolean; onReleased?: () => void },
 ): Promise<{ lock: NodeLock; handover: HandoverServer } | undefined> {
   if (predecessor.state === 'serving') {
     const answer = await askHolder(o.runDir, o.node, { type: 'take-over', pid: process.pid }).catch((err: unknown) => {
@@ -90,7 +90,10 @@ export async function takeOver(
     if (answer?.type === 'refused') {
       throw new PalisadeError('PALISADE_ERR_AGENT_RUNNING', `the running agent (pid ${predecessor.pid}) refused the handover: ${answer.reason}`);
     }
-    if (answer?.type === 'released') o.log.info({ predecessor: answer.pid, drainDeadline: answer.drainDeadline }, 'took the node over: the predecessor drains');
+    if (answer?.type === 'released') {
+      o.log.info({ predecessor: answer.pid, drainDeadline: answer.drainDeadline }, 'took the node over: the predecessor drains');
+      o.onReleased?.();
+    }
   }
   const lock = await waitForNodeLock(o.runDir, o.node, o.cancelled);
   if (!lock) return undefined;

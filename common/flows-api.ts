@@ -57,7 +57,7 @@ export const DEFAULT_FLOWS_LIMIT = 100;
 export const MAX_FLOWS_LIMIT = 10_000;
 
 const VERDICTS: readonly FlowVerdict[] = ['allowed', 'denied', 'audit', 'error'];
-const PROTOCOLS: readonly FlowProtocol[] = ['tcp', 'tls', 'http'];
+const PROTOCOLS: readonly FlowProtocol[] = ['tcp', 'tls', 'http', 'dns'];
 const DIRECTIONS: readonly FlowDirection[] = ['outbound', 'inbound', 'egress'];
 const MAX_VALUE_LENGTH = 1024;
 

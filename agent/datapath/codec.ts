@@ -25,6 +25,10 @@ export const STAT_NAMES = [
 ] as const;
 export type StatName = (typeof STAT_NAMES)[number];
 
+/** enum palisade_dns_stat (bpf/dns.bpf.c), in order. */
+export const DNS_STAT_NAMES = ['udp', 'tcp', 'storageFail', 'peerFail', 'origFail', 'v6Denied'] as const;
+export type DnsStatName = (typeof DNS_STAT_NAMES)[number];
+
 export interface Endpoint {
   ip: string;
   port: number;
@@ -55,10 +59,11 @@ export function addressFromBytes(b: Buffer): string {
   return groups.join(':');
 }
 
-export function encodeConfig(proxyIp: string, proxyPort: number): Buffer {
+export function encodeConfig(proxyIp: string, proxyPort: number, dnsPort: number): Buffer {
   const b = Buffer.alloc(CONFIG_SIZE);
   ipv4Bytes(proxyIp).copy(b, 0);
   b.writeUInt16LE(proxyPort, 4);
+  b.writeUInt16LE(dnsPort, 6);
   return b;
 }
 

@@ -16,7 +16,7 @@ import * as codec from './codec';
 import { ensureBpffs, isBpffs, resolveCgroup } from './mounts';
 import { verifierReason } from './verifier-log';
 
-export const OBJECT_FILES = ['redirect.bpf.o', 'ingress.bpf.o'];
+export const OBJECT_FILES = ['redirect.bpf.o', 'ingress.bpf.o', 'dns.bpf.o'];
 export const MAP_NAMES = [
   'palisade_pods',
   'palisade_orig_sk',
@@ -24,6 +24,8 @@ export const MAP_NAMES = [
   'palisade_excl_cidr',
   'palisade_excl_port',
   'palisade_stats',
+  'palisade_dns_peers',
+  'palisade_dns_stats',
 ] as const;
 type MapName = (typeof MAP_NAMES)[number];
 
@@ -35,6 +37,8 @@ export interface DatapathOptions {
   /** Node proxy address pods are redirected to (and strict pods accept). */
   proxyIp: string;
   proxyPort?: number;
+  /** DNS proxy port on proxyIp that pods' DNS is sent to (default 15053). */
+  dnsPort?: number;
   /** cgroup v2 directory to attach to; default: the cgroup v2 root. */
   cgroup?: string;
   /** bpffs mount point; default /sys/fs/bpf. */
@@ -109,7 +113,7 @@ export class Datapath {
     const pinDir = pinDirFor(opts.node, bpffs);
     const cgroup = resolveCgroup(opts.cgroup);
     const bpfDir = opts.bpfDir ?? defaultBpfDir();
-    const rodata = codec.encodeConfig(opts.proxyIp, opts.proxyPort ?? 15001);
+    const rodata = codec.encodeConfig(opts.proxyIp, opts.proxyPort ?? 15001, opts.dnsPort ?? 15053);
     ensureBpffs(bpffs);
 
     const created: string[] = [];
@@ -252,6 +256,12 @@ export class Datapath {
     return v ? codec.decodeOrig(v) : undefined;
   }
 
+  /** Which pod (and resolver) the DNS datagram arriving from peerIp:peerPort came from. */
+  lookupDnsPeer(peerIp: string, peerPort: number): Original | undefined {
+    const v = native.mapLookup(this.fds.palisade_dns_peers, codec.encodeTuple(peerIp, peerPort), codec.ORIG_SIZE);
+    return v ? codec.decodeOrig(v) : undefined;
+  }
+
   /** Replace the exclusions (destinations never redirected) with exactly these. */
   setExclusions(cidrs: string[], ports: number[]): void {
     const wantCidr = new Set(cidrs.map((c) => codec.encodeLpmKey(c).toString('hex')));
@@ -275,11 +285,20 @@ export class Datapath {
 
   /** Kernel-side counters, summed over CPUs. */
   stats(): Record<codec.StatName, number> {
-    const out = {} as Record<codec.StatName, number>;
-    codec.STAT_NAMES.forEach((name, i) => {
+    return this.counters('palisade_stats', codec.STAT_NAMES);
+  }
+
+  /** The DNS capture's counters (bpf/dns.bpf.c), summed over CPUs. */
+  dnsStats(): Record<codec.DnsStatName, number> {
+    return this.counters('palisade_dns_stats', codec.DNS_STAT_NAMES);
+  }
+
+  private counters<N extends string>(map: MapName, names: readonly N[]): Record<N, number> {
+    const out = {} as Record<N, number>;
+    names.forEach((name, i) => {
       const key = Buffer.alloc(4);
       key.writeUInt32LE(i);
-      const v = native.mapLookup(this.fds.palisade_stats, key, 8 * this.cpus);
+      const v = native.mapLookup(this.fds[map], key, 8 * this.cpus);
       out[name] = v ? Number(codec.sumPerCpu(v)) : 0;
     });
     return out;

@@ -32,6 +32,7 @@ export class MeshRegistry {
   private names = new Map<string, MeshService>();
   private vips = new Map<string, ServiceTarget>();
   private list: readonly MeshService[] = [];
+  private nodes: ReadonlySet<string> = new Set();
   version = 0;
 
   update(version: number, workloads: MeshWorkload[], services: MeshService[] = []): void {
@@ -51,7 +52,13 @@ export class MeshRegistry {
     this.names = names;
     this.vips = vips;
     this.list = services;
+    this.nodes = new Set(workloads.map((w) => w.nodeAddress));
     this.version = version;
+  }
+
+  /** The node addresses of every node with a workload (the same set until the next update). */
+  nodeAddresses(): ReadonlySet<string> {
+    return this.nodes;
   }
 
   byIp(ip: string): MeshWorkload | undefined {
@@ -68,6 +75,10 @@ export class MeshRegistry {
 
   services(): readonly MeshService[] {
     return this.list;
+  }
+
+  all(): IterableIterator<MeshWorkload> {
+    return this.ips.values();
   }
 
   get size(): number {

@@ -8,21 +8,35 @@
  * identity (the destination node authorizes); a pod on this node → DestinationAuthz, the same
  * authorization the inbound listener applies; anything else → Egress, the source's
  * allowlist (unchanged pass-through for a workload no EgressPolicy selects).
+ *
+ * Before any of that, the node itself is refused as a destination (node-local.ts), and the source
+ * pod must have room under its connection cap (limits/): refusals are reset and reported to the
+ * refusal log, which logs and records the first of a kind per interval and summarizes the rest.
  */
 import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { stripMapped } from '../ipv4-mapped';
 import type { Workload } from '../workloads';
 import type { ProxyInputs } from './inputs';
-import type { FlowEndpoint, FlowRecord, FlowVerdict } from '../../common/flow';
+import type { FlowDirection, FlowEndpoint, FlowRecord, FlowVerdict } from '../../common/flow';
 import type { AuthzContext } from './destination-authz';
 import { errorCode } from './connect';
-import { splice } from './pipe';
+import type { LimitReason } from './limits/connection-limits';
+import { isNodeLocalDestination } from './node-local';
+import { splice, timeoutReason } from './pipe';
 import { proxyFlow } from './proxy-flow';
 import { route, type Route } from './route';
 import { ServiceBalancer } from './service-balancer';
 
-export type Refusal = 'no-original-destination' | 'unknown-source-pod' | 'source-address-mismatch' | 'tunnel-failed' | 'no-ready-endpoint';
+const DNS_PORT = 53;
+
+export type Refusal =
+  | 'no-original-destination'
+  | 'unknown-source-pod'
+  | 'source-address-mismatch'
+  | 'node-local-destination'
+  | 'no-ready-endpoint'
+  | LimitReason;
 
 export class OutboundProxy {
   private readonly inputs: ProxyInputs;
@@ -68,9 +82,23 @@ export class OutboundProxy {
     for (const s of this.sockets) s.destroy(err);
   }
 
-  private refuse(socket: net.Socket, reason: Refusal, fields: Record<string, unknown>): void {
-    this.log.warn({ event: 'refused', reason, ...fields }, 'outbound connection refused');
+  /** Reset the client and report the refusal (logged and recorded once per kind and interval). */
+  private refuse(
+    socket: net.Socket,
+    started: number,
+    reason: Refusal,
+    where: { direction: FlowDirection; source: FlowEndpoint & { ip: string }; destination: FlowEndpoint & { ip: string } },
+    fields?: Record<string, unknown>,
+    verdict: 'denied' | 'error' = 'denied',
+  ): void {
     socket.resetAndDestroy();
+    this.inputs.limits.refusals.refuse({
+      route: { ...where, protocol: 'tcp', mtls: false },
+      outcome: { verdict, reason },
+      started,
+      message: 'outbound connection refused',
+      ...(fields ? { fields } : {}),
+    });
   }
 
   private onConnection(client: net.Socket): void {
@@ -87,29 +115,41 @@ export class OutboundProxy {
       client.resetAndDestroy();
       return;
     }
-    if (!orig) return this.refuse(client, 'no-original-destination', { source });
+    // Before the original destination is known, the destination is the listener itself.
+    const listener = { ip: stripMapped(client.localAddress ?? ''), port: client.localPort ?? 0 };
+    if (!orig) return this.refuse(client, started, 'no-original-destination', { direction: 'outbound', source, destination: listener });
     const workload = this.inputs.workloads.byNetnsCookie(orig.netnsCookie);
     if (!workload) {
-      return this.refuse(client, 'unknown-source-pod', { source, netnsCookie: orig.netnsCookie.toString() });
+      return this.refuse(client, started, 'unknown-source-pod', { direction: 'outbound', source, destination: orig.dst }, { netnsCookie: orig.netnsCookie.toString() });
     }
     if (workload.ip !== peerIp) {
-      return this.refuse(client, 'source-address-mismatch', { source, workload: workload.name, expected: workload.ip });
+      return this.refuse(client, started, 'source-address-mismatch', { direction: 'outbound', source, destination: orig.dst }, { expected: workload.ip });
     }
+    if (orig.dst.port === DNS_PORT && this.inputs.dns) return this.inputs.dns.serveTcp(client, workload, source, orig.dst);
     const registry = this.inputs.mesh?.registry;
     const r = route(orig.dst, { node: this.inputs.node, local: this.inputs.workloads, mesh: registry, services: registry, pick: this.balancer.pick });
     // A service's virtual IP is carried to the endpoint chosen for it.
     const destination = r.dst;
     const sourceInfo = { ...source, workload: workload.name, namespace: workload.namespace, identity: workload.identity };
     if (r.kind === 'no-endpoint') {
-      this.refuse(client, 'no-ready-endpoint', { source: sourceInfo, destination, service: `${r.service.namespace}/${r.service.name}` });
-      this.inputs.flows.record(this.flow(sourceInfo, { ...destination }, started, { bytesSent: 0, bytesReceived: 0 }, 'error', 'no-ready-endpoint'));
-      return;
+      const where = { direction: 'outbound' as const, source: sourceInfo, destination: { ...destination } };
+      return this.refuse(client, started, 'no-ready-endpoint', where, { service: `${r.service.namespace}/${r.service.name}` }, 'error');
     }
     const dstInfo = { ...destination, ...describeRoute(r) };
+    const direction: FlowDirection = r.kind === 'passthrough' ? 'egress' : 'outbound';
+    // The node itself (its agent ports, its loopback) is never a pod's destination.
+    if (isNodeLocalDestination(destination, this.inputs.nodeLocal.current())) {
+      return this.refuse(client, started, 'node-local-destination', { direction, source: sourceInfo, destination: dstInfo });
+    }
+    const admitted = this.inputs.limits.connections.admit('outbound', workload.ip);
+    if (!admitted.ok) return this.refuse(client, started, admitted.reason, { direction, source: sourceInfo, destination: dstInfo });
     // Per connection: debug only. The flow record (access log, collector) is the record of it.
     this.log.debug({ event: 'redirect', route: r.kind, source: sourceInfo, destination: dstInfo }, 'outbound connection');
     this.sockets.add(client);
-    client.once('close', () => this.sockets.delete(client));
+    client.once('close', () => {
+      this.sockets.delete(client);
+      admitted.release();
+    });
 
     if (r.kind === 'passthrough') {
       this.inputs.egress.handle(client, { source: sourceInfo, workload, destination }).catch((err: Error) => {
@@ -131,19 +171,29 @@ export class OutboundProxy {
       (upstream) => {
         this.sockets.add(upstream);
         client.resume();
-        splice(client, upstream, (res) => {
-          this.sockets.delete(upstream);
-          this.inputs.flows.record(
-            this.flow(sourceInfo, dstInfo, started, res, res.error ? 'error' : 'allowed', res.error ? errorCode(res.error) : 'tunnel-established'),
-          );
-        });
+        splice(
+          client,
+          upstream,
+          (res) => {
+            this.sockets.delete(upstream);
+            const reason = res.error ? errorCode(res.error) : res.timeout ? timeoutReason(res.timeout) : 'tunnel-established';
+            this.inputs.flows.record(this.flow(sourceInfo, dstInfo, started, res, res.error ? 'error' : 'allowed', reason));
+          },
+          this.inputs.limits.timeouts,
+        );
       },
       (err: Error) => {
         const peerStatus = (err as { peerStatus?: number }).peerStatus;
         const denied = peerStatus === 403;
-        this.refuse(client, 'tunnel-failed', { route: r.kind, source: sourceInfo, destination: dstInfo, error: err.message });
+        client.resetAndDestroy();
         const reason = denied ? 'denied-by-destination' : peerStatus ? `tunnel-refused-${peerStatus}` : 'tunnel-failed';
-        this.inputs.flows.record(this.flow(sourceInfo, dstInfo, started, { bytesSent: 0, bytesReceived: 0 }, denied ? 'denied' : 'error', reason));
+        this.inputs.limits.refusals.refuse({
+          route: { direction: 'outbound', source: sourceInfo, destination: dstInfo, protocol: 'tcp', mtls: true },
+          outcome: { verdict: denied ? 'denied' : 'error', reason },
+          started,
+          message: 'outbound connection refused',
+          fields: { error: err.message },
+        });
       },
     );
   }

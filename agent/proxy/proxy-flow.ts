@@ -6,7 +6,7 @@
 import { flowRecord, verdictOf, type FlowDirection, type FlowEndpoint, type FlowProtocol, type FlowRecord } from '../../common/flow';
 import { errorCode } from './connect';
 import type { HttpRecord } from './http';
-import { ProxyClosure } from './tracker';
+import { ProxyClosure } from './proxy-closure';
 
 /** The verdict fields of a flow record. */
 export type FlowOutcome = Pick<FlowRecord, 'verdict' | 'reason' | 'policy' | 'rule' | 'audit'>;
@@ -22,6 +22,7 @@ export interface FlowRoute {
   protocol: FlowProtocol;
   mtls: boolean;
   http?: FlowRecord['http'];
+  dns?: FlowRecord['dns'];
 }
 
 /** A decision that explains itself (an authorization or egress verdict). */
@@ -33,7 +34,8 @@ export interface Decision {
   audit?: { policy: string; rule: number };
 }
 
-export function proxyFlow(node: string, route: FlowRoute, outcome: FlowOutcome, counts: FlowCounts): FlowRecord {
+/** `count`: how many refused connections the record stands for (a refusal summary), when more than one. */
+export function proxyFlow(node: string, route: FlowRoute, outcome: FlowOutcome, counts: FlowCounts, count?: number): FlowRecord {
   return flowRecord({
     node,
     direction: route.direction,
@@ -41,6 +43,7 @@ export function proxyFlow(node: string, route: FlowRoute, outcome: FlowOutcome, 
     destination: route.destination,
     protocol: route.protocol,
     http: route.http,
+    dns: route.dns,
     verdict: outcome.verdict,
     reason: outcome.reason,
     policy: outcome.policy,
@@ -50,6 +53,7 @@ export function proxyFlow(node: string, route: FlowRoute, outcome: FlowOutcome, 
     bytesSent: counts.bytesSent,
     bytesReceived: counts.bytesReceived,
     durationMs: counts.durationMs,
+    count,
   });
 }
 

@@ -3,10 +3,12 @@
  * re-decides itself against the new policies (a pure check) and says whether it may stay.
  */
 import type { Duplex } from 'node:stream';
-import type { FlowEndpoint, FlowSink, FlowVerdict } from '../../common/flow';
+import type { FlowEndpoint, FlowSink } from '../../common/flow';
 import type { Logger } from '../../common/log';
 import type { PolicyIndex } from '../../common/policy';
 import type { HttpLimits } from './http';
+import type { ProxyLimits } from './limits';
+import { ProxyClosure } from './proxy-closure';
 
 /** What every policy-enforcing part of the proxy (destination authz, egress) is built from. */
 export interface EnforcementInputs {
@@ -20,6 +22,8 @@ export interface EnforcementInputs {
   /** How long to wait for a client's first bytes when a decision needs its protocol or name. */
   sniffTimeoutMs: number;
   httpLimits?: Partial<HttpLimits>;
+  /** the sniff budget, idle timeouts of spliced connections, and where refusals are reported */
+  limits: Pick<ProxyLimits, 'sniff' | 'timeouts' | 'refusals'>;
 }
 
 export interface TrackedConnection {
@@ -27,20 +31,6 @@ export interface TrackedConnection {
   recheck(index: PolicyIndex): { reason: string; policy?: string; rule?: number } | undefined;
   /** close it now: nothing more reaches the destination; its flow records `why` */
   close(why: ProxyClosure): void;
-}
-
-/**
- * The proxy itself ended a live connection — a policy change now denies it, or the drain deadline
- * of a stopping agent came — and the connection's flow record says so: streams are destroyed with
- * this error, and whoever records the flow takes its outcome (see endOutcome in proxy-flow.ts).
- */
-export class ProxyClosure extends Error {
-  /** errorCode() of it: the reason */
-  readonly code: string;
-  constructor(readonly outcome: { verdict: FlowVerdict; reason: string; policy?: string; rule?: number }) {
-    super(`closed by the proxy: ${outcome.reason}`);
-    this.code = outcome.reason;
-  }
 }
 
 /** A verdict as a tracked connection's recheck answer: undefined while allowed. */

@@ -20,7 +20,7 @@ import { FlowTable, formatFlowJsonArray, formatFlowJsonLine, OUTPUT_FORMATS, use
 
 export const DEFAULT_LAST = 20;
 const VERDICTS: readonly FlowVerdict[] = ['allowed', 'denied', 'audit', 'error'];
-const PROTOCOLS: readonly FlowProtocol[] = ['tcp', 'tls', 'http'];
+const PROTOCOLS: readonly FlowProtocol[] = ['tcp', 'tls', 'http', 'dns'];
 const DIRECTIONS: readonly FlowDirection[] = ['outbound', 'inbound', 'egress'];
 const MAX_VALUE = 1024;
 
@@ -192,7 +192,7 @@ export function registerObserveCommands(program: Command, deps: CliDeps & Termin
     .option('--from <workload>', 'source: workload (web-1, default/web-1), SPIFFE ID or IP')
     .option('--to <workload>', 'destination: workload (web-1, default/web-1), SPIFFE ID or IP')
     .option('--verdict <verdict>', 'allowed|denied|audit|error')
-    .option('--protocol <protocol>', 'tcp|tls|http')
+    .option('--protocol <protocol>', 'tcp|tls|http|dns')
     .option('--http-path <path>', 'HTTP path, exact (/api/users) or a prefix (/api/*)')
     .option('--direction <direction>', 'outbound|inbound|egress')
     .option('--node <node>', 'flows reported by this node')

@@ -85,16 +85,18 @@ export class DeniedFlowSummarizer {
   /** Count `flow` if it was denied. */
   add(flow: FlowRecord): void {
     if (this.closed || flow.verdict !== 'denied') return;
-    this.total++;
+    // An agent's refusal summary stands for `count` denied connections.
+    const n = flow.count ?? 1;
+    this.total += n;
     const source = clip(sourceName(flow.source));
     const destination = clip(destinationName(flow.destination));
     const reason = clip(flow.reason);
     const policy = flow.policy === undefined ? undefined : clip(flow.policy);
     const key = JSON.stringify([source, destination, reason, policy ?? null]);
     const group = this.groups.get(key);
-    if (group) group.count++;
-    else if (this.groups.size < this.maxGroups) this.groups.set(key, { source, destination, reason, policy, count: 1 });
-    else this.dropped++;
+    if (group) group.count += n;
+    else if (this.groups.size < this.maxGroups) this.groups.set(key, { source, destination, reason, policy, count: n });
+    else this.dropped += n;
   }
 
   /**

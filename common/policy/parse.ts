@@ -251,7 +251,7 @@ function parseObject(problems: Problems, warnings: Problems, doc: Document, node
     const http = authz.rules.some((rule) => rule.http);
     return { ...base, kind: 'AuthorizationPolicy', action: authz.action, selector: authz.selector, rules: authz.rules, http };
   }
-  if (egress) return { ...base, kind: 'EgressPolicy', selector: egress.selector, rules: egress.rules, deny: egress.deny, allowlist: egress.allowlist };
+  if (egress) return { ...base, kind: 'EgressPolicy', selector: egress.selector, rules: egress.rules, deny: egress.deny, allowlist: egress.allowlist, dns: egress.dns };
   return undefined;
 }
 

@@ -15,3 +15,8 @@ export { spawnIn } from './proc';
 export { startMeshAgent, startTestCollector } from './mesh';
 export type { TestCollector } from './mesh';
 export { denyFromYaml } from './policies';
+export { rssMiB, sampleRss } from './memory';
+export { nodeMetrics, startFlood } from './flood';
+export { tearDown } from './teardown';
+export type { FloodResult, FloodSpec } from './flood';
+export type { RssSampler } from './memory';

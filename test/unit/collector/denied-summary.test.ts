@@ -94,6 +94,17 @@ describe('DeniedFlowSummarizer', () => {
     assert.equal(data.groups.reduce((n, g) => n + g.count, 0) + data.dropped, data.total, 'every flow is counted somewhere');
   });
 
+  it('counts an agent refusal summary as the connections it stands for (count), also when its group is dropped', () => {
+    const sink = new Appended();
+    const s = make(sink, { maxGroups: 1 });
+    s.add(flow());
+    s.add(flow({ count: 41 }));
+    s.add(flow({ source: { ip: '10.0.0.9' }, count: 7 }));
+    s.flush();
+    const data = sink.records[0]!.data as { groups: Array<{ count: number }>; total: number; dropped: number };
+    assert.deepEqual([data.groups.map((g) => g.count), data.total, data.dropped], [[42], 49, 7]);
+  });
+
   it('writes nothing when nothing was denied, and starts each window where the last one ended', () => {
     const sink = new Appended();
     const s = make(sink);
