@@ -66,7 +66,9 @@ export async function prepareWorkloadSources(opts: WorkloadSourcesOptions): Prom
       let cni: CniServer | undefined;
       try {
         for (const s of sources) await s.start(enrollment);
-        if (kube) cni = await CniServer.start({ socketPath: cniSocketPath(opts.runDir), enroller: kube, log });
+        // takeOver: the node lock (or the handover) already made this agent the node's; during a
+        // handover the predecessor's socket is live, and new ADDs must reach the successor.
+        if (kube) cni = await CniServer.start({ socketPath: cniSocketPath(opts.runDir), enroller: kube, log, takeOver: true });
       } catch (err) {
         await Promise.all(sources.map((s) => s.close().catch(() => undefined)));
         enrollment.close();
