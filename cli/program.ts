@@ -13,6 +13,7 @@ import { registerAgentCommands } from './commands/agent';
 import { registerAuditCommands } from './commands/audit';
 import { registerCniCommands } from './commands/cni';
 import { registerCollectorCommands } from './commands/collector';
+import { registerDashboardCommands } from './commands/dashboard';
 import { registerDemoCommands } from './commands/demo';
 import { registerEgressCommands } from './commands/egress';
 import { registerObserveCommands } from './commands/observe';
@@ -37,6 +38,7 @@ export function createProgram(deps: CliDeps): Command {
   registerAuditCommands(program, deps);
   registerCniCommands(program, deps);
   registerCollectorCommands(program, deps);
+  registerDashboardCommands(program, deps);
   registerDemoCommands(program, deps);
   registerObserveCommands(program, deps);
   // One group, two concerns: the collector's policies (through its API) and checking files locally.

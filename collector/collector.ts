@@ -13,6 +13,8 @@ import { generateKeyPair, isSpecificIp } from '../common/pki';
 import { ApiAuth, loadOrCreateAdminToken } from './api/auth';
 import { CollectorApi } from './api/handler';
 import { CollectorMetrics } from './api/metrics';
+import { Dashboard } from './dashboard/dashboard';
+import type { SessionOptions } from './dashboard/sessions';
 import { FLOWS_DB_FILE, FlowStore } from './flows/store';
 import { clearStaleSocket, DEFAULT_LISTEN, formatAddress, parseListenAddress } from './listen';
 import { CertificateAuthority } from './mesh-ca';
@@ -61,6 +63,8 @@ export interface CollectorOptions {
   auditSummaryIntervalMs?: number;
   /** Services (and policies) from the Kubernetes API (collector/kubernetes/). */
   kubernetes?: CollectorKubernetesOptions;
+  /** Dashboard login tickets and sessions: lifetimes (tests shorten them). */
+  dashboardSessions?: SessionOptions;
   /**
    * Which pods run on which node (the Kubernetes source): with one, a node registers, and gets
    * certificates for, only pods it says run there (collector/nodes/node-pods.ts).
@@ -87,6 +91,8 @@ export interface RunningCollector {
   metrics: CollectorMetrics;
   /** The Kubernetes watches, with --kubernetes. */
   kubernetes: CollectorKubernetes | undefined;
+  /** The dashboard's sessions (tests). */
+  dashboard: Dashboard;
   snapshot(): RegistrySnapshot;
   stop(): Promise<void>;
 }
@@ -138,12 +144,24 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
   const unsubscribeDenied = flows.onStored((entries) => {
     for (const e of entries) if (e.record.verdict === 'denied') denied.add(e.record);
   });
+  const auth = new ApiAuth(adminToken, ca.trustDomain, (node, key) => nodes.certRefusal(node, key));
+  const dashboard = new Dashboard({
+    auth,
+    flows,
+    policies,
+    registry: () => registry.snapshot(),
+    control: { policies, flows, audit, ...(kube ? { kubernetes: () => kube!.status() } : {}) },
+    metrics,
+    log: opts.log,
+    sessions: opts.dashboardSessions,
+  });
   const api = new CollectorApi({
     store: flows,
-    auth: new ApiAuth(adminToken, ca.trustDomain, (node, key) => nodes.certRefusal(node, key)),
+    auth,
     metrics,
     log: opts.log,
     control: { policies, flows, audit, ...(kube ? { kubernetes: () => kube!.status() } : {}) },
+    dashboard,
     refusals,
   });
   const closeStores = async (): Promise<void> => {
@@ -242,6 +260,7 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     audit,
     metrics,
     kubernetes: kube,
+    dashboard,
     snapshot: () => registry.snapshot(),
     stop: () => {
       stopped ??= (async () => {

@@ -26,6 +26,8 @@ export interface CollectorApiDeps {
   log: Logger;
   /** Policies, egress rules, audit log, status (common/control-api.ts). */
   control?: ControlDeps;
+  /** The dashboard (collector/dashboard/): every request under /dashboard, with its own sessions. */
+  dashboard?: { owns(path: string): boolean; handle(req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams): void };
   /** Where refused callers are recorded (the audit log). */
   refusals?: TrustRefusals;
 }
@@ -73,6 +75,7 @@ export class CollectorApi {
     const started = Date.now();
     const remote = req.socket.remoteAddress ?? 'unix';
     const url = parseUrl(req.url);
+    if (url && this.deps.dashboard?.owns(url.path)) return this.deps.dashboard.handle(req, res, url.path, url.query);
     const route = url && ROUTES.has(url.path) ? (url.path as Route) : 'other';
     const finish = (status: number, caller?: ApiCaller): void => {
       this.deps.metrics.request(route, status);
@@ -205,8 +208,8 @@ export class CollectorApi {
   }
 }
 
-/** A request's JSON body (application/json, at most `max` bytes); one-line errors otherwise. */
-async function readJsonBody(req: IncomingMessage, max: number): Promise<unknown> {
+/** A request's JSON body (application/json, at most `max` bytes); one-line errors otherwise (the dashboard reads its bodies with it too). */
+export async function readJsonBody(req: IncomingMessage, max: number): Promise<unknown> {
   const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   if (type !== 'application/json') {
     req.resume();
