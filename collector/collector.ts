@@ -16,6 +16,8 @@ import { CollectorMetrics } from './api/metrics';
 import { Dashboard } from './dashboard/dashboard';
 import type { SessionOptions } from './dashboard/sessions';
 import { FLOWS_DB_FILE, FlowStore } from './flows/store';
+import { FlowSinks, type FlowSinksOptions } from './sinks/sinks';
+import type { SinkSpec } from './sinks/sink-spec';
 import { clearStaleSocket, DEFAULT_LISTEN, formatAddress, parseListenAddress } from './listen';
 import { CertificateAuthority } from './mesh-ca';
 import { AuditLog } from './audit/audit-log';
@@ -59,6 +61,10 @@ export interface CollectorOptions {
   flowMaxBytes?: number;
   /** How often flow retention runs (ms); default 30 s. */
   flowRetentionIntervalMs?: number;
+  /** Where stored flows also go (`--flow-sink`); the store is always there. */
+  flowSinks?: readonly SinkSpec[];
+  /** The OTLP sinks' buffering and retry settings (tests, the bench). */
+  flowSinkOptions?: FlowSinksOptions['otlp'];
   /** How often denied flows are summarized into the audit log (ms); default 10 s. */
   auditSummaryIntervalMs?: number;
   /** Services (and policies) from the Kubernetes API (collector/kubernetes/). */
@@ -86,6 +92,8 @@ export interface RunningCollector {
   ca: CertificateAuthority;
   /** The flow store (tests, the demo). */
   flows: FlowStore;
+  /** The flow sinks beyond the store. */
+  sinks: FlowSinks;
   policies: PolicyManager;
   audit: AuditLog;
   metrics: CollectorMetrics;
@@ -139,6 +147,9 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     await flows.close();
     throw err;
   }
+  const sinks = new FlowSinks(opts.flowSinks ?? [], { log, metrics, trustDomain: ca.trustDomain, ...(opts.flowSinkOptions && { otlp: opts.flowSinkOptions }) });
+  metrics.watchSinks(sinks);
+  const unsubscribeSinks = flows.onStored(sinks.onStored);
   const denied = new DeniedFlowSummarizer(audit, { intervalMs: opts.auditSummaryIntervalMs });
   const refusals = new TrustRefusals(audit, { log });
   const unsubscribeDenied = flows.onStored((entries) => {
@@ -160,13 +171,16 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     auth,
     metrics,
     log: opts.log,
-    control: { policies, flows, audit, ...(kube ? { kubernetes: () => kube!.status() } : {}) },
+    control: { policies, flows, audit, sinks: () => sinks.counts(), ...(kube ? { kubernetes: () => kube!.status() } : {}) },
+    sinks: () => sinks.counts(),
     dashboard,
     refusals,
   });
   const closeStores = async (): Promise<void> => {
     await kube?.close();
     unsubscribeDenied();
+    unsubscribeSinks();
+    await sinks.close();
     denied.close();
     refusals.close();
     policies.close();
@@ -256,6 +270,7 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     adminToken,
     ca,
     flows,
+    sinks,
     policies,
     audit,
     metrics,

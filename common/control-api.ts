@@ -4,6 +4,7 @@
  * it (common/api-client.ts). The routes with their requests and answers, who may call them and
  * how failures look: docs/architecture.md "The control API".
  */
+import type { SinkCounts } from './flows-api';
 
 export const CONTROL_API = {
   status: '/v1/status',
@@ -248,7 +249,7 @@ export interface NodeStatus {
 export interface StatusResponse {
   policyVersion: number;
   nodes: NodeStatus[];
-  flows: { stored: number };
+  flows: { stored: number; sinks?: Record<string, SinkCounts> };
   audit: { records: number };
   /** With `collector --kubernetes`: what it makes of the cluster. */
   kubernetes?: KubernetesStatus;

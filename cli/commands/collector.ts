@@ -12,6 +12,7 @@ import { CertificateAuthority } from '../../collector/mesh-ca';
 import { describeScopes, parseNodeCidr, parseScopes } from '../../collector/nodes/node-binding';
 import { NodeRecords } from '../../collector/nodes/node-records';
 import { TokenStore } from '../../collector/tokens';
+import { parseSinkSpecs } from '../../collector/sinks/sink-spec';
 import { parsePositiveDuration } from '../../common/duration';
 import { invalidArgument, PalisadeError } from '../../common/errors';
 import { isTrustDomain } from '../../common/identity';
@@ -35,6 +36,7 @@ interface RunFlags {
   flowMaxBytes?: string;
   kubernetes?: boolean;
   kubeconfig?: string;
+  flowSink: string[];
   logLevel?: string;
 }
 
@@ -109,6 +111,7 @@ export function registerCollectorCommands(program: Command, deps: CliDeps): void
     .option('--flow-max-bytes <size>', 'also keep the flow database under this size (e.g. 2GiB)')
     .option('--kubernetes', 'services and policies from the Kubernetes API (Services + EndpointSlices, AuthorizationPolicy, EgressPolicy)')
     .option('--kubeconfig <file>', 'with --kubernetes: the API from this kubeconfig (default: the pod\'s service account)')
+    .option('--flow-sink <sink>', 'also send every stored flow to otlp=<http(s) URL> (OTLP logs over HTTP/protobuf, e.g. http://otel-collector:4318/v1/logs); repeatable; sqlite is always on', collectValue, [])
     .option('--log-level <level>', 'trace|debug|info|warn|error', undefined)
     .action(async (flags: RunFlags) => {
       parseListenAddress(flags.listen);
@@ -120,6 +123,7 @@ export function registerCollectorCommands(program: Command, deps: CliDeps): void
       const flowRetentionMs = parsePositiveDuration(flags.flowRetention, '--flow-retention');
       const flowMaxRows = positiveInteger(flags.flowMaxRows, '--flow-max-rows');
       const flowMaxBytes = flags.flowMaxBytes === undefined ? undefined : byteSize(flags.flowMaxBytes, '--flow-max-bytes');
+      const flowSinks = parseSinkSpecs(flags.flowSink);
       const log = deps.logger(flags.logLevel);
       const running = await startCollector({
         listen: flags.listen,
@@ -133,6 +137,7 @@ export function registerCollectorCommands(program: Command, deps: CliDeps): void
         flowMaxRows,
         ...(flowMaxBytes !== undefined ? { flowMaxBytes } : {}),
         ...(flags.kubernetes || flags.kubeconfig ? { kubernetes: { kubeconfig: flags.kubeconfig } } : {}),
+        flowSinks,
         log,
       });
       const signal = await deps.waitForStop();

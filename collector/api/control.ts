@@ -10,6 +10,7 @@ import { invalidArgument, PalisadeError, quoteValue } from '../../common/errors'
 import type { PolicyFile } from '../../common/policy-files';
 import { oneOf, whole } from '../../common/query-params';
 import type { FlowStore } from '../flows/store';
+import type { SinkCounts } from '../../common/flows-api';
 import type { PolicyManager } from '../policies/manager';
 import { isRecord } from '../../common/record';
 
@@ -25,6 +26,8 @@ export interface ControlDeps {
   audit?: AuditReader;
   /** With `--kubernetes`: what the collector makes of the cluster, for status. */
   kubernetes?: () => KubernetesStatus;
+  /** each flow sink's counts, for status */
+  sinks?: () => Record<string, SinkCounts>;
 }
 
 const MAX_FILES = 100;
@@ -95,6 +98,8 @@ export class ControlApi {
       case CONTROL_API.status: {
         params(route, query, []);
         const status = p.status({ flowsStored: this.deps.flows.rows(), auditRecords: this.deps.audit?.count() ?? 0 });
+        const sinks = this.deps.sinks?.();
+        if (sinks && Object.keys(sinks).length > 0) status.flows.sinks = sinks;
         const kubernetes = this.deps.kubernetes?.();
         return kubernetes ? { ...status, kubernetes } : status;
       }

@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { API, parseFilterQuery, type FlowFilters } from '../../common/flows-api';
+import { API, parseFilterQuery, type FlowFilters, type SinkCounts, type StatsResponse } from '../../common/flows-api';
 import { CONTROL_API, CONTROL_POST_READS, CONTROL_WRITES, MAX_CONTROL_BODY_BYTES } from '../../common/control-api';
 import { invalidArgument, isPalisadeError, PalisadeError } from '../../common/errors';
 import type { Logger } from '../../common/log';
@@ -26,6 +26,8 @@ export interface CollectorApiDeps {
   log: Logger;
   /** Policies, egress rules, audit log, status (common/control-api.ts). */
   control?: ControlDeps;
+  /** each flow sink's counts, for /v1/stats */
+  sinks?: () => Record<string, SinkCounts>;
   /** The dashboard (collector/dashboard/): every request under /dashboard, with its own sessions. */
   dashboard?: { owns(path: string): boolean; handle(req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams): void };
   /** Where refused callers are recorded (the audit log). */
@@ -63,6 +65,14 @@ export class CollectorApi {
     this.log = deps.log.child({ component: 'api' });
     this.followers = new FlowFollowers(deps.store, this.log);
     this.control = deps.control ? new ControlApi(deps.control) : undefined;
+  }
+
+  /** The store's counts, and each sink's when there are any. */
+  private stats(): StatsResponse {
+    const stats = this.deps.store.stats();
+    const sinks = this.deps.sinks?.();
+    if (sinks && Object.keys(sinks).length > 0) stats.sinks = sinks;
+    return stats;
   }
 
   /** Whether an upgrade request for `path` is ours (the agent endpoint is not). */
@@ -121,7 +131,7 @@ export class CollectorApi {
           sendJson(res, 426, errorBody('PALISADE_ERR_INVALID_ARGUMENT', `${API.follow} is a WebSocket endpoint: send an upgrade request`), { upgrade: 'websocket' });
           return finish(426, auth.caller);
         case API.stats:
-          sendJson(res, 200, this.deps.store.stats());
+          sendJson(res, 200, this.stats());
           return finish(200, auth.caller);
         case API.healthz:
           sendText(res, 200, 'text/plain', 'ok\n');
