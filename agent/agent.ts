@@ -23,6 +23,7 @@ import { HbonePool } from './proxy/hbone-pool';
 import { InboundProxy } from './proxy/inbound';
 import type { MeshInputs } from './proxy/inputs';
 import { OutboundProxy } from './proxy/outbound';
+import { TrafficRouter } from './traffic/router';
 import { LocalWorkloads } from './local-workloads';
 import { MeshRegistry } from './mesh/mesh-registry';
 import { AccessLog, type AccessLogMode } from './flows/access-log';
@@ -279,6 +280,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       flows,
       dns: dnsProxy,
       limits,
+      ...(mesh ? { traffic: new TrafficRouter({ ...shared, local: workloads, registry: mesh.registry, pool: mesh.pool, authz }) } : {}),
       nodeLocal: new NodeAddresses(
         agentPorts([opts.outboundPort ?? OUTBOUND_PORT, opts.mesh && (opts.mesh.hbonePort ?? HBONE_PORT), opts.metricsAddress?.port]),
         () => mesh?.registry.nodeAddresses(),
@@ -307,8 +309,8 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     const dp = datapath;
     const ob = outbound;
     const m = mesh;
-    const src = sources;
     const d = dns;
+    const src = sources;
     let markStopped: () => void = () => undefined;
     const stopped = new Promise<void>((resolve) => (markStopped = resolve));
     let draining: Promise<void> | undefined;

@@ -23,6 +23,7 @@ export class LocalWorkloads implements WorkloadIndex {
     this.version++;
     const old = this.cookies.get(netnsCookie);
     if (old && old.ip !== workload.ip && this.ips.get(old.ip) === old) this.ips.delete(old.ip);
+    this.version++;
     this.cookies.set(netnsCookie, workload);
     this.ips.set(workload.ip, workload);
   }
@@ -33,6 +34,7 @@ export class LocalWorkloads implements WorkloadIndex {
     if (!old) return false;
     this.version++;
     this.cookies.delete(netnsCookie);
+    this.version++;
     if (this.ips.get(old.ip) === old) this.ips.delete(old.ip);
     return true;
   }

@@ -4,7 +4,7 @@
  * it (common/api-client.ts). The routes with their requests and answers, who may call them and
  * how failures look: docs/architecture.md "The control API".
  */
-import type { SinkCounts } from './flows-api';
+import type { SinkCounts } from './sink-counts';
 
 export const CONTROL_API = {
   status: '/v1/status',
@@ -35,7 +35,7 @@ export const CONTROL_POST_READS: ReadonlySet<string> = new Set([CONTROL_API.poli
 /** Largest request body the collector reads (policy files included). */
 export const MAX_CONTROL_BODY_BYTES = 4 * 1024 * 1024;
 
-export type PolicyKind = 'AuthorizationPolicy' | 'EgressPolicy';
+export type PolicyKind = 'AuthorizationPolicy' | 'EgressPolicy' | 'HTTPRoute' | 'FaultInjection';
 /**
  * Where a stored policy came from: the API (CLI), the collector's `--policy-dir`, or the Kubernetes
  * API's policy objects (`--kubernetes`); the last two are read-only through the collector's API.

@@ -9,6 +9,9 @@ import { isIP } from 'node:net';
 import type { FlowDirection, FlowEndpoint, FlowProtocol, FlowRecord, FlowVerdict } from './flow';
 import { quoteValue } from './errors';
 import { invalidParameter, oneOf, whole } from './query-params';
+import type { SinkCounts } from './sink-counts';
+
+export type { SinkCounts };
 
 export interface FlowFilters {
   from?: string;
@@ -40,18 +43,6 @@ export interface StatsResponse {
   nodes: Record<string, { stored: number; lost: number }>;
   /** each flow sink beyond the store (`otlp:<host:port>`), when the collector has any */
   sinks?: Record<string, SinkCounts>;
-}
-
-/** A flow sink's accounting: accepted = delivered + lost + buffered, at every moment. */
-export interface SinkCounts {
-  /** flows handed to the sink (every flow the collector stored since it started) */
-  accepted: number;
-  /** flows the receiver acknowledged */
-  delivered: number;
-  /** flows given up: buffer full, refused by the receiver, still buffered at shutdown */
-  lost: number;
-  /** flows waiting or in flight */
-  buffered: number;
 }
 
 /** Error body of every non-2xx API answer. */

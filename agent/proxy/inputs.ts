@@ -10,6 +10,7 @@ import type { Egress } from './egress';
 import type { HbonePool } from './hbone-pool';
 import type { ProxyLimits } from './limits';
 import type { NodeLocal } from './node-local';
+import type { TrafficRouter } from '../traffic/router';
 
 /** What the proxy needs of the kernel data path: only the original-destination lookup. */
 export interface OriginalLookup {
@@ -53,4 +54,6 @@ export interface ProxyInputs {
   limits: ProxyLimits;
   /** The node's own addresses and the agent's ports: destinations no pod may open. */
   nodeLocal: { current(): NodeLocal };
+  /** Per-request routing of connections to a Service an HTTPRoute is attached to (absent without a mesh). */
+  traffic?: TrafficRouter;
 }

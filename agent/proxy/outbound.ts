@@ -27,6 +27,7 @@ import { splice, timeoutReason } from './pipe';
 import { proxyFlow } from './proxy-flow';
 import { route, type Route } from './route';
 import { ServiceBalancer } from './service-balancer';
+import type { RoutedService } from '../traffic/router';
 
 const DNS_PORT = 53;
 
@@ -131,6 +132,9 @@ export class OutboundProxy {
     // A service's virtual IP is carried to the endpoint chosen for it.
     const destination = r.dst;
     const sourceInfo = { ...source, workload: workload.name, namespace: workload.namespace, identity: workload.identity };
+    // A Service with an HTTPRoute: HTTP is served here and every request routed on its own.
+    const routed = r.service && this.inputs.traffic ? { ...r.service, port: orig.dst.port } : undefined;
+    if (routed && this.inputs.traffic!.routes(routed, workload.namespace)) return this.serveRouted(client, started, workload, sourceInfo, routed, orig.dst);
     if (r.kind === 'no-endpoint') {
       const where = { direction: 'outbound' as const, source: sourceInfo, destination: { ...destination } };
       return this.refuse(client, started, 'no-ready-endpoint', where, { service: `${r.service.namespace}/${r.service.name}` }, 'error');
@@ -196,6 +200,18 @@ export class OutboundProxy {
         });
       },
     );
+  }
+
+  /** A Service with an HTTPRoute: under the pod's connection cap like any connection, then every request routed on its own. */
+  private serveRouted(client: net.Socket, started: number, workload: Workload, source: FlowEndpoint & { ip: string }, service: RoutedService, vip: { ip: string; port: number }): void {
+    const admitted = this.inputs.limits.connections.admit('outbound', workload.ip);
+    if (!admitted.ok) return this.refuse(client, started, admitted.reason, { direction: 'outbound', source, destination: vip });
+    this.sockets.add(client);
+    client.once('close', () => {
+      this.sockets.delete(client);
+      admitted.release();
+    });
+    this.inputs.traffic!.handle(client, workload, source, service);
   }
 
   /** Same node: the destination's policies are checked here, exactly as the inbound listener would. */
