@@ -53,7 +53,7 @@ export interface AgentOptions {
   proxyIp: string;
   workloadsFile?: string;
   /** Enroll this node's pods from the Kubernetes API and palisade-cni (workload-sources/). */
-  kubernetes?: { kubeconfig?: string; trustDomain?: string };
+  kubernetes?: { kubeconfig?: string; trustDomain?: string; cniConfDir?: string };
   /** How long a workload certificate is kept after its identity's last pod left (default 30 s). */
   identityLingerMs?: number;
   cgroup?: string;
@@ -130,10 +130,10 @@ export interface RunningAgent {
   drain(reason: string): Promise<void>;
   /** Resolves once the agent has stopped, whatever stopped it (drain, take-over, close). */
   stopped: Promise<void>;
-  /** Stop now: open connections are cut (tests; a second signal). */
-  close(): Promise<void>;
   /** Where the node's workloads come from (the workloads file, Kubernetes) and their enrollment. */
   sources: RunningWorkloadSources;
+  /** Stop now: open connections are cut (tests; a second signal). */
+  close(): Promise<void>;
 }
 
 export const DEFAULT_RUN_DIR = '/run/palisade';
@@ -337,6 +337,8 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         ready = false;
         const deadline = Date.now() + drainTimeoutMs;
         log.info({ reason, drainTimeoutMs }, 'draining: no longer accepting, finishing open connections');
+        // The node's pods are the successor's to enroll from now on (its sources already run).
+        await src.close();
         // A draining agent keeps its collector session for its last flows but never says hello
         // again: a new hello would supersede its successor's session.
         m?.collector.stopReconnecting();

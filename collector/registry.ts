@@ -13,7 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import { spiffeId } from '../common/identity';
 import { RegistryLog, type RegistryLogLimits } from './registry-log';
-import { resolveServices, type ResolvedServices } from './services';
+import { byIp, resolveServices, type ResolvedServices } from './services';
 import {
   encodeMessage,
   type RegistryChange,
@@ -260,7 +260,3 @@ export function workloadChanges(before: readonly RegistryWorkload[], after: read
   return changes;
 }
 
-function byIp(a: RegistryWorkload, b: RegistryWorkload): number {
-  const n = (ip: string): number => ip.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
-  return n(a.ip) - n(b.ip);
-}
