@@ -35,6 +35,7 @@ import { ConnectionTracker } from './proxy/tracker';
 import type { PolicyIndex } from '../common/policy';
 import type { PolicyFile } from '../common/policy-files';
 import { loadWorkloadsFile, type Workload } from './workloads';
+import { WireEnforcement } from './wire/wire-enforcement';
 
 export const OUTBOUND_PORT = 15001;
 
@@ -125,6 +126,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     throw err;
   }
   let datapath: Datapath | undefined;
+  let wire: WireEnforcement | undefined;
   let outbound: OutboundProxy | undefined;
   let mesh: RunningAgent['mesh'];
   let ready = false;
@@ -183,6 +185,8 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       log,
     });
     datapath.setExclusions(opts.excludeCidrs ?? [], opts.excludePorts ?? []);
+    wire = new WireEnforcement({ datapath, log });
+    wire.start();
     const enrollStarted = process.hrtime.bigint();
     reconcileEnrollment(datapath, cookies, log);
     log.info(
@@ -220,6 +224,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     log.info({ address: address.address, port: address.port }, 'outbound listener ready');
     if (metricsAddress) log.info({ address: metricsAddress.address, port: metricsAddress.port }, 'metrics listener ready');
     const dp = datapath;
+    const wr = wire;
     const ob = outbound;
     const m = mesh;
     return {
@@ -237,6 +242,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         await ob.close();
         if (m) await stopMesh(m);
         await metrics?.close();
+        wr.close();
         dp.close();
         lock.release();
         log.info('agent stopped; data path stays pinned (pods fail closed until an agent returns)');
@@ -247,6 +253,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     if (mesh) await stopMesh(mesh).catch(() => undefined);
     reporter?.close();
     await metrics?.close().catch(() => undefined);
+    wire?.close();
     datapath?.close();
     policies.close();
     lock.release();
@@ -400,8 +407,9 @@ function reconcileEnrollment(dp: Datapath, entries: Array<{ workload: Workload; 
     }
   }
   entries.forEach(({ workload }, i) => {
-    dp.enroll(workload.netns, { podId: i + 1, strict: workload.strict, ip: workload.ip });
+    dp.enroll(workload.netns, { podId: i + 1, strict: workload.strict, ip: workload.ip, interface: workload.interface });
   });
+  for (const ifindex of dp.sweepInterfaces()) log.info({ ifindex }, 'removed the filters of an interface no enrolled pod uses');
 }
 
 /** `palisade agent uninstall`: refuses while an agent for the node is running. */

@@ -14,9 +14,11 @@ import { silentLogger } from '../../common/log';
 import { native, UpdateFlag, type LoadedObject } from '../../native';
 import * as codec from './codec';
 import { ensureBpffs, isBpffs, resolveCgroup } from './mounts';
+import { resolvePodLink } from './pod-links';
+import * as wire from './pod-wire';
 
-export const OBJECT_FILES = ['redirect.bpf.o', 'ingress.bpf.o'];
-export const MAP_NAMES = [
+export const OBJECT_FILES = ['redirect.bpf.o', 'pod.bpf.o'];
+export const SHARED_MAP_NAMES = [
   'palisade_pods',
   'palisade_orig_sk',
   'palisade_conns',
@@ -24,9 +26,11 @@ export const MAP_NAMES = [
   'palisade_excl_port',
   'palisade_stats',
 ] as const;
+export const MAP_NAMES = [...SHARED_MAP_NAMES, ...wire.POD_MAP_NAMES] as const;
 type MapName = (typeof MAP_NAMES)[number];
 
 const LINK_PREFIX = 'link_';
+export const DNS_PORT = 15053;
 const NODE_NAME = /^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$/;
 
 export interface DatapathOptions {
@@ -34,6 +38,8 @@ export interface DatapathOptions {
   /** Node proxy address pods are redirected to (and strict pods accept). */
   proxyIp: string;
   proxyPort?: number;
+  /** The DNS proxy's port on the proxy address (default 15053); pods may send DNS there. */
+  dnsPort?: number;
   /** cgroup v2 directory to attach to; default: the cgroup v2 root. */
   cgroup?: string;
   /** bpffs mount point; default /sys/fs/bpf. */
@@ -54,6 +60,19 @@ export interface EnrolledPod {
   podId: number;
   strict: boolean;
   ip: string | undefined;
+  /** ifindex of its host-side interface (0: none) */
+  ifindex: number;
+}
+
+/** What enrollment needs to know of a pod. */
+export interface PodEnrollment {
+  /** agent-assigned, 1 .. 2^32-1 */
+  podId: number;
+  strict: boolean;
+  /** the pod's IPv4 address: the only source its packets may carry */
+  ip: string;
+  /** its host-side interface in the agent's namespace (the CNI result, the workloads file); derived when absent */
+  interface?: string;
 }
 
 export function defaultBpfDir(): string {
@@ -83,17 +102,19 @@ function closeQuietly(fd: number): void {
 }
 
 /** Typed access to one node's pinned maps; opened by install() or open(). */
-export class Datapath {
+export class Datapath implements wire.WireHandles {
   readonly node: string;
   readonly pinDir: string;
   private readonly fds: Record<MapName, number>;
+  private readonly progs: Record<wire.PodProgram, number>;
   private readonly cpus: number;
   private closed = false;
 
-  private constructor(node: string, pinDir: string, fds: Record<MapName, number>) {
+  private constructor(node: string, pinDir: string, fds: Record<MapName, number>, progs: Record<wire.PodProgram, number>) {
     this.node = node;
     this.pinDir = pinDir;
     this.fds = fds;
+    this.progs = progs;
     this.cpus = native.numPossibleCpus();
   }
 
@@ -108,7 +129,7 @@ export class Datapath {
     const pinDir = pinDirFor(opts.node, bpffs);
     const cgroup = resolveCgroup(opts.cgroup);
     const bpfDir = opts.bpfDir ?? defaultBpfDir();
-    const rodata = codec.encodeConfig(opts.proxyIp, opts.proxyPort ?? 15001);
+    const rodata = codec.encodeConfig(opts.proxyIp, opts.proxyPort ?? 15001, opts.dnsPort ?? DNS_PORT);
     ensureBpffs(bpffs);
 
     const created: string[] = [];
@@ -143,10 +164,14 @@ export class Datapath {
             `${file}: settings block is ${obj.rodataSize} bytes, expected ${codec.CONFIG_SIZE} (stale object? run \`make build\`)`,
           );
         }
-        for (const prog of obj.programs) attachProgram(prog, cgFd, cgroup, pinDir, created);
+        for (const prog of obj.programs) {
+          if (prog.section === 'tc') wire.pinProgram(prog, pinDir, created);
+          else attachProgram(prog, cgFd, cgroup, pinDir, created);
+        }
       }
       for (const name of fs.readdirSync(pinDir)) if (!before.has(name) && !created.includes(name)) created.push(name);
       const dp = Datapath.open(opts.node, bpffs);
+      wire.recordHostNetns(dp, netnsCookieOf('/proc/self/ns/net'));
       log.info(
         {
           node: opts.node,
@@ -179,15 +204,17 @@ export class Datapath {
       throw new PalisadeError('PALISADE_ERR_NOT_INSTALLED', `node ${node} has no data path installed (${pinDir} is missing)`);
     }
     const fds: Partial<Record<MapName, number>> = {};
+    const progs: Partial<Record<wire.PodProgram, number>> = {};
     try {
       for (const name of MAP_NAMES) fds[name] = native.objGet(path.join(pinDir, name));
+      for (const name of wire.POD_PROGRAMS) progs[name] = native.objGet(path.join(pinDir, wire.PROG_PREFIX + name));
     } catch (err) {
-      for (const fd of Object.values(fds)) closeQuietly(fd);
+      for (const fd of [...Object.values(fds), ...Object.values(progs)]) closeQuietly(fd);
       throw new PalisadeError('PALISADE_ERR_NOT_INSTALLED', `node ${node}: incomplete install in ${pinDir}: ${describeCause(err)}`, {
         cause: err,
       });
     }
-    return new Datapath(node, pinDir, fds as Record<MapName, number>);
+    return new Datapath(node, pinDir, fds as Record<MapName, number>, progs as Record<wire.PodProgram, number>);
   }
 
   /**
@@ -197,6 +224,8 @@ export class Datapath {
   static uninstall(node: string, bpffs = '/sys/fs/bpf'): string[] {
     const pinDir = pinDirFor(node, bpffs);
     if (!isBpffs(bpffs) || !fs.existsSync(pinDir)) return [];
+    // The per-pod filters first (they hold programs and maps), where they hang: tc/<ifindex> each.
+    const filters = wire.detachPinnedFilters(pinDir, netnsCookieOf).map((ifindex) => `tc/${ifindex}`);
     const names = fs.readdirSync(pinDir);
     // Links first (detaches the programs), then maps.
     const ordered = [...names.filter((n) => n.startsWith(LINK_PREFIX)), ...names.filter((n) => !n.startsWith(LINK_PREFIX))];
@@ -204,28 +233,72 @@ export class Datapath {
     fs.rmdirSync(pinDir);
     const parent = path.dirname(pinDir);
     if (fs.readdirSync(parent).length === 0) fs.rmdirSync(parent);
-    return ordered;
+    return [...filters, ...ordered];
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const fd of Object.values(this.fds)) closeQuietly(fd);
+    for (const fd of [...Object.values(this.fds), ...Object.values(this.progs)]) closeQuietly(fd);
   }
 
-  /** Enroll (or update) the pod whose network namespace is at `netnsPath`. */
-  enroll(netnsPath: string, pod: { podId: number; strict: boolean; ip?: string }): bigint {
+  mapFd(name: wire.PodMapName): number {
+    return this.fds[name];
+  }
+
+  progFd(name: wire.PodProgram): number {
+    return this.progs[name];
+  }
+
+  /**
+   * Enroll (or update) the pod whose network namespace is at `netnsPath`: its per-pod filters on
+   * its host-side interface first, then the socket redirect. Idempotent; a failure leaves the pod
+   * as it was before the call or refused, never half enrolled and let through.
+   */
+  enroll(netnsPath: string, pod: PodEnrollment): bigint {
     if (!Number.isInteger(pod.podId) || pod.podId <= 0 || pod.podId > 0xffffffff) {
       throw new TypeError(`podId must be a positive 32-bit integer, got ${pod.podId}`);
     }
+    codec.ipv4Bytes(pod.ip);
     const cookie = netnsCookieOf(netnsPath);
+    const link = resolvePodLink(netnsPath, pod.interface);
+    const key = codec.encodeNetnsCookie(cookie);
+    const before = native.mapLookup(this.fds.palisade_pods, key, codec.POD_SIZE);
+    const old = before ? codec.decodePod(before) : undefined;
     const flags = codec.POD_FLAG_REDIRECT | (pod.strict ? codec.POD_FLAG_STRICT : 0);
-    this.update('palisade_pods', codec.encodeNetnsCookie(cookie), codec.encodePod({ podId: pod.podId, flags, ip: pod.ip }));
+    wire.attachPod(this, link, { podId: pod.podId, flags, ip: pod.ip });
+    this.update('palisade_pods', key, codec.encodePod({ podId: pod.podId, flags, ip: pod.ip, ifindex: link.hostIfindex }));
+    // The pod's namespace now leaves through another interface: the old one is no longer its.
+    if (old && old.ifindex !== 0 && old.ifindex !== link.hostIfindex) this.releaseInterface(old.ifindex, old.ip);
     return cookie;
   }
 
   unenroll(netnsCookie: bigint): boolean {
-    return native.mapDelete(this.fds.palisade_pods, codec.encodeNetnsCookie(netnsCookie));
+    const key = codec.encodeNetnsCookie(netnsCookie);
+    const v = native.mapLookup(this.fds.palisade_pods, key, codec.POD_SIZE);
+    const deleted = native.mapDelete(this.fds.palisade_pods, key);
+    if (v) {
+      const pod = codec.decodePod(v);
+      if (pod.ifindex !== 0) this.releaseInterface(pod.ifindex, pod.ip);
+    }
+    return deleted;
+  }
+
+  /**
+   * Take the filters off interfaces no enrolled pod leaves through (left by a pod that went away
+   * while no agent ran, or by an interrupted enrollment). Returns their ifindexes.
+   */
+  sweepInterfaces(): number[] {
+    const used = new Set(this.pods().map((p) => p.ifindex));
+    const stale = wire.enrolledInterfaces(this).filter((i) => !used.has(i));
+    for (const ifindex of stale) wire.detachPod(this, ifindex);
+    return stale;
+  }
+
+  /** Detach the filters of an interface, if it is still the one of the pod with this address. */
+  private releaseInterface(ifindex: number, ip: string | undefined): void {
+    const entry = wire.podOfInterface(this, ifindex);
+    if (entry && entry.ip === ip) wire.detachPod(this, ifindex);
   }
 
   setStrict(netnsCookie: bigint, strict: boolean): void {
@@ -240,7 +313,13 @@ export class Datapath {
   pods(): EnrolledPod[] {
     return this.entries('palisade_pods', 8, codec.POD_SIZE).map(([k, v]) => {
       const p = codec.decodePod(v);
-      return { netnsCookie: codec.decodeNetnsCookie(k), podId: p.podId, strict: (p.flags & codec.POD_FLAG_STRICT) !== 0, ip: p.ip };
+      return {
+        netnsCookie: codec.decodeNetnsCookie(k),
+        podId: p.podId,
+        strict: (p.flags & codec.POD_FLAG_STRICT) !== 0,
+        ip: p.ip,
+        ifindex: p.ifindex,
+      };
     });
   }
 
@@ -281,6 +360,11 @@ export class Datapath {
       out[name] = v ? Number(codec.sumPerCpu(v)) : 0;
     });
     return out;
+  }
+
+  /** Packets the per-pod filters dropped, per pod, reason and direction (counters only grow). */
+  drops(): wire.DropCounter[] {
+    return wire.readDrops(this, this.cpus);
   }
 
   /** Entries in use per map, for capacity metrics. */
