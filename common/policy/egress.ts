@@ -16,6 +16,11 @@
  * Without a name only `cidrs` entries can match; `needsHost` then says the name could change the
  * verdict: a host rule could allow it, or a deny host entry could deny it.
  *
+ * Only entries of the request's protocol count (TCP when the request does not say: what the proxy
+ * decides). UDP and ICMP are default-deny: without a selecting policy, or with deny-only ones,
+ * they are refused (`no-rule-matched`); only a `cidrs` allow entry of that protocol allows. The
+ * kernel enforces them from the same entries (agent/wire/kernel-rules.ts compiles them).
+ *
  * A destination address that does not parse is denied (`no-rule-matched`).
  *
  * `rule` indexes `spec.deny` for the `denied-by-*` reasons and `spec.allow` for the others.
@@ -24,13 +29,16 @@
 import { cidrContains, IpAddr, isMetadataAddress, isSingleAddress, parseIpInto, sameAddress } from './ip';
 import type { PolicyIndex } from './policy-index';
 import type { EgressReason, EgressRequest, EgressVerdict } from './requests';
-import type { CompiledEgressPolicy, CompiledEgressRule } from './types';
+import type { CompiledEgressPolicy, CompiledEgressRule, EgressProtocol } from './types';
 
 const dst = new IpAddr();
 const other = new IpAddr();
 
+let protocol: EgressProtocol = 'TCP'; // the request's, for the one synchronous authorizeEgress call
+
+/** The entry is of the request's protocol and covers the port. */
 function portAllowed(rule: CompiledEgressRule, port: number): boolean {
-  return rule.ports === undefined || rule.ports.has(port);
+  return rule.protocol === protocol && (rule.ports === undefined || rule.ports.has(port));
 }
 
 function cidrMatch(rule: CompiledEgressRule, exactOnly: boolean): boolean {
@@ -78,7 +86,9 @@ function verdict(allowed: boolean, reason: EgressReason, policy: string | undefi
 
 export function authorizeEgress(req: EgressRequest, index: PolicyIndex): EgressVerdict {
   const policies = index.egressFor(req.source);
-  if (policies.length === 0) return { allowed: true, reason: 'no-egress-policy' };
+  protocol = req.protocol ?? 'TCP';
+  const tcp = protocol === 'TCP';
+  if (policies.length === 0) return tcp ? { allowed: true, reason: 'no-egress-policy' } : { allowed: false, reason: 'no-rule-matched' };
   if (!parseIpInto(req.destination.ip, dst, true)) return { allowed: false, reason: 'no-rule-matched' };
   const port = req.destination.port;
   const host = normalizeHost(req.host);
@@ -98,8 +108,8 @@ export function authorizeEgress(req: EgressRequest, index: PolicyIndex): EgressV
       else if (hostMatch(rule, host)) return verdict(false, 'denied-by-host', p.id, i, false);
     }
   }
-  // 2. deny-only policies
-  if (!allowlist) return verdict(true, 'not-denied', undefined, 0, denyHostOnPort);
+  // 2. deny-only policies (UDP and ICMP are default-deny whatever the policies: no allowlist, nothing allowed)
+  if (!allowlist) return tcp ? verdict(true, 'not-denied', undefined, 0, denyHostOnPort) : { allowed: false, reason: 'no-rule-matched' };
 
   // 3. cloud metadata
   if (isMetadataAddress(dst)) {

@@ -7,21 +7,26 @@
  *       - hosts: [api.github.com, "*.googleapis.com"]
  *         ports: [443]                         # absent: any port
  *       - cidrs: [10.0.0.0/8, 2001:db8::/32]
+ *       - cidrs: [10.9.0.0/16]
+ *         ports: [53]
+ *         protocol: UDP                        # TCP (default), UDP or ICMP; hosts are TCP only
  *     deny:                                    # same entries; a match denies, whatever allows it
  *       - hosts: ["*.pastebin.com"]
  *
  * With an `allow` field, or without `deny` entries, the policy makes the workloads it selects
  * default-deny (allowlist). With `deny` entries and no `allow` field it only denies what it
  * names. An empty `deny` is refused: it would read as "deny nothing" but mean "deny everything".
+ * UDP and ICMP are default-deny for enrolled pods whatever the policies: only `allow` entries of
+ * that protocol let them out (the kernel enforces them, agent/wire/kernel-rules.ts).
  */
 import { IpAddr, parseIpInto } from './ip';
 import { parseSelector } from './selector';
-import type { CompiledEgressRule } from './types';
+import { EGRESS_PROTOCOLS, type CompiledEgressRule, type EgressProtocol } from './types';
 import { cidrs, ports } from './values';
 import type { Field, Item, NodeReader, Problems } from '../yaml-reader';
 
 const SPEC_FIELDS = ['selector', 'allow', 'deny'];
-const RULE_FIELDS = ['hosts', 'cidrs', 'ports'];
+const RULE_FIELDS = ['hosts', 'cidrs', 'ports', 'protocol'];
 const DNS_LABEL_RE = /^[a-z0-9_]([-a-z0-9_]{0,61}[a-z0-9_])?$/;
 
 export interface ParsedEgressSpec {
@@ -85,8 +90,18 @@ function parseRule(r: NodeReader, item: Item<unknown>, path: string, words: List
     r.fail(item.line, path, `needs "hosts" or "cidrs" (${words.what})`);
     return undefined;
   }
+  const protocol = parseProtocol(r, fields.get('protocol'), path);
+  if (protocol === undefined) return undefined;
+  if (hostsField && protocol !== 'TCP') {
+    r.fail(fields.get('protocol')!.line, `${path}.protocol`, `${protocol} with "hosts": host rules are TCP only (names are checked against TLS SNI and HTTP Host); use cidrs for ${protocol}`);
+    return undefined;
+  }
   let portSet: Set<number> | undefined;
   const portsField = fields.get('ports');
+  if (portsField && protocol === 'ICMP') {
+    r.fail(portsField.keyLine, `${path}.ports`, 'ICMP has no ports (remove "ports")');
+    return undefined;
+  }
   if (portsField) {
     const values = r.strings(portsField, `${path}.ports`, { numbers: true });
     if (!values) return undefined;
@@ -108,7 +123,7 @@ function parseRule(r: NodeReader, item: Item<unknown>, path: string, words: List
   }
   if (cidrsField) {
     const blocks = cidrs(r, values, listPath);
-    return blocks && { hosts: undefined, hostSuffixes: [], cidrs: blocks, ports: portSet };
+    return blocks && { protocol, hosts: undefined, hostSuffixes: [], cidrs: blocks, ports: portSet };
   }
   const exact = new Set<string>();
   const suffixes: string[] = [];
@@ -120,7 +135,18 @@ function parseRule(r: NodeReader, item: Item<unknown>, path: string, words: List
     else exact.add(host);
   }
   if (exact.size + suffixes.length === 0 || values.some((v) => hostProblem(v.value.toLowerCase().replace(/\.$/, '')))) return undefined;
-  return { hosts: exact, hostSuffixes: suffixes, cidrs: undefined, ports: portSet };
+  return { protocol, hosts: exact, hostSuffixes: suffixes, cidrs: undefined, ports: portSet };
+}
+
+/** `protocol`: TCP (also when absent), UDP or ICMP, in any case; undefined with a problem otherwise. */
+function parseProtocol(r: NodeReader, field: Field | undefined, path: string): EgressProtocol | undefined {
+  if (!field) return 'TCP';
+  const value = r.string(field, `${path}.protocol`);
+  if (value === undefined) return undefined;
+  const upper = value.toUpperCase() as EgressProtocol;
+  if (EGRESS_PROTOCOLS.includes(upper)) return upper;
+  r.fail(field.line, `${path}.protocol`, `${JSON.stringify(value)} is not a protocol (use TCP, UDP or ICMP)`);
+  return undefined;
 }
 
 /** Why a (lowercased) host is not an exact DNS name or `*.suffix`, or undefined. */
