@@ -10,6 +10,7 @@ import { PalisadeError, describeCause, invalidArgument } from '../common/errors'
 import type { Logger } from '../common/log';
 import { encodeLpmKey } from './datapath/codec';
 import { Datapath, netnsCookieOf, validateNodeName } from './datapath/datapath';
+import { assignPodIds } from './datapath/pod-ids';
 import { IdentityManager } from './identity/manager';
 import { acquireNodeLock, type NodeLock } from './lock';
 import { CollectorClient } from './mesh/collector-client';
@@ -35,7 +36,7 @@ import { ConnectionTracker } from './proxy/tracker';
 import type { PolicyIndex } from '../common/policy';
 import type { PolicyFile } from '../common/policy-files';
 import { loadWorkloadsFile, type Workload } from './workloads';
-import { WireEnforcement } from './wire/wire-enforcement';
+import { DropTotals, WireEnforcement } from './wire/wire-enforcement';
 
 export const OUTBOUND_PORT = 15001;
 
@@ -67,6 +68,8 @@ export interface AgentOptions {
   flowBuffer?: number;
   /** Where /metrics and /healthz are served; not served when absent. */
   metricsAddress?: { host: string; port: number };
+  /** How often what the per-pod filters dropped and let through becomes flow summaries (default 10 s). */
+  summaryIntervalMs?: number;
   log: Logger;
 }
 
@@ -137,18 +140,18 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   const reporter = opts.mesh ? new FlowReporter({ log, ...(opts.flowBuffer !== undefined ? { bufferSize: opts.flowBuffer } : {}) }) : undefined;
   const accessLog = opts.accessLog === 'none' ? undefined : new AccessLog(log, { mode: opts.accessLog ?? 'labeled', workloads });
   const flows = new FlowFanOut([accessLog, flowMetrics, reporter], log);
-  const metrics = opts.metricsAddress
-    ? new MetricsServer({
-        registry: createAgentRegistry({
-          flows: flowMetrics,
-          ...(reporter ? { reporter } : {}),
-          ...(opts.mesh ? { identities: () => mesh?.identities } : {}),
-          datapath: () => datapath,
-        }),
-        ready: () => ready,
-        log,
+  // The per-pod filters' summaries: counted by palisade_dropped_packets_total, not as proxy traffic.
+  const dropTotals = new DropTotals();
+  const metricsRegistry = opts.metricsAddress
+    ? createAgentRegistry({
+        flows: flowMetrics,
+        ...(reporter ? { reporter } : {}),
+        ...(opts.mesh ? { identities: () => mesh?.identities } : {}),
+        datapath: () => datapath,
       })
     : undefined;
+  if (metricsRegistry) dropTotals.register(metricsRegistry);
+  const metrics = metricsRegistry ? new MetricsServer({ registry: metricsRegistry, ready: () => ready, log }) : undefined;
   let metricsAddress: RunningAgent['metricsAddress'];
   try {
     const connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
@@ -185,10 +188,20 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       log,
     });
     datapath.setExclusions(opts.excludeCidrs ?? [], opts.excludePorts ?? []);
-    wire = new WireEnforcement({ datapath, log });
-    wire.start();
     const enrollStarted = process.hrtime.bigint();
     reconcileEnrollment(datapath, cookies, log);
+    wire = new WireEnforcement({
+      node: opts.node,
+      datapath,
+      workloads,
+      policies,
+      registry: () => mesh?.registry,
+      flows: new FlowFanOut([accessLog, reporter], log),
+      totals: dropTotals,
+      summaryIntervalMs: opts.summaryIntervalMs,
+      log,
+    });
+    wire.start();
     log.info(
       { workloads: cookies.length, ms: Number(process.hrtime.bigint() - enrollStarted) / 1e6 },
       'workloads enrolled',
@@ -240,9 +253,9 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         ready = false;
         policies.close();
         await ob.close();
+        wr.close(); // its last summaries go out with the mesh's last flush
         if (m) await stopMesh(m);
         await metrics?.close();
-        wr.close();
         dp.close();
         lock.release();
         log.info('agent stopped; data path stays pinned (pods fail closed until an agent returns)');
@@ -406,9 +419,10 @@ function reconcileEnrollment(dp: Datapath, entries: Array<{ workload: Workload; 
       log.info({ netnsCookie: pod.netnsCookie.toString(), podId: pod.podId }, 'unenrolled pod no longer in workloads');
     }
   }
-  entries.forEach(({ workload }, i) => {
-    dp.enroll(workload.netns, { podId: i + 1, strict: workload.strict, ip: workload.ip, interface: workload.interface });
-  });
+  const ids = assignPodIds(new Map(dp.pods().map((p) => [p.netnsCookie, p.podId])), entries.map((e) => e.netnsCookie));
+  for (const { workload, netnsCookie } of entries) {
+    dp.enroll(workload.netns, { podId: ids.get(netnsCookie)!, strict: workload.strict, ip: workload.ip, interface: workload.interface });
+  }
   for (const ifindex of dp.sweepInterfaces()) log.info({ ifindex }, 'removed the filters of an interface no enrolled pod uses');
 }
 

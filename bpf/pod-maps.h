@@ -94,4 +94,15 @@ struct {
 	__type(value, struct palisade_drop);
 } palisade_drops SEC(".maps");
 
+/*
+ * [drop key]: packets of that counter an agent has already reported, so that a restarted agent
+ * reports what happened while none ran, and nothing twice. Written and read by user space only.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PALISADE_MAX_DROP_KEYS);
+	__type(key, struct palisade_drop_key);
+	__type(value, __u64);
+} palisade_drops_seen SEC(".maps");
+
 #endif /* PALISADE_POD_MAPS_H */

@@ -56,6 +56,7 @@ export function flowCells(f: FlowRecord): string[] {
   const destination = hostPort(workloadName(f.destination) ?? f.destination.host ?? f.destination.ip, f.destination.port);
   const http = f.http ? `${f.http.method} ${f.http.path} ${f.http.status}` : '-';
   let reason = f.reason;
+  if (f.count !== undefined) reason += ` ×${f.count}`; // a summary of that many packets
   if (f.policy) reason += ` (${f.policy})`;
   if (f.audit && f.audit.policy !== f.policy) reason += ` audit:${f.audit.policy}`;
   return [

@@ -7,7 +7,9 @@ import { isRecord } from './record';
 
 export type FlowDirection = 'outbound' | 'inbound' | 'egress';
 export type FlowVerdict = 'allowed' | 'denied' | 'audit' | 'error';
-export type FlowProtocol = 'tcp' | 'tls' | 'http';
+/** `udp`, `icmp`, `arp`, `other`: packets the per-pod filters let through or dropped, summarized per interval. */
+export type FlowProtocol = 'tcp' | 'tls' | 'http' | 'udp' | 'icmp' | 'arp' | 'other';
+export const FLOW_PROTOCOLS: readonly FlowProtocol[] = ['tcp', 'tls', 'http', 'udp', 'icmp', 'arp', 'other'];
 
 export interface FlowEndpoint {
   ip: string;
@@ -40,6 +42,8 @@ export interface FlowRecord {
   bytesSent: number;
   bytesReceived: number;
   durationMs: number;
+  /** A summary of this many packets (the kernel's per-interval counts); absent: one connection or request. */
+  count?: number;
 }
 
 /** What a flow record is built from; `time` is taken when it is built (the flow's end). */
@@ -68,6 +72,7 @@ export function flowRecord(f: FlowFields): FlowRecord {
     bytesSent: f.bytesSent,
     bytesReceived: f.bytesReceived,
     durationMs: Math.round(f.durationMs),
+    count: f.count,
   };
 }
 
@@ -83,7 +88,7 @@ export interface FlowSink {
 
 const DIRECTIONS = new Set(['outbound', 'inbound', 'egress']);
 const VERDICTS = new Set(['allowed', 'denied', 'audit', 'error']);
-const PROTOCOLS = new Set(['tcp', 'tls', 'http']);
+const PROTOCOLS = new Set<string>(FLOW_PROTOCOLS);
 const MAX_TEXT = 2048;
 
 const isText = (v: unknown, max = MAX_TEXT): v is string => typeof v === 'string' && v.length <= max;
@@ -108,18 +113,19 @@ function endpointProblem(v: unknown, at: string): string | undefined {
  */
 export function flowProblem(v: unknown): string | undefined {
   if (!isRecord(v)) return 'must be an object';
-  const allowed = new Set(['time', 'node', 'direction', 'source', 'destination', 'protocol', 'http', 'verdict', 'reason', 'policy', 'rule', 'audit', 'mtls', 'bytesSent', 'bytesReceived', 'durationMs']);
+  const allowed = new Set(['time', 'node', 'direction', 'source', 'destination', 'protocol', 'http', 'verdict', 'reason', 'policy', 'rule', 'audit', 'mtls', 'bytesSent', 'bytesReceived', 'durationMs', 'count']);
   for (const k of Object.keys(v)) if (!allowed.has(k)) return `unknown field ${JSON.stringify(k.slice(0, 64))}`;
   if (!isText(v.time, 40) || Number.isNaN(Date.parse(v.time))) return 'time must be an ISO 8601 time';
   if (!isText(v.node, 63)) return 'node must be a string';
   if (!DIRECTIONS.has(v.direction as string)) return 'direction must be outbound, inbound or egress';
-  if (!PROTOCOLS.has(v.protocol as string)) return 'protocol must be tcp, tls or http';
+  if (!PROTOCOLS.has(v.protocol as string)) return `protocol must be ${FLOW_PROTOCOLS.join(', ')}`;
   if (!VERDICTS.has(v.verdict as string)) return 'verdict must be allowed, denied, audit or error';
   if (!isText(v.reason, 128)) return 'reason must be a string';
   if (v.policy !== undefined && !isText(v.policy, 4096)) return 'policy must be a string';
   if (v.rule !== undefined && !isCount(v.rule)) return 'rule must be a non-negative integer';
   if (typeof v.mtls !== 'boolean') return 'mtls must be true or false';
   for (const k of ['bytesSent', 'bytesReceived', 'durationMs'] as const) if (!isCount(v[k])) return `${k} must be a non-negative integer`;
+  if (v.count !== undefined && !(isCount(v.count) && v.count >= 1)) return 'count must be a positive integer';
   const src = endpointProblem(v.source, 'source');
   if (src) return src;
   const dst = endpointProblem(v.destination, 'destination');

@@ -367,6 +367,11 @@ export class Datapath implements wire.WireHandles {
     return wire.readDrops(this, this.cpus);
   }
 
+  /** UDP and ICMP echo flows the per-pod filters let through, with their counters. */
+  dgramFlows(): wire.DgramFlow[] {
+    return wire.readDgramFlows(this);
+  }
+
   /** Entries in use per map, for capacity metrics. */
   usage(): Record<'pods' | 'conns', number> {
     return { pods: this.keys('palisade_pods', 8).length, conns: this.keys('palisade_conns', codec.TUPLE_SIZE).length };

@@ -33,6 +33,7 @@ export const POD_MAP_NAMES = [
   'palisade_rules',
   'palisade_rules_gen',
   'palisade_drops',
+  'palisade_drops_seen',
 ] as const;
 export type PodMapName = (typeof POD_MAP_NAMES)[number];
 
@@ -257,4 +258,19 @@ export function readDgramFlows(h: WireHandles): DgramFlow[] {
     if (v) out.push({ ...pc.decodeFlowKey(k), ...pc.decodeDgram(v) });
   }
   return out;
+}
+
+/** Packets of each drop counter already reported (by this agent or one before it). */
+export function readDropsSeen(h: WireHandles): Map<string, bigint> {
+  const fd = h.mapFd('palisade_drops_seen');
+  const out = new Map<string, bigint>();
+  for (const k of keysOf(fd, pc.DROP_KEY_SIZE)) {
+    const v = native.mapLookup(fd, k, 8);
+    if (v) out.set(k.toString('hex'), v.readBigUInt64LE(0));
+  }
+  return out;
+}
+
+export function writeDropSeen(h: WireHandles, key: pc.DropKey, packets: bigint): void {
+  native.mapUpdate(h.mapFd('palisade_drops_seen'), pc.encodeDropKey(key), pc.encodeU64(packets));
 }

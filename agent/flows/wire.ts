@@ -41,6 +41,7 @@ function wireRecord(f: FlowRecord): FlowRecord {
   if (f.policy !== undefined) w.policy = f.policy;
   if (f.rule !== undefined) w.rule = f.rule;
   if (f.audit !== undefined) w.audit = { policy: f.audit.policy, rule: f.audit.rule };
+  if (f.count !== undefined) w.count = f.count;
   return w;
 }
 

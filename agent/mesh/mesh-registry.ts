@@ -23,4 +23,8 @@ export class MeshRegistry {
   get size(): number {
     return this.ips.size;
   }
+
+  all(): MeshWorkload[] {
+    return [...this.ips.values()];
+  }
 }

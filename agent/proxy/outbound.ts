@@ -18,16 +18,18 @@ import type { FlowEndpoint, FlowRecord, FlowVerdict } from '../../common/flow';
 import type { AuthzContext } from './destination-authz';
 import { errorCode } from './connect';
 import { splice } from './pipe';
-import { proxyFlow } from './proxy-flow';
+import { nothingSent, proxyFlow } from './proxy-flow';
 import { route, type Route } from './route';
+import { isNodeLocalDestination, NodeAddresses } from './node-local';
 
-export type Refusal = 'no-original-destination' | 'unknown-source-pod' | 'source-address-mismatch' | 'tunnel-failed';
+export type Refusal = 'no-original-destination' | 'unknown-source-pod' | 'source-address-mismatch' | 'tunnel-failed' | 'node-local-destination';
 
 export class OutboundProxy {
   private readonly inputs: ProxyInputs;
   private readonly server: net.Server;
   private readonly sockets = new Set<Duplex>();
   private readonly log: ProxyInputs['log'];
+  private readonly nodeAddresses = new NodeAddresses();
 
   constructor(inputs: ProxyInputs) {
     this.inputs = inputs;
@@ -78,6 +80,12 @@ export class OutboundProxy {
       return this.refuse(client, 'source-address-mismatch', { source, workload: workload.name, expected: workload.ip });
     }
     const destination = orig.dst;
+    if (isNodeLocalDestination(destination.ip, this.nodeAddresses)) {
+      const src = { ...source, workload: workload.name, namespace: workload.namespace, identity: workload.identity };
+      const route = { direction: 'egress' as const, source: src, destination, protocol: 'tcp' as const, mtls: false };
+      this.inputs.flows.record(proxyFlow(this.inputs.node, route, { verdict: 'denied', reason: 'node-local-destination' }, nothingSent(started)));
+      return this.refuse(client, 'node-local-destination', { source: src, destination });
+    }
     const r = route(destination.ip, { node: this.inputs.node, local: this.inputs.workloads, mesh: this.inputs.mesh?.registry });
     const sourceInfo = { ...source, workload: workload.name, namespace: workload.namespace, identity: workload.identity };
     const dstInfo = { ...destination, ...describeRoute(r) };

@@ -31,6 +31,7 @@ interface AgentFlags {
   httpHeadersTimeout?: string;
   accessLog: AccessLogMode;
   flowBuffer: number;
+  packetSummaryInterval: string;
   metricsAddress?: { host: string; port: number } | 'off';
 }
 
@@ -106,6 +107,7 @@ export function registerAgentCommands(program: Command, deps: CliDeps): void {
     .option('--http-headers-timeout <duration>', 'cut off an HTTP client that has not sent its request headers within this time', '10s')
     .option('--access-log <mode>', 'access log of flows: all | labeled (workloads labeled palisade.dev/access-log: "on") | none', parseAccessLog, DEFAULT_ACCESS_LOG_MODE)
     .option('--flow-buffer <records>', 'flow records kept for the collector while it is slow or away; the oldest are dropped (and counted) past this', parseFlowBuffer, DEFAULT_FLOW_BUFFER)
+    .option('--packet-summary-interval <duration>', 'how often what the per-pod filters dropped and let through (UDP, ICMP) becomes flow summaries', '10s')
     .option('--metrics-address <ip:port>', `serve /metrics and /healthz here, or "off" (default: the node address, else the proxy address, port ${METRICS_PORT})`, parseMetricsAddress)
     .option('--log-level <level>', 'trace|debug|info|warn|error', undefined)
     .action(async (flags: AgentFlags) => {
@@ -126,6 +128,7 @@ export function registerAgentCommands(program: Command, deps: CliDeps): void {
         httpLimits: { headersTimeoutMs: parsePositiveDuration(flags.httpHeadersTimeout ?? '10s', '--http-headers-timeout') },
         accessLog: flags.accessLog,
         flowBuffer: flags.flowBuffer,
+        summaryIntervalMs: parsePositiveDuration(flags.packetSummaryInterval, '--packet-summary-interval'),
         metricsAddress: metricsAddress(flags),
         log,
       });

@@ -10,7 +10,7 @@ import { isIP } from 'node:net';
 import { MAX_FLOWS_LIMIT, type FlowFilters, type StoredFlow } from '../../common/flows-api';
 import { ApiClient } from '../../common/api-client';
 import { invalidArgument, PalisadeError } from '../../common/errors';
-import type { FlowDirection, FlowProtocol, FlowVerdict } from '../../common/flow';
+import { FLOW_PROTOCOLS, type FlowDirection, type FlowProtocol, type FlowVerdict } from '../../common/flow';
 import { isDnsLabel } from '../../common/identity';
 import { addApiOptions, apiClient } from '../api-options';
 import type { ApiFlags } from '../config';
@@ -20,7 +20,7 @@ import { FlowTable, formatFlowJsonArray, formatFlowJsonLine, OUTPUT_FORMATS, use
 
 export const DEFAULT_LAST = 20;
 const VERDICTS: readonly FlowVerdict[] = ['allowed', 'denied', 'audit', 'error'];
-const PROTOCOLS: readonly FlowProtocol[] = ['tcp', 'tls', 'http'];
+const PROTOCOLS: readonly FlowProtocol[] = FLOW_PROTOCOLS;
 const DIRECTIONS: readonly FlowDirection[] = ['outbound', 'inbound', 'egress'];
 const MAX_VALUE = 1024;
 

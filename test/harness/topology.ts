@@ -37,6 +37,8 @@ export interface PodNs {
   netnsPath: string;
   ip: string;
   cgroupPath: string;
+  /** The host side of its veth, in the node's namespace (the pod side is eth0). */
+  hostIf: string;
 }
 
 export interface ExternalHost {
@@ -201,8 +203,8 @@ export class Topology {
     this.podsPerNode.set(node, k + 1);
 
     const nsName = `${this.nsPrefix}-p-${name}`;
-    const pod: PodNs = { name, node, nsName, netnsPath: netnsPath(nsName), ip, cgroupPath: this.newCgroup(`pod-${name}`) };
     const hostSide = `v${k}`;
+    const pod: PodNs = { name, node, nsName, netnsPath: netnsPath(nsName), ip, cgroupPath: this.newCgroup(`pod-${name}`), hostIf: hostSide };
     await this.newNetns(nsName);
     await ipBatch(node.nsName, [
       `link add ${hostSide} type veth peer name eth0 netns ${nsName}`,

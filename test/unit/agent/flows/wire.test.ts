@@ -12,6 +12,8 @@ describe('encodeFlow', function () {
       ['an egress TLS connection with a host', tcpFlow(1, { direction: 'egress', protocol: 'tls', destination: { ip: '93.184.216.34', port: 443, host: 'example.com' }, mtls: false })],
       ['a request refused before authz (empty method, path, host)', httpFlow(1, { http: { method: '', path: '', status: 400 }, verdict: 'denied', reason: 'bad-request' })],
       ['an audited request', httpFlow(1, { verdict: 'audit', audit: { policy: 'default/audit-all', rule: 2 } })],
+      ['a kernel summary of dropped UDP packets', tcpFlow(1, { protocol: 'udp', verdict: 'denied', reason: 'udp-not-allowed', mtls: false, count: 40 })],
+      ['a kernel summary of spoofed ARP', tcpFlow(1, { protocol: 'arp', verdict: 'denied', reason: 'spoofed-arp', mtls: false, count: 1 })],
     ];
     for (const [name, flow] of cases) {
       it(`encodes ${name} as JSON the collector's flowProblem accepts`, function () {
@@ -20,6 +22,10 @@ describe('encodeFlow', function () {
         assert.equal(flowProblem(JSON.parse(e.json!)), undefined);
       });
     }
+
+    it('keeps the count of a summary', function () {
+      assert.equal((JSON.parse(encodeFlow(tcpFlow(1, { protocol: 'icmp', count: 7 })).json!) as FlowRecord).count, 7);
+    });
 
     it('rounds a fractional HTTP duration to whole milliseconds', function () {
       assert.equal((JSON.parse(encodeFlow(httpFlow(1, { durationMs: 12.5004 })).json!) as FlowRecord).durationMs, 13);
@@ -38,6 +44,8 @@ describe('encodeFlow', function () {
       ['a reason over 128 characters', httpFlow(1, { reason: 'r'.repeat(129) })],
       ['a negative byte count', tcpFlow(1, { bytesSent: -1 })],
       ['an unknown direction', tcpFlow(1, { direction: 'sideways' as never })],
+      ['a count of zero', tcpFlow(1, { protocol: 'udp', count: 0 })],
+      ['an unknown protocol', tcpFlow(1, { protocol: 'sctp' as never })],
       ['no source', { ...tcpFlow(1), source: undefined }],
       ['undefined', undefined],
     ];
