@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { Datapath } from '../../../agent/datapath/datapath';
 import {
   cliPath,
+  rawNet,
   requirePrivileges,
   runClient,
   startAgentProcess,
@@ -169,6 +170,14 @@ describe('Datapath (real eBPF)', function () {
       assert.ok(res.ok, JSON.stringify(res));
       assert.equal(res.remoteAddress, web2.ip);
       assert.equal(res.remotePort, 7000);
+    });
+  });
+
+  describe('MPTCP', function () {
+    it('regression (getpeername of an MPTCP socket showed the proxy): it is redirected like TCP and sees the address it dialled', async function () {
+      const r = await rawNet(topo, client, ['mptcp', web2.ip, '7000', 'mptcp-hello']);
+      assert.deepEqual(r, { ok: true, peer: web2.ip, peerPort: 7000 });
+      assert.equal(web2Server.accepts().at(-1)!.remoteAddress, node1.underlayIp, 'it went through node-1\'s agent');
     });
   });
 
