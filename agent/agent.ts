@@ -140,8 +140,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   const reporter = opts.mesh ? new FlowReporter({ log, ...(opts.flowBuffer !== undefined ? { bufferSize: opts.flowBuffer } : {}) }) : undefined;
   const accessLog = opts.accessLog === 'none' ? undefined : new AccessLog(log, { mode: opts.accessLog ?? 'labeled', workloads });
   const flows = new FlowFanOut([accessLog, flowMetrics, reporter], log);
-  // The per-pod filters' summaries: counted by palisade_dropped_packets_total, not as proxy traffic.
-  const dropTotals = new DropTotals();
+  const dropTotals = new DropTotals(); // the per-pod filters' drops, one series per pod, reason and direction
   const metricsRegistry = opts.metricsAddress
     ? createAgentRegistry({
         flows: flowMetrics,
@@ -196,7 +195,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       workloads,
       policies,
       registry: () => mesh?.registry,
-      flows: new FlowFanOut([accessLog, reporter], log),
+      flows,
       totals: dropTotals,
       summaryIntervalMs: opts.summaryIntervalMs,
       log,

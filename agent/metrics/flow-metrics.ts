@@ -134,6 +134,8 @@ export class FlowMetrics implements FlowSink {
 
   record(flow: FlowRecord): void {
     this.produced++;
+    // The per-pod filters' packet summaries: palisade_dropped_packets_total counts them, not the proxy's traffic metrics.
+    if (flow.protocol === 'udp' || flow.protocol === 'icmp' || flow.protocol === 'arp' || flow.protocol === 'other') return;
     const src = this.endpoint(flow.source);
     const dst = this.endpoint(flow.destination);
     let key = src.id * MAX_ENDPOINTS + dst.id;

@@ -29,7 +29,7 @@ export interface WireEnforcementInputs {
   policies: EnforcedPolicies;
   /** The mesh's workloads, once the agent is meshed. */
   registry?: () => MeshRegistry | undefined;
-  /** Where the summaries go (not the proxy's traffic metrics: they have their own counter). */
+  /** Where the summaries go (the agent's flow sink: access log, collector; the traffic metrics skip them). */
   flows: FlowSink;
   totals: DropTotals;
   summaryIntervalMs?: number;

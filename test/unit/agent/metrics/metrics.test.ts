@@ -106,6 +106,15 @@ describe('agent metrics on /metrics', function () {
       assert.equal(sample(m, 'istio_requests_total'), undefined, 'a TCP connection is not a request');
     });
 
+    it('counts the per-pod filters\' packet summaries as produced flows, not as proxy traffic', async function () {
+      const { flows, scrape } = await serve();
+      flows.record(tcpFlow(0, { protocol: 'udp', verdict: 'denied', reason: 'udp-not-allowed', mtls: false, count: 9 }));
+      flows.record(tcpFlow(0, { protocol: 'arp', verdict: 'denied', reason: 'spoofed-arp', mtls: false, count: 1 }));
+      const m = await scrape();
+      assert.equal(sample(m, 'palisade_flows_produced_total')?.value, 2);
+      assert.equal(sample(m, 'istio_tcp_connections_opened_total'), undefined);
+    });
+
     it('marks refusals DENY and unreachable upstreams CONNECT, and unknown peers "unknown"', async function () {
       const { flows, scrape } = await serve();
       flows.record(tcpFlow(1, { direction: 'egress', protocol: 'tls', mtls: false, verdict: 'denied', reason: 'host-not-allowed', destination: { ip: '93.184.216.34', port: 443, host: 'blocked.example.test' } }));
