@@ -192,7 +192,7 @@ export function registerObserveCommands(program: Command, deps: CliDeps & Termin
     .option('--from <workload>', 'source: workload (web-1, default/web-1), SPIFFE ID or IP')
     .option('--to <workload>', 'destination: workload (web-1, default/web-1), SPIFFE ID or IP')
     .option('--verdict <verdict>', 'allowed|denied|audit|error')
-    .option('--protocol <protocol>', 'tcp|tls|http')
+    .option('--protocol <protocol>', `${FLOW_PROTOCOLS.join('|')} (udp, icmp, arp, other: the per-pod filters' packet summaries)`)
     .option('--http-path <path>', 'HTTP path, exact (/api/users) or a prefix (/api/*)')
     .option('--direction <direction>', 'outbound|inbound|egress')
     .option('--node <node>', 'flows reported by this node')

@@ -82,19 +82,20 @@ export class DeniedFlowSummarizer {
     this.timer.unref();
   }
 
-  /** Count `flow` if it was denied. */
+  /** Count `flow` if it was denied (a packet summary counts as the packets it stands for). */
   add(flow: FlowRecord): void {
     if (this.closed || flow.verdict !== 'denied') return;
-    this.total++;
+    const n = flow.count ?? 1;
+    this.total += n;
     const source = clip(sourceName(flow.source));
     const destination = clip(destinationName(flow.destination));
     const reason = clip(flow.reason);
     const policy = flow.policy === undefined ? undefined : clip(flow.policy);
     const key = JSON.stringify([source, destination, reason, policy ?? null]);
     const group = this.groups.get(key);
-    if (group) group.count++;
-    else if (this.groups.size < this.maxGroups) this.groups.set(key, { source, destination, reason, policy, count: 1 });
-    else this.dropped++;
+    if (group) group.count += n;
+    else if (this.groups.size < this.maxGroups) this.groups.set(key, { source, destination, reason, policy, count: n });
+    else this.dropped += n;
   }
 
   /**
