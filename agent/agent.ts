@@ -9,7 +9,8 @@ import * as path from 'node:path';
 import { PalisadeError, describeCause, invalidArgument } from '../common/errors';
 import type { Logger } from '../common/log';
 import { encodeLpmKey } from './datapath/codec';
-import { Datapath, netnsCookieOf, validateNodeName } from './datapath/datapath';
+import { Datapath, OBJECT_FILES, defaultBpfDir, netnsCookieOf, validateNodeName } from './datapath/datapath';
+import { checkKernel, readObjectNeeds, type KernelFeatures } from './datapath/kernel-probe';
 import { assignPodIds } from './datapath/pod-ids';
 import { IdentityManager } from './identity/manager';
 import { acquireNodeLock, type NodeLock } from './lock';
@@ -70,6 +71,8 @@ export interface AgentOptions {
   metricsAddress?: { host: string; port: number };
   /** How often what the per-pod filters dropped and let through becomes flow summaries (default 10 s). */
   summaryIntervalMs?: number;
+  /** What the kernel offers (default: the running kernel's probes); tests pass one that lacks a feature. */
+  kernel?: KernelFeatures;
   log: Logger;
 }
 
@@ -116,6 +119,8 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   // Everything that can be checked without the kernel is checked first: a bad
   // file or namespace path must not leave anything half-installed.
   const config = opts.workloadsFile ? loadWorkloadsFile(opts.workloadsFile) : { trustDomain: 'cluster.local', workloads: [] };
+  // Then the kernel: below the minimum, one line naming the missing feature, nothing created yet.
+  checkKernel(readObjectNeeds(opts.bpfDir ?? defaultBpfDir(), OBJECT_FILES), opts.kernel);
   const cookies = config.workloads.map((w) => ({ workload: w, netnsCookie: cookieFor(w) }));
   // A bad policy directory refuses the start: no pod is redirected into unknown policy.
   const policies = new EnforcedPolicies({ dir: opts.policyDir, log });

@@ -1,24 +1,8 @@
 /**
  * The collector's control API (policies, egress rules, the audit log, status) as both ends see
  * it: paths, request bodies and answers. The collector serves it (collector/api/), the CLI calls
- * it (common/api-client.ts). Reads are GET; writes are POST with a JSON body and need the admin
- * token (a node certificate may read, never write: 403). Every failure answers
- * `{"error":{code,message}}` (ErrorResponse in common/flows-api.ts) with one line a CLI prints as is.
- *
- *   GET  /v1/status                            StatusResponse
- *   GET  /v1/policies                          PolicyListResponse
- *   GET  /v1/policies/get?name=REF             PolicyGetResponse       REF: [Kind/]namespace/name or name
- *   GET  /v1/policies/history[?name=REF]       PolicyHistoryResponse
- *   POST /v1/policies/apply                    PolicyApplyRequest  -> PolicyChangeResponse
- *   POST /v1/policies/delete                   PolicyDeleteRequest -> PolicyChangeResponse
- *   POST /v1/policies/test                     PolicyTestRequest   -> PolicyTestResponse
- *   GET  /v1/egress[?workload=W]               EgressListResponse
- *   POST /v1/egress/rules                      EgressRuleRequest   -> PolicyChangeResponse (+ id)
- *   POST /v1/egress/remove                     EgressRemoveRequest -> PolicyChangeResponse
- *   GET  /v1/egress/learn?workload=W[&since=MS][&groupSuffixes=true][&includeDenied=true]
- *                                              EgressLearnResponse
- *   GET  /v1/audit[?since=MS][&limit=N][&kind=K]   AuditListResponse
- *   GET  /v1/audit/verify                      AuditVerifyResponse
+ * it (common/api-client.ts). The routes with their requests and answers, who may call them and
+ * how failures look: docs/architecture.md "The control API".
  */
 
 export const CONTROL_API = {

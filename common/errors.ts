@@ -12,6 +12,7 @@ export type PalisadeErrorCode =
   | 'PALISADE_ERR_BPF_LOAD'
   | 'PALISADE_ERR_BPF_ATTACH'
   | 'PALISADE_ERR_BPF_MAP'
+  | 'PALISADE_ERR_KERNEL_UNSUPPORTED'
   | 'PALISADE_ERR_NATIVE_LOAD'
   | 'PALISADE_ERR_AGENT_RUNNING'
   | 'PALISADE_ERR_NOT_INSTALLED'
@@ -49,6 +50,7 @@ const CODE_TABLE: Record<PalisadeErrorCode, CodeInfo> = {
   PALISADE_ERR_BPF_LOAD: { exitCode: 1, httpStatus: 500 },
   PALISADE_ERR_BPF_ATTACH: { exitCode: 1, httpStatus: 500 },
   PALISADE_ERR_BPF_MAP: { exitCode: 1, httpStatus: 500 },
+  PALISADE_ERR_KERNEL_UNSUPPORTED: { exitCode: 1, httpStatus: 500 },
   PALISADE_ERR_NATIVE_LOAD: { exitCode: 1, httpStatus: 500 },
   PALISADE_ERR_AGENT_RUNNING: { exitCode: 1, httpStatus: 409 },
   PALISADE_ERR_NOT_INSTALLED: { exitCode: 1, httpStatus: 404 },

@@ -1,7 +1,8 @@
 /**
- * A flow record: one connection or one HTTP request the mesh carried or refused (DESIGN.md
- * "Flows"). Built by the agent's proxy, logged as an access log line, and (later) streamed to
- * the collector. Every authorization decision is explained by `reason` and `policy`.
+ * A flow record: one connection or one HTTP request the mesh carried or refused. Built by the
+ * agent's proxy; written to the access log, counted in the metrics and streamed to the collector
+ * (docs/architecture.md "Flows"). Every authorization decision is explained by `reason` and
+ * `policy`.
  */
 import { isRecord } from './record';
 

@@ -2,17 +2,8 @@
  * The collector's flow query API as both ends see it: paths, request filters, response shapes
  * (the policy and audit endpoints are in control-api.ts). The collector (collector/api/) and the
  * CLI (`palisade observe`) import this one module, so a filter means the same thing in the query
- * string, in SQL and in `matchesFilters`.
- *
- * Filter semantics (the SQL in collector/flows/query.ts implements exactly these):
- * - `from` / `to` match the source / destination endpoint, by the form of the value:
- *   `spiffe://…` → identity; an IP address → ip; `namespace/workload` → both; otherwise the
- *   workload name (in any namespace).
- * - `httpPath`: exact path, or a prefix when it ends with `*` (`/api/*`); flows without an HTTP
- *   request never match.
- * - `since` is inclusive, `until` exclusive, both epoch milliseconds against the flow's `time`.
- * - `limit`: how many of the newest matching flows; the collector answers at most
- *   MAX_FLOWS_LIMIT (larger values are clamped), DEFAULT_FLOWS_LIMIT when absent.
+ * string, in SQL (collector/flows/query.ts) and in `matchesFilters`. The routes and what each
+ * filter matches: docs/architecture.md "The flow API".
  */
 import { isIP } from 'node:net';
 import { FLOW_PROTOCOLS, type FlowDirection, type FlowEndpoint, type FlowProtocol, type FlowRecord, type FlowVerdict } from './flow';

@@ -3,12 +3,8 @@
  * a `type`. Defined once here for both sides. `parseMessage` is the boundary: it turns a frame
  * into one of these types or refuses it (unknown type or field, wrong shape, oversized) with a
  * one-line PALISADE_ERR_PROTOCOL error. Semantic checks (trust domain, who owns an IP, which
- * identities a node may ask for) belong to the collector.
- *
- * Join session (authenticated by `Authorization: Bearer <join token>`):
- *   agent → join · collector → joined (then close 1000) or error (then close 4001)
- * Node session (authenticated by a node certificate):
- *   agent → hello (first), register, csr · collector → registry, cert, error
+ * identities a node may ask for) belong to the collector. The sessions, every message and the
+ * close codes: docs/architecture.md "The mesh protocol".
  */
 import { PalisadeError, type PalisadeErrorCode } from './errors';
 import { flowProblem, type FlowRecord } from './flow';

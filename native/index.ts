@@ -71,6 +71,25 @@ export interface TcFilter {
   priority: number;
 }
 
+/** What one eBPF object needs from the kernel, read from the object without loading it. */
+export interface ObjectNeeds {
+  programs: Array<{
+    name: string;
+    section: string;
+    /** enum bpf_prog_type, and libbpf's name for it (e.g. `cgroup_skb`) */
+    progType: number;
+    progTypeName: string;
+    /** enum bpf_attach_type the program is loaded for, and its name (e.g. `cgroup_inet_ingress`) */
+    attachType: number;
+    attachTypeName: string;
+    /** Helpers the program calls: enum bpf_func_id and, when the headers know it, `bpf_<name>`. */
+    helpers: Array<{ id: number; name?: string }>;
+  }>;
+  maps: Array<{ name: string; type: number; typeName: string }>;
+  /** CO-RE relocations, which need the kernel's own BTF (/sys/kernel/btf/vmlinux). */
+  coreRelocations: boolean;
+}
+
 interface RawAddon {
   loadObject(file: string, pinDir: string, rodata: Buffer | null): LoadedObject;
   closeObject(handle: number): void;
@@ -94,6 +113,11 @@ interface RawAddon {
   tcAttach(netns: string | null, ifindex: number, egress: number, handle: number, priority: number, progFd: number): number;
   tcDetach(netns: string | null, ifindex: number, egress: number, handle: number, priority: number): boolean;
   tcQuery(netns: string | null, ifindex: number, egress: number, handle: number, priority: number): number | null;
+  objectNeeds(file: string): ObjectNeeds;
+  probeProgram(progType: number, attachType: number): boolean;
+  probeProgType(progType: number): boolean;
+  probeHelper(progType: number, helperId: number): boolean;
+  probeMapType(mapType: number): boolean;
 }
 
 /** Map update flags (BPF_ANY / BPF_NOEXIST / BPF_EXIST). */
@@ -152,6 +176,10 @@ function assertTcFilter(f: TcFilter): void {
 
 function assertBuffer(b: Buffer, what: string): void {
   if (!Buffer.isBuffer(b) || b.length === 0) throw new TypeError(`${what} must be a non-empty Buffer`);
+}
+
+function assertEnum(n: number, what: string): void {
+  if (!Number.isInteger(n) || n < 0 || n > 0xffff) throw new TypeError(`${what} must be a small non-negative integer, got ${n}`);
 }
 
 function assertSize(n: number, what: string): void {
@@ -263,5 +291,29 @@ export const native = {
   tcQuery(f: TcFilter): number | null {
     assertTcFilter(f);
     return addon().tcQuery(f.netns, f.ifindex, f.egress ? 1 : 0, f.handle, f.priority);
+  },
+  /** Kernel feature probes (native/src/probe_ops.c): nothing they load outlives the call. */
+  objectNeeds(file: string): ObjectNeeds {
+    assertAbsPath(file, 'object file');
+    return addon().objectNeeds(file);
+  },
+  /** Whether a trivial program of this type loads with this expected attach type; throws on EPERM and the like. */
+  probeProgram(progType: number, attachType: number): boolean {
+    assertEnum(progType, 'program type');
+    assertEnum(attachType, 'attach type');
+    return addon().probeProgram(progType, attachType);
+  },
+  probeProgType(progType: number): boolean {
+    assertEnum(progType, 'program type');
+    return addon().probeProgType(progType);
+  },
+  probeHelper(progType: number, helperId: number): boolean {
+    assertEnum(progType, 'program type');
+    assertEnum(helperId, 'helper id');
+    return addon().probeHelper(progType, helperId);
+  },
+  probeMapType(mapType: number): boolean {
+    assertEnum(mapType, 'map type');
+    return addon().probeMapType(mapType);
   },
 };

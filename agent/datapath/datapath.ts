@@ -16,6 +16,7 @@ import * as codec from './codec';
 import { ensureBpffs, isBpffs, resolveCgroup } from './mounts';
 import { resolvePodLink } from './pod-links';
 import * as wire from './pod-wire';
+import { verifierReason } from './verifier-log';
 
 export const OBJECT_FILES = ['redirect.bpf.o', 'pod.bpf.o'];
 export const SHARED_MAP_NAMES = [
@@ -150,7 +151,8 @@ export class Datapath implements wire.WireHandles {
         try {
           obj = native.loadObject(objPath, pinDir, rodata);
         } catch (err) {
-          const detail = (err as { log?: string }).log?.trim().split('\n').slice(-3).join(' | ');
+          const log = (err as { log?: string }).log;
+          const detail = verifierReason(log) ?? log?.trim().split('\n').slice(-3).join(' | ');
           throw new PalisadeError(
             'PALISADE_ERR_BPF_LOAD',
             `cannot load ${file}: ${describeCause(err)}${detail ? ` (${detail})` : ''}`,

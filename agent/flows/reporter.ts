@@ -1,30 +1,9 @@
 /**
- * The flow reporter: streams this agent's flow records to the collector (DESIGN.md "Flows").
- *
- * `record` is the proxy's side and is O(1): it appends to a bounded buffer and returns, never
- * waiting and never throwing. When the buffer is full the oldest record makes room and is counted
- * in `lost`, a running total for this agent process that travels with every batch: loss is never
- * silent.
- *
- * A flush every `flushIntervalMs` (at once when a full batch is waiting) cuts batches of at most
- * `batchSize` records, numbered `seq` within this process's random `session`, and sends them
- * while the collector is connected, fewer than `maxInFlight` batches await acknowledgement and
- * the socket holds less than `maxBufferedBytes` (backpressure: stop sending, keep buffering).
- * A `flows-ack` {session, seq} settles every in-flight batch up to seq. After a disconnect — or
- * when no acknowledgement came for `ackTimeoutMs`, doubled each time it passes in vain — the
- * unacknowledged batches are sent again, in order, before anything new; the collector
- * deduplicates by session+seq. A batch still unacknowledged after five such timeouts on a live
- * session is one the collector refuses: it is dropped and counted lost, so it cannot hold the
- * window shut.
- *
- * In-flight batches count against the bound. When the buffer is full, what goes is the oldest of
- * what the collector certainly does not have: a batch never sent (a batch cannot shrink, so it
- * goes whole), else the oldest waiting record. A batch that was sent and not acknowledged may
- * already be stored — counting it lost could count it twice — so it goes only when nothing else
- * is left. A record the collector would refuse (see wire.ts) is dropped when its batch is cut.
- * Every drop counts in `lost`, and the collector learns the total: when it grew after the last
- * batch, an empty batch carries it. Hence, at every moment: produced = acknowledged + lost +
- * buffered, and once everything is acknowledged, the collector's count equals ours.
+ * The flow reporter: streams this agent's flow records to the collector in acknowledged batches.
+ * `record` is the proxy's side: O(1), never waits, never throws. A full buffer drops the oldest of
+ * what the collector certainly lacks and counts it in `lost`, so produced = acknowledged + lost +
+ * buffered at every moment. Batches, resending, backpressure and loss accounting:
+ * docs/architecture.md "The reporter".
  */
 import { randomBytes } from 'node:crypto';
 import type { FlowRecord, FlowSink } from '../../common/flow';

@@ -1,27 +1,8 @@
 /**
  * Traffic metrics from flow records, with Istio's standard names and labels
  * (https://istio.io/latest/docs/reference/config/metrics/), plus palisade_policy_verdicts_total.
- *
- * Flows are recorded when they end, so a TCP connection is counted once, at close: its record
- * adds one to istio_tcp_connections_opened_total AND one to istio_tcp_connections_closed_total
- * (a connection still open is in neither). Connections refused at admission are counted too,
- * with response_flags="DENY". HTTP flows are requests (istio_requests_total and the request
- * histograms); the connections that carry them are not counted as TCP connections. A same-node
- * flow is recorded once, as inbound (reporter="destination").
- *
- * Bytes, as Istio defines them: istio_tcp_received_bytes_total is what the client sent (the
- * request direction, our bytesSent), istio_tcp_sent_bytes_total what it got back (bytesReceived);
- * istio_request_bytes / istio_response_bytes are HTTP body sizes.
- *
- * Where Palisade differs from Istio's labels: connection_security_policy is "mutual_tls" or
- * "none" for both reporters (Istio's source side says "unknown"; our outbound side knows it
- * tunnelled); destination_service is `<workload>.<namespace>` (there are no Service objects);
- * response_flags follow ztunnel ("-", "DENY", "CONNECT"); no app/version/canonical/cluster labels.
- *
- * Label values come only from workload names, namespaces and identities (bounded by the mesh),
- * fixed words, HTTP status codes, and policy names: never IPs, ports, hosts or paths. Missing
- * values are "unknown", as in Istio. Each family holds at most `maxSeries` label sets; past that,
- * new ones are added to one series whose labels all read "overflow".
+ * What is counted when, which bytes are which, where the labels differ from Istio's and how the
+ * number of series is bounded: docs/architecture.md "Metrics".
  */
 import type { Registry } from 'prom-client';
 import type { FlowEndpoint, FlowRecord, FlowSink } from '../../common/flow';

@@ -1,16 +1,8 @@
 /**
- * The collector's HTTP API, served on the same HTTPS listener as the agent endpoint
- * (collector/server.ts hands it every plain request and the follow upgrade):
- *
- *   GET /v1/flows?<filters>          {"flows":[StoredFlow…],"count":N}, newest first
- *   GET /v1/flows/follow?<filters>   WebSocket: one StoredFlow per text frame, as stored
- *   GET /v1/stats                    {"stored":N,"lost":{node:N},"nodes":{node:{stored,lost}}}
- *   GET /metrics                     Prometheus text
- *   GET /healthz                     200 ok
- *
- * Every request is authenticated first (admin token or node certificate, collector/api/auth.ts);
- * refusals are 401 with `{"error":{code,message}}` and one warn line with the remote address.
- * Filters are parsed by common/flows-api.ts, the module the CLI builds its queries with.
+ * The collector's HTTP API, on the same HTTPS listener as the agent endpoint (collector/server.ts
+ * hands it every plain request and the follow upgrade): every request is authenticated first
+ * (auth.ts), then its route and method are checked; flow routes are answered here, control routes
+ * by control.ts. Routes and refusals: docs/architecture.md "The flow API" and "The control API".
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';

@@ -1,25 +1,9 @@
 /**
- * The collector's tamper-evident audit log: every policy change and every denied-flow summary,
- * appended as one record of a hash chain in `<data dir>/audit.db` (SQLite, WAL,
- * synchronous=FULL: an append that returned is on disk).
- *
- * Each record carries `prev`, the hash of the record before it (64 zeros for record 1), and
- * `hash` = hex HMAC-SHA256(key, canonical JSON of {seq, time, kind, actor, data, prev}), where
- * canonical JSON is JSON with every object's keys sorted and no white space. The key is 32 random
- * bytes in `<data dir>/audit.key` (hex, mode 0600), made at the first open. Because the hash is
- * keyed, someone who can edit audit.db but cannot read audit.key cannot write a record, or a
- * chain, that verifies: an edited, forged, deleted, swapped or renumbered row shows. Whoever can
- * read the key (root, the collector's user) can rewrite everything; the log does not defend
- * against them.
- *
- * Deleting the newest records leaves a chain that is whole, only shorter. `<data dir>/audit.head`
- * (`SEQ HASH`, written atomically after every append) anchors the end outside the database, and
- * verify compares the last record with it. When the database does not match the head at open
- * (records missing at the end, a head that is gone or names another record), the collector keeps
- * appending but leaves audit.head as it is, so the evidence outlives restarts: verify reports it
- * until an operator moves audit.db, audit.key and audit.head aside to start a new log. The one
- * case it mends is a crash between a commit and the head write (records after the head that
- * verify and follow it): the head then moves to the end.
+ * The collector's tamper-evident audit log: every policy change and every denied-flow summary, one
+ * record each of an HMAC-SHA256 hash chain in `<data dir>/audit.db`, keyed by `audit.key`, its end
+ * anchored in `audit.head` (the files: audit-files.ts). Append, list, verify. What the chain
+ * proves and against whom, and what happens when the head does not match the database:
+ * docs/architecture.md "The audit log".
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import * as path from 'node:path';

@@ -1,26 +1,9 @@
 /**
- * `learnEgress`: propose an EgressPolicy that allows what one workload was seen doing.
- *
- * Looked at: egress flow records whose source is the workload. Left out (counted in `skipped`
- * by the record's reason): errors; denials unless `includeDenied`; and, even with it, denials
- * a learned allow entry cannot or should not undo (`denied-by-*`: an explicit deny entry;
- * `host-address-mismatch`: a name sent to an address it does not resolve to, i.e. SNI spoofing;
- * `metadata-address`: cloud metadata stays closed unless allowed on purpose; anything else that
- * is not a policy decision, like `bad-request`).
- *
- * Each destination is its name when the record has one (TLS SNI or HTTP Host) and it is a DNS
- * name, else its address as a /32 or /128. A cloud metadata address is always its address
- * (an EgressPolicy never allows it by name). Ports are collected per destination; destinations
- * of the same kind with the same ports share one entry (no port seen: any port).
- *
- * `groupSuffixes`: two or more names with the same parent domain become `*.parent` (the ports of
- * all of them); names it also covers (deeper ones, with no other ports) fold into it. The parent
- * must have two labels or more, and a two-label parent made of a country code and a common
- * second-level name (co.uk, com.au, ac.jp, ...) is taken for a public suffix and never grouped.
- *
- * A name entry allows a connection only to addresses the name resolves to at the time: a record
- * with a Host that did not resolve to its destination (virtual hosts behind a raw IP) is not
- * allowed again by the proposal. Output is sorted, so the same flows give the same YAML.
+ * `learnEgress`: propose the smallest EgressPolicy that allows what one workload was seen doing,
+ * from its egress flow records: names when known, else addresses; ports per destination;
+ * optionally `*.parent` groups. Output is sorted, so the same flows give the same YAML. What is
+ * left out and how entries are grouped: docs/architecture.md "What-if: policy test and egress
+ * learn".
  */
 import { Document, isSeq, visit } from 'yaml';
 import type { StoredFlow } from '../../common/flows-api';

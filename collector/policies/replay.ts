@@ -1,34 +1,9 @@
 /**
- * `replayFlows`: which recorded decisions would a candidate policy set change? Each flow an
- * authorization decision was made on is decided again under the current set and under the
- * candidate, the way the agent decides it; flows whose allowed/denied outcome differs are
- * grouped (source, destination, detail, from, to, and the candidate's reason and policy).
- *
- * Replayed:
- * - `inbound` records (the destination side, where AuthorizationPolicy is enforced; the source
- *   side's `outbound` record of the same connection is skipped). An HTTP record is one request:
- *   stage `request` with its method, path and Host (headers are not recorded). Any other record
- *   is a connection: stage `tcp`, as the agent decides a connection it does not read HTTP on, or
- *   one that is not HTTP.
- * - `egress` records (EgressPolicy of the source workload), with the recorded name (SNI/Host) if
- *   any, taken to resolve to the recorded address unless the record says it did not
- *   (`host-address-mismatch`).
- * Skipped: `outbound` records, errors, and denials that were not a policy's (`bad-request` and
- * the like stay denied whatever the policies say). A workload whose selecting policies are the
- * same in both sets is not evaluated: nothing can change.
- *
- * Undetermined (counted by why, never guessed):
- * - `unknown-workload`: the record's workload (inbound: destination, egress: source) is not
- *   registered now, so which policies select it is unknown.
- * - `needs-headers`: an HTTP request to a workload that an ALLOW/DENY policy with a
- *   `request.headers[...]` condition selects, in either set.
- * - `needs-http`: a connection record (the agent did not read HTTP on it under the current set)
- *   that the candidate would read HTTP on, where the outcome depends on its requests (denied
- *   under Istio's TCP rules, but an HTTP ALLOW rule could allow requests).
- * - `needs-host`: an egress connection recorded without a name, unread under the current set,
- *   where under the candidate the name (SNI/Host) would decide (a host allow rule, or a deny host
- *   entry, on its port).
- * The last two assume the flows were recorded under the current set.
+ * `replayFlows`: which recorded decisions would a candidate policy set change? Each stored flow an
+ * authorization decision was made on is decided again under the current set and the candidate,
+ * the way the agent decides it; flows whose allowed/denied outcome differs are grouped. What is
+ * replayed, what is skipped and what is counted as undetermined (never guessed):
+ * docs/architecture.md "What-if: policy test and egress learn".
  */
 import type { StoredFlow } from '../../common/flows-api';
 import type { PolicyTestResponse, VerdictChangeGroup } from '../../common/control-api';

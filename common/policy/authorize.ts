@@ -1,24 +1,8 @@
 /**
  * `authorize(request, index, stage)`: Istio's AuthorizationPolicy semantics as a pure function.
- *
- * Order (istio.io "Authorization Policy" reference): a matching DENY denies; else, if no ALLOW
- * policy selects the workload, allow; else allow if an ALLOW policy matches; else deny. AUDIT
- * never changes the decision, it only reports the first AUDIT rule that matched.
- *
- * Stages, for the parts of a request that cannot be seen:
- * - `request`: everything is known.
- * - `tcp`: Istio's TCP filter (pilot/pkg/security/authz/model `Generate(forTCP)`): an ALLOW rule
- *   with any HTTP-only condition is dropped (never matches); in DENY and AUDIT rules HTTP-only
- *   conditions are dropped (hold), which makes DENY more restrictive.
- * - `connection`: decide for every request the connection could carry. Rules are ANDs and ORs of
- *   conditions (negation only inside a condition), so treating the unknown HTTP-only conditions
- *   as false gives "this DENY matches every request" and as true gives "this ALLOW may match
- *   some request". Denied only if a DENY surely matches, or ALLOW policies exist and none may.
- *
- * Deliberate differences from Istio, each one only ever denying more: DENY `hosts` (and ALLOW
- * `notHosts`) also match a host without its `:port` (Istio matches `:authority` exactly, its
- * security best practices tell users to list `example.com:*` too); repeated request headers
- * (see conditions.ts); path-template globs match any character.
+ * A matching DENY denies, then ALLOW policies decide; AUDIT only reports. The stages (`request`,
+ * `tcp`, `connection`) for what cannot be seen yet, and the deliberate differences from Istio
+ * (each only ever denying more): docs/architecture.md "Authorization decisions".
  */
 import { EvalContext } from './eval-context';
 import type { PolicyIndex } from './policy-index';

@@ -1,29 +1,9 @@
 /**
- * `authorizeEgress(request, index)`: may a workload open this outbound connection?
- *
- * No EgressPolicy selects the workload: allowed. Otherwise, in this order:
- * 1. A `deny` entry of any selecting policy that matches denies: a `cidrs` entry containing the
- *    destination (cloud metadata addresses included), or a `hosts` entry matching the name (SNI
- *    or HTTP Host) wherever it resolves; either only on its ports.
- * 2. If every selecting policy is deny-only (see CompiledEgressPolicy.allowlist): allowed
- *    (`not-denied`), cloud metadata addresses included. Otherwise default deny:
- * 3. Cloud metadata addresses (169.254.169.254 ...) are denied unless an allow `cidrs` entry names
- *    exactly that address (a /32, /128 or bare address); wide blocks and host rules never allow them.
- * 4. An allow `cidrs` rule containing the destination (and allowing the port) allows.
- * 5. An allow `hosts` rule matching the name and port allows only if the destination address is
- *    one the name resolves to: otherwise a client could send an allowed SNI to any address
- *    (`host-address-mismatch`).
- * Without a name only `cidrs` entries can match; `needsHost` then says the name could change the
- * verdict: a host rule could allow it, or a deny host entry could deny it.
- *
- * Only entries of the request's protocol count (TCP when the request does not say: what the proxy
- * decides). UDP and ICMP are default-deny: without a selecting policy, or with deny-only ones,
- * they are refused (`no-rule-matched`); only a `cidrs` allow entry of that protocol allows. The
- * kernel enforces them from the same entries (agent/wire/kernel-rules.ts compiles them).
- *
- * A destination address that does not parse is denied (`no-rule-matched`).
- *
- * `rule` indexes `spec.deny` for the `denied-by-*` reasons and `spec.allow` for the others.
+ * `authorizeEgress(request, index)`: may a workload open this outbound connection? A pure function
+ * over the EgressPolicies selecting the source workload: deny entries, then deny-only policies,
+ * cloud metadata addresses, allow CIDRs, allow hosts (only to an address the name resolves to);
+ * only entries of the request's protocol count (TCP unless it says UDP or ICMP, which are
+ * default-deny). The order, every reason and `needsHost`: docs/architecture.md "Egress decisions".
  * Allocation-free apart from the verdict (and a lowercased copy of a host not already lowercase).
  */
 import { cidrContains, IpAddr, isMetadataAddress, isSingleAddress, parseIpInto, sameAddress } from './ip';

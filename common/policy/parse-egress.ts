@@ -1,23 +1,8 @@
 /**
- * `spec` of Palisade's EgressPolicy (palisade.dev/v1):
- *
- *   spec:
- *     selector: {matchLabels: {app: web}}     # absent: every workload of the namespace
- *     allow:
- *       - hosts: [api.github.com, "*.googleapis.com"]
- *         ports: [443]                         # absent: any port
- *       - cidrs: [10.0.0.0/8, 2001:db8::/32]
- *       - cidrs: [10.9.0.0/16]
- *         ports: [53]
- *         protocol: UDP                        # TCP (default), UDP or ICMP; hosts are TCP only
- *     deny:                                    # same entries; a match denies, whatever allows it
- *       - hosts: ["*.pastebin.com"]
- *
- * With an `allow` field, or without `deny` entries, the policy makes the workloads it selects
- * default-deny (allowlist). With `deny` entries and no `allow` field it only denies what it
- * names. An empty `deny` is refused: it would read as "deny nothing" but mean "deny everything".
- * UDP and ICMP are default-deny for enrolled pods whatever the policies: only `allow` entries of
- * that protocol let them out (the kernel enforces them, agent/wire/kernel-rules.ts).
+ * `spec` of Palisade's EgressPolicy (palisade.dev/v1), validated and compiled: a selector, `allow`
+ * and `deny` entries of `hosts` or `cidrs` with optional `ports` and `protocol` (TCP, UDP, ICMP).
+ * An example, which policies make an allowlist, why an empty `deny` is refused and what protocols
+ * mean: docs/architecture.md "Egress decisions".
  */
 import { IpAddr, parseIpInto } from './ip';
 import { parseSelector } from './selector';

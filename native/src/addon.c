@@ -122,6 +122,7 @@ static napi_value init(napi_env env, napi_value exports)
 	libbpf_set_print(libbpf_print);
 	register_bpf_ops(env, exports);
 	register_sys_ops(env, exports);
+	register_probe_ops(env, exports);
 	register_pod_ops(env, exports);
 	return exports;
 }

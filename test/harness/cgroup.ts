@@ -1,6 +1,7 @@
 /** cgroup v2 helpers. The hierarchy is located via /proc/self/mountinfo, never hard-coded. */
 import * as fs from 'fs';
 import * as path from 'path';
+import { scaled } from './time';
 
 /** Undo the octal escaping (\040 etc.) mountinfo applies to paths. */
 function unescapeMountPath(p: string): string {
@@ -95,7 +96,7 @@ function sleepSync(ms: number): void {
 /** Kill and remove a cgroup subtree, retrying briefly while it is still populated. Never throws. */
 export async function removeCgroupTree(dir: string, timeoutMs = 3000): Promise<boolean> {
   killCgroup(dir);
-  const deadline = Date.now() + timeoutMs;
+  const deadline = Date.now() + scaled(timeoutMs);
   for (;;) {
     if (removePass(dir).length === 0) return true;
     if (Date.now() > deadline) return false;
@@ -106,7 +107,7 @@ export async function removeCgroupTree(dir: string, timeoutMs = 3000): Promise<b
 /** Synchronous variant for the process 'exit' hook. Never throws. */
 export function removeCgroupTreeSync(dir: string, timeoutMs = 1000): boolean {
   killCgroup(dir);
-  const deadline = Date.now() + timeoutMs;
+  const deadline = Date.now() + scaled(timeoutMs);
   for (;;) {
     if (removePass(dir).length === 0) return true;
     if (Date.now() > deadline) return false;

@@ -3,6 +3,7 @@ import { ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { NsTarget } from './proc';
+import { scaled } from './time';
 import type { Topology } from './topology';
 
 export interface ClientResult {
@@ -72,8 +73,8 @@ export class JsonLines {
       };
       const timer = setTimeout(() => {
         cleanup();
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for JSON line; saw ${JSON.stringify(this.lines)}`));
-      }, timeoutMs);
+        reject(new Error(`timed out after ${scaled(timeoutMs)} ms waiting for JSON line; saw ${JSON.stringify(this.lines)}`));
+      }, scaled(timeoutMs));
       const cleanup = (): void => {
         clearTimeout(timer);
         this.waiters.delete(waiter);
@@ -120,7 +121,7 @@ export async function runClient(
   bytes: number,
   timeoutMs = 5000,
 ): Promise<ClientResult> {
-  const r = await topo.exec(target, process.execPath, [fixturePath('tcp-client.js'), ip, String(port), String(bytes), String(timeoutMs)], {
+  const r = await topo.exec(target, process.execPath, [fixturePath('tcp-client.js'), ip, String(port), String(bytes), String(scaled(timeoutMs))], {
     timeoutMs: timeoutMs + 5000,
   });
   const last = r.stdout.trim().split('\n').pop() ?? '';

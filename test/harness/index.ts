@@ -8,6 +8,7 @@ export type { ExecResult, ExecOptions, SpawnInOptions, NsTarget } from './proc';
 export { Topology, UNDERLAY_CIDR } from './topology';
 export type { NodeNs, PodNs, ExternalHost, TopologyOptions, TopologyDescription } from './topology';
 export { waitFor, waitForPort } from './wait';
+export { scaled, TIME_SCALE } from './time';
 export { agentArgs, cliPath, startAgentProcess, tempDir, workloadsYaml } from './agent';
 export type { AgentMeshArgs, AgentPodSpec, AgentProcess, StartAgentOptions } from './agent';
 export { spawnIn } from './proc';

@@ -1,6 +1,7 @@
 /** Network-namespace naming and iproute2 helpers. Everything runs via `ip -n NS`, never in the host netns. */
 import { execFileSync } from 'child_process';
 import { run, runOk } from './proc';
+import { scaled } from './time';
 
 /** Every netns the harness creates is named `palisade-<pid>-...` so stale runs can be recognised. */
 export const NETNS_NAME_RE = /^palisade-(\d+)-/;
@@ -20,7 +21,7 @@ export async function delNetns(nsName: string): Promise<void> {
 
 export function delNetnsSync(nsName: string): void {
   try {
-    execFileSync('ip', ['netns', 'del', nsName], { stdio: 'ignore', timeout: 5000 });
+    execFileSync('ip', ['netns', 'del', nsName], { stdio: 'ignore', timeout: scaled(5000) });
   } catch {
     /* best effort */
   }
@@ -39,7 +40,7 @@ export async function sysctlIn(nsName: string, setting: string): Promise<void> {
 /** Names of all named network namespaces (first column of `ip netns list`). */
 export function listNetnsSync(): string[] {
   try {
-    const out = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8', timeout: 5000 });
+    const out = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8', timeout: scaled(5000) });
     return out
       .split('\n')
       .map((l) => l.trim().split(/\s+/)[0])

@@ -3,6 +3,7 @@
  * then enter netns" launcher used for every process the harness starts.
  */
 import { ChildProcess, spawn, SpawnOptions, StdioOptions } from 'child_process';
+import { scaled } from './time';
 
 export interface ExecResult {
   code: number | null;
@@ -61,7 +62,7 @@ export function spawnIn(target: NsTarget, cmd: string, args: readonly string[], 
 
 /** Collect output of an already-spawned child, SIGKILLing it when the hard timeout fires. */
 export function collect(child: ChildProcess, opts: ExecOptions = {}): Promise<ExecResult> {
-  const timeoutMs = opts.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS;
+  const timeoutMs = scaled(opts.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS);
   return new Promise((resolve) => {
     let stdout = '';
     let stderr = '';

@@ -1,5 +1,6 @@
 /** Bounded polling helpers. */
 import { collect, NsTarget, spawnIn } from './proc';
+import { scaled } from './time';
 
 /** Poll `fn` until it returns a truthy value (returned) or the timeout expires (throws). Exceptions count as "not yet". */
 export async function waitFor<T>(
@@ -7,7 +8,7 @@ export async function waitFor<T>(
   timeoutMs: number,
   opts: { intervalMs?: number; what?: string } = {},
 ): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = Date.now() + scaled(timeoutMs);
   let lastError: unknown;
   for (;;) {
     try {
@@ -18,7 +19,7 @@ export async function waitFor<T>(
     }
     if (Date.now() >= deadline) {
       const why = lastError instanceof Error ? `: last error: ${lastError.message}` : '';
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${opts.what ?? 'condition'}${why}`);
+      throw new Error(`timed out after ${scaled(timeoutMs)} ms waiting for ${opts.what ?? 'condition'}${why}`);
     }
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 50));
   }
@@ -53,10 +54,10 @@ attempt();
  * Note: each successful probe is an accepted (and immediately closed) connection.
  */
 export async function waitForPort(target: NsTarget, ip: string, port: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = Date.now() + scaled(timeoutMs);
   const child = spawnIn(target, process.execPath, ['-e', PROBE, ip, String(port), String(deadline)]);
   const r = await collect(child, { timeoutMs: timeoutMs + 2000 });
   if (r.code !== 0) {
-    throw new Error(`waitForPort ${ip}:${port} from ${target.netnsPath}: not reachable within ${timeoutMs} ms ${r.stderr.trim()}`.trim());
+    throw new Error(`waitForPort ${ip}:${port} from ${target.netnsPath}: not reachable within ${scaled(timeoutMs)} ms ${r.stderr.trim()}`.trim());
   }
 }

@@ -12,6 +12,7 @@ import {
   rawNet,
   requirePrivileges,
   runClient,
+  scaled,
   startAgentProcess,
   startEchoServer,
   sweepStale,
@@ -335,7 +336,7 @@ describe('palisade agent (bad input)', function () {
     const r = spawnSync(
       process.execPath,
       [cliPath(), 'agent', '--node', node.name, '--proxy-address', node.proxyIp, '--cgroup', topo.cgroupPath, '--run-dir', path.join(dir, 'run'), ...args],
-      { encoding: 'utf8', timeout: 20_000 },
+      { encoding: 'utf8', timeout: scaled(20_000) },
     );
     return { status: r.status, stderr: r.stderr };
   }
@@ -382,7 +383,7 @@ describe('palisade agent (bad input)', function () {
       const r = spawnSync(
         process.execPath,
         [cliPath(), 'agent', '--node', node.name, '--proxy-address', node.proxyIp, '--workloads', file, '--cgroup', topo.cgroupPath, '--run-dir', path.join(dir, 'run')],
-        { encoding: 'utf8', timeout: 20_000 },
+        { encoding: 'utf8', timeout: scaled(20_000) },
       );
       assert.notEqual(r.status, 0);
       assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);

@@ -261,6 +261,8 @@ describe('Mesh: identities and HBONE between nodes (real eBPF, real TLS)', funct
       const hold = topo.spawn(client, process.execPath, [fixturePath('tcp-hold.js'), web2.ip, '7000', '8'], { stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       hold.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      // Listened for from the start: on a slow machine the client may finish before the agents are back.
+      const finished = new Promise((r) => hold.once('close', r));
       await waitFor(() => out.includes('connected') || undefined, 5000, { what: 'long-lived connection' });
       await collector.stop();
       await new Promise((r) => setTimeout(r, 1500));
@@ -275,7 +277,7 @@ describe('Mesh: identities and HBONE between nodes (real eBPF, real TLS)', funct
         15_000,
         { what: 'both agents to reconnect and re-register' },
       );
-      await new Promise((r) => hold.once('exit', r));
+      await finished;
       const result = JSON.parse(out.trim().split('\n').pop()!) as { ok: boolean; rounds: number };
       assert.ok(result.ok, out);
       assert.ok(result.rounds > 40, out);

@@ -16,6 +16,7 @@ import {
   fixturePath,
   requirePrivileges,
   runClient,
+  scaled,
   startAgentProcess,
   startEchoServer,
   sweepStale,
@@ -221,7 +222,7 @@ describe('agent --policy-dir (real eBPF, no collector)', function () {
       const workloads = path.join(dir, 'w.workloads');
       fs.writeFileSync(workloads, workloadsYaml([{ pod: other }]));
       const args = agentArgs({ ...node, name: 'policydir-bad' } as NodeNs, { cli: cliPath(), workloadsFile: workloads, cgroup: topo.cgroupPath, runDir: path.join(dir, 'run') });
-      const r = spawnSync('nsenter', [`--net=${node.netnsPath}`, process.execPath, ...args.slice(0), '--policy-dir', dir], { encoding: 'utf8', timeout: 20_000 });
+      const r = spawnSync('nsenter', [`--net=${node.netnsPath}`, process.execPath, ...args.slice(0), '--policy-dir', dir], { encoding: 'utf8', timeout: scaled(20_000) });
       assert.equal(r.status, 1, r.stderr);
       const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith('palisade:'));
       assert.equal(lines.length, 1, r.stderr);

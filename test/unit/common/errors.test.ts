@@ -19,6 +19,7 @@ const EXPECTED: Record<PalisadeErrorCode, { exitCode: number; httpStatus: number
   PALISADE_ERR_BPF_LOAD: { exitCode: 1, httpStatus: 500 },
   PALISADE_ERR_BPF_ATTACH: { exitCode: 1, httpStatus: 500 },
   PALISADE_ERR_BPF_MAP: { exitCode: 1, httpStatus: 500 },
+  PALISADE_ERR_KERNEL_UNSUPPORTED: { exitCode: 1, httpStatus: 500 },
   PALISADE_ERR_NATIVE_LOAD: { exitCode: 1, httpStatus: 500 },
   PALISADE_ERR_AGENT_RUNNING: { exitCode: 1, httpStatus: 409 },
   PALISADE_ERR_NOT_INSTALLED: { exitCode: 1, httpStatus: 404 },
