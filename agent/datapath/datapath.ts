@@ -8,15 +8,19 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { PalisadeError, describeCause, invalidArgument, isSyscallError } from '../../common/errors';
+import { PalisadeError, describeCause, invalidArgument } from '../../common/errors';
 import type { Logger } from '../../common/log';
 import { silentLogger } from '../../common/log';
 import { native, UpdateFlag, type LoadedObject } from '../../native';
 import * as codec from './codec';
+import { attachProgram, closeQuietly, LINK_PREFIX } from './cgroup-links';
+import { netnsCookieOf } from './netns-cookie';
 import { ensureBpffs, isBpffs, resolveCgroup } from './mounts';
 import { resolvePodLink } from './pod-links';
 import * as wire from './pod-wire';
 import { verifierReason } from './verifier-log';
+
+export { netnsCookieOf };
 
 export const OBJECT_FILES = ['redirect.bpf.o', 'pod.bpf.o'];
 export const SHARED_MAP_NAMES = [
@@ -30,7 +34,6 @@ export const SHARED_MAP_NAMES = [
 export const MAP_NAMES = [...SHARED_MAP_NAMES, ...wire.POD_MAP_NAMES] as const;
 type MapName = (typeof MAP_NAMES)[number];
 
-const LINK_PREFIX = 'link_';
 export const DNS_PORT = 15053;
 const NODE_NAME = /^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$/;
 
@@ -94,13 +97,6 @@ export function pinDirFor(node: string, bpffs = '/sys/fs/bpf'): string {
   return path.join(bpffs, 'palisade', node);
 }
 
-function closeQuietly(fd: number): void {
-  try {
-    native.closeFd(fd);
-  } catch {
-    /* already closed */
-  }
-}
 
 /** Typed access to one node's pinned maps; opened by install() or open(). */
 export class Datapath implements wire.WireHandles {
@@ -309,6 +305,8 @@ export class Datapath implements wire.WireHandles {
     if (!cur) throw new PalisadeError('PALISADE_ERR_NOT_FOUND', `no pod enrolled with netns cookie ${netnsCookie}`);
     const pod = codec.decodePod(cur);
     const flags = strict ? pod.flags | codec.POD_FLAG_STRICT : pod.flags & ~codec.POD_FLAG_STRICT;
+    // The per-pod filters read strictness from the interface's entry: it changes first.
+    if (pod.ifindex !== 0) wire.setInterfaceFlags(this, pod.ifindex, pod.ip, flags);
     this.update('palisade_pods', key, codec.encodePod({ ...pod, flags }), UpdateFlag.EXIST);
   }
 
@@ -406,65 +404,5 @@ export class Datapath implements wire.WireHandles {
       if (v) out.push([k, v]);
     }
     return out;
-  }
-}
-
-/** Network-namespace cookie of a netns path (/var/run/netns/X, /proc/PID/ns/net). */
-export function netnsCookieOf(netnsPath: string): bigint {
-  if (!path.isAbsolute(netnsPath)) {
-    throw new PalisadeError('PALISADE_ERR_NETNS', `netns path must be absolute, got ${JSON.stringify(netnsPath)}`);
-  }
-  try {
-    return native.netnsCookie(netnsPath);
-  } catch (err) {
-    const why =
-      isSyscallError(err) && err.code === 'ENOENT'
-        ? 'does not exist'
-        : isSyscallError(err) && err.code === 'EINVAL' && err.syscall === 'setns'
-          ? 'is not a network namespace'
-          : describeCause(err);
-    throw new PalisadeError('PALISADE_ERR_NETNS', `netns ${netnsPath} ${why}`, { cause: err });
-  }
-}
-
-function attachProgram(
-  prog: LoadedObject['programs'][number],
-  cgFd: number,
-  cgroup: { path: string; id: bigint },
-  pinDir: string,
-  created: string[],
-): void {
-  const linkName = LINK_PREFIX + prog.name;
-  const linkPath = path.join(pinDir, linkName);
-  if (fs.existsSync(linkPath)) {
-    const linkFd = native.objGet(linkPath);
-    try {
-      const info = native.linkInfo(linkFd);
-      if (info.cgroupId !== cgroup.id) {
-        throw new PalisadeError(
-          'PALISADE_ERR_BPF_ATTACH',
-          `${path.basename(pinDir)} is already installed on another cgroup (id ${info.cgroupId}); run \`palisade agent uninstall --node ${path.basename(pinDir)}\` first`,
-        );
-      }
-      native.linkUpdate(linkFd, prog.fd);
-    } catch (err) {
-      if (err instanceof PalisadeError) throw err;
-      throw new PalisadeError('PALISADE_ERR_BPF_ATTACH', `cannot update ${prog.name}: ${describeCause(err)}`, { cause: err });
-    } finally {
-      closeQuietly(linkFd);
-    }
-    return;
-  }
-  let linkFd = -1;
-  try {
-    linkFd = native.linkCreate(prog.fd, cgFd, prog.attachType);
-    native.objPin(linkFd, linkPath);
-    created.push(linkName);
-  } catch (err) {
-    throw new PalisadeError('PALISADE_ERR_BPF_ATTACH', `cannot attach ${prog.name} to ${cgroup.path}: ${describeCause(err)}`, {
-      cause: err,
-    });
-  } finally {
-    if (linkFd >= 0) closeQuietly(linkFd);
   }
 }

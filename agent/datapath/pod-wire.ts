@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PalisadeError, describeCause } from '../../common/errors';
 import { native, UpdateFlag, type LoadedProgram, type TcFilter } from '../../native';
+import { closeQuietly } from './cgroup-links';
 import * as pc from './pod-codec';
 import type { PodLink } from './pod-links';
 
@@ -72,6 +73,12 @@ export function attachPod(h: WireHandles, link: PodLink, entry: Omit<pc.IfaceEnt
       );
     }
   }
+}
+
+/** Change an interface's pod flags (strict), if it is still the pod with this address. */
+export function setInterfaceFlags(h: WireHandles, ifindex: number, ip: string | undefined, flags: number): void {
+  const entry = podOfInterface(h, ifindex);
+  if (entry && entry.ip === ip) native.mapUpdate(h.mapFd('palisade_ifaces'), pc.encodeIfindex(ifindex), pc.encodeIface({ ...entry, flags }), UpdateFlag.EXIST);
 }
 
 /** The pod entry of an interface, if it is an enrolled pod's. */
@@ -205,13 +212,7 @@ export function detachPinnedFilters(pinDir: string, cookieOf: (p: string) => big
     if (netns === undefined) return []; // the namespace is gone, and its interfaces with it
     return enrolledInterfaces(h).filter((ifindex) => detachPod(h, ifindex, netns));
   } finally {
-    for (const fd of Object.values(fds)) {
-      try {
-        native.closeFd(fd);
-      } catch {
-        /* already closed */
-      }
-    }
+    for (const fd of Object.values(fds)) closeQuietly(fd);
   }
 }
 
