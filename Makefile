@@ -124,6 +124,7 @@ bench: build dist/bench/loadgen
 	node dist/test/bench/flow-ingest.js
 	node dist/test/bench/reporter-cost.js
 	node dist/test/bench/mesh-figures.js
+	node dist/test/bench/pod-filter-cost.js
 
 clean:
 	$(MAKE) -C bpf clean
