@@ -86,11 +86,12 @@ build: deps bpf native cni ts
 typecheck: node_modules/.package-lock.json
 	npx tsc --noEmit --incremental false -p .
 
-## The whole suite: unit, integration and privileged (real eBPF in namespaces the tests create).
+## The whole suite: unit, integration and privileged (real eBPF in namespaces the tests create),
+## then the privileged data-path suites again on Debian 12's 6.1 (test-kernel, below).
 ## `build` type-checks everything (tsc fails on any type error), so no separate typecheck.
-## (test-kernel joins it once strict ingress loads on 6.1: issue #14.)
-test: build
+test: build deps-test-kernel
 	npx mocha
+	test/kernel/run.sh $(TEST_KERNEL_SPECS)
 
 ## The privileged suites again, on Debian 12's kernel (linux-image-amd64 of bookworm: 6.1, the
 ## oldest Palisade supports), booted under qemu in software emulation (no KVM needed) with this
@@ -99,14 +100,16 @@ test: build
 TEST_KERNEL_APT_PACKAGES := qemu-system-x86 busybox-static kmod
 ## The suites that run in minutes there (everything ~10x slower, see README); mesh and
 ## flows-outage are bound to real time (a 2-minute certificate rotation, a 60 s outage).
+## `make test` runs the first four; `make test-kernel` also the per-pod filters' (≈6 min more).
 TEST_KERNEL_SPECS := $(addprefix dist/test/privileged/,harness.test.js agent/kernel-probe.test.js agent/datapath.test.js \
 	agent/policy-dir.test.js)
+TEST_KERNEL_ALL_SPECS := $(TEST_KERNEL_SPECS) dist/test/privileged/agent/pod-wire.test.js
 
 deps-test-kernel: deps-system
 	@$(call apt-install,$(TEST_KERNEL_APT_PACKAGES),--no-install-recommends)
 
 test-kernel: build deps-test-kernel
-	test/kernel/run.sh $(TEST_KERNEL_SPECS)
+	test/kernel/run.sh $(TEST_KERNEL_ALL_SPECS)
 
 demo: build
 	node dist/cli/main.js demo up
