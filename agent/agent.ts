@@ -14,6 +14,9 @@ import { checkKernel, readObjectNeeds, type KernelFeatures } from './datapath/ke
 import { assignPodIds } from './datapath/pod-ids';
 import { IdentityManager } from './identity/manager';
 import { acquireNodeLock, type NodeLock } from './lock';
+import { DEFAULT_DRAIN_TIMEOUT_MS, drainConnections, MAX_DRAIN_TIMEOUT_MS } from './drain';
+import { HandoverServer } from './handover';
+import { claimNode, enableRequestMigration, takeOver, type NodeClaim } from './takeover';
 import { CollectorClient } from './mesh/collector-client';
 import { HBONE_PORT } from './proxy/hbone';
 import { HbonePool } from './proxy/hbone-pool';
@@ -28,12 +31,16 @@ import { FlowReporter } from './flows/reporter';
 import { createAgentRegistry } from './metrics/agent-metrics';
 import { FlowMetrics } from './metrics/flow-metrics';
 import { MetricsServer } from './metrics/server';
-import { CachingResolver } from './policy/resolver';
+import { DnsRuntime } from './dns/dns-runtime';
+import { workloadNameSources } from './dns/mesh-names';
+import { upstreamServers, validateDnsDomain } from './dns/resolv-conf';
 import { EnforcedPolicies } from './policy/enforced';
 import { DestinationAuthz } from './proxy/destination-authz';
 import { Egress } from './proxy/egress';
 import type { HttpLimits } from './proxy/http';
 import { ConnectionTracker } from './proxy/tracker';
+import { createProxyLimits, proxyLimitSettings, type ProxyLimitOptions, type ProxyLimits } from './proxy/limits';
+import { agentPorts, NodeAddresses } from './proxy/node-local';
 import type { PolicyIndex } from '../common/policy';
 import type { PolicyFile } from '../common/policy-files';
 import { loadWorkloadsFile, type Workload } from './workloads';
@@ -55,8 +62,12 @@ export interface AgentOptions {
   connectTimeoutMs?: number;
   /** Directory of AuthorizationPolicy / EgressPolicy files, watched for changes. */
   policyDir?: string;
-  /** /etc/hosts-format file the egress check resolves names with before DNS. */
+  /** /etc/hosts-format file whose names the DNS proxy answers itself. */
   hostsFile?: string;
+  /** `IP[:PORT]` servers the DNS proxy forwards to (default: /etc/resolv.conf's nameservers). */
+  dnsUpstreams?: string[];
+  /** Cluster domain of mesh names (default cluster.local). */
+  dnsDomain?: string;
   /** How long to wait for a client's first bytes when a policy needs its protocol (default 5 s). */
   sniffTimeoutMs?: number;
   /** HTTP limits of the policy-enforcing front (header size/count, timeouts). */
@@ -71,8 +82,12 @@ export interface AgentOptions {
   metricsAddress?: { host: string; port: number };
   /** How often what the per-pod filters dropped and let through becomes flow summaries (default 10 s). */
   summaryIntervalMs?: number;
+  /** Connection caps, sniff budget, idle timeouts, refusal summaries (defaults: agent/proxy/limits). */
+  limits?: ProxyLimitOptions;
   /** What the kernel offers (default: the running kernel's probes); tests pass one that lacks a feature. */
   kernel?: KernelFeatures;
+  /** How long a stopping agent lets established connections finish (default 30 s). */
+  drainTimeoutMs?: number;
   log: Logger;
 }
 
@@ -99,9 +114,19 @@ export interface RunningAgent {
     | { registry: MeshRegistry; identities: IdentityManager; pool: HbonePool; inbound: InboundProxy; collector: CollectorClient; reporter: FlowReporter }
     | undefined;
   policies: EnforcedPolicies;
+  dns: DnsRuntime;
   flows: { metrics: FlowMetrics; reporter: FlowReporter | undefined };
   /** Where /metrics and /healthz are served, when they are. */
   metricsAddress: { address: string; port: number } | undefined;
+  /**
+   * Stop accepting, let established connections finish up to the drain timeout (then close them,
+   * recorded as `drain-deadline`), deliver the last flows, stop. Idempotent; also what a successor's
+   * take-over starts.
+   */
+  drain(reason: string): Promise<void>;
+  /** Resolves once the agent has stopped, whatever stopped it (drain, take-over, close). */
+  stopped: Promise<void>;
+  /** Stop now: open connections are cut (tests; a second signal). */
   close(): Promise<void>;
 }
 
@@ -115,6 +140,10 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   }
   validateExclusions(opts.excludeCidrs ?? [], opts.excludePorts ?? []);
   validateFlowBuffer(opts.flowBuffer);
+  const dnsDomain = opts.dnsDomain ?? 'cluster.local';
+  validateDnsDomain(dnsDomain);
+  const upstreams = upstreamServers(opts.dnsUpstreams);
+  const limitSettings = proxyLimitSettings(opts.limits ?? {});
   const caPem = opts.mesh ? readCa(opts.mesh) : undefined;
   // Everything that can be checked without the kernel is checked first: a bad
   // file or namespace path must not leave anything half-installed.
@@ -126,16 +155,24 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   const policies = new EnforcedPolicies({ dir: opts.policyDir, log });
   policies.start();
 
-  let lock: NodeLock;
+  const runDir = opts.runDir ?? DEFAULT_RUN_DIR;
+  const drainTimeoutMs = validateDrainTimeout(opts.drainTimeoutMs);
+  // The node's lock, or — while a running agent serves handovers — the place of its successor:
+  // this agent then binds the same ports and takes over once it serves (agent/takeover.ts).
+  let claim: NodeClaim;
   try {
-    lock = acquireNodeLock(opts.runDir ?? DEFAULT_RUN_DIR, opts.node);
+    claim = await claimNode(runDir, opts.node, log);
   } catch (err) {
     policies.close();
     throw err;
   }
+  let lock: NodeLock | undefined = claim.lock;
+  let handover: HandoverServer | undefined;
+  let stopping = false;
   let datapath: Datapath | undefined;
   let wire: WireEnforcement | undefined;
   let outbound: OutboundProxy | undefined;
+  let dns: DnsRuntime | undefined;
   let mesh: RunningAgent['mesh'];
   let ready = false;
   const workloads = new LocalWorkloads();
@@ -145,6 +182,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   const reporter = opts.mesh ? new FlowReporter({ log, ...(opts.flowBuffer !== undefined ? { bufferSize: opts.flowBuffer } : {}) }) : undefined;
   const accessLog = opts.accessLog === 'none' ? undefined : new AccessLog(log, { mode: opts.accessLog ?? 'labeled', workloads });
   const flows = new FlowFanOut([accessLog, flowMetrics, reporter], log);
+  const limits = createProxyLimits(limitSettings, { node: opts.node, flows, log });
   const dropTotals = new DropTotals(); // the per-pod filters' drops, one series per pod, reason and direction
   const metricsRegistry = opts.metricsAddress
     ? createAgentRegistry({
@@ -152,10 +190,19 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         ...(reporter ? { reporter } : {}),
         ...(opts.mesh ? { identities: () => mesh?.identities } : {}),
         datapath: () => datapath,
+        limits,
       })
     : undefined;
   if (metricsRegistry) dropTotals.register(metricsRegistry);
-  const metrics = metricsRegistry ? new MetricsServer({ registry: metricsRegistry, ready: () => ready, log }) : undefined;
+  const metrics = metricsRegistry
+    ? new MetricsServer({
+        registry: metricsRegistry,
+        ready: () => ready,
+        // Metrics are the node's: a pod's own connection to the listener is closed unanswered.
+        refusePeer: (ip) => workloads.byIp(ip) !== undefined,
+        log,
+      })
+    : undefined;
   let metricsAddress: RunningAgent['metricsAddress'];
   try {
     const connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
@@ -174,13 +221,27 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       connectTimeoutMs,
       sniffTimeoutMs,
       ...(opts.httpLimits ? { httpLimits: opts.httpLimits } : {}),
+      limits,
     };
     const authz = new DestinationAuthz({ ...shared, proxyIp: opts.proxyIp });
-    const egress = new Egress({ ...shared, resolver: new CachingResolver({ ...(opts.hostsFile ? { hostsFile: opts.hostsFile } : {}), log }) });
+    dns = new DnsRuntime({
+      node: opts.node,
+      proxyIp: opts.proxyIp,
+      domain: dnsDomain,
+      upstreams,
+      ...(opts.hostsFile ? { hostsFile: opts.hostsFile } : {}),
+      stateFile: dnsStateFile(opts.runDir ?? DEFAULT_RUN_DIR, opts.node),
+      workloads,
+      mesh: workloadNameSources(workloads, () => mesh?.registry),
+      policies,
+      flows,
+      log,
+    });
+    const egress = new Egress({ ...shared, names: dns.names });
     // Join the mesh first: a refused join or an unreachable collector must not leave a
     // half-configured node, and no pod is redirected before the proxy knows the mesh.
     if (opts.mesh && caPem && reporter) {
-      mesh = await startMesh(opts.node, opts.proxyIp, opts.mesh, caPem, workloads, authz, policies, reporter, connectTimeoutMs, log);
+      mesh = await startMesh(opts.node, opts.proxyIp, opts.mesh, caPem, workloads, authz, policies, reporter, connectTimeoutMs, limits, log);
     }
     datapath = Datapath.install({
       node: opts.node,
@@ -192,6 +253,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       log,
     });
     datapath.setExclusions(opts.excludeCidrs ?? [], opts.excludePorts ?? []);
+    enableRequestMigration(log);
     const enrollStarted = process.hrtime.bigint();
     reconcileEnrollment(datapath, cookies, log);
     wire = new WireEnforcement({
@@ -211,6 +273,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       'workloads enrolled',
     );
 
+    const dnsProxy = await dns.listen(datapath);
     const meshInputs: MeshInputs | undefined = mesh ? { registry: mesh.registry, pool: mesh.pool } : undefined;
     outbound = new OutboundProxy({
       node: opts.node,
@@ -222,6 +285,12 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       authz,
       egress,
       flows,
+      dns: dnsProxy,
+      limits,
+      nodeLocal: new NodeAddresses(
+        agentPorts([opts.outboundPort ?? OUTBOUND_PORT, opts.mesh && (opts.mesh.hbonePort ?? HBONE_PORT), opts.metricsAddress?.port]),
+        () => mesh?.registry.nodeAddresses(),
+      ),
     });
     let address;
     try {
@@ -238,12 +307,79 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     // both just proven usable), and before 'outbound listener ready', which callers wait for.
     // /healthz says 503 again once the agent is stopping.
     if (metrics && opts.metricsAddress) metricsAddress = await metrics.listen(opts.metricsAddress.host, opts.metricsAddress.port);
-    log.info({ address: address.address, port: address.port }, 'outbound listener ready');
+    log.info({ address: address.address, port: address.port, limits: limitSettings }, 'outbound listener ready');
     if (metricsAddress) log.info({ address: metricsAddress.address, port: metricsAddress.port }, 'metrics listener ready');
     const dp = datapath;
     const wr = wire;
     const ob = outbound;
     const m = mesh;
+    const d = dns;
+    let markStopped: () => void = () => undefined;
+    const stopped = new Promise<void>((resolve) => (markStopped = resolve));
+    let draining: Promise<void> | undefined;
+    let closing: Promise<void> | undefined;
+    const close = (): Promise<void> =>
+      (closing ??= (async () => {
+        stopping = true;
+        ready = false;
+        policies.close();
+        await ob.close();
+        await d.close();
+        wr.close(); // its last summaries go out with the mesh's last flush
+        if (m) await stopMesh(m);
+        await metrics?.close();
+        await handover?.close().catch(() => undefined);
+        dp.close();
+        lock?.release();
+        log.info('agent stopped; data path stays pinned (pods fail closed until an agent returns)');
+        markStopped();
+      })());
+    const drain = (reason: string): Promise<void> =>
+      (draining ??= (async () => {
+        ready = false;
+        const deadline = Date.now() + drainTimeoutMs;
+        log.info({ reason, drainTimeoutMs }, 'draining: no longer accepting, finishing open connections');
+        // The successor reports what the per-pod filters count and writes their rules from now on;
+        // this agent's cgroup stays registered until it closes, for the connections it finishes.
+        wr.stopReporting();
+        // A draining agent keeps its collector session for its last flows but never says hello
+        // again: a new hello would supersede its successor's session.
+        m?.collector.stopReconnecting();
+        await metrics?.close();
+        const listeners = m ? [ob, m.inbound, dnsProxy] : [ob, dnsProxy];
+        const { closedAtDeadline } = await drainConnections({ listeners, tracker: shared.tracker, deadline, log });
+        const settled = reporter ? await reporter.settled(FLOW_SETTLE_MS) : true;
+        log.info({ closedAtDeadline, flowsDelivered: settled }, 'drained');
+        await close();
+      })());
+    const serveHandovers = { runDir, node: opts.node, log, state: () => (draining ? ('draining' as const) : ('serving' as const)) };
+    const takeOverFromUs = async (successor: number): Promise<{ drainDeadline: Date }> => {
+      // Before the answer: the successor reads what pods resolved through this agent when it hears it.
+      d.handOver();
+      void drain(`successor pid ${successor} takes over`);
+      return { drainDeadline: new Date(Date.now() + drainTimeoutMs) };
+    };
+    if (lock) handover = await HandoverServer.listen({ ...serveHandovers, takeOver: takeOverFromUs });
+    else if (claim.predecessor) {
+      const fromPredecessor = (): void => d.takeNamesFromPredecessor();
+      takeOver(claim.predecessor, { ...serveHandovers, takeOver: takeOverFromUs, cancelled: () => stopping, onReleased: fromPredecessor }).then(
+        (got) => {
+          if (!got) return;
+          fromPredecessor(); // and what it learnt while draining
+          if (stopping) {
+            got.lock.release();
+            void got.handover.close();
+            return;
+          }
+          lock = got.lock;
+          handover = got.handover;
+        },
+        (err: unknown) => {
+          log.error({ reason: describeCause(err) }, 'take-over failed: stopping');
+          void drain('take-over failed');
+        },
+      );
+    }
     return {
       node: opts.node,
       datapath: dp,
@@ -251,29 +387,24 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       outboundAddress: { address: address.address, port: address.port },
       mesh: m,
       policies,
+      dns: d,
       flows: { metrics: flowMetrics, reporter },
       metricsAddress,
-      async close(): Promise<void> {
-        ready = false;
-        policies.close();
-        await ob.close();
-        wr.close(); // its last summaries go out with the mesh's last flush
-        if (m) await stopMesh(m);
-        await metrics?.close();
-        dp.close();
-        lock.release();
-        log.info('agent stopped; data path stays pinned (pods fail closed until an agent returns)');
-      },
+      drain,
+      stopped,
+      close,
     };
   } catch (err) {
     await outbound?.close().catch(() => undefined);
+    await dns?.close().catch(() => undefined);
+    limits.refusals.close();
     if (mesh) await stopMesh(mesh).catch(() => undefined);
     reporter?.close();
     await metrics?.close().catch(() => undefined);
     wire?.close();
     datapath?.close();
     policies.close();
-    lock.release();
+    lock?.release();
     throw err;
   }
 }
@@ -291,6 +422,17 @@ function validateExclusions(cidrs: string[], ports: number[]): void {
       throw invalidArgument(`excluded port ${p} is not a port (1-65535)`);
     }
   }
+}
+
+/** How long a drained agent waits for the collector to acknowledge its last flows. */
+const FLOW_SETTLE_MS = 5_000;
+
+function validateDrainTimeout(ms: number | undefined): number {
+  if (ms === undefined) return DEFAULT_DRAIN_TIMEOUT_MS;
+  if (!Number.isSafeInteger(ms) || ms < 0 || ms > MAX_DRAIN_TIMEOUT_MS) {
+    throw invalidArgument(`--drain-timeout must be from 0 to ${MAX_DRAIN_TIMEOUT_MS / 60_000} minutes, got ${ms} ms`);
+  }
+  return ms;
 }
 
 export const MAX_FLOW_BUFFER = 10_000_000;
@@ -324,6 +466,7 @@ async function startMesh(
   policies: EnforcedPolicies,
   reporter: FlowReporter,
   connectTimeoutMs: number,
+  limits: ProxyLimits,
   log: Logger,
 ): Promise<NonNullable<RunningAgent['mesh']>> {
   const registry = new MeshRegistry();
@@ -347,6 +490,7 @@ async function startMesh(
     mesh: registry,
     log,
     authz,
+    limits,
   });
   const running = { registry, identities, pool, inbound, collector, reporter };
   try {
@@ -430,12 +574,18 @@ function reconcileEnrollment(dp: Datapath, entries: Array<{ workload: Workload; 
   for (const ifindex of dp.sweepInterfaces()) log.info({ ifindex }, 'removed the filters of an interface no enrolled pod uses');
 }
 
+/** What pods resolved, kept from one agent of the node to the next (agent/dns/pod-names.ts). */
+function dnsStateFile(runDir: string, node: string): string {
+  return path.join(runDir, `${node}.dns-names.json`);
+}
+
 /** `palisade agent uninstall`: refuses while an agent for the node is running. */
 export function uninstallNode(opts: { node: string; bpffs?: string; runDir?: string; log: Logger }): string[] {
   validateNodeName(opts.node);
   const lock: NodeLock = acquireNodeLock(opts.runDir ?? DEFAULT_RUN_DIR, opts.node);
   try {
     const removed = Datapath.uninstall(opts.node, opts.bpffs);
+    fs.rmSync(dnsStateFile(opts.runDir ?? DEFAULT_RUN_DIR, opts.node), { force: true });
     opts.log.info({ node: opts.node, removed: removed.length }, 'data path uninstalled');
     return removed;
   } finally {

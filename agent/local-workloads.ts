@@ -5,10 +5,13 @@ import type { Workload } from './workloads';
 export class LocalWorkloads implements WorkloadIndex {
   private readonly cookies = new Map<bigint, Workload>();
   private readonly ips = new Map<string, Workload>();
+  /** Counts every set(): what was derived from the workloads is stale when it moves. */
+  version = 0;
 
   set(entries: Array<{ workload: Workload; netnsCookie: bigint }>): void {
     this.cookies.clear();
     this.ips.clear();
+    this.version++;
     for (const { workload, netnsCookie } of entries) {
       this.cookies.set(netnsCookie, workload);
       this.ips.set(workload.ip, workload);

@@ -59,4 +59,20 @@ static __always_inline int is_excluded4(__u32 ip4, __u16 port)
 	return bpf_map_lookup_elem(&palisade_excl_cidr, &key) != NULL;
 }
 
+/*
+ * Show an application the IPv4 destination it dialled (orig) instead of the proxy's address: in
+ * user_ip4, or in the last word of an IPv4-mapped user_ip6 (getpeername, recvmsg).
+ */
+static __always_inline void show_orig(struct bpf_sock_addr *ctx, const struct palisade_orig *orig, int v6)
+{
+	__u32 dst4;
+
+	__builtin_memcpy(&dst4, &orig->dst[12], 4);
+	if (v6)
+		ctx->user_ip6[3] = dst4;
+	else
+		ctx->user_ip4 = dst4;
+	ctx->user_port = bpf_htons(orig->dst_port);
+}
+
 #endif /* PALISADE_HELPERS_H */

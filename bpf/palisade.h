@@ -16,7 +16,7 @@
 struct palisade_config {
 	__u32 proxy_ip4;   /* node proxy address, network byte order */
 	__u16 proxy_port;  /* outbound listener (15001), host byte order */
-	__u16 dns_port;    /* DNS proxy on the proxy address (15053), host byte order */
+	__u16 dns_port;    /* DNS proxy (15053) on proxy_ip4, host byte order */
 };
 
 /* palisade_pods value: one enrolled pod, keyed by its netns cookie (__u64). */
@@ -67,6 +67,7 @@ enum palisade_stat {
 #define PALISADE_MAX_PODS  4096
 #define PALISADE_MAX_CONNS 65536
 #define PALISADE_MAX_EXCL  256
+#define PALISADE_MAX_DNS_PEERS 16384
 
 /* ---- Per-pod enforcement on the pod's host-side interface (bpf/pod.bpf.c) ---- */
 

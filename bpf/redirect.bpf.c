@@ -146,18 +146,11 @@ static __always_inline void restore_peer(struct bpf_sock_addr *ctx, int v6)
 {
 	__u64 cookie = bpf_get_socket_cookie(ctx);
 	struct palisade_orig *orig = bpf_map_lookup_elem(&palisade_orig_sk, &cookie);
-	__u32 dst4;
 
 	if (!orig && ctx->protocol == IPPROTO_MPTCP)
 		orig = mptcp_orig(ctx);
-	if (!orig)
-		return;
-	__builtin_memcpy(&dst4, &orig->dst[12], 4);
-	if (v6)
-		ctx->user_ip6[3] = dst4;
-	else
-		ctx->user_ip4 = dst4;
-	ctx->user_port = bpf_htons(orig->dst_port);
+	if (orig)
+		show_orig(ctx, orig, v6);
 }
 
 SEC("cgroup/getpeername4")

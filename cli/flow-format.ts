@@ -10,7 +10,8 @@ import type { FlowEndpoint, FlowRecord, FlowVerdict } from '../common/flow';
 export const OUTPUT_FORMATS = ['table', 'json', 'jsonl'] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 
-export const FLOW_COLUMNS = ['TIME', 'NODE', 'DIRECTION', 'SOURCE', 'DESTINATION', 'PROTO', 'HTTP', 'VERDICT', 'REASON/POLICY', 'MTLS', 'BYTES'] as const;
+/** REQUEST: an HTTP request line and status, or a DNS query's type, rcode and answers. */
+export const FLOW_COLUMNS = ['TIME', 'NODE', 'DIRECTION', 'SOURCE', 'DESTINATION', 'PROTO', 'REQUEST', 'VERDICT', 'REASON/POLICY', 'MTLS', 'BYTES'] as const;
 const VERDICT_COLUMN = FLOW_COLUMNS.indexOf('VERDICT');
 
 /**
@@ -54,11 +55,12 @@ export function flowCells(f: FlowRecord): string[] {
   const t = Date.parse(f.time);
   const source = workloadName(f.source) ?? f.source.ip;
   const destination = hostPort(workloadName(f.destination) ?? f.destination.host ?? f.destination.ip, f.destination.port);
-  const http = f.http ? `${f.http.method} ${f.http.path} ${f.http.status}` : '-';
+  const request = f.http ? `${f.http.method} ${f.http.path} ${f.http.status}` : f.dns ? [f.dns.type, f.dns.rcode, ...f.dns.answers].join(' ') : '-';
   let reason = f.reason;
-  if (f.count !== undefined) reason += ` ×${f.count}`; // a summary of that many packets
   if (f.policy) reason += ` (${f.policy})`;
   if (f.audit && f.audit.policy !== f.policy) reason += ` audit:${f.audit.policy}`;
+  // An agent's refusal summary (that many refused connections) or a packet summary (that many packets).
+  if (f.count !== undefined && f.count > 1) reason += ` ×${f.count}`;
   return [
     Number.isNaN(t) ? f.time : new Date(t).toISOString(),
     f.node,
@@ -66,7 +68,7 @@ export function flowCells(f: FlowRecord): string[] {
     source,
     destination,
     f.protocol,
-    http,
+    request,
     f.verdict,
     reason,
     f.mtls ? 'yes' : 'no',

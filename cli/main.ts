@@ -1,7 +1,11 @@
 #!/usr/bin/env node
 /** Entry point of the `palisade` binary. */
+import { execWithAgentFlags } from '../agent/runtime/v8-flags';
 import { createRootLogger, type Logger } from '../common/log';
 import { run } from './program';
+
+// The agent runs with its V8 settings (agent/runtime/v8-flags.ts): before anything is opened.
+if (process.argv[2] === 'agent' && process.argv[3] !== 'uninstall') execWithAgentFlags();
 
 let root: Logger | undefined;
 

@@ -1,8 +1,11 @@
 /**
  * A node session: an agent authenticated by its node certificate, which may only act as that
  * node. It says `hello` first, then `register`s its workloads and sends `csr`s; the collector
- * pushes `registry` snapshots. The CA signs a workload identity only while this node has a
- * workload with that identity registered, and only for a CSR whose one URI SAN is it.
+ * pushes `registry` snapshots. A node registers only workloads its join binding allows (scope,
+ * pod range; and, with a pod authority, pods that run on it: nodes/workload-admission.ts). The
+ * CA signs a workload identity only while this node has a workload with that identity
+ * registered, the binding (and authority) still allow it, and only for a CSR whose one URI SAN
+ * is it. Every refusal is one warn line and an audit record.
  */
 import type WebSocket from 'ws';
 import { isPalisadeError, PalisadeError } from '../common/errors';
@@ -18,13 +21,23 @@ import {
   type PolicyStatusMessage,
   type RegisterMessage,
 } from '../common/mesh-protocol';
+import { parseSpiffeId } from '../common/identity';
 import { certInfo, nodeSpiffeId, readCsr } from '../common/pki';
+import type { TrustEvent, TrustRefusals } from './audit/trust-refusals';
+import { FrameBudget, PacedFrames } from './frame-budget';
 import type { CertificateAuthority } from './mesh-ca';
+import type { NodeBinding } from './nodes/node-binding';
+import type { NodePods } from './nodes/node-pods';
+import type { NodeRecords } from './nodes/node-records';
+import type { PresentedKey } from './nodes/node-trust';
+import { certificateRefusal, registrationRefusal } from './nodes/workload-admission';
 import type { WorkloadRegistry } from './registry';
 import { closeWith, refuseFrame, sendTo } from './session-io';
 
 /** Where node sessions are tracked: one current session per node. */
 export interface NodeSessionHub {
+  /** Why `session` may not take over its node from the current session (nodes/node-trust.ts), or undefined. */
+  takeoverRefusal(node: string, session: NodeSession): string | undefined;
   /** Make `session` the node's current one; returns the one it replaces, if any. */
   claim(node: string, session: NodeSession): NodeSession | undefined;
   /** Forget `session`; true when it was the node's current one. */
@@ -35,6 +48,13 @@ export interface NodeSessionDeps {
   ca: CertificateAuthority;
   registry: WorkloadRegistry;
   hub: NodeSessionHub;
+  /** Each node's binding and certificates. */
+  nodes: NodeRecords;
+  refusals: TrustRefusals;
+  /** Which pods run on which node, when the collector has such an authority (Kubernetes). */
+  pods?: NodePods;
+  /** The peer's address, for refusal records. */
+  remote: string;
   workloadCertTtlSeconds: number;
   nodeCertTtlSeconds: number;
   log: Logger;
@@ -44,6 +64,8 @@ export interface NodeSessionDeps {
   policiesFrame?: () => string | undefined;
   /** The agent says which policy version it enforces. */
   policyStatus?: (node: string, m: PolicyStatusMessage) => void;
+  /** How long a superseded session may still deliver flows (default SUPERSEDED_GRACE_MS). */
+  supersededGraceMs?: number;
 }
 
 /** Takes one batch of an agent's flows; throws when it cannot be stored (nothing is acknowledged then). */
@@ -52,19 +74,28 @@ export interface FlowIngest {
 }
 
 const MAX_ERROR_TEXT = 1024;
+/** How long a superseded session may go on delivering its last flows (above any drain timeout). */
+export const SUPERSEDED_GRACE_MS = 11 * 60_000;
 
 export class NodeSession {
   private ready = false;
+  /** A newer session of this node said hello: this one only delivers its last flows. */
+  private superseded = false;
   private readonly log: Logger;
+  /** Frames at the pace this session's budget allows (frame-budget.ts). */
+  private readonly frames: PacedFrames;
 
   constructor(
     readonly ws: WebSocket,
     /** From the client certificate; the session can act as this node only. */
     readonly node: string,
+    /** The certificate the session was opened with: proof of the node key. */
+    readonly key: PresentedKey,
     private readonly deps: NodeSessionDeps,
   ) {
     this.log = deps.log.child({ session: 'node', node });
-    ws.on('message', (data, isBinary) => this.onFrame(data as Buffer, isBinary));
+    this.frames = new PacedFrames(ws, (data, isBinary) => this.onFrame(data, isBinary));
+    ws.on('message', (data, isBinary) => this.frames.receive(data as Buffer, isBinary));
     ws.on('close', (code) => this.onClose(code));
     // ws reports frames over maxPayload (then closes 1009) and broken framing here
     ws.on('error', (err: Error & { code?: string }) => this.log.warn({ reason: err.message, code: err.code }, 'session error'));
@@ -77,29 +108,51 @@ export class NodeSession {
 
   /** Push a pre-encoded registry frame. */
   push(frame: string): void {
-    if (this.ready) sendTo(this.ws, frame, this.log);
+    if (this.ready && !this.superseded) sendTo(this.ws, frame, this.log);
   }
 
-  /** Another session for this node took over. */
-  replace(): void {
-    this.log.warn({ reason: 'a newer session for this node said hello' }, 'session replaced');
+  /** The collector no longer accepts this session's certificate (the node was revoked). */
+  revoke(reason: string): void {
+    this.log.warn({ reason }, 'session closed');
     this.ready = false;
-    closeWith(this.ws, CloseCode.REPLACED, 'replaced by a newer session');
+    sendTo(this.ws, { type: 'error', code: 'PALISADE_ERR_UNAUTHENTICATED', message: reason.slice(0, MAX_ERROR_TEXT) }, this.log);
+    closeWith(this.ws, CloseCode.FORBIDDEN, 'node certificate revoked');
+  }
+
+  /**
+   * Another session for this node said hello — a successor agent taking the node over, or the
+   * same agent after a reconnect. This one gets nothing pushed any more and may only deliver
+   * flows (a draining agent's last ones) until it closes, or until the grace period ends.
+   */
+  supersede(): void {
+    if (this.superseded) return;
+    this.log.info({ reason: 'a newer session for this node said hello' }, 'session superseded: accepting its last flows only');
+    this.superseded = true;
+    setTimeout(() => closeWith(this.ws, CloseCode.REPLACED, 'replaced by a newer session'), this.deps.supersededGraceMs ?? SUPERSEDED_GRACE_MS).unref();
   }
 
   private onFrame(data: Buffer, isBinary: boolean): void {
     try {
       if (isBinary) throw new PalisadeError('PALISADE_ERR_PROTOCOL', 'binary frames are not accepted');
-      if (!this.ready) this.hello(parseMessage(data, NODE_FIRST));
-      else {
+      if (!this.ready) {
+        this.frames.charge(FrameBudget.cost('hello'));
+        this.hello(parseMessage(data, NODE_FIRST));
+      } else {
         const message = parseMessage(data, NODE_REQUESTS);
+        this.frames.charge(FrameBudget.cost(message.type, message.type === 'flows' ? message.flows.length : 0));
+        if (this.superseded && message.type !== 'flows') {
+          throw new PalisadeError('PALISADE_ERR_PROTOCOL', `a superseded session may only deliver flows, not ${message.type}`);
+        }
         if (message.type === 'register') this.register(message);
         else if (message.type === 'flows') this.flows(message);
         else if (message.type === 'policy-status') this.deps.policyStatus?.(this.node, message);
         else this.csr(message);
       }
     } catch (err) {
-      if (isPalisadeError(err) && err.code === 'PALISADE_ERR_PROTOCOL') return refuseFrame(this.ws, err, this.log);
+      if (isPalisadeError(err) && err.code === 'PALISADE_ERR_PROTOCOL') {
+        this.audit('protocol', err.message);
+        return refuseFrame(this.ws, err, this.log);
+      }
       this.log.error({ err }, 'session failed');
       closeWith(this.ws, 1011, 'internal error');
     }
@@ -108,10 +161,20 @@ export class NodeSession {
   private hello(m: HelloMessage): void {
     if (m.node !== this.node) {
       this.log.warn({ claimed: m.node, reason: 'hello for another node' }, 'session refused');
+      this.audit('node-certificate', `hello for node ${m.node}`);
       sendTo(this.ws, { type: 'error', code: 'PALISADE_ERR_UNAUTHENTICATED', message: `this certificate is for node ${this.node}, not ${m.node}` }, this.log);
       return closeWith(this.ws, CloseCode.FORBIDDEN, 'wrong node');
     }
-    this.deps.hub.claim(this.node, this)?.replace();
+    const takeover = this.deps.hub.takeoverRefusal(this.node, this);
+    const address = this.deps.registry.addressRefusal(this.node, m.nodeAddress);
+    if (takeover !== undefined || address !== undefined) {
+      const [event, reason] = takeover !== undefined ? (['takeover', takeover] as const) : (['node-certificate', address!] as const);
+      this.log.warn({ reason }, 'session refused');
+      this.audit(event, reason);
+      sendTo(this.ws, { type: 'error', code: 'PALISADE_ERR_UNAUTHENTICATED', message: `session refused: ${reason}` }, this.log);
+      return closeWith(this.ws, CloseCode.FORBIDDEN, 'session refused');
+    }
+    this.deps.hub.claim(this.node, this)?.supersede();
     this.ready = true;
     this.log.info({ nodeAddress: m.nodeAddress, agentVersion: m.agentVersion }, 'agent connected');
     this.deps.registry.nodeOnline(this.node, m.nodeAddress); // pushes a snapshot, to this session too
@@ -131,10 +194,15 @@ export class NodeSession {
   }
 
   private register(m: RegisterMessage): void {
-    const result = this.deps.registry.register(this.node, m.workloads);
+    const binding = this.binding();
+    const pods = this.deps.pods?.podsOn(this.node);
+    const result = this.deps.registry.register(this.node, m.workloads, (w) =>
+      binding ? registrationRefusal(binding, w, pods) : `node ${this.node} has no join record`,
+    );
     this.log.info({ workloads: result.accepted, refused: result.refused.length }, 'workloads registered');
     if (result.refused.length === 0) return;
     this.log.warn({ refused: result.refused.slice(0, 20) }, 'workloads refused');
+    this.audit('registration', `${result.refused.length} of ${m.workloads.length} workloads refused`, { refused: result.refused.slice(0, 20) });
     const more = result.refused.length > 1 ? ` (and ${result.refused.length - 1} more)` : '';
     const message = `registration refused for ${result.refused[0]}${more}`.slice(0, MAX_ERROR_TEXT);
     sendTo(this.ws, { type: 'error', code: 'PALISADE_ERR_REGISTRATION_REFUSED', message }, this.log);
@@ -143,6 +211,7 @@ export class NodeSession {
   private csr(m: CsrMessage): void {
     const refuse = (reason: string): void => {
       this.log.warn({ identity: m.identity.slice(0, 256), reason }, 'csr refused');
+      this.audit('csr', reason, { identity: m.identity.slice(0, 256) });
       const message = `csr refused: ${reason}`.slice(0, MAX_ERROR_TEXT);
       sendTo(this.ws, { type: 'error', id: m.id, code: 'PALISADE_ERR_CSR_REFUSED', message }, this.log);
     };
@@ -150,6 +219,13 @@ export class NodeSession {
     const forNode = m.identity === nodeIdentity;
     if (!forNode && !this.deps.registry.hasIdentity(this.node, m.identity)) {
       return refuse(`${m.identity.slice(0, 256)} is not the identity of a workload registered on node ${this.node}`);
+    }
+    const binding = this.binding();
+    if (!binding) return refuse(`node ${this.node} has no join record`);
+    const parts = parseSpiffeId(m.identity);
+    if (!forNode && parts) {
+      const why = certificateRefusal(binding, parts.namespace, parts.serviceAccount, this.deps.pods?.podsOn(this.node));
+      if (why) return refuse(why);
     }
     let csr;
     try {
@@ -166,12 +242,23 @@ export class NodeSession {
       commonName: forNode ? this.node : undefined,
       ttlSeconds: forNode ? this.deps.nodeCertTtlSeconds : this.deps.workloadCertTtlSeconds,
     });
+    if (forNode) this.deps.nodes.renewed(this.node, cert); // the renewed key proves this node from now on
     const info = certInfo(cert);
     this.log.info({ identity: m.identity, serialNumber: info.serialNumber, notAfter: info.notAfter.toISOString() }, 'certificate issued');
     sendTo(this.ws, { type: 'cert', id: m.id, cert, ca: this.deps.ca.certPem }, this.log);
   }
 
+  /** The node's binding from its join record (undefined once it was revoked). */
+  private binding(): NodeBinding | undefined {
+    return this.deps.nodes.record(this.node);
+  }
+
+  private audit(event: TrustEvent, reason: string, detail?: Record<string, unknown>): void {
+    this.deps.refusals.refused({ event, node: this.node, remote: this.deps.remote, reason, ...(detail ? { detail } : {}) });
+  }
+
   private onClose(code: number): void {
+    this.frames.stop();
     const wasCurrent = this.deps.hub.release(this.node, this);
     this.ready = false;
     this.log.info({ code, current: wasCurrent }, 'agent disconnected');

@@ -18,6 +18,9 @@ import { clearStaleSocket, DEFAULT_LISTEN, formatAddress, parseListenAddress } f
 import { CertificateAuthority } from './mesh-ca';
 import { AuditLog } from './audit/audit-log';
 import { DeniedFlowSummarizer } from './audit/denied-summary';
+import { TrustRefusals } from './audit/trust-refusals';
+import type { NodePods } from './nodes/node-pods';
+import { NodeRecords } from './nodes/node-records';
 import { PolicyManager } from './policies/manager';
 import { WorkloadRegistry } from './registry';
 import { AgentServer, type ServingIdentity } from './server';
@@ -41,6 +44,8 @@ export interface CollectorOptions {
   nodeCertTtlSeconds?: number;
   pingIntervalMs?: number;
   deadAfterMs?: number;
+  /** How long a superseded node session may still deliver flows (default 11 min: agent/drain.ts's longest drain and then some). */
+  supersededGraceMs?: number;
   /** Policies pushed to every agent (AuthorizationPolicy / EgressPolicy files), watched. */
   policyDir?: string;
   /** Delete stored flows older than this (ms); default 7 days. */
@@ -53,6 +58,11 @@ export interface CollectorOptions {
   flowRetentionIntervalMs?: number;
   /** How often denied flows are summarized into the audit log (ms); default 10 s. */
   auditSummaryIntervalMs?: number;
+  /**
+   * Which pods run on which node (the Kubernetes source): with one, a node registers, and gets
+   * certificates for, only pods it says run there (collector/nodes/node-pods.ts).
+   */
+  nodePods?: NodePods;
 }
 
 export interface RunningCollector {
@@ -81,6 +91,8 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
   const { host, port } = parseListenAddress(opts.listen ?? DEFAULT_LISTEN);
   const ca = CertificateAuthority.loadOrCreate(opts.dataDir, opts.trustDomain ?? DEFAULT_TRUST_DOMAIN, log);
   const tokens = new TokenStore(opts.dataDir);
+  const nodes = new NodeRecords(opts.dataDir);
+  nodes.current(); // a damaged nodes.json refuses the start
   const adminToken = loadOrCreateAdminToken(opts.dataDir, log);
   const metrics = new CollectorMetrics();
   const flows = FlowStore.open({
@@ -108,19 +120,22 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
   }
   const { audit, policies } = control;
   const denied = new DeniedFlowSummarizer(audit, { intervalMs: opts.auditSummaryIntervalMs });
+  const refusals = new TrustRefusals(audit, { log });
   const unsubscribeDenied = flows.onStored((entries) => {
     for (const e of entries) if (e.record.verdict === 'denied') denied.add(e.record);
   });
   const api = new CollectorApi({
     store: flows,
-    auth: new ApiAuth(adminToken, ca.trustDomain),
+    auth: new ApiAuth(adminToken, ca.trustDomain, (node, key) => nodes.certRefusal(node, key)),
     metrics,
     log: opts.log,
     control: { policies, flows, audit },
+    refusals,
   });
   const closeStores = async (): Promise<void> => {
     unsubscribeDenied();
     denied.close();
+    refusals.close();
     policies.close();
     audit.close();
     await flows.close();
@@ -148,12 +163,16 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     ca,
     tokens,
     registry,
+    nodes,
+    refusals,
+    ...(opts.nodePods ? { pods: opts.nodePods } : {}),
     serving,
     workloadCertTtlSeconds: opts.workloadCertTtlSeconds ?? DEFAULT_WORKLOAD_CERT_TTL_SECONDS,
     nodeCertTtlSeconds: opts.nodeCertTtlSeconds ?? DEFAULT_NODE_CERT_TTL_SECONDS,
     log,
     pingIntervalMs: opts.pingIntervalMs,
     deadAfterMs: opts.deadAfterMs,
+    ...(opts.supersededGraceMs !== undefined ? { supersededGraceMs: opts.supersededGraceMs } : {}),
     policiesFrame: () => policies.frame(),
     policyStatus: (node, m) => policies.agentStatus(node, m),
     flows,

@@ -1,23 +1,31 @@
 /**
  * A join session: an agent without a node certificate, authenticated at upgrade by a join
- * token that was valid then. Its only message is `join {node, csr}`; the token is consumed
- * only when everything else checks out, then the node certificate goes back and the session
- * closes with 1000. Any refusal is an `error` then close 4001.
+ * token that was valid then. Its only message is `join {node, csr}`. The node records decide
+ * (nodes/node-records.ts): a node that has already joined is refused, the token must be bound
+ * to this node; only then is it consumed, the node certificate issued and recorded with the
+ * token's binding. The certificate goes back and the session closes with 1000. Any refusal is an
+ * `error` then close 4001, one warn line and an audit record.
  */
 import type WebSocket from 'ws';
 import { isPalisadeError, PalisadeError } from '../common/errors';
 import type { Logger } from '../common/log';
 import { CloseCode, JOIN_REQUESTS, parseMessage, type JoinMessage } from '../common/mesh-protocol';
 import { nodeSpiffeId, readCsr } from '../common/pki';
+import type { TrustRefusals } from './audit/trust-refusals';
 import type { CertificateAuthority } from './mesh-ca';
+import type { NodeRecords } from './nodes/node-records';
 import { closeWith, refuseFrame, sendTo } from './session-io';
 import type { TokenStore } from './tokens';
 
 export interface JoinSessionDeps {
   ca: CertificateAuthority;
   tokens: TokenStore;
+  nodes: NodeRecords;
+  refusals: TrustRefusals;
   nodeCertTtlSeconds: number;
   log: Logger;
+  /** The peer's address, for refusal records. */
+  remote: string;
 }
 
 /** An agent that opened a join session and said nothing is closed after this long. */
@@ -28,6 +36,7 @@ export function runJoinSession(ws: WebSocket, token: string, tokenId: string, de
   let done = false;
   const idle = setTimeout(() => {
     log.warn({ reason: 'no join message' }, 'join session timed out');
+    deps.refusals.refused({ event: 'join', remote: deps.remote, reason: 'no join message', detail: { tokenId } });
     closeWith(ws, CloseCode.JOIN_REFUSED, 'no join message');
   }, JOIN_IDLE_MS);
   ws.on('close', () => clearTimeout(idle));
@@ -41,8 +50,9 @@ export function runJoinSession(ws: WebSocket, token: string, tokenId: string, de
       if (isBinary) throw new PalisadeError('PALISADE_ERR_PROTOCOL', 'binary frames are not accepted');
       message = parseMessage(data as Buffer, JOIN_REQUESTS);
     } catch (err) {
-      if (isPalisadeError(err)) return refuseFrame(ws, err, log);
-      throw err;
+      if (!isPalisadeError(err)) throw err;
+      deps.refusals.refused({ event: 'protocol', remote: deps.remote, reason: err.message, detail: { tokenId } });
+      return refuseFrame(ws, err, log);
     }
     join(ws, token, message, deps, log);
   });
@@ -52,6 +62,7 @@ function join(ws: WebSocket, token: string, message: JoinMessage, deps: JoinSess
   const { node } = message;
   const refuse = (reason: string): void => {
     log.warn({ node, reason }, 'join refused');
+    deps.refusals.refused({ event: 'join', node, remote: deps.remote, reason });
     sendTo(ws, { type: 'error', code: 'PALISADE_ERR_JOIN_REFUSED', message: `join refused: ${reason}` }, log);
     closeWith(ws, CloseCode.JOIN_REFUSED, 'join refused');
   };
@@ -61,29 +72,21 @@ function join(ws: WebSocket, token: string, message: JoinMessage, deps: JoinSess
   } catch (err) {
     return refuse(isPalisadeError(err) ? err.message : 'unreadable CSR');
   }
-  let verdict;
+  let outcome;
   try {
-    verdict = deps.tokens.consume(token, node);
-  } catch (err) {
-    log.error({ err, node }, 'join failed: token store');
-    sendTo(ws, { type: 'error', code: 'PALISADE_ERR_INTERNAL', message: 'join failed: collector cannot update its token store' }, log);
-    return closeWith(ws, 1011, 'internal error');
-  }
-  if (!verdict.ok) return refuse(verdict.reason);
-  let cert: string;
-  try {
-    cert = deps.ca.issue(publicKeyPem, {
-      uri: nodeSpiffeId(deps.ca.trustDomain, node),
-      commonName: node,
-      usage: 'node',
-      ttlSeconds: deps.nodeCertTtlSeconds,
+    outcome = deps.nodes.join(node, {
+      consumeToken: () => deps.tokens.consume(token, node),
+      issue: () =>
+        deps.ca.issue(publicKeyPem, { uri: nodeSpiffeId(deps.ca.trustDomain, node), commonName: node, usage: 'node', ttlSeconds: deps.nodeCertTtlSeconds }),
     });
   } catch (err) {
-    log.error({ err, node }, 'join failed: cannot issue the node certificate (the token is spent)');
-    sendTo(ws, { type: 'error', code: 'PALISADE_ERR_INTERNAL', message: 'join failed: the collector cannot issue a node certificate' }, log);
+    log.error({ err, node }, 'join failed: cannot update the token store or node records, or issue the node certificate');
+    sendTo(ws, { type: 'error', code: 'PALISADE_ERR_INTERNAL', message: 'join failed: the collector cannot record this join' }, log);
     return closeWith(ws, 1011, 'internal error');
   }
-  log.info({ node }, 'node joined');
+  if (!outcome.ok) return refuse(outcome.reason);
+  const cert = outcome.certPem;
+  log.info({ node, nodeCidr: outcome.binding.nodeCidr, scopes: outcome.binding.scopes }, 'node joined');
   sendTo(ws, { type: 'joined', cert, ca: deps.ca.certPem }, log);
   closeWith(ws, CloseCode.NORMAL, 'joined');
 }

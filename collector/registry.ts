@@ -50,6 +50,17 @@ export class WorkloadRegistry {
     this.changed();
   }
 
+  /**
+   * Why `node` may not be reached at `nodeAddress`, or undefined: it is the address of another
+   * node's workload (peers would send that node's pod the tunnel traffic for this node's workloads).
+   */
+  addressRefusal(node: string, nodeAddress: string): string | undefined {
+    for (const [other, s] of this.nodes) {
+      if (other !== node && s.workloads.some((w) => w.ip === nodeAddress)) return `node address ${nodeAddress} is the address of a workload of node ${other}`;
+    }
+    return undefined;
+  }
+
   /** A node's session ended: its workloads stay, the node is offline. */
   nodeOffline(node: string): void {
     const state = this.nodes.get(node);
@@ -59,16 +70,26 @@ export class WorkloadRegistry {
     this.changed();
   }
 
+  /** A revoked node: gone with its workloads, so no peer routes to it or accepts its identities. */
+  removeNode(node: string): void {
+    if (this.nodes.delete(node)) this.changed();
+  }
+
   /**
-   * Replace `node`'s workloads with `workloads`, except those refused: an identity outside this
-   * trust domain, an IP another node has registered, an IP or name given twice. Refused ones are
-   * left out; the node's previous entry for a refused IP is not kept either.
+   * Replace `node`'s workloads with `workloads`, except those refused: what `admit` refuses (the
+   * node's binding: nodes/workload-admission.ts), an identity outside this trust domain, an IP
+   * another node has registered or uses as its node address, an IP or name given twice. Refused
+   * ones are left out; the node's previous entry for a refused IP is not kept either.
    */
-  register(node: string, workloads: WorkloadRegistration[]): RegisterResult {
+  register(node: string, workloads: WorkloadRegistration[], admit: (w: WorkloadRegistration) => string | undefined = () => undefined): RegisterResult {
     const state = this.nodes.get(node);
     if (!state) throw new Error(`register before hello for node ${node}`);
     const owners = new Map<string, string>();
-    for (const [other, s] of this.nodes) if (other !== node) for (const w of s.workloads) owners.set(w.ip, other);
+    for (const [other, s] of this.nodes) {
+      if (other === node) continue;
+      owners.set(s.nodeAddress, `node ${other}, as its node address`);
+      for (const w of s.workloads) owners.set(w.ip, `node ${other}`);
+    }
     const refused: string[] = [];
     const accepted: RegistryWorkload[] = [];
     const seenIps = new Set<string>();
@@ -77,11 +98,12 @@ export class WorkloadRegistry {
       const label = `${w.namespace}/${w.name}`;
       const identity = spiffeId(this.trustDomain, w.namespace, w.serviceAccount);
       const owner = owners.get(w.ip);
-      let why: string | undefined;
-      if (w.identity !== undefined && w.identity !== identity) why = `identity ${w.identity} is not ${identity} (trust domain ${this.trustDomain})`;
-      else if (owner !== undefined) why = `ip ${w.ip} is already registered by node ${owner}`;
-      else if (seenIps.has(w.ip)) why = `ip ${w.ip} is given twice`;
-      else if (seenNames.has(label)) why = 'workload is given twice';
+      const why =
+        admit(w) ??
+        (w.identity !== undefined && w.identity !== identity ? `identity ${w.identity} is not ${identity} (trust domain ${this.trustDomain})` : undefined) ??
+        (owner !== undefined ? `ip ${w.ip} is already registered by ${owner}` : undefined) ??
+        (seenIps.has(w.ip) ? `ip ${w.ip} is given twice` : undefined) ??
+        (seenNames.has(label) ? 'workload is given twice' : undefined);
       if (why) {
         refused.push(`${label}: ${why}`);
         continue;

@@ -2,8 +2,11 @@
  * The collector's agent endpoint: HTTPS (TLS 1.3 minimum) on a TCP address and, optionally, a
  * Unix socket, with the same TLS and the same `/v1/agent` WebSocket handler on both. Client
  * certificates are requested but not required at the TLS layer; each upgrade is authenticated
- * before it is accepted: a node certificate from our CA → node session; otherwise a join token
- * → join session; otherwise HTTP 401 with a JSON `{code, message}` body.
+ * before it is accepted: a node certificate from our CA that the node records still stand behind
+ * (not revoked, issued to that node: nodes/node-trust.ts) → node session; otherwise a join token
+ * → join session; otherwise HTTP 401 with a JSON `{code, message}` body, one warn line and an
+ * audit record. When the node records change (a revocation), sessions whose certificate is no
+ * longer accepted are closed and a revoked node leaves the registry.
  *
  * The same listener serves the HTTP API (collector/api/handler.ts): every plain request, and
  * upgrades for the API's follow path, go to it; without an API, plain requests get 404.
@@ -20,7 +23,11 @@ import { parseNodeSpiffeId, spiffeIdOfCert } from '../common/pki';
 import type { CertificateAuthority } from './mesh-ca';
 import { NodeSession, type FlowIngest, type NodeSessionDeps, type NodeSessionHub } from './agent-session';
 import type { CollectorApi } from './api/handler';
+import type { TrustRefusals } from './audit/trust-refusals';
 import { runJoinSession } from './join-session';
+import type { NodePods } from './nodes/node-pods';
+import { presentedKey, type NodeRecords } from './nodes/node-records';
+import { takeoverRefusal, type PresentedKey } from './nodes/node-trust';
 import type { WorkloadRegistry } from './registry';
 import { closeAllGracefully } from './session-io';
 import type { TokenStore } from './tokens';
@@ -34,12 +41,20 @@ export interface AgentServerOptions {
   ca: CertificateAuthority;
   tokens: TokenStore;
   registry: WorkloadRegistry;
+  /** Each node's binding and certificates, and the revocation list. */
+  nodes: NodeRecords;
+  /** Where refusals are recorded (the audit log). */
+  refusals: TrustRefusals;
+  /** Which pods run on which node, when the collector has such an authority (Kubernetes). */
+  pods?: NodePods;
   serving: ServingIdentity;
   workloadCertTtlSeconds: number;
   nodeCertTtlSeconds: number;
   log: Logger;
   /** Ping every agent this often (default 10 s)… */
   pingIntervalMs?: number;
+  /** How long a superseded node session may still deliver flows (agent-session.ts). */
+  supersededGraceMs?: number;
   /** …and cut one off when it has not answered for this long (default 30 s). */
   deadAfterMs?: number;
   /** The current `policies` frame for a node that just said hello. */
@@ -53,31 +68,54 @@ export interface AgentServerOptions {
 }
 
 type Auth =
-  | { kind: 'node'; node: string }
+  | { kind: 'node'; node: string; key: PresentedKey }
   | { kind: 'join'; token: string; tokenId: string }
-  | { kind: 'refused'; code: PalisadeErrorCode; reason: string; tokenId?: string };
+  | { kind: 'refused'; code: PalisadeErrorCode; reason: string; tokenId?: string; node?: string };
 
-/** How long `close()` waits for agents to answer the close frame before cutting them off. */
+/**
+ * Budgets for a connection before it is an authenticated session: the TLS handshake, the request
+ * head and a whole request (bodies are at most 4 MiB) each have a deadline, and the head at most
+ * 64 headers; past them Node closes the connection (a slow client cannot hold one open for minutes).
+ */
+const CONNECTION_LIMITS: https.ServerOptions = { handshakeTimeout: 10_000, headersTimeout: 10_000, requestTimeout: 60_000 };
+const MAX_HEADERS = 64;
+/** Connections the listener holds at most (agents, API clients, followers); more are refused by Node. */
+const MAX_CONNECTIONS = 10_000;
+
 
 export class AgentServer implements NodeSessionHub {
   private readonly wss: WebSocketServer;
   private readonly servers: https.Server[] = [];
   private readonly current = new Map<string, NodeSession>();
+  /** Every open node session, current or not (a revocation closes them all). */
+  private readonly sessions = new Set<NodeSession>();
   private readonly lastPong = new WeakMap<WebSocket, number>();
   private readonly keepalive: NodeJS.Timeout;
+  private readonly stopWatching: () => void;
   private readonly log: Logger;
 
   constructor(private readonly opts: AgentServerOptions) {
     this.log = opts.log;
-    this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, clientTracking: true });
+    // One message per event-loop turn (not every frame of a TCP read at once): a session's
+    // frames interleave with everyone else's work.
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, clientTracking: true, allowSynchronousEvents: false });
     const interval = opts.pingIntervalMs ?? 10_000;
     this.keepalive = setInterval(() => this.ping(opts.deadAfterMs ?? 30_000), interval);
     this.keepalive.unref();
+    this.stopWatching = opts.nodes.watch(() => {
+      try {
+        this.recheckNodes();
+      } catch (err) {
+        this.log.error({ err }, 'cannot re-check node sessions against the node records');
+      }
+    });
   }
 
   /** A new HTTPS server with our TLS settings and handlers; the caller listens on it. */
   createServer(): https.Server {
-    const server = https.createServer({ ...this.tlsOptions(this.opts.serving) });
+    const server = https.createServer({ ...this.tlsOptions(this.opts.serving), ...CONNECTION_LIMITS });
+    server.maxConnections = MAX_CONNECTIONS;
+    server.maxHeadersCount = MAX_HEADERS;
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       if (this.opts.api) return this.opts.api.handleRequest(req, res);
       res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"code":"PALISADE_ERR_NOT_FOUND","message":"not found"}}\n');
@@ -98,6 +136,12 @@ export class AgentServer implements NodeSessionHub {
     for (const session of this.current.values()) session.push(frame);
   }
 
+  takeoverRefusal(node: string, session: NodeSession): string | undefined {
+    const current = this.current.get(node);
+    if (current === undefined || current === session) return undefined;
+    return takeoverRefusal(this.opts.nodes.record(node), current.key, session.key);
+  }
+
   claim(node: string, session: NodeSession): NodeSession | undefined {
     const previous = this.current.get(node);
     this.current.set(node, session);
@@ -113,6 +157,7 @@ export class AgentServer implements NodeSessionHub {
   /** Close every session (1001), then every server. */
   async close(): Promise<void> {
     clearInterval(this.keepalive);
+    this.stopWatching();
     await closeAllGracefully(this.wss, 'collector stopping');
     await Promise.all(
       this.servers.map(
@@ -148,18 +193,35 @@ export class AgentServer implements NodeSessionHub {
     }
     const auth = this.authenticate(req, tlsSocket);
     if (auth.kind === 'refused') {
-      this.log.warn({ remote, reason: auth.reason, tokenId: auth.tokenId }, 'agent refused');
+      this.log.warn({ remote, node: auth.node, reason: auth.reason, tokenId: auth.tokenId }, 'agent refused');
+      const event = auth.code === 'PALISADE_ERR_JOIN_REFUSED' ? 'join' : 'node-certificate';
+      this.opts.refusals.refused({ event, remote, reason: auth.reason, ...(auth.node === undefined ? {} : { node: auth.node }) });
       return respond(socket, 401, { code: auth.code, message: auth.reason });
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       this.lastPong.set(ws, Date.now());
       ws.on('pong', () => this.lastPong.set(ws, Date.now()));
       if (auth.kind === 'node') {
-        new NodeSession(ws, auth.node, { ...this.opts, hub: this, log: this.log.child({ remote }) });
+        const session = new NodeSession(ws, auth.node, auth.key, { ...this.opts, hub: this, remote, log: this.log.child({ remote }) });
+        this.sessions.add(session);
+        ws.on('close', () => this.sessions.delete(session));
       } else {
-        runJoinSession(ws, auth.token, auth.tokenId, { ...this.opts, log: this.log.child({ remote }) });
+        runJoinSession(ws, auth.token, auth.tokenId, { ...this.opts, remote, log: this.log.child({ remote }) });
       }
     });
+  }
+
+  /** The node records changed: close sessions whose certificate is no longer accepted; revoked nodes leave the registry. */
+  private recheckNodes(): void {
+    for (const session of this.sessions) {
+      const why = this.opts.nodes.certRefusal(session.node, session.key);
+      if (why === undefined) continue;
+      this.opts.refusals.refused({ event: 'node-certificate', node: session.node, reason: why });
+      session.revoke(why);
+    }
+    for (const n of this.opts.registry.snapshot().nodes) {
+      if (this.opts.nodes.record(n.node) === undefined) this.opts.registry.removeNode(n.node);
+    }
   }
 
   private authenticate(req: IncomingMessage, socket: TLSSocket): Auth {
@@ -167,7 +229,18 @@ export class AgentServer implements NodeSessionHub {
     if (peer && socket.authorized) {
       const id = spiffeIdOfCert(peer.toString());
       const parsed = id === undefined ? undefined : parseNodeSpiffeId(id);
-      if (parsed && parsed.trustDomain === this.opts.ca.trustDomain) return { kind: 'node', node: parsed.node };
+      if (parsed && parsed.trustDomain === this.opts.ca.trustDomain) {
+        const key = presentedKey(peer);
+        let why: string | undefined;
+        try {
+          why = this.opts.nodes.certRefusal(parsed.node, key);
+        } catch (err) {
+          this.log.error({ err }, 'node records unreadable');
+          why = 'collector cannot read its node records';
+        }
+        if (why === undefined) return { kind: 'node', node: parsed.node, key };
+        return { kind: 'refused', code: 'PALISADE_ERR_UNAUTHENTICATED', reason: why, node: parsed.node };
+      }
     }
     const header = req.headers.authorization;
     if (header !== undefined) {

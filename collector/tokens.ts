@@ -1,20 +1,21 @@
 /**
  * Join tokens: `plt_<id>.<secret>`, id 8 hex, secret 32 base64url characters (192 random bits).
- * `tokens.json` in the data directory keeps only the SHA-256 of each secret; it is rewritten
- * atomically (temp file + rename, mode 0600) under a lock file, so the offline
+ * Each token is bound at creation to one node name, and optionally the node's pod range and a
+ * scope of namespaces / service accounts (nodes/node-binding.ts): only that node can join with
+ * it, and the node keeps the binding. `tokens.json` in the data directory keeps only the SHA-256
+ * of each secret; it is changed under a lock (locked-json-file.ts), so the offline
  * `palisade collector token create` and a running collector can both change it. Tokens are
  * single use: a successful join marks the token used, persistently.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync } from 'node:fs';
-import * as path from 'node:path';
-import { writeFileAtomic } from '../common/atomic-file';
-import { errorCode, invalidArgument, PalisadeError } from '../common/errors';
+import { invalidArgument, PalisadeError } from '../common/errors';
+import { isNodeName } from '../common/pki';
+import { isRecord } from '../common/record';
+import { LockedJsonFile } from './locked-json-file';
+import { ANY_SCOPE, type NodeBinding } from './nodes/node-binding';
 
 export const TOKENS_FILE = 'tokens.json';
 const TOKEN_RE = /^plt_([0-9a-f]{8})\.([A-Za-z0-9_-]{32})$/;
-const LOCK_WAIT_MS = 2_000;
-const LOCK_STALE_MS = 10_000;
 /** Used or expired tokens are forgotten this long after they stop being usable. */
 const FORGET_AFTER_MS = 7 * 86_400_000;
 
@@ -23,6 +24,10 @@ interface StoredToken {
   secretSha256: string;
   createdAt: string;
   expiresAt: string;
+  /** The node this token joins (tokens made before binding have none and are refused). */
+  node?: string;
+  nodeCidr?: string;
+  scopes?: string[];
   usedAt?: string;
   usedBy?: string;
 }
@@ -36,10 +41,11 @@ export interface CreatedToken {
   token: string;
   id: string;
   expiresAt: Date;
+  binding: NodeBinding;
 }
 
 /** Why a token is not accepted; `reason` is safe to log and to send back (no secret in it). */
-export type TokenVerdict = { ok: true; id: string } | { ok: false; id?: string; reason: string };
+export type TokenVerdict = { ok: true; id: string; binding: NodeBinding } | { ok: false; id?: string; reason: string };
 
 export function parseToken(token: string): { id: string; secret: string } | undefined {
   const m = typeof token === 'string' ? TOKEN_RE.exec(token) : null;
@@ -48,41 +54,57 @@ export function parseToken(token: string): { id: string; secret: string } | unde
 
 const sha256 = (s: string): Buffer => createHash('sha256').update(s).digest();
 
-export class TokenStore {
-  private readonly file: string;
-  private readonly lockFile: string;
+function checkFile(parsed: unknown): TokensFile {
+  if (!isRecord(parsed) || parsed.version !== 1 || !Array.isArray(parsed.tokens)) throw new Error('unexpected shape');
+  return parsed as unknown as TokensFile;
+}
 
-  constructor(private readonly dataDir: string) {
-    this.file = path.join(dataDir, TOKENS_FILE);
-    this.lockFile = `${this.file}.lock`;
+export class TokenStore {
+  private readonly file: LockedJsonFile<TokensFile>;
+
+  constructor(dataDir: string) {
+    this.file = new LockedJsonFile(dataDir, TOKENS_FILE, { empty: () => ({ version: 1, tokens: [] }), check: checkFile, what: 'tokens' });
   }
 
-  /** A new single-use token valid for `ttlMs`; the secret is returned here and never again. */
-  create(ttlMs: number, now = new Date()): CreatedToken {
+  /**
+   * A new single-use token for `binding.node`, valid for `ttlMs`; the secret is returned here
+   * and never again. `binding` comes checked (node-binding.ts parses the flags).
+   */
+  create(binding: NodeBinding, ttlMs: number, now = new Date()): CreatedToken {
     if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0) throw invalidArgument('token ttl must be positive');
+    if (!isNodeName(binding.node)) throw invalidArgument(`invalid node name ${JSON.stringify(binding.node)}`);
+    const scopes = binding.scopes.length === 0 ? [ANY_SCOPE] : [...binding.scopes];
     const id = randomBytes(4).toString('hex');
     const secret = randomBytes(24).toString('base64url');
     const expiresAt = new Date(now.getTime() + ttlMs);
     this.update((file) => {
       if (file.tokens.some((t) => t.id === id)) throw new PalisadeError('PALISADE_ERR_INTERNAL', 'token id collision, try again');
-      file.tokens.push({ id, secretSha256: sha256(secret).toString('hex'), createdAt: now.toISOString(), expiresAt: expiresAt.toISOString() });
+      file.tokens.push({
+        id,
+        secretSha256: sha256(secret).toString('hex'),
+        createdAt: now.toISOString(),
+        expiresAt: expiresAt.toISOString(),
+        node: binding.node,
+        ...(binding.nodeCidr === undefined ? {} : { nodeCidr: binding.nodeCidr }),
+        scopes,
+      });
     }, now);
-    return { token: `plt_${id}.${secret}`, id, expiresAt };
+    return { token: `plt_${id}.${secret}`, id, expiresAt, binding: { ...binding, scopes } };
   }
 
-  /** Would `token` be accepted now? Changes nothing. */
+  /** Would `token` be accepted now (for its own node)? Changes nothing. */
   check(token: string, now = new Date()): TokenVerdict {
     if (!parseToken(token)) return { ok: false, reason: 'malformed token' };
-    return verdict(this.read(), token, now);
+    return verdict(this.file.read(), token, undefined, now);
   }
 
   /** Accept `token` for `node` and mark it used, atomically with respect to other consumers. */
   consume(token: string, node: string, now = new Date()): TokenVerdict {
     let result: TokenVerdict = { ok: false, reason: 'unknown token' };
     this.update((file) => {
-      result = verdict(file, token, now);
+      result = verdict(file, token, node, now);
       if (!result.ok) return false;
-      const stored = file.tokens.find((t) => t.id === result.id);
+      const stored = file.tokens.find((t) => t.id === (result as { id: string }).id);
       if (stored) {
         stored.usedAt = now.toISOString();
         stored.usedBy = node;
@@ -92,75 +114,18 @@ export class TokenStore {
     return result;
   }
 
-  private read(): TokensFile {
-    let text: string;
-    try {
-      text = readFileSync(this.file, 'utf8');
-    } catch (err) {
-      if (errorCode(err) === 'ENOENT') return { version: 1, tokens: [] };
-      throw new PalisadeError('PALISADE_ERR_DATA_DIR', `cannot read ${this.file}: ${(err as Error).message}`, { cause: err });
-    }
-    try {
-      const parsed = JSON.parse(text) as TokensFile;
-      if (parsed?.version !== 1 || !Array.isArray(parsed.tokens)) throw new Error('unexpected shape');
-      return parsed;
-    } catch (err) {
-      throw new PalisadeError('PALISADE_ERR_DATA_DIR', `${this.file} is not a tokens file: ${(err as Error).message}`, { cause: err });
-    }
-  }
-
-  /** Read-modify-write under the lock; `change` returning false skips the write. */
+  /** Read-modify-write; used and expired tokens are forgotten a week later. */
   private update(change: (file: TokensFile) => boolean | void, now: Date): void {
-    mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
-    this.lock();
-    try {
-      const file = this.read();
-      if (change(file) === false) return;
+    this.file.update((file) => {
+      if (change(file) === false) return false;
       file.tokens = file.tokens.filter((t) => !forgettable(t, now));
-      writeFileAtomic(this.file, `${JSON.stringify(file, null, 2)}\n`, 0o600);
-    } finally {
-      this.unlock();
-    }
-  }
-
-  private lock(): void {
-    const deadline = Date.now() + LOCK_WAIT_MS;
-    for (;;) {
-      try {
-        closeSync(openSync(this.lockFile, 'wx', 0o600));
-        return;
-      } catch (err) {
-        if (errorCode(err) !== 'EEXIST') {
-          throw new PalisadeError('PALISADE_ERR_DATA_DIR', `cannot lock ${this.file}: ${(err as Error).message}`, { cause: err });
-        }
-      }
-      if (this.lockIsStale()) {
-        this.unlock();
-        continue;
-      }
-      if (Date.now() >= deadline) throw new PalisadeError('PALISADE_ERR_DATA_DIR', `${this.lockFile} is held by another process`);
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
-    }
-  }
-
-  private lockIsStale(): boolean {
-    try {
-      return Date.now() - statSync(this.lockFile).mtimeMs > LOCK_STALE_MS;
-    } catch {
-      return false;
-    }
-  }
-
-  private unlock(): void {
-    try {
-      unlinkSync(this.lockFile);
-    } catch {
-      // gone already
-    }
+      return true;
+    });
   }
 }
 
-function verdict(file: TokensFile, token: string, now: Date): TokenVerdict {
+/** The token's verdict; with `node`, it must be the node the token was made for. */
+function verdict(file: TokensFile, token: string, node: string | undefined, now: Date): TokenVerdict {
   const parsed = parseToken(token);
   if (!parsed) return { ok: false, reason: 'malformed token' };
   const stored = file.tokens.find((t) => t.id === parsed.id);
@@ -170,7 +135,16 @@ function verdict(file: TokensFile, token: string, now: Date): TokenVerdict {
   if (want.length !== got.length || !timingSafeEqual(want, got)) return { ok: false, id: parsed.id, reason: 'wrong token secret' };
   if (stored.usedAt) return { ok: false, id: parsed.id, reason: 'token already used' };
   if (now.getTime() >= Date.parse(stored.expiresAt)) return { ok: false, id: parsed.id, reason: 'token expired' };
-  return { ok: true, id: parsed.id };
+  if (stored.node === undefined) {
+    return { ok: false, id: parsed.id, reason: 'token is not bound to a node: create a new one with palisade collector token create --node NAME' };
+  }
+  if (node !== undefined && node !== stored.node) return { ok: false, id: parsed.id, reason: `token is for node ${stored.node}, not ${node}` };
+  const binding: NodeBinding = {
+    node: stored.node,
+    ...(stored.nodeCidr === undefined ? {} : { nodeCidr: stored.nodeCidr }),
+    scopes: stored.scopes && stored.scopes.length > 0 ? stored.scopes : [ANY_SCOPE],
+  };
+  return { ok: true, id: parsed.id, binding };
 }
 
 function forgettable(t: StoredToken, now: Date): boolean {

@@ -198,8 +198,8 @@ export interface PolicyTestResponse {
   undetermined: Record<string, number>;
 }
 
-export type AuditKind = 'policy-change' | 'denied-flows';
-export const AUDIT_KINDS: readonly AuditKind[] = ['policy-change', 'denied-flows'];
+export type AuditKind = 'policy-change' | 'denied-flows' | 'trust-refusal';
+export const AUDIT_KINDS: readonly AuditKind[] = ['policy-change', 'denied-flows', 'trust-refusal'];
 /** `audit list`: records answered when no limit is given, and at most. */
 export const DEFAULT_AUDIT_LIMIT = 100;
 export const MAX_AUDIT_LIMIT = 10_000;
@@ -208,10 +208,12 @@ export interface AuditRecord {
   seq: number;
   time: string;
   kind: AuditKind;
-  /** admin, policy-dir, collector */
+  /** admin, policy-dir, collector; trust-refusal: node:<name> or remote:<address> */
   actor: string;
   /** policy-change: {version, action, changes:[{op,kind,namespace,name}]};
-   *  denied-flows: {window:{start,end}, groups:[{source, destination, reason, policy, count}], total, dropped} */
+   *  denied-flows: {window:{start,end}, groups:[{source, destination, reason, policy, count}], total, dropped};
+   *  trust-refusal: {event, reason, node?, remote?, detail?}, or the window's
+   *  {event:"summary", window, recorded, counted, groups:[{event, reason, count}], dropped} */
   data: Record<string, unknown>;
   /** hex HMAC-SHA256 of the previous record (64 zeros for the first) */
   prev: string;

@@ -8,9 +8,9 @@ import { isRecord } from './record';
 
 export type FlowDirection = 'outbound' | 'inbound' | 'egress';
 export type FlowVerdict = 'allowed' | 'denied' | 'audit' | 'error';
-/** `udp`, `icmp`, `arp`, `other`: packets the per-pod filters let through or dropped, summarized per interval. */
-export type FlowProtocol = 'tcp' | 'tls' | 'http' | 'udp' | 'icmp' | 'arp' | 'other';
-export const FLOW_PROTOCOLS: readonly FlowProtocol[] = ['tcp', 'tls', 'http', 'udp', 'icmp', 'arp', 'other'];
+/** `dns`: one query to the DNS proxy. `udp`, `icmp`, `arp`, `other`: packets the per-pod filters let through or dropped, summarized per interval. */
+export type FlowProtocol = 'tcp' | 'tls' | 'http' | 'dns' | 'udp' | 'icmp' | 'arp' | 'other';
+export const FLOW_PROTOCOLS: readonly FlowProtocol[] = ['tcp', 'tls', 'http', 'dns', 'udp', 'icmp', 'arp', 'other'];
 
 export interface FlowEndpoint {
   ip: string;
@@ -18,7 +18,7 @@ export interface FlowEndpoint {
   workload?: string;
   namespace?: string;
   identity?: string;
-  /** the name the client asked for (TLS SNI or HTTP Host), when known */
+  /** the name the client asked for (TLS SNI, HTTP Host, DNS question), when known */
   host?: string;
 }
 
@@ -30,6 +30,8 @@ export interface FlowRecord {
   destination: FlowEndpoint;
   protocol: FlowProtocol;
   http?: { method: string; path: string; status: number };
+  /** a DNS query (`protocol: dns`; its name is destination.host): type, rcode, answer data */
+  dns?: FlowDns;
   verdict: FlowVerdict;
   /** why: allowed-by-policy, no-policy, denied-by-policy, host-not-allowed, bad-request, upstream-failed, … */
   reason: string;
@@ -43,9 +45,23 @@ export interface FlowRecord {
   bytesSent: number;
   bytesReceived: number;
   durationMs: number;
-  /** A summary of this many packets (the kernel's per-interval counts); absent: one connection or request. */
+  /**
+   * How many refused connections this record stands for, when more than one: the agent records
+   * the first refusal of a kind in an interval on its own and the rest as one summary with this
+   * count (agent/proxy/refusals.ts). In a summary that folds several endpoints, their `ip` is `*`.
+   * In a packet summary of the per-pod filters (udp, icmp, arp, other): how many packets, per interval.
+   */
   count?: number;
 }
+
+/** `A`, `NXDOMAIN`, addresses and CNAME targets (these with a trailing dot), at most MAX_DNS_ANSWERS. */
+export interface FlowDns {
+  type: string;
+  rcode: string;
+  answers: string[];
+}
+
+export const MAX_DNS_ANSWERS = 16;
 
 /** What a flow record is built from; `time` is taken when it is built (the flow's end). */
 export type FlowFields = Omit<FlowRecord, 'time'>;
@@ -57,13 +73,14 @@ export type FlowFields = Omit<FlowRecord, 'time'>;
  */
 export function flowRecord(f: FlowFields): FlowRecord {
   return {
-    time: new Date().toISOString(),
+    time: isoTime(Date.now()),
     node: f.node,
     direction: f.direction,
     source: f.source,
     destination: f.destination,
     protocol: f.protocol,
     http: f.http,
+    dns: f.dns,
     verdict: f.verdict,
     reason: f.reason,
     policy: f.policy,
@@ -77,6 +94,23 @@ export function flowRecord(f: FlowFields): FlowRecord {
   };
 }
 
+let isoSecond = Number.NaN;
+let isoPrefix = '';
+
+/**
+ * `new Date(ms).toISOString()` for a time in years 0–9999, with the date and time of day
+ * formatted once per second: a flow is recorded at the end of every request.
+ */
+export function isoTime(ms: number): string {
+  const second = Math.floor(ms / 1000);
+  if (second !== isoSecond) {
+    isoSecond = second;
+    isoPrefix = new Date(second * 1000).toISOString().slice(0, 20);
+  }
+  const frac = ms - second * 1000;
+  return isoPrefix + (frac < 10 ? '00' : frac < 100 ? '0' : '') + frac + 'Z';
+}
+
 /** The flow verdict of an authorization decision. */
 export function verdictOf(v: { allowed: boolean; audit?: unknown }): FlowVerdict {
   return v.allowed ? (v.audit ? 'audit' : 'allowed') : 'denied';
@@ -87,6 +121,8 @@ export interface FlowSink {
   record(flow: FlowRecord): void;
 }
 
+/** The fields a record may have: made once, since the check runs for every record an agent sends. */
+const FIELDS: ReadonlySet<string> = new Set(['time', 'node', 'direction', 'source', 'destination', 'protocol', 'http', 'dns', 'verdict', 'reason', 'policy', 'rule', 'audit', 'mtls', 'bytesSent', 'bytesReceived', 'durationMs', 'count']);
 const DIRECTIONS = new Set(['outbound', 'inbound', 'egress']);
 const VERDICTS = new Set(['allowed', 'denied', 'audit', 'error']);
 const PROTOCOLS = new Set<string>(FLOW_PROTOCOLS);
@@ -95,9 +131,26 @@ const MAX_TEXT = 2048;
 const isText = (v: unknown, max = MAX_TEXT): v is string => typeof v === 'string' && v.length <= max;
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
+/** What flowProblem accepts for direction, protocol and verdict (agent/flows/wire.ts writes records by them). */
+export const FLOW_ENUMS: { readonly directions: ReadonlySet<string>; readonly protocols: ReadonlySet<string>; readonly verdicts: ReadonlySet<string> } = {
+  directions: DIRECTIONS,
+  protocols: PROTOCOLS,
+  verdicts: VERDICTS,
+};
+
+/** How many own enumerable keys `o` has (Object.keys(o).length without the array). */
+function ownKeys(o: Record<string, unknown>): number {
+  let n = 0;
+  for (const k in o) if (Object.prototype.hasOwnProperty.call(o, k)) n++;
+  return n;
+}
+
 function endpointProblem(v: unknown, at: string): string | undefined {
   if (!isRecord(v)) return `${at} must be an object`;
-  for (const [k, x] of Object.entries(v)) {
+  // for…in over own keys: the same keys in the same order as Object.entries, with no array made.
+  for (const k in v) {
+    if (!Object.prototype.hasOwnProperty.call(v, k)) continue;
+    const x = v[k];
     if (k === 'port') {
       if (!(isCount(x) && x <= 65535)) return `${at}.port must be a port`;
     } else if (k === 'ip' || k === 'workload' || k === 'namespace' || k === 'identity' || k === 'host') {
@@ -114,8 +167,7 @@ function endpointProblem(v: unknown, at: string): string | undefined {
  */
 export function flowProblem(v: unknown): string | undefined {
   if (!isRecord(v)) return 'must be an object';
-  const allowed = new Set(['time', 'node', 'direction', 'source', 'destination', 'protocol', 'http', 'verdict', 'reason', 'policy', 'rule', 'audit', 'mtls', 'bytesSent', 'bytesReceived', 'durationMs', 'count']);
-  for (const k of Object.keys(v)) if (!allowed.has(k)) return `unknown field ${JSON.stringify(k.slice(0, 64))}`;
+  for (const k in v) if (Object.prototype.hasOwnProperty.call(v, k) && !FIELDS.has(k)) return `unknown field ${JSON.stringify(k.slice(0, 64))}`;
   if (!isText(v.time, 40) || Number.isNaN(Date.parse(v.time))) return 'time must be an ISO 8601 time';
   if (!isText(v.node, 63)) return 'node must be a string';
   if (!DIRECTIONS.has(v.direction as string)) return 'direction must be outbound, inbound or egress';
@@ -125,7 +177,9 @@ export function flowProblem(v: unknown): string | undefined {
   if (v.policy !== undefined && !isText(v.policy, 4096)) return 'policy must be a string';
   if (v.rule !== undefined && !isCount(v.rule)) return 'rule must be a non-negative integer';
   if (typeof v.mtls !== 'boolean') return 'mtls must be true or false';
-  for (const k of ['bytesSent', 'bytesReceived', 'durationMs'] as const) if (!isCount(v[k])) return `${k} must be a non-negative integer`;
+  if (!isCount(v.bytesSent)) return 'bytesSent must be a non-negative integer';
+  if (!isCount(v.bytesReceived)) return 'bytesReceived must be a non-negative integer';
+  if (!isCount(v.durationMs)) return 'durationMs must be a non-negative integer';
   if (v.count !== undefined && !(isCount(v.count) && v.count >= 1)) return 'count must be a positive integer';
   const src = endpointProblem(v.source, 'source');
   if (src) return src;
@@ -133,13 +187,18 @@ export function flowProblem(v: unknown): string | undefined {
   if (dst) return dst;
   if (v.http !== undefined) {
     const h = v.http;
-    if (!isRecord(h) || !isText(h.method, 32) || !isText(h.path, 8192) || !(isCount(h.status) && h.status <= 999) || Object.keys(h).length !== 3) {
+    if (!isRecord(h) || !isText(h.method, 32) || !isText(h.path, 8192) || !(isCount(h.status) && h.status <= 999) || ownKeys(h) !== 3) {
       return 'http must be {method, path, status}';
     }
   }
+  if (v.dns !== undefined) {
+    const d = v.dns;
+    const answersOk = isRecord(d) && Array.isArray(d.answers) && d.answers.length <= MAX_DNS_ANSWERS && d.answers.every((a) => isText(a, 1024));
+    if (!isRecord(d) || !isText(d.type, 16) || !isText(d.rcode, 16) || !answersOk || ownKeys(d) !== 3) return 'dns must be {type, rcode, answers}';
+  }
   if (v.audit !== undefined) {
     const a = v.audit;
-    if (!isRecord(a) || !isText(a.policy, 512) || !isCount(a.rule) || Object.keys(a).length !== 2) return 'audit must be {policy, rule}';
+    if (!isRecord(a) || !isText(a.policy, 512) || !isCount(a.rule) || ownKeys(a) !== 2) return 'audit must be {policy, rule}';
   }
   return undefined;
 }

@@ -138,7 +138,11 @@ type Schema = Record<string, Field>;
 const MAX_PEM = 16 * 1024;
 const MAX_MESSAGE_TEXT = 1024;
 const MAX_LABELS = 64;
-const MAX_WORKLOADS = 10_000;
+/** Workloads one node may register (Kubernetes runs at most a few hundred pods per node). */
+export const MAX_NODE_WORKLOADS = 1_000;
+/** Workloads and nodes a registry snapshot may hold (the whole mesh). */
+const MAX_REGISTRY_WORKLOADS = 100_000;
+const MAX_NODES = 10_000;
 const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const ID_RE = /^[A-Za-z0-9._-]{1,64}$/;
 const VERSION_TEXT_RE = /^[\x21-\x7e]{1,64}$/;
@@ -231,14 +235,14 @@ const SCHEMAS: { [T in MessageType]: Schema } = {
   join: { node: { check: nodeName }, csr: { check: pem('CERTIFICATE REQUEST') } },
   joined: { cert: { check: pem('CERTIFICATE') }, ca: { check: pem('CERTIFICATE') } },
   hello: { node: { check: nodeName }, nodeAddress: { check: ipv4 }, agentVersion: { check: agentVersion } },
-  register: { workloads: { check: arrayOf(object(WORKLOAD_REGISTRATION), MAX_WORKLOADS) } },
+  register: { workloads: { check: arrayOf(object(WORKLOAD_REGISTRATION), MAX_NODE_WORKLOADS) } },
   csr: { id: { check: requestId }, identity: { check: spiffe }, csr: { check: pem('CERTIFICATE REQUEST') } },
   cert: { id: { check: requestId }, cert: { check: pem('CERTIFICATE') }, ca: { check: pem('CERTIFICATE') } },
   error: { id: { check: requestId, optional: true }, code: { check: wireCode }, message: { check: text } },
   registry: {
     version: { check: version },
-    workloads: { check: arrayOf(object(REGISTRY_WORKLOAD), MAX_WORKLOADS * 10) },
-    nodes: { check: arrayOf(object(REGISTRY_NODE), MAX_WORKLOADS) },
+    workloads: { check: arrayOf(object(REGISTRY_WORKLOAD), MAX_REGISTRY_WORKLOADS) },
+    nodes: { check: arrayOf(object(REGISTRY_NODE), MAX_NODES) },
   },
   policies: { version: { check: version }, files: { check: arrayOf(object(POLICY_FILE), MAX_POLICY_FILES) } },
   flows: {

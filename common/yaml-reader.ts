@@ -166,9 +166,29 @@ export class NodeReader {
   }
 }
 
-/** The node an alias (`*name`) stands for; any other node as it is. */
+/** Each document's aliases and the nodes they stand for, found in one pass (see `deref`). */
+const resolvedAliases = new WeakMap<Document, Map<unknown, unknown>>();
+
+/**
+ * The node an alias (`*name`) stands for; any other node as it is. The yaml package's
+ * `Alias.resolve` walks the whole document on every call; here one walk per document finds every
+ * alias's node (the last anchor of that name before it), so a reader pays once, not per alias.
+ */
 export function deref(doc: Document, node: unknown): unknown {
-  return isAlias(node) ? node.resolve(doc) : node;
+  if (!isAlias(node)) return node;
+  let aliases = resolvedAliases.get(doc);
+  if (!aliases) {
+    const found = new Map<unknown, unknown>();
+    const anchors = new Map<string, unknown>();
+    visit(doc, {
+      Node(_, n) {
+        if (isAlias(n)) found.set(n, anchors.get(n.source));
+        else if (n.anchor) anchors.set(n.anchor, n);
+      },
+    });
+    resolvedAliases.set(doc, (aliases = found));
+  }
+  return aliases.get(node);
 }
 
 /** No value at all: a missing node or YAML null (`key:` with nothing). */

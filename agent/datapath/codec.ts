@@ -25,6 +25,10 @@ export const STAT_NAMES = [
 ] as const;
 export type StatName = (typeof STAT_NAMES)[number];
 
+/** enum palisade_dns_stat (bpf/dns.bpf.c), in order. */
+export const DNS_STAT_NAMES = ['udp', 'tcp', 'storageFail', 'peerFail', 'origFail', 'v6Denied'] as const;
+export type DnsStatName = (typeof DNS_STAT_NAMES)[number];
+
 export interface Endpoint {
   ip: string;
   port: number;

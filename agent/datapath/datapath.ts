@@ -22,7 +22,7 @@ import { verifierReason } from './verifier-log';
 
 export { netnsCookieOf };
 
-export const OBJECT_FILES = ['redirect.bpf.o', 'pod.bpf.o'];
+export const OBJECT_FILES = ['redirect.bpf.o', 'pod.bpf.o', 'dns.bpf.o'];
 export const SHARED_MAP_NAMES = [
   'palisade_pods',
   'palisade_orig_sk',
@@ -30,6 +30,8 @@ export const SHARED_MAP_NAMES = [
   'palisade_excl_cidr',
   'palisade_excl_port',
   'palisade_stats',
+  'palisade_dns_peers',
+  'palisade_dns_stats',
 ] as const;
 export const MAP_NAMES = [...SHARED_MAP_NAMES, ...wire.POD_MAP_NAMES] as const;
 type MapName = (typeof MAP_NAMES)[number];
@@ -42,7 +44,7 @@ export interface DatapathOptions {
   /** Node proxy address pods are redirected to (and strict pods accept). */
   proxyIp: string;
   proxyPort?: number;
-  /** The DNS proxy's port on the proxy address (default 15053); pods may send DNS there. */
+  /** DNS proxy port on proxyIp that pods' DNS is sent to (default 15053). */
   dnsPort?: number;
   /** cgroup v2 directory to attach to; default: the cgroup v2 root. */
   cgroup?: string;
@@ -329,6 +331,12 @@ export class Datapath implements wire.WireHandles {
     return v ? codec.decodeOrig(v) : undefined;
   }
 
+  /** Which pod (and resolver) the DNS datagram arriving from peerIp:peerPort came from. */
+  lookupDnsPeer(peerIp: string, peerPort: number): Original | undefined {
+    const v = native.mapLookup(this.fds.palisade_dns_peers, codec.encodeTuple(peerIp, peerPort), codec.ORIG_SIZE);
+    return v ? codec.decodeOrig(v) : undefined;
+  }
+
   /** Replace the exclusions (destinations never redirected) with exactly these. */
   setExclusions(cidrs: string[], ports: number[]): void {
     const wantCidr = new Set(cidrs.map((c) => codec.encodeLpmKey(c).toString('hex')));
@@ -352,11 +360,20 @@ export class Datapath implements wire.WireHandles {
 
   /** Kernel-side counters, summed over CPUs. */
   stats(): Record<codec.StatName, number> {
-    const out = {} as Record<codec.StatName, number>;
-    codec.STAT_NAMES.forEach((name, i) => {
+    return this.counters('palisade_stats', codec.STAT_NAMES);
+  }
+
+  /** The DNS capture's counters (bpf/dns.bpf.c), summed over CPUs. */
+  dnsStats(): Record<codec.DnsStatName, number> {
+    return this.counters('palisade_dns_stats', codec.DNS_STAT_NAMES);
+  }
+
+  private counters<N extends string>(map: MapName, names: readonly N[]): Record<N, number> {
+    const out = {} as Record<N, number>;
+    names.forEach((name, i) => {
       const key = Buffer.alloc(4);
       key.writeUInt32LE(i);
-      const v = native.mapLookup(this.fds.palisade_stats, key, 8 * this.cpus);
+      const v = native.mapLookup(this.fds[map], key, 8 * this.cpus);
       out[name] = v ? Number(codec.sumPerCpu(v)) : 0;
     });
     return out;

@@ -1,6 +1,7 @@
 /**
  * The flow reporter: streams this agent's flow records to the collector in acknowledged batches.
- * `record` is the proxy's side: O(1), never waits, never throws. A full buffer drops the oldest of
+ * `record` is the proxy's side: it writes the record as the collector's JSON once (wire.ts),
+ * O(1), never waits, never throws. A full buffer drops the oldest of
  * what the collector certainly lacks and counts it in `lost`, so produced = acknowledged + lost +
  * buffered at every moment. Batches, resending, backpressure and loss accounting:
  * docs/architecture.md "The reporter".
@@ -93,7 +94,8 @@ export class FlowReporter implements FlowSink {
   private readonly maxBufferedBytes: number;
   private readonly baseAckTimeoutMs: number;
   private ackTimeoutMs: number;
-  private readonly queue: RingBuffer<FlowRecord>;
+  /** records as the collector's JSON, oldest first */
+  private readonly queue: RingBuffer<string>;
   private readonly inflight: Batch[] = [];
   private inflightRecords = 0;
   private nextSeq = 1;
@@ -122,14 +124,20 @@ export class FlowReporter implements FlowSink {
     this.baseAckTimeoutMs = positive(opts.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS, 'ackTimeoutMs');
     this.ackTimeoutMs = this.baseAckTimeoutMs;
     this.session = opts.session ?? randomBytes(12).toString('base64url');
-    this.queue = new RingBuffer<FlowRecord>(this.capacity);
+    this.queue = new RingBuffer<string>(this.capacity);
   }
 
-  /** The proxy's side: O(1), never waits, never throws. */
+  /** The proxy's side: one encoding, never waits, never throws. */
   record(flow: FlowRecord): void {
     this.produced++;
+    const e = encodeFlow(flow);
+    if (e.problem !== undefined) {
+      this.lost++;
+      this.noteInvalid(e.problem);
+      return;
+    }
     while (this.queue.length + this.inflightRecords >= this.capacity) if (!this.dropOldest()) break;
-    this.queue.push(flow);
+    this.queue.push(e.json);
     if (!this.soon && this.queue.length >= this.batchSize && this.transport !== undefined && this.transport.connected) {
       this.soon = true;
       setImmediate(this.pumpSoon);
@@ -152,6 +160,20 @@ export class FlowReporter implements FlowSink {
   /** Send what can be sent now (what the timer does; also a last try before stopping). */
   flush(): void {
     this.pump();
+  }
+
+  /**
+   * For a stopping agent: true once every record produced so far has been acknowledged (or
+   * dropped and counted), false if `timeoutMs` passes first.
+   */
+  async settled(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      this.pump();
+      if (this.queue.length === 0 && this.inflight.length === 0) return true;
+      if (Date.now() >= deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(50, Math.max(1, deadline - Date.now()))));
+    }
   }
 
   /** Stop: a last flush, then no more sends; what is left is not acknowledged. */
@@ -282,22 +304,16 @@ export class FlowReporter implements FlowSink {
     return 'sent';
   }
 
-  /** The next batch from the queue, converted for the wire; undefined when nothing was usable. */
+  /** The next batch from the queue (records already in wire form); undefined when it is empty. */
   private cut(): Batch | undefined {
     const flows: string[] = [];
     let bytes = 0;
     while (flows.length < this.batchSize && this.queue.length > 0) {
-      const e = encodeFlow(this.queue.peek()!);
-      if (e.problem !== undefined) {
-        this.queue.shift();
-        this.lost++;
-        this.noteInvalid(e.problem);
-        continue;
-      }
-      const size = Buffer.byteLength(e.json) + 1;
+      const json = this.queue.peek()!;
+      const size = Buffer.byteLength(json) + 1;
       if (flows.length > 0 && bytes + size > BATCH_BYTES) break;
       this.queue.shift();
-      flows.push(e.json);
+      flows.push(json);
       bytes += size;
     }
     if (flows.length === 0) return undefined;

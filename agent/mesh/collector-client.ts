@@ -97,6 +97,8 @@ export class CollectorClient extends EventEmitter {
   private nextId = 0;
   private started = false;
   private closed = false;
+  /** A draining agent never says hello again: that would supersede its successor's session. */
+  private noReconnect = false;
   private lastHeard = 0;
   private lastError: PalisadeError | undefined;
   private startWaiter: { resolve: (s: RegistrySnapshot) => void; reject: (e: PalisadeError) => void } | undefined;
@@ -204,6 +206,11 @@ export class CollectorClient extends EventEmitter {
       this.pending.set(id, { resolve, reject, timer });
       ws.send(frame);
     });
+  }
+
+  /** The agent is draining: keep this session while it lasts, never open another. */
+  stopReconnecting(): void {
+    this.noReconnect = true;
   }
 
   async close(): Promise<void> {
@@ -347,7 +354,7 @@ export class CollectorClient extends EventEmitter {
     this.ready = false;
     this.failPending('the collector connection was lost');
     if (wasReady) this.emit('disconnected', { code, reason });
-    if (this.closed) return;
+    if (this.closed || this.noReconnect) return;
     const refused = this.lastError && this.lastError.code !== 'PALISADE_ERR_PROTOCOL' && this.lastError.code !== 'PALISADE_ERR_REGISTRATION_REFUSED';
     if (this.startWaiter && refused && this.lastError) {
       this.startWaiter.reject(this.lastError);

@@ -1,11 +1,12 @@
 /**
  * The agent's Prometheus registry (its own, never prom-client's global one): traffic metrics from
- * flow records (flow-metrics.ts), the flow reporter's counters, workload certificate expiry and
- * eBPF map occupancy. Everything but the traffic metrics is read when Prometheus scrapes.
+ * flow records (flow-metrics.ts), the flow reporter's counters, workload certificate expiry,
+ * eBPF map occupancy and the proxy's limits (limit-metrics.ts). Everything but the traffic metrics is read when Prometheus scrapes.
  */
 import { Gauge, Registry } from 'prom-client';
 import type { FlowReporterStats } from '../flows/reporter';
 import type { FlowMetrics } from './flow-metrics';
+import { registerLimitMetrics, type LimitSources } from './limit-metrics';
 import { ReadCounter } from './series';
 
 export interface AgentMetricsSources {
@@ -16,6 +17,8 @@ export interface AgentMetricsSources {
   identities?: () => { identities(): Array<{ identity: string; notAfter: Date | undefined }> } | undefined;
   /** The data path once installed. */
   datapath?: () => { usage(): Record<'pods' | 'conns', number> } | undefined;
+  /** The proxy's connection caps, sniff budget and refusal counts. */
+  limits?: LimitSources;
   now?: () => number;
 }
 
@@ -23,6 +26,7 @@ export function createAgentRegistry(src: AgentMetricsSources): Registry {
   const registry = new Registry();
   const now = src.now ?? Date.now;
   src.flows.register(registry);
+  if (src.limits) registerLimitMetrics(registry, src.limits);
 
   const flows = src.flows;
   new ReadCounter('palisade_flows_produced_total', 'Flow records the proxy produced', () => [{ labels: {}, value: flows.produced }]).register(registry);

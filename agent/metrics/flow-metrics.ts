@@ -117,6 +117,8 @@ export class FlowMetrics implements FlowSink {
     this.produced++;
     // The per-pod filters' packet summaries: palisade_dropped_packets_total counts them, not the proxy's traffic metrics.
     if (flow.protocol === 'udp' || flow.protocol === 'icmp' || flow.protocol === 'arp' || flow.protocol === 'other') return;
+    // A DNS query is neither a request nor a connection of these families (agent/dns/ counts its own).
+    if (flow.protocol === 'dns') return;
     const src = this.endpoint(flow.source);
     const dst = this.endpoint(flow.destination);
     let key = src.id * MAX_ENDPOINTS + dst.id;
@@ -154,13 +156,15 @@ export class FlowMetrics implements FlowSink {
     } else {
       let s = pair.tcp[slot];
       if (s === undefined) s = pair.tcp[slot] = this.newTcp(flow, pair, flags);
-      s.opened++;
-      s.closed++;
+      // A refusal summary stands for `count` connections (agent/proxy/refusals.ts).
+      const n = flow.count ?? 1;
+      s.opened += n;
+      s.closed += n;
       s.received += flow.bytesSent;
       s.sent += flow.bytesReceived;
     }
     // Outbound records carry no decision of this node: the destination's agent decides.
-    if (direction !== 'outbound') this.verdict(flow, direction, verdict).value++;
+    if (direction !== 'outbound') this.verdict(flow, direction, verdict).value += flow.count ?? 1;
   }
 
   /** The metric families, registered in `registry`. */

@@ -17,8 +17,8 @@ import type { Workload } from '../workloads';
 import { HttpFront, type HttpDecision, type HttpRecord, type HttpSession, type NormalizedRequest } from './http';
 import { admission } from './admission';
 import { connectTcp, errorCode } from './connect';
-import { splice } from './pipe';
-import { httpCounts, httpLine, httpOutcome, nothingSent, outcomeOf, proxyFlow, type FlowCounts, type FlowOutcome } from './proxy-flow';
+import { splice, timeoutReason } from './pipe';
+import { endOutcome, httpCounts, httpLine, httpOutcome, outcomeOf, proxyFlow, type FlowCounts, type FlowOutcome } from './proxy-flow';
 import { sniff } from './sniff';
 import { closeWhenDenied, denial, type EnforcementInputs } from './tracker';
 
@@ -99,10 +99,20 @@ export class DestinationAuthz {
     );
   }
 
-  /** Record a connection refused at admission (the caller closes it its own way). */
+  /** Report a connection refused at admission (the caller closes it its own way). */
   private refused(ctx: AuthzContext, verdict: AuthzVerdict, started: number): void {
-    this.log.warn({ event: 'refused', reason: verdict.reason, policy: verdict.policy, source: ctx.source, destination: destinationEndpoint(ctx) }, 'connection denied by policy');
-    this.inputs.flows.record(this.flow(ctx, 'tcp', outcomeOf(verdict), nothingSent(started)));
+    this.refusal(ctx, outcomeOf(verdict), started, 'connection denied by policy');
+  }
+
+  /** One refused connection to the refusal log: logged and recorded once per kind and interval. */
+  private refusal(ctx: AuthzContext, outcome: FlowOutcome, started: number, message: string, fields?: Record<string, unknown>): void {
+    this.inputs.limits.refusals.refuse({
+      route: { direction: 'inbound', source: ctx.source, destination: destinationEndpoint(ctx), protocol: 'tcp', mtls: ctx.mtls },
+      outcome,
+      started,
+      message,
+      ...(fields ? { fields } : {}),
+    });
   }
 
   /** Open the connection to the pod, from PROXY_IP. */
@@ -120,13 +130,18 @@ export class DestinationAuthz {
       streams: [conn, upstream],
     });
     if (head?.length) upstream.write(head);
-    splice(conn, upstream, (r) => {
-      untrack();
-      const bytesSent = r.bytesSent + (head?.length ?? 0);
-      const outcome = outcomeOf(verdict);
-      if (r.error) outcome.verdict = 'error';
-      this.inputs.flows.record(this.flow(ctx, 'tcp', outcome, { bytesSent, bytesReceived: r.bytesReceived, durationMs: Date.now() - started }));
-    });
+    splice(
+      conn,
+      upstream,
+      (r) => {
+        untrack();
+        const bytesSent = r.bytesSent + (head?.length ?? 0);
+        const outcome = endOutcome(verdict, r.error);
+        if (!r.error && r.timeout) outcome.reason = timeoutReason(r.timeout);
+        this.inputs.flows.record(this.flow(ctx, 'tcp', outcome, { bytesSent, bytesReceived: r.bytesReceived, durationMs: Date.now() - started }));
+      },
+      this.inputs.limits.timeouts,
+    );
   }
 
   /**
@@ -134,9 +149,14 @@ export class DestinationAuthz {
    * request; anything else is judged by Istio's TCP rules (HTTP-only ALLOW rules never match).
    */
   private async serve(conn: Duplex, ctx: AuthzContext, started: number): Promise<void> {
-    const sniffed = await sniff(conn, this.inputs.sniffTimeoutMs);
+    const sniffed = await sniff(conn, this.inputs.sniffTimeoutMs, this.inputs.limits.sniff.hold(ctx.source.ip));
     if (sniffed.kind === 'closed') {
       conn.destroy();
+      return;
+    }
+    if (sniffed.kind === 'over-budget') {
+      conn.destroy();
+      this.refusal(ctx, { verdict: 'denied', reason: sniffed.reason }, started, 'connection refused: the sniff budget is spent');
       return;
     }
     if (sniffed.kind === 'http') return this.serveHttp(conn, ctx, sniffed.head);
@@ -169,6 +189,9 @@ export class DestinationAuthz {
         return { ...verdict };
       },
       connect: () => this.connectUpstream(ctx),
+      // Every client's requests to this pod go over the same kind of connection (from PROXY_IP):
+      // kept-alive ones are shared, each request authorized on its own.
+      pool: `${ctx.destination.ip}:${ctx.destination.port}`,
       setHeaders,
       onRecord: (r) => this.inputs.flows.record(this.flow(ctx, 'http', httpOutcome(r), httpCounts(r), r)),
     };
@@ -184,9 +207,7 @@ export class DestinationAuthz {
   }
 
   private upstreamFailed(ctx: AuthzContext, err: Error, started: number): void {
-    const code = errorCode(err);
-    this.log.warn({ event: 'refused', reason: 'upstream-failed', error: code, source: ctx.source, destination: destinationEndpoint(ctx) }, 'pod connection failed');
-    this.inputs.flows.record(this.flow(ctx, 'tcp', { verdict: 'error', reason: 'upstream-failed' }, nothingSent(started)));
+    this.refusal(ctx, { verdict: 'error', reason: 'upstream-failed' }, started, 'pod connection failed', { error: errorCode(err) });
   }
 
   private request(ctx: AuthzContext): AuthzRequest {

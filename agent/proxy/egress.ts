@@ -7,7 +7,9 @@
  *   - CIDR rules are decided on the original destination at once (raw TCP needs nothing more);
  *   - host rules need the name the client asked for: the TLS SNI (read from the ClientHello,
  *     TLS is never terminated) or the HTTP Host of each request; the original destination must
- *     be an address that name resolves to, so a spoofed SNI/Host does not open another IP;
+ *     be an address the node's DNS proxy answered THIS pod for that name, still within its TTL
+ *     (agent/dns/pod-names.ts): a spoofed SNI/Host, an address hard-coded or resolved another
+ *     way, or another pod's lookup does not open anything;
  *   - anything else is closed before a byte reaches the destination.
  *
  * Denied HTTP requests get Istio's 403; denied TLS and TCP connections are reset.
@@ -17,17 +19,18 @@ import type { Duplex } from 'node:stream';
 import type { FlowEndpoint, FlowProtocol, FlowRecord } from '../../common/flow';
 import type { Logger } from '../../common/log';
 import { authorizeEgress, type EgressRequest, type EgressVerdict } from '../../common/policy';
-import type { HostResolver } from '../policy/resolver';
+import { podKey, type ResolvedNames } from '../dns/pod-names';
 import type { Workload } from '../workloads';
 import { HttpFront, type HttpDecision, type HttpSession, type NormalizedRequest } from './http';
 import { connectTcp, errorCode } from './connect';
-import { splice } from './pipe';
-import { httpCounts, httpLine, httpOutcome, nothingSent, outcomeOf, proxyFlow, type FlowCounts, type FlowOutcome } from './proxy-flow';
+import { splice, timeoutReason } from './pipe';
+import { endOutcome, httpCounts, httpLine, httpOutcome, outcomeOf, proxyFlow, type FlowCounts, type FlowOutcome } from './proxy-flow';
 import { looksLikeHttp, parseClientHello, sniff } from './sniff';
 import { closeWhenDenied, denial, type EnforcementInputs } from './tracker';
 
 export interface EgressInputs extends EnforcementInputs {
-  resolver: HostResolver;
+  /** What each pod resolved through the DNS proxy. */
+  names: ResolvedNames;
 }
 
 export interface EgressContext {
@@ -55,15 +58,20 @@ export class Egress {
 
     // The name can still change it (a host rule could allow it, a deny host entry deny it): look at the first bytes.
     client.pause();
-    const sniffed = await sniff(client, this.inputs.sniffTimeoutMs);
+    const sniffed = await sniff(client, this.inputs.sniffTimeoutMs, this.inputs.limits.sniff.hold(ctx.source.ip));
     if (sniffed.kind === 'closed') {
       client.destroy();
+      return;
+    }
+    if (sniffed.kind === 'over-budget') {
+      client.resetAndDestroy();
+      this.refusal(ctx, 'tcp', { verdict: 'denied', reason: sniffed.reason }, started, 'egress refused: the sniff budget is spent');
       return;
     }
     if (sniffed.kind === 'http') return this.serveHttp(client, ctx, sniffed.head);
     if (sniffed.kind === 'tls' && sniffed.sni) {
       const host = sniffed.sni;
-      const resolved = await this.inputs.resolver.resolve(host);
+      const resolved = this.inputs.names.addressesFor(podKey(ctx.workload), host);
       const v = authorizeEgress({ ...this.request(ctx), host, resolved }, this.inputs.policies.index);
       const named = { ...ctx, destination: { ...ctx.destination, host } };
       if (!v.allowed) return this.deny(client, named, v, 'tls', started);
@@ -79,12 +87,26 @@ export class Egress {
   }
 
   private deny(client: Duplex, ctx: EgressContext & { destination: { host?: string } }, v: EgressVerdict, protocol: FlowProtocol, started: number): void {
-    this.log.warn(
-      { event: 'refused', reason: v.reason, policy: v.policy, source: ctx.source, destination: ctx.destination },
-      'egress denied by policy',
-    );
     (client as net.Socket).resetAndDestroy?.() ?? client.destroy();
-    this.inputs.flows.record(this.flow(ctx, protocol, outcomeOf(v), nothingSent(started)));
+    this.refusal(ctx, protocol, outcomeOf(v), started, 'egress denied by policy');
+  }
+
+  /** One refused connection to the refusal log: logged and recorded once per kind and interval. */
+  private refusal(
+    ctx: EgressContext & { destination: { host?: string } },
+    protocol: FlowProtocol,
+    outcome: FlowOutcome,
+    started: number,
+    message: string,
+    more?: { level: 'info'; fields: Record<string, unknown> },
+  ): void {
+    this.inputs.limits.refusals.refuse({
+      route: { direction: 'egress', source: ctx.source, destination: ctx.destination, protocol, mtls: false },
+      outcome,
+      started,
+      message,
+      ...(more ?? {}),
+    });
   }
 
   private async pass(
@@ -101,10 +123,8 @@ export class Egress {
     try {
       upstream = await this.connect(ctx.destination);
     } catch (err) {
-      const code = errorCode(err as Error);
-      this.log.info({ event: 'refused', reason: 'upstream-failed', error: code, source: ctx.source, destination: ctx.destination }, 'egress connection failed');
       client.resetAndDestroy();
-      this.inputs.flows.record(this.flow(ctx, protocol, failed(v, 'upstream-failed'), nothingSent(started)));
+      this.refusal(ctx, protocol, failed(v, 'upstream-failed'), started, 'egress connection failed', { level: 'info', fields: { error: errorCode(err as Error) } });
       return;
     }
     const untrack = closeWhenDenied(this.inputs.tracker, this.log, {
@@ -120,12 +140,19 @@ export class Egress {
     let seen: { host: string; protocol: FlowProtocol } | undefined;
     if (head === undefined) client.once('data', (c: Buffer) => (seen = nameIn(c)));
     client.resume();
-    splice(client, upstream, (r) => {
-      untrack();
-      const counts = { bytesSent: r.bytesSent + (head?.length ?? 0), bytesReceived: r.bytesReceived, durationMs: Date.now() - started };
-      const where = seen ? { ...ctx, destination: { ...ctx.destination, host: seen.host } } : ctx;
-      this.inputs.flows.record(this.flow(where, seen?.protocol ?? protocol, r.error ? failed(v, errorCode(r.error)) : outcomeOf(v), counts));
-    });
+    splice(
+      client,
+      upstream,
+      (r) => {
+        untrack();
+        const counts = { bytesSent: r.bytesSent + (head?.length ?? 0), bytesReceived: r.bytesReceived, durationMs: Date.now() - started };
+        const where = seen ? { ...ctx, destination: { ...ctx.destination, host: seen.host } } : ctx;
+        const outcome = endOutcome(v, r.error);
+        if (!r.error && r.timeout) outcome.reason = timeoutReason(r.timeout);
+        this.inputs.flows.record(this.flow(where, seen?.protocol ?? protocol, outcome, counts));
+      },
+      this.inputs.limits.timeouts,
+    );
   }
 
   private serveHttp(client: net.Socket, ctx: EgressContext, head: Buffer): void {
@@ -133,7 +160,7 @@ export class Egress {
     const session: HttpSession = {
       authorize: async (req: NormalizedRequest): Promise<HttpDecision> => {
         const host = hostOnly(req.host);
-        const resolved = host ? await this.inputs.resolver.resolve(host) : [];
+        const resolved = host ? this.inputs.names.addressesFor(podKey(ctx.workload), host) : [];
         const v = authorizeEgress({ ...this.request(ctx), ...(host ? { host, resolved } : {}) }, this.inputs.policies.index);
         // A denial is logged by the front and recorded (with policy) in the flow: nothing more here.
         if (v.allowed) lastHost = host ? { host, resolved } : undefined;

@@ -5,7 +5,7 @@
  * peer presents exactly the destination identity.
  */
 import * as http2 from 'node:http2';
-import { PalisadeError } from '../../common/errors';
+import { errorCode, PalisadeError } from '../../common/errors';
 import type { Logger } from '../../common/log';
 import type { IdentityCert } from '../identity/manager';
 import { FORWARDED_HEADER, formatForwarded, HBONE_PORT, sniFor, spiffeIdOfPeer } from './hbone';
@@ -31,6 +31,8 @@ export class HbonePool {
   private readonly log: Logger;
   /** TLS handshakes completed (new pooled connections), for metrics and tests. */
   handshakes = 0;
+  /** Streams refused unprocessed by a draining peer and tried again on a new session. */
+  retried = 0;
 
   constructor(
     private readonly identities: IdentitySource,
@@ -41,8 +43,24 @@ export class HbonePool {
     this.log = log.child({ component: 'hbone-pool' });
   }
 
-  /** Open a CONNECT stream to the destination; resolves once the peer answered 200. */
-  connect(t: TunnelTarget): Promise<http2.ClientHttp2Stream> {
+  /**
+   * Open a CONNECT stream to the destination; resolves once the peer answered 200. A stream the
+   * peer refused unprocessed — REFUSED_STREAM, as a draining peer answers streams that crossed
+   * its GOAWAY — is tried once more on a fresh session: nothing reached the destination.
+   */
+  async connect(t: TunnelTarget): Promise<http2.ClientHttp2Stream> {
+    try {
+      return await this.open(t);
+    } catch (err) {
+      if (!(err instanceof UnprocessedStream)) throw err;
+      this.retried += 1;
+      this.log.debug({ peer: t.nodeAddress, dst: t.dstIdentity }, 'stream refused unprocessed (peer draining): retrying on a new session');
+      this.forget(t);
+      return this.open(t);
+    }
+  }
+
+  private open(t: TunnelTarget): Promise<http2.ClientHttp2Stream> {
     const session = this.session(t);
     return new Promise((resolve, reject) => {
       let stream: http2.ClientHttp2Stream;
@@ -52,7 +70,10 @@ export class HbonePool {
           { endStream: false },
         );
       } catch (err) {
-        reject(new PalisadeError('PALISADE_ERR_HBONE', `cannot open stream to ${t.nodeAddress}: ${(err as Error).message}`, { cause: err }));
+        // A session that is closing (GOAWAY received) takes no new stream: nothing was sent.
+        const code = errorCode(err);
+        if (code === 'ERR_HTTP2_GOAWAY_SESSION' || code === 'ERR_HTTP2_INVALID_SESSION') reject(new UnprocessedStream(t, err as Error));
+        else reject(new PalisadeError('PALISADE_ERR_HBONE', `cannot open stream to ${t.nodeAddress}: ${(err as Error).message}`, { cause: err }));
         return;
       }
       const timer = setTimeout(() => {
@@ -61,7 +82,8 @@ export class HbonePool {
       }, this.timeoutMs);
       const onError = (err: Error): void => {
         clearTimeout(timer);
-        reject(new PalisadeError('PALISADE_ERR_HBONE', `CONNECT via ${t.nodeAddress} failed: ${err.message}`, { cause: err }));
+        if (stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM) reject(new UnprocessedStream(t, err));
+        else reject(new PalisadeError('PALISADE_ERR_HBONE', `CONNECT via ${t.nodeAddress} failed: ${err.message}`, { cause: err }));
       };
       stream.once('error', onError);
       stream.once('response', (headers) => {
@@ -91,8 +113,17 @@ export class HbonePool {
     this.sessions.clear();
   }
 
+  private static key(t: TunnelTarget): string {
+    return `${t.srcIdentity}|${t.nodeAddress}|${t.dstIdentity}`;
+  }
+
+  /** New streams to this target go over a new session (the current one is left to finish). */
+  private forget(t: TunnelTarget): void {
+    this.sessions.delete(HbonePool.key(t));
+  }
+
   private session(t: TunnelTarget): http2.ClientHttp2Session {
-    const key = `${t.srcIdentity}|${t.nodeAddress}|${t.dstIdentity}`;
+    const key = HbonePool.key(t);
     const cert = this.identities.get(t.srcIdentity);
     const existing = this.sessions.get(key);
     if (!cert) {
@@ -135,5 +166,12 @@ export class HbonePool {
       session.close();
     });
     return session;
+  }
+}
+
+/** The peer refused a stream before processing it (RFC 9113 §8.7): safe to try again. */
+class UnprocessedStream extends PalisadeError {
+  constructor(t: TunnelTarget, cause: Error) {
+    super('PALISADE_ERR_HBONE', `CONNECT via ${t.nodeAddress} refused unprocessed: ${cause.message}`, { cause });
   }
 }

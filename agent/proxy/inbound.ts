@@ -11,12 +11,15 @@ import type * as net from 'node:net';
 import type * as tls from 'node:tls';
 import type { Logger } from '../../common/log';
 import type { MeshWorkload } from '../mesh/mesh-registry';
-import type { Workload } from '../workloads';
 import { stripMapped } from '../ipv4-mapped';
-import { FORWARDED_HEADER, HBONE_PORT, parseAuthority, parseForwarded, sniFor, spiffeIdOfPeer } from './hbone';
+import type { Workload } from '../workloads';
+import { FORWARDED_HEADER, HBONE_PORT, sniFor, spiffeIdOfPeer } from './hbone';
+import { streamAdmission, type StreamRefusal } from './inbound-admission';
 import type { IdentitySource } from './hbone-pool';
-import { errorCode } from './connect';
+import type { FlowEndpoint } from '../../common/flow';
 import type { DestinationAuthz, AuthzContext } from './destination-authz';
+import type { ProxyLimits } from './limits';
+import type { LimitReason } from './limits/connection-limits';
 
 export interface InboundInputs {
   node: string;
@@ -29,19 +32,11 @@ export interface InboundInputs {
   log: Logger;
   /** authorization and the connection to the pod */
   authz: DestinationAuthz;
+  /** per-source caps on streams, and where refusals are reported */
+  limits: Pick<ProxyLimits, 'connections' | 'refusals'>;
 }
 
-export type InboundRefusal =
-  | 'not-connect'
-  | 'no-peer-identity'
-  | 'bad-authority'
-  | 'not-a-local-workload'
-  | 'unknown-source'
-  | 'identity-mismatch'
-  | 'peer-certificate-expired'
-  | 'wrong-source-node'
-  | 'upstream-failed'
-  | 'denied-by-policy';
+export type InboundRefusal = StreamRefusal | LimitReason;
 
 const STREAM_WINDOW = 4 << 20;
 const SESSION_WINDOW = 16 << 20;
@@ -56,6 +51,8 @@ export class InboundProxy {
   private readonly sniNames = new Map<string, string>();
   /** counters for tests and metrics */
   readonly counters = { accepted: 0, refused: 0, tlsErrors: 0 };
+  /** the port listened on, for refusals that name no destination */
+  private port = HBONE_PORT;
 
   constructor(private readonly inputs: InboundInputs) {
     this.log = inputs.log.child({ component: 'inbound' });
@@ -78,8 +75,10 @@ export class InboundProxy {
   listen(port = HBONE_PORT): Promise<net.AddressInfo> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen({ host: this.inputs.listenAddress, port, backlog: 1024 }, () => {
+      // reusePort: a successor agent binds the same port while this one drains (agent/handover.ts).
+      this.server.listen({ host: this.inputs.listenAddress, port, backlog: 1024, reusePort: true }, () => {
         this.server.off('error', reject);
+        this.port = (this.server.address() as net.AddressInfo).port;
         resolve(this.server.address() as net.AddressInfo);
       });
     });
@@ -88,6 +87,25 @@ export class InboundProxy {
   async close(): Promise<void> {
     for (const s of this.sessions) s.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  /**
+   * The drain: close the listening socket and send GOAWAY on every session, so peers open new
+   * streams elsewhere (on a successor) while the streams in flight finish here.
+   */
+  stopAccepting(): void {
+    if (this.server.listening) this.server.close();
+    for (const s of this.sessions) if (!s.closed) s.close();
+  }
+
+  /** Sessions still open (each closes once its last stream has ended). */
+  get live(): number {
+    return this.sessions.size;
+  }
+
+  /** End every session left, with `err` as the reason. */
+  destroyAll(err: Error): void {
+    for (const s of this.sessions) s.destroy(err);
   }
 
   private contextFor(servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void): void {
@@ -123,43 +141,65 @@ export class InboundProxy {
     }
   }
 
-  private refuse(stream: http2.ServerHttp2Stream, status: number, reason: InboundRefusal, fields: Record<string, unknown>): void {
+  /**
+   * Answer a refused stream with `status` and report it to the refusal log (logged and recorded
+   * once per kind and interval): `from` is the source as far as it is known, `to` the destination
+   * asked for (this listener when it could not be read).
+   */
+  private refuse(
+    stream: http2.ServerHttp2Stream,
+    status: number,
+    reason: InboundRefusal,
+    from: FlowEndpoint & { ip: string },
+    to: { ip: string; port: number } | undefined,
+    fields: Record<string, unknown>,
+  ): void {
+    this.answer(stream, status);
+    this.inputs.limits.refusals.refuse({
+      route: { direction: 'inbound', source: from, destination: to ?? { ip: this.inputs.listenAddress, port: this.port }, protocol: 'tcp', mtls: true },
+      outcome: { verdict: 'denied', reason },
+      started: Date.now(),
+      message: 'inbound stream refused',
+      fields,
+    });
+  }
+
+  /** Refuse a stream with `status` (its refusal is reported by whoever decided it). */
+  private answer(stream: http2.ServerHttp2Stream, status: number): void {
     this.counters.refused += 1;
-    this.log.warn({ event: 'refused', reason, ...fields }, 'inbound stream refused');
     if (!stream.headersSent && !stream.destroyed) stream.respond({ ':status': status }, { endStream: true });
     else stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
   }
 
   private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
     const session = stream.session;
+    stream.on('error', () => undefined);
     const peerAddress = session?.socket?.remoteAddress;
     const peer = session ? this.peers.get(session) : undefined;
-    const peerIdentity = peer?.identity;
-    stream.on('error', () => undefined);
-    if (headers[':method'] !== 'CONNECT') return this.refuse(stream, 405, 'not-connect', { peerAddress });
-    if (!peer) return this.refuse(stream, 401, 'no-peer-identity', { peerAddress });
-    // A long-lived connection does not outlive the certificate it was opened with.
-    if (!(peer.validTo > Date.now())) {
-      stream.session?.close();
-      return this.refuse(stream, 401, 'peer-certificate-expired', { peerAddress, peerIdentity });
+    const a = streamAdmission(
+      { method: headers[':method'], authority: headers[':authority'], forwarded: headers[FORWARDED_HEADER], peerAddress, peer, now: Date.now() },
+      this.inputs,
+    );
+    if (!a.ok) {
+      if (a.reason === 'peer-certificate-expired') session?.close();
+      // The peer node, as far as it is known: the source until the stream names a mesh workload.
+      const claimed = a.named?.source;
+      const from = claimed
+        ? { ip: claimed.ip, workload: claimed.name, namespace: claimed.namespace, ...(peer ? { identity: peer.identity } : {}) }
+        : { ip: stripMapped(peerAddress ?? '') || 'unknown', ...(peer ? { identity: peer.identity } : {}) };
+      return this.refuse(stream, a.status, a.reason, from, a.named?.destination, a.fields);
     }
-    const dst = parseAuthority(headers[':authority']);
-    if (!dst) return this.refuse(stream, 400, 'bad-authority', { peerAddress, authority: headers[':authority'] });
-    const target = this.inputs.local.byIp(dst.ip);
-    if (!target) return this.refuse(stream, 404, 'not-a-local-workload', { peerAddress, peerIdentity, destination: dst });
-    const srcIp = parseForwarded(headers[FORWARDED_HEADER]);
-    const src = srcIp ? this.inputs.mesh.byIp(srcIp) : undefined;
-    if (!src) return this.refuse(stream, 403, 'unknown-source', { peerAddress, peerIdentity, claimed: headers[FORWARDED_HEADER] });
-    if (src.identity !== peerIdentity) {
-      return this.refuse(stream, 403, 'identity-mismatch', { peerAddress, peerIdentity, expected: src.identity, source: srcIp });
-    }
-    if (src.nodeAddress !== stripMapped(peerAddress ?? '')) {
-      return this.refuse(stream, 403, 'wrong-source-node', { peerAddress, expected: src.nodeAddress, source: srcIp });
-    }
+    const dst = { ip: a.destination.ip, port: a.destination.port };
+    const src = a.source;
+    const source = { ip: src.ip, workload: src.name, namespace: src.namespace, identity: a.peerIdentity };
+    // One source pod may hold only its share of the streams this node serves.
+    const admitted = this.inputs.limits.connections.admit('inbound', src.ip);
+    if (!admitted.ok) return this.refuse(stream, 503, admitted.reason, source, dst, { peerAddress });
+    stream.once('close', admitted.release);
     const ctx: AuthzContext = {
       mtls: true,
-      source: { ip: src.ip, workload: src.name, namespace: src.namespace, identity: peer.identity },
-      destination: { ip: dst.ip, port: dst.port, workload: target },
+      source,
+      destination: a.destination,
     };
     this.inputs.authz.deliver(ctx, Date.now(), {
       conn: stream,
@@ -170,10 +210,8 @@ export class InboundProxy {
         this.log.debug({ event: 'inbound', source: ctx.source, destination: dst, mtls: true }, 'inbound connection');
         return true;
       },
-      refuse: (why) => {
-        if (why.reason === 'denied-by-policy') this.refuse(stream, 403, why.reason, { source: ctx.source, destination: dst, policy: why.verdict.policy });
-        else this.refuse(stream, 503, why.reason, { source: ctx.source, destination: dst, error: errorCode(why.error) });
-      },
+      // Already reported by DestinationAuthz (its flow and, once per kind, its line): only answer.
+      refuse: (why) => this.answer(stream, why.reason === 'denied-by-policy' ? 403 : 503),
       failed: (err) => {
         this.log.error({ err }, 'inbound delivery failed');
         stream.destroy();

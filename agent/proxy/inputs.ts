@@ -1,4 +1,5 @@
 /** The one bundle of shared inputs each proxy listener is built from (ztunnel's ProxyInputs). */
+import type * as net from 'node:net';
 import type { Logger } from '../../common/log';
 import type { Original } from '../datapath/datapath';
 import type { MeshWorkload } from '../mesh/mesh-registry';
@@ -7,6 +8,8 @@ import type { FlowSink } from '../../common/flow';
 import type { DestinationAuthz } from './destination-authz';
 import type { Egress } from './egress';
 import type { HbonePool } from './hbone-pool';
+import type { ProxyLimits } from './limits';
+import type { NodeLocal } from './node-local';
 
 /** What the proxy needs of the kernel data path: only the original-destination lookup. */
 export interface OriginalLookup {
@@ -25,6 +28,11 @@ export interface MeshInputs {
   pool: Pick<HbonePool, 'connect'>;
 }
 
+/** The node's DNS proxy, as the outbound listener hands it a TCP connection to port 53. */
+export interface DnsTcpHandoff {
+  serveTcp(socket: net.Socket, pod: Workload, source: { ip: string; port: number }, resolver: { ip: string; port: number }): void;
+}
+
 export interface ProxyInputs {
   node: string;
   proxyIp: string;
@@ -39,4 +47,10 @@ export interface ProxyInputs {
   egress: Egress;
   /** Where finished flows go. */
   flows: FlowSink;
+  /** DNS over TCP (original destination port 53) is answered by the node's DNS proxy. */
+  dns?: DnsTcpHandoff;
+  /** Connection caps, idle timeouts, and where refusals are reported. */
+  limits: ProxyLimits;
+  /** The node's own addresses and the agent's ports: destinations no pod may open. */
+  nodeLocal: { current(): NodeLocal };
 }

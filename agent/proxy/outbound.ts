@@ -8,28 +8,39 @@
  * identity (the destination node authorizes); a pod on this node → DestinationAuthz, the same
  * authorization the inbound listener applies; anything else → Egress, the source's
  * allowlist (unchanged pass-through for a workload no EgressPolicy selects).
+ *
+ * Before any of that, the node itself is refused as a destination (node-local.ts), and the source
+ * pod must have room under its connection cap (limits/): refusals are reset and reported to the
+ * refusal log, which logs and records the first of a kind per interval and summarizes the rest.
  */
 import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { stripMapped } from '../ipv4-mapped';
 import type { Workload } from '../workloads';
 import type { ProxyInputs } from './inputs';
-import type { FlowEndpoint, FlowRecord, FlowVerdict } from '../../common/flow';
+import type { FlowDirection, FlowEndpoint, FlowRecord, FlowVerdict } from '../../common/flow';
 import type { AuthzContext } from './destination-authz';
 import { errorCode } from './connect';
-import { splice } from './pipe';
-import { nothingSent, proxyFlow } from './proxy-flow';
+import type { LimitReason } from './limits/connection-limits';
+import { isNodeLocalDestination } from './node-local';
+import { splice, timeoutReason } from './pipe';
+import { proxyFlow } from './proxy-flow';
 import { route, type Route } from './route';
-import { isNodeLocalDestination, NodeAddresses } from './node-local';
 
-export type Refusal = 'no-original-destination' | 'unknown-source-pod' | 'source-address-mismatch' | 'tunnel-failed' | 'node-local-destination';
+const DNS_PORT = 53;
+
+export type Refusal =
+  | 'no-original-destination'
+  | 'unknown-source-pod'
+  | 'source-address-mismatch'
+  | 'node-local-destination'
+  | LimitReason;
 
 export class OutboundProxy {
   private readonly inputs: ProxyInputs;
   private readonly server: net.Server;
   private readonly sockets = new Set<Duplex>();
   private readonly log: ProxyInputs['log'];
-  private readonly nodeAddresses = new NodeAddresses();
 
   constructor(inputs: ProxyInputs) {
     this.inputs = inputs;
@@ -40,7 +51,8 @@ export class OutboundProxy {
   listen(port: number): Promise<net.AddressInfo> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen({ host: this.inputs.proxyIp, port, backlog: 1024 }, () => {
+      // reusePort: a successor agent binds the same port while this one drains (agent/handover.ts).
+      this.server.listen({ host: this.inputs.proxyIp, port, backlog: 1024, reusePort: true }, () => {
         this.server.off('error', reject);
         resolve(this.server.address() as net.AddressInfo);
       });
@@ -52,9 +64,37 @@ export class OutboundProxy {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
-  private refuse(socket: net.Socket, reason: Refusal, fields: Record<string, unknown>): void {
-    this.log.warn({ event: 'refused', reason, ...fields }, 'outbound connection refused');
+  /** Close the listening socket only: established connections go on (the drain). */
+  stopAccepting(): void {
+    if (this.server.listening) this.server.close();
+  }
+
+  /** Sockets still open (client and upstream sides). */
+  get live(): number {
+    return this.sockets.size;
+  }
+
+  /** End every connection left, with `err` as the reason its flow records. */
+  destroyAll(err: Error): void {
+    for (const s of this.sockets) s.destroy(err);
+  }
+
+  /** Reset the client and report the refusal (logged and recorded once per kind and interval). */
+  private refuse(
+    socket: net.Socket,
+    started: number,
+    reason: Refusal,
+    where: { direction: FlowDirection; source: FlowEndpoint & { ip: string }; destination: FlowEndpoint & { ip: string } },
+    fields?: Record<string, unknown>,
+  ): void {
     socket.resetAndDestroy();
+    this.inputs.limits.refusals.refuse({
+      route: { ...where, protocol: 'tcp', mtls: false },
+      outcome: { verdict: 'denied', reason },
+      started,
+      message: 'outbound connection refused',
+      ...(fields ? { fields } : {}),
+    });
   }
 
   private onConnection(client: net.Socket): void {
@@ -71,28 +111,35 @@ export class OutboundProxy {
       client.resetAndDestroy();
       return;
     }
-    if (!orig) return this.refuse(client, 'no-original-destination', { source });
+    // Before the original destination is known, the destination is the listener itself.
+    const listener = { ip: stripMapped(client.localAddress ?? ''), port: client.localPort ?? 0 };
+    if (!orig) return this.refuse(client, started, 'no-original-destination', { direction: 'outbound', source, destination: listener });
     const workload = this.inputs.workloads.byNetnsCookie(orig.netnsCookie);
     if (!workload) {
-      return this.refuse(client, 'unknown-source-pod', { source, netnsCookie: orig.netnsCookie.toString() });
+      return this.refuse(client, started, 'unknown-source-pod', { direction: 'outbound', source, destination: orig.dst }, { netnsCookie: orig.netnsCookie.toString() });
     }
     if (workload.ip !== peerIp) {
-      return this.refuse(client, 'source-address-mismatch', { source, workload: workload.name, expected: workload.ip });
+      return this.refuse(client, started, 'source-address-mismatch', { direction: 'outbound', source, destination: orig.dst }, { expected: workload.ip });
     }
     const destination = orig.dst;
-    if (isNodeLocalDestination(destination.ip, this.nodeAddresses)) {
-      const src = { ...source, workload: workload.name, namespace: workload.namespace, identity: workload.identity };
-      const route = { direction: 'egress' as const, source: src, destination, protocol: 'tcp' as const, mtls: false };
-      this.inputs.flows.record(proxyFlow(this.inputs.node, route, { verdict: 'denied', reason: 'node-local-destination' }, nothingSent(started)));
-      return this.refuse(client, 'node-local-destination', { source: src, destination });
-    }
+    if (destination.port === DNS_PORT && this.inputs.dns) return this.inputs.dns.serveTcp(client, workload, source, destination);
     const r = route(destination.ip, { node: this.inputs.node, local: this.inputs.workloads, mesh: this.inputs.mesh?.registry });
     const sourceInfo = { ...source, workload: workload.name, namespace: workload.namespace, identity: workload.identity };
     const dstInfo = { ...destination, ...describeRoute(r) };
+    const direction: FlowDirection = r.kind === 'passthrough' ? 'egress' : 'outbound';
+    // The node itself (its agent ports, its loopback) is never a pod's destination.
+    if (isNodeLocalDestination(destination, this.inputs.nodeLocal.current())) {
+      return this.refuse(client, started, 'node-local-destination', { direction, source: sourceInfo, destination: dstInfo });
+    }
+    const admitted = this.inputs.limits.connections.admit('outbound', workload.ip);
+    if (!admitted.ok) return this.refuse(client, started, admitted.reason, { direction, source: sourceInfo, destination: dstInfo });
     // Per connection: debug only. The flow record (access log, collector) is the record of it.
     this.log.debug({ event: 'redirect', route: r.kind, source: sourceInfo, destination: dstInfo }, 'outbound connection');
     this.sockets.add(client);
-    client.once('close', () => this.sockets.delete(client));
+    client.once('close', () => {
+      this.sockets.delete(client);
+      admitted.release();
+    });
 
     if (r.kind === 'passthrough') {
       this.inputs.egress.handle(client, { source: sourceInfo, workload, destination }).catch((err: Error) => {
@@ -114,19 +161,29 @@ export class OutboundProxy {
       (upstream) => {
         this.sockets.add(upstream);
         client.resume();
-        splice(client, upstream, (res) => {
-          this.sockets.delete(upstream);
-          this.inputs.flows.record(
-            this.flow(sourceInfo, dstInfo, started, res, res.error ? 'error' : 'allowed', res.error ? errorCode(res.error) : 'tunnel-established'),
-          );
-        });
+        splice(
+          client,
+          upstream,
+          (res) => {
+            this.sockets.delete(upstream);
+            const reason = res.error ? errorCode(res.error) : res.timeout ? timeoutReason(res.timeout) : 'tunnel-established';
+            this.inputs.flows.record(this.flow(sourceInfo, dstInfo, started, res, res.error ? 'error' : 'allowed', reason));
+          },
+          this.inputs.limits.timeouts,
+        );
       },
       (err: Error) => {
         const peerStatus = (err as { peerStatus?: number }).peerStatus;
         const denied = peerStatus === 403;
-        this.refuse(client, 'tunnel-failed', { route: r.kind, source: sourceInfo, destination: dstInfo, error: err.message });
+        client.resetAndDestroy();
         const reason = denied ? 'denied-by-destination' : peerStatus ? `tunnel-refused-${peerStatus}` : 'tunnel-failed';
-        this.inputs.flows.record(this.flow(sourceInfo, dstInfo, started, { bytesSent: 0, bytesReceived: 0 }, denied ? 'denied' : 'error', reason));
+        this.inputs.limits.refusals.refuse({
+          route: { direction: 'outbound', source: sourceInfo, destination: dstInfo, protocol: 'tcp', mtls: true },
+          outcome: { verdict: denied ? 'denied' : 'error', reason },
+          started,
+          message: 'outbound connection refused',
+          fields: { error: err.message },
+        });
       },
     );
   }

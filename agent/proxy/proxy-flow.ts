@@ -4,7 +4,9 @@
  * request line, and every record goes through common/flow's flowRecord (one field order).
  */
 import { flowRecord, verdictOf, type FlowDirection, type FlowEndpoint, type FlowProtocol, type FlowRecord } from '../../common/flow';
+import { errorCode } from './connect';
 import type { HttpRecord } from './http';
+import { ProxyClosure } from './proxy-closure';
 
 /** The verdict fields of a flow record. */
 export type FlowOutcome = Pick<FlowRecord, 'verdict' | 'reason' | 'policy' | 'rule' | 'audit'>;
@@ -20,6 +22,7 @@ export interface FlowRoute {
   protocol: FlowProtocol;
   mtls: boolean;
   http?: FlowRecord['http'];
+  dns?: FlowRecord['dns'];
 }
 
 /** A decision that explains itself (an authorization or egress verdict). */
@@ -31,7 +34,8 @@ export interface Decision {
   audit?: { policy: string; rule: number };
 }
 
-export function proxyFlow(node: string, route: FlowRoute, outcome: FlowOutcome, counts: FlowCounts): FlowRecord {
+/** `count`: how many refused connections the record stands for (a refusal summary), when more than one. */
+export function proxyFlow(node: string, route: FlowRoute, outcome: FlowOutcome, counts: FlowCounts, count?: number): FlowRecord {
   return flowRecord({
     node,
     direction: route.direction,
@@ -39,6 +43,7 @@ export function proxyFlow(node: string, route: FlowRoute, outcome: FlowOutcome, 
     destination: route.destination,
     protocol: route.protocol,
     http: route.http,
+    dns: route.dns,
     verdict: outcome.verdict,
     reason: outcome.reason,
     policy: outcome.policy,
@@ -48,12 +53,22 @@ export function proxyFlow(node: string, route: FlowRoute, outcome: FlowOutcome, 
     bytesSent: counts.bytesSent,
     bytesReceived: counts.bytesReceived,
     durationMs: counts.durationMs,
+    count,
   });
 }
 
 /** A decision as a flow outcome. */
 export function outcomeOf(d: Decision): FlowOutcome {
   return { verdict: verdictOf(d), reason: d.reason, policy: d.policy, rule: d.rule, audit: d.audit };
+}
+
+/**
+ * How a spliced connection ended: the proxy's own closure (policy change, drain deadline) says
+ * why; another error makes it an error with its code; a clean end keeps the decision.
+ */
+export function endOutcome(d: Decision, err: Error | undefined): FlowOutcome {
+  if (err instanceof ProxyClosure) return { ...outcomeOf(d), policy: undefined, rule: undefined, ...err.outcome };
+  return err ? { ...outcomeOf(d), verdict: 'error', reason: errorCode(err) } : outcomeOf(d);
 }
 
 /** A connection refused or failed before any byte went through. */

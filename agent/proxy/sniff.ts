@@ -6,15 +6,25 @@
  * `parseClientHello` and `looksLikeHttp` are pure and table-tested; `sniff` does the reading.
  */
 import type { Duplex } from 'node:stream';
+import type { SniffHold, SniffRefusal } from './limits/sniff-budget';
 
 export type Sniffed =
   | { kind: 'tls'; sni: string | undefined; head: Buffer }
   | { kind: 'http'; head: Buffer }
   /** bytes that are neither, or a client that sent nothing in time / closed */
-  | { kind: 'other' | 'timeout' | 'closed'; head: Buffer };
+  | { kind: 'other' | 'timeout' | 'closed'; head: Buffer }
+  /** the client's bytes did not fit in the sniff budget: the caller refuses the connection */
+  | { kind: 'over-budget'; reason: SniffRefusal; head: Buffer };
 
-/** Enough for any ClientHello we accept (a record is at most 16 KiB + header). */
-export const MAX_SNIFF_BYTES = 16 * 1024 + 5;
+/**
+ * The largest ClientHello we read (the handshake message, header included): one TLS record's worth.
+ * Hellos of browsers and TLS libraries are 0.5–2 KiB (post-quantum key shares included), rarely
+ * past 6 KiB; a larger one is read no further and treated as bytes without a name ('other').
+ */
+export const MAX_CLIENT_HELLO = 16 * 1024;
+
+/** The most one connection's sniff reads: a maximal hello in one record and its header. */
+export const MAX_SNIFF_BYTES = MAX_CLIENT_HELLO + 5;
 
 /** The longest HTTP method we recognise plus the space after it. */
 const METHOD_TOKEN = /^[A-Z]{3,12} /;
@@ -66,10 +76,10 @@ export function parseClientHello(buf: Buffer): ClientHello {
       const first = hs.length === 1 ? hs[0]! : Buffer.concat(hs);
       if (first[0] !== 0x01) return { invalid: 'first handshake message is not a ClientHello' };
       wanted = 4 + first.readUIntBE(1, 3);
-      if (wanted > 64 * 1024) return { invalid: 'ClientHello too large' };
+      if (wanted > MAX_CLIENT_HELLO) return { invalid: 'ClientHello too large' };
     }
     if (wanted >= 0 && hsLen >= wanted) break;
-    if (off > MAX_SNIFF_BYTES * 4) return { invalid: 'ClientHello too large' };
+    if (off >= MAX_SNIFF_BYTES) return { invalid: 'ClientHello too large' };
   }
   const body = Buffer.concat(hs).subarray(4, wanted);
   return readSni(body);
@@ -136,9 +146,10 @@ function readServerNameList(ext: Buffer): string | undefined | { invalid: string
 
 /**
  * Read from `conn` (paused) until the protocol is known, `timeoutMs` passes or the peer closes.
- * Leaves the stream paused with the bytes read returned in `head`.
+ * Leaves the stream paused with the bytes read returned in `head`. With a `hold`, every byte read
+ * is accounted in the sniff budget first, and released once the sniff is decided.
  */
-export function sniff(conn: Duplex, timeoutMs: number): Promise<Sniffed> {
+export function sniff(conn: Duplex, timeoutMs: number, hold?: SniffHold): Promise<Sniffed> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -153,6 +164,7 @@ export function sniff(conn: Duplex, timeoutMs: number): Promise<Sniffed> {
       conn.off('close', onEnd);
       conn.off('error', onEnd);
       conn.pause();
+      hold?.release();
       resolve(s);
     };
     const classify = (final: boolean): void => {
@@ -161,7 +173,7 @@ export function sniff(conn: Duplex, timeoutMs: number): Promise<Sniffed> {
         const r = parseClientHello(h);
         if ('invalid' in r) return finish({ kind: 'other', head: h });
         if (r.complete) return finish({ kind: 'tls', sni: r.sni, head: h });
-        if (final || h.length >= MAX_SNIFF_BYTES * 4) return finish({ kind: 'other', head: h });
+        if (final || h.length >= MAX_SNIFF_BYTES) return finish({ kind: 'other', head: h });
         return;
       }
       const http = looksLikeHttp(h);
@@ -169,6 +181,7 @@ export function sniff(conn: Duplex, timeoutMs: number): Promise<Sniffed> {
       if (http === 'no' || final) return finish({ kind: 'other', head: h });
     };
     const onData = (c: Buffer): void => {
+      if (hold && !hold.take(c.length)) return finish({ kind: 'over-budget', reason: hold.refused ?? 'node-sniff-budget', head: head() });
       chunks.push(c);
       size += c.length;
       classify(false);

@@ -7,6 +7,8 @@ import type { FlowEndpoint, FlowSink } from '../../common/flow';
 import type { Logger } from '../../common/log';
 import type { PolicyIndex } from '../../common/policy';
 import type { HttpLimits } from './http';
+import type { ProxyLimits } from './limits';
+import { ProxyClosure } from './proxy-closure';
 
 /** What every policy-enforcing part of the proxy (destination authz, egress) is built from. */
 export interface EnforcementInputs {
@@ -20,13 +22,15 @@ export interface EnforcementInputs {
   /** How long to wait for a client's first bytes when a decision needs its protocol or name. */
   sniffTimeoutMs: number;
   httpLimits?: Partial<HttpLimits>;
+  /** the sniff budget, idle timeouts of spliced connections, and where refusals are reported */
+  limits: Pick<ProxyLimits, 'sniff' | 'timeouts' | 'refusals'>;
 }
 
 export interface TrackedConnection {
   /** undefined: may stay; a string: the reason it is now denied (the policy that denies it) */
   recheck(index: PolicyIndex): { reason: string; policy?: string; rule?: number } | undefined;
-  /** close it now: nothing more reaches the destination */
-  close(reason: { reason: string; policy?: string; rule?: number }): void;
+  /** close it now: nothing more reaches the destination; its flow records `why` */
+  close(why: ProxyClosure): void;
 }
 
 /** A verdict as a tracked connection's recheck answer: undefined while allowed. */
@@ -52,8 +56,8 @@ export function closeWhenDenied(tracker: ConnectionTracker, log: Logger, c: Poli
   return tracker.add({
     recheck: c.recheck,
     close: (why) => {
-      log.warn({ event: 'closed-by-policy', ...why, source: c.source, destination: c.destination }, c.message);
-      for (const s of c.streams) s.destroy();
+      if (why.outcome.verdict === 'denied') log.warn({ event: 'closed-by-policy', ...why.outcome, source: c.source, destination: c.destination }, c.message);
+      for (const s of c.streams) s.destroy(why);
     },
   });
 }
@@ -77,9 +81,17 @@ export class ConnectionTracker {
       const denied = c.recheck(index);
       if (!denied) continue;
       this.live.delete(c);
-      c.close(denied);
+      c.close(new ProxyClosure({ verdict: 'denied', ...denied }));
       closed += 1;
     }
     return closed;
+  }
+
+  /** Close every tracked connection with `why` (the drain deadline); returns how many. */
+  closeAll(why: ProxyClosure): number {
+    const all = [...this.live];
+    this.live.clear();
+    for (const c of all) c.close(why);
+    return all.length;
   }
 }

@@ -4,7 +4,8 @@
  *   withdraws it when the agent stops;
  * - keeps the kernel's UDP/ICMP rules (palisade_rules) equal to the policies in force for the
  *   enrolled pods (kernel-rules.ts), rewritten whole when policies, enrollment or the mesh change;
- * - reports every interval what the filters dropped and let through (packet-summaries.ts).
+ * - reports every interval what the filters dropped and let through (packet-summaries.ts);
+ *   a draining agent stops both (stopReporting) and leaves them to its successor.
  */
 import type { FlowSink } from '../../common/flow';
 import type { Logger } from '../../common/log';
@@ -45,6 +46,7 @@ export class WireEnforcement {
   private readonly refIds = new Map<string, number>();
   private timers: NodeJS.Timeout[] = [];
   private registryVersion = -1;
+  private reportingStopped = false;
   private readonly onPolicies = (): void => this.syncRules();
 
   constructor(private readonly inputs: WireEnforcementInputs) {
@@ -85,11 +87,21 @@ export class WireEnforcement {
     }
   }
 
-  close(): void {
+  /**
+   * Stop reporting and writing rules (a draining agent hands both to its successor): one last
+   * interval is reported now, none after. The agent's cgroup stays registered.
+   */
+  stopReporting(): void {
+    if (this.reportingStopped) return;
+    this.reportingStopped = true;
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     this.inputs.policies.off('change', this.onPolicies);
     this.report();
+  }
+
+  close(): void {
+    this.stopReporting();
     try {
       unregisterAgentCgroup(this.inputs.datapath, this.cgroup.id, process.pid);
     } catch {

@@ -6,7 +6,12 @@ import { MAX_FLOW_BUFFER, startAgent, uninstallNode, type MeshOptions } from '..
 import { DEFAULT_ACCESS_LOG_MODE, isAccessLogMode, type AccessLogMode } from '../../agent/flows/access-log';
 import { DEFAULT_FLOW_BUFFER } from '../../agent/flows/reporter';
 import { METRICS_PORT } from '../../agent/metrics/server';
-import { parsePositiveDuration } from '../../common/duration';
+import { DEFAULT_HALF_CLOSED_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS } from '../../agent/proxy/pipe';
+import { DEFAULT_REFUSAL_INTERVAL_MS } from '../../agent/proxy/refusals';
+import { DEFAULT_SNIFF_BUDGET_BYTES } from '../../agent/proxy/limits/sniff-budget';
+import type { ProxyLimitOptions } from '../../agent/proxy/limits';
+import { parseByteSize } from '../../common/byte-size';
+import { formatDuration, parseDuration, parsePositiveDuration } from '../../common/duration';
 import { describeCause, invalidArgument, PalisadeError } from '../../common/errors';
 import type { CliDeps } from '../deps';
 import { collectCidr, collectPort, parseIPv4 } from '../options';
@@ -28,11 +33,44 @@ interface AgentFlags {
   nodeAddress?: string;
   policyDir?: string;
   hostsFile?: string;
+  dnsUpstream: string[];
+  dnsDomain: string;
   httpHeadersTimeout?: string;
+  drainTimeout?: string;
   accessLog: AccessLogMode;
   flowBuffer: number;
   packetSummaryInterval: string;
   metricsAddress?: { host: string; port: number } | 'off';
+  maxConnectionsPerPod?: number;
+  maxConnections?: number;
+  maxInboundConnections?: number;
+  sniffBudget: string;
+  idleTimeout: string;
+  halfClosedTimeout: string;
+  refusalSummaryInterval: string;
+}
+
+function parseCount(value: string): number {
+  const n = Number(value);
+  if (!/^\d{1,9}$/.test(value) || n < 1) throw new InvalidArgumentError(`not a whole number of at least 1: ${value}`);
+  return n;
+}
+
+/** The proxy's limits from the flags (defaults derived by the agent: agent/proxy/limits). */
+function limitOptions(flags: AgentFlags): ProxyLimitOptions {
+  return {
+    ...(flags.maxConnectionsPerPod !== undefined ? { maxConnectionsPerPod: flags.maxConnectionsPerPod } : {}),
+    ...(flags.maxConnections !== undefined ? { maxConnections: flags.maxConnections } : {}),
+    ...(flags.maxInboundConnections !== undefined ? { maxInboundConnections: flags.maxInboundConnections } : {}),
+    sniffBudgetBytes: parseByteSize(flags.sniffBudget, '--sniff-budget'),
+    idleTimeoutMs: parseDuration(flags.idleTimeout, '--idle-timeout'),
+    halfClosedTimeoutMs: parseDuration(flags.halfClosedTimeout, '--half-closed-timeout'),
+    refusalIntervalMs: parsePositiveDuration(flags.refusalSummaryInterval, '--refusal-summary-interval'),
+  };
+}
+
+function collectString(value: string, prev: string[] = []): string[] {
+  return [...prev, value];
 }
 
 function parseAccessLog(value: string): AccessLogMode {
@@ -103,15 +141,26 @@ export function registerAgentCommands(program: Command, deps: CliDeps): void {
     .option('--data-dir <dir>', 'node key and certificate (default /var/lib/palisade/<node>)')
     .option('--node-address <ip>', 'this node\'s address on the node network; HBONE :15008 listens there', parseIPv4)
     .option('--policy-dir <dir>', 'AuthorizationPolicy / EgressPolicy files to enforce (watched; merged with the collector\'s)')
-    .option('--hosts-file <file>', 'hosts-format file egress checks resolve names with before DNS')
+    .option('--hosts-file <file>', 'hosts-format file whose names the DNS proxy answers itself')
+    .option('--dns-upstream <ip[:port]>', 'server the DNS proxy forwards to (repeatable; default: the nameservers of /etc/resolv.conf)', collectString, [])
+    .option('--dns-domain <domain>', 'cluster domain of mesh names (<workload>.<namespace>.svc.<domain>)', 'cluster.local')
     .option('--http-headers-timeout <duration>', 'cut off an HTTP client that has not sent its request headers within this time', '10s')
     .option('--access-log <mode>', 'access log of flows: all | labeled (workloads labeled palisade.dev/access-log: "on") | none', parseAccessLog, DEFAULT_ACCESS_LOG_MODE)
     .option('--flow-buffer <records>', 'flow records kept for the collector while it is slow or away; the oldest are dropped (and counted) past this', parseFlowBuffer, DEFAULT_FLOW_BUFFER)
     .option('--packet-summary-interval <duration>', 'how often what the per-pod filters dropped and let through (UDP, ICMP) becomes flow summaries', '10s')
     .option('--metrics-address <ip:port>', `serve /metrics and /healthz here, or "off" (default: the node address, else the proxy address, port ${METRICS_PORT})`, parseMetricsAddress)
+    .option('--drain-timeout <duration>', 'on SIGTERM or when a new agent takes the node over: stop accepting, let open connections finish this long, then close them', '30s')
+    .option('--max-connections-per-pod <n>', 'connections one pod may hold open through the proxy (default: a quarter of --max-connections)', parseCount)
+    .option('--max-connections <n>', 'connections this node\'s pods may hold open through the proxy (default: from the file descriptor limit)', parseCount)
+    .option('--max-inbound-connections <n>', 'HBONE connections from other nodes served at once (default: from the file descriptor limit)', parseCount)
+    .option('--sniff-budget <bytes>', 'bytes held at once while reading clients\' first bytes (a pod: a quarter of it)', `${DEFAULT_SNIFF_BUDGET_BYTES / 1024 / 1024}MiB`)
+    .option('--idle-timeout <duration>', 'close an L4 connection after this long without a byte either way (0s: never)', formatDuration(DEFAULT_IDLE_TIMEOUT_MS))
+    .option('--half-closed-timeout <duration>', 'the same once one side has finished sending', formatDuration(DEFAULT_HALF_CLOSED_TIMEOUT_MS))
+    .option('--refusal-summary-interval <duration>', 'refused connections beyond the first of a kind are logged and recorded as one summary per interval', formatDuration(DEFAULT_REFUSAL_INTERVAL_MS))
     .option('--log-level <level>', 'trace|debug|info|warn|error', undefined)
     .action(async (flags: AgentFlags) => {
       const mesh = meshOptions(flags);
+      const limits = limitOptions(flags);
       const log = deps.logger(flags.logLevel);
       const running = await startAgent({
         node: flags.node,
@@ -125,16 +174,20 @@ export function registerAgentCommands(program: Command, deps: CliDeps): void {
         mesh,
         ...(flags.policyDir ? { policyDir: flags.policyDir } : {}),
         ...(flags.hostsFile ? { hostsFile: flags.hostsFile } : {}),
+        dnsUpstreams: flags.dnsUpstream,
+        dnsDomain: flags.dnsDomain,
         httpLimits: { headersTimeoutMs: parsePositiveDuration(flags.httpHeadersTimeout ?? '10s', '--http-headers-timeout') },
         accessLog: flags.accessLog,
         flowBuffer: flags.flowBuffer,
         summaryIntervalMs: parsePositiveDuration(flags.packetSummaryInterval, '--packet-summary-interval'),
         metricsAddress: metricsAddress(flags),
+        drainTimeoutMs: parseDuration(flags.drainTimeout ?? '30s', '--drain-timeout'),
+        limits,
         log,
       });
-      const signal = await deps.waitForStop();
-      log.info({ signal }, 'stopping');
-      await running.close();
+      // A signal drains (a second one ends the process at once); so does a successor's take-over.
+      void deps.waitForStop().then((signal) => running.drain(`signal ${signal}`));
+      await running.stopped;
     });
 
   agent

@@ -90,19 +90,41 @@ function policyChangeSummary(d: Record<string, unknown>): string | undefined {
   return `v${d.version} ${d.action}: ${shown.length > 0 ? shown.join(', ') : 'no changes'}`;
 }
 
+/** ` (10s)`: how long a summary's window was, or nothing. */
+function windowText(d: Record<string, unknown>): string {
+  const w = isRecord(d.window) ? d.window : {};
+  const span = Date.parse(String(w.end)) - Date.parse(String(w.start));
+  return Number.isSafeInteger(span) && span >= 0 ? ` (${formatDuration(span)})` : '';
+}
+
 /** `12 denied flows in 3 groups (10s)`, and how many were past the group limit. */
 function deniedFlowsSummary(d: Record<string, unknown>): string | undefined {
   if (!isCount(d.total) || !Array.isArray(d.groups)) return undefined;
-  const w = isRecord(d.window) ? d.window : {};
-  const span = Date.parse(String(w.end)) - Date.parse(String(w.start));
-  const window = Number.isSafeInteger(span) && span >= 0 ? ` (${formatDuration(span)})` : '';
+  const window = windowText(d);
   const dropped = isCount(d.dropped) && d.dropped > 0 ? `, ${d.dropped} past the group limit` : '';
   return `${plural(d.total, 'denied flow')} in ${plural(d.groups.length, 'group')}${window}${dropped}`;
 }
 
+/** `join refused: token is for node node-1, not node-9`, or `37 refusals counted in 4 groups (10s)`. */
+function trustRefusalSummary(d: Record<string, unknown>): string | undefined {
+  if (d.event === 'summary') {
+    if (!isCount(d.counted) || !Array.isArray(d.groups)) return undefined;
+    const window = windowText(d);
+    return `${plural(d.counted, 'more refusal')} counted in ${plural(d.groups.length, 'group')}${window}`;
+  }
+  if (typeof d.event !== 'string' || typeof d.reason !== 'string') return undefined;
+  return `${d.event} refused: ${d.reason}`;
+}
+
+const SUMMARIES: Partial<Record<string, (d: Record<string, unknown>) => string | undefined>> = {
+  'policy-change': policyChangeSummary,
+  'denied-flows': deniedFlowsSummary,
+  'trust-refusal': trustRefusalSummary,
+};
+
 /** One line saying what a record is about. */
 export function auditSummary(r: AuditRecord): string {
-  const text = (r.kind === 'policy-change' ? policyChangeSummary(r.data) : r.kind === 'denied-flows' ? deniedFlowsSummary(r.data) : undefined) ?? JSON.stringify(r.data);
+  const text = SUMMARIES[r.kind]?.(r.data) ?? JSON.stringify(r.data);
   return clip(text, MAX_SUMMARY);
 }
 

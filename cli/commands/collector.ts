@@ -1,14 +1,23 @@
-/** `palisade collector` (run the collector) and `palisade collector token create`. */
+/**
+ * `palisade collector` (run the collector), `palisade collector token create` (a join token bound
+ * to one node) and `palisade collector node list|revoke` (the nodes that joined). The token and
+ * node commands work on the data directory, whether the collector runs or not.
+ */
 import type { Command } from 'commander';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DEFAULT_TRUST_DOMAIN, startCollector } from '../../collector/collector';
 import { DEFAULT_LISTEN, parseListenAddress } from '../../collector/listen';
+import { describeScopes, parseNodeCidr, parseScopes } from '../../collector/nodes/node-binding';
+import { NodeRecords } from '../../collector/nodes/node-records';
 import { TokenStore } from '../../collector/tokens';
 import { parsePositiveDuration } from '../../common/duration';
 import { invalidArgument, PalisadeError } from '../../common/errors';
 import { isTrustDomain } from '../../common/identity';
+import { isNodeName } from '../../common/pki';
 import type { CliDeps } from '../deps';
+import { collectValue } from '../options';
+import { formatTable } from '../table';
 
 export const DEFAULT_COLLECTOR_DATA_DIR = '/var/lib/palisade/collector';
 
@@ -30,6 +39,28 @@ interface TokenCreateFlags {
   data: string;
   ttl: string;
   output: string;
+  node?: string;
+  nodeCidr?: string;
+  scope?: string[];
+}
+
+interface NodeFlags {
+  data: string;
+  output: string;
+}
+
+/** A token or node command only means something for a collector's data directory (its CA is there). */
+function collectorDataDir(data: string): string {
+  if (!fs.existsSync(path.join(data, 'ca.crt'))) {
+    throw new PalisadeError('PALISADE_ERR_DATA_DIR', `${data} is not a collector data directory (no ca.crt): start the collector with --data ${data} first`);
+  }
+  return data;
+}
+
+function nodeName(text: string | undefined): string {
+  if (text === undefined) throw invalidArgument('--node is required: a token joins exactly one node (--node NAME)');
+  if (!isNodeName(text)) throw invalidArgument(`invalid --node ${JSON.stringify(text.slice(0, 64))}: lowercase letters, digits, '.', '-', '_', at most 63`);
+  return text;
 }
 
 const seconds = (text: string, what: string): number => Math.ceil(parsePositiveDuration(text, what) / 1000);
@@ -106,25 +137,56 @@ export function registerCollectorCommands(program: Command, deps: CliDeps): void
   const token = collector.command('token').description('join tokens for agents');
   token
     .command('create')
-    .description('create a single-use join token (works while the collector is stopped or running)')
+    .description('create a single-use join token for one node (works while the collector is stopped or running)')
+    .option('--node <name>', 'the node this token joins (required): no other node can join with it')
+    .option('--node-cidr <cidr>', "the node's pod range (IPv4): it may register workloads only at addresses inside it")
+    .option('--scope <ns/sa>', 'namespace/serviceaccount or namespace/* the node may run; repeat for several (default: any)', collectValue)
     .option('--data <dir>', 'the collector\'s data directory', DEFAULT_COLLECTOR_DATA_DIR)
     .option('--ttl <duration>', 'how long the token can be used', '1h')
     .option('-o, --output <format>', 'text|json', 'text')
     .action((flags: TokenCreateFlags) => {
       const output = checkOutput(flags.output);
+      const node = nodeName(flags.node);
       const ttlMs = parsePositiveDuration(flags.ttl, '--ttl');
-      // A token only means something to a collector that owns this data dir (its CA is there).
-      if (!fs.existsSync(path.join(flags.data, 'ca.crt'))) {
-        throw new PalisadeError(
-          'PALISADE_ERR_DATA_DIR',
-          `${flags.data} is not a collector data directory (no ca.crt): start the collector with --data ${flags.data} first`,
-        );
-      }
-      const created = new TokenStore(flags.data).create(ttlMs);
+      const nodeCidr = flags.nodeCidr === undefined ? undefined : parseNodeCidr(flags.nodeCidr);
+      const scopes = parseScopes(flags.scope ?? []);
+      const created = new TokenStore(collectorDataDir(flags.data)).create({ node, ...(nodeCidr === undefined ? {} : { nodeCidr }), scopes }, ttlMs);
       if (output === 'json') {
-        deps.stdout(`${JSON.stringify({ token: created.token, id: created.id, expiresAt: created.expiresAt.toISOString() })}\n`);
+        const { binding } = created;
+        deps.stdout(`${JSON.stringify({ token: created.token, id: created.id, expiresAt: created.expiresAt.toISOString(), ...binding })}\n`);
       } else {
         deps.stdout(`${created.token}\n`);
       }
+    });
+
+  const nodeCmd = collector.command('node').description('the nodes that joined: list them, revoke one');
+  nodeCmd
+    .command('list')
+    .description('every node that joined: its pod range, scope, and when its certificate expires')
+    .option('--data <dir>', 'the collector\'s data directory', DEFAULT_COLLECTOR_DATA_DIR)
+    .option('-o, --output <format>', 'text|json', 'text')
+    .action((flags: NodeFlags) => {
+      const output = checkOutput(flags.output);
+      const nodes = new NodeRecords(collectorDataDir(flags.data)).list();
+      if (output === 'json') return deps.stdout(`${JSON.stringify({ nodes })}\n`);
+      if (nodes.length === 0) return deps.stdout('no node has joined\n');
+      const rows = nodes.map((n) => [n.node, n.status, n.nodeCidr ?? 'any', describeScopes(n.scopes), n.joinedAt, n.certificateExpires]);
+      deps.stdout(formatTable(['NODE', 'STATUS', 'POD RANGE', 'SCOPE', 'JOINED', 'CERTIFICATE EXPIRES'], rows));
+    });
+  nodeCmd
+    .command('revoke')
+    .argument('<node>', 'the node to revoke')
+    .description("refuse the node's certificates from now on (its session is closed, its workloads leave the registry); it can join again with a new token")
+    .option('--data <dir>', 'the collector\'s data directory', DEFAULT_COLLECTOR_DATA_DIR)
+    .option('-o, --output <format>', 'text|json', 'text')
+    .action((name: string, flags: NodeFlags) => {
+      const output = checkOutput(flags.output);
+      const node = nodeName(name);
+      const revoked = new NodeRecords(collectorDataDir(flags.data)).revoke(node);
+      if (output === 'json') return deps.stdout(`${JSON.stringify({ node, revokedCertificates: revoked })}\n`);
+      deps.stdout(
+        `node ${node} revoked: ${revoked} certificate${revoked === 1 ? '' : 's'} refused from now on; ` +
+          `to join it again: palisade collector token create --node ${node}\n`,
+      );
     });
 }

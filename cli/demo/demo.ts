@@ -178,7 +178,7 @@ export async function demoUp(dir = DEFAULT_DEMO_DIR, say: (line: string) => void
     for (const node of topo.nodes) {
       const mine = PODS.filter((p) => p.node === node.index);
       const tokenFile = path.join(dir, `${node.name}-join-token`);
-      fs.writeFileSync(tokenFile, tokens.create(10 * 60_000).token, { mode: 0o600 });
+      fs.writeFileSync(tokenFile, tokens.create({ node: node.name, nodeCidr: node.podCidr, scopes: [] }, 10 * 60_000).token, { mode: 0o600 });
       const file = path.join(dir, `${node.name}-workloads.yaml`);
       fs.writeFileSync(
         file,

@@ -1,8 +1,9 @@
 /**
  * Who may use the API: the holder of the admin token (`<data dir>/admin.token`, created at the
  * collector's first start, mode 0600), sent as `Authorization: Bearer pla_…`, or a client
- * presenting a node certificate of our mesh CA and trust domain. Everything else is refused
- * with a reason that is safe to log and to send back (never the token).
+ * presenting a node certificate of our mesh CA and trust domain that the node records still
+ * stand behind (checked on every request, so a revoked node's open connection is refused too).
+ * Everything else is refused with a reason that is safe to log and to send back (never the token).
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -13,6 +14,8 @@ import { writeFileAtomic } from '../../common/atomic-file';
 import { PalisadeError } from '../../common/errors';
 import type { Logger } from '../../common/log';
 import { parseNodeSpiffeId, spiffeIdOfCert } from '../../common/pki';
+import { presentedKey } from '../nodes/node-records';
+import type { PresentedKey } from '../nodes/node-trust';
 
 export const ADMIN_TOKEN_FILE = 'admin.token';
 const ADMIN_TOKEN_RE = /^pla_[A-Za-z0-9_-]{43}$/;
@@ -47,12 +50,14 @@ const sha256 = (s: string): Buffer => createHash('sha256').update(s).digest();
 export class ApiAuth {
   private readonly tokenDigest: Buffer;
   private readonly tokenName: string;
-  /** A TLS connection's certificate is checked once, not on every keep-alive request. */
-  private readonly byConnection = new WeakMap<TLSSocket, ApiAuthResult>();
+  /** A TLS connection's certificate chain is checked once, not on every keep-alive request. */
+  private readonly byConnection = new WeakMap<TLSSocket, { result: ApiAuthResult; key?: PresentedKey }>();
 
   constructor(
     adminToken: string,
     private readonly trustDomain: string,
+    /** Why the collector no longer accepts a node's certificate (revoked, unknown), or undefined. */
+    private readonly nodeRefusal: (node: string, key: PresentedKey) => string | undefined = () => undefined,
   ) {
     this.tokenDigest = sha256(adminToken);
     this.tokenName = this.tokenDigest.toString('hex').slice(0, 8);
@@ -72,22 +77,31 @@ export class ApiAuth {
   }
 
   private certificate(socket: TLSSocket): ApiAuthResult {
-    let result = this.byConnection.get(socket);
-    if (result) return result;
-    result = this.checkCertificate(socket);
-    if (typeof socket.getPeerX509Certificate === 'function') this.byConnection.set(socket, result);
-    return result;
+    let checked = this.byConnection.get(socket);
+    if (!checked) {
+      checked = this.checkCertificate(socket);
+      if (typeof socket.getPeerX509Certificate === 'function') this.byConnection.set(socket, checked);
+    }
+    const { result, key } = checked;
+    if (!result.ok || result.caller.kind !== 'node' || key === undefined) return result;
+    let why: string | undefined;
+    try {
+      why = this.nodeRefusal(result.caller.node, key);
+    } catch {
+      why = 'collector cannot read its node records';
+    }
+    return why === undefined ? result : { ok: false, reason: why };
   }
 
-  private checkCertificate(socket: TLSSocket): ApiAuthResult {
+  private checkCertificate(socket: TLSSocket): { result: ApiAuthResult; key?: PresentedKey } {
     const peer = typeof socket.getPeerX509Certificate === 'function' ? socket.getPeerX509Certificate() : undefined;
-    if (!peer) return { ok: false, reason: 'no admin token and no client certificate' };
-    if (!socket.authorized) return { ok: false, reason: `client certificate not trusted (${String(socket.authorizationError)})` };
+    if (!peer) return { result: { ok: false, reason: 'no admin token and no client certificate' } };
+    if (!socket.authorized) return { result: { ok: false, reason: `client certificate not trusted (${String(socket.authorizationError)})` } };
     const id = spiffeIdOfCert(peer.toString());
     const parsed = id === undefined ? undefined : parseNodeSpiffeId(id);
     if (!parsed || parsed.trustDomain !== this.trustDomain) {
-      return { ok: false, reason: 'client certificate is not a node identity of this trust domain' };
+      return { result: { ok: false, reason: 'client certificate is not a node identity of this trust domain' } };
     }
-    return { ok: true, caller: { kind: 'node', node: parsed.node } };
+    return { result: { ok: true, caller: { kind: 'node', node: parsed.node } }, key: presentedKey(peer) };
   }
 }

@@ -78,7 +78,10 @@ function onlyFields(body: Record<string, unknown>, allowed: readonly string[]): 
 export class ControlApi {
   constructor(private readonly deps: ControlDeps) {}
 
-  /** The answer for a control route. `author` names the caller in versions and the audit log. */
+  /**
+   * The answer for a control route (a promise for those that read policy files: they are read off
+   * the event loop). `author` names the caller in versions and the audit log.
+   */
   handle(route: string, query: URLSearchParams, body: unknown, author: string): unknown {
     const p = this.deps.policies;
     const b = (allowed: readonly string[]): Record<string, unknown> => {

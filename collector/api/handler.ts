@@ -10,6 +10,7 @@ import { API, parseFilterQuery, type FlowFilters } from '../../common/flows-api'
 import { CONTROL_API, CONTROL_POST_READS, CONTROL_WRITES, MAX_CONTROL_BODY_BYTES } from '../../common/control-api';
 import { invalidArgument, isPalisadeError, PalisadeError } from '../../common/errors';
 import type { Logger } from '../../common/log';
+import type { TrustRefusals } from '../audit/trust-refusals';
 import type { FlowStore } from '../flows/store';
 import type { ApiAuth, ApiCaller } from './auth';
 import { ControlApi, type ControlDeps } from './control';
@@ -25,6 +26,8 @@ export interface CollectorApiDeps {
   log: Logger;
   /** Policies, egress rules, audit log, status (common/control-api.ts). */
   control?: ControlDeps;
+  /** Where refused callers are recorded (the audit log). */
+  refusals?: TrustRefusals;
 }
 
 type Route = (typeof API)[keyof typeof API] | (typeof CONTROL_API)[keyof typeof CONTROL_API];
@@ -78,6 +81,7 @@ export class CollectorApi {
     const auth = this.deps.auth.check(req);
     if (!auth.ok) {
       this.log.warn({ remote, route, reason: auth.reason }, 'api request refused');
+      this.deps.refusals?.refused({ event: 'api', remote, reason: auth.reason, detail: { route } });
       sendJson(res, 401, errorBody('PALISADE_ERR_UNAUTHENTICATED', `authentication required (${auth.reason}): send Authorization: Bearer <admin token> or a node certificate`), {
         'www-authenticate': 'Bearer realm="palisade"',
       });
@@ -145,18 +149,23 @@ export class CollectorApi {
     if (!this.control) return fail(new PalisadeError('PALISADE_ERR_NOT_FOUND', `no endpoint ${route}`));
     if (CONTROL_WRITES.has(route) && caller.kind !== 'admin') {
       this.log.warn({ remote, route, ...callerFields(caller), reason: 'writes need the admin token' }, 'api write refused');
+      this.deps.refusals?.refused({ event: 'api', remote, reason: 'writes need the admin token', detail: { route, ...callerFields(caller) } });
       return fail(new PalisadeError('PALISADE_ERR_FORBIDDEN', `${route} changes policy: only the admin token may (a node certificate may only read)`));
     }
     const author = caller.kind === 'admin' ? `admin:${caller.token}` : `node:${caller.node}`;
+    const send = (result: unknown): void => {
+      sendJson(res, 200, result);
+      if (CONTROL_WRITES.has(route)) {
+        const r = result as { version?: number; applied?: boolean; dryRun?: boolean };
+        this.log.info({ remote, route, author, version: r.version, applied: r.applied, dryRun: r.dryRun }, 'api write');
+      }
+      finish(200, caller);
+    };
     const answer = (body: unknown): void => {
       try {
         const result = this.control!.handle(route, query, body, author);
-        sendJson(res, 200, result);
-        if (CONTROL_WRITES.has(route)) {
-          const r = result as { version?: number; applied?: boolean; dryRun?: boolean };
-          this.log.info({ remote, route, author, version: r.version, applied: r.applied, dryRun: r.dryRun }, 'api write');
-        }
-        finish(200, caller);
+        if (result instanceof Promise) result.then(send, fail);
+        else send(result);
       } catch (err) {
         fail(err);
       }
@@ -173,6 +182,7 @@ export class CollectorApi {
     const auth = this.deps.auth.check(req);
     if (!auth.ok) {
       this.log.warn({ remote, route: API.follow, reason: auth.reason }, 'api request refused');
+      this.deps.refusals?.refused({ event: 'api', remote, reason: auth.reason, detail: { route: API.follow } });
       this.deps.metrics.request(API.follow, 401);
       return refuseUpgrade(socket, 401, errorBody('PALISADE_ERR_UNAUTHENTICATED', `authentication required (${auth.reason})`));
     }

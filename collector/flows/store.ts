@@ -165,11 +165,12 @@ export class FlowStore implements FlowIngest {
    */
   *scan(filters: FlowFilters, max: number): Generator<StoredFlow> {
     this.ensureOpen();
-    const { where, params } = whereClause(filters);
-    const stmt = this.statement(`SELECT id, json FROM flows ${where} ORDER BY time_ms ASC, id ASC LIMIT ?`);
-    for (const row of stmt.iterate(...params, max) as IterableIterator<{ id: number; json: string }>) {
-      yield { ...(JSON.parse(row.json) as FlowRecord), id: row.id };
-    }
+    yield* scanFlows(this.db, filters, max);
+  }
+
+  /** The database file (a reader in another thread opens it read-only: openFlowReader). */
+  get file(): string {
+    return this.opts.file;
   }
 
   /** `queryJson`, parsed. */
@@ -246,6 +247,22 @@ export class FlowStore implements FlowIngest {
 }
 
 /** The database with our pragmas and schema; one-line errors that name the file. */
+/** The flows matching `filters`, oldest first, at most `max`, read as they are needed. */
+export function* scanFlows(db: Database.Database, filters: FlowFilters, max: number): Generator<StoredFlow> {
+  const { where, params } = whereClause(filters);
+  const stmt = db.prepare(`SELECT id, json FROM flows ${where} ORDER BY time_ms ASC, id ASC LIMIT ?`);
+  for (const row of stmt.iterate(...params, max) as IterableIterator<{ id: number; json: string }>) {
+    yield { ...(JSON.parse(row.json) as FlowRecord), id: row.id };
+  }
+}
+
+/** `file` opened read-only, for a reader in another thread (WAL: it sees every committed batch). */
+export function openFlowReader(file: string): Database.Database {
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  db.pragma('busy_timeout = 2000');
+  return db;
+}
+
 function openDatabase(file: string): Database.Database {
   let db: Database.Database;
   try {

@@ -4,12 +4,16 @@
  * keeps the set in force; a change compiles only the policies whose file is new (a candidate
  * reuses every compiled policy of an unchanged file), so `policy test`, `egress list` and every
  * apply no longer recompile what is stored. A set is immutable: a change makes a new one.
+ *
+ * Manifests are compiled from the data (parseManifest), never by parsing their JSON text again;
+ * `withSliced` does it in slices between which the event loop runs, for changes of many policies.
  */
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { PalisadeError } from '../../common/errors';
 import {
   compilePolicyFiles,
   DEFAULT_ROOT_NAMESPACE,
-  parsePolicies,
+  parseManifest,
   PolicyIndex,
   type CompiledAuthorizationPolicy,
   type CompiledEgressPolicy,
@@ -23,8 +27,19 @@ import { policyKey, type DesiredPolicy } from './repository';
 export const policyFiles = (set: readonly DesiredPolicy[]): PolicyFile[] =>
   set.map((p) => ({ source: `${p.origin}:${policyKey(p)}`, text: JSON.stringify(p.manifest) }));
 
+/** The policies of a `policies` frame (made of `policyFiles`) back as the policies they were. */
+export function desiredFromFrame(frame: string): DesiredPolicy[] {
+  if (frame === '') return [];
+  const { files } = JSON.parse(frame) as { files: PolicyFile[] };
+  return files.map((f) => {
+    const colon = f.source.indexOf(':');
+    const [kind, namespace, name] = f.source.slice(colon + 1).split('/') as [DesiredPolicy['kind'], string, string];
+    return { kind, namespace, name, origin: f.source.slice(0, colon) as DesiredPolicy['origin'], manifest: JSON.parse(f.text) as Record<string, unknown> };
+  });
+}
+
 /** One file and what it compiled to. */
-interface Entry {
+export interface Entry {
   readonly file: PolicyFile;
   readonly policies: readonly CompiledPolicy[];
   readonly warnings: readonly string[];
@@ -57,6 +72,11 @@ export class CompiledPolicies {
     return CompiledPolicies.EMPTY.with(policies);
   }
 
+  /** The entry compiled from the file with this source, if any. */
+  entry(source: string): Entry | undefined {
+    return this.bySource.get(source);
+  }
+
   /** Which policies select which workload, built on first use. */
   get index(): PolicyIndex {
     return (this.indexed ??= new PolicyIndex(this.set));
@@ -71,14 +91,12 @@ export class CompiledPolicies {
     const files = policyFiles(policies);
     const pools = [this, ...reuse];
     let clean = true;
-    const entries = files.map((file): Entry => {
-      for (const pool of pools) {
-        const known = pool.bySource.get(file.source);
-        if (known !== undefined && known.file.text === file.text) return known;
-      }
-      const r = parsePolicies(file.text, file.source);
-      if (r.problems.length > 0) clean = false;
-      return { file, policies: r.policies, warnings: r.warnings };
+    const entries = files.map((file, i): Entry => {
+      const known = reused(pools, file);
+      if (known) return known;
+      const entry = compileEntry(file, policies[i]!);
+      if (entry.problems) clean = false;
+      return entry;
     });
     if (!clean || definesTwice(entries)) {
       // Said exactly as compiling the whole set says it (problems in file order, "defined again" lines).
@@ -87,6 +105,42 @@ export class CompiledPolicies {
     }
     return new CompiledPolicies(entries);
   }
+
+  /**
+   * `with`, but what is new is compiled first in slices of about `sliceMs`, the event loop running
+   * between them; the set itself is then made at once from what was compiled (and `reuse`).
+   */
+  async withSliced(policies: readonly DesiredPolicy[], sliceMs: number, ...reuse: readonly CompiledPolicies[]): Promise<CompiledPolicies> {
+    const files = policyFiles(policies);
+    const pools = [this, ...reuse];
+    const fresh: Entry[] = [];
+    let sliceStart = performance.now();
+    for (let i = 0; i < files.length; i++) {
+      if (reused(pools, files[i]!)) continue;
+      const entry = compileEntry(files[i]!, policies[i]!);
+      if (entry.problems) return this.with(policies, ...reuse); // throws with every problem, as `with` says them
+      fresh.push(entry);
+      if (performance.now() - sliceStart >= sliceMs) {
+        await yieldToLoop();
+        sliceStart = performance.now();
+      }
+    }
+    return this.with(policies, new CompiledPolicies(fresh), ...reuse);
+  }
+}
+
+/** The entry for `file` in one of `pools` with the same source and text. */
+function reused(pools: readonly CompiledPolicies[], file: PolicyFile): Entry | undefined {
+  for (const pool of pools) {
+    const known = pool.entry(file.source);
+    if (known !== undefined && known.file.text === file.text) return known;
+  }
+  return undefined;
+}
+
+function compileEntry(file: PolicyFile, policy: DesiredPolicy): Entry & { problems: boolean } {
+  const r = parseManifest(policy.manifest, file.source);
+  return { file, policies: r.policies, warnings: r.warnings, problems: r.problems.length > 0 };
 }
 
 /** Some kind/namespace/name is defined by two files. */

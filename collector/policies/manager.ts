@@ -29,11 +29,12 @@ import type { PolicyFile } from '../../common/policy-files';
 import type { FlowStore } from '../flows/store';
 import { AgentPolicyStatus } from './agent-status';
 import { CompiledPolicies } from './compiled-set';
+import { PolicyParser, type ParsedPolicies } from './policy-parser';
 import { egressRuleManifest, egressRuleViews } from './egress-rules';
 import { followPolicyDir, withDirPolicies } from './policy-dir';
 import { historyKey, quoteRef, resolvePolicy, resolveWorkload } from './references';
-import { desiredPolicy, planChanges, policyKey, PolicyRepository, type DesiredPolicy, type Plan, type StoredPolicy } from './repository';
-import { learnStored, replayStored } from './what-if';
+import { desiredPolicy, planChanges, planChangesSliced, policyKey, PolicyRepository, type DesiredPolicy, type Plan, type StoredPolicy } from './repository';
+import { WhatIf } from './what-if';
 
 export interface AuditSink {
   append(kind: AuditKind, actor: string, data: Record<string, unknown>): unknown;
@@ -52,8 +53,20 @@ export interface PolicyManagerOptions {
   push: (frame: string) => void;
 }
 
+/** Compiling many policies on the event loop yields after about this long. */
+const COMPILE_SLICE_MS = 4;
+/** A change prepared while others were committed is prepared again at most this many times. */
+const MAX_CHANGE_ATTEMPTS = 3;
+
+/** What a change brings in: policies read from files, as plain data or compiled. */
+type Incoming = Pick<DesiredPolicy, 'kind' | 'namespace' | 'name' | 'manifest'>;
+
 export class PolicyManager {
   private readonly repo: PolicyRepository;
+  /** Policy files from the API are read off the event loop, within budgets. */
+  private readonly parser: PolicyParser;
+  /** `policy test` and `egress learn` read the stored flows off the event loop. */
+  private readonly whatIf: WhatIf;
   private readonly log: Logger;
   private readonly agents: AgentPolicyStatus;
   /** The set in force, compiled as the agents compile it (kept in step with the repository). */
@@ -65,6 +78,8 @@ export class PolicyManager {
     this.log = opts.log.child({ component: 'policies' });
     this.agents = new AgentPolicyStatus(this.log);
     this.repo = PolicyRepository.open(opts.dataDir);
+    this.parser = new PolicyParser({ log: this.log });
+    this.whatIf = new WhatIf({ flowsFile: opts.flows.file, log: this.log });
   }
 
   /**
@@ -91,6 +106,8 @@ export class PolicyManager {
 
   close(): void {
     this.stopWatching?.();
+    void this.parser.close();
+    void this.whatIf.close();
     this.repo.close();
   }
 
@@ -131,52 +148,70 @@ export class PolicyManager {
     return { version: this.repo.version, rules: egressRuleViews(this.compiled.index, stored, snap.workloads, only) };
   }
 
-  learn(workloadRef: string, since: number, opts: { groupSuffixes: boolean; includeDenied: boolean }): EgressLearnResponse {
+  learn(workloadRef: string, since: number, opts: { groupSuffixes: boolean; includeDenied: boolean }): Promise<EgressLearnResponse> {
     const w = resolveWorkload(this.opts.registry().workloads, workloadRef, true);
-    return learnStored(this.opts.flows, w, since, opts);
+    return this.whatIf.learn(w, since, opts);
   }
 
   /** Replay stored flows since `since` under the current set and under the set `files` would make. */
-  test(files: PolicyFile[], since: number): PolicyTestResponse {
-    const { next } = this.withFiles(files, 'test');
-    const candidate = this.compiled.with(next);
-    return replayStored(this.opts.flows, since, this.opts.registry().workloads, { current: this.compiled.set, candidate: candidate.set });
+  async test(files: PolicyFile[], since: number): Promise<PolicyTestResponse> {
+    const parsed = await this.parser.parse(files);
+    this.withIncoming(parsed.policies, files, parsed.warnings, 'test'); // refuses files without policies
+    return this.whatIf.replay(this.encoded, parsed.policies, since, this.opts.registry().workloads);
   }
 
   // ---- writes -----------------------------------------------------------------------------
 
-  /** Create or replace every policy in `files`, all or nothing. */
-  apply(files: PolicyFile[], dryRun: boolean, author: string): PolicyChangeResponse {
-    const { next, warnings, incoming } = this.withFiles(files, 'apply');
-    return { ...this.change(next, author, 'apply', dryRun, incoming), ...(warnings.length ? { warnings } : {}) };
+  /**
+   * Create or replace every policy in `files`, all or nothing. The files are read off the event
+   * loop and what they hold compiled in slices (see `changeSliced`).
+   */
+  async apply(files: PolicyFile[], dryRun: boolean, author: string): Promise<PolicyChangeResponse> {
+    const parsed: ParsedPolicies = await this.parser.parse(files);
+    const pool = await CompiledPolicies.EMPTY.withSliced(
+      parsed.policies.map((p) => desiredPolicy(p, 'api')),
+      COMPILE_SLICE_MS,
+      this.compiled,
+    );
+    const shown = new Set(parsed.policies.map(policyKey));
+    const result = await this.changeSliced(() => this.withIncoming(parsed.policies, files, parsed.warnings, 'apply').next, {
+      author,
+      action: 'apply',
+      dryRun,
+      shown,
+      compiled: pool,
+    });
+    return { ...result, ...(parsed.warnings.length ? { warnings: parsed.warnings } : {}) };
   }
 
-  delete(ref: string, dryRun: boolean, author: string): PolicyChangeResponse {
+  delete(ref: string, dryRun: boolean, author: string): Promise<PolicyChangeResponse> {
     const target = resolvePolicy(this.repo.current(), ref);
     this.checkWritable(target, 'delete');
-    const next = this.repo.current().filter((p) => p.id !== target.id);
-    return this.change(next, author, 'delete', dryRun);
+    return this.changeSliced(() => this.repo.current().filter((p) => p.id !== target.id), { author, action: 'delete', dryRun });
   }
 
   /** `egress allow|deny W DEST… [--port P]`: one new EgressPolicy selecting exactly that workload. */
-  egressRule(req: EgressRuleRequest, author: string): PolicyChangeResponse {
+  async egressRule(req: EgressRuleRequest, author: string): Promise<PolicyChangeResponse> {
     const w = resolveWorkload(this.opts.registry().workloads, req.workload);
-    const id = this.repo.nextId();
-    const manifest = egressRuleManifest(w, req, id);
-    const { next } = this.withFiles([{ source: `egress ${req.action}`, text: JSON.stringify(manifest) }], 'egress');
-    const result = this.change(next, author, `egress-${req.action}`, req.dryRun === true);
+    let id = 0;
+    const result = await this.changeSliced(
+      () => {
+        id = this.repo.nextId();
+        return this.withFiles([{ source: `egress ${req.action}`, text: JSON.stringify(egressRuleManifest(w, req, id)) }], 'egress').next;
+      },
+      { author, action: `egress-${req.action}`, dryRun: req.dryRun === true },
+    );
     return { ...result, id };
   }
 
-  egressRemove(id: number, dryRun: boolean, author: string): PolicyChangeResponse {
+  egressRemove(id: number, dryRun: boolean, author: string): Promise<PolicyChangeResponse> {
     if (!Number.isSafeInteger(id) || id < 1) throw invalidArgument(`invalid id ${quoteRef(String(id))}: use an ID from palisade egress list`);
     const target = this.repo.byId(id);
     if (!target || target.kind !== 'EgressPolicy') {
       throw new PalisadeError('PALISADE_ERR_NOT_FOUND', `no egress rule with ID ${id} (palisade egress list shows them)`);
     }
     this.checkWritable(target, 'remove');
-    const next = this.repo.current().filter((p) => p.id !== id);
-    return this.change(next, author, 'egress-remove', dryRun);
+    return this.changeSliced(() => this.repo.current().filter((p) => p.id !== id), { author, action: 'egress-remove', dryRun });
   }
 
   // ---- internals --------------------------------------------------------------------------
@@ -185,14 +220,23 @@ export class PolicyManager {
   private withFiles(files: PolicyFile[], what: 'apply' | 'egress' | 'test'): { next: DesiredPolicy[]; warnings: string[]; incoming: Set<string> } {
     if (!Array.isArray(files) || files.length === 0) throw invalidArgument('no policy files given');
     const set: PolicySet = compilePolicyFiles(files);
-    const incoming = [...set.authorization, ...set.egress];
+    return this.withIncoming([...set.authorization, ...set.egress], files, [...(set.warnings ?? [])], what);
+  }
+
+  /** The set in force with every policy of `incoming` (read from `files`) created or replaced. */
+  private withIncoming(
+    incoming: readonly Incoming[],
+    files: readonly PolicyFile[],
+    warnings: string[],
+    what: 'apply' | 'egress' | 'test',
+  ): { next: DesiredPolicy[]; warnings: string[]; incoming: Set<string> } {
     if (incoming.length === 0) throw invalidArgument(`${files.map((f) => f.source).join(', ')}: no policies in it (nothing to ${what === 'test' ? 'test' : 'apply'})`);
     const keys = new Set(incoming.map(policyKey));
     const stored = this.repo.current();
     if (what !== 'test') for (const p of stored) if (keys.has(policyKey(p))) this.checkWritable(p, 'change');
     const next = new Map<string, DesiredPolicy>(stored.map((p) => [policyKey(p), p]));
     for (const p of incoming) next.set(policyKey(p), desiredPolicy(p, 'api'));
-    return { next: [...next.values()], warnings: [...(set.warnings ?? [])], incoming: keys };
+    return { next: [...next.values()], warnings, incoming: keys };
   }
 
   private checkWritable(p: StoredPolicy, verb: string): void {
@@ -205,17 +249,32 @@ export class PolicyManager {
   }
 
   /**
-   * Validate `next` as a whole, then (unless a dry run) make it the new version and push it. The
-   * answer lists what changed, and as `unchanged` only the policies named in `shown` (those of
-   * the applied files), not every other stored one.
+   * Validate `makeNext()` as a whole, then (unless a dry run) make it the new version and push it.
+   * The plan (YAML diffs) and the candidate set are made in slices, the event loop running
+   * between them; if another change was committed meanwhile (another request, the policy
+   * directory), all of it is made again against the new version, a few times at most. The answer
+   * lists what changed, and as `unchanged` only the policies named in `shown` (those of the
+   * applied files), not every other stored one.
    */
-  private change(next: DesiredPolicy[], author: string, action: string, dryRun: boolean, shown?: ReadonlySet<string>): PolicyChangeResponse {
-    const plan = planChanges(this.repo.current(), next);
-    const candidate = this.compiled.with(next); // each object compiled alone already; the set must hold too
-    const changes = plan.changes.filter((c) => c.op !== 'unchanged' || shown?.has(policyKey(c)) === true);
-    if (dryRun || !plan.changed) return { version: this.repo.version, applied: false, dryRun, changes };
-    const version = this.commit(plan, candidate, author, action);
-    return { version, applied: true, dryRun: false, changes };
+  private async changeSliced(
+    makeNext: () => DesiredPolicy[],
+    how: { author: string; action: string; dryRun: boolean; shown?: ReadonlySet<string>; compiled?: CompiledPolicies },
+  ): Promise<PolicyChangeResponse> {
+    for (let attempt = 1; ; attempt++) {
+      const base = this.repo.version;
+      const next = makeNext();
+      const plan = await planChangesSliced(this.repo.current(), next, COMPILE_SLICE_MS);
+      // each object compiled alone already; the set must hold too
+      const candidate = await this.compiled.withSliced(next, COMPILE_SLICE_MS, ...(how.compiled ? [how.compiled] : []));
+      if (this.repo.version !== base) {
+        if (attempt < MAX_CHANGE_ATTEMPTS) continue;
+        throw new PalisadeError('PALISADE_ERR_CONFLICT', 'the policies kept changing while this change was being prepared: try again');
+      }
+      const changes = plan.changes.filter((c) => c.op !== 'unchanged' || how.shown?.has(policyKey(c)) === true);
+      if (how.dryRun || !plan.changed) return { version: this.repo.version, applied: false, dryRun: how.dryRun, changes };
+      const version = this.commit(plan, candidate, how.author, how.action);
+      return { version, applied: true, dryRun: false, changes };
+    }
   }
 
   /** The policy directory's files changed (or were read at start): they replace its policies. */

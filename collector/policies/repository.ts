@@ -9,6 +9,7 @@
  */
 import { chmodSync } from 'node:fs';
 import * as path from 'node:path';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { stringify } from 'yaml';
 import type { ChangeOp, PolicyChange, PolicyKind, PolicyOrigin, PolicySummary, PolicyVersionRecord } from '../../common/control-api';
@@ -65,7 +66,7 @@ export interface Plan {
 export const policyKey = (p: { kind: string; namespace: string; name: string }): string => `${p.kind}/${p.namespace}/${p.name}`;
 
 /** A compiled policy as the store wants it, from the API or (with its file) the policy directory. */
-export function desiredPolicy(p: CompiledPolicy, origin: PolicyOrigin, file?: string): DesiredPolicy {
+export function desiredPolicy(p: Pick<CompiledPolicy, 'kind' | 'namespace' | 'name' | 'manifest'>, origin: PolicyOrigin, file?: string): DesiredPolicy {
   return {
     kind: p.kind,
     namespace: p.namespace,
@@ -85,14 +86,42 @@ export const manifestYaml = (manifest: Record<string, unknown>): string => strin
  * policy directory).
  */
 export function planChanges(current: readonly StoredPolicy[], next: readonly DesiredPolicy[]): Plan {
+  const changes: PolicyChange[] = [];
+  for (const _ of planSteps(current, next, changes));
+  return { changes, next: [...next], changed: changes.some((c) => c.op !== 'unchanged') };
+}
+
+/**
+ * `planChanges`, in slices of about `sliceMs` between which the event loop runs: the YAML of a
+ * changed policy and its diff cost about a millisecond each, a change of hundreds of policies
+ * would otherwise hold the collector that long.
+ */
+export async function planChangesSliced(current: readonly StoredPolicy[], next: readonly DesiredPolicy[], sliceMs: number): Promise<Plan> {
+  const changes: PolicyChange[] = [];
+  let sliceStart = performance.now();
+  for (const _ of planSteps(current, next, changes)) {
+    if (performance.now() - sliceStart < sliceMs) continue;
+    await yieldToLoop();
+    sliceStart = performance.now();
+  }
+  return { changes, next: [...next], changed: changes.some((c) => c.op !== 'unchanged') };
+}
+
+/** One step per object, in a stable order (kind, namespace, name): its change goes into `changes`. */
+function* planSteps(current: readonly StoredPolicy[], next: readonly DesiredPolicy[], changes: PolicyChange[]): Generator<void> {
   const before = new Map(current.map((p) => [policyKey(p), p]));
   const after = new Map(next.map((p) => [policyKey(p), p]));
   const keys = [...new Set([...before.keys(), ...after.keys()])].sort();
-  const changes: PolicyChange[] = [];
   for (const key of keys) {
     const b = before.get(key);
     const a = after.get(key);
     const id = (a ?? b)!;
+    // Same JSON is the same YAML (both keep key order): an unchanged policy costs no YAML at all.
+    const same = b !== undefined && a !== undefined && b.origin === a.origin && (b.file ?? '') === (a.file ?? '') && JSON.stringify(b.manifest) === JSON.stringify(a.manifest);
+    if (same) {
+      changes.push({ op: 'unchanged', kind: id.kind, namespace: id.namespace, name: id.name, diff: '' });
+      continue;
+    }
     const oldText = b ? manifestYaml(b.manifest) : '';
     const newText = a ? manifestYaml(a.manifest) : '';
     let op: ChangeOp;
@@ -100,8 +129,8 @@ export function planChanges(current: readonly StoredPolicy[], next: readonly Des
     else if (!a) op = 'delete';
     else op = oldText === newText && b.origin === a.origin && (b.file ?? '') === (a.file ?? '') ? 'unchanged' : 'update';
     changes.push({ op, kind: id.kind, namespace: id.namespace, name: id.name, diff: op === 'unchanged' ? '' : lineDiff(oldText, newText) });
+    yield;
   }
-  return { changes, next: [...next], changed: changes.some((c) => c.op !== 'unchanged') };
 }
 
 interface ObjectRow {

@@ -8,7 +8,7 @@
  */
 import { cidrContains, IpAddr, isMetadataAddress, isSingleAddress, parseIpInto, sameAddress } from './ip';
 import type { PolicyIndex } from './policy-index';
-import type { EgressReason, EgressRequest, EgressVerdict } from './requests';
+import type { DnsNameRequest, DnsNameVerdict, EgressReason, EgressRequest, EgressVerdict } from './requests';
 import type { CompiledEgressPolicy, CompiledEgressRule, EgressProtocol } from './types';
 
 const dst = new IpAddr();
@@ -127,4 +127,34 @@ export function authorizeEgress(req: EgressRequest, index: PolicyIndex): EgressV
   }
   if (mismatch !== undefined) return verdict(false, 'host-address-mismatch', mismatch.id, mismatchRule, false);
   return { allowed: false, reason: 'host-not-allowed' };
+}
+
+/**
+ * `authorizeDnsName(request, index)`: may the DNS proxy answer this name for this workload?
+ * Only when a selecting EgressPolicy has `dns: Enforce` can the answer be no, and then, against
+ * every selecting policy, as authorizeEgress would decide for the name on some port:
+ * 1. a `deny` hosts entry without `ports` that matches denies (`denied-by-host`);
+ * 2. a workload that is an allowlist needs an allow `hosts` rule that matches, on any port
+ *    (`host-not-allowed`, naming the first enforcing policy, otherwise).
+ * Anything else resolves: a name may be needed for a `cidrs` rule, so only Enforce refuses it.
+ * The caller answers a refusal with NXDOMAIN (agent/dns/answerer.ts says why not REFUSED).
+ */
+export function authorizeDnsName(req: DnsNameRequest, index: PolicyIndex): DnsNameVerdict {
+  const policies = index.egressFor(req.source);
+  let enforcing: CompiledEgressPolicy | undefined;
+  for (const p of policies) if (p.dns === 'Enforce') enforcing ??= p;
+  if (enforcing === undefined) return { allowed: true };
+  const host = normalizeHost(req.name);
+  if (host === undefined) return { allowed: true };
+  let allowlist = false;
+  for (const p of policies) {
+    allowlist ||= p.allowlist;
+    for (let i = 0; i < p.deny.length; i++) {
+      const rule = p.deny[i]!;
+      if (rule.ports === undefined && hostMatch(rule, host)) return { allowed: false, reason: 'denied-by-host', policy: p.id, rule: i };
+    }
+  }
+  if (!allowlist) return { allowed: true };
+  for (const p of policies) for (const rule of p.rules) if (hostMatch(rule, host)) return { allowed: true };
+  return { allowed: false, reason: 'host-not-allowed', policy: enforcing.id };
 }

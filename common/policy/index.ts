@@ -4,12 +4,12 @@
  * (`authorize`, `authorizeEgress`).
  */
 export { authorize } from './authorize';
-export { authorizeEgress } from './egress';
+export { authorizeDnsName, authorizeEgress } from './egress';
 export { PolicyInvalidError } from './errors';
 export { METADATA_ADDRESSES } from './ip';
-export { compilePolicyFiles, parsePolicies, type ParseOptions, type ParseResult } from './parse';
+export { compilePolicyFiles, parseManifest, parsePolicies, type ParseOptions, type ParseResult } from './parse';
 export { PolicyIndex, type WorkloadPolicies } from './policy-index';
-export type { AuthzRequest, AuthzStage, AuthzVerdict, EgressReason, EgressRequest, EgressVerdict, PolicyWorkload } from './requests';
+export type { AuthzRequest, AuthzStage, AuthzVerdict, DnsNameRequest, DnsNameVerdict, EgressReason, EgressRequest, EgressVerdict, PolicyWorkload } from './requests';
 export {
   AUTHZ_API_VERSIONS,
   DEFAULT_NAMESPACE,
@@ -21,6 +21,7 @@ export {
   type CompiledEgressPolicy,
   type CompiledEgressRule,
   type CompiledPolicy,
+  type EgressDnsMode,
   type Condition,
   type PolicySet,
 } from './types';

@@ -1,16 +1,16 @@
 /**
  * `spec` of Palisade's EgressPolicy (palisade.dev/v1), validated and compiled: a selector, `allow`
- * and `deny` entries of `hosts` or `cidrs` with optional `ports` and `protocol` (TCP, UDP, ICMP).
- * An example, which policies make an allowlist, why an empty `deny` is refused and what protocols
- * mean: docs/architecture.md "Egress decisions".
+ * and `deny` entries of `hosts` or `cidrs` with optional `ports` and `protocol` (TCP, UDP, ICMP),
+ * and `dns: Resolve|Enforce` (agent/dns/). An example, which policies make an allowlist, why an
+ * empty `deny` is refused and what protocols mean: docs/architecture.md "Egress decisions".
  */
 import { IpAddr, parseIpInto } from './ip';
 import { parseSelector } from './selector';
-import { EGRESS_PROTOCOLS, type CompiledEgressRule, type EgressProtocol } from './types';
+import { EGRESS_DNS_MODES, EGRESS_PROTOCOLS, type CompiledEgressRule, type EgressDnsMode, type EgressProtocol } from './types';
 import { cidrs, ports } from './values';
 import type { Field, Item, NodeReader, Problems } from '../yaml-reader';
 
-const SPEC_FIELDS = ['selector', 'allow', 'deny'];
+const SPEC_FIELDS = ['selector', 'allow', 'deny', 'dns'];
 const RULE_FIELDS = ['hosts', 'cidrs', 'ports', 'protocol'];
 const DNS_LABEL_RE = /^[a-z0-9_]([-a-z0-9_]{0,61}[a-z0-9_])?$/;
 
@@ -19,6 +19,7 @@ export interface ParsedEgressSpec {
   rules: CompiledEgressRule[];
   deny: CompiledEgressRule[];
   allowlist: boolean;
+  dns: EgressDnsMode;
 }
 
 /** How the messages about an entry of `spec.allow` / `spec.deny` word what it does. */
@@ -49,8 +50,26 @@ export function parseEgressSpec(r: NodeReader, warnings: Problems, specNode: unk
   if (denyField && deny.length === 0 && r.problems.found.length === before) {
     r.fail(denyField.line, 'spec.deny', 'must not be empty (remove "deny": a policy with neither allow nor deny entries denies every destination)');
   }
-  if (r.problems.found.length > before) return undefined;
-  return { selector, rules, deny, allowlist: allowField !== undefined || deny.length === 0 };
+  const allowlist = allowField !== undefined || deny.length === 0;
+  const dnsField = spec.get('dns');
+  const dns = dnsField ? parseDnsMode(r, warnings, dnsField, { allowlist, hostRules: rules.some((rule) => rule.hosts !== undefined) }) : 'Resolve';
+  if (r.problems.found.length > before || dns === undefined) return undefined;
+  return { selector, rules, deny, allowlist, dns };
+}
+
+/** `spec.dns`: one of EGRESS_DNS_MODES; `Enforce` on an allowlist without host rules refuses every name (a warning). */
+function parseDnsMode(r: NodeReader, warnings: Problems, field: Field, policy: { allowlist: boolean; hostRules: boolean }): EgressDnsMode | undefined {
+  const text = r.string(field, 'spec.dns');
+  if (text === undefined) return undefined;
+  const mode = EGRESS_DNS_MODES.find((m) => m === text);
+  if (mode === undefined) {
+    r.fail(field.line, 'spec.dns', `unknown mode ${JSON.stringify(text.slice(0, 64))} (${EGRESS_DNS_MODES.join(' or ')}; Enforce answers NXDOMAIN for names the policy never allows)`);
+    return undefined;
+  }
+  if (mode === 'Enforce' && policy.allowlist && !policy.hostRules) {
+    warnings.add(field.line, `${r.label}: spec.dns: Enforce without an allow "hosts" rule answers NXDOMAIN for every name outside the mesh (add hosts rules, or remove "dns")`);
+  }
+  return mode;
 }
 
 function parseRules(r: NodeReader, field: Field, words: ListWords): CompiledEgressRule[] {

@@ -4,7 +4,7 @@
  * `kubectl get -o yaml` writes). Every problem is one line `<source>:<line>: <what> (<hint>)`;
  * every problem is reported, and any problem rejects the whole input.
  */
-import { isMap, isScalar, LineCounter, parseAllDocuments, type Document, type YAMLMap } from 'yaml';
+import { Document, isMap, isScalar, LineCounter, parseAllDocuments, type YAMLMap } from 'yaml';
 import { isDnsLabel } from '../identity';
 import { PolicyInvalidError } from './errors';
 import { parseAuthzSpec } from './parse-authz';
@@ -20,6 +20,7 @@ import {
   type CompiledPolicy,
   type PolicySet,
 } from './types';
+import { aliasScanProblem, expansionProblem, lineOfOffset, MAX_YAML_ALIASES } from '../yaml-limits';
 import { describeValue, describeYamlError, isEmpty, NodeReader, Problems, quote, unknownFieldHint, type Field, type Problem } from '../yaml-reader';
 
 export interface ParseOptions {
@@ -56,7 +57,10 @@ const DNS_LABEL_RULE = "lowercase letters, digits and '-', starting and ending w
  * accepted for symmetry with `compilePolicyFiles`, whose PolicySet carries it.)
  */
 export function parsePolicies(text: string, source: string, _opts: ParseOptions = {}): ParseResult {
-  const r = parseSource(text, source);
+  return finish(parseSource(text, source));
+}
+
+function finish(r: SourceResult): ParseResult {
   const problems = sortedMessages(r.problems);
   return { policies: problems.length > 0 ? [] : r.policies, problems, warnings: sortedMessages(r.warnings) };
 }
@@ -115,6 +119,12 @@ function parseSource(text: string, source: string): SourceResult {
   const problems = new Problems(source, lineCounter);
   const warnings = new Problems(source, lineCounter, 'warning: ');
   const result: SourceResult = { policies: [], problems: problems.found, warnings: warnings.found };
+  // An alias bomb is refused before the parser sees it (yaml-limits.ts).
+  const tooManyAliases = aliasScanProblem(text);
+  if (tooManyAliases) {
+    problems.add(lineOfOffset(text, tooManyAliases.offset), tooManyAliases.message);
+    return result;
+  }
   const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   if (!Array.isArray(docs)) return result; // an empty stream
   for (const doc of docs) {
@@ -126,8 +136,33 @@ function parseSource(text: string, source: string): SourceResult {
     }
   }
   if (problems.found.length > 0) return result; // syntax errors: not worth validating further
+  const tooBig = expansionProblem(docs);
+  if (tooBig) {
+    problems.add(problems.lineAt(tooBig.offset), tooBig.message);
+    return result;
+  }
   for (const doc of docs) for (const w of doc.warnings) problems.add(problems.lineAt(w.pos[0]), describeYamlError(w, doc));
+  compileDocuments(docs, problems, warnings, result);
+  return result;
+}
 
+/**
+ * A manifest the collector already validated (a stored policy, or one a parse worker read from a
+ * file) compiled again without reading text: the same result as
+ * `parsePolicies(JSON.stringify(manifest), source)`, several times faster (no YAML parser), so
+ * the collector can compile what it keeps on its event loop.
+ */
+export function parseManifest(manifest: Readonly<Record<string, unknown>>, source: string): ParseResult {
+  const lineCounter = new LineCounter();
+  const problems = new Problems(source, lineCounter);
+  const warnings = new Problems(source, lineCounter, 'warning: ');
+  const result: SourceResult = { policies: [], problems: problems.found, warnings: warnings.found };
+  compileDocuments([new Document(manifest, { aliasDuplicateObjects: false })], problems, warnings, result);
+  return finish(result);
+}
+
+/** The policies of composed documents (syntax already checked) into `result`. */
+function compileDocuments(docs: readonly Document[], problems: Problems, warnings: Problems, result: SourceResult): void {
   const seen = new Map<string, CompiledPolicy>();
   let index = 0;
   const add = (policy: CompiledPolicy | undefined): void => {
@@ -146,7 +181,6 @@ function parseSource(text: string, source: string): SourceResult {
     const items = listItems(new NodeReader(problems, doc, 'List', EMPTY_MATCH_FIX), root);
     for (const item of items ?? [root]) add(parseObject(problems, warnings, doc, item, ++index));
   }
-  return result;
 }
 
 /** The items of a `kind: List` document, or undefined if it is not one. */
@@ -194,6 +228,15 @@ function parseObject(problems: Problems, warnings: Problems, doc: Document, node
   const authz = kind.kind === 'AuthorizationPolicy' ? parseAuthzSpec(r, warnings, specNode, specLine, specNamespace) : undefined;
   const egress = kind.kind === 'EgressPolicy' ? parseEgressSpec(r, warnings, specNode, specLine) : undefined;
   if (!metadata || problems.found.length > before) return undefined;
+  let manifest: Record<string, unknown>;
+  try {
+    manifest = manifestOf(doc, node, metadata.namespace);
+  } catch (err) {
+    if (!(err instanceof ReferenceError)) throw err;
+    // the yaml package's own guard (maxAliasCount): an anchor used too often inside other anchors
+    r.fail(line, '', `its YAML aliases repeat too much (${err.message}): write the values out`);
+    return undefined;
+  }
 
   const base = {
     apiVersion: kind.apiVersion,
@@ -202,13 +245,13 @@ function parseObject(problems: Problems, warnings: Problems, doc: Document, node
     id: `${metadata.namespace}/${metadata.name}`,
     source: problems.source,
     line,
-    manifest: manifestOf(doc, node, metadata.namespace),
+    manifest,
   };
   if (authz) {
     const http = authz.rules.some((rule) => rule.http);
     return { ...base, kind: 'AuthorizationPolicy', action: authz.action, selector: authz.selector, rules: authz.rules, http };
   }
-  if (egress) return { ...base, kind: 'EgressPolicy', selector: egress.selector, rules: egress.rules, deny: egress.deny, allowlist: egress.allowlist };
+  if (egress) return { ...base, kind: 'EgressPolicy', selector: egress.selector, rules: egress.rules, deny: egress.deny, allowlist: egress.allowlist, dns: egress.dns };
   return undefined;
 }
 
@@ -294,7 +337,7 @@ function parseMetadata(r: NodeReader, field: Field | undefined, line: number): M
 
 /** The document as JSON-safe plain data, without status and server-set metadata, namespace filled in. */
 function manifestOf(doc: Document, node: YAMLMap, namespace: string): Record<string, unknown> {
-  const data = JSON.parse(JSON.stringify(node.toJS(doc))) as Record<string, unknown>;
+  const data = JSON.parse(JSON.stringify(node.toJS(doc, { maxAliasCount: MAX_YAML_ALIASES }))) as Record<string, unknown>;
   delete data.status;
   const metadata = { ...(data.metadata as Record<string, unknown>) };
   for (const key of SERVER_METADATA) delete metadata[key];

@@ -63,7 +63,10 @@ export interface EgressRequest {
   protocol?: 'TCP' | 'UDP' | 'ICMP';
   /** SNI or HTTP Host: lowercase, no port, no trailing dot. */
   host?: string;
-  /** What the agent's resolver says `host` resolves to. */
+  /**
+   * The addresses this workload's own DNS lookups of `host` answered and that are still valid
+   * (agent/dns/pod-names.ts): a host rule allows only one of these.
+   */
   resolved?: string[];
 }
 
@@ -97,3 +100,14 @@ export interface EgressVerdict {
    */
   needsHost?: boolean;
 }
+
+/** A name a workload asks the DNS proxy about (lowercase presentation form). */
+export interface DnsNameRequest {
+  source: PolicyWorkload;
+  name: string;
+}
+
+/** May the name be answered; a refusal says which policy (and deny entry) refused it. */
+export type DnsNameVerdict =
+  | { allowed: true }
+  | { allowed: false; reason: 'denied-by-host' | 'host-not-allowed'; policy: string; rule?: number };

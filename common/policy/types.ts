@@ -88,7 +88,16 @@ export interface CompiledEgressPolicy extends PolicyBase {
    * existed). A deny-only policy (`deny` entries, no `allow` field) only denies what it names.
    */
   readonly allowlist: boolean;
+  /**
+   * `spec.dns`: `Enforce` has the node's DNS proxy answer NXDOMAIN for a name the selected
+   * workloads could never be allowed to reach by name (authorizeDnsName); `Resolve` (the
+   * default) answers every name and leaves the decision to the connection.
+   */
+  readonly dns: EgressDnsMode;
 }
+
+export const EGRESS_DNS_MODES = ['Resolve', 'Enforce'] as const;
+export type EgressDnsMode = (typeof EGRESS_DNS_MODES)[number];
 
 export type CompiledPolicy = CompiledAuthorizationPolicy | CompiledEgressPolicy;
 

@@ -3,7 +3,7 @@
  * same machine, same run, interleaved (direct, palisade-l4, palisade-l7, haproxy; again; …).
  *
  *   node dist/test/bench/data-plane.js [--rounds N] [--scale F] [--smoke] [--out DIR]
- *        [--paths a,b] [--workloads a,b] [--cpu-prof DIR]
+ *        [--paths a,b] [--workloads a,b] [--cpu-prof DIR] [--agent-flags "--node-flag …"]
  *
  * Prints the table on stdout (progress on stderr) and writes <out>/<timestamp>.json and
  * <out>/latest.json (default out: bench/results). Root only; its own namespaces and cgroups.
@@ -16,6 +16,7 @@ import { execFileSync } from 'node:child_process';
 import { isRoot } from '../harness';
 import { BULK_PATH, SMALL_PATH } from './data-plane/configs';
 import { cpuUsageUsec } from './data-plane/budget';
+import { AnonPeaks, memMb, pssMb } from './data-plane/memory';
 import { ensureLoadgen, repoRoot, runLoadgen, type Workload } from './data-plane/loadgen';
 import { renderTable, summarize, type Sample } from './data-plane/report';
 import { buildStack, PATHS, PROXIES, type PathName, type ProxyName } from './data-plane/stack';
@@ -30,10 +31,12 @@ interface Options {
   paths: PathName[];
   workloads: string[] | undefined;
   cpuProf: string | undefined;
+  /** extra node flags for the agents, for measuring V8 settings (e.g. "--max-semi-space-size=2") */
+  agentFlags: string[];
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { rounds: 3, scale: 1, smoke: false, out: path.join(repoRoot(), 'bench', 'results'), paths: [...PATHS], workloads: undefined, cpuProf: undefined };
+  const o: Options = { rounds: 3, scale: 1, smoke: false, out: path.join(repoRoot(), 'bench', 'results'), paths: [...PATHS], workloads: undefined, cpuProf: undefined, agentFlags: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const val = (): string => {
@@ -48,6 +51,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--paths') o.paths = val().split(',') as PathName[];
     else if (a === '--workloads') o.workloads = val().split(',');
     else if (a === '--cpu-prof') o.cpuProf = path.resolve(val());
+    else if (a === '--agent-flags') o.agentFlags = val().split(/\s+/).filter(Boolean);
     else throw new Error(`unknown argument ${a} (see the header of test/bench/data-plane.ts)`);
   }
   if (o.smoke && !argv.includes('--rounds')) o.rounds = 1;
@@ -83,17 +87,6 @@ function version(cmd: string, args: string[], re: RegExp): string {
   }
 }
 
-/** VmHWM (peak resident set), VmRSS (now), RssAnon / RssFile (its heap / mapped files) of a process, in MB. */
-function memMb(pid: number | undefined, field: 'VmHWM' | 'VmRSS' | 'RssAnon' | 'RssFile'): number | undefined {
-  if (!pid) return undefined;
-  try {
-    const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Math.round(Number(m[1]) / 102.4) / 10 : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
   const progress = (line: string): void => void process.stderr.write(`[bench] ${line}\n`);
@@ -113,7 +106,7 @@ async function main(): Promise<void> {
   const wl = workloads(o);
   const bulkBytes = o.smoke ? 64 << 20 : 1 << 30;
   if (o.cpuProf) fs.mkdirSync(o.cpuProf, { recursive: true });
-  const stack = await buildStack({ bulkBytes, agentNodeFlags: o.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProf] : [], log: progress });
+  const stack = await buildStack({ bulkBytes, agentNodeFlags: [...o.agentFlags, ...(o.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProf] : [])], log: progress });
   const samples: Sample[] = [];
   const rssMb: Partial<Record<ProxyName, number>> = {};
   const throttling: Partial<Record<ProxyName, unknown>> = {};
@@ -123,6 +116,9 @@ async function main(): Promise<void> {
     Object.fromEntries(PROXIES.map((p) => [p, Object.fromEntries((['VmHWM', 'VmRSS', 'RssAnon', 'RssFile'] as const).map((f) => [f, memMb(stack.proxies[p].child.pid, f)]))]));
   const memIdleMb = memDetail();
   let memEndMb: ReturnType<typeof memDetail> = {};
+  const pss: Partial<Record<ProxyName, ReturnType<typeof pssMb>>> = {};
+  const anon = new AnonPeaks<ProxyName>(() => Object.fromEntries(PROXIES.map((p) => [p, stack.proxies[p].child.pid])));
+  anon.start();
   progress(`setup ${setupS.toFixed(1)} s; ${o.rounds} round(s) of ${wl.map((w) => w.id).join(', ')} × ${o.paths.join(', ')}`);
   try {
     const cpuStats = PROXIES.map((p) => path.join(stack.proxies[p].cgroup, 'cpu.stat'));
@@ -147,7 +143,9 @@ async function main(): Promise<void> {
       }
     }
     memEndMb = memDetail();
+    anon.stop();
     for (const p of PROXIES) {
+      pss[p] = pssMb(stack.proxies[p].child.pid);
       const mb = memMb(stack.proxies[p].child.pid, 'VmHWM');
       if (mb !== undefined) rssMb[p] = mb;
       throttling[p] = { ...stack.budget.throttling(p), cpuSecondsTotal: cpuUsageUsec(stack.proxies[p].cgroup) / 1e6 };
@@ -155,7 +153,7 @@ async function main(): Promise<void> {
   } finally {
     await stack.teardown();
   }
-  const summary = summarize(samples, wl, rssMb);
+  const summary = summarize(samples, wl, rssMb, anon.peakMb);
   const wallS = (Date.now() - t0) / 1000;
   const machine = {
     cpus: os.cpus().length,
@@ -198,7 +196,7 @@ async function main(): Promise<void> {
     checks: stack.checks,
     workDir: stack.dir,
     summary,
-    memoryMb: { idle: memIdleMb, end: memEndMb },
+    memoryMb: { idle: memIdleMb, end: memEndMb, peakAnon: anon.peakMb, pssEnd: pss, agentFlags: o.agentFlags },
     proxies: throttling,
     table: text.split('\n'),
     samples,

@@ -1,10 +1,11 @@
 /**
  * Figures for the flow fan-out (not a test): ns per flow spent in `record()` — what the proxy pays
  * when a connection or request ends — with the reporter and the metrics behind it (access log
- * off), and each alone. Flows are recorded in chunks of 1000 with the event loop turning in
- * between, as under real load, so the reporter's flush (conversion, check, JSON, send) runs too;
- * its cost is printed separately ("background"): it is on the same thread but not on the proxy's
- * path. The collector is a stand-in that acknowledges every batch.
+ * off), and each alone. The reporter writes each record as the collector's JSON in `record()`
+ * (agent/flows/wire.ts); its flush then only joins strings and sends. Flows are recorded in chunks
+ * of 1000 with the event loop turning in between, as under real load, so the flushes run too;
+ * "background" is the wall time outside `record()` (flushes, acknowledgements, the 100 ms flush
+ * timer's waits), per flow. The collector is a stand-in that acknowledges every batch.
  * Run: node dist/test/bench/reporter-cost.js [flows, default 1000000]
  */
 import { EventEmitter } from 'node:events';

@@ -89,6 +89,10 @@ export interface StartAgentOptions {
   extraArgs?: string[];
   runDir?: string;
   mesh?: AgentMeshArgs;
+  /** How long to wait for 'outbound listener ready' (default 15 s). */
+  readyTimeoutMs?: number;
+  /** The agent's file descriptor limit (soft and hard), set with prlimit before it starts. */
+  nofile?: number;
 }
 
 export function startAgentProcess(topo: Topology, node: NodeNs, opts: StartAgentOptions): AgentProcess {
@@ -100,7 +104,10 @@ export function startAgentProcess(topo: Topology, node: NodeNs, opts: StartAgent
     ...agentArgs(node, { cli: cliPath(), workloadsFile, cgroup: opts.cgroup ?? topo.cgroupPath, runDir, mesh: opts.mesh }),
     ...(opts.extraArgs ?? []),
   ];
-  const child = topo.spawn(node, process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  // prlimit execs the agent: the process (and its pid) is the agent's, with the limit from its first instruction.
+  const child = opts.nofile
+    ? topo.spawn(node, 'prlimit', [`--nofile=${opts.nofile}:${opts.nofile}`, process.execPath, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
+    : topo.spawn(node, process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   const logs = new JsonLines(child.stderr!);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once('exit', (code, signal) => {
@@ -109,7 +116,7 @@ export function startAgentProcess(topo: Topology, node: NodeNs, opts: StartAgent
     }),
   );
   const ready = Promise.race([
-    logs.waitFor<unknown>((l) => l?.msg === 'outbound listener ready', 15_000).then(() => undefined),
+    logs.waitFor<unknown>((l) => l?.msg === 'outbound listener ready', opts.readyTimeoutMs ?? 15_000).then(() => undefined),
     exited.then(({ code, signal }) => {
       throw new Error(`agent ${node.name} exited before ready (${code ?? signal}): ${logs.other.join(' | ')}`);
     }),

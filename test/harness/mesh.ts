@@ -2,6 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { startCollector, type RunningCollector } from '../../collector/collector';
+import { ANY_SCOPE } from '../../collector/nodes/node-binding';
 import { TokenStore } from '../../collector/tokens';
 import { silentLogger, type Logger } from '../../common/log';
 import { startAgentProcess, tempDir, type AgentProcess, type StartAgentOptions } from './agent';
@@ -12,8 +13,8 @@ export interface TestCollector {
   dataDir: string;
   socketPath: string;
   caFile: string;
-  /** A fresh single-use join token. */
-  token(): string;
+  /** A fresh single-use join token for `node` (optionally bound to its pod range). */
+  token(node: string, binding?: { nodeCidr?: string; scopes?: string[] }): string;
   stop(): Promise<void>;
   /** Stop and start again on the same data dir and socket (agents must reconnect by themselves). */
   restart(): Promise<void>;
@@ -40,7 +41,7 @@ export async function startTestCollector(opts: { workloadCertTtlSeconds?: number
     dataDir,
     socketPath,
     caFile: path.join(dataDir, 'ca.crt'),
-    token: () => new TokenStore(dataDir).create(10 * 60_000).token,
+    token: (node, binding = {}) => new TokenStore(dataDir).create({ node, scopes: [ANY_SCOPE], ...binding }, 10 * 60_000).token,
     async stop() {
       await tc.running.stop();
     },
@@ -63,7 +64,7 @@ export async function startTestCollector(opts: { workloadCertTtlSeconds?: number
 export function startMeshAgent(topo: Topology, node: NodeNs, collector: TestCollector, opts: StartAgentOptions): AgentProcess {
   const dir = tempDir(`${node.name}-mesh`);
   const tokenFile = path.join(dir, 'join-token');
-  fs.writeFileSync(tokenFile, collector.token(), { mode: 0o600 });
+  fs.writeFileSync(tokenFile, collector.token(node.name, { nodeCidr: node.podCidr }), { mode: 0o600 });
   const agent = startAgentProcess(topo, node, {
     ...opts,
     mesh: { collectorSocket: collector.socketPath, caFile: collector.caFile, tokenFile, dataDir: path.join(dir, 'data') },

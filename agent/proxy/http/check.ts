@@ -7,7 +7,7 @@ import { inspectHeaders, type HeaderRules } from './headers';
 import { normalizeTarget } from './normalize';
 import type { NormalizedRequest } from './types';
 
-/** How Node's server handed the request over. */
+/** How a request is served (the way Node's server told them apart). */
 export const enum Kind {
   Request,
   /** `Expect: 100-continue`: 100 is sent only once authz allows the request */
@@ -18,6 +18,26 @@ export const enum Kind {
   Upgrade,
   /** CONNECT (detached) */
   Connect,
+}
+
+/** `Expect` values that ask for 100-continue (as Node's server matched them). */
+const CONTINUE = /(?:^|\W)100-continue(?:$|\W)/i;
+
+/**
+ * The kind of a parsed head: an upgrade (the parser's verdict: Connection: upgrade with an
+ * Upgrade header, or CONNECT) ends the parse; in HTTP/1.1 an `Expect` (all its lines, joined)
+ * asks for 100-continue or for something the front does not do.
+ */
+export function kindOf(upgrade: boolean, method: string, httpVersion: string, rawHeaders: readonly string[]): Kind {
+  if (upgrade) return method === 'CONNECT' ? Kind.Connect : Kind.Upgrade;
+  if (httpVersion !== '1.1') return Kind.Request;
+  let expect: string | undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    if (name.length === 6 && name.toLowerCase() === 'expect') expect = expect === undefined ? rawHeaders[i + 1]! : `${expect}, ${rawHeaders[i + 1]!}`;
+  }
+  if (expect === undefined) return Kind.Request;
+  return CONTINUE.test(expect) ? Kind.Continue : Kind.Expectation;
 }
 
 export interface ParsedRequest {

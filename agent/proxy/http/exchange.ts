@@ -1,35 +1,49 @@
 /**
- * One request on a downstream connection: check → normalize → authorize → refuse, answer
- * 403, or hand it to a Relay that forwards it in normalized form. Holds what the record
- * reports. Handlers are shared functions that find their exchange through a symbol on the
- * emitter, so the synchronous-authz path allocates no closures.
+ * One request on a downstream connection, from its parsed head to its record: check →
+ * normalize → authorize → refuse, deny (403), or forward it in normalized form through an
+ * upstream connection and relay the response (or, for a WebSocket the upstream accepts, splice
+ * the two connections). This object owns every field of the exchange; the downstream
+ * connection feeds it the request body and drains, the upstream connection reports the
+ * response (UpstreamUser), and neither writes its state.
  */
-import type * as http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { errorCode } from '../connect';
-import { checkRequest, Kind } from './check';
+import { checkRequest, Kind, type ParsedRequest } from './check';
 import type { FrontContext } from './context';
-import { bodyOf, DENIED_BODY, DENIED_HEADERS, DENIED_RAW, rawResponse, statusOf } from './refusal';
-import { Relay } from './relay';
+import { rawResponseHead, relayedResponseHeaders } from './headers';
+import { CONTINUE_100, CRLF, chunkSize, declaresBody, deniedResponse, LAST_CHUNK, ownResponse, relayedHead, requestHead } from './messages';
+import { RequestBody } from './request-body';
+import { bodyOf, DENIED_RAW, rawResponse, statusOf } from './refusal';
+import { openTunnel } from './tunnel';
 import type { HttpDecision, NormalizedRequest } from './types';
+import type { ConnectionPool, UpstreamConnection, UpstreamUser } from './upstream';
+import { UpstreamConnection as Upstream } from './upstream';
 
 /** What an exchange needs of its downstream connection. */
 export interface Link {
   readonly ctx: FrontContext;
   readonly socket: Duplex;
   readonly closed: boolean;
-  agent(): http.Agent;
+  /** where this connection's upstream connections are kept between requests */
+  pool(): ConnectionPool;
+  /** Write to the client; false when it should wait for downstreamDrained(). */
+  write(data: Buffer | string): boolean;
+  /** inside a read of the client's bytes (request body pieces are flushed when it returns) */
+  readonly reading: boolean;
   /** Send a complete response on the raw connection and close it. */
   writeRawAndClose(buf: Buffer): void;
+  /** Stop (or resume) reading the client while a request body waits for the upstream. */
+  holdBody(hold: boolean): void;
   exchangeDone(ex: Exchange): void;
 }
-
-const kExchange = Symbol('palisade.http.exchange');
-type Tagged<T> = T & { [kExchange]?: Exchange };
 
 const MAX_LOGGED = 256;
 /** A denied request's body up to this size is read and dropped so the connection stays usable. */
 const DRAIN_LIMIT = 64 * 1024;
+/** Request body held while the upstream is not ready, before the client is no longer read. */
+const BODY_HOLD_BYTES = 16 * 1024;
+/** Safe to send again when a kept-alive upstream connection turns out to have been closed under us. */
+const RETRYABLE = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 
 function clip(s: string): string {
   return s.length > MAX_LOGGED ? s.slice(0, MAX_LOGGED) : s;
@@ -39,9 +53,12 @@ function isThenable<T>(v: T | Promise<T>): v is Promise<T> {
   return typeof (v as { then?: unknown } | null)?.then === 'function';
 }
 
-export class Exchange {
+function uncork(s: Duplex): void {
+  s.uncork();
+}
+
+export class Exchange implements ParsedRequest, UpstreamUser {
   readonly started = performance.now();
-  readonly method: string;
   path: string;
   host = '';
   /** status of the response begun to the client (0: none) */
@@ -62,34 +79,54 @@ export class Exchange {
   broken: string | undefined;
   /** the request has a body (declared; refined by the checks) */
   hasBody: boolean;
+  /** bytes after an upgrade request's head */
+  head: Buffer | undefined;
+  /** a WebSocket tunnel is up; it reports its own end */
+  tunnelling = false;
 
-  private chunked = false;
+  private readonly body = new RequestBody();
   private contentLength = 0;
+  private target = '';
+  private forward: string[] = [];
+  /** the client is not read while the body waits for the upstream */
+  private holding = false;
+  /** denied: the rest of the body is read and dropped, then the 403 goes out */
+  private draining = false;
   private drained = 0;
-  private relay: Relay | undefined;
+  /** no longer wanted: body bytes still arriving are dropped */
+  private discard = false;
+  private upstream: UpstreamConnection | undefined;
+  private retried = false;
+  /** a response head went to the client */
+  private headSent = false;
+  private responseChunked = false;
+  /** the upgrade request's non-101 answer: relayed raw, then the connection closes */
+  private responseRaw = false;
+  private keepsAlive = false;
+  /** `100 Continue` went to the client */
+  private sent100 = false;
 
   constructor(
     readonly link: Link,
     readonly kind: Kind,
-    readonly req: http.IncomingMessage,
-    readonly res: http.ServerResponse | undefined,
-    /** bytes after an upgrade request's head */
-    readonly head: Buffer | undefined,
+    readonly method: string,
+    readonly url: string,
+    readonly httpVersion: string,
+    readonly rawHeaders: string[],
+    /** the parser's view: HTTP/1.1 without `Connection: close`, or 1.0 with keep-alive */
+    readonly keepAlive: boolean,
   ) {
-    this.method = req.method ?? '';
-    this.path = clip(req.url ?? '');
-    const te = req.headers['transfer-encoding'];
-    const cl = req.headers['content-length'];
-    this.hasBody = te !== undefined || (cl !== undefined && cl !== '0');
-    if (res !== undefined) {
-      (res as Tagged<http.ServerResponse>)[kExchange] = this;
-      res.on('close', onResponseClose);
-    }
+    this.path = clip(url);
+    this.hasBody = declaresBody(rawHeaders);
+  }
+
+  private get detached(): boolean {
+    return this.kind === Kind.Upgrade || this.kind === Kind.Connect;
   }
 
   /** The body of this request is still arriving. */
   receivingBody(): boolean {
-    return this.hasBody && !this.req.complete && this.kind !== Kind.Upgrade && this.kind !== Kind.Connect;
+    return this.hasBody && !this.body.done && !this.detached;
   }
 
   start(): void {
@@ -110,13 +147,44 @@ export class Exchange {
     } else this.decided(decision);
   }
 
+  // --- the request body, from the downstream parser ---
+
+  /**
+   * A piece of the request body. It is held until the read it came in has been parsed (then
+   * flushBody() sends what a read brought as one piece): a framing error later in the same read
+   * refuses the request before any of that read reaches the upstream.
+   */
+  requestBody(chunk: Buffer): void {
+    if (this.finished || this.discard || chunk.length === 0) return;
+    if (this.draining) return this.drainData(chunk.length);
+    this.body.push(chunk);
+    if (this.upstream === undefined && this.body.heldBytes >= BODY_HOLD_BYTES) this.hold(true);
+  }
+
+  requestEnd(): void {
+    this.body.done = true;
+    if (this.finished || this.discard) return;
+    if (this.draining) this.drainEnd();
+  }
+
+  /** After a read: what it brought of the body (and its end) goes to the upstream, if there is one yet. */
+  flushBody(): void {
+    const up = this.upstream;
+    if (up === undefined || this.finished || this.discard || !this.body.pending) return;
+    this.body.flush(up);
+    this.bytesSent = this.body.bytesSent;
+    this.hold(up.socket.writableNeedDrain);
+  }
+
+  // --- the connection ---
+
   /** The parser or a timer failed while this request's body was arriving. */
   abort(reason: string): void {
     if (this.finished || this.aborted) return;
     if (this.replied) {
       // The answer is on its way: the connection closes after it, and the upstream hears no more.
       this.closeAfter = true;
-      if (this.receivingBody()) this.relay?.stop();
+      if (this.receivingBody()) this.stop();
       return;
     }
     this.aborted = true;
@@ -124,9 +192,9 @@ export class Exchange {
     this.closeAfter = true;
     const status = statusOf(reason);
     this.logRefusal(reason, status);
-    this.relay?.stop();
-    if (this.res === undefined) this.link.writeRawAndClose(rawResponse(status));
-    else if (this.res.headersSent) this.res.destroy();
+    this.stop();
+    if (this.detached) this.link.writeRawAndClose(rawResponse(status));
+    else if (this.headSent) this.link.socket.destroy();
     else this.reply(status, bodyOf(status), true);
   }
 
@@ -137,55 +205,40 @@ export class Exchange {
   }
 
   downstreamClosed(): void {
-    if (this.relay?.tunnelling) return; // the splice reports when both sides are gone
+    if (this.tunnelling) return; // the splice reports when both sides are gone
     this.error ??= 'downstream closed';
-    this.relay?.stop();
+    this.stop();
     this.complete();
+  }
+
+  downstreamDrained(): void {
+    this.upstream?.resumeResponse();
   }
 
   /** The connection may carry another request after this one. */
   keepsConnection(): boolean {
-    if (this.closeAfter) return false;
-    return this.res !== undefined && this.res.shouldKeepAlive;
+    return !this.closeAfter && this.keepsAlive;
   }
 
   /** Status the client got, for the record. */
   statusSent(): number {
-    if (this.res === undefined) return this.status;
-    return this.res.headersSent ? this.status : 0;
+    if (this.detached) return this.status;
+    return this.headSent ? this.status : 0;
   }
 
-  complete(): void {
+  private complete(): void {
     if (this.finished) return;
     this.finished = true;
+    this.body.drop();
+    if (this.holding) this.hold(false);
     this.link.exchangeDone(this);
   }
 
-  /** Our own short answer through Node's ServerResponse. */
-  reply(status: number, body: string, close: boolean): void {
-    const res = this.res!;
-    this.status = status;
-    this.replied = true;
-    if (close) {
-      this.closeAfter = true;
-      res.shouldKeepAlive = false;
-    }
-    res.writeHead(status, ['content-type', 'text/plain', 'content-length', String(Buffer.byteLength(body))]);
-    res.end(body);
-  }
-
-  /** The response closed: finished, or the client went away first. */
-  responseClosed(): void {
-    if (this.res !== undefined && !this.res.writableFinished) {
-      this.error ??= 'downstream closed';
-      this.relay?.reset(undefined);
-    }
-    this.complete();
-  }
+  // --- deciding ---
 
   private check(): NormalizedRequest | undefined {
     const { ctx } = this.link;
-    const c = checkRequest(this.req, this.kind, ctx.rules, ctx.limits.maxHeaders);
+    const c = checkRequest(this, this.kind, ctx.rules, ctx.limits.maxHeaders);
     if (!c.ok) {
       this.host = c.host;
       if (c.path !== undefined) this.path = c.path;
@@ -193,10 +246,11 @@ export class Exchange {
     }
     this.host = c.request.host;
     this.path = c.request.path;
-    this.chunked = c.chunked;
+    this.body.chunked = c.chunked;
     this.contentLength = c.contentLength;
     this.hasBody = c.chunked || c.contentLength > 0;
-    this.relay = new Relay(this, c.target, c.forward);
+    this.target = c.target;
+    this.forward = c.forward;
     return c.request;
   }
 
@@ -210,7 +264,7 @@ export class Exchange {
     this.rejected = reason;
     this.closeAfter = true;
     this.logRefusal(reason, status);
-    if (this.res === undefined) {
+    if (this.detached) {
       this.status = status;
       this.replied = true;
       this.link.writeRawAndClose(rawResponse(status));
@@ -231,63 +285,251 @@ export class Exchange {
     this.decision = decision;
     if (decision?.allowed !== true) return this.deny();
     if (this.link.closed) return this.downstreamClosed();
-    if (this.kind === Kind.Continue) this.res!.writeContinue();
-    this.relay!.send();
+    if (this.kind === Kind.Continue) {
+      this.sent100 = true;
+      this.link.write(CONTINUE_100);
+    }
+    this.forwardRequest();
   }
 
   /** 403 with Istio's body; the connection stays usable unless the request body is unread and large. */
   private deny(): void {
     this.status = 403;
     this.link.ctx.log.info({ event: 'denied', method: this.method, path: this.path, host: this.host }, 'http request denied');
-    if (this.res === undefined) {
+    if (this.detached) {
       this.closeAfter = true;
       this.replied = true;
       this.link.writeRawAndClose(DENIED_RAW);
       return this.complete();
     }
-    if (this.receivingBody() && this.kind !== Kind.Continue && (this.chunked || this.contentLength <= DRAIN_LIMIT)) {
+    if (this.receivingBody() && this.kind !== Kind.Continue && (this.body.chunked || this.contentLength <= DRAIN_LIMIT)) {
       // A small body still arriving: read it to its end and drop it, then answer on a usable connection.
-      const req = this.req as Tagged<http.IncomingMessage>;
-      req[kExchange] = this;
-      req.on('data', onDrainData);
-      req.on('end', onDrainEnd);
-      return;
+      this.draining = true;
+      const held = this.body.heldBytes;
+      this.body.drop();
+      if (this.holding) this.hold(false);
+      return this.drainData(held);
     }
     this.sendDenied();
+  }
+
+  private drainData(n: number): void {
+    this.drained += n;
+    if (this.drained <= DRAIN_LIMIT || this.replied) return;
+    this.draining = false;
+    this.discard = true;
+    this.sendDenied();
+  }
+
+  private drainEnd(): void {
+    this.draining = false;
+    if (!this.replied && !this.aborted && !this.finished) this.sendDenied();
   }
 
   private sendDenied(): void {
-    const res = this.res!;
+    this.discard = true;
+    if (this.receivingBody()) this.closeAfter = true;
+    const close = this.closeAfter || !this.keepsAliveOnFinalAnswer();
+    this.answer(403, deniedResponse(close, this.method === 'HEAD'), close);
+  }
+
+  /** Our own short answer (a refusal, 503, 502). */
+  private reply(status: number, body: string, close: boolean): void {
+    this.status = status;
+    if (close) this.closeAfter = true;
+    const shut = this.closeAfter || !this.keepsAliveOnFinalAnswer();
+    this.answer(status, ownResponse(status, body, shut, this.method === 'HEAD'), shut);
+  }
+
+  /**
+   * Whether the connection may stay open after a final answer: the client's own wish, unless it
+   * asked for 100-continue and did not get it (it may yet send the body: bytes nobody would parse
+   * right), as Node's server decided.
+   */
+  private keepsAliveOnFinalAnswer(): boolean {
+    return this.keepAlive && !(this.kind === Kind.Continue && !this.sent100);
+  }
+
+  private answer(status: number, buf: Buffer, close: boolean): void {
+    this.status = status;
     this.replied = true;
-    if (this.receivingBody()) {
-      this.closeAfter = true;
-      res.shouldKeepAlive = false;
+    this.headSent = true;
+    this.keepsAlive = !close;
+    this.link.write(buf);
+    this.complete();
+  }
+
+  // --- forwarding ---
+
+  private forwardRequest(): void {
+    const pool = this.link.pool();
+    const idle = pool.take();
+    if (idle !== undefined) return this.send(idle, pool);
+    this.link.ctx.connect().then(
+      (s) => {
+        // Gone meanwhile: the downstream's close, or the abort, has already said so.
+        if (this.finished || this.aborted || this.link.closed) return void s.destroy();
+        this.send(new Upstream(s), pool);
+      },
+      (err: unknown) => this.upstreamFailed(err instanceof Error ? err : new Error(String(err))),
+    );
+  }
+
+  private send(up: UpstreamConnection, pool: ConnectionPool): void {
+    this.upstream = up;
+    up.attach(this, this.method === 'HEAD', this.kind === Kind.Upgrade, pool);
+    const head = requestHead(this.method, this.target, this.forward);
+    if (!this.hasBody || this.detached) {
+      this.body.sent = true;
+      up.write(head);
+      return;
     }
-    res.writeHead(403, DENIED_HEADERS);
-    res.end(DENIED_BODY);
+    // The head goes with the first piece of the body (what arrived meanwhile goes as one).
+    this.body.headFirst(head);
+    if (!this.link.reading) this.flushBody();
   }
 
-  drainData(chunk: Buffer): void {
-    this.drained += chunk.length;
-    if (this.drained <= DRAIN_LIMIT || this.replied) return;
-    this.req.off('data', onDrainData);
-    this.req.off('end', onDrainEnd);
-    this.sendDenied();
+  private hold(on: boolean): void {
+    if (on === this.holding) return;
+    this.holding = on;
+    this.link.holdBody(on);
   }
 
-  drainEnd(): void {
-    if (!this.replied && !this.aborted && !this.finished) this.sendDenied();
+  /** Stop talking to the upstream; whatever of the request body still arrives is read and dropped. */
+  private stop(): void {
+    const up = this.upstream;
+    this.upstream = undefined;
+    up?.destroy();
+    this.discard = true;
+    this.body.drop();
+    if (this.holding) this.hold(false);
   }
-}
 
-function onResponseClose(this: Tagged<http.ServerResponse>): void {
-  this[kExchange]?.responseClosed();
-}
+  /** The upstream failed before a response started: 503 (a safe request on a reused connection is sent once more). */
+  private upstreamFailed(err: Error): void {
+    if (this.finished) return;
+    const code = errorCode(err);
+    const reused = this.upstream !== undefined && this.upstream.served > 0;
+    if (reused && !this.retried && !this.hasBody && code === 'ECONNRESET' && RETRYABLE.has(this.method)) {
+      this.retried = true;
+      this.upstream = undefined;
+      return this.forwardRequest();
+    }
+    this.error = `upstream: ${code}`;
+    this.stop();
+    this.link.ctx.log.warn({ event: 'upstream-failed', error: code, method: this.method, path: this.path, host: this.host }, 'http upstream failed');
+    if (this.detached) {
+      this.status = 503;
+      this.closeAfter = true;
+      this.replied = true;
+      this.link.writeRawAndClose(rawResponse(503));
+      return this.complete();
+    }
+    if (this.headSent) this.link.socket.destroy();
+    else this.reply(503, bodyOf(503), this.receivingBody());
+  }
 
-function onDrainData(this: Tagged<http.IncomingMessage>, chunk: Buffer): void {
-  this[kExchange]?.drainData(chunk);
-}
+  /** The upstream went away mid-response: the client cannot get a whole response, so close it. */
+  private reset(err: Error | undefined): void {
+    if (this.finished) return;
+    this.error ??= err ? `upstream reset: ${errorCode(err)}` : 'upstream reset';
+    this.closeAfter = true;
+    this.stop();
+    this.link.socket.destroy();
+  }
 
-function onDrainEnd(this: Tagged<http.IncomingMessage>): void {
-  this[kExchange]?.drainEnd();
+  // --- UpstreamUser: the response ---
+
+  onResponseHead(status: number, message: string, rawHeaders: string[]): void {
+    if (this.finished || this.aborted) return this.stop();
+    this.status = status;
+    this.replied = true;
+    if (this.detached) {
+      // An upgrade request the upstream answered without upgrading: relay that answer raw, then close.
+      this.closeAfter = true;
+      this.responseRaw = true;
+      this.headSent = true;
+      this.link.write(rawResponseHead(status, message, relayedResponseHeaders(rawHeaders, false), true));
+      return;
+    }
+    if (this.receivingBody()) this.closeAfter = true;
+    const r = relayedHead(status, message, rawHeaders, { method: this.method, httpVersion: this.httpVersion, keepAlive: this.keepsAliveOnFinalAnswer() && !this.closeAfter });
+    if ('bad' in r) {
+      this.error = `bad upstream response: ${r.bad}`;
+      this.stop();
+      return this.reply(502, bodyOf(502), true);
+    }
+    this.responseChunked = r.plan.chunked && !r.noBody;
+    this.keepsAlive = !r.plan.close;
+    this.headSent = true;
+    const s = this.link.socket;
+    s.cork();
+    process.nextTick(uncork, s);
+    this.link.write(r.head);
+  }
+
+  onResponseBody(chunk: Buffer): void {
+    if (this.finished) return;
+    this.bytesReceived += chunk.length;
+    let ok: boolean;
+    if (this.responseChunked) {
+      const s = this.link.socket;
+      s.cork();
+      this.link.write(chunkSize(chunk.length));
+      this.link.write(chunk);
+      ok = this.link.write(CRLF);
+      s.uncork();
+    } else ok = this.link.write(chunk);
+    if (!ok) this.upstream?.pauseResponse();
+  }
+
+  onResponseEnd(): void {
+    if (this.finished) return;
+    const up = this.upstream;
+    this.upstream = undefined;
+    if (this.responseRaw) {
+      up?.release(false);
+      this.link.socket.end();
+      return this.complete();
+    }
+    if (this.responseChunked) this.link.write(LAST_CHUNK);
+    if (!this.body.sent) {
+      // Answered before the request went whole (an early error): the upstream connection and
+      // this one end here.
+      this.closeAfter = true;
+      this.discard = true;
+    }
+    up?.release(this.body.sent);
+    this.complete();
+  }
+
+  onUpstreamFailed(err: Error | undefined, responded: boolean): void {
+    if (this.finished) return;
+    if (responded) return this.reset(err);
+    this.upstreamFailed(err ?? new Error('upstream closed'));
+  }
+
+  onUpstreamDrain(): void {
+    this.hold(false);
+  }
+
+  /** A WebSocket upgrade the upstream accepted: write its 101 and splice the two connections. */
+  onUpgraded(upSocket: Duplex, _status: number, message: string, rawHeaders: string[], upHead: Buffer): void {
+    this.upstream = undefined;
+    if (this.finished || this.link.closed) {
+      upSocket.destroy();
+      return;
+    }
+    this.status = 101;
+    this.replied = true;
+    this.headSent = true;
+    this.tunnelling = true;
+    const link = this.link;
+    openTunnel({ client: link.socket, writeClient: (d) => link.write(d), upstream: upSocket, upstreamHead: upHead, clientHead: this.head }, message, rawHeaders, (r) => {
+      this.bytesSent = r.bytesSent;
+      this.bytesReceived = r.bytesReceived;
+      if (r.error) this.error = `tunnel: ${errorCode(r.error)}`;
+      this.complete();
+    });
+  }
 }

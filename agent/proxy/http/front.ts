@@ -1,72 +1,61 @@
 /**
  * The hardened HTTP/1.1 front of the node proxy. It is handed byte streams (a pod's TCP
  * connection, an HBONE CONNECT stream — any Duplex) carrying HTTP/1.1, parses each request
- * with Node's strict parser (llhttp) plus the checks that parser leaves out, normalizes it
- * once, asks authorize(), and answers 403 itself or forwards the normalized request to one
- * upstream connection per downstream connection.
- *
- * Node's http.Server is used without listen(): connections come in by
- * `emit('connection')`. Its own timeouts only run on a listening server, so the deadlines
- * here are ours, checked by one sweep per front.
+ * with Node's strict parser (llhttp, llhttp.ts) plus the checks that parser leaves out,
+ * normalizes it once, asks authorize(), and answers 403 itself or forwards the normalized
+ * request over a kept-alive upstream connection. No http.Server, ClientRequest or http.Agent:
+ * the engine is downstream.ts (a connection and its queue of requests), exchange.ts (one
+ * request's lifecycle), upstream.ts (upstream connections and their pools), messages.ts (the
+ * bytes it writes). Deadlines are checked by one sweep per front.
  *
  * WebSocket upgrades are tunnelled after authz (and only once the upstream answers 101).
  * Any other upgrade (h2c…) is refused with 501, and CONNECT with 405.
  */
-import * as http from 'node:http';
 import type { Duplex } from 'node:stream';
-import { errorCode } from '../../../common/errors';
 import type { FrontContext } from './context';
-import { Downstream, downstreamOf } from './downstream';
-import { Kind } from './check';
+import { Downstream } from './downstream';
 import { compileHeaderRules, withSetHeaders } from './headers';
 import { resolveLimits } from './limits';
-import { parserErrorReason } from './refusal';
+import { checkParserBinding } from './llhttp';
 import type { HttpFrontOptions, HttpRecord, HttpSession } from './types';
-import { writeBuffersOnly } from './writev';
+import { UpstreamPool } from './pool';
+import type { ConnectionPool, UpstreamConnection } from './upstream';
 
 /** Sweep period bounds: a tenth of the shortest deadline, within these. */
 const MIN_TICK_MS = 10;
 const MAX_TICK_MS = 1000;
+/** Idle upstream connections kept per shared pool, and for how long. */
+const POOL_MAX_IDLE = 128;
+const POOL_IDLE_MS = 30_000;
 
 export class HttpFront {
-  private readonly shared: Omit<FrontContext, 'authorize' | 'connect' | 'record'>;
+  private readonly shared: Omit<FrontContext, 'authorize' | 'connect' | 'record' | 'pool'>;
   /** the context of connections handed in without a session of their own */
   private readonly defaults: FrontContext | undefined;
-  private readonly server: http.Server;
   private readonly conns = new Set<Downstream>();
+  private readonly pools = new Map<string, ConnectionPool>();
   private readonly tickMs: number;
   private sweep: NodeJS.Timeout | undefined;
 
   constructor(opts: HttpFrontOptions) {
+    checkParserBinding();
     const limits = resolveLimits(opts.limits);
     this.shared = { limits, rules: compileHeaderRules(opts.setHeaders, opts.stripHeaders), log: opts.log };
     const { authorize, connect, onRecord } = opts;
-    this.defaults = authorize && connect && onRecord ? this.contextFor({ authorize, connect, onRecord }) : undefined;
+    this.defaults = authorize && connect && onRecord ? this.contextFor({ authorize, connect, onRecord, ...(opts.pool !== undefined && { pool: opts.pool }) }) : undefined;
     this.tickMs = Math.min(MAX_TICK_MS, Math.max(MIN_TICK_MS, Math.floor(Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs, limits.idleTimeoutMs) / 10)));
-    this.server = http.createServer({
-      maxHeaderSize: limits.maxHeaderBytes,
-      insecureHTTPParser: false,
-      requireHostHeader: false, // checked by us, so the refusal is recorded
-      joinDuplicateHeaders: false,
-      requestTimeout: 0,
-      headersTimeout: 0,
-      keepAliveTimeout: 0,
-    });
-    // 0 = no cap in Node; our own cap answers 431 instead of Node's silent truncation at 2000.
-    this.server.maxHeadersCount = 0;
-    // A client that half-closes after pipelining still gets every answer.
-    (this.server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
-    this.server.on('request', onRequest);
-    this.server.on('checkContinue', onCheckContinue);
-    this.server.on('checkExpectation', onCheckExpectation);
-    this.server.on('upgrade', onUpgrade);
-    this.server.on('connect', onConnect);
-    this.server.on('clientError', onClientError);
   }
 
   /** live downstream connections */
   get active(): number {
     return this.conns.size;
+  }
+
+  /** idle upstream connections in the shared pools */
+  get idleUpstreams(): number {
+    let n = 0;
+    for (const p of this.pools.values()) n += p.idleCount;
+    return n;
   }
 
   /**
@@ -79,20 +68,18 @@ export class HttpFront {
     if (!ctx) throw new TypeError('HttpFront.handle: no session given and the front has no default one');
     const d = new Downstream(ctx, conn, (x) => this.forget(x));
     this.conns.add(d);
-    writeBuffersOnly(conn);
-    this.server.emit('connection', conn);
-    d.hookParser();
-    if (head !== undefined && head.length > 0) conn.emit('data', head);
-    if (conn.readableFlowing === false) conn.resume();
-    this.sweep ??= setInterval(() => this.tick(), this.tickMs).unref();
+    this.ensureSweep();
+    d.start(head);
   }
 
-  /** Destroy every downstream connection (and with it its upstream connection). */
+  /** Destroy every downstream connection (and with it its upstream connection) and every idle upstream one. */
   closeAll(): void {
     for (const d of [...this.conns]) {
       d.socket.destroy();
       d.onClose();
     }
+    for (const p of this.pools.values()) p.destroy();
+    this.pools.clear();
   }
 
   private contextFor(session: HttpSession): FrontContext {
@@ -103,6 +90,7 @@ export class HttpFront {
       rules: withSetHeaders(this.shared.rules, session.setHeaders),
       authorize: session.authorize,
       connect: session.connect,
+      pool: session.pool === undefined ? undefined : this.poolFor(session.pool),
       record(r: HttpRecord): void {
         try {
           onRecord(r);
@@ -113,55 +101,38 @@ export class HttpFront {
     };
   }
 
+  /** The shared pool of that name: in the map (and swept) while it holds idle connections. */
+  private poolFor(name: string): ConnectionPool {
+    let p = this.pools.get(name);
+    if (p === undefined) {
+      const pool: ConnectionPool = new UpstreamPool<UpstreamConnection>(POOL_MAX_IDLE, POOL_IDLE_MS, () => {
+        if (!this.pools.has(name)) this.pools.set(name, pool);
+        this.ensureSweep();
+      });
+      p = pool;
+      this.pools.set(name, p);
+    }
+    return p;
+  }
+
+  private ensureSweep(): void {
+    this.sweep ??= setInterval(() => this.tick(), this.tickMs).unref();
+  }
+
   private forget(d: Downstream): void {
     this.conns.delete(d);
-    if (this.conns.size === 0 && this.sweep !== undefined) {
-      clearInterval(this.sweep);
-      this.sweep = undefined;
-    }
   }
 
   private tick(): void {
     const now = performance.now();
     for (const d of this.conns) d.check(now);
+    for (const [name, p] of this.pools) {
+      p.sweep(now);
+      if (p.idleCount === 0) this.pools.delete(name);
+    }
+    if (this.conns.size === 0 && this.pools.size === 0 && this.sweep !== undefined) {
+      clearInterval(this.sweep);
+      this.sweep = undefined;
+    }
   }
-}
-
-function onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
-  enqueue(Kind.Request, req, res, undefined);
-}
-
-function onCheckContinue(req: http.IncomingMessage, res: http.ServerResponse): void {
-  enqueue(Kind.Continue, req, res, undefined);
-}
-
-function onCheckExpectation(req: http.IncomingMessage, res: http.ServerResponse): void {
-  enqueue(Kind.Expectation, req, res, undefined);
-}
-
-function onUpgrade(req: http.IncomingMessage, _socket: Duplex, head: Buffer): void {
-  enqueue(Kind.Upgrade, req, undefined, head);
-}
-
-function onConnect(req: http.IncomingMessage, _socket: Duplex, head: Buffer): void {
-  enqueue(Kind.Connect, req, undefined, head);
-}
-
-function enqueue(kind: Kind, req: http.IncomingMessage, res: http.ServerResponse | undefined, head: Buffer | undefined): void {
-  const d = downstreamOf(req.socket);
-  if (d === undefined) {
-    req.socket.destroy();
-    return;
-  }
-  d.enqueue(kind, req, res, head);
-}
-
-function onClientError(err: Error & { code?: string; reason?: string }, socket: Duplex): void {
-  const d = downstreamOf(socket);
-  // Not a parse error (ECONNRESET, EPIPE…): the connection is gone.
-  if (d === undefined || errorCode(err)?.startsWith('HPE_') !== true) {
-    socket.destroy();
-    return;
-  }
-  d.fail(parserErrorReason(err));
 }

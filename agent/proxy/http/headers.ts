@@ -17,13 +17,15 @@ export interface HeaderRules {
 
 /** The client certificate header the mesh alone may set. */
 export const XFCC = 'x-forwarded-client-cert';
+/** The mesh's own header names: a client's copies never pass, whatever the front was told. */
+export const MESH_HEADER_PREFIX = 'x-palisade-';
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 export function compileHeaderRules(setHeaders: Record<string, string> = {}, stripHeaders: string[] = []): HeaderRules {
   const stripExact = new Set<string>([XFCC]);
-  const stripPrefixes: string[] = [];
+  const stripPrefixes: string[] = [MESH_HEADER_PREFIX];
   for (const h of stripHeaders) {
     const name = h.toLowerCase().replaceAll('_', '-');
     if (name.endsWith('*')) {

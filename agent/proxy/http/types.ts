@@ -51,6 +51,12 @@ export interface HttpSession {
   authorize(req: NormalizedRequest): HttpDecision | Promise<HttpDecision>;
   /** Opens the upstream connection (the caller decides address, source IP, TLS…). */
   connect(): Promise<Duplex>;
+  /**
+   * Upstream connections are kept alive between requests. Sessions of one front that name the
+   * same pool share them (the destination side names the pod's address: every connection to it
+   * is the same); without a name each downstream connection keeps its own, closed with it.
+   */
+  pool?: string;
   /** Headers the mesh sets on every forwarded request; any client-supplied copy is removed first. */
   setHeaders?: Record<string, string>;
   /** Once per request, finished or refused. */

@@ -51,6 +51,8 @@ export interface Target {
 export interface Summary {
   metrics: Metric[];
   rssMb: Partial<Record<ProxyName, number>>;
+  /** peak RssAnon (the process's own memory, without the mapped node binary) */
+  anonMb: Partial<Record<ProxyName, number>>;
   errors: Partial<Record<PathName, { errors: number; timeouts: number; connectErrors: number; non2xx: number; requests: number }>>;
   targets: Target[];
 }
@@ -88,7 +90,7 @@ function metric(m: Omit<Metric, 'ratio'>): Metric {
   return { ...m, ratio };
 }
 
-export function summarize(samples: Sample[], workloads: Workload[], rssMb: Partial<Record<ProxyName, number>>): Summary {
+export function summarize(samples: Sample[], workloads: Workload[], rssMb: Partial<Record<ProxyName, number>>, anonMb: Partial<Record<ProxyName, number>> = {}): Summary {
   const metrics: Metric[] = [];
   const has = (id: string): boolean => workloads.some((w) => w.id === id);
   for (const w of workloads.filter((x) => x.mode === 'rate')) {
@@ -192,8 +194,10 @@ export function summarize(samples: Sample[], workloads: Workload[], rssMb: Parti
   for (const a of ['agent-1', 'agent-2'] as const) {
     const v = rssMb[a];
     if (v !== undefined) targets.push({ what: `${a} peak RSS under load`, value: v, limit: 80, met: v <= 80, detail: `${v.toFixed(1)} MB (target ≤ 80 MB)` });
+    const an = anonMb[a];
+    if (an !== undefined) targets.push({ what: `${a} peak anonymous memory under load`, value: an, limit: 40, met: an <= 40, detail: `${an.toFixed(1)} MB (target ≤ 40 MB)` });
   }
-  return { metrics, rssMb, errors, targets };
+  return { metrics, rssMb, anonMb, errors, targets };
 }
 
 function fmt(v: number | undefined, decimals: number, sign = false): string {
@@ -234,6 +238,11 @@ export function renderTable(summary: Summary, header: string[]): string {
   const rssRatio = palMax !== undefined && hapMax ? ratioCell(palMax / hapMax) : '—';
   const pair = (xs: number[]): string => (xs.length ? xs.map((x) => x.toFixed(1)).join(' / ') : '—');
   rows.push(['peak RSS, node 1 / node 2 [MB]', '—', pair(pal), pair(pal), pair(hap), rssRatio, rssRatio]);
+  const an = summary.anonMb ?? {};
+  const palAnon = [an['agent-1'], an['agent-2']].filter((x): x is number => x !== undefined);
+  const hapAnon = [an['haproxy-1'], an['haproxy-2']].filter((x): x is number => x !== undefined);
+  const anonRatio = palAnon.length && hapAnon.length ? ratioCell(Math.max(...palAnon) / Math.max(...hapAnon)) : '—';
+  rows.push(['peak anonymous memory, node 1 / node 2 [MB]', '—', pair(palAnon), pair(palAnon), pair(hapAnon), anonRatio, anonRatio]);
   const errs = PATHS.map((p) => {
     const e = summary.errors[p];
     return e ? String(e.errors + e.timeouts + e.connectErrors + e.non2xx) : '—';

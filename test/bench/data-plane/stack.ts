@@ -243,7 +243,7 @@ export async function buildStack(opts: StackOptions): Promise<Stack> {
       const workloadsFile = path.join(adir, 'workloads.yaml');
       fs.writeFileSync(workloadsFile, workloadsYaml(pods));
       const tokenFile = path.join(adir, 'join-token');
-      fs.writeFileSync(tokenFile, coll.token(), { mode: 0o600 });
+      fs.writeFileSync(tokenFile, coll.token(node.name, { nodeCidr: node.podCidr }), { mode: 0o600 });
       const args = agentArgs(node, {
         cli: cliPath(),
         workloadsFile,

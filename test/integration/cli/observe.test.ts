@@ -145,7 +145,7 @@ describe('palisade observe (CLI against a real collector)', function () {
       assert.equal(r.code, 0, r.err);
       assert.equal(r.err, '');
       const lines = r.out.trimEnd().split('\n');
-      assert.match(lines[0]!, /^TIME +NODE +DIRECTION +SOURCE +DESTINATION +PROTO +HTTP +VERDICT +REASON\/POLICY +MTLS +BYTES$/);
+      assert.match(lines[0]!, /^TIME +NODE +DIRECTION +SOURCE +DESTINATION +PROTO +REQUEST +VERDICT +REASON\/POLICY +MTLS +BYTES$/);
       assert.deepEqual(
         lines.slice(1).map((l) => /f\d-\w+/.exec(l)?.[0]),
         SEED.map((f) => f.reason),

@@ -40,7 +40,7 @@ describe('palisade collector (CLI)', () => {
   it('token create prints a token once that then joins', async () => {
     const data = dataDir();
     const c = cli();
-    assert.equal(await run(['collector', 'token', 'create', '--data', data, '--ttl', '10m'], c.deps), 0);
+    assert.equal(await run(['collector', 'token', 'create', '--node', 'node-a', '--data', data, '--ttl', '10m'], c.deps), 0);
     assert.equal(c.out.length, 1);
     const printed = c.out[0].trim();
     assert.match(printed, /^plt_[0-9a-f]{8}\.[A-Za-z0-9_-]{32}$/);
@@ -57,22 +57,51 @@ describe('palisade collector (CLI)', () => {
   it('token create -o json gives token, id and expiry', async () => {
     const data = dataDir();
     const c = cli();
-    assert.equal(await run(['collector', 'token', 'create', '--data', data, '-o', 'json'], c.deps), 0);
-    const doc = JSON.parse(c.out.join('')) as { token: string; id: string; expiresAt: string };
+    assert.equal(await run(['collector', 'token', 'create', '--node', 'node-a', '--data', data, '-o', 'json'], c.deps), 0);
+    const doc = JSON.parse(c.out.join('')) as { token: string; id: string; expiresAt: string; node: string; scopes: string[] };
     assert.equal(doc.token.slice(4, 12), doc.id);
+    assert.equal(doc.node, 'node-a');
+    assert.deepEqual(doc.scopes, ['*/*']);
     const hours = (Date.parse(doc.expiresAt) - Date.now()) / 3_600_000;
     assert.ok(hours > 0.99 && hours <= 1, `default ttl 1h, got ${hours}`);
+  });
+
+  it('token create --node-cidr --scope binds the token; node list shows the node once it joined', async () => {
+    const data = dataDir();
+    const c = cli();
+    const args = ['collector', 'token', 'create', '--node', 'node-a', '--node-cidr', '10.0.1.0/24', '--scope', 'default/*', '--scope', 'prod/api', '--data', data, '-o', 'json'];
+    assert.equal(await run(args, c.deps), 0);
+    const doc = JSON.parse(c.out.join('')) as { token: string; node: string; nodeCidr: string; scopes: string[] };
+    assert.deepEqual([doc.node, doc.nodeCidr, doc.scopes], ['node-a', '10.0.1.0/24', ['default/*', 'prod/api']]);
+    const col = await collector(stack, { dataDir: data, log: new LogCapture().logger });
+    await client(stack, { url: col.url, caPem: col.ca.certPem, node: 'node-a', dataDir: dirs.make(), joinToken: doc.token }).start();
+    const list = cli();
+    assert.equal(await run(['collector', 'node', 'list', '--data', data], list.deps), 0);
+    const lines = list.out.join('').trim().split('\n');
+    assert.match(lines[0]!, /^NODE +STATUS +POD RANGE +SCOPE +JOINED +CERTIFICATE EXPIRES$/);
+    assert.match(lines[1]!, /^node-a +joined +10\.0\.1\.0\/24 +default\/\*, prod\/api +\d{4}-/);
+  });
+
+  it('token create without --node says a token joins one node, and writes nothing', async () => {
+    const data = dataDir();
+    const c = cli();
+    assert.equal(await run(['collector', 'token', 'create', '--data', data], c.deps), 2);
+    assert.deepEqual(c.err, ['palisade: --node is required: a token joins exactly one node (--node NAME)\n']);
+    assert.ok(!fs.existsSync(path.join(data, 'tokens.json')));
   });
 
   for (const [args, expected] of [
     [['--ttl', 'bogus'], 'palisade: invalid --ttl "bogus": expected a duration like 30s, 10m, 24h or 30d\n'],
     [['--ttl', '0s'], 'palisade: invalid --ttl "0s": must be more than zero\n'],
     [['-o', 'yaml'], 'palisade: invalid -o "yaml": use text or json\n'],
+    [['--node', 'Node_A'], `palisade: invalid --node "Node_A": lowercase letters, digits, '.', '-', '_', at most 63\n`],
+    [['--scope', 'default'], 'palisade: invalid --scope "default": use namespace/serviceaccount or namespace/* (e.g. default/web, default/*)\n'],
+    [['--node-cidr', '10.0.1.1/24'], 'palisade: invalid --node-cidr "10.0.1.1/24": has host bits set (did you mean 10.0.1.0/24?)\n'],
   ] as const) {
     it(`token create ${args.join(' ')} fails in one line, non-zero, writes nothing`, async () => {
       const data = dataDir();
       const c = cli();
-      assert.equal(await run(['collector', 'token', 'create', '--data', data, ...args], c.deps), 2);
+      assert.equal(await run(['collector', 'token', 'create', '--node', 'node-a', '--data', data, ...args], c.deps), 2);
       assert.deepEqual(c.err, [expected]);
       assert.deepEqual(c.out, []);
       assert.ok(!fs.existsSync(path.join(data, 'tokens.json')));
@@ -82,7 +111,7 @@ describe('palisade collector (CLI)', () => {
   it('token create refuses a directory that is not a collector data dir and creates nothing (bug: it made one)', async () => {
     const data = path.join(dirs.make(), 'typo');
     const c = cli();
-    assert.equal(await run(['collector', 'token', 'create', '--data', data], c.deps), 1);
+    assert.equal(await run(['collector', 'token', 'create', '--node', 'node-a', '--data', data], c.deps), 1);
     assert.equal(c.err.length, 1);
     assert.match(c.err[0]!, /^palisade: .*typo is not a collector data directory \(no ca\.crt\)/);
     assert.equal(fs.existsSync(data), false);

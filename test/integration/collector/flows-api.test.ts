@@ -1,7 +1,6 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { nodeCertPath, nodeKeyPath } from '../../../agent/mesh/node-identity';
 import type { RunningCollector } from '../../../collector/collector';
 import type { ErrorResponse, FlowsResponse, StatsResponse } from '../../../common/flows-api';
 import type { FlowRecord } from '../../../common/flow';
@@ -14,6 +13,7 @@ import {
   flowsPath,
   follow,
   knownFlows,
+  nodeCreds,
   type ApiCredentials,
 } from './flows-fixtures';
 import { CaTemplate, closed, collector, joinedNodeDir, LogCapture, opened, refusal, Stack, TempDirs, token as joinToken, waitFor } from './helpers';
@@ -31,11 +31,6 @@ function parsePrometheus(text: string): Map<string, number> {
   }
   return samples;
 }
-
-const nodeCreds = (agentDir: string): ApiCredentials['cert'] => ({
-  certPem: fs.readFileSync(nodeCertPath(agentDir), 'utf8'),
-  keyPem: fs.readFileSync(nodeKeyPath(agentDir), 'utf8'),
-});
 
 const tagsOf = (r: FlowsResponse): number[] => r.flows.map((f) => f.bytesSent);
 
@@ -200,7 +195,7 @@ describe('collector flow API', () => {
       });
 
       it('refuses a join token: it is not the admin token', async () => {
-        await refusedWith({ token: joinToken(data) }, /wrong token/);
+        await refusedWith({ token: joinToken(data, 'node-a') }, /wrong token/);
       });
 
       it('refuses a node certificate from another CA', async () => {

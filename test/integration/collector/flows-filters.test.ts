@@ -92,6 +92,20 @@ describe('common/flows-api filters', () => {
       dirs.cleanup();
     });
 
+    it('store and answer a DNS query\'s flow by protocol dns, its type, rcode and answers intact', () => {
+      const dns = { ...b[0]!, time: new Date(Date.parse(b[0]!.time) - 500).toISOString(), protocol: 'dns' as const, http: undefined, mtls: false, bytesSent: 42,
+        destination: { ip: '10.96.0.10', port: 53, host: 'api.example.com' }, dns: { type: 'A', rcode: 'NOERROR', answers: ['edge.example.net.', '192.0.2.7'] } };
+      const other = FlowStore.open({ file: path.join(dirs.make(), 'flows.db'), log: pino({ level: 'silent' }) });
+      try {
+        other.ingest('node-b', { session: 's', seq: 1, lost: 0, flows: [...b, dns] });
+        const got = other.query({ protocol: 'dns' });
+        assert.deepEqual(got.map((f) => [f.bytesSent, f.destination.host, f.dns]), [[42, 'api.example.com', dns.dns]]);
+        assert.ok(matchesFilters(dns, { protocol: 'dns', to: '10.96.0.10' }));
+      } finally {
+        void other.close();
+      }
+    });
+
     for (const [what, filters, tags] of FILTER_CASES) {
       it(`agree on ${what}`, () => {
         const bySql = store.query(filters).map((f) => f.bytesSent);

@@ -3,8 +3,10 @@
  * narrow it, an HTTPS client for the collector's API, and a raw agent session that sends flow
  * batches and waits for their acknowledgements.
  */
+import * as fs from 'node:fs';
 import * as https from 'node:https';
 import WebSocket from 'ws';
+import { nodeCertPath, nodeKeyPath } from '../../../agent/mesh/node-identity';
 import type { RunningCollector } from '../../../collector/collector';
 import { filtersToQuery, type FlowFilters } from '../../../common/flows-api';
 import type { FlowRecord } from '../../../common/flow';
@@ -94,7 +96,15 @@ export interface HttpAnswer {
 export interface ApiCredentials {
   token?: string;
   cert?: { certPem: string; keyPem: string };
+  /** Reuse this agent's connections (default: a new connection per request). */
+  agent?: https.Agent;
 }
+
+/** The node certificate and key an earlier join left in `agentDir`, as API credentials. */
+export const nodeCreds = (agentDir: string): ApiCredentials['cert'] => ({
+  certPem: fs.readFileSync(nodeCertPath(agentDir), 'utf8'),
+  keyPem: fs.readFileSync(nodeKeyPath(agentDir), 'utf8'),
+});
 
 /** GET `path` on the collector's API over real TLS (another `method`, with `body` sent as JSON when given). */
 export function apiGet(col: RunningCollector, path: string, creds: ApiCredentials = {}, method = 'GET', body?: unknown): Promise<HttpAnswer> {
@@ -106,7 +116,7 @@ export function apiGet(col: RunningCollector, path: string, creds: ApiCredential
         path,
         method,
         ca: col.ca.certPem,
-        agent: false,
+        agent: creds.agent ?? false,
         headers: {
           ...(creds.token !== undefined ? { authorization: `Bearer ${creds.token}` } : {}),
           ...(body !== undefined ? { 'content-type': 'application/json' } : {}),

@@ -9,6 +9,7 @@ import { CollectorClient, type CollectorClientOptions } from '../../../agent/mes
 import { nodeCertPath, nodeKeyPath } from '../../../agent/mesh/node-identity';
 import { openCollectorSocket, parseCollectorUrl } from '../../../agent/mesh/transport';
 import { startCollector, type CollectorOptions, type RunningCollector } from '../../../collector/collector';
+import { ANY_SCOPE } from '../../../collector/nodes/node-binding';
 import { TokenStore } from '../../../collector/tokens';
 import type { Logger } from '../../../common/log';
 import { CertificateAuthority } from '../../../collector/mesh-ca';
@@ -126,8 +127,9 @@ export async function collector(stack: Stack, opts: Partial<CollectorOptions> & 
   return running;
 }
 
-export function token(dataDir: string, ttlMs = 3_600_000): string {
-  return new TokenStore(dataDir).create(ttlMs).token;
+/** A join token for `node`; any scope and address unless `binding` narrows them. */
+export function token(dataDir: string, node: string, binding: { nodeCidr?: string; scopes?: string[] } = {}, ttlMs = 3_600_000): string {
+  return new TokenStore(dataDir).create({ node, scopes: [ANY_SCOPE], ...binding }, ttlMs).token;
 }
 
 export function client(stack: Stack, opts: Omit<CollectorClientOptions, 'log' | 'nodeAddress'> & { log?: Logger; nodeAddress?: string }): CollectorClient {
@@ -215,7 +217,13 @@ export function refusal(ws: WebSocket): Promise<{ status: number; body: { code?:
 }
 
 /** Join `node` once (key generation is the slow part) and return the agent data dir it left behind. */
-export async function joinedNodeDir(dirs: TempDirs, col: RunningCollector, collectorDataDir: string, node: string): Promise<string> {
+export async function joinedNodeDir(
+  dirs: TempDirs,
+  col: RunningCollector,
+  collectorDataDir: string,
+  node: string,
+  binding: { nodeCidr?: string; scopes?: string[] } = {},
+): Promise<string> {
   const agentDir = dirs.make('palisade-agent-');
   const c = new CollectorClient({
     url: col.url,
@@ -223,7 +231,7 @@ export async function joinedNodeDir(dirs: TempDirs, col: RunningCollector, colle
     node,
     nodeAddress: '192.168.50.1',
     dataDir: agentDir,
-    joinToken: token(collectorDataDir),
+    joinToken: token(collectorDataDir, node, binding),
     log: pino({ level: 'silent' }),
   });
   try {

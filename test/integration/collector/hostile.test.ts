@@ -71,6 +71,10 @@ describe('collector: hostile input', () => {
       assert.equal((await end).code, code);
       const logged = logs.lines.find((l) => l.node === 'node-a' && (typeof reason === 'string' ? l.reason === reason : reason.test(String(l.reason))));
       assert.ok(logged, `a log line with reason ${String(reason)}`);
+      if (code === 4400) {
+        const audited = col.audit.list({ kind: 'trust-refusal' }).some((r) => r.data.event === 'protocol' && r.actor === 'node:node-a' && (typeof reason === 'string' ? r.data.reason === reason : reason.test(String(r.data.reason))));
+        assert.ok(audited, 'and a trust-refusal audit record');
+      }
       await snapshotWhere(b, (s) => s.nodes.some((n) => n.node === 'node-a' && !n.online));
       await othersStillServed();
     });

@@ -37,7 +37,7 @@ describe('collector: joining', () => {
 
   it('gives a node with a valid token a node certificate, persisted 0600 in its data dir', async () => {
     const agentDir = path.join(dirs.make(), 'agent');
-    const secret = token(data);
+    const secret = token(data, 'node-a');
     const c = client(stack, { url: col.url, caPem: col.ca.certPem, node: 'node-a', dataDir: agentDir, joinToken: secret });
     const first = await c.start();
     assert.equal(c.connected, true);
@@ -54,7 +54,7 @@ describe('collector: joining', () => {
   });
 
   it('refuses the same token a second time: already used', async () => {
-    const secret = token(data);
+    const secret = token(data, 'node-a');
     await client(stack, { url: col.url, caPem: col.ca.certPem, node: 'node-a', dataDir: dirs.make(), joinToken: secret }).start();
     const again = client(stack, { url: col.url, caPem: col.ca.certPem, node: 'node-b', dataDir: dirs.make(), joinToken: secret });
     await assert.rejects(again.start(), refusedJoin(/^join refused: token already used$/));
@@ -62,10 +62,10 @@ describe('collector: joining', () => {
   });
 
   const badTokens: [string, (dataDir: string) => string, RegExp][] = [
-    ['a wrong secret', (d) => `${token(d).split('.')[0]}.${'A'.repeat(32)}`, /wrong token secret/],
+    ['a wrong secret', (d) => `${token(d, 'node-a').split('.')[0]}.${'A'.repeat(32)}`, /wrong token secret/],
     ['an unknown token', () => `plt_00000000.${'A'.repeat(32)}`, /unknown token/],
     ['a malformed token', () => 'hunter2', /malformed token/],
-    ['an expired token', (d) => new TokenStore(d).create(1, new Date(Date.now() - 60_000)).token, /token expired/],
+    ['an expired token', (d) => new TokenStore(d).create({ node: 'node-a', scopes: [] }, 1, new Date(Date.now() - 60_000)).token, /token expired/],
   ];
   for (const [what, make, reason] of badTokens) {
     it(`refuses ${what} with a one-line reason and writes nothing`, async () => {
@@ -78,7 +78,7 @@ describe('collector: joining', () => {
   }
 
   it('refuses a join whose CSR is garbage and leaves the token usable', async () => {
-    const secret = token(data);
+    const secret = token(data, 'node-a');
     const ws = openCollectorSocket({ endpoint: parseCollectorUrl(col.url), caPem: col.ca.certPem, joinToken: secret });
     stack.push(() => ws.terminate());
     const reply = new Promise<string>((resolve) => ws.once('message', (d) => resolve(d.toString())));
@@ -95,7 +95,7 @@ describe('collector: joining', () => {
 
   it('restarts from its data dir without a token', async () => {
     const agentDir = dirs.make();
-    const first = client(stack, { url: col.url, caPem: col.ca.certPem, node: 'node-a', dataDir: agentDir, joinToken: token(data) });
+    const first = client(stack, { url: col.url, caPem: col.ca.certPem, node: 'node-a', dataDir: agentDir, joinToken: token(data, 'node-a') });
     await first.start();
     await first.close();
     const again = client(stack, { url: col.url, caPem: col.ca.certPem, node: 'node-a', dataDir: agentDir });
@@ -111,14 +111,14 @@ describe('collector: joining', () => {
 
   it('does not let a node certificate act for another node', async () => {
     const agentDir = dirs.make();
-    await client(stack, { url: col.url, caPem: col.ca.certPem, node: 'node-a', dataDir: agentDir, joinToken: token(data) }).start();
+    await client(stack, { url: col.url, caPem: col.ca.certPem, node: 'node-a', dataDir: agentDir, joinToken: token(data, 'node-a') }).start();
     const c = client(stack, { url: col.url, caPem: col.ca.certPem, node: 'node-b', dataDir: agentDir });
     await assert.rejects(c.start(), /unusable \(node\.crt is for node node-a\) and no --join-token$/);
   });
 
   it('refuses to join a collector whose certificate does not chain to the given CA', async () => {
     const other = CertificateAuthority.loadOrCreate(dirs.make(), 'cluster.local', pino({ level: 'silent' }));
-    const c = client(stack, { url: col.url, caPem: other.certPem, node: 'node-a', dataDir: dirs.make(), joinToken: token(data) });
+    const c = client(stack, { url: col.url, caPem: other.certPem, node: 'node-a', dataDir: dirs.make(), joinToken: token(data, 'node-a') });
     await assert.rejects(c.start(), (err: unknown) => err instanceof PalisadeError && err.code === 'PALISADE_ERR_UNAUTHENTICATED' && /^cannot verify the collector: /.test(err.message));
   });
 

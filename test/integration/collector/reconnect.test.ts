@@ -29,7 +29,7 @@ describe('collector: restarts and the agent socket', () => {
     const col = await collector(stack, { dataDir: data, log: new LogCapture().logger, agentSocket: sock });
     assert.equal(col.socketPath, sock);
     assert.equal(fs.statSync(sock).mode & 0o777, 0o600);
-    const c = client(stack, { url: `unix:${sock}`, caPem: col.ca.certPem, node: 'node-u', dataDir: dirs.make(), joinToken: token(data) });
+    const c = client(stack, { url: `unix:${sock}`, caPem: col.ca.certPem, node: 'node-u', dataDir: dirs.make(), joinToken: token(data, 'node-u') });
     c.setWorkloads([workload('web', '10.4.0.1')]);
     await c.start();
     await snapshotWhere(c, (s) => s.workloads.some((w) => w.ip === '10.4.0.1' && w.node === 'node-u'));

@@ -5,6 +5,8 @@ import { parseToken, TokenStore } from '../../../collector/tokens';
 import { PalisadeError } from '../../../common/errors';
 import { TempDirs } from './helpers';
 
+const A = { node: 'node-a', scopes: [] };
+
 describe('collector: join token store', () => {
   const dirs = new TempDirs();
   let dir: string;
@@ -26,26 +28,43 @@ describe('collector: join token store', () => {
   });
 
   it('accepts a token once, then says it was used (persisted across instances)', () => {
-    const { token, id } = store.create(60_000);
-    assert.deepEqual(store.check(token), { ok: true, id });
-    assert.deepEqual(store.consume(token, 'node-a'), { ok: true, id });
+    const { token, id } = store.create(A, 60_000);
+    const binding = { node: 'node-a', scopes: ['*/*'] };
+    assert.deepEqual(store.check(token), { ok: true, id, binding });
+    assert.deepEqual(store.consume(token, 'node-a'), { ok: true, id, binding });
     assert.deepEqual(new TokenStore(dir).consume(token, 'node-b'), { ok: false, id, reason: 'token already used' });
     const stored = JSON.parse(fs.readFileSync(path.join(dir, 'tokens.json'), 'utf8')) as { tokens: Array<{ usedBy?: string }> };
     assert.equal(stored.tokens[0].usedBy, 'node-a');
   });
 
+  it('binds a token to its node, range and scope: another node is refused and the token stays usable', () => {
+    const { token, id } = store.create({ node: 'node-a', nodeCidr: '10.0.1.0/24', scopes: ['default/web'] }, 60_000);
+    assert.deepEqual(store.consume(token, 'node-b'), { ok: false, id, reason: 'token is for node node-a, not node-b' });
+    assert.deepEqual(store.consume(token, 'node-a'), { ok: true, id, binding: { node: 'node-a', nodeCidr: '10.0.1.0/24', scopes: ['default/web'] } });
+  });
+
+  it('refuses a token made before tokens were bound to nodes, saying how to make one', () => {
+    const { token } = store.create(A, 60_000);
+    const file = path.join(dir, 'tokens.json');
+    const stored = JSON.parse(fs.readFileSync(file, 'utf8')) as { tokens: Array<Record<string, unknown>> };
+    delete stored.tokens[0]!.node;
+    delete stored.tokens[0]!.scopes;
+    fs.writeFileSync(file, JSON.stringify(stored));
+    assert.match(JSON.stringify(store.consume(token, 'node-a')), /token is not bound to a node: create a new one with palisade collector token create --node NAME/);
+  });
+
   it('refuses an expired token and forgets it a week later', () => {
     const long = Date.now() - 8 * 86_400_000;
-    const { token } = store.create(1_000, new Date(long));
+    const { token } = store.create(A, 1_000, new Date(long));
     assert.equal(store.check(token).ok, false);
     assert.match(JSON.stringify(store.check(token)), /token expired/);
-    store.create(60_000); // any write prunes
+    store.create(A, 60_000); // any write prunes
     assert.match(JSON.stringify(store.check(token)), /unknown token/);
   });
 
   it('keeps every token when creates race with consumes', () => {
-    const made = Array.from({ length: 20 }, () => store.create(60_000));
-    for (const t of made.slice(0, 10)) assert.equal(new TokenStore(dir).consume(t.token, 'n').ok, true);
+    const made = Array.from({ length: 20 }, () => store.create(A, 60_000));
+    for (const t of made.slice(0, 10)) assert.equal(new TokenStore(dir).consume(t.token, 'node-a').ok, true);
     for (const t of made.slice(10)) assert.equal(new TokenStore(dir).check(t.token).ok, true);
     assert.ok(!fs.existsSync(path.join(dir, 'tokens.json.lock')), 'the lock is released');
   });
@@ -55,7 +74,7 @@ describe('collector: join token store', () => {
     fs.writeFileSync(lock, '');
     const old = new Date(Date.now() - 60_000);
     fs.utimesSync(lock, old, old);
-    assert.equal(store.check(store.create(60_000).token).ok, true);
+    assert.equal(store.check(store.create(A, 60_000).token).ok, true);
   });
 
   it('reports a damaged tokens file in one line', () => {

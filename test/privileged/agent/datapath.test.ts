@@ -7,6 +7,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Datapath } from '../../../agent/datapath/datapath';
+import { acquireNodeLock } from '../../../agent/lock';
 import {
   cliPath,
   rawNet,
@@ -262,6 +263,8 @@ describe('Datapath (real eBPF)', function () {
 
   describe('agent restart and uninstall', function () {
     it('fails closed while the agent is dead and recovers from the pins', async function () {
+      const attached = cgroupProgIds(topo.cgroupPath).length;
+      assert.equal(attached, 2 * progIdsOfNode(`/sys/fs/bpf/palisade/${node1.name}`).length, 'each node\'s programs attached once');
       await agent1.stop('SIGKILL');
       const accepts = web2Server.accepts().length;
       const res = await runClient(topo, client, web2.ip, 7000, 100, 2000);
@@ -276,7 +279,7 @@ describe('Datapath (real eBPF)', function () {
       assert.equal(installed.reused, true);
       const again = await runClient(topo, client, web2.ip, 7000, 64 * 1024, 5000);
       assert.ok(again.ok && again.sha256Match, JSON.stringify(again));
-      assert.equal(cgroupProgIds(topo.cgroupPath).length, 10, 'still exactly 5 programs per node attached');
+      assert.equal(cgroupProgIds(topo.cgroupPath).length, attached, 'still exactly the same programs attached, none twice');
     });
 
     it('uninstall leaves no pin, link or attachment of the node', async function () {
@@ -284,14 +287,15 @@ describe('Datapath (real eBPF)', function () {
       assert.equal((await agent1.exited).code, 0);
       const pinDir = `/sys/fs/bpf/palisade/${node1.name}`;
       const ids = progIdsOfNode(pinDir);
-      assert.equal(ids.length, 5);
+      const pins = fs.readdirSync(pinDir).length;
+      assert.equal(ids.length, fs.readdirSync(pinDir).filter((n) => n.startsWith('link_')).length);
       const r = spawnSync(process.execPath, [cliPath(), 'agent', 'uninstall', '--node', node1.name, '--run-dir', tempDir('uninstall'), '-o', 'json'], {
         encoding: 'utf8',
       });
       assert.equal(r.status, 0, r.stderr);
       const removed = JSON.parse(r.stdout).removed as string[];
       assert.equal(removed.filter((n) => n.startsWith('tc/')).length, 2, `the filters of both pods: ${removed.join(' ')}`);
-      assert.equal(removed.filter((n) => n.startsWith('link_')).length, 5);
+      assert.equal(removed.filter((n) => !n.startsWith('tc/')).length, pins, 'every pin, links and maps');
       assert.deepEqual(removed.filter((n) => n.startsWith('prog_')).sort(), ['prog_palisade_from_pod', 'prog_palisade_to_pod']);
       assert.equal(fs.existsSync(pinDir), false);
       await waitFor(() => ids.every((id) => !cgroupProgIds(topo.cgroupPath).includes(id)) || undefined, 3000, {
@@ -375,19 +379,42 @@ describe('palisade agent (bad input)', function () {
     assert.equal(fs.existsSync(path.join(dir, 'not-a-dir', 'palisade')), false);
   });
 
-  it('rejects a second agent for the same node and leaves the first one serving', async function () {
+  it('rejects a second agent while the node is held by something that does not hand over (an uninstall)', function () {
     const file = writeWorkloads('ok.yaml', `workloads:\n  - {name: p, namespace: default, serviceAccount: p, netns: ${pod.netnsPath}, ip: ${pod.ip}}\n`);
-    const first = startAgentProcess(topo, node, { pods: [{ pod }], runDir: path.join(dir, 'run'), extraArgs: ['--log-level', 'debug'] });
+    const runDir = path.join(dir, 'run-held');
+    const held = acquireNodeLock(runDir, node.name);
     try {
-      await first.ready;
       const r = spawnSync(
         process.execPath,
-        [cliPath(), 'agent', '--node', node.name, '--proxy-address', node.proxyIp, '--workloads', file, '--cgroup', topo.cgroupPath, '--run-dir', path.join(dir, 'run')],
+        [cliPath(), 'agent', '--node', node.name, '--proxy-address', node.proxyIp, '--workloads', file, '--cgroup', topo.cgroupPath, '--run-dir', runDir],
         { encoding: 'utf8', timeout: scaled(20_000) },
       );
       assert.notEqual(r.status, 0);
       assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
-      assert.match(r.stderr, new RegExp(`^palisade: another agent for node ${node.name} is already running \\(pid ${first.child.pid}\\)`));
+      assert.match(r.stderr, new RegExp(`^palisade: another agent for node ${node.name} is already running \\(pid ${process.pid}\\)`));
+      assert.equal(fs.existsSync(path.join(runDir, `${node.name}.handover.sock`)), false);
+    } finally {
+      held.release();
+    }
+  });
+
+  it('a second agent that cannot serve never takes the node over: one error line, and the first one keeps serving', async function () {
+    const file = writeWorkloads('ok.yaml', `workloads:\n  - {name: p, namespace: default, serviceAccount: p, netns: ${pod.netnsPath}, ip: ${pod.ip}}\n`);
+    const first = startAgentProcess(topo, node, { pods: [{ pod }], runDir: path.join(dir, 'run'), extraArgs: ['--log-level', 'debug'] });
+    try {
+      await first.ready;
+      // Started outside the node's network namespace: the proxy address is not there to listen on.
+      const r = spawnSync(
+        process.execPath,
+        [cliPath(), 'agent', '--node', node.name, '--proxy-address', node.proxyIp, '--workloads', file, '--cgroup', topo.cgroupPath, '--run-dir', path.join(dir, 'run'), '--log-level', 'warn'],
+        { encoding: 'utf8', timeout: scaled(20_000) },
+      );
+      assert.notEqual(r.status, 0);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      // Enrollment says so before any listener binds: from outside the node's namespace the pod's
+      // veth has no peer there to hang its filters on.
+      assert.match(r.stderr, /^palisade: netns \S+: no veth of the pod's namespace has its peer in the agent's network namespace/);
+      assert.equal(first.logs.lines.some((l) => (l as { msg?: string }).msg === 'a successor takes over: no longer accepting, draining'), false);
       // The first agent still redirects and serves: the pod reaches a closed port through it.
       const res = await runClient(topo, pod, '10.77.0.1', 9, 1, 2000);
       assert.equal(res.ok, false);

@@ -322,7 +322,7 @@ describe('Mesh: identities and HBONE between nodes (real eBPF, real TLS)', funct
     }
 
     it('refuses a reused join token with a one-line reason', async function () {
-      const token = collector.token();
+      const token = collector.token('used-once');
       await joinOnce(parseCollectorUrl(`unix:${collector.socketPath}`), fs.readFileSync(collector.caFile, 'utf8'), 'used-once', token);
       const r = await agentWithToken(token);
       assert.notEqual(r.status, 0);

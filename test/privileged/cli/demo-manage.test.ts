@@ -56,8 +56,9 @@ describe('managing policy from the CLI (palisade egress / policy / status / audi
     return r.stdout.trim() || '000';
   }
 
-  const tls = (name: string, ip = state.ext!.ip): string[] => ['--resolve', `${name}:443:${ip}`, '--cacert', state.ext!.caFile];
-  const plain = (name: string, ip = state.ext!.ip): string[] => ['--resolve', `${name}:80:${ip}`];
+  // The pod resolves the name through its node's DNS proxy (the demo's hosts file) unless `ip` forces an address.
+  const tls = (name: string, ip?: string): string[] => [...(ip ? ['--resolve', `${name}:443:${ip}`] : []), '--cacert', state.ext!.caFile];
+  const plain = (name: string, ip?: string): string[] => (ip ? ['--resolve', `${name}:80:${ip}`] : []);
 
   /** Every connected agent enforces `version` (from `palisade status`). */
   async function agentsAt(version: number, timeoutMs: number): Promise<StatusResponse> {

@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { AuditLog } from '../../../collector/audit/audit-log';
-import { problemLine } from '../../../cli/commands/audit';
+import { auditSummary, problemLine } from '../../../cli/commands/audit';
 import type { CliDeps, TerminalDeps } from '../../../cli/deps';
 import { run } from '../../../cli/program';
 import type { AuditKind } from '../../../common/control-api';
@@ -221,7 +221,7 @@ describe('palisade audit', function () {
       [['list', '--limit', '10001'], 'invalid --limit "10001": expected a whole number from 1 to 10000'],
       [['list', '--limit', 'ten'], 'invalid --limit "ten": expected a whole number from 1 to 10000'],
       [['list', '--limit', '2.5'], 'invalid --limit "2.5": expected a whole number from 1 to 10000'],
-      [['list', '--kind', 'policy'], 'invalid --kind "policy": use policy-change or denied-flows'],
+      [['list', '--kind', 'policy'], 'invalid --kind "policy": use policy-change, denied-flows or trust-refusal'],
       [['list', '--since', '10 minutes'], 'invalid --since "10 minutes": expected a duration like 30s, 10m, 24h or 30d'],
       [['list', '--since', '0s'], 'invalid --since "0s": must be more than zero'],
       [['list', '-o', 'yaml'], 'invalid -o "yaml": use table or json'],
@@ -270,5 +270,16 @@ describe('palisade audit', function () {
     assert.equal(problemLine({ seq: 3, problem: 'records 3 to 5 are missing (deleted)' }), 'records 3 to 5 are missing (deleted)');
     assert.equal(problemLine({ seq: 3, problem: 'record 30 was modified' }), 'record 3: record 30 was modified');
     assert.equal(problemLine({ seq: 7, problem: 'audit.head is\u001b missing' }), 'record 7: audit.head is\\x1b missing');
+  });
+
+  describe('auditSummary of trust refusals', () => {
+    const rec = (data: Record<string, unknown>) => ({ seq: 1, time: '2024-05-01T12:00:00.000Z', kind: 'trust-refusal' as const, actor: 'node:node-a', data, prev: '', hash: '' });
+    it('names the event and the reason', () => {
+      assert.equal(auditSummary(rec({ event: 'join', reason: 'token is for node node-b, not node-a', node: 'node-a' })), 'join refused: token is for node node-b, not node-a');
+    });
+    it('says how many more were only counted in a window', () => {
+      const data = { event: 'summary', window: { start: '2024-05-01T12:00:00.000Z', end: '2024-05-01T12:00:10.000Z' }, recorded: 50, counted: 37, groups: [{}, {}], dropped: 0 };
+      assert.equal(auditSummary(rec(data)), '37 more refusals counted in 2 groups (10s)');
+    });
   });
 });

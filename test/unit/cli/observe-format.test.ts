@@ -85,7 +85,7 @@ describe('flow-format', () => {
       const text = pageText(FLOWS, false);
       const lines = text.trimEnd().split('\n');
       assert.equal(lines.length, 1 + FLOWS.length);
-      assert.match(lines[0]!, /^TIME +NODE +DIRECTION +SOURCE +DESTINATION +PROTO +HTTP +VERDICT +REASON\/POLICY +MTLS +BYTES$/);
+      assert.match(lines[0]!, /^TIME +NODE +DIRECTION +SOURCE +DESTINATION +PROTO +REQUEST +VERDICT +REASON\/POLICY +MTLS +BYTES$/);
       assertAligned(text);
       assert.deepEqual(
         lines.slice(1).map((l) => l.split(/ {2,}/)[7]),
@@ -113,6 +113,39 @@ describe('flow-format', () => {
       assert.equal(rows[1]![9], 'no');
       assert.equal(rows[2]![8], 'no-policy audit:default/audit-all');
       assert.deepEqual(rows[3]!.slice(3, 5), ['10.0.1.9', '10.0.2.2:9000'], 'no workload: the addresses');
+    });
+
+    it('shows a DNS query as the name asked, its type, rcode and answers', () => {
+      const dns = sampleFlow({
+        id: 5,
+        destination: { ip: '10.96.0.10', port: 53, host: 'api.example.com' },
+        protocol: 'dns',
+        http: undefined,
+        dns: { type: 'A', rcode: 'NOERROR', answers: ['api.edge.example.net.', '192.0.2.7'] },
+        reason: 'forwarded',
+        policy: undefined,
+        mtls: false,
+      });
+      const denied = sampleFlow({
+        id: 6,
+        destination: { ip: '10.96.0.10', port: 53, host: 'evil.example' },
+        protocol: 'dns',
+        http: undefined,
+        dns: { type: 'AAAA', rcode: 'NXDOMAIN', answers: [] },
+        verdict: 'denied',
+        reason: 'host-not-allowed',
+        policy: 'default/client-egress',
+        mtls: false,
+      });
+      const rows = pageText([dns, denied], false).trimEnd().split('\n').slice(1).map((l) => l.split(/ {2,}/));
+      assert.deepEqual(rows[0]!.slice(4, 9), ['api.example.com:53', 'dns', 'A NOERROR api.edge.example.net. 192.0.2.7', 'allowed', 'forwarded']);
+      assert.deepEqual(rows[1]!.slice(4, 9), ['evil.example:53', 'dns', 'AAAA NXDOMAIN', 'denied', 'host-not-allowed (default/client-egress)']);
+      });
+
+    it('says how many refused connections a refusal summary stands for', () => {
+      const summary = sampleFlow({ verdict: 'denied', reason: 'denied-by-policy', policy: 'default/deny', http: undefined, protocol: 'tcp', count: 11_999 });
+      const row = pageText([summary], false).trimEnd().split('\n')[1]!.split(/ {2,}/);
+      assert.equal(row[8], 'denied-by-policy (default/deny) ×11999');
     });
 
     it('has no colour codes when colour is off (stdout not a terminal)', () => {

@@ -4,9 +4,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { AuditLog } from '../../../collector/audit/audit-log';
 import { DeniedFlowSummarizer } from '../../../collector/audit/denied-summary';
-import type { AuditKind } from '../../../common/control-api';
 import type { FlowEndpoint, FlowRecord } from '../../../common/flow';
 import { silentLogger } from '../../../common/log';
+import { Appended } from './audit-sink';
 
 const T0 = Date.parse('2024-05-01T12:00:00Z');
 const WEB = { ip: '10.0.1.3', port: 8080, workload: 'web', namespace: 'default' };
@@ -31,16 +31,6 @@ function flow(over: Partial<FlowRecord> = {}): FlowRecord {
   };
 }
 
-/** An AuditLog stand-in that keeps what is appended. */
-class Appended {
-  readonly records: Array<{ kind: AuditKind; actor: string; data: Record<string, unknown> }> = [];
-  fail = false;
-  append(kind: AuditKind, actor: string, data: Record<string, unknown>): never {
-    if (this.fail) throw new Error('disk full');
-    this.records.push({ kind, actor, data: JSON.parse(JSON.stringify(data)) as Record<string, unknown> });
-    return undefined as never;
-  }
-}
 
 describe('DeniedFlowSummarizer', () => {
   let t = T0;
@@ -115,6 +105,17 @@ describe('DeniedFlowSummarizer', () => {
     const data = sink.records[0]!.data as { groups: Array<{ reason: string; count: number }>; total: number; dropped: number };
     assert.deepEqual(data.groups.map((g) => [g.reason, g.count]), [['udp-not-allowed', 42]]);
     assert.deepEqual([data.total, data.dropped], [47, 5]);
+  });
+
+  it('counts an agent refusal summary as the connections it stands for (count), also when its group is dropped', () => {
+    const sink = new Appended();
+    const s = make(sink, { maxGroups: 1 });
+    s.add(flow());
+    s.add(flow({ count: 41 }));
+    s.add(flow({ source: { ip: '10.0.0.9' }, count: 7 }));
+    s.flush();
+    const data = sink.records[0]!.data as { groups: Array<{ count: number }>; total: number; dropped: number };
+    assert.deepEqual([data.groups.map((g) => g.count), data.total, data.dropped], [[42], 49, 7]);
   });
 
   it('writes nothing when nothing was denied, and starts each window where the last one ended', () => {

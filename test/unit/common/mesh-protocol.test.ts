@@ -92,6 +92,12 @@ const HOSTILE: [string, string | Buffer, MessageType[], RegExp][] = [
   ['a negative lost count', JSON.stringify({ type: 'flows', session: 's', seq: 1, lost: -1, flows: [] }), ALL, /lost/],
   ['a frame over 1 MiB', JSON.stringify({ type: 'hello', pad: 'x'.repeat(MAX_FRAME_BYTES) }), ALL, /over the 1048576-byte limit/],
   ['invalid UTF-8 bytes', Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), ALL, /not JSON/],
+  [
+    'a registration of 1,001 workloads (one node runs at most 1,000)',
+    JSON.stringify({ type: 'register', workloads: Array.from({ length: 1001 }, (_, i) => ({ ...WORKLOAD, name: `w-${i}`, ip: `10.${i >> 8}.${i & 255}.1` })) }),
+    ALL,
+    /register\.workloads: at most 1000 entries/,
+  ],
 ];
 
 describe('mesh-protocol', () => {

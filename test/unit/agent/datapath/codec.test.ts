@@ -1,5 +1,7 @@
 import { strict as assert } from 'node:assert';
+import { readFileSync } from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import * as codec from '../../../../agent/datapath/codec';
 import { field, layout, parseDefine, parseEnum, POD_STRUCTS, source, statName, structs } from './header-layout';
 
@@ -34,6 +36,12 @@ describe('codec', () => {
       assert.deepEqual([...codec.STAT_NAMES], enumerators.map(statName));
     });
 
+    it('DNS_STAT_NAMES follow enum palisade_dns_stat of bpf/dns.bpf.c in order', () => {
+      const dns = readFileSync(path.resolve(__dirname, '../../../../../bpf/dns.bpf.c'), 'utf8');
+      const enumerators = parseEnum(dns, 'palisade_dns_stat').filter((e) => e !== 'PALISADE_DNS_STAT_MAX');
+      assert.deepEqual([...codec.DNS_STAT_NAMES], enumerators.map((e) => statName(e.replace(/^PALISADE_DNS_STAT_/, 'PALISADE_STAT_'))));
+    });
+
     const flags: [string, number][] = [
       ['PALISADE_POD_REDIRECT', codec.POD_FLAG_REDIRECT],
       ['PALISADE_POD_STRICT', codec.POD_FLAG_STRICT],
@@ -48,13 +56,14 @@ describe('codec', () => {
       assert.equal(os.endianness(), 'LE', 'the codec writes host-order fields little-endian');
     });
 
-    it('encodeConfig writes the proxy IP in network order and the port in host order', () => {
+    it('encodeConfig writes the proxy IP in network order and the ports in host order', () => {
       const b = codec.encodeConfig('10.1.2.3', 15001, 15053);
       const ip = field('palisade_config', 'proxy_ip4');
       const port = field('palisade_config', 'proxy_port');
+      const dns = field('palisade_config', 'dns_port');
       assert.deepEqual([...b.subarray(ip.offset, ip.offset + ip.size)], [10, 1, 2, 3]);
       assert.deepEqual([...b.subarray(port.offset, port.offset + port.size)], [15001 & 0xff, 15001 >> 8]);
-      assert.equal(b.readUInt16LE(field('palisade_config', 'dns_port').offset), 15053);
+      assert.deepEqual([...b.subarray(dns.offset, dns.offset + dns.size)], [15053 & 0xff, 15053 >> 8]);
     });
 
     it('encodePort writes host order (little-endian)', () => {

@@ -39,7 +39,7 @@ describe('FlowReporter', function () {
       invariant(r);
     });
 
-    it('never throws, also for something that is not a flow record (dropped as lost when cut)', async function () {
+    it('never throws, also for something that is not a flow record (dropped and counted lost)', async function () {
       const r = reporter({ bufferSize: 3 });
       assert.doesNotThrow(() => {
         r.record(undefined as never);
@@ -57,7 +57,7 @@ describe('FlowReporter', function () {
       invariant(r);
     });
 
-    it('drops records the collector would refuse when cutting a batch, counted as lost', async function () {
+    it('drops records the collector would refuse when they are recorded, counted as lost', async function () {
       const r = reporter();
       const c = new FakeCollector();
       c.autoAck = true;

@@ -27,6 +27,8 @@ const NODE = 'node-1';
 class StandInCollector {
   /** Every text frame received, in order. */
   readonly frames: string[] = [];
+  /** The bytes of the session as they came out of TLS, before the WebSocket layer read them. */
+  readonly raw: Buffer[] = [];
   private session: { ws: WebSocket; socket: Socket } | undefined;
 
   private constructor(
@@ -35,6 +37,7 @@ class StandInCollector {
   ) {
     wss.on('connection', (ws, req) => {
       this.session = { ws, socket: req.socket };
+      req.socket.on('data', (c: Buffer) => this.raw.push(c));
       ws.on('message', (data: Buffer) => {
         const text = data.toString('utf8');
         this.frames.push(text);
@@ -78,6 +81,29 @@ class StandInCollector {
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
+}
+
+/** The WebSocket frames in `bytes`: whether each was masked, its key and its payload as sent. */
+function framesOf(bytes: Buffer): Array<{ masked: boolean; key: number; payload: Buffer }> {
+  const out = [];
+  let at = 0;
+  while (at + 2 <= bytes.length) {
+    const masked = (bytes[at + 1]! & 0x80) !== 0;
+    let len = bytes[at + 1]! & 0x7f;
+    let head = 2;
+    if (len === 126) {
+      len = bytes.readUInt16BE(at + 2);
+      head = 4;
+    } else if (len === 127) {
+      len = Number(bytes.readBigUInt64BE(at + 2));
+      head = 10;
+    }
+    const key = masked ? bytes.readUInt32BE(at + head) : 0;
+    if (masked) head += 4;
+    out.push({ masked, key, payload: bytes.subarray(at + head, at + head + len) });
+    at += head + len;
+  }
+  return out;
 }
 
 /** Records in the flows frames received so far. */
@@ -173,6 +199,16 @@ describe('CollectorClient', function () {
       await client.close();
       assert.equal(client.sendFlows({ session: 's-1', seq: seq + 1, lost: 0, flows: [] }), false);
       assert.equal(collector.flows().length, seq);
+    });
+
+    it('masks its frames with an all-zero key: inside TLS, between our two ends, no XOR over every batch', async function () {
+      collector.raw.length = 0;
+      assert.equal(client.sendFlows({ session: 's-1', seq: 1, lost: 0, flows: [JSON.stringify(tcpFlow(1))] }), true);
+      await until(() => collector.flows().length === 1);
+      const frames = framesOf(Buffer.concat(collector.raw));
+      const flows = frames.filter((f) => f.payload.toString('latin1').startsWith('{"type":"flows"'));
+      assert.equal(flows.length, 1, 'the flows frame is readable as sent: its payload was not XORed');
+      for (const f of frames) assert.deepEqual({ masked: f.masked, key: f.key }, { masked: true, key: 0 }, 'a client frame still carries the MASK bit (RFC 6455), with a zero key');
     });
 
     it('refuses a batch the collector would refuse whole', async function () {

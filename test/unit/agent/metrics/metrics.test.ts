@@ -1,9 +1,11 @@
 import { strict as assert } from 'node:assert';
+import * as net from 'node:net';
 import { createAgentRegistry, type AgentMetricsSources } from '../../../../agent/metrics/agent-metrics';
 import { FlowMetrics, TRAFFIC_LABELS } from '../../../../agent/metrics/flow-metrics';
 import { MetricsServer } from '../../../../agent/metrics/server';
 import { FlowFanOut } from '../../../../agent/flows/fan-out';
 import { FlowReporter } from '../../../../agent/flows/reporter';
+import { ConnectionLimits, SniffBudget } from '../../../../agent/proxy/limits';
 import { silentLogger } from '../../../../common/log';
 import { httpFlow, tcpFlow } from '../flows/fixtures';
 import { parsePromText, sample, type Family } from './prom-text';
@@ -115,6 +117,14 @@ describe('agent metrics on /metrics', function () {
       assert.equal(sample(m, 'istio_tcp_connections_opened_total'), undefined);
     });
 
+    it('does not count a DNS query as a TCP connection or a request', async function () {
+      const { flows, scrape } = await serve();
+      flows.record(tcpFlow(1, { protocol: 'dns', mtls: false, destination: { ip: '10.96.0.10', port: 53, host: 'api.example.com' }, dns: { type: 'A', rcode: 'NOERROR', answers: [] } }));
+      const m = await scrape();
+      assert.equal(sample(m, 'istio_tcp_connections_opened_total'), undefined);
+      assert.equal(sample(m, 'istio_requests_total'), undefined);
+    });
+
     it('marks refusals DENY and unreachable upstreams CONNECT, and unknown peers "unknown"', async function () {
       const { flows, scrape } = await serve();
       flows.record(tcpFlow(1, { direction: 'egress', protocol: 'tls', mtls: false, verdict: 'denied', reason: 'host-not-allowed', destination: { ip: '93.184.216.34', port: 443, host: 'blocked.example.test' } }));
@@ -126,6 +136,15 @@ describe('agent metrics on /metrics', function () {
         ['unknown', 'unknown', 'none', 'source'],
       );
       assert.equal(sample(m, 'istio_tcp_connections_opened_total', { response_flags: 'CONNECT', reporter: 'destination' })?.value, 1);
+    });
+
+    it('counts a refusal summary as the connections it stands for', async function () {
+      const { flows, scrape } = await serve();
+      flows.record(tcpFlow(1, { direction: 'inbound', verdict: 'denied', reason: 'denied-by-policy', policy: 'default/x' }));
+      flows.record(tcpFlow(2, { direction: 'inbound', verdict: 'denied', reason: 'denied-by-policy', policy: 'default/x', count: 999 }));
+      const m = await scrape();
+      assert.equal(sample(m, 'istio_tcp_connections_opened_total', { response_flags: 'DENY' })?.value, 1000);
+      assert.equal(sample(m, 'palisade_policy_verdicts_total', { verdict: 'denied', policy: 'default/x' })?.value, 1000);
     });
   });
 
@@ -254,6 +273,28 @@ describe('agent metrics on /metrics', function () {
     });
   });
 
+  describe('palisade_* of the proxy\'s limits', function () {
+    it('reports connections held and their caps, sniff bytes, and refusals by direction and reason', async function () {
+      const connections = new ConnectionLimits({ outbound: 379, inbound: 253, perPod: 94 });
+      connections.admit('outbound', '10.0.1.10');
+      connections.admit('inbound', '10.0.2.10');
+      connections.admit('inbound', '10.0.2.11');
+      const sniff = new SniffBudget(16 * 1024 * 1024);
+      sniff.hold('10.0.1.10').take(1500);
+      const refusals = { counts: () => [{ direction: 'outbound' as const, reason: 'pod-connection-limit', count: 606 }] };
+      const { scrape } = await serve({ limits: { connections, sniff, refusals } });
+      const m = await scrape();
+      const v = (name: string, labels: Record<string, string>): number | undefined => sample(m, name, labels)?.value;
+      assert.deepEqual(
+        [v('palisade_proxy_connections', { side: 'outbound' }), v('palisade_proxy_connections', { side: 'inbound' }), v('palisade_proxy_connection_limit', { side: 'per-pod' })],
+        [1, 2, 94],
+      );
+      assert.deepEqual([v('palisade_sniff_bytes', { state: 'held' }), v('palisade_sniff_bytes', { state: 'budget' }), v('palisade_sniff_bytes', { state: 'per_pod_budget' })], [1500, 16_777_216, 4_194_304]);
+      assert.equal(v('palisade_connections_refused_total', { direction: 'outbound', reason: 'pod-connection-limit' }), 606);
+      assert.equal(m.get('palisade_connections_refused_total')?.type, 'counter');
+    });
+  });
+
   describe('the listener', function () {
     it('answers /healthz 503 until the agent is ready, then 200', async function () {
       let ready = false;
@@ -272,11 +313,41 @@ describe('agent metrics on /metrics', function () {
       assert.equal((await fetch(`${url}/metrics`, { method: 'POST', body: 'x' })).status, 405);
     });
 
+    it('closes a connection from a refused peer (a pod\'s address) unanswered, and counts it', async function () {
+      const refused = new MetricsServer({ registry: createAgentRegistry({ flows: new FlowMetrics() }), ready: () => true, refusePeer: (ip) => ip === '127.0.0.1', log: silentLogger() });
+      servers.push(refused);
+      const a = await refused.listen('127.0.0.1', 0);
+      await assert.rejects(fetch(`http://127.0.0.1:${a.port}/metrics`));
+      assert.equal(refused.refusedPeers, 1);
+      const allowed = new MetricsServer({ registry: createAgentRegistry({ flows: new FlowMetrics() }), ready: () => true, refusePeer: (ip) => ip === '10.0.1.10', log: silentLogger() });
+      servers.push(allowed);
+      const b = await allowed.listen('127.0.0.1', 0);
+      assert.equal((await fetch(`http://127.0.0.1:${b.port}/metrics`)).status, 200);
+    });
+
     it('refuses an address it cannot use with PALISADE_ERR_LISTEN', async function () {
+      // Held by something else (not another agent's metrics listener, which shares the port:
+      // SO_REUSEPORT, for handovers).
+      const holder = net.createServer();
+      await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+      const port = (holder.address() as net.AddressInfo).port;
+      const other = new MetricsServer({ registry: createAgentRegistry({ flows: new FlowMetrics() }), ready: () => true, log: silentLogger() });
+      try {
+        await assert.rejects(other.listen('127.0.0.1', port), (e: Error & { code?: string }) => e.code === 'PALISADE_ERR_LISTEN' && /EADDRINUSE/.test(e.message));
+      } finally {
+        holder.close();
+      }
+    });
+
+    it('shares its port with a successor agent\'s metrics listener (SO_REUSEPORT)', async function () {
       const { url } = await serve();
       const port = Number(new URL(url).port);
-      const other = new MetricsServer({ registry: createAgentRegistry({ flows: new FlowMetrics() }), ready: () => true, log: silentLogger() });
-      await assert.rejects(other.listen('127.0.0.1', port), (e: Error & { code?: string }) => e.code === 'PALISADE_ERR_LISTEN' && /EADDRINUSE/.test(e.message));
+      const successor = new MetricsServer({ registry: createAgentRegistry({ flows: new FlowMetrics() }), ready: () => true, log: silentLogger() });
+      try {
+        assert.equal((await successor.listen('127.0.0.1', port)).port, port);
+      } finally {
+        await successor.close();
+      }
     });
   });
 });

@@ -1,12 +1,13 @@
 import { strict as assert } from 'node:assert';
 import * as net from 'node:net';
-import { splice, type PipeResult } from '../../../../agent/proxy/pipe';
+import { splice, type PipeResult, type SpliceTimeouts } from '../../../../agent/proxy/pipe';
 
 /** client socket <-> splice <-> upstream socket, on loopback; `script` drives the far ends. */
-async function spliced(script: (far: { client: net.Socket; server: net.Socket }) => void): Promise<PipeResult> {
+async function spliced(script: (far: { client: net.Socket; server: net.Socket }) => void, timeouts?: SpliceTimeouts): Promise<PipeResult> {
   const listen = (onConn: (s: net.Socket) => void): Promise<net.Server> =>
     new Promise((resolve) => {
-      const srv = net.createServer(onConn);
+      // allowHalfOpen as the proxy's listeners and upstream connections have it
+      const srv = net.createServer({ allowHalfOpen: true }, onConn);
       srv.listen(0, '127.0.0.1', () => resolve(srv));
     });
   let server!: net.Socket;
@@ -17,8 +18,8 @@ async function spliced(script: (far: { client: net.Socket; server: net.Socket })
   let done!: (r: PipeResult) => void;
   const result = new Promise<PipeResult>((r) => (done = r));
   const front = await listen((accepted) => {
-    const upstream = net.connect((upstreamServer.address() as net.AddressInfo).port, '127.0.0.1', () => {
-      splice(accepted, upstream, done);
+    const upstream = net.connect({ port: (upstreamServer.address() as net.AddressInfo).port, host: '127.0.0.1', allowHalfOpen: true }, () => {
+      splice(accepted, upstream, done, timeouts);
       setImmediate(() => script({ client, server }));
     });
   });
@@ -50,6 +51,50 @@ describe('splice', () => {
     assert.equal(r.reset, false);
     assert.equal((r.error as NodeJS.ErrnoException | undefined)?.code, 'ECONNRESET');
     assert.equal(r.bytesReceived, 0);
+  });
+
+  describe('idle timeouts (regression: idle L4 connections were never closed)', () => {
+    it('closes a connection without a byte either way after the idle timeout, and says so', async () => {
+      const started = Date.now();
+      const r = await spliced(({ client }) => client.write('hi'), { idleTimeoutMs: 200, halfClosedTimeoutMs: 0 });
+      const took = Date.now() - started;
+      assert.deepEqual([r.timeout, r.error, r.bytesSent], ['idle', undefined, 2]);
+      assert.ok(took >= 180 && took < 2000, `closed after ${took} ms`);
+    });
+
+    it('keeps a connection that carries a byte either way more often than the timeout', async () => {
+      const started = Date.now();
+      const r = await spliced(({ client, server }) => {
+        let n = 0;
+        const tick = setInterval(() => {
+          n++;
+          // both directions take turns, so neither side alone keeps it alive
+          if (n % 2) client.write('x');
+          else server.write('y');
+          if (n === 12) {
+            clearInterval(tick);
+            client.end();
+            server.end();
+          }
+        }, 50);
+        client.resume();
+      }, { idleTimeoutMs: 150, halfClosedTimeoutMs: 0 });
+      assert.equal(r.timeout, undefined);
+      assert.ok(Date.now() - started >= 550);
+      assert.deepEqual([r.bytesSent, r.bytesReceived], [6, 6]);
+    });
+
+    it('closes a half-closed connection after the shorter half-closed timeout', async () => {
+      const started = Date.now();
+      // the server reads the request and its end, and never answers nor closes
+      const r = await spliced(({ client, server }) => {
+        server.resume();
+        client.end('request');
+      }, { idleTimeoutMs: 60_000, halfClosedTimeoutMs: 200 });
+      const took = Date.now() - started;
+      assert.equal(r.timeout, 'half-closed');
+      assert.ok(took >= 180 && took < 2000, `closed after ${took} ms`);
+    });
   });
 
   it('a clean close is neither', async () => {

@@ -2,7 +2,8 @@ import { strict as assert } from 'node:assert';
 import * as net from 'node:net';
 import { PassThrough } from 'node:stream';
 import * as tls from 'node:tls';
-import { looksLikeHttp, parseClientHello, sniff } from '../../../../agent/proxy/sniff';
+import { SniffBudget } from '../../../../agent/proxy/limits/sniff-budget';
+import { looksLikeHttp, MAX_SNIFF_BYTES, parseClientHello, sniff } from '../../../../agent/proxy/sniff';
 import { nameIn } from '../../../../agent/proxy/egress';
 
 /** The bytes a real Node TLS client sends first (its ClientHello), captured on loopback. */
@@ -48,6 +49,29 @@ function splitRecords(hello: Buffer, size: number): Buffer {
   return Buffer.concat(out);
 }
 
+/**
+ * The start of a ClientHello announcing a `helloLength`-byte body, `bytes` long in all: what a client
+ * that sends part of a large hello and stalls sends (records of at most 16 KiB).
+ */
+export function stalledHello(helloLength: number, bytes: number): Buffer {
+  const out = Buffer.alloc(bytes, 0x41);
+  let off = 0;
+  let left = bytes;
+  while (left > 0) {
+    const rec = Math.min(16 * 1024, left - 5);
+    out.writeUInt8(0x16, off);
+    out.writeUInt16BE(0x0301, off + 1);
+    out.writeUInt16BE(rec, off + 3);
+    if (off === 0) {
+      out.writeUInt8(0x01, 5);
+      out.writeUIntBE(helloLength, 6, 3);
+    }
+    off += 5 + rec;
+    left -= 5 + rec;
+  }
+  return out;
+}
+
 describe('sniff', () => {
   describe('parseClientHello', () => {
     it('reads the server name of a real TLS ClientHello, lowercased', async () => {
@@ -74,6 +98,13 @@ describe('sniff', () => {
       for (const size of [1, 7, 100]) {
         assert.deepEqual(parseClientHello(splitRecords(hello, size)), { complete: true, sni: 'allowed.example.test' }, `records of ${size}`);
       }
+    });
+
+    it('refuses a hello past 16 KiB at its first four bytes, without waiting for the rest', () => {
+      assert.deepEqual(parseClientHello(stalledHello(64_000, 16 * 1024)), { invalid: 'ClientHello too large' });
+      assert.deepEqual(parseClientHello(stalledHello(16 * 1024 - 3, 100)), { invalid: 'ClientHello too large' });
+      const biggest = parseClientHello(stalledHello(16 * 1024 - 4, 100));
+      assert.ok('complete' in biggest && !biggest.complete, 'a 16 KiB hello is still read');
     });
 
     const invalid: Array<[string, Buffer]> = [
@@ -173,6 +204,58 @@ describe('sniff', () => {
       const p = sniff(s, 1000);
       s.end();
       assert.equal((await p).kind, 'closed');
+    });
+
+    it('does not wait for a stalled 63 KB hello: other at once, every byte kept (regression: held until the timeout)', async () => {
+      const s = new PassThrough();
+      const started = Date.now();
+      const p = sniff(s, 5000);
+      const bytes = stalledHello(64_000, 63 * 1024);
+      s.write(bytes);
+      const r = await p;
+      assert.equal(r.kind, 'other');
+      assert.ok(Date.now() - started < 1000);
+      assert.ok(r.head.length <= bytes.length);
+    });
+
+    it('reads no more than MAX_SNIFF_BYTES of a hello that never completes', async () => {
+      const s = new PassThrough();
+      const p = sniff(s, 5000);
+      // a 16 KiB hello in records of 100 bytes: its record headers take it past the cap
+      const hello = stalledHello(16 * 1024 - 4, 5 + 16 * 1024);
+      const body = hello.subarray(5);
+      for (let i = 0; i < body.length; i += 100) {
+        const part = body.subarray(i, i + 100);
+        const hdr = Buffer.from([0x16, 0x03, 0x01, 0, 0]);
+        hdr.writeUInt16BE(part.length, 3);
+        s.write(Buffer.concat([hdr, part]));
+      }
+      const r = await p;
+      assert.equal(r.kind, 'other');
+      assert.ok(r.head.length <= MAX_SNIFF_BYTES + 105, `${r.head.length} bytes read`);
+    });
+
+    it('refuses a connection whose bytes do not fit in the sniff budget, and frees what it held', async () => {
+      const budget = new SniffBudget(8000);
+      const others = ['10.0.1.2', '10.0.1.3', '10.0.1.4', '10.0.1.5'].map((pod) => budget.hold(pod));
+      for (const o of others) assert.ok(o.take(2000));
+      const s = new PassThrough();
+      const p = sniff(s, 1000, budget.hold('10.0.1.1'));
+      s.write(stalledHello(4000, 500));
+      const r = await p;
+      assert.deepEqual([r.kind, r.kind === 'over-budget' && r.reason], ['over-budget', 'node-sniff-budget']);
+      assert.equal(budget.usage().held, 8000, 'only the other connections\' bytes are held');
+      for (const o of others) o.release();
+      assert.equal(budget.usage().held, 0);
+    });
+
+    it('releases its bytes once decided', async () => {
+      const budget = new SniffBudget(1024 * 1024);
+      const s = new PassThrough();
+      const p = sniff(s, 1000, budget.hold('10.0.1.1'));
+      s.write('GET / HTTP/1.1\r\n');
+      assert.equal((await p).kind, 'http');
+      assert.deepEqual(budget.usage(), { held: 0, highWater: 16 });
     });
 
     it('calls other bytes other, keeping them', async () => {

@@ -4,6 +4,7 @@ import { IPPROTO_ICMP, IPPROTO_UDP } from '../../../../agent/datapath/pod-codec'
 import { authorizeEgress, type EgressRequest } from '../../../../common/policy';
 import { cidrContains, IpAddr, parseCidr, parseIpInto } from '../../../../common/policy/ip';
 import { indexOf } from '../../common/policy/helpers';
+import { prng } from '../../../fixtures/prng';
 
 const egress = (name: string, body: string): string => `apiVersion: palisade.dev/v1\nkind: EgressPolicy\nmetadata: {name: ${name}, namespace: shop}\nspec:\n${body}`;
 const authz = (name: string, body: string): string =>
@@ -35,17 +36,7 @@ function lookup(rules: readonly KernelRule[], r: Pick<KernelRule, 'direction' | 
   return find(r.port) ?? (r.port !== 0 ? find(0) : undefined);
 }
 
-/** A seeded generator (mulberry32): the same cases every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = prng;
 
 describe('compileKernelRules', () => {
   describe('from a pod (EgressPolicy UDP and ICMP entries)', () => {

@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { checkRequest, Kind, type ParsedRequest } from '../../../../../agent/proxy/http/check';
+import { checkRequest, Kind, kindOf, type ParsedRequest } from '../../../../../agent/proxy/http/check';
 import { compileHeaderRules } from '../../../../../agent/proxy/http/headers';
 
 const rules = compileHeaderRules({ 'x-forwarded-client-cert': 'By=mesh' });
@@ -51,4 +51,24 @@ describe('checkRequest', function () {
     const c = checkRequest(req('POST', '/x/../ws', '1.1', ['Host', 'web', 'Upgrade', 'websocket']), Kind.Upgrade, rules, 100);
     assert.deepEqual(c, { ok: false, reason: 'upgrade-not-supported', host: 'web', path: '/ws' });
   });
+});
+
+describe('kindOf', function () {
+  const cases: Array<[string, boolean, string, string, string[], Kind]> = [
+    ['a plain request', false, 'GET', '1.1', ['Host', 'web'], Kind.Request],
+    ['an upgrade the parser saw', true, 'GET', '1.1', ['Connection', 'Upgrade', 'Upgrade', 'websocket'], Kind.Upgrade],
+    ['CONNECT', true, 'CONNECT', '1.1', [], Kind.Connect],
+    ['Expect: 100-continue', false, 'POST', '1.1', ['Expect', '100-continue'], Kind.Continue],
+    ['100-continue in another case, among other expectations', false, 'POST', '1.1', ['expect', 'foo, 100-Continue'], Kind.Continue],
+    ['100-continue on a second Expect line (lines are joined)', false, 'POST', '1.1', ['Expect', 'foo', 'EXPECT', '100-continue'], Kind.Continue],
+    ['another expectation', false, 'GET', '1.1', ['Expect', '200-ok'], Kind.Expectation],
+    ['an empty Expect', false, 'GET', '1.1', ['Expect', ''], Kind.Expectation],
+    ['100-continue as part of a token is not it', false, 'POST', '1.1', ['Expect', 'x100-continue'], Kind.Expectation],
+    ['Expect in HTTP/1.0 (ignored, as Node did)', false, 'POST', '1.0', ['Expect', '100-continue'], Kind.Request],
+  ];
+  for (const [what, upgrade, method, version, headers, kind] of cases) {
+    it(`${what} → ${['request', 'continue', 'expectation', 'upgrade', 'connect'][kind]}`, function () {
+      assert.equal(kindOf(upgrade, method, version, headers), kind);
+    });
+  }
 });

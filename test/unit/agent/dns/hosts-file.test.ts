@@ -3,9 +3,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { silentLogger } from '../../../../common/log';
-import { CachingResolver, parseHosts } from '../../../../agent/policy/resolver';
+import { HostsFile, parseHosts } from '../../../../agent/dns/hosts-file';
+import { waitFor } from '../../../harness/wait';
 
-describe('resolver', () => {
+describe('hosts file', () => {
   describe('parseHosts', () => {
     it('reads addresses and every name of a line, lowercased, comments and blanks skipped', () => {
       const { names, bad } = parseHosts('# demo\n172.31.0.100 Allowed.Example.TEST blocked.example.test.\n\n::1 six.example.test # v6\n172.31.0.101 allowed.example.test\n');
@@ -20,28 +21,32 @@ describe('resolver', () => {
     });
   });
 
-  describe('CachingResolver', () => {
+  describe('HostsFile', () => {
     let dir: string;
-    beforeEach(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), 'palisade-resolver-'))));
-    afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+    let hosts: HostsFile | undefined;
+    beforeEach(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), 'palisade-hosts-'))));
+    afterEach(() => {
+      hosts?.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
 
-    it('answers from the hosts file and sees the file change', async () => {
+    it('answers from the file and sees it change', async () => {
       const file = path.join(dir, 'hosts');
       fs.writeFileSync(file, '172.31.0.100 allowed.example.test\n');
-      const r = new CachingResolver({ hostsFile: file, log: silentLogger() });
-      assert.deepEqual(await r.resolve('ALLOWED.example.test.'), ['172.31.0.100']);
+      hosts = new HostsFile(file, silentLogger());
+      hosts.start();
+      assert.deepEqual(hosts.lookup('allowed.example.test'), ['172.31.0.100']);
+      assert.equal(hosts.lookup('other.example.test'), undefined);
       fs.writeFileSync(file, '172.31.0.105 allowed.example.test\n');
       const later = new Date(Date.now() + 5000);
       fs.utimesSync(file, later, later);
-      await new Promise((res) => setTimeout(res, 1100));
-      assert.deepEqual(await r.resolve('allowed.example.test'), ['172.31.0.105']);
+      await waitFor(() => hosts!.lookup('allowed.example.test')?.[0] === '172.31.0.105' || undefined, 4000, { what: 'the new address' });
     });
 
-    it('resolves a name nobody knows to no addresses (the egress check then denies)', async () => {
-      const file = path.join(dir, 'hosts');
-      fs.writeFileSync(file, '172.31.0.100 allowed.example.test\n');
-      const r = new CachingResolver({ hostsFile: file, log: silentLogger(), timeoutMs: 500 });
-      assert.deepEqual(await r.resolve('nothing.invalid'), []);
+    it('a missing file answers nothing and does not throw', () => {
+      hosts = new HostsFile(path.join(dir, 'absent'), silentLogger());
+      hosts.start();
+      assert.equal(hosts.lookup('allowed.example.test'), undefined);
     });
   });
 });

@@ -9,12 +9,12 @@
  */
 import * as http from 'node:http';
 import type { Duplex } from 'node:stream';
-import { errorCode } from '../connect';
-import { splice } from '../pipe';
-import { Kind } from './check';
-import type { FrontContext } from './context';
-import { rawResponseHead, relayedResponseHeaders } from './headers';
-import { bodyOf, rawResponse } from './refusal';
+import { errorCode } from '../../../agent/proxy/connect';
+import { splice } from '../../../agent/proxy/pipe';
+import { Kind } from '../../../agent/proxy/http/check';
+import type { FrontContext } from '../../../agent/proxy/http/context';
+import { rawResponseHead, relayedResponseHeaders } from '../../../agent/proxy/http/headers';
+import { bodyOf, rawResponse } from '../../../agent/proxy/http/refusal';
 
 const kRelay = Symbol('palisade.http.relay');
 

@@ -1,0 +1,71 @@
+/**
+ * The idle upstream connections to one destination (a pod's address and port, which is what the
+ * destination side connects to for every client: requests are authorized one by one, so a
+ * connection may serve requests of different clients, as haproxy's and Envoy's do): last in
+ * first out, at most `maxIdle`, each for at most `idleMs` or what the upstream said it keeps
+ * one (`Keep-Alive: timeout=N`).
+ */
+/** What the pool needs of a connection (upstream.ts's C is one). */
+export interface PooledConnection {
+  readonly alive: boolean;
+  /** when, idle in its pool, it stops being offered (set by the pool) */
+  expires: number;
+  /** how long the upstream said it keeps an idle connection, when it said so */
+  readonly keepAliveMs: number | undefined;
+  destroy(): void;
+}
+
+/** Idle connections to one destination. */
+export class UpstreamPool<C extends PooledConnection = PooledConnection> {
+  private readonly idle: C[] = [];
+
+  constructor(
+    private readonly maxIdle: number,
+    private readonly idleMs: number,
+    /** called when a connection goes idle (the front sweeps pools that hold some) */
+    private readonly onIdle?: () => void,
+  ) {}
+
+  get idleCount(): number {
+    return this.idle.length;
+  }
+
+  /** The most recently used idle connection still open and not expired, or undefined. */
+  take(): C | undefined {
+    const now = performance.now();
+    for (;;) {
+      const c = this.idle.pop();
+      if (c === undefined) return undefined;
+      if (c.alive && now < c.expires) return c;
+      c.destroy();
+    }
+  }
+
+  put(c: C): void {
+    c.expires = performance.now() + Math.min(this.idleMs, c.keepAliveMs ?? Infinity);
+    this.idle.push(c);
+    if (this.idle.length > this.maxIdle) this.idle.shift()!.destroy();
+    this.onIdle?.();
+  }
+
+  /** A connection is gone (closed while idle, or handed over): it is not offered again. */
+  forget(c: C): void {
+    const i = this.idle.indexOf(c);
+    if (i >= 0) this.idle.splice(i, 1);
+  }
+
+  /** Close connections idle past their time. */
+  sweep(now: number): void {
+    for (let i = this.idle.length - 1; i >= 0; i--) {
+      const c = this.idle[i]!;
+      if (now >= c.expires) {
+        this.idle.splice(i, 1);
+        c.destroy();
+      }
+    }
+  }
+
+  destroy(): void {
+    for (const c of this.idle.splice(0)) c.destroy();
+  }
+}

@@ -1,0 +1,20 @@
+/**
+ * The seam for an authority on which pods run where (the Kubernetes source, issue #16): when the
+ * collector is given one, a node may register a workload, and get its certificate, only if the
+ * source says a pod with that namespace and service account (and that IP, when the source knows
+ * it) runs on that node — Istio's node authorizer. Without one, the node's token scope and range
+ * decide alone. An implementation that has not synced yet must answer `[]` (fail closed).
+ */
+export interface PodOnNode {
+  namespace: string;
+  serviceAccount: string;
+  /** The pod's IPv4 address, when known. */
+  ip?: string;
+  /** The pod's name, for messages. */
+  name?: string;
+}
+
+export interface NodePods {
+  /** The pods that run on `node` now, as the authority sees them. */
+  podsOn(node: string): readonly PodOnNode[];
+}

@@ -1,0 +1,80 @@
+/**
+ * Policy files from the API are read off the event loop, within budgets. The YAML parser costs
+ * microseconds per byte (seconds for a large file on a busy machine), so the collector never runs
+ * it on its event loop for a request: `parse(files)` first checks what costs nothing (sizes, the
+ * alias scan of common/yaml-limits.ts — an alias bomb is refused here, before any parsing), then
+ * reads the files in a worker thread (off-loop.ts, policy-worker.ts: 5 s, 256 MB) and answers
+ * with the policies as plain data, or every problem (PolicyInvalidError) as compiling them
+ * anywhere else would.
+ */
+import type { PolicyKind } from '../../common/control-api';
+import type { Logger } from '../../common/log';
+import { PolicyInvalidError } from '../../common/policy';
+import { MAX_POLICY_FILE_BYTES, type PolicyFile } from '../../common/policy-files';
+import { aliasScanProblem, lineOfOffset } from '../../common/yaml-limits';
+import { OffLoop } from './off-loop';
+
+/** A policy as the worker read it: enough to store it and compile it again from its manifest. */
+export interface ParsedPolicy {
+  kind: PolicyKind;
+  namespace: string;
+  name: string;
+  source: string;
+  line: number;
+  manifest: Record<string, unknown>;
+}
+
+export interface ParsedPolicies {
+  policies: ParsedPolicy[];
+  warnings: string[];
+}
+
+export const DEFAULT_PARSE_DEADLINE_MS = 5_000;
+
+export interface PolicyParserOptions {
+  log: Logger;
+  /** Longest a job may take (default 5 s). */
+  deadlineMs?: number;
+  /** Jobs that may wait behind the running one (default 8). */
+  maxQueued?: number;
+}
+
+export class PolicyParser {
+  private readonly loop: OffLoop;
+
+  constructor(opts: PolicyParserOptions) {
+    this.loop = new OffLoop({
+      log: opts.log.child({ component: 'policy-parser' }),
+      what: 'policy files',
+      tooLongHint: 'split them or simplify them',
+      deadlineMs: opts.deadlineMs ?? DEFAULT_PARSE_DEADLINE_MS,
+      ...(opts.maxQueued === undefined ? {} : { maxQueued: opts.maxQueued }),
+    });
+  }
+
+  /** The policies in `files`; throws PolicyInvalidError, INVALID_ARGUMENT (budgets) or COLLECTOR_UNAVAILABLE (busy). */
+  parse(files: PolicyFile[]): Promise<ParsedPolicies> {
+    const early = budgetProblems(files);
+    if (early.length > 0) return Promise.reject(new PolicyInvalidError(early));
+    return this.loop.run<ParsedPolicies>({ kind: 'parse', files });
+  }
+
+  close(): Promise<void> {
+    return this.loop.close();
+  }
+}
+
+/** What is refused before any parsing: a file over the size limit, an alias bomb. One line each. */
+export function budgetProblems(files: readonly PolicyFile[]): string[] {
+  const problems: string[] = [];
+  for (const f of files) {
+    const bytes = Buffer.byteLength(f.text);
+    if (bytes > MAX_POLICY_FILE_BYTES) {
+      problems.push(`${f.source}:1: ${bytes} bytes is over the ${MAX_POLICY_FILE_BYTES}-byte limit for a policy file: split it`);
+      continue;
+    }
+    const aliases = aliasScanProblem(f.text);
+    if (aliases) problems.push(`${f.source}:${lineOfOffset(f.text, aliases.offset)}: ${aliases.message}`);
+  }
+  return problems;
+}

@@ -1,0 +1,79 @@
+/**
+ * The worker thread behind off-loop.ts, for work the collector keeps off its event loop:
+ * - `parse`: policy files from the API (YAML or JSON text), read with the same rules as everywhere
+ *   (common/policy: compilePolicyFiles); answers each policy's kind, name, source, line and
+ *   manifest, or every problem (policy-parser.ts);
+ * - `replay` and `learn`: `policy test` and `egress learn` over the stored flows, through a
+ *   read-only connection to the flow database (what-if.ts).
+ * One job at a time; the parent enforces the time budget by terminating this thread.
+ */
+import { parentPort } from 'node:worker_threads';
+import type Database from 'better-sqlite3';
+import type { FlowFilters } from '../../common/flows-api';
+import type { RegistryWorkload } from '../../common/mesh-protocol';
+import { compilePolicyFiles, PolicyInvalidError } from '../../common/policy';
+import type { PolicyFile } from '../../common/policy-files';
+import { openFlowReader, scanFlows } from '../flows/store';
+import { CompiledPolicies, desiredFromFrame } from './compiled-set';
+import type { OffLoopReply } from './off-loop';
+import type { ParsedPolicies, ParsedPolicy } from './policy-parser';
+import { desiredPolicy, policyKey } from './repository';
+import { learnStored, replayStored, type FlowScanner, type LearnOptions } from './what-if';
+
+type Job =
+  | { id: number; kind: 'parse'; files: PolicyFile[] }
+  | { id: number; kind: 'replay'; flowsFile: string; frame: string; incoming: ParsedPolicy[]; since: number; workloads: Pick<RegistryWorkload, 'namespace' | 'name' | 'labels'>[] }
+  | { id: number; kind: 'learn'; flowsFile: string; workload: { namespace: string; name: string }; since: number; opts: LearnOptions };
+
+/** One read-only connection per flow database, kept between jobs. */
+const readers = new Map<string, Database.Database>();
+
+function flowsIn(file: string): FlowScanner {
+  let db = readers.get(file);
+  if (!db) readers.set(file, (db = openFlowReader(file)));
+  const reader = db;
+  return { scan: (filters: FlowFilters, max: number) => scanFlows(reader, filters, max) };
+}
+
+function parse(files: PolicyFile[]): ParsedPolicies {
+  const set = compilePolicyFiles(files);
+  const policies = [...set.authorization, ...set.egress].map((p) => ({
+    kind: p.kind,
+    namespace: p.namespace,
+    name: p.name,
+    source: p.source,
+    line: p.line,
+    manifest: p.manifest as Record<string, unknown>,
+  }));
+  return { policies, warnings: [...(set.warnings ?? [])] };
+}
+
+function run(job: Job): unknown {
+  switch (job.kind) {
+    case 'parse':
+      return parse(job.files);
+    case 'replay': {
+      const current = desiredFromFrame(job.frame);
+      const incoming = new Map(job.incoming.map((p) => [policyKey(p), desiredPolicy(p, 'api')]));
+      const candidate = [...current.filter((p) => !incoming.has(policyKey(p))), ...incoming.values()];
+      const compiled = CompiledPolicies.of(current);
+      const sets = { current: compiled.set, candidate: compiled.with(candidate).set };
+      return replayStored(flowsIn(job.flowsFile), job.since, job.workloads, sets);
+    }
+    case 'learn':
+      return learnStored(flowsIn(job.flowsFile), job.workload, job.since, job.opts);
+  }
+}
+
+parentPort?.on('message', (job: Job) => {
+  let reply: OffLoopReply;
+  try {
+    reply = { id: job.id, ok: true, value: run(job) };
+  } catch (err) {
+    reply =
+      err instanceof PolicyInvalidError
+        ? { id: job.id, ok: false, problems: err.problems }
+        : { id: job.id, ok: false, error: err instanceof Error ? err.message.split('\n')[0]! : String(err) };
+  }
+  parentPort?.postMessage(reply);
+});

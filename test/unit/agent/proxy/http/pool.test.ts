@@ -1,0 +1,64 @@
+import { strict as assert } from 'node:assert';
+import { UpstreamPool, type PooledConnection } from '../../../../../agent/proxy/http/pool';
+
+class Fake implements PooledConnection {
+  alive = true;
+  expires = 0;
+  constructor(
+    readonly name: string,
+    readonly keepAliveMs: number | undefined = undefined,
+  ) {}
+  destroy(): void {
+    this.alive = false;
+  }
+}
+
+describe('UpstreamPool', function () {
+  it('offers the most recently used idle connection first', function () {
+    const pool = new UpstreamPool<Fake>(4, 60_000);
+    const [a, b] = [new Fake('a'), new Fake('b')];
+    pool.put(a);
+    pool.put(b);
+    assert.equal(pool.take(), b);
+    assert.equal(pool.take(), a);
+    assert.equal(pool.take(), undefined);
+  });
+
+  it('keeps at most maxIdle, closing the oldest', function () {
+    const pool = new UpstreamPool<Fake>(2, 60_000);
+    const conns = ['a', 'b', 'c'].map((n) => new Fake(n));
+    for (const c of conns) pool.put(c);
+    assert.equal(conns[0]!.alive, false);
+    assert.equal(pool.idleCount, 2);
+  });
+
+  it('never offers a closed connection, nor one past its time (the upstream\'s Keep-Alive hint when shorter)', function () {
+    const pool = new UpstreamPool<Fake>(4, 60_000);
+    const closed = new Fake('closed');
+    const hinted = new Fake('hinted', 0);
+    pool.put(closed);
+    closed.alive = false;
+    pool.put(hinted);
+    assert.equal(pool.take(), undefined);
+    assert.equal(hinted.alive, false, 'an expired one is closed when passed over');
+  });
+
+  it('sweeps out connections idle past their time, and forgets one that went away', function () {
+    const pool = new UpstreamPool<Fake>(4, 1000);
+    const [a, b] = [new Fake('a'), new Fake('b')];
+    pool.put(a);
+    pool.put(b);
+    pool.forget(b);
+    assert.equal(pool.idleCount, 1);
+    pool.sweep(performance.now() + 2000);
+    assert.equal(pool.idleCount, 0);
+    assert.equal(a.alive, false);
+  });
+
+  it('tells its owner when a connection goes idle (the front sweeps pools that hold some)', function () {
+    let told = 0;
+    const pool = new UpstreamPool<Fake>(4, 1000, () => (told += 1));
+    pool.put(new Fake('a'));
+    assert.equal(told, 1);
+  });
+});
