@@ -3,6 +3,7 @@
  * touches the kernel, installs (or re-adopts) the data path, enrolls the node's
  * workloads, and serves the outbound listener.
  */
+import { MeshTracer } from './tracing/tracer';
 import * as fs from 'node:fs';
 import { isIPv4 } from 'node:net';
 import * as path from 'node:path';
@@ -72,6 +73,8 @@ export interface AgentOptions {
   sniffTimeoutMs?: number;
   /** HTTP limits of the policy-enforcing front (header size/count, timeouts). */
   httpLimits?: Partial<HttpLimits>;
+  /** Trace HTTP requests: spans to this OTLP/HTTP endpoint, new traces sampled at this rate. */
+  tracing?: { url: string; sampleRate: number };
   /** The mesh: without a collector the agent only redirects and passes through. */
   mesh?: MeshOptions;
   /** Which flows the access log writes: all, those of labeled workloads (default), none. */
@@ -204,6 +207,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       })
     : undefined;
   let metricsAddress: RunningAgent['metricsAddress'];
+  let tracer: MeshTracer | undefined;
   try {
     const connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
     const sniffTimeoutMs = opts.sniffTimeoutMs ?? 5_000;
@@ -212,7 +216,9 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       const closed = tracker.recheckAll(index);
       if (closed) log.info({ event: 'policy-enforced', closed }, 'closed established connections the new policies deny');
     });
+    tracer = opts.tracing ? new MeshTracer({ ...opts.tracing, node: opts.node }) : undefined;
     const shared = {
+      ...(tracer !== undefined && { tracer }),
       node: opts.node,
       policies,
       flows,
@@ -327,6 +333,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         await d.close();
         wr.close(); // its last summaries go out with the mesh's last flush
         if (m) await stopMesh(m);
+        await tracer?.close().catch(() => undefined);
         await metrics?.close();
         await handover?.close().catch(() => undefined);
         dp.close();
@@ -400,6 +407,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     limits.refusals.close();
     if (mesh) await stopMesh(mesh).catch(() => undefined);
     reporter?.close();
+    await tracer?.close().catch(() => undefined);
     await metrics?.close().catch(() => undefined);
     wire?.close();
     datapath?.close();

@@ -12,6 +12,7 @@ import { isPalisadeError } from '../common/errors';
 import { registerAgentCommands } from './commands/agent';
 import { registerAuditCommands } from './commands/audit';
 import { registerCollectorCommands } from './commands/collector';
+import { registerDashboardCommands } from './commands/dashboard';
 import { registerDemoCommands } from './commands/demo';
 import { registerEgressCommands } from './commands/egress';
 import { registerObserveCommands } from './commands/observe';
@@ -35,6 +36,7 @@ export function createProgram(deps: CliDeps): Command {
   registerAgentCommands(program, deps);
   registerAuditCommands(program, deps);
   registerCollectorCommands(program, deps);
+  registerDashboardCommands(program, deps);
   registerDemoCommands(program, deps);
   registerObserveCommands(program, deps);
   // One group, two concerns: the collector's policies (through its API) and checking files locally.

@@ -13,7 +13,11 @@ import { generateKeyPair, isSpecificIp } from '../common/pki';
 import { ApiAuth, loadOrCreateAdminToken } from './api/auth';
 import { CollectorApi } from './api/handler';
 import { CollectorMetrics } from './api/metrics';
+import { Dashboard } from './dashboard/dashboard';
+import type { SessionOptions } from './dashboard/sessions';
 import { FLOWS_DB_FILE, FlowStore } from './flows/store';
+import { FlowSinks, type FlowSinksOptions } from './sinks/sinks';
+import type { SinkSpec } from './sinks/sink-spec';
 import { clearStaleSocket, DEFAULT_LISTEN, formatAddress, parseListenAddress } from './listen';
 import { CertificateAuthority } from './mesh-ca';
 import { AuditLog } from './audit/audit-log';
@@ -56,8 +60,14 @@ export interface CollectorOptions {
   flowMaxBytes?: number;
   /** How often flow retention runs (ms); default 30 s. */
   flowRetentionIntervalMs?: number;
+  /** Where stored flows also go (`--flow-sink`); the store is always there. */
+  flowSinks?: readonly SinkSpec[];
+  /** The OTLP sinks' buffering and retry settings (tests, the bench). */
+  flowSinkOptions?: FlowSinksOptions['otlp'];
   /** How often denied flows are summarized into the audit log (ms); default 10 s. */
   auditSummaryIntervalMs?: number;
+  /** Dashboard login tickets and sessions: lifetimes (tests shorten them). */
+  dashboardSessions?: SessionOptions;
   /**
    * Which pods run on which node (the Kubernetes source): with one, a node registers, and gets
    * certificates for, only pods it says run there (collector/nodes/node-pods.ts).
@@ -79,9 +89,13 @@ export interface RunningCollector {
   ca: CertificateAuthority;
   /** The flow store (tests, the demo). */
   flows: FlowStore;
+  /** The flow sinks beyond the store. */
+  sinks: FlowSinks;
   policies: PolicyManager;
   audit: AuditLog;
   metrics: CollectorMetrics;
+  /** The dashboard's sessions (tests). */
+  dashboard: Dashboard;
   snapshot(): RegistrySnapshot;
   stop(): Promise<void>;
 }
@@ -119,21 +133,39 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     throw err;
   }
   const { audit, policies } = control;
+  const sinks = new FlowSinks(opts.flowSinks ?? [], { log, metrics, trustDomain: ca.trustDomain, ...(opts.flowSinkOptions && { otlp: opts.flowSinkOptions }) });
+  metrics.watchSinks(sinks);
+  const unsubscribeSinks = flows.onStored(sinks.onStored);
   const denied = new DeniedFlowSummarizer(audit, { intervalMs: opts.auditSummaryIntervalMs });
   const refusals = new TrustRefusals(audit, { log });
   const unsubscribeDenied = flows.onStored((entries) => {
     for (const e of entries) if (e.record.verdict === 'denied') denied.add(e.record);
   });
-  const api = new CollectorApi({
-    store: flows,
-    auth: new ApiAuth(adminToken, ca.trustDomain, (node, key) => nodes.certRefusal(node, key)),
+  const auth = new ApiAuth(adminToken, ca.trustDomain, (node, key) => nodes.certRefusal(node, key));
+  const dashboard = new Dashboard({
+    auth,
+    flows,
+    policies,
+    registry: () => registry.snapshot(),
+    control: { policies, flows, audit },
     metrics,
     log: opts.log,
-    control: { policies, flows, audit },
+    sessions: opts.dashboardSessions,
+  });
+  const api = new CollectorApi({
+    store: flows,
+    auth,
+    metrics,
+    log: opts.log,
+    control: { policies, flows, audit, sinks: () => sinks.counts() },
+    sinks: () => sinks.counts(),
+    dashboard,
     refusals,
   });
   const closeStores = async (): Promise<void> => {
     unsubscribeDenied();
+    unsubscribeSinks();
+    await sinks.close();
     denied.close();
     refusals.close();
     policies.close();
@@ -223,9 +255,11 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     adminToken,
     ca,
     flows,
+    sinks,
     policies,
     audit,
     metrics,
+    dashboard,
     snapshot: () => registry.snapshot(),
     stop: () => {
       stopped ??= (async () => {

@@ -4,6 +4,7 @@
  * it (common/api-client.ts). The routes with their requests and answers, who may call them and
  * how failures look: docs/architecture.md "The control API".
  */
+import type { SinkCounts } from './sink-counts';
 
 export const CONTROL_API = {
   status: '/v1/status',
@@ -248,6 +249,6 @@ export interface NodeStatus {
 export interface StatusResponse {
   policyVersion: number;
   nodes: NodeStatus[];
-  flows: { stored: number };
+  flows: { stored: number; sinks?: Record<string, SinkCounts> };
   audit: { records: number };
 }

@@ -45,6 +45,8 @@ export interface FlowRecord {
   bytesSent: number;
   bytesReceived: number;
   durationMs: number;
+  /** the W3C trace id (32 lowercase hex digits) of an HTTP request the proxy traced */
+  traceId?: string;
   /**
    * How many refused connections this record stands for, when more than one: the agent records
    * the first refusal of a kind in an interval on its own and the rest as one summary with this
@@ -91,6 +93,7 @@ export function flowRecord(f: FlowFields): FlowRecord {
     bytesReceived: f.bytesReceived,
     durationMs: Math.round(f.durationMs),
     count: f.count,
+    traceId: f.traceId,
   };
 }
 
@@ -122,13 +125,16 @@ export interface FlowSink {
 }
 
 /** The fields a record may have: made once, since the check runs for every record an agent sends. */
-const FIELDS: ReadonlySet<string> = new Set(['time', 'node', 'direction', 'source', 'destination', 'protocol', 'http', 'dns', 'verdict', 'reason', 'policy', 'rule', 'audit', 'mtls', 'bytesSent', 'bytesReceived', 'durationMs', 'count']);
+const FIELDS: ReadonlySet<string> = new Set(['time', 'node', 'direction', 'source', 'destination', 'protocol', 'http', 'dns', 'verdict', 'reason', 'policy', 'rule', 'audit', 'mtls', 'bytesSent', 'bytesReceived', 'durationMs', 'count', 'traceId']);
 const DIRECTIONS = new Set(['outbound', 'inbound', 'egress']);
 const VERDICTS = new Set(['allowed', 'denied', 'audit', 'error']);
 const PROTOCOLS = new Set<string>(FLOW_PROTOCOLS);
 const MAX_TEXT = 2048;
 
 const isText = (v: unknown, max = MAX_TEXT): v is string => typeof v === 'string' && v.length <= max;
+const TRACE_ID = /^[0-9a-f]{32}$/;
+/** A valid W3C trace id: 32 lowercase hex digits, not all zero. */
+export const isTraceId = (v: unknown): v is string => typeof v === 'string' && TRACE_ID.test(v) && v !== '00000000000000000000000000000000';
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
 /** What flowProblem accepts for direction, protocol and verdict (agent/flows/wire.ts writes records by them). */
@@ -181,6 +187,7 @@ export function flowProblem(v: unknown): string | undefined {
   if (!isCount(v.bytesReceived)) return 'bytesReceived must be a non-negative integer';
   if (!isCount(v.durationMs)) return 'durationMs must be a non-negative integer';
   if (v.count !== undefined && !(isCount(v.count) && v.count >= 1)) return 'count must be a positive integer';
+  if (v.traceId !== undefined && !isTraceId(v.traceId)) return 'traceId must be 32 lowercase hex digits, not all zero';
   const src = endpointProblem(v.source, 'source');
   if (src) return src;
   const dst = endpointProblem(v.destination, 'destination');

@@ -9,6 +9,9 @@ import { isIP } from 'node:net';
 import { FLOW_PROTOCOLS, type FlowDirection, type FlowEndpoint, type FlowProtocol, type FlowRecord, type FlowVerdict } from './flow';
 import { quoteValue } from './errors';
 import { invalidParameter, oneOf, whole } from './query-params';
+import type { SinkCounts } from './sink-counts';
+
+export type { SinkCounts };
 
 export interface FlowFilters {
   from?: string;
@@ -38,6 +41,8 @@ export interface StatsResponse {
   stored: number;
   lost: Record<string, number>;
   nodes: Record<string, { stored: number; lost: number }>;
+  /** each flow sink beyond the store (`otlp:<host:port>`), when the collector has any */
+  sinks?: Record<string, SinkCounts>;
 }
 
 /** Error body of every non-2xx API answer. */

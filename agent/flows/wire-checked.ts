@@ -47,6 +47,7 @@ function wireRecord(f: FlowRecord): FlowRecord {
   if (f.rule !== undefined) w.rule = f.rule;
   if (f.audit !== undefined) w.audit = { policy: f.audit.policy, rule: f.audit.rule };
   if (f.count !== undefined) w.count = f.count;
+  if (f.traceId !== undefined) w.traceId = f.traceId;
   return w;
 }
 

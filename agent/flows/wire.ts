@@ -8,7 +8,7 @@
  * goes to wire-checked.ts, which decides and names the problem. test/unit/agent/flows/wire.test.ts holds the two to identical output over a large
  * generated set.
  */
-import { FLOW_ENUMS, MAX_DNS_ANSWERS, type FlowDns, type FlowEndpoint, type FlowRecord } from '../../common/flow';
+import { FLOW_ENUMS, isTraceId, MAX_DNS_ANSWERS, type FlowDns, type FlowEndpoint, type FlowRecord } from '../../common/flow';
 import { encodeFlowChecked, type EncodedFlow } from './wire-checked';
 
 export type { EncodedFlow } from './wire-checked';
@@ -101,7 +101,7 @@ function endpoint(e: FlowEndpoint): string | undefined {
 
 /**
  * The JSON wire-checked.ts would write, when every field passes the collector's check as written
- * here (fields in its order: the fixed ones, then http, dns, policy, rule, audit, count); undefined otherwise.
+ * here (fields in its order: the fixed ones, then http, dns, policy, rule, audit, count, traceId); undefined otherwise.
  */
 export function writeFlowJson(f: FlowRecord): string | undefined {
   if (typeof f !== 'object' || f === null) return undefined;
@@ -170,6 +170,10 @@ export function writeFlowJson(f: FlowRecord): string | undefined {
   if (f.count !== undefined) {
     if (!isCount(f.count) || f.count < 1) return undefined;
     out += ',"count":' + f.count;
+  }
+  if (f.traceId !== undefined) {
+    if (!isTraceId(f.traceId)) return undefined;
+    out += ',"traceId":"' + f.traceId + '"';
   }
   return out + '}';
 }

@@ -14,8 +14,16 @@ export interface JoinResult {
   caPem: string;
 }
 
-export async function joinOnce(endpoint: CollectorEndpoint, caPem: string, node: string, joinToken: string, timeoutMs = 15_000): Promise<JoinResult> {
-  const key = await generateKeyPair();
+/** `key`: the node key to join with (default a fresh one; the scale simulator hands in pooled keys). */
+export async function joinOnce(
+  endpoint: CollectorEndpoint,
+  caPem: string,
+  node: string,
+  joinToken: string,
+  timeoutMs = 15_000,
+  key?: KeyPair,
+): Promise<JoinResult> {
+  key ??= await generateKeyPair();
   const csr = createCsr(key, { commonName: node });
   const reply = await new Promise<JoinedMessage>((resolve, reject) => {
     const ws = openCollectorSocket({ endpoint, caPem, joinToken });

@@ -18,7 +18,7 @@ import { HttpFront, type HttpDecision, type HttpRecord, type HttpSession, type N
 import { admission } from './admission';
 import { connectTcp, errorCode } from './connect';
 import { splice, timeoutReason } from './pipe';
-import { endOutcome, httpCounts, httpLine, httpOutcome, outcomeOf, proxyFlow, type FlowCounts, type FlowOutcome } from './proxy-flow';
+import { endOutcome, httpCounts, httpLine, httpOutcome, outcomeOf, proxyFlow, traced, type FlowCounts, type FlowOutcome } from './proxy-flow';
 import { sniff } from './sniff';
 import { closeWhenDenied, denial, type EnforcementInputs } from './tracker';
 
@@ -77,7 +77,8 @@ export class DestinationAuthz {
       client.refuse({ reason: 'denied-by-policy', verdict: a.verdict });
       return;
     }
-    if (a.kind === 'http') {
+    // HTTP is parsed when a policy needs it, and whenever requests are traced
+    if (a.kind === 'http' || this.inputs.tracer !== undefined) {
       if (!client.accept()) return;
       this.serve(client.conn, ctx, started).catch((err: Error) => client.failed(err));
       return;
@@ -145,7 +146,7 @@ export class DestinationAuthz {
   }
 
   /**
-   * Serve a connection whose destination has HTTP-level policies: HTTP is authorized per
+   * Serve a connection whose destination has HTTP-level policies (or when tracing): HTTP is authorized per
    * request; anything else is judged by Istio's TCP rules (HTTP-only ALLOW rules never match).
    */
   private async serve(conn: Duplex, ctx: AuthzContext, started: number): Promise<void> {
@@ -193,7 +194,8 @@ export class DestinationAuthz {
       // kept-alive ones are shared, each request authorized on its own.
       pool: `${ctx.destination.ip}:${ctx.destination.port}`,
       setHeaders,
-      onRecord: (r) => this.inputs.flows.record(this.flow(ctx, 'http', httpOutcome(r), httpCounts(r), r)),
+      onRecord: (r) => this.inputs.flows.record(traced(this.inputs.tracer, this.flow(ctx, 'http', httpOutcome(r), httpCounts(r), r), r)),
+      ...(this.inputs.tracer !== undefined && { tracer: this.inputs.tracer }),
     };
     const untrack = closeWhenDenied(this.inputs.tracker, this.log, {
       recheck: (index) => denial(authorize(base, index, 'connection')),

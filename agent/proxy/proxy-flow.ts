@@ -4,6 +4,8 @@
  * request line, and every record goes through common/flow's flowRecord (one field order).
  */
 import { flowRecord, verdictOf, type FlowDirection, type FlowEndpoint, type FlowProtocol, type FlowRecord } from '../../common/flow';
+import { flowAttributes } from '../../common/flow-attributes';
+import type { MeshTracer } from '../tracing/tracer';
 import { errorCode } from './connect';
 import type { HttpRecord } from './http';
 import { ProxyClosure } from './proxy-closure';
@@ -93,4 +95,25 @@ export function httpCounts(r: HttpRecord): FlowCounts {
 
 export function httpLine(r: HttpRecord): FlowRecord['http'] {
   return { method: r.method, path: r.path, status: r.status };
+}
+
+/**
+ * An HTTP flow with its trace: the hop's spans go to the tracer (the flow's fields as their
+ * attributes) and, when they were exported, the flow carries the trace id.
+ */
+export function traced(tracer: MeshTracer | undefined, flow: FlowRecord, r: HttpRecord): FlowRecord {
+  if (tracer === undefined || r.trace === undefined) return flow;
+  const endMs = Date.parse(flow.time);
+  const startMs = endMs - r.durationMs;
+  const exported = tracer.finish(r.trace, {
+    name: r.method || 'HTTP',
+    startMs,
+    endMs,
+    ...(r.forwardedAfterMs !== undefined && { upstreamStartMs: startMs + r.forwardedAfterMs }),
+    status: r.status,
+    denied: flow.verdict === 'denied',
+    attributes: flowAttributes(flow),
+  });
+  if (exported) flow.traceId = r.trace.traceId;
+  return flow;
 }

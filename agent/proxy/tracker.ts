@@ -2,6 +2,7 @@
  * Established connections, so a policy change can close the ones it now denies. Each entry
  * re-decides itself against the new policies (a pure check) and says whether it may stay.
  */
+import type { MeshTracer } from '../tracing/tracer';
 import type { Duplex } from 'node:stream';
 import type { FlowEndpoint, FlowSink } from '../../common/flow';
 import type { Logger } from '../../common/log';
@@ -22,6 +23,8 @@ export interface EnforcementInputs {
   /** How long to wait for a client's first bytes when a decision needs its protocol or name. */
   sniffTimeoutMs: number;
   httpLimits?: Partial<HttpLimits>;
+  /** traces HTTP requests when set (`--trace-otlp`) */
+  tracer?: MeshTracer;
   /** the sniff budget, idle timeouts of spliced connections, and where refusals are reported */
   limits: Pick<ProxyLimits, 'sniff' | 'timeouts' | 'refusals'>;
 }

@@ -1,4 +1,5 @@
 /** `palisade agent` (run the node daemon) and `palisade agent uninstall`. */
+import { DEFAULT_SAMPLE_RATE } from '../../agent/tracing/tracer';
 import { InvalidArgumentError, type Command } from 'commander';
 import * as fs from 'node:fs';
 import { isIPv4 } from 'node:net';
@@ -41,6 +42,8 @@ interface AgentFlags {
   flowBuffer: number;
   packetSummaryInterval: string;
   metricsAddress?: { host: string; port: number } | 'off';
+  traceOtlp?: string;
+  traceSampleRate: number;
   maxConnectionsPerPod?: number;
   maxConnections?: number;
   maxInboundConnections?: number;
@@ -48,6 +51,26 @@ interface AgentFlags {
   idleTimeout: string;
   halfClosedTimeout: string;
   refusalSummaryInterval: string;
+}
+
+/** An OTLP/HTTP traces URL; one with no path gets /v1/traces; no credentials in it. */
+export function parseTraceUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new InvalidArgumentError(`expected an http(s) URL, got ${JSON.stringify(value.slice(0, 64))}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InvalidArgumentError(`expected an http: or https: URL, got ${url.protocol}`);
+  if (url.username !== '' || url.password !== '') throw new InvalidArgumentError('the URL must not carry credentials');
+  if (url.pathname === '/') url.pathname = '/v1/traces';
+  return url.href;
+}
+
+export function parseSampleRate(value: string): number {
+  const n = /^(0|1|0?\.\d+|1\.0*)$/.test(value) ? Number(value) : Number.NaN;
+  if (!(n >= 0 && n <= 1)) throw new InvalidArgumentError(`expected a rate from 0 to 1 (0.01 is 1 %), got ${JSON.stringify(value.slice(0, 64))}`);
+  return n;
 }
 
 function parseCount(value: string): number {
@@ -149,6 +172,8 @@ export function registerAgentCommands(program: Command, deps: CliDeps): void {
     .option('--flow-buffer <records>', 'flow records kept for the collector while it is slow or away; the oldest are dropped (and counted) past this', parseFlowBuffer, DEFAULT_FLOW_BUFFER)
     .option('--packet-summary-interval <duration>', 'how often what the per-pod filters dropped and let through (UDP, ICMP) becomes flow summaries', '10s')
     .option('--metrics-address <ip:port>', `serve /metrics and /healthz here, or "off" (default: the node address, else the proxy address, port ${METRICS_PORT})`, parseMetricsAddress)
+    .option('--trace-otlp <url>', 'trace HTTP requests: send spans to this OTLP/HTTP endpoint (e.g. http://otel-collector:4318/v1/traces)', parseTraceUrl)
+    .option('--trace-sample-rate <rate>', 'share of requests that arrive without a trace that start a sampled one, 0..1 (denied and 5xx are always traced)', parseSampleRate, DEFAULT_SAMPLE_RATE)
     .option('--drain-timeout <duration>', 'on SIGTERM or when a new agent takes the node over: stop accepting, let open connections finish this long, then close them', '30s')
     .option('--max-connections-per-pod <n>', 'connections one pod may hold open through the proxy (default: a quarter of --max-connections)', parseCount)
     .option('--max-connections <n>', 'connections this node\'s pods may hold open through the proxy (default: from the file descriptor limit)', parseCount)
@@ -183,6 +208,7 @@ export function registerAgentCommands(program: Command, deps: CliDeps): void {
         metricsAddress: metricsAddress(flags),
         drainTimeoutMs: parseDuration(flags.drainTimeout ?? '30s', '--drain-timeout'),
         limits,
+        ...(flags.traceOtlp !== undefined && { tracing: { url: flags.traceOtlp, sampleRate: flags.traceSampleRate } }),
         log,
       });
       // A signal drains (a second one ends the process at once); so does a successor's take-over.

@@ -11,6 +11,7 @@ import { DEFAULT_LISTEN, parseListenAddress } from '../../collector/listen';
 import { describeScopes, parseNodeCidr, parseScopes } from '../../collector/nodes/node-binding';
 import { NodeRecords } from '../../collector/nodes/node-records';
 import { TokenStore } from '../../collector/tokens';
+import { parseSinkSpecs } from '../../collector/sinks/sink-spec';
 import { parsePositiveDuration } from '../../common/duration';
 import { invalidArgument, PalisadeError } from '../../common/errors';
 import { isTrustDomain } from '../../common/identity';
@@ -32,6 +33,7 @@ interface RunFlags {
   flowRetention: string;
   flowMaxRows: string;
   flowMaxBytes?: string;
+  flowSink: string[];
   logLevel?: string;
 }
 
@@ -104,6 +106,7 @@ export function registerCollectorCommands(program: Command, deps: CliDeps): void
     .option('--flow-retention <duration>', 'delete stored flows older than this', '7d')
     .option('--flow-max-rows <n>', 'keep at most this many stored flows (oldest deleted first)', '10000000')
     .option('--flow-max-bytes <size>', 'also keep the flow database under this size (e.g. 2GiB)')
+    .option('--flow-sink <sink>', 'also send every stored flow to otlp=<http(s) URL> (OTLP logs over HTTP/protobuf, e.g. http://otel-collector:4318/v1/logs); repeatable; sqlite is always on', collectValue, [])
     .option('--log-level <level>', 'trace|debug|info|warn|error', undefined)
     .action(async (flags: RunFlags) => {
       parseListenAddress(flags.listen);
@@ -115,6 +118,7 @@ export function registerCollectorCommands(program: Command, deps: CliDeps): void
       const flowRetentionMs = parsePositiveDuration(flags.flowRetention, '--flow-retention');
       const flowMaxRows = positiveInteger(flags.flowMaxRows, '--flow-max-rows');
       const flowMaxBytes = flags.flowMaxBytes === undefined ? undefined : byteSize(flags.flowMaxBytes, '--flow-max-bytes');
+      const flowSinks = parseSinkSpecs(flags.flowSink);
       const log = deps.logger(flags.logLevel);
       const running = await startCollector({
         listen: flags.listen,
@@ -127,6 +131,7 @@ export function registerCollectorCommands(program: Command, deps: CliDeps): void
         flowRetentionMs,
         flowMaxRows,
         ...(flowMaxBytes !== undefined ? { flowMaxBytes } : {}),
+        flowSinks,
         log,
       });
       const signal = await deps.waitForStop();

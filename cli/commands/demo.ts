@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { PalisadeError } from '../../common/errors';
 import { DEFAULT_DEMO_DIR, demoDown, demoExec, demoStatus, demoUp, readState } from '../demo/demo';
+import { DEFAULT_PROMETHEUS_LISTEN, parsePrometheusListen } from '../demo/prometheus';
 import type { CliDeps } from '../deps';
 import { formatTable } from '../table';
 
@@ -17,12 +18,23 @@ export function registerDemoCommands(program: Command, deps: CliDeps): void {
 
   demo
     .command('up')
-    .description('create nodes, pods and agents; prints what to try next')
+    .description('create nodes, pods and agents; prints what to try next (a running demo is kept, with its flows, policies and audit log)')
     .option(...dirOpt)
-    .action(async (flags: { stateDir: string }) => {
-      const state = await demoUp(flags.stateDir, (l) => deps.stdout(`${l}\n`));
+    .option('--recreate', 'take a running demo down and start over')
+    .option('--with-prometheus', `also run Prometheus, scraping both agents every second (for Grafana: ${DEFAULT_PROMETHEUS_LISTEN})`)
+    .option('--prometheus-listen <ip:port>', 'where Prometheus answers on this host', parsePrometheusListen, DEFAULT_PROMETHEUS_LISTEN)
+    .action(async (flags: { stateDir: string; recreate?: boolean; withPrometheus?: boolean; prometheusListen: string }) => {
+      const { state, created } = await demoUp(flags.stateDir, (l) => deps.stdout(`${l}\n`), {
+        recreate: flags.recreate === true,
+        ...(flags.withPrometheus ? { prometheusListen: flags.prometheusListen } : {}),
+      });
       const st = demoStatus(state);
-      deps.stdout(`demo is up: ${st.agents.length} nodes, ${st.pods.length} pods\n\n`);
+      if (created) deps.stdout(`demo is up: ${st.agents.length} nodes, ${st.pods.length} pods\n\n`);
+      else {
+        deps.stdout(`a demo is already up (since ${state.createdAt}): kept as it is, with its flows, policies and audit log (--recreate starts over)\n`);
+        if (flags.withPrometheus && !state.prometheus) deps.stdout('it runs no Prometheus: palisade demo up --recreate --with-prometheus\n');
+        deps.stdout('\n');
+      }
       deps.stdout(formatTable(['POD', 'NODE', 'IP', 'IDENTITY', 'STRICT'], st.pods.map((p) => [p.name, p.node, p.ip, p.identity, String(p.strict)])));
       const web2 = st.pods.find((p) => p.name === 'web-2');
       const web1 = st.pods.find((p) => p.name === 'web-1');
@@ -37,6 +49,8 @@ export function registerDemoCommands(program: Command, deps: CliDeps): void {
           `  cp deploy/examples/policies/*.yaml ${st.policyDir}/                # policies: the collector pushes them to both agents`,
           `  palisade demo exec client -- curl -s http://${web2?.ip}:8080/public  # allowed; /admin now answers 403, other callers too`,
           `  palisade observe                                                  # the flows, from the collector (-f to follow)`,
+          `  palisade dashboard                                                # the service map in your browser (--no-open prints its one-time link)`,
+          ...(state.prometheus ? [`  curl -s 'http://${state.prometheus.listen}/api/v1/query?query=istio_requests_total'   # Prometheus, scraping both agents (Grafana: add it as a data source)`] : []),
           `  palisade demo status -o json`,
           `  tail -f ${flags.stateDir}/logs/agent-node-1.log                      # every flow: verdict, reason, policy, mTLS, bytes`,
           `  tail -f ${flags.stateDir}/logs/web-2.log                             # web-2 sees callers arrive from node-2's proxy only`,
@@ -70,6 +84,7 @@ export function registerDemoCommands(program: Command, deps: CliDeps): void {
       deps.stdout('\n');
       const rows = st.agents.map((a) => [`agent ${a.node}`, String(a.pid), String(a.running)]);
       if (st.collector) rows.unshift(['collector', String(st.collector.pid), String(st.collector.running)]);
+      if (st.prometheus) rows.push([`prometheus ${st.prometheus.listen}`, String(st.prometheus.pid), String(st.prometheus.running)]);
       deps.stdout(formatTable(['PROCESS', 'PID', 'RUNNING'], rows));
     });
 

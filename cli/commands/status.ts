@@ -35,6 +35,9 @@ export function registerStatusCommands(program: Command, deps: ApiDeps): void {
     });
     if (output === 'json') return deps.stdout(`${JSON.stringify(r)}\n`);
     deps.stdout(`policy version ${r.policyVersion}; ${r.flows.stored} flows stored; ${r.audit.records} audit records\n`);
+    for (const [name, c] of Object.entries(r.flows.sinks ?? {})) {
+      deps.stdout(`flow sink ${name}: ${c.accepted} accepted = ${c.delivered} delivered + ${c.lost} lost + ${c.buffered} buffered\n`);
+    }
     if (r.nodes.length === 0) return deps.stdout('no nodes have connected\n');
     const rows = r.nodes.map((n) =>
       [n.node, n.connected ? 'yes' : 'no', n.policyVersion === undefined ? '-' : `v${n.policyVersion}`, policyState(n, r.policyVersion), String(n.workloads), n.lastSeen ?? '-']);

@@ -13,6 +13,7 @@ import { TokenStore } from '../../collector/tokens';
 import { generateKeyPair } from '../../common/pki';
 import { CertificateAuthority } from '../../collector/mesh-ca';
 import { agentArgs, ipBatch, spawnIn, Topology, waitFor, workloadsYaml, type NodeNs, type PodNs, type TopologyDescription } from '../../test/harness';
+import { startPrometheus, type PrometheusState } from './prometheus';
 
 export const DEFAULT_DEMO_DIR = '/run/palisade/demo';
 const TRUST_DOMAIN = 'cluster.local';
@@ -47,6 +48,15 @@ export interface DemoState {
   ext?: { pid: number; log: string; ip: string; unnamedIp: string; names: string[]; caFile: string };
   policyDir?: string;
   hostsFile?: string;
+  /** `--with-prometheus` (cli/demo/prometheus.ts) */
+  prometheus?: PrometheusState;
+}
+
+export interface DemoUpOptions {
+  /** take a running demo down and start over (otherwise it is kept, with its flows, policies and audit log) */
+  recreate?: boolean;
+  /** also start Prometheus, scraping both agents, its web port on this host address */
+  prometheusListen?: string;
 }
 
 export interface DemoPodStatus {
@@ -86,9 +96,9 @@ function alive(pid: number): boolean {
   }
 }
 
-function startDaemon(target: { netnsPath: string; cgroupPath: string }, args: string[], log: string): number {
+function startDaemon(target: { netnsPath: string; cgroupPath: string }, args: string[], log: string, cmd: string = process.execPath): number {
   const fd = fs.openSync(log, 'a', 0o600);
-  const child = spawnIn(target, process.execPath, args, { stdio: ['ignore', fd, fd], detached: true });
+  const child = spawnIn(target, cmd, args, { stdio: ['ignore', fd, fd], detached: true });
   fs.closeSync(fd);
   child.unref();
   if (!child.pid) throw new PalisadeError('PALISADE_ERR_INTERNAL', `could not start ${args.join(' ')}`);
@@ -111,10 +121,37 @@ async function waitForLog(file: string, needle: string, pid: number, timeoutMs: 
   );
 }
 
-export async function demoUp(dir = DEFAULT_DEMO_DIR, say: (line: string) => void = () => undefined): Promise<DemoState> {
-  if (readState(dir)) {
-    say('a demo is already up: taking it down first');
+/** The demo's processes by name, and which of them are not running. */
+export function demoProcesses(state: DemoState): Array<{ name: string; pid: number; running: boolean }> {
+  const all = [
+    ...(state.collector ? [{ name: 'collector', pid: state.collector.pid }] : []),
+    ...state.agents.map((a) => ({ name: `agent ${a.node}`, pid: a.pid })),
+    ...state.apps.map((a) => ({ name: a.pod, pid: a.pid })),
+    ...(state.ext ? [{ name: 'ext', pid: state.ext.pid }] : []),
+    ...(state.prometheus ? [{ name: 'prometheus', pid: state.prometheus.pid }, ...state.prometheus.relays.map((r, i) => ({ name: `prometheus relay ${i + 1}`, pid: r.pid }))] : []),
+  ];
+  return all.map((p) => ({ ...p, running: alive(p.pid) }));
+}
+
+/**
+ * Bring the demo up; resolves to its state and whether it was created now. A demo that is
+ * already up and whole is kept as it is (its flows, policies and audit log) unless `recreate`;
+ * one with a stopped process is refused, naming it (recreate, or `demo down`).
+ */
+export async function demoUp(dir = DEFAULT_DEMO_DIR, say: (line: string) => void = () => undefined, opts: DemoUpOptions = {}): Promise<{ state: DemoState; created: boolean }> {
+  const running = readState(dir);
+  if (running && opts.recreate) {
+    say('a demo is already up: taking it down first (--recreate)');
     await demoDown(dir);
+  } else if (running) {
+    const stopped = demoProcesses(running).filter((p) => !p.running);
+    if (stopped.length > 0) {
+      throw new PalisadeError(
+        'PALISADE_ERR_CONFLICT',
+        `a demo is up in ${dir} but not all of it runs (${stopped.map((p) => `${p.name} stopped`).join(', ')}): palisade demo up --recreate starts over, palisade demo down removes it`,
+      );
+    }
+    return { state: running, created: false };
   }
   fs.mkdirSync(path.join(dir, 'logs'), { recursive: true, mode: 0o700 });
   const topo = await Topology.create({ label: 'demo', nodes: 2, persistent: true });
@@ -198,8 +235,12 @@ export async function demoUp(dir = DEFAULT_DEMO_DIR, say: (line: string) => void
       save();
       await waitForLog(log, 'outbound listener ready', pid, 20_000);
     }
+    if (opts.prometheusListen !== undefined) {
+      state.prometheus = await startPrometheus(topo, dir, opts.prometheusListen, { startDaemon, waitForLog, relayScript: path.join(distRoot(), 'cli', 'demo', 'relay.js') });
+      save();
+    }
     writeDemoConfig({ collectorDir, listen: COLLECTOR_LISTEN }); // `palisade observe` with no flags
-    return state;
+    return { state, created: true };
   } catch (err) {
     await demoDown(dir);
     throw err;
@@ -209,12 +250,9 @@ export async function demoUp(dir = DEFAULT_DEMO_DIR, say: (line: string) => void
 export async function demoDown(dir = DEFAULT_DEMO_DIR): Promise<boolean> {
   const state = readState(dir);
   if (!state) return false;
-  const pids = [
-    ...state.agents.map((a) => a.pid),
-    ...state.apps.map((a) => a.pid),
-    ...(state.collector ? [state.collector.pid] : []),
-    ...(state.ext ? [state.ext.pid] : []),
-  ].filter(alive);
+  const pids = demoProcesses(state)
+    .filter((p) => p.running)
+    .map((p) => p.pid);
   for (const pid of pids) process.kill(pid, 'SIGTERM');
   await waitFor(() => pids.every((p) => !alive(p)) || undefined, 5000, { what: 'demo processes to stop' }).catch(() => {
     for (const pid of pids.filter(alive)) process.kill(pid, 'SIGKILL');
@@ -232,8 +270,10 @@ export function demoStatus(state: DemoState): {
   collector: { pid: number; listen: string; running: boolean } | null;
   ext: { ip: string; unnamedIp: string; names: string[]; ports: number[]; caFile: string; running: boolean } | null;
   policyDir: string | null;
+  prometheus: { pid: number; listen: string; running: boolean } | null;
 } {
   return {
+    prometheus: state.prometheus ? { pid: state.prometheus.pid, listen: state.prometheus.listen, running: alive(state.prometheus.pid) } : null,
     ext: state.ext
       ? { ip: state.ext.ip, unnamedIp: state.ext.unnamedIp, names: state.ext.names, ports: [80, 443], caFile: state.ext.caFile, running: alive(state.ext.pid) }
       : null,

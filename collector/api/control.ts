@@ -10,6 +10,7 @@ import { invalidArgument, PalisadeError, quoteValue } from '../../common/errors'
 import type { PolicyFile } from '../../common/policy-files';
 import { oneOf, whole } from '../../common/query-params';
 import type { FlowStore } from '../flows/store';
+import type { SinkCounts } from '../../common/flows-api';
 import type { PolicyManager } from '../policies/manager';
 import { isRecord } from '../../common/record';
 
@@ -23,6 +24,8 @@ export interface ControlDeps {
   policies: PolicyManager;
   flows: FlowStore;
   audit?: AuditReader;
+  /** each flow sink's counts, for status */
+  sinks?: () => Record<string, SinkCounts>;
 }
 
 const MAX_FILES = 100;
@@ -92,7 +95,10 @@ export class ControlApi {
     switch (route) {
       case CONTROL_API.status: {
         params(route, query, []);
-        return p.status({ flowsStored: this.deps.flows.rows(), auditRecords: this.deps.audit?.count() ?? 0 });
+        const status = p.status({ flowsStored: this.deps.flows.rows(), auditRecords: this.deps.audit?.count() ?? 0 });
+        const sinks = this.deps.sinks?.();
+        if (sinks && Object.keys(sinks).length > 0) status.flows.sinks = sinks;
+        return status;
       }
       case CONTROL_API.policies:
         params(route, query, []);

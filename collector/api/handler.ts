@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { API, parseFilterQuery, type FlowFilters } from '../../common/flows-api';
+import { API, parseFilterQuery, type FlowFilters, type SinkCounts, type StatsResponse } from '../../common/flows-api';
 import { CONTROL_API, CONTROL_POST_READS, CONTROL_WRITES, MAX_CONTROL_BODY_BYTES } from '../../common/control-api';
 import { invalidArgument, isPalisadeError, PalisadeError } from '../../common/errors';
 import type { Logger } from '../../common/log';
@@ -26,6 +26,10 @@ export interface CollectorApiDeps {
   log: Logger;
   /** Policies, egress rules, audit log, status (common/control-api.ts). */
   control?: ControlDeps;
+  /** each flow sink's counts, for /v1/stats */
+  sinks?: () => Record<string, SinkCounts>;
+  /** The dashboard (collector/dashboard/): every request under /dashboard, with its own sessions. */
+  dashboard?: { owns(path: string): boolean; handle(req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams): void };
   /** Where refused callers are recorded (the audit log). */
   refusals?: TrustRefusals;
 }
@@ -63,6 +67,14 @@ export class CollectorApi {
     this.control = deps.control ? new ControlApi(deps.control) : undefined;
   }
 
+  /** The store's counts, and each sink's when there are any. */
+  private stats(): StatsResponse {
+    const stats = this.deps.store.stats();
+    const sinks = this.deps.sinks?.();
+    if (sinks && Object.keys(sinks).length > 0) stats.sinks = sinks;
+    return stats;
+  }
+
   /** Whether an upgrade request for `path` is ours (the agent endpoint is not). */
   ownsUpgrade(path: string): boolean {
     return path === API.follow;
@@ -73,6 +85,7 @@ export class CollectorApi {
     const started = Date.now();
     const remote = req.socket.remoteAddress ?? 'unix';
     const url = parseUrl(req.url);
+    if (url && this.deps.dashboard?.owns(url.path)) return this.deps.dashboard.handle(req, res, url.path, url.query);
     const route = url && ROUTES.has(url.path) ? (url.path as Route) : 'other';
     const finish = (status: number, caller?: ApiCaller): void => {
       this.deps.metrics.request(route, status);
@@ -118,7 +131,7 @@ export class CollectorApi {
           sendJson(res, 426, errorBody('PALISADE_ERR_INVALID_ARGUMENT', `${API.follow} is a WebSocket endpoint: send an upgrade request`), { upgrade: 'websocket' });
           return finish(426, auth.caller);
         case API.stats:
-          sendJson(res, 200, this.deps.store.stats());
+          sendJson(res, 200, this.stats());
           return finish(200, auth.caller);
         case API.healthz:
           sendText(res, 200, 'text/plain', 'ok\n');
@@ -205,8 +218,8 @@ export class CollectorApi {
   }
 }
 
-/** A request's JSON body (application/json, at most `max` bytes); one-line errors otherwise. */
-async function readJsonBody(req: IncomingMessage, max: number): Promise<unknown> {
+/** A request's JSON body (application/json, at most `max` bytes); one-line errors otherwise (the dashboard reads its bodies with it too). */
+export async function readJsonBody(req: IncomingMessage, max: number): Promise<unknown> {
   const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   if (type !== 'application/json') {
     req.resume();

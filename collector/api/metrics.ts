@@ -5,15 +5,20 @@
  */
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { FlowStore, FlowStoreMetrics } from '../flows/store';
+import type { LossReason, SinkMetrics } from '../sinks/otlp-sink';
+import type { FlowSinks } from '../sinks/sinks';
 
-export class CollectorMetrics implements FlowStoreMetrics {
+export class CollectorMetrics implements FlowStoreMetrics, SinkMetrics {
   readonly registry = new Registry();
   private readonly ingestedTotal: Counter;
   private readonly refusedTotal: Counter<'reason'>;
   private readonly duplicateTotal: Counter;
   private readonly deletedTotal: Counter<'reason'>;
   private readonly apiRequests: Counter<'route' | 'status'>;
+  private readonly sinkDelivered: Counter<'sink'>;
+  private readonly sinkLost: Counter<'sink' | 'reason'>;
   private store: FlowStore | undefined;
+  private sinks: FlowSinks | undefined;
 
   constructor() {
     const registers = [this.registry];
@@ -52,6 +57,27 @@ export class CollectorMetrics implements FlowStoreMetrics {
         if (metrics.store) this.set(metrics.store.bytes());
       },
     });
+    this.sinkDelivered = new Counter({
+      name: 'palisade_collector_sink_flows_delivered_total',
+      help: 'Flow records a flow sink delivered (its receiver acknowledged them), by sink',
+      labelNames: ['sink'],
+      registers,
+    });
+    this.sinkLost = new Counter({
+      name: 'palisade_collector_sink_flows_lost_total',
+      help: 'Flow records a flow sink gave up, by sink and reason (buffer-full, refused, shutdown)',
+      labelNames: ['sink', 'reason'],
+      registers,
+    });
+    new Gauge({
+      name: 'palisade_collector_sink_flows_buffered',
+      help: 'Flow records waiting in a flow sink or in flight, by sink',
+      labelNames: ['sink'],
+      registers,
+      collect() {
+        for (const [sink, c] of Object.entries(metrics.sinks?.counts() ?? {})) this.set({ sink }, c.buffered);
+      },
+    });
     this.apiRequests = new Counter({
       name: 'palisade_collector_api_requests_total',
       help: 'API requests answered, by route and HTTP status',
@@ -63,6 +89,19 @@ export class CollectorMetrics implements FlowStoreMetrics {
   /** The store whose size the gauges report. */
   watch(store: FlowStore | undefined): void {
     this.store = store;
+  }
+
+  /** The sinks whose buffers the gauge reports. */
+  watchSinks(sinks: FlowSinks): void {
+    this.sinks = sinks;
+  }
+
+  delivered(sink: string, count: number): void {
+    this.sinkDelivered.inc({ sink }, count);
+  }
+
+  lost(sink: string, count: number, reason: LossReason): void {
+    this.sinkLost.inc({ sink, reason }, count);
   }
 
   ingested(count: number): void {

@@ -6,7 +6,7 @@
 import type { FlowRecord } from '../../common/flow';
 
 /** Bumped when the schema changes incompatibly; a database of another version is refused. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 export const SCHEMA = `
 CREATE TABLE IF NOT EXISTS flows (

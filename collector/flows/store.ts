@@ -14,7 +14,9 @@ import type { FlowRecord } from '../../common/flow';
 import type { Logger } from '../../common/log';
 import type { FlowIngest } from '../agent-session';
 import { whereClause } from './query';
-import { Retention, type RetentionMetrics, type RetentionOptions } from './retention';
+import { DEFAULT_FLOW_RETENTION_MS, Retention, type RetentionMetrics, type RetentionOptions } from './retention';
+import { EdgeRollup, MAX_ROLLUP_RETENTION_MS, MINUTE_MS } from './rollup';
+import { edgeFlowsSql, edgeTotalsSql, type EdgeFlowsQuery, type EdgeTotalsQuery, type EdgeTotalsRow } from './rollup-query';
 import { flowRow, INSERT_FLOW, SCHEMA, SCHEMA_VERSION, storedFlowJson } from './schema';
 
 export const FLOWS_DB_FILE = 'flows.db';
@@ -57,15 +59,23 @@ export class FlowStore implements FlowIngest {
   private readonly now: () => number;
   private readonly listeners = new Set<StoredListener>();
   private readonly statements = new Map<string, Database.Statement>();
-  private readonly insertBatch: (node: string, batch: Batch, rows: unknown[][]) => number[] | undefined;
+  private readonly insertBatch: (node: string, batch: Batch, rows: unknown[][], times: number[]) => number[] | undefined;
   private readonly retention: Retention;
+  private readonly rollup: EdgeRollup;
+  private readonly rollupRetentionMs: number;
+  private rollupPrunedAt = 0;
   private rowCount: number;
   private closed = false;
 
   private constructor(private readonly opts: FlowStoreOptions) {
     this.log = opts.log.child({ component: 'flow-store' });
     this.now = opts.now ?? Date.now;
-    this.db = openDatabase(opts.file);
+    const opened = openDatabase(opts.file);
+    this.db = opened.db;
+    this.rollup = new EdgeRollup(this.db);
+    this.rollupRetentionMs = Math.min(opts.retentionMs ?? DEFAULT_FLOW_RETENTION_MS, MAX_ROLLUP_RETENTION_MS);
+    if (opened.from === 1) this.backfillRollup();
+    this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
     const insert = this.db.prepare(INSERT_FLOW);
     const getSession = this.db.prepare<[string, string], SessionRow>('SELECT last_seq, lost FROM lost WHERE node = ? AND session = ?');
     const putSession = this.db.prepare(
@@ -75,11 +85,12 @@ export class FlowStore implements FlowIngest {
     const addRows = this.db.prepare(
       'INSERT INTO node_rows (node, stored) VALUES (?, ?) ON CONFLICT (node) DO UPDATE SET stored = stored + excluded.stored',
     );
-    this.insertBatch = this.db.transaction((node: string, batch: Batch, rows: unknown[][]): number[] | undefined => {
+    this.insertBatch = this.db.transaction((node: string, batch: Batch, rows: unknown[][], times: number[]): number[] | undefined => {
       const prev = getSession.get(node, batch.session);
       if (prev && batch.seq <= prev.last_seq) return undefined;
       const ids = new Array<number>(rows.length);
       for (let i = 0; i < rows.length; i++) ids[i] = Number(insert.run(rows[i]).lastInsertRowid);
+      this.rollup.add(batch.flows, times);
       putSession.run(node, batch.session, batch.seq, batch.lost, this.now());
       if (rows.length > 0) addRows.run(node, rows.length);
       return ids;
@@ -122,7 +133,12 @@ export class FlowStore implements FlowIngest {
     }
     const jsons = flows.map((f) => JSON.stringify(f));
     const rows = flows.map((f, i) => flowRow(f, jsons[i]));
-    const ids = this.insertBatch(node, batch, rows);
+    const ids = this.insertBatch(
+      node,
+      batch,
+      rows,
+      rows.map((r) => r[0] as number),
+    );
     if (ids === undefined) {
       this.opts.metrics?.duplicate();
       this.log.debug({ node, session: batch.session, seq: batch.seq }, 'duplicate flow batch acknowledged');
@@ -130,6 +146,7 @@ export class FlowStore implements FlowIngest {
     }
     this.rowCount += ids.length;
     this.opts.metrics?.ingested(ids.length);
+    this.pruneRollup();
     this.retention.noteIngested(ids.length);
     if (this.listeners.size > 0 && ids.length > 0) {
       const entries = flows.map((record, i) => ({ id: ids[i], record, json: storedFlowJson(ids[i], jsons[i]) }));
@@ -232,6 +249,54 @@ export class FlowStore implements FlowIngest {
     this.log.info('flow store closed');
   }
 
+  /** Rollup totals per edge over a time range (collector/flows/rollup-query.ts): what the service map draws. */
+  edgeTotals(q: EdgeTotalsQuery): EdgeTotalsRow[] {
+    this.ensureOpen();
+    const { sql, params } = edgeTotalsSql(q);
+    return this.statement(sql).all(...params) as EdgeTotalsRow[];
+  }
+
+  /** The flows of one map edge or node, newest first (collector/flows/rollup-query.ts). */
+  edgeFlowsJson(q: EdgeFlowsQuery): string[] {
+    this.ensureOpen();
+    const { sql, params } = edgeFlowsSql(q);
+    const rows = this.statement(sql).all(...params) as Array<{ id: number; json: string }>;
+    return rows.map((r) => storedFlowJson(r.id, r.json));
+  }
+
+  /** Minutes of rollup older than the rollup retention go, at most once a minute (each ingest asks). */
+  private pruneRollup(): void {
+    const now = this.now();
+    if (now - this.rollupPrunedAt < MINUTE_MS) return;
+    this.rollupPrunedAt = now;
+    const n = this.rollup.pruneBefore(now - this.rollupRetentionMs);
+    if (n > 0) this.log.debug({ rows: n }, 'edge rollup pruned');
+  }
+
+  /** A database of schema 1 had no rollup: rebuild it from the flows still inside its retention. */
+  private backfillRollup(): void {
+    const since = this.now() - this.rollupRetentionMs;
+    const rows = this.db.prepare('SELECT time_ms, json FROM flows WHERE time_ms >= ? ORDER BY time_ms').iterate(since) as IterableIterator<{ time_ms: number; json: string }>;
+    let n = 0;
+    const chunk: { flows: FlowRecord[]; times: number[] } = { flows: [], times: [] };
+    const flush = this.db.transaction(() => {
+      this.rollup.add(chunk.flows, chunk.times);
+    });
+    for (const r of rows) {
+      chunk.flows.push(JSON.parse(r.json) as FlowRecord);
+      chunk.times.push(r.time_ms);
+      if (chunk.flows.length === 5000) {
+        flush();
+        n += chunk.flows.length;
+        chunk.flows = [];
+        chunk.times = [];
+      }
+    }
+    flush();
+    n += chunk.flows.length;
+    this.log.info({ flows: n }, 'edge rollup rebuilt from stored flows');
+  }
+
   private statement(sql: string): Database.Statement {
     let stmt = this.statements.get(sql);
     if (!stmt) {
@@ -246,7 +311,6 @@ export class FlowStore implements FlowIngest {
   }
 }
 
-/** The database with our pragmas and schema; one-line errors that name the file. */
 /** The flows matching `filters`, oldest first, at most `max`, read as they are needed. */
 export function* scanFlows(db: Database.Database, filters: FlowFilters, max: number): Generator<StoredFlow> {
   const { where, params } = whereClause(filters);
@@ -263,8 +327,10 @@ export function openFlowReader(file: string): Database.Database {
   return db;
 }
 
-function openDatabase(file: string): Database.Database {
+/** The database with our pragmas and schema, and the schema version it had (0: new); one-line errors that name the file. */
+function openDatabase(file: string): { db: Database.Database; from: number } {
   let db: Database.Database;
+  let from: number;
   try {
     db = new Database(file);
   } catch (err) {
@@ -280,15 +346,15 @@ function openDatabase(file: string): Database.Database {
     db.pragma('synchronous = NORMAL');
     db.pragma('busy_timeout = 2000');
     db.pragma('journal_size_limit = 67108864');
-    const version = db.pragma('user_version', { simple: true }) as number;
-    if (version !== 0 && version !== SCHEMA_VERSION) {
-      throw new Error(`schema version ${version}, this collector knows ${SCHEMA_VERSION}`);
+    from = db.pragma('user_version', { simple: true }) as number;
+    // 1 → 2 only adds the edge rollup (rebuilt from the stored flows by the store)
+    if (from !== 0 && from !== 1 && from !== SCHEMA_VERSION) {
+      throw new Error(`schema version ${from}, this collector knows ${SCHEMA_VERSION}`);
     }
     db.exec(SCHEMA);
-    db.pragma(`user_version = ${SCHEMA_VERSION}`);
   } catch (err) {
     db.close();
     throw new PalisadeError('PALISADE_ERR_DATA_DIR', `cannot use ${file}: ${describeCause(err)}`, { cause: err });
   }
-  return db;
+  return { db, from };
 }

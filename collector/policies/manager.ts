@@ -23,7 +23,7 @@ import type {
 } from '../../common/control-api';
 import { invalidArgument, PalisadeError } from '../../common/errors';
 import type { Logger } from '../../common/log';
-import { encodeMessage, type PolicyStatusMessage, type RegistrySnapshot } from '../../common/mesh-protocol';
+import { encodeMessage, type PolicyStatusMessage, type RegistrySnapshot, type RegistryWorkload } from '../../common/mesh-protocol';
 import { compilePolicyFiles, type PolicySet } from '../../common/policy';
 import type { PolicyFile } from '../../common/policy-files';
 import type { FlowStore } from '../flows/store';
@@ -146,6 +146,21 @@ export class PolicyManager {
     const stored = new Map(this.repo.current().map((p) => [policyKey(p), p]));
     // Selection and rules as the agents see them: the compiled set and its index.
     return { version: this.repo.version, rules: egressRuleViews(this.compiled.index, stored, snap.workloads, only) };
+  }
+
+  /** The authorization policies selecting workload `ref` now, in evaluation order (the dashboard's node panel). */
+  selecting(ref: string): { workload: RegistryWorkload; policies: Array<{ kind: 'AuthorizationPolicy'; namespace: string; name: string; action: string }> } {
+    const snap = this.opts.registry();
+    const w = resolveWorkload(snap.workloads, ref);
+    const found = snap.workloads.find((x) => x.namespace === w.namespace && x.name === w.name)!;
+    const p = this.compiled.index.policies({ namespace: found.namespace, labels: found.labels });
+    const view = (x: { namespace: string; name: string; action: string }): { kind: 'AuthorizationPolicy'; namespace: string; name: string; action: string } => ({
+      kind: 'AuthorizationPolicy',
+      namespace: x.namespace,
+      name: x.name,
+      action: x.action,
+    });
+    return { workload: found, policies: [...p.deny, ...p.allow, ...p.audit].map(view) };
   }
 
   learn(workloadRef: string, since: number, opts: { groupSuffixes: boolean; includeDenied: boolean }): Promise<EgressLearnResponse> {

@@ -22,3 +22,5 @@ export { nodeMetrics, startFlood } from './flood';
 export { tearDown } from './teardown';
 export type { FloodResult, FloodSpec } from './flood';
 export type { RssSampler } from './memory';
+export { OtlpReceiver, decodeLogs, decodeSpans } from './otlp-receiver';
+export type { ReceivedLog, ReceivedSpan, AttrValue } from './otlp-receiver';

@@ -2,7 +2,7 @@
 import type { Logger } from '../../../common/log';
 import type { HeaderRules } from './headers';
 import type { HttpLimits } from './limits';
-import type { HttpRecord, HttpSession } from './types';
+import type { HopTracer, HttpRecord, HttpSession } from './types';
 import type { ConnectionPool } from './upstream';
 
 export interface FrontContext {
@@ -13,6 +13,8 @@ export interface FrontContext {
   readonly log: Logger;
   /** the idle upstream connections this session shares with others of the same pool name (none: each connection keeps its own) */
   readonly pool?: ConnectionPool | undefined;
+  /** traces requests when set */
+  readonly tracer?: HopTracer | undefined;
   /** onRecord, shielded: a throwing callback is logged, never breaks a connection */
   record(r: HttpRecord): void;
 }

@@ -183,6 +183,8 @@ export class Downstream implements Link {
       bytesReceived: ex.bytesReceived,
       durationMs: Math.round((performance.now() - ex.started) * 1000) / 1000,
       ...(ex.error !== undefined && { error: ex.error }),
+      ...(ex.trace !== undefined && { trace: ex.trace }),
+      ...(ex.forwardedAt !== undefined && { forwardedAfterMs: ex.forwardedAt - ex.started }),
     });
     if (ex !== this.current) return;
     this.current = undefined;

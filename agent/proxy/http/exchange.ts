@@ -15,6 +15,7 @@ import { CONTINUE_100, CRLF, chunkSize, declaresBody, deniedResponse, LAST_CHUNK
 import { RequestBody } from './request-body';
 import { bodyOf, DENIED_RAW, rawResponse, statusOf } from './refusal';
 import { openTunnel } from './tunnel';
+import { withTraceHeaders, type TraceHop } from '../../tracing/trace-context';
 import type { HttpDecision, NormalizedRequest } from './types';
 import type { ConnectionPool, UpstreamConnection, UpstreamUser } from './upstream';
 import { UpstreamConnection as Upstream } from './upstream';
@@ -83,6 +84,10 @@ export class Exchange implements ParsedRequest, UpstreamUser {
   head: Buffer | undefined;
   /** a WebSocket tunnel is up; it reports its own end */
   tunnelling = false;
+  /** the request's trace, when the session traces */
+  trace: TraceHop | undefined;
+  /** performance.now() when the request first went upstream (traced requests) */
+  forwardedAt: number | undefined;
 
   private readonly body = new RequestBody();
   private contentLength = 0;
@@ -251,6 +256,10 @@ export class Exchange implements ParsedRequest, UpstreamUser {
     this.hasBody = c.chunked || c.contentLength > 0;
     this.target = c.target;
     this.forward = c.forward;
+    if (ctx.tracer !== undefined) {
+      this.trace = ctx.tracer.begin(c.request.headers);
+      this.forward = withTraceHeaders(this.forward, this.trace);
+    }
     return c.request;
   }
 
@@ -377,6 +386,7 @@ export class Exchange implements ParsedRequest, UpstreamUser {
 
   private send(up: UpstreamConnection, pool: ConnectionPool): void {
     this.upstream = up;
+    if (this.trace !== undefined) this.forwardedAt ??= performance.now();
     up.attach(this, this.method === 'HEAD', this.kind === Kind.Upgrade, pool);
     const head = requestHead(this.method, this.target, this.forward);
     if (!this.hasBody || this.detached) {

@@ -1,6 +1,7 @@
 /** The data the HTTP front hands to its caller: the request authz sees, the decision, the record. */
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../../common/log';
+import type { TraceHop } from '../../tracing/trace-context';
 import type { HttpLimits } from './limits';
 
 /** A request as authz sees it, after the one normalization. */
@@ -43,6 +44,15 @@ export interface HttpRecord {
   bytesReceived: number;
   durationMs: number;
   error?: string;
+  /** the request's place in a trace, when the session traces */
+  trace?: TraceHop;
+  /** ms from the request's arrival to its forwarding upstream (when it was forwarded) */
+  forwardedAfterMs?: number;
+}
+
+/** Starts a hop's trace from a request's headers (agent/tracing/tracer.ts). */
+export interface HopTracer {
+  begin(headers: Readonly<Record<string, readonly string[]>>): TraceHop;
 }
 
 /** What belongs to one downstream connection: who decides, where it goes, where records go. */
@@ -61,6 +71,8 @@ export interface HttpSession {
   setHeaders?: Record<string, string>;
   /** Once per request, finished or refused. */
   onRecord(r: HttpRecord): void;
+  /** Read and continue (or start) the trace of each request; its record carries it. */
+  tracer?: HopTracer;
 }
 
 /**

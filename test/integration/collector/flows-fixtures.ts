@@ -96,6 +96,8 @@ export interface HttpAnswer {
 export interface ApiCredentials {
   token?: string;
   cert?: { certPem: string; keyPem: string };
+  /** more request headers (a browser's cookie, Origin, …) */
+  headers?: Record<string, string>;
   /** Reuse this agent's connections (default: a new connection per request). */
   agent?: https.Agent;
 }
@@ -120,6 +122,7 @@ export function apiGet(col: RunningCollector, path: string, creds: ApiCredential
         headers: {
           ...(creds.token !== undefined ? { authorization: `Bearer ${creds.token}` } : {}),
           ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+          ...creds.headers,
         },
         ...(creds.cert ? { cert: creds.cert.certPem, key: creds.cert.keyPem } : {}),
       },

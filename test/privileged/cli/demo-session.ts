@@ -45,12 +45,12 @@ export interface DemoRun {
   state: DemoState;
 }
 
-/** `palisade demo up` in a temp dir with an isolated CLI config (commands need no flags after it). */
-export async function demoUp(label: string): Promise<DemoRun> {
+/** `palisade demo up [ARGS]` in a temp dir with an isolated CLI config (commands need no flags after it). */
+export async function demoUp(label: string, args: string[] = []): Promise<DemoRun> {
   const dir = tempDir(label);
   const stateDir = path.join(dir, 'state');
   const env = isolatedCliEnv(dir);
-  const up = await runPalisade(['demo', 'up', '--state-dir', stateDir], { env, timeoutMs: 120_000 });
+  const up = await runPalisade(['demo', 'up', '--state-dir', stateDir, ...args], { env, timeoutMs: 120_000 });
   const state = readState(stateDir);
   if (up.code !== 0 || !state) {
     await demoDown({ dir, stateDir, env }); // whatever half came up

@@ -35,6 +35,7 @@ describe('palisade demo', function () {
     const up = await palisade(['demo', 'up', '--state-dir', state]);
     assert.equal(up.code, 0, up.stderr);
     assert.match(up.stdout, /Try:/);
+    assert.match(up.stdout, /^ {2}palisade dashboard +# the service map in your browser/m, 'the closing hint names the dashboard');
 
     const status = await palisade(['demo', 'status', '--state-dir', state, '-o', 'json']);
     assert.equal(status.code, 0, status.stderr);

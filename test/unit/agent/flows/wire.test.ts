@@ -15,9 +15,10 @@ const ODD: unknown[] = [
   'inbound', 'outbound', 'egress', 'tcp', 'tls', 'http', 'allowed', 'denied', 'audit', 'error',
   [], ['x'], {}, { ip: '10.0.0.1' }, { ip: '10.0.0.1', port: 80, extra: 1 }, { method: 'GET', path: '/', status: 200 }, { method: 'GET', path: '/', status: 200, x: 1 },
   { policy: 'ns/p', rule: 0 }, { policy: 'ns/p', rule: -1 }, { policy: 'ns/p', rule: 0, x: 1 },
+  '4bf92f3577b34da6a3ce929d0e0e4736', '4BF92F3577B34DA6A3CE929D0E0E4736', '00000000000000000000000000000000', '4bf92f3577b34da6a3ce929d0e0e473', '4bf92f3577b34da6a3ce929d0e0e47361',
 ];
 
-const FIELDS = ['time', 'node', 'direction', 'source', 'destination', 'protocol', 'http', 'dns', 'verdict', 'reason', 'policy', 'rule', 'audit', 'mtls', 'bytesSent', 'bytesReceived', 'durationMs', 'count', 'extra'];
+const FIELDS = ['time', 'node', 'direction', 'source', 'destination', 'protocol', 'http', 'dns', 'verdict', 'reason', 'policy', 'rule', 'audit', 'mtls', 'bytesSent', 'bytesReceived', 'durationMs', 'count', 'traceId', 'extra'];
 const ODD_ANSWERS: unknown[] = [[], ['192.0.2.7'], ['edge.example.net.', '192.0.2.7'], Array.from({ length: 16 }, (_, i) => `10.0.0.${i}`), Array.from({ length: 17 }, (_, i) => `10.0.0.${i}`), [1], ['a'.repeat(1025)], 'x', null];
 const ENDPOINT_FIELDS = ['ip', 'port', 'workload', 'namespace', 'identity', 'host', 'podId'];
 
@@ -32,6 +33,7 @@ function generated(rng: Rng): FlowRecord {
     f.dns = { type: rng.pick(['A', 'AAAA', 'TXT']), rcode: rng.pick(['NOERROR', 'NXDOMAIN']), answers: rng.pick(ODD_ANSWERS.slice(0, 4)) };
   }
   if (rng.chance(0.1)) f.count = rng.int(3) * 1000 + (rng.chance(0.1) ? 0.5 : 0);
+  if (rng.chance(0.2)) f.traceId = rng.text('0123456789abcdef', 32);
   if (rng.chance(0.2)) (f.destination as Record<string, unknown>) = { ...(f.destination as object), host: rng.text('ab.-:_Z09"\\\u0001é', rng.int(12)) };
   const changes = rng.int(4);
   for (let i = 0; i < changes; i++) {

@@ -1,0 +1,155 @@
+/**
+ * A protobuf writer for the few wire types OTLP log records use: varints, fixed64, doubles,
+ * strings, bytes and length-delimited messages, into one growing buffer. A message's length is
+ * written where it began once its end is known (one byte reserved; the content moves only when
+ * the length needs more). Field numbers and layouts are otlp-logs.ts's; the golden test checks
+ * the bytes against the official OTLP definitions and the OpenTelemetry JS serializer.
+ */
+export const WIRE_VARINT = 0;
+export const WIRE_FIXED64 = 1;
+export const WIRE_LEN = 2;
+export const WIRE_FIXED32 = 5;
+
+export class ProtoWriter {
+  private buf = Buffer.allocUnsafe(64 * 1024);
+  pos = 0;
+
+  reset(): void {
+    this.pos = 0;
+  }
+
+  ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.pos + n) size *= 2;
+    const next = Buffer.allocUnsafe(size);
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
+  }
+
+  tag(field: number, wire: number): void {
+    this.varint(field * 8 + wire);
+  }
+
+  /** A non-negative integer up to 2^53. */
+  varint(v: number): void {
+    this.ensure(10);
+    const b = this.buf;
+    let p = this.pos;
+    while (v > 127) {
+      b[p++] = (v & 127) | 128;
+      v = Math.floor(v / 128);
+    }
+    b[p++] = v;
+    this.pos = p;
+  }
+
+  /** An int64 field's value: negative numbers take ten bytes (two's complement). */
+  int64(v: number): void {
+    if (v >= 0) return this.varint(v);
+    let x = BigInt.asUintN(64, BigInt(v));
+    this.ensure(10);
+    while (x > 127n) {
+      this.buf[this.pos++] = Number(x & 127n) | 128;
+      x >>= 7n;
+    }
+    this.buf[this.pos++] = Number(x);
+  }
+
+  fixed64(v: bigint): void {
+    this.ensure(8);
+    this.buf.writeBigUInt64LE(v, this.pos);
+    this.pos += 8;
+  }
+
+  fixed32(v: number): void {
+    this.ensure(4);
+    this.buf.writeUInt32LE(v >>> 0, this.pos);
+    this.pos += 4;
+  }
+
+  double(v: number): void {
+    this.ensure(8);
+    this.buf.writeDoubleLE(v, this.pos);
+    this.pos += 8;
+  }
+
+  /** A string field (UTF-8). */
+  string(field: number, s: string): void {
+    this.tag(field, WIRE_LEN);
+    if (s.length < 128) {
+      // ASCII is copied byte by byte (cheaper than a Buffer.write call for short strings)
+      this.ensure(1 + s.length * 3);
+      const b = this.buf;
+      const start = this.pos + 1;
+      let i = 0;
+      for (; i < s.length; i++) {
+        const c = s.charCodeAt(i);
+        if (c > 127) break;
+        b[start + i] = c;
+      }
+      if (i === s.length) {
+        b[this.pos] = i;
+        this.pos = start + i;
+        return;
+      }
+      if (s.length <= 42) {
+        // at most 126 bytes of UTF-8: the length is one byte
+        const n = b.write(s, start, 'utf8');
+        b[this.pos] = n;
+        this.pos = start + n;
+        return;
+      }
+    }
+    const n = Buffer.byteLength(s, 'utf8');
+    this.varint(n);
+    this.ensure(n);
+    this.pos += this.buf.write(s, this.pos, 'utf8');
+  }
+
+  /** Raw bytes as they are (a field's tag, length and content written before). */
+  raw(b: Uint8Array): void {
+    this.ensure(b.length);
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+  }
+
+  bytes(field: number, b: Uint8Array): void {
+    this.tag(field, WIRE_LEN);
+    this.varint(b.length);
+    this.raw(b);
+  }
+
+  /** Start a message field: returns where its length goes, for end(). */
+  begin(field: number): number {
+    this.tag(field, WIRE_LEN);
+    this.ensure(1);
+    return this.pos++;
+  }
+
+  end(at: number): void {
+    const len = this.pos - at - 1;
+    if (len < 128) {
+      this.buf[at] = len;
+      return;
+    }
+    let size = 1;
+    for (let v = len; v > 127; v = Math.floor(v / 128)) size++;
+    this.ensure(size - 1);
+    this.buf.copyWithin(at + size, at + 1, this.pos);
+    this.pos += size - 1;
+    let v = len;
+    let p = at;
+    while (v > 127) {
+      this.buf[p++] = (v & 127) | 128;
+      v = Math.floor(v / 128);
+    }
+    this.buf[p] = v;
+  }
+
+  /** What was written, copied out. */
+  finish(): Uint8Array {
+    // a plain Uint8Array view, sliced: one copy, without Buffer's species constructor
+    return new Uint8Array(this.buf.buffer, this.buf.byteOffset, this.pos).slice();
+  }
+}

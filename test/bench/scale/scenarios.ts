@@ -1,0 +1,216 @@
+/**
+ * The scenarios, each on a running SimMesh: steady state, a node joining, 10 % of nodes
+ * restarting at once, a pod churn wave, policy changes, the collector restarting. Each returns
+ * its ScenarioResult (measure.ts); a change "arrives" at an agent with the first registry or
+ * policies frame whose version includes it.
+ */
+import { CONTROL_API, type PolicyChangeResponse } from '../../../common/control-api';
+import { everyAgentHas, Measurement, propagation, type Change, type ScenarioResult } from './measure';
+import type { ScenarioName } from './options';
+import type { Arrival, SimAgent } from './sim-agent';
+import type { SimMesh } from './sim-mesh';
+import { sleep, within } from './timing';
+import { spread } from './stats';
+
+const WAIT_MS = 120_000;
+
+export type Scenario = (mesh: SimMesh) => Promise<ScenarioResult>;
+
+export const RUN: Record<ScenarioName, Scenario> = {
+  steady,
+  'node-join': nodeJoin,
+  'restart-10pct': restartTenth,
+  'pod-churn': podChurn,
+  'policy-change': policyChange,
+  'collector-restart': collectorRestart,
+};
+
+/** Nothing changes: flows at the set rate; the latency is a flow batch's acknowledgement. */
+async function steady(mesh: SimMesh): Promise<ScenarioResult> {
+  const m = new Measurement(mesh, 'steady');
+  const from = mesh.agents.map((a) => a.ackLatencies.length);
+  await sleep(mesh.opts.durationS * 1000);
+  const samples = mesh.agents.flatMap((a, i) => a.ackLatencies.slice(from[i]));
+  return m.end('flow batch sent → flows-ack', 0, { samples, missed: 0, everyAgent: [] }, {});
+}
+
+/** A new node joins with a fresh token: its full state, and its pods reaching every other agent. */
+async function nodeJoin(mesh: SimMesh): Promise<ScenarioResult> {
+  const i = mesh.agents.length;
+  const [token] = mesh.createTokens(i, i + 1);
+  const others = [...mesh.agents];
+  const agent = mesh.addAgent(i);
+  const m = new Measurement(mesh, 'node-join');
+  const t0 = m.started;
+  await agent.join(token!, mesh.keyFor(i));
+  const joinedMs = performance.now() - t0;
+  const own = agent.watchFor(mesh.pods[i]!.ipAt(0));
+  await agent.connect();
+  const registryMs = performance.now() - t0;
+  await agent.requestCertificates(mesh.csrsFor(i));
+  const certsMs = performance.now() - t0;
+  const landed = await within(own, WAIT_MS);
+  const policiesMs = agent.policies[0] ? agent.policies[0].t - t0 : null;
+  const changes: Change[] = landed ? [{ t: t0, version: landed.version, owner: agent }] : [];
+  if (landed) await everyAgentHas(others, 'registry', landed.version, t0, WAIT_MS);
+  const fullStateMs = Math.max(registryMs, certsMs, policiesMs ?? Infinity);
+  return m.end('token join started → the new node\'s pods in every other agent\'s registry', 1, propagation(others, changes, 'registry'), {
+    fullStateMs: Math.round(fullStateMs),
+    joinedMs: Math.round(joinedMs),
+    firstRegistryMs: Math.round(registryMs),
+    policiesMs: policiesMs === null ? null : Math.round(policiesMs),
+    certificatesMs: Math.round(certsMs),
+    ownPodsLanded: landed !== undefined,
+  });
+}
+
+/** Every tenth agent restarts at once: session closed, a new one, its certificates again. */
+async function restartTenth(mesh: SimMesh): Promise<ScenarioResult> {
+  const chosen = mesh.agents.map((a, i) => ({ a, i })).filter(({ i }) => i % 10 === 0);
+  const m = new Measurement(mesh, 'restart-10pct');
+  const t0 = m.started;
+  const ready: number[] = [];
+  const changes: Change[] = [];
+  await Promise.all(
+    chosen.map(async ({ a, i }) => {
+      await a.disconnect();
+      const since = performance.now();
+      await a.connect();
+      const back = a.registry.find((r) => r.t >= since);
+      if (back) changes.push({ t: t0, version: back.version, owner: a });
+      await a.requestCertificates(mesh.csrsFor(i));
+      ready.push(performance.now() - t0);
+    }),
+  );
+  const newest = Math.max(...changes.map((c) => c.version));
+  await everyAgentHas(mesh.agents, 'registry', newest, t0, WAIT_MS);
+  return m.end('restart began → the node online again in every other agent\'s registry', chosen.length, propagation(mesh.agents, changes, 'registry'), {
+    restarted: chosen.length,
+    restartedReady: spread(ready),
+  });
+}
+
+/** For durationS seconds, churnFraction of all pods replaced per second (new name, new address). */
+async function podChurn(mesh: SimMesh): Promise<ScenarioResult> {
+  const m = new Measurement(mesh, 'pod-churn');
+  const pending: Array<{ t: number; owner: SimAgent; landed: Promise<Arrival> }> = [];
+  const random = mulberry32(20);
+  const perTick = (mesh.pods.reduce((s, p) => s + p.count, 0) * mesh.opts.churnFraction) / 10;
+  let carry = 0;
+  const tick = setInterval(() => {
+    carry += perTick;
+    const count = Math.floor(carry);
+    carry -= count;
+    const byNode = new Map<number, Set<number>>();
+    for (let k = 0; k < count; k++) {
+      const node = Math.floor(random() * mesh.agents.length);
+      const set = byNode.get(node) ?? new Set<number>();
+      set.add(Math.floor(random() * mesh.pods[node]!.count));
+      byNode.set(node, set);
+    }
+    const t = performance.now();
+    for (const [node, positions] of byNode) {
+      const agent = mesh.agents[node]!;
+      for (const p of positions) pending.push({ t, owner: agent, landed: agent.watchFor(mesh.pods[node]!.replace(p)) });
+      agent.setPods(mesh.pods[node]!.registrations());
+    }
+  }, 100);
+  await sleep(mesh.opts.durationS * 1000);
+  clearInterval(tick);
+  const landed = await Promise.all(pending.map((p) => within(p.landed, WAIT_MS)));
+  const changes: Change[] = [];
+  pending.forEach((p, k) => {
+    const arrival = landed[k];
+    if (arrival) changes.push({ t: p.t, version: arrival.version, owner: p.owner });
+  });
+  const newest = Math.max(0, ...changes.map((c) => c.version));
+  await everyAgentHas(mesh.agents, 'registry', newest, m.started, WAIT_MS);
+  const latency = propagation(mesh.agents, changes, 'registry');
+  latency.missed += (pending.length - changes.length) * (mesh.agents.length - 1);
+  return m.end('pod replaced (register sent) → the new pod in every other agent\'s registry', pending.length, latency, {
+    podsReplaced: pending.length,
+    perSecond: Math.round(perTick * 10),
+    neverLanded: pending.length - changes.length,
+  });
+}
+
+/** `policyChanges` new AuthorizationPolicies through the API, one after the other has spread. */
+async function policyChange(mesh: SimMesh): Promise<ScenarioResult> {
+  const api = mesh.api();
+  const m = new Measurement(mesh, 'policy-change');
+  const changes: Change[] = [];
+  const applyMs: number[] = [];
+  for (let k = 0; k < mesh.opts.policyChanges; k++) {
+    const t = performance.now();
+    const answer = (await api.postJson(CONTROL_API.policyApply, { files: [{ source: `scale-sim-${k}.yaml`, text: policyYaml(k) }] })) as PolicyChangeResponse;
+    applyMs.push(Math.round(performance.now() - t));
+    changes.push({ t, version: answer.version });
+    await everyAgentHas(mesh.agents, 'policies', answer.version, t, WAIT_MS);
+    await sleep(200);
+  }
+  return m.end('policy applied (API call began) → the new version in every agent\'s policies', changes.length, propagation(mesh.agents, changes, 'policies'), {
+    versions: changes.map((c) => c.version),
+    // how long the API took to answer (stored, audited, pushed): the rest of the latency is the push
+    applyMs,
+  });
+}
+
+/** The collector stops (SIGTERM) and starts again on its data and port; agents reconnect by themselves. */
+async function collectorRestart(mesh: SimMesh): Promise<ScenarioResult> {
+  const m = new Measurement(mesh, 'collector-restart');
+  const t0 = m.started;
+  await mesh.collector.stop();
+  const stoppedMs = performance.now() - t0;
+  const own = mesh.agents.map((a, i) => a.watchFor(mesh.pods[i]!.ipAt(0)));
+  await mesh.collector.start();
+  const listening = performance.now();
+  const landed = await Promise.all(own.map((p) => within(p, WAIT_MS)));
+  const newest = Math.max(0, ...landed.map((a) => a?.version ?? 0));
+  const complete = await everyAgentHas(mesh.agents, 'registry', newest, listening, WAIT_MS);
+  const change: Change = { t: t0, version: newest };
+  // every agent's pods again, in every agent: one change, the whole registry rebuilt
+  const latency = propagation(mesh.agents, landed.every((a) => a !== undefined) ? [change] : [], 'registry');
+  if (!landed.every((a) => a !== undefined)) latency.missed = mesh.agents.length;
+  return m.end('collector stop began → the whole registry again in every agent', 1, latency, {
+    stoppedMs: Math.round(stoppedMs),
+    downMs: Math.round(listening - t0),
+    complete,
+    nodesReregistered: landed.filter((a) => a !== undefined).length,
+  });
+}
+
+function policyYaml(k: number): string {
+  return [
+    'apiVersion: security.istio.io/v1',
+    'kind: AuthorizationPolicy',
+    'metadata:',
+    `  name: sim-allow-${k}`,
+    '  namespace: ns-0',
+    'spec:',
+    '  selector:',
+    '    matchLabels:',
+    '      app: app-0',
+    '  action: ALLOW',
+    '  rules:',
+    '    - from:',
+    '        - source:',
+    `            principals: ["cluster.local/ns/ns-${k % 2}/sa/app-${k % 2}"]`,
+    '      to:',
+    '        - operation:',
+    '            methods: ["GET"]',
+    `            paths: ["/v${k}/*"]`,
+    '',
+  ].join('\n');
+}
+
+/** A small seeded generator: the same churn every run. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -1,0 +1,46 @@
+import { strict as assert } from 'node:assert';
+import { FlowLogEncoder } from '../../../../collector/sinks/otlp-logs';
+import type { FlowRecord } from '../../../../common/flow';
+import { realisticFlow } from '../../../bench/flow-ingest';
+import { decodeLogs } from '../../../harness/otlp-receiver';
+
+/** Records the written encoder must handle like the OpenTelemetry serializer: long and non-ASCII strings, zeros, big numbers. */
+function edgeCases(t: number): FlowRecord[] {
+  const base = realisticFlow(1, 'node-a', t);
+  return [
+    { ...base, http: { method: 'GET', path: '/' + 'ä€😀x'.repeat(200), status: 0 } },
+    { ...base, reason: 'r'.repeat(42), policy: 'p'.repeat(43), bytesSent: 0, bytesReceived: 2 ** 53 - 1, durationMs: 0, rule: 0 },
+    { ...base, source: { ip: '10.0.0.1' }, destination: { ip: '::ffff:1.2.3.4', host: 'ü.example' }, mtls: false, verdict: 'error', http: undefined, policy: undefined, rule: undefined },
+    { ...base, audit: { policy: 'ns/audit-all', rule: 7 }, verdict: 'audit', node: 'n'.repeat(63) },
+    { ...base, source: { ...base.source, identity: 'spiffe://' + 'x'.repeat(500) } },
+    { ...base, traceId: '4bf92f3577b34da6a3ce929d0e0e4736' } as FlowRecord,
+  ];
+}
+
+describe('FlowLogEncoder', () => {
+  const enc = new FlowLogEncoder({ 'service.name': 'palisade-collector', 'palisade.trust_domain': 'cluster.local' });
+
+  it('writes, for 6,000 generated flows and the edge cases, the request the OpenTelemetry JS serializer writes (decoded with the official definitions)', () => {
+    const t = Date.parse('2026-12-07T05:00:00.123Z');
+    const observed = t + 1500;
+    const all = [...edgeCases(t), ...Array.from({ length: 6_000 }, (_, i) => realisticFlow(i, 'node-a', t + i))];
+    for (let i = 0; i < all.length; i += 1000) {
+      const batch = all.slice(i, i + 1000);
+      const mine = decodeLogs(enc.encode(batch, observed));
+      const theirs = decodeLogs(enc.encodeChecked(batch, observed));
+      assert.equal(mine.length, batch.length);
+      assert.deepEqual(mine, theirs, `batch at ${i}`);
+    }
+  });
+
+  it('carries a traced flow\'s trace id', () => {
+    const [traced] = edgeCases(Date.now()).slice(-1);
+    const [log] = decodeLogs(enc.encode([traced!]));
+    assert.equal(log!.traceId, '4bf92f3577b34da6a3ce929d0e0e4736');
+    assert.equal(log!.spanId, '');
+  });
+
+  it('encodes an empty batch as one resource with no records', () => {
+    assert.deepEqual(decodeLogs(enc.encode([])), []);
+  });
+});
