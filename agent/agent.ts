@@ -10,22 +10,22 @@ import * as path from 'node:path';
 import { PalisadeError, describeCause, invalidArgument } from '../common/errors';
 import type { Logger } from '../common/log';
 import { encodeLpmKey } from './datapath/codec';
-import { Datapath, OBJECT_FILES, defaultBpfDir, netnsCookieOf, validateNodeName } from './datapath/datapath';
+import { Datapath, OBJECT_FILES, defaultBpfDir, validateNodeName } from './datapath/datapath';
 import { checkKernel, readObjectNeeds, type KernelFeatures } from './datapath/kernel-probe';
-import { assignPodIds } from './datapath/pod-ids';
 import { IdentityManager } from './identity/manager';
 import { acquireNodeLock, type NodeLock } from './lock';
 import { DEFAULT_DRAIN_TIMEOUT_MS, drainConnections, MAX_DRAIN_TIMEOUT_MS } from './drain';
 import { HandoverServer } from './handover';
 import { claimNode, enableRequestMigration, takeOver, type NodeClaim } from './takeover';
-import { CollectorClient } from './mesh/collector-client';
+import { CollectorClient, type RegistrySnapshot } from './mesh/collector-client';
 import { HBONE_PORT } from './proxy/hbone';
 import { HbonePool } from './proxy/hbone-pool';
 import { InboundProxy } from './proxy/inbound';
 import type { MeshInputs } from './proxy/inputs';
 import { OutboundProxy } from './proxy/outbound';
+import { TrafficRouter } from './traffic/router';
 import { LocalWorkloads } from './local-workloads';
-import { MeshRegistry, type MeshWorkload } from './mesh/mesh-registry';
+import { MeshRegistry } from './mesh/mesh-registry';
 import { AccessLog, type AccessLogMode } from './flows/access-log';
 import { FlowFanOut } from './flows/fan-out';
 import { FlowReporter } from './flows/reporter';
@@ -44,8 +44,8 @@ import { createProxyLimits, proxyLimitSettings, type ProxyLimitOptions, type Pro
 import { agentPorts, NodeAddresses } from './proxy/node-local';
 import type { PolicyIndex } from '../common/policy';
 import type { PolicyFile } from '../common/policy-files';
-import { loadWorkloadsFile, type Workload } from './workloads';
 import { DropTotals, WireEnforcement } from './wire/wire-enforcement';
+import { prepareWorkloadSources, type RunningWorkloadSources } from './workload-sources';
 
 export const OUTBOUND_PORT = 15001;
 
@@ -53,6 +53,10 @@ export interface AgentOptions {
   node: string;
   proxyIp: string;
   workloadsFile?: string;
+  /** Enroll this node's pods from the Kubernetes API and palisade-cni (workload-sources/). */
+  kubernetes?: { kubeconfig?: string; trustDomain?: string };
+  /** How long a workload certificate is kept after its identity's last pod left (default 30 s). */
+  identityLingerMs?: number;
   cgroup?: string;
   bpffs?: string;
   bpfDir?: string;
@@ -131,6 +135,8 @@ export interface RunningAgent {
   stopped: Promise<void>;
   /** Stop now: open connections are cut (tests; a second signal). */
   close(): Promise<void>;
+  /** Where the node's workloads come from (the workloads file, Kubernetes) and their enrollment. */
+  sources: RunningWorkloadSources;
 }
 
 export const DEFAULT_RUN_DIR = '/run/palisade';
@@ -150,10 +156,17 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   const caPem = opts.mesh ? readCa(opts.mesh) : undefined;
   // Everything that can be checked without the kernel is checked first: a bad
   // file or namespace path must not leave anything half-installed.
-  const config = opts.workloadsFile ? loadWorkloadsFile(opts.workloadsFile) : { trustDomain: 'cluster.local', workloads: [] };
+  const sourcesPlan = await prepareWorkloadSources({
+    node: opts.node,
+    runDir: opts.runDir ?? DEFAULT_RUN_DIR,
+    workloadsFile: opts.workloadsFile,
+    kubernetes: opts.kubernetes,
+    identityLingerMs: opts.identityLingerMs,
+    log,
+  });
   // Then the kernel: below the minimum, one line naming the missing feature, nothing created yet.
   checkKernel(readObjectNeeds(opts.bpfDir ?? defaultBpfDir(), OBJECT_FILES), opts.kernel);
-  const cookies = config.workloads.map((w) => ({ workload: w, netnsCookie: cookieFor(w) }));
+  const cookies = sourcesPlan.initial;
   // A bad policy directory refuses the start: no pod is redirected into unknown policy.
   const policies = new EnforcedPolicies({ dir: opts.policyDir, log });
   policies.start();
@@ -177,6 +190,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   let outbound: OutboundProxy | undefined;
   let dns: DnsRuntime | undefined;
   let mesh: RunningAgent['mesh'];
+  let sources: RunningWorkloadSources | undefined;
   let ready = false;
   const workloads = new LocalWorkloads();
   workloads.set(cookies);
@@ -200,7 +214,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   const metrics = metricsRegistry
     ? new MetricsServer({
         registry: metricsRegistry,
-        ready: () => ready,
+        ready: () => ready && sources?.synced() === true,
         // Metrics are the node's: a pod's own connection to the listener is closed unanswered.
         refusePeer: (ip) => workloads.byIp(ip) !== undefined,
         log,
@@ -260,24 +274,6 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     });
     datapath.setExclusions(opts.excludeCidrs ?? [], opts.excludePorts ?? []);
     enableRequestMigration(log);
-    const enrollStarted = process.hrtime.bigint();
-    reconcileEnrollment(datapath, cookies, log);
-    wire = new WireEnforcement({
-      node: opts.node,
-      datapath,
-      workloads,
-      policies,
-      registry: () => mesh?.registry,
-      flows,
-      totals: dropTotals,
-      summaryIntervalMs: opts.summaryIntervalMs,
-      log,
-    });
-    wire.start();
-    log.info(
-      { workloads: cookies.length, ms: Number(process.hrtime.bigint() - enrollStarted) / 1e6 },
-      'workloads enrolled',
-    );
 
     const dnsProxy = await dns.listen(datapath);
     const meshInputs: MeshInputs | undefined = mesh ? { registry: mesh.registry, pool: mesh.pool } : undefined;
@@ -293,6 +289,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       flows,
       dns: dnsProxy,
       limits,
+      ...(mesh ? { traffic: new TrafficRouter({ ...shared, local: workloads, registry: mesh.registry, pool: mesh.pool, authz }) } : {}),
       nodeLocal: new NodeAddresses(
         agentPorts([opts.outboundPort ?? OUTBOUND_PORT, opts.mesh && (opts.mesh.hbonePort ?? HBONE_PORT), opts.metricsAddress?.port]),
         () => mesh?.registry.nodeAddresses(),
@@ -308,6 +305,24 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         { cause: err },
       );
     }
+    // The agent's cgroup is registered before any pod is enrolled, so a strict pod always takes
+    // this agent's connections; the rules follow the enrolled pods from then on.
+    wire = new WireEnforcement({
+      node: opts.node,
+      datapath,
+      workloads,
+      policies,
+      registry: () => mesh?.registry,
+      flows,
+      totals: dropTotals,
+      summaryIntervalMs: opts.summaryIntervalMs,
+      log,
+    });
+    wire.start();
+    const enrollStarted = process.hrtime.bigint();
+    sources = await sourcesPlan.start({ datapath, local: workloads, ...(mesh ? { mesh: { identities: mesh.identities, collector: mesh.collector } } : {}) });
+    log.info({ workloads: sources.enrollment.size, ms: Number(process.hrtime.bigint() - enrollStarted) / 1e6 }, 'workloads enrolled');
+    for (const ifindex of datapath.sweepInterfaces()) log.info({ ifindex }, 'removed the filters of an interface no enrolled pod uses');
     ready = true;
     // Last, so every earlier refusal reads as before (its address is the proxy's or the node's,
     // both just proven usable), and before 'outbound listener ready', which callers wait for.
@@ -320,6 +335,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     const ob = outbound;
     const m = mesh;
     const d = dns;
+    const src = sources;
     let markStopped: () => void = () => undefined;
     const stopped = new Promise<void>((resolve) => (markStopped = resolve));
     let draining: Promise<void> | undefined;
@@ -328,6 +344,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       (closing ??= (async () => {
         stopping = true;
         ready = false;
+        await src.close();
         policies.close();
         await ob.close();
         await d.close();
@@ -397,11 +414,13 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       dns: d,
       flows: { metrics: flowMetrics, reporter },
       metricsAddress,
+      sources: src,
       drain,
       stopped,
       close,
     };
   } catch (err) {
+    await sources?.close().catch(() => undefined);
     await outbound?.close().catch(() => undefined);
     await dns?.close().catch(() => undefined);
     limits.refusals.close();
@@ -504,7 +523,7 @@ async function startMesh(
   try {
     // Before the session opens, so the first 'connected' already flushes what is buffered.
     reporter.start(collector);
-    collector.on('registry', (snap: { version: number; workloads: MeshWorkload[] }) => registry.update(snap.version, snap.workloads));
+    collector.on('registry', (snap: RegistrySnapshot) => registry.update(snap.version, snap.workloads, snap.services));
     collector.on('policies', (p: { version: number; files: PolicyFile[] }) => {
       const ok = policies.applyCollector(p.version, p.files);
       // The collector shows which version each agent enforces (`palisade status`).
@@ -529,7 +548,7 @@ async function startMesh(
     firstPolicies.catch(() => undefined);
     const first = await collector.start();
     await firstPolicies;
-    registry.update(first.version, first.workloads);
+    registry.update(first.version, first.workloads, first.services);
     const local = workloads.all().map((w) => w.identity);
     identities.retain(local);
     await Promise.all([...new Set(local)].map((id) => identities.ready(id)));
@@ -556,30 +575,6 @@ async function stopMesh(m: NonNullable<RunningAgent['mesh']>): Promise<void> {
   m.reporter.close();
   m.identities.close();
   await m.collector.close();
-}
-
-function cookieFor(w: Workload): bigint {
-  try {
-    return netnsCookieOf(w.netns);
-  } catch (err) {
-    throw new PalisadeError('PALISADE_ERR_NETNS', `workload ${w.namespace}/${w.name}: ${(err as Error).message}`, { cause: err });
-  }
-}
-
-/** Make the kernel's enrolled set exactly the workloads file's. */
-function reconcileEnrollment(dp: Datapath, entries: Array<{ workload: Workload; netnsCookie: bigint }>, log: Logger): void {
-  const want = new Set(entries.map((e) => e.netnsCookie));
-  for (const pod of dp.pods()) {
-    if (!want.has(pod.netnsCookie)) {
-      dp.unenroll(pod.netnsCookie);
-      log.info({ netnsCookie: pod.netnsCookie.toString(), podId: pod.podId }, 'unenrolled pod no longer in workloads');
-    }
-  }
-  const ids = assignPodIds(new Map(dp.pods().map((p) => [p.netnsCookie, p.podId])), entries.map((e) => e.netnsCookie));
-  for (const { workload, netnsCookie } of entries) {
-    dp.enroll(workload.netns, { podId: ids.get(netnsCookie)!, strict: workload.strict, ip: workload.ip, interface: workload.interface });
-  }
-  for (const ifindex of dp.sweepInterfaces()) log.info({ ifindex }, 'removed the filters of an interface no enrolled pod uses');
 }
 
 /** What pods resolved, kept from one agent of the node to the next (agent/dns/pod-names.ts). */

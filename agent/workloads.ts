@@ -11,6 +11,7 @@ import { errorCode, PalisadeError } from '../common/errors';
 import { INTERFACE_NAME } from './datapath/pod-links';
 import { isDnsLabel, isTrustDomain, spiffeId } from '../common/identity';
 import { isLabelKey, isLabelValue, LABEL_NAME_RULE, WORKLOAD_LABEL } from '../common/labels';
+import type { ServiceRegistration } from '../common/mesh-protocol';
 import {
   deref,
   describeKey,
@@ -22,6 +23,7 @@ import {
   scalarSource,
   unknownFieldHint,
 } from '../common/yaml-reader';
+import { parseServices } from './workload-services';
 
 export interface Workload {
   name: string;
@@ -44,6 +46,8 @@ export interface Workload {
 export interface WorkloadsConfig {
   trustDomain: string;
   workloads: Workload[];
+  /** Services this host declares (workload-services.ts); the collector finds their endpoints. */
+  services: ServiceRegistration[];
 }
 
 export const DEFAULT_TRUST_DOMAIN = 'cluster.local';
@@ -60,7 +64,7 @@ export class WorkloadsInvalidError extends PalisadeError {
   }
 }
 
-const TOP_LEVEL_FIELDS = ['workloads', 'trustDomain'];
+const TOP_LEVEL_FIELDS = ['workloads', 'trustDomain', 'services'];
 const WORKLOAD_FIELDS = ['name', 'namespace', 'serviceAccount', 'netns', 'ip', 'strict', 'interface', 'labels'];
 const REQUIRED_FIELDS = ['name', 'namespace', 'serviceAccount', 'netns', 'ip'] as const;
 type RequiredField = (typeof REQUIRED_FIELDS)[number];
@@ -98,6 +102,7 @@ export function parseWorkloads(text: string, source: string): WorkloadsConfig {
   const top = root as YAMLMap;
 
   let trustDomain = DEFAULT_TRUST_DOMAIN;
+  let services: ServiceRegistration[] = [];
   let workloadsNode: unknown;
   let workloadsFound = false;
   for (const pair of top.items) {
@@ -105,6 +110,8 @@ export function parseWorkloads(text: string, source: string): WorkloadsConfig {
     const line = problems.lineOf(pair.key, problems.lineOf(top));
     if (key === 'trustDomain') {
       trustDomain = checkTrustDomain(problems, deref(doc, pair.value), line) ?? trustDomain;
+    } else if (key === 'services') {
+      services = parseServices(problems, doc, deref(doc, pair.value), line);
     } else if (key === 'workloads') {
       workloadsFound = true;
       workloadsNode = deref(doc, pair.value);
@@ -134,7 +141,7 @@ export function parseWorkloads(text: string, source: string): WorkloadsConfig {
     });
   }
   throwIfAny(problems);
-  return { trustDomain, workloads };
+  return { trustDomain, workloads, services };
 }
 
 /** Read and parse a workloads file; an unreadable file is a one-line error naming path and errno. */

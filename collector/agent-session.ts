@@ -196,7 +196,7 @@ export class NodeSession {
   private register(m: RegisterMessage): void {
     const binding = this.binding();
     const pods = this.deps.pods?.podsOn(this.node);
-    const result = this.deps.registry.register(this.node, m.workloads, (w) =>
+    const result = this.deps.registry.register(this.node, m.workloads, m.services ?? [], (w) =>
       binding ? registrationRefusal(binding, w, pods) : `node ${this.node} has no join record`,
     );
     this.log.info({ workloads: result.accepted, refused: result.refused.length }, 'workloads registered');

@@ -22,6 +22,7 @@ import { clearStaleSocket, DEFAULT_LISTEN, formatAddress, parseListenAddress } f
 import { CertificateAuthority } from './mesh-ca';
 import { AuditLog } from './audit/audit-log';
 import { DeniedFlowSummarizer } from './audit/denied-summary';
+import { startCollectorKubernetes, type CollectorKubernetes, type CollectorKubernetesOptions } from './kubernetes';
 import { TrustRefusals } from './audit/trust-refusals';
 import type { NodePods } from './nodes/node-pods';
 import { NodeRecords } from './nodes/node-records';
@@ -66,6 +67,8 @@ export interface CollectorOptions {
   flowSinkOptions?: FlowSinksOptions['otlp'];
   /** How often denied flows are summarized into the audit log (ms); default 10 s. */
   auditSummaryIntervalMs?: number;
+  /** Services (and policies) from the Kubernetes API (collector/kubernetes/). */
+  kubernetes?: CollectorKubernetesOptions;
   /** Dashboard login tickets and sessions: lifetimes (tests shorten them). */
   dashboardSessions?: SessionOptions;
   /**
@@ -94,6 +97,8 @@ export interface RunningCollector {
   policies: PolicyManager;
   audit: AuditLog;
   metrics: CollectorMetrics;
+  /** The Kubernetes watches, with --kubernetes. */
+  kubernetes: CollectorKubernetes | undefined;
   /** The dashboard's sessions (tests). */
   dashboard: Dashboard;
   snapshot(): RegistrySnapshot;
@@ -133,6 +138,15 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     throw err;
   }
   const { audit, policies } = control;
+  let kube: CollectorKubernetes | undefined;
+  try {
+    if (opts.kubernetes) kube = await startCollectorKubernetes({ ...opts.kubernetes, log, registry });
+  } catch (err) {
+    policies.close();
+    audit.close();
+    await flows.close();
+    throw err;
+  }
   const sinks = new FlowSinks(opts.flowSinks ?? [], { log, metrics, trustDomain: ca.trustDomain, ...(opts.flowSinkOptions && { otlp: opts.flowSinkOptions }) });
   metrics.watchSinks(sinks);
   const unsubscribeSinks = flows.onStored(sinks.onStored);
@@ -163,6 +177,7 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     refusals,
   });
   const closeStores = async (): Promise<void> => {
+    await kube?.close();
     unsubscribeDenied();
     unsubscribeSinks();
     await sinks.close();
@@ -259,6 +274,7 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     policies,
     audit,
     metrics,
+    kubernetes: kube,
     dashboard,
     snapshot: () => registry.snapshot(),
     stop: () => {

@@ -5,13 +5,16 @@
  * (established traffic keeps working) and is marked offline.
  */
 import { spiffeId } from '../common/identity';
-import type { RegistryNode, RegistrySnapshot, RegistryWorkload, WorkloadRegistration } from '../common/mesh-protocol';
+import type { RegistryNode, RegistryService, RegistrySnapshot, RegistryWorkload, ServiceRegistration, WorkloadRegistration } from '../common/mesh-protocol';
+import { resolveServices } from './services';
 
 interface NodeState {
   nodeAddress: string;
   online: boolean;
   lastSeen: Date;
   workloads: RegistryWorkload[];
+  /** Services the node declares (its workloads file). */
+  services: ServiceRegistration[];
 }
 
 export interface RegisterResult {
@@ -22,6 +25,7 @@ export interface RegisterResult {
 
 export class WorkloadRegistry {
   private readonly nodes = new Map<string, NodeState>();
+  private kubeServices: RegistryService[] = [];
   private versionCounter = 0;
 
   constructor(
@@ -45,7 +49,7 @@ export class WorkloadRegistry {
         state.workloads = state.workloads.map((w) => ({ ...w, nodeAddress }));
       }
     } else {
-      this.nodes.set(node, { nodeAddress, online: true, lastSeen: this.now(), workloads: [] });
+      this.nodes.set(node, { nodeAddress, online: true, lastSeen: this.now(), workloads: [], services: [] });
     }
     this.changed();
   }
@@ -79,9 +83,15 @@ export class WorkloadRegistry {
    * Replace `node`'s workloads with `workloads`, except those refused: what `admit` refuses (the
    * node's binding: nodes/workload-admission.ts), an identity outside this trust domain, an IP
    * another node has registered or uses as its node address, an IP or name given twice. Refused
-   * ones are left out; the node's previous entry for a refused IP is not kept either.
+   * ones are left out; the node's previous entry for a refused IP is not kept either. `services`
+   * (a workloads file's declared services) replace the node's declared services.
    */
-  register(node: string, workloads: WorkloadRegistration[], admit: (w: WorkloadRegistration) => string | undefined = () => undefined): RegisterResult {
+  register(
+    node: string,
+    workloads: WorkloadRegistration[],
+    services: ServiceRegistration[] = [],
+    admit: (w: WorkloadRegistration) => string | undefined = () => undefined,
+  ): RegisterResult {
     const state = this.nodes.get(node);
     if (!state) throw new Error(`register before hello for node ${node}`);
     const owners = new Map<string, string>();
@@ -122,11 +132,21 @@ export class WorkloadRegistry {
       });
     }
     accepted.sort(byIp);
-    if (JSON.stringify(accepted) !== JSON.stringify(state.workloads)) {
+    const declared = services.map((d) => ({ ...d, vips: [...d.vips], ports: d.ports.map((p) => ({ ...p })), selector: { ...d.selector } }));
+    if (JSON.stringify(accepted) !== JSON.stringify(state.workloads) || JSON.stringify(declared) !== JSON.stringify(state.services)) {
       state.workloads = accepted;
+      state.services = declared;
       this.changed();
     }
+    refused.push(...(this.resolved().refused.get(node) ?? []));
     return { accepted: accepted.length, refused };
+  }
+
+  /** The Services the Kubernetes API has (with their endpoints), replacing the previous list. */
+  setKubernetesServices(services: RegistryService[]): void {
+    if (JSON.stringify(services) === JSON.stringify(this.kubeServices)) return;
+    this.kubeServices = services;
+    this.changed();
   }
 
   /** Is `identity` the identity of a workload `node` has registered right now? */
@@ -141,7 +161,13 @@ export class WorkloadRegistry {
       nodes.push({ node, nodeAddress: s.nodeAddress, online: s.online, lastSeen: (s.online ? this.now() : s.lastSeen).toISOString() });
       workloads.push(...s.workloads.map((w) => ({ ...w, labels: { ...w.labels } })));
     }
-    return { version: this.versionCounter, workloads: workloads.sort(byIp), nodes };
+    return { version: this.versionCounter, workloads: workloads.sort(byIp), nodes, services: this.resolved().services };
+  }
+
+  private resolved(): ReturnType<typeof resolveServices> {
+    const declared = new Map([...this.nodes].map(([node, s]) => [node, s.services]));
+    const workloads = [...this.nodes.values()].flatMap((s) => s.workloads);
+    return resolveServices(declared, this.kubeServices, workloads, (node) => this.nodes.get(node)?.online === true);
   }
 
   private changed(): void {

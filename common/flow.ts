@@ -54,6 +54,19 @@ export interface FlowRecord {
    * In a packet summary of the per-pod filters (udp, icmp, arp, other): how many packets, per interval.
    */
   count?: number;
+  /** a request the source node routed (HTTPRoute): which route and rule, which backend Service, how many attempts */
+  traffic?: FlowTraffic;
+}
+
+export interface FlowTraffic {
+  /** `namespace/name` of the HTTPRoute */
+  route: string;
+  /** index of its rule */
+  rule: number;
+  /** `namespace/name` of the backend Service chosen */
+  backend: string;
+  /** attempts sent (1: no retry) */
+  attempts: number;
 }
 
 /** `A`, `NXDOMAIN`, addresses and CNAME targets (these with a trailing dot), at most MAX_DNS_ANSWERS. */
@@ -94,6 +107,7 @@ export function flowRecord(f: FlowFields): FlowRecord {
     durationMs: Math.round(f.durationMs),
     count: f.count,
     traceId: f.traceId,
+    traffic: f.traffic,
   };
 }
 
@@ -125,7 +139,7 @@ export interface FlowSink {
 }
 
 /** The fields a record may have: made once, since the check runs for every record an agent sends. */
-const FIELDS: ReadonlySet<string> = new Set(['time', 'node', 'direction', 'source', 'destination', 'protocol', 'http', 'dns', 'verdict', 'reason', 'policy', 'rule', 'audit', 'mtls', 'bytesSent', 'bytesReceived', 'durationMs', 'count', 'traceId']);
+const FIELDS: ReadonlySet<string> = new Set(['time', 'node', 'direction', 'source', 'destination', 'protocol', 'http', 'dns', 'verdict', 'reason', 'policy', 'rule', 'audit', 'mtls', 'bytesSent', 'bytesReceived', 'durationMs', 'count', 'traceId', 'traffic']);
 const DIRECTIONS = new Set(['outbound', 'inbound', 'egress']);
 const VERDICTS = new Set(['allowed', 'denied', 'audit', 'error']);
 const PROTOCOLS = new Set<string>(FLOW_PROTOCOLS);
@@ -206,6 +220,12 @@ export function flowProblem(v: unknown): string | undefined {
   if (v.audit !== undefined) {
     const a = v.audit;
     if (!isRecord(a) || !isText(a.policy, 512) || !isCount(a.rule) || ownKeys(a) !== 2) return 'audit must be {policy, rule}';
+  }
+  if (v.traffic !== undefined) {
+    const t = v.traffic;
+    if (!isRecord(t) || !isText(t.route, 512) || !isCount(t.rule) || !isText(t.backend, 512) || !isCount(t.attempts) || ownKeys(t) !== 4) {
+      return 'traffic must be {route, rule, backend, attempts}';
+    }
   }
   return undefined;
 }

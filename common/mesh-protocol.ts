@@ -67,6 +67,40 @@ export interface RegistryWorkload {
   labels: Record<string, string>;
 }
 
+/** A port of a service (TCP). `name` is '' for a service's one unnamed port. */
+export interface ServicePort {
+  name: string;
+  port: number;
+}
+
+/** One endpoint of a service: where each of the service's ports goes (`targetPorts[i]` for `ports[i]`). */
+export interface RegistryEndpoint {
+  ip: string;
+  /** Only ready endpoints get new connections. */
+  ready: boolean;
+  targetPorts: number[];
+}
+
+/** A service of the mesh: virtual IPs and ports, carried to its endpoints (Kubernetes Services + EndpointSlices, or declared by a node). */
+export interface RegistryService {
+  namespace: string;
+  name: string;
+  /** Virtual IPs (IPv4), the cluster IPs. */
+  vips: string[];
+  ports: ServicePort[];
+  endpoints: RegistryEndpoint[];
+}
+
+/** A service a node declares (its workloads file's `services:`): endpoints are the mesh's workloads its selector picks. */
+export interface ServiceRegistration {
+  namespace: string;
+  name: string;
+  vips: string[];
+  ports: Array<ServicePort & { targetPort: number }>;
+  /** Workloads of the namespace with all these labels are its endpoints. */
+  selector: Record<string, string>;
+}
+
 export interface RegistryNode {
   node: string;
   nodeAddress: string;
@@ -80,12 +114,14 @@ export interface RegistrySnapshot {
   version: number;
   workloads: RegistryWorkload[];
   nodes: RegistryNode[];
+  /** Optional on the wire: a collector before services sends none. */
+  services?: RegistryService[];
 }
 
 export interface JoinMessage { type: 'join'; node: string; csr: string }
 export interface JoinedMessage { type: 'joined'; cert: string; ca: string }
 export interface HelloMessage { type: 'hello'; node: string; nodeAddress: string; agentVersion: string }
-export interface RegisterMessage { type: 'register'; workloads: WorkloadRegistration[] }
+export interface RegisterMessage { type: 'register'; workloads: WorkloadRegistration[]; services?: ServiceRegistration[] }
 export interface CsrMessage { type: 'csr'; id: string; identity: string; csr: string }
 export interface CertMessage { type: 'cert'; id: string; cert: string; ca: string }
 export interface ErrorMessage { type: 'error'; id?: string; code: WireErrorCode; message: string }
@@ -215,6 +251,31 @@ const REGISTRY_WORKLOAD: Schema = {
   labels: { check: labels },
 };
 
+export const MAX_SERVICE_PORTS = 100;
+export const MAX_SERVICE_VIPS = 2;
+export const MAX_SERVICE_ENDPOINTS = 5000;
+const MAX_SERVICES = 10_000;
+const PORT_NAME_RE = /^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)?$/;
+const portNumber: Check = (v, at) => (Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535 ? undefined : `${at}: must be a port (1-65535)`);
+const portName = str((s) => PORT_NAME_RE.test(s), "must be '' or a port name (lowercase letters, digits and '-', at most 63)");
+const SERVICE_PORT: Schema = { name: { check: portName }, port: { check: portNumber } };
+const REGISTRY_SERVICE: Schema = {
+  namespace: { check: dnsLabel },
+  name: { check: dnsLabel },
+  vips: { check: arrayOf(ipv4, MAX_SERVICE_VIPS) },
+  ports: { check: arrayOf(object(SERVICE_PORT), MAX_SERVICE_PORTS) },
+  endpoints: {
+    check: arrayOf(object({ ip: { check: ipv4 }, ready: { check: bool }, targetPorts: { check: arrayOf(portNumber, MAX_SERVICE_PORTS) } }), MAX_SERVICE_ENDPOINTS),
+  },
+};
+const SERVICE_REGISTRATION: Schema = {
+  namespace: { check: dnsLabel },
+  name: { check: dnsLabel },
+  vips: { check: arrayOf(ipv4, MAX_SERVICE_VIPS) },
+  ports: { check: arrayOf(object({ ...SERVICE_PORT, targetPort: { check: portNumber } }), MAX_SERVICE_PORTS) },
+  selector: { check: labels },
+};
+
 const MAX_POLICY_FILES = 1000;
 export const MAX_POLICY_PROBLEMS = 50;
 export const MAX_FLOWS_PER_BATCH = 1000;
@@ -235,7 +296,10 @@ const SCHEMAS: { [T in MessageType]: Schema } = {
   join: { node: { check: nodeName }, csr: { check: pem('CERTIFICATE REQUEST') } },
   joined: { cert: { check: pem('CERTIFICATE') }, ca: { check: pem('CERTIFICATE') } },
   hello: { node: { check: nodeName }, nodeAddress: { check: ipv4 }, agentVersion: { check: agentVersion } },
-  register: { workloads: { check: arrayOf(object(WORKLOAD_REGISTRATION), MAX_NODE_WORKLOADS) } },
+  register: {
+    workloads: { check: arrayOf(object(WORKLOAD_REGISTRATION), MAX_NODE_WORKLOADS) },
+    services: { check: arrayOf(object(SERVICE_REGISTRATION), MAX_SERVICES), optional: true },
+  },
   csr: { id: { check: requestId }, identity: { check: spiffe }, csr: { check: pem('CERTIFICATE REQUEST') } },
   cert: { id: { check: requestId }, cert: { check: pem('CERTIFICATE') }, ca: { check: pem('CERTIFICATE') } },
   error: { id: { check: requestId, optional: true }, code: { check: wireCode }, message: { check: text } },
@@ -243,6 +307,7 @@ const SCHEMAS: { [T in MessageType]: Schema } = {
     version: { check: version },
     workloads: { check: arrayOf(object(REGISTRY_WORKLOAD), MAX_REGISTRY_WORKLOADS) },
     nodes: { check: arrayOf(object(REGISTRY_NODE), MAX_NODES) },
+    services: { check: arrayOf(object(REGISTRY_SERVICE), MAX_SERVICES * 10), optional: true },
   },
   policies: { version: { check: version }, files: { check: arrayOf(object(POLICY_FILE), MAX_POLICY_FILES) } },
   flows: {

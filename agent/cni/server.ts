@@ -7,6 +7,7 @@
  */
 import * as net from 'node:net';
 import { describeCause } from '../../common/errors';
+import { KeyedQueue } from '../../common/keyed-queue';
 import type { Logger } from '../../common/log';
 import { listenPrivateSocket, type PrivateSocket } from '../../common/unix-socket';
 import {
@@ -71,8 +72,8 @@ export class CniServer {
   private readonly log: Logger;
   private readonly server: net.Server;
   private readonly open = new Set<net.Socket>();
-  /** The tail of each sandbox's operation chain (entries go when their chain is done). */
-  private readonly chains = new Map<string, Promise<void>>();
+  /** Operations per sandbox (container id), one at a time in arrival order. */
+  private readonly queue = new KeyedQueue();
   private readonly counters: CniServerStats = {
     requests: { ADD: 0, DEL: 0, CHECK: 0 },
     succeeded: 0,
@@ -179,17 +180,7 @@ export class CniServer {
   private serve(request: CniRequest, started: number): Promise<CniResponse> {
     const { command, sandbox } = request;
     this.counters.requests[command]++;
-    const key = sandbox.containerId;
-    const previous = this.chains.get(key) ?? Promise.resolve();
-    const work = previous.then(() => this.operate(request));
-    const tail = work.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.chains.set(key, tail);
-    void tail.then(() => {
-      if (this.chains.get(key) === tail) this.chains.delete(key);
-    });
+    const work = this.queue.run(sandbox.containerId, () => this.operate(request));
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), this.limits.operationTimeoutMs);

@@ -78,6 +78,8 @@ export interface PodEnrollment {
   /** the pod's IPv4 address: the only source its packets may carry */
   ip: string;
   /** its host-side interface in the agent's namespace (the CNI result, the workloads file); derived when absent */
+  hostInterface?: string;
+  /** the same, by its workloads-file name */
   interface?: string;
 }
 
@@ -261,7 +263,7 @@ export class Datapath implements wire.WireHandles {
     }
     codec.ipv4Bytes(pod.ip);
     const cookie = netnsCookieOf(netnsPath);
-    const link = resolvePodLink(netnsPath, pod.interface);
+    const link = resolvePodLink(netnsPath, pod.hostInterface ?? pod.interface);
     const key = codec.encodeNetnsCookie(cookie);
     const before = native.mapLookup(this.fds.palisade_pods, key, codec.POD_SIZE);
     const old = before ? codec.decodePod(before) : undefined;

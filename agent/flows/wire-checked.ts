@@ -48,6 +48,7 @@ function wireRecord(f: FlowRecord): FlowRecord {
   if (f.audit !== undefined) w.audit = { policy: f.audit.policy, rule: f.audit.rule };
   if (f.count !== undefined) w.count = f.count;
   if (f.traceId !== undefined) w.traceId = f.traceId;
+  if (f.traffic !== undefined) w.traffic = { route: f.traffic.route, rule: f.traffic.rule, backend: f.traffic.backend, attempts: f.traffic.attempts };
   return w;
 }
 

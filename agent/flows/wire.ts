@@ -101,7 +101,7 @@ function endpoint(e: FlowEndpoint): string | undefined {
 
 /**
  * The JSON wire-checked.ts would write, when every field passes the collector's check as written
- * here (fields in its order: the fixed ones, then http, dns, policy, rule, audit, count, traceId); undefined otherwise.
+ * here (fields in its order: the fixed ones, then http, dns, policy, rule, audit, count, traceId, traffic); undefined otherwise.
  */
 export function writeFlowJson(f: FlowRecord): string | undefined {
   if (typeof f !== 'object' || f === null) return undefined;
@@ -174,6 +174,14 @@ export function writeFlowJson(f: FlowRecord): string | undefined {
   if (f.traceId !== undefined) {
     if (!isTraceId(f.traceId)) return undefined;
     out += ',"traceId":"' + f.traceId + '"';
+  }
+  const traffic = f.traffic;
+  if (traffic !== undefined) {
+    if (typeof traffic !== 'object' || traffic === null) return undefined;
+    const route = str(traffic.route, 512);
+    const backend = str(traffic.backend, 512);
+    if (route === undefined || backend === undefined || !isCount(traffic.rule) || !isCount(traffic.attempts)) return undefined;
+    out += ',"traffic":{"route":' + route + ',"rule":' + traffic.rule + ',"backend":' + backend + ',"attempts":' + traffic.attempts + '}';
   }
   return out + '}';
 }

@@ -28,11 +28,13 @@ import {
   parseMessage,
   type HelloMessage,
   type MeshMessage,
+  type RegisterMessage,
   type RegistrySnapshot,
+  type ServiceRegistration,
   type WorkloadRegistration,
 } from '../../common/mesh-protocol';
 import { createCsr, generateKeyPair, isNodeName, nodeSpiffeId } from '../../common/pki';
-import { Backoff, type BackoffOptions } from './backoff';
+import { Backoff, type BackoffOptions } from '../../common/backoff';
 import { joinOnce } from './join';
 import { loadNodeCredentials, saveNodeCredentials, type NodeCredentials } from './node-identity';
 import { isTlsVerifyError, openCollectorSocket, parseCollectorUrl, readRefusal, type CollectorEndpoint } from './transport';
@@ -92,7 +94,7 @@ export class CollectorClient extends EventEmitter {
   private creds: NodeCredentials | undefined;
   private ws: WebSocket | undefined;
   private ready = false;
-  private workloads: WorkloadRegistration[] | undefined;
+  private registration: RegisterMessage | undefined;
   private snapshot: RegistrySnapshot | undefined;
   private nextId = 0;
   private started = false;
@@ -173,11 +175,12 @@ export class CollectorClient extends EventEmitter {
     return first;
   }
 
-  /** This node's workloads: sent now if connected, and after every reconnect. */
-  setWorkloads(workloads: WorkloadRegistration[]): void {
-    const copy = workloads.map((w) => ({ ...w, labels: { ...w.labels } }));
-    const frame = checked({ type: 'register', workloads: copy });
-    this.workloads = copy;
+  /** This node's workloads (and the services it declares): sent now if connected, and after every reconnect. */
+  setWorkloads(workloads: WorkloadRegistration[], services: ServiceRegistration[] = []): void {
+    const copy: RegisterMessage = { type: 'register', workloads: workloads.map((w) => ({ ...w, labels: { ...w.labels } })) };
+    if (services.length > 0) copy.services = structuredClone(services);
+    const frame = checked(copy);
+    this.registration = copy;
     if (this.ready && this.ws) this.ws.send(frame);
   }
 
@@ -271,7 +274,7 @@ export class CollectorClient extends EventEmitter {
       this.heard();
       const hello: HelloMessage = { type: 'hello', node: this.opts.node, nodeAddress: this.opts.nodeAddress, agentVersion: agentVersion(this.opts) };
       ws.send(encodeMessage(hello));
-      if (this.workloads) ws.send(encodeMessage({ type: 'register', workloads: this.workloads }));
+      if (this.registration) ws.send(encodeMessage(this.registration));
     });
     ws.on('ping', () => this.heard());
     ws.on('message', (data, isBinary) => this.onFrame(ws, data as Buffer, isBinary));

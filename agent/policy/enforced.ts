@@ -98,13 +98,15 @@ export class EnforcedPolicies extends EventEmitter {
     this.problems = [];
     this.sets[source] = set;
     this.info[source] = {
-      policies: set.authorization.length + set.egress.length,
+      policies: set.authorization.length + set.egress.length + (set.routes?.length ?? 0) + (set.faults?.length ?? 0),
       ...(version === undefined ? {} : { version }),
       loadedAt: new Date().toISOString(),
     };
     const merged: PolicySet = {
       authorization: [...(this.sets.dir?.authorization ?? []), ...(this.sets.collector?.authorization ?? [])],
       egress: [...(this.sets.dir?.egress ?? []), ...(this.sets.collector?.egress ?? [])],
+      routes: [...(this.sets.dir?.routes ?? []), ...(this.sets.collector?.routes ?? [])],
+      faults: [...(this.sets.dir?.faults ?? []), ...(this.sets.collector?.faults ?? [])],
     };
     this.current = new PolicyIndex(merged);
     this.log.info(
@@ -115,6 +117,7 @@ export class EnforcedPolicies extends EventEmitter {
         files: files.map((f) => path.basename(f.source)),
         authorization: set.authorization.map((p) => `${p.namespace}/${p.name}`),
         egress: set.egress.map((p) => `${p.namespace}/${p.name}`),
+        routes: (set.routes ?? []).map((p) => `${p.namespace}/${p.name}`),
       },
       'policies loaded',
     );

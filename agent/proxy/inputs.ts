@@ -2,7 +2,7 @@
 import type * as net from 'node:net';
 import type { Logger } from '../../common/log';
 import type { Original } from '../datapath/datapath';
-import type { MeshWorkload } from '../mesh/mesh-registry';
+import type { MeshWorkload, ServiceTarget } from '../mesh/mesh-registry';
 import type { Workload } from '../workloads';
 import type { FlowSink } from '../../common/flow';
 import type { DestinationAuthz } from './destination-authz';
@@ -10,6 +10,7 @@ import type { Egress } from './egress';
 import type { HbonePool } from './hbone-pool';
 import type { ProxyLimits } from './limits';
 import type { NodeLocal } from './node-local';
+import type { TrafficRouter } from '../traffic/router';
 
 /** What the proxy needs of the kernel data path: only the original-destination lookup. */
 export interface OriginalLookup {
@@ -22,9 +23,9 @@ export interface WorkloadIndex {
   byIp(ip: string): Workload | undefined;
 }
 
-/** The mesh side: registry of every node's workloads and the HBONE connection pool. */
+/** The mesh side: registry of every node's workloads and services, and the HBONE connection pool. */
 export interface MeshInputs {
-  registry: { byIp(ip: string): MeshWorkload | undefined };
+  registry: { byIp(ip: string): MeshWorkload | undefined; byVip(ip: string, port: number): ServiceTarget | undefined };
   pool: Pick<HbonePool, 'connect'>;
 }
 
@@ -53,4 +54,6 @@ export interface ProxyInputs {
   limits: ProxyLimits;
   /** The node's own addresses and the agent's ports: destinations no pod may open. */
   nodeLocal: { current(): NodeLocal };
+  /** Per-request routing of connections to a Service an HTTPRoute is attached to (absent without a mesh). */
+  traffic?: TrafficRouter;
 }

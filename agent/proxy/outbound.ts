@@ -26,6 +26,8 @@ import { isNodeLocalDestination } from './node-local';
 import { splice, timeoutReason } from './pipe';
 import { proxyFlow } from './proxy-flow';
 import { route, type Route } from './route';
+import { ServiceBalancer } from './service-balancer';
+import type { RoutedService } from '../traffic/router';
 
 const DNS_PORT = 53;
 
@@ -34,6 +36,7 @@ export type Refusal =
   | 'unknown-source-pod'
   | 'source-address-mismatch'
   | 'node-local-destination'
+  | 'no-ready-endpoint'
   | LimitReason;
 
 export class OutboundProxy {
@@ -41,6 +44,7 @@ export class OutboundProxy {
   private readonly server: net.Server;
   private readonly sockets = new Set<Duplex>();
   private readonly log: ProxyInputs['log'];
+  private readonly balancer = new ServiceBalancer();
 
   constructor(inputs: ProxyInputs) {
     this.inputs = inputs;
@@ -121,10 +125,26 @@ export class OutboundProxy {
     if (workload.ip !== peerIp) {
       return this.refuse(client, started, 'source-address-mismatch', { direction: 'outbound', source, destination: orig.dst }, { expected: workload.ip });
     }
-    const destination = orig.dst;
-    if (destination.port === DNS_PORT && this.inputs.dns) return this.inputs.dns.serveTcp(client, workload, source, destination);
-    const r = route(destination.ip, { node: this.inputs.node, local: this.inputs.workloads, mesh: this.inputs.mesh?.registry });
+    if (orig.dst.port === DNS_PORT && this.inputs.dns) return this.inputs.dns.serveTcp(client, workload, source, orig.dst);
+    const registry = this.inputs.mesh?.registry;
+    const r = route(orig.dst, { node: this.inputs.node, local: this.inputs.workloads, mesh: registry, services: registry, pick: this.balancer.pick });
+    // A service's virtual IP is carried to the endpoint chosen for it.
+    const destination = r.dst;
     const sourceInfo = { ...source, workload: workload.name, namespace: workload.namespace, identity: workload.identity };
+    // A Service with an HTTPRoute: HTTP is served here and every request routed on its own.
+    const routed = r.service && this.inputs.traffic ? { ...r.service, port: orig.dst.port } : undefined;
+    if (routed && this.inputs.traffic!.routes(routed, workload.namespace)) return this.serveRouted(client, started, workload, sourceInfo, routed, orig.dst);
+    if (r.kind === 'no-endpoint') {
+      client.resetAndDestroy();
+      this.inputs.limits.refusals.refuse({
+        route: { direction: 'outbound', source: sourceInfo, destination, protocol: 'tcp', mtls: false },
+        outcome: { verdict: 'error', reason: 'no-ready-endpoint' },
+        started,
+        message: 'outbound connection refused',
+        fields: { service: `${r.service.namespace}/${r.service.name}` },
+      });
+      return;
+    }
     const dstInfo = { ...destination, ...describeRoute(r) };
     const direction: FlowDirection = r.kind === 'passthrough' ? 'egress' : 'outbound';
     // The node itself (its agent ports, its loopback) is never a pod's destination.
@@ -188,6 +208,18 @@ export class OutboundProxy {
     );
   }
 
+  /** A Service with an HTTPRoute: under the pod's connection cap like any connection, then every request routed on its own. */
+  private serveRouted(client: net.Socket, started: number, workload: Workload, source: FlowEndpoint & { ip: string }, service: RoutedService, vip: { ip: string; port: number }): void {
+    const admitted = this.inputs.limits.connections.admit('outbound', workload.ip);
+    if (!admitted.ok) return this.refuse(client, started, admitted.reason, { direction: 'outbound', source, destination: vip });
+    this.sockets.add(client);
+    client.once('close', () => {
+      this.sockets.delete(client);
+      admitted.release();
+    });
+    this.inputs.traffic!.handle(client, workload, source, service);
+  }
+
   /** Same node: the destination's policies are checked here, exactly as the inbound listener would. */
   private deliverLocal(client: net.Socket, source: AuthzContext['source'], target: Workload, dst: { ip: string; port: number }, started: number): void {
     const ctx: AuthzContext = { mtls: false, source, destination: { ...dst, workload: target } };
@@ -216,6 +248,6 @@ export class OutboundProxy {
 }
 
 function describeRoute(r: Route): Record<string, string> {
-  if (r.kind === 'passthrough') return {};
+  if (r.kind === 'passthrough' || r.kind === 'no-endpoint') return {};
   return { workload: r.workload.name, namespace: r.workload.namespace, identity: r.workload.identity };
 }

@@ -37,7 +37,7 @@ export interface Decision {
 }
 
 /** `count`: how many refused connections the record stands for (a refusal summary), when more than one. */
-export function proxyFlow(node: string, route: FlowRoute, outcome: FlowOutcome, counts: FlowCounts, count?: number): FlowRecord {
+export function proxyFlow(node: string, route: FlowRoute, outcome: FlowOutcome, counts: FlowCounts, count?: number, traffic?: FlowRecord['traffic']): FlowRecord {
   return flowRecord({
     node,
     direction: route.direction,
@@ -56,6 +56,7 @@ export function proxyFlow(node: string, route: FlowRoute, outcome: FlowOutcome, 
     bytesReceived: counts.bytesReceived,
     durationMs: counts.durationMs,
     count,
+    traffic,
   });
 }
 

@@ -47,6 +47,8 @@ export class WireEnforcement {
   private timers: NodeJS.Timeout[] = [];
   private registryVersion = -1;
   private reportingStopped = false;
+  /** The enrolled pods the rules were last written for. */
+  private enrolled = '';
   private readonly onPolicies = (): void => this.syncRules();
 
   constructor(private readonly inputs: WireEnforcementInputs) {
@@ -109,10 +111,17 @@ export class WireEnforcement {
     }
   }
 
+  /** Every second: a new registry version or another set of enrolled pods rewrites the rules. */
   private watchRegistry(): void {
-    const v = this.inputs.registry?.()?.version;
-    if (v === undefined || v === this.registryVersion) return;
+    const v = this.inputs.registry?.()?.version ?? -1;
+    const pods = this.inputs.datapath
+      .pods()
+      .map((p) => `${p.podId}:${p.netnsCookie}`)
+      .sort()
+      .join(',');
+    if (v === this.registryVersion && pods === this.enrolled) return;
     this.registryVersion = v;
+    this.enrolled = pods;
     this.syncRules();
   }
 

@@ -21,6 +21,10 @@ interface AgentFlags {
   node: string;
   proxyAddress: string;
   workloads?: string;
+  kubernetes?: boolean;
+  kubeconfig?: string;
+  trustDomain?: string;
+  identityLinger: string;
   cgroup?: string;
   bpffs: string;
   runDir: string;
@@ -152,10 +156,14 @@ export function registerAgentCommands(program: Command, deps: CliDeps): void {
     .description('run the agent (the default: `palisade agent --node N ...`)')
     .requiredOption('--node <name>', 'this node\'s name (pins live under <bpffs>/palisade/<name>/)', process.env.PALISADE_NODE)
     .requiredOption('--proxy-address <ip>', 'node proxy address pods are redirected to', parseIPv4)
-    .option('--workloads <file>', 'YAML file of this node\'s workloads')
+    .option('--workloads <file>', 'YAML file of this node\'s workloads (watched)')
+    .option('--kubernetes', 'enroll this node\'s pods from the Kubernetes API and palisade-cni (CNI socket in --run-dir)')
+    .option('--kubeconfig <file>', 'with --kubernetes: the API from this kubeconfig (default: the pod\'s service account)')
+    .option('--trust-domain <domain>', 'with --kubernetes: the SPIFFE trust domain of pod identities', 'cluster.local')
+    .option('--identity-linger <duration>', 'keep a workload certificate this long after its identity\'s last pod left (0s: drop at once)', '30s')
     .option('--cgroup <path>', 'cgroup v2 directory to attach to (default: the cgroup v2 root)')
     .option('--bpffs <path>', 'bpffs mount point', '/sys/fs/bpf')
-    .option('--run-dir <path>', 'directory for the node lock', '/run/palisade')
+    .option('--run-dir <path>', 'directory for the node lock, the CNI socket and the pod sandbox record', '/run/palisade')
     .option('--exclude-cidr <cidr>', 'never redirect this destination CIDR (repeatable)', collectCidr, [])
     .option('--exclude-port <port>', 'never redirect this destination port (repeatable)', collectPort, [])
     .option('--collector <url>', 'join the mesh: collector at wss://HOST:PORT or unix:/PATH')
@@ -191,6 +199,8 @@ export function registerAgentCommands(program: Command, deps: CliDeps): void {
         node: flags.node,
         proxyIp: flags.proxyAddress,
         workloadsFile: flags.workloads,
+        ...(flags.kubernetes || flags.kubeconfig ? { kubernetes: { kubeconfig: flags.kubeconfig, trustDomain: flags.trustDomain } } : {}),
+        identityLingerMs: parseDuration(flags.identityLinger, '--identity-linger'),
         cgroup: flags.cgroup,
         bpffs: flags.bpffs,
         runDir: flags.runDir,

@@ -33,6 +33,8 @@ interface RunFlags {
   flowRetention: string;
   flowMaxRows: string;
   flowMaxBytes?: string;
+  kubernetes?: boolean;
+  kubeconfig?: string;
   flowSink: string[];
   logLevel?: string;
 }
@@ -106,6 +108,8 @@ export function registerCollectorCommands(program: Command, deps: CliDeps): void
     .option('--flow-retention <duration>', 'delete stored flows older than this', '7d')
     .option('--flow-max-rows <n>', 'keep at most this many stored flows (oldest deleted first)', '10000000')
     .option('--flow-max-bytes <size>', 'also keep the flow database under this size (e.g. 2GiB)')
+    .option('--kubernetes', 'services and policies from the Kubernetes API (Services + EndpointSlices, AuthorizationPolicy, EgressPolicy)')
+    .option('--kubeconfig <file>', 'with --kubernetes: the API from this kubeconfig (default: the pod\'s service account)')
     .option('--flow-sink <sink>', 'also send every stored flow to otlp=<http(s) URL> (OTLP logs over HTTP/protobuf, e.g. http://otel-collector:4318/v1/logs); repeatable; sqlite is always on', collectValue, [])
     .option('--log-level <level>', 'trace|debug|info|warn|error', undefined)
     .action(async (flags: RunFlags) => {
@@ -131,6 +135,7 @@ export function registerCollectorCommands(program: Command, deps: CliDeps): void
         flowRetentionMs,
         flowMaxRows,
         ...(flowMaxBytes !== undefined ? { flowMaxBytes } : {}),
+        ...(flags.kubernetes || flags.kubeconfig ? { kubernetes: { kubeconfig: flags.kubeconfig } } : {}),
         flowSinks,
         log,
       });

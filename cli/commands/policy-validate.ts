@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { invalidArgument } from '../../common/errors';
 import { isDnsLabel } from '../../common/identity';
-import { compilePolicyFiles, DEFAULT_ROOT_NAMESPACE, PolicyInvalidError, type CompiledPolicy } from '../../common/policy';
+import { allOf, compilePolicyFiles, DEFAULT_ROOT_NAMESPACE, PolicyInvalidError, type CompiledPolicy } from '../../common/policy';
 import type { CliDeps } from '../deps';
 import { collectValue, oneOfFlag } from '../options';
 import { readPolicyFile } from '../policy-file';
@@ -17,6 +17,9 @@ interface ValidateFlags {
   rootNamespace: string;
 }
 
+/** A FaultInjection has no rules (it is one fault). */
+const ruleCount = (p: CompiledPolicy): number => ('rules' in p ? p.rules.length : 0);
+
 /** What `-o json` says about one policy. */
 function describePolicy(p: CompiledPolicy, rootNamespace: string): Record<string, unknown> {
   return {
@@ -25,7 +28,7 @@ function describePolicy(p: CompiledPolicy, rootNamespace: string): Record<string
     namespace: p.namespace,
     name: p.name,
     action: p.kind === 'AuthorizationPolicy' ? p.action : 'ALLOW',
-    rules: p.rules.length,
+    rules: ruleCount(p),
     selector: p.selector ?? null,
     meshWide: p.namespace === rootNamespace,
     source: p.source,
@@ -36,7 +39,8 @@ function describePolicy(p: CompiledPolicy, rootNamespace: string): Record<string
 /** `kind namespace/name action N rules (selector where)`, one row per policy. */
 function policyRow(p: CompiledPolicy, rootNamespace: string): string[] {
   const action = p.kind === 'AuthorizationPolicy' ? p.action : 'ALLOW';
-  const rules = `${p.rules.length} rule${p.rules.length === 1 ? '' : 's'}`;
+  const n = ruleCount(p);
+  const rules = `${n} rule${n === 1 ? '' : 's'}`;
   const scope = p.selector ? Object.entries(p.selector).map(([k, v]) => `${k}=${v}`).join(',') : 'all workloads';
   const where = p.namespace === rootNamespace ? 'mesh-wide' : `in ${p.namespace}`;
   return [p.kind, p.id, action, rules, `(${scope} ${where})`];
@@ -67,7 +71,7 @@ export function registerPolicyValidateCommand(policy: Command, deps: CliDeps): v
       let warnings: readonly string[] = [];
       try {
         const set = compilePolicyFiles(files, { rootNamespace: flags.rootNamespace });
-        policies = [...set.authorization, ...set.egress];
+        policies = allOf(set);
         warnings = set.warnings ?? [];
       } catch (err) {
         if (!(err instanceof PolicyInvalidError)) throw err;

@@ -24,12 +24,13 @@ import type {
 import { invalidArgument, PalisadeError } from '../../common/errors';
 import type { Logger } from '../../common/log';
 import { encodeMessage, type PolicyStatusMessage, type RegistrySnapshot, type RegistryWorkload } from '../../common/mesh-protocol';
-import { compilePolicyFiles, type PolicySet } from '../../common/policy';
+import { allOf, compilePolicyFiles, type PolicySet } from '../../common/policy';
 import type { PolicyFile } from '../../common/policy-files';
 import type { FlowStore } from '../flows/store';
 import { AgentPolicyStatus } from './agent-status';
 import { CompiledPolicies } from './compiled-set';
 import { PolicyParser, type ParsedPolicies } from './policy-parser';
+import { checkBackends } from './route-backends';
 import { egressRuleManifest, egressRuleViews } from './egress-rules';
 import { followPolicyDir, withDirPolicies } from './policy-dir';
 import { historyKey, quoteRef, resolvePolicy, resolveWorkload } from './references';
@@ -188,6 +189,9 @@ export class PolicyManager {
       COMPILE_SLICE_MS,
       this.compiled,
     );
+    // Routes name Services the mesh knows, and FaultInjections in force after the change.
+    const faultsAfter = [...this.repo.current(), ...(pool.set.faults ?? [])].filter((p) => p.kind === 'FaultInjection').map((p) => `${p.namespace}/${p.name}`);
+    checkBackends(pool.set.routes ?? [], this.opts.registry().services ?? [], new Set(faultsAfter));
     const shown = new Set(parsed.policies.map(policyKey));
     const result = await this.changeSliced(() => this.withIncoming(parsed.policies, files, parsed.warnings, 'apply').next, {
       author,
@@ -235,7 +239,7 @@ export class PolicyManager {
   private withFiles(files: PolicyFile[], what: 'apply' | 'egress' | 'test'): { next: DesiredPolicy[]; warnings: string[]; incoming: Set<string> } {
     if (!Array.isArray(files) || files.length === 0) throw invalidArgument('no policy files given');
     const set: PolicySet = compilePolicyFiles(files);
-    return this.withIncoming([...set.authorization, ...set.egress], files, [...(set.warnings ?? [])], what);
+    return this.withIncoming(allOf(set), files, [...(set.warnings ?? [])], what);
   }
 
   /** The set in force with every policy of `incoming` (read from `files`) created or replaced. */

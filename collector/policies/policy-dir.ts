@@ -6,7 +6,7 @@
 import * as path from 'node:path';
 import { describeCause, isPalisadeError } from '../../common/errors';
 import type { Logger } from '../../common/log';
-import type { PolicySet } from '../../common/policy';
+import { allOf, type PolicySet } from '../../common/policy';
 import { readPolicyDir, watchPolicyDir, type PolicyFile } from '../../common/policy-files';
 import { desiredPolicy, policyKey, type DesiredPolicy, type StoredPolicy } from './repository';
 
@@ -37,7 +37,7 @@ export function followPolicyDir(dir: string, sync: (files: PolicyFile[]) => void
  * `takenOver` lists the API policies it now defines.
  */
 export function withDirPolicies(dir: string, set: PolicySet, current: readonly StoredPolicy[]): { next: DesiredPolicy[]; takenOver: StoredPolicy[] } {
-  const fromDir = [...set.authorization, ...set.egress].map((p) => desiredPolicy(p, 'dir', path.relative(dir, p.source) || p.source));
+  const fromDir = allOf(set).map((p) => desiredPolicy(p, 'dir', path.relative(dir, p.source) || p.source));
   const dirKeys = new Set(fromDir.map(policyKey));
   const takenOver = current.filter((p) => p.origin === 'api' && dirKeys.has(policyKey(p)));
   const next = [...current.filter((p) => p.origin !== 'dir' && !dirKeys.has(policyKey(p))), ...fromDir];

@@ -11,7 +11,7 @@ import { parentPort } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
 import type { FlowFilters } from '../../common/flows-api';
 import type { RegistryWorkload } from '../../common/mesh-protocol';
-import { compilePolicyFiles, PolicyInvalidError } from '../../common/policy';
+import { allOf, compilePolicyFiles, PolicyInvalidError } from '../../common/policy';
 import type { PolicyFile } from '../../common/policy-files';
 import { openFlowReader, scanFlows } from '../flows/store';
 import { CompiledPolicies, desiredFromFrame } from './compiled-set';
@@ -37,7 +37,7 @@ function flowsIn(file: string): FlowScanner {
 
 function parse(files: PolicyFile[]): ParsedPolicies {
   const set = compilePolicyFiles(files);
-  const policies = [...set.authorization, ...set.egress].map((p) => ({
+  const policies = allOf(set).map((p) => ({
     kind: p.kind,
     namespace: p.namespace,
     name: p.name,

@@ -11,6 +11,7 @@ export { compilePolicyFiles, parseManifest, parsePolicies, type ParseOptions, ty
 export { PolicyIndex, type WorkloadPolicies } from './policy-index';
 export type { AuthzRequest, AuthzStage, AuthzVerdict, DnsNameRequest, DnsNameVerdict, EgressReason, EgressRequest, EgressVerdict, PolicyWorkload } from './requests';
 export {
+  allOf,
   AUTHZ_API_VERSIONS,
   DEFAULT_NAMESPACE,
   DEFAULT_ROOT_NAMESPACE,

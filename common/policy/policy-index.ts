@@ -4,6 +4,7 @@
  * namespace) whose labels contain every `matchLabels` entry; no selector selects them all.
  * Results are cached per namespace + label set.
  */
+import { RouteTable } from '../routes/route-table';
 import type { PolicyWorkload } from './requests';
 import { DEFAULT_ROOT_NAMESPACE, type CompiledAuthorizationPolicy, type CompiledEgressPolicy, type PolicySet } from './types';
 
@@ -31,6 +32,8 @@ export class PolicyIndex {
   readonly rootNamespace: string;
   readonly authorization: readonly CompiledAuthorizationPolicy[];
   readonly egress: readonly CompiledEgressPolicy[];
+  /** The HTTPRoutes in force, by the Service they attach to. */
+  readonly routes: RouteTable;
   /** Keyed by the labels object, so callers that rebuild `{namespace, labels}` per request still hit. */
   private readonly byLabels = new WeakMap<object, CacheEntry>();
   private readonly byKey = new Map<string, WorkloadPolicies>();
@@ -41,6 +44,7 @@ export class PolicyIndex {
       a.namespace === b.namespace ? compare(a.name, b.name) : compare(a.namespace, b.namespace);
     this.authorization = [...set.authorization].sort(order);
     this.egress = [...set.egress].sort(order);
+    this.routes = set.routes && set.routes.length > 0 ? new RouteTable(set.routes, set.faults) : RouteTable.EMPTY;
   }
 
   /** True if `policy` applies to `workload`. */

@@ -5,6 +5,7 @@
  */
 import type { Cidr } from './ip';
 import type { EvalContext } from './eval-context';
+import type { CompiledFaultInjection, CompiledHttpRoute } from '../routes/types';
 
 export const AUTHZ_API_VERSIONS = ['security.istio.io/v1', 'security.istio.io/v1beta1'] as const;
 export const EGRESS_API_VERSION = 'palisade.dev/v1';
@@ -99,7 +100,13 @@ export interface CompiledEgressPolicy extends PolicyBase {
 export const EGRESS_DNS_MODES = ['Resolve', 'Enforce'] as const;
 export type EgressDnsMode = (typeof EGRESS_DNS_MODES)[number];
 
-export type CompiledPolicy = CompiledAuthorizationPolicy | CompiledEgressPolicy;
+/** HTTPRoutes and FaultInjections (common/routes) are stored, versioned and pushed like policies. */
+export type CompiledPolicy = CompiledAuthorizationPolicy | CompiledEgressPolicy | CompiledHttpRoute | CompiledFaultInjection;
+
+/** Every object of a set: policies, then routes and fault injections. */
+export function allOf(set: PolicySet): CompiledPolicy[] {
+  return [...set.authorization, ...set.egress, ...(set.routes ?? []), ...(set.faults ?? [])];
+}
 
 /**
  * A validated, all-or-nothing set of policies. Sets compiled separately can be merged by
@@ -108,6 +115,10 @@ export type CompiledPolicy = CompiledAuthorizationPolicy | CompiledEgressPolicy;
 export interface PolicySet {
   readonly authorization: readonly CompiledAuthorizationPolicy[];
   readonly egress: readonly CompiledEgressPolicy[];
+  /** HTTPRoutes attached to Services (absent: none) */
+  readonly routes?: readonly CompiledHttpRoute[];
+  /** FaultInjections the routes' ExtensionRef filters name (absent: none) */
+  readonly faults?: readonly CompiledFaultInjection[];
   /** Policies in this namespace apply mesh-wide; default `istio-system`. */
   readonly rootNamespace?: string;
   /** Accepted but probably not what was meant, one line each like problems. */

@@ -87,6 +87,8 @@ export interface StartAgentOptions {
   /** cgroup the programs attach to; default: the topology's own subtree. */
   cgroup?: string;
   extraArgs?: string[];
+  /** appended to the workloads file: a `services:` section (YAML) */
+  servicesYaml?: string;
   runDir?: string;
   mesh?: AgentMeshArgs;
   /** How long to wait for 'outbound listener ready' (default 15 s). */
@@ -99,7 +101,7 @@ export function startAgentProcess(topo: Topology, node: NodeNs, opts: StartAgent
   const dir = tempDir(node.name);
   const runDir = opts.runDir ?? path.join(dir, 'run');
   const workloadsFile = path.join(dir, 'workloads.yaml');
-  fs.writeFileSync(workloadsFile, workloadsYaml(opts.pods));
+  fs.writeFileSync(workloadsFile, workloadsYaml(opts.pods) + (opts.servicesYaml ?? ''));
   const args = [
     ...agentArgs(node, { cli: cliPath(), workloadsFile, cgroup: opts.cgroup ?? topo.cgroupPath, runDir, mesh: opts.mesh }),
     ...(opts.extraArgs ?? []),

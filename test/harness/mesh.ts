@@ -1,7 +1,7 @@
 /** A real collector (in this process) and mesh agents (in node namespaces) for end-to-end tests. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { startCollector, type RunningCollector } from '../../collector/collector';
+import { startCollector, type CollectorOptions, type RunningCollector } from '../../collector/collector';
 import { ANY_SCOPE } from '../../collector/nodes/node-binding';
 import { TokenStore } from '../../collector/tokens';
 import { silentLogger, type Logger } from '../../common/log';
@@ -23,7 +23,9 @@ export interface TestCollector {
   cleanup(): Promise<void>;
 }
 
-export async function startTestCollector(opts: { workloadCertTtlSeconds?: number; log?: Logger } = {}): Promise<TestCollector> {
+export async function startTestCollector(
+  opts: { workloadCertTtlSeconds?: number; log?: Logger; extra?: Partial<Omit<CollectorOptions, 'dataDir' | 'log' | 'listen' | 'agentSocket'>> } = {},
+): Promise<TestCollector> {
   const dir = tempDir('collector');
   const dataDir = path.join(dir, 'data');
   const socketPath = path.join(dir, 'collector.sock');
@@ -35,6 +37,7 @@ export async function startTestCollector(opts: { workloadCertTtlSeconds?: number
       listen: '127.0.0.1:0',
       agentSocket: socketPath,
       workloadCertTtlSeconds: opts.workloadCertTtlSeconds,
+      ...opts.extra,
     });
   const tc: TestCollector = {
     running: await start(),

@@ -37,7 +37,7 @@ export interface PodNs {
   netnsPath: string;
   ip: string;
   cgroupPath: string;
-  /** The host side of its veth, in the node's namespace (the pod side is eth0). */
+  /** The host side of its veth, in the node's namespace (the pod side is eth0); '' for a bare pod, whose CNI chain names it. */
   hostIf: string;
 }
 
@@ -214,6 +214,36 @@ export class Topology {
     await ipBatch(nsName, [`addr add ${ip}/24 dev eth0`, 'link set eth0 up', `route add default via ${node.proxyIp} dev eth0`]);
     this.pods.push(pod);
     return pod;
+  }
+
+  /**
+   * A pod's network namespace and cgroup with no network at all: a container runtime's CNI
+   * chain (test/harness/kubelet.ts) gives it its interface and address. `ip` is '' until then.
+   */
+  async addBarePod(node: NodeNs, name: string): Promise<PodNs> {
+    this.assertAlive();
+    checkName('pod', name);
+    if (!this.podsPerNode.has(node)) throw new Error(`addBarePod: node ${node.name} does not belong to this topology`);
+    if (this.pods.some((p) => p.name === name)) throw new Error(`addBarePod: duplicate pod name ${name}`);
+    const nsName = `${this.nsPrefix}-p-${name}`;
+    const pod: PodNs = { name, node, nsName, netnsPath: netnsPath(nsName), ip: '', cgroupPath: this.newCgroup(`pod-${name}`), hostIf: '' };
+    await this.newNetns(nsName);
+    this.pods.push(pod);
+    return pod;
+  }
+
+  /** Remove a pod: kill its processes, delete its netns and cgroup (a deleted pod's sandbox going away). */
+  async removePod(pod: PodNs): Promise<void> {
+    const i = this.pods.indexOf(pod);
+    if (i === -1) return;
+    this.pods.splice(i, 1);
+    killCgroup(pod.cgroupPath);
+    await delNetns(pod.nsName);
+    const n = this.netnsNames.indexOf(pod.nsName);
+    if (n !== -1) this.netnsNames.splice(n, 1);
+    await removeCgroupTree(pod.cgroupPath);
+    const c = this.cgroups.indexOf(pod.cgroupPath);
+    if (c !== -1) this.cgroups.splice(c, 1);
   }
 
   /**

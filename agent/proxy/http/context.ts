@@ -13,6 +13,8 @@ export interface FrontContext {
   readonly log: Logger;
   /** the idle upstream connections this session shares with others of the same pool name (none: each connection keeps its own) */
   readonly pool?: ConnectionPool | undefined;
+  /** the front's shared pool of that name (a routed request's upstream, chosen per attempt) */
+  sharedPool?(name: string): ConnectionPool;
   /** traces requests when set */
   readonly tracer?: HopTracer | undefined;
   /** onRecord, shielded: a throwing callback is logged, never breaks a connection */

@@ -16,7 +16,8 @@ import { RequestBody } from './request-body';
 import { bodyOf, DENIED_RAW, rawResponse, statusOf } from './refusal';
 import { openTunnel } from './tunnel';
 import { withTraceHeaders, type TraceHop } from '../../tracing/trace-context';
-import type { HttpDecision, NormalizedRequest } from './types';
+import { Deadlines } from './deadlines';
+import type { Dispatch, HttpDecision, NormalizedRequest } from './types';
 import type { ConnectionPool, UpstreamConnection, UpstreamUser } from './upstream';
 import { UpstreamConnection as Upstream } from './upstream';
 
@@ -110,6 +111,16 @@ export class Exchange implements ParsedRequest, UpstreamUser {
   private keepsAlive = false;
   /** `100 Continue` went to the client */
   private sent100 = false;
+  /** routed: the upstream is chosen per attempt (HttpDecision.dispatch) */
+  private dispatch: Dispatch | undefined;
+  private deadlines: Deadlines | undefined;
+  private attemptStarted = 0;
+  /** when the current attempt's request went to a connected upstream (0: not yet) */
+  private attemptSent = 0;
+  /** the current response is read and dropped; then the next attempt goes after this many ms */
+  private retryWait: number | undefined;
+  /** status of a refusal that is not a policy denial (404: no route) */
+  private denyStatus = 403;
 
   constructor(
     readonly link: Link,
@@ -234,6 +245,10 @@ export class Exchange implements ParsedRequest, UpstreamUser {
   private complete(): void {
     if (this.finished) return;
     this.finished = true;
+    if (this.dispatch !== undefined) {
+      this.deadlines?.clear();
+      this.dispatch.finish();
+    }
     this.body.drop();
     if (this.holding) this.hold(false);
     this.link.exchangeDone(this);
@@ -292,8 +307,23 @@ export class Exchange implements ParsedRequest, UpstreamUser {
   private decided(decision: HttpDecision): void {
     if (this.finished || this.aborted) return;
     this.decision = decision;
-    if (decision?.allowed !== true) return this.deny();
+    if (decision?.allowed !== true) {
+      if (typeof decision?.status === 'number') this.denyStatus = decision.status;
+      return this.deny();
+    }
     if (this.link.closed) return this.downstreamClosed();
+    if (decision.dispatch !== undefined && !this.detached) {
+      const d = (this.dispatch = decision.dispatch);
+      this.body.keep(d.replayBytes);
+      this.deadlines = new Deadlines(() => this.timedOut('route-timeout'), () => this.attemptTimedOut());
+      this.deadlines.startRequest(d.timeoutMs);
+      if (d.delayMs !== undefined && d.delayMs > 0) {
+        setTimeout(() => {
+          if (!this.finished && !this.aborted && !this.link.closed) this.forwardRequest();
+        }, d.delayMs);
+        return;
+      }
+    }
     if (this.kind === Kind.Continue) {
       this.sent100 = true;
       this.link.write(CONTINUE_100);
@@ -303,8 +333,8 @@ export class Exchange implements ParsedRequest, UpstreamUser {
 
   /** 403 with Istio's body; the connection stays usable unless the request body is unread and large. */
   private deny(): void {
-    this.status = 403;
-    this.link.ctx.log.info({ event: 'denied', method: this.method, path: this.path, host: this.host }, 'http request denied');
+    this.status = this.denyStatus;
+    this.link.ctx.log.info({ event: 'denied', status: this.status, method: this.method, path: this.path, host: this.host }, 'http request denied');
     if (this.detached) {
       this.closeAfter = true;
       this.replied = true;
@@ -339,7 +369,8 @@ export class Exchange implements ParsedRequest, UpstreamUser {
     this.discard = true;
     if (this.receivingBody()) this.closeAfter = true;
     const close = this.closeAfter || !this.keepsAliveOnFinalAnswer();
-    this.answer(403, deniedResponse(close, this.method === 'HEAD'), close);
+    const head = this.method === 'HEAD';
+    this.answer(this.denyStatus, this.denyStatus === 403 ? deniedResponse(close, head) : ownResponse(this.denyStatus, bodyOf(this.denyStatus), close, head), close);
   }
 
   /** Our own short answer (a refusal, 503, 502). */
@@ -371,13 +402,24 @@ export class Exchange implements ParsedRequest, UpstreamUser {
   // --- forwarding ---
 
   private forwardRequest(): void {
-    const pool = this.link.pool();
+    const d = this.dispatch;
+    const target = d?.next();
+    if (d !== undefined && target === undefined) {
+      this.error = 'no-healthy-endpoint';
+      return this.reply(503, bodyOf(503), this.receivingBody());
+    }
+    const pool = target === undefined || this.link.ctx.sharedPool === undefined ? this.link.pool() : this.link.ctx.sharedPool(target.pool);
+    if (d !== undefined) {
+      this.attemptStarted = performance.now();
+      this.attemptSent = 0;
+      this.deadlines?.startAttempt(d.attemptTimeoutMs);
+    }
     const idle = pool.take();
     if (idle !== undefined) return this.send(idle, pool);
-    this.link.ctx.connect().then(
+    (target === undefined ? this.link.ctx.connect() : target.connect()).then(
       (s) => {
         // Gone meanwhile: the downstream's close, or the abort, has already said so.
-        if (this.finished || this.aborted || this.link.closed) return void s.destroy();
+        if (this.finished || this.aborted || this.link.closed || this.retryWait !== undefined) return void s.destroy();
         this.send(new Upstream(s), pool);
       },
       (err: unknown) => this.upstreamFailed(err instanceof Error ? err : new Error(String(err))),
@@ -386,6 +428,7 @@ export class Exchange implements ParsedRequest, UpstreamUser {
 
   private send(up: UpstreamConnection, pool: ConnectionPool): void {
     this.upstream = up;
+    if (this.dispatch !== undefined) this.attemptSent = performance.now();
     if (this.trace !== undefined) this.forwardedAt ??= performance.now();
     up.attach(this, this.method === 'HEAD', this.kind === Kind.Upgrade, pool);
     const head = requestHead(this.method, this.target, this.forward);
@@ -417,10 +460,13 @@ export class Exchange implements ParsedRequest, UpstreamUser {
 
   /** The upstream failed before a response started: 503 (a safe request on a reused connection is sent once more). */
   private upstreamFailed(err: Error): void {
-    if (this.finished) return;
+    if (this.finished || this.retryWait !== undefined) return;
     const code = errorCode(err);
     const reused = this.upstream !== undefined && this.upstream.served > 0;
-    if (reused && !this.retried && !this.hasBody && code === 'ECONNRESET' && RETRYABLE.has(this.method)) {
+    if (this.dispatch !== undefined && !this.detached && !this.headSent) {
+      const wait = this.settleAttempt(0, code, this.upstream !== undefined, reused);
+      if (wait !== undefined) return this.retryAfter(wait, true);
+    } else if (reused && !this.retried && !this.hasBody && code === 'ECONNRESET' && RETRYABLE.has(this.method)) {
       this.retried = true;
       this.upstream = undefined;
       return this.forwardRequest();
@@ -448,10 +494,60 @@ export class Exchange implements ParsedRequest, UpstreamUser {
     this.link.socket.destroy();
   }
 
+  // --- dispatched requests: attempts, retries, deadlines ---
+
+  private settleAttempt(status: number, error: string | undefined, connected: boolean, reused: boolean): number | undefined {
+    this.deadlines?.endAttempt();
+    const replayable = !this.hasBody || this.body.replayable;
+    // Latency from the request's sending, as tower's PeakEwma times a call: a new connection's setup is not the endpoint's latency.
+    const since = this.attemptSent > 0 ? this.attemptSent : this.attemptStarted;
+    return this.dispatch!.settle({ status, error, connected, reused, ms: performance.now() - since }, replayable);
+  }
+
+  /** Another attempt after `wait` ms; `drop`: the current upstream connection is closed (else it was released). */
+  private retryAfter(wait: number, drop: boolean): void {
+    const up = this.upstream;
+    this.upstream = undefined;
+    if (drop) up?.destroy();
+    this.retryWait = wait;
+    setTimeout(() => {
+      this.retryWait = undefined;
+      if (this.finished || this.aborted || this.link.closed) return;
+      if (this.hasBody) this.body.rewind();
+      this.forwardRequest();
+    }, wait);
+  }
+
+  /** The request's deadline passed: 504 if no response has begun, else the client's connection is cut. */
+  private timedOut(reason: string): void {
+    if (this.finished) return;
+    this.error = reason;
+    this.closeAfter ||= this.receivingBody();
+    this.stop();
+    if (this.headSent) return void this.link.socket.destroy();
+    this.reply(504, bodyOf(504), this.closeAfter);
+  }
+
+  /** One attempt's deadline passed before its response: another attempt if the dispatch says so, else 504. */
+  private attemptTimedOut(): void {
+    if (this.finished || this.headSent || this.retryWait !== undefined) return;
+    const wait = this.settleAttempt(0, 'backend-timeout', this.upstream !== undefined, false);
+    if (wait !== undefined) return this.retryAfter(wait, true);
+    this.timedOut('backend-timeout');
+  }
+
   // --- UpstreamUser: the response ---
 
   onResponseHead(status: number, message: string, rawHeaders: string[]): void {
     if (this.finished || this.aborted) return this.stop();
+    if (this.dispatch !== undefined && !this.detached && this.retryWait === undefined) {
+      const wait = this.settleAttempt(status, undefined, true, false);
+      if (wait !== undefined) {
+        // read this response to its end and drop it (the connection stays usable), then retry
+        this.retryWait = wait;
+        return;
+      }
+    }
     this.status = status;
     this.replied = true;
     if (this.detached) {
@@ -479,7 +575,7 @@ export class Exchange implements ParsedRequest, UpstreamUser {
   }
 
   onResponseBody(chunk: Buffer): void {
-    if (this.finished) return;
+    if (this.finished || this.retryWait !== undefined) return;
     this.bytesReceived += chunk.length;
     let ok: boolean;
     if (this.responseChunked) {
@@ -497,6 +593,12 @@ export class Exchange implements ParsedRequest, UpstreamUser {
     if (this.finished) return;
     const up = this.upstream;
     this.upstream = undefined;
+    if (this.retryWait !== undefined && up !== undefined) {
+      up.release(this.body.sent);
+      const wait = this.retryWait;
+      this.retryWait = undefined;
+      return this.retryAfter(wait, false);
+    }
     if (this.responseRaw) {
       up?.release(false);
       this.link.socket.end();
@@ -515,6 +617,12 @@ export class Exchange implements ParsedRequest, UpstreamUser {
 
   onUpstreamFailed(err: Error | undefined, responded: boolean): void {
     if (this.finished) return;
+    if (this.retryWait !== undefined && this.upstream !== undefined) {
+      // the dropped response broke off: retry anyway, on a new connection
+      const wait = this.retryWait;
+      this.retryWait = undefined;
+      return this.retryAfter(wait, true);
+    }
     if (responded) return this.reset(err);
     this.upstreamFailed(err ?? new Error('upstream closed'));
   }

@@ -29,7 +29,7 @@ const POOL_MAX_IDLE = 128;
 const POOL_IDLE_MS = 30_000;
 
 export class HttpFront {
-  private readonly shared: Omit<FrontContext, 'authorize' | 'connect' | 'record' | 'pool' | 'tracer'>;
+  private readonly shared: Omit<FrontContext, 'authorize' | 'connect' | 'record' | 'pool' | 'tracer' | 'sharedPool'>;
   /** the context of connections handed in without a session of their own */
   private readonly defaults: FrontContext | undefined;
   private readonly conns = new Set<Downstream>();
@@ -91,6 +91,7 @@ export class HttpFront {
       authorize: session.authorize,
       connect: session.connect,
       pool: session.pool === undefined ? undefined : this.poolFor(session.pool),
+      sharedPool: (name: string) => this.poolFor(name),
       tracer: session.tracer,
       record(r: HttpRecord): void {
         try {

@@ -19,6 +19,10 @@ export class RequestBody {
   /** re-framed as chunks (the client sent it chunked) */
   chunked = false;
   private held: Buffer[] | undefined;
+  /** what went out, kept to be sent again (keep()); undefined when not kept or past the limit */
+  private copy: Buffer[] | undefined;
+  private copyBytes = 0;
+  private copyLimit = 0;
   /** the request head, held back until the first piece of the body (or its end), as Node's client did */
   private head: Buffer | undefined;
 
@@ -31,6 +35,28 @@ export class RequestBody {
   drop(): void {
     this.held = undefined;
     this.heldBytes = 0;
+  }
+
+  /** Keep a copy of up to `limit` body bytes, so that rewind() can send the request again. */
+  keep(limit: number): void {
+    this.copyLimit = limit;
+    this.copy = limit > 0 ? [] : undefined;
+  }
+
+  /** Everything of the body that went out can be sent again: a copy of it is kept, or nothing went. */
+  get replayable(): boolean {
+    return this.copy !== undefined || (this.bytesSent === 0 && !this.sent);
+  }
+
+  /** Send it again (when replayable): what went out is held once more, before what is held; the head goes first. */
+  rewind(): void {
+    const again = [...(this.copy ?? []), ...(this.held ?? [])];
+    this.held = again.length > 0 ? again : undefined;
+    this.heldBytes += this.copyBytes;
+    if (this.copy !== undefined) this.copy = [];
+    this.copyBytes = 0;
+    this.sent = false;
+    this.bytesSent = 0;
   }
 
   /** The head goes out with the first piece. */
@@ -54,6 +80,11 @@ export class RequestBody {
     if (held !== undefined) {
       const body = held.length === 1 ? held[0]! : Buffer.concat(held);
       this.bytesSent += body.length;
+      if (this.copy !== undefined) {
+        this.copyBytes += body.length;
+        if (this.copyBytes > this.copyLimit) this.copy = undefined;
+        else this.copy.push(body);
+      }
       if (this.chunked) pieces.push(chunkSize(body.length), body, CRLF);
       else pieces.push(body);
     }

@@ -25,8 +25,51 @@ export interface NormalizedRequest {
 
 export interface HttpDecision {
   allowed: boolean;
+  /** not allowed: answer with this status (and its generic body) instead of Istio's 403, e.g. 404 when no route matches */
+  status?: number;
+  /** allowed: the upstream is chosen per attempt, with deadlines and retries (the source node's routing, agent/traffic) */
+  dispatch?: Dispatch;
   /** anything else the caller wants echoed into the record */
   [k: string]: unknown;
+}
+
+/** Where one attempt of a request goes: the shared pool of that name, or a new connection. */
+export interface UpstreamTarget {
+  readonly pool: string;
+  connect(): Promise<Duplex>;
+}
+
+/** How one attempt ended: a response head (status), or a failure before one (status 0). */
+export interface AttemptOutcome {
+  status: number;
+  /** the failure's code: ECONNRESET, tunnel-failed…, or backend-timeout */
+  error: string | undefined;
+  /** an upstream connection was there (a failure with none never reached the application) */
+  connected: boolean;
+  /** that connection had carried earlier requests (a reset may be a stale keep-alive) */
+  reused: boolean;
+  /** ms from sending the attempt's request on a connected upstream (else from the attempt's start) to its outcome */
+  ms: number;
+}
+
+/**
+ * Per-request dispatch: the front asks next() for each attempt's upstream, reports each
+ * outcome to settle(), and calls finish() once when the exchange ends, whatever happened.
+ */
+export interface Dispatch {
+  /** deadline of the whole request in ms (0: none): 504 when it passes before a response */
+  readonly timeoutMs: number;
+  /** deadline of one attempt in ms (0: none) */
+  readonly attemptTimeoutMs: number;
+  /** request body bytes kept to send again on a retry (0: a request with a body is never retried) */
+  readonly replayBytes: number;
+  /** the first attempt waits this long (an injected delay), within the request's deadline */
+  readonly delayMs?: number;
+  /** the upstream of the next attempt; undefined when none is left (503) */
+  next(): UpstreamTarget | undefined;
+  /** ms to wait before another attempt, or undefined to give the client this outcome */
+  settle(o: AttemptOutcome, replayable: boolean): number | undefined;
+  finish(): void;
 }
 
 export interface HttpRecord {

@@ -10,7 +10,7 @@
 import type WebSocket from 'ws';
 import { encodeMessage, MAX_COLLECTOR_FRAME_BYTES, NODE_REPLIES, parseMessage, type WorkloadRegistration } from '../../../common/mesh-protocol';
 import type { KeyPair } from '../../../common/pki';
-import { Backoff } from '../../../agent/mesh/backoff';
+import { Backoff } from '../../../common/backoff';
 import { joinOnce } from '../../../agent/mesh/join';
 import { openCollectorSocket, type CollectorEndpoint } from '../../../agent/mesh/transport';
 

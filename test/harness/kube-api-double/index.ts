@@ -70,6 +70,8 @@ export class KubeApiDouble {
   private readonly defaults = new CreateDefaults();
   private readonly sockets = new Set<Socket>();
   private server!: http.Server;
+  private unixServers: http.Server[] = [];
+  private tlsOptions: { key: string; cert: string } | undefined;
   private dir: string | undefined;
   url = '';
   caPem: string | undefined;
@@ -90,7 +92,8 @@ export class KubeApiDouble {
       const key = await generateKeyPair();
       const cert = ca.issue(key.publicKeyPem, { ips: ['127.0.0.1'], dnsNames: ['localhost', 'kubernetes.default.svc'], ttlSeconds: 24 * 3600, usage: 'server' });
       d.caPem = ca.certPem;
-      d.server = https.createServer({ key: key.privateKeyPem, cert }, handler);
+      d.tlsOptions = { key: key.privateKeyPem, cert };
+      d.server = https.createServer(d.tlsOptions, handler);
     }
     d.server.on('connection', (s: Socket) => {
       d.sockets.add(s);
@@ -112,6 +115,39 @@ export class KubeApiDouble {
       contexts: [{ name: 'double', cluster: 'double', user: 'test' }],
       currentContext: 'double',
     };
+  }
+
+  /**
+   * Also serve on a Unix socket (the same HTTPS and certificate): a process in another network
+   * namespace reaches the double through it (test/fixtures/tcp-unix-bridge.js listens on that
+   * namespace's 127.0.0.1 and forwards here).
+   */
+  async listenUnix(socketPath: string): Promise<void> {
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => handleRequest(this, req, res);
+    const server = this.tlsOptions ? https.createServer(this.tlsOptions, handler) : http.createServer(handler);
+    server.on('connection', (s: Socket) => {
+      this.sockets.add(s);
+      s.on('close', () => this.sockets.delete(s));
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(socketPath, () => resolve());
+    });
+    this.unixServers.push(server);
+  }
+
+  /** A kubeconfig file for the real client (`palisade agent --kubeconfig`), pointing at `server` (default: this double's URL). */
+  writeKubeconfig(file: string, server = this.url): void {
+    const cluster = { server, ...(this.caPem ? { 'certificate-authority-data': Buffer.from(this.caPem).toString('base64') } : { 'insecure-skip-tls-verify': true }) };
+    const config = {
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'double', cluster }],
+      users: [{ name: 'test', user: this.opts.token ? { token: this.opts.token } : {} }],
+      contexts: [{ name: 'double', context: { cluster: 'double', user: 'test' } }],
+      'current-context': 'double',
+    };
+    fs.writeFileSync(file, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
   }
 
   get resourceVersion(): string {
@@ -250,6 +286,7 @@ export class KubeApiDouble {
     this.dropWatches('reset');
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const u of this.unixServers) await new Promise<void>((resolve) => u.close(() => resolve()));
     if (this.dir) fs.rmSync(path.resolve(this.dir), { recursive: true, force: true });
   }
 

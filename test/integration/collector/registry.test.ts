@@ -111,6 +111,22 @@ describe('collector: workload registry', () => {
     assert.match((await refused).message, /identity spiffe:\/\/evil\.org\/ns\/default\/sa\/web is not spiffe:\/\/cluster\.local\/ns\/default\/sa\/web/);
   });
 
+  it('pushes a service a node declares with the endpoints its selector picks on every node, ready while their node is online', async () => {
+    const a = node('node-a', '192.168.50.1');
+    const b = node('node-b', '192.168.50.2');
+    const web = { namespace: 'default', name: 'web', vips: ['10.96.0.10'], ports: [{ name: 'http', port: 80, targetPort: 8080 }], selector: { app: 'web' } };
+    a.setWorkloads([workload('web', '10.1.0.1')], [web]);
+    b.setWorkloads([{ ...workload('web-b', '10.1.0.2'), labels: { app: 'web' } }, workload('db', '10.1.0.3')]);
+    await Promise.all([a.start(), b.start()]);
+    const endpoints = (s: RegistrySnapshot): string => (s.services ?? []).flatMap((x) => x.endpoints.map((e) => `${e.ip}:${e.targetPorts[0]}:${e.ready}`)).join();
+    await snapshotWhere(b, (s) => endpoints(s) === '10.1.0.1:8080:true,10.1.0.2:8080:true');
+    await b.close();
+    await snapshotWhere(a, (s) => endpoints(s) === '10.1.0.1:8080:true,10.1.0.2:8080:false');
+    const refused = new Promise<PalisadeError>((resolve) => a.once('collector-error', resolve));
+    a.setWorkloads([workload('web', '10.1.0.1')], [web, { ...web, name: 'web-2' }]);
+    assert.match((await refused).message, /service default\/web-2: 10\.96\.0\.10:80 is already the address of service default\/web/);
+  });
+
   it('refuses malformed workloads before they reach the wire', async () => {
     const a = node('node-a', '192.168.50.1');
     assert.throws(() => a.setWorkloads([workload('web', '10.1.0.300')]), /workloads\[0\]\.ip: must be an IPv4 address/);

@@ -411,9 +411,8 @@ describe('palisade agent (bad input)', function () {
       );
       assert.notEqual(r.status, 0);
       assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
-      // Enrollment says so before any listener binds: from outside the node's namespace the pod's
-      // veth has no peer there to hang its filters on.
-      assert.match(r.stderr, /^palisade: netns \S+: no veth of the pod's namespace has its peer in the agent's network namespace/);
+      // Its first listener on the proxy address says so (the DNS proxy's, :15053, binds first).
+      assert.match(r.stderr, new RegExp(`^palisade: cannot listen on ${node.proxyIp.replace(/\./g, '\\.')}:15053 for DNS: EADDRNOTAVAIL`));
       assert.equal(first.logs.lines.some((l) => (l as { msg?: string }).msg === 'a successor takes over: no longer accepting, draining'), false);
       // The first agent still redirects and serves: the pod reaches a closed port through it.
       const res = await runClient(topo, pod, '10.77.0.1', 9, 1, 2000);

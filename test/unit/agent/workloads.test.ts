@@ -59,11 +59,12 @@ describe('workloads file', () => {
             identity: 'spiffe://cluster.local/ns/default/sa/web',
           },
         ],
+        services: [],
       });
     });
 
     it('accepts an empty workloads list', () => {
-      assert.deepEqual(parseWorkloads('workloads: []\n', 'w.yaml'), { trustDomain: 'cluster.local', workloads: [] });
+      assert.deepEqual(parseWorkloads('workloads: []\n', 'w.yaml'), { trustDomain: 'cluster.local', workloads: [], services: [] });
     });
 
     it('accepts a trust domain, strict, labels and /proc netns paths', () => {
@@ -169,7 +170,7 @@ describe('workloads file', () => {
         { name: 'workloads as a mapping', text: 'workloads:\n  web-1: {}\n', line: 2, expect: '"workloads" must be a list, got a mapping' },
         { name: 'an unknown top-level key', text: 'workloads: []\nworkload: []\n', line: 2, expect: 'unknown top-level field "workload" (did you mean "workloads"?)' },
         { name: 'a misspelt trustDomain', text: 'workloads: []\ntrust_domain: a.b\n', line: 2, expect: '(did you mean "trustDomain"?)' },
-        { name: 'an unrelated top-level key', text: 'workloads: []\npolicies: []\n', line: 2, expect: 'unknown top-level field "policies" (allowed: workloads, trustDomain)' },
+        { name: 'an unrelated top-level key', text: 'workloads: []\npolicies: []\n', line: 2, expect: 'unknown top-level field "policies" (allowed: workloads, trustDomain, services)' },
         { name: 'two YAML documents', text: 'workloads: []\n---\nworkloads: []\n', line: 2, expect: 'the file must hold a single YAML document' },
         { name: 'a duplicate top-level key', text: 'workloads: []\nworkloads: []\n', line: 2, expect: 'duplicate key "workloads"' },
         { name: 'a bad indentation', text: 'workloads:\n  - name: a\n   namespace: b\n', line: 3, expect: /^YAML syntax error: / },

@@ -54,7 +54,16 @@ const VALID: MeshMessage[] = [
   { type: 'flows', session: 'a1b2', seq: 1, lost: 0, flows: [FLOW] },
   { type: 'flows', session: 'a1b2', seq: 2, lost: 7, flows: [] },
   { type: 'flows-ack', session: 'a1b2', seq: 2 },
+  { type: 'register', workloads: [WORKLOAD], services: [{ namespace: 'default', name: 'web', vips: ['10.96.0.10'], ports: [{ name: 'http', port: 80, targetPort: 8080 }], selector: { app: 'web' } }] },
+  {
+    type: 'registry',
+    version: 4,
+    workloads: [],
+    nodes: [],
+    services: [{ namespace: 'default', name: 'web', vips: ['10.96.0.10'], ports: [{ name: '', port: 80 }], endpoints: [{ ip: '10.0.1.11', ready: false, targetPorts: [8080] }] }],
+  },
 ];
+const SERVICE = { namespace: 'default', name: 'web', vips: ['10.96.0.10'], ports: [{ name: 'http', port: 80 }], endpoints: [{ ip: '10.0.1.11', ready: true, targetPorts: [8080] }] };
 
 /** [what, frame, allowed types, expected reason] */
 const HOSTILE: [string, string | Buffer, MessageType[], RegExp][] = [
@@ -92,6 +101,9 @@ const HOSTILE: [string, string | Buffer, MessageType[], RegExp][] = [
   ['a negative lost count', JSON.stringify({ type: 'flows', session: 's', seq: 1, lost: -1, flows: [] }), ALL, /lost/],
   ['a frame over 1 MiB', JSON.stringify({ type: 'hello', pad: 'x'.repeat(MAX_FRAME_BYTES) }), ALL, /over the 1048576-byte limit/],
   ['invalid UTF-8 bytes', Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), ALL, /not JSON/],
+  ['a service with an IPv6 virtual IP', JSON.stringify({ type: 'registry', version: 1, workloads: [], nodes: [], services: [{ ...SERVICE, vips: ['fd00::1'] }] }), ALL, /services\[0\]\.vips\[0\]: must be an IPv4 address/],
+  ['an endpoint target port out of range', JSON.stringify({ type: 'registry', version: 1, workloads: [], nodes: [], services: [{ ...SERVICE, endpoints: [{ ip: '10.0.1.11', ready: true, targetPorts: [0] }] }] }), ALL, /targetPorts\[0\]: must be a port/],
+  ['a declared service without a selector', JSON.stringify({ type: 'register', workloads: [], services: [{ namespace: 'default', name: 'web', vips: ['10.96.0.10'], ports: [] }] }), ALL, /services\[0\]: missing field "selector"/],
   [
     'a registration of 1,001 workloads (one node runs at most 1,000)',
     JSON.stringify({ type: 'register', workloads: Array.from({ length: 1001 }, (_, i) => ({ ...WORKLOAD, name: `w-${i}`, ip: `10.${i >> 8}.${i & 255}.1` })) }),

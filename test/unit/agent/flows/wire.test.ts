@@ -18,7 +18,7 @@ const ODD: unknown[] = [
   '4bf92f3577b34da6a3ce929d0e0e4736', '4BF92F3577B34DA6A3CE929D0E0E4736', '00000000000000000000000000000000', '4bf92f3577b34da6a3ce929d0e0e473', '4bf92f3577b34da6a3ce929d0e0e47361',
 ];
 
-const FIELDS = ['time', 'node', 'direction', 'source', 'destination', 'protocol', 'http', 'dns', 'verdict', 'reason', 'policy', 'rule', 'audit', 'mtls', 'bytesSent', 'bytesReceived', 'durationMs', 'count', 'traceId', 'extra'];
+const FIELDS = ['time', 'node', 'direction', 'source', 'destination', 'protocol', 'http', 'dns', 'verdict', 'reason', 'policy', 'rule', 'audit', 'mtls', 'bytesSent', 'bytesReceived', 'durationMs', 'count', 'traceId', 'traffic', 'extra'];
 const ODD_ANSWERS: unknown[] = [[], ['192.0.2.7'], ['edge.example.net.', '192.0.2.7'], Array.from({ length: 16 }, (_, i) => `10.0.0.${i}`), Array.from({ length: 17 }, (_, i) => `10.0.0.${i}`), [1], ['a'.repeat(1025)], 'x', null];
 const ENDPOINT_FIELDS = ['ip', 'port', 'workload', 'namespace', 'identity', 'host', 'podId'];
 
@@ -33,11 +33,12 @@ function generated(rng: Rng): FlowRecord {
     f.dns = { type: rng.pick(['A', 'AAAA', 'TXT']), rcode: rng.pick(['NOERROR', 'NXDOMAIN']), answers: rng.pick(ODD_ANSWERS.slice(0, 4)) };
   }
   if (rng.chance(0.1)) f.count = rng.int(3) * 1000 + (rng.chance(0.1) ? 0.5 : 0);
+  if (rng.chance(0.2)) f.traffic = { route: 'default/web', rule: rng.int(4), backend: 'default/web-v2', attempts: 1 + rng.int(3) };
   if (rng.chance(0.2)) f.traceId = rng.text('0123456789abcdef', 32);
   if (rng.chance(0.2)) (f.destination as Record<string, unknown>) = { ...(f.destination as object), host: rng.text('ab.-:_Z09"\\\u0001é', rng.int(12)) };
   const changes = rng.int(4);
   for (let i = 0; i < changes; i++) {
-    const where = rng.int(5);
+    const where = rng.int(6);
     const odd = rng.pick(ODD);
     if (where === 0) f[rng.pick(FIELDS)] = odd;
     else if (where === 1) {
@@ -45,6 +46,7 @@ function generated(rng: Rng): FlowRecord {
       if (typeof f[side] === 'object' && f[side] !== null) f[side] = { ...(f[side] as object), [rng.pick(ENDPOINT_FIELDS)]: odd };
     } else if (where === 2) f.http = { ...(typeof f.http === 'object' ? (f.http as object) : {}), [rng.pick(['method', 'path', 'status'])]: odd };
     else if (where === 3) f.audit = { policy: 'p', rule: 0, [rng.pick(['policy', 'rule'])]: odd };
+    else if (where === 5) f.traffic = { route: 'r', rule: 0, backend: 'b', attempts: 1, [rng.pick(['route', 'rule', 'backend', 'attempts', 'x'])]: odd };
     else f.dns = { type: 'A', rcode: 'NOERROR', answers: [], [rng.pick(['type', 'rcode', 'answers', 'answers', 'x'])]: rng.chance(0.5) ? rng.pick(ODD_ANSWERS) : odd };
   }
   return f as unknown as FlowRecord;
@@ -62,6 +64,7 @@ describe('encodeFlow', function () {
       ['a kernel summary of spoofed ARP', tcpFlow(1, { protocol: 'arp', verdict: 'denied', reason: 'spoofed-arp', mtls: false, count: 1 })],
       ['a DNS query', tcpFlow(1, { protocol: 'dns', destination: { ip: '10.96.0.10', port: 53, host: 'api.example.com' }, dns: { type: 'A', rcode: 'NOERROR', answers: ['edge.example.net.', '192.0.2.7'] }, mtls: false })],
       ['a DNS query refused by policy', tcpFlow(1, { protocol: 'dns', destination: { ip: '10.96.0.10', port: 53, host: 'evil.example' }, dns: { type: 'AAAA', rcode: 'NXDOMAIN', answers: [] }, verdict: 'denied', reason: 'host-not-allowed', policy: 'default/client-out' })],
+      ['a routed request (HTTPRoute, backend, attempts)', httpFlow(1, { direction: 'outbound', traffic: { route: 'default/web', rule: 1, backend: 'default/web-v2', attempts: 2 } })],
     ];
     for (const [name, flow] of cases) {
       it(`encodes ${name} as JSON the collector's flowProblem accepts`, function () {

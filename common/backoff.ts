@@ -1,4 +1,4 @@
-/** Exponential backoff with jitter for reconnecting to the collector: 200 ms doubling to 5 s. */
+/** Exponential backoff with jitter for reconnecting (to the collector, to the Kubernetes API): 200 ms doubling to 5 s by default. */
 export interface BackoffOptions {
   initialMs?: number;
   maxMs?: number;

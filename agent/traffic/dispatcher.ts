@@ -1,0 +1,135 @@
+/**
+ * One routed request's attempts (the HTTP front's Dispatch): which endpoint of the chosen
+ * backend Service each attempt goes to (power of two choices over peak-EWMA, never the same
+ * endpoint twice), and whether an outcome is retried:
+ *   - implicitly, whatever the method, when the attempt provably never reached the application
+ *     (no connection: refused, the tunnel could not be opened), or when a reused keep-alive
+ *     connection was reset before answering an idempotent request;
+ *   - explicitly, per the rule's retry (its codes; 504 also for a backend timeout), at most its
+ *     attempts;
+ * Endpoints ejected for being unreachable (ejections.ts) are passed over while another one is
+ * left (none left: they are tried anyway, as Envoy's panic threshold does).
+ * Retries go always only to an endpoint not tried yet, a body that can be sent again (64 KiB kept), and
+ * room in the retry budget. Explicit retries wait a jittered backoff: from the rule's backoff
+ * (25 ms by default) up to twice it, doubling per retry, at most 250 ms.
+ */
+import type { AttemptOutcome, Dispatch, UpstreamTarget } from '../proxy/http';
+import type { RouteRule } from '../../common/routes';
+import type { Ejections } from './ejections';
+import type { PeakEwma } from './peak-ewma';
+import type { RetryBudget } from './retry-budget';
+
+export const REPLAY_BYTES = 64 * 1024;
+const MAX_BACKOFF_MS = 250;
+const MAX_IMPLICIT_RETRIES = 3;
+/** what a failed attempt counts as in the latency estimate, at least */
+const FAILURE_PENALTY_MS = 1000;
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+export interface Endpoint {
+  readonly ip: string;
+  readonly port: number;
+}
+
+export interface DispatchInputs {
+  readonly rule: RouteRule;
+  readonly method: string;
+  /** the ready endpoints of the chosen backend, at its target port */
+  readonly endpoints: readonly Endpoint[];
+  readonly balancer: PeakEwma;
+  readonly budget: RetryBudget;
+  readonly ejections?: Ejections;
+  /** an injected delay before the first attempt */
+  readonly delayMs?: number;
+  /** the upstream for an endpoint (pool name and how to connect) */
+  target(e: Endpoint): UpstreamTarget;
+  readonly random?: () => number;
+}
+
+export class RequestDispatch implements Dispatch {
+  readonly timeoutMs: number;
+  readonly attemptTimeoutMs: number;
+  readonly replayBytes: number;
+  readonly delayMs: number;
+  /** attempts sent */
+  attempts = 0;
+  /** retries, and the outcome each retry followed (`503`, `ECONNREFUSED`…) */
+  readonly retried: string[] = [];
+  /** the endpoint of the last attempt */
+  endpoint: Endpoint | undefined;
+  private readonly tried = new Set<string>();
+  private current: string | undefined;
+  private started = 0;
+
+  constructor(private readonly d: DispatchInputs) {
+    this.timeoutMs = d.rule.requestTimeoutMs;
+    this.attemptTimeoutMs = d.rule.backendTimeoutMs;
+    this.replayBytes = REPLAY_BYTES;
+    this.delayMs = d.delayMs ?? 0;
+    d.budget.request();
+  }
+
+  next(): UpstreamTarget | undefined {
+    const untried = this.untried();
+    const ej = this.d.ejections;
+    const healthy = ej === undefined ? untried : untried.filter((k) => !ej.ejected(k));
+    const key = this.d.balancer.pick(healthy.length > 0 ? healthy : untried);
+    if (key === undefined) return undefined;
+    const e = this.d.endpoints.find((x) => keyOf(x) === key)!;
+    this.tried.add(key);
+    this.d.balancer.start(key);
+    this.current = key;
+    this.started = performance.now();
+    this.endpoint = e;
+    this.attempts++;
+    return this.d.target(e);
+  }
+
+  settle(o: AttemptOutcome, replayable: boolean): number | undefined {
+    const key = this.current;
+    if (key !== undefined && this.d.ejections !== undefined) {
+      if (o.status !== 0) this.d.ejections.answered(key);
+      else if (!o.connected) this.d.ejections.unreachable(key);
+    }
+    // latency only, as Linkerd's: a quick 5xx is a quick answer; a failure to answer at all costs more
+    this.endCurrent(o.status === 0 ? Math.max(o.ms, FAILURE_PENALTY_MS) : o.ms);
+    const wait = this.retryWait(o);
+    if (wait === undefined || !replayable || this.untried().length === 0 || !this.d.budget.tryRetry()) return undefined;
+    this.retried.push(o.status === 0 ? (o.error ?? 'failed') : String(o.status));
+    return wait;
+  }
+
+  finish(): void {
+    if (this.current !== undefined) this.endCurrent(performance.now() - this.started);
+  }
+
+  private retryWait(o: AttemptOutcome): number | undefined {
+    const implicit = this.retried.length < MAX_IMPLICIT_RETRIES && o.status === 0 && (!o.connected || (o.reused && o.error === 'ECONNRESET' && IDEMPOTENT.has(this.d.method)));
+    if (implicit) return 0;
+    const retry = this.d.rule.retry;
+    if (retry === undefined || this.retried.length >= retry.attempts) return undefined;
+    const code = o.status !== 0 ? o.status : o.error === 'backend-timeout' ? 504 : undefined;
+    if (code === undefined || !retry.codes.has(code)) return undefined;
+    const random = this.d.random ?? Math.random;
+    const base = retry.backoffMs;
+    const cap = Math.min(MAX_BACKOFF_MS, base * 2 ** (this.retried.length + 1));
+    return Math.round(base + random() * Math.max(0, cap - base));
+  }
+
+  private untried(): string[] {
+    const keys: string[] = [];
+    for (const e of this.d.endpoints) {
+      const k = keyOf(e);
+      if (!this.tried.has(k)) keys.push(k);
+    }
+    return keys;
+  }
+
+  private endCurrent(ms: number): void {
+    if (this.current === undefined) return;
+    this.d.balancer.end(this.current, ms);
+    this.current = undefined;
+  }
+}
+
+export const keyOf = (e: Endpoint): string => `${e.ip}:${e.port}`;

@@ -1,0 +1,47 @@
+/**
+ * An HTTPRoute applied through the collector must name Services the mesh knows: each backendRef
+ * and each parent is checked against the registry's services (Kubernetes Services, workloads files'
+ * `services:`), one line per unknown one, and nothing is applied if any is unknown. Pure.
+ */
+import type { RegistryService } from '../../common/mesh-protocol';
+import { PolicyInvalidError } from '../../common/policy';
+import type { CompiledHttpRoute } from '../../common/routes';
+
+export function routeServiceProblems(routes: readonly CompiledHttpRoute[], services: readonly RegistryService[]): string[] {
+  const known = new Map(services.map((s) => [`${s.namespace}/${s.name}`, s]));
+  const problems: string[] = [];
+  for (const route of routes) {
+    const where = `${route.source}:${route.line}: HTTPRoute ${route.id}`;
+    route.parents.forEach((p, i) => {
+      if (!known.has(`${p.namespace}/${p.name}`)) problems.push(`${where}: spec.parentRefs[${i}]: unknown Service ${p.namespace}/${p.name} (palisade status lists the services)`);
+    });
+    for (const rule of route.rules) {
+      rule.backends.forEach((b, i) => {
+        const s = known.get(`${b.namespace}/${b.name}`);
+        const path = `spec.rules[${rule.index}].backendRefs[${i}]`;
+        if (!s) problems.push(`${where}: ${path}: unknown Service ${b.namespace}/${b.name} (palisade status lists the services)`);
+        else if (!s.ports.some((p) => p.port === b.port)) problems.push(`${where}: ${path}: Service ${b.namespace}/${b.name} has no port ${b.port} (it has ${s.ports.map((p) => p.port).join(', ') || 'none'})`);
+      });
+    }
+  }
+  return problems;
+}
+
+/** Each rule's FaultInjection must be in the set that will be in force (`faults`: their `namespace/name`). */
+export function routeFaultProblems(routes: readonly CompiledHttpRoute[], faults: ReadonlySet<string>): string[] {
+  const problems: string[] = [];
+  for (const route of routes) {
+    for (const rule of route.rules) {
+      if (rule.fault !== undefined && !faults.has(rule.fault)) {
+        problems.push(`${route.source}:${route.line}: HTTPRoute ${route.id}: spec.rules[${rule.index}].filters[0].extensionRef: no FaultInjection ${rule.fault} (apply it first, or with the route)`);
+      }
+    }
+  }
+  return problems;
+}
+
+/** Throws PolicyInvalidError (every problem) when a route names a Service the mesh does not know, or a FaultInjection not in `faults`. */
+export function checkBackends(routes: readonly CompiledHttpRoute[], services: readonly RegistryService[], faults: ReadonlySet<string> = new Set()): void {
+  const problems = [...routeServiceProblems(routes, services), ...routeFaultProblems(routes, faults)];
+  if (problems.length > 0) throw new PolicyInvalidError(problems);
+}

@@ -1,0 +1,278 @@
+/**
+ * `spec` of a Gateway API HTTPRoute (gateway.networking.k8s.io/v1) attached to Services, checked
+ * whole and compiled. Works on the spec as plain data; every problem is `{path, message}`, the
+ * caller adds the file and line. Pure.
+ *
+ * Supported: parentRefs (kind Service, optional port), rules[].matches (path Exact / PathPrefix /
+ * RegularExpression, headers and queryParams Exact / RegularExpression, method),
+ * rules[].backendRefs (Services of the route's namespace, port, weight), rules[].timeouts
+ * (request, backendRequest), rules[].retry (codes, attempts, backoff: the experimental channel's
+ * fields), rules[].name. Everything else (filters, sessionPersistence, Gateway parents, cross-
+ * namespace backends) is refused naming the field. `hostnames` is ignored for Service parents, as
+ * the mesh profile says (a warning).
+ */
+import { regexProblem, wholeMatch } from './regex-check';
+import type { BackendRef, PathMatcher, RetryPolicy, RouteMatch, RouteParent, RouteRule, StringMatcher } from './types';
+
+export interface RouteProblem {
+  path: string;
+  message: string;
+}
+
+export interface ParsedHttpRouteSpec {
+  parents: RouteParent[];
+  rules: RouteRule[];
+}
+
+const SPEC_FIELDS = ['parentRefs', 'hostnames', 'rules'];
+const PARENT_FIELDS = ['group', 'kind', 'name', 'namespace', 'port'];
+const RULE_FIELDS = ['name', 'matches', 'backendRefs', 'timeouts', 'retry', 'filters'];
+const MATCH_FIELDS = ['path', 'headers', 'queryParams', 'method'];
+const BACKEND_FIELDS = ['group', 'kind', 'name', 'namespace', 'port', 'weight'];
+const NOT_YET: Record<string, string> = {
+  filters: 'filters are not supported here yet (remove it)',
+  sessionPersistence: 'sessionPersistence is not supported yet (remove it)',
+  sectionName: 'sectionName is not supported for a Service parent (use port)',
+};
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
+const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,256}$/;
+const NAME_RE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const DURATION_RE = /^([0-9]{1,5}(h|m|s|ms)){1,4}$/;
+const UNIT_MS: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1 };
+const LIMITS = { parentRefs: 32, rules: 16, matches: 64, headers: 16, queryParams: 16, backendRefs: 16, codes: 100 };
+const MAX_WEIGHT = 1_000_000;
+const MAX_ATTEMPTS = 10;
+export const DEFAULT_RETRY_CODES: readonly number[] = [502, 503, 504];
+export const DEFAULT_RETRY_ATTEMPTS = 2;
+export const DEFAULT_BACKOFF_MS = 25;
+
+type Obj = Record<string, unknown>;
+
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const show = (v: unknown): string => JSON.stringify(v)?.slice(0, 80) ?? String(v);
+
+class Checker {
+  readonly problems: RouteProblem[] = [];
+  readonly warnings: RouteProblem[] = [];
+
+  fail(path: string, message: string): undefined {
+    this.problems.push({ path, message });
+    return undefined;
+  }
+
+  /** `v` as an object with only `allowed` keys (NOT_YET keys get their own line). */
+  fields(v: unknown, path: string, allowed: readonly string[]): Obj | undefined {
+    if (!isObj(v)) return this.fail(path, `must be a mapping, got ${show(v)}`);
+    let ok = true;
+    for (const key of Object.keys(v)) {
+      if (allowed.includes(key)) continue;
+      ok = false;
+      this.fail(`${path}.${key}`, NOT_YET[key] ?? `unknown or unsupported field (supported here: ${allowed.join(', ')})`);
+    }
+    return ok ? v : undefined;
+  }
+
+  list(v: unknown, path: string, max: number): unknown[] | undefined {
+    if (!Array.isArray(v)) return this.fail(path, `must be a list, got ${show(v)}`);
+    if (v.length > max) return this.fail(path, `has ${v.length} entries, at most ${max} are allowed`);
+    return v;
+  }
+
+  string(v: unknown, path: string): string | undefined {
+    if (typeof v !== 'string' || v.length === 0) return this.fail(path, `must be a non-empty string, got ${show(v)}`);
+    return v;
+  }
+
+  int(v: unknown, path: string, min: number, max: number): number | undefined {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) return this.fail(path, `must be a whole number from ${min} to ${max}, got ${show(v)}`);
+    return v;
+  }
+
+  name(v: unknown, path: string): string | undefined {
+    const s = this.string(v, path);
+    if (s !== undefined && !NAME_RE.test(s)) return this.fail(path, `must be a DNS-1123 label, got ${show(s)}`);
+    return s;
+  }
+
+  /** A Gateway API duration (GEP-2257) in ms. */
+  duration(v: unknown, path: string): number | undefined {
+    if (typeof v !== 'string' || !DURATION_RE.test(v)) return this.fail(path, `must be a duration like 500ms, 10s or 1m30s, got ${show(v)}`);
+    let ms = 0;
+    for (const [, n, unit] of v.matchAll(/([0-9]+)(ms|h|m|s)/g)) ms += Number(n) * UNIT_MS[unit!]!;
+    return ms;
+  }
+
+  regex(v: string, path: string): RegExp | undefined {
+    const problem = regexProblem(v);
+    return problem ? this.fail(path, `regular expression ${problem}`) : wholeMatch(v);
+  }
+}
+
+export interface HttpRouteSpecResult {
+  spec: ParsedHttpRouteSpec | undefined;
+  problems: RouteProblem[];
+  warnings: RouteProblem[];
+}
+
+export function parseHttpRouteSpec(spec: unknown, namespace: string): HttpRouteSpecResult {
+  const c = new Checker();
+  const top = c.fields(spec, 'spec', SPEC_FIELDS);
+  let parents: RouteParent[] = [];
+  let rules: RouteRule[] = [];
+  if (top) {
+    if (top.hostnames !== undefined) c.warnings.push({ path: 'spec.hostnames', message: 'is ignored: a route attached to a Service applies to every name of it (remove it)' });
+    if (top.parentRefs === undefined) c.fail('spec.parentRefs', 'is missing (attach the route to a Service: parentRefs: [{kind: Service, name: web}])');
+    else parents = (c.list(top.parentRefs, 'spec.parentRefs', LIMITS.parentRefs) ?? []).flatMap((p, i) => parent(c, p, `spec.parentRefs[${i}]`, namespace) ?? []);
+    if (Array.isArray(top.parentRefs) && top.parentRefs.length === 0) c.fail('spec.parentRefs', 'is empty (attach the route to a Service)');
+    const ruleList = top.rules === undefined ? [{}] : c.list(top.rules, 'spec.rules', LIMITS.rules);
+    if (ruleList?.length === 0) c.fail('spec.rules', 'is empty (a route needs at least one rule)');
+    rules = (ruleList ?? []).flatMap((r, i) => rule(c, r, i, namespace) ?? []);
+  }
+  const ok = c.problems.length === 0;
+  return { spec: ok ? { parents, rules } : undefined, problems: c.problems, warnings: c.warnings };
+}
+
+function parent(c: Checker, v: unknown, path: string, namespace: string): RouteParent | undefined {
+  const f = c.fields(v, path, PARENT_FIELDS);
+  if (!f) return undefined;
+  const kind = f.kind ?? 'Gateway';
+  const group = f.group ?? (f.kind === undefined ? 'gateway.networking.k8s.io' : '');
+  if (kind !== 'Service' || (group !== '' && group !== 'core')) {
+    return c.fail(path, `only a Service parent is supported (kind: Service, group: ""), got kind ${show(kind)} group ${show(group)}: Palisade routes in the source node's proxy, with no gateway`);
+  }
+  const name = c.name(f.name, `${path}.name`);
+  const ns = f.namespace === undefined ? namespace : c.name(f.namespace, `${path}.namespace`);
+  const port = f.port === undefined ? undefined : c.int(f.port, `${path}.port`, 1, 65535);
+  if (name === undefined || ns === undefined || (f.port !== undefined && port === undefined)) return undefined;
+  return { namespace: ns, name, port };
+}
+
+function rule(c: Checker, v: unknown, index: number, namespace: string): RouteRule | undefined {
+  const path = `spec.rules[${index}]`;
+  const f = c.fields(v, path, RULE_FIELDS);
+  if (!f) return undefined;
+  const before = c.problems.length;
+  const name = f.name === undefined ? undefined : c.name(f.name, `${path}.name`);
+  const matchList = f.matches === undefined ? [{}] : c.list(f.matches, `${path}.matches`, LIMITS.matches);
+  const matches = (matchList?.length === 0 ? [{}] : (matchList ?? [])).flatMap((m, i) => match(c, m, `${path}.matches[${i}]`) ?? []);
+  const backends = backendRefs(c, f.backendRefs, `${path}.backendRefs`, namespace);
+  let requestTimeoutMs = 0;
+  let backendTimeoutMs = 0;
+  const timeouts = f.timeouts === undefined ? undefined : c.fields(f.timeouts, `${path}.timeouts`, ['request', 'backendRequest']);
+  if (timeouts) {
+    requestTimeoutMs = timeouts.request === undefined ? 0 : (c.duration(timeouts.request, `${path}.timeouts.request`) ?? 0);
+    backendTimeoutMs = timeouts.backendRequest === undefined ? 0 : (c.duration(timeouts.backendRequest, `${path}.timeouts.backendRequest`) ?? 0);
+    if (requestTimeoutMs > 0 && backendTimeoutMs > requestTimeoutMs) {
+      c.fail(`${path}.timeouts.backendRequest`, `(${show(timeouts.backendRequest)}) must not be longer than timeouts.request (${show(timeouts.request)})`);
+    }
+  }
+  const retry = f.retry === undefined ? undefined : retryPolicy(c, f.retry, `${path}.retry`);
+  const fault = f.filters === undefined ? undefined : faultFilter(c, f.filters, `${path}.filters`, namespace);
+  if (c.problems.length > before || !backends) return undefined;
+  return { index, name, matches, backends, requestTimeoutMs, backendTimeoutMs, retry, fault };
+}
+
+function match(c: Checker, v: unknown, path: string): RouteMatch | undefined {
+  const f = c.fields(v, path, MATCH_FIELDS);
+  if (!f) return undefined;
+  const before = c.problems.length;
+  const p = f.path === undefined ? { type: 'PathPrefix' as const, value: '/' } : pathMatch(c, f.path, `${path}.path`);
+  const headers = f.headers === undefined ? [] : (c.list(f.headers, `${path}.headers`, LIMITS.headers) ?? []).flatMap((h, i) => named(c, h, `${path}.headers[${i}]`, true) ?? []);
+  const queryParams = f.queryParams === undefined ? [] : (c.list(f.queryParams, `${path}.queryParams`, LIMITS.queryParams) ?? []).flatMap((q, i) => named(c, q, `${path}.queryParams[${i}]`, false) ?? []);
+  let method: string | undefined;
+  if (f.method !== undefined) {
+    if (typeof f.method !== 'string' || !METHODS.has(f.method)) c.fail(`${path}.method`, `must be one of ${[...METHODS].join(', ')}, got ${show(f.method)}`);
+    else method = f.method;
+  }
+  if (c.problems.length > before || !p) return undefined;
+  for (const list of [headers, queryParams]) {
+    const names = list.map((x) => x.name);
+    const dup = names.find((n, i) => names.indexOf(n) !== i);
+    if (dup !== undefined) return c.fail(path, `matches ${show(dup)} twice (one entry per name)`);
+  }
+  return { path: p, headers, queryParams, method };
+}
+
+function pathMatch(c: Checker, v: unknown, path: string): PathMatcher | undefined {
+  const f = c.fields(v, path, ['type', 'value']);
+  if (!f) return undefined;
+  const type = f.type ?? 'PathPrefix';
+  const value = f.value ?? '/';
+  if (typeof value !== 'string' || value.length === 0 || value.length > 1024) return c.fail(`${path}.value`, `must be a string of 1 to 1024 characters, got ${show(value)}`);
+  if (type === 'RegularExpression') {
+    const re = c.regex(value, `${path}.value`);
+    return re && { type, value, re };
+  }
+  if (type !== 'Exact' && type !== 'PathPrefix') return c.fail(`${path}.type`, `must be Exact, PathPrefix or RegularExpression, got ${show(type)}`);
+  if (!value.startsWith('/')) return c.fail(`${path}.value`, `must start with "/", got ${show(value)}`);
+  if (/\/\/|\/\.\.?(\/|$)|[?#%]/.test(value)) return c.fail(`${path}.value`, `must be a normalized path (no "//", "/./", "/../", "?", "#" or "%"), got ${show(value)}`);
+  // "/foo/" and "/foo" match the same prefix: element-wise
+  return { type, value: type === 'PathPrefix' && value.length > 1 ? value.replace(/\/+$/, '') : value };
+}
+
+function named(c: Checker, v: unknown, path: string, header: boolean): { name: string; match: StringMatcher } | undefined {
+  const f = c.fields(v, path, ['type', 'name', 'value']);
+  if (!f) return undefined;
+  const name = c.string(f.name, `${path}.name`);
+  if (name !== undefined && header && !TOKEN_RE.test(name)) return c.fail(`${path}.name`, `is not a valid header name: ${show(name)}`);
+  if (name !== undefined && !header && name.length > 256) return c.fail(`${path}.name`, 'is longer than 256 characters');
+  const value = f.value;
+  if (typeof value !== 'string' || value.length > 4096) return c.fail(`${path}.value`, `must be a string of at most 4096 characters, got ${show(value)}`);
+  if (name === undefined) return undefined;
+  const type = f.type ?? 'Exact';
+  const key = header ? name.toLowerCase() : name;
+  if (type === 'Exact') return { name: key, match: { type, value } };
+  if (type !== 'RegularExpression') return c.fail(`${path}.type`, `must be Exact or RegularExpression, got ${show(type)}`);
+  const re = c.regex(value, `${path}.value`);
+  return re && { name: key, match: { type, value, re } };
+}
+
+function backendRefs(c: Checker, v: unknown, path: string, namespace: string): BackendRef[] | undefined {
+  if (v === undefined) return c.fail(path, 'is missing (name the Service(s) that serve this rule, with weights for a canary)');
+  const list = c.list(v, path, LIMITS.backendRefs);
+  if (!list) return undefined;
+  if (list.length === 0) return c.fail(path, 'is empty (name the Service(s) that serve this rule)');
+  const before = c.problems.length;
+  const refs = list.flatMap((b, i) => backend(c, b, `${path}[${i}]`, namespace) ?? []);
+  if (c.problems.length > before) return undefined;
+  if (refs.reduce((sum, b) => sum + b.weight, 0) === 0) return c.fail(path, 'weights sum to 0: no request could be served (give at least one backend a weight above 0)');
+  return refs;
+}
+
+function backend(c: Checker, v: unknown, path: string, namespace: string): BackendRef | undefined {
+  const f = c.fields(v, path, BACKEND_FIELDS);
+  if (!f) return undefined;
+  if ((f.kind ?? 'Service') !== 'Service' || (f.group ?? '') !== '') return c.fail(path, `only a Service backend is supported (kind: Service, group: ""), got kind ${show(f.kind)} group ${show(f.group)}`);
+  const name = c.name(f.name, `${path}.name`);
+  const ns = f.namespace === undefined ? namespace : c.name(f.namespace, `${path}.namespace`);
+  if (ns !== undefined && ns !== namespace) return c.fail(`${path}.namespace`, `a backend in another namespace (${show(ns)}) needs a ReferenceGrant, which is not supported yet (use a Service of ${show(namespace)})`);
+  if (f.port === undefined) return c.fail(`${path}.port`, 'is missing (a Service backend needs its port)');
+  const port = c.int(f.port, `${path}.port`, 1, 65535);
+  const weight = f.weight === undefined ? 1 : c.int(f.weight, `${path}.weight`, 0, MAX_WEIGHT);
+  if (name === undefined || ns === undefined || port === undefined || weight === undefined) return undefined;
+  return { namespace: ns, name, port, weight };
+}
+
+/** The one filter supported so far: an ExtensionRef to a FaultInjection of the route's namespace. */
+function faultFilter(c: Checker, v: unknown, path: string, namespace: string): string | undefined {
+  const list = c.list(v, path, 1);
+  if (!list || list.length === 0) return list && c.fail(path, 'is empty (remove it)');
+  const f = c.fields(list[0], `${path}[0]`, ['type', 'extensionRef']);
+  if (!f) return undefined;
+  if (f.type !== 'ExtensionRef') return c.fail(`${path}[0].type`, `only ExtensionRef (to a palisade.dev FaultInjection) is supported yet; ${show(f.type)} is not (RequestHeaderModifier, URLRewrite, … are planned)`);
+  const ref = c.fields(f.extensionRef, `${path}[0].extensionRef`, ['group', 'kind', 'name']);
+  if (!ref) return undefined;
+  if (ref.group !== 'palisade.dev' || ref.kind !== 'FaultInjection') return c.fail(`${path}[0].extensionRef`, `must name a FaultInjection of group palisade.dev, got group ${show(ref.group)} kind ${show(ref.kind)}`);
+  const name = c.name(ref.name, `${path}[0].extensionRef.name`);
+  return name === undefined ? undefined : `${namespace}/${name}`;
+}
+
+function retryPolicy(c: Checker, v: unknown, path: string): RetryPolicy | undefined {
+  const f = c.fields(v, path, ['codes', 'attempts', 'backoff']);
+  if (!f) return undefined;
+  const codes = f.codes === undefined ? [...DEFAULT_RETRY_CODES] : (c.list(f.codes, `${path}.codes`, LIMITS.codes) ?? []).map((x, i) => c.int(x, `${path}.codes[${i}]`, 400, 599));
+  const attempts = f.attempts === undefined ? DEFAULT_RETRY_ATTEMPTS : c.int(f.attempts, `${path}.attempts`, 1, MAX_ATTEMPTS);
+  const backoffMs = f.backoff === undefined ? DEFAULT_BACKOFF_MS : c.duration(f.backoff, `${path}.backoff`);
+  if (codes.some((x) => x === undefined) || attempts === undefined || backoffMs === undefined) return undefined;
+  return { codes: new Set(codes as number[]), attempts, backoffMs };
+}

@@ -1,0 +1,108 @@
+/**
+ * Traffic routes as the agent's proxy uses them: a Gateway API HTTPRoute attached to a Service
+ * (the mesh / GAMMA profile), validated once (parse-http-route.ts) and compiled into plain data
+ * plus matchers. Pure: no I/O.
+ */
+
+export const HTTP_ROUTE_API_VERSION = 'gateway.networking.k8s.io/v1';
+
+/** A Service a route attaches to (`parentRefs`, kind Service). */
+export interface RouteParent {
+  readonly namespace: string;
+  readonly name: string;
+  /** Only this service port; undefined: every port. */
+  readonly port: number | undefined;
+}
+
+/** A string match: exact, or a whole-string regular expression (RE2-class, checked by regex-check.ts). */
+export type StringMatcher = { readonly type: 'Exact'; readonly value: string } | { readonly type: 'RegularExpression'; readonly value: string; readonly re: RegExp };
+
+export interface PathMatcher {
+  readonly type: 'Exact' | 'PathPrefix' | 'RegularExpression';
+  readonly value: string;
+  readonly re?: RegExp;
+}
+
+/** One `matches[]` entry: every condition holds. */
+export interface RouteMatch {
+  readonly path: PathMatcher;
+  /** header name lowercased */
+  readonly headers: readonly { readonly name: string; readonly match: StringMatcher }[];
+  readonly queryParams: readonly { readonly name: string; readonly match: StringMatcher }[];
+  readonly method: string | undefined;
+}
+
+export interface BackendRef {
+  readonly namespace: string;
+  readonly name: string;
+  readonly port: number;
+  /** 0 … 1,000,000; the rule's weights sum to more than 0 */
+  readonly weight: number;
+}
+
+export interface RetryPolicy {
+  /** HTTP statuses that are retried (default 502, 503, 504) */
+  readonly codes: ReadonlySet<number>;
+  /** retries after the first attempt, as Gateway API's and Istio's `attempts` (default 2) */
+  readonly attempts: number;
+  /** base backoff in ms (default 25; each wait is jittered up to 10 times it, at most 250 ms) */
+  readonly backoffMs: number;
+}
+
+export interface RouteRule {
+  /** `rules[]` index */
+  readonly index: number;
+  readonly name: string | undefined;
+  /** at least one (the default is PathPrefix /) */
+  readonly matches: readonly RouteMatch[];
+  readonly backends: readonly BackendRef[];
+  /** `timeouts.request` in ms; 0: none */
+  readonly requestTimeoutMs: number;
+  /** `timeouts.backendRequest` in ms (one attempt); 0: none */
+  readonly backendTimeoutMs: number;
+  readonly retry: RetryPolicy | undefined;
+  /** `namespace/name` of the FaultInjection its ExtensionRef filter names, if any */
+  readonly fault: string | undefined;
+}
+
+export const FAULT_API_VERSION = 'palisade.dev/v1';
+
+/** Istio's HTTPFaultInjection: percentages 0–100. */
+export interface FaultSpec {
+  readonly delay: { readonly ms: number; readonly percent: number } | undefined;
+  readonly abort: { readonly status: number; readonly percent: number } | undefined;
+}
+
+export interface CompiledFaultInjection extends FaultSpec, StoredObject {
+  readonly kind: 'FaultInjection';
+}
+
+/** What every stored object has (the policy shape: the collector stores and pushes them alike). */
+interface StoredObject {
+  readonly apiVersion: string;
+  readonly namespace: string;
+  readonly name: string;
+  /** `namespace/name` */
+  readonly id: string;
+  /** these select Services, not workloads: always undefined (kept for the shared policy shape) */
+  readonly selector: undefined;
+  readonly source: string;
+  readonly line: number;
+  readonly manifest: Readonly<Record<string, unknown>>;
+}
+
+export interface CompiledHttpRoute extends StoredObject {
+  readonly kind: 'HTTPRoute';
+  readonly parents: readonly RouteParent[];
+  readonly rules: readonly RouteRule[];
+}
+
+/** What the proxy matches a request with: the normalized request line and headers. */
+export interface RouteRequest {
+  readonly method: string;
+  readonly path: string;
+  /** '' or '?…' as sent */
+  readonly query: string;
+  /** lowercase name → values */
+  readonly headers: Readonly<Record<string, readonly string[]>>;
+}

@@ -1,0 +1,120 @@
+/**
+ * Plays the kubelet of one node for tests and the demo: a pod is a Pod object in the Kubernetes
+ * API double (scheduled on the node), a sandbox (a network namespace and a cgroup of the
+ * topology), and the node's CNI chain run on it exactly as a container runtime runs it — Debian's
+ * `bridge` (onto the node's cni0) with `host-local` addresses, then palisade-cni — before the pod's
+ * status gets its IP. Deleting runs DEL, removes the sandbox and deletes the object.
+ */
+import { randomBytes } from 'node:crypto';
+import * as path from 'node:path';
+import { CniChain, type ChainResult, type Conflist } from './cni-runtime';
+import type { KubeApiDouble } from './kube-api-double';
+import type { NodeNs, PodNs, Topology } from './topology';
+
+export interface KubeletOptions {
+  topo: Topology;
+  node: NodeNs;
+  api: KubeApiDouble;
+  /** The agent's CNI socket (`<agent run dir>/cni.sock`). */
+  agentSocket: string;
+  /** host-local's state directory. */
+  ipamDir: string;
+  /** palisade-cni's wait for the agent (default 3000 ms). */
+  timeoutMs?: number;
+  excludeNamespaces?: string[];
+  /** First host number host-local hands out in the node's /24 (default 100). */
+  rangeStart?: number;
+}
+
+export interface PodSpec {
+  namespace?: string;
+  serviceAccount?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+export interface KubePod extends PodNs {
+  uid: string;
+  namespace: string;
+  containerId: string;
+}
+
+export class Kubelet {
+  readonly chain: CniChain;
+
+  constructor(private readonly opts: KubeletOptions) {
+    this.chain = new CniChain(this.conflist(), { netns: opts.node.netnsPath });
+  }
+
+  conflist(): Conflist {
+    const { node } = this.opts;
+    const net = node.podCidr.split('/')[0]!.split('.').slice(0, 3).join('.');
+    const start = this.opts.rangeStart ?? 100;
+    return {
+      cniVersion: '1.0.0',
+      name: 'palisade-pods',
+      plugins: [
+        {
+          type: 'bridge',
+          bridge: 'cni0',
+          isGateway: true,
+          ipMasq: false,
+          ipam: {
+            type: 'host-local',
+            ranges: [[{ subnet: node.podCidr, rangeStart: `${net}.${start}`, rangeEnd: `${net}.250`, gateway: node.proxyIp }]],
+            routes: [{ dst: '0.0.0.0/0' }],
+            dataDir: path.join(this.opts.ipamDir, node.name),
+          },
+        },
+        { type: 'palisade-cni', agentSocket: this.opts.agentSocket, timeoutMs: this.opts.timeoutMs ?? 3000, excludeNamespaces: this.opts.excludeNamespaces ?? ['kube-system'] },
+      ],
+    };
+  }
+
+  /** The Pod object, its sandbox and ADD; on success the pod's status gets its IP (Running). */
+  async createPod(name: string, spec: PodSpec = {}): Promise<{ pod: KubePod; add: ChainResult }> {
+    const namespace = spec.namespace ?? 'default';
+    const obj = this.opts.api.create('v1/pods', {
+      metadata: { name, namespace, labels: spec.labels ?? { app: name }, ...(spec.annotations ? { annotations: spec.annotations } : {}) },
+      spec: { nodeName: this.opts.node.name, serviceAccountName: spec.serviceAccount ?? 'default', containers: [{ name: 'app', image: 'app' }] },
+    });
+    const sandbox = await this.opts.topo.addBarePod(this.opts.node, name);
+    const pod: KubePod = Object.assign(sandbox, { uid: obj.metadata.uid!, namespace, containerId: `${name}-${randomBytes(6).toString('hex')}` });
+    const add = await this.add(pod);
+    return { pod, add };
+  }
+
+  /** What the kubelet does after a failed ADD: DEL the sandbox, then ADD again under a new sandbox id. */
+  async retry(pod: KubePod): Promise<ChainResult> {
+    await this.chain.del(this.sandbox(pod));
+    pod.containerId = `${pod.name}-${randomBytes(6).toString('hex')}`;
+    return this.add(pod);
+  }
+
+  private async add(pod: KubePod): Promise<ChainResult> {
+    const add = await this.chain.add(this.sandbox(pod));
+    if (add.ok) {
+      const ips = (add.result as { ips?: Array<{ address: string }> }).ips ?? [];
+      pod.ip = ips[0]!.address.split('/')[0]!;
+      this.opts.api.patch('v1/pods', pod.namespace, pod.name, { status: { podIP: pod.ip, podIPs: [{ ip: pod.ip }], phase: 'Running' } }, { status: true });
+    }
+    return add;
+  }
+
+  /** DEL, then the sandbox goes, then the object. */
+  async deletePod(pod: KubePod, opts: { keepObject?: boolean } = {}): Promise<ChainResult> {
+    const del = await this.chain.del(this.sandbox(pod));
+    await this.opts.topo.removePod(pod);
+    if (!opts.keepObject && this.opts.api.get('v1/pods', pod.namespace, pod.name)) this.opts.api.delete('v1/pods', pod.namespace, pod.name);
+    return del;
+  }
+
+  private sandbox(pod: KubePod): { containerId: string; netns: string; ifName: string; args: Record<string, string> } {
+    return {
+      containerId: pod.containerId,
+      netns: pod.netnsPath,
+      ifName: 'eth0',
+      args: { IgnoreUnknown: '1', K8S_POD_NAMESPACE: pod.namespace, K8S_POD_NAME: pod.name, K8S_POD_INFRA_CONTAINER_ID: pod.containerId, K8S_POD_UID: pod.uid },
+    };
+  }
+}

@@ -1,0 +1,168 @@
+import { strict as assert } from 'node:assert';
+import type { Duplex } from 'node:stream';
+import { RequestDispatch, type Endpoint } from '../../../../agent/traffic/dispatcher';
+import { Ejections } from '../../../../agent/traffic/ejections';
+import { DEFAULT_RTT_MS, PeakEwma } from '../../../../agent/traffic/peak-ewma';
+import { RetryBudget } from '../../../../agent/traffic/retry-budget';
+import { pickWeighted } from '../../../../agent/traffic/weighted';
+import type { RouteRule } from '../../../../common/routes';
+
+const seq = (...values: number[]): (() => number) => {
+  let i = 0;
+  return () => values[i++ % values.length]!;
+};
+
+describe('traffic: per-request choices (agent/traffic)', () => {
+  describe('pickWeighted', () => {
+    const items = [{ name: 'v1', weight: 90 }, { name: 'v2', weight: 10 }, { name: 'off', weight: 0 }];
+    const CASES: [number, string][] = [[0, 'v1'], [0.8999, 'v1'], [0.9, 'v2'], [0.9999999, 'v2']];
+    for (const [r, want] of CASES) it(`random ${r} → ${want} (a weight 0 backend never)`, () => assert.equal(pickWeighted(items, () => r).name, want));
+    it('lands within ±3 % of 90/10 over 2,000 picks', () => {
+      let v2 = 0;
+      for (let i = 0; i < 2000; i++) if (pickWeighted(items, Math.random).name === 'v2') v2++;
+      assert.ok(Math.abs(v2 / 2000 - 0.1) <= 0.03, String(v2));
+    });
+  });
+
+  describe('PeakEwma (power of two choices)', () => {
+    it('an endpoint never measured costs the default RTT (30 ms)', () => assert.equal(new PeakEwma().cost('a'), DEFAULT_RTT_MS));
+    it('a slower sample is taken at once (the peak); outstanding requests multiply the cost', () => {
+      let now = 0;
+      const b = new PeakEwma(Math.random, () => now);
+      b.start('a');
+      b.end('a', 200);
+      assert.equal(b.cost('a'), 200);
+      b.start('a');
+      assert.equal(b.cost('a'), 400);
+    });
+    it('faster samples pull the estimate down with the 10 s decay, and it decays towards 0 between samples', () => {
+      let now = 0;
+      const b = new PeakEwma(Math.random, () => now);
+      b.end('a', 100);
+      now = 10_000;
+      b.end('a', 10);
+      const expected = 100 * Math.exp(-1) + 10 * (1 - Math.exp(-1));
+      assert.ok(Math.abs(b.cost('a') - expected) < 1e-9);
+      now = 20_000;
+      assert.ok(Math.abs(b.cost('a') - expected * Math.exp(-1)) < 1e-9);
+    });
+    it('of the two drawn, the cheaper; never a third; one candidate is itself; none is undefined', () => {
+      let now = 0;
+      const b = new PeakEwma(seq(0, 0.25), () => now);
+      b.end('a', 500);
+      b.end('b', 5);
+      assert.equal(b.pick(['a', 'b', 'c']), 'b'); // draws a (i = 0) and b (j = 0, moved past i), not c
+      assert.equal(b.pick(['x']), 'x');
+      assert.equal(b.pick([]), undefined);
+    });
+  });
+
+  describe('RetryBudget: 20 % of requests over 10 s, at least 10 retries a second', () => {
+    it('allows 100 retries on no traffic (the floor), then 20 % more per request', () => {
+      let now = 1_000_000;
+      const budget = new RetryBudget(() => now);
+      let allowed = 0;
+      while (budget.tryRetry()) allowed++;
+      assert.equal(allowed, 100);
+      for (let i = 0; i < 50; i++) budget.request();
+      assert.equal(budget.tryRetry(), true); // 0.2 * 50 = 10 more
+      for (let i = 0; i < 20; i++) budget.tryRetry();
+      assert.equal(budget.refused, 1 + 20 - 9);
+    });
+    it('forgets what is older than the window', () => {
+      let now = 1_000_000;
+      const budget = new RetryBudget(() => now);
+      while (budget.tryRetry());
+      now += 11_000;
+      assert.equal(budget.tryRetry(), true);
+    });
+  });
+
+  describe('Ejections: an unreachable endpoint is passed over, 100 ms doubling to 60 s, until it answers', () => {
+    it('ejects for 100, 200, 400 … ms after failures in a row, at most 60 s', () => {
+      let now = 0;
+      const e = new Ejections(() => now);
+      assert.deepEqual([1, 2, 3, 4].map(() => e.unreachable('a')), [100, 200, 400, 800]);
+      for (let i = 0; i < 20; i++) e.unreachable('a');
+      assert.equal(e.unreachable('a'), 60_000);
+    });
+    it('is ejected until the time passes; an answer readmits and forgets', () => {
+      let now = 0;
+      const e = new Ejections(() => now);
+      e.unreachable('a');
+      assert.equal(e.ejected('a'), true);
+      now = 100;
+      assert.equal(e.ejected('a'), false);
+      assert.equal(e.unreachable('a'), 200, 'the next failure in a row: longer');
+      e.answered('a');
+      assert.equal(e.ejected('a'), false);
+      assert.equal(e.unreachable('a'), 100, 'failures forgotten');
+    });
+  });
+
+  describe('RequestDispatch: where each attempt goes, and which outcomes are retried', () => {
+    const EPS: Endpoint[] = [{ ip: '10.0.0.1', port: 80 }, { ip: '10.0.0.2', port: 80 }];
+    const rule = (retry?: RouteRule['retry']): RouteRule => ({ index: 0, name: undefined, matches: [], backends: [], requestTimeoutMs: 0, backendTimeoutMs: 0, retry, fault: undefined });
+    const RETRY = { codes: new Set([503]), attempts: 2, backoffMs: 25 };
+    const dispatch = (r: RouteRule, method = 'GET', endpoints = EPS): RequestDispatch =>
+      new RequestDispatch({
+        rule: r,
+        method,
+        endpoints,
+        balancer: new PeakEwma(),
+        budget: new RetryBudget(),
+        target: (e) => ({ pool: `${e.ip}`, connect: () => Promise.reject(new Error('unused')) as Promise<Duplex> }),
+        random: () => 0.5,
+      });
+    const outcome = (status: number, o: Partial<{ error: string; connected: boolean; reused: boolean }> = {}) => ({ status, error: o.error, connected: o.connected ?? true, reused: o.reused ?? false, ms: 5 });
+    const CASES: [string, RouteRule, string, ReturnType<typeof outcome>, boolean, number | undefined][] = [
+      ['a 503 with a retry policy for 503: after a jittered 25–50 ms backoff', rule(RETRY), 'GET', outcome(503), true, 38],
+      ['a 503 without a retry policy: relayed', rule(), 'GET', outcome(503), true, undefined],
+      ['a 500 not in the codes: relayed', rule(RETRY), 'GET', outcome(500), true, undefined],
+      ['a 200: relayed', rule(RETRY), 'GET', outcome(200), true, undefined],
+      ['a POST that never reached a pod (connect refused): retried at once, no policy needed', rule(), 'POST', outcome(0, { error: 'ECONNREFUSED', connected: false }), true, 0],
+      ['a POST that reached a pod which then reset: not retried', rule(), 'POST', outcome(0, { error: 'ECONNRESET', connected: true }), true, undefined],
+      ['a GET reset on a reused keep-alive connection: retried at once', rule(), 'GET', outcome(0, { error: 'ECONNRESET', reused: true }), true, 0],
+      ['a backend timeout when 504 is retried', rule({ ...RETRY, codes: new Set([504]) }), 'GET', outcome(0, { error: 'backend-timeout' }), true, 38],
+      ['a body that cannot be sent again: never retried', rule(RETRY), 'POST', outcome(503), false, undefined],
+    ];
+    for (const [what, r, method, o, replayable, wait] of CASES) {
+      it(what, () => {
+        const d = dispatch(r, method);
+        assert.ok(d.next());
+        assert.equal(d.settle(o, replayable), wait);
+      });
+    }
+    it('never the same endpoint twice: with every endpoint tried, no retry and no next()', () => {
+      const d = dispatch(rule({ ...RETRY, attempts: 5 }));
+      const first = d.next()!.pool;
+      assert.equal(d.settle(outcome(503), true), 38);
+      const second = d.next()!.pool;
+      assert.notEqual(first, second);
+      assert.equal(d.settle(outcome(503), true), undefined, 'no endpoint left untried');
+      assert.equal(d.next(), undefined);
+      assert.equal(d.attempts, 2);
+      assert.deepEqual(d.retried, ['503']);
+    });
+    it('explicit retries stop at the rule\'s attempts', () => {
+      const d = dispatch(rule({ ...RETRY, attempts: 1 }), 'GET', [...EPS, { ip: '10.0.0.3', port: 80 }]);
+      d.next();
+      assert.ok(d.settle(outcome(503), true) !== undefined);
+      d.next();
+      assert.equal(d.settle(outcome(503), true), undefined);
+    });
+    it('no endpoint at all: next() is undefined (the front answers 503)', () => assert.equal(dispatch(rule(), 'GET', []).next(), undefined));
+    it('an endpoint that was unreachable is passed over while ejected, by every later request; with all ejected they are tried anyway', () => {
+      const ejections = new Ejections();
+      const make = (): RequestDispatch =>
+        new RequestDispatch({ rule: rule(), method: 'POST', endpoints: EPS, balancer: new PeakEwma(() => 0), budget: new RetryBudget(), ejections, target: (e) => ({ pool: e.ip, connect: () => Promise.reject(new Error('unused')) as Promise<Duplex> }) });
+      const d = make();
+      const first = d.next()!.pool;
+      assert.equal(d.settle(outcome(0, { error: 'ECONNREFUSED', connected: false }), true), 0, 'never reached: retried at once');
+      assert.notEqual(d.next()!.pool, first);
+      for (let i = 0; i < 20; i++) assert.notEqual(make().next()!.pool, first, 'later requests skip the ejected endpoint');
+      ejections.unreachable('10.0.0.2:80');
+      assert.ok(make().next(), 'all ejected: still tried');
+    });
+  });
+});
