@@ -54,7 +54,7 @@ export interface AgentOptions {
   proxyIp: string;
   workloadsFile?: string;
   /** Enroll this node's pods from the Kubernetes API and palisade-cni (workload-sources/). */
-  kubernetes?: { kubeconfig?: string; trustDomain?: string };
+  kubernetes?: { kubeconfig?: string; trustDomain?: string; cniConfDir?: string };
   /** How long a workload certificate is kept after its identity's last pod left (default 30 s). */
   identityLingerMs?: number;
   cgroup?: string;
@@ -133,10 +133,10 @@ export interface RunningAgent {
   drain(reason: string): Promise<void>;
   /** Resolves once the agent has stopped, whatever stopped it (drain, take-over, close). */
   stopped: Promise<void>;
-  /** Stop now: open connections are cut (tests; a second signal). */
-  close(): Promise<void>;
   /** Where the node's workloads come from (the workloads file, Kubernetes) and their enrollment. */
   sources: RunningWorkloadSources;
+  /** Stop now: open connections are cut (tests; a second signal). */
+  close(): Promise<void>;
 }
 
 export const DEFAULT_RUN_DIR = '/run/palisade';
@@ -366,6 +366,8 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         // The successor reports what the per-pod filters count and writes their rules from now on;
         // this agent's cgroup stays registered until it closes, for the connections it finishes.
         wr.stopReporting();
+        // The node's pods are the successor's to enroll from now on (its sources already run).
+        await src.close();
         // A draining agent keeps its collector session for its last flows but never says hello
         // again: a new hello would supersede its successor's session.
         m?.collector.stopReconnecting();

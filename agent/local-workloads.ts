@@ -20,6 +20,7 @@ export class LocalWorkloads implements WorkloadIndex {
 
   /** Add or replace the workload in the namespace `netnsCookie`. */
   put(netnsCookie: bigint, workload: Workload): void {
+    this.version++;
     const old = this.cookies.get(netnsCookie);
     if (old && old.ip !== workload.ip && this.ips.get(old.ip) === old) this.ips.delete(old.ip);
     this.version++;
@@ -31,6 +32,7 @@ export class LocalWorkloads implements WorkloadIndex {
   delete(netnsCookie: bigint): boolean {
     const old = this.cookies.get(netnsCookie);
     if (!old) return false;
+    this.version++;
     this.cookies.delete(netnsCookie);
     this.version++;
     if (this.ips.get(old.ip) === old) this.ips.delete(old.ip);

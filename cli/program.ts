@@ -11,6 +11,7 @@ import { Command, CommanderError } from 'commander';
 import { isPalisadeError } from '../common/errors';
 import { registerAgentCommands } from './commands/agent';
 import { registerAuditCommands } from './commands/audit';
+import { registerCniCommands } from './commands/cni';
 import { registerCollectorCommands } from './commands/collector';
 import { registerDashboardCommands } from './commands/dashboard';
 import { registerDemoCommands } from './commands/demo';
@@ -35,6 +36,7 @@ export function createProgram(deps: CliDeps): Command {
     });
   registerAgentCommands(program, deps);
   registerAuditCommands(program, deps);
+  registerCniCommands(program, deps);
   registerCollectorCommands(program, deps);
   registerDashboardCommands(program, deps);
   registerDemoCommands(program, deps);

@@ -140,7 +140,7 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
   const { audit, policies } = control;
   let kube: CollectorKubernetes | undefined;
   try {
-    if (opts.kubernetes) kube = await startCollectorKubernetes({ ...opts.kubernetes, log, registry });
+    if (opts.kubernetes) kube = await startCollectorKubernetes({ ...opts.kubernetes, log, registry, policies });
   } catch (err) {
     policies.close();
     audit.close();
@@ -161,7 +161,7 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     flows,
     policies,
     registry: () => registry.snapshot(),
-    control: { policies, flows, audit },
+    control: { policies, flows, audit, ...(kube ? { kubernetes: () => kube!.status() } : {}) },
     metrics,
     log: opts.log,
     sessions: opts.dashboardSessions,
@@ -171,7 +171,7 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     auth,
     metrics,
     log: opts.log,
-    control: { policies, flows, audit, sinks: () => sinks.counts() },
+    control: { policies, flows, audit, sinks: () => sinks.counts(), ...(kube ? { kubernetes: () => kube!.status() } : {}) },
     sinks: () => sinks.counts(),
     dashboard,
     refusals,
@@ -308,7 +308,7 @@ function openControl(
   const audit = AuditLog.open({ dataDir: opts.dataDir, log: opts.log });
   let policies: PolicyManager | undefined;
   try {
-    policies = new PolicyManager({ dataDir: opts.dataDir, policyDir: opts.policyDir, log, registry, flows, audit, push });
+    policies = new PolicyManager({ dataDir: opts.dataDir, policyDir: opts.policyDir, kubernetes: opts.kubernetes !== undefined, log, registry, flows, audit, push });
     policies.start();
     return { audit, policies };
   } catch (err) {

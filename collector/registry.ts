@@ -6,7 +6,7 @@
  */
 import { spiffeId } from '../common/identity';
 import type { RegistryNode, RegistryService, RegistrySnapshot, RegistryWorkload, ServiceRegistration, WorkloadRegistration } from '../common/mesh-protocol';
-import { resolveServices } from './services';
+import { byIp, resolveServices } from './services';
 
 interface NodeState {
   nodeAddress: string;
@@ -176,7 +176,3 @@ export class WorkloadRegistry {
   }
 }
 
-function byIp(a: RegistryWorkload, b: RegistryWorkload): number {
-  const n = (ip: string): number => ip.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
-  return n(a.ip) - n(b.ip);
-}

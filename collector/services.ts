@@ -55,7 +55,9 @@ export function resolveServices(
       const targetPorts = d.ports.map((p) => p.targetPort);
       const endpoints: RegistryEndpoint[] = workloads
         .filter((w) => w.namespace === d.namespace && selects(d.selector, w.labels))
-        .map((w) => ({ ip: w.ip, ready: online(w.node), targetPorts }));
+        .map((w) => ({ ip: w.ip, ready: online(w.node), targetPorts }))
+        // By address, whichever node registered first: the same workloads give the same snapshot.
+        .sort(byIp);
       const service: RegistryService = { namespace: d.namespace, name: d.name, vips: [...d.vips], ports: d.ports.map((p) => ({ name: p.name, port: p.port })), endpoints };
       byName.set(id, { service, from: node, spec });
     }
@@ -67,4 +69,10 @@ export function resolveServices(
 function selects(selector: Record<string, string>, labels: Record<string, string>): boolean {
   for (const [k, v] of Object.entries(selector)) if (!Object.prototype.hasOwnProperty.call(labels, k) || labels[k] !== v) return false;
   return true;
+}
+
+/** Order by IPv4 address (workloads, endpoints). */
+export function byIp(a: { ip: string }, b: { ip: string }): number {
+  const n = (ip: string): number => ip.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
+  return n(a.ip) - n(b.ip);
 }

@@ -36,8 +36,11 @@ export const CONTROL_POST_READS: ReadonlySet<string> = new Set([CONTROL_API.poli
 export const MAX_CONTROL_BODY_BYTES = 4 * 1024 * 1024;
 
 export type PolicyKind = 'AuthorizationPolicy' | 'EgressPolicy' | 'HTTPRoute' | 'FaultInjection';
-/** Where a stored policy came from: the API (CLI) or the collector's `--policy-dir` (read-only via the API). */
-export type PolicyOrigin = 'api' | 'dir';
+/**
+ * Where a stored policy came from: the API (CLI), the collector's `--policy-dir`, or the Kubernetes
+ * API's policy objects (`--kubernetes`); the last two are read-only through the collector's API.
+ */
+export type PolicyOrigin = 'api' | 'dir' | 'kubernetes';
 
 /** One stored policy object, without its manifest. */
 export interface PolicySummary {
@@ -251,4 +254,20 @@ export interface StatusResponse {
   nodes: NodeStatus[];
   flows: { stored: number; sinks?: Record<string, SinkCounts> };
   audit: { records: number };
+  /** With `collector --kubernetes`: what it makes of the cluster. */
+  kubernetes?: KubernetesStatus;
+}
+
+/** The collector's view of the Kubernetes API (`collector --kubernetes`). */
+export interface KubernetesStatus {
+  /** Every watch has listed at least once (before that, nothing from the API is published). */
+  synced: boolean;
+  /** Services taken from the API (Services + EndpointSlices). */
+  services: number;
+  /** Per policy kind, the API version watched (`security.istio.io/v1`), `not installed` or `looking`. */
+  policyKinds: Record<string, string>;
+  /** Policy objects in force (their last accepted version). */
+  policyObjects: number;
+  /** Objects whose current version was refused: its problems, and whether an earlier version still applies. */
+  refused: Array<{ object: string; problems: string[]; previousInForce: boolean }>;
 }

@@ -16,15 +16,19 @@ export interface PrivateSocket {
   close(): Promise<void>;
 }
 
-/** `server` listens on `socketPath` (mode 0600); `what` names it in errors ("CNI socket"). */
-export async function listenPrivateSocket(server: net.Server, socketPath: string, what: string): Promise<PrivateSocket> {
+/**
+ * `server` listens on `socketPath` (mode 0600); `what` names it in errors ("CNI socket"). With
+ * `takeOver`, a live socket at the path is replaced too (a successor taking a node over from its
+ * predecessor: new connections reach the successor, and the predecessor's close leaves the path).
+ */
+export async function listenPrivateSocket(server: net.Server, socketPath: string, what: string, opts: { takeOver?: boolean } = {}): Promise<PrivateSocket> {
   const dir = path.dirname(socketPath);
   try {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   } catch (err) {
     throw listenError(`cannot create ${dir} for the ${what}: ${describeCause(err)}`, err);
   }
-  await refuseLiveOrForeign(socketPath, what);
+  await refuseLiveOrForeign(socketPath, what, opts.takeOver === true);
   const staging = fs.mkdtempSync(path.join(dir, `.${path.basename(socketPath)}-${randomBytes(4).toString('hex')}-`));
   const staged = path.join(staging, 's');
   let ino: number;
@@ -59,7 +63,7 @@ export async function listenPrivateSocket(server: net.Server, socketPath: string
   };
 }
 
-async function refuseLiveOrForeign(socketPath: string, what: string): Promise<void> {
+async function refuseLiveOrForeign(socketPath: string, what: string, takeOver: boolean): Promise<void> {
   let st: fs.Stats;
   try {
     st = fs.lstatSync(socketPath);
@@ -68,6 +72,7 @@ async function refuseLiveOrForeign(socketPath: string, what: string): Promise<vo
     throw listenError(`cannot use ${what} ${socketPath}: ${describeCause(err)}`, err);
   }
   if (!st.isSocket()) throw listenError(`${what} ${socketPath} exists and is not a socket; refusing to replace it`);
+  if (takeOver) return;
   const live = await new Promise<boolean>((resolve) => {
     const probe = net.connect({ path: socketPath });
     probe.once('connect', () => {

@@ -46,6 +46,8 @@ export interface CniServerOptions {
   enroller: CniEnroller;
   log: Logger;
   limits?: Partial<CniServerLimits>;
+  /** Replace a live socket at the path (the agent taking the node over from its predecessor). */
+  takeOver?: boolean;
 }
 
 export interface CniServerStats {
@@ -95,7 +97,7 @@ export class CniServer {
   /** Listen on `socketPath` (mode 0600). */
   static async start(opts: CniServerOptions): Promise<CniServer> {
     const s = new CniServer(opts);
-    s.socket = await listenPrivateSocket(s.server, opts.socketPath, 'CNI socket');
+    s.socket = await listenPrivateSocket(s.server, opts.socketPath, 'CNI socket', { takeOver: opts.takeOver === true });
     s.log.info({ socket: opts.socketPath }, 'CNI endpoint listening');
     return s;
   }

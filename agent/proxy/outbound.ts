@@ -90,11 +90,12 @@ export class OutboundProxy {
     reason: Refusal,
     where: { direction: FlowDirection; source: FlowEndpoint & { ip: string }; destination: FlowEndpoint & { ip: string } },
     fields?: Record<string, unknown>,
+    verdict: 'denied' | 'error' = 'denied',
   ): void {
     socket.resetAndDestroy();
     this.inputs.limits.refusals.refuse({
       route: { ...where, protocol: 'tcp', mtls: false },
-      outcome: { verdict: 'denied', reason },
+      outcome: { verdict, reason },
       started,
       message: 'outbound connection refused',
       ...(fields ? { fields } : {}),
@@ -135,15 +136,8 @@ export class OutboundProxy {
     const routed = r.service && this.inputs.traffic ? { ...r.service, port: orig.dst.port } : undefined;
     if (routed && this.inputs.traffic!.routes(routed, workload.namespace)) return this.serveRouted(client, started, workload, sourceInfo, routed, orig.dst);
     if (r.kind === 'no-endpoint') {
-      client.resetAndDestroy();
-      this.inputs.limits.refusals.refuse({
-        route: { direction: 'outbound', source: sourceInfo, destination, protocol: 'tcp', mtls: false },
-        outcome: { verdict: 'error', reason: 'no-ready-endpoint' },
-        started,
-        message: 'outbound connection refused',
-        fields: { service: `${r.service.namespace}/${r.service.name}` },
-      });
-      return;
+      const where = { direction: 'outbound' as const, source: sourceInfo, destination: { ...destination } };
+      return this.refuse(client, started, 'no-ready-endpoint', where, { service: `${r.service.namespace}/${r.service.name}` }, 'error');
     }
     const dstInfo = { ...destination, ...describeRoute(r) };
     const direction: FlowDirection = r.kind === 'passthrough' ? 'egress' : 'outbound';

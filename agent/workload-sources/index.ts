@@ -10,6 +10,7 @@ import { isTrustDomain } from '../../common/identity';
 import { invalidArgument } from '../../common/errors';
 import { KubeClient } from '../../common/kube/client';
 import type { Logger } from '../../common/log';
+import { CniChainKeeper } from '../cni/chain-keeper';
 import { cniSocketPath } from '../cni/protocol';
 import { CniServer } from '../cni/server';
 import { netnsCookieOf } from '../datapath/datapath';
@@ -24,7 +25,8 @@ export interface WorkloadSourcesOptions {
   node: string;
   runDir: string;
   workloadsFile?: string;
-  kubernetes?: { kubeconfig?: string; trustDomain?: string };
+  /** `cniConfDir`: keep palisade-cni in that CNI configuration directory's chain (./cni/chain-keeper.ts). */
+  kubernetes?: { kubeconfig?: string; trustDomain?: string; cniConfDir?: string };
   /** How long a certificate is kept after its identity's last workload left (NodeEnrollment). */
   identityLingerMs?: number;
   log: Logger;
@@ -64,13 +66,18 @@ export async function prepareWorkloadSources(opts: WorkloadSourcesOptions): Prom
       let cni: CniServer | undefined;
       try {
         for (const s of sources) await s.start(enrollment);
-        if (kube) cni = await CniServer.start({ socketPath: cniSocketPath(opts.runDir), enroller: kube, log });
+        // takeOver: the node lock (or the handover) already made this agent the node's; during a
+        // handover the predecessor's socket is live, and new ADDs must reach the successor.
+        if (kube) cni = await CniServer.start({ socketPath: cniSocketPath(opts.runDir), enroller: kube, log, takeOver: true });
       } catch (err) {
         await Promise.all(sources.map((s) => s.close().catch(() => undefined)));
         enrollment.close();
         throw err;
       }
+      // Only once the socket answers: an entry put back sends pods to it.
+      const keeper = cni && k8s?.cniConfDir ? new CniChainKeeper({ confDir: k8s.cniConfDir, log }) : undefined;
       let closed = false;
+      let closing: Promise<void> | undefined;
       let done = false;
       const whenSynced = Promise.all(sources.map((s) => s.synced())).then(() => {
         if (closed) return;
@@ -83,12 +90,14 @@ export async function prepareWorkloadSources(opts: WorkloadSourcesOptions): Prom
         cni,
         synced: () => done,
         whenSynced,
-        async close() {
-          closed = true;
-          await cni?.close();
-          await Promise.all(sources.map((s) => s.close()));
-          enrollment.close();
-        },
+        close: () =>
+          (closing ??= (async () => {
+            closed = true;
+            keeper?.stop();
+            await cni?.close();
+            await Promise.all(sources.map((s) => s.close()));
+            enrollment.close();
+          })()),
       };
     },
   };

@@ -6,6 +6,7 @@ import { isIPv4 } from 'node:net';
 import { MAX_FLOW_BUFFER, startAgent, uninstallNode, type MeshOptions } from '../../agent/agent';
 import { DEFAULT_ACCESS_LOG_MODE, isAccessLogMode, type AccessLogMode } from '../../agent/flows/access-log';
 import { DEFAULT_FLOW_BUFFER } from '../../agent/flows/reporter';
+import { nodeCertPath } from '../../agent/mesh/node-identity';
 import { METRICS_PORT } from '../../agent/metrics/server';
 import { DEFAULT_HALF_CLOSED_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS } from '../../agent/proxy/pipe';
 import { DEFAULT_REFUSAL_INTERVAL_MS } from '../../agent/proxy/refusals';
@@ -24,6 +25,7 @@ interface AgentFlags {
   kubernetes?: boolean;
   kubeconfig?: string;
   trustDomain?: string;
+  cniConfDir?: string;
   identityLinger: string;
   cgroup?: string;
   bpffs: string;
@@ -131,7 +133,10 @@ function meshOptions(flags: AgentFlags): MeshOptions | undefined {
   if (!flags.collectorCa) throw invalidArgument('--collector needs --collector-ca FILE (the mesh CA certificate)');
   if (!flags.nodeAddress) throw invalidArgument('--collector needs --node-address IP (where HBONE :15008 listens)');
   let joinToken = process.env.PALISADE_JOIN_TOKEN || undefined;
-  if (flags.joinTokenFile) {
+  const dataDir = flags.dataDir ?? `/var/lib/palisade/${flags.node}`;
+  // A node that has joined keeps its certificate: the token file (a Kubernetes Secret key per
+  // node, deploy/kubernetes) may be gone then.
+  if (flags.joinTokenFile && !(isMissing(flags.joinTokenFile) && fs.existsSync(nodeCertPath(dataDir)))) {
     try {
       joinToken = fs.readFileSync(flags.joinTokenFile, 'utf8').trim();
     } catch (err) {
@@ -144,9 +149,18 @@ function meshOptions(flags: AgentFlags): MeshOptions | undefined {
     collectorUrl: flags.collector,
     caFile: flags.collectorCa,
     joinToken,
-    dataDir: flags.dataDir ?? `/var/lib/palisade/${flags.node}`,
+    dataDir,
     nodeAddress: flags.nodeAddress,
   };
+}
+
+function isMissing(file: string): boolean {
+  try {
+    fs.statSync(file);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT';
+  }
 }
 
 export function registerAgentCommands(program: Command, deps: CliDeps): void {
@@ -160,6 +174,7 @@ export function registerAgentCommands(program: Command, deps: CliDeps): void {
     .option('--kubernetes', 'enroll this node\'s pods from the Kubernetes API and palisade-cni (CNI socket in --run-dir)')
     .option('--kubeconfig <file>', 'with --kubernetes: the API from this kubeconfig (default: the pod\'s service account)')
     .option('--trust-domain <domain>', 'with --kubernetes: the SPIFFE trust domain of pod identities', 'cluster.local')
+    .option('--cni-conf-dir <dir>', 'with --kubernetes: keep palisade-cni in this CNI configuration directory\'s chain (put back when the network plugin rewrites its file)')
     .option('--identity-linger <duration>', 'keep a workload certificate this long after its identity\'s last pod left (0s: drop at once)', '30s')
     .option('--cgroup <path>', 'cgroup v2 directory to attach to (default: the cgroup v2 root)')
     .option('--bpffs <path>', 'bpffs mount point', '/sys/fs/bpf')
@@ -199,7 +214,9 @@ export function registerAgentCommands(program: Command, deps: CliDeps): void {
         node: flags.node,
         proxyIp: flags.proxyAddress,
         workloadsFile: flags.workloads,
-        ...(flags.kubernetes || flags.kubeconfig ? { kubernetes: { kubeconfig: flags.kubeconfig, trustDomain: flags.trustDomain } } : {}),
+        ...(flags.kubernetes || flags.kubeconfig
+          ? { kubernetes: { kubeconfig: flags.kubeconfig, trustDomain: flags.trustDomain, ...(flags.cniConfDir ? { cniConfDir: flags.cniConfDir } : {}) } }
+          : {}),
         identityLingerMs: parseDuration(flags.identityLinger, '--identity-linger'),
         cgroup: flags.cgroup,
         bpffs: flags.bpffs,

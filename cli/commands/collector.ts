@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DEFAULT_TRUST_DOMAIN, startCollector } from '../../collector/collector';
 import { DEFAULT_LISTEN, parseListenAddress } from '../../collector/listen';
+import { CertificateAuthority } from '../../collector/mesh-ca';
 import { describeScopes, parseNodeCidr, parseScopes } from '../../collector/nodes/node-binding';
 import { NodeRecords } from '../../collector/nodes/node-records';
 import { TokenStore } from '../../collector/tokens';
@@ -198,5 +199,18 @@ export function registerCollectorCommands(program: Command, deps: CliDeps): void
         `node ${node} revoked: ${revoked} certificate${revoked === 1 ? '' : 's'} refused from now on; ` +
           `to join it again: palisade collector token create --node ${node}\n`,
       );
+    });
+
+  collector
+    .command('ca')
+    .description('the mesh CA')
+    .command('create')
+    .description('create the mesh CA (ca.key, ca.crt) in a directory, e.g. for a Kubernetes Secret; an existing pair is kept')
+    .requiredOption('--out <dir>', 'where to write ca.key (0600) and ca.crt')
+    .option('--trust-domain <td>', 'SPIFFE trust domain of the mesh', DEFAULT_TRUST_DOMAIN)
+    .action((flags: { out: string; trustDomain: string }) => {
+      if (!isTrustDomain(flags.trustDomain)) throw invalidArgument(`invalid --trust-domain ${JSON.stringify(flags.trustDomain)}`);
+      CertificateAuthority.loadOrCreate(flags.out, flags.trustDomain);
+      deps.stdout(`${path.join(flags.out, 'ca.crt')}\n${path.join(flags.out, 'ca.key')}\n`);
     });
 }

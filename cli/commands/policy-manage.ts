@@ -61,7 +61,7 @@ export function registerPolicyManageCommands(policy: Command, deps: ApiDeps): vo
       String(p.id),
       p.kind,
       `${p.namespace}/${p.name}`,
-      p.origin === 'dir' ? `dir:${p.file ?? ''}` : 'api',
+      p.origin === 'dir' ? `dir:${p.file ?? ''}` : p.origin,
       `v${p.version}`,
       p.updated,
       p.author,

@@ -3,7 +3,7 @@
  * connected and which version it enforces — an agent that lags or rejected a version stands out.
  */
 import type { Command } from 'commander';
-import { CONTROL_API, type NodeStatus, type StatusResponse } from '../../common/control-api';
+import { CONTROL_API, type KubernetesStatus, type NodeStatus, type StatusResponse } from '../../common/control-api';
 import { expectShape } from '../api-answers';
 import { addApiOptions, apiClient } from '../api-options';
 import type { ApiFlags } from '../config';
@@ -17,6 +17,13 @@ export function policyState(n: NodeStatus, version: number): string {
   if (n.policyVersion === undefined) return n.connected ? 'not reported' : 'offline';
   if (n.policyVersion === version) return n.connected ? 'current' : 'offline (was current)';
   return `behind (enforces v${n.policyVersion})`;
+}
+
+/** What the collector makes of the cluster: one line, then one per refused policy object. */
+export function kubernetesLines(k: KubernetesStatus): string {
+  const kinds = Object.entries(k.policyKinds).map(([kind, v]) => `${kind} ${v}`).join(', ');
+  const head = `kubernetes: ${k.synced ? 'synced' : 'not synced yet (nothing from the API applies until it is)'}; ${k.services} services; ${k.policyObjects} policy objects in force, ${k.refused.length} refused (${kinds})\n`;
+  return head + k.refused.map((r) => `  refused ${r.object}: ${r.problems[0] ?? '?'}${r.problems.length > 1 ? ` (+${r.problems.length - 1} more)` : ''}; ${r.previousInForce ? 'its previous version stays in force' : 'not in force'}\n`).join('');
 }
 
 export function registerStatusCommands(program: Command, deps: ApiDeps): void {
@@ -35,6 +42,7 @@ export function registerStatusCommands(program: Command, deps: ApiDeps): void {
     });
     if (output === 'json') return deps.stdout(`${JSON.stringify(r)}\n`);
     deps.stdout(`policy version ${r.policyVersion}; ${r.flows.stored} flows stored; ${r.audit.records} audit records\n`);
+    if (r.kubernetes) deps.stdout(kubernetesLines(r.kubernetes));
     for (const [name, c] of Object.entries(r.flows.sinks ?? {})) {
       deps.stdout(`flow sink ${name}: ${c.accepted} accepted = ${c.delivered} delivered + ${c.lost} lost + ${c.buffered} buffered\n`);
     }

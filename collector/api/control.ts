@@ -4,7 +4,7 @@
  * method and reads the body; this maps a route, its query and body to an answer, checking every
  * parameter first so a bad request changes nothing.
  */
-import type { AuditKind, AuditListResponse, AuditRecord, AuditVerifyResponse, EgressRuleRequest } from '../../common/control-api';
+import type { AuditKind, AuditListResponse, AuditRecord, AuditVerifyResponse, EgressRuleRequest, KubernetesStatus } from '../../common/control-api';
 import { AUDIT_KINDS, CONTROL_API } from '../../common/control-api';
 import { invalidArgument, PalisadeError, quoteValue } from '../../common/errors';
 import type { PolicyFile } from '../../common/policy-files';
@@ -24,6 +24,8 @@ export interface ControlDeps {
   policies: PolicyManager;
   flows: FlowStore;
   audit?: AuditReader;
+  /** With `--kubernetes`: what the collector makes of the cluster, for status. */
+  kubernetes?: () => KubernetesStatus;
   /** each flow sink's counts, for status */
   sinks?: () => Record<string, SinkCounts>;
 }
@@ -98,7 +100,8 @@ export class ControlApi {
         const status = p.status({ flowsStored: this.deps.flows.rows(), auditRecords: this.deps.audit?.count() ?? 0 });
         const sinks = this.deps.sinks?.();
         if (sinks && Object.keys(sinks).length > 0) status.flows.sinks = sinks;
-        return status;
+        const kubernetes = this.deps.kubernetes?.();
+        return kubernetes ? { ...status, kubernetes } : status;
       }
       case CONTROL_API.policies:
         params(route, query, []);

@@ -1,10 +1,17 @@
 /**
  * The collector and the Kubernetes API (`palisade collector --kubernetes`): the cluster's Services
- * and EndpointSlices become the registry's services (./services-watch.ts).
+ * and EndpointSlices become the registry's services (./services-watch.ts); its AuthorizationPolicy
+ * and EgressPolicy objects become versions of the policy store authored `kubernetes`
+ * (./policy-watch.ts).
  */
+import { describeCause, isPalisadeError } from '../../common/errors';
 import { KubeClient } from '../../common/kube/client';
+import type { KubernetesStatus } from '../../common/control-api';
 import type { Logger } from '../../common/log';
+import type { PolicyFile } from '../../common/policy-files';
+import type { PolicyManager } from '../policies/manager';
 import type { WorkloadRegistry } from '../registry';
+import { PolicyWatch } from './policy-watch';
 import { ServicesWatch } from './services-watch';
 
 export interface CollectorKubernetesOptions {
@@ -13,21 +20,51 @@ export interface CollectorKubernetesOptions {
 }
 
 export interface CollectorKubernetes {
+  /** For `palisade status`. */
+  status(): KubernetesStatus;
   client: KubeClient;
   /** Resolves once every watch has listed once. */
   synced(): Promise<void>;
   close(): Promise<void>;
 }
 
-export async function startCollectorKubernetes(opts: CollectorKubernetesOptions & { log: Logger; registry: WorkloadRegistry }): Promise<CollectorKubernetes> {
+export async function startCollectorKubernetes(
+  opts: CollectorKubernetesOptions & { log: Logger; registry: WorkloadRegistry; policies: PolicyManager },
+): Promise<CollectorKubernetes> {
   const client = await KubeClient.connect({ kubeconfig: opts.kubeconfig });
   const log = opts.log.child({ component: 'kubernetes' });
   const services = new ServicesWatch({ client, log, onServices: (list) => opts.registry.setKubernetesServices(list) });
+  const policies = new PolicyWatch({ client, log, onPolicies: (files) => syncPolicies(opts.policies, files, log) });
   services.start();
-  log.info({ server: client.server }, 'watching the cluster\'s services');
+  policies.start();
+  log.info({ server: client.server }, 'watching the cluster\'s services and policy objects');
   return {
     client,
-    synced: () => services.synced(),
-    close: () => services.stop(),
+    status: () => {
+      const p = policies.status();
+      return {
+        synced: services.isSynced && p.synced,
+        services: services.current().length,
+        policyKinds: p.kinds,
+        policyObjects: p.inForce,
+        refused: p.refused,
+      };
+    },
+    synced: () => Promise.all([services.synced(), policies.synced()]).then(() => undefined),
+    close: async () => {
+      await Promise.all([services.stop(), policies.stop()]);
+    },
   };
+}
+
+/** The accepted policy objects into the store; a set that does not hold as a whole changes nothing. */
+function syncPolicies(manager: PolicyManager, files: PolicyFile[], log: Logger): void {
+  try {
+    const shadowed = manager.syncKubernetes(files);
+    if (shadowed.length > 0) log.warn({ objects: shadowed }, 'policy objects the collector\'s policy directory also defines: the directory\'s stay in force');
+  } catch (err) {
+    if (!isPalisadeError(err)) throw err;
+    const problems = (err as { problems?: readonly string[] }).problems ?? [describeCause(err)];
+    log.error({ event: 'policy-rejected', problems }, `policy objects refused as a set; agents keep version ${manager.version}`);
+  }
 }

@@ -58,6 +58,10 @@ export class ServicesWatch {
     await Promise.all(this.informers.map((i) => i.stop()));
   }
 
+  get isSynced(): boolean {
+    return this.informers.every((i) => i.hasSynced);
+  }
+
   /** The services as the objects now say. */
   current(): RegistryService[] {
     const slicesOf = new Map<string, EndpointSliceObject[]>();

@@ -21,7 +21,7 @@ import type {
   PolicyTestResponse,
   StatusResponse,
 } from '../../common/control-api';
-import { invalidArgument, PalisadeError } from '../../common/errors';
+import { invalidArgument, isPalisadeError, PalisadeError } from '../../common/errors';
 import type { Logger } from '../../common/log';
 import { encodeMessage, type PolicyStatusMessage, type RegistrySnapshot, type RegistryWorkload } from '../../common/mesh-protocol';
 import { allOf, compilePolicyFiles, type PolicySet } from '../../common/policy';
@@ -32,6 +32,7 @@ import { CompiledPolicies } from './compiled-set';
 import { PolicyParser, type ParsedPolicies } from './policy-parser';
 import { checkBackends } from './route-backends';
 import { egressRuleManifest, egressRuleViews } from './egress-rules';
+import { withKubernetesPolicies } from './kubernetes-policies';
 import { followPolicyDir, withDirPolicies } from './policy-dir';
 import { historyKey, quoteRef, resolvePolicy, resolveWorkload } from './references';
 import { desiredPolicy, planChanges, planChangesSliced, policyKey, PolicyRepository, type DesiredPolicy, type Plan, type StoredPolicy } from './repository';
@@ -45,6 +46,8 @@ export interface PolicyManagerOptions {
   dataDir: string;
   /** Policies owned by a directory, watched. */
   policyDir?: string;
+  /** Policies owned by the Kubernetes API come in (syncKubernetes): they are read-only here. */
+  kubernetes?: boolean;
   log: Logger;
   /** The live workload registry (workload names and labels). */
   registry: () => RegistrySnapshot;
@@ -63,6 +66,8 @@ const MAX_CHANGE_ATTEMPTS = 3;
 type Incoming = Pick<DesiredPolicy, 'kind' | 'namespace' | 'name' | 'manifest'>;
 
 export class PolicyManager {
+  /** The Kubernetes API's accepted policy objects, as last synced (re-applied after a policy directory change). */
+  private kubernetesFiles: PolicyFile[] | undefined;
   private readonly repo: PolicyRepository;
   /** Policy files from the API are read off the event loop, within budgets. */
   private readonly parser: PolicyParser;
@@ -258,7 +263,31 @@ export class PolicyManager {
     return { next: [...next.values()], warnings, incoming: keys };
   }
 
+  /**
+   * The Kubernetes API's policy objects (each already checked alone) replace those it owned
+   * before. Throws PALISADE_ERR_POLICY_INVALID when the set as a whole does not hold (nothing
+   * changes then). Returns the objects the policy directory shadows.
+   */
+  syncKubernetes(files: PolicyFile[]): string[] {
+    this.kubernetesFiles = files;
+    const current = this.repo.current();
+    const { next, takenOver, shadowed } = withKubernetesPolicies(compilePolicyFiles(files), current);
+    for (const p of takenOver) {
+      this.log.warn({ policy: policyKey(p), id: p.id }, 'a Kubernetes policy object now defines a policy created through the API: the Kubernetes API owns it from now on');
+    }
+    const plan = planChanges(current, next);
+    const candidate = this.compiled.with(next);
+    if (plan.changed) this.commit(plan, candidate, 'kubernetes', 'kubernetes');
+    return shadowed;
+  }
+
   private checkWritable(p: StoredPolicy, verb: string): void {
+    if (p.origin === 'kubernetes' && this.opts.kubernetes) {
+      throw new PalisadeError(
+        'PALISADE_ERR_CONFLICT',
+        `${p.kind} ${p.namespace}/${p.name} is managed by the Kubernetes API: ${verb} it there (kubectl edit ${p.kind.toLowerCase()} -n ${p.namespace} ${p.name})`,
+      );
+    }
     if (p.origin === 'dir' && this.opts.policyDir !== undefined) {
       throw new PalisadeError(
         'PALISADE_ERR_CONFLICT',
@@ -307,6 +336,15 @@ export class PolicyManager {
     const candidate = this.compiled.with(next);
     if (!plan.changed) return;
     this.commit(plan, candidate, 'policy-dir', 'policy-dir');
+    // A name the directory stopped defining may be a Kubernetes object's again.
+    if (this.kubernetesFiles) {
+      try {
+        this.syncKubernetes(this.kubernetesFiles);
+      } catch (err) {
+        if (!isPalisadeError(err)) throw err;
+        this.log.error({ event: 'policy-rejected', problems: (err as { problems?: readonly string[] }).problems ?? [err.message] }, 'policy objects of the Kubernetes API refused as a set after a policy directory change');
+      }
+    }
   }
 
   /**

@@ -6,8 +6,10 @@
  * status gets its IP. Deleting runs DEL, removes the sandbox and deletes the object.
  */
 import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CniChain, type ChainResult, type Conflist } from './cni-runtime';
+import { chooseNetworkConfig } from '../../agent/cni/conflist';
+import { CniChain, DEBIAN_CNI_DIR, type ChainResult, type Conflist } from './cni-runtime';
 import type { KubeApiDouble } from './kube-api-double';
 import type { NodeNs, PodNs, Topology } from './topology';
 
@@ -24,6 +26,8 @@ export interface KubeletOptions {
   excludeNamespaces?: string[];
   /** First host number host-local hands out in the node's /24 (default 100). */
   rangeStart?: number;
+  /** The node's CNI directories, as a runtime reads them (see nodeChain), instead of the built-in chain. */
+  cniDirs?: { confDir: string; binDir: string };
 }
 
 export interface PodSpec {
@@ -43,7 +47,15 @@ export class Kubelet {
   readonly chain: CniChain;
 
   constructor(private readonly opts: KubeletOptions) {
-    this.chain = new CniChain(this.conflist(), { netns: opts.node.netnsPath });
+    this.chain = opts.cniDirs
+      ? new CniChain(readNodeConflist(opts.cniDirs.confDir), { netns: opts.node.netnsPath, cniPath: [opts.cniDirs.binDir, DEBIAN_CNI_DIR] })
+      : new CniChain(this.conflist(), { netns: opts.node.netnsPath });
+  }
+
+  /** The chain without palisade-cni: what the cluster's network plugin would have written. */
+  networkOnly(): Conflist {
+    const c = this.conflist();
+    return { ...c, plugins: c.plugins.filter((p) => p.type !== 'palisade-cni') };
   }
 
   conflist(): Conflist {
@@ -117,4 +129,11 @@ export class Kubelet {
       args: { IgnoreUnknown: '1', K8S_POD_NAMESPACE: pod.namespace, K8S_POD_NAME: pod.name, K8S_POD_INFRA_CONTAINER_ID: pod.containerId, K8S_POD_UID: pod.uid },
     };
   }
+}
+
+/** The network configuration a runtime uses from `confDir` (libcni's choice: the first by name). */
+export function readNodeConflist(confDir: string): Conflist {
+  const name = chooseNetworkConfig(fs.readdirSync(confDir));
+  if (!name) throw new Error(`no network configuration in ${confDir}`);
+  return JSON.parse(fs.readFileSync(path.join(confDir, name), 'utf8')) as Conflist;
 }

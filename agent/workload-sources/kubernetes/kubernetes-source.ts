@@ -95,9 +95,11 @@ export class KubernetesSource implements WorkloadSource, CniEnroller {
   async close(): Promise<void> {
     this.closed = true;
     await Promise.all(this.informers.map((i) => i.stop()));
+    // Only a change not yet written: during a handover the successor owns the record already.
+    const pending = this.saveTimer !== undefined;
     if (this.saveTimer) clearImmediate(this.saveTimer);
     this.saveTimer = undefined;
-    this.save();
+    if (pending) this.save();
   }
 
   // ---- CNI ------------------------------------------------------------------------------------

@@ -54,6 +54,19 @@ describe('palisade collector (CLI)', () => {
     assert.equal(agent.connected, true);
   });
 
+  it('ca create makes the CA a Secret can carry (key 0600), keeps an existing one, and a collector on that directory is that CA', async () => {
+    const out = dirs.make();
+    const c = cli();
+    assert.equal(await run(['collector', 'ca', 'create', '--out', out], c.deps), 0);
+    assert.deepEqual(c.out.join('').trim().split('\n'), [path.join(out, 'ca.crt'), path.join(out, 'ca.key')]);
+    assert.equal(fs.statSync(path.join(out, 'ca.key')).mode & 0o777, 0o600);
+    const cert = fs.readFileSync(path.join(out, 'ca.crt'), 'utf8');
+    assert.equal(await run(['collector', 'ca', 'create', '--out', out], cli().deps), 0);
+    assert.equal(fs.readFileSync(path.join(out, 'ca.crt'), 'utf8'), cert, 'an existing CA is kept');
+    const col = await collector(stack, { dataDir: out, log: new LogCapture().logger });
+    assert.equal(col.ca.certPem, cert);
+  });
+
   it('token create -o json gives token, id and expiry', async () => {
     const data = dataDir();
     const c = cli();

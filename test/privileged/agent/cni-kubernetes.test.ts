@@ -4,7 +4,7 @@
  * (the Pod object, a sandbox, Debian's bridge + host-local, then palisade-cni). The pod is enrolled
  * before ADD returns (its first connect is redirected); DEL unenrolls; with the agent down ADD
  * fails with one CNI error line and DEL succeeds; a restarted agent reconciles what happened while
- * it was away. Prints CNI ADD → enrolled times and the churn the node sustains.
+ * it was away; a second agent takes the node over (an upgrade) without losing a pod. Prints CNI ADD → enrolled times and the churn the node sustains.
  */
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
@@ -171,6 +171,26 @@ describe('Kubernetes enrollment through the real CNI chain (real agent, real eBP
     assert.equal(await firstConnect(late), node.underlayIp);
     await kubelet.deletePod(late);
     await kubelet.deletePod(stays);
+  });
+
+  it('upgrade: a second agent takes the node over (the DaemonSet\'s surge pod); enrolled pods stay, new ADDs reach it, the first drains and exits', async function () {
+    const { pod: before, add } = await kubelet.createPod('before-upgrade', { namespace: 'shop' });
+    assert.ok(add.ok);
+    const old = agent;
+    const successor = startAgentProcess(topo, node, { pods: [], runDir, extraArgs: [...agentArgs(), '--drain-timeout', '2s'] });
+    await successor.ready;
+    await successor.logs.waitFor((l) => (l as { msg?: string } | undefined)?.msg === 'took the node over: the predecessor drains', 30_000);
+    agent = successor;
+    await old.exited;
+    assert.ok(enrolledIps().includes(before.ip), 'a pod enrolled by the first agent stays enrolled');
+    assert.equal(await firstConnect(before), node.underlayIp, 'and is carried by the new one');
+    const { pod: after, add: add2 } = await kubelet.createPod('after-upgrade', { namespace: 'shop' });
+    assert.ok(add2.ok, 'ADD answered by the new agent (it took the CNI socket over)');
+    assert.ok(enrolledIps().includes(after.ip));
+    assert.equal(await firstConnect(after), node.underlayIp);
+    assert.ok((await kubelet.deletePod(before)).ok);
+    assert.ok(!enrolledIps().includes(before.ip), 'DEL through the new agent unenrolls');
+    await kubelet.deletePod(after);
   });
 
   it('churn: pods created and deleted through the chain leave no map entry and no record behind; figures', async function () {

@@ -14,6 +14,7 @@ import { sandboxStateFile } from '../../../agent/workload-sources/kubernetes/san
 import { requirePrivileges, runClient, startEchoServer, startMeshAgent, startTestCollector, sweepStale, tempDir, Topology, waitFor } from '../../harness';
 import type { AgentProcess, EchoServer, NodeNs, TestCollector } from '../../harness';
 import { startKubeCluster, type KubeCluster } from '../../harness/kube-cluster';
+import { installCrds } from '../../harness/kube-crds';
 import { Kubelet, type KubePod } from '../../harness/kubelet';
 
 const DENY_CLIENT_TO_LOCKED = `apiVersion: security.istio.io/v1
@@ -79,6 +80,7 @@ describe('Kubernetes mesh on two nodes (real agents, real eBPF, HBONE; API doubl
     topo = await Topology.create({ label: 'k8smesh', nodes: 2 });
     [node1, node2] = topo.nodes as [NodeNs, NodeNs];
     cluster = await startKubeCluster(topo, dir, { meshNamespaces: ['shop'] });
+    installCrds(cluster.api, { istio: true });
     collector = await startTestCollector({ extra: { policyDir, kubernetes: { kubeconfig: cluster.hostKubeconfig } } });
     agents = [];
     kubelets = [];
@@ -129,6 +131,21 @@ describe('Kubernetes mesh on two nodes (real agents, real eBPF, HBONE; API doubl
     assert.ok(fromOther.ok, 'the policy selects by the caller\'s identity (service account other is not denied)');
     cluster.api.patch('v1/pods', 'shop', 'web', { metadata: { labels: { tier: null } } });
     await waitFor(async () => (await runClient(topo, client, web.ip, 7000, 16, 3000)).ok, 10_000, { what: 'client allowed again' });
+  });
+
+  it('an AuthorizationPolicy created in the Kubernetes API is enforced by the agents; deleting it lifts it', async function () {
+    cluster.api.create('security.istio.io/v1/authorizationpolicies', {
+      apiVersion: 'security.istio.io/v1',
+      kind: 'AuthorizationPolicy',
+      metadata: { name: 'web-deny-other', namespace: 'shop' },
+      spec: { selector: { matchLabels: { app: 'web' } }, action: 'DENY', rules: [{ from: [{ source: { principals: ['cluster.local/ns/shop/sa/other'] } }] }] },
+    });
+    await waitFor(async () => !(await runClient(topo, other, web.ip, 7000, 16, 3000)).ok, 10_000, { what: 'other denied by the policy from the API' });
+    const denied = flows(agents[1]!).filter((f) => f.verdict === 'denied' && f.source.ip === other.ip).at(-1);
+    assert.equal(denied?.policy, 'shop/web-deny-other');
+    assert.ok((await runClient(topo, client, web.ip, 7000, 16, 5000)).ok, 'client is not selected by it');
+    cluster.api.delete('security.istio.io/v1/authorizationpolicies', 'shop', 'web-deny-other');
+    await waitFor(async () => (await runClient(topo, other, web.ip, 7000, 16, 3000)).ok, 10_000, { what: 'other allowed again' });
   });
 
   it('deleting a pod unenrolls it on its node and takes it out of the registry', async function () {

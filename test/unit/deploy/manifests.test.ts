@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { parseAllDocuments } from 'yaml';
+import { parseCollectorUrl } from '../../../agent/mesh/transport';
 import { createProgram } from '../../../cli/program';
 import { silentLogger } from '../../../common/log';
 
@@ -67,16 +68,22 @@ interface K8sObject {
   subjects?: { kind: string; name: string; namespace?: string }[];
 }
 
-const CLUSTER_SCOPED = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding']);
+const CLUSTER_SCOPED = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition']);
 
 interface Doc {
   file: string;
   obj: K8sObject;
 }
 
+/** The files `kubectl apply -k deploy/kubernetes` applies, from its kustomization.yaml. */
+function kustomized(): string[] {
+  const k = parseAllDocuments(fs.readFileSync(path.join(MANIFESTS, 'kustomization.yaml'), 'utf8'))[0]!.toJS() as { resources: string[] };
+  return k.resources;
+}
+
 function loadManifests(): Doc[] {
   const docs: Doc[] = [];
-  for (const file of fs.readdirSync(MANIFESTS).filter((f) => /\.ya?ml$/.test(f)).sort()) {
+  for (const file of kustomized()) {
     for (const doc of parseAllDocuments(fs.readFileSync(path.join(MANIFESTS, file), 'utf8'))) {
       if (!('errors' in doc)) throw new Error(`${file}: not a YAML stream`);
       if (doc.errors.length) throw new Error(`${file}: ${doc.errors.map((e) => e.message).join('; ')}`);
@@ -142,6 +149,14 @@ describe('deploy manifests', () => {
 
   describe('every document', () => {
     it('exists (the directory is not empty)', () => assert.ok(docs.length >= 6, `only ${docs.length} documents`));
+
+    it('kustomization.yaml applies every manifest of the directory and crds/ (istio-crd/ only by hand)', () => {
+      const files = [
+        ...fs.readdirSync(MANIFESTS).filter((f) => /\.ya?ml$/.test(f) && f !== 'kustomization.yaml'),
+        ...fs.readdirSync(path.join(MANIFESTS, 'crds')).map((f) => `crds/${f}`),
+      ];
+      assert.deepEqual([...kustomized()].sort(), files.sort());
+    });
 
     for (const { file, obj } of docs) {
       const label = `${file}: ${obj.kind ?? '?'}/${obj.metadata?.name ?? '?'}`;
@@ -284,13 +299,68 @@ describe('deploy manifests', () => {
     });
 
     it('runs as the palisade-agent service account', () => assert.equal(spec.serviceAccountName, 'palisade-agent'));
+
+    it('upgrades with a surge pod per node (the new agent takes over, the old drains) and declares no ports', () => {
+      const d = ds as K8sObject & { spec: { updateStrategy?: { type: string; rollingUpdate?: { maxSurge?: number; maxUnavailable?: number } } } };
+      assert.deepEqual(d.spec.updateStrategy, { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } });
+      for (const c of [...(spec.initContainers ?? []), ...spec.containers]) assert.equal(c.ports, undefined, `${c.name} declares ports (host ports with hostNetwork)`);
+    });
+
+    it('gives the agent longer than its 30 s drain to exit', () => {
+      const grace = (spec as PodSpec & { terminationGracePeriodSeconds?: number }).terminationGracePeriodSeconds;
+      assert.ok(grace !== undefined && grace > 30, `terminationGracePeriodSeconds ${grace}`);
+    });
+
+    it('keeps palisade-cni in the chain install-cni wrote (--cni-conf-dir on the same host directory)', () => {
+      const init = spec.initContainers!.find((c) => c.name === 'install-cni')!;
+      const at = flagValue(argv, '--cni-conf-dir')!;
+      assert.equal(hostPathOf(spec, mountAt(agent, at).name), hostPathOf(spec, mountAt(init, flagValue(init.command ?? [], '--cni-conf-dir')!).name));
+    });
+
+    it('enrolls pods from the API and joins the collector through its Service, with the CA certificate only', () => {
+      assert.ok(argv.includes('--kubernetes'));
+      assert.equal(flagValue(argv, '--collector'), 'wss://palisade-collector.palisade-system.svc:15012');
+      assert.deepEqual(parseCollectorUrl(flagValue(argv, '--collector')!), { kind: 'tcp', hostPort: 'palisade-collector.palisade-system.svc:15012' });
+      const ca = flagValue(argv, '--collector-ca')!;
+      const m = mountAt(agent, path.dirname(ca));
+      const vol = (spec.volumes ?? []).find((v) => v.name === m.name) as { secret?: { secretName: string; items?: Array<{ key: string }> } };
+      assert.equal(vol.secret?.secretName, 'palisade-ca');
+      assert.deepEqual(vol.secret?.items?.map((i) => i.key), ['ca.crt'], 'never the CA key');
+      assert.equal(flagValue(argv, '--node-address'), '$(HOST_IP)');
+    });
+
+    it('installs palisade-cni with an init container running `palisade cni install` with flags the CLI has, into the host CNI directories', () => {
+      const init = spec.initContainers?.find((c) => c.name === 'install-cni');
+      assert.ok(init);
+      const cmd = init.command ?? [];
+      assert.deepEqual(cmd.slice(0, 3), ['palisade', 'cni', 'install']);
+      const known = flagsOf('cni', 'install');
+      for (const flag of cmd.slice(3).filter((a) => a.startsWith('-'))) assert.ok(known.has(flag), `palisade cni install has no ${flag}`);
+      assert.equal(hostPathOf(spec, mountAt(init, flagValue(cmd, '--cni-bin-dir')!).name), '/opt/cni/bin');
+      assert.equal(hostPathOf(spec, mountAt(init, flagValue(cmd, '--cni-conf-dir')!).name), '/etc/cni/net.d');
+      assert.equal(path.dirname(flagValue(cmd, '--agent-socket')!), '/run/palisade', 'the agent\'s run dir, as the host sees it');
+      assert.notEqual(init.securityContext?.privileged, true);
+      assert.deepEqual(init.securityContext?.capabilities?.drop, ['ALL']);
+    });
   });
 
   describe('RBAC', () => {
-    it('lets the agent only get/list/watch pods and nodes', () => {
+    it('lets the agent only get/list/watch pods and namespaces', () => {
       assert.deepEqual(find(docs, 'ClusterRole', 'palisade-agent').rules, [
-        { apiGroups: [''], resources: ['pods', 'nodes'], verbs: ['get', 'list', 'watch'] },
+        { apiGroups: [''], resources: ['pods', 'namespaces'], verbs: ['get', 'list', 'watch'] },
       ]);
+    });
+
+    it('lets the collector read services, endpoint slices and policy objects, and write only Events and EgressPolicy status', () => {
+      const rules = find(docs, 'ClusterRole', 'palisade-collector').rules ?? [];
+      const writes = rules.filter((r) => r.verbs.some((v) => !['get', 'list', 'watch'].includes(v)));
+      assert.deepEqual(
+        writes.map((r) => `${r.apiGroups.join(',')}/${r.resources.join(',')}:${r.verbs.join(',')}`),
+        ['palisade.dev/egresspolicies/status:patch', '/events:create'],
+      );
+      const reads = new Set(rules.flatMap((r) => r.resources.map((res) => `${r.apiGroups[0]}/${res}`)));
+      for (const r of ['/services', 'discovery.k8s.io/endpointslices', 'security.istio.io/authorizationpolicies', 'palisade.dev/egresspolicies']) assert.ok(reads.has(r), r);
+      assert.ok(!reads.has('/secrets'), 'no secrets');
     });
 
     it('binds that role to the agent service account', () => {
@@ -350,13 +420,44 @@ describe('deploy manifests', () => {
       assert.equal(flagValue(collector.args ?? [], '--listen'), '0.0.0.0:15012');
     });
 
-    it('keeps --data on a volume', () => {
-      assert.ok(mountAt(collector, flagValue(collector.args ?? [], '--data') ?? ''));
+    it('keeps --data on a PersistentVolumeClaim and watches the Kubernetes API', () => {
+      const m = mountAt(collector, flagValue(collector.args ?? [], '--data') ?? '');
+      const vol = (podSpec(deployment).volumes ?? []).find((v) => v.name === m.name) as { persistentVolumeClaim?: { claimName: string } };
+      assert.ok(find(docs, 'PersistentVolumeClaim', vol.persistentVolumeClaim?.claimName ?? '?'));
+      assert.ok((collector.args ?? []).includes('--kubernetes'));
+      assert.equal((deployment.spec as { replicas?: number }).replicas, 1);
+    });
+
+    it('takes its CA from the Secret palisade-ca', () => {
+      const vols = (podSpec(deployment).volumes ?? []) as Array<{ name: string; secret?: { secretName: string } }>;
+      assert.ok(vols.some((v) => v.secret?.secretName === 'palisade-ca'));
     });
 
     it('is not privileged and adds no capability', () => {
       assert.notEqual(collector.securityContext?.privileged, true);
       assert.deepEqual(collector.securityContext?.capabilities?.add ?? [], []);
+    });
+  });
+
+  describe('node cleanup (uninstall/, applied by hand)', () => {
+    const cleanup = parseAllDocuments(fs.readFileSync(path.join(MANIFESTS, 'uninstall/node-cleanup.yaml'), 'utf8'))[0]!.toJS() as K8sObject;
+    const spec = podSpec(cleanup);
+    const script = (container(spec, 'cleanup').command ?? []).join('\n');
+
+    it('runs palisade commands with flags the CLI has, the CNI uninstall after the node\'s (a running agent keeps palisade-cni in the chain)', () => {
+      const calls = [...script.matchAll(/palisade (cni|agent) uninstall([^;\n]*)/g)];
+      assert.deepEqual(calls.map((m) => m[1]), ['agent', 'cni']);
+      for (const [, group, rest] of calls) {
+        const known = flagsOf(group!, 'uninstall');
+        for (const flag of rest!.split(/\s+/).filter((a) => a.startsWith('--'))) assert.ok(known.has(flag), `palisade ${group} uninstall has no ${flag}`);
+      }
+    });
+
+    it('reaches the same host paths as the agent and install-cni', () => {
+      const c = container(spec, 'cleanup');
+      for (const [at, host] of [['/sys/fs/bpf', '/sys/fs/bpf'], ['/run/palisade', '/run/palisade'], ['/host/opt/cni/bin', '/opt/cni/bin'], ['/host/etc/cni/net.d', '/etc/cni/net.d']]) {
+        assert.equal(hostPathOf(spec, mountAt(c, at!).name), host);
+      }
     });
   });
 

@@ -64,6 +64,24 @@ describe('CNI endpoint (CniServer)', function () {
     });
   });
 
+  describe('taking over', () => {
+    it('a successor replaces a live socket: new requests reach it, and the predecessor\'s close leaves the path', async () => {
+      ep = await startEndpoint();
+      const enroller = new FakeEnroller();
+      const successor = await CniServer.start({ socketPath: ep.socket, enroller, log: silentLogger(), takeOver: true });
+      try {
+        const r = await exchange(ep.socket, json(sampleRequest()));
+        assert.equal(r.response?.ok, true);
+        assert.equal(enroller.enrolled.size, 1, 'the successor enrolled it');
+        await ep.server.close();
+        assert.ok(fs.lstatSync(ep.socket).isSocket(), 'still there after the predecessor closed');
+        assert.equal((await exchange(ep.socket, json(sampleRequest()))).response?.ok, true);
+      } finally {
+        await successor.close();
+      }
+    });
+  });
+
   describe('operations', () => {
     beforeEach(async () => {
       ep = await startEndpoint();

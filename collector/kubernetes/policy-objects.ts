@@ -1,0 +1,57 @@
+/**
+ * Policy objects of the Kubernetes API as policy files (pure, table-tested): an Istio
+ * AuthorizationPolicy (security.istio.io v1 or v1beta1) or a Palisade EgressPolicy (palisade.dev/v1)
+ * becomes the YAML document a user would have applied — apiVersion, kind, name, namespace, labels,
+ * annotations (but kubectl's last-applied copy), spec — named `<Kind> <namespace>/<name>`, so the
+ * policy parser checks it exactly as it checks a file and every problem reads
+ * `AuthorizationPolicy shop/deny-admin:<line>: <what>`.
+ */
+import { stringify } from 'yaml';
+import type { PolicyFile } from '../../common/policy-files';
+
+export interface PolicyResource {
+  kind: 'AuthorizationPolicy' | 'EgressPolicy';
+  group: string;
+  /** Versions to watch, in order of preference: the first one the API serves is watched. */
+  versions: readonly string[];
+  plural: string;
+}
+
+export const POLICY_RESOURCES: readonly PolicyResource[] = [
+  { kind: 'AuthorizationPolicy', group: 'security.istio.io', versions: ['v1', 'v1beta1'], plural: 'authorizationpolicies' },
+  { kind: 'EgressPolicy', group: 'palisade.dev', versions: ['v1'], plural: 'egresspolicies' },
+];
+
+/** What the API gives for a custom object (the fields read here). */
+export interface PolicyObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: { name?: string; namespace?: string; uid?: string; generation?: number; resourceVersion?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  spec?: unknown;
+}
+
+const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+
+/** `<Kind> <namespace>/<name>`: the object's name in problems and in the policy store. */
+export function policySourceOf(kind: string, namespace: string, name: string): string {
+  return `${kind} ${namespace}/${name}`;
+}
+
+/** The object as a policy file, or undefined when it lacks a name or namespace (never from a real API). */
+export function policyFileOf(o: PolicyObject, resource: PolicyResource): PolicyFile | undefined {
+  const m = o.metadata;
+  if (!m?.name || !m.namespace) return undefined;
+  const annotations = Object.fromEntries(Object.entries(m.annotations ?? {}).filter(([k]) => k !== LAST_APPLIED));
+  const doc = {
+    apiVersion: o.apiVersion ?? `${resource.group}/${resource.versions[0]}`,
+    kind: o.kind ?? resource.kind,
+    metadata: {
+      name: m.name,
+      namespace: m.namespace,
+      ...(m.labels && Object.keys(m.labels).length > 0 ? { labels: m.labels } : {}),
+      ...(Object.keys(annotations).length > 0 ? { annotations } : {}),
+    },
+    ...(o.spec === undefined ? {} : { spec: o.spec }),
+  };
+  return { source: policySourceOf(resource.kind, m.namespace, m.name), text: stringify(doc, { lineWidth: 0 }) };
+}

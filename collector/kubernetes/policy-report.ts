@@ -1,0 +1,103 @@
+/**
+ * Where kubectl users see what the collector made of their policy objects: a refused object gets a
+ * Warning Event (reason PolicyRejected, its problems as the message: `kubectl describe` shows it)
+ * and, for our own EgressPolicy, the status condition Accepted=False with the same message; an
+ * accepted EgressPolicy gets Accepted=True (Istio's AuthorizationPolicy status is istiod's, so it is
+ * left alone). One report per object version; a report the API refuses (no RBAC) is logged once.
+ */
+import * as os from 'node:os';
+import { describeCause } from '../../common/errors';
+import type { KubeClient } from '../../common/kube/client';
+import type { Logger } from '../../common/log';
+import type { PolicyObject, PolicyResource } from './policy-objects';
+
+const MAX_MESSAGE = 1024;
+
+export class PolicyReporter {
+  private readonly reported = new Map<string, string>();
+  private warnedRbac = false;
+
+  constructor(
+    private readonly client: KubeClient,
+    private readonly log: Logger,
+  ) {}
+
+  /** The object was refused: `problems` (one line each) say why; the previous version stays. */
+  rejected(resource: PolicyResource, o: PolicyObject, problems: readonly string[]): void {
+    const message = clip(problems.join('; '));
+    if (!this.firstTime(o, `rejected ${message}`)) return;
+    void this.event(resource, o, message);
+    if (resource.kind === 'EgressPolicy') void this.status(resource, o, false, message);
+  }
+
+  accepted(resource: PolicyResource, o: PolicyObject): void {
+    if (!this.firstTime(o, 'accepted')) return;
+    if (resource.kind === 'EgressPolicy') void this.status(resource, o, true, 'enforced by the mesh');
+  }
+
+  forget(o: PolicyObject): void {
+    if (o.metadata?.uid) this.reported.delete(o.metadata.uid);
+  }
+
+  private firstTime(o: PolicyObject, what: string): boolean {
+    const uid = o.metadata?.uid;
+    if (!uid) return false;
+    const key = `${o.metadata?.resourceVersion} ${what}`;
+    if (this.reported.get(uid) === key) return false;
+    this.reported.set(uid, key);
+    return true;
+  }
+
+  private async event(resource: PolicyResource, o: PolicyObject, message: string): Promise<void> {
+    const m = o.metadata!;
+    const now = new Date();
+    const body = {
+      metadata: { generateName: `${m.name}.`, namespace: m.namespace },
+      involvedObject: { apiVersion: o.apiVersion, kind: resource.kind, name: m.name, namespace: m.namespace, uid: m.uid, resourceVersion: m.resourceVersion },
+      reason: 'PolicyRejected',
+      message,
+      type: 'Warning',
+      source: { component: 'palisade-collector' },
+      reportingComponent: 'palisade-collector',
+      reportingInstance: os.hostname(),
+      firstTimestamp: now,
+      lastTimestamp: now,
+      count: 1,
+    };
+    await this.report(`create an Event for ${resource.kind} ${m.namespace}/${m.name}`, () => this.client.core.createNamespacedEvent({ namespace: m.namespace!, body: body as never }));
+  }
+
+  private async status(resource: PolicyResource, o: PolicyObject, accepted: boolean, message: string): Promise<void> {
+    const m = o.metadata!;
+    const [group, version] = (o.apiVersion ?? `${resource.group}/${resource.versions[0]}`).split('/') as [string, string];
+    const condition = {
+      type: 'Accepted',
+      status: accepted ? 'True' : 'False',
+      reason: accepted ? 'Accepted' : 'Invalid',
+      message,
+      observedGeneration: m.generation,
+      lastTransitionTime: new Date().toISOString(),
+    };
+    const { k8s } = this.client;
+    await this.report(`update the status of ${resource.kind} ${m.namespace}/${m.name}`, () =>
+      this.client.custom.patchNamespacedCustomObjectStatus(
+        { group, version, namespace: m.namespace!, plural: resource.plural, name: m.name!, body: { status: { conditions: [condition] } } },
+        k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+      ),
+    );
+  }
+
+  private async report(what: string, request: () => Promise<unknown>): Promise<void> {
+    try {
+      await this.client.call(what, request);
+    } catch (err) {
+      const level = this.warnedRbac ? 'debug' : 'warn';
+      this.warnedRbac = true;
+      this.log[level]({ reason: describeCause(err) }, 'cannot report on a policy object in the Kubernetes API');
+    }
+  }
+}
+
+function clip(text: string): string {
+  return text.length > MAX_MESSAGE ? `${text.slice(0, MAX_MESSAGE - 1)}…` : text;
+}

@@ -1,0 +1,189 @@
+/**
+ * The collector's watch of policy objects: Istio AuthorizationPolicy (security.istio.io, v1, else
+ * v1beta1 where only that is served) and Palisade EgressPolicy (palisade.dev/v1), all namespaces.
+ * Each object is checked alone as a policy file (./policy-objects.ts); a refused object is
+ * reported where kubectl users look (./policy-report.ts) and its previous accepted version stays.
+ * The accepted set goes to the policy store (versions authored `kubernetes`) once every kind has
+ * listed — or is known not to be installed — and again after every change (coalesced). A kind whose
+ * CRD is not installed is looked for again every `rediscoverMs`; an API outage changes nothing.
+ */
+import { describeCause } from '../../common/errors';
+import type { KubeClient } from '../../common/kube/client';
+import { Informer } from '../../common/kube/informer';
+import type { Logger } from '../../common/log';
+import { parsePolicies } from '../../common/policy';
+import type { PolicyFile } from '../../common/policy-files';
+import { policyFileOf, POLICY_RESOURCES, type PolicyObject, type PolicyResource } from './policy-objects';
+import { PolicyReporter } from './policy-report';
+
+export interface PolicyWatchOptions {
+  client: KubeClient;
+  log: Logger;
+  /** The accepted objects as policy files. */
+  onPolicies: (files: PolicyFile[]) => void;
+  debounceMs?: number;
+  rediscoverMs?: number;
+}
+
+interface Entry {
+  resource: PolicyResource;
+  object: PolicyObject;
+  /** The last version of the object that was accepted. */
+  accepted: PolicyFile | undefined;
+  /** Why its current version was refused (undefined: accepted). */
+  problems: readonly string[] | undefined;
+}
+
+export interface PolicyWatchStatus {
+  synced: boolean;
+  kinds: Record<string, string>;
+  inForce: number;
+  refused: Array<{ object: string; problems: string[]; previousInForce: boolean }>;
+}
+
+export class PolicyWatch {
+  private readonly entries = new Map<string, Entry>();
+  private readonly informers: Array<Informer<PolicyObject & { metadata?: object }>> = [];
+  private readonly settled = new Set<string>();
+  private readonly kinds = new Map<string, string>(POLICY_RESOURCES.map((r) => [r.kind, 'looking']));
+  private readonly reporter: PolicyReporter;
+  private readonly log: Logger;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private debounce: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private resolveSettled!: () => void;
+  private readonly allSettled = new Promise<void>((resolve) => (this.resolveSettled = resolve));
+
+  constructor(private readonly opts: PolicyWatchOptions) {
+    this.log = opts.log.child({ component: 'kubernetes-policies' });
+    this.reporter = new PolicyReporter(opts.client, this.log);
+  }
+
+  start(): void {
+    for (const r of POLICY_RESOURCES) void this.follow(r);
+  }
+
+  /** Resolves once every kind has listed (or is known not to be installed). */
+  synced(): Promise<void> {
+    return this.allSettled;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) clearTimeout(t);
+    if (this.debounce) clearTimeout(this.debounce);
+    await Promise.all(this.informers.map((i) => i.stop()));
+  }
+
+  status(): PolicyWatchStatus {
+    const entries = [...this.entries.entries()].sort(([a], [b]) => (a < b ? -1 : 1));
+    return {
+      synced: this.settled.size === POLICY_RESOURCES.length,
+      kinds: Object.fromEntries(this.kinds),
+      inForce: entries.filter(([, e]) => e.accepted).length,
+      refused: entries.flatMap(([object, e]) => (e.problems ? [{ object, problems: [...e.problems], previousInForce: e.accepted !== undefined }] : [])),
+    };
+  }
+
+  /** Find the version the API serves, then list + watch it. */
+  private async follow(resource: PolicyResource): Promise<void> {
+    if (this.stopped) return;
+    const { client } = this.opts;
+    let version: string | undefined;
+    try {
+      for (const v of resource.versions) {
+        const found = await client.call(`list ${resource.plural}.${resource.group}/${v}`, () => client.custom.listClusterCustomObject({ group: resource.group, version: v, plural: resource.plural, limit: 1 }), { notFound: 'undefined' });
+        if (found !== undefined) {
+          version = v;
+          break;
+        }
+      }
+    } catch (err) {
+      this.log.warn({ kind: resource.kind, reason: describeCause(err) }, 'cannot look for a policy kind in the Kubernetes API; trying again');
+      return this.later(resource, 5_000);
+    }
+    if (version === undefined) {
+      this.log.info({ kind: resource.kind, group: resource.group, versions: resource.versions }, 'this policy kind is not installed in the cluster (no CRD); looking again later');
+      this.kinds.set(resource.kind, 'not installed');
+      this.settle(resource);
+      return this.later(resource, this.opts.rediscoverMs ?? 30_000);
+    }
+    const v = version;
+    const informer = new Informer<PolicyObject & { metadata?: object }>(
+      {
+        client,
+        what: `${resource.plural}.${resource.group}/${v}`,
+        path: `/apis/${resource.group}/${v}/${resource.plural}`,
+        list: () => client.custom.listClusterCustomObject({ group: resource.group, version: v, plural: resource.plural }) as never,
+        log: this.log,
+      },
+      { add: (o) => this.put(resource, o), update: (o) => this.put(resource, o), delete: (o) => this.drop(resource, o) },
+    );
+    this.informers.push(informer);
+    informer.start();
+    await informer.synced();
+    this.log.info({ kind: resource.kind, version: `${resource.group}/${v}` }, 'watching policy objects');
+    this.kinds.set(resource.kind, `${resource.group}/${v}`);
+    this.settle(resource);
+  }
+
+  private later(resource: PolicyResource, ms: number): void {
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      void this.follow(resource);
+    }, ms);
+    t.unref();
+    this.timers.add(t);
+  }
+
+  private settle(resource: PolicyResource): void {
+    if (this.settled.has(resource.kind)) return;
+    this.settled.add(resource.kind);
+    if (this.settled.size === POLICY_RESOURCES.length) {
+      this.resolveSettled();
+      this.publish();
+    }
+  }
+
+  private put(resource: PolicyResource, o: PolicyObject): void {
+    const file = policyFileOf(o, resource);
+    if (!file) return;
+    const entry: Entry = this.entries.get(file.source) ?? { resource, object: o, accepted: undefined, problems: undefined };
+    entry.object = o;
+    this.entries.set(file.source, entry);
+    const r = parsePolicies(file.text, file.source);
+    if (r.problems.length > 0) {
+      const keeps = entry.accepted ? 'its previous version stays in force' : 'it is not in force';
+      this.log.error({ event: 'policy-rejected', object: file.source, problems: r.problems }, `policy object refused; ${keeps}`);
+      this.reporter.rejected(resource, o, r.problems);
+      entry.problems = r.problems;
+    } else {
+      entry.accepted = file;
+      entry.problems = undefined;
+      this.reporter.accepted(resource, o);
+    }
+    this.changed();
+  }
+
+  private drop(resource: PolicyResource, o: PolicyObject): void {
+    const file = policyFileOf(o, resource);
+    if (!file) return;
+    this.entries.delete(file.source);
+    this.reporter.forget(o);
+    this.changed();
+  }
+
+  private changed(): void {
+    if (this.debounce || this.stopped || this.settled.size < POLICY_RESOURCES.length) return;
+    this.debounce = setTimeout(() => {
+      this.debounce = undefined;
+      this.publish();
+    }, this.opts.debounceMs ?? 100);
+  }
+
+  private publish(): void {
+    if (this.stopped) return;
+    const files = [...this.entries.values()].flatMap((e) => (e.accepted ? [e.accepted] : [])).sort((a, b) => (a.source < b.source ? -1 : 1));
+    this.opts.onPolicies(files);
+  }
+}

@@ -1,0 +1,31 @@
+/** The CRDs of deploy/kubernetes, installed into the Kubernetes API double as a cluster would have them. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import type { KubeApiDouble } from './kube-api-double';
+
+function deployDir(): string {
+  for (let dir = __dirname; ; dir = path.dirname(dir)) {
+    const candidate = path.join(dir, 'deploy', 'kubernetes');
+    if (fs.existsSync(path.join(candidate, 'crds'))) return candidate;
+    if (path.dirname(dir) === dir) throw new Error(`deploy/kubernetes not found above ${__dirname}`);
+  }
+}
+
+/** Create the CRDs of deploy/kubernetes/crds (EgressPolicy) and, with `istio`, Istio's AuthorizationPolicy CRD (or only its `versions`). */
+export function installCrds(api: KubeApiDouble, opts: { istio?: boolean | { versions: string[] } } = {}): void {
+  const dirs = [path.join(deployDir(), 'crds'), ...(opts.istio ? [path.join(deployDir(), 'istio-crd')] : [])];
+  for (const dir of dirs) {
+    for (const file of fs.readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort()) {
+      for (const doc of parseAllDocuments(fs.readFileSync(path.join(dir, file), 'utf8'))) {
+        const crd = doc.toJS() as { spec: { group: string; versions: Array<{ name: string; storage: boolean }> } };
+        const only = typeof opts.istio === 'object' && crd.spec.group === 'security.istio.io' ? opts.istio.versions : undefined;
+        if (only) {
+          crd.spec.versions = crd.spec.versions.filter((v) => only.includes(v.name));
+          crd.spec.versions.forEach((v, i) => (v.storage = i === 0));
+        }
+        api.create('apiextensions.k8s.io/v1/customresourcedefinitions', crd as unknown as Record<string, unknown>);
+      }
+    }
+  }
+}

@@ -1,0 +1,19 @@
+import { strict as assert } from 'node:assert';
+import { withKubernetesPolicies } from '../../../../collector/policies/kubernetes-policies';
+import type { StoredPolicy } from '../../../../collector/policies/repository';
+import { compilePolicyFiles } from '../../../../common/policy';
+
+const doc = (name: string): string => `apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: ${name}, namespace: shop}\nspec: {action: DENY, rules: [{}]}\n`;
+const stored = (name: string, origin: StoredPolicy['origin'], id: number): StoredPolicy => ({ id, version: 1, kind: 'AuthorizationPolicy', namespace: 'shop', name, origin, manifest: {} });
+
+describe('withKubernetesPolicies', function () {
+  it('replaces what the API owned, takes over CLI-created policies, leaves the policy directory\'s in force', function () {
+    const current = [stored('old-k8s', 'kubernetes', 1), stored('from-cli', 'api', 2), stored('from-dir', 'dir', 3), stored('cli-only', 'api', 4)];
+    const set = compilePolicyFiles(['from-cli', 'from-dir', 'new-k8s'].map((n) => ({ source: `AuthorizationPolicy shop/${n}`, text: doc(n) })));
+    const r = withKubernetesPolicies(set, current);
+    assert.deepEqual(r.next.map((p) => `${p.name}:${p.origin}`).sort(), ['cli-only:api', 'from-cli:kubernetes', 'from-dir:dir', 'new-k8s:kubernetes']);
+    assert.deepEqual(r.takenOver.map((p) => p.name), ['from-cli']);
+    assert.deepEqual(r.shadowed, ['AuthorizationPolicy shop/from-dir']);
+    assert.equal(r.next.find((p) => p.name === 'new-k8s')!.file, 'AuthorizationPolicy shop/new-k8s');
+  });
+});
