@@ -44,6 +44,7 @@ import { createProxyLimits, proxyLimitSettings, type ProxyLimitOptions, type Pro
 import { agentPorts, NodeAddresses } from './proxy/node-local';
 import type { PolicyIndex } from '../common/policy';
 import type { PolicyFile } from '../common/policy-files';
+import { DropTotals, WireEnforcement } from './wire/wire-enforcement';
 import { prepareWorkloadSources, type RunningWorkloadSources } from './workload-sources';
 
 export const OUTBOUND_PORT = 15001;
@@ -86,6 +87,8 @@ export interface AgentOptions {
   flowBuffer?: number;
   /** Where /metrics and /healthz are served; not served when absent. */
   metricsAddress?: { host: string; port: number };
+  /** How often what the per-pod filters dropped and let through becomes flow summaries (default 10 s). */
+  summaryIntervalMs?: number;
   /** Connection caps, sniff budget, idle timeouts, refusal summaries (defaults: agent/proxy/limits). */
   limits?: ProxyLimitOptions;
   /** What the kernel offers (default: the running kernel's probes); tests pass one that lacks a feature. */
@@ -183,6 +186,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   let handover: HandoverServer | undefined;
   let stopping = false;
   let datapath: Datapath | undefined;
+  let wire: WireEnforcement | undefined;
   let outbound: OutboundProxy | undefined;
   let dns: DnsRuntime | undefined;
   let mesh: RunningAgent['mesh'];
@@ -196,15 +200,20 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   const accessLog = opts.accessLog === 'none' ? undefined : new AccessLog(log, { mode: opts.accessLog ?? 'labeled', workloads });
   const flows = new FlowFanOut([accessLog, flowMetrics, reporter], log);
   const limits = createProxyLimits(limitSettings, { node: opts.node, flows, log });
-  const metrics = opts.metricsAddress
+  const dropTotals = new DropTotals(); // the per-pod filters' drops, one series per pod, reason and direction
+  const metricsRegistry = opts.metricsAddress
+    ? createAgentRegistry({
+        flows: flowMetrics,
+        ...(reporter ? { reporter } : {}),
+        ...(opts.mesh ? { identities: () => mesh?.identities } : {}),
+        datapath: () => datapath,
+        limits,
+      })
+    : undefined;
+  if (metricsRegistry) dropTotals.register(metricsRegistry);
+  const metrics = metricsRegistry
     ? new MetricsServer({
-        registry: createAgentRegistry({
-          flows: flowMetrics,
-          ...(reporter ? { reporter } : {}),
-          ...(opts.mesh ? { identities: () => mesh?.identities } : {}),
-          datapath: () => datapath,
-          limits,
-        }),
+        registry: metricsRegistry,
         ready: () => ready && sources?.synced() === true,
         // Metrics are the node's: a pod's own connection to the listener is closed unanswered.
         refusePeer: (ip) => workloads.byIp(ip) !== undefined,
@@ -296,9 +305,24 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         { cause: err },
       );
     }
+    // The agent's cgroup is registered before any pod is enrolled, so a strict pod always takes
+    // this agent's connections; the rules follow the enrolled pods from then on.
+    wire = new WireEnforcement({
+      node: opts.node,
+      datapath,
+      workloads,
+      policies,
+      registry: () => mesh?.registry,
+      flows,
+      totals: dropTotals,
+      summaryIntervalMs: opts.summaryIntervalMs,
+      log,
+    });
+    wire.start();
     const enrollStarted = process.hrtime.bigint();
     sources = await sourcesPlan.start({ datapath, local: workloads, ...(mesh ? { mesh: { identities: mesh.identities, collector: mesh.collector } } : {}) });
     log.info({ workloads: sources.enrollment.size, ms: Number(process.hrtime.bigint() - enrollStarted) / 1e6 }, 'workloads enrolled');
+    for (const ifindex of datapath.sweepInterfaces()) log.info({ ifindex }, 'removed the filters of an interface no enrolled pod uses');
     ready = true;
     // Last, so every earlier refusal reads as before (its address is the proxy's or the node's,
     // both just proven usable), and before 'outbound listener ready', which callers wait for.
@@ -307,6 +331,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     log.info({ address: address.address, port: address.port, limits: limitSettings }, 'outbound listener ready');
     if (metricsAddress) log.info({ address: metricsAddress.address, port: metricsAddress.port }, 'metrics listener ready');
     const dp = datapath;
+    const wr = wire;
     const ob = outbound;
     const m = mesh;
     const d = dns;
@@ -323,6 +348,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         policies.close();
         await ob.close();
         await d.close();
+        wr.close(); // its last summaries go out with the mesh's last flush
         if (m) await stopMesh(m);
         await tracer?.close().catch(() => undefined);
         await metrics?.close();
@@ -337,6 +363,9 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         ready = false;
         const deadline = Date.now() + drainTimeoutMs;
         log.info({ reason, drainTimeoutMs }, 'draining: no longer accepting, finishing open connections');
+        // The successor reports what the per-pod filters count and writes their rules from now on;
+        // this agent's cgroup stays registered until it closes, for the connections it finishes.
+        wr.stopReporting();
         // The node's pods are the successor's to enroll from now on (its sources already run).
         await src.close();
         // A draining agent keeps its collector session for its last flows but never says hello
@@ -401,6 +430,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     reporter?.close();
     await tracer?.close().catch(() => undefined);
     await metrics?.close().catch(() => undefined);
+    wire?.close();
     datapath?.close();
     policies.close();
     lock?.release();

@@ -8,6 +8,7 @@ import { isIPv6 } from 'node:net';
 import { posix } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type YAMLMap } from 'yaml';
 import { errorCode, PalisadeError } from '../common/errors';
+import { INTERFACE_NAME } from './datapath/pod-links';
 import { isDnsLabel, isTrustDomain, spiffeId } from '../common/identity';
 import { isLabelKey, isLabelValue, LABEL_NAME_RULE, WORKLOAD_LABEL } from '../common/labels';
 import type { ServiceRegistration } from '../common/mesh-protocol';
@@ -34,6 +35,8 @@ export interface Workload {
   ip: string;
   /** Only the node proxy may open connections to this workload. */
   strict: boolean;
+  /** The pod's host-side interface (where its per-pod filters hang); derived from the netns when absent. */
+  interface?: string;
   /** The file's labels plus `palisade.dev/workload: <name>` (WORKLOAD_LABEL), which every workload carries. */
   labels: Record<string, string>;
   /** `spiffe://<trustDomain>/ns/<namespace>/sa/<serviceAccount>` */
@@ -62,7 +65,7 @@ export class WorkloadsInvalidError extends PalisadeError {
 }
 
 const TOP_LEVEL_FIELDS = ['workloads', 'trustDomain', 'services'];
-const WORKLOAD_FIELDS = ['name', 'namespace', 'serviceAccount', 'netns', 'ip', 'strict', 'labels'];
+const WORKLOAD_FIELDS = ['name', 'namespace', 'serviceAccount', 'netns', 'ip', 'strict', 'interface', 'labels'];
 const REQUIRED_FIELDS = ['name', 'namespace', 'serviceAccount', 'netns', 'ip'] as const;
 type RequiredField = (typeof REQUIRED_FIELDS)[number];
 
@@ -187,6 +190,7 @@ function parseWorkload(
   const strings: Partial<Record<RequiredField, string>> = {};
   const fieldLines: Partial<Record<string, number>> = {};
   let strict = false;
+  let iface: string | undefined;
   let labels: Record<string, string> = {};
   for (const pair of node.items) {
     const key = keyName(pair);
@@ -201,6 +205,10 @@ function parseWorkload(
     if (key === 'strict') {
       if (isScalar(value) && typeof value.value === 'boolean') strict = value.value;
       else fail(valueLine, `"strict" must be true or false, got ${describeValue(value)}`);
+    } else if (key === 'interface') {
+      const str = checkString(key, value, valueLine, fail);
+      if (str !== undefined && INTERFACE_NAME.test(str)) iface = str;
+      else if (str !== undefined) fail(valueLine, `"interface" must be a network interface name like veth1a2b3c (1-15 letters, digits, '.', '-', '_', '@'), got ${quote(str)}`);
     } else if (key === 'labels') {
       labels = checkLabels(problems, doc, value, valueLine, fail, typeof nameValue === 'string' ? nameValue : undefined) ?? labels;
     } else {
@@ -217,7 +225,7 @@ function parseWorkload(
   const identity = spiffeId(trustDomain, namespace, serviceAccount);
   labels = { ...labels, [WORKLOAD_LABEL]: name };
   return {
-    value: { name, namespace, serviceAccount, netns, ip, strict, labels, identity },
+    value: { name, namespace, serviceAccount, netns, ip, strict, ...(iface !== undefined ? { interface: iface } : {}), labels, identity },
     label,
     lines: { workload: line, ip: fieldLines.ip ?? line, netns: fieldLines.netns ?? line },
   };

@@ -18,6 +18,9 @@
 #ifndef IPPROTO_TCP
 #define IPPROTO_TCP 6
 #endif
+#ifndef IPPROTO_MPTCP
+#define IPPROTO_MPTCP 262
+#endif
 
 /* Fixed by the agent before load. */
 const volatile struct palisade_config palisade_cfg = {};

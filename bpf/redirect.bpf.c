@@ -49,7 +49,12 @@ static __always_inline const struct palisade_pod *redirected_pod(struct bpf_sock
 {
 	const struct palisade_pod *pod;
 
-	if (ctx->type != SOCK_STREAM || ctx->protocol != IPPROTO_TCP)
+	/*
+	 * MPTCP: Linux runs the hook for the first subflow (a TCP socket) and that is what is
+	 * redirected; should a kernel run it for the MPTCP socket itself, it is redirected too and the
+	 * proxy, finding no record for its subflow, refuses it: never a bypass.
+	 */
+	if (ctx->type != SOCK_STREAM || (ctx->protocol != IPPROTO_TCP && ctx->protocol != IPPROTO_MPTCP))
 		return NULL;
 	*netns = bpf_get_netns_cookie(ctx);
 	pod = bpf_map_lookup_elem(&palisade_pods, netns);
@@ -116,12 +121,34 @@ int palisade_connect6(struct bpf_sock_addr *ctx)
 	return PALISADE_DENY;
 }
 
+/*
+ * An MPTCP socket's record is its first subflow's, under that subflow's cookie; the MPTCP socket
+ * carries the subflow's local address and port (mptcp_copy_inaddrs), which index palisade_conns.
+ */
+static __always_inline struct palisade_orig *mptcp_orig(struct bpf_sock_addr *ctx)
+{
+	struct bpf_sock *sk = ctx->sk;
+	struct palisade_tuple tuple = {};
+	struct palisade_orig *orig;
+
+	if (!sk)
+		return NULL;
+	v4_mapped(tuple.ip, sk->src_ip4);
+	tuple.port = (__u16)sk->src_port;
+	orig = bpf_map_lookup_elem(&palisade_conns, &tuple);
+	if (!orig || orig->netns_cookie != bpf_get_netns_cookie(ctx))
+		return NULL;
+	return orig;
+}
+
 /* Applications see the address they dialled, not the proxy's. */
 static __always_inline void restore_peer(struct bpf_sock_addr *ctx, int v6)
 {
 	__u64 cookie = bpf_get_socket_cookie(ctx);
 	struct palisade_orig *orig = bpf_map_lookup_elem(&palisade_orig_sk, &cookie);
 
+	if (!orig && ctx->protocol == IPPROTO_MPTCP)
+		orig = mptcp_orig(ctx);
 	if (orig)
 		show_orig(ctx, orig, v6);
 }

@@ -59,7 +59,7 @@ export function flowCells(f: FlowRecord): string[] {
   let reason = f.reason;
   if (f.policy) reason += ` (${f.policy})`;
   if (f.audit && f.audit.policy !== f.policy) reason += ` audit:${f.audit.policy}`;
-  // An agent's refusal summary: one record for that many refused connections.
+  // An agent's refusal summary (that many refused connections) or a packet summary (that many packets).
   if (f.count !== undefined && f.count > 1) reason += ` ×${f.count}`;
   return [
     Number.isNaN(t) ? f.time : new Date(t).toISOString(),

@@ -126,6 +126,8 @@ export interface EgressRuleRequest {
   /** host, `*.suffix` or CIDR (a bare address is a /32 or /128). */
   destinations: string[];
   ports?: number[];
+  /** TCP (default), UDP or ICMP; host destinations are TCP only, ICMP takes no ports. */
+  protocol?: 'TCP' | 'UDP' | 'ICMP';
   dryRun?: boolean;
 }
 
@@ -149,6 +151,7 @@ export interface EgressRuleView {
   cidrs: string[];
   /** Empty: any port. */
   ports: number[];
+  protocol: 'TCP' | 'UDP' | 'ICMP';
   origin: PolicyOrigin;
   version: number;
 }

@@ -8,7 +8,9 @@ import { isRecord } from './record';
 
 export type FlowDirection = 'outbound' | 'inbound' | 'egress';
 export type FlowVerdict = 'allowed' | 'denied' | 'audit' | 'error';
-export type FlowProtocol = 'tcp' | 'tls' | 'http' | 'dns';
+/** `dns`: one query to the DNS proxy. `udp`, `icmp`, `arp`, `other`: packets the per-pod filters let through or dropped, summarized per interval. */
+export type FlowProtocol = 'tcp' | 'tls' | 'http' | 'dns' | 'udp' | 'icmp' | 'arp' | 'other';
+export const FLOW_PROTOCOLS: readonly FlowProtocol[] = ['tcp', 'tls', 'http', 'dns', 'udp', 'icmp', 'arp', 'other'];
 
 export interface FlowEndpoint {
   ip: string;
@@ -49,6 +51,7 @@ export interface FlowRecord {
    * How many refused connections this record stands for, when more than one: the agent records
    * the first refusal of a kind in an interval on its own and the rest as one summary with this
    * count (agent/proxy/refusals.ts). In a summary that folds several endpoints, their `ip` is `*`.
+   * In a packet summary of the per-pod filters (udp, icmp, arp, other): how many packets, per interval.
    */
   count?: number;
   /** a request the source node routed (HTTPRoute): which route and rule, which backend Service, how many attempts */
@@ -139,7 +142,7 @@ export interface FlowSink {
 const FIELDS: ReadonlySet<string> = new Set(['time', 'node', 'direction', 'source', 'destination', 'protocol', 'http', 'dns', 'verdict', 'reason', 'policy', 'rule', 'audit', 'mtls', 'bytesSent', 'bytesReceived', 'durationMs', 'count', 'traceId', 'traffic']);
 const DIRECTIONS = new Set(['outbound', 'inbound', 'egress']);
 const VERDICTS = new Set(['allowed', 'denied', 'audit', 'error']);
-const PROTOCOLS = new Set(['tcp', 'tls', 'http', 'dns']);
+const PROTOCOLS = new Set<string>(FLOW_PROTOCOLS);
 const MAX_TEXT = 2048;
 
 const isText = (v: unknown, max = MAX_TEXT): v is string => typeof v === 'string' && v.length <= max;
@@ -188,7 +191,7 @@ export function flowProblem(v: unknown): string | undefined {
   if (!isText(v.time, 40) || Number.isNaN(Date.parse(v.time))) return 'time must be an ISO 8601 time';
   if (!isText(v.node, 63)) return 'node must be a string';
   if (!DIRECTIONS.has(v.direction as string)) return 'direction must be outbound, inbound or egress';
-  if (!PROTOCOLS.has(v.protocol as string)) return 'protocol must be tcp, tls, http or dns';
+  if (!PROTOCOLS.has(v.protocol as string)) return `protocol must be ${FLOW_PROTOCOLS.join(', ')}`;
   if (!VERDICTS.has(v.verdict as string)) return 'verdict must be allowed, denied, audit or error';
   if (!isText(v.reason, 128)) return 'reason must be a string';
   if (v.policy !== undefined && !isText(v.policy, 4096)) return 'policy must be a string';

@@ -6,7 +6,7 @@
  * filter matches: docs/architecture.md "The flow API".
  */
 import { isIP } from 'node:net';
-import type { FlowDirection, FlowEndpoint, FlowProtocol, FlowRecord, FlowVerdict } from './flow';
+import { FLOW_PROTOCOLS, type FlowDirection, type FlowEndpoint, type FlowProtocol, type FlowRecord, type FlowVerdict } from './flow';
 import { quoteValue } from './errors';
 import { invalidParameter, oneOf, whole } from './query-params';
 import type { SinkCounts } from './sink-counts';
@@ -62,7 +62,7 @@ export const DEFAULT_FLOWS_LIMIT = 100;
 export const MAX_FLOWS_LIMIT = 10_000;
 
 const VERDICTS: readonly FlowVerdict[] = ['allowed', 'denied', 'audit', 'error'];
-const PROTOCOLS: readonly FlowProtocol[] = ['tcp', 'tls', 'http', 'dns'];
+const PROTOCOLS: readonly FlowProtocol[] = FLOW_PROTOCOLS;
 const DIRECTIONS: readonly FlowDirection[] = ['outbound', 'inbound', 'egress'];
 const MAX_VALUE_LENGTH = 1024;
 

@@ -48,6 +48,29 @@ export interface MapInfo {
   maxEntries: number;
 }
 
+/** One network interface of a namespace (rtnetlink RTM_GETLINK). */
+export interface NetLink {
+  ifindex: number;
+  name: string;
+  /** 6 bytes, or null for links without an Ethernet address (loopback has 00:00:00:00:00:00) */
+  mac: Buffer | null;
+  /** IFLA_LINK: a veth's peer ifindex (in the peer's namespace); 0 when absent */
+  link: number;
+  /** IFLA_LINK_NETNSID: the peer's namespace as this namespace numbers it; -1 when absent */
+  netnsId: number;
+  /** IFLA_INFO_KIND (`veth`, `bridge`, ...); '' when absent */
+  kind: string;
+}
+
+/** Where a tc filter hangs: a namespace (null: the agent's own), an interface, a direction, its handle and priority. */
+export interface TcFilter {
+  netns: string | null;
+  ifindex: number;
+  egress: boolean;
+  handle: number;
+  priority: number;
+}
+
 /** What one eBPF object needs from the kernel, read from the object without loading it. */
 export interface ObjectNeeds {
   programs: Array<{
@@ -86,6 +109,10 @@ interface RawAddon {
   openDir(dir: string): number;
   closeFd(fd: number): void;
   lockFile(file: string): number;
+  netLinks(netns: string | null): NetLink[];
+  tcAttach(netns: string | null, ifindex: number, egress: number, handle: number, priority: number, progFd: number): number;
+  tcDetach(netns: string | null, ifindex: number, egress: number, handle: number, priority: number): boolean;
+  tcQuery(netns: string | null, ifindex: number, egress: number, handle: number, priority: number): number | null;
   objectNeeds(file: string): ObjectNeeds;
   probeProgram(progType: number, attachType: number): boolean;
   probeProgType(progType: number): boolean;
@@ -138,6 +165,13 @@ function assertAbsPath(p: string, what: string): void {
   if (typeof p !== 'string' || !path.isAbsolute(p) || p.includes('\0') || p.length >= 4000) {
     throw new TypeError(`${what} must be an absolute path, got ${JSON.stringify(p)}`);
   }
+}
+
+function assertTcFilter(f: TcFilter): void {
+  if (f.netns !== null) assertAbsPath(f.netns, 'netns path');
+  if (!Number.isInteger(f.ifindex) || f.ifindex <= 0 || f.ifindex > 0x7fffffff) throw new TypeError(`bad ifindex ${f.ifindex}`);
+  if (!Number.isInteger(f.handle) || f.handle <= 0 || f.handle > 0x7fffffff) throw new TypeError(`bad tc handle ${f.handle}`);
+  if (!Number.isInteger(f.priority) || f.priority <= 0 || f.priority > 0xffff) throw new TypeError(`bad tc priority ${f.priority}`);
 }
 
 function assertBuffer(b: Buffer, what: string): void {
@@ -236,6 +270,27 @@ export const native = {
   lockFile(file: string): number {
     assertAbsPath(file, 'lock file');
     return addon().lockFile(file);
+  },
+  /** The interfaces of a network namespace (null: the agent's own). */
+  netLinks(netns: string | null): NetLink[] {
+    if (netns !== null) assertAbsPath(netns, 'netns path');
+    return addon().netLinks(netns);
+  },
+  /** Attach (or replace) a direct-action cls_bpf filter; returns the attached program's id. */
+  tcAttach(f: TcFilter, progFd: number): number {
+    assertTcFilter(f);
+    assertFd(progFd, 'program fd');
+    return addon().tcAttach(f.netns, f.ifindex, f.egress ? 1 : 0, f.handle, f.priority, progFd);
+  },
+  /** Remove the filter; false when it (or its interface) was already gone. */
+  tcDetach(f: TcFilter): boolean {
+    assertTcFilter(f);
+    return addon().tcDetach(f.netns, f.ifindex, f.egress ? 1 : 0, f.handle, f.priority);
+  },
+  /** The id of the program attached there, or null. */
+  tcQuery(f: TcFilter): number | null {
+    assertTcFilter(f);
+    return addon().tcQuery(f.netns, f.ifindex, f.egress ? 1 : 0, f.handle, f.priority);
   },
   /** Kernel feature probes (native/src/probe_ops.c): nothing they load outlives the call. */
   objectNeeds(file: string): ObjectNeeds {

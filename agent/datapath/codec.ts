@@ -20,8 +20,8 @@ export const STAT_NAMES = [
   'excluded',
   'origUpdateFail',
   'tupleUpdateFail',
-  'strictDrop',
   'v6Denied',
+  'dropUncounted',
 ] as const;
 export type StatName = (typeof STAT_NAMES)[number];
 
@@ -81,6 +81,8 @@ export interface PodEntry {
   podId: number;
   flags: number;
   ip: string | undefined;
+  /** its host-side interface, 0 for none */
+  ifindex: number;
 }
 
 export function encodePod(p: PodEntry): Buffer {
@@ -88,6 +90,7 @@ export function encodePod(p: PodEntry): Buffer {
   b.writeUInt32LE(p.podId, 0);
   b.writeUInt32LE(p.flags, 4);
   if (p.ip) ipv4Bytes(p.ip).copy(b, 8);
+  b.writeUInt32LE(p.ifindex, 12);
   return b;
 }
 
@@ -97,6 +100,7 @@ export function decodePod(b: Buffer): PodEntry {
     podId: b.readUInt32LE(0),
     flags: b.readUInt32LE(4),
     ip: ip4.every((x) => x === 0) ? undefined : `${ip4[0]}.${ip4[1]}.${ip4[2]}.${ip4[3]}`,
+    ifindex: b.readUInt32LE(12),
   };
 }
 

@@ -8,16 +8,22 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { PalisadeError, describeCause, invalidArgument, isSyscallError } from '../../common/errors';
+import { PalisadeError, describeCause, invalidArgument } from '../../common/errors';
 import type { Logger } from '../../common/log';
 import { silentLogger } from '../../common/log';
 import { native, UpdateFlag, type LoadedObject } from '../../native';
 import * as codec from './codec';
+import { attachProgram, closeQuietly, LINK_PREFIX } from './cgroup-links';
+import { netnsCookieOf } from './netns-cookie';
 import { ensureBpffs, isBpffs, resolveCgroup } from './mounts';
+import { resolvePodLink } from './pod-links';
+import * as wire from './pod-wire';
 import { verifierReason } from './verifier-log';
 
-export const OBJECT_FILES = ['redirect.bpf.o', 'ingress.bpf.o', 'dns.bpf.o'];
-export const MAP_NAMES = [
+export { netnsCookieOf };
+
+export const OBJECT_FILES = ['redirect.bpf.o', 'pod.bpf.o', 'dns.bpf.o'];
+export const SHARED_MAP_NAMES = [
   'palisade_pods',
   'palisade_orig_sk',
   'palisade_conns',
@@ -27,9 +33,10 @@ export const MAP_NAMES = [
   'palisade_dns_peers',
   'palisade_dns_stats',
 ] as const;
+export const MAP_NAMES = [...SHARED_MAP_NAMES, ...wire.POD_MAP_NAMES] as const;
 type MapName = (typeof MAP_NAMES)[number];
 
-const LINK_PREFIX = 'link_';
+export const DNS_PORT = 15053;
 const NODE_NAME = /^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$/;
 
 export interface DatapathOptions {
@@ -59,6 +66,21 @@ export interface EnrolledPod {
   podId: number;
   strict: boolean;
   ip: string | undefined;
+  /** ifindex of its host-side interface (0: none) */
+  ifindex: number;
+}
+
+/** What enrollment needs to know of a pod. */
+export interface PodEnrollment {
+  /** agent-assigned, 1 .. 2^32-1 */
+  podId: number;
+  strict: boolean;
+  /** the pod's IPv4 address: the only source its packets may carry */
+  ip: string;
+  /** its host-side interface in the agent's namespace (the CNI result, the workloads file); derived when absent */
+  hostInterface?: string;
+  /** the same, by its workloads-file name */
+  interface?: string;
 }
 
 export function defaultBpfDir(): string {
@@ -79,26 +101,21 @@ export function pinDirFor(node: string, bpffs = '/sys/fs/bpf'): string {
   return path.join(bpffs, 'palisade', node);
 }
 
-function closeQuietly(fd: number): void {
-  try {
-    native.closeFd(fd);
-  } catch {
-    /* already closed */
-  }
-}
 
 /** Typed access to one node's pinned maps; opened by install() or open(). */
-export class Datapath {
+export class Datapath implements wire.WireHandles {
   readonly node: string;
   readonly pinDir: string;
   private readonly fds: Record<MapName, number>;
+  private readonly progs: Record<wire.PodProgram, number>;
   private readonly cpus: number;
   private closed = false;
 
-  private constructor(node: string, pinDir: string, fds: Record<MapName, number>) {
+  private constructor(node: string, pinDir: string, fds: Record<MapName, number>, progs: Record<wire.PodProgram, number>) {
     this.node = node;
     this.pinDir = pinDir;
     this.fds = fds;
+    this.progs = progs;
     this.cpus = native.numPossibleCpus();
   }
 
@@ -113,7 +130,7 @@ export class Datapath {
     const pinDir = pinDirFor(opts.node, bpffs);
     const cgroup = resolveCgroup(opts.cgroup);
     const bpfDir = opts.bpfDir ?? defaultBpfDir();
-    const rodata = codec.encodeConfig(opts.proxyIp, opts.proxyPort ?? 15001, opts.dnsPort ?? 15053);
+    const rodata = codec.encodeConfig(opts.proxyIp, opts.proxyPort ?? 15001, opts.dnsPort ?? DNS_PORT);
     ensureBpffs(bpffs);
 
     const created: string[] = [];
@@ -149,10 +166,14 @@ export class Datapath {
             `${file}: settings block is ${obj.rodataSize} bytes, expected ${codec.CONFIG_SIZE} (stale object? run \`make build\`)`,
           );
         }
-        for (const prog of obj.programs) attachProgram(prog, cgFd, cgroup, pinDir, created);
+        for (const prog of obj.programs) {
+          if (prog.section === 'tc') wire.pinProgram(prog, pinDir, created);
+          else attachProgram(prog, cgFd, cgroup, pinDir, created);
+        }
       }
       for (const name of fs.readdirSync(pinDir)) if (!before.has(name) && !created.includes(name)) created.push(name);
       const dp = Datapath.open(opts.node, bpffs);
+      wire.recordHostNetns(dp, netnsCookieOf('/proc/self/ns/net'));
       log.info(
         {
           node: opts.node,
@@ -185,15 +206,17 @@ export class Datapath {
       throw new PalisadeError('PALISADE_ERR_NOT_INSTALLED', `node ${node} has no data path installed (${pinDir} is missing)`);
     }
     const fds: Partial<Record<MapName, number>> = {};
+    const progs: Partial<Record<wire.PodProgram, number>> = {};
     try {
       for (const name of MAP_NAMES) fds[name] = native.objGet(path.join(pinDir, name));
+      for (const name of wire.POD_PROGRAMS) progs[name] = native.objGet(path.join(pinDir, wire.PROG_PREFIX + name));
     } catch (err) {
-      for (const fd of Object.values(fds)) closeQuietly(fd);
+      for (const fd of [...Object.values(fds), ...Object.values(progs)]) closeQuietly(fd);
       throw new PalisadeError('PALISADE_ERR_NOT_INSTALLED', `node ${node}: incomplete install in ${pinDir}: ${describeCause(err)}`, {
         cause: err,
       });
     }
-    return new Datapath(node, pinDir, fds as Record<MapName, number>);
+    return new Datapath(node, pinDir, fds as Record<MapName, number>, progs as Record<wire.PodProgram, number>);
   }
 
   /**
@@ -203,6 +226,8 @@ export class Datapath {
   static uninstall(node: string, bpffs = '/sys/fs/bpf'): string[] {
     const pinDir = pinDirFor(node, bpffs);
     if (!isBpffs(bpffs) || !fs.existsSync(pinDir)) return [];
+    // The per-pod filters first (they hold programs and maps), where they hang: tc/<ifindex> each.
+    const filters = wire.detachPinnedFilters(pinDir, netnsCookieOf).map((ifindex) => `tc/${ifindex}`);
     const names = fs.readdirSync(pinDir);
     // Links first (detaches the programs), then maps.
     const ordered = [...names.filter((n) => n.startsWith(LINK_PREFIX)), ...names.filter((n) => !n.startsWith(LINK_PREFIX))];
@@ -210,28 +235,72 @@ export class Datapath {
     fs.rmdirSync(pinDir);
     const parent = path.dirname(pinDir);
     if (fs.readdirSync(parent).length === 0) fs.rmdirSync(parent);
-    return ordered;
+    return [...filters, ...ordered];
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const fd of Object.values(this.fds)) closeQuietly(fd);
+    for (const fd of [...Object.values(this.fds), ...Object.values(this.progs)]) closeQuietly(fd);
   }
 
-  /** Enroll (or update) the pod whose network namespace is at `netnsPath`. */
-  enroll(netnsPath: string, pod: { podId: number; strict: boolean; ip?: string }): bigint {
+  mapFd(name: wire.PodMapName): number {
+    return this.fds[name];
+  }
+
+  progFd(name: wire.PodProgram): number {
+    return this.progs[name];
+  }
+
+  /**
+   * Enroll (or update) the pod whose network namespace is at `netnsPath`: its per-pod filters on
+   * its host-side interface first, then the socket redirect. Idempotent; a failure leaves the pod
+   * as it was before the call or refused, never half enrolled and let through.
+   */
+  enroll(netnsPath: string, pod: PodEnrollment): bigint {
     if (!Number.isInteger(pod.podId) || pod.podId <= 0 || pod.podId > 0xffffffff) {
       throw new TypeError(`podId must be a positive 32-bit integer, got ${pod.podId}`);
     }
+    codec.ipv4Bytes(pod.ip);
     const cookie = netnsCookieOf(netnsPath);
+    const link = resolvePodLink(netnsPath, pod.hostInterface ?? pod.interface);
+    const key = codec.encodeNetnsCookie(cookie);
+    const before = native.mapLookup(this.fds.palisade_pods, key, codec.POD_SIZE);
+    const old = before ? codec.decodePod(before) : undefined;
     const flags = codec.POD_FLAG_REDIRECT | (pod.strict ? codec.POD_FLAG_STRICT : 0);
-    this.update('palisade_pods', codec.encodeNetnsCookie(cookie), codec.encodePod({ podId: pod.podId, flags, ip: pod.ip }));
+    wire.attachPod(this, link, { podId: pod.podId, flags, ip: pod.ip });
+    this.update('palisade_pods', key, codec.encodePod({ podId: pod.podId, flags, ip: pod.ip, ifindex: link.hostIfindex }));
+    // The pod's namespace now leaves through another interface: the old one is no longer its.
+    if (old && old.ifindex !== 0 && old.ifindex !== link.hostIfindex) this.releaseInterface(old.ifindex, old.ip);
     return cookie;
   }
 
   unenroll(netnsCookie: bigint): boolean {
-    return native.mapDelete(this.fds.palisade_pods, codec.encodeNetnsCookie(netnsCookie));
+    const key = codec.encodeNetnsCookie(netnsCookie);
+    const v = native.mapLookup(this.fds.palisade_pods, key, codec.POD_SIZE);
+    const deleted = native.mapDelete(this.fds.palisade_pods, key);
+    if (v) {
+      const pod = codec.decodePod(v);
+      if (pod.ifindex !== 0) this.releaseInterface(pod.ifindex, pod.ip);
+    }
+    return deleted;
+  }
+
+  /**
+   * Take the filters off interfaces no enrolled pod leaves through (left by a pod that went away
+   * while no agent ran, or by an interrupted enrollment). Returns their ifindexes.
+   */
+  sweepInterfaces(): number[] {
+    const used = new Set(this.pods().map((p) => p.ifindex));
+    const stale = wire.enrolledInterfaces(this).filter((i) => !used.has(i));
+    for (const ifindex of stale) wire.detachPod(this, ifindex);
+    return stale;
+  }
+
+  /** Detach the filters of an interface, if it is still the one of the pod with this address. */
+  private releaseInterface(ifindex: number, ip: string | undefined): void {
+    const entry = wire.podOfInterface(this, ifindex);
+    if (entry && entry.ip === ip) wire.detachPod(this, ifindex);
   }
 
   setStrict(netnsCookie: bigint, strict: boolean): void {
@@ -240,13 +309,21 @@ export class Datapath {
     if (!cur) throw new PalisadeError('PALISADE_ERR_NOT_FOUND', `no pod enrolled with netns cookie ${netnsCookie}`);
     const pod = codec.decodePod(cur);
     const flags = strict ? pod.flags | codec.POD_FLAG_STRICT : pod.flags & ~codec.POD_FLAG_STRICT;
+    // The per-pod filters read strictness from the interface's entry: it changes first.
+    if (pod.ifindex !== 0) wire.setInterfaceFlags(this, pod.ifindex, pod.ip, flags);
     this.update('palisade_pods', key, codec.encodePod({ ...pod, flags }), UpdateFlag.EXIST);
   }
 
   pods(): EnrolledPod[] {
     return this.entries('palisade_pods', 8, codec.POD_SIZE).map(([k, v]) => {
       const p = codec.decodePod(v);
-      return { netnsCookie: codec.decodeNetnsCookie(k), podId: p.podId, strict: (p.flags & codec.POD_FLAG_STRICT) !== 0, ip: p.ip };
+      return {
+        netnsCookie: codec.decodeNetnsCookie(k),
+        podId: p.podId,
+        strict: (p.flags & codec.POD_FLAG_STRICT) !== 0,
+        ip: p.ip,
+        ifindex: p.ifindex,
+      };
     });
   }
 
@@ -304,6 +381,16 @@ export class Datapath {
     return out;
   }
 
+  /** Packets the per-pod filters dropped, per pod, reason and direction (counters only grow). */
+  drops(): wire.DropCounter[] {
+    return wire.readDrops(this, this.cpus);
+  }
+
+  /** UDP and ICMP echo flows the per-pod filters let through, with their counters. */
+  dgramFlows(): wire.DgramFlow[] {
+    return wire.readDgramFlows(this);
+  }
+
   /** Entries in use per map, for capacity metrics. */
   usage(): Record<'pods' | 'conns', number> {
     return { pods: this.keys('palisade_pods', 8).length, conns: this.keys('palisade_conns', codec.TUPLE_SIZE).length };
@@ -336,65 +423,5 @@ export class Datapath {
       if (v) out.push([k, v]);
     }
     return out;
-  }
-}
-
-/** Network-namespace cookie of a netns path (/var/run/netns/X, /proc/PID/ns/net). */
-export function netnsCookieOf(netnsPath: string): bigint {
-  if (!path.isAbsolute(netnsPath)) {
-    throw new PalisadeError('PALISADE_ERR_NETNS', `netns path must be absolute, got ${JSON.stringify(netnsPath)}`);
-  }
-  try {
-    return native.netnsCookie(netnsPath);
-  } catch (err) {
-    const why =
-      isSyscallError(err) && err.code === 'ENOENT'
-        ? 'does not exist'
-        : isSyscallError(err) && err.code === 'EINVAL' && err.syscall === 'setns'
-          ? 'is not a network namespace'
-          : describeCause(err);
-    throw new PalisadeError('PALISADE_ERR_NETNS', `netns ${netnsPath} ${why}`, { cause: err });
-  }
-}
-
-function attachProgram(
-  prog: LoadedObject['programs'][number],
-  cgFd: number,
-  cgroup: { path: string; id: bigint },
-  pinDir: string,
-  created: string[],
-): void {
-  const linkName = LINK_PREFIX + prog.name;
-  const linkPath = path.join(pinDir, linkName);
-  if (fs.existsSync(linkPath)) {
-    const linkFd = native.objGet(linkPath);
-    try {
-      const info = native.linkInfo(linkFd);
-      if (info.cgroupId !== cgroup.id) {
-        throw new PalisadeError(
-          'PALISADE_ERR_BPF_ATTACH',
-          `${path.basename(pinDir)} is already installed on another cgroup (id ${info.cgroupId}); run \`palisade agent uninstall --node ${path.basename(pinDir)}\` first`,
-        );
-      }
-      native.linkUpdate(linkFd, prog.fd);
-    } catch (err) {
-      if (err instanceof PalisadeError) throw err;
-      throw new PalisadeError('PALISADE_ERR_BPF_ATTACH', `cannot update ${prog.name}: ${describeCause(err)}`, { cause: err });
-    } finally {
-      closeQuietly(linkFd);
-    }
-    return;
-  }
-  let linkFd = -1;
-  try {
-    linkFd = native.linkCreate(prog.fd, cgFd, prog.attachType);
-    native.objPin(linkFd, linkPath);
-    created.push(linkName);
-  } catch (err) {
-    throw new PalisadeError('PALISADE_ERR_BPF_ATTACH', `cannot attach ${prog.name} to ${cgroup.path}: ${describeCause(err)}`, {
-      cause: err,
-    });
-  } finally {
-    if (linkFd >= 0) closeQuietly(linkFd);
   }
 }

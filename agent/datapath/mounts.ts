@@ -87,3 +87,19 @@ export function ensureBpffs(dir: string): void {
 export function isBpffs(dir: string): boolean {
   return fsTypeOf(dir) === BPF_FS_MAGIC;
 }
+
+/**
+ * The cgroup v2 this process is in (/proc/self/cgroup's `0::` line under the cgroup v2 mount):
+ * what bpf_skb_cgroup_id() reports for packets of sockets it creates.
+ */
+export function ownCgroup(procCgroup = '/proc/self/cgroup', mountinfo = '/proc/self/mountinfo'): { path: string; id: bigint } {
+  let text: string;
+  try {
+    text = fs.readFileSync(procCgroup, 'utf8');
+  } catch (err) {
+    throw new PalisadeError('PALISADE_ERR_CGROUP', `cannot read ${procCgroup}: ${describeCause(err)}`, { cause: err });
+  }
+  const line = text.split('\n').find((l) => l.startsWith('0::'));
+  if (!line) throw new PalisadeError('PALISADE_ERR_CGROUP', `${procCgroup} has no cgroup v2 entry (cgroup v2 is required)`);
+  return resolveCgroup(path.join(findCgroup2Root(mountinfo), line.slice(3)));
+}

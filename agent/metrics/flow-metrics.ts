@@ -115,6 +115,8 @@ export class FlowMetrics implements FlowSink {
 
   record(flow: FlowRecord): void {
     this.produced++;
+    // The per-pod filters' packet summaries: palisade_dropped_packets_total counts them, not the proxy's traffic metrics.
+    if (flow.protocol === 'udp' || flow.protocol === 'icmp' || flow.protocol === 'arp' || flow.protocol === 'other') return;
     // A DNS query is neither a request nor a connection of these families (agent/dns/ counts its own).
     if (flow.protocol === 'dns') return;
     const src = this.endpoint(flow.source);

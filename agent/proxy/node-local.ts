@@ -2,9 +2,13 @@
  * Destinations the proxy must never open for a pod: the node itself. A pod's connection to any
  * address lands in the proxy (connect4), and the proxy connects from the node — so without this
  * check a pod reaches what only the node should: the agent's own ports on the node's addresses
- * (metrics with every principal and the traffic matrix on :15020, HBONE, admin). Loopback and
- * 0.0.0.0 (which the kernel turns into loopback) would be the node's loopback from the proxy; the
- * datapath keeps them direct (the pod's own), and should that change they are refused here too.
+ * (metrics with every principal and the traffic matrix on :15020, HBONE, admin), and every other
+ * service bound to this node's addresses (kubelet's 10250: issue #14) — this node's own addresses
+ * are refused on every port, other mesh nodes' on the agent's ports. Loopback and 0.0.0.0 (which
+ * the kernel turns into loopback) would be the node's loopback from the proxy; the datapath keeps
+ * them direct (the pod's own), and should that change they are refused here too. (The per-pod
+ * filters refuse the proxy address's other ports in the kernel already.) A node service pods
+ * should reach (a hostPort) is an operator exclusion: `--exclude-cidr`/`--exclude-port`.
  *
  * `isNodeLocalDestination` is the one decision, pure; `NodeAddresses` gathers its inputs.
  * docs/architecture.md "The outbound listener".
@@ -28,17 +32,19 @@ export function agentPorts(configured: ReadonlyArray<number | undefined>): Reado
 export interface NodeLocal {
   /** the node's own addresses (and, when the caller wants them covered, other mesh nodes') */
   addresses: ReadonlySet<string>;
+  /** this node's own addresses alone: refused on every port */
+  own: ReadonlySet<string>;
   /** the ports the agent serves on those addresses */
   ports: ReadonlySet<number>;
 }
 
 /**
  * True when `dst` is the node itself: an unspecified or loopback address on any port (from a pod
- * it can only mean the node's loopback, through the proxy), or one of `node.addresses` on one of
- * `node.ports`.
+ * it can only mean the node's loopback, through the proxy), one of `node.own` on any port, or one
+ * of `node.addresses` on one of `node.ports`.
  */
 export function isNodeLocalDestination(dst: { ip: string; port: number }, node: NodeLocal): boolean {
-  if (isLoopbackOrUnspecified(dst.ip)) return true;
+  if (isLoopbackOrUnspecified(dst.ip) || node.own.has(dst.ip)) return true;
   return node.ports.has(dst.port) && node.addresses.has(dst.ip);
 }
 
@@ -80,7 +86,7 @@ export class NodeAddresses {
       this.cached = undefined;
     }
     if (!this.cached || peers !== this.cachedPeers) {
-      this.cached = { addresses: new Set([...this.local, ...peers]), ports: this.ports };
+      this.cached = { addresses: new Set([...this.local, ...peers]), own: this.local, ports: this.ports };
       this.cachedPeers = peers;
     }
     return this.cached;

@@ -202,7 +202,8 @@ export class NodeEnrollment {
     const entry: EnrolledWorkload = { key, workload: w, netnsCookie: cookie, podId, ...(desired.hostInterface ? { hostInterface: desired.hostInterface } : {}) };
     this.opts.local.put(cookie, w);
     try {
-      const enrolled = this.opts.datapath.enroll(w.netns, { podId, strict: w.strict, ip: w.ip, ...(desired.hostInterface ? { hostInterface: desired.hostInterface } : {}) });
+      const hostInterface = desired.hostInterface ?? w.interface; // the CNI result's, else the workloads file's
+      const enrolled = this.opts.datapath.enroll(w.netns, { podId, strict: w.strict, ip: w.ip, ...(hostInterface ? { hostInterface } : {}) });
       if (enrolled !== cookie) throw new PalisadeError('PALISADE_ERR_NETNS', `netns ${w.netns} changed while it was being enrolled`);
     } catch (err) {
       this.opts.local.delete(cookie);

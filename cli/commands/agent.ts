@@ -46,6 +46,7 @@ interface AgentFlags {
   drainTimeout?: string;
   accessLog: AccessLogMode;
   flowBuffer: number;
+  packetSummaryInterval: string;
   metricsAddress?: { host: string; port: number } | 'off';
   traceOtlp?: string;
   traceSampleRate: number;
@@ -192,6 +193,7 @@ export function registerAgentCommands(program: Command, deps: CliDeps): void {
     .option('--http-headers-timeout <duration>', 'cut off an HTTP client that has not sent its request headers within this time', '10s')
     .option('--access-log <mode>', 'access log of flows: all | labeled (workloads labeled palisade.dev/access-log: "on") | none', parseAccessLog, DEFAULT_ACCESS_LOG_MODE)
     .option('--flow-buffer <records>', 'flow records kept for the collector while it is slow or away; the oldest are dropped (and counted) past this', parseFlowBuffer, DEFAULT_FLOW_BUFFER)
+    .option('--packet-summary-interval <duration>', 'how often what the per-pod filters dropped and let through (UDP, ICMP) becomes flow summaries', '10s')
     .option('--metrics-address <ip:port>', `serve /metrics and /healthz here, or "off" (default: the node address, else the proxy address, port ${METRICS_PORT})`, parseMetricsAddress)
     .option('--trace-otlp <url>', 'trace HTTP requests: send spans to this OTLP/HTTP endpoint (e.g. http://otel-collector:4318/v1/traces)', parseTraceUrl)
     .option('--trace-sample-rate <rate>', 'share of requests that arrive without a trace that start a sampled one, 0..1 (denied and 5xx are always traced)', parseSampleRate, DEFAULT_SAMPLE_RATE)
@@ -229,6 +231,7 @@ export function registerAgentCommands(program: Command, deps: CliDeps): void {
         httpLimits: { headersTimeoutMs: parsePositiveDuration(flags.httpHeadersTimeout ?? '10s', '--http-headers-timeout') },
         accessLog: flags.accessLog,
         flowBuffer: flags.flowBuffer,
+        summaryIntervalMs: parsePositiveDuration(flags.packetSummaryInterval, '--packet-summary-interval'),
         metricsAddress: metricsAddress(flags),
         drainTimeoutMs: parseDuration(flags.drainTimeout ?? '30s', '--drain-timeout'),
         limits,

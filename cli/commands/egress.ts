@@ -43,11 +43,12 @@ export function registerEgressCommands(program: Command, deps: ApiDeps): void {
       e.workloads.length ? e.workloads.join(',') : `(none now; ${e.selector ? Object.entries(e.selector).map(([k, v]) => `${k}=${v}`).join(',') : 'all'} in ${e.namespace})`,
       e.action,
       [...e.hosts, ...e.cidrs].join(','),
+      e.protocol ?? 'TCP',
       e.ports.length ? e.ports.join(',') : 'any',
       `${e.namespace}/${e.policy}`,
       e.origin,
     ]);
-    deps.stdout(formatTable(['ID', 'WORKLOADS', 'ACTION', 'DESTINATIONS', 'PORTS', 'POLICY', 'ORIGIN'], rows));
+    deps.stdout(formatTable(['ID', 'WORKLOADS', 'ACTION', 'DESTINATIONS', 'PROTOCOL', 'PORTS', 'POLICY', 'ORIGIN'], rows));
   });
 
   for (const action of ['allow', 'deny'] as const) {
@@ -62,12 +63,22 @@ export function registerEgressCommands(program: Command, deps: ApiDeps): void {
         .argument('<workload>', 'namespace/name or name of a registered workload')
         .argument('<dest...>', 'api.example.com, *.example.com, 203.0.113.0/24 or 203.0.113.7')
         .option('--port <port>', 'only this port; repeat for several (default: any port)', collectPort)
+        .option('--protocol <protocol>', 'tcp (default), udp or icmp: UDP and ICMP take CIDRs only, ICMP no ports')
         .option('--dry-run', 'show the policy that would be created without applying it'),
-    ).action(async (workload: string, dests: string[], flags: ApiFlags & { port?: number[]; dryRun?: boolean }) => {
-      const body = { workload: workloadRef(workload), action, destinations: dests, ...(flags.port ? { ports: flags.port } : {}), dryRun: flags.dryRun === true };
+    ).action(async (workload: string, dests: string[], flags: ApiFlags & { port?: number[]; protocol?: string; dryRun?: boolean }) => {
+      const protocol = flags.protocol === undefined ? undefined : oneOfFlag('--protocol', flags.protocol.toLowerCase(), ['tcp', 'udp', 'icmp'] as const).toUpperCase() as 'TCP' | 'UDP' | 'ICMP';
+      const body = {
+        workload: workloadRef(workload),
+        action,
+        destinations: dests,
+        ...(flags.port ? { ports: flags.port } : {}),
+        ...(protocol ? { protocol } : {}),
+        dryRun: flags.dryRun === true,
+      };
       const r = await postChange(apiClient(flags, env()), CONTROL_API.egressRules, body);
       printChange(r, deps.stdout);
-      if (r.applied && r.id !== undefined) deps.stdout(`egress rule ${r.id}: ${workload} ${action === 'allow' ? 'may reach' : 'may not reach'} ${dests.join(', ')}${flags.port ? ` on port ${flags.port.join(', ')}` : ''}\n`);
+      const what = `${protocol && protocol !== 'TCP' ? `${protocol} to ` : ''}${dests.join(', ')}${flags.port ? ` on port ${flags.port.join(', ')}` : ''}`;
+      if (r.applied && r.id !== undefined) deps.stdout(`egress rule ${r.id}: ${workload} ${action === 'allow' ? 'may reach' : 'may not reach'} ${what}\n`);
     });
   }
 

@@ -10,7 +10,7 @@ import { isIP } from 'node:net';
 import { MAX_FLOWS_LIMIT, type FlowFilters, type StoredFlow } from '../../common/flows-api';
 import { ApiClient } from '../../common/api-client';
 import { invalidArgument, PalisadeError } from '../../common/errors';
-import type { FlowDirection, FlowProtocol, FlowVerdict } from '../../common/flow';
+import { FLOW_PROTOCOLS, type FlowDirection, type FlowProtocol, type FlowVerdict } from '../../common/flow';
 import { isDnsLabel } from '../../common/identity';
 import { addApiOptions, apiClient } from '../api-options';
 import type { ApiFlags } from '../config';
@@ -20,7 +20,7 @@ import { FlowTable, formatFlowJsonArray, formatFlowJsonLine, OUTPUT_FORMATS, use
 
 export const DEFAULT_LAST = 20;
 const VERDICTS: readonly FlowVerdict[] = ['allowed', 'denied', 'audit', 'error'];
-const PROTOCOLS: readonly FlowProtocol[] = ['tcp', 'tls', 'http', 'dns'];
+const PROTOCOLS: readonly FlowProtocol[] = FLOW_PROTOCOLS;
 const DIRECTIONS: readonly FlowDirection[] = ['outbound', 'inbound', 'egress'];
 const MAX_VALUE = 1024;
 
@@ -192,7 +192,7 @@ export function registerObserveCommands(program: Command, deps: CliDeps & Termin
     .option('--from <workload>', 'source: workload (web-1, default/web-1), SPIFFE ID or IP')
     .option('--to <workload>', 'destination: workload (web-1, default/web-1), SPIFFE ID or IP')
     .option('--verdict <verdict>', 'allowed|denied|audit|error')
-    .option('--protocol <protocol>', 'tcp|tls|http|dns')
+    .option('--protocol <protocol>', `${FLOW_PROTOCOLS.join('|')} (udp, icmp, arp, other: the per-pod filters' packet summaries)`)
     .option('--http-path <path>', 'HTTP path, exact (/api/users) or a prefix (/api/*)')
     .option('--direction <direction>', 'outbound|inbound|egress')
     .option('--node <node>', 'flows reported by this node')

@@ -229,7 +229,7 @@ export async function demoUp(dir = DEFAULT_DEMO_DIR, say: (line: string) => void
         runDir: path.join(dir, 'run'),
         mesh: { collectorSocket: socket, caFile: path.join(collectorDir, 'ca.crt'), tokenFile, dataDir: path.join(dir, node.name) },
       });
-      args.push('--hosts-file', hostsFile);
+      args.push('--hosts-file', hostsFile, '--packet-summary-interval', '2s');
       const pid = startDaemon(node, args, log);
       state.agents.push({ node: node.name, pid, log });
       save();

@@ -132,16 +132,20 @@ export class ControlApi {
         params(route, query, ['workload']);
         return p.egressList(query.get('workload') ?? undefined);
       case CONTROL_API.egressRules: {
-        const body = b(['workload', 'action', 'destinations', 'ports', 'dryRun']);
+        const body = b(['workload', 'action', 'destinations', 'ports', 'protocol', 'dryRun']);
         if (typeof body.workload !== 'string') throw invalidArgument('invalid body: "workload" must be namespace/name or name');
         if (body.action !== 'allow' && body.action !== 'deny') throw invalidArgument('invalid body: "action" must be allow or deny');
         if (!Array.isArray(body.destinations)) throw invalidArgument('invalid body: "destinations" must be a list');
         if (body.ports !== undefined && !Array.isArray(body.ports)) throw invalidArgument('invalid body: "ports" must be a list of numbers');
+        if (body.protocol !== undefined && body.protocol !== 'TCP' && body.protocol !== 'UDP' && body.protocol !== 'ICMP') {
+          throw invalidArgument('invalid body: "protocol" must be TCP, UDP or ICMP');
+        }
         const req: EgressRuleRequest = {
           workload: body.workload,
           action: body.action,
           destinations: body.destinations as string[],
           ...(body.ports === undefined ? {} : { ports: body.ports as number[] }),
+          ...(body.protocol === undefined ? {} : { protocol: body.protocol }),
           dryRun: dryRun(body),
         };
         return p.egressRule(req, author);

@@ -82,10 +82,10 @@ export class DeniedFlowSummarizer {
     this.timer.unref();
   }
 
-  /** Count `flow` if it was denied. */
+  /** Count `flow` if it was denied (a packet summary counts as the packets it stands for). */
   add(flow: FlowRecord): void {
     if (this.closed || flow.verdict !== 'denied') return;
-    // An agent's refusal summary stands for `count` denied connections.
+    // An agent's refusal summary stands for `count` denied connections, a packet summary for `count` packets.
     const n = flow.count ?? 1;
     this.total += n;
     const source = clip(sourceName(flow.source));

@@ -17,8 +17,9 @@ import { policyKey, type StoredPolicy } from './repository';
 const MAX_DESTINATIONS = 100;
 
 /**
- * The manifest of the EgressPolicy `egress allow|deny W DEST… [--port P]` creates for workload
- * `w`, named after it, the action and the policy's `id`; throws on a bad destination or port.
+ * The manifest of the EgressPolicy `egress allow|deny W DEST… [--port P] [--protocol X]` creates
+ * for workload `w`, named after it, the action and the policy's `id`; throws on a bad destination,
+ * port or protocol (hosts are TCP only; ICMP has no ports).
  */
 export function egressRuleManifest(w: { namespace: string; name: string }, req: EgressRuleRequest, id: number): Record<string, unknown> {
   if (!Array.isArray(req.destinations) || req.destinations.length === 0) throw invalidArgument('name at least one destination (a host, *.suffix or CIDR)');
@@ -33,10 +34,16 @@ export function egressRuleManifest(w: { namespace: string; name: string }, req: 
   }
   const ports = req.ports ?? [];
   for (const p of ports) if (!Number.isInteger(p) || p < 1 || p > 65535) throw invalidArgument(`invalid port ${quoteRef(String(p))}: use a number from 1 to 65535`);
+  const protocol = req.protocol ?? 'TCP';
+  if (protocol !== 'TCP' && hosts.length > 0) {
+    throw invalidArgument(`${quoteRef(hosts[0]!)} is a host: host rules are TCP only (names are checked against TLS SNI and HTTP Host); give ${protocol} destinations as CIDRs`);
+  }
+  if (protocol === 'ICMP' && ports.length > 0) throw invalidArgument('ICMP has no ports (leave out --port)');
   const portList = [...new Set(ports)].sort((a, b) => a - b);
   const entry = (k: 'hosts' | 'cidrs', values: string[]): Record<string, unknown> => ({
     [k]: [...new Set(values)],
     ...(portList.length ? { ports: portList } : {}),
+    ...(protocol !== 'TCP' ? { protocol } : {}),
   });
   const name = `${w.name}-${req.action}-${id}`.slice(0, 63).replace(/-+$/, '');
   return {
@@ -91,6 +98,7 @@ export function egressRuleViews(
       hosts: [...(r.hosts ?? []), ...r.hostSuffixes.map((suffix) => `*${suffix}`)],
       cidrs: (r.cidrs ?? []).map((c) => c.text),
       ports: r.ports ? [...r.ports].sort((x, y) => x - y) : [],
+      protocol: r.protocol,
       origin,
       version,
     });

@@ -1,20 +1,24 @@
 /**
  * `authorizeEgress(request, index)`: may a workload open this outbound connection? A pure function
  * over the EgressPolicies selecting the source workload: deny entries, then deny-only policies,
- * cloud metadata addresses, allow CIDRs, allow hosts (only to an address the name resolves to).
- * The order, every reason and `needsHost`: docs/architecture.md "Egress decisions".
+ * cloud metadata addresses, allow CIDRs, allow hosts (only to an address the name resolves to);
+ * only entries of the request's protocol count (TCP unless it says UDP or ICMP, which are
+ * default-deny). The order, every reason and `needsHost`: docs/architecture.md "Egress decisions".
  * Allocation-free apart from the verdict (and a lowercased copy of a host not already lowercase).
  */
 import { cidrContains, IpAddr, isMetadataAddress, isSingleAddress, parseIpInto, sameAddress } from './ip';
 import type { PolicyIndex } from './policy-index';
 import type { DnsNameRequest, DnsNameVerdict, EgressReason, EgressRequest, EgressVerdict } from './requests';
-import type { CompiledEgressPolicy, CompiledEgressRule } from './types';
+import type { CompiledEgressPolicy, CompiledEgressRule, EgressProtocol } from './types';
 
 const dst = new IpAddr();
 const other = new IpAddr();
 
+let protocol: EgressProtocol = 'TCP'; // the request's, for the one synchronous authorizeEgress call
+
+/** The entry is of the request's protocol and covers the port. */
 function portAllowed(rule: CompiledEgressRule, port: number): boolean {
-  return rule.ports === undefined || rule.ports.has(port);
+  return rule.protocol === protocol && (rule.ports === undefined || rule.ports.has(port));
 }
 
 function cidrMatch(rule: CompiledEgressRule, exactOnly: boolean): boolean {
@@ -62,7 +66,9 @@ function verdict(allowed: boolean, reason: EgressReason, policy: string | undefi
 
 export function authorizeEgress(req: EgressRequest, index: PolicyIndex): EgressVerdict {
   const policies = index.egressFor(req.source);
-  if (policies.length === 0) return { allowed: true, reason: 'no-egress-policy' };
+  protocol = req.protocol ?? 'TCP';
+  const tcp = protocol === 'TCP';
+  if (policies.length === 0) return tcp ? { allowed: true, reason: 'no-egress-policy' } : { allowed: false, reason: 'no-rule-matched' };
   if (!parseIpInto(req.destination.ip, dst, true)) return { allowed: false, reason: 'no-rule-matched' };
   const port = req.destination.port;
   const host = normalizeHost(req.host);
@@ -82,8 +88,8 @@ export function authorizeEgress(req: EgressRequest, index: PolicyIndex): EgressV
       else if (hostMatch(rule, host)) return verdict(false, 'denied-by-host', p.id, i, false);
     }
   }
-  // 2. deny-only policies
-  if (!allowlist) return verdict(true, 'not-denied', undefined, 0, denyHostOnPort);
+  // 2. deny-only policies (UDP and ICMP are default-deny whatever the policies: no allowlist, nothing allowed)
+  if (!allowlist) return tcp ? verdict(true, 'not-denied', undefined, 0, denyHostOnPort) : { allowed: false, reason: 'no-rule-matched' };
 
   // 3. cloud metadata
   if (isMetadataAddress(dst)) {

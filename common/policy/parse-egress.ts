@@ -1,16 +1,17 @@
 /**
  * `spec` of Palisade's EgressPolicy (palisade.dev/v1), validated and compiled: a selector, `allow`
- * and `deny` entries of `hosts` or `cidrs` with optional `ports`, and `dns: Resolve|Enforce` (agent/dns/). An example, which policies make
- * an allowlist and why an empty `deny` is refused: docs/architecture.md "Egress decisions".
+ * and `deny` entries of `hosts` or `cidrs` with optional `ports` and `protocol` (TCP, UDP, ICMP),
+ * and `dns: Resolve|Enforce` (agent/dns/). An example, which policies make an allowlist, why an
+ * empty `deny` is refused and what protocols mean: docs/architecture.md "Egress decisions".
  */
 import { IpAddr, parseIpInto } from './ip';
 import { parseSelector } from './selector';
-import { EGRESS_DNS_MODES, type CompiledEgressRule, type EgressDnsMode } from './types';
+import { EGRESS_DNS_MODES, EGRESS_PROTOCOLS, type CompiledEgressRule, type EgressDnsMode, type EgressProtocol } from './types';
 import { cidrs, ports } from './values';
 import type { Field, Item, NodeReader, Problems } from '../yaml-reader';
 
 const SPEC_FIELDS = ['selector', 'allow', 'deny', 'dns'];
-const RULE_FIELDS = ['hosts', 'cidrs', 'ports'];
+const RULE_FIELDS = ['hosts', 'cidrs', 'ports', 'protocol'];
 const DNS_LABEL_RE = /^[a-z0-9_]([-a-z0-9_]{0,61}[a-z0-9_])?$/;
 
 export interface ParsedEgressSpec {
@@ -93,8 +94,18 @@ function parseRule(r: NodeReader, item: Item<unknown>, path: string, words: List
     r.fail(item.line, path, `needs "hosts" or "cidrs" (${words.what})`);
     return undefined;
   }
+  const protocol = parseProtocol(r, fields.get('protocol'), path);
+  if (protocol === undefined) return undefined;
+  if (hostsField && protocol !== 'TCP') {
+    r.fail(fields.get('protocol')!.line, `${path}.protocol`, `${protocol} with "hosts": host rules are TCP only (names are checked against TLS SNI and HTTP Host); use cidrs for ${protocol}`);
+    return undefined;
+  }
   let portSet: Set<number> | undefined;
   const portsField = fields.get('ports');
+  if (portsField && protocol === 'ICMP') {
+    r.fail(portsField.keyLine, `${path}.ports`, 'ICMP has no ports (remove "ports")');
+    return undefined;
+  }
   if (portsField) {
     const values = r.strings(portsField, `${path}.ports`, { numbers: true });
     if (!values) return undefined;
@@ -116,7 +127,7 @@ function parseRule(r: NodeReader, item: Item<unknown>, path: string, words: List
   }
   if (cidrsField) {
     const blocks = cidrs(r, values, listPath);
-    return blocks && { hosts: undefined, hostSuffixes: [], cidrs: blocks, ports: portSet };
+    return blocks && { protocol, hosts: undefined, hostSuffixes: [], cidrs: blocks, ports: portSet };
   }
   const exact = new Set<string>();
   const suffixes: string[] = [];
@@ -128,7 +139,18 @@ function parseRule(r: NodeReader, item: Item<unknown>, path: string, words: List
     else exact.add(host);
   }
   if (exact.size + suffixes.length === 0 || values.some((v) => hostProblem(v.value.toLowerCase().replace(/\.$/, '')))) return undefined;
-  return { hosts: exact, hostSuffixes: suffixes, cidrs: undefined, ports: portSet };
+  return { protocol, hosts: exact, hostSuffixes: suffixes, cidrs: undefined, ports: portSet };
+}
+
+/** `protocol`: TCP (also when absent), UDP or ICMP, in any case; undefined with a problem otherwise. */
+function parseProtocol(r: NodeReader, field: Field | undefined, path: string): EgressProtocol | undefined {
+  if (!field) return 'TCP';
+  const value = r.string(field, `${path}.protocol`);
+  if (value === undefined) return undefined;
+  const upper = value.toUpperCase() as EgressProtocol;
+  if (EGRESS_PROTOCOLS.includes(upper)) return upper;
+  r.fail(field.line, `${path}.protocol`, `${JSON.stringify(value)} is not a protocol (use TCP, UDP or ICMP)`);
+  return undefined;
 }
 
 /** Why a (lowercased) host is not an exact DNS name or `*.suffix`, or undefined. */

@@ -59,6 +59,8 @@ export interface AuthzVerdict {
 export interface EgressRequest {
   source: PolicyWorkload;
   destination: { ip: string; port: number };
+  /** Default TCP (the proxy's connections); only entries of this protocol count. */
+  protocol?: 'TCP' | 'UDP' | 'ICMP';
   /** SNI or HTTP Host: lowercase, no port, no trailing dot. */
   host?: string;
   /**

@@ -60,8 +60,14 @@ export interface CompiledAuthorizationPolicy extends PolicyBase {
   readonly http: boolean;
 }
 
+/** What an EgressPolicy entry applies to: TCP (the default) goes through the proxy, UDP and ICMP are enforced in the kernel. */
+export type EgressProtocol = 'TCP' | 'UDP' | 'ICMP';
+export const EGRESS_PROTOCOLS: readonly EgressProtocol[] = ['TCP', 'UDP', 'ICMP'];
+
 /** One `spec.allow[]` or `spec.deny[]` entry of an EgressPolicy. */
 export interface CompiledEgressRule {
+  /** `protocol`, default TCP. `hosts` entries are TCP only; ICMP entries have no ports. */
+  readonly protocol: EgressProtocol;
   /** Exact DNS names (lowercase, no trailing dot). */
   readonly hosts: ReadonlySet<string> | undefined;
   /** `*.example.com` stored as `.example.com`. */

@@ -123,6 +123,7 @@ static napi_value init(napi_env env, napi_value exports)
 	register_bpf_ops(env, exports);
 	register_sys_ops(env, exports);
 	register_probe_ops(env, exports);
+	register_pod_ops(env, exports);
 	return exports;
 }
 

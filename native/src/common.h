@@ -33,5 +33,6 @@ void libbpf_clear_log(void);
 void register_bpf_ops(napi_env env, napi_value exports);
 void register_sys_ops(napi_env env, napi_value exports);
 void register_probe_ops(napi_env env, napi_value exports);
+void register_pod_ops(napi_env env, napi_value exports);
 
 #endif

@@ -12,6 +12,8 @@ export interface AgentPodSpec {
   serviceAccount?: string;
   strict?: boolean;
   labels?: Record<string, string>;
+  /** Name its host-side interface in the workloads file (otherwise the agent derives it). */
+  interface?: boolean;
 }
 
 export interface AgentProcess {
@@ -47,6 +49,7 @@ export function workloadsYaml(pods: AgentPodSpec[]): string {
       `    ip: ${p.pod.ip}`,
       `    strict: ${p.strict ? 'true' : 'false'}`,
     );
+    if (p.interface) lines.push(`    interface: ${p.pod.hostIf}`);
     if (p.labels) lines.push(`    labels: ${JSON.stringify(p.labels)}`);
   }
   if (pods.length === 0) lines[0] = 'workloads: []';

@@ -15,6 +15,8 @@ export { spawnIn } from './proc';
 export { startMeshAgent, startTestCollector } from './mesh';
 export type { TestCollector } from './mesh';
 export { denyFromYaml } from './policies';
+export { rawNet, sendFrames, startSniffer, startUdpServer } from './raw-net';
+export type { FrameSpec, RawResult, Running, Spawner } from './raw-net';
 export { rssMiB, sampleRss } from './memory';
 export { nodeMetrics, startFlood } from './flood';
 export { tearDown } from './teardown';

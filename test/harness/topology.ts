@@ -37,6 +37,8 @@ export interface PodNs {
   netnsPath: string;
   ip: string;
   cgroupPath: string;
+  /** The host side of its veth, in the node's namespace (the pod side is eth0); '' for a bare pod, whose CNI chain names it. */
+  hostIf: string;
 }
 
 export interface ExternalHost {
@@ -201,8 +203,8 @@ export class Topology {
     this.podsPerNode.set(node, k + 1);
 
     const nsName = `${this.nsPrefix}-p-${name}`;
-    const pod: PodNs = { name, node, nsName, netnsPath: netnsPath(nsName), ip, cgroupPath: this.newCgroup(`pod-${name}`) };
     const hostSide = `v${k}`;
+    const pod: PodNs = { name, node, nsName, netnsPath: netnsPath(nsName), ip, cgroupPath: this.newCgroup(`pod-${name}`), hostIf: hostSide };
     await this.newNetns(nsName);
     await ipBatch(node.nsName, [
       `link add ${hostSide} type veth peer name eth0 netns ${nsName}`,
@@ -224,7 +226,7 @@ export class Topology {
     if (!this.podsPerNode.has(node)) throw new Error(`addBarePod: node ${node.name} does not belong to this topology`);
     if (this.pods.some((p) => p.name === name)) throw new Error(`addBarePod: duplicate pod name ${name}`);
     const nsName = `${this.nsPrefix}-p-${name}`;
-    const pod: PodNs = { name, node, nsName, netnsPath: netnsPath(nsName), ip: '', cgroupPath: this.newCgroup(`pod-${name}`) };
+    const pod: PodNs = { name, node, nsName, netnsPath: netnsPath(nsName), ip: '', cgroupPath: this.newCgroup(`pod-${name}`), hostIf: '' };
     await this.newNetns(nsName);
     this.pods.push(pod);
     return pod;

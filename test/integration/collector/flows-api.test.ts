@@ -109,7 +109,7 @@ describe('collector flow API', () => {
 
       const bad: Array<[string, string]> = [
         ['verdict=maybe', 'verdict'],
-        ['protocol=udp', 'protocol'],
+        ['protocol=sctp', 'protocol'],
         ['direction=up', 'direction'],
         ['since=yesterday', 'since'],
         ['until=-1', 'until'],

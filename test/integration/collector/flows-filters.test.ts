@@ -27,7 +27,7 @@ describe('common/flows-api filters', () => {
 
     const bad: Array<[string, string]> = [
       ['verdict=maybe', 'verdict'],
-      ['protocol=udp', 'protocol'],
+      ['protocol=sctp', 'protocol'],
       ['direction=sideways', 'direction'],
       ['since=yesterday', 'since'],
       ['since=-5', 'since'],

@@ -208,9 +208,9 @@ describe("the collector's policies through the CLI (real collector, real agent)"
     await agentAt(v0 + 1);
     const listed = await cli('egress', 'list');
     assert.equal(listed.code, 0, listed.stderr);
-    assert.match(listed.stdout, /^ID +WORKLOADS +ACTION +DESTINATIONS +PORTS +POLICY +ORIGIN\n/);
-    assert.match(listed.stdout, new RegExp(`^${id} +default/client +allow +api\\.example\\.com +443 +default/client-allow-${id} +api$`, 'm'));
-    assert.match(listed.stdout, new RegExp(`^${id} +default/client +allow +10\\.9\\.0\\.0/16 +443 +default/client-allow-${id} +api$`, 'm'));
+    assert.match(listed.stdout, /^ID +WORKLOADS +ACTION +DESTINATIONS +PROTOCOL +PORTS +POLICY +ORIGIN\n/);
+    assert.match(listed.stdout, new RegExp(`^${id} +default/client +allow +api\\.example\\.com +TCP +443 +default/client-allow-${id} +api$`, 'm'));
+    assert.match(listed.stdout, new RegExp(`^${id} +default/client +allow +10\\.9\\.0\\.0/16 +TCP +443 +default/client-allow-${id} +api$`, 'm'));
 
     const deny = await cli('egress', 'deny', 'client', 'evil.example.com');
     assert.equal(deny.code, 0, deny.stderr);
@@ -223,12 +223,22 @@ describe("the collector's policies through the CLI (real collector, real agent)"
       denyRule && [denyRule.action, denyRule.hosts, denyRule.ports, denyRule.workloads],
       ['deny', ['evil.example.com'], [], ['default/client']],
     );
-    assert.match((await cli('egress', 'list')).stdout, new RegExp(`^${denyId} +default/client +deny +evil\\.example\\.com +any +default/client-deny-${denyId} +api$`, 'm'));
+    assert.match((await cli('egress', 'list')).stdout, new RegExp(`^${denyId} +default/client +deny +evil\\.example\\.com +TCP +any +default/client-deny-${denyId} +api$`, 'm'));
+
+    const udp = await cli('egress', 'allow', 'client', '10.9.0.0/16', '--port', '53', '--protocol', 'udp');
+    assert.equal(udp.code, 0, udp.stderr);
+    const udpId = Number(/^egress rule (\d+): client may reach UDP to 10\.9\.0\.0\/16 on port 53$/m.exec(udp.stdout)?.[1]);
+    assert.ok(udpId > denyId, udp.stdout);
+    const udpManifest = json<Record<string, unknown>>(await cli('policy', 'get', `EgressPolicy/default/client-allow-${udpId}`, '-o', 'json'));
+    assert.deepEqual((udpManifest.spec as { allow: unknown }).allow, [{ cidrs: ['10.9.0.0/16'], ports: [53], protocol: 'UDP' }]);
+    assert.match((await cli('egress', 'list')).stdout, new RegExp(`^${udpId} +default/client +allow +10\\.9\\.0\\.0/16 +UDP +53 +default/client-allow-${udpId} +api$`, 'm'));
+    assert.equal((await cli('egress', 'remove', String(udpId))).code, 0);
+    await agentAt(v0 + 4);
 
     const removed = await cli('egress', 'remove', String(id));
     assert.equal(removed.code, 0, removed.stderr);
-    assert.equal(removed.stdout, `deleted EgressPolicy default/client-allow-${id}\npolicy version ${v0 + 3}\n`);
-    await agentAt(v0 + 3);
+    assert.equal(removed.stdout, `deleted EgressPolicy default/client-allow-${id}\npolicy version ${v0 + 5}\n`);
+    await agentAt(v0 + 5);
     const rest = json<EgressListResponse>(await cli('egress', 'list', '-o', 'json'));
     assert.deepEqual(rest.rules.filter((r) => r.id === id), []);
     assert.ok(rest.rules.some((r) => r.id === denyId));
@@ -236,8 +246,8 @@ describe("the collector's policies through the CLI (real collector, real agent)"
 
     const status = await cli('status');
     assert.deepEqual([status.code, status.stderr], [0, '']);
-    assert.match(status.stdout, new RegExp(`^policy version ${v0 + 3}; `));
-    assert.match(status.stdout, new RegExp(`^${NODE} +yes +v${v0 + 3} +current +2 +\\S+$`, 'm'));
+    assert.match(status.stdout, new RegExp(`^policy version ${v0 + 5}; `));
+    assert.match(status.stdout, new RegExp(`^${NODE} +yes +v${v0 + 5} +current +2 +\\S+$`, 'm'));
   });
 
   it('bad input is one line on stderr, a non-zero exit, and changes nothing', async () => {
@@ -253,6 +263,9 @@ describe("the collector's policies through the CLI (real collector, real agent)"
       [['egress', 'deny', 'client', '300.1.1.1'], /invalid destination "300\.1\.1\.1"/],
       [['egress', 'allow', 'client', 'a.example.com', '--port', '70000'], /not a port \(1-65535\): 70000/],
       [['egress', 'allow', 'client', 'a.example.com', '--port', '0'], /not a port \(1-65535\): 0\b/],
+      [['egress', 'allow', 'client', '10.0.0.0/8', '--protocol', 'sctp'], /invalid --protocol "sctp": use tcp, udp or icmp/],
+      [['egress', 'allow', 'client', 'dns.example.com', '--protocol', 'udp'], /"dns\.example\.com" is a host: host rules are TCP only/],
+      [['egress', 'allow', 'client', '10.0.0.0/8', '--port', '7', '--protocol', 'icmp'], /ICMP has no ports/],
       [['egress', 'remove', '9999'], /no egress rule with ID 9999/],
       [['policy', 'delete', 'nosuch'], /no policy "nosuch"/],
       [['policy', 'delete', 'default/nosuch'], /no policy "default\/nosuch"/],

@@ -10,6 +10,7 @@
  *     datapath keeps it direct), never the node's loopback. The node network still scrapes them.
  */
 import { strict as assert } from 'node:assert';
+import { Datapath } from '../../../agent/datapath/datapath';
 import type { FlowRecord } from '../../../common/flow';
 import {
   fixturePath,
@@ -157,7 +158,18 @@ describe('agent idle timeouts and what pods may reach of the node (real eBPF, me
       assert.equal(await status(node2, `http://${node2.proxyIp}:15020/metrics`), '200', 'the node itself reads them there');
       const r = await topo.exec(web2, 'curl', ['-s', '-m', '3', '-o', '/dev/null', '-w', '%{http_code}', `http://${node2.proxyIp}:15020/metrics`], { timeoutMs: 8000 });
       assert.equal(r.stdout.trim() || '000', '000');
-      await waitFor(() => agent2.logs.lines.find((l: any) => l?.reason === 'metrics-from-pod'), 3000, { what: 'the refusal line' });
+      // The pod's per-pod filter drops it in the kernel (the proxy address answers pods only on the
+      // mesh's ports), so it never reaches the listener (whose own refusal, metrics-from-pod, stays a
+      // second line of defence).
+      const dropped = (): boolean => {
+        const dp = Datapath.open(node2.name);
+        try {
+          return dp.drops().some((d) => d.reason === 'proxy-port' && d.sample?.destination === node2.proxyIp && d.sample.destinationPort === 15020);
+        } finally {
+          dp.close();
+        }
+      };
+      await waitFor(() => dropped() || undefined, 3000, { what: 'the per-pod filter\'s drop of the SYN to :15020' });
     });
 
     it('a pod reaches neither the agent\'s HBONE port on a node address nor, through 0.0.0.0, the node\'s loopback', async function () {

@@ -81,6 +81,11 @@ describe('workloads file', () => {
       assert.deepEqual(w?.labels, { app: 'web', 'example.com/tier': 'front_end.v1', empty: '', 'palisade.dev/workload': 'web-1' });
     });
 
+    it('reads the optional host-side interface', () => {
+      assert.equal(parseWorkloads(oneWorkload({ interface: 'veth1a2b3c' }), 'w.yaml').workloads[0]?.interface, 'veth1a2b3c');
+      assert.equal(parseWorkloads(oneWorkload({}), 'w.yaml').workloads[0]?.interface, undefined);
+    });
+
     it('gives every workload the label palisade.dev/workload: <name>, and accepts a file that sets it to the name', () => {
       const config = parseWorkloads(oneWorkload({ labels: '{palisade.dev/workload: web-1, app: web}' }), 'w.yaml');
       assert.deepEqual(config.workloads[0]?.labels, { 'palisade.dev/workload': 'web-1', app: 'web' });
@@ -180,7 +185,10 @@ describe('workloads file', () => {
         // workload shape
         { name: 'a workload that is a string', text: 'workloads:\n  - web-1\n', line: 2, expect: 'workload #1: must be a mapping with name, namespace, serviceAccount, netns and ip, got "web-1"' },
         { name: 'a workload that is empty', text: 'workloads:\n  -\n', line: 2, expect: 'workload #1: must be a mapping' },
-        { name: 'an unknown workload key far from any field', text: oneWorkload({ port: '80' }), line: 7, expect: 'workload "web-1": unknown field "port" (allowed: name, namespace, serviceAccount, netns, ip, strict, labels)' },
+        { name: 'an unknown workload key far from any field', text: oneWorkload({ port: '80' }), line: 7, expect: 'workload "web-1": unknown field "port" (allowed: name, namespace, serviceAccount, netns, ip, strict, interface, labels)' },
+        { name: 'an interface name with a slash', text: oneWorkload({ interface: 'a/b' }), line: 7, expect: 'workload "web-1": "interface" must be a network interface name like veth1a2b3c (1-15 letters, digits, \'.\', \'-\', \'_\', \'@\'), got "a/b"' },
+        { name: 'an interface name of 16 characters', text: oneWorkload({ interface: 'v'.repeat(16) }), line: 7, expect: '"interface" must be a network interface name' },
+        { name: 'a numeric interface', text: oneWorkload({ interface: '7' }), line: 7, expect: '"interface" must be a string, got 7 (quote it: "7")' },
         { name: 'a transposed field name', text: oneWorkload({ nmae: 'web-1' }), line: 7, expect: 'unknown field "nmae" (did you mean "name"?)' },
         { name: 'a snake_case field name', text: oneWorkload({ serviceAccount: null, service_account: 'web' }), line: 2, expect: 'missing required field "serviceAccount"' },
         { name: 'a non-string key', text: oneWorkload({ 1: 'x' }), line: 2, expect: 'workload "web-1": unknown field 1' },

@@ -253,5 +253,10 @@ describe('flow-format', () => {
     it('brackets an IPv6 destination before its port', () => {
       assert.equal(flowCells(sampleFlow({ destination: { ip: 'fd00::2', port: 80 } }))[4], '[fd00::2]:80');
     });
+
+    it('says how many packets a kernel summary stands for', () => {
+      const cells = flowCells(sampleFlow({ protocol: 'udp', verdict: 'denied', reason: 'udp-not-allowed', policy: undefined, count: 12 }));
+      assert.deepEqual([cells[5], cells[8]], ['udp', 'udp-not-allowed ×12']);
+    });
   });
 });

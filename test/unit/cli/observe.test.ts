@@ -72,7 +72,7 @@ describe('palisade observe (flags)', () => {
     const bad: [string[], string][] = [
       [['--verdict', 'maybe'], 'invalid --verdict "maybe": use allowed, denied, audit or error'],
       [['--verdict', 'ALLOWED'], 'invalid --verdict "ALLOWED": use allowed, denied, audit or error'],
-      [['--protocol', 'udp'], 'invalid --protocol "udp": use tcp, tls, http or dns'],
+      [['--protocol', 'sctp'], 'invalid --protocol "sctp": use tcp, tls, http, dns, udp, icmp, arp or other'],
       [['--direction', 'sideways'], 'invalid --direction "sideways": use outbound, inbound or egress'],
       [['--from', 'Web 1'], 'invalid --from "Web 1": expected a workload (web-1 or default/web-1), a SPIFFE ID (spiffe://…) or an IP address'],
       [['--from', 'a/b/c'], 'invalid --from "a/b/c": expected a workload (web-1 or default/web-1), a SPIFFE ID (spiffe://…) or an IP address'],

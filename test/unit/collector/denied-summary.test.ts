@@ -94,6 +94,19 @@ describe('DeniedFlowSummarizer', () => {
     assert.equal(data.groups.reduce((n, g) => n + g.count, 0) + data.dropped, data.total, 'every flow is counted somewhere');
   });
 
+  it('counts a packet summary of the per-pod filters as the packets it stands for', () => {
+    const sink = new Appended();
+    const s = make(sink, { maxGroups: 1 });
+    const udp = { protocol: 'udp' as const, reason: 'udp-not-allowed', policy: undefined, mtls: false, destination: { ip: '172.31.0.100', port: 5140 } };
+    s.add(flow({ ...udp, count: 40 }));
+    s.add(flow({ ...udp, count: 2 }));
+    s.add(flow({ ...udp, reason: 'spoofed-arp', protocol: 'arp', count: 5 }));
+    s.flush();
+    const data = sink.records[0]!.data as { groups: Array<{ reason: string; count: number }>; total: number; dropped: number };
+    assert.deepEqual(data.groups.map((g) => [g.reason, g.count]), [['udp-not-allowed', 42]]);
+    assert.deepEqual([data.total, data.dropped], [47, 5]);
+  });
+
   it('counts an agent refusal summary as the connections it stands for (count), also when its group is dropped', () => {
     const sink = new Appended();
     const s = make(sink, { maxGroups: 1 });

@@ -60,6 +60,8 @@ describe('encodeFlow', function () {
       ['an egress TLS connection with a host', tcpFlow(1, { direction: 'egress', protocol: 'tls', destination: { ip: '93.184.216.34', port: 443, host: 'example.com' }, mtls: false })],
       ['a request refused before authz (empty method, path, host)', httpFlow(1, { http: { method: '', path: '', status: 400 }, verdict: 'denied', reason: 'bad-request' })],
       ['an audited request', httpFlow(1, { verdict: 'audit', audit: { policy: 'default/audit-all', rule: 2 } })],
+      ['a kernel summary of dropped UDP packets', tcpFlow(1, { protocol: 'udp', verdict: 'denied', reason: 'udp-not-allowed', mtls: false, count: 40 })],
+      ['a kernel summary of spoofed ARP', tcpFlow(1, { protocol: 'arp', verdict: 'denied', reason: 'spoofed-arp', mtls: false, count: 1 })],
       ['a DNS query', tcpFlow(1, { protocol: 'dns', destination: { ip: '10.96.0.10', port: 53, host: 'api.example.com' }, dns: { type: 'A', rcode: 'NOERROR', answers: ['edge.example.net.', '192.0.2.7'] }, mtls: false })],
       ['a DNS query refused by policy', tcpFlow(1, { protocol: 'dns', destination: { ip: '10.96.0.10', port: 53, host: 'evil.example' }, dns: { type: 'AAAA', rcode: 'NXDOMAIN', answers: [] }, verdict: 'denied', reason: 'host-not-allowed', policy: 'default/client-out' })],
       ['a routed request (HTTPRoute, backend, attempts)', httpFlow(1, { direction: 'outbound', traffic: { route: 'default/web', rule: 1, backend: 'default/web-v2', attempts: 2 } })],
@@ -71,6 +73,10 @@ describe('encodeFlow', function () {
         assert.equal(flowProblem(JSON.parse(e.json!)), undefined);
       });
     }
+
+    it('keeps the count of a summary', function () {
+      assert.equal((JSON.parse(encodeFlow(tcpFlow(1, { protocol: 'icmp', count: 7 })).json!) as FlowRecord).count, 7);
+    });
 
     it('keeps a DNS query\'s type, rcode and answers', function () {
       const dns = { type: 'A', rcode: 'NOERROR', answers: ['192.0.2.7'] };
@@ -94,6 +100,7 @@ describe('encodeFlow', function () {
       ['a reason over 128 characters', httpFlow(1, { reason: 'r'.repeat(129) })],
       ['a negative byte count', tcpFlow(1, { bytesSent: -1 })],
       ['an unknown direction', tcpFlow(1, { direction: 'sideways' as never })],
+      ['a count of zero', tcpFlow(1, { protocol: 'udp', count: 0 })],
       ['no source', { ...tcpFlow(1), source: undefined }],
       ['undefined', undefined],
       ['DNS answers past 16', tcpFlow(1, { protocol: 'dns', dns: { type: 'A', rcode: 'NOERROR', answers: Array<string>(17).fill('10.0.0.1') } })],

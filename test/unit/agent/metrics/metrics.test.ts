@@ -108,6 +108,15 @@ describe('agent metrics on /metrics', function () {
       assert.equal(sample(m, 'istio_requests_total'), undefined, 'a TCP connection is not a request');
     });
 
+    it('counts the per-pod filters\' packet summaries as produced flows, not as proxy traffic', async function () {
+      const { flows, scrape } = await serve();
+      flows.record(tcpFlow(0, { protocol: 'udp', verdict: 'denied', reason: 'udp-not-allowed', mtls: false, count: 9 }));
+      flows.record(tcpFlow(0, { protocol: 'arp', verdict: 'denied', reason: 'spoofed-arp', mtls: false, count: 1 }));
+      const m = await scrape();
+      assert.equal(sample(m, 'palisade_flows_produced_total')?.value, 2);
+      assert.equal(sample(m, 'istio_tcp_connections_opened_total'), undefined);
+    });
+
     it('does not count a DNS query as a TCP connection or a request', async function () {
       const { flows, scrape } = await serve();
       flows.record(tcpFlow(1, { protocol: 'dns', mtls: false, destination: { ip: '10.96.0.10', port: 53, host: 'api.example.com' }, dns: { type: 'A', rcode: 'NOERROR', answers: [] } }));

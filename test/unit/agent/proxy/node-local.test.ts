@@ -3,12 +3,14 @@ import { agentPorts, isNodeLocalDestination, NodeAddresses } from '../../../../a
 
 describe('node-local destinations', () => {
   describe('isNodeLocalDestination', () => {
-    const node = { addresses: new Set(['172.31.0.1', '10.0.1.1', '172.31.0.2']), ports: new Set([15001, 15008, 15020]) };
+    const node = { addresses: new Set(['172.31.0.1', '10.0.1.1', '172.31.0.2']), own: new Set(['172.31.0.1', '10.0.1.1']), ports: new Set([15001, 15008, 15020]) };
     const table: Array<[string, string, number, boolean]> = [
       ['the node address, metrics port', '172.31.0.1', 15020, true],
       ['the proxy address, outbound port', '10.0.1.1', 15001, true],
       ['another node (listed), HBONE port', '172.31.0.2', 15008, true],
-      ['the node address, another port', '172.31.0.1', 8080, false],
+      ['the node address, another port (kubelet\'s 10250: issue #14)', '172.31.0.1', 10250, true],
+      ['the proxy address, another port', '10.0.1.1', 8080, true],
+      ['another node, another port', '172.31.0.2', 10250, false],
       ['a pod on an agent port', '10.0.1.11', 15020, false],
       ['0.0.0.0 (the node\'s loopback, through the proxy), any port', '0.0.0.0', 10250, true],
       ['loopback, any port', '127.0.0.53', 53, true],
@@ -35,6 +37,7 @@ describe('node-local destinations', () => {
       };
       const n = new NodeAddresses(new Set([15020]), () => peers, ifs, () => t);
       assert.deepEqual([...n.current().addresses].sort(), ['172.31.0.1', '172.31.0.2', 'fe80::1']);
+      assert.deepEqual([...n.current().own].sort(), ['172.31.0.1', 'fe80::1'], 'its own addresses alone');
       t = 5_000;
       peers = new Set(['172.31.0.3']);
       assert.deepEqual([...n.current().addresses].sort(), ['172.31.0.1', '172.31.0.3', 'fe80::1']);

@@ -56,6 +56,28 @@ describe('egress rules', () => {
       assert.deepEqual(set.egress.map((p) => p.id), ['shop/web-allow-7']);
     });
 
+    it('writes a UDP or ICMP protocol into the entry (TCP, the default, is left out)', () => {
+      const udp = egressRuleManifest(WEB, { workload: 'web', action: 'allow', destinations: ['10.9.0.0/16'], ports: [53], protocol: 'UDP' }, 8);
+      assert.deepEqual((udp.spec as { allow: unknown[] }).allow, [{ cidrs: ['10.9.0.0/16'], ports: [53], protocol: 'UDP' }]);
+      const icmp = egressRuleManifest(WEB, { workload: 'web', action: 'deny', destinations: ['10.8.0.1'], protocol: 'ICMP' }, 9);
+      assert.deepEqual((icmp.spec as { deny: unknown[] }).deny, [{ cidrs: ['10.8.0.1/32'], protocol: 'ICMP' }]);
+      const set = compilePolicyFiles([{ source: 'x', text: JSON.stringify(udp) }]);
+      assert.deepEqual(set.egress[0]?.rules.map((r) => r.protocol), ['UDP']);
+    });
+
+    const badProtocol: [string, Parameters<typeof egressRuleManifest>[1], RegExp][] = [
+      ['a UDP host', { workload: 'web', action: 'allow', destinations: ['dns.example.com'], protocol: 'UDP' }, /^"dns\.example\.com" is a host: host rules are TCP only .*give UDP destinations as CIDRs$/],
+      ['ICMP with a port', { workload: 'web', action: 'allow', destinations: ['10.0.0.0/8'], ports: [7], protocol: 'ICMP' }, /^ICMP has no ports \(leave out --port\)$/],
+    ];
+    for (const [what, req, message] of badProtocol) {
+      it(`refuses ${what} in one line`, () => {
+        assert.throws(
+          () => egressRuleManifest(WEB, req, 1),
+          (err: unknown) => err instanceof PalisadeError && err.code === 'PALISADE_ERR_INVALID_ARGUMENT' && message.test(err.message),
+        );
+      });
+    }
+
     const refused: [string, string[], number[] | undefined, RegExp][] = [
       ['no destination', [], undefined, /^name at least one destination/],
       ['too many destinations', Array.from({ length: 101 }, (_, i) => `h${i}.example.com`), undefined, /^at most 100 destinations/],
@@ -86,11 +108,11 @@ describe('egress rules', () => {
     it('lists every deny then allow entry per policy, with id, origin, version and the workloads selected', () => {
       const views = egressRuleViews(compiled.index, byKey, workloads);
       assert.deepEqual(
-        views.map((v) => [v.id, v.policy, v.action, v.hosts, v.cidrs, v.ports, v.workloads, v.origin, v.version]),
+        views.map((v) => [v.id, v.policy, v.action, v.hosts, v.cidrs, v.protocol, v.ports, v.workloads, v.origin, v.version]),
         [
-          [2, 'all-out', 'allow', ['c.example.com'], [], [], ['shop/db', 'shop/web'], 'api', 3],
-          [1, 'web-out', 'deny', [], ['10.0.0.0/8'], [], ['shop/web'], 'api', 3],
-          [1, 'web-out', 'allow', ['a.example.com', '*.b.example.com'], [], [80, 443], ['shop/web'], 'api', 3],
+          [2, 'all-out', 'allow', ['c.example.com'], [], 'TCP', [], ['shop/db', 'shop/web'], 'api', 3],
+          [1, 'web-out', 'deny', [], ['10.0.0.0/8'], 'TCP', [], ['shop/web'], 'api', 3],
+          [1, 'web-out', 'allow', ['a.example.com', '*.b.example.com'], [], 'TCP', [80, 443], ['shop/web'], 'api', 3],
         ],
       );
     });

@@ -183,3 +183,49 @@ describe('authorizeEgress with deny entries', () => {
     assert.deepEqual(authorizeEgress({ source, destination: { ip: '11.1.1.1', port: 80 } }, both), { allowed: false, reason: 'no-rule-matched' });
   });
 });
+
+describe('authorizeEgress by protocol', () => {
+  const index = indexOf(
+    [
+      egress(
+        'dns',
+        'shop',
+        `  selector: {matchLabels: {app: dns}}
+  allow:
+  - cidrs: [10.9.0.0/16]
+    ports: [53]
+    protocol: UDP
+  - cidrs: [10.8.0.0/16]
+    protocol: ICMP
+  - cidrs: [0.0.0.0/0]
+    protocol: UDP
+  deny:
+  - cidrs: [10.9.9.0/24]
+    protocol: UDP
+`,
+      ),
+      egress('block', 'shop', '  selector: {matchLabels: {tier: back}}\n  deny:\n  - cidrs: [203.0.113.0/24]\n'),
+    ].join('---\n'),
+  );
+  const DNS: PolicyWorkload = { namespace: 'shop', labels: { app: 'dns' } };
+  const BACK: PolicyWorkload = { namespace: 'shop', labels: { tier: 'back' } };
+  const dns = (rule: number): Pick<EgressVerdict, 'policy' | 'rule'> => ({ policy: 'shop/dns', rule });
+  const rows: Array<[string, PolicyWorkload, EgressRequest['protocol'], string, number, EgressVerdict]> = [
+    ['UDP an allow entry of UDP names', DNS, 'UDP', '10.9.1.1', 53, { allowed: true, reason: 'allowed-by-cidr', ...dns(0) }],
+    ['UDP a UDP deny entry names (deny wins)', DNS, 'UDP', '10.9.9.1', 53, { allowed: false, reason: 'denied-by-cidr', ...dns(0) }],
+    ['ICMP an ICMP entry names', DNS, 'ICMP', '10.8.0.1', 0, { allowed: true, reason: 'allowed-by-cidr', ...dns(1) }],
+    ['ICMP only UDP entries name', DNS, 'ICMP', '10.9.1.1', 0, { allowed: false, reason: 'no-rule-matched' }],
+    ['TCP where only UDP and ICMP entries allow: the allowlist has no TCP entry', DNS, 'TCP', '10.9.1.1', 53, { allowed: false, reason: 'no-rule-matched' }],
+    ['TCP to the UDP-denied block: a UDP deny entry is not a TCP one', DNS, undefined, '10.9.9.1', 53, { allowed: false, reason: 'no-rule-matched' }],
+    ['the metadata address through a wide UDP block', DNS, 'UDP', '169.254.169.254', 53, { allowed: false, reason: 'metadata-address' }],
+    ['UDP for a workload no policy selects (default deny)', { namespace: 'shop', labels: {} }, 'UDP', '10.9.1.1', 53, { allowed: false, reason: 'no-rule-matched' }],
+    ['UDP for a workload only deny-only policies select (default deny)', BACK, 'UDP', '198.51.100.1', 53, { allowed: false, reason: 'no-rule-matched' }],
+    ['TCP for that workload (deny-only: not denied)', BACK, 'TCP', '198.51.100.1', 53, { allowed: true, reason: 'not-denied' }],
+    ['ICMP to a block a deny entry of TCP names, for a deny-only workload', BACK, 'ICMP', '203.0.113.1', 0, { allowed: false, reason: 'no-rule-matched' }],
+  ];
+  for (const [what, source, protocol, ip, port, expected] of rows) {
+    it(`${expected.allowed ? 'allows' : 'denies'} ${what}`, () => {
+      assert.deepEqual(authorizeEgress({ source, destination: { ip, port }, ...(protocol ? { protocol } : {}) }, index), expected);
+    });
+  }
+});

@@ -102,6 +102,19 @@ describe('policy parsing', () => {
         assert.equal(rule?.ports, undefined);
       });
 
+      it('EgressPolicy entries with a protocol: TCP by default, any case accepted, kept in the manifest', () => {
+        const text = `${EGRESS}  allow:\n  - hosts: [a.com]\n  - cidrs: [10.9.0.0/16]\n    ports: [53]\n    protocol: udp\n  - cidrs: [10.8.0.0/16]\n    protocol: ICMP\n  deny:\n  - cidrs: [10.9.9.0/24]\n    protocol: Udp\n`;
+        const r = parsePolicies(text, 'e.yaml');
+        assert.deepEqual(r.problems, []);
+        const p = r.policies[0];
+        assert.ok(p?.kind === 'EgressPolicy');
+        assert.deepEqual(p.rules.map((rule) => rule.protocol), ['TCP', 'UDP', 'ICMP']);
+        assert.deepEqual(p.deny.map((rule) => rule.protocol), ['UDP']);
+        const back = parsePolicies(JSON.stringify(p.manifest), 'm.json').policies[0];
+        assert.ok(back?.kind === 'EgressPolicy');
+        assert.deepEqual(back.rules.map((rule) => rule.protocol), ['TCP', 'UDP', 'ICMP']);
+      });
+
       it('an empty file, comments only, and empty documents between "---"', () => {
         for (const text of ['', '# nothing\n', '---\n---\n', `---\n${AUTHZ}  {}\n---\n---\n`]) {
           const r = parsePolicies(text, 'e.yaml');
@@ -333,6 +346,15 @@ describe('policy parsing', () => {
         ['deny: a bad CIDR', `${EGRESS}  deny:\n  - cidrs: [10.0.0.1/8]\n`, [[8, 'spec.deny[0].cidrs: "10.0.0.1/8" has host bits set (did you mean 10.0.0.0/8?)']]],
         ['deny: a bad port', `${EGRESS}  deny:\n  - cidrs: [10.0.0.0/8]\n    ports: [http]\n`, [[9, 'spec.deny[0].ports: "http" is not a port']]],
         ['deny: not a list', `${EGRESS}  deny: {hosts: [a.com]}\n`, [[7, 'spec.deny: must be a list']]],
+        ['an unknown protocol', `${EGRESS}  allow:\n  - cidrs: [10.0.0.0/8]\n    protocol: SCTP\n`, [[9, 'spec.allow[0].protocol: "SCTP" is not a protocol (use TCP, UDP or ICMP)']]],
+        ['a protocol that is not a string', `${EGRESS}  allow:\n  - cidrs: [10.0.0.0/8]\n    protocol: 17\n`, [[9, 'spec.allow[0].protocol: must be a string, got 17']]],
+        [
+          'UDP hosts',
+          `${EGRESS}  allow:\n  - hosts: [dns.example.com]\n    protocol: UDP\n`,
+          [[9, 'spec.allow[0].protocol: UDP with "hosts": host rules are TCP only (names are checked against TLS SNI and HTTP Host); use cidrs for UDP']],
+        ],
+        ['ICMP hosts in deny', `${EGRESS}  deny:\n  - hosts: [a.com]\n    protocol: icmp\n`, [[9, 'spec.deny[0].protocol: ICMP with "hosts": host rules are TCP only']]],
+        ['ICMP with ports', `${EGRESS}  allow:\n  - cidrs: [10.0.0.0/8]\n    ports: [7]\n    protocol: ICMP\n`, [[9, 'spec.allow[0].ports: ICMP has no ports (remove "ports")']]],
       ];
       for (const [what, text, expected] of egressCases) {
         it(`EgressPolicy: ${what}`, () => expectProblems(text, expected));
