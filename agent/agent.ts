@@ -17,7 +17,7 @@ import { acquireNodeLock, type NodeLock } from './lock';
 import { DEFAULT_DRAIN_TIMEOUT_MS, drainConnections, MAX_DRAIN_TIMEOUT_MS } from './drain';
 import { HandoverServer } from './handover';
 import { claimNode, enableRequestMigration, takeOver, type NodeClaim } from './takeover';
-import { CollectorClient, type RegistrySnapshot } from './mesh/collector-client';
+import { CollectorClient } from './mesh/collector-client';
 import { HBONE_PORT } from './proxy/hbone';
 import { HbonePool } from './proxy/hbone-pool';
 import { InboundProxy } from './proxy/inbound';
@@ -507,6 +507,7 @@ async function startMesh(
     dataDir: path.resolve(m.dataDir),
     joinToken: m.joinToken,
     log,
+    registry,
   });
   const identities = new IdentityManager({ source: collector, log });
   const pool = new HbonePool(identities, log, m.hbonePort ?? HBONE_PORT, connectTimeoutMs);
@@ -525,7 +526,7 @@ async function startMesh(
   try {
     // Before the session opens, so the first 'connected' already flushes what is buffered.
     reporter.start(collector);
-    collector.on('registry', (snap: RegistrySnapshot) => registry.update(snap.version, snap.workloads, snap.services));
+    // the collector client applies snapshots and deltas to `registry` itself
     collector.on('policies', (p: { version: number; files: PolicyFile[] }) => {
       const ok = policies.applyCollector(p.version, p.files);
       // The collector shows which version each agent enforces (`palisade status`).
@@ -548,9 +549,8 @@ async function startMesh(
       });
     });
     firstPolicies.catch(() => undefined);
-    const first = await collector.start();
+    await collector.start(); // the registry is filled by then (the client applies to it)
     await firstPolicies;
-    registry.update(first.version, first.workloads, first.services);
     const local = workloads.all().map((w) => w.identity);
     identities.retain(local);
     await Promise.all([...new Set(local)].map((id) => identities.ready(id)));

@@ -1,7 +1,8 @@
 /**
  * A node session: an agent authenticated by its node certificate, which may only act as that
  * node. It says `hello` first, then `register`s its workloads and sends `csr`s; the collector
- * pushes `registry` snapshots. A node registers only workloads its join binding allows (scope,
+ * sends a `registry` snapshot (or, to a reconnecting agent, the deltas it missed), then pushes
+ * every change as a `registry-delta`. A node registers only workloads its join binding allows (scope,
  * pod range; and, with a pod authority, pods that run on it: nodes/workload-admission.ts). The
  * CA signs a workload identity only while this node has a workload with that identity
  * registered, the binding (and authority) still allow it, and only for a CSR whose one URI SAN
@@ -20,6 +21,7 @@ import {
   type FlowsMessage,
   type PolicyStatusMessage,
   type RegisterMessage,
+  type RegistryPosition,
 } from '../common/mesh-protocol';
 import { parseSpiffeId } from '../common/identity';
 import { certInfo, nodeSpiffeId, readCsr } from '../common/pki';
@@ -79,6 +81,8 @@ export const SUPERSEDED_GRACE_MS = 11 * 60_000;
 
 export class NodeSession {
   private ready = false;
+  /** The agent has the registry up to the newest delta: later ones are pushed as they happen. */
+  private registrySynced = false;
   /** A newer session of this node said hello: this one only delivers its last flows. */
   private superseded = false;
   private readonly log: Logger;
@@ -106,9 +110,14 @@ export class NodeSession {
     return this.ready;
   }
 
-  /** Push a pre-encoded registry frame. */
+  /** Push a pre-encoded frame (policies). */
   push(frame: string): void {
     if (this.ready && !this.superseded) sendTo(this.ws, frame, this.log);
+  }
+
+  /** Push a pre-encoded `registry-delta` frame, once the agent holds the registry it applies to. */
+  pushRegistry(frame: string): void {
+    if (this.registrySynced) this.push(frame);
   }
 
   /** The collector no longer accepts this session's certificate (the node was revoked). */
@@ -146,6 +155,7 @@ export class NodeSession {
         if (message.type === 'register') this.register(message);
         else if (message.type === 'flows') this.flows(message);
         else if (message.type === 'policy-status') this.deps.policyStatus?.(this.node, message);
+        else if (message.type === 'registry-sync') this.syncRegistry(message.since);
         else this.csr(message);
       }
     } catch (err) {
@@ -177,9 +187,16 @@ export class NodeSession {
     this.deps.hub.claim(this.node, this)?.supersede();
     this.ready = true;
     this.log.info({ nodeAddress: m.nodeAddress, agentVersion: m.agentVersion }, 'agent connected');
-    this.deps.registry.nodeOnline(this.node, m.nodeAddress); // pushes a snapshot, to this session too
+    this.deps.registry.nodeOnline(this.node, m.nodeAddress); // a delta to every other session
+    this.syncRegistry(m.since);
     const policies = this.deps.policiesFrame?.();
     if (policies) sendTo(this.ws, policies, this.log);
+  }
+
+  /** Send what the agent's registry at `since` misses (deltas, or a snapshot); later deltas follow as pushed. */
+  private syncRegistry(since: RegistryPosition | undefined): void {
+    for (const frame of this.deps.registry.catchUp(since)) sendTo(this.ws, frame, this.log);
+    this.registrySynced = true;
   }
 
   /** Store a batch, then acknowledge it: the agent resends what was never acknowledged. */

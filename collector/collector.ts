@@ -8,7 +8,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { describeCause, PalisadeError } from '../common/errors';
 import type { Logger } from '../common/log';
-import { COLLECTOR_SERVERNAME, encodeMessage, type RegistrySnapshot } from '../common/mesh-protocol';
+import { COLLECTOR_SERVERNAME, type RegistrySnapshot } from '../common/mesh-protocol';
 import { generateKeyPair, isSpecificIp } from '../common/pki';
 import { ApiAuth, loadOrCreateAdminToken } from './api/auth';
 import { CollectorApi } from './api/handler';
@@ -125,9 +125,9 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
   });
   metrics.watch(flows);
   let server: AgentServer | undefined;
-  const registry = new WorkloadRegistry(ca.trustDomain, (snapshot) => {
-    server?.broadcast(encodeMessage({ type: 'registry', ...snapshot }));
-    log.debug({ version: snapshot.version, workloads: snapshot.workloads.length }, 'registry changed');
+  const registry = new WorkloadRegistry(ca.trustDomain, (delta, frame) => {
+    server?.broadcastRegistry(frame);
+    log.debug({ version: delta.toVersion, changes: delta.changes.length }, 'registry changed');
   });
   // The versioned policies and the audit log; a bad policy directory refuses the start, before anything listens.
   let control: { audit: AuditLog; policies: PolicyManager };

@@ -8,8 +8,12 @@
  */
 import type { MessageType } from '../common/mesh-protocol';
 
-/** Frames of the node session, by what they cost (flows: 1 more per 500 records). */
-const COST: Partial<Record<MessageType, number>> = { csr: 10, register: 10, hello: 5 };
+/**
+ * Frames of the node session, by what they cost (flows: 1 more per 500 records). A
+ * `registry-sync` may cost the collector a whole snapshot (O(mesh)); an agent sends one only when
+ * a delta did not follow, so it is priced to allow two a second at most.
+ */
+const COST: Partial<Record<MessageType, number>> = { csr: 10, register: 10, hello: 5, 'registry-sync': 50 };
 
 export interface FrameBudgetOptions {
   /** Bucket size (default 200): a burst of this much costs nothing. */

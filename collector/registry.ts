@@ -1,12 +1,31 @@
 /**
  * The collector's workload registry: which node runs which workload at which IP, and which nodes
- * are online. Pure data, no sockets: sessions call it, and it calls `onChange` once per change so
- * the server can push a snapshot to every agent. A node that disconnects keeps its workloads
- * (established traffic keeps working) and is marked offline.
+ * are online. Pure data, no sockets: sessions call it, and it calls `onChange` once per change
+ * with that change as a delta (only the entries that changed) so the server can push it to every
+ * agent. A node that disconnects keeps its workloads (established traffic keeps working) and is
+ * marked offline. `epoch` is random per registry: versions of another collector process mean nothing here.
+ *
+ * Services (Kubernetes', and those nodes declare) are resolved again after every change
+ * (./services.ts); when the resolved list differs from the last one pushed, the change's delta
+ * also carries the whole new list (`set-services`: services are few, and one workload or node
+ * change may change the endpoints of many).
  */
+import { randomBytes } from 'node:crypto';
 import { spiffeId } from '../common/identity';
-import type { RegistryNode, RegistryService, RegistrySnapshot, RegistryWorkload, ServiceRegistration, WorkloadRegistration } from '../common/mesh-protocol';
-import { byIp, resolveServices } from './services';
+import { RegistryLog, type RegistryLogLimits } from './registry-log';
+import { byIp, resolveServices, type ResolvedServices } from './services';
+import {
+  encodeMessage,
+  type RegistryChange,
+  type RegistryDelta,
+  type RegistryNode,
+  type RegistryPosition,
+  type RegistryService,
+  type RegistrySnapshot,
+  type RegistryWorkload,
+  type ServiceRegistration,
+  type WorkloadRegistration,
+} from '../common/mesh-protocol';
 
 interface NodeState {
   nodeAddress: string;
@@ -26,32 +45,56 @@ export interface RegisterResult {
 export class WorkloadRegistry {
   private readonly nodes = new Map<string, NodeState>();
   private kubeServices: RegistryService[] = [];
+  /** The services as resolved after the last change (and their refusals), and that list as pushed. */
+  private resolution: ResolvedServices = { services: [], refused: new Map() };
+  private servicesText = '[]';
   private versionCounter = 0;
+  readonly epoch = randomBytes(8).toString('hex');
+  private readonly log: RegistryLog;
 
+  /** `onChange` gets each change and its encoded `registry-delta` frame (the same text for every agent). */
   constructor(
     readonly trustDomain: string,
-    private readonly onChange: (snapshot: RegistrySnapshot) => void = () => undefined,
+    private readonly onChange: (delta: RegistryDelta, frame: string) => void = () => undefined,
     private readonly now: () => Date = () => new Date(),
-  ) {}
+    logLimits: RegistryLogLimits = {},
+  ) {
+    this.log = new RegistryLog(logLimits);
+  }
+
+  /**
+   * The frames that bring an agent whose registry is at `since` up to date: the deltas it missed
+   * while the log reaches back that far, else one `registry` snapshot.
+   */
+  catchUp(since: RegistryPosition | undefined): string[] {
+    return this.log.since(since, this.position()) ?? [encodeMessage({ type: 'registry', ...this.snapshot() })];
+  }
 
   get version(): number {
     return this.versionCounter;
   }
 
+  position(): RegistryPosition {
+    return { epoch: this.epoch, version: this.versionCounter };
+  }
+
   /** A node's session said hello: online, at `nodeAddress`. */
   nodeOnline(node: string, nodeAddress: string): void {
     const state = this.nodes.get(node);
+    const changes: RegistryChange[] = [];
     if (state) {
       state.online = true;
       state.lastSeen = this.now();
       if (state.nodeAddress !== nodeAddress) {
         state.nodeAddress = nodeAddress;
         state.workloads = state.workloads.map((w) => ({ ...w, nodeAddress }));
+        for (const w of state.workloads) changes.push({ op: 'set-workload', workload: copyWorkload(w) });
       }
     } else {
       this.nodes.set(node, { nodeAddress, online: true, lastSeen: this.now(), workloads: [], services: [] });
     }
-    this.changed();
+    changes.unshift({ op: 'set-node', node: this.nodeEntry(node, this.nodes.get(node)!) });
+    this.changed(changes);
   }
 
   /**
@@ -71,12 +114,15 @@ export class WorkloadRegistry {
     if (!state || !state.online) return;
     state.online = false;
     state.lastSeen = this.now();
-    this.changed();
+    this.changed([{ op: 'set-node', node: this.nodeEntry(node, state) }]);
   }
 
   /** A revoked node: gone with its workloads, so no peer routes to it or accepts its identities. */
   removeNode(node: string): void {
-    if (this.nodes.delete(node)) this.changed();
+    const state = this.nodes.get(node);
+    if (!state) return;
+    this.nodes.delete(node);
+    this.changed([{ op: 'remove-node', node }, ...state.workloads.map((w): RegistryChange => ({ op: 'remove-workload', ip: w.ip }))]);
   }
 
   /**
@@ -132,13 +178,14 @@ export class WorkloadRegistry {
       });
     }
     accepted.sort(byIp);
+    const changes = workloadChanges(state.workloads, accepted);
     const declared = services.map((d) => ({ ...d, vips: [...d.vips], ports: d.ports.map((p) => ({ ...p })), selector: { ...d.selector } }));
-    if (JSON.stringify(accepted) !== JSON.stringify(state.workloads) || JSON.stringify(declared) !== JSON.stringify(state.services)) {
+    if (changes.length > 0 || JSON.stringify(declared) !== JSON.stringify(state.services)) {
       state.workloads = accepted;
       state.services = declared;
-      this.changed();
+      this.changed(changes);
     }
-    refused.push(...(this.resolved().refused.get(node) ?? []));
+    refused.push(...(this.resolution.refused.get(node) ?? []));
     return { accepted: accepted.length, refused };
   }
 
@@ -146,7 +193,7 @@ export class WorkloadRegistry {
   setKubernetesServices(services: RegistryService[]): void {
     if (JSON.stringify(services) === JSON.stringify(this.kubeServices)) return;
     this.kubeServices = services;
-    this.changed();
+    this.changed([]);
   }
 
   /** Is `identity` the identity of a workload `node` has registered right now? */
@@ -158,21 +205,58 @@ export class WorkloadRegistry {
     const workloads: RegistryWorkload[] = [];
     const nodes: RegistryNode[] = [];
     for (const [node, s] of [...this.nodes].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-      nodes.push({ node, nodeAddress: s.nodeAddress, online: s.online, lastSeen: (s.online ? this.now() : s.lastSeen).toISOString() });
-      workloads.push(...s.workloads.map((w) => ({ ...w, labels: { ...w.labels } })));
+      nodes.push(this.nodeEntry(node, s));
+      workloads.push(...s.workloads.map(copyWorkload));
     }
-    return { version: this.versionCounter, workloads: workloads.sort(byIp), nodes, services: this.resolved().services };
+    return { version: this.versionCounter, epoch: this.epoch, workloads: workloads.sort(byIp), nodes, services: structuredClone(this.resolution.services) };
   }
 
-  private resolved(): ReturnType<typeof resolveServices> {
-    const declared = new Map([...this.nodes].map(([node, s]) => [node, s.services]));
-    const workloads = [...this.nodes.values()].flatMap((s) => s.workloads);
+  private resolve(): ResolvedServices {
+    const declared = new Map<string, readonly ServiceRegistration[]>();
+    for (const [node, s] of this.nodes) if (s.services.length > 0) declared.set(node, s.services);
+    // Declared services find their endpoints among every workload: gathered only when some node declares one.
+    const workloads = declared.size > 0 ? [...this.nodes.values()].flatMap((s) => s.workloads) : [];
     return resolveServices(declared, this.kubeServices, workloads, (node) => this.nodes.get(node)?.online === true);
   }
 
-  private changed(): void {
-    this.versionCounter += 1;
-    this.onChange(this.snapshot());
+  private nodeEntry(node: string, s: NodeState): RegistryNode {
+    return { node, nodeAddress: s.nodeAddress, online: s.online, lastSeen: (s.online ? this.now() : s.lastSeen).toISOString() };
   }
+
+  /**
+   * The state changed by `changes`: resolve the services again (with `set-services` when they
+   * changed) and push one delta — none when nothing an agent holds changed (e.g. a Kubernetes
+   * Service that clashes, or a node declaring a service another already declared).
+   */
+  private changed(changes: RegistryChange[]): void {
+    this.resolution = this.resolve();
+    const servicesText = JSON.stringify(this.resolution.services);
+    if (servicesText !== this.servicesText) {
+      this.servicesText = servicesText;
+      changes.push({ op: 'set-services', services: this.resolution.services });
+    }
+    if (changes.length === 0) return;
+    const fromVersion = this.versionCounter;
+    this.versionCounter += 1;
+    const delta: RegistryDelta = { epoch: this.epoch, fromVersion, toVersion: this.versionCounter, changes };
+    this.onChange(delta, this.log.append(delta));
+  }
+}
+
+function copyWorkload(w: RegistryWorkload): RegistryWorkload {
+  return { ...w, labels: { ...w.labels } };
+}
+
+/** What turns one node's workload list `before` into `after`: removals, then additions and replacements (by IP). */
+export function workloadChanges(before: readonly RegistryWorkload[], after: readonly RegistryWorkload[]): RegistryChange[] {
+  const next = new Map(after.map((w) => [w.ip, w]));
+  const prev = new Map(before.map((w) => [w.ip, w]));
+  const changes: RegistryChange[] = [];
+  for (const w of before) if (!next.has(w.ip)) changes.push({ op: 'remove-workload', ip: w.ip });
+  for (const w of after) {
+    const old = prev.get(w.ip);
+    if (!old || JSON.stringify(old) !== JSON.stringify(w)) changes.push({ op: 'set-workload', workload: copyWorkload(w) });
+  }
+  return changes;
 }
 

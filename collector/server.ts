@@ -131,9 +131,14 @@ export class AgentServer implements NodeSessionHub {
     for (const s of this.servers) s.setSecureContext(this.tlsOptions(serving));
   }
 
-  /** Send one frame (registry, policies) to every node session that said hello. */
+  /** Send one frame (policies) to every node session that said hello. */
   broadcast(frame: string): void {
     for (const session of this.current.values()) session.push(frame);
+  }
+
+  /** Send one `registry-delta` frame to every node session that holds the registry it applies to. */
+  broadcastRegistry(frame: string): void {
+    for (const session of this.current.values()) session.pushRegistry(frame);
   }
 
   takeoverRefusal(node: string, session: NodeSession): string | undefined {

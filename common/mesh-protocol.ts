@@ -109,23 +109,58 @@ export interface RegistryNode {
   lastSeen: string;
 }
 
-/** `version` counts changes within one collector process; a restarted collector starts again. */
+/**
+ * `version` counts changes within one collector process; a restarted collector starts again
+ * with a new `epoch` (a random id), so a version is only meaningful with its epoch.
+ */
 export interface RegistrySnapshot {
   version: number;
+  epoch: string;
   workloads: RegistryWorkload[];
   nodes: RegistryNode[];
   /** Optional on the wire: a collector before services sends none. */
   services?: RegistryService[];
 }
 
+/**
+ * One registry change. Entries are keyed (a workload by IP, a node by name): `set-*` adds or
+ * replaces the entry, `remove-*` deletes it. A new kind of entry adds its own `set-`/`remove-` pair.
+ * Services are the exception: they are few, and one workload or node change can change the
+ * endpoints of many, so `set-services` carries the whole resolved list and replaces it.
+ */
+export type RegistryChange =
+  | { op: 'set-workload'; workload: RegistryWorkload }
+  | { op: 'remove-workload'; ip: string }
+  | { op: 'set-node'; node: RegistryNode }
+  | { op: 'remove-node'; node: string }
+  | { op: 'set-services'; services: RegistryService[] };
+
+/** What turns the registry at `fromVersion` (same epoch) into the registry at `toVersion`. */
+export interface RegistryDelta {
+  epoch: string;
+  fromVersion: number;
+  toVersion: number;
+  changes: RegistryChange[];
+}
+
+/** Where an agent's registry stands: it wants what changed since (or a snapshot). */
+export interface RegistryPosition {
+  epoch: string;
+  version: number;
+}
+
 export interface JoinMessage { type: 'join'; node: string; csr: string }
 export interface JoinedMessage { type: 'joined'; cert: string; ca: string }
-export interface HelloMessage { type: 'hello'; node: string; nodeAddress: string; agentVersion: string }
+/** `since`: the registry the agent already holds (a reconnect); it is sent what it missed, or a snapshot. */
+export interface HelloMessage { type: 'hello'; node: string; nodeAddress: string; agentVersion: string; since?: RegistryPosition }
 export interface RegisterMessage { type: 'register'; workloads: WorkloadRegistration[]; services?: ServiceRegistration[] }
 export interface CsrMessage { type: 'csr'; id: string; identity: string; csr: string }
 export interface CertMessage { type: 'cert'; id: string; cert: string; ca: string }
 export interface ErrorMessage { type: 'error'; id?: string; code: WireErrorCode; message: string }
 export interface RegistryMessage extends RegistrySnapshot { type: 'registry' }
+export interface RegistryDeltaMessage extends RegistryDelta { type: 'registry-delta' }
+/** The agent could not apply a delta (not at its fromVersion): it asks again from where it stands. */
+export interface RegistrySyncMessage { type: 'registry-sync'; since?: RegistryPosition }
 /**
  * A batch of flow records from an agent. `seq` numbers batches per agent process (`session`
  * identifies the process, so a restarted agent's seq 1 is not mistaken for a duplicate);
@@ -151,6 +186,8 @@ export type MeshMessage =
   | CertMessage
   | ErrorMessage
   | RegistryMessage
+  | RegistryDeltaMessage
+  | RegistrySyncMessage
   | PoliciesMessage
   | PolicyStatusMessage
   | FlowsMessage
@@ -162,8 +199,8 @@ export type MessageOf<T extends MessageType> = Extract<MeshMessage, { type: T }>
 export const JOIN_REQUESTS = ['join'] as const;
 export const JOIN_REPLIES = ['joined', 'error'] as const;
 export const NODE_FIRST = ['hello'] as const;
-export const NODE_REQUESTS = ['register', 'csr', 'flows', 'policy-status'] as const;
-export const NODE_REPLIES = ['registry', 'policies', 'cert', 'flows-ack', 'error'] as const;
+export const NODE_REQUESTS = ['register', 'csr', 'flows', 'policy-status', 'registry-sync'] as const;
+export const NODE_REPLIES = ['registry', 'registry-delta', 'policies', 'cert', 'flows-ack', 'error'] as const;
 
 // ---- field checks: each returns undefined when valid, else what is wrong -------------------
 
@@ -179,6 +216,8 @@ export const MAX_NODE_WORKLOADS = 1_000;
 /** Workloads and nodes a registry snapshot may hold (the whole mesh). */
 const MAX_REGISTRY_WORKLOADS = 100_000;
 const MAX_NODES = 10_000;
+/** Changes one delta may hold: one node's change touches at most its own workloads (all removed, all added), itself and the services (one change). */
+export const MAX_DELTA_CHANGES = 4 * MAX_NODE_WORKLOADS;
 const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const ID_RE = /^[A-Za-z0-9._-]{1,64}$/;
 const VERSION_TEXT_RE = /^[\x21-\x7e]{1,64}$/;
@@ -255,6 +294,8 @@ export const MAX_SERVICE_PORTS = 100;
 export const MAX_SERVICE_VIPS = 2;
 export const MAX_SERVICE_ENDPOINTS = 5000;
 const MAX_SERVICES = 10_000;
+/** Services a registry snapshot or a `set-services` change may hold (the whole mesh's). */
+const MAX_REGISTRY_SERVICES = MAX_SERVICES * 10;
 const PORT_NAME_RE = /^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)?$/;
 const portNumber: Check = (v, at) => (Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535 ? undefined : `${at}: must be a port (1-65535)`);
 const portName = str((s) => PORT_NAME_RE.test(s), "must be '' or a port name (lowercase letters, digits and '-', at most 63)");
@@ -292,10 +333,27 @@ const REGISTRY_NODE: Schema = {
   lastSeen: { check: isoTime },
 };
 
+const POSITION: Schema = { epoch: { check: requestId }, version: { check: version } };
+
+/** Each `op` has its own fields; an unknown op is refused like an unknown field. */
+const CHANGE_SCHEMAS: Record<RegistryChange['op'], Schema> = {
+  'set-workload': { op: { check: () => undefined }, workload: { check: object(REGISTRY_WORKLOAD) } },
+  'remove-workload': { op: { check: () => undefined }, ip: { check: ipv4 } },
+  'set-node': { op: { check: () => undefined }, node: { check: object(REGISTRY_NODE) } },
+  'remove-node': { op: { check: () => undefined }, node: { check: nodeName } },
+  'set-services': { op: { check: () => undefined }, services: { check: arrayOf(object(REGISTRY_SERVICE), MAX_REGISTRY_SERVICES) } },
+};
+const registryChange: Check = (v, at) => {
+  if (!isRecord(v)) return `${at}: must be an object`;
+  const op = v.op;
+  if (!isString(op) || !Object.prototype.hasOwnProperty.call(CHANGE_SCHEMAS, op)) return `${at}.op: must be one of ${Object.keys(CHANGE_SCHEMAS).join(', ')}`;
+  return checkObject(v, CHANGE_SCHEMAS[op as RegistryChange['op']], at);
+};
+
 const SCHEMAS: { [T in MessageType]: Schema } = {
   join: { node: { check: nodeName }, csr: { check: pem('CERTIFICATE REQUEST') } },
   joined: { cert: { check: pem('CERTIFICATE') }, ca: { check: pem('CERTIFICATE') } },
-  hello: { node: { check: nodeName }, nodeAddress: { check: ipv4 }, agentVersion: { check: agentVersion } },
+  hello: { node: { check: nodeName }, nodeAddress: { check: ipv4 }, agentVersion: { check: agentVersion }, since: { check: object(POSITION), optional: true } },
   register: {
     workloads: { check: arrayOf(object(WORKLOAD_REGISTRATION), MAX_NODE_WORKLOADS) },
     services: { check: arrayOf(object(SERVICE_REGISTRATION), MAX_SERVICES), optional: true },
@@ -305,10 +363,18 @@ const SCHEMAS: { [T in MessageType]: Schema } = {
   error: { id: { check: requestId, optional: true }, code: { check: wireCode }, message: { check: text } },
   registry: {
     version: { check: version },
+    epoch: { check: requestId },
     workloads: { check: arrayOf(object(REGISTRY_WORKLOAD), MAX_REGISTRY_WORKLOADS) },
     nodes: { check: arrayOf(object(REGISTRY_NODE), MAX_NODES) },
-    services: { check: arrayOf(object(REGISTRY_SERVICE), MAX_SERVICES * 10), optional: true },
+    services: { check: arrayOf(object(REGISTRY_SERVICE), MAX_REGISTRY_SERVICES), optional: true },
   },
+  'registry-delta': {
+    fromVersion: { check: version },
+    toVersion: { check: version },
+    epoch: { check: requestId },
+    changes: { check: arrayOf(registryChange, MAX_DELTA_CHANGES) },
+  },
+  'registry-sync': { since: { check: object(POSITION), optional: true } },
   policies: { version: { check: version }, files: { check: arrayOf(object(POLICY_FILE), MAX_POLICY_FILES) } },
   flows: {
     session: { check: requestId },
@@ -380,6 +446,7 @@ export function parseMessage<T extends MessageType>(
   const { type: _type, ...fields } = value;
   const problem = checkObject(fields, SCHEMAS[type as T], type);
   if (problem) throw refuse(problem);
+  if (type === 'registry-delta' && (fields.toVersion as number) <= (fields.fromVersion as number)) throw refuse('registry-delta: toVersion must be after fromVersion');
   return value as unknown as MessageOf<T>;
 }
 

@@ -1,14 +1,17 @@
 /**
  * The agent's session with the collector. `start()` joins first when the data directory holds
  * no usable node certificate, then keeps one node session open for as long as the agent runs:
- * hello, the node's workloads (again after every reconnect), CSRs, and registry snapshots in.
+ * hello, the node's workloads (again after every reconnect), CSRs, and the mesh registry in: a
+ * snapshot, then each change as a delta applied to `registry` (a MeshRegistry). A delta that does
+ * not follow what the agent holds is not applied: the agent asks (`registry-sync`) for what it
+ * missed. A reconnect says in hello where the registry stands, so only the missed deltas come.
  * A collector that is down or drops us is retried forever with backoff; only a refusal while
  * starting (join refused, node certificate refused) is final.
  *
  * Flow batches go out with `sendFlows` (the flow reporter, agent/flows/reporter.ts, decides what
  * and when); `bufferedAmount` is its backpressure signal.
  *
- * Events: 'registry' (RegistrySnapshot), 'policies' ({version, files}), 'flows-ack' ({session, seq}), 'connected', 'disconnected' ({code, reason}),
+ * Events: 'registry' (RegistrySnapshot, built only when someone listens; after every snapshot or delta), 'policies' ({version, files}), 'flows-ack' ({session, seq}), 'connected', 'disconnected' ({code, reason}),
  * 'collector-error' (PalisadeError the collector reported outside any request, e.g. a refused
  * registration).
  */
@@ -28,6 +31,7 @@ import {
   parseMessage,
   type HelloMessage,
   type MeshMessage,
+  type MessageOf,
   type RegisterMessage,
   type RegistrySnapshot,
   type ServiceRegistration,
@@ -35,6 +39,7 @@ import {
 } from '../../common/mesh-protocol';
 import { createCsr, generateKeyPair, isNodeName, nodeSpiffeId } from '../../common/pki';
 import { Backoff, type BackoffOptions } from '../../common/backoff';
+import { MeshRegistry } from './mesh-registry';
 import { joinOnce } from './join';
 import { loadNodeCredentials, saveNodeCredentials, type NodeCredentials } from './node-identity';
 import { isTlsVerifyError, openCollectorSocket, parseCollectorUrl, readRefusal, type CollectorEndpoint } from './transport';
@@ -56,6 +61,8 @@ export interface CollectorClientOptions {
   /** Drop the session when nothing (not even a ping) came from the collector for this long; default 35 s. */
   deadAfterMs?: number;
   backoff?: BackoffOptions;
+  /** Where the mesh registry is kept (default: a new one, as `registry`). */
+  registry?: MeshRegistry;
 }
 
 /**
@@ -95,7 +102,9 @@ export class CollectorClient extends EventEmitter {
   private ws: WebSocket | undefined;
   private ready = false;
   private registration: RegisterMessage | undefined;
-  private snapshot: RegistrySnapshot | undefined;
+  readonly registry: MeshRegistry;
+  /** A `registry-sync` is on its way: undeliverable deltas until its answer are expected. */
+  private syncAsked = false;
   private nextId = 0;
   private started = false;
   private closed = false;
@@ -119,6 +128,7 @@ export class CollectorClient extends EventEmitter {
       throw new PalisadeError('PALISADE_ERR_CONFIG_INVALID', `the mesh CA is not a PEM CA certificate: ${(err as Error).message}`, { cause: err });
     }
     this.opts = opts;
+    this.registry = opts.registry ?? new MeshRegistry();
     this.endpoint = parseCollectorUrl(opts.url);
     this.log = opts.log.child({ component: 'collector-client' });
     this.backoff = new Backoff(opts.backoff);
@@ -159,8 +169,9 @@ export class CollectorClient extends EventEmitter {
     return true;
   }
 
+  /** The registry as a snapshot (built now: O(mesh)); undefined before the first one arrived. */
   latest(): RegistrySnapshot | undefined {
-    return this.snapshot;
+    return this.registry.position() ? this.registry.snapshot() : undefined;
   }
 
   /** Join if needed, open the node session; resolves with the first registry snapshot. */
@@ -263,6 +274,28 @@ export class CollectorClient extends EventEmitter {
     }
   }
 
+  /** Apply a snapshot or delta; false when the delta does not follow what we hold (then we ask for what we missed, once). */
+  private registryFrame(ws: WebSocket, m: MessageOf<'registry' | 'registry-delta'>): boolean {
+    if (m.type === 'registry') {
+      const { type: _type, ...snapshot } = m;
+      this.registry.replace(snapshot);
+      this.syncAsked = false;
+      return true;
+    }
+    if (this.registry.apply(m)) {
+      this.syncAsked = false;
+      return true;
+    }
+    if (m.epoch === this.registry.epoch && m.toVersion <= this.registry.version) return false; // already applied
+    if (!this.syncAsked) {
+      this.syncAsked = true;
+      const since = this.registry.position();
+      this.log.info({ have: this.registry.version, deltaFrom: m.fromVersion }, 'registry delta does not follow ours, asking for what we missed');
+      ws.send(encodeMessage({ type: 'registry-sync', ...(since ? { since } : {}) }));
+    }
+    return false;
+  }
+
   private connect(): void {
     const creds = this.creds;
     if (this.closed || !creds) return;
@@ -272,7 +305,9 @@ export class CollectorClient extends EventEmitter {
     this.heard();
     ws.on('open', () => {
       this.heard();
-      const hello: HelloMessage = { type: 'hello', node: this.opts.node, nodeAddress: this.opts.nodeAddress, agentVersion: agentVersion(this.opts) };
+      const since = this.registry.position();
+      const hello: HelloMessage = { type: 'hello', node: this.opts.node, nodeAddress: this.opts.nodeAddress, agentVersion: agentVersion(this.opts), ...(since ? { since } : {}) };
+      this.syncAsked = false;
       ws.send(encodeMessage(hello));
       if (this.registration) ws.send(encodeMessage(this.registration));
     });
@@ -311,19 +346,19 @@ export class CollectorClient extends EventEmitter {
       ws.terminate();
       return;
     }
-    if (m.type === 'registry') {
-      const { type: _type, ...snapshot } = m;
-      this.snapshot = snapshot;
+    if (m.type === 'registry' || m.type === 'registry-delta') {
+      if (!this.registryFrame(ws, m)) return;
+      // hello always changes the registry (the node is online), so a session's first registry frame comes right after it
       if (!this.ready) {
         this.ready = true;
         this.backoff.reset();
-        this.log.info({ version: snapshot.version, workloads: snapshot.workloads.length }, 'connected to the collector');
+        this.log.info({ version: this.registry.version, workloads: this.registry.size }, 'connected to the collector');
         this.emit('connected');
-        this.startWaiter?.resolve(snapshot);
+        this.startWaiter?.resolve(this.registry.snapshot());
         this.startWaiter = undefined;
         void this.renewNodeCertIfDue();
       }
-      this.emit('registry', snapshot);
+      if (this.listenerCount('registry') > 0) this.emit('registry', this.registry.snapshot());
       return;
     }
     if (m.type === 'policies') {

@@ -1,7 +1,10 @@
 /**
- * The mesh's workloads (every node's) and services, as the collector's latest registry snapshot
- * lists them: workloads by IP, services by name and by virtual IP and port (with their ready
- * endpoints resolved to addresses and target ports, once per snapshot).
+ * The mesh's workloads (every node's), nodes and services, as the collector's registry describes
+ * them: a snapshot replaces the whole state, a delta applies its changes — but only to the state
+ * it was computed from (same epoch, `fromVersion` = our version); otherwise nothing changes and
+ * the caller asks the collector for what it missed. Workloads by IP; services by name and by
+ * virtual IP and port (with their ready endpoints resolved to addresses and target ports, again
+ * whenever the services change: a snapshot or a delta's `set-services`, which replaces them all).
  *
  * Services, for other parts of the agent (the outbound proxy, the DNS proxy):
  *   - `services()`: every service, as the registry gives it;
@@ -9,7 +12,7 @@
  *     `<name>.<namespace>.svc.<domain>`;
  *   - `byVip(ip, port)`: where a connection to a virtual IP and port may go (ready endpoints only).
  */
-import type { RegistryService, RegistryWorkload } from '../../common/mesh-protocol';
+import type { RegistryChange, RegistryDelta, RegistryNode, RegistryPosition, RegistryService, RegistrySnapshot, RegistryWorkload } from '../../common/mesh-protocol';
 
 /** A workload anywhere in the mesh, as the collector's registry describes it. */
 export type MeshWorkload = RegistryWorkload;
@@ -26,39 +29,48 @@ export interface ServiceTarget {
   endpoints: ReadonlyArray<{ ip: string; port: number }>;
 }
 
-/** The collector's latest registry snapshot, indexed. */
 export class MeshRegistry {
   private ips = new Map<string, MeshWorkload>();
+  private nodes = new Map<string, RegistryNode>();
+  /** Workloads per node address, so `nodeAddresses` is kept without a scan. */
+  private addressCounts = new Map<string, number>();
+  private addresses: ReadonlySet<string> = new Set();
   private names = new Map<string, MeshService>();
   private vips = new Map<string, ServiceTarget>();
   private list: readonly MeshService[] = [];
-  private nodes: ReadonlySet<string> = new Set();
   version = 0;
+  epoch = '';
 
-  update(version: number, workloads: MeshWorkload[], services: MeshService[] = []): void {
-    const next = new Map<string, MeshWorkload>();
-    for (const w of workloads) next.set(w.ip, w);
-    const names = new Map<string, MeshService>();
-    const vips = new Map<string, ServiceTarget>();
-    for (const s of services) {
-      names.set(`${s.namespace}/${s.name}`, s);
-      s.ports.forEach((p, i) => {
-        const endpoints = s.endpoints.filter((e) => e.ready && e.targetPorts.length === s.ports.length).map((e) => ({ ip: e.ip, port: e.targetPorts[i]! }));
-        const target: ServiceTarget = { service: { namespace: s.namespace, name: s.name }, port: p.name, endpoints };
-        for (const vip of s.vips) vips.set(`${vip}:${p.port}`, target);
-      });
-    }
-    this.ips = next;
-    this.names = names;
-    this.vips = vips;
-    this.list = services;
-    this.nodes = new Set(workloads.map((w) => w.nodeAddress));
-    this.version = version;
+  /** Where this registry stands; undefined before the first snapshot. */
+  position(): RegistryPosition | undefined {
+    return this.epoch === '' ? undefined : { epoch: this.epoch, version: this.version };
   }
 
-  /** The node addresses of every node with a workload (the same set until the next update). */
+  /** Replace everything with a snapshot. */
+  replace(snapshot: RegistrySnapshot): void {
+    this.ips = new Map(snapshot.workloads.map((w) => [w.ip, w]));
+    this.nodes = new Map(snapshot.nodes.map((n) => [n.node, n]));
+    this.addressCounts = new Map();
+    for (const w of snapshot.workloads) this.addressCounts.set(w.nodeAddress, (this.addressCounts.get(w.nodeAddress) ?? 0) + 1);
+    this.addresses = new Set(this.addressCounts.keys());
+    this.setServices(snapshot.services ?? []);
+    this.version = snapshot.version;
+    this.epoch = snapshot.epoch;
+  }
+
+  /** Apply `delta` if it follows this state exactly; false (nothing changed) if it does not. */
+  apply(delta: RegistryDelta): boolean {
+    if (delta.epoch !== this.epoch || delta.fromVersion !== this.version || delta.toVersion <= delta.fromVersion) return false;
+    let addressesChanged = false;
+    for (const change of delta.changes) addressesChanged = this.change(change) || addressesChanged;
+    if (addressesChanged) this.addresses = new Set(this.addressCounts.keys());
+    this.version = delta.toVersion;
+    return true;
+  }
+
+  /** The node addresses of every node with a workload (the same set until it changes). */
   nodeAddresses(): ReadonlySet<string> {
-    return this.nodes;
+    return this.addresses;
   }
 
   byIp(ip: string): MeshWorkload | undefined {
@@ -81,7 +93,76 @@ export class MeshRegistry {
     return this.ips.values();
   }
 
+  allNodes(): IterableIterator<RegistryNode> {
+    return this.nodes.values();
+  }
+
   get size(): number {
     return this.ips.size;
   }
+
+  /** The state as a snapshot (sorted as the collector sorts it: workloads by IP, nodes by name; services as they came). */
+  snapshot(): RegistrySnapshot {
+    const workloads = [...this.ips.values()].sort((a, b) => ipNumber(a.ip) - ipNumber(b.ip));
+    const nodes = [...this.nodes.values()].sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
+    return { version: this.version, epoch: this.epoch, workloads, nodes, services: [...this.list] };
+  }
+
+  /** Replace every service, and index them by name and by virtual IP and port. */
+  private setServices(services: readonly MeshService[]): void {
+    const names = new Map<string, MeshService>();
+    const vips = new Map<string, ServiceTarget>();
+    for (const s of services) {
+      names.set(`${s.namespace}/${s.name}`, s);
+      s.ports.forEach((p, i) => {
+        const endpoints = s.endpoints.filter((e) => e.ready && e.targetPorts.length === s.ports.length).map((e) => ({ ip: e.ip, port: e.targetPorts[i]! }));
+        const target: ServiceTarget = { service: { namespace: s.namespace, name: s.name }, port: p.name, endpoints };
+        for (const vip of s.vips) vips.set(`${vip}:${p.port}`, target);
+      });
+    }
+    this.names = names;
+    this.vips = vips;
+    this.list = services;
+  }
+
+  /** One change; true when the set of node addresses may have changed. */
+  private change(c: RegistryChange): boolean {
+    switch (c.op) {
+      case 'set-workload': {
+        const gone = this.removeWorkload(c.workload.ip);
+        this.ips.set(c.workload.ip, c.workload);
+        return this.count(c.workload.nodeAddress, 1) || gone;
+      }
+      case 'remove-workload':
+        return this.removeWorkload(c.ip);
+      case 'set-node':
+        this.nodes.set(c.node.node, c.node);
+        return false;
+      case 'remove-node':
+        this.nodes.delete(c.node);
+        return false;
+      case 'set-services':
+        this.setServices(c.services);
+        return false;
+    }
+  }
+
+  private removeWorkload(ip: string): boolean {
+    const old = this.ips.get(ip);
+    if (!old) return false;
+    this.ips.delete(ip);
+    return this.count(old.nodeAddress, -1);
+  }
+
+  /** Adjust a node address's workload count; true when it appeared or disappeared. */
+  private count(address: string, by: 1 | -1): boolean {
+    const n = (this.addressCounts.get(address) ?? 0) + by;
+    if (n <= 0) this.addressCounts.delete(address);
+    else this.addressCounts.set(address, n);
+    return by === 1 ? n === 1 : n === 0;
+  }
+}
+
+export function ipNumber(ip: string): number {
+  return ip.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
 }

@@ -10,7 +10,7 @@
 import { MeshRegistry } from '../../agent/mesh/mesh-registry';
 import { NodePods } from '../../agent/workload-sources/kubernetes/node-pods';
 import { podView, type PodObject } from '../../agent/workload-sources/kubernetes/pod-workload';
-import type { RegistryService, RegistryWorkload } from '../../common/mesh-protocol';
+import type { RegistryService, RegistrySnapshot, RegistryWorkload } from '../../common/mesh-protocol';
 
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) throw new Error('run with node --expose-gc');
@@ -103,14 +103,14 @@ function main(): void {
   for (let s = 0; s < 2000; s++) {
     services.push({ namespace: `team-${s % 20}`, name: `svc-${s}`, vips: [`10.96.${s >> 8}.${s & 255}`], ports: [{ name: 'http', port: 80 }], endpoints: Array.from({ length: 50 }, (_, e) => ({ ip: ip((s * 50 + e) % 100_000), ready: e % 10 !== 0, targetPorts: [8080] })) });
   }
-  const frame = JSON.stringify({ type: 'registry', version: 1, workloads, services });
+  const frame = JSON.stringify({ type: 'registry', version: 1, epoch: 'e1', workloads, nodes: [], services });
   workloads.length = 0;
   services.length = 0;
   const h2 = heap();
-  const parsed = JSON.parse(frame) as { workloads: RegistryWorkload[]; services: RegistryService[] };
+  const parsed = JSON.parse(frame) as RegistrySnapshot;
   const peak = process.memoryUsage().heapUsed;
   const registry = new MeshRegistry();
-  registry.update(1, parsed.workloads, parsed.services);
+  registry.replace(parsed);
   const h3 = heap();
   console.log(`registry frame of 100,000 workloads and 2,000 services: ${mb(frame.length)} of JSON; parsing it peaks at +${mb(peak - h2)}`);
   console.log(`the mesh registry held: ${mb(h3 - h2)} (${registry.byIp(ip(99_999)) ? 'indexed' : 'missing'})`);

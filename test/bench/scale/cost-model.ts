@@ -1,8 +1,9 @@
 /**
- * Where the time and bytes of one registry change go today, from a real registry frame: its
- * size per workload, what it costs to encode (the collector, once per change) and to parse and
- * check (every real agent, per change: the simulated ones skip it), and the same scaled to a
- * mesh of `target` nodes × pods, where every change sends the whole registry to every agent.
+ * What a whole registry snapshot costs, from a real registry frame: its
+ * size per workload, what it costs to encode (the collector, once per snapshot sent) and to parse and
+ * check (every real agent that gets one: the simulated ones skip it), and the same scaled to a
+ * mesh of `target` nodes × pods, where every agent gets a whole snapshot (after a collector
+ * restart; a single change travels as a delta).
  * And what one certificate costs the collector (`certificateCost`): every join and every CSR is a
  * CSR read and checked, then a certificate signed by the mesh CA (collector/mesh-ca.ts).
  */
@@ -24,7 +25,7 @@ export interface CostModel {
   /** parseMessage of the frame: JSON.parse plus the boundary's checks (each agent, each change). */
   agentParseMs: number;
   jsonParseMs: number;
-  /** The same frame at the target size, and what one change then costs over every agent. */
+  /** The same frame at the target size, and what it costs when every agent gets one (after a collector restart). */
   target: { nodes: number; pods: number; frameBytes: number; bytesPerChange: number; agentParseMs: number; encodeMs: number };
 }
 

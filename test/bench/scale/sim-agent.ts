@@ -4,7 +4,7 @@
  * over TLS (agent/mesh/transport.ts), says hello, registers its pods, asks certificates for its
  * identities, answers every `policies` frame with `policy-status` and sends flow batches — the
  * frames a real agent sends, encoded the same way. What it does not do is parse every registry
- * snapshot: it reads the type and version from the frame's head and notes when it arrived, so
+ * snapshot or delta: it reads the type and version from the frame's head and notes when it arrived, so
  * the cost measured is the collector's. Watching for one pod's address is a byte search.
  */
 import type WebSocket from 'ws';
@@ -33,7 +33,8 @@ export interface SimAgentOptions {
 /** The agent's reporter keeps at most this many batches unacknowledged (agent/flows/reporter.ts). */
 const MAX_IN_FLIGHT = 8;
 const MAX_BUFFERED = 4 * 1024 * 1024;
-const HEAD_RE = /^\{"type":"(registry|policies)","version":(\d+),/;
+/** A snapshot's or policies' `version`, or a registry delta's `toVersion` (collector/registry.ts writes these fields first). */
+const HEAD_RE = /^\{"type":"(registry|registry-delta|policies)",(?:"epoch":"[0-9a-f]+","fromVersion":\d+,"toVersion"|"version"):(\d+),/;
 
 interface Batch {
   seq: number;
@@ -50,7 +51,7 @@ export class SimAgent {
   pushBytes = 0;
   csrOk = 0;
   lastRegistryBytes = 0;
-  /** Keep the newest registry frame (one agent does, for the cost model). */
+  /** Keep the newest registry snapshot frame (one agent does, for the cost model). */
   keepFrame = false;
   lastRegistryFrame: Buffer | undefined;
   csrFailed = 0;
@@ -65,6 +66,7 @@ export class SimAgent {
   private pods: WorkloadRegistration[] = [];
   private wanted = false;
   private readyWaiters: Array<() => void> = [];
+  private snapshotWaiters: Array<() => void> = [];
   private ready = false;
   private readonly backoff = new Backoff();
   private reconnectTimer: NodeJS.Timeout | undefined;
@@ -125,6 +127,13 @@ export class SimAgent {
   /** A certificate for each identity (CSRs prepared by the caller); failures are counted. */
   async requestCertificates(csrs: ReadonlyArray<{ identity: string; csr: string }>): Promise<void> {
     await Promise.all(csrs.map((c) => this.requestCertificate(c.identity, c.csr)));
+  }
+
+  /** Ask for a whole registry snapshot (registry-sync from nowhere); resolves when it arrived. */
+  requestSnapshot(): Promise<void> {
+    const got = new Promise<void>((resolve) => this.snapshotWaiters.push(resolve));
+    this.send(encodeMessage({ type: 'registry-sync' }));
+    return got;
   }
 
   /** Resolves with the first registry frame from now on whose bytes contain `"ip":"<ip>"`. */
@@ -198,7 +207,7 @@ export class SimAgent {
     const t = performance.now();
     this.bytesIn += data.length;
     if (isBinary) return;
-    const head = HEAD_RE.exec(data.toString('latin1', 0, Math.min(64, data.length)));
+    const head = HEAD_RE.exec(data.toString('latin1', 0, Math.min(128, data.length)));
     if (head) {
       this.pushBytes += data.length;
       const arrival = { version: Number(head[2]), t };
@@ -208,8 +217,11 @@ export class SimAgent {
         return;
       }
       this.registry.push(arrival);
-      this.lastRegistryBytes = data.length;
-      if (this.keepFrame) this.lastRegistryFrame = data;
+      if (head[1] === 'registry') {
+        this.lastRegistryBytes = data.length;
+        if (this.keepFrame) this.lastRegistryFrame = data;
+        for (const resolve of this.snapshotWaiters.splice(0)) resolve();
+      }
       for (let k = this.watchers.length - 1; k >= 0; k--) {
         const w = this.watchers[k]!;
         if (data.indexOf(w.needle) < 0) continue;

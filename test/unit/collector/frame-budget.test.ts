@@ -10,6 +10,7 @@ describe('FrameBudget', () => {
       [['csr'], 10],
       [['register'], 10],
       [['hello'], 5],
+      [['registry-sync'], 50],
     ];
     for (const [args, want] of table) it(`${args.join(' ')} costs ${want}`, () => assert.equal(FrameBudget.cost(...args), want));
   });

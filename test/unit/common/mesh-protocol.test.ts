@@ -13,7 +13,7 @@ import {
 const CSR = '-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n';
 const CERT = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
 const WORKLOAD = { name: 'web-1', namespace: 'default', serviceAccount: 'web', ip: '10.0.1.11', labels: { app: 'web', 'example.com/tier': 'front' } };
-const ALL: MessageType[] = ['join', 'joined', 'hello', 'register', 'csr', 'cert', 'error', 'registry', 'policies', 'flows', 'flows-ack'];
+const ALL: MessageType[] = ['join', 'joined', 'hello', 'register', 'csr', 'cert', 'error', 'registry', 'registry-delta', 'registry-sync', 'policies', 'flows', 'flows-ack'];
 
 const FLOW = {
   time: '2026-11-22T10:00:00.000Z',
@@ -46,6 +46,7 @@ const VALID: MeshMessage[] = [
   {
     type: 'registry',
     version: 3,
+    epoch: '5f0c1a2b3c4d5e6f',
     workloads: [{ ...WORKLOAD, node: 'node-a', nodeAddress: '192.168.1.10', identity: 'spiffe://cluster.local/ns/default/sa/web' }],
     nodes: [{ node: 'node-a', nodeAddress: '192.168.1.10', online: false, lastSeen: '2026-01-01T00:00:00.000Z' }],
   },
@@ -54,16 +55,36 @@ const VALID: MeshMessage[] = [
   { type: 'flows', session: 'a1b2', seq: 1, lost: 0, flows: [FLOW] },
   { type: 'flows', session: 'a1b2', seq: 2, lost: 7, flows: [] },
   { type: 'flows-ack', session: 'a1b2', seq: 2 },
+  { type: 'hello', node: 'node-a', nodeAddress: '192.168.1.10', agentVersion: '0.1.0', since: { epoch: '5f0c1a2b3c4d5e6f', version: 41 } },
+  {
+    type: 'registry-delta',
+    epoch: '5f0c1a2b3c4d5e6f',
+    fromVersion: 3,
+    toVersion: 4,
+    changes: [
+      { op: 'set-workload', workload: { ...WORKLOAD, node: 'node-a', nodeAddress: '192.168.1.10', identity: 'spiffe://cluster.local/ns/default/sa/web' } },
+      { op: 'remove-workload', ip: '10.0.1.12' },
+      { op: 'set-node', node: { node: 'node-a', nodeAddress: '192.168.1.10', online: true, lastSeen: '2026-01-01T00:00:00.000Z' } },
+      { op: 'remove-node', node: 'node-b' },
+      { op: 'set-services', services: [{ namespace: 'default', name: 'web', vips: ['10.96.0.10'], ports: [{ name: '', port: 80 }], endpoints: [{ ip: '10.0.1.11', ready: true, targetPorts: [8080] }] }] },
+      { op: 'set-services', services: [] },
+    ],
+  },
+  { type: 'registry-sync', since: { epoch: '5f0c1a2b3c4d5e6f', version: 3 } },
+  { type: 'registry-sync' },
   { type: 'register', workloads: [WORKLOAD], services: [{ namespace: 'default', name: 'web', vips: ['10.96.0.10'], ports: [{ name: 'http', port: 80, targetPort: 8080 }], selector: { app: 'web' } }] },
   {
     type: 'registry',
     version: 4,
+    epoch: '5f0c1a2b3c4d5e6f',
     workloads: [],
     nodes: [],
     services: [{ namespace: 'default', name: 'web', vips: ['10.96.0.10'], ports: [{ name: '', port: 80 }], endpoints: [{ ip: '10.0.1.11', ready: false, targetPorts: [8080] }] }],
   },
 ];
 const SERVICE = { namespace: 'default', name: 'web', vips: ['10.96.0.10'], ports: [{ name: 'http', port: 80 }], endpoints: [{ ip: '10.0.1.11', ready: true, targetPorts: [8080] }] };
+
+const DELTA = (changes: unknown[], extra: object = {}): string => JSON.stringify({ type: 'registry-delta', epoch: 'e1', fromVersion: 1, toVersion: 2, changes, ...extra });
 
 /** [what, frame, allowed types, expected reason] */
 const HOSTILE: [string, string | Buffer, MessageType[], RegExp][] = [
@@ -101,8 +122,20 @@ const HOSTILE: [string, string | Buffer, MessageType[], RegExp][] = [
   ['a negative lost count', JSON.stringify({ type: 'flows', session: 's', seq: 1, lost: -1, flows: [] }), ALL, /lost/],
   ['a frame over 1 MiB', JSON.stringify({ type: 'hello', pad: 'x'.repeat(MAX_FRAME_BYTES) }), ALL, /over the 1048576-byte limit/],
   ['invalid UTF-8 bytes', Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), ALL, /not JSON/],
-  ['a service with an IPv6 virtual IP', JSON.stringify({ type: 'registry', version: 1, workloads: [], nodes: [], services: [{ ...SERVICE, vips: ['fd00::1'] }] }), ALL, /services\[0\]\.vips\[0\]: must be an IPv4 address/],
-  ['an endpoint target port out of range', JSON.stringify({ type: 'registry', version: 1, workloads: [], nodes: [], services: [{ ...SERVICE, endpoints: [{ ip: '10.0.1.11', ready: true, targetPorts: [0] }] }] }), ALL, /targetPorts\[0\]: must be a port/],
+  ['a registry snapshot without an epoch', JSON.stringify({ type: 'registry', version: 1, workloads: [], nodes: [] }), ALL, /missing field "epoch"/],
+  ['a delta change with an unknown op', DELTA([{ op: 'drop-table', ip: '10.0.0.1' }]), ALL, /changes\[0\]\.op: must be one of/],
+  ['a delta change without an op', DELTA([{ ip: '10.0.0.1' }]), ALL, /changes\[0\]\.op/],
+  ['a delta change with a field of another op', DELTA([{ op: 'remove-workload', ip: '10.0.0.1', node: 'a' }]), ALL, /changes\[0\]: unknown field "node"/],
+  ['a delta workload with a bad IP', DELTA([{ op: 'remove-workload', ip: '10.0.0.256' }]), ALL, /changes\[0\]\.ip/],
+  ['a delta going backwards', DELTA([], { fromVersion: 5, toVersion: 5 }), ALL, /toVersion must be after fromVersion/],
+  ['a delta of 4,001 changes', DELTA(Array.from({ length: 4001 }, () => ({ op: 'remove-node', node: 'a' }))), ALL, /changes: at most 4000 entries/],
+  ['a hello with a bad registry epoch', JSON.stringify({ type: 'hello', node: 'a', nodeAddress: '1.2.3.4', agentVersion: '1', since: { epoch: 'a b', version: 1 } }), ALL, /hello\.since\.epoch/],
+  ['a set-services change with a service missing its endpoints', DELTA([{ op: 'set-services', services: [{ namespace: 'default', name: 'web', vips: [], ports: [] }] }]), ALL, /changes\[0\]\.services\[0\]: missing field "endpoints"/],
+  ['a set-services change with a bad virtual IP', DELTA([{ op: 'set-services', services: [{ ...SERVICE, vips: ['10.96.0.300'] }] }]), ALL, /changes\[0\]\.services\[0\]\.vips\[0\]/],
+  ['a set-services change with services not a list', DELTA([{ op: 'set-services', services: { web: SERVICE } }]), ALL, /changes\[0\]\.services/],
+  ['a set-services change with a field of another op', DELTA([{ op: 'set-services', services: [], ip: '10.0.0.1' }]), ALL, /changes\[0\]: unknown field "ip"/],
+  ['a service with an IPv6 virtual IP', JSON.stringify({ type: 'registry', version: 1, epoch: 'e1', workloads: [], nodes: [], services: [{ ...SERVICE, vips: ['fd00::1'] }] }), ALL, /services\[0\]\.vips\[0\]: must be an IPv4 address/],
+  ['an endpoint target port out of range', JSON.stringify({ type: 'registry', version: 1, epoch: 'e1', workloads: [], nodes: [], services: [{ ...SERVICE, endpoints: [{ ip: '10.0.1.11', ready: true, targetPorts: [0] }] }] }), ALL, /targetPorts\[0\]: must be a port/],
   ['a declared service without a selector', JSON.stringify({ type: 'register', workloads: [], services: [{ namespace: 'default', name: 'web', vips: ['10.96.0.10'], ports: [] }] }), ALL, /services\[0\]: missing field "selector"/],
   [
     'a registration of 1,001 workloads (one node runs at most 1,000)',

@@ -42,7 +42,7 @@ class StandInCollector {
         const text = data.toString('utf8');
         this.frames.push(text);
         const m = JSON.parse(text) as { type: string; session?: string; seq?: number };
-        if (m.type === 'hello') ws.send(encodeMessage({ type: 'registry', version: 1, workloads: [], nodes: [] }));
+        if (m.type === 'hello') ws.send(encodeMessage({ type: 'registry', version: 1, epoch: 'e1', workloads: [], nodes: [] }));
         if (m.type === 'flows') ws.send(encodeMessage({ type: 'flows-ack', session: m.session!, seq: m.seq! }));
       });
     });

@@ -45,7 +45,13 @@ const EMPTY: RegistryService = { namespace: 'default', name: 'down', vips: ['10.
 
 function tables(withMesh: boolean): RouteTables {
   const registry = new MeshRegistry();
-  registry.update(1, [mesh('10.0.2.10', 'node-2'), mesh('10.0.1.11', 'node-1'), mesh('10.0.1.99', 'node-1')], [WEB, EMPTY]);
+  registry.replace({
+    version: 1,
+    epoch: 'e1',
+    workloads: [mesh('10.0.2.10', 'node-2'), mesh('10.0.1.11', 'node-1'), mesh('10.0.1.99', 'node-1')],
+    nodes: [],
+    services: [WEB, EMPTY],
+  });
   return {
     node: 'node-1',
     local: { byIp: (ip) => (ip === local.ip ? local : undefined) },

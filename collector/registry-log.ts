@@ -1,0 +1,82 @@
+/**
+ * The registry's recent changes, by version, each kept as the encoded `registry-delta` frame that
+ * was pushed (encoded once, the same text for every agent). Bounded by entries and by bytes: the
+ * oldest go first. `since` answers a reconnecting agent: the frames it missed, or undefined when
+ * the log no longer reaches back that far (or the agent's registry is from another epoch) and it
+ * needs a snapshot instead.
+ */
+import { encodeMessage, type RegistryDelta, type RegistryPosition } from '../common/mesh-protocol';
+
+export interface RegistryLogLimits {
+  /** Deltas kept (default 4096). */
+  maxEntries?: number;
+  /** Encoded bytes kept (default 16 MiB). */
+  maxBytes?: number;
+}
+
+interface Entry {
+  fromVersion: number;
+  toVersion: number;
+  frame: string;
+  bytes: number;
+}
+
+export class RegistryLog {
+  private readonly entries: Entry[] = [];
+  /** Index of the oldest live entry (entries before it were dropped; compacted now and then). */
+  private head = 0;
+  private bytes = 0;
+  private readonly maxEntries: number;
+  private readonly maxBytes: number;
+
+  constructor(limits: RegistryLogLimits = {}) {
+    this.maxEntries = limits.maxEntries ?? 4096;
+    this.maxBytes = limits.maxBytes ?? 16 * 1024 * 1024;
+  }
+
+  /** Keep `delta` (it must follow the newest one kept); returns its frame. */
+  append(delta: RegistryDelta): string {
+    const frame = encodeMessage({ type: 'registry-delta', ...delta });
+    const last = this.entries[this.entries.length - 1];
+    if (last && this.head < this.entries.length && last.toVersion !== delta.fromVersion) this.clear();
+    const bytes = Buffer.byteLength(frame);
+    this.entries.push({ fromVersion: delta.fromVersion, toVersion: delta.toVersion, frame, bytes });
+    this.bytes += bytes;
+    while (this.entries.length - this.head > this.maxEntries || (this.bytes > this.maxBytes && this.entries.length - this.head > 1)) {
+      this.bytes -= this.entries[this.head]!.bytes;
+      this.head += 1;
+    }
+    if (this.head > 1024 && this.head * 2 > this.entries.length) {
+      this.entries.splice(0, this.head);
+      this.head = 0;
+    }
+    return frame;
+  }
+
+  /**
+   * The frames that take a registry at `since` to `current`, in order: [] when it is current,
+   * undefined when it is from another epoch, ahead of us, or older than what the log holds.
+   */
+  since(since: RegistryPosition | undefined, current: RegistryPosition): string[] | undefined {
+    if (!since || since.epoch !== current.epoch || since.version > current.version) return undefined;
+    if (since.version === current.version) return [];
+    const first = this.head;
+    if (first >= this.entries.length || this.entries[first]!.fromVersion > since.version) return undefined;
+    // versions step by one: the entry starting at `since.version` is at a known offset
+    const at = first + (since.version - this.entries[first]!.fromVersion);
+    const start = this.entries[at];
+    if (!start || start.fromVersion !== since.version) return undefined;
+    const frames = this.entries.slice(at).map((e) => e.frame);
+    return this.entries[this.entries.length - 1]!.toVersion === current.version ? frames : undefined;
+  }
+
+  get size(): number {
+    return this.entries.length - this.head;
+  }
+
+  private clear(): void {
+    this.entries.length = 0;
+    this.head = 0;
+    this.bytes = 0;
+  }
+}

@@ -1,0 +1,280 @@
+/**
+ * Incremental registry distribution, property-tested: random sequences of registry changes
+ * (nodes coming online at new addresses, going offline, revoked; registrations that add,
+ * relabel, move and drop workloads and declare services, some refused; the Kubernetes Services
+ * changing) drive the collector's WorkloadRegistry, and
+ * its `registry-delta` frames — parsed at the boundary as an agent parses them — go to agents:
+ * one that applies every delta, one that misses deltas at random and catches up from where it
+ * stands (registry-sync / hello `since`: the log's deltas, or a snapshot when the log no longer
+ * reaches back), and one that joins late with a snapshot. Each must end with exactly the state
+ * of a fresh snapshot.
+ */
+import { strict as assert } from 'node:assert';
+import { MeshRegistry } from '../../../agent/mesh/mesh-registry';
+import {
+  MAX_COLLECTOR_FRAME_BYTES,
+  NODE_REPLIES,
+  parseMessage,
+  type RegistryChange,
+  type RegistryService,
+  type ServiceRegistration,
+  type WorkloadRegistration,
+} from '../../../common/mesh-protocol';
+import { WorkloadRegistry } from '../../../collector/registry';
+import { Rng } from '../../harness/random';
+
+const NODES = ['node-a', 'node-b', 'node-c', 'node-d'];
+const ADDRESSES = ['192.168.0.1', '192.168.0.2', '192.168.0.3', '192.168.0.4', '192.168.0.5'];
+const NAMES = ['web', 'api', 'db', 'cache', 'queue', 'auth'];
+const FIXED_NOW = new Date('2026-12-07T05:00:00.000Z');
+
+/** Deliver frames to an agent's registry as CollectorClient does: snapshot → replace, delta → apply if it follows. */
+function deliver(agent: MeshRegistry, frame: string): boolean {
+  const m = parseMessage(frame, NODE_REPLIES, MAX_COLLECTOR_FRAME_BYTES);
+  if (m.type === 'registry') {
+    const { type: _t, ...snapshot } = m;
+    agent.replace(snapshot);
+    return true;
+  }
+  if (m.type !== 'registry-delta') throw new Error(`unexpected ${m.type}`);
+  return agent.apply(m);
+}
+
+function randomWorkloads(rng: Rng): WorkloadRegistration[] {
+  const out: WorkloadRegistration[] = [];
+  for (let i = rng.int(6); i > 0; i--) {
+    out.push({
+      name: `${rng.pick(NAMES)}-${rng.int(3)}`,
+      namespace: rng.pick(['default', 'shop']),
+      serviceAccount: rng.pick(['web', 'api']),
+      // a small pool: IPs collide across nodes (refused) and move between registrations
+      ip: `10.1.0.${1 + rng.int(12)}`,
+      labels: rng.chance(0.5) ? { app: rng.pick(NAMES) } : { app: rng.pick(NAMES), tier: rng.pick(['a', 'b']) },
+    });
+  }
+  return out;
+}
+
+/** Declarations nodes pick from: the same one twice is one service; `web` declared differently, or a taken name or address, is refused. */
+const DECLARED: ServiceRegistration[] = [
+  { namespace: 'default', name: 'web', vips: ['10.96.0.10'], ports: [{ name: 'http', port: 80, targetPort: 8080 }], selector: { app: 'web' } },
+  { namespace: 'default', name: 'web', vips: ['10.96.0.11'], ports: [{ name: 'http', port: 80, targetPort: 8081 }], selector: { app: 'web' } },
+  {
+    namespace: 'shop',
+    name: 'api',
+    vips: ['10.96.0.20'],
+    ports: [
+      { name: 'http', port: 80, targetPort: 8080 },
+      { name: 'admin', port: 9000, targetPort: 9090 },
+    ],
+    selector: { app: 'api', tier: 'a' },
+  },
+  { namespace: 'default', name: 'cache', vips: ['10.96.0.1'], ports: [{ name: '', port: 443, targetPort: 6379 }], selector: { app: 'cache' } },
+  { namespace: 'default', name: 'db', vips: ['10.96.0.30'], ports: [{ name: '', port: 5432, targetPort: 5432 }], selector: { app: 'db' } },
+];
+
+function randomDeclared(rng: Rng): ServiceRegistration[] {
+  return rng.chance(0.4) ? [] : DECLARED.filter(() => rng.chance(0.35));
+}
+
+/** Kubernetes Services as the watch gives them (some clash with declarations by name or address). */
+function randomKube(rng: Rng): RegistryService[] {
+  const endpoints = (): RegistryService['endpoints'] => Array.from({ length: rng.int(3) }, () => ({ ip: `10.2.0.${1 + rng.int(9)}`, ready: rng.chance(0.7), targetPorts: [8443] }));
+  const pool: RegistryService[] = [
+    { namespace: 'default', name: 'kubernetes', vips: ['10.96.0.1'], ports: [{ name: 'https', port: 443 }], endpoints: endpoints() },
+    { namespace: 'default', name: 'web', vips: ['10.96.0.12'], ports: [{ name: 'http', port: 80 }], endpoints: endpoints() },
+    { namespace: 'kube-system', name: 'metrics', vips: ['10.96.0.50'], ports: [{ name: '', port: 8443 }], endpoints: endpoints() },
+  ];
+  return pool.filter(() => rng.chance(0.5));
+}
+
+/** One random change to the registry (some are no-ops and produce no delta). */
+function step(rng: Rng, registry: WorkloadRegistry, online: Set<string>): void {
+  const node = rng.pick(NODES);
+  const r = rng.int(11);
+  if (r === 10) {
+    registry.setKubernetesServices(randomKube(rng));
+  } else if (r < 2) {
+    registry.nodeOnline(node, rng.pick(ADDRESSES));
+    online.add(node);
+  } else if (r < 3) {
+    registry.nodeOffline(node);
+  } else if (r < 4 && rng.chance(0.3)) {
+    registry.removeNode(node);
+    online.delete(node);
+  } else if (online.has(node)) {
+    registry.register(node, randomWorkloads(rng), randomDeclared(rng));
+  }
+}
+
+/** The changes of the registry-delta frames among `frames`. */
+function changesOf(frames: string[]): RegistryChange[] {
+  return frames.map((f) => parseMessage(f, NODE_REPLIES, MAX_COLLECTOR_FRAME_BYTES)).flatMap((m) => (m.type === 'registry-delta' ? m.changes : []));
+}
+
+describe('registry deltas', () => {
+  for (const [logEntries, label] of [
+    [4096, 'a log that reaches back'],
+    [3, 'a short log (catching up often needs a snapshot)'],
+  ] as const) {
+    it(`agents that apply deltas, miss some or join late all hold a fresh snapshot's state (${label})`, () => {
+      let servicesPushed = 0;
+      let servicesSeen = 0;
+      for (let seed = 1; seed <= 60; seed++) {
+        const rng = new Rng(seed * 7919 + logEntries);
+        const frames: string[] = [];
+        const registry = new WorkloadRegistry('cluster.local', (_delta, frame) => frames.push(frame), () => FIXED_NOW, { maxEntries: logEntries });
+        const online = new Set<string>();
+        const every = new MeshRegistry();
+        const lossy = new MeshRegistry();
+        let late: MeshRegistry | undefined;
+        deliver(every, registry.catchUp(undefined)[0]!);
+        deliver(lossy, registry.catchUp(undefined)[0]!);
+        let delivered = 0;
+        let caughtUp = 0;
+        for (let i = 0; i < 80; i++) {
+          step(rng, registry, online);
+          servicesPushed += changesOf(frames).filter((c) => c.op === 'set-services').length;
+          for (const frame of frames.splice(0)) {
+            assert.ok(deliver(every, frame), `seed ${seed}: a delta in order applies`);
+            if (late) assert.ok(deliver(late, frame), `seed ${seed}: a delta after the snapshot applies`);
+            if (rng.chance(0.25)) continue; // lost: the next one will not follow
+            if (deliver(lossy, frame)) delivered += 1;
+            else {
+              // what the agent does: ask from where it stands (registry-sync)
+              for (const f of registry.catchUp(lossy.position())) deliver(lossy, f);
+              caughtUp += 1;
+            }
+          }
+          if (i === 40) {
+            late = new MeshRegistry();
+            for (const f of registry.catchUp(undefined)) deliver(late, f);
+          }
+        }
+        // whatever the lossy agent still misses at the end comes on its next sync
+        for (const f of registry.catchUp(lossy.position())) deliver(lossy, f);
+        const fresh = new MeshRegistry();
+        deliver(fresh, registry.catchUp(undefined)[0]!);
+        assert.deepEqual(fresh.snapshot(), registry.snapshot(), `seed ${seed}: a snapshot is the collector's state`);
+        assert.deepEqual(every.snapshot(), fresh.snapshot(), `seed ${seed}: all deltas applied`);
+        assert.deepEqual(lossy.snapshot(), fresh.snapshot(), `seed ${seed}: missed deltas caught up (${delivered} applied, ${caughtUp} catch-ups)`);
+        assert.deepEqual(late!.snapshot(), fresh.snapshot(), `seed ${seed}: a late snapshot then deltas`);
+        assert.deepEqual([...every.nodeAddresses()].sort(), [...new Set(fresh.snapshot().workloads.map((w) => w.nodeAddress))].sort(), `seed ${seed}: node addresses`);
+        for (const s of fresh.services()) {
+          for (const vip of s.vips) for (const p of s.ports) for (const agent of [every, lossy, late!]) assert.deepEqual(agent.byVip(vip, p.port), fresh.byVip(vip, p.port), `seed ${seed}: ${vip}:${p.port}`);
+        }
+        servicesSeen += fresh.services().length;
+      }
+      assert.ok(servicesPushed > 100, `the sequences changed the services (${servicesPushed} set-services)`);
+      assert.ok(servicesSeen > 60, `and ended with some (${servicesSeen} over 60 seeds)`);
+    });
+  }
+
+  it('a reconnecting agent gets only the deltas it missed; a registry of another epoch or out of the log gets a snapshot', () => {
+    const frames: string[] = [];
+    const registry = new WorkloadRegistry('cluster.local', (_d, f) => frames.push(f), () => FIXED_NOW, { maxEntries: 4 });
+    registry.nodeOnline('node-a', '192.168.0.1');
+    const agent = new MeshRegistry();
+    deliver(agent, registry.catchUp(undefined)[0]!);
+    const at = agent.position()!;
+    registry.register('node-a', [{ name: 'web', namespace: 'default', serviceAccount: 'web', ip: '10.1.0.1', labels: {} }]);
+    registry.nodeOnline('node-b', '192.168.0.2');
+    const missed = registry.catchUp(at);
+    assert.deepEqual(missed, frames.slice(-2), 'the same frames every agent was pushed, nothing else');
+    assert.deepEqual(missed.map((f) => (JSON.parse(f) as { type: string }).type), ['registry-delta', 'registry-delta']);
+    assert.deepEqual(registry.catchUp(registry.position()), [], 'a current agent needs nothing');
+    assert.equal(JSON.parse(registry.catchUp({ epoch: 'another-collector', version: at.version })[0]!).type, 'registry', 'another epoch: a snapshot');
+    assert.equal(JSON.parse(registry.catchUp({ ...at, version: at.version + 99 })[0]!).type, 'registry', 'ahead of us: a snapshot');
+    for (let i = 0; i < 6; i++) registry.nodeOnline('node-c', `192.168.0.${3 + (i % 2)}`);
+    assert.equal(JSON.parse(registry.catchUp(at)[0]!).type, 'registry', 'older than the log: a snapshot');
+  });
+
+  it('services travel as set-services when, and only when, the resolved list changes', () => {
+    const frames: string[] = [];
+    const registry = new WorkloadRegistry('cluster.local', (_d, f) => frames.push(f), () => FIXED_NOW);
+    const web = DECLARED[0]!;
+    const pod = (ip: string, app: string): WorkloadRegistration => ({ name: `${app}-${ip.split('.')[3]}`, namespace: 'default', serviceAccount: 'web', ip, labels: { app } });
+    registry.nodeOnline('node-a', '192.168.0.1');
+    registry.nodeOnline('node-b', '192.168.0.2');
+    const agent = new MeshRegistry();
+    deliver(agent, registry.catchUp(undefined)[0]!);
+    frames.length = 0;
+    /** The ops of each delta pushed since the last call, one list per delta. */
+    const ops = (): string[][] => frames.splice(0).map((f) => changesOf([f]).map((c) => c.op));
+    const apply = (): void => {
+      for (const f of frames) assert.ok(deliver(agent, f));
+    };
+
+    registry.register('node-a', [pod('10.1.0.1', 'web')], [web]);
+    apply();
+    assert.deepEqual(ops(), [['set-workload', 'set-services']], 'a declared service with its endpoint: one delta');
+    assert.deepEqual(agent.byVip('10.96.0.10', 80)?.endpoints, [{ ip: '10.1.0.1', port: 8080 }]);
+
+    registry.register('node-b', [pod('10.1.0.2', 'db')]);
+    apply();
+    assert.deepEqual(ops(), [['set-workload']], 'a workload no service selects: no set-services');
+
+    registry.register('node-b', [pod('10.1.0.2', 'db'), pod('10.1.0.3', 'web')]);
+    apply();
+    assert.deepEqual(ops(), [['set-workload', 'set-services']], "another node's workload joins the endpoints");
+    assert.deepEqual(agent.byVip('10.96.0.10', 80)?.endpoints, [{ ip: '10.1.0.1', port: 8080 }, { ip: '10.1.0.3', port: 8080 }]);
+
+    registry.nodeOffline('node-b');
+    apply();
+    assert.deepEqual(ops(), [['set-node', 'set-services']], 'its node offline: that endpoint is no longer ready');
+    assert.deepEqual(agent.byVip('10.96.0.10', 80)?.endpoints, [{ ip: '10.1.0.1', port: 8080 }]);
+
+    const kube: RegistryService = { namespace: 'default', name: 'kubernetes', vips: ['10.96.0.1'], ports: [{ name: 'https', port: 443 }], endpoints: [{ ip: '10.2.0.1', ready: true, targetPorts: [6443] }] };
+    registry.setKubernetesServices([kube]);
+    apply();
+    assert.deepEqual(ops(), [['set-services']], 'the Kubernetes Services alone: a delta of set-services');
+    assert.deepEqual(agent.byVip('10.96.0.1', 443)?.endpoints, [{ ip: '10.2.0.1', port: 6443 }]);
+    const version = registry.version;
+    registry.setKubernetesServices([kube]);
+    assert.equal(registry.version, version, 'the same Services again: no delta');
+
+    const result = registry.register('node-b', [pod('10.1.0.2', 'db'), pod('10.1.0.3', 'web')], [DECLARED[1]!]);
+    assert.deepEqual(result.refused, ['service default/web: declared differently by node node-a']);
+    assert.equal(registry.version, version, 'a refused declaration changes nothing an agent holds: no delta');
+
+    registry.setKubernetesServices([]);
+    apply();
+    assert.deepEqual(ops(), [['set-services']]);
+    assert.equal(agent.byVip('10.96.0.1', 443), undefined, 'a Service gone is gone from the agent');
+    assert.deepEqual(agent.snapshot(), registry.snapshot());
+  });
+
+  it('a delta that does not follow the agent is not applied and changes nothing', () => {
+    const frames: string[] = [];
+    const registry = new WorkloadRegistry('cluster.local', (_d, f) => frames.push(f), () => FIXED_NOW);
+    registry.nodeOnline('node-a', '192.168.0.1');
+    const agent = new MeshRegistry();
+    deliver(agent, registry.catchUp(undefined)[0]!);
+    const before = agent.snapshot();
+    registry.register('node-a', [{ name: 'web', namespace: 'default', serviceAccount: 'web', ip: '10.1.0.1', labels: {} }]);
+    registry.register('node-a', [{ name: 'api', namespace: 'default', serviceAccount: 'web', ip: '10.1.0.2', labels: {} }]);
+    assert.equal(deliver(agent, frames[frames.length - 1]!), false, 'skips a version');
+    assert.deepEqual(agent.snapshot(), before);
+  });
+
+  it('a pod change costs one small delta, whatever the size of the mesh', () => {
+    const frames: string[] = [];
+    const registry = new WorkloadRegistry('cluster.local', (_d, f) => frames.push(f), () => FIXED_NOW);
+    const pods = (n: number, i: number): WorkloadRegistration[] =>
+      Array.from({ length: 100 }, (_, k) => ({ name: `pod-${k}-${i}`, namespace: 'default', serviceAccount: 'web', ip: `10.${1 + n}.${k}.${i % 200}`, labels: { app: 'web' } }));
+    for (let n = 0; n < 50; n++) {
+      registry.nodeOnline(`node-${n}`, `192.168.1.${n + 1}`);
+      registry.register(`node-${n}`, pods(n, 0));
+    }
+    frames.length = 0;
+    const changed = pods(7, 0);
+    changed[3] = { ...changed[3]!, name: 'pod-3-new', ip: '10.8.3.250' };
+    registry.register('node-7', changed);
+    assert.equal(frames.length, 1);
+    const delta = JSON.parse(frames[0]!) as { changes: unknown[] };
+    assert.equal(delta.changes.length, 2, 'one removal, one addition');
+    const snapshotBytes = registry.catchUp(undefined)[0]!.length;
+    assert.ok(frames[0]!.length < 600, `delta of ${frames[0]!.length} bytes`);
+    assert.ok(snapshotBytes > 1_000_000, `vs a snapshot of ${snapshotBytes} bytes`);
+  });
+});
