@@ -320,7 +320,10 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
 
   it('a POST whose endpoint pod is gone is retried on another (it never reached it); one that reached a pod which then reset is not', async function () {
     const g0 = served('gone-b');
-    const r = await run(VIPS.gone, 50, ['/orders', '--post=2048']);
+    // Two POSTs at once first: before either is answered both endpoints cost the same but for the
+    // one already in flight, so the balancer sends one of them to the gone pod whatever its first
+    // pick (sequential requests would try it only if the first pick fell on it: a coin flip).
+    const r = await run(VIPS.gone, 50, ['/orders', '--post=2048', '--lanes=2']);
     const routed = flows().filter((f) => f.traffic?.route === 'default/gone').slice(-50);
     const retried = routed.filter((f) => f.traffic!.attempts === 2);
     console.log(`      gone: 50 POSTs -> client ${JSON.stringify(r.statuses)}; ${retried.length} first sent to the pod with nothing listening, then to gone-b (served ${served('gone-b') - g0})`);
