@@ -114,9 +114,13 @@ describe('the dashboard in a browser (demo mesh, headless Chromium)', function (
   });
 
   it('narrows the map and the edge table with the filters', async () => {
+    // Packets without an IPv4 header that the per-pod filters drop (the pods' own IPv6 link-local
+    // traffic: IPv6 is not meshed) are summarized as denied flows naming the peer 0.0.0.0, since a
+    // summary carries IPv4 addresses only: real edges, but not what these filters are about.
+    const ours = (ids: string[]): string[] => ids.filter((id) => !id.includes('ip:0.0.0.0')).sort();
     const shown = async (): Promise<{ map: string[]; table: string[] }> => ({
-      map: (await page.locator('svg.map [data-edge-id]').evaluateAll((els) => els.map((e) => e.getAttribute('data-edge-id')!))).sort(),
-      table: (await page.locator('table.edges tbody tr').evaluateAll((els) => els.map((e) => e.getAttribute('data-edge-id')!))).sort(),
+      map: ours(await page.locator('svg.map [data-edge-id]').evaluateAll((els) => els.map((e) => e.getAttribute('data-edge-id')!))),
+      table: ours(await page.locator('table.edges tbody tr').evaluateAll((els) => els.map((e) => e.getAttribute('data-edge-id')!))),
     });
     let last: unknown;
     const settle = (want: string[]): Promise<unknown> =>
@@ -148,7 +152,9 @@ describe('the dashboard in a browser (demo mesh, headless Chromium)', function (
 
   it('lists exactly the flows of a clicked edge, following new ones', async () => {
     const edge = page.locator(`svg.map [data-edge-id="${WEB2_EDGE}"]`);
-    await edge.locator('path.hit').click({ force: true });
+    // The event on the edge itself: the allowed and the denied edge between the same two workloads
+    // are drawn close, and a click at the allowed one's middle may land on the denied one above it.
+    await edge.locator('path.hit').dispatchEvent('click');
     await page.waitForSelector('aside[data-panel="edge"] [data-flow-count]');
     const flows = Number(await edge.getAttribute('data-flows'));
     await waitFor(async () => (await page.locator('aside .flow-table tbody tr').count()) === flows || undefined, 5000, { what: `${flows} flow rows` });
