@@ -278,7 +278,10 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
   // budget, by design: the next test.)
   it('an endpoint returning 503 half the time: with the retry policy the client sees no error, and the flows show the retries', async function () {
     const [a0, b0] = [served('flaky-a'), served('flaky-b')];
-    const r = await run(VIPS.flaky, 200);
+    // Two lanes: the first two requests are in flight together, so each endpoint is measured at once
+    // (one lane only, a first pick of flaky-b left flaky-a at the never-measured default cost, never
+    // chosen again).
+    const r = await run(VIPS.flaky, 200, ['/', '--lanes=2']);
     const failedAtA = Math.floor((served('flaky-a') - a0 + ((a0 + 1) % 2)) / 2);
     const routed = flows().filter((f) => f.traffic?.route === 'default/flaky').slice(-200);
     const retried = routed.filter((f) => f.traffic!.attempts === 2);
@@ -293,7 +296,7 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
     const requests = (name: string): { status: number; bytes: number; path: string }[] =>
       servers.get(name)!.lines.filter((l) => (l as { event?: string }).event === 'request') as { status: number; bytes: number; path: string }[];
     const [a0, b0] = [requests('flaky-a').length, requests('flaky-b').length];
-    const r = await run(VIPS.flaky, 40, ['/upload', '--post=40000']);
+    const r = await run(VIPS.flaky, 40, ['/upload', '--post=40000', '--lanes=2']);
     const atA = requests('flaky-a').slice(a0);
     const atB = requests('flaky-b').slice(b0);
     const retried = flows().filter((f) => f.traffic?.route === 'default/flaky' && f.http?.path === '/upload').slice(-40).filter((f) => f.traffic!.attempts === 2);

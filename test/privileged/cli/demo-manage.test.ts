@@ -76,7 +76,9 @@ describe('managing policy from the CLI (palisade egress / policy / status / audi
   async function egressFlows(since: string, count: number): Promise<StoredFlow[]> {
     return waitFor(
       async () => {
-        const flows = await json<StoredFlow[]>(['observe', '--from', 'client', '--direction', 'egress', '--since', since, '--last', '1000']);
+        // Connections only: the per-pod filters' packet summaries (udp, icmp, arp, other) are not what this counts.
+        const all = await json<StoredFlow[]>(['observe', '--from', 'client', '--direction', 'egress', '--since', since, '--last', '1000']);
+        const flows = all.filter((f) => f.protocol === 'tcp' || f.protocol === 'tls' || f.protocol === 'http');
         return flows.length >= count ? flows : undefined;
       },
       10_000,
@@ -135,7 +137,11 @@ describe('managing policy from the CLI (palisade egress / policy / status / audi
     await egressFlows(since, 3);
 
     const learned = await json<EgressLearnResponse>(['egress', 'learn', '--workload', 'client', '--since', since]);
-    assert.equal(learned.flows, 3);
+    // The three connections; a per-pod filter's drop summary (the pod's IPv6 link-local packets,
+    // every 2 s in the demo) may fall in the window too, looked at and left out as denied.
+    const left = Object.values(learned.skipped).reduce((a, b) => a + b, 0);
+    assert.equal(learned.flows - left, 3, JSON.stringify(learned.skipped));
+    assert.equal(learned.destinations.reduce((n, d) => n + d.flows, 0), 3);
     const yamlFile = path.join(dir, 'learned.yaml');
     fs.writeFileSync(yamlFile, learned.yaml);
     const manifest = parse(learned.yaml) as { kind: string; spec: { selector: unknown; allow: Array<{ hosts?: string[]; cidrs?: string[]; ports?: number[] }> } };
