@@ -89,6 +89,8 @@ export interface AgentOptions {
   metricsAddress?: { host: string; port: number };
   /** How often what the per-pod filters dropped and let through becomes flow summaries (default 10 s). */
   summaryIntervalMs?: number;
+  /** UDP/ICMP rule entries written to the kernel at most (default and ceiling 32768). */
+  maxWireRules?: number;
   /** Connection caps, sniff budget, idle timeouts, refusal summaries (defaults: agent/proxy/limits). */
   limits?: ProxyLimitOptions;
   /** What the kernel offers (default: the running kernel's probes); tests pass one that lacks a feature. */
@@ -316,8 +318,12 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       flows,
       totals: dropTotals,
       summaryIntervalMs: opts.summaryIntervalMs,
+      ...(opts.maxWireRules !== undefined ? { maxRules: opts.maxWireRules } : {}),
+      // `palisade status` shows a node whose UDP/ICMP rules could not be written.
+      onStale: (problem) => mesh?.collector.reportWireRules(problem),
       log,
     });
+    if (metricsRegistry) wire.register(metricsRegistry);
     wire.start();
     const enrollStarted = process.hrtime.bigint();
     sources = await sourcesPlan.start({ datapath, local: workloads, ...(mesh ? { mesh: { identities: mesh.identities, collector: mesh.collector } } : {}) });

@@ -50,6 +50,7 @@ export function registerStatusCommands(program: Command, deps: ApiDeps): void {
     const rows = r.nodes.map((n) =>
       [n.node, n.connected ? 'yes' : 'no', n.policyVersion === undefined ? '-' : `v${n.policyVersion}`, policyState(n, r.policyVersion), String(n.workloads), n.lastSeen ?? '-']);
     deps.stdout(formatTable(['NODE', 'CONNECTED', 'POLICY', 'STATE', 'WORKLOADS', 'LAST SEEN'], rows));
+    for (const n of r.nodes) if (n.wireRulesStale !== undefined) deps.stdout(`${n.node}: UDP/ICMP rules stale: ${n.wireRulesStale}\n`);
     const lagging = r.nodes.filter((n) => n.connected && policyState(n, r.policyVersion) !== 'current');
     if (lagging.length > 0) deps.stderr(`${lagging.length} connected agent${lagging.length === 1 ? '' : 's'} not at policy version ${r.policyVersion}: ${lagging.map((n) => n.node).join(', ')}\n`);
   });
