@@ -257,6 +257,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       mesh: workloadNameSources(workloads, () => mesh?.registry),
       policies,
       flows,
+      limits,
       log,
     });
     const egress = new Egress({ ...shared, names: dns.names });
