@@ -97,8 +97,6 @@ export class WireEnforcement {
   private failuresInRow = 0;
   private readonly maxRules: number;
   private readonly state: WireRulesState = { stale: false, closedPods: [], failures: 0 };
-  /** Resolved when no write is under way or asked for (tests, the drain). */
-  private idleWaiters: Array<() => void> = [];
   private readonly onPolicies = (): void => this.syncRules();
 
   constructor(private readonly inputs: WireEnforcementInputs) {
@@ -160,12 +158,6 @@ export class WireEnforcement {
     return { ...this.state, closedPods: [...this.state.closedPods] };
   }
 
-  /** Once no rule write is under way or asked for. */
-  settled(): Promise<void> {
-    if (!this.writing) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
-  }
-
   /** `palisade_wire_rules_stale` and `palisade_wire_rule_failures_total`. */
   register(registry: Registry): void {
     new ReadCounter(
@@ -222,7 +214,6 @@ export class WireEnforcement {
         }
       } while (this.again && !this.reportingStopped);
       this.writing = false;
-      for (const w of this.idleWaiters.splice(0)) w();
     })();
   }
 
@@ -263,13 +254,19 @@ export class WireEnforcement {
   private async failed(problem: string, byPod: Map<number, KernelRule[]>, changed: number[]): Promise<void> {
     this.state.failures++;
     this.failuresInRow++;
-    let closedPods = changed;
-    let note = `${problem}; UDP/ICMP of the ${changed.length} pod(s) whose rules changed is denied until they are written`;
+    // A pod whose rules were all taken away is where it should be once it has none.
+    let closedPods = changed.filter((pod) => byPod.has(pod));
+    let note = `${problem}; UDP/ICMP of the ${closedPods.length} pod(s) whose rules changed is denied until they are written`;
+    const closed = failClosedRules(byPod, changed);
     try {
-      await this.write(failClosedRules(byPod, changed));
+      await this.write(closed);
       const kept = new Map(this.inForce);
       for (const pod of changed) kept.delete(pod);
       this.inForce = kept;
+      if (closedPods.length === 0) {
+        this.log.warn({ event: 'wire-rules', entries: closed.length, problem, failures: this.state.failures }, 'UDP/ICMP rules in force, written without the pods whose rules were removed');
+        return this.nowCurrent();
+      }
     } catch (err) {
       // Not even that: no rule for any pod, which denies every pod's UDP/ICMP by rules.
       this.state.failures++;
