@@ -91,6 +91,8 @@ export class WireEnforcement {
   private compiledFrom: CompiledFrom | undefined;
   /** Per pod, the signature of its rules in the kernel. */
   private inForce = new Map<number, string>();
+  /** False until this agent wrote a set: what a previous agent left is unknown and always replaced. */
+  private inForceKnown = false;
   private writing = false;
   private again = false;
   private retry: NodeJS.Timeout | undefined;
@@ -238,7 +240,7 @@ export class WireEnforcement {
     const wanted = signatures(byPod);
     const changed = changedPods(this.inForce, wanted);
     this.compiledFrom = from;
-    if (changed.length === 0) return this.nowCurrent(); // what the kernel has is what is wanted
+    if (changed.length === 0 && this.inForceKnown) return this.nowCurrent(); // what the kernel has is what is wanted
     try {
       const gen = await this.write(rules);
       this.inForce = wanted;
@@ -317,6 +319,7 @@ export class WireEnforcement {
       return { ...r, ref };
     });
     const gen = await writeRuleSet(this.inputs.datapath, entries, this.maxRules);
+    this.inForceKnown = true;
     this.refsInUse = [this.refsInUse[1]!, used];
     for (const [key, id] of this.refIds) {
       if (this.refsInUse[0]!.has(id) || used.has(id)) continue;

@@ -140,4 +140,19 @@ describe('UDP/ICMP rules that cannot be written fail closed (real eBPF, real pac
     assert.equal(r.ok, true, JSON.stringify(r));
     assert.equal((await ask(5140)).ok, false, 'the port taken away stays closed');
   });
+
+  it('an agent that starts with no UDP rule to write replaces what the one before left (it cannot know what is in force)', async function () {
+    await agent.stop('SIGKILL'); // its rules (5141 open) stay pinned in the kernel
+    fs.rmSync(path.join(policyDir, 'web.yaml'));
+    agent = startAgentProcess(topo, node, {
+      pods: [{ pod: web, serviceAccount: 'web', labels: { app: 'web' } }],
+      extraArgs: ['--policy-dir', policyDir, '--max-wire-rules', '8', '--packet-summary-interval', '1s'],
+    });
+    await agent.ready;
+    await waitFor(() => agent.logs.lines.some((l) => (l as { event?: string; entries?: number }).event === 'wire-rules' && (l as { entries: number }).entries === 0) || undefined, 10_000, {
+      what: 'the new agent to write its (empty) rules',
+    });
+    const r = await ask(5141);
+    assert.equal(r.ok, false, `the old agent's rule no longer lets 5141 out: ${JSON.stringify(r)}`);
+  });
 });
