@@ -96,6 +96,8 @@ export class WireEnforcement {
   private writing = false;
   private again = false;
   private retry: NodeJS.Timeout | undefined;
+  /** The retry's time came: stale rules are tried again even if nothing they are made of changed. */
+  private retryDue = false;
   private failuresInRow = 0;
   private readonly maxRules: number;
   private readonly state: WireRulesState = { stale: false, closedPods: [], failures: 0 };
@@ -153,11 +155,6 @@ export class WireEnforcement {
     if (this.retry) clearTimeout(this.retry);
     this.retry = undefined;
     this.report();
-  }
-
-  /** The rules in force next to what the policies want. */
-  rulesState(): WireRulesState {
-    return { ...this.state, closedPods: [...this.state.closedPods] };
   }
 
   /** `palisade_wire_rules_stale` and `palisade_wire_rule_failures_total`. */
@@ -234,7 +231,10 @@ export class WireEnforcement {
       sources: sources.map((s) => `${s.ip} ${s.identity} ${s.namespace}`).join('\n'),
     };
     const prev = this.compiledFrom;
-    if (!this.state.stale && prev && prev.index === from.index && prev.pods === from.pods && prev.sources === from.sources) return;
+    const retrying = this.state.stale && this.retryDue;
+    this.retryDue = false;
+    // Unchanged inputs compile to the same rules: nothing to do, unless stale rules are due a retry.
+    if (!retrying && prev && prev.index === from.index && prev.pods === from.pods && prev.sources === from.sources) return;
     const rules = compileKernelRules(pods, index, sources);
     const byPod = rulesByPod(rules);
     const wanted = signatures(byPod);
@@ -294,6 +294,7 @@ export class WireEnforcement {
     const wait = retryDelayMs(this.failuresInRow);
     this.retry = setTimeout(() => {
       this.retry = undefined;
+      this.retryDue = true;
       this.syncRules();
     }, wait);
     this.retry.unref();
