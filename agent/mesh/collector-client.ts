@@ -66,6 +66,8 @@ export interface CollectorClientOptions {
   backoff?: BackoffOptions;
   /** Where the mesh registry is kept (default: a new one, as `registry`). */
   registry?: MeshRegistry;
+  /** After a failover, how long other nodes' workloads the new replica does not know yet are kept (default 10 s). */
+  failoverCarryMs?: number;
 }
 
 /**
@@ -101,6 +103,8 @@ export class CollectorClient extends EventEmitter {
   /** The endpoint in use (or tried next), and how many failed in a row since the last session. */
   private current = 0;
   private failedInRow = 0;
+  /** The session moved to another address since the last snapshot: the next one is another replica's. */
+  private movedSinceSnapshot = false;
   private readonly log: Logger;
   private readonly backoff: Backoff;
   private readonly pending = new Map<string, Pending>();
@@ -291,7 +295,9 @@ export class CollectorClient extends EventEmitter {
   private registryFrame(ws: WebSocket, m: MessageOf<'registry' | 'registry-delta'>): boolean {
     if (m.type === 'registry') {
       const { type: _type, ...snapshot } = m;
-      this.registry.replace(snapshot);
+      if (this.movedSinceSnapshot && this.registry.position() && snapshot.epoch !== this.registry.epoch) this.carryOver(snapshot);
+      else this.registry.replace(snapshot);
+      this.movedSinceSnapshot = false;
       this.syncAsked = false;
       return true;
     }
@@ -307,6 +313,20 @@ export class CollectorClient extends EventEmitter {
       ws.send(encodeMessage({ type: 'registry-sync', ...(since ? { since } : {}) }));
     }
     return false;
+  }
+
+  /** Another replica's snapshot after a failover: keep the nodes it does not know yet for a while (MeshRegistry.replaceCarrying). */
+  private carryOver(snapshot: RegistrySnapshot): void {
+    const carried = this.registry.replaceCarrying(snapshot);
+    if (carried === 0) return;
+    const ms = this.opts.failoverCarryMs ?? 10_000;
+    this.log.info({ collector: this.collector, carried, forMs: ms }, 'failover: keeping the workloads of nodes this collector does not know yet');
+    this.after(ms, () => {
+      const dropped = this.registry.dropCarried();
+      if (dropped === 0) return;
+      this.log.warn({ dropped }, 'failover: workloads still unknown to this collector dropped');
+      if (this.listenerCount('registry') > 0) this.emit('registry', this.registry.snapshot());
+    });
   }
 
   private connect(): void {
@@ -426,6 +446,7 @@ export class CollectorClient extends EventEmitter {
    */
   private moveOn(): boolean {
     this.current = (this.current + 1) % this.endpoints.length;
+    if (this.endpoints.length > 1) this.movedSinceSnapshot = true;
     this.failedInRow++;
     if (this.failedInRow < this.endpoints.length) return true;
     this.failedInRow = 0;
