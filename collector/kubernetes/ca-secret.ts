@@ -41,7 +41,7 @@ export async function caFromSecret(opts: { client: KubeClient; ref: CaSecretRef;
     const found = await client.call(`get ${what}`, () => client.core.readNamespacedSecret(ref), { notFound: 'undefined' });
     if (found !== undefined) {
       const ca = caOfSecret(found.data, what, trustDomain);
-      log.info({ secret: `${ref.namespace}/${ref.name}`, fingerprint256: fingerprint(ca) }, 'mesh CA loaded from the Kubernetes Secret');
+      log.info({ caSecret: `${ref.namespace}/${ref.name}`, fingerprint256: fingerprint(ca) }, 'mesh CA loaded from the Kubernetes Secret');
       return ca;
     }
     if (attempt > 0) {
@@ -62,11 +62,11 @@ export async function caFromSecret(opts: { client: KubeClient; ref: CaSecretRef;
       await client.call(`create ${what}`, () => client.core.createNamespacedSecret({ namespace: ref.namespace, body }));
     } catch (err) {
       if (statusOf((err as { cause?: unknown }).cause)?.code !== 409) throw err;
-      log.info({ secret: `${ref.namespace}/${ref.name}` }, 'another collector created the mesh CA first: using that one');
+      log.info({ caSecret: `${ref.namespace}/${ref.name}` }, 'another collector created the mesh CA first: using that one');
       continue;
     }
     const ca = CertificateAuthority.fromPem(trustDomain, keyPem, certPem, names(what), 'PALISADE_ERR_KUBERNETES');
-    log.info({ secret: `${ref.namespace}/${ref.name}`, fingerprint256: fingerprint(ca) }, 'mesh CA created in the Kubernetes Secret');
+    log.info({ caSecret: `${ref.namespace}/${ref.name}`, fingerprint256: fingerprint(ca) }, 'mesh CA created in the Kubernetes Secret');
     return ca;
   }
 }
