@@ -3,7 +3,8 @@
  * whose rule table is made tiny (--max-wire-rules), a real pod sending real datagrams. A policy
  * change that takes a port away and cannot be written (too many entries) must leave that port
  * DENIED — before the fix the old, looser rules stayed in force with only a log line — and the
- * metrics must say the rules are stale until a set that fits is written again.
+ * metrics and the collector's status (what `palisade status` prints) must say the rules are stale
+ * until a set that fits is written again.
  */
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
@@ -14,6 +15,8 @@ import {
   rawNet,
   requirePrivileges,
   startAgentProcess,
+  startMeshAgent,
+  startTestCollector,
   startUdpServer,
   sweepStale,
   tearDown,
@@ -25,6 +28,7 @@ import {
   type NodeNs,
   type PodNs,
   type Running,
+  type TestCollector,
 } from '../../harness';
 
 /** UDP the filters dropped from `pod` because no rule allows it (the kernel's counter). */
@@ -61,6 +65,7 @@ describe('UDP/ICMP rules that cannot be written fail closed (real eBPF, real pac
   let web: PodNs;
   let ext: ExternalHost;
   let agent: AgentProcess;
+  let collector: TestCollector;
   let policyDir: string;
   const running: Running[] = [];
   let marker = 0;
@@ -77,10 +82,8 @@ describe('UDP/ICMP rules that cannot be written fail closed (real eBPF, real pac
     policyDir = tempDir('wirestale-policies');
     fs.writeFileSync(path.join(policyDir, 'web.yaml'), policy([5140]));
     for (const port of [5140, 5141]) running.push(await startUdpServer(topo, ext, ext.ip, port));
-    agent = startAgentProcess(topo, node, {
-      pods: [{ pod: web, serviceAccount: 'web', labels: { app: 'web' } }],
-      extraArgs: ['--policy-dir', policyDir, '--max-wire-rules', '8', '--packet-summary-interval', '1s'],
-    });
+    collector = await startTestCollector();
+    agent = startWebAgent();
     await agent.ready;
     await waitFor(() => agent.logs.lines.some((l) => (l as { event?: string; entries?: number }).event === 'wire-rules' && (l as { entries: number }).entries > 0) || undefined, 10_000, {
       what: 'the first UDP rules in force',
@@ -89,11 +92,22 @@ describe('UDP/ICMP rules that cannot be written fail closed (real eBPF, real pac
 
   after(async function () {
     for (const r of running) r.stop();
-    await tearDown({ agents: [agent], topo, dirs: [policyDir] });
+    await tearDown({ agents: [agent], topo, collector, dirs: [policyDir] });
   });
 
+  const startWebAgent = (): AgentProcess =>
+    startMeshAgent(topo, node, collector, {
+      pods: [{ pod: web, serviceAccount: 'web', labels: { app: 'web' } }],
+      extraArgs: ['--policy-dir', policyDir, '--max-wire-rules', '8', '--packet-summary-interval', '1s'],
+      readyTimeoutMs: 30_000,
+    });
+
+  /** What `palisade status` shows for the node: the collector's status answer. */
+  const staleInStatus = (): string | undefined =>
+    collector.running.policies.status({ flowsStored: 0, auditRecords: 0 }).nodes.find((n) => n.node === node.name)?.wireRulesStale;
+
   async function metrics(): Promise<{ stale: number; failures: number }> {
-    const families = await nodeMetrics(topo, node, `${node.proxyIp}:15020`);
+    const families = await nodeMetrics(topo, node, `${node.underlayIp}:15020`); // a meshed agent serves them on the node address
     const read = (name: string): number => {
       const v = families.get(name)?.samples[0]?.value;
       assert.ok(v !== undefined, `${name} is exported`);
@@ -125,6 +139,8 @@ describe('UDP/ICMP rules that cannot be written fail closed (real eBPF, real pac
     const m = await metrics();
     assert.equal(m.stale, 1, 'one pod is held closed');
     assert.ok(m.failures >= 1, `failures counted: ${m.failures}`);
+    const shown = await waitFor(staleInStatus, 5000, { what: 'palisade status to show the node\'s rules stale' });
+    assert.match(shown, /30 UDP\/ICMP rule entries do not fit .*at most 8.*denied until they are written/);
   });
 
   it('retries with backoff, and a set that fits again is written: current, the new port open', async function () {
@@ -136,6 +152,7 @@ describe('UDP/ICMP rules that cannot be written fail closed (real eBPF, real pac
       what: 'the rules to be current again',
     });
     assert.equal((await metrics()).stale, 0);
+    await waitFor(() => (staleInStatus() === undefined ? true : undefined), 5000, { what: 'palisade status to show the node current again' });
     const r = await ask(5141);
     assert.equal(r.ok, true, JSON.stringify(r));
     assert.equal((await ask(5140)).ok, false, 'the port taken away stays closed');
@@ -144,10 +161,8 @@ describe('UDP/ICMP rules that cannot be written fail closed (real eBPF, real pac
   it('an agent that starts with no UDP rule to write replaces what the one before left (it cannot know what is in force)', async function () {
     await agent.stop('SIGKILL'); // its rules (5141 open) stay pinned in the kernel
     fs.rmSync(path.join(policyDir, 'web.yaml'));
-    agent = startAgentProcess(topo, node, {
-      pods: [{ pod: web, serviceAccount: 'web', labels: { app: 'web' } }],
-      extraArgs: ['--policy-dir', policyDir, '--max-wire-rules', '8', '--packet-summary-interval', '1s'],
-    });
+    // Outside the mesh this time (the node's certificate went with the killed agent's data dir).
+    agent = startAgentProcess(topo, node, { pods: [{ pod: web, serviceAccount: 'web', labels: { app: 'web' } }], extraArgs: ['--policy-dir', policyDir] });
     await agent.ready;
     await waitFor(() => agent.logs.lines.some((l) => (l as { event?: string; entries?: number }).event === 'wire-rules' && (l as { entries: number }).entries === 0) || undefined, 10_000, {
       what: 'the new agent to write its (empty) rules',
