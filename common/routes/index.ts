@@ -2,6 +2,7 @@
 export { firstMatch, pathMatches, rankMatches, type RuleChoice } from './match';
 export { DEFAULT_BACKOFF_MS, DEFAULT_RETRY_ATTEMPTS, DEFAULT_RETRY_CODES, parseHttpRouteSpec, type HttpRouteSpecResult, type RouteProblem } from './parse-http-route';
 export { parseFaultSpec } from './parse-fault';
+export { parseGrpcRouteSpec, type GrpcRouteSpecResult } from './parse-grpc-route';
 export { regexProblem } from './regex-check';
 export { RouteTable, type ServiceRoutes } from './route-table';
 export * from './types';

@@ -39,7 +39,7 @@ const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,256}$/;
 const NAME_RE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const DURATION_RE = /^([0-9]{1,5}(h|m|s|ms)){1,4}$/;
 const UNIT_MS: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1 };
-const LIMITS = { parentRefs: 32, rules: 16, matches: 64, headers: 16, queryParams: 16, backendRefs: 16, codes: 100 };
+export const LIMITS = { parentRefs: 32, rules: 16, matches: 64, headers: 16, queryParams: 16, backendRefs: 16, codes: 100 };
 const MAX_WEIGHT = 1_000_000;
 const MAX_ATTEMPTS = 10;
 export const DEFAULT_RETRY_CODES: readonly number[] = [502, 503, 504];
@@ -51,7 +51,7 @@ type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 const show = (v: unknown): string => JSON.stringify(v)?.slice(0, 80) ?? String(v);
 
-class Checker {
+export class Checker {
   readonly problems: RouteProblem[] = [];
   readonly warnings: RouteProblem[] = [];
 
@@ -115,24 +115,32 @@ export interface HttpRouteSpecResult {
 }
 
 export function parseHttpRouteSpec(spec: unknown, namespace: string): HttpRouteSpecResult {
+  return parseRouteSpec(spec, namespace, 'web', rule);
+}
+
+/**
+ * A route's spec, HTTPRoute's or GRPCRoute's: parentRefs, hostnames (ignored), and each of the
+ * rules by `ruleOf`. `example` names a Service in the hint for missing parentRefs.
+ */
+export function parseRouteSpec(spec: unknown, namespace: string, example: string, ruleOf: (c: Checker, v: unknown, index: number, namespace: string) => RouteRule | undefined): HttpRouteSpecResult {
   const c = new Checker();
   const top = c.fields(spec, 'spec', SPEC_FIELDS);
   let parents: RouteParent[] = [];
   let rules: RouteRule[] = [];
   if (top) {
     if (top.hostnames !== undefined) c.warnings.push({ path: 'spec.hostnames', message: 'is ignored: a route attached to a Service applies to every name of it (remove it)' });
-    if (top.parentRefs === undefined) c.fail('spec.parentRefs', 'is missing (attach the route to a Service: parentRefs: [{kind: Service, name: web}])');
+    if (top.parentRefs === undefined) c.fail('spec.parentRefs', `is missing (attach the route to a Service: parentRefs: [{kind: Service, name: ${example}}])`);
     else parents = (c.list(top.parentRefs, 'spec.parentRefs', LIMITS.parentRefs) ?? []).flatMap((p, i) => parent(c, p, `spec.parentRefs[${i}]`, namespace) ?? []);
     if (Array.isArray(top.parentRefs) && top.parentRefs.length === 0) c.fail('spec.parentRefs', 'is empty (attach the route to a Service)');
     const ruleList = top.rules === undefined ? [{}] : c.list(top.rules, 'spec.rules', LIMITS.rules);
     if (ruleList?.length === 0) c.fail('spec.rules', 'is empty (a route needs at least one rule)');
-    rules = (ruleList ?? []).flatMap((r, i) => rule(c, r, i, namespace) ?? []);
+    rules = (ruleList ?? []).flatMap((r, i) => ruleOf(c, r, i, namespace) ?? []);
   }
   const ok = c.problems.length === 0;
   return { spec: ok ? { parents, rules } : undefined, problems: c.problems, warnings: c.warnings };
 }
 
-function parent(c: Checker, v: unknown, path: string, namespace: string): RouteParent | undefined {
+export function parent(c: Checker, v: unknown, path: string, namespace: string): RouteParent | undefined {
   const f = c.fields(v, path, PARENT_FIELDS);
   if (!f) return undefined;
   const kind = f.kind ?? 'Gateway';
@@ -210,7 +218,7 @@ function pathMatch(c: Checker, v: unknown, path: string): PathMatcher | undefine
   return { type, value: type === 'PathPrefix' && value.length > 1 ? value.replace(/\/+$/, '') : value };
 }
 
-function named(c: Checker, v: unknown, path: string, header: boolean): { name: string; match: StringMatcher } | undefined {
+export function named(c: Checker, v: unknown, path: string, header: boolean): { name: string; match: StringMatcher } | undefined {
   const f = c.fields(v, path, ['type', 'name', 'value']);
   if (!f) return undefined;
   const name = c.string(f.name, `${path}.name`);
@@ -227,7 +235,7 @@ function named(c: Checker, v: unknown, path: string, header: boolean): { name: s
   return re && { name: key, match: { type, value, re } };
 }
 
-function backendRefs(c: Checker, v: unknown, path: string, namespace: string): BackendRef[] | undefined {
+export function backendRefs(c: Checker, v: unknown, path: string, namespace: string): BackendRef[] | undefined {
   if (v === undefined) return c.fail(path, 'is missing (name the Service(s) that serve this rule, with weights for a canary)');
   const list = c.list(v, path, LIMITS.backendRefs);
   if (!list) return undefined;
@@ -254,7 +262,7 @@ function backend(c: Checker, v: unknown, path: string, namespace: string): Backe
 }
 
 /** The one filter supported so far: an ExtensionRef to a FaultInjection of the route's namespace. */
-function faultFilter(c: Checker, v: unknown, path: string, namespace: string): string | undefined {
+export function faultFilter(c: Checker, v: unknown, path: string, namespace: string): string | undefined {
   const list = c.list(v, path, 1);
   if (!list || list.length === 0) return list && c.fail(path, 'is empty (remove it)');
   const f = c.fields(list[0], `${path}[0]`, ['type', 'extensionRef']);

@@ -24,7 +24,7 @@ const CANARY = `${HEAD}  parentRefs:
 function compile(text: string): CompiledHttpRoute {
   const set = compilePolicyFiles([{ source: 'r.yaml', text }]);
   assert.equal(set.routes?.length, 1);
-  return set.routes![0]!;
+  return set.routes![0]! as CompiledHttpRoute;
 }
 
 function req(path: string, extra: Partial<RouteRequest> = {}): RouteRequest {
