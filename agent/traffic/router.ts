@@ -1,7 +1,8 @@
 /**
  * Traffic management in the source node's proxy (issue #18): a pod's connection to a Service's
- * virtual IP and port that an HTTPRoute is attached to is served as HTTP/1.1 here, and each
- * request is routed on its own: the route's rule that matches it (none: 404), a backend Service
+ * virtual IP and port that an HTTPRoute or GRPCRoute is attached to is served here — HTTP/1.1 by
+ * the HTTP engine, HTTP/2 with prior knowledge (gRPC) by the HTTP/2 front, told apart by the
+ * client preface — and each request (each HTTP/2 stream) is routed on its own: the route's rule that matches it (none: 404), a backend Service
  * by weight, then an endpoint of that backend by power of two choices over peak-EWMA latency,
  * reached the way any connection to it would be (HBONE to its node, or this node's destination
  * authorization), with the rule's timeouts and retries (dispatcher.ts). Routes are looked up on
@@ -17,7 +18,8 @@ import type { BackendRef, RouteRule, ServiceRoutes } from '../../common/routes';
 import type { MeshWorkload } from '../mesh/mesh-registry';
 import type { DestinationAuthz } from '../proxy/destination-authz';
 import type { HbonePool } from '../proxy/hbone-pool';
-import { HttpFront, type HttpDecision, type HttpLimits, type HttpRecord, type HttpSession, type NormalizedRequest, type UpstreamTarget } from '../proxy/http';
+import { H2Front, readPreface } from '../proxy/h2';
+import { DEFAULT_HTTP_LIMITS, HttpFront, type HttpDecision, type HttpLimits, type HttpRecord, type HttpSession, type NormalizedRequest, type UpstreamTarget } from '../proxy/http';
 import { httpCounts, httpLine, httpOutcome, proxyFlow } from '../proxy/proxy-flow';
 import type { Workload } from '../workloads';
 import { keyOf, RequestDispatch, type Endpoint } from './dispatcher';
@@ -48,6 +50,7 @@ export interface RoutedService {
 }
 
 type Source = FlowEndpoint & { ip: string };
+type Proto = 'h1' | 'h2';
 
 interface RoutedDecision extends HttpDecision {
   reason: string;
@@ -58,6 +61,8 @@ interface RoutedDecision extends HttpDecision {
 
 export class TrafficRouter {
   private readonly front: HttpFront;
+  private readonly h2: H2Front;
+  private readonly prefaceTimeoutMs: number;
   private readonly log: Logger;
   private readonly balancer = new PeakEwma();
   private readonly budgets = new Map<string, RetryBudget>();
@@ -66,6 +71,8 @@ export class TrafficRouter {
   constructor(private readonly inputs: TrafficInputs) {
     this.log = inputs.log.child({ component: 'traffic' });
     this.front = new HttpFront({ ...(inputs.httpLimits ? { limits: inputs.httpLimits } : {}), stripHeaders: ['x-palisade-*'], log: this.log });
+    this.h2 = new H2Front({ stripHeaders: ['x-palisade-*'], log: this.log, ...(inputs.httpLimits?.idleTimeoutMs !== undefined && { idleTimeoutMs: inputs.httpLimits.idleTimeoutMs }) });
+    this.prefaceTimeoutMs = inputs.httpLimits?.headersTimeoutMs ?? DEFAULT_HTTP_LIMITS.headersTimeoutMs;
   }
 
   /** The routes a client of `clientNamespace` has for the service port, or undefined (plain TCP). */
@@ -73,25 +80,40 @@ export class TrafficRouter {
     return this.inputs.policies.index.routes.lookup(service.namespace, service.name, service.port, clientNamespace);
   }
 
-  /** Serve the pod's connection to `service` as HTTP/1.1, each request routed on its own. */
+  /**
+   * Serve the pod's connection to `service`, each request routed on its own: HTTP/2 when it opens
+   * with the client preface or asks for it (`Upgrade: h2c`), else HTTP/1.1.
+   */
   handle(conn: Duplex, workload: Workload, source: Source, service: RoutedService): void {
-    const session: HttpSession = {
-      authorize: (req) => this.decide(req, workload, source, service),
-      connect: () => Promise.reject(new Error('a routed request always has a dispatch')),
-      onRecord: (r) => this.record(r, source, service),
-    };
-    this.front.handle(conn, undefined, session);
+    readPreface(conn, this.prefaceTimeoutMs).then((p) => {
+      if (p.kind === 'closed') return void conn.destroy();
+      const onRecord = (r: HttpRecord): void => this.record(r, source, service);
+      const h2Session = { authorize: (req: NormalizedRequest) => this.decide(req, workload, source, service, 'h2'), onRecord };
+      if (p.kind === 'h2') return this.h2.handle(conn, p.head, h2Session);
+      const session: HttpSession = {
+        authorize: (req) => this.decide(req, workload, source, service, 'h1'),
+        connect: () => Promise.reject(new Error('a routed request always has a dispatch')),
+        onRecord,
+        upgradeH2c: (c, head, req) => this.h2.handleUpgraded(c, head, req, h2Session),
+      };
+      this.front.handle(conn, p.head, session);
+    }, (err: unknown) => {
+      this.log.error({ err }, 'routed connection failed');
+      conn.destroy();
+    });
   }
 
   closeAll(): void {
     this.front.closeAll();
+    this.h2.closeAll();
   }
 
-  private decide(req: NormalizedRequest, workload: Workload, source: Source, service: RoutedService): RoutedDecision {
+  /** `proto`: the upstream connections an attempt uses speak HTTP/1.1 or HTTP/2 (kept in separate pools). */
+  private decide(req: NormalizedRequest, workload: Workload, source: Source, service: RoutedService, proto: Proto): RoutedDecision {
     const routes = this.routes(service, workload.namespace);
     if (routes === undefined) {
       // the route went away since the connection came: the Service itself, balanced per request
-      return this.dispatchTo(req, { namespace: service.namespace, name: service.name, port: service.port, weight: 1 }, undefined, workload, source, { reason: 'no-route' });
+      return this.dispatchTo(req, { namespace: service.namespace, name: service.name, port: service.port, weight: 1 }, undefined, workload, source, proto, { reason: 'no-route' });
     }
     const choice = routes.select(req);
     if (choice === undefined) return { allowed: false, status: 404, reason: 'no-route-match', route: routes.routes.join(',') };
@@ -105,10 +127,10 @@ export class TrafficRouter {
       if (fault.delay !== undefined && Math.random() * 100 < fault.delay.percent) delayMs = fault.delay.ms;
     }
     const backend = pickWeighted(choice.rule.backends, Math.random);
-    return this.dispatchTo(req, backend, choice.rule, workload, source, { reason: delayMs > 0 ? 'fault-delay' : 'routed', ...matched }, delayMs);
+    return this.dispatchTo(req, backend, choice.rule, workload, source, proto, { reason: delayMs > 0 ? 'fault-delay' : 'routed', ...matched }, delayMs);
   }
 
-  private dispatchTo(req: NormalizedRequest, backend: BackendRef, rule: RouteRule | undefined, workload: Workload, source: Source, info: { reason: string; route?: string; rule?: number }, delayMs = 0): RoutedDecision {
+  private dispatchTo(req: NormalizedRequest, backend: BackendRef, rule: RouteRule | undefined, workload: Workload, source: Source, proto: Proto, info: { reason: string; route?: string; rule?: number }, delayMs = 0): RoutedDecision {
     const svc = this.inputs.registry.service(backend.namespace, backend.name);
     const dispatch = new RequestDispatch({
       rule: rule ?? NO_RULE,
@@ -118,7 +140,7 @@ export class TrafficRouter {
       budget: this.budget(`${backend.namespace}/${backend.name}`),
       ejections: this.ejections,
       delayMs,
-      target: (e) => this.target(e, workload, source),
+      target: (e) => this.target(e, workload, source, proto),
     });
     return { allowed: true, reason: info.reason, route: info.route, rule: info.rule, backend: `${backend.namespace}/${backend.name}`, dispatch };
   }
@@ -133,8 +155,8 @@ export class TrafficRouter {
   }
 
   /** How one attempt reaches endpoint `e`: its node over HBONE, or this node's destination authorization. */
-  private target(e: Endpoint, workload: Workload, source: Source): UpstreamTarget {
-    const pool = `traffic:${workload.ip}>${keyOf(e)}`;
+  private target(e: Endpoint, workload: Workload, source: Source, proto: Proto): UpstreamTarget {
+    const pool = `traffic:${proto}:${workload.ip}>${keyOf(e)}`;
     const local = this.inputs.local.byIp(e.ip);
     if (local) return { pool, connect: () => this.connectLocal(e, local, source) };
     const remote = this.inputs.registry.byIp(e.ip);

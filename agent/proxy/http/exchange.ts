@@ -15,6 +15,7 @@ import { CONTINUE_100, CRLF, chunkSize, declaresBody, deniedResponse, LAST_CHUNK
 import { RequestBody } from './request-body';
 import { bodyOf, DENIED_RAW, rawResponse, statusOf } from './refusal';
 import { openTunnel } from './tunnel';
+import { asksForH2c, SWITCHING_TO_H2C } from '../h2/h2c-upgrade';
 import { withTraceHeaders, type TraceHop } from '../../tracing/trace-context';
 import { Deadlines } from './deadlines';
 import type { Dispatch, HttpDecision, NormalizedRequest } from './types';
@@ -147,8 +148,10 @@ export class Exchange implements ParsedRequest, UpstreamUser {
 
   start(): void {
     if (this.broken !== undefined) return this.refuse(this.broken);
-    const n = this.check();
+    const h2c = this.kind === Kind.Upgrade && this.link.ctx.upgradeH2c !== undefined && asksForH2c(this.rawHeaders);
+    const n = this.check(h2c);
     if (n === undefined) return;
+    if (h2c) return this.switchToH2c(this.link.ctx.upgradeH2c!);
     let decision: HttpDecision | Promise<HttpDecision>;
     try {
       decision = this.link.ctx.authorize(n);
@@ -161,6 +164,23 @@ export class Exchange implements ParsedRequest, UpstreamUser {
         (err: unknown) => this.authzFailed(err),
       );
     } else this.decided(decision);
+  }
+
+  /**
+   * `Upgrade: h2c` on the routed path: 101, and the connection (with the bytes after this request)
+   * goes to the HTTP/2 front, where this request is stream 1, authorized and routed there. This
+   * exchange's record says the connection switched; it ends when the connection does.
+   */
+  private switchToH2c(upgrade: NonNullable<FrontContext['upgradeH2c']>): void {
+    this.decision = { allowed: true, reason: 'h2c-upgrade' };
+    this.status = 101;
+    this.replied = true;
+    this.headSent = true;
+    this.tunnelling = true;
+    const socket = this.link.socket;
+    socket.once('close', () => this.complete());
+    this.link.write(SWITCHING_TO_H2C);
+    upgrade(socket, this.head ?? Buffer.alloc(0), { method: this.method, target: this.target, authority: this.host, headers: this.forward });
   }
 
   // --- the request body, from the downstream parser ---
@@ -256,9 +276,9 @@ export class Exchange implements ParsedRequest, UpstreamUser {
 
   // --- deciding ---
 
-  private check(): NormalizedRequest | undefined {
+  private check(h2c: boolean): NormalizedRequest | undefined {
     const { ctx } = this.link;
-    const c = checkRequest(this, this.kind, ctx.rules, ctx.limits.maxHeaders);
+    const c = checkRequest(this, this.kind, ctx.rules, ctx.limits.maxHeaders, h2c);
     if (!c.ok) {
       this.host = c.host;
       if (c.path !== undefined) this.path = c.path;

@@ -9,7 +9,8 @@
  * bytes it writes). Deadlines are checked by one sweep per front.
  *
  * WebSocket upgrades are tunnelled after authz (and only once the upstream answers 101).
- * Any other upgrade (h2c…) is refused with 501, and CONNECT with 405.
+ * `Upgrade: h2c` is switched to HTTP/2 when the session takes it (HttpSession.upgradeH2c, the
+ * routed path); any other upgrade is refused with 501, and CONNECT with 405.
  */
 import type { Duplex } from 'node:stream';
 import type { FrontContext } from './context';
@@ -29,7 +30,7 @@ const POOL_MAX_IDLE = 128;
 const POOL_IDLE_MS = 30_000;
 
 export class HttpFront {
-  private readonly shared: Omit<FrontContext, 'authorize' | 'connect' | 'record' | 'pool' | 'tracer' | 'sharedPool'>;
+  private readonly shared: Omit<FrontContext, 'authorize' | 'connect' | 'record' | 'pool' | 'tracer' | 'sharedPool' | 'upgradeH2c'>;
   /** the context of connections handed in without a session of their own */
   private readonly defaults: FrontContext | undefined;
   private readonly conns = new Set<Downstream>();
@@ -93,6 +94,7 @@ export class HttpFront {
       pool: session.pool === undefined ? undefined : this.poolFor(session.pool),
       sharedPool: (name: string) => this.poolFor(name),
       tracer: session.tracer,
+      upgradeH2c: session.upgradeH2c,
       record(r: HttpRecord): void {
         try {
           onRecord(r);

@@ -116,6 +116,23 @@ export interface HttpSession {
   onRecord(r: HttpRecord): void;
   /** Read and continue (or start) the trace of each request; its record carries it. */
   tracer?: HopTracer;
+  /**
+   * Takes connections an `Upgrade: h2c` request switches to HTTP/2 (the routed path): the engine
+   * answers 101 and hands over the connection, the bytes after the request and the request, which
+   * is then stream 1. Without it such a request is an upgrade like any other.
+   */
+  upgradeH2c?(conn: Duplex, head: Buffer, req: H2cRequest): void;
+}
+
+/** An `Upgrade: h2c` request as the HTTP/2 side serves it (stream 1). */
+export interface H2cRequest {
+  method: string;
+  /** the normalized path and query */
+  target: string;
+  /** Host as sent */
+  authority: string;
+  /** the forwarded headers: name, value, name, value… */
+  headers: readonly string[];
 }
 
 /**
