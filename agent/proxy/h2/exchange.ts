@@ -34,6 +34,8 @@ export interface ExchangeContext {
   readonly session: H2Session;
   readonly rules: HeaderRules;
   readonly upstreams: H2Sessions;
+  /** a stream with no frame either way for this long is reset (Envoy's stream idle timeout) */
+  readonly streamIdleMs: number;
   readonly log: Logger;
 }
 
@@ -98,6 +100,11 @@ export class H2Exchange {
     const { stream } = this;
     stream.once('close', () => this.closed());
     stream.on('error', () => undefined); // the close that follows says it all
+    stream.setTimeout(this.ctx.streamIdleMs, () => {
+      this.error ??= 'stream-idle-timeout';
+      this.cancelUp();
+      stream.close(NGHTTP2_CANCEL);
+    });
     const r = readRequest(this.headers, this.ctx.rules);
     this.grpc = r.ok ? r.grpc : String(this.headers['content-type'] ?? '').startsWith('application/grpc');
     if (!r.ok) {

@@ -18,7 +18,7 @@ import { H2Sessions } from './sessions';
 export interface H2FrontOptions {
   /** extra client headers to remove (lowercase; a trailing '*' makes a prefix) */
   stripHeaders?: string[];
-  /** a connection without a stream for this long is closed */
+  /** a connection without a stream, or a stream without a frame, for this long is closed (default 300 s) */
   idleTimeoutMs?: number;
   log: Logger;
 }
@@ -34,12 +34,13 @@ export class H2Front {
   private readonly contexts = new WeakMap<http2.ServerHttp2Session, ExchangeContext>();
   /** the context of the connection being handed in (the server makes its session synchronously) */
   private pending: ExchangeContext | undefined;
+  private readonly idleMs: number;
   readonly upstreams = new H2Sessions();
 
   constructor(opts: H2FrontOptions) {
     this.log = opts.log;
     this.rules = compileHeaderRules(undefined, opts.stripHeaders);
-    const idle = opts.idleTimeoutMs ?? 300_000;
+    const idle = (this.idleMs = opts.idleTimeoutMs ?? 300_000);
     this.server = http2.createServer({ settings: SERVER_SETTINGS, maxSessionMemory: 10, maxHeaderListPairs: 256 });
     this.server.on('session', (s: http2.ServerHttp2Session) => {
       const ctx = this.pending;
@@ -80,7 +81,7 @@ export class H2Front {
 
   private serve(conn: Duplex, stream: () => Duplex, session: H2Session & { setHeaders?: Record<string, string> }): void {
     if (conn.destroyed) return;
-    const ctx: ExchangeContext = { session, rules: withSetHeaders(this.rules, session.setHeaders), upstreams: this.upstreams, log: this.log };
+    const ctx: ExchangeContext = { session, rules: withSetHeaders(this.rules, session.setHeaders), upstreams: this.upstreams, streamIdleMs: this.idleMs, log: this.log };
     this.pending = ctx;
     try {
       this.server.emit('connection', stream());

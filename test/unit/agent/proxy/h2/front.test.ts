@@ -121,8 +121,8 @@ describe('the HTTP/2 front (agent/proxy/h2): real HTTP/2 both sides, in one proc
   });
 
   /** A client connected to a front whose every request is decided by `decide`. */
-  async function connect(decide: (path: string) => HttpDecision): Promise<http2.ClientHttp2Session> {
-    const front = new H2Front({ log: silentLogger() });
+  async function connect(decide: (path: string) => HttpDecision, idleTimeoutMs?: number): Promise<http2.ClientHttp2Session> {
+    const front = new H2Front({ log: silentLogger(), ...(idleTimeoutMs !== undefined && { idleTimeoutMs }) });
     fronts.push(front);
     const [ours, theirs] = duplexPair();
     const session: H2Session = { authorize: (req) => decide(req.path), onRecord: (r) => records.push(r) };
@@ -191,6 +191,22 @@ describe('the HTTP/2 front (agent/proxy/h2): real HTTP/2 both sides, in one proc
     assert.ok(r.ms >= 190 && r.ms < 1500, `${r.ms} ms`);
     await waitRecords(1);
     assert.equal(records[0]!.error, 'grpc-timeout');
+    await waitUntil(() => cancelled, 'the upstream stream cancelled');
+  });
+
+  it('a stream with no frame either way for the idle timeout is reset, upstream too', async () => {
+    let cancelled = false;
+    const silent = await upstream((stream) => {
+      stream.on('data', () => undefined);
+      stream.on('close', () => (cancelled = stream.rstCode === http2.constants.NGHTTP2_CANCEL));
+    });
+    ups.push(silent);
+    const client = await connect(() => ({ allowed: true, reason: 'routed', dispatch: dispatch(NO_RETRY, [silent.port]) }), 300);
+    const r = await call(client, '/demo.Greeter/Slow');
+    assert.equal(r.status, undefined, 'no response');
+    assert.ok(r.ms >= 290 && r.ms < 2000, `${r.ms} ms`);
+    await waitRecords(1);
+    assert.equal(records[0]!.error, 'stream-idle-timeout');
     await waitUntil(() => cancelled, 'the upstream stream cancelled');
   });
 
