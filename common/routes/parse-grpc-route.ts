@@ -15,7 +15,7 @@
  * else (sessionPersistence, other filters, Gateway parents) is refused naming the field. GRPCRoute
  * has no timeouts or retry fields: a call's `grpc-timeout` bounds it (the proxy honours it). Pure.
  */
-import { backendRefs, Checker, faultFilter, LIMITS, named, parseRouteSpec, type HttpRouteSpecResult } from './parse-http-route';
+import { Checker, LIMITS, named, parseRouteSpec, parseRule, type HttpRouteSpecResult, type RuleExtras } from './parse-http-route';
 import type { PathMatcher, RouteMatch, RouteRule } from './types';
 
 const RULE_FIELDS = ['name', 'matches', 'backendRefs', 'filters'];
@@ -34,18 +34,11 @@ export function parseGrpcRouteSpec(spec: unknown, namespace: string): GrpcRouteS
   return parseRouteSpec(spec, namespace, 'greeter', rule);
 }
 
+/** GRPCRoute has no timeouts or retry: a call's grpc-timeout bounds it. */
+const NO_EXTRAS: RuleExtras = { requestTimeoutMs: 0, backendTimeoutMs: 0, retry: undefined };
+
 function rule(c: Checker, v: unknown, index: number, namespace: string): RouteRule | undefined {
-  const path = `spec.rules[${index}]`;
-  const f = c.fields(v, path, RULE_FIELDS);
-  if (!f) return undefined;
-  const before = c.problems.length;
-  const name = f.name === undefined ? undefined : c.name(f.name, `${path}.name`);
-  const matchList = f.matches === undefined ? [{}] : c.list(f.matches, `${path}.matches`, LIMITS.matches);
-  const matches = (matchList?.length === 0 ? [{}] : (matchList ?? [])).flatMap((m, i) => match(c, m, `${path}.matches[${i}]`) ?? []);
-  const backends = backendRefs(c, f.backendRefs, `${path}.backendRefs`, namespace);
-  const fault = f.filters === undefined ? undefined : faultFilter(c, f.filters, `${path}.filters`, namespace);
-  if (c.problems.length > before || !backends) return undefined;
-  return { index, name, matches, backends, requestTimeoutMs: 0, backendTimeoutMs: 0, retry: undefined, fault };
+  return parseRule(c, v, index, namespace, RULE_FIELDS, match, () => NO_EXTRAS);
 }
 
 function match(c: Checker, v: unknown, path: string): RouteMatch | undefined {

@@ -140,7 +140,7 @@ export function parseRouteSpec(spec: unknown, namespace: string, example: string
   return { spec: ok ? { parents, rules } : undefined, problems: c.problems, warnings: c.warnings };
 }
 
-export function parent(c: Checker, v: unknown, path: string, namespace: string): RouteParent | undefined {
+function parent(c: Checker, v: unknown, path: string, namespace: string): RouteParent | undefined {
   const f = c.fields(v, path, PARENT_FIELDS);
   if (!f) return undefined;
   const kind = f.kind ?? 'Gateway';
@@ -156,28 +156,50 @@ export function parent(c: Checker, v: unknown, path: string, namespace: string):
 }
 
 function rule(c: Checker, v: unknown, index: number, namespace: string): RouteRule | undefined {
+  return parseRule(c, v, index, namespace, RULE_FIELDS, match, (f, path) => {
+    let requestTimeoutMs = 0;
+    let backendTimeoutMs = 0;
+    const timeouts = f.timeouts === undefined ? undefined : c.fields(f.timeouts, `${path}.timeouts`, ['request', 'backendRequest']);
+    if (timeouts) {
+      requestTimeoutMs = timeouts.request === undefined ? 0 : (c.duration(timeouts.request, `${path}.timeouts.request`) ?? 0);
+      backendTimeoutMs = timeouts.backendRequest === undefined ? 0 : (c.duration(timeouts.backendRequest, `${path}.timeouts.backendRequest`) ?? 0);
+      if (requestTimeoutMs > 0 && backendTimeoutMs > requestTimeoutMs) {
+        c.fail(`${path}.timeouts.backendRequest`, `(${show(timeouts.backendRequest)}) must not be longer than timeouts.request (${show(timeouts.request)})`);
+      }
+    }
+    const retry = f.retry === undefined ? undefined : retryPolicy(c, f.retry, `${path}.retry`);
+    return { requestTimeoutMs, backendTimeoutMs, retry };
+  });
+}
+
+/** The fields of a rule only some route kinds have. */
+export type RuleExtras = Pick<RouteRule, 'requestTimeoutMs' | 'backendTimeoutMs' | 'retry'>;
+
+/**
+ * A rule of either kind: its name, matches (each by `matchOf`), backendRefs and FaultInjection
+ * filter, and the kind's own fields (`extras`); undefined when any of it has a problem.
+ */
+export function parseRule(
+  c: Checker,
+  v: unknown,
+  index: number,
+  namespace: string,
+  fields: readonly string[],
+  matchOf: (c: Checker, v: unknown, path: string) => RouteMatch | undefined,
+  extras: (f: Obj, path: string) => RuleExtras,
+): RouteRule | undefined {
   const path = `spec.rules[${index}]`;
-  const f = c.fields(v, path, RULE_FIELDS);
+  const f = c.fields(v, path, fields);
   if (!f) return undefined;
   const before = c.problems.length;
   const name = f.name === undefined ? undefined : c.name(f.name, `${path}.name`);
   const matchList = f.matches === undefined ? [{}] : c.list(f.matches, `${path}.matches`, LIMITS.matches);
-  const matches = (matchList?.length === 0 ? [{}] : (matchList ?? [])).flatMap((m, i) => match(c, m, `${path}.matches[${i}]`) ?? []);
+  const matches = (matchList?.length === 0 ? [{}] : (matchList ?? [])).flatMap((m, i) => matchOf(c, m, `${path}.matches[${i}]`) ?? []);
   const backends = backendRefs(c, f.backendRefs, `${path}.backendRefs`, namespace);
-  let requestTimeoutMs = 0;
-  let backendTimeoutMs = 0;
-  const timeouts = f.timeouts === undefined ? undefined : c.fields(f.timeouts, `${path}.timeouts`, ['request', 'backendRequest']);
-  if (timeouts) {
-    requestTimeoutMs = timeouts.request === undefined ? 0 : (c.duration(timeouts.request, `${path}.timeouts.request`) ?? 0);
-    backendTimeoutMs = timeouts.backendRequest === undefined ? 0 : (c.duration(timeouts.backendRequest, `${path}.timeouts.backendRequest`) ?? 0);
-    if (requestTimeoutMs > 0 && backendTimeoutMs > requestTimeoutMs) {
-      c.fail(`${path}.timeouts.backendRequest`, `(${show(timeouts.backendRequest)}) must not be longer than timeouts.request (${show(timeouts.request)})`);
-    }
-  }
-  const retry = f.retry === undefined ? undefined : retryPolicy(c, f.retry, `${path}.retry`);
+  const own = extras(f, path);
   const fault = f.filters === undefined ? undefined : faultFilter(c, f.filters, `${path}.filters`, namespace);
   if (c.problems.length > before || !backends) return undefined;
-  return { index, name, matches, backends, requestTimeoutMs, backendTimeoutMs, retry, fault };
+  return { index, name, matches, backends, ...own, fault };
 }
 
 function match(c: Checker, v: unknown, path: string): RouteMatch | undefined {
@@ -235,7 +257,7 @@ export function named(c: Checker, v: unknown, path: string, header: boolean): { 
   return re && { name: key, match: { type, value, re } };
 }
 
-export function backendRefs(c: Checker, v: unknown, path: string, namespace: string): BackendRef[] | undefined {
+function backendRefs(c: Checker, v: unknown, path: string, namespace: string): BackendRef[] | undefined {
   if (v === undefined) return c.fail(path, 'is missing (name the Service(s) that serve this rule, with weights for a canary)');
   const list = c.list(v, path, LIMITS.backendRefs);
   if (!list) return undefined;
@@ -262,7 +284,7 @@ function backend(c: Checker, v: unknown, path: string, namespace: string): Backe
 }
 
 /** The one filter supported so far: an ExtensionRef to a FaultInjection of the route's namespace. */
-export function faultFilter(c: Checker, v: unknown, path: string, namespace: string): string | undefined {
+function faultFilter(c: Checker, v: unknown, path: string, namespace: string): string | undefined {
   const list = c.list(v, path, 1);
   if (!list || list.length === 0) return list && c.fail(path, 'is empty (remove it)');
   const f = c.fields(list[0], `${path}[0]`, ['type', 'extensionRef']);

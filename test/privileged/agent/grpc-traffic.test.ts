@@ -8,7 +8,6 @@
  */
 import { strict as assert } from 'node:assert';
 import type { ChildProcess } from 'node:child_process';
-import { Datapath } from '../../../agent/datapath/datapath';
 import {
   fixturePath,
   JsonLines,
@@ -16,6 +15,7 @@ import {
   startMeshAgent,
   startTestCollector,
   sweepStale,
+  tearDown,
   Topology,
   waitFor,
   type AgentProcess,
@@ -178,11 +178,7 @@ describe('HTTP/2 and gRPC on the routed path (GRPCRoute; real agents, real pods,
 
   after(async function () {
     for (const c of children) c.kill('SIGKILL');
-    await agent1?.stop('SIGKILL');
-    await agent2?.stop('SIGKILL');
-    for (const n of topo?.nodes ?? []) Datapath.uninstall(n.name);
-    await topo?.destroy();
-    await collector?.cleanup();
+    await tearDown({ agents: [agent1, agent2], topo, collector });
   });
 
   // Service greeter's three endpoints are all on the other node: equal paths, so the spread shows the

@@ -6,7 +6,6 @@
  */
 import { strict as assert } from 'node:assert';
 import type { ChildProcess } from 'node:child_process';
-import { Datapath } from '../../../agent/datapath/datapath';
 import {
   fixturePath,
   JsonLines,
@@ -14,6 +13,7 @@ import {
   startMeshAgent,
   startTestCollector,
   sweepStale,
+  tearDown,
   Topology,
   waitFor,
   type AgentProcess,
@@ -218,11 +218,7 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
 
   after(async function () {
     for (const c of children) c.kill('SIGKILL');
-    await agent1?.stop('SIGKILL');
-    await agent2?.stop('SIGKILL');
-    for (const n of topo?.nodes ?? []) Datapath.uninstall(n.name);
-    await topo?.destroy();
-    await collector?.cleanup();
+    await tearDown({ agents: [agent1, agent2], topo, collector });
   });
 
   it('a 90/10 split over 2,000 requests on one keep-alive connection lands within ±3 %, each request balanced on its own', async function () {
