@@ -44,11 +44,11 @@ interface FlowLine {
 }
 
 const PORT = 50051;
-const VIPS = { greeter: '10.96.0.30', canary: '10.96.0.31', v1: '10.96.0.32', v2: '10.96.0.33', slow: '10.96.0.34', empty: '10.96.0.35' };
+const VIPS = { greeter: '10.96.0.30', canary: '10.96.0.31', v1: '10.96.0.32', v2: '10.96.0.33', slow: '10.96.0.34', empty: '10.96.0.35', flaky: '10.96.0.36' };
 
 const svc = (name: string, vip: string, selector: string): string => `  - {name: ${name}, namespace: default, vips: [${vip}], ports: [{name: grpc, port: ${PORT}, targetPort: ${PORT}}], selector: {${selector}}}\n`;
 const SERVICES = `services:
-${svc('greeter', VIPS.greeter, 'app: greeter, pool: main')}${svc('greeter-canary', VIPS.canary, 'app: greeter')}${svc('greeter-v1', VIPS.v1, 'app: greeter, version: v1')}${svc('greeter-v2', VIPS.v2, 'app: greeter, version: v2')}${svc('slow', VIPS.slow, 'app: slow')}${svc('empty', VIPS.empty, 'app: nobody')}`;
+${svc('greeter', VIPS.greeter, 'app: greeter, pool: main')}${svc('greeter-canary', VIPS.canary, 'app: greeter')}${svc('greeter-v1', VIPS.v1, 'app: greeter, version: v1')}${svc('greeter-v2', VIPS.v2, 'app: greeter, version: v2')}${svc('slow', VIPS.slow, 'app: slow')}${svc('empty', VIPS.empty, 'app: nobody')}${svc('flaky', VIPS.flaky, 'app: flaky')}`;
 
 const grpcRoute = (name: string, spec: string): string => `apiVersion: gateway.networking.k8s.io/v1
 kind: GRPCRoute
@@ -77,6 +77,17 @@ const EMPTY_ROUTE = grpcRoute('empty', `  parentRefs: [{kind: Service, name: emp
   rules:
   - backendRefs: [{name: empty, port: ${PORT}}]
 `);
+
+/** GRPCRoute has no retry field: gRPC calls get explicit retries from an HTTPRoute's (a trailers-only UNAVAILABLE is its 503). */
+const FLAKY_ROUTE = `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: flaky, namespace: default}
+spec:
+  parentRefs: [{kind: Service, name: flaky}]
+  rules:
+  - backendRefs: [{name: flaky, port: ${PORT}}]
+    retry: {codes: [503], attempts: 2, backoff: 25ms}
+`;
 
 /** demo.Admin is denied at the greeter pods (their nodes' destination authorization, per stream). */
 const DENY_ADMIN = `apiVersion: security.istio.io/v1
@@ -117,8 +128,8 @@ describe('HTTP/2 and gRPC on the routed path (GRPCRoute; real agents, real pods,
       throw new Error(`${script}: no JSON (code ${r.code}): ${r.stdout.slice(-500)} ${r.stderr.slice(-1500)}`);
     }
   }
-  async function server(pod: PodNs, name: string, slowMs = 2000): Promise<void> {
-    const child = topo.spawn(pod, process.execPath, [fixturePath('grpc-server.js'), pod.ip, String(PORT), name, String(slowMs)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  async function server(pod: PodNs, name: string, slowMs = 2000, mode = 'ok'): Promise<void> {
+    const child = topo.spawn(pod, process.execPath, [fixturePath('grpc-server.js'), pod.ip, String(PORT), name, String(slowMs), mode], { stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(child);
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -142,7 +153,17 @@ describe('HTTP/2 and gRPC on the routed path (GRPCRoute; real agents, real pods,
     const c = await topo.addPod(node2, 'greeter-c');
     const d = await topo.addPod(node2, 'greeter-d');
     const slow = await topo.addPod(node2, 'slow');
-    await Promise.all([server(a, 'greeter-a'), server(b, 'greeter-b'), server(c, 'greeter-c'), server(d, 'greeter-d'), server(slow, 'slow', 2000)]);
+    const flakyA = await topo.addPod(node2, 'flaky-a');
+    const flakyB = await topo.addPod(node2, 'flaky-b');
+    await Promise.all([
+      server(a, 'greeter-a'),
+      server(b, 'greeter-b'),
+      server(c, 'greeter-c'),
+      server(d, 'greeter-d'),
+      server(slow, 'slow', 2000),
+      server(flakyA, 'flaky-a', 0, 'flaky'),
+      server(flakyB, 'flaky-b'),
+    ]);
     agent1 = startMeshAgent(topo, node1, collector, {
       pods: [
         { pod: client, serviceAccount: 'client' },
@@ -157,17 +178,20 @@ describe('HTTP/2 and gRPC on the routed path (GRPCRoute; real agents, real pods,
         { pod: c, serviceAccount: 'greeter', labels: { app: 'greeter', version: 'v2', pool: 'main' } },
         { pod: d, serviceAccount: 'greeter', labels: { app: 'greeter', version: 'v1', pool: 'main' } },
         { pod: slow, serviceAccount: 'greeter', labels: { app: 'slow' } },
+        { pod: flakyA, serviceAccount: 'greeter', labels: { app: 'flaky' } },
+        { pod: flakyB, serviceAccount: 'greeter', labels: { app: 'flaky' } },
       ],
       extraArgs: ['--access-log', 'all'],
     });
     await Promise.all([agent1.ready, agent2.ready]);
     const ready = (name: string): number => collector.running.snapshot().services?.find((s) => s.name === name)?.endpoints.filter((e) => e.ready).length ?? 0;
-    await waitFor(() => ready('greeter') === 3 && ready('greeter-v1') === 3 && ready('greeter-v2') === 1 && ready('slow') === 1, 20_000, { what: 'the services and their endpoints in the registry' });
+    await waitFor(() => ready('greeter') === 3 && ready('greeter-v1') === 3 && ready('greeter-v2') === 1 && ready('slow') === 1 && ready('flaky') === 2, 20_000, { what: 'the services and their endpoints in the registry' });
     await apply(DENY_ADMIN);
     await apply(GREETER_ROUTE);
     await apply(CANARY_ROUTE(90, 10));
     await apply(SLOW_ROUTE);
     await apply(EMPTY_ROUTE);
+    await apply(FLAKY_ROUTE);
     try {
       await waitFor(async () => (await grpc<{ code: number }>(VIPS.greeter, ['call', 'say'])).code === 0 && flows().some((f) => f.traffic?.route === 'default/greeter'), 20_000, { what: 'routed gRPC calls' });
     } catch (err) {
@@ -257,6 +281,22 @@ describe('HTTP/2 and gRPC on the routed path (GRPCRoute; real agents, real pods,
     assert.ok(Math.abs(v2 - 0.1) <= 0.03, `v2 got ${(v2 * 100).toFixed(1)} %`);
     const routed = flows().filter((f) => f.traffic?.route === 'default/greeter-canary').slice(-2000);
     assert.equal(routed.filter((f) => f.traffic!.backend === 'default/greeter-v2').length, r.bodies['greeter-c'], 'each flow names the backend Service chosen');
+  });
+
+  it('an endpoint answering UNAVAILABLE every other call: with an HTTPRoute\'s retry the client sees no error, the flows show the retries', async function () {
+    const a0 = calls('flaky-a', 'Say');
+    // Both endpoints on the other node (equal paths) and four calls in flight: peak-EWMA keeps
+    // choosing both (with one much faster endpoint it would rightly leave the other, and nothing
+    // would be retried: the test is of the retries, not of the balancer).
+    const r = await grpc<UnarySummary>(VIPS.flaky, ['unary', '200', '4']);
+    const unavailableAtA = Math.floor((calls('flaky-a', 'Say') - a0 + (a0 % 2)) / 2);
+    const routed = flows().filter((f) => f.traffic?.route === 'default/flaky').slice(-200);
+    const retried = routed.filter((f) => f.traffic!.attempts === 2);
+    console.log(`      flaky gRPC: client ${JSON.stringify(r.codes)}; flaky-a (UNAVAILABLE every other call) served ${calls('flaky-a', 'Say') - a0}; ${retried.length} calls retried`);
+    assert.deepEqual(r.codes, { 0: 200 }, 'no error reached the client');
+    assert.ok(retried.length > 0, 'some calls needed a retry');
+    assert.ok(Math.abs(retried.length - unavailableAtA) <= 1, `each UNAVAILABLE of flaky-a (~${unavailableAtA}) was retried once (${retried.length})`);
+    assert.ok(retried.every((f) => f.destination.workload === 'flaky-b'), 'retried on the other endpoint');
   });
 
   it('plain HTTP/2 on the routed path too: curl with prior knowledge and with Upgrade: h2c, each request routed', async function () {
