@@ -14,13 +14,12 @@
  * (25 ms by default) up to twice it, doubling per retry, at most 250 ms.
  */
 import type { AttemptOutcome, Dispatch, UpstreamTarget } from '../proxy/http';
-import type { RouteRule } from '../../common/routes';
+import { MAX_BACKOFF_MS, type RouteRule } from '../../common/routes';
 import type { Ejections } from './ejections';
 import type { PeakEwma } from './peak-ewma';
 import type { RetryBudget } from './retry-budget';
 
 export const REPLAY_BYTES = 64 * 1024;
-const MAX_BACKOFF_MS = 250;
 const MAX_IMPLICIT_RETRIES = 3;
 /** what a failed attempt counts as in the latency estimate, at least */
 const FAILURE_PENALTY_MS = 1000;
@@ -111,9 +110,10 @@ export class RequestDispatch implements Dispatch {
     const code = o.status !== 0 ? o.status : o.error === 'backend-timeout' ? 504 : undefined;
     if (code === undefined || !retry.codes.has(code)) return undefined;
     const random = this.d.random ?? Math.random;
-    const base = retry.backoffMs;
+    // a backoff above the cap is clamped at parse (with a warning); clamped here too, whatever built the rule
+    const base = Math.min(retry.backoffMs, MAX_BACKOFF_MS);
     const cap = Math.min(MAX_BACKOFF_MS, base * 2 ** (this.retried.length + 1));
-    return Math.round(base + random() * Math.max(0, cap - base));
+    return Math.round(base + random() * (cap - base));
   }
 
   private untried(): string[] {

@@ -318,9 +318,9 @@ export class Exchange implements ParsedRequest, UpstreamUser {
       this.deadlines = new Deadlines(() => this.timedOut('route-timeout'), () => this.attemptTimedOut());
       this.deadlines.startRequest(d.timeoutMs);
       if (d.delayMs !== undefined && d.delayMs > 0) {
-        setTimeout(() => {
+        this.deadlines.startDelay(d.delayMs, () => {
           if (!this.finished && !this.aborted && !this.link.closed) this.forwardRequest();
-        }, d.delayMs);
+        });
         return;
       }
     }

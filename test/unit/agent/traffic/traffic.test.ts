@@ -144,6 +144,16 @@ describe('traffic: per-request choices (agent/traffic)', () => {
       assert.equal(d.attempts, 2);
       assert.deepEqual(d.retried, ['503']);
     });
+    it('the wait never passes 250 ms, whatever the rule\'s backoff (a 10 s one waited 10 s)', () => {
+      for (const r of [0, 0.5, 0.999]) {
+        const d = new RequestDispatch({ rule: rule({ ...RETRY, backoffMs: 10_000 }), method: 'GET', endpoints: EPS, balancer: new PeakEwma(), budget: new RetryBudget(), target: (e) => ({ pool: e.ip, connect: () => Promise.reject(new Error('unused')) as Promise<Duplex> }), random: () => r });
+        d.next();
+        assert.equal(d.settle(outcome(503), true), 250);
+      }
+      const d = dispatch(rule({ ...RETRY, backoffMs: 200 }));
+      d.next();
+      assert.ok(d.settle(outcome(503), true)! <= 250, 'from 200 ms up to twice it, capped');
+    });
     it('explicit retries stop at the rule\'s attempts', () => {
       const d = dispatch(rule({ ...RETRY, attempts: 1 }), 'GET', [...EPS, { ip: '10.0.0.3', port: 80 }]);
       d.next();
