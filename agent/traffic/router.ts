@@ -94,14 +94,15 @@ export class TrafficRouter {
       return this.dispatchTo(req, { namespace: service.namespace, name: service.name, port: service.port, weight: 1 }, undefined, workload, source, { reason: 'no-route' });
     }
     const choice = routes.select(req);
-    if (choice === undefined) return { allowed: false, status: 404, reason: 'no-route-match', route: routes.routes.join(',') };
+    // the mesh's own answers, not a policy's denials: errors in the flow (not in the denied flows' audit), no line each
+    if (choice === undefined) return { allowed: false, status: 404, verdict: 'error', reason: 'no-route-match', route: routes.routes.join(',') };
     const matched = { route: choice.route.id, rule: choice.rule.index };
     let delayMs = 0;
     if (choice.rule.fault !== undefined) {
       const fault = this.inputs.policies.index.routes.fault(choice.rule.fault);
       // Gateway API: a rule whose filter cannot be resolved answers 500
-      if (fault === undefined) return { allowed: false, status: 500, reason: 'fault-not-found', ...matched, backend: '' };
-      if (fault.abort !== undefined && Math.random() * 100 < fault.abort.percent) return { allowed: false, status: fault.abort.status, reason: 'fault-abort', ...matched, backend: '' };
+      if (fault === undefined) return { allowed: false, status: 500, verdict: 'error', reason: 'fault-not-found', ...matched, backend: '' };
+      if (fault.abort !== undefined && Math.random() * 100 < fault.abort.percent) return { allowed: false, status: fault.abort.status, verdict: 'error', reason: 'fault-abort', ...matched, backend: '' };
       if (fault.delay !== undefined && Math.random() * 100 < fault.delay.percent) delayMs = fault.delay.ms;
     }
     const backend = pickWeighted(choice.rule.backends, Math.random);

@@ -331,10 +331,14 @@ export class Exchange implements ParsedRequest, UpstreamUser {
     this.forwardRequest();
   }
 
-  /** 403 with Istio's body; the connection stays usable unless the request body is unread and large. */
-  private deny(): void {
+  /**
+   * 403 with Istio's body; the connection stays usable unless the request body is unread and large.
+   * `quiet`: no line (the mesh's own refusals, a fault abort or no route, are errors in their
+   * records, not denials to log one by one).
+   */
+  private deny(quiet = this.decision?.verdict === 'error'): void {
     this.status = this.denyStatus;
-    this.link.ctx.log.info({ event: 'denied', status: this.status, method: this.method, path: this.path, host: this.host }, 'http request denied');
+    if (!quiet) this.link.ctx.log.info({ event: 'denied', status: this.status, method: this.method, path: this.path, host: this.host }, 'http request denied');
     if (this.detached) {
       this.closeAfter = true;
       this.replied = true;

@@ -27,6 +27,8 @@ export interface HttpDecision {
   allowed: boolean;
   /** not allowed: answer with this status (and its generic body) instead of Istio's 403, e.g. 404 when no route matches */
   status?: number;
+  /** not allowed by the mesh itself, not by a policy (a fault abort, no route): the record's verdict, and no per-request "denied" line */
+  verdict?: 'error';
   /** allowed: the upstream is chosen per attempt, with deadlines and retries (the source node's routing, agent/traffic) */
   dispatch?: Dispatch;
   /** anything else the caller wants echoed into the record */

@@ -363,6 +363,9 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
     assert.ok(Math.abs(delayed.length / 2000 - 0.09) <= 0.03, `delays ${delayed.length}`);
     assert.ok(fastest >= 20, 'each delayed request took at least the 20 ms delay');
     assert.ok(delayed.every((f) => f.http?.status === 200));
+    assert.ok(aborted.every((f) => f.verdict === 'error' && f.http?.status === 503), 'an injected abort is an error in its flow, not a denial');
+    const deniedLines = agent1.logs.lines.filter((l) => (l as { event?: string; status?: number }).event === 'denied' && (l as { status?: number }).status === 503).length;
+    assert.equal(deniedLines, 0, 'no "http request denied" line per aborted request');
   });
 
   it('a slow backend is cut at the route\'s timeout with 504, and the flow says why', async function () {
@@ -384,7 +387,8 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
     assert.deepEqual(r.statuses, { 404: 1 });
     const f = flows().filter((x) => x.http?.path === '/nothing-here').at(-1);
     assert.equal(f?.reason, 'no-route-match');
-    assert.equal(f?.verdict, 'denied');
+    assert.equal(f?.verdict, 'error', 'the mesh\'s own answer, not a policy\'s denial');
+    assert.ok(!agent1.logs.lines.some((l) => (l as { event?: string; path?: string }).event === 'denied' && (l as { path?: string }).path === '/nothing-here'), 'no "http request denied" line for it');
   });
 
   it('a route naming an unknown backend, or with weights summing to 0, is refused whole with one line, nothing applied', async function () {
