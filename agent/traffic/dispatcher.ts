@@ -13,7 +13,7 @@
  * room in the retry budget. Explicit retries wait a jittered backoff: from the rule's backoff
  * (25 ms by default) up to twice it, doubling per retry, at most 250 ms.
  */
-import type { AttemptOutcome, Dispatch, UpstreamTarget } from '../proxy/http';
+import type { AttemptOutcome, AttemptRefusal, Dispatch, UpstreamTarget } from '../proxy/http';
 import { MAX_BACKOFF_MS, type RouteRule } from '../../common/routes';
 import type { Ejections } from './ejections';
 import type { PeakEwma } from './peak-ewma';
@@ -56,6 +56,8 @@ export class RequestDispatch implements Dispatch {
   readonly retried: string[] = [];
   /** the endpoint of the last attempt */
   endpoint: Endpoint | undefined;
+  /** the destination refused the last attempt (its policy, its limit): the request's answer */
+  refusal: AttemptRefusal | undefined;
   private readonly tried = new Set<string>();
   private current: string | undefined;
   private started = 0;
@@ -86,6 +88,13 @@ export class RequestDispatch implements Dispatch {
 
   settle(o: AttemptOutcome, replayable: boolean): number | undefined {
     const key = this.current;
+    if (o.refusal !== undefined) {
+      // the destination's answer to this client, not the endpoint's health: nothing ejected, no latency sample, no retry
+      if (key !== undefined) this.d.balancer.cancel(key);
+      this.current = undefined;
+      this.refusal = o.refusal;
+      return undefined;
+    }
     if (key !== undefined && this.d.ejections !== undefined) {
       if (o.status !== 0) this.d.ejections.answered(key);
       else if (!o.connected) this.d.ejections.unreachable(key);

@@ -57,6 +57,12 @@ export class PeakEwma {
     s.pending++;
   }
 
+  /** A request to `key` ended without telling anything of its latency (the destination refused it). */
+  cancel(key: string): void {
+    const s = this.stats.get(key);
+    if (s !== undefined && s.pending > 0) s.pending--;
+  }
+
   /** A request to `key` ended after `ms` (its latency to the response head, or to the failure). */
   end(key: string, ms: number): void {
     const s = this.entry(key);

@@ -21,6 +21,7 @@ import { HttpFront, type HttpDecision, type HttpLimits, type HttpRecord, type Ht
 import { httpCounts, httpLine, httpOutcome, proxyFlow } from '../proxy/proxy-flow';
 import type { Workload } from '../workloads';
 import { keyOf, RequestDispatch, type Endpoint } from './dispatcher';
+import { refusalOf } from './refusal';
 import { Ejections } from './ejections';
 import { PeakEwma } from './peak-ewma';
 import { RetryBudget } from './retry-budget';
@@ -142,7 +143,7 @@ export class TrafficRouter {
     if (remote && remote.node !== this.inputs.node) {
       return {
         pool,
-        connect: () => this.inputs.pool.connect({ srcIdentity: workload.identity, srcIp: workload.ip, nodeAddress: remote.nodeAddress, dstIdentity: remote.identity, dst: { ip: e.ip, port: e.port } }),
+        connect: () => this.inputs.pool.connect({ srcIdentity: workload.identity, srcIp: workload.ip, nodeAddress: remote.nodeAddress, dstIdentity: remote.identity, dst: { ip: e.ip, port: e.port } }).catch((err: unknown) => Promise.reject(withRefusal(err))),
       };
     }
     return { pool, connect: () => Promise.reject(Object.assign(new Error(`endpoint ${keyOf(e)} is not a workload of the mesh`), { code: 'endpoint-not-in-mesh' })) };
@@ -160,7 +161,8 @@ export class TrafficRouter {
         },
         refuse: (why) => {
           ours.destroy();
-          reject(Object.assign(new Error(why.reason), { code: why.reason }));
+          // the pod could not be reached: its connect error (ejects the endpoint); a denial: the request's answer
+          reject(why.reason === 'upstream-failed' ? why.error : withRefusal(Object.assign(new Error(why.reason), { code: why.reason })));
         },
         failed: (err) => {
           ours.destroy(err);
@@ -180,10 +182,19 @@ export class TrafficRouter {
       : { ip: '0.0.0.0', port: service.port };
     destination.host = r.host || `${service.name}.${service.namespace}`;
     const traffic = d?.route !== undefined && d.rule !== undefined ? { route: d.route, rule: d.rule, backend: d.backend ?? '', attempts: dispatch?.attempts ?? 0 } : undefined;
-    const flow = proxyFlow(this.inputs.node, { direction: 'outbound', source, destination, protocol: 'http', mtls: true, http: httpLine(r) }, httpOutcome(r), httpCounts(r), undefined, traffic);
+    const refused = dispatch?.refusal;
+    const outcome = refused !== undefined ? { verdict: refused.verdict, reason: refused.reason } : httpOutcome(r);
+    const flow = proxyFlow(this.inputs.node, { direction: 'outbound', source, destination, protocol: 'http', mtls: true, http: httpLine(r) }, outcome, httpCounts(r), undefined, traffic);
     this.inputs.flows.record(flow);
     if (dispatch && dispatch.retried.length > 0) this.log.debug({ event: 'retried', route: d?.route, backend: d?.backend, retried: dispatch.retried }, 'request retried');
   }
+}
+
+/** `err`, carrying its refusal when the destination refused (the HTTP front answers that as is). */
+function withRefusal<E>(err: E): E {
+  const refusal = refusalOf(err);
+  if (refusal !== undefined && typeof err === 'object' && err !== null) Object.assign(err, { refusal });
+  return err;
 }
 
 /** A Service served without a route: no timeouts, no explicit retries. */

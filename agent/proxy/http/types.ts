@@ -38,7 +38,16 @@ export interface HttpDecision {
 /** Where one attempt of a request goes: the shared pool of that name, or a new connection. */
 export interface UpstreamTarget {
   readonly pool: string;
+  /** rejects with an error carrying `refusal` when the destination refused (its policy, its limit) */
   connect(): Promise<Duplex>;
+}
+
+/** The destination refused an attempt: a final answer, given to the client with this status, never retried. */
+export interface AttemptRefusal {
+  status: number;
+  verdict: 'denied' | 'error';
+  /** the record's reason, e.g. `denied-by-destination`, `pod-connection-limit` */
+  reason: string;
 }
 
 /** How one attempt ended: a response head (status), or a failure before one (status 0). */
@@ -52,6 +61,8 @@ export interface AttemptOutcome {
   reused: boolean;
   /** ms from sending the attempt's request on a connected upstream (else from the attempt's start) to its outcome */
   ms: number;
+  /** the destination refused it: the endpoint was reached and is healthy, the answer is final */
+  refusal?: AttemptRefusal;
 }
 
 /**

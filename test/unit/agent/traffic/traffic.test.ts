@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import { RequestDispatch, type Endpoint } from '../../../../agent/traffic/dispatcher';
 import { Ejections } from '../../../../agent/traffic/ejections';
 import { DEFAULT_RTT_MS, PeakEwma } from '../../../../agent/traffic/peak-ewma';
+import { refusalOf } from '../../../../agent/traffic/refusal';
 import { RetryBudget } from '../../../../agent/traffic/retry-budget';
 import { pickWeighted } from '../../../../agent/traffic/weighted';
 import type { RouteRule } from '../../../../common/routes';
@@ -100,6 +101,26 @@ describe('traffic: per-request choices (agent/traffic)', () => {
     });
   });
 
+  describe('refusalOf: the destination\'s answer (final) or a failure to reach the endpoint (ejects, retried)', () => {
+    const peer = (peerStatus: number, peerRefusal?: string): Error => Object.assign(new Error('refused'), { code: 'PALISADE_ERR_HBONE', peerStatus, ...(peerRefusal !== undefined && { peerRefusal }) });
+    const CASES: [string, unknown, ReturnType<typeof refusalOf>][] = [
+      ['this node\'s policy denied the client (a same-node endpoint)', Object.assign(new Error('denied-by-policy'), { code: 'denied-by-policy' }), { status: 403, verdict: 'denied', reason: 'denied-by-policy' }],
+      ['the peer\'s 403 (its policy)', peer(403, 'denied-by-policy'), { status: 403, verdict: 'denied', reason: 'denied-by-destination' }],
+      ['the peer\'s 403 without a reason (an older peer)', peer(403), { status: 403, verdict: 'denied', reason: 'denied-by-destination' }],
+      ['the peer\'s 503 for its per-source cap', peer(503, 'pod-connection-limit'), { status: 503, verdict: 'error', reason: 'pod-connection-limit' }],
+      ['the peer\'s 429', peer(429), { status: 503, verdict: 'error', reason: 'tunnel-refused-429' }],
+      ['the peer\'s 401 (an identity it does not accept)', peer(401, 'peer-certificate-expired'), { status: 503, verdict: 'error', reason: 'peer-certificate-expired' }],
+      ['a hostile reason is not taken', peer(401, 'x\nforged: yes'), { status: 503, verdict: 'error', reason: 'tunnel-refused-401' }],
+      ['the peer\'s 503 without a reason: its pod could not be reached', peer(503), undefined],
+      ['the peer\'s 503 with a reason that is not one', peer(503, 'A'.repeat(100)), undefined],
+      ['the peer\'s 404: no such pod there (gone)', peer(404, 'not-a-local-workload'), undefined],
+      ['connection refused', Object.assign(new Error('refused'), { code: 'ECONNREFUSED' }), undefined],
+      ['a timeout', Object.assign(new Error('timed out'), { code: 'PALISADE_ERR_HBONE' }), undefined],
+      ['not an error at all', 'boom', undefined],
+    ];
+    for (const [what, err, want] of CASES) it(what, () => assert.deepEqual(refusalOf(err), want));
+  });
+
   describe('RequestDispatch: where each attempt goes, and which outcomes are retried', () => {
     const EPS: Endpoint[] = [{ ip: '10.0.0.1', port: 80 }, { ip: '10.0.0.2', port: 80 }];
     const rule = (retry?: RouteRule['retry']): RouteRule => ({ index: 0, name: undefined, matches: [], backends: [], requestTimeoutMs: 0, backendTimeoutMs: 0, retry, fault: undefined });
@@ -160,6 +181,23 @@ describe('traffic: per-request choices (agent/traffic)', () => {
       assert.ok(d.settle(outcome(503), true) !== undefined);
       d.next();
       assert.equal(d.settle(outcome(503), true), undefined);
+    });
+    it('a refusal is the answer: not retried, not ejected, no latency sample, no retry budget spent', () => {
+      let now = 0;
+      const ejections = new Ejections(() => now);
+      const balancer = new PeakEwma(() => 0, () => now);
+      const budget = new RetryBudget(() => 1_000_000);
+      const d = new RequestDispatch({ rule: rule(RETRY), method: 'GET', endpoints: EPS, balancer, budget, ejections, target: (e) => ({ pool: e.ip, connect: () => Promise.reject(new Error('unused')) as Promise<Duplex> }) });
+      const key = `${d.next()!.pool}:80`;
+      const refusal = { status: 403, verdict: 'denied' as const, reason: 'denied-by-destination' };
+      assert.equal(d.settle({ status: 0, error: refusal.reason, connected: false, reused: false, ms: 2, refusal }, true), undefined);
+      assert.deepEqual(d.refusal, refusal);
+      assert.deepEqual(d.retried, []);
+      assert.equal(ejections.ejected(key), false, 'every other client keeps the endpoint');
+      assert.equal(balancer.cost(key), DEFAULT_RTT_MS, 'its estimate untouched, nothing outstanding');
+      let retries = 0;
+      while (budget.tryRetry()) retries++;
+      assert.equal(retries, 100, 'the whole budget is left (the floor; 20 % of one request adds none)');
     });
     it('no endpoint at all: next() is undefined (the front answers 503)', () => assert.equal(dispatch(rule(), 'GET', []).next(), undefined));
     it('an endpoint that was unreachable is passed over while ejected, by every later request; with all ejected they are tried anyway', () => {
