@@ -4,7 +4,10 @@
  * latency estimate times (outstanding requests + 1); a slower sample replaces the estimate at
  * once (the peak), otherwise the estimate decays towards the samples and, between them, towards
  * 0 (so an endpoint that was slow once is tried again): estimate·d + sample·(1 − d) with
- * d = exp(−elapsed / decay), as tower's PeakEwma that Linkerd uses. One instance per
+ * d = exp(−elapsed / decay), as tower's PeakEwma that Linkerd uses. An endpoint never measured
+ * starts at the default estimate when first seen and decays from then like any other, as tower's
+ * does: a fast measured endpoint wins at first, and under sequential load the new one is still
+ * tried within about decay · ln(30 ms / the fast one's latency) (34 s against 1 ms). One instance per
  * node proxy: every client pod's requests feed it. Pure except for the random source and clock
  * it is given.
  */
@@ -28,10 +31,9 @@ export class PeakEwma {
     private readonly now: () => number = () => performance.now(),
   ) {}
 
-  /** The cost of sending one more request to `key` now. */
+  /** The cost of sending one more request to `key` now (first seen: the default estimate, from now). */
   cost(key: string): number {
-    const s = this.stats.get(key);
-    if (s === undefined) return DEFAULT_RTT_MS;
+    const s = this.entry(key);
     return s.ewma * Math.exp(-Math.max(0, this.now() - s.stamp) / DECAY_MS) * (s.pending + 1);
   }
 

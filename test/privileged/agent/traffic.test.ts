@@ -294,8 +294,8 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
   it('an endpoint returning 503 half the time: with the retry policy the client sees no error, and the flows show the retries', async function () {
     const [a0, b0] = [served('flaky-a'), served('flaky-b')];
     // Two lanes: the first two requests are in flight together, so each endpoint is measured at once
-    // (one lane only, a first pick of flaky-b left flaky-a at the never-measured default cost, never
-    // chosen again).
+    // (one lane only, a first pick of flaky-b left flaky-a at the never-measured default cost, not
+    // chosen again for the ~34 s its default estimate takes to decay below flaky-b's).
     const r = await run(VIPS.flaky, 200, ['/', '--lanes=2']);
     const failedAtA = Math.floor((served('flaky-a') - a0 + ((a0 + 1) % 2)) / 2);
     const routed = flows().filter((f) => f.traffic?.route === 'default/flaky').slice(-200);

@@ -26,7 +26,7 @@ describe('traffic: per-request choices (agent/traffic)', () => {
   });
 
   describe('PeakEwma (power of two choices)', () => {
-    it('an endpoint never measured costs the default RTT (30 ms)', () => assert.equal(new PeakEwma().cost('a'), DEFAULT_RTT_MS));
+    it('an endpoint never measured costs the default RTT (30 ms)', () => assert.equal(new PeakEwma(Math.random, () => 0).cost('a'), DEFAULT_RTT_MS));
     it('a slower sample is taken at once (the peak); outstanding requests multiply the cost', () => {
       let now = 0;
       const b = new PeakEwma(Math.random, () => now);
@@ -46,6 +46,27 @@ describe('traffic: per-request choices (agent/traffic)', () => {
       assert.ok(Math.abs(b.cost('a') - expected) < 1e-9);
       now = 20_000;
       assert.ok(Math.abs(b.cost('a') - expected * Math.exp(-1)) < 1e-9);
+    });
+    it('an endpoint never measured is not picked over a fast measured one at first, but is re-probed: its default estimate decays from when it was first seen', () => {
+      let now = 0;
+      const b = new PeakEwma(Math.random, () => now);
+      /** one request at a time, every 100 ms, each answered in 1 ms, for `ms`; when `fresh` was first picked */
+      const sequential = (candidates: string[], ms: number): number | undefined => {
+        for (const end = now + ms; now < end; now += 99) {
+          const k = b.pick(candidates)!;
+          if (k === 'fresh') return now;
+          b.start(k);
+          now += 1;
+          b.end(k, 1);
+        }
+        return undefined;
+      };
+      sequential(['fast'], 60_000);
+      const added = now;
+      const first = sequential(['fast', 'fresh'], 60_000);
+      assert.ok(first !== undefined, 'the new endpoint was tried');
+      // the measured one costs about 1 ms; 30 ms · exp(−t / 10 s) drops below that at t ≈ 34 s
+      assert.ok(first - added >= 30_000 && first - added <= 36_000, `first tried ${first - added} ms after it appeared`);
     });
     it('of the two drawn, the cheaper; never a third; one candidate is itself; none is undefined', () => {
       let now = 0;
