@@ -35,6 +35,8 @@ export interface DispatchInputs {
   readonly method: string;
   /** the ready endpoints of the chosen backend, at its target port */
   readonly endpoints: readonly Endpoint[];
+  /** their keys (keyOf), made once per registry change of the service (router.ts); made here when not given */
+  readonly keys?: readonly string[];
   readonly balancer: PeakEwma;
   readonly budget: RetryBudget;
   readonly ejections?: Ejections;
@@ -58,11 +60,14 @@ export class RequestDispatch implements Dispatch {
   endpoint: Endpoint | undefined;
   /** the destination refused the last attempt (its policy, its limit): the request's answer */
   refusal: AttemptRefusal | undefined;
-  private readonly tried = new Set<string>();
+  /** indices of the endpoints tried (a request makes at most a few attempts) */
+  private readonly tried = new Set<number>();
+  private readonly keys: readonly string[];
   private current: string | undefined;
   private started = 0;
 
   constructor(private readonly d: DispatchInputs) {
+    this.keys = d.keys ?? d.endpoints.map(keyOf);
     this.timeoutMs = d.rule.requestTimeoutMs;
     this.attemptTimeoutMs = d.rule.backendTimeoutMs;
     this.replayBytes = REPLAY_BYTES;
@@ -71,13 +76,11 @@ export class RequestDispatch implements Dispatch {
   }
 
   next(): UpstreamTarget | undefined {
-    const untried = this.untried();
-    const ej = this.d.ejections;
-    const healthy = ej === undefined ? untried : untried.filter((k) => !ej.ejected(k));
-    const key = this.d.balancer.pick(healthy.length > 0 ? healthy : untried);
-    if (key === undefined) return undefined;
-    const e = this.d.endpoints.find((x) => keyOf(x) === key)!;
-    this.tried.add(key);
+    const i = this.choose();
+    if (i === undefined) return undefined;
+    const key = this.keys[i]!;
+    const e = this.d.endpoints[i]!;
+    this.tried.add(i);
     this.d.balancer.start(key);
     this.current = key;
     this.started = performance.now();
@@ -102,7 +105,7 @@ export class RequestDispatch implements Dispatch {
     // latency only, as Linkerd's: a quick 5xx is a quick answer; a failure to answer at all costs more
     this.endCurrent(o.status === 0 ? Math.max(o.ms, FAILURE_PENALTY_MS) : o.ms);
     const wait = this.retryWait(o);
-    if (wait === undefined || !replayable || this.untried().length === 0 || !this.d.budget.tryRetry()) return undefined;
+    if (wait === undefined || !replayable || this.tried.size >= this.keys.length || !this.d.budget.tryRetry()) return undefined;
     this.retried.push(o.status === 0 ? (o.error ?? 'failed') : String(o.status));
     return wait;
   }
@@ -125,13 +128,26 @@ export class RequestDispatch implements Dispatch {
     return Math.round(base + random() * (cap - base));
   }
 
-  private untried(): string[] {
-    const keys: string[] = [];
-    for (const e of this.d.endpoints) {
-      const k = keyOf(e);
-      if (!this.tried.has(k)) keys.push(k);
+  /**
+   * The index of the next attempt's endpoint, or undefined when every one was tried. A first
+   * attempt while no endpoint is ejected picks among the precomputed keys as they are (no work
+   * per endpoint); otherwise the untried ones, the healthy among them if any.
+   */
+  private choose(): number | undefined {
+    const n = this.keys.length;
+    if (this.tried.size >= n) return undefined;
+    const ej = this.d.ejections;
+    if (this.tried.size === 0 && (ej === undefined || !ej.anyEjected())) return this.d.balancer.pickIndex(this.keys);
+    const untried: number[] = [];
+    const healthy: number[] = [];
+    for (let i = 0; i < n; i++) {
+      if (this.tried.has(i)) continue;
+      untried.push(i);
+      if (ej === undefined || !ej.ejected(this.keys[i]!)) healthy.push(i);
     }
-    return keys;
+    const among = healthy.length > 0 ? healthy : untried;
+    const j = this.d.balancer.pickIndex(among.map((i) => this.keys[i]!));
+    return j === undefined ? undefined : among[j];
   }
 
   private endCurrent(ms: number): void {

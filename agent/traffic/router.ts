@@ -61,8 +61,11 @@ export class TrafficRouter {
   private readonly front: HttpFront;
   private readonly log: Logger;
   private readonly balancer = new PeakEwma();
+  /** per backend Service (`namespace/name`) in the registry; those no longer in it are dropped when a new one comes */
   private readonly budgets = new Map<string, RetryBudget>();
   private readonly ejections = new Ejections();
+  /** per registry version of a service (its object is replaced on any change) and port: its ready endpoints and their keys */
+  private readonly endpointSets = new WeakMap<RegistryService, Map<number, EndpointSet>>();
 
   constructor(private readonly inputs: TrafficInputs) {
     this.log = inputs.log.child({ component: 'traffic' });
@@ -112,12 +115,14 @@ export class TrafficRouter {
 
   private dispatchTo(req: NormalizedRequest, backend: BackendRef, rule: RouteRule | undefined, workload: Workload, source: Source, info: { reason: string; route?: string; rule?: number }, delayMs = 0): RoutedDecision {
     const svc = this.inputs.registry.service(backend.namespace, backend.name);
+    const set = svc ? this.endpointSet(svc, backend.port) : NO_ENDPOINTS;
     const dispatch = new RequestDispatch({
       rule: rule ?? NO_RULE,
       method: req.method,
-      endpoints: svc ? readyEndpoints(svc, backend.port) : [],
+      endpoints: set.endpoints,
+      keys: set.keys,
       balancer: this.balancer,
-      budget: this.budget(`${backend.namespace}/${backend.name}`),
+      budget: this.budget(backend.namespace, backend.name),
       ejections: this.ejections,
       delayMs,
       target: (e) => this.target(e, workload, source),
@@ -125,9 +130,29 @@ export class TrafficRouter {
     return { allowed: true, reason: info.reason, route: info.route, rule: info.rule, backend: `${backend.namespace}/${backend.name}`, dispatch };
   }
 
-  private budget(key: string): RetryBudget {
+  private endpointSet(svc: RegistryService, port: number): EndpointSet {
+    let byPort = this.endpointSets.get(svc);
+    if (byPort === undefined) {
+      byPort = new Map();
+      this.endpointSets.set(svc, byPort);
+    }
+    let set = byPort.get(port);
+    if (set === undefined) {
+      const endpoints = readyEndpoints(svc, port);
+      set = { endpoints, keys: endpoints.map(keyOf) };
+      byPort.set(port, set);
+    }
+    return set;
+  }
+
+  private budget(namespace: string, name: string): RetryBudget {
+    const key = `${namespace}/${name}`;
     let b = this.budgets.get(key);
     if (b === undefined) {
+      for (const k of this.budgets.keys()) {
+        const slash = k.indexOf('/');
+        if (this.inputs.registry.service(k.slice(0, slash), k.slice(slash + 1)) === undefined) this.budgets.delete(k);
+      }
       b = new RetryBudget();
       this.budgets.set(key, b);
     }
@@ -196,6 +221,13 @@ function withRefusal<E>(err: E): E {
   if (refusal !== undefined && typeof err === 'object' && err !== null) Object.assign(err, { refusal });
   return err;
 }
+
+interface EndpointSet {
+  readonly endpoints: readonly Endpoint[];
+  readonly keys: readonly string[];
+}
+
+const NO_ENDPOINTS: EndpointSet = { endpoints: [], keys: [] };
 
 /** A Service served without a route: no timeouts, no explicit retries. */
 const NO_RULE: RouteRule = { index: 0, name: undefined, matches: [], backends: [], requestTimeoutMs: 0, backendTimeoutMs: 0, retry: undefined, fault: undefined };

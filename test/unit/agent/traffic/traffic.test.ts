@@ -1,8 +1,8 @@
 import { strict as assert } from 'node:assert';
 import type { Duplex } from 'node:stream';
 import { RequestDispatch, type Endpoint } from '../../../../agent/traffic/dispatcher';
-import { Ejections } from '../../../../agent/traffic/ejections';
-import { DEFAULT_RTT_MS, PeakEwma } from '../../../../agent/traffic/peak-ewma';
+import { Ejections, MAX_ENTRIES } from '../../../../agent/traffic/ejections';
+import { DEFAULT_RTT_MS, MAX_ENDPOINTS, PeakEwma } from '../../../../agent/traffic/peak-ewma';
 import { refusalOf } from '../../../../agent/traffic/refusal';
 import { RetryBudget } from '../../../../agent/traffic/retry-budget';
 import { pickWeighted } from '../../../../agent/traffic/weighted';
@@ -68,6 +68,19 @@ describe('traffic: per-request choices (agent/traffic)', () => {
       // the measured one costs about 1 ms; 30 ms · exp(−t / 10 s) drops below that at t ≈ 34 s
       assert.ok(first - added >= 30_000 && first - added <= 36_000, `first tried ${first - added} ms after it appeared`);
     });
+    it('remembers at most MAX_ENDPOINTS endpoints (the least recently seen idle one forgotten, counted), and forgets those idle for 5 min', () => {
+      let now = 0;
+      const b = new PeakEwma(Math.random, () => now);
+      for (let i = 0; i < MAX_ENDPOINTS + 100; i++) {
+        b.start(`e${i}`);
+        b.end(`e${i}`, 5);
+      }
+      assert.equal(b.size, MAX_ENDPOINTS);
+      assert.equal(b.evicted, 100);
+      now = 6 * 60_000;
+      for (let i = 0; i < 256; i++) b.end('live', 5);
+      assert.equal(b.size, 1, 'only the endpoint seen in the last 5 min is left');
+    });
     it('of the two drawn, the cheaper; never a third; one candidate is itself; none is undefined', () => {
       let now = 0;
       const b = new PeakEwma(seq(0, 0.25), () => now);
@@ -107,6 +120,28 @@ describe('traffic: per-request choices (agent/traffic)', () => {
       assert.deepEqual([1, 2, 3, 4].map(() => e.unreachable('a')), [100, 200, 400, 800]);
       for (let i = 0; i < 20; i++) e.unreachable('a');
       assert.equal(e.unreachable('a'), 60_000);
+    });
+    it('says whether any endpoint may be ejected now (a request need not look each one up otherwise)', () => {
+      let now = 0;
+      const e = new Ejections(() => now);
+      assert.equal(e.anyEjected(), false);
+      e.unreachable('a');
+      assert.equal(e.anyEjected(), true);
+      now = 100;
+      assert.equal(e.anyEjected(), false, 'its ejection is over');
+    });
+    it('full: forgets first the endpoints no longer ejected; only when all are ejected, every one is readmitted, counted', () => {
+      let now = 0;
+      const e = new Ejections(() => now);
+      for (let i = 0; i < MAX_ENTRIES; i++) e.unreachable(`old${i}`);
+      now = 1000;
+      e.unreachable('a');
+      assert.equal(e.readmittedByOverflow, 0, 'the ended ejections made room');
+      for (let i = 1; i < MAX_ENTRIES; i++) e.unreachable(`new${i}`);
+      e.unreachable('b');
+      assert.equal(e.readmittedByOverflow, MAX_ENTRIES);
+      assert.equal(e.ejected('b'), true);
+      assert.equal(e.ejected('a'), false);
     });
     it('is ejected until the time passes; an answer readmits and forgets', () => {
       let now = 0;
@@ -219,6 +254,25 @@ describe('traffic: per-request choices (agent/traffic)', () => {
       let retries = 0;
       while (budget.tryRetry()) retries++;
       assert.equal(retries, 100, 'the whole budget is left (the floor; 20 % of one request adds none)');
+    });
+    it('a first attempt while nothing is ejected picks among the precomputed keys as given: no work per endpoint', () => {
+      const endpoints = Array.from({ length: 1000 }, (_, i) => ({ ip: `10.1.${i >> 8}.${i & 255}`, port: 80 }));
+      const keys = endpoints.map((e) => `${e.ip}:${e.port}`);
+      const seen: (readonly string[])[] = [];
+      class Spy extends PeakEwma {
+        override pickIndex(c: readonly string[]): number | undefined {
+          seen.push(c);
+          return super.pickIndex(c);
+        }
+      }
+      const d = new RequestDispatch({ rule: rule(RETRY), method: 'GET', endpoints, keys, balancer: new Spy(), budget: new RetryBudget(), ejections: new Ejections(), target: (e) => ({ pool: `${e.ip}:${e.port}`, connect: () => Promise.reject(new Error('unused')) as Promise<Duplex> }) });
+      const first = d.next()!.pool;
+      assert.equal(seen[0], keys, 'the very array');
+      assert.ok(d.settle(outcome(503), true) !== undefined);
+      const second = d.next()!.pool;
+      assert.notEqual(second, first);
+      assert.equal(seen[1]!.length, 999, 'a retry: among the untried');
+      assert.ok(!seen[1]!.includes(first));
     });
     it('no endpoint at all: next() is undefined (the front answers 503)', () => assert.equal(dispatch(rule(), 'GET', []).next(), undefined));
     it('an endpoint that was unreachable is passed over while ejected, by every later request; with all ejected they are tried anyway', () => {
