@@ -17,6 +17,7 @@ import type { BackendRef, RouteRule, ServiceRoutes } from '../../common/routes';
 import type { MeshWorkload } from '../mesh/mesh-registry';
 import type { DestinationAuthz } from '../proxy/destination-authz';
 import type { HbonePool } from '../proxy/hbone-pool';
+import type { ConnectionLimits } from '../proxy/limits';
 import { HttpFront, type HttpDecision, type HttpLimits, type HttpRecord, type HttpSession, type NormalizedRequest, type UpstreamTarget } from '../proxy/http';
 import { httpCounts, httpLine, httpOutcome, proxyFlow } from '../proxy/proxy-flow';
 import type { Workload } from '../workloads';
@@ -38,6 +39,8 @@ export interface TrafficInputs {
   pool: Pick<HbonePool, 'connect'>;
   authz: DestinationAuthz;
   httpLimits?: Partial<HttpLimits>;
+  /** an idle routed upstream connection holds a place of its client pod's outbound share (in use, its downstream's place covers it) */
+  connections?: Pick<ConnectionLimits, 'admitIdle'>;
 }
 
 /** The Service a connection was addressed to. */
@@ -69,7 +72,18 @@ export class TrafficRouter {
 
   constructor(private readonly inputs: TrafficInputs) {
     this.log = inputs.log.child({ component: 'traffic' });
-    this.front = new HttpFront({ ...(inputs.httpLimits ? { limits: inputs.httpLimits } : {}), stripHeaders: ['x-palisade-*'], log: this.log });
+    const connections = inputs.connections;
+    this.front = new HttpFront({
+      ...(inputs.httpLimits ? { limits: inputs.httpLimits } : {}),
+      stripHeaders: ['x-palisade-*'],
+      log: this.log,
+      ...(connections && {
+        admitIdle: (pool: string) => {
+          const a = connections.admitIdle('outbound', clientOfPool(pool));
+          return a.ok ? a.release : undefined;
+        },
+      }),
+    });
   }
 
   /** The routes a client of `clientNamespace` has for the service port, or undefined (plain TCP). */
@@ -161,7 +175,7 @@ export class TrafficRouter {
 
   /** How one attempt reaches endpoint `e`: its node over HBONE, or this node's destination authorization. */
   private target(e: Endpoint, workload: Workload, source: Source): UpstreamTarget {
-    const pool = `traffic:${workload.ip}>${keyOf(e)}`;
+    const pool = poolName(workload.ip, e);
     const local = this.inputs.local.byIp(e.ip);
     if (local) return { pool, connect: () => this.connectLocal(e, local, source) };
     const remote = this.inputs.registry.byIp(e.ip);
@@ -221,6 +235,10 @@ function withRefusal<E>(err: E): E {
   if (refusal !== undefined && typeof err === 'object' && err !== null) Object.assign(err, { refusal });
   return err;
 }
+
+/** The shared pool of a client pod's upstream connections to one endpoint. */
+const poolName = (clientIp: string, e: Endpoint): string => `traffic:${clientIp}>${keyOf(e)}`;
+const clientOfPool = (pool: string): string => pool.slice('traffic:'.length, pool.indexOf('>'));
 
 interface EndpointSet {
   readonly endpoints: readonly Endpoint[];

@@ -140,5 +140,7 @@ export interface HttpFrontOptions extends Partial<HttpSession> {
   limits?: Partial<HttpLimits>;
   /** Extra client headers to remove (lowercase); a trailing '*' makes a prefix, e.g. 'x-palisade-*'. */
   stripHeaders?: string[];
+  /** a place for one more idle connection in the shared pool of that name (its release), or undefined: closed instead (pool.ts) */
+  admitIdle?: (pool: string) => (() => void) | undefined;
   log: Logger;
 }
