@@ -43,6 +43,16 @@ export interface TrafficInputs {
   connections?: Pick<ConnectionLimits, 'admitIdle'>;
 }
 
+/** Routing state dropped to stay bounded (counted, exported as palisade_traffic_state_dropped_total). */
+export interface TrafficStats {
+  /** ejected endpoints readmitted before their time: the ejection table was full */
+  ejectionsOverflowed: number;
+  /** endpoints' latency estimates forgotten before their time: the balancer was full */
+  estimatesEvicted: number;
+  /** upstream connections closed instead of kept idle: their client pod held half its connection share */
+  idleUpstreamsRefused: number;
+}
+
 /** The Service a connection was addressed to. */
 export interface RoutedService {
   namespace: string;
@@ -103,6 +113,10 @@ export class TrafficRouter {
 
   closeAll(): void {
     this.front.closeAll();
+  }
+
+  stats(): TrafficStats {
+    return { ejectionsOverflowed: this.ejections.readmittedByOverflow, estimatesEvicted: this.balancer.evicted, idleUpstreamsRefused: this.front.idleRefused };
   }
 
   private decide(req: NormalizedRequest, workload: Workload, source: Source, service: RoutedService): RoutedDecision {

@@ -37,6 +37,8 @@ export class HttpFront {
   private readonly tickMs: number;
   private sweep: NodeJS.Timeout | undefined;
   private readonly admitIdle: HttpFrontOptions['admitIdle'];
+  /** upstream connections closed instead of kept idle, refused a place by admitIdle */
+  idleRefused = 0;
 
   constructor(opts: HttpFrontOptions) {
     checkParserBinding();
@@ -117,7 +119,12 @@ export class HttpFront {
           if (!this.pools.has(name)) this.pools.set(name, pool);
           this.ensureSweep();
         },
-        admit && (() => admit(name)),
+        admit &&
+          (() => {
+            const release = admit(name);
+            if (release === undefined) this.idleRefused++;
+            return release;
+          }),
       );
       p = pool;
       this.pools.set(name, p);
