@@ -7,6 +7,8 @@
  *     connection was reset before answering an idempotent request;
  *   - explicitly, per the rule's retry (its codes; 504 also for a backend timeout), at most its
  *     attempts;
+ * never when the destination refused the client (its policy, its limits: refusal.ts): that is the
+ * answer, and it says nothing of the endpoint (not ejected, no latency sample).
  * Endpoints ejected for being unreachable (ejections.ts) are passed over while another one is
  * left (none left: they are tried anyway, as Envoy's panic threshold does).
  * Retries go always only to an endpoint not tried yet, a body that can be sent again (64 KiB kept), and
