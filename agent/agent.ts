@@ -190,6 +190,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   let datapath: Datapath | undefined;
   let wire: WireEnforcement | undefined;
   let outbound: OutboundProxy | undefined;
+  let traffic: TrafficRouter | undefined;
   let dns: DnsRuntime | undefined;
   let mesh: RunningAgent['mesh'];
   let sources: RunningWorkloadSources | undefined;
@@ -210,6 +211,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         ...(opts.mesh ? { identities: () => mesh?.identities } : {}),
         datapath: () => datapath,
         limits,
+        ...(opts.mesh ? { traffic: () => traffic } : {}),
       })
     : undefined;
   if (metricsRegistry) dropTotals.register(metricsRegistry);
@@ -292,7 +294,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       flows,
       dns: dnsProxy,
       limits,
-      ...(mesh ? { traffic: new TrafficRouter({ ...shared, local: workloads, registry: mesh.registry, pool: mesh.pool, authz }) } : {}),
+      ...(mesh ? { traffic: (traffic = new TrafficRouter({ ...shared, local: workloads, registry: mesh.registry, pool: mesh.pool, authz, connections: limits.connections })) } : {}),
       nodeLocal: new NodeAddresses(
         agentPorts([opts.outboundPort ?? OUTBOUND_PORT, opts.mesh && (opts.mesh.hbonePort ?? HBONE_PORT), opts.metricsAddress?.port]),
         () => mesh?.registry.nodeAddresses(),

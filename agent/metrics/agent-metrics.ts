@@ -5,6 +5,7 @@
  */
 import { Gauge, Registry } from 'prom-client';
 import type { FlowReporterStats } from '../flows/reporter';
+import type { TrafficStats } from '../traffic/router';
 import type { FlowMetrics } from './flow-metrics';
 import { registerLimitMetrics, type LimitSources } from './limit-metrics';
 import { ReadCounter } from './series';
@@ -19,6 +20,8 @@ export interface AgentMetricsSources {
   datapath?: () => { usage(): Record<'pods' | 'conns', number> } | undefined;
   /** The proxy's connection caps, sniff budget and refusal counts. */
   limits?: LimitSources;
+  /** The source node's routing (a meshed agent, once its proxy runs). */
+  traffic?: () => { stats(): TrafficStats } | undefined;
   now?: () => number;
 }
 
@@ -44,6 +47,18 @@ export function createAgentRegistry(src: AgentMetricsSources): Registry {
     new ReadCounter('palisade_flows_buffered', 'Flow records held for the collector: waiting, or sent and not yet acknowledged', () => [
       { labels: {}, value: reporter.stats().buffered },
     ], 'gauge').register(registry);
+  }
+
+  const traffic = src.traffic;
+  if (traffic) {
+    new ReadCounter('palisade_traffic_state_dropped_total', 'Routing state dropped to stay bounded: ejections ended early (table full), latency estimates forgotten early (balancer full), upstream connections closed instead of kept idle (the client pod held half its connection share)', () => {
+      const s = traffic()?.stats();
+      return [
+        { labels: { what: 'ejection' }, value: s?.ejectionsOverflowed ?? 0 },
+        { labels: { what: 'latency-estimate' }, value: s?.estimatesEvicted ?? 0 },
+        { labels: { what: 'idle-upstream' }, value: s?.idleUpstreamsRefused ?? 0 },
+      ];
+    }).register(registry);
   }
 
   const identities = src.identities;

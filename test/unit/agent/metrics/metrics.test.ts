@@ -250,6 +250,16 @@ describe('agent metrics on /metrics', function () {
       );
     });
 
+    it('counts the routing state dropped to stay bounded (none before the proxy runs)', async function () {
+      let router: { stats(): { ejectionsOverflowed: number; estimatesEvicted: number; idleUpstreamsRefused: number } } | undefined;
+      const { scrape } = await serve({ traffic: () => router });
+      assert.equal(sample(await scrape(), 'palisade_traffic_state_dropped_total', { what: 'ejection' })?.value, 0);
+      router = { stats: () => ({ ejectionsOverflowed: 4096, estimatesEvicted: 7, idleUpstreamsRefused: 3 }) };
+      const m = await scrape();
+      assert.equal(m.get('palisade_traffic_state_dropped_total')?.type, 'counter');
+      assert.deepEqual(['ejection', 'latency-estimate', 'idle-upstream'].map((what) => sample(m, 'palisade_traffic_state_dropped_total', { what })?.value), [4096, 7, 3]);
+    });
+
     it('reports eBPF map entries, and still answers when the data path cannot be read', async function () {
       let broken = false;
       const datapath = () => ({
