@@ -4,9 +4,9 @@
  *
  * Pod maps (palisade_pods, palisade_ifaces) hold `--max-pods` entries, default 256: kubelet's
  * default `--max-pods` is 110 and the managed platforms' usual ceilings are 110–250, so 256 fits
- * every default node with headroom, for ~100 KB of kernel memory. A pod beyond it is refused
+ * every default node with headroom, for ~40 KB of kernel memory. A pod beyond it is refused
  * enrollment (./pod-admission.ts), never left outside the mesh. The drop counters get 16 keys a
- * pod (a pod and direction rarely meets more than a few of the reasons; a drop with no free key
+ * pod (per CPU: ~200 KB a CPU at 256 pods) (a pod and direction rarely meets more than a few of the reasons; a drop with no free key
  * is still dropped, and counted in palisade_stats as `dropUncounted`).
  *
  * Connection maps (palisade_orig_sk, palisade_conns: redirected connections from connect to
