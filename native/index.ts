@@ -104,7 +104,7 @@ interface RawAddon {
   mapDelete(fd: number, key: Buffer): boolean;
   mapNextKey(fd: number, key: Buffer | null, keySize: number): Buffer | null;
   mapCount(fd: number, keySize: number, max: number): number;
-  progId(fd: number): number;
+  progName(id: number): string | null;
   numPossibleCpus(): number;
   netnsCookie(netnsPath: string): bigint;
   mountBpffs(dir: string): void;
@@ -263,10 +263,10 @@ export const native = {
     if (!Number.isInteger(max) || max < 0 || max > 0x7fffffff) throw new TypeError(`bad count limit ${max}`);
     return addon().mapCount(fd, keySize, max);
   },
-  /** The kernel's id of the program behind `fd` (what tcQuery reports). */
-  progId(fd: number): number {
-    assertFd(fd, 'program fd');
-    return addon().progId(fd);
+  /** The name of the program with this kernel id (what tcQuery reports; at most 15 characters), null once it is gone. */
+  progName(id: number): string | null {
+    if (!Number.isInteger(id) || id <= 0 || id > 0x7fffffff) throw new TypeError(`bad program id ${id}`);
+    return addon().progName(id);
   },
   numPossibleCpus(): number {
     return addon().numPossibleCpus();

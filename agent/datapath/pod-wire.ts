@@ -69,17 +69,20 @@ export function holdInterface(h: WireHandles, link: PodLink): void {
   }
 }
 
-/** Whether a filter holding one of this node's programs (`progIds`) hangs on the interface (in `netns`, null: ours). */
-function hasOurFilter(ifindex: number, netns: string | null, progIds: ReadonlySet<number>): boolean {
+/** The kernel keeps 15 characters of a program's name. */
+const POD_PROGRAM_NAMES: ReadonlySet<string> = new Set(POD_PROGRAMS.map((p) => p.slice(0, 15)));
+
+/**
+ * Whether a filter of ours hangs on the interface (in `netns`, null: ours): at our handle and
+ * priority, holding a per-pod program by its name — also one an earlier agent loaded (a restart
+ * pins new programs; the filters of pods it no longer enrolls or holds still hold the old ones).
+ */
+function hasOurFilter(ifindex: number, netns: string | null): boolean {
   return filters(ifindex, netns).some((f) => {
     const id = native.tcQuery(f);
-    return id !== null && progIds.has(id);
+    const name = id === null ? null : native.progName(id);
+    return name !== null && (POD_PROGRAM_NAMES as ReadonlySet<string>).has(name);
   });
-}
-
-/** The kernel ids of this node's per-pod programs. */
-export function podProgramIds(h: WireHandles): Set<number> {
-  return new Set(POD_PROGRAMS.map((p) => h.progFd(p)).filter((fd) => fd >= 0).map((fd) => native.progId(fd)));
 }
 
 /**
@@ -89,10 +92,9 @@ export function podProgramIds(h: WireHandles): Set<number> {
  */
 export function sweepUnenrolledFilters(h: WireHandles, netns: string | null, keep: ReadonlySet<number> = new Set()): number[] {
   const enrolled = new Set(enrolledInterfaces(h));
-  const ours = podProgramIds(h);
   const removed: number[] = [];
   for (const l of native.netLinks(netns)) {
-    if (l.ifindex === 1 || enrolled.has(l.ifindex) || keep.has(l.ifindex) || !hasOurFilter(l.ifindex, netns, ours)) continue;
+    if (l.ifindex === 1 || enrolled.has(l.ifindex) || keep.has(l.ifindex) || !hasOurFilter(l.ifindex, netns)) continue;
     for (const f of filters(l.ifindex, netns)) native.tcDetach(f);
     removed.push(l.ifindex);
   }
@@ -244,24 +246,23 @@ export function findNetns(cookie: bigint, cookieOf: (p: string) => bigint): stri
  */
 export function detachPinnedFilters(pinDir: string, cookieOf: (p: string) => bigint): number[] {
   const fds: Partial<Record<PodMapName, number>> = {};
-  const progs: Partial<Record<PodProgram, number>> = {};
   try {
     for (const name of ['palisade_ifaces', 'palisade_host'] as const) {
       if (!fs.existsSync(path.join(pinDir, name))) return [];
       fds[name] = native.objGet(path.join(pinDir, name));
     }
-    // Programs an older install did not have are not pinned: nothing can hold them.
-    for (const name of POD_PROGRAMS) if (fs.existsSync(path.join(pinDir, PROG_PREFIX + name))) progs[name] = native.objGet(path.join(pinDir, PROG_PREFIX + name));
     const h: WireHandles = {
       mapFd: (name) => fds[name]!,
-      progFd: (name) => progs[name] ?? -1,
+      progFd: () => {
+        throw new Error('no programs needed to detach');
+      },
     };
     const netns = findNetns(hostNetnsCookie(h), cookieOf);
     if (netns === undefined) return []; // the namespace is gone, and its interfaces with it
     const enrolled = enrolledInterfaces(h).filter((ifindex) => detachPod(h, ifindex, netns));
     return [...enrolled, ...sweepUnenrolledFilters(h, netns)]; // and the held pods' filters
   } finally {
-    for (const fd of [...Object.values(fds), ...Object.values(progs)]) closeQuietly(fd);
+    for (const fd of Object.values(fds)) closeQuietly(fd);
   }
 }
 

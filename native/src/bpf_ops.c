@@ -321,24 +321,32 @@ static napi_value map_info(napi_env env, napi_callback_info info)
 	return out;
 }
 
-/* progId(fd) -> the kernel's id of a program (what tc filters report) */
-static napi_value prog_id(napi_env env, napi_callback_info info)
+/* progName(id) -> the name of the program with this kernel id, or null when it is gone */
+static napi_value prog_name(napi_env env, napi_callback_info info)
 {
 	size_t argc = 1;
-	napi_value argv[1];
-	int32_t fd;
+	napi_value argv[1], out;
+	int32_t id;
 	struct bpf_prog_info pi;
 	__u32 len = sizeof(pi);
-	int err;
+	int fd, err;
 
 	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-	if (arg_int32(env, argv[0], &fd))
-		return throw_plain(env, "progId: bad arguments");
+	if (arg_int32(env, argv[0], &id) || id <= 0)
+		return throw_plain(env, "progName: bad arguments");
+	fd = bpf_prog_get_fd_by_id((__u32)id);
+	if (fd < 0) {
+		if (errno == ENOENT || fd == -ENOENT)
+			return napi_get_null(env, &out) == napi_ok ? out : NULL;
+		return throw_errno(env, fd == -1 ? errno : -fd, "bpf_prog_get_fd_by_id", NULL);
+	}
 	memset(&pi, 0, sizeof(pi));
 	err = bpf_obj_get_info_by_fd(fd, &pi, &len);
+	close(fd);
 	if (err)
 		return throw_errno(env, -err, "bpf_obj_get_info_by_fd", NULL);
-	return make_int(env, pi.id);
+	napi_create_string_utf8(env, pi.name, strnlen(pi.name, sizeof(pi.name)), &out);
+	return out;
 }
 
 /* mapLookup(fd, key, valueBytes) -> Buffer | null */
@@ -496,7 +504,7 @@ void register_bpf_ops(napi_env env, napi_value exports)
 		{ "mapDelete", NULL, map_delete, NULL, NULL, NULL, napi_default, NULL },
 		{ "mapNextKey", NULL, map_next_key, NULL, NULL, NULL, napi_default, NULL },
 		{ "mapCount", NULL, map_count, NULL, NULL, NULL, napi_default, NULL },
-		{ "progId", NULL, prog_id, NULL, NULL, NULL, napi_default, NULL },
+		{ "progName", NULL, prog_name, NULL, NULL, NULL, napi_default, NULL },
 		{ "numPossibleCpus", NULL, num_possible_cpus, NULL, NULL, NULL, napi_default, NULL },
 	};
 

@@ -144,6 +144,19 @@ describe('Kernel maps sized from the node\'s limits (real eBPF)', function () {
       assert.ok(res.ok && res.sha256Match, JSON.stringify(res));
       assert.equal(reachedFrom(c.ip), 0, 'c went through the proxy');
     });
+    it('a pod held when its agent died and removed from the file meanwhile is let go by the next agent (whose programs are new)', async function () {
+      fs.writeFileSync(agent1.workloadsFile, workloadsYaml([{ pod: b }, { pod: c }, { pod: a }]));
+      await agent1.logs.waitFor<Line>((l) => l?.event === 'enrollment-refused' && l.workload === 'default/a', 10_000);
+      assert.equal((await runClient(topo, a, ext.ip, 7000, 16, 2000)).ok, false, 'a is held');
+      await agent1.stop('SIGKILL');
+      const spec = { pods: [{ pod: b }, { pod: c }], extraArgs: ['--max-pods', '2', '--access-log', 'all'] };
+      agent1 = startAgentProcess(topo, node1, spec);
+      await agent1.ready;
+      // a is outside the mesh now: no filter of ours on its interface, its connection goes out as its own.
+      const res = await runClient(topo, a, ext.ip, 7000, 64, 5000);
+      assert.ok(res.ok, JSON.stringify(res));
+      assert.equal(extServer.accepts().at(-1)?.remoteAddress, a.ip);
+    });
   });
 
   describe('connection maps', function () {
