@@ -87,13 +87,46 @@ function keyField(key: string): Uint8Array {
   return b;
 }
 
-/** Writes attribute after attribute as a repeated KeyValue field (string, bool, int for whole numbers, else double, as the OpenTelemetry serializer does). */
+/** Attributes whose values rarely repeat: written each time, never kept. */
+const UNIQUE_VALUES: ReadonlySet<string> = new Set(['source.address', 'destination.address', 'url.path', 'palisade.dns.answers']);
+/** Values kept per attribute name at most (workloads, identities, policies, verdicts repeat). */
+const MAX_CACHED_VALUES = 4096;
+
+/**
+ * Writes attribute after attribute as a repeated KeyValue field (string, bool, int for whole
+ * numbers, else double, as the OpenTelemetry serializer does). The whole field of a string or
+ * bool value is kept once written and copied the next time the same name has the same value.
+ */
 class AttributeWriter {
-  field = 0;
-  constructor(private readonly w: ProtoWriter) {}
+  /** per attribute name: its fields by value, or null (values that do not repeat) */
+  private readonly cache = new Map<string, Map<string, Uint8Array> | null>();
+  private readonly one = new ProtoWriter();
+
+  constructor(
+    private readonly w: ProtoWriter,
+    private readonly field: number,
+  ) {}
 
   readonly put = (k: string, v: string | number | boolean): void => {
-    const w = this.w;
+    if (typeof v === 'number') return this.write(this.w, k, v);
+    let values = this.cache.get(k);
+    if (values === undefined) {
+      values = UNIQUE_VALUES.has(k) ? null : new Map();
+      this.cache.set(k, values);
+    }
+    if (values === null) return this.write(this.w, k, v);
+    const key = typeof v === 'string' ? v : v ? '\u0000true' : '\u0000false';
+    let b = values.get(key);
+    if (b === undefined) {
+      this.one.reset();
+      this.write(this.one, k, v);
+      b = this.one.finish();
+      if (values.size < MAX_CACHED_VALUES) values.set(key, b);
+    }
+    this.w.raw(b);
+  };
+
+  private write(w: ProtoWriter, k: string, v: string | number | boolean): void {
     const kv = w.begin(this.field);
     w.raw(keyField(k));
     const any = w.begin(2);
@@ -110,12 +143,11 @@ class AttributeWriter {
     }
     w.end(any);
     w.end(kv);
-  };
+  }
 }
 
 function writeAttributes(w: ProtoWriter, field: number, attrs: Attributes): void {
-  const a = new AttributeWriter(w);
-  a.field = field;
+  const a = new AttributeWriter(w, field);
   for (const k in attrs) a.put(k, attrs[k]!);
 }
 
@@ -143,7 +175,8 @@ export class FlowLogEncoder implements FlowEncoder {
   private readonly scope = { ...FLOW_SCOPE };
   private readonly w = new ProtoWriter();
   private readonly head = new ProtoWriter();
-  private readonly attrs = new AttributeWriter(this.w);
+  /** LogRecord.attributes */
+  private readonly attrs = new AttributeWriter(this.w, 6);
   /** ResourceLogs.resource and ScopeLogs.scope, written once */
   private readonly resourceField: Uint8Array;
   private readonly scopeField: Uint8Array;
@@ -190,7 +223,6 @@ export class FlowLogEncoder implements FlowEncoder {
       const body = w.begin(5);
       writeBody(w, f);
       w.end(body);
-      this.attrs.field = 6;
       visitFlowAttributes(f, this.attrs.put);
       const traceId = (f as { traceId?: string }).traceId;
       if (traceId !== undefined) {
