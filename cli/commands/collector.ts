@@ -15,6 +15,7 @@ import { TokenStore } from '../../collector/tokens';
 import { parseSinkSpecs } from '../../collector/sinks/sink-spec';
 import { parsePositiveDuration } from '../../common/duration';
 import { invalidArgument, PalisadeError } from '../../common/errors';
+import { parseTraceUrl } from '../../common/trace-link';
 import { isTrustDomain } from '../../common/identity';
 import { isNodeName } from '../../common/pki';
 import type { CliDeps } from '../deps';
@@ -37,6 +38,7 @@ interface RunFlags {
   kubernetes?: boolean;
   kubeconfig?: string;
   flowSink: string[];
+  traceUrl?: string;
   logLevel?: string;
 }
 
@@ -112,6 +114,7 @@ export function registerCollectorCommands(program: Command, deps: CliDeps): void
     .option('--kubernetes', 'services and policies from the Kubernetes API (Services + EndpointSlices, AuthorizationPolicy, EgressPolicy)')
     .option('--kubeconfig <file>', 'with --kubernetes: the API from this kubeconfig (default: the pod\'s service account)')
     .option('--flow-sink <sink>', 'also send every stored flow to otlp=<http(s) URL> (OTLP logs over HTTP/protobuf, e.g. http://otel-collector:4318/v1/logs); repeatable; sqlite is always on', collectValue, [])
+    .option('--trace-url <template>', "link trace ids in the dashboard to your tracing UI: a URL with {traceId}, e.g. 'https://jaeger.example/trace/{traceId}'")
     .option('--log-level <level>', 'trace|debug|info|warn|error', undefined)
     .action(async (flags: RunFlags) => {
       parseListenAddress(flags.listen);
@@ -124,6 +127,7 @@ export function registerCollectorCommands(program: Command, deps: CliDeps): void
       const flowMaxRows = positiveInteger(flags.flowMaxRows, '--flow-max-rows');
       const flowMaxBytes = flags.flowMaxBytes === undefined ? undefined : byteSize(flags.flowMaxBytes, '--flow-max-bytes');
       const flowSinks = parseSinkSpecs(flags.flowSink);
+      const traceUrl = flags.traceUrl === undefined ? undefined : parseTraceUrl(flags.traceUrl);
       const log = deps.logger(flags.logLevel);
       const running = await startCollector({
         listen: flags.listen,
@@ -138,6 +142,7 @@ export function registerCollectorCommands(program: Command, deps: CliDeps): void
         ...(flowMaxBytes !== undefined ? { flowMaxBytes } : {}),
         ...(flags.kubernetes || flags.kubeconfig ? { kubernetes: { kubeconfig: flags.kubeconfig } } : {}),
         flowSinks,
+        ...(traceUrl !== undefined && { traceUrl }),
         log,
       });
       const signal = await deps.waitForStop();
