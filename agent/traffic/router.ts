@@ -6,7 +6,8 @@
  * reached the way any connection to it would be (HBONE to its node, or this node's destination
  * authorization), with the rule's timeouts and retries (dispatcher.ts). Routes are looked up on
  * every request, so a change applies to established keep-alive connections too. One flow record
- * per request names the route, rule, backend Service and attempts.
+ * per request names the route, rule, backend Service and attempts; with a tracer, the request is
+ * this node's hop of its trace (server and client span, the upstream gets the client span as parent).
  */
 import { duplexPair, type Duplex } from 'node:stream';
 import type { FlowEndpoint, FlowSink } from '../../common/flow';
@@ -15,10 +16,11 @@ import type { RegistryService } from '../../common/mesh-protocol';
 import type { PolicyIndex } from '../../common/policy';
 import type { BackendRef, RouteRule, ServiceRoutes } from '../../common/routes';
 import type { MeshWorkload } from '../mesh/mesh-registry';
+import type { MeshTracer } from '../tracing/tracer';
 import type { DestinationAuthz } from '../proxy/destination-authz';
 import type { HbonePool } from '../proxy/hbone-pool';
 import { HttpFront, type HttpDecision, type HttpLimits, type HttpRecord, type HttpSession, type NormalizedRequest, type UpstreamTarget } from '../proxy/http';
-import { httpCounts, httpLine, httpOutcome, proxyFlow } from '../proxy/proxy-flow';
+import { httpCounts, httpLine, httpOutcome, proxyFlow, traced } from '../proxy/proxy-flow';
 import type { Workload } from '../workloads';
 import { keyOf, RequestDispatch, type Endpoint } from './dispatcher';
 import { Ejections } from './ejections';
@@ -37,6 +39,8 @@ export interface TrafficInputs {
   pool: Pick<HbonePool, 'connect'>;
   authz: DestinationAuthz;
   httpLimits?: Partial<HttpLimits>;
+  /** with --trace-otlp: each routed request's spans */
+  tracer?: MeshTracer;
 }
 
 /** The Service a connection was addressed to. */
@@ -79,6 +83,7 @@ export class TrafficRouter {
       authorize: (req) => this.decide(req, workload, source, service),
       connect: () => Promise.reject(new Error('a routed request always has a dispatch')),
       onRecord: (r) => this.record(r, source, service),
+      ...(this.inputs.tracer !== undefined && { tracer: this.inputs.tracer }),
     };
     this.front.handle(conn, undefined, session);
   }
@@ -180,7 +185,7 @@ export class TrafficRouter {
     destination.host = r.host || `${service.name}.${service.namespace}`;
     const traffic = d?.route !== undefined && d.rule !== undefined ? { route: d.route, rule: d.rule, backend: d.backend ?? '', attempts: dispatch?.attempts ?? 0 } : undefined;
     const flow = proxyFlow(this.inputs.node, { direction: 'outbound', source, destination, protocol: 'http', mtls: true, http: httpLine(r) }, httpOutcome(r), httpCounts(r), undefined, traffic);
-    this.inputs.flows.record(flow);
+    this.inputs.flows.record(traced(this.inputs.tracer, flow, r));
     if (dispatch && dispatch.retried.length > 0) this.log.debug({ event: 'retried', route: d?.route, backend: d?.backend, retried: dispatch.retried }, 'request retried');
   }
 }
