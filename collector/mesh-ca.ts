@@ -3,7 +3,7 @@
  * the collector's data directory, created on first start. It signs node, workload and server
  * certificates; every name in an issued certificate comes from the caller's options.
  */
-import { createPrivateKey, generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
+import { constants, createPrivateKey, generateKeyPairSync, privateEncrypt, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import forge from 'node-forge';
@@ -40,14 +40,15 @@ const EXT_KEY_USAGE: Record<SignOptions['usage'], { serverAuth?: boolean; client
 export class CertificateAuthority {
   readonly certPem: string;
   readonly trustDomain: string;
-  private readonly key: forge.pki.rsa.PrivateKey;
+  /** Signs with OpenSSL: forge's pure-JS RSA took ~20 ms per certificate on the collector's thread. */
+  private readonly signer: { sign(md: forge.md.MessageDigest): string };
   private readonly cert: forge.pki.Certificate;
   private readonly keyId: string;
 
   private constructor(trustDomain: string, keyPem: string, certPem: string) {
     this.trustDomain = trustDomain;
     this.certPem = certPem;
-    this.key = forge.pki.privateKeyFromPem(keyPem) as forge.pki.rsa.PrivateKey;
+    this.signer = nativeRsaSigner(createPrivateKey(keyPem));
     this.cert = forge.pki.certificateFromPem(certPem);
     this.keyId = this.cert.generateSubjectKeyIdentifier().getBytes();
   }
@@ -174,7 +175,7 @@ export class CertificateAuthority {
       { name: 'subjectKeyIdentifier' },
       { name: 'authorityKeyIdentifier', keyIdentifier: this.keyId },
     ]);
-    cert.sign(this.key, forge.md.sha256.create());
+    cert.sign(this.signer as unknown as forge.pki.rsa.PrivateKey, forge.md.sha256.create());
     return forge.pki.certificateToPem(cert);
   }
 
@@ -191,6 +192,24 @@ export class CertificateAuthority {
     for (const ip of opts.ips ?? []) if (!isSpecificIp(ip)) throw bad(`${ip} is not an IP address`);
     for (const dns of opts.dnsNames ?? []) if (!/^[a-z0-9*]([a-z0-9.-]*[a-z0-9])?$/.test(dns)) throw bad(`${dns} is not a DNS name`);
   }
+}
+
+/** DER of DigestInfo's AlgorithmIdentifier for SHA-256 (RFC 8017 §9.2, note 1), before the 32-byte digest. */
+const SHA256_DIGEST_INFO = Buffer.from('3031300d060960864801650304020105000420', 'hex');
+
+/**
+ * An RSASSA-PKCS1-v1_5 signer with forge's `key.sign(md)` shape, doing the private-key operation
+ * in OpenSSL: forge hashes the TBSCertificate (cheap), OpenSSL pads DigestInfo and signs (~1 ms
+ * instead of forge's ~20 ms of JavaScript big-number arithmetic on the event loop).
+ */
+function nativeRsaSigner(key: KeyObject): { sign(md: forge.md.MessageDigest): string } {
+  return {
+    sign(md: forge.md.MessageDigest): string {
+      const digest = Buffer.from(md.digest().getBytes(), 'binary');
+      const signature = privateEncrypt({ key, padding: constants.RSA_PKCS1_PADDING }, Buffer.concat([SHA256_DIGEST_INFO, digest]));
+      return signature.toString('binary');
+    },
+  };
 }
 
 /** A positive 16-byte serial number, hex (the top bit cleared so DER keeps it positive). */
