@@ -8,7 +8,7 @@ import { existsSync, lstatSync, mkdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import forge from 'node-forge';
 import { writeFileAtomic } from '../common/atomic-file';
-import { invalidArgument, PalisadeError } from '../common/errors';
+import { invalidArgument, PalisadeError, type PalisadeErrorCode } from '../common/errors';
 import { isTrustDomain, parseSpiffeId } from '../common/identity';
 import type { Logger } from '../common/log';
 import { isSpecificIp, parseNodeSpiffeId, readCsr, RSA_BITS } from '../common/pki';
@@ -96,51 +96,42 @@ export class CertificateAuthority {
     }
     const keyPem = readFileSync(keyPath, 'utf8');
     const certPem = readFileSync(certPath, 'utf8');
+    return CertificateAuthority.fromPem(trustDomain, keyPem, certPem, { key: keyPath, cert: certPath, where: `the CA in ${path.dirname(certPath)}` }, 'PALISADE_ERR_DATA_DIR');
+  }
+
+  /**
+   * A CA from its key and certificate PEM (a data directory's files, a Kubernetes Secret's keys):
+   * refuses (one line, `code`) a pair that does not match, a certificate that is not a CA, and a
+   * CA created for another trust domain. `names` say where each came from, for that line.
+   */
+  static fromPem(
+    trustDomain: string,
+    keyPem: string,
+    certPem: string,
+    names: { key: string; cert: string; where: string },
+    code: PalisadeErrorCode,
+  ): CertificateAuthority {
     let x509: X509Certificate;
     try {
       x509 = new X509Certificate(certPem);
       if (!x509.checkPrivateKey(createPrivateKey(keyPem))) throw new Error('key does not match');
     } catch (err) {
-      throw new PalisadeError('PALISADE_ERR_DATA_DIR', `${keyPath} and ${certPath} are not a matching key and certificate`, { cause: err });
+      throw new PalisadeError(code, `${names.key} and ${names.cert} are not a matching key and certificate`, { cause: err });
     }
-    if (!x509.ca) throw new PalisadeError('PALISADE_ERR_DATA_DIR', `${certPath} is not a CA certificate`);
+    if (!x509.ca) throw new PalisadeError(code, `${names.cert} is not a CA certificate`);
     const cn = /(?:^|\n)CN=([^\n]*)/.exec(x509.subject)?.[1] ?? '';
     if (cn.startsWith(CA_CN_PREFIX) && cn !== `${CA_CN_PREFIX}${trustDomain}`) {
-      throw new PalisadeError(
-        'PALISADE_ERR_DATA_DIR',
-        `the CA in ${path.dirname(certPath)} was created for trust domain ${cn.slice(CA_CN_PREFIX.length)}, not ${trustDomain}`,
-      );
+      throw new PalisadeError(code, `${names.where} was created for trust domain ${cn.slice(CA_CN_PREFIX.length)}, not ${trustDomain}`);
     }
     try {
       return new CertificateAuthority(trustDomain, keyPem, certPem);
     } catch (err) {
-      throw new PalisadeError('PALISADE_ERR_DATA_DIR', `${keyPath}: not an RSA CA key`, { cause: err });
+      throw new PalisadeError(code, `${names.key}: not an RSA CA key`, { cause: err });
     }
   }
 
   private static create(trustDomain: string, keyPath: string, certPath: string): CertificateAuthority {
-    const { privateKey: keyPem, publicKey } = generateKeyPairSync('rsa', {
-      modulusLength: RSA_BITS,
-      publicKeyEncoding: { type: 'spki', format: 'pem' },
-      privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
-    });
-    const cert = forge.pki.createCertificate();
-    cert.publicKey = forge.pki.publicKeyFromPem(publicKey);
-    cert.serialNumber = randomSerialHex();
-    const now = Date.now();
-    cert.validity.notBefore = new Date(now - CLOCK_SKEW_SECONDS * 1000);
-    cert.validity.notAfter = new Date(now);
-    cert.validity.notAfter.setUTCFullYear(cert.validity.notAfter.getUTCFullYear() + CA_VALIDITY_YEARS);
-    const name = [{ name: 'commonName', value: `${CA_CN_PREFIX}${trustDomain}` }];
-    cert.setSubject(name);
-    cert.setIssuer(name);
-    cert.setExtensions([
-      { name: 'basicConstraints', cA: true, pathLenConstraint: 0, critical: true },
-      { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
-      { name: 'subjectKeyIdentifier' },
-    ]);
-    cert.sign(forge.pki.privateKeyFromPem(keyPem), forge.md.sha256.create());
-    const certPem = forge.pki.certificateToPem(cert);
+    const { keyPem, certPem } = newCaPem(trustDomain);
     writeFileAtomic(keyPath, keyPem, 0o600);
     writeFileAtomic(certPath, certPem, 0o644);
     return new CertificateAuthority(trustDomain, keyPem, certPem);
@@ -192,6 +183,36 @@ export class CertificateAuthority {
     for (const ip of opts.ips ?? []) if (!isSpecificIp(ip)) throw bad(`${ip} is not an IP address`);
     for (const dns of opts.dnsNames ?? []) if (!/^[a-z0-9*]([a-z0-9.-]*[a-z0-9])?$/.test(dns)) throw bad(`${dns} is not a DNS name`);
   }
+}
+
+/**
+ * A new CA for `trustDomain`: an RSA key (PKCS#8 PEM) and its self-signed certificate, valid for
+ * CA_VALIDITY_YEARS. Written nowhere: the caller keeps it (data directory, Kubernetes Secret).
+ */
+export function newCaPem(trustDomain: string): { keyPem: string; certPem: string } {
+  if (!isTrustDomain(trustDomain)) throw invalidArgument(`invalid trust domain ${JSON.stringify(trustDomain)}`);
+  const { privateKey: keyPem, publicKey } = generateKeyPairSync('rsa', {
+    modulusLength: RSA_BITS,
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  });
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = forge.pki.publicKeyFromPem(publicKey);
+  cert.serialNumber = randomSerialHex();
+  const now = Date.now();
+  cert.validity.notBefore = new Date(now - CLOCK_SKEW_SECONDS * 1000);
+  cert.validity.notAfter = new Date(now);
+  cert.validity.notAfter.setUTCFullYear(cert.validity.notAfter.getUTCFullYear() + CA_VALIDITY_YEARS);
+  const name = [{ name: 'commonName', value: `${CA_CN_PREFIX}${trustDomain}` }];
+  cert.setSubject(name);
+  cert.setIssuer(name);
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: true, pathLenConstraint: 0, critical: true },
+    { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
+    { name: 'subjectKeyIdentifier' },
+  ]);
+  cert.sign(forge.pki.privateKeyFromPem(keyPem), forge.md.sha256.create());
+  return { keyPem, certPem: forge.pki.certificateToPem(cert) };
 }
 
 /** DER of DigestInfo's AlgorithmIdentifier for SHA-256 (RFC 8017 §9.2, note 1), before the 32-byte digest. */

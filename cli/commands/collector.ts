@@ -13,6 +13,7 @@ import { describeScopes, parseNodeCidr, parseScopes } from '../../collector/node
 import { NodeRecords } from '../../collector/nodes/node-records';
 import { TokenStore } from '../../collector/tokens';
 import { parseSinkSpecs } from '../../collector/sinks/sink-spec';
+import { parseCaSecretRef } from '../../collector/kubernetes/ca-secret';
 import { parsePositiveDuration } from '../../common/duration';
 import { invalidArgument, PalisadeError } from '../../common/errors';
 import { parseTraceUrl } from '../../common/trace-link';
@@ -37,6 +38,7 @@ interface RunFlags {
   flowMaxBytes?: string;
   kubernetes?: boolean;
   kubeconfig?: string;
+  caSecret?: string;
   flowSink: string[];
   traceUrl?: string;
   logLevel?: string;
@@ -113,6 +115,7 @@ export function registerCollectorCommands(program: Command, deps: CliDeps): void
     .option('--flow-max-bytes <size>', 'also keep the flow database under this size (e.g. 2GiB)')
     .option('--kubernetes', 'services and policies from the Kubernetes API (Services + EndpointSlices, AuthorizationPolicy, EgressPolicy)')
     .option('--kubeconfig <file>', 'with --kubernetes: the API from this kubeconfig (default: the pod\'s service account)')
+    .option('--ca-secret <namespace/name>', 'with --kubernetes: the mesh CA from this Secret (ca.crt, ca.key; created when missing), shared by every collector replica, not the data directory')
     .option('--flow-sink <sink>', 'also send every stored flow to otlp=<http(s) URL> (OTLP logs over HTTP/protobuf, e.g. http://otel-collector:4318/v1/logs); repeatable; sqlite is always on', collectValue, [])
     .option('--trace-url <template>', "link trace ids in the dashboard to your tracing UI: a URL with {traceId}, e.g. 'https://jaeger.example/trace/{traceId}'")
     .option('--log-level <level>', 'trace|debug|info|warn|error', undefined)
@@ -128,6 +131,8 @@ export function registerCollectorCommands(program: Command, deps: CliDeps): void
       const flowMaxBytes = flags.flowMaxBytes === undefined ? undefined : byteSize(flags.flowMaxBytes, '--flow-max-bytes');
       const flowSinks = parseSinkSpecs(flags.flowSink);
       const traceUrl = flags.traceUrl === undefined ? undefined : parseTraceUrl(flags.traceUrl);
+      if (flags.caSecret !== undefined && !flags.kubernetes && !flags.kubeconfig) throw invalidArgument('--ca-secret needs --kubernetes (the Secret is read through the Kubernetes API)');
+      const caSecret = flags.caSecret === undefined ? undefined : parseCaSecretRef(flags.caSecret);
       const log = deps.logger(flags.logLevel);
       const running = await startCollector({
         listen: flags.listen,
@@ -140,7 +145,7 @@ export function registerCollectorCommands(program: Command, deps: CliDeps): void
         flowRetentionMs,
         flowMaxRows,
         ...(flowMaxBytes !== undefined ? { flowMaxBytes } : {}),
-        ...(flags.kubernetes || flags.kubeconfig ? { kubernetes: { kubeconfig: flags.kubeconfig } } : {}),
+        ...(flags.kubernetes || flags.kubeconfig ? { kubernetes: { kubeconfig: flags.kubeconfig, ...(caSecret ? { caSecret } : {}) } } : {}),
         flowSinks,
         ...(traceUrl !== undefined && { traceUrl }),
         log,
