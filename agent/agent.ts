@@ -46,6 +46,9 @@ import type { PolicyIndex } from '../common/policy';
 import type { PolicyFile } from '../common/policy-files';
 import { DropTotals, WireEnforcement } from './wire/wire-enforcement';
 import { prepareWorkloadSources, type RunningWorkloadSources } from './workload-sources';
+import { refusalFlow } from './workload-sources/refusal-flow';
+import type { Workload } from './workloads';
+import { mapLimitSettings } from './datapath/map-sizes';
 
 export const OUTBOUND_PORT = 15001;
 
@@ -93,6 +96,9 @@ export interface AgentOptions {
   maxWireRules?: number;
   /** Connection caps, sniff budget, idle timeouts, refusal summaries (defaults: agent/proxy/limits). */
   limits?: ProxyLimitOptions;
+  /** Pods the kernel maps hold, and entries of its connection maps (defaults: agent/datapath/map-sizes.ts). */
+  maxPods?: number;
+  kernelConnections?: number;
   /** What the kernel offers (default: the running kernel's probes); tests pass one that lacks a feature. */
   kernel?: KernelFeatures;
   /** How long a stopping agent lets established connections finish (default 30 s). */
@@ -155,6 +161,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   validateDnsDomain(dnsDomain);
   const upstreams = upstreamServers(opts.dnsUpstreams);
   const limitSettings = proxyLimitSettings(opts.limits ?? {});
+  const mapLimits = mapLimitSettings(opts.maxPods, opts.kernelConnections, limitSettings.connections);
   const caPem = opts.mesh ? readCa(opts.mesh) : undefined;
   // Everything that can be checked without the kernel is checked first: a bad
   // file or namespace path must not leave anything half-installed.
@@ -210,6 +217,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         ...(reporter ? { reporter } : {}),
         ...(opts.mesh ? { identities: () => mesh?.identities } : {}),
         datapath: () => datapath,
+        enrollment: () => sources?.enrollment,
         limits,
         ...(opts.mesh ? { traffic: () => traffic } : {}),
       })
@@ -275,6 +283,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       cgroup: opts.cgroup,
       bpffs: opts.bpffs,
       bpfDir: opts.bpfDir,
+      limits: mapLimits,
       log,
     });
     datapath.setExclusions(opts.excludeCidrs ?? [], opts.excludePorts ?? []);
@@ -329,7 +338,8 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     if (metricsRegistry) wire.register(metricsRegistry);
     wire.start();
     const enrollStarted = process.hrtime.bigint();
-    sources = await sourcesPlan.start({ datapath, local: workloads, ...(mesh ? { mesh: { identities: mesh.identities, collector: mesh.collector } } : {}) });
+    const onRefused = (w: Workload, reason: string): void => flows.record(refusalFlow(opts.node, w, reason));
+    sources = await sourcesPlan.start({ datapath, local: workloads, onRefused, ...(mesh ? { mesh: { identities: mesh.identities, collector: mesh.collector } } : {}) });
     log.info({ workloads: sources.enrollment.size, ms: Number(process.hrtime.bigint() - enrollStarted) / 1e6 }, 'workloads enrolled');
     for (const ifindex of datapath.sweepInterfaces()) log.info({ ifindex }, 'removed the filters of an interface no enrolled pod uses');
     ready = true;

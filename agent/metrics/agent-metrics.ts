@@ -1,12 +1,13 @@
 /**
  * The agent's Prometheus registry (its own, never prom-client's global one): traffic metrics from
  * flow records (flow-metrics.ts), the flow reporter's counters, workload certificate expiry,
- * eBPF map occupancy and the proxy's limits (limit-metrics.ts). Everything but the traffic metrics is read when Prometheus scrapes.
+ * eBPF maps and kernel counters (datapath-metrics.ts) and the proxy's limits (limit-metrics.ts). Everything but the traffic metrics is read when Prometheus scrapes.
  */
 import { Gauge, Registry } from 'prom-client';
 import type { FlowReporterStats } from '../flows/reporter';
 import type { TrafficStats } from '../traffic/router';
 import type { FlowMetrics } from './flow-metrics';
+import { registerDatapathMetrics, type DatapathMetricsSources } from './datapath-metrics';
 import { registerLimitMetrics, type LimitSources } from './limit-metrics';
 import { ReadCounter } from './series';
 
@@ -17,7 +18,9 @@ export interface AgentMetricsSources {
   /** Workload certificates (the IdentityManager of a meshed agent, once it exists). */
   identities?: () => { identities(): Array<{ identity: string; notAfter: Date | undefined }> } | undefined;
   /** The data path once installed. */
-  datapath?: () => { usage(): Record<'pods' | 'conns', number> } | undefined;
+  datapath?: DatapathMetricsSources['datapath'];
+  /** The node's enrollment once the workload sources run. */
+  enrollment?: DatapathMetricsSources['enrollment'];
   /** The proxy's connection caps, sniff budget and refusal counts. */
   limits?: LimitSources;
   /** The source node's routing (a meshed agent, once its proxy runs). */
@@ -78,26 +81,6 @@ export function createAgentRegistry(src: AgentMetricsSources): Registry {
     });
   }
 
-  const datapath = src.datapath;
-  if (datapath) {
-    new Gauge({
-      name: 'palisade_bpf_map_entries',
-      help: 'Entries in use in the eBPF maps of this node',
-      labelNames: ['map'],
-      registers: [registry],
-      collect() {
-        this.reset();
-        const dp = datapath();
-        if (!dp) return;
-        try {
-          const u = dp.usage();
-          this.set({ map: 'palisade_pods' }, u.pods);
-          this.set({ map: 'palisade_conns' }, u.conns);
-        } catch {
-          // The data path is closing; the next scrape reads it again or finds it gone.
-        }
-      },
-    });
-  }
+  if (src.datapath) registerDatapathMetrics(registry, { datapath: src.datapath, ...(src.enrollment ? { enrollment: src.enrollment } : {}) });
   return registry;
 }

@@ -7,7 +7,8 @@
  * reached the way any connection to it would be (HBONE to its node, or this node's destination
  * authorization), with the rule's timeouts and retries (dispatcher.ts). Routes are looked up on
  * every request, so a change applies to established keep-alive connections too. One flow record
- * per request names the route, rule, backend Service and attempts.
+ * per request names the route, rule, backend Service and attempts; with a tracer, the request is
+ * this node's hop of its trace (server and client span, the upstream gets the client span as parent).
  */
 import { duplexPair, type Duplex } from 'node:stream';
 import type { FlowEndpoint, FlowSink } from '../../common/flow';
@@ -16,12 +17,13 @@ import type { RegistryService } from '../../common/mesh-protocol';
 import type { PolicyIndex } from '../../common/policy';
 import type { BackendRef, RouteRule, ServiceRoutes } from '../../common/routes';
 import type { MeshWorkload } from '../mesh/mesh-registry';
+import type { MeshTracer } from '../tracing/tracer';
 import type { DestinationAuthz } from '../proxy/destination-authz';
 import type { HbonePool } from '../proxy/hbone-pool';
 import { H2Front, readPreface } from '../proxy/h2';
 import type { ConnectionLimits } from '../proxy/limits';
 import { DEFAULT_HTTP_LIMITS, HttpFront, type HttpDecision, type HttpLimits, type HttpRecord, type HttpSession, type NormalizedRequest, type UpstreamTarget } from '../proxy/http';
-import { httpCounts, httpLine, httpOutcome, proxyFlow } from '../proxy/proxy-flow';
+import { httpCounts, httpLine, httpOutcome, proxyFlow, traced } from '../proxy/proxy-flow';
 import type { Workload } from '../workloads';
 import { keyOf, RequestDispatch, type Endpoint } from './dispatcher';
 import { refusalOf } from './refusal';
@@ -41,6 +43,8 @@ export interface TrafficInputs {
   pool: Pick<HbonePool, 'connect'>;
   authz: DestinationAuthz;
   httpLimits?: Partial<HttpLimits>;
+  /** with --trace-otlp: each routed request's spans */
+  tracer?: MeshTracer;
   /** an idle routed upstream connection holds a place of its client pod's outbound share (in use, its downstream's place covers it) */
   connections?: Pick<ConnectionLimits, 'admitIdle'>;
 }
@@ -122,6 +126,7 @@ export class TrafficRouter {
         authorize: (req) => this.decide(req, workload, source, service, 'h1'),
         connect: () => Promise.reject(new Error('a routed request always has a dispatch')),
         onRecord,
+        ...(this.inputs.tracer !== undefined && { tracer: this.inputs.tracer }),
         upgradeH2c: (c, head, req) => this.h2.handleUpgraded(c, head, req, h2Session),
       };
       this.front.handle(conn, p.head, session);
@@ -261,7 +266,7 @@ export class TrafficRouter {
     const refused = dispatch?.refusal;
     const outcome = refused !== undefined ? { verdict: refused.verdict, reason: refused.reason } : httpOutcome(r);
     const flow = proxyFlow(this.inputs.node, { direction: 'outbound', source, destination, protocol: 'http', mtls: true, http: httpLine(r) }, outcome, httpCounts(r), undefined, traffic);
-    this.inputs.flows.record(flow);
+    this.inputs.flows.record(traced(this.inputs.tracer, flow, r));
     if (dispatch && dispatch.retried.length > 0) this.log.debug({ event: 'retried', route: d?.route, backend: d?.backend, retried: dispatch.retried }, 'request retried');
   }
 }
