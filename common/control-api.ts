@@ -168,7 +168,8 @@ export interface EgressLearnResponse {
   /** Egress flows looked at, and how many of them were left out (denied, errors) and why. */
   flows: number;
   skipped: Record<string, number>;
-  destinations: Array<{ host?: string; cidr?: string; ports: number[]; flows: number }>;
+  /** `protocol` only when not TCP (a UDP or ICMP destination is always a `cidr`). */
+  destinations: Array<{ host?: string; cidr?: string; ports: number[]; protocol?: 'UDP' | 'ICMP'; flows: number }>;
 }
 
 export interface PolicyTestRequest {
