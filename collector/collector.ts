@@ -72,8 +72,9 @@ export interface CollectorOptions {
   /** Dashboard login tickets and sessions: lifetimes (tests shorten them). */
   dashboardSessions?: SessionOptions;
   /**
-   * Which pods run on which node (the Kubernetes source): with one, a node registers, and gets
-   * certificates for, only pods it says run there (collector/nodes/node-pods.ts).
+   * Which pods run on which node: with one, a node registers, and gets certificates for, only
+   * pods it says run there (collector/nodes/node-pods.ts). Default: with `kubernetes`, the API's
+   * pods (collector/kubernetes/pods-watch.ts); without, none (scope and range decide).
    */
   nodePods?: NodePods;
 }
@@ -206,13 +207,15 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     await closeStores();
     throw err;
   }
+  // With --kubernetes the API's pods decide what a node may claim (the node authorizer).
+  const nodePods = opts.nodePods ?? kube?.pods;
   const agents = new AgentServer({
     ca,
     tokens,
     registry,
     nodes,
     refusals,
-    ...(opts.nodePods ? { pods: opts.nodePods } : {}),
+    ...(nodePods ? { pods: nodePods } : {}),
     serving,
     workloadCertTtlSeconds: opts.workloadCertTtlSeconds ?? DEFAULT_WORKLOAD_CERT_TTL_SECONDS,
     nodeCertTtlSeconds: opts.nodeCertTtlSeconds ?? DEFAULT_NODE_CERT_TTL_SECONDS,

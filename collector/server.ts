@@ -92,6 +92,7 @@ export class AgentServer implements NodeSessionHub {
   private readonly lastPong = new WeakMap<WebSocket, number>();
   private readonly keepalive: NodeJS.Timeout;
   private readonly stopWatching: () => void;
+  private readonly stopPods: () => void;
   private readonly log: Logger;
 
   constructor(private readonly opts: AgentServerOptions) {
@@ -109,6 +110,11 @@ export class AgentServer implements NodeSessionHub {
         this.log.error({ err }, 'cannot re-check node sessions against the node records');
       }
     });
+    // The pod authority changed its mind about some nodes: their registrations are decided again.
+    this.stopPods =
+      opts.pods?.onChange?.((change) => {
+        for (const [node, session] of this.current) if (change === 'all' || change.has(node)) session.readmit();
+      }) ?? (() => undefined);
   }
 
   /** A new HTTPS server with our TLS settings and handlers; the caller listens on it. */
@@ -163,6 +169,7 @@ export class AgentServer implements NodeSessionHub {
   async close(): Promise<void> {
     clearInterval(this.keepalive);
     this.stopWatching();
+    this.stopPods();
     await closeAllGracefully(this.wss, 'collector stopping');
     await Promise.all(
       this.servers.map(

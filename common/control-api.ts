@@ -265,6 +265,8 @@ export interface KubernetesStatus {
   synced: boolean;
   /** Services taken from the API (Services + EndpointSlices). */
   services: number;
+  /** Pods some node may claim (the node authorizer's view: scheduled, not host network, not ended). */
+  pods?: number;
   /** Per policy kind, the API version watched (`security.istio.io/v1`), `not installed` or `looking`. */
   policyKinds: Record<string, string>;
   /** Policy objects in force (their last accepted version). */
