@@ -67,6 +67,8 @@ export interface CollectorOptions {
   flowSinkOptions?: FlowSinksOptions['otlp'];
   /** How often denied flows are summarized into the audit log (ms); default 10 s. */
   auditSummaryIntervalMs?: number;
+  /** How long reading one request's policy files may take in the worker (default 5 s; tests on a loaded machine). */
+  policyParseDeadlineMs?: number;
   /** Services (and policies) from the Kubernetes API (collector/kubernetes/). */
   kubernetes?: CollectorKubernetesOptions;
   /** Dashboard login tickets and sessions: lifetimes (tests shorten them). */
@@ -311,7 +313,17 @@ function openControl(
   const audit = AuditLog.open({ dataDir: opts.dataDir, log: opts.log });
   let policies: PolicyManager | undefined;
   try {
-    policies = new PolicyManager({ dataDir: opts.dataDir, policyDir: opts.policyDir, kubernetes: opts.kubernetes !== undefined, log, registry, flows, audit, push });
+    policies = new PolicyManager({
+      dataDir: opts.dataDir,
+      policyDir: opts.policyDir,
+      kubernetes: opts.kubernetes !== undefined,
+      log,
+      registry,
+      flows,
+      audit,
+      push,
+      ...(opts.policyParseDeadlineMs !== undefined ? { parseDeadlineMs: opts.policyParseDeadlineMs } : {}),
+    });
     policies.start();
     return { audit, policies };
   } catch (err) {

@@ -55,6 +55,8 @@ export interface PolicyManagerOptions {
   audit?: AuditSink;
   /** Send a `policies` frame to every connected agent. */
   push: (frame: string) => void;
+  /** How long reading the policy files of one request may take (default 5 s: policy-parser.ts). */
+  parseDeadlineMs?: number;
 }
 
 /** Compiling many policies on the event loop yields after about this long. */
@@ -84,7 +86,7 @@ export class PolicyManager {
     this.log = opts.log.child({ component: 'policies' });
     this.agents = new AgentPolicyStatus(this.log);
     this.repo = PolicyRepository.open(opts.dataDir);
-    this.parser = new PolicyParser({ log: this.log });
+    this.parser = new PolicyParser({ log: this.log, ...(opts.parseDeadlineMs !== undefined ? { deadlineMs: opts.parseDeadlineMs } : {}) });
     this.whatIf = new WhatIf({ flowsFile: opts.flows.file, log: this.log });
   }
 
