@@ -119,8 +119,8 @@ export class NodeSession {
     return this.ready;
   }
 
-  /** Push a pre-encoded frame (policies). */
-  push(frame: string): void {
+  /** Push a pre-encoded frame (policies), as text or its UTF-8 bytes. */
+  push(frame: string | Buffer): void {
     if (this.ready && !this.superseded) sendTo(this.ws, frame, this.log);
   }
 
