@@ -157,6 +157,8 @@ interface VersionRow {
 export class PolicyRepository {
   private readonly db: Database.Database;
   private objects = new Map<string, StoredPolicy>();
+  /** `objects` in order, made on first use after each commit. */
+  private ordered: StoredPolicy[] | undefined;
   private readonly versionInfo = new Map<number, { time: string; author: string }>();
   private latest = 0;
 
@@ -200,7 +202,8 @@ export class PolicyRepository {
 
   /** The policies in force, ordered by kind, namespace, name. */
   current(): StoredPolicy[] {
-    return [...this.objects.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, p]) => p);
+    this.ordered ??= [...this.objects.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, p]) => p);
+    return [...this.ordered];
   }
 
   byId(id: number): StoredPolicy | undefined {
@@ -309,6 +312,7 @@ export class PolicyRepository {
 
   private committed(w: { version: number; time: string; author: string; objects: Map<string, StoredPolicy> }): { version: number; ids: Map<string, number> } {
     this.objects = w.objects;
+    this.ordered = undefined;
     this.versionInfo.set(w.version, { time: w.time, author: w.author });
     this.latest = w.version;
     return { version: w.version, ids: new Map([...w.objects].map(([k, p]) => [k, p.id])) };
