@@ -16,10 +16,13 @@ import type { WorkloadRegistry } from '../registry';
 import { PodsWatch } from './pods-watch';
 import { PolicyWatch } from './policy-watch';
 import { ServicesWatch } from './services-watch';
+import type { CaSecretRef } from './ca-secret';
 
 export interface CollectorKubernetesOptions {
   /** A kubeconfig file; without it, the pod's service account. */
   kubeconfig?: string;
+  /** The mesh CA from this Secret (created when missing), not the data directory: what lets replicas share one CA (./ca-secret.ts). */
+  caSecret?: CaSecretRef;
 }
 
 export interface CollectorKubernetes {
@@ -34,9 +37,9 @@ export interface CollectorKubernetes {
 }
 
 export async function startCollectorKubernetes(
-  opts: CollectorKubernetesOptions & { log: Logger; registry: WorkloadRegistry; policies: PolicyManager },
+  opts: CollectorKubernetesOptions & { log: Logger; registry: WorkloadRegistry; policies: PolicyManager; client?: KubeClient },
 ): Promise<CollectorKubernetes> {
-  const client = await KubeClient.connect({ kubeconfig: opts.kubeconfig });
+  const client = opts.client ?? (await KubeClient.connect({ kubeconfig: opts.kubeconfig }));
   const log = opts.log.child({ component: 'kubernetes' });
   const services = new ServicesWatch({ client, log, onServices: (list) => opts.registry.setKubernetesServices(list) });
   const policies = new PolicyWatch({ client, log, onPolicies: (files) => syncPolicies(opts.policies, files, log) });
