@@ -88,7 +88,12 @@ describe('Kubernetes mesh on two nodes (real agents, real eBPF, HBONE; API doubl
     for (const node of [node1, node2]) {
       await cluster.connectNode(node);
       const runDir = path.join(dir, `run-${node.index}`);
-      const agent = startMeshAgent(topo, node, collector, { pods: [], runDir, extraArgs: ['--kubernetes', '--kubeconfig', cluster.nodeKubeconfig, '--access-log', 'all', '--identity-linger', '3s'] });
+      const agent = startMeshAgent(topo, node, collector, {
+        pods: [],
+        runDir,
+        readyTimeoutMs: 60_000, // a loaded machine starts a node process slowly
+        extraArgs: ['--kubernetes', '--kubeconfig', cluster.nodeKubeconfig, '--access-log', 'all', '--identity-linger', '3s'],
+      });
       agents.push(agent);
       kubelets.push(new Kubelet({ topo, node, api: cluster.api, agentSocket: path.join(runDir, 'cni.sock'), ipamDir: path.join(dir, 'ipam') }));
     }
