@@ -75,6 +75,8 @@ export interface CollectorOptions {
   kubernetes?: CollectorKubernetesOptions;
   /** Dashboard login tickets and sessions: lifetimes (tests shorten them). */
   dashboardSessions?: SessionOptions;
+  /** `--trace-url`: the dashboard links trace ids through this template (common/trace-link.ts). */
+  traceUrl?: string;
   /**
    * Which pods run on which node: with one, a node registers, and gets certificates for, only
    * pods it says run there (collector/nodes/node-pods.ts). Default: with `kubernetes`, the API's
@@ -175,6 +177,7 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     metrics,
     log: opts.log,
     sessions: opts.dashboardSessions,
+    ...(opts.traceUrl !== undefined && { traceUrl: opts.traceUrl }),
   });
   const api = new CollectorApi({
     store: flows,
