@@ -168,7 +168,8 @@ export interface EgressLearnResponse {
   /** Egress flows looked at, and how many of them were left out (denied, errors) and why. */
   flows: number;
   skipped: Record<string, number>;
-  destinations: Array<{ host?: string; cidr?: string; ports: number[]; flows: number }>;
+  /** `protocol` only when not TCP (a UDP or ICMP destination is always a `cidr`). */
+  destinations: Array<{ host?: string; cidr?: string; ports: number[]; protocol?: 'UDP' | 'ICMP'; flows: number }>;
 }
 
 export interface PolicyTestRequest {
@@ -266,6 +267,8 @@ export interface KubernetesStatus {
   synced: boolean;
   /** Services taken from the API (Services + EndpointSlices). */
   services: number;
+  /** Pods some node may claim (the node authorizer's view: scheduled, not host network, not ended). */
+  pods?: number;
   /** Per policy kind, the API version watched (`security.istio.io/v1`), `not installed` or `looking`. */
   policyKinds: Record<string, string>;
   /** Policy objects in force (their last accepted version). */

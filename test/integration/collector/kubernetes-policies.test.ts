@@ -112,7 +112,7 @@ describe('collector: policies from the Kubernetes API (double)', function () {
       },
     );
     const table = await runCli(['status'], { env } as never);
-    assert.match(table.stdout, /^kubernetes: synced; 0 services; 1 policy objects in force, 2 refused/m);
+    assert.match(table.stdout, /^kubernetes: synced; 0 services; 0 pods; 1 policy objects in force, 2 refused/m);
     assert.match(table.stdout, /^ {2}refused AuthorizationPolicy shop\/deny-admin: AuthorizationPolicy shop\/deny-admin:\d+: .*; its previous version stays in force$/m);
   });
 
