@@ -160,9 +160,11 @@ export class AuditLog {
     if (plain === null || typeof plain !== 'object' || Array.isArray(plain)) throw new PalisadeError('PALISADE_ERR_INTERNAL', 'audit record data must be an object');
     const seq = this.tail.seq + 1;
     const content: Content = { time: new Date(this.now()).toISOString(), kind, actor, data: plain, prev: this.tail.hash };
-    const hash = this.hashOf(seq, content);
+    // Made canonical once: the row's data and the hashed text hold the same (a big change's record is large).
+    const dataText = canonical(plain);
+    const hash = this.hashText(hashedText(seq, content, dataText));
     try {
-      this.insert([seq, content.time, kind, actor, canonical(plain), content.prev, hash]);
+      this.insert([seq, content.time, kind, actor, dataText, content.prev, hash]);
     } catch (err) {
       if (errorCode(err) === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
         throw dataDirError(`cannot append audit record ${seq}: ${this.files.db} already holds a record ${seq}, written by something other than this collector`, err);
@@ -344,7 +346,10 @@ export class AuditLog {
   }
 
   private hashOf(seq: number, c: Content): string {
-    const text = canonical({ seq, time: c.time, kind: c.kind, actor: c.actor, data: c.data, prev: c.prev });
+    return this.hashText(hashedText(seq, c, canonical(c.data)));
+  }
+
+  private hashText(text: string): string {
     return createHmac('sha256', this.key).update(text, 'utf8').digest('hex');
   }
 
@@ -356,6 +361,15 @@ export class AuditLog {
   private ensureOpen(): void {
     if (this.closed) throw new PalisadeError('PALISADE_ERR_INTERNAL', 'the audit log is closed');
   }
+}
+
+/**
+ * What a record's hash covers: `canonical({seq, time, kind, actor, data, prev})`, written out with
+ * its keys in their sorted order around `dataText` (`canonical(c.data)`, made once by the caller).
+ */
+function hashedText(seq: number, c: Content, dataText: string): string {
+  const s = JSON.stringify;
+  return `{"actor":${s(c.actor)},"data":${dataText},"kind":${s(c.kind)},"prev":${s(c.prev)},"seq":${s(seq)},"time":${s(c.time)}}`;
 }
 
 /** The hashed content of a row, or undefined when a column has the wrong type or data is not canonical JSON. */
