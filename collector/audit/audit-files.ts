@@ -4,7 +4,9 @@
  * atomically), and the SQLite database (audit.db) with its pragmas and schema. Every failure is
  * one PALISADE_ERR_DATA_DIR line naming the file (PALISADE_ERR_NATIVE_LOAD when SQLite cannot load).
  */
+import { randomBytes } from 'node:crypto';
 import { chmodSync, lstatSync, readFileSync } from 'node:fs';
+import { open, rename, unlink } from 'node:fs/promises';
 import Database from 'better-sqlite3';
 import { writeFileAtomic } from '../../common/atomic-file';
 import { describeCause, errorCode, PalisadeError } from '../../common/errors';
@@ -77,6 +79,77 @@ export function readHead(file: string): Head {
 /** Move the head to `tail` (atomically: a crash leaves the old head or the new). */
 export function writeHead(file: string, tail: Tail): void {
   writeFileAtomic(file, `${tail.seq} ${tail.hash}\n`, 0o600);
+}
+
+/**
+ * audit.head kept naming the end of the chain, written at once (`write`: its fsync on the caller's
+ * thread) or off the event loop (`writeLater`: fs.promises, the fdatasync in the thread pool).
+ * One write at a time: while one runs off the loop, later ends wait for it and only the newest is
+ * written next, so the file never goes back to an older end.
+ */
+export class HeadWriter {
+  /** The newest end not yet written while a write runs off the loop. */
+  private wanted: Tail | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(private readonly file: string) {}
+
+  /** A write runs off the loop: the file is being moved to the newest end. */
+  get busy(): boolean {
+    return this.running !== undefined;
+  }
+
+  /** Move the head to `tail` now, or, while a write runs off the loop, right after it. */
+  write(tail: Tail): void {
+    if (this.running) this.wanted = tail;
+    else writeHead(this.file, tail);
+  }
+
+  /** Move the head to `tail` off the event loop; resolves once the file names it (or a later end). */
+  writeLater(tail: Tail): Promise<void> {
+    this.wanted = tail;
+    return (this.running ??= this.run());
+  }
+
+  /** At close: the newest end written now, and nothing renamed afterwards by a write that was running. */
+  stop(tail: Tail): void {
+    this.stopped = true;
+    this.wanted = undefined;
+    if (this.running) writeHead(this.file, tail);
+  }
+
+  private async run(): Promise<void> {
+    try {
+      while (this.wanted && !this.stopped) {
+        const tail = this.wanted;
+        this.wanted = undefined;
+        await this.writeOffLoop(tail);
+      }
+    } finally {
+      // no await between the last check of `wanted` and this: a later writeLater starts a new run
+      this.running = undefined;
+    }
+  }
+
+  /** `writeHead` with fs.promises: a temporary file, fdatasync, renamed over. */
+  private async writeOffLoop(tail: Tail): Promise<void> {
+    const tmp = `${this.file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    try {
+      const fh = await open(tmp, 'wx', 0o600);
+      try {
+        await fh.writeFile(`${tail.seq} ${tail.hash}\n`);
+        await fh.datasync();
+      } finally {
+        await fh.close();
+      }
+      if (this.stopped) await unlink(tmp);
+      else await rename(tmp, this.file);
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      throw dataDirError(`cannot write ${this.file}: ${describeCause(err)}`, err);
+    }
+  }
 }
 
 /** The database with our pragmas and schema; one-line errors that name the file. */

@@ -13,7 +13,7 @@ import { AUDIT_KINDS, DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT, type AuditKind, type
 import { describeCause, errorCode, invalidArgument, PalisadeError } from '../../common/errors';
 import type { Logger } from '../../common/log';
 import { isRecord } from '../../common/record';
-import { dataDirError, HASH_RE, openAuditDatabase, readHead, readKey, writeHead, type Head, type Tail } from './audit-files';
+import { dataDirError, HASH_RE, HeadWriter, openAuditDatabase, readHead, readKey, writeHead, type Head, type Tail } from './audit-files';
 
 export const AUDIT_DB_FILE = 'audit.db';
 export const AUDIT_KEY_FILE = 'audit.key';
@@ -94,6 +94,7 @@ export class AuditLog {
   /** Why audit.head is left alone (it does not match the database); undefined: it follows appends. */
   private anchorProblem: string | undefined;
   private closed = false;
+  private readonly head: HeadWriter;
 
   private constructor(
     private readonly db: Database.Database,
@@ -102,6 +103,7 @@ export class AuditLog {
     private readonly log: Logger,
     private readonly now: () => number,
   ) {
+    this.head = new HeadWriter(files.head);
     const insert = db.prepare(`INSERT INTO audit (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)`);
     this.insert = db.transaction((row: unknown[]) => void insert.run(row));
     this.sql = {
@@ -153,6 +155,37 @@ export class AuditLog {
 
   /** Append one record (one transaction) and move audit.head to it; returns the record. */
   append(kind: AuditKind, actor: string, data: Record<string, unknown>): AuditRecord {
+    const record = this.store(kind, actor, data);
+    if (this.anchorProblem === undefined) {
+      try {
+        this.head.write(this.tail);
+      } catch (err) {
+        // The record is stored; verify says the head lags until an append writes it again.
+        this.log.error({ err, seq: record.seq }, 'cannot write audit.head');
+      }
+    }
+    return record;
+  }
+
+  /**
+   * `append`, with audit.head moved off the event loop (its fdatasync in the thread pool): resolves
+   * once the head names the record, so a change acknowledged after it is anchored as one from
+   * `append` is. The record itself is committed before this returns its promise.
+   */
+  async appendAnchored(kind: AuditKind, actor: string, data: Record<string, unknown>): Promise<AuditRecord> {
+    const record = this.store(kind, actor, data);
+    if (this.anchorProblem === undefined) {
+      try {
+        await this.head.writeLater(this.tail);
+      } catch (err) {
+        this.log.error({ err, seq: record.seq }, 'cannot write audit.head');
+      }
+    }
+    return record;
+  }
+
+  /** The record appended to the database (one transaction), the tail moved to it; audit.head not yet. */
+  private store(kind: AuditKind, actor: string, data: Record<string, unknown>): AuditRecord {
     this.ensureOpen();
     if (!AUDIT_KINDS.includes(kind)) throw new PalisadeError('PALISADE_ERR_INTERNAL', `unknown audit record kind ${JSON.stringify(String(kind).slice(0, 64))}`);
     if (typeof actor !== 'string' || !ACTOR_RE.test(actor)) throw new PalisadeError('PALISADE_ERR_INTERNAL', `invalid audit actor ${JSON.stringify(String(actor).slice(0, 64))}`);
@@ -172,14 +205,6 @@ export class AuditLog {
       throw dataDirError(`cannot append to ${this.files.db}: ${describeCause(err)}`, err);
     }
     this.tail = { seq, hash };
-    if (this.anchorProblem === undefined) {
-      try {
-        writeHead(this.files.head, this.tail);
-      } catch (err) {
-        // The record is stored; verify says the head lags until an append writes it again.
-        this.log.error({ err, seq }, 'cannot write audit.head');
-      }
-    }
     this.log.debug({ seq, kind, actor }, 'audit record appended');
     return { seq, time: content.time, kind, actor, data: plain as Record<string, unknown>, prev: content.prev, hash };
   }
@@ -210,7 +235,8 @@ export class AuditLog {
    */
   verify(): AuditVerifyResponse {
     this.ensureOpen();
-    const head = readHead(this.files.head);
+    // While audit.head is being moved off the loop (a change not yet acknowledged), its end is the tail.
+    const head: Head = this.anchorProblem === undefined && this.head.busy ? { state: 'ok', ...this.tail } : readHead(this.files.head);
     const headSeq = head.state === 'ok' ? head.seq : undefined;
     const problems: Array<{ seq: number; problem: string }> = [];
     /** Rows whose hash does not verify: candidates for "holds the content of another record". */
@@ -269,6 +295,13 @@ export class AuditLog {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.anchorProblem === undefined) {
+      try {
+        this.head.stop(this.tail);
+      } catch (err) {
+        this.log.error({ err, seq: this.tail.seq }, 'cannot write audit.head');
+      }
+    }
     this.db.close();
     this.log.info('audit log closed');
   }

@@ -41,6 +41,8 @@ import { WhatIf } from './what-if';
 
 export interface AuditSink {
   append(kind: AuditKind, actor: string, data: Record<string, unknown>): unknown;
+  /** `append`, anchored off the event loop: resolves once the record is as durable as `append` leaves it. */
+  appendAnchored?(kind: AuditKind, actor: string, data: Record<string, unknown>): Promise<unknown>;
 }
 
 export interface PolicyManagerOptions {
@@ -386,7 +388,7 @@ export class PolicyManager {
     let done!: () => void;
     this.writing = new Promise((resolve) => (done = resolve));
     try {
-      const changed = this.audited(plan, author, action);
+      const changed = await this.auditedAnchored(plan, author, action);
       const { version } = await this.repo.commitSliced(plan, author, action, COMPILE_SLICE_MS);
       return this.committed(version, candidate, changed, author, action);
     } finally {
@@ -398,8 +400,17 @@ export class PolicyManager {
 
   /** The audit record of the change `plan` makes (first: a change the log cannot record is refused); what changed. */
   private audited(plan: Plan, author: string, action: string): Array<Pick<PolicyChange, 'op' | 'kind' | 'namespace' | 'name'>> {
-    const changed = plan.changes.filter((c) => c.op !== 'unchanged').map((c) => ({ op: c.op, kind: c.kind, namespace: c.namespace, name: c.name }));
+    const changed = changesOf(plan);
     this.opts.audit?.append('policy-change', author, { version: this.repo.version + 1, action, changes: changed });
+    return changed;
+  }
+
+  /** `audited`, with the audit log's own fsync of its head off the event loop (awaited all the same). */
+  private async auditedAnchored(plan: Plan, author: string, action: string): Promise<ReturnType<PolicyManager['audited']>> {
+    const audit = this.opts.audit;
+    if (!audit?.appendAnchored) return this.audited(plan, author, action);
+    const changed = changesOf(plan);
+    await audit.appendAnchored('policy-change', author, { version: this.repo.version + 1, action, changes: changed });
     return changed;
   }
 
@@ -427,4 +438,9 @@ export class PolicyManager {
   private encode(): void {
     this.encoded = encodeMessage({ type: 'policies', version: this.repo.version, files: [...this.compiled.files] });
   }
+}
+
+/** What a change does, as its audit record lists it. */
+function changesOf(plan: Plan): Array<Pick<PolicyChange, 'op' | 'kind' | 'namespace' | 'name'>> {
+  return plan.changes.filter((c) => c.op !== 'unchanged').map((c) => ({ op: c.op, kind: c.kind, namespace: c.namespace, name: c.name }));
 }

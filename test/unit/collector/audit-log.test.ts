@@ -125,6 +125,42 @@ describe('AuditLog', () => {
       assert.deepEqual(again.verify(), { ok: true, records: 4, head: 4, problems: [] });
     });
 
+    it('appendAnchored moves audit.head off the event loop: the head names the record once it resolves, and the chain is the same', async () => {
+      const dir = tempDir();
+      const audit = keep(seeded(dir, 2));
+      const headText = (): string => fs.readFileSync(path.join(dir, 'audit.head'), 'utf8');
+      const big = { version: 3, action: 'apply', changes: Array.from({ length: 1000 }, (_, i) => ({ op: 'create', kind: 'AuthorizationPolicy', namespace: 'shop', name: `allow-${i}` })) };
+      const pending = audit.appendAnchored('policy-change', 'admin', big);
+      // the record is committed at once; while the head is being written, verify counts it as anchored
+      assert.equal(audit.count(), 3);
+      assert.deepEqual(audit.verify(), { ok: true, records: 3, head: 3, problems: [] });
+      // an append meanwhile waits for that write and is written right after it, never before
+      audit.append('denied-flows', 'collector', { total: 1, dropped: 0, groups: [] });
+      const record = await pending;
+      assert.equal(record.seq, 3);
+      await audit.appendAnchored('policy-change', 'admin', { version: 4, action: 'apply', changes: [] });
+      const last = audit.list().at(-1)!;
+      assert.equal(last.seq, 5);
+      assert.equal(headText(), `5 ${last.hash}\n`);
+      assert.deepEqual(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')), []);
+      assert.deepEqual(audit.verify(), { ok: true, records: 5, head: 5, problems: [] });
+      // the same chain as `append` writes: a reopened log verifies it
+      audit.close();
+      assert.deepEqual(keep(AuditLog.open({ dataDir: dir, log: silentLogger() })).verify(), { ok: true, records: 5, head: 5, problems: [] });
+    });
+
+    it('close while audit.head is being written off the loop leaves it naming the last record', async () => {
+      const dir = tempDir();
+      const audit = seeded(dir, 1);
+      const pending = audit.appendAnchored('policy-change', 'admin', { version: 2, action: 'apply', changes: [] });
+      audit.close();
+      await pending;
+      const reopened = keep(AuditLog.open({ dataDir: dir, log: silentLogger() }));
+      assert.equal(fs.readFileSync(path.join(dir, 'audit.head'), 'utf8'), `2 ${reopened.list().at(-1)!.hash}\n`);
+      assert.deepEqual(reopened.verify(), { ok: true, records: 2, head: 2, problems: [] });
+      assert.deepEqual(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')), []);
+    });
+
     it('refuses invalid kinds, actors and data', () => {
       const audit = keep(AuditLog.open({ dataDir: tempDir(), log: silentLogger() }));
       assert.throws(() => audit.append('other' as never, 'admin', {}), { code: 'PALISADE_ERR_INTERNAL' });
