@@ -110,25 +110,31 @@ export class CompiledPolicies {
   }
 
   /**
-   * `with`, but what is new is compiled first in slices of about `sliceMs`, the event loop running
-   * between them; the set itself is then made at once from what was compiled (and `reuse`).
+   * `with`, but what is new is compiled in slices of about `sliceMs`, the event loop running
+   * between them, in the one pass over the files that also picks what is reused; only the set
+   * itself is then made at once from those entries.
    */
   async withSliced(policies: readonly DesiredPolicy[], sliceMs: number, ...reuse: readonly CompiledPolicies[]): Promise<CompiledPolicies> {
     const files = policyFiles(policies);
     const pools = [this, ...reuse];
-    const fresh: Entry[] = [];
+    const entries: Entry[] = [];
     let sliceStart = performance.now();
     for (let i = 0; i < files.length; i++) {
-      if (reused(pools, files[i]!)) continue;
+      const known = reused(pools, files[i]!);
+      if (known) {
+        entries.push(known);
+        continue;
+      }
       const entry = compileEntry(files[i]!, policies[i]!);
       if (entry.problems) return this.with(policies, ...reuse); // throws with every problem, as `with` says them
-      fresh.push(entry);
+      entries.push(entry);
       if (performance.now() - sliceStart >= sliceMs) {
         await yieldToLoop();
         sliceStart = performance.now();
       }
     }
-    return this.with(policies, new CompiledPolicies(fresh), ...reuse);
+    if (definesTwice(entries)) return this.with(policies, ...reuse); // throws, as `with` says it
+    return new CompiledPolicies(entries);
   }
 }
 
