@@ -15,7 +15,7 @@ import type { Logger } from '../../common/log';
 import type { FlowIngest } from '../agent-session';
 import { whereClause } from './query';
 import { DEFAULT_FLOW_RETENTION_MS, Retention, type RetentionMetrics, type RetentionOptions } from './retention';
-import { EdgeRollup, MAX_ROLLUP_RETENTION_MS, MINUTE_MS } from './rollup';
+import { EdgeRollup, LIVE_MINUTES, MAX_ROLLUP_RETENTION_MS, MINUTE_MS } from './rollup';
 import { edgeFlowsSql, edgeTotalsSql, type EdgeFlowsQuery, type EdgeTotalsQuery, type EdgeTotalsRow } from './rollup-query';
 import { flowRow, INSERT_FLOW, SCHEMA, SCHEMA_VERSION, storedFlowJson, withOrigin } from './schema';
 
@@ -64,6 +64,8 @@ export class FlowStore implements FlowIngest {
   private readonly rollup: EdgeRollup;
   private readonly rollupRetentionMs: number;
   private rollupPrunedAt = 0;
+  private rollupFloor = 0;
+  private lateWrites = 0;
   private rowCount: number;
   private closed = false;
 
@@ -146,6 +148,9 @@ export class FlowStore implements FlowIngest {
       return;
     }
     this.rowCount += ids.length;
+    let oldest = Infinity;
+    for (const r of rows) oldest = Math.min(oldest, r[0] as number);
+    if (Math.floor(oldest / MINUTE_MS) <= Math.floor(this.now() / MINUTE_MS) - LIVE_MINUTES) this.lateWrites++;
     this.opts.metrics?.ingested(ids.length);
     this.pruneRollup();
     this.retention.noteIngested(ids.length);
@@ -257,6 +262,16 @@ export class FlowStore implements FlowIngest {
     return this.statement(sql).all(...params) as EdgeTotalsRow[];
   }
 
+  /** How many stored batches added to a settled minute of the rollup (rollup.ts LIVE_MINUTES): the dashboard's kept sums are then made again. */
+  lateRollupWrites(): number {
+    return this.lateWrites;
+  }
+
+  /** The first minute the rollup still holds: older ones were pruned. */
+  rollupFloorMinute(): number {
+    return this.rollupFloor;
+  }
+
   /** The flows of one map edge or node, newest first (collector/flows/rollup-query.ts). */
   edgeFlowsJson(q: EdgeFlowsQuery): string[] {
     this.ensureOpen();
@@ -271,6 +286,7 @@ export class FlowStore implements FlowIngest {
     if (now - this.rollupPrunedAt < MINUTE_MS) return;
     this.rollupPrunedAt = now;
     const n = this.rollup.pruneBefore(now - this.rollupRetentionMs);
+    this.rollupFloor = Math.floor((now - this.rollupRetentionMs) / MINUTE_MS);
     if (n > 0) this.log.debug({ rows: n }, 'edge rollup pruned');
   }
 
