@@ -8,11 +8,11 @@
  * counts those: the filter's sums are then made again) or by pruning (the store's floor: minutes
  * below it count for nothing, and sums still holding one are made again).
  */
-import { LIVE_MINUTES, ROLLUP_COUNT_COLUMNS } from '../flows/rollup';
-import type { EdgeTotalsQuery, EdgeTotalsRow } from '../flows/rollup-query';
+import { LIVE_MINUTES } from '../flows/rollup';
+import { RAW_COUNTS, type EdgeTotalsQuery, type RawEdgeTotals } from '../flows/rollup-query';
 
 export interface TotalsSource {
-  edgeTotals(q: EdgeTotalsQuery): EdgeTotalsRow[];
+  edgeTotalsRaw(q: EdgeTotalsQuery): RawEdgeTotals[];
   /** how many batches have changed a settled minute so far */
   lateRollupWrites(): number;
   /** the first minute the rollup still holds (older ones were pruned) */
@@ -30,42 +30,68 @@ export interface CacheOptions {
 }
 
 type Filter = Omit<EdgeTotalsQuery, 'fromMinute' | 'toMinute'>;
-type Sums = Map<string, EdgeTotalsRow>;
+type Sums = Map<string, RawEdgeTotals>;
 
 interface Entry {
   from: number;
   to: number;
   late: number;
   rows: Sums;
+  /** the rows in key order, made when first asked after a change */
+  sorted?: RawEdgeTotals[];
 }
 
-const KEYS = ['src_kind', 'src_ns', 'src', 'dst_kind', 'dst_ns', 'dst', 'protocol', 'verdict', 'policy'] as const;
-const COUNTS = ROLLUP_COUNT_COLUMNS as ReadonlyArray<keyof EdgeTotalsRow & `${string}`>;
-
-const rowKey = (r: EdgeTotalsRow): string => KEYS.map((k) => r[k]).join('\u0000');
+const rowKey = (r: RawEdgeTotals): string => r.slice(0, RAW_COUNTS).join('\u0000');
 
 /** The order SQLite's GROUP BY gives (by the key columns), so the graph is built from rows in the same order. */
-export function byKey(a: EdgeTotalsRow, b: EdgeTotalsRow): number {
-  for (const k of KEYS) {
-    if (a[k] < b[k]) return -1;
-    if (a[k] > b[k]) return 1;
+export function byKey(a: RawEdgeTotals, b: RawEdgeTotals): number {
+  for (let i = 0; i < RAW_COUNTS; i++) {
+    if (a[i]! < b[i]!) return -1;
+    if (a[i]! > b[i]!) return 1;
   }
   return 0;
 }
 
-/** Add (or take away) `rows` to the sums; a key whose flows come to 0 is gone (every rollup row holds at least one flow). */
-export function addRows(into: Sums, rows: readonly EdgeTotalsRow[], sign: 1 | -1): void {
+/** Add (or take away) `rows` to the sums, never writing to an array already in them; a key whose flows come to 0 is gone (every rollup row holds at least one flow). */
+export function addRows(into: Sums, rows: readonly RawEdgeTotals[], sign: 1 | -1): void {
   for (const r of rows) {
     const k = rowKey(r);
-    const have = into.get(k) as Record<string, number> | undefined;
+    const have = into.get(k);
     if (have === undefined) {
-      if (sign > 0) into.set(k, { ...r });
+      if (sign > 0) into.set(k, [...r]);
       continue;
     }
-    for (const c of COUNTS) have[c]! += sign * ((r as unknown as Record<string, number>)[c] ?? 0);
-    if (have.flows === 0) into.delete(k);
+    // a new array: the old one may have been handed out
+    const sum = have.map((v, i) => (i < RAW_COUNTS ? v : (v as number) + sign * (r[i] as number)));
+    if (sum[RAW_COUNTS] === 0) into.delete(k);
+    else into.set(k, sum);
   }
 }
+
+/** Two lists in key order as one, rows of the same key summed (new arrays; the inputs are left as they are). */
+export function mergeSorted(a: readonly RawEdgeTotals[], b: readonly RawEdgeTotals[]): RawEdgeTotals[] {
+  const out: RawEdgeTotals[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length && j < b.length) {
+    const o = byKey(a[i]!, b[j]!);
+    if (o < 0) out.push(a[i++]!);
+    else if (o > 0) out.push(b[j++]!);
+    else {
+      const x = a[i++]!;
+      const y = b[j++]!;
+      out.push(x.map((v, n) => (n < RAW_COUNTS ? v : (v as number) + (y[n] as number))));
+    }
+  }
+  while (i < a.length) out.push(a[i++]!);
+  while (j < b.length) out.push(b[j++]!);
+  return out;
+}
+
+const inOrder = (rows: RawEdgeTotals[]): RawEdgeTotals[] => {
+  for (let i = 1; i < rows.length; i++) if (byKey(rows[i - 1]!, rows[i]!) > 0) return rows.sort(byKey);
+  return rows;
+};
 
 export class GraphTotalsCache {
   private readonly entries = new Map<string, Entry>();
@@ -87,12 +113,12 @@ export class GraphTotalsCache {
     this.clock = opts.clock ?? (() => performance.now());
   }
 
-  /** The same rows as `source.edgeTotals(q)`, sorted by key, with the settled minutes taken from the cache. */
-  async totals(q: EdgeTotalsQuery, nowMs: number): Promise<EdgeTotalsRow[]> {
+  /** The same rows as `source.edgeTotalsRaw(q)` (in key order), the settled minutes' sums taken from the cache. Treat them as read-only. */
+  async totals(q: EdgeTotalsQuery, nowMs: number): Promise<RawEdgeTotals[]> {
     const { fromMinute, toMinute, ...filter } = q;
     const from = Math.max(fromMinute, this.source.rollupFloorMinute());
     const settledTo = Math.min(toMinute, Math.floor(nowMs / 60_000) - LIVE_MINUTES);
-    let sums: Sums = new Map();
+    let settled: readonly RawEdgeTotals[] = [];
     if (from <= settledTo) {
       const key = JSON.stringify(filter);
       const prev = this.queues.get(key) ?? Promise.resolve();
@@ -101,15 +127,15 @@ export class GraphTotalsCache {
         key,
         run.catch(() => undefined),
       );
-      sums = await run;
+      settled = await run;
     }
     const liveFrom = Math.max(from, settledTo + 1);
-    if (liveFrom <= toMinute) addRows(sums, this.source.edgeTotals({ ...filter, fromMinute: liveFrom, toMinute }), 1);
-    return [...sums.values()].sort(byKey);
+    if (liveFrom > toMinute) return [...settled];
+    return mergeSorted(settled, inOrder(this.source.edgeTotalsRaw({ ...filter, fromMinute: liveFrom, toMinute })));
   }
 
-  /** A copy of the sums of `filter` over [from, to] (settled minutes), made from the kept ones where it can. */
-  private async settled(key: string, filter: Filter, from: number, to: number): Promise<Sums> {
+  /** The sums of `filter` over [from, to] (settled minutes) in key order, made from the kept ones where it can. */
+  private async settled(key: string, filter: Filter, from: number, to: number): Promise<readonly RawEdgeTotals[]> {
     const late = this.source.lateRollupWrites();
     let e = this.entries.get(key);
     // pruned minutes cannot be read to be taken away: sums holding one are made again
@@ -119,6 +145,7 @@ export class GraphTotalsCache {
     this.entries.delete(key);
     this.entries.set(key, e);
     while (this.entries.size > this.maxFilters) this.entries.delete(this.entries.keys().next().value!);
+    if (from !== e.from || to !== e.to) e.sorted = undefined;
     // the lost minutes first, then the gained ones: the sums never hold a minute twice
     await this.apply(e.rows, filter, e.from, Math.min(from, e.to + 1) - 1, -1);
     await this.apply(e.rows, filter, Math.max(to, e.from - 1) + 1, e.to, -1);
@@ -127,9 +154,9 @@ export class GraphTotalsCache {
     e.from = from;
     e.to = to;
     if (this.source.lateRollupWrites() !== late) e.late = -1; // changed while read: made again next time
-    const copy: Sums = new Map();
-    for (const [k, r] of e.rows) copy.set(k, { ...r });
-    return copy;
+    // handed out as they are: a later change replaces arrays (addRows) and makes a new sorted list
+    e.sorted ??= [...e.rows.values()].sort(byKey);
+    return e.sorted;
   }
 
   /** Add (sign 1) or take away (-1) the minutes [a, b], a few at a time. */
@@ -137,7 +164,7 @@ export class GraphTotalsCache {
     for (let m = a; m <= b; ) {
       const last = Math.min(b, m + this.span - 1);
       const t0 = this.clock();
-      addRows(rows, this.source.edgeTotals({ ...filter, fromMinute: m, toMinute: last }), sign);
+      addRows(rows, this.source.edgeTotalsRaw({ ...filter, fromMinute: m, toMinute: last }), sign);
       const took = this.clock() - t0;
       if (took < this.sliceMs / 2) this.span = Math.min(this.span * 2, 240);
       else if (took > this.sliceMs * 2) this.span = Math.max(1, this.span >> 1);

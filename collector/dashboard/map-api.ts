@@ -14,7 +14,7 @@ import { MINUTE_MS } from '../flows/rollup';
 import type { FlowStore } from '../flows/store';
 import type { PolicyManager } from '../policies/manager';
 import { draftPolicies, type DraftEdge } from './draft';
-import { buildGraph, parseNodeId } from './graph';
+import { buildGraphRaw, parseNodeId } from './graph';
 import { GraphTotalsCache } from './graph-cache';
 import { bool, endpoint, params, protocols, verdicts, window, workload } from './params';
 
@@ -64,7 +64,7 @@ export class MapApi {
     );
     const since = fromMinute * MINUTE_MS;
     const maxEdges = p.has('limit') ? Math.min(whole('limit', p.get('limit')!, 1), MAX_EDGES) : DEFAULT_MAX_EDGES;
-    const g = buildGraph(rows, { seconds: (w.until - since) / 1000, maxEdges });
+    const g = buildGraphRaw(rows, { seconds: (w.until - since) / 1000, maxEdges });
     return { window: { since, until: w.until }, ...g };
   }
 

@@ -47,6 +47,21 @@ export interface EdgeTotalsRow {
   [bucket: `b${number}`]: number;
 }
 
+/** The key columns of an edge's totals, in the order the query selects and groups them. */
+export const EDGE_KEY_COLUMNS = ['src_kind', 'src_ns', 'src', 'dst_kind', 'dst_ns', 'dst', 'protocol', 'verdict', 'policy'] as const;
+/**
+ * One row of edge totals as the query's columns in order (better-sqlite3's raw rows): the key
+ * columns (EDGE_KEY_COLUMNS), then the sums (rollup.ts ROLLUP_COUNT_COLUMNS, from RAW_COUNTS on).
+ * What the dashboard keeps and sums: arrays cost a fraction of objects of 35 fields.
+ */
+export type RawEdgeTotals = Array<string | number>;
+export const RAW_COUNTS = EDGE_KEY_COLUMNS.length;
+
+/** A raw row as a row object (tests, and graph.ts's callers with objects). */
+export function rawOf(r: EdgeTotalsRow): RawEdgeTotals {
+  return [...EDGE_KEY_COLUMNS.map((k) => r[k]), ...ROLLUP_COUNT_COLUMNS.map((c) => (r as unknown as Record<string, number>)[c] ?? 0)];
+}
+
 export interface Sql {
   sql: string;
   params: Array<string | number>;
@@ -77,7 +92,7 @@ export function edgeTotalsSql(q: EdgeTotalsQuery): Sql {
     const one = w.namespace === undefined ? [w.name] : [w.name, w.namespace];
     params.push(...one, ...one);
   }
-  const keys = 'src_kind, src_ns, src, dst_kind, dst_ns, dst, protocol, verdict, policy';
+  const keys = EDGE_KEY_COLUMNS.join(', ');
   const sums = ROLLUP_COUNT_COLUMNS.map((c) => `sum(${c}) AS ${c}`).join(', ');
   return { sql: `SELECT ${keys}, ${sums} FROM edge_minutes WHERE ${where.join(' AND ')} GROUP BY ${keys}`, params };
 }

@@ -16,7 +16,7 @@ import type { FlowIngest } from '../agent-session';
 import { whereClause } from './query';
 import { DEFAULT_FLOW_RETENTION_MS, Retention, type RetentionMetrics, type RetentionOptions } from './retention';
 import { EdgeRollup, LIVE_MINUTES, MAX_ROLLUP_RETENTION_MS, MINUTE_MS } from './rollup';
-import { edgeFlowsSql, edgeTotalsSql, type EdgeFlowsQuery, type EdgeTotalsQuery, type EdgeTotalsRow } from './rollup-query';
+import { edgeFlowsSql, edgeTotalsSql, type EdgeFlowsQuery, type EdgeTotalsQuery, type EdgeTotalsRow, type RawEdgeTotals } from './rollup-query';
 import { flowRow, INSERT_FLOW, SCHEMA, SCHEMA_VERSION, storedFlowJson, withOrigin } from './schema';
 
 export const FLOWS_DB_FILE = 'flows.db';
@@ -260,6 +260,13 @@ export class FlowStore implements FlowIngest {
     this.ensureOpen();
     const { sql, params } = edgeTotalsSql(q);
     return this.statement(sql).all(...params) as EdgeTotalsRow[];
+  }
+
+  /** The same totals as raw rows (rollup-query.ts RawEdgeTotals): what the dashboard reads. */
+  edgeTotalsRaw(q: EdgeTotalsQuery): RawEdgeTotals[] {
+    this.ensureOpen();
+    const { sql, params } = edgeTotalsSql(q);
+    return this.statement(`${sql} /* raw */`).raw(true).all(...params) as RawEdgeTotals[];
   }
 
   /** How many stored batches added to a settled minute of the rollup (rollup.ts LIVE_MINUTES): the dashboard's kept sums are then made again. */
