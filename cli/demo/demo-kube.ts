@@ -16,7 +16,7 @@ import { NODE_API_PORT } from '../../test/harness/kube-cluster';
 import { distRoot, startDaemon, waitForLog } from './daemons';
 import { HOST_KUBECONFIG, KUBE_API_SOCKET } from './kube-api';
 import { STRICT_ANNOTATION } from '../../agent/workload-sources/kubernetes/pod-workload';
-import { cniSocketPath } from '../../agent/cni/protocol';
+import { CniErrorCode, cniSocketPath } from '../../agent/cni/protocol';
 import { Kubelet, type KubeletApi, type KubePod } from '../../test/harness/kubelet';
 import type { ChainResult } from '../../test/harness/cni-runtime';
 import type { NodeNs, Topology } from '../../test/harness/topology';
@@ -26,6 +26,8 @@ export const DEMO_NAMESPACE = 'default';
 const RANGE_START = 10;
 /** palisade-cni's wait for the agent. */
 const CNI_TIMEOUT_MS = 5000;
+/** ADDs of one pod before it is given up (the first and the kubelet-like retries). */
+const ADD_ATTEMPTS = 3;
 
 /** What the demo keeps of a pod it made (state.json), beside its sandbox in the topology. */
 export interface DemoPodRecord {
@@ -119,12 +121,17 @@ export class DemoKubelets {
   async add(spec: DemoPodSpec): Promise<DemoPodRecord> {
     const node = this.node(spec.node);
     const kubelet = this.of(node);
-    const { pod, add } = await kubelet.createPod(spec.name, {
+    const created = await kubelet.createPod(spec.name, {
       namespace: DEMO_NAMESPACE,
       serviceAccount: spec.serviceAccount,
       labels: spec.labels,
       ...(spec.strict ? { annotations: { [STRICT_ANNOTATION]: 'true' } } : {}),
     });
+    const { pod } = created;
+    let add = created.add;
+    // As a kubelet does: "try again later" (e.g. a new identity's certificate not issued in time) is
+    // DEL, then ADD again under a new sandbox id.
+    for (let attempt = 1; !add.ok && attempt < ADD_ATTEMPTS && tryAgainLater(add); attempt++) add = await kubelet.retry(pod);
     if (!add.ok) {
       await kubelet.deletePod(pod).catch(() => undefined);
       throw new PalisadeError('PALISADE_ERR_CONFLICT', `pod ${spec.name} did not start: ${chainFailure(add)}`);
@@ -157,6 +164,11 @@ export class DemoKubelets {
     if (!node) throw new PalisadeError('PALISADE_ERR_NOT_FOUND', `no demo node ${JSON.stringify(name)} (nodes: ${this.topo.nodes.map((n) => n.name).join(', ')})`);
     return node;
   }
+}
+
+function tryAgainLater(r: ChainResult): boolean {
+  const ours = r.steps.find((s) => s.type === 'palisade-cni' && s.run.code !== 0);
+  return (ours?.run.json as { code?: unknown } | undefined)?.code === CniErrorCode.TRY_AGAIN_LATER;
 }
 
 /** The first failing plugin's CNI error, as one line. */
@@ -194,14 +206,14 @@ export async function startKubeApi(topo: Topology, dir: string, save: (kube: Dem
     const bridgePid = startDaemon(node, [fixturePath('tcp-unix-bridge.js'), '127.0.0.1', String(NODE_API_PORT), path.join(dir, KUBE_API_SOCKET)], bridgeLog);
     kube.bridges.push({ node: node.name, pid: bridgePid, log: bridgeLog });
     save(kube);
-    await waitForLog(bridgeLog, '"listening"', bridgePid, 10_000);
   }
+  await Promise.all(kube.bridges.map((b) => waitForLog(b.log, '"listening"', b.pid, 10_000)));
   return kube;
 }
 
 /** The demo's kubelets, writing Pod objects through the real client with the host kubeconfig. */
-export async function openDemoKubelets(topo: Topology, dir: string, kube: DemoKube): Promise<DemoKubelets> {
-  const client = await KubeClient.connect({ kubeconfig: kube.hostKubeconfig });
+export async function openDemoKubelets(topo: Topology, dir: string, hostKubeconfig: string): Promise<DemoKubelets> {
+  const client = await KubeClient.connect({ kubeconfig: hostKubeconfig });
   return new DemoKubelets(topo, clientPodApi(client), { runDir: (node) => demoRunDir(dir, node), ipamDir: path.join(dir, 'ipam') });
 }
 

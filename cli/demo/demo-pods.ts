@@ -61,7 +61,7 @@ export async function demoPodAdd(dir: string, flags: PodAddFlags): Promise<DemoP
     const names = [...state.topology.pods.map((p) => p.name), ...state.topology.externalHosts.map((h) => h.name)];
     const spec = podAddRequest(flags, { nodes: state.topology.nodes.map((n) => n.name), names }, demoPodLabels);
     const topo = Topology.attach(state.topology);
-    const kubelets = await openDemoKubelets(topo, dir, state.kube);
+    const kubelets = await openDemoKubelets(topo, dir, state.kube.hostKubeconfig);
     const record = await kubelets.add(spec);
     state.pods = [...(state.pods ?? []), record];
     state.topology = topo.describe();
@@ -78,7 +78,7 @@ export async function demoPodRemove(dir: string, name: string): Promise<DemoPodR
     const record = state.pods?.find((p) => p.name === name);
     if (!record) throw invalidArgument(`no demo pod ${JSON.stringify(name)} (pods: ${(state.pods ?? []).map((p) => p.name).join(', ')})`);
     const topo = Topology.attach(state.topology);
-    const kubelets = await openDemoKubelets(topo, dir, state.kube);
+    const kubelets = await openDemoKubelets(topo, dir, state.kube.hostKubeconfig);
     for (const app of state.apps.filter((a) => a.pod === name && alive(a.pid))) process.kill(app.pid, 'SIGTERM');
     await kubelets.remove(record);
     state.apps = state.apps.filter((a) => a.pod !== name);

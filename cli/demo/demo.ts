@@ -170,13 +170,17 @@ export async function demoUp(dir = DEFAULT_DEMO_DIR, say: (line: string) => void
     );
     state.collector = { pid: collectorPid, log: collectorLog, listen: COLLECTOR_LISTEN, socket, dataDir: collectorDir };
     save();
-    await waitForLog(collectorLog, 'collector ready', collectorPid, 20_000);
-    const tokens = new TokenStore(collectorDir);
-
-    state.kube = await startKubeApi(topo, dir, (kube) => {
-      state.kube = kube;
+    // The Kubernetes API comes up meanwhile: the two do not wait for each other.
+    const kube = startKubeApi(topo, dir, (k) => {
+      state.kube = k;
       save();
     });
+    kube.catch(() => undefined); // awaited below, where its failure is thrown
+    await waitForLog(collectorLog, 'collector ready', collectorPid, 20_000);
+    const kubeconfig = (state.kube = await kube).hostKubeconfig;
+    const tokens = new TokenStore(collectorDir);
+
+    const started: Array<{ pid: number; log: string }> = [];
     for (const node of topo.nodes) {
       const tokenFile = path.join(dir, `${node.name}-join-token`);
       fs.writeFileSync(tokenFile, tokens.create({ node: node.name, nodeCidr: node.podCidr, scopes: [] }, 10 * 60_000).token, { mode: 0o600 });
@@ -196,17 +200,25 @@ export async function demoUp(dir = DEFAULT_DEMO_DIR, say: (line: string) => void
       const pid = startDaemon(node, args, log);
       state.agents.push({ node: node.name, pid, log });
       save();
-      await waitForLog(log, 'outbound listener ready', pid, 20_000);
-      await waitForLog(log, 'workload sources synced', pid, 20_000);
+      started.push({ pid, log });
     }
+    // The agents come up side by side; each is ready once its workload sources have synced.
+    await Promise.all(started.map(async ({ pid, log }) => {
+      await waitForLog(log, 'outbound listener ready', pid, 30_000);
+      await waitForLog(log, 'workload sources synced', pid, 30_000);
+    }));
 
-    const kubelets = await openDemoKubelets(topo, dir, state.kube);
-    state.pods = [];
-    for (const spec of PODS) {
-      state.pods.push(await kubelets.add(spec));
-      save();
-    }
-    for (const spec of PODS.filter((p) => p.app === 'web')) await startWebApp(state, spec.name, dir, save);
+    // Pods: one node's one after the other (host-local hands out addresses in order), the nodes side by side.
+    const kubelets = await openDemoKubelets(topo, dir, kubeconfig);
+    const made = new Map<string, DemoPodRecord>();
+    await Promise.all(
+      topo.nodes.map(async (node) => {
+        for (const spec of PODS.filter((p) => p.node === node.name)) made.set(spec.name, await kubelets.add(spec));
+      }),
+    );
+    state.pods = PODS.map((p) => made.get(p.name)!);
+    save();
+    await Promise.all(PODS.filter((p) => p.app === 'web').map((spec) => startWebApp(state, spec.name, dir, save)));
     if (opts.prometheusListen !== undefined) {
       state.prometheus = await startPrometheus(topo, dir, opts.prometheusListen, { startDaemon, waitForLog, relayScript: path.join(distRoot(), 'cli', 'demo', 'relay.js') });
       save();
