@@ -99,8 +99,8 @@ export interface AgentOptions {
 }
 
 export interface MeshOptions {
-  /** `wss://host:port` or `unix:/path/to/collector.sock` */
-  collectorUrl: string;
+  /** `wss://host:port` or `unix:/path/to/collector.sock`; several: collector replicas, tried in turn. */
+  collectorUrl: string | readonly string[];
   /** PEM file of the mesh CA (the trust anchor for the collector and every peer). */
   caFile: string;
   /** Needed once, to obtain the node certificate. */

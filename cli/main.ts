@@ -33,7 +33,9 @@ run(process.argv.slice(2), {
   logger,
   waitForStop,
 }).then(
-  (code) => process.exit(code),
+  // stdout into a pipe is written asynchronously: exit once what was written has been flushed, or
+  // `palisade observe -o json | jq` loses the end of a large page.
+  (code) => void process.stdout.write('', () => process.exit(code)),
   (err: unknown) => {
     process.stderr.write(`palisade: internal error: ${(err as Error)?.message ?? String(err)}\n`);
     process.exit(70);

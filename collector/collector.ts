@@ -23,6 +23,8 @@ import { CertificateAuthority } from './mesh-ca';
 import { AuditLog } from './audit/audit-log';
 import { DeniedFlowSummarizer } from './audit/denied-summary';
 import { startCollectorKubernetes, type CollectorKubernetes, type CollectorKubernetesOptions } from './kubernetes';
+import { caFromSecret } from './kubernetes/ca-secret';
+import { KubeClient } from '../common/kube/client';
 import { TrustRefusals } from './audit/trust-refusals';
 import type { NodePods } from './nodes/node-pods';
 import { NodeRecords } from './nodes/node-records';
@@ -108,7 +110,12 @@ export interface RunningCollector {
 export async function startCollector(opts: CollectorOptions): Promise<RunningCollector> {
   const log = opts.log.child({ component: 'collector' });
   const { host, port } = parseListenAddress(opts.listen ?? DEFAULT_LISTEN);
-  const ca = CertificateAuthority.loadOrCreate(opts.dataDir, opts.trustDomain ?? DEFAULT_TRUST_DOMAIN, log);
+  const trustDomain = opts.trustDomain ?? DEFAULT_TRUST_DOMAIN;
+  const kubeClient = opts.kubernetes ? await KubeClient.connect({ kubeconfig: opts.kubernetes.kubeconfig }) : undefined;
+  const ca =
+    kubeClient && opts.kubernetes?.caSecret
+      ? await caFromSecret({ client: kubeClient, ref: opts.kubernetes.caSecret, trustDomain, log })
+      : CertificateAuthority.loadOrCreate(opts.dataDir, trustDomain, log);
   const tokens = new TokenStore(opts.dataDir);
   const nodes = new NodeRecords(opts.dataDir);
   nodes.current(); // a damaged nodes.json refuses the start
@@ -140,7 +147,7 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
   const { audit, policies } = control;
   let kube: CollectorKubernetes | undefined;
   try {
-    if (opts.kubernetes) kube = await startCollectorKubernetes({ ...opts.kubernetes, log, registry, policies });
+    if (opts.kubernetes) kube = await startCollectorKubernetes({ ...opts.kubernetes, client: kubeClient, log, registry, policies });
   } catch (err) {
     policies.close();
     audit.close();

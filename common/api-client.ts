@@ -54,8 +54,9 @@ function serverMessage(text: string): string {
 /** A StoredFlow, or the reason `v` is not one. */
 export function storedFlowProblem(v: unknown): string | undefined {
   if (!isRecord(v)) return 'must be an object';
-  const { id, ...record } = v;
+  const { id, origin, ...record } = v;
   if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) return 'id must be a non-negative integer';
+  if (origin !== undefined && (typeof origin !== 'string' || !/^[A-Za-z0-9._-]{1,64}\/\d{1,16}\/\d{1,6}$/.test(origin))) return 'origin must be SESSION/SEQ/INDEX';
   return flowProblem(record);
 }
 

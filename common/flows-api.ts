@@ -29,7 +29,15 @@ export interface FlowFilters {
 }
 
 export interface StoredFlow extends FlowRecord {
+  /** The row in this collector's store (another replica's store numbers its own). */
   id: number;
+  /**
+   * Which agent batch it came in, `SESSION/SEQ/INDEX` (the reporter's session, the batch's seq, the
+   * record's place in it): with the node, the same flow stored by two collector replicas (a batch
+   * resent after a failover) has the same origin, so `observe` over several collectors shows it once.
+   * Absent on flows stored before origins were kept.
+   */
+  origin?: string;
 }
 
 export interface FlowsResponse {

@@ -6,7 +6,10 @@
  * not follow what the agent holds is not applied: the agent asks (`registry-sync`) for what it
  * missed. A reconnect says in hello where the registry stands, so only the missed deltas come.
  * A collector that is down or drops us is retried forever with backoff; only a refusal while
- * starting (join refused, node certificate refused) is final.
+ * starting (join refused, node certificate refused) is final. With several collector addresses
+ * (replicas sharing one CA: collector/kubernetes/ca-secret.ts) a lost or failed session moves on
+ * to the next address at once, and backoff starts only once every address failed in a row; the
+ * node keeps its certificate, and the flow reporter resends what was not acknowledged.
  *
  * Flow batches go out with `sendFlows` (the flow reporter, agent/flows/reporter.ts, decides what
  * and when); `bufferedAmount` is its backpressure signal.
@@ -47,8 +50,8 @@ import { isTlsVerifyError, openCollectorSocket, parseCollectorUrl, readRefusal, 
 export type { RegistrySnapshot, WorkloadRegistration } from '../../common/mesh-protocol';
 
 export interface CollectorClientOptions {
-  /** `wss://host:port` or `unix:/abs/path.sock` */
-  url: string;
+  /** `wss://host:port` or `unix:/abs/path.sock`; several: collector replicas, tried in turn. */
+  url: string | readonly string[];
   caPem: string;
   node: string;
   /** IPv4 where this agent's HBONE :15008 listens. */
@@ -63,6 +66,8 @@ export interface CollectorClientOptions {
   backoff?: BackoffOptions;
   /** Where the mesh registry is kept (default: a new one, as `registry`). */
   registry?: MeshRegistry;
+  /** After a failover, how long other nodes' workloads the new replica does not know yet are kept (default 10 s). */
+  failoverCarryMs?: number;
 }
 
 /**
@@ -94,7 +99,12 @@ const NODE_RENEW_CHECK_MS = 3_600_000;
 
 export class CollectorClient extends EventEmitter {
   private readonly opts: CollectorClientOptions;
-  private readonly endpoint: CollectorEndpoint;
+  private readonly endpoints: readonly CollectorEndpoint[];
+  /** The endpoint in use (or tried next), and how many failed in a row since the last session. */
+  private current = 0;
+  private failedInRow = 0;
+  /** The session moved to another address since the last snapshot: the next one is another replica's. */
+  private movedSinceSnapshot = false;
   private readonly log: Logger;
   private readonly backoff: Backoff;
   private readonly pending = new Map<string, Pending>();
@@ -129,13 +139,20 @@ export class CollectorClient extends EventEmitter {
     }
     this.opts = opts;
     this.registry = opts.registry ?? new MeshRegistry();
-    this.endpoint = parseCollectorUrl(opts.url);
+    const urls = typeof opts.url === 'string' ? [opts.url] : [...opts.url];
+    if (urls.length === 0) throw invalidArgument('no collector address');
+    this.endpoints = urls.map(parseCollectorUrl);
     this.log = opts.log.child({ component: 'collector-client' });
     this.backoff = new Backoff(opts.backoff);
   }
 
   get connected(): boolean {
     return this.ready;
+  }
+
+  /** The collector address in use (or tried next): `wss://host:port` or `unix:/path`. */
+  get collector(): string {
+    return endpointText(this.endpoints[this.current]!);
   }
 
   /** Bytes queued on the collector socket and not yet written (0 when not connected). */
@@ -258,7 +275,7 @@ export class CollectorClient extends EventEmitter {
     }
     for (;;) {
       try {
-        const joined = await joinOnce(this.endpoint, caPem, node, joinToken);
+        const joined = await joinOnce(this.endpoints[this.current]!, caPem, node, joinToken);
         const creds = saveNodeCredentials(dataDir, node, caPem, joined.key, joined.certPem);
         this.log.info({ notAfter: creds.notAfter.toISOString() }, 'joined the mesh');
         this.backoff.reset();
@@ -266,8 +283,8 @@ export class CollectorClient extends EventEmitter {
       } catch (err) {
         if (this.closed) throw closedError();
         if (!isPalisadeError(err) || err.code !== 'PALISADE_ERR_COLLECTOR_UNAVAILABLE') throw err;
-        const delay = this.backoff.next();
-        this.log.warn({ reason: err.message, retryInMs: delay }, 'cannot reach the collector to join, retrying');
+        const delay = this.moveOn() ? 0 : this.backoff.next();
+        this.log.warn({ reason: err.message, retryInMs: delay, next: this.collector }, 'cannot reach the collector to join, retrying');
         await this.sleep(delay);
         if (this.closed) throw closedError();
       }
@@ -278,7 +295,9 @@ export class CollectorClient extends EventEmitter {
   private registryFrame(ws: WebSocket, m: MessageOf<'registry' | 'registry-delta'>): boolean {
     if (m.type === 'registry') {
       const { type: _type, ...snapshot } = m;
-      this.registry.replace(snapshot);
+      if (this.movedSinceSnapshot && this.registry.position() && snapshot.epoch !== this.registry.epoch) this.carryOver(snapshot);
+      else this.registry.replace(snapshot);
+      this.movedSinceSnapshot = false;
       this.syncAsked = false;
       return true;
     }
@@ -296,10 +315,24 @@ export class CollectorClient extends EventEmitter {
     return false;
   }
 
+  /** Another replica's snapshot after a failover: keep the nodes it does not know yet for a while (MeshRegistry.replaceCarrying). */
+  private carryOver(snapshot: RegistrySnapshot): void {
+    const carried = this.registry.replaceCarrying(snapshot);
+    if (carried === 0) return;
+    const ms = this.opts.failoverCarryMs ?? 10_000;
+    this.log.info({ collector: this.collector, carried, forMs: ms }, 'failover: keeping the workloads of nodes this collector does not know yet');
+    this.after(ms, () => {
+      const dropped = this.registry.dropCarried();
+      if (dropped === 0) return;
+      this.log.warn({ dropped }, 'failover: workloads still unknown to this collector dropped');
+      if (this.listenerCount('registry') > 0) this.emit('registry', this.registry.snapshot());
+    });
+  }
+
   private connect(): void {
     const creds = this.creds;
     if (this.closed || !creds) return;
-    const ws = openCollectorSocket({ endpoint: this.endpoint, caPem: this.opts.caPem, cert: { certPem: creds.certPem, keyPem: creds.keyPem } });
+    const ws = openCollectorSocket({ endpoint: this.endpoints[this.current]!, caPem: this.opts.caPem, cert: { certPem: creds.certPem, keyPem: creds.keyPem } });
     this.ws = ws;
     this.lastError = undefined;
     this.heard();
@@ -352,7 +385,8 @@ export class CollectorClient extends EventEmitter {
       if (!this.ready) {
         this.ready = true;
         this.backoff.reset();
-        this.log.info({ version: this.registry.version, workloads: this.registry.size }, 'connected to the collector');
+        this.failedInRow = 0;
+        this.log.info({ collector: this.collector, version: this.registry.version, workloads: this.registry.size }, 'connected to the collector');
         this.emit('connected');
         this.startWaiter?.resolve(this.registry.snapshot());
         this.startWaiter = undefined;
@@ -400,9 +434,23 @@ export class CollectorClient extends EventEmitter {
       void this.close();
       return;
     }
-    const delay = this.backoff.next();
-    this.log[wasReady ? 'warn' : 'debug']({ code, reason, retryInMs: delay }, 'collector connection closed, reconnecting');
+    const from = this.collector;
+    const delay = this.moveOn() ? 0 : this.backoff.next();
+    this.log[wasReady ? 'warn' : 'debug']({ collector: from, code, reason, retryInMs: delay, next: this.collector }, 'collector connection closed, reconnecting');
     this.after(delay, () => this.connect());
+  }
+
+  /**
+   * The session at the current address failed or was lost: the next address is used from now on.
+   * True when it has not failed in this row yet (try it at once), false once every one has (back off).
+   */
+  private moveOn(): boolean {
+    this.current = (this.current + 1) % this.endpoints.length;
+    if (this.endpoints.length > 1) this.movedSinceSnapshot = true;
+    this.failedInRow++;
+    if (this.failedInRow < this.endpoints.length) return true;
+    this.failedInRow = 0;
+    return false;
   }
 
   /** Renew the node certificate over the node session once it is past half its life. */
@@ -471,6 +519,10 @@ function checked(message: MeshMessage): string {
     throw new PalisadeError('PALISADE_ERR_INVALID_ARGUMENT', (err as Error).message, { cause: err });
   }
   return frame;
+}
+
+function endpointText(e: CollectorEndpoint): string {
+  return e.kind === 'tcp' ? `wss://${e.hostPort}` : `unix:${e.path}`;
 }
 
 function isCount(v: number): boolean {

@@ -40,6 +40,9 @@ export class MeshRegistry {
   private list: readonly MeshService[] = [];
   version = 0;
   epoch = '';
+  /** Other nodes' workloads (by IP) and nodes kept across a failover (replaceCarrying). */
+  private carriedIps = new Set<string>();
+  private carriedNodes = new Set<string>();
 
   /** Where this registry stands; undefined before the first snapshot. */
   position(): RegistryPosition | undefined {
@@ -48,6 +51,8 @@ export class MeshRegistry {
 
   /** Replace everything with a snapshot. */
   replace(snapshot: RegistrySnapshot): void {
+    this.carriedIps = new Set();
+    this.carriedNodes = new Set();
     this.ips = new Map(snapshot.workloads.map((w) => [w.ip, w]));
     this.nodes = new Map(snapshot.nodes.map((n) => [n.node, n]));
     this.addressCounts = new Map();
@@ -56,6 +61,43 @@ export class MeshRegistry {
     this.setServices(snapshot.services ?? []);
     this.version = snapshot.version;
     this.epoch = snapshot.epoch;
+  }
+
+  /**
+   * Replace with the snapshot of another collector replica, after a failover. The new replica
+   * knows only the nodes whose agents have reached it so far. The workloads and nodes the snapshot
+   * does not name are kept ("carried"), so connections to and from them keep working while their
+   * agents move over too. A change the new collector sends for a carried IP or node ends its carry;
+   * `dropCarried` removes what is still carried. Returns how many workloads are carried.
+   */
+  replaceCarrying(snapshot: RegistrySnapshot): number {
+    const ips = this.ips;
+    const nodes = this.nodes;
+    this.replace(snapshot);
+    for (const [name, n] of nodes) {
+      if (this.nodes.has(name)) continue;
+      this.nodes.set(name, n);
+      this.carriedNodes.add(name);
+    }
+    for (const [ip, w] of ips) {
+      if (this.ips.has(ip) || !this.carriedNodes.has(w.node)) continue;
+      this.ips.set(ip, w);
+      this.count(w.nodeAddress, 1);
+      this.carriedIps.add(ip);
+    }
+    this.addresses = new Set(this.addressCounts.keys());
+    return this.carriedIps.size;
+  }
+
+  /** Remove what is still carried from before a failover (replaceCarrying); returns how many workloads went. */
+  dropCarried(): number {
+    const n = this.carriedIps.size;
+    for (const ip of this.carriedIps) this.removeWorkload(ip);
+    for (const node of this.carriedNodes) this.nodes.delete(node);
+    this.carriedIps = new Set();
+    this.carriedNodes = new Set();
+    this.addresses = new Set(this.addressCounts.keys());
+    return n;
   }
 
   /** Apply `delta` if it follows this state exactly; false (nothing changed) if it does not. */
@@ -129,16 +171,20 @@ export class MeshRegistry {
   private change(c: RegistryChange): boolean {
     switch (c.op) {
       case 'set-workload': {
+        this.carriedIps.delete(c.workload.ip);
         const gone = this.removeWorkload(c.workload.ip);
         this.ips.set(c.workload.ip, c.workload);
         return this.count(c.workload.nodeAddress, 1) || gone;
       }
       case 'remove-workload':
+        this.carriedIps.delete(c.ip);
         return this.removeWorkload(c.ip);
       case 'set-node':
+        this.carriedNodes.delete(c.node.node);
         this.nodes.set(c.node.node, c.node);
         return false;
       case 'remove-node':
+        this.carriedNodes.delete(c.node);
         this.nodes.delete(c.node);
         return false;
       case 'set-services':

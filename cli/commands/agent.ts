@@ -16,7 +16,7 @@ import { parseByteSize } from '../../common/byte-size';
 import { formatDuration, parseDuration, parsePositiveDuration } from '../../common/duration';
 import { describeCause, invalidArgument, PalisadeError } from '../../common/errors';
 import type { CliDeps } from '../deps';
-import { collectCidr, collectPort, parseIPv4 } from '../options';
+import { collectCidr, collectPort, collectValue, parseIPv4 } from '../options';
 
 interface AgentFlags {
   node: string;
@@ -33,7 +33,8 @@ interface AgentFlags {
   excludeCidr: string[];
   excludePort: number[];
   logLevel?: string;
-  collector?: string;
+  /** Repeatable: collector replicas, tried in turn. */
+  collector?: string[];
   collectorCa?: string;
   joinTokenFile?: string;
   dataDir?: string;
@@ -129,7 +130,7 @@ function metricsAddress(flags: AgentFlags): { host: string; port: number } | und
 }
 
 function meshOptions(flags: AgentFlags): MeshOptions | undefined {
-  if (!flags.collector) return undefined;
+  if (!flags.collector || flags.collector.length === 0) return undefined;
   if (!flags.collectorCa) throw invalidArgument('--collector needs --collector-ca FILE (the mesh CA certificate)');
   if (!flags.nodeAddress) throw invalidArgument('--collector needs --node-address IP (where HBONE :15008 listens)');
   let joinToken = process.env.PALISADE_JOIN_TOKEN || undefined;
@@ -146,7 +147,7 @@ function meshOptions(flags: AgentFlags): MeshOptions | undefined {
     }
   }
   return {
-    collectorUrl: flags.collector,
+    collectorUrl: flags.collector.length === 1 ? flags.collector[0]! : flags.collector,
     caFile: flags.collectorCa,
     joinToken,
     dataDir,
@@ -181,7 +182,7 @@ export function registerAgentCommands(program: Command, deps: CliDeps): void {
     .option('--run-dir <path>', 'directory for the node lock, the CNI socket and the pod sandbox record', '/run/palisade')
     .option('--exclude-cidr <cidr>', 'never redirect this destination CIDR (repeatable)', collectCidr, [])
     .option('--exclude-port <port>', 'never redirect this destination port (repeatable)', collectPort, [])
-    .option('--collector <url>', 'join the mesh: collector at wss://HOST:PORT or unix:/PATH')
+    .option('--collector <url>', 'join the mesh: collector at wss://HOST:PORT or unix:/PATH; repeatable: collector replicas, the next one used when a session fails', collectValue)
     .option('--collector-ca <file>', 'mesh CA certificate (PEM) that the collector and every peer chain to')
     .option('--join-token-file <file>', 'join token for the first start (or env PALISADE_JOIN_TOKEN)')
     .option('--data-dir <dir>', 'node key and certificate (default /var/lib/palisade/<node>)')

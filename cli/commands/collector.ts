@@ -13,6 +13,7 @@ import { describeScopes, parseNodeCidr, parseScopes } from '../../collector/node
 import { NodeRecords } from '../../collector/nodes/node-records';
 import { TokenStore } from '../../collector/tokens';
 import { parseSinkSpecs } from '../../collector/sinks/sink-spec';
+import { parseCaSecretRef } from '../../collector/kubernetes/ca-secret';
 import { parsePositiveDuration } from '../../common/duration';
 import { invalidArgument, PalisadeError } from '../../common/errors';
 import { isTrustDomain } from '../../common/identity';
@@ -36,6 +37,7 @@ interface RunFlags {
   flowMaxBytes?: string;
   kubernetes?: boolean;
   kubeconfig?: string;
+  caSecret?: string;
   flowSink: string[];
   logLevel?: string;
 }
@@ -111,6 +113,7 @@ export function registerCollectorCommands(program: Command, deps: CliDeps): void
     .option('--flow-max-bytes <size>', 'also keep the flow database under this size (e.g. 2GiB)')
     .option('--kubernetes', 'services and policies from the Kubernetes API (Services + EndpointSlices, AuthorizationPolicy, EgressPolicy)')
     .option('--kubeconfig <file>', 'with --kubernetes: the API from this kubeconfig (default: the pod\'s service account)')
+    .option('--ca-secret <namespace/name>', 'with --kubernetes: the mesh CA from this Secret (ca.crt, ca.key; created when missing), shared by every collector replica, not the data directory')
     .option('--flow-sink <sink>', 'also send every stored flow to otlp=<http(s) URL> (OTLP logs over HTTP/protobuf, e.g. http://otel-collector:4318/v1/logs); repeatable; sqlite is always on', collectValue, [])
     .option('--log-level <level>', 'trace|debug|info|warn|error', undefined)
     .action(async (flags: RunFlags) => {
@@ -124,6 +127,8 @@ export function registerCollectorCommands(program: Command, deps: CliDeps): void
       const flowMaxRows = positiveInteger(flags.flowMaxRows, '--flow-max-rows');
       const flowMaxBytes = flags.flowMaxBytes === undefined ? undefined : byteSize(flags.flowMaxBytes, '--flow-max-bytes');
       const flowSinks = parseSinkSpecs(flags.flowSink);
+      if (flags.caSecret !== undefined && !flags.kubernetes && !flags.kubeconfig) throw invalidArgument('--ca-secret needs --kubernetes (the Secret is read through the Kubernetes API)');
+      const caSecret = flags.caSecret === undefined ? undefined : parseCaSecretRef(flags.caSecret);
       const log = deps.logger(flags.logLevel);
       const running = await startCollector({
         listen: flags.listen,
@@ -136,7 +141,7 @@ export function registerCollectorCommands(program: Command, deps: CliDeps): void
         flowRetentionMs,
         flowMaxRows,
         ...(flowMaxBytes !== undefined ? { flowMaxBytes } : {}),
-        ...(flags.kubernetes || flags.kubeconfig ? { kubernetes: { kubeconfig: flags.kubeconfig } } : {}),
+        ...(flags.kubernetes || flags.kubeconfig ? { kubernetes: { kubeconfig: flags.kubeconfig, ...(caSecret ? { caSecret } : {}) } } : {}),
         flowSinks,
         log,
       });

@@ -16,6 +16,7 @@ import { addApiOptions, apiClient } from '../api-options';
 import type { ApiFlags } from '../config';
 import type { CliDeps, TerminalDeps } from '../deps';
 import { oneOfFlag, parseSince, quote } from '../options';
+import { mergeFlowPages } from '../flow-merge';
 import { FlowTable, formatFlowJsonArray, formatFlowJsonLine, OUTPUT_FORMATS, useColour, type OutputFormat } from '../flow-format';
 
 export const DEFAULT_LAST = 20;
@@ -24,7 +25,9 @@ const PROTOCOLS: readonly FlowProtocol[] = FLOW_PROTOCOLS;
 const DIRECTIONS: readonly FlowDirection[] = ['outbound', 'inbound', 'egress'];
 const MAX_VALUE = 1024;
 
-export interface ObserveFlags extends ApiFlags {
+export interface ObserveFlags extends Omit<ApiFlags, 'collector'> {
+  /** Repeatable: collector replicas, all asked, their answers merged. */
+  collector?: string[];
   from?: string;
   to?: string;
   verdict?: string;
@@ -200,17 +203,28 @@ export function registerObserveCommands(program: Command, deps: CliDeps & Termin
     .option('--last <n>', `print the newest N matching flows (at most ${MAX_FLOWS_LIMIT}; 0 with -f: only new ones)`, String(DEFAULT_LAST))
     .option('-f, --follow', 'keep printing new flows as they are stored, until interrupted')
     .option('-o, --output <format>', 'table|json|jsonl (json: one array; jsonl: one flow per line)', 'table');
-  addApiOptions(cmd).action(async (flags: ObserveFlags) => {
+  addApiOptions(cmd, { several: true }).action(async (flags: ObserveFlags) => {
       const env = deps.env ?? process.env;
       const req = observeRequest(flags);
-      const client = apiClient(flags, env);
+      const urls = flags.collector ?? [];
+      if (req.follow && urls.length > 1) throw invalidArgument('-f follows one collector: give one --collector (without -f, several are merged)');
+      const clients = (urls.length > 0 ? urls : [undefined]).map((url) => ({ url, client: apiClient({ ...flags, collector: url }, env) }));
       const colour = useColour({ isTTY: deps.stdoutIsTTY ?? Boolean(process.stdout.isTTY), env });
       const printer = new FlowPrinter(req.output, colour, deps.stdout);
       if (req.follow) {
-        await follow(client, req, printer, deps);
+        await follow(clients[0]!.client, req, printer, deps);
         return;
       }
-      const { flows } = await client.flows(req.filters);
-      printer.page([...flows].reverse(), deps.stderr, false);
+      if (clients.length === 1) {
+        const { flows } = await clients[0]!.client.flows(req.filters);
+        printer.page([...flows].reverse(), deps.stderr, false);
+        return;
+      }
+      const answers = await Promise.allSettled(clients.map((c) => c.client.flows(req.filters)));
+      const failed = answers.flatMap((a, i) => (a.status === 'rejected' ? [{ url: clients[i]!.url, err: a.reason as unknown }] : []));
+      if (failed.length === answers.length) throw failed[0]!.err;
+      for (const f of failed) deps.stderr(`collector ${f.url} did not answer (its flows are missing below): ${f.err instanceof Error ? f.err.message : String(f.err)}\n`);
+      const merged = mergeFlowPages(answers.flatMap((a) => (a.status === 'fulfilled' ? [a.value.flows] : [])), req.last);
+      printer.page([...merged.flows].reverse(), deps.stderr, false);
     });
 }

@@ -1,7 +1,7 @@
 /**
  * The flow store's SQLite schema and the one mapping from a FlowRecord to a row. Every field a
  * filter can name has its own column (so queries use indexes, not JSON functions); `json` keeps
- * the record exactly as the agent sent it, for answers.
+ * the record exactly as the agent sent it, with its origin in front (withOrigin), for answers.
  */
 import type { FlowRecord } from '../../common/flow';
 
@@ -105,6 +105,14 @@ export function flowRow(f: FlowRecord, json: string): Cell[] {
     f.durationMs,
     json,
   ];
+}
+
+/**
+ * The stored JSON of record `index` of an agent's batch: the record as the agent sent it, with its
+ * origin (`SESSION/SEQ/INDEX`, common/flows-api.ts StoredFlow) in front, without parsing it again.
+ */
+export function withOrigin(json: string, session: string, seq: number, index: number): string {
+  return `{"origin":"${session}/${seq}/${index}"${json.length > 2 ? ',' : ''}${json.slice(1)}`;
 }
 
 /** `{"id":N,…record}` without parsing the stored JSON again: a StoredFlow's wire form. */

@@ -17,7 +17,7 @@ import { whereClause } from './query';
 import { DEFAULT_FLOW_RETENTION_MS, Retention, type RetentionMetrics, type RetentionOptions } from './retention';
 import { EdgeRollup, MAX_ROLLUP_RETENTION_MS, MINUTE_MS } from './rollup';
 import { edgeFlowsSql, edgeTotalsSql, type EdgeFlowsQuery, type EdgeTotalsQuery, type EdgeTotalsRow } from './rollup-query';
-import { flowRow, INSERT_FLOW, SCHEMA, SCHEMA_VERSION, storedFlowJson } from './schema';
+import { flowRow, INSERT_FLOW, SCHEMA, SCHEMA_VERSION, storedFlowJson, withOrigin } from './schema';
 
 export const FLOWS_DB_FILE = 'flows.db';
 
@@ -131,7 +131,8 @@ export class FlowStore implements FlowIngest {
         );
       }
     }
-    const jsons = flows.map((f) => JSON.stringify(f));
+    // The session id is the agent's (checked: [A-Za-z0-9._-]), so it needs no JSON escaping.
+    const jsons = flows.map((f, i) => withOrigin(JSON.stringify(f), batch.session, batch.seq, i));
     const rows = flows.map((f, i) => flowRow(f, jsons[i]));
     const ids = this.insertBatch(
       node,

@@ -13,10 +13,13 @@ import type { PolicyManager } from '../policies/manager';
 import type { WorkloadRegistry } from '../registry';
 import { PolicyWatch } from './policy-watch';
 import { ServicesWatch } from './services-watch';
+import type { CaSecretRef } from './ca-secret';
 
 export interface CollectorKubernetesOptions {
   /** A kubeconfig file; without it, the pod's service account. */
   kubeconfig?: string;
+  /** The mesh CA from this Secret (created when missing), not the data directory: what lets replicas share one CA (./ca-secret.ts). */
+  caSecret?: CaSecretRef;
 }
 
 export interface CollectorKubernetes {
@@ -29,9 +32,9 @@ export interface CollectorKubernetes {
 }
 
 export async function startCollectorKubernetes(
-  opts: CollectorKubernetesOptions & { log: Logger; registry: WorkloadRegistry; policies: PolicyManager },
+  opts: CollectorKubernetesOptions & { log: Logger; registry: WorkloadRegistry; policies: PolicyManager; client?: KubeClient },
 ): Promise<CollectorKubernetes> {
-  const client = await KubeClient.connect({ kubeconfig: opts.kubeconfig });
+  const client = opts.client ?? (await KubeClient.connect({ kubeconfig: opts.kubeconfig }));
   const log = opts.log.child({ component: 'kubernetes' });
   const services = new ServicesWatch({ client, log, onServices: (list) => opts.registry.setKubernetesServices(list) });
   const policies = new PolicyWatch({ client, log, onPolicies: (files) => syncPolicies(opts.policies, files, log) });

@@ -63,6 +63,8 @@ export function tempDir(label: string): string {
 /** Where an agent joins the mesh (all paths absolute). */
 export interface AgentMeshArgs {
   collectorSocket: string;
+  /** More collectors (replicas), each a further `--collector`, used in turn after the first. */
+  moreCollectorSockets?: string[];
   caFile: string;
   tokenFile: string;
   dataDir: string;
@@ -77,6 +79,7 @@ export function agentArgs(
   args.push('--cgroup', o.cgroup, '--run-dir', o.runDir);
   if (o.mesh) {
     args.push('--collector', `unix:${o.mesh.collectorSocket}`, '--collector-ca', o.mesh.caFile);
+    for (const more of o.mesh.moreCollectorSockets ?? []) args.push('--collector', `unix:${more}`);
     args.push('--join-token-file', o.mesh.tokenFile, '--data-dir', o.mesh.dataDir, '--node-address', node.underlayIp);
   }
   return args;

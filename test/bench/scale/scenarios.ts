@@ -11,6 +11,7 @@ import type { Arrival, SimAgent } from './sim-agent';
 import type { SimMesh } from './sim-mesh';
 import { sleep, within } from './timing';
 import { spread } from './stats';
+import { prng } from '../../fixtures/prng';
 
 const WAIT_MS = 120_000;
 
@@ -94,7 +95,7 @@ async function restartTenth(mesh: SimMesh): Promise<ScenarioResult> {
 async function podChurn(mesh: SimMesh): Promise<ScenarioResult> {
   const m = new Measurement(mesh, 'pod-churn');
   const pending: Array<{ t: number; owner: SimAgent; landed: Promise<Arrival> }> = [];
-  const random = mulberry32(20);
+  const random = prng(20);
   const perTick = (mesh.pods.reduce((s, p) => s + p.count, 0) * mesh.opts.churnFraction) / 10;
   let carry = 0;
   const tick = setInterval(() => {
@@ -201,16 +202,4 @@ function policyYaml(k: number): string {
     `            paths: ["/v${k}/*"]`,
     '',
   ].join('\n');
-}
-
-/** A small seeded generator: the same churn every run. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

@@ -203,7 +203,8 @@ describe('palisade observe (CLI against a real collector)', function () {
       assert.ok(Array.isArray(flows));
       assert.deepEqual(flows.map((f) => f.reason), ['f2-admin', 'f3-egress']);
       assert.ok(flows[0]!.id > 0 && flows[0]!.id < flows[1]!.id);
-      assert.deepEqual({ ...flows[0], id: undefined }, { ...SEED[1], id: undefined });
+      assert.match(flows[0]!.origin ?? '', /^[A-Za-z0-9._-]+\/\d+\/\d+$/, 'the batch it came in');
+      assert.deepEqual({ ...flows[0], id: undefined, origin: undefined }, { ...SEED[1], id: undefined, origin: undefined });
     });
 
     it('says "no flows match" on stderr (not stdout) for an empty table', async () => {
@@ -283,7 +284,8 @@ describe('palisade observe (CLI against a real collector)', function () {
       it(`a collector URL that refuses is one line, exit 1${follow ? ' (-f)' : ''}`, async () => {
         const port = await freePort();
         const c = cli();
-        const code = await run(['observe', ...conn(), '--collector', `https://127.0.0.1:${port}`, ...f], c.deps);
+        // --collector is repeatable (replicas): the refusing one alone, not after conn()'s
+        const code = await run(['observe', ...conn().slice(2), '--collector', `https://127.0.0.1:${port}`, ...f], c.deps);
         assert.deepEqual([code, c.stderr(), c.stdout()], [1, `palisade: cannot reach the collector at https://127.0.0.1:${port}: ECONNREFUSED\n`, '']);
       });
 

@@ -98,11 +98,12 @@ describe('collector flow API', () => {
         });
       }
 
-      it('answers each flow as the agent sent it, with a numeric id', async () => {
+      it('answers each flow as the agent sent it, with a numeric id and its origin (session/batch/index)', async () => {
         const body = JSON.parse((await apiGet(col, flowsPath({ node: 'node-a' }), admin)).text) as FlowsResponse;
         for (const f of body.flows) {
-          const { id, ...record } = f;
+          const { id, origin, ...record } = f;
           assert.ok(Number.isSafeInteger(id) && id > 0);
+          assert.match(origin ?? '', /^[A-Za-z0-9._-]+\/\d+\/\d+$/);
           assert.deepEqual(record, known.a.find((k) => k.bytesSent === f.bytesSent));
         }
       });

@@ -95,6 +95,8 @@ describe('palisade observe (flags)', () => {
       [['-f', '-o', 'json'], '-o json prints one array and cannot follow: use -o jsonl with -f'],
       [['--collector', 'http://127.0.0.1:15012'], 'invalid --collector "http://127.0.0.1:15012": the collector API is HTTPS only (expected https://HOST:PORT like https://127.0.0.1:15012)'],
       [['--token', 'a', '--token-file', '/b'], 'give --token or --token-file, not both'],
+      [['-f', '--collector', 'https://127.0.0.1:1', '--collector', 'https://127.0.0.1:2'], '-f follows one collector: give one --collector (without -f, several are merged)'],
+      [['--collector', 'https://127.0.0.1:1', '--collector', 'http://127.0.0.1:2'], 'invalid --collector "http://127.0.0.1:2": the collector API is HTTPS only (expected https://HOST:PORT like https://127.0.0.1:15012)'],
     ];
     for (const [argv, message] of bad) {
       it(`refuses ${argv.join(' ')} in one line, exit 2, before sending anything`, async () => {
@@ -103,6 +105,13 @@ describe('palisade observe (flags)', () => {
         assert.equal(connections, 0, 'no request was sent');
       });
     }
+
+    it('asks every collector given (replicas); when none answers, fails with the first one\'s reason', async () => {
+      const r = await observe(['--collector', url, '--collector', url, '--last', '5']);
+      assert.equal(connections, 2, 'both were asked');
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /^palisade: cannot reach the collector at https:\/\/127\.0\.0\.1:\d+: \S+\n$/);
+    });
 
     it('refuses an unknown flag the commander way (exit 2), nothing sent', async () => {
       const r = await observe(['--colour']);
