@@ -9,7 +9,7 @@
 import type { Registry } from 'prom-client';
 import type { FlowSink } from '../../common/flow';
 import type { Logger } from '../../common/log';
-import { encodeDropKey, encodeFlowKey } from '../datapath/pod-codec';
+import { COUNTED_ONLY, encodeDropKey, encodeFlowKey } from '../datapath/pod-codec';
 import { readDropsSeen, writeDropSeen, type DgramFlow, type DropCounter, type WireHandles } from '../datapath/pod-wire';
 import { ReadCounter } from '../metrics/series';
 import { dgramFlow, dropFlow, type DgramDelta, type SummaryContext } from './summary-flows';
@@ -75,12 +75,14 @@ export class PacketSummaries {
       const before = seen.get(encodeDropKey(c).toString('hex')) ?? 0n;
       if (c.packets <= before) continue;
       const packets = Number(c.packets - before);
-      const flow = dropFlow(c, c.sample, packets, ctx);
-      this.sink.record(flow);
+      // The pods' own IPv6 link-local chatter is counted (metrics) but is no flow: nobody sent it.
+      if (!COUNTED_ONLY.has(c.reason)) {
+        this.sink.record(dropFlow(c, c.sample, packets, ctx));
+        records++;
+      }
       const pod = ctx.pod(c.podId);
       this.totals.add({ namespace: pod?.namespace ?? '', workload: pod?.workload ?? `pod-${c.podId}`, reason: c.reason, direction: c.direction }, packets);
       writeDropSeen(this.path, c, c.packets);
-      records++;
     }
     return records;
   }

@@ -12,6 +12,8 @@ import type { RuleRef } from './kernel-rules';
 
 const ETH_P_IP = 0x0800;
 const ETH_P_ARP = 0x0806;
+const ETH_P_IPV6 = 0x86dd;
+const IPPROTO_ICMPV6 = 58;
 
 /** A workload as flow records name it. */
 export interface Named {
@@ -34,6 +36,7 @@ export interface SummaryContext {
 
 export function protocolOf(ethProto: number, ipProto: number): FlowProtocol {
   if (ethProto === ETH_P_ARP) return 'arp';
+  if (ethProto === ETH_P_IPV6) return ipProto === IPPROTO_TCP ? 'tcp' : ipProto === IPPROTO_UDP ? 'udp' : ipProto === IPPROTO_ICMPV6 ? 'icmp' : 'other';
   if (ethProto !== ETH_P_IP) return 'other';
   return ipProto === IPPROTO_TCP ? 'tcp' : ipProto === IPPROTO_UDP ? 'udp' : ipProto === IPPROTO_ICMP ? 'icmp' : 'other';
 }

@@ -4,6 +4,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import * as fs from 'node:fs';
 import { isIPv4 } from 'node:net';
 import { MAX_FLOW_BUFFER, startAgent, uninstallNode, type MeshOptions } from '../../agent/agent';
+import { DEFAULT_MAX_PODS } from '../../agent/datapath/map-sizes';
 import { DEFAULT_ACCESS_LOG_MODE, isAccessLogMode, type AccessLogMode } from '../../agent/flows/access-log';
 import { DEFAULT_FLOW_BUFFER } from '../../agent/flows/reporter';
 import { nodeCertPath } from '../../agent/mesh/node-identity';
@@ -54,6 +55,8 @@ interface AgentFlags {
   maxConnectionsPerPod?: number;
   maxConnections?: number;
   maxInboundConnections?: number;
+  maxPods?: number;
+  kernelConnections?: number;
   sniffBudget: string;
   idleTimeout: string;
   halfClosedTimeout: string;
@@ -202,6 +205,8 @@ export function registerAgentCommands(program: Command, deps: CliDeps): void {
     .option('--max-connections-per-pod <n>', 'connections one pod may hold open through the proxy (default: a quarter of --max-connections)', parseCount)
     .option('--max-connections <n>', 'connections this node\'s pods may hold open through the proxy (default: from the file descriptor limit)', parseCount)
     .option('--max-inbound-connections <n>', 'HBONE connections from other nodes served at once (default: from the file descriptor limit)', parseCount)
+    .option('--max-pods <n>', `pods this node enrolls at most (the kernel's pod maps; more are refused and held without network; default ${DEFAULT_MAX_PODS})`, parseCount)
+    .option('--kernel-connections <n>', 'connections the kernel\'s connection maps hold (default: --max-connections + --max-inbound-connections, 1,024 to 131,072)', parseCount)
     .option('--sniff-budget <bytes>', 'bytes held at once while reading clients\' first bytes (a pod: a quarter of it)', `${DEFAULT_SNIFF_BUDGET_BYTES / 1024 / 1024}MiB`)
     .option('--idle-timeout <duration>', 'close an L4 connection after this long without a byte either way (0s: never)', formatDuration(DEFAULT_IDLE_TIMEOUT_MS))
     .option('--half-closed-timeout <duration>', 'the same once one side has finished sending', formatDuration(DEFAULT_HALF_CLOSED_TIMEOUT_MS))
@@ -236,6 +241,8 @@ export function registerAgentCommands(program: Command, deps: CliDeps): void {
         metricsAddress: metricsAddress(flags),
         drainTimeoutMs: parseDuration(flags.drainTimeout ?? '30s', '--drain-timeout'),
         limits,
+        ...(flags.maxPods !== undefined ? { maxPods: flags.maxPods } : {}),
+        ...(flags.kernelConnections !== undefined ? { kernelConnections: flags.kernelConnections } : {}),
         ...(flags.traceOtlp !== undefined && { tracing: { url: flags.traceOtlp, sampleRate: flags.traceSampleRate } }),
         log,
       });

@@ -22,6 +22,10 @@ describe('summary flows', () => {
       [0x0800, 47, 'other'],
       [0x0806, 0, 'arp'],
       [0x86dd, 0, 'other'],
+      [0x86dd, 6, 'tcp'],
+      [0x86dd, 17, 'udp'],
+      [0x86dd, 58, 'icmp'],
+      [0x86dd, 1, 'other'],
     ];
     for (const [eth, ip, name] of cases) it(`${eth.toString(16)}/${ip} is ${name}`, () => assert.equal(protocolOf(eth, ip), name));
   });
