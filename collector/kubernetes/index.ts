@@ -1,8 +1,8 @@
 /**
  * The collector and the Kubernetes API (`palisade collector --kubernetes`): the cluster's Services
- * and EndpointSlices become the registry's services (./services-watch.ts); its AuthorizationPolicy
- * and EgressPolicy objects become versions of the policy store authored `kubernetes`
- * (./policy-watch.ts).
+ * and EndpointSlices become the registry's services (./services-watch.ts); its AuthorizationPolicy,
+ * EgressPolicy, HTTPRoute, GRPCRoute and FaultInjection objects become versions of the policy store
+ * authored `kubernetes` (./policy-watch.ts).
  */
 import { describeCause, isPalisadeError } from '../../common/errors';
 import { KubeClient } from '../../common/kube/client';
