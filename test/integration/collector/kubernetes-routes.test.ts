@@ -8,9 +8,11 @@
 import { strict as assert } from 'node:assert';
 import { parseAllDocuments } from 'yaml';
 import type { RunningCollector } from '../../../collector/collector';
+import type { StatusResponse } from '../../../common/control-api';
 import type { PoliciesMessage } from '../../../common/mesh-protocol';
 import { compilePolicyFiles } from '../../../common/policy';
 import { RouteTable, type RouteRequest } from '../../../common/routes';
+import { runCli } from '../../harness/cli';
 import type { KubeApiDouble } from '../../harness/kube-api-double';
 import { waitFor } from '../../harness/wait';
 import { KubeCollector } from './kube-collector';
@@ -98,6 +100,19 @@ describe('collector: routes from the Kubernetes API (double)', function () {
     assert.ok(compared >= 100, `${compared} requests compared`);
     const web = choice(tables[0]!, 'web', 80, 'shop', { method: 'GET', path: '/', query: '', headers: {} });
     assert.deepEqual(web, { route: 'shop/web-canary', rule: 2, backends: ['shop/web-v1:80=1'], fault: { ms: 50, percent: 10, status: 503, abortPercent: 2.5 } }, 'the matrix reaches the fault rule');
+
+    // `palisade status`: the routes in force, their parents, rules and version (no agent connected here).
+    const env = k8s.cliEnv();
+    const json = await runCli(['status', '-o', 'json'], { env } as never);
+    assert.equal(json.code, 0, json.stderr);
+    const routes = (JSON.parse(json.stdout) as StatusResponse).routes!;
+    const v = collector.policies.version;
+    assert.deepEqual(routes.map((r) => [r.kind, `${r.namespace}/${r.name}`, r.parents, r.rules, r.version <= v && r.version > 0, r.enforcedBy, r.agents]), [
+      ['GRPCRoute', 'shop/greeter', ['shop/greeter'], 2, true, 0, 0],
+      ['HTTPRoute', 'shop/web-canary', ['shop/web:80'], 3, true, 0, 0],
+    ]);
+    const table = await runCli(['status'], { env } as never);
+    assert.match(table.stdout, /^HTTPRoute +shop\/web-canary +shop\/web:80 +3 +v\d+ +0\/0$/m);
 
     // A delete takes the route out of the next version.
     api.delete(HTTP, 'shop', 'web-canary');
