@@ -46,6 +46,11 @@ export class KubeCollector {
     if (this.dir) fs.rmSync(this.dir, { recursive: true, force: true });
   }
 
+  /** The collector's data directory (its CA, tokens). */
+  dataDir(): string {
+    return path.join(this.dir, 'data');
+  }
+
   /** `Kind namespace/name origin author` of every stored policy and route. */
   stored(): string[] {
     return this.collector.policies.list().policies.map((p) => `${p.kind} ${p.namespace}/${p.name} ${p.origin} ${p.author}`);
@@ -53,6 +58,6 @@ export class KubeCollector {
 
   /** The environment `palisade` needs to talk to this collector. */
   cliEnv(): Record<string, string> {
-    return { PALISADE_COLLECTOR: this.collector.apiUrl, PALISADE_TOKEN: this.collector.adminToken, PALISADE_CA: path.join(this.dir, 'data', 'ca.crt') };
+    return { PALISADE_COLLECTOR: this.collector.apiUrl, PALISADE_TOKEN: this.collector.adminToken, PALISADE_CA: path.join(this.dataDir(), 'ca.crt') };
   }
 }

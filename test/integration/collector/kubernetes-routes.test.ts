@@ -15,7 +15,9 @@ import { RouteTable, type RouteRequest } from '../../../common/routes';
 import { runCli } from '../../harness/cli';
 import type { KubeApiDouble } from '../../harness/kube-api-double';
 import { waitFor } from '../../harness/wait';
+import { joinedNodeDir, Stack, TempDirs } from './helpers';
 import { KubeCollector } from './kube-collector';
+import { startAgent } from './policies-fixtures';
 
 const HTTP = 'gateway.networking.k8s.io/v1/httproutes';
 const FI = 'palisade.dev/v1/faultinjections';
@@ -118,6 +120,24 @@ describe('collector: routes from the Kubernetes API (double)', function () {
     api.delete(HTTP, 'shop', 'web-canary');
     await waitFor(() => stored().length === 2, 5000, { what: 'the deleted route gone' });
     assert.ok(collector.policies.history().versions.every((v) => v.author === 'kubernetes'));
+  });
+
+  it('an agent is sent the routes; once it reports that version, status counts it as enforcing them', async function () {
+    await start();
+    const dirs = new TempDirs();
+    const stack = new Stack();
+    try {
+      const agent = await startAgent(stack, collector, await joinedNodeDir(dirs, collector, k8s.dataDir(), 'node-a'), 'node-a');
+      for (const d of docs()) api.create(plural[d.kind]!, d as never);
+      const frame = await waitFor(() => agent.frames.find((f) => (compilePolicyFiles(f.files).routes ?? []).length === 2), 5000, { what: 'a policies frame with both routes' });
+      assert.deepEqual(compilePolicyFiles(frame.files).faults!.map((f) => f.id), ['shop/chaos']);
+      const status = (): StatusResponse => collector.policies.status({ flowsStored: 0, auditRecords: 0 });
+      await waitFor(() => status().routes?.every((r) => r.enforcedBy === 1), 5000, { what: 'the agent counted as enforcing both routes' });
+      assert.deepEqual(status().routes!.map((r) => [r.name, r.version <= frame.version, r.enforcedBy, r.agents]), [['greeter', true, 1, 1], ['web-canary', true, 1, 1]]);
+    } finally {
+      await stack.unwind();
+      dirs.cleanup();
+    }
   });
 
   it('refuses a bad route with an Event naming the problem; the previous version stays in force', async function () {
