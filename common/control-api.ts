@@ -244,6 +244,8 @@ export interface NodeStatus {
   policyVersion?: number;
   /** The agent rejected that version: the problems it reported. */
   policyProblems?: string[];
+  /** The agent could not write its UDP/ICMP kernel rules: why (it fails closed and retries). */
+  wireRulesStale?: string;
   workloads: number;
   lastSeen?: string;
   agentVersion?: string;

@@ -12,6 +12,7 @@
  * the mesh profile says (a warning).
  */
 import { regexProblem, wholeMatch } from './regex-check';
+import { MAX_ROUTE_TIMEOUT_MS, routeDuration } from './route-duration';
 import type { BackendRef, PathMatcher, RetryPolicy, RouteMatch, RouteParent, RouteRule, StringMatcher } from './types';
 
 export interface RouteProblem {
@@ -37,14 +38,14 @@ const NOT_YET: Record<string, string> = {
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
 const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,256}$/;
 const NAME_RE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-const DURATION_RE = /^([0-9]{1,5}(h|m|s|ms)){1,4}$/;
-const UNIT_MS: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1 };
 export const LIMITS = { parentRefs: 32, rules: 16, matches: 64, headers: 16, queryParams: 16, backendRefs: 16, codes: 100 };
 const MAX_WEIGHT = 1_000_000;
 const MAX_ATTEMPTS = 10;
 export const DEFAULT_RETRY_CODES: readonly number[] = [502, 503, 504];
 export const DEFAULT_RETRY_ATTEMPTS = 2;
 export const DEFAULT_BACKOFF_MS = 25;
+/** A retry waits from the backoff up to twice it, doubling per retry, at most this (agent/traffic/dispatcher.ts). */
+export const MAX_BACKOFF_MS = 250;
 
 type Obj = Record<string, unknown>;
 
@@ -94,12 +95,10 @@ export class Checker {
     return s;
   }
 
-  /** A Gateway API duration (GEP-2257) in ms. */
+  /** A Gateway API duration (GEP-2257) in ms, at most a day. */
   duration(v: unknown, path: string): number | undefined {
-    if (typeof v !== 'string' || !DURATION_RE.test(v)) return this.fail(path, `must be a duration like 500ms, 10s or 1m30s, got ${show(v)}`);
-    let ms = 0;
-    for (const [, n, unit] of v.matchAll(/([0-9]+)(ms|h|m|s)/g)) ms += Number(n) * UNIT_MS[unit!]!;
-    return ms;
+    const d = routeDuration(v, '500ms, 10s or 1m30s', MAX_ROUTE_TIMEOUT_MS, '24h (for no timeout, leave it out)');
+    return 'ms' in d ? d.ms : this.fail(path, d.problem);
   }
 
   regex(v: string, path: string): RegExp | undefined {
@@ -302,7 +301,11 @@ function retryPolicy(c: Checker, v: unknown, path: string): RetryPolicy | undefi
   if (!f) return undefined;
   const codes = f.codes === undefined ? [...DEFAULT_RETRY_CODES] : (c.list(f.codes, `${path}.codes`, LIMITS.codes) ?? []).map((x, i) => c.int(x, `${path}.codes[${i}]`, 400, 599));
   const attempts = f.attempts === undefined ? DEFAULT_RETRY_ATTEMPTS : c.int(f.attempts, `${path}.attempts`, 1, MAX_ATTEMPTS);
-  const backoffMs = f.backoff === undefined ? DEFAULT_BACKOFF_MS : c.duration(f.backoff, `${path}.backoff`);
+  let backoffMs = f.backoff === undefined ? DEFAULT_BACKOFF_MS : c.duration(f.backoff, `${path}.backoff`);
+  if (backoffMs !== undefined && backoffMs > MAX_BACKOFF_MS) {
+    c.warnings.push({ path: `${path}.backoff`, message: `(${show(f.backoff)}) is above ${MAX_BACKOFF_MS}ms, the longest a retry waits: ${MAX_BACKOFF_MS}ms is used` });
+    backoffMs = MAX_BACKOFF_MS;
+  }
   if (codes.some((x) => x === undefined) || attempts === undefined || backoffMs === undefined) return undefined;
   return { codes: new Set(codes as number[]), attempts, backoffMs };
 }

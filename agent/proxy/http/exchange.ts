@@ -18,7 +18,7 @@ import { openTunnel } from './tunnel';
 import { asksForH2c, SWITCHING_TO_H2C } from '../h2/h2c-upgrade';
 import { withTraceHeaders, type TraceHop } from '../../tracing/trace-context';
 import { Deadlines } from './deadlines';
-import type { Dispatch, HttpDecision, NormalizedRequest } from './types';
+import type { AttemptRefusal, Dispatch, HttpDecision, NormalizedRequest } from './types';
 import type { ConnectionPool, UpstreamConnection, UpstreamUser } from './upstream';
 import { UpstreamConnection as Upstream } from './upstream';
 
@@ -338,9 +338,9 @@ export class Exchange implements ParsedRequest, UpstreamUser {
       this.deadlines = new Deadlines(() => this.timedOut('route-timeout'), () => this.attemptTimedOut());
       this.deadlines.startRequest(d.timeoutMs);
       if (d.delayMs !== undefined && d.delayMs > 0) {
-        setTimeout(() => {
+        this.deadlines.startDelay(d.delayMs, () => {
           if (!this.finished && !this.aborted && !this.link.closed) this.forwardRequest();
-        }, d.delayMs);
+        });
         return;
       }
     }
@@ -351,10 +351,14 @@ export class Exchange implements ParsedRequest, UpstreamUser {
     this.forwardRequest();
   }
 
-  /** 403 with Istio's body; the connection stays usable unless the request body is unread and large. */
-  private deny(): void {
+  /**
+   * 403 with Istio's body; the connection stays usable unless the request body is unread and large.
+   * `quiet`: no line (the mesh's own refusals, a fault abort or no route, are errors in their
+   * records, not denials to log one by one; a destination's refusal is logged there).
+   */
+  private deny(quiet = this.decision?.verdict === 'error'): void {
     this.status = this.denyStatus;
-    this.link.ctx.log.info({ event: 'denied', status: this.status, method: this.method, path: this.path, host: this.host }, 'http request denied');
+    if (!quiet) this.link.ctx.log.info({ event: 'denied', status: this.status, method: this.method, path: this.path, host: this.host }, 'http request denied');
     if (this.detached) {
       this.closeAfter = true;
       this.replied = true;
@@ -481,6 +485,8 @@ export class Exchange implements ParsedRequest, UpstreamUser {
   /** The upstream failed before a response started: 503 (a safe request on a reused connection is sent once more). */
   private upstreamFailed(err: Error): void {
     if (this.finished || this.retryWait !== undefined) return;
+    const refusal = (err as { refusal?: AttemptRefusal }).refusal;
+    if (refusal !== undefined && this.dispatch !== undefined && !this.detached && !this.headSent) return this.refusedByDestination(refusal);
     const code = errorCode(err);
     const reused = this.upstream !== undefined && this.upstream.served > 0;
     if (this.dispatch !== undefined && !this.detached && !this.headSent) {
@@ -505,6 +511,13 @@ export class Exchange implements ParsedRequest, UpstreamUser {
     else this.reply(503, bodyOf(503), this.receivingBody());
   }
 
+  /** The destination refused the attempt (its policy, its limit): its answer, final (not retried, nothing ejected). */
+  private refusedByDestination(r: AttemptRefusal): void {
+    this.settleAttempt(0, r.reason, false, false, r);
+    this.denyStatus = r.status;
+    this.deny(true);
+  }
+
   /** The upstream went away mid-response: the client cannot get a whole response, so close it. */
   private reset(err: Error | undefined): void {
     if (this.finished) return;
@@ -516,12 +529,12 @@ export class Exchange implements ParsedRequest, UpstreamUser {
 
   // --- dispatched requests: attempts, retries, deadlines ---
 
-  private settleAttempt(status: number, error: string | undefined, connected: boolean, reused: boolean): number | undefined {
+  private settleAttempt(status: number, error: string | undefined, connected: boolean, reused: boolean, refusal?: AttemptRefusal): number | undefined {
     this.deadlines?.endAttempt();
     const replayable = !this.hasBody || this.body.replayable;
     // Latency from the request's sending, as tower's PeakEwma times a call: a new connection's setup is not the endpoint's latency.
     const since = this.attemptSent > 0 ? this.attemptSent : this.attemptStarted;
-    return this.dispatch!.settle({ status, error, connected, reused, ms: performance.now() - since }, replayable);
+    return this.dispatch!.settle({ status, error, connected, reused, ms: performance.now() - since, ...(refusal && { refusal }) }, replayable);
   }
 
   /** Another attempt after `wait` ms; `drop`: the current upstream connection is closed (else it was released). */

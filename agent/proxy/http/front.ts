@@ -37,10 +37,14 @@ export class HttpFront {
   private readonly pools = new Map<string, ConnectionPool>();
   private readonly tickMs: number;
   private sweep: NodeJS.Timeout | undefined;
+  private readonly admitIdle: HttpFrontOptions['admitIdle'];
+  /** upstream connections closed instead of kept idle, refused a place by admitIdle */
+  idleRefused = 0;
 
   constructor(opts: HttpFrontOptions) {
     checkParserBinding();
     const limits = resolveLimits(opts.limits);
+    this.admitIdle = opts.admitIdle;
     this.shared = { limits, rules: compileHeaderRules(opts.setHeaders, opts.stripHeaders), log: opts.log };
     const { authorize, connect, onRecord } = opts;
     this.defaults = authorize && connect && onRecord ? this.contextFor({ authorize, connect, onRecord, ...(opts.pool !== undefined && { pool: opts.pool }) }) : undefined;
@@ -109,10 +113,21 @@ export class HttpFront {
   private poolFor(name: string): ConnectionPool {
     let p = this.pools.get(name);
     if (p === undefined) {
-      const pool: ConnectionPool = new UpstreamPool<UpstreamConnection>(POOL_MAX_IDLE, POOL_IDLE_MS, () => {
-        if (!this.pools.has(name)) this.pools.set(name, pool);
-        this.ensureSweep();
-      });
+      const admit = this.admitIdle;
+      const pool: ConnectionPool = new UpstreamPool<UpstreamConnection>(
+        POOL_MAX_IDLE,
+        POOL_IDLE_MS,
+        () => {
+          if (!this.pools.has(name)) this.pools.set(name, pool);
+          this.ensureSweep();
+        },
+        admit &&
+          (() => {
+            const release = admit(name);
+            if (release === undefined) this.idleRefused++;
+            return release;
+          }),
+      );
       p = pool;
       this.pools.set(name, p);
     }
