@@ -92,6 +92,8 @@ export interface AgentOptions {
   metricsAddress?: { host: string; port: number };
   /** How often what the per-pod filters dropped and let through becomes flow summaries (default 10 s). */
   summaryIntervalMs?: number;
+  /** UDP/ICMP rule entries written to the kernel at most (default and ceiling 32768). */
+  maxWireRules?: number;
   /** Connection caps, sniff budget, idle timeouts, refusal summaries (defaults: agent/proxy/limits). */
   limits?: ProxyLimitOptions;
   /** Pods the kernel maps hold, and entries of its connection maps (defaults: agent/datapath/map-sizes.ts). */
@@ -265,6 +267,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       mesh: workloadNameSources(workloads, () => mesh?.registry),
       policies,
       flows,
+      limits,
       log,
     });
     const egress = new Egress({ ...shared, names: dns.names });
@@ -327,8 +330,12 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       flows,
       totals: dropTotals,
       summaryIntervalMs: opts.summaryIntervalMs,
+      ...(opts.maxWireRules !== undefined ? { maxRules: opts.maxWireRules } : {}),
+      // `palisade status` shows a node whose UDP/ICMP rules could not be written.
+      onStale: (problem) => mesh?.collector.reportWireRules(problem),
       log,
     });
+    if (metricsRegistry) wire.register(metricsRegistry);
     wire.start();
     const enrollStarted = process.hrtime.bigint();
     const onRefused = (w: Workload, reason: string): void => flows.record(refusalFlow(opts.node, w, reason));
