@@ -77,8 +77,9 @@ function inList(column: string, values: readonly string[] | undefined, where: st
 }
 
 export function edgeTotalsSql(q: EdgeTotalsQuery): Sql {
-  const where = ['minute >= ?', 'minute <= ?'];
-  const params: Array<string | number> = [q.fromMinute, q.toMinute];
+  const one = q.fromMinute === q.toMinute;
+  const where = one ? ['minute = ?'] : ['minute >= ?', 'minute <= ?'];
+  const params: Array<string | number> = one ? [q.fromMinute] : [q.fromMinute, q.toMinute];
   if (q.namespaces && q.namespaces.length > 0) {
     where.push(`(src_ns IN (${marks(q.namespaces.length)}) OR dst_ns IN (${marks(q.namespaces.length)}))`);
     params.push(...q.namespaces, ...q.namespaces);
@@ -93,6 +94,8 @@ export function edgeTotalsSql(q: EdgeTotalsQuery): Sql {
     params.push(...one, ...one);
   }
   const keys = EDGE_KEY_COLUMNS.join(', ');
+  // one minute holds one row per key: read in the primary key's order, nothing to sum or sort
+  if (one) return { sql: `SELECT ${keys}, ${ROLLUP_COUNT_COLUMNS.join(', ')} FROM edge_minutes WHERE ${where.join(' AND ')} ORDER BY ${keys}`, params };
   const sums = ROLLUP_COUNT_COLUMNS.map((c) => `sum(${c}) AS ${c}`).join(', ');
   return { sql: `SELECT ${keys}, ${sums} FROM edge_minutes WHERE ${where.join(' AND ')} GROUP BY ${keys}`, params };
 }
