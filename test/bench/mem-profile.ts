@@ -5,7 +5,7 @@
  * process.memoryUsage(), V8 heap spaces and RssAnon at the same instant).
  *
  *   node dist/test/bench/mem-profile.js [--path palisade-l7] [--workloads sat64,bulk] [--repeat 2]
- *        [--env MALLOC_ARENA_MAX=2] [--agent-flags "--max-semi-space-size=1"] [--trim]
+ *        [--env MALLOC_ARENA_MAX=2] [--agent-flags="--max-semi-space-size=4"] [--trim]
  *        [--snapshot] [--settle-s 3] [--out DIR]
  *
  * --trim: after each workload settles, call glibc's malloc_trim(0) in each agent (gdb) and sample
