@@ -84,7 +84,7 @@ cni: $(CNI_PLUGIN)
 ## The dashboard page (collector/dashboard/web/: Preact, elkjs), type-checked, then bundled by Vite
 ## into dist/collector/dashboard/web/, which the collector serves under /dashboard/ (no CDN).
 DASHBOARD_WEB := dist/collector/dashboard/web/index.html
-$(DASHBOARD_WEB): $(wildcard collector/dashboard/web/*) common/dashboard-api.ts common/control-api.ts common/flow.ts | node_modules/.package-lock.json
+$(DASHBOARD_WEB): $(wildcard collector/dashboard/web/*) common/dashboard-api.ts common/control-api.ts common/flow.ts common/trace-link.ts common/errors.ts | node_modules/.package-lock.json
 	npx tsc -p collector/dashboard/web
 	npx vite build --config collector/dashboard/web/vite.config.mts
 

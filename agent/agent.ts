@@ -46,6 +46,9 @@ import type { PolicyIndex } from '../common/policy';
 import type { PolicyFile } from '../common/policy-files';
 import { DropTotals, WireEnforcement } from './wire/wire-enforcement';
 import { prepareWorkloadSources, type RunningWorkloadSources } from './workload-sources';
+import { refusalFlow } from './workload-sources/refusal-flow';
+import type { Workload } from './workloads';
+import { mapLimitSettings } from './datapath/map-sizes';
 
 export const OUTBOUND_PORT = 15001;
 
@@ -89,8 +92,13 @@ export interface AgentOptions {
   metricsAddress?: { host: string; port: number };
   /** How often what the per-pod filters dropped and let through becomes flow summaries (default 10 s). */
   summaryIntervalMs?: number;
+  /** UDP/ICMP rule entries written to the kernel at most (default and ceiling 32768). */
+  maxWireRules?: number;
   /** Connection caps, sniff budget, idle timeouts, refusal summaries (defaults: agent/proxy/limits). */
   limits?: ProxyLimitOptions;
+  /** Pods the kernel maps hold, and entries of its connection maps (defaults: agent/datapath/map-sizes.ts). */
+  maxPods?: number;
+  kernelConnections?: number;
   /** What the kernel offers (default: the running kernel's probes); tests pass one that lacks a feature. */
   kernel?: KernelFeatures;
   /** How long a stopping agent lets established connections finish (default 30 s). */
@@ -153,6 +161,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   validateDnsDomain(dnsDomain);
   const upstreams = upstreamServers(opts.dnsUpstreams);
   const limitSettings = proxyLimitSettings(opts.limits ?? {});
+  const mapLimits = mapLimitSettings(opts.maxPods, opts.kernelConnections, limitSettings.connections);
   const caPem = opts.mesh ? readCa(opts.mesh) : undefined;
   // Everything that can be checked without the kernel is checked first: a bad
   // file or namespace path must not leave anything half-installed.
@@ -188,6 +197,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   let datapath: Datapath | undefined;
   let wire: WireEnforcement | undefined;
   let outbound: OutboundProxy | undefined;
+  let traffic: TrafficRouter | undefined;
   let dns: DnsRuntime | undefined;
   let mesh: RunningAgent['mesh'];
   let sources: RunningWorkloadSources | undefined;
@@ -207,7 +217,9 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         ...(reporter ? { reporter } : {}),
         ...(opts.mesh ? { identities: () => mesh?.identities } : {}),
         datapath: () => datapath,
+        enrollment: () => sources?.enrollment,
         limits,
+        ...(opts.mesh ? { traffic: () => traffic } : {}),
       })
     : undefined;
   if (metricsRegistry) dropTotals.register(metricsRegistry);
@@ -255,6 +267,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       mesh: workloadNameSources(workloads, () => mesh?.registry),
       policies,
       flows,
+      limits,
       log,
     });
     const egress = new Egress({ ...shared, names: dns.names });
@@ -270,6 +283,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       cgroup: opts.cgroup,
       bpffs: opts.bpffs,
       bpfDir: opts.bpfDir,
+      limits: mapLimits,
       log,
     });
     datapath.setExclusions(opts.excludeCidrs ?? [], opts.excludePorts ?? []);
@@ -289,7 +303,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       flows,
       dns: dnsProxy,
       limits,
-      ...(mesh ? { traffic: new TrafficRouter({ ...shared, local: workloads, registry: mesh.registry, pool: mesh.pool, authz }) } : {}),
+      ...(mesh ? { traffic: (traffic = new TrafficRouter({ ...shared, local: workloads, registry: mesh.registry, pool: mesh.pool, authz, connections: limits.connections })) } : {}),
       nodeLocal: new NodeAddresses(
         agentPorts([opts.outboundPort ?? OUTBOUND_PORT, opts.mesh && (opts.mesh.hbonePort ?? HBONE_PORT), opts.metricsAddress?.port]),
         () => mesh?.registry.nodeAddresses(),
@@ -316,11 +330,16 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       flows,
       totals: dropTotals,
       summaryIntervalMs: opts.summaryIntervalMs,
+      ...(opts.maxWireRules !== undefined ? { maxRules: opts.maxWireRules } : {}),
+      // `palisade status` shows a node whose UDP/ICMP rules could not be written.
+      onStale: (problem) => mesh?.collector.reportWireRules(problem),
       log,
     });
+    if (metricsRegistry) wire.register(metricsRegistry);
     wire.start();
     const enrollStarted = process.hrtime.bigint();
-    sources = await sourcesPlan.start({ datapath, local: workloads, ...(mesh ? { mesh: { identities: mesh.identities, collector: mesh.collector } } : {}) });
+    const onRefused = (w: Workload, reason: string): void => flows.record(refusalFlow(opts.node, w, reason));
+    sources = await sourcesPlan.start({ datapath, local: workloads, onRefused, ...(mesh ? { mesh: { identities: mesh.identities, collector: mesh.collector } } : {}) });
     log.info({ workloads: sources.enrollment.size, ms: Number(process.hrtime.bigint() - enrollStarted) / 1e6 }, 'workloads enrolled');
     for (const ifindex of datapath.sweepInterfaces()) log.info({ ifindex }, 'removed the filters of an interface no enrolled pod uses');
     ready = true;

@@ -59,7 +59,7 @@ struct {
 /* Counters, see enum palisade_stat; per-CPU, summed in user space. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, PALISADE_STAT_MAX);
+	__uint(max_entries, PALISADE_STAT_SLOTS);
 	__type(key, __u32);
 	__type(value, __u64);
 } palisade_stats SEC(".maps");

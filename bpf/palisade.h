@@ -12,6 +12,11 @@
 
 #include <linux/types.h>
 
+/*
+ * max_entries below are defaults: the agent sizes the pod and connection maps from its limits
+ * before load (agent/datapath/map-sizes.ts), and a pinned map keeps the size it was created with.
+ */
+
 /* Settings fixed by the agent before load (.rodata, `const volatile`). */
 struct palisade_config {
 	__u32 proxy_ip4;   /* node proxy address, network byte order */
@@ -61,10 +66,14 @@ enum palisade_stat {
 	PALISADE_STAT_TUPLE_UPDATE_FAIL,  /* could not index by source tuple: proxy will refuse */
 	PALISADE_STAT_V6_DENIED,          /* IPv6 connects from enrolled pods refused (no v6 yet) */
 	PALISADE_STAT_DROP_UNCOUNTED,     /* pod packets dropped while palisade_drops was full */
+	PALISADE_STAT_HELD,               /* packets of pods refused enrollment (pod maps full), dropped */
 	PALISADE_STAT_MAX,
 };
 
-#define PALISADE_MAX_PODS  4096
+/* palisade_stats has room for counters added later: a pinned map keeps its size across upgrades. */
+#define PALISADE_STAT_SLOTS 32
+
+#define PALISADE_MAX_PODS  256
 #define PALISADE_MAX_CONNS 65536
 #define PALISADE_MAX_EXCL  256
 #define PALISADE_MAX_DNS_PEERS 16384
@@ -105,6 +114,7 @@ enum palisade_drop_reason {
 	PALISADE_DROP_STRICT_TCP,        /* a new TCP connection to a strict pod not from the agent */
 	PALISADE_DROP_STRICT_UDP,        /* UDP to a strict pod no AuthorizationPolicy port allows */
 	PALISADE_DROP_STRICT_ICMP,       /* ICMP to a strict pod other than errors and echo replies */
+	PALISADE_DROP_IPV6_LINK_LOCAL,   /* IPv6 between link-local ends (ND, RS, MLD): counted, no flow record */
 	PALISADE_DROP_MAX,
 };
 
@@ -127,6 +137,13 @@ struct palisade_drop {
 	__u8  proto;       /* IP protocol, 0 when not IPv4 */
 	__u8  reserved;
 	__u16 eth_proto;   /* ethertype, host byte order */
+};
+
+/* palisade_drops_v6 value: the newest dropped IPv6 packet's addresses (the sample has room for IPv4 only). */
+struct palisade_drop6 {
+	__u64 last_ns;
+	__u8  saddr[16];
+	__u8  daddr[16];
 };
 
 /* palisade_tcp_in / palisade_dgram key: a flow as the pod sees it (addresses and ports network order). */
@@ -204,6 +221,6 @@ struct palisade_agent {
 #define PALISADE_MAX_DGRAM     16384
 #define PALISADE_MAX_FRAGS     4096
 #define PALISADE_MAX_RULES     65536
-#define PALISADE_MAX_DROP_KEYS 16384
+#define PALISADE_MAX_DROP_KEYS (PALISADE_MAX_PODS * 16)
 
 #endif /* PALISADE_H */

@@ -94,6 +94,14 @@ struct {
 	__type(value, struct palisade_drop);
 } palisade_drops SEC(".maps");
 
+/* [drop key of an IPv6 drop]: the newest such packet's addresses, for the flow summary. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PALISADE_MAX_PODS * 2);
+	__type(key, struct palisade_drop_key);
+	__type(value, struct palisade_drop6);
+} palisade_drops_v6 SEC(".maps");
+
 /*
  * [drop key]: packets of that counter an agent has already reported, so that a restarted agent
  * reports what happened while none ran, and nothing twice. Written and read by user space only.

@@ -48,6 +48,33 @@ struct pkt {
 	__u16 reserved;
 };
 
+/* The fixed IPv6 header (linux/ipv6.h pulls in libc headers). */
+struct ipv6_head {
+	__be32 vtc_flow;
+	__be16 payload_len;
+	__u8   nexthdr;
+	__u8   hop_limit;
+	__u8   saddr[16];
+	__u8   daddr[16];
+};
+
+/* fe80::/10, or :: (a node probing its address before it has one). */
+static __always_inline int is_link_local6(const __u8 *a)
+{
+	__u32 w[4];
+
+	__builtin_memcpy(w, a, 16);
+	if ((w[0] | w[1] | w[2] | w[3]) == 0)
+		return 1;
+	return a[0] == 0xfe && (a[1] & 0xc0) == 0x80;
+}
+
+/* fe80::/10, or link-scope multicast ff02::/16. */
+static __always_inline int is_link_scope6(const __u8 *a)
+{
+	return (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) || (a[0] == 0xff && a[1] == 0x02);
+}
+
 /* ARP for IPv4 over Ethernet (linux/if_arp.h pulls in libc headers, so it is spelled out here). */
 #define PALISADE_ARPHRD_ETHER 1
 struct arp_ipv4 {

@@ -25,6 +25,38 @@
 
 static __always_inline int ipv4_frame(struct __sk_buff *skb, const struct palisade_iface *pod, struct pkt *p, __u8 dir);
 
+/*
+ * IPv6 either way: enrolled pods have no IPv6 in the mesh, so all of it is dropped. The kernel's
+ * own link-local chatter (router and neighbour solicitations, MLD) is counted as its own reason,
+ * which the agent counts without a flow record; any other IPv6 packet keeps its addresses in
+ * palisade_drops_v6 so the summary names them.
+ */
+static __always_inline int ipv6_frame(struct __sk_buff *skb, const struct palisade_iface *pod, struct pkt *p, __u8 dir)
+{
+	struct ipv6_head h;
+	struct palisade_drop_key key = { .pod_id = pod->pod_id, .reason = PALISADE_DROP_IPV6, .dir = dir };
+	struct palisade_drop6 s = {};
+
+	if (bpf_skb_load_bytes(skb, PALISADE_ETH_HLEN, &h, sizeof(h)) < 0)
+		return drop(pod, dir, PALISADE_DROP_MALFORMED, p);
+	if (is_link_local6(h.saddr) && is_link_scope6(h.daddr))
+		return drop(pod, dir, PALISADE_DROP_IPV6_LINK_LOCAL, p);
+	p->proto = h.nexthdr;
+	if (h.nexthdr == IPPROTO_TCP || h.nexthdr == IPPROTO_UDP) {
+		__u16 ports[2];
+
+		if (bpf_skb_load_bytes(skb, PALISADE_ETH_HLEN + sizeof(h), ports, sizeof(ports)) == 0) {
+			p->sport = ports[0];
+			p->dport = ports[1];
+		}
+	}
+	s.last_ns = bpf_ktime_get_ns();
+	__builtin_memcpy(s.saddr, h.saddr, 16);
+	__builtin_memcpy(s.daddr, h.daddr, 16);
+	bpf_map_update_elem(&palisade_drops_v6, &key, &s, BPF_ANY);
+	return drop(pod, dir, PALISADE_DROP_IPV6, p);
+}
+
 static __always_inline int from_pod_tcp(const struct palisade_iface *pod, const struct pkt *p)
 {
 	int to_proxy = p->daddr == palisade_cfg.proxy_ip4;
@@ -177,7 +209,7 @@ static __always_inline int from_pod_frame(struct __sk_buff *skb, const struct pa
 	if (p->eth_proto == ETH_P_ARP)
 		return from_pod_arp(skb, pod, p);
 	if (p->eth_proto == ETH_P_IPV6)
-		return drop(pod, FROM, PALISADE_DROP_IPV6, p);
+		return ipv6_frame(skb, pod, p, FROM);
 	if (p->eth_proto != ETH_P_IP)
 		return drop(pod, FROM, PALISADE_DROP_NOT_IP, p);
 	return ipv4_frame(skb, pod, p, FROM);
@@ -280,7 +312,7 @@ static __always_inline int to_pod_frame(struct __sk_buff *skb, const struct pali
 	if (p->eth_proto == ETH_P_ARP)
 		return TC_ACT_OK;
 	if (p->eth_proto == ETH_P_IPV6)
-		return drop(pod, TO, PALISADE_DROP_IPV6, p);
+		return ipv6_frame(skb, pod, p, TO);
 	if (p->eth_proto != ETH_P_IP || skb->vlan_present)
 		return strict(pod) ? drop(pod, TO, PALISADE_DROP_NOT_IP, p) : TC_ACT_OK;
 	return ipv4_frame(skb, pod, p, TO);
@@ -327,6 +359,17 @@ SEC("tc")
 int palisade_to_pod(struct __sk_buff *skb)
 {
 	return on_frame(skb, TO);
+}
+
+/*
+ * A pod refused enrollment because the node's pod maps are full: nothing passes its host-side
+ * interface either way until it is enrolled (which replaces this filter) or leaves. Counted.
+ */
+SEC("tc")
+int palisade_hold(struct __sk_buff *skb)
+{
+	count(PALISADE_STAT_HELD);
+	return TC_ACT_SHOT;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -73,6 +73,8 @@ export interface CollectorOptions {
   kubernetes?: CollectorKubernetesOptions;
   /** Dashboard login tickets and sessions: lifetimes (tests shorten them). */
   dashboardSessions?: SessionOptions;
+  /** `--trace-url`: the dashboard links trace ids through this template (common/trace-link.ts). */
+  traceUrl?: string;
   /**
    * Which pods run on which node (the Kubernetes source): with one, a node registers, and gets
    * certificates for, only pods it says run there (collector/nodes/node-pods.ts).
@@ -172,6 +174,7 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     metrics,
     log: opts.log,
     sessions: opts.dashboardSessions,
+    ...(opts.traceUrl !== undefined && { traceUrl: opts.traceUrl }),
   });
   const api = new CollectorApi({
     store: flows,

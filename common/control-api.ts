@@ -35,7 +35,7 @@ export const CONTROL_POST_READS: ReadonlySet<string> = new Set([CONTROL_API.poli
 /** Largest request body the collector reads (policy files included). */
 export const MAX_CONTROL_BODY_BYTES = 4 * 1024 * 1024;
 
-export type PolicyKind = 'AuthorizationPolicy' | 'EgressPolicy' | 'HTTPRoute' | 'FaultInjection';
+export type PolicyKind = 'AuthorizationPolicy' | 'EgressPolicy' | 'HTTPRoute' | 'GRPCRoute' | 'FaultInjection';
 /**
  * Where a stored policy came from: the API (CLI), the collector's `--policy-dir`, or the Kubernetes
  * API's policy objects (`--kubernetes`); the last two are read-only through the collector's API.
@@ -244,6 +244,8 @@ export interface NodeStatus {
   policyVersion?: number;
   /** The agent rejected that version: the problems it reported. */
   policyProblems?: string[];
+  /** The agent could not write its UDP/ICMP kernel rules: why (it fails closed and retries). */
+  wireRulesStale?: string;
   workloads: number;
   lastSeen?: string;
   agentVersion?: string;

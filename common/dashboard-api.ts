@@ -16,6 +16,8 @@ export const DASHBOARD_API = {
   flows: '/dashboard/api/flows',
   workload: '/dashboard/api/workload',
   draft: '/dashboard/api/draft',
+  /** GET: the page's settings (ConfigResponse). */
+  config: '/dashboard/api/config',
   /** The control API (common/control-api.ts) for the session: `/dashboard/api/v1/…` → `/v1/…`. */
   control: '/dashboard/api/v1/',
 } as const;
@@ -35,6 +37,12 @@ export interface TicketResponse {
 
 export interface SessionResponse {
   expiresAt: string;
+}
+
+/** What the page is configured with, from the collector's options. */
+export interface ConfigResponse {
+  /** `--trace-url`: a URL template with `{traceId}` (common/trace-link.ts); absent: trace ids are shown unlinked */
+  traceUrl?: string;
 }
 
 export type Lock = 'full' | 'partial' | 'none';

@@ -33,6 +33,7 @@ export type PalisadeErrorCode =
   | 'PALISADE_ERR_CONFLICT'
   | 'PALISADE_ERR_FORBIDDEN'
   | 'PALISADE_ERR_KUBERNETES'
+  | 'PALISADE_ERR_NODE_FULL'
   | 'PALISADE_ERR_INTERNAL';
 
 interface CodeInfo {
@@ -72,6 +73,7 @@ const CODE_TABLE: Record<PalisadeErrorCode, CodeInfo> = {
   PALISADE_ERR_CONFLICT: { exitCode: 1, httpStatus: 409 },
   PALISADE_ERR_FORBIDDEN: { exitCode: 1, httpStatus: 403 },
   PALISADE_ERR_KUBERNETES: { exitCode: 1, httpStatus: 502 },
+  PALISADE_ERR_NODE_FULL: { exitCode: 1, httpStatus: 503 },
   PALISADE_ERR_INTERNAL: { exitCode: 70, httpStatus: 500 },
 };
 

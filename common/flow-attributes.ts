@@ -53,6 +53,12 @@ export function visitFlowAttributes(f: FlowRecord, put: (key: string, value: str
     put('palisade.audit.rule', f.audit.rule);
   }
   if (f.count !== undefined) put('palisade.count', f.count);
+  if (f.traffic !== undefined) {
+    put('palisade.route', f.traffic.route);
+    put('palisade.route.rule', f.traffic.rule);
+    put('palisade.route.backend', f.traffic.backend);
+    put('palisade.route.attempts', f.traffic.attempts);
+  }
 }
 
 /** The same attributes as one object. */

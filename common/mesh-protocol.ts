@@ -175,7 +175,14 @@ export interface PoliciesMessage { type: 'policies'; version: number; files: Arr
  * The agent enforces collector policy `version` (`ok`), or rejected it and keeps enforcing the
  * previous one (`problems`, at most MAX_POLICY_PROBLEMS lines). Sent after every `policies` frame.
  */
-export interface PolicyStatusMessage { type: 'policy-status'; version: number; ok: boolean; problems: string[] }
+export interface PolicyStatusMessage {
+  type: 'policy-status';
+  version: number;
+  ok: boolean;
+  problems: string[];
+  /** The node's UDP/ICMP kernel rules could not be written (why; failing closed); absent when current. */
+  wireRules?: string;
+}
 
 export type MeshMessage =
   | JoinMessage
@@ -387,6 +394,7 @@ const SCHEMAS: { [T in MessageType]: Schema } = {
     version: { check: version },
     ok: { check: bool },
     problems: { check: arrayOf((v, at) => (isString(v) && v.length <= 2048 ? undefined : `${at}: must be a line of text`), MAX_POLICY_PROBLEMS) },
+    wireRules: { check: (v, at) => (isString(v) && v.length <= 2048 ? undefined : `${at}: must be a line of text`), optional: true },
   },
 };
 

@@ -91,7 +91,7 @@ export interface ObjectNeeds {
 }
 
 interface RawAddon {
-  loadObject(file: string, pinDir: string, rodata: Buffer | null): LoadedObject;
+  loadObject(file: string, pinDir: string, rodata: Buffer | null, sizes: Record<string, number> | null): LoadedObject;
   closeObject(handle: number): void;
   linkCreate(progFd: number, targetFd: number, attachType: number): number;
   linkUpdate(linkFd: number, progFd: number): void;
@@ -103,6 +103,8 @@ interface RawAddon {
   mapUpdate(fd: number, key: Buffer, value: Buffer, flags: number): void;
   mapDelete(fd: number, key: Buffer): boolean;
   mapNextKey(fd: number, key: Buffer | null, keySize: number): Buffer | null;
+  mapCount(fd: number, keySize: number, max: number): number;
+  progName(id: number): string | null;
   numPossibleCpus(): number;
   netnsCookie(netnsPath: string): bigint;
   mountBpffs(dir: string): void;
@@ -188,11 +190,17 @@ function assertSize(n: number, what: string): void {
 }
 
 export const native = {
-  loadObject(file: string, pinDir: string, rodata: Buffer | null): LoadedObject {
+  /** `sizes`: max_entries by map name, set before load (maps it does not name keep the object's). */
+  loadObject(file: string, pinDir: string, rodata: Buffer | null, sizes: Readonly<Record<string, number>> | null = null): LoadedObject {
     assertAbsPath(file, 'object file');
     assertAbsPath(pinDir, 'pin directory');
     if (rodata !== null) assertBuffer(rodata, 'rodata');
-    return addon().loadObject(file, pinDir, rodata);
+    if (sizes !== null) {
+      for (const [name, n] of Object.entries(sizes)) {
+        if (!Number.isInteger(n) || n < 1 || n > 0x7fffffff) throw new TypeError(`max_entries of ${name} must be a positive 31-bit integer, got ${n}`);
+      }
+    }
+    return addon().loadObject(file, pinDir, rodata, sizes === null ? null : { ...sizes });
   },
   closeObject(handle: number): void {
     if (!Number.isInteger(handle) || handle < 0) throw new TypeError(`bad object handle ${handle}`);
@@ -248,6 +256,18 @@ export const native = {
     assertSize(keySize, 'key size');
     if (key !== null) assertBuffer(key, 'key');
     return addon().mapNextKey(fd, key, keySize);
+  },
+  /** How many keys the map holds, counting at most `max`. */
+  mapCount(fd: number, keySize: number, max: number): number {
+    assertFd(fd, 'map fd');
+    assertSize(keySize, 'key size');
+    if (!Number.isInteger(max) || max < 0 || max > 0x7fffffff) throw new TypeError(`bad count limit ${max}`);
+    return addon().mapCount(fd, keySize, max);
+  },
+  /** The name of the program with this kernel id (what tcQuery reports; at most 15 characters), null once it is gone. */
+  progName(id: number): string | null {
+    if (!Number.isInteger(id) || id <= 0 || id > 0x7fffffff) throw new TypeError(`bad program id ${id}`);
+    return addon().progName(id);
   },
   numPossibleCpus(): number {
     return addon().numPossibleCpus();

@@ -22,6 +22,7 @@ export const STAT_NAMES = [
   'tupleUpdateFail',
   'v6Denied',
   'dropUncounted',
+  'held',
 ] as const;
 export type StatName = (typeof STAT_NAMES)[number];
 

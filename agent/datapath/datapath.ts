@@ -1,28 +1,24 @@
 /**
- * The node's kernel data path: installs Palisade's eBPF programs on a cgroup v2
- * subtree, pins everything under <bpffs>/palisade/<node>/, and offers typed access
- * to the maps (enrollment, original destinations, exclusions, counters).
- *
- * Pins outlive the agent on purpose: while the proxy is down, enrolled pods are
- * still redirected to it and get refused (fail closed), never let through.
+ * The node's kernel data path: typed access to the pinned maps of an installed node
+ * (enrollment and its refusal when the pod maps are full, original destinations,
+ * exclusions, counters, occupancy). Installing and removing the pins: ./install.ts.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { PalisadeError, describeCause, invalidArgument } from '../../common/errors';
-import type { Logger } from '../../common/log';
-import { silentLogger } from '../../common/log';
-import { native, UpdateFlag, type LoadedObject } from '../../native';
+import { PalisadeError, describeCause } from '../../common/errors';
+import { native, UpdateFlag, type MapInfo } from '../../native';
 import * as codec from './codec';
-import { attachProgram, closeQuietly, LINK_PREFIX } from './cgroup-links';
+import { closeQuietly } from './cgroup-links';
+import { installPins, pinDirFor, removePins, type DatapathOptions } from './install';
+import { readMapUsage, type MapUsage } from './map-usage';
 import { netnsCookieOf } from './netns-cookie';
-import { ensureBpffs, isBpffs, resolveCgroup } from './mounts';
-import { resolvePodLink } from './pod-links';
+import { NodeFullError, podAdmission } from './pod-admission';
+import { resolvePodLink, type PodLink } from './pod-links';
 import * as wire from './pod-wire';
-import { verifierReason } from './verifier-log';
 
 export { netnsCookieOf };
+export { DNS_PORT, OBJECT_FILES, defaultBpfDir, pinDirFor, validateNodeName, type DatapathOptions } from './install';
 
-export const OBJECT_FILES = ['redirect.bpf.o', 'pod.bpf.o', 'dns.bpf.o'];
 export const SHARED_MAP_NAMES = [
   'palisade_pods',
   'palisade_orig_sk',
@@ -35,25 +31,6 @@ export const SHARED_MAP_NAMES = [
 ] as const;
 export const MAP_NAMES = [...SHARED_MAP_NAMES, ...wire.POD_MAP_NAMES] as const;
 type MapName = (typeof MAP_NAMES)[number];
-
-export const DNS_PORT = 15053;
-const NODE_NAME = /^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$/;
-
-export interface DatapathOptions {
-  node: string;
-  /** Node proxy address pods are redirected to (and strict pods accept). */
-  proxyIp: string;
-  proxyPort?: number;
-  /** DNS proxy port on proxyIp that pods' DNS is sent to (default 15053). */
-  dnsPort?: number;
-  /** cgroup v2 directory to attach to; default: the cgroup v2 root. */
-  cgroup?: string;
-  /** bpffs mount point; default /sys/fs/bpf. */
-  bpffs?: string;
-  /** Directory holding the *.bpf.o objects. */
-  bpfDir?: string;
-  log?: Logger;
-}
 
 export interface Original {
   dst: codec.Endpoint;
@@ -83,32 +60,16 @@ export interface PodEnrollment {
   interface?: string;
 }
 
-export function defaultBpfDir(): string {
-  if (process.env.PALISADE_BPF_DIR) return process.env.PALISADE_BPF_DIR;
-  // dist/agent/datapath -> <repo>/bpf ; agent/datapath (ts-node) -> <repo>/bpf
-  const fromDist = path.resolve(__dirname, '..', '..', '..', 'bpf');
-  return fs.existsSync(path.join(fromDist, OBJECT_FILES[0]!)) ? fromDist : path.resolve(__dirname, '..', '..', 'bpf');
-}
-
-export function validateNodeName(node: string): void {
-  if (typeof node !== 'string' || !NODE_NAME.test(node)) {
-    throw invalidArgument(`invalid node name ${JSON.stringify(node)}: use lowercase letters, digits, '.', '-', '_' (max 63)`);
-  }
-}
-
-export function pinDirFor(node: string, bpffs = '/sys/fs/bpf'): string {
-  validateNodeName(node);
-  return path.join(bpffs, 'palisade', node);
-}
-
-
 /** Typed access to one node's pinned maps; opened by install() or open(). */
 export class Datapath implements wire.WireHandles {
   readonly node: string;
   readonly pinDir: string;
   private readonly fds: Record<MapName, number>;
   private readonly progs: Record<wire.PodProgram, number>;
+  private readonly info: Record<MapName, MapInfo>;
   private readonly cpus: number;
+  /** Host-side interfaces this agent holds (pods refused for want of room), kept by sweepInterfaces. */
+  private readonly held = new Set<number>();
   private closed = false;
 
   private constructor(node: string, pinDir: string, fds: Record<MapName, number>, progs: Record<wire.PodProgram, number>) {
@@ -116,6 +77,7 @@ export class Datapath implements wire.WireHandles {
     this.pinDir = pinDir;
     this.fds = fds;
     this.progs = progs;
+    this.info = Object.fromEntries(MAP_NAMES.map((m) => [m, native.mapInfo(fds[m])])) as Record<MapName, MapInfo>;
     this.cpus = native.numPossibleCpus();
   }
 
@@ -125,78 +87,11 @@ export class Datapath implements wire.WireHandles {
    * nothing this call created is left behind.
    */
   static install(opts: DatapathOptions): Datapath {
-    const log = (opts.log ?? silentLogger()).child({ component: 'datapath' });
-    const bpffs = opts.bpffs ?? '/sys/fs/bpf';
-    const pinDir = pinDirFor(opts.node, bpffs);
-    const cgroup = resolveCgroup(opts.cgroup);
-    const bpfDir = opts.bpfDir ?? defaultBpfDir();
-    const rodata = codec.encodeConfig(opts.proxyIp, opts.proxyPort ?? 15001, opts.dnsPort ?? DNS_PORT);
-    ensureBpffs(bpffs);
-
-    const created: string[] = [];
-    const dirExisted = fs.existsSync(pinDir);
-    const before = new Set(dirExisted ? fs.readdirSync(pinDir) : []);
-    const started = process.hrtime.bigint();
-    let cgFd = -1;
-    const loaded: LoadedObject[] = [];
-    try {
-      fs.mkdirSync(pinDir, { recursive: true, mode: 0o700 });
-      cgFd = native.openDir(cgroup.path);
-      for (const file of OBJECT_FILES) {
-        const objPath = path.join(bpfDir, file);
-        if (!fs.existsSync(objPath)) {
-          throw new PalisadeError('PALISADE_ERR_BPF_LOAD', `eBPF object ${objPath} not found (run \`make build\`)`);
-        }
-        let obj: LoadedObject;
-        try {
-          obj = native.loadObject(objPath, pinDir, rodata);
-        } catch (err) {
-          const log = (err as { log?: string }).log;
-          const detail = verifierReason(log) ?? log?.trim().split('\n').slice(-3).join(' | ');
-          throw new PalisadeError(
-            'PALISADE_ERR_BPF_LOAD',
-            `cannot load ${file}: ${describeCause(err)}${detail ? ` (${detail})` : ''}`,
-            { cause: err },
-          );
-        }
-        loaded.push(obj);
-        if (obj.rodataSize !== codec.CONFIG_SIZE) {
-          throw new PalisadeError(
-            'PALISADE_ERR_BPF_LOAD',
-            `${file}: settings block is ${obj.rodataSize} bytes, expected ${codec.CONFIG_SIZE} (stale object? run \`make build\`)`,
-          );
-        }
-        for (const prog of obj.programs) {
-          if (prog.section === 'tc') wire.pinProgram(prog, pinDir, created);
-          else attachProgram(prog, cgFd, cgroup, pinDir, created);
-        }
-      }
-      for (const name of fs.readdirSync(pinDir)) if (!before.has(name) && !created.includes(name)) created.push(name);
+    return installPins(opts, (bpffs) => {
       const dp = Datapath.open(opts.node, bpffs);
       wire.recordHostNetns(dp, netnsCookieOf('/proc/self/ns/net'));
-      log.info(
-        {
-          node: opts.node,
-          cgroup: cgroup.path,
-          pinDir,
-          reused: dirExisted && before.size > 0,
-          ms: Number(process.hrtime.bigint() - started) / 1e6,
-        },
-        'datapath installed',
-      );
       return dp;
-    } catch (err) {
-      // Roll back only what this call added; an earlier, working install stays as it was.
-      for (const name of created) fs.rmSync(path.join(pinDir, name), { force: true });
-      for (const name of fs.existsSync(pinDir) ? fs.readdirSync(pinDir) : []) {
-        if (!before.has(name)) fs.rmSync(path.join(pinDir, name), { force: true });
-      }
-      if (!dirExisted) fs.rmSync(pinDir, { recursive: true, force: true });
-      throw err;
-    } finally {
-      for (const obj of loaded) native.closeObject(obj.handle);
-      if (cgFd >= 0) closeQuietly(cgFd);
-    }
+    });
   }
 
   /** Open the pinned maps of an installed node. */
@@ -224,18 +119,7 @@ export class Datapath implements wire.WireHandles {
    * Safe to run twice; a node that was never installed is not an error.
    */
   static uninstall(node: string, bpffs = '/sys/fs/bpf'): string[] {
-    const pinDir = pinDirFor(node, bpffs);
-    if (!isBpffs(bpffs) || !fs.existsSync(pinDir)) return [];
-    // The per-pod filters first (they hold programs and maps), where they hang: tc/<ifindex> each.
-    const filters = wire.detachPinnedFilters(pinDir, netnsCookieOf).map((ifindex) => `tc/${ifindex}`);
-    const names = fs.readdirSync(pinDir);
-    // Links first (detaches the programs), then maps.
-    const ordered = [...names.filter((n) => n.startsWith(LINK_PREFIX)), ...names.filter((n) => !n.startsWith(LINK_PREFIX))];
-    for (const name of ordered) fs.rmSync(path.join(pinDir, name), { force: true });
-    fs.rmdirSync(pinDir);
-    const parent = path.dirname(pinDir);
-    if (fs.readdirSync(parent).length === 0) fs.rmdirSync(parent);
-    return [...filters, ...ordered];
+    return removePins(node, bpffs);
   }
 
   close(): void {
@@ -268,11 +152,46 @@ export class Datapath implements wire.WireHandles {
     const before = native.mapLookup(this.fds.palisade_pods, key, codec.POD_SIZE);
     const old = before ? codec.decodePod(before) : undefined;
     const flags = codec.POD_FLAG_REDIRECT | (pod.strict ? codec.POD_FLAG_STRICT : 0);
-    wire.attachPod(this, link, { podId: pod.podId, flags, ip: pod.ip });
-    this.update('palisade_pods', key, codec.encodePod({ podId: pod.podId, flags, ip: pod.ip, ifindex: link.hostIfindex }));
+    this.admit(link, old !== undefined);
+    try {
+      wire.attachPod(this, link, { podId: pod.podId, flags, ip: pod.ip });
+      this.update('palisade_pods', key, codec.encodePod({ podId: pod.podId, flags, ip: pod.ip, ifindex: link.hostIfindex }));
+    } catch (err) {
+      // Another agent of the node (a handover) took the last entry first: the same refusal.
+      if ((err as PalisadeError).errnoCode === 'E2BIG') this.refuse(link, this.capacity('palisade_pods'));
+      throw err;
+    }
+    this.held.delete(link.hostIfindex);
     // The pod's namespace now leaves through another interface: the old one is no longer its.
     if (old && old.ifindex !== 0 && old.ifindex !== link.hostIfindex) this.releaseInterface(old.ifindex, old.ip);
     return cookie;
+  }
+
+  /** Room for one more pod in both pod maps, or its interface held and NodeFullError. */
+  private admit(link: PodLink, enrolled: boolean): void {
+    for (const map of ['palisade_pods', 'palisade_ifaces'] as const) {
+      const capacity = this.capacity(map);
+      const inUse = native.mapCount(this.fds[map], this.info[map].keySize, capacity);
+      const interfaceEnrolled = map === 'palisade_ifaces' && wire.podOfInterface(this, link.hostIfindex) !== undefined;
+      if (podAdmission({ enrolled: enrolled || interfaceEnrolled, inUse, capacity })) this.refuse(link, capacity, inUse);
+    }
+  }
+
+  private refuse(link: PodLink, capacity: number, inUse = capacity): never {
+    wire.holdInterface(this, link);
+    this.held.add(link.hostIfindex);
+    throw new NodeFullError(podAdmission({ enrolled: false, inUse, capacity })!, link.hostIfindex);
+  }
+
+  /** Let a held interface go (its pod left the mesh's care); an interface enrolled since is left as it is. */
+  release(ifindex: number): void {
+    this.held.delete(ifindex);
+    if (!wire.podOfInterface(this, ifindex)) wire.detachPod(this, ifindex);
+  }
+
+  /** max_entries of a map, as the kernel has it. */
+  capacity(map: MapName): number {
+    return this.info[map].maxEntries;
   }
 
   unenroll(netnsCookie: bigint): boolean {
@@ -294,7 +213,8 @@ export class Datapath implements wire.WireHandles {
     const used = new Set(this.pods().map((p) => p.ifindex));
     const stale = wire.enrolledInterfaces(this).filter((i) => !used.has(i));
     for (const ifindex of stale) wire.detachPod(this, ifindex);
-    return stale;
+    // and the holds of pods no longer refused (a previous agent's, or left by a failed enrollment)
+    return [...stale, ...wire.sweepUnenrolledFilters(this, null, this.held)];
   }
 
   /** Detach the filters of an interface, if it is still the one of the pod with this address. */
@@ -391,9 +311,9 @@ export class Datapath implements wire.WireHandles {
     return wire.readDgramFlows(this);
   }
 
-  /** Entries in use per map, for capacity metrics. */
-  usage(): Record<'pods' | 'conns', number> {
-    return { pods: this.keys('palisade_pods', 8).length, conns: this.keys('palisade_conns', codec.TUPLE_SIZE).length };
+  /** Entries in use and capacity of every map that has occupancy (the metrics). */
+  usage(): MapUsage[] {
+    return readMapUsage(MAP_NAMES.map((name) => ({ name, fd: this.fds[name], info: this.info[name] })));
   }
 
   private update(map: MapName, key: Buffer, value: Buffer, flags: number = UpdateFlag.ANY): void {

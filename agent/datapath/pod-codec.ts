@@ -9,6 +9,7 @@ import { addressFromBytes, ipv4Bytes, mappedBytes } from './codec';
 export const IFACE_SIZE = 20;
 export const DROP_KEY_SIZE = 8;
 export const DROP_SIZE = 32;
+export const DROP6_SIZE = 40;
 export const FLOW_KEY_SIZE = 16;
 export const DGRAM_SIZE = 48;
 export const RULE_KEY_SIZE = 32;
@@ -50,6 +51,7 @@ export const DROP_REASONS = [
   'strict-not-from-agent',
   'strict-udp-not-allowed',
   'strict-icmp',
+  'ipv6-link-local',
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 
@@ -106,6 +108,21 @@ export function encodeDropKey(k: DropKey): Buffer {
   return b;
 }
 
+/** IPv6 packets between link-local ends (ND, RS, MLD) the pod's kernel sends on its own: counted, no flow record. */
+export const COUNTED_ONLY: ReadonlySet<DropReason> = new Set(['ipv6-link-local']);
+
+/** An IPv6 address as people write it (zeros compressed), from 16 bytes. */
+export function ipv6Text(b: Buffer): string {
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(i).toString(16));
+  return new URL(`http://[${groups.join(':')}]/`).hostname.slice(1, -1);
+}
+
+/** A palisade_drops_v6 value: when, and the newest dropped IPv6 packet's addresses. */
+export function decodeDrop6(b: Buffer): { lastNs: bigint; source: string; destination: string } {
+  return { lastNs: b.readBigUInt64LE(0), source: ipv6Text(b.subarray(8, 24)), destination: ipv6Text(b.subarray(24, 40)) };
+}
+
 /** The newest dropped packet's headers. */
 export interface DropSample {
   source: string;
@@ -113,7 +130,7 @@ export interface DropSample {
   /** TCP/UDP ports; ICMP: type and code */
   sourcePort: number;
   destinationPort: number;
-  /** IP protocol, 0 when not IPv4 */
+  /** IP protocol (IPv6: the next header), 0 when not IP */
   protocol: number;
   /** ethertype */
   ethProto: number;

@@ -19,7 +19,7 @@ import type { PodLink } from './pod-links';
 export const TC_HANDLE = 0x5041;
 export const TC_PRIORITY = 1;
 
-export const POD_PROGRAMS = ['palisade_from_pod', 'palisade_to_pod'] as const;
+export const POD_PROGRAMS = ['palisade_from_pod', 'palisade_to_pod', 'palisade_hold'] as const;
 /** Pins of the per-pod programs: prog_<name> (tc filters reference them; no cgroup link). */
 export const PROG_PREFIX = 'prog_';
 export type PodProgram = (typeof POD_PROGRAMS)[number];
@@ -35,6 +35,7 @@ export const POD_MAP_NAMES = [
   'palisade_rules_gen',
   'palisade_drops',
   'palisade_drops_seen',
+  'palisade_drops_v6',
 ] as const;
 export type PodMapName = (typeof POD_MAP_NAMES)[number];
 
@@ -44,12 +45,60 @@ export interface WireHandles {
   progFd(name: PodProgram): number;
 }
 
-function filters(ifindex: number, netns: string | null): Array<TcFilter & { program: PodProgram }> {
+function filters(ifindex: number, netns: string | null, hold = false): Array<TcFilter & { program: PodProgram }> {
   const base = { netns, ifindex, handle: TC_HANDLE, priority: TC_PRIORITY };
   return [
-    { ...base, egress: false, program: 'palisade_from_pod' }, // the host side receives what the pod sends
-    { ...base, egress: true, program: 'palisade_to_pod' },
+    { ...base, egress: false, program: hold ? 'palisade_hold' : 'palisade_from_pod' }, // the host side receives what the pod sends
+    { ...base, egress: true, program: hold ? 'palisade_hold' : 'palisade_to_pod' },
   ];
+}
+
+/**
+ * Cut a pod refused enrollment off at its host-side interface: `palisade_hold` both ways, no entry
+ * in palisade_ifaces. Enrolling it later replaces the filters; an interface that is an enrolled
+ * pod's is left as it is.
+ */
+export function holdInterface(h: WireHandles, link: PodLink): void {
+  if (podOfInterface(h, link.hostIfindex)) return;
+  for (const f of filters(link.hostIfindex, null, true)) {
+    try {
+      native.tcAttach(f, h.progFd(f.program));
+    } catch (err) {
+      throw new PalisadeError('PALISADE_ERR_BPF_ATTACH', `cannot hold ${link.hostName} (${f.egress ? 'egress' : 'ingress'}): ${describeCause(err)}`, { cause: err });
+    }
+  }
+}
+
+/** The kernel keeps 15 characters of a program's name. */
+const POD_PROGRAM_NAMES: ReadonlySet<string> = new Set(POD_PROGRAMS.map((p) => p.slice(0, 15)));
+
+/**
+ * Whether a filter of ours hangs on the interface (in `netns`, null: ours): at our handle and
+ * priority, holding a per-pod program by its name — also one an earlier agent loaded (a restart
+ * pins new programs; the filters of pods it no longer enrolls or holds still hold the old ones).
+ */
+function hasOurFilter(ifindex: number, netns: string | null): boolean {
+  return filters(ifindex, netns).some((f) => {
+    const id = native.tcQuery(f);
+    const name = id === null ? null : native.progName(id);
+    return name !== null && (POD_PROGRAM_NAMES as ReadonlySet<string>).has(name);
+  });
+}
+
+/**
+ * Take this node's filters off every interface of `netns` (null: ours) that no enrolled pod uses
+ * and `keep` does not name: held pods no longer refused, filters an interrupted enrollment left.
+ * Returns their ifindexes.
+ */
+export function sweepUnenrolledFilters(h: WireHandles, netns: string | null, keep: ReadonlySet<number> = new Set()): number[] {
+  const enrolled = new Set(enrolledInterfaces(h));
+  const removed: number[] = [];
+  for (const l of native.netLinks(netns)) {
+    if (l.ifindex === 1 || enrolled.has(l.ifindex) || keep.has(l.ifindex) || !hasOurFilter(l.ifindex, netns)) continue;
+    for (const f of filters(l.ifindex, netns)) native.tcDetach(f);
+    removed.push(l.ifindex);
+  }
+  return removed;
 }
 
 const ZERO = pc.encodeU32(0);
@@ -210,7 +259,8 @@ export function detachPinnedFilters(pinDir: string, cookieOf: (p: string) => big
     };
     const netns = findNetns(hostNetnsCookie(h), cookieOf);
     if (netns === undefined) return []; // the namespace is gone, and its interfaces with it
-    return enrolledInterfaces(h).filter((ifindex) => detachPod(h, ifindex, netns));
+    const enrolled = enrolledInterfaces(h).filter((ifindex) => detachPod(h, ifindex, netns));
+    return [...enrolled, ...sweepUnenrolledFilters(h, netns)]; // and the held pods' filters
   } finally {
     for (const fd of Object.values(fds)) closeQuietly(fd);
   }
@@ -236,14 +286,24 @@ export function pinProgram(prog: LoadedProgram, pinDir: string, created: string[
 /** One counter of palisade_drops: a pod, a reason, a direction, summed over CPUs. */
 export interface DropCounter extends pc.DropKey, pc.DropCount {}
 
-/** Every drop counter of the node (keys a newer program wrote that this agent cannot name are skipped). */
+/**
+ * Every drop counter of the node (keys a newer program wrote that this agent cannot name are
+ * skipped); an IPv6 drop's sample names the IPv6 addresses palisade_drops_v6 kept.
+ */
 export function readDrops(h: WireHandles, cpus: number): DropCounter[] {
   const fd = h.mapFd('palisade_drops');
   const out: DropCounter[] = [];
   for (const k of keysOf(fd, pc.DROP_KEY_SIZE)) {
     const key = pc.decodeDropKey(k);
     const v = key && native.mapLookup(fd, k, pc.DROP_SIZE * cpus);
-    if (key && v) out.push({ ...key, ...pc.decodeDrops(v) });
+    if (!key || !v) continue;
+    const count = pc.decodeDrops(v);
+    const v6 = key.reason === 'ipv6' && count.sample ? native.mapLookup(h.mapFd('palisade_drops_v6'), k, pc.DROP6_SIZE) : null;
+    if (v6 && count.sample) {
+      const a = pc.decodeDrop6(v6);
+      count.sample = { ...count.sample, source: a.source, destination: a.destination };
+    }
+    out.push({ ...key, ...count });
   }
   return out;
 }

@@ -5,7 +5,7 @@
  * answer's sizes. Built once per query; nothing else is serialized on the query's path.
  */
 import { MAX_DNS_ANSWERS, type FlowRecord } from '../../common/flow';
-import { proxyFlow } from '../proxy/proxy-flow';
+import { proxyFlow, type FlowOutcome, type FlowRoute } from '../proxy/proxy-flow';
 import type { Workload } from '../workloads';
 import type { QueryOutcome } from './answerer';
 
@@ -23,15 +23,19 @@ export interface DnsExchange {
 }
 
 export function dnsFlow(node: string, x: DnsExchange): FlowRecord {
+  return proxyFlow(node, dnsRoute(x), dnsOutcome(x.outcome), { bytesSent: x.querySize, bytesReceived: x.answerSize, durationMs: Date.now() - x.started });
+}
+
+/** Who asked which resolver what (a refused query's kind in the refusal summaries, agent/proxy/refusals.ts). */
+export function dnsRoute(x: Pick<DnsExchange, 'pod' | 'source' | 'resolver' | 'outcome'>): FlowRoute {
   const o = x.outcome;
   const name = o.name === undefined ? undefined : o.name.length > MAX_HOST ? `${o.name.slice(0, MAX_HOST)}…` : o.name;
   const source = { ...x.source, workload: x.pod.name, namespace: x.pod.namespace, identity: x.pod.identity };
   const destination = { ...x.resolver, ...(name !== undefined ? { host: name } : {}) };
   const dns = { type: o.type, rcode: o.rcode, answers: o.answers.slice(0, MAX_DNS_ANSWERS) };
-  return proxyFlow(
-    node,
-    { direction: 'outbound', source, destination, protocol: 'dns', mtls: false, dns },
-    { verdict: o.verdict, reason: o.truncated ? `${o.reason}-truncated` : o.reason, policy: o.policy, rule: o.rule, audit: undefined },
-    { bytesSent: x.querySize, bytesReceived: x.answerSize, durationMs: Date.now() - x.started },
-  );
+  return { direction: 'outbound', source, destination, protocol: 'dns', mtls: false, dns };
+}
+
+export function dnsOutcome(o: QueryOutcome): FlowOutcome {
+  return { verdict: o.verdict, reason: o.truncated ? `${o.reason}-truncated` : o.reason, policy: o.policy, rule: o.rule, audit: undefined };
 }

@@ -4,11 +4,17 @@
  * (bpf/dns.bpf.c): a datagram is looked up by its source in palisade_dns_peers, a TCP connection
  * by its source in palisade_conns; one the kernel has no record of, or whose pod is not this
  * node's, or whose address is not that pod's, is dropped (UDP) or reset (TCP), counted, never
- * answered on a guess. Answers come from the Answerer; every query is a flow record.
+ * answered on a guess. Answers come from the Answerer; every query is a flow record, except that
+ * denied ones (policy, malformed, unsupported) go through the proxy's refusal summaries
+ * (agent/proxy/refusals.ts): the first of a kind (pod, name, reason) per interval is its own
+ * record, the rest one summary with a count, so a pod flooding denied names cannot fill the
+ * flow buffer.
  *
- * Bounds: queries being answered at once, in all and per pod (so one pod's flood does not starve
- * the others; beyond them UDP queries are dropped, counted), TCP connections at once, per TCP
- * connection MAX_TCP_PIPELINE queries waiting and TCP_IDLE_MS of silence (RFC 7766 §6.2.3),
+ * Bounds: queries being answered or waiting on a TCP connection, in all and per pod (so one pod's
+ * flood does not starve the others; beyond them UDP queries are dropped and a TCP connection is
+ * closed, counted), TCP connections at once in all and per pod (a quarter), and each one holds a
+ * place in the proxy's connection caps like any connection of its pod (agent/proxy/limits), per
+ * TCP connection MAX_TCP_PIPELINE queries waiting and TCP_IDLE_MS of silence (RFC 7766 §6.2.3),
  * message sizes by the wire (512..65,535). A refusal is logged at most once per REFUSAL_LOG_MS
  * with its count.
  */
@@ -19,15 +25,19 @@ import type { Logger } from '../../common/log';
 import type { Original } from '../datapath/datapath';
 import { stripMapped } from '../ipv4-mapped';
 import type { DnsTcpHandoff, WorkloadIndex } from '../proxy/inputs';
+import type { ConnectionLimits } from '../proxy/limits';
+import type { RefusalLog } from '../proxy/refusals';
 import type { Workload } from '../workloads';
 import type { Answerer } from './answerer';
-import { dnsFlow } from './dns-flow';
+import { dnsFlow, dnsOutcome, dnsRoute } from './dns-flow';
 import { FrameReader, framed } from './tcp-frames';
 
 export const DNS_PROXY_PORT = 15053;
 const MAX_PENDING = 4096;
 const MAX_PENDING_PER_POD = 512;
 const MAX_TCP_CONNECTIONS = 512;
+/** A pod's share of the TCP connections, as the proxy's own caps share (a quarter). */
+const MAX_TCP_CONNECTIONS_PER_POD = MAX_TCP_CONNECTIONS / 4;
 const MAX_TCP_PIPELINE = 16;
 const TCP_IDLE_MS = 10_000;
 const REFUSAL_LOG_MS = 10_000;
@@ -43,11 +53,26 @@ export interface DnsProxyInputs {
   workloads: WorkloadIndex;
   answerer: Pick<Answerer, 'answer'>;
   flows: FlowSink;
+  /**
+   * The proxy's connection caps (a DNS-over-TCP connection holds a place of its pod's) and
+   * refusal summaries (denied queries, refused connections). Without them (tests of the proxy
+   * alone) neither applies: every query is a flow record.
+   */
+  limits?: { connections: Pick<ConnectionLimits, 'admit'>; refusals: Pick<RefusalLog, 'refuse'> };
   log: Logger;
 }
 
-/** Why a query was not answered: it could not be pinned on a pod of this node. */
-export type DnsRefusal = 'no-kernel-record' | 'unknown-source-pod' | 'source-address-mismatch' | 'overloaded' | 'tcp-pipeline-full' | 'lookup-failed';
+/** Why a query was not answered: it could not be pinned on a pod of this node, or a bound was met. */
+export type DnsRefusal =
+  | 'no-kernel-record'
+  | 'unknown-source-pod'
+  | 'source-address-mismatch'
+  | 'overloaded'
+  | 'tcp-pipeline-full'
+  | 'pod-tcp-limit'
+  | 'pod-connection-limit'
+  | 'node-connection-limit'
+  | 'lookup-failed';
 
 export class DnsProxy implements DnsTcpHandoff {
   private readonly log: Logger;
@@ -56,12 +81,16 @@ export class DnsProxy implements DnsTcpHandoff {
   private readonly sockets = new Set<net.Socket>();
   private pending = 0;
   private readonly pendingByPod = new Map<Workload, number>();
+  private readonly tcpByPod = new Map<Workload, number>();
   readonly refused: Record<DnsRefusal, number> = {
     'no-kernel-record': 0,
     'unknown-source-pod': 0,
     'source-address-mismatch': 0,
     overloaded: 0,
     'tcp-pipeline-full': 0,
+    'pod-tcp-limit': 0,
+    'pod-connection-limit': 0,
+    'node-connection-limit': 0,
     'lookup-failed': 0,
   };
   private lastRefusalLog = 0;
@@ -147,7 +176,7 @@ export class DnsProxy implements DnsTcpHandoff {
     this.refusedSinceLog++;
     const now = Date.now();
     if (now - this.lastRefusalLog >= REFUSAL_LOG_MS) {
-      this.log.warn({ event: 'refused', reason, source: peer, refused: this.refusedSinceLog }, 'dns query refused: not from a pod of this node');
+      this.log.warn({ event: 'refused', reason, source: peer, refused: this.refusedSinceLog }, 'dns query refused');
       this.lastRefusalLog = now;
       this.refusedSinceLog = 0;
     }
@@ -167,16 +196,24 @@ export class DnsProxy implements DnsTcpHandoff {
     }
     const pod = this.identify(orig, peer);
     if (!pod || !orig) return;
+    if (!this.takePending(pod)) return void this.refuse('overloaded', peer);
+    this.answer(msg, pod, peer, orig.dst, 'udp', started, (response) => this.udp?.send(response, peer.port, peer.ip)).finally(() => this.givePending(pod));
+  }
+
+  /** A place for one more query of `pod` under way, or false past the bounds. */
+  private takePending(pod: Workload): boolean {
     const mine = this.pendingByPod.get(pod) ?? 0;
-    if (this.pending >= MAX_PENDING || mine >= MAX_PENDING_PER_POD) return void this.refuse('overloaded', peer);
+    if (this.pending >= MAX_PENDING || mine >= MAX_PENDING_PER_POD) return false;
     this.pending++;
     this.pendingByPod.set(pod, mine + 1);
-    this.answer(msg, pod, peer, orig.dst, 'udp', started, (response) => this.udp?.send(response, peer.port, peer.ip)).finally(() => {
-      this.pending--;
-      const left = (this.pendingByPod.get(pod) ?? 1) - 1;
-      if (left > 0) this.pendingByPod.set(pod, left);
-      else this.pendingByPod.delete(pod);
-    });
+    return true;
+  }
+
+  private givePending(pod: Workload): void {
+    this.pending--;
+    const left = (this.pendingByPod.get(pod) ?? 1) - 1;
+    if (left > 0) this.pendingByPod.set(pod, left);
+    else this.pendingByPod.delete(pod);
   }
 
   private onTcpConnection(socket: net.Socket): void {
@@ -196,13 +233,31 @@ export class DnsProxy implements DnsTcpHandoff {
   }
 
   serveTcp(socket: net.Socket, pod: Workload, source: { ip: string; port: number }, resolver: { ip: string; port: number }): void {
-    if (this.sockets.size >= MAX_TCP_CONNECTIONS) {
-      this.refuse('overloaded', source);
-      return void socket.destroy();
+    const started = Date.now();
+    const mine = this.tcpByPod.get(pod) ?? 0;
+    const full: DnsRefusal | undefined = this.sockets.size >= MAX_TCP_CONNECTIONS ? 'overloaded' : mine >= MAX_TCP_CONNECTIONS_PER_POD ? 'pod-tcp-limit' : undefined;
+    const admitted = full === undefined ? this.inputs.limits?.connections.admit('outbound', pod.ip) : undefined;
+    const refused = full ?? (admitted && !admitted.ok ? admitted.reason : undefined);
+    if (refused !== undefined) {
+      this.refuse(refused, source);
+      this.inputs.limits?.refusals.refuse({
+        route: { direction: 'outbound', source: { ...source, workload: pod.name, namespace: pod.namespace, identity: pod.identity }, destination: resolver, protocol: 'dns', mtls: false },
+        outcome: { verdict: 'denied', reason: refused },
+        started,
+        message: 'dns connection refused',
+      });
+      return void socket.resetAndDestroy();
     }
     this.sockets.add(socket);
+    this.tcpByPod.set(pod, mine + 1);
     socket.on('error', () => undefined);
-    socket.once('close', () => this.sockets.delete(socket));
+    socket.once('close', () => {
+      this.sockets.delete(socket);
+      const left = (this.tcpByPod.get(pod) ?? 1) - 1;
+      if (left > 0) this.tcpByPod.set(pod, left);
+      else this.tcpByPod.delete(pod);
+      if (admitted?.ok) admitted.release();
+    });
     socket.setTimeout(TCP_IDLE_MS, () => socket.destroy());
     const reader = new FrameReader();
     let queued = 0;
@@ -213,10 +268,18 @@ export class DnsProxy implements DnsTcpHandoff {
           this.refuse('tcp-pipeline-full', source);
           return void socket.destroy();
         }
-        const started = Date.now();
+        // A waiting query counts as under way: a pod's queries over TCP share its bound with UDP.
+        if (!this.takePending(pod)) {
+          this.refuse('overloaded', source);
+          return void socket.destroy();
+        }
+        const asked = Date.now();
         // In order: each answer is written before the next query is looked at.
         chain = chain.then(() =>
-          this.answer(msg, pod, source, resolver, 'tcp', started, (response) => socket.writable && socket.write(framed(response))).finally(() => queued--),
+          this.answer(msg, pod, source, resolver, 'tcp', asked, (response) => socket.writable && socket.write(framed(response))).finally(() => {
+            queued--;
+            this.givePending(pod);
+          }),
         );
       }
     });
@@ -235,6 +298,12 @@ export class DnsProxy implements DnsTcpHandoff {
     try {
       const { response, outcome } = await this.inputs.answerer.answer(msg, pod, transport);
       if (response) send(response);
+      const refusals = this.inputs.limits?.refusals;
+      if (refusals && outcome.verdict === 'denied') {
+        // Summarized per (pod, name, reason): a flood of denied names costs a few records per interval.
+        refusals.refuse({ route: dnsRoute({ pod, source, resolver, outcome }), outcome: dnsOutcome(outcome), started, message: 'dns query denied', level: 'info' });
+        return;
+      }
       this.inputs.flows.record(dnsFlow(this.inputs.node, { pod, source, resolver, outcome, querySize: msg.length, answerSize: response?.length ?? 0, started }));
     } catch (err) {
       this.log.error({ err, source }, 'dns query failed');

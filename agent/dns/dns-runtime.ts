@@ -30,6 +30,8 @@ export interface DnsOptions {
   mesh: MeshNameSources;
   policies: { readonly index: PolicyIndex };
   flows: FlowSink;
+  /** The proxy's connection caps and refusal summaries (DnsProxyInputs.limits). */
+  limits?: DnsProxyInputs['limits'];
   log: Logger;
   /** Per server and attempt (default 2000). */
   upstreamTimeoutMs?: number;
@@ -71,7 +73,16 @@ export class DnsRuntime {
     this.hosts?.start();
     const o = this.opts;
     this.restoreNames();
-    this.proxy = new DnsProxy({ node: o.node, proxyIp: o.proxyIp, datapath, workloads: o.workloads, answerer: this.answerer, flows: o.flows, log: o.log });
+    this.proxy = new DnsProxy({
+      node: o.node,
+      proxyIp: o.proxyIp,
+      datapath,
+      workloads: o.workloads,
+      answerer: this.answerer,
+      flows: o.flows,
+      ...(o.limits ? { limits: o.limits } : {}),
+      log: o.log,
+    });
     let addr;
     try {
       addr = await this.proxy.listen(port);

@@ -1,9 +1,9 @@
 /**
  * The flow reporter: streams this agent's flow records to the collector in acknowledged batches.
  * `record` is the proxy's side: it writes the record as the collector's JSON once (wire.ts),
- * O(1), never waits, never throws. A full buffer drops the oldest of
- * what the collector certainly lacks and counts it in `lost`, so produced = acknowledged + lost +
- * buffered at every moment. Batches, resending, backpressure and loss accounting:
+ * O(1), never waits, never throws. A full buffer (by records or by bytes of JSON, whichever limit
+ * is met first) drops the oldest of what the collector certainly lacks and counts it in `lost`, so
+ * produced = acknowledged + lost + buffered at every moment. Batches, resending, backpressure and loss accounting:
  * docs/architecture.md "The reporter".
  */
 import { randomBytes } from 'node:crypto';
@@ -30,6 +30,11 @@ export interface FlowReporterOptions {
   log: Logger;
   /** Records kept, in flight included (default 100 000). */
   bufferSize?: number;
+  /**
+   * Characters of records' JSON kept, in flight included (default 64 Mi): bytes as V8 holds ASCII
+   * text, so with 8 KiB paths the buffer stays near 64 MiB instead of bufferSize × 8 KiB.
+   */
+  bufferBytes?: number;
   /** Records per batch (default 500, at most MAX_FLOWS_PER_BATCH). */
   batchSize?: number;
   /** Batches sent and not yet acknowledged (default 8). */
@@ -57,11 +62,14 @@ export interface FlowReporterStats {
   lost: number;
   /** records held: waiting, or sent and not yet acknowledged */
   buffered: number;
+  /** characters of JSON those records hold */
+  bufferedBytes: number;
   /** batches sent and not yet acknowledged */
   inFlight: number;
 }
 
 export const DEFAULT_FLOW_BUFFER = 100_000;
+export const DEFAULT_FLOW_BUFFER_BYTES = 64 * 1024 * 1024;
 const DEFAULT_BATCH_SIZE = 500;
 const DEFAULT_MAX_IN_FLIGHT = 8;
 const DEFAULT_FLUSH_INTERVAL_MS = 100;
@@ -76,6 +84,8 @@ const LOG_EVERY_MS = 10_000;
 interface Batch {
   seq: number;
   flows: string[];
+  /** characters of JSON in `flows` */
+  bytes: number;
   /** on the current connection, awaiting acknowledgement */
   sent: boolean;
   sentAt: number;
@@ -88,6 +98,7 @@ export class FlowReporter implements FlowSink {
   readonly session: string;
   private readonly log: Logger;
   private readonly capacity: number;
+  private readonly capacityBytes: number;
   private readonly batchSize: number;
   private readonly maxInFlight: number;
   private readonly flushIntervalMs: number;
@@ -98,6 +109,8 @@ export class FlowReporter implements FlowSink {
   private readonly queue: RingBuffer<string>;
   private readonly inflight: Batch[] = [];
   private inflightRecords = 0;
+  /** characters of JSON held, queued and in flight */
+  private bufferedBytes = 0;
   private nextSeq = 1;
   /** `lost` as last sent to the collector */
   private lostReported = 0;
@@ -117,6 +130,7 @@ export class FlowReporter implements FlowSink {
   constructor(opts: FlowReporterOptions) {
     this.log = opts.log.child({ component: 'flow-reporter' });
     this.capacity = positive(opts.bufferSize ?? DEFAULT_FLOW_BUFFER, 'bufferSize');
+    this.capacityBytes = positive(opts.bufferBytes ?? DEFAULT_FLOW_BUFFER_BYTES, 'bufferBytes');
     this.batchSize = Math.min(positive(opts.batchSize ?? DEFAULT_BATCH_SIZE, 'batchSize'), MAX_FLOWS_PER_BATCH);
     this.maxInFlight = positive(opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT, 'maxInFlight');
     this.flushIntervalMs = positive(opts.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS, 'flushIntervalMs');
@@ -136,8 +150,10 @@ export class FlowReporter implements FlowSink {
       this.noteInvalid(e.problem);
       return;
     }
-    while (this.queue.length + this.inflightRecords >= this.capacity) if (!this.dropOldest()) break;
+    const size = e.json.length;
+    while (this.queue.length + this.inflightRecords >= this.capacity || this.bufferedBytes + size > this.capacityBytes) if (!this.dropOldest()) break;
     this.queue.push(e.json);
+    this.bufferedBytes += size;
     if (!this.soon && this.queue.length >= this.batchSize && this.transport !== undefined && this.transport.connected) {
       this.soon = true;
       setImmediate(this.pumpSoon);
@@ -201,6 +217,7 @@ export class FlowReporter implements FlowSink {
       acknowledged: this.acknowledged,
       lost: this.lost,
       buffered: this.queue.length + this.inflightRecords,
+      bufferedBytes: this.bufferedBytes,
       inFlight: this.inflight.length,
     };
   }
@@ -245,6 +262,7 @@ export class FlowReporter implements FlowSink {
     while (this.inflight.length > 0 && this.inflight[0]!.seq <= ack.seq) {
       const b = this.inflight.shift()!;
       this.inflightRecords -= b.flows.length;
+      this.bufferedBytes -= b.bytes;
       this.acknowledged += b.flows.length;
       settled = true;
     }
@@ -274,7 +292,7 @@ export class FlowReporter implements FlowSink {
     }
     // Records were dropped since the last batch, and no batch is coming to say so.
     if (this.queue.length === 0 && this.lost > this.lostReported && this.inflight.length < this.maxInFlight) {
-      const b: Batch = { seq: this.nextSeq++, flows: [], sent: false, sentAt: 0, everSent: false, timeouts: 0 };
+      const b: Batch = { seq: this.nextSeq++, flows: [], bytes: 0, sent: false, sentAt: 0, everSent: false, timeouts: 0 };
       this.inflight.push(b);
       this.send(t, b);
     }
@@ -290,6 +308,7 @@ export class FlowReporter implements FlowSink {
       // A batch the collector would refuse whole: resending it would never end.
       this.inflight.splice(this.inflight.indexOf(b), 1);
       this.inflightRecords -= b.flows.length;
+      this.bufferedBytes -= b.bytes;
       this.lost += b.flows.length;
       this.log.error({ err, seq: b.seq, records: b.flows.length }, 'flow batch cannot be sent; its records are lost');
       return 'dropped';
@@ -308,6 +327,7 @@ export class FlowReporter implements FlowSink {
   private cut(): Batch | undefined {
     const flows: string[] = [];
     let bytes = 0;
+    let chars = 0;
     while (flows.length < this.batchSize && this.queue.length > 0) {
       const json = this.queue.peek()!;
       const size = Buffer.byteLength(json) + 1;
@@ -315,9 +335,10 @@ export class FlowReporter implements FlowSink {
       this.queue.shift();
       flows.push(json);
       bytes += size;
+      chars += json.length;
     }
     if (flows.length === 0) return undefined;
-    return { seq: this.nextSeq++, flows, sent: false, sentAt: 0, everSent: false, timeouts: 0 };
+    return { seq: this.nextSeq++, flows, bytes: chars, sent: false, sentAt: 0, everSent: false, timeouts: 0 };
   }
 
   /** Buffer full: the oldest of what the collector certainly lacks goes (see the top). */
@@ -326,14 +347,17 @@ export class FlowReporter implements FlowSink {
     let i = 0;
     while (i < this.inflight.length && this.inflight[i]!.everSent) i++;
     if (i < this.inflight.length) n = this.dropBatch(i);
-    else if (this.queue.length > 0) this.queue.shift();
+    else if (this.queue.length > 0) this.bufferedBytes -= this.queue.shift()!.length;
     else if (this.inflight.length > 0) n = this.dropBatch(0);
     else return false;
     this.lost += n;
     this.lossSinceLog += n;
     const now = Date.now();
     if (now - this.lastLossLog >= LOG_EVERY_MS) {
-      this.log.warn({ event: 'flows-lost', dropped: this.lossSinceLog, lost: this.lost, bufferSize: this.capacity }, 'flow buffer full, dropping the oldest records');
+      this.log.warn(
+        { event: 'flows-lost', dropped: this.lossSinceLog, lost: this.lost, bufferSize: this.capacity, bufferBytes: this.capacityBytes },
+        'flow buffer full, dropping the oldest records',
+      );
       this.lastLossLog = now;
       this.lossSinceLog = 0;
     }
@@ -343,6 +367,7 @@ export class FlowReporter implements FlowSink {
   private dropBatch(i: number): number {
     const [b] = this.inflight.splice(i, 1);
     this.inflightRecords -= b!.flows.length;
+    this.bufferedBytes -= b!.bytes;
     return b!.flows.length;
   }
 

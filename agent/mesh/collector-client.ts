@@ -36,6 +36,7 @@ import {
   type MeshMessage,
   type MessageOf,
   type RegisterMessage,
+  type PolicyStatusMessage,
   type RegistrySnapshot,
   type ServiceRegistration,
   type WorkloadRegistration,
@@ -112,6 +113,9 @@ export class CollectorClient extends EventEmitter {
   private ws: WebSocket | undefined;
   private ready = false;
   private registration: RegisterMessage | undefined;
+  /** The last policy status, sent again with the wire rules' state when that changes. */
+  private policyStatus: PolicyStatusMessage | undefined;
+  private wireRules: string | undefined;
   readonly registry: MeshRegistry;
   /** A `registry-sync` is on its way: undeliverable deltas until its answer are expected. */
   private syncAsked = false;
@@ -214,9 +218,20 @@ export class CollectorClient extends EventEmitter {
 
   /** Tell the collector which policy version this agent enforces (dropped when not connected: it re-pushes at hello). */
   reportPolicyStatus(version: number, ok: boolean, problems: readonly string[]): void {
-    if (!this.ready || !this.ws) return;
     const lines = problems.slice(0, MAX_POLICY_PROBLEMS).map((p) => (p.length > 2048 ? `${p.slice(0, 2047)}…` : p));
-    this.ws.send(checked({ type: 'policy-status', version, ok, problems: lines }));
+    this.policyStatus = { type: 'policy-status', version, ok, problems: lines };
+    this.sendPolicyStatus();
+  }
+
+  /** The node's UDP/ICMP rules went stale (why) or are current again (undefined): sent with the policy status. */
+  reportWireRules(problem: string | undefined): void {
+    this.wireRules = problem === undefined ? undefined : problem.length > 2048 ? `${problem.slice(0, 2047)}…` : problem;
+    this.sendPolicyStatus();
+  }
+
+  private sendPolicyStatus(): void {
+    if (!this.ready || !this.ws || !this.policyStatus) return;
+    this.ws.send(checked({ ...this.policyStatus, ...(this.wireRules !== undefined ? { wireRules: this.wireRules } : {}) }));
   }
 
   requestCertificate(identity: string, csrPem: string, timeoutMs = DEFAULT_CSR_TIMEOUT_MS): Promise<{ certPem: string; caPem: string }> {

@@ -1,11 +1,13 @@
 /**
  * The agent's Prometheus registry (its own, never prom-client's global one): traffic metrics from
  * flow records (flow-metrics.ts), the flow reporter's counters, workload certificate expiry,
- * eBPF map occupancy and the proxy's limits (limit-metrics.ts). Everything but the traffic metrics is read when Prometheus scrapes.
+ * eBPF maps and kernel counters (datapath-metrics.ts) and the proxy's limits (limit-metrics.ts). Everything but the traffic metrics is read when Prometheus scrapes.
  */
 import { Gauge, Registry } from 'prom-client';
 import type { FlowReporterStats } from '../flows/reporter';
+import type { TrafficStats } from '../traffic/router';
 import type { FlowMetrics } from './flow-metrics';
+import { registerDatapathMetrics, type DatapathMetricsSources } from './datapath-metrics';
 import { registerLimitMetrics, type LimitSources } from './limit-metrics';
 import { ReadCounter } from './series';
 
@@ -16,9 +18,13 @@ export interface AgentMetricsSources {
   /** Workload certificates (the IdentityManager of a meshed agent, once it exists). */
   identities?: () => { identities(): Array<{ identity: string; notAfter: Date | undefined }> } | undefined;
   /** The data path once installed. */
-  datapath?: () => { usage(): Record<'pods' | 'conns', number> } | undefined;
+  datapath?: DatapathMetricsSources['datapath'];
+  /** The node's enrollment once the workload sources run. */
+  enrollment?: DatapathMetricsSources['enrollment'];
   /** The proxy's connection caps, sniff budget and refusal counts. */
   limits?: LimitSources;
+  /** The source node's routing (a meshed agent, once its proxy runs). */
+  traffic?: () => { stats(): TrafficStats } | undefined;
   now?: () => number;
 }
 
@@ -46,6 +52,18 @@ export function createAgentRegistry(src: AgentMetricsSources): Registry {
     ], 'gauge').register(registry);
   }
 
+  const traffic = src.traffic;
+  if (traffic) {
+    new ReadCounter('palisade_traffic_state_dropped_total', 'Routing state dropped to stay bounded: ejections ended early (table full), latency estimates forgotten early (balancer full), upstream connections closed instead of kept idle (the client pod held half its connection share)', () => {
+      const s = traffic()?.stats();
+      return [
+        { labels: { what: 'ejection' }, value: s?.ejectionsOverflowed ?? 0 },
+        { labels: { what: 'latency-estimate' }, value: s?.estimatesEvicted ?? 0 },
+        { labels: { what: 'idle-upstream' }, value: s?.idleUpstreamsRefused ?? 0 },
+      ];
+    }).register(registry);
+  }
+
   const identities = src.identities;
   if (identities) {
     new Gauge({
@@ -63,26 +81,6 @@ export function createAgentRegistry(src: AgentMetricsSources): Registry {
     });
   }
 
-  const datapath = src.datapath;
-  if (datapath) {
-    new Gauge({
-      name: 'palisade_bpf_map_entries',
-      help: 'Entries in use in the eBPF maps of this node',
-      labelNames: ['map'],
-      registers: [registry],
-      collect() {
-        this.reset();
-        const dp = datapath();
-        if (!dp) return;
-        try {
-          const u = dp.usage();
-          this.set({ map: 'palisade_pods' }, u.pods);
-          this.set({ map: 'palisade_conns' }, u.conns);
-        } catch {
-          // The data path is closing; the next scrape reads it again or finds it gone.
-        }
-      },
-    });
-  }
+  if (src.datapath) registerDatapathMetrics(registry, { datapath: src.datapath, ...(src.enrollment ? { enrollment: src.enrollment } : {}) });
   return registry;
 }

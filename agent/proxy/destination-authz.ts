@@ -1,7 +1,7 @@
 /**
  * Destination-side authorization, the last step before a local pod: the destination's policies
  * decide at L4 when the connection arrives, and on every HTTP request when a policy needs HTTP
- * attributes; then the connection to the pod from PROXY_IP (so strict pods accept it). Used by
+ * attributes (HTTP/1.1, or HTTP/2 per stream); then the connection to the pod from PROXY_IP (so strict pods accept it). Used by
  * the HBONE inbound listener and by the same-node path of the outbound listener: the same checks
  * either way.
  *
@@ -14,6 +14,7 @@ import type { FlowEndpoint, FlowProtocol, FlowRecord } from '../../common/flow';
 import type { Logger } from '../../common/log';
 import { authorize, type AuthzRequest, type AuthzVerdict } from '../../common/policy';
 import type { Workload } from '../workloads';
+import { H2Front, prefaceMatch, readPreface } from './h2';
 import { HttpFront, type HttpDecision, type HttpRecord, type HttpSession, type NormalizedRequest } from './http';
 import { admission } from './admission';
 import { connectTcp, errorCode } from './connect';
@@ -59,10 +60,13 @@ export class DestinationAuthz {
 
   /** One HTTP front for every connection this node delivers; each brings its own session. */
   private readonly front: HttpFront;
+  /** and one HTTP/2 front (h2c with prior knowledge: gRPC) */
+  private readonly h2: H2Front;
 
   constructor(private readonly inputs: DestinationAuthzInputs) {
     this.log = inputs.log.child({ component: 'authz' });
     this.front = new HttpFront({ ...(inputs.httpLimits ? { limits: inputs.httpLimits } : {}), stripHeaders: MESH_HEADERS, log: this.log });
+    this.h2 = new H2Front({ stripHeaders: MESH_HEADERS, log: this.log, ...(inputs.httpLimits?.idleTimeoutMs !== undefined && { idleTimeoutMs: inputs.httpLimits.idleTimeoutMs }) });
   }
 
   /**
@@ -160,7 +164,13 @@ export class DestinationAuthz {
       this.refusal(ctx, { verdict: 'denied', reason: sniffed.reason }, started, 'connection refused: the sniff budget is spent');
       return;
     }
-    if (sniffed.kind === 'http') return this.serveHttp(conn, ctx, sniffed.head);
+    if (sniffed.kind === 'http') {
+      if (prefaceMatch(sniffed.head) === 'no') return this.serveHttp(conn, ctx, sniffed.head);
+      // `PRI ` starts HTTP/2's client preface (h2c with prior knowledge: gRPC): read it whole
+      const p = await readPreface(conn, this.inputs.sniffTimeoutMs, sniffed.head);
+      if (p.kind === 'closed') return void conn.destroy();
+      return p.kind === 'h2' ? this.serveH2(conn, ctx, p.head) : this.serveHttp(conn, ctx, p.head);
+    }
     const verdict = authorize(this.request(ctx), this.inputs.policies.index, 'tcp');
     if (!verdict.allowed) {
       this.refused(ctx, verdict, started);
@@ -179,33 +189,52 @@ export class DestinationAuthz {
   }
 
   private serveHttp(conn: Duplex, ctx: AuthzContext, head: Buffer): void {
+    const session: HttpSession = {
+      ...this.httpSession(ctx),
+      connect: () => this.connectUpstream(ctx),
+      // Every client's requests to this pod go over the same kind of connection (from PROXY_IP):
+      // kept-alive ones are shared, each request authorized on its own.
+      pool: `${ctx.destination.ip}:${ctx.destination.port}`,
+      ...(this.inputs.tracer !== undefined && { tracer: this.inputs.tracer }),
+    };
+    this.trackHttp(conn, ctx);
+    this.front.handle(conn, head, session);
+  }
+
+  /** HTTP/2 (h2c, gRPC): each stream authorized as a request, then a stream on an HTTP/2 session to the pod (one per pod, from PROXY_IP). */
+  private serveH2(conn: Duplex, ctx: AuthzContext, head: Buffer): void {
+    const target = { pool: `h2:${ctx.destination.ip}:${ctx.destination.port}`, connect: () => this.connectUpstream(ctx) };
+    this.trackHttp(conn, ctx);
+    this.h2.handle(conn, head, { ...this.httpSession(ctx), target });
+  }
+
+  /** What both HTTP fronts ask of a connection to this pod: each request authorized, XFCC set, one flow per request. */
+  private httpSession(ctx: AuthzContext): Pick<HttpSession, 'authorize' | 'setHeaders' | 'onRecord'> {
     const base = this.request(ctx);
     const setHeaders: Record<string, string> = {};
     // Istio's header for the workload behind the proxy: who called, as the mesh verified it.
     if (ctx.source.identity) setHeaders['x-forwarded-client-cert'] = `By=${ctx.destination.workload.identity};URI=${ctx.source.identity}`;
-    const session: HttpSession = {
+    return {
       authorize: (req: NormalizedRequest): HttpDecision => {
         // No log line here: the front logs the denial and the flow record carries policy and rule.
         const verdict = authorize({ ...base, http: { method: req.method, path: req.path, host: req.host, headers: req.headers } }, this.inputs.policies.index, 'request');
         return { ...verdict };
       },
-      connect: () => this.connectUpstream(ctx),
-      // Every client's requests to this pod go over the same kind of connection (from PROXY_IP):
-      // kept-alive ones are shared, each request authorized on its own.
-      pool: `${ctx.destination.ip}:${ctx.destination.port}`,
       setHeaders,
       onRecord: (r) => this.inputs.flows.record(traced(this.inputs.tracer, this.flow(ctx, 'http', httpOutcome(r), httpCounts(r), r), r)),
-      ...(this.inputs.tracer !== undefined && { tracer: this.inputs.tracer }),
     };
+  }
+
+  /** An HTTP connection re-decides itself when the policies change (stage `connection`). */
+  private trackHttp(conn: Duplex, ctx: AuthzContext): void {
     const untrack = closeWhenDenied(this.inputs.tracker, this.log, {
-      recheck: (index) => denial(authorize(base, index, 'connection')),
+      recheck: (index) => denial(authorize(this.request(ctx), index, 'connection')),
       source: ctx.source,
       destination: destinationEndpoint(ctx),
       message: CLOSED_BY_POLICY,
       streams: [conn], // closing it closes its upstream connection too
     });
     conn.once('close', untrack);
-    this.front.handle(conn, head, session);
   }
 
   private upstreamFailed(ctx: AuthzContext, err: Error, started: number): void {

@@ -8,7 +8,7 @@ import * as http2 from 'node:http2';
 import { errorCode, PalisadeError } from '../../common/errors';
 import type { Logger } from '../../common/log';
 import type { IdentityCert } from '../identity/manager';
-import { FORWARDED_HEADER, formatForwarded, HBONE_PORT, sniFor, spiffeIdOfPeer } from './hbone';
+import { FORWARDED_HEADER, formatForwarded, HBONE_PORT, REFUSAL_HEADER, sniFor, spiffeIdOfPeer } from './hbone';
 
 export interface IdentitySource {
   get(identity: string): IdentityCert | undefined;
@@ -95,9 +95,12 @@ export class HbonePool {
           return;
         }
         stream.close(http2.constants.NGHTTP2_CANCEL);
+        const refusal = headers[REFUSAL_HEADER];
         reject(
           Object.assign(new PalisadeError('PALISADE_ERR_HBONE', `peer ${t.nodeAddress} refused CONNECT ${t.dst.ip}:${t.dst.port} with ${status}`), {
             peerStatus: status,
+            // the peer's word, checked where it is used (agent/traffic/refusal.ts)
+            ...(typeof refusal === 'string' && { peerRefusal: refusal }),
           }),
         );
       });

@@ -7,6 +7,11 @@ export const HBONE_PORT = 15008;
 
 /** Header carrying the source workload's address through the tunnel (as ztunnel does). */
 export const FORWARDED_HEADER = 'forwarded';
+/**
+ * On a CONNECT refused by the destination's policy or limits (not on a pod that cannot be reached):
+ * why, e.g. `denied-by-policy`, `pod-connection-limit`. A routed request takes it as a final answer.
+ */
+export const REFUSAL_HEADER = 'x-palisade-refusal';
 
 /**
  * TLS server name that selects the destination identity's certificate on the

@@ -13,7 +13,7 @@ import type { Logger } from '../../common/log';
 import type { MeshWorkload } from '../mesh/mesh-registry';
 import { stripMapped } from '../ipv4-mapped';
 import type { Workload } from '../workloads';
-import { FORWARDED_HEADER, HBONE_PORT, sniFor, spiffeIdOfPeer } from './hbone';
+import { FORWARDED_HEADER, HBONE_PORT, REFUSAL_HEADER, sniFor, spiffeIdOfPeer } from './hbone';
 import { streamAdmission, type StreamRefusal } from './inbound-admission';
 import type { IdentitySource } from './hbone-pool';
 import type { FlowEndpoint } from '../../common/flow';
@@ -154,7 +154,7 @@ export class InboundProxy {
     to: { ip: string; port: number } | undefined,
     fields: Record<string, unknown>,
   ): void {
-    this.answer(stream, status);
+    this.answer(stream, status, reason);
     this.inputs.limits.refusals.refuse({
       route: { direction: 'inbound', source: from, destination: to ?? { ip: this.inputs.listenAddress, port: this.port }, protocol: 'tcp', mtls: true },
       outcome: { verdict: 'denied', reason },
@@ -164,10 +164,13 @@ export class InboundProxy {
     });
   }
 
-  /** Refuse a stream with `status` (its refusal is reported by whoever decided it). */
-  private answer(stream: http2.ServerHttp2Stream, status: number): void {
+  /**
+   * Refuse a stream with `status` (its refusal is reported by whoever decided it); `refusal`: the
+   * policy's or limit's reason, for the source (none when the pod could not be reached).
+   */
+  private answer(stream: http2.ServerHttp2Stream, status: number, refusal?: string): void {
     this.counters.refused += 1;
-    if (!stream.headersSent && !stream.destroyed) stream.respond({ ':status': status }, { endStream: true });
+    if (!stream.headersSent && !stream.destroyed) stream.respond({ ':status': status, ...(refusal !== undefined && { [REFUSAL_HEADER]: refusal }) }, { endStream: true });
     else stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
   }
 
@@ -211,7 +214,7 @@ export class InboundProxy {
         return true;
       },
       // Already reported by DestinationAuthz (its flow and, once per kind, its line): only answer.
-      refuse: (why) => this.answer(stream, why.reason === 'denied-by-policy' ? 403 : 503),
+      refuse: (why) => (why.reason === 'denied-by-policy' ? this.answer(stream, 403, why.reason) : this.answer(stream, 503)),
       failed: (err) => {
         this.log.error({ err }, 'inbound delivery failed');
         stream.destroy();

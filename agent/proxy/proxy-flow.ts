@@ -3,7 +3,7 @@
  * (verdict, reason, policy, rule, audit), an HTTP exchange's record gives its outcome, counts and
  * request line, and every record goes through common/flow's flowRecord (one field order).
  */
-import { flowRecord, verdictOf, type FlowDirection, type FlowEndpoint, type FlowProtocol, type FlowRecord } from '../../common/flow';
+import { flowRecord, verdictOf, type FlowDirection, type FlowEndpoint, type FlowProtocol, type FlowRecord, type FlowVerdict } from '../../common/flow';
 import { flowAttributes } from '../../common/flow-attributes';
 import type { MeshTracer } from '../tracing/tracer';
 import { errorCode } from './connect';
@@ -34,6 +34,8 @@ export interface Decision {
   policy?: string;
   rule?: number;
   audit?: { policy: string; rule: number };
+  /** the verdict when it is not a policy's: a refusal by the mesh itself (a fault abort, no route) is an `error` */
+  verdict?: FlowVerdict;
 }
 
 /** `count`: how many refused connections the record stands for (a refusal summary), when more than one. */
@@ -62,7 +64,7 @@ export function proxyFlow(node: string, route: FlowRoute, outcome: FlowOutcome, 
 
 /** A decision as a flow outcome. */
 export function outcomeOf(d: Decision): FlowOutcome {
-  return { verdict: verdictOf(d), reason: d.reason, policy: d.policy, rule: d.rule, audit: d.audit };
+  return { verdict: d.verdict ?? verdictOf(d), reason: d.reason, policy: d.policy, rule: d.rule, audit: d.audit };
 }
 
 /**

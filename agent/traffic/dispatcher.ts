@@ -7,20 +7,21 @@
  *     connection was reset before answering an idempotent request;
  *   - explicitly, per the rule's retry (its codes; 504 also for a backend timeout), at most its
  *     attempts;
+ * never when the destination refused the client (its policy, its limits: refusal.ts): that is the
+ * answer, and it says nothing of the endpoint (not ejected, no latency sample).
  * Endpoints ejected for being unreachable (ejections.ts) are passed over while another one is
  * left (none left: they are tried anyway, as Envoy's panic threshold does).
  * Retries go always only to an endpoint not tried yet, a body that can be sent again (64 KiB kept), and
  * room in the retry budget. Explicit retries wait a jittered backoff: from the rule's backoff
  * (25 ms by default) up to twice it, doubling per retry, at most 250 ms.
  */
-import type { AttemptOutcome, Dispatch, UpstreamTarget } from '../proxy/http';
-import type { RouteRule } from '../../common/routes';
+import type { AttemptOutcome, AttemptRefusal, Dispatch, UpstreamTarget } from '../proxy/http';
+import { MAX_BACKOFF_MS, type RouteRule } from '../../common/routes';
 import type { Ejections } from './ejections';
 import type { PeakEwma } from './peak-ewma';
 import type { RetryBudget } from './retry-budget';
 
 export const REPLAY_BYTES = 64 * 1024;
-const MAX_BACKOFF_MS = 250;
 const MAX_IMPLICIT_RETRIES = 3;
 /** what a failed attempt counts as in the latency estimate, at least */
 const FAILURE_PENALTY_MS = 1000;
@@ -36,6 +37,8 @@ export interface DispatchInputs {
   readonly method: string;
   /** the ready endpoints of the chosen backend, at its target port */
   readonly endpoints: readonly Endpoint[];
+  /** their keys (keyOf), made once per registry change of the service (router.ts); made here when not given */
+  readonly keys?: readonly string[];
   readonly balancer: PeakEwma;
   readonly budget: RetryBudget;
   readonly ejections?: Ejections;
@@ -57,11 +60,16 @@ export class RequestDispatch implements Dispatch {
   readonly retried: string[] = [];
   /** the endpoint of the last attempt */
   endpoint: Endpoint | undefined;
-  private readonly tried = new Set<string>();
+  /** the destination refused the last attempt (its policy, its limit): the request's answer */
+  refusal: AttemptRefusal | undefined;
+  /** indices of the endpoints tried (a request makes at most a few attempts) */
+  private readonly tried = new Set<number>();
+  private readonly keys: readonly string[];
   private current: string | undefined;
   private started = 0;
 
   constructor(private readonly d: DispatchInputs) {
+    this.keys = d.keys ?? d.endpoints.map(keyOf);
     this.timeoutMs = d.rule.requestTimeoutMs;
     this.attemptTimeoutMs = d.rule.backendTimeoutMs;
     this.replayBytes = REPLAY_BYTES;
@@ -70,13 +78,11 @@ export class RequestDispatch implements Dispatch {
   }
 
   next(): UpstreamTarget | undefined {
-    const untried = this.untried();
-    const ej = this.d.ejections;
-    const healthy = ej === undefined ? untried : untried.filter((k) => !ej.ejected(k));
-    const key = this.d.balancer.pick(healthy.length > 0 ? healthy : untried);
-    if (key === undefined) return undefined;
-    const e = this.d.endpoints.find((x) => keyOf(x) === key)!;
-    this.tried.add(key);
+    const i = this.choose();
+    if (i === undefined) return undefined;
+    const key = this.keys[i]!;
+    const e = this.d.endpoints[i]!;
+    this.tried.add(i);
     this.d.balancer.start(key);
     this.current = key;
     this.started = performance.now();
@@ -87,6 +93,13 @@ export class RequestDispatch implements Dispatch {
 
   settle(o: AttemptOutcome, replayable: boolean): number | undefined {
     const key = this.current;
+    if (o.refusal !== undefined) {
+      // the destination's answer to this client, not the endpoint's health: nothing ejected, no latency sample, no retry
+      if (key !== undefined) this.d.balancer.cancel(key);
+      this.current = undefined;
+      this.refusal = o.refusal;
+      return undefined;
+    }
     if (key !== undefined && this.d.ejections !== undefined) {
       if (o.status !== 0) this.d.ejections.answered(key);
       else if (!o.connected) this.d.ejections.unreachable(key);
@@ -94,7 +107,7 @@ export class RequestDispatch implements Dispatch {
     // latency only, as Linkerd's: a quick 5xx is a quick answer; a failure to answer at all costs more
     this.endCurrent(o.status === 0 ? Math.max(o.ms, FAILURE_PENALTY_MS) : o.ms);
     const wait = this.retryWait(o);
-    if (wait === undefined || !replayable || this.untried().length === 0 || !this.d.budget.tryRetry()) return undefined;
+    if (wait === undefined || !replayable || this.tried.size >= this.keys.length || !this.d.budget.tryRetry()) return undefined;
     this.retried.push(o.status === 0 ? (o.error ?? 'failed') : String(o.status));
     return wait;
   }
@@ -111,18 +124,32 @@ export class RequestDispatch implements Dispatch {
     const code = o.status !== 0 ? o.status : o.error === 'backend-timeout' ? 504 : undefined;
     if (code === undefined || !retry.codes.has(code)) return undefined;
     const random = this.d.random ?? Math.random;
-    const base = retry.backoffMs;
+    // a backoff above the cap is clamped at parse (with a warning); clamped here too, whatever built the rule
+    const base = Math.min(retry.backoffMs, MAX_BACKOFF_MS);
     const cap = Math.min(MAX_BACKOFF_MS, base * 2 ** (this.retried.length + 1));
-    return Math.round(base + random() * Math.max(0, cap - base));
+    return Math.round(base + random() * (cap - base));
   }
 
-  private untried(): string[] {
-    const keys: string[] = [];
-    for (const e of this.d.endpoints) {
-      const k = keyOf(e);
-      if (!this.tried.has(k)) keys.push(k);
+  /**
+   * The index of the next attempt's endpoint, or undefined when every one was tried. A first
+   * attempt while no endpoint is ejected picks among the precomputed keys as they are (no work
+   * per endpoint); otherwise the untried ones, the healthy among them if any.
+   */
+  private choose(): number | undefined {
+    const n = this.keys.length;
+    if (this.tried.size >= n) return undefined;
+    const ej = this.d.ejections;
+    if (this.tried.size === 0 && (ej === undefined || !ej.anyEjected())) return this.d.balancer.pickIndex(this.keys);
+    const untried: number[] = [];
+    const healthy: number[] = [];
+    for (let i = 0; i < n; i++) {
+      if (this.tried.has(i)) continue;
+      untried.push(i);
+      if (ej === undefined || !ej.ejected(this.keys[i]!)) healthy.push(i);
     }
-    return keys;
+    const among = healthy.length > 0 ? healthy : untried;
+    const j = this.d.balancer.pickIndex(among.map((i) => this.keys[i]!));
+    return j === undefined ? undefined : among[j];
   }
 
   private endCurrent(ms: number): void {

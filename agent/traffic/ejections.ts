@@ -8,7 +8,8 @@
 
 export const FIRST_EJECTION_MS = 100;
 export const MAX_EJECTION_MS = 60_000;
-const FORGET = 4096;
+/** Endpoints remembered at most: past it those not ejected now are forgotten first, then all (counted). */
+export const MAX_ENTRIES = 4096;
 
 interface Entry {
   failures: number;
@@ -17,6 +18,10 @@ interface Entry {
 
 export class Ejections {
   private readonly entries = new Map<string, Entry>();
+  /** when the last ejection ends: before it some endpoint may be ejected */
+  private latest = 0;
+  /** endpoints readmitted before their time because MAX_ENTRIES was reached */
+  readmittedByOverflow = 0;
 
   constructor(private readonly now: () => number = () => performance.now()) {}
 
@@ -25,10 +30,25 @@ export class Ejections {
     const e = this.entries.get(key) ?? { failures: 0, until: 0 };
     e.failures++;
     const ms = Math.min(MAX_EJECTION_MS, FIRST_EJECTION_MS * 2 ** (e.failures - 1));
-    e.until = this.now() + ms;
-    if (this.entries.size >= FORGET && !this.entries.has(key)) this.entries.clear();
+    const now = this.now();
+    e.until = now + ms;
+    this.latest = Math.max(this.latest, e.until);
+    if (this.entries.size >= MAX_ENTRIES && !this.entries.has(key)) this.overflow(now);
     this.entries.set(key, e);
     return ms;
+  }
+
+  /** Whether any endpoint may be ejected now (false: no endpoint needs to be looked up). */
+  anyEjected(): boolean {
+    return this.entries.size > 0 && this.now() < this.latest;
+  }
+
+  /** Full: forget the endpoints whose ejection has ended (and their failures in a row); if none, every one, counted. */
+  private overflow(now: number): void {
+    for (const [k, e] of this.entries) if (e.until <= now) this.entries.delete(k);
+    if (this.entries.size < MAX_ENTRIES) return;
+    this.readmittedByOverflow += this.entries.size;
+    this.entries.clear();
   }
 
   /** `key` answered: readmitted. */

@@ -1,12 +1,14 @@
 /**
  * Traffic management in the source node's proxy (issue #18): a pod's connection to a Service's
- * virtual IP and port that an HTTPRoute is attached to is served as HTTP/1.1 here, and each
- * request is routed on its own: the route's rule that matches it (none: 404), a backend Service
+ * virtual IP and port that an HTTPRoute or GRPCRoute is attached to is served here — HTTP/1.1 by
+ * the HTTP engine, HTTP/2 with prior knowledge (gRPC) by the HTTP/2 front, told apart by the
+ * client preface — and each request (each HTTP/2 stream) is routed on its own: the route's rule that matches it (none: 404), a backend Service
  * by weight, then an endpoint of that backend by power of two choices over peak-EWMA latency,
  * reached the way any connection to it would be (HBONE to its node, or this node's destination
  * authorization), with the rule's timeouts and retries (dispatcher.ts). Routes are looked up on
  * every request, so a change applies to established keep-alive connections too. One flow record
- * per request names the route, rule, backend Service and attempts.
+ * per request names the route, rule, backend Service and attempts; with a tracer, the request is
+ * this node's hop of its trace (server and client span, the upstream gets the client span as parent).
  */
 import { duplexPair, type Duplex } from 'node:stream';
 import type { FlowEndpoint, FlowSink } from '../../common/flow';
@@ -15,12 +17,16 @@ import type { RegistryService } from '../../common/mesh-protocol';
 import type { PolicyIndex } from '../../common/policy';
 import type { BackendRef, RouteRule, ServiceRoutes } from '../../common/routes';
 import type { MeshWorkload } from '../mesh/mesh-registry';
+import type { MeshTracer } from '../tracing/tracer';
 import type { DestinationAuthz } from '../proxy/destination-authz';
 import type { HbonePool } from '../proxy/hbone-pool';
-import { HttpFront, type HttpDecision, type HttpLimits, type HttpRecord, type HttpSession, type NormalizedRequest, type UpstreamTarget } from '../proxy/http';
-import { httpCounts, httpLine, httpOutcome, proxyFlow } from '../proxy/proxy-flow';
+import { H2Front, readPreface } from '../proxy/h2';
+import type { ConnectionLimits } from '../proxy/limits';
+import { DEFAULT_HTTP_LIMITS, HttpFront, type HttpDecision, type HttpLimits, type HttpRecord, type HttpSession, type NormalizedRequest, type UpstreamTarget } from '../proxy/http';
+import { httpCounts, httpLine, httpOutcome, proxyFlow, traced } from '../proxy/proxy-flow';
 import type { Workload } from '../workloads';
 import { keyOf, RequestDispatch, type Endpoint } from './dispatcher';
+import { refusalOf } from './refusal';
 import { Ejections } from './ejections';
 import { PeakEwma } from './peak-ewma';
 import { RetryBudget } from './retry-budget';
@@ -37,6 +43,20 @@ export interface TrafficInputs {
   pool: Pick<HbonePool, 'connect'>;
   authz: DestinationAuthz;
   httpLimits?: Partial<HttpLimits>;
+  /** with --trace-otlp: each routed request's spans */
+  tracer?: MeshTracer;
+  /** an idle routed upstream connection holds a place of its client pod's outbound share (in use, its downstream's place covers it) */
+  connections?: Pick<ConnectionLimits, 'admitIdle'>;
+}
+
+/** Routing state dropped to stay bounded (counted, exported as palisade_traffic_state_dropped_total). */
+export interface TrafficStats {
+  /** ejected endpoints readmitted before their time: the ejection table was full */
+  ejectionsOverflowed: number;
+  /** endpoints' latency estimates forgotten before their time: the balancer was full */
+  estimatesEvicted: number;
+  /** upstream connections closed instead of kept idle: their client pod held half its connection share */
+  idleUpstreamsRefused: number;
 }
 
 /** The Service a connection was addressed to. */
@@ -48,6 +68,7 @@ export interface RoutedService {
 }
 
 type Source = FlowEndpoint & { ip: string };
+type Proto = 'h1' | 'h2';
 
 interface RoutedDecision extends HttpDecision {
   reason: string;
@@ -58,14 +79,32 @@ interface RoutedDecision extends HttpDecision {
 
 export class TrafficRouter {
   private readonly front: HttpFront;
+  private readonly h2: H2Front;
+  private readonly prefaceTimeoutMs: number;
   private readonly log: Logger;
   private readonly balancer = new PeakEwma();
+  /** per backend Service (`namespace/name`) in the registry; those no longer in it are dropped when a new one comes */
   private readonly budgets = new Map<string, RetryBudget>();
   private readonly ejections = new Ejections();
+  /** per registry version of a service (its object is replaced on any change) and port: its ready endpoints and their keys */
+  private readonly endpointSets = new WeakMap<RegistryService, Map<number, EndpointSet>>();
 
   constructor(private readonly inputs: TrafficInputs) {
     this.log = inputs.log.child({ component: 'traffic' });
-    this.front = new HttpFront({ ...(inputs.httpLimits ? { limits: inputs.httpLimits } : {}), stripHeaders: ['x-palisade-*'], log: this.log });
+    const connections = inputs.connections;
+    this.front = new HttpFront({
+      ...(inputs.httpLimits ? { limits: inputs.httpLimits } : {}),
+      stripHeaders: ['x-palisade-*'],
+      log: this.log,
+      ...(connections && {
+        admitIdle: (pool: string) => {
+          const a = connections.admitIdle('outbound', clientOfPool(pool));
+          return a.ok ? a.release : undefined;
+        },
+      }),
+    });
+    this.h2 = new H2Front({ stripHeaders: ['x-palisade-*'], log: this.log, ...(inputs.httpLimits?.idleTimeoutMs !== undefined && { idleTimeoutMs: inputs.httpLimits.idleTimeoutMs }) });
+    this.prefaceTimeoutMs = inputs.httpLimits?.headersTimeoutMs ?? DEFAULT_HTTP_LIMITS.headersTimeoutMs;
   }
 
   /** The routes a client of `clientNamespace` has for the service port, or undefined (plain TCP). */
@@ -73,59 +112,103 @@ export class TrafficRouter {
     return this.inputs.policies.index.routes.lookup(service.namespace, service.name, service.port, clientNamespace);
   }
 
-  /** Serve the pod's connection to `service` as HTTP/1.1, each request routed on its own. */
+  /**
+   * Serve the pod's connection to `service`, each request routed on its own: HTTP/2 when it opens
+   * with the client preface or asks for it (`Upgrade: h2c`), else HTTP/1.1.
+   */
   handle(conn: Duplex, workload: Workload, source: Source, service: RoutedService): void {
-    const session: HttpSession = {
-      authorize: (req) => this.decide(req, workload, source, service),
-      connect: () => Promise.reject(new Error('a routed request always has a dispatch')),
-      onRecord: (r) => this.record(r, source, service),
-    };
-    this.front.handle(conn, undefined, session);
+    readPreface(conn, this.prefaceTimeoutMs).then((p) => {
+      if (p.kind === 'closed') return void conn.destroy();
+      const onRecord = (r: HttpRecord): void => this.record(r, source, service);
+      const h2Session = { authorize: (req: NormalizedRequest) => this.decide(req, workload, source, service, 'h2'), onRecord };
+      if (p.kind === 'h2') return this.h2.handle(conn, p.head, h2Session);
+      const session: HttpSession = {
+        authorize: (req) => this.decide(req, workload, source, service, 'h1'),
+        connect: () => Promise.reject(new Error('a routed request always has a dispatch')),
+        onRecord,
+        ...(this.inputs.tracer !== undefined && { tracer: this.inputs.tracer }),
+        upgradeH2c: (c, head, req) => this.h2.handleUpgraded(c, head, req, h2Session),
+      };
+      this.front.handle(conn, p.head, session);
+    }, (err: unknown) => {
+      this.log.error({ err }, 'routed connection failed');
+      conn.destroy();
+    });
   }
 
   closeAll(): void {
     this.front.closeAll();
+    this.h2.closeAll();
   }
 
-  private decide(req: NormalizedRequest, workload: Workload, source: Source, service: RoutedService): RoutedDecision {
+  stats(): TrafficStats {
+    return { ejectionsOverflowed: this.ejections.readmittedByOverflow, estimatesEvicted: this.balancer.evicted, idleUpstreamsRefused: this.front.idleRefused };
+  }
+
+
+  /** `proto`: the upstream connections an attempt uses speak HTTP/1.1 or HTTP/2 (kept in separate pools). */
+  private decide(req: NormalizedRequest, workload: Workload, source: Source, service: RoutedService, proto: Proto): RoutedDecision {
     const routes = this.routes(service, workload.namespace);
     if (routes === undefined) {
       // the route went away since the connection came: the Service itself, balanced per request
-      return this.dispatchTo(req, { namespace: service.namespace, name: service.name, port: service.port, weight: 1 }, undefined, workload, source, { reason: 'no-route' });
+      return this.dispatchTo(req, { namespace: service.namespace, name: service.name, port: service.port, weight: 1 }, undefined, workload, source, proto, { reason: 'no-route' });
     }
     const choice = routes.select(req);
-    if (choice === undefined) return { allowed: false, status: 404, reason: 'no-route-match', route: routes.routes.join(',') };
+    // the mesh's own answers, not a policy's denials: errors in the flow (not in the denied flows' audit), no line each
+    if (choice === undefined) return { allowed: false, status: 404, verdict: 'error', reason: 'no-route-match', route: routes.routes.join(',') };
     const matched = { route: choice.route.id, rule: choice.rule.index };
     let delayMs = 0;
     if (choice.rule.fault !== undefined) {
       const fault = this.inputs.policies.index.routes.fault(choice.rule.fault);
       // Gateway API: a rule whose filter cannot be resolved answers 500
-      if (fault === undefined) return { allowed: false, status: 500, reason: 'fault-not-found', ...matched, backend: '' };
-      if (fault.abort !== undefined && Math.random() * 100 < fault.abort.percent) return { allowed: false, status: fault.abort.status, reason: 'fault-abort', ...matched, backend: '' };
+      if (fault === undefined) return { allowed: false, status: 500, verdict: 'error', reason: 'fault-not-found', ...matched, backend: '' };
+      if (fault.abort !== undefined && Math.random() * 100 < fault.abort.percent) return { allowed: false, status: fault.abort.status, verdict: 'error', reason: 'fault-abort', ...matched, backend: '' };
       if (fault.delay !== undefined && Math.random() * 100 < fault.delay.percent) delayMs = fault.delay.ms;
     }
     const backend = pickWeighted(choice.rule.backends, Math.random);
-    return this.dispatchTo(req, backend, choice.rule, workload, source, { reason: delayMs > 0 ? 'fault-delay' : 'routed', ...matched }, delayMs);
+    return this.dispatchTo(req, backend, choice.rule, workload, source, proto, { reason: delayMs > 0 ? 'fault-delay' : 'routed', ...matched }, delayMs);
   }
 
-  private dispatchTo(req: NormalizedRequest, backend: BackendRef, rule: RouteRule | undefined, workload: Workload, source: Source, info: { reason: string; route?: string; rule?: number }, delayMs = 0): RoutedDecision {
+  private dispatchTo(req: NormalizedRequest, backend: BackendRef, rule: RouteRule | undefined, workload: Workload, source: Source, proto: Proto, info: { reason: string; route?: string; rule?: number }, delayMs = 0): RoutedDecision {
     const svc = this.inputs.registry.service(backend.namespace, backend.name);
+    const set = svc ? this.endpointSet(svc, backend.port) : NO_ENDPOINTS;
     const dispatch = new RequestDispatch({
       rule: rule ?? NO_RULE,
       method: req.method,
-      endpoints: svc ? readyEndpoints(svc, backend.port) : [],
+      endpoints: set.endpoints,
+      keys: set.keys,
       balancer: this.balancer,
-      budget: this.budget(`${backend.namespace}/${backend.name}`),
+      budget: this.budget(backend.namespace, backend.name),
       ejections: this.ejections,
       delayMs,
-      target: (e) => this.target(e, workload, source),
+      target: (e) => this.target(e, workload, source, proto),
     });
     return { allowed: true, reason: info.reason, route: info.route, rule: info.rule, backend: `${backend.namespace}/${backend.name}`, dispatch };
   }
 
-  private budget(key: string): RetryBudget {
+  private endpointSet(svc: RegistryService, port: number): EndpointSet {
+    let byPort = this.endpointSets.get(svc);
+    if (byPort === undefined) {
+      byPort = new Map();
+      this.endpointSets.set(svc, byPort);
+    }
+    let set = byPort.get(port);
+    if (set === undefined) {
+      const endpoints = readyEndpoints(svc, port);
+      set = { endpoints, keys: endpoints.map(keyOf) };
+      byPort.set(port, set);
+    }
+    return set;
+  }
+
+  private budget(namespace: string, name: string): RetryBudget {
+    const key = `${namespace}/${name}`;
     let b = this.budgets.get(key);
     if (b === undefined) {
+      for (const k of this.budgets.keys()) {
+        const slash = k.indexOf('/');
+        if (this.inputs.registry.service(k.slice(0, slash), k.slice(slash + 1)) === undefined) this.budgets.delete(k);
+      }
       b = new RetryBudget();
       this.budgets.set(key, b);
     }
@@ -133,15 +216,15 @@ export class TrafficRouter {
   }
 
   /** How one attempt reaches endpoint `e`: its node over HBONE, or this node's destination authorization. */
-  private target(e: Endpoint, workload: Workload, source: Source): UpstreamTarget {
-    const pool = `traffic:${workload.ip}>${keyOf(e)}`;
+  private target(e: Endpoint, workload: Workload, source: Source, proto: Proto): UpstreamTarget {
+    const pool = poolName(proto, workload.ip, e);
     const local = this.inputs.local.byIp(e.ip);
     if (local) return { pool, connect: () => this.connectLocal(e, local, source) };
     const remote = this.inputs.registry.byIp(e.ip);
     if (remote && remote.node !== this.inputs.node) {
       return {
         pool,
-        connect: () => this.inputs.pool.connect({ srcIdentity: workload.identity, srcIp: workload.ip, nodeAddress: remote.nodeAddress, dstIdentity: remote.identity, dst: { ip: e.ip, port: e.port } }),
+        connect: () => this.inputs.pool.connect({ srcIdentity: workload.identity, srcIp: workload.ip, nodeAddress: remote.nodeAddress, dstIdentity: remote.identity, dst: { ip: e.ip, port: e.port } }).catch((err: unknown) => Promise.reject(withRefusal(err))),
       };
     }
     return { pool, connect: () => Promise.reject(Object.assign(new Error(`endpoint ${keyOf(e)} is not a workload of the mesh`), { code: 'endpoint-not-in-mesh' })) };
@@ -159,7 +242,8 @@ export class TrafficRouter {
         },
         refuse: (why) => {
           ours.destroy();
-          reject(Object.assign(new Error(why.reason), { code: why.reason }));
+          // the pod could not be reached: its connect error (ejects the endpoint); a denial: the request's answer
+          reject(why.reason === 'upstream-failed' ? why.error : withRefusal(Object.assign(new Error(why.reason), { code: why.reason })));
         },
         failed: (err) => {
           ours.destroy(err);
@@ -179,11 +263,32 @@ export class TrafficRouter {
       : { ip: '0.0.0.0', port: service.port };
     destination.host = r.host || `${service.name}.${service.namespace}`;
     const traffic = d?.route !== undefined && d.rule !== undefined ? { route: d.route, rule: d.rule, backend: d.backend ?? '', attempts: dispatch?.attempts ?? 0 } : undefined;
-    const flow = proxyFlow(this.inputs.node, { direction: 'outbound', source, destination, protocol: 'http', mtls: true, http: httpLine(r) }, httpOutcome(r), httpCounts(r), undefined, traffic);
-    this.inputs.flows.record(flow);
+    const refused = dispatch?.refusal;
+    const outcome = refused !== undefined ? { verdict: refused.verdict, reason: refused.reason } : httpOutcome(r);
+    const flow = proxyFlow(this.inputs.node, { direction: 'outbound', source, destination, protocol: 'http', mtls: true, http: httpLine(r) }, outcome, httpCounts(r), undefined, traffic);
+    this.inputs.flows.record(traced(this.inputs.tracer, flow, r));
     if (dispatch && dispatch.retried.length > 0) this.log.debug({ event: 'retried', route: d?.route, backend: d?.backend, retried: dispatch.retried }, 'request retried');
   }
 }
+
+/** `err`, carrying its refusal when the destination refused (the HTTP front answers that as is). */
+function withRefusal<E>(err: E): E {
+  const refusal = refusalOf(err);
+  if (refusal !== undefined && typeof err === 'object' && err !== null) Object.assign(err, { refusal });
+  return err;
+}
+
+/** The shared pool of a client pod's upstream connections to one endpoint. */
+const poolName = (proto: Proto, clientIp: string, e: Endpoint): string => `traffic:${proto}:${clientIp}>${keyOf(e)}`;
+/** The client pod's IP in a pool name (`traffic:<proto>:<client ip>><endpoint>`). */
+const clientOfPool = (pool: string): string => pool.slice(pool.indexOf(':', 'traffic:'.length) + 1, pool.indexOf('>'));
+
+interface EndpointSet {
+  readonly endpoints: readonly Endpoint[];
+  readonly keys: readonly string[];
+}
+
+const NO_ENDPOINTS: EndpointSet = { endpoints: [], keys: [] };
 
 /** A Service served without a route: no timeouts, no explicit retries. */
 const NO_RULE: RouteRule = { index: 0, name: undefined, matches: [], backends: [], requestTimeoutMs: 0, backendTimeoutMs: 0, retry: undefined, fault: undefined };

@@ -115,7 +115,7 @@ function egressRules(pod: RulePod, index: PolicyIndex, protocol: EgressProtocol)
 }
 
 /** The ports ALLOW rules of policies selecting the workload name (`to.operation.ports`), read from their manifests. */
-function allowedPorts(index: PolicyIndex, workload: PolicyWorkload): number[] {
+export function allowedPorts(index: PolicyIndex, workload: PolicyWorkload): number[] {
   const ports = new Set<number>();
   for (const p of index.policies(workload).allow) {
     const rules = (p.manifest.spec as { rules?: unknown } | undefined)?.rules;

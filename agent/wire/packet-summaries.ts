@@ -4,15 +4,17 @@
  * dropped packet is in exactly one denied summary and in the metric. What a counter has already
  * reported is kept in the kernel (palisade_drops_seen): a restarted agent reports the drops of
  * the time no agent ran, and none twice. Allowed UDP/ICMP flows are reported from the agent's
- * start; a flow the kernel table evicted between two reads loses that part (the table is LRU).
+ * start; a flow the kernel table evicted between two reads loses that part (the table is LRU),
+ * and a key a new flow took over in between reports what the new flow carried (summary-flows.ts
+ * dgramDelta). A pod that left between two reads is still reported, by its address.
  */
 import type { Registry } from 'prom-client';
 import type { FlowSink } from '../../common/flow';
 import type { Logger } from '../../common/log';
-import { encodeDropKey, encodeFlowKey } from '../datapath/pod-codec';
+import { COUNTED_ONLY, encodeDropKey, encodeFlowKey } from '../datapath/pod-codec';
 import { readDropsSeen, writeDropSeen, type DgramFlow, type DropCounter, type WireHandles } from '../datapath/pod-wire';
 import { ReadCounter } from '../metrics/series';
-import { dgramFlow, dropFlow, type DgramDelta, type SummaryContext } from './summary-flows';
+import { dgramDelta, dgramFlow, dropFlow, type DgramCounts, type SummaryContext } from './summary-flows';
 
 /** The counters a summary is read from. */
 export interface CountedPath extends WireHandles {
@@ -40,10 +42,8 @@ export class DropTotals {
   }
 }
 
-type Counts = { packetsOut: bigint; bytesOut: bigint; packetsIn: bigint; bytesIn: bigint };
-
 export class PacketSummaries {
-  private readonly dgramSeen = new Map<string, Counts>();
+  private readonly dgramSeen = new Map<string, DgramCounts>();
   private lastAt = Date.now();
 
   constructor(
@@ -75,12 +75,14 @@ export class PacketSummaries {
       const before = seen.get(encodeDropKey(c).toString('hex')) ?? 0n;
       if (c.packets <= before) continue;
       const packets = Number(c.packets - before);
-      const flow = dropFlow(c, c.sample, packets, ctx);
-      this.sink.record(flow);
+      // The pods' own IPv6 link-local chatter is counted (metrics) but is no flow: nobody sent it.
+      if (!COUNTED_ONLY.has(c.reason)) {
+        this.sink.record(dropFlow(c, c.sample, packets, ctx));
+        records++;
+      }
       const pod = ctx.pod(c.podId);
       this.totals.add({ namespace: pod?.namespace ?? '', workload: pod?.workload ?? `pod-${c.podId}`, reason: c.reason, direction: c.direction }, packets);
       writeDropSeen(this.path, c, c.packets);
-      records++;
     }
     return records;
   }
@@ -91,21 +93,11 @@ export class PacketSummaries {
     for (const f of this.path.dgramFlows()) {
       const key = encodeFlowKey(f).toString('hex');
       live.add(key);
-      const before = this.dgramSeen.get(key);
-      const d: DgramDelta = {
-        packetsOut: Number(f.packetsOut - (before?.packetsOut ?? 0n)),
-        bytesOut: Number(f.bytesOut - (before?.bytesOut ?? 0n)),
-        packetsIn: Number(f.packetsIn - (before?.packetsIn ?? 0n)),
-        bytesIn: Number(f.bytesIn - (before?.bytesIn ?? 0n)),
-      };
+      const d = dgramDelta(this.dgramSeen.get(key), f);
       this.dgramSeen.set(key, f);
-      if (d.packetsOut < 0 || d.packetsIn < 0) continue; // a new flow under an old key: counted from the next interval
       if (d.packetsOut + d.packetsIn === 0) continue;
-      const flow = dgramFlow(f, d, ctx);
-      if (flow) {
-        this.sink.record(flow);
-        records++;
-      }
+      this.sink.record(dgramFlow(f, d, ctx));
+      records++;
     }
     for (const key of this.dgramSeen.keys()) if (!live.has(key)) this.dgramSeen.delete(key);
     if (this.dgramSeen.size > 100_000) this.log.warn({ flows: this.dgramSeen.size }, 'more UDP/ICMP flows than expected');

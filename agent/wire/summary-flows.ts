@@ -12,6 +12,8 @@ import type { RuleRef } from './kernel-rules';
 
 const ETH_P_IP = 0x0800;
 const ETH_P_ARP = 0x0806;
+const ETH_P_IPV6 = 0x86dd;
+const IPPROTO_ICMPV6 = 58;
 
 /** A workload as flow records name it. */
 export interface Named {
@@ -34,6 +36,7 @@ export interface SummaryContext {
 
 export function protocolOf(ethProto: number, ipProto: number): FlowProtocol {
   if (ethProto === ETH_P_ARP) return 'arp';
+  if (ethProto === ETH_P_IPV6) return ipProto === IPPROTO_TCP ? 'tcp' : ipProto === IPPROTO_UDP ? 'udp' : ipProto === IPPROTO_ICMPV6 ? 'icmp' : 'other';
   if (ethProto !== ETH_P_IP) return 'other';
   return ipProto === IPPROTO_TCP ? 'tcp' : ipProto === IPPROTO_UDP ? 'udp' : ipProto === IPPROTO_ICMP ? 'icmp' : 'other';
 }
@@ -96,10 +99,37 @@ export interface DgramDelta {
   bytesIn: number;
 }
 
-/** The allowed record of one UDP/ICMP flow's interval; undefined for a pod no longer enrolled. */
-export function dgramFlow(f: Pick<DgramFlow, 'podId' | 'podIp' | 'peerIp' | 'podPort' | 'peerPort' | 'protocol' | 'direction' | 'rule'>, d: DgramDelta, ctx: SummaryContext): FlowRecord | undefined {
+/** Packet and byte counters of one UDP/ICMP flow as the kernel holds them. */
+export interface DgramCounts {
+  packetsOut: bigint;
+  bytesOut: bigint;
+  packetsIn: bigint;
+  bytesIn: bigint;
+}
+
+/**
+ * What a flow carried since it was last read (`before`; undefined: first seen). A counter lower
+ * than before means the key now belongs to a new flow (the old one was evicted or ended and its
+ * peer spoke again): everything the new flow counted is this interval's.
+ */
+export function dgramDelta(before: DgramCounts | undefined, now: DgramCounts): DgramDelta {
+  const reused = before !== undefined && (now.packetsOut < before.packetsOut || now.packetsIn < before.packetsIn || now.bytesOut < before.bytesOut || now.bytesIn < before.bytesIn);
+  const from = before === undefined || reused ? undefined : before;
+  return {
+    packetsOut: Number(now.packetsOut - (from?.packetsOut ?? 0n)),
+    bytesOut: Number(now.bytesOut - (from?.bytesOut ?? 0n)),
+    packetsIn: Number(now.packetsIn - (from?.packetsIn ?? 0n)),
+    bytesIn: Number(now.bytesIn - (from?.bytesIn ?? 0n)),
+  };
+}
+
+/**
+ * The allowed record of one UDP/ICMP flow's interval. A pod no longer enrolled (it left between
+ * two reads) is named by its address only, as drop summaries name it: its last interval is still
+ * reported.
+ */
+export function dgramFlow(f: Pick<DgramFlow, 'podId' | 'podIp' | 'peerIp' | 'podPort' | 'peerPort' | 'protocol' | 'direction' | 'rule'>, d: DgramDelta, ctx: SummaryContext): FlowRecord {
   const pod = ctx.pod(f.podId);
-  if (!pod) return undefined;
   const peer = ctx.peer(f.peerIp);
   const ported = f.protocol === IPPROTO_UDP;
   const podEnd = named(withPort(f.podIp, f.podPort, ported), pod);

@@ -54,8 +54,12 @@ export class FileSource implements WorkloadSource {
   async start(enrollment: NodeEnrollment): Promise<void> {
     this.enrollment = enrollment;
     enrollment.setServices(this.name, this.opts.initial.services);
-    const failed = await this.apply(this.opts.initial.workloads);
-    // At start, a workload that cannot be enrolled refuses the start (nothing serves half a file).
+    const all = await this.apply(this.opts.initial.workloads);
+    // At start, a workload that cannot be enrolled refuses the start (nothing serves half a file);
+    // one refused for want of room is held and reported, and the rest of the node is served.
+    const full = all.filter((f) => f.nodeFull).map((f) => f.problem);
+    if (full.length > 0) this.log.error({ event: 'workloads-rejected', file: this.opts.file, problems: full }, 'some workloads of the file could not be enrolled');
+    const failed = all.filter((f) => !f.nodeFull).map((f) => f.problem);
     if (failed.length > 0) throw new PalisadeError('PALISADE_ERR_WORKLOADS_INVALID', `${this.opts.file}: ${failed[0]}${failed.length > 1 ? ` (and ${failed.length - 1} more)` : ''}`);
     this.isSynced = true;
     this.watch();
@@ -108,22 +112,25 @@ export class FileSource implements WorkloadSource {
       }
       this.enrollment!.setServices(this.name, config.services);
       const failed = await this.apply(config.workloads);
-      if (failed.length > 0) this.log.error({ event: 'workloads-rejected', file: this.opts.file, problems: failed }, 'some workloads of the file could not be enrolled');
+      if (failed.length > 0) this.log.error({ event: 'workloads-rejected', file: this.opts.file, problems: failed.map((f) => f.problem) }, 'some workloads of the file could not be enrolled');
       this.log.info({ event: 'workloads-applied', file: this.opts.file, workloads: config.workloads.length }, 'workloads file change applied');
     });
   }
 
-  /** Make the file's keys exactly `workloads`: removals first (an IP may move to a new entry). Returns what failed. */
-  private async apply(workloads: Workload[]): Promise<string[]> {
+  /**
+   * Make the file's keys exactly `workloads`: removals first (an IP may move to a new entry, a
+   * refused pod may fit now). Returns what failed, one line each, telling refusals for want of room apart.
+   */
+  private async apply(workloads: Workload[]): Promise<Array<{ problem: string; nodeFull: boolean }>> {
     const enrollment = this.enrollment!;
     const want = new Map(workloads.map((w) => [keyOf(w), w]));
     for (const w of this.current) if (!want.has(keyOf(w))) await enrollment.remove(keyOf(w), 'removed from the workloads file');
-    const failed: string[] = [];
+    const failed: Array<{ problem: string; nodeFull: boolean }> = [];
     for (const [key, w] of want) {
       try {
         await enrollment.put(key, { workload: w });
       } catch (err) {
-        failed.push(`${w.namespace}/${w.name}: ${describeCause(err)}`);
+        failed.push({ problem: `${w.namespace}/${w.name}: ${describeCause(err)}`, nodeFull: isPalisadeError(err) && err.code === 'PALISADE_ERR_NODE_FULL' });
       }
     }
     this.current = workloads;

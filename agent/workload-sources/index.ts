@@ -18,7 +18,7 @@ import type { LocalWorkloads } from '../local-workloads';
 import { DEFAULT_TRUST_DOMAIN, type Workload } from '../workloads';
 import { FileSource, loadCheckedWorkloads } from './file-source';
 import { KubernetesSource } from './kubernetes/kubernetes-source';
-import { NodeEnrollment, type EnrollmentDatapath, type EnrollmentMesh } from './node-enrollment';
+import { NodeEnrollment, type EnrollmentDatapath, type EnrollmentMesh, type RefusalListener } from './node-enrollment';
 import type { WorkloadSource } from './source';
 
 export interface WorkloadSourcesOptions {
@@ -35,7 +35,7 @@ export interface WorkloadSourcesOptions {
 export interface PreparedWorkloadSources {
   /** The workloads file's workloads with their netns cookies (empty without a file). */
   initial: Array<{ workload: Workload; netnsCookie: bigint }>;
-  start(deps: { datapath: EnrollmentDatapath; local: LocalWorkloads; mesh?: EnrollmentMesh }): Promise<RunningWorkloadSources>;
+  start(deps: { datapath: EnrollmentDatapath; local: LocalWorkloads; mesh?: EnrollmentMesh; onRefused?: RefusalListener }): Promise<RunningWorkloadSources>;
 }
 
 export interface RunningWorkloadSources {

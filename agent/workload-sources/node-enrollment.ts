@@ -13,6 +13,7 @@ import { KeyedQueue } from '../../common/keyed-queue';
 import type { Logger } from '../../common/log';
 import type { ServiceRegistration, WorkloadRegistration } from '../../common/mesh-protocol';
 import { netnsCookieOf } from '../datapath/datapath';
+import { NODE_FULL_REASON } from '../datapath/pod-admission';
 import type { LocalWorkloads } from '../local-workloads';
 import type { Workload } from '../workloads';
 
@@ -22,7 +23,12 @@ export interface EnrollmentDatapath {
   enroll(netnsPath: string, pod: { podId: number; strict: boolean; ip?: string; hostInterface?: string }): bigint;
   unenroll(netnsCookie: bigint): boolean;
   pods(): Array<{ netnsCookie: bigint; podId: number }>;
+  /** Let go of the interface a refused pod was held at (Datapath's NodeFullError carries it). */
+  release?(ifindex: number): void;
 }
+
+/** A workload refused enrollment, for the flow record that says so (the agent makes it). */
+export type RefusalListener = (workload: Workload, reason: string, message: string) => void;
 
 /** The mesh side: certificates of local identities and the collector's registration. */
 export interface EnrollmentMesh {
@@ -65,6 +71,8 @@ export interface NodeEnrollmentOptions {
   identityLingerMs?: number;
   /** The netns cookie of a path (tests may stub it). */
   cookieOf?: (netnsPath: string) => bigint;
+  /** Told of every workload refused for want of room on the node. */
+  onRefused?: RefusalListener;
 }
 
 const MAX_POD_ID = 0xffffffff;
@@ -87,6 +95,10 @@ export class NodeEnrollment {
   private lingerTimer: NodeJS.Timeout | undefined;
   /** Services declared by each source (the workloads file's `services:`). */
   private readonly services = new Map<string, ServiceRegistration[]>();
+  /** Keys refused for want of room, by the interface their pod is held at. */
+  private readonly held = new Map<string, number>();
+  /** Refused enrollments by reason (metrics). */
+  private readonly refusedTotals = new Map<string, number>();
 
   constructor(private readonly opts: NodeEnrollmentOptions) {
     this.log = opts.log.child({ component: 'enrollment' });
@@ -99,6 +111,11 @@ export class NodeEnrollment {
 
   get size(): number {
     return this.entries.size;
+  }
+
+  /** How many enrollments were refused, by reason (every one counted, repeats of a key included). */
+  refusals(): Array<{ reason: string; count: number }> {
+    return [...this.refusedTotals].map(([reason, count]) => ({ reason, count }));
   }
 
   get(key: string): EnrolledWorkload | undefined {
@@ -208,8 +225,10 @@ export class NodeEnrollment {
     } catch (err) {
       this.opts.local.delete(cookie);
       if (old && old.netnsCookie === cookie) this.opts.local.put(cookie, old.workload);
+      if ((err as PalisadeError).code === 'PALISADE_ERR_NODE_FULL') throw this.refused(key, w, err as PalisadeError & { ifindex: number });
       throw err;
     }
+    this.held.delete(key);
     if (old && old.workload.ip !== w.ip && this.byIp.get(old.workload.ip) === key) this.byIp.delete(old.workload.ip);
     this.entries.set(key, entry);
     this.byCookie.set(cookie, key);
@@ -226,7 +245,23 @@ export class NodeEnrollment {
     return entry;
   }
 
+  /** Count, log and report a pod refused for want of room; the error it gets is one line naming it. */
+  private refused(key: string, w: Workload, err: PalisadeError & { ifindex: number }): PalisadeError {
+    this.held.set(key, err.ifindex);
+    this.refusedTotals.set(NODE_FULL_REASON, (this.refusedTotals.get(NODE_FULL_REASON) ?? 0) + 1);
+    const message = `not enrolled: ${err.message}; it has no network through this node until a pod leaves`;
+    this.log.error({ event: 'enrollment-refused', entry: key, workload: `${w.namespace}/${w.name}`, ip: w.ip, reason: NODE_FULL_REASON, ifindex: err.ifindex }, message);
+    this.opts.onRefused?.(w, NODE_FULL_REASON, message);
+    return new PalisadeError('PALISADE_ERR_NODE_FULL', message, { cause: err });
+  }
+
   private doRemove(key: string, why: string): boolean {
+    const heldAt = this.held.get(key);
+    if (heldAt !== undefined) {
+      this.held.delete(key);
+      this.opts.datapath.release?.(heldAt);
+      this.log.info({ event: 'released', entry: key, ifindex: heldAt, why }, 'refused pod released');
+    }
     const old = this.entries.get(key);
     if (!old) return false;
     this.takeOut(old);

@@ -4,6 +4,8 @@ import { InvalidArgumentError, type Command } from 'commander';
 import * as fs from 'node:fs';
 import { isIPv4 } from 'node:net';
 import { MAX_FLOW_BUFFER, startAgent, uninstallNode, type MeshOptions } from '../../agent/agent';
+import { DEFAULT_MAX_PODS } from '../../agent/datapath/map-sizes';
+import { MAX_RULES_PER_GENERATION } from '../../agent/datapath/pod-rules';
 import { DEFAULT_ACCESS_LOG_MODE, isAccessLogMode, type AccessLogMode } from '../../agent/flows/access-log';
 import { DEFAULT_FLOW_BUFFER } from '../../agent/flows/reporter';
 import { nodeCertPath } from '../../agent/mesh/node-identity';
@@ -50,12 +52,15 @@ interface AgentFlags {
   accessLog: AccessLogMode;
   flowBuffer: number;
   packetSummaryInterval: string;
+  maxWireRules: number;
   metricsAddress?: { host: string; port: number } | 'off';
   traceOtlp?: string;
   traceSampleRate: number;
   maxConnectionsPerPod?: number;
   maxConnections?: number;
   maxInboundConnections?: number;
+  maxPods?: number;
+  kernelConnections?: number;
   sniffBudget: string;
   idleTimeout: string;
   halfClosedTimeout: string;
@@ -85,6 +90,12 @@ export function parseSampleRate(value: string): number {
 function parseCount(value: string): number {
   const n = Number(value);
   if (!/^\d{1,9}$/.test(value) || n < 1) throw new InvalidArgumentError(`not a whole number of at least 1: ${value}`);
+  return n;
+}
+
+function parseWireRules(value: string): number {
+  const n = parseCount(value);
+  if (n > MAX_RULES_PER_GENERATION) throw new InvalidArgumentError(`at most ${MAX_RULES_PER_GENERATION} (the kernel table's half), got ${value}`);
   return n;
 }
 
@@ -197,6 +208,7 @@ export function registerAgentCommands(program: Command, deps: CliDeps): void {
     .option('--access-log <mode>', 'access log of flows: all | labeled (workloads labeled palisade.dev/access-log: "on") | none', parseAccessLog, DEFAULT_ACCESS_LOG_MODE)
     .option('--flow-buffer <records>', 'flow records kept for the collector while it is slow or away; the oldest are dropped (and counted) past this', parseFlowBuffer, DEFAULT_FLOW_BUFFER)
     .option('--packet-summary-interval <duration>', 'how often what the per-pod filters dropped and let through (UDP, ICMP) becomes flow summaries', '10s')
+    .option('--max-wire-rules <n>', 'UDP/ICMP rule entries written to the kernel at most; past it the pods whose rules changed are denied UDP/ICMP (fail closed) and it is retried', parseWireRules, MAX_RULES_PER_GENERATION)
     .option('--metrics-address <ip:port>', `serve /metrics and /healthz here, or "off" (default: the node address, else the proxy address, port ${METRICS_PORT})`, parseMetricsAddress)
     .option('--trace-otlp <url>', 'trace HTTP requests: send spans to this OTLP/HTTP endpoint (e.g. http://otel-collector:4318/v1/traces)', parseTraceUrl)
     .option('--trace-sample-rate <rate>', 'share of requests that arrive without a trace that start a sampled one, 0..1 (denied and 5xx are always traced)', parseSampleRate, DEFAULT_SAMPLE_RATE)
@@ -204,6 +216,8 @@ export function registerAgentCommands(program: Command, deps: CliDeps): void {
     .option('--max-connections-per-pod <n>', 'connections one pod may hold open through the proxy (default: a quarter of --max-connections)', parseCount)
     .option('--max-connections <n>', 'connections this node\'s pods may hold open through the proxy (default: from the file descriptor limit)', parseCount)
     .option('--max-inbound-connections <n>', 'HBONE connections from other nodes served at once (default: from the file descriptor limit)', parseCount)
+    .option('--max-pods <n>', `pods this node enrolls at most (the kernel's pod maps; more are refused and held without network; default ${DEFAULT_MAX_PODS})`, parseCount)
+    .option('--kernel-connections <n>', 'connections the kernel\'s connection maps hold (default: --max-connections + --max-inbound-connections, 1,024 to 131,072)', parseCount)
     .option('--sniff-budget <bytes>', 'bytes held at once while reading clients\' first bytes (a pod: a quarter of it)', `${DEFAULT_SNIFF_BUDGET_BYTES / 1024 / 1024}MiB`)
     .option('--idle-timeout <duration>', 'close an L4 connection after this long without a byte either way (0s: never)', formatDuration(DEFAULT_IDLE_TIMEOUT_MS))
     .option('--half-closed-timeout <duration>', 'the same once one side has finished sending', formatDuration(DEFAULT_HALF_CLOSED_TIMEOUT_MS))
@@ -235,9 +249,12 @@ export function registerAgentCommands(program: Command, deps: CliDeps): void {
         accessLog: flags.accessLog,
         flowBuffer: flags.flowBuffer,
         summaryIntervalMs: parsePositiveDuration(flags.packetSummaryInterval, '--packet-summary-interval'),
+        maxWireRules: flags.maxWireRules,
         metricsAddress: metricsAddress(flags),
         drainTimeoutMs: parseDuration(flags.drainTimeout ?? '30s', '--drain-timeout'),
         limits,
+        ...(flags.maxPods !== undefined ? { maxPods: flags.maxPods } : {}),
+        ...(flags.kernelConnections !== undefined ? { kernelConnections: flags.kernelConnections } : {}),
         ...(flags.traceOtlp !== undefined && { tracing: { url: flags.traceOtlp, sampleRate: flags.traceSampleRate } }),
         log,
       });

@@ -16,6 +16,7 @@ import { parseSinkSpecs } from '../../collector/sinks/sink-spec';
 import { parseCaSecretRef } from '../../collector/kubernetes/ca-secret';
 import { parsePositiveDuration } from '../../common/duration';
 import { invalidArgument, PalisadeError } from '../../common/errors';
+import { parseTraceUrl } from '../../common/trace-link';
 import { isTrustDomain } from '../../common/identity';
 import { isNodeName } from '../../common/pki';
 import type { CliDeps } from '../deps';
@@ -39,6 +40,7 @@ interface RunFlags {
   kubeconfig?: string;
   caSecret?: string;
   flowSink: string[];
+  traceUrl?: string;
   logLevel?: string;
 }
 
@@ -115,6 +117,7 @@ export function registerCollectorCommands(program: Command, deps: CliDeps): void
     .option('--kubeconfig <file>', 'with --kubernetes: the API from this kubeconfig (default: the pod\'s service account)')
     .option('--ca-secret <namespace/name>', 'with --kubernetes: the mesh CA from this Secret (ca.crt, ca.key; created when missing), shared by every collector replica, not the data directory')
     .option('--flow-sink <sink>', 'also send every stored flow to otlp=<http(s) URL> (OTLP logs over HTTP/protobuf, e.g. http://otel-collector:4318/v1/logs); repeatable; sqlite is always on', collectValue, [])
+    .option('--trace-url <template>', "link trace ids in the dashboard to your tracing UI: a URL with {traceId}, e.g. 'https://jaeger.example/trace/{traceId}'")
     .option('--log-level <level>', 'trace|debug|info|warn|error', undefined)
     .action(async (flags: RunFlags) => {
       parseListenAddress(flags.listen);
@@ -127,6 +130,7 @@ export function registerCollectorCommands(program: Command, deps: CliDeps): void
       const flowMaxRows = positiveInteger(flags.flowMaxRows, '--flow-max-rows');
       const flowMaxBytes = flags.flowMaxBytes === undefined ? undefined : byteSize(flags.flowMaxBytes, '--flow-max-bytes');
       const flowSinks = parseSinkSpecs(flags.flowSink);
+      const traceUrl = flags.traceUrl === undefined ? undefined : parseTraceUrl(flags.traceUrl);
       if (flags.caSecret !== undefined && !flags.kubernetes && !flags.kubeconfig) throw invalidArgument('--ca-secret needs --kubernetes (the Secret is read through the Kubernetes API)');
       const caSecret = flags.caSecret === undefined ? undefined : parseCaSecretRef(flags.caSecret);
       const log = deps.logger(flags.logLevel);
@@ -143,6 +147,7 @@ export function registerCollectorCommands(program: Command, deps: CliDeps): void
         ...(flowMaxBytes !== undefined ? { flowMaxBytes } : {}),
         ...(flags.kubernetes || flags.kubeconfig ? { kubernetes: { kubeconfig: flags.kubeconfig, ...(caSecret ? { caSecret } : {}) } } : {}),
         flowSinks,
+        ...(traceUrl !== undefined && { traceUrl }),
         log,
       });
       const signal = await deps.waitForStop();

@@ -26,6 +26,14 @@ export function kubernetesLines(k: KubernetesStatus): string {
   return head + k.refused.map((r) => `  refused ${r.object}: ${r.problems[0] ?? '?'}${r.problems.length > 1 ? ` (+${r.problems.length - 1} more)` : ''}; ${r.previousInForce ? 'its previous version stays in force' : 'not in force'}\n`).join('');
 }
 
+/** One line per node whose agent could not write its UDP/ICMP kernel rules (it fails closed and retries). */
+export function wireRulesLines(nodes: readonly NodeStatus[]): string {
+  return nodes
+    .filter((n) => n.wireRulesStale !== undefined)
+    .map((n) => `${n.node}: UDP/ICMP rules stale (failing closed, retried): ${n.wireRulesStale}\n`)
+    .join('');
+}
+
 export function registerStatusCommands(program: Command, deps: ApiDeps): void {
   addApiOptions(
     program
@@ -50,6 +58,7 @@ export function registerStatusCommands(program: Command, deps: ApiDeps): void {
     const rows = r.nodes.map((n) =>
       [n.node, n.connected ? 'yes' : 'no', n.policyVersion === undefined ? '-' : `v${n.policyVersion}`, policyState(n, r.policyVersion), String(n.workloads), n.lastSeen ?? '-']);
     deps.stdout(formatTable(['NODE', 'CONNECTED', 'POLICY', 'STATE', 'WORKLOADS', 'LAST SEEN'], rows));
+    deps.stdout(wireRulesLines(r.nodes));
     const lagging = r.nodes.filter((n) => n.connected && policyState(n, r.policyVersion) !== 'current');
     if (lagging.length > 0) deps.stderr(`${lagging.length} connected agent${lagging.length === 1 ? '' : 's'} not at policy version ${r.policyVersion}: ${lagging.map((n) => n.node).join(', ')}\n`);
   });

@@ -8,7 +8,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CONTROL_API, CONTROL_POST_READS, CONTROL_WRITES, MAX_CONTROL_BODY_BYTES } from '../../common/control-api';
-import { DASHBOARD_API, DASHBOARD_BASE, SESSION_COOKIE, type SessionResponse, type TicketResponse } from '../../common/dashboard-api';
+import { DASHBOARD_API, DASHBOARD_BASE, SESSION_COOKIE, type ConfigResponse, type SessionResponse, type TicketResponse } from '../../common/dashboard-api';
 import { isPalisadeError, PalisadeError } from '../../common/errors';
 import type { Logger } from '../../common/log';
 import { isRecord } from '../../common/record';
@@ -29,6 +29,8 @@ export interface DashboardDeps extends MapApiDeps {
   sessions?: SessionOptions;
   /** where the bundled page is (default: next to this module) */
   webRoot?: string;
+  /** `--trace-url`: the page links flows' trace ids through it (checked by parseTraceUrl) */
+  traceUrl?: string;
 }
 
 const CONTROL_ROUTES: ReadonlySet<string> = new Set(Object.values(CONTROL_API));
@@ -61,6 +63,7 @@ export class Dashboard {
       [DASHBOARD_API.flows, { method: 'GET', handle: (_r, _s, q) => `{"flows":[${this.map.flows(q).join(',')}]}` }],
       [DASHBOARD_API.workload, { method: 'GET', handle: (_r, _s, q) => this.map.workload(q) }],
       [DASHBOARD_API.draft, { method: 'POST', handle: async (req) => this.map.draft(await readJsonBody(req, MAX_BODY)) }],
+      [DASHBOARD_API.config, { method: 'GET', handle: (): ConfigResponse => (deps.traceUrl !== undefined ? { traceUrl: deps.traceUrl } : {}) }],
     ]);
     if (!this.files.built) this.log.warn('the dashboard page was not built (make build): /dashboard/ answers 503');
   }

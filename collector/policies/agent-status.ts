@@ -11,6 +11,7 @@ interface AgentPolicyState {
   version: number;
   ok: boolean;
   problems: string[];
+  wireRules?: string;
   time: string;
 }
 
@@ -21,7 +22,9 @@ export class AgentPolicyStatus {
 
   /** An agent said which version it enforces. */
   report(node: string, m: PolicyStatusMessage): void {
-    this.agents.set(node, { version: m.version, ok: m.ok, problems: m.problems, time: new Date().toISOString() });
+    const before = this.agents.get(node)?.wireRules;
+    this.agents.set(node, { version: m.version, ok: m.ok, problems: m.problems, ...(m.wireRules !== undefined ? { wireRules: m.wireRules } : {}), time: new Date().toISOString() });
+    if (m.wireRules !== undefined && m.wireRules !== before) this.log.error({ node, problem: m.wireRules }, 'agent cannot write its UDP/ICMP rules (failing closed)');
     if (!m.ok) this.log.error({ node, version: m.version, problems: m.problems.slice(0, 5) }, 'agent rejected a policy version');
     else this.log.debug({ node, version: m.version }, 'agent enforces policy version');
   }
@@ -38,6 +41,7 @@ export class AgentPolicyStatus {
           connected: n.online,
           ...(state ? { policyVersion: state.version } : {}),
           ...(state && !state.ok ? { policyProblems: state.problems } : {}),
+          ...(state?.wireRules !== undefined ? { wireRulesStale: state.wireRules } : {}),
           workloads: workloads.get(n.node) ?? 0,
           lastSeen: n.lastSeen,
         };

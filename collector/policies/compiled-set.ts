@@ -21,7 +21,7 @@ import {
   type PolicySet,
 } from '../../common/policy';
 import type { PolicyFile } from '../../common/policy-files';
-import type { CompiledFaultInjection, CompiledHttpRoute } from '../../common/routes';
+import { isRoute, type CompiledFaultInjection } from '../../common/routes';
 import { policyKey, type DesiredPolicy } from './repository';
 
 /** The files of the `policies` frame: one per policy, in the given order. */
@@ -63,7 +63,7 @@ export class CompiledPolicies {
     this.set = {
       authorization: all.filter((p): p is CompiledAuthorizationPolicy => p.kind === 'AuthorizationPolicy'),
       egress: all.filter((p): p is CompiledEgressPolicy => p.kind === 'EgressPolicy'),
-      routes: all.filter((p): p is CompiledHttpRoute => p.kind === 'HTTPRoute'),
+      routes: all.filter(isRoute),
       faults: all.filter((p): p is CompiledFaultInjection => p.kind === 'FaultInjection'),
       rootNamespace: DEFAULT_ROOT_NAMESPACE,
       warnings: entries.flatMap((e) => e.warnings),

@@ -1,17 +1,17 @@
 /**
- * An HTTPRoute applied through the collector must name Services the mesh knows: each backendRef
+ * An HTTPRoute or GRPCRoute applied through the collector must name Services the mesh knows: each backendRef
  * and each parent is checked against the registry's services (Kubernetes Services, workloads files'
  * `services:`), one line per unknown one, and nothing is applied if any is unknown. Pure.
  */
 import type { RegistryService } from '../../common/mesh-protocol';
 import { PolicyInvalidError } from '../../common/policy';
-import type { CompiledHttpRoute } from '../../common/routes';
+import type { CompiledRoute } from '../../common/routes';
 
-export function routeServiceProblems(routes: readonly CompiledHttpRoute[], services: readonly RegistryService[]): string[] {
+export function routeServiceProblems(routes: readonly CompiledRoute[], services: readonly RegistryService[]): string[] {
   const known = new Map(services.map((s) => [`${s.namespace}/${s.name}`, s]));
   const problems: string[] = [];
   for (const route of routes) {
-    const where = `${route.source}:${route.line}: HTTPRoute ${route.id}`;
+    const where = `${route.source}:${route.line}: ${route.kind} ${route.id}`;
     route.parents.forEach((p, i) => {
       if (!known.has(`${p.namespace}/${p.name}`)) problems.push(`${where}: spec.parentRefs[${i}]: unknown Service ${p.namespace}/${p.name} (palisade status lists the services)`);
     });
@@ -28,12 +28,12 @@ export function routeServiceProblems(routes: readonly CompiledHttpRoute[], servi
 }
 
 /** Each rule's FaultInjection must be in the set that will be in force (`faults`: their `namespace/name`). */
-export function routeFaultProblems(routes: readonly CompiledHttpRoute[], faults: ReadonlySet<string>): string[] {
+export function routeFaultProblems(routes: readonly CompiledRoute[], faults: ReadonlySet<string>): string[] {
   const problems: string[] = [];
   for (const route of routes) {
     for (const rule of route.rules) {
       if (rule.fault !== undefined && !faults.has(rule.fault)) {
-        problems.push(`${route.source}:${route.line}: HTTPRoute ${route.id}: spec.rules[${rule.index}].filters[0].extensionRef: no FaultInjection ${rule.fault} (apply it first, or with the route)`);
+        problems.push(`${route.source}:${route.line}: ${route.kind} ${route.id}: spec.rules[${rule.index}].filters[0].extensionRef: no FaultInjection ${rule.fault} (apply it first, or with the route)`);
       }
     }
   }
@@ -41,7 +41,7 @@ export function routeFaultProblems(routes: readonly CompiledHttpRoute[], faults:
 }
 
 /** Throws PolicyInvalidError (every problem) when a route names a Service the mesh does not know, or a FaultInjection not in `faults`. */
-export function checkBackends(routes: readonly CompiledHttpRoute[], services: readonly RegistryService[], faults: ReadonlySet<string> = new Set()): void {
+export function checkBackends(routes: readonly CompiledRoute[], services: readonly RegistryService[], faults: ReadonlySet<string> = new Set()): void {
   const problems = [...routeServiceProblems(routes, services), ...routeFaultProblems(routes, faults)];
   if (problems.length > 0) throw new PolicyInvalidError(problems);
 }

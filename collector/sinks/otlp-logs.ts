@@ -1,14 +1,17 @@
 /**
  * A flow record as an OTLP log record, and a batch of them as one ExportLogsServiceRequest in
  * protobuf. The mapping, flow field → log record field or attribute, is the table in README.md
- * "Flows in your own stack"; common/flow-attributes.ts is that table in code. `encode` writes the protobuf
- * itself (proto-writer.ts): the OpenTelemetry JS serializer (@opentelemetry/otlp-transformer),
- * measured at ~36 us per flow, would cost the collector more than its ingest. That serializer
- * stays as `encodeChecked`, the oracle of the golden test (same records → the same decoded
- * request under the official definitions).
+ * "Flows in your own stack"; common/flow-attributes.ts is that table in code. The protobuf is
+ * written here (proto-writer.ts), each flow's LogRecord once, as it is stored (`records`: what the
+ * sink keeps), from fields written once (resource, scope, severities, event name, attribute keys),
+ * and a request around waiting records (`request`). The OpenTelemetry JS serializer
+ * (@opentelemetry/otlp-transformer), measured at ~36 us per flow, would cost the collector more
+ * than its ingest; it stays as `encodeChecked`, the oracle of the golden test (same records → the
+ * same decoded request under the official definitions).
  */
 import { ProtobufLogsSerializer } from '@opentelemetry/otlp-transformer';
-import { ProtoWriter, WIRE_FIXED32, WIRE_FIXED64, WIRE_VARINT } from './proto-writer';
+import type { FlowEncoder } from './otlp-sink';
+import { ProtoWriter, WIRE_FIXED32, WIRE_FIXED64, WIRE_LEN, WIRE_VARINT } from './proto-writer';
 import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import type { FlowRecord, FlowVerdict } from '../../common/flow';
 import { flowAttributes, visitFlowAttributes, type Attributes } from '../../common/flow-attributes';
@@ -33,6 +36,38 @@ export function flowBody(f: FlowRecord): string {
   return `${f.verdict} ${f.direction} ${f.protocol} ${end(f.source)} -> ${end(f.destination)}`;
 }
 
+/** flowBody as an AnyValue's string_value, written piece by piece (no string built per flow). */
+function writeBody(w: ProtoWriter, f: FlowRecord): void {
+  const s = w.begin(1);
+  w.text(f.verdict);
+  w.text(' ');
+  w.text(f.direction);
+  w.text(' ');
+  w.text(f.protocol);
+  w.text(' ');
+  writeEnd(w, f.source);
+  w.text(' -> ');
+  writeEnd(w, f.destination);
+  w.end(s);
+}
+
+function writeEnd(w: ProtoWriter, e: FlowRecord['source']): void {
+  if (e.workload !== undefined) {
+    if (e.namespace !== undefined) w.text(e.namespace);
+    w.text('/');
+    w.text(e.workload);
+  } else w.text(e.host ?? e.ip);
+}
+
+function varintSize(v: number): number {
+  let n = 1;
+  while (v > 127) {
+    v = Math.floor(v / 128);
+    n++;
+  }
+  return n;
+}
+
 function hrTime(ms: number): [number, number] {
   const s = Math.floor(ms / 1000);
   return [s, Math.round((ms - s * 1000) * 1e6)];
@@ -52,13 +87,46 @@ function keyField(key: string): Uint8Array {
   return b;
 }
 
-/** Writes attribute after attribute as a repeated KeyValue field (string, bool, int for whole numbers, else double, as the OpenTelemetry serializer does). */
+/** Attributes whose values rarely repeat: written each time, never kept. */
+const UNIQUE_VALUES: ReadonlySet<string> = new Set(['source.address', 'destination.address', 'url.path', 'palisade.dns.answers']);
+/** Values kept per attribute name at most (workloads, identities, policies, verdicts repeat). */
+const MAX_CACHED_VALUES = 4096;
+
+/**
+ * Writes attribute after attribute as a repeated KeyValue field (string, bool, int for whole
+ * numbers, else double, as the OpenTelemetry serializer does). The whole field of a string or
+ * bool value is kept once written and copied the next time the same name has the same value.
+ */
 class AttributeWriter {
-  field = 0;
-  constructor(private readonly w: ProtoWriter) {}
+  /** per attribute name: its fields by value, or null (values that do not repeat) */
+  private readonly cache = new Map<string, Map<string, Uint8Array> | null>();
+  private readonly one = new ProtoWriter();
+
+  constructor(
+    private readonly w: ProtoWriter,
+    private readonly field: number,
+  ) {}
 
   readonly put = (k: string, v: string | number | boolean): void => {
-    const w = this.w;
+    if (typeof v === 'number') return this.write(this.w, k, v);
+    let values = this.cache.get(k);
+    if (values === undefined) {
+      values = UNIQUE_VALUES.has(k) ? null : new Map();
+      this.cache.set(k, values);
+    }
+    if (values === null) return this.write(this.w, k, v);
+    const key = typeof v === 'string' ? v : v ? '\u0000true' : '\u0000false';
+    let b = values.get(key);
+    if (b === undefined) {
+      this.one.reset();
+      this.write(this.one, k, v);
+      b = this.one.finish();
+      if (values.size < MAX_CACHED_VALUES) values.set(key, b);
+    }
+    this.w.raw(b);
+  };
+
+  private write(w: ProtoWriter, k: string, v: string | number | boolean): void {
     const kv = w.begin(this.field);
     w.raw(keyField(k));
     const any = w.begin(2);
@@ -75,23 +143,40 @@ class AttributeWriter {
     }
     w.end(any);
     w.end(kv);
-  };
+  }
 }
 
 function writeAttributes(w: ProtoWriter, field: number, attrs: Attributes): void {
-  const a = new AttributeWriter(w);
-  a.field = field;
+  const a = new AttributeWriter(w, field);
   for (const k in attrs) a.put(k, attrs[k]!);
 }
 
-const NS_PER_MS = 1_000_000n;
+/** Fields 2 and 3 of a LogRecord (severity number and text) for each verdict, written once. */
+const SEVERITY_FIELDS = Object.fromEntries(
+  Object.entries(SEVERITY).map(([v, sev]) => {
+    const w = new ProtoWriter();
+    w.tag(2, WIRE_VARINT);
+    w.varint(sev.number);
+    w.string(3, sev.text);
+    return [v, w.finish()];
+  }),
+) as Record<FlowVerdict, Uint8Array>;
 
-/** Encodes batches of flows for one collector: one resource, one scope, one log record per flow. */
-export class FlowLogEncoder {
+/** LogRecord.event_name, written once. */
+const EVENT_NAME_FIELD = ((): Uint8Array => {
+  const w = new ProtoWriter();
+  w.string(12, FLOW_EVENT_NAME);
+  return w.finish();
+})();
+
+/** Encodes flows for one collector: one resource, one scope, one log record per flow. */
+export class FlowLogEncoder implements FlowEncoder {
   private readonly resource: Resource;
   private readonly scope = { ...FLOW_SCOPE };
   private readonly w = new ProtoWriter();
-  private readonly attrs = new AttributeWriter(this.w);
+  private readonly head = new ProtoWriter();
+  /** LogRecord.attributes */
+  private readonly attrs = new AttributeWriter(this.w, 6);
   /** ResourceLogs.resource and ScopeLogs.scope, written once */
   private readonly resourceField: Uint8Array;
   private readonly scopeField: Uint8Array;
@@ -111,28 +196,33 @@ export class FlowLogEncoder {
     this.scopeField = w.finish();
   }
 
-  /** One ExportLogsServiceRequest, protobuf, written here. */
+  /** One ExportLogsServiceRequest, protobuf, written here, in one piece. */
   encode(records: readonly FlowRecord[], observedMs = Date.now()): Uint8Array {
+    return Buffer.concat(this.request([this.records(records, observedMs).bytes]));
+  }
+
+  /**
+   * Each flow as a ScopeLogs.log_records field (a LogRecord), one after another, observed now:
+   * what the sink keeps until it sends them, and where each ends.
+   */
+  records(records: readonly FlowRecord[], observedMs = Date.now()): { bytes: Uint8Array; ends: Uint32Array } {
     const w = this.w;
     w.reset();
-    const observed = BigInt(observedMs) * NS_PER_MS;
-    const rl = w.begin(1); // ExportLogsServiceRequest.resource_logs
-    w.raw(this.resourceField);
-    const sl = w.begin(2); // ResourceLogs.scope_logs
-    w.raw(this.scopeField);
+    const ends = new Uint32Array(records.length);
+    // LogRecord.observed_time_unix_nano, the same for every record of the call
+    w.tag(11, WIRE_FIXED64);
+    w.fixed64Ms(observedMs);
+    const observed = w.finish();
+    w.reset();
     for (let i = 0; i < records.length; i++) {
       const f = records[i]!;
-      const sev = SEVERITY[f.verdict];
       const lr = w.begin(2); // ScopeLogs.log_records
       w.tag(1, WIRE_FIXED64);
-      w.fixed64(BigInt(Date.parse(f.time)) * NS_PER_MS);
-      w.tag(2, WIRE_VARINT);
-      w.varint(sev.number);
-      w.string(3, sev.text);
+      w.fixed64Ms(Date.parse(f.time));
+      w.raw(SEVERITY_FIELDS[f.verdict]);
       const body = w.begin(5);
-      w.string(1, flowBody(f));
+      writeBody(w, f);
       w.end(body);
-      this.attrs.field = 6;
       visitFlowAttributes(f, this.attrs.put);
       const traceId = (f as { traceId?: string }).traceId;
       if (traceId !== undefined) {
@@ -140,14 +230,32 @@ export class FlowLogEncoder {
         w.fixed32(1);
         w.bytes(9, Buffer.from(traceId, 'hex'));
       }
-      w.tag(11, WIRE_FIXED64);
-      w.fixed64(observed);
-      w.string(12, FLOW_EVENT_NAME);
+      w.raw(observed);
+      w.raw(EVENT_NAME_FIELD);
       w.end(lr);
+      ends[i] = w.pos;
     }
-    w.end(sl);
-    w.end(rl);
-    return w.finish();
+    return { bytes: w.finish(), ends };
+  }
+
+  /**
+   * One ExportLogsServiceRequest around log_records fields written by `records`, in order: its
+   * head (the request's, resource's and scope's fields) followed by the parts, not copied.
+   */
+  request(parts: readonly Uint8Array[]): Uint8Array[] {
+    let recordBytes = 0;
+    for (const p of parts) recordBytes += p.length;
+    const scopeLogs = this.scopeField.length + recordBytes;
+    const resourceLogs = this.resourceField.length + 1 + varintSize(scopeLogs) + scopeLogs;
+    const w = this.head;
+    w.reset();
+    w.tag(1, WIRE_LEN); // ExportLogsServiceRequest.resource_logs
+    w.varint(resourceLogs);
+    w.raw(this.resourceField);
+    w.tag(2, WIRE_LEN); // ResourceLogs.scope_logs
+    w.varint(scopeLogs);
+    w.raw(this.scopeField);
+    return [w.finish(), ...parts];
   }
 
   toLogRecord(f: FlowRecord, observedMs: number): LogRecord {

@@ -1,10 +1,11 @@
 /**
  * The OTLP flow sink: every stored flow, as an OTLP log record (otlp-logs.ts), POSTed in batches
- * to an OTLP/HTTP receiver (`application/x-protobuf`). A bounded buffer between ingest and the
- * receiver: one request in flight; a receiver that is down, times out or answers 429/502/503/504
- * gets the same batch again after a backoff (its Retry-After honoured), while new flows wait; a
- * full buffer drops the oldest waiting flows and counts them lost. accepted = delivered + lost +
- * buffered at every moment. docs/architecture.md "Flow sinks".
+ * to an OTLP/HTTP receiver (`application/x-protobuf`). Flows are encoded as they arrive and only
+ * their bytes wait (no object per flow is kept alive: ingest's records die young). A bounded
+ * buffer between ingest and the receiver: one request in flight; a receiver that is down, times
+ * out or answers 429/502/503/504 gets the same batch again after a backoff (its Retry-After
+ * honoured), while new flows wait; a full buffer drops the oldest waiting flows and counts them
+ * lost. accepted = delivered + lost + buffered at every moment. docs/architecture.md "Flow sinks".
  */
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -27,12 +28,25 @@ export interface PostResult {
   error?: string;
 }
 
+/** Flows encoded one after another, and where each one ends in `bytes`. */
+export interface EncodedFlows {
+  bytes: Uint8Array;
+  ends: ArrayLike<number>;
+}
+
+/** How the sink turns flows into bytes as they arrive, and waiting bytes into a request. */
+export interface FlowEncoder {
+  /** The flows' records, encoded one after another. */
+  records(records: readonly FlowRecord[]): EncodedFlows;
+  /** One request body carrying these parts (slices of `records` results) in order, as pieces sent one after another. */
+  request(parts: readonly Uint8Array[]): Uint8Array[];
+}
+
 export interface OtlpSinkOptions {
   name: string;
   url: URL;
   log: Logger;
-  /** One ExportLogsServiceRequest for these flows. */
-  encode(records: readonly FlowRecord[]): Uint8Array;
+  encoder: FlowEncoder;
   metrics?: SinkMetrics;
   /** Flows held at most, in flight included; default 100 000. */
   maxBuffered?: number;
@@ -47,9 +61,19 @@ export interface OtlpSinkOptions {
   requestTimeoutMs?: number;
   /** How long close() keeps delivering; default 5 s. */
   closeGraceMs?: number;
-  /** Replaces the HTTP POST (tests). */
-  post?: (body: Uint8Array) => Promise<PostResult>;
+  /** Replaces the HTTP POST (tests): the body in pieces. */
+  post?: (body: readonly Uint8Array[]) => Promise<PostResult>;
 }
+
+/** Encoded flows waiting: records first…count-1 of `bytes`. */
+interface Segment {
+  bytes: Uint8Array;
+  ends: ArrayLike<number>;
+  first: number;
+  count: number;
+}
+
+const EMPTY: Segment = { bytes: new Uint8Array(0), ends: [], first: 0, count: 0 };
 
 /** Statuses after which the same request may succeed later (the OTLP/HTTP specification's list). */
 const RETRYABLE = new Set([0, 408, 429, 502, 503, 504]);
@@ -63,12 +87,15 @@ export class OtlpSink implements FlowSink {
   private readonly flushIntervalMs: number;
   private readonly retryMinMs: number;
   private readonly retryMaxMs: number;
-  private readonly post: (body: Uint8Array) => Promise<PostResult>;
-  /** waiting flows: pending[head…] */
-  private pending: FlowRecord[] = [];
+  private readonly post: (body: readonly Uint8Array[]) => Promise<PostResult>;
+  private readonly agent: http.Agent | undefined;
+  /** waiting flows, encoded: segments[head…], each from its `first` record on */
+  private segments: Segment[] = [];
   private head = 0;
-  private inFlight: readonly FlowRecord[] | undefined;
-  private body: Uint8Array | undefined;
+  private waitingCount = 0;
+  /** the batch in flight: its flow count (a fresh object per batch) */
+  private inFlight: { count: number } | undefined;
+  private body: Uint8Array[] | undefined;
   private readonly c = { accepted: 0, delivered: 0, lost: 0 };
   private failures = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -85,26 +112,39 @@ export class OtlpSink implements FlowSink {
     this.flushIntervalMs = opts.flushIntervalMs ?? 1000;
     this.retryMinMs = opts.retryMinMs ?? 500;
     this.retryMaxMs = opts.retryMaxMs ?? 30_000;
-    this.post = opts.post ?? ((b) => postProtobuf(opts.url, b, opts.requestTimeoutMs ?? 10_000));
+    // one connection kept open to the receiver (one request in flight at most)
+    const agent = opts.post ? undefined : new (opts.url.protocol === 'https:' ? https : http).Agent({ keepAlive: true, maxSockets: 1 });
+    this.agent = agent;
+    this.post = opts.post ?? ((b) => postProtobuf(opts.url, b, opts.requestTimeoutMs ?? 10_000, agent));
   }
 
   write(records: readonly FlowRecord[]): void {
-    if (records.length === 0) return;
-    this.c.accepted += records.length;
-    if (this.closed) return this.lose(records.length, 'shutdown');
-    const room = this.maxBuffered - this.buffered();
-    const over = records.length - room;
+    const n = records.length;
+    if (n === 0) return;
+    this.c.accepted += n;
+    if (this.closed) return this.lose(n, 'shutdown');
+    let seg: Segment;
+    try {
+      const e = this.opts.encoder.records(records);
+      seg = { bytes: e.bytes, ends: e.ends, first: 0, count: n };
+    } catch (err) {
+      this.log.error({ err, flows: n }, 'flows could not be encoded; counted lost');
+      return this.lose(n, 'refused');
+    }
+    const over = n - (this.maxBuffered - this.buffered());
     if (over > 0) {
       // the oldest waiting flows make room; what no waiting flow can make room for is dropped
-      const fromWaiting = Math.min(over, this.waiting());
-      this.head += fromWaiting;
-      const fromNew = over - fromWaiting;
+      const fromWaiting = Math.min(over, this.waitingCount);
+      this.dropWaiting(fromWaiting);
+      seg.first = over - fromWaiting;
       this.lose(over, 'buffer-full');
-      for (let i = fromNew; i < records.length; i++) this.pending.push(records[i]!);
-    } else for (let i = 0; i < records.length; i++) this.pending.push(records[i]!);
-    this.compact();
+    }
+    if (seg.first < seg.count) {
+      this.segments.push(seg);
+      this.waitingCount += seg.count - seg.first;
+    }
     if (this.inFlight !== undefined) return;
-    if (this.waiting() >= this.batchSize) this.schedule(0);
+    if (this.waitingCount >= this.batchSize) this.schedule(0);
     else if (this.timer === undefined) this.schedule(this.flushIntervalMs);
   }
 
@@ -135,24 +175,37 @@ export class OtlpSink implements FlowSink {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
     const left = this.buffered();
-    this.pending = [];
+    this.segments = [];
     this.head = 0;
+    this.waitingCount = 0;
     this.inFlight = undefined;
     if (left > 0) this.lose(left, 'shutdown');
+    this.agent?.destroy();
     this.log.info({ ...this.counts() }, 'flow sink closed');
   }
 
   private buffered(): number {
-    return this.waiting() + (this.inFlight?.length ?? 0);
+    return this.waitingCount + (this.inFlight?.count ?? 0);
   }
 
-  private waiting(): number {
-    return this.pending.length - this.head;
+  /** Drop the `n` oldest waiting flows. */
+  private dropWaiting(n: number): void {
+    this.take(n, undefined);
   }
 
-  private compact(): void {
-    if (this.head > 4096 && this.head * 2 > this.pending.length) {
-      this.pending = this.pending.slice(this.head);
+  /** The `n` oldest waiting flows leave the buffer; their bytes go to `parts` when given. */
+  private take(n: number, parts: Uint8Array[] | undefined): void {
+    this.waitingCount -= n;
+    while (n > 0) {
+      const seg = this.segments[this.head]!;
+      const k = Math.min(n, seg.count - seg.first);
+      if (parts !== undefined) parts.push(seg.bytes.subarray(seg.first === 0 ? 0 : seg.ends[seg.first - 1]!, seg.ends[seg.first + k - 1]!));
+      seg.first += k;
+      n -= k;
+      if (seg.first === seg.count) this.segments[this.head++] = EMPTY;
+    }
+    if (this.head > 1024 && this.head * 2 > this.segments.length) {
+      this.segments = this.segments.slice(this.head);
       this.head = 0;
     }
   }
@@ -169,20 +222,12 @@ export class OtlpSink implements FlowSink {
 
   private send(): void {
     if (this.closed || this.inFlight !== undefined) return;
-    if (this.waiting() === 0) return this.drained?.();
-    const n = Math.min(this.batchSize, this.waiting());
-    const batch = this.pending.slice(this.head, this.head + n);
-    this.head += n;
-    this.compact();
-    this.inFlight = batch;
-    try {
-      this.body = this.opts.encode(batch);
-    } catch (err) {
-      this.log.error({ err }, 'flow batch could not be encoded; counted lost');
-      this.inFlight = undefined;
-      this.lose(batch.length, 'refused');
-      return this.next();
-    }
+    if (this.waitingCount === 0) return this.drained?.();
+    const n = Math.min(this.batchSize, this.waitingCount);
+    const parts: Uint8Array[] = [];
+    this.take(n, parts);
+    this.inFlight = { count: n };
+    this.body = this.opts.encoder.request(parts);
     this.attempt();
   }
 
@@ -194,15 +239,15 @@ export class OtlpSink implements FlowSink {
     );
   }
 
-  private answered(batch: readonly FlowRecord[], r: PostResult): void {
+  private answered(batch: { count: number }, r: PostResult): void {
     if (this.closed || this.inFlight !== batch) return;
     if (r.status >= 200 && r.status < 300) {
       this.inFlight = undefined;
       this.body = undefined;
       if (this.failures > 0) this.log.info({ status: r.status, failures: this.failures }, 'flow sink receiver is back');
       this.failures = 0;
-      this.c.delivered += batch.length;
-      this.opts.metrics?.delivered(this.name, batch.length);
+      this.c.delivered += batch.count;
+      this.opts.metrics?.delivered(this.name, batch.count);
       return this.next();
     }
     if (RETRYABLE.has(r.status)) {
@@ -220,18 +265,18 @@ export class OtlpSink implements FlowSink {
       this.timer.unref();
       return;
     }
-    this.log.error({ status: r.status, flows: batch.length }, 'flow sink receiver refused a batch; counted lost');
+    this.log.error({ status: r.status, flows: batch.count }, 'flow sink receiver refused a batch; counted lost');
     this.inFlight = undefined;
     this.body = undefined;
     this.failures = 0;
-    this.lose(batch.length, 'refused');
+    this.lose(batch.count, 'refused');
     this.next();
   }
 
   /** After a batch settled: the next one at once if a full one waits, else at the flush interval. */
   private next(): void {
-    if (this.waiting() === 0) return this.drained?.();
-    this.schedule(this.waiting() >= this.batchSize || this.closing ? 0 : this.flushIntervalMs);
+    if (this.waitingCount === 0) return this.drained?.();
+    this.schedule(this.waitingCount >= this.batchSize || this.closing ? 0 : this.flushIntervalMs);
   }
 
   private lose(n: number, reason: LossReason): void {
@@ -245,15 +290,17 @@ export class OtlpSink implements FlowSink {
   }
 }
 
-/** One POST of an OTLP protobuf body; never rejects. */
-export function postProtobuf(url: URL, body: Uint8Array, timeoutMs: number): Promise<PostResult> {
+/** One POST of an OTLP protobuf body, given in pieces; never rejects. Without an agent: a connection of its own. */
+export function postProtobuf(url: URL, body: readonly Uint8Array[], timeoutMs: number, agent?: http.Agent): Promise<PostResult> {
   return new Promise((resolve) => {
     const mod = url.protocol === 'https:' ? https : http;
+    let length = 0;
+    for (const b of body) length += b.byteLength;
     const req = mod.request(url, {
       method: 'POST',
-      headers: { 'content-type': 'application/x-protobuf', 'content-length': body.byteLength },
+      headers: { 'content-type': 'application/x-protobuf', 'content-length': length },
       timeout: timeoutMs,
-      agent: false,
+      agent: agent ?? false,
     });
     req.on('response', (res) => {
       res.resume();
@@ -262,7 +309,9 @@ export function postProtobuf(url: URL, body: Uint8Array, timeoutMs: number): Pro
     });
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
     req.on('error', (err) => resolve({ status: 0, error: (err as NodeJS.ErrnoException).code ?? err.message }));
-    req.end(body);
+    req.cork();
+    for (const b of body) req.write(b);
+    req.end();
   });
 }
 

@@ -27,7 +27,7 @@ export class FlowSinks {
     const list: FlowSink[] = [];
     for (const s of specs) {
       if (s.kind !== 'otlp') continue; // the store is always there
-      list.push(new OtlpSink({ ...opts.otlp, name: sinkName(s), url: s.url, log: opts.log, metrics: opts.metrics, encode: (r) => encoder.encode(r) }));
+      list.push(new OtlpSink({ ...opts.otlp, name: sinkName(s), url: s.url, log: opts.log, metrics: opts.metrics, encoder }));
       opts.log.info({ sink: sinkName(s), url: s.url.origin + s.url.pathname }, 'flow sink added');
     }
     this.list = list;

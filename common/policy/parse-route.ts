@@ -1,15 +1,17 @@
 /**
- * An HTTPRoute document inside a policy file: its spec checked by common/routes (plain data),
+ * An HTTPRoute or GRPCRoute document inside a policy file: its spec checked by common/routes (plain data),
  * each problem reported at the line of the field it names.
  */
 import { isMap, isSeq, type YAMLMap } from 'yaml';
 import { parseFaultSpec } from '../routes/parse-fault';
+import { parseGrpcRouteSpec } from '../routes/parse-grpc-route';
 import { parseHttpRouteSpec, type ParsedHttpRouteSpec, type RouteProblem } from '../routes/parse-http-route';
 import type { FaultSpec } from '../routes/types';
 import type { NodeReader, Problems } from '../yaml-reader';
 
-export function parseRouteObject(r: NodeReader, warnings: Problems, doc: YAMLMap, specNode: unknown, specLine: number, namespace: string): ParsedHttpRouteSpec | undefined {
-  const result = parseHttpRouteSpec(plain(r, specNode) ?? {}, namespace);
+export function parseRouteObject(r: NodeReader, warnings: Problems, doc: YAMLMap, specNode: unknown, specLine: number, namespace: string, kind: 'HTTPRoute' | 'GRPCRoute'): ParsedHttpRouteSpec | undefined {
+  const spec = plain(r, specNode) ?? {};
+  const result = kind === 'GRPCRoute' ? parseGrpcRouteSpec(spec, namespace) : parseHttpRouteSpec(spec, namespace);
   report(r, warnings, doc, specLine, result.problems, result.warnings);
   return result.spec;
 }

@@ -22,7 +22,7 @@ import {
   type PolicySet,
 } from './types';
 import { aliasScanProblem, expansionProblem, lineOfOffset, MAX_YAML_ALIASES } from '../yaml-limits';
-import { FAULT_API_VERSION, HTTP_ROUTE_API_VERSION, type CompiledFaultInjection, type CompiledHttpRoute } from '../routes/types';
+import { FAULT_API_VERSION, HTTP_ROUTE_API_VERSION, isRoute, type CompiledFaultInjection } from '../routes/types';
 import { describeValue, describeYamlError, isEmpty, NodeReader, Problems, quote, unknownFieldHint, type Field, type Problem } from '../yaml-reader';
 
 export interface ParseOptions {
@@ -49,9 +49,10 @@ const KINDS: Record<string, readonly string[]> = {
   AuthorizationPolicy: AUTHZ_API_VERSIONS,
   EgressPolicy: [EGRESS_API_VERSION],
   HTTPRoute: [HTTP_ROUTE_API_VERSION],
+  GRPCRoute: [HTTP_ROUTE_API_VERSION],
   FaultInjection: [FAULT_API_VERSION],
 };
-const SUPPORTED = 'AuthorizationPolicy with apiVersion security.istio.io/v1 or v1beta1, EgressPolicy with apiVersion palisade.dev/v1, HTTPRoute with apiVersion gateway.networking.k8s.io/v1, FaultInjection with apiVersion palisade.dev/v1';
+const SUPPORTED = 'AuthorizationPolicy with apiVersion security.istio.io/v1 or v1beta1, EgressPolicy with apiVersion palisade.dev/v1, HTTPRoute or GRPCRoute with apiVersion gateway.networking.k8s.io/v1, FaultInjection with apiVersion palisade.dev/v1';
 /** An empty string in a list of match values is likely meant as "any value", which policies write "*". */
 const EMPTY_MATCH_FIX = 'remove it, or use "*" to require any value';
 const DNS_LABEL_RULE = "lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters";
@@ -99,7 +100,7 @@ export function compilePolicyFiles(files: readonly { source: string; text: strin
   return {
     authorization: policies.filter((p): p is CompiledAuthorizationPolicy => p.kind === 'AuthorizationPolicy'),
     egress: policies.filter((p): p is CompiledEgressPolicy => p.kind === 'EgressPolicy'),
-    routes: policies.filter((p): p is CompiledHttpRoute => p.kind === 'HTTPRoute'),
+    routes: policies.filter(isRoute),
     faults: policies.filter((p): p is CompiledFaultInjection => p.kind === 'FaultInjection'),
     rootNamespace: opts.rootNamespace ?? DEFAULT_ROOT_NAMESPACE,
     warnings,
@@ -233,7 +234,7 @@ function parseObject(problems: Problems, warnings: Problems, doc: Document, node
   const specNamespace = metadata?.namespace ?? namespace;
   const authz = kind.kind === 'AuthorizationPolicy' ? parseAuthzSpec(r, warnings, specNode, specLine, specNamespace) : undefined;
   const egress = kind.kind === 'EgressPolicy' ? parseEgressSpec(r, warnings, specNode, specLine) : undefined;
-  const route = kind.kind === 'HTTPRoute' ? parseRouteObject(r, warnings, node, specNode, specLine, specNamespace) : undefined;
+  const route = kind.kind === 'HTTPRoute' || kind.kind === 'GRPCRoute' ? parseRouteObject(r, warnings, node, specNode, specLine, specNamespace, kind.kind) : undefined;
   const fault = kind.kind === 'FaultInjection' ? parseFaultObject(r, warnings, node, specNode, specLine) : undefined;
   if (!metadata || problems.found.length > before) return undefined;
   let manifest: Record<string, unknown>;
@@ -260,7 +261,7 @@ function parseObject(problems: Problems, warnings: Problems, doc: Document, node
     return { ...base, kind: 'AuthorizationPolicy', action: authz.action, selector: authz.selector, rules: authz.rules, http };
   }
   if (egress) return { ...base, kind: 'EgressPolicy', selector: egress.selector, rules: egress.rules, deny: egress.deny, allowlist: egress.allowlist, dns: egress.dns };
-  if (route) return { ...base, kind: 'HTTPRoute', selector: undefined, parents: route.parents, rules: route.rules };
+  if (route) return { ...base, kind: kind.kind === 'GRPCRoute' ? 'GRPCRoute' : 'HTTPRoute', selector: undefined, parents: route.parents, rules: route.rules };
   if (fault) return { ...base, kind: 'FaultInjection', selector: undefined, delay: fault.delay, abort: fault.abort };
   return undefined;
 }

@@ -5,7 +5,7 @@
  */
 import type { Cidr } from './ip';
 import type { EvalContext } from './eval-context';
-import type { CompiledFaultInjection, CompiledHttpRoute } from '../routes/types';
+import type { CompiledFaultInjection, CompiledGrpcRoute, CompiledHttpRoute, CompiledRoute } from '../routes/types';
 
 export const AUTHZ_API_VERSIONS = ['security.istio.io/v1', 'security.istio.io/v1beta1'] as const;
 export const EGRESS_API_VERSION = 'palisade.dev/v1';
@@ -100,8 +100,8 @@ export interface CompiledEgressPolicy extends PolicyBase {
 export const EGRESS_DNS_MODES = ['Resolve', 'Enforce'] as const;
 export type EgressDnsMode = (typeof EGRESS_DNS_MODES)[number];
 
-/** HTTPRoutes and FaultInjections (common/routes) are stored, versioned and pushed like policies. */
-export type CompiledPolicy = CompiledAuthorizationPolicy | CompiledEgressPolicy | CompiledHttpRoute | CompiledFaultInjection;
+/** HTTPRoutes, GRPCRoutes and FaultInjections (common/routes) are stored, versioned and pushed like policies. */
+export type CompiledPolicy = CompiledAuthorizationPolicy | CompiledEgressPolicy | CompiledHttpRoute | CompiledGrpcRoute | CompiledFaultInjection;
 
 /** Every object of a set: policies, then routes and fault injections. */
 export function allOf(set: PolicySet): CompiledPolicy[] {
@@ -115,8 +115,8 @@ export function allOf(set: PolicySet): CompiledPolicy[] {
 export interface PolicySet {
   readonly authorization: readonly CompiledAuthorizationPolicy[];
   readonly egress: readonly CompiledEgressPolicy[];
-  /** HTTPRoutes attached to Services (absent: none) */
-  readonly routes?: readonly CompiledHttpRoute[];
+  /** HTTPRoutes and GRPCRoutes attached to Services (absent: none) */
+  readonly routes?: readonly CompiledRoute[];
   /** FaultInjections the routes' ExtensionRef filters name (absent: none) */
   readonly faults?: readonly CompiledFaultInjection[];
   /** Policies in this namespace apply mesh-wide; default `istio-system`. */

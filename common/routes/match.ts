@@ -2,24 +2,25 @@
  * Which rule of the routes attached to a Service serves a request, by Gateway API's precedence
  * among all matches of all rules: an Exact path, then the longest PathPrefix (a regex path after
  * them, longest pattern first), then a method, then the most headers, then the most query
- * params; ties go to the route created first (here: by namespace/name) and then rule order.
+ * params (GRPCRoutes among themselves: the longest exact service, then method, then the most
+ * headers); ties go to the route created first (here: by namespace/name) and then rule order.
  * Pure; the ranking is computed once per route set (RouteTable).
  */
-import type { CompiledHttpRoute, PathMatcher, RouteMatch, RouteRequest, RouteRule, StringMatcher } from './types';
+import type { CompiledRoute, PathMatcher, RouteMatch, RouteRequest, RouteRule, StringMatcher } from './types';
 
 export interface RuleChoice {
-  readonly route: CompiledHttpRoute;
+  readonly route: CompiledRoute;
   readonly rule: RouteRule;
 }
 
 interface Ranked {
-  readonly route: CompiledHttpRoute;
+  readonly route: CompiledRoute;
   readonly rule: RouteRule;
   readonly match: RouteMatch;
 }
 
 /** The (route, rule, match) triples in the order they are tried. */
-export function rankMatches(routes: readonly CompiledHttpRoute[]): Ranked[] {
+export function rankMatches(routes: readonly CompiledRoute[]): Ranked[] {
   const all: (Ranked & { order: number })[] = [];
   const sorted = [...routes].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   let order = 0;
@@ -36,6 +37,10 @@ function pathRank(p: PathMatcher): [number, number] {
 
 /** < 0 when `a` is more specific (tried first). */
 function compareSpecificity(a: RouteMatch, b: RouteMatch): number {
+  // GRPCRoute's own order: the longest service, then the longest method, then the most headers
+  if (a.grpc !== undefined && b.grpc !== undefined) {
+    return b.grpc.service - a.grpc.service || b.grpc.method - a.grpc.method || b.headers.length - a.headers.length;
+  }
   const [ta, la] = pathRank(a.path);
   const [tb, lb] = pathRank(b.path);
   if (ta !== tb) return tb - ta;

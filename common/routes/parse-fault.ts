@@ -10,10 +10,9 @@
  * aborts are refused until the proxy speaks gRPC.
  */
 import type { RouteProblem } from './parse-http-route';
+import { MAX_FAULT_DELAY_MS, routeDuration } from './route-duration';
 import type { FaultSpec } from './types';
 
-const DURATION_RE = /^([0-9]{1,5}(h|m|s|ms)){1,4}$/;
-const UNIT_MS: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1 };
 const show = (v: unknown): string => JSON.stringify(v)?.slice(0, 80) ?? String(v);
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -39,10 +38,8 @@ export function parseFaultSpec(spec: unknown): { spec: FaultSpec | undefined; pr
     if (top.delay === undefined && top.abort === undefined) fail('spec', 'needs delay or abort (a fault that does nothing is a mistake)');
     const d = top.delay === undefined ? undefined : only(top.delay, 'spec.delay', ['fixedDelay', 'percentage']);
     if (d) {
-      const text = d.fixedDelay;
-      let ms: number | undefined;
-      if (typeof text !== 'string' || !DURATION_RE.test(text)) fail('spec.delay.fixedDelay', `must be a duration like 50ms or 2s, got ${show(text)}`);
-      else ms = [...text.matchAll(/([0-9]+)(ms|h|m|s)/g)].reduce((sum, [, n, u]) => sum + Number(n) * UNIT_MS[u!]!, 0);
+      const parsed = routeDuration(d.fixedDelay, '50ms or 2s', MAX_FAULT_DELAY_MS, '1h');
+      const ms = 'ms' in parsed ? parsed.ms : fail('spec.delay.fixedDelay', parsed.problem);
       const p = d.percentage === undefined ? 100 : percent(d.percentage, 'spec.delay.percentage');
       if (ms !== undefined && p !== undefined) delay = { ms, percent: p };
     }

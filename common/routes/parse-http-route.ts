@@ -12,6 +12,7 @@
  * the mesh profile says (a warning).
  */
 import { regexProblem, wholeMatch } from './regex-check';
+import { MAX_ROUTE_TIMEOUT_MS, routeDuration } from './route-duration';
 import type { BackendRef, PathMatcher, RetryPolicy, RouteMatch, RouteParent, RouteRule, StringMatcher } from './types';
 
 export interface RouteProblem {
@@ -37,21 +38,21 @@ const NOT_YET: Record<string, string> = {
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
 const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,256}$/;
 const NAME_RE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-const DURATION_RE = /^([0-9]{1,5}(h|m|s|ms)){1,4}$/;
-const UNIT_MS: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1 };
-const LIMITS = { parentRefs: 32, rules: 16, matches: 64, headers: 16, queryParams: 16, backendRefs: 16, codes: 100 };
+export const LIMITS = { parentRefs: 32, rules: 16, matches: 64, headers: 16, queryParams: 16, backendRefs: 16, codes: 100 };
 const MAX_WEIGHT = 1_000_000;
 const MAX_ATTEMPTS = 10;
 export const DEFAULT_RETRY_CODES: readonly number[] = [502, 503, 504];
 export const DEFAULT_RETRY_ATTEMPTS = 2;
 export const DEFAULT_BACKOFF_MS = 25;
+/** A retry waits from the backoff up to twice it, doubling per retry, at most this (agent/traffic/dispatcher.ts). */
+export const MAX_BACKOFF_MS = 250;
 
 type Obj = Record<string, unknown>;
 
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 const show = (v: unknown): string => JSON.stringify(v)?.slice(0, 80) ?? String(v);
 
-class Checker {
+export class Checker {
   readonly problems: RouteProblem[] = [];
   readonly warnings: RouteProblem[] = [];
 
@@ -94,12 +95,10 @@ class Checker {
     return s;
   }
 
-  /** A Gateway API duration (GEP-2257) in ms. */
+  /** A Gateway API duration (GEP-2257) in ms, at most a day. */
   duration(v: unknown, path: string): number | undefined {
-    if (typeof v !== 'string' || !DURATION_RE.test(v)) return this.fail(path, `must be a duration like 500ms, 10s or 1m30s, got ${show(v)}`);
-    let ms = 0;
-    for (const [, n, unit] of v.matchAll(/([0-9]+)(ms|h|m|s)/g)) ms += Number(n) * UNIT_MS[unit!]!;
-    return ms;
+    const d = routeDuration(v, '500ms, 10s or 1m30s', MAX_ROUTE_TIMEOUT_MS, '24h (for no timeout, leave it out)');
+    return 'ms' in d ? d.ms : this.fail(path, d.problem);
   }
 
   regex(v: string, path: string): RegExp | undefined {
@@ -115,18 +114,26 @@ export interface HttpRouteSpecResult {
 }
 
 export function parseHttpRouteSpec(spec: unknown, namespace: string): HttpRouteSpecResult {
+  return parseRouteSpec(spec, namespace, 'web', rule);
+}
+
+/**
+ * A route's spec, HTTPRoute's or GRPCRoute's: parentRefs, hostnames (ignored), and each of the
+ * rules by `ruleOf`. `example` names a Service in the hint for missing parentRefs.
+ */
+export function parseRouteSpec(spec: unknown, namespace: string, example: string, ruleOf: (c: Checker, v: unknown, index: number, namespace: string) => RouteRule | undefined): HttpRouteSpecResult {
   const c = new Checker();
   const top = c.fields(spec, 'spec', SPEC_FIELDS);
   let parents: RouteParent[] = [];
   let rules: RouteRule[] = [];
   if (top) {
     if (top.hostnames !== undefined) c.warnings.push({ path: 'spec.hostnames', message: 'is ignored: a route attached to a Service applies to every name of it (remove it)' });
-    if (top.parentRefs === undefined) c.fail('spec.parentRefs', 'is missing (attach the route to a Service: parentRefs: [{kind: Service, name: web}])');
+    if (top.parentRefs === undefined) c.fail('spec.parentRefs', `is missing (attach the route to a Service: parentRefs: [{kind: Service, name: ${example}}])`);
     else parents = (c.list(top.parentRefs, 'spec.parentRefs', LIMITS.parentRefs) ?? []).flatMap((p, i) => parent(c, p, `spec.parentRefs[${i}]`, namespace) ?? []);
     if (Array.isArray(top.parentRefs) && top.parentRefs.length === 0) c.fail('spec.parentRefs', 'is empty (attach the route to a Service)');
     const ruleList = top.rules === undefined ? [{}] : c.list(top.rules, 'spec.rules', LIMITS.rules);
     if (ruleList?.length === 0) c.fail('spec.rules', 'is empty (a route needs at least one rule)');
-    rules = (ruleList ?? []).flatMap((r, i) => rule(c, r, i, namespace) ?? []);
+    rules = (ruleList ?? []).flatMap((r, i) => ruleOf(c, r, i, namespace) ?? []);
   }
   const ok = c.problems.length === 0;
   return { spec: ok ? { parents, rules } : undefined, problems: c.problems, warnings: c.warnings };
@@ -148,28 +155,50 @@ function parent(c: Checker, v: unknown, path: string, namespace: string): RouteP
 }
 
 function rule(c: Checker, v: unknown, index: number, namespace: string): RouteRule | undefined {
+  return parseRule(c, v, index, namespace, RULE_FIELDS, match, (f, path) => {
+    let requestTimeoutMs = 0;
+    let backendTimeoutMs = 0;
+    const timeouts = f.timeouts === undefined ? undefined : c.fields(f.timeouts, `${path}.timeouts`, ['request', 'backendRequest']);
+    if (timeouts) {
+      requestTimeoutMs = timeouts.request === undefined ? 0 : (c.duration(timeouts.request, `${path}.timeouts.request`) ?? 0);
+      backendTimeoutMs = timeouts.backendRequest === undefined ? 0 : (c.duration(timeouts.backendRequest, `${path}.timeouts.backendRequest`) ?? 0);
+      if (requestTimeoutMs > 0 && backendTimeoutMs > requestTimeoutMs) {
+        c.fail(`${path}.timeouts.backendRequest`, `(${show(timeouts.backendRequest)}) must not be longer than timeouts.request (${show(timeouts.request)})`);
+      }
+    }
+    const retry = f.retry === undefined ? undefined : retryPolicy(c, f.retry, `${path}.retry`);
+    return { requestTimeoutMs, backendTimeoutMs, retry };
+  });
+}
+
+/** The fields of a rule only some route kinds have. */
+export type RuleExtras = Pick<RouteRule, 'requestTimeoutMs' | 'backendTimeoutMs' | 'retry'>;
+
+/**
+ * A rule of either kind: its name, matches (each by `matchOf`), backendRefs and FaultInjection
+ * filter, and the kind's own fields (`extras`); undefined when any of it has a problem.
+ */
+export function parseRule(
+  c: Checker,
+  v: unknown,
+  index: number,
+  namespace: string,
+  fields: readonly string[],
+  matchOf: (c: Checker, v: unknown, path: string) => RouteMatch | undefined,
+  extras: (f: Obj, path: string) => RuleExtras,
+): RouteRule | undefined {
   const path = `spec.rules[${index}]`;
-  const f = c.fields(v, path, RULE_FIELDS);
+  const f = c.fields(v, path, fields);
   if (!f) return undefined;
   const before = c.problems.length;
   const name = f.name === undefined ? undefined : c.name(f.name, `${path}.name`);
   const matchList = f.matches === undefined ? [{}] : c.list(f.matches, `${path}.matches`, LIMITS.matches);
-  const matches = (matchList?.length === 0 ? [{}] : (matchList ?? [])).flatMap((m, i) => match(c, m, `${path}.matches[${i}]`) ?? []);
+  const matches = (matchList?.length === 0 ? [{}] : (matchList ?? [])).flatMap((m, i) => matchOf(c, m, `${path}.matches[${i}]`) ?? []);
   const backends = backendRefs(c, f.backendRefs, `${path}.backendRefs`, namespace);
-  let requestTimeoutMs = 0;
-  let backendTimeoutMs = 0;
-  const timeouts = f.timeouts === undefined ? undefined : c.fields(f.timeouts, `${path}.timeouts`, ['request', 'backendRequest']);
-  if (timeouts) {
-    requestTimeoutMs = timeouts.request === undefined ? 0 : (c.duration(timeouts.request, `${path}.timeouts.request`) ?? 0);
-    backendTimeoutMs = timeouts.backendRequest === undefined ? 0 : (c.duration(timeouts.backendRequest, `${path}.timeouts.backendRequest`) ?? 0);
-    if (requestTimeoutMs > 0 && backendTimeoutMs > requestTimeoutMs) {
-      c.fail(`${path}.timeouts.backendRequest`, `(${show(timeouts.backendRequest)}) must not be longer than timeouts.request (${show(timeouts.request)})`);
-    }
-  }
-  const retry = f.retry === undefined ? undefined : retryPolicy(c, f.retry, `${path}.retry`);
+  const own = extras(f, path);
   const fault = f.filters === undefined ? undefined : faultFilter(c, f.filters, `${path}.filters`, namespace);
   if (c.problems.length > before || !backends) return undefined;
-  return { index, name, matches, backends, requestTimeoutMs, backendTimeoutMs, retry, fault };
+  return { index, name, matches, backends, ...own, fault };
 }
 
 function match(c: Checker, v: unknown, path: string): RouteMatch | undefined {
@@ -210,7 +239,7 @@ function pathMatch(c: Checker, v: unknown, path: string): PathMatcher | undefine
   return { type, value: type === 'PathPrefix' && value.length > 1 ? value.replace(/\/+$/, '') : value };
 }
 
-function named(c: Checker, v: unknown, path: string, header: boolean): { name: string; match: StringMatcher } | undefined {
+export function named(c: Checker, v: unknown, path: string, header: boolean): { name: string; match: StringMatcher } | undefined {
   const f = c.fields(v, path, ['type', 'name', 'value']);
   if (!f) return undefined;
   const name = c.string(f.name, `${path}.name`);
@@ -272,7 +301,11 @@ function retryPolicy(c: Checker, v: unknown, path: string): RetryPolicy | undefi
   if (!f) return undefined;
   const codes = f.codes === undefined ? [...DEFAULT_RETRY_CODES] : (c.list(f.codes, `${path}.codes`, LIMITS.codes) ?? []).map((x, i) => c.int(x, `${path}.codes[${i}]`, 400, 599));
   const attempts = f.attempts === undefined ? DEFAULT_RETRY_ATTEMPTS : c.int(f.attempts, `${path}.attempts`, 1, MAX_ATTEMPTS);
-  const backoffMs = f.backoff === undefined ? DEFAULT_BACKOFF_MS : c.duration(f.backoff, `${path}.backoff`);
+  let backoffMs = f.backoff === undefined ? DEFAULT_BACKOFF_MS : c.duration(f.backoff, `${path}.backoff`);
+  if (backoffMs !== undefined && backoffMs > MAX_BACKOFF_MS) {
+    c.warnings.push({ path: `${path}.backoff`, message: `(${show(f.backoff)}) is above ${MAX_BACKOFF_MS}ms, the longest a retry waits: ${MAX_BACKOFF_MS}ms is used` });
+    backoffMs = MAX_BACKOFF_MS;
+  }
   if (codes.some((x) => x === undefined) || attempts === undefined || backoffMs === undefined) return undefined;
   return { codes: new Set(codes as number[]), attempts, backoffMs };
 }

@@ -6,7 +6,7 @@
  * route set, immutable; lookups are cached per (service, port, client namespace).
  */
 import { firstMatch, rankMatches, type RuleChoice } from './match';
-import type { CompiledFaultInjection, CompiledHttpRoute, RouteRequest } from './types';
+import type { CompiledFaultInjection, CompiledRoute, RouteRequest } from './types';
 
 /** The routes one client namespace has for one service port: none, or a matcher. */
 export interface ServiceRoutes {
@@ -19,13 +19,13 @@ const MAX_CACHED = 10_000;
 
 export class RouteTable {
   static readonly EMPTY = new RouteTable([]);
-  private readonly byService = new Map<string, CompiledHttpRoute[]>();
+  private readonly byService = new Map<string, CompiledRoute[]>();
   private readonly cache = new Map<string, ServiceRoutes | null>();
 
   private readonly faultsById: ReadonlyMap<string, CompiledFaultInjection>;
 
   constructor(
-    readonly routes: readonly CompiledHttpRoute[],
+    readonly routes: readonly CompiledRoute[],
     faults: readonly CompiledFaultInjection[] = [],
   ) {
     this.faultsById = new Map(faults.map((f) => [f.id, f]));

@@ -1,5 +1,5 @@
 /**
- * Traffic routes as the agent's proxy uses them: a Gateway API HTTPRoute attached to a Service
+ * Traffic routes as the agent's proxy uses them: a Gateway API HTTPRoute or GRPCRoute attached to a Service
  * (the mesh / GAMMA profile), validated once (parse-http-route.ts) and compiled into plain data
  * plus matchers. Pure: no I/O.
  */
@@ -30,6 +30,8 @@ export interface RouteMatch {
   readonly headers: readonly { readonly name: string; readonly match: StringMatcher }[];
   readonly queryParams: readonly { readonly name: string; readonly match: StringMatcher }[];
   readonly method: string | undefined;
+  /** a GRPCRoute's match: the characters of the service and method it names exactly (its precedence) */
+  readonly grpc?: { readonly service: number; readonly method: number };
 }
 
 export interface BackendRef {
@@ -96,6 +98,18 @@ export interface CompiledHttpRoute extends StoredObject {
   readonly parents: readonly RouteParent[];
   readonly rules: readonly RouteRule[];
 }
+
+/** A GRPCRoute, compiled into the same rules (a method match is a path match: parse-grpc-route.ts). */
+export interface CompiledGrpcRoute extends StoredObject {
+  readonly kind: 'GRPCRoute';
+  readonly parents: readonly RouteParent[];
+  readonly rules: readonly RouteRule[];
+}
+
+/** Either route kind: one table, one matcher. */
+export type CompiledRoute = CompiledHttpRoute | CompiledGrpcRoute;
+
+export const isRoute = (p: { readonly kind: string }): p is CompiledRoute => p.kind === 'HTTPRoute' || p.kind === 'GRPCRoute';
 
 /** What the proxy matches a request with: the normalized request line and headers. */
 export interface RouteRequest {

@@ -1,6 +1,7 @@
 /* libbpf object loading and raw bpf(2) operations on maps, programs and links. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -33,14 +34,37 @@ static int ends_with(const char *s, const char *suffix)
 }
 
 /*
- * loadObject(path, pinDir, rodata|null) -> { handle, rodataSize, programs: [...], maps: [...] }
- * Every non-internal map is pinned as <pinDir>/<map name>, reusing an existing pin.
+ * The size `sizes` (a plain object, or null) gives a map by its name, before load; 0 when it names
+ * none. TypeScript checks the numbers.
+ */
+static int size_of_map(napi_env env, napi_value sizes, const char *name, uint32_t *out)
+{
+	bool has = false;
+	napi_value v;
+
+	*out = 0;
+	if (!sizes)
+		return 0;
+	if (napi_has_named_property(env, sizes, name, &has) != napi_ok)
+		return -1;
+	if (!has)
+		return 0;
+	if (napi_get_named_property(env, sizes, name, &v) != napi_ok || napi_get_value_uint32(env, v, out) != napi_ok)
+		return -1;
+	return 0;
+}
+
+/*
+ * loadObject(path, pinDir, rodata|null, sizes|null) -> { handle, rodataSize, programs: [...], maps: [...] }
+ * Every non-internal map is pinned as <pinDir>/<map name>, reusing an existing pin; `sizes` sets
+ * max_entries by map name before load (a reused pin must have the same size).
  */
 static napi_value load_object(napi_env env, napi_callback_info info)
 {
-	size_t argc = 3;
-	napi_value argv[3], result, progs, maps, item;
+	size_t argc = 4;
+	napi_value argv[4], result, progs, maps, item, sizes = NULL;
 	char path[4096], pin_dir[4096], pin_path[4352];
+	uint32_t max_entries;
 	void *rodata = NULL;
 	size_t rodata_len = 0, rodata_size = 0;
 	napi_valuetype t;
@@ -55,6 +79,13 @@ static napi_value load_object(napi_env env, napi_callback_info info)
 	napi_typeof(env, argv[2], &t);
 	if (t != napi_null && t != napi_undefined && arg_buffer(env, argv[2], &rodata, &rodata_len))
 		return throw_plain(env, "loadObject: rodata must be a Buffer");
+	if (argc >= 4) {
+		napi_typeof(env, argv[3], &t);
+		if (t == napi_object)
+			sizes = argv[3];
+		else if (t != napi_null && t != napi_undefined)
+			return throw_plain(env, "loadObject: sizes must be an object");
+	}
 	for (slot = 0; slot < MAX_OBJECTS && objects[slot]; slot++)
 		;
 	if (slot == MAX_OBJECTS)
@@ -91,6 +122,17 @@ static napi_value load_object(napi_env env, napi_callback_info info)
 				}
 			}
 			continue;
+		}
+		if (size_of_map(env, sizes, bpf_map__name(map), &max_entries)) {
+			bpf_object__close(obj);
+			return throw_plain(env, "loadObject: bad map size");
+		}
+		if (max_entries > 0) {
+			err = bpf_map__set_max_entries(map, max_entries);
+			if (err) {
+				bpf_object__close(obj);
+				return throw_errno(env, -err, "bpf_map__set_max_entries", bpf_map__name(map));
+			}
 		}
 		snprintf(pin_path, sizeof(pin_path), "%s/%s", pin_dir, bpf_map__name(map));
 		err = bpf_map__set_pin_path(map, pin_path);
@@ -279,6 +321,34 @@ static napi_value map_info(napi_env env, napi_callback_info info)
 	return out;
 }
 
+/* progName(id) -> the name of the program with this kernel id, or null when it is gone */
+static napi_value prog_name(napi_env env, napi_callback_info info)
+{
+	size_t argc = 1;
+	napi_value argv[1], out;
+	int32_t id;
+	struct bpf_prog_info pi;
+	__u32 len = sizeof(pi);
+	int fd, err;
+
+	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+	if (arg_int32(env, argv[0], &id) || id <= 0)
+		return throw_plain(env, "progName: bad arguments");
+	fd = bpf_prog_get_fd_by_id((__u32)id);
+	if (fd < 0) {
+		if (errno == ENOENT || fd == -ENOENT)
+			return napi_get_null(env, &out) == napi_ok ? out : NULL;
+		return throw_errno(env, fd == -1 ? errno : -fd, "bpf_prog_get_fd_by_id", NULL);
+	}
+	memset(&pi, 0, sizeof(pi));
+	err = bpf_obj_get_info_by_fd(fd, &pi, &len);
+	close(fd);
+	if (err)
+		return throw_errno(env, -err, "bpf_obj_get_info_by_fd", NULL);
+	napi_create_string_utf8(env, pi.name, strnlen(pi.name, sizeof(pi.name)), &out);
+	return out;
+}
+
 /* mapLookup(fd, key, valueBytes) -> Buffer | null */
 static napi_value map_lookup(napi_env env, napi_callback_info info)
 {
@@ -375,6 +445,40 @@ static napi_value map_next_key(napi_env env, napi_callback_info info)
 	return out;
 }
 
+/*
+ * mapCount(fd, keySize, max) -> the number of keys (at most `max`): one walk in C, so a scrape of
+ * a big map costs a syscall per entry and no JavaScript objects.
+ */
+static napi_value map_count(napi_env env, napi_callback_info info)
+{
+	size_t argc = 3;
+	napi_value argv[3];
+	int32_t fd, ksize, max;
+	unsigned char *a, *b, *tmp;
+	int64_t n = 0;
+	int err = 0;
+
+	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+	if (arg_int32(env, argv[0], &fd) || arg_int32(env, argv[1], &ksize) || arg_int32(env, argv[2], &max) || ksize <= 0 || max < 0)
+		return throw_plain(env, "mapCount: bad arguments");
+	a = calloc(2, (size_t)ksize);
+	if (!a)
+		return throw_errno(env, ENOMEM, "malloc", NULL);
+	b = a + ksize;
+	err = bpf_map_get_next_key(fd, NULL, a);
+	while (err == 0 && n < max) {
+		n++;
+		err = bpf_map_get_next_key(fd, a, b);
+		tmp = a;
+		a = b;
+		b = tmp;
+	}
+	free(a < b ? a : b);
+	if (err && -err != ENOENT && errno != ENOENT)
+		return throw_errno(env, err < 0 ? -err : errno, "bpf_map_get_next_key", NULL);
+	return make_int(env, n);
+}
+
 static napi_value num_possible_cpus(napi_env env, napi_callback_info info)
 {
 	int n = libbpf_num_possible_cpus();
@@ -399,6 +503,8 @@ void register_bpf_ops(napi_env env, napi_value exports)
 		{ "mapUpdate", NULL, map_update, NULL, NULL, NULL, napi_default, NULL },
 		{ "mapDelete", NULL, map_delete, NULL, NULL, NULL, napi_default, NULL },
 		{ "mapNextKey", NULL, map_next_key, NULL, NULL, NULL, napi_default, NULL },
+		{ "mapCount", NULL, map_count, NULL, NULL, NULL, napi_default, NULL },
+		{ "progName", NULL, prog_name, NULL, NULL, NULL, napi_default, NULL },
 		{ "numPossibleCpus", NULL, num_possible_cpus, NULL, NULL, NULL, napi_default, NULL },
 	};
 

@@ -5,6 +5,7 @@
  */
 import { PalisadeError } from '../../common/errors';
 import type { WorkloadRegistration } from '../../common/mesh-protocol';
+import { NodeFullError, podAdmission } from '../../agent/datapath/pod-admission';
 import type { LocalWorkloads } from '../../agent/local-workloads';
 import type { EnrollmentDatapath } from '../../agent/workload-sources/node-enrollment';
 
@@ -29,6 +30,9 @@ export class FakeNetns {
 export class FakeDatapath implements EnrollmentDatapath {
   readonly map = new Map<bigint, { podId: number; strict: boolean; ip?: string; hostInterface?: string }>();
   readonly ops: string[] = [];
+  /** Pods the fake's pod map holds: one more is refused (NodeFullError, its "interface" the cookie). */
+  capacity = Infinity;
+  readonly released: number[] = [];
 
   constructor(
     private readonly netns: { cookieOf(path: string): bigint },
@@ -37,6 +41,8 @@ export class FakeDatapath implements EnrollmentDatapath {
 
   enroll(path: string, pod: { podId: number; strict: boolean; ip?: string; hostInterface?: string }): bigint {
     const cookie = this.netns.cookieOf(path);
+    const refusal = podAdmission({ enrolled: this.map.has(cookie), inUse: this.map.size, capacity: this.capacity });
+    if (refusal) throw new NodeFullError(refusal, Number(cookie));
     this.ops.push(`enroll ${cookie} (index has it: ${this.local.byNetnsCookie(cookie) !== undefined})`);
     this.map.set(cookie, pod);
     return cookie;
@@ -49,6 +55,10 @@ export class FakeDatapath implements EnrollmentDatapath {
 
   pods(): Array<{ netnsCookie: bigint; podId: number }> {
     return [...this.map].map(([netnsCookie, p]) => ({ netnsCookie, podId: p.podId }));
+  }
+
+  release(ifindex: number): void {
+    this.released.push(ifindex);
   }
 }
 

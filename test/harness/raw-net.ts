@@ -28,7 +28,8 @@ export async function rawNet(s: Spawner, target: NsTarget, args: string[], timeo
 
 /** A frame as raw-net.py `frame` builds it. */
 export interface FrameSpec {
-  kind: 'tcp' | 'udp' | 'icmp' | 'arp';
+  /** udp6: src and dst are IPv6 addresses, dstMac defaults to broadcast */
+  kind: 'tcp' | 'udp' | 'icmp' | 'arp' | 'udp6';
   src?: string;
   dst?: string;
   sport?: number;

@@ -70,13 +70,14 @@ function refused(reason: string, host = '', path?: string): CheckRefusal {
   return { ok: false, reason, host, path };
 }
 
-export function checkRequest(req: ParsedRequest, kind: Kind, rules: HeaderRules, maxHeaders: number): Checked | CheckRefusal {
+/** `h2c`: an upgrade to HTTP/2 the caller takes (its Connection, Upgrade and HTTP2-Settings end here), not a WebSocket. */
+export function checkRequest(req: ParsedRequest, kind: Kind, rules: HeaderRules, maxHeaders: number, h2c = false): Checked | CheckRefusal {
   if (kind === Kind.Connect) return refused('connect-method');
   const method = req.method ?? '';
   const version = req.httpVersion;
   if (version !== '1.1' && version !== '1.0') return refused('unsupported-http-version');
   const upgrade = kind === Kind.Upgrade;
-  const h = inspectHeaders(req.rawHeaders, method, version, rules, maxHeaders, upgrade);
+  const h = inspectHeaders(req.rawHeaders, method, version, rules, maxHeaders, upgrade && !h2c);
   if (!h.ok) return refused(h.reason);
   const t = normalizeTarget(req.url ?? '', h.rawHost);
   if (!t.ok) return refused(t.reason, h.host);

@@ -15,6 +15,8 @@ export interface FrontContext {
   readonly pool?: ConnectionPool | undefined;
   /** the front's shared pool of that name (a routed request's upstream, chosen per attempt) */
   sharedPool?(name: string): ConnectionPool;
+  /** switches `Upgrade: h2c` requests to HTTP/2 when set */
+  readonly upgradeH2c?: HttpSession['upgradeH2c'];
   /** traces requests when set */
   readonly tracer?: HopTracer | undefined;
   /** onRecord, shielded: a throwing callback is logged, never breaks a connection */

@@ -1,10 +1,12 @@
 /**
- * The two deadlines of a dispatched request (types.ts Dispatch): the whole request's and the
- * current attempt's, each one timer, cleared when the exchange ends.
+ * The timers of a dispatched request (types.ts Dispatch): the whole request's deadline, the
+ * current attempt's, and an injected delay before the first attempt; each one timer, all cleared
+ * when the exchange ends (an abandoned delayed request is not kept for the rest of its delay).
  */
 export class Deadlines {
   private request: NodeJS.Timeout | undefined;
   private attempt: NodeJS.Timeout | undefined;
+  private delay: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly onRequest: () => void,
@@ -20,6 +22,14 @@ export class Deadlines {
     if (ms > 0) this.attempt = setTimeout(this.onAttempt, ms);
   }
 
+  /** `then` after `ms` (an injected delay), unless the exchange ends first. */
+  startDelay(ms: number, then: () => void): void {
+    this.delay = setTimeout(() => {
+      this.delay = undefined;
+      then();
+    }, ms);
+  }
+
   endAttempt(): void {
     if (this.attempt !== undefined) clearTimeout(this.attempt);
     this.attempt = undefined;
@@ -28,6 +38,8 @@ export class Deadlines {
   clear(): void {
     this.endAttempt();
     if (this.request !== undefined) clearTimeout(this.request);
+    if (this.delay !== undefined) clearTimeout(this.delay);
     this.request = undefined;
+    this.delay = undefined;
   }
 }

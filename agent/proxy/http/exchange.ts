@@ -15,9 +15,10 @@ import { CONTINUE_100, CRLF, chunkSize, declaresBody, deniedResponse, LAST_CHUNK
 import { RequestBody } from './request-body';
 import { bodyOf, DENIED_RAW, rawResponse, statusOf } from './refusal';
 import { openTunnel } from './tunnel';
+import { asksForH2c, SWITCHING_TO_H2C } from '../h2/h2c-upgrade';
 import { withTraceHeaders, type TraceHop } from '../../tracing/trace-context';
 import { Deadlines } from './deadlines';
-import type { Dispatch, HttpDecision, NormalizedRequest } from './types';
+import type { AttemptRefusal, Dispatch, HttpDecision, NormalizedRequest } from './types';
 import type { ConnectionPool, UpstreamConnection, UpstreamUser } from './upstream';
 import { UpstreamConnection as Upstream } from './upstream';
 
@@ -147,8 +148,10 @@ export class Exchange implements ParsedRequest, UpstreamUser {
 
   start(): void {
     if (this.broken !== undefined) return this.refuse(this.broken);
-    const n = this.check();
+    const h2c = this.kind === Kind.Upgrade && this.link.ctx.upgradeH2c !== undefined && asksForH2c(this.rawHeaders);
+    const n = this.check(h2c);
     if (n === undefined) return;
+    if (h2c) return this.switchToH2c(this.link.ctx.upgradeH2c!);
     let decision: HttpDecision | Promise<HttpDecision>;
     try {
       decision = this.link.ctx.authorize(n);
@@ -161,6 +164,23 @@ export class Exchange implements ParsedRequest, UpstreamUser {
         (err: unknown) => this.authzFailed(err),
       );
     } else this.decided(decision);
+  }
+
+  /**
+   * `Upgrade: h2c` on the routed path: 101, and the connection (with the bytes after this request)
+   * goes to the HTTP/2 front, where this request is stream 1, authorized and routed there. This
+   * exchange's record says the connection switched; it ends when the connection does.
+   */
+  private switchToH2c(upgrade: NonNullable<FrontContext['upgradeH2c']>): void {
+    this.decision = { allowed: true, reason: 'h2c-upgrade' };
+    this.status = 101;
+    this.replied = true;
+    this.headSent = true;
+    this.tunnelling = true;
+    const socket = this.link.socket;
+    socket.once('close', () => this.complete());
+    this.link.write(SWITCHING_TO_H2C);
+    upgrade(socket, this.head ?? Buffer.alloc(0), { method: this.method, target: this.target, authority: this.host, headers: this.forward });
   }
 
   // --- the request body, from the downstream parser ---
@@ -256,9 +276,9 @@ export class Exchange implements ParsedRequest, UpstreamUser {
 
   // --- deciding ---
 
-  private check(): NormalizedRequest | undefined {
+  private check(h2c: boolean): NormalizedRequest | undefined {
     const { ctx } = this.link;
-    const c = checkRequest(this, this.kind, ctx.rules, ctx.limits.maxHeaders);
+    const c = checkRequest(this, this.kind, ctx.rules, ctx.limits.maxHeaders, h2c);
     if (!c.ok) {
       this.host = c.host;
       if (c.path !== undefined) this.path = c.path;
@@ -318,9 +338,9 @@ export class Exchange implements ParsedRequest, UpstreamUser {
       this.deadlines = new Deadlines(() => this.timedOut('route-timeout'), () => this.attemptTimedOut());
       this.deadlines.startRequest(d.timeoutMs);
       if (d.delayMs !== undefined && d.delayMs > 0) {
-        setTimeout(() => {
+        this.deadlines.startDelay(d.delayMs, () => {
           if (!this.finished && !this.aborted && !this.link.closed) this.forwardRequest();
-        }, d.delayMs);
+        });
         return;
       }
     }
@@ -331,10 +351,14 @@ export class Exchange implements ParsedRequest, UpstreamUser {
     this.forwardRequest();
   }
 
-  /** 403 with Istio's body; the connection stays usable unless the request body is unread and large. */
-  private deny(): void {
+  /**
+   * 403 with Istio's body; the connection stays usable unless the request body is unread and large.
+   * `quiet`: no line (the mesh's own refusals, a fault abort or no route, are errors in their
+   * records, not denials to log one by one; a destination's refusal is logged there).
+   */
+  private deny(quiet = this.decision?.verdict === 'error'): void {
     this.status = this.denyStatus;
-    this.link.ctx.log.info({ event: 'denied', status: this.status, method: this.method, path: this.path, host: this.host }, 'http request denied');
+    if (!quiet) this.link.ctx.log.info({ event: 'denied', status: this.status, method: this.method, path: this.path, host: this.host }, 'http request denied');
     if (this.detached) {
       this.closeAfter = true;
       this.replied = true;
@@ -461,6 +485,8 @@ export class Exchange implements ParsedRequest, UpstreamUser {
   /** The upstream failed before a response started: 503 (a safe request on a reused connection is sent once more). */
   private upstreamFailed(err: Error): void {
     if (this.finished || this.retryWait !== undefined) return;
+    const refusal = (err as { refusal?: AttemptRefusal }).refusal;
+    if (refusal !== undefined && this.dispatch !== undefined && !this.detached && !this.headSent) return this.refusedByDestination(refusal);
     const code = errorCode(err);
     const reused = this.upstream !== undefined && this.upstream.served > 0;
     if (this.dispatch !== undefined && !this.detached && !this.headSent) {
@@ -485,6 +511,13 @@ export class Exchange implements ParsedRequest, UpstreamUser {
     else this.reply(503, bodyOf(503), this.receivingBody());
   }
 
+  /** The destination refused the attempt (its policy, its limit): its answer, final (not retried, nothing ejected). */
+  private refusedByDestination(r: AttemptRefusal): void {
+    this.settleAttempt(0, r.reason, false, false, r);
+    this.denyStatus = r.status;
+    this.deny(true);
+  }
+
   /** The upstream went away mid-response: the client cannot get a whole response, so close it. */
   private reset(err: Error | undefined): void {
     if (this.finished) return;
@@ -496,12 +529,12 @@ export class Exchange implements ParsedRequest, UpstreamUser {
 
   // --- dispatched requests: attempts, retries, deadlines ---
 
-  private settleAttempt(status: number, error: string | undefined, connected: boolean, reused: boolean): number | undefined {
+  private settleAttempt(status: number, error: string | undefined, connected: boolean, reused: boolean, refusal?: AttemptRefusal): number | undefined {
     this.deadlines?.endAttempt();
     const replayable = !this.hasBody || this.body.replayable;
     // Latency from the request's sending, as tower's PeakEwma times a call: a new connection's setup is not the endpoint's latency.
     const since = this.attemptSent > 0 ? this.attemptSent : this.attemptStarted;
-    return this.dispatch!.settle({ status, error, connected, reused, ms: performance.now() - since }, replayable);
+    return this.dispatch!.settle({ status, error, connected, reused, ms: performance.now() - since, ...(refusal && { refusal }) }, replayable);
   }
 
   /** Another attempt after `wait` ms; `drop`: the current upstream connection is closed (else it was released). */

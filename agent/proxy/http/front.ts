@@ -9,7 +9,8 @@
  * bytes it writes). Deadlines are checked by one sweep per front.
  *
  * WebSocket upgrades are tunnelled after authz (and only once the upstream answers 101).
- * Any other upgrade (h2c…) is refused with 501, and CONNECT with 405.
+ * `Upgrade: h2c` is switched to HTTP/2 when the session takes it (HttpSession.upgradeH2c, the
+ * routed path); any other upgrade is refused with 501, and CONNECT with 405.
  */
 import type { Duplex } from 'node:stream';
 import type { FrontContext } from './context';
@@ -29,17 +30,21 @@ const POOL_MAX_IDLE = 128;
 const POOL_IDLE_MS = 30_000;
 
 export class HttpFront {
-  private readonly shared: Omit<FrontContext, 'authorize' | 'connect' | 'record' | 'pool' | 'tracer' | 'sharedPool'>;
+  private readonly shared: Omit<FrontContext, 'authorize' | 'connect' | 'record' | 'pool' | 'tracer' | 'sharedPool' | 'upgradeH2c'>;
   /** the context of connections handed in without a session of their own */
   private readonly defaults: FrontContext | undefined;
   private readonly conns = new Set<Downstream>();
   private readonly pools = new Map<string, ConnectionPool>();
   private readonly tickMs: number;
   private sweep: NodeJS.Timeout | undefined;
+  private readonly admitIdle: HttpFrontOptions['admitIdle'];
+  /** upstream connections closed instead of kept idle, refused a place by admitIdle */
+  idleRefused = 0;
 
   constructor(opts: HttpFrontOptions) {
     checkParserBinding();
     const limits = resolveLimits(opts.limits);
+    this.admitIdle = opts.admitIdle;
     this.shared = { limits, rules: compileHeaderRules(opts.setHeaders, opts.stripHeaders), log: opts.log };
     const { authorize, connect, onRecord } = opts;
     this.defaults = authorize && connect && onRecord ? this.contextFor({ authorize, connect, onRecord, ...(opts.pool !== undefined && { pool: opts.pool }) }) : undefined;
@@ -93,6 +98,7 @@ export class HttpFront {
       pool: session.pool === undefined ? undefined : this.poolFor(session.pool),
       sharedPool: (name: string) => this.poolFor(name),
       tracer: session.tracer,
+      upgradeH2c: session.upgradeH2c,
       record(r: HttpRecord): void {
         try {
           onRecord(r);
@@ -107,10 +113,21 @@ export class HttpFront {
   private poolFor(name: string): ConnectionPool {
     let p = this.pools.get(name);
     if (p === undefined) {
-      const pool: ConnectionPool = new UpstreamPool<UpstreamConnection>(POOL_MAX_IDLE, POOL_IDLE_MS, () => {
-        if (!this.pools.has(name)) this.pools.set(name, pool);
-        this.ensureSweep();
-      });
+      const admit = this.admitIdle;
+      const pool: ConnectionPool = new UpstreamPool<UpstreamConnection>(
+        POOL_MAX_IDLE,
+        POOL_IDLE_MS,
+        () => {
+          if (!this.pools.has(name)) this.pools.set(name, pool);
+          this.ensureSweep();
+        },
+        admit &&
+          (() => {
+            const release = admit(name);
+            if (release === undefined) this.idleRefused++;
+            return release;
+          }),
+      );
       p = pool;
       this.pools.set(name, p);
     }

@@ -96,7 +96,7 @@ function refusal(reason: string): HeaderRefusal {
   return { ok: false, reason };
 }
 
-function isStripped(lower: string, rules: HeaderRules): boolean {
+export function isStripped(lower: string, rules: HeaderRules): boolean {
   const name = lower.includes('_') ? lower.replaceAll('_', '-') : lower;
   if (rules.stripExact.has(name)) return true;
   for (const p of rules.stripPrefixes) if (name.startsWith(p)) return true;

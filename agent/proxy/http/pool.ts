@@ -3,7 +3,9 @@
  * destination side connects to for every client: requests are authorized one by one, so a
  * connection may serve requests of different clients, as haproxy's and Envoy's do): last in
  * first out, at most `maxIdle`, each for at most `idleMs` or what the upstream said it keeps
- * one (`Keep-Alive: timeout=N`).
+ * one (`Keep-Alive: timeout=N`). With `admitIdle`, a connection is kept idle only if it gets a
+ * place (the source node's routed upstreams take one of their client pod's connection share while
+ * idle: agent/traffic/router.ts), held until it is used again or closed; refused, it is closed.
  */
 /** What the pool needs of a connection (upstream.ts's C is one). */
 export interface PooledConnection {
@@ -18,12 +20,18 @@ export interface PooledConnection {
 /** Idle connections to one destination. */
 export class UpstreamPool<C extends PooledConnection = PooledConnection> {
   private readonly idle: C[] = [];
+  /** the places idle connections hold (with admitIdle) */
+  private readonly places = new Map<C, () => void>();
+  /** connections closed instead of kept idle, for want of a place */
+  refused = 0;
 
   constructor(
     private readonly maxIdle: number,
     private readonly idleMs: number,
     /** called when a connection goes idle (the front sweeps pools that hold some) */
     private readonly onIdle?: () => void,
+    /** a place for one more idle connection (its release), or undefined: it is closed instead */
+    private readonly admitIdle?: () => (() => void) | undefined,
   ) {}
 
   get idleCount(): number {
@@ -36,15 +44,24 @@ export class UpstreamPool<C extends PooledConnection = PooledConnection> {
     for (;;) {
       const c = this.idle.pop();
       if (c === undefined) return undefined;
+      this.release(c);
       if (c.alive && now < c.expires) return c;
       c.destroy();
     }
   }
 
   put(c: C): void {
+    if (this.admitIdle !== undefined) {
+      const release = this.admitIdle();
+      if (release === undefined) {
+        this.refused++;
+        return c.destroy();
+      }
+      this.places.set(c, release);
+    }
     c.expires = performance.now() + Math.min(this.idleMs, c.keepAliveMs ?? Infinity);
     this.idle.push(c);
-    if (this.idle.length > this.maxIdle) this.idle.shift()!.destroy();
+    if (this.idle.length > this.maxIdle) this.drop(this.idle.shift()!);
     this.onIdle?.();
   }
 
@@ -52,6 +69,7 @@ export class UpstreamPool<C extends PooledConnection = PooledConnection> {
   forget(c: C): void {
     const i = this.idle.indexOf(c);
     if (i >= 0) this.idle.splice(i, 1);
+    this.release(c);
   }
 
   /** Close connections idle past their time. */
@@ -60,12 +78,24 @@ export class UpstreamPool<C extends PooledConnection = PooledConnection> {
       const c = this.idle[i]!;
       if (now >= c.expires) {
         this.idle.splice(i, 1);
-        c.destroy();
+        this.drop(c);
       }
     }
   }
 
   destroy(): void {
-    for (const c of this.idle.splice(0)) c.destroy();
+    for (const c of this.idle.splice(0)) this.drop(c);
+  }
+
+  private drop(c: C): void {
+    this.release(c);
+    c.destroy();
+  }
+
+  private release(c: C): void {
+    const release = this.places.get(c);
+    if (release === undefined) return;
+    this.places.delete(c);
+    release();
   }
 }

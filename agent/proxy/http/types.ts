@@ -27,6 +27,8 @@ export interface HttpDecision {
   allowed: boolean;
   /** not allowed: answer with this status (and its generic body) instead of Istio's 403, e.g. 404 when no route matches */
   status?: number;
+  /** not allowed by the mesh itself, not by a policy (a fault abort, no route): the record's verdict, and no per-request "denied" line */
+  verdict?: 'error';
   /** allowed: the upstream is chosen per attempt, with deadlines and retries (the source node's routing, agent/traffic) */
   dispatch?: Dispatch;
   /** anything else the caller wants echoed into the record */
@@ -36,7 +38,16 @@ export interface HttpDecision {
 /** Where one attempt of a request goes: the shared pool of that name, or a new connection. */
 export interface UpstreamTarget {
   readonly pool: string;
+  /** rejects with an error carrying `refusal` when the destination refused (its policy, its limit) */
   connect(): Promise<Duplex>;
+}
+
+/** The destination refused an attempt: a final answer, given to the client with this status, never retried. */
+export interface AttemptRefusal {
+  status: number;
+  verdict: 'denied' | 'error';
+  /** the record's reason, e.g. `denied-by-destination`, `pod-connection-limit` */
+  reason: string;
 }
 
 /** How one attempt ended: a response head (status), or a failure before one (status 0). */
@@ -50,6 +61,8 @@ export interface AttemptOutcome {
   reused: boolean;
   /** ms from sending the attempt's request on a connected upstream (else from the attempt's start) to its outcome */
   ms: number;
+  /** the destination refused it: the endpoint was reached and is healthy, the answer is final */
+  refusal?: AttemptRefusal;
 }
 
 /**
@@ -116,6 +129,23 @@ export interface HttpSession {
   onRecord(r: HttpRecord): void;
   /** Read and continue (or start) the trace of each request; its record carries it. */
   tracer?: HopTracer;
+  /**
+   * Takes connections an `Upgrade: h2c` request switches to HTTP/2 (the routed path): the engine
+   * answers 101 and hands over the connection, the bytes after the request and the request, which
+   * is then stream 1. Without it such a request is an upgrade like any other.
+   */
+  upgradeH2c?(conn: Duplex, head: Buffer, req: H2cRequest): void;
+}
+
+/** An `Upgrade: h2c` request as the HTTP/2 side serves it (stream 1). */
+export interface H2cRequest {
+  method: string;
+  /** the normalized path and query */
+  target: string;
+  /** Host as sent */
+  authority: string;
+  /** the forwarded headers: name, value, name, value… */
+  headers: readonly string[];
 }
 
 /**
@@ -127,5 +157,7 @@ export interface HttpFrontOptions extends Partial<HttpSession> {
   limits?: Partial<HttpLimits>;
   /** Extra client headers to remove (lowercase); a trailing '*' makes a prefix, e.g. 'x-palisade-*'. */
   stripHeaders?: string[];
+  /** a place for one more idle connection in the shared pool of that name (its release), or undefined: closed instead (pool.ts) */
+  admitIdle?: (pool: string) => (() => void) | undefined;
   log: Logger;
 }

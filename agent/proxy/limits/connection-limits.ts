@@ -32,9 +32,13 @@ export class ConnectionLimits {
 
   /** Take a place for a connection from `source` (a pod's IP), or say why not. */
   admit(side: Side, source: string): Admitted {
+    return this.admitWithin(side, source, { perPod: this.caps.perPod, total: this.caps[side] });
+  }
+
+  private admitWithin(side: Side, source: string, caps: { perPod: number; total: number }): Admitted {
     const s = this.sides[side];
     const bySource = s.bySource.get(source) ?? 0;
-    const refused = admission({ bySource, total: s.total }, { perPod: this.caps.perPod, total: this.caps[side] });
+    const refused = admission({ bySource, total: s.total }, caps);
     if (refused) return { ok: false, reason: refused };
     s.total++;
     s.bySource.set(source, bySource + 1);
@@ -50,6 +54,15 @@ export class ConnectionLimits {
         else s.bySource.delete(source);
       },
     };
+  }
+
+  /**
+   * A place for an idle upstream connection kept for `source` (the source node's routed requests):
+   * only while the pod holds under half its share and the side under half its cap, so idle
+   * connections never take the places its own new connections need.
+   */
+  admitIdle(side: Side, source: string): Admitted {
+    return this.admitWithin(side, source, { perPod: Math.floor(this.caps.perPod / 2), total: Math.floor(this.caps[side] / 2) });
   }
 
   /** Connections held now, per side. */

@@ -250,7 +250,8 @@ export class KubernetesSource implements WorkloadSource, CniEnroller {
     for (const uid of [...this.state.sandboxes.keys()]) {
       if (!this.state.pods.has(uid)) this.podGone(uid, 'the pod no longer exists');
     }
-    this.discover();
+    await this.discover();
+    if (this.closed) return;
     const results = await Promise.allSettled([...this.state.sandboxes.keys()].map((uid) => this.sync(uid)));
     const failed = results.filter((r) => r.status === 'rejected').length;
     this.isSynced = true;
@@ -260,12 +261,15 @@ export class KubernetesSource implements WorkloadSource, CniEnroller {
   }
 
   /** Running members with an IP and no known sandbox (started before the agent ever ran): their netns from /proc. */
-  private discover(): void {
-    const candidates = [...this.state.pods.values()].filter((p) => !this.state.sandboxes.has(p.uid) && p.podIp !== undefined && !p.hostNetwork && p.phase === 'Running');
-    const wanted = candidates.filter((p) => this.wouldBeMember(p));
+  private async discover(): Promise<void> {
+    const undiscovered = (p: PodView): boolean => !this.state.sandboxes.has(p.uid) && p.podIp !== undefined && !p.hostNetwork && p.phase === 'Running';
+    const wanted = [...this.state.pods.values()].filter((p) => undiscovered(p) && this.wouldBeMember(p));
     if (wanted.length === 0) return;
-    const found = scanProcNetns(this.opts.procRoot);
-    for (const pod of wanted) {
+    const found = await scanProcNetns(this.opts.procRoot);
+    for (const asked of wanted) {
+      // The scan yielded: the pod may have gone, changed, or been given a sandbox by a CNI ADD meanwhile.
+      const pod = this.state.pods.get(asked.uid);
+      if (!pod || !undiscovered(pod) || pod.podIp !== asked.podIp || !this.wouldBeMember(pod)) continue;
       const c = found.get(pod.podIp!);
       if (!c || c.ambiguous) {
         this.log.warn({ pod: `${pod.namespace}/${pod.name}`, ip: pod.podIp, reason: c ? 'several network namespaces have its address' : 'no process has its address' }, 'cannot find the network namespace of a running pod: restart it to enroll it');

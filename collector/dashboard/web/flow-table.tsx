@@ -1,10 +1,12 @@
 /**
- * The flows behind the selected edge or node, in `palisade observe`'s columns, following live:
- * the page asks every second for what was stored after the newest row it has.
+ * The flows behind the selected edge or node, in `palisade observe`'s columns and the trace id
+ * (a link to the user's tracing UI when the collector has `--trace-url`), following live: the
+ * page asks every second for what was stored after the newest row it has.
  */
 import { useEffect, useState } from 'preact/hooks';
 import { DASHBOARD_API } from '../../../common/dashboard-api';
 import type { FlowRecord } from '../../../common/flow';
+import { traceLink } from '../../../common/trace-link';
 
 type StoredFlow = FlowRecord & { id: number };
 import { get } from './api';
@@ -43,9 +45,27 @@ export function cells(f: StoredFlow): string[] {
   ];
 }
 
-const COLUMNS = ['Time', 'Node', 'Direction', 'Source', 'Destination', 'Proto', 'HTTP', 'Verdict', 'Reason (policy)', 'mTLS', 'Bytes sent / received'];
+const COLUMNS = ['Time', 'Node', 'Direction', 'Source', 'Destination', 'Proto', 'HTTP', 'Verdict', 'Reason (policy)', 'mTLS', 'Bytes sent / received', 'Trace'];
 
-export function FlowTable(props: { query: FlowQuery; onError(e: unknown): void }) {
+/** The trace id, linked when there is a template; opened in a new tab that learns nothing of this page. */
+function TraceCell(props: { traceId: string | undefined; traceUrl: string | undefined }) {
+  const { traceId } = props;
+  if (traceId === undefined) return <td>–</td>;
+  const href = traceLink(props.traceUrl, traceId);
+  return (
+    <td class="trace" data-trace-id={traceId} title={traceId}>
+      {href !== undefined ? (
+        <a href={href} target="_blank" rel="noopener noreferrer">
+          {traceId}
+        </a>
+      ) : (
+        traceId
+      )}
+    </td>
+  );
+}
+
+export function FlowTable(props: { query: FlowQuery; traceUrl?: string; onError(e: unknown): void }) {
   const [rows, setRows] = useState<StoredFlow[]>([]);
   const [loaded, setLoaded] = useState(false);
   const key = JSON.stringify(props.query);
@@ -109,6 +129,7 @@ export function FlowTable(props: { query: FlowQuery; onError(e: unknown): void }
               {cells(f).map((c) => (
                 <td>{c}</td>
               ))}
+              <TraceCell traceId={f.traceId} traceUrl={props.traceUrl} />
             </tr>
           ))}
         </tbody>

@@ -1,5 +1,6 @@
 /**
- * Where each node goes: elkjs's layered layout, left to right (past BIG_GRAPH_NODES, packed in
+ * Where each node goes: elkjs's layered layout, left to right, with room in the middle of each
+ * edge for its labels (past BIG_GRAPH_NODES, packed in
  * their boxes, the boxes packed), with one box per namespace, one
  * for destinations outside the mesh and one for sources the mesh does not know. Positions are
  * absolute; a graph with the same nodes and edges gets the same layout (the map only lays out
@@ -29,10 +30,16 @@ export const NODE_HEIGHT = 40;
 /** Above this many nodes the namespaces are laid out one by one (see layOut). */
 export const BIG_GRAPH_NODES = 60;
 const PACKED: Record<string, string> = { 'elk.algorithm': 'rectpacking', 'elk.aspectRatio': '1.6', 'elk.spacing.nodeNode': '30' };
-const LAYERED: Record<string, string> = {
-  'elk.direction': 'RIGHT',
+/** An edge label's room in the layout: about the widest label (rates, error share, p95) and one row per edge. */
+const LABEL_WIDTH = 210;
+const LABEL_ROW = 24;
+const BOX_SPACING: Record<string, string> = {
   'elk.layered.spacing.nodeNodeBetweenLayers': '150',
   'elk.spacing.nodeNode': '40',
+};
+const LAYERED: Record<string, string> = {
+  ...BOX_SPACING,
+  'elk.direction': 'RIGHT',
   'elk.layered.considerModelOrder.strategy': 'NODES_AND_EDGES',
 };
 const nodeWidth = (n: GraphNode): number => Math.min(260, Math.max(110, 30 + 7.5 * n.name.length));
@@ -43,9 +50,8 @@ export function groupOf(n: GraphNode): { id: string; label: string } {
   return { id: 'unknown', label: 'unknown sources' };
 }
 
-/** A key that changes exactly when the layout must. */
-export const layoutKey = (nodes: readonly GraphNode[], edges: readonly GraphEdge[]): string =>
-  `${nodes.map((n) => n.id).join('|')}#${[...new Set(edges.map((e) => `${e.source}>${e.target}`))].sort().join('|')}`;
+/** A key that changes exactly when the layout must (the nodes, the edges: a denied one beside an allowed one needs room). */
+export const layoutKey = (nodes: readonly GraphNode[], edges: readonly GraphEdge[]): string => `${nodes.map((n) => n.id).join('|')}#${edges.map((e) => e.id).sort().join('|')}`;
 
 export async function layOut(nodes: readonly GraphNode[], edges: readonly GraphEdge[]): Promise<Layout> {
   const groups = new Map<string, ElkNode & { label: string }>();
@@ -63,9 +69,12 @@ export async function layOut(nodes: readonly GraphNode[], edges: readonly GraphE
     }
     box.children!.push({ id: n.id, width: nodeWidth(n), height: NODE_HEIGHT });
   }
-  const pairs = [...new Set(edges.map((e) => `${e.source}\u0000${e.target}`))].sort();
+  const perPair = new Map<string, number>();
+  for (const e of edges) perPair.set(`${e.source}\u0000${e.target}`, (perPair.get(`${e.source}\u0000${e.target}`) ?? 0) + 1);
+  const pairs = [...perPair.keys()].sort();
   const big = nodes.length > BIG_GRAPH_NODES;
-  if (big) for (const g of groups.values()) Object.assign(g.layoutOptions!, PACKED);
+  // the boxes' own spacing: elk applies a box's options to what is inside it (the root's stop at the boxes)
+  for (const g of groups.values()) Object.assign(g.layoutOptions!, big ? PACKED : BOX_SPACING);
   const graph: ElkNode = {
     id: 'root',
     // one layered layout across the namespaces while it is small; past that the workloads of each
@@ -77,7 +86,10 @@ export async function layOut(nodes: readonly GraphNode[], edges: readonly GraphE
     children: [...groups.keys()].sort().map((k) => groups.get(k)!),
     edges: pairs.map((p, i) => {
       const [s, t] = p.split('\u0000');
-      return { id: `e${i}`, sources: [s!], targets: [t!] };
+      // room for the labels of this pair's edges (allowed and denied), stacked, in the middle:
+      // the layered layout then keeps the two layers that far apart and parallel edges apart
+      const labels = big ? [] : [{ id: `l${i}`, text: ' ', width: LABEL_WIDTH, height: LABEL_ROW * (perPair.get(p) ?? 1), layoutOptions: { 'elk.edgeLabels.placement': 'CENTER' } }];
+      return { id: `e${i}`, sources: [s!], targets: [t!], labels };
     }),
   };
   const out = await (await loadElk()).layout(graph);

@@ -6,7 +6,7 @@
  */
 import { render } from 'preact';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { DASHBOARD_API, type GraphNode, type GraphResponse } from '../../../common/dashboard-api';
+import { DASHBOARD_API, type ConfigResponse, type GraphNode, type GraphResponse } from '../../../common/dashboard-api';
 import { get, loginFromFragment, logout, SessionEnded } from './api';
 import { Controls, replaySteps, WINDOWS, type Filters, type Replay, type WindowName } from './controls';
 import { DraftPanel } from './draft-panel';
@@ -33,6 +33,7 @@ function App() {
   const [layout, setLayout] = useState<{ key: string; layout: Layout } | undefined>();
   const [selected, setSelected] = useState<Set<string>>(new Set());
   const [focus, setFocus] = useState<{ edge?: string; node?: string }>({});
+  const [config, setConfig] = useState<ConfigResponse>({});
   const layingOut = useRef<string | undefined>(undefined);
 
   const onError = (e: unknown): void => {
@@ -41,7 +42,12 @@ function App() {
   };
 
   useEffect(() => {
-    loginFromFragment().then(() => setState('ok'), onError);
+    loginFromFragment()
+      .then(() => get<ConfigResponse>(DASHBOARD_API.config))
+      .then((c) => {
+        setConfig(c);
+        setState('ok');
+      }, onError);
   }, []);
 
   // the graph: every second while live; once per replay step
@@ -196,14 +202,14 @@ function App() {
                     {focusEdge.denied ? ' (denied)' : ''}
                   </h2>
                   {focusEdge.denied ? <p class="denied-by">denied by {focusEdge.policies.join(', ') || 'the mesh'}</p> : null}
-                  <FlowTable query={flowQuery({ source: focusEdge.source, target: focusEdge.target, denied: focusEdge.denied })} onError={onError} />
+                  <FlowTable query={flowQuery({ source: focusEdge.source, target: focusEdge.target, denied: focusEdge.denied })} traceUrl={config.traceUrl} onError={onError} />
                   {focusEdge.target.startsWith('w:') ? <WorkloadInfo name={focusEdge.target.slice(2)} onError={onError} /> : focusEdge.source.startsWith('w:') ? <WorkloadInfo name={focusEdge.source.slice(2)} onError={onError} /> : null}
                 </>
               ) : focusNode ? (
                 <>
                   <h2>{nodeLabel(focusNode, focusNode.id)}</h2>
                   {focusNode.kind === 'workload' ? <WorkloadInfo name={`${focusNode.namespace}/${focusNode.name}`} onError={onError} /> : <p>{focusNode.kind === 'external' ? 'a destination outside the mesh' : 'a source the mesh does not know'}</p>}
-                  <FlowTable query={flowQuery({ node: focusNode.id })} onError={onError} />
+                  <FlowTable query={flowQuery({ node: focusNode.id })} traceUrl={config.traceUrl} onError={onError} />
                 </>
               ) : (
                 <p class="muted">Click an edge or a node for its flows and policies; shift-click edges (or tick them in the table) to draft a policy.</p>

@@ -1,7 +1,8 @@
 /**
  * The map drawn as SVG: namespace boxes, nodes, and one edge per (source, destination) for
  * allowed traffic plus a red dashed one for denied traffic, each labelled with its rates and
- * mTLS lock. Clicking selects (shift adds to the selection, for drafting a policy). Every edge
+ * mTLS lock; edges between the same two nodes (allowed and denied, either way) are drawn apart,
+ * their labels stacked. Clicking selects (shift adds to the selection, for drafting a policy). Every edge
  * and node carries data-* attributes naming it, so tests and tools can find them.
  */
 import type { GraphEdge, GraphNode, Lock } from '../../../common/dashboard-api';
@@ -44,22 +45,67 @@ function edgeLabel(e: GraphEdge): string {
   return `${rate(e.fps ?? 0)} conn/s · ${bytes(e.bps)}/s`;
 }
 
-function anchor(b: Box, side: 'in' | 'out'): { x: number; y: number } {
-  return { x: side === 'out' ? b.x + b.width : b.x, y: b.y + b.height / 2 };
+const center = (b: Box): { x: number; y: number } => ({ x: b.x + b.width / 2, y: b.y + b.height / 2 });
+
+/** Pixels between the middles of parallel edges (the same two nodes, either way). */
+export const PARALLEL_SPACING = 36;
+/** Pixels between the labels of parallel edges, stacked (a label is 18 high). */
+const LABEL_SPACING = 22;
+
+/**
+ * Where each edge sits among the edges between the same two nodes (allowed and denied, one each
+ * way): its offset from the straight line, in px, to the side given by the pair's own direction
+ * (from the smaller node id to the larger), so an edge and its reverse go to different sides.
+ */
+export function parallelSlots(edges: readonly GraphEdge[]): Map<string, { offset: number; slot: number }> {
+  const pairs = new Map<string, GraphEdge[]>();
+  for (const e of edges) {
+    const k = e.source < e.target ? `${e.source}\u0000${e.target}` : `${e.target}\u0000${e.source}`;
+    let g = pairs.get(k);
+    if (!g) pairs.set(k, (g = []));
+    g.push(e);
+  }
+  const out = new Map<string, { offset: number; slot: number }>();
+  for (const g of pairs.values()) {
+    g.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    g.forEach((e, i) => {
+      const slot = i - (g.length - 1) / 2;
+      out.set(e.id, { offset: slot * PARALLEL_SPACING, slot });
+    });
+  }
+  return out;
 }
 
-function EdgeShape(props: { e: GraphEdge; from: Box; to: Box; bend: number; selected: boolean; onEdge: MapViewProps['onEdge'] }) {
-  const { e, from, to, bend, selected } = props;
+function EdgeShape(props: { e: GraphEdge; from: Box; to: Box; offset: number; slot: number; selected: boolean; onEdge: MapViewProps['onEdge'] }) {
+  const { e, from, to, offset, slot, selected } = props;
   const forward = to.x >= from.x + from.width;
-  const a = forward ? anchor(from, 'out') : { x: from.x + from.width / 2, y: from.y + (to.y > from.y ? from.height : 0) };
-  const b = forward ? anchor(to, 'in') : { x: to.x + to.width / 2, y: to.y + (to.y > from.y ? 0 : to.height) };
-  const dx = Math.max(40, Math.abs(b.x - a.x) / 2);
-  const c1 = forward ? { x: a.x + dx, y: a.y + bend } : { x: a.x + bend, y: (a.y + b.y) / 2 };
-  const c2 = forward ? { x: b.x - dx, y: b.y + bend } : { x: b.x + bend, y: (a.y + b.y) / 2 };
+  const backward = from.x >= to.x + to.width;
+  // left to right (or right to left) between the boxes' sides, else between their tops and bottoms
+  const down = to.y > from.y;
+  const a = forward ? { x: from.x + from.width, y: from.y + from.height / 2 } : backward ? { x: from.x, y: from.y + from.height / 2 } : { x: from.x + from.width / 2, y: from.y + (down ? from.height : 0) };
+  const b = forward ? { x: to.x, y: to.y + to.height / 2 } : backward ? { x: to.x + to.width, y: to.y + to.height / 2 } : { x: to.x + to.width / 2, y: to.y + (down ? 0 : to.height) };
+  // the side parallel edges move to: perpendicular to the pair's direction (smaller id → larger)
+  const [p, q] = e.source < e.target ? [center(from), center(to)] : [center(to), center(from)];
+  const len = Math.hypot(q.x - p.x, q.y - p.y) || 1;
+  const n = { x: -(q.y - p.y) / len, y: (q.x - p.x) / len };
+  // ends apart a little (along the box side), middles apart by `offset` (a cubic's middle is 3/4 of its control points' offset)
+  const endShift = Math.max(-12, Math.min(12, offset / 3));
+  a.x += n.x * endShift;
+  a.y += n.y * endShift;
+  b.x += n.x * endShift;
+  b.y += n.y * endShift;
+  const horizontal = forward || backward;
+  const dx = Math.max(40, Math.abs(b.x - a.x) / 2) * (backward ? -1 : 1);
+  const dy = Math.max(30, Math.abs(b.y - a.y) / 2) * (down ? 1 : -1);
+  const bend = (offset - endShift) * (4 / 3);
+  const c1 = horizontal ? { x: a.x + dx + n.x * bend, y: a.y + n.y * bend } : { x: a.x + n.x * bend, y: a.y + dy + n.y * bend };
+  const c2 = horizontal ? { x: b.x - dx + n.x * bend, y: b.y + n.y * bend } : { x: b.x + n.x * bend, y: b.y - dy + n.y * bend };
   const d = `M${a.x},${a.y} C${c1.x},${c1.y} ${c2.x},${c2.y} ${b.x},${b.y}`;
-  // the curve's midpoint (t = 0.5)
+  // the label on the curve's middle (t = 0.5); where parallel edges run up or down their middles
+  // sit side by side, closer than a label is wide, so their labels are stacked instead
   const mx = 0.125 * a.x + 0.375 * c1.x + 0.375 * c2.x + 0.125 * b.x;
-  const my = 0.125 * a.y + 0.375 * c1.y + 0.375 * c2.y + 0.125 * b.y;
+  const cy = 0.125 * a.y + 0.375 * c1.y + 0.375 * c2.y + 0.125 * b.y;
+  const my = Math.abs(n.y) >= 0.6 ? cy : cy - n.y * offset + slot * LABEL_SPACING;
   const stroke = e.denied ? '#cf222e' : e.errorRate > 0.05 ? '#d4731b' : '#4a6fd4';
   const width = Math.min(6, 1.5 + Math.log10(1 + e.flows));
   const label = edgeLabel(e);
@@ -118,7 +164,7 @@ function NodeShape(props: { n: GraphNode; box: Box; selected: boolean; onNode: M
 
 export function MapView(props: MapViewProps) {
   const { layout } = props;
-  const pairs = new Set(props.edges.map((e) => `${e.source}>${e.target}`));
+  const slots = parallelSlots(props.edges);
   const pad = 30;
   return (
     <svg class="map" role="img" aria-label="service map" viewBox={`${-pad} ${-pad} ${layout.width + 2 * pad} ${layout.height + 2 * pad}`} preserveAspectRatio="xMidYMin meet">
@@ -142,10 +188,8 @@ export function MapView(props: MapViewProps) {
         const from = layout.nodes.get(e.source);
         const to = layout.nodes.get(e.target);
         if (!from || !to) return null;
-        // an allowed and a denied edge between the same pair bend apart
-        const twin = pairs.has(`${e.source}>${e.target}`) && props.edges.some((x) => x !== e && x.source === e.source && x.target === e.target);
-        const bend = twin ? (e.denied ? 26 : -26) : 0;
-        return <EdgeShape key={e.id} e={e} from={from} to={to} bend={bend} selected={props.selectedEdges.has(e.id)} onEdge={props.onEdge} />;
+        const at = slots.get(e.id)!;
+        return <EdgeShape key={e.id} e={e} from={from} to={to} offset={at.offset} slot={at.slot} selected={props.selectedEdges.has(e.id)} onEdge={props.onEdge} />;
       })}
       {props.nodes.map((n) => {
         const box = layout.nodes.get(n.id);

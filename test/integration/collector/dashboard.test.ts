@@ -158,6 +158,7 @@ describe('collector dashboard', function () {
       [`${DASHBOARD_API.graph}?since=0`, {}],
       [`${DASHBOARD_API.flows}?since=0&node=w:default/web-2`, {}],
       [`${DASHBOARD_API.workload}?name=default/web-2`, {}],
+      [DASHBOARD_API.config, {}],
       [DASHBOARD_API.draft, { body: { edges: ['w:default/client->w:default/web-2'], since: 0, until: 1 } }],
       [`${DASHBOARD_API.control}status`, {}],
       [`${DASHBOARD_API.control}policies/apply`, { body: { files: [{ source: 'x', text: 'kind: List\nitems: []\n' }] } }],
@@ -171,6 +172,13 @@ describe('collector dashboard', function () {
         }
       });
     }
+
+    it('gives the page its settings: no trace URL without --trace-url', async () => {
+      const s = await login(col);
+      const res = await dash(col, DASHBOARD_API.config, { cookie: s.cookie });
+      assert.equal(res.status, 200, res.text);
+      assert.deepEqual(JSON.parse(res.text), {});
+    });
 
     it('refuses a session once it has been idle too long', async () => {
       const short = await collector(suite, { dataDir: new CaTemplate(dirs).dataDir(dirs), log: silentLogger(), dashboardSessions: { idleMs: 300 } });

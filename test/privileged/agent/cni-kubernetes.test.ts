@@ -8,7 +8,6 @@
  */
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { CniErrorCode } from '../../../agent/cni/protocol';
 import { Datapath } from '../../../agent/datapath/datapath';
 import { sandboxStateFile } from '../../../agent/workload-sources/kubernetes/sandbox-store';
@@ -16,9 +15,6 @@ import {
   requirePrivileges,
   runClient,
   startAgentProcess,
-  startEchoServer,
-  sweepStale,
-  tempDir,
   Topology,
   waitFor,
   type AgentProcess,
@@ -26,8 +22,9 @@ import {
   type ExternalHost,
   type NodeNs,
 } from '../../harness';
-import { startKubeCluster, type KubeCluster } from '../../harness/kube-cluster';
-import { Kubelet, type KubePod } from '../../harness/kubelet';
+import type { KubeCluster } from '../../harness/kube-cluster';
+import { startKubeNode, type KubeNode } from '../../harness/kube-node';
+import type { Kubelet, KubePod } from '../../harness/kubelet';
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
@@ -35,6 +32,7 @@ function percentile(sorted: number[], p: number): number {
 
 describe('Kubernetes enrollment through the real CNI chain (real agent, real eBPF, API double)', function () {
   this.timeout(300_000);
+  let kn: KubeNode;
   let topo: Topology;
   let node: NodeNs;
   let ext: ExternalHost;
@@ -42,11 +40,10 @@ describe('Kubernetes enrollment through the real CNI chain (real agent, real eBP
   let cluster: KubeCluster;
   let agent: AgentProcess;
   let kubelet: Kubelet;
-  let dir: string;
   let runDir: string;
 
   const enrolledIps = (): string[] => Datapath.open(node.name).pods().map((p) => p.ip ?? '').sort();
-  const agentArgs = (): string[] => ['--kubernetes', '--kubeconfig', cluster.nodeKubeconfig, '--access-log', 'all'];
+  const agentArgs = (): string[] => kn.agentArgs();
 
   async function startAgent(): Promise<AgentProcess> {
     const a = startAgentProcess(topo, node, { pods: [], runDir, extraArgs: agentArgs() });
@@ -65,26 +62,15 @@ describe('Kubernetes enrollment through the real CNI chain (real agent, real eBP
 
   before(async function () {
     requirePrivileges();
-    sweepStale();
-    dir = tempDir('cni-k8s');
-    runDir = path.join(dir, 'run');
-    topo = await Topology.create({ label: 'cnik8s', nodes: 1 });
-    node = topo.nodes[0]!;
-    ext = await topo.addExternalHost('ext');
-    echo = await startEchoServer(topo, ext, ext.ip, 7000);
-    cluster = await startKubeCluster(topo, dir, { meshNamespaces: ['shop'] });
+    kn = await startKubeNode('cnik8s', ['shop']);
+    ({ topo, node, ext, echo, cluster, kubelet, runDir } = kn);
     cluster.api.create('v1/namespaces', { metadata: { name: 'plain' } });
-    await cluster.connectNode(node);
     agent = await startAgent();
-    kubelet = new Kubelet({ topo, node, api: cluster.api, agentSocket: path.join(runDir, 'cni.sock'), ipamDir: path.join(dir, 'ipam') });
   });
 
   after(async function () {
     await agent?.stop('SIGKILL');
-    if (node) Datapath.uninstall(node.name);
-    await topo?.destroy();
-    await cluster?.close();
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    await kn?.destroy();
   });
 
   it('ADD: the pod is enrolled before ADD returns — its very first connect is redirected to the proxy', async function () {

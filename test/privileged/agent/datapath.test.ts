@@ -296,7 +296,7 @@ describe('Datapath (real eBPF)', function () {
       const removed = JSON.parse(r.stdout).removed as string[];
       assert.equal(removed.filter((n) => n.startsWith('tc/')).length, 2, `the filters of both pods: ${removed.join(' ')}`);
       assert.equal(removed.filter((n) => !n.startsWith('tc/')).length, pins, 'every pin, links and maps');
-      assert.deepEqual(removed.filter((n) => n.startsWith('prog_')).sort(), ['prog_palisade_from_pod', 'prog_palisade_to_pod']);
+      assert.deepEqual(removed.filter((n) => n.startsWith('prog_')).sort(), ['prog_palisade_from_pod', 'prog_palisade_hold', 'prog_palisade_to_pod']);
       assert.equal(fs.existsSync(pinDir), false);
       await waitFor(() => ids.every((id) => !cgroupProgIds(topo.cgroupPath).includes(id)) || undefined, 3000, {
         what: 'programs detached',

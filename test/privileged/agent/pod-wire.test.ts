@@ -365,6 +365,33 @@ spec:
     });
   });
 
+  describe('IPv6', function () {
+    it('a pod\'s IPv6 to a routable address is dropped, and its summary names both IPv6 addresses (not 0.0.0.0)', async function () {
+      const before = dropped(node1, client, 'ipv6', 'from-pod');
+      await sendFrames(topo, client, 'eth0', { kind: 'udp6', src: 'fd00:77::10', dst: '2001:db8::53', sport: 40020, dport: 5140, payload: mark('v6'), count: 2 });
+      await waitFor(() => (dropped(node1, client, 'ipv6', 'from-pod') - before >= 2n) || undefined, 5000, { what: 'the ipv6 drops counted' });
+      const f = await waitFor(() => flows(agent1).find((x) => x.reason === 'ipv6' && x.destination.ip === '2001:db8::53'), 8000, { what: 'a denied ipv6 summary naming 2001:db8::53' });
+      assert.deepEqual([f.verdict, f.source.workload, f.source.ip, f.source.port, f.destination.port, f.protocol], ['denied', 'client', 'fd00:77::10', 40020, 5140, 'udp']);
+      assert.equal(flows(agent1).filter((x) => x.reason === 'ipv6' && (x.source.ip === '0.0.0.0' || x.destination.ip === '0.0.0.0')).length, 0, 'no IPv6 summary names 0.0.0.0');
+    });
+
+    it('link-local chatter (fe80:: to ff02::) is dropped and counted in the metrics, and makes no flow record', async function () {
+      const before = dropped(node1, client, 'ipv6-link-local', 'from-pod');
+      await sendFrames(topo, client, 'eth0', { kind: 'udp6', src: 'fe80::10', dst: 'ff02::1', sport: 40021, dport: 5140, payload: mark('ll'), count: 3 });
+      const counted = await waitFor(() => {
+        const n = dropped(node1, client, 'ipv6-link-local', 'from-pod') - before;
+        return n >= 3n ? n : undefined;
+      }, 5000, { what: 'the link-local drops counted' });
+      const text = await waitFor(async () => {
+        const r = await topo.exec(node1, 'curl', ['-s', `http://${node1.proxyIp}:15020/metrics`]);
+        const m = /^palisade_dropped_packets_total\{namespace="default",workload="client",reason="ipv6-link-local",direction="from-pod"\} (\d+)$/m.exec(r.stdout);
+        return m && BigInt(m[1]!) >= counted ? r.stdout : undefined;
+      }, 8000, { what: 'palisade_dropped_packets_total to count the link-local packets' });
+      assert.ok(text);
+      assert.equal(flows(agent1).filter((x) => x.reason === 'ipv6-link-local').length, 0, 'never a flow record');
+    });
+  });
+
   describe('metrics', function () {
     it('exports palisade_dropped_packets_total per pod, reason and direction, equal to the summaries', async function () {
       const text = await waitFor(async () => {

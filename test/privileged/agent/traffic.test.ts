@@ -6,7 +6,6 @@
  */
 import { strict as assert } from 'node:assert';
 import type { ChildProcess } from 'node:child_process';
-import { Datapath } from '../../../agent/datapath/datapath';
 import {
   fixturePath,
   JsonLines,
@@ -14,6 +13,7 @@ import {
   startMeshAgent,
   startTestCollector,
   sweepStale,
+  tearDown,
   Topology,
   waitFor,
   type AgentProcess,
@@ -100,6 +100,17 @@ ${route('web-v1', `  parentRefs: [{kind: Service, name: web-v1}]
     filters: [{type: ExtensionRef, extensionRef: {group: palisade.dev, kind: FaultInjection, name: chaos}}]
 `)}`;
 
+/** The flaky pods refuse the intruder's identity (at L4: before any byte reaches them). */
+const DENY_INTRUDER = `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: flaky-deny-intruder, namespace: default}
+spec:
+  selector: {matchLabels: {app: flaky}}
+  action: DENY
+  rules:
+  - from: [{source: {principals: ["cluster.local/ns/default/sa/intruder"]}}]
+`;
+
 const SLOW_ROUTE = route('slow', `  parentRefs: [{kind: Service, name: slow}]
   rules:
   - matches: [{path: {type: Exact, value: /ok}}]
@@ -117,19 +128,21 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
   let node1: NodeNs;
   let node2: NodeNs;
   let client: PodNs;
+  let intruder: PodNs;
   let agent1: AgentProcess;
   let agent2: AgentProcess;
   const servers = new Map<string, JsonLines>();
   const children: ChildProcess[] = [];
 
-  const flows = (): FlowLine[] => agent1.logs.lines.filter((l): l is FlowLine => (l as FlowLine)?.event === 'flow' && (l as FlowLine).source?.ip === client.ip);
+  const flowsFrom = (ip: string): FlowLine[] => agent1.logs.lines.filter((l): l is FlowLine => (l as FlowLine)?.event === 'flow' && (l as FlowLine).source?.ip === ip);
+  const flows = (): FlowLine[] => flowsFrom(client.ip);
   const apply = async (yaml: string): Promise<void> => {
     const r = await collector.running.policies.apply([{ source: 'route.yaml', text: yaml }], false, 'test');
     assert.equal(r.applied, true, JSON.stringify(r));
   };
-  /** Requests on one keep-alive connection from the client pod. */
-  async function run(vip: string, count: number, extra: string[] = []): Promise<ClientSummary> {
-    const r = await topo.exec(client, process.execPath, [fixturePath('http-routed-client.js'), vip, '80', String(count), ...extra], { timeoutMs: 120_000 });
+  /** Requests on one keep-alive connection from the client pod (or `from`). */
+  async function run(vip: string, count: number, extra: string[] = [], from: PodNs = client): Promise<ClientSummary> {
+    const r = await topo.exec(from, process.execPath, [fixturePath('http-routed-client.js'), vip, '80', String(count), ...extra], { timeoutMs: 120_000 });
     const last = r.stdout.trim().split('\n').pop() ?? '';
     try {
       return JSON.parse(last) as ClientSummary;
@@ -155,6 +168,7 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
     topo = await Topology.create({ label: 'traffic', nodes: 2 });
     [node1, node2] = topo.nodes as [NodeNs, NodeNs];
     client = await topo.addPod(node1, 'client');
+    intruder = await topo.addPod(node1, 'intruder');
     const v1 = await topo.addPod(node1, 'web-v1');
     const flakyA = await topo.addPod(node1, 'flaky-a');
     const v2 = await topo.addPod(node2, 'web-v2');
@@ -180,6 +194,7 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
     agent1 = startMeshAgent(topo, node1, collector, {
       pods: [
         { pod: client, serviceAccount: 'client' },
+        { pod: intruder, serviceAccount: 'intruder' },
         { pod: v1, serviceAccount: 'web', labels: { app: 'web', version: 'v1' } },
         { pod: flakyA, serviceAccount: 'web', labels: { app: 'flaky' } },
         { pod: brokenA, serviceAccount: 'web', labels: { app: 'broken' } },
@@ -218,11 +233,7 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
 
   after(async function () {
     for (const c of children) c.kill('SIGKILL');
-    await agent1?.stop('SIGKILL');
-    await agent2?.stop('SIGKILL');
-    for (const n of topo?.nodes ?? []) Datapath.uninstall(n.name);
-    await topo?.destroy();
-    await collector?.cleanup();
+    await tearDown({ agents: [agent1, agent2], topo, collector });
   });
 
   it('a 90/10 split over 2,000 requests on one keep-alive connection lands within ±3 %, each request balanced on its own', async function () {
@@ -279,8 +290,8 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
   it('an endpoint returning 503 half the time: with the retry policy the client sees no error, and the flows show the retries', async function () {
     const [a0, b0] = [served('flaky-a'), served('flaky-b')];
     // Two lanes: the first two requests are in flight together, so each endpoint is measured at once
-    // (one lane only, a first pick of flaky-b left flaky-a at the never-measured default cost, never
-    // chosen again).
+    // (one lane only, a first pick of flaky-b left flaky-a at the never-measured default cost, not
+    // chosen again for the ~34 s its default estimate takes to decay below flaky-b's).
     const r = await run(VIPS.flaky, 200, ['/', '--lanes=2']);
     const failedAtA = Math.floor((served('flaky-a') - a0 + ((a0 + 1) % 2)) / 2);
     const routed = flows().filter((f) => f.traffic?.route === 'default/flaky').slice(-200);
@@ -305,6 +316,29 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
     assert.ok(retried.length > 0, 'some POSTs were retried');
     assert.equal(retried.length, atA.filter((x) => x.status === 503).length, 'each 503 retried once');
     assert.ok([...atA, ...atB].every((x) => x.bytes === 40000), 'every attempt, first or retried, carried the whole 40,000-byte body');
+  });
+
+  // Before: each denial was taken for an unreachable endpoint — ejected for every pod of the node,
+  // retried on the other endpoint, charged to the backend's retry budget — and answered 503.
+  it('a client the destination denies gets 403 (denied, the destination\'s reason) at once; the allowed client next to it keeps its balancing and retries', async function () {
+    await apply(DENY_INTRUDER);
+    await waitFor(async () => (await run(VIPS.flaky, 2, ['/', '--lanes=2'], intruder)).statuses['403'] === 2, 20_000, { what: 'the policy in force on both nodes' });
+    const [a0, b0] = [served('flaky-a'), served('flaky-b')];
+    const [denied, allowed] = await Promise.all([run(VIPS.flaky, 300, ['/', '--lanes=2'], intruder), run(VIPS.flaky, 200, ['/', '--lanes=2'])]);
+    const refused = flowsFrom(intruder.ip).filter((f) => f.traffic?.route === 'default/flaky').slice(-300);
+    const reasons: Record<string, number> = {};
+    for (const f of refused) reasons[f.reason] = (reasons[f.reason] ?? 0) + 1;
+    const failedAtA = Math.floor((served('flaky-a') - a0 + ((a0 + 1) % 2)) / 2);
+    const routed = flows().filter((f) => f.traffic?.route === 'default/flaky').slice(-200);
+    const retried = routed.filter((f) => f.traffic!.attempts === 2);
+    console.log(`      denied client: ${JSON.stringify(denied.statuses)} ${JSON.stringify(reasons)}; allowed client alongside: ${JSON.stringify(allowed.statuses)}, flaky-a served ${served('flaky-a') - a0}, flaky-b ${served('flaky-b') - b0}, ${retried.length} retried (~${failedAtA} 503s of flaky-a)`);
+    assert.deepEqual(denied.statuses, { 403: 300 }, 'the denied client is told it is denied');
+    assert.equal(refused.length, 300);
+    assert.ok(refused.every((f) => f.verdict === 'denied' && f.http?.status === 403 && f.traffic!.attempts === 1), 'each a denial, tried once');
+    assert.ok(Object.keys(reasons).every((r) => r === 'denied-by-policy' || r === 'denied-by-destination'), 'the destination\'s reason: this node\'s policy (flaky-a) or the peer\'s (flaky-b)');
+    assert.deepEqual(allowed.statuses, { 200: 200 }, 'the allowed client\'s retries were not refused by a spent budget');
+    assert.ok(served('flaky-a') - a0 > 0 && served('flaky-b') - b0 > 0, 'both endpoints still served it: none was ejected');
+    assert.ok(Math.abs(retried.length - failedAtA) <= 1, `each 503 of flaky-a (~${failedAtA}) was retried once (${retried.length})`);
   });
 
   it('when every endpoint fails, the retry budget caps the retries (20 % of requests + 10/s over 10 s)', async function () {
@@ -363,6 +397,9 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
     assert.ok(Math.abs(delayed.length / 2000 - 0.09) <= 0.03, `delays ${delayed.length}`);
     assert.ok(fastest >= 20, 'each delayed request took at least the 20 ms delay');
     assert.ok(delayed.every((f) => f.http?.status === 200));
+    assert.ok(aborted.every((f) => f.verdict === 'error' && f.http?.status === 503), 'an injected abort is an error in its flow, not a denial');
+    const deniedLines = agent1.logs.lines.filter((l) => (l as { event?: string; status?: number }).event === 'denied' && (l as { status?: number }).status === 503).length;
+    assert.equal(deniedLines, 0, 'no "http request denied" line per aborted request');
   });
 
   it('a slow backend is cut at the route\'s timeout with 504, and the flow says why', async function () {
@@ -384,7 +421,8 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
     assert.deepEqual(r.statuses, { 404: 1 });
     const f = flows().filter((x) => x.http?.path === '/nothing-here').at(-1);
     assert.equal(f?.reason, 'no-route-match');
-    assert.equal(f?.verdict, 'denied');
+    assert.equal(f?.verdict, 'error', 'the mesh\'s own answer, not a policy\'s denial');
+    assert.ok(!agent1.logs.lines.some((l) => (l as { event?: string; path?: string }).event === 'denied' && (l as { path?: string }).path === '/nothing-here'), 'no "http request denied" line for it');
   });
 
   it('a route naming an unknown backend, or with weights summing to 0, is refused whole with one line, nothing applied', async function () {

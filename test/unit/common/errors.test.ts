@@ -40,6 +40,7 @@ const EXPECTED: Record<PalisadeErrorCode, { exitCode: number; httpStatus: number
   PALISADE_ERR_CONFLICT: { exitCode: 1, httpStatus: 409 },
   PALISADE_ERR_FORBIDDEN: { exitCode: 1, httpStatus: 403 },
   PALISADE_ERR_KUBERNETES: { exitCode: 1, httpStatus: 502 },
+  PALISADE_ERR_NODE_FULL: { exitCode: 1, httpStatus: 503 },
   PALISADE_ERR_INTERNAL: { exitCode: 70, httpStatus: 500 },
 };
 

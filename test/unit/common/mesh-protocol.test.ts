@@ -13,7 +13,7 @@ import {
 const CSR = '-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n';
 const CERT = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
 const WORKLOAD = { name: 'web-1', namespace: 'default', serviceAccount: 'web', ip: '10.0.1.11', labels: { app: 'web', 'example.com/tier': 'front' } };
-const ALL: MessageType[] = ['join', 'joined', 'hello', 'register', 'csr', 'cert', 'error', 'registry', 'registry-delta', 'registry-sync', 'policies', 'flows', 'flows-ack'];
+const ALL: MessageType[] = ['join', 'joined', 'hello', 'register', 'csr', 'cert', 'error', 'registry', 'registry-delta', 'registry-sync', 'policies', 'flows', 'flows-ack', 'policy-status'];
 
 const FLOW = {
   time: '2026-11-22T10:00:00.000Z',
@@ -72,6 +72,8 @@ const VALID: MeshMessage[] = [
   },
   { type: 'registry-sync', since: { epoch: '5f0c1a2b3c4d5e6f', version: 3 } },
   { type: 'registry-sync' },
+  { type: 'policy-status', version: 3, ok: true, problems: [] },
+  { type: 'policy-status', version: 3, ok: true, problems: [], wireRules: '40 UDP/ICMP rule entries do not fit the kernel\'s table (at most 8); failing closed' },
   { type: 'register', workloads: [WORKLOAD], services: [{ namespace: 'default', name: 'web', vips: ['10.96.0.10'], ports: [{ name: 'http', port: 80, targetPort: 8080 }], selector: { app: 'web' } }] },
   {
     type: 'registry',
@@ -97,6 +99,7 @@ const HOSTILE: [string, string | Buffer, MessageType[], RegExp][] = [
   ['an unknown type', '{"type":"shell","cmd":"rm -rf /"}', ALL, /unknown message type "shell"/],
   ['a known type not allowed here', encodeMessage(VALID[0]), [...NODE_REQUESTS], /"join" is not allowed/],
   ['an unknown field', JSON.stringify({ ...VALID[2], admin: true }), ALL, /unknown field "admin"/],
+  ['a wire rules problem that is not a line', JSON.stringify({ type: 'policy-status', version: 1, ok: true, problems: [], wireRules: 7 }), [...NODE_REQUESTS], /wireRules: must be a line of text/],
   ['a __proto__ field', '{"type":"hello","node":"a","nodeAddress":"1.2.3.4","agentVersion":"1","__proto__":{"x":1}}', ALL, /unknown field "__proto__"/],
   ['a missing field', '{"type":"hello","node":"a","nodeAddress":"1.2.3.4"}', ALL, /missing field "agentVersion"/],
   ['a bad node name', JSON.stringify({ ...VALID[2], node: '../etc' }), ALL, /hello\.node/],

@@ -96,6 +96,7 @@ export const POD_STRUCTS = [
   'palisade_iface',
   'palisade_drop_key',
   'palisade_drop',
+  'palisade_drop6',
   'palisade_flow_key',
   'palisade_dgram',
   'palisade_frag_key',

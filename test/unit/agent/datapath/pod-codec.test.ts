@@ -23,6 +23,7 @@ const REASON_OF: Record<string, pc.DropReason> = {
   PALISADE_DROP_STRICT_TCP: 'strict-not-from-agent',
   PALISADE_DROP_STRICT_UDP: 'strict-udp-not-allowed',
   PALISADE_DROP_STRICT_ICMP: 'strict-icmp',
+  PALISADE_DROP_IPV6_LINK_LOCAL: 'ipv6-link-local',
 };
 
 describe('pod-codec', () => {
@@ -31,6 +32,7 @@ describe('pod-codec', () => {
       ['palisade_iface', pc.IFACE_SIZE],
       ['palisade_drop_key', pc.DROP_KEY_SIZE],
       ['palisade_drop', pc.DROP_SIZE],
+      ['palisade_drop6', pc.DROP6_SIZE],
       ['palisade_flow_key', pc.FLOW_KEY_SIZE],
       ['palisade_dgram', pc.DGRAM_SIZE],
       ['palisade_frag_key', 12],
@@ -87,6 +89,20 @@ describe('pod-codec', () => {
 
     it('throws TypeError for a MAC that is not 6 bytes', () => {
       assert.throws(() => pc.encodeIface({ podId: 1, flags: 0, ip: '10.0.0.1', mac: Buffer.alloc(5) }), TypeError);
+    });
+  });
+
+  describe('IPv6 drop samples', () => {
+    it('names both addresses as people write them, from the header offsets', () => {
+      const b = Buffer.alloc(pc.DROP6_SIZE);
+      b.writeBigUInt64LE(77n, field('palisade_drop6', 'last_ns').offset);
+      Buffer.from('20010db8000000000000000000000001', 'hex').copy(b, field('palisade_drop6', 'saddr').offset);
+      Buffer.from('fd000000000000000000000000000abc', 'hex').copy(b, field('palisade_drop6', 'daddr').offset);
+      assert.deepEqual(pc.decodeDrop6(b), { lastNs: 77n, source: '2001:db8::1', destination: 'fd00::abc' });
+    });
+
+    it('counts link-local chatter without a flow record, and nothing else', () => {
+      assert.deepEqual([...pc.COUNTED_ONLY], ['ipv6-link-local']);
     });
   });
 

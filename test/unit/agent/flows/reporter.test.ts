@@ -1,5 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { FlowReporter, type FlowReporterOptions } from '../../../../agent/flows/reporter';
+import { encodeFlow } from '../../../../agent/flows/wire';
+import type { FlowRecord } from '../../../../common/flow';
 import { silentLogger } from '../../../../common/log';
 import { FakeCollector, httpFlow, sleep, tcpFlow, until } from './fixtures';
 
@@ -14,6 +16,13 @@ describe('FlowReporter', function () {
     const r = new FlowReporter({ log: silentLogger(), flushIntervalMs: 10, ...opts });
     reporters.push(r);
     return r;
+  }
+
+  /** Characters of a record's JSON as the reporter holds it. */
+  function wireSize(f: FlowRecord): number {
+    const e = encodeFlow(f);
+    assert.equal(e.problem, undefined);
+    return e.json!.length;
   }
 
   function invariant(r: FlowReporter): void {
@@ -36,6 +45,44 @@ describe('FlowReporter', function () {
       await until(() => r.stats().buffered === 0, 2000, 'the buffer to drain');
       assert.deepEqual(c.ids(), [15, 16, 17, 18, 19, 20, 21, 22, 23, 24], 'the newest ten, in order');
       assert.equal(c.frames[0]!.lost, 15, 'the loss travels with the batch');
+      invariant(r);
+    });
+
+    it('keeps at most bufferBytes of JSON too, dropping the oldest and counting them as lost', async function () {
+      const big = (i: number) => httpFlow(i, { http: { method: 'GET', path: `/${'p'.repeat(8000)}`, status: 200 } });
+      const size = wireSize(big(0));
+      const r = reporter({ bufferSize: 1000, bufferBytes: 10 * size + 100 });
+      for (let i = 0; i < 30; i++) r.record(big(i));
+      const s = r.stats();
+      assert.deepEqual({ produced: s.produced, buffered: s.buffered, lost: s.lost }, { produced: 30, buffered: 10, lost: 20 }, 'ten records fit the bytes, not a thousand');
+      assert.ok(s.bufferedBytes <= 10 * size + 100 && s.bufferedBytes > 9 * size, `bytes held: ${s.bufferedBytes}`);
+      const c = new FakeCollector();
+      c.autoAck = true;
+      r.start(c);
+      c.connect();
+      await until(() => r.stats().buffered === 0, 2000, 'the buffer to drain');
+      assert.deepEqual(c.ids(), [20, 21, 22, 23, 24, 25, 26, 27, 28, 29], 'the newest ten, in order');
+      assert.equal(r.stats().bufferedBytes, 0, 'acknowledged records no longer count');
+      invariant(r);
+    });
+
+    it('counts the bytes of batches in flight, and drops them (oldest first) by bytes as well', async function () {
+      const rec = (i: number) => tcpFlow(i);
+      const size = wireSize(rec(0));
+      const r = reporter({ bufferSize: 1000, bufferBytes: 4 * size + 10, batchSize: 2, maxInFlight: 2 });
+      const c = new FakeCollector();
+      r.start(c);
+      c.connect();
+      for (let i = 0; i < 4; i++) r.record(rec(i));
+      await until(() => c.frames.length === 2);
+      assert.deepEqual({ buffered: r.stats().buffered, inFlight: r.stats().inFlight }, { buffered: 4, inFlight: 2 });
+      r.record(rec(4));
+      assert.deepEqual({ lost: r.stats().lost, buffered: r.stats().buffered, inFlight: r.stats().inFlight }, { lost: 2, buffered: 3, inFlight: 1 });
+      c.autoAck = true;
+      c.ack(2);
+      await until(() => r.stats().buffered === 0);
+      assert.deepEqual(c.ids(), [0, 1, 2, 3, 4], 'batch 1 was sent before it was dropped; the rest arrived');
+      assert.equal(r.stats().bufferedBytes, 0);
       invariant(r);
     });
 

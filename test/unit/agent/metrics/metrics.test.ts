@@ -250,26 +250,43 @@ describe('agent metrics on /metrics', function () {
       );
     });
 
-    it('reports eBPF map entries, and still answers when the data path cannot be read', async function () {
+    it('counts the routing state dropped to stay bounded (none before the proxy runs)', async function () {
+      let router: { stats(): { ejectionsOverflowed: number; estimatesEvicted: number; idleUpstreamsRefused: number } } | undefined;
+      const { scrape } = await serve({ traffic: () => router });
+      assert.equal(sample(await scrape(), 'palisade_traffic_state_dropped_total', { what: 'ejection' })?.value, 0);
+      router = { stats: () => ({ ejectionsOverflowed: 4096, estimatesEvicted: 7, idleUpstreamsRefused: 3 }) };
+      const m = await scrape();
+      assert.equal(m.get('palisade_traffic_state_dropped_total')?.type, 'counter');
+      assert.deepEqual(['ejection', 'latency-estimate', 'idle-upstream'].map((what) => sample(m, 'palisade_traffic_state_dropped_total', { what })?.value), [4096, 7, 3]);
+    });
+
+    it('reports every eBPF map\'s entries and capacity, the kernel\'s counters and refused pods, and still answers when the data path cannot be read', async function () {
       let broken = false;
       const datapath = () => ({
         usage: () => {
           if (broken) throw new Error('closed');
-          return { pods: 3, conns: 17 };
+          return [
+            { map: 'palisade_pods', entries: 2, capacity: 2 },
+            { map: 'palisade_conns', entries: 17, capacity: 1024 },
+          ];
         },
+        stats: () => ({ redirected: 40, origUpdateFail: 3, held: 5 }),
+        dnsStats: () => ({ udp: 7 }),
       });
-      const { scrape } = await serve({ datapath });
+      const enrollment = () => ({ refusals: () => [{ reason: 'node-pods-full', count: 1 }] });
+      const { scrape } = await serve({ datapath, enrollment });
       let m = await scrape();
-      assert.deepEqual(
-        m.get('palisade_bpf_map_entries')?.samples.map((s) => [s.labels.map, s.value]),
-        [
-          ['palisade_pods', 3],
-          ['palisade_conns', 17],
-        ],
-      );
+      const pairs = (name: string, label: string): Array<[string | undefined, number]> => (m.get(name)?.samples ?? []).map((s) => [s.labels[label], s.value]);
+      assert.deepEqual(pairs('palisade_bpf_map_entries', 'map'), [['palisade_pods', 2], ['palisade_conns', 17]]);
+      assert.deepEqual(pairs('palisade_bpf_map_capacity', 'map'), [['palisade_pods', 2], ['palisade_conns', 1024]]);
+      assert.deepEqual(pairs('palisade_datapath_events_total', 'event'), [['redirected', 40], ['orig_update_fail', 3], ['held', 5]]);
+      assert.deepEqual(pairs('palisade_dns_capture_events_total', 'event'), [['udp', 7]]);
+      assert.deepEqual(pairs('palisade_pods_refused_total', 'reason'), [['node-pods-full', 1]]);
       broken = true;
+      await new Promise((r) => setTimeout(r, 1100)); // one walk of the maps serves a scrape's gauges for a second
       m = await scrape();
-      assert.deepEqual(m.get('palisade_bpf_map_entries')?.samples, []);
+      assert.deepEqual(m.get('palisade_bpf_map_entries')?.samples ?? [], []);
+      assert.deepEqual(m.get('palisade_bpf_map_capacity')?.samples ?? [], []);
     });
   });
 

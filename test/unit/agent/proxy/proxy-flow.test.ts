@@ -11,6 +11,7 @@ describe('proxy flows', () => {
       ['allowed, no policy', { allowed: true, reason: 'no-policy' }, { verdict: 'allowed', reason: 'no-policy', policy: undefined, rule: undefined, audit: undefined }],
       ['allowed by a rule', { allowed: true, reason: 'allowed-by-policy', policy: 'default/p', rule: 2 }, { verdict: 'allowed', reason: 'allowed-by-policy', policy: 'default/p', rule: 2, audit: undefined }],
       ['allowed and audited', { allowed: true, reason: 'no-policy', audit: AUDIT }, { verdict: 'audit', reason: 'no-policy', policy: undefined, rule: undefined, audit: AUDIT }],
+      ['the mesh\'s own refusal (a fault abort): an error, not a denial', { allowed: false, reason: 'fault-abort', verdict: 'error' }, { verdict: 'error', reason: 'fault-abort', policy: undefined, rule: undefined, audit: undefined }],
       ['denied (an audit does not change it)', { allowed: false, reason: 'denied-by-policy', policy: 'default/d', rule: 0, audit: AUDIT }, { verdict: 'denied', reason: 'denied-by-policy', policy: 'default/d', rule: 0, audit: AUDIT }],
     ];
     for (const [name, decision, expected] of rows) it(name, () => assert.deepEqual(outcomeOf(decision), expected));
@@ -20,6 +21,7 @@ describe('proxy flows', () => {
     const rows: Array<[string, HttpRecord, Partial<FlowOutcome>]> = [
       ['the decision authorize returned', exchange({ decision: { allowed: true, reason: 'allowed-by-policy', policy: 'default/p', rule: 1 } }), { verdict: 'allowed', reason: 'allowed-by-policy', policy: 'default/p', rule: 1 }],
       ['a denial, with its policy', exchange({ status: 403, decision: { allowed: false, reason: 'no-allow-policy-matched', policy: 'default/p' } }), { verdict: 'denied', reason: 'no-allow-policy-matched', policy: 'default/p' }],
+      ['no route matched (404): an error with its reason, not a denial', exchange({ status: 404, decision: { allowed: false, status: 404, verdict: 'error', reason: 'no-route-match', route: 'default/web' } }), { verdict: 'error', reason: 'no-route-match' }],
       ['refused by the front before any decision', exchange({ status: 400, rejected: 'content-length-with-transfer-encoding' }), { verdict: 'denied', reason: 'content-length-with-transfer-encoding' }],
       ['no decision and no refusal reason: bad-request', exchange({ status: 0 }), { verdict: 'denied', reason: 'bad-request' }],
       ['a decision without a reason is not one', exchange({ status: 400, decision: { allowed: true } }), { verdict: 'denied', reason: 'bad-request' }],

@@ -1,8 +1,9 @@
 import { strict as assert } from 'node:assert';
 import type { Duplex } from 'node:stream';
 import { RequestDispatch, type Endpoint } from '../../../../agent/traffic/dispatcher';
-import { Ejections } from '../../../../agent/traffic/ejections';
-import { DEFAULT_RTT_MS, PeakEwma } from '../../../../agent/traffic/peak-ewma';
+import { Ejections, MAX_ENTRIES } from '../../../../agent/traffic/ejections';
+import { DEFAULT_RTT_MS, MAX_ENDPOINTS, PeakEwma } from '../../../../agent/traffic/peak-ewma';
+import { refusalOf } from '../../../../agent/traffic/refusal';
 import { RetryBudget } from '../../../../agent/traffic/retry-budget';
 import { pickWeighted } from '../../../../agent/traffic/weighted';
 import type { RouteRule } from '../../../../common/routes';
@@ -25,7 +26,7 @@ describe('traffic: per-request choices (agent/traffic)', () => {
   });
 
   describe('PeakEwma (power of two choices)', () => {
-    it('an endpoint never measured costs the default RTT (30 ms)', () => assert.equal(new PeakEwma().cost('a'), DEFAULT_RTT_MS));
+    it('an endpoint never measured costs the default RTT (30 ms)', () => assert.equal(new PeakEwma(Math.random, () => 0).cost('a'), DEFAULT_RTT_MS));
     it('a slower sample is taken at once (the peak); outstanding requests multiply the cost', () => {
       let now = 0;
       const b = new PeakEwma(Math.random, () => now);
@@ -45,6 +46,40 @@ describe('traffic: per-request choices (agent/traffic)', () => {
       assert.ok(Math.abs(b.cost('a') - expected) < 1e-9);
       now = 20_000;
       assert.ok(Math.abs(b.cost('a') - expected * Math.exp(-1)) < 1e-9);
+    });
+    it('an endpoint never measured is not picked over a fast measured one at first, but is re-probed: its default estimate decays from when it was first seen', () => {
+      let now = 0;
+      const b = new PeakEwma(Math.random, () => now);
+      /** one request at a time, every 100 ms, each answered in 1 ms, for `ms`; when `fresh` was first picked */
+      const sequential = (candidates: string[], ms: number): number | undefined => {
+        for (const end = now + ms; now < end; now += 99) {
+          const k = b.pick(candidates)!;
+          if (k === 'fresh') return now;
+          b.start(k);
+          now += 1;
+          b.end(k, 1);
+        }
+        return undefined;
+      };
+      sequential(['fast'], 60_000);
+      const added = now;
+      const first = sequential(['fast', 'fresh'], 60_000);
+      assert.ok(first !== undefined, 'the new endpoint was tried');
+      // the measured one costs about 1 ms; 30 ms · exp(−t / 10 s) drops below that at t ≈ 34 s
+      assert.ok(first - added >= 30_000 && first - added <= 36_000, `first tried ${first - added} ms after it appeared`);
+    });
+    it('remembers at most MAX_ENDPOINTS endpoints (the least recently seen idle one forgotten, counted), and forgets those idle for 5 min', () => {
+      let now = 0;
+      const b = new PeakEwma(Math.random, () => now);
+      for (let i = 0; i < MAX_ENDPOINTS + 100; i++) {
+        b.start(`e${i}`);
+        b.end(`e${i}`, 5);
+      }
+      assert.equal(b.size, MAX_ENDPOINTS);
+      assert.equal(b.evicted, 100);
+      now = 6 * 60_000;
+      for (let i = 0; i < 256; i++) b.end('live', 5);
+      assert.equal(b.size, 1, 'only the endpoint seen in the last 5 min is left');
     });
     it('of the two drawn, the cheaper; never a third; one candidate is itself; none is undefined', () => {
       let now = 0;
@@ -86,6 +121,28 @@ describe('traffic: per-request choices (agent/traffic)', () => {
       for (let i = 0; i < 20; i++) e.unreachable('a');
       assert.equal(e.unreachable('a'), 60_000);
     });
+    it('says whether any endpoint may be ejected now (a request need not look each one up otherwise)', () => {
+      let now = 0;
+      const e = new Ejections(() => now);
+      assert.equal(e.anyEjected(), false);
+      e.unreachable('a');
+      assert.equal(e.anyEjected(), true);
+      now = 100;
+      assert.equal(e.anyEjected(), false, 'its ejection is over');
+    });
+    it('full: forgets first the endpoints no longer ejected; only when all are ejected, every one is readmitted, counted', () => {
+      let now = 0;
+      const e = new Ejections(() => now);
+      for (let i = 0; i < MAX_ENTRIES; i++) e.unreachable(`old${i}`);
+      now = 1000;
+      e.unreachable('a');
+      assert.equal(e.readmittedByOverflow, 0, 'the ended ejections made room');
+      for (let i = 1; i < MAX_ENTRIES; i++) e.unreachable(`new${i}`);
+      e.unreachable('b');
+      assert.equal(e.readmittedByOverflow, MAX_ENTRIES);
+      assert.equal(e.ejected('b'), true);
+      assert.equal(e.ejected('a'), false);
+    });
     it('is ejected until the time passes; an answer readmits and forgets', () => {
       let now = 0;
       const e = new Ejections(() => now);
@@ -98,6 +155,26 @@ describe('traffic: per-request choices (agent/traffic)', () => {
       assert.equal(e.ejected('a'), false);
       assert.equal(e.unreachable('a'), 100, 'failures forgotten');
     });
+  });
+
+  describe('refusalOf: the destination\'s answer (final) or a failure to reach the endpoint (ejects, retried)', () => {
+    const peer = (peerStatus: number, peerRefusal?: string): Error => Object.assign(new Error('refused'), { code: 'PALISADE_ERR_HBONE', peerStatus, ...(peerRefusal !== undefined && { peerRefusal }) });
+    const CASES: [string, unknown, ReturnType<typeof refusalOf>][] = [
+      ['this node\'s policy denied the client (a same-node endpoint)', Object.assign(new Error('denied-by-policy'), { code: 'denied-by-policy' }), { status: 403, verdict: 'denied', reason: 'denied-by-policy' }],
+      ['the peer\'s 403 (its policy)', peer(403, 'denied-by-policy'), { status: 403, verdict: 'denied', reason: 'denied-by-destination' }],
+      ['the peer\'s 403 without a reason (an older peer)', peer(403), { status: 403, verdict: 'denied', reason: 'denied-by-destination' }],
+      ['the peer\'s 503 for its per-source cap', peer(503, 'pod-connection-limit'), { status: 503, verdict: 'error', reason: 'pod-connection-limit' }],
+      ['the peer\'s 429', peer(429), { status: 503, verdict: 'error', reason: 'tunnel-refused-429' }],
+      ['the peer\'s 401 (an identity it does not accept)', peer(401, 'peer-certificate-expired'), { status: 503, verdict: 'error', reason: 'peer-certificate-expired' }],
+      ['a hostile reason is not taken', peer(401, 'x\nforged: yes'), { status: 503, verdict: 'error', reason: 'tunnel-refused-401' }],
+      ['the peer\'s 503 without a reason: its pod could not be reached', peer(503), undefined],
+      ['the peer\'s 503 with a reason that is not one', peer(503, 'A'.repeat(100)), undefined],
+      ['the peer\'s 404: no such pod there (gone)', peer(404, 'not-a-local-workload'), undefined],
+      ['connection refused', Object.assign(new Error('refused'), { code: 'ECONNREFUSED' }), undefined],
+      ['a timeout', Object.assign(new Error('timed out'), { code: 'PALISADE_ERR_HBONE' }), undefined],
+      ['not an error at all', 'boom', undefined],
+    ];
+    for (const [what, err, want] of CASES) it(what, () => assert.deepEqual(refusalOf(err), want));
   });
 
   describe('RequestDispatch: where each attempt goes, and which outcomes are retried', () => {
@@ -144,12 +221,58 @@ describe('traffic: per-request choices (agent/traffic)', () => {
       assert.equal(d.attempts, 2);
       assert.deepEqual(d.retried, ['503']);
     });
+    it('the wait never passes 250 ms, whatever the rule\'s backoff (a 10 s one waited 10 s)', () => {
+      for (const r of [0, 0.5, 0.999]) {
+        const d = new RequestDispatch({ rule: rule({ ...RETRY, backoffMs: 10_000 }), method: 'GET', endpoints: EPS, balancer: new PeakEwma(), budget: new RetryBudget(), target: (e) => ({ pool: e.ip, connect: () => Promise.reject(new Error('unused')) as Promise<Duplex> }), random: () => r });
+        d.next();
+        assert.equal(d.settle(outcome(503), true), 250);
+      }
+      const d = dispatch(rule({ ...RETRY, backoffMs: 200 }));
+      d.next();
+      assert.ok(d.settle(outcome(503), true)! <= 250, 'from 200 ms up to twice it, capped');
+    });
     it('explicit retries stop at the rule\'s attempts', () => {
       const d = dispatch(rule({ ...RETRY, attempts: 1 }), 'GET', [...EPS, { ip: '10.0.0.3', port: 80 }]);
       d.next();
       assert.ok(d.settle(outcome(503), true) !== undefined);
       d.next();
       assert.equal(d.settle(outcome(503), true), undefined);
+    });
+    it('a refusal is the answer: not retried, not ejected, no latency sample, no retry budget spent', () => {
+      let now = 0;
+      const ejections = new Ejections(() => now);
+      const balancer = new PeakEwma(() => 0, () => now);
+      const budget = new RetryBudget(() => 1_000_000);
+      const d = new RequestDispatch({ rule: rule(RETRY), method: 'GET', endpoints: EPS, balancer, budget, ejections, target: (e) => ({ pool: e.ip, connect: () => Promise.reject(new Error('unused')) as Promise<Duplex> }) });
+      const key = `${d.next()!.pool}:80`;
+      const refusal = { status: 403, verdict: 'denied' as const, reason: 'denied-by-destination' };
+      assert.equal(d.settle({ status: 0, error: refusal.reason, connected: false, reused: false, ms: 2, refusal }, true), undefined);
+      assert.deepEqual(d.refusal, refusal);
+      assert.deepEqual(d.retried, []);
+      assert.equal(ejections.ejected(key), false, 'every other client keeps the endpoint');
+      assert.equal(balancer.cost(key), DEFAULT_RTT_MS, 'its estimate untouched, nothing outstanding');
+      let retries = 0;
+      while (budget.tryRetry()) retries++;
+      assert.equal(retries, 100, 'the whole budget is left (the floor; 20 % of one request adds none)');
+    });
+    it('a first attempt while nothing is ejected picks among the precomputed keys as given: no work per endpoint', () => {
+      const endpoints = Array.from({ length: 1000 }, (_, i) => ({ ip: `10.1.${i >> 8}.${i & 255}`, port: 80 }));
+      const keys = endpoints.map((e) => `${e.ip}:${e.port}`);
+      const seen: (readonly string[])[] = [];
+      class Spy extends PeakEwma {
+        override pickIndex(c: readonly string[]): number | undefined {
+          seen.push(c);
+          return super.pickIndex(c);
+        }
+      }
+      const d = new RequestDispatch({ rule: rule(RETRY), method: 'GET', endpoints, keys, balancer: new Spy(), budget: new RetryBudget(), ejections: new Ejections(), target: (e) => ({ pool: `${e.ip}:${e.port}`, connect: () => Promise.reject(new Error('unused')) as Promise<Duplex> }) });
+      const first = d.next()!.pool;
+      assert.equal(seen[0], keys, 'the very array');
+      assert.ok(d.settle(outcome(503), true) !== undefined);
+      const second = d.next()!.pool;
+      assert.notEqual(second, first);
+      assert.equal(seen[1]!.length, 999, 'a retry: among the untried');
+      assert.ok(!seen[1]!.includes(first));
     });
     it('no endpoint at all: next() is undefined (the front answers 503)', () => assert.equal(dispatch(rule(), 'GET', []).next(), undefined));
     it('an endpoint that was unreachable is passed over while ejected, by every later request; with all ejected they are tried anyway', () => {

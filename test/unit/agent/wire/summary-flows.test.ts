@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { dgramFlow, dropFlow, protocolOf, type SummaryContext } from '../../../../agent/wire/summary-flows';
+import { dgramDelta, dgramFlow, dropFlow, protocolOf, type SummaryContext } from '../../../../agent/wire/summary-flows';
 import { flowProblem } from '../../../../common/flow';
 
 const CLIENT = { workload: 'client', namespace: 'default', identity: 'spiffe://cluster.local/ns/default/sa/client', ip: '10.0.1.10' };
@@ -22,6 +22,10 @@ describe('summary flows', () => {
       [0x0800, 47, 'other'],
       [0x0806, 0, 'arp'],
       [0x86dd, 0, 'other'],
+      [0x86dd, 6, 'tcp'],
+      [0x86dd, 17, 'udp'],
+      [0x86dd, 58, 'icmp'],
+      [0x86dd, 1, 'other'],
     ];
     for (const [eth, ip, name] of cases) it(`${eth.toString(16)}/${ip} is ${name}`, () => assert.equal(protocolOf(eth, ip), name));
   });
@@ -83,7 +87,7 @@ describe('summary flows', () => {
     const key = { podId: 1, podIp: CLIENT.ip, peerIp: '172.31.0.100', podPort: 40000, peerPort: 5140, protocol: 17 };
 
     it('an allowed UDP flow from the pod: its rule, bytes each way, packets as count', () => {
-      const f = dgramFlow({ ...key, direction: 'from-pod', rule: 3 }, { packetsOut: 2, bytesOut: 100, packetsIn: 1, bytesIn: 60 }, ctx)!;
+      const f = dgramFlow({ ...key, direction: 'from-pod', rule: 3 }, { packetsOut: 2, bytesOut: 100, packetsIn: 1, bytesIn: 60 }, ctx);
       assert.deepEqual(
         [f.direction, f.source.workload, f.destination, f.protocol, f.verdict, f.reason, f.policy, f.rule, f.bytesSent, f.bytesReceived, f.count, f.mtls],
         ['egress', 'client', { ip: '172.31.0.100', port: 5140 }, 'udp', 'allowed', 'allowed-by-cidr', 'default/client-out', 1, 100, 60, 3, false],
@@ -91,17 +95,45 @@ describe('summary flows', () => {
     });
 
     it('a flow to the pod turns the directions round', () => {
-      const f = dgramFlow({ ...key, peerIp: '10.0.2.10', direction: 'to-pod', rule: 0 }, { packetsOut: 1, bytesOut: 10, packetsIn: 5, bytesIn: 500 }, ctx)!;
+      const f = dgramFlow({ ...key, peerIp: '10.0.2.10', direction: 'to-pod', rule: 0 }, { packetsOut: 1, bytesOut: 10, packetsIn: 5, bytesIn: 500 }, ctx);
       assert.deepEqual([f.direction, f.source.workload, f.destination.workload, f.bytesSent, f.bytesReceived, f.reason, f.policy], ['inbound', 'web-2', 'client', 500, 10, 'not-strict', undefined]);
     });
 
     it('an exclusion from the pod, and ICMP without ports', () => {
-      const f = dgramFlow({ ...key, protocol: 1, podPort: 0x5150, peerPort: 0, direction: 'from-pod', rule: 0 }, { packetsOut: 1, bytesOut: 64, packetsIn: 1, bytesIn: 64 }, ctx)!;
+      const f = dgramFlow({ ...key, protocol: 1, podPort: 0x5150, peerPort: 0, direction: 'from-pod', rule: 0 }, { packetsOut: 1, bytesOut: 64, packetsIn: 1, bytesIn: 64 }, ctx);
       assert.deepEqual([f.protocol, f.reason, f.source.port, f.destination.port], ['icmp', 'excluded', undefined, undefined]);
     });
 
-    it('nothing for a pod no longer enrolled', () => {
-      assert.equal(dgramFlow({ ...key, podId: 9, direction: 'from-pod', rule: 0 }, { packetsOut: 1, bytesOut: 1, packetsIn: 0, bytesIn: 0 }, ctx), undefined);
+    it('still reports the last interval of a pod no longer enrolled, named by its address', () => {
+      const f = dgramFlow({ ...key, podId: 9, direction: 'from-pod', rule: 3 }, { packetsOut: 4, bytesOut: 400, packetsIn: 1, bytesIn: 50 }, ctx);
+      assert.deepEqual(
+        [f.source, f.destination, f.verdict, f.reason, f.bytesSent, f.bytesReceived, f.count],
+        [{ ip: CLIENT.ip, port: 40000 }, { ip: '172.31.0.100', port: 5140 }, 'allowed', 'allowed-by-cidr', 400, 50, 5],
+      );
+      assert.equal(flowProblem(JSON.parse(JSON.stringify(f))), undefined, 'the collector accepts it');
     });
+  });
+
+  describe('dgramDelta', () => {
+    const c = (packetsOut: number, bytesOut: number, packetsIn: number, bytesIn: number) => ({
+      packetsOut: BigInt(packetsOut),
+      bytesOut: BigInt(bytesOut),
+      packetsIn: BigInt(packetsIn),
+      bytesIn: BigInt(bytesIn),
+    });
+    const cases: Array<[string, ReturnType<typeof c> | undefined, ReturnType<typeof c>, [number, number, number, number]]> = [
+      ['first seen: all of it', undefined, c(3, 300, 2, 200), [3, 300, 2, 200]],
+      ['the difference', c(3, 300, 2, 200), c(5, 420, 2, 200), [2, 120, 0, 0]],
+      ['nothing new', c(3, 300, 2, 200), c(3, 300, 2, 200), [0, 0, 0, 0]],
+      ['a new flow under the key (fewer packets out): all it counted', c(30, 3000, 20, 2000), c(2, 200, 25, 2500), [2, 200, 25, 2500]],
+      ['a new flow under the key (fewer packets in)', c(30, 3000, 20, 2000), c(31, 3100, 1, 100), [31, 3100, 1, 100]],
+      ['a new flow under the key (fewer bytes only)', c(3, 3000, 2, 2000), c(4, 100, 2, 2000), [4, 100, 2, 2000]],
+    ];
+    for (const [name, before, now, want] of cases) {
+      it(name, () => {
+        const d = dgramDelta(before, now);
+        assert.deepEqual([d.packetsOut, d.bytesOut, d.packetsIn, d.bytesIn], want);
+      });
+    }
   });
 });

@@ -152,4 +152,36 @@ describe('NodeEnrollment', function () {
     assert.deepEqual(dp.ops.map((o) => o.split(' ')[0]), ['enroll', 'unenroll', 'enroll']);
     assert.equal(local.byIp('10.0.0.1')?.labels.v, '3');
   });
+
+  describe('a node whose pod maps are full', function () {
+    it('refuses the pod beyond them with one line, counts it, reports it, keeps nothing of it, and lets its interface go when it leaves', async function () {
+      const refused: Array<{ name: string; reason: string; message: string }> = [];
+      const full = new NodeEnrollment({ datapath: dp, local, mesh, log: silentLogger(), identityLingerMs: 0, cookieOf: netns.cookieOf, onRefused: (w, reason, message) => refused.push({ name: w.name, reason, message }) });
+      dp.capacity = 2;
+      await full.put('k:a', { workload: workload('a', '10.0.0.1') });
+      await full.put('k:b', { workload: workload('b', '10.0.0.2') });
+      await assert.rejects(full.put('k:c', { workload: workload('c', '10.0.0.3') }), (err: PalisadeError) => {
+        assert.equal(err.code, 'PALISADE_ERR_NODE_FULL');
+        assert.equal(err.message, 'not enrolled: the node is full: 2 of 2 pods enrolled (--max-pods 2); it has no network through this node until a pod leaves');
+        assert.ok(!err.message.includes('\n'));
+        return true;
+      });
+      assert.deepEqual(refused, [{ name: 'c', reason: 'node-pods-full', message: 'not enrolled: the node is full: 2 of 2 pods enrolled (--max-pods 2); it has no network through this node until a pod leaves' }]);
+      assert.deepEqual(full.refusals(), [{ reason: 'node-pods-full', count: 1 }]);
+      assert.equal(local.byIp('10.0.0.3'), undefined, 'the proxy does not know the refused pod');
+      assert.equal(full.size, 2);
+      // One leaves: the refused one fits now, and is no longer held once enrolled.
+      await full.remove('k:a');
+      const c = await full.put('k:c', { workload: workload('c', '10.0.0.3') });
+      assert.equal(local.byIp('10.0.0.3')?.name, 'c');
+      assert.ok(c.podId > 0);
+      assert.deepEqual(dp.released, [], 'an enrolled pod is not released');
+      // Refused again, then removed from its source: its held interface is let go.
+      await assert.rejects(full.put('k:d', { workload: { ...workload('d', '10.0.0.4'), netns: '/netns/a' } }), /node is full/);
+      assert.deepEqual(full.refusals(), [{ reason: 'node-pods-full', count: 2 }]);
+      assert.equal(await full.remove('k:d'), false);
+      assert.deepEqual(dp.released, [11]);
+      full.close();
+    });
+  });
 });

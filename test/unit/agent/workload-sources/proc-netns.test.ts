@@ -59,14 +59,28 @@ describe('proc-netns', function () {
       proc('201', '200', POD_FIB); // another process of the same pod
       proc('300', undefined, '  |-- 10.30.0.7\n     /32 host LOCAL\n'); // two namespaces with one address
       proc('301', undefined, '  |-- 10.30.0.7\n     /32 host LOCAL\n');
+      // Enough processes for several chunks: one namespace spread over all of them, one more in the middle.
+      proc('400', undefined, '  |-- 10.40.0.4\n     /32 host LOCAL\n');
+      for (let pid = 401; pid < 470; pid++) {
+        if (pid === 450) proc('450', undefined, '  |-- 10.50.0.5\n     /32 host LOCAL\n');
+        else proc(String(pid), '400', '  |-- 10.40.0.4\n     /32 host LOCAL\n');
+      }
     });
     after(() => fs.rmSync(root, { recursive: true, force: true }));
 
-    it('maps each address to the lowest pid of its namespace, leaves ours out, marks shared addresses ambiguous', function () {
-      const found = scanProcNetns(root);
+    it('maps each address to the lowest pid of its namespace, leaves ours out, marks shared addresses ambiguous', async function () {
+      const found = await scanProcNetns(root);
       assert.deepEqual(found.get('10.22.0.5'), { netns: path.join(root, '200', 'ns', 'net'), ambiguous: false });
       assert.equal(found.get('192.168.1.10'), undefined, 'the agent\'s own namespace');
       assert.equal(found.get('10.30.0.7')?.ambiguous, true);
+    });
+
+    it('reads in chunks without blocking, and a namespace seen in an earlier chunk is not counted again', async function () {
+      const scan = scanProcNetns(root);
+      assert.ok(scan instanceof Promise, 'async');
+      const found = await scan;
+      assert.deepEqual(found.get('10.40.0.4'), { netns: path.join(root, '400', 'ns', 'net'), ambiguous: false });
+      assert.deepEqual(found.get('10.50.0.5'), { netns: path.join(root, '450', 'ns', 'net'), ambiguous: false });
     });
   });
 });

@@ -13,6 +13,8 @@ function edgeCases(t: number): FlowRecord[] {
     { ...base, source: { ip: '10.0.0.1' }, destination: { ip: '::ffff:1.2.3.4', host: 'ü.example' }, mtls: false, verdict: 'error', http: undefined, policy: undefined, rule: undefined },
     { ...base, audit: { policy: 'ns/audit-all', rule: 7 }, verdict: 'audit', node: 'n'.repeat(63) },
     { ...base, source: { ...base.source, identity: 'spiffe://' + 'x'.repeat(500) } },
+    { ...base, traffic: { route: 'default/web', rule: 1, backend: 'default/web-v2', attempts: 2 } },
+    { ...base, time: '2026-12-07T05:00:00.999Z', source: { ip: '10.0.0.1', host: 'ünïcode.example' }, destination: { ip: '10.0.0.2', workload: 'wëb', namespace: 'dëfault' } },
     { ...base, traceId: '4bf92f3577b34da6a3ce929d0e0e4736' } as FlowRecord,
   ];
 }
@@ -31,6 +33,19 @@ describe('FlowLogEncoder', () => {
       assert.equal(mine.length, batch.length);
       assert.deepEqual(mine, theirs, `batch at ${i}`);
     }
+  });
+
+  it('builds a request from records encoded in several calls, cut between any two records, as one batch', () => {
+    const t = Date.parse('2026-12-07T05:00:00.123Z');
+    const all = [...edgeCases(t), ...Array.from({ length: 40 }, (_, i) => realisticFlow(i, 'node-a', t + i))];
+    const calls = [all.slice(0, 5), all.slice(5, 6), all.slice(6)].map((r) => enc.records(r, t + 9));
+    // parts as the sink cuts them: the second call's record, then the first three of the third
+    const third = calls[2]!;
+    const parts = [calls[0]!.bytes.subarray(calls[0]!.ends[1]), calls[1]!.bytes, third.bytes.subarray(0, third.ends[2])];
+    const mine = decodeLogs(Buffer.concat(enc.request(parts)));
+    const theirs = decodeLogs(enc.encodeChecked(all.slice(2, 9), t + 9));
+    assert.equal(mine.length, 7);
+    assert.deepEqual(mine, theirs);
   });
 
   it('carries a traced flow\'s trace id', () => {

@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import pino from 'pino';
-import { OtlpSink, type PostResult } from '../../../../collector/sinks/otlp-sink';
+import { OtlpSink, type FlowEncoder, type PostResult } from '../../../../collector/sinks/otlp-sink';
 import type { FlowRecord } from '../../../../common/flow';
 
 const rec = (n: number): FlowRecord => ({ bytesSent: n }) as unknown as FlowRecord;
@@ -16,18 +16,28 @@ async function until(done: () => boolean): Promise<void> {
   }
 }
 
+/** Each flow as its bytesSent in 4 bytes; a request is the waiting bytes in order (what the sink sends is read back from the body). */
+const encoder: FlowEncoder = {
+  records: (r) => {
+    const bytes = Buffer.alloc(4 * r.length);
+    r.forEach((f, i) => bytes.writeUInt32LE(f.bytesSent, 4 * i));
+    return { bytes, ends: r.map((_, i) => 4 * (i + 1)) };
+  },
+  request: (parts) => [...parts],
+};
+
 /** A sink whose POSTs answer what the test says, recording what each carried. */
 function sink(answers: PostResult[], opts: Partial<ConstructorParameters<typeof OtlpSink>[0]> = {}) {
   const posted: number[][] = [];
-  let lastBatch: readonly FlowRecord[] = [];
   const lost: Array<[number, string]> = [];
   const s = new OtlpSink({
     name: 'otlp:test',
     url: new URL('http://unused.invalid/v1/logs'),
     log: pino({ level: 'silent' }),
-    encode: (r) => ((lastBatch = r), new Uint8Array(1)),
-    post: async () => {
-      posted.push(lastBatch.map((f) => f.bytesSent));
+    encoder,
+    post: async (body) => {
+      const b = Buffer.concat(body);
+      posted.push(Array.from({ length: b.length / 4 }, (_, i) => b.readUInt32LE(4 * i)));
       return answers.shift() ?? { status: 200 };
     },
     metrics: { delivered: () => {}, lost: (_s, n, reason) => lost.push([n, reason]) },
@@ -66,6 +76,30 @@ describe('OtlpSink', () => {
     await s.close();
     assert.deepEqual(s.counts(), { accepted: 7, delivered: 0, lost: 7, buffered: 0 });
     assert.deepEqual(lost.at(-1), [4, 'shutdown']);
+  });
+
+  it('drops the oldest waiting flows across earlier writes first, keeping the order of the rest', async () => {
+    const { s, posted, lost } = sink([{ status: 503 }], { batchSize: 2, maxBuffered: 5, retryMinMs: 200, retryMaxMs: 200 });
+    s.write(recs(1, 2));
+    await until(() => posted.length > 0); // [1, 2] in flight, to be sent again
+    s.write(recs(3, 2));
+    s.write(recs(5, 2)); // one over: 3 goes
+    s.write(recs(7, 1)); // one over: 4 goes
+    assert.deepEqual(lost, [[1, 'buffer-full'], [1, 'buffer-full']]);
+    await until(() => s.counts().buffered === 0);
+    assert.deepEqual(posted, [[1, 2], [1, 2], [5, 6], [7]]);
+    assert.deepEqual(s.counts(), { accepted: 7, delivered: 5, lost: 2, buffered: 0 });
+  });
+
+  it('counts flows it cannot encode lost, and goes on', async () => {
+    const { s, posted, lost } = sink([], { encoder: { ...encoder, records: (r) => (r.length === 2 ? (() => { throw new Error('bad flow'); })() : encoder.records(r)) } });
+    s.write(recs(1, 1));
+    s.write(recs(2, 2));
+    s.write(recs(4, 1));
+    await until(() => s.counts().buffered === 0);
+    assert.deepEqual(posted.flat(), [1, 4]);
+    assert.deepEqual(lost, [[2, 'refused']]);
+    assert.deepEqual(s.counts(), { accepted: 4, delivered: 2, lost: 2, buffered: 0 });
   });
 
   it('close() delivers what waits within its grace period', async () => {

@@ -24,7 +24,7 @@ const CANARY = `${HEAD}  parentRefs:
 function compile(text: string): CompiledHttpRoute {
   const set = compilePolicyFiles([{ source: 'r.yaml', text }]);
   assert.equal(set.routes?.length, 1);
-  return set.routes![0]!;
+  return set.routes![0]! as CompiledHttpRoute;
 }
 
 function req(path: string, extra: Partial<RouteRequest> = {}): RouteRequest {
@@ -74,6 +74,9 @@ describe('HTTPRoute (common/routes)', () => {
     ['a bad method', '  parentRefs: [{kind: Service, name: web}]\n  rules:\n  - matches: [{method: get}]\n    backendRefs: [{name: a, port: 80}]\n', 9, 'spec.rules[0].matches[0].method: must be one of GET'],
     ['a relative path', '  parentRefs: [{kind: Service, name: web}]\n  rules:\n  - matches: [{path: {value: api}}]\n    backendRefs: [{name: a, port: 80}]\n', 9, 'must start with "/"'],
     ['a bad duration', '  parentRefs: [{kind: Service, name: web}]\n  rules:\n  - backendRefs: [{name: a, port: 80}]\n    timeouts: {request: 1.5s}\n', 10, 'spec.rules[0].timeouts.request: must be a duration'],
+    ['a request timeout past a day (Node would fire it after 1 ms)', '  parentRefs: [{kind: Service, name: web}]\n  rules:\n  - backendRefs: [{name: a, port: 80}]\n    timeouts: {request: 720h}\n', 10, 'spec.rules[0].timeouts.request: must be at most 24h (for no timeout, leave it out), got "720h"'],
+    ['the longest duration the syntax allows', '  parentRefs: [{kind: Service, name: web}]\n  rules:\n  - backendRefs: [{name: a, port: 80}]\n    timeouts: {backendRequest: 99999h99999h99999h99999h}\n', 10, 'spec.rules[0].timeouts.backendRequest: must be at most 24h'],
+    ['a backoff past a day', '  parentRefs: [{kind: Service, name: web}]\n  rules:\n  - backendRefs: [{name: a, port: 80}]\n    retry: {backoff: 25h}\n', 10, 'spec.rules[0].retry.backoff: must be at most 24h'],
     ['backendRequest longer than request', '  parentRefs: [{kind: Service, name: web}]\n  rules:\n  - backendRefs: [{name: a, port: 80}]\n    timeouts: {request: 1s, backendRequest: 2s}\n', 10, 'must not be longer than timeouts.request'],
     ['a retry code out of range', '  parentRefs: [{kind: Service, name: web}]\n  rules:\n  - backendRefs: [{name: a, port: 80}]\n    retry: {codes: [200]}\n', 10, 'spec.rules[0].retry.codes[0]: must be a whole number from 400 to 599'],
     ['an unknown field', '  parentRefs: [{kind: Service, name: web}]\n  rules:\n  - backendRefs: [{name: a, port: 80}]\n    mirror: true\n', 10, 'spec.rules[0].mirror: unknown or unsupported field'],
@@ -99,6 +102,7 @@ describe('HTTPRoute (common/routes)', () => {
       ['a percentage above 100', '  abort: {httpStatus: 503, percentage: {value: 101}}\n', 'spec.abort.percentage.value: must be a number from 0 to 100'],
       ['a gRPC abort', '  abort: {grpcStatus: UNAVAILABLE}\n', 'spec.abort.grpcStatus: gRPC aborts are not supported yet'],
       ['a bad delay', '  delay: {fixedDelay: 5}\n', 'spec.delay.fixedDelay: must be a duration'],
+      ['a delay past an hour', '  delay: {fixedDelay: 61m}\n', 'spec.delay.fixedDelay: must be at most 1h, got "61m"'],
     ];
     for (const [what, spec, message] of BAD_FAULTS) {
       it(`refuses ${what}`, () => {
@@ -113,6 +117,21 @@ describe('HTTPRoute (common/routes)', () => {
       const r = parsePolicies(rule('{type: ExtensionRef, extensionRef: {group: example.com, kind: Thing, name: x}}'), 'p.yaml');
       assert.ok(r.problems[0]!.includes('spec.rules[0].filters[0].extensionRef: must name a FaultInjection of group palisade.dev'), r.problems[0]);
     });
+  });
+
+  it('the longest bounds are accepted: a 24h timeout, a 1h delay', () => {
+    const r = compile(`${HEAD}  parentRefs: [{kind: Service, name: web}]\n  rules:\n  - backendRefs: [{name: a, port: 80}]\n    timeouts: {request: 24h, backendRequest: 23h60m}\n`);
+    assert.deepEqual([r.rules[0]!.requestTimeoutMs, r.rules[0]!.backendTimeoutMs], [86_400_000, 86_400_000]);
+    const f = compilePolicyFiles([{ source: 'f.yaml', text: 'apiVersion: palisade.dev/v1\nkind: FaultInjection\nmetadata: {name: chaos, namespace: shop}\nspec:\n  delay: {fixedDelay: 59m60s}\n' }]);
+    assert.equal(f.faults![0]!.delay!.ms, 3_600_000);
+  });
+
+  it('a backoff above 250 ms (the longest a retry waits) is used as 250 ms, with a warning', () => {
+    const r = parsePolicies(`${HEAD}  parentRefs: [{kind: Service, name: web}]\n  rules:\n  - backendRefs: [{name: a, port: 80}]\n    retry: {backoff: 10s}\n`, 'p.yaml');
+    assert.deepEqual(r.problems, []);
+    assert.equal(r.warnings.length, 1);
+    assert.match(r.warnings[0]!, /^p\.yaml:10: warning: HTTPRoute shop\/web-canary: spec\.rules\[0\]\.retry\.backoff: \("10s"\) is above 250ms, the longest a retry waits: 250ms is used$/);
+    assert.equal(compile(`${HEAD}  parentRefs: [{kind: Service, name: web}]\n  rules:\n  - backendRefs: [{name: a, port: 80}]\n    retry: {backoff: 10s}\n`).rules[0]!.retry!.backoffMs, 250);
   });
 
   it('warns that hostnames are ignored on a Service parent', () => {

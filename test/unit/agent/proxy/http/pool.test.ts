@@ -61,4 +61,35 @@ describe('UpstreamPool', function () {
     pool.put(new Fake('a'));
     assert.equal(told, 1);
   });
+
+  it('with admitIdle: an idle connection holds a place until it is used again or closed; refused one, it is closed (counted)', function () {
+    let held = 0;
+    const admit = (): (() => void) | undefined => {
+      if (held >= 2) return undefined;
+      held++;
+      return () => held--;
+    };
+    const pool = new UpstreamPool<Fake>(4, 1000, undefined, admit);
+    const [a, b, c] = [new Fake('a'), new Fake('b'), new Fake('c')];
+    pool.put(a);
+    pool.put(b);
+    pool.put(c);
+    assert.equal(held, 2);
+    assert.equal(c.alive, false, 'no place: closed, not kept');
+    assert.equal(pool.refused, 1);
+    assert.equal(pool.take(), b);
+    assert.equal(held, 1, 'in use again: its place is given back (its client connection covers it)');
+    pool.forget(a);
+    assert.equal(held, 0, 'closed while idle');
+    pool.put(b);
+    pool.sweep(performance.now() + 2000);
+    assert.equal(held, 0, 'swept out');
+    pool.put(new Fake('d'));
+    pool.destroy();
+    assert.equal(held, 0, 'destroyed');
+    const small = new UpstreamPool<Fake>(1, 1000, undefined, admit);
+    small.put(new Fake('e'));
+    small.put(new Fake('f'));
+    assert.equal(held, 1, 'the oldest, closed past maxIdle, gave its place back');
+  });
 });

@@ -30,4 +30,17 @@ describe('ConnectionLimits', () => {
     assert.equal(limits.held('outbound'), 2, 'a second release changes nothing');
     assert.ok(limits.admit('outbound', '10.0.1.10').ok);
   });
+
+  it('an idle routed upstream gets a place only while its pod holds under half its share and the side under half its cap', () => {
+    const limits = new ConnectionLimits({ outbound: 8, inbound: 1, perPod: 4 });
+    const conn = limits.admit('outbound', '10.0.1.10');
+    const idle = limits.admitIdle('outbound', '10.0.1.10');
+    assert.ok(conn.ok && idle.ok);
+    assert.deepEqual(limits.admitIdle('outbound', '10.0.1.10'), { ok: false, reason: 'pod-connection-limit' }, 'the pod holds 2 of 4: no more idle ones');
+    assert.ok(limits.admit('outbound', '10.0.1.10').ok && limits.admit('outbound', '10.0.1.10').ok, 'its own connections still get the other half');
+    const others = [limits.admitIdle('outbound', '10.0.1.11'), limits.admitIdle('outbound', '10.0.1.12')];
+    assert.deepEqual(others.map((a) => a.ok), [false, false], 'the side holds 4 of 8: no idle one for anyone');
+    idle.release();
+    assert.equal(limits.held('outbound'), 3);
+  });
 });
