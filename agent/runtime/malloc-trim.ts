@@ -68,7 +68,7 @@ export function eventLoopBusy(): () => number {
 
 /**
  * Start the periodic check; returns a stop function. `trim` is the native malloc_trim (returns
- * whether anything was released); the timer never keeps the process alive.
+ * whether anything was released); the timer never keeps the process alive, and stops if trim throws.
  */
 export function startMallocTrim(
   trim: () => boolean,
@@ -84,7 +84,13 @@ export function startMallocTrim(
     let trimmed = false;
     if (shouldTrim(now, baseline, busy(), settings)) {
       const t0 = performance.now();
-      trim();
+      try {
+        trim();
+      } catch {
+        // No trim to be had (an addon without it): memory stays as it is, the agent runs on.
+        clearInterval(timer);
+        return;
+      }
       counters.trimMs += performance.now() - t0;
       counters.trims += 1;
       trimmed = true;

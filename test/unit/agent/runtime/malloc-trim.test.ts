@@ -78,6 +78,28 @@ describe('malloc trim', function () {
     }
   });
 
+  it('stops checking, and throws nothing, when trim itself fails', async function () {
+    let anon = 40 * MB;
+    let calls = 0;
+    const t = startMallocTrim(
+      () => {
+        calls += 1;
+        throw new Error('no malloc_trim here');
+      },
+      { everyMs: 20, minGrowthKb: 8 * MB, maxBusy: 0.05 },
+      () => anon,
+      () => 0,
+    );
+    try {
+      anon = 90 * MB;
+      await new Promise((r) => setTimeout(r, 120));
+      assert.equal(calls, 1);
+      assert.equal(t.counters.trims, 0);
+    } finally {
+      t.stop();
+    }
+  });
+
   it('native mallocTrim gives back the free pages glibc keeps between live allocations', function () {
     // A child: 96 MB of 16 KiB malloc'd buffers, one in 16 kept (so free() cannot return the
     // heap's top), the rest freed; RssAnon before and after native.mallocTrim().
