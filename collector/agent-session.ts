@@ -7,6 +7,11 @@
  * CA signs a workload identity only while this node has a workload with that identity
  * registered, the binding (and authority) still allow it, and only for a CSR whose one URI SAN
  * is it. Every refusal is one warn line and an audit record.
+ *
+ * With a pod authority (Kubernetes), the node's last registration is decided again whenever the
+ * authority's view of the node changes (`readmit`: a pod created, moved, deleted, its IP set);
+ * until the authority has listed the pods once, a registration waits (nothing of it is admitted)
+ * and workload certificates are refused.
  */
 import type WebSocket from 'ws';
 import { isPalisadeError, PalisadeError } from '../common/errors';
@@ -88,6 +93,10 @@ export class NodeSession {
   private readonly log: Logger;
   /** Frames at the pace this session's budget allows (frame-budget.ts). */
   private readonly frames: PacedFrames;
+  /** The node's last registration, decided again when the pod authority changes (`readmit`). */
+  private lastRegister: RegisterMessage | undefined;
+  /** What that registration's last decision refused, to report a re-decision only when it differs. */
+  private lastRefused = '';
 
   constructor(
     readonly ws: WebSocket,
@@ -110,14 +119,24 @@ export class NodeSession {
     return this.ready;
   }
 
-  /** Push a pre-encoded frame (policies). */
-  push(frame: string): void {
+  /** Push a pre-encoded frame (policies), as text or its UTF-8 bytes. */
+  push(frame: string | Buffer): void {
     if (this.ready && !this.superseded) sendTo(this.ws, frame, this.log);
   }
 
   /** Push a pre-encoded `registry-delta` frame, once the agent holds the registry it applies to. */
   pushRegistry(frame: string): void {
     if (this.registrySynced) this.push(frame);
+  }
+
+  /** The pod authority's view of this node changed: decide its last registration again. */
+  readmit(): void {
+    if (!this.ready || this.superseded || !this.lastRegister) return;
+    try {
+      this.register(this.lastRegister, 'readmit');
+    } catch (err) {
+      this.log.error({ err }, 'cannot decide the registration again');
+    }
   }
 
   /** The collector no longer accepts this session's certificate (the node was revoked). */
@@ -210,17 +229,32 @@ export class NodeSession {
     sendTo(this.ws, { type: 'flows-ack', session: m.session, seq: m.seq }, this.log);
   }
 
-  private register(m: RegisterMessage): void {
+  /**
+   * Decide `m` (the agent's, or its last one again on `readmit`). A decision made again is
+   * reported (warn, audit, error to the agent) only when what it refuses changed.
+   */
+  private register(m: RegisterMessage, how: 'agent' | 'readmit' = 'agent'): void {
+    this.lastRegister = m;
+    if (this.deps.pods?.hasSynced === false) {
+      this.log.info({ workloads: m.workloads.length }, 'registration waits for the first list of the cluster\'s pods');
+      return;
+    }
     const binding = this.binding();
     const pods = this.deps.pods?.podsOn(this.node);
     const result = this.deps.registry.register(this.node, m.workloads, m.services ?? [], (w) =>
       binding ? registrationRefusal(binding, w, pods) : `node ${this.node} has no join record`,
     );
-    this.log.info({ workloads: result.accepted, refused: result.refused.length }, 'workloads registered');
+    const refusedNow = result.refused.join('\n');
+    const repeated = how === 'readmit' && refusedNow === this.lastRefused;
+    this.lastRefused = refusedNow;
+    if (repeated) return;
+    this.log.info({ workloads: result.accepted, refused: result.refused.length, ...(how === 'readmit' ? { readmitted: true } : {}) }, 'workloads registered');
     if (result.refused.length === 0) return;
     this.log.warn({ refused: result.refused.slice(0, 20) }, 'workloads refused');
-    this.audit('registration', `${result.refused.length} of ${m.workloads.length} workloads refused`, { refused: result.refused.slice(0, 20) });
     const more = result.refused.length > 1 ? ` (and ${result.refused.length - 1} more)` : '';
+    // One line naming the first refused workload (namespace/name: service account, node and why).
+    const reason = `${result.refused.length} of ${m.workloads.length} workloads refused: ${result.refused[0]}${more}`.slice(0, MAX_ERROR_TEXT);
+    this.audit('registration', reason, { refused: result.refused.slice(0, 20) });
     const message = `registration refused for ${result.refused[0]}${more}`.slice(0, MAX_ERROR_TEXT);
     sendTo(this.ws, { type: 'error', code: 'PALISADE_ERR_REGISTRATION_REFUSED', message }, this.log);
   }
@@ -234,6 +268,9 @@ export class NodeSession {
     };
     const nodeIdentity = nodeSpiffeId(this.deps.ca.trustDomain, this.node);
     const forNode = m.identity === nodeIdentity;
+    if (!forNode && this.deps.pods?.hasSynced === false) {
+      return refuse('the collector has not listed the cluster\'s pods yet: no workload certificates until it has (fail closed)');
+    }
     if (!forNode && !this.deps.registry.hasIdentity(this.node, m.identity)) {
       return refuse(`${m.identity.slice(0, 256)} is not the identity of a workload registered on node ${this.node}`);
     }

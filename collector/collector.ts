@@ -69,6 +69,8 @@ export interface CollectorOptions {
   flowSinkOptions?: FlowSinksOptions['otlp'];
   /** How often denied flows are summarized into the audit log (ms); default 10 s. */
   auditSummaryIntervalMs?: number;
+  /** How long reading one request's policy files may take in the worker (default 5 s; tests on a loaded machine). */
+  policyParseDeadlineMs?: number;
   /** Services (and policies) from the Kubernetes API (collector/kubernetes/). */
   kubernetes?: CollectorKubernetesOptions;
   /** Dashboard login tickets and sessions: lifetimes (tests shorten them). */
@@ -76,8 +78,9 @@ export interface CollectorOptions {
   /** `--trace-url`: the dashboard links trace ids through this template (common/trace-link.ts). */
   traceUrl?: string;
   /**
-   * Which pods run on which node (the Kubernetes source): with one, a node registers, and gets
-   * certificates for, only pods it says run there (collector/nodes/node-pods.ts).
+   * Which pods run on which node: with one, a node registers, and gets certificates for, only
+   * pods it says run there (collector/nodes/node-pods.ts). Default: with `kubernetes`, the API's
+   * pods (collector/kubernetes/pods-watch.ts); without, none (scope and range decide).
    */
   nodePods?: NodePods;
 }
@@ -216,13 +219,15 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     await closeStores();
     throw err;
   }
+  // With --kubernetes the API's pods decide what a node may claim (the node authorizer).
+  const nodePods = opts.nodePods ?? kube?.pods;
   const agents = new AgentServer({
     ca,
     tokens,
     registry,
     nodes,
     refusals,
-    ...(opts.nodePods ? { pods: opts.nodePods } : {}),
+    ...(nodePods ? { pods: nodePods } : {}),
     serving,
     workloadCertTtlSeconds: opts.workloadCertTtlSeconds ?? DEFAULT_WORKLOAD_CERT_TTL_SECONDS,
     nodeCertTtlSeconds: opts.nodeCertTtlSeconds ?? DEFAULT_NODE_CERT_TTL_SECONDS,
@@ -318,7 +323,17 @@ function openControl(
   const audit = AuditLog.open({ dataDir: opts.dataDir, log: opts.log });
   let policies: PolicyManager | undefined;
   try {
-    policies = new PolicyManager({ dataDir: opts.dataDir, policyDir: opts.policyDir, kubernetes: opts.kubernetes !== undefined, log, registry, flows, audit, push });
+    policies = new PolicyManager({
+      dataDir: opts.dataDir,
+      policyDir: opts.policyDir,
+      kubernetes: opts.kubernetes !== undefined,
+      log,
+      registry,
+      flows,
+      audit,
+      push,
+      ...(opts.policyParseDeadlineMs !== undefined ? { parseDeadlineMs: opts.policyParseDeadlineMs } : {}),
+    });
     policies.start();
     return { audit, policies };
   } catch (err) {

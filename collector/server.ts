@@ -79,6 +79,8 @@ type Auth =
  */
 const CONNECTION_LIMITS: https.ServerOptions = { handshakeTimeout: 10_000, headersTimeout: 10_000, requestTimeout: 60_000 };
 const MAX_HEADERS = 64;
+/** How long one event-loop turn may spend sending broadcast frames. */
+const BROADCAST_SLICE_MS = 2;
 /** Connections the listener holds at most (agents, API clients, followers); more are refused by Node. */
 const MAX_CONNECTIONS = 10_000;
 
@@ -92,7 +94,11 @@ export class AgentServer implements NodeSessionHub {
   private readonly lastPong = new WeakMap<WebSocket, number>();
   private readonly keepalive: NodeJS.Timeout;
   private readonly stopWatching: () => void;
+  private readonly stopPods: () => void;
   private readonly log: Logger;
+  /** Broadcast frames waiting for their session, in order: a few milliseconds of sending per event-loop turn. */
+  private readonly outbox: Array<() => void> = [];
+  private draining = false;
 
   constructor(private readonly opts: AgentServerOptions) {
     this.log = opts.log;
@@ -109,6 +115,11 @@ export class AgentServer implements NodeSessionHub {
         this.log.error({ err }, 'cannot re-check node sessions against the node records');
       }
     });
+    // The pod authority changed its mind about some nodes: their registrations are decided again.
+    this.stopPods =
+      opts.pods?.onChange?.((change) => {
+        for (const [node, session] of this.current) if (change === 'all' || change.has(node)) session.readmit();
+      }) ?? (() => undefined);
   }
 
   /** A new HTTPS server with our TLS settings and handlers; the caller listens on it. */
@@ -131,9 +142,25 @@ export class AgentServer implements NodeSessionHub {
     for (const s of this.servers) s.setSecureContext(this.tlsOptions(serving));
   }
 
-  /** Send one frame (policies) to every node session that said hello. */
+  /**
+   * Send one frame (policies) to every node session that said hello. A policies frame can be
+   * megabytes, and each send encrypts it for one agent: it is encoded to bytes once, and the sends
+   * are spread over event-loop turns (`drain`), in the order they were broadcast.
+   */
   broadcast(frame: string): void {
-    for (const session of this.current.values()) session.push(frame);
+    const bytes = Buffer.from(frame);
+    for (const session of this.current.values()) this.outbox.push(() => session.push(bytes));
+    if (!this.draining) {
+      this.draining = true;
+      setImmediate(() => this.drain());
+    }
+  }
+
+  private drain(): void {
+    const start = performance.now();
+    while (this.outbox.length > 0 && performance.now() - start < BROADCAST_SLICE_MS) this.outbox.shift()!();
+    if (this.outbox.length > 0) setImmediate(() => this.drain());
+    else this.draining = false;
   }
 
   /** Send one `registry-delta` frame to every node session that holds the registry it applies to. */
@@ -163,6 +190,7 @@ export class AgentServer implements NodeSessionHub {
   async close(): Promise<void> {
     clearInterval(this.keepalive);
     this.stopWatching();
+    this.stopPods();
     await closeAllGracefully(this.wss, 'collector stopping');
     await Promise.all(
       this.servers.map(

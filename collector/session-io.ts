@@ -7,15 +7,16 @@ import { CloseCode, encodeMessage, type MeshMessage } from '../common/mesh-proto
 /** An agent that lets this much pile up unread is cut off rather than growing our memory. */
 export const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
 
-/** Send one message (or pre-encoded frame); false when the socket is gone or was cut off. */
-export function sendTo(ws: WebSocket, message: MeshMessage | string, log: Logger): boolean {
+/** Send one message (or pre-encoded frame, as text or its UTF-8 bytes); false when the socket is gone or was cut off. */
+export function sendTo(ws: WebSocket, message: MeshMessage | string | Buffer, log: Logger): boolean {
   if (ws.readyState !== ws.OPEN) return false;
   if (ws.bufferedAmount > MAX_BUFFERED_BYTES) {
     log.warn({ reason: 'agent is not reading', bufferedBytes: ws.bufferedAmount }, 'session terminated');
     ws.terminate();
     return false;
   }
-  ws.send(typeof message === 'string' ? message : encodeMessage(message));
+  if (Buffer.isBuffer(message)) ws.send(message, { binary: false }); // a text frame all the same
+  else ws.send(typeof message === 'string' ? message : encodeMessage(message));
   return true;
 }
 

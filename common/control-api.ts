@@ -168,7 +168,8 @@ export interface EgressLearnResponse {
   /** Egress flows looked at, and how many of them were left out (denied, errors) and why. */
   flows: number;
   skipped: Record<string, number>;
-  destinations: Array<{ host?: string; cidr?: string; ports: number[]; flows: number }>;
+  /** `protocol` only when not TCP (a UDP or ICMP destination is always a `cidr`). */
+  destinations: Array<{ host?: string; cidr?: string; ports: number[]; protocol?: 'UDP' | 'ICMP'; flows: number }>;
 }
 
 export interface PolicyTestRequest {
@@ -258,6 +259,23 @@ export interface StatusResponse {
   audit: { records: number };
   /** With `collector --kubernetes`: what it makes of the cluster. */
   kubernetes?: KubernetesStatus;
+  /** HTTPRoutes and GRPCRoutes in force (absent: none). */
+  routes?: RouteStatus[];
+}
+
+/** A route in force, for `palisade status`. */
+export interface RouteStatus {
+  kind: 'HTTPRoute' | 'GRPCRoute';
+  namespace: string;
+  name: string;
+  /** Parent Services, `namespace/name[:port]`. */
+  parents: string[];
+  rules: number;
+  /** The policy version that last changed it. */
+  version: number;
+  /** Connected agents whose reported policy version includes it, of `agents` connected. */
+  enforcedBy: number;
+  agents: number;
 }
 
 /** The collector's view of the Kubernetes API (`collector --kubernetes`). */
@@ -266,6 +284,8 @@ export interface KubernetesStatus {
   synced: boolean;
   /** Services taken from the API (Services + EndpointSlices). */
   services: number;
+  /** Pods some node may claim (the node authorizer's view: scheduled, not host network, not ended). */
+  pods?: number;
   /** Per policy kind, the API version watched (`security.istio.io/v1`), `not installed` or `looking`. */
   policyKinds: Record<string, string>;
   /** Policy objects in force (their last accepted version). */

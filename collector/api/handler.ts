@@ -17,7 +17,7 @@ import { ControlApi, type ControlDeps } from './control';
 import { BodyTooLarge, readBody } from '../../common/read-body';
 import { FlowFollowers } from './follow';
 import type { CollectorMetrics } from './metrics';
-import { errorBody, refuseUpgrade, sendJson, sendText } from './respond';
+import { errorBody, jsonSliced, refuseUpgrade, sendJson, sendText } from './respond';
 
 export interface CollectorApiDeps {
   store: FlowStore;
@@ -38,6 +38,8 @@ type Route = (typeof API)[keyof typeof API] | (typeof CONTROL_API)[keyof typeof 
 const ROUTES: ReadonlySet<string> = new Set([...Object.values(API), ...Object.values(CONTROL_API)]);
 const CONTROL_ROUTES: ReadonlySet<string> = new Set(Object.values(CONTROL_API));
 const MAX_URL_LENGTH = 8192;
+/** How long encoding a control answer may hold the event loop at once. */
+const ANSWER_SLICE_MS = 4;
 
 interface Parsed {
   path: string;
@@ -166,8 +168,8 @@ export class CollectorApi {
       return fail(new PalisadeError('PALISADE_ERR_FORBIDDEN', `${route} changes policy: only the admin token may (a node certificate may only read)`));
     }
     const author = caller.kind === 'admin' ? `admin:${caller.token}` : `node:${caller.node}`;
-    const send = (result: unknown): void => {
-      sendJson(res, 200, result);
+    const send = (result: unknown, text: string): void => {
+      sendJson(res, 200, text);
       if (CONTROL_WRITES.has(route)) {
         const r = result as { version?: number; applied?: boolean; dryRun?: boolean };
         this.log.info({ remote, route, author, version: r.version, applied: r.applied, dryRun: r.dryRun }, 'api write');
@@ -177,8 +179,8 @@ export class CollectorApi {
     const answer = (body: unknown): void => {
       try {
         const result = this.control!.handle(route, query, body, author);
-        if (result instanceof Promise) result.then(send, fail);
-        else send(result);
+        // A policy change answers with every policy's diff (megabytes): encoded between event-loop turns.
+        void Promise.resolve(result).then((r) => jsonSliced(r, ANSWER_SLICE_MS).then((text) => send(r, text)), fail);
       } catch (err) {
         fail(err);
       }

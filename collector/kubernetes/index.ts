@@ -1,8 +1,9 @@
 /**
  * The collector and the Kubernetes API (`palisade collector --kubernetes`): the cluster's Services
- * and EndpointSlices become the registry's services (./services-watch.ts); its AuthorizationPolicy
- * and EgressPolicy objects become versions of the policy store authored `kubernetes`
- * (./policy-watch.ts).
+ * and EndpointSlices become the registry's services (./services-watch.ts); its AuthorizationPolicy,
+ * EgressPolicy, HTTPRoute, GRPCRoute and FaultInjection objects become versions of the policy store
+ * authored `kubernetes` (./policy-watch.ts); its Pods make the collector a node authorizer
+ * (./pods-watch.ts): a node registers, and gets certificates for, only pods the API says run on it.
  */
 import { describeCause, isPalisadeError } from '../../common/errors';
 import { KubeClient } from '../../common/kube/client';
@@ -10,7 +11,9 @@ import type { KubernetesStatus } from '../../common/control-api';
 import type { Logger } from '../../common/log';
 import type { PolicyFile } from '../../common/policy-files';
 import type { PolicyManager } from '../policies/manager';
+import type { NodePods } from '../nodes/node-pods';
 import type { WorkloadRegistry } from '../registry';
+import { PodsWatch } from './pods-watch';
 import { PolicyWatch } from './policy-watch';
 import { ServicesWatch } from './services-watch';
 import type { CaSecretRef } from './ca-secret';
@@ -26,6 +29,8 @@ export interface CollectorKubernetes {
   /** For `palisade status`. */
   status(): KubernetesStatus;
   client: KubeClient;
+  /** Which pods run on which node: the node authorizer's authority. */
+  pods: NodePods;
   /** Resolves once every watch has listed once. */
   synced(): Promise<void>;
   close(): Promise<void>;
@@ -38,24 +43,28 @@ export async function startCollectorKubernetes(
   const log = opts.log.child({ component: 'kubernetes' });
   const services = new ServicesWatch({ client, log, onServices: (list) => opts.registry.setKubernetesServices(list) });
   const policies = new PolicyWatch({ client, log, onPolicies: (files) => syncPolicies(opts.policies, files, log) });
+  const pods = new PodsWatch({ client, log });
   services.start();
   policies.start();
-  log.info({ server: client.server }, 'watching the cluster\'s services and policy objects');
+  pods.start();
+  log.info({ server: client.server }, 'watching the cluster\'s services, policy objects and pods');
   return {
     client,
+    pods,
     status: () => {
       const p = policies.status();
       return {
-        synced: services.isSynced && p.synced,
+        synced: services.isSynced && p.synced && pods.hasSynced,
         services: services.current().length,
+        pods: pods.count,
         policyKinds: p.kinds,
         policyObjects: p.inForce,
         refused: p.refused,
       };
     },
-    synced: () => Promise.all([services.synced(), policies.synced()]).then(() => undefined),
+    synced: () => Promise.all([services.synced(), policies.synced(), pods.synced()]).then(() => undefined),
     close: async () => {
-      await Promise.all([services.stop(), policies.stop()]);
+      await Promise.all([services.stop(), policies.stop(), pods.stop()]);
     },
   };
 }

@@ -22,11 +22,11 @@ import {
 } from '../../common/policy';
 import type { PolicyFile } from '../../common/policy-files';
 import { isRoute, type CompiledFaultInjection } from '../../common/routes';
+import { manifestText } from './manifest-text';
 import { policyKey, type DesiredPolicy } from './repository';
 
 /** The files of the `policies` frame: one per policy, in the given order. */
-export const policyFiles = (set: readonly DesiredPolicy[]): PolicyFile[] =>
-  set.map((p) => ({ source: `${p.origin}:${policyKey(p)}`, text: JSON.stringify(p.manifest) }));
+export const policyFiles = (set: readonly DesiredPolicy[]): PolicyFile[] => set.map((p) => ({ source: `${p.origin}:${policyKey(p)}`, text: manifestText(p.manifest) }));
 
 /** The policies of a `policies` frame (made of `policyFiles`) back as the policies they were. */
 export function desiredFromFrame(frame: string): DesiredPolicy[] {

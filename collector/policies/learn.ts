@@ -1,6 +1,7 @@
 /**
  * `learnEgress`: propose the smallest EgressPolicy that allows what one workload was seen doing,
- * from its egress flow records: names when known, else addresses; ports per destination;
+ * from its egress flow records: names when known, else addresses; ports per destination; the
+ * flows' protocol (UDP and ICMP flows become `protocol:` entries of addresses, never names);
  * optionally `*.parent` groups. Output is sorted, so the same flows give the same YAML. What is
  * left out and how entries are grouped: docs/architecture.md "What-if: policy test and egress
  * learn".
@@ -11,8 +12,10 @@ import type { EgressLearnResponse } from '../../common/control-api';
 import type { FlowRecord } from '../../common/flow';
 import { WORKLOAD_LABEL } from '../../common/labels';
 import { EGRESS_API_VERSION } from '../../common/policy';
+import type { EgressProtocol } from '../../common/policy/types';
 import { formatIp, IpAddr, isMetadataAddress, parseIpInto } from '../../common/policy/ip';
 import { hostProblem } from '../../common/policy/parse-egress';
+import { egressProtocolOf } from './flow-protocol';
 
 export interface LearnOptions {
   /** Replace two or more names under one parent domain by `*.parent`. */
@@ -29,8 +32,15 @@ const LEARNABLE_DENIALS: ReadonlySet<string> = new Set(['no-rule-matched', 'host
 /** Second-level names under a country code that act as public suffixes (co.uk, com.au, ...). */
 const SECOND_LEVEL: ReadonlySet<string> = new Set(['ac', 'co', 'com', 'edu', 'go', 'gob', 'gov', 'gv', 'ltd', 'mil', 'ne', 'net', 'nom', 'or', 'org', 'plc', 'sch']);
 
-/** One learned destination: a name, `*.suffix` or a CIDR, its ports (undefined: any) and flow count. */
+/** Flows of a protocol no egress entry can name (arp, other) are left out with this reason. */
+const UNLEARNABLE_PROTOCOL = 'unlearnable-protocol';
+
+/** The order entries of each protocol come in (TCP, the default, first). */
+const PROTOCOL_ORDER: readonly EgressProtocol[] = ['TCP', 'UDP', 'ICMP'];
+
+/** One learned destination: a name (TCP only), `*.suffix` or a CIDR, its ports (undefined: any) and flow count. */
 interface Destination {
+  protocol: EgressProtocol;
   host?: string;
   cidr?: string;
   ports: Set<number> | undefined;
@@ -56,29 +66,36 @@ export function learnEgress(
     if (t < first) first = t;
     if (t > last) last = t;
     const learnable = f.verdict === 'allowed' || f.verdict === 'audit' || (f.verdict === 'denied' && opts.includeDenied === true && LEARNABLE_DENIALS.has(f.reason));
-    const why = !learnable ? f.reason : !parseIpInto(f.destination.ip, ip, true) ? 'bad-address' : undefined;
-    if (why !== undefined) {
-      skipped[why] = (skipped[why] ?? 0) + 1;
+    const protocol = egressProtocolOf(f.protocol);
+    const why = !learnable ? f.reason : protocol === undefined ? UNLEARNABLE_PROTOCOL : !parseIpInto(f.destination.ip, ip, true) ? 'bad-address' : undefined;
+    if (why !== undefined || protocol === undefined) {
+      skipped[why!] = (skipped[why!] ?? 0) + 1;
       continue;
     }
-    const host = isMetadataAddress(ip) ? undefined : learnableHost(f.destination.host);
-    const dest: Destination = host !== undefined ? { host, ports: new Set(), flows: 0 } : { cidr: `${formatIp(ip)}/${ip.v6 ? 128 : 32}`, ports: new Set(), flows: 0 };
-    const key = host ?? dest.cidr!;
+    // Names are checked against TLS SNI and HTTP Host: host entries are TCP only.
+    const host = isMetadataAddress(ip) || protocol !== 'TCP' ? undefined : learnableHost(f.destination.host);
+    const dest: Destination =
+      host !== undefined ? { protocol, host, ports: new Set(), flows: 0 } : { protocol, cidr: `${formatIp(ip)}/${ip.v6 ? 128 : 32}`, ports: new Set(), flows: 0 };
+    const key = `${protocol} ${host ?? dest.cidr!}`;
     let d = byKey.get(key);
     if (d === undefined) byKey.set(key, (d = dest));
     d.flows++;
     const port = f.destination.port;
-    if (port === undefined) d.ports = undefined;
+    if (port === undefined || protocol === 'ICMP') d.ports = undefined; // ICMP has no ports
     else d.ports?.add(port);
   }
 
   let hosts = [...byKey.values()].filter((d) => d.host !== undefined);
-  const cidrs = [...byKey.values()].filter((d) => d.cidr !== undefined);
   if (opts.groupSuffixes) hosts = groupSuffixes(hosts);
   hosts.sort((a, b) => compareHosts(a.host!, b.host!));
-  cidrs.sort((a, b) => compareCidrs(a.cidr!, b.cidr!));
+  const allow = entries(hosts, 'hosts', 'TCP');
+  const cidrs: Destination[] = [];
+  for (const protocol of PROTOCOL_ORDER) {
+    const of = [...byKey.values()].filter((d) => d.cidr !== undefined && d.protocol === protocol).sort((a, b) => compareCidrs(a.cidr!, b.cidr!));
+    allow.push(...entries(of, 'cidrs', protocol));
+    cidrs.push(...of);
+  }
 
-  const allow = [...entries(hosts, 'hosts'), ...entries(cidrs, 'cidrs')];
   const name = opts.policyName ?? `${workload.name}-egress-learned`;
   const manifest: Record<string, unknown> = {
     apiVersion: EGRESS_API_VERSION,
@@ -101,6 +118,7 @@ export function learnEgress(
     destinations: [...hosts, ...cidrs].map((d) => ({
       ...(d.host !== undefined ? { host: d.host } : { cidr: d.cidr! }),
       ports: sortedPorts(d.ports) ?? [],
+      ...(d.protocol === 'TCP' ? {} : { protocol: d.protocol }),
       flows: d.flows,
     })),
   };
@@ -133,7 +151,7 @@ function groupSuffixes(hosts: Destination[]): Destination[] {
     else byParent.set(parent, [d]);
   }
   const suffixOf = new Map<string, Destination>();
-  for (const [parent, list] of byParent) if (list.length >= 2) suffixOf.set(parent, { host: `*.${parent}`, ports: new Set(), flows: 0 });
+  for (const [parent, list] of byParent) if (list.length >= 2) suffixOf.set(parent, { protocol: 'TCP', host: `*.${parent}`, ports: new Set(), flows: 0 });
   if (suffixOf.size === 0) return hosts;
   const merge = (into: Destination, d: Destination): void => {
     into.flows += d.flows;
@@ -172,8 +190,12 @@ function sortedPorts(ports: Set<number> | undefined): number[] | undefined {
   return ports === undefined ? undefined : [...ports].sort((a, b) => a - b);
 }
 
-/** One allow entry per distinct port set, in the order of first appearance of the (sorted) destinations. */
-function entries(dests: Destination[], field: 'hosts' | 'cidrs'): Record<string, unknown>[] {
+/**
+ * One allow entry per distinct port set, in the order of first appearance of the (sorted)
+ * destinations; `protocol` written out unless it is TCP (the default).
+ */
+function entries(dests: Destination[], field: 'hosts' | 'cidrs', protocol: EgressProtocol): Record<string, unknown>[] {
+  const tagged = (e: Record<string, unknown>): Record<string, unknown> => (protocol === 'TCP' ? e : { ...e, protocol });
   const byPorts = new Map<string, { values: string[]; ports: number[] | undefined }>();
   for (const d of dests) {
     const ports = sortedPorts(d.ports);
@@ -184,7 +206,7 @@ function entries(dests: Destination[], field: 'hosts' | 'cidrs'): Record<string,
   }
   return [...byPorts.entries()]
     .sort((a, b) => comparePortSets(a[1].ports, b[1].ports))
-    .map(([, e]) => (e.ports === undefined ? { [field]: e.values } : { [field]: e.values, ports: e.ports }));
+    .map(([, e]) => tagged(e.ports === undefined ? { [field]: e.values } : { [field]: e.values, ports: e.ports }));
 }
 
 /** Any port first, then by the port lists, element by element. */

@@ -14,6 +14,7 @@ import type {
   EgressLearnResponse,
   EgressListResponse,
   EgressRuleRequest,
+  PolicyChange,
   PolicyChangeResponse,
   PolicyGetResponse,
   PolicyHistoryResponse,
@@ -31,6 +32,7 @@ import { AgentPolicyStatus } from './agent-status';
 import { CompiledPolicies } from './compiled-set';
 import { PolicyParser, type ParsedPolicies } from './policy-parser';
 import { checkBackends } from './route-backends';
+import { routeStatus } from './route-status';
 import { egressRuleManifest, egressRuleViews } from './egress-rules';
 import { withKubernetesPolicies } from './kubernetes-policies';
 import { followPolicyDir, withDirPolicies } from './policy-dir';
@@ -55,6 +57,8 @@ export interface PolicyManagerOptions {
   audit?: AuditSink;
   /** Send a `policies` frame to every connected agent. */
   push: (frame: string) => void;
+  /** How long reading the policy files of one request may take (default 5 s: policy-parser.ts). */
+  parseDeadlineMs?: number;
 }
 
 /** Compiling many policies on the event loop yields after about this long. */
@@ -79,12 +83,16 @@ export class PolicyManager {
   private compiled = CompiledPolicies.EMPTY;
   private encoded = '';
   private stopWatching: (() => void) | undefined;
+  /** A change from the API being written (its rows in slices): the next commit waits for it. */
+  private writing: Promise<void> | undefined;
+  /** Policy directory and Kubernetes changes that came while one was written: made right after. */
+  private readonly deferred: Array<() => void> = [];
 
   constructor(private readonly opts: PolicyManagerOptions) {
     this.log = opts.log.child({ component: 'policies' });
     this.agents = new AgentPolicyStatus(this.log);
     this.repo = PolicyRepository.open(opts.dataDir);
-    this.parser = new PolicyParser({ log: this.log });
+    this.parser = new PolicyParser({ log: this.log, ...(opts.parseDeadlineMs !== undefined ? { deadlineMs: opts.parseDeadlineMs } : {}) });
     this.whatIf = new WhatIf({ flowsFile: opts.flows.file, log: this.log });
   }
 
@@ -125,7 +133,9 @@ export class PolicyManager {
   }
 
   status(extra: { flowsStored: number; auditRecords: number }): StatusResponse {
-    return this.agents.status(this.opts.registry(), this.repo.version, extra);
+    const status = this.agents.status(this.opts.registry(), this.repo.version, extra);
+    const routes = this.compiled.set.routes ?? [];
+    return routes.length > 0 ? { ...status, routes: routeStatus(routes, this.repo.current(), status.nodes) } : status;
   }
 
   // ---- reads ------------------------------------------------------------------------------
@@ -266,10 +276,19 @@ export class PolicyManager {
   /**
    * The Kubernetes API's policy objects (each already checked alone) replace those it owned
    * before. Throws PALISADE_ERR_POLICY_INVALID when the set as a whole does not hold (nothing
-   * changes then). Returns the objects the policy directory shadows.
+   * changes then). Returns the objects the policy directory shadows. While a change from the API is
+   * being written, it is made right after that (its refusal or shadowed objects logged) and
+   * returns [].
    */
   syncKubernetes(files: PolicyFile[]): string[] {
     this.kubernetesFiles = files;
+    if (this.writing) {
+      this.defer(() => {
+        const shadowed = this.syncKubernetes(files);
+        if (shadowed.length > 0) this.log.warn({ objects: shadowed }, 'policy objects the collector\'s policy directory also defines: the directory\'s stay in force');
+      }, 'policy objects of the Kubernetes API refused as a set');
+      return [];
+    }
     const current = this.repo.current();
     const { next, takenOver, shadowed } = withKubernetesPolicies(compilePolicyFiles(files), current);
     for (const p of takenOver) {
@@ -309,24 +328,27 @@ export class PolicyManager {
     how: { author: string; action: string; dryRun: boolean; shown?: ReadonlySet<string>; compiled?: CompiledPolicies },
   ): Promise<PolicyChangeResponse> {
     for (let attempt = 1; ; attempt++) {
+      while (this.writing) await this.writing;
       const base = this.repo.version;
       const next = makeNext();
       const plan = await planChangesSliced(this.repo.current(), next, COMPILE_SLICE_MS);
       // each object compiled alone already; the set must hold too
       const candidate = await this.compiled.withSliced(next, COMPILE_SLICE_MS, ...(how.compiled ? [how.compiled] : []));
+      while (this.writing) await this.writing; // a version being written is a change
       if (this.repo.version !== base) {
         if (attempt < MAX_CHANGE_ATTEMPTS) continue;
         throw new PalisadeError('PALISADE_ERR_CONFLICT', 'the policies kept changing while this change was being prepared: try again');
       }
       const changes = plan.changes.filter((c) => c.op !== 'unchanged' || how.shown?.has(policyKey(c)) === true);
       if (how.dryRun || !plan.changed) return { version: this.repo.version, applied: false, dryRun: how.dryRun, changes };
-      const version = this.commit(plan, candidate, how.author, how.action);
+      const version = await this.commitSliced(plan, candidate, how.author, how.action);
       return { version, applied: true, dryRun: false, changes };
     }
   }
 
   /** The policy directory's files changed (or were read at start): they replace its policies. */
   private syncDir(dir: string, files: PolicyFile[]): void {
+    if (this.writing) return this.defer(() => this.syncDir(dir, files), 'the policy directory refused after a change through the API');
     const current = this.repo.current();
     const { next, takenOver } = withDirPolicies(dir, compilePolicyFiles(files), current);
     for (const p of takenOver) {
@@ -354,14 +376,55 @@ export class PolicyManager {
    * its stored manifest), reusing what `candidate` and the previous set compiled.
    */
   private commit(plan: Plan, candidate: CompiledPolicies, author: string, action: string): number {
+    const changed = this.audited(plan, author, action);
+    return this.committed(this.repo.commit(plan, author, action).version, candidate, changed, author, action);
+  }
+
+  /**
+   * `commit` for a change from the API: the version's rows are written in slices (the event loop
+   * runs between them: a version of thousands of policies must not hold the collector), in one
+   * transaction all the same; other changes wait for it (`writing`, `deferred`).
+   */
+  private async commitSliced(plan: Plan, candidate: CompiledPolicies, author: string, action: string): Promise<number> {
+    let done!: () => void;
+    this.writing = new Promise((resolve) => (done = resolve));
+    try {
+      const changed = this.audited(plan, author, action);
+      const { version } = await this.repo.commitSliced(plan, author, action, COMPILE_SLICE_MS);
+      return this.committed(version, candidate, changed, author, action);
+    } finally {
+      this.writing = undefined;
+      done();
+      for (const run of this.deferred.splice(0)) run();
+    }
+  }
+
+  /** The audit record of the change `plan` makes (first: a change the log cannot record is refused); what changed. */
+  private audited(plan: Plan, author: string, action: string): Array<Pick<PolicyChange, 'op' | 'kind' | 'namespace' | 'name'>> {
     const changed = plan.changes.filter((c) => c.op !== 'unchanged').map((c) => ({ op: c.op, kind: c.kind, namespace: c.namespace, name: c.name }));
     this.opts.audit?.append('policy-change', author, { version: this.repo.version + 1, action, changes: changed });
-    const { version } = this.repo.commit(plan, author, action);
+    return changed;
+  }
+
+  /** The version is stored: the compiled set follows it, and every agent gets it. */
+  private committed(version: number, candidate: CompiledPolicies, changed: ReturnType<PolicyManager['audited']>, author: string, action: string): number {
     this.compiled = candidate.with(this.repo.current(), this.compiled);
     this.log.info({ event: 'policy-version', version, author, action, changes: changed.map((c) => `${c.op} ${c.kind} ${c.namespace}/${c.name}`) }, 'policy version ready');
     this.encode();
     this.opts.push(this.encoded);
     return version;
+  }
+
+  /** Run `change` once the version being written is committed; a refusal then is logged (`what`). */
+  private defer(change: () => void, what: string): void {
+    this.deferred.push(() => {
+      try {
+        change();
+      } catch (err) {
+        if (!isPalisadeError(err)) throw err;
+        this.log.error({ event: 'policy-rejected', problems: (err as { problems?: readonly string[] }).problems ?? [err.message] }, what);
+      }
+    });
   }
 
   private encode(): void {

@@ -22,6 +22,7 @@ import {
   type WorkloadPolicies,
 } from '../../common/policy';
 import { readsHeaders } from '../../common/policy/conditions';
+import { egressProtocolOf } from './flow-protocol';
 
 export interface ReplayInput {
   flows: Iterable<StoredFlow>;
@@ -141,10 +142,13 @@ class Replayer {
     const s = this.select(f.source);
     if ('undetermined' in s) return s;
     if (s.same.egress) return undefined;
+    const protocol = egressProtocolOf(f.protocol);
+    if (protocol === undefined) return { undetermined: 'other-protocol' };
     const host = f.destination.host;
     const req = {
       source: s.workload,
       destination: { ip: f.destination.ip, port: f.destination.port ?? 0 },
+      protocol,
       ...(host ? { host, resolved: f.reason === 'host-address-mismatch' ? [] : [f.destination.ip] } : {}),
     };
     const before = authorizeEgress(req, this.current);

@@ -16,6 +16,7 @@ import type { ChangeOp, PolicyChange, PolicyKind, PolicyOrigin, PolicySummary, P
 import { describeCause, PalisadeError } from '../../common/errors';
 import type { CompiledPolicy } from '../../common/policy';
 import { lineDiff } from './diff';
+import { manifestText } from './manifest-text';
 
 export const POLICIES_DB_FILE = 'policies.db';
 
@@ -117,9 +118,10 @@ function* planSteps(current: readonly StoredPolicy[], next: readonly DesiredPoli
     const a = after.get(key);
     const id = (a ?? b)!;
     // Same JSON is the same YAML (both keep key order): an unchanged policy costs no YAML at all.
-    const same = b !== undefined && a !== undefined && b.origin === a.origin && (b.file ?? '') === (a.file ?? '') && JSON.stringify(b.manifest) === JSON.stringify(a.manifest);
+    const same = b !== undefined && a !== undefined && b.origin === a.origin && (b.file ?? '') === (a.file ?? '') && manifestText(b.manifest) === manifestText(a.manifest);
     if (same) {
       changes.push({ op: 'unchanged', kind: id.kind, namespace: id.namespace, name: id.name, diff: '' });
+      yield;
       continue;
     }
     const oldText = b ? manifestYaml(b.manifest) : '';
@@ -155,6 +157,8 @@ interface VersionRow {
 export class PolicyRepository {
   private readonly db: Database.Database;
   private objects = new Map<string, StoredPolicy>();
+  /** `objects` in order, made on first use after each commit. */
+  private ordered: StoredPolicy[] | undefined;
   private readonly versionInfo = new Map<number, { time: string; author: string }>();
   private latest = 0;
 
@@ -198,7 +202,8 @@ export class PolicyRepository {
 
   /** The policies in force, ordered by kind, namespace, name. */
   current(): StoredPolicy[] {
-    return [...this.objects.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, p]) => p);
+    this.ordered ??= [...this.objects.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, p]) => p);
+    return [...this.ordered];
   }
 
   byId(id: number): StoredPolicy | undefined {
@@ -232,7 +237,45 @@ export class PolicyRepository {
    * and the ids of the objects now in force by key.
    */
   commit(plan: Plan, author: string, action: string): { version: number; ids: Map<string, number> } {
-    if (!plan.changed) return { version: this.latest, ids: new Map([...this.objects].map(([k, p]) => [k, p.id])) };
+    if (!plan.changed) return this.unchanged();
+    const write = this.writer(plan, author, action);
+    this.db.transaction(() => {
+      for (const _ of write.steps());
+    })();
+    return this.committed(write);
+  }
+
+  /**
+   * `commit`, its writes made in slices of about `sliceMs` between which the event loop runs (a
+   * version of thousands of policies is thousands of rows): one transaction all the same, begun
+   * and committed on this connection; until it is committed nothing of it is seen (the objects
+   * in memory, `version`, `history`). The caller makes sure no other commit runs meanwhile.
+   */
+  async commitSliced(plan: Plan, author: string, action: string, sliceMs: number): Promise<{ version: number; ids: Map<string, number> }> {
+    if (!plan.changed) return this.unchanged();
+    const write = this.writer(plan, author, action);
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      let sliceStart = performance.now();
+      for (const _ of write.steps()) {
+        if (performance.now() - sliceStart < sliceMs) continue;
+        await yieldToLoop();
+        sliceStart = performance.now();
+      }
+      this.db.exec('COMMIT');
+    } catch (err) {
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      throw err;
+    }
+    return this.committed(write);
+  }
+
+  private unchanged(): { version: number; ids: Map<string, number> } {
+    return { version: this.latest, ids: new Map([...this.objects].map(([k, p]) => [k, p.id])) };
+  }
+
+  /** The rows `plan` writes, one step each, and the objects in force once they are written. */
+  private writer(plan: Plan, author: string, action: string): { version: number; time: string; author: string; objects: Map<string, StoredPolicy>; steps: () => Generator<void> } {
     const version = this.latest + 1;
     const time = new Date().toISOString();
     const insertVersion = this.db.prepare('INSERT INTO versions (version, time, author, action, changes) VALUES (?, ?, ?, ?, ?)');
@@ -244,8 +287,9 @@ export class PolicyRepository {
     const changed = plan.changes.filter((c) => c.op !== 'unchanged');
     const next = new Map(plan.next.map((p) => [policyKey(p), p]));
     const objects = new Map(this.objects);
-    this.db.transaction(() => {
+    function* steps(): Generator<void> {
       insertVersion.run(version, time, author, action, JSON.stringify(changed));
+      yield;
       for (const c of changed) {
         const key = policyKey(c);
         const old = objects.get(key);
@@ -254,23 +298,30 @@ export class PolicyRepository {
           deleteObject.run(old.id);
           objects.delete(key);
         } else if (want && old) {
-          updateObject.run(want.origin, want.file ?? null, JSON.stringify(want.manifest), version, old.id);
+          updateObject.run(want.origin, want.file ?? null, manifestText(want.manifest), version, old.id);
           objects.set(key, { ...want, id: old.id, version });
         } else if (want) {
-          const r = insertObject.run(want.kind, want.namespace, want.name, want.origin, want.file ?? null, JSON.stringify(want.manifest), version);
+          const r = insertObject.run(want.kind, want.namespace, want.name, want.origin, want.file ?? null, manifestText(want.manifest), version);
           objects.set(key, { ...want, id: Number(r.lastInsertRowid), version });
         }
+        yield;
       }
-    })();
-    this.objects = objects;
-    this.versionInfo.set(version, { time, author });
-    this.latest = version;
-    return { version, ids: new Map([...objects].map(([k, p]) => [k, p.id])) };
+    }
+    return { version, time, author, objects, steps };
+  }
+
+  private committed(w: { version: number; time: string; author: string; objects: Map<string, StoredPolicy> }): { version: number; ids: Map<string, number> } {
+    this.objects = w.objects;
+    this.ordered = undefined;
+    this.versionInfo.set(w.version, { time: w.time, author: w.author });
+    this.latest = w.version;
+    return { version: w.version, ids: new Map([...w.objects].map(([k, p]) => [k, p.id])) };
   }
 
   /** Versions, newest first; with `key`, only those that changed that policy (and only its change). */
   history(key?: string, limit = 1000): PolicyVersionRecord[] {
-    const rows = this.db.prepare('SELECT * FROM versions ORDER BY version DESC').iterate() as IterableIterator<VersionRow>;
+    // A version being written (commitSliced) is not one until it is committed.
+    const rows = this.db.prepare('SELECT * FROM versions WHERE version <= ? ORDER BY version DESC').iterate(this.latest) as IterableIterator<VersionRow>;
     const out: PolicyVersionRecord[] = [];
     for (const row of rows) {
       let changes = JSON.parse(row.changes) as PolicyChange[];

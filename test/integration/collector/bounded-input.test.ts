@@ -4,12 +4,12 @@
  * runs in this process: an event-loop-delay histogram sees every stretch it was blocked).
  */
 import { strict as assert } from 'node:assert';
-import * as https from 'node:https';
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { performance } from 'node:perf_hooks';
 import type { RunningCollector } from '../../../collector/collector';
 import type { FlowRecord } from '../../../common/flow';
 import { apiGet, FlowSession, nodeCreds, type ApiCredentials } from './flows-fixtures';
 import { encodeMessage } from '../../../common/mesh-protocol';
+import { HealthPoller, keepAlive, loopDelay } from './event-loop-fixtures';
 import { collector, joinedNodeDir, LogCapture, useCollectorSuite, waitFor } from './helpers';
 
 /** The issue's bomb: `levels` anchors, each a list of `per` aliases of the one before. */
@@ -21,54 +21,6 @@ function aliasBomb(levels = 11, per = 1400): string {
 
 const egressPolicy = (i: number): string =>
   `apiVersion: palisade.dev/v1\nkind: EgressPolicy\nmetadata: {name: egress-${i}, namespace: default}\nspec:\n  selector: {matchLabels: {app: app-${i}}}\n  allow: [{hosts: [api-${i}.example.com, "*.svc-${i}.example.com"], ports: [443, 8443]}, {cidrs: [10.${i % 250}.0.0/16]}]\n`;
-
-/** /healthz, asked one request after another for as long as it runs; every answer timed. */
-class HealthPoller {
-  readonly latencies: number[] = [];
-  readonly failures: string[] = [];
-  private running = true;
-  private readonly done: Promise<void>;
-
-  constructor(col: RunningCollector, creds: ApiCredentials) {
-    this.done = (async () => {
-      while (this.running) {
-        const t = performance.now();
-        try {
-          const r = await apiGet(col, '/healthz', creds);
-          if (r.status !== 200) this.failures.push(`status ${r.status}`);
-        } catch (err) {
-          this.failures.push((err as Error).message);
-        }
-        this.latencies.push(performance.now() - t);
-        await new Promise((r) => setTimeout(r, 5));
-      }
-    })();
-  }
-
-  async stop(): Promise<{ answered: number; maxMs: number }> {
-    this.running = false;
-    await this.done;
-    return { answered: this.latencies.length, maxMs: Math.max(...this.latencies) };
-  }
-}
-
-/** An HTTPS agent that keeps one connection open (stopped with the test). */
-function keepAlive(stack: { push(fn: () => void): void }): https.Agent {
-  const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
-  stack.push(() => agent.destroy());
-  return agent;
-}
-
-function loopDelay(): { stop: () => { p50: number; p99: number; max: number } } {
-  const h = monitorEventLoopDelay({ resolution: 1 });
-  h.enable();
-  return {
-    stop: () => {
-      h.disable();
-      return { p50: h.percentile(50) / 1e6, p99: h.percentile(99) / 1e6, max: h.max / 1e6 };
-    },
-  };
-}
 
 function flowRecord(i: number, node = 'node-a'): FlowRecord {
   return {

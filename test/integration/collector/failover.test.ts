@@ -64,6 +64,8 @@ describe('collector replicas: an agent fails over between two collectors sharing
   beforeEach(async function () {
     api = await KubeApiDouble.start({ token: 'collector' });
     api.create('v1/namespaces', { metadata: { name: CA_SECRET.namespace } });
+    // In Kubernetes mode the collector is the node authorizer: the workload is a pod on the node.
+    api.create('v1/pods', { metadata: { name: 'web', namespace: 'default' }, spec: { nodeName: NODE, serviceAccountName: 'web', containers: [{ name: 'web', image: 'web' }] } });
     kubeconfig = path.join(dirs.make(), 'kubeconfig');
     api.writeKubeconfig(kubeconfig);
     stack.push(() => api.close());

@@ -141,7 +141,7 @@ describe('collector: proof before identity', () => {
       ]);
       const rec = trustRecords(col).find((r) => r.data.event === 'registration' && r.actor === 'node:rogue-1');
       assert.ok(rec, 'an audit record');
-      assert.equal(rec.data.reason, '2 of 3 workloads refused');
+      assert.equal(rec.data.reason, "2 of 3 workloads refused: default/client: service account default/client is outside node rogue-1's scope (default/web) (and 1 more)");
     });
 
     it('refuses another node\'s address as a workload IP (bug: a node could steer traffic for any address into its tunnel)', async () => {

@@ -2,8 +2,9 @@
  * Kubernetes end to end on two nodes: a real collector, two real agents (`--kubernetes`, real
  * eBPF, HBONE) watching the Kubernetes API double, pods created as a kubelet creates them (the Pod
  * object, then Debian's bridge + host-local + palisade-cni). Pods talk over HBONE with identities
- * from their service accounts; relabelling a pod changes which policy selects it; deleting it
- * unenrolls it everywhere; 200 create/delete cycles leave no map entry, pin, registry entry or
+ * from their service accounts (each certificate signed only for a pod the collector, as node
+ * authorizer, sees on that node in the API); relabelling a pod changes which policy selects it;
+ * deleting it unenrolls it everywhere; 200 create/delete cycles leave no map entry, pin, registry entry or
  * certificate behind.
  */
 import { strict as assert } from 'node:assert';
@@ -87,7 +88,12 @@ describe('Kubernetes mesh on two nodes (real agents, real eBPF, HBONE; API doubl
     for (const node of [node1, node2]) {
       await cluster.connectNode(node);
       const runDir = path.join(dir, `run-${node.index}`);
-      const agent = startMeshAgent(topo, node, collector, { pods: [], runDir, extraArgs: ['--kubernetes', '--kubeconfig', cluster.nodeKubeconfig, '--access-log', 'all', '--identity-linger', '3s'] });
+      const agent = startMeshAgent(topo, node, collector, {
+        pods: [],
+        runDir,
+        readyTimeoutMs: 60_000, // a loaded machine starts a node process slowly
+        extraArgs: ['--kubernetes', '--kubeconfig', cluster.nodeKubeconfig, '--access-log', 'all', '--identity-linger', '3s'],
+      });
       agents.push(agent);
       kubelets.push(new Kubelet({ topo, node, api: cluster.api, agentSocket: path.join(runDir, 'cni.sock'), ipamDir: path.join(dir, 'ipam') }));
     }
@@ -120,6 +126,10 @@ describe('Kubernetes mesh on two nodes (real agents, real eBPF, HBONE; API doubl
     assert.equal(inbound.mtls, true);
     assert.deepEqual(registered(node1), ['client', 'other']);
     assert.deepEqual(collector.running.snapshot().workloads.find((w) => w.name === 'web')?.identity, 'spiffe://cluster.local/ns/shop/sa/web');
+    // The collector is the node authorizer here (it watches the pods): every pod's registration and
+    // certificate went through it, and none was refused.
+    assert.equal(collector.running.kubernetes!.status().pods, 3);
+    assert.deepEqual(collector.running.audit.list({ kind: 'trust-refusal' }).map((r) => r.data.reason), []);
   });
 
   it('relabelling a pod changes which policy selects it (live, no restart)', async function () {

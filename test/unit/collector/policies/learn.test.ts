@@ -193,6 +193,50 @@ describe('learnEgress', () => {
     });
   });
 
+  it('proposes UDP and ICMP flows with their protocol, as addresses (bug: it proposed TCP host/port rules from them)', () => {
+    const dgram = [
+      egress('1.1.1.1', 53, { protocol: 'udp', host: 'one.one.one.one', at: 40 }), // a name on a UDP record is never a host entry
+      egress('1.1.1.1', 53, { protocol: 'udp', at: 41 }),
+      egress('8.8.8.8', 53, { protocol: 'udp', at: 42 }),
+      egress('192.0.2.50', 123, { protocol: 'udp', at: 43 }),
+      egress('192.0.2.50', 443, { at: 44 }), // the same address over TCP: an entry of its own
+      egress('192.0.2.60', undefined, { protocol: 'icmp', at: 45 }),
+      egress('192.0.2.61', 7, { protocol: 'icmp', at: 46 }), // an ICMP record never has ports in the proposal
+      egress('192.0.2.70', undefined, { protocol: 'other', at: 47 }),
+      egress('192.0.2.71', undefined, { protocol: 'arp', at: 48 }),
+    ];
+    const r = learnEgress(dgram, WEB);
+    assert.deepEqual((r.manifest.spec as Record<string, unknown>).allow, [
+      { cidrs: ['192.0.2.50/32'], ports: [443] },
+      { cidrs: ['1.1.1.1/32', '8.8.8.8/32'], ports: [53], protocol: 'UDP' },
+      { cidrs: ['192.0.2.50/32'], ports: [123], protocol: 'UDP' },
+      { cidrs: ['192.0.2.60/32', '192.0.2.61/32'], protocol: 'ICMP' },
+    ]);
+    assert.deepEqual(r.skipped, { 'unlearnable-protocol': 2 });
+    assert.deepEqual(r.destinations, [
+      { cidr: '192.0.2.50/32', ports: [443], flows: 1 },
+      { cidr: '1.1.1.1/32', ports: [53], protocol: 'UDP', flows: 2 },
+      { cidr: '8.8.8.8/32', ports: [53], protocol: 'UDP', flows: 1 },
+      { cidr: '192.0.2.50/32', ports: [123], protocol: 'UDP', flows: 1 },
+      { cidr: '192.0.2.60/32', ports: [], protocol: 'ICMP', flows: 1 },
+      { cidr: '192.0.2.61/32', ports: [], protocol: 'ICMP', flows: 1 },
+    ]);
+    assert.deepEqual(parse(r.yaml), r.manifest);
+    // Applied, it allows each learned flow in its own protocol, and not in another.
+    const decide = (ip: string, port: number, protocol: 'TCP' | 'UDP' | 'ICMP'): boolean => {
+      const index = new PolicyIndex(compilePolicyFiles([{ source: 'learned.yaml', text: r.yaml }]));
+      return authorizeEgress({ source: { namespace: 'shop', labels: WEB_LABELS }, destination: { ip, port }, protocol }, index).allowed;
+    };
+    assert.deepEqual(
+      [decide('1.1.1.1', 53, 'UDP'), decide('192.0.2.50', 123, 'UDP'), decide('192.0.2.50', 443, 'TCP'), decide('192.0.2.60', 0, 'ICMP'), decide('192.0.2.61', 0, 'ICMP')],
+      [true, true, true, true, true],
+    );
+    assert.deepEqual(
+      [decide('1.1.1.1', 53, 'TCP'), decide('192.0.2.50', 443, 'UDP'), decide('192.0.2.50', 123, 'TCP'), decide('192.0.2.60', 0, 'UDP'), decide('8.8.8.8', 0, 'ICMP')],
+      [false, false, false, false, false],
+    );
+  });
+
   it('an empty window proposes a policy that denies all egress, and policyName names it', () => {
     const r = learnEgress(OTHERS, WEB, { policyName: 'web-out' });
     assert.equal(r.flows, 0);

@@ -205,6 +205,23 @@ describe('replayFlows', () => {
       ]);
     });
 
+    it('replays UDP and ICMP records in their protocol (bug: they were decided as TCP connections)', () => {
+      const UDP_DNS = egress('web-egress', '  allow:\n  - cidrs: [1.1.1.1/32]\n    ports: [53]\n    protocol: UDP\n');
+      const TCP_DNS = egress('web-egress', '  allow:\n  - cidrs: [1.1.1.1/32]\n    ports: [53]\n');
+      nextId = 200;
+      const dgram = [
+        e('1.1.1.1', 53, { protocol: 'udp', reason: 'allowed-by-cidr' }), // 200
+        { ...e('1.1.1.1', 0, { protocol: 'icmp', verdict: 'denied', reason: 'no-rule-matched' }), destination: { ip: '1.1.1.1' } }, // 201
+        e('1.1.1.1', 53, { protocol: 'other', reason: 'allowed-by-cidr' }), // 202: no protocol an entry names
+      ];
+      const r = replayFlows({ flows: dgram, current: set(UDP_DNS), candidate: set(TCP_DNS), workloadLabels });
+      assert.deepEqual(r, {
+        flows: 2,
+        changed: [{ source: 'shop/web', destination: '1.1.1.1', from: 'allowed', to: 'denied', count: 1, reason: 'no-rule-matched', flowIds: [200] }],
+        undetermined: { 'other-protocol': 1 },
+      });
+    });
+
     it('unchanged egress policies change nothing', () => {
       const r = replayFlows({ flows, current: set(ALLOWLIST, DENY), candidate: set(DENY, ALLOWLIST), workloadLabels });
       assert.deepEqual(r, { flows: 10, changed: [], undetermined: { 'unknown-workload': 1 } });
