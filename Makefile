@@ -97,11 +97,14 @@ typecheck: node_modules/.package-lock.json
 
 ## What only the tests need: Debian's Chromium (the dashboard, headless, driven by playwright-core,
 ## no browser download) and Prometheus (the scrape test; also `palisade demo up --with-prometheus`).
-## Without recommends: Prometheus' would pull its exporters, Chromium's a desktop.
+## Without recommends: Prometheus' would pull its exporters, Chromium's a desktop. kubectl renders
+## deploy/kubernetes (`kubectl kustomize`, the deploy test): Debian's kubernetes-client, unless a
+## kubectl is on PATH already (another vendor's kubectl package conflicts with it).
 TEST_APT_PACKAGES := chromium prometheus
 
 deps-test: deps-system
 	@$(call apt-install,$(TEST_APT_PACKAGES),--no-install-recommends)
+	@if ! command -v kubectl >/dev/null; then $(call apt-install,kubernetes-client,--no-install-recommends); fi
 
 ## The whole suite: unit, integration and privileged (real eBPF in namespaces the tests create).
 ## `build` type-checks everything (tsc fails on any type error), so no separate typecheck.

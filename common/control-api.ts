@@ -259,6 +259,23 @@ export interface StatusResponse {
   audit: { records: number };
   /** With `collector --kubernetes`: what it makes of the cluster. */
   kubernetes?: KubernetesStatus;
+  /** HTTPRoutes and GRPCRoutes in force (absent: none). */
+  routes?: RouteStatus[];
+}
+
+/** A route in force, for `palisade status`. */
+export interface RouteStatus {
+  kind: 'HTTPRoute' | 'GRPCRoute';
+  namespace: string;
+  name: string;
+  /** Parent Services, `namespace/name[:port]`. */
+  parents: string[];
+  rules: number;
+  /** The policy version that last changed it. */
+  version: number;
+  /** Connected agents whose reported policy version includes it, of `agents` connected. */
+  enforcedBy: number;
+  agents: number;
 }
 
 /** The collector's view of the Kubernetes API (`collector --kubernetes`). */

@@ -26,6 +26,8 @@ export interface FlowFilters {
   limit?: number;
   node?: string;
   direction?: FlowDirection;
+  /** flows through this route (`traffic.route`): `namespace/name`, or a name in any namespace */
+  route?: string;
 }
 
 export interface StoredFlow extends FlowRecord {
@@ -75,7 +77,7 @@ const DIRECTIONS: readonly FlowDirection[] = ['outbound', 'inbound', 'egress'];
 const MAX_VALUE_LENGTH = 1024;
 
 /** Query parameter names, in the order filtersToQuery writes them. */
-const PARAMS = ['from', 'to', 'verdict', 'protocol', 'httpPath', 'since', 'until', 'limit', 'node', 'direction'] as const;
+const PARAMS = ['from', 'to', 'verdict', 'protocol', 'httpPath', 'since', 'until', 'limit', 'node', 'direction', 'route'] as const;
 type Param = (typeof PARAMS)[number];
 const PARAM_SET: ReadonlySet<string> = new Set(PARAMS);
 
@@ -112,6 +114,7 @@ export function parseFilterQuery(q: URLSearchParams): FlowFilters {
       case 'to':
       case 'httpPath':
       case 'node':
+      case 'route':
         out[p] = v;
         break;
       case 'verdict':
@@ -169,6 +172,11 @@ export function httpPathMatches(path: string, filter: string): boolean {
   return filter.endsWith('*') ? path.startsWith(filter.slice(0, -1)) : path === filter;
 }
 
+/** `route` filter: `namespace/name` exactly, or a bare name in any namespace. */
+export function routeMatches(route: string, filter: string): boolean {
+  return filter.includes('/') ? route === filter : route.slice(route.indexOf('/') + 1) === filter;
+}
+
 /** Whether `f` passes `filters` (`limit` is ignored); same semantics as the collector's SQL. */
 export function matchesFilters(f: FlowRecord, filters: FlowFilters): boolean {
   if (filters.node !== undefined && f.node !== filters.node) return false;
@@ -178,6 +186,7 @@ export function matchesFilters(f: FlowRecord, filters: FlowFilters): boolean {
   if (filters.from !== undefined && !endpointMatches(f.source, filters.from)) return false;
   if (filters.to !== undefined && !endpointMatches(f.destination, filters.to)) return false;
   if (filters.httpPath !== undefined && !(f.http && httpPathMatches(f.http.path, filters.httpPath))) return false;
+  if (filters.route !== undefined && !(f.traffic && routeMatches(f.traffic.route, filters.route))) return false;
   if (filters.since !== undefined || filters.until !== undefined) {
     const t = Date.parse(f.time);
     if (filters.since !== undefined && !(t >= filters.since)) return false;

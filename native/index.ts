@@ -111,6 +111,7 @@ interface RawAddon {
   openDir(dir: string): number;
   closeFd(fd: number): void;
   lockFile(file: string): number;
+  mallocTrim(): boolean;
   netLinks(netns: string | null): NetLink[];
   tcAttach(netns: string | null, ifindex: number, egress: number, handle: number, priority: number, progFd: number): number;
   tcDetach(netns: string | null, ifindex: number, egress: number, handle: number, priority: number): boolean;
@@ -290,6 +291,10 @@ export const native = {
   lockFile(file: string): number {
     assertAbsPath(file, 'lock file');
     return addon().lockFile(file);
+  },
+  /** glibc's malloc_trim(0): free pages inside malloc's heaps back to the kernel; true when some were. */
+  mallocTrim(): boolean {
+    return addon().mallocTrim();
   },
   /** The interfaces of a network namespace (null: the agent's own). */
   netLinks(netns: string | null): NetLink[] {

@@ -13,10 +13,12 @@ import { METRICS_PORT } from '../../agent/metrics/server';
 import { DEFAULT_HALF_CLOSED_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS } from '../../agent/proxy/pipe';
 import { DEFAULT_REFUSAL_INTERVAL_MS } from '../../agent/proxy/refusals';
 import { DEFAULT_SNIFF_BUDGET_BYTES } from '../../agent/proxy/limits/sniff-budget';
+import { startMallocTrim } from '../../agent/runtime/malloc-trim';
 import type { ProxyLimitOptions } from '../../agent/proxy/limits';
 import { parseByteSize } from '../../common/byte-size';
 import { formatDuration, parseDuration, parsePositiveDuration } from '../../common/duration';
 import { describeCause, invalidArgument, PalisadeError } from '../../common/errors';
+import { native } from '../../native';
 import type { CliDeps } from '../deps';
 import { collectCidr, collectPort, collectValue, parseIPv4 } from '../options';
 
@@ -256,9 +258,12 @@ export function registerAgentCommands(program: Command, deps: CliDeps): void {
         ...(flags.traceOtlp !== undefined && { tracing: { url: flags.traceOtlp, sampleRate: flags.traceSampleRate } }),
         log,
       });
+      // Free heap pages glibc keeps after a burst go back to the kernel (agent/runtime/malloc-trim.ts).
+      const trimmer = startMallocTrim(() => native.mallocTrim());
       // A signal drains (a second one ends the process at once); so does a successor's take-over.
       void deps.waitForStop().then((signal) => running.drain(`signal ${signal}`));
       await running.stopped;
+      trimmer.stop();
     });
 
   agent

@@ -1,9 +1,15 @@
-/** `palisade demo up | down | status | exec POD -- CMD...` */
+/** `palisade demo up | down | status | exec POD -- CMD... | pod add|remove | traffic` */
 import type { Command } from 'commander';
-import { PalisadeError } from '../../common/errors';
-import { DEFAULT_DEMO_DIR, demoDown, demoExec, demoStatus, demoUp, readState } from '../demo/demo';
+import { spiffeId } from '../../common/identity';
+import { invalidArgument, PalisadeError } from '../../common/errors';
+import { DEFAULT_DEMO_DIR, demoDown, demoExec, demoStatus, demoUp, readState, TRUST_DOMAIN, WEB_PORT } from '../demo/demo';
+import { demoPodAdd, demoPodRemove } from '../demo/demo-pods';
 import { DEFAULT_PROMETHEUS_LISTEN, parsePrometheusListen } from '../demo/prometheus';
 import type { CliDeps } from '../deps';
+import { collectValue } from '../options';
+import { parseDuration } from '../../common/duration';
+import { demoServices } from '../demo/services';
+import { parseRate, runTraffic, trafficUrl } from '../demo/traffic';
 import { formatTable } from '../table';
 
 function requireState(dir: string): NonNullable<ReturnType<typeof readState>> {
@@ -48,6 +54,9 @@ export function registerDemoCommands(program: Command, deps: CliDeps): void {
           `                                                                    # egress to the ext host (outside the mesh)`,
           `  cp deploy/examples/policies/*.yaml ${st.policyDir}/                # policies: the collector pushes them to both agents`,
           `  palisade demo exec client -- curl -s http://${web2?.ip}:8080/public  # allowed; /admin now answers 403, other callers too`,
+          `  palisade demo traffic --to web                                   # a steady load to the Service web (v1 and v2), a line a second; Ctrl-C: the tally`,
+          `  palisade demo pod add web-3 --node node-2 --label app=web --service-account web --web`,
+          `                                                                    # a pod through the CNI chain, enrolled when it returns`,
           `  palisade observe                                                  # the flows, from the collector (-f to follow)`,
           `  palisade dashboard                                                # the service map in your browser (--no-open prints its one-time link)`,
           ...(state.prometheus ? [`  curl -s 'http://${state.prometheus.listen}/api/v1/query?query=istio_requests_total'   # Prometheus, scraping both agents (Grafana: add it as a data source)`] : []),
@@ -86,6 +95,15 @@ export function registerDemoCommands(program: Command, deps: CliDeps): void {
       if (st.collector) rows.unshift(['collector', String(st.collector.pid), String(st.collector.running)]);
       if (st.prometheus) rows.push([`prometheus ${st.prometheus.listen}`, String(st.prometheus.pid), String(st.prometheus.running)]);
       deps.stdout(formatTable(['PROCESS', 'PID', 'RUNNING'], rows));
+      if (st.services.length > 0) {
+        deps.stdout('\n');
+        deps.stdout(
+          formatTable(
+            ['SERVICE', 'IPS', 'PORTS', 'ENDPOINTS'],
+            st.services.map((s) => [`${s.namespace}/${s.name}`, s.ips.join(','), s.ports.map((p) => `${p.port}->${p.targetPort}`).join(','), s.endpoints.map((e) => `${e.pod}(${e.ip})`).join(' ') || '-']),
+          ),
+        );
+      }
     });
 
   demo
@@ -99,5 +117,54 @@ export function registerDemoCommands(program: Command, deps: CliDeps): void {
       const argv = command[0] === '--' ? command.slice(1) : command;
       const code = await demoExec(requireState(flags.stateDir), pod, argv);
       if (code !== 0) throw Object.assign(new Error(`exit ${code}`), { exitCodeOnly: code });
+    });
+
+  demo
+    .command('traffic')
+    .description('a steady load from a pod to a Service, a line a second naming the backends; Ctrl-C stops it and prints the per-backend tally')
+    .option('--from <pod>', 'the pod that sends it', 'client')
+    .option('--to <service|url>', 'a demo Service (web, web-v1, web-v2) or an http:// URL', 'web')
+    .option('--path <path>', 'the path requested of a Service', '/')
+    .option('--rate <n>', 'requests per second, each on a connection of its own', parseRate, 10)
+    .option('--duration <d>', 'how long (30s, 5m); default until Ctrl-C')
+    .option(...dirOpt)
+    .action(async (flags: { stateDir: string; from: string; to: string; path: string; rate: number; duration?: string }) => {
+      const state = requireState(flags.stateDir);
+      const url = trafficUrl(flags.to, flags.path, demoServices(WEB_PORT));
+      const durationMs = flags.duration === undefined ? 0 : parseDuration(flags.duration, '--duration');
+      if (flags.duration !== undefined && durationMs <= 0) throw invalidArgument(`--duration ${flags.duration}: more than 0`);
+      const pod = state.topology.pods.find((p) => p.name === flags.from);
+      if (!pod) throw new PalisadeError('PALISADE_ERR_NOT_FOUND', `--from ${JSON.stringify(flags.from)}: no such demo pod (pods: ${state.topology.pods.map((p) => p.name).join(', ')})`);
+      deps.stdout(`${flags.from} -> ${url}, ${flags.rate}/s${durationMs ? ` for ${flags.duration}` : ' until Ctrl-C'} (answers per second, by the pod that answered)\n`);
+      const { tally, seconds } = await runTraffic(pod, url, { rate: flags.rate, durationMs }, (l) => deps.stdout(`${l}\n`), deps.waitForStop());
+      deps.stdout(`\n${tally.answers} answers in ${seconds.toFixed(1)} s${tally.skipped ? ` (${tally.skipped} ticks skipped: 64 requests already open)` : ''}\n${tally.summary()}\n`);
+    });
+
+  const pod = demo.command('pod').description('add or remove a pod while the demo runs, through the CNI chain as on a Kubernetes node');
+  pod
+    .command('add')
+    .description('create a pod (Pod object, sandbox, CNI ADD): it is enrolled in the mesh when this returns')
+    .argument('<name>', 'pod name (a DNS-1123 label)')
+    .option('--node <node>', 'the node it runs on', 'node-1')
+    .option('--label <key=value>', 'a label (repeatable; app defaults to the pod name)', collectValue)
+    .option('--service-account <name>', 'its service account (its SPIFFE identity)', 'default')
+    .option('--strict', 'only the node proxy may open connections to it')
+    .option('--web', 'run the demo\'s web app in it (HTTP on 8080, like web-1 and web-2)')
+    .option(...dirOpt)
+    .action(async (name: string, flags: { stateDir: string; node: string; label?: string[]; serviceAccount: string; strict?: boolean; web?: boolean }) => {
+      const p = await demoPodAdd(flags.stateDir, { name, node: flags.node, labels: flags.label ?? [], serviceAccount: flags.serviceAccount, strict: flags.strict === true, web: flags.web === true });
+      deps.stdout(
+        `pod ${p.name} on ${p.node}: ${p.ip}, ${spiffeId(TRUST_DOMAIN, p.namespace, p.serviceAccount)}, enrolled` +
+          ` (CNI ADD ${p.addMs} ms, of which palisade-cni waiting for the agent ${p.enrollMs} ms)\n`,
+      );
+    });
+  pod
+    .command('remove')
+    .description('delete a pod (CNI DEL, sandbox, Pod object): it is out of the mesh when this returns')
+    .argument('<name>', 'pod name')
+    .option(...dirOpt)
+    .action(async (name: string, flags: { stateDir: string }) => {
+      const p = await demoPodRemove(flags.stateDir, name);
+      deps.stdout(`pod ${p.name} removed from ${p.node}\n`);
     });
 }

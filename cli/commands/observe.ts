@@ -33,6 +33,7 @@ export interface ObserveFlags extends Omit<ApiFlags, 'collector'> {
   verdict?: string;
   protocol?: string;
   httpPath?: string;
+  route?: string;
   node?: string;
   direction?: string;
   since?: string;
@@ -78,6 +79,14 @@ function parseHttpPath(v: string): string {
   return v;
 }
 
+/** `--route`: an HTTPRoute's or GRPCRoute's name, or `namespace/name`. */
+function parseRouteFilter(v: string): string {
+  const parts = v.split('/');
+  const ok = v.length <= MAX_VALUE && (parts.length === 1 ? isObjectName(v) : parts.length === 2 && isDnsLabel(parts[0]!) && isObjectName(parts[1]!));
+  if (!ok) throw invalidArgument(`invalid --route ${quote(v)}: expected a route name (web-canary) or namespace/name (shop/web-canary)`);
+  return v;
+}
+
 function parseLast(v: string, follow: boolean): number {
   const n = /^\d{1,6}$/.test(v) ? Number(v) : NaN;
   const min = follow ? 0 : 1;
@@ -97,6 +106,7 @@ export function observeRequest(flags: ObserveFlags, now = Date.now()): ObserveRe
   if (flags.protocol !== undefined) filters.protocol = oneOfFlag('--protocol', flags.protocol, PROTOCOLS);
   if (flags.direction !== undefined) filters.direction = oneOfFlag('--direction', flags.direction, DIRECTIONS);
   if (flags.httpPath !== undefined) filters.httpPath = parseHttpPath(flags.httpPath);
+  if (flags.route !== undefined) filters.route = parseRouteFilter(flags.route);
   if (flags.node !== undefined) {
     if (flags.node.length === 0 || flags.node.length > 63 || !PLAIN.test(flags.node)) throw invalidArgument(`invalid --node ${quote(flags.node)}: not a node name`);
     filters.node = flags.node;
@@ -198,6 +208,7 @@ export function registerObserveCommands(program: Command, deps: CliDeps & Termin
     .option('--protocol <protocol>', `${FLOW_PROTOCOLS.join('|')} (udp, icmp, arp, other: the per-pod filters' packet summaries)`)
     .option('--http-path <path>', 'HTTP path, exact (/api/users) or a prefix (/api/*)')
     .option('--direction <direction>', 'outbound|inbound|egress')
+    .option('--route <route>', 'flows through this HTTPRoute or GRPCRoute: name (any namespace) or namespace/name')
     .option('--node <node>', 'flows reported by this node')
     .option('--since <duration>', 'flows from this long ago (10m, 2h) or since a time (2024-05-01T12:00:00Z)')
     .option('--last <n>', `print the newest N matching flows (at most ${MAX_FLOWS_LIMIT}; 0 with -f: only new ones)`, String(DEFAULT_LAST))

@@ -3,7 +3,7 @@
  * connected and which version it enforces — an agent that lags or rejected a version stands out.
  */
 import type { Command } from 'commander';
-import { CONTROL_API, type KubernetesStatus, type NodeStatus, type StatusResponse } from '../../common/control-api';
+import { CONTROL_API, type KubernetesStatus, type NodeStatus, type RouteStatus, type StatusResponse } from '../../common/control-api';
 import { expectShape } from '../api-answers';
 import { addApiOptions, apiClient } from '../api-options';
 import type { ApiFlags } from '../config';
@@ -24,6 +24,12 @@ export function kubernetesLines(k: KubernetesStatus): string {
   const kinds = Object.entries(k.policyKinds).map(([kind, v]) => `${kind} ${v}`).join(', ');
   const head = `kubernetes: ${k.synced ? 'synced' : 'not synced yet (nothing from the API applies until it is)'}; ${k.services} services; ${k.pods === undefined ? '' : `${k.pods} pods; `}${k.policyObjects} policy objects in force, ${k.refused.length} refused (${kinds})\n`;
   return head + k.refused.map((r) => `  refused ${r.object}: ${r.problems[0] ?? '?'}${r.problems.length > 1 ? ` (+${r.problems.length - 1} more)` : ''}; ${r.previousInForce ? 'its previous version stays in force' : 'not in force'}\n`).join('');
+}
+
+/** The routes in force: one row each, with how many connected agents enforce its version. */
+export function routeLines(routes: readonly RouteStatus[]): string {
+  const rows = routes.map((r) => [r.kind, `${r.namespace}/${r.name}`, r.parents.join(','), String(r.rules), `v${r.version}`, `${r.enforcedBy}/${r.agents}`]);
+  return formatTable(['ROUTE KIND', 'ROUTE', 'PARENTS', 'RULES', 'VERSION', 'AGENTS ENFORCING'], rows);
 }
 
 /** One line per node whose agent could not write its UDP/ICMP kernel rules (it fails closed and retries). */
@@ -54,6 +60,7 @@ export function registerStatusCommands(program: Command, deps: ApiDeps): void {
     for (const [name, c] of Object.entries(r.flows.sinks ?? {})) {
       deps.stdout(`flow sink ${name}: ${c.accepted} accepted = ${c.delivered} delivered + ${c.lost} lost + ${c.buffered} buffered\n`);
     }
+    if (r.routes && r.routes.length > 0) deps.stdout(routeLines(r.routes));
     if (r.nodes.length === 0) return deps.stdout('no nodes have connected\n');
     const rows = r.nodes.map((n) =>
       [n.node, n.connected ? 'yes' : 'no', n.policyVersion === undefined ? '-' : `v${n.policyVersion}`, policyState(n, r.policyVersion), String(n.workloads), n.lastSeen ?? '-']);

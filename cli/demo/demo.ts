@@ -1,7 +1,9 @@
 /**
  * `palisade demo`: a local mesh on this machine built from the test harness —
  * nodes and pods are network namespaces, each node runs a real `palisade agent`
- * attached to the demo's own cgroup subtree (never the host's root cgroup).
+ * attached to the demo's own cgroup subtree (never the host's root cgroup). The
+ * agents enroll pods as on Kubernetes: from the demo's Kubernetes API (./kube-api.ts)
+ * joined with palisade-cni's ADD and DEL, the pods made by the CNI chain (./demo-kube.ts).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -12,26 +14,25 @@ import { Datapath } from '../../agent/datapath/datapath';
 import { TokenStore } from '../../collector/tokens';
 import { generateKeyPair } from '../../common/pki';
 import { CertificateAuthority } from '../../collector/mesh-ca';
-import { agentArgs, ipBatch, spawnIn, Topology, waitFor, workloadsYaml, type NodeNs, type PodNs, type TopologyDescription } from '../../test/harness';
+import { agentArgs, ipBatch, spawnIn, Topology, waitFor, workloadsYaml, type TopologyDescription } from '../../test/harness';
+import { alive, distRoot, startDaemon, waitForLog } from './daemons';
+import { demoRunDir, openDemoKubelets, startKubeApi, type DemoKube, type DemoPodRecord, type DemoPodSpec } from './demo-kube';
+import { NODE_KUBECONFIG } from './kube-api';
+import { demoPodLabels } from './pod-request';
+import { demoServices, serviceStatus, servicesYaml, type DemoServiceStatus } from './services';
 import { startPrometheus, type PrometheusState } from './prometheus';
 
 export const DEFAULT_DEMO_DIR = '/run/palisade/demo';
-const TRUST_DOMAIN = 'cluster.local';
-const WEB_PORT = 8080;
-
-interface DemoPodSpec {
-  name: string;
-  node: number;
-  serviceAccount: string;
-  app?: 'web';
-  strict: boolean;
-}
+export const TRUST_DOMAIN = 'cluster.local';
+export const WEB_PORT = 8080;
 
 const PODS: DemoPodSpec[] = [
-  { name: 'client', node: 1, serviceAccount: 'client', strict: false },
-  { name: 'web-1', node: 1, serviceAccount: 'web', app: 'web', strict: true },
-  { name: 'web-2', node: 2, serviceAccount: 'web', app: 'web', strict: true },
+  { name: 'client', node: 'node-1', serviceAccount: 'client', strict: false, labels: demoPodLabels('client') },
+  { name: 'web-1', node: 'node-1', serviceAccount: 'web', app: 'web', strict: true, labels: { ...demoPodLabels('web'), version: 'v1' } },
+  { name: 'web-2', node: 'node-2', serviceAccount: 'web', app: 'web', strict: true, labels: { ...demoPodLabels('web'), version: 'v2' } },
 ];
+/** How long an agent keeps a certificate after its identity's last pod left (the demo's pods come and go). */
+const IDENTITY_LINGER = '5s';
 const COLLECTOR_LISTEN = '127.0.0.1:15012';
 /** The host outside the mesh, and the names the agents resolve to it (via the demo's hosts file). */
 export const EXT_NAMES = ['allowed.example.test', 'blocked.example.test'];
@@ -45,6 +46,10 @@ export interface DemoState {
   collector?: { pid: number; log: string; listen: string; socket: string; dataDir: string };
   agents: Array<{ node: string; pid: number; log: string }>;
   apps: Array<{ pod: string; pid: number; log: string }>;
+  /** The demo's Kubernetes API (./kube-api.ts) and each node's way to it. */
+  kube?: DemoKube;
+  /** The pods made through the CNI chain (./demo-kube.ts), in the order they were made. */
+  pods?: DemoPodRecord[];
   ext?: { pid: number; log: string; ip: string; unnamedIp: string; names: string[]; caFile: string };
   policyDir?: string;
   hostsFile?: string;
@@ -67,16 +72,19 @@ export interface DemoPodStatus {
   serviceAccount: string;
   identity: string;
   strict: boolean;
+  labels: Record<string, string>;
   app: string | null;
-}
-
-function distRoot(): string {
-  // dist/cli/demo -> dist
-  return path.resolve(__dirname, '..', '..');
 }
 
 function stateFile(dir: string): string {
   return path.join(dir, 'state.json');
+}
+
+/** Write the state file whole (a new file renamed over the old one). */
+export function writeState(dir: string, state: DemoState): void {
+  const tmp = `${stateFile(dir)}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+  fs.renameSync(tmp, stateFile(dir));
 }
 
 export function readState(dir = DEFAULT_DEMO_DIR): DemoState | undefined {
@@ -87,44 +95,11 @@ export function readState(dir = DEFAULT_DEMO_DIR): DemoState | undefined {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function startDaemon(target: { netnsPath: string; cgroupPath: string }, args: string[], log: string, cmd: string = process.execPath): number {
-  const fd = fs.openSync(log, 'a', 0o600);
-  const child = spawnIn(target, cmd, args, { stdio: ['ignore', fd, fd], detached: true });
-  fs.closeSync(fd);
-  child.unref();
-  if (!child.pid) throw new PalisadeError('PALISADE_ERR_INTERNAL', `could not start ${args.join(' ')}`);
-  return child.pid;
-}
-
-async function waitForLog(file: string, needle: string, pid: number, timeoutMs: number): Promise<void> {
-  await waitFor(
-    () => {
-      const text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
-      if (text.includes(needle)) return true;
-      if (!alive(pid)) {
-        const last = text.trim().split('\n').slice(-1)[0] ?? '';
-        throw new PalisadeError('PALISADE_ERR_INTERNAL', `demo process ${pid} exited: ${last}`);
-      }
-      return undefined;
-    },
-    timeoutMs,
-    { what: `${path.basename(file)} to say ${needle}` },
-  );
-}
-
 /** The demo's processes by name, and which of them are not running. */
 export function demoProcesses(state: DemoState): Array<{ name: string; pid: number; running: boolean }> {
   const all = [
     ...(state.collector ? [{ name: 'collector', pid: state.collector.pid }] : []),
+    ...(state.kube ? [{ name: 'kubernetes API', pid: state.kube.pid }, ...state.kube.bridges.map((b) => ({ name: `kubernetes API forwarder ${b.node}`, pid: b.pid }))] : []),
     ...state.agents.map((a) => ({ name: `agent ${a.node}`, pid: a.pid })),
     ...state.apps.map((a) => ({ name: a.pod, pid: a.pid })),
     ...(state.ext ? [{ name: 'ext', pid: state.ext.pid }] : []),
@@ -158,24 +133,10 @@ export async function demoUp(dir = DEFAULT_DEMO_DIR, say: (line: string) => void
   const state: DemoState = { createdAt: new Date().toISOString(), topology: topo.describe(), agents: [], apps: [] };
   const save = (): void => {
     state.topology = topo.describe();
-    fs.writeFileSync(stateFile(dir), `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+    writeState(dir, state);
   };
   save(); // from here on, `demo down` can clean up whatever happens
   try {
-    const pods = new Map<string, PodNs>();
-    for (const spec of PODS) {
-      const node = topo.nodes[spec.node - 1] as NodeNs;
-      pods.set(spec.name, await topo.addPod(node, spec.name));
-    }
-    save();
-    for (const spec of PODS.filter((p) => p.app === 'web')) {
-      const pod = pods.get(spec.name)!;
-      const log = path.join(dir, 'logs', `${spec.name}.log`);
-      const pid = startDaemon(pod, [path.join(distRoot(), 'cli', 'demo', 'web-app.js'), spec.name, pod.ip, String(WEB_PORT)], log);
-      state.apps.push({ pod: spec.name, pid, log });
-      save();
-      await waitForLog(log, '"listening"', pid, 10_000);
-    }
     state.ext = await startExt(topo, dir);
     save();
     await waitForLog(state.ext.log, '"listening"', state.ext.pid, 10_000);
@@ -209,32 +170,55 @@ export async function demoUp(dir = DEFAULT_DEMO_DIR, say: (line: string) => void
     );
     state.collector = { pid: collectorPid, log: collectorLog, listen: COLLECTOR_LISTEN, socket, dataDir: collectorDir };
     save();
+    // The Kubernetes API comes up meanwhile: the two do not wait for each other.
+    const kube = startKubeApi(topo, dir, (k) => {
+      state.kube = k;
+      save();
+    });
+    kube.catch(() => undefined); // awaited below, where its failure is thrown
     await waitForLog(collectorLog, 'collector ready', collectorPid, 20_000);
+    const kubeconfig = (state.kube = await kube).hostKubeconfig;
     const tokens = new TokenStore(collectorDir);
 
+    const started: Array<{ pid: number; log: string }> = [];
     for (const node of topo.nodes) {
-      const mine = PODS.filter((p) => p.node === node.index);
       const tokenFile = path.join(dir, `${node.name}-join-token`);
       fs.writeFileSync(tokenFile, tokens.create({ node: node.name, nodeCidr: node.podCidr, scopes: [] }, 10 * 60_000).token, { mode: 0o600 });
+      // The node's pods come from Kubernetes and CNI; the file declares the Services (hosts without Kubernetes do so).
       const file = path.join(dir, `${node.name}-workloads.yaml`);
-      fs.writeFileSync(
-        file,
-        workloadsYaml(mine.map((p) => ({ pod: pods.get(p.name)!, serviceAccount: p.serviceAccount, strict: p.strict, labels: { app: p.app ?? p.name, 'palisade.dev/access-log': 'on' } }))),
-      );
+      fs.writeFileSync(file, workloadsYaml([]) + servicesYaml(demoServices(WEB_PORT)));
       const log = path.join(dir, 'logs', `agent-${node.name}.log`);
       const args = agentArgs(node, {
         cli: path.join(distRoot(), 'cli', 'main.js'),
         workloadsFile: file,
         cgroup: topo.cgroupPath,
-        runDir: path.join(dir, 'run'),
+        runDir: demoRunDir(dir, node.name),
         mesh: { collectorSocket: socket, caFile: path.join(collectorDir, 'ca.crt'), tokenFile, dataDir: path.join(dir, node.name) },
       });
       args.push('--hosts-file', hostsFile, '--packet-summary-interval', '2s');
+      args.push('--kubernetes', '--kubeconfig', path.join(dir, NODE_KUBECONFIG), '--identity-linger', IDENTITY_LINGER);
       const pid = startDaemon(node, args, log);
       state.agents.push({ node: node.name, pid, log });
       save();
-      await waitForLog(log, 'outbound listener ready', pid, 20_000);
+      started.push({ pid, log });
     }
+    // The agents come up side by side; each is ready once its workload sources have synced.
+    await Promise.all(started.map(async ({ pid, log }) => {
+      await waitForLog(log, 'outbound listener ready', pid, 30_000);
+      await waitForLog(log, 'workload sources synced', pid, 30_000);
+    }));
+
+    // Pods: one node's one after the other (host-local hands out addresses in order), the nodes side by side.
+    const kubelets = await openDemoKubelets(topo, dir, kubeconfig);
+    const made = new Map<string, DemoPodRecord>();
+    await Promise.all(
+      topo.nodes.map(async (node) => {
+        for (const spec of PODS.filter((p) => p.node === node.name)) made.set(spec.name, await kubelets.add(spec));
+      }),
+    );
+    state.pods = PODS.map((p) => made.get(p.name)!);
+    save();
+    await Promise.all(PODS.filter((p) => p.app === 'web').map((spec) => startWebApp(state, spec.name, dir, save)));
     if (opts.prometheusListen !== undefined) {
       state.prometheus = await startPrometheus(topo, dir, opts.prometheusListen, { startDaemon, waitForLog, relayScript: path.join(distRoot(), 'cli', 'demo', 'relay.js') });
       save();
@@ -271,7 +255,23 @@ export function demoStatus(state: DemoState): {
   ext: { ip: string; unnamedIp: string; names: string[]; ports: number[]; caFile: string; running: boolean } | null;
   policyDir: string | null;
   prometheus: { pid: number; listen: string; running: boolean } | null;
+  services: DemoServiceStatus[];
 } {
+  const pods = state.topology.pods.map((p) => {
+    const spec = state.pods?.find((s) => s.name === p.name);
+    const namespace = spec?.namespace ?? 'default';
+    return {
+      name: p.name,
+      node: p.node,
+      ip: p.ip,
+      namespace,
+      serviceAccount: spec?.serviceAccount ?? p.name,
+      identity: spiffeId(TRUST_DOMAIN, namespace, spec?.serviceAccount ?? p.name),
+      strict: spec?.strict ?? false,
+      labels: spec?.labels ?? {},
+      app: spec?.app ? `http :${WEB_PORT}` : null,
+    };
+  });
   return {
     prometheus: state.prometheus ? { pid: state.prometheus.pid, listen: state.prometheus.listen, running: alive(state.prometheus.pid) } : null,
     ext: state.ext
@@ -279,21 +279,21 @@ export function demoStatus(state: DemoState): {
       : null,
     policyDir: state.policyDir ?? null,
     collector: state.collector ? { pid: state.collector.pid, listen: state.collector.listen, running: alive(state.collector.pid) } : null,
-    pods: state.topology.pods.map((p) => {
-      const spec = PODS.find((s) => s.name === p.name);
-      return {
-        name: p.name,
-        node: p.node,
-        ip: p.ip,
-        namespace: 'default',
-        serviceAccount: spec?.serviceAccount ?? p.name,
-        identity: spiffeId(TRUST_DOMAIN, 'default', spec?.serviceAccount ?? p.name),
-        strict: spec?.strict ?? false,
-        app: spec?.app ? `http :${WEB_PORT}` : null,
-      };
-    }),
+    pods,
+    // Only a demo whose agents declare them (made since the demo had Services).
+    services: state.kube ? serviceStatus(demoServices(WEB_PORT), pods) : [],
     agents: state.agents.map((a) => ({ node: a.node, pid: a.pid, running: alive(a.pid) })),
   };
+}
+
+/** The demo's web app in a pod, waited for until it listens. */
+export async function startWebApp(state: DemoState, podName: string, dir: string, save: () => void): Promise<void> {
+  const pod = state.topology.pods.find((p) => p.name === podName)!;
+  const log = path.join(dir, 'logs', `${podName}.log`);
+  const pid = startDaemon(pod, [path.join(distRoot(), 'cli', 'demo', 'web-app.js'), podName, pod.ip, String(WEB_PORT)], log);
+  state.apps.push({ pod: podName, pid, log });
+  save();
+  await waitForLog(log, '"listening"', pid, 10_000);
 }
 
 /** The ext host: its own namespace on the node network, a second unnamed address, HTTP + HTTPS. */

@@ -1,9 +1,9 @@
 /**
- * The service map as data: rollup totals (collector/flows/rollup-query.ts) → nodes grouped by
+ * The service map as data: rollup totals (collector/flows/rollup-query.ts, raw rows) → nodes grouped by
  * namespace and edges with their rates, error share, p95 and lock, capped so a big mesh stays
  * readable (docs/architecture.md "The dashboard"). Pure: the same rows give the same graph.
  */
-import type { EdgeTotalsRow } from '../flows/rollup-query';
+import { RAW_COUNTS, rawOf, type EdgeTotalsRow, type RawEdgeTotals } from '../flows/rollup-query';
 import { LATENCY_BUCKETS, quantile, type EndpointKind } from '../flows/rollup';
 import type { GraphEdge, GraphNode, GraphResponse, Lock } from '../../common/dashboard-api';
 
@@ -48,7 +48,16 @@ export interface BuildOptions {
   maxEdges: number;
 }
 
+/** The raw rows' columns after the keys: flows, requests, errors, bytes sent and received, mtls, local, then the buckets (rollup.ts ROLLUP_COUNT_COLUMNS). */
+const FLOWS = RAW_COUNTS;
+const B0 = RAW_COUNTS + 7;
+
 export function buildGraph(rows: readonly EdgeTotalsRow[], opts: BuildOptions): Omit<GraphResponse, 'window'> {
+  return buildGraphRaw(rows.map(rawOf), opts);
+}
+
+/** buildGraph of raw rows (rollup-query.ts RawEdgeTotals), in the rollup query's order. */
+export function buildGraphRaw(rows: readonly RawEdgeTotals[], opts: BuildOptions): Omit<GraphResponse, 'window'> {
   const nodes = new Map<string, GraphNode>();
   const edges = new Map<string, EdgeAcc>();
   const seconds = Math.max(opts.seconds, 1);
@@ -63,10 +72,12 @@ export function buildGraph(rows: readonly EdgeTotalsRow[], opts: BuildOptions): 
     return id;
   };
   for (const r of rows) {
-    const egress = r.dst_kind !== 'workload';
-    const source = node(r.src_kind, r.src_ns, r.src, 'src', false);
-    const target = node(r.dst_kind, r.dst_ns, r.dst, 'dst', egress);
-    const denied = r.verdict === 'denied';
+    const [srcKind, srcNs, src, dstKind, dstNs, dst, protocol, verdict, policy] = r as [EndpointKind, string, string, EndpointKind, string, string, string, string, string];
+    const c = r as number[];
+    const egress = dstKind !== 'workload';
+    const source = node(srcKind, srcNs, src, 'src', false);
+    const target = node(dstKind, dstNs, dst, 'dst', egress);
+    const denied = verdict === 'denied';
     const id = `${source}->${target}${denied ? '#denied' : ''}`;
     let a = edges.get(id);
     if (!a) {
@@ -80,20 +91,21 @@ export function buildGraph(rows: readonly EdgeTotalsRow[], opts: BuildOptions): 
       edges.set(id, a);
     }
     const e = a.edge;
-    e.flows += r.flows;
-    e.requests += r.requests;
-    e.errors += r.errors;
-    e.bytes += r.bytes_sent + r.bytes_received;
-    e.mtls += r.mtls;
-    e.local += r.local;
-    a.secured += r.mtls + r.local;
-    a.protocols.add(r.protocol);
-    if (denied && r.policy !== '') a.policies.add(r.policy);
-    for (let i = 0; i < LATENCY_BUCKETS; i++) a.buckets[i]! += r[`b${i}`] ?? 0;
-    nodes.get(source)!.flowsOut += r.flows;
+    const flows = c[FLOWS]!;
+    e.flows += flows;
+    e.requests += c[FLOWS + 1]!;
+    e.errors += c[FLOWS + 2]!;
+    e.bytes += c[FLOWS + 3]! + c[FLOWS + 4]!;
+    e.mtls += c[FLOWS + 5]!;
+    e.local += c[FLOWS + 6]!;
+    a.secured += c[FLOWS + 5]! + c[FLOWS + 6]!;
+    a.protocols.add(protocol);
+    if (denied && policy !== '') a.policies.add(policy);
+    for (let i = 0; i < LATENCY_BUCKETS; i++) a.buckets[i]! += c[B0 + i] ?? 0;
+    nodes.get(source)!.flowsOut += flows;
     const t = nodes.get(target)!;
-    t.flowsIn += r.flows;
-    if (denied) t.denied += r.flows;
+    t.flowsIn += flows;
+    if (denied) t.denied += flows;
   }
   const all = [...edges.values()].map((a) => {
     const e = a.edge;

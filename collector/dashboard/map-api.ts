@@ -14,7 +14,8 @@ import { MINUTE_MS } from '../flows/rollup';
 import type { FlowStore } from '../flows/store';
 import type { PolicyManager } from '../policies/manager';
 import { draftPolicies, type DraftEdge } from './draft';
-import { buildGraph, parseNodeId } from './graph';
+import { buildGraphRaw, parseNodeId } from './graph';
+import { GraphTotalsCache } from './graph-cache';
 import { bool, endpoint, params, protocols, verdicts, window, workload } from './params';
 
 export const DEFAULT_MAX_EDGES = 150;
@@ -34,30 +35,36 @@ export interface MapApiDeps {
 
 export class MapApi {
   private readonly now: () => number;
+  private readonly totals: GraphTotalsCache;
 
   constructor(private readonly deps: MapApiDeps) {
     this.now = deps.now ?? Date.now;
+    this.totals = new GraphTotalsCache(deps.flows);
   }
 
   /** GET graph?since&until[&namespaces][&verdicts][&protocols][&workload][&limit] */
-  graph(q: URLSearchParams): GraphResponse {
+  async graph(q: URLSearchParams): Promise<GraphResponse> {
     const p = params('graph', q, ['since', 'until', 'namespaces', 'verdicts', 'protocols', 'workload', 'limit']);
-    const w = window(p, this.now());
+    const now = this.now();
+    const w = window(p, now);
     const fromMinute = Math.floor(w.since / MINUTE_MS);
     const toMinute = Math.floor((w.until - 1) / MINUTE_MS);
     const namespaces = p.get('namespaces')?.split(',').filter((x) => x.length > 0);
     if (namespaces && namespaces.length > 50) throw invalidArgument('invalid namespaces: at most 50');
-    const rows = this.deps.flows.edgeTotals({
+    const rows = await this.totals.totals(
+      {
       fromMinute,
       toMinute,
       namespaces,
       verdicts: verdicts(p.get('verdicts')),
       protocols: protocols(p.get('protocols')),
       workload: workload(p.get('workload')),
-    });
+      },
+      now,
+    );
     const since = fromMinute * MINUTE_MS;
     const maxEdges = p.has('limit') ? Math.min(whole('limit', p.get('limit')!, 1), MAX_EDGES) : DEFAULT_MAX_EDGES;
-    const g = buildGraph(rows, { seconds: (w.until - since) / 1000, maxEdges });
+    const g = buildGraphRaw(rows, { seconds: (w.until - since) / 1000, maxEdges });
     return { window: { since, until: w.until }, ...g };
   }
 

@@ -59,6 +59,11 @@ export function whereClause(f: FlowFilters): SqlWhere {
       params.push(f.httpPath);
     }
   }
+  if (f.route !== undefined) {
+    // `namespace/name` exactly, or a bare name in any namespace (a namespace never holds a '/')
+    clauses.push(f.route.includes('/') ? 'route = ?' : "substr(route, instr(route, '/') + 1) = ?");
+    params.push(f.route);
+  }
   if (f.since !== undefined) {
     clauses.push('time_ms >= ?');
     params.push(f.since);

@@ -47,6 +47,21 @@ export interface EdgeTotalsRow {
   [bucket: `b${number}`]: number;
 }
 
+/** The key columns of an edge's totals, in the order the query selects and groups them. */
+export const EDGE_KEY_COLUMNS = ['src_kind', 'src_ns', 'src', 'dst_kind', 'dst_ns', 'dst', 'protocol', 'verdict', 'policy'] as const;
+/**
+ * One row of edge totals as the query's columns in order (better-sqlite3's raw rows): the key
+ * columns (EDGE_KEY_COLUMNS), then the sums (rollup.ts ROLLUP_COUNT_COLUMNS, from RAW_COUNTS on).
+ * What the dashboard keeps and sums: arrays cost a fraction of objects of 35 fields.
+ */
+export type RawEdgeTotals = Array<string | number>;
+export const RAW_COUNTS = EDGE_KEY_COLUMNS.length;
+
+/** A raw row as a row object (tests, and graph.ts's callers with objects). */
+export function rawOf(r: EdgeTotalsRow): RawEdgeTotals {
+  return [...EDGE_KEY_COLUMNS.map((k) => r[k]), ...ROLLUP_COUNT_COLUMNS.map((c) => (r as unknown as Record<string, number>)[c] ?? 0)];
+}
+
 export interface Sql {
   sql: string;
   params: Array<string | number>;
@@ -62,8 +77,9 @@ function inList(column: string, values: readonly string[] | undefined, where: st
 }
 
 export function edgeTotalsSql(q: EdgeTotalsQuery): Sql {
-  const where = ['minute >= ?', 'minute <= ?'];
-  const params: Array<string | number> = [q.fromMinute, q.toMinute];
+  const one = q.fromMinute === q.toMinute;
+  const where = one ? ['minute = ?'] : ['minute >= ?', 'minute <= ?'];
+  const params: Array<string | number> = one ? [q.fromMinute] : [q.fromMinute, q.toMinute];
   if (q.namespaces && q.namespaces.length > 0) {
     where.push(`(src_ns IN (${marks(q.namespaces.length)}) OR dst_ns IN (${marks(q.namespaces.length)}))`);
     params.push(...q.namespaces, ...q.namespaces);
@@ -77,7 +93,9 @@ export function edgeTotalsSql(q: EdgeTotalsQuery): Sql {
     const one = w.namespace === undefined ? [w.name] : [w.name, w.namespace];
     params.push(...one, ...one);
   }
-  const keys = 'src_kind, src_ns, src, dst_kind, dst_ns, dst, protocol, verdict, policy';
+  const keys = EDGE_KEY_COLUMNS.join(', ');
+  // one minute holds one row per key: read in the primary key's order, nothing to sum or sort
+  if (one) return { sql: `SELECT ${keys}, ${ROLLUP_COUNT_COLUMNS.join(', ')} FROM edge_minutes WHERE ${where.join(' AND ')} ORDER BY ${keys}`, params };
   const sums = ROLLUP_COUNT_COLUMNS.map((c) => `sum(${c}) AS ${c}`).join(', ');
   return { sql: `SELECT ${keys}, ${sums} FROM edge_minutes WHERE ${where.join(' AND ')} GROUP BY ${keys}`, params };
 }

@@ -20,6 +20,11 @@ const BUCKET_COLUMNS = Array.from({ length: LATENCY_BUCKETS }, (_, i) => `b${i}`
 /** Rollups are kept this long at most (the map's longest window is 24 h). */
 export const MAX_ROLLUP_RETENTION_MS = 48 * 3_600_000;
 export const MINUTE_MS = 60_000;
+/**
+ * The current minute and the one before are live: a batch may still add to them. Older minutes
+ * are settled (the dashboard keeps their sums); a batch adding to one is counted as late.
+ */
+export const LIVE_MINUTES = 2;
 
 export type EndpointKind = 'workload' | 'ip' | 'host';
 

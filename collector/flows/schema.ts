@@ -6,7 +6,7 @@
 import type { FlowRecord } from '../../common/flow';
 
 /** Bumped when the schema changes incompatibly; a database of another version is refused. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 export const SCHEMA = `
 CREATE TABLE IF NOT EXISTS flows (
@@ -35,7 +35,8 @@ CREATE TABLE IF NOT EXISTS flows (
   bytes_sent     INTEGER NOT NULL,
   bytes_received INTEGER NOT NULL,
   duration_ms    INTEGER NOT NULL,
-  json           TEXT    NOT NULL
+  json           TEXT    NOT NULL,
+  route          TEXT
 );
 -- newest-first listings, age retention (oldest first), since/until
 CREATE INDEX IF NOT EXISTS flows_time ON flows (time_ms);
@@ -44,6 +45,8 @@ CREATE INDEX IF NOT EXISTS flows_src_workload ON flows (src_workload, time_ms);
 CREATE INDEX IF NOT EXISTS flows_dst_workload ON flows (dst_workload, time_ms);
 -- --verdict denied, the most common question
 CREATE INDEX IF NOT EXISTS flows_verdict ON flows (verdict, time_ms);
+
+-- (flows_route, on the route column, is made by ROUTE_COLUMN: a version 1 or 2 store gains the column first)
 
 -- Per (node, agent session): the last batch stored (duplicates are acknowledged, not stored) and
 -- the agent's running total of flows it dropped.
@@ -68,8 +71,18 @@ export const INSERT_FLOW = `INSERT INTO flows (
   time_ms, node, direction, src_ip, src_workload, src_namespace, src_identity,
   dst_ip, dst_port, dst_workload, dst_namespace, dst_identity, dst_host,
   protocol, verdict, reason, policy, http_method, http_path, http_status,
-  mtls, bytes_sent, bytes_received, duration_ms, json
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+  mtls, bytes_sent, bytes_received, duration_ms, json, route
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+
+/**
+ * Version 3 adds `route` (`namespace/name` of the HTTPRoute or GRPCRoute a flow went through, for
+ * `observe --route`): a store of version 1 or 2 gains the column, filled from the stored records.
+ */
+export const ROUTE_COLUMN = {
+  add: `ALTER TABLE flows ADD COLUMN route TEXT;
+UPDATE flows SET route = json_extract(json, '$.traffic.route') WHERE instr(json, '"traffic"') > 0;`,
+  index: 'CREATE INDEX IF NOT EXISTS flows_route ON flows (route, time_ms);',
+} as const;
 
 type Cell = string | number | null;
 
@@ -104,6 +117,7 @@ export function flowRow(f: FlowRecord, json: string): Cell[] {
     f.bytesReceived,
     f.durationMs,
     json,
+    f.traffic ? f.traffic.route : null,
   ];
 }
 

@@ -15,9 +15,9 @@ import type { Logger } from '../../common/log';
 import type { FlowIngest } from '../agent-session';
 import { whereClause } from './query';
 import { DEFAULT_FLOW_RETENTION_MS, Retention, type RetentionMetrics, type RetentionOptions } from './retention';
-import { EdgeRollup, MAX_ROLLUP_RETENTION_MS, MINUTE_MS } from './rollup';
-import { edgeFlowsSql, edgeTotalsSql, type EdgeFlowsQuery, type EdgeTotalsQuery, type EdgeTotalsRow } from './rollup-query';
-import { flowRow, INSERT_FLOW, SCHEMA, SCHEMA_VERSION, storedFlowJson, withOrigin } from './schema';
+import { EdgeRollup, LIVE_MINUTES, MAX_ROLLUP_RETENTION_MS, MINUTE_MS } from './rollup';
+import { edgeFlowsSql, edgeTotalsSql, type EdgeFlowsQuery, type EdgeTotalsQuery, type EdgeTotalsRow, type RawEdgeTotals } from './rollup-query';
+import { flowRow, INSERT_FLOW, ROUTE_COLUMN, SCHEMA, SCHEMA_VERSION, storedFlowJson, withOrigin } from './schema';
 
 export const FLOWS_DB_FILE = 'flows.db';
 
@@ -64,6 +64,8 @@ export class FlowStore implements FlowIngest {
   private readonly rollup: EdgeRollup;
   private readonly rollupRetentionMs: number;
   private rollupPrunedAt = 0;
+  private rollupFloor = 0;
+  private lateWrites = 0;
   private rowCount: number;
   private closed = false;
 
@@ -146,6 +148,9 @@ export class FlowStore implements FlowIngest {
       return;
     }
     this.rowCount += ids.length;
+    let oldest = Infinity;
+    for (const r of rows) oldest = Math.min(oldest, r[0] as number);
+    if (Math.floor(oldest / MINUTE_MS) <= Math.floor(this.now() / MINUTE_MS) - LIVE_MINUTES) this.lateWrites++;
     this.opts.metrics?.ingested(ids.length);
     this.pruneRollup();
     this.retention.noteIngested(ids.length);
@@ -257,6 +262,23 @@ export class FlowStore implements FlowIngest {
     return this.statement(sql).all(...params) as EdgeTotalsRow[];
   }
 
+  /** The same totals as raw rows (rollup-query.ts RawEdgeTotals): what the dashboard reads. */
+  edgeTotalsRaw(q: EdgeTotalsQuery): RawEdgeTotals[] {
+    this.ensureOpen();
+    const { sql, params } = edgeTotalsSql(q);
+    return this.statement(`${sql} /* raw */`).raw(true).all(...params) as RawEdgeTotals[];
+  }
+
+  /** How many stored batches added to a settled minute of the rollup (rollup.ts LIVE_MINUTES): the dashboard's kept sums are then made again. */
+  lateRollupWrites(): number {
+    return this.lateWrites;
+  }
+
+  /** The first minute the rollup still holds: older ones were pruned. */
+  rollupFloorMinute(): number {
+    return this.rollupFloor;
+  }
+
   /** The flows of one map edge or node, newest first (collector/flows/rollup-query.ts). */
   edgeFlowsJson(q: EdgeFlowsQuery): string[] {
     this.ensureOpen();
@@ -271,6 +293,7 @@ export class FlowStore implements FlowIngest {
     if (now - this.rollupPrunedAt < MINUTE_MS) return;
     this.rollupPrunedAt = now;
     const n = this.rollup.pruneBefore(now - this.rollupRetentionMs);
+    this.rollupFloor = Math.floor((now - this.rollupRetentionMs) / MINUTE_MS);
     if (n > 0) this.log.debug({ rows: n }, 'edge rollup pruned');
   }
 
@@ -348,11 +371,14 @@ function openDatabase(file: string): { db: Database.Database; from: number } {
     db.pragma('busy_timeout = 2000');
     db.pragma('journal_size_limit = 67108864');
     from = db.pragma('user_version', { simple: true }) as number;
-    // 1 → 2 only adds the edge rollup (rebuilt from the stored flows by the store)
-    if (from !== 0 && from !== 1 && from !== SCHEMA_VERSION) {
+    // 1 → 2 only adds the edge rollup (rebuilt from the stored flows by the store); 2 → 3 the route column
+    if (from !== 0 && from !== 1 && from !== 2 && from !== SCHEMA_VERSION) {
       throw new Error(`schema version ${from}, this collector knows ${SCHEMA_VERSION}`);
     }
     db.exec(SCHEMA);
+    const columns = db.prepare('SELECT name FROM pragma_table_info(\'flows\')').all() as Array<{ name: string }>;
+    if (!columns.some((c) => c.name === 'route')) db.transaction(() => db.exec(ROUTE_COLUMN.add))();
+    db.exec(ROUTE_COLUMN.index);
   } catch (err) {
     db.close();
     throw new PalisadeError('PALISADE_ERR_DATA_DIR', `cannot use ${file}: ${describeCause(err)}`, { cause: err });

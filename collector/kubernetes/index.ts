@@ -1,9 +1,9 @@
 /**
  * The collector and the Kubernetes API (`palisade collector --kubernetes`): the cluster's Services
- * and EndpointSlices become the registry's services (./services-watch.ts); its AuthorizationPolicy
- * and EgressPolicy objects become versions of the policy store authored `kubernetes`
- * (./policy-watch.ts); its Pods make the collector a node authorizer (./pods-watch.ts): a node
- * registers, and gets certificates for, only pods the API says run on it.
+ * and EndpointSlices become the registry's services (./services-watch.ts); its AuthorizationPolicy,
+ * EgressPolicy, HTTPRoute, GRPCRoute and FaultInjection objects become versions of the policy store
+ * authored `kubernetes` (./policy-watch.ts); its Pods make the collector a node authorizer
+ * (./pods-watch.ts): a node registers, and gets certificates for, only pods the API says run on it.
  */
 import { describeCause, isPalisadeError } from '../../common/errors';
 import { KubeClient } from '../../common/kube/client';

@@ -1,7 +1,7 @@
 /**
  * Policy objects of the Kubernetes API as policy files (pure, table-tested): an Istio
- * AuthorizationPolicy (security.istio.io v1 or v1beta1) or a Palisade EgressPolicy (palisade.dev/v1)
- * becomes the YAML document a user would have applied — apiVersion, kind, name, namespace, labels,
+ * AuthorizationPolicy (security.istio.io v1 or v1beta1), a Palisade EgressPolicy or FaultInjection
+ * (palisade.dev/v1), or a Gateway API HTTPRoute or GRPCRoute (gateway.networking.k8s.io/v1) becomes the YAML document a user would have applied — apiVersion, kind, name, namespace, labels,
  * annotations (but kubectl's last-applied copy), spec — named `<Kind> <namespace>/<name>`, so the
  * policy parser checks it exactly as it checks a file and every problem reads
  * `AuthorizationPolicy shop/deny-admin:<line>: <what>`.
@@ -10,7 +10,7 @@ import { stringify } from 'yaml';
 import type { PolicyFile } from '../../common/policy-files';
 
 export interface PolicyResource {
-  kind: 'AuthorizationPolicy' | 'EgressPolicy';
+  kind: 'AuthorizationPolicy' | 'EgressPolicy' | 'HTTPRoute' | 'GRPCRoute' | 'FaultInjection';
   group: string;
   /** Versions to watch, in order of preference: the first one the API serves is watched. */
   versions: readonly string[];
@@ -20,7 +20,16 @@ export interface PolicyResource {
 export const POLICY_RESOURCES: readonly PolicyResource[] = [
   { kind: 'AuthorizationPolicy', group: 'security.istio.io', versions: ['v1', 'v1beta1'], plural: 'authorizationpolicies' },
   { kind: 'EgressPolicy', group: 'palisade.dev', versions: ['v1'], plural: 'egresspolicies' },
+  // Traffic (issue #18): the Gateway API's CRDs are the cluster's own; FaultInjection is ours.
+  { kind: 'HTTPRoute', group: 'gateway.networking.k8s.io', versions: ['v1'], plural: 'httproutes' },
+  { kind: 'GRPCRoute', group: 'gateway.networking.k8s.io', versions: ['v1'], plural: 'grpcroutes' },
+  { kind: 'FaultInjection', group: 'palisade.dev', versions: ['v1'], plural: 'faultinjections' },
 ];
+
+/** Our own kinds: the collector writes their status (Accepted condition); others' status is their controllers'. */
+export function ownsStatus(resource: PolicyResource): boolean {
+  return resource.group === 'palisade.dev';
+}
 
 /** What the API gives for a custom object (the fields read here). */
 export interface PolicyObject {

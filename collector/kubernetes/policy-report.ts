@@ -1,15 +1,15 @@
 /**
  * Where kubectl users see what the collector made of their policy objects: a refused object gets a
  * Warning Event (reason PolicyRejected, its problems as the message: `kubectl describe` shows it)
- * and, for our own EgressPolicy, the status condition Accepted=False with the same message; an
- * accepted EgressPolicy gets Accepted=True (Istio's AuthorizationPolicy status is istiod's, so it is
- * left alone). One report per object version; a report the API refuses (no RBAC) is logged once.
+ * and, for our own EgressPolicy and FaultInjection, the status condition Accepted=False with the same
+ * message; an accepted one gets Accepted=True (Istio's AuthorizationPolicy status is istiod's, and an
+ * HTTPRoute's or GRPCRoute's status is per parent Gateway, so those are left alone). One report per object version; a report the API refuses (no RBAC) is logged once.
  */
 import * as os from 'node:os';
 import { describeCause } from '../../common/errors';
 import type { KubeClient } from '../../common/kube/client';
 import type { Logger } from '../../common/log';
-import type { PolicyObject, PolicyResource } from './policy-objects';
+import { ownsStatus, type PolicyObject, type PolicyResource } from './policy-objects';
 
 const MAX_MESSAGE = 1024;
 
@@ -27,12 +27,12 @@ export class PolicyReporter {
     const message = clip(problems.join('; '));
     if (!this.firstTime(o, `rejected ${message}`)) return;
     void this.event(resource, o, message);
-    if (resource.kind === 'EgressPolicy') void this.status(resource, o, false, message);
+    if (ownsStatus(resource)) void this.status(resource, o, false, message);
   }
 
   accepted(resource: PolicyResource, o: PolicyObject): void {
     if (!this.firstTime(o, 'accepted')) return;
-    if (resource.kind === 'EgressPolicy') void this.status(resource, o, true, 'enforced by the mesh');
+    if (ownsStatus(resource)) void this.status(resource, o, true, 'enforced by the mesh');
   }
 
   forget(o: PolicyObject): void {

@@ -1,6 +1,7 @@
 /**
  * The collector's watch of policy objects: Istio AuthorizationPolicy (security.istio.io, v1, else
- * v1beta1 where only that is served) and Palisade EgressPolicy (palisade.dev/v1), all namespaces.
+ * v1beta1 where only that is served), Palisade EgressPolicy and FaultInjection (palisade.dev/v1) and
+ * the Gateway API's HTTPRoute and GRPCRoute (gateway.networking.k8s.io/v1), all namespaces.
  * Each object is checked alone as a policy file (./policy-objects.ts); a refused object is
  * reported where kubectl users look (./policy-report.ts) and its previous accepted version stays.
  * The accepted set goes to the policy store (versions authored `kubernetes`) once every kind has

@@ -32,6 +32,7 @@ import { AgentPolicyStatus } from './agent-status';
 import { CompiledPolicies } from './compiled-set';
 import { PolicyParser, type ParsedPolicies } from './policy-parser';
 import { checkBackends } from './route-backends';
+import { routeStatus } from './route-status';
 import { egressRuleManifest, egressRuleViews } from './egress-rules';
 import { withKubernetesPolicies } from './kubernetes-policies';
 import { followPolicyDir, withDirPolicies } from './policy-dir';
@@ -134,7 +135,9 @@ export class PolicyManager {
   }
 
   status(extra: { flowsStored: number; auditRecords: number }): StatusResponse {
-    return this.agents.status(this.opts.registry(), this.repo.version, extra);
+    const status = this.agents.status(this.opts.registry(), this.repo.version, extra);
+    const routes = this.compiled.set.routes ?? [];
+    return routes.length > 0 ? { ...status, routes: routeStatus(routes, this.repo.current(), status.nodes) } : status;
   }
 
   // ---- reads ------------------------------------------------------------------------------

@@ -2,6 +2,9 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,6 +146,24 @@ static napi_value lock_file(napi_env env, napi_callback_info info)
 	return make_int(env, fd);
 }
 
+/*
+ * mallocTrim() -> bool: glibc's malloc_trim(0), which hands the free pages inside malloc's heaps
+ * back to the kernel (free() only returns the top of a heap). true when some were released;
+ * false where the C library is not glibc.
+ */
+static napi_value malloc_trim_op(napi_env env, napi_callback_info info)
+{
+	napi_value out;
+	int released = 0;
+
+	(void)info;
+#ifdef __GLIBC__
+	released = malloc_trim(0);
+#endif
+	napi_get_boolean(env, released != 0, &out);
+	return out;
+}
+
 void register_sys_ops(napi_env env, napi_value exports)
 {
 	napi_property_descriptor props[] = {
@@ -151,6 +172,7 @@ void register_sys_ops(napi_env env, napi_value exports)
 		{ "openDir", NULL, open_dir, NULL, NULL, NULL, napi_default, NULL },
 		{ "closeFd", NULL, close_fd, NULL, NULL, NULL, napi_default, NULL },
 		{ "lockFile", NULL, lock_file, NULL, NULL, NULL, napi_default, NULL },
+		{ "mallocTrim", NULL, malloc_trim_op, NULL, NULL, NULL, napi_default, NULL },
 	};
 
 	napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

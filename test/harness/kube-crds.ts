@@ -2,6 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { fixturePath } from './fixtures';
 import type { KubeApiDouble } from './kube-api-double';
 
 function deployDir(): string {
@@ -12,20 +13,27 @@ function deployDir(): string {
   }
 }
 
-/** Create the CRDs of deploy/kubernetes/crds (EgressPolicy) and, with `istio`, Istio's AuthorizationPolicy CRD (or only its `versions`). */
-export function installCrds(api: KubeApiDouble, opts: { istio?: boolean | { versions: string[] } } = {}): void {
-  const dirs = [path.join(deployDir(), 'crds'), ...(opts.istio ? [path.join(deployDir(), 'istio-crd')] : [])];
-  for (const dir of dirs) {
-    for (const file of fs.readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort()) {
-      for (const doc of parseAllDocuments(fs.readFileSync(path.join(dir, file), 'utf8'))) {
-        const crd = doc.toJS() as { spec: { group: string; versions: Array<{ name: string; storage: boolean }> } };
-        const only = typeof opts.istio === 'object' && crd.spec.group === 'security.istio.io' ? opts.istio.versions : undefined;
-        if (only) {
-          crd.spec.versions = crd.spec.versions.filter((v) => only.includes(v.name));
-          crd.spec.versions.forEach((v, i) => (v.storage = i === 0));
-        }
-        api.create('apiextensions.k8s.io/v1/customresourcedefinitions', crd as unknown as Record<string, unknown>);
+/**
+ * Create the CRDs of deploy/kubernetes/crds (EgressPolicy, FaultInjection) and, with `istio`, Istio's
+ * AuthorizationPolicy CRD (or only its `versions`); with `gatewayApi`, the Gateway API's HTTPRoute
+ * and GRPCRoute as a cluster would serve them (test/fixtures/kubernetes: Palisade does not ship them).
+ */
+export function installCrds(api: KubeApiDouble, opts: { istio?: boolean | { versions: string[] }; gatewayApi?: boolean } = {}): void {
+  const yamls = (dir: string): string[] => fs.readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort().map((f) => path.join(dir, f));
+  const files = [
+    ...yamls(path.join(deployDir(), 'crds')),
+    ...(opts.istio ? yamls(path.join(deployDir(), 'istio-crd')) : []),
+    ...(opts.gatewayApi ? [fixturePath('kubernetes/gateway-api-routes.yaml')] : []),
+  ];
+  for (const file of files) {
+    for (const doc of parseAllDocuments(fs.readFileSync(file, 'utf8'))) {
+      const crd = doc.toJS() as { spec: { group: string; versions: Array<{ name: string; storage: boolean }> } };
+      const only = typeof opts.istio === 'object' && crd.spec.group === 'security.istio.io' ? opts.istio.versions : undefined;
+      if (only) {
+        crd.spec.versions = crd.spec.versions.filter((v) => only.includes(v.name));
+        crd.spec.versions.forEach((v, i) => (v.storage = i === 0));
       }
+      api.create('apiextensions.k8s.io/v1/customresourcedefinitions', crd as unknown as Record<string, unknown>);
     }
   }
 }

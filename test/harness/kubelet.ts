@@ -10,13 +10,25 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { chooseNetworkConfig } from '../../agent/cni/conflist';
 import { CniChain, DEBIAN_CNI_DIR, type ChainResult, type Conflist } from './cni-runtime';
-import type { KubeApiDouble } from './kube-api-double';
 import type { NodeNs, PodNs, Topology } from './topology';
+
+type Awaitable<T> = T | Promise<T>;
+
+/**
+ * What the kubelet does to Pod objects: the API double in this process (tests), or an API
+ * server through a client (the demo: cli/demo/demo-kube.ts). Refs are 'v1/pods'.
+ */
+export interface KubeletApi {
+  create(ref: string, obj: Record<string, unknown>): Awaitable<{ metadata: { uid: string } }>;
+  patch(ref: string, namespace: string, name: string, patch: Record<string, unknown>, opts: { status?: boolean }): Awaitable<unknown>;
+  get(ref: string, namespace: string, name: string): Awaitable<unknown>;
+  delete(ref: string, namespace: string, name: string): Awaitable<unknown>;
+}
 
 export interface KubeletOptions {
   topo: Topology;
   node: NodeNs;
-  api: KubeApiDouble;
+  api: KubeletApi;
   /** The agent's CNI socket (`<agent run dir>/cni.sock`). */
   agentSocket: string;
   /** host-local's state directory. */
@@ -86,12 +98,12 @@ export class Kubelet {
   /** The Pod object, its sandbox and ADD; on success the pod's status gets its IP (Running). */
   async createPod(name: string, spec: PodSpec = {}): Promise<{ pod: KubePod; add: ChainResult }> {
     const namespace = spec.namespace ?? 'default';
-    const obj = this.opts.api.create('v1/pods', {
+    const obj = await this.opts.api.create('v1/pods', {
       metadata: { name, namespace, labels: spec.labels ?? { app: name }, ...(spec.annotations ? { annotations: spec.annotations } : {}) },
       spec: { nodeName: this.opts.node.name, serviceAccountName: spec.serviceAccount ?? 'default', containers: [{ name: 'app', image: 'app' }] },
     });
     const sandbox = await this.opts.topo.addBarePod(this.opts.node, name);
-    const pod: KubePod = Object.assign(sandbox, { uid: obj.metadata.uid!, namespace, containerId: `${name}-${randomBytes(6).toString('hex')}` });
+    const pod: KubePod = Object.assign(sandbox, { uid: obj.metadata.uid, namespace, containerId: `${name}-${randomBytes(6).toString('hex')}` });
     const add = await this.add(pod);
     return { pod, add };
   }
@@ -108,7 +120,7 @@ export class Kubelet {
     if (add.ok) {
       const ips = (add.result as { ips?: Array<{ address: string }> }).ips ?? [];
       pod.ip = ips[0]!.address.split('/')[0]!;
-      this.opts.api.patch('v1/pods', pod.namespace, pod.name, { status: { podIP: pod.ip, podIPs: [{ ip: pod.ip }], phase: 'Running' } }, { status: true });
+      await this.opts.api.patch('v1/pods', pod.namespace, pod.name, { status: { podIP: pod.ip, podIPs: [{ ip: pod.ip }], phase: 'Running' } }, { status: true });
     }
     return add;
   }
@@ -117,7 +129,7 @@ export class Kubelet {
   async deletePod(pod: KubePod, opts: { keepObject?: boolean } = {}): Promise<ChainResult> {
     const del = await this.chain.del(this.sandbox(pod));
     await this.opts.topo.removePod(pod);
-    if (!opts.keepObject && this.opts.api.get('v1/pods', pod.namespace, pod.name)) this.opts.api.delete('v1/pods', pod.namespace, pod.name);
+    if (!opts.keepObject && (await this.opts.api.get('v1/pods', pod.namespace, pod.name))) await this.opts.api.delete('v1/pods', pod.namespace, pod.name);
     return del;
   }
 

@@ -146,6 +146,32 @@ export class Topology {
     }
   }
 
+  /**
+   * A persistent topology (the demo's) again, in another process, from its description: pods can
+   * be added and removed (addBarePod, removePod) and describe() gives what to save. Its
+   * processes are not this process's children: destroyDescribed() tears it down.
+   */
+  static attach(d: TopologyDescription): Topology {
+    const topo = new Topology(d.label, path.dirname(d.cgroupPath), true);
+    if (topo.cgroupPath !== d.cgroupPath) throw new Error(`Topology.attach: ${d.cgroupPath} is not a persistent topology's cgroup`);
+    topo.netnsNames.push(...d.netns);
+    topo.cgroups.push(d.cgroupPath, ...d.nodes.map((n) => n.cgroupPath), ...d.externalHosts.map((h) => h.cgroupPath));
+    for (const described of d.nodes) {
+      const node = { ...described };
+      topo.nodes.push(node);
+      topo.podsPerNode.set(node, 0);
+    }
+    for (const p of d.pods) {
+      const node = topo.nodes.find((n) => n.name === p.node);
+      if (!node) throw new Error(`Topology.attach: pod ${p.name} is on unknown node ${p.node}`);
+      topo.pods.push({ ...p, node });
+      topo.cgroups.push(p.cgroupPath);
+      if (p.hostIf) topo.podsPerNode.set(node, topo.podsPerNode.get(node)! + 1);
+    }
+    topo.externalHosts.push(...d.externalHosts.map((h) => ({ ...h })));
+    return topo;
+  }
+
   private async build(nodeCount: number): Promise<void> {
     makeCgroup(this.cgroupPath);
     this.cgroups.push(this.cgroupPath);

@@ -4,13 +4,12 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readBody } from '../../../common/read-body';
-import type { KubeApiDouble } from './index';
 import { applyPatch, PATCH_CONTENT_TYPES, PatchError } from './patch';
 import { route, type Target } from './routes';
 import { matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector, SelectorError } from './selectors';
-import { ApiError, type KubeObject } from './store';
+import { ApiError, type KubeObject, type ObjectStore } from './store';
 import { WatchStream } from './watch';
-import type { ResourceType } from './resources';
+import type { ResourceType, ResourceTypes } from './resources';
 
 export interface Fault {
   method?: string;
@@ -45,6 +44,23 @@ function json(res: ServerResponse, code: number, body: unknown): void {
 
 function status(res: ServerResponse, code: number, reason: string, message: string): void {
   json(res, code, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code });
+}
+
+/**
+ * What the handlers use of the double (./index.ts's KubeApiDouble is one): an interface here, so
+ * that the double's modules import each other in one direction only.
+ */
+export interface KubeApiDouble {
+  readonly opts: { token?: string; bookmarkIntervalMs?: number };
+  readonly requests: RequestRecord[];
+  readonly store: ObjectStore;
+  readonly types: ResourceTypes;
+  readonly watches: Set<WatchStream>;
+  readonly resourceVersion: string;
+  takeFault(method: string, pathname: string, watch: boolean): Fault | undefined;
+  typed(o: KubeObject, type: ResourceType, apiVersion: string): KubeObject;
+  createObject(type: ResourceType, namespace: string, body: unknown): KubeObject;
+  deleteObject(type: ResourceType, namespace: string, name: string, preconditions?: { uid?: unknown; resourceVersion?: unknown }): KubeObject;
 }
 
 export function handleRequest(d: KubeApiDouble, req: IncomingMessage, res: ServerResponse): void {

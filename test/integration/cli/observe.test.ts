@@ -58,7 +58,7 @@ const SEED: FlowRecord[] = [
     mtls: false,
   }),
   flow(3, { reason: 'f4-tcp', source: WEB1, destination: WEB2, protocol: 'tcp', http: undefined, verdict: 'audit', policy: undefined, audit: { policy: 'default/audit', rule: 0 } }),
-  flow(2, { reason: 'f5-api', destination: WEB1, http: { method: 'POST', path: '/api/users', status: 201 } }),
+  flow(2, { reason: 'f5-api', destination: WEB1, http: { method: 'POST', path: '/api/users', status: 201 }, traffic: { route: 'default/web-canary', rule: 0, backend: 'default/web-v2', attempts: 1 } }),
   flow(1, { reason: 'f6-error', destination: { ip: '10.0.2.9', port: 9000 }, protocol: 'tcp', http: undefined, verdict: 'error', policy: undefined, mtls: false }),
 ];
 
@@ -187,6 +187,9 @@ describe('palisade observe (CLI against a real collector)', function () {
       [['--last', '2'], ['f5-api', 'f6-error']],
       [['--node', 'node-2'], ['f2-admin']],
       [['--direction', 'egress'], ['f3-egress']],
+      [['--route', 'web-canary'], ['f5-api']],
+      [['--route', 'default/web-canary'], ['f5-api']],
+      [['--route', 'other/web-canary'], []],
       [['--from', 'client', '--verdict', 'denied', '--protocol', 'http'], ['f2-admin']],
       [['--to', 'nobody'], []],
     ];

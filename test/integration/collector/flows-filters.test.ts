@@ -1,5 +1,6 @@
 import { strict as assert } from 'node:assert';
 import * as path from 'node:path';
+import Database from 'better-sqlite3';
 import pino from 'pino';
 import { filtersToQuery, matchesFilters, parseFilterQuery, type FlowFilters } from '../../../common/flows-api';
 import { isPalisadeError } from '../../../common/errors';
@@ -18,6 +19,7 @@ describe('common/flows-api filters', () => {
       ['since=0&until=1700000000000&limit=10000', { since: 0, until: 1_700_000_000_000, limit: 10_000 }],
       ['limit=50000', { limit: 50_000 }],
       ['node=node-a', { node: 'node-a' }],
+      ['route=shop%2Fcanary', { route: 'shop/canary' }],
     ];
     for (const [query, want] of good) {
       it(`reads ${JSON.stringify(query)}`, () => {
@@ -71,6 +73,7 @@ describe('common/flows-api filters', () => {
         limit: 3,
         node: 'node-a',
         direction: 'inbound',
+        route: 'shop/canary',
       };
       assert.deepEqual(parseFilterQuery(new URLSearchParams(filtersToQuery(f))), f);
       assert.equal(filtersToQuery({ verdict: 'denied', from: undefined }), 'verdict=denied');
@@ -103,6 +106,23 @@ describe('common/flows-api filters', () => {
         assert.ok(matchesFilters(dns, { protocol: 'dns', to: '10.96.0.10' }));
       } finally {
         void other.close();
+      }
+    });
+
+    it('a store of schema 2 gains the route column, filled from the stored records', async () => {
+      const file = path.join(dirs.make(), 'flows.db');
+      const old = FlowStore.open({ file, log: pino({ level: 'silent' }) });
+      old.ingest('node-a', { session: 's', seq: 1, lost: 0, flows: a });
+      await old.close();
+      const db = new Database(file);
+      db.exec('DROP INDEX flows_route; ALTER TABLE flows DROP COLUMN route;');
+      db.pragma('user_version = 2');
+      db.close();
+      const again = FlowStore.open({ file, log: pino({ level: 'silent' }) });
+      try {
+        assert.deepEqual(again.query({ route: 'canary' }).map((f) => f.bytesSent), [6, 3]);
+      } finally {
+        await again.close();
       }
     });
 

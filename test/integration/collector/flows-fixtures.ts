@@ -45,13 +45,13 @@ export function knownFlows(t0 = T0): { a: FlowRecord[]; b: FlowRecord[] } {
   const a = [
     flow(1, 'node-a', { protocol: 'http', http: { method: 'GET', path: '/api/v1/orders/1', status: 200 }, policy: 'shop/allow-web' }, t0),
     flow(2, 'node-a', { destination: ep('10.1.0.3', 'shop', 'db', 5432), verdict: 'denied', reason: 'denied-by-policy', policy: 'shop/db-lockdown' }, t0),
-    flow(3, 'node-a', { direction: 'inbound', source: ep('10.1.0.4', 'ops', 'cart'), protocol: 'http', http: { method: 'POST', path: '/api/v1/cart', status: 201 } }, t0),
+    flow(3, 'node-a', { direction: 'inbound', source: ep('10.1.0.4', 'ops', 'cart'), protocol: 'http', http: { method: 'POST', path: '/api/v1/cart', status: 201 }, traffic: { route: 'shop/canary', rule: 1, backend: 'shop/api-v2', attempts: 1 } }, t0),
     flow(4, 'node-a', { direction: 'egress', destination: { ip: '93.184.216.34', port: 443, host: 'example.com' }, protocol: 'tls', verdict: 'denied', reason: 'host-not-allowed', mtls: false }, t0),
     flow(5, 'node-a', { source: ep('10.1.0.5', 'default', 'web'), destination: ep('10.1.0.6', 'default', 'api', 8080), protocol: 'http', http: { method: 'GET', path: '/login', status: 200 }, verdict: 'audit' }, t0),
-    flow(6, 'node-a', { source: ep('10.1.0.2', 'shop', 'api'), destination: ep('10.1.0.1', 'shop', 'web', 80), protocol: 'http', http: { method: 'GET', path: '/API/v1/orders/2', status: 500 }, verdict: 'error', reason: 'upstream-failed' }, t0),
+    flow(6, 'node-a', { source: ep('10.1.0.2', 'shop', 'api'), destination: ep('10.1.0.1', 'shop', 'web', 80), protocol: 'http', http: { method: 'GET', path: '/API/v1/orders/2', status: 500 }, verdict: 'error', reason: 'upstream-failed', traffic: { route: 'shop/canary', rule: 0, backend: 'shop/web-v1', attempts: 2 } }, t0),
     flow(7, 'node-a', { direction: 'inbound' }, t0),
   ];
-  const b = [flow(8, 'node-b', { source: ep('10.2.0.1', 'shop', 'search'), protocol: 'http', http: { method: 'GET', path: '/api/v1/search', status: 200 } }, t0)];
+  const b = [flow(8, 'node-b', { source: ep('10.2.0.1', 'shop', 'search'), protocol: 'http', http: { method: 'GET', path: '/api/v1/search', status: 200 }, traffic: { route: 'search/canary', rule: 0, backend: 'search/api', attempts: 1 } }, t0)];
   return { a, b };
 }
 
@@ -85,6 +85,11 @@ export const FILTER_CASES: Array<[string, FlowFilters, number[]]> = [
   ['from and verdict together', { from: 'shop/web', verdict: 'denied' }, [4, 2]],
   ['to, protocol and direction together', { to: 'api', protocol: 'tcp', direction: 'inbound' }, [7]],
   ['a workload nobody has', { from: 'nobody' }, []],
+  ['a route, namespace/name (traffic.route)', { route: 'shop/canary' }, [6, 3]],
+  ['a route name, any namespace', { route: 'canary' }, [8, 6, 3]],
+  ['a route and a verdict together', { route: 'canary', verdict: 'error' }, [6]],
+  ['a route nobody has', { route: 'shop/nope' }, []],
+  ['a route name that is only a suffix', { route: 'nary' }, []],
 ];
 
 export interface HttpAnswer {

@@ -9,17 +9,16 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
-import { startCollector, type RunningCollector } from '../../../collector/collector';
+import type { RunningCollector } from '../../../collector/collector';
 import type { StatusResponse } from '../../../common/control-api';
-import { silentLogger } from '../../../common/log';
 import type { PoliciesMessage } from '../../../common/mesh-protocol';
 import { authorize, compilePolicyFiles, PolicyIndex, type AuthzRequest, type PolicySet } from '../../../common/policy';
 import { tempDir } from '../../harness/agent';
 import { runCli } from '../../harness/cli';
 import { fixturePath } from '../../harness/fixtures';
-import { KubeApiDouble } from '../../harness/kube-api-double';
-import { installCrds } from '../../harness/kube-crds';
+import type { KubeApiDouble } from '../../harness/kube-api-double';
 import { waitFor } from '../../harness/wait';
+import { KubeCollector } from './kube-collector';
 
 const AP = 'security.istio.io/v1/authorizationpolicies';
 const EGP = 'palisade.dev/v1/egresspolicies';
@@ -33,34 +32,18 @@ const denyAdmin = (paths: unknown): Record<string, unknown> => ({
 
 describe('collector: policies from the Kubernetes API (double)', function () {
   this.timeout(60_000);
+  const k8s = new KubeCollector('k8s-policies');
   let api: KubeApiDouble;
-  let dir: string;
   let collector: RunningCollector;
 
   async function start(opts: { istio?: boolean | { versions: string[] }; policyDir?: string } = {}): Promise<void> {
-    api = await KubeApiDouble.start({ token: 'collector' });
-    for (const ns of ['shop', 'foo', 'bar', 'ns1', 'istio-system']) api.create('v1/namespaces', { metadata: { name: ns } });
-    installCrds(api, { istio: opts.istio ?? true });
-    dir = tempDir('k8s-policies');
-    api.writeKubeconfig(path.join(dir, 'kubeconfig'));
-    fs.mkdirSync(path.join(dir, 'data'));
-    collector = await startCollector({
-      dataDir: path.join(dir, 'data'),
-      log: silentLogger(),
-      listen: '127.0.0.1:0',
-      kubernetes: { kubeconfig: path.join(dir, 'kubeconfig') },
-      ...(opts.policyDir ? { policyDir: opts.policyDir } : {}),
-    });
-    await collector.kubernetes!.synced();
+    await k8s.start({ namespaces: ['shop', 'foo', 'bar', 'ns1', 'istio-system'], crds: { istio: opts.istio ?? true }, ...(opts.policyDir ? { policyDir: opts.policyDir } : {}) });
+    ({ api, collector } = k8s);
   }
 
-  afterEach(async function () {
-    await collector?.stop();
-    await api?.close();
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
-  });
+  afterEach(() => k8s.stop());
 
-  const stored = (): string[] => collector.policies.list().policies.map((p) => `${p.kind} ${p.namespace}/${p.name} ${p.origin} ${p.author}`);
+  const stored = (): string[] => k8s.stored();
   const events = (): Array<{ reason: string; message: string; type: string; involvedObject: { kind: string; name: string } }> => api.list('v1/events', 'shop') as never;
 
   it('keeps AuthorizationPolicy and EgressPolicy objects as versions authored kubernetes; a delete removes the policy', async function () {
@@ -98,7 +81,7 @@ describe('collector: policies from the Kubernetes API (double)', function () {
     assert.ok(!stored().some((s) => s.includes('shop/bad')), 'never in force');
 
     // What `palisade status` says of it.
-    const env = { PALISADE_COLLECTOR: collector.apiUrl, PALISADE_TOKEN: collector.adminToken, PALISADE_CA: path.join(dir, 'data', 'ca.crt') };
+    const env = k8s.cliEnv();
     const json = await runCli(['status', '-o', 'json'], { env } as never);
     assert.equal(json.code, 0, json.stderr);
     const k = (JSON.parse(json.stdout) as StatusResponse).kubernetes!;
@@ -106,7 +89,7 @@ describe('collector: policies from the Kubernetes API (double)', function () {
       { synced: k.synced, kinds: k.policyKinds, inForce: k.policyObjects, refused: k.refused.map((r) => [r.object, r.previousInForce]) },
       {
         synced: true,
-        kinds: { AuthorizationPolicy: 'security.istio.io/v1', EgressPolicy: 'palisade.dev/v1' },
+        kinds: { AuthorizationPolicy: 'security.istio.io/v1', EgressPolicy: 'palisade.dev/v1', HTTPRoute: 'not installed', GRPCRoute: 'not installed', FaultInjection: 'palisade.dev/v1' },
         inForce: 1,
         refused: [['AuthorizationPolicy shop/deny-admin', true], ['EgressPolicy shop/bad', false]],
       },

@@ -1,0 +1,63 @@
+/**
+ * A collector in Kubernetes mode against a fresh Kubernetes API double (the real client-node in
+ * between), with the CRDs a test asks for: what the policy and route watch tests start and stop.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { startCollector, type RunningCollector } from '../../../collector/collector';
+import { silentLogger } from '../../../common/log';
+import { tempDir } from '../../harness/agent';
+import { KubeApiDouble } from '../../harness/kube-api-double';
+import { installCrds } from '../../harness/kube-crds';
+
+export interface KubeCollectorOptions {
+  namespaces: string[];
+  crds: Parameters<typeof installCrds>[1];
+  policyDir?: string;
+}
+
+export class KubeCollector {
+  api!: KubeApiDouble;
+  dir!: string;
+  collector!: RunningCollector;
+
+  constructor(private readonly name: string) {}
+
+  async start(opts: KubeCollectorOptions): Promise<void> {
+    this.api = await KubeApiDouble.start({ token: 'collector' });
+    for (const ns of opts.namespaces) this.api.create('v1/namespaces', { metadata: { name: ns } });
+    installCrds(this.api, opts.crds);
+    this.dir = tempDir(this.name);
+    this.api.writeKubeconfig(path.join(this.dir, 'kubeconfig'));
+    fs.mkdirSync(path.join(this.dir, 'data'));
+    this.collector = await startCollector({
+      dataDir: path.join(this.dir, 'data'),
+      log: silentLogger(),
+      listen: '127.0.0.1:0',
+      kubernetes: { kubeconfig: path.join(this.dir, 'kubeconfig') },
+      ...(opts.policyDir ? { policyDir: opts.policyDir } : {}),
+    });
+    await this.collector.kubernetes!.synced();
+  }
+
+  async stop(): Promise<void> {
+    await this.collector?.stop();
+    await this.api?.close();
+    if (this.dir) fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** The collector's data directory (its CA, tokens). */
+  dataDir(): string {
+    return path.join(this.dir, 'data');
+  }
+
+  /** `Kind namespace/name origin author` of every stored policy and route. */
+  stored(): string[] {
+    return this.collector.policies.list().policies.map((p) => `${p.kind} ${p.namespace}/${p.name} ${p.origin} ${p.author}`);
+  }
+
+  /** The environment `palisade` needs to talk to this collector. */
+  cliEnv(): Record<string, string> {
+    return { PALISADE_COLLECTOR: this.collector.apiUrl, PALISADE_TOKEN: this.collector.adminToken, PALISADE_CA: path.join(this.dataDir(), 'ca.crt') };
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * `kubectl kustomize deploy/kubernetes` renders (the real kubectl: Debian's kubernetes-client on a
+ * fresh machine, `make deps-test` installs it when no kubectl is on PATH), and what it renders is
+ * what `kubectl apply -k` would create: every object, the agent DaemonSet joining the collector
+ * with the CNI install init container, RBAC of least privilege. Asserts on the parsed output.
+ */
+import { strict as assert } from 'node:assert';
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import { parseAllDocuments } from 'yaml';
+
+const REPO = path.resolve(__dirname, '../../../..');
+
+interface Rule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+  resourceNames?: string[];
+}
+interface Container {
+  name: string;
+  command?: string[];
+  args?: string[];
+  securityContext?: { privileged?: boolean };
+}
+interface Obj {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string };
+  rules?: Rule[];
+  roleRef?: { kind: string; name: string };
+  subjects?: Array<{ kind: string; name: string; namespace?: string }>;
+  spec?: { template?: { spec: { serviceAccountName?: string; initContainers?: Container[]; containers: Container[] } } };
+}
+
+/** The flag's value in a command line (`--flag value`). */
+function flag(argv: string[], name: string): string | undefined {
+  const i = argv.indexOf(name);
+  return i === -1 ? undefined : argv[i + 1];
+}
+
+describe('kubectl kustomize deploy/kubernetes (the real kubectl)', function () {
+  this.timeout(60_000);
+  let objs: Obj[];
+  const find = (kind: string, name: string): Obj => {
+    const o = objs.find((x) => x.kind === kind && x.metadata.name === name);
+    assert.ok(o, `${kind}/${name} is rendered`);
+    return o;
+  };
+
+  before(() => {
+    const which = spawnSync('sh', ['-c', 'command -v kubectl'], { encoding: 'utf8' });
+    assert.equal(which.status, 0, 'kubectl is not on PATH: `make deps-test` installs Debian\'s kubernetes-client');
+    const out = execFileSync('kubectl', ['kustomize', path.join(REPO, 'deploy', 'kubernetes')], { encoding: 'utf8', env: { ...process.env, KUBECONFIG: '/dev/null' } });
+    objs = parseAllDocuments(out).map((d) => d.toJS() as Obj).filter((o) => o !== null);
+  });
+
+  it('renders exactly the objects kubectl apply -k creates', () => {
+    const got = objs.map((o) => `${o.kind}/${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name}`).sort();
+    assert.deepEqual(got, [
+      'ClusterRole/palisade-agent',
+      'ClusterRole/palisade-collector',
+      'ClusterRoleBinding/palisade-agent',
+      'ClusterRoleBinding/palisade-collector',
+      'CustomResourceDefinition/egresspolicies.palisade.dev',
+      'DaemonSet/palisade-system/palisade-agent',
+      'Deployment/palisade-system/palisade-collector',
+      'Namespace/palisade-system',
+      'PersistentVolumeClaim/palisade-system/palisade-collector-data',
+      'Service/palisade-system/palisade-collector',
+      'ServiceAccount/palisade-system/palisade-agent',
+      'ServiceAccount/palisade-system/palisade-collector',
+    ]);
+  });
+
+  it('the agent DaemonSet enrolls from the API and joins the collector\'s Service (--collector wss://…svc:15012)', () => {
+    const ds = find('DaemonSet', 'palisade-agent');
+    const agent = ds.spec!.template!.spec.containers.find((c) => c.name === 'agent');
+    assert.ok(agent?.command, 'the agent container');
+    assert.deepEqual(agent.command.slice(0, 2), ['palisade', 'agent']);
+    assert.equal(flag(agent.command, '--collector'), 'wss://palisade-collector.palisade-system.svc:15012');
+    const svc = find('Service', 'palisade-collector');
+    assert.equal(svc.metadata.namespace, 'palisade-system', 'the Service the URL names');
+    assert.ok(agent.command.includes('--kubernetes'));
+    assert.equal(ds.spec!.template!.spec.serviceAccountName, 'palisade-agent');
+  });
+
+  it('the DaemonSet installs palisade-cni with an init container, into the CNI directories the agent keeps', () => {
+    const spec = find('DaemonSet', 'palisade-agent').spec!.template!.spec;
+    const init = spec.initContainers?.find((c) => c.command?.slice(0, 3).join(' ') === 'palisade cni install');
+    assert.ok(init, `an init container runs palisade cni install (init containers: ${spec.initContainers?.map((c) => c.name).join(', ')})`);
+    assert.notEqual(init.securityContext?.privileged, true, 'not privileged');
+    const agent = spec.containers.find((c) => c.name === 'agent')!;
+    assert.equal(flag(agent.command!, '--cni-conf-dir'), flag(init.command!, '--cni-conf-dir'), 'the agent keeps the chain the init container wrote');
+    assert.ok(flag(init.command!, '--cni-bin-dir'));
+  });
+
+  it('RBAC: the agent only reads pods and namespaces', () => {
+    assert.deepEqual(find('ClusterRole', 'palisade-agent').rules, [{ apiGroups: [''], resources: ['pods', 'namespaces'], verbs: ['get', 'list', 'watch'] }]);
+  });
+
+  it('RBAC: the collector reads services, endpoint slices and policy objects, and writes only Events and EgressPolicy status', () => {
+    const rules = find('ClusterRole', 'palisade-collector').rules!;
+    const grants = rules.flatMap((r) => r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => `${v} ${g || 'core'}/${res}`)))).sort();
+    assert.deepEqual(grants, [
+      'create core/events',
+      'list core/services',
+      'list discovery.k8s.io/endpointslices',
+      'list palisade.dev/egresspolicies',
+      'list security.istio.io/authorizationpolicies',
+      'patch palisade.dev/egresspolicies/status',
+      'watch core/services',
+      'watch discovery.k8s.io/endpointslices',
+      'watch palisade.dev/egresspolicies',
+      'watch security.istio.io/authorizationpolicies',
+    ]);
+  });
+
+  it('RBAC: no wildcard, no secret but by name, no Role beyond the two; each role bound to its own service account only', () => {
+    const roles = objs.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role');
+    for (const r of roles) {
+      for (const rule of r.rules ?? []) {
+        for (const field of [rule.apiGroups, rule.resources, rule.verbs]) assert.ok(!field.includes('*'), `${r.metadata.name}: a wildcard in ${JSON.stringify(rule)}`);
+        if (rule.resources.includes('secrets')) {
+          assert.ok(rule.resourceNames?.length, `${r.metadata.name}: secrets only by name (resourceNames), never all of them`);
+          assert.deepEqual(rule.verbs.filter((v) => v !== 'get'), [], `${r.metadata.name}: only get on secrets`);
+        }
+      }
+    }
+    assert.deepEqual(roles.map((r) => r.metadata.name).sort(), ['palisade-agent', 'palisade-collector']);
+    const bindings = objs.filter((o) => o.kind === 'ClusterRoleBinding' || o.kind === 'RoleBinding');
+    for (const b of bindings) {
+      assert.equal(b.roleRef!.name, b.metadata.name);
+      assert.deepEqual(b.subjects, [{ kind: 'ServiceAccount', name: b.metadata.name, namespace: 'palisade-system' }]);
+    }
+  });
+});
