@@ -127,6 +127,8 @@ describe('collector: routes from the Kubernetes API (double)', function () {
     const dirs = new TempDirs();
     const stack = new Stack();
     try {
+      // In Kubernetes mode the collector is the node authorizer: the agent's workloads are pods on its node.
+      for (const name of ['client', 'web']) api.create('v1/pods', { metadata: { name, namespace: 'default' }, spec: { nodeName: 'node-a', serviceAccountName: name, containers: [{ name, image: name }] } });
       const agent = await startAgent(stack, collector, await joinedNodeDir(dirs, collector, k8s.dataDir(), 'node-a'), 'node-a');
       for (const d of docs()) api.create(plural[d.kind]!, d as never);
       const frame = await waitFor(() => agent.frames.find((f) => (compilePolicyFiles(f.files).routes ?? []).length === 2), 5000, { what: 'a policies frame with both routes' });

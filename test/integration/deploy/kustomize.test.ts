@@ -63,6 +63,7 @@ describe('kubectl kustomize deploy/kubernetes (the real kubectl)', function () {
       'ClusterRoleBinding/palisade-agent',
       'ClusterRoleBinding/palisade-collector',
       'CustomResourceDefinition/egresspolicies.palisade.dev',
+      'CustomResourceDefinition/faultinjections.palisade.dev',
       'DaemonSet/palisade-system/palisade-agent',
       'Deployment/palisade-system/palisade-collector',
       'Namespace/palisade-system',
@@ -99,19 +100,31 @@ describe('kubectl kustomize deploy/kubernetes (the real kubectl)', function () {
     assert.deepEqual(find('ClusterRole', 'palisade-agent').rules, [{ apiGroups: [''], resources: ['pods', 'namespaces'], verbs: ['get', 'list', 'watch'] }]);
   });
 
-  it('RBAC: the collector reads services, endpoint slices and policy objects, and writes only Events and EgressPolicy status', () => {
+  it('RBAC: the collector reads pods, services, endpoint slices, policy and route objects, and writes only Events and the status of our own kinds', () => {
     const rules = find('ClusterRole', 'palisade-collector').rules!;
     const grants = rules.flatMap((r) => r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => `${v} ${g || 'core'}/${res}`)))).sort();
     assert.deepEqual(grants, [
       'create core/events',
+      'get gateway.networking.k8s.io/grpcroutes',
+      'get gateway.networking.k8s.io/httproutes',
+      'get palisade.dev/faultinjections',
+      'list core/pods',
       'list core/services',
       'list discovery.k8s.io/endpointslices',
+      'list gateway.networking.k8s.io/grpcroutes',
+      'list gateway.networking.k8s.io/httproutes',
       'list palisade.dev/egresspolicies',
+      'list palisade.dev/faultinjections',
       'list security.istio.io/authorizationpolicies',
       'patch palisade.dev/egresspolicies/status',
+      'patch palisade.dev/faultinjections/status',
+      'watch core/pods',
       'watch core/services',
       'watch discovery.k8s.io/endpointslices',
+      'watch gateway.networking.k8s.io/grpcroutes',
+      'watch gateway.networking.k8s.io/httproutes',
       'watch palisade.dev/egresspolicies',
+      'watch palisade.dev/faultinjections',
       'watch security.istio.io/authorizationpolicies',
     ]);
   });
