@@ -190,6 +190,8 @@ describe('policy in the demo (palisade demo)', function () {
       }
       if (c.expect === 'reject' && first === undefined && !got.closed) failures.push(`${c.name}: no answer and not closed`);
       if (c.expect === 'pass' && (first === undefined || first === 403 || first >= 500)) failures.push(`${c.name}: got ${first ?? 'no status'}, want it to reach the app`);
+      // an HTTP/2 frame header: 3 bytes length, then type 0x04 (SETTINGS) on stream 0
+      if (c.expect === 'h2' && !got.closed && (got.statuses.length > 0 || got.body.charCodeAt(3) !== 0x04)) failures.push(`${c.name}: got ${JSON.stringify(got.body.slice(0, 40))}, want HTTP/2's SETTINGS or a close`);
     }
     // What reached the server, as the server itself routes it (WHATWG URL: %2e, \ and dot segments).
     const reached = fs

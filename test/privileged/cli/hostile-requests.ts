@@ -3,12 +3,14 @@
  * (denied by web-deny-admin) or to get past the x-user DENY on /echo. Written as exact bytes.
  *
  * expect: 'deny' → 403 from the proxy; 'reject' → 4xx/5xx refusal before authorization (or a
- * closed connection); 'pass' → the request may reach the pod, but never the admin page.
+ * closed connection); 'pass' → the request may reach the pod, but never the admin page; 'h2' → the
+ * proxy answers in HTTP/2 (its SETTINGS frame: a pod under an HTTP-level policy is served HTTP/2
+ * with authorization per stream) or closes — never an HTTP/1 answer.
  */
 export interface HostileCase {
   name: string;
   request: string;
-  expect: 'deny' | 'reject' | 'pass';
+  expect: 'deny' | 'reject' | 'pass' | 'h2';
   /** the statuses of a pipelined exchange, in order, when that is the point */
   statuses?: number[];
 }
@@ -65,7 +67,7 @@ export const HOSTILE: HostileCase[] = [
   { name: 'POST', request: `POST /admin HTTP/1.1\r\n${H}Content-Length: 0\r\n\r\n`, expect: 'deny' },
   { name: 'HTTP/1.0', request: get('/admin', '', 'HTTP/1.0'), expect: 'deny' },
   { name: 'HTTP/0.9', request: 'GET /admin\r\n\r\n', expect: 'reject' },
-  { name: 'HTTP/2 preface', request: 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', expect: 'reject' },
+  { name: 'HTTP/2 preface', request: 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', expect: 'h2' },
   { name: 'h2c upgrade', request: get('/admin', 'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n'), expect: 'reject' },
   // request smuggling shapes: the hidden request must never be read as a request
   {
