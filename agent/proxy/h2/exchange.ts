@@ -14,7 +14,7 @@ import type { Logger } from '../../../common/log';
 import { errorCode } from '../connect';
 import type { HeaderRules } from '../http/headers';
 import { bodyOf, DENIED_BODY, statusOf } from '../http/refusal';
-import type { Dispatch, HttpDecision, HttpRecord, NormalizedRequest, UpstreamTarget } from '../http/types';
+import type { AttemptRefusal, Dispatch, HttpDecision, HttpRecord, NormalizedRequest, UpstreamTarget } from '../http/types';
 import { GRPC, grpcStatusOfHttp, parseGrpcTimeout, retryStatusOf, trailersOnly, trailersOnlyStatus } from './grpc';
 import { readRequest, relayedHeaders } from './request';
 import type { H2Sessions } from './sessions';
@@ -183,7 +183,11 @@ export class H2Exchange {
         }
         this.send(up, u.used);
       },
-      (err: unknown) => this.failed(errorCode(err), false, false),
+      (err: unknown) => {
+        const refusal = (err as { refusal?: AttemptRefusal }).refusal;
+        if (refusal !== undefined) this.refusedByDestination(refusal);
+        else this.failed(errorCode(err), false, false);
+      },
     );
   }
 
@@ -242,11 +246,11 @@ export class H2Exchange {
     return n;
   }
 
-  private settle(status: number, error: string | undefined, connected: boolean, reused: boolean): number | undefined {
+  private settle(status: number, error: string | undefined, connected: boolean, reused: boolean, refusal?: AttemptRefusal): number | undefined {
     if (this.attemptTimer !== undefined) clearTimeout(this.attemptTimer);
     this.attemptTimer = undefined;
     const since = this.attemptSent > 0 ? this.attemptSent : this.attemptStarted;
-    return this.dispatch!.settle({ status, error, connected, reused, ms: performance.now() - since }, this.replayable);
+    return this.dispatch!.settle({ status, error, connected, reused, ms: performance.now() - since, ...(refusal && { refusal }) }, this.replayable);
   }
 
   private response(up: http2.ClientHttp2Stream, h: http2.IncomingHttpHeaders, end: boolean): void {
@@ -290,6 +294,13 @@ export class H2Exchange {
     this.ctx.log.warn({ event: 'upstream-failed', error: code, method: this.method, path: this.path, host: this.host }, 'http2 upstream failed');
     this.cancelUp();
     this.answer(503, GRPC.UNAVAILABLE);
+  }
+
+  /** The destination refused the attempt (its policy, its limit): its answer, final (not retried, nothing ejected). */
+  private refusedByDestination(r: AttemptRefusal): void {
+    if (!this.live || this.committed || this.waiting) return;
+    this.settle(0, r.reason, false, false, r);
+    this.answer(r.status, grpcStatusOfHttp(r.status));
   }
 
   private attemptTimedOut(): void {

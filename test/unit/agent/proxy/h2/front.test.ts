@@ -12,6 +12,7 @@ import { H2Front, readPreface, type H2Session } from '../../../../../agent/proxy
 import { HttpFront } from '../../../../../agent/proxy/http';
 import type { HttpDecision, HttpRecord, UpstreamTarget } from '../../../../../agent/proxy/http';
 import { RequestDispatch, type Endpoint } from '../../../../../agent/traffic/dispatcher';
+import { Ejections } from '../../../../../agent/traffic/ejections';
 import { PeakEwma } from '../../../../../agent/traffic/peak-ewma';
 import { RetryBudget } from '../../../../../agent/traffic/retry-budget';
 import type { RouteRule } from '../../../../../common/routes';
@@ -225,6 +226,29 @@ describe('the HTTP/2 front (agent/proxy/h2): real HTTP/2 both sides, in one proc
     assert.equal(plain.body.toString(), 'RBAC: access denied');
     await waitRecords(4);
     assert.deepEqual(records.map((r) => r.error ?? (r.decision as { reason?: string } | undefined)?.reason), ['denied-by-policy', 'no-healthy-endpoint', 'no-route-match', 'denied-by-policy']);
+  });
+
+  it('a destination\'s refusal at connect is final: PERMISSION_DENIED, no other endpoint tried, nothing ejected', async () => {
+    const ok = await upstream(grpcOk('ok'));
+    ups.push(ok);
+    const ejections = new Ejections();
+    let connects = 0;
+    const refusing = (e: Endpoint): UpstreamTarget => ({
+      pool: `refusing:${e.port}`,
+      connect: () => {
+        connects++;
+        return Promise.reject(Object.assign(new Error('HBONE 403'), { refusal: { status: 403, verdict: 'denied' as const, reason: 'denied-by-destination' } }));
+      },
+    });
+    const d = new RequestDispatch({ rule: RETRY, method: 'POST', endpoints: [{ ip: '127.0.0.1', port: ok.port }, { ip: '127.0.0.2', port: ok.port }], balancer: new PeakEwma(), budget: new RetryBudget(), ejections, target: refusing });
+    const client = await connect(() => ({ allowed: true, reason: 'routed', dispatch: d }));
+    const r = await call(client, '/demo.Greeter/Say');
+    assert.deepEqual([r.trailersOnly, r.headers['grpc-status'], r.headers['grpc-message']], [true, '7', 'RBAC: access denied']);
+    assert.equal(connects, 1, 'no retry on another endpoint');
+    assert.equal(ejections.anyEjected(), false, 'the endpoint is not ejected');
+    assert.equal(d.attempts, 1);
+    assert.deepEqual(d.refusal, { status: 403, verdict: 'denied', reason: 'denied-by-destination' });
+    await waitRecords(1);
   });
 
   it('Upgrade: h2c — the HTTP/1.1 engine answers 101 and the upgrade request is served as stream 1', async () => {
