@@ -307,9 +307,12 @@ describe('HTTP/2 and gRPC on the routed path (GRPCRoute; real agents, real pods,
 
   it('plain HTTP/2 on the routed path too: curl with prior knowledge and with Upgrade: h2c, each request routed', async function () {
     for (const flag of ['--http2-prior-knowledge', '--http2']) {
+      const seen = flows().length; // this request's flow, not an earlier one's: only those logged after it was sent
       const r = await topo.exec(client, 'curl', ['-s', '-o', '/dev/null', '-w', '%{http_version} %{http_code}', flag, `http://${VIPS.greeter}:${PORT}/demo.Greeter/Say`], { timeoutMs: 20_000 });
       const [version, code] = r.stdout.trim().split(' ');
-      const f = flows().filter((x) => x.traffic?.route === 'default/greeter' && x.http?.method === 'GET').at(-1);
+      const f = await waitFor(() => flows().slice(seen).find((x) => x.traffic?.route === 'default/greeter' && x.http?.method === 'GET'), 5000, {
+        what: `the flow of curl ${flag}'s GET (HTTP/${version} ${code}): ${r.stderr}`,
+      });
       console.log(`      curl ${flag}: HTTP/${version} ${code}; flow ${f?.verdict} ${f?.reason} ${f?.http?.status} to ${f?.destination.workload}`);
       assert.equal(version, '2', `${flag}: ${r.stdout} ${r.stderr}`);
       assert.equal(f?.reason, 'routed');

@@ -193,7 +193,8 @@ describe('Kernel maps sized from the node\'s limits (real eBPF)', function () {
       assert.ok(served <= 4, `at most the map's 4 records were found, served ${served}`);
       assert.ok(failed >= N - 4, `refused ${failed}: ${JSON.stringify(result.errors)}`);
       assert.equal(reachedFrom(d.ip), 0, 'nothing reached the ext host around the proxy');
-      const after = await waitFor(async () => {
+      // the assertion is the wait: every refusal counted, on one side or the other
+      await waitFor(async () => {
         const t = await metrics(topo, node2);
         const refused = (metric(t, 'palisade_connections_refused_total', 'direction="outbound",reason="no-original-destination"') ?? 0) - refusedBefore;
         const dp = Datapath.open(node2.name);
@@ -201,7 +202,6 @@ describe('Kernel maps sized from the node\'s limits (real eBPF)', function () {
         dp.close();
         return refused + connectRefused === failed ? { refused, connectRefused } : undefined;
       }, 5000, { what: `the ${failed} refusals to be counted (proxy: no-original-destination; kernel: orig_update_fail)` });
-      assert.equal(after.refused + after.connectRefused, failed);
     });
   });
 });

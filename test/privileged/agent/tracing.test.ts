@@ -202,6 +202,9 @@ describe('Tracing: spans per hop across nodes, W3C and B3 (real eBPF, real HBONE
     assert.ok(BigInt(clientSpan.startTimeUnixNano) >= BigInt(server.startTimeUnixNano));
     // the flow record carries the trace id
     await waitFor(() => collector.running.flows.query({}).find((f) => f.traceId === traceId) || undefined, 15_000, { what: 'the traced flow at the collector' });
+    // by now node-1 would have exported any span it made for this request (it reported the flow): none, of either kind
+    const fromNode1 = spans().filter((x) => x.traceId === traceId && x.resource['palisade.node'] === node1.name);
+    assert.deepEqual(fromNode1, [], 'node-1 tunnels TCP to a pod address: no span of its own, whenever it came');
   });
 
   it('interoperates with B3 multi-header: the same trace continues, in B3 and W3C, to web-2', async function () {
