@@ -14,7 +14,6 @@ import { strict as assert } from 'node:assert';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Datapath } from '../../../agent/datapath/datapath';
 import { FLOWS_DB_FILE, openFlowReader, scanFlows } from '../../../collector/flows/store';
 import { ANY_SCOPE } from '../../../collector/nodes/node-binding';
 import { TokenStore } from '../../../collector/tokens';
@@ -27,6 +26,7 @@ import {
   requirePrivileges,
   startAgentProcess,
   sweepStale,
+  tearDown,
   tempDir,
   Topology,
   waitFor,
@@ -165,9 +165,7 @@ describe('collector replicas: agents fail over under traffic (two collector proc
   });
 
   after(async function () {
-    for (const x of agents ?? []) await x.stop('SIGKILL');
-    for (const n of topo?.nodes ?? []) Datapath.uninstall(n.name);
-    await topo?.destroy();
+    await tearDown({ agents: agents ?? [], topo });
     for (const r of [a, b]) if (r) await kill(r);
     await api?.close();
     if (dir) fs.rmSync(dir, { recursive: true, force: true });

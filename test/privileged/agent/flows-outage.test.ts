@@ -6,7 +6,6 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Datapath } from '../../../agent/datapath/datapath';
 import { ApiClient } from '../../../common/api-client';
 import {
   fixturePath,
@@ -15,6 +14,7 @@ import {
   startMeshAgent,
   startTestCollector,
   sweepStale,
+  tearDown,
   Topology,
   waitFor,
   type AgentProcess,
@@ -52,13 +52,7 @@ describe('flow reporting across a collector outage (real eBPF, real collector)',
     await Promise.all([a1.ready, a2.ready]);
   });
 
-  after(async function () {
-    await a1?.stop('SIGKILL');
-    await a2?.stop('SIGKILL');
-    for (const n of topo?.nodes ?? []) Datapath.uninstall(n.name);
-    await topo?.destroy();
-    await collector?.cleanup();
-  });
+  after(() => tearDown({ agents: [a1, a2], topo, collector }));
 
   async function metric(node: NodeNs, name: string): Promise<number> {
     const r = await topo.exec(node, 'curl', ['-s', '-m', '3', `http://${node.underlayIp}:15020/metrics`]);

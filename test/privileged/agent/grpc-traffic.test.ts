@@ -7,7 +7,6 @@
  * other node or through this node's destination authorization.
  */
 import { strict as assert } from 'node:assert';
-import type { ChildProcess } from 'node:child_process';
 import {
   fixturePath,
   JsonLines,
@@ -111,7 +110,6 @@ describe('HTTP/2 and gRPC on the routed path (GRPCRoute; real agents, real pods,
   let agent1: AgentProcess;
   let agent2: AgentProcess;
   const servers = new Map<string, JsonLines>();
-  const children: ChildProcess[] = [];
 
   const flowsOf = (agent: AgentProcess): FlowLine[] => agent.logs.lines.filter((l): l is FlowLine => (l as FlowLine)?.event === 'flow');
   const flows = (): FlowLine[] => flowsOf(agent1).filter((f) => f.source?.ip === client.ip);
@@ -130,7 +128,6 @@ describe('HTTP/2 and gRPC on the routed path (GRPCRoute; real agents, real pods,
   }
   async function server(pod: PodNs, name: string, slowMs = 2000, mode = 'ok'): Promise<void> {
     const child = topo.spawn(pod, process.execPath, [fixturePath('grpc-server.js'), pod.ip, String(PORT), name, String(slowMs), mode], { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const lines = new JsonLines(child.stdout!);
@@ -200,10 +197,7 @@ describe('HTTP/2 and gRPC on the routed path (GRPCRoute; real agents, real pods,
     }
   });
 
-  after(async function () {
-    for (const c of children) c.kill('SIGKILL');
-    await tearDown({ agents: [agent1, agent2], topo, collector });
-  });
+  after(() => tearDown({ agents: [agent1, agent2], topo, collector })); // the topology kills the servers it spawned
 
   // Service greeter's three endpoints are all on the other node: equal paths, so the spread shows the
   // per-request balancing. (With one of them on the client's node, peak-EWMA rightly prefers that

@@ -19,6 +19,7 @@ import {
   startEchoServer,
   startUdpServer,
   sweepStale,
+  tearDown,
   Topology,
   waitFor,
   workloadsYaml,
@@ -77,13 +78,7 @@ describe('Kernel maps sized from the node\'s limits (real eBPF)', function () {
     await Promise.all([agent1.ready, agent2.ready]);
   });
 
-  after(async function () {
-    extUdp?.stop();
-    await agent1?.stop('SIGKILL');
-    await agent2?.stop('SIGKILL');
-    for (const n of topo?.nodes ?? []) Datapath.uninstall(n.name);
-    await topo?.destroy();
-  });
+  after(() => tearDown({ agents: [agent1, agent2], topo })); // the topology kills the servers it spawned
 
   const reachedFrom = (ip: string): number => extServer.accepts().filter((x) => x.remoteAddress === ip).length;
 

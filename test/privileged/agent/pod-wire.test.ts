@@ -24,6 +24,7 @@ import {
   startSniffer,
   startUdpServer,
   sweepStale,
+  tearDown,
   tempDir,
   Topology,
   waitFor,
@@ -113,14 +114,7 @@ describe('Per-pod filters on the wire (real eBPF, real packets)', function () {
     await Promise.all([agent1.ready, agent2.ready]);
   });
 
-  after(async function () {
-    for (const r of running) r.stop();
-    await agent1?.stop('SIGKILL');
-    await agent2?.stop('SIGKILL');
-    for (const n of topo?.nodes ?? []) Datapath.uninstall(n.name);
-    await topo?.destroy();
-    if (policyDir) fs.rmSync(policyDir, { recursive: true, force: true });
-  });
+  after(() => tearDown({ agents: [agent1, agent2], topo, dirs: [policyDir] })); // the topology kills the servers it spawned
 
   const udpServer = (i: number): Running => running[i]!;
   const extUdp = (): Running => udpServer(0);

@@ -8,7 +8,6 @@
  */
 import { strict as assert } from 'node:assert';
 import * as path from 'node:path';
-import { Datapath } from '../../../agent/datapath/datapath';
 import { spiffeId } from '../../../common/identity';
 import {
   cliPath,
@@ -18,6 +17,7 @@ import {
   startMeshAgent,
   startTestCollector,
   sweepStale,
+  tearDown,
   Topology,
   waitFor,
   type AgentProcess,
@@ -128,13 +128,7 @@ describe('Tracing: spans per hop across nodes, W3C and B3 (real eBPF, real HBONE
     );
   });
 
-  after(async function () {
-    await agent1?.stop('SIGKILL');
-    await agent2?.stop('SIGKILL');
-    for (const n of topo?.nodes ?? []) Datapath.uninstall(n.name);
-    await topo?.destroy();
-    await collector?.cleanup();
-  });
+  after(() => tearDown({ agents: [agent1, agent2], topo, collector }));
 
   it('continues a W3C trace through a routed Service: node-1 server span under the client\'s, node-1 client span under it, node-2 server span under that, web-2 gets node-2\'s client span as parent', async function () {
     const traceId = '5bf92f3577b34da6a3ce929d0e0e4737';
