@@ -25,6 +25,7 @@ import {
   JsonLines,
   requirePrivileges,
   startAgentProcess,
+  startWebApp,
   sweepStale,
   tearDown,
   tempDir,
@@ -136,8 +137,7 @@ describe('collector replicas: agents fail over under traffic (two collector proc
     [n1, n2] = topo.nodes as [NodeNs, NodeNs];
     client = await topo.addPod(n1, 'client');
     web = await topo.addPod(n2, 'web');
-    const app = topo.spawn(web, process.execPath, [path.resolve(__dirname, '..', '..', '..', 'cli', 'demo', 'web-app.js'), 'web', web.ip, '8080'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    await new JsonLines(app.stdout!).waitFor((l) => l?.event === 'listening', 5000);
+    await startWebApp(topo, web, 'web');
     // In Kubernetes mode the collectors are node authorizers: each workload is a pod the API places on its node.
     for (const [node, pod, serviceAccount] of [[n1, client, 'client'], [n2, web, 'web']] as const) {
       api.create('v1/pods', { metadata: { name: pod.name, namespace: 'default' }, spec: { nodeName: node.name, serviceAccountName: serviceAccount, containers: [{ name: 'app', image: 'app' }] } });

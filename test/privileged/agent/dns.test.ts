@@ -13,6 +13,7 @@ import { parseResolvConf } from '../../../agent/dns/resolv-conf';
 import {
   JsonLines,
   requirePrivileges,
+  startFixture,
   startAgentProcess,
   sweepStale,
   tearDown,
@@ -134,9 +135,7 @@ describe('DNS proxy (real eBPF capture)', function () {
       'ttl2.example.test': [ext.ip],
       bogus: [ext2.ip],
     };
-    const upstream = topo.spawn(ext, process.execPath, [harnessScript('dns-upstream.js'), ext.ip, '53', JSON.stringify(table)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    upstreamLog = new JsonLines(upstream.stdout!);
-    await upstreamLog.waitFor((l) => (l as { event?: string })?.event === 'listening', 10_000);
+    upstreamLog = (await startFixture(topo, ext, process.execPath, [harnessScript('dns-upstream.js'), ext.ip, '53', JSON.stringify(table)])).lines;
     for (const host of [ext, ext2]) {
       const s = topo.spawn(host, process.execPath, ['-e', HTTP_SERVER(host.ip)], { stdio: ['ignore', 'pipe', 'pipe'] });
       await new Promise<void>((resolve) => s.stdout!.once('data', () => resolve()));

@@ -13,6 +13,7 @@ import {
   requirePrivileges,
   startMeshAgent,
   startTestCollector,
+  startWebApp,
   sweepStale,
   tearDown,
   Topology,
@@ -43,8 +44,7 @@ describe('flow reporting across a collector outage (real eBPF, real collector)',
     [n1, n2] = topo.nodes as [NodeNs, NodeNs];
     client = await topo.addPod(n1, 'client');
     web = await topo.addPod(n2, 'web');
-    const app = topo.spawn(web, process.execPath, [path.resolve(__dirname, '..', '..', '..', 'cli', 'demo', 'web-app.js'), 'web', web.ip, '8080'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    await new JsonLines(app.stdout!).waitFor((l) => l?.event === 'listening', 5000);
+    await startWebApp(topo, web, 'web');
     collector = await startTestCollector();
     // node-1 can buffer only 200 flows: it must lose some during the outage, and say how many.
     a1 = startMeshAgent(topo, n1, collector, { pods: [{ pod: client, serviceAccount: 'client' }], extraArgs: ['--flow-buffer', '200'] });

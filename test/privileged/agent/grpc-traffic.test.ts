@@ -11,6 +11,7 @@ import {
   fixturePath,
   JsonLines,
   requirePrivileges,
+  startFixture,
   startMeshAgent,
   startTestCollector,
   sweepStale,
@@ -127,14 +128,8 @@ describe('HTTP/2 and gRPC on the routed path (GRPCRoute; real agents, real pods,
     }
   }
   async function server(pod: PodNs, name: string, slowMs = 2000, mode = 'ok'): Promise<void> {
-    const child = topo.spawn(pod, process.execPath, [fixturePath('grpc-server.js'), pod.ip, String(PORT), name, String(slowMs), mode], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const lines = new JsonLines(child.stdout!);
+    const { lines } = await startFixture(topo, pod, process.execPath, [fixturePath('grpc-server.js'), pod.ip, String(PORT), name, String(slowMs), mode], { timeoutMs: 30_000, name });
     servers.set(name, lines);
-    await lines.waitFor((l) => l?.event === 'listening', 30_000).catch((err: Error) => {
-      throw new Error(`${name}: ${err.message}; exit ${child.exitCode}; stderr: ${stderr.slice(-1000)}`);
-    });
   }
   const calls = (name: string, method?: string): number => servers.get(name)!.lines.filter((l) => (l as { event?: string }).event === 'call' && (method === undefined || (l as { method?: string }).method === method)).length;
 

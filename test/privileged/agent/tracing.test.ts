@@ -7,15 +7,15 @@
  * web-2 gets the trace continued, and the flow records carry the trace id.
  */
 import { strict as assert } from 'node:assert';
-import * as path from 'node:path';
 import { spiffeId } from '../../../common/identity';
 import {
-  cliPath,
   fixturePath,
   JsonLines,
   requirePrivileges,
+  startFixture,
   startMeshAgent,
   startTestCollector,
+  startWebApp,
   sweepStale,
   tearDown,
   Topology,
@@ -108,10 +108,8 @@ describe('Tracing: spans per hop across nodes, W3C and B3 (real eBPF, real HBONE
     client = await topo.addPod(node1, 'client');
     web2 = await topo.addPod(node2, 'web2');
     const otel = await topo.addExternalHost('otel');
-    const rx = topo.spawn(otel, process.execPath, [fixturePath('otlp-relay.js'), otel.ip, '4318'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    relay = new JsonLines(rx.stdout!);
-    await waitFor(() => relay.lines.some((l) => (l as { listening?: boolean }).listening) || undefined, 10_000, { what: 'the OTLP relay' });
-    topo.spawn(web2, process.execPath, [path.resolve(cliPath(), '..', 'demo', 'web-app.js'), 'web-2', web2.ip, '8080'], { stdio: ['ignore', 'ignore', 'ignore'] });
+    relay = (await startFixture(topo, otel, process.execPath, [fixturePath('otlp-relay.js'), otel.ip, '4318'], { ready: (l) => l?.listening === true, name: 'the OTLP relay' })).lines;
+    await startWebApp(topo, web2, 'web-2');
     const trace = ['--trace-otlp', `http://${otel.ip}:4318`, '--trace-sample-rate', '0'];
     agent1 = startMeshAgent(topo, node1, collector, { pods: [{ pod: client, serviceAccount: 'client' }], servicesYaml: SERVICES, extraArgs: trace });
     agent2 = startMeshAgent(topo, node2, collector, { pods: [{ pod: web2, serviceAccount: 'web', strict: true, labels: { app: 'web' } }], extraArgs: trace });

@@ -9,6 +9,7 @@ import {
   fixturePath,
   JsonLines,
   requirePrivileges,
+  startFixture,
   startMeshAgent,
   startTestCollector,
   sweepStale,
@@ -149,10 +150,8 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
     }
   }
   async function server(pod: PodNs, name: string, mode = 'ok'): Promise<void> {
-    const child = topo.spawn(pod, process.execPath, [fixturePath('http-named-server.js'), pod.ip, '8080', name, mode], { stdio: ['ignore', 'pipe', 'ignore'] });
-    const lines = new JsonLines(child.stdout!);
+    const { lines } = await startFixture(topo, pod, process.execPath, [fixturePath('http-named-server.js'), pod.ip, '8080', name, mode], { name });
     servers.set(name, lines);
-    await lines.waitFor((l) => l?.event === 'listening', 10_000);
   }
   const served = (name: string): number => servers.get(name)!.lines.filter((l) => (l as { event?: string }).event === 'request').length;
 
