@@ -1,7 +1,7 @@
 export { cgroup2Root } from './cgroup';
 export { sweepStale, registerExitCleanup } from './cleanup';
-export { fixturePath, JsonLines, startEchoServer, runClient } from './fixtures';
-export type { ClientResult, AcceptEvent, EchoServer } from './fixtures';
+export { fixturePath, JsonLines, startEchoServer, startFixture, runClient } from './fixtures';
+export type { ClientResult, AcceptEvent, EchoServer, Fixture, FixtureOptions } from './fixtures';
 export { ipBatch, listNetnsSync } from './netns';
 export { requirePrivileges, isRoot } from './privileges';
 export type { ExecResult, ExecOptions, SpawnInOptions, NsTarget } from './proc';
@@ -9,7 +9,7 @@ export { Topology, UNDERLAY_CIDR } from './topology';
 export type { NodeNs, PodNs, ExternalHost, TopologyOptions, TopologyDescription } from './topology';
 export { waitFor, waitForPort } from './wait';
 export { scaled, TIME_SCALE } from './time';
-export { agentArgs, cliPath, startAgentProcess, tempDir, workloadsYaml } from './agent';
+export { agentArgs, cliPath, startAgentProcess, startWebApp, tempDir, workloadsYaml } from './agent';
 export type { AgentMeshArgs, AgentPodSpec, AgentProcess, StartAgentOptions } from './agent';
 export { spawnIn } from './proc';
 export { startMeshAgent, startTestCollector } from './mesh';

@@ -19,6 +19,7 @@ import {
   startEchoServer,
   startUdpServer,
   sweepStale,
+  tearDown,
   Topology,
   waitFor,
   workloadsYaml,
@@ -77,13 +78,7 @@ describe('Kernel maps sized from the node\'s limits (real eBPF)', function () {
     await Promise.all([agent1.ready, agent2.ready]);
   });
 
-  after(async function () {
-    extUdp?.stop();
-    await agent1?.stop('SIGKILL');
-    await agent2?.stop('SIGKILL');
-    for (const n of topo?.nodes ?? []) Datapath.uninstall(n.name);
-    await topo?.destroy();
-  });
+  after(() => tearDown({ agents: [agent1, agent2], topo })); // the topology kills the servers it spawned
 
   const reachedFrom = (ip: string): number => extServer.accepts().filter((x) => x.remoteAddress === ip).length;
 
@@ -193,7 +188,8 @@ describe('Kernel maps sized from the node\'s limits (real eBPF)', function () {
       assert.ok(served <= 4, `at most the map's 4 records were found, served ${served}`);
       assert.ok(failed >= N - 4, `refused ${failed}: ${JSON.stringify(result.errors)}`);
       assert.equal(reachedFrom(d.ip), 0, 'nothing reached the ext host around the proxy');
-      const after = await waitFor(async () => {
+      // the assertion is the wait: every refusal counted, on one side or the other
+      await waitFor(async () => {
         const t = await metrics(topo, node2);
         const refused = (metric(t, 'palisade_connections_refused_total', 'direction="outbound",reason="no-original-destination"') ?? 0) - refusedBefore;
         const dp = Datapath.open(node2.name);
@@ -201,7 +197,6 @@ describe('Kernel maps sized from the node\'s limits (real eBPF)', function () {
         dp.close();
         return refused + connectRefused === failed ? { refused, connectRefused } : undefined;
       }, 5000, { what: `the ${failed} refusals to be counted (proxy: no-original-destination; kernel: orig_update_fail)` });
-      assert.equal(after.refused + after.connectRefused, failed);
     });
   });
 });
