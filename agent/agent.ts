@@ -303,7 +303,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       flows,
       dns: dnsProxy,
       limits,
-      ...(mesh ? { traffic: (traffic = new TrafficRouter({ ...shared, local: workloads, registry: mesh.registry, pool: mesh.pool, authz, connections: limits.connections })) } : {}),
+      ...(mesh ? { traffic: (traffic = new TrafficRouter({ ...shared, local: workloads, registry: mesh.registry, pool: mesh.pool, authz, connections: limits.connections, timeouts: limits.timeouts })) } : {}),
       nodeLocal: new NodeAddresses(
         agentPorts([opts.outboundPort ?? OUTBOUND_PORT, opts.mesh && (opts.mesh.hbonePort ?? HBONE_PORT), opts.metricsAddress?.port]),
         () => mesh?.registry.nodeAddresses(),

@@ -2,7 +2,7 @@
  * Traffic management in the source node's proxy (issue #18): a pod's connection to a Service's
  * virtual IP and port that an HTTPRoute or GRPCRoute is attached to is served here — HTTP/1.1 by
  * the HTTP engine, HTTP/2 with prior knowledge (gRPC) by the HTTP/2 front, told apart by the
- * client preface — and each request (each HTTP/2 stream) is routed on its own: the route's rule that matches it (none: 404), a backend Service
+ * client preface; anything else (a TLS ClientHello…) is passed through at L4 (passthrough.ts) — and each request (each HTTP/2 stream) is routed on its own: the route's rule that matches it (none: 404), a backend Service
  * by weight, then an endpoint of that backend by power of two choices over peak-EWMA latency,
  * reached the way any connection to it would be (HBONE to its node, or this node's destination
  * authorization), with the rule's timeouts and retries (dispatcher.ts). Routes are looked up on
@@ -22,6 +22,7 @@ import type { DestinationAuthz } from '../proxy/destination-authz';
 import type { HbonePool } from '../proxy/hbone-pool';
 import { H2Front, readPreface } from '../proxy/h2';
 import type { ConnectionLimits } from '../proxy/limits';
+import type { SpliceTimeouts } from '../proxy/pipe';
 import { DEFAULT_HTTP_LIMITS, HttpFront, type HttpDecision, type HttpLimits, type HttpRecord, type HttpSession, type NormalizedRequest, type UpstreamTarget } from '../proxy/http';
 import { httpCounts, httpLine, httpOutcome, proxyFlow, traced } from '../proxy/proxy-flow';
 import type { Workload } from '../workloads';
@@ -30,6 +31,7 @@ import { refusalOf } from './refusal';
 import { Ejections } from './ejections';
 import { PeakEwma } from './peak-ewma';
 import { RetryBudget } from './retry-budget';
+import { Passthrough, routedHeadKind } from './passthrough';
 import { pickWeighted } from './weighted';
 
 export interface TrafficInputs {
@@ -45,6 +47,8 @@ export interface TrafficInputs {
   httpLimits?: Partial<HttpLimits>;
   /** with --trace-otlp: each routed request's spans */
   tracer?: MeshTracer;
+  /** idle timeouts of a connection passed through at L4 (not HTTP) */
+  timeouts?: SpliceTimeouts;
   /** an idle routed upstream connection holds a place of its client pod's outbound share (in use, its downstream's place covers it) */
   connections?: Pick<ConnectionLimits, 'admitIdle'>;
 }
@@ -81,6 +85,8 @@ export class TrafficRouter {
   private readonly front: HttpFront;
   private readonly h2: H2Front;
   private readonly prefaceTimeoutMs: number;
+  /** connections that are not HTTP (TLS, another protocol) */
+  private readonly passthrough: Passthrough;
   private readonly log: Logger;
   private readonly balancer = new PeakEwma();
   /** per backend Service (`namespace/name`) in the registry; those no longer in it are dropped when a new one comes */
@@ -105,6 +111,21 @@ export class TrafficRouter {
     });
     this.h2 = new H2Front({ stripHeaders: ['x-palisade-*'], log: this.log, ...(inputs.httpLimits?.idleTimeoutMs !== undefined && { idleTimeoutMs: inputs.httpLimits.idleTimeoutMs }) });
     this.prefaceTimeoutMs = inputs.httpLimits?.headersTimeoutMs ?? DEFAULT_HTTP_LIMITS.headersTimeoutMs;
+    this.passthrough = new Passthrough({
+      node: inputs.node,
+      flows: inputs.flows,
+      ejections: this.ejections,
+      ...(inputs.timeouts !== undefined && { timeouts: inputs.timeouts }),
+      endpoints: (b) => {
+        const svc = inputs.registry.service(b.namespace, b.name);
+        return svc ? this.endpointSet(svc, b.port).endpoints : [];
+      },
+      describe: (e) => {
+        const local = inputs.local.byIp(e.ip);
+        const w = local ?? inputs.registry.byIp(e.ip);
+        return { endpoint: { ip: e.ip, port: e.port, ...(w && { workload: w.name, namespace: w.namespace, identity: w.identity }) }, mtls: local === undefined && w !== undefined };
+      },
+    });
   }
 
   /** The routes a client of `clientNamespace` has for the service port, or undefined (plain TCP). */
@@ -117,8 +138,14 @@ export class TrafficRouter {
    * with the client preface or asks for it (`Upgrade: h2c`), else HTTP/1.1.
    */
   handle(conn: Duplex, workload: Workload, source: Source, service: RoutedService): void {
-    readPreface(conn, this.prefaceTimeoutMs).then((p) => {
+    const started = Date.now();
+    readPreface(conn, this.prefaceTimeoutMs, undefined, routedHeadKind).then((p) => {
       if (p.kind === 'closed') return void conn.destroy();
+      if (p.kind === 'other') {
+        const self = { namespace: service.namespace, name: service.name, port: service.port, weight: 1 };
+        const connect = (e: Endpoint): Promise<Duplex> => this.target(e, workload, source, 'h1').connect();
+        return this.passthrough.handle({ conn, head: p.head, source, service: self, routes: this.routes(service, workload.namespace), connect, started });
+      }
       const onRecord = (r: HttpRecord): void => this.record(r, source, service);
       const h2Session = { authorize: (req: NormalizedRequest) => this.decide(req, workload, source, service, 'h2'), onRecord };
       if (p.kind === 'h2') return this.h2.handle(conn, p.head, h2Session);

@@ -1,5 +1,5 @@
 /** Traffic routes (Gateway API HTTPRoute on Services): parse once, look up per Service, match per request. */
-export { firstMatch, pathMatches, rankMatches, type RuleChoice } from './match';
+export { catchAll, firstMatch, pathMatches, rankMatches, type RuleChoice } from './match';
 export { DEFAULT_BACKOFF_MS, DEFAULT_RETRY_ATTEMPTS, MAX_BACKOFF_MS, DEFAULT_RETRY_CODES, parseHttpRouteSpec, type HttpRouteSpecResult, type RouteProblem } from './parse-http-route';
 export { parseFaultSpec } from './parse-fault';
 export { parseGrpcRouteSpec, type GrpcRouteSpecResult } from './parse-grpc-route';

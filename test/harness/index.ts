@@ -24,3 +24,5 @@ export type { FloodResult, FloodSpec } from './flood';
 export type { RssSampler } from './memory';
 export { OtlpReceiver, decodeLogs, decodeSpans } from './otlp-receiver';
 export type { ReceivedLog, ReceivedSpan, AttrValue } from './otlp-receiver';
+export { tlsIdentity } from './tls-identity';
+export type { TlsIdentity } from './tls-identity';

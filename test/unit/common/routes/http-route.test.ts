@@ -187,6 +187,12 @@ describe('HTTPRoute (common/routes)', () => {
       assert.equal(s.select(req('/a/b')), undefined);
     });
 
+    it('the catch-all rule (PathPrefix / and nothing else), which routes connections that are not HTTP: none when every rule has a condition', () => {
+      assert.equal(routes.catchAll?.rule.index, 2);
+      const conditional = new RouteTable([compile(`${HEAD}  parentRefs: [{kind: Service, name: web}]\n  rules:\n  - matches: [{path: {type: Exact, value: /}}, {headers: [{name: a, value: b}]}, {method: GET}]\n    backendRefs: [{name: a, port: 80}]\n`)]);
+      assert.equal(conditional.lookup('shop', 'web', 80, 'x')!.catchAll, undefined);
+    });
+
     it("GAMMA: a consumer route applies to its own namespace only, and replaces the producer's there", () => {
       const consumer = compile(CANARY.replace('namespace: shop', 'namespace: team').replace('name: web, port: 80}', 'name: web, namespace: shop}'));
       const t = new RouteTable([compile(CANARY), consumer]);
