@@ -97,7 +97,7 @@ export function httpCounts(r: HttpRecord): FlowCounts {
 }
 
 export function httpLine(r: HttpRecord): FlowRecord['http'] {
-  return { method: r.method, path: r.path, status: r.status };
+  return r.grpcStatus === undefined ? { method: r.method, path: r.path, status: r.status } : { method: r.method, path: r.path, status: r.status, grpcStatus: r.grpcStatus };
 }
 
 /**

@@ -94,6 +94,14 @@ export function upstreamHeaders(hop: TraceHop): Array<[string, string]> {
   return Object.entries(carrier);
 }
 
+/** HTTP/2 request headers to forward (an object) without the client's trace headers, with the hop's own. */
+export function withTraceFields<H extends Record<string, unknown>>(headers: H, hop: TraceHop): H {
+  const out: Record<string, unknown> = {};
+  for (const name of Object.keys(headers)) if (!TRACE_HEADERS.has(name)) out[name] = headers[name];
+  for (const [name, value] of upstreamHeaders(hop)) out[name] = value;
+  return out as H;
+}
+
 /** Forwarded header lines (name, value, …) without the client's trace headers, with the hop's own. */
 export function withTraceHeaders(lines: readonly string[], hop: TraceHop): string[] {
   const out: string[] = [];

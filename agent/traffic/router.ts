@@ -147,7 +147,7 @@ export class TrafficRouter {
         return this.passthrough.handle({ conn, head: p.head, source, service: self, routes: this.routes(service, workload.namespace), connect, started });
       }
       const onRecord = (r: HttpRecord): void => this.record(r, source, service);
-      const h2Session = { authorize: (req: NormalizedRequest) => this.decide(req, workload, source, service, 'h2'), onRecord };
+      const h2Session = { authorize: (req: NormalizedRequest) => this.decide(req, workload, source, service, 'h2'), onRecord, ...(this.inputs.tracer !== undefined && { tracer: this.inputs.tracer }) };
       if (p.kind === 'h2') return this.h2.handle(conn, p.head, h2Session);
       const session: HttpSession = {
         authorize: (req) => this.decide(req, workload, source, service, 'h1'),
@@ -189,7 +189,10 @@ export class TrafficRouter {
       const fault = this.inputs.policies.index.routes.fault(choice.rule.fault);
       // Gateway API: a rule whose filter cannot be resolved answers 500
       if (fault === undefined) return { allowed: false, status: 500, verdict: 'error', reason: 'fault-not-found', ...matched, backend: '' };
-      if (fault.abort !== undefined && Math.random() * 100 < fault.abort.percent) return { allowed: false, status: fault.abort.status, verdict: 'error', reason: 'fault-abort', ...matched, backend: '' };
+      const abort = fault.abort;
+      if (abort !== undefined && Math.random() * 100 < abort.percent) {
+        return { allowed: false, status: abort.status, ...(abort.grpcStatus !== undefined && { grpcStatus: abort.grpcStatus }), verdict: 'error', reason: 'fault-abort', ...matched, backend: '' };
+      }
       if (fault.delay !== undefined && Math.random() * 100 < fault.delay.percent) delayMs = fault.delay.ms;
     }
     const backend = pickWeighted(choice.rule.backends, Math.random);

@@ -17,7 +17,7 @@ import { whereClause } from './query';
 import { DEFAULT_FLOW_RETENTION_MS, Retention, type RetentionMetrics, type RetentionOptions } from './retention';
 import { EdgeRollup, LIVE_MINUTES, MAX_ROLLUP_RETENTION_MS, MINUTE_MS } from './rollup';
 import { edgeFlowsSql, edgeTotalsSql, type EdgeFlowsQuery, type EdgeTotalsQuery, type EdgeTotalsRow, type RawEdgeTotals } from './rollup-query';
-import { flowRow, INSERT_FLOW, ROUTE_COLUMN, SCHEMA, SCHEMA_VERSION, storedFlowJson, withOrigin } from './schema';
+import { flowRow, GRPC_STATUS_COLUMN, INSERT_FLOW, ROUTE_COLUMN, SCHEMA, SCHEMA_VERSION, storedFlowJson, withOrigin } from './schema';
 
 export const FLOWS_DB_FILE = 'flows.db';
 
@@ -371,13 +371,14 @@ function openDatabase(file: string): { db: Database.Database; from: number } {
     db.pragma('busy_timeout = 2000');
     db.pragma('journal_size_limit = 67108864');
     from = db.pragma('user_version', { simple: true }) as number;
-    // 1 → 2 only adds the edge rollup (rebuilt from the stored flows by the store); 2 → 3 the route column
-    if (from !== 0 && from !== 1 && from !== 2 && from !== SCHEMA_VERSION) {
+    // 1 → 2 only adds the edge rollup (rebuilt from the stored flows by the store); 2 → 3 the route column; 3 → 4 grpc_status
+    if (from !== 0 && from !== 1 && from !== 2 && from !== 3 && from !== SCHEMA_VERSION) {
       throw new Error(`schema version ${from}, this collector knows ${SCHEMA_VERSION}`);
     }
     db.exec(SCHEMA);
     const columns = db.prepare('SELECT name FROM pragma_table_info(\'flows\')').all() as Array<{ name: string }>;
     if (!columns.some((c) => c.name === 'route')) db.transaction(() => db.exec(ROUTE_COLUMN.add))();
+    if (!columns.some((c) => c.name === 'grpc_status')) db.transaction(() => db.exec(GRPC_STATUS_COLUMN))();
     db.exec(ROUTE_COLUMN.index);
   } catch (err) {
     db.close();

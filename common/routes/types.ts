@@ -72,7 +72,8 @@ export const FAULT_API_VERSION = 'palisade.dev/v1';
 /** Istio's HTTPFaultInjection: percentages 0–100. */
 export interface FaultSpec {
   readonly delay: { readonly ms: number; readonly percent: number } | undefined;
-  readonly abort: { readonly status: number; readonly percent: number } | undefined;
+  /** `status`: the HTTP answer; `grpcStatus` (a gRPC abort): a gRPC call's trailers-only status (`status` is its HTTP equivalent for other requests) */
+  readonly abort: { readonly status: number; readonly grpcStatus?: number; readonly percent: number } | undefined;
 }
 
 export interface CompiledFaultInjection extends FaultSpec, StoredObject {

@@ -14,8 +14,9 @@ import type { Logger } from '../../../common/log';
 import { errorCode } from '../connect';
 import type { HeaderRules } from '../http/headers';
 import { bodyOf, DENIED_BODY, statusOf } from '../http/refusal';
-import type { AttemptRefusal, Dispatch, HttpDecision, HttpRecord, NormalizedRequest, UpstreamTarget } from '../http/types';
-import { GRPC, grpcStatusOfHttp, parseGrpcTimeout, retryStatusOf, trailersOnly, trailersOnlyStatus } from './grpc';
+import type { AttemptRefusal, Dispatch, HopTracer, HttpDecision, HttpRecord, NormalizedRequest, UpstreamTarget } from '../http/types';
+import { withTraceFields, type TraceHop } from '../../tracing/trace-context';
+import { GRPC, grpcStatusIn, grpcStatusOfHttp, parseGrpcTimeout, retryStatusOf, trailersOnly, trailersOnlyStatus } from './grpc';
 import { readRequest, relayedHeaders } from './request';
 import type { H2Sessions } from './sessions';
 
@@ -28,6 +29,8 @@ export interface H2Session {
   /** where an allowed request goes when its decision has no dispatch (the destination side: the pod) */
   target?: UpstreamTarget;
   onRecord(r: HttpRecord): void;
+  /** Read and continue (or start) the trace of each stream, as the HTTP/1.1 engine does; its record carries it. */
+  tracer?: HopTracer;
 }
 
 export interface ExchangeContext {
@@ -64,11 +67,15 @@ export class H2Exchange {
   private host = '';
   private grpc = false;
   private forward: http2.OutgoingHttpHeaders = {};
+  /** the stream's trace, when the session traces */
+  private trace: TraceHop | undefined;
   private decision: HttpDecision | undefined;
   private dispatch: Dispatch | undefined;
   private rejected: string | undefined;
   private error: string | undefined;
   private status = 0;
+  /** the grpc-status the client got (the proxy's own, the upstream's trailers-only or trailers) */
+  private grpcStatus: number | undefined;
   private bytesSent = 0;
   private bytesReceived = 0;
   private forwardedAfterMs: number | undefined;
@@ -117,6 +124,11 @@ export class H2Exchange {
     this.path = r.req.path;
     this.host = r.req.host;
     this.forward = r.forward;
+    const tracer = this.ctx.session.tracer;
+    if (tracer !== undefined) {
+      this.trace = tracer.begin(r.req.headers);
+      this.forward = withTraceFields(this.forward, this.trace);
+    }
     stream.on('data', (d: Buffer) => this.bodyData(d));
     stream.once('end', () => this.bodyEnd());
     let decided: HttpDecision | Promise<HttpDecision>;
@@ -146,7 +158,7 @@ export class H2Exchange {
     if (!this.live) return;
     if (d?.allowed !== true) {
       const status = typeof d?.status === 'number' ? d.status : 403;
-      return this.answer(status, status === 403 ? GRPC.PERMISSION_DENIED : grpcStatusOfHttp(status));
+      return this.answer(status, typeof d?.grpcStatus === 'number' ? d.grpcStatus : status === 403 ? GRPC.PERMISSION_DENIED : grpcStatusOfHttp(status));
     }
     const dispatch: Dispatch = (this.dispatch = d.dispatch ?? new OneTarget(this.ctx.session.target));
     if (this.bodyBytes > dispatch.replayBytes) this.dropKept();
@@ -261,6 +273,7 @@ export class H2Exchange {
     if (wait !== undefined) return this.retryAfter(wait);
     this.committed = true;
     this.status = status;
+    if (this.grpc) this.grpcStatus = grpcStatus;
     const { stream } = this;
     stream.respond(relayedHeaders(h), { endStream: end, waitForTrailers: !end });
     if (end) return;
@@ -274,7 +287,10 @@ export class H2Exchange {
         stream.once('drain', () => up.resume());
       }
     });
-    up.once('trailers', (t) => (this.trailers = t));
+    up.once('trailers', (t) => {
+      this.trailers = t;
+      if (this.grpc) this.grpcStatus = grpcStatusIn(t);
+    });
     up.once('end', () => stream.end());
     up.once('close', () => {
       // reset before its end: the client's stream is reset too
@@ -343,6 +359,7 @@ export class H2Exchange {
     if (stream.closed || stream.destroyed || stream.headersSent) return;
     if (this.grpc) {
       this.status = 200;
+      this.grpcStatus = grpcStatus;
       stream.respond(trailersOnly(grpcStatus), { endStream: true });
       return;
     }
@@ -369,6 +386,7 @@ export class H2Exchange {
       path: this.path,
       host: this.host,
       status: this.status,
+      ...(this.grpcStatus !== undefined && { grpcStatus: this.grpcStatus }),
       bytesSent: this.bytesSent,
       bytesReceived: this.bytesReceived,
       durationMs: Math.round(performance.now() - this.started),
@@ -376,6 +394,7 @@ export class H2Exchange {
       ...(this.rejected !== undefined && { rejected: this.rejected }),
       ...(this.error !== undefined && { error: this.error }),
       ...(this.forwardedAfterMs !== undefined && { forwardedAfterMs: this.forwardedAfterMs }),
+      ...(this.trace !== undefined && { trace: this.trace }),
     };
     try {
       this.ctx.session.onRecord(record);

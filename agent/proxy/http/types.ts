@@ -27,6 +27,8 @@ export interface HttpDecision {
   allowed: boolean;
   /** not allowed: answer with this status (and its generic body) instead of Istio's 403, e.g. 404 when no route matches */
   status?: number;
+  /** not allowed, a gRPC call (HTTP/2): answer trailers-only with this grpc-status instead of gRPC's mapping of `status` (a fault's gRPC abort) */
+  grpcStatus?: number;
   /** not allowed by the mesh itself, not by a policy (a fault abort, no route): the record's verdict, and no per-request "denied" line */
   verdict?: 'error';
   /** allowed: the upstream is chosen per attempt, with deadlines and retries (the source node's routing, agent/traffic) */
@@ -91,6 +93,8 @@ export interface HttpRecord {
   host: string;
   /** Status the client got; 0 when it got none (connection closed first). */
   status: number;
+  /** a gRPC call's grpc-status as the client got it (its trailers, or a trailers-only answer), when it got one */
+  grpcStatus?: number;
   decision?: HttpDecision;
   /** Why the front refused the request before authz, e.g. 'content-length-with-transfer-encoding'. */
   rejected?: string;

@@ -85,6 +85,19 @@ describe('agent metrics on /metrics', function () {
       assert.deepEqual(labels, sample(m, 'istio_requests_total')!.labels);
     });
 
+    it('counts gRPC calls in istio_requests_total by grpc_response_status (only there, as Istio); the other requests of the series without it', async function () {
+      const { flows, scrape } = await serve();
+      const call = (grpcStatus: number): ReturnType<typeof httpFlow> => httpFlow(10, { http: { method: 'POST', path: '/shop.Cart/Add', status: 200, grpcStatus } });
+      for (const f of [call(0), call(0), call(14), httpFlow(10)]) flows.record(f);
+      const m = await scrape();
+      const requests = m.get('istio_requests_total')!.samples;
+      assert.deepEqual(requests.map((s) => [s.labels.grpc_response_status, s.value]).sort(), [[undefined, 1], ['0', 2], ['14', 1]]);
+      const { grpc_response_status: _g, ...labels } = sample(m, 'istio_requests_total', { grpc_response_status: '14' })!.labels;
+      assert.deepEqual(labels, sample(m, 'istio_requests_total', {})!.labels, 'the same series labels besides it');
+      assert.equal(sample(m, 'istio_request_duration_milliseconds_count')?.value, 4, 'one duration series for all four');
+      assert.equal(sample(m, 'istio_request_duration_milliseconds_count', { grpc_response_status: '0' }), undefined);
+    });
+
     it('counts one opened and one closed connection per TCP record, bytes in Istio\'s directions, reporter="source"', async function () {
       const { flows, scrape } = await serve();
       flows.record(tcpFlow(300, { bytesReceived: 4096 }));

@@ -97,10 +97,18 @@ describe('HTTPRoute (common/routes)', () => {
       const set = compilePolicyFiles([{ source: 'f.yaml', text: `${FAULT}  delay: {fixedDelay: 50ms, percentage: {value: 10}}\n  abort: {httpStatus: 503, percentage: {value: 2.5}}\n` }]);
       assert.deepEqual({ delay: set.faults![0]!.delay, abort: set.faults![0]!.abort }, { delay: { ms: 50, percent: 10 }, abort: { status: 503, percent: 2.5 } });
     });
+    it('compiles a gRPC abort (Istio\'s grpcStatus, by name): the code, and the HTTP status a plain request gets', () => {
+      const set = compilePolicyFiles([{ source: 'f.yaml', text: `${FAULT}  abort: {grpcStatus: UNAVAILABLE, percentage: {value: 10}}\n` }]);
+      assert.deepEqual(set.faults![0]!.abort, { status: 503, grpcStatus: 14, percent: 10 });
+      const deadline = compilePolicyFiles([{ source: 'f.yaml', text: `${FAULT}  abort: {grpcStatus: DEADLINE_EXCEEDED}\n` }]);
+      assert.deepEqual(deadline.faults![0]!.abort, { status: 504, grpcStatus: 4, percent: 100 });
+    });
     const BAD_FAULTS: [string, string, string][] = [
       ['nothing to do', '  {}\n', 'spec: needs delay or abort'],
       ['a percentage above 100', '  abort: {httpStatus: 503, percentage: {value: 101}}\n', 'spec.abort.percentage.value: must be a number from 0 to 100'],
-      ['a gRPC abort', '  abort: {grpcStatus: UNAVAILABLE}\n', 'spec.abort.grpcStatus: gRPC aborts are not supported yet'],
+      ['a gRPC abort by number (Istio names the code)', '  abort: {grpcStatus: 14}\n', 'spec.abort.grpcStatus: must be a gRPC status name other than OK'],
+      ['a gRPC abort with OK', '  abort: {grpcStatus: OK}\n', 'spec.abort.grpcStatus: must be a gRPC status name other than OK'],
+      ['an abort with both statuses', '  abort: {httpStatus: 503, grpcStatus: UNAVAILABLE}\n', 'spec.abort: httpStatus or grpcStatus, not both'],
       ['a bad delay', '  delay: {fixedDelay: 5}\n', 'spec.delay.fixedDelay: must be a duration'],
       ['a delay past an hour', '  delay: {fixedDelay: 61m}\n', 'spec.delay.fixedDelay: must be at most 1h, got "61m"'],
     ];
