@@ -226,6 +226,9 @@ describe('HTTP/2 and gRPC on the routed path (GRPCRoute; real agents, real pods,
     assert.ok(shares.every((s) => s > 0.15 && s < 0.5), `every endpoint served, none half: ${JSON.stringify(r.bodies)}`);
     pods.forEach((n, i) => assert.equal(calls(n, 'Say') - before[i]!, r.bodies[n], `${n} served what the client saw`));
     const routed = flows().filter((f) => f.traffic?.route === 'default/greeter' && f.http?.path === '/demo.Greeter/Say').slice(-1000);
+    // each endpoint's call latency as the source node saw it: a busiest endpoint that was also the fastest is the balancer doing its job
+    const median = (xs: number[]): number => xs.sort((x, y) => x - y)[xs.length >> 1] ?? 0;
+    console.log(`      median call duration per endpoint: ${pods.map((n) => `${n} ${median(routed.filter((f) => f.destination.workload === n).map((f) => f.durationMs))} ms`).join(', ')}`);
     assert.equal(routed.length, 1000, 'one flow per call');
     assert.ok(routed.every((f) => f.verdict === 'allowed' && f.reason === 'routed' && f.http?.status === 200 && f.http.method === 'POST'));
     assert.ok(routed.every((f) => f.http?.grpcStatus === 0), 'each flow carries the call\'s grpc-status, from its trailers');
