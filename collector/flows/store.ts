@@ -153,8 +153,9 @@ export class FlowStore implements FlowIngest {
   /** A batch to the writer thread, in its session's order; refused (never acknowledged, so sent again) when it cannot be taken. */
   private async toThread(meta: BatchMeta, flows: readonly FlowRecord[], jsons: string[]): Promise<void> {
     const key = `${meta.node}\n${meta.session}`;
-    const refuse = (err: unknown): never => {
-      this.gaps.refused(key, meta.seq);
+    const refuse = (err: unknown, taken: boolean): never => {
+      if (taken) this.gaps.failed(key, meta.seq);
+      else this.gaps.refused(key, meta.seq);
       this.opts.metrics?.refused(flows.length, 'busy');
       throw err;
     };
@@ -166,14 +167,14 @@ export class FlowStore implements FlowIngest {
     try {
       committing = this.thread!.commit(meta, jsons);
     } catch (err) {
-      return refuse(err);
+      return refuse(err, false);
     }
     this.gaps.taken(key, meta.seq);
     let c: Committed;
     try {
       c = await committing;
     } catch (err) {
-      return refuse(err);
+      return refuse(err, true);
     }
     if (c.ids !== undefined) this.rowCount += c.ids.length;
     this.stored(meta, flows, jsons, c);

@@ -41,7 +41,7 @@ port.on('message', (m: ToWriter) => {
       port.postMessage({ type: 'committed', id: m.id, ...writer.commit(meta, records, jsons) });
       gaps.taken(key, meta.seq);
     } catch (err) {
-      gaps.refused(key, m.meta.seq);
+      gaps.failed(key, m.meta.seq);
       log.error({ err, node: m.meta.node, session: m.meta.session, seq: m.meta.seq }, 'flow batch not stored');
       port.postMessage({ type: 'failed', id: m.id, message: (err as Error).message });
     }

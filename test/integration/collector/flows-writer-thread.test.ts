@@ -10,6 +10,7 @@ import pino from 'pino';
 import { FlowReporter } from '../../../agent/flows/reporter';
 import type { RunningCollector } from '../../../collector/collector';
 import type { FlowRecord } from '../../../common/flow';
+import { HealthPoller, keepAlive, loopDelay } from './event-loop-fixtures';
 import { apiGet, numberedFlow } from './flows-fixtures';
 import { client, collector, LogCapture, token, useCollectorSuite, waitFor, workload } from './helpers';
 
@@ -18,7 +19,7 @@ const NODE = 'node-w';
 const record = (n: number): FlowRecord => numberedFlow(NODE, n);
 
 describe('collector: flow writes in the writer thread', function () {
-  this.timeout(120_000);
+  this.timeout(240_000);
   const { dirs, stack, dataDir } = useCollectorSuite();
 
   /** An agent session streaming records as fast as `produce` says; `during` runs once some are stored. */
@@ -39,7 +40,7 @@ describe('collector: flow writes in the writer thread', function () {
     await during();
     await new Promise((r) => setTimeout(r, 500));
     clearInterval(producing);
-    assert.ok(await reporter.settled(60_000), 'every record acknowledged or counted lost');
+    assert.ok(await reporter.settled(90_000), `every record acknowledged or counted lost: ${JSON.stringify(reporter.stats())}, writer queue ${col.flows.writerQueued()}`);
     const s = reporter.stats();
     assert.equal(s.produced, produced);
     const stored = new Set([...col.flows.scan({}, 10_000_000)].map((f) => f.bytesSent));
@@ -49,8 +50,8 @@ describe('collector: flow writes in the writer thread', function () {
   it('a full queue refuses batches (counted, not acknowledged): the agent sends them again, produced = stored + lost exactly', async () => {
     const data = dataDir();
     const logs = new LogCapture();
-    // Two of the agent's 50-flow batches at most wait for the thread; it sends 8 at once.
-    const col = await collector(stack, { dataDir: data, log: logs.logger, flowWriterQueueFlows: 100 });
+    // Four of the agent's 50-flow batches at most wait for the thread; it sends 8 at once.
+    const col = await collector(stack, { dataDir: data, log: logs.logger, flowWriterQueueFlows: 200 });
     const r = await stream(col, data, async () => {
       await waitFor(() => logs.find('flow batch not stored now; the agent sends it again'), 20_000, 'a batch refused');
     });
@@ -76,6 +77,28 @@ describe('collector: flow writes in the writer thread', function () {
     console.log(`      produced ${r.produced}, stored ${r.stored.size} (rows ${r.rows}), lost ${r.lost}, resent ${r.resent}`);
     assert.ok(r.resent > 0, 'the agent sent again what the crash left unacknowledged');
     assert.equal(r.rows, r.stored.size, 'every record stored once');
+    assert.equal(r.stored.size + r.lost, r.produced, 'produced = stored + lost');
+  });
+
+  it("/healthz answers while an agent's flows are stored (figures printed)", async () => {
+    const data = dataDir();
+    const col = await collector(stack, { dataDir: data, log: new LogCapture().logger });
+    let rows = 0;
+    let figures = '';
+    const r = await stream(col, data, async () => {
+      rows = col.flows.rows();
+      const health = new HealthPoller(col, { token: col.adminToken, agent: keepAlive(stack) });
+      const loop = loopDelay();
+      await new Promise((res) => setTimeout(res, 3_000));
+      const d = loop.stop();
+      const h = await health.stop();
+      assert.deepEqual(health.failures, []);
+      assert.ok(h.answered >= 2, `/healthz answered ${h.answered} times`);
+      rows = col.flows.rows() - rows;
+      figures = `/healthz answered ${h.answered} times in 3 s, slowest ${h.maxMs.toFixed(1)} ms; event-loop delay p99 ${d.p99.toFixed(1)} / max ${d.max.toFixed(1)} ms; ${rows} flows stored meanwhile`;
+    });
+    console.log(`      ${figures} (produced ${r.produced}, lost ${r.lost})`);
+    assert.ok(rows > 0, 'flows were stored while /healthz was asked');
     assert.equal(r.stored.size + r.lost, r.produced, 'produced = stored + lost');
   });
 });
