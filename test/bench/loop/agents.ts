@@ -32,6 +32,8 @@ export interface AgentsReport {
 }
 
 const WINDOW = 8;
+/** Each run its own agent sessions: a batch of an earlier run's session would be a duplicate. */
+const RUN = Math.random().toString(36).slice(2, 8);
 
 async function run(input: AgentsInput): Promise<void> {
   const report: AgentsReport = { sent: 0, acked: 0, ackMs: [], heldBack: 0 };
@@ -79,7 +81,7 @@ async function run(input: AgentsInput): Promise<void> {
           const now = Date.now();
           for (let i = 0; i < input.batch; i++, flowIndex++) flows.push(realisticFlow(flowIndex, node, now));
           seq++;
-          ws.send(encodeMessage({ type: 'flows', session: `bench-${node}`, seq, lost: 0, flows }));
+          ws.send(encodeMessage({ type: 'flows', session: `bench-${RUN}-${node}`, seq, lost: 0, flows }));
           sentAt.set(seq, performance.now());
           report.sent++;
         }, input.intervalMs),
