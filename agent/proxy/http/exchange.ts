@@ -385,7 +385,8 @@ export class Exchange implements ParsedRequest, UpstreamUser {
     if (this.detached) {
       this.closeAfter = true;
       this.replied = true;
-      this.link.writeRawAndClose(DENIED_RAW);
+      // a route's own answer (404, a redirect, a fault's abort) as it is, a denial as Istio's
+      this.link.writeRawAndClose(this.denyStatus === 403 ? DENIED_RAW : ownResponse(this.denyStatus, bodyOf(this.denyStatus), true, false, this.decision?.location));
       return this.complete();
     }
     if (this.receivingBody() && this.kind !== Kind.Continue && (this.body.chunked || this.contentLength <= DRAIN_LIMIT)) {

@@ -3,7 +3,8 @@ import { duplexPair } from 'node:stream';
 import type { FlowRecord } from '../../../../common/flow';
 import { silentLogger } from '../../../../common/log';
 import type { RegistryService } from '../../../../common/mesh-protocol';
-import type { PolicyIndex } from '../../../../common/policy';
+import { compilePolicyFiles, type PolicyIndex } from '../../../../common/policy';
+import { RouteTable } from '../../../../common/routes';
 import type { ClientSide, DestinationAuthz } from '../../../../agent/proxy/destination-authz';
 import { TrafficRouter } from '../../../../agent/traffic/router';
 import type { Workload } from '../../../../agent/workloads';
@@ -66,4 +67,58 @@ describe('TrafficRouter (agent/traffic/router.ts), with this node\'s destination
     await request(router, client, 'api');
     assert.deepEqual([...budgets.keys()], ['default/api']);
   });
+});
+
+describe('TrafficRouter: a route\'s RequestRedirect is the proxy\'s own answer, whatever the request', () => {
+  const client = workload('client', '10.0.0.9');
+  const set = compilePolicyFiles([{ source: 'r.yaml', text: `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web, namespace: default}
+spec:
+  parentRefs: [{kind: Service, name: web}]
+  rules:
+  - filters: [{type: RequestRedirect, requestRedirect: {hostname: new.example, statusCode: 308}}]
+` }]);
+  const flows: FlowRecord[] = [];
+  let delivered = 0;
+  const router = new TrafficRouter({
+    node: 'n1',
+    log: silentLogger(),
+    flows: { record: (f) => flows.push(f) },
+    policies: { index: { routes: new RouteTable(set.routes ?? []) } as unknown as PolicyIndex },
+    local: { byIp: () => undefined },
+    registry: { byIp: () => undefined, service: () => undefined },
+    pool: { connect: () => Promise.reject(new Error('no remote endpoint here')) as Promise<never> },
+    authz: { deliver: () => void delivered++ } as unknown as DestinationAuthz,
+  });
+  after(() => router.closeAll());
+
+  async function raw(text: string): Promise<string> {
+    const [ours, theirs] = duplexPair();
+    router.handle(theirs, client, { ip: client.ip, workload: client.name, namespace: 'default', identity: client.identity }, { namespace: 'default', name: 'web', port: 8080 });
+    ours.write(text);
+    const got = await new Promise<string>((resolve) => {
+      let s = '';
+      ours.on('data', (d: Buffer) => {
+        s += d.toString('latin1');
+        if (s.includes('\r\n\r\n')) setTimeout(() => resolve(s), 20);
+      });
+    });
+    ours.destroy();
+    return got;
+  }
+
+  const CASES: [string, string, RegExp][] = [
+    ['GET', 'GET /a/b?c=1 HTTP/1.1\r\nHost: web:8080\r\n\r\n', /^HTTP\/1\.1 308 Permanent Redirect\r\nlocation: http:\/\/new\.example:8080\/a\/b\?c=1\r\n/],
+    ['HEAD (no body)', 'HEAD /x HTTP/1.1\r\nHost: web\r\n\r\n', /^HTTP\/1\.1 308 [^]*location: http:\/\/new\.example:8080\/x\r\n[^]*\r\n\r\n$/],
+    ['a WebSocket upgrade (its own raw answer, then the close)', 'GET /ws HTTP/1.1\r\nHost: web\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n', /^HTTP\/1\.1 308 [^]*location: http:\/\/new\.example:8080\/ws\r\n[^]*Connection: close\r\n/],
+  ];
+  for (const [what, text, want] of CASES) {
+    it(`${what}: the redirect with its Location (the listener port kept), no endpoint asked, a flow reason redirect`, async () => {
+      assert.match(await raw(text), want);
+      assert.equal(delivered, 0);
+      const f = flows.at(-1)!;
+      assert.deepEqual([f.verdict, f.reason, f.http?.status, f.traffic?.route], ['allowed', 'redirect', 308, 'default/web']);
+    });
+  }
 });
