@@ -23,6 +23,7 @@ import {
   type PodNs,
   type TestCollector,
 } from '../../harness';
+import { nodeMetrics } from '../../harness/flood';
 
 interface Response {
   status: number;
@@ -47,12 +48,13 @@ interface FlowLine {
 }
 
 const GRPC_PORT = 50051;
-const VIPS = { echo: '10.96.0.40', shadow: '10.96.0.41', greeter: '10.96.0.42', grpcShadow: '10.96.0.43' };
+const VIPS = { echo: '10.96.0.40', shadow: '10.96.0.41', greeter: '10.96.0.42', grpcShadow: '10.96.0.43', nowhere: '10.96.0.44' };
 const SERVICES = `services:
   - {name: echo, namespace: default, vips: [${VIPS.echo}], ports: [{port: 80, targetPort: 8080}], selector: {app: echo}}
   - {name: shadow, namespace: default, vips: [${VIPS.shadow}], ports: [{port: 80, targetPort: 8080}], selector: {app: shadow}}
   - {name: greeter, namespace: default, vips: [${VIPS.greeter}], ports: [{name: grpc, port: ${GRPC_PORT}, targetPort: ${GRPC_PORT}}], selector: {app: greeter}}
   - {name: greeter-shadow, namespace: default, vips: [${VIPS.grpcShadow}], ports: [{name: grpc, port: ${GRPC_PORT}, targetPort: ${GRPC_PORT}}], selector: {app: grpc-shadow}}
+  - {name: nowhere, namespace: default, vips: [${VIPS.nowhere}], ports: [{port: 80, targetPort: 8080}], selector: {app: nobody}}
 `;
 
 const ROUTES = `apiVersion: gateway.networking.k8s.io/v1
@@ -81,6 +83,9 @@ spec:
   - matches: [{path: {type: PathPrefix, value: /mirror}}]
     filters: [{type: RequestMirror, requestMirror: {backendRef: {name: shadow, port: 80}}}]
     backendRefs: [{name: echo, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /lost}}]
+    filters: [{type: RequestMirror, requestMirror: {backendRef: {name: nowhere, port: 80}}}]
+    backendRefs: [{name: echo, port: 80}]
   - backendRefs: [{name: echo, port: 80}]
 ---
 apiVersion: gateway.networking.k8s.io/v1
@@ -103,6 +108,7 @@ describe('Route filters in the source node proxy (HTTPRoute, GRPCRoute; real age
   let topo: Topology;
   let collector: TestCollector;
   let client: PodNs;
+  let node1: NodeNs;
   let agent1: AgentProcess;
   let agent2: AgentProcess;
   const servers = new Map<string, JsonLines>();
@@ -131,7 +137,8 @@ describe('Route filters in the source node proxy (HTTPRoute, GRPCRoute; real age
     sweepStale();
     collector = await startTestCollector();
     topo = await Topology.create({ label: 'filters', nodes: 2 });
-    const [node1, node2] = topo.nodes as [NodeNs, NodeNs];
+    const node2 = topo.nodes[1] as NodeNs;
+    node1 = topo.nodes[0] as NodeNs;
     client = await topo.addPod(node1, 'client');
     const echo = await topo.addPod(node1, 'echo');
     const shadow = await topo.addPod(node2, 'shadow');
@@ -152,7 +159,7 @@ describe('Route filters in the source node proxy (HTTPRoute, GRPCRoute; real age
         { pod: grpcShadow, serviceAccount: 'web', labels: { app: 'grpc-shadow' } },
       ],
       servicesYaml: SERVICES,
-      extraArgs: ['--access-log', 'all'],
+      extraArgs: ['--access-log', 'all', '--metrics-address', '0.0.0.0:15020'],
     });
     agent2 = startMeshAgent(topo, node2, collector, {
       pods: [
@@ -227,6 +234,18 @@ describe('Route filters in the source node proxy (HTTPRoute, GRPCRoute; real age
     assert.equal(seen('echo').length - e0, 10);
     assert.ok(r.ms < 5 * 1500, `the ten requests took ${r.ms} ms: they did not wait for their copies (1.5 s each)`);
     assert.ok(copies.every((c) => c.method === 'POST' && c.url === '/mirror/orders' && c.bytes === 2048 && c.headers['x-order'] === '1'), 'each copy is the request: method, path, headers, whole body');
+  });
+
+  it('a mirror that cannot be sent (its Service has no ready endpoint) never fails the original, and is counted, not lost', async function () {
+    const before = await nodeMetrics(topo, node1, `${node1.underlayIp}:15020`);
+    const count = (m: typeof before, outcome: string): number => m.get('palisade_traffic_mirrors_total')?.samples.find((x) => x.labels.outcome === outcome)?.value ?? 0;
+    const r = await request(5, 'GET', '/lost/x');
+    const after = await nodeMetrics(topo, node1, `${node1.underlayIp}:15020`);
+    console.log(`      mirror to nowhere: the client got ${r.responses.map((x) => x.status).join(',')}; palisade_traffic_mirrors_total{outcome="dropped-no-endpoint"} ${count(before, 'dropped-no-endpoint')} -> ${count(after, 'dropped-no-endpoint')}, answered ${count(after, 'answered')}`);
+    assert.ok(r.responses.every((x) => x.status === 200), 'every original answered');
+    assert.equal(count(after, 'dropped-no-endpoint') - count(before, 'dropped-no-endpoint'), 5, 'each copy that could not go counted by why');
+    // the ten copies of the test before: answered by the slow mirror, their answers read and dropped
+    await waitFor(async () => count(await nodeMetrics(topo, node1, `${node1.underlayIp}:15020`), 'answered') >= 10, 15_000, { what: 'the mirror\'s answers counted' });
   });
 
   it('GRPCRoute: the server receives the modified metadata, the client gets the added response header, and the mirror gets a copy of each call', async function () {
