@@ -292,4 +292,6 @@ export interface KubernetesStatus {
   policyObjects: number;
   /** Objects whose current version was refused: its problems, and whether an earlier version still applies. */
   refused: Array<{ object: string; problems: string[]; previousInForce: boolean }>;
+  /** HTTPRoutes and GRPCRoutes attached to no Service: a gateway's routes, not the mesh's, so left alone. */
+  ignoredRoutes?: number;
 }

@@ -17,9 +17,11 @@ const SCHEME = 'spiffe://';
 const MAX_SPIFFE_ID_LENGTH = 2048;
 const MAX_TRUST_DOMAIN_LENGTH = 255;
 const MAX_DNS_LABEL_LENGTH = 63;
+const MAX_OBJECT_NAME_LENGTH = 253;
 
 const TRUST_DOMAIN_RE = /^[a-z0-9._-]+$/;
 const DNS_LABEL_RE = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
+const OBJECT_NAME_RE = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 
 /** SPIFFE trust domain name: lowercase letters, digits, '.', '-', '_'; 1..255 characters. */
 export function isTrustDomain(value: string): boolean {
@@ -29,6 +31,21 @@ export function isTrustDomain(value: string): boolean {
 /** DNS-1123 label (Kubernetes namespace / service account names): `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, ≤63. */
 export function isDnsLabel(value: string): boolean {
   return value.length <= MAX_DNS_LABEL_LENGTH && DNS_LABEL_RE.test(value);
+}
+
+/** Kubernetes object name (DNS-1123 subdomain): `[a-z0-9]([-a-z0-9.]*[a-z0-9])?`, ≤253. */
+export function isObjectName(value: string): boolean {
+  return value.length <= MAX_OBJECT_NAME_LENGTH && OBJECT_NAME_RE.test(value);
+}
+
+/**
+ * A reference to a namespaced Kubernetes object: `namespace/name` (a DNS-1123 label, then an
+ * object name), or with `bare: true` also a plain `name` (the namespace left to the reader).
+ */
+export function isObjectRef(value: string, opts: { bare: boolean }): boolean {
+  const parts = value.split('/');
+  if (parts.length === 1) return opts.bare && isObjectName(value);
+  return parts.length === 2 && isDnsLabel(parts[0]!) && isObjectName(parts[1]!);
 }
 
 /** Build the SPIFFE ID of a workload; throws on parts that `parseSpiffeId` would not accept back. */

@@ -22,7 +22,7 @@ export function policyState(n: NodeStatus, version: number): string {
 /** What the collector makes of the cluster: one line, then one per refused policy object. */
 export function kubernetesLines(k: KubernetesStatus): string {
   const kinds = Object.entries(k.policyKinds).map(([kind, v]) => `${kind} ${v}`).join(', ');
-  const head = `kubernetes: ${k.synced ? 'synced' : 'not synced yet (nothing from the API applies until it is)'}; ${k.services} services; ${k.pods === undefined ? '' : `${k.pods} pods; `}${k.policyObjects} policy objects in force, ${k.refused.length} refused (${kinds})\n`;
+  const head = `kubernetes: ${k.synced ? 'synced' : 'not synced yet (nothing from the API applies until it is)'}; ${k.services} services; ${k.pods === undefined ? '' : `${k.pods} pods; `}${k.policyObjects} policy objects in force, ${k.refused.length} refused${k.ignoredRoutes ? `, ${k.ignoredRoutes} gateway routes left alone` : ''} (${kinds})\n`;
   return head + k.refused.map((r) => `  refused ${r.object}: ${r.problems[0] ?? '?'}${r.problems.length > 1 ? ` (+${r.problems.length - 1} more)` : ''}; ${r.previousInForce ? 'its previous version stays in force' : 'not in force'}\n`).join('');
 }
 

@@ -7,6 +7,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { writeFileAtomic } from '../../common/atomic-file';
 import { invalidArgument, PalisadeError } from '../../common/errors';
 import { removeDemoConfig, writeDemoConfig } from '../config';
 import { spiffeId } from '../../common/identity';
@@ -82,9 +83,7 @@ function stateFile(dir: string): string {
 
 /** Write the state file whole (a new file renamed over the old one). */
 export function writeState(dir: string, state: DemoState): void {
-  const tmp = `${stateFile(dir)}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
-  fs.renameSync(tmp, stateFile(dir));
+  writeFileAtomic(stateFile(dir), `${JSON.stringify(state, null, 2)}\n`, 0o600);
 }
 
 export function readState(dir = DEFAULT_DEMO_DIR): DemoState | undefined {

@@ -8,6 +8,7 @@
  * counts those: the filter's sums are then made again) or by pruning (the store's floor: minutes
  * below it count for nothing, and sums still holding one are made again).
  */
+import { KeyedQueue } from '../../common/keyed-queue';
 import { LIVE_MINUTES } from '../flows/rollup';
 import { RAW_COUNTS, type EdgeTotalsQuery, type RawEdgeTotals } from '../flows/rollup-query';
 
@@ -95,7 +96,8 @@ const inOrder = (rows: RawEdgeTotals[]): RawEdgeTotals[] => {
 
 export class GraphTotalsCache {
   private readonly entries = new Map<string, Entry>();
-  private readonly queues = new Map<string, Promise<unknown>>();
+  /** one filter's settled sums are made one read at a time (a key is gone once its work settles) */
+  private readonly queue = new KeyedQueue();
   private readonly maxFilters: number;
   private readonly sliceMs: number;
   private readonly pause: () => Promise<void>;
@@ -121,13 +123,7 @@ export class GraphTotalsCache {
     let settled: readonly RawEdgeTotals[] = [];
     if (from <= settledTo) {
       const key = JSON.stringify(filter);
-      const prev = this.queues.get(key) ?? Promise.resolve();
-      const run = prev.then(() => this.settled(key, filter, from, settledTo));
-      this.queues.set(
-        key,
-        run.catch(() => undefined),
-      );
-      settled = await run;
+      settled = await this.queue.run(key, () => this.settled(key, filter, from, settledTo));
     }
     // the live minutes one read each, the event loop let go between (all at once past a few: a window in the future)
     let rows = [...settled];

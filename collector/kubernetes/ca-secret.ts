@@ -8,7 +8,7 @@
  * winner's, so both sign with one CA. The CA is read once, at start: a changed Secret takes a restart.
  */
 import { X509Certificate } from 'node:crypto';
-import { isDnsLabel } from '../../common/identity';
+import { isObjectRef } from '../../common/identity';
 import { invalidArgument, PalisadeError } from '../../common/errors';
 import { statusOf, type KubeClient } from '../../common/kube/client';
 import type { Logger } from '../../common/log';
@@ -24,12 +24,11 @@ const KEY_KEY = 'ca.key';
 
 /** `palisade-system/palisade-ca` → its parts; anything else is one line. */
 export function parseCaSecretRef(text: string): CaSecretRef {
-  const parts = text.split('/');
-  const [namespace, name] = parts;
-  if (parts.length !== 2 || !isDnsLabel(namespace!) || !(name!.length <= 253 && /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(name!))) {
+  if (!isObjectRef(text, { bare: false })) {
     throw invalidArgument(`invalid --ca-secret ${JSON.stringify(text.slice(0, 256))}: expected NAMESPACE/NAME of a Secret (palisade-system/palisade-ca)`);
   }
-  return { namespace: namespace!, name: name! };
+  const [namespace, name] = text.split('/') as [string, string];
+  return { namespace, name };
 }
 
 /** Read the CA from the Secret, or create the Secret with a new CA when there is none (see the top). */

@@ -60,6 +60,7 @@ export async function startCollectorKubernetes(
         policyKinds: p.kinds,
         policyObjects: p.inForce,
         refused: p.refused,
+        ignoredRoutes: p.ignoredRoutes,
       };
     },
     synced: () => Promise.all([services.synced(), policies.synced(), pods.synced()]).then(() => undefined),

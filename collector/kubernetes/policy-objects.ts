@@ -5,6 +5,10 @@
  * annotations (but kubectl's last-applied copy), spec — named `<Kind> <namespace>/<name>`, so the
  * policy parser checks it exactly as it checks a file and every problem reads
  * `AuthorizationPolicy shop/deny-admin:<line>: <what>`.
+ *
+ * A route is the mesh's only where it is attached to a Service (GAMMA): one whose parentRefs name
+ * only Gateways belongs to the cluster's gateway controller and is left alone (`meshRouteOf`), not
+ * refused; of a route attached to both, only its Service parents are read.
  */
 import { stringify } from 'yaml';
 import type { PolicyFile } from '../../common/policy-files';
@@ -37,6 +41,28 @@ export interface PolicyObject {
   kind?: string;
   metadata?: { name?: string; namespace?: string; uid?: string; generation?: number; resourceVersion?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
   spec?: unknown;
+}
+
+/** A parentRef naming a Service (kind Service, group "" or core): the mesh's. */
+function isServiceParent(p: unknown): boolean {
+  if (typeof p !== 'object' || p === null) return false;
+  const { kind, group } = p as { kind?: unknown; group?: unknown };
+  return kind === 'Service' && (group === undefined || group === '' || group === 'core');
+}
+
+/**
+ * What the mesh reads of an object: a policy kind as it is; a route with only its Service
+ * parentRefs, or undefined when it has none (a gateway's route: not the mesh's, so not refused).
+ * parentRefs that are not a list are left for the policy parser to refuse.
+ */
+export function meshRouteOf(o: PolicyObject, resource: PolicyResource): PolicyObject | undefined {
+  if (resource.kind !== 'HTTPRoute' && resource.kind !== 'GRPCRoute') return o;
+  const spec = o.spec as { parentRefs?: unknown } | undefined;
+  const refs = spec?.parentRefs;
+  if (refs !== undefined && !Array.isArray(refs)) return o;
+  const services = (refs ?? []).filter(isServiceParent);
+  if (services.length === 0) return undefined;
+  return services.length === refs!.length ? o : { ...o, spec: { ...spec, parentRefs: services } };
 }
 
 const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';

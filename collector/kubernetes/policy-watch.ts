@@ -4,6 +4,7 @@
  * the Gateway API's HTTPRoute and GRPCRoute (gateway.networking.k8s.io/v1), all namespaces.
  * Each object is checked alone as a policy file (./policy-objects.ts); a refused object is
  * reported where kubectl users look (./policy-report.ts) and its previous accepted version stays.
+ * A route attached to no Service is a gateway's: ignored (counted, never reported or refused).
  * The accepted set goes to the policy store (versions authored `kubernetes`) once every kind has
  * listed — or is known not to be installed — and again after every change (coalesced). A kind whose
  * CRD is not installed is looked for again every `rediscoverMs`; an API outage changes nothing.
@@ -14,7 +15,7 @@ import { Informer } from '../../common/kube/informer';
 import type { Logger } from '../../common/log';
 import { parsePolicies } from '../../common/policy';
 import type { PolicyFile } from '../../common/policy-files';
-import { policyFileOf, POLICY_RESOURCES, type PolicyObject, type PolicyResource } from './policy-objects';
+import { meshRouteOf, policyFileOf, POLICY_RESOURCES, type PolicyObject, type PolicyResource } from './policy-objects';
 import { PolicyReporter } from './policy-report';
 
 export interface PolicyWatchOptions {
@@ -40,10 +41,14 @@ export interface PolicyWatchStatus {
   kinds: Record<string, string>;
   inForce: number;
   refused: Array<{ object: string; problems: string[]; previousInForce: boolean }>;
+  /** Routes attached to no Service (a gateway's): left alone. */
+  ignoredRoutes: number;
 }
 
 export class PolicyWatch {
   private readonly entries = new Map<string, Entry>();
+  /** Sources of the routes attached to no Service. */
+  private readonly ignored = new Set<string>();
   private readonly informers: Array<Informer<PolicyObject & { metadata?: object }>> = [];
   private readonly settled = new Set<string>();
   private readonly kinds = new Map<string, string>(POLICY_RESOURCES.map((r) => [r.kind, 'looking']));
@@ -83,6 +88,7 @@ export class PolicyWatch {
       kinds: Object.fromEntries(this.kinds),
       inForce: entries.filter(([, e]) => e.accepted).length,
       refused: entries.flatMap(([object, e]) => (e.problems ? [{ object, problems: [...e.problems], previousInForce: e.accepted !== undefined }] : [])),
+      ignoredRoutes: this.ignored.size,
     };
   }
 
@@ -147,8 +153,20 @@ export class PolicyWatch {
   }
 
   private put(resource: PolicyResource, o: PolicyObject): void {
-    const file = policyFileOf(o, resource);
+    const mesh = meshRouteOf(o, resource);
+    const file = policyFileOf(mesh ?? o, resource);
     if (!file) return;
+    if (!mesh) {
+      // A gateway's route (or one that stopped being the mesh's): out of the set, nothing reported.
+      if (!this.ignored.has(file.source)) this.log.debug({ object: file.source }, 'route attached to no Service: a gateway\'s, left alone');
+      this.ignored.add(file.source);
+      if (this.entries.delete(file.source)) {
+        this.reporter.forget(o);
+        this.changed();
+      }
+      return;
+    }
+    this.ignored.delete(file.source);
     const entry: Entry = this.entries.get(file.source) ?? { resource, object: o, accepted: undefined, problems: undefined };
     entry.object = o;
     this.entries.set(file.source, entry);
@@ -169,6 +187,7 @@ export class PolicyWatch {
   private drop(resource: PolicyResource, o: PolicyObject): void {
     const file = policyFileOf(o, resource);
     if (!file) return;
+    this.ignored.delete(file.source);
     this.entries.delete(file.source);
     this.reporter.forget(o);
     this.changed();

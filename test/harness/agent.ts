@@ -3,7 +3,7 @@ import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { JsonLines } from './fixtures';
+import { JsonLines, startFixture, type Fixture, type Spawner } from './fixtures';
 import type { NodeNs, PodNs, Topology } from './topology';
 
 export interface AgentPodSpec {
@@ -36,6 +36,11 @@ export function cliPath(): string {
     if (fs.existsSync(candidate)) return candidate;
     if (path.dirname(dir) === dir) throw new Error(`dist/cli/main.js not found above ${__dirname}; run make build`);
   }
+}
+
+/** The demo's web app (dist/cli/demo/web-app.js, answering as `name`) on pod:port, once it listens. */
+export function startWebApp(s: Spawner, pod: PodNs, name: string, port = 8080): Promise<Fixture> {
+  return startFixture(s, pod, process.execPath, [path.resolve(cliPath(), '..', 'demo', 'web-app.js'), name, pod.ip, String(port)], { name: `web-app ${name}` });
 }
 
 export function workloadsYaml(pods: AgentPodSpec[]): string {

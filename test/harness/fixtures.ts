@@ -2,9 +2,14 @@
 import { ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { NsTarget } from './proc';
+import type { NsTarget, SpawnInOptions } from './proc';
 import { scaled } from './time';
 import type { Topology } from './topology';
+
+/** Starts processes in a namespace (a Topology, or spawnIn for the demo's pods). */
+export interface Spawner {
+  spawn(target: NsTarget, cmd: string, args: readonly string[], opts?: SpawnInOptions): ChildProcess;
+}
 
 export interface ClientResult {
   ok: boolean;
@@ -86,6 +91,44 @@ export class JsonLines {
   }
 }
 
+/** A fixture process that said it is ready: its JSON lines on stdout. */
+export interface Fixture {
+  child: ChildProcess;
+  lines: JsonLines;
+}
+
+export interface FixtureOptions {
+  /** The line that says it is ready: an `event` name (default 'listening'), or a test of the line. */
+  ready?: string | ((line: any) => boolean);
+  timeoutMs?: number;
+  /** What the errors call it (default: the script's file name). */
+  name?: string;
+}
+
+/**
+ * Spawn `cmd args` in `target` (stdout JSON lines, stderr kept) and wait for its ready line.
+ * Rejects with the end of its stderr if it exits first or is not ready in time.
+ */
+export async function startFixture(s: Spawner, target: NsTarget, cmd: string, args: readonly string[], o: FixtureOptions = {}): Promise<Fixture> {
+  const name = o.name ?? path.basename(args[0] ?? cmd);
+  const ready = typeof o.ready === 'function' ? o.ready : (l: any): boolean => l?.event === (o.ready ?? 'listening');
+  const child = s.spawn(target, cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
+  const lines = new JsonLines(child.stdout!);
+  const exited = new Promise<never>((_, reject) =>
+    child.once('exit', (code, sig) => reject(new Error(`${name} exited before it was ready (${code ?? sig}): ${stderr.trim()}`))),
+  );
+  exited.catch(() => undefined);
+  await Promise.race([
+    lines.waitFor(ready, o.timeoutMs ?? 10_000).catch((err: Error) => {
+      throw new Error(`${name}: ${err.message}; stderr: ${stderr.trim()}`);
+    }),
+    exited,
+  ]);
+  return { child, lines };
+}
+
 export interface EchoServer {
   child: ChildProcess;
   events: JsonLines;
@@ -94,17 +137,7 @@ export interface EchoServer {
 
 /** Start tcp-echo-server.js in `target` and wait for its {"event":"listening"} line. */
 export async function startEchoServer(topo: Topology, target: NsTarget, ip: string, port: number, timeoutMs = 5000): Promise<EchoServer> {
-  const child = topo.spawn(target, process.execPath, [fixturePath('tcp-echo-server.js'), ip, String(port)], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const events = new JsonLines(child.stdout!);
-  const exited = new Promise<never>((_, reject) =>
-    child.once('exit', (code, sig) => reject(new Error(`echo server exited early (${code ?? sig}): ${stderr.trim()}`))),
-  );
-  exited.catch(() => undefined);
-  await Promise.race([events.waitFor((l) => l?.event === 'listening', timeoutMs), exited]);
+  const { child, lines: events } = await startFixture(topo, target, process.execPath, [fixturePath('tcp-echo-server.js'), ip, String(port)], { timeoutMs, name: 'echo server' });
   return {
     child,
     events,

@@ -4,13 +4,10 @@
  * echo server, UDP and ICMP clients.
  */
 import type { ChildProcess } from 'node:child_process';
-import { fixturePath, JsonLines } from './fixtures';
-import { collect, type NsTarget, type SpawnInOptions } from './proc';
+import { fixturePath, startFixture, type JsonLines, type Spawner } from './fixtures';
+import { collect, type NsTarget } from './proc';
 
-/** Starts processes in a namespace (a Topology, or spawnIn for the demo's pods). */
-export interface Spawner {
-  spawn(target: NsTarget, cmd: string, args: readonly string[], opts?: SpawnInOptions): ChildProcess;
-}
+export type { Spawner } from './fixtures';
 
 export type RawResult = Record<string, unknown>;
 
@@ -58,13 +55,7 @@ export interface Running {
 }
 
 async function startRunning(s: Spawner, target: NsTarget, args: string[], readyEvent: string): Promise<Running> {
-  const child = s.spawn(target, 'python3', [fixturePath('raw-net.py'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const lines = new JsonLines(child.stdout!);
-  const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`raw-net.py ${args[0]} exited (${code}): ${stderr}`))));
-  exited.catch(() => undefined);
-  await Promise.race([lines.waitFor((l) => l?.event === readyEvent, 10_000), exited]);
+  const { child, lines } = await startFixture(s, target, 'python3', [fixturePath('raw-net.py'), ...args], { ready: readyEvent, name: `raw-net.py ${args[0]}` });
   return {
     child,
     lines,

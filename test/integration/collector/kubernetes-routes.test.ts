@@ -164,6 +164,27 @@ describe('collector: routes from the Kubernetes API (double)', function () {
     assert.equal(status.policyKinds.HTTPRoute, 'gateway.networking.k8s.io/v1');
   });
 
+  it('a route attached only to a Gateway is the gateway controller\'s: not refused, not reported, counted as left alone; of a mixed one the Service parent applies', async function () {
+    await start();
+    const gatewayRoute = { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'ingress-web', namespace: 'shop' }, spec: { parentRefs: [{ name: 'public' }], rules: [{ backendRefs: [{ name: 'web', port: 80 }] }] } };
+    const mixed = { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'both', namespace: 'shop' }, spec: { parentRefs: [{ name: 'public' }, { kind: 'Service', name: 'web', port: 80 }], rules: [{ backendRefs: [{ name: 'web-v2', port: 80 }] }] } };
+    api.create(HTTP, gatewayRoute as never);
+    api.create(HTTP, mixed as never);
+    await waitFor(() => stored().length === 1, 5000, { what: 'the mixed route stored' });
+    assert.deepEqual(stored(), ['HTTPRoute shop/both kubernetes kubernetes']);
+    const route = (compilePolicyFiles(JSON.parse(collector.policies.frame()).files).routes ?? []).find((r) => r.id === 'shop/both')!;
+    assert.deepEqual(route.parents, [{ namespace: 'shop', name: 'web', port: 80 }]);
+    // A route that was the mesh's and now names only a Gateway leaves the set, also unreported.
+    api.patch(HTTP, 'shop', 'both', { spec: { parentRefs: [{ name: 'public' }] } });
+    await waitFor(() => stored().length === 0, 5000, { what: 'the route out of the set' });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(api.list('v1/events', 'shop'), [], 'no Event');
+    const k = collector.kubernetes!.status();
+    assert.deepEqual([k.refused, k.policyObjects, k.ignoredRoutes], [[], 0, 2]);
+    const table = await runCli(['status'], { env: k8s.cliEnv() } as never);
+    assert.match(table.stdout, /^kubernetes: synced; .*0 policy objects in force, 0 refused, 2 gateway routes left alone \(/m);
+  });
+
   it('a cluster without the Gateway API: the route kinds are "not installed", the rest is watched', async function () {
     await start({ gatewayApi: false });
     const k = collector.kubernetes!.status();

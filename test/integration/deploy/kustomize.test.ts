@@ -28,7 +28,7 @@ interface Obj {
   kind: string;
   metadata: { name: string; namespace?: string };
   rules?: Rule[];
-  roleRef?: { kind: string; name: string };
+  roleRef?: { apiGroup?: string; kind: string; name: string };
   subjects?: Array<{ kind: string; name: string; namespace?: string }>;
   spec?: { template?: { spec: { serviceAccountName?: string; initContainers?: Container[]; containers: Container[] } } };
 }
@@ -68,6 +68,8 @@ describe('kubectl kustomize deploy/kubernetes (the real kubectl)', function () {
       'Deployment/palisade-system/palisade-collector',
       'Namespace/palisade-system',
       'PersistentVolumeClaim/palisade-system/palisade-collector-data',
+      'Role/palisade-system/palisade-collector',
+      'RoleBinding/palisade-system/palisade-collector',
       'Service/palisade-system/palisade-collector',
       'ServiceAccount/palisade-system/palisade-agent',
       'ServiceAccount/palisade-system/palisade-collector',
@@ -129,7 +131,17 @@ describe('kubectl kustomize deploy/kubernetes (the real kubectl)', function () {
     ]);
   });
 
-  it('RBAC: no wildcard, no secret but by name, no Role beyond the two; each role bound to its own service account only', () => {
+  it('RBAC: the collector may get the mesh CA Secret (--ca-secret palisade-system/palisade-ca) by name, in palisade-system only', () => {
+    const role = find('Role', 'palisade-collector');
+    assert.equal(role.metadata.namespace, 'palisade-system');
+    assert.deepEqual(role.rules, [{ apiGroups: [''], resources: ['secrets'], resourceNames: ['palisade-ca'], verbs: ['get'] }]);
+    const binding = find('RoleBinding', 'palisade-collector');
+    assert.equal(binding.metadata.namespace, 'palisade-system', 'bound where the Secret is');
+    assert.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'palisade-collector' });
+    assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: 'palisade-collector', namespace: 'palisade-system' }]);
+  });
+
+  it('RBAC: no wildcard, no secret but by name, no Role beyond the three; each role bound to its own service account only', () => {
     const roles = objs.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role');
     for (const r of roles) {
       for (const rule of r.rules ?? []) {
@@ -140,10 +152,11 @@ describe('kubectl kustomize deploy/kubernetes (the real kubectl)', function () {
         }
       }
     }
-    assert.deepEqual(roles.map((r) => r.metadata.name).sort(), ['palisade-agent', 'palisade-collector']);
+    assert.deepEqual(roles.map((r) => `${r.kind}/${r.metadata.name}`).sort(), ['ClusterRole/palisade-agent', 'ClusterRole/palisade-collector', 'Role/palisade-collector']);
     const bindings = objs.filter((o) => o.kind === 'ClusterRoleBinding' || o.kind === 'RoleBinding');
     for (const b of bindings) {
       assert.equal(b.roleRef!.name, b.metadata.name);
+      assert.equal(`${b.roleRef!.kind}Binding`, b.kind, 'a ClusterRoleBinding binds a ClusterRole, a RoleBinding a Role');
       assert.deepEqual(b.subjects, [{ kind: 'ServiceAccount', name: b.metadata.name, namespace: 'palisade-system' }]);
     }
   });

@@ -14,7 +14,6 @@ import { strict as assert } from 'node:assert';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Datapath } from '../../../agent/datapath/datapath';
 import { FLOWS_DB_FILE, openFlowReader, scanFlows } from '../../../collector/flows/store';
 import { ANY_SCOPE } from '../../../collector/nodes/node-binding';
 import { TokenStore } from '../../../collector/tokens';
@@ -24,9 +23,12 @@ import {
   cliPath,
   fixturePath,
   JsonLines,
+  nodeMetric,
   requirePrivileges,
   startAgentProcess,
+  startWebApp,
   sweepStale,
+  tearDown,
   tempDir,
   Topology,
   waitFor,
@@ -97,12 +99,8 @@ describe('collector replicas: agents fail over under traffic (two collector proc
     }
   }
 
-  async function metric(node: NodeNs, name: string): Promise<number> {
-    const r = await topo.exec(node, 'curl', ['-s', '-m', '3', `http://${node.underlayIp}:15020/metrics`]);
-    const line = r.stdout.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
-    assert.ok(line, `${name} in ${node.name}'s /metrics`);
-    return Number(line.split(' ').pop());
-  }
+  /** A meshed agent serves its metrics on the node's address. */
+  const metric = (node: NodeNs, name: string): Promise<number> => nodeMetric(topo, node, `${node.underlayIp}:15020`, name);
 
   function observe(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
     const token = path.join(a.dataDir, 'admin.token');
@@ -136,8 +134,7 @@ describe('collector replicas: agents fail over under traffic (two collector proc
     [n1, n2] = topo.nodes as [NodeNs, NodeNs];
     client = await topo.addPod(n1, 'client');
     web = await topo.addPod(n2, 'web');
-    const app = topo.spawn(web, process.execPath, [path.resolve(__dirname, '..', '..', '..', 'cli', 'demo', 'web-app.js'), 'web', web.ip, '8080'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    await new JsonLines(app.stdout!).waitFor((l) => l?.event === 'listening', 5000);
+    await startWebApp(topo, web, 'web');
     // In Kubernetes mode the collectors are node authorizers: each workload is a pod the API places on its node.
     for (const [node, pod, serviceAccount] of [[n1, client, 'client'], [n2, web, 'web']] as const) {
       api.create('v1/pods', { metadata: { name: pod.name, namespace: 'default' }, spec: { nodeName: node.name, serviceAccountName: serviceAccount, containers: [{ name: 'app', image: 'app' }] } });
@@ -165,9 +162,7 @@ describe('collector replicas: agents fail over under traffic (two collector proc
   });
 
   after(async function () {
-    for (const x of agents ?? []) await x.stop('SIGKILL');
-    for (const n of topo?.nodes ?? []) Datapath.uninstall(n.name);
-    await topo?.destroy();
+    await tearDown({ agents: agents ?? [], topo });
     for (const r of [a, b]) if (r) await kill(r);
     await api?.close();
     if (dir) fs.rmSync(dir, { recursive: true, force: true });

@@ -6,7 +6,6 @@
  * DNS leaves the proxy serving and allows nothing.
  */
 import { strict as assert } from 'node:assert';
-import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Datapath } from '../../../agent/datapath/datapath';
@@ -14,8 +13,10 @@ import { parseResolvConf } from '../../../agent/dns/resolv-conf';
 import {
   JsonLines,
   requirePrivileges,
+  startFixture,
   startAgentProcess,
   sweepStale,
+  tearDown,
   tempDir,
   Topology,
   waitFor,
@@ -70,11 +71,9 @@ describe('DNS proxy (real eBPF capture)', function () {
   let ext: ExternalHost;
   let ext2: ExternalHost;
   let agent: AgentProcess;
-  let upstream: ChildProcess;
   let upstreamLog: JsonLines;
   let policyDir: string;
   let runDir: string;
-  const servers: ChildProcess[] = [];
 
   const harnessScript = (name: string): string => path.resolve(__dirname, '..', '..', 'harness', name);
   const flows = (): FlowLine[] => agent.logs.lines.filter((l): l is FlowLine => (l as FlowLine)?.event === 'flow');
@@ -136,12 +135,9 @@ describe('DNS proxy (real eBPF capture)', function () {
       'ttl2.example.test': [ext.ip],
       bogus: [ext2.ip],
     };
-    upstream = topo.spawn(ext, process.execPath, [harnessScript('dns-upstream.js'), ext.ip, '53', JSON.stringify(table)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    upstreamLog = new JsonLines(upstream.stdout!);
-    await upstreamLog.waitFor((l) => (l as { event?: string })?.event === 'listening', 10_000);
+    upstreamLog = (await startFixture(topo, ext, process.execPath, [harnessScript('dns-upstream.js'), ext.ip, '53', JSON.stringify(table)])).lines;
     for (const host of [ext, ext2]) {
       const s = topo.spawn(host, process.execPath, ['-e', HTTP_SERVER(host.ip)], { stdio: ['ignore', 'pipe', 'pipe'] });
-      servers.push(s);
       await new Promise<void>((resolve) => s.stdout!.once('data', () => resolve()));
     }
     policyDir = tempDir('dns-policies');
@@ -151,15 +147,7 @@ describe('DNS proxy (real eBPF capture)', function () {
     await agent.ready;
   });
 
-  after(async function () {
-    await agent?.stop('SIGKILL');
-    upstream?.kill('SIGKILL');
-    for (const s of servers) s.kill('SIGKILL');
-    for (const n of topo?.nodes ?? []) Datapath.uninstall(n.name);
-    await topo?.destroy();
-    if (policyDir) fs.rmSync(policyDir, { recursive: true, force: true });
-    if (runDir) fs.rmSync(runDir, { recursive: true, force: true });
-  });
+  after(() => tearDown({ agents: [agent], topo, dirs: [policyDir, runDir] })); // the topology kills the servers it spawned
 
   it('mesh names resolve through the agent from a real pod: glibc (connected UDP), an unconnected socket, TCP', async () => {
     assert.deepEqual((await getent(client, 'web.default.svc.cluster.local')).addresses, [web.ip]);

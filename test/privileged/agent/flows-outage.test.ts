@@ -6,15 +6,17 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Datapath } from '../../../agent/datapath/datapath';
 import { ApiClient } from '../../../common/api-client';
 import {
   fixturePath,
   JsonLines,
+  nodeMetric,
   requirePrivileges,
   startMeshAgent,
   startTestCollector,
+  startWebApp,
   sweepStale,
+  tearDown,
   Topology,
   waitFor,
   type AgentProcess,
@@ -43,8 +45,7 @@ describe('flow reporting across a collector outage (real eBPF, real collector)',
     [n1, n2] = topo.nodes as [NodeNs, NodeNs];
     client = await topo.addPod(n1, 'client');
     web = await topo.addPod(n2, 'web');
-    const app = topo.spawn(web, process.execPath, [path.resolve(__dirname, '..', '..', '..', 'cli', 'demo', 'web-app.js'), 'web', web.ip, '8080'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    await new JsonLines(app.stdout!).waitFor((l) => l?.event === 'listening', 5000);
+    await startWebApp(topo, web, 'web');
     collector = await startTestCollector();
     // node-1 can buffer only 200 flows: it must lose some during the outage, and say how many.
     a1 = startMeshAgent(topo, n1, collector, { pods: [{ pod: client, serviceAccount: 'client' }], extraArgs: ['--flow-buffer', '200'] });
@@ -52,20 +53,10 @@ describe('flow reporting across a collector outage (real eBPF, real collector)',
     await Promise.all([a1.ready, a2.ready]);
   });
 
-  after(async function () {
-    await a1?.stop('SIGKILL');
-    await a2?.stop('SIGKILL');
-    for (const n of topo?.nodes ?? []) Datapath.uninstall(n.name);
-    await topo?.destroy();
-    await collector?.cleanup();
-  });
+  after(() => tearDown({ agents: [a1, a2], topo, collector }));
 
-  async function metric(node: NodeNs, name: string): Promise<number> {
-    const r = await topo.exec(node, 'curl', ['-s', '-m', '3', `http://${node.underlayIp}:15020/metrics`]);
-    const line = r.stdout.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
-    assert.ok(line, `${name} in ${node.name}'s /metrics`);
-    return Number(line.split(' ').pop());
-  }
+  /** A meshed agent serves its metrics on the node's address. */
+  const metric = (node: NodeNs, name: string): Promise<number> => nodeMetric(topo, node, `${node.underlayIp}:15020`, name);
 
   const api = (): ApiClient =>
     new ApiClient({

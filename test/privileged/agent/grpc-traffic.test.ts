@@ -7,11 +7,11 @@
  * other node or through this node's destination authorization.
  */
 import { strict as assert } from 'node:assert';
-import type { ChildProcess } from 'node:child_process';
 import {
   fixturePath,
   JsonLines,
   requirePrivileges,
+  startFixture,
   startMeshAgent,
   startTestCollector,
   sweepStale,
@@ -111,7 +111,6 @@ describe('HTTP/2 and gRPC on the routed path (GRPCRoute; real agents, real pods,
   let agent1: AgentProcess;
   let agent2: AgentProcess;
   const servers = new Map<string, JsonLines>();
-  const children: ChildProcess[] = [];
 
   const flowsOf = (agent: AgentProcess): FlowLine[] => agent.logs.lines.filter((l): l is FlowLine => (l as FlowLine)?.event === 'flow');
   const flows = (): FlowLine[] => flowsOf(agent1).filter((f) => f.source?.ip === client.ip);
@@ -129,15 +128,8 @@ describe('HTTP/2 and gRPC on the routed path (GRPCRoute; real agents, real pods,
     }
   }
   async function server(pod: PodNs, name: string, slowMs = 2000, mode = 'ok'): Promise<void> {
-    const child = topo.spawn(pod, process.execPath, [fixturePath('grpc-server.js'), pod.ip, String(PORT), name, String(slowMs), mode], { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const lines = new JsonLines(child.stdout!);
+    const { lines } = await startFixture(topo, pod, process.execPath, [fixturePath('grpc-server.js'), pod.ip, String(PORT), name, String(slowMs), mode], { timeoutMs: 30_000, name });
     servers.set(name, lines);
-    await lines.waitFor((l) => l?.event === 'listening', 30_000).catch((err: Error) => {
-      throw new Error(`${name}: ${err.message}; exit ${child.exitCode}; stderr: ${stderr.slice(-1000)}`);
-    });
   }
   const calls = (name: string, method?: string): number => servers.get(name)!.lines.filter((l) => (l as { event?: string }).event === 'call' && (method === undefined || (l as { method?: string }).method === method)).length;
 
@@ -200,10 +192,7 @@ describe('HTTP/2 and gRPC on the routed path (GRPCRoute; real agents, real pods,
     }
   });
 
-  after(async function () {
-    for (const c of children) c.kill('SIGKILL');
-    await tearDown({ agents: [agent1, agent2], topo, collector });
-  });
+  after(() => tearDown({ agents: [agent1, agent2], topo, collector })); // the topology kills the servers it spawned
 
   // Service greeter's three endpoints are all on the other node: equal paths, so the spread shows the
   // per-request balancing. (With one of them on the client's node, peak-EWMA rightly prefers that
@@ -307,9 +296,12 @@ describe('HTTP/2 and gRPC on the routed path (GRPCRoute; real agents, real pods,
 
   it('plain HTTP/2 on the routed path too: curl with prior knowledge and with Upgrade: h2c, each request routed', async function () {
     for (const flag of ['--http2-prior-knowledge', '--http2']) {
+      const seen = flows().length; // this request's flow, not an earlier one's: only those logged after it was sent
       const r = await topo.exec(client, 'curl', ['-s', '-o', '/dev/null', '-w', '%{http_version} %{http_code}', flag, `http://${VIPS.greeter}:${PORT}/demo.Greeter/Say`], { timeoutMs: 20_000 });
       const [version, code] = r.stdout.trim().split(' ');
-      const f = flows().filter((x) => x.traffic?.route === 'default/greeter' && x.http?.method === 'GET').at(-1);
+      const f = await waitFor(() => flows().slice(seen).find((x) => x.traffic?.route === 'default/greeter' && x.http?.method === 'GET'), 5000, {
+        what: `the flow of curl ${flag}'s GET (HTTP/${version} ${code}): ${r.stderr}`,
+      });
       console.log(`      curl ${flag}: HTTP/${version} ${code}; flow ${f?.verdict} ${f?.reason} ${f?.http?.status} to ${f?.destination.workload}`);
       assert.equal(version, '2', `${flag}: ${r.stdout} ${r.stderr}`);
       assert.equal(f?.reason, 'routed');

@@ -5,11 +5,11 @@
  * timeouts), to a pod of this node (destination authorization) or of the other one (HBONE).
  */
 import { strict as assert } from 'node:assert';
-import type { ChildProcess } from 'node:child_process';
 import {
   fixturePath,
   JsonLines,
   requirePrivileges,
+  startFixture,
   startMeshAgent,
   startTestCollector,
   sweepStale,
@@ -132,7 +132,6 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
   let agent1: AgentProcess;
   let agent2: AgentProcess;
   const servers = new Map<string, JsonLines>();
-  const children: ChildProcess[] = [];
 
   const flowsFrom = (ip: string): FlowLine[] => agent1.logs.lines.filter((l): l is FlowLine => (l as FlowLine)?.event === 'flow' && (l as FlowLine).source?.ip === ip);
   const flows = (): FlowLine[] => flowsFrom(client.ip);
@@ -151,11 +150,8 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
     }
   }
   async function server(pod: PodNs, name: string, mode = 'ok'): Promise<void> {
-    const child = topo.spawn(pod, process.execPath, [fixturePath('http-named-server.js'), pod.ip, '8080', name, mode], { stdio: ['ignore', 'pipe', 'ignore'] });
-    children.push(child);
-    const lines = new JsonLines(child.stdout!);
+    const { lines } = await startFixture(topo, pod, process.execPath, [fixturePath('http-named-server.js'), pod.ip, '8080', name, mode], { name });
     servers.set(name, lines);
-    await lines.waitFor((l) => l?.event === 'listening', 10_000);
   }
   const served = (name: string): number => servers.get(name)!.lines.filter((l) => (l as { event?: string }).event === 'request').length;
 
@@ -232,7 +228,6 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
   });
 
   after(async function () {
-    for (const c of children) c.kill('SIGKILL');
     await tearDown({ agents: [agent1, agent2], topo, collector });
   });
 
@@ -261,7 +256,6 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
 
   it('changing weights takes effect within a second, on an established keep-alive connection too', async function () {
     const child = topo.spawn(client, process.execPath, [fixturePath('http-routed-client.js'), VIPS.web, '80', '0', '/', '--each'], { stdio: ['ignore', 'pipe', 'ignore'] });
-    children.push(child);
     const lines = new JsonLines(child.stdout!);
     await lines.waitFor((l) => typeof l?.t === 'number', 10_000);
     await new Promise((r) => setTimeout(r, 1000));

@@ -27,7 +27,6 @@ import {
   type ExternalHost,
   type NodeNs,
   type PodNs,
-  type Running,
   type TestCollector,
 } from '../../harness';
 
@@ -67,7 +66,6 @@ describe('UDP/ICMP rules that cannot be written fail closed (real eBPF, real pac
   let agent: AgentProcess;
   let collector: TestCollector;
   let policyDir: string;
-  const running: Running[] = [];
   let marker = 0;
   const mark = (what: string): string => `${what}-${process.pid}-${++marker}`;
 
@@ -81,7 +79,7 @@ describe('UDP/ICMP rules that cannot be written fail closed (real eBPF, real pac
     assert.equal(ext.ip, '172.31.0.100', 'the policies name the ext host by address');
     policyDir = tempDir('wirestale-policies');
     fs.writeFileSync(path.join(policyDir, 'web.yaml'), policy([5140]));
-    for (const port of [5140, 5141]) running.push(await startUdpServer(topo, ext, ext.ip, port));
+    for (const port of [5140, 5141]) await startUdpServer(topo, ext, ext.ip, port); // killed with the topology
     collector = await startTestCollector();
     agent = startWebAgent();
     await agent.ready;
@@ -90,10 +88,7 @@ describe('UDP/ICMP rules that cannot be written fail closed (real eBPF, real pac
     });
   });
 
-  after(async function () {
-    for (const r of running) r.stop();
-    await tearDown({ agents: [agent], topo, collector, dirs: [policyDir] });
-  });
+  after(() => tearDown({ agents: [agent], topo, collector, dirs: [policyDir] }));
 
   const startWebAgent = (): AgentProcess =>
     startMeshAgent(topo, node, collector, {

@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { PalisadeError } from '../../../common/errors';
-import { isDnsLabel, isTrustDomain, parseSpiffeId, spiffeId } from '../../../common/identity';
+import { isDnsLabel, isObjectName, isObjectRef, isTrustDomain, parseSpiffeId, spiffeId } from '../../../common/identity';
 
 describe('identity', () => {
   describe('spiffeId', () => {
@@ -126,6 +126,34 @@ describe('identity', () => {
       it(`${JSON.stringify(value.length > 20 ? `${value.slice(0, 5)}…(${value.length})` : value)}: trust domain ${td}, DNS label ${label}`, () => {
         assert.equal(isTrustDomain(value), td);
         assert.equal(isDnsLabel(value), label);
+      });
+    }
+  });
+
+  describe('isObjectName / isObjectRef', () => {
+    const cases: [string, boolean, boolean, boolean][] = [
+      // value, object name?, NS/NAME ref?, ref with a bare name allowed?
+      ['web-1', true, false, true],
+      ['web.v1', true, false, true],
+      ['shop/web-canary', false, true, true],
+      ['shop/web.v1', false, true, true],
+      ['sh.op/web', false, false, false],
+      ['shop/', false, false, false],
+      ['/web', false, false, false],
+      ['a/b/c', false, false, false],
+      ['Web', false, false, false],
+      ['web-', false, false, false],
+      ['', false, false, false],
+      ['a'.repeat(253), true, false, true],
+      ['a'.repeat(254), false, false, false],
+      [`shop/${'a'.repeat(253)}`, false, true, true],
+      [`${'a'.repeat(64)}/web`, false, false, false],
+    ];
+    for (const [value, name, ref, refOrName] of cases) {
+      it(`${JSON.stringify(value.length > 20 ? `${value.slice(0, 5)}…(${value.length})` : value)}: name ${name}, ref ${ref}, ref or name ${refOrName}`, () => {
+        assert.equal(isObjectName(value), name);
+        assert.equal(isObjectRef(value, { bare: false }), ref);
+        assert.equal(isObjectRef(value, { bare: true }), refOrName);
       });
     }
   });

@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { parse } from 'yaml';
-import { policyFileOf, POLICY_RESOURCES } from '../../../../collector/kubernetes/policy-objects';
+import { meshRouteOf, policyFileOf, POLICY_RESOURCES } from '../../../../collector/kubernetes/policy-objects';
 import { parsePolicies } from '../../../../common/policy';
 
 const [AP, EGP] = POLICY_RESOURCES as [(typeof POLICY_RESOURCES)[number], (typeof POLICY_RESOURCES)[number]];
@@ -38,5 +38,42 @@ describe('policyFileOf', function () {
 
   it('is undefined for an object without a name or namespace', function () {
     assert.equal(policyFileOf({ metadata: { name: 'x' } }, AP), undefined);
+  });
+});
+
+describe('meshRouteOf', function () {
+  const [HR, GR] = ['HTTPRoute', 'GRPCRoute'].map((k) => POLICY_RESOURCES.find((r) => r.kind === k)!) as [(typeof POLICY_RESOURCES)[number], (typeof POLICY_RESOURCES)[number]];
+  const svc = { kind: 'Service', name: 'web' };
+  const gw = { name: 'ingress' };
+  const route = (parentRefs: unknown): { metadata: { name: string; namespace: string }; spec: { parentRefs?: unknown; rules: unknown[] } } => ({
+    metadata: { name: 'r', namespace: 'shop' },
+    spec: { ...(parentRefs === undefined ? {} : { parentRefs }), rules: [{}] },
+  });
+  const cases: Array<[string, (typeof POLICY_RESOURCES)[number], unknown, unknown[] | 'ignored' | 'as is']> = [
+    ["a Service parent: the mesh's, as it is", HR, [svc], 'as is'],
+    ['group "" and core name a Service too', GR, [{ ...svc, group: '' }, { ...svc, group: 'core', name: 'api' }], 'as is'],
+    ["a Gateway parent only (kind defaults to Gateway): a gateway's route, ignored", HR, [gw], 'ignored'],
+    ['an explicit Gateway kind: ignored', GR, [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'ingress' }], 'ignored'],
+    ['kind Service in another group is not a Service: ignored', HR, [{ kind: 'Service', group: 'example.com', name: 'web' }], 'ignored'],
+    ['no parentRefs: attached to nothing, ignored', HR, undefined, 'ignored'],
+    ['empty parentRefs: ignored', HR, [], 'ignored'],
+    ['a Gateway and a Service: only the Service parent is read', HR, [gw, svc], [svc]],
+    ['parentRefs not a list: left for the parser to refuse', HR, 'web', 'as is'],
+  ];
+  for (const [name, resource, parentRefs, want] of cases) {
+    it(name, function () {
+      const o = route(parentRefs);
+      const got = meshRouteOf(o, resource);
+      if (want === 'ignored') assert.equal(got, undefined);
+      else if (want === 'as is') assert.equal(got, o);
+      else assert.deepEqual(got, { ...o, spec: { ...o.spec, parentRefs: want } });
+    });
+  }
+
+  it('leaves every policy kind as it is, whatever its spec', function () {
+    for (const r of POLICY_RESOURCES.filter((r) => r.kind !== 'HTTPRoute' && r.kind !== 'GRPCRoute')) {
+      const o = { metadata: { name: 'x', namespace: 'shop' }, spec: { parentRefs: [gw] } };
+      assert.equal(meshRouteOf(o, r), o, r.kind);
+    }
   });
 });
