@@ -9,6 +9,7 @@
 import { strict as assert } from 'node:assert';
 import {
   fixturePath,
+  nodeMetric,
   requirePrivileges,
   startFixture,
   startMeshAgent,
@@ -23,7 +24,6 @@ import {
   type PodNs,
   type TestCollector,
 } from '../../harness';
-import { nodeMetrics } from '../../harness/flood';
 
 interface Response {
   status: number;
@@ -237,15 +237,16 @@ describe('Route filters in the source node proxy (HTTPRoute, GRPCRoute; real age
   });
 
   it('a mirror that cannot be sent (its Service has no ready endpoint) never fails the original, and is counted, not lost', async function () {
-    const before = await nodeMetrics(topo, node1, `${node1.underlayIp}:15020`);
-    const count = (m: typeof before, outcome: string): number => m.get('palisade_traffic_mirrors_total')?.samples.find((x) => x.labels.outcome === outcome)?.value ?? 0;
+    const metrics = `${node1.underlayIp}:15020`;
+    const mirrors = (outcome: string): Promise<number> => nodeMetric(topo, node1, metrics, 'palisade_traffic_mirrors_total', { outcome });
+    const before = await mirrors('dropped-no-endpoint');
     const r = await request(5, 'GET', '/lost/x');
-    const after = await nodeMetrics(topo, node1, `${node1.underlayIp}:15020`);
-    console.log(`      mirror to nowhere: the client got ${r.responses.map((x) => x.status).join(',')}; palisade_traffic_mirrors_total{outcome="dropped-no-endpoint"} ${count(before, 'dropped-no-endpoint')} -> ${count(after, 'dropped-no-endpoint')}, answered ${count(after, 'answered')}`);
+    const after = await mirrors('dropped-no-endpoint');
+    console.log(`      mirror to nowhere: the client got ${r.responses.map((x) => x.status).join(',')}; palisade_traffic_mirrors_total{outcome="dropped-no-endpoint"} ${before} -> ${after}`);
     assert.ok(r.responses.every((x) => x.status === 200), 'every original answered');
-    assert.equal(count(after, 'dropped-no-endpoint') - count(before, 'dropped-no-endpoint'), 5, 'each copy that could not go counted by why');
+    assert.equal(after - before, 5, 'each copy that could not go counted by why');
     // the ten copies of the test before: answered by the slow mirror, their answers read and dropped
-    await waitFor(async () => count(await nodeMetrics(topo, node1, `${node1.underlayIp}:15020`), 'answered') >= 10, 15_000, { what: 'the mirror\'s answers counted' });
+    await waitFor(async () => (await mirrors('answered')) >= 10, 15_000, { what: 'the mirror\'s answers counted' });
   });
 
   it('GRPCRoute: the server receives the modified metadata, the client gets the added response header, and the mirror gets a copy of each call', async function () {
