@@ -38,11 +38,17 @@ export function routeFaultProblems(routes: readonly CompiledRoute[], faults: Rea
   for (const route of routes) {
     for (const rule of route.rules) {
       if (rule.fault !== undefined && !faults.has(rule.fault)) {
-        problems.push(`${route.source}:${route.line}: ${route.kind} ${route.id}: spec.rules[${rule.index}].filters[0].extensionRef: no FaultInjection ${rule.fault} (apply it first, or with the route)`);
+        problems.push(`${route.source}:${route.line}: ${route.kind} ${route.id}: spec.rules[${rule.index}].filters[${extensionRefAt(route, rule.index)}].extensionRef: no FaultInjection ${rule.fault} (apply it first, or with the route)`);
       }
     }
   }
   return problems;
+}
+
+/** Where in its rule's filters the ExtensionRef is (the route's manifest: the filters as written). */
+function extensionRefAt(route: CompiledRoute, rule: number): number {
+  const spec = route.manifest.spec as { rules?: { filters?: { type?: unknown }[] }[] } | undefined;
+  return Math.max(0, spec?.rules?.[rule]?.filters?.findIndex((f) => f?.type === 'ExtensionRef') ?? 0);
 }
 
 /** Throws PolicyInvalidError (every problem) when a route names a Service the mesh does not know, or a FaultInjection not in `faults`. */

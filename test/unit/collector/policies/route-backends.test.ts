@@ -38,5 +38,7 @@ describe('collector: HTTPRoute backends must be Services the mesh knows', () => 
     const routes = compilePolicyFiles([{ source: 'r.yaml', text }]).routes ?? [];
     assert.deepEqual(routeFaultProblems(routes, new Set(['shop/chaos'])), []);
     assert.deepEqual(routeFaultProblems(routes, new Set()), ['r.yaml:1: HTTPRoute shop/canary: spec.rules[0].filters[0].extensionRef: no FaultInjection shop/chaos (apply it first, or with the route)']);
+    const second = compilePolicyFiles([{ source: 'r.yaml', text: text.replace('filters: [', 'filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x, value: y}]}}, ') }]).routes ?? [];
+    assert.match(routeFaultProblems(second, new Set())[0]!, /spec\.rules\[0\]\.filters\[1\]\.extensionRef: no FaultInjection/, 'the ExtensionRef where it is among the filters');
   });
 });
