@@ -338,7 +338,8 @@ export class Exchange implements ParsedRequest, UpstreamUser {
       return this.deny();
     }
     if (this.link.closed) return this.downstreamClosed();
-    if (decision.mirror !== undefined) this.startMirror(decision.mirror);
+    // a WebSocket's upgrade is not mirrored: its copy would be a handshake nobody finishes
+    if (decision.mirror !== undefined && !this.detached) this.startMirror(decision.mirror);
     const edit = decision.edit;
     if (edit !== undefined) {
       if (edit.request.length > 0) this.forward = editLines(this.forward, edit.request);

@@ -69,28 +69,26 @@ describe('TrafficRouter (agent/traffic/router.ts), with this node\'s destination
   });
 });
 
-describe('TrafficRouter: a route\'s RequestRedirect is the proxy\'s own answer, whatever the request', () => {
-  const client = workload('client', '10.0.0.9');
-  const set = compilePolicyFiles([{ source: 'r.yaml', text: `apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: web, namespace: default}
-spec:
-  parentRefs: [{kind: Service, name: web}]
-  rules:
-  - filters: [{type: RequestRedirect, requestRedirect: {hostname: new.example, statusCode: 308}}]
-` }]);
-  const flows: FlowRecord[] = [];
-  let delivered = 0;
-  const router = new TrafficRouter({
+/** A router whose one route is the HTTPRoute `rules` (YAML, indented) of Service default/web; no endpoint is in the mesh. */
+function routedBy(rules: string, o: { flows?: FlowRecord[]; service?: (name: string) => RegistryService | undefined; deliver?: () => void }): TrafficRouter {
+  const set = compilePolicyFiles([{ source: 'r.yaml', text: `apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: web, namespace: default}\nspec:\n  parentRefs: [{kind: Service, name: web}]\n  rules:\n${rules}` }]);
+  return new TrafficRouter({
     node: 'n1',
     log: silentLogger(),
-    flows: { record: (f) => flows.push(f) },
+    flows: { record: (f) => o.flows?.push(f) },
     policies: { index: { routes: new RouteTable(set.routes ?? []) } as unknown as PolicyIndex },
     local: { byIp: () => undefined },
-    registry: { byIp: () => undefined, service: () => undefined },
+    registry: { byIp: () => undefined, service: (_ns, name) => o.service?.(name) },
     pool: { connect: () => Promise.reject(new Error('no remote endpoint here')) as Promise<never> },
-    authz: { deliver: () => void delivered++ } as unknown as DestinationAuthz,
+    authz: { deliver: () => o.deliver?.() } as unknown as DestinationAuthz,
   });
+}
+
+describe('TrafficRouter: a route\'s RequestRedirect is the proxy\'s own answer, whatever the request', () => {
+  const client = workload('client', '10.0.0.9');
+  const flows: FlowRecord[] = [];
+  let delivered = 0;
+  const router = routedBy('  - filters: [{type: RequestRedirect, requestRedirect: {hostname: new.example, statusCode: 308}}]\n', { flows, deliver: () => void delivered++ });
   after(() => router.closeAll());
 
   async function raw(text: string): Promise<string> {
@@ -121,4 +119,27 @@ spec:
       assert.deepEqual([f.verdict, f.reason, f.http?.status, f.traffic?.route], ['allowed', 'redirect', 308, 'default/web']);
     });
   }
+});
+
+describe('TrafficRouter: RequestMirror copies are counted, and a WebSocket upgrade is not mirrored', () => {
+  const client = workload('client', '10.0.0.9');
+  const empty = (name: string): RegistryService => ({ namespace: 'default', name, vips: [], ports: [{ name: 'http', port: 80 }], endpoints: [] });
+  const router = routedBy('  - filters: [{type: RequestMirror, requestMirror: {backendRef: {name: nowhere, port: 80}}}]\n    backendRefs: [{name: web, port: 80}]\n', { service: empty });
+  after(() => router.closeAll());
+
+  it('each request\'s copy that cannot go is counted by why; an upgrade makes none', async () => {
+    const status = async (text: string): Promise<string> => {
+      const [ours, theirs] = duplexPair();
+      router.handle(theirs, client, { ip: client.ip, workload: client.name, namespace: 'default', identity: client.identity }, { namespace: 'default', name: 'web', port: 80 });
+      ours.write(text);
+      const line = await new Promise<string>((resolve) => ours.on('data', (d: Buffer) => resolve(d.toString('latin1').split('\r\n')[0]!)));
+      ours.destroy();
+      return line;
+    };
+    assert.equal(await status('GET / HTTP/1.1\r\nHost: web\r\n\r\n'), 'HTTP/1.1 503 Service Unavailable', 'the original: no endpoint of web');
+    assert.equal(router.stats().mirrors['dropped-no-endpoint'], 1);
+    const ws = 'GET /ws HTTP/1.1\r\nHost: web\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n';
+    assert.match(await status(ws), /^HTTP\/1\.1 503 /);
+    assert.equal(router.stats().mirrors['dropped-no-endpoint'], 1, 'no copy of the upgrade');
+  });
 });
