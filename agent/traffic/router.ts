@@ -5,7 +5,9 @@
  * client preface — and each request (each HTTP/2 stream) is routed on its own: the route's rule that matches it (none: 404), a backend Service
  * by weight, then an endpoint of that backend by power of two choices over peak-EWMA latency,
  * reached the way any connection to it would be (HBONE to its node, or this node's destination
- * authorization), with the rule's timeouts and retries (dispatcher.ts). Routes are looked up on
+ * authorization), with the rule's timeouts and retries (dispatcher.ts) and filters (a redirect
+ * answered here; header and URL edits and mirrored copies handed to the engine with the decision:
+ * common/routes/filters.ts, mirror.ts). Routes are looked up on
  * every request, so a change applies to established keep-alive connections too. One flow record
  * per request names the route, rule, backend Service and attempts; with a tracer, the request is
  * this node's hop of its trace (server and client span, the upstream gets the client span as parent).
