@@ -16,7 +16,7 @@ import { Informer } from '../../common/kube/informer';
 import type { Logger } from '../../common/log';
 import { canonicalJson } from '../audit/audit-log';
 import type { NodeRecords } from '../nodes/node-records';
-import { nodesOf, shareOf, type NodeShare } from '../nodes/node-share';
+import { checkShare, nodesOf, shareOf, type NodeShare } from '../nodes/node-share';
 
 export const NODE_GROUP = 'palisade.dev';
 export const NODE_VERSION = 'v1';
@@ -51,6 +51,8 @@ export class NodeRecordsShare {
   writes = 0;
   conflicts = 0;
   failures = 0;
+  /** Objects that are not a node's records (refused, nothing merged). */
+  refused = 0;
 
   constructor(private readonly opts: NodeRecordsShareOptions) {
     const { client } = opts;
@@ -98,10 +100,16 @@ export class NodeRecordsShare {
 
   private seen(o: NodeObject): void {
     const node = o.metadata?.name;
-    if (!node || !o.spec) return;
+    if (!node) return;
     this.objects.set(node, o);
+    const share = checkShare(node, o.spec);
+    if (typeof share === 'string') {
+      this.refused += 1;
+      this.log.warn({ node, problem: share }, 'PalisadeNode object refused: not a node record; nothing merged');
+      return;
+    }
     try {
-      if (this.opts.records.merge(node, { ...(o.spec.record ? { record: o.spec.record } : {}), revoked: o.spec.revoked ?? [] })) {
+      if (this.opts.records.merge(node, share)) {
         this.log.info({ node }, 'node record merged from another collector replica');
       }
     } catch (err) {

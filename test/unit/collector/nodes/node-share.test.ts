@@ -5,7 +5,7 @@
  * hearing each other's PalisadeNode objects in any order end with the same records.
  */
 import { strict as assert } from 'node:assert';
-import { mergeInto, mergeShares, shareOf, type NodeShare } from '../../../../collector/nodes/node-share';
+import { checkShare, mergeInto, mergeShares, shareOf, type NodeShare } from '../../../../collector/nodes/node-share';
 import { certRefusal, type NodeKey, type NodeRecord, type NodesFile, type RevokedCert } from '../../../../collector/nodes/node-trust';
 import { canonicalJson } from '../../../../collector/audit/audit-log';
 import { Rng } from '../../../harness/random';
@@ -53,6 +53,30 @@ describe('node records shared by replicas: merging a share', () => {
       for (const k of c.refused) assert.ok(certRefusal(f, 'node-a', presented(k), NOW), `key ${k} refused`);
     });
   }
+
+  const bad: Array<[string, unknown, RegExp]> = [
+    ['not an object', 'x', /spec: must be an object/],
+    ["another node's record", { record: { ...record([1]), node: 'node-b' } }, /record of node node-a/],
+    ['keys not a list', { record: { ...record([1]), keys: 'all' } }, /keys: must be a list/],
+    ['a record without keys', { record: record([]) }, /keys: must be a list of 1/],
+    ['a key without its hash', { record: { ...record([1]), keys: [{ ...key(1), spkiSha256: 'zz' }] } }, /keys\[0\]: not a certificate/],
+    ['scopes not a list', { record: { ...record([1]), scopes: '*/*' } }, /scopes/],
+    ["a revocation of another node", { revoked: [{ ...revoked(1), node: 'node-b' }] }, /revoked\[0\]/],
+    ['a revocation without its time', { revoked: [{ ...revoked(1), revokedAt: 'yesterday' }] }, /revoked\[0\]/],
+  ];
+  for (const [name, spec, why] of bad) {
+    it(`a PalisadeNode spec with ${name} is refused in one line`, () => {
+      const got = checkShare('node-a', spec);
+      assert.equal(typeof got, 'string');
+      assert.match(got as string, why);
+    });
+  }
+
+  it('a share as a replica writes it passes the check unchanged', () => {
+    const share: NodeShare = { record: record([1, 2]), revoked: [revoked(3)] };
+    assert.deepEqual(checkShare('node-a', structuredClone(share)), share);
+    assert.deepEqual(checkShare('node-a', { revoked: [] }), { revoked: [] });
+  });
 
   it('the latest join gives the binding and token id; keys stay oldest first (takeovers compare their order)', () => {
     const merged = mergeShares('node-a', { record: record([2]), revoked: [] }, { record: { ...record([1], '2026-12-07T11:00:00.000Z', 'tok-2'), nodeCidr: '10.1.0.0/24' }, revoked: [] });
