@@ -75,9 +75,13 @@ export interface NodeSessionDeps {
   supersededGraceMs?: number;
 }
 
-/** Takes one batch of an agent's flows; throws when it cannot be stored (nothing is acknowledged then). */
+/**
+ * Takes one batch of an agent's flows: stored when it returns, or when its promise resolves; it
+ * throws (or rejects) when the batch cannot be stored — nothing is acknowledged then, and
+ * PALISADE_ERR_COLLECTOR_UNAVAILABLE means "send it again later".
+ */
 export interface FlowIngest {
-  ingest(node: string, batch: Pick<FlowsMessage, 'session' | 'seq' | 'lost' | 'flows'>): void;
+  ingest(node: string, batch: Pick<FlowsMessage, 'session' | 'seq' | 'lost' | 'flows'>): void | Promise<void>;
 }
 
 const MAX_ERROR_TEXT = 1024;
@@ -90,6 +94,7 @@ export class NodeSession {
   private registrySynced = false;
   /** A newer session of this node said hello: this one only delivers its last flows. */
   private superseded = false;
+  private notStoredCount = 0;
   private readonly log: Logger;
   /** Frames at the pace this session's budget allows (frame-budget.ts). */
   private readonly frames: PacedFrames;
@@ -225,8 +230,25 @@ export class NodeSession {
       sendTo(this.ws, { type: 'error', code: 'PALISADE_ERR_PROTOCOL', message: 'this collector does not store flows' }, this.log);
       return;
     }
-    sink.ingest(this.node, m);
-    sendTo(this.ws, { type: 'flows-ack', session: m.session, seq: m.seq }, this.log);
+    const ack = (): void => {
+      sendTo(this.ws, { type: 'flows-ack', session: m.session, seq: m.seq }, this.log);
+    };
+    let stored: void | Promise<void>;
+    try {
+      stored = sink.ingest(this.node, m);
+    } catch (err) {
+      if (!isPalisadeError(err) || err.code !== 'PALISADE_ERR_COLLECTOR_UNAVAILABLE') throw err;
+      return this.notStored(m, err);
+    }
+    if (stored) stored.then(ack, (err: Error) => this.notStored(m, err));
+    else ack();
+  }
+
+  /** A batch not stored (the writer busy or failed) is not acknowledged: the agent sends it again. One line per 100. */
+  private notStored(m: FlowsMessage, err: Error): void {
+    if (this.notStoredCount++ % 100 === 0) {
+      this.log.warn({ seq: m.seq, flows: m.flows.length, reason: err.message, times: this.notStoredCount }, 'flow batch not stored now; the agent sends it again');
+    }
   }
 
   /**
