@@ -77,7 +77,8 @@ export interface NodeSessionDeps {
 
 /** Takes one batch of an agent's flows; throws when it cannot be stored (nothing is acknowledged then). */
 export interface FlowIngest {
-  ingest(node: string, batch: Pick<FlowsMessage, 'session' | 'seq' | 'lost' | 'flows'>): void;
+  /** `frame`: the agent's frame the batch was parsed from (flow sinks read the flows from its bytes). */
+  ingest(node: string, batch: Pick<FlowsMessage, 'session' | 'seq' | 'lost' | 'flows'>, frame?: Uint8Array): void;
 }
 
 const MAX_ERROR_TEXT = 1024;
@@ -172,7 +173,7 @@ export class NodeSession {
           throw new PalisadeError('PALISADE_ERR_PROTOCOL', `a superseded session may only deliver flows, not ${message.type}`);
         }
         if (message.type === 'register') this.register(message);
-        else if (message.type === 'flows') this.flows(message);
+        else if (message.type === 'flows') this.flows(message, data);
         else if (message.type === 'policy-status') this.deps.policyStatus?.(this.node, message);
         else if (message.type === 'registry-sync') this.syncRegistry(message.since);
         else this.csr(message);
@@ -219,13 +220,13 @@ export class NodeSession {
   }
 
   /** Store a batch, then acknowledge it: the agent resends what was never acknowledged. */
-  private flows(m: FlowsMessage): void {
+  private flows(m: FlowsMessage, frame: Buffer): void {
     const sink = this.deps.flows;
     if (!sink) {
       sendTo(this.ws, { type: 'error', code: 'PALISADE_ERR_PROTOCOL', message: 'this collector does not store flows' }, this.log);
       return;
     }
-    sink.ingest(this.node, m);
+    sink.ingest(this.node, m, frame);
     sendTo(this.ws, { type: 'flows-ack', session: m.session, seq: m.seq }, this.log);
   }
 

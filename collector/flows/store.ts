@@ -44,7 +44,8 @@ export interface StoredEntry {
   json: string;
 }
 
-export type StoredListener = (entries: readonly StoredEntry[]) => void;
+/** `frame`: the agent's frame these flows were parsed from, when ingest was given it. */
+export type StoredListener = (entries: readonly StoredEntry[], frame?: Uint8Array) => void;
 
 type Batch = Parameters<FlowIngest['ingest']>[1];
 
@@ -121,7 +122,7 @@ export class FlowStore implements FlowIngest {
    * session, seq not above the last stored) changes nothing; a record naming another node
    * refuses the whole batch with PALISADE_ERR_PROTOCOL. `lost` is the agent's running total.
    */
-  ingest(node: string, batch: Batch): void {
+  ingest(node: string, batch: Batch, frame?: Uint8Array): void {
     this.ensureOpen();
     const flows = batch.flows;
     for (let i = 0; i < flows.length; i++) {
@@ -158,7 +159,7 @@ export class FlowStore implements FlowIngest {
       const entries = flows.map((record, i) => ({ id: ids[i], record, json: storedFlowJson(ids[i], jsons[i]) }));
       for (const listener of this.listeners) {
         try {
-          listener(entries);
+          listener(entries, frame);
         } catch (err) {
           this.log.error({ err }, 'flow listener failed');
         }
