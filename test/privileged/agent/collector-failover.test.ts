@@ -23,6 +23,7 @@ import {
   cliPath,
   fixturePath,
   JsonLines,
+  nodeMetric,
   requirePrivileges,
   startAgentProcess,
   startWebApp,
@@ -98,12 +99,8 @@ describe('collector replicas: agents fail over under traffic (two collector proc
     }
   }
 
-  async function metric(node: NodeNs, name: string): Promise<number> {
-    const r = await topo.exec(node, 'curl', ['-s', '-m', '3', `http://${node.underlayIp}:15020/metrics`]);
-    const line = r.stdout.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
-    assert.ok(line, `${name} in ${node.name}'s /metrics`);
-    return Number(line.split(' ').pop());
-  }
+  /** A meshed agent serves its metrics on the node's address. */
+  const metric = (node: NodeNs, name: string): Promise<number> => nodeMetric(topo, node, `${node.underlayIp}:15020`, name);
 
   function observe(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
     const token = path.join(a.dataDir, 'admin.token');
