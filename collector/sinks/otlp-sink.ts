@@ -119,11 +119,11 @@ export class OtlpSink implements FlowSink {
   private readonly retryMaxMs: number;
   private readonly sendBatch: SendBatch;
   private readonly worker: SinkWorker | undefined;
-  /** waiting flows, encoded: segments[head…], each from its `first` record on */
+  /** waiting flows: segments[head…], each from its `first` record on */
   private segments: Segment[] = [];
   private head = 0;
   private waitingCount = 0;
-  /** the batch in flight: its flow count (a fresh object per batch) */
+  /** the batch in flight: its flow count and pieces (a fresh object per batch) */
   private inFlight: { count: number; pieces: FlowPiece[] } | undefined;
   private readonly c = { accepted: 0, delivered: 0, lost: 0 };
   private failures = 0;
@@ -156,7 +156,7 @@ export class OtlpSink implements FlowSink {
     if (this.closed) return this.lose(n, 'shutdown');
     let seg: Segment;
     try {
-      // the agent's frame as it arrived; without one (tests, the bench's records), one like it
+      // the agent's frame as it arrived; without one (tests), one like it
       seg = { frame: frame ?? Buffer.from(JSON.stringify({ flows: records })), first: 0, count: n, storedMs: Date.now() };
     } catch (err) {
       this.log.error({ err, flows: n }, 'flows could not be encoded; counted lost');
