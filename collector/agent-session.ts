@@ -81,7 +81,8 @@ export interface NodeSessionDeps {
  * PALISADE_ERR_COLLECTOR_UNAVAILABLE means "send it again later".
  */
 export interface FlowIngest {
-  ingest(node: string, batch: Pick<FlowsMessage, 'session' | 'seq' | 'lost' | 'flows'>): void | Promise<void>;
+  /** `frame`: the agent's frame the batch was parsed from (flow sinks read the flows from its bytes). */
+  ingest(node: string, batch: Pick<FlowsMessage, 'session' | 'seq' | 'lost' | 'flows'>, frame?: Uint8Array): void | Promise<void>;
 }
 
 const MAX_ERROR_TEXT = 1024;
@@ -177,7 +178,7 @@ export class NodeSession {
           throw new PalisadeError('PALISADE_ERR_PROTOCOL', `a superseded session may only deliver flows, not ${message.type}`);
         }
         if (message.type === 'register') this.register(message);
-        else if (message.type === 'flows') this.flows(message);
+        else if (message.type === 'flows') this.flows(message, data);
         else if (message.type === 'policy-status') this.deps.policyStatus?.(this.node, message);
         else if (message.type === 'registry-sync') this.syncRegistry(message.since);
         else this.csr(message);
@@ -224,7 +225,7 @@ export class NodeSession {
   }
 
   /** Store a batch, then acknowledge it: the agent resends what was never acknowledged. */
-  private flows(m: FlowsMessage): void {
+  private flows(m: FlowsMessage, frame: Buffer): void {
     const sink = this.deps.flows;
     if (!sink) {
       sendTo(this.ws, { type: 'error', code: 'PALISADE_ERR_PROTOCOL', message: 'this collector does not store flows' }, this.log);
@@ -235,7 +236,7 @@ export class NodeSession {
     };
     let stored: void | Promise<void>;
     try {
-      stored = sink.ingest(this.node, m);
+      stored = sink.ingest(this.node, m, frame);
     } catch (err) {
       if (!isPalisadeError(err) || err.code !== 'PALISADE_ERR_COLLECTOR_UNAVAILABLE') throw err;
       return this.notStored(m, err);

@@ -54,7 +54,8 @@ export interface StoredEntry {
   json: string;
 }
 
-export type StoredListener = (entries: readonly StoredEntry[]) => void;
+/** `frame`: the agent's frame these flows were parsed from, when ingest was given it. */
+export type StoredListener = (entries: readonly StoredEntry[], frame?: Uint8Array) => void;
 
 type Batch = Parameters<FlowIngest['ingest']>[1];
 
@@ -121,7 +122,7 @@ export class FlowStore implements FlowIngest {
    * session, seq not above the last stored) changes nothing; a record naming another node
    * refuses the whole batch with PALISADE_ERR_PROTOCOL. `lost` is the agent's running total.
    */
-  ingest(node: string, batch: Batch): void | Promise<void> {
+  ingest(node: string, batch: Batch, frame?: Uint8Array): void | Promise<void> {
     this.ensureOpen();
     const flows = batch.flows;
     for (let i = 0; i < flows.length; i++) {
@@ -136,8 +137,8 @@ export class FlowStore implements FlowIngest {
     // The session id is the agent's (checked: [A-Za-z0-9._-]), so it needs no JSON escaping.
     const jsons = flows.map((f, i) => withOrigin(JSON.stringify(f), batch.session, batch.seq, i));
     const meta: BatchMeta = { node, session: batch.session, seq: batch.seq, lost: batch.lost };
-    if (this.writer) return this.stored(meta, flows, jsons, this.writer.commit(meta, flows, jsons));
-    return this.toThread(meta, flows, jsons);
+    if (this.writer) return this.stored(meta, flows, jsons, this.writer.commit(meta, flows, jsons), frame);
+    return this.toThread(meta, flows, jsons, frame);
   }
 
   /** Flows waiting for the writer thread (0 without one). */
@@ -151,7 +152,7 @@ export class FlowStore implements FlowIngest {
   }
 
   /** A batch to the writer thread, in its session's order; refused (never acknowledged, so sent again) when it cannot be taken. */
-  private async toThread(meta: BatchMeta, flows: readonly FlowRecord[], jsons: string[]): Promise<void> {
+  private async toThread(meta: BatchMeta, flows: readonly FlowRecord[], jsons: string[], frame?: Uint8Array): Promise<void> {
     const key = `${meta.node}\n${meta.session}`;
     const refuse = (err: unknown, taken: boolean): never => {
       if (taken) this.gaps.failed(key, meta.seq);
@@ -177,11 +178,11 @@ export class FlowStore implements FlowIngest {
       return refuse(err, true);
     }
     if (c.ids !== undefined) this.rowCount += c.ids.length;
-    this.stored(meta, flows, jsons, c);
+    this.stored(meta, flows, jsons, c, frame);
   }
 
   /** After a commit: count, and tell the listeners. */
-  private stored(meta: BatchMeta, flows: readonly FlowRecord[], jsons: string[], c: Committed): void {
+  private stored(meta: BatchMeta, flows: readonly FlowRecord[], jsons: string[], c: Committed, frame?: Uint8Array): void {
     const ids = c.ids;
     if (ids === undefined) {
       this.opts.metrics?.duplicate();
@@ -195,7 +196,7 @@ export class FlowStore implements FlowIngest {
       const entries = flows.map((record, i) => ({ id: ids[i], record, json: storedFlowJson(ids[i], jsons[i]) }));
       for (const listener of this.listeners) {
         try {
-          listener(entries);
+          listener(entries, frame);
         } catch (err) {
           this.log.error({ err }, 'flow listener failed');
         }
