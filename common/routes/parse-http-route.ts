@@ -61,14 +61,14 @@ export class Checker {
     return undefined;
   }
 
-  /** `v` as an object with only `allowed` keys (NOT_YET keys get their own line). */
-  fields(v: unknown, path: string, allowed: readonly string[]): Obj | undefined {
+  /** `v` as an object with only `allowed` keys (keys of `why`, NOT_YET by default, get their own line). */
+  fields(v: unknown, path: string, allowed: readonly string[], why: Readonly<Record<string, string>> = NOT_YET): Obj | undefined {
     if (!isObj(v)) return this.fail(path, `must be a mapping, got ${show(v)}`);
     let ok = true;
     for (const key of Object.keys(v)) {
       if (allowed.includes(key)) continue;
       ok = false;
-      this.fail(`${path}.${key}`, NOT_YET[key] ?? `unknown or unsupported field (supported here: ${allowed.join(', ')})`);
+      this.fail(`${path}.${key}`, why[key] ?? `unknown or unsupported field (supported here: ${allowed.join(', ')})`);
     }
     return ok ? v : undefined;
   }

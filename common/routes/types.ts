@@ -80,7 +80,7 @@ export interface CompiledFaultInjection extends FaultSpec, StoredObject {
 }
 
 /** What every stored object has (the policy shape: the collector stores and pushes them alike). */
-interface StoredObject {
+export interface StoredObject {
   readonly apiVersion: string;
   readonly namespace: string;
   readonly name: string;
