@@ -15,7 +15,7 @@ import type { FlowEndpoint, FlowSink } from '../../common/flow';
 import type { Logger } from '../../common/log';
 import type { RegistryService } from '../../common/mesh-protocol';
 import type { PolicyIndex } from '../../common/policy';
-import type { BackendRef, RouteRule, ServiceRoutes } from '../../common/routes';
+import type { BackendRef, DestinationPolicy, RouteRule, ServiceRoutes } from '../../common/routes';
 import type { MeshWorkload } from '../mesh/mesh-registry';
 import type { MeshTracer } from '../tracing/tracer';
 import type { DestinationAuthz } from '../proxy/destination-authz';
@@ -27,6 +27,7 @@ import { httpCounts, httpLine, httpOutcome, proxyFlow, traced } from '../proxy/p
 import type { Workload } from '../workloads';
 import { keyOf, RequestDispatch, type Endpoint } from './dispatcher';
 import { refusalOf } from './refusal';
+import { DestinationPolicies, type RequestPolicy } from './destination-policy';
 import { Ejections } from './ejections';
 import { PeakEwma } from './peak-ewma';
 import { RetryBudget } from './retry-budget';
@@ -57,6 +58,10 @@ export interface TrafficStats {
   estimatesEvicted: number;
   /** upstream connections closed instead of kept idle: their client pod held half its connection share */
   idleUpstreamsRefused: number;
+  /** requests refused by a DestinationRule's connectionPool (503, flag UO) */
+  upstreamOverflows?: number;
+  /** endpoints ejected for their answers (a DestinationRule's outlierDetection) */
+  ejectedForAnswers?: number;
 }
 
 /** The Service a connection was addressed to. */
@@ -86,6 +91,8 @@ export class TrafficRouter {
   /** per backend Service (`namespace/name`) in the registry; those no longer in it are dropped when a new one comes */
   private readonly budgets = new Map<string, RetryBudget>();
   private readonly ejections = new Ejections();
+  /** DestinationRules' load balancing and bulkheads */
+  private readonly destinations = new DestinationPolicies((key) => this.balancer.outstanding(key));
   /** per registry version of a service (its object is replaced on any change) and port: its ready endpoints and their keys */
   private readonly endpointSets = new WeakMap<RegistryService, Map<number, EndpointSet>>();
 
@@ -110,6 +117,11 @@ export class TrafficRouter {
   /** The routes a client of `clientNamespace` has for the service port, or undefined (plain TCP). */
   routes(service: RoutedService, clientNamespace: string): ServiceRoutes | undefined {
     return this.inputs.policies.index.routes.lookup(service.namespace, service.name, service.port, clientNamespace);
+  }
+
+  /** The DestinationRule a client of `clientNamespace` has for the service port, or undefined. */
+  destination(service: RoutedService, clientNamespace: string): DestinationPolicy | undefined {
+    return this.inputs.policies.index.destinations.lookup(service.namespace, service.name, service.port, clientNamespace);
   }
 
   /**
@@ -142,12 +154,12 @@ export class TrafficRouter {
   }
 
   stats(): TrafficStats {
-    return { ejectionsOverflowed: this.ejections.readmittedByOverflow, estimatesEvicted: this.balancer.evicted, idleUpstreamsRefused: this.front.idleRefused };
+    return { ejectionsOverflowed: this.ejections.readmittedByOverflow, estimatesEvicted: this.balancer.evicted, idleUpstreamsRefused: this.front.idleRefused, upstreamOverflows: this.destinations.overflowed, ejectedForAnswers: this.ejections.ejectedForAnswers };
   }
 
 
   /** `proto`: the upstream connections an attempt uses speak HTTP/1.1 or HTTP/2 (kept in separate pools). */
-  private decide(req: NormalizedRequest, workload: Workload, source: Source, service: RoutedService, proto: Proto): RoutedDecision {
+  private decide(req: NormalizedRequest, workload: Workload, source: Source, service: RoutedService, proto: Proto): RoutedDecision | Promise<RoutedDecision> {
     const routes = this.routes(service, workload.namespace);
     if (routes === undefined) {
       // the route went away since the connection came: the Service itself, balanced per request
@@ -169,10 +181,26 @@ export class TrafficRouter {
     return this.dispatchTo(req, backend, choice.rule, workload, source, proto, { reason: delayMs > 0 ? 'fault-delay' : 'routed', ...matched }, delayMs);
   }
 
-  private dispatchTo(req: NormalizedRequest, backend: BackendRef, rule: RouteRule | undefined, workload: Workload, source: Source, proto: Proto, info: { reason: string; route?: string; rule?: number }, delayMs = 0): RoutedDecision {
+  /**
+   * The request's dispatch to `backend`, under the backend's DestinationRule if one applies to the
+   * client: its balancing, its outlier detection, and its bulkhead (now, after a wait, or 503 UO).
+   */
+  private dispatchTo(req: NormalizedRequest, backend: BackendRef, rule: RouteRule | undefined, workload: Workload, source: Source, proto: Proto, info: { reason: string; route?: string; rule?: number }, delayMs = 0): RoutedDecision | Promise<RoutedDecision> {
+    const dr = this.inputs.policies.index.destinations.lookup(backend.namespace, backend.name, backend.port, workload.namespace);
+    const base = { reason: info.reason, route: info.route, rule: info.rule, backend: `${backend.namespace}/${backend.name}` };
+    if (dr === undefined) return { allowed: true, ...base, dispatch: this.dispatch(req, backend, rule, workload, source, proto, delayMs, undefined, undefined) };
+    const { policy, place } = this.destinations.forRequest(dr, `${backend.namespace}/${backend.name}:${backend.port}`, proto, { headers: req.headers, query: req.query, sourceIp: workload.ip });
+    const overflow = (): RoutedDecision => ({ allowed: false, status: 503, verdict: 'error', ...base, reason: 'upstream-overflow' });
+    if (place.kind === 'overflow') return overflow();
+    if (place.kind === 'now') return { allowed: true, ...base, dispatch: this.dispatch(req, backend, rule, workload, source, proto, delayMs, policy, place.release) };
+    return place.ready.then((release) => (release === undefined ? overflow() : { allowed: true, ...base, dispatch: this.dispatch(req, backend, rule, workload, source, proto, delayMs, policy, release) }));
+  }
+
+  private dispatch(req: NormalizedRequest, backend: BackendRef, rule: RouteRule | undefined, workload: Workload, source: Source, proto: Proto, delayMs: number, policy: RequestPolicy | undefined, release: (() => void) | undefined): RequestDispatch {
     const svc = this.inputs.registry.service(backend.namespace, backend.name);
     const set = svc ? this.endpointSet(svc, backend.port) : NO_ENDPOINTS;
-    const dispatch = new RequestDispatch({
+    const connectTimeoutMs = policy?.connectTimeoutMs;
+    return new RequestDispatch({
       rule: rule ?? NO_RULE,
       method: req.method,
       endpoints: set.endpoints,
@@ -181,9 +209,12 @@ export class TrafficRouter {
       budget: this.budget(backend.namespace, backend.name),
       ejections: this.ejections,
       delayMs,
-      target: (e) => this.target(e, workload, source, proto),
+      target: (e) => withConnectTimeout(this.target(e, workload, source, proto), connectTimeoutMs),
+      ...(policy?.pick !== undefined && { pick: policy.pick }),
+      ...(policy?.outlier !== undefined && { outlier: policy.outlier }),
+      ...(policy?.retrySlot !== undefined && { retrySlot: policy.retrySlot }),
+      ...(release !== undefined && { onFinish: release }),
     });
-    return { allowed: true, reason: info.reason, route: info.route, rule: info.rule, backend: `${backend.namespace}/${backend.name}`, dispatch };
   }
 
   private endpointSet(svc: RegistryService, port: number): EndpointSet {
@@ -209,6 +240,7 @@ export class TrafficRouter {
         const slash = k.indexOf('/');
         if (this.inputs.registry.service(k.slice(0, slash), k.slice(slash + 1)) === undefined) this.budgets.delete(k);
       }
+      this.destinations.prune((s) => this.budgets.has(s) || s === key);
       b = new RetryBudget();
       this.budgets.set(key, b);
     }
@@ -269,6 +301,33 @@ export class TrafficRouter {
     this.inputs.flows.record(traced(this.inputs.tracer, flow, r));
     if (dispatch && dispatch.retried.length > 0) this.log.debug({ event: 'retried', route: d?.route, backend: d?.backend, retried: dispatch.retried }, 'request retried');
   }
+}
+
+/** `t` whose connect fails with code `connect-timeout` after `ms` (a DestinationRule's tcp.connectTimeout); the late connection is closed. */
+function withConnectTimeout(t: UpstreamTarget, ms: number | undefined): UpstreamTarget {
+  if (ms === undefined) return t;
+  return {
+    pool: t.pool,
+    connect: () =>
+      new Promise((resolve, reject) => {
+        let late = false;
+        const timer = setTimeout(() => {
+          late = true;
+          reject(Object.assign(new Error(`no connection within ${ms} ms`), { code: 'connect-timeout' }));
+        }, ms);
+        t.connect().then(
+          (c) => {
+            clearTimeout(timer);
+            if (late) c.destroy();
+            else resolve(c);
+          },
+          (err: unknown) => {
+            clearTimeout(timer);
+            if (!late) reject(err);
+          },
+        );
+      }),
+  };
 }
 
 /** `err`, carrying its refusal when the destination refused (the HTTP front answers that as is). */

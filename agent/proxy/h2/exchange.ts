@@ -143,7 +143,8 @@ export class H2Exchange {
 
   private decided(d: HttpDecision): void {
     this.decision = d;
-    if (!this.live) return;
+    // decided after the stream ended (a request that waited its turn): its dispatch still ends, giving back its place
+    if (!this.live) return d?.dispatch?.finish();
     if (d?.allowed !== true) {
       const status = typeof d?.status === 'number' ? d.status : 403;
       return this.answer(status, status === 403 ? GRPC.PERMISSION_DENIED : grpcStatusOfHttp(status));

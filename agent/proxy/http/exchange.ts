@@ -325,7 +325,8 @@ export class Exchange implements ParsedRequest, UpstreamUser {
   }
 
   private decided(decision: HttpDecision): void {
-    if (this.finished || this.aborted) return;
+    // decided after the exchange ended (a request that waited its turn): its dispatch still ends, giving back its place
+    if (this.finished || this.aborted) return decision?.dispatch?.finish();
     this.decision = decision;
     if (decision?.allowed !== true) {
       if (typeof decision?.status === 'number') this.denyStatus = decision.status;

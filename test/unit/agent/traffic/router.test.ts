@@ -43,7 +43,7 @@ describe('TrafficRouter (agent/traffic/router.ts), with this node\'s destination
     node: 'n1',
     log: silentLogger(),
     flows: { record: (f) => flows.push(f) },
-    policies: { index: { routes: { lookup: () => undefined } } as unknown as PolicyIndex },
+    policies: { index: { routes: { lookup: () => undefined }, destinations: { lookup: () => undefined } } as unknown as PolicyIndex },
     local: { byIp: (ip) => (ip === '10.0.0.5' || ip === '10.0.0.6' ? workload(`pod-${ip}`, ip) : undefined) },
     registry: { byIp: () => undefined, service: (ns, name) => services.get(`${ns}/${name}`) },
     pool: { connect: () => Promise.reject(new Error('no remote endpoint here')) as Promise<never> },
