@@ -68,7 +68,7 @@ spec:
 ${policy}`;
 
 const HASH_BY_HEADER = dr('hash', 'hash.default.svc.cluster.local', '    loadBalancer: {consistentHash: {httpHeaderName: x-user}}\n');
-const HASH_BY_COOKIE = dr('hash', 'hash', '    loadBalancer: {consistentHash: {httpCookie: {name: user, ttl: 0s}}}\n');
+const HASH_BY_COOKIE = dr('hash', 'hash', '    loadBalancer: {consistentHash: {httpCookie: {name: user}}}\n');
 const BULKHEAD = dr('slow', 'slow', '    connectionPool:\n      http: {http2MaxRequests: 2, http1MaxPendingRequests: 2}\n');
 const OUTLIERS = dr('od', 'od', '    loadBalancer: {simple: ROUND_ROBIN}\n    outlierDetection: {consecutive5xxErrors: 3, interval: 1s, baseEjectionTime: 3s, maxEjectionPercent: 100}\n');
 const WITH_SUBSETS = `${dr('hash-subsets', 'hash', '    loadBalancer: {simple: RANDOM}\n')}  subsets:

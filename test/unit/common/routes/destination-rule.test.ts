@@ -120,6 +120,14 @@ describe('DestinationRule (common/routes)', () => {
     assert.equal(r.warnings.length, 2, r.warnings.join('\n'));
   });
 
+  it('warns, one line each, for the fields accepted but not applied yet (cookie ttl, maxRequestsPerConnection, idleTimeout)', () => {
+    const r = parsePolicies(FULL.replace('httpHeaderName: X-User', 'httpCookie: {name: sid, ttl: 1h}'), 'dr.yaml');
+    assert.equal(r.policies.length, 1);
+    assert.equal(r.warnings.length, 3, r.warnings.join('\n'));
+    const paths = ['loadBalancer.consistentHash.httpCookie.ttl: is accepted but no cookie is set', 'connectionPool.http.maxRequestsPerConnection: is accepted but not applied yet', 'connectionPool.http.idleTimeout: is accepted but not applied yet'];
+    paths.forEach((p, i) => assert.ok(r.warnings[i]!.includes(`DestinationRule shop/web: spec.trafficPolicy.${p}`), r.warnings[i]));
+  });
+
   describe('which rule a client gets (DestinationTable)', () => {
     const set = compilePolicyFiles([
       { source: 'a.yaml', text: `${HEAD}  host: web\n  trafficPolicy: {loadBalancer: {simple: RANDOM}}\n  exportTo: [".", "front"]\n` },
