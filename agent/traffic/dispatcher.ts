@@ -54,6 +54,8 @@ export interface DispatchInputs {
   readonly retrySlot?: () => (() => void) | undefined;
   /** called once when the request is over (its connectionPool place is given back) */
   readonly onFinish?: () => void;
+  /** headers to add to the answer from endpoint `e` (a sticky session's cookie) */
+  readonly responseHeaders?: (e: Endpoint) => readonly (readonly [string, string])[] | undefined;
   /** the upstream for an endpoint (pool name and how to connect) */
   target(e: Endpoint): UpstreamTarget;
   readonly random?: () => number;
@@ -101,6 +103,10 @@ export class RequestDispatch implements Dispatch {
     this.endpoint = e;
     this.attempts++;
     return this.d.target(e);
+  }
+
+  responseHeaders(): readonly (readonly [string, string])[] | undefined {
+    return this.endpoint === undefined ? undefined : this.d.responseHeaders?.(this.endpoint);
   }
 
   settle(o: AttemptOutcome, replayable: boolean): number | undefined {

@@ -15,7 +15,8 @@ import type { FlowEndpoint, FlowSink } from '../../common/flow';
 import type { Logger } from '../../common/log';
 import type { RegistryService } from '../../common/mesh-protocol';
 import type { PolicyIndex } from '../../common/policy';
-import type { BackendRef, DestinationPolicy, RouteRule, ServiceRoutes } from '../../common/routes';
+import type { BackendRef, DestinationPolicy, RouteRule, ServiceRoutes, SessionPersistence } from '../../common/routes';
+import { readSession, sessionHeader, sessionPick, type SessionState } from './session';
 import type { MeshWorkload } from '../mesh/mesh-registry';
 import type { MeshTracer } from '../tracing/tracer';
 import type { DestinationAuthz } from '../proxy/destination-authz';
@@ -177,29 +178,35 @@ export class TrafficRouter {
       if (fault.abort !== undefined && Math.random() * 100 < fault.abort.percent) return { allowed: false, status: fault.abort.status, verdict: 'error', reason: 'fault-abort', ...matched, backend: '' };
       if (fault.delay !== undefined && Math.random() * 100 < fault.delay.percent) delayMs = fault.delay.ms;
     }
-    const backend = pickWeighted(choice.rule.backends, Math.random);
-    return this.dispatchTo(req, backend, choice.rule, workload, source, proto, { reason: delayMs > 0 ? 'fault-delay' : 'routed', ...matched }, delayMs);
+    const spec = choice.rule.session;
+    const session = spec === undefined ? undefined : { spec, carried: readSession(spec, req.headers, Date.now()) };
+    // a session goes on with its endpoint's backend (whatever the weights), while that endpoint is one of a backend's
+    const stuck = session?.carried && choice.rule.backends.find((b) => b.weight > 0 && this.hasEndpoint(b, session.carried!.endpoint));
+    const backend = stuck || pickWeighted(choice.rule.backends, Math.random);
+    return this.dispatchTo(req, backend, choice.rule, workload, source, proto, { reason: delayMs > 0 ? 'fault-delay' : 'routed', ...matched, ...(session && { session }) }, delayMs);
   }
 
   /**
    * The request's dispatch to `backend`, under the backend's DestinationRule if one applies to the
    * client: its balancing, its outlier detection, and its bulkhead (now, after a wait, or 503 UO).
    */
-  private dispatchTo(req: NormalizedRequest, backend: BackendRef, rule: RouteRule | undefined, workload: Workload, source: Source, proto: Proto, info: { reason: string; route?: string; rule?: number }, delayMs = 0): RoutedDecision | Promise<RoutedDecision> {
+  private dispatchTo(req: NormalizedRequest, backend: BackendRef, rule: RouteRule | undefined, workload: Workload, source: Source, proto: Proto, info: RouteInfo, delayMs = 0): RoutedDecision | Promise<RoutedDecision> {
     const dr = this.inputs.policies.index.destinations.lookup(backend.namespace, backend.name, backend.port, workload.namespace);
     const base = { reason: info.reason, route: info.route, rule: info.rule, backend: `${backend.namespace}/${backend.name}` };
-    if (dr === undefined) return { allowed: true, ...base, dispatch: this.dispatch(req, backend, rule, workload, source, proto, delayMs, undefined, undefined) };
+    if (dr === undefined) return { allowed: true, ...base, dispatch: this.dispatch(req, backend, rule, workload, source, proto, delayMs, info.session, undefined, undefined) };
     const { policy, place } = this.destinations.forRequest(dr, `${backend.namespace}/${backend.name}:${backend.port}`, proto, { headers: req.headers, query: req.query, sourceIp: workload.ip });
     const overflow = (): RoutedDecision => ({ allowed: false, status: 503, verdict: 'error', ...base, reason: 'upstream-overflow' });
     if (place.kind === 'overflow') return overflow();
-    if (place.kind === 'now') return { allowed: true, ...base, dispatch: this.dispatch(req, backend, rule, workload, source, proto, delayMs, policy, place.release) };
-    return place.ready.then((release) => (release === undefined ? overflow() : { allowed: true, ...base, dispatch: this.dispatch(req, backend, rule, workload, source, proto, delayMs, policy, release) }));
+    if (place.kind === 'now') return { allowed: true, ...base, dispatch: this.dispatch(req, backend, rule, workload, source, proto, delayMs, info.session, policy, place.release) };
+    return place.ready.then((release) => (release === undefined ? overflow() : { allowed: true, ...base, dispatch: this.dispatch(req, backend, rule, workload, source, proto, delayMs, info.session, policy, release) }));
   }
 
-  private dispatch(req: NormalizedRequest, backend: BackendRef, rule: RouteRule | undefined, workload: Workload, source: Source, proto: Proto, delayMs: number, policy: RequestPolicy | undefined, release: (() => void) | undefined): RequestDispatch {
+  private dispatch(req: NormalizedRequest, backend: BackendRef, rule: RouteRule | undefined, workload: Workload, source: Source, proto: Proto, delayMs: number, session: Session | undefined, policy: RequestPolicy | undefined, release: (() => void) | undefined): RequestDispatch {
     const svc = this.inputs.registry.service(backend.namespace, backend.name);
     const set = svc ? this.endpointSet(svc, backend.port) : NO_ENDPOINTS;
     const connectTimeoutMs = policy?.connectTimeoutMs;
+    // a session's endpoint first, while it is a candidate (ready, not ejected, not tried); then the DestinationRule's pick
+    const pick = sessionPick(session?.carried?.endpoint, set.keys, policy?.pick);
     return new RequestDispatch({
       rule: rule ?? NO_RULE,
       method: req.method,
@@ -210,11 +217,18 @@ export class TrafficRouter {
       ejections: this.ejections,
       delayMs,
       target: (e) => withConnectTimeout(this.target(e, workload, source, proto), connectTimeoutMs),
-      ...(policy?.pick !== undefined && { pick: policy.pick }),
+      ...(pick !== undefined && { pick }),
+      ...(session !== undefined && { responseHeaders: (e: Endpoint) => oneHeader(sessionHeader(session.spec, keyOf(e), session.carried, Date.now())) }),
       ...(policy?.outlier !== undefined && { outlier: policy.outlier }),
       ...(policy?.retrySlot !== undefined && { retrySlot: policy.retrySlot }),
       ...(release !== undefined && { onFinish: release }),
     });
+  }
+
+  /** `endpoint` (ip:port) is a ready endpoint of backend `b` */
+  private hasEndpoint(b: BackendRef, endpoint: string): boolean {
+    const svc = this.inputs.registry.service(b.namespace, b.name);
+    return svc !== undefined && this.endpointSet(svc, b.port).keys.includes(endpoint);
   }
 
   private endpointSet(svc: RegistryService, port: number): EndpointSet {
@@ -341,6 +355,21 @@ function withRefusal<E>(err: E): E {
 const poolName = (proto: Proto, clientIp: string, e: Endpoint): string => `traffic:${proto}:${clientIp}>${keyOf(e)}`;
 /** The client pod's IP in a pool name (`traffic:<proto>:<client ip>><endpoint>`). */
 const clientOfPool = (pool: string): string => pool.slice(pool.indexOf(':', 'traffic:'.length) + 1, pool.indexOf('>'));
+
+/** What matched, for the decision and its record; a rule's sticky session. */
+interface RouteInfo {
+  reason: string;
+  route?: string;
+  rule?: number;
+  session?: Session;
+}
+
+interface Session {
+  readonly spec: SessionPersistence;
+  readonly carried: SessionState | undefined;
+}
+
+const oneHeader = (h: [string, string] | undefined): readonly (readonly [string, string])[] | undefined => (h === undefined ? undefined : [h]);
 
 interface EndpointSet {
   readonly endpoints: readonly Endpoint[];

@@ -12,13 +12,13 @@
  * Supported: parentRefs (kind Service, optional port), rules[].matches (method, headers Exact /
  * RegularExpression), rules[].backendRefs (Services of the route's namespace, port, weight),
  * rules[].filters (an ExtensionRef to a FaultInjection, as HTTPRoute), rules[].name. Everything
- * else (sessionPersistence, other filters, Gateway parents) is refused naming the field. GRPCRoute
+ * else (other filters, Gateway parents) is refused naming the field. GRPCRoute
  * has no timeouts or retry fields: a call's `grpc-timeout` bounds it (the proxy honours it). Pure.
  */
 import { Checker, LIMITS, named, parseRouteSpec, parseRule, type HttpRouteSpecResult, type RuleExtras } from './parse-http-route';
 import type { PathMatcher, RouteMatch, RouteRule } from './types';
 
-const RULE_FIELDS = ['name', 'matches', 'backendRefs', 'filters'];
+const RULE_FIELDS = ['name', 'matches', 'backendRefs', 'filters', 'sessionPersistence'];
 const MATCH_FIELDS = ['method', 'headers'];
 const METHOD_FIELDS = ['type', 'service', 'method'];
 /** Gateway API's patterns for an Exact match's service and method */

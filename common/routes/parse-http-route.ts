@@ -7,11 +7,12 @@
  * RegularExpression, headers and queryParams Exact / RegularExpression, method),
  * rules[].backendRefs (Services of the route's namespace, port, weight), rules[].timeouts
  * (request, backendRequest), rules[].retry (codes, attempts, backoff: the experimental channel's
- * fields), rules[].name. Everything else (filters, sessionPersistence, Gateway parents, cross-
+ * fields), rules[].name, rules[].sessionPersistence (parse-session.ts). Everything else (filters, Gateway parents, cross-
  * namespace backends) is refused naming the field. `hostnames` is ignored for Service parents, as
  * the mesh profile says (a warning).
  */
 import { regexProblem, wholeMatch } from './regex-check';
+import { parseSession } from './parse-session';
 import { MAX_ROUTE_TIMEOUT_MS, routeDuration } from './route-duration';
 import type { BackendRef, PathMatcher, RetryPolicy, RouteMatch, RouteParent, RouteRule, StringMatcher } from './types';
 
@@ -27,12 +28,11 @@ export interface ParsedHttpRouteSpec {
 
 const SPEC_FIELDS = ['parentRefs', 'hostnames', 'rules'];
 const PARENT_FIELDS = ['group', 'kind', 'name', 'namespace', 'port'];
-const RULE_FIELDS = ['name', 'matches', 'backendRefs', 'timeouts', 'retry', 'filters'];
+const RULE_FIELDS = ['name', 'matches', 'backendRefs', 'timeouts', 'retry', 'filters', 'sessionPersistence'];
 const MATCH_FIELDS = ['path', 'headers', 'queryParams', 'method'];
 const BACKEND_FIELDS = ['group', 'kind', 'name', 'namespace', 'port', 'weight'];
 const NOT_YET: Record<string, string> = {
   filters: 'filters are not supported here yet (remove it)',
-  sessionPersistence: 'sessionPersistence is not supported yet (remove it)',
   sectionName: 'sectionName is not supported for a Service parent (use port)',
 };
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
@@ -197,8 +197,9 @@ export function parseRule(
   const backends = backendRefs(c, f.backendRefs, `${path}.backendRefs`, namespace);
   const own = extras(f, path);
   const fault = f.filters === undefined ? undefined : faultFilter(c, f.filters, `${path}.filters`, namespace);
+  const session = f.sessionPersistence === undefined ? undefined : parseSession(c, f.sessionPersistence, `${path}.sessionPersistence`);
   if (c.problems.length > before || !backends) return undefined;
-  return { index, name, matches, backends, ...own, fault };
+  return { index, name, matches, backends, ...own, fault, ...(session !== undefined && { session }) };
 }
 
 function match(c: Checker, v: unknown, path: string): RouteMatch | undefined {

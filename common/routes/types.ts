@@ -65,6 +65,21 @@ export interface RouteRule {
   readonly retry: RetryPolicy | undefined;
   /** `namespace/name` of the FaultInjection its ExtensionRef filter names, if any */
   readonly fault: string | undefined;
+  /** `sessionPersistence`: sticky sessions (agent/traffic/session.ts) */
+  readonly session?: SessionPersistence;
+}
+
+/** A rule's sessionPersistence (Gateway API, GEP-1619). */
+export interface SessionPersistence {
+  readonly type: 'Cookie' | 'Header';
+  /** the cookie's or header's name */
+  readonly name: string;
+  /** a session older than this starts again (absoluteTimeout); undefined: never */
+  readonly absoluteMs: number | undefined;
+  /** a session unused for this long starts again (idleTimeout); undefined: never */
+  readonly idleMs: number | undefined;
+  /** cookieConfig.lifetimeType Permanent: the cookie has Max-Age (absoluteTimeout) */
+  readonly permanent: boolean;
 }
 
 export const FAULT_API_VERSION = 'palisade.dev/v1';

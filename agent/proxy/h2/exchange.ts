@@ -263,7 +263,7 @@ export class H2Exchange {
     this.committed = true;
     this.status = status;
     const { stream } = this;
-    stream.respond(relayedHeaders(h), { endStream: end, waitForTrailers: !end });
+    stream.respond(withAdded(relayedHeaders(h), this.dispatch?.responseHeaders?.()), { endStream: end, waitForTrailers: !end });
     if (end) return;
     stream.once('wantTrailers', () => {
       if (!stream.closed) stream.sendTrailers(this.trailers === undefined ? {} : relayedHeaders(this.trailers));
@@ -384,4 +384,14 @@ export class H2Exchange {
       this.ctx.log.error({ err }, 'http2 onRecord callback failed');
     }
   }
+}
+
+/** `headers` with the mesh's own added (a sticky session's cookie), a name already there given both values. */
+function withAdded(headers: http2.OutgoingHttpHeaders, added: readonly (readonly [string, string])[] | undefined): http2.OutgoingHttpHeaders {
+  if (added === undefined) return headers;
+  for (const [name, value] of added) {
+    const had = headers[name];
+    headers[name] = had === undefined ? value : [...(Array.isArray(had) ? had : [String(had)]), value];
+  }
+  return headers;
 }

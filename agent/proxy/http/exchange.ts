@@ -593,7 +593,8 @@ export class Exchange implements ParsedRequest, UpstreamUser {
       return;
     }
     if (this.receivingBody()) this.closeAfter = true;
-    const r = relayedHead(status, message, rawHeaders, { method: this.method, httpVersion: this.httpVersion, keepAlive: this.keepsAliveOnFinalAnswer() && !this.closeAfter });
+    const added = this.dispatch?.responseHeaders?.();
+    const r = relayedHead(status, message, added === undefined ? rawHeaders : [...rawHeaders, ...added.flat()], { method: this.method, httpVersion: this.httpVersion, keepAlive: this.keepsAliveOnFinalAnswer() && !this.closeAfter });
     if ('bad' in r) {
       this.error = `bad upstream response: ${r.bad}`;
       this.stop();

@@ -29,6 +29,8 @@ interface ClientSummary {
   statuses: Record<string, number>;
   errors: Record<string, number>;
   ms: number;
+  /** with --cookies: the cookies the answers set */
+  cookies?: Record<string, string>;
 }
 
 interface FlowLine {
@@ -40,24 +42,29 @@ interface FlowLine {
   traffic?: { route: string; backend: string };
 }
 
-const VIPS = { hash: '10.96.0.40', slow: '10.96.0.41', od: '10.96.0.42' };
+const VIPS = { hash: '10.96.0.40', slow: '10.96.0.41', od: '10.96.0.42', sticky: '10.96.0.43' };
 
 const SERVICES = `services:
   - {name: hash, namespace: default, vips: [${VIPS.hash}], ports: [{port: 80, targetPort: 8080}], selector: {app: hash}}
   - {name: slow, namespace: default, vips: [${VIPS.slow}], ports: [{port: 80, targetPort: 8080}], selector: {app: slow}}
   - {name: od, namespace: default, vips: [${VIPS.od}], ports: [{port: 80, targetPort: 8080}], selector: {app: od}}
+  - {name: sticky, namespace: default, vips: [${VIPS.sticky}], ports: [{port: 80, targetPort: 8080}], selector: {app: hash}}
 `;
 
+
 /** An HTTPRoute sending a Service's requests to itself: its traffic is HTTP in the proxy. */
-const selfRoute = (name: string): string => `apiVersion: gateway.networking.k8s.io/v1
+const selfRoute = (name: string, extra = ''): string => `apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {name: ${name}, namespace: default}
 spec:
   parentRefs: [{kind: Service, name: ${name}}]
   rules:
   - backendRefs: [{name: ${name}, port: 80}]
----
+${extra}---
 `;
+
+/** Sticky sessions (Gateway API sessionPersistence) over the three hash pods. */
+const STICKY_ROUTE = selfRoute('sticky', '    sessionPersistence: {sessionName: web-session, type: Cookie, absoluteTimeout: 1h}\n');
 
 const dr = (name: string, host: string, policy: string): string => `apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -150,8 +157,8 @@ describe('DestinationRule traffic policies in the source node proxy (real agent,
     });
     await agent.ready;
     const ready = (name: string): number => collector.running.snapshot().services?.find((s) => s.name === name)?.endpoints.filter((e) => e.ready).length ?? 0;
-    await waitFor(() => ready('hash') === 3 && ready('slow') === 1 && ready('od') === 2, 20_000, { what: 'the services and their endpoints in the registry' });
-    await apply(`${selfRoute('hash')}${selfRoute('slow')}${selfRoute('od')}${HASH_BY_HEADER}\n---\n${BULKHEAD}\n---\n${OUTLIERS}`);
+    await waitFor(() => ready('hash') === 3 && ready('sticky') === 3 && ready('slow') === 1 && ready('od') === 2, 20_000, { what: 'the services and their endpoints in the registry' });
+    await apply(`${STICKY_ROUTE}${selfRoute('hash')}${selfRoute('slow')}${selfRoute('od')}${HASH_BY_HEADER}\n---\n${BULKHEAD}\n---\n${OUTLIERS}`);
     await enforced();
     await waitFor(async () => (await run(VIPS.hash, 1)).ok && flows().some((f) => f.traffic?.route === 'default/hash'), 20_000, { what: 'routed requests' });
   });
@@ -196,6 +203,19 @@ describe('DestinationRule traffic policies in the source node proxy (real agent,
       homes.add(Object.keys(r.bodies)[0]!);
     }
     assert.ok(homes.size >= 2, `sessions spread: ${[...homes].join(',')}`);
+  });
+
+  it('sticky sessions (sessionPersistence Cookie): the proxy sets the cookie on the first answer, and a client sending it back stays on that endpoint', async function () {
+    for (let s = 0; s < 4; s++) {
+      const r = await run(VIPS.sticky, 20, ['/', '--cookies']);
+      assert.deepEqual(r.statuses, { 200: 20 });
+      assert.equal(Object.keys(r.bodies).length, 1, `session ${s} on one endpoint: ${JSON.stringify(r.bodies)}`);
+      assert.match(r.cookies?.['web-session'] ?? '', /^[A-Za-z0-9_-]+$/, 'the proxy set the session cookie');
+    }
+    const without = await run(VIPS.sticky, 60);
+    assert.ok(Object.keys(without.bodies).length >= 2, `a client that does not send the cookie back is balanced per request: ${JSON.stringify(without.bodies)}`);
+    const forged = await run(VIPS.sticky, 1, ['/', `cookie:web-session=${Buffer.from('10.250.0.1:8080|0|0').toString('base64url')}`]);
+    assert.deepEqual(forged.statuses, { 200: 1 }, 'a cookie naming no endpoint of the Service picks one of its endpoints');
   });
 
   it('the bulkhead: 2 in progress, 2 waiting, the rest refused at once with 503 and flag UO, a flow each with its reason', async function () {

@@ -8,7 +8,9 @@ import { RequestDispatch } from '../../../../agent/traffic/dispatcher';
 import { Ejections, ejectionsHonoured, MAX_OUTLIER_EJECTION_MS } from '../../../../agent/traffic/ejections';
 import { PeakEwma } from '../../../../agent/traffic/peak-ewma';
 import { RetryBudget } from '../../../../agent/traffic/retry-budget';
-import { DEFAULT_CONNECTION_POOL, DEFAULT_OUTLIER_DETECTION, type LoadBalancer, type OutlierDetection, type RouteRule } from '../../../../common/routes';
+import { compilePolicyFiles } from '../../../../common/policy';
+import { DEFAULT_CONNECTION_POOL, DEFAULT_OUTLIER_DETECTION, type LoadBalancer, type OutlierDetection, type RouteRule, type SessionPersistence } from '../../../../common/routes';
+import { readSession, sessionHeader, sessionPick } from '../../../../agent/traffic/session';
 
 const KEYS = Array.from({ length: 10 }, (_, i) => `10.0.0.${i + 1}:80`);
 const ALL = KEYS.map((_, i) => i);
@@ -263,5 +265,58 @@ describe('DestinationRule per connection (agent/proxy/service-balancer.ts)', () 
     r1();
     assert.ok(b.admit('shop/db:5432', 2) !== undefined);
     assert.equal(b.admit('shop/db:5432', 2), undefined);
+  });
+});
+
+describe('sticky sessions (sessionPersistence, agent/traffic/session.ts)', () => {
+  const COOKIE: SessionPersistence = { type: 'Cookie', name: 'sid', absoluteMs: 3_600_000, idleMs: undefined, permanent: false };
+  const cookieOf = (setCookie: string): string => setCookie.split(';')[0]!;
+  it('the first answer names its endpoint in a cookie; the request carrying it reads back the endpoint', () => {
+    const [name, value] = sessionHeader(COOKIE, '10.0.0.2:8080', undefined, 1_000_000)!;
+    assert.equal(name, 'set-cookie');
+    assert.match(value, /^sid=[A-Za-z0-9_-]+; Path=\/; HttpOnly$/);
+    assert.deepEqual(readSession(COOKIE, { cookie: [`a=1; ${cookieOf(value)}`] }, 1_000_000), { endpoint: '10.0.0.2:8080', created: 1000 });
+    assert.equal(sessionHeader(COOKIE, '10.0.0.2:8080', { endpoint: '10.0.0.2:8080', created: 1000 }, 1_000_500), undefined, 'the same session, nothing to refresh: no cookie again');
+    assert.ok(sessionHeader(COOKIE, '10.0.0.3:8080', { endpoint: '10.0.0.2:8080', created: 1000 }, 1_000_500), 'another endpoint: a new cookie');
+  });
+  const TIMES: [string, SessionPersistence, number, boolean][] = [
+    ['within absoluteTimeout', COOKIE, 3_599_000, true],
+    ['past absoluteTimeout', COOKIE, 3_600_000, false],
+    ['within idleTimeout', { ...COOKIE, absoluteMs: undefined, idleMs: 60_000 }, 59_000, true],
+    ['past idleTimeout', { ...COOKIE, absoluteMs: undefined, idleMs: 60_000 }, 60_000, false],
+  ];
+  for (const [what, spec, after, kept] of TIMES) {
+    it(`a session ${what} is ${kept ? 'kept' : 'begun again'}`, () => {
+      const value = cookieOf(sessionHeader(spec, '10.0.0.2:8080', undefined, 0)![1]);
+      assert.equal(readSession(spec, { cookie: [value] }, after) !== undefined, kept);
+    });
+  }
+  const BAD = ['', 'not base64!', Buffer.from('evil.example.com:80|0|0').toString('base64url'), Buffer.from('10.0.0.1:80|x|0').toString('base64url'), 'A'.repeat(300)];
+  for (const raw of BAD) it(`a malformed value is no session: ${JSON.stringify(raw.slice(0, 30))}`, () => assert.equal(readSession({ ...COOKIE, absoluteMs: undefined }, { cookie: [`sid=${raw}`] }, 0), undefined));
+  it('type Header: the response header, read back from the request header of that name; Permanent cookies carry Max-Age', () => {
+    const h: SessionPersistence = { type: 'Header', name: 'X-Session', absoluteMs: undefined, idleMs: undefined, permanent: false };
+    const [name, value] = sessionHeader(h, '10.0.0.2:80', undefined, 0)!;
+    assert.equal(name, 'X-Session');
+    assert.equal(readSession(h, { 'x-session': [value] }, 0)?.endpoint, '10.0.0.2:80');
+    assert.match(sessionHeader({ ...COOKIE, permanent: true }, '10.0.0.2:80', undefined, 0)![1], /; Max-Age=3600$/);
+  });
+  it('a session stays on its endpoint while it is a candidate; ejected, tried or gone, the request picks anew', () => {
+    const then = (): number => 0;
+    const pick = sessionPick(KEYS[2], KEYS, then)!;
+    assert.equal(pick(KEYS, [0, 1, 2, 3]), 2);
+    assert.equal(pick(KEYS, [0, 1, 3]), 0, 'not among the candidates (ejected or tried): the fallback');
+    assert.equal(sessionPick('10.9.9.9:80', KEYS, then), then, 'an endpoint the backend no longer has: the fallback');
+    assert.equal(sessionPick(undefined, KEYS, undefined), undefined);
+    const ejections = new Ejections(() => 0);
+    ejections.unreachable(KEYS[2]!);
+    const EPS4 = KEYS.slice(0, 4).map((k) => ({ ip: k.slice(0, -3), port: 80 }));
+    const d = new RequestDispatch({ rule: { index: 0, name: undefined, matches: [], backends: [], requestTimeoutMs: 0, backendTimeoutMs: 0, retry: undefined, fault: undefined }, method: 'GET', endpoints: EPS4, balancer: new PeakEwma(Math.random, () => 0), budget: new RetryBudget(() => 0), ejections, pick: sessionPick(KEYS[2], KEYS.slice(0, 4), undefined), target: (e) => ({ pool: `${e.ip}:${e.port}`, connect: () => Promise.reject(new Error('unused')) as Promise<Duplex> }) });
+    assert.notEqual(d.next()!.pool, KEYS[2], 'the session\'s endpoint is ejected: another one');
+  });
+
+  it('parses sessionPersistence with the spec\'s defaults', () => {
+    const text = 'apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, namespace: shop}\nspec:\n  parentRefs: [{kind: Service, name: web}]\n  rules:\n  - backendRefs: [{name: web, port: 80}]\n    sessionPersistence: {absoluteTimeout: 1h, idleTimeout: 10m}\n';
+    const r = compilePolicyFiles([{ source: 'r.yaml', text }]).routes![0]!;
+    assert.deepEqual(r.rules[0]!.session, { type: 'Cookie', name: 'palisade-session', absoluteMs: 3_600_000, idleMs: 600_000, permanent: false });
   });
 });
