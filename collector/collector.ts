@@ -152,13 +152,15 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
   const { audit, policies } = control;
   let kube: CollectorKubernetes | undefined;
   try {
-    if (opts.kubernetes) kube = await startCollectorKubernetes({ ...opts.kubernetes, client: kubeClient, log, registry, policies });
+    if (opts.kubernetes) kube = await startCollectorKubernetes({ ...opts.kubernetes, client: kubeClient, log, registry, policies, records: nodes });
   } catch (err) {
     policies.close();
     audit.close();
     await flows.close();
     throw err;
   }
+  // A change made outside this process (the offline `node revoke`) goes to the other replicas too.
+  const stopSharingNodes = kube ? nodes.watch(() => kube!.nodes.recordsChanged()) : undefined;
   const sinks = new FlowSinks(opts.flowSinks ?? [], { log, metrics, trustDomain: ca.trustDomain, ...(opts.flowSinkOptions && { otlp: opts.flowSinkOptions }) });
   metrics.watchSinks(sinks);
   const unsubscribeSinks = flows.onStored(sinks.onStored);
@@ -190,6 +192,7 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     refusals,
   });
   const closeStores = async (): Promise<void> => {
+    stopSharingNodes?.();
     await kube?.close();
     unsubscribeDenied();
     unsubscribeSinks();

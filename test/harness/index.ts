@@ -18,7 +18,7 @@ export { denyFromYaml } from './policies';
 export { rawNet, sendFrames, startSniffer, startUdpServer } from './raw-net';
 export type { FrameSpec, RawResult, Running, Spawner } from './raw-net';
 export { rssMiB, sampleRss } from './memory';
-export { nodeMetrics, startFlood } from './flood';
+export { nodeMetric, nodeMetrics, startFlood } from './flood';
 export { tearDown } from './teardown';
 export type { FloodResult, FloodSpec } from './flood';
 export type { RssSampler } from './memory';
