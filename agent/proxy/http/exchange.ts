@@ -332,6 +332,8 @@ export class Exchange implements ParsedRequest, UpstreamUser {
       if (typeof decision?.status === 'number') this.denyStatus = decision.status;
       return this.deny();
     }
+    // a dispatch this exchange will not use (the client is gone, or an upgrade is relayed whole) ends now, giving back its place
+    if (this.link.closed || this.detached) decision.dispatch?.finish();
     if (this.link.closed) return this.downstreamClosed();
     if (decision.dispatch !== undefined && !this.detached) {
       const d = (this.dispatch = decision.dispatch);
