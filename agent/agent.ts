@@ -4,6 +4,7 @@
  * workloads, and serves the outbound listener.
  */
 import { MeshTracer } from './tracing/tracer';
+import { registerTraceMetrics } from './metrics/trace-metrics';
 import * as fs from 'node:fs';
 import { isIPv4 } from 'node:net';
 import * as path from 'node:path';
@@ -243,6 +244,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       if (closed) log.info({ event: 'policy-enforced', closed }, 'closed established connections the new policies deny');
     });
     tracer = opts.tracing ? new MeshTracer({ ...opts.tracing, node: opts.node }) : undefined;
+    if (metricsRegistry && tracer) registerTraceMetrics(metricsRegistry, tracer.counts.bind(tracer));
     const shared = {
       ...(tracer !== undefined && { tracer }),
       node: opts.node,

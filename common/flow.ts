@@ -45,7 +45,10 @@ export interface FlowRecord {
   bytesSent: number;
   bytesReceived: number;
   durationMs: number;
-  /** the W3C trace id (32 lowercase hex digits) of an HTTP request the proxy traced */
+  /**
+   * the W3C trace id (32 lowercase hex digits) of an HTTP request the proxy traced: its spans were
+   * queued for export, which does not mean delivered (README.md "Tracing")
+   */
   traceId?: string;
   /**
    * How many refused connections this record stands for, when more than one: the agent records

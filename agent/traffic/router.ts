@@ -5,7 +5,9 @@
  * client preface — and each request (each HTTP/2 stream) is routed on its own: the route's rule that matches it (none: 404), a backend Service
  * by weight, then an endpoint of that backend by power of two choices over peak-EWMA latency,
  * reached the way any connection to it would be (HBONE to its node, or this node's destination
- * authorization), with the rule's timeouts and retries (dispatcher.ts). Routes are looked up on
+ * authorization), with the rule's timeouts and retries (dispatcher.ts) and filters (a redirect
+ * answered here; header and URL edits and mirrored copies handed to the engine with the decision:
+ * common/routes/filters.ts, mirror.ts). Routes are looked up on
  * every request, so a change applies to established keep-alive connections too. One flow record
  * per request names the route, rule, backend Service and attempts; with a tracer, the request is
  * this node's hop of its trace (server and client span, the upstream gets the client span as parent).
@@ -17,6 +19,7 @@ import type { RegistryService } from '../../common/mesh-protocol';
 import type { PolicyIndex } from '../../common/policy';
 import type { BackendRef, DestinationPolicy, RouteRule, ServiceRoutes, SessionPersistence } from '../../common/routes';
 import { readSession, sessionHeader, sessionPick, type SessionState } from './session';
+import { requestEdit, ruleRedirect } from '../../common/routes/filters';
 import type { MeshWorkload } from '../mesh/mesh-registry';
 import type { MeshTracer } from '../tracing/tracer';
 import type { DestinationAuthz } from '../proxy/destination-authz';
@@ -24,12 +27,14 @@ import type { HbonePool } from '../proxy/hbone-pool';
 import { H2Front, readPreface } from '../proxy/h2';
 import type { ConnectionLimits } from '../proxy/limits';
 import { DEFAULT_HTTP_LIMITS, HttpFront, type HttpDecision, type HttpLimits, type HttpRecord, type HttpSession, type NormalizedRequest, type UpstreamTarget } from '../proxy/http';
+import type { MirrorSource, MirrorTap } from '../proxy/http/types';
 import { httpCounts, httpLine, httpOutcome, proxyFlow, traced } from '../proxy/proxy-flow';
 import type { Workload } from '../workloads';
 import { keyOf, RequestDispatch, type Endpoint } from './dispatcher';
 import { refusalOf } from './refusal';
 import { DestinationPolicies, type RequestPolicy } from './destination-policy';
 import { Ejections } from './ejections';
+import { allOf, Mirrors, type MirrorOutcome, type MirrorTarget } from './mirror';
 import { PeakEwma } from './peak-ewma';
 import { RetryBudget } from './retry-budget';
 import { pickWeighted } from './weighted';
@@ -59,6 +64,8 @@ export interface TrafficStats {
   estimatesEvicted: number;
   /** upstream connections closed instead of kept idle: their client pod held half its connection share */
   idleUpstreamsRefused: number;
+  /** mirrored copies by how they ended (RequestMirror; exported as palisade_traffic_mirrors_total) */
+  mirrors: Readonly<Record<MirrorOutcome, number>>;
   /** requests refused by a DestinationRule's connectionPool (503, flag UO) */
   upstreamOverflows?: number;
   /** endpoints ejected for their answers (a DestinationRule's outlierDetection) */
@@ -96,9 +103,11 @@ export class TrafficRouter {
   private readonly destinations = new DestinationPolicies((key) => this.balancer.outstanding(key));
   /** per registry version of a service (its object is replaced on any change) and port: its ready endpoints and their keys */
   private readonly endpointSets = new WeakMap<RegistryService, Map<number, EndpointSet>>();
+  private readonly mirrors: Mirrors;
 
   constructor(private readonly inputs: TrafficInputs) {
     this.log = inputs.log.child({ component: 'traffic' });
+    this.mirrors = new Mirrors(this.log);
     const connections = inputs.connections;
     this.front = new HttpFront({
       ...(inputs.httpLimits ? { limits: inputs.httpLimits } : {}),
@@ -155,7 +164,14 @@ export class TrafficRouter {
   }
 
   stats(): TrafficStats {
-    return { ejectionsOverflowed: this.ejections.readmittedByOverflow, estimatesEvicted: this.balancer.evicted, idleUpstreamsRefused: this.front.idleRefused, upstreamOverflows: this.destinations.overflowed, ejectedForAnswers: this.ejections.ejectedForAnswers };
+    return {
+      ejectionsOverflowed: this.ejections.readmittedByOverflow,
+      estimatesEvicted: this.balancer.evicted,
+      idleUpstreamsRefused: this.front.idleRefused,
+      mirrors: { ...this.mirrors.counts },
+      upstreamOverflows: this.destinations.overflowed,
+      ejectedForAnswers: this.ejections.ejectedForAnswers,
+    };
   }
 
 
@@ -178,12 +194,44 @@ export class TrafficRouter {
       if (fault.abort !== undefined && Math.random() * 100 < fault.abort.percent) return { allowed: false, status: fault.abort.status, verdict: 'error', reason: 'fault-abort', ...matched, backend: '' };
       if (fault.delay !== undefined && Math.random() * 100 < fault.delay.percent) delayMs = fault.delay.ms;
     }
-    const spec = choice.rule.session;
+    const rule = choice.rule;
+    // a redirect is the proxy's answer: no backend is contacted (the flow says why)
+    if (rule.filters?.redirect !== undefined) {
+      return { allowed: false, status: rule.filters.redirect.statusCode, verdict: 'allowed', reason: 'redirect', location: ruleRedirect(rule, req, service.port), ...matched, backend: '' };
+    }
+    const spec = rule.session;
     const session = spec === undefined ? undefined : { spec, carried: readSession(spec, req.headers, Date.now()) };
     // a session goes on with its endpoint's backend (whatever the weights), while that endpoint is one of a backend's
-    const stuck = session?.carried && choice.rule.backends.find((b) => b.weight > 0 && this.hasEndpoint(b, session.carried!.endpoint));
-    const backend = stuck || pickWeighted(choice.rule.backends, Math.random);
-    return this.dispatchTo(req, backend, choice.rule, workload, source, proto, { reason: delayMs > 0 ? 'fault-delay' : 'routed', ...matched, ...(session && { session }) }, delayMs);
+    const stuck = session?.carried && rule.backends.find((b) => b.weight > 0 && this.hasEndpoint(b, session.carried!.endpoint));
+    const backend = stuck || pickWeighted(rule.backends, Math.random);
+    const edit = requestEdit(rule, backend, req.path);
+    const mirror = this.mirrorOf(rule, backend, req, workload, source);
+    const decision = this.dispatchTo(req, backend, rule, workload, source, proto, { reason: delayMs > 0 ? 'fault-delay' : 'routed', ...matched, ...(session && { session }) }, delayMs);
+    const extras = (d: RoutedDecision): RoutedDecision => ({ ...d, ...(edit !== undefined && { edit }), ...(mirror !== undefined && { mirror }) });
+    // a request waiting its turn in a DestinationRule's bulkhead is decided later
+    return decision instanceof Promise ? decision.then(extras) : extras(decision);
+  }
+
+  /**
+   * The rule's (and the chosen backendRef's) mirrors this request is sampled for, as the engine's
+   * mirror hook: each copy carries the rule's own edits (a backendRef's are its backend's alone)
+   * to a random ready endpoint of its Service.
+   */
+  private mirrorOf(rule: RouteRule, backend: BackendRef, req: NormalizedRequest, workload: Workload, source: Source): HttpDecision['mirror'] {
+    const all = [...(rule.filters?.mirrors ?? []), ...(backend.filters?.mirrors ?? [])];
+    const sampled = all.filter((m) => m.numerator > 0 && Math.random() * m.denominator < m.numerator);
+    if (sampled.length === 0) return undefined;
+    const edit = requestEdit(rule, undefined, req.path);
+    return (src: MirrorSource): MirrorTap | undefined =>
+      allOf(sampled.flatMap((m) => this.mirrors.tap(src, edit, this.mirrorTarget(m.backend, src.proto, workload, source)) ?? []));
+  }
+
+  private mirrorTarget(b: Omit<BackendRef, 'weight' | 'filters'>, proto: Proto, workload: Workload, source: Source): MirrorTarget | undefined {
+    const svc = this.inputs.registry.service(b.namespace, b.name);
+    const endpoints = svc ? this.endpointSet(svc, b.port).endpoints : [];
+    if (endpoints.length === 0) return undefined;
+    const t = this.target(endpoints[Math.floor(Math.random() * endpoints.length)]!, workload, source, proto);
+    return { connect: () => t.connect(), session: () => this.h2.upstreams.get(t.pool, () => t.connect()).then((u) => u.session) };
   }
 
   /**

@@ -11,8 +11,9 @@
  *
  * Supported: parentRefs (kind Service, optional port), rules[].matches (method, headers Exact /
  * RegularExpression), rules[].backendRefs (Services of the route's namespace, port, weight),
- * rules[].filters (an ExtensionRef to a FaultInjection, as HTTPRoute), rules[].name. Everything
- * else (other filters, Gateway parents) is refused naming the field. GRPCRoute
+ * rules[].filters and backendRefs[].filters (RequestHeaderModifier, ResponseHeaderModifier,
+ * RequestMirror, and on the rule an ExtensionRef to a FaultInjection: parse-filters.ts),
+ * rules[].name. rules[].sessionPersistence. Everything else (Gateway parents) is refused naming the field. GRPCRoute
  * has no timeouts or retry fields: a call's `grpc-timeout` bounds it (the proxy honours it). Pure.
  */
 import { Checker, LIMITS, named, parseRouteSpec, parseRule, type HttpRouteSpecResult, type RuleExtras } from './parse-http-route';
@@ -38,7 +39,7 @@ export function parseGrpcRouteSpec(spec: unknown, namespace: string): GrpcRouteS
 const NO_EXTRAS: RuleExtras = { requestTimeoutMs: 0, backendTimeoutMs: 0, retry: undefined };
 
 function rule(c: Checker, v: unknown, index: number, namespace: string): RouteRule | undefined {
-  return parseRule(c, v, index, namespace, RULE_FIELDS, match, () => NO_EXTRAS);
+  return parseRule(c, v, index, namespace, 'GRPCRoute', RULE_FIELDS, match, () => NO_EXTRAS);
 }
 
 function match(c: Checker, v: unknown, path: string): RouteMatch | undefined {

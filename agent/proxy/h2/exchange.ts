@@ -12,9 +12,10 @@
 import * as http2 from 'node:http2';
 import type { Logger } from '../../../common/log';
 import { errorCode } from '../connect';
+import { editHeaderObject } from '../http/header-edit';
 import type { HeaderRules } from '../http/headers';
 import { bodyOf, DENIED_BODY, statusOf } from '../http/refusal';
-import type { AttemptRefusal, Dispatch, HttpDecision, HttpRecord, NormalizedRequest, UpstreamTarget } from '../http/types';
+import type { AttemptRefusal, Dispatch, HttpDecision, HttpRecord, MirrorTap, NormalizedRequest, UpstreamTarget } from '../http/types';
 import { GRPC, grpcStatusOfHttp, parseGrpcTimeout, retryStatusOf, trailersOnly, trailersOnlyStatus } from './grpc';
 import { readRequest, relayedHeaders } from './request';
 import type { H2Sessions } from './sessions';
@@ -89,6 +90,8 @@ export class H2Exchange {
   private readonly timers: NodeJS.Timeout[] = [];
   private attemptTimer: NodeJS.Timeout | undefined;
   private done = false;
+  /** a mirrored copy of this request, fed its body (a route's RequestMirror) */
+  private mirror: MirrorTap | undefined;
 
   constructor(
     private readonly ctx: ExchangeContext,
@@ -147,7 +150,24 @@ export class H2Exchange {
     if (!this.live) return d?.dispatch?.finish();
     if (d?.allowed !== true) {
       const status = typeof d?.status === 'number' ? d.status : 403;
-      return this.answer(status, status === 403 ? GRPC.PERMISSION_DENIED : grpcStatusOfHttp(status));
+      return this.answer(status, status === 403 ? GRPC.PERMISSION_DENIED : grpcStatusOfHttp(status), d?.location);
+    }
+    if (d.mirror !== undefined) {
+      const tap = (this.mirror = d.mirror({ proto: 'h2', headers: this.forward }));
+      // what of the body has come so far waits in `queued` (nothing went upstream yet)
+      for (const chunk of this.queued) tap?.data(chunk);
+      if (this.bodyEnded) tap?.end();
+    }
+    const edit = d.edit;
+    if (edit !== undefined) {
+      const f = edit.request.length > 0 ? editHeaderObject(this.forward, edit.request) : { ...this.forward };
+      if (edit.host !== undefined) f[':authority'] = edit.host;
+      if (edit.path !== undefined) {
+        const target = String(f[':path']);
+        const q = target.indexOf('?');
+        f[':path'] = q < 0 ? edit.path : edit.path + target.slice(q);
+      }
+      this.forward = f;
     }
     const dispatch: Dispatch = (this.dispatch = d.dispatch ?? new OneTarget(this.ctx.session.target));
     if (this.bodyBytes > dispatch.replayBytes) this.dropKept();
@@ -220,6 +240,7 @@ export class H2Exchange {
 
   private bodyData(d: Buffer): void {
     this.bodyBytes += d.length;
+    this.mirror?.data(d);
     const keep = this.dispatch?.replayBytes ?? 64 * 1024;
     if (this.replayable && this.bodyBytes <= keep) this.kept.push(d);
     else this.dropKept();
@@ -233,6 +254,7 @@ export class H2Exchange {
 
   private bodyEnd(): void {
     this.bodyEnded = true;
+    this.mirror?.end();
     if (this.up !== undefined && !this.up.closed) this.up.end();
   }
 
@@ -263,7 +285,9 @@ export class H2Exchange {
     this.committed = true;
     this.status = status;
     const { stream } = this;
-    stream.respond(withAdded(relayedHeaders(h), this.dispatch?.responseHeaders?.()), { endStream: end, waitForTrailers: !end });
+    const response = this.decision?.edit?.response ?? [];
+    const relayed = response.length > 0 ? editHeaderObject(relayedHeaders(h), response) : relayedHeaders(h);
+    stream.respond(withAdded(relayed, this.dispatch?.responseHeaders?.()), { endStream: end, waitForTrailers: !end });
     if (end) return;
     stream.once('wantTrailers', () => {
       if (!stream.closed) stream.sendTrailers(this.trailers === undefined ? {} : relayedHeaders(this.trailers));
@@ -338,8 +362,8 @@ export class H2Exchange {
 
   // --- answers and the end ---
 
-  /** The proxy's own answer: a gRPC call gets trailers-only `grpcStatus`, anything else `status` with a short body. */
-  private answer(status: number, grpcStatus: number): void {
+  /** The proxy's own answer: a gRPC call gets trailers-only `grpcStatus`, anything else `status` with a short body (and a redirect's `location`). */
+  private answer(status: number, grpcStatus: number, location?: string): void {
     const { stream } = this;
     if (stream.closed || stream.destroyed || stream.headersSent) return;
     if (this.grpc) {
@@ -349,7 +373,7 @@ export class H2Exchange {
     }
     this.status = status;
     const body = status === 403 ? DENIED_BODY : bodyOf(status);
-    stream.respond({ ':status': status, 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) });
+    stream.respond({ ':status': status, ...(location !== undefined && { location }), 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) });
     stream.end(this.method === 'HEAD' ? undefined : body);
   }
 
@@ -360,6 +384,7 @@ export class H2Exchange {
   private closed(): void {
     if (this.done) return;
     this.done = true;
+    this.mirror?.abort();
     for (const t of this.timers) clearTimeout(t);
     if (this.attemptTimer !== undefined) clearTimeout(this.attemptTimer);
     if (!this.committed || (this.up !== undefined && !this.up.closed)) this.cancelUp();

@@ -1,5 +1,7 @@
 /** The data the HTTP front hands to its caller: the request authz sees, the decision, the record. */
+import type { OutgoingHttpHeaders } from 'node:http2';
 import type { Duplex } from 'node:stream';
+import type { RequestEdit } from '../../../common/routes/filters';
 import type { Logger } from '../../../common/log';
 import type { TraceHop } from '../../tracing/trace-context';
 import type { HttpLimits } from './limits';
@@ -27,12 +29,31 @@ export interface HttpDecision {
   allowed: boolean;
   /** not allowed: answer with this status (and its generic body) instead of Istio's 403, e.g. 404 when no route matches */
   status?: number;
-  /** not allowed by the mesh itself, not by a policy (a fault abort, no route): the record's verdict, and no per-request "denied" line */
-  verdict?: 'error';
+  /** not allowed by the mesh itself, not by a policy (a fault abort, no route: error; a route's redirect: allowed): the record's verdict, and no per-request "denied" line */
+  verdict?: 'error' | 'allowed';
   /** allowed: the upstream is chosen per attempt, with deadlines and retries (the source node's routing, agent/traffic) */
   dispatch?: Dispatch;
+  /** allowed: changes to the forwarded request and to the relayed response (a route's filters) */
+  edit?: RequestEdit;
+  /** not allowed: the proxy's answer (`status`, a 3xx) carries this Location (a route's RequestRedirect) */
+  location?: string;
+  /** allowed: a copy of the request goes elsewhere too, its answer discarded (a route's RequestMirror); given the request as forwarded before `edit` */
+  mirror?: (source: MirrorSource) => MirrorTap | undefined;
   /** anything else the caller wants echoed into the record */
   [k: string]: unknown;
+}
+
+/** A request as the front forwards it, before a route's edit: what a mirrored copy is made from. */
+export type MirrorSource =
+  | { readonly proto: 'h1'; readonly method: string; readonly target: string; readonly lines: readonly string[] }
+  | { readonly proto: 'h2'; readonly headers: Readonly<OutgoingHttpHeaders> };
+
+/** A mirrored copy's body, fed as the request's arrives; sent once whole (end), or dropped (abort). */
+export interface MirrorTap {
+  data(chunk: Buffer): void;
+  end(): void;
+  /** the request ended without its whole body: the copy is not sent (counted) */
+  abort(): void;
 }
 
 /** Where one attempt of a request goes: the shared pool of that name, or a new connection. */

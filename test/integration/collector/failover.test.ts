@@ -26,27 +26,13 @@ import { createCsr, generateKeyPair } from '../../../common/pki';
 import { NodeRecords } from '../../../collector/nodes/node-records';
 import { KubeApiDouble } from '../../harness/kube-api-double';
 import { installCrds } from '../../harness/kube-crds';
+import { numberedFlow } from './flows-fixtures';
 import { client, collector, LogCapture, token, useCollectorSuite, waitFor, workload } from './helpers';
 
 const NODE = 'node-f';
 const CA_SECRET = { namespace: 'palisade-system', name: 'palisade-ca' };
 
-function record(n: number): FlowRecord {
-  return {
-    time: new Date().toISOString(),
-    node: NODE,
-    direction: 'outbound',
-    source: { ip: '10.7.0.1', workload: 'web', namespace: 'default', identity: 'spiffe://cluster.local/ns/default/sa/web' },
-    destination: { ip: '10.7.0.2', port: 8080 },
-    protocol: 'tcp',
-    verdict: 'allowed',
-    reason: 'allowed',
-    mtls: true,
-    bytesSent: n,
-    bytesReceived: 0,
-    durationMs: 1,
-  };
-}
+const record = (n: number): FlowRecord => numberedFlow(NODE, n);
 
 /** Every flow a stopped collector stored (its database, opened again read-write by the test). */
 async function storedIn(dataDir: string): Promise<StoredFlow[]> {

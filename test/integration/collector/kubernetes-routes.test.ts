@@ -30,8 +30,14 @@ spec:
   rules:
   - matches: [{headers: [{name: x-user-group, value: beta}]}]
     backendRefs: [{name: web-v2, port: 80}]
+    filters:
+    - {type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-canary, value: "yes"}], remove: [x-debug]}}
+    - {type: RequestMirror, requestMirror: {backendRef: {name: web-v1, port: 80}, fraction: {numerator: 1, denominator: 4}}}
   - matches: [{path: {type: PathPrefix, value: /api}, method: POST}]
-    backendRefs: [{name: web-v1, port: 80, weight: 90}, {name: web-v2, port: 80, weight: 10}]
+    backendRefs:
+    - {name: web-v1, port: 80, weight: 90, filters: [{type: ResponseHeaderModifier, responseHeaderModifier: {add: [{name: x-served, value: v1}]}}]}
+    - {name: web-v2, port: 80, weight: 10}
+    filters: [{type: URLRewrite, urlRewrite: {hostname: api.shop, path: {type: ReplacePrefixMatch, replacePrefixMatch: /v2}}}]
     timeouts: {request: 2s}
     retry: {codes: [503], attempts: 3}
   - backendRefs: [{name: web-v1, port: 80}]
@@ -45,6 +51,7 @@ spec:
   rules:
   - matches: [{method: {service: helloworld.Greeter, method: SayHello}}]
     backendRefs: [{name: greeter-v2, port: 50051}]
+    filters: [{type: RequestHeaderModifier, requestHeaderModifier: {add: [{name: x-route, value: greeter}]}}]
   - backendRefs: [{name: greeter-v1, port: 50051}]
 ---
 apiVersion: palisade.dev/v1
@@ -88,6 +95,7 @@ describe('collector: routes from the Kubernetes API (double)', function () {
       faults: (set.faults ?? []).map((f) => ({ id: f.id, delay: f.delay, abort: f.abort })),
     });
     assert.deepEqual(strip(fromApi), strip(fromFile));
+    assert.ok(fromApi.routes!.some((r) => r.rules.some((x) => x.filters?.rewrite !== undefined && x.backends[0]?.filters !== undefined)), 'the filters came through the API (rule and backendRef)');
     const tables = [fromApi, fromFile].map((s) => new RouteTable(s.routes ?? [], s.faults ?? []));
     let compared = 0;
     for (const [service, port] of [['web', 80], ['greeter', 50051], ['other', 80]] as const) {

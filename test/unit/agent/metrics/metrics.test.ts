@@ -1,4 +1,5 @@
 import { strict as assert } from 'node:assert';
+import type { TrafficStats } from '../../../../agent/traffic/router';
 import * as net from 'node:net';
 import { createAgentRegistry, type AgentMetricsSources } from '../../../../agent/metrics/agent-metrics';
 import { FlowMetrics, TRAFFIC_LABELS } from '../../../../agent/metrics/flow-metrics';
@@ -251,13 +252,16 @@ describe('agent metrics on /metrics', function () {
     });
 
     it('counts the routing state dropped to stay bounded (none before the proxy runs)', async function () {
-      let router: { stats(): { ejectionsOverflowed: number; estimatesEvicted: number; idleUpstreamsRefused: number } } | undefined;
+      let router: { stats(): TrafficStats } | undefined;
       const { scrape } = await serve({ traffic: () => router });
       assert.equal(sample(await scrape(), 'palisade_traffic_state_dropped_total', { what: 'ejection' })?.value, 0);
-      router = { stats: () => ({ ejectionsOverflowed: 4096, estimatesEvicted: 7, idleUpstreamsRefused: 3 }) };
+      const mirrors = { answered: 10, failed: 1, 'dropped-in-flight-limit': 5, 'dropped-body-too-large': 2, 'dropped-no-endpoint': 0, 'dropped-incomplete': 0 };
+      router = { stats: () => ({ ejectionsOverflowed: 4096, estimatesEvicted: 7, idleUpstreamsRefused: 3, mirrors }) };
       const m = await scrape();
       assert.equal(m.get('palisade_traffic_state_dropped_total')?.type, 'counter');
       assert.deepEqual(['ejection', 'latency-estimate', 'idle-upstream'].map((what) => sample(m, 'palisade_traffic_state_dropped_total', { what })?.value), [4096, 7, 3]);
+      assert.equal(m.get('palisade_traffic_mirrors_total')?.type, 'counter');
+      assert.deepEqual(Object.keys(mirrors).map((outcome) => sample(m, 'palisade_traffic_mirrors_total', { outcome })?.value), Object.values(mirrors), 'every mirrored copy counted by how it ended, drops by reason');
     });
 
     it('reports every eBPF map\'s entries and capacity, the kernel\'s counters and refused pods, and still answers when the data path cannot be read', async function () {

@@ -94,7 +94,7 @@ describe('GRPCRoute (common/routes)', () => {
       ['sessionPersistence with a bad name', '  parentRefs: [{kind: Service, name: g}]\n  rules:\n  - backendRefs: [{name: g, port: 1}]\n    sessionPersistence: {type: Header, sessionName: "a b"}\n', /sessionPersistence\.sessionName: must be a cookie or header name/],
       ['weights summing to 0', '  parentRefs: [{kind: Service, name: g}]\n  rules:\n  - backendRefs: [{name: g, port: 1, weight: 0}]\n', /backendRefs: weights sum to 0/],
       ['a Gateway parent', '  parentRefs: [{name: gw}]\n  rules:\n  - backendRefs: [{name: g, port: 1}]\n', /only a Service parent is supported/],
-      ['a header filter', '  parentRefs: [{kind: Service, name: g}]\n  rules:\n  - backendRefs: [{name: g, port: 1}]\n    filters: [{type: RequestHeaderModifier}]\n', /filters\[0\]\.type: only ExtensionRef/],
+      ['a URLRewrite (HTTPRoute only)', '  parentRefs: [{kind: Service, name: g}]\n  rules:\n  - backendRefs: [{name: g, port: 1}]\n    filters: [{type: URLRewrite, urlRewrite: {hostname: x}}]\n', /filters\[0\]\.type: URLRewrite is not supported in a GRPCRoute/],
     ];
     for (const [what, spec, want] of cases) {
       const r = parsePolicies(HEAD + spec, 'bad.yaml');

@@ -61,7 +61,7 @@ describe('HTTPRoute (common/routes)', () => {
   // Each bad input: one line naming the field, at its line, and nothing compiled.
   const BAD: [string, string, number, string][] = [
     ['weights summing to 0', '  parentRefs: [{kind: Service, name: web}]\n  rules:\n  - backendRefs:\n    - {name: a, port: 80, weight: 0}\n    - {name: b, port: 80, weight: 0}\n', 10, 'spec.rules[0].backendRefs: weights sum to 0'],
-    ['a filter', '  parentRefs: [{kind: Service, name: web}]\n  rules:\n  - backendRefs: [{name: a, port: 80}]\n    filters: [{type: RequestMirror}]\n', 10, 'spec.rules[0].filters[0].type: only ExtensionRef'],
+    ['a filter without its settings', '  parentRefs: [{kind: Service, name: web}]\n  rules:\n  - backendRefs: [{name: a, port: 80}]\n    filters: [{type: RequestMirror}]\n', 10, 'spec.rules[0].filters[0].requestMirror: is missing'],
     ['sessionPersistence of an unknown type', '  parentRefs: [{kind: Service, name: web}]\n  rules:\n  - backendRefs: [{name: a, port: 80}]\n    sessionPersistence: {type: Ip}\n', 10, 'spec.rules[0].sessionPersistence.type: must be Cookie or Header'],
     ['a Permanent session cookie without absoluteTimeout', '  parentRefs: [{kind: Service, name: web}]\n  rules:\n  - backendRefs: [{name: a, port: 80}]\n    sessionPersistence: {cookieConfig: {lifetimeType: Permanent}}\n', 10, 'spec.rules[0].sessionPersistence.cookieConfig.lifetimeType: Permanent needs absoluteTimeout'],
     ['a Gateway parent', '  parentRefs: [{name: my-gateway}]\n  rules:\n  - backendRefs: [{name: a, port: 80}]\n', 7, 'spec.parentRefs[0]: only a Service parent is supported'],
