@@ -40,7 +40,7 @@ const REASON_RE = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
 const POLICY_RE = /^[a-z0-9]([-a-z0-9.]{0,252})?\/[a-z0-9]([-a-z0-9.]{0,252})?$/;
 /** Endpoint ids fit 14 bits, so a (source, destination) pair is one small integer. */
 const MAX_ENDPOINTS = 1 << 14;
-const FLAGS = ['-', 'DENY', 'CONNECT'] as const;
+const FLAGS = ['-', 'DENY', 'CONNECT', 'UO'] as const;
 const DIRECTIONS = ['inbound', 'outbound', 'egress'] as const;
 const VERDICTS = ['allowed', 'denied', 'audit', 'error'] as const;
 
@@ -349,9 +349,11 @@ function trafficLabels(flow: FlowRecord, pair: Pair, protocol: 'http' | 'tcp', f
 
 /**
  * Envoy/ztunnel-style response flags, as an index into FLAGS: "-" (0), DENY (1, refused by
- * policy), CONNECT (2, upstream unreachable: the flag of an error with this reason).
+ * policy), CONNECT (2, upstream unreachable: the flag of an error with this reason), UO (3, upstream
+ * overflow: a DestinationRule's connectionPool was full).
  */
 function connectFlag(reason: string): number {
+  if (reason === 'upstream-overflow') return 3;
   return reason === 'upstream-failed' || reason === 'tunnel-failed' || reason.startsWith('tunnel-refused') ? 2 : 0;
 }
 

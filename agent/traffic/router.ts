@@ -17,7 +17,8 @@ import type { FlowEndpoint, FlowSink } from '../../common/flow';
 import type { Logger } from '../../common/log';
 import type { RegistryService } from '../../common/mesh-protocol';
 import type { PolicyIndex } from '../../common/policy';
-import type { BackendRef, RouteRule, ServiceRoutes } from '../../common/routes';
+import type { BackendRef, DestinationPolicy, RouteRule, ServiceRoutes, SessionPersistence } from '../../common/routes';
+import { readSession, sessionHeader, sessionPick, type SessionState } from './session';
 import { requestEdit, ruleRedirect } from '../../common/routes/filters';
 import type { MeshWorkload } from '../mesh/mesh-registry';
 import type { MeshTracer } from '../tracing/tracer';
@@ -32,6 +33,7 @@ import { httpCounts, httpLine, httpOutcome, proxyFlow, traced } from '../proxy/p
 import type { Workload } from '../workloads';
 import { keyOf, RequestDispatch, type Endpoint } from './dispatcher';
 import { refusalOf } from './refusal';
+import { DestinationPolicies, type RequestPolicy } from './destination-policy';
 import { Ejections } from './ejections';
 import { allOf, Mirrors, type MirrorOutcome, type MirrorTarget } from './mirror';
 import { PeakEwma } from './peak-ewma';
@@ -68,6 +70,10 @@ export interface TrafficStats {
   idleUpstreamsRefused: number;
   /** mirrored copies by how they ended (RequestMirror; exported as palisade_traffic_mirrors_total) */
   mirrors: Readonly<Record<MirrorOutcome, number>>;
+  /** requests refused by a DestinationRule's connectionPool (503, flag UO) */
+  upstreamOverflows?: number;
+  /** endpoints ejected for their answers (a DestinationRule's outlierDetection) */
+  ejectedForAnswers?: number;
 }
 
 /** The Service a connection was addressed to. */
@@ -99,6 +105,8 @@ export class TrafficRouter {
   /** per backend Service (`namespace/name`) in the registry; those no longer in it are dropped when a new one comes */
   private readonly budgets = new Map<string, RetryBudget>();
   private readonly ejections = new Ejections();
+  /** DestinationRules' load balancing and bulkheads */
+  private readonly destinations = new DestinationPolicies((key) => this.balancer.outstanding(key));
   /** per registry version of a service (its object is replaced on any change) and port: its ready endpoints and their keys */
   private readonly endpointSets = new WeakMap<RegistryService, Map<number, EndpointSet>>();
   private readonly mirrors: Mirrors;
@@ -142,6 +150,11 @@ export class TrafficRouter {
     return this.inputs.policies.index.routes.lookup(service.namespace, service.name, service.port, clientNamespace);
   }
 
+  /** The DestinationRule a client of `clientNamespace` has for the service port, or undefined. */
+  destination(service: RoutedService, clientNamespace: string): DestinationPolicy | undefined {
+    return this.inputs.policies.index.destinations.lookup(service.namespace, service.name, service.port, clientNamespace);
+  }
+
   /**
    * Serve the pod's connection to `service`, each request routed on its own: HTTP/2 when it opens
    * with the client preface or asks for it (`Upgrade: h2c`), else HTTP/1.1.
@@ -178,12 +191,19 @@ export class TrafficRouter {
   }
 
   stats(): TrafficStats {
-    return { ejectionsOverflowed: this.ejections.readmittedByOverflow, estimatesEvicted: this.balancer.evicted, idleUpstreamsRefused: this.front.idleRefused, mirrors: { ...this.mirrors.counts } };
+    return {
+      ejectionsOverflowed: this.ejections.readmittedByOverflow,
+      estimatesEvicted: this.balancer.evicted,
+      idleUpstreamsRefused: this.front.idleRefused,
+      mirrors: { ...this.mirrors.counts },
+      upstreamOverflows: this.destinations.overflowed,
+      ejectedForAnswers: this.ejections.ejectedForAnswers,
+    };
   }
 
 
   /** `proto`: the upstream connections an attempt uses speak HTTP/1.1 or HTTP/2 (kept in separate pools). */
-  private decide(req: NormalizedRequest, workload: Workload, source: Source, service: RoutedService, proto: Proto): RoutedDecision {
+  private decide(req: NormalizedRequest, workload: Workload, source: Source, service: RoutedService, proto: Proto): RoutedDecision | Promise<RoutedDecision> {
     const routes = this.routes(service, workload.namespace);
     if (routes === undefined) {
       // the route went away since the connection came: the Service itself, balanced per request
@@ -209,11 +229,17 @@ export class TrafficRouter {
     if (rule.filters?.redirect !== undefined) {
       return { allowed: false, status: rule.filters.redirect.statusCode, verdict: 'allowed', reason: 'redirect', location: ruleRedirect(rule, req, service.port), ...matched, backend: '' };
     }
-    const backend = pickWeighted(rule.backends, Math.random);
+    const spec = rule.session;
+    const session = spec === undefined ? undefined : { spec, carried: readSession(spec, req.headers, Date.now()) };
+    // a session goes on with its endpoint's backend (whatever the weights), while that endpoint is one of a backend's
+    const stuck = session?.carried && rule.backends.find((b) => b.weight > 0 && this.hasEndpoint(b, session.carried!.endpoint));
+    const backend = stuck || pickWeighted(rule.backends, Math.random);
     const edit = requestEdit(rule, backend, req.path);
     const mirror = this.mirrorOf(rule, backend, req, workload, source);
-    const decision = this.dispatchTo(req, backend, rule, workload, source, proto, { reason: delayMs > 0 ? 'fault-delay' : 'routed', ...matched }, delayMs);
-    return { ...decision, ...(edit !== undefined && { edit }), ...(mirror !== undefined && { mirror }) };
+    const decision = this.dispatchTo(req, backend, rule, workload, source, proto, { reason: delayMs > 0 ? 'fault-delay' : 'routed', ...matched, ...(session && { session }) }, delayMs);
+    const extras = (d: RoutedDecision): RoutedDecision => ({ ...d, ...(edit !== undefined && { edit }), ...(mirror !== undefined && { mirror }) });
+    // a request waiting its turn in a DestinationRule's bulkhead is decided later
+    return decision instanceof Promise ? decision.then(extras) : extras(decision);
   }
 
   /**
@@ -238,10 +264,28 @@ export class TrafficRouter {
     return { connect: () => t.connect(), session: () => this.h2.upstreams.get(t.pool, () => t.connect()).then((u) => u.session) };
   }
 
-  private dispatchTo(req: NormalizedRequest, backend: BackendRef, rule: RouteRule | undefined, workload: Workload, source: Source, proto: Proto, info: { reason: string; route?: string; rule?: number }, delayMs = 0): RoutedDecision {
+  /**
+   * The request's dispatch to `backend`, under the backend's DestinationRule if one applies to the
+   * client: its balancing, its outlier detection, and its bulkhead (now, after a wait, or 503 UO).
+   */
+  private dispatchTo(req: NormalizedRequest, backend: BackendRef, rule: RouteRule | undefined, workload: Workload, source: Source, proto: Proto, info: RouteInfo, delayMs = 0): RoutedDecision | Promise<RoutedDecision> {
+    const dr = this.inputs.policies.index.destinations.lookup(backend.namespace, backend.name, backend.port, workload.namespace);
+    const base = { reason: info.reason, route: info.route, rule: info.rule, backend: `${backend.namespace}/${backend.name}` };
+    if (dr === undefined) return { allowed: true, ...base, dispatch: this.dispatch(req, backend, rule, workload, source, proto, delayMs, info.session, undefined, undefined) };
+    const { policy, place } = this.destinations.forRequest(dr, `${backend.namespace}/${backend.name}:${backend.port}`, proto, { headers: req.headers, query: req.query, sourceIp: workload.ip });
+    const overflow = (): RoutedDecision => ({ allowed: false, status: 503, verdict: 'error', ...base, reason: 'upstream-overflow' });
+    if (place.kind === 'overflow') return overflow();
+    if (place.kind === 'now') return { allowed: true, ...base, dispatch: this.dispatch(req, backend, rule, workload, source, proto, delayMs, info.session, policy, place.release) };
+    return place.ready.then((release) => (release === undefined ? overflow() : { allowed: true, ...base, dispatch: this.dispatch(req, backend, rule, workload, source, proto, delayMs, info.session, policy, release) }));
+  }
+
+  private dispatch(req: NormalizedRequest, backend: BackendRef, rule: RouteRule | undefined, workload: Workload, source: Source, proto: Proto, delayMs: number, session: Session | undefined, policy: RequestPolicy | undefined, release: (() => void) | undefined): RequestDispatch {
     const svc = this.inputs.registry.service(backend.namespace, backend.name);
     const set = svc ? this.endpointSet(svc, backend.port) : NO_ENDPOINTS;
-    const dispatch = new RequestDispatch({
+    const connectTimeoutMs = policy?.connectTimeoutMs;
+    // a session's endpoint first, while it is a candidate (ready, not ejected, not tried); then the DestinationRule's pick
+    const pick = sessionPick(session?.carried?.endpoint, set.keys, policy?.pick);
+    return new RequestDispatch({
       rule: rule ?? NO_RULE,
       method: req.method,
       endpoints: set.endpoints,
@@ -250,9 +294,19 @@ export class TrafficRouter {
       budget: this.budget(backend.namespace, backend.name),
       ejections: this.ejections,
       delayMs,
-      target: (e) => this.target(e, workload, source, proto),
+      target: (e) => withConnectTimeout(this.target(e, workload, source, proto), connectTimeoutMs),
+      ...(pick !== undefined && { pick }),
+      ...(session !== undefined && { responseHeaders: (e: Endpoint) => oneHeader(sessionHeader(session.spec, keyOf(e), session.carried, Date.now())) }),
+      ...(policy?.outlier !== undefined && { outlier: policy.outlier }),
+      ...(policy?.retrySlot !== undefined && { retrySlot: policy.retrySlot }),
+      ...(release !== undefined && { onFinish: release }),
     });
-    return { allowed: true, reason: info.reason, route: info.route, rule: info.rule, backend: `${backend.namespace}/${backend.name}`, dispatch };
+  }
+
+  /** `endpoint` (ip:port) is a ready endpoint of backend `b` */
+  private hasEndpoint(b: BackendRef, endpoint: string): boolean {
+    const svc = this.inputs.registry.service(b.namespace, b.name);
+    return svc !== undefined && this.endpointSet(svc, b.port).keys.includes(endpoint);
   }
 
   private endpointSet(svc: RegistryService, port: number): EndpointSet {
@@ -278,6 +332,7 @@ export class TrafficRouter {
         const slash = k.indexOf('/');
         if (this.inputs.registry.service(k.slice(0, slash), k.slice(slash + 1)) === undefined) this.budgets.delete(k);
       }
+      this.destinations.prune((s) => this.budgets.has(s) || s === key);
       b = new RetryBudget();
       this.budgets.set(key, b);
     }
@@ -340,6 +395,33 @@ export class TrafficRouter {
   }
 }
 
+/** `t` whose connect fails with code `connect-timeout` after `ms` (a DestinationRule's tcp.connectTimeout); the late connection is closed. */
+function withConnectTimeout(t: UpstreamTarget, ms: number | undefined): UpstreamTarget {
+  if (ms === undefined) return t;
+  return {
+    pool: t.pool,
+    connect: () =>
+      new Promise((resolve, reject) => {
+        let late = false;
+        const timer = setTimeout(() => {
+          late = true;
+          reject(Object.assign(new Error(`no connection within ${ms} ms`), { code: 'connect-timeout' }));
+        }, ms);
+        t.connect().then(
+          (c) => {
+            clearTimeout(timer);
+            if (late) c.destroy();
+            else resolve(c);
+          },
+          (err: unknown) => {
+            clearTimeout(timer);
+            if (!late) reject(err);
+          },
+        );
+      }),
+  };
+}
+
 /** `err`, carrying its refusal when the destination refused (the HTTP front answers that as is). */
 function withRefusal<E>(err: E): E {
   const refusal = refusalOf(err);
@@ -351,6 +433,21 @@ function withRefusal<E>(err: E): E {
 const poolName = (proto: Proto, clientIp: string, e: Endpoint): string => `traffic:${proto}:${clientIp}>${keyOf(e)}`;
 /** The client pod's IP in a pool name (`traffic:<proto>:<client ip>><endpoint>`). */
 const clientOfPool = (pool: string): string => pool.slice(pool.indexOf(':', 'traffic:'.length) + 1, pool.indexOf('>'));
+
+/** What matched, for the decision and its record; a rule's sticky session. */
+interface RouteInfo {
+  reason: string;
+  route?: string;
+  rule?: number;
+  session?: Session;
+}
+
+interface Session {
+  readonly spec: SessionPersistence;
+  readonly carried: SessionState | undefined;
+}
+
+const oneHeader = (h: [string, string] | undefined): readonly (readonly [string, string])[] | undefined => (h === undefined ? undefined : [h]);
 
 interface EndpointSet {
   readonly endpoints: readonly Endpoint[];

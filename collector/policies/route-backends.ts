@@ -5,7 +5,7 @@
  */
 import type { RegistryService } from '../../common/mesh-protocol';
 import { PolicyInvalidError } from '../../common/policy';
-import type { CompiledRoute } from '../../common/routes';
+import type { CompiledDestinationRule, CompiledRoute } from '../../common/routes';
 
 export function routeServiceProblems(routes: readonly CompiledRoute[], services: readonly RegistryService[]): string[] {
   const known = new Map(services.map((s) => [`${s.namespace}/${s.name}`, s]));
@@ -51,8 +51,24 @@ function extensionRefAt(route: CompiledRoute, rule: number): number {
   return Math.max(0, spec?.rules?.[rule]?.filters?.findIndex((f) => f?.type === 'ExtensionRef') ?? 0);
 }
 
-/** Throws PolicyInvalidError (every problem) when a route names a Service the mesh does not know, or a FaultInjection not in `faults`. */
-export function checkBackends(routes: readonly CompiledRoute[], services: readonly RegistryService[], faults: ReadonlySet<string> = new Set()): void {
-  const problems = [...routeServiceProblems(routes, services), ...routeFaultProblems(routes, faults)];
+/** A DestinationRule's host must name a Service the mesh knows, and its portLevelSettings ports of it. */
+export function destinationRuleProblems(rules: readonly CompiledDestinationRule[], services: readonly RegistryService[]): string[] {
+  const known = new Map(services.map((s) => [`${s.namespace}/${s.name}`, s]));
+  const problems: string[] = [];
+  for (const dr of rules) {
+    const where = `${dr.source}:${dr.line}: DestinationRule ${dr.id}: spec.host`;
+    const s = known.get(`${dr.host.namespace}/${dr.host.name}`);
+    if (!s) problems.push(`${where}: unknown Service ${dr.host.namespace}/${dr.host.name} (palisade status lists the services)`);
+    else for (const port of dr.ports.keys()) if (!s.ports.some((p) => p.port === port)) problems.push(`${where}: Service ${dr.host.namespace}/${dr.host.name} has no port ${port} for portLevelSettings (it has ${s.ports.map((p) => p.port).join(', ') || 'none'})`);
+  }
+  return problems;
+}
+
+/**
+ * Throws PolicyInvalidError (every problem) when a route names a Service the mesh does not know,
+ * or a FaultInjection not in `faults`, or a DestinationRule's host is not a known Service.
+ */
+export function checkBackends(routes: readonly CompiledRoute[], services: readonly RegistryService[], faults: ReadonlySet<string> = new Set(), destinationRules: readonly CompiledDestinationRule[] = []): void {
+  const problems = [...routeServiceProblems(routes, services), ...routeFaultProblems(routes, faults), ...destinationRuleProblems(destinationRules, services)];
   if (problems.length > 0) throw new PolicyInvalidError(problems);
 }

@@ -7,3 +7,6 @@ export { regexProblem } from './regex-check';
 export { MAX_FAULT_DELAY_MS, MAX_ROUTE_TIMEOUT_MS } from './route-duration';
 export { RouteTable, type ServiceRoutes } from './route-table';
 export * from './types';
+export * from './destination-rule';
+export { DestinationTable, type DestinationPolicy } from './destination-table';
+export { parseDestinationRuleSpec, SUBSETS_HINT } from './parse-destination-rule';

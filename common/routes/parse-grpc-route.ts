@@ -13,13 +13,13 @@
  * RegularExpression), rules[].backendRefs (Services of the route's namespace, port, weight),
  * rules[].filters and backendRefs[].filters (RequestHeaderModifier, ResponseHeaderModifier,
  * RequestMirror, and on the rule an ExtensionRef to a FaultInjection: parse-filters.ts),
- * rules[].name. Everything else (sessionPersistence, Gateway parents) is refused naming the field. GRPCRoute
+ * rules[].name. rules[].sessionPersistence. Everything else (Gateway parents) is refused naming the field. GRPCRoute
  * has no timeouts or retry fields: a call's `grpc-timeout` bounds it (the proxy honours it). Pure.
  */
 import { Checker, LIMITS, named, parseRouteSpec, parseRule, type HttpRouteSpecResult, type RuleExtras } from './parse-http-route';
 import type { PathMatcher, RouteMatch, RouteRule } from './types';
 
-const RULE_FIELDS = ['name', 'matches', 'backendRefs', 'filters'];
+const RULE_FIELDS = ['name', 'matches', 'backendRefs', 'filters', 'sessionPersistence'];
 const MATCH_FIELDS = ['method', 'headers'];
 const METHOD_FIELDS = ['type', 'service', 'method'];
 /** Gateway API's patterns for an Exact match's service and method */

@@ -7,12 +7,13 @@
  * RegularExpression, headers and queryParams Exact / RegularExpression, method),
  * rules[].backendRefs (Services of the route's namespace, port, weight, filters), rules[].timeouts
  * (request, backendRequest), rules[].retry (codes, attempts, backoff: the experimental channel's
- * fields), rules[].filters (parse-filters.ts), rules[].name. Everything else (sessionPersistence,
- * Gateway parents, cross-namespace backends, CORS and ExternalAuth filters) is refused naming the
+ * fields), rules[].filters (parse-filters.ts), rules[].name, rules[].sessionPersistence (parse-session.ts).
+ * Everything else (Gateway parents, cross-namespace backends, CORS and ExternalAuth filters) is refused naming the
  * field. `hostnames` is ignored for Service parents, as the mesh profile says (a warning).
  */
 import { parseFilters, type RouteKind } from './parse-filters';
 import { regexProblem, wholeMatch } from './regex-check';
+import { parseSession } from './parse-session';
 import { MAX_ROUTE_TIMEOUT_MS, routeDuration } from './route-duration';
 import type { BackendRef, PathMatcher, RetryPolicy, RouteMatch, RouteParent, RouteRule, StringMatcher } from './types';
 
@@ -28,11 +29,10 @@ export interface ParsedHttpRouteSpec {
 
 const SPEC_FIELDS = ['parentRefs', 'hostnames', 'rules'];
 const PARENT_FIELDS = ['group', 'kind', 'name', 'namespace', 'port'];
-const RULE_FIELDS = ['name', 'matches', 'backendRefs', 'timeouts', 'retry', 'filters'];
+const RULE_FIELDS = ['name', 'matches', 'backendRefs', 'timeouts', 'retry', 'filters', 'sessionPersistence'];
 const MATCH_FIELDS = ['path', 'headers', 'queryParams', 'method'];
 const BACKEND_FIELDS = ['group', 'kind', 'name', 'namespace', 'port', 'weight', 'filters'];
 const NOT_YET: Record<string, string> = {
-  sessionPersistence: 'sessionPersistence is not supported yet (remove it)',
   sectionName: 'sectionName is not supported for a Service parent (use port)',
 };
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
@@ -61,14 +61,14 @@ export class Checker {
     return undefined;
   }
 
-  /** `v` as an object with only `allowed` keys (NOT_YET keys get their own line). */
-  fields(v: unknown, path: string, allowed: readonly string[]): Obj | undefined {
+  /** `v` as an object with only `allowed` keys (keys of `why`, NOT_YET by default, get their own line). */
+  fields(v: unknown, path: string, allowed: readonly string[], why: Readonly<Record<string, string>> = NOT_YET): Obj | undefined {
     if (!isObj(v)) return this.fail(path, `must be a mapping, got ${show(v)}`);
     let ok = true;
     for (const key of Object.keys(v)) {
       if (allowed.includes(key)) continue;
       ok = false;
-      this.fail(`${path}.${key}`, NOT_YET[key] ?? `unknown or unsupported field (supported here: ${allowed.join(', ')})`);
+      this.fail(`${path}.${key}`, why[key] ?? `unknown or unsupported field (supported here: ${allowed.join(', ')})`);
     }
     return ok ? v : undefined;
   }
@@ -207,12 +207,13 @@ export function parseRule(
     if (f.backendRefs !== undefined && (!Array.isArray(f.backendRefs) || f.backendRefs.length > 0)) c.fail(`${path}.backendRefs`, 'must be left out with a RequestRedirect filter (the proxy answers the redirect itself)');
     backends = [];
   } else backends = backendRefs(c, f.backendRefs, `${path}.backendRefs`, namespace, kind);
+  const session = f.sessionPersistence === undefined ? undefined : parseSession(c, f.sessionPersistence, `${path}.sessionPersistence`);
   if (c.problems.length > before || !backends) return undefined;
   const rewrites = [filters?.rewrite, ...backends.map((b) => b.filters?.rewrite)].filter((r) => r !== undefined);
   if (filters?.rewrite !== undefined && rewrites.length > 1) return c.fail(path, 'has a URLRewrite on the rule and on a backendRef (one of them)');
   const prefixed = [filters?.redirect?.path, ...rewrites.map((r) => r.path)].some((p) => p?.type === 'ReplacePrefixMatch');
   if (prefixed && (matches.length !== 1 || matches[0]!.path.type !== 'PathPrefix')) return c.fail(`${path}.matches`, 'must be exactly one PathPrefix match with a ReplacePrefixMatch path (the prefix it replaces)');
-  return { index, name, matches, backends, ...own, fault: parsed?.fault, ...(filters !== undefined && { filters }) };
+  return { index, name, matches, backends, ...own, fault: parsed?.fault, ...(filters !== undefined && { filters }), ...(session !== undefined && { session }) };
 }
 
 function match(c: Checker, v: unknown, path: string): RouteMatch | undefined {

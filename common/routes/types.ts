@@ -110,6 +110,21 @@ export interface RouteRule {
   readonly fault: string | undefined;
   /** its other filters (none: undefined); a rule with a redirect has no backends */
   readonly filters?: RouteFilters;
+  /** `sessionPersistence`: sticky sessions (agent/traffic/session.ts) */
+  readonly session?: SessionPersistence;
+}
+
+/** A rule's sessionPersistence (Gateway API, GEP-1619). */
+export interface SessionPersistence {
+  readonly type: 'Cookie' | 'Header';
+  /** the cookie's or header's name */
+  readonly name: string;
+  /** a session older than this starts again (absoluteTimeout); undefined: never */
+  readonly absoluteMs: number | undefined;
+  /** a session unused for this long starts again (idleTimeout); undefined: never */
+  readonly idleMs: number | undefined;
+  /** cookieConfig.lifetimeType Permanent: the cookie has Max-Age (absoluteTimeout) */
+  readonly permanent: boolean;
 }
 
 export const FAULT_API_VERSION = 'palisade.dev/v1';
@@ -126,7 +141,7 @@ export interface CompiledFaultInjection extends FaultSpec, StoredObject {
 }
 
 /** What every stored object has (the policy shape: the collector stores and pushes them alike). */
-interface StoredObject {
+export interface StoredObject {
   readonly apiVersion: string;
   readonly namespace: string;
   readonly name: string;

@@ -158,7 +158,8 @@ export class H2Exchange {
 
   private decided(d: HttpDecision): void {
     this.decision = d;
-    if (!this.live) return;
+    // decided after the stream ended (a request that waited its turn): its dispatch still ends, giving back its place
+    if (!this.live) return d?.dispatch?.finish();
     if (d?.allowed !== true) {
       const status = typeof d?.status === 'number' ? d.status : 403;
       return this.answer(status, typeof d?.grpcStatus === 'number' ? d.grpcStatus : status === 403 ? GRPC.PERMISSION_DENIED : grpcStatusOfHttp(status), d?.location);
@@ -298,7 +299,8 @@ export class H2Exchange {
     if (this.grpc) this.grpcStatus = grpcStatus;
     const { stream } = this;
     const response = this.decision?.edit?.response ?? [];
-    stream.respond(response.length > 0 ? editHeaderObject(relayedHeaders(h), response) : relayedHeaders(h), { endStream: end, waitForTrailers: !end });
+    const relayed = response.length > 0 ? editHeaderObject(relayedHeaders(h), response) : relayedHeaders(h);
+    stream.respond(withAdded(relayed, this.dispatch?.responseHeaders?.()), { endStream: end, waitForTrailers: !end });
     if (end) return;
     stream.once('wantTrailers', () => {
       if (!stream.closed) stream.sendTrailers(this.trailers === undefined ? {} : relayedHeaders(this.trailers));
@@ -426,4 +428,14 @@ export class H2Exchange {
       this.ctx.log.error({ err }, 'http2 onRecord callback failed');
     }
   }
+}
+
+/** `headers` with the mesh's own added (a sticky session's cookie), a name already there given both values. */
+function withAdded(headers: http2.OutgoingHttpHeaders, added: readonly (readonly [string, string])[] | undefined): http2.OutgoingHttpHeaders {
+  if (added === undefined) return headers;
+  for (const [name, value] of added) {
+    const had = headers[name];
+    headers[name] = had === undefined ? value : [...(Array.isArray(had) ? had : [String(had)]), value];
+  }
+  return headers;
 }

@@ -331,12 +331,15 @@ export class Exchange implements ParsedRequest, UpstreamUser {
   }
 
   private decided(decision: HttpDecision): void {
-    if (this.finished || this.aborted) return;
+    // decided after the exchange ended (a request that waited its turn): its dispatch still ends, giving back its place
+    if (this.finished || this.aborted) return decision?.dispatch?.finish();
     this.decision = decision;
     if (decision?.allowed !== true) {
       if (typeof decision?.status === 'number') this.denyStatus = decision.status;
       return this.deny();
     }
+    // a dispatch this exchange will not use (the client is gone, or an upgrade is relayed whole) ends now, giving back its place
+    if (this.link.closed || this.detached) decision.dispatch?.finish();
     if (this.link.closed) return this.downstreamClosed();
     // a WebSocket's upgrade is not mirrored: its copy would be a handshake nobody finishes
     if (decision.mirror !== undefined && !this.detached) this.startMirror(decision.mirror);
@@ -619,7 +622,8 @@ export class Exchange implements ParsedRequest, UpstreamUser {
     if (this.receivingBody()) this.closeAfter = true;
     const edit = this.decision?.edit;
     if (edit !== undefined && edit.response.length > 0) rawHeaders = editLines(rawHeaders, edit.response);
-    const r = relayedHead(status, message, rawHeaders, { method: this.method, httpVersion: this.httpVersion, keepAlive: this.keepsAliveOnFinalAnswer() && !this.closeAfter });
+    const added = this.dispatch?.responseHeaders?.();
+    const r = relayedHead(status, message, added === undefined ? rawHeaders : [...rawHeaders, ...added.flat()], { method: this.method, httpVersion: this.httpVersion, keepAlive: this.keepsAliveOnFinalAnswer() && !this.closeAfter });
     if ('bad' in r) {
       this.error = `bad upstream response: ${r.bad}`;
       this.stop();

@@ -103,6 +103,8 @@ export interface Dispatch {
   readonly delayMs?: number;
   /** the upstream of the next attempt; undefined when none is left (503) */
   next(): UpstreamTarget | undefined;
+  /** headers the mesh adds to the relayed answer (a sticky session's cookie), asked once when it is relayed */
+  responseHeaders?(): readonly (readonly [string, string])[] | undefined;
   /** ms to wait before another attempt, or undefined to give the client this outcome */
   settle(o: AttemptOutcome, replayable: boolean): number | undefined;
   finish(): void;

@@ -359,7 +359,7 @@ describe('deploy manifests', () => {
         ['palisade.dev/egresspolicies/status,faultinjections/status:patch', '/events:create', 'palisade.dev/palisadenodes:list,watch,create,update'],
       );
       const reads = new Set(rules.flatMap((r) => r.resources.map((res) => `${r.apiGroups[0]}/${res}`)));
-      for (const r of ['/services', '/pods', 'discovery.k8s.io/endpointslices', 'security.istio.io/authorizationpolicies', 'palisade.dev/egresspolicies', 'gateway.networking.k8s.io/httproutes', 'gateway.networking.k8s.io/grpcroutes', 'palisade.dev/faultinjections']) assert.ok(reads.has(r), r);
+      for (const r of ['/services', '/pods', 'discovery.k8s.io/endpointslices', 'security.istio.io/authorizationpolicies', 'palisade.dev/egresspolicies', 'gateway.networking.k8s.io/httproutes', 'gateway.networking.k8s.io/grpcroutes', 'palisade.dev/faultinjections', 'networking.istio.io/destinationrules']) assert.ok(reads.has(r), r);
       assert.ok(!reads.has('/secrets'), 'no secrets');
     });
 

@@ -4,7 +4,7 @@ import type { FlowRecord } from '../../../../common/flow';
 import { silentLogger } from '../../../../common/log';
 import type { RegistryService } from '../../../../common/mesh-protocol';
 import { compilePolicyFiles, type PolicyIndex } from '../../../../common/policy';
-import { RouteTable } from '../../../../common/routes';
+import { DestinationTable, RouteTable } from '../../../../common/routes';
 import type { ClientSide, DestinationAuthz } from '../../../../agent/proxy/destination-authz';
 import { TrafficRouter } from '../../../../agent/traffic/router';
 import type { Workload } from '../../../../agent/workloads';
@@ -44,7 +44,7 @@ describe('TrafficRouter (agent/traffic/router.ts), with this node\'s destination
     node: 'n1',
     log: silentLogger(),
     flows: { record: (f) => flows.push(f) },
-    policies: { index: { routes: { lookup: () => undefined } } as unknown as PolicyIndex },
+    policies: { index: { routes: { lookup: () => undefined }, destinations: { lookup: () => undefined } } as unknown as PolicyIndex },
     local: { byIp: (ip) => (ip === '10.0.0.5' || ip === '10.0.0.6' ? workload(`pod-${ip}`, ip) : undefined) },
     registry: { byIp: () => undefined, service: (ns, name) => services.get(`${ns}/${name}`) },
     pool: { connect: () => Promise.reject(new Error('no remote endpoint here')) as Promise<never> },
@@ -76,7 +76,7 @@ function routedBy(rules: string, o: { flows?: FlowRecord[]; service?: (name: str
     node: 'n1',
     log: silentLogger(),
     flows: { record: (f) => o.flows?.push(f) },
-    policies: { index: { routes: new RouteTable(set.routes ?? []) } as unknown as PolicyIndex },
+    policies: { index: { routes: new RouteTable(set.routes ?? []), destinations: DestinationTable.EMPTY } as unknown as PolicyIndex },
     local: { byIp: () => undefined },
     registry: { byIp: () => undefined, service: (_ns, name) => o.service?.(name) },
     pool: { connect: () => Promise.reject(new Error('no remote endpoint here')) as Promise<never> },

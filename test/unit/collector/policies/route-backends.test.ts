@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { routeFaultProblems, routeServiceProblems } from '../../../../collector/policies/route-backends';
+import { destinationRuleProblems, routeFaultProblems, routeServiceProblems } from '../../../../collector/policies/route-backends';
 import type { RegistryService } from '../../../../common/mesh-protocol';
 import { compilePolicyFiles } from '../../../../common/policy';
 
@@ -41,4 +41,27 @@ describe('collector: HTTPRoute backends must be Services the mesh knows', () => 
     const second = compilePolicyFiles([{ source: 'r.yaml', text: text.replace('filters: [', 'filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x, value: y}]}}, ') }]).routes ?? [];
     assert.match(routeFaultProblems(second, new Set())[0]!, /spec\.rules\[0\]\.filters\[1\]\.extensionRef: no FaultInjection/, 'the ExtensionRef where it is among the filters');
   });
+});
+
+describe('collector: a DestinationRule\'s host must be a Service the mesh knows', () => {
+  const dr = (host: string, ports = ''): string => `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: web, namespace: shop}
+spec:
+  host: ${host}
+  trafficPolicy:
+    loadBalancer: {simple: RANDOM}${ports}
+`;
+  const CASES: [string, string, string, string[]][] = [
+    ['a short name', 'web', '', []],
+    ['an FQDN', 'web.shop.svc.cluster.local', '', []],
+    ['an unknown Service', 'web.other', '', ['r.yaml:1: DestinationRule shop/web: spec.host: unknown Service other/web (palisade status lists the services)']],
+    ['a port the Service does not have', 'web', '\n    portLevelSettings: [{port: {number: 81}}]', ['r.yaml:1: DestinationRule shop/web: spec.host: Service shop/web has no port 81 for portLevelSettings (it has 80)']],
+  ];
+  for (const [what, host, ports, expected] of CASES) {
+    it(what, () => {
+      const set = compilePolicyFiles([{ source: 'r.yaml', text: dr(host, ports) }]);
+      assert.deepEqual(destinationRuleProblems(set.destinationRules ?? [], [svc('web')]), expected);
+    });
+  }
 });
