@@ -9,7 +9,7 @@
  * than its ingest; it is the oracle of the golden test (test/harness/otlp-logs-oracle.ts: same
  * records → the same decoded request under the official definitions), and is not loaded here.
  */
-import type { FlowEncoder, FlowPiece } from './otlp-sink';
+import type { FlowEncoder, FlowPiece } from './otlp-batch';
 import { ProtoWriter, WIRE_FIXED32, WIRE_FIXED64, WIRE_LEN, WIRE_VARINT } from './proto-writer';
 import type { FlowRecord, FlowVerdict } from '../../common/flow';
 import { visitFlowAttributes, type Attributes } from '../../common/flow-attributes';

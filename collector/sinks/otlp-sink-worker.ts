@@ -8,7 +8,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import { parentPort, workerData } from 'node:worker_threads';
 import { FlowLogEncoder } from './otlp-logs';
-import { encodeAndPost, type PostResult } from './otlp-sink';
+import { encodeAndPost, type PostResult } from './otlp-batch';
 import type { BatchMessage, SinkWorkerInit } from './sink-worker';
 
 /** One POST of an OTLP protobuf body, given in pieces; never rejects. Without an agent: a connection of its own. */

@@ -7,7 +7,7 @@
  */
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import type { FlowPiece, SendResult } from './otlp-sink';
+import type { FlowPiece, SendResult } from './otlp-batch';
 
 export interface SinkWorkerInit {
   url: string;

@@ -20,10 +20,9 @@ import {
   type OutlierDetection,
   type TrafficPolicy,
 } from './destination-rule';
-import { Checker, type RouteProblem } from './parse-http-route';
+import { Checker, show, type Obj, type RouteProblem } from './checker';
 import { routeDuration } from './route-duration';
 
-type Obj = Record<string, unknown>;
 
 export interface ParsedDestinationRule {
   host: { namespace: string; name: string };
@@ -67,7 +66,6 @@ const MAX_DURATION_MS = 24 * 3_600_000;
 const MAX_PORTS = 64;
 const MAX_EXPORT_TO = 64;
 
-const show = (v: unknown): string => JSON.stringify(v)?.slice(0, 80) ?? String(v);
 
 export function parseDestinationRuleSpec(spec: unknown, namespace: string): { spec: ParsedDestinationRule | undefined; problems: RouteProblem[]; warnings: RouteProblem[] } {
   const c = new Checker();

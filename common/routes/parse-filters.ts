@@ -14,7 +14,7 @@
  * both. The checks that span the rule (a redirect has no backendRefs, ReplacePrefixMatch needs
  * exactly one PathPrefix match) are the caller's (parse-http-route.ts). Pure.
  */
-import type { Checker } from './parse-http-route';
+import { show, type Checker, type Obj } from './checker';
 import type { BackendRef, HeaderOp, MirrorFilter, PathModifier, RedirectFilter, RouteFilters } from './types';
 
 export type RouteKind = 'HTTPRoute' | 'GRPCRoute';
@@ -26,7 +26,6 @@ export interface ParsedFilters {
   fault: string | undefined;
 }
 
-type Obj = Record<string, unknown>;
 type BackendOf = (c: Checker, v: unknown, path: string, fields: readonly string[]) => Omit<BackendRef, 'weight'> | undefined;
 
 const MAX_FILTERS = 16;
@@ -69,7 +68,6 @@ const PATH_RE = /^(?:[-A-Za-z0-9/._~!$&'()*+,;=:@]|%[0-9a-fA-F]{2})*$/;
 const OWNED = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'http2-settings', 'expect', 'x-forwarded-client-cert']);
 const STATUS_CODES = [301, 302, 303, 307, 308];
 
-const show = (v: unknown): string => JSON.stringify(v)?.slice(0, 80) ?? String(v);
 
 /** Why a modifier may not name `name` (lowercase), or undefined. */
 export function ownedHeader(name: string, kind: RouteKind): string | undefined {

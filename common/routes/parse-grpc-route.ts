@@ -17,6 +17,7 @@
  * has no timeouts or retry fields: a call's `grpc-timeout` bounds it (the proxy honours it). Pure.
  */
 import { Checker, LIMITS, named, parseRouteSpec, parseRule, type HttpRouteSpecResult, type RuleExtras } from './parse-http-route';
+import { show } from './checker';
 import type { PathMatcher, RouteMatch, RouteRule } from './types';
 
 const RULE_FIELDS = ['name', 'matches', 'backendRefs', 'filters', 'sessionPersistence'];
@@ -27,7 +28,6 @@ const SERVICE_RE = /^\.?[A-Za-z_][A-Za-z_0-9]*(\.[A-Za-z_][A-Za-z_0-9]*)*$/;
 const METHOD_RE = /^[A-Za-z_][A-Za-z_0-9]*$/;
 const MAX_NAME = 1024;
 
-const show = (v: unknown): string => JSON.stringify(v)?.slice(0, 80) ?? String(v);
 
 export type GrpcRouteSpecResult = HttpRouteSpecResult;
 

@@ -11,16 +11,13 @@
  * Everything else (Gateway parents, cross-namespace backends, CORS and ExternalAuth filters) is refused naming the
  * field. `hostnames` is ignored for Service parents, as the mesh profile says (a warning).
  */
+import { Checker, show, type Obj, type RouteProblem } from './checker';
 import { parseFilters, type RouteKind } from './parse-filters';
-import { regexProblem, wholeMatch } from './regex-check';
 import { parseSession } from './parse-session';
-import { MAX_ROUTE_TIMEOUT_MS, routeDuration } from './route-duration';
 import type { BackendRef, PathMatcher, RetryPolicy, RouteMatch, RouteParent, RouteRule, StringMatcher } from './types';
 
-export interface RouteProblem {
-  path: string;
-  message: string;
-}
+export { Checker, type RouteProblem } from './checker';
+
 
 export interface ParsedHttpRouteSpec {
   parents: RouteParent[];
@@ -32,12 +29,8 @@ const PARENT_FIELDS = ['group', 'kind', 'name', 'namespace', 'port'];
 const RULE_FIELDS = ['name', 'matches', 'backendRefs', 'timeouts', 'retry', 'filters', 'sessionPersistence'];
 const MATCH_FIELDS = ['path', 'headers', 'queryParams', 'method'];
 const BACKEND_FIELDS = ['group', 'kind', 'name', 'namespace', 'port', 'weight', 'filters'];
-const NOT_YET: Record<string, string> = {
-  sectionName: 'sectionName is not supported for a Service parent (use port)',
-};
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
 const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,256}$/;
-const NAME_RE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 export const LIMITS = { parentRefs: 32, rules: 16, matches: 64, headers: 16, queryParams: 16, backendRefs: 16, codes: 100 };
 const MAX_WEIGHT = 1_000_000;
 const MAX_ATTEMPTS = 10;
@@ -47,65 +40,6 @@ export const DEFAULT_BACKOFF_MS = 25;
 /** A retry waits from the backoff up to twice it, doubling per retry, at most this (agent/traffic/dispatcher.ts). */
 export const MAX_BACKOFF_MS = 250;
 
-type Obj = Record<string, unknown>;
-
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
-const show = (v: unknown): string => JSON.stringify(v)?.slice(0, 80) ?? String(v);
-
-export class Checker {
-  readonly problems: RouteProblem[] = [];
-  readonly warnings: RouteProblem[] = [];
-
-  fail(path: string, message: string): undefined {
-    this.problems.push({ path, message });
-    return undefined;
-  }
-
-  /** `v` as an object with only `allowed` keys (keys of `why`, NOT_YET by default, get their own line). */
-  fields(v: unknown, path: string, allowed: readonly string[], why: Readonly<Record<string, string>> = NOT_YET): Obj | undefined {
-    if (!isObj(v)) return this.fail(path, `must be a mapping, got ${show(v)}`);
-    let ok = true;
-    for (const key of Object.keys(v)) {
-      if (allowed.includes(key)) continue;
-      ok = false;
-      this.fail(`${path}.${key}`, why[key] ?? `unknown or unsupported field (supported here: ${allowed.join(', ')})`);
-    }
-    return ok ? v : undefined;
-  }
-
-  list(v: unknown, path: string, max: number): unknown[] | undefined {
-    if (!Array.isArray(v)) return this.fail(path, `must be a list, got ${show(v)}`);
-    if (v.length > max) return this.fail(path, `has ${v.length} entries, at most ${max} are allowed`);
-    return v;
-  }
-
-  string(v: unknown, path: string): string | undefined {
-    if (typeof v !== 'string' || v.length === 0) return this.fail(path, `must be a non-empty string, got ${show(v)}`);
-    return v;
-  }
-
-  int(v: unknown, path: string, min: number, max: number): number | undefined {
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) return this.fail(path, `must be a whole number from ${min} to ${max}, got ${show(v)}`);
-    return v;
-  }
-
-  name(v: unknown, path: string): string | undefined {
-    const s = this.string(v, path);
-    if (s !== undefined && !NAME_RE.test(s)) return this.fail(path, `must be a DNS-1123 label, got ${show(s)}`);
-    return s;
-  }
-
-  /** A Gateway API duration (GEP-2257) in ms, at most a day. */
-  duration(v: unknown, path: string): number | undefined {
-    const d = routeDuration(v, '500ms, 10s or 1m30s', MAX_ROUTE_TIMEOUT_MS, '24h (for no timeout, leave it out)');
-    return 'ms' in d ? d.ms : this.fail(path, d.problem);
-  }
-
-  regex(v: string, path: string): RegExp | undefined {
-    const problem = regexProblem(v);
-    return problem ? this.fail(path, `regular expression ${problem}`) : wholeMatch(v);
-  }
-}
 
 export interface HttpRouteSpecResult {
   spec: ParsedHttpRouteSpec | undefined;

@@ -9,7 +9,7 @@
  * header, which the client sends back. sessionName defaults to `palisade-session`. Permanent
  * cookies need absoluteTimeout (their Max-Age), as the spec says.
  */
-import type { Checker } from './parse-http-route';
+import type { Checker } from './checker';
 import type { SessionPersistence } from './types';
 import { MAX_ROUTE_TIMEOUT_MS, routeDuration } from './route-duration';
 
