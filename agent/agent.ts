@@ -4,6 +4,7 @@
  * workloads, and serves the outbound listener.
  */
 import { MeshTracer } from './tracing/tracer';
+import { registerTraceMetrics } from './metrics/trace-metrics';
 import * as fs from 'node:fs';
 import { isIPv4 } from 'node:net';
 import * as path from 'node:path';
@@ -243,6 +244,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       if (closed) log.info({ event: 'policy-enforced', closed }, 'closed established connections the new policies deny');
     });
     tracer = opts.tracing ? new MeshTracer({ ...opts.tracing, node: opts.node }) : undefined;
+    if (metricsRegistry && tracer) registerTraceMetrics(metricsRegistry, tracer.counts.bind(tracer));
     const shared = {
       ...(tracer !== undefined && { tracer }),
       node: opts.node,
@@ -303,7 +305,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       flows,
       dns: dnsProxy,
       limits,
-      ...(mesh ? { traffic: (traffic = new TrafficRouter({ ...shared, local: workloads, registry: mesh.registry, pool: mesh.pool, authz, connections: limits.connections })) } : {}),
+      ...(mesh ? { traffic: (traffic = new TrafficRouter({ ...shared, local: workloads, registry: mesh.registry, pool: mesh.pool, authz, connections: limits.connections, timeouts: limits.timeouts })) } : {}),
       nodeLocal: new NodeAddresses(
         agentPorts([opts.outboundPort ?? OUTBOUND_PORT, opts.mesh && (opts.mesh.hbonePort ?? HBONE_PORT), opts.metricsAddress?.port]),
         () => mesh?.registry.nodeAddresses(),

@@ -55,7 +55,8 @@ export function flowCells(f: FlowRecord): string[] {
   const t = Date.parse(f.time);
   const source = workloadName(f.source) ?? f.source.ip;
   const destination = hostPort(workloadName(f.destination) ?? f.destination.host ?? f.destination.ip, f.destination.port);
-  const request = f.http ? `${f.http.method} ${f.http.path} ${f.http.status}` : f.dns ? [f.dns.type, f.dns.rcode, ...f.dns.answers].join(' ') : '-';
+  const grpc = f.http?.grpcStatus === undefined ? '' : ` grpc-status ${f.http.grpcStatus}`;
+  const request = f.http ? `${f.http.method} ${f.http.path} ${f.http.status}${grpc}` : f.dns ? [f.dns.type, f.dns.rcode, ...f.dns.answers].join(' ') : '-';
   let reason = f.reason;
   if (f.policy) reason += ` (${f.policy})`;
   if (f.audit && f.audit.policy !== f.policy) reason += ` audit:${f.audit.policy}`;

@@ -75,9 +75,14 @@ export interface NodeSessionDeps {
   supersededGraceMs?: number;
 }
 
-/** Takes one batch of an agent's flows; throws when it cannot be stored (nothing is acknowledged then). */
+/**
+ * Takes one batch of an agent's flows: stored when it returns, or when its promise resolves; it
+ * throws (or rejects) when the batch cannot be stored — nothing is acknowledged then, and
+ * PALISADE_ERR_COLLECTOR_UNAVAILABLE means "send it again later".
+ */
 export interface FlowIngest {
-  ingest(node: string, batch: Pick<FlowsMessage, 'session' | 'seq' | 'lost' | 'flows'>): void;
+  /** `frame`: the agent's frame the batch was parsed from (flow sinks read the flows from its bytes). */
+  ingest(node: string, batch: Pick<FlowsMessage, 'session' | 'seq' | 'lost' | 'flows'>, frame?: Uint8Array): void | Promise<void>;
 }
 
 const MAX_ERROR_TEXT = 1024;
@@ -90,6 +95,7 @@ export class NodeSession {
   private registrySynced = false;
   /** A newer session of this node said hello: this one only delivers its last flows. */
   private superseded = false;
+  private notStoredCount = 0;
   private readonly log: Logger;
   /** Frames at the pace this session's budget allows (frame-budget.ts). */
   private readonly frames: PacedFrames;
@@ -172,7 +178,7 @@ export class NodeSession {
           throw new PalisadeError('PALISADE_ERR_PROTOCOL', `a superseded session may only deliver flows, not ${message.type}`);
         }
         if (message.type === 'register') this.register(message);
-        else if (message.type === 'flows') this.flows(message);
+        else if (message.type === 'flows') this.flows(message, data);
         else if (message.type === 'policy-status') this.deps.policyStatus?.(this.node, message);
         else if (message.type === 'registry-sync') this.syncRegistry(message.since);
         else this.csr(message);
@@ -219,14 +225,31 @@ export class NodeSession {
   }
 
   /** Store a batch, then acknowledge it: the agent resends what was never acknowledged. */
-  private flows(m: FlowsMessage): void {
+  private flows(m: FlowsMessage, frame: Buffer): void {
     const sink = this.deps.flows;
     if (!sink) {
       sendTo(this.ws, { type: 'error', code: 'PALISADE_ERR_PROTOCOL', message: 'this collector does not store flows' }, this.log);
       return;
     }
-    sink.ingest(this.node, m);
-    sendTo(this.ws, { type: 'flows-ack', session: m.session, seq: m.seq }, this.log);
+    const ack = (): void => {
+      sendTo(this.ws, { type: 'flows-ack', session: m.session, seq: m.seq }, this.log);
+    };
+    let stored: void | Promise<void>;
+    try {
+      stored = sink.ingest(this.node, m, frame);
+    } catch (err) {
+      if (!isPalisadeError(err) || err.code !== 'PALISADE_ERR_COLLECTOR_UNAVAILABLE') throw err;
+      return this.notStored(m, err);
+    }
+    if (stored) stored.then(ack, (err: Error) => this.notStored(m, err));
+    else ack();
+  }
+
+  /** A batch not stored (the writer busy or failed) is not acknowledged: the agent sends it again. One line per 100. */
+  private notStored(m: FlowsMessage, err: Error): void {
+    if (this.notStoredCount++ % 100 === 0) {
+      this.log.warn({ seq: m.seq, flows: m.flows.length, reason: err.message, times: this.notStoredCount }, 'flow batch not stored now; the agent sends it again');
+    }
   }
 
   /**

@@ -63,6 +63,8 @@ export interface CollectorOptions {
   flowMaxBytes?: number;
   /** How often flow retention runs (ms); default 30 s. */
   flowRetentionIntervalMs?: number;
+  /** Flows waiting for the flow store's writer thread before batches are refused (default 50,000; tests). */
+  flowWriterQueueFlows?: number;
   /** Where stored flows also go (`--flow-sink`); the store is always there. */
   flowSinks?: readonly SinkSpec[];
   /** The OTLP sinks' buffering and retry settings (tests, the bench). */
@@ -126,7 +128,7 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
   nodes.current(); // a damaged nodes.json refuses the start
   const adminToken = loadOrCreateAdminToken(opts.dataDir, log);
   const metrics = new CollectorMetrics();
-  const flows = FlowStore.open({
+  const flows = await FlowStore.openWithWriterThread({
     file: path.join(opts.dataDir, FLOWS_DB_FILE),
     log: opts.log,
     metrics,
@@ -134,6 +136,7 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     maxRows: opts.flowMaxRows,
     maxBytes: opts.flowMaxBytes,
     retentionIntervalMs: opts.flowRetentionIntervalMs,
+    writerQueueFlows: opts.flowWriterQueueFlows,
   });
   metrics.watch(flows);
   let server: AgentServer | undefined;
@@ -152,13 +155,15 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
   const { audit, policies } = control;
   let kube: CollectorKubernetes | undefined;
   try {
-    if (opts.kubernetes) kube = await startCollectorKubernetes({ ...opts.kubernetes, client: kubeClient, log, registry, policies });
+    if (opts.kubernetes) kube = await startCollectorKubernetes({ ...opts.kubernetes, client: kubeClient, log, registry, policies, records: nodes });
   } catch (err) {
     policies.close();
     audit.close();
     await flows.close();
     throw err;
   }
+  // A change made outside this process (the offline `node revoke`) goes to the other replicas too.
+  const stopSharingNodes = kube ? nodes.watch(() => kube!.nodes.recordsChanged()) : undefined;
   const sinks = new FlowSinks(opts.flowSinks ?? [], { log, metrics, trustDomain: ca.trustDomain, ...(opts.flowSinkOptions && { otlp: opts.flowSinkOptions }) });
   metrics.watchSinks(sinks);
   const unsubscribeSinks = flows.onStored(sinks.onStored);
@@ -190,6 +195,7 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     refusals,
   });
   const closeStores = async (): Promise<void> => {
+    stopSharingNodes?.();
     await kube?.close();
     unsubscribeDenied();
     unsubscribeSinks();

@@ -6,9 +6,9 @@
  * marked offline. `epoch` is random per registry: versions of another collector process mean nothing here.
  *
  * Services (Kubernetes', and those nodes declare) are resolved again after every change
- * (./services.ts); when the resolved list differs from the last one pushed, the change's delta
- * also carries the whole new list (`set-services`: services are few, and one workload or node
- * change may change the endpoints of many).
+ * (./services.ts); each service that differs from the one last pushed travels in the change's
+ * delta as `set-service` (whole, with its endpoints), each one gone as `remove-service`: one
+ * EndpointSlice change costs that service's bytes, not the mesh's services.
  */
 import { randomBytes } from 'node:crypto';
 import { spiffeId } from '../common/identity';
@@ -47,7 +47,9 @@ export class WorkloadRegistry {
   private kubeServices: RegistryService[] = [];
   /** The services as resolved after the last change (and their refusals), and that list as pushed. */
   private resolution: ResolvedServices = { services: [], refused: new Map() };
-  private servicesText = '[]';
+  /** Each service as last pushed (JSON, by `namespace/name`), and the JSON of service objects seen (unchanged ones are the same objects). */
+  private servicesText = new Map<string, string>();
+  private readonly texts = new WeakMap<RegistryService, string>();
   private versionCounter = 0;
   readonly epoch = randomBytes(8).toString('hex');
   private readonly log: RegistryLog;
@@ -191,8 +193,8 @@ export class WorkloadRegistry {
 
   /** The Services the Kubernetes API has (with their endpoints), replacing the previous list. */
   setKubernetesServices(services: RegistryService[]): void {
-    if (JSON.stringify(services) === JSON.stringify(this.kubeServices)) return;
-    this.kubeServices = services;
+    if (services.length === this.kubeServices.length && services.every((s, i) => this.textOf(s) === this.textOf(this.kubeServices[i]!))) return;
+    this.kubeServices = [...services];
     this.changed([]);
   }
 
@@ -223,18 +225,35 @@ export class WorkloadRegistry {
     return { node, nodeAddress: s.nodeAddress, online: s.online, lastSeen: (s.online ? this.now() : s.lastSeen).toISOString() };
   }
 
+  private textOf(service: RegistryService): string {
+    let text = this.texts.get(service);
+    if (text === undefined) this.texts.set(service, (text = JSON.stringify(service)));
+    return text;
+  }
+
   /**
-   * The state changed by `changes`: resolve the services again (with `set-services` when they
-   * changed) and push one delta — none when nothing an agent holds changed (e.g. a Kubernetes
-   * Service that clashes, or a node declaring a service another already declared).
+   * The state changed by `changes`: resolve the services again (`remove-service` for each gone,
+   * `set-service` for each new or changed) and push one delta — none when nothing an agent holds
+   * changed (e.g. a Kubernetes Service that clashes, or a node declaring a service another
+   * already declared).
    */
   private changed(changes: RegistryChange[]): void {
     this.resolution = this.resolve();
-    const servicesText = JSON.stringify(this.resolution.services);
-    if (servicesText !== this.servicesText) {
-      this.servicesText = servicesText;
-      changes.push({ op: 'set-services', services: this.resolution.services });
+    const texts = new Map<string, string>();
+    const set: RegistryChange[] = [];
+    for (const service of this.resolution.services) {
+      const id = `${service.namespace}/${service.name}`;
+      const text = this.textOf(service);
+      texts.set(id, text);
+      if (this.servicesText.get(id) !== text) set.push({ op: 'set-service', service });
     }
+    for (const [id] of this.servicesText) {
+      if (texts.has(id)) continue;
+      const [namespace, name] = id.split('/') as [string, string];
+      changes.push({ op: 'remove-service', namespace, name });
+    }
+    changes.push(...set);
+    this.servicesText = texts;
     if (changes.length === 0) return;
     const fromVersion = this.versionCounter;
     this.versionCounter += 1;

@@ -3,11 +3,16 @@ import type WebSocket from 'ws';
 import type { PalisadeError } from '../common/errors';
 import type { Logger } from '../common/log';
 import { CloseCode, encodeMessage, type MeshMessage } from '../common/mesh-protocol';
+import { afterQueued, enqueue, isQueued, SLICE_BYTES } from './send-queue';
 
 /** An agent that lets this much pile up unread is cut off rather than growing our memory. */
 export const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
 
-/** Send one message (or pre-encoded frame, as text or its UTF-8 bytes); false when the socket is gone or was cut off. */
+/**
+ * Send one message (or pre-encoded frame, as text or its UTF-8 bytes); false when the socket is
+ * gone or was cut off. Frames above SLICE_BYTES, and whatever follows them to the same agent,
+ * are sent in slices over event-loop turns (send-queue.ts).
+ */
 export function sendTo(ws: WebSocket, message: MeshMessage | string | Buffer, log: Logger): boolean {
   if (ws.readyState !== ws.OPEN) return false;
   if (ws.bufferedAmount > MAX_BUFFERED_BYTES) {
@@ -15,15 +20,18 @@ export function sendTo(ws: WebSocket, message: MeshMessage | string | Buffer, lo
     ws.terminate();
     return false;
   }
-  if (Buffer.isBuffer(message)) ws.send(message, { binary: false }); // a text frame all the same
-  else ws.send(typeof message === 'string' ? message : encodeMessage(message));
+  const data = Buffer.isBuffer(message) ? message : typeof message === 'string' ? message : encodeMessage(message);
+  if (isQueued(ws) || data.length > SLICE_BYTES) enqueue(ws, typeof data === 'string' && data.length > SLICE_BYTES ? Buffer.from(data) : data);
+  else ws.send(data, { binary: false }); // a text frame, also when given as bytes
   return true;
 }
 
-/** Close reasons are at most 123 bytes on the wire. */
+/** Close after what is queued for `ws` was sent; close reasons are at most 123 bytes on the wire. */
 export function closeWith(ws: WebSocket, code: number, reason: string): void {
-  if (ws.readyState === ws.CLOSED || ws.readyState === ws.CLOSING) return;
-  ws.close(code, Buffer.from(reason).subarray(0, 123).toString());
+  afterQueued(ws, () => {
+    if (ws.readyState === ws.CLOSED || ws.readyState === ws.CLOSING) return;
+    ws.close(code, Buffer.from(reason).subarray(0, 123).toString());
+  });
 }
 
 /** How long a stopping collector waits for WebSocket peers to answer its close. */

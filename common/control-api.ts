@@ -35,7 +35,7 @@ export const CONTROL_POST_READS: ReadonlySet<string> = new Set([CONTROL_API.poli
 /** Largest request body the collector reads (policy files included). */
 export const MAX_CONTROL_BODY_BYTES = 4 * 1024 * 1024;
 
-export type PolicyKind = 'AuthorizationPolicy' | 'EgressPolicy' | 'HTTPRoute' | 'GRPCRoute' | 'FaultInjection';
+export type PolicyKind = 'AuthorizationPolicy' | 'EgressPolicy' | 'HTTPRoute' | 'GRPCRoute' | 'FaultInjection' | 'DestinationRule';
 /**
  * Where a stored policy came from: the API (CLI), the collector's `--policy-dir`, or the Kubernetes
  * API's policy objects (`--kubernetes`); the last two are read-only through the collector's API.
@@ -265,12 +265,14 @@ export interface StatusResponse {
 
 /** A route in force, for `palisade status`. */
 export interface RouteStatus {
-  kind: 'HTTPRoute' | 'GRPCRoute';
+  kind: 'HTTPRoute' | 'GRPCRoute' | 'DestinationRule';
   namespace: string;
   name: string;
   /** Parent Services, `namespace/name[:port]`. */
   parents: string[];
   rules: number;
+  /** a DestinationRule: what its trafficPolicy sets (its port-level settings are `rules`) */
+  summary?: string;
   /** The policy version that last changed it. */
   version: number;
   /** Connected agents whose reported policy version includes it, of `agents` connected. */

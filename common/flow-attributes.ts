@@ -40,6 +40,7 @@ export function visitFlowAttributes(f: FlowRecord, put: (key: string, value: str
     put('http.request.method', f.http.method);
     put('url.path', f.http.path);
     put('http.response.status_code', f.http.status);
+    if (f.http.grpcStatus !== undefined) put('rpc.grpc.status_code', f.http.grpcStatus);
   }
   if (f.dns !== undefined) {
     put('palisade.dns.type', f.dns.type);

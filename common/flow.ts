@@ -29,7 +29,8 @@ export interface FlowRecord {
   source: FlowEndpoint;
   destination: FlowEndpoint;
   protocol: FlowProtocol;
-  http?: { method: string; path: string; status: number };
+  /** an HTTP request; `grpcStatus`: a gRPC call's grpc-status as the client got it (its trailers or a trailers-only answer; its message is never kept) */
+  http?: { method: string; path: string; status: number; grpcStatus?: number };
   /** a DNS query (`protocol: dns`; its name is destination.host): type, rcode, answer data */
   dns?: FlowDns;
   verdict: FlowVerdict;
@@ -45,7 +46,10 @@ export interface FlowRecord {
   bytesSent: number;
   bytesReceived: number;
   durationMs: number;
-  /** the W3C trace id (32 lowercase hex digits) of an HTTP request the proxy traced */
+  /**
+   * the W3C trace id (32 lowercase hex digits) of an HTTP request the proxy traced: its spans were
+   * queued for export, which does not mean delivered (README.md "Tracing")
+   */
   traceId?: string;
   /**
    * How many refused connections this record stands for, when more than one: the agent records
@@ -208,8 +212,8 @@ export function flowProblem(v: unknown): string | undefined {
   if (dst) return dst;
   if (v.http !== undefined) {
     const h = v.http;
-    if (!isRecord(h) || !isText(h.method, 32) || !isText(h.path, 8192) || !(isCount(h.status) && h.status <= 999) || ownKeys(h) !== 3) {
-      return 'http must be {method, path, status}';
+    if (!isRecord(h) || !isText(h.method, 32) || !isText(h.path, 8192) || !(isCount(h.status) && h.status <= 999) || !(h.grpcStatus === undefined || (isCount(h.grpcStatus) && h.grpcStatus <= 99)) || ownKeys(h) !== (h.grpcStatus === undefined ? 3 : 4)) {
+      return 'http must be {method, path, status[, grpcStatus]}';
     }
   }
   if (v.dns !== undefined) {

@@ -125,15 +125,16 @@ export interface RegistrySnapshot {
 /**
  * One registry change. Entries are keyed (a workload by IP, a node by name): `set-*` adds or
  * replaces the entry, `remove-*` deletes it. A new kind of entry adds its own `set-`/`remove-` pair.
- * Services are the exception: they are few, and one workload or node change can change the
- * endpoints of many, so `set-services` carries the whole resolved list and replaces it.
+ * A service is keyed by namespace and name: `set-service` carries it whole (with its endpoints),
+ * so one EndpointSlice change costs that one service, not the mesh's services.
  */
 export type RegistryChange =
   | { op: 'set-workload'; workload: RegistryWorkload }
   | { op: 'remove-workload'; ip: string }
   | { op: 'set-node'; node: RegistryNode }
   | { op: 'remove-node'; node: string }
-  | { op: 'set-services'; services: RegistryService[] };
+  | { op: 'set-service'; service: RegistryService }
+  | { op: 'remove-service'; namespace: string; name: string };
 
 /** What turns the registry at `fromVersion` (same epoch) into the registry at `toVersion`. */
 export interface RegistryDelta {
@@ -301,7 +302,7 @@ export const MAX_SERVICE_PORTS = 100;
 export const MAX_SERVICE_VIPS = 2;
 export const MAX_SERVICE_ENDPOINTS = 5000;
 const MAX_SERVICES = 10_000;
-/** Services a registry snapshot or a `set-services` change may hold (the whole mesh's). */
+/** Services a registry snapshot may hold (the whole mesh's). */
 const MAX_REGISTRY_SERVICES = MAX_SERVICES * 10;
 const PORT_NAME_RE = /^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)?$/;
 const portNumber: Check = (v, at) => (Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535 ? undefined : `${at}: must be a port (1-65535)`);
@@ -348,7 +349,8 @@ const CHANGE_SCHEMAS: Record<RegistryChange['op'], Schema> = {
   'remove-workload': { op: { check: () => undefined }, ip: { check: ipv4 } },
   'set-node': { op: { check: () => undefined }, node: { check: object(REGISTRY_NODE) } },
   'remove-node': { op: { check: () => undefined }, node: { check: nodeName } },
-  'set-services': { op: { check: () => undefined }, services: { check: arrayOf(object(REGISTRY_SERVICE), MAX_REGISTRY_SERVICES) } },
+  'set-service': { op: { check: () => undefined }, service: { check: object(REGISTRY_SERVICE) } },
+  'remove-service': { op: { check: () => undefined }, namespace: { check: dnsLabel }, name: { check: dnsLabel } },
 };
 const registryChange: Check = (v, at) => {
   if (!isRecord(v)) return `${at}: must be an object`;

@@ -157,8 +157,12 @@ export class Datapath implements wire.WireHandles {
       wire.attachPod(this, link, { podId: pod.podId, flags, ip: pod.ip });
       this.update('palisade_pods', key, codec.encodePod({ podId: pod.podId, flags, ip: pod.ip, ifindex: link.hostIfindex }));
     } catch (err) {
-      // Another agent of the node (a handover) took the last entry first: the same refusal.
-      if ((err as PalisadeError).errnoCode === 'E2BIG') this.refuse(link, this.capacity('palisade_pods'));
+      // Another agent of the node (a handover) took the last entry first: the same refusal. The
+      // interface's entry this call wrote goes first, or the hold would take it for an enrolled pod's.
+      if ((err as PalisadeError).errnoCode === 'E2BIG') {
+        if (old === undefined) wire.forgetInterface(this, link.hostIfindex);
+        this.refuse(link, this.capacity('palisade_pods'));
+      }
       throw err;
     }
     this.held.delete(link.hostIfindex);

@@ -140,8 +140,13 @@ export function podOfInterface(h: WireHandles, ifindex: number): pc.IfaceEntry |
 export function detachPod(h: WireHandles, ifindex: number, netns: string | null = null): boolean {
   let removed = false;
   for (const f of filters(ifindex, netns)) removed = native.tcDetach(f) || removed;
-  native.mapDelete(h.mapFd('palisade_ifaces'), pc.encodeIfindex(ifindex));
+  forgetInterface(h, ifindex);
   return removed;
+}
+
+/** Remove the interface's pod entry, its filters left as they are (a hold replaces them). */
+export function forgetInterface(h: WireHandles, ifindex: number): void {
+  native.mapDelete(h.mapFd('palisade_ifaces'), pc.encodeIfindex(ifindex));
 }
 
 /** Every key of a map (bounded: a map never holds more than its max_entries). */

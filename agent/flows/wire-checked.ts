@@ -41,7 +41,7 @@ function wireRecord(f: FlowRecord): FlowRecord {
     bytesReceived: whole(f.bytesReceived),
     durationMs: whole(f.durationMs),
   };
-  if (f.http !== undefined) w.http = { method: f.http.method, path: f.http.path, status: f.http.status };
+  if (f.http !== undefined) w.http = f.http.grpcStatus === undefined ? { method: f.http.method, path: f.http.path, status: f.http.status } : { method: f.http.method, path: f.http.path, status: f.http.status, grpcStatus: f.http.grpcStatus };
   if (f.dns !== undefined) w.dns = { type: f.dns.type, rcode: f.dns.rcode, answers: [...f.dns.answers] };
   if (f.policy !== undefined) w.policy = f.policy;
   if (f.rule !== undefined) w.rule = f.rule;

@@ -144,7 +144,9 @@ export function writeFlowJson(f: FlowRecord): string | undefined {
     const path = typeof http.path === 'string' && http.path.length <= 8192 ? JSON.stringify(http.path) : undefined;
     const status = http.status;
     if (method === undefined || path === undefined || !isCount(status) || status > 999) return undefined;
-    out += ',"http":{"method":' + method + ',"path":' + path + ',"status":' + status + '}';
+    const grpc = http.grpcStatus;
+    if (grpc !== undefined && (!isCount(grpc) || grpc > 99)) return undefined;
+    out += ',"http":{"method":' + method + ',"path":' + path + ',"status":' + status + (grpc === undefined ? '}' : ',"grpcStatus":' + grpc + '}');
   }
   if (f.dns !== undefined) {
     const dns = dnsJson(f.dns);

@@ -4,7 +4,7 @@
  * it was computed from (same epoch, `fromVersion` = our version); otherwise nothing changes and
  * the caller asks the collector for what it missed. Workloads by IP; services by name and by
  * virtual IP and port (with their ready endpoints resolved to addresses and target ports, again
- * whenever the services change: a snapshot or a delta's `set-services`, which replaces them all).
+ * for each service a delta's `set-service` replaces; `remove-service` drops one).
  *
  * Services, for other parts of the agent (the outbound proxy, the DNS proxy):
  *   - `services()`: every service, as the registry gives it;
@@ -37,7 +37,8 @@ export class MeshRegistry {
   private addresses: ReadonlySet<string> = new Set();
   private names = new Map<string, MeshService>();
   private vips = new Map<string, ServiceTarget>();
-  private list: readonly MeshService[] = [];
+  /** `services()`, sorted by namespace/name; rebuilt on demand after a change. */
+  private list: readonly MeshService[] | undefined = [];
   version = 0;
   epoch = '';
   /** Other nodes' workloads (by IP) and nodes kept across a failover (replaceCarrying). */
@@ -128,6 +129,7 @@ export class MeshRegistry {
   }
 
   services(): readonly MeshService[] {
+    this.list ??= [...this.names.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, s]) => s);
     return this.list;
   }
 
@@ -143,28 +145,45 @@ export class MeshRegistry {
     return this.ips.size;
   }
 
-  /** The state as a snapshot (sorted as the collector sorts it: workloads by IP, nodes by name; services as they came). */
+  /** The state as a snapshot (sorted as the collector sorts it: workloads by IP, nodes by name, services by namespace/name). */
   snapshot(): RegistrySnapshot {
     const workloads = [...this.ips.values()].sort((a, b) => ipNumber(a.ip) - ipNumber(b.ip));
     const nodes = [...this.nodes.values()].sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
-    return { version: this.version, epoch: this.epoch, workloads, nodes, services: [...this.list] };
+    return { version: this.version, epoch: this.epoch, workloads, nodes, services: [...this.services()] };
   }
 
   /** Replace every service, and index them by name and by virtual IP and port. */
   private setServices(services: readonly MeshService[]): void {
-    const names = new Map<string, MeshService>();
-    const vips = new Map<string, ServiceTarget>();
-    for (const s of services) {
-      names.set(`${s.namespace}/${s.name}`, s);
-      s.ports.forEach((p, i) => {
-        const endpoints = s.endpoints.filter((e) => e.ready && e.targetPorts.length === s.ports.length).map((e) => ({ ip: e.ip, port: e.targetPorts[i]! }));
-        const target: ServiceTarget = { service: { namespace: s.namespace, name: s.name }, port: p.name, endpoints };
-        for (const vip of s.vips) vips.set(`${vip}:${p.port}`, target);
-      });
+    this.names = new Map();
+    this.vips = new Map();
+    for (const s of services) this.setService(s);
+  }
+
+  /** Add or replace one service (its old virtual IPs and ports go first). */
+  private setService(s: MeshService): void {
+    this.removeService(s.namespace, s.name);
+    this.names.set(`${s.namespace}/${s.name}`, s);
+    s.ports.forEach((p, i) => {
+      const endpoints = s.endpoints.filter((e) => e.ready && e.targetPorts.length === s.ports.length).map((e) => ({ ip: e.ip, port: e.targetPorts[i]! }));
+      const target: ServiceTarget = { service: { namespace: s.namespace, name: s.name }, port: p.name, endpoints };
+      for (const vip of s.vips) this.vips.set(`${vip}:${p.port}`, target);
+    });
+    this.list = undefined;
+  }
+
+  /** Drop one service; a virtual IP and port another service holds now (a delta may hand one over) stays that service's. */
+  private removeService(namespace: string, name: string): void {
+    const old = this.names.get(`${namespace}/${name}`);
+    if (!old) return;
+    this.names.delete(`${namespace}/${name}`);
+    for (const vip of old.vips) {
+      for (const p of old.ports) {
+        const key = `${vip}:${p.port}`;
+        const target = this.vips.get(key);
+        if (target && target.service.namespace === namespace && target.service.name === name) this.vips.delete(key);
+      }
     }
-    this.names = names;
-    this.vips = vips;
-    this.list = services;
+    this.list = undefined;
   }
 
   /** One change; true when the set of node addresses may have changed. */
@@ -187,8 +206,11 @@ export class MeshRegistry {
         this.carriedNodes.delete(c.node);
         this.nodes.delete(c.node);
         return false;
-      case 'set-services':
-        this.setServices(c.services);
+      case 'set-service':
+        this.setService(c.service);
+        return false;
+      case 'remove-service':
+        this.removeService(c.namespace, c.name);
         return false;
     }
   }

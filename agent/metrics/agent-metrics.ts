@@ -5,6 +5,7 @@
  */
 import { Gauge, Registry } from 'prom-client';
 import type { FlowReporterStats } from '../flows/reporter';
+import { MIRROR_OUTCOMES } from '../traffic/mirror';
 import type { TrafficStats } from '../traffic/router';
 import type { FlowMetrics } from './flow-metrics';
 import { registerDatapathMetrics, type DatapathMetricsSources } from './datapath-metrics';
@@ -61,6 +62,10 @@ export function createAgentRegistry(src: AgentMetricsSources): Registry {
         { labels: { what: 'latency-estimate' }, value: s?.estimatesEvicted ?? 0 },
         { labels: { what: 'idle-upstream' }, value: s?.idleUpstreamsRefused ?? 0 },
       ];
+    }).register(registry);
+    new ReadCounter('palisade_traffic_mirrors_total', 'Mirrored copies of routed requests (RequestMirror) by how they ended: answered (their answer discarded), failed, or dropped (in-flight limit, body too large, no endpoint, request incomplete)', () => {
+      const m = traffic()?.stats().mirrors;
+      return MIRROR_OUTCOMES.map((outcome) => ({ labels: { outcome }, value: m?.[outcome] ?? 0 }));
     }).register(registry);
   }
 

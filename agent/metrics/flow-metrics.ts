@@ -40,7 +40,7 @@ const REASON_RE = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
 const POLICY_RE = /^[a-z0-9]([-a-z0-9.]{0,252})?\/[a-z0-9]([-a-z0-9.]{0,252})?$/;
 /** Endpoint ids fit 14 bits, so a (source, destination) pair is one small integer. */
 const MAX_ENDPOINTS = 1 << 14;
-const FLAGS = ['-', 'DENY', 'CONNECT'] as const;
+const FLAGS = ['-', 'DENY', 'CONNECT', 'UO'] as const;
 const DIRECTIONS = ['inbound', 'outbound', 'egress'] as const;
 const VERDICTS = ['allowed', 'denied', 'audit', 'error'] as const;
 
@@ -55,6 +55,9 @@ interface Endpoint {
 interface HttpSeries {
   labels: Labels;
   requests: number;
+  /** gRPC calls among the requests, by grpc-status (istio_requests_total's grpc_response_status) */
+  grpc: Map<number, CountSeries> | undefined;
+  grpcCalls: number;
   duration: HistogramData;
   requestBytes: HistogramData;
   responseBytes: HistogramData;
@@ -150,6 +153,8 @@ export class FlowMetrics implements FlowSink {
         byStatus.set(status, s);
       }
       s.requests++;
+      const grpc = flow.http?.grpcStatus;
+      if (grpc !== undefined) this.countGrpc(s, grpc);
       observe(s.duration, DURATION_BUCKETS_MS, flow.durationMs);
       observe(s.requestBytes, BYTES_BUCKETS, flow.bytesSent);
       observe(s.responseBytes, BYTES_BUCKETS, flow.bytesReceived);
@@ -171,9 +176,7 @@ export class FlowMetrics implements FlowSink {
   register(registry: Registry): void {
     const http = (): HttpSeries[] => this.httpSeries;
     const tcp = (): TcpSeries[] => this.tcpSeries;
-    new ReadCounter('istio_requests_total', 'Requests handled by the node proxy (one per HTTP request flow record)', () =>
-      map(http(), (s) => ({ labels: s.labels, value: s.requests })),
-    ).register(registry);
+    new ReadCounter('istio_requests_total', 'Requests handled by the node proxy (one per HTTP request flow record); gRPC calls by grpc_response_status', () => requestCounts(http())).register(registry);
     new ReadHistogram('istio_request_duration_milliseconds', 'Duration of HTTP requests, in milliseconds', DURATION_BUCKETS_MS, () =>
       map(http(), (s) => ({ labels: s.labels, data: s.duration })),
     ).register(registry);
@@ -235,6 +238,16 @@ export class FlowMetrics implements FlowSink {
     return s;
   }
 
+  /** One more gRPC call answered `grpcStatus` in series `s` (at most 100 statuses: 0–99, flowProblem's bound). */
+  private countGrpc(s: HttpSeries, grpcStatus: number): void {
+    s.grpcCalls++;
+    let byStatus = s.grpc;
+    if (byStatus === undefined) byStatus = s.grpc = new Map();
+    let c = byStatus.get(grpcStatus);
+    if (c === undefined) byStatus.set(grpcStatus, (c = { labels: { ...s.labels, grpc_response_status: String(grpcStatus) }, value: 0 }));
+    c.value++;
+  }
+
   private newTcp(flow: FlowRecord, pair: Pair, flags: number): TcpSeries {
     if (this.tcpSeries.length >= this.maxSeries || pair.src.id === 0 || pair.dst.id === 0) {
       if (this.tcpOverflow === undefined) this.tcpSeries.push((this.tcpOverflow = { labels: overflowLabels(TRAFFIC_LABELS), opened: 0, closed: 0, sent: 0, received: 0 }));
@@ -287,10 +300,22 @@ export class FlowMetrics implements FlowSink {
   }
 }
 
+/** istio_requests_total: a series' requests that are not gRPC calls, and its calls by grpc-status (Istio's grpc_response_status label). */
+function requestCounts(series: readonly HttpSeries[]): CountSeries[] {
+  const out: CountSeries[] = [];
+  for (const s of series) {
+    if (s.requests > s.grpcCalls || s.grpc === undefined) out.push({ labels: s.labels, value: s.requests - s.grpcCalls });
+    if (s.grpc !== undefined) for (const c of s.grpc.values()) out.push(c);
+  }
+  return out;
+}
+
 function newHttpSeries(labels: Labels): HttpSeries {
   return {
     labels,
     requests: 0,
+    grpc: undefined,
+    grpcCalls: 0,
     duration: newHistogram(DURATION_BUCKETS_MS),
     requestBytes: newHistogram(BYTES_BUCKETS),
     responseBytes: newHistogram(BYTES_BUCKETS),
@@ -324,9 +349,11 @@ function trafficLabels(flow: FlowRecord, pair: Pair, protocol: 'http' | 'tcp', f
 
 /**
  * Envoy/ztunnel-style response flags, as an index into FLAGS: "-" (0), DENY (1, refused by
- * policy), CONNECT (2, upstream unreachable: the flag of an error with this reason).
+ * policy), CONNECT (2, upstream unreachable: the flag of an error with this reason), UO (3, upstream
+ * overflow: a DestinationRule's connectionPool was full).
  */
 function connectFlag(reason: string): number {
+  if (reason === 'upstream-overflow') return 3;
   return reason === 'upstream-failed' || reason === 'tunnel-failed' || reason.startsWith('tunnel-refused') ? 2 : 0;
 }
 

@@ -98,7 +98,7 @@ export class EnforcedPolicies extends EventEmitter {
     this.problems = [];
     this.sets[source] = set;
     this.info[source] = {
-      policies: set.authorization.length + set.egress.length + (set.routes?.length ?? 0) + (set.faults?.length ?? 0),
+      policies: set.authorization.length + set.egress.length + (set.routes?.length ?? 0) + (set.faults?.length ?? 0) + (set.destinationRules?.length ?? 0),
       ...(version === undefined ? {} : { version }),
       loadedAt: new Date().toISOString(),
     };
@@ -107,6 +107,7 @@ export class EnforcedPolicies extends EventEmitter {
       egress: [...(this.sets.dir?.egress ?? []), ...(this.sets.collector?.egress ?? [])],
       routes: [...(this.sets.dir?.routes ?? []), ...(this.sets.collector?.routes ?? [])],
       faults: [...(this.sets.dir?.faults ?? []), ...(this.sets.collector?.faults ?? [])],
+      destinationRules: [...(this.sets.dir?.destinationRules ?? []), ...(this.sets.collector?.destinationRules ?? [])],
     };
     this.current = new PolicyIndex(merged);
     this.log.info(

@@ -205,7 +205,7 @@ export class DestinationAuthz {
   private serveH2(conn: Duplex, ctx: AuthzContext, head: Buffer): void {
     const target = { pool: `h2:${ctx.destination.ip}:${ctx.destination.port}`, connect: () => this.connectUpstream(ctx) };
     this.trackHttp(conn, ctx);
-    this.h2.handle(conn, head, { ...this.httpSession(ctx), target });
+    this.h2.handle(conn, head, { ...this.httpSession(ctx), target, ...(this.inputs.tracer !== undefined && { tracer: this.inputs.tracer }) });
   }
 
   /** What both HTTP fronts ask of a connection to this pod: each request authorized, XFCC set, one flow per request. */

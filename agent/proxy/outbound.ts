@@ -28,6 +28,8 @@ import { proxyFlow } from './proxy-flow';
 import { route, type Route } from './route';
 import { ServiceBalancer } from './service-balancer';
 import type { RoutedService } from '../traffic/router';
+import type { ServiceTarget } from '../mesh/mesh-registry';
+import type { DestinationPolicy } from '../../common/routes';
 
 const DNS_PORT = 53;
 
@@ -37,6 +39,8 @@ export type Refusal =
   | 'source-address-mismatch'
   | 'node-local-destination'
   | 'no-ready-endpoint'
+  /** a DestinationRule's tcp.maxConnections to the Service was reached */
+  | 'upstream-overflow'
   | LimitReason;
 
 export class OutboundProxy {
@@ -128,7 +132,13 @@ export class OutboundProxy {
     }
     if (orig.dst.port === DNS_PORT && this.inputs.dns) return this.inputs.dns.serveTcp(client, workload, source, orig.dst);
     const registry = this.inputs.mesh?.registry;
-    const r = route(orig.dst, { node: this.inputs.node, local: this.inputs.workloads, mesh: registry, services: registry, pick: this.balancer.pick });
+    // a Service's DestinationRule, per connection here (no route: the connection is not HTTP on this path)
+    let dr: DestinationPolicy | undefined;
+    const pick = (t: ServiceTarget): { ip: string; port: number } => {
+      dr = this.inputs.traffic?.destination({ ...t.service, port: orig.dst.port }, workload.namespace);
+      return this.balancer.pick(t, dr?.policy.loadBalancer, workload.ip);
+    };
+    const r = route(orig.dst, { node: this.inputs.node, local: this.inputs.workloads, mesh: registry, services: registry, pick });
     // A service's virtual IP is carried to the endpoint chosen for it.
     const destination = r.dst;
     const sourceInfo = { ...source, workload: workload.name, namespace: workload.namespace, identity: workload.identity };
@@ -147,12 +157,19 @@ export class OutboundProxy {
     }
     const admitted = this.inputs.limits.connections.admit('outbound', workload.ip);
     if (!admitted.ok) return this.refuse(client, started, admitted.reason, { direction, source: sourceInfo, destination: dstInfo });
+    const pool = dr?.policy.connectionPool;
+    const servicePlace = pool && r.service ? this.balancer.admit(`${r.service.namespace}/${r.service.name}:${orig.dst.port}`, pool.maxConnections) : undefined;
+    if (pool && r.service && servicePlace === undefined) {
+      admitted.release();
+      return this.refuse(client, started, 'upstream-overflow', { direction, source: sourceInfo, destination: dstInfo }, { service: `${r.service.namespace}/${r.service.name}`, destinationRule: dr!.rule }, 'error');
+    }
     // Per connection: debug only. The flow record (access log, collector) is the record of it.
     this.log.debug({ event: 'redirect', route: r.kind, source: sourceInfo, destination: dstInfo }, 'outbound connection');
     this.sockets.add(client);
     client.once('close', () => {
       this.sockets.delete(client);
       admitted.release();
+      servicePlace?.();
     });
 
     if (r.kind === 'passthrough') {

@@ -63,11 +63,20 @@ export function splice(client: Duplex, upstream: Duplex, done: (r: PipeResult) =
   let sent = 0;
   let received = 0;
   let timeout: PipeResult['timeout'];
-  const onClose = (): void => {
+  let gone = false;
+  const onClose = (side: Duplex, other: Duplex): void => {
     closed += 1;
     if (closed < 2) {
-      // One side is gone for good: after an error the other cannot be completed.
-      if (error) (client.destroyed ? upstream : client).destroy();
+      gone = true;
+      // One side is gone for good: after an error the other cannot be completed; after a clean
+      // close, what the other still sends has nowhere to go: it is read to its end (and dropped,
+      // not counted) so the other closes at its peer's FIN, instead of waiting paused (forever for
+      // a stream pair, until the half-closed timeout for a socket).
+      if (error) other.destroy();
+      else {
+        other.unpipe(side);
+        other.resume();
+      }
       return;
     }
     if (finished) return;
@@ -80,12 +89,12 @@ export function splice(client: Duplex, upstream: Duplex, done: (r: PipeResult) =
     client.destroy();
     upstream.destroy();
   };
-  client.on('data', (c: Buffer) => (sent += c.length));
-  upstream.on('data', (c: Buffer) => (received += c.length));
+  client.on('data', (c: Buffer) => void (gone || (sent += c.length)));
+  upstream.on('data', (c: Buffer) => void (gone || (received += c.length)));
   client.on('error', onError);
   upstream.on('error', onError);
-  client.once('close', onClose);
-  upstream.once('close', onClose);
+  client.once('close', () => onClose(client, upstream));
+  upstream.once('close', () => onClose(upstream, client));
   if (timeouts) watchIdle(client, upstream, timeouts, (t) => (timeout ??= t));
   client.pipe(upstream);
   upstream.pipe(client);

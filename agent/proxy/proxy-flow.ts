@@ -97,26 +97,30 @@ export function httpCounts(r: HttpRecord): FlowCounts {
 }
 
 export function httpLine(r: HttpRecord): FlowRecord['http'] {
-  return { method: r.method, path: r.path, status: r.status };
+  return r.grpcStatus === undefined ? { method: r.method, path: r.path, status: r.status } : { method: r.method, path: r.path, status: r.status, grpcStatus: r.grpcStatus };
 }
 
 /**
- * An HTTP flow with its trace: the hop's spans go to the tracer (the flow's fields as their
- * attributes) and, when they were exported, the flow carries the trace id.
+ * An HTTP flow with its trace: whether the hop's spans are exported is decided first (most hops
+ * are not: nothing more is built for them); when they are, they go to the tracer with the flow's
+ * fields as their attributes, and the flow carries the trace id (a trace id names spans queued for
+ * export, not delivered: README.md "Tracing").
  */
 export function traced(tracer: MeshTracer | undefined, flow: FlowRecord, r: HttpRecord): FlowRecord {
   if (tracer === undefined || r.trace === undefined) return flow;
+  const denied = flow.verdict === 'denied';
+  if (!tracer.wants(r.trace, r.status, denied, flow.source.identity ?? flow.source.ip)) return flow;
   const endMs = Date.parse(flow.time);
   const startMs = endMs - r.durationMs;
-  const exported = tracer.finish(r.trace, {
+  const queued = tracer.export(r.trace, {
     name: r.method || 'HTTP',
     startMs,
     endMs,
     ...(r.forwardedAfterMs !== undefined && { upstreamStartMs: startMs + r.forwardedAfterMs }),
     status: r.status,
-    denied: flow.verdict === 'denied',
+    denied,
     attributes: flowAttributes(flow),
   });
-  if (exported) flow.traceId = r.trace.traceId;
+  if (queued) flow.traceId = r.trace.traceId;
   return flow;
 }

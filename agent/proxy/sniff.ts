@@ -31,17 +31,18 @@ const METHOD_TOKEN = /^[A-Z]{3,12} /;
 const HTTP_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH', 'PRI']);
 
 /**
- * 'yes' when the bytes start like an HTTP/1.x request (`METHOD SP`), 'no' when they cannot,
- * 'more' when too few bytes have arrived to tell.
+ * 'yes' when the bytes start like an HTTP/1.x request (`METHOD SP`: a method we recognise, or with
+ * `anyMethod` any token of 3–12 capitals, as WebDAV's), 'no' when they cannot, 'more' when too few
+ * bytes have arrived to tell.
  */
-export function looksLikeHttp(head: Buffer): 'yes' | 'no' | 'more' {
+export function looksLikeHttp(head: Buffer, anyMethod = false): 'yes' | 'no' | 'more' {
   const n = Math.min(head.length, 13);
   for (let i = 0; i < n; i++) {
     const c = head[i]!;
     if (c === 0x20) {
       if (i < 3) return 'no';
       const m = METHOD_TOKEN.exec(head.toString('latin1', 0, i + 1));
-      return m && HTTP_METHODS.has(head.toString('latin1', 0, i)) ? 'yes' : 'no';
+      return m && (anyMethod || HTTP_METHODS.has(head.toString('latin1', 0, i))) ? 'yes' : 'no';
     }
     if (c < 0x41 || c > 0x5a) return 'no';
   }

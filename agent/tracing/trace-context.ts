@@ -23,6 +23,8 @@ export interface TraceHop {
   clientSpanId: string;
   /** the spans are exported whatever the outcome (denied and 5xx are exported anyway) */
   sampled: boolean;
+  /** `sampled` is the client's flag, not this hop's draw (exported within the forced rate only) */
+  clientSampled?: boolean;
   traceState?: string;
   /** the client spoke B3, in this form */
   b3?: B3Form;
@@ -65,12 +67,14 @@ export function beginHop(headers: Headers, rate: number, draw: () => number, ids
   if (inc === undefined) return { traceId: ids.trace(), serverSpanId: ids.span(), clientSpanId: ids.span(), sampled: draw() < rate };
   const sc = inc.context;
   const state = sc.traceState?.serialize();
+  const sampled = (sc.traceFlags & TraceFlags.SAMPLED) === TraceFlags.SAMPLED;
   return {
     traceId: sc.traceId,
     parentSpanId: sc.spanId,
     serverSpanId: ids.span(),
     clientSpanId: ids.span(),
-    sampled: (sc.traceFlags & TraceFlags.SAMPLED) === TraceFlags.SAMPLED,
+    sampled,
+    ...(sampled && { clientSampled: true }),
     ...(state ? { traceState: state } : {}),
     ...(inc.b3 ? { b3: inc.b3 } : {}),
   };
@@ -86,12 +90,22 @@ export function upstreamHeaders(hop: TraceHop): Array<[string, string]> {
     traceFlags: hop.sampled ? TraceFlags.SAMPLED : TraceFlags.NONE,
     isRemote: false,
   };
-  const ctx = trace.setSpanContext(ROOT_CONTEXT, sc);
-  w3c.inject(ctx, carrier, setter);
+  // traceparent as the W3C propagator writes it (version 00), without its context objects
+  carrier.traceparent = `00-${hop.traceId}-${hop.clientSpanId}-${hop.sampled ? '01' : '00'}`;
   if (hop.traceState) carrier.tracestate = hop.traceState;
-  if (hop.b3 === 'single') b3Single.inject(ctx, carrier, setter);
-  else if (hop.b3 === 'multi') b3Multi.inject(ctx, carrier, setter);
+  if (hop.b3 !== undefined) {
+    const ctx = trace.setSpanContext(ROOT_CONTEXT, sc);
+    (hop.b3 === 'single' ? b3Single : b3Multi).inject(ctx, carrier, setter);
+  }
   return Object.entries(carrier);
+}
+
+/** HTTP/2 request headers to forward (an object) without the client's trace headers, with the hop's own. */
+export function withTraceFields<H extends Record<string, unknown>>(headers: H, hop: TraceHop): H {
+  const out: Record<string, unknown> = {};
+  for (const name of Object.keys(headers)) if (!TRACE_HEADERS.has(name)) out[name] = headers[name];
+  for (const [name, value] of upstreamHeaders(hop)) out[name] = value;
+  return out as H;
 }
 
 /** Forwarded header lines (name, value, …) without the client's trace headers, with the hop's own. */

@@ -1,15 +1,19 @@
 /**
  * The proxy's tracer: per HTTP hop a server span (the request as the proxy received it) and, when
  * it forwarded the request, a client span (the request to the upstream), with the mesh's
- * attributes, exported by OTLP/HTTP protobuf through the OpenTelemetry JS SDK (BatchSpanProcessor,
- * OTLPTraceExporter). Sampled hops are exported, and denied and 5xx ones whatever the sampling.
- * docs/architecture.md "Tracing".
+ * attributes, exported by OTLP/HTTP protobuf through the OpenTelemetry JS SDK's OTLPTraceExporter
+ * from a bounded queue that counts every span (span-queue.ts). Whether a hop is exported is
+ * decided first (`wants`), and only then are its spans built: hops this tracer sampled, and —
+ * within a rate per source and per node (forced-limit.ts) — hops the client marked sampled and
+ * denied and 5xx ones. docs/architecture.md "Tracing".
  */
 import { randomBytes } from 'node:crypto';
 import { SpanKind, SpanStatusCode, TraceFlags, type Attributes, type HrTime, type SpanContext } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
-import { BatchSpanProcessor, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace';
+import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
+import { ForcedLimit, type ForcedLimitOptions } from './forced-limit';
+import { SpanQueue, type SpanCounts } from './span-queue';
 import { beginHop, type TraceHop } from './trace-context';
 
 export const DEFAULT_SAMPLE_RATE = 0.01;
@@ -23,8 +27,18 @@ export interface MeshTracerOptions {
   node: string;
   /** replaces the OTLP exporter (tests) */
   exporter?: SpanExporter;
-  /** how often the processor exports; default 1 s */
+  /** how often the queue exports; default 1 s */
   exportIntervalMs?: number;
+  /** spans waiting for export at most; default 8192 */
+  maxQueue?: number;
+  /** how many hops clients, denials and 5xx may have exported beyond the sampling (tests) */
+  forced?: ForcedLimitOptions;
+}
+
+/** What the tracer counted: spans by outcome, and hops not exported because over the forced rate. */
+export interface TraceCounts {
+  spans: SpanCounts;
+  rateLimitedHops: number;
 }
 
 /** What a finished hop's spans say. */
@@ -39,6 +53,8 @@ export interface HopOutcome {
   status: number;
   denied: boolean;
   attributes: Attributes;
+  /** who sent the request (identity, else address): whose forced rate a forced hop uses */
+  source?: string;
 }
 
 /** Span ids: 8 random bytes from a pool, never all zero. */
@@ -66,40 +82,68 @@ const hr = (ms: number): HrTime => {
 };
 
 export class MeshTracer {
-  private readonly processor: BatchSpanProcessor;
+  private readonly queue: SpanQueue;
+  private readonly forced: ForcedLimit;
   private readonly resource: Resource;
   private readonly ids = new Ids();
   private readonly rate: number;
+  private rateLimited = 0;
 
   constructor(opts: MeshTracerOptions) {
     this.rate = opts.sampleRate;
     this.resource = resourceFromAttributes({ 'service.name': 'palisade-proxy', 'palisade.node': opts.node });
     const exporter = opts.exporter ?? new OTLPTraceExporter({ url: opts.url });
-    this.processor = new BatchSpanProcessor({ exporter, scheduledDelayMillis: opts.exportIntervalMs ?? 1000, maxQueueSize: 8192, maxExportBatchSize: 512 });
+    this.queue = new SpanQueue(exporter, { intervalMs: opts.exportIntervalMs ?? 1000, maxQueue: opts.maxQueue ?? 8192, maxBatch: 512 });
+    this.forced = new ForcedLimit(opts.forced);
   }
 
   begin(headers: Readonly<Record<string, readonly string[]>>): TraceHop {
     return beginHop(headers, this.rate, Math.random, this.ids);
   }
 
-  /** Export the hop's spans when it was sampled, denied or answered 5xx; returns whether it did. */
-  finish(hop: TraceHop, o: HopOutcome): boolean {
-    if (!hop.sampled && !o.denied && o.status < 500) return false;
-    const server = this.span(hop, hop.serverSpanId, hop.parentSpanId, SpanKind.SERVER, o.name, o.startMs, o.endMs, o);
-    this.processor.onEnd(server);
+  /**
+   * Whether the hop's spans are to be exported: sampled here, or forced (the client's sampled
+   * flag, denied, 5xx) within the forced rate of `source` and of the node — a forced hop over it
+   * is counted and not exported. Call once per hop, before building its attributes.
+   */
+  wants(hop: TraceHop, status: number, denied: boolean, source = ''): boolean {
+    if (hop.sampled && hop.clientSampled !== true) return true;
+    if (!hop.sampled && !denied && status < 500) return false;
+    if (this.forced.take(source)) return true;
+    this.rateLimited++;
+    return false;
+  }
+
+  /** Queue the spans of a hop `wants` said yes to; false when the queue had no room (counted queue-full). */
+  export(hop: TraceHop, o: HopOutcome): boolean {
+    const n = o.upstreamStartMs !== undefined ? 2 : 1;
+    if (!this.queue.hasRoom(n)) {
+      this.queue.refuse(n);
+      return false;
+    }
+    this.queue.add(this.span(hop, hop.serverSpanId, hop.parentSpanId, SpanKind.SERVER, o.name, o.startMs, o.endMs, o));
     if (o.upstreamStartMs !== undefined) {
-      this.processor.onEnd(this.span(hop, hop.clientSpanId, hop.serverSpanId, SpanKind.CLIENT, o.name, o.upstreamStartMs, o.endMs, o));
+      this.queue.add(this.span(hop, hop.clientSpanId, hop.serverSpanId, SpanKind.CLIENT, o.name, o.upstreamStartMs, o.endMs, o));
     }
     return true;
   }
 
+  /** `wants`, then `export`: returns whether the hop's spans were queued for export. */
+  finish(hop: TraceHop, o: HopOutcome): boolean {
+    return this.wants(hop, o.status, o.denied, o.source) && this.export(hop, o);
+  }
+
+  counts(): TraceCounts {
+    return { spans: { ...this.queue.counts }, rateLimitedHops: this.rateLimited };
+  }
+
   /** Export what is queued now. */
   async flush(): Promise<void> {
-    await this.processor.forceFlush();
+    await this.queue.flush();
   }
 
   async close(): Promise<void> {
-    await this.processor.shutdown();
+    await this.queue.close();
   }
 
   private span(hop: TraceHop, spanId: string, parent: string | undefined, kind: SpanKind, name: string, startMs: number, endMs: number, o: HopOutcome): ReadableSpan {

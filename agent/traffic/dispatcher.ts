@@ -17,7 +17,9 @@
  */
 import type { AttemptOutcome, AttemptRefusal, Dispatch, UpstreamTarget } from '../proxy/http';
 import { MAX_BACKOFF_MS, type RouteRule } from '../../common/routes';
-import type { Ejections } from './ejections';
+import type { OutlierDetection } from '../../common/routes';
+import type { Pick } from './balance';
+import { ejectionsHonoured, type Ejections } from './ejections';
 import type { PeakEwma } from './peak-ewma';
 import type { RetryBudget } from './retry-budget';
 
@@ -44,6 +46,16 @@ export interface DispatchInputs {
   readonly ejections?: Ejections;
   /** an injected delay before the first attempt */
   readonly delayMs?: number;
+  /** a DestinationRule's loadBalancer (balance.ts); undefined, or undefined from it: peak-EWMA */
+  readonly pick?: Pick;
+  /** a DestinationRule's outlierDetection: 5xx answers eject too */
+  readonly outlier?: OutlierDetection;
+  /** a place for one more retry in progress (connectionPool.http.maxRetries): its release, or undefined */
+  readonly retrySlot?: () => (() => void) | undefined;
+  /** called once when the request is over (its connectionPool place is given back) */
+  readonly onFinish?: () => void;
+  /** headers to add to the answer from endpoint `e` (a sticky session's cookie) */
+  readonly responseHeaders?: (e: Endpoint) => readonly (readonly [string, string])[] | undefined;
   /** the upstream for an endpoint (pool name and how to connect) */
   target(e: Endpoint): UpstreamTarget;
   readonly random?: () => number;
@@ -67,6 +79,8 @@ export class RequestDispatch implements Dispatch {
   private readonly keys: readonly string[];
   private current: string | undefined;
   private started = 0;
+  private finished = false;
+  private readonly retrySlots: (() => void)[] = [];
 
   constructor(private readonly d: DispatchInputs) {
     this.keys = d.keys ?? d.endpoints.map(keyOf);
@@ -91,6 +105,10 @@ export class RequestDispatch implements Dispatch {
     return this.d.target(e);
   }
 
+  responseHeaders(): readonly (readonly [string, string])[] | undefined {
+    return this.endpoint === undefined ? undefined : this.d.responseHeaders?.(this.endpoint);
+  }
+
   settle(o: AttemptOutcome, replayable: boolean): number | undefined {
     const key = this.current;
     if (o.refusal !== undefined) {
@@ -101,19 +119,28 @@ export class RequestDispatch implements Dispatch {
       return undefined;
     }
     if (key !== undefined && this.d.ejections !== undefined) {
-      if (o.status !== 0) this.d.ejections.answered(key);
+      if (o.status !== 0) this.d.ejections.answered(key, o.status, this.d.outlier, this.d.outlier && this.keys);
       else if (!o.connected) this.d.ejections.unreachable(key);
     }
     // latency only, as Linkerd's: a quick 5xx is a quick answer; a failure to answer at all costs more
     this.endCurrent(o.status === 0 ? Math.max(o.ms, FAILURE_PENALTY_MS) : o.ms);
     const wait = this.retryWait(o);
     if (wait === undefined || !replayable || this.tried.size >= this.keys.length || !this.d.budget.tryRetry()) return undefined;
+    if (this.d.retrySlot !== undefined) {
+      const slot = this.d.retrySlot();
+      if (slot === undefined) return undefined;
+      this.retrySlots.push(slot);
+    }
     this.retried.push(o.status === 0 ? (o.error ?? 'failed') : String(o.status));
     return wait;
   }
 
   finish(): void {
+    if (this.finished) return;
+    this.finished = true;
     if (this.current !== undefined) this.endCurrent(performance.now() - this.started);
+    for (const release of this.retrySlots.splice(0)) release();
+    this.d.onFinish?.();
   }
 
   private retryWait(o: AttemptOutcome): number | undefined {
@@ -139,17 +166,31 @@ export class RequestDispatch implements Dispatch {
     const n = this.keys.length;
     if (this.tried.size >= n) return undefined;
     const ej = this.d.ejections;
-    if (this.tried.size === 0 && (ej === undefined || !ej.anyEjected())) return this.d.balancer.pickIndex(this.keys);
+    const pick = this.d.pick;
+    if (this.tried.size === 0 && (ej === undefined || !ej.anyEjected())) {
+      if (pick === undefined) return this.d.balancer.pickIndex(this.keys);
+      return pick(this.keys, this.all()) ?? this.d.balancer.pickIndex(this.keys);
+    }
     const untried: number[] = [];
     const healthy: number[] = [];
+    let ejected = 0;
     for (let i = 0; i < n; i++) {
-      if (this.tried.has(i)) continue;
-      untried.push(i);
-      if (ej === undefined || !ej.ejected(this.keys[i]!)) healthy.push(i);
+      if (ej !== undefined && ej.ejected(this.keys[i]!)) ejected++;
+      else if (!this.tried.has(i)) healthy.push(i);
+      if (!this.tried.has(i)) untried.push(i);
     }
-    const among = healthy.length > 0 ? healthy : untried;
+    // Istio's minHealthPercent: too few healthy endpoints, and ejections are set aside
+    const honoured = this.d.outlier === undefined || ejectionsHonoured(n - ejected, n, this.d.outlier.minHealthPercent);
+    const among = healthy.length > 0 && honoured ? healthy : untried;
+    const chosen = pick?.(this.keys, among);
+    if (chosen !== undefined) return chosen;
     const j = this.d.balancer.pickIndex(among.map((i) => this.keys[i]!));
     return j === undefined ? undefined : among[j];
+  }
+
+  /** every endpoint's index, made once per endpoint set size */
+  private all(): readonly number[] {
+    return allIndices(this.keys.length);
   }
 
   private endCurrent(ms: number): void {
@@ -160,3 +201,10 @@ export class RequestDispatch implements Dispatch {
 }
 
 export const keyOf = (e: Endpoint): string => `${e.ip}:${e.port}`;
+
+const indices: number[][] = [];
+/** [0, 1, …, n − 1], shared */
+function allIndices(n: number): readonly number[] {
+  if (n > 4096) return Array.from({ length: n }, (_, i) => i);
+  return (indices[n] ??= Array.from({ length: n }, (_, i) => i));
+}

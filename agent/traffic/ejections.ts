@@ -1,19 +1,36 @@
 /**
- * Outlier detection's first rule: an endpoint that could not be reached at all (no connection:
- * refused, unreachable, the tunnel could not be opened) is ejected, for 100 ms after its first
- * such failure in a row and twice as long after each next one, at most 60 s; an answer (any
- * status) readmits it and forgets its failures. One per node proxy: every client pod's traffic
- * ejects and readmits together. Pure but for the clock it is given.
+ * Outlier detection. Its first rule, always on: an endpoint that could not be reached at all (no
+ * connection: refused, unreachable, the tunnel could not be opened) is ejected, for 100 ms after
+ * its first such failure in a row and twice as long after each next one, at most 60 s.
+ * Its second, per a DestinationRule's outlierDetection (Istio's meaning and defaults): an endpoint
+ * that answers `consecutive5xx` 5xx in a row (or `consecutiveGateway` 502/503/504 in a row) is
+ * ejected for baseEjectionTime × the times it was ejected (at most 300 s, as Envoy's
+ * max_ejection_time; the multiplier drops by one per `interval` it spends admitted), unless
+ * `maxEjectionPercent` of its Service's endpoints are ejected already (one always may be, as
+ * Envoy). Another answer readmits it and forgets its failures in a row. One per node proxy:
+ * every client pod's traffic ejects and readmits together. Pure but for the clock it is given.
  */
+import type { OutlierDetection } from '../../common/routes';
 
 export const FIRST_EJECTION_MS = 100;
 export const MAX_EJECTION_MS = 60_000;
+/** Envoy's max_ejection_time default: an answer-based ejection lasts at most this long. */
+export const MAX_OUTLIER_EJECTION_MS = 300_000;
 /** Endpoints remembered at most: past it those not ejected now are forgotten first, then all (counted). */
 export const MAX_ENTRIES = 4096;
 
 interface Entry {
+  /** connect failures in a row */
   failures: number;
   until: number;
+  /** 5xx answers in a row */
+  fives: number;
+  /** 502/503/504 in a row */
+  gateway: number;
+  /** answer-based ejections so far (the multiplier of baseEjectionTime) */
+  ejections: number;
+  /** when the last answer-based ejection ended (its multiplier decays from then) */
+  ejectedUntil: number;
 }
 
 export class Ejections {
@@ -22,25 +39,84 @@ export class Ejections {
   private latest = 0;
   /** endpoints readmitted before their time because MAX_ENTRIES was reached */
   readmittedByOverflow = 0;
+  /** ejections for answers (a DestinationRule's outlierDetection) */
+  ejectedForAnswers = 0;
 
   constructor(private readonly now: () => number = () => performance.now()) {}
 
   /** `key` could not be reached: ejected for longer each time in a row. Returns the ejection in ms. */
   unreachable(key: string): number {
-    const e = this.entries.get(key) ?? { failures: 0, until: 0 };
+    const e = this.entry(key);
     e.failures++;
     const ms = Math.min(MAX_EJECTION_MS, FIRST_EJECTION_MS * 2 ** (e.failures - 1));
-    const now = this.now();
-    e.until = now + ms;
-    this.latest = Math.max(this.latest, e.until);
-    if (this.entries.size >= MAX_ENTRIES && !this.entries.has(key)) this.overflow(now);
-    this.entries.set(key, e);
+    this.eject(e, ms);
     return ms;
   }
 
   /** Whether any endpoint may be ejected now (false: no endpoint needs to be looked up). */
   anyEjected(): boolean {
     return this.entries.size > 0 && this.now() < this.latest;
+  }
+
+  /**
+   * `key` answered `status`. Without `od`, or an answer that is not an error it counts: readmitted,
+   * its failures forgotten. With `od`: a 5xx counts towards an ejection, decided among `peers`
+   * (the keys of its Service's endpoints). Returns the ejection in ms, or 0.
+   */
+  answered(key: string, status = 200, od?: OutlierDetection, peers?: readonly string[]): number {
+    const five = status >= 500 && status <= 599;
+    if (od === undefined || !five || (od.consecutive5xx === 0 && od.consecutiveGateway === 0)) {
+      const e = this.entries.get(key);
+      if (e === undefined) return 0;
+      if (e.ejections === 0) this.entries.delete(key);
+      else Object.assign(e, { failures: 0, until: 0, fives: 0, gateway: 0 });
+      return 0;
+    }
+    const e = this.entry(key);
+    e.failures = 0;
+    e.fives++;
+    e.gateway = status >= 502 && status <= 504 ? e.gateway + 1 : 0;
+    const trip = (od.consecutive5xx > 0 && e.fives >= od.consecutive5xx) || (od.consecutiveGateway > 0 && e.gateway >= od.consecutiveGateway);
+    const now = this.now();
+    if (!trip || now < e.until || !this.roomToEject(key, od, peers ?? [key])) return 0;
+    // the multiplier drops by one per interval spent admitted since the last ejection ended
+    const decayed = e.ejections === 0 ? 0 : Math.max(0, e.ejections - Math.floor(Math.max(0, now - e.ejectedUntil) / od.intervalMs));
+    e.ejections = decayed + 1;
+    e.fives = 0;
+    e.gateway = 0;
+    const ms = Math.min(MAX_OUTLIER_EJECTION_MS, Math.max(od.baseEjectionMs * e.ejections, od.baseEjectionMs));
+    this.eject(e, ms);
+    e.ejectedUntil = e.until;
+    this.ejectedForAnswers++;
+    return ms;
+  }
+
+  ejected(key: string): boolean {
+    const e = this.entries.get(key);
+    return e !== undefined && this.now() < e.until;
+  }
+
+  /** Below maxEjectionPercent of `peers` ejected (at least one always may be). */
+  private roomToEject(key: string, od: OutlierDetection, peers: readonly string[]): boolean {
+    let ejected = 0;
+    for (const p of peers) if (p !== key && this.ejected(p)) ejected++;
+    if (ejected === 0) return true;
+    return ((ejected + 1) * 100) / Math.max(1, peers.length) <= od.maxEjectionPercent;
+  }
+
+  private entry(key: string): Entry {
+    let e = this.entries.get(key);
+    if (e === undefined) {
+      if (this.entries.size >= MAX_ENTRIES) this.overflow(this.now());
+      e = { failures: 0, until: 0, fives: 0, gateway: 0, ejections: 0, ejectedUntil: 0 };
+      this.entries.set(key, e);
+    }
+    return e;
+  }
+
+  private eject(e: Entry, ms: number): void {
+    e.until = this.now() + ms;
+    this.latest = Math.max(this.latest, e.until);
   }
 
   /** Full: forget the endpoints whose ejection has ended (and their failures in a row); if none, every one, counted. */
@@ -50,14 +126,12 @@ export class Ejections {
     this.readmittedByOverflow += this.entries.size;
     this.entries.clear();
   }
+}
 
-  /** `key` answered: readmitted. */
-  answered(key: string): void {
-    this.entries.delete(key);
-  }
-
-  ejected(key: string): boolean {
-    const e = this.entries.get(key);
-    return e !== undefined && this.now() < e.until;
-  }
+/**
+ * Whether ejections are honoured for a Service now: Istio's minHealthPercent — below that share
+ * of healthy endpoints, outlier detection stands aside and every endpoint is used. Pure.
+ */
+export function ejectionsHonoured(healthy: number, total: number, minHealthPercent: number): boolean {
+  return minHealthPercent === 0 || total === 0 || (healthy * 100) / total >= minHealthPercent;
 }

@@ -90,6 +90,11 @@ export class PeakEwma {
     if (++this.ends % SWEEP_EVERY === 0) this.sweep(now);
   }
 
+  /** Requests to `key` in progress (LEAST_REQUEST's measure). */
+  outstanding(key: string): number {
+    return this.stats.get(key)?.pending ?? 0;
+  }
+
   /** endpoints remembered */
   get size(): number {
     return this.stats.size;

@@ -2,10 +2,12 @@
  * Traffic management in the source node's proxy (issue #18): a pod's connection to a Service's
  * virtual IP and port that an HTTPRoute or GRPCRoute is attached to is served here — HTTP/1.1 by
  * the HTTP engine, HTTP/2 with prior knowledge (gRPC) by the HTTP/2 front, told apart by the
- * client preface — and each request (each HTTP/2 stream) is routed on its own: the route's rule that matches it (none: 404), a backend Service
+ * client preface; anything else (a TLS ClientHello…) is passed through at L4 (passthrough.ts) — and each request (each HTTP/2 stream) is routed on its own: the route's rule that matches it (none: 404), a backend Service
  * by weight, then an endpoint of that backend by power of two choices over peak-EWMA latency,
  * reached the way any connection to it would be (HBONE to its node, or this node's destination
- * authorization), with the rule's timeouts and retries (dispatcher.ts). Routes are looked up on
+ * authorization), with the rule's timeouts and retries (dispatcher.ts) and filters (a redirect
+ * answered here; header and URL edits and mirrored copies handed to the engine with the decision:
+ * common/routes/filters.ts, mirror.ts). Routes are looked up on
  * every request, so a change applies to established keep-alive connections too. One flow record
  * per request names the route, rule, backend Service and attempts; with a tracer, the request is
  * this node's hop of its trace (server and client span, the upstream gets the client span as parent).
@@ -15,21 +17,28 @@ import type { FlowEndpoint, FlowSink } from '../../common/flow';
 import type { Logger } from '../../common/log';
 import type { RegistryService } from '../../common/mesh-protocol';
 import type { PolicyIndex } from '../../common/policy';
-import type { BackendRef, RouteRule, ServiceRoutes } from '../../common/routes';
+import type { BackendRef, DestinationPolicy, RouteRule, ServiceRoutes, SessionPersistence } from '../../common/routes';
+import { readSession, sessionHeader, sessionPick, type SessionState } from './session';
+import { requestEdit, ruleRedirect } from '../../common/routes/filters';
 import type { MeshWorkload } from '../mesh/mesh-registry';
 import type { MeshTracer } from '../tracing/tracer';
 import type { DestinationAuthz } from '../proxy/destination-authz';
 import type { HbonePool } from '../proxy/hbone-pool';
 import { H2Front, readPreface } from '../proxy/h2';
 import type { ConnectionLimits } from '../proxy/limits';
+import type { SpliceTimeouts } from '../proxy/pipe';
 import { DEFAULT_HTTP_LIMITS, HttpFront, type HttpDecision, type HttpLimits, type HttpRecord, type HttpSession, type NormalizedRequest, type UpstreamTarget } from '../proxy/http';
+import type { MirrorSource, MirrorTap } from '../proxy/http/types';
 import { httpCounts, httpLine, httpOutcome, proxyFlow, traced } from '../proxy/proxy-flow';
 import type { Workload } from '../workloads';
 import { keyOf, RequestDispatch, type Endpoint } from './dispatcher';
 import { refusalOf } from './refusal';
+import { DestinationPolicies, type RequestPolicy } from './destination-policy';
 import { Ejections } from './ejections';
+import { allOf, Mirrors, type MirrorOutcome, type MirrorTarget } from './mirror';
 import { PeakEwma } from './peak-ewma';
 import { RetryBudget } from './retry-budget';
+import { Passthrough, routedHeadKind } from './passthrough';
 import { pickWeighted } from './weighted';
 
 export interface TrafficInputs {
@@ -45,6 +54,8 @@ export interface TrafficInputs {
   httpLimits?: Partial<HttpLimits>;
   /** with --trace-otlp: each routed request's spans */
   tracer?: MeshTracer;
+  /** idle timeouts of a connection passed through at L4 (not HTTP) */
+  timeouts?: SpliceTimeouts;
   /** an idle routed upstream connection holds a place of its client pod's outbound share (in use, its downstream's place covers it) */
   connections?: Pick<ConnectionLimits, 'admitIdle'>;
 }
@@ -57,6 +68,12 @@ export interface TrafficStats {
   estimatesEvicted: number;
   /** upstream connections closed instead of kept idle: their client pod held half its connection share */
   idleUpstreamsRefused: number;
+  /** mirrored copies by how they ended (RequestMirror; exported as palisade_traffic_mirrors_total) */
+  mirrors: Readonly<Record<MirrorOutcome, number>>;
+  /** requests refused by a DestinationRule's connectionPool (503, flag UO) */
+  upstreamOverflows?: number;
+  /** endpoints ejected for their answers (a DestinationRule's outlierDetection) */
+  ejectedForAnswers?: number;
 }
 
 /** The Service a connection was addressed to. */
@@ -81,16 +98,22 @@ export class TrafficRouter {
   private readonly front: HttpFront;
   private readonly h2: H2Front;
   private readonly prefaceTimeoutMs: number;
+  /** connections that are not HTTP (TLS, another protocol) */
+  private readonly passthrough: Passthrough;
   private readonly log: Logger;
   private readonly balancer = new PeakEwma();
   /** per backend Service (`namespace/name`) in the registry; those no longer in it are dropped when a new one comes */
   private readonly budgets = new Map<string, RetryBudget>();
   private readonly ejections = new Ejections();
+  /** DestinationRules' load balancing and bulkheads */
+  private readonly destinations = new DestinationPolicies((key) => this.balancer.outstanding(key));
   /** per registry version of a service (its object is replaced on any change) and port: its ready endpoints and their keys */
   private readonly endpointSets = new WeakMap<RegistryService, Map<number, EndpointSet>>();
+  private readonly mirrors: Mirrors;
 
   constructor(private readonly inputs: TrafficInputs) {
     this.log = inputs.log.child({ component: 'traffic' });
+    this.mirrors = new Mirrors(this.log);
     const connections = inputs.connections;
     this.front = new HttpFront({
       ...(inputs.httpLimits ? { limits: inputs.httpLimits } : {}),
@@ -105,6 +128,21 @@ export class TrafficRouter {
     });
     this.h2 = new H2Front({ stripHeaders: ['x-palisade-*'], log: this.log, ...(inputs.httpLimits?.idleTimeoutMs !== undefined && { idleTimeoutMs: inputs.httpLimits.idleTimeoutMs }) });
     this.prefaceTimeoutMs = inputs.httpLimits?.headersTimeoutMs ?? DEFAULT_HTTP_LIMITS.headersTimeoutMs;
+    this.passthrough = new Passthrough({
+      node: inputs.node,
+      flows: inputs.flows,
+      ejections: this.ejections,
+      ...(inputs.timeouts !== undefined && { timeouts: inputs.timeouts }),
+      endpoints: (b) => {
+        const svc = inputs.registry.service(b.namespace, b.name);
+        return svc ? this.endpointSet(svc, b.port).endpoints : [];
+      },
+      describe: (e) => {
+        const local = inputs.local.byIp(e.ip);
+        const w = local ?? inputs.registry.byIp(e.ip);
+        return { endpoint: { ip: e.ip, port: e.port, ...(w && { workload: w.name, namespace: w.namespace, identity: w.identity }) }, mtls: local === undefined && w !== undefined };
+      },
+    });
   }
 
   /** The routes a client of `clientNamespace` has for the service port, or undefined (plain TCP). */
@@ -112,15 +150,26 @@ export class TrafficRouter {
     return this.inputs.policies.index.routes.lookup(service.namespace, service.name, service.port, clientNamespace);
   }
 
+  /** The DestinationRule a client of `clientNamespace` has for the service port, or undefined. */
+  destination(service: RoutedService, clientNamespace: string): DestinationPolicy | undefined {
+    return this.inputs.policies.index.destinations.lookup(service.namespace, service.name, service.port, clientNamespace);
+  }
+
   /**
    * Serve the pod's connection to `service`, each request routed on its own: HTTP/2 when it opens
    * with the client preface or asks for it (`Upgrade: h2c`), else HTTP/1.1.
    */
   handle(conn: Duplex, workload: Workload, source: Source, service: RoutedService): void {
-    readPreface(conn, this.prefaceTimeoutMs).then((p) => {
+    const started = Date.now();
+    readPreface(conn, this.prefaceTimeoutMs, undefined, routedHeadKind).then((p) => {
       if (p.kind === 'closed') return void conn.destroy();
+      if (p.kind === 'other') {
+        const self = { namespace: service.namespace, name: service.name, port: service.port, weight: 1 };
+        const connect = (e: Endpoint): Promise<Duplex> => this.target(e, workload, source, 'h1').connect();
+        return this.passthrough.handle({ conn, head: p.head, source, service: self, routes: this.routes(service, workload.namespace), connect, started });
+      }
       const onRecord = (r: HttpRecord): void => this.record(r, source, service);
-      const h2Session = { authorize: (req: NormalizedRequest) => this.decide(req, workload, source, service, 'h2'), onRecord };
+      const h2Session = { authorize: (req: NormalizedRequest) => this.decide(req, workload, source, service, 'h2'), onRecord, ...(this.inputs.tracer !== undefined && { tracer: this.inputs.tracer }) };
       if (p.kind === 'h2') return this.h2.handle(conn, p.head, h2Session);
       const session: HttpSession = {
         authorize: (req) => this.decide(req, workload, source, service, 'h1'),
@@ -142,12 +191,19 @@ export class TrafficRouter {
   }
 
   stats(): TrafficStats {
-    return { ejectionsOverflowed: this.ejections.readmittedByOverflow, estimatesEvicted: this.balancer.evicted, idleUpstreamsRefused: this.front.idleRefused };
+    return {
+      ejectionsOverflowed: this.ejections.readmittedByOverflow,
+      estimatesEvicted: this.balancer.evicted,
+      idleUpstreamsRefused: this.front.idleRefused,
+      mirrors: { ...this.mirrors.counts },
+      upstreamOverflows: this.destinations.overflowed,
+      ejectedForAnswers: this.ejections.ejectedForAnswers,
+    };
   }
 
 
   /** `proto`: the upstream connections an attempt uses speak HTTP/1.1 or HTTP/2 (kept in separate pools). */
-  private decide(req: NormalizedRequest, workload: Workload, source: Source, service: RoutedService, proto: Proto): RoutedDecision {
+  private decide(req: NormalizedRequest, workload: Workload, source: Source, service: RoutedService, proto: Proto): RoutedDecision | Promise<RoutedDecision> {
     const routes = this.routes(service, workload.namespace);
     if (routes === undefined) {
       // the route went away since the connection came: the Service itself, balanced per request
@@ -162,17 +218,74 @@ export class TrafficRouter {
       const fault = this.inputs.policies.index.routes.fault(choice.rule.fault);
       // Gateway API: a rule whose filter cannot be resolved answers 500
       if (fault === undefined) return { allowed: false, status: 500, verdict: 'error', reason: 'fault-not-found', ...matched, backend: '' };
-      if (fault.abort !== undefined && Math.random() * 100 < fault.abort.percent) return { allowed: false, status: fault.abort.status, verdict: 'error', reason: 'fault-abort', ...matched, backend: '' };
+      const abort = fault.abort;
+      if (abort !== undefined && Math.random() * 100 < abort.percent) {
+        return { allowed: false, status: abort.status, ...(abort.grpcStatus !== undefined && { grpcStatus: abort.grpcStatus }), verdict: 'error', reason: 'fault-abort', ...matched, backend: '' };
+      }
       if (fault.delay !== undefined && Math.random() * 100 < fault.delay.percent) delayMs = fault.delay.ms;
     }
-    const backend = pickWeighted(choice.rule.backends, Math.random);
-    return this.dispatchTo(req, backend, choice.rule, workload, source, proto, { reason: delayMs > 0 ? 'fault-delay' : 'routed', ...matched }, delayMs);
+    const rule = choice.rule;
+    // a redirect is the proxy's answer: no backend is contacted (the flow says why)
+    if (rule.filters?.redirect !== undefined) {
+      return { allowed: false, status: rule.filters.redirect.statusCode, verdict: 'allowed', reason: 'redirect', location: ruleRedirect(rule, req, service.port), ...matched, backend: '' };
+    }
+    const spec = rule.session;
+    const session = spec === undefined ? undefined : { spec, carried: readSession(spec, req.headers, Date.now()) };
+    // a session goes on with its endpoint's backend (whatever the weights), while that endpoint is one of a backend's
+    const stuck = session?.carried && rule.backends.find((b) => b.weight > 0 && this.hasEndpoint(b, session.carried!.endpoint));
+    const backend = stuck || pickWeighted(rule.backends, Math.random);
+    const edit = requestEdit(rule, backend, req.path);
+    const mirror = this.mirrorOf(rule, backend, req, workload, source);
+    const decision = this.dispatchTo(req, backend, rule, workload, source, proto, { reason: delayMs > 0 ? 'fault-delay' : 'routed', ...matched, ...(session && { session }) }, delayMs);
+    const extras = (d: RoutedDecision): RoutedDecision => ({ ...d, ...(edit !== undefined && { edit }), ...(mirror !== undefined && { mirror }) });
+    // a request waiting its turn in a DestinationRule's bulkhead is decided later
+    return decision instanceof Promise ? decision.then(extras) : extras(decision);
   }
 
-  private dispatchTo(req: NormalizedRequest, backend: BackendRef, rule: RouteRule | undefined, workload: Workload, source: Source, proto: Proto, info: { reason: string; route?: string; rule?: number }, delayMs = 0): RoutedDecision {
+  /**
+   * The rule's (and the chosen backendRef's) mirrors this request is sampled for, as the engine's
+   * mirror hook: each copy carries the rule's own edits (a backendRef's are its backend's alone)
+   * to a random ready endpoint of its Service.
+   */
+  private mirrorOf(rule: RouteRule, backend: BackendRef, req: NormalizedRequest, workload: Workload, source: Source): HttpDecision['mirror'] {
+    const all = [...(rule.filters?.mirrors ?? []), ...(backend.filters?.mirrors ?? [])];
+    const sampled = all.filter((m) => m.numerator > 0 && Math.random() * m.denominator < m.numerator);
+    if (sampled.length === 0) return undefined;
+    const edit = requestEdit(rule, undefined, req.path);
+    return (src: MirrorSource): MirrorTap | undefined =>
+      allOf(sampled.flatMap((m) => this.mirrors.tap(src, edit, this.mirrorTarget(m.backend, src.proto, workload, source)) ?? []));
+  }
+
+  private mirrorTarget(b: Omit<BackendRef, 'weight' | 'filters'>, proto: Proto, workload: Workload, source: Source): MirrorTarget | undefined {
+    const svc = this.inputs.registry.service(b.namespace, b.name);
+    const endpoints = svc ? this.endpointSet(svc, b.port).endpoints : [];
+    if (endpoints.length === 0) return undefined;
+    const t = this.target(endpoints[Math.floor(Math.random() * endpoints.length)]!, workload, source, proto);
+    return { connect: () => t.connect(), session: () => this.h2.upstreams.get(t.pool, () => t.connect()).then((u) => u.session) };
+  }
+
+  /**
+   * The request's dispatch to `backend`, under the backend's DestinationRule if one applies to the
+   * client: its balancing, its outlier detection, and its bulkhead (now, after a wait, or 503 UO).
+   */
+  private dispatchTo(req: NormalizedRequest, backend: BackendRef, rule: RouteRule | undefined, workload: Workload, source: Source, proto: Proto, info: RouteInfo, delayMs = 0): RoutedDecision | Promise<RoutedDecision> {
+    const dr = this.inputs.policies.index.destinations.lookup(backend.namespace, backend.name, backend.port, workload.namespace);
+    const base = { reason: info.reason, route: info.route, rule: info.rule, backend: `${backend.namespace}/${backend.name}` };
+    if (dr === undefined) return { allowed: true, ...base, dispatch: this.dispatch(req, backend, rule, workload, source, proto, delayMs, info.session, undefined, undefined) };
+    const { policy, place } = this.destinations.forRequest(dr, `${backend.namespace}/${backend.name}:${backend.port}`, proto, { headers: req.headers, query: req.query, sourceIp: workload.ip });
+    const overflow = (): RoutedDecision => ({ allowed: false, status: 503, verdict: 'error', ...base, reason: 'upstream-overflow' });
+    if (place.kind === 'overflow') return overflow();
+    if (place.kind === 'now') return { allowed: true, ...base, dispatch: this.dispatch(req, backend, rule, workload, source, proto, delayMs, info.session, policy, place.release) };
+    return place.ready.then((release) => (release === undefined ? overflow() : { allowed: true, ...base, dispatch: this.dispatch(req, backend, rule, workload, source, proto, delayMs, info.session, policy, release) }));
+  }
+
+  private dispatch(req: NormalizedRequest, backend: BackendRef, rule: RouteRule | undefined, workload: Workload, source: Source, proto: Proto, delayMs: number, session: Session | undefined, policy: RequestPolicy | undefined, release: (() => void) | undefined): RequestDispatch {
     const svc = this.inputs.registry.service(backend.namespace, backend.name);
     const set = svc ? this.endpointSet(svc, backend.port) : NO_ENDPOINTS;
-    const dispatch = new RequestDispatch({
+    const connectTimeoutMs = policy?.connectTimeoutMs;
+    // a session's endpoint first, while it is a candidate (ready, not ejected, not tried); then the DestinationRule's pick
+    const pick = sessionPick(session?.carried?.endpoint, set.keys, policy?.pick);
+    return new RequestDispatch({
       rule: rule ?? NO_RULE,
       method: req.method,
       endpoints: set.endpoints,
@@ -181,9 +294,19 @@ export class TrafficRouter {
       budget: this.budget(backend.namespace, backend.name),
       ejections: this.ejections,
       delayMs,
-      target: (e) => this.target(e, workload, source, proto),
+      target: (e) => withConnectTimeout(this.target(e, workload, source, proto), connectTimeoutMs),
+      ...(pick !== undefined && { pick }),
+      ...(session !== undefined && { responseHeaders: (e: Endpoint) => oneHeader(sessionHeader(session.spec, keyOf(e), session.carried, Date.now())) }),
+      ...(policy?.outlier !== undefined && { outlier: policy.outlier }),
+      ...(policy?.retrySlot !== undefined && { retrySlot: policy.retrySlot }),
+      ...(release !== undefined && { onFinish: release }),
     });
-    return { allowed: true, reason: info.reason, route: info.route, rule: info.rule, backend: `${backend.namespace}/${backend.name}`, dispatch };
+  }
+
+  /** `endpoint` (ip:port) is a ready endpoint of backend `b` */
+  private hasEndpoint(b: BackendRef, endpoint: string): boolean {
+    const svc = this.inputs.registry.service(b.namespace, b.name);
+    return svc !== undefined && this.endpointSet(svc, b.port).keys.includes(endpoint);
   }
 
   private endpointSet(svc: RegistryService, port: number): EndpointSet {
@@ -209,6 +332,7 @@ export class TrafficRouter {
         const slash = k.indexOf('/');
         if (this.inputs.registry.service(k.slice(0, slash), k.slice(slash + 1)) === undefined) this.budgets.delete(k);
       }
+      this.destinations.prune((s) => this.budgets.has(s) || s === key);
       b = new RetryBudget();
       this.budgets.set(key, b);
     }
@@ -271,6 +395,33 @@ export class TrafficRouter {
   }
 }
 
+/** `t` whose connect fails with code `connect-timeout` after `ms` (a DestinationRule's tcp.connectTimeout); the late connection is closed. */
+function withConnectTimeout(t: UpstreamTarget, ms: number | undefined): UpstreamTarget {
+  if (ms === undefined) return t;
+  return {
+    pool: t.pool,
+    connect: () =>
+      new Promise((resolve, reject) => {
+        let late = false;
+        const timer = setTimeout(() => {
+          late = true;
+          reject(Object.assign(new Error(`no connection within ${ms} ms`), { code: 'connect-timeout' }));
+        }, ms);
+        t.connect().then(
+          (c) => {
+            clearTimeout(timer);
+            if (late) c.destroy();
+            else resolve(c);
+          },
+          (err: unknown) => {
+            clearTimeout(timer);
+            if (!late) reject(err);
+          },
+        );
+      }),
+  };
+}
+
 /** `err`, carrying its refusal when the destination refused (the HTTP front answers that as is). */
 function withRefusal<E>(err: E): E {
   const refusal = refusalOf(err);
@@ -282,6 +433,21 @@ function withRefusal<E>(err: E): E {
 const poolName = (proto: Proto, clientIp: string, e: Endpoint): string => `traffic:${proto}:${clientIp}>${keyOf(e)}`;
 /** The client pod's IP in a pool name (`traffic:<proto>:<client ip>><endpoint>`). */
 const clientOfPool = (pool: string): string => pool.slice(pool.indexOf(':', 'traffic:'.length) + 1, pool.indexOf('>'));
+
+/** What matched, for the decision and its record; a rule's sticky session. */
+interface RouteInfo {
+  reason: string;
+  route?: string;
+  rule?: number;
+  session?: Session;
+}
+
+interface Session {
+  readonly spec: SessionPersistence;
+  readonly carried: SessionState | undefined;
+}
+
+const oneHeader = (h: [string, string] | undefined): readonly (readonly [string, string])[] | undefined => (h === undefined ? undefined : [h]);
 
 interface EndpointSet {
   readonly endpoints: readonly Endpoint[];

@@ -1,13 +1,13 @@
 /** `palisade demo up | down | status | exec POD -- CMD... | pod add|remove | traffic` */
 import type { Command } from 'commander';
 import { spiffeId } from '../../common/identity';
-import { invalidArgument, PalisadeError } from '../../common/errors';
+import { PalisadeError } from '../../common/errors';
 import { DEFAULT_DEMO_DIR, demoDown, demoExec, demoStatus, demoUp, readState, TRUST_DOMAIN, WEB_PORT } from '../demo/demo';
 import { demoPodAdd, demoPodRemove } from '../demo/demo-pods';
 import { DEFAULT_PROMETHEUS_LISTEN, parsePrometheusListen } from '../demo/prometheus';
 import type { CliDeps } from '../deps';
 import { collectValue } from '../options';
-import { parseDuration } from '../../common/duration';
+import { parsePositiveDuration } from '../../common/duration';
 import { demoServices } from '../demo/services';
 import { parseRate, runTraffic, trafficUrl } from '../demo/traffic';
 import { formatTable } from '../table';
@@ -131,8 +131,7 @@ export function registerDemoCommands(program: Command, deps: CliDeps): void {
     .action(async (flags: { stateDir: string; from: string; to: string; path: string; rate: number; duration?: string }) => {
       const state = requireState(flags.stateDir);
       const url = trafficUrl(flags.to, flags.path, demoServices(WEB_PORT));
-      const durationMs = flags.duration === undefined ? 0 : parseDuration(flags.duration, '--duration');
-      if (flags.duration !== undefined && durationMs <= 0) throw invalidArgument(`--duration ${flags.duration}: more than 0`);
+      const durationMs = flags.duration === undefined ? 0 : parsePositiveDuration(flags.duration, '--duration');
       const pod = state.topology.pods.find((p) => p.name === flags.from);
       if (!pod) throw new PalisadeError('PALISADE_ERR_NOT_FOUND', `--from ${JSON.stringify(flags.from)}: no such demo pod (pods: ${state.topology.pods.map((p) => p.name).join(', ')})`);
       deps.stdout(`${flags.from} -> ${url}, ${flags.rate}/s${durationMs ? ` for ${flags.duration}` : ' until Ctrl-C'} (answers per second, by the pod that answered)\n`);

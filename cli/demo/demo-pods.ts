@@ -2,48 +2,25 @@
  * `palisade demo pod add|remove`: a pod comes or goes while the demo runs, through the CNI chain
  * as on a Kubernetes node (./demo-kube.ts): ADD returns once the agent has enrolled it, DEL once
  * it has unenrolled it. The input is checked first (./pod-request.ts: one line, nothing changed);
- * the state file is read and written under a lock, so two commands at once keep both pods.
+ * the state file is read and written under the demo's lock (./state-lock.ts), so two commands at
+ * once keep both pods, and a pod does not come while the demo goes down.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { invalidArgument, PalisadeError } from '../../common/errors';
-import { Topology, waitFor } from '../../test/harness';
+import { Topology } from '../../test/harness';
 import { alive } from './daemons';
 import { openDemoKubelets, type DemoPodRecord } from './demo-kube';
 import { demoProcesses, readState, startWebApp, writeState, type DemoState } from './demo';
 import { demoPodLabels, podAddRequest, type PodAddFlags } from './pod-request';
+import { withStateLock } from './state-lock';
 
-const LOCK_WAIT_MS = 60_000;
-
-/** Run `fn` holding the demo's state lock (a file naming its holder; a dead holder's lock is taken over). */
-async function withStateLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
-  const lock = path.join(dir, 'state.lock');
-  await waitFor(
-    () => {
-      try {
-        fs.writeFileSync(lock, String(process.pid), { flag: 'wx', mode: 0o600 });
-        return true;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      }
-      const holder = Number(fs.readFileSync(lock, 'utf8'));
-      if (!Number.isInteger(holder) || holder <= 0 || !alive(holder)) fs.rmSync(lock, { force: true });
-      return undefined;
-    },
-    LOCK_WAIT_MS,
-    { what: `the demo's state lock (${lock})` },
-  );
-  try {
-    return await fn();
-  } finally {
-    fs.rmSync(lock, { force: true });
-  }
+function notUp(): never {
+  throw new PalisadeError('PALISADE_ERR_NOT_FOUND', 'the demo is not up (run `palisade demo up` or `make demo`)');
 }
 
 /** The demo's state, refusing a demo that is not up or not whole (one line). */
 function runningState(dir: string): DemoState & { kube: NonNullable<DemoState['kube']> } {
   const state = readState(dir);
-  if (!state) throw new PalisadeError('PALISADE_ERR_NOT_FOUND', 'the demo is not up (run `palisade demo up` or `make demo`)');
+  if (!state) notUp();
   if (!state.kube) throw new PalisadeError('PALISADE_ERR_CONFLICT', 'this demo was made before pods came through the CNI chain: palisade demo up --recreate');
   // The mesh's processes; a pod's app or Prometheus stopped does not keep pods from coming and going.
   const apps = new Set([...state.apps.map((a) => a.pid), ...(state.prometheus ? [state.prometheus.pid, ...state.prometheus.relays.map((r) => r.pid)] : [])]);
@@ -68,7 +45,7 @@ export async function demoPodAdd(dir: string, flags: PodAddFlags): Promise<DemoP
     writeState(dir, state);
     if (spec.app === 'web') await startWebApp(state, spec.name, dir, () => writeState(dir, state));
     return { ...record, ip: topo.pods.find((p) => p.name === spec.name)!.ip };
-  });
+  }, notUp);
 }
 
 /** Remove a pod: its app stopped, DEL through the chain (the agent unenrolls it), sandbox and Pod object gone. */
@@ -86,5 +63,5 @@ export async function demoPodRemove(dir: string, name: string): Promise<DemoPodR
     state.topology = topo.describe();
     writeState(dir, state);
     return record;
-  });
+  }, notUp);
 }

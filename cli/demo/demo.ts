@@ -22,6 +22,7 @@ import { NODE_KUBECONFIG } from './kube-api';
 import { demoPodLabels } from './pod-request';
 import { demoServices, serviceStatus, servicesYaml, type DemoServiceStatus } from './services';
 import { startPrometheus, type PrometheusState } from './prometheus';
+import { STATE_LOCK, withStateLock } from './state-lock';
 
 export const DEFAULT_DEMO_DIR = '/run/palisade/demo';
 export const TRUST_DOMAIN = 'cluster.local';
@@ -110,13 +111,21 @@ export function demoProcesses(state: DemoState): Array<{ name: string; pid: numb
 /**
  * Bring the demo up; resolves to its state and whether it was created now. A demo that is
  * already up and whole is kept as it is (its flows, policies and audit log) unless `recreate`;
- * one with a stopped process is refused, naming it (recreate, or `demo down`).
+ * one with a stopped process is refused, naming it (recreate, or `demo down`). All of it under
+ * the demo's lock (./state-lock.ts): a `demo pod add` meanwhile waits for the demo to be whole.
  */
 export async function demoUp(dir = DEFAULT_DEMO_DIR, say: (line: string) => void = () => undefined, opts: DemoUpOptions = {}): Promise<{ state: DemoState; created: boolean }> {
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return withStateLock(dir, () => upLocked(dir, say, opts), () => {
+    throw new PalisadeError('PALISADE_ERR_CONFLICT', `${dir} was removed while the demo was starting (a palisade demo down at the same time)`);
+  });
+}
+
+async function upLocked(dir: string, say: (line: string) => void, opts: DemoUpOptions): Promise<{ state: DemoState; created: boolean }> {
   const running = readState(dir);
   if (running && opts.recreate) {
     say('a demo is already up: taking it down first (--recreate)');
-    await demoDown(dir);
+    await takeDown(dir);
   } else if (running) {
     const stopped = demoProcesses(running).filter((p) => !p.running);
     if (stopped.length > 0) {
@@ -225,12 +234,28 @@ export async function demoUp(dir = DEFAULT_DEMO_DIR, say: (line: string) => void
     writeDemoConfig({ collectorDir, listen: COLLECTOR_LISTEN }); // `palisade observe` with no flags
     return { state, created: true };
   } catch (err) {
-    await demoDown(dir);
+    await removeDemo(dir);
     throw err;
   }
 }
 
+/** Take the demo down and remove its directory; false when there was no demo (nothing removed). */
 export async function demoDown(dir = DEFAULT_DEMO_DIR): Promise<boolean> {
+  return withStateLock(dir, () => removeDemo(dir), () => false);
+}
+
+/** takeDown, then the directory with the lock file (a waiter then finds no demo). The caller holds the lock. */
+async function removeDemo(dir: string): Promise<boolean> {
+  const was = await takeDown(dir);
+  if (was) fs.rmSync(dir, { recursive: true, force: true });
+  return was;
+}
+
+/**
+ * Stop the demo's processes, remove its pins, namespaces and files, all but the lock file, which
+ * the caller holds; false when there is no demo (a directory without state.json is left alone).
+ */
+async function takeDown(dir: string): Promise<boolean> {
   const state = readState(dir);
   if (!state) return false;
   const pids = demoProcesses(state)
@@ -243,7 +268,9 @@ export async function demoDown(dir = DEFAULT_DEMO_DIR): Promise<boolean> {
   for (const node of state.topology.nodes) Datapath.uninstall(node.name);
   await Topology.destroyDescribed(state.topology);
   removeDemoConfig({ collectorDir: state.collector?.dataDir ?? path.join(dir, 'collector'), listen: state.collector?.listen ?? COLLECTOR_LISTEN });
-  fs.rmSync(dir, { recursive: true, force: true });
+  for (const entry of fs.readdirSync(dir)) {
+    if (entry !== STATE_LOCK) fs.rmSync(path.join(dir, entry), { recursive: true, force: true });
+  }
   return true;
 }
 

@@ -56,7 +56,8 @@ function one(): void {
 
 function finish(): void {
   out({ event: 'done', sent, skipped });
-  process.exit(0);
+  // stdout is a pipe to `palisade demo traffic`: exit once the last line is written, not before
+  process.stdout.write('', () => process.exit(0));
 }
 
 function stop(): void {

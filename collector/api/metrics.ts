@@ -108,7 +108,7 @@ export class CollectorMetrics implements FlowStoreMetrics, SinkMetrics {
     this.ingestedTotal.inc(count);
   }
 
-  refused(count: number, reason: 'wrong-node'): void {
+  refused(count: number, reason: 'wrong-node' | 'busy'): void {
     this.refusedTotal.inc({ reason }, count);
   }
 

@@ -4,11 +4,9 @@
  * atomically), and the SQLite database (audit.db) with its pragmas and schema. Every failure is
  * one PALISADE_ERR_DATA_DIR line naming the file (PALISADE_ERR_NATIVE_LOAD when SQLite cannot load).
  */
-import { randomBytes } from 'node:crypto';
 import { chmodSync, lstatSync, readFileSync } from 'node:fs';
-import { open, rename, unlink } from 'node:fs/promises';
 import Database from 'better-sqlite3';
-import { writeFileAtomic } from '../../common/atomic-file';
+import { writeFileAtomic, writeFileAtomicAsync } from '../../common/atomic-file';
 import { describeCause, errorCode, PalisadeError } from '../../common/errors';
 
 const SCHEMA_VERSION = 1;
@@ -76,9 +74,11 @@ export function readHead(file: string): Head {
   return { state: 'ok', seq: Number(m[1]), hash: m[2]! };
 }
 
+const headText = (tail: Tail): string => `${tail.seq} ${tail.hash}\n`;
+
 /** Move the head to `tail` (atomically: a crash leaves the old head or the new). */
 export function writeHead(file: string, tail: Tail): void {
-  writeFileAtomic(file, `${tail.seq} ${tail.hash}\n`, 0o600);
+  writeFileAtomic(file, headText(tail), 0o600);
 }
 
 /**
@@ -124,30 +124,12 @@ export class HeadWriter {
       while (this.wanted && !this.stopped) {
         const tail = this.wanted;
         this.wanted = undefined;
-        await this.writeOffLoop(tail);
+        // not renamed once stopped: stop() has written the newest end itself
+        await writeFileAtomicAsync(this.file, headText(tail), 0o600, { cancelled: () => this.stopped });
       }
     } finally {
       // no await between the last check of `wanted` and this: a later writeLater starts a new run
       this.running = undefined;
-    }
-  }
-
-  /** `writeHead` with fs.promises: a temporary file, fdatasync, renamed over. */
-  private async writeOffLoop(tail: Tail): Promise<void> {
-    const tmp = `${this.file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-    try {
-      const fh = await open(tmp, 'wx', 0o600);
-      try {
-        await fh.writeFile(`${tail.seq} ${tail.hash}\n`);
-        await fh.datasync();
-      } finally {
-        await fh.close();
-      }
-      if (this.stopped) await unlink(tmp);
-      else await rename(tmp, this.file);
-    } catch (err) {
-      await unlink(tmp).catch(() => undefined);
-      throw dataDirError(`cannot write ${this.file}: ${describeCause(err)}`, err);
     }
   }
 }

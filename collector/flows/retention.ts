@@ -125,21 +125,7 @@ export class Retention {
   }
 
   usedBytes(): number {
-    const pageSize = this.db.pragma('page_size', { simple: true }) as number;
-    const pages = this.db.pragma('page_count', { simple: true }) as number;
-    const free = this.db.pragma('freelist_count', { simple: true }) as number;
-    return (pages - free) * pageSize;
-  }
-
-  fileBytes(file: string): number {
-    const size = (f: string): number => {
-      try {
-        return statSync(f).size;
-      } catch {
-        return 0;
-      }
-    };
-    return size(file) + size(`${file}-wal`);
+    return usedBytes(this.db);
   }
 
   private start1(): Promise<number> {
@@ -219,4 +205,24 @@ export class Retention {
   private deleteChunk(run: () => Array<{ node: string }>): number {
     return this.chunkTx(run);
   }
+}
+
+/** Bytes of the database's pages in use (free pages not counted). */
+export function usedBytes(db: Database.Database): number {
+  const pageSize = db.pragma('page_size', { simple: true }) as number;
+  const pages = db.pragma('page_count', { simple: true }) as number;
+  const free = db.pragma('freelist_count', { simple: true }) as number;
+  return (pages - free) * pageSize;
+}
+
+/** Size of the database file and its WAL on disk. */
+export function fileBytes(file: string): number {
+  const size = (f: string): number => {
+    try {
+      return statSync(f).size;
+    } catch {
+      return 0;
+    }
+  };
+  return size(file) + size(`${file}-wal`);
 }

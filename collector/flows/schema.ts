@@ -6,7 +6,7 @@
 import type { FlowRecord } from '../../common/flow';
 
 /** Bumped when the schema changes incompatibly; a database of another version is refused. */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 export const SCHEMA = `
 CREATE TABLE IF NOT EXISTS flows (
@@ -36,7 +36,8 @@ CREATE TABLE IF NOT EXISTS flows (
   bytes_received INTEGER NOT NULL,
   duration_ms    INTEGER NOT NULL,
   json           TEXT    NOT NULL,
-  route          TEXT
+  route          TEXT,
+  grpc_status    INTEGER
 );
 -- newest-first listings, age retention (oldest first), since/until
 CREATE INDEX IF NOT EXISTS flows_time ON flows (time_ms);
@@ -46,7 +47,8 @@ CREATE INDEX IF NOT EXISTS flows_dst_workload ON flows (dst_workload, time_ms);
 -- --verdict denied, the most common question
 CREATE INDEX IF NOT EXISTS flows_verdict ON flows (verdict, time_ms);
 
--- (flows_route, on the route column, is made by ROUTE_COLUMN: a version 1 or 2 store gains the column first)
+-- (flows_route, on the route column, is made by ROUTE_COLUMN: a version 1 or 2 store gains the column first;
+-- a store before version 4 gains grpc_status by GRPC_STATUS_COLUMN)
 
 -- Per (node, agent session): the last batch stored (duplicates are acknowledged, not stored) and
 -- the agent's running total of flows it dropped.
@@ -71,8 +73,8 @@ export const INSERT_FLOW = `INSERT INTO flows (
   time_ms, node, direction, src_ip, src_workload, src_namespace, src_identity,
   dst_ip, dst_port, dst_workload, dst_namespace, dst_identity, dst_host,
   protocol, verdict, reason, policy, http_method, http_path, http_status,
-  mtls, bytes_sent, bytes_received, duration_ms, json, route
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+  mtls, bytes_sent, bytes_received, duration_ms, json, route, grpc_status
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 
 /**
  * Version 3 adds `route` (`namespace/name` of the HTTPRoute or GRPCRoute a flow went through, for
@@ -83,6 +85,13 @@ export const ROUTE_COLUMN = {
 UPDATE flows SET route = json_extract(json, '$.traffic.route') WHERE instr(json, '"traffic"') > 0;`,
   index: 'CREATE INDEX IF NOT EXISTS flows_route ON flows (route, time_ms);',
 } as const;
+
+/**
+ * Version 4 adds `grpc_status` (a gRPC call's grpc-status, `http.grpcStatus`): an older store gains
+ * the column, filled from the stored records that carry one.
+ */
+export const GRPC_STATUS_COLUMN = `ALTER TABLE flows ADD COLUMN grpc_status INTEGER;
+UPDATE flows SET grpc_status = json_extract(json, '$.http.grpcStatus') WHERE instr(json, '"grpcStatus"') > 0;`;
 
 type Cell = string | number | null;
 
@@ -118,6 +127,7 @@ export function flowRow(f: FlowRecord, json: string): Cell[] {
     f.durationMs,
     json,
     f.traffic ? f.traffic.route : null,
+    h?.grpcStatus ?? null,
   ];
 }
 

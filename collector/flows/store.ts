@@ -5,26 +5,34 @@
  * stored at most once per (node, agent session, seq), and an agent may only write its own node's
  * flows. Queries and stats read the same database; `onStored` feeds the follow stream.
  * Retention (collector/flows/retention.ts) deletes the oldest rows by age and by size.
+ *
+ * Opened with `openWithWriterThread` (the collector), every write — batches, rollup, retention —
+ * runs in a writer thread (collector/flows/writer-thread.ts) and `ingest` resolves once the
+ * batch is committed; this thread's connection then only reads (WAL: it sees every commit).
+ * Opened with `open`, writes run here and `ingest` returns when stored.
  */
-import { chmodSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { DEFAULT_FLOWS_LIMIT, MAX_FLOWS_LIMIT, type FlowFilters, type StatsResponse, type StoredFlow } from '../../common/flows-api';
-import { describeCause, errorCode, PalisadeError } from '../../common/errors';
+import { PalisadeError } from '../../common/errors';
 import type { FlowRecord } from '../../common/flow';
 import type { Logger } from '../../common/log';
 import type { FlowIngest } from '../agent-session';
 import { whereClause } from './query';
-import { DEFAULT_FLOW_RETENTION_MS, Retention, type RetentionMetrics, type RetentionOptions } from './retention';
-import { EdgeRollup, LIVE_MINUTES, MAX_ROLLUP_RETENTION_MS, MINUTE_MS } from './rollup';
+import { DEFAULT_FLOW_RETENTION_MS, fileBytes, usedBytes, type RetentionMetrics, type RetentionOptions } from './retention';
+import { MAX_ROLLUP_RETENTION_MS } from './rollup';
 import { edgeFlowsSql, edgeTotalsSql, type EdgeFlowsQuery, type EdgeTotalsQuery, type EdgeTotalsRow, type RawEdgeTotals } from './rollup-query';
-import { flowRow, INSERT_FLOW, ROUTE_COLUMN, SCHEMA, SCHEMA_VERSION, storedFlowJson, withOrigin } from './schema';
+import { SCHEMA_VERSION, storedFlowJson, withOrigin } from './schema';
+import { SessionGaps } from './session-gaps';
+import { backfillRollup, countRows, FlowWriter, openDatabase, type BatchMeta, type Committed } from './writer';
+import { WriterThread } from './writer-thread';
 
 export const FLOWS_DB_FILE = 'flows.db';
 
 /** What the store counts; the collector's metrics implement it (collector/api/metrics.ts). */
 export interface FlowStoreMetrics extends RetentionMetrics {
   ingested(count: number): void;
-  refused(count: number, reason: 'wrong-node'): void;
+  /** wrong-node: a record of another node; busy: the writer thread's queue was full, or it failed (the agent sends it again). */
+  refused(count: number, reason: 'wrong-node' | 'busy'): void;
   duplicate(): void;
 }
 
@@ -35,6 +43,8 @@ export interface FlowStoreOptions extends RetentionOptions {
   metrics?: FlowStoreMetrics;
   /** Clock for `updated` stamps and age retention (tests). */
   now?: () => number;
+  /** With the writer thread: flows waiting for it before batches are refused (writer-thread.ts). */
+  writerQueueFlows?: number;
 }
 
 /** A flow just stored: the record, its id and its wire form (`{"id":…}` JSON). */
@@ -44,14 +54,10 @@ export interface StoredEntry {
   json: string;
 }
 
-export type StoredListener = (entries: readonly StoredEntry[]) => void;
+/** `frame`: the agent's frame these flows were parsed from, when ingest was given it. */
+export type StoredListener = (entries: readonly StoredEntry[], frame?: Uint8Array) => void;
 
 type Batch = Parameters<FlowIngest['ingest']>[1];
-
-interface SessionRow {
-  last_seq: number;
-  lost: number;
-}
 
 export class FlowStore implements FlowIngest {
   private readonly db: Database.Database;
@@ -59,60 +65,55 @@ export class FlowStore implements FlowIngest {
   private readonly now: () => number;
   private readonly listeners = new Set<StoredListener>();
   private readonly statements = new Map<string, Database.Statement>();
-  private readonly insertBatch: (node: string, batch: Batch, rows: unknown[][], times: number[]) => number[] | undefined;
-  private readonly retention: Retention;
-  private readonly rollup: EdgeRollup;
-  private readonly rollupRetentionMs: number;
-  private rollupPrunedAt = 0;
+  /** Writes in this thread (`open`), or … */
+  private readonly writer: FlowWriter | undefined;
+  /** … in the writer thread (`openWithWriterThread`). */
+  private thread: WriterThread | undefined;
+  private readonly gaps = new SessionGaps();
   private rollupFloor = 0;
   private lateWrites = 0;
   private rowCount: number;
   private closed = false;
 
-  private constructor(private readonly opts: FlowStoreOptions) {
+  private constructor(
+    private readonly opts: FlowStoreOptions,
+    threaded: boolean,
+  ) {
     this.log = opts.log.child({ component: 'flow-store' });
     this.now = opts.now ?? Date.now;
     const opened = openDatabase(opts.file);
     this.db = opened.db;
-    this.rollup = new EdgeRollup(this.db);
-    this.rollupRetentionMs = Math.min(opts.retentionMs ?? DEFAULT_FLOW_RETENTION_MS, MAX_ROLLUP_RETENTION_MS);
-    if (opened.from === 1) this.backfillRollup();
+    if (opened.from === 1) backfillRollup(this.db, this.now() - Math.min(opts.retentionMs ?? DEFAULT_FLOW_RETENTION_MS, MAX_ROLLUP_RETENTION_MS), this.log);
     this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
-    const insert = this.db.prepare(INSERT_FLOW);
-    const getSession = this.db.prepare<[string, string], SessionRow>('SELECT last_seq, lost FROM lost WHERE node = ? AND session = ?');
-    const putSession = this.db.prepare(
-      `INSERT INTO lost (node, session, last_seq, lost, updated_ms) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (node, session) DO UPDATE SET last_seq = excluded.last_seq, lost = max(lost, excluded.lost), updated_ms = excluded.updated_ms`,
-    );
-    const addRows = this.db.prepare(
-      'INSERT INTO node_rows (node, stored) VALUES (?, ?) ON CONFLICT (node) DO UPDATE SET stored = stored + excluded.stored',
-    );
-    this.insertBatch = this.db.transaction((node: string, batch: Batch, rows: unknown[][], times: number[]): number[] | undefined => {
-      const prev = getSession.get(node, batch.session);
-      if (prev && batch.seq <= prev.last_seq) return undefined;
-      const ids = new Array<number>(rows.length);
-      for (let i = 0; i < rows.length; i++) ids[i] = Number(insert.run(rows[i]).lastInsertRowid);
-      this.rollup.add(batch.flows, times);
-      putSession.run(node, batch.session, batch.seq, batch.lost, this.now());
-      if (rows.length > 0) addRows.run(node, rows.length);
-      return ids;
-    });
-    this.rowCount = (this.db.prepare('SELECT coalesce(sum(stored), 0) AS n FROM node_rows').get() as { n: number }).n;
-    this.retention = new Retention(this.db, opts, {
-      log: this.log,
-      now: this.now,
-      metrics: opts.metrics,
-      rows: () => this.rowCount,
-      onDeleted: (n) => (this.rowCount -= n),
-      isClosed: () => this.closed,
-    });
+    this.rowCount = countRows(this.db);
+    if (!threaded) this.writer = new FlowWriter(this.db, { ...opts, log: this.log, now: this.now, metrics: opts.metrics });
   }
 
-  /** Open (or create) the store; PALISADE_ERR_DATA_DIR / NATIVE_LOAD with one line on failure. */
+  /** Open (or create) the store, writing in this thread; PALISADE_ERR_DATA_DIR / NATIVE_LOAD with one line on failure. */
   static open(opts: FlowStoreOptions): FlowStore {
-    const store = new FlowStore(opts);
-    store.retention.start();
-    store.log.info({ file: opts.file, rows: store.rowCount, ...store.retention.describe() }, 'flow store opened');
+    const store = new FlowStore(opts, false);
+    store.writer!.retention.start();
+    store.log.info({ file: opts.file, rows: store.rows(), ...store.writer!.retention.describe() }, 'flow store opened');
+    return store;
+  }
+
+  /** Open (or create) the store with its writes in a writer thread (the collector's store). */
+  static async openWithWriterThread(opts: FlowStoreOptions): Promise<FlowStore> {
+    const store = new FlowStore(opts, true);
+    try {
+      store.thread = await WriterThread.start({
+        file: opts.file,
+        retention: { retentionMs: opts.retentionMs, maxRows: opts.maxRows, maxBytes: opts.maxBytes, retentionIntervalMs: opts.retentionIntervalMs },
+        log: store.log,
+        metrics: opts.metrics,
+        onDeleted: (n) => (store.rowCount -= n),
+        maxQueuedFlows: opts.writerQueueFlows,
+      });
+    } catch (err) {
+      store.db.close();
+      throw err;
+    }
+    store.log.info({ file: opts.file, rows: store.rowCount, writer: 'thread' }, 'flow store opened');
     return store;
   }
 
@@ -121,7 +122,7 @@ export class FlowStore implements FlowIngest {
    * session, seq not above the last stored) changes nothing; a record naming another node
    * refuses the whole batch with PALISADE_ERR_PROTOCOL. `lost` is the agent's running total.
    */
-  ingest(node: string, batch: Batch): void {
+  ingest(node: string, batch: Batch, frame?: Uint8Array): void | Promise<void> {
     this.ensureOpen();
     const flows = batch.flows;
     for (let i = 0; i < flows.length; i++) {
@@ -135,30 +136,67 @@ export class FlowStore implements FlowIngest {
     }
     // The session id is the agent's (checked: [A-Za-z0-9._-]), so it needs no JSON escaping.
     const jsons = flows.map((f, i) => withOrigin(JSON.stringify(f), batch.session, batch.seq, i));
-    const rows = flows.map((f, i) => flowRow(f, jsons[i]));
-    const ids = this.insertBatch(
-      node,
-      batch,
-      rows,
-      rows.map((r) => r[0] as number),
-    );
+    const meta: BatchMeta = { node, session: batch.session, seq: batch.seq, lost: batch.lost };
+    if (this.writer) return this.stored(meta, flows, jsons, this.writer.commit(meta, flows, jsons), frame);
+    return this.toThread(meta, flows, jsons, frame);
+  }
+
+  /** Flows waiting for the writer thread (0 without one). */
+  writerQueued(): number {
+    return this.thread?.queued ?? 0;
+  }
+
+  /** The writer thread (tests end it as a crash would: `crash()`). */
+  get writerThread(): WriterThread | undefined {
+    return this.thread;
+  }
+
+  /** A batch to the writer thread, in its session's order; refused (never acknowledged, so sent again) when it cannot be taken. */
+  private async toThread(meta: BatchMeta, flows: readonly FlowRecord[], jsons: string[], frame?: Uint8Array): Promise<void> {
+    const key = `${meta.node}\n${meta.session}`;
+    const refuse = (err: unknown, taken: boolean): never => {
+      if (taken) this.gaps.failed(key, meta.seq);
+      else this.gaps.refused(key, meta.seq);
+      this.opts.metrics?.refused(flows.length, 'busy');
+      throw err;
+    };
+    if (!this.gaps.mayTake(key, meta.seq)) {
+      this.opts.metrics?.refused(flows.length, 'busy');
+      throw new PalisadeError('PALISADE_ERR_COLLECTOR_UNAVAILABLE', `batch ${meta.seq} waits for an earlier refused batch of its session`);
+    }
+    let committing: Promise<Committed>;
+    try {
+      committing = this.thread!.commit(meta, jsons);
+    } catch (err) {
+      return refuse(err, false);
+    }
+    this.gaps.taken(key, meta.seq);
+    let c: Committed;
+    try {
+      c = await committing;
+    } catch (err) {
+      return refuse(err, true);
+    }
+    if (c.ids !== undefined) this.rowCount += c.ids.length;
+    this.stored(meta, flows, jsons, c, frame);
+  }
+
+  /** After a commit: count, and tell the listeners. */
+  private stored(meta: BatchMeta, flows: readonly FlowRecord[], jsons: string[], c: Committed, frame?: Uint8Array): void {
+    const ids = c.ids;
     if (ids === undefined) {
       this.opts.metrics?.duplicate();
-      this.log.debug({ node, session: batch.session, seq: batch.seq }, 'duplicate flow batch acknowledged');
+      this.log.debug({ node: meta.node, session: meta.session, seq: meta.seq }, 'duplicate flow batch acknowledged');
       return;
     }
-    this.rowCount += ids.length;
-    let oldest = Infinity;
-    for (const r of rows) oldest = Math.min(oldest, r[0] as number);
-    if (Math.floor(oldest / MINUTE_MS) <= Math.floor(this.now() / MINUTE_MS) - LIVE_MINUTES) this.lateWrites++;
+    if (c.late) this.lateWrites++;
+    this.rollupFloor = c.rollupFloor;
     this.opts.metrics?.ingested(ids.length);
-    this.pruneRollup();
-    this.retention.noteIngested(ids.length);
     if (this.listeners.size > 0 && ids.length > 0) {
       const entries = flows.map((record, i) => ({ id: ids[i], record, json: storedFlowJson(ids[i], jsons[i]) }));
       for (const listener of this.listeners) {
         try {
-          listener(entries);
+          listener(entries, frame);
         } catch (err) {
           this.log.error({ err }, 'flow listener failed');
         }
@@ -225,24 +263,24 @@ export class FlowStore implements FlowIngest {
 
   /** Flow rows stored. */
   rows(): number {
-    return this.rowCount;
+    return this.writer?.rows() ?? this.rowCount;
   }
 
   /** Bytes of the database file in use (free pages not counted; the file does not shrink). */
   bytes(): number {
     this.ensureOpen();
-    return this.retention.usedBytes();
+    return usedBytes(this.db);
   }
 
   /** Size of the database file and its WAL on disk. */
   fileBytes(): number {
-    return this.retention.fileBytes(this.opts.file);
+    return fileBytes(this.opts.file);
   }
 
   /** Run retention now (it also runs every 30 s and after big ingests); resolves to rows deleted. */
   enforceRetention(): Promise<number> {
     this.ensureOpen();
-    return this.retention.enforce();
+    return this.writer ? this.writer.retention.enforce() : this.thread!.enforce();
   }
 
   /** Stop retention, wait for a running pass, close the database. */
@@ -250,7 +288,8 @@ export class FlowStore implements FlowIngest {
     if (this.closed) return;
     this.closed = true;
     this.listeners.clear();
-    await this.retention.stop();
+    await this.writer?.stop();
+    await this.thread?.close();
     this.db.close();
     this.log.info('flow store closed');
   }
@@ -287,40 +326,6 @@ export class FlowStore implements FlowIngest {
     return rows.map((r) => storedFlowJson(r.id, r.json));
   }
 
-  /** Minutes of rollup older than the rollup retention go, at most once a minute (each ingest asks). */
-  private pruneRollup(): void {
-    const now = this.now();
-    if (now - this.rollupPrunedAt < MINUTE_MS) return;
-    this.rollupPrunedAt = now;
-    const n = this.rollup.pruneBefore(now - this.rollupRetentionMs);
-    this.rollupFloor = Math.floor((now - this.rollupRetentionMs) / MINUTE_MS);
-    if (n > 0) this.log.debug({ rows: n }, 'edge rollup pruned');
-  }
-
-  /** A database of schema 1 had no rollup: rebuild it from the flows still inside its retention. */
-  private backfillRollup(): void {
-    const since = this.now() - this.rollupRetentionMs;
-    const rows = this.db.prepare('SELECT time_ms, json FROM flows WHERE time_ms >= ? ORDER BY time_ms').iterate(since) as IterableIterator<{ time_ms: number; json: string }>;
-    let n = 0;
-    const chunk: { flows: FlowRecord[]; times: number[] } = { flows: [], times: [] };
-    const flush = this.db.transaction(() => {
-      this.rollup.add(chunk.flows, chunk.times);
-    });
-    for (const r of rows) {
-      chunk.flows.push(JSON.parse(r.json) as FlowRecord);
-      chunk.times.push(r.time_ms);
-      if (chunk.flows.length === 5000) {
-        flush();
-        n += chunk.flows.length;
-        chunk.flows = [];
-        chunk.times = [];
-      }
-    }
-    flush();
-    n += chunk.flows.length;
-    this.log.info({ flows: n }, 'edge rollup rebuilt from stored flows');
-  }
-
   private statement(sql: string): Database.Statement {
     let stmt = this.statements.get(sql);
     if (!stmt) {
@@ -349,39 +354,4 @@ export function openFlowReader(file: string): Database.Database {
   const db = new Database(file, { readonly: true, fileMustExist: true });
   db.pragma('busy_timeout = 2000');
   return db;
-}
-
-/** The database with our pragmas and schema, and the schema version it had (0: new); one-line errors that name the file. */
-function openDatabase(file: string): { db: Database.Database; from: number } {
-  let db: Database.Database;
-  let from: number;
-  try {
-    db = new Database(file);
-  } catch (err) {
-    if (errorCode(err) === 'ERR_DLOPEN_FAILED' || /better_sqlite3\.node|bindings file/.test((err as Error).message ?? '')) {
-      throw new PalisadeError('PALISADE_ERR_NATIVE_LOAD', `cannot load better-sqlite3's native module (reinstall with npm ci): ${describeCause(err)}`, { cause: err });
-    }
-    throw new PalisadeError('PALISADE_ERR_DATA_DIR', `cannot open ${file}: ${describeCause(err)}`, { cause: err });
-  }
-  try {
-    // flows say who talks to whom: owner only, like the CA key (the WAL and SHM files inherit it)
-    chmodSync(file, 0o600);
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = NORMAL');
-    db.pragma('busy_timeout = 2000');
-    db.pragma('journal_size_limit = 67108864');
-    from = db.pragma('user_version', { simple: true }) as number;
-    // 1 → 2 only adds the edge rollup (rebuilt from the stored flows by the store); 2 → 3 the route column
-    if (from !== 0 && from !== 1 && from !== 2 && from !== SCHEMA_VERSION) {
-      throw new Error(`schema version ${from}, this collector knows ${SCHEMA_VERSION}`);
-    }
-    db.exec(SCHEMA);
-    const columns = db.prepare('SELECT name FROM pragma_table_info(\'flows\')').all() as Array<{ name: string }>;
-    if (!columns.some((c) => c.name === 'route')) db.transaction(() => db.exec(ROUTE_COLUMN.add))();
-    db.exec(ROUTE_COLUMN.index);
-  } catch (err) {
-    db.close();
-    throw new PalisadeError('PALISADE_ERR_DATA_DIR', `cannot use ${file}: ${describeCause(err)}`, { cause: err });
-  }
-  return { db, from };
 }

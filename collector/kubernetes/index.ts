@@ -4,6 +4,8 @@
  * EgressPolicy, HTTPRoute, GRPCRoute and FaultInjection objects become versions of the policy store
  * authored `kubernetes` (./policy-watch.ts); its Pods make the collector a node authorizer
  * (./pods-watch.ts): a node registers, and gets certificates for, only pods the API says run on it.
+ * The node records are shared with the other replicas as PalisadeNode objects
+ * (./node-records-share.ts): a node that joined through one replica is accepted by every one.
  */
 import { describeCause, isPalisadeError } from '../../common/errors';
 import { KubeClient } from '../../common/kube/client';
@@ -12,6 +14,8 @@ import type { Logger } from '../../common/log';
 import type { PolicyFile } from '../../common/policy-files';
 import type { PolicyManager } from '../policies/manager';
 import type { NodePods } from '../nodes/node-pods';
+import type { NodeRecords } from '../nodes/node-records';
+import { NodeRecordsShare } from './node-records-share';
 import type { WorkloadRegistry } from '../registry';
 import { PodsWatch } from './pods-watch';
 import { PolicyWatch } from './policy-watch';
@@ -31,26 +35,31 @@ export interface CollectorKubernetes {
   client: KubeClient;
   /** Which pods run on which node: the node authorizer's authority. */
   pods: NodePods;
+  /** The node records as the replicas share them. */
+  nodes: NodeRecordsShare;
   /** Resolves once every watch has listed once. */
   synced(): Promise<void>;
   close(): Promise<void>;
 }
 
 export async function startCollectorKubernetes(
-  opts: CollectorKubernetesOptions & { log: Logger; registry: WorkloadRegistry; policies: PolicyManager; client?: KubeClient },
+  opts: CollectorKubernetesOptions & { log: Logger; registry: WorkloadRegistry; policies: PolicyManager; records: NodeRecords; client?: KubeClient },
 ): Promise<CollectorKubernetes> {
   const client = opts.client ?? (await KubeClient.connect({ kubeconfig: opts.kubeconfig }));
   const log = opts.log.child({ component: 'kubernetes' });
   const services = new ServicesWatch({ client, log, onServices: (list) => opts.registry.setKubernetesServices(list) });
   const policies = new PolicyWatch({ client, log, onPolicies: (files) => syncPolicies(opts.policies, files, log) });
   const pods = new PodsWatch({ client, log });
+  const nodes = new NodeRecordsShare({ client, log, records: opts.records });
   services.start();
   policies.start();
   pods.start();
-  log.info({ server: client.server }, 'watching the cluster\'s services, policy objects and pods');
+  nodes.start();
+  log.info({ server: client.server }, 'watching the cluster\'s services, policy objects, pods and node records');
   return {
     client,
     pods,
+    nodes,
     status: () => {
       const p = policies.status();
       return {
@@ -63,9 +72,10 @@ export async function startCollectorKubernetes(
         ignoredRoutes: p.ignoredRoutes,
       };
     },
+    // Not the node records: a cluster without the PalisadeNode CRD still runs one replica (each knows its own joins).
     synced: () => Promise.all([services.synced(), policies.synced(), pods.synced()]).then(() => undefined),
     close: async () => {
-      await Promise.all([services.stop(), policies.stop(), pods.stop()]);
+      await Promise.all([services.stop(), policies.stop(), pods.stop(), nodes.stop()]);
     },
   };
 }

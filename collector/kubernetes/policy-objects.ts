@@ -1,7 +1,7 @@
 /**
  * Policy objects of the Kubernetes API as policy files (pure, table-tested): an Istio
  * AuthorizationPolicy (security.istio.io v1 or v1beta1), a Palisade EgressPolicy or FaultInjection
- * (palisade.dev/v1), or a Gateway API HTTPRoute or GRPCRoute (gateway.networking.k8s.io/v1) becomes the YAML document a user would have applied — apiVersion, kind, name, namespace, labels,
+ * (palisade.dev/v1), a Gateway API HTTPRoute or GRPCRoute (gateway.networking.k8s.io/v1), or an Istio DestinationRule (networking.istio.io v1 or v1beta1) becomes the YAML document a user would have applied — apiVersion, kind, name, namespace, labels,
  * annotations (but kubectl's last-applied copy), spec — named `<Kind> <namespace>/<name>`, so the
  * policy parser checks it exactly as it checks a file and every problem reads
  * `AuthorizationPolicy shop/deny-admin:<line>: <what>`.
@@ -14,7 +14,7 @@ import { stringify } from 'yaml';
 import type { PolicyFile } from '../../common/policy-files';
 
 export interface PolicyResource {
-  kind: 'AuthorizationPolicy' | 'EgressPolicy' | 'HTTPRoute' | 'GRPCRoute' | 'FaultInjection';
+  kind: 'AuthorizationPolicy' | 'EgressPolicy' | 'HTTPRoute' | 'GRPCRoute' | 'FaultInjection' | 'DestinationRule';
   group: string;
   /** Versions to watch, in order of preference: the first one the API serves is watched. */
   versions: readonly string[];
@@ -28,6 +28,8 @@ export const POLICY_RESOURCES: readonly PolicyResource[] = [
   { kind: 'HTTPRoute', group: 'gateway.networking.k8s.io', versions: ['v1'], plural: 'httproutes' },
   { kind: 'GRPCRoute', group: 'gateway.networking.k8s.io', versions: ['v1'], plural: 'grpcroutes' },
   { kind: 'FaultInjection', group: 'palisade.dev', versions: ['v1'], plural: 'faultinjections' },
+  // Istio's, its trafficPolicy only (common/routes/parse-destination-rule.ts)
+  { kind: 'DestinationRule', group: 'networking.istio.io', versions: ['v1', 'v1beta1'], plural: 'destinationrules' },
 ];
 
 /** Our own kinds: the collector writes their status (Accepted condition); others' status is their controllers'. */

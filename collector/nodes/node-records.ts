@@ -10,6 +10,7 @@ import { PalisadeError } from '../../common/errors';
 import { isRecord } from '../../common/record';
 import { LockedJsonFile } from '../locked-json-file';
 import type { NodeBinding } from './node-binding';
+import { mergeInto, type NodeShare } from './node-share';
 import { certRefusal, joinRefusal, nodeView, type NodeKey, type NodeRecord, type NodesFile, type NodeView, type PresentedKey, type RevokedCert } from './node-trust';
 
 export const NODES_FILE = 'nodes.json';
@@ -45,6 +46,8 @@ export interface JoinSteps {
 export class NodeRecords {
   private readonly store: LockedJsonFile<NodesFile>;
   private cached: { stamp: string; file: NodesFile } | undefined;
+  /** Told which node this process changed (join, renewal, revocation): what the replicas' share publishes. */
+  private readonly written = new Set<(node: string) => void>();
 
   constructor(dataDir: string) {
     this.store = new LockedJsonFile(dataDir, NODES_FILE, { empty: () => ({ version: 1, nodes: [], revoked: [] }), check: checkFile, what: 'node records' });
@@ -91,6 +94,7 @@ export class NodeRecords {
       outcome = { ok: true, certPem, tokenId: token.id, binding: token.binding };
       return true;
     });
+    if (outcome.ok) this.wrote(node);
     return outcome;
   }
 
@@ -102,6 +106,24 @@ export class NodeRecords {
       record.keys.push(issuedKey(certPem, now));
       prune(file, now);
     });
+    this.wrote(node);
+  }
+
+  /** Merge another replica's share of `node` (./node-share.ts); true when the records changed. */
+  merge(node: string, share: NodeShare): boolean {
+    let changed = false;
+    this.store.update((file) => (changed = mergeInto(file, node, share)));
+    return changed;
+  }
+
+  /** Call `listener` with each node this process changes the records of. */
+  onWrite(listener: (node: string) => void): () => void {
+    this.written.add(listener);
+    return () => this.written.delete(listener);
+  }
+
+  private wrote(node: string): void {
+    for (const l of this.written) l(node);
   }
 
   /**
@@ -119,6 +141,7 @@ export class NodeRecords {
       file.nodes = file.nodes.filter((r) => r.node !== node);
       prune(file, now);
     });
+    this.wrote(node);
     return count;
   }
 

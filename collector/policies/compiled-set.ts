@@ -21,7 +21,7 @@ import {
   type PolicySet,
 } from '../../common/policy';
 import type { PolicyFile } from '../../common/policy-files';
-import { isRoute, type CompiledFaultInjection } from '../../common/routes';
+import { isRoute, type CompiledDestinationRule, type CompiledFaultInjection } from '../../common/routes';
 import { manifestText } from './manifest-text';
 import { policyKey, type DesiredPolicy } from './repository';
 
@@ -65,6 +65,7 @@ export class CompiledPolicies {
       egress: all.filter((p): p is CompiledEgressPolicy => p.kind === 'EgressPolicy'),
       routes: all.filter(isRoute),
       faults: all.filter((p): p is CompiledFaultInjection => p.kind === 'FaultInjection'),
+      destinationRules: all.filter((p): p is CompiledDestinationRule => p.kind === 'DestinationRule'),
       rootNamespace: DEFAULT_ROOT_NAMESPACE,
       warnings: entries.flatMap((e) => e.warnings),
     };

@@ -136,7 +136,7 @@ export class PolicyManager {
 
   status(extra: { flowsStored: number; auditRecords: number }): StatusResponse {
     const status = this.agents.status(this.opts.registry(), this.repo.version, extra);
-    const routes = this.compiled.set.routes ?? [];
+    const routes = [...(this.compiled.set.routes ?? []), ...(this.compiled.set.destinationRules ?? [])];
     return routes.length > 0 ? { ...status, routes: routeStatus(routes, this.repo.current(), status.nodes) } : status;
   }
 
@@ -206,9 +206,9 @@ export class PolicyManager {
       COMPILE_SLICE_MS,
       this.compiled,
     );
-    // Routes name Services the mesh knows, and FaultInjections in force after the change.
+    // Routes and DestinationRules name Services the mesh knows; routes name FaultInjections in force after the change.
     const faultsAfter = [...this.repo.current(), ...(pool.set.faults ?? [])].filter((p) => p.kind === 'FaultInjection').map((p) => `${p.namespace}/${p.name}`);
-    checkBackends(pool.set.routes ?? [], this.opts.registry().services ?? [], new Set(faultsAfter));
+    checkBackends(pool.set.routes ?? [], this.opts.registry().services ?? [], new Set(faultsAfter), pool.set.destinationRules);
     const shown = new Set(parsed.policies.map(policyKey));
     const result = await this.changeSliced(() => this.withIncoming(parsed.policies, files, parsed.warnings, 'apply').next, {
       author,

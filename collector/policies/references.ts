@@ -17,8 +17,8 @@ export function matchingPolicies(current: readonly StoredPolicy[], ref: string):
   const parts = ref.split('/');
   if (parts.length > 3 || parts.some((x) => x === '')) throw invalidArgument(`invalid policy name ${quoteRef(ref)}: give [Kind/]namespace/name or a name`);
   const [kind, namespace, name] = parts.length === 3 ? parts : parts.length === 2 ? [undefined, parts[0], parts[1]] : [undefined, undefined, parts[0]];
-  if (kind !== undefined && kind !== 'AuthorizationPolicy' && kind !== 'EgressPolicy' && kind !== 'HTTPRoute' && kind !== 'GRPCRoute' && kind !== 'FaultInjection') {
-    throw invalidArgument(`invalid policy kind ${quoteRef(kind)}: use AuthorizationPolicy, EgressPolicy, HTTPRoute, GRPCRoute or FaultInjection`);
+  if (kind !== undefined && kind !== 'AuthorizationPolicy' && kind !== 'EgressPolicy' && kind !== 'HTTPRoute' && kind !== 'GRPCRoute' && kind !== 'FaultInjection' && kind !== 'DestinationRule') {
+    throw invalidArgument(`invalid policy kind ${quoteRef(kind)}: use AuthorizationPolicy, EgressPolicy, HTTPRoute, GRPCRoute, FaultInjection or DestinationRule`);
   }
   return current.filter((p) => (kind === undefined || p.kind === kind) && (namespace === undefined || p.namespace === namespace) && p.name === name);
 }

@@ -1,14 +1,14 @@
 /**
- * The routes in force, for `palisade status` (pure, table-tested): each HTTPRoute and GRPCRoute with
+ * The routes in force, for `palisade status` (pure, table-tested): each HTTPRoute, GRPCRoute and DestinationRule with
  * its parent Services, rule count and the store version that last changed it, and how many
  * connected agents enforce it. Routes ride the policies frame, so an agent enforces a route when the
  * policy version it reported is at least the route's version and it did not reject that version.
  */
 import type { NodeStatus, RouteStatus } from '../../common/control-api';
-import type { CompiledRoute } from '../../common/routes';
+import { describeTrafficPolicy, type CompiledDestinationRule, type CompiledRoute } from '../../common/routes';
 import { policyKey, type StoredPolicy } from './repository';
 
-export function routeStatus(routes: readonly CompiledRoute[], stored: readonly StoredPolicy[], nodes: readonly NodeStatus[]): RouteStatus[] {
+export function routeStatus(routes: readonly (CompiledRoute | CompiledDestinationRule)[], stored: readonly StoredPolicy[], nodes: readonly NodeStatus[]): RouteStatus[] {
   const versions = new Map(stored.map((p) => [policyKey(p), p.version]));
   const connected = nodes.filter((n) => n.connected);
   return routes
@@ -18,8 +18,9 @@ export function routeStatus(routes: readonly CompiledRoute[], stored: readonly S
         kind: r.kind,
         namespace: r.namespace,
         name: r.name,
-        parents: r.parents.map((p) => `${p.namespace}/${p.name}${p.port === undefined ? '' : `:${p.port}`}`),
-        rules: r.rules.length,
+        ...(r.kind === 'DestinationRule'
+          ? { parents: [`${r.host.namespace}/${r.host.name}`], rules: r.ports.size, summary: describeTrafficPolicy(r.policy) }
+          : { parents: r.parents.map((p) => `${p.namespace}/${p.name}${p.port === undefined ? '' : `:${p.port}`}`), rules: r.rules.length }),
         version,
         enforcedBy: connected.filter((n) => enforces(n, version)).length,
         agents: connected.length,

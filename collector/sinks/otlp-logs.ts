@@ -6,20 +6,16 @@
  * sink keeps), from fields written once (resource, scope, severities, event name, attribute keys),
  * and a request around waiting records (`request`). The OpenTelemetry JS serializer
  * (@opentelemetry/otlp-transformer), measured at ~36 us per flow, would cost the collector more
- * than its ingest; it stays as `encodeChecked`, the oracle of the golden test (same records → the
- * same decoded request under the official definitions).
+ * than its ingest; it is the oracle of the golden test (test/harness/otlp-logs-oracle.ts: same
+ * records → the same decoded request under the official definitions), and is not loaded here.
  */
-import { ProtobufLogsSerializer } from '@opentelemetry/otlp-transformer';
-import type { FlowEncoder } from './otlp-sink';
+import type { FlowEncoder, FlowPiece } from './otlp-batch';
 import { ProtoWriter, WIRE_FIXED32, WIRE_FIXED64, WIRE_LEN, WIRE_VARINT } from './proto-writer';
-import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import type { FlowRecord, FlowVerdict } from '../../common/flow';
-import { flowAttributes, visitFlowAttributes, type Attributes } from '../../common/flow-attributes';
-
-type LogRecord = Parameters<typeof ProtobufLogsSerializer.serializeRequest>[0][number];
+import { visitFlowAttributes, type Attributes } from '../../common/flow-attributes';
 
 /** The OTLP severity of each verdict (SeverityNumber INFO, WARN, ERROR). */
-const SEVERITY: Record<FlowVerdict, { number: number; text: string }> = {
+export const SEVERITY: Record<FlowVerdict, { number: number; text: string }> = {
   allowed: { number: 9, text: 'INFO' },
   audit: { number: 9, text: 'INFO' },
   denied: { number: 13, text: 'WARN' },
@@ -66,11 +62,6 @@ function varintSize(v: number): number {
     n++;
   }
   return n;
-}
-
-function hrTime(ms: number): [number, number] {
-  const s = Math.floor(ms / 1000);
-  return [s, Math.round((ms - s * 1000) * 1e6)];
 }
 
 /** A KeyValue's key field (tag, length, UTF-8), made once per attribute name. */
@@ -171,8 +162,6 @@ const EVENT_NAME_FIELD = ((): Uint8Array => {
 
 /** Encodes flows for one collector: one resource, one scope, one log record per flow. */
 export class FlowLogEncoder implements FlowEncoder {
-  private readonly resource: Resource;
-  private readonly scope = { ...FLOW_SCOPE };
   private readonly w = new ProtoWriter();
   private readonly head = new ProtoWriter();
   /** LogRecord.attributes */
@@ -182,7 +171,6 @@ export class FlowLogEncoder implements FlowEncoder {
   private readonly scopeField: Uint8Array;
 
   constructor(resource: Attributes) {
-    this.resource = resourceFromAttributes(resource);
     const w = new ProtoWriter();
     const r = w.begin(1);
     writeAttributes(w, 1, resource);
@@ -199,6 +187,14 @@ export class FlowLogEncoder implements FlowEncoder {
   /** One ExportLogsServiceRequest, protobuf, written here, in one piece. */
   encode(records: readonly FlowRecord[], observedMs = Date.now()): Uint8Array {
     return Buffer.concat(this.request([this.records(records, observedMs).bytes]));
+  }
+
+  /** A piece of an agent's frame: its flows (of the frame's `flows` array) as `records` writes them, observed when stored. */
+  piece(p: FlowPiece): Uint8Array {
+    const text = Buffer.from(p.frame.buffer, p.frame.byteOffset, p.frame.byteLength).toString('utf8');
+    const flows = (JSON.parse(text) as { flows?: unknown }).flows;
+    if (!Array.isArray(flows) || flows.length < p.skip + p.count) throw new Error('the frame does not hold the flows it was stored with');
+    return this.records(flows.slice(p.skip, p.skip + p.count) as FlowRecord[], p.storedMs).bytes;
   }
 
   /**
@@ -256,29 +252,5 @@ export class FlowLogEncoder implements FlowEncoder {
     w.varint(scopeLogs);
     w.raw(this.scopeField);
     return [w.finish(), ...parts];
-  }
-
-  toLogRecord(f: FlowRecord, observedMs: number): LogRecord {
-    const sev = SEVERITY[f.verdict];
-    const traceId = (f as { traceId?: string }).traceId;
-    return {
-      hrTime: hrTime(Date.parse(f.time)),
-      hrTimeObserved: hrTime(observedMs),
-      severityNumber: sev.number,
-      severityText: sev.text,
-      body: flowBody(f),
-      eventName: FLOW_EVENT_NAME,
-      resource: this.resource,
-      instrumentationScope: this.scope,
-      attributes: flowAttributes(f),
-      droppedAttributesCount: 0,
-      ...(traceId !== undefined && { spanContext: { traceId, traceFlags: 1 } }),
-    } as LogRecord;
-  }
-
-  /** The same request through the OpenTelemetry JS serializer (the golden test's oracle). */
-  encodeChecked(records: readonly FlowRecord[], observedMs = Date.now()): Uint8Array {
-    const logs = records.map((r) => this.toLogRecord(r, observedMs));
-    return ProtobufLogsSerializer.serializeRequest(logs)!;
   }
 }

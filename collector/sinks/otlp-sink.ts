@@ -1,17 +1,21 @@
 /**
  * The OTLP flow sink: every stored flow, as an OTLP log record (otlp-logs.ts), POSTed in batches
- * to an OTLP/HTTP receiver (`application/x-protobuf`). Flows are encoded as they arrive and only
- * their bytes wait (no object per flow is kept alive: ingest's records die young). A bounded
- * buffer between ingest and the receiver: one request in flight; a receiver that is down, times
- * out or answers 429/502/503/504 gets the same batch again after a backoff (its Retry-After
- * honoured), while new flows wait; a full buffer drops the oldest waiting flows and counts them
- * lost. accepted = delivered + lost + buffered at every moment. docs/architecture.md "Flow sinks".
+ * to an OTLP/HTTP receiver (`application/x-protobuf`). The collector's thread only keeps the
+ * agents' frames the flows came in (their bytes, no object per flow) and the accounting; the
+ * encoding and the POST happen in a worker thread (otlp-sink-worker.ts), one batch at a time. A
+ * bounded buffer between ingest and the receiver: one request in flight; a receiver that is down,
+ * times out or answers 408/429/502/503/504 gets the same batch again after a backoff (its
+ * Retry-After honoured), while new flows wait; a full buffer drops the oldest waiting flows and
+ * counts them lost. accepted = delivered + lost + buffered at every moment.
+ * docs/architecture.md "Flow sinks".
  */
-import * as http from 'node:http';
-import * as https from 'node:https';
 import type { FlowRecord } from '../../common/flow';
 import type { Logger } from '../../common/log';
 import type { FlowSink, SinkCounts } from './sink';
+import type { FlowPiece, SendBatch, SendResult } from './otlp-batch';
+import { SinkWorker } from './sink-worker';
+
+export { encodeAndPost, type FlowEncoder, type FlowPiece, type PostResult, type SendBatch, type SendResult } from './otlp-batch';
 
 export type LossReason = 'buffer-full' | 'refused' | 'shutdown';
 
@@ -21,32 +25,10 @@ export interface SinkMetrics {
   lost(sink: string, count: number, reason: LossReason): void;
 }
 
-/** A receiver's answer: its HTTP status (0: no answer) and Retry-After in ms when it sent one. */
-export interface PostResult {
-  status: number;
-  retryAfterMs?: number;
-  error?: string;
-}
-
-/** Flows encoded one after another, and where each one ends in `bytes`. */
-export interface EncodedFlows {
-  bytes: Uint8Array;
-  ends: ArrayLike<number>;
-}
-
-/** How the sink turns flows into bytes as they arrive, and waiting bytes into a request. */
-export interface FlowEncoder {
-  /** The flows' records, encoded one after another. */
-  records(records: readonly FlowRecord[]): EncodedFlows;
-  /** One request body carrying these parts (slices of `records` results) in order, as pieces sent one after another. */
-  request(parts: readonly Uint8Array[]): Uint8Array[];
-}
-
 export interface OtlpSinkOptions {
   name: string;
   url: URL;
   log: Logger;
-  encoder: FlowEncoder;
   metrics?: SinkMetrics;
   /** Flows held at most, in flight included; default 100 000. */
   maxBuffered?: number;
@@ -61,19 +43,21 @@ export interface OtlpSinkOptions {
   requestTimeoutMs?: number;
   /** How long close() keeps delivering; default 5 s. */
   closeGraceMs?: number;
-  /** Replaces the HTTP POST (tests): the body in pieces. */
-  post?: (body: readonly Uint8Array[]) => Promise<PostResult>;
+  /** Encodes and sends a batch; default: the worker thread (otlp-sink-worker.ts) with `resource`. */
+  send?: SendBatch;
+  /** The OTLP resource of every log record (for the worker). */
+  resource?: Record<string, string>;
 }
 
-/** Encoded flows waiting: records first…count-1 of `bytes`. */
+/** Flows waiting: records first…count-1 of an agent's frame, stored at `storedMs`. */
 interface Segment {
-  bytes: Uint8Array;
-  ends: ArrayLike<number>;
+  frame: Uint8Array;
   first: number;
   count: number;
+  storedMs: number;
 }
 
-const EMPTY: Segment = { bytes: new Uint8Array(0), ends: [], first: 0, count: 0 };
+const EMPTY: Segment = { frame: new Uint8Array(0), first: 0, count: 0, storedMs: 0 };
 
 /** Statuses after which the same request may succeed later (the OTLP/HTTP specification's list). */
 const RETRYABLE = new Set([0, 408, 429, 502, 503, 504]);
@@ -87,15 +71,14 @@ export class OtlpSink implements FlowSink {
   private readonly flushIntervalMs: number;
   private readonly retryMinMs: number;
   private readonly retryMaxMs: number;
-  private readonly post: (body: readonly Uint8Array[]) => Promise<PostResult>;
-  private readonly agent: http.Agent | undefined;
-  /** waiting flows, encoded: segments[head…], each from its `first` record on */
+  private readonly sendBatch: SendBatch;
+  private readonly worker: SinkWorker | undefined;
+  /** waiting flows: segments[head…], each from its `first` record on */
   private segments: Segment[] = [];
   private head = 0;
   private waitingCount = 0;
-  /** the batch in flight: its flow count (a fresh object per batch) */
-  private inFlight: { count: number } | undefined;
-  private body: Uint8Array[] | undefined;
+  /** the batch in flight: its flow count and pieces (a fresh object per batch) */
+  private inFlight: { count: number; pieces: FlowPiece[] } | undefined;
   private readonly c = { accepted: 0, delivered: 0, lost: 0 };
   private failures = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -112,21 +95,23 @@ export class OtlpSink implements FlowSink {
     this.flushIntervalMs = opts.flushIntervalMs ?? 1000;
     this.retryMinMs = opts.retryMinMs ?? 500;
     this.retryMaxMs = opts.retryMaxMs ?? 30_000;
-    // one connection kept open to the receiver (one request in flight at most)
-    const agent = opts.post ? undefined : new (opts.url.protocol === 'https:' ? https : http).Agent({ keepAlive: true, maxSockets: 1 });
-    this.agent = agent;
-    this.post = opts.post ?? ((b) => postProtobuf(opts.url, b, opts.requestTimeoutMs ?? 10_000, agent));
+    if (opts.send) this.sendBatch = opts.send;
+    else {
+      const worker = new SinkWorker({ url: opts.url.href, timeoutMs: opts.requestTimeoutMs ?? 10_000, resource: opts.resource ?? {} });
+      this.worker = worker;
+      this.sendBatch = worker.send;
+    }
   }
 
-  write(records: readonly FlowRecord[]): void {
+  write(records: readonly FlowRecord[], frame?: Uint8Array): void {
     const n = records.length;
     if (n === 0) return;
     this.c.accepted += n;
     if (this.closed) return this.lose(n, 'shutdown');
     let seg: Segment;
     try {
-      const e = this.opts.encoder.records(records);
-      seg = { bytes: e.bytes, ends: e.ends, first: 0, count: n };
+      // the agent's frame as it arrived; without one (tests), one like it
+      seg = { frame: frame ?? Buffer.from(JSON.stringify({ flows: records })), first: 0, count: n, storedMs: Date.now() };
     } catch (err) {
       this.log.error({ err, flows: n }, 'flows could not be encoded; counted lost');
       return this.lose(n, 'refused');
@@ -180,7 +165,7 @@ export class OtlpSink implements FlowSink {
     this.waitingCount = 0;
     this.inFlight = undefined;
     if (left > 0) this.lose(left, 'shutdown');
-    this.agent?.destroy();
+    await this.worker?.close();
     this.log.info({ ...this.counts() }, 'flow sink closed');
   }
 
@@ -193,13 +178,13 @@ export class OtlpSink implements FlowSink {
     this.take(n, undefined);
   }
 
-  /** The `n` oldest waiting flows leave the buffer; their bytes go to `parts` when given. */
-  private take(n: number, parts: Uint8Array[] | undefined): void {
+  /** The `n` oldest waiting flows leave the buffer; they go to `pieces` when given. */
+  private take(n: number, pieces: FlowPiece[] | undefined): void {
     this.waitingCount -= n;
     while (n > 0) {
       const seg = this.segments[this.head]!;
       const k = Math.min(n, seg.count - seg.first);
-      if (parts !== undefined) parts.push(seg.bytes.subarray(seg.first === 0 ? 0 : seg.ends[seg.first - 1]!, seg.ends[seg.first + k - 1]!));
+      if (pieces !== undefined) pieces.push({ frame: seg.frame, skip: seg.first, count: k, storedMs: seg.storedMs });
       seg.first += k;
       n -= k;
       if (seg.first === seg.count) this.segments[this.head++] = EMPTY;
@@ -224,30 +209,36 @@ export class OtlpSink implements FlowSink {
     if (this.closed || this.inFlight !== undefined) return;
     if (this.waitingCount === 0) return this.drained?.();
     const n = Math.min(this.batchSize, this.waitingCount);
-    const parts: Uint8Array[] = [];
-    this.take(n, parts);
-    this.inFlight = { count: n };
-    this.body = this.opts.encoder.request(parts);
+    const pieces: FlowPiece[] = [];
+    this.take(n, pieces);
+    this.inFlight = { count: n, pieces };
     this.attempt();
   }
 
+  /** Send the batch in flight (again): its pieces are encoded anew each time (a retry is rare). */
   private attempt(): void {
     const batch = this.inFlight!;
-    this.post(this.body!).then(
+    this.sendBatch(batch.pieces).then(
       (r) => this.answered(batch, r),
-      (err: unknown) => this.answered(batch, { status: 0, error: String((err as Error)?.message ?? err) }),
+      (err: unknown) => this.answered(batch, { status: 0, error: String((err as Error)?.message ?? err), unencoded: 0 }),
     );
   }
 
-  private answered(batch: { count: number }, r: PostResult): void {
+  private answered(batch: { count: number }, r: SendResult): void {
     if (this.closed || this.inFlight !== batch) return;
     if (r.status >= 200 && r.status < 300) {
       this.inFlight = undefined;
-      this.body = undefined;
       if (this.failures > 0) this.log.info({ status: r.status, failures: this.failures }, 'flow sink receiver is back');
       this.failures = 0;
-      this.c.delivered += batch.count;
-      this.opts.metrics?.delivered(this.name, batch.count);
+      if (r.unencoded > 0) {
+        this.log.error({ error: r.encodeError, flows: r.unencoded }, 'flows could not be encoded; counted lost');
+        this.lose(r.unencoded, 'refused');
+      }
+      const sent = batch.count - r.unencoded;
+      if (sent > 0) {
+        this.c.delivered += sent;
+        this.opts.metrics?.delivered(this.name, sent);
+      }
       return this.next();
     }
     if (RETRYABLE.has(r.status)) {
@@ -267,7 +258,6 @@ export class OtlpSink implements FlowSink {
     }
     this.log.error({ status: r.status, flows: batch.count }, 'flow sink receiver refused a batch; counted lost');
     this.inFlight = undefined;
-    this.body = undefined;
     this.failures = 0;
     this.lose(batch.count, 'refused');
     this.next();
@@ -288,35 +278,4 @@ export class OtlpSink implements FlowSink {
       this.log.warn({ lost: n, reason, lostTotal: this.c.lost }, 'flow sink lost flows');
     }
   }
-}
-
-/** One POST of an OTLP protobuf body, given in pieces; never rejects. Without an agent: a connection of its own. */
-export function postProtobuf(url: URL, body: readonly Uint8Array[], timeoutMs: number, agent?: http.Agent): Promise<PostResult> {
-  return new Promise((resolve) => {
-    const mod = url.protocol === 'https:' ? https : http;
-    let length = 0;
-    for (const b of body) length += b.byteLength;
-    const req = mod.request(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-protobuf', 'content-length': length },
-      timeout: timeoutMs,
-      agent: agent ?? false,
-    });
-    req.on('response', (res) => {
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, ...retryAfter(res.headers['retry-after']) }));
-      res.on('error', (err) => resolve({ status: 0, error: err.message }));
-    });
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-    req.on('error', (err) => resolve({ status: 0, error: (err as NodeJS.ErrnoException).code ?? err.message }));
-    req.cork();
-    for (const b of body) req.write(b);
-    req.end();
-  });
-}
-
-/** Retry-After as seconds (HTTP dates are not worth the parse here). */
-function retryAfter(v: string | undefined): { retryAfterMs?: number } {
-  if (v === undefined || !/^\d{1,6}$/.test(v)) return {};
-  return { retryAfterMs: Number(v) * 1000 };
 }

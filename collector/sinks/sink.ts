@@ -11,8 +11,11 @@ export type { SinkCounts };
 export interface FlowSink {
   /** `sqlite`, `otlp:<host:port>` */
   readonly name: string;
-  /** Takes flows the collector just stored; never throws, never waits. */
-  write(records: readonly FlowRecord[]): void;
+  /**
+   * Takes flows the collector just stored; never throws, never waits. `frame`, when given, is the
+   * agent's JSON frame they were parsed from (its `flows` array is `records`, in order).
+   */
+  write(records: readonly FlowRecord[], frame?: Uint8Array): void;
   counts(): SinkCounts;
   /** Deliver what it can within its grace period; what is left counts as lost. */
   close(): Promise<void>;

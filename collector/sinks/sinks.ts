@@ -5,7 +5,6 @@
 import type { SinkCounts } from '../../common/flows-api';
 import type { Logger } from '../../common/log';
 import type { StoredListener } from '../flows/store';
-import { FlowLogEncoder } from './otlp-logs';
 import { OtlpSink, type OtlpSinkOptions, type SinkMetrics } from './otlp-sink';
 import type { FlowSink } from './sink';
 import { sinkName, type SinkSpec } from './sink-spec';
@@ -16,28 +15,28 @@ export interface FlowSinksOptions {
   /** the collector's trust domain: the OTLP resource's `palisade.trust_domain` */
   trustDomain: string;
   /** buffering and retry settings for every OTLP sink (tests, the bench) */
-  otlp?: Partial<Omit<OtlpSinkOptions, 'name' | 'url' | 'log' | 'encode' | 'metrics'>>;
+  otlp?: Partial<Omit<OtlpSinkOptions, 'name' | 'url' | 'log' | 'resource' | 'metrics'>>;
 }
 
 export class FlowSinks {
   readonly list: readonly FlowSink[];
 
   constructor(specs: readonly SinkSpec[], opts: FlowSinksOptions) {
-    const encoder = new FlowLogEncoder({ 'service.name': 'palisade-collector', 'palisade.trust_domain': opts.trustDomain });
+    const resource = { 'service.name': 'palisade-collector', 'palisade.trust_domain': opts.trustDomain };
     const list: FlowSink[] = [];
     for (const s of specs) {
       if (s.kind !== 'otlp') continue; // the store is always there
-      list.push(new OtlpSink({ ...opts.otlp, name: sinkName(s), url: s.url, log: opts.log, metrics: opts.metrics, encoder }));
+      list.push(new OtlpSink({ ...opts.otlp, name: sinkName(s), url: s.url, log: opts.log, metrics: opts.metrics, resource }));
       opts.log.info({ sink: sinkName(s), url: s.url.origin + s.url.pathname }, 'flow sink added');
     }
     this.list = list;
   }
 
   /** What the store calls after each committed batch. */
-  readonly onStored: StoredListener = (entries) => {
+  readonly onStored: StoredListener = (entries, frame) => {
     if (this.list.length === 0) return;
     const records = entries.map((e) => e.record);
-    for (const s of this.list) s.write(records);
+    for (const s of this.list) s.write(records, frame);
   };
 
   counts(): Record<string, SinkCounts> {

@@ -3,6 +3,7 @@
  * each problem reported at the line of the field it names.
  */
 import { isMap, isSeq, type YAMLMap } from 'yaml';
+import { parseDestinationRuleSpec, type ParsedDestinationRule } from '../routes/parse-destination-rule';
 import { parseFaultSpec } from '../routes/parse-fault';
 import { parseGrpcRouteSpec } from '../routes/parse-grpc-route';
 import { parseHttpRouteSpec, type ParsedHttpRouteSpec, type RouteProblem } from '../routes/parse-http-route';
@@ -20,6 +21,13 @@ export function parseRouteObject(r: NodeReader, warnings: Problems, doc: YAMLMap
 export function parseFaultObject(r: NodeReader, warnings: Problems, doc: YAMLMap, specNode: unknown, specLine: number): FaultSpec | undefined {
   const result = parseFaultSpec(plain(r, specNode) ?? {});
   report(r, warnings, doc, specLine, result.problems, []);
+  return result.spec;
+}
+
+/** A DestinationRule document's spec (its trafficPolicy, for the Service its host names). */
+export function parseDestinationRuleObject(r: NodeReader, warnings: Problems, doc: YAMLMap, specNode: unknown, specLine: number, namespace: string): ParsedDestinationRule | undefined {
+  const result = parseDestinationRuleSpec(plain(r, specNode) ?? {}, namespace);
+  report(r, warnings, doc, specLine, result.problems, result.warnings);
   return result.spec;
 }
 

@@ -9,7 +9,7 @@ import { isDnsLabel } from '../identity';
 import { PolicyInvalidError } from './errors';
 import { parseAuthzSpec } from './parse-authz';
 import { parseEgressSpec } from './parse-egress';
-import { parseFaultObject, parseRouteObject } from './parse-route';
+import { parseDestinationRuleObject, parseFaultObject, parseRouteObject } from './parse-route';
 import { isDnsSubdomain, parseStringMap } from './selector';
 import {
   AUTHZ_API_VERSIONS,
@@ -22,6 +22,7 @@ import {
   type PolicySet,
 } from './types';
 import { aliasScanProblem, expansionProblem, lineOfOffset, MAX_YAML_ALIASES } from '../yaml-limits';
+import { DESTINATION_RULE_API_VERSIONS, type CompiledDestinationRule } from '../routes/destination-rule';
 import { FAULT_API_VERSION, HTTP_ROUTE_API_VERSION, isRoute, type CompiledFaultInjection } from '../routes/types';
 import { describeValue, describeYamlError, isEmpty, NodeReader, Problems, quote, unknownFieldHint, type Field, type Problem } from '../yaml-reader';
 
@@ -51,8 +52,9 @@ const KINDS: Record<string, readonly string[]> = {
   HTTPRoute: [HTTP_ROUTE_API_VERSION],
   GRPCRoute: [HTTP_ROUTE_API_VERSION],
   FaultInjection: [FAULT_API_VERSION],
+  DestinationRule: DESTINATION_RULE_API_VERSIONS,
 };
-const SUPPORTED = 'AuthorizationPolicy with apiVersion security.istio.io/v1 or v1beta1, EgressPolicy with apiVersion palisade.dev/v1, HTTPRoute or GRPCRoute with apiVersion gateway.networking.k8s.io/v1, FaultInjection with apiVersion palisade.dev/v1';
+const SUPPORTED = 'AuthorizationPolicy with apiVersion security.istio.io/v1 or v1beta1, EgressPolicy with apiVersion palisade.dev/v1, HTTPRoute or GRPCRoute with apiVersion gateway.networking.k8s.io/v1, FaultInjection with apiVersion palisade.dev/v1, DestinationRule with apiVersion networking.istio.io/v1';
 /** An empty string in a list of match values is likely meant as "any value", which policies write "*". */
 const EMPTY_MATCH_FIX = 'remove it, or use "*" to require any value';
 const DNS_LABEL_RULE = "lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters";
@@ -102,6 +104,7 @@ export function compilePolicyFiles(files: readonly { source: string; text: strin
     egress: policies.filter((p): p is CompiledEgressPolicy => p.kind === 'EgressPolicy'),
     routes: policies.filter(isRoute),
     faults: policies.filter((p): p is CompiledFaultInjection => p.kind === 'FaultInjection'),
+    destinationRules: policies.filter((p): p is CompiledDestinationRule => p.kind === 'DestinationRule'),
     rootNamespace: opts.rootNamespace ?? DEFAULT_ROOT_NAMESPACE,
     warnings,
   };
@@ -236,6 +239,7 @@ function parseObject(problems: Problems, warnings: Problems, doc: Document, node
   const egress = kind.kind === 'EgressPolicy' ? parseEgressSpec(r, warnings, specNode, specLine) : undefined;
   const route = kind.kind === 'HTTPRoute' || kind.kind === 'GRPCRoute' ? parseRouteObject(r, warnings, node, specNode, specLine, specNamespace, kind.kind) : undefined;
   const fault = kind.kind === 'FaultInjection' ? parseFaultObject(r, warnings, node, specNode, specLine) : undefined;
+  const dr = kind.kind === 'DestinationRule' ? parseDestinationRuleObject(r, warnings, node, specNode, specLine, specNamespace) : undefined;
   if (!metadata || problems.found.length > before) return undefined;
   let manifest: Record<string, unknown>;
   try {
@@ -263,6 +267,7 @@ function parseObject(problems: Problems, warnings: Problems, doc: Document, node
   if (egress) return { ...base, kind: 'EgressPolicy', selector: egress.selector, rules: egress.rules, deny: egress.deny, allowlist: egress.allowlist, dns: egress.dns };
   if (route) return { ...base, kind: kind.kind === 'GRPCRoute' ? 'GRPCRoute' : 'HTTPRoute', selector: undefined, parents: route.parents, rules: route.rules };
   if (fault) return { ...base, kind: 'FaultInjection', selector: undefined, delay: fault.delay, abort: fault.abort };
+  if (dr) return { ...base, kind: 'DestinationRule', selector: undefined, host: dr.host, policy: dr.policy, ports: dr.ports, exportTo: dr.exportTo };
   return undefined;
 }
 

@@ -4,6 +4,7 @@
  * namespace) whose labels contain every `matchLabels` entry; no selector selects them all.
  * Results are cached per namespace + label set.
  */
+import { DestinationTable } from '../routes/destination-table';
 import { RouteTable } from '../routes/route-table';
 import type { PolicyWorkload } from './requests';
 import { DEFAULT_ROOT_NAMESPACE, type CompiledAuthorizationPolicy, type CompiledEgressPolicy, type PolicySet } from './types';
@@ -34,6 +35,8 @@ export class PolicyIndex {
   readonly egress: readonly CompiledEgressPolicy[];
   /** The HTTPRoutes in force, by the Service they attach to. */
   readonly routes: RouteTable;
+  /** The DestinationRules in force, by the Service their host names. */
+  readonly destinations: DestinationTable;
   /** Keyed by the labels object, so callers that rebuild `{namespace, labels}` per request still hit. */
   private readonly byLabels = new WeakMap<object, CacheEntry>();
   private readonly byKey = new Map<string, WorkloadPolicies>();
@@ -45,6 +48,7 @@ export class PolicyIndex {
     this.authorization = [...set.authorization].sort(order);
     this.egress = [...set.egress].sort(order);
     this.routes = set.routes && set.routes.length > 0 ? new RouteTable(set.routes, set.faults) : RouteTable.EMPTY;
+    this.destinations = set.destinationRules && set.destinationRules.length > 0 ? new DestinationTable(set.destinationRules) : DestinationTable.EMPTY;
   }
 
   /** True if `policy` applies to `workload`. */

@@ -5,6 +5,7 @@
  */
 import type { Cidr } from './ip';
 import type { EvalContext } from './eval-context';
+import type { CompiledDestinationRule } from '../routes/destination-rule';
 import type { CompiledFaultInjection, CompiledGrpcRoute, CompiledHttpRoute, CompiledRoute } from '../routes/types';
 
 export const AUTHZ_API_VERSIONS = ['security.istio.io/v1', 'security.istio.io/v1beta1'] as const;
@@ -100,12 +101,12 @@ export interface CompiledEgressPolicy extends PolicyBase {
 export const EGRESS_DNS_MODES = ['Resolve', 'Enforce'] as const;
 export type EgressDnsMode = (typeof EGRESS_DNS_MODES)[number];
 
-/** HTTPRoutes, GRPCRoutes and FaultInjections (common/routes) are stored, versioned and pushed like policies. */
-export type CompiledPolicy = CompiledAuthorizationPolicy | CompiledEgressPolicy | CompiledHttpRoute | CompiledGrpcRoute | CompiledFaultInjection;
+/** HTTPRoutes, GRPCRoutes, FaultInjections and DestinationRules (common/routes) are stored, versioned and pushed like policies. */
+export type CompiledPolicy = CompiledAuthorizationPolicy | CompiledEgressPolicy | CompiledHttpRoute | CompiledGrpcRoute | CompiledFaultInjection | CompiledDestinationRule;
 
 /** Every object of a set: policies, then routes and fault injections. */
 export function allOf(set: PolicySet): CompiledPolicy[] {
-  return [...set.authorization, ...set.egress, ...(set.routes ?? []), ...(set.faults ?? [])];
+  return [...set.authorization, ...set.egress, ...(set.routes ?? []), ...(set.faults ?? []), ...(set.destinationRules ?? [])];
 }
 
 /**
@@ -119,6 +120,8 @@ export interface PolicySet {
   readonly routes?: readonly CompiledRoute[];
   /** FaultInjections the routes' ExtensionRef filters name (absent: none) */
   readonly faults?: readonly CompiledFaultInjection[];
+  /** DestinationRules (their trafficPolicy) for Services (absent: none) */
+  readonly destinationRules?: readonly CompiledDestinationRule[];
   /** Policies in this namespace apply mesh-wide; default `istio-system`. */
   readonly rootNamespace?: string;
   /** Accepted but probably not what was meant, one line each like problems. */

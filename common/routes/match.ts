@@ -70,6 +70,15 @@ export function firstMatch(ranked: readonly Ranked[], req: RouteRequest): RuleCh
   return undefined;
 }
 
+/**
+ * The rule every request matches whatever it carries (a match on PathPrefix `/` and nothing else),
+ * first in precedence: what a connection that is not HTTP (TLS, another protocol) is routed by.
+ */
+export function catchAll(ranked: readonly Ranked[]): RuleChoice | undefined {
+  const r = ranked.find(({ match: m }) => m.path.type === 'PathPrefix' && m.path.value === '/' && m.method === undefined && m.headers.length === 0 && m.queryParams.length === 0);
+  return r && { route: r.route, rule: r.rule };
+}
+
 export function pathMatches(p: PathMatcher, path: string): boolean {
   if (p.type === 'Exact') return path === p.value;
   if (p.type === 'RegularExpression') return p.re!.test(path);

@@ -5,11 +5,14 @@
  *   spec:
  *     delay: {fixedDelay: 50ms, percentage: {value: 10}}   # 10 % of requests wait 50 ms first
  *     abort: {httpStatus: 503, percentage: {value: 5}}     # 5 % are answered 503 by the proxy
+ *     abort: {grpcStatus: UNAVAILABLE, percentage: {value: 5}}   # or: a gRPC call is answered trailers-only 14
  *
- * Pure, over plain data; problems are `{path, message}` like parse-http-route.ts. grpcStatus
- * aborts are refused until the proxy speaks gRPC.
+ * A `grpcStatus` abort (a code's name, as Istio's) answers a gRPC call trailers-only with that
+ * status, and any other request with the HTTP status gRPC's code stands for (UNAVAILABLE: 503).
+ * Pure, over plain data; problems are `{path, message}` like parse-http-route.ts.
  */
 import type { RouteProblem } from './parse-http-route';
+import { GRPC_CODES, httpStatusOfGrpc } from './grpc-codes';
 import { MAX_FAULT_DELAY_MS, routeDuration } from './route-duration';
 import type { FaultSpec } from './types';
 
@@ -22,7 +25,7 @@ export function parseFaultSpec(spec: unknown): { spec: FaultSpec | undefined; pr
   const only = (v: unknown, path: string, allowed: string[]): Record<string, unknown> | undefined => {
     if (!isObj(v)) return fail(path, `must be a mapping, got ${show(v)}`);
     const extra = Object.keys(v).filter((k) => !allowed.includes(k));
-    for (const k of extra) fail(`${path}.${k}`, k === 'grpcStatus' ? 'gRPC aborts are not supported yet (use httpStatus)' : `unknown or unsupported field (supported here: ${allowed.join(', ')})`);
+    for (const k of extra) fail(`${path}.${k}`, `unknown or unsupported field (supported here: ${allowed.join(', ')})`);
     return extra.length === 0 ? v : undefined;
   };
   const percent = (v: unknown, path: string): number | undefined => {
@@ -43,12 +46,20 @@ export function parseFaultSpec(spec: unknown): { spec: FaultSpec | undefined; pr
       const p = d.percentage === undefined ? 100 : percent(d.percentage, 'spec.delay.percentage');
       if (ms !== undefined && p !== undefined) delay = { ms, percent: p };
     }
-    const a = top.abort === undefined ? undefined : only(top.abort, 'spec.abort', ['httpStatus', 'percentage']);
+    const a = top.abort === undefined ? undefined : only(top.abort, 'spec.abort', ['httpStatus', 'grpcStatus', 'percentage']);
     if (a) {
       const s = a.httpStatus;
-      if (typeof s !== 'number' || !Number.isInteger(s) || s < 200 || s > 599) fail('spec.abort.httpStatus', `must be an HTTP status from 200 to 599, got ${show(s)}`);
+      const g = a.grpcStatus;
+      const grpc = typeof g === 'string' ? GRPC_CODES[g] : undefined;
+      if (s !== undefined && g !== undefined) fail('spec.abort', 'httpStatus or grpcStatus, not both');
+      else if (g !== undefined) {
+        if (grpc === undefined || grpc === 0) fail('spec.abort.grpcStatus', `must be a gRPC status name other than OK (UNAVAILABLE, DEADLINE_EXCEEDED, …), got ${show(g)}`);
+      } else if (typeof s !== 'number' || !Number.isInteger(s) || s < 200 || s > 599) fail('spec.abort.httpStatus', `must be an HTTP status from 200 to 599, got ${show(s)}`);
       const p = a.percentage === undefined ? 100 : percent(a.percentage, 'spec.abort.percentage');
-      if (typeof s === 'number' && p !== undefined && problems.length === 0) abort = { status: s, percent: p };
+      if (p !== undefined && problems.length === 0) {
+        if (grpc !== undefined) abort = { status: httpStatusOfGrpc(grpc), grpcStatus: grpc, percent: p };
+        else if (typeof s === 'number') abort = { status: s, percent: p };
+      }
     }
   }
   return { spec: problems.length === 0 ? { delay, abort } : undefined, problems };

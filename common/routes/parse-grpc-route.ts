@@ -11,14 +11,16 @@
  *
  * Supported: parentRefs (kind Service, optional port), rules[].matches (method, headers Exact /
  * RegularExpression), rules[].backendRefs (Services of the route's namespace, port, weight),
- * rules[].filters (an ExtensionRef to a FaultInjection, as HTTPRoute), rules[].name. Everything
- * else (sessionPersistence, other filters, Gateway parents) is refused naming the field. GRPCRoute
+ * rules[].filters and backendRefs[].filters (RequestHeaderModifier, ResponseHeaderModifier,
+ * RequestMirror, and on the rule an ExtensionRef to a FaultInjection: parse-filters.ts),
+ * rules[].name. rules[].sessionPersistence. Everything else (Gateway parents) is refused naming the field. GRPCRoute
  * has no timeouts or retry fields: a call's `grpc-timeout` bounds it (the proxy honours it). Pure.
  */
 import { Checker, LIMITS, named, parseRouteSpec, parseRule, type HttpRouteSpecResult, type RuleExtras } from './parse-http-route';
+import { show } from './checker';
 import type { PathMatcher, RouteMatch, RouteRule } from './types';
 
-const RULE_FIELDS = ['name', 'matches', 'backendRefs', 'filters'];
+const RULE_FIELDS = ['name', 'matches', 'backendRefs', 'filters', 'sessionPersistence'];
 const MATCH_FIELDS = ['method', 'headers'];
 const METHOD_FIELDS = ['type', 'service', 'method'];
 /** Gateway API's patterns for an Exact match's service and method */
@@ -26,7 +28,6 @@ const SERVICE_RE = /^\.?[A-Za-z_][A-Za-z_0-9]*(\.[A-Za-z_][A-Za-z_0-9]*)*$/;
 const METHOD_RE = /^[A-Za-z_][A-Za-z_0-9]*$/;
 const MAX_NAME = 1024;
 
-const show = (v: unknown): string => JSON.stringify(v)?.slice(0, 80) ?? String(v);
 
 export type GrpcRouteSpecResult = HttpRouteSpecResult;
 
@@ -38,7 +39,7 @@ export function parseGrpcRouteSpec(spec: unknown, namespace: string): GrpcRouteS
 const NO_EXTRAS: RuleExtras = { requestTimeoutMs: 0, backendTimeoutMs: 0, retry: undefined };
 
 function rule(c: Checker, v: unknown, index: number, namespace: string): RouteRule | undefined {
-  return parseRule(c, v, index, namespace, RULE_FIELDS, match, () => NO_EXTRAS);
+  return parseRule(c, v, index, namespace, 'GRPCRoute', RULE_FIELDS, match, () => NO_EXTRAS);
 }
 
 function match(c: Checker, v: unknown, path: string): RouteMatch | undefined {

@@ -5,20 +5,19 @@
  *
  * Supported: parentRefs (kind Service, optional port), rules[].matches (path Exact / PathPrefix /
  * RegularExpression, headers and queryParams Exact / RegularExpression, method),
- * rules[].backendRefs (Services of the route's namespace, port, weight), rules[].timeouts
+ * rules[].backendRefs (Services of the route's namespace, port, weight, filters), rules[].timeouts
  * (request, backendRequest), rules[].retry (codes, attempts, backoff: the experimental channel's
- * fields), rules[].name. Everything else (filters, sessionPersistence, Gateway parents, cross-
- * namespace backends) is refused naming the field. `hostnames` is ignored for Service parents, as
- * the mesh profile says (a warning).
+ * fields), rules[].filters (parse-filters.ts), rules[].name, rules[].sessionPersistence (parse-session.ts).
+ * Everything else (Gateway parents, cross-namespace backends, CORS and ExternalAuth filters) is refused naming the
+ * field. `hostnames` is ignored for Service parents, as the mesh profile says (a warning).
  */
-import { regexProblem, wholeMatch } from './regex-check';
-import { MAX_ROUTE_TIMEOUT_MS, routeDuration } from './route-duration';
+import { Checker, show, type Obj, type RouteProblem } from './checker';
+import { parseFilters, type RouteKind } from './parse-filters';
+import { parseSession } from './parse-session';
 import type { BackendRef, PathMatcher, RetryPolicy, RouteMatch, RouteParent, RouteRule, StringMatcher } from './types';
 
-export interface RouteProblem {
-  path: string;
-  message: string;
-}
+export { Checker, type RouteProblem } from './checker';
+
 
 export interface ParsedHttpRouteSpec {
   parents: RouteParent[];
@@ -27,17 +26,11 @@ export interface ParsedHttpRouteSpec {
 
 const SPEC_FIELDS = ['parentRefs', 'hostnames', 'rules'];
 const PARENT_FIELDS = ['group', 'kind', 'name', 'namespace', 'port'];
-const RULE_FIELDS = ['name', 'matches', 'backendRefs', 'timeouts', 'retry', 'filters'];
+const RULE_FIELDS = ['name', 'matches', 'backendRefs', 'timeouts', 'retry', 'filters', 'sessionPersistence'];
 const MATCH_FIELDS = ['path', 'headers', 'queryParams', 'method'];
-const BACKEND_FIELDS = ['group', 'kind', 'name', 'namespace', 'port', 'weight'];
-const NOT_YET: Record<string, string> = {
-  filters: 'filters are not supported here yet (remove it)',
-  sessionPersistence: 'sessionPersistence is not supported yet (remove it)',
-  sectionName: 'sectionName is not supported for a Service parent (use port)',
-};
+const BACKEND_FIELDS = ['group', 'kind', 'name', 'namespace', 'port', 'weight', 'filters'];
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
 const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,256}$/;
-const NAME_RE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 export const LIMITS = { parentRefs: 32, rules: 16, matches: 64, headers: 16, queryParams: 16, backendRefs: 16, codes: 100 };
 const MAX_WEIGHT = 1_000_000;
 const MAX_ATTEMPTS = 10;
@@ -47,65 +40,6 @@ export const DEFAULT_BACKOFF_MS = 25;
 /** A retry waits from the backoff up to twice it, doubling per retry, at most this (agent/traffic/dispatcher.ts). */
 export const MAX_BACKOFF_MS = 250;
 
-type Obj = Record<string, unknown>;
-
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
-const show = (v: unknown): string => JSON.stringify(v)?.slice(0, 80) ?? String(v);
-
-export class Checker {
-  readonly problems: RouteProblem[] = [];
-  readonly warnings: RouteProblem[] = [];
-
-  fail(path: string, message: string): undefined {
-    this.problems.push({ path, message });
-    return undefined;
-  }
-
-  /** `v` as an object with only `allowed` keys (NOT_YET keys get their own line). */
-  fields(v: unknown, path: string, allowed: readonly string[]): Obj | undefined {
-    if (!isObj(v)) return this.fail(path, `must be a mapping, got ${show(v)}`);
-    let ok = true;
-    for (const key of Object.keys(v)) {
-      if (allowed.includes(key)) continue;
-      ok = false;
-      this.fail(`${path}.${key}`, NOT_YET[key] ?? `unknown or unsupported field (supported here: ${allowed.join(', ')})`);
-    }
-    return ok ? v : undefined;
-  }
-
-  list(v: unknown, path: string, max: number): unknown[] | undefined {
-    if (!Array.isArray(v)) return this.fail(path, `must be a list, got ${show(v)}`);
-    if (v.length > max) return this.fail(path, `has ${v.length} entries, at most ${max} are allowed`);
-    return v;
-  }
-
-  string(v: unknown, path: string): string | undefined {
-    if (typeof v !== 'string' || v.length === 0) return this.fail(path, `must be a non-empty string, got ${show(v)}`);
-    return v;
-  }
-
-  int(v: unknown, path: string, min: number, max: number): number | undefined {
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) return this.fail(path, `must be a whole number from ${min} to ${max}, got ${show(v)}`);
-    return v;
-  }
-
-  name(v: unknown, path: string): string | undefined {
-    const s = this.string(v, path);
-    if (s !== undefined && !NAME_RE.test(s)) return this.fail(path, `must be a DNS-1123 label, got ${show(s)}`);
-    return s;
-  }
-
-  /** A Gateway API duration (GEP-2257) in ms, at most a day. */
-  duration(v: unknown, path: string): number | undefined {
-    const d = routeDuration(v, '500ms, 10s or 1m30s', MAX_ROUTE_TIMEOUT_MS, '24h (for no timeout, leave it out)');
-    return 'ms' in d ? d.ms : this.fail(path, d.problem);
-  }
-
-  regex(v: string, path: string): RegExp | undefined {
-    const problem = regexProblem(v);
-    return problem ? this.fail(path, `regular expression ${problem}`) : wholeMatch(v);
-  }
-}
 
 export interface HttpRouteSpecResult {
   spec: ParsedHttpRouteSpec | undefined;
@@ -155,7 +89,7 @@ function parent(c: Checker, v: unknown, path: string, namespace: string): RouteP
 }
 
 function rule(c: Checker, v: unknown, index: number, namespace: string): RouteRule | undefined {
-  return parseRule(c, v, index, namespace, RULE_FIELDS, match, (f, path) => {
+  return parseRule(c, v, index, namespace, 'HTTPRoute', RULE_FIELDS, match, (f, path) => {
     let requestTimeoutMs = 0;
     let backendTimeoutMs = 0;
     const timeouts = f.timeouts === undefined ? undefined : c.fields(f.timeouts, `${path}.timeouts`, ['request', 'backendRequest']);
@@ -175,14 +109,17 @@ function rule(c: Checker, v: unknown, index: number, namespace: string): RouteRu
 export type RuleExtras = Pick<RouteRule, 'requestTimeoutMs' | 'backendTimeoutMs' | 'retry'>;
 
 /**
- * A rule of either kind: its name, matches (each by `matchOf`), backendRefs and FaultInjection
- * filter, and the kind's own fields (`extras`); undefined when any of it has a problem.
+ * A rule of either kind: its name, matches (each by `matchOf`), backendRefs and filters (a
+ * FaultInjection's ExtensionRef among them), and the kind's own fields (`extras`); undefined when
+ * any of it has a problem. A rule with a RequestRedirect has no backendRefs; a ReplacePrefixMatch
+ * (rewrite or redirect, the rule's or a backendRef's) needs the rule's one PathPrefix match.
  */
 export function parseRule(
   c: Checker,
   v: unknown,
   index: number,
   namespace: string,
+  kind: RouteKind,
   fields: readonly string[],
   matchOf: (c: Checker, v: unknown, path: string) => RouteMatch | undefined,
   extras: (f: Obj, path: string) => RuleExtras,
@@ -194,11 +131,23 @@ export function parseRule(
   const name = f.name === undefined ? undefined : c.name(f.name, `${path}.name`);
   const matchList = f.matches === undefined ? [{}] : c.list(f.matches, `${path}.matches`, LIMITS.matches);
   const matches = (matchList?.length === 0 ? [{}] : (matchList ?? [])).flatMap((m, i) => matchOf(c, m, `${path}.matches[${i}]`) ?? []);
-  const backends = backendRefs(c, f.backendRefs, `${path}.backendRefs`, namespace);
   const own = extras(f, path);
-  const fault = f.filters === undefined ? undefined : faultFilter(c, f.filters, `${path}.filters`, namespace);
+  const parsed = f.filters === undefined ? undefined : parseFilters(c, f.filters, `${path}.filters`, namespace, kind, 'rule', backendObject(namespace));
+  const filters = parsed?.filters;
+  let backends: BackendRef[] | undefined;
+  // a redirect rule has no backendRefs, even when its filter has a problem of its own
+  const redirects = Array.isArray(f.filters) && f.filters.some((x) => (x as Obj | null)?.type === 'RequestRedirect');
+  if (redirects) {
+    if (f.backendRefs !== undefined && (!Array.isArray(f.backendRefs) || f.backendRefs.length > 0)) c.fail(`${path}.backendRefs`, 'must be left out with a RequestRedirect filter (the proxy answers the redirect itself)');
+    backends = [];
+  } else backends = backendRefs(c, f.backendRefs, `${path}.backendRefs`, namespace, kind);
+  const session = f.sessionPersistence === undefined ? undefined : parseSession(c, f.sessionPersistence, `${path}.sessionPersistence`);
   if (c.problems.length > before || !backends) return undefined;
-  return { index, name, matches, backends, ...own, fault };
+  const rewrites = [filters?.rewrite, ...backends.map((b) => b.filters?.rewrite)].filter((r) => r !== undefined);
+  if (filters?.rewrite !== undefined && rewrites.length > 1) return c.fail(path, 'has a URLRewrite on the rule and on a backendRef (one of them)');
+  const prefixed = [filters?.redirect?.path, ...rewrites.map((r) => r.path)].some((p) => p?.type === 'ReplacePrefixMatch');
+  if (prefixed && (matches.length !== 1 || matches[0]!.path.type !== 'PathPrefix')) return c.fail(`${path}.matches`, 'must be exactly one PathPrefix match with a ReplacePrefixMatch path (the prefix it replaces)');
+  return { index, name, matches, backends, ...own, fault: parsed?.fault, ...(filters !== undefined && { filters }), ...(session !== undefined && { session }) };
 }
 
 function match(c: Checker, v: unknown, path: string): RouteMatch | undefined {
@@ -256,44 +205,42 @@ export function named(c: Checker, v: unknown, path: string, header: boolean): { 
   return re && { name: key, match: { type, value, re } };
 }
 
-function backendRefs(c: Checker, v: unknown, path: string, namespace: string): BackendRef[] | undefined {
+function backendRefs(c: Checker, v: unknown, path: string, namespace: string, kind: RouteKind): BackendRef[] | undefined {
   if (v === undefined) return c.fail(path, 'is missing (name the Service(s) that serve this rule, with weights for a canary)');
   const list = c.list(v, path, LIMITS.backendRefs);
   if (!list) return undefined;
   if (list.length === 0) return c.fail(path, 'is empty (name the Service(s) that serve this rule)');
   const before = c.problems.length;
-  const refs = list.flatMap((b, i) => backend(c, b, `${path}[${i}]`, namespace) ?? []);
+  const refs = list.flatMap((b, i) => backend(c, b, `${path}[${i}]`, namespace, kind) ?? []);
   if (c.problems.length > before) return undefined;
   if (refs.reduce((sum, b) => sum + b.weight, 0) === 0) return c.fail(path, 'weights sum to 0: no request could be served (give at least one backend a weight above 0)');
   return refs;
 }
 
-function backend(c: Checker, v: unknown, path: string, namespace: string): BackendRef | undefined {
+function backend(c: Checker, v: unknown, path: string, namespace: string, kind: RouteKind): BackendRef | undefined {
   const f = c.fields(v, path, BACKEND_FIELDS);
   if (!f) return undefined;
-  if ((f.kind ?? 'Service') !== 'Service' || (f.group ?? '') !== '') return c.fail(path, `only a Service backend is supported (kind: Service, group: ""), got kind ${show(f.kind)} group ${show(f.group)}`);
-  const name = c.name(f.name, `${path}.name`);
-  const ns = f.namespace === undefined ? namespace : c.name(f.namespace, `${path}.namespace`);
-  if (ns !== undefined && ns !== namespace) return c.fail(`${path}.namespace`, `a backend in another namespace (${show(ns)}) needs a ReferenceGrant, which is not supported yet (use a Service of ${show(namespace)})`);
-  if (f.port === undefined) return c.fail(`${path}.port`, 'is missing (a Service backend needs its port)');
-  const port = c.int(f.port, `${path}.port`, 1, 65535);
+  const ref = backendObject(namespace)(c, f, path, BACKEND_FIELDS);
   const weight = f.weight === undefined ? 1 : c.int(f.weight, `${path}.weight`, 0, MAX_WEIGHT);
-  if (name === undefined || ns === undefined || port === undefined || weight === undefined) return undefined;
-  return { namespace: ns, name, port, weight };
+  const parsed = f.filters === undefined ? undefined : parseFilters(c, f.filters, `${path}.filters`, namespace, kind, 'backend', backendObject(namespace));
+  if (ref === undefined || weight === undefined || (f.filters !== undefined && parsed === undefined)) return undefined;
+  return { ...ref, weight, ...(parsed?.filters !== undefined && { filters: parsed.filters }) };
 }
 
-/** The one filter supported so far: an ExtensionRef to a FaultInjection of the route's namespace. */
-function faultFilter(c: Checker, v: unknown, path: string, namespace: string): string | undefined {
-  const list = c.list(v, path, 1);
-  if (!list || list.length === 0) return list && c.fail(path, 'is empty (remove it)');
-  const f = c.fields(list[0], `${path}[0]`, ['type', 'extensionRef']);
-  if (!f) return undefined;
-  if (f.type !== 'ExtensionRef') return c.fail(`${path}[0].type`, `only ExtensionRef (to a palisade.dev FaultInjection) is supported yet; ${show(f.type)} is not (RequestHeaderModifier, URLRewrite, … are planned)`);
-  const ref = c.fields(f.extensionRef, `${path}[0].extensionRef`, ['group', 'kind', 'name']);
-  if (!ref) return undefined;
-  if (ref.group !== 'palisade.dev' || ref.kind !== 'FaultInjection') return c.fail(`${path}[0].extensionRef`, `must name a FaultInjection of group palisade.dev, got group ${show(ref.group)} kind ${show(ref.kind)}`);
-  const name = c.name(ref.name, `${path}[0].extensionRef.name`);
-  return name === undefined ? undefined : `${namespace}/${name}`;
+/** A BackendObjectReference with `fields`: a Service of the route's namespace, and its port. */
+function backendObject(namespace: string) {
+  return (c: Checker, v: unknown, path: string, fields: readonly string[]): Omit<BackendRef, 'weight'> | undefined => {
+    const f = c.fields(v, path, fields);
+    if (!f) return undefined;
+    if ((f.kind ?? 'Service') !== 'Service' || (f.group ?? '') !== '') return c.fail(path, `only a Service backend is supported (kind: Service, group: ""), got kind ${show(f.kind)} group ${show(f.group)}`);
+    const name = c.name(f.name, `${path}.name`);
+    const ns = f.namespace === undefined ? namespace : c.name(f.namespace, `${path}.namespace`);
+    if (ns !== undefined && ns !== namespace) return c.fail(`${path}.namespace`, `a backend in another namespace (${show(ns)}) needs a ReferenceGrant, which is not supported yet (use a Service of ${show(namespace)})`);
+    if (f.port === undefined) return c.fail(`${path}.port`, 'is missing (a Service backend needs its port)');
+    const port = c.int(f.port, `${path}.port`, 1, 65535);
+    if (name === undefined || ns === undefined || port === undefined) return undefined;
+    return { namespace: ns, name, port };
+  };
 }
 
 function retryPolicy(c: Checker, v: unknown, path: string): RetryPolicy | undefined {

@@ -5,7 +5,7 @@
  * routes for them. A parentRef with a port attaches to that service port only. Built once per
  * route set, immutable; lookups are cached per (service, port, client namespace).
  */
-import { firstMatch, rankMatches, type RuleChoice } from './match';
+import { catchAll, firstMatch, rankMatches, type RuleChoice } from './match';
 import type { CompiledFaultInjection, CompiledRoute, RouteRequest } from './types';
 
 /** The routes one client namespace has for one service port: none, or a matcher. */
@@ -13,6 +13,8 @@ export interface ServiceRoutes {
   /** `namespace/name` of every route in play, sorted */
   readonly routes: readonly string[];
   select(req: RouteRequest): RuleChoice | undefined;
+  /** the rule every request matches (PathPrefix `/`, no other condition), if any: it routes connections that are not HTTP */
+  readonly catchAll: RuleChoice | undefined;
 }
 
 const MAX_CACHED = 10_000;
@@ -65,7 +67,7 @@ export class RouteTable {
     let result: ServiceRoutes | null = null;
     if (inPlay.length > 0) {
       const ranked = rankMatches(inPlay);
-      result = { routes: inPlay.map((r) => r.id).sort(), select: (req) => firstMatch(ranked, req) };
+      result = { routes: inPlay.map((r) => r.id).sort(), select: (req) => firstMatch(ranked, req), catchAll: catchAll(ranked) };
     }
     if (this.cache.size >= MAX_CACHED) this.cache.clear();
     this.cache.set(key, result);

@@ -40,6 +40,49 @@ export interface BackendRef {
   readonly port: number;
   /** 0 … 1,000,000; the rule's weights sum to more than 0 */
   readonly weight: number;
+  /** its own filters (HTTPBackendRef / GRPCBackendRef `filters`): applied only when this backend is chosen */
+  readonly filters?: RouteFilters;
+}
+
+/** One change to a message's headers (RequestHeaderModifier / ResponseHeaderModifier); `name` lowercase. */
+export interface HeaderOp {
+  readonly op: 'set' | 'add' | 'remove';
+  readonly name: string;
+  /** '' for remove */
+  readonly value: string;
+}
+
+/** HTTPPathModifier: the whole path, or the rule's one PathPrefix match, replaced. */
+export interface PathModifier {
+  readonly type: 'ReplaceFullPath' | 'ReplacePrefixMatch';
+  readonly value: string;
+}
+
+export interface RedirectFilter {
+  /** undefined: the request's (http on the routed path) */
+  readonly scheme: 'http' | 'https' | undefined;
+  readonly hostname: string | undefined;
+  readonly path: PathModifier | undefined;
+  readonly port: number | undefined;
+  /** 301, 302 (default), 303, 307 or 308 */
+  readonly statusCode: number;
+}
+
+export interface MirrorFilter {
+  /** a Service of the route's namespace (weight unused) */
+  readonly backend: Omit<BackendRef, 'weight' | 'filters'>;
+  /** mirrored when random() * denominator < numerator (percent p: p/100; default 100/100) */
+  readonly numerator: number;
+  readonly denominator: number;
+}
+
+/** A rule's (or a backendRef's) Gateway API filters, validated and compiled. */
+export interface RouteFilters {
+  readonly requestHeaders: readonly HeaderOp[];
+  readonly responseHeaders: readonly HeaderOp[];
+  readonly rewrite: { readonly hostname: string | undefined; readonly path: PathModifier | undefined } | undefined;
+  readonly redirect: RedirectFilter | undefined;
+  readonly mirrors: readonly MirrorFilter[];
 }
 
 export interface RetryPolicy {
@@ -65,6 +108,23 @@ export interface RouteRule {
   readonly retry: RetryPolicy | undefined;
   /** `namespace/name` of the FaultInjection its ExtensionRef filter names, if any */
   readonly fault: string | undefined;
+  /** its other filters (none: undefined); a rule with a redirect has no backends */
+  readonly filters?: RouteFilters;
+  /** `sessionPersistence`: sticky sessions (agent/traffic/session.ts) */
+  readonly session?: SessionPersistence;
+}
+
+/** A rule's sessionPersistence (Gateway API, GEP-1619). */
+export interface SessionPersistence {
+  readonly type: 'Cookie' | 'Header';
+  /** the cookie's or header's name */
+  readonly name: string;
+  /** a session older than this starts again (absoluteTimeout); undefined: never */
+  readonly absoluteMs: number | undefined;
+  /** a session unused for this long starts again (idleTimeout); undefined: never */
+  readonly idleMs: number | undefined;
+  /** cookieConfig.lifetimeType Permanent: the cookie has Max-Age (absoluteTimeout) */
+  readonly permanent: boolean;
 }
 
 export const FAULT_API_VERSION = 'palisade.dev/v1';
@@ -72,7 +132,8 @@ export const FAULT_API_VERSION = 'palisade.dev/v1';
 /** Istio's HTTPFaultInjection: percentages 0–100. */
 export interface FaultSpec {
   readonly delay: { readonly ms: number; readonly percent: number } | undefined;
-  readonly abort: { readonly status: number; readonly percent: number } | undefined;
+  /** `status`: the HTTP answer; `grpcStatus` (a gRPC abort): a gRPC call's trailers-only status (`status` is its HTTP equivalent for other requests) */
+  readonly abort: { readonly status: number; readonly grpcStatus?: number; readonly percent: number } | undefined;
 }
 
 export interface CompiledFaultInjection extends FaultSpec, StoredObject {
@@ -80,7 +141,7 @@ export interface CompiledFaultInjection extends FaultSpec, StoredObject {
 }
 
 /** What every stored object has (the policy shape: the collector stores and pushes them alike). */
-interface StoredObject {
+export interface StoredObject {
   readonly apiVersion: string;
   readonly namespace: string;
   readonly name: string;

@@ -87,7 +87,7 @@ async function main(): Promise<void> {
     const now = Date.now();
     const all = flows(perEdgeMinute, now);
     const t0 = performance.now();
-    for (let i = 0, seq = 1; i < all.length; i += 500, seq++) col.flows.ingest('node-1', { session: 'bench', seq, lost: 0, flows: all.slice(i, i + 500) });
+    for (let i = 0, seq = 1; i < all.length; i += 500, seq++) await col.flows.ingest('node-1', { session: 'bench', seq, lost: 0, flows: all.slice(i, i + 500) });
     process.stdout.write(`${NAMESPACES * PER_NAMESPACE} workloads, ${all.length} flows over ${MINUTES} min, ingested in ${Math.round(performance.now() - t0)} ms\n`);
 
     const t = await apiGet(col, DASHBOARD_API.ticket, { token: col.adminToken }, 'POST', {});

@@ -1,6 +1,6 @@
 /**
  * The data-plane benchmark (`make bench`): Palisade against no mesh and against a haproxy pair,
- * same machine, same run, interleaved (direct, palisade-l4, palisade-l7, haproxy; again; …).
+ * same machine, same run, interleaved (direct, palisade-l4, palisade-l7, palisade-routed, haproxy; again; …).
  *
  *   node dist/test/bench/data-plane.js [--rounds N] [--scale F] [--smoke] [--out DIR]
  *        [--paths a,b] [--workloads a,b] [--cpu-prof DIR] [--agent-flags "--node-flag …"]

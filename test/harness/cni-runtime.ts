@@ -126,12 +126,7 @@ export class CniChain {
     private readonly opts: RunPluginOptions = {},
   ) {}
 
-  /** The cached ADD result of a sandbox (libcni keeps it on disk, so another process can DEL with it). */
-  cached(containerId: string): unknown {
-    return this.cache.get(containerId);
-  }
-
-  /** Cache an ADD result recorded by another process (see cached()). */
+  /** Cache an ADD result recorded by another process (libcni keeps it on disk, so another process can DEL with it). */
   remember(containerId: string, result: unknown): void {
     this.cache.set(containerId, result);
   }

@@ -1,6 +1,6 @@
 /** Floods from a pod (test/fixtures/tcp-flood.js) and the agent's metrics as its node reads them. */
 import type { ChildProcess } from 'node:child_process';
-import { parsePromText } from '../unit/agent/metrics/prom-text';
+import { parsePromText, sample } from '../unit/agent/metrics/prom-text';
 import { fixturePath } from './fixtures';
 import { collect, type NsTarget } from './proc';
 import type { Topology } from './topology';
@@ -50,4 +50,11 @@ export async function nodeMetrics(topo: Topology, node: NsTarget, address: strin
   const r = await topo.exec(node, 'curl', ['-s', '-m', '5', `http://${address}/metrics`]);
   if (r.code !== 0) throw new Error(`metrics at ${address} unreadable from the node (curl ${r.code}): ${r.stderr}`);
   return parsePromText(r.stdout);
+}
+
+/** One sample of the agent's /metrics (nodeMetrics), whose labels include `labels`; throws if it is not exported. */
+export async function nodeMetric(topo: Topology, node: NsTarget, address: string, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const s = sample(await nodeMetrics(topo, node, address), name, labels);
+  if (!s) throw new Error(`${name}${Object.keys(labels).length ? JSON.stringify(labels) : ''} is not in the metrics at ${address}`);
+  return s.value;
 }

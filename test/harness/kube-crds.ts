@@ -16,14 +16,16 @@ function deployDir(): string {
 /**
  * Create the CRDs of deploy/kubernetes/crds (EgressPolicy, FaultInjection) and, with `istio`, Istio's
  * AuthorizationPolicy CRD (or only its `versions`); with `gatewayApi`, the Gateway API's HTTPRoute
- * and GRPCRoute as a cluster would serve them (test/fixtures/kubernetes: Palisade does not ship them).
+ * and GRPCRoute as a cluster would serve them, with `destinationRules` Istio's DestinationRule
+ * (test/fixtures/kubernetes: Palisade does not ship them).
  */
-export function installCrds(api: KubeApiDouble, opts: { istio?: boolean | { versions: string[] }; gatewayApi?: boolean } = {}): void {
+export function installCrds(api: KubeApiDouble, opts: { istio?: boolean | { versions: string[] }; gatewayApi?: boolean; destinationRules?: boolean } = {}): void {
   const yamls = (dir: string): string[] => fs.readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort().map((f) => path.join(dir, f));
   const files = [
     ...yamls(path.join(deployDir(), 'crds')),
     ...(opts.istio ? yamls(path.join(deployDir(), 'istio-crd')) : []),
     ...(opts.gatewayApi ? [fixturePath('kubernetes/gateway-api-routes.yaml')] : []),
+    ...(opts.destinationRules ? [fixturePath('kubernetes/istio-destinationrules.yaml')] : []),
   ];
   for (const file of files) {
     for (const doc of parseAllDocuments(fs.readFileSync(file, 'utf8'))) {

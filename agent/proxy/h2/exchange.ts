@@ -12,10 +12,12 @@
 import * as http2 from 'node:http2';
 import type { Logger } from '../../../common/log';
 import { errorCode } from '../connect';
+import { editHeaderObject } from '../http/header-edit';
 import type { HeaderRules } from '../http/headers';
 import { bodyOf, DENIED_BODY, statusOf } from '../http/refusal';
-import type { AttemptRefusal, Dispatch, HttpDecision, HttpRecord, NormalizedRequest, UpstreamTarget } from '../http/types';
-import { GRPC, grpcStatusOfHttp, parseGrpcTimeout, retryStatusOf, trailersOnly, trailersOnlyStatus } from './grpc';
+import type { AttemptRefusal, Dispatch, HopTracer, HttpDecision, HttpRecord, MirrorTap, NormalizedRequest, UpstreamTarget } from '../http/types';
+import { withTraceFields, type TraceHop } from '../../tracing/trace-context';
+import { GRPC, grpcStatusIn, grpcStatusOfHttp, parseGrpcTimeout, retryStatusOf, trailersOnly, trailersOnlyStatus } from './grpc';
 import { readRequest, relayedHeaders } from './request';
 import type { H2Sessions } from './sessions';
 
@@ -28,6 +30,8 @@ export interface H2Session {
   /** where an allowed request goes when its decision has no dispatch (the destination side: the pod) */
   target?: UpstreamTarget;
   onRecord(r: HttpRecord): void;
+  /** Read and continue (or start) the trace of each stream, as the HTTP/1.1 engine does; its record carries it. */
+  tracer?: HopTracer;
 }
 
 export interface ExchangeContext {
@@ -64,11 +68,15 @@ export class H2Exchange {
   private host = '';
   private grpc = false;
   private forward: http2.OutgoingHttpHeaders = {};
+  /** the stream's trace, when the session traces */
+  private trace: TraceHop | undefined;
   private decision: HttpDecision | undefined;
   private dispatch: Dispatch | undefined;
   private rejected: string | undefined;
   private error: string | undefined;
   private status = 0;
+  /** the grpc-status the client got (the proxy's own, the upstream's trailers-only or trailers) */
+  private grpcStatus: number | undefined;
   private bytesSent = 0;
   private bytesReceived = 0;
   private forwardedAfterMs: number | undefined;
@@ -89,6 +97,8 @@ export class H2Exchange {
   private readonly timers: NodeJS.Timeout[] = [];
   private attemptTimer: NodeJS.Timeout | undefined;
   private done = false;
+  /** a mirrored copy of this request, fed its body (a route's RequestMirror) */
+  private mirror: MirrorTap | undefined;
 
   constructor(
     private readonly ctx: ExchangeContext,
@@ -117,6 +127,11 @@ export class H2Exchange {
     this.path = r.req.path;
     this.host = r.req.host;
     this.forward = r.forward;
+    const tracer = this.ctx.session.tracer;
+    if (tracer !== undefined) {
+      this.trace = tracer.begin(r.req.headers);
+      this.forward = withTraceFields(this.forward, this.trace);
+    }
     stream.on('data', (d: Buffer) => this.bodyData(d));
     stream.once('end', () => this.bodyEnd());
     let decided: HttpDecision | Promise<HttpDecision>;
@@ -143,10 +158,28 @@ export class H2Exchange {
 
   private decided(d: HttpDecision): void {
     this.decision = d;
-    if (!this.live) return;
+    // decided after the stream ended (a request that waited its turn): its dispatch still ends, giving back its place
+    if (!this.live) return d?.dispatch?.finish();
     if (d?.allowed !== true) {
       const status = typeof d?.status === 'number' ? d.status : 403;
-      return this.answer(status, status === 403 ? GRPC.PERMISSION_DENIED : grpcStatusOfHttp(status));
+      return this.answer(status, typeof d?.grpcStatus === 'number' ? d.grpcStatus : status === 403 ? GRPC.PERMISSION_DENIED : grpcStatusOfHttp(status), d?.location);
+    }
+    if (d.mirror !== undefined) {
+      const tap = (this.mirror = d.mirror({ proto: 'h2', headers: this.forward }));
+      // what of the body has come so far waits in `queued` (nothing went upstream yet)
+      for (const chunk of this.queued) tap?.data(chunk);
+      if (this.bodyEnded) tap?.end();
+    }
+    const edit = d.edit;
+    if (edit !== undefined) {
+      const f = edit.request.length > 0 ? editHeaderObject(this.forward, edit.request) : { ...this.forward };
+      if (edit.host !== undefined) f[':authority'] = edit.host;
+      if (edit.path !== undefined) {
+        const target = String(f[':path']);
+        const q = target.indexOf('?');
+        f[':path'] = q < 0 ? edit.path : edit.path + target.slice(q);
+      }
+      this.forward = f;
     }
     const dispatch: Dispatch = (this.dispatch = d.dispatch ?? new OneTarget(this.ctx.session.target));
     if (this.bodyBytes > dispatch.replayBytes) this.dropKept();
@@ -219,6 +252,7 @@ export class H2Exchange {
 
   private bodyData(d: Buffer): void {
     this.bodyBytes += d.length;
+    this.mirror?.data(d);
     const keep = this.dispatch?.replayBytes ?? 64 * 1024;
     if (this.replayable && this.bodyBytes <= keep) this.kept.push(d);
     else this.dropKept();
@@ -232,6 +266,7 @@ export class H2Exchange {
 
   private bodyEnd(): void {
     this.bodyEnded = true;
+    this.mirror?.end();
     if (this.up !== undefined && !this.up.closed) this.up.end();
   }
 
@@ -261,8 +296,11 @@ export class H2Exchange {
     if (wait !== undefined) return this.retryAfter(wait);
     this.committed = true;
     this.status = status;
+    if (this.grpc) this.grpcStatus = grpcStatus;
     const { stream } = this;
-    stream.respond(relayedHeaders(h), { endStream: end, waitForTrailers: !end });
+    const response = this.decision?.edit?.response ?? [];
+    const relayed = response.length > 0 ? editHeaderObject(relayedHeaders(h), response) : relayedHeaders(h);
+    stream.respond(withAdded(relayed, this.dispatch?.responseHeaders?.()), { endStream: end, waitForTrailers: !end });
     if (end) return;
     stream.once('wantTrailers', () => {
       if (!stream.closed) stream.sendTrailers(this.trailers === undefined ? {} : relayedHeaders(this.trailers));
@@ -274,7 +312,10 @@ export class H2Exchange {
         stream.once('drain', () => up.resume());
       }
     });
-    up.once('trailers', (t) => (this.trailers = t));
+    up.once('trailers', (t) => {
+      this.trailers = t;
+      if (this.grpc) this.grpcStatus = grpcStatusIn(t);
+    });
     up.once('end', () => stream.end());
     up.once('close', () => {
       // reset before its end: the client's stream is reset too
@@ -337,18 +378,19 @@ export class H2Exchange {
 
   // --- answers and the end ---
 
-  /** The proxy's own answer: a gRPC call gets trailers-only `grpcStatus`, anything else `status` with a short body. */
-  private answer(status: number, grpcStatus: number): void {
+  /** The proxy's own answer: a gRPC call gets trailers-only `grpcStatus`, anything else `status` with a short body (and a redirect's `location`). */
+  private answer(status: number, grpcStatus: number, location?: string): void {
     const { stream } = this;
     if (stream.closed || stream.destroyed || stream.headersSent) return;
     if (this.grpc) {
       this.status = 200;
+      this.grpcStatus = grpcStatus;
       stream.respond(trailersOnly(grpcStatus), { endStream: true });
       return;
     }
     this.status = status;
     const body = status === 403 ? DENIED_BODY : bodyOf(status);
-    stream.respond({ ':status': status, 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) });
+    stream.respond({ ':status': status, ...(location !== undefined && { location }), 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) });
     stream.end(this.method === 'HEAD' ? undefined : body);
   }
 
@@ -359,6 +401,7 @@ export class H2Exchange {
   private closed(): void {
     if (this.done) return;
     this.done = true;
+    this.mirror?.abort();
     for (const t of this.timers) clearTimeout(t);
     if (this.attemptTimer !== undefined) clearTimeout(this.attemptTimer);
     if (!this.committed || (this.up !== undefined && !this.up.closed)) this.cancelUp();
@@ -369,6 +412,7 @@ export class H2Exchange {
       path: this.path,
       host: this.host,
       status: this.status,
+      ...(this.grpcStatus !== undefined && { grpcStatus: this.grpcStatus }),
       bytesSent: this.bytesSent,
       bytesReceived: this.bytesReceived,
       durationMs: Math.round(performance.now() - this.started),
@@ -376,6 +420,7 @@ export class H2Exchange {
       ...(this.rejected !== undefined && { rejected: this.rejected }),
       ...(this.error !== undefined && { error: this.error }),
       ...(this.forwardedAfterMs !== undefined && { forwardedAfterMs: this.forwardedAfterMs }),
+      ...(this.trace !== undefined && { trace: this.trace }),
     };
     try {
       this.ctx.session.onRecord(record);
@@ -383,4 +428,14 @@ export class H2Exchange {
       this.ctx.log.error({ err }, 'http2 onRecord callback failed');
     }
   }
+}
+
+/** `headers` with the mesh's own added (a sticky session's cookie), a name already there given both values. */
+function withAdded(headers: http2.OutgoingHttpHeaders, added: readonly (readonly [string, string])[] | undefined): http2.OutgoingHttpHeaders {
+  if (added === undefined) return headers;
+  for (const [name, value] of added) {
+    const had = headers[name];
+    headers[name] = had === undefined ? value : [...(Array.isArray(had) ? had : [String(had)]), value];
+  }
+  return headers;
 }

@@ -87,10 +87,13 @@ export function trailersOnly(grpcStatus: number, message = MESSAGES[grpcStatus] 
  * UNAVAILABLE to 503), so the default retry codes retry it, as Envoy's `retry_on: unavailable`.
  */
 export function trailersOnlyStatus(headers: Readonly<Record<string, unknown>>, endStream: boolean): number | undefined {
-  if (!endStream) return undefined;
-  const s = headers['grpc-status'];
-  const n = typeof s === 'string' && /^[0-9]{1,2}$/.test(s) ? Number(s) : undefined;
-  return n;
+  return endStream ? grpcStatusIn(headers) : undefined;
+}
+
+/** The `grpc-status` in trailers (or trailers-only headers): 1 or 2 digits, else undefined (its message is never read). */
+export function grpcStatusIn(headers: Readonly<Record<string, unknown>> | undefined): number | undefined {
+  const s = headers?.['grpc-status'];
+  return typeof s === 'string' && /^[0-9]{1,2}$/.test(s) ? Number(s) : undefined;
 }
 
 /** The HTTP status a trailers-only gRPC status counts as for retry codes and the balancer. */

@@ -2,4 +2,4 @@
 export { H2Front, type H2FrontOptions } from './front';
 export type { H2Session } from './exchange';
 export { asksForH2c, SWITCHING_TO_H2C, type UpgradeRequest } from './h2c-upgrade';
-export { H2_PREFACE, prefaceMatch, readPreface, type PrefaceRead } from './preface';
+export { H2_PREFACE, prefaceKind, prefaceMatch, readPreface, type HeadClassifier, type HeadKind, type PrefaceRead } from './preface';

@@ -14,16 +14,29 @@ export function prefaceMatch(head: Buffer): 'yes' | 'no' | 'more' {
   return head.length >= H2_PREFACE.length ? 'yes' : 'more';
 }
 
+/** What the first bytes are: HTTP/2's preface, an HTTP/1.x request line, anything else; 'more' while undecided. */
+export type HeadKind = 'h2' | 'http' | 'other';
+export type HeadClassifier = (head: Buffer) => HeadKind | 'more';
+
+/** The default classifier: the preface or not (HTTP/1.1 and anything else are both 'other'). */
+export const prefaceKind: HeadClassifier = (head) => {
+  const m = prefaceMatch(head);
+  return m === 'yes' ? 'h2' : m === 'no' ? 'other' : 'more';
+};
+
 export interface PrefaceRead {
-  kind: 'h2' | 'other' | 'closed' | 'timeout';
+  kind: HeadKind | 'closed' | 'timeout';
   /** every byte read, to be parsed first by whoever serves the connection */
   head: Buffer;
 }
 
-/** Read `conn` (after `already`, bytes read from it before) until the preface is there or cannot be; paused after. */
-export function readPreface(conn: Duplex, timeoutMs: number, already: Buffer = Buffer.alloc(0)): Promise<PrefaceRead> {
-  const now = prefaceMatch(already);
-  if (now !== 'more') return Promise.resolve({ kind: now === 'yes' ? 'h2' : 'other', head: already });
+/**
+ * Read `conn` (after `already`, bytes read from it before) until `classify` decides (by default:
+ * the preface is there or cannot be); paused after.
+ */
+export function readPreface(conn: Duplex, timeoutMs: number, already: Buffer = Buffer.alloc(0), classify: HeadClassifier = prefaceKind): Promise<PrefaceRead> {
+  const now = already.length > 0 ? classify(already) : 'more';
+  if (now !== 'more') return Promise.resolve({ kind: now, head: already });
   return new Promise((resolve) => {
     const chunks: Buffer[] = already.length > 0 ? [already] : [];
     let head = already;
@@ -39,8 +52,8 @@ export function readPreface(conn: Duplex, timeoutMs: number, already: Buffer = B
     const onData = (d: Buffer): void => {
       chunks.push(d);
       head = chunks.length === 1 ? d : Buffer.concat(chunks);
-      const m = prefaceMatch(head);
-      if (m !== 'more') done(m === 'yes' ? 'h2' : 'other');
+      const k = classify(head);
+      if (k !== 'more') done(k);
     };
     const onEnd = (): void => done('closed');
     const timer = setTimeout(() => done('timeout'), timeoutMs);

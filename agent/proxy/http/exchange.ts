@@ -18,7 +18,8 @@ import { openTunnel } from './tunnel';
 import { asksForH2c, SWITCHING_TO_H2C } from '../h2/h2c-upgrade';
 import { withTraceHeaders, type TraceHop } from '../../tracing/trace-context';
 import { Deadlines } from './deadlines';
-import type { AttemptRefusal, Dispatch, HttpDecision, NormalizedRequest } from './types';
+import { editLines, withHost, withPath } from './header-edit';
+import type { AttemptRefusal, Dispatch, HttpDecision, MirrorTap, NormalizedRequest } from './types';
 import type { ConnectionPool, UpstreamConnection, UpstreamUser } from './upstream';
 import { UpstreamConnection as Upstream } from './upstream';
 
@@ -122,6 +123,8 @@ export class Exchange implements ParsedRequest, UpstreamUser {
   private retryWait: number | undefined;
   /** status of a refusal that is not a policy denial (404: no route) */
   private denyStatus = 403;
+  /** a mirrored copy of this request, fed its body (a route's RequestMirror) */
+  private mirror: MirrorTap | undefined;
 
   constructor(
     readonly link: Link,
@@ -193,6 +196,7 @@ export class Exchange implements ParsedRequest, UpstreamUser {
   requestBody(chunk: Buffer): void {
     if (this.finished || this.discard || chunk.length === 0) return;
     if (this.draining) return this.drainData(chunk.length);
+    this.mirror?.data(chunk);
     this.body.push(chunk);
     if (this.upstream === undefined && this.body.heldBytes >= BODY_HOLD_BYTES) this.hold(true);
   }
@@ -200,6 +204,7 @@ export class Exchange implements ParsedRequest, UpstreamUser {
   requestEnd(): void {
     this.body.done = true;
     if (this.finished || this.discard) return;
+    this.mirror?.end();
     if (this.draining) this.drainEnd();
   }
 
@@ -269,6 +274,7 @@ export class Exchange implements ParsedRequest, UpstreamUser {
       this.deadlines?.clear();
       this.dispatch.finish();
     }
+    this.mirror?.abort();
     this.body.drop();
     if (this.holding) this.hold(false);
     this.link.exchangeDone(this);
@@ -325,13 +331,24 @@ export class Exchange implements ParsedRequest, UpstreamUser {
   }
 
   private decided(decision: HttpDecision): void {
-    if (this.finished || this.aborted) return;
+    // decided after the exchange ended (a request that waited its turn): its dispatch still ends, giving back its place
+    if (this.finished || this.aborted) return decision?.dispatch?.finish();
     this.decision = decision;
     if (decision?.allowed !== true) {
       if (typeof decision?.status === 'number') this.denyStatus = decision.status;
       return this.deny();
     }
+    // a dispatch this exchange will not use (the client is gone, or an upgrade is relayed whole) ends now, giving back its place
+    if (this.link.closed || this.detached) decision.dispatch?.finish();
     if (this.link.closed) return this.downstreamClosed();
+    // a WebSocket's upgrade is not mirrored: its copy would be a handshake nobody finishes
+    if (decision.mirror !== undefined && !this.detached) this.startMirror(decision.mirror);
+    const edit = decision.edit;
+    if (edit !== undefined) {
+      if (edit.request.length > 0) this.forward = editLines(this.forward, edit.request);
+      if (edit.host !== undefined) this.forward = withHost(this.forward, edit.host);
+      if (edit.path !== undefined) this.target = withPath(this.target, edit.path);
+    }
     if (decision.dispatch !== undefined && !this.detached) {
       const d = (this.dispatch = decision.dispatch);
       this.body.keep(d.replayBytes);
@@ -351,18 +368,29 @@ export class Exchange implements ParsedRequest, UpstreamUser {
     this.forwardRequest();
   }
 
+  /** The copy starts with what of the body has come so far (held: nothing went upstream yet). */
+  private startMirror(make: NonNullable<HttpDecision['mirror']>): void {
+    const tap = make({ proto: 'h1', method: this.method, target: this.target, lines: this.forward });
+    if (tap === undefined) return;
+    this.mirror = tap;
+    for (const piece of this.body.heldPieces()) tap.data(piece);
+    if (!this.hasBody || this.body.done) tap.end();
+  }
+
   /**
    * 403 with Istio's body; the connection stays usable unless the request body is unread and large.
    * `quiet`: no line (the mesh's own refusals, a fault abort or no route, are errors in their
-   * records, not denials to log one by one; a destination's refusal is logged there).
+   * records, not denials to log one by one, and a redirect is no denial; a destination's refusal
+   * is logged there).
    */
-  private deny(quiet = this.decision?.verdict === 'error'): void {
+  private deny(quiet = this.decision?.verdict === 'error' || this.decision?.location !== undefined): void {
     this.status = this.denyStatus;
     if (!quiet) this.link.ctx.log.info({ event: 'denied', status: this.status, method: this.method, path: this.path, host: this.host }, 'http request denied');
     if (this.detached) {
       this.closeAfter = true;
       this.replied = true;
-      this.link.writeRawAndClose(DENIED_RAW);
+      // a route's own answer (404, a redirect, a fault's abort) as it is, a denial as Istio's
+      this.link.writeRawAndClose(this.denyStatus === 403 ? DENIED_RAW : ownResponse(this.denyStatus, bodyOf(this.denyStatus), true, false, this.decision?.location));
       return this.complete();
     }
     if (this.receivingBody() && this.kind !== Kind.Continue && (this.body.chunked || this.contentLength <= DRAIN_LIMIT)) {
@@ -394,7 +422,7 @@ export class Exchange implements ParsedRequest, UpstreamUser {
     if (this.receivingBody()) this.closeAfter = true;
     const close = this.closeAfter || !this.keepsAliveOnFinalAnswer();
     const head = this.method === 'HEAD';
-    this.answer(this.denyStatus, this.denyStatus === 403 ? deniedResponse(close, head) : ownResponse(this.denyStatus, bodyOf(this.denyStatus), close, head), close);
+    this.answer(this.denyStatus, this.denyStatus === 403 ? deniedResponse(close, head) : ownResponse(this.denyStatus, bodyOf(this.denyStatus), close, head, this.decision?.location), close);
   }
 
   /** Our own short answer (a refusal, 503, 502). */
@@ -592,7 +620,10 @@ export class Exchange implements ParsedRequest, UpstreamUser {
       return;
     }
     if (this.receivingBody()) this.closeAfter = true;
-    const r = relayedHead(status, message, rawHeaders, { method: this.method, httpVersion: this.httpVersion, keepAlive: this.keepsAliveOnFinalAnswer() && !this.closeAfter });
+    const edit = this.decision?.edit;
+    if (edit !== undefined && edit.response.length > 0) rawHeaders = editLines(rawHeaders, edit.response);
+    const added = this.dispatch?.responseHeaders?.();
+    const r = relayedHead(status, message, added === undefined ? rawHeaders : [...rawHeaders, ...added.flat()], { method: this.method, httpVersion: this.httpVersion, keepAlive: this.keepsAliveOnFinalAnswer() && !this.closeAfter });
     if ('bad' in r) {
       this.error = `bad upstream response: ${r.bad}`;
       this.stop();

@@ -136,12 +136,13 @@ export const LAST_CHUNK = Buffer.from('0\r\n\r\n', 'latin1');
 export const CONTINUE_100 = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
 
 /**
- * One of the engine's own answers (a refusal, a denial, 503): text/plain with a fixed body,
- * which a HEAD request does not get.
+ * One of the engine's own answers (a refusal, a denial, 503, a route's redirect with its
+ * `location`): text/plain with a fixed body, which a HEAD request does not get.
  */
-export function ownResponse(status: number, body: string, close: boolean, head: boolean): Buffer {
+export function ownResponse(status: number, body: string, close: boolean, head: boolean, location?: string): Buffer {
   const text =
     'HTTP/1.1 ' + status + ' ' + (STATUS_CODES[status] ?? 'Error') + '\r\n' +
+    (location === undefined ? '' : 'location: ' + location + '\r\n') +
     'content-type: text/plain\r\ncontent-length: ' + Buffer.byteLength(body) + '\r\n' +
     dateHeaderLine() +
     (close ? 'Connection: close\r\n' : 'Connection: keep-alive\r\n') +

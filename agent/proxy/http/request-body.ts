@@ -31,6 +31,11 @@ export class RequestBody {
     this.heldBytes += chunk.length;
   }
 
+  /** What is held now (before anything went upstream: the whole body so far). */
+  heldPieces(): readonly Buffer[] {
+    return this.held ?? [];
+  }
+
   /** Forget what is held (the request is refused, or no longer wanted). */
   drop(): void {
     this.held = undefined;

@@ -1,5 +1,7 @@
 /** The data the HTTP front hands to its caller: the request authz sees, the decision, the record. */
+import type { OutgoingHttpHeaders } from 'node:http2';
 import type { Duplex } from 'node:stream';
+import type { RequestEdit } from '../../../common/routes/filters';
 import type { Logger } from '../../../common/log';
 import type { TraceHop } from '../../tracing/trace-context';
 import type { HttpLimits } from './limits';
@@ -27,12 +29,33 @@ export interface HttpDecision {
   allowed: boolean;
   /** not allowed: answer with this status (and its generic body) instead of Istio's 403, e.g. 404 when no route matches */
   status?: number;
-  /** not allowed by the mesh itself, not by a policy (a fault abort, no route): the record's verdict, and no per-request "denied" line */
-  verdict?: 'error';
+  /** not allowed, a gRPC call (HTTP/2): answer trailers-only with this grpc-status instead of gRPC's mapping of `status` (a fault's gRPC abort) */
+  grpcStatus?: number;
+  /** not allowed by the mesh itself, not by a policy (a fault abort, no route: error; a route's redirect: allowed): the record's verdict, and no per-request "denied" line */
+  verdict?: 'error' | 'allowed';
   /** allowed: the upstream is chosen per attempt, with deadlines and retries (the source node's routing, agent/traffic) */
   dispatch?: Dispatch;
+  /** allowed: changes to the forwarded request and to the relayed response (a route's filters) */
+  edit?: RequestEdit;
+  /** not allowed: the proxy's answer (`status`, a 3xx) carries this Location (a route's RequestRedirect) */
+  location?: string;
+  /** allowed: a copy of the request goes elsewhere too, its answer discarded (a route's RequestMirror); given the request as forwarded before `edit` */
+  mirror?: (source: MirrorSource) => MirrorTap | undefined;
   /** anything else the caller wants echoed into the record */
   [k: string]: unknown;
+}
+
+/** A request as the front forwards it, before a route's edit: what a mirrored copy is made from. */
+export type MirrorSource =
+  | { readonly proto: 'h1'; readonly method: string; readonly target: string; readonly lines: readonly string[] }
+  | { readonly proto: 'h2'; readonly headers: Readonly<OutgoingHttpHeaders> };
+
+/** A mirrored copy's body, fed as the request's arrives; sent once whole (end), or dropped (abort). */
+export interface MirrorTap {
+  data(chunk: Buffer): void;
+  end(): void;
+  /** the request ended without its whole body: the copy is not sent (counted) */
+  abort(): void;
 }
 
 /** Where one attempt of a request goes: the shared pool of that name, or a new connection. */
@@ -80,6 +103,8 @@ export interface Dispatch {
   readonly delayMs?: number;
   /** the upstream of the next attempt; undefined when none is left (503) */
   next(): UpstreamTarget | undefined;
+  /** headers the mesh adds to the relayed answer (a sticky session's cookie), asked once when it is relayed */
+  responseHeaders?(): readonly (readonly [string, string])[] | undefined;
   /** ms to wait before another attempt, or undefined to give the client this outcome */
   settle(o: AttemptOutcome, replayable: boolean): number | undefined;
   finish(): void;
@@ -91,6 +116,8 @@ export interface HttpRecord {
   host: string;
   /** Status the client got; 0 when it got none (connection closed first). */
   status: number;
+  /** a gRPC call's grpc-status as the client got it (its trailers, or a trailers-only answer), when it got one */
+  grpcStatus?: number;
   decision?: HttpDecision;
   /** Why the front refused the request before authz, e.g. 'content-length-with-transfer-encoding'. */
   rejected?: string;

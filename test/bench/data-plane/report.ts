@@ -36,7 +36,7 @@ export interface Metric {
   decimals: number;
   values: Partial<Record<PathName, Stat>>;
   /** median(Palisade) / median(haproxy) */
-  ratio: { 'palisade-l4'?: number; 'palisade-l7'?: number };
+  ratio: { 'palisade-l4'?: number; 'palisade-l7'?: number; 'palisade-routed'?: number };
 }
 
 export interface Target {
@@ -83,7 +83,7 @@ function perPath(samples: Sample[], workload: string, f: (s: Sample, direct: Sam
 function metric(m: Omit<Metric, 'ratio'>): Metric {
   const hap = m.values.haproxy?.median;
   const ratio: Metric['ratio'] = {};
-  for (const p of ['palisade-l4', 'palisade-l7'] as const) {
+  for (const p of ['palisade-l4', 'palisade-l7', 'palisade-routed'] as const) {
     const v = m.values[p]?.median;
     if (v !== undefined && hap !== undefined && hap > 0) ratio[p] = v / hap;
   }
@@ -226,9 +226,9 @@ function table(rows: string[][]): string {
 
 /** The printed table (also what the README's Performance section quotes). */
 export function renderTable(summary: Summary, header: string[]): string {
-  const rows: string[][] = [['metric', 'direct', 'palisade-l4', 'palisade-l7', 'haproxy', 'L4/hap', 'L7/hap']];
+  const rows: string[][] = [['metric', 'direct', 'palisade-l4', 'palisade-l7', 'palisade-routed', 'haproxy', 'L4/hap', 'L7/hap', 'routed/hap']];
   for (const m of summary.metrics) {
-    rows.push([`${m.label} [${m.unit}]`, ...PATHS.map((p) => cell(m, p)), ratioCell(m.ratio['palisade-l4']), ratioCell(m.ratio['palisade-l7'])]);
+    rows.push([`${m.label} [${m.unit}]`, ...PATHS.map((p) => cell(m, p)), ratioCell(m.ratio['palisade-l4']), ratioCell(m.ratio['palisade-l7']), ratioCell(m.ratio['palisade-routed'])]);
   }
   const rss = summary.rssMb;
   const pal = [rss['agent-1'], rss['agent-2']].filter((x): x is number => x !== undefined);
@@ -237,17 +237,17 @@ export function renderTable(summary: Summary, header: string[]): string {
   const hapMax = hap.length ? Math.max(...hap) : undefined;
   const rssRatio = palMax !== undefined && hapMax ? ratioCell(palMax / hapMax) : '—';
   const pair = (xs: number[]): string => (xs.length ? xs.map((x) => x.toFixed(1)).join(' / ') : '—');
-  rows.push(['peak RSS, node 1 / node 2 [MB]', '—', pair(pal), pair(pal), pair(hap), rssRatio, rssRatio]);
+  rows.push(['peak RSS, node 1 / node 2 [MB]', '—', pair(pal), pair(pal), pair(pal), pair(hap), rssRatio, rssRatio, rssRatio]);
   const an = summary.anonMb ?? {};
   const palAnon = [an['agent-1'], an['agent-2']].filter((x): x is number => x !== undefined);
   const hapAnon = [an['haproxy-1'], an['haproxy-2']].filter((x): x is number => x !== undefined);
   const anonRatio = palAnon.length && hapAnon.length ? ratioCell(Math.max(...palAnon) / Math.max(...hapAnon)) : '—';
-  rows.push(['peak anonymous memory, node 1 / node 2 [MB]', '—', pair(palAnon), pair(palAnon), pair(hapAnon), anonRatio, anonRatio]);
+  rows.push(['peak anonymous memory, node 1 / node 2 [MB]', '—', pair(palAnon), pair(palAnon), pair(palAnon), pair(hapAnon), anonRatio, anonRatio, anonRatio]);
   const errs = PATHS.map((p) => {
     const e = summary.errors[p];
     return e ? String(e.errors + e.timeouts + e.connectErrors + e.non2xx) : '—';
   });
-  rows.push(['failed requests, all runs', ...errs, '', '']);
+  rows.push(['failed requests, all runs', ...errs, '', '', '']);
   const lines = [
     ...header,
     'latency: direct absolute, the others added over direct in the same round [µs]; CPU: both nodes\' proxies; failed = errors + timeouts + non-2xx',

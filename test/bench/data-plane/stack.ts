@@ -48,7 +48,27 @@ import {
   writeWww,
 } from './configs';
 
-export const PATHS = ['direct', 'palisade-l4', 'palisade-l7', 'haproxy'] as const;
+export const PATHS = ['direct', 'palisade-l4', 'palisade-l7', 'palisade-routed', 'haproxy'] as const;
+
+/**
+ * The routed path: Service `bench-routed` (this VIP, port 80 → nginx's port) selects the L4 server
+ * pod, and an HTTPRoute (one rule, one backend, weight 100) is attached to it, so node 1's proxy
+ * parses and routes every request (issue #18's per-request routing cost on the source node); node 2
+ * delivers at L4 as on the palisade-l4 path.
+ */
+const ROUTED_VIP = '10.96.0.80';
+const ROUTED_PORT = 80;
+const ROUTED_SERVICES = (targetPort: number): string => `services:
+  - {name: bench-routed, namespace: default, vips: [${ROUTED_VIP}], ports: [{port: ${ROUTED_PORT}, targetPort: ${targetPort}}], selector: {app: bench-server}}
+`;
+const ROUTED_ROUTE = `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: bench-routed, namespace: default}
+spec:
+  parentRefs: [{kind: Service, name: bench-routed, port: ${ROUTED_PORT}}]
+  rules:
+  - backendRefs: [{name: bench-routed, port: ${ROUTED_PORT}, weight: 100}]
+`;
 export type PathName = (typeof PATHS)[number];
 export const PROXIES = ['agent-1', 'agent-2', 'haproxy-1', 'haproxy-2'] as const;
 export type ProxyName = (typeof PROXIES)[number];
@@ -237,11 +257,11 @@ export async function buildStack(opts: StackOptions): Promise<Stack> {
     fs.mkdirSync(policyDir);
     fs.writeFileSync(path.join(policyDir, 'bench-l7.yaml'), l7PolicyYaml());
     const agentSettings = ['--access-log none', '--log-level info (the default: no line per request or connection)', 'flow records streamed to the collector', 'metrics on :15020'];
-    const startAgent = (name: ProxyName, node: NodeNs, pods: Parameters<typeof workloadsYaml>[0], extra: string[]): ProxyProcess => {
+    const startAgent = (name: ProxyName, node: NodeNs, pods: Parameters<typeof workloadsYaml>[0], extra: string[], services = ''): ProxyProcess => {
       const adir = path.join(dir, name);
       fs.mkdirSync(adir);
       const workloadsFile = path.join(adir, 'workloads.yaml');
-      fs.writeFileSync(workloadsFile, workloadsYaml(pods));
+      fs.writeFileSync(workloadsFile, workloadsYaml(pods) + services);
       const tokenFile = path.join(adir, 'join-token');
       fs.writeFileSync(tokenFile, coll.token(node.name, { nodeCidr: node.podCidr }), { mode: 0o600 });
       const args = agentArgs(node, {
@@ -253,7 +273,7 @@ export async function buildStack(opts: StackOptions): Promise<Stack> {
       });
       return startProxy(name, node, process.execPath, [...opts.agentNodeFlags, ...args, '--access-log', 'none', ...extra], true);
     };
-    const agent1 = startAgent('agent-1', node1, [{ pod: client, serviceAccount: CLIENT_SA, labels: { app: 'bench-client' } }], []);
+    const agent1 = startAgent('agent-1', node1, [{ pod: client, serviceAccount: CLIENT_SA, labels: { app: 'bench-client' } }], [], ROUTED_SERVICES(SERVER_PORT));
     const agent2 = startAgent(
       'agent-2',
       node2,
@@ -271,12 +291,17 @@ export async function buildStack(opts: StackOptions): Promise<Stack> {
         }),
       ]);
     await Promise.all([ready(agent1), ready(agent2)]);
+    // the routed path's HTTPRoute, through the collector's store, once the registry has its Service's endpoint
+    await waitFor(() => coll.running.snapshot().services?.find((x) => x.name === 'bench-routed')?.endpoints.some((e) => e.ready), 20_000, { what: 'Service bench-routed and its endpoint in the registry' });
+    const applied = await coll.running.policies.apply([{ source: 'bench-routed.yaml', text: ROUTED_ROUTE }], false, 'bench');
+    if (!applied.applied) throw new Error(`the routed path's HTTPRoute was refused: ${JSON.stringify(applied)}`);
     log(`agents ready (pids ${agent1.child.pid}, ${agent2.child.pid}); haproxy pids ${hap1.child.pid}, ${hap2.child.pid}`);
 
     const paths: Record<PathName, PathTarget> = {
       direct: { pod: plain, host: server.ip, port: SERVER_PORT, proxies: [] },
       'palisade-l4': { pod: client, host: server.ip, port: SERVER_PORT, proxies: ['agent-1', 'agent-2'] },
       'palisade-l7': { pod: client, host: serverL7.ip, port: SERVER_PORT, proxies: ['agent-1', 'agent-2'] },
+      'palisade-routed': { pod: client, host: ROUTED_VIP, port: ROUTED_PORT, proxies: ['agent-1', 'agent-2'] },
       haproxy: { pod: plain, host: node1.proxyIp, port: HAPROXY_HTTP_PORT, proxies: ['haproxy-1', 'haproxy-2'] },
     };
     const checks = await verify(t, paths, { clientIp: client.ip, plainIp: plain.ip, node2ProxyIp: node2.proxyIp, node2Underlay: node2.underlayIp });
@@ -345,6 +370,14 @@ async function verify(
   expect(`palisade-l7: GET ${SMALL_PATH} allowed`, l7Ok.status === '200' && l7Ok.body.length === 1024, l7Ok.status);
   expect(`palisade-l7: POST ${SMALL_PATH} refused`, l7Post.status === '403', l7Post.status);
   checks['palisade-l7'] = `peer ${l7.body.split('|')[0]} with XFCC, GET ${SMALL_PATH} -> ${l7Ok.status}, GET ${FORBIDDEN_PATH} -> ${l7Admin.status}, POST -> ${l7Post.status}`;
+
+  // routed: the route's flow on node 1 is not read here; nginx sees node 2's proxy (L4 delivery), and a
+  // path no policy refuses reaches nginx (404), unlike the L7 path's 403
+  const routed = await first('palisade-routed');
+  expect('palisade-routed: delivered by node 2\'s proxy', routed.body.startsWith(`${ips.node2ProxyIp}|`), routed.body);
+  const routedAdmin = await curl(topo, paths['palisade-routed'].pod, url('palisade-routed', FORBIDDEN_PATH));
+  expect('palisade-routed: routed to the L4 server (nginx answers 404 for /admin)', routedAdmin.status === '404', routedAdmin.status);
+  checks['palisade-routed'] = `peer ${routed.body.split('|')[0]}, ${FORBIDDEN_PATH} -> ${routedAdmin.status}`;
 
   const hap = await first('haproxy');
   expect('haproxy: delivered by haproxy-2 in node 2 with the caller\'s certificate', hap.body.startsWith(`${ips.node2ProxyIp}|`) && hap.body.includes('Subject=client'), hap.body);

@@ -81,8 +81,8 @@ describe('palisade observe (CLI against a real collector)', function () {
   let seq = 0;
 
   /** Store `flows` as their node's agent session would. */
-  function ingest(...flows: FlowRecord[]): void {
-    for (const f of flows) col.flows.ingest(f.node, { session: `s-${f.node}`, seq: ++seq, lost: 0, flows: [f] });
+  async function ingest(...flows: FlowRecord[]): Promise<void> {
+    for (const f of flows) await col.flows.ingest(f.node, { session: `s-${f.node}`, seq: ++seq, lost: 0, flows: [f] });
   }
 
   function cli(env: Record<string, string> = {}, stdoutIsTTY = false): Cli {
@@ -132,7 +132,7 @@ describe('palisade observe (CLI against a real collector)', function () {
     dataDir = template.dataDir(dirs);
     xdg = dirs.make('palisade-xdg-');
     col = await collector(stack, { dataDir, log: new LogCapture().logger });
-    ingest(...SEED);
+    await ingest(...SEED);
   });
   after(async () => {
     await stack.unwind();
@@ -223,9 +223,9 @@ describe('palisade observe (CLI against a real collector)', function () {
       await waitFor(() => c.stdout().includes('f3-egress'), 5_000, 'the page');
       assert.match(c.stdout(), /f2-admin[^]*f3-egress/);
       const before = c.out.length;
-      ingest(flow(0, { reason: 'new-allowed' })); // does not match: never printed
+      await ingest(flow(0, { reason: 'new-allowed' })); // does not match: never printed
       const t0 = Date.now();
-      ingest(flow(0, { reason: 'new-denied', verdict: 'denied', http: { method: 'DELETE', path: '/admin', status: 403 } }));
+      await ingest(flow(0, { reason: 'new-denied', verdict: 'denied', http: { method: 'DELETE', path: '/admin', status: 403 } }));
       await waitFor(() => c.stdout().includes('new-denied'), 1_000, 'the new flow');
       assert.ok(Date.now() - t0 < 1_000);
       const later = c.out.slice(before).join('');
@@ -243,13 +243,13 @@ describe('palisade observe (CLI against a real collector)', function () {
       // the stream is subscribed once the collector counts a follower; until then, keep storing
       await waitFor(
         () => {
-          ingest(flow(0, { reason: 'probe', source: WEB1 }));
+          void ingest(flow(0, { reason: 'probe', source: WEB1 }));
           return c.stdout().includes('probe');
         },
         5_000,
         'the stream to be live',
       );
-      ingest(flow(0, { reason: 'live-1', source: WEB1 }), flow(0, { reason: 'not-web-1' }));
+      await ingest(flow(0, { reason: 'live-1', source: WEB1 }), flow(0, { reason: 'not-web-1' }));
       await waitFor(() => c.stdout().includes('live-1'), 1_000, 'live-1');
       c.stop();
       assert.equal(await done, 0);

@@ -9,25 +9,12 @@ import { strict as assert } from 'node:assert';
 import type { RunningCollector } from '../../../collector/collector';
 import { encodeMessage } from '../../../common/mesh-protocol';
 import { MAX_POLICY_FILE_BYTES } from '../../../common/policy-files';
-import { HealthPoller, keepAlive, loopDelay, type LoopDelay } from './event-loop-fixtures';
+import { HealthPoller, keepAlive, loopDelay, manyPolicies, type LoopDelay } from './event-loop-fixtures';
 import { apiGet } from './flows-fixtures';
 import { collector, joinedNodeDir, LogCapture, opened, rawNodeSocket, useCollectorSuite, waitFor } from './helpers';
 
 const POLICIES = 1_000;
 const AGENTS = 8;
-
-/** One ALLOW policy per workload, two rules each naming callers; `round` changes every one of them. */
-function policies(round: number): string {
-  const docs: string[] = [];
-  for (let i = 0; i < POLICIES; i++) {
-    docs.push(
-      `apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: allow-${i}, namespace: shop}\nspec:\n  selector: {matchLabels: {app: app-${i}}}\n  action: ALLOW\n` +
-        `  rules:\n  - {from: [{source: {principals: [cluster.local/ns/shop/sa/caller-${round}-${i}]}}], to: [{operation: {methods: [GET], ports: ["8080"]}}]}\n` +
-        `  - {from: [{source: {namespaces: [ops-${round}]}}], to: [{operation: {methods: [GET, HEAD], paths: ["/status/${i}"]}}]}\n`,
-    );
-  }
-  return docs.join('---\n');
-}
 
 describe('collector: event loop during a large policy apply', function () {
   this.timeout(300_000);
@@ -56,7 +43,7 @@ describe('collector: event loop during a large policy apply', function () {
     const baseline: LoopDelay = idle.stop();
     console.log(`      idle: event-loop delay p99 ${baseline.p99.toFixed(1)} / max ${baseline.max.toFixed(1)} ms`);
     for (const round of [1, 2]) {
-      const text = policies(round);
+      const text = manyPolicies(POLICIES, round);
       assert.ok(Buffer.byteLength(text) <= MAX_POLICY_FILE_BYTES, `${Buffer.byteLength(text)} bytes`);
       const body = { files: [{ source: 'many.yaml', text }] };
       const health = new HealthPoller(col, { token: col.adminToken, agent: keepAlive(stack) });

@@ -66,7 +66,7 @@ describe('Dashboard page (headless Chromium): trace links and parallel edges', f
 
   before(async function () {
     col = await collector(stack, { dataDir: dirs.make('dash-browser-'), log: silentLogger(), traceUrl: TRACE_URL });
-    col.flows.ingest('node-1', { session: 'test', seq: 1, lost: 0, flows: FLOWS });
+    await col.flows.ingest('node-1', { session: 'test', seq: 1, lost: 0, flows: FLOWS });
     const t = await apiGet(col, DASHBOARD_API.ticket, { token: col.adminToken }, 'POST', {});
     const { ticket, path } = JSON.parse(t.text) as TicketResponse;
     browser = await launchBrowser('dashboard-browser');

@@ -62,3 +62,16 @@ export function loopDelay(): { stop: () => LoopDelay } {
     },
   };
 }
+
+/** `count` ALLOW policies, one per workload, two rules each naming callers; `round` changes every one of them. */
+export function manyPolicies(count: number, round: number): string {
+  const docs: string[] = [];
+  for (let i = 0; i < count; i++) {
+    docs.push(
+      `apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: allow-${i}, namespace: shop}\nspec:\n  selector: {matchLabels: {app: app-${i}}}\n  action: ALLOW\n` +
+        `  rules:\n  - {from: [{source: {principals: [cluster.local/ns/shop/sa/caller-${round}-${i}]}}], to: [{operation: {methods: [GET], ports: ["8080"]}}]}\n` +
+        `  - {from: [{source: {namespaces: [ops-${round}]}}], to: [{operation: {methods: [GET, HEAD], paths: ["/status/${i}"]}}]}\n`,
+    );
+  }
+  return docs.join('---\n');
+}

@@ -6,8 +6,9 @@
  * acknowledged — so produced = stored(A) ∪ stored(B) + lost exactly, and a flow both stored is
  * the same flow (same node + origin), shown once by observe's merge.
  *
- * The replicas share the CA through the API, not yet the node records (collector/nodes/): the test
- * hands A's nodes.json to B, standing in for that (README "Collector replicas" says what is missing).
+ * The replicas share the CA and the node records through the API (PalisadeNode objects,
+ * collector/kubernetes/node-records-share.ts): B accepts the node A let join, with no copy of
+ * A's files and no new join.
  */
 import { strict as assert } from 'node:assert';
 import { X509Certificate } from 'node:crypto';
@@ -22,28 +23,16 @@ import { FLOWS_DB_FILE, FlowStore } from '../../../collector/flows/store';
 import type { FlowRecord } from '../../../common/flow';
 import type { StoredFlow } from '../../../common/flows-api';
 import { createCsr, generateKeyPair } from '../../../common/pki';
+import { NodeRecords } from '../../../collector/nodes/node-records';
 import { KubeApiDouble } from '../../harness/kube-api-double';
+import { installCrds } from '../../harness/kube-crds';
+import { numberedFlow } from './flows-fixtures';
 import { client, collector, LogCapture, token, useCollectorSuite, waitFor, workload } from './helpers';
 
 const NODE = 'node-f';
 const CA_SECRET = { namespace: 'palisade-system', name: 'palisade-ca' };
 
-function record(n: number): FlowRecord {
-  return {
-    time: new Date().toISOString(),
-    node: NODE,
-    direction: 'outbound',
-    source: { ip: '10.7.0.1', workload: 'web', namespace: 'default', identity: 'spiffe://cluster.local/ns/default/sa/web' },
-    destination: { ip: '10.7.0.2', port: 8080 },
-    protocol: 'tcp',
-    verdict: 'allowed',
-    reason: 'allowed',
-    mtls: true,
-    bytesSent: n,
-    bytesReceived: 0,
-    durationMs: 1,
-  };
-}
+const record = (n: number): FlowRecord => numberedFlow(NODE, n);
 
 /** Every flow a stopped collector stored (its database, opened again read-write by the test). */
 async function storedIn(dataDir: string): Promise<StoredFlow[]> {
@@ -64,6 +53,7 @@ describe('collector replicas: an agent fails over between two collectors sharing
   beforeEach(async function () {
     api = await KubeApiDouble.start({ token: 'collector' });
     api.create('v1/namespaces', { metadata: { name: CA_SECRET.namespace } });
+    installCrds(api);
     // In Kubernetes mode the collector is the node authorizer: the workload is a pod on the node.
     api.create('v1/pods', { metadata: { name: 'web', namespace: 'default' }, spec: { nodeName: NODE, serviceAccountName: 'web', containers: [{ name: 'web', image: 'web' }] } });
     kubeconfig = path.join(dirs.make(), 'kubeconfig');
@@ -86,9 +76,9 @@ describe('collector replicas: an agent fails over between two collectors sharing
     c.setWorkloads([workload('web', '10.7.0.1')]);
     await c.start();
     assert.equal(c.collector, a.url, 'the first address first');
-    // Stands in for node records shared through the API (not built yet): B knows the node A let join.
-    fs.copyFileSync(path.join(dataA, 'nodes.json'), path.join(dataB, '.nodes.json.new'));
-    fs.renameSync(path.join(dataB, '.nodes.json.new'), path.join(dataB, 'nodes.json'));
+    // A wrote the node's record to the API; B hears of it through its watch.
+    await waitFor(() => new NodeRecords(dataB).record(NODE) !== undefined, 5_000, 'B knows the node A let join (PalisadeNode)');
+    assert.equal((api.get('palisade.dev/v1/palisadenodes', '', NODE) as { spec?: { record?: { node?: string } } } | undefined)?.spec?.record?.node, NODE, 'the PalisadeNode object A wrote');
     const nodeCert = fs.readFileSync(nodeCertPath(agentDir), 'utf8');
 
     const reporter = new FlowReporter({ log: pino({ level: 'silent' }), batchSize: 50, flushIntervalMs: 20 });

@@ -126,6 +126,31 @@ describe('common/flows-api filters', () => {
       }
     });
 
+    it('a gRPC call\'s grpc-status is stored in its own column and answered in the record; a store of schema 3 gains the column, filled from the stored records', async () => {
+      const call = { ...a[0]!, http: { method: 'POST', path: '/shop.Cart/Add', status: 200, grpcStatus: 14 } };
+      const file = path.join(dirs.make(), 'flows.db');
+      const old = FlowStore.open({ file, log: pino({ level: 'silent' }) });
+      old.ingest('node-a', { session: 's', seq: 1, lost: 0, flows: [call, a[1]!] });
+      assert.deepEqual(old.query({ httpPath: '/shop.Cart/Add' }).map((f) => f.http), [call.http]);
+      await old.close();
+      const column = (): Array<number | null> => {
+        const db = new Database(file, { readonly: true });
+        try {
+          return (db.prepare('SELECT grpc_status FROM flows ORDER BY id').all() as Array<{ grpc_status: number | null }>).map((r) => r.grpc_status);
+        } finally {
+          db.close();
+        }
+      };
+      assert.deepEqual(column(), [14, null]);
+      const db = new Database(file);
+      db.exec('ALTER TABLE flows DROP COLUMN grpc_status;');
+      db.pragma('user_version = 3');
+      db.close();
+      const again = FlowStore.open({ file, log: pino({ level: 'silent' }) });
+      await again.close();
+      assert.deepEqual(column(), [14, null]);
+    });
+
     for (const [what, filters, tags] of FILTER_CASES) {
       it(`agree on ${what}`, () => {
         const bySql = store.query(filters).map((f) => f.bytesSent);

@@ -195,3 +195,21 @@ export class FlowSession {
     });
   }
 }
+
+/** A TCP flow of `node`'s web workload, told apart from every other by `bytesSent` = `n`. */
+export function numberedFlow(node: string, n: number): FlowRecord {
+  return {
+    time: new Date().toISOString(),
+    node,
+    direction: 'outbound',
+    source: { ip: '10.7.0.1', workload: 'web', namespace: 'default', identity: 'spiffe://cluster.local/ns/default/sa/web' },
+    destination: { ip: '10.7.0.2', port: 8080 },
+    protocol: 'tcp',
+    verdict: 'allowed',
+    reason: 'allowed',
+    mtls: true,
+    bytesSent: n,
+    bytesReceived: 0,
+    durationMs: 1,
+  };
+}

@@ -89,7 +89,7 @@ describe('collector: policies from the Kubernetes API (double)', function () {
       { synced: k.synced, kinds: k.policyKinds, inForce: k.policyObjects, refused: k.refused.map((r) => [r.object, r.previousInForce]) },
       {
         synced: true,
-        kinds: { AuthorizationPolicy: 'security.istio.io/v1', EgressPolicy: 'palisade.dev/v1', HTTPRoute: 'not installed', GRPCRoute: 'not installed', FaultInjection: 'palisade.dev/v1' },
+        kinds: { AuthorizationPolicy: 'security.istio.io/v1', EgressPolicy: 'palisade.dev/v1', HTTPRoute: 'not installed', GRPCRoute: 'not installed', FaultInjection: 'palisade.dev/v1', DestinationRule: 'not installed' },
         inForce: 1,
         refused: [['AuthorizationPolicy shop/deny-admin', true], ['EgressPolicy shop/bad', false]],
       },

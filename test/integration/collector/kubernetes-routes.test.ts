@@ -30,8 +30,14 @@ spec:
   rules:
   - matches: [{headers: [{name: x-user-group, value: beta}]}]
     backendRefs: [{name: web-v2, port: 80}]
+    filters:
+    - {type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-canary, value: "yes"}], remove: [x-debug]}}
+    - {type: RequestMirror, requestMirror: {backendRef: {name: web-v1, port: 80}, fraction: {numerator: 1, denominator: 4}}}
   - matches: [{path: {type: PathPrefix, value: /api}, method: POST}]
-    backendRefs: [{name: web-v1, port: 80, weight: 90}, {name: web-v2, port: 80, weight: 10}]
+    backendRefs:
+    - {name: web-v1, port: 80, weight: 90, filters: [{type: ResponseHeaderModifier, responseHeaderModifier: {add: [{name: x-served, value: v1}]}}]}
+    - {name: web-v2, port: 80, weight: 10}
+    filters: [{type: URLRewrite, urlRewrite: {hostname: api.shop, path: {type: ReplacePrefixMatch, replacePrefixMatch: /v2}}}]
     timeouts: {request: 2s}
     retry: {codes: [503], attempts: 3}
   - backendRefs: [{name: web-v1, port: 80}]
@@ -45,6 +51,7 @@ spec:
   rules:
   - matches: [{method: {service: helloworld.Greeter, method: SayHello}}]
     backendRefs: [{name: greeter-v2, port: 50051}]
+    filters: [{type: RequestHeaderModifier, requestHeaderModifier: {add: [{name: x-route, value: greeter}]}}]
   - backendRefs: [{name: greeter-v1, port: 50051}]
 ---
 apiVersion: palisade.dev/v1
@@ -61,8 +68,8 @@ describe('collector: routes from the Kubernetes API (double)', function () {
   let api: KubeApiDouble;
   let collector: RunningCollector;
 
-  async function start(opts: { gatewayApi?: boolean } = {}): Promise<void> {
-    await k8s.start({ namespaces: ['shop'], crds: { istio: true, gatewayApi: opts.gatewayApi ?? true } });
+  async function start(opts: { gatewayApi?: boolean; destinationRules?: boolean } = {}): Promise<void> {
+    await k8s.start({ namespaces: ['shop'], crds: { istio: true, gatewayApi: opts.gatewayApi ?? true, destinationRules: opts.destinationRules ?? false } });
     ({ api, collector } = k8s);
   }
 
@@ -88,6 +95,7 @@ describe('collector: routes from the Kubernetes API (double)', function () {
       faults: (set.faults ?? []).map((f) => ({ id: f.id, delay: f.delay, abort: f.abort })),
     });
     assert.deepEqual(strip(fromApi), strip(fromFile));
+    assert.ok(fromApi.routes!.some((r) => r.rules.some((x) => x.filters?.rewrite !== undefined && x.backends[0]?.filters !== undefined)), 'the filters came through the API (rule and backendRef)');
     const tables = [fromApi, fromFile].map((s) => new RouteTable(s.routes ?? [], s.faults ?? []));
     let compared = 0;
     for (const [service, port] of [['web', 80], ['greeter', 50051], ['other', 80]] as const) {
@@ -140,6 +148,33 @@ describe('collector: routes from the Kubernetes API (double)', function () {
       await stack.unwind();
       dirs.cleanup();
     }
+  });
+
+  it('keeps DestinationRule objects (networking.istio.io) like routes; one with subsets is refused with the hint in an Event, nothing of it applied', async function () {
+    await start({ destinationRules: true });
+    const DR = 'networking.istio.io/v1/destinationrules';
+    const manifest = (name: string, extra: Record<string, unknown> = {}): Record<string, unknown> => ({
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'DestinationRule',
+      metadata: { name, namespace: 'shop' },
+      spec: { host: 'web.shop.svc.cluster.local', trafficPolicy: { loadBalancer: { consistentHash: { httpHeaderName: 'x-user' } }, connectionPool: { http: { http2MaxRequests: 2 } } }, ...extra },
+    });
+    api.create(DR, manifest('web'));
+    await waitFor(() => stored().length === 1, 5000, { what: 'the DestinationRule stored' });
+    assert.deepEqual(stored(), ['DestinationRule shop/web kubernetes kubernetes']);
+    const set = compilePolicyFiles((JSON.parse(collector.policies.frame()) as PoliciesMessage).files);
+    const dr = set.destinationRules![0]!;
+    assert.deepEqual([dr.id, dr.host, dr.policy.loadBalancer, dr.policy.connectionPool?.maxRequests], ['shop/web', { namespace: 'shop', name: 'web' }, { kind: 'HASH', by: 'header', name: 'x-user' }, 2]);
+    assert.equal(collector.kubernetes!.status().policyKinds.DestinationRule, 'networking.istio.io/v1');
+    const version = collector.policies.version;
+    api.create(DR, manifest('canary', { subsets: [{ name: 'v1', labels: { version: 'v1' } }] }));
+    const events = (): Array<{ reason: string; message: string; involvedObject: { kind: string; name: string } }> => api.list('v1/events', 'shop') as never;
+    await waitFor(() => events().some((e) => e.reason === 'PolicyRejected'), 5000, { what: 'the Warning Event' });
+    const event = events().find((e) => e.reason === 'PolicyRejected')!;
+    assert.deepEqual([event.involvedObject.kind, event.involvedObject.name], ['DestinationRule', 'canary']);
+    assert.match(event.message, /spec\.subsets: subsets are not supported: use one Service per version \(Istio ambient's own advice\)/);
+    assert.equal(collector.policies.version, version, 'nothing applied');
+    assert.deepEqual(stored(), ['DestinationRule shop/web kubernetes kubernetes']);
   });
 
   it('refuses a bad route with an Event naming the problem; the previous version stays in force', async function () {

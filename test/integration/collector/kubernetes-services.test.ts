@@ -57,8 +57,16 @@ describe('collector: Services and EndpointSlices from the Kubernetes API (double
     await waitFor(() => latest() === 'shop/web 10.96.0.10 10.0.1.11:8080,10.0.2.10:8080(unready)', 5000, { what: 'the endpoint unready' });
     api.create('v1/services', { metadata: { name: 'db', namespace: 'shop' }, spec: { clusterIP: '10.96.0.20', ports: [{ port: 5432, targetPort: 5432 }] } });
     await waitFor(() => latest().startsWith('shop/db 10.96.0.20  | shop/web'), 5000, { what: 'the published services' });
+    // a slice change builds its service again, and only it: the registry pushes only what changed
+    const db = published.at(-1)![0]!;
+    api.patch('discovery.k8s.io/v1/endpointslices', 'shop', 'web-abcde', { endpoints: (slice(true) as { endpoints: unknown }).endpoints });
+    await waitFor(() => latest().endsWith('10.0.1.11:8080,10.0.2.10:8080'), 5000, { what: 'the endpoint ready again' });
+    assert.equal(published.at(-1)![0], db, 'the unchanged service is the same object');
+    // a slice relabelled to another service leaves the first
+    api.patch('discovery.k8s.io/v1/endpointslices', 'shop', 'web-abcde', { metadata: { labels: { 'kubernetes.io/service-name': 'db' } } });
+    await waitFor(() => latest() === 'shop/db 10.96.0.20 10.0.1.11:5432,10.0.2.10:5432 | shop/web 10.96.0.10 ', 5000, { what: 'the slice under db' });
     api.delete('v1/services', 'shop', 'web');
-    await waitFor(() => latest() === 'shop/db 10.96.0.20 ', 5000, { what: 'the published services' });
+    await waitFor(() => latest() === 'shop/db 10.96.0.20 10.0.1.11:5432,10.0.2.10:5432', 5000, { what: 'the published services' });
   });
 
   it('an API outage changes nothing; the watch picks up what changed once it is back', async function () {

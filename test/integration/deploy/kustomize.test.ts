@@ -64,6 +64,7 @@ describe('kubectl kustomize deploy/kubernetes (the real kubectl)', function () {
       'ClusterRoleBinding/palisade-collector',
       'CustomResourceDefinition/egresspolicies.palisade.dev',
       'CustomResourceDefinition/faultinjections.palisade.dev',
+      'CustomResourceDefinition/palisadenodes.palisade.dev',
       'DaemonSet/palisade-system/palisade-agent',
       'Deployment/palisade-system/palisade-collector',
       'Namespace/palisade-system',
@@ -102,11 +103,12 @@ describe('kubectl kustomize deploy/kubernetes (the real kubectl)', function () {
     assert.deepEqual(find('ClusterRole', 'palisade-agent').rules, [{ apiGroups: [''], resources: ['pods', 'namespaces'], verbs: ['get', 'list', 'watch'] }]);
   });
 
-  it('RBAC: the collector reads pods, services, endpoint slices, policy and route objects, and writes only Events and the status of our own kinds', () => {
+  it('RBAC: the collector reads pods, services, endpoint slices, policy, route and destination rule objects, and writes only Events, the status of our own kinds and the nodes\' join records', () => {
     const rules = find('ClusterRole', 'palisade-collector').rules!;
     const grants = rules.flatMap((r) => r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => `${v} ${g || 'core'}/${res}`)))).sort();
     assert.deepEqual(grants, [
       'create core/events',
+      'create palisade.dev/palisadenodes',
       'get gateway.networking.k8s.io/grpcroutes',
       'get gateway.networking.k8s.io/httproutes',
       'get palisade.dev/faultinjections',
@@ -115,18 +117,23 @@ describe('kubectl kustomize deploy/kubernetes (the real kubectl)', function () {
       'list discovery.k8s.io/endpointslices',
       'list gateway.networking.k8s.io/grpcroutes',
       'list gateway.networking.k8s.io/httproutes',
+      'list networking.istio.io/destinationrules',
       'list palisade.dev/egresspolicies',
       'list palisade.dev/faultinjections',
+      'list palisade.dev/palisadenodes',
       'list security.istio.io/authorizationpolicies',
       'patch palisade.dev/egresspolicies/status',
       'patch palisade.dev/faultinjections/status',
+      'update palisade.dev/palisadenodes',
       'watch core/pods',
       'watch core/services',
       'watch discovery.k8s.io/endpointslices',
       'watch gateway.networking.k8s.io/grpcroutes',
       'watch gateway.networking.k8s.io/httproutes',
+      'watch networking.istio.io/destinationrules',
       'watch palisade.dev/egresspolicies',
       'watch palisade.dev/faultinjections',
+      'watch palisade.dev/palisadenodes',
       'watch security.istio.io/authorizationpolicies',
     ]);
   });

@@ -14,6 +14,7 @@ import pino from 'pino';
 import { HttpFront, type HttpFrontOptions, type HttpRecord } from '../../../agent/proxy/http';
 import { silentLogger } from '../../../common/log';
 import { fixturePath } from '../../harness/fixtures';
+import { waitFor } from '../../harness/wait';
 
 type Part = string | Buffer | { delayMs: number };
 interface RawResult {
@@ -337,6 +338,24 @@ describe('HttpFront (loopback)', function () {
     const r = await rawExchange({ port, parts: [['/a', '/b', '/admin', '/c'].map((p) => `GET ${p} HTTP/1.1\r\nHost: web\r\n\r\n`).join('')], expect: 4 });
     assert.deepEqual(r.responses.map((x) => `${x.status} ${x.body}`), ['200 ok /a', '200 ok /b', '403 RBAC: access denied', '200 ok /c']);
     assert.deepEqual(upstream.seen.slice(before).map((s) => s.url), ['/a', '/b', '/c']);
+  });
+
+  it('a decision that comes after the client left still finishes its dispatch (a bulkhead place is given back)', async function () {
+    let finished = 0;
+    const dispatch = { timeoutMs: 0, attemptTimeoutMs: 0, replayBytes: 0, next: () => undefined, settle: () => undefined, finish: () => void finished++ };
+    const { port } = await serve({
+      authorize: async () => {
+        await sleep(150);
+        return { allowed: true, dispatch };
+      },
+    });
+    const s = net.connect(port, '127.0.0.1');
+    await new Promise((resolve) => s.once('connect', resolve));
+    s.end('GET /a HTTP/1.1\r\nHost: web\r\n\r\n');
+    s.destroy();
+    await waitFor(() => finished === 1, 2000, { what: 'the late dispatch finished' });
+    await sleep(100);
+    assert.equal(finished, 1, 'once');
   });
 
   it('denies when authorize throws or rejects', async function () {

@@ -7,8 +7,9 @@
  * + lost exactly, a flow both replicas stored being the same flow (node + origin). `palisade
  * observe` over both shows every flow once, and names a replica that does not answer.
  *
- * The replicas share the CA through the API, not yet the node records: the test hands A's
- * nodes.json to B once the nodes joined (README "Collector replicas" says what is missing).
+ * The replicas share the CA and the node records through the API (PalisadeNode objects): the
+ * nodes join through A only, and B accepts them from the records A wrote — no copy of A's files,
+ * no new join.
  */
 import { strict as assert } from 'node:assert';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -16,6 +17,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FLOWS_DB_FILE, openFlowReader, scanFlows } from '../../../collector/flows/store';
 import { ANY_SCOPE } from '../../../collector/nodes/node-binding';
+import { NodeRecords } from '../../../collector/nodes/node-records';
 import { TokenStore } from '../../../collector/tokens';
 import { mergeFlowPages } from '../../../cli/flow-merge';
 import type { StoredFlow } from '../../../common/flows-api';
@@ -23,6 +25,7 @@ import {
   cliPath,
   fixturePath,
   JsonLines,
+  nodeMetric,
   requirePrivileges,
   startAgentProcess,
   startWebApp,
@@ -36,6 +39,7 @@ import {
   type PodNs,
 } from '../../harness';
 import { KubeApiDouble } from '../../harness/kube-api-double';
+import { installCrds } from '../../harness/kube-crds';
 
 const CA_SECRET = 'palisade-system/palisade-ca';
 const TRAFFIC_S = 16;
@@ -98,12 +102,8 @@ describe('collector replicas: agents fail over under traffic (two collector proc
     }
   }
 
-  async function metric(node: NodeNs, name: string): Promise<number> {
-    const r = await topo.exec(node, 'curl', ['-s', '-m', '3', `http://${node.underlayIp}:15020/metrics`]);
-    const line = r.stdout.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
-    assert.ok(line, `${name} in ${node.name}'s /metrics`);
-    return Number(line.split(' ').pop());
-  }
+  /** A meshed agent serves its metrics on the node's address. */
+  const metric = (node: NodeNs, name: string): Promise<number> => nodeMetric(topo, node, `${node.underlayIp}:15020`, name);
 
   function observe(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
     const token = path.join(a.dataDir, 'admin.token');
@@ -120,6 +120,7 @@ describe('collector replicas: agents fail over under traffic (two collector proc
     dir = tempDir('replicas');
     api = await KubeApiDouble.start({ token: `double-${process.pid}` });
     api.create('v1/namespaces', { metadata: { name: 'palisade-system' } });
+    installCrds(api);
     kubeconfig = path.join(dir, 'kubeconfig');
     api.writeKubeconfig(kubeconfig);
     // One admin token for both (each reads <data>/admin.token): observe asks both with it.
@@ -159,9 +160,9 @@ describe('collector replicas: agents fail over under traffic (two collector proc
       );
     }
     await Promise.all(agents.map((x) => x.ready));
-    // Stands in for node records shared through the API (not built yet): B knows the nodes A let join.
-    fs.copyFileSync(path.join(a.dataDir, 'nodes.json'), path.join(b.dataDir, '.nodes.json.new'));
-    fs.renameSync(path.join(b.dataDir, '.nodes.json.new'), path.join(b.dataDir, 'nodes.json'));
+    // A wrote the nodes' records to the API (PalisadeNode); B hears of them through its watch.
+    const atB = new NodeRecords(b.dataDir);
+    await waitFor(() => [n1, n2].every((n) => atB.record(n.name) !== undefined), 10_000, { what: 'B knows the nodes A let join' });
   });
 
   after(async function () {

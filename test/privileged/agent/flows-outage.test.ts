@@ -10,6 +10,7 @@ import { ApiClient } from '../../../common/api-client';
 import {
   fixturePath,
   JsonLines,
+  nodeMetric,
   requirePrivileges,
   startMeshAgent,
   startTestCollector,
@@ -54,12 +55,8 @@ describe('flow reporting across a collector outage (real eBPF, real collector)',
 
   after(() => tearDown({ agents: [a1, a2], topo, collector }));
 
-  async function metric(node: NodeNs, name: string): Promise<number> {
-    const r = await topo.exec(node, 'curl', ['-s', '-m', '3', `http://${node.underlayIp}:15020/metrics`]);
-    const line = r.stdout.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
-    assert.ok(line, `${name} in ${node.name}'s /metrics`);
-    return Number(line.split(' ').pop());
-  }
+  /** A meshed agent serves its metrics on the node's address. */
+  const metric = (node: NodeNs, name: string): Promise<number> => nodeMetric(topo, node, `${node.underlayIp}:15020`, name);
 
   const api = (): ApiClient =>
     new ApiClient({

@@ -16,6 +16,7 @@ import type { FlowRecord } from '../../../common/flow';
 import {
   cliPath,
   rawNet,
+  nodeMetric,
   requirePrivileges,
   runClient,
   sendFrames,
@@ -116,6 +117,9 @@ describe('Per-pod filters on the wire (real eBPF, real packets)', function () {
 
   after(() => tearDown({ agents: [agent1, agent2], topo, dirs: [policyDir] })); // the topology kills the servers it spawned
 
+  /** palisade_dropped_packets_total of the client (from the pod) for `reason`, as node-1 reads it; throws if not exported. */
+  const droppedMetric = (reason: string): Promise<number> =>
+    nodeMetric(topo, node1, `${node1.proxyIp}:15020`, 'palisade_dropped_packets_total', { namespace: 'default', workload: 'client', reason, direction: 'from-pod' });
   const udpServer = (i: number): Running => running[i]!;
   const extUdp = (): Running => udpServer(0);
   const webUdp = (): Running => udpServer(1);
@@ -376,24 +380,17 @@ spec:
         const n = dropped(node1, client, 'ipv6-link-local', 'from-pod') - before;
         return n >= 3n ? n : undefined;
       }, 5000, { what: 'the link-local drops counted' });
-      await waitFor(async () => {
-        const r = await topo.exec(node1, 'curl', ['-s', `http://${node1.proxyIp}:15020/metrics`]);
-        const m = /^palisade_dropped_packets_total\{namespace="default",workload="client",reason="ipv6-link-local",direction="from-pod"\} (\d+)$/m.exec(r.stdout);
-        return m && BigInt(m[1]!) >= counted ? r.stdout : undefined;
-      }, 8000, { what: 'palisade_dropped_packets_total to count the link-local packets' });
+      await waitFor(async () => (await droppedMetric('ipv6-link-local')) >= Number(counted) || undefined, 8000, {
+        what: 'palisade_dropped_packets_total to count the link-local packets',
+      });
       assert.equal(flows(agent1).filter((x) => x.reason === 'ipv6-link-local').length, 0, 'never a flow record');
     });
   });
 
   describe('metrics', function () {
     it('exports palisade_dropped_packets_total per pod, reason and direction, equal to the summaries', async function () {
-      const text = await waitFor(async () => {
-        const r = await topo.exec(node1, 'curl', ['-s', `http://${node1.proxyIp}:15020/metrics`]);
-        return r.code === 0 ? r.stdout : undefined;
-      }, 5000);
-      const m = /^palisade_dropped_packets_total\{namespace="default",workload="client",reason="spoofed-arp",direction="from-pod"\} (\d+)$/m.exec(text);
-      assert.ok(m, text.split('\n').filter((l) => l.startsWith('palisade_dropped')).join('\n'));
-      assert.equal(Number(m[1]), summarized(agent1, client, 'spoofed-arp'));
+      const { value } = await waitFor(async () => ({ value: await droppedMetric('spoofed-arp') }), 5000, { what: 'palisade_dropped_packets_total of the client\'s spoofed ARP' });
+      assert.equal(value, summarized(agent1, client, 'spoofed-arp'));
     });
   });
 

@@ -14,12 +14,14 @@ import {
   startTestCollector,
   sweepStale,
   tearDown,
+  tlsIdentity,
   Topology,
   waitFor,
   type AgentProcess,
   type NodeNs,
   type PodNs,
   type TestCollector,
+  type TlsIdentity,
 } from '../../harness';
 
 interface ClientSummary {
@@ -34,6 +36,7 @@ interface ClientSummary {
 interface FlowLine {
   event: 'flow';
   direction: string;
+  protocol: string;
   verdict: string;
   reason: string;
   source: { ip: string };
@@ -42,7 +45,7 @@ interface FlowLine {
   traffic?: { route: string; rule: number; backend: string; attempts: number };
 }
 
-const VIPS = { web: '10.96.0.20', v1: '10.96.0.21', v2: '10.96.0.22', flaky: '10.96.0.23', slow: '10.96.0.24', broken: '10.96.0.25', gone: '10.96.0.26', resetter: '10.96.0.27' };
+const VIPS = { web: '10.96.0.20', v1: '10.96.0.21', v2: '10.96.0.22', flaky: '10.96.0.23', slow: '10.96.0.24', broken: '10.96.0.25', gone: '10.96.0.26', resetter: '10.96.0.27', secure: '10.96.0.28', secureA: '10.96.0.29', secureB: '10.96.0.30' };
 
 const SERVICES = `services:
   - {name: web, namespace: default, vips: [${VIPS.web}], ports: [{port: 80, targetPort: 8080}], selector: {app: web}}
@@ -53,6 +56,9 @@ const SERVICES = `services:
   - {name: broken, namespace: default, vips: [${VIPS.broken}], ports: [{port: 80, targetPort: 8080}], selector: {app: broken}}
   - {name: gone, namespace: default, vips: [${VIPS.gone}], ports: [{port: 80, targetPort: 8080}], selector: {app: gone}}
   - {name: resetter, namespace: default, vips: [${VIPS.resetter}], ports: [{port: 80, targetPort: 8080}], selector: {app: resetter}}
+  - {name: secure, namespace: default, vips: [${VIPS.secure}], ports: [{port: 443, targetPort: 8443}], selector: {app: secure}}
+  - {name: secure-a, namespace: default, vips: [${VIPS.secureA}], ports: [{port: 443, targetPort: 8443}], selector: {app: secure, version: a}}
+  - {name: secure-b, namespace: default, vips: [${VIPS.secureB}], ports: [{port: 443, targetPort: 8443}], selector: {app: secure, version: b}}
 `;
 
 /** An HTTPRoute of namespace default; `spec` is its indented body. */
@@ -111,6 +117,16 @@ spec:
   - from: [{source: {principals: ["cluster.local/ns/default/sa/intruder"]}}]
 `;
 
+/** A TLS Service with an HTTPRoute: HTTP requests would be routed by it; TLS connections by its catch-all rule, per connection. */
+const SECURE_ROUTE = route('secure', `  parentRefs: [{kind: Service, name: secure, port: 443}]
+  rules:
+  - matches: [{headers: [{name: x-user-group, value: beta}]}]
+    backendRefs: [{name: secure-b, port: 443}]
+  - backendRefs: [{name: secure-a, port: 443, weight: 50}, {name: secure-b, port: 443, weight: 50}]
+`);
+
+const DENY_INTRUDER_TLS = DENY_INTRUDER.replace('flaky-deny-intruder', 'secure-deny-intruder').replace('app: flaky', 'app: secure');
+
 const SLOW_ROUTE = route('slow', `  parentRefs: [{kind: Service, name: slow}]
   rules:
   - matches: [{path: {type: Exact, value: /ok}}]
@@ -154,6 +170,22 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
     servers.set(name, lines);
   }
   const served = (name: string): number => servers.get(name)!.lines.filter((l) => (l as { event?: string }).event === 'request').length;
+  let tlsId: TlsIdentity;
+  async function tlsServer(pod: PodNs, name: string): Promise<void> {
+    const { lines } = await startFixture(topo, pod, process.execPath, [fixturePath('tls-named-server.js'), pod.ip, '8443', name, tlsId.files.key, tlsId.files.cert], { name });
+    servers.set(name, lines);
+  }
+  const handshakes = (name: string): number => servers.get(name)!.lines.filter((l) => (l as { event?: string }).event === 'connection').length;
+  /** TLS connections one after the other from the client pod (or `from`) to the Service VIP, port 443. */
+  async function tlsRun(vip: string, count: number, from: PodNs = client): Promise<{ ok: boolean; answers: Record<string, number>; errors: Record<string, number>; ms: number }> {
+    const r = await topo.exec(from, process.execPath, [fixturePath('tls-client.js'), vip, '443', String(count), tlsId.files.ca, 'secure.default.svc'], { timeoutMs: 120_000 });
+    const last = r.stdout.trim().split('\n').pop() ?? '';
+    try {
+      return JSON.parse(last) as { ok: boolean; answers: Record<string, number>; errors: Record<string, number>; ms: number };
+    } catch {
+      throw new Error(`tls-client: no JSON (code ${r.code}): ${r.stdout.slice(-500)} ${r.stderr}`);
+    }
+  }
 
   before(async function () {
     // Every server pod runs as service account web: one workload certificate per node to make at
@@ -176,6 +208,9 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
     const goneA = await topo.addPod(node1, 'gone-a');
     const goneB = await topo.addPod(node2, 'gone-b');
     const resetter = await topo.addPod(node2, 'resetter');
+    const secureA = await topo.addPod(node1, 'secure-a');
+    const secureB = await topo.addPod(node2, 'secure-b');
+    tlsId = await tlsIdentity('secure.default.svc');
     await Promise.all([
       server(v1, 'web-v1'),
       server(v2, 'web-v2'),
@@ -186,6 +221,8 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
       server(brokenB, 'broken-b', 'fail'),
       server(goneB, 'gone-b'),
       server(resetter, 'resetter', 'reset'),
+      tlsServer(secureA, 'secure-a'),
+      tlsServer(secureB, 'secure-b'),
     ]);
     agent1 = startMeshAgent(topo, node1, collector, {
       pods: [
@@ -195,6 +232,7 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
         { pod: flakyA, serviceAccount: 'web', labels: { app: 'flaky' } },
         { pod: brokenA, serviceAccount: 'web', labels: { app: 'broken' } },
         { pod: goneA, serviceAccount: 'web', labels: { app: 'gone' } },
+        { pod: secureA, serviceAccount: 'web', labels: { app: 'secure', version: 'a' } },
       ],
       servicesYaml: SERVICES,
       extraArgs: ['--access-log', 'all'],
@@ -207,17 +245,19 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
         { pod: brokenB, serviceAccount: 'web', labels: { app: 'broken' } },
         { pod: goneB, serviceAccount: 'web', labels: { app: 'gone' } },
         { pod: resetter, serviceAccount: 'web', labels: { app: 'resetter' } },
+        { pod: secureB, serviceAccount: 'web', labels: { app: 'secure', version: 'b' } },
       ],
     });
     await Promise.all([agent1.ready, agent2.ready]);
     const ready = (name: string): number => collector.running.snapshot().services?.find((s) => s.name === name)?.endpoints.filter((e) => e.ready).length ?? 0;
-    await waitFor(() => ready('web') === 2 && ready('flaky') === 2 && ready('slow') === 1 && ready('broken') === 2 && ready('gone') === 2 && ready('resetter') === 1, 20_000, { what: 'the services and their endpoints in the registry' });
+    await waitFor(() => ready('web') === 2 && ready('flaky') === 2 && ready('slow') === 1 && ready('broken') === 2 && ready('gone') === 2 && ready('resetter') === 1 && ready('secure') === 2, 20_000, { what: 'the services and their endpoints in the registry' });
     await apply(webRoute(90, 10));
     await apply(FLAKY_ROUTE);
     await apply(SLOW_ROUTE);
     await apply(BROKEN_ROUTE);
     await apply(GONE_ROUTE);
     await apply(RESETTER_ROUTE);
+    await apply(SECURE_ROUTE);
     // the route and the registry reach agent 1: a routed request names the route in its flow
     try {
       await waitFor(async () => (await run(VIPS.web, 1)).ok && flows().some((f) => f.traffic?.route === 'default/web'), 20_000, { what: 'routed requests' });
@@ -371,6 +411,35 @@ describe('Traffic management in the source node proxy (HTTPRoute; real agents, r
     assert.equal(f?.verdict, 'error');
     assert.equal(f?.reason, 'upstream: ECONNRESET');
     assert.deepEqual(reset.statuses, { 503: 1 }, 'the client is told it failed');
+  });
+
+  // Before: the routed path read only cleartext HTTP and answered a ClientHello with 400.
+  it('TLS to a Service with an HTTPRoute passes through at L4: each connection to an endpoint of the route\'s catch-all rule, by weight per connection, policy enforced, a flow saying so', async function () {
+    const [a0, b0] = [handshakes('secure-a'), handshakes('secure-b')];
+    const r = await tlsRun(VIPS.secure, 40);
+    const passed = flows().filter((f) => f.traffic?.route === 'default/secure').slice(-40);
+    console.log(`      TLS to a routed Service: ${JSON.stringify(r.answers)} ${JSON.stringify(r.errors)} in ${r.ms} ms; handshakes at secure-a ${handshakes('secure-a') - a0}, secure-b ${handshakes('secure-b') - b0}`);
+    assert.deepEqual(r.errors, {}, 'every handshake completed, the certificate checked');
+    assert.equal((r.answers['secure-a'] ?? 0) + (r.answers['secure-b'] ?? 0), 40);
+    assert.ok((r.answers['secure-a'] ?? 0) >= 5 && (r.answers['secure-b'] ?? 0) >= 5, `50/50 per connection, to this node's pod and over HBONE to the other's: ${JSON.stringify(r.answers)}`);
+    assert.equal(handshakes('secure-a') - a0, r.answers['secure-a'] ?? 0);
+    assert.equal(passed.length, 40, 'one flow per connection');
+    assert.ok(passed.every((f) => f.protocol === 'tls' && f.verdict === 'allowed' && f.reason === 'routed-l4' && f.traffic!.rule === 1 && f.traffic!.backend === `default/${f.destination.workload}`), JSON.stringify(passed.at(-1)));
+    // the destination's policy still decides
+    await apply(DENY_INTRUDER_TLS);
+    await waitFor(async () => {
+      await tlsRun(VIPS.secure, 6, intruder);
+      return flowsFrom(intruder.ip).filter((f) => f.traffic?.route === 'default/secure').slice(-6).every((f) => f.verdict === 'denied');
+    }, 20_000, { what: 'the policy in force on both nodes' });
+    const [a1, b1] = [handshakes('secure-a'), handshakes('secure-b')];
+    const denied = await tlsRun(VIPS.secure, 10, intruder);
+    const refused = flowsFrom(intruder.ip).filter((f) => f.traffic?.route === 'default/secure').slice(-10);
+    console.log(`      TLS from a denied client: ${JSON.stringify(denied.answers)} ${JSON.stringify(denied.errors)}; flows ${[...new Set(refused.map((f) => `${f.verdict}/${f.reason}`))].join(', ')}`);
+    assert.deepEqual(denied.answers, {}, 'no handshake for the denied client');
+    assert.equal(handshakes('secure-a') + handshakes('secure-b'), a1 + b1, 'nothing reached a pod');
+    assert.ok(refused.length === 10 && refused.every((f) => f.verdict === 'denied' && f.traffic!.attempts === 1), 'each a denial, tried once');
+    const ok = await tlsRun(VIPS.secure, 4);
+    assert.deepEqual(ok.errors, {}, 'the allowed client next to it is unaffected');
   });
 
   it('fault injection: delay and abort percentages hold within ±3 % over 2,000 requests', async function () {

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { cgroup2Root, listNetnsSync, requirePrivileges, tempDir } from '../../harness';
 import { cgroupV1CpuMount } from '../../bench/data-plane/budget';
 
-const PATHS = ['direct', 'palisade-l4', 'palisade-l7', 'haproxy'];
+const PATHS = ['direct', 'palisade-l4', 'palisade-l7', 'palisade-routed', 'haproxy'];
 const WORKLOADS = ['rate4', 'rate64', 'sat16', 'sat64', 'conn16', 'bulk'];
 
 interface Run {
@@ -75,6 +75,7 @@ describe('make bench: data-plane benchmark, smoke run (real agents, haproxy, ngi
     assert.match(doc.checks['palisade-l7'], /GET \/admin -> 403, POST -> 403/);
     assert.match(doc.checks.haproxy, /GET \/admin -> 403, POST -> 403, no client cert -> (?!200)/);
     assert.match(doc.checks['palisade-l4'], /\/admin -> 404/);
+    assert.match(doc.checks['palisade-routed'], /\/admin -> 404/, 'the routed path reaches the L4 server through its route');
     assert.match(doc.settings.cpuBudget, /^cgroup-v1-cpu|^cgroup-v2-cpu\.max/);
   });
 
@@ -99,8 +100,9 @@ describe('make bench: data-plane benchmark, smoke run (real agents, haproxy, ngi
     const metric = (id: string): any => doc.summary.metrics.find((m: any) => m.id === id);
     for (const p of PATHS) assert.ok(metric('rate4.added_p99_us').values[p], `added p99 for ${p}`);
     assert.ok(metric('sat64.rps').ratio['palisade-l7'] > 0, 'a Palisade / haproxy ratio');
+    assert.ok(metric('sat64.rps').ratio['palisade-routed'] > 0, 'the routed path\'s ratio');
     const cpu = metric('rate4.proxy_cpu_s_per_1000').values;
-    for (const p of ['palisade-l4', 'palisade-l7', 'haproxy']) assert.ok(cpu[p].median > 0 && cpu[p].median < 10, `CPU per 1000 req of ${p}: ${cpu[p].median}`);
+    for (const p of ['palisade-l4', 'palisade-l7', 'palisade-routed', 'haproxy']) assert.ok(cpu[p].median > 0 && cpu[p].median < 10, `CPU per 1000 req of ${p}: ${cpu[p].median}`);
     for (const a of ['agent-1', 'agent-2', 'haproxy-1', 'haproxy-2']) assert.ok(doc.summary.rssMb[a] > 1 && doc.summary.rssMb[a] < 4096, `RSS of ${a}`);
     assert.ok(doc.summary.targets.length >= 5 && doc.summary.targets.every((t: any) => typeof t.met === 'boolean'));
   });

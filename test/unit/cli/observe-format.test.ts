@@ -254,6 +254,10 @@ describe('flow-format', () => {
       assert.equal(flowCells(sampleFlow({ destination: { ip: 'fd00::2', port: 80 } }))[4], '[fd00::2]:80');
     });
 
+    it('shows a gRPC call\'s grpc-status after its HTTP status', () => {
+      assert.equal(flowCells(sampleFlow({ http: { method: 'POST', path: '/shop.Cart/Add', status: 200, grpcStatus: 14 } }))[6], 'POST /shop.Cart/Add 200 grpc-status 14');
+    });
+
     it('says how many packets a kernel summary stands for', () => {
       const cells = flowCells(sampleFlow({ protocol: 'udp', verdict: 'denied', reason: 'udp-not-allowed', policy: undefined, count: 12 }));
       assert.deepEqual([cells[5], cells[8]], ['udp', 'udp-not-allowed ×12']);

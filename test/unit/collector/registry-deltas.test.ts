@@ -2,7 +2,7 @@
  * Incremental registry distribution, property-tested: random sequences of registry changes
  * (nodes coming online at new addresses, going offline, revoked; registrations that add,
  * relabel, move and drop workloads and declare services, some refused; the Kubernetes Services
- * changing) drive the collector's WorkloadRegistry, and
+ * changing, appearing, going and handing virtual IPs over — each a set-service/remove-service) drive the collector's WorkloadRegistry, and
  * its `registry-delta` frames — parsed at the boundary as an agent parses them — go to agents:
  * one that applies every delta, one that misses deltas at random and catches up from where it
  * stands (registry-sync / hello `since`: the log's deltas, or a snapshot when the log no longer
@@ -73,6 +73,11 @@ const DECLARED: ServiceRegistration[] = [
   { namespace: 'default', name: 'db', vips: ['10.96.0.30'], ports: [{ name: '', port: 5432, targetPort: 5432 }], selector: { app: 'db' } },
 ];
 
+const EVERY_VIP_PORT: Array<[string, number]> = [
+  ...DECLARED.flatMap((d) => d.vips.flatMap((v) => d.ports.map((p): [string, number] => [v, p.port]))),
+  ...['10.96.0.1', '10.96.0.12', '10.96.0.50', '10.96.0.53', '10.96.0.20'].flatMap((v) => [443, 80, 8443, 53].map((p): [string, number] => [v, p])),
+];
+
 function randomDeclared(rng: Rng): ServiceRegistration[] {
   return rng.chance(0.4) ? [] : DECLARED.filter(() => rng.chance(0.35));
 }
@@ -84,6 +89,8 @@ function randomKube(rng: Rng): RegistryService[] {
     { namespace: 'default', name: 'kubernetes', vips: ['10.96.0.1'], ports: [{ name: 'https', port: 443 }], endpoints: endpoints() },
     { namespace: 'default', name: 'web', vips: ['10.96.0.12'], ports: [{ name: 'http', port: 80 }], endpoints: endpoints() },
     { namespace: 'kube-system', name: 'metrics', vips: ['10.96.0.50'], ports: [{ name: '', port: 8443 }], endpoints: endpoints() },
+    // takes over another service's address now and then (the first claim wins)
+    { namespace: 'kube-system', name: 'dns', vips: [rng.pick(['10.96.0.53', '10.96.0.50', '10.96.0.20'])], ports: [{ name: '', port: rng.pick([8443, 80, 53]) }], endpoints: endpoints() },
   ];
   return pool.filter(() => rng.chance(0.5));
 }
@@ -134,7 +141,7 @@ describe('registry deltas', () => {
         let caughtUp = 0;
         for (let i = 0; i < 80; i++) {
           step(rng, registry, online);
-          servicesPushed += changesOf(frames).filter((c) => c.op === 'set-services').length;
+          servicesPushed += changesOf(frames).filter((c) => c.op === 'set-service' || c.op === 'remove-service').length;
           for (const frame of frames.splice(0)) {
             assert.ok(deliver(every, frame), `seed ${seed}: a delta in order applies`);
             if (late) assert.ok(deliver(late, frame), `seed ${seed}: a delta after the snapshot applies`);
@@ -160,12 +167,13 @@ describe('registry deltas', () => {
         assert.deepEqual(lossy.snapshot(), fresh.snapshot(), `seed ${seed}: missed deltas caught up (${delivered} applied, ${caughtUp} catch-ups)`);
         assert.deepEqual(late!.snapshot(), fresh.snapshot(), `seed ${seed}: a late snapshot then deltas`);
         assert.deepEqual([...every.nodeAddresses()].sort(), [...new Set(fresh.snapshot().workloads.map((w) => w.nodeAddress))].sort(), `seed ${seed}: node addresses`);
-        for (const s of fresh.services()) {
-          for (const vip of s.vips) for (const p of s.ports) for (const agent of [every, lossy, late!]) assert.deepEqual(agent.byVip(vip, p.port), fresh.byVip(vip, p.port), `seed ${seed}: ${vip}:${p.port}`);
+        // every address any service ever had: a service gone or moved leaves nothing behind
+        for (const [vip, port] of EVERY_VIP_PORT) {
+          for (const agent of [every, lossy, late!]) assert.deepEqual(agent.byVip(vip, port), fresh.byVip(vip, port), `seed ${seed}: ${vip}:${port}`);
         }
         servicesSeen += fresh.services().length;
       }
-      assert.ok(servicesPushed > 100, `the sequences changed the services (${servicesPushed} set-services)`);
+      assert.ok(servicesPushed > 100, `the sequences changed the services (${servicesPushed} set-service/remove-service)`);
       assert.ok(servicesSeen > 60, `and ended with some (${servicesSeen} over 60 seeds)`);
     });
   }
@@ -189,7 +197,7 @@ describe('registry deltas', () => {
     assert.equal(JSON.parse(registry.catchUp(at)[0]!).type, 'registry', 'older than the log: a snapshot');
   });
 
-  it('services travel as set-services when, and only when, the resolved list changes', () => {
+  it('a service travels as set-service when, and only when, it changes; remove-service when it goes', () => {
     const frames: string[] = [];
     const registry = new WorkloadRegistry('cluster.local', (_d, f) => frames.push(f), () => FIXED_NOW);
     const web = DECLARED[0]!;
@@ -207,27 +215,27 @@ describe('registry deltas', () => {
 
     registry.register('node-a', [pod('10.1.0.1', 'web')], [web]);
     apply();
-    assert.deepEqual(ops(), [['set-workload', 'set-services']], 'a declared service with its endpoint: one delta');
+    assert.deepEqual(ops(), [['set-workload', 'set-service']], 'a declared service with its endpoint: one delta');
     assert.deepEqual(agent.byVip('10.96.0.10', 80)?.endpoints, [{ ip: '10.1.0.1', port: 8080 }]);
 
     registry.register('node-b', [pod('10.1.0.2', 'db')]);
     apply();
-    assert.deepEqual(ops(), [['set-workload']], 'a workload no service selects: no set-services');
+    assert.deepEqual(ops(), [['set-workload']], 'a workload no service selects: no set-service');
 
     registry.register('node-b', [pod('10.1.0.2', 'db'), pod('10.1.0.3', 'web')]);
     apply();
-    assert.deepEqual(ops(), [['set-workload', 'set-services']], "another node's workload joins the endpoints");
+    assert.deepEqual(ops(), [['set-workload', 'set-service']], "another node's workload joins the endpoints");
     assert.deepEqual(agent.byVip('10.96.0.10', 80)?.endpoints, [{ ip: '10.1.0.1', port: 8080 }, { ip: '10.1.0.3', port: 8080 }]);
 
     registry.nodeOffline('node-b');
     apply();
-    assert.deepEqual(ops(), [['set-node', 'set-services']], 'its node offline: that endpoint is no longer ready');
+    assert.deepEqual(ops(), [['set-node', 'set-service']], 'its node offline: that endpoint is no longer ready');
     assert.deepEqual(agent.byVip('10.96.0.10', 80)?.endpoints, [{ ip: '10.1.0.1', port: 8080 }]);
 
     const kube: RegistryService = { namespace: 'default', name: 'kubernetes', vips: ['10.96.0.1'], ports: [{ name: 'https', port: 443 }], endpoints: [{ ip: '10.2.0.1', ready: true, targetPorts: [6443] }] };
     registry.setKubernetesServices([kube]);
     apply();
-    assert.deepEqual(ops(), [['set-services']], 'the Kubernetes Services alone: a delta of set-services');
+    assert.deepEqual(ops(), [['set-service']], 'a Kubernetes Service alone: a delta of that service');
     assert.deepEqual(agent.byVip('10.96.0.1', 443)?.endpoints, [{ ip: '10.2.0.1', port: 6443 }]);
     const version = registry.version;
     registry.setKubernetesServices([kube]);
@@ -239,7 +247,7 @@ describe('registry deltas', () => {
 
     registry.setKubernetesServices([]);
     apply();
-    assert.deepEqual(ops(), [['set-services']]);
+    assert.deepEqual(ops(), [['remove-service']]);
     assert.equal(agent.byVip('10.96.0.1', 443), undefined, 'a Service gone is gone from the agent');
     assert.deepEqual(agent.snapshot(), registry.snapshot());
   });
@@ -255,6 +263,32 @@ describe('registry deltas', () => {
     registry.register('node-a', [{ name: 'api', namespace: 'default', serviceAccount: 'web', ip: '10.1.0.2', labels: {} }]);
     assert.equal(deliver(agent, frames[frames.length - 1]!), false, 'skips a version');
     assert.deepEqual(agent.snapshot(), before);
+  });
+
+  it('one EndpointSlice change at 1,000 Services costs one small delta, not the services list', () => {
+    const frames: string[] = [];
+    const registry = new WorkloadRegistry('cluster.local', (_d, f) => frames.push(f), () => FIXED_NOW);
+    const service = (i: number, endpoints: number): RegistryService => ({
+      namespace: `team-${i % 20}`,
+      name: `svc-${i}`,
+      vips: [`10.96.${i >> 8}.${i & 255}`],
+      ports: [{ name: 'http', port: 80 }],
+      endpoints: Array.from({ length: endpoints }, (_, k) => ({ ip: `10.${1 + (i >> 8)}.${i & 255}.${k + 1}`, ready: true, targetPorts: [8080] })),
+    });
+    const services = Array.from({ length: 1000 }, (_, i) => service(i, 3));
+    registry.setKubernetesServices(services);
+    frames.length = 0;
+    const changed = [...services];
+    changed[500] = service(500, 4); // one more ready endpoint in one slice
+    registry.setKubernetesServices(changed);
+    assert.equal(frames.length, 1);
+    const ops = changesOf(frames).map((c) => c.op);
+    console.log(`      one EndpointSlice change at 1,000 Services: ${frames[0]!.length} bytes per agent`);
+    assert.deepEqual(ops, ['set-service'], 'only the changed service travels');
+    assert.ok(frames[0]!.length < 600, `delta of ${frames[0]!.length} bytes`);
+    changed.splice(500, 1);
+    registry.setKubernetesServices(changed);
+    assert.deepEqual(changesOf(frames.slice(1)), [{ op: 'remove-service', namespace: 'team-0', name: 'svc-500' }], 'a Service gone: its name only');
   });
 
   it('a pod change costs one small delta, whatever the size of the mesh', () => {

@@ -35,6 +35,7 @@ function generated(rng: Rng): FlowRecord {
   if (rng.chance(0.1)) f.count = rng.int(3) * 1000 + (rng.chance(0.1) ? 0.5 : 0);
   if (rng.chance(0.2)) f.traffic = { route: 'default/web', rule: rng.int(4), backend: 'default/web-v2', attempts: 1 + rng.int(3) };
   if (rng.chance(0.2)) f.traceId = rng.text('0123456789abcdef', 32);
+  if (rng.chance(0.1) && typeof f.http === 'object' && f.http !== null) f.http = { ...(f.http as object), grpcStatus: rng.int(17) };
   if (rng.chance(0.2)) (f.destination as Record<string, unknown>) = { ...(f.destination as object), host: rng.text('ab.-:_Z09"\\\u0001é', rng.int(12)) };
   const changes = rng.int(4);
   for (let i = 0; i < changes; i++) {
@@ -44,7 +45,7 @@ function generated(rng: Rng): FlowRecord {
     else if (where === 1) {
       const side = rng.chance(0.5) ? 'source' : 'destination';
       if (typeof f[side] === 'object' && f[side] !== null) f[side] = { ...(f[side] as object), [rng.pick(ENDPOINT_FIELDS)]: odd };
-    } else if (where === 2) f.http = { ...(typeof f.http === 'object' ? (f.http as object) : {}), [rng.pick(['method', 'path', 'status'])]: odd };
+    } else if (where === 2) f.http = { ...(typeof f.http === 'object' ? (f.http as object) : {}), [rng.pick(['method', 'path', 'status', 'grpcStatus'])]: odd };
     else if (where === 3) f.audit = { policy: 'p', rule: 0, [rng.pick(['policy', 'rule'])]: odd };
     else if (where === 5) f.traffic = { route: 'r', rule: 0, backend: 'b', attempts: 1, [rng.pick(['route', 'rule', 'backend', 'attempts', 'x'])]: odd };
     else f.dns = { type: 'A', rcode: 'NOERROR', answers: [], [rng.pick(['type', 'rcode', 'answers', 'answers', 'x'])]: rng.chance(0.5) ? rng.pick(ODD_ANSWERS) : odd };
@@ -64,6 +65,7 @@ describe('encodeFlow', function () {
       ['a kernel summary of spoofed ARP', tcpFlow(1, { protocol: 'arp', verdict: 'denied', reason: 'spoofed-arp', mtls: false, count: 1 })],
       ['a DNS query', tcpFlow(1, { protocol: 'dns', destination: { ip: '10.96.0.10', port: 53, host: 'api.example.com' }, dns: { type: 'A', rcode: 'NOERROR', answers: ['edge.example.net.', '192.0.2.7'] }, mtls: false })],
       ['a DNS query refused by policy', tcpFlow(1, { protocol: 'dns', destination: { ip: '10.96.0.10', port: 53, host: 'evil.example' }, dns: { type: 'AAAA', rcode: 'NXDOMAIN', answers: [] }, verdict: 'denied', reason: 'host-not-allowed', policy: 'default/client-out' })],
+      ['a gRPC call with its grpc-status', httpFlow(1, { http: { method: 'POST', path: '/shop.Cart/Add', status: 200, grpcStatus: 14 } })],
       ['a routed request (HTTPRoute, backend, attempts)', httpFlow(1, { direction: 'outbound', traffic: { route: 'default/web', rule: 1, backend: 'default/web-v2', attempts: 2 } })],
     ];
     for (const [name, flow] of cases) {
@@ -106,6 +108,7 @@ describe('encodeFlow', function () {
       ['DNS answers past 16', tcpFlow(1, { protocol: 'dns', dns: { type: 'A', rcode: 'NOERROR', answers: Array<string>(17).fill('10.0.0.1') } })],
       ['a DNS record without its rcode', tcpFlow(1, { protocol: 'dns', dns: { type: 'A', answers: [] } as never })],
       ['an unknown protocol', tcpFlow(1, { protocol: 'quic' as never })],
+      ['a grpc-status past 99', httpFlow(1, { http: { method: 'POST', path: '/a/b', status: 200, grpcStatus: 100 } })],
     ];
     for (const [name, flow] of cases) {
       it(`names the problem with ${name}`, function () {

@@ -1,4 +1,5 @@
 import { strict as assert } from 'node:assert';
+import type { TrafficStats } from '../../../../agent/traffic/router';
 import * as net from 'node:net';
 import { createAgentRegistry, type AgentMetricsSources } from '../../../../agent/metrics/agent-metrics';
 import { FlowMetrics, TRAFFIC_LABELS } from '../../../../agent/metrics/flow-metrics';
@@ -83,6 +84,19 @@ describe('agent metrics on /metrics', function () {
       assert.equal(sample(m, 'istio_response_bytes_sum')?.value, 2468);
       const { le: _le, ...labels } = sample(m, 'istio_request_bytes_bucket', { le: '+Inf' })!.labels;
       assert.deepEqual(labels, sample(m, 'istio_requests_total')!.labels);
+    });
+
+    it('counts gRPC calls in istio_requests_total by grpc_response_status (only there, as Istio); the other requests of the series without it', async function () {
+      const { flows, scrape } = await serve();
+      const call = (grpcStatus: number): ReturnType<typeof httpFlow> => httpFlow(10, { http: { method: 'POST', path: '/shop.Cart/Add', status: 200, grpcStatus } });
+      for (const f of [call(0), call(0), call(14), httpFlow(10)]) flows.record(f);
+      const m = await scrape();
+      const requests = m.get('istio_requests_total')!.samples;
+      assert.deepEqual(requests.map((s) => [s.labels.grpc_response_status, s.value]).sort(), [[undefined, 1], ['0', 2], ['14', 1]]);
+      const { grpc_response_status: _g, ...labels } = sample(m, 'istio_requests_total', { grpc_response_status: '14' })!.labels;
+      assert.deepEqual(labels, sample(m, 'istio_requests_total', {})!.labels, 'the same series labels besides it');
+      assert.equal(sample(m, 'istio_request_duration_milliseconds_count')?.value, 4, 'one duration series for all four');
+      assert.equal(sample(m, 'istio_request_duration_milliseconds_count', { grpc_response_status: '0' }), undefined);
     });
 
     it('counts one opened and one closed connection per TCP record, bytes in Istio\'s directions, reporter="source"', async function () {
@@ -251,13 +265,16 @@ describe('agent metrics on /metrics', function () {
     });
 
     it('counts the routing state dropped to stay bounded (none before the proxy runs)', async function () {
-      let router: { stats(): { ejectionsOverflowed: number; estimatesEvicted: number; idleUpstreamsRefused: number } } | undefined;
+      let router: { stats(): TrafficStats } | undefined;
       const { scrape } = await serve({ traffic: () => router });
       assert.equal(sample(await scrape(), 'palisade_traffic_state_dropped_total', { what: 'ejection' })?.value, 0);
-      router = { stats: () => ({ ejectionsOverflowed: 4096, estimatesEvicted: 7, idleUpstreamsRefused: 3 }) };
+      const mirrors = { answered: 10, failed: 1, 'dropped-in-flight-limit': 5, 'dropped-body-too-large': 2, 'dropped-no-endpoint': 0, 'dropped-incomplete': 0 };
+      router = { stats: () => ({ ejectionsOverflowed: 4096, estimatesEvicted: 7, idleUpstreamsRefused: 3, mirrors }) };
       const m = await scrape();
       assert.equal(m.get('palisade_traffic_state_dropped_total')?.type, 'counter');
       assert.deepEqual(['ejection', 'latency-estimate', 'idle-upstream'].map((what) => sample(m, 'palisade_traffic_state_dropped_total', { what })?.value), [4096, 7, 3]);
+      assert.equal(m.get('palisade_traffic_mirrors_total')?.type, 'counter');
+      assert.deepEqual(Object.keys(mirrors).map((outcome) => sample(m, 'palisade_traffic_mirrors_total', { outcome })?.value), Object.values(mirrors), 'every mirrored copy counted by how it ended, drops by reason');
     });
 
     it('reports every eBPF map\'s entries and capacity, the kernel\'s counters and refused pods, and still answers when the data path cannot be read', async function () {

@@ -1,5 +1,6 @@
 import { strict as assert } from 'node:assert';
 import * as net from 'node:net';
+import { duplexPair } from 'node:stream';
 import { splice, type PipeResult, type SpliceTimeouts } from '../../../../agent/proxy/pipe';
 
 /** client socket <-> splice <-> upstream socket, on loopback; `script` drives the far ends. */
@@ -104,5 +105,26 @@ describe('splice', () => {
       server.once('data', () => server.end('ok'));
     });
     assert.deepEqual({ ...r, error: r.error }, { bytesSent: 3, bytesReceived: 2, error: undefined, reset: false });
+  });
+
+  // Before: the side left was unpiped and stayed paused, so it never saw its peer's end: a stream
+  // pair (a routed connection to a pod of this node) never closed, and the splice never told.
+  it('once one side has closed, the other is read to its end (what it sends is dropped, not counted) and the splice tells', async () => {
+    const [ours, theirs] = duplexPair();
+    const [up, pod] = duplexPair();
+    const result = new Promise<PipeResult>((resolve) => splice(theirs, up, resolve));
+    pod.resume();
+    ours.resume();
+    ours.write('request');
+    await new Promise((r) => setImmediate(r));
+    pod.end('response');
+    await new Promise((r) => pod.once('finish', r));
+    up.destroy();
+    await new Promise((r) => up.once('close', r));
+    ours.write('late');
+    ours.end();
+    const r = await Promise.race([result, new Promise<'stuck'>((resolve) => setTimeout(() => resolve('stuck'), 2000))]);
+    assert.notEqual(r, 'stuck', 'the splice finished');
+    assert.deepEqual({ ...(r as PipeResult) }, { bytesSent: 7, bytesReceived: 8, error: undefined, reset: false });
   });
 });

@@ -35,7 +35,7 @@ describe('references', () => {
     const refused: [string, string, RegExp][] = [
       ['web-out', 'PALISADE_ERR_INVALID_ARGUMENT', /^"web-out" names 2 policies \(EgressPolicy\/shop\/web-out, AuthorizationPolicy\/bank\/web-out\): name it as Kind\/namespace\/name$/],
       ['nope', 'PALISADE_ERR_NOT_FOUND', /^no policy "nope" \(palisade policy list shows them\)$/],
-      ['Policy/shop/x', 'PALISADE_ERR_INVALID_ARGUMENT', /^invalid policy kind "Policy": use AuthorizationPolicy, EgressPolicy, HTTPRoute, GRPCRoute or FaultInjection$/],
+      ['Policy/shop/x', 'PALISADE_ERR_INVALID_ARGUMENT', /^invalid policy kind "Policy": use AuthorizationPolicy, EgressPolicy, HTTPRoute, GRPCRoute, FaultInjection or DestinationRule$/],
       ['a/b/c/d', 'PALISADE_ERR_INVALID_ARGUMENT', /^invalid policy name "a\/b\/c\/d": give \[Kind\/\]namespace\/name or a name$/],
       ['shop/', 'PALISADE_ERR_INVALID_ARGUMENT', /^invalid policy name "shop\/"/],
       ['', 'PALISADE_ERR_INVALID_ARGUMENT', /^invalid policy name: give/],

@@ -2,7 +2,10 @@ import { strict as assert } from 'node:assert';
 import { FlowLogEncoder } from '../../../../collector/sinks/otlp-logs';
 import type { FlowRecord } from '../../../../common/flow';
 import { realisticFlow } from '../../../bench/flow-ingest';
+import { oracleLogsRequest } from '../../../harness/otlp-logs-oracle';
 import { decodeLogs } from '../../../harness/otlp-receiver';
+
+const RESOURCE = { 'service.name': 'palisade-collector', 'palisade.trust_domain': 'cluster.local' };
 
 /** Records the written encoder must handle like the OpenTelemetry serializer: long and non-ASCII strings, zeros, big numbers. */
 function edgeCases(t: number): FlowRecord[] {
@@ -20,7 +23,7 @@ function edgeCases(t: number): FlowRecord[] {
 }
 
 describe('FlowLogEncoder', () => {
-  const enc = new FlowLogEncoder({ 'service.name': 'palisade-collector', 'palisade.trust_domain': 'cluster.local' });
+  const enc = new FlowLogEncoder(RESOURCE);
 
   it('writes, for 6,000 generated flows and the edge cases, the request the OpenTelemetry JS serializer writes (decoded with the official definitions)', () => {
     const t = Date.parse('2026-12-07T05:00:00.123Z');
@@ -29,7 +32,7 @@ describe('FlowLogEncoder', () => {
     for (let i = 0; i < all.length; i += 1000) {
       const batch = all.slice(i, i + 1000);
       const mine = decodeLogs(enc.encode(batch, observed));
-      const theirs = decodeLogs(enc.encodeChecked(batch, observed));
+      const theirs = decodeLogs(oracleLogsRequest(RESOURCE, batch, observed));
       assert.equal(mine.length, batch.length);
       assert.deepEqual(mine, theirs, `batch at ${i}`);
     }
@@ -43,9 +46,26 @@ describe('FlowLogEncoder', () => {
     const third = calls[2]!;
     const parts = [calls[0]!.bytes.subarray(calls[0]!.ends[1]), calls[1]!.bytes, third.bytes.subarray(0, third.ends[2])];
     const mine = decodeLogs(Buffer.concat(enc.request(parts)));
-    const theirs = decodeLogs(enc.encodeChecked(all.slice(2, 9), t + 9));
+    const theirs = decodeLogs(oracleLogsRequest(RESOURCE, all.slice(2, 9), t + 9));
     assert.equal(mine.length, 7);
     assert.deepEqual(mine, theirs);
+  });
+
+  it('reads pieces of agents\' frames (the bytes as they arrived, cut between any two flows) as the serializer writes the same flows', () => {
+    const t = Date.parse('2026-12-07T05:00:00.123Z');
+    const all = [...edgeCases(t), ...Array.from({ length: 40 }, (_, i) => realisticFlow(i, 'node-a', t + i))];
+    const frame = (flows: FlowRecord[], seq: number): Buffer => Buffer.from(JSON.stringify({ type: 'flows', session: 's-1', seq, lost: 0, flows }));
+    const a = frame(all.slice(0, 5), 1);
+    const b = frame(all.slice(5, 30), 2);
+    const pieces = [
+      { frame: a, skip: 2, count: 3, storedMs: t + 7 },
+      { frame: b, skip: 0, count: 10, storedMs: t + 7 },
+    ];
+    const mine = decodeLogs(Buffer.concat(enc.request(pieces.map((p) => enc.piece(p)))));
+    assert.equal(mine.length, 13);
+    assert.deepEqual(mine, decodeLogs(oracleLogsRequest(RESOURCE, all.slice(2, 15), t + 7)));
+    assert.throws(() => enc.piece({ frame: b, skip: 20, count: 10, storedMs: t }), /does not hold the flows/);
+    assert.throws(() => enc.piece({ frame: Buffer.from('{"flows":'), skip: 0, count: 1, storedMs: t }));
   });
 
   it('carries a traced flow\'s trace id', () => {

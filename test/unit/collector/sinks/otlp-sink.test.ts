@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import pino from 'pino';
-import { OtlpSink, type FlowEncoder, type PostResult } from '../../../../collector/sinks/otlp-sink';
+import { encodeAndPost, OtlpSink, type FlowEncoder, type PostResult } from '../../../../collector/sinks/otlp-sink';
 import type { FlowRecord } from '../../../../common/flow';
 
 const rec = (n: number): FlowRecord => ({ bytesSent: n }) as unknown as FlowRecord;
@@ -16,30 +16,31 @@ async function until(done: () => boolean): Promise<void> {
   }
 }
 
-/** Each flow as its bytesSent in 4 bytes; a request is the waiting bytes in order (what the sink sends is read back from the body). */
+/** Each flow of a piece (read from its frame) as its bytesSent in 4 bytes; a request is the parts in order (what the sink sends is read back from the body). */
 const encoder: FlowEncoder = {
-  records: (r) => {
+  piece: (p) => {
+    const r = (JSON.parse(Buffer.from(p.frame).toString()) as { flows: FlowRecord[] }).flows.slice(p.skip, p.skip + p.count);
     const bytes = Buffer.alloc(4 * r.length);
     r.forEach((f, i) => bytes.writeUInt32LE(f.bytesSent, 4 * i));
-    return { bytes, ends: r.map((_, i) => 4 * (i + 1)) };
+    return bytes;
   },
   request: (parts) => [...parts],
 };
 
 /** A sink whose POSTs answer what the test says, recording what each carried. */
-function sink(answers: PostResult[], opts: Partial<ConstructorParameters<typeof OtlpSink>[0]> = {}) {
+function sink(answers: PostResult[], opts: Partial<ConstructorParameters<typeof OtlpSink>[0]> & { encoder?: FlowEncoder } = {}) {
   const posted: number[][] = [];
   const lost: Array<[number, string]> = [];
   const s = new OtlpSink({
     name: 'otlp:test',
     url: new URL('http://unused.invalid/v1/logs'),
     log: pino({ level: 'silent' }),
-    encoder,
-    post: async (body) => {
-      const b = Buffer.concat(body);
-      posted.push(Array.from({ length: b.length / 4 }, (_, i) => b.readUInt32LE(4 * i)));
-      return answers.shift() ?? { status: 200 };
-    },
+    send: (pieces) =>
+      encodeAndPost(opts.encoder ?? encoder, pieces, async (body) => {
+        const b = Buffer.concat(body);
+        posted.push(Array.from({ length: b.length / 4 }, (_, i) => b.readUInt32LE(4 * i)));
+        return answers.shift() ?? { status: 200 };
+      }),
     metrics: { delivered: () => {}, lost: (_s, n, reason) => lost.push([n, reason]) },
     flushIntervalMs: 1,
     retryMinMs: 1,
@@ -92,7 +93,7 @@ describe('OtlpSink', () => {
   });
 
   it('counts flows it cannot encode lost, and goes on', async () => {
-    const { s, posted, lost } = sink([], { encoder: { ...encoder, records: (r) => (r.length === 2 ? (() => { throw new Error('bad flow'); })() : encoder.records(r)) } });
+    const { s, posted, lost } = sink([], { encoder: { ...encoder, piece: (p) => (p.count === 2 ? (() => { throw new Error('bad flow'); })() : encoder.piece(p)) } });
     s.write(recs(1, 1));
     s.write(recs(2, 2));
     s.write(recs(4, 1));

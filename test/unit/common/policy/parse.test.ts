@@ -283,7 +283,7 @@ describe('policy parsing', () => {
 
       const docCases: [string, string, [number, string][]][] = [
         ['a document that is a list', '- a\n- b\n', [[1, 'document #1: must be a mapping with apiVersion, kind, metadata and spec, got a list']]],
-        ['a missing kind', 'apiVersion: security.istio.io/v1\nmetadata: {name: x}\n', [[1, 'missing "kind" (supported: AuthorizationPolicy with apiVersion security.istio.io/v1 or v1beta1, EgressPolicy with apiVersion palisade.dev/v1, HTTPRoute or GRPCRoute with apiVersion gateway.networking.k8s.io/v1, FaultInjection with apiVersion palisade.dev/v1)']]],
+        ['a missing kind', 'apiVersion: security.istio.io/v1\nmetadata: {name: x}\n', [[1, 'missing "kind" (supported: AuthorizationPolicy with apiVersion security.istio.io/v1 or v1beta1, EgressPolicy with apiVersion palisade.dev/v1, HTTPRoute or GRPCRoute with apiVersion gateway.networking.k8s.io/v1, FaultInjection with apiVersion palisade.dev/v1, DestinationRule with apiVersion networking.istio.io/v1)']]],
         ['an unsupported kind', 'apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: x}\n', [[2, 'unsupported kind "PeerAuthentication" (supported: AuthorizationPolicy']]],
         ['a misspelt kind', 'apiVersion: security.istio.io/v1\nkind: AuthorisationPolicy\nmetadata: {name: x}\n', [[2, 'unsupported kind "AuthorisationPolicy" (did you mean "AuthorizationPolicy"?)']]],
         ['an unsupported apiVersion', 'apiVersion: security.istio.io/v1alpha1\nkind: AuthorizationPolicy\nmetadata: {name: x}\n', [[1, 'AuthorizationPolicy needs apiVersion security.istio.io/v1 or security.istio.io/v1beta1, got "security.istio.io/v1alpha1"']]],

@@ -91,10 +91,10 @@ describe('GRPCRoute (common/routes)', () => {
       ['an unknown match type', '  parentRefs: [{kind: Service, name: g}]\n  rules:\n  - matches: [{method: {type: Prefix, service: a.B}}]\n    backendRefs: [{name: g, port: 1}]\n', /method\.type: must be Exact or RegularExpression/],
       ['a path match (HTTPRoute only)', '  parentRefs: [{kind: Service, name: g}]\n  rules:\n  - matches: [{path: {value: /x}}]\n    backendRefs: [{name: g, port: 1}]\n', /matches\[0\]\.path: unknown or unsupported field \(supported here: method, headers\)/],
       ['timeouts (not a GRPCRoute field)', '  parentRefs: [{kind: Service, name: g}]\n  rules:\n  - backendRefs: [{name: g, port: 1}]\n    timeouts: {request: 1s}\n', /rules\[0\]\.timeouts: unknown or unsupported field/],
-      ['sessionPersistence', '  parentRefs: [{kind: Service, name: g}]\n  rules:\n  - backendRefs: [{name: g, port: 1}]\n    sessionPersistence: {}\n', /sessionPersistence: sessionPersistence is not supported yet/],
+      ['sessionPersistence with a bad name', '  parentRefs: [{kind: Service, name: g}]\n  rules:\n  - backendRefs: [{name: g, port: 1}]\n    sessionPersistence: {type: Header, sessionName: "a b"}\n', /sessionPersistence\.sessionName: must be a cookie or header name/],
       ['weights summing to 0', '  parentRefs: [{kind: Service, name: g}]\n  rules:\n  - backendRefs: [{name: g, port: 1, weight: 0}]\n', /backendRefs: weights sum to 0/],
       ['a Gateway parent', '  parentRefs: [{name: gw}]\n  rules:\n  - backendRefs: [{name: g, port: 1}]\n', /only a Service parent is supported/],
-      ['a header filter', '  parentRefs: [{kind: Service, name: g}]\n  rules:\n  - backendRefs: [{name: g, port: 1}]\n    filters: [{type: RequestHeaderModifier}]\n', /filters\[0\]\.type: only ExtensionRef/],
+      ['a URLRewrite (HTTPRoute only)', '  parentRefs: [{kind: Service, name: g}]\n  rules:\n  - backendRefs: [{name: g, port: 1}]\n    filters: [{type: URLRewrite, urlRewrite: {hostname: x}}]\n', /filters\[0\]\.type: URLRewrite is not supported in a GRPCRoute/],
     ];
     for (const [what, spec, want] of cases) {
       const r = parsePolicies(HEAD + spec, 'bad.yaml');

@@ -61,8 +61,9 @@ describe('HTTPRoute (common/routes)', () => {
   // Each bad input: one line naming the field, at its line, and nothing compiled.
   const BAD: [string, string, number, string][] = [
     ['weights summing to 0', '  parentRefs: [{kind: Service, name: web}]\n  rules:\n  - backendRefs:\n    - {name: a, port: 80, weight: 0}\n    - {name: b, port: 80, weight: 0}\n', 10, 'spec.rules[0].backendRefs: weights sum to 0'],
-    ['a filter', '  parentRefs: [{kind: Service, name: web}]\n  rules:\n  - backendRefs: [{name: a, port: 80}]\n    filters: [{type: RequestMirror}]\n', 10, 'spec.rules[0].filters[0].type: only ExtensionRef'],
-    ['sessionPersistence', '  parentRefs: [{kind: Service, name: web}]\n  rules:\n  - backendRefs: [{name: a, port: 80}]\n    sessionPersistence: {type: Cookie}\n', 10, 'spec.rules[0].sessionPersistence: sessionPersistence is not supported'],
+    ['a filter without its settings', '  parentRefs: [{kind: Service, name: web}]\n  rules:\n  - backendRefs: [{name: a, port: 80}]\n    filters: [{type: RequestMirror}]\n', 10, 'spec.rules[0].filters[0].requestMirror: is missing'],
+    ['sessionPersistence of an unknown type', '  parentRefs: [{kind: Service, name: web}]\n  rules:\n  - backendRefs: [{name: a, port: 80}]\n    sessionPersistence: {type: Ip}\n', 10, 'spec.rules[0].sessionPersistence.type: must be Cookie or Header'],
+    ['a Permanent session cookie without absoluteTimeout', '  parentRefs: [{kind: Service, name: web}]\n  rules:\n  - backendRefs: [{name: a, port: 80}]\n    sessionPersistence: {cookieConfig: {lifetimeType: Permanent}}\n', 10, 'spec.rules[0].sessionPersistence.cookieConfig.lifetimeType: Permanent needs absoluteTimeout'],
     ['a Gateway parent', '  parentRefs: [{name: my-gateway}]\n  rules:\n  - backendRefs: [{name: a, port: 80}]\n', 7, 'spec.parentRefs[0]: only a Service parent is supported'],
     ['a backtracking regex', '  parentRefs: [{kind: Service, name: web}]\n  rules:\n  - matches: [{path: {type: RegularExpression, value: "/(a+)+b"}}]\n    backendRefs: [{name: a, port: 80}]\n', 9, 'spec.rules[0].matches[0].path.value: regular expression repeats a group'],
     ['a backreference', '  parentRefs: [{kind: Service, name: web}]\n  rules:\n  - matches: [{headers: [{name: x, type: RegularExpression, value: "(a)\\\\1"}]}]\n    backendRefs: [{name: a, port: 80}]\n', 9, 'regular expression uses a backreference'],
@@ -97,10 +98,18 @@ describe('HTTPRoute (common/routes)', () => {
       const set = compilePolicyFiles([{ source: 'f.yaml', text: `${FAULT}  delay: {fixedDelay: 50ms, percentage: {value: 10}}\n  abort: {httpStatus: 503, percentage: {value: 2.5}}\n` }]);
       assert.deepEqual({ delay: set.faults![0]!.delay, abort: set.faults![0]!.abort }, { delay: { ms: 50, percent: 10 }, abort: { status: 503, percent: 2.5 } });
     });
+    it('compiles a gRPC abort (Istio\'s grpcStatus, by name): the code, and the HTTP status a plain request gets', () => {
+      const set = compilePolicyFiles([{ source: 'f.yaml', text: `${FAULT}  abort: {grpcStatus: UNAVAILABLE, percentage: {value: 10}}\n` }]);
+      assert.deepEqual(set.faults![0]!.abort, { status: 503, grpcStatus: 14, percent: 10 });
+      const deadline = compilePolicyFiles([{ source: 'f.yaml', text: `${FAULT}  abort: {grpcStatus: DEADLINE_EXCEEDED}\n` }]);
+      assert.deepEqual(deadline.faults![0]!.abort, { status: 504, grpcStatus: 4, percent: 100 });
+    });
     const BAD_FAULTS: [string, string, string][] = [
       ['nothing to do', '  {}\n', 'spec: needs delay or abort'],
       ['a percentage above 100', '  abort: {httpStatus: 503, percentage: {value: 101}}\n', 'spec.abort.percentage.value: must be a number from 0 to 100'],
-      ['a gRPC abort', '  abort: {grpcStatus: UNAVAILABLE}\n', 'spec.abort.grpcStatus: gRPC aborts are not supported yet'],
+      ['a gRPC abort by number (Istio names the code)', '  abort: {grpcStatus: 14}\n', 'spec.abort.grpcStatus: must be a gRPC status name other than OK'],
+      ['a gRPC abort with OK', '  abort: {grpcStatus: OK}\n', 'spec.abort.grpcStatus: must be a gRPC status name other than OK'],
+      ['an abort with both statuses', '  abort: {httpStatus: 503, grpcStatus: UNAVAILABLE}\n', 'spec.abort: httpStatus or grpcStatus, not both'],
       ['a bad delay', '  delay: {fixedDelay: 5}\n', 'spec.delay.fixedDelay: must be a duration'],
       ['a delay past an hour', '  delay: {fixedDelay: 61m}\n', 'spec.delay.fixedDelay: must be at most 1h, got "61m"'],
     ];
@@ -185,6 +194,12 @@ describe('HTTPRoute (common/routes)', () => {
       const s = only.lookup('shop', 'web', 80, 'x')!;
       assert.equal(s.select(req('/a'))?.rule.index, 0);
       assert.equal(s.select(req('/a/b')), undefined);
+    });
+
+    it('the catch-all rule (PathPrefix / and nothing else), which routes connections that are not HTTP: none when every rule has a condition', () => {
+      assert.equal(routes.catchAll?.rule.index, 2);
+      const conditional = new RouteTable([compile(`${HEAD}  parentRefs: [{kind: Service, name: web}]\n  rules:\n  - matches: [{path: {type: Exact, value: /}}, {headers: [{name: a, value: b}]}, {method: GET}]\n    backendRefs: [{name: a, port: 80}]\n`)]);
+      assert.equal(conditional.lookup('shop', 'web', 80, 'x')!.catchAll, undefined);
     });
 
     it("GAMMA: a consumer route applies to its own namespace only, and replaces the producer's there", () => {

@@ -16,6 +16,12 @@ import { Ejections } from '../../../../../agent/traffic/ejections';
 import { PeakEwma } from '../../../../../agent/traffic/peak-ewma';
 import { RetryBudget } from '../../../../../agent/traffic/retry-budget';
 import type { RouteRule } from '../../../../../common/routes';
+import { flowRecord } from '../../../../../common/flow';
+import { flowAttributes } from '../../../../../common/flow-attributes';
+import { httpLine, traced } from '../../../../../agent/proxy/proxy-flow';
+import { MeshTracer } from '../../../../../agent/tracing/tracer';
+import { SpanKind } from '@opentelemetry/api';
+import { InMemorySpanExporter } from '@opentelemetry/sdk-trace';
 
 type Handler = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void;
 
@@ -122,11 +128,11 @@ describe('the HTTP/2 front (agent/proxy/h2): real HTTP/2 both sides, in one proc
   });
 
   /** A client connected to a front whose every request is decided by `decide`. */
-  async function connect(decide: (path: string) => HttpDecision, idleTimeoutMs?: number): Promise<http2.ClientHttp2Session> {
+  async function connect(decide: (path: string) => HttpDecision, idleTimeoutMs?: number, tracer?: MeshTracer): Promise<http2.ClientHttp2Session> {
     const front = new H2Front({ log: silentLogger(), ...(idleTimeoutMs !== undefined && { idleTimeoutMs }) });
     fronts.push(front);
     const [ours, theirs] = duplexPair();
-    const session: H2Session = { authorize: (req) => decide(req.path), onRecord: (r) => records.push(r) };
+    const session: H2Session = { authorize: (req) => decide(req.path), onRecord: (r) => records.push(r), ...(tracer !== undefined && { tracer }) };
     void readPreface(theirs, 5000).then((p) => front.handle(theirs, p.head, session));
     const client = http2.connect('http://greeter.test', { createConnection: () => ours });
     clients.push(client);
@@ -150,6 +156,36 @@ describe('the HTTP/2 front (agent/proxy/h2): real HTTP/2 both sides, in one proc
     assert.equal(records[0]!.status, 200);
     assert.equal(records[0]!.path, '/demo.Greeter/Say');
     assert.equal(records[0]!.error, undefined);
+    assert.equal(records[0]!.grpcStatus, 0, 'the grpc-status of its trailers (its message not kept)');
+  });
+
+  // Before: the HTTP/1.1 engine traced routed requests, the HTTP/2 front did not.
+  it('traces each stream as the HTTP/1.1 engine traces a request: the client\'s context continued, the upstream given the hop\'s client span, server and client spans with the flow\'s attributes', async () => {
+    let seen: http2.IncomingHttpHeaders = {};
+    const u = await upstream((stream, headers) => {
+      seen = headers;
+      grpcOk('a')(stream, headers);
+    });
+    ups.push(u);
+    const exporter = new InMemorySpanExporter();
+    const tracer = new MeshTracer({ url: 'http://unused.invalid/v1/traces', sampleRate: 0, node: 'node-1', exporter });
+    const client = await connect(() => ({ allowed: true, reason: 'routed', dispatch: dispatch(NO_RETRY, [u.port]) }), undefined, tracer);
+    const parent = '00f067aa0ba902b7';
+    const r = await call(client, '/demo.Greeter/Say', { traceparent: `00-4bf92f3577b34da6a3ce929d0e0e4736-${parent}-01`, b3: '4bf92f3577b34da6a3ce929d0e0e4736-1111111111111111-1' });
+    assert.equal(r.trailers['grpc-status'], '0');
+    await waitRecords(1);
+    const hop = records[0]!.trace!;
+    assert.deepEqual([hop.traceId, hop.parentSpanId, hop.sampled], ['4bf92f3577b34da6a3ce929d0e0e4736', parent, true]);
+    assert.equal(seen.traceparent, `00-4bf92f3577b34da6a3ce929d0e0e4736-${hop.clientSpanId}-01`, 'the upstream\'s parent is the hop\'s client span, not the client\'s');
+    assert.equal(seen.b3, `4bf92f3577b34da6a3ce929d0e0e4736-${hop.clientSpanId}-1`, 'B3 in the client\'s own form, rewritten');
+    const flow = flowRecord({ node: 'node-1', direction: 'outbound', source: { ip: '10.0.0.9' }, destination: { ip: '127.0.0.1', port: u.port }, protocol: 'http', http: httpLine(records[0]!), verdict: 'allowed', reason: 'routed', mtls: true, bytesSent: 0, bytesReceived: 0, durationMs: records[0]!.durationMs });
+    assert.equal(traced(tracer, flow, records[0]!).traceId, hop.traceId);
+    await tracer.flush();
+    const spans = exporter.getFinishedSpans();
+    await tracer.close();
+    assert.deepEqual(spans.map((s) => s.kind).sort(), [SpanKind.SERVER, SpanKind.CLIENT].sort());
+    for (const s of spans) assert.deepEqual(s.attributes, flowAttributes(flow));
+    assert.equal(spans[0]!.attributes['rpc.grpc.status_code'], 0);
   });
 
   it('balances each stream of one connection on its own across endpoints', async () => {
@@ -176,6 +212,8 @@ describe('the HTTP/2 front (agent/proxy/h2): real HTTP/2 both sides, in one proc
     assert.equal(r.trailersOnly, true);
     assert.equal(r.headers['grpc-status'], '14');
     assert.equal(r.headers['grpc-message'], 'down');
+    await waitUntil(() => records.length >= 21, 'the records');
+    assert.equal(records.at(-1)!.grpcStatus, 14, 'an upstream\'s trailers-only status is recorded');
   });
 
   it('grpc-timeout cuts a slow call with trailers-only DEADLINE_EXCEEDED and resets the upstream stream', async () => {
@@ -226,6 +264,7 @@ describe('the HTTP/2 front (agent/proxy/h2): real HTTP/2 both sides, in one proc
     assert.equal(plain.body.toString(), 'RBAC: access denied');
     await waitRecords(4);
     assert.deepEqual(records.map((r) => r.error ?? (r.decision as { reason?: string } | undefined)?.reason), ['denied-by-policy', 'no-healthy-endpoint', 'no-route-match', 'denied-by-policy']);
+    assert.deepEqual(records.map((r) => r.grpcStatus), [7, 14, 12, undefined], 'the proxy\'s own gRPC answers are recorded; plain HTTP/2 has none');
   });
 
   it('a destination\'s refusal at connect is final: PERMISSION_DENIED, no other endpoint tried, nothing ejected', async () => {

@@ -1,0 +1,188 @@
+/**
+ * The collector's side of the flow store's writer thread (collector/flows/writer-worker.ts): a
+ * batch goes over as one message and its promise settles once the thread committed it — the
+ * agent is acknowledged only then. At most `maxQueuedFlows` flows wait for the thread: past
+ * that a batch is refused (PALISADE_ERR_COLLECTOR_UNAVAILABLE, counted by the caller) and the
+ * agent sends it again later. A thread that dies fails what it held (never acknowledged, so
+ * sent again) and is started again, 100 ms → 5 s apart.
+ */
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { PalisadeError } from '../../common/errors';
+import type { Logger } from '../../common/log';
+import type { RetentionMetrics, RetentionOptions } from './retention';
+import type { BatchMeta, Committed } from './writer';
+
+/** Flows waiting for the writer thread before batches are refused (100 of the agents' 500-flow batches). */
+export const DEFAULT_WRITER_QUEUE_FLOWS = 50_000;
+const RESTART_MIN_MS = 100;
+const RESTART_MAX_MS = 5_000;
+
+export type ToWriter = { type: 'commit'; id: number; meta: BatchMeta; jsons: string } | { type: 'enforce'; id: number } | { type: 'close'; id: number };
+
+type FromWriter =
+  | { type: 'ready'; rows: number }
+  | ({ type: 'committed'; id: number } & Committed)
+  | { type: 'failed'; id: number; message: string }
+  | { type: 'enforced'; id: number; deleted: number }
+  | { type: 'closed'; id: number }
+  | { type: 'deleted'; count: number }
+  | { type: 'deleted-pass'; count: number; reason: 'age' | 'size' }
+  | { type: 'log'; line: string };
+
+export interface WriterThreadOptions {
+  file: string;
+  retention: RetentionOptions;
+  log: Logger;
+  metrics?: RetentionMetrics;
+  /** Retention deleted `count` rows. */
+  onDeleted: (count: number) => void;
+  maxQueuedFlows?: number;
+}
+
+interface Pending {
+  resolve: (v: never) => void;
+  reject: (err: Error) => void;
+  flows: number;
+}
+
+/** The batch cannot be taken now: the agent keeps it and sends it again (never acknowledged). */
+export const unavailable = (why: string): PalisadeError => new PalisadeError('PALISADE_ERR_COLLECTOR_UNAVAILABLE', why);
+
+export class WriterThread {
+  private worker: Worker | undefined;
+  private readonly pending = new Map<number, Pending>();
+  private readonly maxQueuedFlows: number;
+  private queuedFlows = 0;
+  private nextId = 1;
+  private restartMs = RESTART_MIN_MS;
+  private restarts = 0;
+  private closing = false;
+
+  private constructor(private readonly opts: WriterThreadOptions) {
+    this.maxQueuedFlows = opts.maxQueuedFlows ?? DEFAULT_WRITER_QUEUE_FLOWS;
+  }
+
+  /** Start the thread; resolves once it opened the database. */
+  static async start(opts: WriterThreadOptions): Promise<WriterThread> {
+    const t = new WriterThread(opts);
+    await t.spawn();
+    return t;
+  }
+
+  /** Flows sent to the thread and not yet committed. */
+  get queued(): number {
+    return this.queuedFlows;
+  }
+
+  /** Times the thread died and was started again. */
+  get restarted(): number {
+    return this.restarts;
+  }
+
+  /** Commit one batch; throws `unavailable` at once when the queue is full or the thread is down. */
+  commit(meta: BatchMeta, jsons: readonly string[]): Promise<Committed> {
+    if (this.closing) throw unavailable('the flow store is closing');
+    if (!this.worker) throw unavailable('the flow writer thread is restarting');
+    if (this.queuedFlows > 0 && this.queuedFlows + jsons.length > this.maxQueuedFlows) {
+      throw unavailable(`${this.queuedFlows} flows are waiting to be stored (at most ${this.maxQueuedFlows})`);
+    }
+    return this.request({ type: 'commit', id: 0, meta, jsons: jsons.join('\n') }, jsons.length);
+  }
+
+  /** Run retention now in the thread; resolves to the rows deleted. */
+  enforce(): Promise<number> {
+    if (!this.worker) return Promise.reject(unavailable('the flow writer thread is restarting'));
+    return this.request({ type: 'enforce', id: 0 }, 0);
+  }
+
+  /** Wait for what was sent, stop retention, close the thread's database and end it. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    const w = this.worker;
+    this.closing = true;
+    if (!w) return;
+    await this.request({ type: 'close', id: 0 }, 0).catch(() => undefined);
+    await w.terminate();
+  }
+
+  /** End the thread as a crash would (tests): what it held fails, and it is started again. */
+  async crash(): Promise<void> {
+    await this.worker?.terminate();
+  }
+
+  private request<T>(m: ToWriter, flows: number): Promise<T> {
+    const id = this.nextId++;
+    this.queuedFlows += flows;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (v: never) => void, reject, flows });
+      this.worker!.postMessage({ ...m, id });
+    });
+  }
+
+  private spawn(): Promise<void> {
+    const w = new Worker(path.join(__dirname, 'writer-worker.js'), {
+      workerData: { file: this.opts.file, retention: this.opts.retention, level: this.opts.log.level },
+    });
+    this.worker = w;
+    return new Promise<void>((resolve, reject) => {
+      w.on('message', (m: FromWriter) => {
+        if (m.type === 'ready') {
+          this.restartMs = RESTART_MIN_MS;
+          resolve();
+        } else this.onMessage(m);
+      });
+      w.once('error', (err) => {
+        this.opts.log.error({ err }, 'flow writer thread failed');
+        reject(err);
+      });
+      w.once('exit', (code) => {
+        if (this.worker === w) this.worker = undefined;
+        this.failPending(`the flow writer thread exited (code ${code})`);
+        if (this.closing) return;
+        this.opts.log.error({ code, restartInMs: this.restartMs }, 'flow writer thread exited; starting it again');
+        this.restarts++;
+        const delay = this.restartMs;
+        this.restartMs = Math.min(this.restartMs * 2, RESTART_MAX_MS);
+        setTimeout(() => {
+          if (!this.closing) this.spawn().catch(() => undefined);
+        }, delay).unref();
+        resolve(); // a thread that dies before it is ready is started again like one that dies later
+      });
+    });
+  }
+
+  private onMessage(m: Exclude<FromWriter, { type: 'ready' }>): void {
+    if (m.type === 'log') return this.relog(m.line);
+    if (m.type === 'deleted') return this.opts.onDeleted(m.count);
+    if (m.type === 'deleted-pass') return this.opts.metrics?.deleted(m.count, m.reason);
+    const p = this.pending.get(m.id);
+    if (!p) return;
+    this.pending.delete(m.id);
+    this.queuedFlows -= p.flows;
+    if (m.type === 'failed') p.reject(new PalisadeError('PALISADE_ERR_INTERNAL', m.message));
+    else if (m.type === 'committed') p.resolve({ ids: m.ids, late: m.late, rollupFloor: m.rollupFloor } as never);
+    else if (m.type === 'enforced') p.resolve(m.deleted as never);
+    else p.resolve(undefined as never);
+  }
+
+  private failPending(why: string): void {
+    for (const p of this.pending.values()) p.reject(unavailable(why));
+    this.pending.clear();
+    this.queuedFlows = 0;
+  }
+
+  /** A line the thread logged, through the collector's logger. */
+  private relog(line: string): void {
+    try {
+      const { level, msg, time: _t, pid: _p, hostname: _h, ...rest } = JSON.parse(line) as Record<string, unknown> & { level: number; msg?: string };
+      const fields = { component: 'flow-writer', ...rest };
+      if (level >= 50) this.opts.log.error(fields, msg);
+      else if (level >= 40) this.opts.log.warn(fields, msg);
+      else if (level >= 30) this.opts.log.info(fields, msg);
+      else this.opts.log.debug(fields, msg);
+    } catch {
+      this.opts.log.warn({ line: line.slice(0, 200) }, 'unreadable log line from the flow writer thread');
+    }
+  }
+}

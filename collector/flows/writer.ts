@@ -1,0 +1,194 @@
+/**
+ * The flow store's writing side: one batch = one transaction (flows, the edge rollup, the
+ * session's seq and lost, per-node row counts), rollup pruning and retention. It runs where the
+ * store's writes run: in the collector's writer thread (collector/flows/writer-worker.ts), or in
+ * the caller's thread for a store opened without one (tests, benches, the CLI's readers).
+ */
+import { chmodSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import { describeCause, errorCode, PalisadeError } from '../../common/errors';
+import type { FlowRecord } from '../../common/flow';
+import type { Logger } from '../../common/log';
+import { DEFAULT_FLOW_RETENTION_MS, Retention, type RetentionMetrics, type RetentionOptions } from './retention';
+import { EdgeRollup, LIVE_MINUTES, MAX_ROLLUP_RETENTION_MS, MINUTE_MS } from './rollup';
+import { flowRow, GRPC_STATUS_COLUMN, INSERT_FLOW, ROUTE_COLUMN, SCHEMA, SCHEMA_VERSION } from './schema';
+
+/** Which batch: `node`'s agent session and its sequence number, with the agent's running lost total. */
+export interface BatchMeta {
+  node: string;
+  session: string;
+  seq: number;
+  lost: number;
+}
+
+/** What one commit did: the new rows' ids (undefined: a batch already stored), and the rollup's state. */
+export interface Committed {
+  ids: number[] | undefined;
+  /** The batch added to a settled minute of the rollup. */
+  late: boolean;
+  /** The first minute the rollup still holds. */
+  rollupFloor: number;
+}
+
+export interface FlowWriterOptions extends RetentionOptions {
+  log: Logger;
+  now: () => number;
+  /** Retention deleted a pass's rows (counted). */
+  metrics?: RetentionMetrics;
+  /** Retention deleted `count` rows (every chunk). */
+  onDeleted?: (count: number) => void;
+}
+
+interface SessionRow {
+  last_seq: number;
+  lost: number;
+}
+
+export class FlowWriter {
+  private readonly insertBatch: (meta: BatchMeta, records: readonly FlowRecord[], rows: unknown[][], times: number[]) => number[] | undefined;
+  private readonly rollup: EdgeRollup;
+  private readonly rollupRetentionMs: number;
+  readonly retention: Retention;
+  private rollupPrunedAt = 0;
+  private rollupFloor = 0;
+  private rowCount: number;
+  private closed = false;
+
+  constructor(
+    db: Database.Database,
+    private readonly opts: FlowWriterOptions,
+  ) {
+    this.rollup = new EdgeRollup(db);
+    this.rollupRetentionMs = Math.min(opts.retentionMs ?? DEFAULT_FLOW_RETENTION_MS, MAX_ROLLUP_RETENTION_MS);
+    const insert = db.prepare(INSERT_FLOW);
+    const getSession = db.prepare<[string, string], SessionRow>('SELECT last_seq, lost FROM lost WHERE node = ? AND session = ?');
+    const putSession = db.prepare(
+      `INSERT INTO lost (node, session, last_seq, lost, updated_ms) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (node, session) DO UPDATE SET last_seq = excluded.last_seq, lost = max(lost, excluded.lost), updated_ms = excluded.updated_ms`,
+    );
+    const addRows = db.prepare('INSERT INTO node_rows (node, stored) VALUES (?, ?) ON CONFLICT (node) DO UPDATE SET stored = stored + excluded.stored');
+    this.insertBatch = db.transaction((meta: BatchMeta, records: readonly FlowRecord[], rows: unknown[][], times: number[]): number[] | undefined => {
+      const prev = getSession.get(meta.node, meta.session);
+      if (prev && meta.seq <= prev.last_seq) return undefined;
+      const ids = new Array<number>(rows.length);
+      for (let i = 0; i < rows.length; i++) ids[i] = Number(insert.run(rows[i]).lastInsertRowid);
+      this.rollup.add(records, times);
+      putSession.run(meta.node, meta.session, meta.seq, meta.lost, this.opts.now());
+      if (rows.length > 0) addRows.run(meta.node, rows.length);
+      return ids;
+    });
+    this.rowCount = countRows(db);
+    this.retention = new Retention(db, opts, {
+      log: opts.log,
+      now: opts.now,
+      metrics: opts.metrics,
+      rows: () => this.rowCount,
+      onDeleted: (n) => {
+        this.rowCount -= n;
+        opts.onDeleted?.(n);
+      },
+      isClosed: () => this.closed,
+    });
+  }
+
+  /** Store one batch in one transaction (`jsons[i]` is `records[i]`'s stored JSON). */
+  commit(meta: BatchMeta, records: readonly FlowRecord[], jsons: readonly string[]): Committed {
+    const rows = records.map((f, i) => flowRow(f, jsons[i]!));
+    const times = rows.map((r) => r[0] as number);
+    const ids = this.insertBatch(meta, records, rows, times);
+    let late = false;
+    if (ids !== undefined) {
+      this.rowCount += ids.length;
+      const oldest = Math.min(...times);
+      late = Math.floor(oldest / MINUTE_MS) <= Math.floor(this.opts.now() / MINUTE_MS) - LIVE_MINUTES;
+      this.pruneRollup();
+      this.retention.noteIngested(ids.length);
+    }
+    return { ids, late, rollupFloor: this.rollupFloor };
+  }
+
+  rows(): number {
+    return this.rowCount;
+  }
+
+  /** Stop retention (waiting for a running pass); the caller closes the database. */
+  async stop(): Promise<void> {
+    this.closed = true;
+    await this.retention.stop();
+  }
+
+  /** Minutes of rollup older than the rollup retention go, at most once a minute (each commit asks). */
+  private pruneRollup(): void {
+    const now = this.opts.now();
+    if (now - this.rollupPrunedAt < MINUTE_MS) return;
+    this.rollupPrunedAt = now;
+    const n = this.rollup.pruneBefore(now - this.rollupRetentionMs);
+    this.rollupFloor = Math.floor((now - this.rollupRetentionMs) / MINUTE_MS);
+    if (n > 0) this.opts.log.debug({ rows: n }, 'edge rollup pruned');
+  }
+}
+
+/** Flow rows stored, from the per-node counts. */
+export function countRows(db: Database.Database): number {
+  return (db.prepare('SELECT coalesce(sum(stored), 0) AS n FROM node_rows').get() as { n: number }).n;
+}
+
+/** A database of schema 1 had no rollup: rebuild it from the flows newer than `since`. */
+export function backfillRollup(db: Database.Database, since: number, log: Logger): void {
+  const rollup = new EdgeRollup(db);
+  const rows = db.prepare('SELECT time_ms, json FROM flows WHERE time_ms >= ? ORDER BY time_ms').iterate(since) as IterableIterator<{ time_ms: number; json: string }>;
+  let n = 0;
+  const chunk: { flows: FlowRecord[]; times: number[] } = { flows: [], times: [] };
+  const flush = db.transaction(() => {
+    rollup.add(chunk.flows, chunk.times);
+  });
+  for (const r of rows) {
+    chunk.flows.push(JSON.parse(r.json) as FlowRecord);
+    chunk.times.push(r.time_ms);
+    if (chunk.flows.length === 5000) {
+      flush();
+      n += chunk.flows.length;
+      chunk.flows = [];
+      chunk.times = [];
+    }
+  }
+  flush();
+  n += chunk.flows.length;
+  log.info({ flows: n }, 'edge rollup rebuilt from stored flows');
+}
+
+/** The database with our pragmas and schema, and the schema version it had (0: new); one-line errors that name the file. */
+export function openDatabase(file: string): { db: Database.Database; from: number } {
+  let db: Database.Database;
+  let from: number;
+  try {
+    db = new Database(file);
+  } catch (err) {
+    if (errorCode(err) === 'ERR_DLOPEN_FAILED' || /better_sqlite3\.node|bindings file/.test((err as Error).message ?? '')) {
+      throw new PalisadeError('PALISADE_ERR_NATIVE_LOAD', `cannot load better-sqlite3's native module (reinstall with npm ci): ${describeCause(err)}`, { cause: err });
+    }
+    throw new PalisadeError('PALISADE_ERR_DATA_DIR', `cannot open ${file}: ${describeCause(err)}`, { cause: err });
+  }
+  try {
+    // flows say who talks to whom: owner only, like the CA key (the WAL and SHM files inherit it)
+    chmodSync(file, 0o600);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.pragma('busy_timeout = 2000');
+    db.pragma('journal_size_limit = 67108864');
+    from = db.pragma('user_version', { simple: true }) as number;
+    // 1 → 2 only adds the edge rollup (rebuilt from the stored flows by the store); 2 → 3 the route column; 3 → 4 grpc_status
+    if (from !== 0 && from !== 1 && from !== 2 && from !== 3 && from !== SCHEMA_VERSION) {
+      throw new Error(`schema version ${from}, this collector knows ${SCHEMA_VERSION}`);
+    }
+    db.exec(SCHEMA);
+    const columns = db.prepare('SELECT name FROM pragma_table_info(\'flows\')').all() as Array<{ name: string }>;
+    if (!columns.some((c) => c.name === 'route')) db.transaction(() => db.exec(ROUTE_COLUMN.add))();
+    if (!columns.some((c) => c.name === 'grpc_status')) db.transaction(() => db.exec(GRPC_STATUS_COLUMN))();
+    db.exec(ROUTE_COLUMN.index);
+  } catch (err) {
+    db.close();
+    throw new PalisadeError('PALISADE_ERR_DATA_DIR', `cannot use ${file}: ${describeCause(err)}`, { cause: err });
+  }
+  return { db, from };
+}

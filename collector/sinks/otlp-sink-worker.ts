@@ -1,0 +1,61 @@
+/**
+ * The OTLP flow sink's worker thread (started by sink-worker.ts): each message is one batch, the
+ * agents' frames it came in, copied into one transferred buffer; the flows are encoded as OTLP
+ * log records (otlp-logs.ts) and POSTed over one kept-alive connection; the answer goes back.
+ * Nothing is kept between batches (a retry brings the batch again). docs/architecture.md "Flow sinks".
+ */
+import * as http from 'node:http';
+import * as https from 'node:https';
+import { parentPort, workerData } from 'node:worker_threads';
+import { FlowLogEncoder } from './otlp-logs';
+import { encodeAndPost, type PostResult } from './otlp-batch';
+import type { BatchMessage, SinkWorkerInit } from './sink-worker';
+
+/** One POST of an OTLP protobuf body, given in pieces; never rejects. Without an agent: a connection of its own. */
+export function postProtobuf(url: URL, body: readonly Uint8Array[], timeoutMs: number, agent?: http.Agent): Promise<PostResult> {
+  return new Promise((resolve) => {
+    const mod = url.protocol === 'https:' ? https : http;
+    let length = 0;
+    for (const b of body) length += b.byteLength;
+    const req = mod.request(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-protobuf', 'content-length': length },
+      timeout: timeoutMs,
+      agent: agent ?? false,
+    });
+    req.on('response', (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, ...retryAfter(res.headers['retry-after']) }));
+      res.on('error', (err) => resolve({ status: 0, error: err.message }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on('error', (err) => resolve({ status: 0, error: (err as NodeJS.ErrnoException).code ?? err.message }));
+    req.cork();
+    for (const b of body) req.write(b);
+    req.end();
+  });
+}
+
+/** Retry-After as seconds (HTTP dates are not worth the parse here). */
+function retryAfter(v: string | undefined): { retryAfterMs?: number } {
+  if (v === undefined || !/^\d{1,6}$/.test(v)) return {};
+  return { retryAfterMs: Number(v) * 1000 };
+}
+
+if (parentPort !== null && workerData !== null) {
+  const port = parentPort;
+  const init = workerData as SinkWorkerInit;
+  const url = new URL(init.url);
+  const encoder = new FlowLogEncoder(init.resource);
+  // one connection kept open to the receiver (one request in flight at most)
+  const agent = new (url.protocol === 'https:' ? https : http).Agent({ keepAlive: true, maxSockets: 1 });
+  const post = (body: readonly Uint8Array[]): Promise<PostResult> => postProtobuf(url, body, init.timeoutMs, agent);
+  port.on('message', (m: BatchMessage) => {
+    const bytes = new Uint8Array(m.bytes);
+    const pieces = m.pieces.map((p) => ({ frame: bytes.subarray(p.start, p.end), skip: p.skip, count: p.count, storedMs: p.storedMs }));
+    encodeAndPost(encoder, pieces, post).then(
+      (r) => port.postMessage({ id: m.id, ...r }),
+      (err: unknown) => port.postMessage({ id: m.id, status: 0, error: String((err as Error)?.message ?? err), unencoded: 0 }),
+    );
+  });
+}

@@ -1,0 +1,148 @@
+/**
+ * The collector's event loop under load (issue #15 item 2), figures only: a collector in this
+ * process, `agents` real node sessions in a worker thread (test/bench/loop/agents.ts) sending
+ * 500-flow batches at a fixed rate, and a 1,000-policy apply pushed to them. For (a) ingest,
+ * (b) apply, (c) both: event-loop delay p50/p99/max (monitorEventLoopDelay, 1 ms resolution),
+ * event-loop utilization, GC pauses (PerformanceObserver 'gc'), flows stored per second,
+ * acknowledgement latency, the slowest /healthz, and the load average.
+ * Run: node [--cpu-prof] dist/test/bench/collector-loop.js [agents=8] [flows/s=10000] [seconds=10]
+ */
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { performance, PerformanceObserver } from 'node:perf_hooks';
+import { Worker } from 'node:worker_threads';
+import pino from 'pino';
+import type { RunningCollector } from '../../collector/collector';
+import { HealthPoller, keepAlive, loopDelay, manyPolicies } from '../integration/collector/event-loop-fixtures';
+import { apiGet } from '../integration/collector/flows-fixtures';
+import { collector, joinedNodeDir, Stack, TempDirs } from '../integration/collector/helpers';
+import type { AgentsInput, AgentsReport } from './loop/agents';
+
+const BATCH = 500;
+const POLICIES = 1_000;
+const silent = pino({ level: 'silent' });
+
+const pct = (xs: number[], p: number): number => {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+};
+const load = (): string => os.loadavg().map((l) => l.toFixed(1)).join(' ');
+
+/** GC pauses on this thread while it runs. */
+function gcPauses(): { stop: () => { count: number; maxMs: number; totalMs: number; over10: number } } {
+  const pauses: number[] = [];
+  const obs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) pauses.push(e.duration);
+  });
+  obs.observe({ entryTypes: ['gc'] });
+  return {
+    stop: () => {
+      obs.disconnect();
+      return { count: pauses.length, maxMs: Math.max(0, ...pauses), totalMs: pauses.reduce((a, b) => a + b, 0), over10: pauses.filter((p) => p > 10).length };
+    },
+  };
+}
+
+class Agents {
+  private readonly worker: Worker;
+  private constructor(input: AgentsInput) {
+    this.worker = new Worker(path.join(__dirname, 'loop', 'agents.js'), { workerData: input });
+  }
+
+  static async start(input: AgentsInput): Promise<Agents> {
+    const a = new Agents(input);
+    await a.next('running');
+    return a;
+  }
+
+  async stop(): Promise<AgentsReport> {
+    this.worker.postMessage('stop');
+    const m = await this.next('report');
+    await this.worker.terminate();
+    return m.report as AgentsReport;
+  }
+
+  private next(type: string): Promise<{ type: string; report?: AgentsReport; message?: string }> {
+    return new Promise((resolve, reject) => {
+      const on = (m: { type: string; message?: string }): void => {
+        if (m.type === 'error') reject(new Error(m.message));
+        else if (m.type === type) resolve(m);
+        else return;
+        this.worker.off('message', on);
+      };
+      this.worker.on('message', on);
+      this.worker.once('error', reject);
+    });
+  }
+}
+
+async function main(): Promise<void> {
+  const agents = Number(process.argv[2] ?? 8);
+  const rate = Number(process.argv[3] ?? 10_000);
+  const seconds = Number(process.argv[4] ?? 10);
+  const intervalMs = (BATCH * agents * 1000) / rate;
+  const dirs = new TempDirs();
+  const stack = new Stack();
+  try {
+    const data = dirs.make();
+    const col: RunningCollector = await collector(stack, { dataDir: data, log: silent, policyParseDeadlineMs: 120_000, flowRetentionIntervalMs: 3_600_000 });
+    const agentDirs: string[] = [];
+    for (let i = 0; i < agents; i++) agentDirs.push(await joinedNodeDir(dirs, col, data, `node-${i}`));
+    const admin = { token: col.adminToken, agent: keepAlive(stack) };
+    console.log(`collector event loop: node ${process.version}, ${agents} agents × ${BATCH}-flow batches, ${rate} flows/s offered, ${seconds} s per run`);
+    let round = 0;
+    const apply = async (): Promise<string> => {
+      const t = performance.now();
+      const r = await apiGet(col, '/v1/policies/apply', admin, 'POST', { files: [{ source: 'many.yaml', text: manyPolicies(POLICIES, ++round) }] });
+      if (r.status !== 200) throw new Error(r.text.slice(0, 300));
+      return `${(performance.now() - t).toFixed(0)} ms`;
+    };
+    for (const what of ['idle', 'ingest', 'apply', 'ingest+apply'] as const) {
+      const ingest = what.startsWith('ingest') ? await Agents.start({ url: col.url, caPem: col.ca.certPem, dirs: agentDirs, intervalMs, batch: BATCH }) : undefined;
+      const storedBefore = col.flows.rows();
+      const health = new HealthPoller(col, { token: col.adminToken, agent: keepAlive(stack) });
+      const loop = loopDelay();
+      const gc = gcPauses();
+      const elu0 = performance.eventLoopUtilization();
+      const loadAtStart = load();
+      const t = performance.now();
+      const applied: string[] = [];
+      if (what.endsWith('apply')) {
+        // create 1,000, then change all of them, spread over the run
+        applied.push(await apply());
+        await new Promise((r) => setTimeout(r, Math.max(0, (seconds * 1000) / 2 - (performance.now() - t))));
+        applied.push(await apply());
+      }
+      await new Promise((r) => setTimeout(r, Math.max(0, seconds * 1000 - (performance.now() - t))));
+      const elapsed = (performance.now() - t) / 1000;
+      const stored = col.flows.rows() - storedBefore;
+      const elu = performance.eventLoopUtilization(elu0).utilization;
+      const d = loop.stop();
+      const g = gc.stop();
+      const h = await health.stop();
+      const report = ingest ? await ingest.stop() : undefined;
+      console.log(
+        `${what.padEnd(13)} load ${loadAtStart} → ${load()}: loop delay p50 ${d.p50.toFixed(1)} / p99 ${d.p99.toFixed(1)} / max ${d.max.toFixed(1)} ms, ` +
+          `utilization ${(elu * 100).toFixed(0)} %, GC ${g.count} pauses max ${g.maxMs.toFixed(1)} ms (${g.over10} > 10 ms, ${g.totalMs.toFixed(0)} ms total), ` +
+          `/healthz ${h.answered}× slowest ${h.maxMs.toFixed(1)} ms` +
+          (report
+            ? `; stored ${Math.round(stored / elapsed)} flows/s, acks p50 ${pct(report.ackMs, 50).toFixed(1)} / p99 ${pct(report.ackMs, 99).toFixed(1)} / max ${pct(report.ackMs, 100).toFixed(1)} ms, ` +
+              `${report.acked}/${report.sent} batches acked, ${report.heldBack} held back by the window`
+            : '') +
+          (applied.length ? `; applies ${applied.join(', ')}` : ''),
+      );
+    }
+  } finally {
+    await stack.unwind();
+    dirs.cleanup();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: Error) => {
+    console.error(err.stack ?? err.message);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,258 @@
+/**
+ * DestinationRule traffic policies end to end (issue #18): real pods, a real agent joined to a real
+ * collector, DestinationRules applied through the collector's policy store next to the HTTPRoutes
+ * that make the Services' traffic HTTP in the source node's proxy. Consistent hashing by header and
+ * by cookie, the bulkhead (queue, then 503 with flag UO), outlier detection with its configured
+ * count and ejection time, and a DestinationRule with subsets refused with nothing applied.
+ */
+import { strict as assert } from 'node:assert';
+import {
+  fixturePath,
+  JsonLines,
+  requirePrivileges,
+  startFixture,
+  startMeshAgent,
+  startTestCollector,
+  sweepStale,
+  tearDown,
+  Topology,
+  waitFor,
+  type AgentProcess,
+  type NodeNs,
+  type PodNs,
+  type TestCollector,
+} from '../../harness';
+
+interface ClientSummary {
+  ok: boolean;
+  bodies: Record<string, number>;
+  statuses: Record<string, number>;
+  errors: Record<string, number>;
+  ms: number;
+  /** with --cookies: the cookies the answers set */
+  cookies?: Record<string, string>;
+}
+
+interface FlowLine {
+  event: 'flow';
+  verdict: string;
+  reason: string;
+  source: { ip: string };
+  http?: { status: number };
+  traffic?: { route: string; backend: string };
+}
+
+const VIPS = { hash: '10.96.0.40', slow: '10.96.0.41', od: '10.96.0.42', sticky: '10.96.0.43' };
+
+const SERVICES = `services:
+  - {name: hash, namespace: default, vips: [${VIPS.hash}], ports: [{port: 80, targetPort: 8080}], selector: {app: hash}}
+  - {name: slow, namespace: default, vips: [${VIPS.slow}], ports: [{port: 80, targetPort: 8080}], selector: {app: slow}}
+  - {name: od, namespace: default, vips: [${VIPS.od}], ports: [{port: 80, targetPort: 8080}], selector: {app: od}}
+  - {name: sticky, namespace: default, vips: [${VIPS.sticky}], ports: [{port: 80, targetPort: 8080}], selector: {app: hash}}
+`;
+
+
+/** An HTTPRoute sending a Service's requests to itself: its traffic is HTTP in the proxy. */
+const selfRoute = (name: string, extra = ''): string => `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: ${name}, namespace: default}
+spec:
+  parentRefs: [{kind: Service, name: ${name}}]
+  rules:
+  - backendRefs: [{name: ${name}, port: 80}]
+${extra}---
+`;
+
+/** Sticky sessions (Gateway API sessionPersistence) over the three hash pods. */
+const STICKY_ROUTE = selfRoute('sticky', '    sessionPersistence: {sessionName: web-session, type: Cookie, absoluteTimeout: 1h}\n');
+
+const dr = (name: string, host: string, policy: string): string => `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ${name}, namespace: default}
+spec:
+  host: ${host}
+  trafficPolicy:
+${policy}`;
+
+const HASH_BY_HEADER = dr('hash', 'hash.default.svc.cluster.local', '    loadBalancer: {consistentHash: {httpHeaderName: x-user}}\n');
+const HASH_BY_COOKIE = dr('hash', 'hash', '    loadBalancer: {consistentHash: {httpCookie: {name: user}}}\n');
+const BULKHEAD = dr('slow', 'slow', '    connectionPool:\n      http: {http2MaxRequests: 2, http1MaxPendingRequests: 2}\n');
+const OUTLIERS = dr('od', 'od', '    loadBalancer: {simple: ROUND_ROBIN}\n    outlierDetection: {consecutive5xxErrors: 3, interval: 1s, baseEjectionTime: 3s, maxEjectionPercent: 100}\n');
+const WITH_SUBSETS = `${dr('hash-subsets', 'hash', '    loadBalancer: {simple: RANDOM}\n')}  subsets:
+  - {name: v1, labels: {version: v1}}
+`;
+
+describe('DestinationRule traffic policies in the source node proxy (real agent, real pods)', function () {
+  this.timeout(300_000);
+
+  let topo: Topology;
+  let collector: TestCollector;
+  let node: NodeNs;
+  let client: PodNs;
+  let agent: AgentProcess;
+  const servers = new Map<string, JsonLines>();
+
+  const flows = (): FlowLine[] => agent.logs.lines.filter((l): l is FlowLine => (l as FlowLine)?.event === 'flow' && (l as FlowLine).source?.ip === client.ip);
+  const apply = async (yaml: string): Promise<void> => {
+    const r = await collector.running.policies.apply([{ source: 'dr.yaml', text: yaml }], false, 'test');
+    assert.equal(r.applied, true, JSON.stringify(r));
+  };
+  async function run(vip: string, count: number, extra: string[] = []): Promise<ClientSummary> {
+    const r = await topo.exec(client, process.execPath, [fixturePath('http-routed-client.js'), vip, '80', String(count), ...extra], { timeoutMs: 120_000 });
+    const last = r.stdout.trim().split('\n').pop() ?? '';
+    try {
+      return JSON.parse(last) as ClientSummary;
+    } catch {
+      throw new Error(`http-routed-client: no JSON (code ${r.code}): ${r.stdout.slice(-500)} ${r.stderr}`);
+    }
+  }
+  async function server(pod: PodNs, name: string, mode = 'ok'): Promise<void> {
+    const { lines } = await startFixture(topo, pod, process.execPath, [fixturePath('http-named-server.js'), pod.ip, '8080', name, mode], { name });
+    servers.set(name, lines);
+  }
+  const served = (name: string): number => servers.get(name)!.lines.filter((l) => (l as { event?: string }).event === 'request').length;
+  /** the policy version agent reports enforcing reaches the store's */
+  const enforced = async (): Promise<void> => {
+    await waitFor(() => {
+      const s = collector.running.policies.status({ flowsStored: 0, auditRecords: 0 });
+      return s.routes?.every((r) => r.enforcedBy === r.agents && r.agents === 1) === true;
+    }, 10_000, { what: 'the agent enforcing the latest rules' });
+  };
+
+  before(async function () {
+    requirePrivileges();
+    sweepStale();
+    collector = await startTestCollector();
+    topo = await Topology.create({ label: 'destrule', nodes: 1 });
+    [node] = topo.nodes as [NodeNs];
+    client = await topo.addPod(node, 'client');
+    const pods = {
+      hashA: await topo.addPod(node, 'hash-a'),
+      hashB: await topo.addPod(node, 'hash-b'),
+      hashC: await topo.addPod(node, 'hash-c'),
+      slow: await topo.addPod(node, 'slow'),
+      odBad: await topo.addPod(node, 'od-bad'),
+      odGood: await topo.addPod(node, 'od-good'),
+    };
+    await Promise.all([
+      server(pods.hashA, 'hash-a'),
+      server(pods.hashB, 'hash-b'),
+      server(pods.hashC, 'hash-c'),
+      server(pods.slow, 'slow', 'slow:1500'),
+      server(pods.odBad, 'od-bad', 'fail'),
+      server(pods.odGood, 'od-good'),
+    ]);
+    agent = startMeshAgent(topo, node, collector, {
+      pods: [
+        { pod: client, serviceAccount: 'client' },
+        { pod: pods.hashA, serviceAccount: 'web', labels: { app: 'hash' } },
+        { pod: pods.hashB, serviceAccount: 'web', labels: { app: 'hash' } },
+        { pod: pods.hashC, serviceAccount: 'web', labels: { app: 'hash' } },
+        { pod: pods.slow, serviceAccount: 'web', labels: { app: 'slow' } },
+        { pod: pods.odBad, serviceAccount: 'web', labels: { app: 'od' } },
+        { pod: pods.odGood, serviceAccount: 'web', labels: { app: 'od' } },
+      ],
+      servicesYaml: SERVICES,
+      extraArgs: ['--access-log', 'all'],
+    });
+    await agent.ready;
+    const ready = (name: string): number => collector.running.snapshot().services?.find((s) => s.name === name)?.endpoints.filter((e) => e.ready).length ?? 0;
+    await waitFor(() => ready('hash') === 3 && ready('sticky') === 3 && ready('slow') === 1 && ready('od') === 2, 20_000, { what: 'the services and their endpoints in the registry' });
+    await apply(`${STICKY_ROUTE}${selfRoute('hash')}${selfRoute('slow')}${selfRoute('od')}${HASH_BY_HEADER}\n---\n${BULKHEAD}\n---\n${OUTLIERS}`);
+    await enforced();
+    await waitFor(async () => (await run(VIPS.hash, 1)).ok && flows().some((f) => f.traffic?.route === 'default/hash'), 20_000, { what: 'routed requests' });
+  });
+
+  after(async function () {
+    await tearDown({ agents: [agent], topo, collector });
+  });
+
+  it('palisade status lists each DestinationRule with what it sets', () => {
+    const s = collector.running.policies.status({ flowsStored: 0, auditRecords: 0 });
+    const rules = (s.routes ?? []).filter((r) => r.kind === 'DestinationRule');
+    assert.deepEqual(rules.map((r) => [`${r.namespace}/${r.name}`, r.parents.join(','), r.summary]), [
+      ['default/hash', 'default/hash', 'hash(header x-user)'],
+      ['default/od', 'default/od', 'round-robin outliers(5xx 3, gateway 0, eject 3s, max 100%)'],
+      ['default/slow', 'default/slow', 'pool(requests 2, pending 2)'],
+    ]);
+  });
+
+  it('consistent hash by header keeps a user on one endpoint; users spread over the endpoints', async function () {
+    const users = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi'];
+    const home = new Map<string, string>();
+    for (const u of users) {
+      const r = await run(VIPS.hash, 30, ['/', `x-user:${u}`]);
+      assert.deepEqual(r.statuses, { 200: 30 });
+      assert.equal(Object.keys(r.bodies).length, 1, `${u} stays on one endpoint: ${JSON.stringify(r.bodies)}`);
+      home.set(u, Object.keys(r.bodies)[0]!);
+    }
+    assert.ok(new Set(home.values()).size >= 2, `8 users over 3 endpoints land on more than one: ${JSON.stringify([...home])}`);
+    const again = await run(VIPS.hash, 30, ['/', 'x-user:alice']);
+    assert.deepEqual(again.bodies, { [home.get('alice')!]: 30 }, 'alice comes back to the same endpoint');
+    const anonymous = await run(VIPS.hash, 60);
+    assert.ok(Object.keys(anonymous.bodies).length >= 2, `without the header, requests are balanced: ${JSON.stringify(anonymous.bodies)}`);
+  });
+
+  it('a sticky cookie (consistentHash httpCookie) keeps a session on one endpoint', async function () {
+    await apply(HASH_BY_COOKIE);
+    await enforced();
+    const homes = new Set<string>();
+    for (const s of ['s1', 's2', 's3', 's4', 's5', 's6']) {
+      const r = await run(VIPS.hash, 20, ['/', `cookie:theme=dark; user=${s}`]);
+      assert.equal(Object.keys(r.bodies).length, 1, `session ${s} on one endpoint: ${JSON.stringify(r.bodies)}`);
+      homes.add(Object.keys(r.bodies)[0]!);
+    }
+    assert.ok(homes.size >= 2, `sessions spread: ${[...homes].join(',')}`);
+  });
+
+  it('sticky sessions (sessionPersistence Cookie): the proxy sets the cookie on the first answer, and a client sending it back stays on that endpoint', async function () {
+    for (let s = 0; s < 4; s++) {
+      const r = await run(VIPS.sticky, 20, ['/', '--cookies']);
+      assert.deepEqual(r.statuses, { 200: 20 });
+      assert.equal(Object.keys(r.bodies).length, 1, `session ${s} on one endpoint: ${JSON.stringify(r.bodies)}`);
+      assert.match(r.cookies?.['web-session'] ?? '', /^[A-Za-z0-9_-]+$/, 'the proxy set the session cookie');
+    }
+    const without = await run(VIPS.sticky, 60);
+    assert.ok(Object.keys(without.bodies).length >= 2, `a client that does not send the cookie back is balanced per request: ${JSON.stringify(without.bodies)}`);
+    const forged = await run(VIPS.sticky, 1, ['/', `cookie:web-session=${Buffer.from('10.250.0.1:8080|0|0').toString('base64url')}`]);
+    assert.deepEqual(forged.statuses, { 200: 1 }, 'a cookie naming no endpoint of the Service picks one of its endpoints');
+  });
+
+  it('the bulkhead: 2 in progress, 2 waiting, the rest refused at once with 503 and flag UO, a flow each with its reason', async function () {
+    const before = flows().length;
+    const r = await run(VIPS.slow, 8, ['/', '--lanes=8']);
+    assert.deepEqual(r.statuses, { 200: 4, 503: 4 }, JSON.stringify(r));
+    assert.ok(r.ms >= 2800, `the 2 that waited were served after the first 2 (1.5 s each): ${r.ms} ms`);
+    const refused = flows().slice(before).filter((f) => f.reason === 'upstream-overflow');
+    assert.equal(refused.length, 4);
+    assert.ok(refused.every((f) => f.verdict === 'error' && f.http?.status === 503));
+    const metrics = (await topo.exec(node, 'curl', ['-s', '-m', '3', `http://${node.underlayIp}:15020/metrics`])).stdout;
+    const uo = metrics.split('\n').filter((l) => l.startsWith('istio_requests_total{') && l.includes('response_flags="UO"') && l.includes('response_code="503"') && l.includes('reporter="source"'));
+    assert.deepEqual(uo.map((l) => l.split(' ').pop()), ['4'], `istio_requests_total with flag UO: ${uo.join(' | ') || 'none'}`);
+  });
+
+  it('outlier detection ejects a failing endpoint after its configured 3 5xx in a row and readmits it after baseEjectionTime (3 s)', async function () {
+    const bad0 = served('od-bad');
+    const first = await run(VIPS.od, 30);
+    assert.equal(served('od-bad') - bad0, 3, 'the failing endpoint got 3 requests, then was ejected');
+    assert.deepEqual(first.statuses, { 200: 27, 503: 3 });
+    const ejectedAt = Date.now();
+    const during = await run(VIPS.od, 10);
+    if (Date.now() - ejectedAt < 3000) assert.deepEqual(during.bodies, { 'od-good': 10 }, 'while ejected, every request goes to the healthy endpoint');
+    await new Promise((r) => setTimeout(r, Math.max(0, 3300 - (Date.now() - ejectedAt))));
+    const bad1 = served('od-bad');
+    await run(VIPS.od, 20);
+    assert.equal(served('od-bad') - bad1, 3, 'readmitted after baseEjectionTime: 3 more 5xx, and ejected again');
+  });
+
+  it('a DestinationRule with subsets is refused with the hint; nothing is applied', async function () {
+    const listed = collector.running.policies.list().policies.length;
+    await assert.rejects(collector.running.policies.apply([{ source: 'subsets.yaml', text: WITH_SUBSETS }], false, 'test'), (err: Error & { problems?: string[] }) => {
+      const text = [err.message, ...(err.problems ?? [])].join('\n');
+      assert.match(text, /spec\.subsets: subsets are not supported: use one Service per version \(Istio ambient's own advice\)/);
+      return true;
+    });
+    assert.equal(collector.running.policies.list().policies.length, listed);
+    assert.ok(!collector.running.policies.list().policies.some((p) => p.name === 'hash-subsets'));
+  });
+});

@@ -1,0 +1,76 @@
+/**
+ * The OTLP sink's worker thread on its own: a batch of agents' frames goes in, the receiver (the
+ * OTLP double, decoding with the official definitions) gets the flows; a thread that dies answers
+ * its batch as "no answer" (the sink retries it) and the next batch gets a new thread.
+ */
+import { strict as assert } from 'node:assert';
+import * as net from 'node:net';
+import { SinkWorker } from '../../../../collector/sinks/sink-worker';
+import type { FlowRecord } from '../../../../common/flow';
+import { realisticFlow } from '../../../bench/flow-ingest';
+import { OtlpReceiver } from '../../../harness/otlp-receiver';
+
+const frame = (flows: FlowRecord[]): Buffer => Buffer.from(JSON.stringify({ type: 'flows', session: 's', seq: 1, lost: 0, flows }));
+
+describe('SinkWorker', function () {
+  this.timeout(30_000);
+
+  it('encodes and POSTs the pieces of a batch off the collector\'s thread, the frames\' bytes transferred', async () => {
+    const rx = await OtlpReceiver.start();
+    const w = new SinkWorker({ url: new URL('/v1/logs', rx.url).href, timeoutMs: 5000, resource: { 'service.name': 'palisade-collector' } });
+    try {
+      const t = Date.now();
+      const a = frame(Array.from({ length: 10 }, (_, i) => realisticFlow(i, 'node-a', t)));
+      const b = frame(Array.from({ length: 5 }, (_, i) => realisticFlow(100 + i, 'node-a', t)));
+      const r = await w.send([
+        { frame: a, skip: 4, count: 6, storedMs: t },
+        { frame: b, skip: 0, count: 5, storedMs: t },
+        { frame: Buffer.from('not json'), skip: 0, count: 2, storedMs: t },
+      ]);
+      assert.equal(r.status, 200);
+      assert.equal(r.unencoded, 2);
+      assert.match(r.encodeError ?? '', /JSON/);
+      assert.deepEqual(
+        rx.logs.map((l) => Number(l.attributes['palisade.bytes_sent'])),
+        [...[4, 5, 6, 7, 8, 9], ...[100, 101, 102, 103, 104]].map((i) => realisticFlow(i, 'node-a', t).bytesSent),
+      );
+      assert.equal(a.byteLength > 0 && b.byteLength > 0, true, 'the sink\'s own frames are untouched (copied once, the copy transferred)');
+    } finally {
+      await w.close();
+      await rx.down();
+    }
+  });
+
+  it('answers a batch its thread died with as "no answer", and starts a new thread for the next', async () => {
+    // a receiver that takes the request and never answers
+    const held: net.Socket[] = [];
+    const silent = net.createServer((s) => held.push(s)).listen(0, '127.0.0.1');
+    await new Promise((r) => silent.once('listening', r));
+    const port = (silent.address() as net.AddressInfo).port;
+    const w = new SinkWorker({ url: `http://127.0.0.1:${port}/v1/logs`, timeoutMs: 20_000, resource: {} });
+    try {
+      const pending = w.send([{ frame: frame([realisticFlow(1, 'node-a', Date.now())]), skip: 0, count: 1, storedMs: Date.now() }]);
+      while (held.length === 0) await new Promise((r) => setTimeout(r, 10));
+      await (w as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+      const r = await pending;
+      assert.equal(r.status, 0);
+      assert.match(r.error ?? '', /thread exited/);
+      const rx = await OtlpReceiver.start();
+      try {
+        const w2 = new SinkWorker({ url: new URL('/v1/logs', rx.url).href, timeoutMs: 5000, resource: {} });
+        assert.equal((await w2.send([{ frame: frame([realisticFlow(2, 'node-a', Date.now())]), skip: 0, count: 1, storedMs: Date.now() }])).status, 200);
+        await w2.close();
+      } finally {
+        await rx.down();
+      }
+      // the first one's next batch goes through a new thread (it answers: the receiver holds it)
+      const again = w.send([{ frame: frame([realisticFlow(3, 'node-a', Date.now())]), skip: 0, count: 1, storedMs: Date.now() }]);
+      while (held.length < 2) await new Promise((r) => setTimeout(r, 10));
+      await w.close();
+      assert.equal((await again).status, 0);
+    } finally {
+      for (const s of held) s.destroy();
+      silent.close();
+    }
+  });
+});
