@@ -64,6 +64,9 @@ describe('Mesh: identities and HBONE between nodes (real eBPF, real TLS)', funct
   let agent2: AgentProcess;
   let echo: EchoServer;
   let dir: string;
+  /** The rotation test's stream of requests, started before the identity tests (see there). */
+  let rotation: { stream: Promise<any>; issuedBefore: [number, number] };
+  const issued = (a: AgentProcess): number => count(a, (l) => l?.msg === 'workload certificate issued');
 
   async function exec(target: PodNs | NodeNs, args: string[], timeoutMs = 20_000): Promise<any> {
     const r = await topo.exec(target, args[0]!, args.slice(1), { timeoutMs });
@@ -154,10 +157,47 @@ describe('Mesh: identities and HBONE between nodes (real eBPF, real TLS)', funct
     });
   });
 
+  describe('collector restart', function () {
+    it('does not break established traffic, and agents reconnect by themselves', async function () {
+      const hold = topo.spawn(client, process.execPath, [fixturePath('tcp-hold.js'), web2.ip, '7000', '8'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      hold.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      // Listened for from the start: on a slow machine the client may finish before the agents are back.
+      const finished = new Promise((r) => hold.once('close', r));
+      await waitFor(() => out.includes('connected') || undefined, 5000, { what: 'long-lived connection' });
+      await collector.stop();
+      await new Promise((r) => setTimeout(r, 1500));
+      const during = await runClient(topo, client, web2.ip, 7000, 1000, 5000);
+      assert.ok(during.ok, `new connections work while the collector is down: ${JSON.stringify(during)}`);
+      await collector.restart();
+      await waitFor(
+        () => {
+          const snap = collector.running.snapshot();
+          return snap.workloads.length === 2 && (snap.nodes ?? []).filter((n) => n.online).length === 2 ? true : undefined;
+        },
+        15_000,
+        { what: 'both agents to reconnect and re-register' },
+      );
+      await finished;
+      const result = JSON.parse(out.trim().split('\n').pop()!) as { ok: boolean; rounds: number };
+      assert.ok(result.ok, out);
+      assert.ok(result.rounds > 40, out);
+    });
+  });
+
   describe('identities on :15008', function () {
     let files: Record<string, string>;
 
     before(async function () {
+      // Two minutes of requests across 30-second certificates (#3, rotation): the stream runs from
+      // here, beside every test below, and the rotation test at the end awaits it, so the file takes
+      // two minutes instead of two minutes plus these tests. It starts after the capture above
+      // (which must see a first HBONE handshake) and after the collector restart.
+      rotation = {
+        stream: exec(client, [process.execPath, fixturePath('http-loop.js'), `http://${web2.ip}:8080/`, '120'], 160_000),
+        issuedBefore: [issued(agent1), issued(agent2)],
+      };
+      rotation.stream.catch(() => undefined); // awaited (and reported) by the rotation test
       const ca = collector.running.ca;
       const other = CertificateAuthority.loadOrCreate(tempDir('otherca'), 'cluster.local');
       const key = await generateKeyPair();
@@ -256,48 +296,6 @@ describe('Mesh: identities and HBONE between nodes (real eBPF, real TLS)', funct
     });
   });
 
-  describe('collector restart', function () {
-    it('does not break established traffic, and agents reconnect by themselves', async function () {
-      const hold = topo.spawn(client, process.execPath, [fixturePath('tcp-hold.js'), web2.ip, '7000', '8'], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let out = '';
-      hold.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-      // Listened for from the start: on a slow machine the client may finish before the agents are back.
-      const finished = new Promise((r) => hold.once('close', r));
-      await waitFor(() => out.includes('connected') || undefined, 5000, { what: 'long-lived connection' });
-      await collector.stop();
-      await new Promise((r) => setTimeout(r, 1500));
-      const during = await runClient(topo, client, web2.ip, 7000, 1000, 5000);
-      assert.ok(during.ok, `new connections work while the collector is down: ${JSON.stringify(during)}`);
-      await collector.restart();
-      await waitFor(
-        () => {
-          const snap = collector.running.snapshot();
-          return snap.workloads.length === 2 && (snap.nodes ?? []).filter((n) => n.online).length === 2 ? true : undefined;
-        },
-        15_000,
-        { what: 'both agents to reconnect and re-register' },
-      );
-      await finished;
-      const result = JSON.parse(out.trim().split('\n').pop()!) as { ok: boolean; rounds: number };
-      assert.ok(result.ok, out);
-      assert.ok(result.rounds > 40, out);
-    });
-  });
-
-  describe('rotation', function () {
-    it('runs two minutes of requests across several 30-second certificate renewals with zero failures', async function () {
-      this.timeout(200_000);
-      const issued = (a: AgentProcess): number => count(a, (l) => l?.msg === 'workload certificate issued');
-      const before1 = issued(agent1);
-      const before2 = issued(agent2);
-      const r = await exec(client, [process.execPath, fixturePath('http-loop.js'), `http://${web2.ip}:8080/`, '120'], 160_000);
-      assert.equal(r.failures, 0, JSON.stringify(r));
-      assert.ok(r.requests > 500, JSON.stringify(r));
-      assert.ok(issued(agent1) - before1 >= 3, `client identity renewed ${issued(agent1) - before1} times`);
-      assert.ok(issued(agent2) - before2 >= 3, `web identity renewed ${issued(agent2) - before2} times`);
-    });
-  });
-
   describe('join (bad input)', function () {
     // Async on purpose: the collector runs in this process and must keep answering.
     async function agentWithToken(token: string): Promise<{ status: number | null; stderr: string }> {
@@ -337,6 +335,20 @@ describe('Mesh: identities and HBONE between nodes (real eBPF, real TLS)', funct
       const lines = r.stderr.trim().split('\n');
       assert.equal(lines.length, 1, r.stderr);
       assert.match(lines[0]!, /^palisade: .*join refused/);
+    });
+  });
+
+  describe('rotation', function () {
+    it('runs two minutes of requests across several 30-second certificate renewals with zero failures', async function () {
+      this.timeout(200_000);
+      // The stream started before the identity tests and ran through every test since; it ends
+      // two minutes after it started.
+      const r = await rotation.stream;
+      assert.equal(r.failures, 0, JSON.stringify(r));
+      assert.ok(r.requests > 500, JSON.stringify(r));
+      const [before1, before2] = rotation.issuedBefore;
+      assert.ok(issued(agent1) - before1 >= 3, `client identity renewed ${issued(agent1) - before1} times`);
+      assert.ok(issued(agent2) - before2 >= 3, `web identity renewed ${issued(agent2) - before2} times`);
     });
   });
 });
