@@ -18,7 +18,7 @@ import { BULK_PATH, SMALL_PATH } from './data-plane/configs';
 import { cpuUsageUsec } from './data-plane/budget';
 import { AnonPeaks, memMb, pssMb } from './data-plane/memory';
 import { ensureLoadgen, repoRoot, runLoadgen, type Workload } from './data-plane/loadgen';
-import { renderTable, summarize, type Sample } from './data-plane/report';
+import { renderTable, silent, summarize, type Sample } from './data-plane/report';
 import { buildStack, PATHS, PROXIES, type PathName, type ProxyName } from './data-plane/stack';
 
 const BENCH_NICE = -10;
@@ -137,7 +137,7 @@ async function main(): Promise<void> {
           samples.push({ round, workload: w.id, path: p, result, proxyCpuUsec, collectorCpuUsec: after.user + after.system, rssAfterMb: rssNow() });
           progress(
             `round ${round} ${w.id.padEnd(6)} ${p.padEnd(11)} ${w.mode === 'bulk' ? `${result.gbit_s.toFixed(2)} Gbit/s` : `${result.rps.toFixed(0)} req/s`}` +
-              ` p50 ${result.latency_us.p50} p99 ${result.latency_us.p99} µs, errors ${result.errors + result.timeouts + result.connect_errors}, non-2xx ${result.requests - result.status['2xx']}`,
+              ` p50 ${result.latency_us.p50} p99 ${result.latency_us.p99} µs, errors ${result.errors + result.timeouts + result.connect_errors}, non-2xx ${result.requests - result.status['2xx']}${silent(result) ? ' — SILENT: nothing was answered' : ''}`,
           );
         }
       }

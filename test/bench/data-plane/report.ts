@@ -53,7 +53,8 @@ export interface Summary {
   rssMb: Partial<Record<ProxyName, number>>;
   /** peak RssAnon (the process's own memory, without the mapped node binary) */
   anonMb: Partial<Record<ProxyName, number>>;
-  errors: Partial<Record<PathName, { errors: number; timeouts: number; connectErrors: number; non2xx: number; requests: number }>>;
+  /** per path; `silentRuns`: runs in which nothing was answered at all (no byte of a body), which no other count shows */
+  errors: Partial<Record<PathName, { errors: number; timeouts: number; connectErrors: number; non2xx: number; requests: number; silentRuns?: number }>>;
   targets: Target[];
 }
 
@@ -89,6 +90,9 @@ function metric(m: Omit<Metric, 'ratio'>): Metric {
   }
   return { ...m, ratio };
 }
+
+/** A run in which nothing was answered: connections accepted and never served count as no error, so it is called out. */
+export const silent = (r: LoadgenResult): boolean => r.body_bytes === 0 && r.status['2xx'] === 0;
 
 export function summarize(samples: Sample[], workloads: Workload[], rssMb: Partial<Record<ProxyName, number>>, anonMb: Partial<Record<ProxyName, number>> = {}): Summary {
   const metrics: Metric[] = [];
@@ -164,6 +168,7 @@ export function summarize(samples: Sample[], workloads: Workload[], rssMb: Parti
       timeouts: sum((r) => r.timeouts),
       connectErrors: sum((r) => r.connect_errors),
       non2xx: sum((r) => r.requests - r.status['2xx']),
+      silentRuns: mine.filter((s) => silent(s.result)).length,
     };
   }
 
@@ -245,9 +250,11 @@ export function renderTable(summary: Summary, header: string[]): string {
   rows.push(['peak anonymous memory, node 1 / node 2 [MB]', '—', pair(palAnon), pair(palAnon), pair(palAnon), pair(hapAnon), anonRatio, anonRatio, anonRatio]);
   const errs = PATHS.map((p) => {
     const e = summary.errors[p];
-    return e ? String(e.errors + e.timeouts + e.connectErrors + e.non2xx) : '—';
+    if (!e) return '—';
+    const failed = String(e.errors + e.timeouts + e.connectErrors + e.non2xx);
+    return e.silentRuns ? `${failed} + ${e.silentRuns} run(s) silent` : failed;
   });
-  rows.push(['failed requests, all runs', ...errs, '', '', '']);
+  rows.push(['failed requests, all runs (silent: nothing answered)', ...errs, '', '', '']);
   const lines = [
     ...header,
     'latency: direct absolute, the others added over direct in the same round [µs]; CPU: both nodes\' proxies; failed = errors + timeouts + non-2xx',
