@@ -11,13 +11,11 @@
  * status, and any other request with the HTTP status gRPC's code stands for (UNAVAILABLE: 503).
  * Pure, over plain data; problems are `{path, message}` like parse-http-route.ts.
  */
-import type { RouteProblem } from './parse-http-route';
+import { isObj, show, type RouteProblem } from './checker';
 import { GRPC_CODES, httpStatusOfGrpc } from './grpc-codes';
 import { MAX_FAULT_DELAY_MS, routeDuration } from './route-duration';
 import type { FaultSpec } from './types';
 
-const show = (v: unknown): string => JSON.stringify(v)?.slice(0, 80) ?? String(v);
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export function parseFaultSpec(spec: unknown): { spec: FaultSpec | undefined; problems: RouteProblem[] } {
   const problems: RouteProblem[] = [];
