@@ -122,8 +122,9 @@ export class RequestDispatch implements Dispatch {
       if (o.status !== 0) this.d.ejections.answered(key, o.status, this.d.outlier, this.d.outlier && this.keys);
       else if (!o.connected) this.d.ejections.unreachable(key);
     }
-    // latency only, as Linkerd's: a quick 5xx is a quick answer; a failure to answer at all costs more
-    this.endCurrent(o.status === 0 ? Math.max(o.ms, FAILURE_PENALTY_MS) : o.ms);
+    // latency only, as Linkerd's: a quick 5xx is a quick answer; a failure to answer at all costs more, at once
+    if (o.status === 0) this.endCurrent(Math.max(o.ms, FAILURE_PENALTY_MS), true);
+    else this.endCurrent(o.ms);
     const wait = this.retryWait(o);
     if (wait === undefined || !replayable || this.tried.size >= this.keys.length || !this.d.budget.tryRetry()) return undefined;
     if (this.d.retrySlot !== undefined) {
@@ -193,9 +194,10 @@ export class RequestDispatch implements Dispatch {
     return allIndices(this.keys.length);
   }
 
-  private endCurrent(ms: number): void {
+  private endCurrent(ms: number, failed = false): void {
     if (this.current === undefined) return;
-    this.d.balancer.end(this.current, ms);
+    if (failed) this.d.balancer.fail(this.current, ms);
+    else this.d.balancer.end(this.current, ms);
     this.current = undefined;
   }
 }

@@ -1,19 +1,28 @@
 /**
  * Per-request endpoint choice: power of two choices over peak-EWMA latency, as Linkerd balances
  * (default RTT 30 ms for an endpoint never measured, decay 10 s). An endpoint's cost is its
- * latency estimate times (outstanding requests + 1); a slower sample replaces the estimate at
- * once (the peak), otherwise the estimate decays towards the samples and, between them, towards
- * 0 (so an endpoint that was slow once is tried again): estimate·d + sample·(1 − d) with
- * d = exp(−elapsed / decay), as tower's PeakEwma that Linkerd uses. An endpoint never measured
- * starts at the default estimate when first seen and decays from then like any other, as tower's
- * does: a fast measured endpoint wins at first, and under sequential load the new one is still
- * tried within about decay · ln(30 ms / the fast one's latency) (34 s against 1 ms). One instance per
- * node proxy: every client pod's requests feed it. Pure except for the random source and clock
- * it is given.
+ * latency estimate times (outstanding requests + 1). Between answers the estimate decays towards
+ * 0 (so an endpoint that was slow once is tried again): estimate · d with d = exp(−elapsed / decay),
+ * as tower's PeakEwma that Linkerd uses. An answer then updates the decayed estimate:
+ *   - slower than it (the peak): taken at once, but one answer can at most double the estimate
+ *     it was last set to — a single outlier (a GC pause) does not set an endpoint's share for the
+ *     next 10 s, a slow endpoint is still at its latency within a few answers;
+ *   - faster: a weighted mean, the answer's weight 1 − d but at least 1/10, so an endpoint's
+ *     estimate follows its answers over seconds, not only its decayed peak;
+ *   - the first answer replaces the default (within the same doubling);
+ * an attempt that got no answer at all (fail) is a peak at once, unbounded. An endpoint never
+ * measured starts at the default estimate when first seen and decays from then like any other, as
+ * tower's does: under sequential load a new endpoint is tried within about
+ * decay · ln(30 ms / the measured one's latency) (34 s against 1 ms). One instance per node proxy:
+ * every client pod's requests feed it. Pure except for the random source and clock it is given.
  */
 
 export const DEFAULT_RTT_MS = 30;
 export const DECAY_MS = 10_000;
+/** an answer's least weight in the estimate when it is faster (about the last ten answers count) */
+export const MIN_WEIGHT = 0.1;
+/** one slower answer raises the estimate to at most this times the level it was last set to */
+export const MAX_LIFT = 2;
 /** Endpoints not seen for this long are forgotten (bounds memory under endpoint churn). */
 const FORGET_MS = 5 * 60_000;
 /** At most this many endpoints are remembered: past it the least recently seen idle one is forgotten (counted). */
@@ -22,9 +31,12 @@ export const MAX_ENDPOINTS = 16_384;
 const SWEEP_EVERY = 256;
 
 interface Stats {
+  /** the estimate as last set (at `stamp`), before the decay since */
   ewma: number;
   pending: number;
   stamp: number;
+  /** an answer has set the estimate (the default no longer counts) */
+  measured: boolean;
 }
 
 export class PeakEwma {
@@ -42,7 +54,7 @@ export class PeakEwma {
   /** The cost of sending one more request to `key` now (first seen: the default estimate, from now). */
   cost(key: string): number {
     const s = this.entry(key);
-    return s.ewma * Math.exp(-Math.max(0, this.now() - s.stamp) / DECAY_MS) * (s.pending + 1);
+    return s.ewma * this.decay(s, this.now()) * (s.pending + 1);
   }
 
   /**
@@ -77,17 +89,14 @@ export class PeakEwma {
     if (s !== undefined && s.pending > 0) s.pending--;
   }
 
-  /** A request to `key` ended after `ms` (its latency to the response head, or to the failure). */
+  /** A request to `key` ended after `ms` (its latency to the response head). */
   end(key: string, ms: number): void {
-    const s = this.entry(key);
-    if (s.pending > 0) s.pending--;
-    const now = this.now();
-    const d = Math.exp(-Math.max(0, now - s.stamp) / DECAY_MS);
-    s.ewma = ms > s.ewma ? ms : s.ewma * d + ms * (1 - d);
-    s.stamp = now;
-    this.stats.delete(key);
-    this.stats.set(key, s);
-    if (++this.ends % SWEEP_EVERY === 0) this.sweep(now);
+    this.sample(key, ms, false);
+  }
+
+  /** An attempt to `key` got no answer (refused, reset, timed out) after `ms`: a peak taken whole. */
+  fail(key: string, ms: number): void {
+    this.sample(key, ms, true);
   }
 
   /** Requests to `key` in progress (LEAST_REQUEST's measure). */
@@ -100,11 +109,34 @@ export class PeakEwma {
     return this.stats.size;
   }
 
+  private sample(key: string, ms: number, failed: boolean): void {
+    const s = this.entry(key);
+    if (s.pending > 0) s.pending--;
+    const now = this.now();
+    const d = this.decay(s, now);
+    const current = s.ewma * d;
+    if (failed) s.ewma = Math.max(current, ms);
+    else if (!s.measured || ms > current) s.ewma = Math.max(s.measured ? current : 0, Math.min(ms, s.ewma * MAX_LIFT));
+    else {
+      const w = Math.max(MIN_WEIGHT, 1 - d);
+      s.ewma = current * (1 - w) + ms * w;
+    }
+    s.measured = true;
+    s.stamp = now;
+    this.stats.delete(key);
+    this.stats.set(key, s);
+    if (++this.ends % SWEEP_EVERY === 0) this.sweep(now);
+  }
+
+  private decay(s: Stats, now: number): number {
+    return Math.exp(-Math.max(0, now - s.stamp) / DECAY_MS);
+  }
+
   private entry(key: string): Stats {
     let s = this.stats.get(key);
     if (s === undefined) {
       if (this.stats.size >= MAX_ENDPOINTS) this.evictOne();
-      s = { ewma: DEFAULT_RTT_MS, pending: 0, stamp: this.now() };
+      s = { ewma: DEFAULT_RTT_MS, pending: 0, stamp: this.now(), measured: false };
       this.stats.set(key, s);
     }
     return s;

@@ -27,25 +27,32 @@ describe('traffic: per-request choices (agent/traffic)', () => {
 
   describe('PeakEwma (power of two choices)', () => {
     it('an endpoint never measured costs the default RTT (30 ms)', () => assert.equal(new PeakEwma(Math.random, () => 0).cost('a'), DEFAULT_RTT_MS));
-    it('a slower sample is taken at once (the peak); outstanding requests multiply the cost', () => {
+    it('a slower sample is taken at once (the peak), at most doubling the estimate per answer; outstanding requests multiply the cost', () => {
       let now = 0;
       const b = new PeakEwma(Math.random, () => now);
       b.start('a');
+      b.end('a', 50);
+      b.end('a', 100);
       b.end('a', 200);
       assert.equal(b.cost('a'), 200);
       b.start('a');
       assert.equal(b.cost('a'), 400);
     });
-    it('faster samples pull the estimate down with the 10 s decay, and it decays towards 0 between samples', () => {
+    it('faster samples pull the estimate down with the 10 s decay (each at least a tenth), and it decays towards 0 between samples', () => {
       let now = 0;
       const b = new PeakEwma(Math.random, () => now);
+      b.end('a', 60);
       b.end('a', 100);
       now = 10_000;
       b.end('a', 10);
-      const expected = 100 * Math.exp(-1) + 10 * (1 - Math.exp(-1));
+      const expected = 100 * Math.exp(-1) * Math.exp(-1) + 10 * (1 - Math.exp(-1));
       assert.ok(Math.abs(b.cost('a') - expected) < 1e-9);
-      now = 20_000;
-      assert.ok(Math.abs(b.cost('a') - expected * Math.exp(-1)) < 1e-9);
+      now = 10_001;
+      b.end('a', 10);
+      const busy = expected * Math.exp(-1 / 10_000) * 0.9 + 10 * 0.1;
+      assert.ok(Math.abs(b.cost('a') - busy) < 1e-9);
+      now = 20_001;
+      assert.ok(Math.abs(b.cost('a') - busy * Math.exp(-1)) < 1e-9);
     });
     it('an endpoint never measured is not picked over a fast measured one at first, but is re-probed: its default estimate decays from when it was first seen', () => {
       let now = 0;
