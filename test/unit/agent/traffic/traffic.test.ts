@@ -262,6 +262,19 @@ describe('traffic: per-request choices (agent/traffic)', () => {
       while (budget.tryRetry()) retries++;
       assert.equal(retries, 100, 'the whole budget is left (the floor; 20 % of one request adds none)');
     });
+    it('an attempt without an answer costs its endpoint 1 s at once; a slow answer only doubles the estimate (one outlier)', () => {
+      const balancer = new PeakEwma(() => 0, () => 0);
+      const make = (): RequestDispatch => new RequestDispatch({ rule: rule(), method: 'GET', endpoints: EPS, balancer, budget: new RetryBudget(), target: (e) => ({ pool: e.ip, connect: () => Promise.reject(new Error('unused')) as Promise<Duplex> }) });
+      const failed = make();
+      const a = `${failed.next()!.pool}:80`;
+      failed.settle(outcome(0, { error: 'ECONNRESET', connected: true }), false);
+      assert.equal(balancer.cost(a), 1000);
+      const slow = make();
+      const b = `${slow.next()!.pool}:80`;
+      assert.notEqual(b, a);
+      slow.settle({ ...outcome(200), ms: 5000 }, false);
+      assert.equal(balancer.cost(b), 2 * DEFAULT_RTT_MS);
+    });
     it('a first attempt while nothing is ejected picks among the precomputed keys as given: no work per endpoint', () => {
       const endpoints = Array.from({ length: 1000 }, (_, i) => ({ ip: `10.1.${i >> 8}.${i & 255}`, port: 80 }));
       const keys = endpoints.map((e) => `${e.ip}:${e.port}`);
