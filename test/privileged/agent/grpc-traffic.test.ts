@@ -210,20 +210,19 @@ describe('HTTP/2 and gRPC on the routed path (GRPCRoute; real agents, real pods,
   // Service greeter's three endpoints are all on the other node: equal paths, so the spread shows the
   // per-request balancing. (With one of them on the client's node, peak-EWMA rightly prefers that
   // faster one: the canary test below has such a backend.)
-  it('1,000 unary calls on one client channel spread over 3 endpoints (each above 15 %, none at half; #18 wants ≤ 40 %)', async function () {
+  it('1,000 unary calls on one client channel spread over 3 endpoints (each above 15 %, none above 40 %)', async function () {
     const pods = ['greeter-b', 'greeter-c', 'greeter-d'];
     const before = pods.map((n) => calls(n, 'Say'));
     const r = await grpc<UnarySummary>(VIPS.greeter, ['unary', '1000', '16']);
     assert.deepEqual(r.codes, { 0: 1000 }, JSON.stringify(r));
     const shares = pods.map((n) => (r.bodies[n] ?? 0) / 1000);
     console.log(`      1,000 calls, 16 in flight on one channel: ${pods.map((x, i) => `${x} ${(shares[i]! * 100).toFixed(1)} %`).join(', ')} in ${r.ms} ms`);
-    // Issue #18 asks for none above 40 %. Here the balancing is latency-aware (P2C over peak-EWMA),
-    // and on this 2-core machine one of three equal endpoints is often faster for seconds: measured
-    // 38–47 % for the busiest of the three in four runs on main (two above 40 %; 29–38 % in four
-    // runs before the merge). Not yet met reliably;
-    // this checks that every call is balanced per request (per-connection balancing would send all
-    // 1,000 to one pod) and that no endpoint takes half.
-    assert.ok(shares.every((s) => s > 0.15 && s < 0.5), `every endpoint served, none half: ${JSON.stringify(r.bodies)}`);
+    // Issue #18: none above 40 %. The balancing is latency-aware (P2C over peak-EWMA), so on this
+    // loaded machine the three equal endpoints' shares move with their latencies; one outlier
+    // answer (a GC pause) may at most double an endpoint's estimate, which a tenth of each answer
+    // pulls back (agent/traffic/peak-ewma.ts): the busiest got 34.0–39.7 % (median 35.7) in 18 runs at
+    // load 11–21, 35–48 % before (6 of 21 above 40 %). Per-connection balancing would send all 1,000 to one pod.
+    assert.ok(shares.every((s) => s > 0.15 && s <= 0.4), `every endpoint served, none above 40 %: ${JSON.stringify(r.bodies)}`);
     pods.forEach((n, i) => assert.equal(calls(n, 'Say') - before[i]!, r.bodies[n], `${n} served what the client saw`));
     const routed = flows().filter((f) => f.traffic?.route === 'default/greeter' && f.http?.path === '/demo.Greeter/Say').slice(-1000);
     // each endpoint's call latency as the source node saw it: a busiest endpoint that was also the fastest is the balancer doing its job
