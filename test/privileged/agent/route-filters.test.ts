@@ -47,7 +47,7 @@ interface FlowLine {
   source: { ip: string };
   destination: { ip: string; workload?: string };
   durationMs: number;
-  http?: { method: string; path: string; status: number };
+  http?: { method: string; path: string; status: number; grpcStatus?: number };
   traffic?: { route: string; rule: number; backend: string; attempts: number };
 }
 
@@ -303,6 +303,11 @@ describe('Route filters in the source node proxy (HTTPRoute, GRPCRoute; real age
     assert.equal(atServer.length, 5);
     assert.ok(atServer.every((c) => c.metadata['x-env'] === 'canary'));
     assert.ok(grpcCalls('grpc-shadow').slice(m0).every((c) => c.method === 'Say' && c.metadata['x-env'] === 'canary'), 'each copy a Say call, with the rule\'s metadata');
+    const copies = await waitFor(() => {
+      const got = flows().filter((f) => f.reason === 'mirror' && f.traffic?.route === 'default/greeter');
+      return got.length === 5 ? got : undefined;
+    }, 15_000, { what: 'the five copies\' flows (HTTP/2)' });
+    assert.ok(copies.every((f) => f.verdict === 'allowed' && f.destination.workload === 'grpc-shadow' && f.http?.status === 200 && f.http.grpcStatus === 0 && f.traffic?.backend === 'default/greeter-shadow'), JSON.stringify(copies[0]));
   });
 
   for (const proto of ['HTTP/1.1', 'h2c'] as const) {

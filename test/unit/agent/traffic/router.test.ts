@@ -77,7 +77,7 @@ function routedBy(rules: string, o: { flows?: FlowRecord[]; service?: (name: str
     node: 'n1',
     log: silentLogger(),
     flows: { record: (f) => o.flows?.push(f) },
-    policies: { index: { routes: new RouteTable(set.routes ?? [], set.faults), destinations: DestinationTable.EMPTY } as unknown as PolicyIndex },
+    policies: { index: { routes: new RouteTable(set.routes ?? [], set.faults), destinations: new DestinationTable(set.destinationRules ?? []) } as unknown as PolicyIndex },
     local: { byIp: (ip) => o.local?.(ip) },
     registry: { byIp: () => undefined, service: (_ns, name) => o.service?.(name) },
     pool: { connect: () => Promise.reject(new Error('no remote endpoint here')) as Promise<never> },
@@ -269,5 +269,50 @@ describe('TrafficRouter: each mirrored copy that goes gets a flow record of its 
     assert.deepEqual(copy.traffic, { route: 'default/web', rule: 0, backend: 'default/shadow', attempts: 1 });
     assert.deepEqual([primary.http?.status, primary.traffic?.backend], [503, 'default/web']);
     assert.equal(router.stats().mirrors.failed, 1);
+  });
+});
+
+describe('TrafficRouter: a bulkhead\'s 503 carries the rule\'s and the chosen backendRef\'s response headers', () => {
+  const client = workload('client', '10.0.0.9');
+  const flows: FlowRecord[] = [];
+  const add = (name: string): string => `{type: ResponseHeaderModifier, responseHeaderModifier: {add: [{name: ${name}, value: a}]}}`;
+  const rules = `  - filters: [${add('x-route')}]
+    backendRefs: [{name: web, port: 80, filters: [${add('x-backend')}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: web, namespace: default}
+spec:
+  host: web
+  trafficPolicy: {connectionPool: {http: {http2MaxRequests: 1, http1MaxPendingRequests: 0}}}
+`;
+  // web's one endpoint is on this node and never answers: the first request holds the one place
+  const router = routedBy(rules, { flows, service: (name) => (name === 'web' ? service('web', '10.0.0.7') : undefined), local: (ip) => (ip === '10.0.0.7' ? workload('web', ip) : undefined), deliver: () => undefined });
+  after(() => router.closeAll());
+
+  it('HTTP/1.1: the second request at once is refused 503 (upstream-overflow) with both headers', async () => {
+    const open = (): ReturnType<typeof duplexPair>[0] => {
+      const [ours, theirs] = duplexPair();
+      router.handle(theirs, client, { ip: client.ip, workload: client.name, namespace: 'default', identity: client.identity }, { namespace: 'default', name: 'web', port: 80 });
+      ours.write('GET / HTTP/1.1\r\nHost: web\r\n\r\n');
+      return ours;
+    };
+    const first = open();
+    await new Promise((r) => setTimeout(r, 50));
+    const second = open();
+    const head = await new Promise<string>((resolve) => {
+      let got = '';
+      second.on('data', (d: Buffer) => {
+        got += d.toString('latin1');
+        if (got.includes('\r\n\r\n')) resolve(got);
+      });
+    });
+    second.destroy();
+    first.destroy();
+    assert.match(head, /^HTTP\/1\.1 503 /);
+    assert.match(head, /\r\nx-route: a\r\n/);
+    assert.match(head, /\r\nx-backend: a\r\n/);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.ok(flows.some((f) => f.reason === 'upstream-overflow'), JSON.stringify(flows.map((f) => f.reason)));
   });
 });
