@@ -256,10 +256,10 @@ export function statusOfHead(head: string): number {
  * `traffic` names the route, rule and the mirror's Service. Copies dropped before they went have
  * none (palisade_traffic_mirrors_total counts them).
  */
-export function mirrorFlow(node: string, source: FlowEndpoint, destination: FlowEndpoint, copy: MirrorCopy, traffic: NonNullable<FlowRecord['traffic']>): FlowRecord {
+export function mirrorFlow(node: string, source: FlowEndpoint, destination: FlowEndpoint, mtls: boolean, copy: MirrorCopy, traffic: NonNullable<FlowRecord['traffic']>): FlowRecord {
   const http = { method: copy.method, path: copy.path, status: copy.status, ...(copy.grpcStatus !== undefined && { grpcStatus: copy.grpcStatus }) };
   const outcome = { verdict: copy.outcome === 'answered' ? 'allowed' : 'error', reason: 'mirror' } as const;
-  return proxyFlow(node, { direction: 'outbound', source, destination, protocol: 'http', mtls: true, http }, outcome, copy, undefined, traffic);
+  return proxyFlow(node, { direction: 'outbound', source, destination, protocol: 'http', mtls, http }, outcome, copy, undefined, traffic);
 }
 
 /** One tap feeding several (a rule's mirrors, its backendRef's). */

@@ -137,11 +137,7 @@ export class TrafficRouter {
         const svc = inputs.registry.service(b.namespace, b.name);
         return svc ? this.endpointSet(svc, b.port).endpoints : [];
       },
-      describe: (e) => {
-        const local = inputs.local.byIp(e.ip);
-        const w = local ?? inputs.registry.byIp(e.ip);
-        return { endpoint: { ip: e.ip, port: e.port, ...(w && { workload: w.name, namespace: w.namespace, identity: w.identity }) }, mtls: local === undefined && w !== undefined };
-      },
+      describe: (e) => this.endpointOf(e),
     });
   }
 
@@ -271,7 +267,10 @@ export class TrafficRouter {
     return {
       connect: () => t.connect(),
       session: () => this.h2.upstreams.get(t.pool, () => t.connect()).then((u) => u.session),
-      done: (copy) => this.inputs.flows.record(mirrorFlow(this.inputs.node, source, this.endpointOf(e, copy.host), copy, traffic)),
+      done: (copy) => {
+        const to = this.endpointOf(e, copy.host);
+        this.inputs.flows.record(mirrorFlow(this.inputs.node, source, to.endpoint, to.mtls, copy, traffic));
+      },
     };
   }
 
@@ -388,10 +387,16 @@ export class TrafficRouter {
     });
   }
 
-  /** Endpoint `e` as a flow's destination: its workload when it is one of the mesh's; `host` as asked. */
-  private endpointOf(e: Endpoint, host: string): FlowEndpoint & { ip: string } {
-    const w = this.inputs.local.byIp(e.ip) ?? this.inputs.registry.byIp(e.ip);
-    return { ip: e.ip, port: e.port, ...(w ? { workload: w.name, namespace: w.namespace, identity: w.identity } : {}), host };
+  /**
+   * Endpoint `e` as a flow's destination (its workload when it is one of the mesh's; `host` as asked)
+   * and whether the way to it is mTLS: only a mesh workload on another node is reached through the
+   * tunnel; one on this node is handed over inside the node, and an address outside the mesh is not.
+   */
+  private endpointOf(e: Endpoint, host?: string): { endpoint: FlowEndpoint & { ip: string }; mtls: boolean } {
+    const local = this.inputs.local.byIp(e.ip);
+    const w = local ?? this.inputs.registry.byIp(e.ip);
+    const endpoint = { ip: e.ip, port: e.port, ...(w && { workload: w.name, namespace: w.namespace, identity: w.identity }), ...(host !== undefined && { host }) };
+    return { endpoint, mtls: local === undefined && w !== undefined };
   }
 
   private record(r: HttpRecord, source: Source, service: RoutedService): void {
@@ -399,11 +404,11 @@ export class TrafficRouter {
     const dispatch = d?.dispatch instanceof RequestDispatch ? d.dispatch : undefined;
     const e = dispatch?.endpoint;
     const host = r.host || `${service.name}.${service.namespace}`;
-    const destination = e ? this.endpointOf(e, host) : { ip: '0.0.0.0', port: service.port, host };
+    const { endpoint: destination, mtls } = e ? this.endpointOf(e, host) : { endpoint: { ip: '0.0.0.0', port: service.port, host }, mtls: false };
     const traffic = d?.route !== undefined && d.rule !== undefined ? { route: d.route, rule: d.rule, backend: d.backend ?? '', attempts: dispatch?.attempts ?? 0 } : undefined;
     const refused = dispatch?.refusal;
     const outcome = refused !== undefined ? { verdict: refused.verdict, reason: refused.reason } : httpOutcome(r);
-    const flow = proxyFlow(this.inputs.node, { direction: 'outbound', source, destination, protocol: 'http', mtls: true, http: httpLine(r) }, outcome, httpCounts(r), undefined, traffic);
+    const flow = proxyFlow(this.inputs.node, { direction: 'outbound', source, destination, protocol: 'http', mtls, http: httpLine(r) }, outcome, httpCounts(r), undefined, traffic);
     this.inputs.flows.record(traced(this.inputs.tracer, flow, r));
     if (dispatch && dispatch.retried.length > 0) this.log.debug({ event: 'retried', route: d?.route, backend: d?.backend, retried: dispatch.retried }, 'request retried');
   }

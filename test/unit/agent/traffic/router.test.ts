@@ -58,6 +58,7 @@ describe('TrafficRouter (agent/traffic/router.ts), with this node\'s destination
     assert.equal(delivered, 1, 'tried once: not retried');
     const f = flows.at(-1)!;
     assert.deepEqual([f.verdict, f.reason, f.http?.status], ['denied', 'denied-by-policy', 403]);
+    assert.equal(f.mtls, false, 'handed over inside the node: no mTLS on its way, and the flow must not say there was');
     assert.equal((router as unknown as { ejections: { anyEjected(): boolean } }).ejections.anyEjected(), false);
   });
 
