@@ -10,7 +10,10 @@
  *   - faster: a weighted mean, the answer's weight 1 − d but at least 1/10, so an endpoint's
  *     estimate follows its answers over seconds, not only its decayed peak;
  *   - the first answer replaces the default (within the same doubling);
- * an attempt that got no answer at all (fail) is a peak at once, unbounded. An endpoint never
+ * an attempt that got no answer at all (fail) is a peak at once, unbounded. An endpoint passed over
+ * in a pick loses 5 % of its estimate: answers move the estimates of the endpoints that get them
+ * within ten answers, so one that gets none (a slow first answer, then not picked) must not keep
+ * its stale estimate for the decay's 10 s — it is tried again after a few dozen picks. An endpoint never
  * measured starts at the default estimate when first seen and decays from then like any other, as
  * tower's does: under sequential load a new endpoint is tried within about
  * decay · ln(30 ms / the measured one's latency) (34 s against 1 ms). One instance per node proxy:
@@ -23,6 +26,8 @@ export const DECAY_MS = 10_000;
 export const MIN_WEIGHT = 0.1;
 /** one slower answer raises the estimate to at most this times the level it was last set to */
 export const MAX_LIFT = 2;
+/** an endpoint passed over in a pick loses this share of its estimate (a stale estimate is re-probed) */
+export const PASSED_OVER = 0.05;
 /** Endpoints not seen for this long are forgotten (bounds memory under endpoint churn). */
 const FORGET_MS = 5 * 60_000;
 /** At most this many endpoints are remembered: past it the least recently seen idle one is forgotten (counted). */
@@ -74,7 +79,10 @@ export class PeakEwma {
     const i = Math.floor(this.random() * n);
     let j = Math.floor(this.random() * (n - 1));
     if (j >= i) j++;
-    return this.cost(candidates[j]!) < this.cost(candidates[i]!) ? j : i;
+    const chosen = this.cost(candidates[j]!) < this.cost(candidates[i]!) ? j : i;
+    const other = this.stats.get(candidates[chosen === i ? j : i]!)!;
+    if (other.measured) other.ewma *= 1 - PASSED_OVER;
+    return chosen;
   }
 
   /** A request to `key` starts. */
