@@ -27,7 +27,7 @@ import type { HbonePool } from '../proxy/hbone-pool';
 import { H2Front, readPreface } from '../proxy/h2';
 import type { ConnectionLimits } from '../proxy/limits';
 import type { SpliceTimeouts } from '../proxy/pipe';
-import { DEFAULT_HTTP_LIMITS, HttpFront, type HttpDecision, type HttpLimits, type HttpRecord, type HttpSession, type NormalizedRequest, type UpstreamTarget } from '../proxy/http';
+import { DEFAULT_HTTP_LIMITS, HttpFront, type HttpDecision, type HttpLimits, type HttpRecord, type HttpSession, type NormalizedRequest, type UpstreamReuse, type UpstreamTarget } from '../proxy/http';
 import type { MirrorSource, MirrorTap } from '../proxy/http/types';
 import { httpCounts, httpLine, httpOutcome, proxyFlow, traced } from '../proxy/proxy-flow';
 import type { Workload } from '../workloads';
@@ -272,7 +272,7 @@ export class TrafficRouter {
     const dr = this.inputs.policies.index.destinations.lookup(backend.namespace, backend.name, backend.port, workload.namespace);
     const base = { reason: info.reason, route: info.route, rule: info.rule, backend: `${backend.namespace}/${backend.name}` };
     if (dr === undefined) return { allowed: true, ...base, dispatch: this.dispatch(req, backend, rule, workload, source, proto, delayMs, info.session, undefined, undefined) };
-    const { policy, place } = this.destinations.forRequest(dr, `${backend.namespace}/${backend.name}:${backend.port}`, proto, { headers: req.headers, query: req.query, sourceIp: workload.ip });
+    const { policy, place } = this.destinations.forRequest(dr, `${backend.namespace}/${backend.name}:${backend.port}`, proto, { headers: req.headers, query: req.query, sourceIp: workload.ip }, `${source.ip}:${source.port ?? 0}`);
     const overflow = (): RoutedDecision => ({ allowed: false, status: 503, verdict: 'error', ...base, reason: 'upstream-overflow' });
     if (place.kind === 'overflow') return overflow();
     if (place.kind === 'now') return { allowed: true, ...base, dispatch: this.dispatch(req, backend, rule, workload, source, proto, delayMs, info.session, policy, place.release) };
@@ -294,9 +294,11 @@ export class TrafficRouter {
       budget: this.budget(backend.namespace, backend.name),
       ejections: this.ejections,
       delayMs,
-      target: (e) => withConnectTimeout(this.target(e, workload, source, proto), connectTimeoutMs),
+      target: (e) => withConnectTimeout(withReuse(this.target(e, workload, source, proto), policy?.reuse), connectTimeoutMs),
       ...(pick !== undefined && { pick }),
-      ...(session !== undefined && { responseHeaders: (e: Endpoint) => oneHeader(sessionHeader(session.spec, keyOf(e), session.carried, Date.now())) }),
+      ...((session !== undefined || policy?.responseHeader !== undefined) && {
+        responseHeaders: (e: Endpoint) => headersOf(session && sessionHeader(session.spec, keyOf(e), session.carried, Date.now()), policy?.responseHeader),
+      }),
       ...(policy?.outlier !== undefined && { outlier: policy.outlier }),
       ...(policy?.retrySlot !== undefined && { retrySlot: policy.retrySlot }),
       ...(release !== undefined && { onFinish: release }),
@@ -399,7 +401,7 @@ export class TrafficRouter {
 function withConnectTimeout(t: UpstreamTarget, ms: number | undefined): UpstreamTarget {
   if (ms === undefined) return t;
   return {
-    pool: t.pool,
+    ...t,
     connect: () =>
       new Promise((resolve, reject) => {
         let late = false;
@@ -447,7 +449,14 @@ interface Session {
   readonly carried: SessionState | undefined;
 }
 
-const oneHeader = (h: [string, string] | undefined): readonly (readonly [string, string])[] | undefined => (h === undefined ? undefined : [h]);
+/** The headers an answer gets: a sticky session's, a DestinationRule's hash cookie (either may be absent). */
+const headersOf = (...hs: ([string, string] | undefined)[]): readonly (readonly [string, string])[] | undefined => {
+  const out = hs.filter((h): h is [string, string] => h !== undefined);
+  return out.length === 0 ? undefined : out;
+};
+
+/** `t` with a DestinationRule's upstream reuse limits (maxRequestsPerConnection, idleTimeout). */
+const withReuse = (t: UpstreamTarget, reuse: UpstreamReuse | undefined): UpstreamTarget => (reuse === undefined ? t : { ...t, reuse });
 
 interface EndpointSet {
   readonly endpoints: readonly Endpoint[];

@@ -204,15 +204,18 @@ export class H2Exchange {
     this.attemptStarted = performance.now();
     this.attemptSent = 0;
     if (d.attemptTimeoutMs > 0) this.attemptTimer = setTimeout(() => this.attemptTimedOut(), d.attemptTimeoutMs);
-    this.ctx.upstreams.get(target.pool, () => target.connect()).then(
+    this.ctx.upstreams.get(target.pool, () => target.connect(), target.reuse).then(
       (u) => {
-        if (!this.live || this.waiting) return;
+        if (!this.live || this.waiting) return void (u.last && u.session.close());
         let up: http2.ClientHttp2Stream;
         try {
           up = u.session.request(this.forward, { endStream: this.bodyEnded && this.bodyBytes === 0 });
         } catch (err) {
           // the session was closing: the stream never left
           return this.failed(errorCode(err), false, true);
+        } finally {
+          // its last stream (maxRequestsPerConnection): closed once its streams end
+          if (u.last) u.session.close();
         }
         this.send(up, u.used);
       },

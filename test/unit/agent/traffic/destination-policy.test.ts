@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import type { Duplex } from 'node:stream';
 import { cookieValue, fnv1a, hashValue, pickOf, rendezvous, type Balancing } from '../../../../agent/traffic/balance';
 import { Bulkhead } from '../../../../agent/traffic/bulkhead';
-import { DestinationPolicies, limitsOf } from '../../../../agent/traffic/destination-policy';
+import { DestinationPolicies, limitsOf, type RequestPolicy } from '../../../../agent/traffic/destination-policy';
 import { ServiceBalancer } from '../../../../agent/proxy/service-balancer';
 import { RequestDispatch } from '../../../../agent/traffic/dispatcher';
 import { Ejections, ejectionsHonoured, MAX_OUTLIER_EJECTION_MS } from '../../../../agent/traffic/ejections';
@@ -130,6 +130,43 @@ describe('DestinationRule decisions (agent/traffic)', () => {
       assert.equal(p.forRequest(dp, 'shop/web:80', 'h1', input()).place.kind, 'overflow');
       assert.equal(p.forRequest(dp, 'shop/api:80', 'h1', input()).place.kind, 'now');
       assert.equal(p.overflowed, 1);
+    });
+  });
+
+  describe('connectionPool.http reuse and the hash cookie (httpCookie.ttl)', () => {
+    const policy = (over: Partial<typeof DEFAULT_CONNECTION_POOL>, loadBalancer?: LoadBalancer) => ({ rule: 'shop/web', policy: { loadBalancer, outlierDetection: undefined, connectionPool: { ...DEFAULT_CONNECTION_POOL, ...over } } });
+    it('maxRequestsPerConnection and idleTimeout reach the upstream target; neither set: the engine\'s own', () => {
+      const p = new DestinationPolicies(() => 0);
+      assert.deepEqual(p.forRequest(policy({ maxRequestsPerConnection: 1 }), 's:80', 'h1', input()).policy.reuse, { maxRequests: 1, idleMs: undefined });
+      assert.deepEqual(p.forRequest(policy({ idleTimeoutMs: 1000 }), 's:80', 'h2', input()).policy.reuse, { maxRequests: 0, idleMs: 1000 });
+      assert.equal(p.forRequest(policy({}), 's:80', 'h1', input()).policy.reuse, undefined);
+    });
+    const COOKIE: LoadBalancer = { kind: 'HASH', by: 'cookie', name: 'sid', cookieTtlMs: 60_000 };
+    it('a request without the cookie gets one (opaque, per connection, Max-Age = ttl) and the endpoint its value hashes to; sending it back lands there again', () => {
+      const p = new DestinationPolicies(() => 0);
+      const first = p.forRequest(policy({}, COOKIE), 'shop/web:80', 'h1', input(), '10.1.0.5:40000').policy;
+      const [name, value] = first.responseHeader!;
+      assert.equal(name, 'set-cookie');
+      const m = /^sid=([0-9a-f]{16}); Path=\/; Max-Age=60; HttpOnly$/.exec(value);
+      assert.ok(m, value);
+      assert.ok(!value.includes('10.'), 'no address in the cookie');
+      const home = first.pick!(KEYS, ALL);
+      for (let i = 0; i < 20; i++) {
+        const again: RequestPolicy = p.forRequest(policy({}, COOKIE), 'shop/web:80', 'h1', input({ cookie: [`sid=${m[1]}`] }), `10.1.0.5:${41000 + i}`).policy;
+        assert.equal(again.responseHeader, undefined, 'a request carrying the cookie gets no new one');
+        assert.equal(again.pick!(KEYS, ALL), home);
+      }
+      const same = p.forRequest(policy({}, COOKIE), 'shop/web:80', 'h1', input(), '10.1.0.5:40000').policy.responseHeader;
+      assert.deepEqual(same, first.responseHeader, 'requests racing on one connection get the same cookie');
+      const homes = new Set(Array.from({ length: 40 }, (_, i) => p.forRequest(policy({}, COOKIE), 'shop/web:80', 'h1', input(), `10.1.0.5:${50000 + i}`).policy.pick!(KEYS, ALL)));
+      assert.ok(homes.size >= 4, `new clients spread: ${[...homes].join(',')}`);
+    });
+    it('ttl 0: a session cookie (no Max-Age), at the rule\'s path; no ttl: no cookie, balanced as by default', () => {
+      const p = new DestinationPolicies(() => 0);
+      assert.match(p.forRequest(policy({}, { ...COOKIE, cookieTtlMs: 0, cookiePath: '/app' }), 's:80', 'h1', input()).policy.responseHeader![1], /^sid=[0-9a-f]{16}; Path=\/app; HttpOnly$/);
+      const none = p.forRequest(policy({}, { kind: 'HASH', by: 'cookie', name: 'sid' }), 's:80', 'h1', input()).policy;
+      assert.equal(none.responseHeader, undefined);
+      assert.equal(none.pick, undefined);
     });
   });
 
