@@ -120,7 +120,7 @@ export class RequestDispatch implements Dispatch {
     }
     if (key !== undefined && this.d.ejections !== undefined) {
       if (o.status !== 0) this.d.ejections.answered(key, o.status, this.d.outlier, this.d.outlier && this.keys);
-      else if (!o.connected) this.d.ejections.unreachable(key);
+      else if (!o.connected) this.d.ejections.connectFailed(key, this.d.outlier, this.d.outlier && this.keys);
     }
     // latency only, as Linkerd's: a quick 5xx is a quick answer; a failure to answer at all costs more
     this.endCurrent(o.status === 0 ? Math.max(o.ms, FAILURE_PENALTY_MS) : o.ms);

@@ -35,6 +35,7 @@ import { keyOf, RequestDispatch, type Endpoint } from './dispatcher';
 import { refusalOf } from './refusal';
 import { DestinationPolicies, type RequestPolicy } from './destination-policy';
 import { Ejections } from './ejections';
+import { L4Balancer } from './l4-balancer';
 import { allOf, Mirrors, type MirrorOutcome, type MirrorTarget } from './mirror';
 import { PeakEwma } from './peak-ewma';
 import { RetryBudget } from './retry-budget';
@@ -105,6 +106,8 @@ export class TrafficRouter {
   /** per backend Service (`namespace/name`) in the registry; those no longer in it are dropped when a new one comes */
   private readonly budgets = new Map<string, RetryBudget>();
   private readonly ejections = new Ejections();
+  /** connections balanced at L4 (no route: agent/proxy/outbound.ts; not HTTP: the pass-through), sharing the ejections */
+  readonly l4 = new L4Balancer(this.ejections);
   /** DestinationRules' load balancing and bulkheads */
   private readonly destinations = new DestinationPolicies((key) => this.balancer.outstanding(key));
   /** per registry version of a service (its object is replaced on any change) and port: its ready endpoints and their keys */
@@ -131,7 +134,8 @@ export class TrafficRouter {
     this.passthrough = new Passthrough({
       node: inputs.node,
       flows: inputs.flows,
-      ejections: this.ejections,
+      l4: this.l4,
+      destination: (b, clientNamespace) => (clientNamespace === undefined ? undefined : inputs.policies.index.destinations.lookup(b.namespace, b.name, b.port, clientNamespace)),
       ...(inputs.timeouts !== undefined && { timeouts: inputs.timeouts }),
       endpoints: (b) => {
         const svc = inputs.registry.service(b.namespace, b.name);

@@ -3,7 +3,6 @@ import type { Duplex } from 'node:stream';
 import { cookieValue, fnv1a, hashValue, pickOf, rendezvous, type Balancing } from '../../../../agent/traffic/balance';
 import { Bulkhead } from '../../../../agent/traffic/bulkhead';
 import { DestinationPolicies, limitsOf, type RequestPolicy } from '../../../../agent/traffic/destination-policy';
-import { ServiceBalancer } from '../../../../agent/proxy/service-balancer';
 import { RequestDispatch } from '../../../../agent/traffic/dispatcher';
 import { Ejections, ejectionsHonoured, MAX_OUTLIER_EJECTION_MS } from '../../../../agent/traffic/ejections';
 import { PeakEwma } from '../../../../agent/traffic/peak-ewma';
@@ -270,38 +269,6 @@ describe('DestinationRule decisions (agent/traffic)', () => {
       assert.equal(places, 0);
       assert.equal(finished, 1);
     });
-  });
-});
-
-describe('DestinationRule per connection (agent/proxy/service-balancer.ts)', () => {
-  const target = { service: { namespace: 'shop', name: 'db' }, port: '', endpoints: KEYS.slice(0, 4).map((k) => ({ ip: k.slice(0, -3), port: 80 })) };
-  it('without a rule, and for ROUND_ROBIN or a hash of a request part: round robin', () => {
-    for (const lb of [undefined, { kind: 'ROUND_ROBIN' as const }, HEADER]) {
-      const b = new ServiceBalancer();
-      assert.deepEqual([0, 1, 2, 3, 4].map(() => b.pick(target, lb, '10.1.0.1').ip), ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4', '10.0.0.1']);
-    }
-  });
-  it('a source-IP hash keeps a client pod on one endpoint', () => {
-    const b = new ServiceBalancer();
-    const lb: LoadBalancer = { kind: 'HASH', by: 'source-ip', name: '' };
-    const homes = new Set<string>();
-    for (let c = 0; c < 40; c++) {
-      const first: string = b.pick(target, lb, `10.1.0.${c}`).ip;
-      for (let i = 0; i < 5; i++) assert.equal(b.pick(target, lb, `10.1.0.${c}`).ip, first);
-      homes.add(first);
-    }
-    assert.ok(homes.size >= 3, [...homes].join(','));
-  });
-  it('tcp.maxConnections: at most that many connections to the Service from the node; a release makes room (once)', () => {
-    const b = new ServiceBalancer();
-    const r1 = b.admit('shop/db:5432', 2)!;
-    assert.ok(b.admit('shop/db:5432', 2) !== undefined);
-    assert.equal(b.admit('shop/db:5432', 2), undefined);
-    assert.ok(b.admit('shop/other:5432', 2) !== undefined, 'per Service');
-    r1();
-    r1();
-    assert.ok(b.admit('shop/db:5432', 2) !== undefined);
-    assert.equal(b.admit('shop/db:5432', 2), undefined);
   });
 });
 

@@ -5,7 +5,7 @@ import type { FlowRecord } from '../../../../common/flow';
 import { silentLogger } from '../../../../common/log';
 import type { RegistryService } from '../../../../common/mesh-protocol';
 import { compilePolicyFiles, type PolicyIndex } from '../../../../common/policy';
-import { RouteTable } from '../../../../common/routes';
+import { DestinationTable, RouteTable } from '../../../../common/routes';
 import type { ClientSide, DestinationAuthz } from '../../../../agent/proxy/destination-authz';
 import { splice } from '../../../../agent/proxy/pipe';
 import { routedHeadKind } from '../../../../agent/traffic/passthrough';
@@ -104,7 +104,7 @@ describe('L4 pass-through of routed Services\' connections that are not HTTP (ag
         node: 'n1',
         log: silentLogger(),
         flows: { record: (f) => flows.push(f) },
-        policies: { index: { routes: new RouteTable(set.routes!) } as unknown as PolicyIndex },
+        policies: { index: { routes: new RouteTable(set.routes!), destinations: new DestinationTable(set.destinationRules ?? []) } as unknown as PolicyIndex },
         local: { byIp: (ip) => pods.get(ip) },
         registry: { byIp: () => undefined, service: (ns, name) => services.get(`${ns}/${name}`) },
         pool: { connect: () => Promise.reject(new Error('no remote endpoint here')) as Promise<never> },
