@@ -16,7 +16,7 @@ export interface H2Upstream {
   readonly session: http2.ClientHttp2Session;
   /** streams opened on it before this one (a failure on a used session may be a stale one) */
   readonly used: number;
-  /** this stream is its last (maxRequests): close the session gracefully once the stream is opened */
+  /** this stream is its last (maxRequests): retire() the session with the stream opened on it (or close it if none is) */
   readonly last: boolean;
 }
 
@@ -49,15 +49,16 @@ export class H2Sessions {
         if (this.entries.get(name) === entry) this.entries.delete(name);
       });
     }
+    // counted when handed out (before the session is up), so streams asked for meanwhile respect maxRequests too
+    const used = e.used++;
+    const last = reuse !== undefined && reuse.maxRequests > 0 && e.used >= reuse.maxRequests;
+    // its share is given out: the next stream gets a new session
+    if (last && this.entries.get(name) === e) this.entries.delete(name);
     const session = await e.session;
     if (session.closed || session.destroyed) {
       if (this.entries.get(name) === e) this.entries.delete(name);
       return this.get(name, connect, reuse);
     }
-    const used = e.used++;
-    const last = reuse !== undefined && reuse.maxRequests > 0 && e.used >= reuse.maxRequests;
-    // its share is given out: the next stream gets a new session
-    if (last && this.entries.get(name) === e) this.entries.delete(name);
     return { session, used, last };
   }
 
@@ -86,4 +87,19 @@ export class H2Sessions {
       });
     });
   }
+}
+
+/**
+ * Close `session` gracefully once `stream`, its last, has been opened on the wire (a close before
+ * that would refuse the stream): the streams on it finish, no new one starts.
+ */
+export function retire(session: http2.ClientHttp2Session, stream: http2.ClientHttp2Stream): void {
+  let done = false;
+  const close = (): void => {
+    if (done) return;
+    done = true;
+    session.close();
+  };
+  stream.once('ready', close);
+  stream.once('close', close);
 }
