@@ -204,7 +204,7 @@ export const keyOf = (e: Endpoint): string => `${e.ip}:${e.port}`;
 
 const indices: number[][] = [];
 /** [0, 1, …, n − 1], shared */
-function allIndices(n: number): readonly number[] {
+export function allIndices(n: number): readonly number[] {
   if (n > 4096) return Array.from({ length: n }, (_, i) => i);
   return (indices[n] ??= Array.from({ length: n }, (_, i) => i));
 }

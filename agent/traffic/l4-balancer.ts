@@ -17,6 +17,7 @@
  */
 import type { LoadBalancer, OutlierDetection, TrafficPolicy } from '../../common/routes';
 import { fnv1a, rendezvous } from './balance';
+import { allIndices } from './dispatcher';
 import { ejectionsHonoured, type Ejections } from './ejections';
 
 const MAX_SERVICES = 100_000;
@@ -56,6 +57,7 @@ export class L4Balancer {
   private readonly turns = new Map<string, number>();
   private readonly openTo = new Map<string, number>();
   private readonly openToService = new Map<string, number>();
+  private readonly keys = new WeakMap<readonly L4Endpoint[], readonly string[]>();
   private readonly state: L4State = {
     turn: (service) => {
       const t = this.turns.get(service) ?? 0;
@@ -77,7 +79,12 @@ export class L4Balancer {
    * `endpoints` not in `tried`, the healthy ones (none, or too few for minHealthPercent: all of them).
    */
   choose<E extends L4Endpoint>(service: string, endpoints: readonly E[], policy: TrafficPolicy | undefined, sourceIp: string, tried?: ReadonlySet<string>): E | undefined {
-    const keys = endpoints.map(endpointKey);
+    const keys = this.keysOf(endpoints);
+    if ((tried === undefined || tried.size === 0) && !this.ejections.anyEjected()) {
+      // the usual case: every endpoint a candidate, no work per endpoint
+      const i = pickConnection(policy?.loadBalancer, service, keys, allIndices(keys.length), sourceIp, this.state);
+      return i === undefined ? undefined : endpoints[i];
+    }
     const untried: number[] = [];
     const healthy: number[] = [];
     const anyEjected = this.ejections.anyEjected();
@@ -93,6 +100,16 @@ export class L4Balancer {
     const honoured = od === undefined || ejectionsHonoured(keys.length - ejected, keys.length, od.minHealthPercent);
     const i = pickConnection(policy?.loadBalancer, service, keys, healthy.length > 0 && honoured ? healthy : untried, sourceIp, this.state);
     return i === undefined ? undefined : endpoints[i];
+  }
+
+  /** The endpoints' keys, made once per endpoint list (the registry's lists are replaced on change, not edited). */
+  private keysOf(endpoints: readonly L4Endpoint[]): readonly string[] {
+    let keys = this.keys.get(endpoints);
+    if (keys === undefined) {
+      keys = endpoints.map(endpointKey);
+      this.keys.set(endpoints, keys);
+    }
+    return keys;
   }
 
   /** A connection to `key` is open: its release (once). */
