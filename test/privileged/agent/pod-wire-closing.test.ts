@@ -27,10 +27,12 @@ const MAP_SIZE = 256;
 const CHURN = 1200;
 const ECHO_PORT = 7000;
 const CLOSE_PORT = 7001;
+const RESET_PORT = 7002;
 
-/** A server that writes and closes first, as an HTTP server answering "Connection: close". */
-const CLOSE_FIRST_SERVER = `const net = require('net');
-net.createServer((s) => { s.on('error', () => s.destroy()); s.end('bye'); })
+/** A server that writes and closes first (an HTTP server answering "Connection: close"), or resets once the client has read what it wrote (argv[3] 'reset'). */
+const SERVER_FIRST = `const net = require('net');
+const reset = process.argv[3] === 'reset';
+net.createServer((s) => { s.on('error', () => s.destroy()); if (reset) { s.write('bye'); s.once('data', () => s.resetAndDestroy()); } else s.end('bye'); })
   .listen({ host: process.argv[1], port: Number(process.argv[2]) }, () => console.log(JSON.stringify({ event: 'listening' })));`;
 
 interface Churn {
@@ -58,7 +60,8 @@ describe('Connections into a pod leave the kernel\'s record when they close (rea
     server = await topo.addPod(node, 'server');
     stranger = await topo.addPod(node, 'stranger');
     await startEchoServer(topo, server, server.ip, ECHO_PORT);
-    await startFixture(topo, server, process.execPath, ['-e', CLOSE_FIRST_SERVER, server.ip, String(CLOSE_PORT)], { name: 'close-first server' });
+    await startFixture(topo, server, process.execPath, ['-e', SERVER_FIRST, server.ip, String(CLOSE_PORT), 'close'], { name: 'close-first server' });
+    await startFixture(topo, server, process.execPath, ['-e', SERVER_FIRST, server.ip, String(RESET_PORT), 'reset'], { name: 'reset-first server' });
     agent = startAgentProcess(topo, node, { pods: [{ pod: server, serviceAccount: 'server' }], extraArgs: ['--kernel-connections', String(MAP_SIZE)] });
     await agent.ready;
   });
@@ -76,9 +79,9 @@ describe('Connections into a pod leave the kernel\'s record when they close (rea
     }
   };
 
-  it('regression (an idle connection into a pod hung after many short ones): it still answers, and the closed ones are gone from the map', async function () {
+  it('regression (an idle connection into a pod hung after many short ones): it still answers, and the closed ones (client, server or reset first) are gone from the map', async function () {
     assert.equal(tcpIn().capacity, MAP_SIZE, 'the map has the size asked for');
-    const r = await topo.exec(stranger, process.execPath, [fixturePath('tcp-churn.js'), server.ip, String(ECHO_PORT), String(CLOSE_PORT), String(CHURN)], { timeoutMs: 90_000 });
+    const r = await topo.exec(stranger, process.execPath, [fixturePath('tcp-churn.js'), server.ip, String(ECHO_PORT), `${CLOSE_PORT},${RESET_PORT}`, String(CHURN)], { timeoutMs: 90_000 });
     const churn = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as Churn;
     assert.deepEqual({ served: churn.served, failed: churn.failed }, { served: CHURN, failed: 0 }, `every short connection was served (${JSON.stringify(churn.errors)})`);
     assert.ok(churn.held, `the idle connection answers after ${CHURN} short ones through a map of ${MAP_SIZE} (${churn.heldError})`);
