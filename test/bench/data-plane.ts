@@ -142,6 +142,7 @@ async function main(): Promise<void> {
           progress(
             `round ${round} ${w.id.padEnd(6)} ${p.padEnd(11)} ${w.mode === 'bulk' ? `${result.gbit_s.toFixed(2)} Gbit/s` : `${result.rps.toFixed(0)} req/s`}` +
               ` p50 ${result.latency_us.p50} p99 ${result.latency_us.p99} µs, errors ${result.errors + result.timeouts + result.connect_errors}, non-2xx ${result.requests - result.status['2xx']}${silent(result) ? ' — SILENT: nothing was answered' : ''}` +
+              `${result.stalled ? ` — STALLED: ${result.stalled} request(s) unanswered for over 1 s at the end` : ''}` +
               `${Object.keys(filterDrops).length ? ` — DROPPED by the pod filters: ${describeDrops(filterDrops)}` : ''}`,
           );
         }

@@ -56,7 +56,7 @@ export interface Summary {
   /** peak RssAnon (the process's own memory, without the mapped node binary) */
   anonMb: Partial<Record<ProxyName, number>>;
   /** per path; `silentRuns`: runs in which nothing was answered at all (no byte of a body), which no other count shows */
-  errors: Partial<Record<PathName, { errors: number; timeouts: number; connectErrors: number; non2xx: number; requests: number; silentRuns?: number }>>;
+  errors: Partial<Record<PathName, { errors: number; timeouts: number; connectErrors: number; non2xx: number; requests: number; silentRuns?: number; stalled?: number }>>;
   targets: Target[];
   /** runs whose packets the pod filters dropped: their figures are not the proxies' */
   filterDrops?: Array<{ round: number; workload: string; path: PathName; drops: DropTotals }>;
@@ -191,6 +191,7 @@ export function summarize(samples: Sample[], workloads: Workload[], rssMb: Parti
       connectErrors: sum((r) => r.connect_errors),
       non2xx: sum((r) => r.requests - r.status['2xx']),
       silentRuns: mine.filter((s) => silent(s.result)).length,
+      stalled: sum((r) => r.stalled ?? 0),
     };
   }
 
@@ -276,9 +277,9 @@ export function renderTable(summary: Summary, header: string[]): string {
     const e = summary.errors[p];
     if (!e) return '—';
     const failed = String(e.errors + e.timeouts + e.connectErrors + e.non2xx);
-    return e.silentRuns ? `${failed} + ${e.silentRuns} run(s) silent` : failed;
+    return `${failed}${e.stalled ? ` + ${e.stalled} stalled` : ''}${e.silentRuns ? ` + ${e.silentRuns} run(s) silent` : ''}`;
   });
-  rows.push(['failed requests, all runs (silent: nothing answered)', ...errs, '', '', '']);
+  rows.push(['failed requests, all runs (silent: nothing answered; stalled: unanswered > 1 s at the end)', ...errs, '', '', '']);
   const lines = [
     ...header,
     'latency: direct absolute, the others added over direct in the same round [µs]; CPU: both nodes\' proxies; failed = errors + timeouts + non-2xx',

@@ -38,6 +38,16 @@ describe('data-plane bench report: silent runs', () => {
     assert.match(row, /0 \+ 1 run\(s\) silent/);
     assert.match(row, /0 \+ 2 run\(s\) silent/);
   });
+
+  it('the failed row adds the requests left stalled at the end, which no other count sees', () => {
+    const stuck: Sample = { ...sample('haproxy', 0), result: { ...result(0), stalled: 16 } };
+    const summary = summarize([sample('direct', 4000), { ...sample('palisade-l4', 3000), result: { ...result(3000), stalled: 0 } }, stuck], [workload], {});
+    assert.equal(summary.errors.haproxy?.stalled, 16);
+    const row = renderTable(summary, []).split('\n').find((l) => l.startsWith('failed requests'));
+    assert.ok(row, 'a failed row');
+    assert.match(row, /0 \+ 16 stalled \+ 1 run\(s\) silent/);
+    assert.doesNotMatch(row.replace(/0 \+ 16 stalled/, ''), /stalled \+|\+ 0 stalled/);
+  });
 });
 
 describe('data-plane bench report: packets the pod filters dropped', () => {
