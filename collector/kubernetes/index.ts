@@ -5,7 +5,9 @@
  * authored `kubernetes` (./policy-watch.ts); its Pods make the collector a node authorizer
  * (./pods-watch.ts): a node registers, and gets certificates for, only pods the API says run on it.
  * The node records are shared with the other replicas as PalisadeNode objects
- * (./node-records-share.ts): a node that joined through one replica is accepted by every one.
+ * (./node-records-share.ts): a node that joined through one replica is accepted by every one;
+ * so are the registrations, as PalisadeRegistration objects (./registrations-share.ts): every
+ * replica serves every node's workloads, whichever replica the node's agent is connected to.
  */
 import { describeCause, isPalisadeError } from '../../common/errors';
 import { KubeClient } from '../../common/kube/client';
@@ -16,6 +18,7 @@ import type { PolicyManager } from '../policies/manager';
 import type { NodePods } from '../nodes/node-pods';
 import type { NodeRecords } from '../nodes/node-records';
 import { NodeRecordsShare } from './node-records-share';
+import { RegistrationsShare } from './registrations-share';
 import type { WorkloadRegistry } from '../registry';
 import { PodsWatch } from './pods-watch';
 import { PolicyWatch } from './policy-watch';
@@ -37,6 +40,8 @@ export interface CollectorKubernetes {
   pods: NodePods;
   /** The node records as the replicas share them. */
   nodes: NodeRecordsShare;
+  /** The registrations as the replicas share them. */
+  registrations: RegistrationsShare;
   /** Resolves once every watch has listed once. */
   synced(): Promise<void>;
   close(): Promise<void>;
@@ -50,16 +55,19 @@ export async function startCollectorKubernetes(
   const services = new ServicesWatch({ client, log, onServices: (list) => opts.registry.setKubernetesServices(list) });
   const policies = new PolicyWatch({ client, log, onPolicies: (files) => syncPolicies(opts.policies, files, log) });
   const pods = new PodsWatch({ client, log });
-  const nodes = new NodeRecordsShare({ client, log, records: opts.records });
+  const registrations = new RegistrationsShare({ client, log, registry: opts.registry, records: opts.records });
+  const nodes = new NodeRecordsShare({ client, log, records: opts.records, merged: (node) => registrations.recordsChanged([node]) });
   services.start();
   policies.start();
   pods.start();
   nodes.start();
-  log.info({ server: client.server }, 'watching the cluster\'s services, policy objects, pods and node records');
+  registrations.start();
+  log.info({ server: client.server }, 'watching the cluster\'s services, policy objects, pods, node records and registrations');
   return {
     client,
     pods,
     nodes,
+    registrations,
     status: () => {
       const p = policies.status();
       return {
@@ -75,7 +83,7 @@ export async function startCollectorKubernetes(
     // Not the node records: a cluster without the PalisadeNode CRD still runs one replica (each knows its own joins).
     synced: () => Promise.all([services.synced(), policies.synced(), pods.synced()]).then(() => undefined),
     close: async () => {
-      await Promise.all([services.stop(), policies.stop(), pods.stop(), nodes.stop()]);
+      await Promise.all([services.stop(), policies.stop(), pods.stop(), nodes.stop(), registrations.stop()]);
     },
   };
 }
