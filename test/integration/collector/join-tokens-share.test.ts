@@ -69,7 +69,7 @@ describe('collector replicas share join tokens through the API (PalisadeJoinToke
       const t = token(dataA, node);
       await published(idOf(t));
       const results = await Promise.all([tryJoin(a, node, t), tryJoin(b, node, t)]);
-      assert.equal(results.filter((r) => r === "joined").length, 1, `round ${round}: ${results.join(" | ")}`);
+      assert.equal(results.filter((r) => r === 'joined').length, 1, `round ${round}: ${results.join(' | ')}`);
       assert.match(results.find((r) => r !== 'joined')!, /token already used|has already joined/, `round ${round}: the other is refused (${results.join(' | ')})`);
     }
   });
