@@ -155,7 +155,7 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
   const { audit, policies } = control;
   let kube: CollectorKubernetes | undefined;
   try {
-    if (opts.kubernetes) kube = await startCollectorKubernetes({ ...opts.kubernetes, client: kubeClient, log, registry, policies, records: nodes });
+    if (opts.kubernetes) kube = await startCollectorKubernetes({ ...opts.kubernetes, client: kubeClient, log, registry, policies, records: nodes, tokens });
   } catch (err) {
     policies.close();
     audit.close();
@@ -229,7 +229,8 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
   const nodePods = opts.nodePods ?? kube?.pods;
   const agents = new AgentServer({
     ca,
-    tokens,
+    // With --kubernetes, tokens are checked and spent through the API (any replica's token joins here, once).
+    tokens: kube?.tokens ?? tokens,
     registry,
     nodes,
     refusals,

@@ -15,11 +15,11 @@ import type { TrustRefusals } from './audit/trust-refusals';
 import type { CertificateAuthority } from './mesh-ca';
 import type { NodeRecords } from './nodes/node-records';
 import { closeWith, refuseFrame, sendTo } from './session-io';
-import type { TokenStore } from './tokens';
+import type { JoinTokens, TokenVerdict } from './tokens';
 
 export interface JoinSessionDeps {
   ca: CertificateAuthority;
-  tokens: TokenStore;
+  tokens: JoinTokens;
   nodes: NodeRecords;
   refusals: TrustRefusals;
   nodeCertTtlSeconds: number;
@@ -54,11 +54,11 @@ export function runJoinSession(ws: WebSocket, token: string, tokenId: string, de
       deps.refusals.refused({ event: 'protocol', remote: deps.remote, reason: err.message, detail: { tokenId } });
       return refuseFrame(ws, err, log);
     }
-    join(ws, token, message, deps, log);
+    void join(ws, token, message, deps, log);
   });
 }
 
-function join(ws: WebSocket, token: string, message: JoinMessage, deps: JoinSessionDeps, log: Logger): void {
+async function join(ws: WebSocket, token: string, message: JoinMessage, deps: JoinSessionDeps, log: Logger): Promise<void> {
   const { node } = message;
   const refuse = (reason: string): void => {
     log.warn({ node, reason }, 'join refused');
@@ -74,8 +74,16 @@ function join(ws: WebSocket, token: string, message: JoinMessage, deps: JoinSess
   }
   let outcome;
   try {
+    // A token spent through the API is spent first (a node that may not join does not spend it);
+    // one in tokens.json is spent under the node records' lock.
+    let spent: TokenVerdict | undefined;
+    if (deps.tokens.spend) {
+      const refusal = deps.nodes.joinRefusal(node);
+      if (refusal) return refuse(refusal);
+      spent = await deps.tokens.spend(token, node);
+    }
     outcome = deps.nodes.join(node, {
-      consumeToken: () => deps.tokens.consume(token, node),
+      consumeToken: () => spent ?? deps.tokens.consume?.(token, node) ?? { ok: false, reason: 'this collector cannot spend join tokens' },
       issue: () =>
         deps.ca.issue(publicKeyPem, { uri: nodeSpiffeId(deps.ca.trustDomain, node), commonName: node, usage: 'node', ttlSeconds: deps.nodeCertTtlSeconds }),
     });

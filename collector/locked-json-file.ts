@@ -22,6 +22,9 @@ export interface LockedJsonFileOptions<T> {
   what: string;
 }
 
+/** How often `watch` looks for changes made by another process. */
+const WATCH_INTERVAL_MS = 1_000;
+
 export class LockedJsonFile<T> {
   readonly file: string;
   private readonly lockFile: string;
@@ -72,6 +75,19 @@ export class LockedJsonFile<T> {
     } catch {
       return 'missing';
     }
+  }
+
+  /** Call `onChange` (at most once a second) whenever the file changes, whoever changed it. */
+  watch(onChange: () => void): () => void {
+    let last = this.stamp();
+    const timer = setInterval(() => {
+      const stamp = this.stamp();
+      if (stamp === last) return;
+      last = stamp;
+      onChange();
+    }, WATCH_INTERVAL_MS);
+    timer.unref();
+    return () => clearInterval(timer);
   }
 
   private lock(): void {

@@ -12,6 +12,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { spiffeId } from '../common/identity';
+import { newer, nextStamp, type RegistrationShare, type Stamp } from './nodes/registration-share';
 import { RegistryLog, type RegistryLogLimits } from './registry-log';
 import { byIp, resolveServices, type ResolvedServices } from './services';
 import {
@@ -34,6 +35,10 @@ interface NodeState {
   workloads: RegistryWorkload[];
   /** Services the node declares (its workloads file). */
   services: ServiceRegistration[];
+  /** The stamp of the session this state is from (nodes/registration-share.ts). */
+  stamp: Stamp;
+  /** From another collector replica's session (`applyShared`), not one of ours. */
+  remote: boolean;
 }
 
 export interface RegisterResult {
@@ -53,6 +58,10 @@ export class WorkloadRegistry {
   private versionCounter = 0;
   readonly epoch = randomBytes(8).toString('hex');
   private readonly log: RegistryLog;
+  /** The newest session stamp seen for each node, ours or another replica's. */
+  private readonly stamps = new Map<string, Stamp>();
+  /** Told which node's state our own sessions changed (what the replicas' share publishes). */
+  private readonly localChanged = new Set<(node: string) => void>();
 
   /** `onChange` gets each change and its encoded `registry-delta` frame (the same text for every agent). */
   constructor(
@@ -80,12 +89,14 @@ export class WorkloadRegistry {
     return { epoch: this.epoch, version: this.versionCounter };
   }
 
-  /** A node's session said hello: online, at `nodeAddress`. */
+  /** A node's session said hello: online, at `nodeAddress`; the node's state is this replica's from now on. */
   nodeOnline(node: string, nodeAddress: string): void {
     const state = this.nodes.get(node);
     const changes: RegistryChange[] = [];
+    const stamp = nextStamp(this.now().getTime(), this.stamps.get(node), this.epoch);
+    this.stamps.set(node, stamp);
     if (state) {
-      state.online = true;
+      Object.assign(state, { stamp, remote: false, online: true });
       state.lastSeen = this.now();
       if (state.nodeAddress !== nodeAddress) {
         state.nodeAddress = nodeAddress;
@@ -93,10 +104,11 @@ export class WorkloadRegistry {
         for (const w of state.workloads) changes.push({ op: 'set-workload', workload: copyWorkload(w) });
       }
     } else {
-      this.nodes.set(node, { nodeAddress, online: true, lastSeen: this.now(), workloads: [], services: [] });
+      this.nodes.set(node, { nodeAddress, online: true, lastSeen: this.now(), workloads: [], services: [], stamp, remote: false });
     }
     changes.unshift({ op: 'set-node', node: this.nodeEntry(node, this.nodes.get(node)!) });
     this.changed(changes);
+    this.local(node);
   }
 
   /**
@@ -113,10 +125,11 @@ export class WorkloadRegistry {
   /** A node's session ended: its workloads stay, the node is offline. */
   nodeOffline(node: string): void {
     const state = this.nodes.get(node);
-    if (!state || !state.online) return;
+    if (!state || !state.online || state.remote) return; // remote: the node's newer session is at another replica
     state.online = false;
     state.lastSeen = this.now();
     this.changed([{ op: 'set-node', node: this.nodeEntry(node, state) }]);
+    this.local(node);
   }
 
   /** A revoked node: gone with its workloads, so no peer routes to it or accepts its identities. */
@@ -125,6 +138,7 @@ export class WorkloadRegistry {
     if (!state) return;
     this.nodes.delete(node);
     this.changed([{ op: 'remove-node', node }, ...state.workloads.map((w): RegistryChange => ({ op: 'remove-workload', ip: w.ip }))]);
+    if (!state.remote) this.local(node);
   }
 
   /**
@@ -142,6 +156,81 @@ export class WorkloadRegistry {
   ): RegisterResult {
     const state = this.nodes.get(node);
     if (!state) throw new Error(`register before hello for node ${node}`);
+    // A session that registers is the node's live one (an agent holds one session at a time): even if
+    // another replica's share looked newer (its clock ahead), the node's state is ours again.
+    const extra = state.remote ? this.reclaim(node, state) : [];
+    const { changed, ...result } = this.decide(node, state, workloads, services, admit, extra);
+    if (changed) this.local(node);
+    return result;
+  }
+
+  /**
+   * Another replica's share of `node` (nodes/registration-share.ts), when it is newer than what
+   * this registry holds: its workloads decided by `admit` and the same checks as a registration.
+   * `tookOver`: the node was one of ours (our session is stale: the agent is at that replica now).
+   */
+  applyShared(node: string, share: RegistrationShare, admit: (w: WorkloadRegistration) => string | undefined): RegisterResult & { applied: boolean; tookOver: boolean; changed: boolean } {
+    if (newer(share.stamp, this.stamps.get(node))) this.stamps.set(node, share.stamp);
+    const state = this.nodes.get(node);
+    if (state && !newer(share.stamp, state.stamp)) return { accepted: 0, refused: [], applied: false, tookOver: false, changed: false };
+    const lastSeen = new Date(share.lastSeen);
+    const next: NodeState = state ?? { nodeAddress: share.nodeAddress, online: share.online, lastSeen, workloads: [], services: [], stamp: share.stamp, remote: true };
+    const nodeChanged = !state || state.nodeAddress !== share.nodeAddress || state.online !== share.online;
+    const tookOver = state !== undefined && !state.remote;
+    Object.assign(next, { nodeAddress: share.nodeAddress, online: share.online, lastSeen, stamp: share.stamp, remote: true });
+    this.nodes.set(node, next);
+    const { changed, ...result } = this.decide(node, next, share.workloads, share.services, admit, nodeChanged ? [{ op: 'set-node', node: this.nodeEntry(node, next) }] : []);
+    return { ...result, applied: true, tookOver, changed };
+  }
+
+  /** `node`'s state as our session made it, to share with the other replicas (undefined: none, or it is another replica's). */
+  shared(node: string): RegistrationShare | undefined {
+    const s = this.nodes.get(node);
+    if (!s || s.remote) return undefined;
+    const workloads = s.workloads.map((w): WorkloadRegistration => ({ name: w.name, namespace: w.namespace, serviceAccount: w.serviceAccount, ip: w.ip, labels: { ...w.labels } }));
+    return { stamp: s.stamp, nodeAddress: s.nodeAddress, online: s.online, lastSeen: s.lastSeen.toISOString(), workloads, services: structuredClone(s.services) };
+  }
+
+  hasNode(node: string): boolean {
+    return this.nodes.has(node);
+  }
+
+  /** The nodes whose state is this replica's (its sessions'). */
+  localNodes(): string[] {
+    return [...this.nodes].filter(([, s]) => !s.remote).map(([n]) => n);
+  }
+
+  /** Call `listener` with each node whose state this replica's sessions change. */
+  onLocalChange(listener: (node: string) => void): () => void {
+    this.localChanged.add(listener);
+    return () => this.localChanged.delete(listener);
+  }
+
+  /** Our live session's node again: a new stamp, online; the node's entry when that changed it. */
+  private reclaim(node: string, state: NodeState): RegistryChange[] {
+    state.stamp = nextStamp(this.now().getTime(), this.stamps.get(node), this.epoch);
+    this.stamps.set(node, state.stamp);
+    state.remote = false;
+    if (state.online) return [];
+    state.online = true;
+    return [{ op: 'set-node', node: this.nodeEntry(node, state) }];
+  }
+
+  private local(node: string): void {
+    const state = this.nodes.get(node);
+    if (state) state.stamp = { ...state.stamp, seq: state.stamp.seq + 1 };
+    for (const l of this.localChanged) l(node);
+  }
+
+  /** Decide `workloads` for `node` (see `register`) and push what changed, with `extra` changes first. */
+  private decide(
+    node: string,
+    state: NodeState,
+    workloads: WorkloadRegistration[],
+    services: ServiceRegistration[],
+    admit: (w: WorkloadRegistration) => string | undefined,
+    extra: RegistryChange[],
+  ): RegisterResult & { changed: boolean } {
     const owners = new Map<string, string>();
     for (const [other, s] of this.nodes) {
       if (other === node) continue;
@@ -180,15 +269,16 @@ export class WorkloadRegistry {
       });
     }
     accepted.sort(byIp);
-    const changes = workloadChanges(state.workloads, accepted);
+    const changes = [...extra, ...workloadChanges(state.workloads, accepted)];
     const declared = services.map((d) => ({ ...d, vips: [...d.vips], ports: d.ports.map((p) => ({ ...p })), selector: { ...d.selector } }));
-    if (changes.length > 0 || JSON.stringify(declared) !== JSON.stringify(state.services)) {
+    const changed = changes.length > 0 || JSON.stringify(declared) !== JSON.stringify(state.services);
+    if (changed) {
       state.workloads = accepted;
       state.services = declared;
       this.changed(changes);
     }
     refused.push(...(this.resolution.refused.get(node) ?? []));
-    return { accepted: accepted.length, refused };
+    return { accepted: accepted.length, refused, changed };
   }
 
   /** The Services the Kubernetes API has (with their endpoints), replacing the previous list. */

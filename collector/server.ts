@@ -30,7 +30,7 @@ import { presentedKey, type NodeRecords } from './nodes/node-records';
 import { takeoverRefusal, type PresentedKey } from './nodes/node-trust';
 import type { WorkloadRegistry } from './registry';
 import { closeAllGracefully } from './session-io';
-import type { TokenStore } from './tokens';
+import type { JoinTokens } from './tokens';
 
 export interface ServingIdentity {
   keyPem: string;
@@ -39,7 +39,7 @@ export interface ServingIdentity {
 
 export interface AgentServerOptions {
   ca: CertificateAuthority;
-  tokens: TokenStore;
+  tokens: JoinTokens;
   registry: WorkloadRegistry;
   /** Each node's binding and certificates, and the revocation list. */
   nodes: NodeRecords;

@@ -19,7 +19,7 @@ const TOKEN_RE = /^plt_([0-9a-f]{8})\.([A-Za-z0-9_-]{32})$/;
 /** Used or expired tokens are forgotten this long after they stop being usable. */
 const FORGET_AFTER_MS = 7 * 86_400_000;
 
-interface StoredToken {
+export interface StoredToken {
   id: string;
   secretSha256: string;
   createdAt: string;
@@ -47,6 +47,16 @@ export interface CreatedToken {
 /** Why a token is not accepted; `reason` is safe to log and to send back (no secret in it). */
 export type TokenVerdict = { ok: true; id: string; binding: NodeBinding } | { ok: false; id?: string; reason: string };
 
+/** Where join tokens are checked (at upgrade) and spent (at the join): tokens.json, or the API in Kubernetes mode. */
+export interface JoinTokens {
+  /** Would `token` be accepted now? Changes nothing. */
+  check(token: string): TokenVerdict;
+  /** Spend `token` for `node`, atomically with respect to other consumers, inside the node records' join. */
+  consume?(token: string, node: string): TokenVerdict;
+  /** Spend it asynchronously (through the API), before the join is recorded; throws when it cannot tell. */
+  spend?(token: string, node: string): Promise<TokenVerdict>;
+}
+
 export function parseToken(token: string): { id: string; secret: string } | undefined {
   const m = typeof token === 'string' ? TOKEN_RE.exec(token) : null;
   return m ? { id: m[1], secret: m[2] } : undefined;
@@ -59,7 +69,7 @@ function checkFile(parsed: unknown): TokensFile {
   return parsed as unknown as TokensFile;
 }
 
-export class TokenStore {
+export class TokenStore implements JoinTokens {
   private readonly file: LockedJsonFile<TokensFile>;
 
   constructor(dataDir: string) {
@@ -114,6 +124,29 @@ export class TokenStore {
     return result;
   }
 
+  /** The stored tokens (hashes, never secrets). */
+  list(): StoredToken[] {
+    return this.file.read().tokens;
+  }
+
+  /** Mark token `id` used (another replica spent it); false when it is not here or already marked. */
+  markUsed(id: string, usedAt: string, usedBy: string, now = new Date()): boolean {
+    let marked = false;
+    this.update((file) => {
+      const stored = file.tokens.find((t) => t.id === id);
+      if (!stored || stored.usedAt) return false;
+      Object.assign(stored, { usedAt, usedBy });
+      marked = true;
+      return true;
+    }, now);
+    return marked;
+  }
+
+  /** Call `onChange` (at most once a second) whenever tokens.json changes, whoever changed it. */
+  watch(onChange: () => void): () => void {
+    return this.file.watch(onChange);
+  }
+
   /** Read-modify-write; used and expired tokens are forgotten a week later. */
   private update(change: (file: TokensFile) => boolean | void, now: Date): void {
     this.file.update((file) => {
@@ -127,9 +160,14 @@ export class TokenStore {
 /** The token's verdict; with `node`, it must be the node the token was made for. */
 function verdict(file: TokensFile, token: string, node: string | undefined, now: Date): TokenVerdict {
   const parsed = parseToken(token);
+  return tokenVerdict(parsed && file.tokens.find((t) => t.id === parsed.id), token, node, now);
+}
+
+/** `token`'s verdict against `stored` (the token of its id, if any); with `node`, it must be the node the token was made for. */
+export function tokenVerdict(stored: StoredToken | undefined, token: string, node: string | undefined, now: Date): TokenVerdict {
+  const parsed = parseToken(token);
   if (!parsed) return { ok: false, reason: 'malformed token' };
-  const stored = file.tokens.find((t) => t.id === parsed.id);
-  if (!stored) return { ok: false, id: parsed.id, reason: 'unknown token' };
+  if (!stored || stored.id !== parsed.id) return { ok: false, id: parsed.id, reason: 'unknown token' };
   const want = Buffer.from(stored.secretSha256, 'hex');
   const got = sha256(parsed.secret);
   if (want.length !== got.length || !timingSafeEqual(want, got)) return { ok: false, id: parsed.id, reason: 'wrong token secret' };
@@ -147,7 +185,7 @@ function verdict(file: TokensFile, token: string, node: string | undefined, now:
   return { ok: true, id: parsed.id, binding };
 }
 
-function forgettable(t: StoredToken, now: Date): boolean {
+export function forgettable(t: StoredToken, now: Date): boolean {
   const endedAt = Math.min(Date.parse(t.expiresAt), t.usedAt ? Date.parse(t.usedAt) : Infinity);
   return now.getTime() - endedAt > FORGET_AFTER_MS;
 }

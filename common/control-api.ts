@@ -273,6 +273,8 @@ export interface RouteStatus {
   rules: number;
   /** a DestinationRule: what its trafficPolicy sets (its port-level settings are `rules`) */
   summary?: string;
+  /** a DestinationRule: what of it cannot apply (a request hash on a Service without a route: its connections are balanced at L4) */
+  warning?: string;
   /** The policy version that last changed it. */
   version: number;
   /** Connected agents whose reported policy version includes it, of `agents` connected. */

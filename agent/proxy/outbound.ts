@@ -26,8 +26,10 @@ import { isNodeLocalDestination } from './node-local';
 import { splice, timeoutReason } from './pipe';
 import { proxyFlow } from './proxy-flow';
 import { route, type Route } from './route';
-import { ServiceBalancer } from './service-balancer';
 import type { RoutedService } from '../traffic/router';
+import { endpointKey, L4Balancer } from '../traffic/l4-balancer';
+import { Ejections } from '../traffic/ejections';
+import { refusalOf } from '../traffic/refusal';
 import type { ServiceTarget } from '../mesh/mesh-registry';
 import type { DestinationPolicy } from '../../common/routes';
 
@@ -48,7 +50,8 @@ export class OutboundProxy {
   private readonly server: net.Server;
   private readonly sockets = new Set<Duplex>();
   private readonly log: ProxyInputs['log'];
-  private readonly balancer = new ServiceBalancer();
+  /** without traffic management (no mesh: no Service either), a balancer of its own */
+  private readonly ownBalancer = new L4Balancer(new Ejections());
 
   constructor(inputs: ProxyInputs) {
     this.inputs = inputs;
@@ -134,9 +137,12 @@ export class OutboundProxy {
     const registry = this.inputs.mesh?.registry;
     // a Service's DestinationRule, per connection here (no route: the connection is not HTTP on this path)
     let dr: DestinationPolicy | undefined;
+    let target: ServiceTarget | undefined;
+    const l4 = this.inputs.traffic?.l4 ?? this.ownBalancer;
     const pick = (t: ServiceTarget): { ip: string; port: number } => {
+      target = t;
       dr = this.inputs.traffic?.destination({ ...t.service, port: orig.dst.port }, workload.namespace);
-      return this.balancer.pick(t, dr?.policy.loadBalancer, workload.ip);
+      return l4.choose(`${t.service.namespace}/${t.service.name}:${orig.dst.port}`, t.endpoints, dr?.policy, workload.ip) ?? t.endpoints[0]!;
     };
     const r = route(orig.dst, { node: this.inputs.node, local: this.inputs.workloads, mesh: registry, services: registry, pick });
     // A service's virtual IP is carried to the endpoint chosen for it.
@@ -158,18 +164,27 @@ export class OutboundProxy {
     const admitted = this.inputs.limits.connections.admit('outbound', workload.ip);
     if (!admitted.ok) return this.refuse(client, started, admitted.reason, { direction, source: sourceInfo, destination: dstInfo });
     const pool = dr?.policy.connectionPool;
-    const servicePlace = pool && r.service ? this.balancer.admit(`${r.service.namespace}/${r.service.name}:${orig.dst.port}`, pool.maxConnections) : undefined;
+    const servicePlace = pool && r.service ? l4.admit(`${r.service.namespace}/${r.service.name}:${orig.dst.port}`, pool.maxConnections) : undefined;
     if (pool && r.service && servicePlace === undefined) {
       admitted.release();
       return this.refuse(client, started, 'upstream-overflow', { direction, source: sourceInfo, destination: dstInfo }, { service: `${r.service.namespace}/${r.service.name}`, destinationRule: dr!.rule }, 'error');
     }
     // Per connection: debug only. The flow record (access log, collector) is the record of it.
     this.log.debug({ event: 'redirect', route: r.kind, source: sourceInfo, destination: dstInfo }, 'outbound connection');
+    // a Service's endpoint: its open connections (LEAST_REQUEST), and whether it could be reached (ejections)
+    const key = target !== undefined && r.kind !== 'passthrough' ? endpointKey(destination) : undefined;
+    const open = key === undefined ? undefined : l4.opened(key);
+    const reached = (ok: boolean): void => {
+      if (key === undefined) return;
+      if (ok) l4.connected(key);
+      else l4.connectFailed(key, dr?.policy.outlierDetection, () => target!.endpoints.map(endpointKey));
+    };
     this.sockets.add(client);
     client.once('close', () => {
       this.sockets.delete(client);
       admitted.release();
       servicePlace?.();
+      open?.();
     });
 
     if (r.kind === 'passthrough') {
@@ -179,7 +194,7 @@ export class OutboundProxy {
       });
       return;
     }
-    if (r.kind === 'local') return this.deliverLocal(client, sourceInfo, r.workload, destination, started);
+    if (r.kind === 'local') return this.deliverLocal(client, sourceInfo, r.workload, destination, started, reached);
 
     client.pause();
     this.inputs.mesh!.pool.connect({
@@ -190,6 +205,7 @@ export class OutboundProxy {
       dst: destination,
     }).then(
       (upstream) => {
+        reached(true);
         this.sockets.add(upstream);
         client.resume();
         splice(
@@ -204,6 +220,8 @@ export class OutboundProxy {
         );
       },
       (err: Error) => {
+        // the destination's refusal says nothing of the endpoint; anything else: it could not be reached
+        reached(refusalOf(err) !== undefined);
         const peerStatus = (err as { peerStatus?: number }).peerStatus;
         const denied = peerStatus === 403;
         client.resetAndDestroy();
@@ -232,12 +250,18 @@ export class OutboundProxy {
   }
 
   /** Same node: the destination's policies are checked here, exactly as the inbound listener would. */
-  private deliverLocal(client: net.Socket, source: AuthzContext['source'], target: Workload, dst: { ip: string; port: number }, started: number): void {
+  private deliverLocal(client: net.Socket, source: AuthzContext['source'], target: Workload, dst: { ip: string; port: number }, started: number, reached: (ok: boolean) => void): void {
     const ctx: AuthzContext = { mtls: false, source, destination: { ...dst, workload: target } };
     this.inputs.authz.deliver(ctx, started, {
       conn: client,
-      accept: () => true,
-      refuse: () => client.resetAndDestroy(),
+      accept: () => {
+        reached(true);
+        return true;
+      },
+      refuse: (why) => {
+        if (why.reason === 'upstream-failed') reached(false);
+        client.resetAndDestroy();
+      },
       failed: (err) => {
         this.log.error({ err }, 'local delivery failed');
         client.destroy();

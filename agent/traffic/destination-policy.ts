@@ -9,6 +9,8 @@
 import type { ConnectionPool, DestinationPolicy, OutlierDetection } from '../../common/routes';
 import { hashValue, pickOf, type HashInput, type Pick } from './balance';
 import { Bulkhead, type BulkheadLimits, type Release } from './bulkhead';
+import { hashCookieHeader, hashCookieValue } from './hash-cookie';
+import type { UpstreamReuse } from '../proxy/http';
 
 /** How long a request waits for room in a full bulkhead before it is refused. */
 export const MAX_QUEUE_WAIT_MS = 10_000;
@@ -22,6 +24,10 @@ export interface RequestPolicy {
   readonly connectTimeoutMs: number | undefined;
   /** a place for one more retry in progress, or undefined */
   readonly retrySlot: (() => Release | undefined) | undefined;
+  /** connectionPool.http's maxRequestsPerConnection and idleTimeout for the upstream connections, when set */
+  readonly reuse: UpstreamReuse | undefined;
+  /** a header for the answer: the hash cookie made for a request without one (consistentHash.httpCookie.ttl) */
+  readonly responseHeader: [string, string] | undefined;
 }
 
 /** The request's place: now (its release), later, or refused. */
@@ -52,11 +58,20 @@ export class DestinationPolicies {
     return n;
   }
 
-  /** The request's policy under `dp`, and its place in the Service port's bulkhead. */
-  forRequest(dp: DestinationPolicy, service: string, proto: 'h1' | 'h2', req: HashInput): { policy: RequestPolicy; place: Place } {
+  /**
+   * The request's policy under `dp`, and its place in the Service port's bulkhead. `connection`:
+   * the client's connection (`ip:port`), what a hash cookie made for it is derived from.
+   */
+  forRequest(dp: DestinationPolicy, service: string, proto: 'h1' | 'h2', req: HashInput, connection = req.sourceIp): { policy: RequestPolicy; place: Place } {
     const p = dp.policy;
     const lb = p.loadBalancer;
-    const pick = pickOf(lb, service, lb?.kind === 'HASH' ? hashValue(lb, req) : undefined, {
+    let hashed = lb?.kind === 'HASH' ? hashValue(lb, req) : undefined;
+    let responseHeader: [string, string] | undefined;
+    if (hashed === undefined && lb?.kind === 'HASH' && lb.by === 'cookie' && lb.cookieTtlMs !== undefined) {
+      hashed = hashCookieValue(connection, service);
+      responseHeader = hashCookieHeader(lb, hashed);
+    }
+    const pick = pickOf(lb, service, hashed, {
       turn: (s) => this.turn(s),
       outstanding: this.outstanding,
       random: this.random,
@@ -70,6 +85,8 @@ export class DestinationPolicies {
       outlier: p.outlierDetection,
       connectTimeoutMs: pool?.connectTimeoutMs,
       retrySlot: bulkhead && limits && (() => bulkhead.tryRetry(limits)),
+      reuse: pool === undefined || (pool.maxRequestsPerConnection === 0 && pool.idleTimeoutMs === undefined) ? undefined : { maxRequests: pool.maxRequestsPerConnection, idleMs: pool.idleTimeoutMs },
+      responseHeader,
     };
     if (bulkhead === undefined || limits === undefined) return { policy, place: { kind: 'now', release: undefined } };
     const a = bulkhead.admit(limits);

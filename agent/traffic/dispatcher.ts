@@ -120,7 +120,7 @@ export class RequestDispatch implements Dispatch {
     }
     if (key !== undefined && this.d.ejections !== undefined) {
       if (o.status !== 0) this.d.ejections.answered(key, o.status, this.d.outlier, this.d.outlier && this.keys);
-      else if (!o.connected) this.d.ejections.unreachable(key);
+      else if (!o.connected) this.d.ejections.connectFailed(key, this.d.outlier, this.d.outlier && this.keys);
     }
     // latency only, as Linkerd's: a quick 5xx is a quick answer; a failure to answer at all costs more, at once
     if (o.status === 0) this.endCurrent(Math.max(o.ms, FAILURE_PENALTY_MS), true);
@@ -206,7 +206,7 @@ export const keyOf = (e: Endpoint): string => `${e.ip}:${e.port}`;
 
 const indices: number[][] = [];
 /** [0, 1, …, n − 1], shared */
-function allIndices(n: number): readonly number[] {
+export function allIndices(n: number): readonly number[] {
   if (n > 4096) return Array.from({ length: n }, (_, i) => i);
   return (indices[n] ??= Array.from({ length: n }, (_, i) => i));
 }

@@ -7,7 +7,8 @@
  * ejected for baseEjectionTime × the times it was ejected (at most 300 s, as Envoy's
  * max_ejection_time; the multiplier drops by one per `interval` it spends admitted), unless
  * `maxEjectionPercent` of its Service's endpoints are ejected already (one always may be, as
- * Envoy). Another answer readmits it and forgets its failures in a row. One per node proxy:
+ * Envoy); under it a connect failure counts as a gateway error too (connectFailed: the HTTP path
+ * and the L4 one, l4-balancer.ts). Another answer readmits it and forgets its failures in a row. One per node proxy:
  * every client pod's traffic ejects and readmits together. Pure but for the clock it is given.
  */
 import type { OutlierDetection } from '../../common/routes';
@@ -39,7 +40,7 @@ export class Ejections {
   private latest = 0;
   /** endpoints readmitted before their time because MAX_ENTRIES was reached */
   readmittedByOverflow = 0;
-  /** ejections for answers (a DestinationRule's outlierDetection) */
+  /** ejections by a DestinationRule's outlierDetection (its answers, and connect failures counted as gateway errors) */
   ejectedForAnswers = 0;
 
   constructor(private readonly now: () => number = () => performance.now()) {}
@@ -74,11 +75,27 @@ export class Ejections {
     }
     const e = this.entry(key);
     e.failures = 0;
+    return this.countError(key, e, status >= 502 && status <= 504, od, peers ?? [key], this.now() < e.until);
+  }
+
+  /**
+   * `key` could not be connected to: ejected with backoff (unreachable), and under `od` the failure
+   * counts as a gateway error (Envoy's meaning of a connect failure when local-origin errors are
+   * not split), so `od`'s consecutive counts eject it for baseEjectionTime. Returns the ejection in ms.
+   */
+  connectFailed(key: string, od?: OutlierDetection, peers?: readonly string[]): number {
+    const ms = this.unreachable(key);
+    if (od === undefined || (od.consecutive5xx === 0 && od.consecutiveGateway === 0)) return ms;
+    return Math.max(ms, this.countError(key, this.entry(key), true, od, peers ?? [key], false));
+  }
+
+  /** One 5xx (a gateway error when `gateway`) in a row of `key`'s; at od's count, ejected unless `ejectedNow`. Returns the ejection in ms, or 0. */
+  private countError(key: string, e: Entry, gateway: boolean, od: OutlierDetection, peers: readonly string[], ejectedNow: boolean): number {
     e.fives++;
-    e.gateway = status >= 502 && status <= 504 ? e.gateway + 1 : 0;
+    e.gateway = gateway ? e.gateway + 1 : 0;
     const trip = (od.consecutive5xx > 0 && e.fives >= od.consecutive5xx) || (od.consecutiveGateway > 0 && e.gateway >= od.consecutiveGateway);
     const now = this.now();
-    if (!trip || now < e.until || !this.roomToEject(key, od, peers ?? [key])) return 0;
+    if (!trip || ejectedNow || !this.roomToEject(key, od, peers)) return 0;
     // the multiplier drops by one per interval spent admitted since the last ejection ended
     const decayed = e.ejections === 0 ? 0 : Math.max(0, e.ejections - Math.floor(Math.max(0, now - e.ejectedUntil) / od.intervalMs));
     e.ejections = decayed + 1;
@@ -115,7 +132,8 @@ export class Ejections {
   }
 
   private eject(e: Entry, ms: number): void {
-    e.until = this.now() + ms;
+    // a connect failure's backoff and an outlier ejection together: the longer holds
+    e.until = Math.max(e.until, this.now() + ms);
     this.latest = Math.max(this.latest, e.until);
   }
 

@@ -3,9 +3,10 @@
  * speaks TLS to the Service itself), or any other protocol — cannot be routed per request: it is
  * passed through at L4 to one endpoint chosen per connection. The route decides which: its rule
  * every request matches (PathPrefix `/` and nothing else; none: the connection is refused, as an
- * unmatched request is), a backend Service of that rule by weight (per connection), then that
- * backend's ready endpoints in turn, passing over those ejected as unreachable. An endpoint that
- * cannot be reached is ejected and the next one tried (nothing reached a pod yet, at most
+ * unmatched request is), a backend Service of that rule by weight (per connection), then one of
+ * that backend's ready endpoints by its DestinationRule's loadBalancer, per connection
+ * (l4-balancer.ts: round robin by default), passing over those ejected. An endpoint that
+ * cannot be reached is ejected (under outlierDetection, counted as a gateway error) and the next one tried (nothing reached a pod yet, at most
  * MAX_ATTEMPTS); a refusal by the destination (its policy, its limits) is final. The destination
  * enforces its policies as on any connection (HBONE to its node, or this node's destination
  * authorization). One flow record per connection: protocol `tls` or `tcp`, reason `routed-l4`,
@@ -14,15 +15,14 @@
 import type * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { FlowEndpoint, FlowProtocol, FlowRecord, FlowSink } from '../../common/flow';
-import type { BackendRef, ServiceRoutes } from '../../common/routes';
+import type { BackendRef, DestinationPolicy, ServiceRoutes, TrafficPolicy } from '../../common/routes';
 import { errorCode } from '../proxy/connect';
 import { looksLikeHttp, parseClientHello } from '../proxy/sniff';
 import { prefaceMatch, type HeadClassifier } from '../proxy/h2';
 import { splice, timeoutReason, type SpliceTimeouts } from '../proxy/pipe';
 import { endOutcome, proxyFlow, type FlowOutcome } from '../proxy/proxy-flow';
-import { ServiceBalancer } from '../proxy/service-balancer';
 import { keyOf, type Endpoint } from './dispatcher';
-import type { Ejections } from './ejections';
+import type { L4Balancer } from './l4-balancer';
 import { refusalOf } from './refusal';
 import { pickWeighted } from './weighted';
 
@@ -44,7 +44,10 @@ export const routedHeadKind: HeadClassifier = (head) => {
 export interface PassthroughInputs {
   node: string;
   flows: FlowSink;
-  ejections: Ejections;
+  /** the node's L4 balancing (its ejections are the HTTP path's) */
+  l4: L4Balancer;
+  /** the DestinationRule a client of `clientNamespace` has for a backend Service port */
+  destination(backend: BackendRef, clientNamespace: string | undefined): DestinationPolicy | undefined;
   timeouts?: SpliceTimeouts;
   /** the ready endpoints of a backend Service at its port */
   endpoints(backend: BackendRef): readonly Endpoint[];
@@ -70,9 +73,6 @@ export interface PassthroughConnection {
 type Traffic = NonNullable<FlowRecord['traffic']>;
 
 export class Passthrough {
-  /** per backend Service port: connections take its endpoints in turn */
-  private readonly turns = new ServiceBalancer();
-
   constructor(private readonly inputs: PassthroughInputs) {}
 
   handle(c: PassthroughConnection): void {
@@ -90,12 +90,14 @@ export class Passthrough {
       traffic = { route: choice.route.id, rule: choice.rule.index, backend: `${backend.namespace}/${backend.name}`, attempts: 0 };
     }
     c.conn.pause();
-    void this.attempt({ c, backend, all: this.inputs.endpoints(backend), tried: new Set(), attempts: 0, traffic, protocol, sni });
+    const dr = this.inputs.destination(backend, c.source.namespace);
+    void this.attempt({ c, backend, all: this.inputs.endpoints(backend), tried: new Set(), attempts: 0, traffic, protocol, sni, policy: dr?.policy });
   }
 
   private async attempt(a: Attempt): Promise<void> {
     const { c, protocol, sni } = a;
-    const e = this.choose(a.backend, a.all, a.tried);
+    const l4 = this.inputs.l4;
+    const e = l4.choose(`${a.backend.namespace}/${a.backend.name}:${a.backend.port}`, a.all, a.policy, c.source.ip, a.tried);
     if (e === undefined) {
       reset(c.conn);
       return this.record(c, protocol, nowhere(c.service.port, sni), false, { verdict: 'error', reason: 'no-ready-endpoint' }, NOTHING, a.traffic);
@@ -116,36 +118,30 @@ export class Passthrough {
         reset(c.conn);
         return this.record(c, protocol, endpoint, mtls, { verdict: refusal.verdict, reason: refusal.reason }, NOTHING, a.traffic);
       }
-      this.inputs.ejections.unreachable(key);
+      l4.connectFailed(key, a.policy?.outlierDetection, () => a.all.map(keyOf));
       if (a.attempts < MAX_ATTEMPTS && !c.conn.destroyed) return this.attempt(a);
       reset(c.conn);
       return this.record(c, protocol, endpoint, mtls, { verdict: 'error', reason: `upstream: ${errorCode(err as Error)}` }, NOTHING, a.traffic);
     }
-    this.inputs.ejections.answered(key);
+    l4.connected(key);
     if (c.conn.destroyed) {
       upstream.destroy();
       return this.record(c, protocol, endpoint, mtls, { verdict: 'error', reason: 'client-closed' }, NOTHING, a.traffic);
     }
     upstream.write(c.head);
     c.conn.resume();
+    const open = l4.opened(key);
     splice(
       c.conn,
       upstream,
       (r) => {
+        open();
         const outcome = endOutcome({ allowed: true, reason: 'routed-l4' }, r.error);
         if (!r.error && r.timeout) outcome.reason = timeoutReason(r.timeout);
         this.record(c, protocol, endpoint, mtls, outcome, { bytesSent: r.bytesSent + c.head.length, bytesReceived: r.bytesReceived }, a.traffic);
       },
       this.inputs.timeouts,
     );
-  }
-
-  /** The next endpoint of `backend` in turn among those not tried, the healthy first (none healthy: any, as the HTTP path does). */
-  private choose(backend: BackendRef, all: readonly Endpoint[], tried: ReadonlySet<string>): Endpoint | undefined {
-    const untried = all.filter((e) => !tried.has(keyOf(e)));
-    if (untried.length === 0) return undefined;
-    const healthy = untried.filter((e) => !this.inputs.ejections.ejected(keyOf(e)));
-    return this.turns.pick({ service: backend, port: String(backend.port), endpoints: healthy.length > 0 ? healthy : untried });
   }
 
   private record(c: PassthroughConnection, protocol: FlowProtocol, destination: FlowEndpoint & { ip: string }, mtls: boolean, outcome: FlowOutcome, bytes: typeof NOTHING, traffic: Traffic | undefined): void {
@@ -164,6 +160,8 @@ interface Attempt {
   readonly traffic: Traffic | undefined;
   readonly protocol: FlowProtocol;
   readonly sni: string | undefined;
+  /** the backend's DestinationRule for this client: its loadBalancer and outlierDetection apply per connection */
+  readonly policy: TrafficPolicy | undefined;
 }
 
 const NOTHING = { bytesSent: 0, bytesReceived: 0 };

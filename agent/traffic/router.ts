@@ -27,7 +27,7 @@ import type { HbonePool } from '../proxy/hbone-pool';
 import { H2Front, readPreface } from '../proxy/h2';
 import type { ConnectionLimits } from '../proxy/limits';
 import type { SpliceTimeouts } from '../proxy/pipe';
-import { DEFAULT_HTTP_LIMITS, HttpFront, type HttpDecision, type HttpLimits, type HttpRecord, type HttpSession, type NormalizedRequest, type UpstreamTarget } from '../proxy/http';
+import { DEFAULT_HTTP_LIMITS, HttpFront, type HttpDecision, type HttpLimits, type HttpRecord, type HttpSession, type NormalizedRequest, type UpstreamReuse, type UpstreamTarget } from '../proxy/http';
 import type { MirrorSource, MirrorTap } from '../proxy/http/types';
 import { httpCounts, httpLine, httpOutcome, proxyFlow, traced } from '../proxy/proxy-flow';
 import type { Workload } from '../workloads';
@@ -35,6 +35,7 @@ import { keyOf, RequestDispatch, type Endpoint } from './dispatcher';
 import { refusalOf } from './refusal';
 import { DestinationPolicies, type RequestPolicy } from './destination-policy';
 import { Ejections } from './ejections';
+import { L4Balancer } from './l4-balancer';
 import { allOf, mirrorFlow, Mirrors, type MirrorOutcome, type MirrorTarget } from './mirror';
 import { PeakEwma } from './peak-ewma';
 import { RetryBudget } from './retry-budget';
@@ -105,6 +106,8 @@ export class TrafficRouter {
   /** per backend Service (`namespace/name`) in the registry; those no longer in it are dropped when a new one comes */
   private readonly budgets = new Map<string, RetryBudget>();
   private readonly ejections = new Ejections();
+  /** connections balanced at L4 (no route: agent/proxy/outbound.ts; not HTTP: the pass-through), sharing the ejections */
+  readonly l4 = new L4Balancer(this.ejections);
   /** DestinationRules' load balancing and bulkheads */
   private readonly destinations = new DestinationPolicies((key) => this.balancer.outstanding(key));
   /** per registry version of a service (its object is replaced on any change) and port: its ready endpoints and their keys */
@@ -131,7 +134,8 @@ export class TrafficRouter {
     this.passthrough = new Passthrough({
       node: inputs.node,
       flows: inputs.flows,
-      ejections: this.ejections,
+      l4: this.l4,
+      destination: (b, clientNamespace) => (clientNamespace === undefined ? undefined : inputs.policies.index.destinations.lookup(b.namespace, b.name, b.port, clientNamespace)),
       ...(inputs.timeouts !== undefined && { timeouts: inputs.timeouts }),
       endpoints: (b) => {
         const svc = inputs.registry.service(b.namespace, b.name);
@@ -282,7 +286,7 @@ export class TrafficRouter {
     const dr = this.inputs.policies.index.destinations.lookup(backend.namespace, backend.name, backend.port, workload.namespace);
     const base = { reason: info.reason, route: info.route, rule: info.rule, backend: `${backend.namespace}/${backend.name}` };
     if (dr === undefined) return { allowed: true, ...base, dispatch: this.dispatch(req, backend, rule, workload, source, proto, delayMs, info.session, undefined, undefined) };
-    const { policy, place } = this.destinations.forRequest(dr, `${backend.namespace}/${backend.name}:${backend.port}`, proto, { headers: req.headers, query: req.query, sourceIp: workload.ip });
+    const { policy, place } = this.destinations.forRequest(dr, `${backend.namespace}/${backend.name}:${backend.port}`, proto, { headers: req.headers, query: req.query, sourceIp: workload.ip }, `${source.ip}:${source.port ?? 0}`);
     const overflow = (): RoutedDecision => ({ allowed: false, status: 503, verdict: 'error', ...base, reason: 'upstream-overflow' });
     if (place.kind === 'overflow') return overflow();
     if (place.kind === 'now') return { allowed: true, ...base, dispatch: this.dispatch(req, backend, rule, workload, source, proto, delayMs, info.session, policy, place.release) };
@@ -304,9 +308,11 @@ export class TrafficRouter {
       budget: this.budget(backend.namespace, backend.name),
       ejections: this.ejections,
       delayMs,
-      target: (e) => withConnectTimeout(this.target(e, workload, source, proto), connectTimeoutMs),
+      target: (e) => withConnectTimeout(withReuse(this.target(e, workload, source, proto), policy?.reuse), connectTimeoutMs),
       ...(pick !== undefined && { pick }),
-      ...(session !== undefined && { responseHeaders: (e: Endpoint) => oneHeader(sessionHeader(session.spec, keyOf(e), session.carried, Date.now())) }),
+      ...((session !== undefined || policy?.responseHeader !== undefined) && {
+        responseHeaders: (e: Endpoint) => headersOf(session && sessionHeader(session.spec, keyOf(e), session.carried, Date.now()), policy?.responseHeader),
+      }),
       ...(policy?.outlier !== undefined && { outlier: policy.outlier }),
       ...(policy?.retrySlot !== undefined && { retrySlot: policy.retrySlot }),
       ...(release !== undefined && { onFinish: release }),
@@ -418,7 +424,7 @@ export class TrafficRouter {
 function withConnectTimeout(t: UpstreamTarget, ms: number | undefined): UpstreamTarget {
   if (ms === undefined) return t;
   return {
-    pool: t.pool,
+    ...t,
     connect: () =>
       new Promise((resolve, reject) => {
         let late = false;
@@ -472,7 +478,14 @@ interface Session {
   readonly carried: SessionState | undefined;
 }
 
-const oneHeader = (h: [string, string] | undefined): readonly (readonly [string, string])[] | undefined => (h === undefined ? undefined : [h]);
+/** The headers an answer gets: a sticky session's, a DestinationRule's hash cookie (either may be absent). */
+const headersOf = (...hs: ([string, string] | undefined)[]): readonly (readonly [string, string])[] | undefined => {
+  const out = hs.filter((h): h is [string, string] => h !== undefined);
+  return out.length === 0 ? undefined : out;
+};
+
+/** `t` with a DestinationRule's upstream reuse limits (maxRequestsPerConnection, idleTimeout). */
+const withReuse = (t: UpstreamTarget, reuse: UpstreamReuse | undefined): UpstreamTarget => (reuse === undefined ? t : { ...t, reuse });
 
 interface EndpointSet {
   readonly endpoints: readonly Endpoint[];

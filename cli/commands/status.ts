@@ -28,7 +28,7 @@ export function kubernetesLines(k: KubernetesStatus): string {
 
 /** The routes in force: one row each, with how many connected agents enforce its version. */
 export function routeLines(routes: readonly RouteStatus[]): string {
-  const rows = routes.map((r) => [r.kind, `${r.namespace}/${r.name}`, r.parents.join(','), r.summary === undefined ? String(r.rules) : `${r.summary}${r.rules > 0 ? ` (+${r.rules} ports)` : ''}`, `v${r.version}`, `${r.enforcedBy}/${r.agents}`]);
+  const rows = routes.map((r) => [r.kind, `${r.namespace}/${r.name}`, r.parents.join(','), r.summary === undefined ? String(r.rules) : `${r.summary}${r.rules > 0 ? ` (+${r.rules} ports)` : ''}${r.warning === undefined ? '' : ` — warning: ${r.warning}`}`, `v${r.version}`, `${r.enforcedBy}/${r.agents}`]);
   return formatTable(['ROUTE KIND', 'ROUTE', 'PARENTS', 'RULES / POLICY', 'VERSION', 'AGENTS ENFORCING'], rows);
 }
 

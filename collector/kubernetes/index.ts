@@ -5,7 +5,11 @@
  * authored `kubernetes` (./policy-watch.ts); its Pods make the collector a node authorizer
  * (./pods-watch.ts): a node registers, and gets certificates for, only pods the API says run on it.
  * The node records are shared with the other replicas as PalisadeNode objects
- * (./node-records-share.ts): a node that joined through one replica is accepted by every one.
+ * (./node-records-share.ts): a node that joined through one replica is accepted by every one;
+ * so are the registrations, as PalisadeRegistration objects (./registrations-share.ts): every
+ * replica serves every node's workloads, whichever replica the node's agent is connected to;
+ * and the join tokens, as PalisadeJoinToken objects (./join-tokens-share.ts): a token made at one
+ * replica joins at any, once.
  */
 import { describeCause, isPalisadeError } from '../../common/errors';
 import { KubeClient } from '../../common/kube/client';
@@ -15,8 +19,11 @@ import type { PolicyFile } from '../../common/policy-files';
 import type { PolicyManager } from '../policies/manager';
 import type { NodePods } from '../nodes/node-pods';
 import type { NodeRecords } from '../nodes/node-records';
+import { JoinTokensShare } from './join-tokens-share';
 import { NodeRecordsShare } from './node-records-share';
+import { RegistrationsShare } from './registrations-share';
 import type { WorkloadRegistry } from '../registry';
+import type { TokenStore } from '../tokens';
 import { PodsWatch } from './pods-watch';
 import { PolicyWatch } from './policy-watch';
 import { ServicesWatch } from './services-watch';
@@ -37,29 +44,39 @@ export interface CollectorKubernetes {
   pods: NodePods;
   /** The node records as the replicas share them. */
   nodes: NodeRecordsShare;
+  /** The registrations as the replicas share them. */
+  registrations: RegistrationsShare;
+  /** The join tokens as the replicas share them: what joins check and spend. */
+  tokens: JoinTokensShare;
   /** Resolves once every watch has listed once. */
   synced(): Promise<void>;
   close(): Promise<void>;
 }
 
 export async function startCollectorKubernetes(
-  opts: CollectorKubernetesOptions & { log: Logger; registry: WorkloadRegistry; policies: PolicyManager; records: NodeRecords; client?: KubeClient },
+  opts: CollectorKubernetesOptions & { log: Logger; registry: WorkloadRegistry; policies: PolicyManager; records: NodeRecords; tokens: TokenStore; client?: KubeClient },
 ): Promise<CollectorKubernetes> {
   const client = opts.client ?? (await KubeClient.connect({ kubeconfig: opts.kubeconfig }));
   const log = opts.log.child({ component: 'kubernetes' });
   const services = new ServicesWatch({ client, log, onServices: (list) => opts.registry.setKubernetesServices(list) });
   const policies = new PolicyWatch({ client, log, onPolicies: (files) => syncPolicies(opts.policies, files, log) });
   const pods = new PodsWatch({ client, log });
-  const nodes = new NodeRecordsShare({ client, log, records: opts.records });
+  const registrations = new RegistrationsShare({ client, log, registry: opts.registry, records: opts.records });
+  const nodes = new NodeRecordsShare({ client, log, records: opts.records, merged: (node) => registrations.recordsChanged([node]) });
+  const tokens = new JoinTokensShare({ client, log, local: opts.tokens });
   services.start();
   policies.start();
   pods.start();
   nodes.start();
-  log.info({ server: client.server }, 'watching the cluster\'s services, policy objects, pods and node records');
+  registrations.start();
+  tokens.start();
+  log.info({ server: client.server }, 'watching the cluster\'s services, policy objects, pods, node records, registrations and join tokens');
   return {
     client,
     pods,
     nodes,
+    registrations,
+    tokens,
     status: () => {
       const p = policies.status();
       return {
@@ -75,7 +92,7 @@ export async function startCollectorKubernetes(
     // Not the node records: a cluster without the PalisadeNode CRD still runs one replica (each knows its own joins).
     synced: () => Promise.all([services.synced(), policies.synced(), pods.synced()]).then(() => undefined),
     close: async () => {
-      await Promise.all([services.stop(), policies.stop(), pods.stop(), nodes.stop()]);
+      await Promise.all([services.stop(), policies.stop(), pods.stop(), nodes.stop(), registrations.stop(), tokens.stop()]);
     },
   };
 }

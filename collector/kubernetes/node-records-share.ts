@@ -17,6 +17,7 @@ import type { Logger } from '../../common/log';
 import { canonicalJson } from '../audit/audit-log';
 import type { NodeRecords } from '../nodes/node-records';
 import { checkShare, nodesOf, shareOf, type NodeShare } from '../nodes/node-share';
+import { DirtyWrites } from './dirty-writes';
 
 export const NODE_GROUP = 'palisade.dev';
 export const NODE_VERSION = 'v1';
@@ -35,16 +36,15 @@ export interface NodeRecordsShareOptions {
   client: KubeClient;
   records: NodeRecords;
   log: Logger;
+  /** A node's records changed by another replica's share (its join record may have arrived). */
+  merged?: (node: string) => void;
 }
 
 export class NodeRecordsShare {
   private readonly informer: Informer<NodeObject>;
   /** Each node's object as last seen (from the watch or our own write). */
   private readonly objects = new Map<string, NodeObject>();
-  private readonly dirty = new Set<string>();
-  private writing: Promise<void> | undefined;
-  private stopped = false;
-  private retry: NodeJS.Timeout | undefined;
+  private readonly pending = new DirtyWrites((node) => this.write(node), () => this.informer.hasSynced, RETRY_MS);
   private readonly stopWrites: () => void;
   private readonly log: Logger;
   /** Objects written, writes another replica's won (409), and writes that failed (for tests and logs). */
@@ -91,11 +91,9 @@ export class NodeRecordsShare {
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
     this.stopWrites();
-    if (this.retry) clearTimeout(this.retry);
     await this.informer.stop();
-    await this.writing;
+    await this.pending.stop();
   }
 
   private seen(o: NodeObject): void {
@@ -111,6 +109,7 @@ export class NodeRecordsShare {
     try {
       if (this.opts.records.merge(node, share)) {
         this.log.info({ node }, 'node record merged from another collector replica');
+        this.opts.merged?.(node);
       }
     } catch (err) {
       this.log.error({ err, node }, 'cannot merge a shared node record into the node records');
@@ -121,57 +120,40 @@ export class NodeRecordsShare {
   }
 
   private publish(nodes: Iterable<string>): void {
-    if (this.stopped) return;
-    for (const n of nodes) this.dirty.add(n);
-    if (this.writing || this.retry || !this.informer.hasSynced) return;
-    this.writing = this.writeDirty().then((failed) => {
-      this.writing = undefined;
-      if (this.stopped || this.dirty.size === 0) return;
-      if (!failed) return this.publish([]);
-      this.retry = setTimeout(() => {
-        this.retry = undefined;
-        this.publish([]);
-      }, RETRY_MS);
-      this.retry.unref();
-    });
+    this.pending.add(nodes);
   }
 
-  /** Write the dirty nodes' objects; true when a write failed (the rest wait for a retry). */
-  private async writeDirty(): Promise<boolean> {
-    while (this.dirty.size > 0 && !this.stopped) {
-      const node = this.dirty.values().next().value!;
-      this.dirty.delete(node);
-      const share = shareOf(this.opts.records.current(), node);
-      const object = this.objects.get(node);
-      if (object && canonicalJson(normal(object.spec)) === canonicalJson(share)) continue;
-      const body: NodeObject = {
-        apiVersion: `${NODE_GROUP}/${NODE_VERSION}`,
-        kind: 'PalisadeNode',
-        metadata: { name: node, ...(object?.metadata?.resourceVersion ? { resourceVersion: object.metadata.resourceVersion } : {}) },
-        spec: share,
-      };
-      const { client } = this.opts;
-      const params = { group: NODE_GROUP, version: NODE_VERSION, plural: NODE_PLURAL };
-      try {
-        const written = (await client.call(`${object ? 'update' : 'create'} palisadenode ${node}`, () =>
-          object ? client.custom.replaceClusterCustomObject({ ...params, name: node, body }) : client.custom.createClusterCustomObject({ ...params, body }),
-        )) as NodeObject;
-        this.writes += 1;
-        if (written?.metadata?.resourceVersion) this.objects.set(node, written);
-      } catch (err) {
-        const code = statusOf((err as { cause?: unknown }).cause)?.code;
-        // 409: another replica wrote first; its object comes through the watch, is merged, and written again.
-        if (code === 409) {
-          this.conflicts += 1;
-          continue;
-        }
-        this.failures += 1;
-        this.log.warn({ err, node }, `cannot write the shared node record; other collector replicas do not know this change yet (retried in ${RETRY_MS / 1000} s)`);
-        this.dirty.add(node);
+  /** Write `node`'s object; false when the write failed (retried later). */
+  private async write(node: string): Promise<boolean> {
+    const share = shareOf(this.opts.records.current(), node);
+    const object = this.objects.get(node);
+    if (object && canonicalJson(normal(object.spec)) === canonicalJson(share)) return true;
+    const body: NodeObject = {
+      apiVersion: `${NODE_GROUP}/${NODE_VERSION}`,
+      kind: 'PalisadeNode',
+      metadata: { name: node, ...(object?.metadata?.resourceVersion ? { resourceVersion: object.metadata.resourceVersion } : {}) },
+      spec: share,
+    };
+    const { client } = this.opts;
+    const params = { group: NODE_GROUP, version: NODE_VERSION, plural: NODE_PLURAL };
+    try {
+      const written = (await client.call(`${object ? 'update' : 'create'} palisadenode ${node}`, () =>
+        object ? client.custom.replaceClusterCustomObject({ ...params, name: node, body }) : client.custom.createClusterCustomObject({ ...params, body }),
+      )) as NodeObject;
+      this.writes += 1;
+      if (written?.metadata?.resourceVersion) this.objects.set(node, written);
+    } catch (err) {
+      const code = statusOf((err as { cause?: unknown }).cause)?.code;
+      // 409: another replica wrote first; its object comes through the watch, is merged, and written again.
+      if (code === 409) {
+        this.conflicts += 1;
         return true;
       }
+      this.failures += 1;
+      this.log.warn({ err, node }, `cannot write the shared node record; other collector replicas do not know this change yet (retried in ${RETRY_MS / 1000} s)`);
+      return false;
     }
-    return false;
+    return true;
   }
 }
 

@@ -14,8 +14,6 @@ import { mergeInto, type NodeShare } from './node-share';
 import { certRefusal, joinRefusal, nodeView, type NodeKey, type NodeRecord, type NodesFile, type NodeView, type PresentedKey, type RevokedCert } from './node-trust';
 
 export const NODES_FILE = 'nodes.json';
-/** How often `watch` looks for changes made by another process. */
-const WATCH_INTERVAL_MS = 1_000;
 
 /** The key of a certificate (PEM or parsed) as node records name it. */
 export function presentedKey(cert: string | X509Certificate): PresentedKey {
@@ -153,15 +151,12 @@ export class NodeRecords {
 
   /** Call `onChange` (at most once a second) whenever the file changes, whoever changed it. */
   watch(onChange: () => void): () => void {
-    let last = this.store.stamp();
-    const timer = setInterval(() => {
-      const stamp = this.store.stamp();
-      if (stamp === last) return;
-      last = stamp;
-      onChange();
-    }, WATCH_INTERVAL_MS);
-    timer.unref();
-    return () => clearInterval(timer);
+    return this.store.watch(onChange);
+  }
+
+  /** Why `node` may not join now (it has a valid certificate), or undefined. */
+  joinRefusal(node: string, now = Date.now()): string | undefined {
+    return joinRefusal(this.record(node), now);
   }
 }
 

@@ -11,6 +11,7 @@ import { policyKey, type StoredPolicy } from './repository';
 export function routeStatus(routes: readonly (CompiledRoute | CompiledDestinationRule)[], stored: readonly StoredPolicy[], nodes: readonly NodeStatus[]): RouteStatus[] {
   const versions = new Map(stored.map((p) => [policyKey(p), p.version]));
   const connected = nodes.filter((n) => n.connected);
+  const routed = new Set(routes.flatMap((r) => (r.kind === 'DestinationRule' ? [] : r.parents.map((p) => `${p.namespace}/${p.name}`))));
   return routes
     .map((r) => {
       const version = versions.get(policyKey(r)) ?? 0;
@@ -19,7 +20,7 @@ export function routeStatus(routes: readonly (CompiledRoute | CompiledDestinatio
         namespace: r.namespace,
         name: r.name,
         ...(r.kind === 'DestinationRule'
-          ? { parents: [`${r.host.namespace}/${r.host.name}`], rules: r.ports.size, summary: describeTrafficPolicy(r.policy) }
+          ? { parents: [`${r.host.namespace}/${r.host.name}`], rules: r.ports.size, summary: describeTrafficPolicy(r.policy), ...l4Warning(r, routed) }
           : { parents: r.parents.map((p) => `${p.namespace}/${p.name}${p.port === undefined ? '' : `:${p.port}`}`), rules: r.rules.length }),
         version,
         enforcedBy: connected.filter((n) => enforces(n, version)).length,
@@ -32,4 +33,17 @@ export function routeStatus(routes: readonly (CompiledRoute | CompiledDestinatio
 /** The agent's reported version includes a route changed at `version`. */
 export function enforces(n: NodeStatus, version: number): boolean {
   return n.policyVersion !== undefined && n.policyVersion >= version && !(n.policyProblems && n.policyProblems.length > 0);
+}
+
+/**
+ * A DestinationRule hashing a request part (header, cookie, query parameter) for a Service no
+ * route is attached to: its connections are balanced at L4, where no request is seen — round robin
+ * (agent/traffic/l4-balancer.ts). Said in `palisade status`, not refused: a route may come later.
+ */
+export function l4Warning(r: CompiledDestinationRule, routed: ReadonlySet<string>): { warning?: string } {
+  if (routed.has(`${r.host.namespace}/${r.host.name}`)) return {};
+  const lbs = [r.policy.loadBalancer, ...[...r.ports.values()].map((p) => p.loadBalancer)];
+  const lb = lbs.find((x) => x?.kind === 'HASH' && x.by !== 'source-ip');
+  if (lb === undefined || lb.kind !== 'HASH') return {};
+  return { warning: `hash of ${lb.by} ${lb.name} needs an HTTPRoute or GRPCRoute on ${r.host.namespace}/${r.host.name}: without one its connections are balanced at L4, round robin (useSourceIp hashes at L4)` };
 }

@@ -2,29 +2,25 @@
  * A flow record as an OTLP log record, and a batch of them as one ExportLogsServiceRequest in
  * protobuf. The mapping, flow field → log record field or attribute, is the table in README.md
  * "Flows in your own stack"; common/flow-attributes.ts is that table in code. The protobuf is
- * written here (proto-writer.ts), each flow's LogRecord once, as it is stored (`records`: what the
- * sink keeps), from fields written once (resource, scope, severities, event name, attribute keys),
- * and a request around waiting records (`request`). The OpenTelemetry JS serializer
+ * written here (proto-writer.ts) from fields written once (otlp-log-fields.ts: severities, event
+ * name, attribute keys; here: resource, scope), each flow's LogRecord once: from the agents'
+ * frames as they arrived (`piece`: read from their bytes by frame-flows.ts and written by
+ * otlp-frame.ts, a flow off that path parsed alone) or from records (`records`), and a request
+ * around written records (`request`). The OpenTelemetry JS serializer
  * (@opentelemetry/otlp-transformer), measured at ~36 us per flow, would cost the collector more
  * than its ingest; it is the oracle of the golden test (test/harness/otlp-logs-oracle.ts: same
  * records → the same decoded request under the official definitions), and is not loaded here.
  */
 import type { FlowEncoder, FlowPiece } from './otlp-batch';
-import { ProtoWriter, WIRE_FIXED32, WIRE_FIXED64, WIRE_LEN, WIRE_VARINT } from './proto-writer';
-import type { FlowRecord, FlowVerdict } from '../../common/flow';
+import { FrameFlowReader, type FlowView } from './frame-flows';
+import { EVENT_NAME_FIELD, keyField, SEVERITY_FIELDS } from './otlp-log-fields';
+import { writeFrameFlow } from './otlp-frame';
+import { ProtoWriter, varintLength, WIRE_FIXED32, WIRE_FIXED64, WIRE_LEN, WIRE_VARINT } from './proto-writer';
+import type { FlowRecord } from '../../common/flow';
 import { visitFlowAttributes, type Attributes } from '../../common/flow-attributes';
 
-/** The OTLP severity of each verdict (SeverityNumber INFO, WARN, ERROR). */
-export const SEVERITY: Record<FlowVerdict, { number: number; text: string }> = {
-  allowed: { number: 9, text: 'INFO' },
-  audit: { number: 9, text: 'INFO' },
-  denied: { number: 13, text: 'WARN' },
-  error: { number: 17, text: 'ERROR' },
-};
-
-/** The event name every flow log record carries. */
-export const FLOW_EVENT_NAME = 'palisade.flow';
-export const FLOW_SCOPE = { name: 'palisade.flows', version: '1' } as const;
+export { FLOW_EVENT_NAME, FLOW_SCOPE, SEVERITY } from './otlp-log-fields';
+import { FLOW_SCOPE } from './otlp-log-fields';
 
 /** `allowed outbound http default/client -> default/web`: what a log viewer shows in one line. */
 export function flowBody(f: FlowRecord): string {
@@ -53,29 +49,6 @@ function writeEnd(w: ProtoWriter, e: FlowRecord['source']): void {
     w.text('/');
     w.text(e.workload);
   } else w.text(e.host ?? e.ip);
-}
-
-function varintSize(v: number): number {
-  let n = 1;
-  while (v > 127) {
-    v = Math.floor(v / 128);
-    n++;
-  }
-  return n;
-}
-
-/** A KeyValue's key field (tag, length, UTF-8), made once per attribute name. */
-const keyFields = new Map<string, Uint8Array>();
-
-function keyField(key: string): Uint8Array {
-  let b = keyFields.get(key);
-  if (b === undefined) {
-    const w = new ProtoWriter();
-    w.string(1, key);
-    b = w.finish();
-    if (keyFields.size < 1024) keyFields.set(key, b);
-  }
-  return b;
 }
 
 /** Attributes whose values rarely repeat: written each time, never kept. */
@@ -142,28 +115,12 @@ function writeAttributes(w: ProtoWriter, field: number, attrs: Attributes): void
   for (const k in attrs) a.put(k, attrs[k]!);
 }
 
-/** Fields 2 and 3 of a LogRecord (severity number and text) for each verdict, written once. */
-const SEVERITY_FIELDS = Object.fromEntries(
-  Object.entries(SEVERITY).map(([v, sev]) => {
-    const w = new ProtoWriter();
-    w.tag(2, WIRE_VARINT);
-    w.varint(sev.number);
-    w.string(3, sev.text);
-    return [v, w.finish()];
-  }),
-) as Record<FlowVerdict, Uint8Array>;
-
-/** LogRecord.event_name, written once. */
-const EVENT_NAME_FIELD = ((): Uint8Array => {
-  const w = new ProtoWriter();
-  w.string(12, FLOW_EVENT_NAME);
-  return w.finish();
-})();
-
 /** Encodes flows for one collector: one resource, one scope, one log record per flow. */
 export class FlowLogEncoder implements FlowEncoder {
   private readonly w = new ProtoWriter();
   private readonly head = new ProtoWriter();
+  private readonly one = new ProtoWriter();
+  private readonly reader = new FrameFlowReader();
   /** LogRecord.attributes */
   private readonly attrs = new AttributeWriter(this.w, 6);
   /** ResourceLogs.resource and ScopeLogs.scope, written once */
@@ -184,65 +141,52 @@ export class FlowLogEncoder implements FlowEncoder {
     this.scopeField = w.finish();
   }
 
-  /** One ExportLogsServiceRequest, protobuf, written here, in one piece. */
+  /** One ExportLogsServiceRequest of `records`, protobuf, in one piece (a copy: the encoder's own bytes are written over next). */
   encode(records: readonly FlowRecord[], observedMs = Date.now()): Uint8Array {
-    return Buffer.concat(this.request([this.records(records, observedMs).bytes]));
+    this.begin();
+    const observed = this.observed(observedMs);
+    for (const f of records) this.writeRecord(f, observed);
+    return Buffer.concat(this.request());
   }
 
-  /** A piece of an agent's frame: its flows (of the frame's `flows` array) as `records` writes them, observed when stored. */
-  piece(p: FlowPiece): Uint8Array {
-    const text = Buffer.from(p.frame.buffer, p.frame.byteOffset, p.frame.byteLength).toString('utf8');
-    const flows = (JSON.parse(text) as { flows?: unknown }).flows;
-    if (!Array.isArray(flows) || flows.length < p.skip + p.count) throw new Error('the frame does not hold the flows it was stored with');
-    return this.records(flows.slice(p.skip, p.skip + p.count) as FlowRecord[], p.storedMs).bytes;
+  begin(): void {
+    this.w.reset();
   }
 
   /**
-   * Each flow as a ScopeLogs.log_records field (a LogRecord), one after another, observed now:
-   * what the sink keeps until it sends them, and where each ends.
+   * A piece of an agent's frame: its flows (of the frame's `flows` array), observed when stored,
+   * written from the frame's bytes (otlp-frame.ts); a flow the reader leaves is parsed alone, a
+   * frame it cannot walk is parsed whole. The same bytes as `encode` for the same flows.
    */
-  records(records: readonly FlowRecord[], observedMs = Date.now()): { bytes: Uint8Array; ends: Uint32Array } {
+  piece(p: FlowPiece): void {
+    const frame = Buffer.from(p.frame.buffer, p.frame.byteOffset, p.frame.byteLength);
     const w = this.w;
-    w.reset();
-    const ends = new Uint32Array(records.length);
-    // LogRecord.observed_time_unix_nano, the same for every record of the call
-    w.tag(11, WIRE_FIXED64);
-    w.fixed64Ms(observedMs);
-    const observed = w.finish();
-    w.reset();
-    for (let i = 0; i < records.length; i++) {
-      const f = records[i]!;
-      const lr = w.begin(2); // ScopeLogs.log_records
-      w.tag(1, WIRE_FIXED64);
-      w.fixed64Ms(Date.parse(f.time));
-      w.raw(SEVERITY_FIELDS[f.verdict]);
-      const body = w.begin(5);
-      writeBody(w, f);
-      w.end(body);
-      visitFlowAttributes(f, this.attrs.put);
-      const traceId = (f as { traceId?: string }).traceId;
-      if (traceId !== undefined) {
-        w.tag(8, WIRE_FIXED32);
-        w.fixed32(1);
-        w.bytes(9, Buffer.from(traceId, 'hex'));
-      }
-      w.raw(observed);
-      w.raw(EVENT_NAME_FIELD);
-      w.end(lr);
-      ends[i] = w.pos;
+    const at = w.pos;
+    const observed = this.observed(p.storedMs);
+    try {
+      const read = this.reader.read(frame, p.skip, p.count, (view: FlowView | undefined, start: number, end: number) => {
+        if (view !== undefined) writeFrameFlow(w, frame, view, observed);
+        else this.writeRecord(JSON.parse(frame.toString('utf8', start, end)) as FlowRecord, observed);
+      });
+      if (read) return;
+      w.pos = at;
+      const flows = (JSON.parse(frame.toString('utf8')) as { flows?: unknown }).flows;
+      if (!Array.isArray(flows) || flows.length < p.skip + p.count) throw new Error('the frame does not hold the flows it was stored with');
+      for (let i = p.skip; i < p.skip + p.count; i++) this.writeRecord(flows[i] as FlowRecord, observed);
+    } catch (err) {
+      w.pos = at;
+      throw err;
     }
-    return { bytes: w.finish(), ends };
   }
 
   /**
-   * One ExportLogsServiceRequest around log_records fields written by `records`, in order: its
-   * head (the request's, resource's and scope's fields) followed by the parts, not copied.
+   * One ExportLogsServiceRequest around the log_records written since `begin`: its head (the
+   * request's, resource's and scope's fields), then those bytes, not copied.
    */
-  request(parts: readonly Uint8Array[]): Uint8Array[] {
-    let recordBytes = 0;
-    for (const p of parts) recordBytes += p.length;
+  request(): Uint8Array[] {
+    const recordBytes = this.w.pos;
     const scopeLogs = this.scopeField.length + recordBytes;
-    const resourceLogs = this.resourceField.length + 1 + varintSize(scopeLogs) + scopeLogs;
+    const resourceLogs = this.resourceField.length + 1 + varintLength(scopeLogs) + scopeLogs;
     const w = this.head;
     w.reset();
     w.tag(1, WIRE_LEN); // ExportLogsServiceRequest.resource_logs
@@ -251,6 +195,41 @@ export class FlowLogEncoder implements FlowEncoder {
     w.tag(2, WIRE_LEN); // ResourceLogs.scope_logs
     w.varint(scopeLogs);
     w.raw(this.scopeField);
-    return [w.finish(), ...parts];
+    return [w.finish(), this.w.view(0, recordBytes)];
+  }
+
+  release(): void {
+    this.w.detach();
+  }
+
+  /** LogRecord.observed_time_unix_nano, the same for every record of a call. */
+  private observed(ms: number): Uint8Array {
+    const w = this.one;
+    w.reset();
+    w.tag(11, WIRE_FIXED64);
+    w.fixed64Ms(ms);
+    return w.finish();
+  }
+
+  /** One flow as a ScopeLogs.log_records field. */
+  private writeRecord(f: FlowRecord, observed: Uint8Array): void {
+    const w = this.w;
+    const lr = w.begin(2);
+    w.tag(1, WIRE_FIXED64);
+    w.fixed64Ms(Date.parse(f.time));
+    w.raw(SEVERITY_FIELDS[f.verdict]);
+    const body = w.begin(5);
+    writeBody(w, f);
+    w.end(body);
+    visitFlowAttributes(f, this.attrs.put);
+    const traceId = (f as { traceId?: string }).traceId;
+    if (traceId !== undefined) {
+      w.tag(8, WIRE_FIXED32);
+      w.fixed32(1);
+      w.bytes(9, Buffer.from(traceId, 'hex'));
+    }
+    w.raw(observed);
+    w.raw(EVENT_NAME_FIELD);
+    w.end(lr);
   }
 }

@@ -11,7 +11,10 @@ import { FlowLogEncoder } from './otlp-logs';
 import { encodeAndPost, type PostResult } from './otlp-batch';
 import type { BatchMessage, SinkWorkerInit } from './sink-worker';
 
-/** One POST of an OTLP protobuf body, given in pieces; never rejects. Without an agent: a connection of its own. */
+/**
+ * One POST of an OTLP protobuf body, given in pieces (not copied: see PostResult.bodyHeld); never
+ * rejects. Without an agent: a connection of its own.
+ */
 export function postProtobuf(url: URL, body: readonly Uint8Array[], timeoutMs: number, agent?: http.Agent): Promise<PostResult> {
   return new Promise((resolve) => {
     const mod = url.protocol === 'https:' ? https : http;
@@ -23,13 +26,15 @@ export function postProtobuf(url: URL, body: readonly Uint8Array[], timeoutMs: n
       timeout: timeoutMs,
       agent: agent ?? false,
     });
+    // settled before the whole body went out (an early answer, an error): the socket may still read its bytes
+    const held = (): { bodyHeld?: true } => (req.writableFinished ? {} : { bodyHeld: true });
     req.on('response', (res) => {
       res.resume();
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, ...retryAfter(res.headers['retry-after']) }));
-      res.on('error', (err) => resolve({ status: 0, error: err.message }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, ...retryAfter(res.headers['retry-after']), ...held() }));
+      res.on('error', (err) => resolve({ status: 0, error: err.message, ...held() }));
     });
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-    req.on('error', (err) => resolve({ status: 0, error: (err as NodeJS.ErrnoException).code ?? err.message }));
+    req.on('error', (err) => resolve({ status: 0, error: (err as NodeJS.ErrnoException).code ?? err.message, ...held() }));
     req.cork();
     for (const b of body) req.write(b);
     req.end();

@@ -10,6 +10,26 @@ export const WIRE_FIXED64 = 1;
 export const WIRE_LEN = 2;
 export const WIRE_FIXED32 = 5;
 
+/** How many bytes varint(v) writes. */
+export function varintLength(v: number): number {
+  let n = 1;
+  while (v > 127) {
+    v = Math.floor(v / 128);
+    n++;
+  }
+  return n;
+}
+
+/** varint(v) at b[p] (room checked by the caller); returns where it ends. */
+function putVarint(b: Buffer, p: number, v: number): number {
+  while (v > 127) {
+    b[p++] = (v & 127) | 128;
+    v = Math.floor(v / 128);
+  }
+  b[p++] = v;
+  return p;
+}
+
 export class ProtoWriter {
   private buf = Buffer.allocUnsafe(64 * 1024);
   pos = 0;
@@ -136,9 +156,69 @@ export class ProtoWriter {
 
   /** Raw bytes as they are (a field's tag, length and content written before). */
   raw(b: Uint8Array): void {
-    this.ensure(b.length);
-    this.buf.set(b, this.pos);
-    this.pos += b.length;
+    const n = b.length;
+    this.ensure(n);
+    if (n < 48) {
+      // byte by byte: cheaper than a native copy for the short fields written most
+      const buf = this.buf;
+      let p = this.pos;
+      for (let i = 0; i < n; i++) buf[p++] = b[i]!;
+    } else this.buf.set(b, this.pos);
+    this.pos += n;
+  }
+
+  /**
+   * A KeyValue field (`field`) whose key field is `key` (tag, length, name: keyField) and whose
+   * value is an AnyValue string_value of bytes start…end of `src`: all lengths known before, so
+   * nothing is moved.
+   */
+  stringKeyValue(field: number, key: Uint8Array, src: Buffer, start: number, end: number): void {
+    const n = end - start;
+    const any = 1 + varintLength(n) + n;
+    const b = this.keyValueHead(field, key, any);
+    let p = this.pos;
+    b[p++] = 0x0a; // AnyValue.string_value, LEN
+    p = putVarint(b, p, n);
+    if (n < 48) for (let i = start; i < end; i++) b[p++] = src[i]!;
+    else p += src.copy(b, p, start, end);
+    this.pos = p;
+  }
+
+  /**
+   * A KeyValue field's tag and length, its key field and its value's tag and length (an AnyValue
+   * of `any` bytes), with room for that AnyValue; pos is then where the AnyValue goes.
+   */
+  private keyValueHead(field: number, key: Uint8Array, any: number): Buffer {
+    const kv = key.length + 1 + varintLength(any) + any;
+    this.ensure(kv + 11);
+    const b = this.buf;
+    let p = putVarint(b, this.pos, field * 8 + WIRE_LEN);
+    p = putVarint(b, p, kv);
+    for (let i = 0; i < key.length; i++) b[p++] = key[i]!;
+    b[p++] = 0x12; // KeyValue.value, LEN
+    this.pos = putVarint(b, p, any);
+    return b;
+  }
+
+  /** A KeyValue field whose value is an AnyValue int_value (wire 3) or bool_value (wire 2): `kind` is that field's number. */
+  numberKeyValue(field: number, key: Uint8Array, kind: 2 | 3, x: number): void {
+    const any = 1 + varintLength(x);
+    const b = this.keyValueHead(field, key, any);
+    let p = this.pos;
+    b[p++] = kind * 8 + WIRE_VARINT;
+    this.pos = putVarint(b, p, x);
+  }
+
+  /** Bytes start…end of `src` as they are (short ones copied byte by byte: cheaper than a native copy). */
+  rawRange(src: Buffer, start: number, end: number): void {
+    const n = end - start;
+    this.ensure(n);
+    if (n < 48) {
+      const b = this.buf;
+      let p = this.pos;
+      for (let i = start; i < end; i++) b[p++] = src[i]!;
+    } else src.copy(this.buf, this.pos, start, end);
+    this.pos += n;
   }
 
   bytes(field: number, b: Uint8Array): void {
@@ -172,6 +252,17 @@ export class ProtoWriter {
       v = Math.floor(v / 128);
     }
     this.buf[p] = v;
+  }
+
+  /** Bytes start…end written, not copied: valid until written over (reset) or detach(). */
+  view(start: number, end: number): Buffer {
+    return this.buf.subarray(start, end);
+  }
+
+  /** Leave what was written to whoever holds a view of it: write on in a new buffer. */
+  detach(): void {
+    this.buf = Buffer.allocUnsafe(this.buf.length);
+    this.pos = 0;
   }
 
   /** What was written, copied out. */

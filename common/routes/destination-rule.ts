@@ -17,12 +17,12 @@ export type LoadBalancer =
       readonly by: 'header' | 'cookie' | 'source-ip' | 'query';
       /** the header (lowercased), cookie or parameter name; '' for source-ip */
       readonly name: string;
-      /** a cookie the proxy sets when a request has none (Istio's httpCookie.ttl given): its lifetime in ms, 0 = session cookie */
+      /** a cookie the proxy sets when a request has none (Istio's httpCookie.ttl given): its lifetime in ms, 0 = session cookie (agent/traffic/hash-cookie.ts) */
       readonly cookieTtlMs?: number;
       readonly cookiePath?: string;
     };
 
-/** connectionPool, with Istio's defaults for what is left out (no limit, 10 s connect, 1 h idle). */
+/** connectionPool, with Istio's defaults for what is left out (no limit, 10 s connect), idle time the proxy's own. */
 export interface ConnectionPool {
   /** tcp.maxConnections: connections to the Service from this node at once */
   readonly maxConnections: number;
@@ -32,12 +32,12 @@ export interface ConnectionPool {
   readonly maxPendingRequests: number;
   /** http.http2MaxRequests: requests to the Service in progress at once */
   readonly maxRequests: number;
-  /** http.maxRequestsPerConnection: 0 unlimited */
+  /** http.maxRequestsPerConnection: requests one upstream connection carries, then it is closed; 0 unlimited */
   readonly maxRequestsPerConnection: number;
   /** http.maxRetries: retries in progress at once */
   readonly maxRetries: number;
-  /** http.idleTimeout in ms */
-  readonly idleTimeoutMs: number;
+  /** http.idleTimeout in ms: an idle upstream connection is closed after it; undefined: the proxy's own (30 s HTTP/1.1, 60 s HTTP/2) */
+  readonly idleTimeoutMs: number | undefined;
 }
 
 /** outlierDetection, with Istio's defaults for what is left out. */
@@ -80,7 +80,7 @@ export const DEFAULT_CONNECTION_POOL: ConnectionPool = {
   maxRequests: NO_LIMIT,
   maxRequestsPerConnection: 0,
   maxRetries: NO_LIMIT,
-  idleTimeoutMs: 3_600_000,
+  idleTimeoutMs: undefined,
 };
 
 export const DEFAULT_OUTLIER_DETECTION: OutlierDetection = {
@@ -104,6 +104,8 @@ export function describeTrafficPolicy(p: TrafficPolicy): string {
       cp.maxRequests < NO_LIMIT && `requests ${cp.maxRequests}`,
       cp.maxPendingRequests < NO_LIMIT && `pending ${cp.maxPendingRequests}`,
       cp.maxRetries < NO_LIMIT && `retries ${cp.maxRetries}`,
+      cp.maxRequestsPerConnection > 0 && `per connection ${cp.maxRequestsPerConnection}`,
+      cp.idleTimeoutMs !== undefined && `idle ${cp.idleTimeoutMs / 1000}s`,
     ].filter((x): x is string => typeof x === 'string');
     parts.push(`pool(${limits.join(', ') || 'no limits'})`);
   }

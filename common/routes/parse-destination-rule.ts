@@ -181,7 +181,6 @@ function hash(c: Checker, v: unknown, path: string): LoadBalancer | undefined {
   }
   const ttl = cookie.ttl === undefined ? undefined : duration(c, cookie.ttl, `${path}.httpCookie.ttl`, true);
   if (name === undefined || (cookie.ttl !== undefined && ttl === undefined)) return undefined;
-  if (cookie.ttl !== undefined) c.warnings.push({ path: `${path}.httpCookie.ttl`, message: 'is accepted but no cookie is set by the proxy yet: a request without the cookie is balanced as by default' });
   return { kind: 'HASH', by: 'cookie', name, ...(ttl !== undefined && { cookieTtlMs: ttl }), ...(cookiePath !== undefined && { cookiePath }) };
 }
 
@@ -201,11 +200,8 @@ function pool(c: Checker, v: unknown, path: string): ConnectionPool | undefined 
     maxRequests: limit(http.http2MaxRequests, `${path}.http.http2MaxRequests`, d.maxRequests)!,
     maxRequestsPerConnection: limit(http.maxRequestsPerConnection, `${path}.http.maxRequestsPerConnection`, d.maxRequestsPerConnection, 0)!,
     maxRetries: limit(http.maxRetries, `${path}.http.maxRetries`, d.maxRetries, 0)!,
-    idleTimeoutMs: http.idleTimeout === undefined ? d.idleTimeoutMs : duration(c, http.idleTimeout, `${path}.http.idleTimeout`, false)!,
+    idleTimeoutMs: http.idleTimeout === undefined ? d.idleTimeoutMs : duration(c, http.idleTimeout, `${path}.http.idleTimeout`, false),
   };
-  for (const [field, v] of [['maxRequestsPerConnection', http.maxRequestsPerConnection], ['idleTimeout', http.idleTimeout]] as const) {
-    if (v !== undefined) c.warnings.push({ path: `${path}.http.${field}`, message: 'is accepted but not applied yet: upstream connections keep the proxy\'s own reuse and idle limits' });
-  }
   return c.problems.length > before ? undefined : result;
 }
 

@@ -19,7 +19,7 @@ import type { AttemptRefusal, Dispatch, HopTracer, HttpDecision, HttpRecord, Mir
 import { withTraceFields, type TraceHop } from '../../tracing/trace-context';
 import { GRPC, grpcStatusIn, grpcStatusOfHttp, parseGrpcTimeout, retryStatusOf, trailersOnly, trailersOnlyStatus } from './grpc';
 import { readRequest, relayedHeaders } from './request';
-import type { H2Sessions } from './sessions';
+import { retire, type H2Sessions } from './sessions';
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_INTERNAL_ERROR, HTTP2_FLAG_END_STREAM } = { ...http2.constants, HTTP2_FLAG_END_STREAM: 0x1 };
 
@@ -204,16 +204,19 @@ export class H2Exchange {
     this.attemptStarted = performance.now();
     this.attemptSent = 0;
     if (d.attemptTimeoutMs > 0) this.attemptTimer = setTimeout(() => this.attemptTimedOut(), d.attemptTimeoutMs);
-    this.ctx.upstreams.get(target.pool, () => target.connect()).then(
+    this.ctx.upstreams.get(target.pool, () => target.connect(), target.reuse).then(
       (u) => {
-        if (!this.live || this.waiting) return;
+        if (!this.live || this.waiting) return void (u.last && u.session.close());
         let up: http2.ClientHttp2Stream;
         try {
           up = u.session.request(this.forward, { endStream: this.bodyEnded && this.bodyBytes === 0 });
         } catch (err) {
           // the session was closing: the stream never left
+          if (u.last) u.session.close();
           return this.failed(errorCode(err), false, true);
         }
+        // its last stream (maxRequestsPerConnection): the session is closed once its streams end
+        if (u.last) retire(u.session, up);
         this.send(up, u.used);
       },
       (err: unknown) => {

@@ -19,7 +19,7 @@ import { asksForH2c, SWITCHING_TO_H2C } from '../h2/h2c-upgrade';
 import { withTraceHeaders, type TraceHop } from '../../tracing/trace-context';
 import { Deadlines } from './deadlines';
 import { editLines, ownAnswerOps, withHost, withPath } from './header-edit';
-import type { AttemptRefusal, Dispatch, HttpDecision, MirrorTap, NormalizedRequest } from './types';
+import type { AttemptRefusal, Dispatch, HttpDecision, MirrorTap, NormalizedRequest, UpstreamTarget } from './types';
 import type { ConnectionPool, UpstreamConnection, UpstreamUser } from './upstream';
 import { UpstreamConnection as Upstream } from './upstream';
 
@@ -483,22 +483,22 @@ export class Exchange implements ParsedRequest, UpstreamUser {
       this.deadlines?.startAttempt(d.attemptTimeoutMs);
     }
     const idle = pool.take();
-    if (idle !== undefined) return this.send(idle, pool);
+    if (idle !== undefined) return this.send(idle, pool, target);
     (target === undefined ? this.link.ctx.connect() : target.connect()).then(
       (s) => {
         // Gone meanwhile: the downstream's close, or the abort, has already said so.
         if (this.finished || this.aborted || this.link.closed || this.retryWait !== undefined) return void s.destroy();
-        this.send(new Upstream(s), pool);
+        this.send(new Upstream(s), pool, target);
       },
       (err: unknown) => this.upstreamFailed(err instanceof Error ? err : new Error(String(err))),
     );
   }
 
-  private send(up: UpstreamConnection, pool: ConnectionPool): void {
+  private send(up: UpstreamConnection, pool: ConnectionPool, target: UpstreamTarget | undefined): void {
     this.upstream = up;
     if (this.dispatch !== undefined) this.attemptSent = performance.now();
     if (this.trace !== undefined) this.forwardedAt ??= performance.now();
-    up.attach(this, this.method === 'HEAD', this.kind === Kind.Upgrade, pool);
+    up.attach(this, this.method === 'HEAD', this.kind === Kind.Upgrade, pool, target?.reuse);
     const head = requestHead(this.method, this.target, this.forward);
     if (!this.hasBody || this.detached) {
       this.body.sent = true;

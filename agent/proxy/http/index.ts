@@ -2,4 +2,4 @@
 export { HttpFront } from './front';
 export { DEFAULT_HTTP_LIMITS, type HttpLimits } from './limits';
 export { normalizeHost, normalizeTarget, type TargetResult } from './normalize';
-export type { AttemptOutcome, AttemptRefusal, Dispatch, H2cRequest, HttpDecision, HttpFrontOptions, HttpRecord, HttpSession, NormalizedRequest, UpstreamTarget } from './types';
+export type { AttemptOutcome, AttemptRefusal, Dispatch, H2cRequest, HttpDecision, HttpFrontOptions, HttpRecord, HttpSession, NormalizedRequest, UpstreamReuse, UpstreamTarget } from './types';

@@ -2,8 +2,8 @@
  * The idle upstream connections to one destination (a pod's address and port, which is what the
  * destination side connects to for every client: requests are authorized one by one, so a
  * connection may serve requests of different clients, as haproxy's and Envoy's do): last in
- * first out, at most `maxIdle`, each for at most `idleMs` or what the upstream said it keeps
- * one (`Keep-Alive: timeout=N`). With `admitIdle`, a connection is kept idle only if it gets a
+ * first out, at most `maxIdle`, each for at most `idleMs` (or its own, a DestinationRule's
+ * idleTimeout) or what the upstream said it keeps one (`Keep-Alive: timeout=N`). With `admitIdle`, a connection is kept idle only if it gets a
  * place (the source node's routed upstreams take one of their client pod's connection share while
  * idle: agent/traffic/router.ts), held until it is used again or closed; refused, it is closed.
  */
@@ -14,6 +14,8 @@ export interface PooledConnection {
   expires: number;
   /** how long the upstream said it keeps an idle connection, when it said so */
   readonly keepAliveMs: number | undefined;
+  /** how long it may wait idle, when its destination says (a DestinationRule's idleTimeout; else the pool's) */
+  readonly idleMs?: number | undefined;
   destroy(): void;
 }
 
@@ -59,7 +61,7 @@ export class UpstreamPool<C extends PooledConnection = PooledConnection> {
       }
       this.places.set(c, release);
     }
-    c.expires = performance.now() + Math.min(this.idleMs, c.keepAliveMs ?? Infinity);
+    c.expires = performance.now() + Math.min(c.idleMs ?? this.idleMs, c.keepAliveMs ?? Infinity);
     this.idle.push(c);
     if (this.idle.length > this.maxIdle) this.drop(this.idle.shift()!);
     this.onIdle?.();

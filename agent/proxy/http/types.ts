@@ -68,6 +68,16 @@ export interface UpstreamTarget {
   readonly pool: string;
   /** rejects with an error carrying `refusal` when the destination refused (its policy, its limit) */
   connect(): Promise<Duplex>;
+  /** how the connection this attempt uses is reused (a DestinationRule's connectionPool.http); absent: the engine's own */
+  readonly reuse?: UpstreamReuse;
+}
+
+/** Per-destination reuse of upstream connections (Envoy's max_requests_per_connection and idle_timeout). */
+export interface UpstreamReuse {
+  /** requests one connection carries at most, then it is closed (HTTP/2: no new stream, closed when its streams end); 0: no limit */
+  readonly maxRequests: number;
+  /** an idle connection is closed after this long; undefined: the engine's own (30 s HTTP/1.1, 60 s HTTP/2) */
+  readonly idleMs: number | undefined;
 }
 
 /** The destination refused an attempt: a final answer, given to the client with this status, never retried. */

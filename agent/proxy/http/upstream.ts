@@ -14,6 +14,7 @@
 import type { Duplex } from 'node:stream';
 import { Parser, type ParserHandlers } from './llhttp';
 import type { PooledConnection, UpstreamPool } from './pool';
+import type { UpstreamReuse } from './types';
 import { writeBuffersOnly } from './writev';
 
 /** Response heads are held to Node's client default. */
@@ -135,6 +136,8 @@ export class UpstreamConnection implements PooledConnection {
   expires = 0;
   /** how long the upstream said it keeps an idle connection (`Keep-Alive: timeout=N`, less a second), when it said so */
   keepAliveMs: number | undefined;
+  /** its destination's reuse limits (a DestinationRule's), as of the request it serves */
+  private reuse: UpstreamReuse | undefined;
   /** the request in flight was HEAD: its response has no body */
   private headRequest = false;
   /** the request in flight asked for an upgrade */
@@ -160,13 +163,19 @@ export class UpstreamConnection implements PooledConnection {
     for (const [event, listener] of LISTENERS) s.on(event, listener);
   }
 
+  /** how long it may wait idle in its pool, when its destination says */
+  get idleMs(): number | undefined {
+    return this.reuse?.idleMs;
+  }
+
   get alive(): boolean {
     return this.state !== State.Gone && !this.socket.destroyed;
   }
 
   /** Serve `user`'s request (which it writes with write()/writeAll()); the response goes to it. */
-  attach(user: UpstreamUser, headRequest: boolean, upgrade: boolean, pool: ConnectionPool | undefined): void {
+  attach(user: UpstreamUser, headRequest: boolean, upgrade: boolean, pool: ConnectionPool | undefined, reuse?: UpstreamReuse): void {
     this.pool = pool;
+    this.reuse = reuse;
     this.user = user;
     this.state = State.Busy;
     this.headRequest = headRequest;
@@ -212,6 +221,8 @@ export class UpstreamConnection implements PooledConnection {
     if (this.state === State.Gone) return;
     if (!reusable || this.state !== State.Done || !this.keepAlive || this.tainted || this.pool === undefined) return this.destroy();
     if (this.keepAliveMs !== undefined && this.keepAliveMs <= 0) return this.destroy();
+    // maxRequestsPerConnection: it has carried its share
+    if (this.reuse !== undefined && this.reuse.maxRequests > 0 && this.served >= this.reuse.maxRequests) return this.destroy();
     if (this.parser.busy) {
       this.releaseAfterExecute = true;
       return;

@@ -24,13 +24,12 @@ import type { FlowRecord } from '../../../common/flow';
 import type { StoredFlow } from '../../../common/flows-api';
 import { createCsr, generateKeyPair } from '../../../common/pki';
 import { NodeRecords } from '../../../collector/nodes/node-records';
-import { KubeApiDouble } from '../../harness/kube-api-double';
-import { installCrds } from '../../harness/kube-crds';
+import type { KubeApiDouble } from '../../harness/kube-api-double';
 import { numberedFlow } from './flows-fixtures';
+import { REPLICAS_CA_SECRET, replicasApi } from './kube-collector';
 import { client, collector, LogCapture, token, useCollectorSuite, waitFor, workload } from './helpers';
 
 const NODE = 'node-f';
-const CA_SECRET = { namespace: 'palisade-system', name: 'palisade-ca' };
 
 const record = (n: number): FlowRecord => numberedFlow(NODE, n);
 
@@ -51,18 +50,13 @@ describe('collector replicas: an agent fails over between two collectors sharing
   let kubeconfig: string;
 
   beforeEach(async function () {
-    api = await KubeApiDouble.start({ token: 'collector' });
-    api.create('v1/namespaces', { metadata: { name: CA_SECRET.namespace } });
-    installCrds(api);
+    ({ api, kubeconfig } = await replicasApi(dirs, stack));
     // In Kubernetes mode the collector is the node authorizer: the workload is a pod on the node.
     api.create('v1/pods', { metadata: { name: 'web', namespace: 'default' }, spec: { nodeName: NODE, serviceAccountName: 'web', containers: [{ name: 'web', image: 'web' }] } });
-    kubeconfig = path.join(dirs.make(), 'kubeconfig');
-    api.writeKubeconfig(kubeconfig);
-    stack.push(() => api.close());
   });
 
   const replica = (dataDir: string, logs: LogCapture): Promise<RunningCollector> =>
-    collector(stack, { dataDir, log: logs.logger, kubernetes: { kubeconfig, caSecret: CA_SECRET } });
+    collector(stack, { dataDir, log: logs.logger, kubernetes: { kubeconfig, caSecret: REPLICAS_CA_SECRET } });
 
   it('under a steady flow of records: moves to B at once, keeps its certificates, produced = stored(A ∪ B) + lost', async function () {
     const [dataA, dataB] = [dirs.make(), dirs.make()];

@@ -61,3 +61,20 @@ export class KubeCollector {
     return { PALISADE_COLLECTOR: this.collector.apiUrl, PALISADE_TOKEN: this.collector.adminToken, PALISADE_CA: path.join(this.dataDir(), 'ca.crt') };
   }
 }
+
+/** The mesh CA Secret collector replicas share (`--ca-secret`). */
+export const REPLICAS_CA_SECRET = { namespace: 'palisade-system', name: 'palisade-ca' };
+
+/**
+ * A fresh API double for collector replicas — the CA Secret's namespace, our CRDs — closed when
+ * the test ends (`stack`), and a kubeconfig for it in a directory of `dirs`.
+ */
+export async function replicasApi(dirs: { make(): string }, stack: { push(fn: () => unknown): void }): Promise<{ api: KubeApiDouble; kubeconfig: string }> {
+  const api = await KubeApiDouble.start({ token: 'collector' });
+  api.create('v1/namespaces', { metadata: { name: REPLICAS_CA_SECRET.namespace } });
+  installCrds(api);
+  const kubeconfig = path.join(dirs.make(), 'kubeconfig');
+  api.writeKubeconfig(kubeconfig);
+  stack.push(() => api.close());
+  return { api, kubeconfig };
+}

@@ -64,7 +64,9 @@ describe('kubectl kustomize deploy/kubernetes (the real kubectl)', function () {
       'ClusterRoleBinding/palisade-collector',
       'CustomResourceDefinition/egresspolicies.palisade.dev',
       'CustomResourceDefinition/faultinjections.palisade.dev',
+      'CustomResourceDefinition/palisadejointokens.palisade.dev',
       'CustomResourceDefinition/palisadenodes.palisade.dev',
+      'CustomResourceDefinition/palisaderegistrations.palisade.dev',
       'DaemonSet/palisade-system/palisade-agent',
       'Deployment/palisade-system/palisade-collector',
       'Namespace/palisade-system',
@@ -103,12 +105,16 @@ describe('kubectl kustomize deploy/kubernetes (the real kubectl)', function () {
     assert.deepEqual(find('ClusterRole', 'palisade-agent').rules, [{ apiGroups: [''], resources: ['pods', 'namespaces'], verbs: ['get', 'list', 'watch'] }]);
   });
 
-  it('RBAC: the collector reads pods, services, endpoint slices, policy, route and destination rule objects, and writes only Events, the status of our own kinds and the nodes\' join records', () => {
+  it('RBAC: the collector reads pods, services, endpoint slices, policy, route and destination rule objects, and writes only Events, the status of our own kinds and the nodes\' join records, join tokens and registrations', () => {
     const rules = find('ClusterRole', 'palisade-collector').rules!;
     const grants = rules.flatMap((r) => r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => `${v} ${g || 'core'}/${res}`)))).sort();
     assert.deepEqual(grants, [
       'create core/events',
+      'create palisade.dev/palisadejointokens',
       'create palisade.dev/palisadenodes',
+      'create palisade.dev/palisaderegistrations',
+      'delete palisade.dev/palisadejointokens',
+      'delete palisade.dev/palisaderegistrations',
       'get gateway.networking.k8s.io/grpcroutes',
       'get gateway.networking.k8s.io/httproutes',
       'get palisade.dev/faultinjections',
@@ -120,11 +126,15 @@ describe('kubectl kustomize deploy/kubernetes (the real kubectl)', function () {
       'list networking.istio.io/destinationrules',
       'list palisade.dev/egresspolicies',
       'list palisade.dev/faultinjections',
+      'list palisade.dev/palisadejointokens',
       'list palisade.dev/palisadenodes',
+      'list palisade.dev/palisaderegistrations',
       'list security.istio.io/authorizationpolicies',
       'patch palisade.dev/egresspolicies/status',
       'patch palisade.dev/faultinjections/status',
+      'update palisade.dev/palisadejointokens',
       'update palisade.dev/palisadenodes',
+      'update palisade.dev/palisaderegistrations',
       'watch core/pods',
       'watch core/services',
       'watch discovery.k8s.io/endpointslices',
@@ -133,7 +143,9 @@ describe('kubectl kustomize deploy/kubernetes (the real kubectl)', function () {
       'watch networking.istio.io/destinationrules',
       'watch palisade.dev/egresspolicies',
       'watch palisade.dev/faultinjections',
+      'watch palisade.dev/palisadejointokens',
       'watch palisade.dev/palisadenodes',
+      'watch palisade.dev/palisaderegistrations',
       'watch security.istio.io/authorizationpolicies',
     ]);
   });

@@ -3,9 +3,11 @@
  * collector, DestinationRules applied through the collector's policy store next to the HTTPRoutes
  * that make the Services' traffic HTTP in the source node's proxy. Consistent hashing by header and
  * by cookie, the bulkhead (queue, then 503 with flag UO), outlier detection with its configured
- * count and ejection time, and a DestinationRule with subsets refused with nothing applied.
+ * count and ejection time, upstream connection reuse (maxRequestsPerConnection, idleTimeout), the
+ * hash cookie a ttl makes the proxy set, and a DestinationRule with subsets refused with nothing applied.
  */
 import { strict as assert } from 'node:assert';
+import type { ChildProcess } from 'node:child_process';
 import {
   fixturePath,
   JsonLines,
@@ -42,13 +44,17 @@ interface FlowLine {
   traffic?: { route: string; backend: string };
 }
 
-const VIPS = { hash: '10.96.0.40', slow: '10.96.0.41', od: '10.96.0.42', sticky: '10.96.0.43' };
+const VIPS = { hash: '10.96.0.40', slow: '10.96.0.41', od: '10.96.0.42', sticky: '10.96.0.43', reuse: '10.96.0.44', idle: '10.96.0.45', crumb: '10.96.0.46', l4: '10.96.0.47' };
 
 const SERVICES = `services:
   - {name: hash, namespace: default, vips: [${VIPS.hash}], ports: [{port: 80, targetPort: 8080}], selector: {app: hash}}
   - {name: slow, namespace: default, vips: [${VIPS.slow}], ports: [{port: 80, targetPort: 8080}], selector: {app: slow}}
   - {name: od, namespace: default, vips: [${VIPS.od}], ports: [{port: 80, targetPort: 8080}], selector: {app: od}}
   - {name: sticky, namespace: default, vips: [${VIPS.sticky}], ports: [{port: 80, targetPort: 8080}], selector: {app: hash}}
+  - {name: reuse, namespace: default, vips: [${VIPS.reuse}], ports: [{port: 80, targetPort: 8080}], selector: {app: reuse}}
+  - {name: idle, namespace: default, vips: [${VIPS.idle}], ports: [{port: 80, targetPort: 8080}], selector: {app: idle}}
+  - {name: crumb, namespace: default, vips: [${VIPS.crumb}], ports: [{port: 80, targetPort: 8080}], selector: {app: hash}}
+  - {name: l4, namespace: default, vips: [${VIPS.l4}], ports: [{port: 80, targetPort: 8080}], selector: {app: l4}}
 `;
 
 
@@ -78,6 +84,11 @@ const HASH_BY_HEADER = dr('hash', 'hash.default.svc.cluster.local', '    loadBal
 const HASH_BY_COOKIE = dr('hash', 'hash', '    loadBalancer: {consistentHash: {httpCookie: {name: user}}}\n');
 const BULKHEAD = dr('slow', 'slow', '    connectionPool:\n      http: {http2MaxRequests: 2, http1MaxPendingRequests: 2}\n');
 const OUTLIERS = dr('od', 'od', '    loadBalancer: {simple: ROUND_ROBIN}\n    outlierDetection: {consecutive5xxErrors: 3, interval: 1s, baseEjectionTime: 3s, maxEjectionPercent: 100}\n');
+const ONE_PER_CONNECTION = dr('reuse', 'reuse', '    connectionPool:\n      http: {maxRequestsPerConnection: 1}\n');
+const IDLE_1S = dr('idle', 'idle', '    connectionPool:\n      http: {idleTimeout: 1s}\n');
+const HASH_COOKIE_TTL = dr('crumb', 'crumb', '    loadBalancer: {consistentHash: {httpCookie: {name: route, ttl: 60s}}}\n');
+/** no route for l4: its connections are balanced at L4 */
+const L4_OUTLIERS = dr('l4', 'l4', '    loadBalancer: {simple: ROUND_ROBIN}\n    outlierDetection: {consecutive5xxErrors: 2, baseEjectionTime: 30s}\n');
 const WITH_SUBSETS = `${dr('hash-subsets', 'hash', '    loadBalancer: {simple: RANDOM}\n')}  subsets:
   - {name: v1, labels: {version: v1}}
 `;
@@ -91,6 +102,7 @@ describe('DestinationRule traffic policies in the source node proxy (real agent,
   let client: PodNs;
   let agent: AgentProcess;
   const servers = new Map<string, JsonLines>();
+  const processes = new Map<string, ChildProcess>();
 
   const flows = (): FlowLine[] => agent.logs.lines.filter((l): l is FlowLine => (l as FlowLine)?.event === 'flow' && (l as FlowLine).source?.ip === client.ip);
   const apply = async (yaml: string): Promise<void> => {
@@ -107,8 +119,9 @@ describe('DestinationRule traffic policies in the source node proxy (real agent,
     }
   }
   async function server(pod: PodNs, name: string, mode = 'ok'): Promise<void> {
-    const { lines } = await startFixture(topo, pod, process.execPath, [fixturePath('http-named-server.js'), pod.ip, '8080', name, mode], { name });
+    const { lines, child } = await startFixture(topo, pod, process.execPath, [fixturePath('http-named-server.js'), pod.ip, '8080', name, mode], { name });
     servers.set(name, lines);
+    processes.set(name, child);
   }
   const served = (name: string): number => servers.get(name)!.lines.filter((l) => (l as { event?: string }).event === 'request').length;
   /** the policy version agent reports enforcing reaches the store's */
@@ -133,6 +146,11 @@ describe('DestinationRule traffic policies in the source node proxy (real agent,
       slow: await topo.addPod(node, 'slow'),
       odBad: await topo.addPod(node, 'od-bad'),
       odGood: await topo.addPod(node, 'od-good'),
+      reuse: await topo.addPod(node, 'reuse'),
+      idle: await topo.addPod(node, 'idle'),
+      l4a: await topo.addPod(node, 'l4-a'),
+      l4b: await topo.addPod(node, 'l4-b'),
+      l4c: await topo.addPod(node, 'l4-c'),
     };
     await Promise.all([
       server(pods.hashA, 'hash-a'),
@@ -141,6 +159,11 @@ describe('DestinationRule traffic policies in the source node proxy (real agent,
       server(pods.slow, 'slow', 'slow:1500'),
       server(pods.odBad, 'od-bad', 'fail'),
       server(pods.odGood, 'od-good'),
+      server(pods.reuse, 'reuse'),
+      server(pods.idle, 'idle'),
+      server(pods.l4a, 'l4-a'),
+      server(pods.l4b, 'l4-b'),
+      server(pods.l4c, 'l4-c'),
     ]);
     agent = startMeshAgent(topo, node, collector, {
       pods: [
@@ -151,14 +174,18 @@ describe('DestinationRule traffic policies in the source node proxy (real agent,
         { pod: pods.slow, serviceAccount: 'web', labels: { app: 'slow' } },
         { pod: pods.odBad, serviceAccount: 'web', labels: { app: 'od' } },
         { pod: pods.odGood, serviceAccount: 'web', labels: { app: 'od' } },
+        { pod: pods.reuse, serviceAccount: 'web', labels: { app: 'reuse' } },
+        { pod: pods.idle, serviceAccount: 'web', labels: { app: 'idle' } },
+        ...[pods.l4a, pods.l4b, pods.l4c].map((pod) => ({ pod, serviceAccount: 'web', labels: { app: 'l4' } })),
       ],
       servicesYaml: SERVICES,
       extraArgs: ['--access-log', 'all'],
     });
     await agent.ready;
     const ready = (name: string): number => collector.running.snapshot().services?.find((s) => s.name === name)?.endpoints.filter((e) => e.ready).length ?? 0;
-    await waitFor(() => ready('hash') === 3 && ready('sticky') === 3 && ready('slow') === 1 && ready('od') === 2, 20_000, { what: 'the services and their endpoints in the registry' });
-    await apply(`${STICKY_ROUTE}${selfRoute('hash')}${selfRoute('slow')}${selfRoute('od')}${HASH_BY_HEADER}\n---\n${BULKHEAD}\n---\n${OUTLIERS}`);
+    await waitFor(() => ready('hash') === 3 && ready('sticky') === 3 && ready('slow') === 1 && ready('od') === 2 && ready('reuse') === 1 && ready('idle') === 1 && ready('crumb') === 3 && ready('l4') === 3, 20_000, { what: 'the services and their endpoints in the registry' });
+    const routes = ['hash', 'slow', 'od', 'reuse', 'idle', 'crumb'].map((n) => selfRoute(n)).join('');
+    await apply(`${STICKY_ROUTE}${routes}${[HASH_BY_HEADER, BULKHEAD, OUTLIERS, ONE_PER_CONNECTION, IDLE_1S, HASH_COOKIE_TTL, L4_OUTLIERS].join('\n---\n')}`);
     await enforced();
     await waitFor(async () => (await run(VIPS.hash, 1)).ok && flows().some((f) => f.traffic?.route === 'default/hash'), 20_000, { what: 'routed requests' });
   });
@@ -171,8 +198,12 @@ describe('DestinationRule traffic policies in the source node proxy (real agent,
     const s = collector.running.policies.status({ flowsStored: 0, auditRecords: 0 });
     const rules = (s.routes ?? []).filter((r) => r.kind === 'DestinationRule');
     assert.deepEqual(rules.map((r) => [`${r.namespace}/${r.name}`, r.parents.join(','), r.summary]), [
+      ['default/crumb', 'default/crumb', 'hash(cookie route)'],
       ['default/hash', 'default/hash', 'hash(header x-user)'],
+      ['default/idle', 'default/idle', 'pool(idle 1s)'],
+      ['default/l4', 'default/l4', 'round-robin outliers(5xx 2, gateway 0, eject 30s, max 10%)'],
       ['default/od', 'default/od', 'round-robin outliers(5xx 3, gateway 0, eject 3s, max 100%)'],
+      ['default/reuse', 'default/reuse', 'pool(per connection 1)'],
       ['default/slow', 'default/slow', 'pool(requests 2, pending 2)'],
     ]);
   });
@@ -243,6 +274,69 @@ describe('DestinationRule traffic policies in the source node proxy (real agent,
     const bad1 = served('od-bad');
     await run(VIPS.od, 20);
     assert.equal(served('od-bad') - bad1, 3, 'readmitted after baseEjectionTime: 3 more 5xx, and ejected again');
+  });
+
+  interface ServerLine {
+    event: string;
+    conn?: number;
+    requests?: number;
+    idleMs?: number;
+  }
+  const lines = (name: string): ServerLine[] => servers.get(name)!.lines as ServerLine[];
+
+  it('connectionPool.http.maxRequestsPerConnection 1: the pod sees every request of one keep-alive client connection on a connection of its own, each closed after its answer', async function () {
+    const before = lines('reuse').length;
+    const r = await run(VIPS.reuse, 10);
+    assert.deepEqual(r.statuses, { 200: 10 });
+    const requests = lines('reuse').slice(before).filter((l) => l.event === 'request');
+    assert.equal(requests.length, 10);
+    assert.equal(new Set(requests.map((l) => l.conn)).size, 10, `one request per upstream connection: ${requests.map((l) => l.conn).join(',')}`);
+    await waitFor(() => lines('reuse').slice(before).filter((l) => l.event === 'close').length >= 10, 5_000, { what: 'the 10 upstream connections closed' });
+    assert.ok(lines('reuse').slice(before).filter((l) => l.event === 'close').every((l) => l.requests === 1));
+  });
+
+  it('connectionPool.http.idleTimeout 1s: the proxy closes its idle upstream connection about a second after the last answer (30 s without)', async function () {
+    const before = lines('idle').length;
+    const r = await run(VIPS.idle, 3);
+    assert.deepEqual(r.statuses, { 200: 3 });
+    await waitFor(() => lines('idle').slice(before).some((l) => l.event === 'close'), 8_000, { what: 'the idle upstream connection closed' });
+    const closed = lines('idle').slice(before).filter((l) => l.event === 'close');
+    assert.equal(closed.length, 1, JSON.stringify(closed));
+    assert.equal(closed[0]!.requests, 3, 'the three requests shared the kept-alive connection');
+    assert.ok(closed[0]!.idleMs! >= 900 && closed[0]!.idleMs! <= 5_000, `closed after ${closed[0]!.idleMs} ms idle`);
+  });
+
+  it('consistentHash.httpCookie with a ttl: the first answer sets an opaque cookie (Max-Age, HttpOnly); 20 requests sending it back hit one pod; new clients spread', async function () {
+    const head = (await topo.exec(client, 'curl', ['-s', '-D', '-', '-o', '/dev/null', '-m', '5', `http://${VIPS.crumb}/`])).stdout;
+    const set = /^set-cookie: (.*)$/im.exec(head)?.[1]?.trim() ?? '';
+    assert.match(set, /^route=[0-9a-f]{16}; Path=\/; Max-Age=60; HttpOnly$/, head);
+    assert.ok(!/10\.\d+\.\d+\.\d+/.test(set), 'no pod address in the cookie');
+    const homes = new Set<string>();
+    for (let s = 0; s < 6; s++) {
+      const r = await run(VIPS.crumb, 20, ['/', '--cookies']);
+      assert.deepEqual(r.statuses, { 200: 20 });
+      assert.equal(Object.keys(r.bodies).length, 1, `session ${s} on one endpoint: ${JSON.stringify(r.bodies)}`);
+      assert.match(r.cookies?.route ?? '', /^[0-9a-f]{16}$/);
+      homes.add(Object.keys(r.bodies)[0]!);
+    }
+    assert.ok(homes.size >= 2, `clients spread: ${[...homes].join(',')}`);
+  });
+
+  it('at L4 (no route): round robin per connection, and an endpoint that refuses connections is ejected after the configured 2 failures — no new connection goes to it', async function () {
+    const spread = await run(VIPS.l4, 30, ['/', '--close']);
+    assert.deepEqual(spread.statuses, { 200: 30 });
+    assert.deepEqual(spread.bodies, { 'l4-a': 10, 'l4-b': 10, 'l4-c': 10 }, 'ROUND_ROBIN over the 3 endpoints, one connection each');
+    const stopped = processes.get('l4-c')!;
+    const exited = new Promise((resolve) => stopped.once('exit', resolve));
+    stopped.kill('SIGKILL');
+    await exited;
+    const first = await run(VIPS.l4, 30, ['/', '--close']);
+    const failed = Object.values(first.errors).reduce((a, b) => a + b, 0);
+    assert.ok(failed >= 1 && failed <= 2, `connections that reached the stopped endpoint: ${failed} (${JSON.stringify(first.errors)}), at most the configured 2`);
+    assert.equal((first.statuses[200] ?? 0) + failed, 30);
+    const after = await run(VIPS.l4, 30, ['/', '--close']);
+    assert.deepEqual(after.errors, {}, 'ejected for 30 s: no new connection goes to it');
+    assert.deepEqual(Object.keys(after.bodies).sort(), ['l4-a', 'l4-b']);
   });
 
   it('a DestinationRule with subsets is refused with the hint; nothing is applied', async function () {

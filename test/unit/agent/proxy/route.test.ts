@@ -1,7 +1,8 @@
 import { strict as assert } from 'node:assert';
-import { MeshRegistry, type MeshWorkload } from '../../../../agent/mesh/mesh-registry';
+import { MeshRegistry, type MeshWorkload, type ServiceTarget } from '../../../../agent/mesh/mesh-registry';
 import { route, type RouteTables } from '../../../../agent/proxy/route';
-import { ServiceBalancer } from '../../../../agent/proxy/service-balancer';
+import { L4Balancer } from '../../../../agent/traffic/l4-balancer';
+import { Ejections } from '../../../../agent/traffic/ejections';
 import type { Workload } from '../../../../agent/workloads';
 import type { RegistryService } from '../../../../common/mesh-protocol';
 
@@ -79,7 +80,8 @@ describe('route', function () {
   }
 
   it('carries a service\'s virtual IP to each ready endpoint in turn, at the target port of the port dialled; never to an unready one', function () {
-    const t = { ...tables(true), pick: new ServiceBalancer().pick };
+    const b = new L4Balancer(new Ejections());
+    const t = { ...tables(true), pick: (s: ServiceTarget) => b.choose('default/web:9000', s.endpoints, undefined, '10.0.1.99')! };
     const seen = Array.from({ length: 6 }, () => route({ ip: '10.96.0.10', port: 9000 }, t));
     assert.deepEqual(
       seen.map((r) => `${r.kind} ${r.dst.ip}:${r.dst.port}`),

@@ -2,8 +2,7 @@ import { strict as assert } from 'node:assert';
 import type { Duplex } from 'node:stream';
 import { cookieValue, fnv1a, hashValue, pickOf, rendezvous, type Balancing } from '../../../../agent/traffic/balance';
 import { Bulkhead } from '../../../../agent/traffic/bulkhead';
-import { DestinationPolicies, limitsOf } from '../../../../agent/traffic/destination-policy';
-import { ServiceBalancer } from '../../../../agent/proxy/service-balancer';
+import { DestinationPolicies, limitsOf, type RequestPolicy } from '../../../../agent/traffic/destination-policy';
 import { RequestDispatch } from '../../../../agent/traffic/dispatcher';
 import { Ejections, ejectionsHonoured, MAX_OUTLIER_EJECTION_MS } from '../../../../agent/traffic/ejections';
 import { PeakEwma } from '../../../../agent/traffic/peak-ewma';
@@ -133,6 +132,43 @@ describe('DestinationRule decisions (agent/traffic)', () => {
     });
   });
 
+  describe('connectionPool.http reuse and the hash cookie (httpCookie.ttl)', () => {
+    const policy = (over: Partial<typeof DEFAULT_CONNECTION_POOL>, loadBalancer?: LoadBalancer) => ({ rule: 'shop/web', policy: { loadBalancer, outlierDetection: undefined, connectionPool: { ...DEFAULT_CONNECTION_POOL, ...over } } });
+    it('maxRequestsPerConnection and idleTimeout reach the upstream target; neither set: the engine\'s own', () => {
+      const p = new DestinationPolicies(() => 0);
+      assert.deepEqual(p.forRequest(policy({ maxRequestsPerConnection: 1 }), 's:80', 'h1', input()).policy.reuse, { maxRequests: 1, idleMs: undefined });
+      assert.deepEqual(p.forRequest(policy({ idleTimeoutMs: 1000 }), 's:80', 'h2', input()).policy.reuse, { maxRequests: 0, idleMs: 1000 });
+      assert.equal(p.forRequest(policy({}), 's:80', 'h1', input()).policy.reuse, undefined);
+    });
+    const COOKIE: LoadBalancer = { kind: 'HASH', by: 'cookie', name: 'sid', cookieTtlMs: 60_000 };
+    it('a request without the cookie gets one (opaque, per connection, Max-Age = ttl) and the endpoint its value hashes to; sending it back lands there again', () => {
+      const p = new DestinationPolicies(() => 0);
+      const first = p.forRequest(policy({}, COOKIE), 'shop/web:80', 'h1', input(), '10.1.0.5:40000').policy;
+      const [name, value] = first.responseHeader!;
+      assert.equal(name, 'set-cookie');
+      const m = /^sid=([0-9a-f]{16}); Path=\/; Max-Age=60; HttpOnly$/.exec(value);
+      assert.ok(m, value);
+      assert.ok(!value.includes('10.'), 'no address in the cookie');
+      const home = first.pick!(KEYS, ALL);
+      for (let i = 0; i < 20; i++) {
+        const again: RequestPolicy = p.forRequest(policy({}, COOKIE), 'shop/web:80', 'h1', input({ cookie: [`sid=${m[1]}`] }), `10.1.0.5:${41000 + i}`).policy;
+        assert.equal(again.responseHeader, undefined, 'a request carrying the cookie gets no new one');
+        assert.equal(again.pick!(KEYS, ALL), home);
+      }
+      const same = p.forRequest(policy({}, COOKIE), 'shop/web:80', 'h1', input(), '10.1.0.5:40000').policy.responseHeader;
+      assert.deepEqual(same, first.responseHeader, 'requests racing on one connection get the same cookie');
+      const homes = new Set(Array.from({ length: 40 }, (_, i) => p.forRequest(policy({}, COOKIE), 'shop/web:80', 'h1', input(), `10.1.0.5:${50000 + i}`).policy.pick!(KEYS, ALL)));
+      assert.ok(homes.size >= 4, `new clients spread: ${[...homes].join(',')}`);
+    });
+    it('ttl 0: a session cookie (no Max-Age), at the rule\'s path; no ttl: no cookie, balanced as by default', () => {
+      const p = new DestinationPolicies(() => 0);
+      assert.match(p.forRequest(policy({}, { ...COOKIE, cookieTtlMs: 0, cookiePath: '/app' }), 's:80', 'h1', input()).policy.responseHeader![1], /^sid=[0-9a-f]{16}; Path=\/app; HttpOnly$/);
+      const none = p.forRequest(policy({}, { kind: 'HASH', by: 'cookie', name: 'sid' }), 's:80', 'h1', input()).policy;
+      assert.equal(none.responseHeader, undefined);
+      assert.equal(none.pick, undefined);
+    });
+  });
+
   describe('outlier detection (configurable per destination)', () => {
     const OD: OutlierDetection = { ...DEFAULT_OUTLIER_DETECTION, consecutive5xx: 3, baseEjectionMs: 1000, intervalMs: 500, maxEjectionPercent: 100 };
     it('ejects after the configured 5xx in a row, for baseEjectionTime; readmits after it', () => {
@@ -233,38 +269,6 @@ describe('DestinationRule decisions (agent/traffic)', () => {
       assert.equal(places, 0);
       assert.equal(finished, 1);
     });
-  });
-});
-
-describe('DestinationRule per connection (agent/proxy/service-balancer.ts)', () => {
-  const target = { service: { namespace: 'shop', name: 'db' }, port: '', endpoints: KEYS.slice(0, 4).map((k) => ({ ip: k.slice(0, -3), port: 80 })) };
-  it('without a rule, and for ROUND_ROBIN or a hash of a request part: round robin', () => {
-    for (const lb of [undefined, { kind: 'ROUND_ROBIN' as const }, HEADER]) {
-      const b = new ServiceBalancer();
-      assert.deepEqual([0, 1, 2, 3, 4].map(() => b.pick(target, lb, '10.1.0.1').ip), ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4', '10.0.0.1']);
-    }
-  });
-  it('a source-IP hash keeps a client pod on one endpoint', () => {
-    const b = new ServiceBalancer();
-    const lb: LoadBalancer = { kind: 'HASH', by: 'source-ip', name: '' };
-    const homes = new Set<string>();
-    for (let c = 0; c < 40; c++) {
-      const first: string = b.pick(target, lb, `10.1.0.${c}`).ip;
-      for (let i = 0; i < 5; i++) assert.equal(b.pick(target, lb, `10.1.0.${c}`).ip, first);
-      homes.add(first);
-    }
-    assert.ok(homes.size >= 3, [...homes].join(','));
-  });
-  it('tcp.maxConnections: at most that many connections to the Service from the node; a release makes room (once)', () => {
-    const b = new ServiceBalancer();
-    const r1 = b.admit('shop/db:5432', 2)!;
-    assert.ok(b.admit('shop/db:5432', 2) !== undefined);
-    assert.equal(b.admit('shop/db:5432', 2), undefined);
-    assert.ok(b.admit('shop/other:5432', 2) !== undefined, 'per Service');
-    r1();
-    r1();
-    assert.ok(b.admit('shop/db:5432', 2) !== undefined);
-    assert.equal(b.admit('shop/db:5432', 2), undefined);
   });
 });
 

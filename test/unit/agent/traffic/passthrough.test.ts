@@ -5,7 +5,7 @@ import type { FlowRecord } from '../../../../common/flow';
 import { silentLogger } from '../../../../common/log';
 import type { RegistryService } from '../../../../common/mesh-protocol';
 import { compilePolicyFiles, type PolicyIndex } from '../../../../common/policy';
-import { RouteTable } from '../../../../common/routes';
+import { DestinationTable, RouteTable } from '../../../../common/routes';
 import type { ClientSide, DestinationAuthz } from '../../../../agent/proxy/destination-authz';
 import { splice } from '../../../../agent/proxy/pipe';
 import { routedHeadKind } from '../../../../agent/traffic/passthrough';
@@ -44,6 +44,22 @@ spec:
   parentRefs: [{kind: Service, name: flaky}]
   rules:
   - backendRefs: [{name: flaky, port: 443}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: sticky, namespace: default}
+spec:
+  parentRefs: [{kind: Service, name: sticky}]
+  rules:
+  - backendRefs: [{name: sticky, port: 443}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: sticky, namespace: default}
+spec:
+  host: sticky
+  trafficPolicy:
+    loadBalancer: {consistentHash: {useSourceIp: true}}
 `;
 
 describe('L4 pass-through of routed Services\' connections that are not HTTP (agent/traffic/passthrough.ts)', function () {
@@ -67,11 +83,12 @@ describe('L4 pass-through of routed Services\' connections that are not HTTP (ag
 
   describe('through the TrafficRouter, a real TLS handshake to pods faked behind this node\'s destination authorization', () => {
     const client = workload('client', '10.0.0.9');
-    const pods = new Map([['10.0.0.1', workload('secure-a', '10.0.0.1')], ['10.0.0.2', workload('secure-b', '10.0.0.2')], ['10.0.0.3', workload('flaky-1', '10.0.0.3')], ['10.0.0.4', workload('flaky-2', '10.0.0.4')]]);
+    const pods = new Map([['10.0.0.1', workload('secure-a', '10.0.0.1')], ['10.0.0.2', workload('secure-b', '10.0.0.2')], ['10.0.0.3', workload('flaky-1', '10.0.0.3')], ['10.0.0.4', workload('flaky-2', '10.0.0.4')], ['10.0.0.5', workload('sticky-1', '10.0.0.5')], ['10.0.0.6', workload('sticky-2', '10.0.0.6')], ['10.0.0.7', workload('sticky-3', '10.0.0.7')]]);
     const services = new Map([
       ['default/secure-a', service('secure-a', '10.0.0.1')],
       ['default/secure-b', service('secure-b', '10.0.0.2')],
       ['default/flaky', service('flaky', '10.0.0.3', '10.0.0.4')],
+      ['default/sticky', service('sticky', '10.0.0.5', '10.0.0.6', '10.0.0.7')],
     ]);
     const flows: FlowRecord[] = [];
     /** what the fake destination does per pod IP */
@@ -104,7 +121,7 @@ describe('L4 pass-through of routed Services\' connections that are not HTTP (ag
         node: 'n1',
         log: silentLogger(),
         flows: { record: (f) => flows.push(f) },
-        policies: { index: { routes: new RouteTable(set.routes!) } as unknown as PolicyIndex },
+        policies: { index: { routes: new RouteTable(set.routes!), destinations: new DestinationTable(set.destinationRules ?? []) } as unknown as PolicyIndex },
         local: { byIp: (ip) => pods.get(ip) },
         registry: { byIp: () => undefined, service: (ns, name) => services.get(`${ns}/${name}`) },
         pool: { connect: () => Promise.reject(new Error('no remote endpoint here')) as Promise<never> },
@@ -162,6 +179,13 @@ describe('L4 pass-through of routed Services\' connections that are not HTTP (ag
       assert.match(await handshake('flaky'), /^(closed|error: .*)$/);
       const f = flows.at(-1)!;
       assert.deepEqual([f.verdict, f.reason, f.traffic?.attempts, f.protocol], ['denied', 'denied-by-policy', 1, 'tls']);
+    });
+
+    it('the backend\'s DestinationRule picks each connection\'s endpoint: a source-IP hash keeps the client pod on one of 3', async () => {
+      const answers = new Set<string>();
+      for (let i = 0; i < 6; i++) answers.add(await handshake('sticky'));
+      assert.equal(answers.size, 1, [...answers].join(','));
+      assert.match([...answers][0]!, /^sticky-[123]$/);
     });
 
     it('a route with no catch-all rule refuses the connection, as an unmatched request is', async () => {

@@ -26,4 +26,19 @@ describe('collector: routes in palisade status', () => {
       ]);
     });
   }
+
+  const DR = (name: string, host: string, lb: string): string => `apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: ${name}, namespace: shop}\nspec:\n  host: ${host}\n  trafficPolicy:\n    loadBalancer: ${lb}\n`;
+  const WARNINGS: Array<[string, string, string | undefined]> = [
+    ['a header hash on a Service with a route: none', DR('w', 'web', '{consistentHash: {httpHeaderName: x-user}}'), undefined],
+    ['a header hash on a Service without a route: balanced at L4, round robin', DR('d', 'db', '{consistentHash: {httpHeaderName: x-user}}'), 'hash of header x-user needs an HTTPRoute or GRPCRoute on shop/db: without one its connections are balanced at L4, round robin (useSourceIp hashes at L4)'],
+    ['a source-IP hash without a route: none (applies at L4)', DR('s', 'db', '{consistentHash: {useSourceIp: true}}'), undefined],
+    ['LEAST_REQUEST without a route: none (open connections at L4)', DR('l', 'db', '{simple: LEAST_REQUEST}'), undefined],
+  ];
+  for (const [what, text, warning] of WARNINGS) {
+    it(`DestinationRule warning: ${what}`, () => {
+      const rules = compilePolicyFiles([{ source: 'r.yaml', text: `${ROUTE}---\n${text}` }]);
+      const dr = routeStatus([...rules.routes!, ...rules.destinationRules!], stored, []).find((r) => r.kind === 'DestinationRule')!;
+      assert.equal(dr.warning, warning);
+    });
+  }
 });

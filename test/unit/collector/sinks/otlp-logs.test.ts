@@ -2,6 +2,8 @@ import { strict as assert } from 'node:assert';
 import { FlowLogEncoder } from '../../../../collector/sinks/otlp-logs';
 import type { FlowRecord } from '../../../../common/flow';
 import { realisticFlow } from '../../../bench/flow-ingest';
+import { Rng } from '../../../harness/random';
+import { agentFrame, generatedFlow } from './frames';
 import { oracleLogsRequest } from '../../../harness/otlp-logs-oracle';
 import { decodeLogs } from '../../../harness/otlp-receiver';
 
@@ -38,34 +40,67 @@ describe('FlowLogEncoder', () => {
     }
   });
 
-  it('builds a request from records encoded in several calls, cut between any two records, as one batch', () => {
+  it('writes from agents\' frames, for 6,000 generated flows and the edge cases, the request the serializer writes for the flows the collector parsed, byte for byte as from the records', () => {
     const t = Date.parse('2026-12-07T05:00:00.123Z');
-    const all = [...edgeCases(t), ...Array.from({ length: 40 }, (_, i) => realisticFlow(i, 'node-a', t + i))];
-    const calls = [all.slice(0, 5), all.slice(5, 6), all.slice(6)].map((r) => enc.records(r, t + 9));
-    // parts as the sink cuts them: the second call's record, then the first three of the third
-    const third = calls[2]!;
-    const parts = [calls[0]!.bytes.subarray(calls[0]!.ends[1]), calls[1]!.bytes, third.bytes.subarray(0, third.ends[2])];
-    const mine = decodeLogs(Buffer.concat(enc.request(parts)));
-    const theirs = decodeLogs(oracleLogsRequest(RESOURCE, all.slice(2, 9), t + 9));
-    assert.equal(mine.length, 7);
-    assert.deepEqual(mine, theirs);
+    const rng = new Rng(19);
+    const all = [...edgeCases(t), ...Array.from({ length: 6_000 }, (_, i) => (i % 3 === 0 ? generatedFlow(rng, t + i) : realisticFlow(i, 'node-a', t + i)))];
+    for (let i = 0; i < all.length; i += 500) {
+      const batch = all.slice(i, i + 500);
+      // as the agent writes a frame (agent/mesh/collector-client.ts), and as JSON.stringify does (other field order, whitespace)
+      const frames = [agentFrame(batch, i), Buffer.from(JSON.stringify({ flows: batch, type: 'flows' }, null, i % 1000 === 0 ? 1 : undefined))];
+      for (const f of frames) {
+        const parsed = (JSON.parse(f.toString('utf8')) as { flows: FlowRecord[] }).flows;
+        enc.begin();
+        enc.piece({ frame: f, skip: 0, count: batch.length, storedMs: t + 7 });
+        const mine = Buffer.concat(enc.request());
+        assert.deepEqual(decodeLogs(mine), decodeLogs(oracleLogsRequest(RESOURCE, parsed, t + 7)), `batch at ${i}`);
+        assert.deepEqual(mine, Buffer.from(enc.encode(parsed, t + 7)), `batch at ${i}: the same bytes as from the records`);
+      }
+    }
   });
 
-  it('reads pieces of agents\' frames (the bytes as they arrived, cut between any two flows) as the serializer writes the same flows', () => {
+  it('writes flows off the reader\'s fast path (escapes, other numbers, odd bytes, odd frames) as the collector parsed them', () => {
+    const t = Date.parse('2026-12-07T05:00:00.123Z');
+    const f = realisticFlow(3, 'node-a', t);
+    const json = (x: unknown): string => JSON.stringify(x);
+    const notUtf8 = ((): Buffer => {
+      const [a, c] = `{"flows":[${json({ ...f, reason: 'RSN' })}]}`.split('RSN');
+      return Buffer.concat([Buffer.from(a!), Buffer.from([0x72, 0xff, 0xc3]), Buffer.from(c!)]);
+    })();
+    const frames: Array<[string, Buffer]> = [
+      ['escapes', Buffer.from(`{"flows":[${json({ ...f, reason: 'a"b\\c\n', policy: 'ns/\u00e9' })}]}`.replace('"node-a"', '"node\\u002da"'))],
+      ['a number with an exponent, a fraction', Buffer.from(`{"flows":[${json(f).replace(/"bytesSent":\d+/, '"bytesSent":1.5e3').replace(/"durationMs":\d+/, '"durationMs":2.5')}]}`)],
+      ['bytes that are not UTF-8', notUtf8],
+      ['flows twice', Buffer.from(`{"flows":[${json(f)}],"flows":[${json({ ...f, reason: 'second' })}]}`)],
+      ['an object twice', Buffer.from(`{"flows":[${json(f).slice(0, -1)},"source":{"ip":"10.9.9.9","host":"h"}}]}`)],
+      ['a field the collector would refuse', Buffer.from(`{"flows":[${json({ ...f, extra: 1 })}]}`)],
+    ];
+    for (const [name, frame] of frames) {
+      const parsed = (JSON.parse(frame.toString('utf8')) as { flows: FlowRecord[] }).flows;
+      enc.begin();
+      enc.piece({ frame, skip: 0, count: 1, storedMs: t });
+      const mine = Buffer.concat(enc.request());
+      assert.deepEqual(decodeLogs(mine), decodeLogs(oracleLogsRequest(RESOURCE, parsed, t)), name);
+      assert.deepEqual(mine, Buffer.from(enc.encode(parsed, t)), name);
+    }
+  });
+
+  it('reads pieces of agents\' frames (the bytes as they arrived, cut between any two flows) into one request, leaving out a piece it cannot read', () => {
     const t = Date.parse('2026-12-07T05:00:00.123Z');
     const all = [...edgeCases(t), ...Array.from({ length: 40 }, (_, i) => realisticFlow(i, 'node-a', t + i))];
     const frame = (flows: FlowRecord[], seq: number): Buffer => Buffer.from(JSON.stringify({ type: 'flows', session: 's-1', seq, lost: 0, flows }));
     const a = frame(all.slice(0, 5), 1);
     const b = frame(all.slice(5, 30), 2);
-    const pieces = [
-      { frame: a, skip: 2, count: 3, storedMs: t + 7 },
-      { frame: b, skip: 0, count: 10, storedMs: t + 7 },
-    ];
-    const mine = decodeLogs(Buffer.concat(enc.request(pieces.map((p) => enc.piece(p)))));
-    assert.equal(mine.length, 13);
-    assert.deepEqual(mine, decodeLogs(oracleLogsRequest(RESOURCE, all.slice(2, 15), t + 7)));
+    enc.begin();
+    enc.piece({ frame: a, skip: 2, count: 3, storedMs: t + 7 });
+    // a piece that cannot be read adds nothing; the next goes on after the last that could
     assert.throws(() => enc.piece({ frame: b, skip: 20, count: 10, storedMs: t }), /does not hold the flows/);
     assert.throws(() => enc.piece({ frame: Buffer.from('{"flows":'), skip: 0, count: 1, storedMs: t }));
+    assert.throws(() => enc.piece({ frame: Buffer.from(`{"flows":[${JSON.stringify(all[0])},{"verdict":"maybe"}]}`), skip: 0, count: 2, storedMs: t }));
+    enc.piece({ frame: b, skip: 0, count: 10, storedMs: t + 7 });
+    const mine = decodeLogs(Buffer.concat(enc.request()));
+    assert.equal(mine.length, 13);
+    assert.deepEqual(mine, decodeLogs(oracleLogsRequest(RESOURCE, all.slice(2, 15), t + 7)));
   });
 
   it('carries a traced flow\'s trace id', () => {
@@ -77,5 +112,27 @@ describe('FlowLogEncoder', () => {
 
   it('encodes an empty batch as one resource with no records', () => {
     assert.deepEqual(decodeLogs(enc.encode([])), []);
+  });
+
+  it('writes the next batch over the last one\'s bytes, unless released (a socket may still be sending them)', () => {
+    const t = Date.now();
+    const frame = (i: number): Buffer => Buffer.from(JSON.stringify({ flows: [realisticFlow(i, 'node-a', t)] }));
+    const e = new FlowLogEncoder(RESOURCE);
+    e.begin();
+    e.piece({ frame: frame(1), skip: 0, count: 1, storedMs: t });
+    const first = e.request()[1]!;
+    const copy = Buffer.from(first);
+    e.release();
+    e.begin();
+    e.piece({ frame: frame(2), skip: 0, count: 1, storedMs: t });
+    e.request();
+    assert.deepEqual(Buffer.from(first), copy, 'released: the first body is untouched');
+    e.begin();
+    e.piece({ frame: frame(3), skip: 0, count: 1, storedMs: t });
+    const third = e.request()[1]!;
+    e.begin();
+    e.piece({ frame: frame(4), skip: 0, count: 1, storedMs: t });
+    e.request();
+    assert.equal(third.buffer, e.request()[1]!.buffer, 'not released: the same bytes are written again');
   });
 });

@@ -16,16 +16,23 @@ async function until(done: () => boolean): Promise<void> {
   }
 }
 
-/** Each flow of a piece (read from its frame) as its bytesSent in 4 bytes; a request is the parts in order (what the sink sends is read back from the body). */
-const encoder: FlowEncoder = {
-  piece: (p) => {
-    const r = (JSON.parse(Buffer.from(p.frame).toString()) as { flows: FlowRecord[] }).flows.slice(p.skip, p.skip + p.count);
-    const bytes = Buffer.alloc(4 * r.length);
-    r.forEach((f, i) => bytes.writeUInt32LE(f.bytesSent, 4 * i));
-    return bytes;
-  },
-  request: (parts) => [...parts],
-};
+/** Each flow of a piece (read from its frame) as its bytesSent in 4 bytes; a request is the pieces in order (what the sink sends is read back from the body). */
+const encoder: FlowEncoder = ((): FlowEncoder => {
+  let parts: Buffer[] = [];
+  return {
+    begin: () => {
+      parts = [];
+    },
+    piece: (p) => {
+      const r = (JSON.parse(Buffer.from(p.frame).toString()) as { flows: FlowRecord[] }).flows.slice(p.skip, p.skip + p.count);
+      const bytes = Buffer.alloc(4 * r.length);
+      r.forEach((f, i) => bytes.writeUInt32LE(f.bytesSent, 4 * i));
+      parts.push(bytes);
+    },
+    request: () => parts,
+    release: () => {},
+  };
+})();
 
 /** A sink whose POSTs answer what the test says, recording what each carried. */
 function sink(answers: PostResult[], opts: Partial<ConstructorParameters<typeof OtlpSink>[0]> & { encoder?: FlowEncoder } = {}) {
@@ -101,6 +108,19 @@ describe('OtlpSink', () => {
     assert.deepEqual(posted.flat(), [1, 4]);
     assert.deepEqual(lost, [[2, 'refused']]);
     assert.deepEqual(s.counts(), { accepted: 4, delivered: 2, lost: 2, buffered: 0 });
+  });
+
+  it('encodes the next batch elsewhere when the last body is still held by its socket (an early answer)', async () => {
+    let released = 0;
+    const counting: FlowEncoder = { ...encoder, release: () => released++ };
+    const frame = Buffer.from(JSON.stringify({ flows: recs(1, 2) }));
+    const pieces = [{ frame, skip: 0, count: 2, storedMs: 0 }];
+    const answers: PostResult[] = [{ status: 200, bodyHeld: true }, { status: 200 }];
+    const first = await encodeAndPost(counting, pieces, async () => answers.shift()!);
+    assert.deepEqual(first, { status: 200, unencoded: 0 });
+    assert.equal(released, 1);
+    await encodeAndPost(counting, pieces, async () => answers.shift()!);
+    assert.equal(released, 1);
   });
 
   it('close() delivers what waits within its grace period', async () => {

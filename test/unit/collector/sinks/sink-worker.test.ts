@@ -5,6 +5,7 @@
  */
 import { strict as assert } from 'node:assert';
 import * as net from 'node:net';
+import { postProtobuf } from '../../../../collector/sinks/otlp-sink-worker';
 import { SinkWorker } from '../../../../collector/sinks/sink-worker';
 import type { FlowRecord } from '../../../../common/flow';
 import { realisticFlow } from '../../../bench/flow-ingest';
@@ -71,6 +72,32 @@ describe('SinkWorker', function () {
     } finally {
       for (const s of held) s.destroy();
       silent.close();
+    }
+  });
+
+  it('says a body is still held when the receiver answered before reading it all (its bytes are then not written over)', async () => {
+    // answers 200 at once and never reads the request
+    const held: net.Socket[] = [];
+    const early = net.createServer((sock) => {
+      held.push(sock);
+      sock.pause();
+      sock.write('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n');
+    });
+    early.listen(0, '127.0.0.1');
+    await new Promise((r) => early.once('listening', r));
+    const rx = await OtlpReceiver.start();
+    try {
+      const big = Array.from({ length: 64 }, () => Buffer.alloc(256 * 1024, 1)); // 16 MB: more than the socket buffers hold
+      const r = await postProtobuf(new URL(`http://127.0.0.1:${(early.address() as net.AddressInfo).port}/v1/logs`), big, 5000);
+      assert.equal(r.status, 200);
+      assert.equal(r.bodyHeld, true);
+      const ok = await postProtobuf(new URL('/v1/logs', rx.url), [Buffer.alloc(0)], 5000);
+      assert.equal(ok.status, 200);
+      assert.equal(ok.bodyHeld, undefined);
+    } finally {
+      for (const sock of held) sock.destroy();
+      early.close();
+      await rx.down();
     }
   });
 });

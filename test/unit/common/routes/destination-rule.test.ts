@@ -120,12 +120,29 @@ describe('DestinationRule (common/routes)', () => {
     assert.equal(r.warnings.length, 2, r.warnings.join('\n'));
   });
 
-  it('warns, one line each, for the fields accepted but not applied yet (cookie ttl, maxRequestsPerConnection, idleTimeout)', () => {
+  it('applies the cookie ttl, maxRequestsPerConnection and idleTimeout: compiled, no warning, shown in the summary', () => {
     const r = parsePolicies(FULL.replace('httpHeaderName: X-User', 'httpCookie: {name: sid, ttl: 1h}'), 'dr.yaml');
     assert.equal(r.policies.length, 1);
-    assert.equal(r.warnings.length, 3, r.warnings.join('\n'));
-    const paths = ['loadBalancer.consistentHash.httpCookie.ttl: is accepted but no cookie is set', 'connectionPool.http.maxRequestsPerConnection: is accepted but not applied yet', 'connectionPool.http.idleTimeout: is accepted but not applied yet'];
-    paths.forEach((p, i) => assert.ok(r.warnings[i]!.includes(`DestinationRule shop/web: spec.trafficPolicy.${p}`), r.warnings[i]));
+    assert.deepEqual(r.warnings, []);
+    const rule = compile(FULL.replace('httpHeaderName: X-User', 'httpCookie: {name: sid, ttl: 1h}'));
+    assert.deepEqual(rule.policy.loadBalancer, { kind: 'HASH', by: 'cookie', name: 'sid', cookieTtlMs: 3_600_000 });
+    assert.equal(rule.policy.connectionPool?.maxRequestsPerConnection, 100);
+    assert.equal(rule.policy.connectionPool?.idleTimeoutMs, 30_000);
+    assert.match(describeTrafficPolicy(rule.policy), /per connection 100, idle 30s/);
+    assert.equal(DEFAULT_CONNECTION_POOL.idleTimeoutMs, undefined, 'left out: the proxy\'s own idle time');
+  });
+
+  it('refuses an idleTimeout of 0 and a negative maxRequestsPerConnection in one line each', () => {
+    const bad = (http: string): string[] => {
+      try {
+        compilePolicyFiles([{ source: 'dr.yaml', text: `${HEAD}  host: web\n  trafficPolicy:\n    connectionPool:\n      http: ${http}\n` }]);
+      } catch (err) {
+        return (err as { problems?: string[] }).problems ?? [(err as Error).message];
+      }
+      return [];
+    };
+    assert.match(bad('{idleTimeout: 0s}').join('\n'), /connectionPool\.http\.idleTimeout: must be at least 1ms/);
+    assert.match(bad('{maxRequestsPerConnection: -1}').join('\n'), /connectionPool\.http\.maxRequestsPerConnection/);
   });
 
   describe('which rule a client gets (DestinationTable)', () => {
@@ -155,6 +172,6 @@ describe('DestinationRule (common/routes)', () => {
   });
 
   it('describes a policy in one line for palisade status', () => {
-    assert.equal(describeTrafficPolicy(compile(FULL).policy), 'hash(header x-user) pool(connections 10, requests 4, pending 2, retries 3) outliers(5xx 3, gateway 0, eject 2s, max 50%)');
+    assert.equal(describeTrafficPolicy(compile(FULL).policy), 'hash(header x-user) pool(connections 10, requests 4, pending 2, retries 3, per connection 100, idle 30s) outliers(5xx 3, gateway 0, eject 2s, max 50%)');
   });
 });

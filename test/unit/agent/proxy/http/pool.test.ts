@@ -7,6 +7,7 @@ class Fake implements PooledConnection {
   constructor(
     readonly name: string,
     readonly keepAliveMs: number | undefined = undefined,
+    readonly idleMs: number | undefined = undefined,
   ) {}
   destroy(): void {
     this.alive = false;
@@ -41,6 +42,18 @@ describe('UpstreamPool', function () {
     pool.put(hinted);
     assert.equal(pool.take(), undefined);
     assert.equal(hinted.alive, false, 'an expired one is closed when passed over');
+  });
+
+  it('a connection\'s own idle time (a DestinationRule\'s idleTimeout) replaces the pool\'s, longer or shorter', function () {
+    const pool = new UpstreamPool<Fake>(4, 1000);
+    const [short, long, plain] = [new Fake('short', undefined, 10), new Fake('long', undefined, 3_600_000), new Fake('plain')];
+    const t0 = performance.now();
+    for (const c of [short, long, plain]) pool.put(c);
+    pool.sweep(t0 + 500);
+    assert.deepEqual([short.alive, long.alive, plain.alive], [false, true, true]);
+    pool.sweep(t0 + 60_000);
+    assert.deepEqual([long.alive, plain.alive], [true, false]);
+    assert.equal(pool.take(), long);
   });
 
   it('sweeps out connections idle past their time, and forgets one that went away', function () {
