@@ -156,6 +156,10 @@ struct palisade_flow_key {
 	__u8  reserved[3];
 };
 
+/* palisade_tcp_in value: the pod's id and which ends have sent their FIN. */
+#define PALISADE_TCP_IN_FIN_FROM_POD (1u << 31)
+#define PALISADE_TCP_IN_FIN_TO_POD   (1u << 30)
+
 /* palisade_dgram value: a UDP or ICMP echo flow let through, with its counters (atomic adds). */
 struct palisade_dgram {
 	__u32 pod_id;

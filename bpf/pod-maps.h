@@ -38,7 +38,11 @@ struct {
 	__type(value, struct palisade_host);
 } palisade_host SEC(".maps");
 
-/* TCP connections opened to a pod (learned from the SYN let in): the pod's replies may leave. */
+/*
+ * TCP connections opened to a pod (learned from the SYN let in): the pod's replies may leave. The
+ * value is the pod's id with PALISADE_TCP_IN_FIN_* flags; an entry leaves with its connection's
+ * last packet (pod.bpf.c tcp_in_closing), so the map holds live connections, not every one since.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, PALISADE_MAX_CONNS);

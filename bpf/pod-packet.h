@@ -24,7 +24,9 @@
 #define PALISADE_ETH_HLEN 14
 #define PALISADE_IP_MF 0x2000
 #define PALISADE_IP_OFFSET 0x1fff
+#define PALISADE_TCP_FIN 0x01
 #define PALISADE_TCP_SYN 0x02
+#define PALISADE_TCP_RST 0x04
 #define PALISADE_TCP_ACK 0x10
 /* Linux never sends an ICMP error longer than this (RFC 1812 4.3.2.3); longer ones are made up. */
 #define PALISADE_ICMP_ERROR_MAX 576

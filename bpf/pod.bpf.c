@@ -57,11 +57,40 @@ static __always_inline int ipv6_frame(struct __sk_buff *skb, const struct palisa
 	return drop(pod, dir, PALISADE_DROP_IPV6, p);
 }
 
+/*
+ * A packet of a connection opened to the pod, let through: the entry leaves with the last packet
+ * that needs it, so short connections do not crowd the live ones out of the LRU map (an idle
+ * connection pooled into the pod lost its entry, and with it every reply, after ~map-size short
+ * ones). The last packet from the pod is its RST, its FIN when the peer closed first, or its ACK of
+ * the peer's FIN when it closed first. A retransmission lost after that is dropped and counted
+ * (the peer or the pod gives up its last state, as after any loss), never let out. A RST to the
+ * pod leaves the entry: the pod's stack may refuse it (blind resets), and its challenge ACK must pass.
+ */
+static __always_inline void tcp_in_from_pod(const struct palisade_flow_key *k, __u32 *v, __u8 flags)
+{
+	__u32 seen = *v;
+
+	if (flags & PALISADE_TCP_RST) {
+		bpf_map_delete_elem(&palisade_tcp_in, k);
+	} else if (flags & PALISADE_TCP_FIN) {
+		if (seen & PALISADE_TCP_IN_FIN_FROM_POD)
+			return; /* its FIN again (a retransmission): the close goes on */
+		if (seen & PALISADE_TCP_IN_FIN_TO_POD)
+			bpf_map_delete_elem(&palisade_tcp_in, k);
+		else
+			*v = seen | PALISADE_TCP_IN_FIN_FROM_POD;
+	} else if ((seen & (PALISADE_TCP_IN_FIN_FROM_POD | PALISADE_TCP_IN_FIN_TO_POD)) ==
+		   (PALISADE_TCP_IN_FIN_FROM_POD | PALISADE_TCP_IN_FIN_TO_POD)) {
+		bpf_map_delete_elem(&palisade_tcp_in, k);
+	}
+}
+
 static __always_inline int from_pod_tcp(const struct palisade_iface *pod, const struct pkt *p)
 {
 	int to_proxy = p->daddr == palisade_cfg.proxy_ip4;
 	__u16 dport = bpf_ntohs(p->dport);
 	struct palisade_flow_key k = {};
+	__u32 *conn;
 
 	if (to_proxy && is_mesh_port(dport))
 		return TC_ACT_OK;
@@ -71,8 +100,11 @@ static __always_inline int from_pod_tcp(const struct palisade_iface *pod, const 
 		return drop(pod, FROM, to_proxy ? PALISADE_DROP_PROXY_PORT : PALISADE_DROP_TCP_NOT_REDIRECTED, p);
 	}
 	flow_key(&k, pod, p, 1);
-	if (bpf_map_lookup_elem(&palisade_tcp_in, &k))
+	conn = bpf_map_lookup_elem(&palisade_tcp_in, &k);
+	if (conn) {
+		tcp_in_from_pod(&k, conn, p->tcp_flags);
 		return TC_ACT_OK;
+	}
 	if (!to_proxy && is_excluded4(p->daddr, dport))
 		return TC_ACT_OK;
 	return drop(pod, FROM, to_proxy ? PALISADE_DROP_PROXY_PORT : PALISADE_DROP_TCP_NO_CONNECTION, p);
@@ -233,9 +265,18 @@ static __always_inline int to_pod_tcp(struct __sk_buff *skb, const struct palisa
 {
 	struct palisade_flow_key k = {};
 	__u32 id = pod->pod_id;
+	__u32 *conn;
 
-	if ((p->tcp_flags & (PALISADE_TCP_SYN | PALISADE_TCP_ACK)) != PALISADE_TCP_SYN)
-		return TC_ACT_OK; /* within a connection; the pod's stack answers anything else with a reset */
+	if ((p->tcp_flags & (PALISADE_TCP_SYN | PALISADE_TCP_ACK)) != PALISADE_TCP_SYN) {
+		/* within a connection; the pod's stack answers anything else with a reset */
+		if (p->tcp_flags & PALISADE_TCP_FIN) {
+			flow_key(&k, pod, p, 0);
+			conn = bpf_map_lookup_elem(&palisade_tcp_in, &k);
+			if (conn)
+				*conn |= PALISADE_TCP_IN_FIN_TO_POD;
+		}
+		return TC_ACT_OK;
+	}
 	if (strict(pod) && !from_agent(skb))
 		return drop(pod, TO, PALISADE_DROP_STRICT_TCP, p);
 	flow_key(&k, pod, p, 0);

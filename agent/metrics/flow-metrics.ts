@@ -122,6 +122,8 @@ export class FlowMetrics implements FlowSink {
     if (flow.protocol === 'udp' || flow.protocol === 'icmp' || flow.protocol === 'arp' || flow.protocol === 'other') return;
     // A DNS query is neither a request nor a connection of these families (agent/dns/ counts its own).
     if (flow.protocol === 'dns') return;
+    // A mirrored copy is not a request of the client's (Istio's source reporter does not count shadows either): palisade_traffic_mirrors_total counts it.
+    if (flow.reason === 'mirror') return;
     const src = this.endpoint(flow.source);
     const dst = this.endpoint(flow.destination);
     let key = src.id * MAX_ENDPOINTS + dst.id;

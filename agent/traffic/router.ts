@@ -19,7 +19,7 @@ import type { RegistryService } from '../../common/mesh-protocol';
 import type { PolicyIndex } from '../../common/policy';
 import type { BackendRef, DestinationPolicy, RouteRule, ServiceRoutes, SessionPersistence } from '../../common/routes';
 import { readSession, sessionHeader, sessionPick, type SessionState } from './session';
-import { requestEdit, ruleRedirect } from '../../common/routes/filters';
+import { requestEdit, ruleRedirect, type RequestEdit } from '../../common/routes/filters';
 import type { MeshWorkload } from '../mesh/mesh-registry';
 import type { MeshTracer } from '../tracing/tracer';
 import type { DestinationAuthz } from '../proxy/destination-authz';
@@ -35,7 +35,7 @@ import { keyOf, RequestDispatch, type Endpoint } from './dispatcher';
 import { refusalOf } from './refusal';
 import { DestinationPolicies, type RequestPolicy } from './destination-policy';
 import { Ejections } from './ejections';
-import { allOf, Mirrors, type MirrorOutcome, type MirrorTarget } from './mirror';
+import { allOf, mirrorFlow, Mirrors, type MirrorOutcome, type MirrorTarget } from './mirror';
 import { PeakEwma } from './peak-ewma';
 import { RetryBudget } from './retry-budget';
 import { Passthrough, routedHeadKind } from './passthrough';
@@ -137,11 +137,7 @@ export class TrafficRouter {
         const svc = inputs.registry.service(b.namespace, b.name);
         return svc ? this.endpointSet(svc, b.port).endpoints : [];
       },
-      describe: (e) => {
-        const local = inputs.local.byIp(e.ip);
-        const w = local ?? inputs.registry.byIp(e.ip);
-        return { endpoint: { ip: e.ip, port: e.port, ...(w && { workload: w.name, namespace: w.namespace, identity: w.identity }) }, mtls: local === undefined && w !== undefined };
-      },
+      describe: (e) => this.endpointOf(e),
     });
   }
 
@@ -212,22 +208,27 @@ export class TrafficRouter {
     const choice = routes.select(req);
     // the mesh's own answers, not a policy's denials: errors in the flow (not in the denied flows' audit), no line each
     if (choice === undefined) return { allowed: false, status: 404, verdict: 'error', reason: 'no-route-match', route: routes.routes.join(',') };
-    const matched = { route: choice.route.id, rule: choice.rule.index };
+    const rule = choice.rule;
+    // the proxy's own answers below carry the rule's response headers (its ResponseHeaderModifier), no backend chosen
+    const answered = (): { route: string; rule: number; backend: string; edit?: RequestEdit } => {
+      const edit = requestEdit(rule, undefined, req.path);
+      return { route: choice.route.id, rule: rule.index, backend: '', ...(edit !== undefined && { edit }) };
+    };
     let delayMs = 0;
-    if (choice.rule.fault !== undefined) {
-      const fault = this.inputs.policies.index.routes.fault(choice.rule.fault);
+    if (rule.fault !== undefined) {
+      const fault = this.inputs.policies.index.routes.fault(rule.fault);
       // Gateway API: a rule whose filter cannot be resolved answers 500
-      if (fault === undefined) return { allowed: false, status: 500, verdict: 'error', reason: 'fault-not-found', ...matched, backend: '' };
+      if (fault === undefined) return { allowed: false, status: 500, verdict: 'error', reason: 'fault-not-found', ...answered() };
       const abort = fault.abort;
       if (abort !== undefined && Math.random() * 100 < abort.percent) {
-        return { allowed: false, status: abort.status, ...(abort.grpcStatus !== undefined && { grpcStatus: abort.grpcStatus }), verdict: 'error', reason: 'fault-abort', ...matched, backend: '' };
+        return { allowed: false, status: abort.status, ...(abort.grpcStatus !== undefined && { grpcStatus: abort.grpcStatus }), verdict: 'error', reason: 'fault-abort', ...answered() };
       }
       if (fault.delay !== undefined && Math.random() * 100 < fault.delay.percent) delayMs = fault.delay.ms;
     }
-    const rule = choice.rule;
+    const matched = { route: choice.route.id, rule: rule.index };
     // a redirect is the proxy's answer: no backend is contacted (the flow says why)
     if (rule.filters?.redirect !== undefined) {
-      return { allowed: false, status: rule.filters.redirect.statusCode, verdict: 'allowed', reason: 'redirect', location: ruleRedirect(rule, req, service.port), ...matched, backend: '' };
+      return { allowed: false, status: rule.filters.redirect.statusCode, verdict: 'allowed', reason: 'redirect', location: ruleRedirect(rule, req, service.port), ...answered() };
     }
     const spec = rule.session;
     const session = spec === undefined ? undefined : { spec, carried: readSession(spec, req.headers, Date.now()) };
@@ -235,7 +236,7 @@ export class TrafficRouter {
     const stuck = session?.carried && rule.backends.find((b) => b.weight > 0 && this.hasEndpoint(b, session.carried!.endpoint));
     const backend = stuck || pickWeighted(rule.backends, Math.random);
     const edit = requestEdit(rule, backend, req.path);
-    const mirror = this.mirrorOf(rule, backend, req, workload, source);
+    const mirror = this.mirrorOf(matched, rule, backend, req, workload, source);
     const decision = this.dispatchTo(req, backend, rule, workload, source, proto, { reason: delayMs > 0 ? 'fault-delay' : 'routed', ...matched, ...(session && { session }) }, delayMs);
     const extras = (d: RoutedDecision): RoutedDecision => ({ ...d, ...(edit !== undefined && { edit }), ...(mirror !== undefined && { mirror }) });
     // a request waiting its turn in a DestinationRule's bulkhead is decided later
@@ -245,23 +246,32 @@ export class TrafficRouter {
   /**
    * The rule's (and the chosen backendRef's) mirrors this request is sampled for, as the engine's
    * mirror hook: each copy carries the rule's own edits (a backendRef's are its backend's alone)
-   * to a random ready endpoint of its Service.
+   * to a random ready endpoint of its Service, and each copy that goes gets a flow record of its own.
    */
-  private mirrorOf(rule: RouteRule, backend: BackendRef, req: NormalizedRequest, workload: Workload, source: Source): HttpDecision['mirror'] {
+  private mirrorOf(matched: Matched, rule: RouteRule, backend: BackendRef, req: NormalizedRequest, workload: Workload, source: Source): HttpDecision['mirror'] {
     const all = [...(rule.filters?.mirrors ?? []), ...(backend.filters?.mirrors ?? [])];
     const sampled = all.filter((m) => m.numerator > 0 && Math.random() * m.denominator < m.numerator);
     if (sampled.length === 0) return undefined;
     const edit = requestEdit(rule, undefined, req.path);
     return (src: MirrorSource): MirrorTap | undefined =>
-      allOf(sampled.flatMap((m) => this.mirrors.tap(src, edit, this.mirrorTarget(m.backend, src.proto, workload, source)) ?? []));
+      allOf(sampled.flatMap((m) => this.mirrors.tap(src, edit, this.mirrorTarget(matched, m.backend, src.proto, workload, source)) ?? []));
   }
 
-  private mirrorTarget(b: Omit<BackendRef, 'weight' | 'filters'>, proto: Proto, workload: Workload, source: Source): MirrorTarget | undefined {
+  private mirrorTarget(matched: Matched, b: Omit<BackendRef, 'weight' | 'filters'>, proto: Proto, workload: Workload, source: Source): MirrorTarget | undefined {
     const svc = this.inputs.registry.service(b.namespace, b.name);
     const endpoints = svc ? this.endpointSet(svc, b.port).endpoints : [];
     if (endpoints.length === 0) return undefined;
-    const t = this.target(endpoints[Math.floor(Math.random() * endpoints.length)]!, workload, source, proto);
-    return { connect: () => t.connect(), session: () => this.h2.upstreams.get(t.pool, () => t.connect()).then((u) => u.session) };
+    const e = endpoints[Math.floor(Math.random() * endpoints.length)]!;
+    const t = this.target(e, workload, source, proto);
+    const traffic = { ...matched, backend: `${b.namespace}/${b.name}`, attempts: 1 };
+    return {
+      connect: () => t.connect(),
+      session: () => this.h2.upstreams.get(t.pool, () => t.connect()).then((u) => u.session),
+      done: (copy) => {
+        const to = this.endpointOf(e, copy.host);
+        this.inputs.flows.record(mirrorFlow(this.inputs.node, source, to.endpoint, to.mtls, copy, traffic));
+      },
+    };
   }
 
   /**
@@ -377,19 +387,28 @@ export class TrafficRouter {
     });
   }
 
+  /**
+   * Endpoint `e` as a flow's destination (its workload when it is one of the mesh's; `host` as asked)
+   * and whether the way to it is mTLS: only a mesh workload on another node is reached through the
+   * tunnel; one on this node is handed over inside the node, and an address outside the mesh is not.
+   */
+  private endpointOf(e: Endpoint, host?: string): { endpoint: FlowEndpoint & { ip: string }; mtls: boolean } {
+    const local = this.inputs.local.byIp(e.ip);
+    const w = local ?? this.inputs.registry.byIp(e.ip);
+    const endpoint = { ip: e.ip, port: e.port, ...(w && { workload: w.name, namespace: w.namespace, identity: w.identity }), ...(host !== undefined && { host }) };
+    return { endpoint, mtls: local === undefined && w !== undefined };
+  }
+
   private record(r: HttpRecord, source: Source, service: RoutedService): void {
     const d = r.decision as RoutedDecision | undefined;
     const dispatch = d?.dispatch instanceof RequestDispatch ? d.dispatch : undefined;
     const e = dispatch?.endpoint;
-    const w = e ? (this.inputs.local.byIp(e.ip) ?? this.inputs.registry.byIp(e.ip)) : undefined;
-    const destination: FlowEndpoint & { ip: string } = e
-      ? { ip: e.ip, port: e.port, ...(w ? { workload: w.name, namespace: w.namespace, identity: w.identity } : {}) }
-      : { ip: '0.0.0.0', port: service.port };
-    destination.host = r.host || `${service.name}.${service.namespace}`;
+    const host = r.host || `${service.name}.${service.namespace}`;
+    const { endpoint: destination, mtls } = e ? this.endpointOf(e, host) : { endpoint: { ip: '0.0.0.0', port: service.port, host }, mtls: false };
     const traffic = d?.route !== undefined && d.rule !== undefined ? { route: d.route, rule: d.rule, backend: d.backend ?? '', attempts: dispatch?.attempts ?? 0 } : undefined;
     const refused = dispatch?.refusal;
     const outcome = refused !== undefined ? { verdict: refused.verdict, reason: refused.reason } : httpOutcome(r);
-    const flow = proxyFlow(this.inputs.node, { direction: 'outbound', source, destination, protocol: 'http', mtls: true, http: httpLine(r) }, outcome, httpCounts(r), undefined, traffic);
+    const flow = proxyFlow(this.inputs.node, { direction: 'outbound', source, destination, protocol: 'http', mtls, http: httpLine(r) }, outcome, httpCounts(r), undefined, traffic);
     this.inputs.flows.record(traced(this.inputs.tracer, flow, r));
     if (dispatch && dispatch.retried.length > 0) this.log.debug({ event: 'retried', route: d?.route, backend: d?.backend, retried: dispatch.retried }, 'request retried');
   }
@@ -433,6 +452,12 @@ function withRefusal<E>(err: E): E {
 const poolName = (proto: Proto, clientIp: string, e: Endpoint): string => `traffic:${proto}:${clientIp}>${keyOf(e)}`;
 /** The client pod's IP in a pool name (`traffic:<proto>:<client ip>><endpoint>`). */
 const clientOfPool = (pool: string): string => pool.slice(pool.indexOf(':', 'traffic:'.length) + 1, pool.indexOf('>'));
+
+/** The route and rule a request matched. */
+interface Matched {
+  route: string;
+  rule: number;
+}
 
 /** What matched, for the decision and its record; a rule's sticky session. */
 interface RouteInfo {

@@ -16,6 +16,9 @@
  * Latencies go into a log-bucketed histogram (64 sub-buckets per power of two: ±0.8 %).
  * --warmup S runs the same load first, not recorded. --cpu-stat FILE (repeatable): a cgroup v2
  * cpu.stat read at the start and end of the recorded period; the usage_usec deltas are reported.
+ * "stalled" (sat and conn): requests still unanswered at the end that were sent over a second
+ * before, warm-up ones included — no other count sees a request that never finished in time to
+ * time out (a hung slot of the s4 bench counted nothing).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -100,7 +103,7 @@ static hist_t hist;
 static hist_t lag; /* rate mode: how late requests went out (generator or connection busy) */
 static enum phase phase = PH_WARMUP;
 static double t0, t_measure, t_end, t_stop;
-static uint64_t ok_2xx, st_3xx, st_4xx, st_5xx, st_other, errors, timeouts, reconnects, connect_errors, body_bytes;
+static uint64_t ok_2xx, st_3xx, st_4xx, st_5xx, st_other, errors, timeouts, reconnects, connect_errors, body_bytes, stalled;
 static uint64_t cpu_before[MAX_CPU_STATS], cpu_after[MAX_CPU_STATS];
 static char read_buf[256 * 1024];
 
@@ -597,8 +600,8 @@ static void print_json(double measured) {
   printf("\"requests\":%llu,\"ok\":%llu,\"status\":{\"2xx\":%llu,\"3xx\":%llu,\"4xx\":%llu,\"5xx\":%llu,\"other\":%llu},",
          (unsigned long long)done, (unsigned long long)ok_2xx, (unsigned long long)ok_2xx, (unsigned long long)st_3xx,
          (unsigned long long)st_4xx, (unsigned long long)st_5xx, (unsigned long long)st_other);
-  printf("\"errors\":%llu,\"timeouts\":%llu,\"connect_errors\":%llu,\"reconnects\":%llu,", (unsigned long long)errors,
-         (unsigned long long)timeouts, (unsigned long long)connect_errors, (unsigned long long)reconnects);
+  printf("\"errors\":%llu,\"timeouts\":%llu,\"connect_errors\":%llu,\"reconnects\":%llu,\"stalled\":%llu,", (unsigned long long)errors,
+         (unsigned long long)timeouts, (unsigned long long)connect_errors, (unsigned long long)reconnects, (unsigned long long)stalled);
   printf("\"rps\":%.1f,\"body_bytes\":%llu,\"gbit_s\":%.4f,", measured > 0 ? (double)done / measured : 0.0,
          (unsigned long long)body_bytes, measured > 0 ? (double)body_bytes * 8 / measured / 1e9 : 0.0);
   printf("\"latency_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%llu,\"mean\":%.1f},",
@@ -703,6 +706,11 @@ int main(int argc, char **argv) {
     if (phase == PH_MEASURE && t_end < next) next = t_end;
     if (phase == PH_DRAIN && t_stop < next) next = t_stop;
     wait_events(next);
+  }
+  if (opt.mode == M_SAT || opt.mode == M_CONN) {
+    double end = now_s();
+    for (int i = 0; i < opt.conns; i++)
+      if (conns[i].busy && end - (opt.mode == M_CONN ? conns[i].started : conns[i].intended) > 1.0) stalled++;
   }
   print_json(opt.duration);
   for (int i = 0; i < opt.conns; i++) close_conn(&conns[i]);

@@ -18,7 +18,8 @@ import { BULK_PATH, SMALL_PATH } from './data-plane/configs';
 import { cpuUsageUsec } from './data-plane/budget';
 import { AnonPeaks, memMb, pssMb } from './data-plane/memory';
 import { ensureLoadgen, repoRoot, runLoadgen, type Workload } from './data-plane/loadgen';
-import { renderTable, silent, summarize, type Sample } from './data-plane/report';
+import { readFilterDrops } from './data-plane/filter-drops';
+import { describeDrops, dropsBetween, renderTable, silent, summarize, type Sample } from './data-plane/report';
 import { buildStack, PATHS, PROXIES, type PathName, type ProxyName } from './data-plane/stack';
 
 const BENCH_NICE = -10;
@@ -126,18 +127,23 @@ async function main(): Promise<void> {
     for (const p of o.paths) {
       await runLoadgen(stack.topo, bin, stack.paths[p], { id: 'warm', title: 'warm-up', short: 'warm-up', mode: 'rate', conns: 16, rate: 1000, path: SMALL_PATH, warmupS: 0, durationS: o.smoke ? 0.2 : 2 }, []);
     }
+    const nodes = stack.topo.nodes.map((n) => n.name);
     for (let round = 1; round <= o.rounds; round++) {
       for (const w of wl) {
         for (const p of o.paths) {
           const target = stack.paths[p];
+          const dropsBefore = readFilterDrops(nodes);
           const before = process.cpuUsage();
           const result = await runLoadgen(stack.topo, bin, target, w, cpuStats);
           const after = process.cpuUsage(before);
+          const filterDrops = dropsBetween(dropsBefore, readFilterDrops(nodes));
           const proxyCpuUsec = target.proxies.reduce((a, name) => a + (result.cpu_usec[PROXIES.indexOf(name)] ?? 0), 0);
-          samples.push({ round, workload: w.id, path: p, result, proxyCpuUsec, collectorCpuUsec: after.user + after.system, rssAfterMb: rssNow() });
+          samples.push({ round, workload: w.id, path: p, result, proxyCpuUsec, collectorCpuUsec: after.user + after.system, rssAfterMb: rssNow(), filterDrops });
           progress(
             `round ${round} ${w.id.padEnd(6)} ${p.padEnd(11)} ${w.mode === 'bulk' ? `${result.gbit_s.toFixed(2)} Gbit/s` : `${result.rps.toFixed(0)} req/s`}` +
-              ` p50 ${result.latency_us.p50} p99 ${result.latency_us.p99} µs, errors ${result.errors + result.timeouts + result.connect_errors}, non-2xx ${result.requests - result.status['2xx']}${silent(result) ? ' — SILENT: nothing was answered' : ''}`,
+              ` p50 ${result.latency_us.p50} p99 ${result.latency_us.p99} µs, errors ${result.errors + result.timeouts + result.connect_errors}, non-2xx ${result.requests - result.status['2xx']}${silent(result) ? ' — SILENT: nothing was answered' : ''}` +
+              `${result.stalled ? ` — STALLED: ${result.stalled} request(s) unanswered for over 1 s at the end` : ''}` +
+              `${Object.keys(filterDrops).length ? ` — DROPPED by the pod filters: ${describeDrops(filterDrops)}` : ''}`,
           );
         }
       }

@@ -12,7 +12,7 @@
 import * as http2 from 'node:http2';
 import type { Logger } from '../../../common/log';
 import { errorCode } from '../connect';
-import { editHeaderObject } from '../http/header-edit';
+import { editHeaderObject, ownAnswerOps } from '../http/header-edit';
 import type { HeaderRules } from '../http/headers';
 import { bodyOf, DENIED_BODY, statusOf } from '../http/refusal';
 import type { AttemptRefusal, Dispatch, HopTracer, HttpDecision, HttpRecord, MirrorTap, NormalizedRequest, UpstreamTarget } from '../http/types';
@@ -341,7 +341,7 @@ export class H2Exchange {
   private refusedByDestination(r: AttemptRefusal): void {
     if (!this.live || this.committed || this.waiting) return;
     this.settle(0, r.reason, false, false, r);
-    this.answer(r.status, grpcStatusOfHttp(r.status));
+    this.answer(r.status, grpcStatusOfHttp(r.status), undefined, true);
   }
 
   private attemptTimedOut(): void {
@@ -378,19 +378,25 @@ export class H2Exchange {
 
   // --- answers and the end ---
 
-  /** The proxy's own answer: a gRPC call gets trailers-only `grpcStatus`, anything else `status` with a short body (and a redirect's `location`). */
-  private answer(status: number, grpcStatus: number, location?: string): void {
+  /**
+   * The proxy's own answer: a gRPC call gets trailers-only `grpcStatus`, anything else `status` with
+   * a short body (and a redirect's `location`); with the route's response headers (as a relayed
+   * answer, but not on the headers the answer keeps), unless it is the destination's refusal (`peer`).
+   */
+  private answer(status: number, grpcStatus: number, location?: string, peer = false): void {
     const { stream } = this;
     if (stream.closed || stream.destroyed || stream.headersSent) return;
+    const ops = peer ? undefined : this.decision?.edit?.response;
+    const edited = (h: http2.OutgoingHttpHeaders): http2.OutgoingHttpHeaders => (ops === undefined || ops.length === 0 ? h : editHeaderObject(h, ownAnswerOps(ops)));
     if (this.grpc) {
       this.status = 200;
       this.grpcStatus = grpcStatus;
-      stream.respond(trailersOnly(grpcStatus), { endStream: true });
+      stream.respond(edited(trailersOnly(grpcStatus)), { endStream: true });
       return;
     }
     this.status = status;
     const body = status === 403 ? DENIED_BODY : bodyOf(status);
-    stream.respond({ ':status': status, ...(location !== undefined && { location }), 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) });
+    stream.respond(edited({ ':status': status, ...(location !== undefined && { location }), 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) }));
     stream.end(this.method === 'HEAD' ? undefined : body);
   }
 

@@ -13,12 +13,12 @@ import type { FrontContext } from './context';
 import { rawResponseHead, relayedResponseHeaders } from './headers';
 import { CONTINUE_100, CRLF, chunkSize, declaresBody, deniedResponse, LAST_CHUNK, ownResponse, relayedHead, requestHead } from './messages';
 import { RequestBody } from './request-body';
-import { bodyOf, DENIED_RAW, rawResponse, statusOf } from './refusal';
+import { bodyOf, DENIED_BODY, DENIED_RAW, rawResponse, statusOf } from './refusal';
 import { openTunnel } from './tunnel';
 import { asksForH2c, SWITCHING_TO_H2C } from '../h2/h2c-upgrade';
 import { withTraceHeaders, type TraceHop } from '../../tracing/trace-context';
 import { Deadlines } from './deadlines';
-import { editLines, withHost, withPath } from './header-edit';
+import { editLines, ownAnswerOps, withHost, withPath } from './header-edit';
 import type { AttemptRefusal, Dispatch, HttpDecision, MirrorTap, NormalizedRequest } from './types';
 import type { ConnectionPool, UpstreamConnection, UpstreamUser } from './upstream';
 import { UpstreamConnection as Upstream } from './upstream';
@@ -125,6 +125,8 @@ export class Exchange implements ParsedRequest, UpstreamUser {
   private denyStatus = 403;
   /** a mirrored copy of this request, fed its body (a route's RequestMirror) */
   private mirror: MirrorTap | undefined;
+  /** the destination refused the request: its answer carries none of the route's response headers */
+  private refusedByPeer = false;
 
   constructor(
     readonly link: Link,
@@ -390,7 +392,8 @@ export class Exchange implements ParsedRequest, UpstreamUser {
       this.closeAfter = true;
       this.replied = true;
       // a route's own answer (404, a redirect, a fault's abort) as it is, a denial as Istio's
-      this.link.writeRawAndClose(this.denyStatus === 403 ? DENIED_RAW : ownResponse(this.denyStatus, bodyOf(this.denyStatus), true, false, this.decision?.location));
+      const lines = this.ownLines();
+      this.link.writeRawAndClose(this.denyStatus === 403 && lines.length === 0 ? DENIED_RAW : ownResponse(this.denyStatus, this.denyStatus === 403 ? DENIED_BODY : bodyOf(this.denyStatus), true, false, lines));
       return this.complete();
     }
     if (this.receivingBody() && this.kind !== Kind.Continue && (this.body.chunked || this.contentLength <= DRAIN_LIMIT)) {
@@ -422,7 +425,20 @@ export class Exchange implements ParsedRequest, UpstreamUser {
     if (this.receivingBody()) this.closeAfter = true;
     const close = this.closeAfter || !this.keepsAliveOnFinalAnswer();
     const head = this.method === 'HEAD';
-    this.answer(this.denyStatus, this.denyStatus === 403 ? deniedResponse(close, head) : ownResponse(this.denyStatus, bodyOf(this.denyStatus), close, head, this.decision?.location), close);
+    const lines = this.ownLines();
+    this.answer(this.denyStatus, this.denyStatus === 403 ? deniedResponse(close, head, lines) : ownResponse(this.denyStatus, bodyOf(this.denyStatus), close, head, lines), close);
+  }
+
+  /**
+   * The header lines of the proxy's own answer to this request: a redirect's Location, then the
+   * route's response headers (its ResponseHeaderModifier, as on a relayed answer, but not on the
+   * headers the answer keeps) — not on a destination's refusal, which is that node's answer.
+   */
+  private ownLines(): readonly string[] {
+    const location = this.decision?.location;
+    const lines = location === undefined ? [] : ['location', location];
+    const ops = this.refusedByPeer ? undefined : this.decision?.edit?.response;
+    return ops === undefined || ops.length === 0 ? lines : editLines(lines, ownAnswerOps(ops));
   }
 
   /** Our own short answer (a refusal, 503, 502). */
@@ -430,7 +446,7 @@ export class Exchange implements ParsedRequest, UpstreamUser {
     this.status = status;
     if (close) this.closeAfter = true;
     const shut = this.closeAfter || !this.keepsAliveOnFinalAnswer();
-    this.answer(status, ownResponse(status, body, shut, this.method === 'HEAD'), shut);
+    this.answer(status, ownResponse(status, body, shut, this.method === 'HEAD', this.ownLines()), shut);
   }
 
   /**
@@ -532,7 +548,8 @@ export class Exchange implements ParsedRequest, UpstreamUser {
       this.status = 503;
       this.closeAfter = true;
       this.replied = true;
-      this.link.writeRawAndClose(rawResponse(503));
+      const lines = this.ownLines();
+      this.link.writeRawAndClose(lines.length === 0 ? rawResponse(503) : ownResponse(503, bodyOf(503), true, false, lines));
       return this.complete();
     }
     if (this.headSent) this.link.socket.destroy();
@@ -541,6 +558,7 @@ export class Exchange implements ParsedRequest, UpstreamUser {
 
   /** The destination refused the attempt (its policy, its limit): its answer, final (not retried, nothing ejected). */
   private refusedByDestination(r: AttemptRefusal): void {
+    this.refusedByPeer = true;
     this.settleAttempt(0, r.reason, false, false, r);
     this.denyStatus = r.status;
     this.deny(true);

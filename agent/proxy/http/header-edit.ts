@@ -46,6 +46,20 @@ export function editHeaderObject(headers: Readonly<OutgoingHttpHeaders>, ops: re
   return out;
 }
 
+/**
+ * The headers the proxy's own answer (a 503, 504, a fault's abort, a redirect, a gRPC
+ * trailers-only status) carries for its framing and meaning: a route's ResponseHeaderModifier
+ * applies to that answer too, as Envoy's does to its local replies, but never to these (a
+ * redirect keeps its Location, a gRPC answer its status). The framing ones are refused at parse
+ * (common/routes/parse-filters.ts); these are the rest.
+ */
+const OWN_ANSWER_HEADERS: ReadonlySet<string> = new Set(['location', 'content-type', 'content-length', 'date', 'connection', 'grpc-status', 'grpc-message']);
+
+/** `ops` without those naming a header the proxy's own answer keeps. */
+export function ownAnswerOps(ops: readonly HeaderOp[]): readonly HeaderOp[] {
+  return ops.some((o) => OWN_ANSWER_HEADERS.has(o.name)) ? ops.filter((o) => !OWN_ANSWER_HEADERS.has(o.name)) : ops;
+}
+
 /** HTTP/1.1's Host line (the first, set by the front) with `host`. */
 export function withHost(lines: readonly string[], host: string): string[] {
   return editLines(lines, [{ op: 'set', name: 'host', value: host }]);

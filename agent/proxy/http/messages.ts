@@ -135,14 +135,19 @@ export const CRLF = Buffer.from('\r\n', 'latin1');
 export const LAST_CHUNK = Buffer.from('0\r\n\r\n', 'latin1');
 export const CONTINUE_100 = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
 
+const NO_LINES: readonly string[] = [];
+
 /**
- * One of the engine's own answers (a refusal, a denial, 503, a route's redirect with its
- * `location`): text/plain with a fixed body, which a HEAD request does not get.
+ * One of the engine's own answers (a refusal, a denial, 503, a route's redirect): text/plain with
+ * a fixed body, which a HEAD request does not get; `lines` (name, value, …: a redirect's
+ * location, a route's response headers, checked printable at parse) go first.
  */
-export function ownResponse(status: number, body: string, close: boolean, head: boolean, location?: string): Buffer {
+export function ownResponse(status: number, body: string, close: boolean, head: boolean, lines: readonly string[] = NO_LINES): Buffer {
+  let extra = '';
+  for (let i = 0; i < lines.length; i += 2) extra += lines[i] + ': ' + lines[i + 1] + '\r\n';
   const text =
     'HTTP/1.1 ' + status + ' ' + (STATUS_CODES[status] ?? 'Error') + '\r\n' +
-    (location === undefined ? '' : 'location: ' + location + '\r\n') +
+    extra +
     'content-type: text/plain\r\ncontent-length: ' + Buffer.byteLength(body) + '\r\n' +
     dateHeaderLine() +
     (close ? 'Connection: close\r\n' : 'Connection: keep-alive\r\n') +
@@ -150,7 +155,7 @@ export function ownResponse(status: number, body: string, close: boolean, head: 
   return Buffer.from(head ? text : text + body, 'latin1');
 }
 
-/** Istio's denial. */
-export function deniedResponse(close: boolean, head: boolean): Buffer {
-  return ownResponse(403, DENIED_BODY, close, head);
+/** Istio's denial (with `lines`: a route's response headers, when the 403 is a route's fault abort). */
+export function deniedResponse(close: boolean, head: boolean, lines?: readonly string[]): Buffer {
+  return ownResponse(403, DENIED_BODY, close, head, lines);
 }

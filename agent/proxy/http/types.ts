@@ -35,7 +35,12 @@ export interface HttpDecision {
   verdict?: 'error' | 'allowed';
   /** allowed: the upstream is chosen per attempt, with deadlines and retries (the source node's routing, agent/traffic) */
   dispatch?: Dispatch;
-  /** allowed: changes to the forwarded request and to the relayed response (a route's filters) */
+  /**
+   * Changes to the forwarded request (allowed) and to the answer (a route's filters): `response`
+   * applies to the relayed response and to the proxy's own answer to this request (a timeout, no
+   * endpoint, a fault's abort, a redirect…; not the headers that answer keeps, header-edit.ts
+   * ownAnswerOps, and not a destination's refusal)
+   */
   edit?: RequestEdit;
   /** not allowed: the proxy's answer (`status`, a 3xx) carries this Location (a route's RequestRedirect) */
   location?: string;

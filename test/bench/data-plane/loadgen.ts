@@ -17,6 +17,8 @@ export interface LoadgenResult {
   timeouts: number;
   connect_errors: number;
   reconnects: number;
+  /** sat and conn: requests unanswered at the end, sent over a second before (warm-up ones too) */
+  stalled?: number;
   rps: number;
   body_bytes: number;
   gbit_s: number;

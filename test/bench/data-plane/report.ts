@@ -13,6 +13,8 @@ export interface Sample {
   collectorCpuUsec: number;
   /** resident set of each proxy right after the run */
   rssAfterMb: Partial<Record<ProxyName, number>>;
+  /** packets of the run the pod filters dropped ("reason direction" → packets; filter-drops.ts), when any */
+  filterDrops?: DropTotals;
 }
 
 export interface Stat {
@@ -54,8 +56,10 @@ export interface Summary {
   /** peak RssAnon (the process's own memory, without the mapped node binary) */
   anonMb: Partial<Record<ProxyName, number>>;
   /** per path; `silentRuns`: runs in which nothing was answered at all (no byte of a body), which no other count shows */
-  errors: Partial<Record<PathName, { errors: number; timeouts: number; connectErrors: number; non2xx: number; requests: number; silentRuns?: number }>>;
+  errors: Partial<Record<PathName, { errors: number; timeouts: number; connectErrors: number; non2xx: number; requests: number; silentRuns?: number; stalled?: number }>>;
   targets: Target[];
+  /** runs whose packets the pod filters dropped: their figures are not the proxies' */
+  filterDrops?: Array<{ round: number; workload: string; path: PathName; drops: DropTotals }>;
 }
 
 export function stat(xs: number[]): Stat | undefined {
@@ -93,6 +97,24 @@ function metric(m: Omit<Metric, 'ratio'>): Metric {
 
 /** A run in which nothing was answered: connections accepted and never served count as no error, so it is called out. */
 export const silent = (r: LoadgenResult): boolean => r.body_bytes === 0 && r.status['2xx'] === 0;
+
+/** Packets the pod filters dropped, "reason direction" → packets (filter-drops.ts reads them). */
+export type DropTotals = Record<string, number>;
+
+/** What moved between two readings (only the keys that did). */
+export function dropsBetween(before: DropTotals, after: DropTotals): DropTotals {
+  const out: DropTotals = {};
+  for (const [k, n] of Object.entries(after)) if (n > (before[k] ?? 0)) out[k] = n - (before[k] ?? 0);
+  return out;
+}
+
+/** "229 proxy-port from-pod, 3 tcp-no-connection from-pod" (empty when nothing moved). */
+export function describeDrops(d: DropTotals): string {
+  return Object.entries(d)
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, n]) => `${n} ${k}`)
+    .join(', ');
+}
 
 export function summarize(samples: Sample[], workloads: Workload[], rssMb: Partial<Record<ProxyName, number>>, anonMb: Partial<Record<ProxyName, number>> = {}): Summary {
   const metrics: Metric[] = [];
@@ -169,8 +191,11 @@ export function summarize(samples: Sample[], workloads: Workload[], rssMb: Parti
       connectErrors: sum((r) => r.connect_errors),
       non2xx: sum((r) => r.requests - r.status['2xx']),
       silentRuns: mine.filter((s) => silent(s.result)).length,
+      stalled: sum((r) => r.stalled ?? 0),
     };
   }
+
+  const filterDrops = samples.filter((s) => s.filterDrops && Object.keys(s.filterDrops).length > 0).map((s) => ({ round: s.round, workload: s.workload, path: s.path, drops: s.filterDrops! }));
 
   const targets: Target[] = [];
   const get = (id: string): Metric | undefined => metrics.find((m) => m.id === id);
@@ -202,7 +227,7 @@ export function summarize(samples: Sample[], workloads: Workload[], rssMb: Parti
     const an = anonMb[a];
     if (an !== undefined) targets.push({ what: `${a} peak anonymous memory under load`, value: an, limit: 40, met: an <= 40, detail: `${an.toFixed(1)} MB (target ≤ 40 MB)` });
   }
-  return { metrics, rssMb, anonMb, errors, targets };
+  return { metrics, rssMb, anonMb, errors, targets, filterDrops };
 }
 
 function fmt(v: number | undefined, decimals: number, sign = false): string {
@@ -252,9 +277,9 @@ export function renderTable(summary: Summary, header: string[]): string {
     const e = summary.errors[p];
     if (!e) return '—';
     const failed = String(e.errors + e.timeouts + e.connectErrors + e.non2xx);
-    return e.silentRuns ? `${failed} + ${e.silentRuns} run(s) silent` : failed;
+    return `${failed}${e.stalled ? ` + ${e.stalled} stalled` : ''}${e.silentRuns ? ` + ${e.silentRuns} run(s) silent` : ''}`;
   });
-  rows.push(['failed requests, all runs (silent: nothing answered)', ...errs, '', '', '']);
+  rows.push(['failed requests, all runs (silent: nothing answered; stalled: unanswered > 1 s at the end)', ...errs, '', '', '']);
   const lines = [
     ...header,
     'latency: direct absolute, the others added over direct in the same round [µs]; CPU: both nodes\' proxies; failed = errors + timeouts + non-2xx',
@@ -264,5 +289,9 @@ export function renderTable(summary: Summary, header: string[]): string {
     'targets (benchmark figures, not test assertions):',
   ];
   for (const t of summary.targets) lines.push(`  ${t.met ? 'met   ' : 'MISSED'}  ${t.what}: ${t.detail}`);
+  if (summary.filterDrops?.length) {
+    lines.push('', 'WARNING: the pod filters dropped packets of these runs (their figures are not the proxies\'):');
+    for (const d of summary.filterDrops) lines.push(`  round ${d.round} ${d.workload} ${d.path}: ${describeDrops(d.drops)}`);
+  }
   return lines.join('\n');
 }

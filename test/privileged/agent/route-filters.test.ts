@@ -24,6 +24,8 @@ import {
   type PodNs,
   type TestCollector,
 } from '../../harness';
+import { FLOW_COLUMNS, flowCells } from '../../../cli/flow-format';
+import type { FlowRecord } from '../../../common/flow';
 
 interface Response {
   status: number;
@@ -43,7 +45,9 @@ interface FlowLine {
   verdict: string;
   reason: string;
   source: { ip: string };
-  http?: { method: string; path: string; status: number };
+  destination: { ip: string; workload?: string };
+  durationMs: number;
+  http?: { method: string; path: string; status: number; grpcStatus?: number };
   traffic?: { route: string; rule: number; backend: string; attempts: number };
 }
 
@@ -57,6 +61,8 @@ const SERVICES = `services:
   - {name: nowhere, namespace: default, vips: [${VIPS.nowhere}], ports: [{port: 80, targetPort: 8080}], selector: {app: nobody}}
 `;
 
+/** The route's own response header, on the proxy's own answers too (a fault's abort, a redirect, a timeout). */
+const X_ROUTE = '{type: ResponseHeaderModifier, responseHeaderModifier: {add: [{name: x-route, value: a}]}}';
 const ROUTES = `apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {name: echo, namespace: default}
@@ -79,14 +85,28 @@ spec:
       port: 80
       filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-backend, value: echo}]}}]
   - matches: [{path: {type: PathPrefix, value: /old}}]
-    filters: [{type: RequestRedirect, requestRedirect: {scheme: https, hostname: www.example.com, path: {type: ReplacePrefixMatch, replacePrefixMatch: /new}, statusCode: 301}}]
+    filters:
+    - {type: RequestRedirect, requestRedirect: {scheme: https, hostname: www.example.com, path: {type: ReplacePrefixMatch, replacePrefixMatch: /new}, statusCode: 301}}
+    - ${X_ROUTE}
   - matches: [{path: {type: PathPrefix, value: /mirror}}]
     filters: [{type: RequestMirror, requestMirror: {backendRef: {name: shadow, port: 80}}}]
     backendRefs: [{name: echo, port: 80}]
   - matches: [{path: {type: PathPrefix, value: /lost}}]
     filters: [{type: RequestMirror, requestMirror: {backendRef: {name: nowhere, port: 80}}}]
     backendRefs: [{name: echo, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /abort}}]
+    filters: [${X_ROUTE}, {type: ExtensionRef, extensionRef: {group: palisade.dev, kind: FaultInjection, name: abort-all}}]
+    backendRefs: [{name: echo, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /slow}}]
+    filters: [${X_ROUTE}]
+    timeouts: {request: 300ms}
+    backendRefs: [{name: shadow, port: 80}]
   - backendRefs: [{name: echo, port: 80}]
+---
+apiVersion: palisade.dev/v1
+kind: FaultInjection
+metadata: {name: abort-all, namespace: default}
+spec: {abort: {httpStatus: 503, percentage: {value: 100}}}
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: GRPCRoute
@@ -236,6 +256,28 @@ describe('Route filters in the source node proxy (HTTPRoute, GRPCRoute; real age
     assert.ok(copies.every((c) => c.method === 'POST' && c.url === '/mirror/orders' && c.bytes === 2048 && c.headers['x-order'] === '1'), 'each copy is the request: method, path, headers, whole body');
   });
 
+  it('RequestMirror: each copy has a flow record of its own (reason mirror: the mirror\'s pod, its status and duration), beside the primary\'s, at the agent and in the collector\'s store', async function () {
+    const since = Date.now();
+    const atAgent = (): FlowLine[] => flows().filter((f) => f.http?.path === '/mirror/flows');
+    const r = await request(10, 'GET', '/mirror/flows');
+    assert.ok(r.responses.every((x) => x.status === 200));
+    await waitFor(() => atAgent().filter((f) => f.reason === 'mirror').length === 10 || undefined, 20_000, { what: 'the ten copies\' flows at the agent' });
+    const stored = await waitFor(() => {
+      const got = collector.running.flows.query({ node: node1.name, route: 'default/echo', httpPath: '/mirror/flows', since, limit: 100 });
+      return got.filter((f) => f.reason === 'mirror').length === 10 && got.length === 20 ? got : undefined;
+    }, 20_000, { what: 'the twenty flows in the collector\'s store' });
+    const line = (f: FlowRecord): string => flowCells(f).join('  ');
+    const primary = stored.filter((f) => f.reason === 'routed');
+    const mirrored = stored.filter((f) => f.reason === 'mirror');
+    console.log(`      flows: ${primary.length} primary, ${mirrored.length} mirror; as palisade observe prints them:\n        ${line(primary[0]!)}\n        ${line(mirrored[0]!)}`);
+    assert.equal(primary.length, 10);
+    assert.ok(primary.every((f) => f.destination.workload === 'echo' && f.http?.status === 200 && f.traffic?.backend === 'default/echo'));
+    assert.ok(mirrored.every((f) => f.verdict === 'allowed' && f.destination.workload === 'shadow' && f.http?.status === 200 && f.traffic?.backend === 'default/shadow' && f.traffic.route === 'default/echo'), 'each copy: the mirror\'s pod and its answer');
+    assert.ok(mirrored.every((f) => f.durationMs >= 1400), `each copy took the mirror's 1.5 s: ${mirrored.map((f) => f.durationMs).join(',')}`);
+    assert.ok(primary.every((f) => f.durationMs < 1400), 'the primaries did not wait for it');
+    assert.ok(mirrored.every((f) => flowCells(f)[FLOW_COLUMNS.indexOf('REASON/POLICY')] === 'mirror'), 'observe tells them apart');
+  });
+
   it('a mirror that cannot be sent (its Service has no ready endpoint) never fails the original, and is counted, not lost', async function () {
     const metrics = `${node1.underlayIp}:15020`;
     const mirrors = (outcome: string): Promise<number> => nodeMetric(topo, node1, metrics, 'palisade_traffic_mirrors_total', { outcome });
@@ -261,7 +303,25 @@ describe('Route filters in the source node proxy (HTTPRoute, GRPCRoute; real age
     assert.equal(atServer.length, 5);
     assert.ok(atServer.every((c) => c.metadata['x-env'] === 'canary'));
     assert.ok(grpcCalls('grpc-shadow').slice(m0).every((c) => c.method === 'Say' && c.metadata['x-env'] === 'canary'), 'each copy a Say call, with the rule\'s metadata');
+    const copies = await waitFor(() => {
+      const got = flows().filter((f) => f.reason === 'mirror' && f.traffic?.route === 'default/greeter');
+      return got.length === 5 ? got : undefined;
+    }, 15_000, { what: 'the five copies\' flows (HTTP/2)' });
+    assert.ok(copies.every((f) => f.verdict === 'allowed' && f.destination.workload === 'grpc-shadow' && f.http?.status === 200 && f.http.grpcStatus === 0 && f.traffic?.backend === 'default/greeter-shadow'), JSON.stringify(copies[0]));
   });
+
+  for (const proto of ['HTTP/1.1', 'h2c'] as const) {
+    it(`${proto}: the route's ResponseHeaderModifier on the proxy's own answers — a fault's abort (503), a redirect (301), a timeout (504)`, async function () {
+      const h2 = proto === 'h2c' ? ['--h2'] : [];
+      const abort = (await request(1, 'GET', '/abort/x', h2)).responses[0]!;
+      const redirect = (await request(1, 'GET', '/old/x', h2)).responses[0]!;
+      const timeout = (await request(1, 'GET', '/slow/x', h2)).responses[0]!;
+      console.log(`      ${proto}: abort ${abort.status} x-route ${String(abort.headers['x-route'])}; redirect ${redirect.status} x-route ${String(redirect.headers['x-route'])}; timeout ${timeout.status} x-route ${String(timeout.headers['x-route'])}`);
+      assert.deepEqual([abort.status, abort.headers['x-route']], [503, 'a']);
+      assert.deepEqual([redirect.status, redirect.headers['x-route'], redirect.headers.location], [301, 'a', 'https://www.example.com/new/x']);
+      assert.deepEqual([timeout.status, timeout.headers['x-route']], [504, 'a']);
+    });
+  }
 
   it('a route with a filter touching the mesh\'s own headers is refused whole with one line, nothing applied', async function () {
     const version = collector.running.policies.frame();

@@ -90,6 +90,7 @@ describe('make bench: data-plane benchmark, smoke run (real agents, haproxy, ngi
         assert.ok(w === 'bulk' ? r.body_bytes > 0 : r.requests > 0, where);
         assert.equal(r.status['2xx'], r.requests, `every answer 2xx, ${where}`);
         assert.equal(r.errors + r.timeouts + r.connect_errors, 0, where);
+        assert.deepEqual(s.filterDrops, {}, `the pod filters dropped none of the bench's packets, ${w} on ${p}`);
         if (w.startsWith('rate')) assert.ok(r.rps > 500 && r.rps < 1100, `about 1000 req/s, ${where}`);
         if (w === 'bulk') assert.ok(r.gbit_s > 0.01 && r.body_bytes > 1 << 20, where);
         else assert.ok(r.latency_us.p50 > 0 && r.latency_us.p99 >= r.latency_us.p50 && r.latency_us.p99 < 2_000_000, where);

@@ -5,7 +5,7 @@
  */
 import { strict as assert } from 'node:assert';
 import type { LoadgenResult, Workload } from '../../bench/data-plane/loadgen';
-import { renderTable, silent, summarize, type Sample } from '../../bench/data-plane/report';
+import { dropsBetween, renderTable, silent, summarize, type Sample } from '../../bench/data-plane/report';
 
 const workload: Workload = { id: 'conn16', title: 'no keep-alive, 16 concurrent', short: 'no keep-alive, 16 at once', mode: 'conn', conns: 16, path: '/bench/1k', warmupS: 0.5, durationS: 3 };
 
@@ -37,5 +37,34 @@ describe('data-plane bench report: silent runs', () => {
     assert.ok(row, 'a failed row');
     assert.match(row, /0 \+ 1 run\(s\) silent/);
     assert.match(row, /0 \+ 2 run\(s\) silent/);
+  });
+
+  it('the failed row adds the requests left stalled at the end, which no other count sees', () => {
+    const stuck: Sample = { ...sample('haproxy', 0), result: { ...result(0), stalled: 16 } };
+    const summary = summarize([sample('direct', 4000), { ...sample('palisade-l4', 3000), result: { ...result(3000), stalled: 0 } }, stuck], [workload], {});
+    assert.equal(summary.errors.haproxy?.stalled, 16);
+    const row = renderTable(summary, []).split('\n').find((l) => l.startsWith('failed requests'));
+    assert.ok(row, 'a failed row');
+    assert.match(row, /0 \+ 16 stalled \+ 1 run\(s\) silent/);
+    assert.doesNotMatch(row.replace(/0 \+ 16 stalled/, ''), /stalled \+|\+ 0 stalled/);
+  });
+});
+
+describe('data-plane bench report: packets the pod filters dropped', () => {
+  it('counts only what moved during the run', () => {
+    assert.deepEqual(dropsBetween({ 'proxy-port from-pod': 3, 'ipv6 to-pod': 1 }, { 'proxy-port from-pod': 232, 'ipv6 to-pod': 1, 'tcp-no-connection from-pod': 4 }), {
+      'proxy-port from-pod': 229,
+      'tcp-no-connection from-pod': 4,
+    });
+    assert.deepEqual(dropsBetween({ 'proxy-port from-pod': 3 }, { 'proxy-port from-pod': 3 }), {});
+  });
+
+  it('a run with drops is named under the table, most first; without any, no warning', () => {
+    const hit: Sample = { ...sample('haproxy', 0), filterDrops: { 'tcp-no-connection from-pod': 4, 'proxy-port from-pod': 229 } };
+    const text = renderTable(summarize([sample('direct', 4000), { ...sample('palisade-l4', 3000), filterDrops: {} }, hit], [workload], {}), []);
+    assert.match(text, /WARNING: the pod filters dropped packets/);
+    assert.match(text, /round 1 conn16 haproxy: 229 proxy-port from-pod, 4 tcp-no-connection from-pod/);
+    assert.doesNotMatch(text, /palisade-l4: /);
+    assert.doesNotMatch(renderTable(summarize([sample('direct', 4000)], [workload], {}), []), /WARNING/);
   });
 });

@@ -131,6 +131,15 @@ describe('agent metrics on /metrics', function () {
       assert.equal(sample(m, 'istio_tcp_connections_opened_total'), undefined);
     });
 
+    it('does not count a mirrored copy (reason mirror) as a request of the client\'s: istio_requests_total counts the original only', async function () {
+      const { flows, scrape } = await serve();
+      flows.record(httpFlow(10, { direction: 'outbound', reason: 'routed' }));
+      flows.record(httpFlow(10, { direction: 'outbound', reason: 'mirror' }));
+      const m = await scrape();
+      assert.equal(sample(m, 'palisade_flows_produced_total')?.value, 2);
+      assert.equal(sample(m, 'istio_requests_total')?.value, 1);
+    });
+
     it('does not count a DNS query as a TCP connection or a request', async function () {
       const { flows, scrape } = await serve();
       flows.record(tcpFlow(1, { protocol: 'dns', mtls: false, destination: { ip: '10.96.0.10', port: 53, host: 'api.example.com' }, dns: { type: 'A', rcode: 'NOERROR', answers: [] } }));

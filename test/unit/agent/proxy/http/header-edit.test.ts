@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { editHeaderObject, editLines, withHost, withPath } from '../../../../../agent/proxy/http/header-edit';
+import { editHeaderObject, editLines, ownAnswerOps, withHost, withPath } from '../../../../../agent/proxy/http/header-edit';
 import type { HeaderOp } from '../../../../../common/routes';
 
 const set = (name: string, value: string): HeaderOp => ({ op: 'set', name, value });
@@ -40,5 +40,13 @@ describe('a route\'s header changes on the proxy\'s two header forms (agent/prox
     assert.deepEqual(withHost(['Host', 'web', 'Accept', 'a'], 'api.internal'), ['Host', 'api.internal', 'Accept', 'a']);
     assert.equal(withPath('/api/users?id=1&x', '/v2/users'), '/v2/users?id=1&x');
     assert.equal(withPath('/api', '/v2'), '/v2');
+  });
+
+  it('on the proxy\'s own answer, a route\'s response ops skip the headers that answer keeps (its framing, a redirect\'s Location, a gRPC status); the others apply', () => {
+    const ops = [add('x-route', 'a'), set('location', 'https://evil.example/'), remove('content-type'), set('grpc-status', '0'), add('grpc-message', 'x'), set('date', 'x'), remove('x-old')];
+    assert.deepEqual(ownAnswerOps(ops), [add('x-route', 'a'), remove('x-old')]);
+    const only = [add('x-route', 'a')];
+    assert.equal(ownAnswerOps(only), only, 'nothing to skip: the same list');
+    assert.deepEqual(editLines(['location', '/new'], ownAnswerOps(ops)), ['location', '/new', 'x-route', 'a']);
   });
 });

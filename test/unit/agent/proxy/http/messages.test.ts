@@ -65,5 +65,10 @@ describe('messages', function () {
       assert.ok(head.endsWith('\r\n\r\n'));
       assert.match(head, /content-length: 19\r\n/);
     });
+
+    it('carries the given header lines (a redirect\'s location, a route\'s response headers) before its own', function () {
+      const text = ownResponse(301, 'Moved Permanently', true, false, ['location', '/new', 'x-route', 'a']).toString();
+      assert.match(text, /^HTTP\/1\.1 301 Moved Permanently\r\nlocation: \/new\r\nx-route: a\r\ncontent-type: text\/plain\r\n/);
+    });
   });
 });
