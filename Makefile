@@ -128,8 +128,8 @@ test: build deps-test
 
 ## The same tests as two mocha processes at once: the few files that mostly wait (an outage, a
 ## renewal window) beside the rest (test/harness/lanes.ts says which and why); fails when either
-## fails. Not what `make test` runs yet: on the loaded 2-core machine timing-bound integration tests
-## failed beside the waiting lane (README, after the test commands).
+## fails. Not what `make test` runs yet: on the loaded 2-core machine both lanes failed, agents
+## starting too slowly and timing-bound tests (README, after the test commands).
 test-lanes: build deps-test
 	node dist/test/harness/run-lanes.js
 
