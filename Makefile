@@ -126,6 +126,13 @@ deps-test: deps-system
 test: build deps-test
 	npx mocha
 
+## The same tests as two mocha processes at once: the few files that mostly wait (an outage, a
+## renewal window) beside the rest (test/harness/lanes.ts says which and why); fails when either
+## fails. Not what `make test` runs yet: on the loaded 2-core machine both lanes failed, agents
+## starting too slowly and timing-bound tests (README, after the test commands).
+test-lanes: build deps-test
+	node dist/test/harness/run-lanes.js
+
 ## The privileged suites again, on Debian 12's kernel (linux-image-amd64 of bookworm: 6.1, the
 ## oldest Palisade supports), booted under qemu in software emulation (no KVM needed) with this
 ## checkout shared read-only; the kernel package and the initramfs are cached in .cache/test-kernel/
@@ -187,4 +194,4 @@ clean:
 	$(MAKE) -C bpf clean
 	rm -rf dist native/build $(STAMP)
 
-.PHONY: node deps deps-system deps-test deps-test-kernel bpf native cni ts web build build-parts link typecheck test test-kernel demo bench bench-scale clean
+.PHONY: test-lanes node deps deps-system deps-test deps-test-kernel bpf native cni ts web build build-parts link typecheck test test-kernel demo bench bench-scale clean

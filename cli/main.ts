@@ -2,10 +2,12 @@
 /** Entry point of the `palisade` binary. */
 import { execWithAgentFlags } from '../agent/runtime/v8-flags';
 import { createRootLogger, type Logger } from '../common/log';
-import { run } from './program';
 
-// The agent runs with its V8 settings (agent/runtime/v8-flags.ts): before anything is opened.
+// The agent runs with its V8 settings (agent/runtime/v8-flags.ts): before anything is opened, and
+// before the commands are loaded — an import would load them (~800 modules) before the re-exec,
+// and the re-executed process would load them again: every agent start paid for two loads.
 if (process.argv[2] === 'agent' && process.argv[3] !== 'uninstall') execWithAgentFlags();
+const { run } = require('./program') as typeof import('./program');
 
 let root: Logger | undefined;
 

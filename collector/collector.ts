@@ -32,8 +32,9 @@ import { PolicyManager } from './policies/manager';
 import { WorkloadRegistry } from './registry';
 import { AgentServer, type ServingIdentity } from './server';
 import { TokenStore } from './tokens';
+import { DEFAULT_TRUST_DOMAIN } from '../common/identity';
 
-export const DEFAULT_TRUST_DOMAIN = 'cluster.local';
+export { DEFAULT_TRUST_DOMAIN };
 export const DEFAULT_WORKLOAD_CERT_TTL_SECONDS = 24 * 3600;
 export const DEFAULT_NODE_CERT_TTL_SECONDS = 30 * 86_400;
 const SERVING_CERT_TTL_SECONDS = 30 * 86_400;

@@ -8,6 +8,15 @@ import type { FlowRecord } from './flow';
 export type Attributes = Record<string, string | number | boolean>;
 
 /**
+ * OpenTelemetry's `network.transport` of a flow's protocol: `tcp` for TCP, TLS and HTTP, `udp` for
+ * a UDP summary; none for DNS (its proxy takes queries over UDP and TCP alike), ICMP, ARP and other
+ * packets (the convention has no value for them).
+ */
+export function networkTransport(protocol: FlowRecord['protocol']): 'tcp' | 'udp' | undefined {
+  return protocol === 'tcp' || protocol === 'tls' || protocol === 'http' ? 'tcp' : protocol === 'udp' ? 'udp' : undefined;
+}
+
+/**
  * Every flow field but `time` (the record's timestamp) and `traceId` (its trace id), as attribute
  * name and value, in one fixed order: absent fields have no attribute.
  */
@@ -15,7 +24,8 @@ export function visitFlowAttributes(f: FlowRecord, put: (key: string, value: str
   put('palisade.node', f.node);
   put('palisade.direction', f.direction);
   put('palisade.protocol', f.protocol);
-  if (f.protocol !== 'dns') put('network.transport', 'tcp');
+  const transport = networkTransport(f.protocol);
+  if (transport !== undefined) put('network.transport', transport);
   put('source.address', f.source.ip);
   put('destination.address', f.destination.ip);
   put('palisade.verdict', f.verdict);

@@ -6,6 +6,9 @@
  */
 import { invalidArgument, PalisadeError } from './errors';
 
+/** The SPIFFE trust domain of a mesh that names none (the collector's --trust-domain default). */
+export const DEFAULT_TRUST_DOMAIN = 'cluster.local';
+
 export interface SpiffeIdParts {
   trustDomain: string;
   namespace: string;

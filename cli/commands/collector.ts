@@ -6,22 +6,24 @@
 import type { Command } from 'commander';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DEFAULT_TRUST_DOMAIN, startCollector } from '../../collector/collector';
 import { DEFAULT_LISTEN, parseListenAddress } from '../../collector/listen';
 import { CertificateAuthority } from '../../collector/mesh-ca';
 import { describeScopes, parseNodeCidr, parseScopes } from '../../collector/nodes/node-binding';
-import { NodeRecords } from '../../collector/nodes/node-records';
 import { TokenStore } from '../../collector/tokens';
 import { parseSinkSpecs } from '../../collector/sinks/sink-spec';
 import { parseCaSecretRef } from '../../collector/kubernetes/ca-secret';
 import { parsePositiveDuration } from '../../common/duration';
 import { invalidArgument, PalisadeError } from '../../common/errors';
 import { parseTraceUrl } from '../../common/trace-link';
-import { isTrustDomain } from '../../common/identity';
+import { DEFAULT_TRUST_DOMAIN, isTrustDomain } from '../../common/identity';
 import { isNodeName } from '../../common/pki';
 import type { CliDeps } from '../deps';
 import { collectValue } from '../options';
 import { formatTable } from '../table';
+
+// The collector's code (its store, API, SQLite) and the node records are loaded when a command
+// needs them, not when `palisade` declares its commands: `palisade agent` does not load them.
+const nodeRecords = async (dir: string) => new (await import('../../collector/nodes/node-records')).NodeRecords(dir);
 
 export const DEFAULT_COLLECTOR_DATA_DIR = '/var/lib/palisade/collector';
 
@@ -134,6 +136,7 @@ export function registerCollectorCommands(program: Command, deps: CliDeps): void
       if (flags.caSecret !== undefined && !flags.kubernetes && !flags.kubeconfig) throw invalidArgument('--ca-secret needs --kubernetes (the Secret is read through the Kubernetes API)');
       const caSecret = flags.caSecret === undefined ? undefined : parseCaSecretRef(flags.caSecret);
       const log = deps.logger(flags.logLevel);
+      const { startCollector } = await import('../../collector/collector');
       const running = await startCollector({
         listen: flags.listen,
         agentSocket: flags.agentSocket,
@@ -186,9 +189,9 @@ export function registerCollectorCommands(program: Command, deps: CliDeps): void
     .description('every node that joined: its pod range, scope, and when its certificate expires')
     .option('--data <dir>', 'the collector\'s data directory', DEFAULT_COLLECTOR_DATA_DIR)
     .option('-o, --output <format>', 'text|json', 'text')
-    .action((flags: NodeFlags) => {
+    .action(async (flags: NodeFlags) => {
       const output = checkOutput(flags.output);
-      const nodes = new NodeRecords(collectorDataDir(flags.data)).list();
+      const nodes = (await nodeRecords(collectorDataDir(flags.data))).list();
       if (output === 'json') return deps.stdout(`${JSON.stringify({ nodes })}\n`);
       if (nodes.length === 0) return deps.stdout('no node has joined\n');
       const rows = nodes.map((n) => [n.node, n.status, n.nodeCidr ?? 'any', describeScopes(n.scopes), n.joinedAt, n.certificateExpires]);
@@ -200,10 +203,10 @@ export function registerCollectorCommands(program: Command, deps: CliDeps): void
     .description("refuse the node's certificates from now on (its session is closed, its workloads leave the registry); it can join again with a new token")
     .option('--data <dir>', 'the collector\'s data directory', DEFAULT_COLLECTOR_DATA_DIR)
     .option('-o, --output <format>', 'text|json', 'text')
-    .action((name: string, flags: NodeFlags) => {
+    .action(async (name: string, flags: NodeFlags) => {
       const output = checkOutput(flags.output);
       const node = nodeName(name);
-      const revoked = new NodeRecords(collectorDataDir(flags.data)).revoke(node);
+      const revoked = (await nodeRecords(collectorDataDir(flags.data))).revoke(node);
       if (output === 'json') return deps.stdout(`${JSON.stringify({ node, revokedCertificates: revoked })}\n`);
       deps.stdout(
         `node ${node} revoked: ${revoked} certificate${revoked === 1 ? '' : 's'} refused from now on; ` +

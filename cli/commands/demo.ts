@@ -2,18 +2,21 @@
 import type { Command } from 'commander';
 import { spiffeId } from '../../common/identity';
 import { PalisadeError } from '../../common/errors';
-import { DEFAULT_DEMO_DIR, demoDown, demoExec, demoStatus, demoUp, readState, TRUST_DOMAIN, WEB_PORT } from '../demo/demo';
-import { demoPodAdd, demoPodRemove } from '../demo/demo-pods';
+import type { DemoState } from '../demo/demo';
 import { DEFAULT_PROMETHEUS_LISTEN, parsePrometheusListen } from '../demo/prometheus';
+import { DEFAULT_DEMO_DIR, parseRate, TRUST_DOMAIN, WEB_PORT } from '../demo/settings';
 import type { CliDeps } from '../deps';
 import { collectValue } from '../options';
 import { parsePositiveDuration } from '../../common/duration';
 import { demoServices } from '../demo/services';
-import { parseRate, runTraffic, trafficUrl } from '../demo/traffic';
 import { formatTable } from '../table';
 
-function requireState(dir: string): NonNullable<ReturnType<typeof readState>> {
-  const state = readState(dir);
+// The demo's code (and the test harness it runs on) is loaded when a demo command runs, not when
+// `palisade` declares its commands: `palisade agent` does not load it (cli/demo/settings.ts).
+const demoModule = () => import('../demo/demo');
+
+async function requireState(dir: string): Promise<DemoState> {
+  const state = (await demoModule()).readState(dir);
   if (!state) throw new PalisadeError('PALISADE_ERR_NOT_FOUND', 'the demo is not up (run `palisade demo up` or `make demo`)');
   return state;
 }
@@ -30,6 +33,7 @@ export function registerDemoCommands(program: Command, deps: CliDeps): void {
     .option('--with-prometheus', `also run Prometheus, scraping both agents every second (for Grafana: ${DEFAULT_PROMETHEUS_LISTEN})`)
     .option('--prometheus-listen <ip:port>', 'where Prometheus answers on this host', parsePrometheusListen, DEFAULT_PROMETHEUS_LISTEN)
     .action(async (flags: { stateDir: string; recreate?: boolean; withPrometheus?: boolean; prometheusListen: string }) => {
+      const { demoStatus, demoUp } = await demoModule();
       const { state, created } = await demoUp(flags.stateDir, (l) => deps.stdout(`${l}\n`), {
         recreate: flags.recreate === true,
         ...(flags.withPrometheus ? { prometheusListen: flags.prometheusListen } : {}),
@@ -74,7 +78,7 @@ export function registerDemoCommands(program: Command, deps: CliDeps): void {
     .description('stop agents and apps, detach programs, remove namespaces and cgroups')
     .option(...dirOpt)
     .action(async (flags: { stateDir: string }) => {
-      const was = await demoDown(flags.stateDir);
+      const was = await (await demoModule()).demoDown(flags.stateDir);
       deps.stdout(was ? 'demo is down\n' : 'the demo was not up\n');
     });
 
@@ -83,8 +87,8 @@ export function registerDemoCommands(program: Command, deps: CliDeps): void {
     .description('pods with node, IP and identity; agents')
     .option(...dirOpt)
     .option('-o, --output <format>', 'table|json', 'table')
-    .action((flags: { stateDir: string; output: string }) => {
-      const st = demoStatus(requireState(flags.stateDir));
+    .action(async (flags: { stateDir: string; output: string }) => {
+      const st = (await demoModule()).demoStatus(await requireState(flags.stateDir));
       if (flags.output === 'json') {
         deps.stdout(`${JSON.stringify(st, null, 2)}\n`);
         return;
@@ -115,7 +119,7 @@ export function registerDemoCommands(program: Command, deps: CliDeps): void {
     .passThroughOptions()
     .action(async (pod: string, command: string[], flags: { stateDir: string }) => {
       const argv = command[0] === '--' ? command.slice(1) : command;
-      const code = await demoExec(requireState(flags.stateDir), pod, argv);
+      const code = await (await demoModule()).demoExec(await requireState(flags.stateDir), pod, argv);
       if (code !== 0) throw Object.assign(new Error(`exit ${code}`), { exitCodeOnly: code });
     });
 
@@ -129,7 +133,8 @@ export function registerDemoCommands(program: Command, deps: CliDeps): void {
     .option('--duration <d>', 'how long (30s, 5m); default until Ctrl-C')
     .option(...dirOpt)
     .action(async (flags: { stateDir: string; from: string; to: string; path: string; rate: number; duration?: string }) => {
-      const state = requireState(flags.stateDir);
+      const state = await requireState(flags.stateDir);
+      const { runTraffic, trafficUrl } = await import('../demo/traffic');
       const url = trafficUrl(flags.to, flags.path, demoServices(WEB_PORT));
       const durationMs = flags.duration === undefined ? 0 : parsePositiveDuration(flags.duration, '--duration');
       const pod = state.topology.pods.find((p) => p.name === flags.from);
@@ -151,7 +156,7 @@ export function registerDemoCommands(program: Command, deps: CliDeps): void {
     .option('--web', 'run the demo\'s web app in it (HTTP on 8080, like web-1 and web-2)')
     .option(...dirOpt)
     .action(async (name: string, flags: { stateDir: string; node: string; label?: string[]; serviceAccount: string; strict?: boolean; web?: boolean }) => {
-      const p = await demoPodAdd(flags.stateDir, { name, node: flags.node, labels: flags.label ?? [], serviceAccount: flags.serviceAccount, strict: flags.strict === true, web: flags.web === true });
+      const p = await (await import('../demo/demo-pods')).demoPodAdd(flags.stateDir, { name, node: flags.node, labels: flags.label ?? [], serviceAccount: flags.serviceAccount, strict: flags.strict === true, web: flags.web === true });
       deps.stdout(
         `pod ${p.name} on ${p.node}: ${p.ip}, ${spiffeId(TRUST_DOMAIN, p.namespace, p.serviceAccount)}, enrolled` +
           ` (CNI ADD ${p.addMs} ms, of which palisade-cni waiting for the agent ${p.enrollMs} ms)\n`,
@@ -163,7 +168,7 @@ export function registerDemoCommands(program: Command, deps: CliDeps): void {
     .argument('<name>', 'pod name')
     .option(...dirOpt)
     .action(async (name: string, flags: { stateDir: string }) => {
-      const p = await demoPodRemove(flags.stateDir, name);
+      const p = await (await import('../demo/demo-pods')).demoPodRemove(flags.stateDir, name);
       deps.stdout(`pod ${p.name} removed from ${p.node}\n`);
     });
 }

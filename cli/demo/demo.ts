@@ -24,9 +24,8 @@ import { demoServices, serviceStatus, servicesYaml, type DemoServiceStatus } fro
 import { startPrometheus, type PrometheusState } from './prometheus';
 import { STATE_LOCK, withStateLock } from './state-lock';
 
-export const DEFAULT_DEMO_DIR = '/run/palisade/demo';
-export const TRUST_DOMAIN = 'cluster.local';
-export const WEB_PORT = 8080;
+import { DEFAULT_DEMO_DIR, TRUST_DOMAIN, WEB_PORT } from './settings';
+export { DEFAULT_DEMO_DIR, TRUST_DOMAIN, WEB_PORT };
 
 const PODS: DemoPodSpec[] = [
   { name: 'client', node: 'node-1', serviceAccount: 'client', strict: false, labels: demoPodLabels('client') },

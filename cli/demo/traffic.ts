@@ -11,7 +11,7 @@ import { spawnIn } from '../../test/harness/proc';
 import { distRoot } from './daemons';
 import type { DemoService } from './services';
 
-export const MAX_RATE = 500;
+export { MAX_RATE, parseRate } from './settings';
 
 export interface TrafficOptions {
   from: string;
@@ -37,12 +37,6 @@ export function trafficUrl(to: string, urlPath: string, services: DemoService[])
     }
   }
   throw invalidArgument(`--to ${JSON.stringify(to)}: a demo Service (${services.map((s) => s.name).join(', ')}) or an http:// URL`);
-}
-
-export function parseRate(v: string): number {
-  const n = Number(v);
-  if (!/^\d+(\.\d+)?$/.test(v) || !(n > 0) || n > MAX_RATE) throw invalidArgument(`--rate ${JSON.stringify(v)}: requests per second, more than 0 and at most ${MAX_RATE}`);
-  return n;
 }
 
 export interface LoadLine {

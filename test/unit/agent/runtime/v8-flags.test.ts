@@ -46,4 +46,21 @@ describe('agent V8 flags', function () {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('palisade agent re-executes before loading the commands: the first process loads only the launcher\'s few modules', function () {
+    const main = path.resolve(__dirname, '../../../../cli/main.js');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'palisade-v8-flags-'));
+    const probe = path.join(dir, 'probe.js');
+    // Counts the modules loaded when the process replaces itself (the re-executed one loads them all).
+    fs.writeFileSync(probe, `const x = process.execve; process.execve = function () { require('fs').writeSync(2, 'modules before re-exec: ' + Object.keys(require.cache).length + '\\n'); return x.apply(this, arguments); };`);
+    try {
+      const r = spawnSync(process.execPath, ['--require', probe, main, 'agent', '--help'], { encoding: 'utf8', env: { ...process.env, [REEXEC_MARK]: undefined } });
+      const count = Number(/modules before re-exec: (\d+)/.exec(r.stderr)?.[1]);
+      // Loading the commands first (what an import in cli/main.ts does) is ~800 modules, loaded twice per agent start.
+      assert.ok(count > 0 && count < 60, `modules loaded before the re-exec: ${count} (stderr: ${r.stderr.slice(0, 200)})`);
+      assert.match(r.stdout, /Usage: palisade agent/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -110,6 +110,17 @@ describe('FlowLogEncoder', () => {
     assert.equal(log!.spanId, '');
   });
 
+  it('says network.transport by the protocol, from records and from frames alike: tcp for TCP, TLS, HTTP; udp for UDP; none for DNS, ICMP, ARP, other', () => {
+    const base = realisticFlow(1, 'node-a', Date.now());
+    const want: [FlowRecord['protocol'], string | undefined][] = [['tcp', 'tcp'], ['tls', 'tcp'], ['http', 'tcp'], ['udp', 'udp'], ['dns', undefined], ['icmp', undefined], ['arp', undefined], ['other', undefined]];
+    const flows = want.map(([protocol]) => ({ ...base, protocol, ...(protocol !== 'http' && { http: undefined }) }));
+    enc.begin();
+    enc.piece({ frame: agentFrame(flows, 0), skip: 0, count: flows.length, storedMs: 1 });
+    for (const logs of [decodeLogs(enc.encode(flows)), decodeLogs(Buffer.concat(enc.request()))]) {
+      assert.deepEqual(logs.map((l) => [l.attributes['palisade.protocol'], l.attributes['network.transport']]), want);
+    }
+  });
+
   it('encodes an empty batch as one resource with no records', () => {
     assert.deepEqual(decodeLogs(enc.encode([])), []);
   });
