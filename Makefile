@@ -141,7 +141,7 @@ TEST_KERNEL_APT_PACKAGES := qemu-system-x86 busybox-static kmod
 ## The suites that run in minutes there (everything ~10x slower, see README); mesh and
 ## flows-outage are bound to real time (a 2-minute certificate rotation, a 60 s outage).
 TEST_KERNEL_SPECS := $(addprefix dist/test/privileged/,harness.test.js agent/kernel-probe.test.js agent/datapath.test.js \
-	agent/policy-dir.test.js agent/pod-wire.test.js)
+	agent/policy-dir.test.js agent/pod-wire.test.js agent/pod-wire-closing.test.js)
 
 deps-test-kernel: deps-system
 	@$(call apt-install,$(TEST_KERNEL_APT_PACKAGES),--no-install-recommends)
