@@ -364,6 +364,9 @@ export class UpstreamConnection implements PooledConnection {
   private toPool(): void {
     this.state = State.Idle;
     this.user = undefined;
+    // Paused for a client slower than the answer (pauseResponse), it reads again: idle, it must see
+    // the upstream's close, and its next user (another client, from a shared pool) its answer.
+    this.socket.resume();
     this.pool!.put(this);
   }
 }

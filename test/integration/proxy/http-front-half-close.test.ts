@@ -10,6 +10,7 @@ import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { HttpFront } from '../../../agent/proxy/http';
 import { silentLogger } from '../../../common/log';
+import { tcpConnect } from '../../harness/loopback';
 import { waitFor } from '../../harness/wait';
 
 /** What the client saw: the bytes, and when the front's FIN came after its own. */
@@ -35,12 +36,7 @@ describe('HttpFront: the client half-closes', function () {
     upstreamPort = (upstream.address() as net.AddressInfo).port;
     front = new HttpFront({
       authorize: () => ({ allowed: true }),
-      connect: (): Promise<Duplex> =>
-        new Promise((resolve, reject) => {
-          const s = net.connect(upstreamPort, '127.0.0.1');
-          s.once('connect', () => resolve(s));
-          s.once('error', reject);
-        }),
+      connect: (): Promise<Duplex> => tcpConnect(upstreamPort),
       onRecord: () => undefined,
       log: silentLogger(),
     });
