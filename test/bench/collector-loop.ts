@@ -6,7 +6,9 @@
  * event-loop utilization, GC pauses (PerformanceObserver 'gc'), flows stored per second,
  * acknowledgement latency, the slowest /healthz, the collector's CPU per 1,000 flows stored by
  * thread (the agents' thread left out), and the load average.
- * Run: node [--cpu-prof] dist/test/bench/collector-loop.js [agents=8] [flows/s=10000] [seconds=10] [batch=500]
+ * Run: node [--cpu-prof] dist/test/bench/collector-loop.js [agents=8] [flows/s=10000] [seconds=10] [batch=500] [health=on|off]
+ * health off: /healthz is not asked (its client and server run on the collector's thread: their CPU
+ * would count as the collector's).
  */
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -98,6 +100,7 @@ async function main(): Promise<void> {
   const rate = Number(process.argv[3] ?? 10_000);
   const seconds = Number(process.argv[4] ?? 10);
   const batch = Number(process.argv[5] ?? 500);
+  const askHealth = process.argv[6] !== 'off';
   const intervalMs = (batch * agents * 1000) / rate;
   const dirs = new TempDirs();
   const stack = new Stack();
@@ -118,7 +121,7 @@ async function main(): Promise<void> {
     for (const what of ['idle', 'ingest', 'apply', 'ingest+apply'] as const) {
       const ingest = what.startsWith('ingest') ? await Agents.start({ url: col.url, caPem: col.ca.certPem, dirs: agentDirs, intervalMs, batch }) : undefined;
       const storedBefore = col.flows.rows();
-      const health = new HealthPoller(col, { token: col.adminToken, agent: keepAlive(stack) });
+      const health = askHealth ? new HealthPoller(col, { token: col.adminToken, agent: keepAlive(stack) }) : undefined;
       const loop = loopDelay();
       const gc = gcPauses();
       const elu0 = performance.eventLoopUtilization();
@@ -139,12 +142,12 @@ async function main(): Promise<void> {
       const cpu = threadCpuSince(cpu0);
       const d = loop.stop();
       const g = gc.stop();
-      const h = await health.stop();
+      const h = await health?.stop();
       const report = ingest ? await ingest.stop() : undefined;
       console.log(
         `${what.padEnd(13)} load ${loadAtStart} → ${load()}: loop delay p50 ${d.p50.toFixed(1)} / p99 ${d.p99.toFixed(1)} / max ${d.max.toFixed(1)} ms, ` +
           `utilization ${(elu * 100).toFixed(0)} %, GC ${g.count} pauses max ${g.maxMs.toFixed(1)} ms (${g.over10} > 10 ms, ${g.totalMs.toFixed(0)} ms total), ` +
-          `/healthz ${h.answered}× slowest ${h.maxMs.toFixed(1)} ms` +
+          (h ? `/healthz ${h.answered}× slowest ${h.maxMs.toFixed(1)} ms` : '/healthz not asked') +
           (report
             ? `; stored ${Math.round(stored / elapsed)} flows/s, acks p50 ${pct(report.ackMs, 50).toFixed(1)} / p99 ${pct(report.ackMs, 99).toFixed(1)} / max ${pct(report.ackMs, 100).toFixed(1)} ms, ` +
               `${report.acked}/${report.sent} batches acked, ${report.heldBack} held back by the window`
