@@ -122,6 +122,7 @@ export class WriterThread {
 
   private spawn(): Promise<void> {
     const w = new Worker(path.join(__dirname, 'writer-worker.js'), {
+      name: 'flow-writer', // the thread's name in top -H and /proc (benches count its CPU by it)
       workerData: { file: this.opts.file, retention: this.opts.retention, level: this.opts.log.level },
     });
     this.worker = w;

@@ -1,11 +1,14 @@
 /**
  * The collector's event loop under load (issue #15 item 2), figures only: a collector in this
  * process, `agents` real node sessions in a worker thread (test/bench/loop/agents.ts) sending
- * 500-flow batches at a fixed rate, and a 1,000-policy apply pushed to them. For (a) ingest,
+ * `batch`-flow batches (default 500; an agent at a low rate sends what 100 ms held) at a fixed rate, and a 1,000-policy apply pushed to them. For (a) ingest,
  * (b) apply, (c) both: event-loop delay p50/p99/max (monitorEventLoopDelay, 1 ms resolution),
  * event-loop utilization, GC pauses (PerformanceObserver 'gc'), flows stored per second,
- * acknowledgement latency, the slowest /healthz, and the load average.
- * Run: node [--cpu-prof] dist/test/bench/collector-loop.js [agents=8] [flows/s=10000] [seconds=10]
+ * acknowledgement latency, the slowest /healthz, the collector's CPU per 1,000 flows stored by
+ * thread (the agents' thread left out), and the load average.
+ * Run: node [--cpu-prof] dist/test/bench/collector-loop.js [agents=8] [flows/s=10000] [seconds=10] [batch=500] [health=on|off]
+ * health off: /healthz is not asked (its client and server run on the collector's thread: their CPU
+ * would count as the collector's).
  */
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -17,8 +20,10 @@ import { HealthPoller, keepAlive, loopDelay, manyPolicies } from '../integration
 import { apiGet } from '../integration/collector/flows-fixtures';
 import { collector, joinedNodeDir, Stack, TempDirs } from '../integration/collector/helpers';
 import type { AgentsInput, AgentsReport } from './loop/agents';
+import { threadCpu, threadCpuSince, type ThreadCpu } from './loop/thread-cpu';
 
-const BATCH = 500;
+/** The load's thread: its CPU is not the collector's. */
+const AGENTS_THREAD = 'bench-agents';
 const POLICIES = 1_000;
 const silent = pino({ level: 'silent' });
 
@@ -47,7 +52,7 @@ function gcPauses(): { stop: () => { count: number; maxMs: number; totalMs: numb
 class Agents {
   private readonly worker: Worker;
   private constructor(input: AgentsInput) {
-    this.worker = new Worker(path.join(__dirname, 'loop', 'agents.js'), { workerData: input });
+    this.worker = new Worker(path.join(__dirname, 'loop', 'agents.js'), { workerData: input, name: AGENTS_THREAD });
   }
 
   static async start(input: AgentsInput): Promise<Agents> {
@@ -77,11 +82,26 @@ class Agents {
   }
 }
 
+/** The collector's CPU (every thread but the agents'), per second and per 1,000 flows stored, by thread. */
+function collectorCpu(cpu: ThreadCpu, stored: number, elapsed: number): string {
+  let total = 0;
+  const parts: string[] = [];
+  for (const [name, s] of [...cpu].sort((a, b) => b[1] - a[1])) {
+    if (name === AGENTS_THREAD || s <= 0) continue;
+    total += s;
+    parts.push(`${name} ${s.toFixed(2)}`);
+  }
+  const per1k = stored > 0 ? `${((total * 1000) / stored).toFixed(3)} s per 1,000 flows` : 'no flows';
+  return `collector CPU ${total.toFixed(2)} s (${((total / elapsed) * 100).toFixed(0)} % of a core), ${per1k}; by thread (s): ${parts.join(', ')}`;
+}
+
 async function main(): Promise<void> {
   const agents = Number(process.argv[2] ?? 8);
   const rate = Number(process.argv[3] ?? 10_000);
   const seconds = Number(process.argv[4] ?? 10);
-  const intervalMs = (BATCH * agents * 1000) / rate;
+  const batch = Number(process.argv[5] ?? 500);
+  const askHealth = process.argv[6] !== 'off';
+  const intervalMs = (batch * agents * 1000) / rate;
   const dirs = new TempDirs();
   const stack = new Stack();
   try {
@@ -90,7 +110,7 @@ async function main(): Promise<void> {
     const agentDirs: string[] = [];
     for (let i = 0; i < agents; i++) agentDirs.push(await joinedNodeDir(dirs, col, data, `node-${i}`));
     const admin = { token: col.adminToken, agent: keepAlive(stack) };
-    console.log(`collector event loop: node ${process.version}, ${agents} agents × ${BATCH}-flow batches, ${rate} flows/s offered, ${seconds} s per run`);
+    console.log(`collector event loop: node ${process.version}, ${agents} agents × ${batch}-flow batches, ${rate} flows/s offered, ${seconds} s per run`);
     let round = 0;
     const apply = async (): Promise<string> => {
       const t = performance.now();
@@ -99,12 +119,13 @@ async function main(): Promise<void> {
       return `${(performance.now() - t).toFixed(0)} ms`;
     };
     for (const what of ['idle', 'ingest', 'apply', 'ingest+apply'] as const) {
-      const ingest = what.startsWith('ingest') ? await Agents.start({ url: col.url, caPem: col.ca.certPem, dirs: agentDirs, intervalMs, batch: BATCH }) : undefined;
+      const ingest = what.startsWith('ingest') ? await Agents.start({ url: col.url, caPem: col.ca.certPem, dirs: agentDirs, intervalMs, batch }) : undefined;
       const storedBefore = col.flows.rows();
-      const health = new HealthPoller(col, { token: col.adminToken, agent: keepAlive(stack) });
+      const health = askHealth ? new HealthPoller(col, { token: col.adminToken, agent: keepAlive(stack) }) : undefined;
       const loop = loopDelay();
       const gc = gcPauses();
       const elu0 = performance.eventLoopUtilization();
+      const cpu0 = threadCpu();
       const loadAtStart = load();
       const t = performance.now();
       const applied: string[] = [];
@@ -118,20 +139,22 @@ async function main(): Promise<void> {
       const elapsed = (performance.now() - t) / 1000;
       const stored = col.flows.rows() - storedBefore;
       const elu = performance.eventLoopUtilization(elu0).utilization;
+      const cpu = threadCpuSince(cpu0);
       const d = loop.stop();
       const g = gc.stop();
-      const h = await health.stop();
+      const h = await health?.stop();
       const report = ingest ? await ingest.stop() : undefined;
       console.log(
         `${what.padEnd(13)} load ${loadAtStart} → ${load()}: loop delay p50 ${d.p50.toFixed(1)} / p99 ${d.p99.toFixed(1)} / max ${d.max.toFixed(1)} ms, ` +
           `utilization ${(elu * 100).toFixed(0)} %, GC ${g.count} pauses max ${g.maxMs.toFixed(1)} ms (${g.over10} > 10 ms, ${g.totalMs.toFixed(0)} ms total), ` +
-          `/healthz ${h.answered}× slowest ${h.maxMs.toFixed(1)} ms` +
+          (h ? `/healthz ${h.answered}× slowest ${h.maxMs.toFixed(1)} ms` : '/healthz not asked') +
           (report
             ? `; stored ${Math.round(stored / elapsed)} flows/s, acks p50 ${pct(report.ackMs, 50).toFixed(1)} / p99 ${pct(report.ackMs, 99).toFixed(1)} / max ${pct(report.ackMs, 100).toFixed(1)} ms, ` +
               `${report.acked}/${report.sent} batches acked, ${report.heldBack} held back by the window`
             : '') +
           (applied.length ? `; applies ${applied.join(', ')}` : ''),
       );
+      console.log(`${''.padEnd(13)} ${collectorCpu(cpu, stored, elapsed)}`);
     }
   } finally {
     await stack.unwind();

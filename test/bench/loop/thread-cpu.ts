@@ -1,0 +1,36 @@
+/**
+ * CPU time of this process's threads by thread name (/proc/self/task/<tid>/comm and stat,
+ * utime + stime in clock ticks): which thread of a bench process spent it. Node names its main
+ * thread `MainThread`, a worker the `name` it was given, V8's platform threads `V8Worker`.
+ */
+import * as fs from 'node:fs';
+
+/** Linux's USER_HZ: /proc's clock ticks per second. */
+const TICKS_PER_S = 100;
+
+export type ThreadCpu = Map<string, number>;
+
+/** Seconds of CPU per thread name (threads that ended are not counted). */
+export function threadCpu(): ThreadCpu {
+  const out: ThreadCpu = new Map();
+  for (const tid of fs.readdirSync('/proc/self/task')) {
+    try {
+      const name = fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
+      const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      // fields after the parenthesized name: state is field 3, utime 14, stime 15
+      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const s = (Number(rest[11]) + Number(rest[12])) / TICKS_PER_S;
+      out.set(name, (out.get(name) ?? 0) + s);
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return out;
+}
+
+/** What each thread name spent since `before`. */
+export function threadCpuSince(before: ThreadCpu): ThreadCpu {
+  const out: ThreadCpu = new Map();
+  for (const [name, s] of threadCpu()) out.set(name, s - (before.get(name) ?? 0));
+  return out;
+}
