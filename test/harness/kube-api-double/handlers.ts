@@ -56,6 +56,8 @@ export interface KubeApiDouble {
   readonly store: ObjectStore;
   readonly types: ResourceTypes;
   readonly watches: Set<WatchStream>;
+  /** Watch requests a `hang` fault left unanswered: connections the server still holds. */
+  readonly held: Set<ServerResponse>;
   readonly resourceVersion: string;
   takeFault(method: string, pathname: string, watch: boolean): Fault | undefined;
   typed(o: KubeObject, type: ResourceType, apiVersion: string): KubeObject;
@@ -79,7 +81,13 @@ export function handleRequest(d: KubeApiDouble, req: IncomingMessage, res: Serve
   }
   const watch = query.watch === 'true' || query.watch === '1' || /\/watch\//.test(url.pathname);
   const fault = d.takeFault(method, url.pathname, watch);
-  if (fault?.hang) return;
+  if (fault?.hang) {
+    if (watch) {
+      d.held.add(res);
+      res.once('close', () => d.held.delete(res));
+    }
+    return;
+  }
   if (fault) return status(res, fault.status ?? 500, fault.reason ?? 'InternalError', fault.message ?? 'an injected fault');
   if (['/healthz', '/readyz', '/livez'].includes(url.pathname)) {
     res.writeHead(200, { 'Content-Type': 'text/plain' });

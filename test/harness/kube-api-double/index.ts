@@ -66,6 +66,7 @@ export class KubeApiDouble {
   /** The last 1000 requests, oldest first. */
   readonly requests: RequestRecord[] = [];
   readonly watches = new Set<WatchStream>();
+  readonly held = new Set<http.ServerResponse>();
   private readonly faults: Fault[] = [];
   private readonly defaults = new CreateDefaults();
   private readonly sockets = new Set<Socket>();
@@ -200,11 +201,18 @@ export class KubeApiDouble {
 
   // ---- test controls ----
 
-  /** Cut every watch connection mid-stream ('reset') or end every stream cleanly ('end'); returns how many. */
+  /**
+   * Cut every watch connection mid-stream ('reset') or end every stream cleanly ('end'); returns how
+   * many. Watch requests a `hang` fault holds unanswered are connections too: both modes cut them (a
+   * hung watch left behind would keep its client waiting for ever, whatever the test does next).
+   */
   dropWatches(mode: 'reset' | 'end' = 'reset'): number {
     const all = [...this.watches];
     for (const w of all) (mode === 'reset' ? w.reset() : w.end());
-    return all.length;
+    const held = [...this.held];
+    for (const res of held) res.destroy();
+    this.held.clear();
+    return all.length + held.length;
   }
 
   /** Forget the change history: a watch resuming from any earlier resourceVersion gets 410 Gone. */

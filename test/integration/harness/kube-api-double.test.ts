@@ -333,6 +333,22 @@ describe('Kubernetes API double, driven by @kubernetes/client-node', function ()
       await informer.stop();
     });
 
+    it('a watch a hang fault holds unanswered is a connection too: dropWatches cuts it (an error to the client), and the next watch is served', async () => {
+      const { informer, errors } = nodeInformer();
+      const removeFault = api.addFault({ watch: true, hang: true });
+      const started = informer.start(); // settles when its watch is answered: here, when it is cut
+      await waitFor(() => api.held.size === 1, 5000, { what: 'the watch held by the fault' });
+      assert.equal(api.watches.size, 0);
+      removeFault();
+      assert.equal(api.dropWatches('reset'), 1);
+      await waitFor(() => errors.length === 1, 5000, { what: 'the error callback of the cut watch' });
+      assert.equal(api.held.size, 0);
+      await started.catch(() => undefined);
+      await informer.start();
+      await waitFor(() => api.watches.size === 1, 5000, { what: 'a watch served after the fault' });
+      await informer.stop();
+    });
+
     it('410 Gone (history compacted while away) relists, and a pod deleted meanwhile is a delete', async () => {
       await core.createNamespacedPod({ namespace: 'shop', body: pod('old-1', 'node-1') });
       const { informer, seen, errors } = nodeInformer();
