@@ -19,6 +19,8 @@ interface Entry {
   toVersion: number;
   frame: string;
   bytes: number;
+  /** Bytes appended before this entry since the log was last cleared. */
+  before: number;
 }
 
 export class RegistryLog {
@@ -26,6 +28,8 @@ export class RegistryLog {
   /** Index of the oldest live entry (entries before it were dropped; compacted now and then). */
   private head = 0;
   private bytes = 0;
+  /** Bytes appended since the log was last cleared (kept or not). */
+  private appended = 0;
   private readonly maxEntries: number;
   private readonly maxBytes: number;
 
@@ -40,8 +44,9 @@ export class RegistryLog {
     const last = this.entries[this.entries.length - 1];
     if (last && this.head < this.entries.length && last.toVersion !== delta.fromVersion) this.clear();
     const bytes = Buffer.byteLength(frame);
-    this.entries.push({ fromVersion: delta.fromVersion, toVersion: delta.toVersion, frame, bytes });
+    this.entries.push({ fromVersion: delta.fromVersion, toVersion: delta.toVersion, frame, bytes, before: this.appended });
     this.bytes += bytes;
+    this.appended += bytes;
     while (this.entries.length - this.head > this.maxEntries || (this.bytes > this.maxBytes && this.entries.length - this.head > 1)) {
       this.bytes -= this.entries[this.head]!.bytes;
       this.head += 1;
@@ -60,14 +65,30 @@ export class RegistryLog {
   since(since: RegistryPosition | undefined, current: RegistryPosition): string[] | undefined {
     if (!since || since.epoch !== current.epoch || since.version > current.version) return undefined;
     if (since.version === current.version) return [];
+    const at = this.indexFrom(since.version, current.version);
+    return at === undefined ? undefined : this.entries.slice(at).map((e) => e.frame);
+  }
+
+  /**
+   * The one frame that takes a registry at `version` a step towards `current`, and the bytes of
+   * all the frames from it to the newest; undefined when the log does not reach from `version`
+   * to `current`.
+   */
+  next(version: number, current: number): { frame: string; toVersion: number; bytesToCurrent: number } | undefined {
+    const at = version < current ? this.indexFrom(version, current) : undefined;
+    if (at === undefined) return undefined;
+    const e = this.entries[at]!;
+    return { frame: e.frame, toVersion: e.toVersion, bytesToCurrent: this.appended - e.before };
+  }
+
+  /** Where the entry starting at `version` is, when the kept entries lead from it to `current`. */
+  private indexFrom(version: number, current: number): number | undefined {
     const first = this.head;
-    if (first >= this.entries.length || this.entries[first]!.fromVersion > since.version) return undefined;
-    // versions step by one: the entry starting at `since.version` is at a known offset
-    const at = first + (since.version - this.entries[first]!.fromVersion);
-    const start = this.entries[at];
-    if (!start || start.fromVersion !== since.version) return undefined;
-    const frames = this.entries.slice(at).map((e) => e.frame);
-    return this.entries[this.entries.length - 1]!.toVersion === current.version ? frames : undefined;
+    if (first >= this.entries.length || this.entries[first]!.fromVersion > version) return undefined;
+    // versions step by one: the entry starting at `version` is at a known offset
+    const at = first + (version - this.entries[first]!.fromVersion);
+    if (this.entries[at]?.fromVersion !== version) return undefined;
+    return this.entries[this.entries.length - 1]!.toVersion === current ? at : undefined;
   }
 
   get size(): number {
@@ -78,5 +99,6 @@ export class RegistryLog {
     this.entries.length = 0;
     this.head = 0;
     this.bytes = 0;
+    this.appended = 0;
   }
 }

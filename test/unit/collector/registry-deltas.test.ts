@@ -12,10 +12,12 @@
 import { strict as assert } from 'node:assert';
 import { MeshRegistry } from '../../../agent/mesh/mesh-registry';
 import {
+  encodeMessage,
   MAX_COLLECTOR_FRAME_BYTES,
   NODE_REPLIES,
   parseMessage,
   type RegistryChange,
+  type RegistryPosition,
   type RegistryService,
   type ServiceRegistration,
   type WorkloadRegistration,
@@ -120,21 +122,32 @@ function changesOf(frames: string[]): RegistryChange[] {
 }
 
 describe('registry deltas', () => {
-  for (const [logEntries, label] of [
-    [4096, 'a log that reaches back'],
-    [3, 'a short log (catching up often needs a snapshot)'],
+  for (const [logEntries, snapshotReuseBytes, label] of [
+    [4096, undefined, 'a log that reaches back'],
+    [3, undefined, 'a short log (catching up often needs a snapshot)'],
+    [4096, 0, 'an older snapshot reused, then the deltas after it'],
+    [3, 0, 'a short log and older snapshots reused'],
   ] as const) {
     it(`agents that apply deltas, miss some or join late all hold a fresh snapshot's state (${label})`, () => {
       let servicesPushed = 0;
       let servicesSeen = 0;
+      let reusedSnapshots = 0;
       for (let seed = 1; seed <= 60; seed++) {
         const rng = new Rng(seed * 7919 + logEntries);
         const frames: string[] = [];
-        const registry = new WorkloadRegistry('cluster.local', (_delta, frame) => frames.push(frame), () => FIXED_NOW, { maxEntries: logEntries });
+        const registry = new WorkloadRegistry('cluster.local', (_delta, frame) => frames.push(frame), () => FIXED_NOW, { maxEntries: logEntries, snapshotReuseBytes });
+        /** What an agent at `since` is sent (registry.nextFrame until current), counting snapshots older than the registry. */
+        const catchUp = (since: RegistryPosition | undefined): string[] => {
+          const out = registry.catchUp(since);
+          const first = out[0] === undefined ? undefined : parseMessage(out[0], NODE_REPLIES, MAX_COLLECTOR_FRAME_BYTES);
+          if (first?.type === 'registry' && first.version < registry.version) reusedSnapshots += 1;
+          return out;
+        };
         const online = new Set<string>();
         const every = new MeshRegistry();
         const lossy = new MeshRegistry();
         let late: MeshRegistry | undefined;
+        const joiners: MeshRegistry[] = [];
         deliver(every, registry.catchUp(undefined)[0]!);
         deliver(lossy, registry.catchUp(undefined)[0]!);
         let delivered = 0;
@@ -145,27 +158,38 @@ describe('registry deltas', () => {
           for (const frame of frames.splice(0)) {
             assert.ok(deliver(every, frame), `seed ${seed}: a delta in order applies`);
             if (late) assert.ok(deliver(late, frame), `seed ${seed}: a delta after the snapshot applies`);
+            for (const j of joiners) assert.ok(deliver(j, frame), `seed ${seed}: a delta after joining applies`);
             if (rng.chance(0.25)) continue; // lost: the next one will not follow
             if (deliver(lossy, frame)) delivered += 1;
             else {
               // what the agent does: ask from where it stands (registry-sync)
-              for (const f of registry.catchUp(lossy.position())) deliver(lossy, f);
+              for (const f of catchUp(lossy.position())) assert.ok(deliver(lossy, f), `seed ${seed}: every catch-up frame applies`);
               caughtUp += 1;
             }
           }
+          if (i % 4 === 0) {
+            // a new agent: what it is sent now, then every delta pushed
+            const j = new MeshRegistry();
+            for (const f of catchUp(undefined)) assert.ok(deliver(j, f), `seed ${seed}: every frame of a join applies`);
+            joiners.push(j);
+          }
           if (i === 40) {
             late = new MeshRegistry();
-            for (const f of registry.catchUp(undefined)) deliver(late, f);
+            for (const f of catchUp(undefined)) assert.ok(deliver(late, f), `seed ${seed}: every frame of a late join applies`);
           }
         }
         // whatever the lossy agent still misses at the end comes on its next sync
-        for (const f of registry.catchUp(lossy.position())) deliver(lossy, f);
+        for (const f of catchUp(lossy.position())) deliver(lossy, f);
         const fresh = new MeshRegistry();
-        deliver(fresh, registry.catchUp(undefined)[0]!);
+        deliver(fresh, encodeMessage({ type: 'registry', ...registry.snapshot() }));
         assert.deepEqual(fresh.snapshot(), registry.snapshot(), `seed ${seed}: a snapshot is the collector's state`);
+        const joined = new MeshRegistry();
+        for (const f of catchUp(undefined)) deliver(joined, f);
+        assert.deepEqual(joined.snapshot(), fresh.snapshot(), `seed ${seed}: what a new agent is sent`);
         assert.deepEqual(every.snapshot(), fresh.snapshot(), `seed ${seed}: all deltas applied`);
         assert.deepEqual(lossy.snapshot(), fresh.snapshot(), `seed ${seed}: missed deltas caught up (${delivered} applied, ${caughtUp} catch-ups)`);
         assert.deepEqual(late!.snapshot(), fresh.snapshot(), `seed ${seed}: a late snapshot then deltas`);
+        for (const j of joiners) assert.deepEqual(j.snapshot(), fresh.snapshot(), `seed ${seed}: joined, then deltas`);
         assert.deepEqual([...every.nodeAddresses()].sort(), [...new Set(fresh.snapshot().workloads.map((w) => w.nodeAddress))].sort(), `seed ${seed}: node addresses`);
         // every address any service ever had: a service gone or moved leaves nothing behind
         for (const [vip, port] of EVERY_VIP_PORT) {
@@ -173,6 +197,8 @@ describe('registry deltas', () => {
         }
         servicesSeen += fresh.services().length;
       }
+      if (snapshotReuseBytes === 0) assert.ok(reusedSnapshots > 20, `older snapshots were sent (${reusedSnapshots})`);
+      else assert.equal(reusedSnapshots, 0, 'below the reuse size, every snapshot is current');
       assert.ok(servicesPushed > 100, `the sequences changed the services (${servicesPushed} set-service/remove-service)`);
       assert.ok(servicesSeen > 60, `and ended with some (${servicesSeen} over 60 seeds)`);
     });
