@@ -23,6 +23,8 @@ const KEY_POOL = 8;
 const FLOW_TEXTS = 64;
 /** Sessions not all registered by then: the run stops (a mass connect the collector does not get through). */
 const SETUP_DEADLINE_MS = 600_000;
+/** Bring-up moves every agent a whole registry: past 60,000 workloads, 10 ms more per workload. */
+export const setupDeadlineMs = (workloads: number): number => Math.max(SETUP_DEADLINE_MS, workloads * 10);
 
 export interface SetupFigures {
   joinSeconds: number;
@@ -83,13 +85,14 @@ export class SimMesh {
     log(`  ${this.opts.nodes} nodes joined in ${joinSeconds.toFixed(1)} s`);
     t = performance.now();
     const cpu0 = { collector: this.collector.usage().cpuSeconds, agents: process.cpuUsage() };
+    const deadlineMs = setupDeadlineMs(this.opts.nodes * this.opts.podsPerNode);
     const connected = await within(
       inBatches(this.agents, 32, (a) => a.connect()).then(() => true),
-      SETUP_DEADLINE_MS,
+      deadlineMs,
     );
     if (connected === undefined) {
       const ready = this.agents.filter((a) => a.isReady).length;
-      throw new Error(`only ${ready} of ${this.agents.length} sessions registered after ${SETUP_DEADLINE_MS / 1000} s; collector warnings: ${JSON.stringify(this.collector.warnings())}, RSS ${Math.round(this.collector.usage().rssMb)} MB`);
+      throw new Error(`only ${ready} of ${this.agents.length} sessions registered after ${deadlineMs / 1000} s; collector warnings: ${JSON.stringify(this.collector.warnings())}, RSS ${Math.round(this.collector.usage().rssMb)} MB`);
     }
     const connectSeconds = (performance.now() - t) / 1000;
     const agentsCpu = process.cpuUsage(cpu0.agents);
