@@ -22,8 +22,11 @@ describe('collector: flow writes in the writer thread', function () {
   this.timeout(240_000);
   const { dirs, stack, dataDir } = useCollectorSuite();
 
-  /** An agent session streaming records as fast as `produce` says; `during` runs once some are stored. */
-  async function stream(col: RunningCollector, data: string, during: () => Promise<void>): Promise<{ produced: number; lost: number; stored: Set<number>; rows: number; resent: number }> {
+  /**
+   * An agent session streaming 10,000 records a second, `burst` of them every `burst / 10` ms;
+   * `during` runs once some are stored.
+   */
+  async function stream(col: RunningCollector, data: string, during: () => Promise<void>, burst = 20): Promise<{ produced: number; lost: number; stored: Set<number>; rows: number; resent: number }> {
     const agentDir = dirs.make('palisade-agent-');
     const c = client(stack, { url: col.url, caPem: col.ca.certPem, node: NODE, dataDir: agentDir, joinToken: token(data, NODE), log: new LogCapture().logger });
     c.setWorkloads([workload('web', '10.7.0.1')]);
@@ -33,8 +36,8 @@ describe('collector: flow writes in the writer thread', function () {
     stack.push(() => reporter.close());
     let produced = 0;
     const producing = setInterval(() => {
-      for (let i = 0; i < 20; i++) reporter.record(record(++produced));
-    }, 2);
+      for (let i = 0; i < burst; i++) reporter.record(record(++produced));
+    }, burst / 10);
     stack.push(() => clearInterval(producing));
     await waitFor(() => reporter.stats().acknowledged > 300, 20_000, 'flows stored');
     await during();
@@ -50,14 +53,25 @@ describe('collector: flow writes in the writer thread', function () {
   it('a full queue refuses batches (counted, not acknowledged): the agent sends them again, produced = stored + lost exactly', async () => {
     const data = dataDir();
     const logs = new LogCapture();
-    // Four of the agent's 50-flow batches at most wait for the thread; it sends 8 at once.
+    // Four of the agent's 50-flow batches at most wait for the thread; it sends 8 at once. The
+    // records come 400 at a time, so 8 batches arrive together and the queue is full at once: a
+    // steady trickle filled it only once SQLite fell behind, which on a quiet machine took
+    // seconds at 10,000 records/s, and that backlog, resent through refusals, 30-70 s to settle.
     const col = await collector(stack, { dataDir: data, log: logs.logger, flowWriterQueueFlows: 200 });
-    const r = await stream(col, data, async () => {
-      await waitFor(() => logs.find('flow batch not stored now; the agent sends it again'), 20_000, 'a batch refused');
-    });
+    const started = Date.now();
+    let refusedAfter = 0;
+    const r = await stream(
+      col,
+      data,
+      async () => {
+        await waitFor(() => logs.find('flow batch not stored now; the agent sends it again'), 20_000, 'a batch refused');
+        refusedAfter = Date.now() - started;
+      },
+      400,
+    );
     const metrics = (await apiGet(col, '/metrics', { token: col.adminToken })).text;
     const refused = Number(/palisade_collector_flows_refused_total\{reason="busy"\} (\d+)/.exec(metrics)?.[1] ?? 0);
-    console.log(`      produced ${r.produced}, stored ${r.stored.size} (rows ${r.rows}), lost ${r.lost}, resent ${r.resent}; refused while busy ${refused} flows`);
+    console.log(`      produced ${r.produced}, stored ${r.stored.size} (rows ${r.rows}), lost ${r.lost}, resent ${r.resent}; refused while busy ${refused} flows, the first ${refusedAfter} ms after the start`);
     assert.ok(refused > 0, 'refusals counted in palisade_collector_flows_refused_total{reason="busy"}');
     assert.equal(r.rows, r.stored.size, 'every record stored once');
     assert.equal(r.stored.size + r.lost, r.produced, 'produced = stored + lost');
