@@ -4,7 +4,8 @@
  * alone shows each test's own duration, not its file's before/after hooks (topologies, agents,
  * collectors, demos), which on a quiet full run were 3–4 of its 20 minutes.
  *
- *   npx mocha --reporter dist/test/harness/timing-reporter.js [--reporter-option top=40] [files]
+ *   `make test` uses it (.mocharc.json); elsewhere: npx mocha --reporter dist/test/harness/timing-reporter.js
+ *   [--reporter-option top=40] [files]
  */
 import Mocha from 'mocha';
 
