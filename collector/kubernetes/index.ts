@@ -42,6 +42,8 @@ export interface CollectorKubernetesOptions {
   namespace?: string;
   /** The replica Lease's duration (default 15 s), renewed every third of it. */
   replicaLeaseSeconds?: number;
+  /** How long after it expired a dead replica's Lease is deleted (default 1 h; tests). */
+  replicaLeaseCollectAfterMs?: number;
 }
 
 export interface CollectorKubernetes {
@@ -78,7 +80,7 @@ export async function startCollectorKubernetes(
   const namespace = opts.namespace ?? client.namespace ?? 'default';
   const durationSeconds = opts.replicaLeaseSeconds ?? DEFAULT_REPLICA_LEASE_SECONDS;
   const lease = new ReplicaLease({ client, log, namespace, replica: opts.registry.epoch, durationSeconds, onRecovered: () => opts.registry.republishLocal() });
-  const leases = new ReplicaLeases({ client, log, namespace, registry: opts.registry, own: lease });
+  const leases = new ReplicaLeases({ client, log, namespace, registry: opts.registry, own: lease, collectAfterMs: opts.replicaLeaseCollectAfterMs });
   // Once the registrations are listed: liveness judges them, and the start's requests stay fewer.
   let closed = false;
   void registrations.synced().then(() => {

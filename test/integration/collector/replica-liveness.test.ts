@@ -97,6 +97,18 @@ describe('collector replicas: liveness by Lease (a dead replica\'s nodes go offl
     assert.ok(logsB.lines.some((l) => l.msg?.startsWith(`collector replica ${holderA} is gone (its Lease was not renewed within its duration)`)), 'B says why');
     assert.ok(leaseHolders().includes(holderA), 'a killed replica\'s Lease stays behind (collected an hour after it expired)');
 
+    // A replica starting now finds A's object online and A's Lease no longer changing: offline one duration after its start.
+    const startedC = Date.now();
+    const c = await collector(stack, { dataDir: dirs.make(), log: new LogCapture().logger, kubernetes: { kubeconfig, caSecret: REPLICAS_CA_SECRET, replicaLeaseSeconds: LEASE_S, replicaLeaseCollectAfterMs: 1_000 } });
+    await waitFor(() => c.snapshot().nodes.find((n) => n.node === 'node-x')?.online === false, (LEASE_S + 10) * 1000, 'C marking node-x offline');
+    const cMs = Date.now() - startedC;
+    assert.ok(cMs >= LEASE_S * 1000, `not before a full duration after C started (${cMs} ms)`);
+    assert.equal(c.kubernetes!.leases.marked, 1);
+    // C was told to collect Leases 1 s past their expiry: A's goes, at the resourceVersion C saw.
+    await waitFor(() => c.kubernetes!.leases.collected === 1, 10_000, 'A\'s Lease collected');
+    assert.ok(!leaseHolders().includes(holderA), 'A\'s Lease is gone from the API');
+    assert.equal(online('node-x')(y.latest()!), false, 'B still holds it offline: a deleted Lease is as dead');
+
     // The agent of node-x reconnects, to B: a newer session, so its node is back everywhere.
     await x.close();
     const x2 = client(stack, { url: b.url, caPem: b.ca.certPem, node: 'node-x', nodeAddress: '192.168.60.1', dataDir: agentDirX });
