@@ -79,7 +79,8 @@ export class ReplicaLease {
   /** Stop renewing and delete the Lease (a clean shutdown: the others see it at once). */
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
+    if (!this.timer) return; // never started: nothing written
+    clearInterval(this.timer);
     await this.renewing;
     const { client, namespace } = this.opts;
     try {
