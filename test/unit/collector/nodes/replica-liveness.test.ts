@@ -7,7 +7,7 @@
  */
 import { strict as assert } from 'node:assert';
 import { leasesToCollect, noteHolders, observeLease, offlineNodes, replicaDead, type HeldNode, type Judgement, type ReplicaSeen } from '../../../../collector/nodes/replica-liveness';
-import type { RegistrationShare, Stamp } from '../../../../collector/nodes/registration-share';
+import { newer as newerThan, type RegistrationShare, type Stamp } from '../../../../collector/nodes/registration-share';
 import { WorkloadRegistry } from '../../../../collector/registry';
 import { Rng } from '../../../harness/random';
 
@@ -140,6 +140,35 @@ describe('replica liveness: judged from Leases on the observer\'s clock', () => 
       assert.equal(registry.snapshot().nodes[0]!.online, false);
       assert.equal(registry.applyShared('n1', share(stamp('a', 1, 4)), () => undefined).applied, true, 'its holder\'s newer share');
       assert.equal(registry.snapshot().nodes[0]!.online, true);
+    });
+
+    it('property: shares and marks in any order — the node is online only when the newest share says so and it was not marked at that share (200 runs)', () => {
+      const rng = new Rng(77);
+      const key = (t: Stamp): string => `${t.at}/${t.replica}/${t.seq}`;
+      for (let run = 0; run < 200; run++) {
+        const byKey = new Map<string, RegistrationShare>();
+        for (let i = 0; i < 2 + rng.int(6); i++) {
+          const sh = share(stamp('ab'[rng.int(2)]!, 1 + rng.int(4), rng.int(3)), rng.chance(0.7));
+          byKey.set(key(sh.stamp), sh);
+        }
+        const shares = [...byKey.values()];
+        const events = [...shares, ...shares.filter(() => rng.chance(0.3))].flatMap((sh) => (rng.chance(0.5) ? [sh, 'mark' as const] : [sh]));
+        events.sort(() => rng.next() / 0x1_0000_0000 - 0.5);
+        const registry = new WorkloadRegistry('cluster.local');
+        let newest: RegistrationShare | undefined;
+        const marked = new Set<string>();
+        for (const e of events) {
+          if (e === 'mark') {
+            const held = registry.heldNodes()[0];
+            if (held && registry.markOffline(held.node, held.stamp)) marked.add(key(held.stamp));
+            continue;
+          }
+          registry.applyShared('n1', e, () => undefined);
+          if (!newest || key(newest.stamp) !== key(e.stamp)) newest = newest && !newerThan(e.stamp, newest.stamp) ? newest : e;
+        }
+        const expected = newest!.online && !marked.has(key(newest!.stamp));
+        assert.equal(registry.snapshot().nodes[0]!.online, expected, `run ${run}`);
+      }
     });
 
     it('never marks a node our own session holds; republishLocal gives each of ours a newer stamp', () => {
