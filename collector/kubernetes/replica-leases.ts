@@ -1,7 +1,7 @@
 /**
  * Collector replica liveness: every replica watches the others' Leases (./replica-lease.ts, those
- * labelled palisade.dev/collector-replica in the collector's namespace) and, a few times a second,
- * judges them (../nodes/replica-liveness.ts): the shared registrations a dead replica holds (its
+ * labelled palisade.dev/collector-replica in the collector's namespace) and, every tenth of its
+ * Lease's duration (at most 1 s apart), judges them (../nodes/replica-liveness.ts): the shared registrations a dead replica holds (its
  * id is their stamp's `replica`) go offline in this replica's registry, exactly as if their
  * sessions had closed — one delta to this replica's agents; the workloads stay, their services'
  * endpoints are not ready. A node comes back only with a newer share: its agent's new session at
