@@ -11,7 +11,7 @@ import type { Duplex } from 'node:stream';
 import { HttpFront } from '../../../agent/proxy/http';
 import type { Dispatch } from '../../../agent/proxy/http/types';
 import { silentLogger } from '../../../common/log';
-import { closeServer, listenLoopback, tcpConnect } from '../../harness/loopback';
+import { closeServer, listenLoopback, oneAttempt, tcpConnect } from '../../harness/loopback';
 
 const BODY = 'x'.repeat(1024);
 
@@ -24,24 +24,7 @@ describe('HttpFront: an upstream connection shared by clients', function () {
   let port = 0;
 
   /** One attempt to the upstream, through the shared pool named 'web' (as a routed request's). */
-  const dispatch = (): Dispatch => {
-    let tried = false;
-    return {
-      timeoutMs: 0,
-      attemptTimeoutMs: 0,
-      replayBytes: 0,
-      next: () => {
-        if (tried) return undefined;
-        tried = true;
-        return {
-          pool: 'web',
-          connect: (): Promise<Duplex> => tcpConnect(upstreamPort),
-        };
-      },
-      settle: () => undefined,
-      finish: () => undefined,
-    };
-  };
+  const dispatch = (): Dispatch => oneAttempt(() => ({ pool: 'web', connect: (): Promise<Duplex> => tcpConnect(upstreamPort) }));
 
   before(async function () {
     upstream = http.createServer((_req, res) => {
