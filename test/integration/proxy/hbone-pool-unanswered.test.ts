@@ -3,18 +3,22 @@
  * without answering it: the open fails at once with a clear error (it waited for its 10 s timer
  * before — a routed request behind it waited as long; the peer's own `failed` path, inbound.ts,
  * destroys a stream that way), a stream refused unprocessed is tried again on a new session, and a
- * peer that never answers still times out.
+ * peer that never answers still times out. And a routed request whose tunnel is answered 200 and
+ * closed at once (both in one read: the close comes before the front gets the stream) is answered
+ * 503 with its record — before, it was written into the closed stream and waited for ever.
  */
 import { strict as assert } from 'node:assert';
 import * as http2 from 'node:http2';
 import * as tls from 'node:tls';
+import type { HttpRecord } from '../../../agent/proxy/http';
 import { CertificateAuthority } from '../../../collector/mesh-ca';
 import { generateKeyPair } from '../../../common/pki';
 import { silentLogger } from '../../../common/log';
 import { HbonePool, type TunnelTarget } from '../../../agent/proxy/hbone-pool';
 import type { IdentityCert } from '../../../agent/identity/manager';
-import { closeServer, listenLoopback } from '../../harness/loopback';
+import { closeServer, listenLoopback, oneShot, routedFront } from '../../harness/loopback';
 import { tempDir } from '../../harness/agent';
+import { waitFor } from '../../harness/wait';
 
 const SRC = 'spiffe://cluster.local/ns/default/sa/client';
 const DST = 'spiffe://cluster.local/ns/default/sa/server';
@@ -134,5 +138,39 @@ describe('HbonePool: a CONNECT stream closed before its answer', function () {
     assert.equal(r.ok, false);
     assert.match(r.message, /timed out/);
     assert.ok(r.ms >= TIMEOUT_MS - 50 && r.ms < TIMEOUT_MS + 1000, `${r.ms.toFixed(0)} ms`);
+  });
+
+  describe('a routed request over it', function () {
+    let routed: Awaited<ReturnType<typeof routedFront>>;
+    let port = 0;
+    const records: HttpRecord[] = [];
+
+    before(async function () {
+      routed = await routedFront('tunnel', () => pool.connect(target), records);
+      port = routed.port;
+    });
+
+    after(async function () {
+      await routed.close();
+    });
+
+
+    for (const [what, end] of [
+      ['closed (NO_ERROR)', (s: http2.ServerHttp2Stream) => s.close(http2.constants.NGHTTP2_NO_ERROR)],
+      ['ended (END_STREAM)', (s: http2.ServerHttp2Stream) => s.end()],
+    ] as const) {
+      it(`tunnel answered 200 and ${what} at once: 503 with its record, not a request waiting for ever`, async function () {
+        behaviour = (s) => {
+          s.respond({ ':status': 200 });
+          end(s);
+        };
+        records.length = 0;
+        const raw = await oneShot(port);
+        assert.match(raw, /^HTTP\/1\.1 503 /);
+        await waitFor(() => records.length === 1, 1000, { what: 'its record' });
+        assert.equal(records[0]!.status, 503);
+        assert.match(records[0]!.error ?? '', /upstream/);
+      });
+    }
   });
 });

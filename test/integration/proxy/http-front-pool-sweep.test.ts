@@ -3,7 +3,8 @@
  * connection is out serving a request when the sweep runs is still that pool when they come back.
  * It was dropped from the front's map then (it held no idle connection), the next request made a
  * second pool of the same name, and the first one's connections came back to a pool nobody took
- * from or swept: each stayed open past its idle time, holding its client pod's idle place. And a
+ * from or swept: each stayed open past its idle time, holding its client pod's idle place (a pool
+ * whose only connection was still being opened was dropped alike). And a
  * session's pool (the destination side's, named by the pod) is looked up per request, not held by
  * the connection: one held past its drop was such a pool too.
  */
@@ -14,7 +15,7 @@ import type { Duplex } from 'node:stream';
 import { HttpFront } from '../../../agent/proxy/http';
 import type { Dispatch } from '../../../agent/proxy/http/types';
 import { silentLogger } from '../../../common/log';
-import { closeServer, listenLoopback, oneAttempt, tcpConnect } from '../../harness/loopback';
+import { closeServer, listenLoopback, oneAttempt, oneShot, tcpConnect } from '../../harness/loopback';
 import { waitFor } from '../../harness/wait';
 
 const BODY = 'x'.repeat(1024);
@@ -22,6 +23,8 @@ const BODY = 'x'.repeat(1024);
 const IDLE_MS = 300;
 /** how long the upstream takes to answer: many sweeps (every 20 ms here) run meanwhile */
 const ANSWER_MS = 300;
+/** how long a new upstream connection takes */
+const CONNECT_MS = 100;
 
 describe('HttpFront: shared pools whose connections are all busy when the sweep runs', function () {
   this.timeout(10_000);
@@ -39,7 +42,9 @@ describe('HttpFront: shared pools whose connections are all busy when the sweep 
   /** idle places held (admitIdle) */
   let places = 0;
 
-  const dispatch = (): Dispatch => oneAttempt(() => ({ pool: 'web', connect: (): Promise<Duplex> => tcpConnect(upstreamPort), reuse: { maxRequests: 0, idleMs: IDLE_MS } }));
+  /** each connect takes a while (many sweeps): its pool has no connection meanwhile */
+  const slowConnect = (): Promise<Duplex> => new Promise((r) => setTimeout(r, CONNECT_MS)).then(() => tcpConnect(upstreamPort));
+  const dispatch = (): Dispatch => oneAttempt(() => ({ pool: 'web', connect: slowConnect, reuse: { maxRequests: 0, idleMs: IDLE_MS } }));
 
   before(async function () {
     upstream = http.createServer((_req, res) => {
@@ -90,29 +95,18 @@ describe('HttpFront: shared pools whose connections are all busy when the sweep 
     await closeServer(upstream);
   });
 
-  function get(): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const s = net.connect(port, '127.0.0.1');
-      let raw = '';
-      s.setEncoding('latin1');
-      s.on('data', (d: string) => void (raw += d));
-      s.on('end', () => resolve(raw));
-      s.on('error', reject);
-      s.on('connect', () => s.write('GET / HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n'));
-    });
-  }
 
-  it('connections that were busy during a sweep are reused, then closed when idle too long, giving back their places', async function () {
-    const first = get();
-    // sweeps run while the first one's connection is its pool's only one, and busy
-    await new Promise((r) => setTimeout(r, ANSWER_MS / 2));
-    const second = get();
+  it('connections that were being opened or busy during sweeps are reused, then closed when idle too long, giving back their places', async function () {
+    const first = oneShot(port);
+    // sweeps run while the first one's connection is its pool's only one, being opened, then busy
+    await new Promise((r) => setTimeout(r, CONNECT_MS + ANSWER_MS / 2));
+    const second = oneShot(port);
     for (const raw of await Promise.all([first, second])) assert.match(raw, /^HTTP\/1\.1 200 /);
     assert.equal(open.size, 2, 'two upstream connections were opened');
     await waitFor(() => places === 2, 1000, { what: 'both kept idle', intervalMs: 5 });
     assert.equal(front.idleUpstreams, 2, 'both idle in the pool the front sweeps');
     // the next two requests take both (none opens a third connection)
-    for (const raw of await Promise.all([get(), get()])) assert.match(raw, /^HTTP\/1\.1 200 /);
+    for (const raw of await Promise.all([oneShot(port), oneShot(port)])) assert.match(raw, /^HTTP\/1\.1 200 /);
     assert.equal(open.size, 2, 'reused: no third upstream connection');
     // idle past their time, both are closed by the sweep and their places given back
     await waitFor(() => open.size === 0, IDLE_MS * 5, { what: 'the idle upstream connections closed' }).catch((err: Error) =>
