@@ -127,6 +127,8 @@ export class Exchange implements ParsedRequest, UpstreamUser {
   private mirror: MirrorTap | undefined;
   /** the destination refused the request: its answer carries none of the route's response headers */
   private refusedByPeer = false;
+  /** attempts begun: a connect that settles after its attempt is over (timed out, retried) is not the current one's */
+  private attemptNo = 0;
 
   constructor(
     readonly link: Link,
@@ -482,12 +484,13 @@ export class Exchange implements ParsedRequest, UpstreamUser {
       this.attemptSent = 0;
       this.deadlines?.startAttempt(d.attemptTimeoutMs);
     }
+    const attempt = ++this.attemptNo;
     const idle = pool.take();
     if (idle !== undefined) return this.send(idle, pool, target);
     (target === undefined ? this.link.ctx.connect() : target.connect()).then(
       (s) => {
-        // Gone meanwhile: the downstream's close, or the abort, has already said so.
-        if (this.finished || this.aborted || this.link.closed || this.retryWait !== undefined) return void s.destroy();
+        // Gone meanwhile: the downstream's close, or the abort, has already said so; or its attempt is over.
+        if (this.finished || this.aborted || this.link.closed || this.retryWait !== undefined || attempt !== this.attemptNo) return void s.destroy();
         // Over before it was ours (closed, or its far end done sending: a tunnel answered and shut at
         // once): its 'close' or 'end' came before anybody listened, so a request written into it would
         // wait for ever. Nothing was sent on it: the attempt failed to connect.
@@ -498,7 +501,10 @@ export class Exchange implements ParsedRequest, UpstreamUser {
         // the pool as it is now: the one looked up before the connect may have been dropped meanwhile (it had no connection)
         this.send(new Upstream(s), this.poolOf(target), target);
       },
-      (err: unknown) => this.upstreamFailed(err instanceof Error ? err : new Error(String(err))),
+      (err: unknown) => {
+        // a late failure of an attempt that is over says nothing of the one in progress
+        if (attempt === this.attemptNo) this.upstreamFailed(err instanceof Error ? err : new Error(String(err)));
+      },
     );
   }
 
