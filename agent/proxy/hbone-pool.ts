@@ -85,10 +85,18 @@ export class HbonePool {
         if (stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM) reject(new UnprocessedStream(t, err));
         else reject(new PalisadeError('PALISADE_ERR_HBONE', `CONNECT via ${t.nodeAddress} failed: ${err.message}`, { cause: err }));
       };
+      // Closed with no answer and no error: the peer reset it with NO_ERROR (RST_STREAM, or its
+      // close after a GOAWAY that covered it). Nothing went through the tunnel yet: fail now.
+      const onClose = (): void => {
+        clearTimeout(timer);
+        reject(new PalisadeError('PALISADE_ERR_HBONE', `CONNECT ${t.dst.ip}:${t.dst.port} via ${t.nodeAddress}: stream closed before answering (code ${stream.rstCode ?? '?'})`));
+      };
       stream.once('error', onError);
+      stream.once('close', onClose);
       stream.once('response', (headers) => {
         clearTimeout(timer);
         stream.off('error', onError);
+        stream.off('close', onClose);
         const status = Number(headers[':status']);
         if (status === 200) {
           resolve(stream);

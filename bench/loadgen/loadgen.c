@@ -77,6 +77,7 @@ typedef struct {
   uint64_t remaining;
   int status;
   int close_after;
+  double stalled_for;  /* unanswered at the end for this long (counted in "stalled"); 0: not stalled */
 } conn_t;
 
 static struct {
@@ -611,6 +612,19 @@ static void print_json(double measured) {
          (unsigned long long)lag.max);
   printf("\"cpu_usec\":[");
   for (int i = 0; i < opt.ncpu; i++) printf("%s%llu", i ? "," : "", (unsigned long long)(cpu_after[i] - cpu_before[i]));
+  /* each stalled request's connection: its local port (to find it in ss and the proxies' state), what went and came */
+  printf("],\"stalled_conns\":[");
+  int first = 1;
+  for (int i = 0; i < opt.conns; i++) {
+    conn_t *c = &conns[i];
+    if (c->stalled_for <= 0) continue;
+    struct sockaddr_in local = {0};
+    socklen_t len = sizeof local;
+    int port = c->fd >= 0 && getsockname(c->fd, (struct sockaddr *)&local, &len) == 0 ? ntohs(local.sin_port) : 0;
+    printf("%s{\"port\":%d,\"waited_s\":%.3f,\"request_bytes_sent\":%zu,\"response_head_bytes\":%zu,\"connecting\":%d}", first ? "" : ",", port,
+           c->stalled_for, c->wpos, c->headlen, c->connecting);
+    first = 0;
+  }
   printf("]}\n");
 }
 
@@ -710,7 +724,10 @@ int main(int argc, char **argv) {
   if (opt.mode == M_SAT || opt.mode == M_CONN) {
     double end = now_s();
     for (int i = 0; i < opt.conns; i++)
-      if (conns[i].busy && end - (opt.mode == M_CONN ? conns[i].started : conns[i].intended) > 1.0) stalled++;
+      if (conns[i].busy && end - (opt.mode == M_CONN ? conns[i].started : conns[i].intended) > 1.0) {
+        stalled++;
+        conns[i].stalled_for = end - (opt.mode == M_CONN ? conns[i].started : conns[i].intended);
+      }
   }
   print_json(opt.duration);
   for (int i = 0; i < opt.conns; i++) close_conn(&conns[i]);

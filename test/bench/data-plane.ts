@@ -21,6 +21,7 @@ import { ensureLoadgen, repoRoot, runLoadgen, type Workload } from './data-plane
 import { readFilterDrops } from './data-plane/filter-drops';
 import { describeDrops, dropsBetween, renderTable, silent, summarize, type Sample } from './data-plane/report';
 import { buildStack, PATHS, PROXIES, type PathName, type ProxyName } from './data-plane/stack';
+import { keepStallEvidence } from './data-plane/stall-evidence';
 
 const BENCH_NICE = -10;
 
@@ -103,6 +104,7 @@ async function main(): Promise<void> {
   // The proxies' budget cgroups get the same scheduler weight (budget.ts).
   os.setPriority(BENCH_NICE);
   const t0 = Date.now();
+  const stamp = new Date(t0).toISOString().replace(/[:.]/g, '-');
   const bin = ensureLoadgen();
   const wl = workloads(o);
   const bulkBytes = o.smoke ? 64 << 20 : 1 << 30;
@@ -134,7 +136,30 @@ async function main(): Promise<void> {
           const target = stack.paths[p];
           const dropsBefore = readFilterDrops(nodes);
           const before = process.cpuUsage();
+          const runStarted = Date.now();
           const result = await runLoadgen(stack.topo, bin, target, w, cpuStats);
+          if (result.stalled) {
+            // at once, while the requests are still stuck
+            const dir = path.join(o.out, `stalled-${stamp}`, `round${round}-${w.id}-${p}`);
+            const agents = target.proxies.filter((n) => n.startsWith('agent-')).map((n) => stack.proxies[n]);
+            await keepStallEvidence({
+              topo: stack.topo,
+              dir,
+              result,
+              startedMs: runStarted,
+              agents,
+              namespaces: [{ name: 'client-pod', target: target.pod }, ...stack.topo.nodes.map((n) => ({ name: n.name, target: n })), ...stack.topo.pods.filter((x) => x !== target.pod).map((x) => ({ name: `pod-${x.name}`, target: x }))],
+              metrics: async (agent) => {
+                const node = stack.topo.nodes[Number(agent.slice('agent-'.length)) - 1];
+                if (node === undefined) return undefined;
+                const r = await stack.topo.exec(node, 'curl', ['-s', '--max-time', '5', `http://${node.underlayIp}:15020/metrics`], { timeoutMs: 10_000 });
+                return r.code === 0 ? r.stdout : `(curl exit ${r.code}: ${r.stderr.trim()})`;
+              },
+            }).then(
+              () => progress(`STALLED: evidence (stuck ports ${(result.stalled_conns ?? []).map((c) => c.port).join(', ') || 'unknown'}, agents' warn/error lines, sockets, metrics) kept in ${dir}`),
+              (err: Error) => progress(`STALLED: keeping the evidence in ${dir} failed: ${err.message}`),
+            );
+          }
           const after = process.cpuUsage(before);
           const filterDrops = dropsBetween(dropsBefore, readFilterDrops(nodes));
           const proxyCpuUsec = target.proxies.reduce((a, name) => a + (result.cpu_usec[PROXIES.indexOf(name)] ?? 0), 0);
@@ -190,7 +215,6 @@ async function main(): Promise<void> {
   ];
   const text = renderTable(summary, header);
   process.stdout.write(`${text}\n`);
-  const stamp = new Date(t0).toISOString().replace(/[:.]/g, '-');
   const doc = {
     schema: 'palisade-bench-data-plane/1',
     startedAt: new Date(t0).toISOString(),

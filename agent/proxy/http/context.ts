@@ -11,8 +11,12 @@ export interface FrontContext {
   readonly authorize: HttpSession['authorize'];
   readonly connect: HttpSession['connect'];
   readonly log: Logger;
-  /** the idle upstream connections this session shares with others of the same pool name (none: each connection keeps its own) */
-  readonly pool?: ConnectionPool | undefined;
+  /**
+   * the shared pool whose idle upstream connections this session shares with others of the same
+   * name (none: each connection keeps its own); looked up per request (sharedPool), never held: a
+   * pool held past its drop from the front's map would be one nobody else takes from or sweeps
+   */
+  readonly poolName?: string | undefined;
   /** the front's shared pool of that name (a routed request's upstream, chosen per attempt) */
   sharedPool?(name: string): ConnectionPool;
   /** switches `Upgrade: h2c` requests to HTTP/2 when set */

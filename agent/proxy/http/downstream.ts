@@ -131,7 +131,9 @@ export class Downstream implements Link {
   }
 
   pool(): ConnectionPool {
-    return this.ctx.pool ?? (this.ownPool ??= new UpstreamPool<UpstreamConnection>(1, OWN_POOL_IDLE_MS));
+    const { poolName, sharedPool } = this.ctx;
+    if (poolName !== undefined && sharedPool !== undefined) return sharedPool(poolName);
+    return (this.ownPool ??= new UpstreamPool<UpstreamConnection>(1, OWN_POOL_IDLE_MS));
   }
 
   write(data: Buffer | string): boolean {

@@ -127,6 +127,8 @@ export class Exchange implements ParsedRequest, UpstreamUser {
   private mirror: MirrorTap | undefined;
   /** the destination refused the request: its answer carries none of the route's response headers */
   private refusedByPeer = false;
+  /** attempts begun: a connect that settles after its attempt is over (timed out, retried) is not the current one's */
+  private attemptNo = 0;
 
   constructor(
     readonly link: Link,
@@ -476,22 +478,39 @@ export class Exchange implements ParsedRequest, UpstreamUser {
       this.error = 'no-healthy-endpoint';
       return this.reply(503, bodyOf(503), this.receivingBody());
     }
-    const pool = target === undefined || this.link.ctx.sharedPool === undefined ? this.link.pool() : this.link.ctx.sharedPool(target.pool);
+    const pool = this.poolOf(target);
     if (d !== undefined) {
       this.attemptStarted = performance.now();
       this.attemptSent = 0;
       this.deadlines?.startAttempt(d.attemptTimeoutMs);
     }
+    const attempt = ++this.attemptNo;
     const idle = pool.take();
     if (idle !== undefined) return this.send(idle, pool, target);
     (target === undefined ? this.link.ctx.connect() : target.connect()).then(
       (s) => {
-        // Gone meanwhile: the downstream's close, or the abort, has already said so.
-        if (this.finished || this.aborted || this.link.closed || this.retryWait !== undefined) return void s.destroy();
-        this.send(new Upstream(s), pool, target);
+        // Gone meanwhile: the downstream's close, or the abort, has already said so; or its attempt is over.
+        if (this.finished || this.aborted || this.link.closed || this.retryWait !== undefined || attempt !== this.attemptNo) return void s.destroy();
+        // Over before it was ours (closed, or its far end done sending: a tunnel answered and shut at
+        // once): its 'close' or 'end' came before anybody listened, so a request written into it would
+        // wait for ever. Nothing was sent on it: the attempt failed to connect.
+        if (s.destroyed || s.readableEnded) {
+          s.destroy();
+          return this.upstreamFailed(Object.assign(new Error('upstream connection closed before the request was sent'), { code: 'upstream-closed' }));
+        }
+        // the pool as it is now: the one looked up before the connect may have been dropped meanwhile (it had no connection)
+        this.send(new Upstream(s), this.poolOf(target), target);
       },
-      (err: unknown) => this.upstreamFailed(err instanceof Error ? err : new Error(String(err))),
+      (err: unknown) => {
+        // a late failure of an attempt that is over says nothing of the one in progress
+        if (attempt === this.attemptNo) this.upstreamFailed(err instanceof Error ? err : new Error(String(err)));
+      },
     );
+  }
+
+  /** Where this attempt's upstream connection comes from and goes back to (looked up each time: the front drops a pool with no connection). */
+  private poolOf(target: UpstreamTarget | undefined): ConnectionPool {
+    return target === undefined || this.link.ctx.sharedPool === undefined ? this.link.pool() : this.link.ctx.sharedPool(target.pool);
   }
 
   private send(up: UpstreamConnection, pool: ConnectionPool, target: UpstreamTarget | undefined): void {

@@ -95,7 +95,7 @@ export class HttpFront {
       rules: withSetHeaders(this.shared.rules, session.setHeaders),
       authorize: session.authorize,
       connect: session.connect,
-      pool: session.pool === undefined ? undefined : this.poolFor(session.pool),
+      ...(session.pool !== undefined && { poolName: session.pool }),
       sharedPool: (name: string) => this.poolFor(name),
       tracer: session.tracer,
       upgradeH2c: session.upgradeH2c,
@@ -109,7 +109,7 @@ export class HttpFront {
     };
   }
 
-  /** The shared pool of that name: in the map (and swept) while it holds idle connections. */
+  /** The shared pool of that name: in the map (and swept) while any connection belongs to it (idle or busy). */
   private poolFor(name: string): ConnectionPool {
     let p = this.pools.get(name);
     if (p === undefined) {
@@ -147,7 +147,8 @@ export class HttpFront {
     for (const d of this.conns) d.check(now);
     for (const [name, p] of this.pools) {
       p.sweep(now);
-      if (p.idleCount === 0) this.pools.delete(name);
+      // kept while a connection of it is out serving a request: that is where it comes back
+      if (p.unused) this.pools.delete(name);
     }
     if (this.conns.size === 0 && this.pools.size === 0 && this.sweep !== undefined) {
       clearInterval(this.sweep);

@@ -6,6 +6,9 @@
  * idleTimeout) or what the upstream said it keeps one (`Keep-Alive: timeout=N`). With `admitIdle`, a connection is kept idle only if it gets a
  * place (the source node's routed upstreams take one of their client pod's connection share while
  * idle: agent/traffic/router.ts), held until it is used again or closed; refused, it is closed.
+ * A pool knows how many connections belong to it, those out serving a request too: the front keeps
+ * a pool (and sweeps it) while any does, so the pool of connections that were all busy during a
+ * sweep is still the one they come back to, not one nobody takes from or sweeps any more.
  */
 /** What the pool needs of a connection (upstream.ts's C is one). */
 export interface PooledConnection {
@@ -26,6 +29,8 @@ export class UpstreamPool<C extends PooledConnection = PooledConnection> {
   private readonly places = new Map<C, () => void>();
   /** connections closed instead of kept idle, for want of a place */
   refused = 0;
+  /** its connections, idle or out serving a request (adopt/disown): the front drops a pool only when it has none */
+  private members = 0;
 
   constructor(
     private readonly maxIdle: number,
@@ -38,6 +43,21 @@ export class UpstreamPool<C extends PooledConnection = PooledConnection> {
 
   get idleCount(): number {
     return this.idle.length;
+  }
+
+  /** No connection belongs to it (none idle, none out serving a request). */
+  get unused(): boolean {
+    return this.members === 0;
+  }
+
+  /** A connection now belongs to this pool (it comes back to it, or closes). */
+  adopt(): void {
+    this.members++;
+  }
+
+  /** A connection of this pool is gone (closed, handed over, or another pool's now). */
+  disown(): void {
+    this.members--;
   }
 
   /** The most recently used idle connection still open and not expired, or undefined. */

@@ -174,7 +174,11 @@ export class UpstreamConnection implements PooledConnection {
 
   /** Serve `user`'s request (which it writes with write()/writeAll()); the response goes to it. */
   attach(user: UpstreamUser, headRequest: boolean, upgrade: boolean, pool: ConnectionPool | undefined, reuse?: UpstreamReuse): void {
-    this.pool = pool;
+    if (pool !== this.pool) {
+      this.pool?.disown();
+      pool?.adopt();
+      this.pool = pool;
+    }
     this.reuse = reuse;
     this.user = user;
     this.state = State.Busy;
@@ -234,7 +238,7 @@ export class UpstreamConnection implements PooledConnection {
     if (this.state === State.Gone) return;
     this.state = State.Gone;
     this.user = undefined;
-    this.pool?.forget(this);
+    this.leavePool();
     this.socket.destroy();
     this.parser.close();
   }
@@ -349,7 +353,7 @@ export class UpstreamConnection implements PooledConnection {
     this.upgraded = undefined;
     this.state = State.Gone;
     this.user = undefined;
-    this.pool?.forget(this);
+    this.leavePool();
     const s = this.socket as Tagged;
     s[kConn] = undefined;
     for (const [event, listener] of LISTENERS) s.off(event, listener);
@@ -359,6 +363,15 @@ export class UpstreamConnection implements PooledConnection {
       return;
     }
     user.onUpgraded(s, u.status, u.message, u.rawHeaders, head);
+  }
+
+  /** Gone: not offered again, and no longer one of its pool's. */
+  private leavePool(): void {
+    const pool = this.pool;
+    if (pool === undefined) return;
+    this.pool = undefined;
+    pool.forget(this);
+    pool.disown();
   }
 
   private toPool(): void {

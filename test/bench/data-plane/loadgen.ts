@@ -19,6 +19,8 @@ export interface LoadgenResult {
   reconnects: number;
   /** sat and conn: requests unanswered at the end, sent over a second before (warm-up ones too) */
   stalled?: number;
+  /** each stalled request's connection: its local port (0: unknown), how long it waited, what of it went and came */
+  stalled_conns?: Array<{ port: number; waited_s: number; request_bytes_sent: number; response_head_bytes: number; connecting: number }>;
   rps: number;
   body_bytes: number;
   gbit_s: number;

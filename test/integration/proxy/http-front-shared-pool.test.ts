@@ -11,7 +11,7 @@ import type { Duplex } from 'node:stream';
 import { HttpFront } from '../../../agent/proxy/http';
 import type { Dispatch } from '../../../agent/proxy/http/types';
 import { silentLogger } from '../../../common/log';
-import { closeServer, listenLoopback, tcpConnect } from '../../harness/loopback';
+import { closeServer, listenLoopback, oneAttempt, oneShot, tcpConnect } from '../../harness/loopback';
 
 const BODY = 'x'.repeat(1024);
 
@@ -24,24 +24,7 @@ describe('HttpFront: an upstream connection shared by clients', function () {
   let port = 0;
 
   /** One attempt to the upstream, through the shared pool named 'web' (as a routed request's). */
-  const dispatch = (): Dispatch => {
-    let tried = false;
-    return {
-      timeoutMs: 0,
-      attemptTimeoutMs: 0,
-      replayBytes: 0,
-      next: () => {
-        if (tried) return undefined;
-        tried = true;
-        return {
-          pool: 'web',
-          connect: (): Promise<Duplex> => tcpConnect(upstreamPort),
-        };
-      },
-      settle: () => undefined,
-      finish: () => undefined,
-    };
-  };
+  const dispatch = (): Dispatch => oneAttempt(() => ({ pool: 'web', connect: (): Promise<Duplex> => tcpConnect(upstreamPort) }));
 
   before(async function () {
     upstream = http.createServer((_req, res) => {
@@ -69,29 +52,9 @@ describe('HttpFront: an upstream connection shared by clients', function () {
     await closeServer(upstream);
   });
 
-  /** A new connection, one request with `Connection: close` (the bench's no-keep-alive client), read to the close. */
-  function oneShot(): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const s = net.connect(port, '127.0.0.1');
-      let raw = '';
-      const timer = setTimeout(() => {
-        s.destroy();
-        reject(new Error(`no answer within 2 s (saw ${JSON.stringify(raw)})`));
-      }, 2000);
-      s.setEncoding('latin1');
-      s.on('data', (d: string) => void (raw += d));
-      s.on('end', () => {
-        clearTimeout(timer);
-        resolve(raw);
-      });
-      s.on('error', reject);
-      s.on('connect', () => s.write('GET /bench/1k HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n'));
-    });
-  }
-
   it('a connection paused for a slow client is reused, and answers the next client', async function () {
     for (let i = 0; i < 5; i++) {
-      const raw = await oneShot().catch((err: Error) => assert.fail(`request ${i + 1}: ${err.message}`));
+      const raw = await oneShot(port, 'GET /bench/1k HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n').catch((err: Error) => assert.fail(`request ${i + 1}: ${err.message}`));
       assert.match(raw, /^HTTP\/1\.1 200 /, `request ${i + 1}`);
       assert.ok(raw.endsWith(BODY), `request ${i + 1}: the whole body`);
     }
