@@ -42,6 +42,33 @@ describe('SinkWorker', function () {
     }
   });
 
+  it('copies the next batch into the buffer the thread gave back when it fits (one allocation, not one per batch), each batch read right', async () => {
+    const rx = await OtlpReceiver.start();
+    const w = new SinkWorker({ url: new URL('/v1/logs', rx.url).href, timeoutMs: 5000, resource: {} });
+    try {
+      const t = Date.now();
+      const batch = (from: number, n: number): Buffer => frame(Array.from({ length: n }, (_, i) => realisticFlow(from + i, 'node-a', t)));
+      const sent: number[] = [];
+      // a big batch, then smaller ones: their bytes go over the start of the big one's, the rest is left unread
+      for (const [from, n] of [[0, 40], [100, 10], [200, 25], [300, 40]] as const) {
+        assert.equal((await w.send([{ frame: batch(from, n), skip: 0, count: n, storedMs: t }])).status, 200);
+        for (let i = from; i < from + n; i++) sent.push(i);
+      }
+      assert.equal(w.buffersAllocated, 1);
+      assert.deepEqual(
+        rx.logs.map((l) => Number(l.attributes['palisade.bytes_sent'])),
+        sent.map((i) => realisticFlow(i, 'node-a', t).bytesSent),
+      );
+      // a batch bigger than the buffer gets a new one
+      assert.equal((await w.send([{ frame: batch(400, 200), skip: 0, count: 200, storedMs: t }])).status, 200);
+      assert.equal(w.buffersAllocated, 2);
+      assert.equal(rx.logs.length, sent.length + 200);
+    } finally {
+      await w.close();
+      await rx.down();
+    }
+  });
+
   it('answers a batch its thread died with as "no answer", and starts a new thread for the next', async () => {
     // a receiver that takes the request and never answers
     const held: net.Socket[] = [];
