@@ -9,6 +9,7 @@ import { postProtobuf } from '../../../../collector/sinks/otlp-sink-worker';
 import { SinkWorker } from '../../../../collector/sinks/sink-worker';
 import type { FlowRecord } from '../../../../common/flow';
 import { realisticFlow } from '../../../bench/flow-ingest';
+import { threadCpu } from '../../../bench/loop/thread-cpu';
 import { OtlpReceiver } from '../../../harness/otlp-receiver';
 
 const frame = (flows: FlowRecord[]): Buffer => Buffer.from(JSON.stringify({ type: 'flows', session: 's', seq: 1, lost: 0, flows }));
@@ -67,6 +68,19 @@ describe('SinkWorker', function () {
       await w.close();
       await rx.down();
     }
+  });
+
+  it('names its thread otlp-sink (top -H, /proc: the sink bench counts its CPU by it), gone once closed', async () => {
+    const rx = await OtlpReceiver.start();
+    const w = new SinkWorker({ url: new URL('/v1/logs', rx.url).href, timeoutMs: 5000, resource: {} });
+    try {
+      assert.equal((await w.send([{ frame: frame([realisticFlow(1, 'node-a', Date.now())]), skip: 0, count: 1, storedMs: Date.now() }])).status, 200);
+      assert.ok(threadCpu().has('otlp-sink'), `threads: ${[...threadCpu().keys()].join(', ')}`);
+    } finally {
+      await w.close();
+      await rx.down();
+    }
+    assert.ok(!threadCpu().has('otlp-sink'), `threads after close: ${[...threadCpu().keys()].join(', ')}`);
   });
 
   it('answers a batch its thread died with as "no answer", and starts a new thread for the next', async () => {
