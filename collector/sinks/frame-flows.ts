@@ -69,9 +69,9 @@ interface Key {
   bytes: Uint8Array;
   kind: number;
   slot: number;
-  /** OBJ: the object's bit and its keys */
-  flag?: number;
-  keys?: Keys;
+  /** OBJ: the object's bit and its keys (0 and undefined for the other kinds) */
+  flag: number;
+  keys: Keys | undefined;
 }
 
 /** An object's keys; `last[i]`, the key the previous object of this kind had at place i, is tried first. */
@@ -80,7 +80,8 @@ class Keys {
   readonly last: Array<Key | undefined> = [];
 
   constructor(entries: ReadonlyArray<[string, number, number, number?, Keys?]>) {
-    this.list = entries.map(([name, kind, slot, flag, keys]) => ({ bytes: Buffer.from(name, 'latin1'), kind, slot, ...(flag !== undefined && { flag, keys }) }));
+    // every key of one shape (an object's fields always present): the reader's loads stay monomorphic
+    this.list = entries.map(([name, kind, slot, flag, keys]) => ({ bytes: Buffer.from(name, 'latin1'), kind, slot, flag: flag ?? 0, keys }));
   }
 
   find(b: Buffer, start: number, end: number, place: number): Key | undefined {

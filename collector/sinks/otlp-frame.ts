@@ -9,6 +9,7 @@
 import { FLOW_PROTOCOLS } from '../../common/flow';
 import { networkTransport } from '../../common/flow-attributes';
 import { N, O, S, VERDICTS, type FlowView } from './frame-flows';
+import { same } from './json-bytes';
 import { EVENT_NAME_FIELD, keyField, SEVERITY_FIELDS } from './otlp-log-fields';
 import { ProtoWriter, WIRE_FIXED32, WIRE_FIXED64, WIRE_LEN } from './proto-writer';
 
@@ -71,7 +72,7 @@ const TRANSPORTS: readonly { protocol: Buffer; field: Uint8Array }[] = FLOW_PROT
 
 /** The `network.transport` attribute of the flow whose protocol text is `b[at, end)`; no string made. */
 function transportOf(b: Buffer, at: number, end: number): Uint8Array | undefined {
-  for (const t of TRANSPORTS) if (t.protocol.length === end - at && t.protocol.compare(b, at, end) === 0) return t.field;
+  for (const t of TRANSPORTS) if (same(t.protocol, b, at, end)) return t.field;
   return undefined;
 }
 

@@ -8,8 +8,8 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import { parentPort, workerData } from 'node:worker_threads';
 import { FlowLogEncoder } from './otlp-logs';
-import { encodeAndPost, type PostResult } from './otlp-batch';
-import type { BatchMessage, SinkWorkerInit } from './sink-worker';
+import { encodeAndPost, type PostResult, type SendResult } from './otlp-batch';
+import type { BatchAnswer, BatchMessage, SinkWorkerInit } from './sink-worker';
 
 /**
  * One POST of an OTLP protobuf body, given in pieces (not copied: see PostResult.bodyHeld); never
@@ -58,9 +58,11 @@ if (parentPort !== null && workerData !== null) {
   port.on('message', (m: BatchMessage) => {
     const bytes = new Uint8Array(m.bytes);
     const pieces = m.pieces.map((p) => ({ frame: bytes.subarray(p.start, p.end), skip: p.skip, count: p.count, storedMs: p.storedMs }));
-    encodeAndPost(encoder, pieces, post).then(
-      (r) => port.postMessage({ id: m.id, ...r }),
-      (err: unknown) => port.postMessage({ id: m.id, status: 0, error: String((err as Error)?.message ?? err), unencoded: 0 }),
-    );
+    // the answer gives the frames' buffer back (transferred): the collector copies its next batch into it
+    const answer = (r: SendResult): void => {
+      const a: BatchAnswer = { ...r, id: m.id, bytes: m.bytes };
+      port.postMessage(a, [m.bytes]);
+    };
+    encodeAndPost(encoder, pieces, post).then(answer, (err: unknown) => answer({ status: 0, error: String((err as Error)?.message ?? err), unencoded: 0 }));
   });
 }

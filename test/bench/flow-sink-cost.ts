@@ -8,11 +8,15 @@
  * alone), and `frames`, each batch parsed from its JSON frame inside the run, as an agent session
  * does (records then live only as long as ingest keeps them, as in a collector). As in a running
  * collector, a listener reads every stored flow in both runs (the denied-flow summarizer's loop), and
- * the sink's thread is started and warm (two frames delivered) before the clock starts: its start-up
- * (module loading, compiling, connecting: ~0.1-0.5 s under load) is once per collector, not per
- * flow. Reported: flows/s
- * and this process's CPU per flow (the sink's worker thread included), and the encoder alone (what
- * the worker does per flow). The issue's budget: the sink costs <= 20 % of the ingest rate.
+ * the sink's thread is started and warm (20 frames, 10,000 flows, delivered: V8 has compiled its
+ * code) before the clock starts: its start-up (module loading, compiling, connecting) is once per
+ * collector, not per flow. In both inputs the sink gets the same frames and does the same work;
+ * `records` only makes the collector's own part smaller (no JSON.parse), so the same sink cost is
+ * a bigger share of it. The receiver runs in a session of its own (with autogroup scheduling, a
+ * loaded machine's CPU is shared between sessions: in the bench's it would take the collector's).
+ * Reported: flows/s, this process's CPU per flow and by thread (the collector's, the sink's,
+ * others: V8's and libuv's), the receiver's, the load average, and the encoder alone (what the
+ * worker does per flow). The issue's budget: the sink costs <= 20 % of the ingest rate.
  * Run: node dist/test/bench/flow-sink-cost.js [flows, default 200000] [records|frames|both, default both]
  */
 import { spawn } from 'node:child_process';
@@ -26,6 +30,7 @@ import { parseSinkSpec } from '../../collector/sinks/sink-spec';
 import { FlowSinks } from '../../collector/sinks/sinks';
 import type { FlowRecord } from '../../common/flow';
 import { realisticFlow } from './flow-ingest';
+import { processCpu, threadCpu, threadCpuSince } from './loop/thread-cpu';
 
 const BATCH = 500;
 /** Rounds of (no sink, sink), interleaved: the machine's load moves between them. */
@@ -49,6 +54,10 @@ function batches(total: number): FlowRecord[][] {
 }
 
 let runs = 0;
+/** Frames the sink's thread delivers before the clock starts (WARM_FRAMES=2: the bench before 2026-12). */
+const WARM_FRAMES = Number(process.env.WARM_FRAMES ?? 20);
+/** The sink's worker thread's name (collector/sinks/sink-worker.ts). */
+const SINK_THREAD = 'otlp-sink';
 
 type Input = { kind: 'records'; batches: FlowRecord[][]; frames: Buffer[] } | { kind: 'frames'; frames: Buffer[] };
 
@@ -68,9 +77,15 @@ interface Result {
   cpuUs: number;
   /** the collector's thread alone: what ingest competes with */
   loopUs: number;
+  /** the sink's thread alone (0 without the sink) */
+  sinkUs: number;
+  /** the receiver process (the test's, not the collector's) */
+  receiverUs: number;
+  /** the machine's 1-minute load average as the run ended */
+  load: number;
 }
 
-async function run(dir: string, input: Input, total: number, receiver: string | undefined): Promise<Result> {
+async function run(dir: string, input: Input, total: number, receiver: string | undefined, rxPid: number): Promise<Result> {
   const file = path.join(dir, `flows-${++runs}.db`);
   const store = FlowStore.open({ file, log: silent, retentionIntervalMs: 3_600_000 });
   const sinks = new FlowSinks(receiver ? [parseSinkSpec(`otlp=${receiver}`)] : [], { log: silent, trustDomain: 'cluster.local', otlp: { maxBuffered: total + 2 * BATCH } });
@@ -80,13 +95,17 @@ async function run(dir: string, input: Input, total: number, receiver: string | 
   store.onStored((entries) => {
     for (const e of entries) if (e.record.verdict === 'denied') denied++;
   });
-  // as in a running collector, the sink's thread is up and warm before the clock starts
-  const warm = receiver ? 2 : 0;
+  // as in a running collector, the sink's thread is up and warm before the clock starts: 20 frames
+  // (10,000 flows) delivered, so that V8 has compiled its code (with 2, its compiler threads took
+  // ~1.3 us per flow of a 100,000-flow run more: once per collector, not per flow)
+  const warm = receiver ? Math.min(WARM_FRAMES, input.frames.length) : 0;
   for (let i = 0; i < warm; i++) store.ingest('node-a', { session: 'warm', seq: i + 1, lost: 0, flows: batchAt(input, i) }, input.frames[i]);
   const warmFlows = warm === 0 ? 0 : Object.values(sinks.counts())[0]!.accepted;
   while (warm > 0 && Object.values(sinks.counts())[0]!.delivered < warmFlows) await new Promise((r) => setTimeout(r, 1));
   const cpu = process.cpuUsage();
   const loop = process.threadCpuUsage();
+  const threads = threadCpu();
+  const rx = processCpu(rxPid);
   const t = process.hrtime.bigint();
   for (let i = 0, n = input.frames.length; i < n; i++) {
     store.ingest('node-a', { session: 'bench', seq: i + 1, lost: 0, flows: batchAt(input, i) }, input.frames[i]);
@@ -96,20 +115,30 @@ async function run(dir: string, input: Input, total: number, receiver: string | 
   const seconds = Number(process.hrtime.bigint() - t) / 1e9;
   const used = process.cpuUsage(cpu);
   const loopUsed = process.threadCpuUsage(loop);
+  const sinkUs = (threadCpuSince(threads).get(SINK_THREAD) ?? 0) * 1e6;
+  const receiverUs = (processCpu(rxPid) - rx) * 1e6;
   const c = Object.values(sinks.counts())[0];
   if (c && (c.delivered !== total + warmFlows || c.lost !== 0)) throw new Error(`sink did not deliver everything: ${JSON.stringify(c)}`);
   if (denied === 0) throw new Error('no denied flow was seen');
   await sinks.close();
   await store.close();
   for (const f of [file, `${file}-wal`, `${file}-shm`]) fs.rmSync(f, { force: true });
-  return { seconds, cpuUs: used.user + used.system, loopUs: loopUsed.user + loopUsed.system };
+  return { seconds, cpuUs: used.user + used.system, loopUs: loopUsed.user + loopUsed.system, sinkUs, receiverUs, load: os.loadavg()[0]! };
 }
 
 async function main(): Promise<void> {
   const total = Number(process.argv[2] ?? 200_000);
   const modes = process.argv[3] === 'records' || process.argv[3] === 'frames' ? [process.argv[3]] : ['records', 'frames'];
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'palisade-sink-bench-'));
-  const rx = spawn(process.execPath, ['-e', RECEIVER], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // The receiver (the test's, standing in for an OpenTelemetry Collector on another machine) runs in
+  // a session of its own: with the kernel's autogroup scheduling, a loaded machine shares its CPU
+  // between sessions, so in the bench's session it would take its CPU out of the collector's share.
+  // RECEIVER_SESSION=shared keeps it in the bench's session (the harness before 2026-12).
+  const ownSession = process.env.RECEIVER_SESSION !== 'shared';
+  const rx = spawn(process.execPath, ['-e', RECEIVER], { stdio: ['ignore', 'pipe', 'inherit'], detached: ownSession });
+  console.log(
+    `receiver: reads and discards each request's body (no decode), in ${ownSession ? 'a session of its own (a harness change: its CPU is not taken from the collector\'s autogroup share)' : "the bench's session (RECEIVER_SESSION=shared)"}; load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`,
+  );
   try {
     const port = await new Promise<string>((resolve) => rx.stdout!.once('data', (d: Buffer) => resolve(d.toString().trim())));
     const receiver = `http://127.0.0.1:${port}`;
@@ -131,16 +160,16 @@ async function main(): Promise<void> {
     for (const mode of modes) {
       const input_ = input(mode, records);
       const warm = input(mode, batches(2000));
-      await run(dir, warm, 2000, undefined);
-      await run(dir, warm, 2000, receiver);
+      await run(dir, warm, 2000, undefined, rx.pid!);
+      await run(dir, warm, 2000, receiver, rx.pid!);
       const results: Array<[string, Result]> = [];
       for (let round = 0; round < ROUNDS; round++) {
-        results.push(['no sink', await run(dir, input_, total, undefined)]);
-        results.push(['OTLP sink', await run(dir, input_, total, receiver)]);
+        results.push(['no sink', await run(dir, input_, total, undefined, rx.pid!)]);
+        results.push(['OTLP sink', await run(dir, input_, total, receiver, rx.pid!)]);
       }
       console.log(`input ${mode}:`);
       for (const [what, r] of results) {
-        console.log(`  ${what}: ${fmt(total)} flows in ${r.seconds.toFixed(2)} s = ${fmt(total / r.seconds)} flows/s, CPU ${(r.cpuUs / total).toFixed(2)} us/flow (collector thread ${(r.loopUs / total).toFixed(2)})`);
+        console.log(`  ${what}: ${fmt(total)} flows in ${r.seconds.toFixed(2)} s = ${fmt(total / r.seconds)} flows/s, CPU ${(r.cpuUs / total).toFixed(2)} us/flow (collector thread ${(r.loopUs / total).toFixed(2)}, sink thread ${(r.sinkUs / total).toFixed(2)}, others ${((r.cpuUs - r.loopUs - r.sinkUs) / total).toFixed(2)}; receiver process ${(r.receiverUs / total).toFixed(2)}), load ${r.load.toFixed(1)}`);
       }
       const of = (w: string, f: (r: Result) => number): number[] => results.filter(([x]) => x === w).map(([, r]) => f(r));
       const rate = (w: string): number => median(of(w, (r) => total / r.seconds));

@@ -16,10 +16,7 @@ export function threadCpu(): ThreadCpu {
   for (const tid of fs.readdirSync('/proc/self/task')) {
     try {
       const name = fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
-      const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-      // fields after the parenthesized name: state is field 3, utime 14, stime 15
-      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const s = (Number(rest[11]) + Number(rest[12])) / TICKS_PER_S;
+      const s = statCpu(`/proc/self/task/${tid}/stat`);
       out.set(name, (out.get(name) ?? 0) + s);
     } catch {
       // the thread ended between the listing and the read
@@ -33,4 +30,17 @@ export function threadCpuSince(before: ThreadCpu): ThreadCpu {
   const out: ThreadCpu = new Map();
   for (const [name, s] of threadCpu()) out.set(name, s - (before.get(name) ?? 0));
   return out;
+}
+
+/** Seconds of CPU another process (every thread of it) has used. */
+export function processCpu(pid: number): number {
+  return statCpu(`/proc/${pid}/stat`);
+}
+
+/** utime + stime of a /proc stat file, in seconds. */
+function statCpu(file: string): number {
+  const stat = fs.readFileSync(file, 'utf8');
+  // fields after the parenthesized name: state is field 3, utime 14, stime 15
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(rest[11]) + Number(rest[12])) / TICKS_PER_S;
 }

@@ -9,6 +9,7 @@ import { postProtobuf } from '../../../../collector/sinks/otlp-sink-worker';
 import { SinkWorker } from '../../../../collector/sinks/sink-worker';
 import type { FlowRecord } from '../../../../common/flow';
 import { realisticFlow } from '../../../bench/flow-ingest';
+import { threadCpu } from '../../../bench/loop/thread-cpu';
 import { OtlpReceiver } from '../../../harness/otlp-receiver';
 
 const frame = (flows: FlowRecord[]): Buffer => Buffer.from(JSON.stringify({ type: 'flows', session: 's', seq: 1, lost: 0, flows }));
@@ -40,6 +41,46 @@ describe('SinkWorker', function () {
       await w.close();
       await rx.down();
     }
+  });
+
+  it('copies the next batch into the buffer the thread gave back when it fits (one allocation, not one per batch), each batch read right', async () => {
+    const rx = await OtlpReceiver.start();
+    const w = new SinkWorker({ url: new URL('/v1/logs', rx.url).href, timeoutMs: 5000, resource: {} });
+    try {
+      const t = Date.now();
+      const batch = (from: number, n: number): Buffer => frame(Array.from({ length: n }, (_, i) => realisticFlow(from + i, 'node-a', t)));
+      const sent: number[] = [];
+      // a big batch, then smaller ones: their bytes go over the start of the big one's, the rest is left unread
+      for (const [from, n] of [[0, 40], [100, 10], [200, 25], [300, 40]] as const) {
+        assert.equal((await w.send([{ frame: batch(from, n), skip: 0, count: n, storedMs: t }])).status, 200);
+        for (let i = from; i < from + n; i++) sent.push(i);
+      }
+      assert.equal(w.buffersAllocated, 1);
+      assert.deepEqual(
+        rx.logs.map((l) => Number(l.attributes['palisade.bytes_sent'])),
+        sent.map((i) => realisticFlow(i, 'node-a', t).bytesSent),
+      );
+      // a batch bigger than the buffer gets a new one
+      assert.equal((await w.send([{ frame: batch(400, 200), skip: 0, count: 200, storedMs: t }])).status, 200);
+      assert.equal(w.buffersAllocated, 2);
+      assert.equal(rx.logs.length, sent.length + 200);
+    } finally {
+      await w.close();
+      await rx.down();
+    }
+  });
+
+  it('names its thread otlp-sink (top -H, /proc: the sink bench counts its CPU by it), gone once closed', async () => {
+    const rx = await OtlpReceiver.start();
+    const w = new SinkWorker({ url: new URL('/v1/logs', rx.url).href, timeoutMs: 5000, resource: {} });
+    try {
+      assert.equal((await w.send([{ frame: frame([realisticFlow(1, 'node-a', Date.now())]), skip: 0, count: 1, storedMs: Date.now() }])).status, 200);
+      assert.ok(threadCpu().has('otlp-sink'), `threads: ${[...threadCpu().keys()].join(', ')}`);
+    } finally {
+      await w.close();
+      await rx.down();
+    }
+    assert.ok(!threadCpu().has('otlp-sink'), `threads after close: ${[...threadCpu().keys()].join(', ')}`);
   });
 
   it('answers a batch its thread died with as "no answer", and starts a new thread for the next', async () => {
