@@ -34,7 +34,7 @@ import { PolicyParser, type ParsedPolicies } from './policy-parser';
 import { checkBackends } from './route-backends';
 import { routeStatus } from './route-status';
 import { egressRuleManifest, egressRuleViews } from './egress-rules';
-import { withKubernetesPolicies } from './kubernetes-policies';
+import { apiWritesOf, withKubernetesPolicies, type ApiPolicyStore } from './kubernetes-policies';
 import { followPolicyDir, withDirPolicies } from './policy-dir';
 import { historyKey, quoteRef, resolvePolicy, resolveWorkload } from './references';
 import { desiredPolicy, planChanges, planChangesSliced, policyKey, PolicyRepository, type DesiredPolicy, type Plan, type StoredPolicy } from './repository';
@@ -89,6 +89,11 @@ export class PolicyManager {
   private writing: Promise<void> | undefined;
   /** Policy directory and Kubernetes changes that came while one was written: made right after. */
   private readonly deferred: Array<() => void> = [];
+  /** Kubernetes mode: where changes through the API are stored (useKubernetesApi), and the one being written there. */
+  private apiStore: ApiPolicyStore | undefined;
+  private apiWriting: Promise<void> | undefined;
+  /** Why the Kubernetes API's objects were last refused as a set (undefined: they were not). */
+  private kubernetesRefusal: string | undefined;
 
   constructor(private readonly opts: PolicyManagerOptions) {
     this.log = opts.log.child({ component: 'policies' });
@@ -125,6 +130,15 @@ export class PolicyManager {
     void this.parser.close();
     void this.whatIf.close();
     this.repo.close();
+  }
+
+  /**
+   * Kubernetes mode: changes through the API (apply, delete, egress rules) are written to the
+   * Kubernetes API from now on, and come back through its watch (syncKubernetes) like every
+   * replica's. Until this is called they are refused.
+   */
+  useKubernetesApi(store: ApiPolicyStore): void {
+    this.apiStore = store;
   }
 
   // ---- agents -----------------------------------------------------------------------------
@@ -230,14 +244,19 @@ export class PolicyManager {
   async egressRule(req: EgressRuleRequest, author: string): Promise<PolicyChangeResponse> {
     const w = resolveWorkload(this.opts.registry().workloads, req.workload);
     let id = 0;
+    let name = '';
     const result = await this.changeSliced(
       () => {
         id = this.repo.nextId();
-        return this.withFiles([{ source: `egress ${req.action}`, text: JSON.stringify(egressRuleManifest(w, req, id)) }], 'egress').next;
+        const manifest = egressRuleManifest(w, req, id);
+        name = (manifest.metadata as { name: string }).name;
+        return this.withFiles([{ source: `egress ${req.action}`, text: JSON.stringify(manifest) }], 'egress').next;
       },
       { author, action: `egress-${req.action}`, dryRun: req.dryRun === true },
     );
-    return { ...result, id };
+    // In Kubernetes mode the policy came back through the watch: its ID is the one it was stored with.
+    const stored = result.applied ? this.repo.current().find((p) => p.kind === 'EgressPolicy' && p.namespace === w.namespace && p.name === name) : undefined;
+    return { ...result, id: stored?.id ?? id };
   }
 
   egressRemove(id: number, dryRun: boolean, author: string): Promise<PolicyChangeResponse> {
@@ -292,7 +311,15 @@ export class PolicyManager {
       return [];
     }
     const current = this.repo.current();
-    const { next, takenOver, shadowed } = withKubernetesPolicies(compilePolicyFiles(files), current);
+    let set: PolicySet;
+    try {
+      set = compilePolicyFiles(files);
+      this.kubernetesRefusal = undefined;
+    } catch (err) {
+      this.kubernetesRefusal = (err as { problems?: readonly string[] }).problems?.[0] ?? (err as Error).message;
+      throw err;
+    }
+    const { next, takenOver, shadowed } = withKubernetesPolicies(set, current);
     for (const p of takenOver) {
       this.log.warn({ policy: policyKey(p), id: p.id }, 'a Kubernetes policy object now defines a policy created through the API: the Kubernetes API owns it from now on');
     }
@@ -303,7 +330,7 @@ export class PolicyManager {
   }
 
   private checkWritable(p: StoredPolicy, verb: string): void {
-    if (p.origin === 'kubernetes' && this.opts.kubernetes) {
+    if (p.origin === 'kubernetes' && this.opts.kubernetes && !this.apiStore?.writable(p)) {
       throw new PalisadeError(
         'PALISADE_ERR_CONFLICT',
         `${p.kind} ${p.namespace}/${p.name} is managed by the Kubernetes API: ${verb} it there (kubectl edit ${p.kind.toLowerCase()} -n ${p.namespace} ${p.name})`,
@@ -330,22 +357,97 @@ export class PolicyManager {
     how: { author: string; action: string; dryRun: boolean; shown?: ReadonlySet<string>; compiled?: CompiledPolicies },
   ): Promise<PolicyChangeResponse> {
     for (let attempt = 1; ; attempt++) {
-      while (this.writing) await this.writing;
+      await this.idle();
       const base = this.repo.version;
       const next = makeNext();
       const plan = await planChangesSliced(this.repo.current(), next, COMPILE_SLICE_MS);
       // each object compiled alone already; the set must hold too
       const candidate = await this.compiled.withSliced(next, COMPILE_SLICE_MS, ...(how.compiled ? [how.compiled] : []));
-      while (this.writing) await this.writing; // a version being written is a change
+      await this.idle(); // a version being written is a change
       if (this.repo.version !== base) {
         if (attempt < MAX_CHANGE_ATTEMPTS) continue;
         throw new PalisadeError('PALISADE_ERR_CONFLICT', 'the policies kept changing while this change was being prepared: try again');
       }
       const changes = plan.changes.filter((c) => c.op !== 'unchanged' || how.shown?.has(policyKey(c)) === true);
       if (how.dryRun || !plan.changed) return { version: this.repo.version, applied: false, dryRun: how.dryRun, changes };
-      const version = await this.commitSliced(plan, candidate, how.author, how.action);
+      const version = this.toApi(plan) ? await this.writeToApi(plan, how.author, how.action) : await this.commitSliced(plan, candidate, how.author, how.action);
       return { version, applied: true, dryRun: false, changes };
     }
+  }
+
+  /** Until no change is being written, here or to the Kubernetes API. */
+  private async idle(): Promise<void> {
+    while (this.writing || this.apiWriting) await (this.writing ?? this.apiWriting);
+  }
+
+  /**
+   * Whether `plan` is written to the Kubernetes API: in Kubernetes mode, all but the delete of a
+   * policy the API does not hold (this replica's own, from before: see publishLocal).
+   */
+  private toApi(plan: Plan): boolean {
+    if (!this.opts.kubernetes) return false;
+    const store = this.apiStore;
+    if (!store) throw new PalisadeError('PALISADE_ERR_COLLECTOR_UNAVAILABLE', 'this collector is not connected to the Kubernetes API yet: try again in a moment');
+    return plan.changes.some((c) => c.op === 'create' || c.op === 'update' || (c.op === 'delete' && store.holds(c)));
+  }
+
+  /**
+   * Kubernetes mode: write the change to the Kubernetes API (audited first, as a local change is)
+   * and answer once it came back through the watch and is in force here — the version that made it.
+   */
+  private async writeToApi(plan: Plan, author: string, action: string): Promise<number> {
+    const store = this.apiStore!;
+    let done!: () => void;
+    this.apiWriting = new Promise((resolve) => (done = resolve));
+    try {
+      const record = { action, via: 'kubernetes', replica: store.replica, changes: changesOf(plan) };
+      const audit = this.opts.audit;
+      if (audit?.appendAnchored) await audit.appendAnchored('policy-change', author, record);
+      else audit?.append('policy-change', author, record);
+      try {
+        await store.write(apiWritesOf(plan.changes, plan.next), author);
+      } catch (err) {
+        audit?.append('policy-change', author, { ...record, failed: err instanceof Error ? err.message : String(err) });
+        throw err;
+      }
+      const current = new Map(this.repo.current().map((p) => [policyKey(p), p]));
+      const notInForce = record.changes.filter((c) => (c.op === 'delete' ? current.has(policyKey(c)) : current.get(policyKey(c))?.origin !== 'kubernetes'));
+      if (notInForce.length > 0) {
+        const what = notInForce.map((c) => `${c.kind} ${c.namespace}/${c.name}`).join(', ');
+        throw new PalisadeError('PALISADE_ERR_POLICY_INVALID', `written to the Kubernetes API but not in force at this collector: the API's objects were refused as a set (${this.kubernetesRefusal ?? 'see its log'}): ${what}`);
+      }
+      return this.repo.version;
+    } finally {
+      this.apiWriting = undefined;
+      done();
+    }
+  }
+
+  /**
+   * Kubernetes mode, once the watch has listed: the policies created through this collector's API
+   * before they were stored in the Kubernetes API (origin `api`, in its policies.db only) are
+   * written there, each alone, so every replica enforces them; back through the watch, the API owns
+   * them (origin `kubernetes`). One the cluster cannot take stays in force here only (logged).
+   * Returns how many are left to publish.
+   */
+  async publishLocal(): Promise<number> {
+    const store = this.apiStore;
+    if (!store) return 0;
+    let left = 0;
+    for (const p of this.repo.current().filter((x) => x.origin === 'api')) {
+      await this.idle();
+      const now = this.repo.current().find((x) => policyKey(x) === policyKey(p));
+      if (now?.origin !== 'api' || store.holds(p)) continue;
+      const author = this.repo.summary(now).author || 'collector';
+      try {
+        await this.writeToApi({ changes: [{ op: 'create', kind: p.kind, namespace: p.namespace, name: p.name, diff: '' }], next: [now], changed: true }, author, 'publish');
+        this.log.info({ policy: policyKey(p) }, 'policy created through this collector\'s API before Kubernetes mode stored it: now in the Kubernetes API, shared by every replica');
+      } catch (err) {
+        left += 1;
+        this.log.warn({ policy: policyKey(p), reason: err instanceof Error ? err.message : String(err) }, 'cannot publish a policy of this collector\'s own store to the Kubernetes API: it stays in force at this replica only');
+      }
+    }
+    return left;
   }
 
   /** The policy directory's files changed (or were read at start): they replace its policies. */
