@@ -110,6 +110,11 @@ describe('collector replicas store policy changes made through their API in the 
     assert.equal(rule.code, 0, rule.stderr);
     const name = (await listPolicies(b.cli)).policies.find((p) => p.kind === 'EgressPolicy')!.name;
     await waitFor(() => a.col.policies.list().policies.find((p) => p.name === name), BOUND_MS, 'the egress rule at A');
+    // Both replicas report on our EgressPolicy's status: once, not each on the other's report for ever.
+    await waitFor(() => (api.get(EGP, 'default', name)?.status as { conditions?: unknown[] } | undefined)?.conditions, BOUND_MS, 'the Accepted condition');
+    const settled = api.get(EGP, 'default', name)!.metadata.resourceVersion;
+    await new Promise((r) => setTimeout(r, 1_000));
+    assert.equal(api.get(EGP, 'default', name)!.metadata.resourceVersion, settled, 'the object stays still once reported');
     const idAtA = a.col.policies.list().policies.find((p) => p.name === name)!.id;
     const removed = await a.cli('egress', 'remove', String(idAtA));
     assert.equal(removed.code, 0, removed.stderr);
