@@ -10,7 +10,6 @@
  * it over.
  */
 import type {
-  AuditKind,
   EgressLearnResponse,
   EgressListResponse,
   EgressRuleRequest,
@@ -34,17 +33,12 @@ import { PolicyParser, type ParsedPolicies } from './policy-parser';
 import { checkBackends } from './route-backends';
 import { routeStatus } from './route-status';
 import { egressRuleManifest, egressRuleViews } from './egress-rules';
-import { apiWritesOf, withKubernetesPolicies, type ApiPolicyStore } from './kubernetes-policies';
+import { ApiChanges, type AuditSink } from './api-changes';
+import { withKubernetesPolicies, type ApiPolicyStore } from './kubernetes-policies';
 import { followPolicyDir, withDirPolicies } from './policy-dir';
 import { historyKey, quoteRef, resolvePolicy, resolveWorkload } from './references';
-import { desiredPolicy, planChanges, planChangesSliced, policyKey, PolicyRepository, type DesiredPolicy, type Plan, type StoredPolicy } from './repository';
+import { changesOf, desiredPolicy, planChanges, planChangesSliced, policyKey, PolicyRepository, type DesiredPolicy, type Plan, type StoredPolicy } from './repository';
 import { WhatIf } from './what-if';
-
-export interface AuditSink {
-  append(kind: AuditKind, actor: string, data: Record<string, unknown>): unknown;
-  /** `append`, anchored off the event loop: resolves once the record is as durable as `append` leaves it. */
-  appendAnchored?(kind: AuditKind, actor: string, data: Record<string, unknown>): Promise<unknown>;
-}
 
 export interface PolicyManagerOptions {
   dataDir: string;
@@ -89,9 +83,8 @@ export class PolicyManager {
   private writing: Promise<void> | undefined;
   /** Policy directory and Kubernetes changes that came while one was written: made right after. */
   private readonly deferred: Array<() => void> = [];
-  /** Kubernetes mode: where changes through the API are stored (useKubernetesApi), and the one being written there. */
-  private apiStore: ApiPolicyStore | undefined;
-  private apiWriting: Promise<void> | undefined;
+  /** Kubernetes mode: changes through the API, written to the Kubernetes API (useKubernetesApi). */
+  private api: ApiChanges | undefined;
   /** Why the Kubernetes API's objects were last refused as a set (undefined: they were not). */
   private kubernetesRefusal: string | undefined;
 
@@ -138,7 +131,12 @@ export class PolicyManager {
    * replica's. Until this is called they are refused.
    */
   useKubernetesApi(store: ApiPolicyStore): void {
-    this.apiStore = store;
+    this.api = new ApiChanges({ store, repo: this.repo, audit: this.opts.audit, log: this.log, refusal: () => this.kubernetesRefusal, idle: () => this.idle() });
+  }
+
+  /** Kubernetes mode: publish the policies stored here before (ApiChanges.publishLocal); how many are left. */
+  publishLocal(): Promise<number> {
+    return this.api?.publishLocal() ?? Promise.resolve(0);
   }
 
   // ---- agents -----------------------------------------------------------------------------
@@ -330,7 +328,7 @@ export class PolicyManager {
   }
 
   private checkWritable(p: StoredPolicy, verb: string): void {
-    if (p.origin === 'kubernetes' && this.opts.kubernetes && !this.apiStore?.writable(p)) {
+    if (p.origin === 'kubernetes' && this.opts.kubernetes && !this.api?.store.writable(p)) {
       throw new PalisadeError(
         'PALISADE_ERR_CONFLICT',
         `${p.kind} ${p.namespace}/${p.name} is managed by the Kubernetes API: ${verb} it there (kubectl edit ${p.kind.toLowerCase()} -n ${p.namespace} ${p.name})`,
@@ -370,14 +368,14 @@ export class PolicyManager {
       }
       const changes = plan.changes.filter((c) => c.op !== 'unchanged' || how.shown?.has(policyKey(c)) === true);
       if (how.dryRun || !plan.changed) return { version: this.repo.version, applied: false, dryRun: how.dryRun, changes };
-      const version = this.toApi(plan) ? await this.writeToApi(plan, how.author, how.action) : await this.commitSliced(plan, candidate, how.author, how.action);
+      const version = this.toApi(plan) ? await this.api!.write(plan, how.author, how.action) : await this.commitSliced(plan, candidate, how.author, how.action);
       return { version, applied: true, dryRun: false, changes };
     }
   }
 
   /** Until no change is being written, here or to the Kubernetes API. */
   private async idle(): Promise<void> {
-    while (this.writing || this.apiWriting) await (this.writing ?? this.apiWriting);
+    while (this.writing || this.api?.writing) await (this.writing ?? this.api?.writing);
   }
 
   /**
@@ -386,68 +384,9 @@ export class PolicyManager {
    */
   private toApi(plan: Plan): boolean {
     if (!this.opts.kubernetes) return false;
-    const store = this.apiStore;
+    const store = this.api?.store;
     if (!store) throw new PalisadeError('PALISADE_ERR_COLLECTOR_UNAVAILABLE', 'this collector is not connected to the Kubernetes API yet: try again in a moment');
     return plan.changes.some((c) => c.op === 'create' || c.op === 'update' || (c.op === 'delete' && store.holds(c)));
-  }
-
-  /**
-   * Kubernetes mode: write the change to the Kubernetes API (audited first, as a local change is)
-   * and answer once it came back through the watch and is in force here — the version that made it.
-   */
-  private async writeToApi(plan: Plan, author: string, action: string): Promise<number> {
-    const store = this.apiStore!;
-    let done!: () => void;
-    this.apiWriting = new Promise((resolve) => (done = resolve));
-    try {
-      const record = { action, via: 'kubernetes', replica: store.replica, changes: changesOf(plan) };
-      const audit = this.opts.audit;
-      if (audit?.appendAnchored) await audit.appendAnchored('policy-change', author, record);
-      else audit?.append('policy-change', author, record);
-      try {
-        await store.write(apiWritesOf(plan.changes, plan.next), author);
-      } catch (err) {
-        audit?.append('policy-change', author, { ...record, failed: err instanceof Error ? err.message : String(err) });
-        throw err;
-      }
-      const current = new Map(this.repo.current().map((p) => [policyKey(p), p]));
-      const notInForce = record.changes.filter((c) => (c.op === 'delete' ? current.has(policyKey(c)) : current.get(policyKey(c))?.origin !== 'kubernetes'));
-      if (notInForce.length > 0) {
-        const what = notInForce.map((c) => `${c.kind} ${c.namespace}/${c.name}`).join(', ');
-        throw new PalisadeError('PALISADE_ERR_POLICY_INVALID', `written to the Kubernetes API but not in force at this collector: the API's objects were refused as a set (${this.kubernetesRefusal ?? 'see its log'}): ${what}`);
-      }
-      return this.repo.version;
-    } finally {
-      this.apiWriting = undefined;
-      done();
-    }
-  }
-
-  /**
-   * Kubernetes mode, once the watch has listed: the policies created through this collector's API
-   * before they were stored in the Kubernetes API (origin `api`, in its policies.db only) are
-   * written there, each alone, so every replica enforces them; back through the watch, the API owns
-   * them (origin `kubernetes`). One the cluster cannot take stays in force here only (logged).
-   * Returns how many are left to publish.
-   */
-  async publishLocal(): Promise<number> {
-    const store = this.apiStore;
-    if (!store) return 0;
-    let left = 0;
-    for (const p of this.repo.current().filter((x) => x.origin === 'api')) {
-      await this.idle();
-      const now = this.repo.current().find((x) => policyKey(x) === policyKey(p));
-      if (now?.origin !== 'api' || store.holds(p)) continue;
-      const author = this.repo.summary(now).author || 'collector';
-      try {
-        await this.writeToApi({ changes: [{ op: 'create', kind: p.kind, namespace: p.namespace, name: p.name, diff: '' }], next: [now], changed: true }, author, 'publish');
-        this.log.info({ policy: policyKey(p) }, 'policy created through this collector\'s API before Kubernetes mode stored it: now in the Kubernetes API, shared by every replica');
-      } catch (err) {
-        left += 1;
-        this.log.warn({ policy: policyKey(p), reason: err instanceof Error ? err.message : String(err) }, 'cannot publish a policy of this collector\'s own store to the Kubernetes API: it stays in force at this replica only');
-      }
-    }
-    return left;
   }
 
   /** The policy directory's files changed (or were read at start): they replace its policies. */
@@ -543,9 +482,4 @@ export class PolicyManager {
   private encode(): void {
     this.encoded = encodeMessage({ type: 'policies', version: this.repo.version, files: [...this.compiled.files] });
   }
-}
-
-/** What a change does, as its audit record lists it. */
-function changesOf(plan: Plan): Array<Pick<PolicyChange, 'op' | 'kind' | 'namespace' | 'name'>> {
-  return plan.changes.filter((c) => c.op !== 'unchanged').map((c) => ({ op: c.op, kind: c.kind, namespace: c.namespace, name: c.name }));
 }

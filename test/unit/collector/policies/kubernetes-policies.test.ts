@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { withKubernetesPolicies } from '../../../../collector/policies/kubernetes-policies';
+import { apiWritesOf, withKubernetesPolicies } from '../../../../collector/policies/kubernetes-policies';
 import type { StoredPolicy } from '../../../../collector/policies/repository';
 import { compilePolicyFiles } from '../../../../common/policy';
 
@@ -16,4 +16,21 @@ describe('withKubernetesPolicies', function () {
     assert.deepEqual(r.shadowed, ['AuthorizationPolicy shop/from-dir']);
     assert.equal(r.next.find((p) => p.name === 'new-k8s')!.file, 'AuthorizationPolicy shop/new-k8s');
   });
+});
+
+describe('apiWritesOf', function () {
+  const id = (name: string) => ({ kind: 'AuthorizationPolicy' as const, namespace: 'shop', name });
+  const want = (name: string): StoredPolicy => ({ ...stored(name, 'api', 0), manifest: { kind: 'AuthorizationPolicy', metadata: { name } } });
+  const cases: Array<[string, Array<{ op: 'create' | 'update' | 'delete' | 'unchanged'; name: string }>, string[]]> = [
+    ['a create and an update are puts of the manifests in the next set, in the plan\'s order', [{ op: 'create', name: 'a' }, { op: 'update', name: 'b' }], ['put a {"kind":"AuthorizationPolicy","metadata":{"name":"a"}}', 'put b {"kind":"AuthorizationPolicy","metadata":{"name":"b"}}']],
+    ['a delete names the object only', [{ op: 'delete', name: 'gone' }], ['delete gone']],
+    ['unchanged policies write nothing', [{ op: 'unchanged', name: 'a' }, { op: 'create', name: 'b' }], ['put b {"kind":"AuthorizationPolicy","metadata":{"name":"b"}}']],
+  ];
+  for (const [name, changes, writes] of cases) {
+    it(name, function () {
+      const next = ['a', 'b'].map(want);
+      const got = apiWritesOf(changes.map((c) => ({ op: c.op, ...id(c.name) })), next);
+      assert.deepEqual(got.map((w) => `${w.op} ${w.name}${w.manifest ? ` ${JSON.stringify(w.manifest)}` : ''}`), writes);
+    });
+  }
 });
