@@ -2,7 +2,10 @@
  * The collector and the Kubernetes API (`palisade collector --kubernetes`): the cluster's Services
  * and EndpointSlices become the registry's services (./services-watch.ts); its AuthorizationPolicy,
  * EgressPolicy, HTTPRoute, GRPCRoute and FaultInjection objects become versions of the policy store
- * authored `kubernetes` (./policy-watch.ts); its Pods make the collector a node authorizer
+ * authored `kubernetes` (./policy-watch.ts), and a change through the collector's own API is
+ * written there as those objects (./policy-writes.ts), so every replica enforces it; policies
+ * this collector stored itself before are published there once (PolicyManager.publishLocal); its
+ * Pods make the collector a node authorizer
  * (./pods-watch.ts): a node registers, and gets certificates for, only pods the API says run on it.
  * The node records are shared with the other replicas as PalisadeNode objects
  * (./node-records-share.ts): a node that joined through one replica is accepted by every one;

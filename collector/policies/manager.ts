@@ -8,6 +8,10 @@
  * Policies from `--policy-dir` are owned by the directory (policy-dir.ts): the API can read them
  * but not change them (edit the file); a file that defines a policy created through the API takes
  * it over.
+ *
+ * In Kubernetes mode a change through the API, validated the same way, is written to the
+ * Kubernetes API instead (api-changes.ts) and made a version here when it comes back through the
+ * watch (syncKubernetes), as every replica makes it.
  */
 import type {
   EgressLearnResponse,
