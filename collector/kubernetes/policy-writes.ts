@@ -96,6 +96,10 @@ export class PolicyWrites implements ApiPolicyStore {
     }
     const version = served.slice(resource.group.length + 1);
     const before = this.opts.watch.object(source);
+    if (before && !appliedThroughCollector(before)) {
+      // kubectl's (or GitOps') object, refused by the watch so not in the store: still not ours to overwrite.
+      throw new PalisadeError('PALISADE_ERR_CONFLICT', `${source} is managed by the Kubernetes API: change it there (kubectl edit ${resource.kind.toLowerCase()} -n ${w.namespace} ${w.name})`);
+    }
     if (w.op === 'delete') {
       if (!before) throw new PalisadeError('PALISADE_ERR_NOT_FOUND', `${source} is not in the Kubernetes API (deleted meanwhile?)`);
       return { op: 'delete', source, resource, version, namespace: w.namespace, name: w.name, body: undefined, before };

@@ -178,6 +178,16 @@ describe('collector replicas store policy changes made through their API in the 
     const mixed = writeFile(files, 'mixed.yaml', `${egressYaml('e1', 'a.example.com')}---\n${dr}`);
     refused(await a.cli('policy', 'apply', '-f', mixed), /DestinationRule default\/web: the cluster serves no DestinationRule/);
     assert.equal(policyWrites().length, before, 'nothing written to the API');
+    // A dry run stays local; so does an object kubectl made that the watch refused (not the collector's to overwrite).
+    const dry = await a.cli('policy', 'apply', '--dry-run', '-f', writeFile(files, 'dry.yaml', denyYaml('dry', '/dry')));
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.equal(policyWrites().length, before, 'a dry run writes nothing to the API');
+    api.create(AP, { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: { name: 'theirs', namespace: 'default' }, spec: { action: 'DENY', rules: [{ to: [{ operation: { paths: 7 } }] }] } });
+    await waitFor(() => a.col.kubernetes!.status().refused.length === 1, 5_000, 'the kubectl object refused by the watch');
+    const writesBefore = policyWrites().length;
+    refused(await a.cli('policy', 'apply', '-f', writeFile(files, 'theirs.yaml', denyYaml('theirs', '/t'))), /AuthorizationPolicy default\/theirs is managed by the Kubernetes API: change it there/);
+    assert.equal(policyWrites().length, writesBefore, 'nothing written to the API');
+    assert.equal(api.list(AP, 'default').length, 1);
     assert.equal(a.col.policies.list().policies.length, 0);
   });
 
