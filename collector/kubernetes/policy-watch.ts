@@ -8,6 +8,8 @@
  * The accepted set goes to the policy store (versions authored `kubernetes`) once every kind has
  * listed — or is known not to be installed — and again after every change (coalesced). A kind whose
  * CRD is not installed is looked for again every `rediscoverMs`; an API outage changes nothing.
+ * A change this replica wrote (./policy-writes.ts) waits on `whenInForce` until a publish has
+ * handed the resourceVersion it wrote to the store (or the object is gone).
  */
 import { describeCause, PalisadeError } from '../../common/errors';
 import type { KubeClient } from '../../common/kube/client';
