@@ -50,8 +50,9 @@ describe('collector replicas store policy changes made through their API in the 
     ({ api, kubeconfig } = await replicasApi(dirs, stack, { istio: true }));
   });
 
-  const start = async (name: string, data = dirs.make(), workloads: WorkloadRegistration[] = []): Promise<Replica> => {
-    const col = await collector(stack, { dataDir: data, log: new LogCapture().logger, kubernetes: { kubeconfig, caSecret: REPLICAS_CA_SECRET, replica: name } });
+  const start = async (name: string, data = dirs.make(), workloads: WorkloadRegistration[] = [], inForceMs?: number): Promise<Replica> => {
+    const kubernetes = { kubeconfig, caSecret: REPLICAS_CA_SECRET, replica: name, ...(inForceMs === undefined ? {} : { policyInForceTimeoutMs: inForceMs }) };
+    const col = await collector(stack, { dataDir: data, log: new LogCapture().logger, kubernetes });
     await col.kubernetes!.synced();
     const session = client(stack, { url: col.url, caPem: col.ca.certPem, node: `node-${name}`, dataDir: dirs.make('palisade-agent-'), joinToken: token(data, `node-${name}`) });
     const frames: PolicyFrame[] = [];
@@ -142,6 +143,41 @@ describe('collector replicas store policy changes made through their API in the 
     api.dropWatches();
     await waitFor(() => (a.col.policies.get('AuthorizationPolicy/default/b-old').manifest as { spec: { rules: unknown[] } }).spec.rules.length === 1 && JSON.stringify(a.col.policies.get('AuthorizationPolicy/default/b-old').manifest).includes('/kubectl'), 10_000, 'A hears the change again');
     assert.equal((await a.cli('policy', 'apply', '-f', both)).code, 0, 'on a fresh view the same apply goes through');
+  });
+
+  it('two replicas updating one object at the same moment: one wins, the other is answered 409 in one line', async function () {
+    const [a, b] = await Promise.all([start('replica-a'), start('replica-b')]);
+    const files = dirs.make();
+    assert.equal((await a.cli('policy', 'apply', '-f', writeFile(files, 's.yaml', denyYaml('shared', '/zero')))).code, 0);
+    await waitFor(() => b.col.policies.list().policies.length === 1, BOUND_MS, 'B has it');
+    // Neither hears the other's write before making its own: both update at the resourceVersion they read.
+    const heal = api.addFault({ watch: true, hang: true });
+    api.dropWatches();
+    const puts = policyWrites().filter((w) => w.startsWith('PUT')).length;
+    const racing = Promise.all([a.cli('policy', 'apply', '-f', writeFile(files, 'a.yaml', denyYaml('shared', '/from-a'))), b.cli('policy', 'apply', '-f', writeFile(files, 'b.yaml', denyYaml('shared', '/from-b')))]);
+    await waitFor(() => policyWrites().filter((w) => w.startsWith('PUT')).length === puts + 2, 10_000, 'both updates sent');
+    heal();
+    api.dropWatches();
+    const results = await racing;
+    const won = results.filter((r) => r.code === 0);
+    assert.equal(won.length, 1, results.map((r) => r.stderr).join(' | '));
+    refused(results.find((r) => r.code !== 0)!, /^palisade: conflict: AuthorizationPolicy default\/shared was changed in the Kubernetes API since this collector read it .*nothing was written: try again\n$/);
+    const paths = JSON.stringify(api.get(AP, 'default', 'shared')!.spec);
+    const winner = results[0]!.code === 0 ? '/from-a' : '/from-b';
+    assert.ok(paths.includes(winner), `the winner's version is in the API: ${paths}`);
+    await waitFor(() => [a, b].every((r) => JSON.stringify(r.col.policies.get('AuthorizationPolicy/default/shared').manifest).includes(winner)), BOUND_MS, 'both replicas enforce the winner\'s');
+  });
+
+  it('a change written but not back through the watch within the bound: one line saying so', async function () {
+    const a = await start('replica-a', dirs.make(), [], 1_000);
+    const heal = api.addFault({ watch: true, hang: true });
+    api.dropWatches();
+    const r = await a.cli('policy', 'apply', '-f', writeFile(dirs.make(), 'late.yaml', denyYaml('late', '/late')));
+    refused(r, /written to the Kubernetes API but not in force at this collector within 1000 ms \(its watch is behind\?\): AuthorizationPolicy default\/late; palisade policy list shows when it is/);
+    assert.ok(api.get(AP, 'default', 'late'), 'it is in the API');
+    heal();
+    api.dropWatches();
+    await waitFor(() => a.col.policies.list().policies.some((p) => p.name === 'late'), 10_000, 'in force once the watch is back');
   });
 
   it('the API away: the change is refused in one line and nothing is applied, here or at the agent', async function () {
