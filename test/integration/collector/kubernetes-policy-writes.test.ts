@@ -82,9 +82,11 @@ describe('collector replicas store policy changes made through their API in the 
     const applied = await a.cli('policy', 'apply', '-f', writeFile(files, 'deny.yaml', denyYaml('deny-admin', '/admin')));
     assert.equal(applied.code, 0, applied.stderr);
     const answeredMs = Date.now() - started;
-    assert.deepEqual(await stored(a), ['AuthorizationPolicy default/deny-admin kubernetes'], 'listed at A as soon as apply answers');
+    assert.deepEqual(a.col.policies.list().policies.map((p) => `${p.name} ${p.origin}`), ['deny-admin kubernetes'], 'in force at A when apply answers');
+    started = Date.now();
     await waitFor(() => atAgent(b).includes('AuthorizationPolicy default/deny-admin'), BOUND_MS, 'B\'s agent enforcing it');
     const reachedMs = Date.now() - started;
+    assert.deepEqual(await stored(a), ['AuthorizationPolicy default/deny-admin kubernetes'], 'and `policy list` at A shows it');
     assert.ok(atAgent(a).includes('AuthorizationPolicy default/deny-admin'), 'A\'s agent too');
     const object = api.get(AP, 'default', 'deny-admin')!;
     assert.equal((object.metadata as { annotations: Record<string, string> }).annotations[APPLIED_BY], `${adminAuthor(a.col)} via replica-a`);
@@ -104,7 +106,7 @@ describe('collector replicas store policy changes made through their API in the 
     await waitFor(() => atAgent(a).length === 0 && a.col.policies.list().policies.length === 0, BOUND_MS, 'gone at A and its agent');
     const goneMs = Date.now() - started;
     assert.equal(api.get(AP, 'default', 'deny-admin'), undefined);
-    process.stdout.write(`      apply at A answered in ${answeredMs} ms, at B's agent after ${reachedMs} ms; delete at B → gone at A's agent: ${goneMs} ms (upper bounds on a loaded machine)\n`);
+    process.stdout.write(`      apply at A answered in ${answeredMs} ms (the CLI, the parser's worker, the API, A's watch), at B's agent ${reachedMs} ms later; delete at B → gone at A's agent: ${goneMs} ms (upper bounds on a loaded machine)\n`);
 
     // egress allow at B: one EgressPolicy, stored at A too; removed through A by the ID A lists.
     const rule = await b.cli('egress', 'allow', 'default/web', 'api.example.com');
