@@ -107,6 +107,7 @@ export class FlowStore implements FlowIngest {
         log: store.log,
         metrics: opts.metrics,
         onDeleted: (n) => (store.rowCount -= n),
+        onReady: (n) => (store.rowCount = n),
         maxQueuedFlows: opts.writerQueueFlows,
       });
     } catch (err) {

@@ -37,6 +37,12 @@ export interface WriterThreadOptions {
   metrics?: RetentionMetrics;
   /** Retention deleted `count` rows. */
   onDeleted: (count: number) => void;
+  /**
+   * The thread opened the database and counted `rows` flow rows — at the start and after every
+   * restart, when a batch it committed just before dying (its 'committed' never arrived) is in
+   * the database but was never counted here.
+   */
+  onReady?: (rows: number) => void;
   maxQueuedFlows?: number;
 }
 
@@ -130,6 +136,7 @@ export class WriterThread {
       w.on('message', (m: FromWriter) => {
         if (m.type === 'ready') {
           this.restartMs = RESTART_MIN_MS;
+          this.opts.onReady?.(m.rows);
           resolve();
         } else this.onMessage(m);
       });

@@ -6,9 +6,12 @@
  * acknowledged — and produced = stored + lost holds exactly, every record stored once.
  */
 import { strict as assert } from 'node:assert';
+import * as path from 'node:path';
+import Database from 'better-sqlite3';
 import pino from 'pino';
 import { FlowReporter } from '../../../agent/flows/reporter';
 import type { RunningCollector } from '../../../collector/collector';
+import { FLOWS_DB_FILE } from '../../../collector/flows/store';
 import type { FlowRecord } from '../../../common/flow';
 import { HealthPoller, keepAlive, loopDelay } from './event-loop-fixtures';
 import { apiGet, numberedFlow } from './flows-fixtures';
@@ -22,7 +25,7 @@ describe('collector: flow writes in the writer thread', function () {
   this.timeout(240_000);
   const { dirs, stack, dataDir } = useCollectorSuite();
 
-  /** An agent session streaming records as fast as `produce` says; `during` runs once some are stored. */
+  /** An agent session streaming 10,000 records a second; `during` runs once some are stored. */
   async function stream(col: RunningCollector, data: string, during: () => Promise<void>): Promise<{ produced: number; lost: number; stored: Set<number>; rows: number; resent: number }> {
     const agentDir = dirs.make('palisade-agent-');
     const c = client(stack, { url: col.url, caPem: col.ca.certPem, node: NODE, dataDir: agentDir, joinToken: token(data, NODE), log: new LogCapture().logger });
@@ -50,14 +53,39 @@ describe('collector: flow writes in the writer thread', function () {
   it('a full queue refuses batches (counted, not acknowledged): the agent sends them again, produced = stored + lost exactly', async () => {
     const data = dataDir();
     const logs = new LogCapture();
-    // Four of the agent's 50-flow batches at most wait for the thread; it sends 8 at once.
+    // Four of the agent's 50-flow batches at most wait for the thread; it sends 8 at once. The
+    // thread is made to fall behind at once: another connection holds the database's write lock
+    // for a moment (the thread waits for it: busy_timeout 2 s). Left to itself, the queue filled
+    // only once SQLite fell behind, which on a quiet machine took seconds at 10,000 records/s,
+    // and that backlog, resent through refusals, took 11-71 s to settle.
     const col = await collector(stack, { dataDir: data, log: logs.logger, flowWriterQueueFlows: 200 });
-    const r = await stream(col, data, async () => {
-      await waitFor(() => logs.find('flow batch not stored now; the agent sends it again'), 20_000, 'a batch refused');
-    });
+    const started = Date.now();
+    let refusedAfter = 0;
+    const refusal = (): boolean => logs.find('flow batch not stored now; the agent sends it again') !== undefined;
+    const r = await stream(
+      col,
+      data,
+      async () => {
+        // Held for 1 s at most: the thread's own wait for it (2 s) must not run out.
+        const lock = new Database(path.join(data, FLOWS_DB_FILE)); // waits up to 5 s for the thread's own transaction
+        try {
+          lock.exec('BEGIN IMMEDIATE');
+          try {
+            const lockedAt = Date.now();
+            await waitFor(() => refusal() || Date.now() - lockedAt > 1_000, 5_000, 'a refusal or the end of the lock');
+          } finally {
+            lock.exec('COMMIT');
+          }
+        } finally {
+          lock.close();
+        }
+        await waitFor(refusal, 20_000, 'a batch refused');
+        refusedAfter = Date.now() - started;
+      },
+    );
     const metrics = (await apiGet(col, '/metrics', { token: col.adminToken })).text;
     const refused = Number(/palisade_collector_flows_refused_total\{reason="busy"\} (\d+)/.exec(metrics)?.[1] ?? 0);
-    console.log(`      produced ${r.produced}, stored ${r.stored.size} (rows ${r.rows}), lost ${r.lost}, resent ${r.resent}; refused while busy ${refused} flows`);
+    console.log(`      produced ${r.produced}, stored ${r.stored.size} (rows ${r.rows}), lost ${r.lost}, resent ${r.resent}; refused while busy ${refused} flows, the first ${refusedAfter} ms after the start`);
     assert.ok(refused > 0, 'refusals counted in palisade_collector_flows_refused_total{reason="busy"}');
     assert.equal(r.rows, r.stored.size, 'every record stored once');
     assert.equal(r.stored.size + r.lost, r.produced, 'produced = stored + lost');
