@@ -73,7 +73,7 @@ export class PolicyWrites implements ApiPolicyStore {
         done.push({ step, written: await this.sendOrRetry(step) });
       } catch (err) {
         const rollback = await this.rollBack(done);
-        throw failure(step, err, done.length, rollback);
+        throw writeFailure(step, err, done.length, rollback);
       }
     }
     const written = done.map(({ step, written: o }) => ({ op: step.op, object: step.source, resourceVersion: step.op === 'delete' ? undefined : o?.metadata?.resourceVersion }));
@@ -167,8 +167,8 @@ export class PolicyWrites implements ApiPolicyStore {
 
 const codeOf = (err: unknown): number | undefined => statusOf((err as { cause?: unknown }).cause)?.code;
 
-/** The one line a failed write answers with. */
-function failure(s: Step, err: unknown, writtenBefore: number, left: readonly string[]): PalisadeError {
+/** The one line a failed write of `s` answers with (`writtenBefore` objects were, `left` of them stay written). Pure. */
+export function writeFailure(s: Pick<Step, 'op' | 'source'>, err: unknown, writtenBefore: number, left: readonly string[]): PalisadeError {
   const code = codeOf(err);
   const undone =
     writtenBefore === 0
@@ -181,5 +181,9 @@ function failure(s: Step, err: unknown, writtenBefore: number, left: readonly st
     return new PalisadeError('PALISADE_ERR_CONFLICT', `conflict: ${s.source} ${how} in the Kubernetes API since this collector read it (another replica or kubectl); ${undone}: try again`);
   }
   const why = err instanceof Error ? err.message : String(err);
+  if (code === undefined && /no answer from the Kubernetes API/.test(why)) {
+    // The request may have reached the API all the same: say so rather than "nothing was written".
+    return new PalisadeError('PALISADE_ERR_KUBERNETES', `${why}: ${s.source} may or may not be written (palisade policy list shows it once it is); ${undone.replace('nothing was written', 'nothing else was written')}`, { cause: err });
+  }
   return new PalisadeError(err instanceof PalisadeError && err.code !== 'PALISADE_ERR_KUBERNETES' ? err.code : 'PALISADE_ERR_KUBERNETES', `${why}; ${undone}`, { cause: err });
 }
