@@ -55,6 +55,11 @@ export class PolicyWrites implements ApiPolicyStore {
     return appliedThroughCollector(this.opts.watch.object(policySourceOf(p.kind, p.namespace, p.name)));
   }
 
+  served(kind: string): boolean | undefined {
+    const v = this.opts.watch.servedVersion(kind);
+    return v === undefined ? undefined : v !== 'not installed';
+  }
+
   /** Whether the Kubernetes API holds the policy's object (else it is this replica's own, from before). */
   holds(p: { kind: string; namespace: string; name: string }): boolean {
     return this.opts.watch.object(policySourceOf(p.kind, p.namespace, p.name)) !== undefined;

@@ -81,6 +81,7 @@ export class ApiChanges {
       await this.o.idle();
       const now = repo.current().find((x) => policyKey(x) === policyKey(p));
       if (now?.origin !== 'api' || store.holds(p)) continue;
+      if (store.served(p.kind) === false) continue; // no CRD: it stays this replica's, as a change of that kind would
       const author = repo.summary(now).author || 'collector';
       try {
         await this.write({ changes: [{ op: 'create', kind: p.kind, namespace: p.namespace, name: p.name, diff: '' }], next: [now], changed: true }, author, 'publish');

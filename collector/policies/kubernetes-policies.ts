@@ -7,6 +7,7 @@
  * taken over.
  */
 import type { PolicyChange } from '../../common/control-api';
+import { invalidArgument } from '../../common/errors';
 import { allOf, type PolicySet } from '../../common/policy';
 import { desiredPolicy, policyKey, type DesiredPolicy, type StoredPolicy } from './repository';
 
@@ -44,6 +45,8 @@ export interface ApiPolicyStore {
   writable(p: { kind: string; namespace: string; name: string }): boolean;
   /** Whether the Kubernetes API holds the policy's object. */
   holds(p: { kind: string; namespace: string; name: string }): boolean;
+  /** Whether the cluster serves `kind` (false: its CRD is not installed; undefined: not known yet). */
+  served(kind: string): boolean | undefined;
   write(writes: readonly ApiPolicyWrite[], author: string): Promise<unknown>;
 }
 
@@ -59,4 +62,24 @@ export function apiWritesOf(changes: readonly Pick<PolicyChange, 'op' | 'kind' |
       if (!want) throw new Error(`internal: ${policyKey(c)} is ${c.op}d but not in the next set`);
       return { op: 'put', ...id, manifest: want.manifest };
     });
+}
+
+/**
+ * Kubernetes mode: where a change is stored. In the Kubernetes API, unless it only creates or
+ * updates policies of kinds the cluster does not serve (no CRD) or deletes policies the API does
+ * not hold (this replica's own): those stay in this replica's store, as with one collector (like
+ * the join tokens without their CRD), `unserved` naming the kinds so the answer can warn. A change
+ * needing both is refused (PALISADE_ERR_INVALID_ARGUMENT): half of it would not be shared.
+ */
+export function storeOf(
+  changes: readonly Pick<PolicyChange, 'op' | 'kind' | 'namespace' | 'name'>[],
+  cluster: { served(kind: string): boolean | undefined; holds(p: { kind: string; namespace: string; name: string }): boolean },
+): { where: 'api' | 'local'; unserved: string[] } {
+  const changed = changes.filter((c) => c.op !== 'unchanged');
+  const local = changed.filter((c) => (c.op === 'delete' ? !cluster.holds(c) : cluster.served(c.kind) === false));
+  const unserved = [...new Set(local.filter((c) => c.op !== 'delete').map((c) => c.kind))].sort();
+  if (local.length === 0) return { where: 'api', unserved };
+  if (local.length === changed.length) return { where: 'local', unserved };
+  const apart = local.map((c) => `${c.kind} ${c.namespace}/${c.name}`).join(', ');
+  throw invalidArgument(`${apart}: kept at this collector only (${unserved.length > 0 ? `the cluster serves no ${unserved.join(', ')}: its CRD is not installed` : 'not in the Kubernetes API'}), while the rest of the change goes to the Kubernetes API: apply them apart, or install the CRD`);
 }

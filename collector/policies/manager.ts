@@ -38,7 +38,7 @@ import { checkBackends } from './route-backends';
 import { routeStatus } from './route-status';
 import { egressRuleManifest, egressRuleViews } from './egress-rules';
 import { ApiChanges, type AuditSink } from './api-changes';
-import { withKubernetesPolicies, type ApiPolicyStore } from './kubernetes-policies';
+import { storeOf, withKubernetesPolicies, type ApiPolicyStore } from './kubernetes-policies';
 import { followPolicyDir, withDirPolicies } from './policy-dir';
 import { historyKey, quoteRef, resolvePolicy, resolveWorkload } from './references';
 import { changesOf, desiredPolicy, planChanges, planChangesSliced, policyKey, PolicyRepository, type DesiredPolicy, type Plan, type StoredPolicy } from './repository';
@@ -233,7 +233,8 @@ export class PolicyManager {
       shown,
       compiled: pool,
     });
-    return { ...result, ...(parsed.warnings.length ? { warnings: parsed.warnings } : {}) };
+    const warnings = [...parsed.warnings, ...(result.warnings ?? [])];
+    return { ...result, ...(warnings.length ? { warnings } : {}) };
   }
 
   delete(ref: string, dryRun: boolean, author: string): Promise<PolicyChangeResponse> {
@@ -371,9 +372,12 @@ export class PolicyManager {
         throw new PalisadeError('PALISADE_ERR_CONFLICT', 'the policies kept changing while this change was being prepared: try again');
       }
       const changes = plan.changes.filter((c) => c.op !== 'unchanged' || how.shown?.has(policyKey(c)) === true);
-      if (how.dryRun || !plan.changed) return { version: this.repo.version, applied: false, dryRun: how.dryRun, changes };
-      const version = this.toApi(plan) ? await this.api!.write(plan, how.author, how.action) : await this.commitSliced(plan, candidate, how.author, how.action);
-      return { version, applied: true, dryRun: false, changes };
+      const where = this.storeOf(plan);
+      const warnings = where.unserved.map((k) => `the cluster serves no ${k} (its CRD is not installed): kept at this collector only, not shared with other replicas`);
+      const warned = warnings.length > 0 ? { warnings } : {};
+      if (how.dryRun || !plan.changed) return { version: this.repo.version, applied: false, dryRun: how.dryRun, changes, ...warned };
+      const version = where.where === 'api' ? await this.api!.write(plan, how.author, how.action) : await this.commitSliced(plan, candidate, how.author, how.action);
+      return { version, applied: true, dryRun: false, changes, ...warned };
     }
   }
 
@@ -386,11 +390,11 @@ export class PolicyManager {
    * Whether `plan` is written to the Kubernetes API: in Kubernetes mode, all but the delete of a
    * policy the API does not hold (this replica's own, from before: see publishLocal).
    */
-  private toApi(plan: Plan): boolean {
-    if (!this.opts.kubernetes) return false;
+  private storeOf(plan: Plan): { where: 'api' | 'local'; unserved: string[] } {
+    if (!this.opts.kubernetes) return { where: 'local', unserved: [] };
     const store = this.api?.store;
     if (!store) throw new PalisadeError('PALISADE_ERR_COLLECTOR_UNAVAILABLE', 'this collector is not connected to the Kubernetes API yet: try again in a moment');
-    return plan.changes.some((c) => c.op === 'create' || c.op === 'update' || (c.op === 'delete' && store.holds(c)));
+    return storeOf(plan.changes, store);
   }
 
   /** The policy directory's files changed (or were read at start): they replace its policies. */
