@@ -13,6 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import { spiffeId } from '../common/identity';
 import { newer, nextStamp, type RegistrationShare, type Stamp } from './nodes/registration-share';
+import type { HeldNode } from './nodes/replica-liveness';
 import { RegistryLog, type RegistryLogLimits } from './registry-log';
 import { byIp, resolveServices, type ResolvedServices } from './services';
 import {
@@ -204,6 +205,29 @@ export class WorkloadRegistry {
   onLocalChange(listener: (node: string) => void): () => void {
     this.localChanged.add(listener);
     return () => this.localChanged.delete(listener);
+  }
+
+  /** The nodes another replica's session holds: each one's stamp and whether it shows online. */
+  heldNodes(): HeldNode[] {
+    return [...this.nodes].filter(([, s]) => s.remote).map(([node, s]) => ({ node, stamp: s.stamp, online: s.online }));
+  }
+
+  /**
+   * The replica holding `node` at `stamp` is dead (nodes/replica-liveness.ts): the node goes
+   * offline here as if its session had closed (workloads kept, its services' endpoints not ready),
+   * until a share newer than `stamp` arrives. False when the node is not at that share or is offline.
+   */
+  markOffline(node: string, stamp: Stamp): boolean {
+    const state = this.nodes.get(node);
+    if (!state || !state.remote || !state.online || newer(state.stamp, stamp) || newer(stamp, state.stamp)) return false;
+    state.online = false;
+    this.changed([{ op: 'set-node', node: this.nodeEntry(node, state) }]);
+    return true;
+  }
+
+  /** Publish our nodes again with newer stamps: after our Lease lapsed the others may hold them offline, and only a newer write brings them back. */
+  republishLocal(): void {
+    for (const node of this.localNodes()) this.local(node);
   }
 
   /** Our live session's node again: a new stamp, online; the node's entry when that changed it. */

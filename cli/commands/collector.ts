@@ -15,7 +15,7 @@ import { parseCaSecretRef } from '../../collector/kubernetes/ca-secret';
 import { parsePositiveDuration } from '../../common/duration';
 import { invalidArgument, PalisadeError } from '../../common/errors';
 import { parseTraceUrl } from '../../common/trace-link';
-import { DEFAULT_TRUST_DOMAIN, isTrustDomain } from '../../common/identity';
+import { DEFAULT_TRUST_DOMAIN, isDnsLabel, isTrustDomain } from '../../common/identity';
 import { isNodeName } from '../../common/pki';
 import type { CliDeps } from '../deps';
 import { collectValue } from '../options';
@@ -41,6 +41,8 @@ interface RunFlags {
   kubernetes?: boolean;
   kubeconfig?: string;
   caSecret?: string;
+  namespace?: string;
+  replicaLease: string;
   flowSink: string[];
   traceUrl?: string;
   logLevel?: string;
@@ -82,6 +84,13 @@ function positiveInteger(text: string, what: string): number {
   return n;
 }
 
+/** `--replica-lease`: whole seconds, 1 s to 1 h (a Lease's duration is in seconds). */
+function leaseSeconds(text: string): number {
+  const ms = parsePositiveDuration(text, '--replica-lease');
+  if (ms % 1000 !== 0 || ms > 3_600_000) throw invalidArgument(`invalid --replica-lease ${JSON.stringify(text.slice(0, 64))}: whole seconds from 1s to 1h`);
+  return ms / 1000;
+}
+
 const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40 };
 
 /** `500MB`, `2GiB`, `1073741824`: bytes. */
@@ -118,6 +127,8 @@ export function registerCollectorCommands(program: Command, deps: CliDeps): void
     .option('--kubernetes', 'services and policies from the Kubernetes API (Services + EndpointSlices, AuthorizationPolicy, EgressPolicy)')
     .option('--kubeconfig <file>', 'with --kubernetes: the API from this kubeconfig (default: the pod\'s service account)')
     .option('--ca-secret <namespace/name>', 'with --kubernetes: the mesh CA from this Secret (ca.crt, ca.key; created when missing), shared by every collector replica, not the data directory')
+    .option('--namespace <namespace>', 'with --kubernetes: the collector\'s own namespace, where each replica keeps its liveness Lease (default: the pod\'s, else the kubeconfig context\'s, else default)')
+    .option('--replica-lease <duration>', 'with --kubernetes: this replica\'s Lease duration; the other replicas treat its nodes as offline when it is not renewed for this long (whole seconds)', '15s')
     .option('--flow-sink <sink>', 'also send every stored flow to otlp=<http(s) URL> (OTLP logs over HTTP/protobuf, e.g. http://otel-collector:4318/v1/logs); repeatable; sqlite is always on', collectValue, [])
     .option('--trace-url <template>', "link trace ids in the dashboard to your tracing UI: a URL with {traceId}, e.g. 'https://jaeger.example/trace/{traceId}'")
     .option('--log-level <level>', 'trace|debug|info|warn|error', undefined)
@@ -135,6 +146,8 @@ export function registerCollectorCommands(program: Command, deps: CliDeps): void
       const traceUrl = flags.traceUrl === undefined ? undefined : parseTraceUrl(flags.traceUrl);
       if (flags.caSecret !== undefined && !flags.kubernetes && !flags.kubeconfig) throw invalidArgument('--ca-secret needs --kubernetes (the Secret is read through the Kubernetes API)');
       const caSecret = flags.caSecret === undefined ? undefined : parseCaSecretRef(flags.caSecret);
+      const replicaLeaseSeconds = leaseSeconds(flags.replicaLease);
+      if (flags.namespace !== undefined && !isDnsLabel(flags.namespace)) throw invalidArgument(`invalid --namespace ${JSON.stringify(flags.namespace.slice(0, 64))}: a namespace name (lowercase letters, digits, '-')`);
       const log = deps.logger(flags.logLevel);
       const { startCollector } = await import('../../collector/collector');
       const running = await startCollector({
@@ -148,7 +161,9 @@ export function registerCollectorCommands(program: Command, deps: CliDeps): void
         flowRetentionMs,
         flowMaxRows,
         ...(flowMaxBytes !== undefined ? { flowMaxBytes } : {}),
-        ...(flags.kubernetes || flags.kubeconfig ? { kubernetes: { kubeconfig: flags.kubeconfig, ...(caSecret ? { caSecret } : {}) } } : {}),
+        ...(flags.kubernetes || flags.kubeconfig
+          ? { kubernetes: { kubeconfig: flags.kubeconfig, ...(caSecret ? { caSecret } : {}), ...(flags.namespace !== undefined ? { namespace: flags.namespace } : {}), replicaLeaseSeconds } }
+          : {}),
         flowSinks,
         ...(traceUrl !== undefined && { traceUrl }),
         log,

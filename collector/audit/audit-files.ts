@@ -146,7 +146,9 @@ export function openAuditDatabase(file: string): Database.Database {
   try {
     chmodSync(file, 0o600);
     db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
+    // NORMAL: a commit does not sync; the log syncs the WAL itself after each append (wal-sync.ts),
+    // on the event loop or, for a policy change through the API, off it.
+    db.pragma('synchronous = NORMAL');
     db.pragma('busy_timeout = 2000');
     const version = db.pragma('user_version', { simple: true }) as number;
     if (version !== 0 && version !== SCHEMA_VERSION) throw new Error(`schema version ${version}, this collector knows ${SCHEMA_VERSION}`);

@@ -13,6 +13,7 @@ import { AUDIT_KINDS, DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT, type AuditKind, type
 import { describeCause, errorCode, invalidArgument, PalisadeError } from '../../common/errors';
 import type { Logger } from '../../common/log';
 import { isRecord } from '../../common/record';
+import { WalSync } from '../wal-sync';
 import { dataDirError, HASH_RE, HeadWriter, openAuditDatabase, readHead, readKey, writeHead, type Head, type Tail } from './audit-files';
 
 export const AUDIT_DB_FILE = 'audit.db';
@@ -95,6 +96,8 @@ export class AuditLog {
   private anchorProblem: string | undefined;
   private closed = false;
   private readonly head: HeadWriter;
+  /** Makes each append durable (the connection does not sync its commits: audit-files.ts). */
+  readonly walSync: WalSync;
 
   private constructor(
     private readonly db: Database.Database,
@@ -104,6 +107,7 @@ export class AuditLog {
     private readonly now: () => number,
   ) {
     this.head = new HeadWriter(files.head);
+    this.walSync = new WalSync(files.db);
     const insert = db.prepare(`INSERT INTO audit (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)`);
     this.insert = db.transaction((row: unknown[]) => void insert.run(row));
     this.sql = {
@@ -153,9 +157,10 @@ export class AuditLog {
     return audit;
   }
 
-  /** Append one record (one transaction) and move audit.head to it; returns the record. */
+  /** Append one record (one transaction, synced to disk) and move audit.head to it; returns the record. */
   append(kind: AuditKind, actor: string, data: Record<string, unknown>): AuditRecord {
     const record = this.store(kind, actor, data);
+    this.walSync.now();
     if (this.anchorProblem === undefined) {
       try {
         this.head.write(this.tail);
@@ -168,19 +173,17 @@ export class AuditLog {
   }
 
   /**
-   * `append`, with audit.head moved off the event loop (its fdatasync in the thread pool): resolves
-   * once the head names the record, so a change acknowledged after it is anchored as one from
-   * `append` is. The record itself is committed before this returns its promise.
+   * `append`, with the commit's sync and audit.head's move off the event loop (their fdatasyncs in
+   * the thread pool, at the same time): resolves once the record is on disk and the head names it,
+   * so a change acknowledged after it is as durable and anchored as one from `append`; rejects
+   * (PALISADE_ERR_DATA_DIR) when the record cannot be synced. The record is committed (and the
+   * chain's tail moved to it) before this returns its promise.
    */
   async appendAnchored(kind: AuditKind, actor: string, data: Record<string, unknown>): Promise<AuditRecord> {
     const record = this.store(kind, actor, data);
-    if (this.anchorProblem === undefined) {
-      try {
-        await this.head.writeLater(this.tail);
-      } catch (err) {
-        this.log.error({ err, seq: record.seq }, 'cannot write audit.head');
-      }
-    }
+    const [synced, anchored] = await Promise.allSettled([this.walSync.later(), this.anchorProblem === undefined ? this.head.writeLater(this.tail) : undefined]);
+    if (anchored.status === 'rejected') this.log.error({ err: anchored.reason as unknown, seq: record.seq }, 'cannot write audit.head');
+    if (synced.status === 'rejected') throw synced.reason;
     return record;
   }
 

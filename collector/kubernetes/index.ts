@@ -12,7 +12,9 @@
  * so are the registrations, as PalisadeRegistration objects (./registrations-share.ts): every
  * replica serves every node's workloads, whichever replica the node's agent is connected to;
  * and the join tokens, as PalisadeJoinToken objects (./join-tokens-share.ts): a token made at one
- * replica joins at any, once.
+ * replica joins at any, once. Each replica renews a Lease in the collector's namespace
+ * (./replica-lease.ts) and watches the others' (./replica-leases.ts): a dead replica's nodes go
+ * offline everywhere else.
  */
 import * as os from 'node:os';
 import { describeCause, isPalisadeError } from '../../common/errors';
@@ -26,6 +28,8 @@ import type { NodeRecords } from '../nodes/node-records';
 import { JoinTokensShare } from './join-tokens-share';
 import { NodeRecordsShare } from './node-records-share';
 import { RegistrationsShare } from './registrations-share';
+import { DEFAULT_REPLICA_LEASE_SECONDS, ReplicaLease } from './replica-lease';
+import { ReplicaLeases } from './replica-leases';
 import type { WorkloadRegistry } from '../registry';
 import type { TokenStore } from '../tokens';
 import { PodsWatch } from './pods-watch';
@@ -43,6 +47,12 @@ export interface CollectorKubernetesOptions {
   replica?: string;
   /** How long a policy change written to the API may take to come back through the watch (default 10 s). */
   policyInForceTimeoutMs?: number;
+  /** The collector's own namespace, where its replica Lease lives (default: the context's — in a pod, its service account's —, else `default`). */
+  namespace?: string;
+  /** The replica Lease's duration (default 15 s), renewed every third of it. */
+  replicaLeaseSeconds?: number;
+  /** How long after it expired a dead replica's Lease is deleted (default 1 h; tests). */
+  replicaLeaseCollectAfterMs?: number;
 }
 
 export interface CollectorKubernetes {
@@ -57,6 +67,9 @@ export interface CollectorKubernetes {
   registrations: RegistrationsShare;
   /** The join tokens as the replicas share them: what joins check and spend. */
   tokens: JoinTokensShare;
+  /** This replica's Lease, and its judgement of the others'. */
+  lease: ReplicaLease;
+  leases: ReplicaLeases;
   /** Resolves once every watch has listed once. */
   synced(): Promise<void>;
   close(): Promise<void>;
@@ -77,6 +90,17 @@ export async function startCollectorKubernetes(
   const registrations = new RegistrationsShare({ client, log, registry: opts.registry, records: opts.records });
   const nodes = new NodeRecordsShare({ client, log, records: opts.records, merged: (node) => registrations.recordsChanged([node]) });
   const tokens = new JoinTokensShare({ client, log, local: opts.tokens });
+  const namespace = opts.namespace ?? client.namespace ?? 'default';
+  const durationSeconds = opts.replicaLeaseSeconds ?? DEFAULT_REPLICA_LEASE_SECONDS;
+  const lease = new ReplicaLease({ client, log, namespace, replica: opts.registry.epoch, durationSeconds, onRecovered: () => opts.registry.republishLocal() });
+  const leases = new ReplicaLeases({ client, log, namespace, registry: opts.registry, own: lease, collectAfterMs: opts.replicaLeaseCollectAfterMs });
+  // Once the registrations are listed: liveness judges them, and the start's requests stay fewer.
+  let closed = false;
+  void registrations.synced().then(() => {
+    if (closed) return;
+    lease.start();
+    leases.start();
+  });
   services.start();
   policies.start();
   const publishing = publishLocalPolicies(policies, opts.policies, log);
@@ -84,13 +108,15 @@ export async function startCollectorKubernetes(
   nodes.start();
   registrations.start();
   tokens.start();
-  log.info({ server: client.server }, 'watching the cluster\'s services, policy objects, pods, node records, registrations and join tokens');
+  log.info({ server: client.server, lease: `${namespace}/${lease.name}`, leaseSeconds: durationSeconds }, 'watching the cluster\'s services, policy objects, pods, node records, registrations, join tokens and replica Leases');
   return {
     client,
     pods,
     nodes,
     registrations,
     tokens,
+    lease,
+    leases,
     status: () => {
       const p = policies.status();
       return {
@@ -107,7 +133,9 @@ export async function startCollectorKubernetes(
     synced: () => Promise.all([services.synced(), policies.synced(), pods.synced()]).then(() => undefined),
     close: async () => {
       publishing.stop();
-      await Promise.all([services.stop(), policies.stop(), pods.stop(), nodes.stop(), registrations.stop(), tokens.stop()]);
+      closed = true;
+      await Promise.all([services.stop(), policies.stop(), pods.stop(), nodes.stop(), registrations.stop(), tokens.stop(), leases.stop()]);
+      await lease.stop(); // last: deleting it tells the others at once that our nodes' sessions are gone
     },
   };
 }

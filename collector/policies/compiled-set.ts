@@ -149,7 +149,8 @@ function reused(pools: readonly CompiledPolicies[], file: PolicyFile): Entry | u
 }
 
 function compileEntry(file: PolicyFile, policy: DesiredPolicy): Entry & { problems: boolean } {
-  const r = parseManifest(policy.manifest, file.source);
+  // every manifest the collector holds was made by the compiler (a parse, the store, a frame): kept as it is
+  const r = parseManifest(policy.manifest, file.source, { keep: true });
   return { file, policies: r.policies, warnings: r.warnings, problems: r.problems.length > 0 };
 }
 

@@ -30,6 +30,7 @@ import type { Logger } from '../../common/log';
 import { encodeMessage, type PolicyStatusMessage, type RegistrySnapshot, type RegistryWorkload } from '../../common/mesh-protocol';
 import { allOf, compilePolicyFiles, type PolicySet } from '../../common/policy';
 import type { PolicyFile } from '../../common/policy-files';
+import { jsonSliced } from '../api/respond';
 import type { FlowStore } from '../flows/store';
 import { AgentPolicyStatus } from './agent-status';
 import { CompiledPolicies } from './compiled-set';
@@ -41,7 +42,7 @@ import { ApiChanges, type AuditSink } from './api-changes';
 import { storeOf, withKubernetesPolicies, type ApiPolicyStore } from './kubernetes-policies';
 import { followPolicyDir, withDirPolicies } from './policy-dir';
 import { historyKey, quoteRef, resolvePolicy, resolveWorkload } from './references';
-import { changesOf, desiredPolicy, planChanges, planChangesSliced, policyKey, PolicyRepository, type DesiredPolicy, type Plan, type StoredPolicy } from './repository';
+import { changesOf, desiredPolicy, planChanges, policyKey, PolicyRepository, type DesiredPolicy, type Plan, type StoredPolicy } from './repository';
 import { WhatIf } from './what-if';
 
 export interface PolicyManagerOptions {
@@ -363,7 +364,7 @@ export class PolicyManager {
       await this.idle();
       const base = this.repo.version;
       const next = makeNext();
-      const plan = await planChangesSliced(this.repo.current(), next, COMPILE_SLICE_MS);
+      const plan = await this.parser.plan(this.repo.current(), next, COMPILE_SLICE_MS);
       // each object compiled alone already; the set must hold too
       const candidate = await this.compiled.withSliced(next, COMPILE_SLICE_MS, ...(how.compiled ? [how.compiled] : []));
       await this.idle(); // a version being written is a change
@@ -442,7 +443,7 @@ export class PolicyManager {
     try {
       const changed = await this.auditedAnchored(plan, author, action);
       const { version } = await this.repo.commitSliced(plan, author, action, COMPILE_SLICE_MS);
-      return this.committed(version, candidate, changed, author, action);
+      return await this.committedSliced(version, candidate, changed, author, action);
     } finally {
       this.writing = undefined;
       done();
@@ -471,6 +472,20 @@ export class PolicyManager {
     this.compiled = candidate.with(this.repo.current(), this.compiled);
     this.log.info({ event: 'policy-version', version, author, action, changes: changed.map((c) => `${c.op} ${c.kind} ${c.namespace}/${c.name}`) }, 'policy version ready');
     this.encode();
+    this.opts.push(this.encoded);
+    return version;
+  }
+
+  /**
+   * `committed`, the compiled set made and the frame encoded in slices (a version of thousands of
+   * policies is megabytes of JSON); sessions that say hello meanwhile get the previous frame, then
+   * this one with every other session.
+   */
+  private async committedSliced(version: number, candidate: CompiledPolicies, changed: ReturnType<PolicyManager['audited']>, author: string, action: string): Promise<number> {
+    this.compiled = await candidate.withSliced(this.repo.current(), COMPILE_SLICE_MS, this.compiled);
+    this.log.info({ event: 'policy-version', version, author, action, changes: changed.map((c) => `${c.op} ${c.kind} ${c.namespace}/${c.name}`) }, 'policy version ready');
+    // the same text as encode(): JSON.stringify with the files' items encoded between event-loop turns
+    this.encoded = await jsonSliced({ type: 'policies', version: this.repo.version, files: this.compiled.files }, COMPILE_SLICE_MS);
     this.opts.push(this.encoded);
     return version;
   }

@@ -12,3 +12,10 @@ export function manifestText(manifest: Record<string, unknown>): string {
   if (text === undefined) texts.set(manifest, (text = JSON.stringify(manifest)));
   return text;
 }
+
+/** A manifest read back from its JSON text (`manifestText` of it is that text, without making it again). */
+export function manifestFromText(text: string): Record<string, unknown> {
+  const manifest = JSON.parse(text) as Record<string, unknown>;
+  texts.set(manifest, text);
+  return manifest;
+}

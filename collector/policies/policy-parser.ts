@@ -5,14 +5,19 @@
  * alias scan of common/yaml-limits.ts — an alias bomb is refused here, before any parsing), then
  * reads the files in a worker thread (off-loop.ts, policy-worker.ts: 5 s, 256 MB) and answers
  * with the policies as plain data, or every problem (PolicyInvalidError) as compiling them
- * anywhere else would.
+ * anywhere else would. The worker sends each manifest as its JSON text, read back here a few
+ * at a time between event-loop turns (and remembered as the manifest's text: manifest-text.ts).
  */
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { PolicyKind } from '../../common/control-api';
 import type { Logger } from '../../common/log';
 import { PolicyInvalidError } from '../../common/policy';
 import { MAX_POLICY_FILE_BYTES, type PolicyFile } from '../../common/policy-files';
 import { aliasScanProblem, lineOfOffset } from '../../common/yaml-limits';
+import { manifestFromText } from './manifest-text';
 import { OffLoop } from './off-loop';
+import { planOffLoop } from './plan-off-loop';
+import type { DesiredPolicy, Plan, StoredPolicy } from './repository';
 
 /** A policy as the worker read it: enough to store it and compile it again from its manifest. */
 export interface ParsedPolicy {
@@ -28,6 +33,15 @@ export interface ParsedPolicies {
   policies: ParsedPolicy[];
   warnings: string[];
 }
+
+/** `ParsedPolicies` as the worker answers it: each manifest as its JSON text. */
+export interface ParsedPoliciesWire {
+  policies: Array<Omit<ParsedPolicy, 'manifest'> & { manifest: string }>;
+  warnings: string[];
+}
+
+/** Turning the worker's manifests back into objects yields to the event loop after about this long. */
+const READ_SLICE_MS = 2;
 
 export const DEFAULT_PARSE_DEADLINE_MS = 5_000;
 
@@ -53,10 +67,24 @@ export class PolicyParser {
   }
 
   /** The policies in `files`; throws PolicyInvalidError, INVALID_ARGUMENT (budgets) or COLLECTOR_UNAVAILABLE (busy). */
-  parse(files: PolicyFile[]): Promise<ParsedPolicies> {
+  async parse(files: PolicyFile[]): Promise<ParsedPolicies> {
     const early = budgetProblems(files);
-    if (early.length > 0) return Promise.reject(new PolicyInvalidError(early));
-    return this.loop.run<ParsedPolicies>({ kind: 'parse', files });
+    if (early.length > 0) throw new PolicyInvalidError(early);
+    const wire = await this.loop.run<ParsedPoliciesWire>({ kind: 'parse', files });
+    const policies: ParsedPolicy[] = [];
+    let sliceStart = performance.now();
+    for (const p of wire.policies) {
+      policies.push({ ...p, manifest: manifestFromText(p.manifest) });
+      if (performance.now() - sliceStart < READ_SLICE_MS) continue;
+      await yieldToLoop();
+      sliceStart = performance.now();
+    }
+    return { policies, warnings: wire.warnings };
+  }
+
+  /** What changes from `current` to `next` (repository.ts `planChanges`), in the worker when many policies differ: plan-off-loop.ts. */
+  plan(current: readonly StoredPolicy[], next: readonly DesiredPolicy[], sliceMs: number): Promise<Plan> {
+    return planOffLoop(this.loop, current, next, sliceMs);
   }
 
   close(): Promise<void> {

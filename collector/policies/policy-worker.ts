@@ -3,6 +3,8 @@
  * - `parse`: policy files from the API (YAML or JSON text), read with the same rules as everywhere
  *   (common/policy: compilePolicyFiles); answers each policy's kind, name, source, line and
  *   manifest, or every problem (policy-parser.ts);
+ * - `plan`: what a change does, policy by policy, with the YAML diffs (repository.ts planChanges)
+ *   — the YAML and the diffs of a change of hundreds of policies are most of its garbage;
  * - `replay` and `learn`: `policy test` and `egress learn` over the stored flows, through a
  *   read-only connection to the flow database (what-if.ts).
  * One job at a time; the parent enforces the time budget by terminating this thread.
@@ -16,12 +18,14 @@ import type { PolicyFile } from '../../common/policy-files';
 import { openFlowReader, scanFlows } from '../flows/store';
 import { CompiledPolicies, desiredFromFrame } from './compiled-set';
 import type { OffLoopReply } from './off-loop';
-import type { ParsedPolicies, ParsedPolicy } from './policy-parser';
-import { desiredPolicy, policyKey } from './repository';
+import type { ParsedPoliciesWire, ParsedPolicy } from './policy-parser';
+import { fromWire, type WirePolicy } from './plan-off-loop';
+import { desiredPolicy, planChanges, policyKey } from './repository';
 import { learnStored, replayStored, type FlowScanner, type LearnOptions } from './what-if';
 
 type Job =
   | { id: number; kind: 'parse'; files: PolicyFile[] }
+  | { id: number; kind: 'plan'; current: WirePolicy[]; next: WirePolicy[] }
   | { id: number; kind: 'replay'; flowsFile: string; frame: string; incoming: ParsedPolicy[]; since: number; workloads: Pick<RegistryWorkload, 'namespace' | 'name' | 'labels'>[] }
   | { id: number; kind: 'learn'; flowsFile: string; workload: { namespace: string; name: string }; since: number; opts: LearnOptions };
 
@@ -35,7 +39,8 @@ function flowsIn(file: string): FlowScanner {
   return { scan: (filters: FlowFilters, max: number) => scanFlows(reader, filters, max) };
 }
 
-function parse(files: PolicyFile[]): ParsedPolicies {
+/** Each manifest as its JSON text: a string crosses to the collector's thread as one copy, not an object graph rebuilt there at once. */
+function parse(files: PolicyFile[]): ParsedPoliciesWire {
   const set = compilePolicyFiles(files);
   const policies = allOf(set).map((p) => ({
     kind: p.kind,
@@ -43,7 +48,7 @@ function parse(files: PolicyFile[]): ParsedPolicies {
     name: p.name,
     source: p.source,
     line: p.line,
-    manifest: p.manifest as Record<string, unknown>,
+    manifest: JSON.stringify(p.manifest),
   }));
   return { policies, warnings: [...(set.warnings ?? [])] };
 }
@@ -52,6 +57,8 @@ function run(job: Job): unknown {
   switch (job.kind) {
     case 'parse':
       return parse(job.files);
+    case 'plan':
+      return planChanges(job.current.map(fromWire), job.next.map(fromWire)).changes;
     case 'replay': {
       const current = desiredFromFrame(job.frame);
       const incoming = new Map(job.incoming.map((p) => [policyKey(p), desiredPolicy(p, 'api')]));

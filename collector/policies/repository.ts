@@ -15,6 +15,7 @@ import { stringify } from 'yaml';
 import type { ChangeOp, PolicyChange, PolicyKind, PolicyOrigin, PolicySummary, PolicyVersionRecord } from '../../common/control-api';
 import { describeCause, PalisadeError } from '../../common/errors';
 import type { CompiledPolicy } from '../../common/policy';
+import { WalSync } from '../wal-sync';
 import { lineDiff } from './diff';
 import { manifestText } from './manifest-text';
 
@@ -166,12 +167,16 @@ export class PolicyRepository {
   private ordered: StoredPolicy[] | undefined;
   private readonly versionInfo = new Map<number, { time: string; author: string }>();
   private latest = 0;
+  /** Makes each commit durable (the connection does not sync its commits itself). */
+  readonly walSync: WalSync;
 
   private constructor(file: string) {
     this.db = new Database(file);
     chmodSync(file, 0o600);
     this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
+    // NORMAL: COMMIT does not sync; each commit syncs the WAL after it (wal-sync.ts), a sliced one off the event loop.
+    this.db.pragma('synchronous = NORMAL');
+    this.walSync = new WalSync(file);
     this.db.exec(SCHEMA);
     for (const row of this.db.prepare('SELECT version, time, author FROM versions').all() as VersionRow[]) {
       this.versionInfo.set(row.version, { time: row.time, author: row.author });
@@ -247,7 +252,9 @@ export class PolicyRepository {
     this.db.transaction(() => {
       for (const _ of write.steps());
     })();
-    return this.committed(write);
+    const result = this.committed(write);
+    this.walSync.now();
+    return result;
   }
 
   /**
@@ -255,6 +262,7 @@ export class PolicyRepository {
    * version of thousands of policies is thousands of rows): one transaction all the same, begun
    * and committed on this connection; until it is committed nothing of it is seen (the objects
    * in memory, `version`, `history`). The caller makes sure no other commit runs meanwhile.
+   * Resolves once the commit is synced to disk (off the event loop).
    */
   async commitSliced(plan: Plan, author: string, action: string, sliceMs: number): Promise<{ version: number; ids: Map<string, number> }> {
     if (!plan.changed) return this.unchanged();
@@ -272,7 +280,9 @@ export class PolicyRepository {
       if (this.db.inTransaction) this.db.exec('ROLLBACK');
       throw err;
     }
-    return this.committed(write);
+    const result = this.committed(write);
+    await this.walSync.later(); // durable before it is acknowledged, its fdatasync in the thread pool
+    return result;
   }
 
   private unchanged(): { version: number; ids: Map<string, number> } {

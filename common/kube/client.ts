@@ -22,6 +22,7 @@ export class KubeClient {
   readonly core: K8s.CoreV1Api;
   readonly custom: K8s.CustomObjectsApi;
   readonly discovery: K8s.DiscoveryV1Api;
+  readonly coordination: K8s.CoordinationV1Api;
   readonly requestTimeoutMs: number;
 
   private constructor(
@@ -32,6 +33,7 @@ export class KubeClient {
     this.core = config.makeApiClient(k8s.CoreV1Api);
     this.custom = config.makeApiClient(k8s.CustomObjectsApi);
     this.discovery = config.makeApiClient(k8s.DiscoveryV1Api);
+    this.coordination = config.makeApiClient(k8s.CoordinationV1Api);
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 10_000;
   }
 
@@ -60,6 +62,12 @@ export class KubeClient {
   /** The API server's URL (for logs). */
   get server(): string {
     return this.config.getCurrentCluster()?.server ?? '?';
+  }
+
+  /** The current context's namespace (in a pod: the service account's), if it names one. */
+  get namespace(): string | undefined {
+    const ctx = this.config.getContextObject(this.config.getCurrentContext());
+    return ctx?.namespace?.trim() || undefined;
   }
 
   newWatch(): K8s.Watch {

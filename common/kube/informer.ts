@@ -93,6 +93,11 @@ export class Informer<T extends K8s.KubernetesObject> {
     return this.isSynced;
   }
 
+  /** Listed, and not stopped on an error since its last list: what it holds is current. */
+  get healthy(): boolean {
+    return this.isSynced && !this.failing;
+  }
+
   /** The objects as last listed and watched. */
   cached(): readonly T[] {
     return this.lw.list();

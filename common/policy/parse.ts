@@ -160,19 +160,25 @@ function parseSource(text: string, source: string): SourceResult {
  * A manifest the collector already validated (a stored policy, or one a parse worker read from a
  * file) compiled again without reading text: the same result as
  * `parsePolicies(JSON.stringify(manifest), source)`, several times faster (no YAML parser), so
- * the collector can compile what it keeps on its event loop.
+ * the collector can compile what it keeps on its event loop. `keep`: `manifest` is one this module
+ * made (a compiled policy's manifest, as the collector stores them): it becomes the compiled
+ * policy's manifest as it is, instead of a copy made again (the same data, less garbage).
  */
-export function parseManifest(manifest: Readonly<Record<string, unknown>>, source: string): ParseResult {
+export function parseManifest(manifest: Readonly<Record<string, unknown>>, source: string, opts: { keep?: boolean } = {}): ParseResult {
   const lineCounter = new LineCounter();
   const problems = new Problems(source, lineCounter);
   const warnings = new Problems(source, lineCounter, 'warning: ');
   const result: SourceResult = { policies: [], problems: problems.found, warnings: warnings.found };
-  compileDocuments([new Document(manifest, { aliasDuplicateObjects: false })], problems, warnings, result);
+  compileDocuments([new Document(manifest, { aliasDuplicateObjects: false })], problems, warnings, result, opts.keep ? manifest : undefined);
   return finish(result);
 }
 
-/** The policies of composed documents (syntax already checked) into `result`. */
-function compileDocuments(docs: readonly Document[], problems: Problems, warnings: Problems, result: SourceResult): void {
+/**
+ * The policies of composed documents (syntax already checked) into `result`. `given`: the one
+ * document's data, a manifest this module made (so already what `manifestOf` would make of it):
+ * kept as the policy's manifest instead of made again.
+ */
+function compileDocuments(docs: readonly Document[], problems: Problems, warnings: Problems, result: SourceResult, given?: Readonly<Record<string, unknown>>): void {
   const seen = new Map<string, CompiledPolicy>();
   let index = 0;
   const add = (policy: CompiledPolicy | undefined): void => {
@@ -189,7 +195,7 @@ function compileDocuments(docs: readonly Document[], problems: Problems, warning
     const root = doc.contents;
     if (isEmpty(root)) continue; // `---` with nothing after it
     const items = listItems(new NodeReader(problems, doc, 'List', EMPTY_MATCH_FIX), root);
-    for (const item of items ?? [root]) add(parseObject(problems, warnings, doc, item, ++index));
+    for (const item of items ?? [root]) add(parseObject(problems, warnings, doc, item, ++index, items ? undefined : given));
   }
 }
 
@@ -207,7 +213,7 @@ function scalarAt(map: YAMLMap, key: string): unknown {
   return isScalar(node) ? node.value : undefined;
 }
 
-function parseObject(problems: Problems, warnings: Problems, doc: Document, node: unknown, index: number): CompiledPolicy | undefined {
+function parseObject(problems: Problems, warnings: Problems, doc: Document, node: unknown, index: number, given?: Readonly<Record<string, unknown>>): CompiledPolicy | undefined {
   const before = problems.found.length;
   const line = problems.lineOf(node, 1);
   const r = new NodeReader(problems, doc, `document #${index}`, EMPTY_MATCH_FIX);
@@ -243,7 +249,7 @@ function parseObject(problems: Problems, warnings: Problems, doc: Document, node
   if (!metadata || problems.found.length > before) return undefined;
   let manifest: Record<string, unknown>;
   try {
-    manifest = manifestOf(doc, node, metadata.namespace);
+    manifest = given ? (given as Record<string, unknown>) : manifestOf(doc, node, metadata.namespace);
   } catch (err) {
     if (!(err instanceof ReferenceError)) throw err;
     // the yaml package's own guard (maxAliasCount): an anchor used too often inside other anchors

@@ -9,7 +9,8 @@
  *   - get, create (generateName), update (optimistic concurrency), patch (JSON patch, merge
  *     patch; strategic merge patch applied as a merge patch) (./patch.ts), delete (preconditions),
  *     the status subresource, of built-in and custom resources by group/version/resource
- *     (./resources.ts); a CustomResourceDefinition registers its resource (./store.ts);
+ *     (./resources.ts); a CustomResourceDefinition registers its resource (./store.ts); Leases
+ *     with their update and validation rules (./leases.ts);
  *   - what it fills in on create (./defaults.ts): a Pod's service account and phase, a Service's
  *     cluster IP; the namespaces `default` and `kube-system` exist from the start;
  *   - errors as `Status` objects with the API's codes and reasons; bearer-token authentication;
@@ -29,6 +30,7 @@ import { generateKeyPair } from '../../../common/pki';
 import { tempDir } from '../agent';
 import { CreateDefaults } from './defaults';
 import { handleRequest, type Fault, type RequestRecord } from './handlers';
+import { LEASE_TYPE } from './leases';
 import { mergePatch } from './patch';
 import { apiVersionOf, CRD_GROUP, ResourceTypes, typeFromCrd, type ResourceType } from './resources';
 import { ApiError, ObjectStore, type Change, type KubeObject } from './store';
@@ -79,6 +81,7 @@ export class KubeApiDouble {
 
   private constructor(readonly opts: KubeApiDoubleOptions) {
     this.store = new ObjectStore(opts.maxHistory ?? 10_000);
+    this.types.register(LEASE_TYPE);
     this.store.onChange((c) => this.onChange(c));
   }
 

@@ -1,7 +1,7 @@
 /**
  * Part of the Kubernetes API double (./index.ts): the resource types it serves. The built-in ones
  * Palisade reads (Pods, Namespaces, Services, EndpointSlices, Nodes, Secrets, ConfigMaps, Events,
- * ServiceAccounts, CustomResourceDefinitions) and any custom resource, generic by group, version
+ * ServiceAccounts, CustomResourceDefinitions, Leases: ./leases.ts) and any custom resource, generic by group, version
  * and resource; creating a CustomResourceDefinition registers its resource as the API server does.
  */
 
@@ -20,6 +20,10 @@ export interface ResourceType {
   fields: string[];
   /** Custom resources keep apiVersion/kind on list items (built-in lists omit them). */
   custom: boolean;
+  /** An update must carry a resourceVersion (the type allows no unconditional update: 422 without one). */
+  requireResourceVersion?: boolean;
+  /** The type's own validation of a created or updated object: throws an ApiError. */
+  check?(obj: Record<string, unknown>): void;
 }
 
 const BUILT_IN: ResourceType[] = [

@@ -143,6 +143,7 @@ export class ObjectStore {
     }
     if (typeof meta.name !== 'string' || meta.name === '') throw new ApiError(422, 'Invalid', `${type.kind} is invalid: metadata.name: Required value: name or generateName is required`);
     this.checkMeta(type, meta as Metadata);
+    type.check?.({ ...obj, metadata: meta });
     const key = `${type.namespaced ? ns : ''}/${meta.name}`;
     if (this.bucket(type).has(key)) throw new ApiError(409, 'AlreadyExists', `${type.resource} "${meta.name}" already exists`);
     meta.uid = randomUUID();
@@ -171,6 +172,9 @@ export class ObjectStore {
     if (type.namespaced && meta.namespace !== undefined && meta.namespace !== ns) {
       throw new ApiError(400, 'BadRequest', 'the namespace of the provided object does not match the namespace sent on the request');
     }
+    if (meta.resourceVersion === undefined && type.requireResourceVersion && subresource === undefined) {
+      throw new ApiError(422, 'Invalid', `${type.kind}.${type.group} "${name}" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update`);
+    }
     if (meta.resourceVersion !== undefined && meta.resourceVersion !== old.metadata.resourceVersion) {
       throw new ApiError(409, 'Conflict', `Operation cannot be fulfilled on ${type.resource} "${name}": the object has been modified; please apply your changes to the latest version and try again`);
     }
@@ -187,6 +191,7 @@ export class ObjectStore {
       const m = updated.metadata as Metadata;
       if (!type.namespaced) delete m.namespace;
       this.checkMeta(type, m);
+      type.check?.(updated);
       m.generation = isDeepStrictEqual(specOf(updated), specOf(old)) ? old.metadata.generation : (old.metadata.generation ?? 1) + 1;
     }
     delete updated.apiVersion;

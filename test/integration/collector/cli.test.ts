@@ -148,11 +148,14 @@ describe('palisade collector (CLI)', () => {
     assert.ok(!fs.existsSync(sock));
   });
 
-  it('refuses a bad --workload-cert-ttl and --listen in one line', async () => {
+  it('refuses a bad --workload-cert-ttl, --listen, --trust-domain, --replica-lease and --namespace in one line', async () => {
     for (const [args, msg] of [
       [['--workload-cert-ttl', '1 day'], 'palisade: invalid --workload-cert-ttl "1 day": expected a duration like 30s, 10m, 24h or 30d\n'],
       [['--listen', 'localhost'], 'palisade: invalid listen address "localhost": expected HOST:PORT like 127.0.0.1:15012\n'],
       [['--trust-domain', 'Bad/TD'], 'palisade: invalid --trust-domain "Bad/TD"\n'],
+      [['--kubernetes', '--replica-lease', '1500ms'], 'palisade: invalid --replica-lease "1500ms": whole seconds from 1s to 1h\n'],
+      [['--kubernetes', '--replica-lease', '2h'], 'palisade: invalid --replica-lease "2h": whole seconds from 1s to 1h\n'],
+      [['--kubernetes', '--namespace', 'Palisade_System'], 'palisade: invalid --namespace "Palisade_System": a namespace name (lowercase letters, digits, \'-\')\n'],
     ] as const) {
       const c = cli();
       assert.equal(await run(['collector', '--data', dirs.make(), ...args], c.deps), 2);

@@ -40,6 +40,8 @@ describe('collector replicas share join tokens through the API (PalisadeJoinToke
     return { a, b, dataA };
   };
   const published = (id: string): Promise<unknown> => waitFor(() => api.get(TOKENS, '', `plt-${id}`), 5_000, `token ${id} published`);
+  /** `c` has the token through its watch (tens to hundreds of ms after the API has it on a loaded machine; before, it answers "unknown token"). */
+  const heard = (c: RunningCollector, t: string): Promise<unknown> => waitFor(() => c.kubernetes!.tokens.check(t).ok, 5_000, 'the replica\'s watch delivering the token');
   const idOf = (t: string): string => /^plt_([0-9a-f]{8})\./.exec(t)![1]!;
   const tryJoin = (c: RunningCollector, node: string, t: string): Promise<string> =>
     joinOnce(parseCollectorUrl(c.url), c.ca.certPem, node, t).then(
@@ -54,6 +56,7 @@ describe('collector replicas share join tokens through the API (PalisadeJoinToke
     assert.equal(object.spec.node, 'node-t');
     assert.match(object.spec.secretSha256, /^[0-9a-f]{64}$/);
     assert.ok(!JSON.stringify(object).includes(t.split('.')[1]!), 'no secret in the object');
+    await heard(b, t);
     assert.equal(await tryJoin(b, 'node-t', t), 'joined');
     const used = api.get(TOKENS, '', `plt-${idOf(t)}`) as unknown as { spec: { usedBy?: string } };
     assert.equal(used.spec.usedBy, 'node-t', 'spent in the API');
@@ -68,6 +71,7 @@ describe('collector replicas share join tokens through the API (PalisadeJoinToke
       const node = `node-race-${round}`;
       const t = token(dataA, node);
       await published(idOf(t));
+      await heard(b, t);
       const results = await Promise.all([tryJoin(a, node, t), tryJoin(b, node, t)]);
       assert.equal(results.filter((r) => r === 'joined').length, 1, `round ${round}: ${results.join(' | ')}`);
       assert.match(results.find((r) => r !== 'joined')!, /token already used|has already joined/, `round ${round}: the other is refused (${results.join(' | ')})`);

@@ -9,6 +9,7 @@ import { silentLogger } from '../../../common/log';
 import { tempDir } from '../../harness/agent';
 import { KubeApiDouble } from '../../harness/kube-api-double';
 import { installCrds } from '../../harness/kube-crds';
+import type { WorkloadRegistration } from '../../../common/mesh-protocol';
 
 export interface KubeCollectorOptions {
   namespaces: string[];
@@ -81,4 +82,13 @@ export async function replicasApi(
   api.writeKubeconfig(kubeconfig);
   stack.push(() => api.close());
   return { api, kubeconfig };
+}
+
+/** A pod the API says runs on `node`, at the workload's IP (replicas in Kubernetes mode are node authorizers). */
+export function podOn(api: KubeApiDouble, w: WorkloadRegistration, node: string): void {
+  api.create('v1/pods', {
+    metadata: { name: w.name, namespace: w.namespace },
+    spec: { nodeName: node, serviceAccountName: w.serviceAccount, containers: [{ name: 'app', image: 'app' }] },
+  });
+  api.patch('v1/pods', w.namespace, w.name, { status: { podIP: w.ip } }, { status: true });
 }

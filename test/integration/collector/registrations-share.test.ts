@@ -14,7 +14,7 @@ import type { RunningCollector } from '../../../collector/collector';
 import type { RegistrySnapshot, WorkloadRegistration } from '../../../common/mesh-protocol';
 import type { KubeApiDouble } from '../../harness/kube-api-double';
 import { numberedFlow } from './flows-fixtures';
-import { REPLICAS_CA_SECRET, replicasApi } from './kube-collector';
+import { podOn, REPLICAS_CA_SECRET, replicasApi } from './kube-collector';
 import { client, collector, LogCapture, snapshotWhere, token, useCollectorSuite, waitFor, workload } from './helpers';
 
 const has = (ip: string) => (s: RegistrySnapshot): boolean => s.workloads.some((w) => w.ip === ip);
@@ -29,14 +29,7 @@ describe('collector replicas share workload registrations through the API (Palis
     ({ api, kubeconfig } = await replicasApi(dirs, stack));
   });
 
-  /** A pod the API says runs on `node` (the replicas are node authorizers in Kubernetes mode). */
-  const pod = (w: WorkloadRegistration, node: string): void => {
-    api.create('v1/pods', {
-      metadata: { name: w.name, namespace: w.namespace },
-      spec: { nodeName: node, serviceAccountName: w.serviceAccount, containers: [{ name: 'app', image: 'app' }] },
-    });
-    api.patch('v1/pods', w.namespace, w.name, { status: { podIP: w.ip } }, { status: true });
-  };
+  const pod = (w: WorkloadRegistration, node: string): void => podOn(api, w, node);
   const replicas = async (): Promise<{ a: RunningCollector; b: RunningCollector; dataA: string; dataB: string }> => {
     const [dataA, dataB] = [dirs.make(), dirs.make()];
     const logs = new LogCapture();

@@ -168,10 +168,13 @@ describe('kubectl kustomize deploy/kubernetes (the real kubectl)', function () {
     ]);
   });
 
-  it('RBAC: the collector may get the mesh CA Secret (--ca-secret palisade-system/palisade-ca) by name, in palisade-system only', () => {
+  it('RBAC: the collector may get the mesh CA Secret (--ca-secret palisade-system/palisade-ca) by name, and keep replica Leases, in palisade-system only', () => {
     const role = find('Role', 'palisade-collector');
     assert.equal(role.metadata.namespace, 'palisade-system');
-    assert.deepEqual(role.rules, [{ apiGroups: [''], resources: ['secrets'], resourceNames: ['palisade-ca'], verbs: ['get'] }]);
+    assert.deepEqual(role.rules, [
+      { apiGroups: [''], resources: ['secrets'], resourceNames: ['palisade-ca'], verbs: ['get'] },
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'watch', 'create', 'update', 'delete'] },
+    ]);
     const binding = find('RoleBinding', 'palisade-collector');
     assert.equal(binding.metadata.namespace, 'palisade-system', 'bound where the Secret is');
     assert.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'palisade-collector' });

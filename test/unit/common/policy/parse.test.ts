@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { PalisadeError } from '../../../../common/errors';
-import { compilePolicyFiles, parsePolicies, PolicyInvalidError, type CompiledAuthorizationPolicy } from '../../../../common/policy';
+import { compilePolicyFiles, parseManifest, parsePolicies, PolicyInvalidError, type CompiledAuthorizationPolicy } from '../../../../common/policy';
 import { problemsOf } from './helpers';
 
 const FIXTURES = path.resolve(__dirname, '../../../../../test/fixtures/policies');
@@ -438,5 +438,28 @@ describe('policy parsing', () => {
       const set = compilePolicyFiles([{ source: 'w.yaml', text: `${AUTHZ}  selector: {}\n` }]);
       assert.equal(set.warnings?.length, 1);
     });
+  });
+});
+
+describe('parseManifest keep: a manifest the compiler made is kept as the policy\'s manifest', () => {
+  const manifests = (): Array<Record<string, unknown>> => {
+    const set = compilePolicyFiles(['istio-examples.yaml', 'egress.yaml', 'list.yaml'].map((f) => ({ source: f, text: fixture(f) })));
+    return [...set.authorization, ...set.egress].map((p) => p.manifest as Record<string, unknown>);
+  };
+  it('the same compiled policy as without keep, its manifest the given object', () => {
+    const all = manifests();
+    assert.ok(all.length >= 5, `${all.length} manifests`);
+    for (const m of all) {
+      const made = parseManifest(m, 'api:x');
+      const kept = parseManifest(m, 'api:x', { keep: true });
+      assert.equal(kept.policies.length, 1);
+      assert.equal(kept.policies[0]!.manifest, m, 'the given object');
+      assert.notEqual(made.policies[0]!.manifest, m, 'without keep: a copy');
+      assert.deepEqual(made.policies[0]!.manifest, m, 'the same data: keeping it changes nothing');
+      const { manifest: _a, ...restKept } = kept.policies[0]!;
+      const { manifest: _b, ...restMade } = made.policies[0]!;
+      assert.deepEqual(JSON.stringify(restKept), JSON.stringify(restMade));
+      assert.deepEqual(kept.warnings, made.warnings);
+    }
   });
 });
