@@ -40,6 +40,7 @@ import type { PresentedKey } from './nodes/node-trust';
 import { certificateRefusal, registrationRefusal } from './nodes/workload-admission';
 import type { WorkloadRegistry } from './registry';
 import { closeWith, refuseFrame, sendTo } from './session-io';
+import { pullFrom, wake } from './send-queue';
 
 /** Where node sessions are tracked: one current session per node. */
 export interface NodeSessionHub {
@@ -91,8 +92,17 @@ export const SUPERSEDED_GRACE_MS = 11 * 60_000;
 
 export class NodeSession {
   private ready = false;
-  /** The agent has the registry up to the newest delta: later ones are pushed as they happen. */
-  private registrySynced = false;
+  /**
+   * Where the agent's registry stands once it has every registry frame handed to its socket
+   * (undefined: no registry yet); the next frame is computed from it when the session can send.
+   */
+  private registryAt: RegistryPosition | undefined;
+  /** The frame the send queue peeked and where it takes the agent. */
+  private registryNext: { frame: string | Buffer; to: RegistryPosition } | undefined;
+  /** Registry frames flow (after hello, until superseded). */
+  private registryOn = false;
+  /** The policies frame hello gets is still to be sent. */
+  private helloPolicies = false;
   /** A newer session of this node said hello: this one only delivers its last flows. */
   private superseded = false;
   private notStoredCount = 0;
@@ -114,6 +124,19 @@ export class NodeSession {
   ) {
     this.log = deps.log.child({ session: 'node', node });
     this.frames = new PacedFrames(ws, (data, isBinary) => this.onFrame(data, isBinary));
+    pullFrom(ws, {
+      peek: () => {
+        if (!this.registryOn || this.superseded) return undefined;
+        this.registryNext = this.deps.registry.nextFrame(this.registryAt);
+        if (!this.registryNext) this.sendHelloPolicies();
+        return this.registryNext?.frame;
+      },
+      take: () => {
+        this.registryAt = this.registryNext?.to;
+        this.registryNext = undefined;
+        this.sendHelloPolicies();
+      },
+    });
     ws.on('message', (data, isBinary) => this.frames.receive(data as Buffer, isBinary));
     ws.on('close', (code) => this.onClose(code));
     // ws reports frames over maxPayload (then closes 1009) and broken framing here
@@ -130,9 +153,12 @@ export class NodeSession {
     if (this.ready && !this.superseded) sendTo(this.ws, frame, this.log);
   }
 
-  /** Push a pre-encoded `registry-delta` frame, once the agent holds the registry it applies to. */
-  pushRegistry(frame: string): void {
-    if (this.registrySynced) this.push(frame);
+  /**
+   * The registry changed: the session pulls what its agent misses when its socket can take it
+   * (send-queue.ts), so an agent that is behind gets the newest state, not every frame queued.
+   */
+  registryChanged(): void {
+    if (this.registryOn && !this.superseded) wake(this.ws);
   }
 
   /** The pod authority's view of this node changed: decide its last registration again. */
@@ -213,15 +239,24 @@ export class NodeSession {
     this.ready = true;
     this.log.info({ nodeAddress: m.nodeAddress, agentVersion: m.agentVersion }, 'agent connected');
     this.deps.registry.nodeOnline(this.node, m.nodeAddress); // a delta to every other session
+    this.helloPolicies = true;
     this.syncRegistry(m.since);
+  }
+
+  /** The current `policies` frame once, right behind the first registry frame after hello. */
+  private sendHelloPolicies(): void {
+    if (!this.helloPolicies) return;
+    this.helloPolicies = false;
     const policies = this.deps.policiesFrame?.();
     if (policies) sendTo(this.ws, policies, this.log);
   }
 
-  /** Send what the agent's registry at `since` misses (deltas, or a snapshot); later deltas follow as pushed. */
+  /** The agent's registry is at `since`: from now on it is sent what it misses from there (deltas, or a snapshot). */
   private syncRegistry(since: RegistryPosition | undefined): void {
-    for (const frame of this.deps.registry.catchUp(since)) sendTo(this.ws, frame, this.log);
-    this.registrySynced = true;
+    this.registryAt = since;
+    this.registryNext = undefined;
+    this.registryOn = true;
+    wake(this.ws);
   }
 
   /** Store a batch, then acknowledge it: the agent resends what was never acknowledged. */

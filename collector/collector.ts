@@ -141,8 +141,8 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
   });
   metrics.watch(flows);
   let server: AgentServer | undefined;
-  const registry = new WorkloadRegistry(ca.trustDomain, (delta, frame) => {
-    server?.broadcastRegistry(frame);
+  const registry = new WorkloadRegistry(ca.trustDomain, (delta) => {
+    server?.broadcastRegistry();
     log.debug({ version: delta.toVersion, changes: delta.changes.length }, 'registry changed');
   });
   // The versioned policies and the audit log; a bad policy directory refuses the start, before anything listens.

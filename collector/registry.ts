@@ -63,23 +63,54 @@ export class WorkloadRegistry {
   private readonly stamps = new Map<string, Stamp>();
   /** Told which node's state our own sessions changed (what the replicas' share publishes). */
   private readonly localChanged = new Set<(node: string) => void>();
+  /** The last snapshot encoded for agents, as bytes (one copy for every session). */
+  private snapshotCache: { version: number; frame: Buffer } | undefined;
+  private readonly snapshotReuseBytes: number;
+  /** Which node holds each workload address (registrations are checked against it). */
+  private readonly ipOwners = new Map<string, string>();
 
   /** `onChange` gets each change and its encoded `registry-delta` frame (the same text for every agent). */
   constructor(
     readonly trustDomain: string,
     private readonly onChange: (delta: RegistryDelta, frame: string) => void = () => undefined,
     private readonly now: () => Date = () => new Date(),
-    logLimits: RegistryLogLimits = {},
+    limits: RegistryLogLimits & { snapshotReuseBytes?: number } = {},
   ) {
-    this.log = new RegistryLog(logLimits);
+    this.log = new RegistryLog(limits);
+    this.snapshotReuseBytes = limits.snapshotReuseBytes ?? SNAPSHOT_REUSE_BYTES;
   }
 
   /**
-   * The frames that bring an agent whose registry is at `since` up to date: the deltas it missed
-   * while the log reaches back that far, else one `registry` snapshot.
+   * Every frame that brings an agent whose registry is at `since` up to date (`nextFrame` until
+   * it is current): the deltas it missed while the log reaches back that far, else a snapshot
+   * (and the deltas after it, when a big snapshot is reused).
    */
   catchUp(since: RegistryPosition | undefined): string[] {
-    return this.log.since(since, this.position()) ?? [encodeMessage({ type: 'registry', ...this.snapshot() })];
+    const frames: string[] = [];
+    for (let at = since, next = this.nextFrame(at); next; at = next.to, next = this.nextFrame(at)) frames.push(next.frame.toString());
+    return frames;
+  }
+
+  /**
+   * The next frame for an agent whose registry is at `at` once it has every frame handed to it so
+   * far (undefined: it has none): the delta that follows `at`, or a snapshot when the log does not
+   * reach back that far (or `at` is from another epoch); undefined when `at` is current. A snapshot
+   * of `snapshotReuseBytes` (SNAPSHOT_REUSE_BYTES) or more is encoded again only once the deltas since the last one add
+   * up to a quarter of it: until then agents get that one and the deltas after it (a mass connect
+   * would otherwise encode a snapshot per session, each one version newer).
+   */
+  nextFrame(at: RegistryPosition | undefined): { frame: string | Buffer; to: RegistryPosition } | undefined {
+    const current = this.versionCounter;
+    if (at?.epoch === this.epoch && at.version === current) return undefined;
+    const step = at?.epoch === this.epoch ? this.log.next(at.version, current) : undefined;
+    if (step) return { frame: step.frame, to: { epoch: this.epoch, version: step.toVersion } };
+    const cached = this.snapshotCache;
+    const reuse =
+      cached !== undefined &&
+      (cached.version === current ||
+        (cached.frame.length >= this.snapshotReuseBytes && (this.log.next(cached.version, current)?.bytesToCurrent ?? Infinity) * 4 <= cached.frame.length));
+    const snapshot = reuse ? cached : (this.snapshotCache = { version: current, frame: Buffer.from(encodeMessage({ type: 'registry', ...this.snapshot() })) });
+    return { frame: snapshot.frame, to: { epoch: this.epoch, version: snapshot.version } };
   }
 
   get version(): number {
@@ -117,10 +148,8 @@ export class WorkloadRegistry {
    * node's workload (peers would send that node's pod the tunnel traffic for this node's workloads).
    */
   addressRefusal(node: string, nodeAddress: string): string | undefined {
-    for (const [other, s] of this.nodes) {
-      if (other !== node && s.workloads.some((w) => w.ip === nodeAddress)) return `node address ${nodeAddress} is the address of a workload of node ${other}`;
-    }
-    return undefined;
+    const other = this.ipOwners.get(nodeAddress);
+    return other !== undefined && other !== node ? `node address ${nodeAddress} is the address of a workload of node ${other}` : undefined;
   }
 
   /** A node's session ended: its workloads stay, the node is offline. */
@@ -138,6 +167,7 @@ export class WorkloadRegistry {
     const state = this.nodes.get(node);
     if (!state) return;
     this.nodes.delete(node);
+    this.setOwner(node, state.workloads, []);
     this.changed([{ op: 'remove-node', node }, ...state.workloads.map((w): RegistryChange => ({ op: 'remove-workload', ip: w.ip }))]);
     if (!state.remote) this.local(node);
   }
@@ -255,12 +285,14 @@ export class WorkloadRegistry {
     admit: (w: WorkloadRegistration) => string | undefined,
     extra: RegistryChange[],
   ): RegisterResult & { changed: boolean } {
-    const owners = new Map<string, string>();
-    for (const [other, s] of this.nodes) {
-      if (other === node) continue;
-      owners.set(s.nodeAddress, `node ${other}, as its node address`);
-      for (const w of s.workloads) owners.set(w.ip, `node ${other}`);
-    }
+    const addresses = new Map<string, string>();
+    for (const [other, s] of this.nodes) if (other !== node) addresses.set(s.nodeAddress, other);
+    const ownerOf = (ip: string): string | undefined => {
+      const other = this.ipOwners.get(ip);
+      if (other !== undefined && other !== node) return `node ${other}`;
+      const byAddress = addresses.get(ip);
+      return byAddress === undefined ? undefined : `node ${byAddress}, as its node address`;
+    };
     const refused: string[] = [];
     const accepted: RegistryWorkload[] = [];
     const seenIps = new Set<string>();
@@ -268,7 +300,7 @@ export class WorkloadRegistry {
     for (const w of workloads) {
       const label = `${w.namespace}/${w.name}`;
       const identity = spiffeId(this.trustDomain, w.namespace, w.serviceAccount);
-      const owner = owners.get(w.ip);
+      const owner = ownerOf(w.ip);
       const why =
         admit(w) ??
         (w.identity !== undefined && w.identity !== identity ? `identity ${w.identity} is not ${identity} (trust domain ${this.trustDomain})` : undefined) ??
@@ -297,12 +329,19 @@ export class WorkloadRegistry {
     const declared = services.map((d) => ({ ...d, vips: [...d.vips], ports: d.ports.map((p) => ({ ...p })), selector: { ...d.selector } }));
     const changed = changes.length > 0 || JSON.stringify(declared) !== JSON.stringify(state.services);
     if (changed) {
+      this.setOwner(node, state.workloads, accepted);
       state.workloads = accepted;
       state.services = declared;
       this.changed(changes);
     }
     refused.push(...(this.resolution.refused.get(node) ?? []));
     return { accepted: accepted.length, refused, changed };
+  }
+
+  /** `node`'s workloads go from `before` to `after`: the index of who holds each address follows. */
+  private setOwner(node: string, before: readonly RegistryWorkload[], after: readonly RegistryWorkload[]): void {
+    for (const w of before) if (this.ipOwners.get(w.ip) === node) this.ipOwners.delete(w.ip);
+    for (const w of after) this.ipOwners.set(w.ip, node);
   }
 
   /** The Services the Kubernetes API has (with their endpoints), replacing the previous list. */
@@ -375,6 +414,9 @@ export class WorkloadRegistry {
     this.onChange(delta, this.log.append(delta));
   }
 }
+
+/** Below this size a snapshot is always encoded at the current version (see `nextFrame`). */
+export const SNAPSHOT_REUSE_BYTES = 256 * 1024;
 
 function copyWorkload(w: RegistryWorkload): RegistryWorkload {
   return { ...w, labels: { ...w.labels } };

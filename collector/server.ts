@@ -163,9 +163,9 @@ export class AgentServer implements NodeSessionHub {
     else this.draining = false;
   }
 
-  /** Send one `registry-delta` frame to every node session that holds the registry it applies to. */
-  broadcastRegistry(frame: string): void {
-    for (const session of this.current.values()) session.pushRegistry(frame);
+  /** The registry changed: every node session sends its agent what it misses, as its socket takes it (send-queue.ts). */
+  broadcastRegistry(): void {
+    for (const session of this.current.values()) session.registryChanged();
   }
 
   takeoverRefusal(node: string, session: NodeSession): string | undefined {

@@ -3,26 +3,26 @@ import type WebSocket from 'ws';
 import type { PalisadeError } from '../common/errors';
 import type { Logger } from '../common/log';
 import { CloseCode, encodeMessage, type MeshMessage } from '../common/mesh-protocol';
-import { afterQueued, enqueue, isQueued, SLICE_BYTES } from './send-queue';
+import { afterQueued, enqueue, queuedBytes } from './send-queue';
 
 /** An agent that lets this much pile up unread is cut off rather than growing our memory. */
 export const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
 
 /**
- * Send one message (or pre-encoded frame, as text or its UTF-8 bytes); false when the socket is
- * gone or was cut off. Frames above SLICE_BYTES, and whatever follows them to the same agent,
- * are sent in slices over event-loop turns (send-queue.ts).
+ * Send one message (or pre-encoded frame, as text or its UTF-8 bytes) as a text frame; false when
+ * the socket is gone or was cut off. It goes at once when nothing waits for the agent and its
+ * socket takes it, else behind what waits (send-queue.ts: big frames in slices, at the pace
+ * the socket drains).
  */
 export function sendTo(ws: WebSocket, message: MeshMessage | string | Buffer, log: Logger): boolean {
   if (ws.readyState !== ws.OPEN) return false;
-  if (ws.bufferedAmount > MAX_BUFFERED_BYTES) {
-    log.warn({ reason: 'agent is not reading', bufferedBytes: ws.bufferedAmount }, 'session terminated');
+  const waiting = queuedBytes(ws);
+  if (waiting > MAX_BUFFERED_BYTES) {
+    log.warn({ reason: 'agent is not reading', bufferedBytes: waiting }, 'session terminated');
     ws.terminate();
     return false;
   }
-  const data = Buffer.isBuffer(message) ? message : typeof message === 'string' ? message : encodeMessage(message);
-  if (isQueued(ws) || data.length > SLICE_BYTES) enqueue(ws, typeof data === 'string' && data.length > SLICE_BYTES ? Buffer.from(data) : data);
-  else ws.send(data, { binary: false }); // a text frame, also when given as bytes
+  enqueue(ws, Buffer.isBuffer(message) ? message : typeof message === 'string' ? message : encodeMessage(message));
   return true;
 }
 

@@ -13,7 +13,8 @@ import { sleep, within } from './timing';
 import { spread } from './stats';
 import { prng } from '../../fixtures/prng';
 
-const WAIT_MS = 120_000;
+/** How long a scenario waits for its change to reach every agent: 2 minutes, and past 24,000 workloads 5 ms more per workload (a collector restart moves every agent a whole registry). */
+const waitMs = (mesh: SimMesh): number => Math.max(120_000, mesh.opts.nodes * mesh.opts.podsPerNode * 5);
 
 export type Scenario = (mesh: SimMesh) => Promise<ScenarioResult>;
 
@@ -50,10 +51,10 @@ async function nodeJoin(mesh: SimMesh): Promise<ScenarioResult> {
   const registryMs = performance.now() - t0;
   await agent.requestCertificates(mesh.csrsFor(i));
   const certsMs = performance.now() - t0;
-  const landed = await within(own, WAIT_MS);
+  const landed = await within(own, waitMs(mesh));
   const policiesMs = agent.policies[0] ? agent.policies[0].t - t0 : null;
   const changes: Change[] = landed ? [{ t: t0, version: landed.version, owner: agent }] : [];
-  if (landed) await everyAgentHas(others, 'registry', landed.version, t0, WAIT_MS);
+  if (landed) await everyAgentHas(others, 'registry', landed.version, t0, waitMs(mesh));
   const fullStateMs = Math.max(registryMs, certsMs, policiesMs ?? Infinity);
   return m.end('token join started → the new node\'s pods in every other agent\'s registry', 1, propagation(others, changes, 'registry'), {
     fullStateMs: Math.round(fullStateMs),
@@ -84,7 +85,7 @@ async function restartTenth(mesh: SimMesh): Promise<ScenarioResult> {
     }),
   );
   const newest = Math.max(...changes.map((c) => c.version));
-  await everyAgentHas(mesh.agents, 'registry', newest, t0, WAIT_MS);
+  await everyAgentHas(mesh.agents, 'registry', newest, t0, waitMs(mesh));
   return m.end('restart began → the node online again in every other agent\'s registry', chosen.length, propagation(mesh.agents, changes, 'registry'), {
     restarted: chosen.length,
     restartedReady: spread(ready),
@@ -118,14 +119,14 @@ async function podChurn(mesh: SimMesh): Promise<ScenarioResult> {
   }, 100);
   await sleep(mesh.opts.durationS * 1000);
   clearInterval(tick);
-  const landed = await Promise.all(pending.map((p) => within(p.landed, WAIT_MS)));
+  const landed = await Promise.all(pending.map((p) => within(p.landed, waitMs(mesh))));
   const changes: Change[] = [];
   pending.forEach((p, k) => {
     const arrival = landed[k];
     if (arrival) changes.push({ t: p.t, version: arrival.version, owner: p.owner });
   });
   const newest = Math.max(0, ...changes.map((c) => c.version));
-  await everyAgentHas(mesh.agents, 'registry', newest, m.started, WAIT_MS);
+  await everyAgentHas(mesh.agents, 'registry', newest, m.started, waitMs(mesh));
   const latency = propagation(mesh.agents, changes, 'registry');
   latency.missed += (pending.length - changes.length) * (mesh.agents.length - 1);
   return m.end('pod replaced (register sent) → the new pod in every other agent\'s registry', pending.length, latency, {
@@ -146,7 +147,7 @@ async function policyChange(mesh: SimMesh): Promise<ScenarioResult> {
     const answer = (await api.postJson(CONTROL_API.policyApply, { files: [{ source: `scale-sim-${k}.yaml`, text: policyYaml(k) }] })) as PolicyChangeResponse;
     applyMs.push(Math.round(performance.now() - t));
     changes.push({ t, version: answer.version });
-    await everyAgentHas(mesh.agents, 'policies', answer.version, t, WAIT_MS);
+    await everyAgentHas(mesh.agents, 'policies', answer.version, t, waitMs(mesh));
     await sleep(200);
   }
   return m.end('policy applied (API call began) → the new version in every agent\'s policies', changes.length, propagation(mesh.agents, changes, 'policies'), {
@@ -165,9 +166,9 @@ async function collectorRestart(mesh: SimMesh): Promise<ScenarioResult> {
   const own = mesh.agents.map((a, i) => a.watchFor(mesh.pods[i]!.ipAt(0)));
   await mesh.collector.start();
   const listening = performance.now();
-  const landed = await Promise.all(own.map((p) => within(p, WAIT_MS)));
+  const landed = await Promise.all(own.map((p) => within(p, waitMs(mesh))));
   const newest = Math.max(0, ...landed.map((a) => a?.version ?? 0));
-  const complete = await everyAgentHas(mesh.agents, 'registry', newest, listening, WAIT_MS);
+  const complete = await everyAgentHas(mesh.agents, 'registry', newest, listening, waitMs(mesh));
   const change: Change = { t: t0, version: newest };
   // every agent's pods again, in every agent: one change, the whole registry rebuilt
   const latency = propagation(mesh.agents, landed.every((a) => a !== undefined) ? [change] : [], 'registry');

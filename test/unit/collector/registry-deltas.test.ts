@@ -12,15 +12,19 @@
 import { strict as assert } from 'node:assert';
 import { MeshRegistry } from '../../../agent/mesh/mesh-registry';
 import {
+  encodeMessage,
   MAX_COLLECTOR_FRAME_BYTES,
+  MAX_DELTA_CHANGES,
   NODE_REPLIES,
   parseMessage,
   type RegistryChange,
+  type RegistryPosition,
   type RegistryService,
   type ServiceRegistration,
   type WorkloadRegistration,
 } from '../../../common/mesh-protocol';
 import { WorkloadRegistry } from '../../../collector/registry';
+import { MERGE_BYTES } from '../../../collector/registry-log';
 import { Rng } from '../../harness/random';
 
 const NODES = ['node-a', 'node-b', 'node-c', 'node-d'];
@@ -120,21 +124,34 @@ function changesOf(frames: string[]): RegistryChange[] {
 }
 
 describe('registry deltas', () => {
-  for (const [logEntries, label] of [
-    [4096, 'a log that reaches back'],
-    [3, 'a short log (catching up often needs a snapshot)'],
+  for (const [logEntries, snapshotReuseBytes, label] of [
+    [4096, undefined, 'a log that reaches back'],
+    [3, undefined, 'a short log (catching up often needs a snapshot)'],
+    [4096, 0, 'an older snapshot reused, then the deltas after it'],
+    [3, 0, 'a short log and older snapshots reused'],
   ] as const) {
     it(`agents that apply deltas, miss some or join late all hold a fresh snapshot's state (${label})`, () => {
       let servicesPushed = 0;
       let servicesSeen = 0;
+      let reusedSnapshots = 0;
+      let mergedDeltas = 0;
       for (let seed = 1; seed <= 60; seed++) {
         const rng = new Rng(seed * 7919 + logEntries);
         const frames: string[] = [];
-        const registry = new WorkloadRegistry('cluster.local', (_delta, frame) => frames.push(frame), () => FIXED_NOW, { maxEntries: logEntries });
+        const registry = new WorkloadRegistry('cluster.local', (_delta, frame) => frames.push(frame), () => FIXED_NOW, { maxEntries: logEntries, snapshotReuseBytes });
+        /** What an agent at `since` is sent (registry.nextFrame until current), counting snapshots older than the registry. */
+        const catchUp = (since: RegistryPosition | undefined): string[] => {
+          const out = registry.catchUp(since);
+          const parsed = out.map((f) => parseMessage(f, NODE_REPLIES, MAX_COLLECTOR_FRAME_BYTES));
+          if (parsed[0]?.type === 'registry' && parsed[0].version < registry.version) reusedSnapshots += 1;
+          mergedDeltas += parsed.filter((m) => m.type === 'registry-delta' && m.toVersion - m.fromVersion > 1).length;
+          return out;
+        };
         const online = new Set<string>();
         const every = new MeshRegistry();
         const lossy = new MeshRegistry();
         let late: MeshRegistry | undefined;
+        const joiners: MeshRegistry[] = [];
         deliver(every, registry.catchUp(undefined)[0]!);
         deliver(lossy, registry.catchUp(undefined)[0]!);
         let delivered = 0;
@@ -145,27 +162,38 @@ describe('registry deltas', () => {
           for (const frame of frames.splice(0)) {
             assert.ok(deliver(every, frame), `seed ${seed}: a delta in order applies`);
             if (late) assert.ok(deliver(late, frame), `seed ${seed}: a delta after the snapshot applies`);
+            for (const j of joiners) assert.ok(deliver(j, frame), `seed ${seed}: a delta after joining applies`);
             if (rng.chance(0.25)) continue; // lost: the next one will not follow
             if (deliver(lossy, frame)) delivered += 1;
             else {
               // what the agent does: ask from where it stands (registry-sync)
-              for (const f of registry.catchUp(lossy.position())) deliver(lossy, f);
+              for (const f of catchUp(lossy.position())) assert.ok(deliver(lossy, f), `seed ${seed}: every catch-up frame applies`);
               caughtUp += 1;
             }
           }
+          if (i % 5 === 0) {
+            // a new agent: what it is sent now, then every delta pushed
+            const j = new MeshRegistry();
+            for (const f of catchUp(undefined)) assert.ok(deliver(j, f), `seed ${seed}: every frame of a join applies`);
+            joiners.push(j);
+          }
           if (i === 40) {
             late = new MeshRegistry();
-            for (const f of registry.catchUp(undefined)) deliver(late, f);
+            for (const f of catchUp(undefined)) assert.ok(deliver(late, f), `seed ${seed}: every frame of a late join applies`);
           }
         }
         // whatever the lossy agent still misses at the end comes on its next sync
-        for (const f of registry.catchUp(lossy.position())) deliver(lossy, f);
+        for (const f of catchUp(lossy.position())) deliver(lossy, f);
         const fresh = new MeshRegistry();
-        deliver(fresh, registry.catchUp(undefined)[0]!);
+        deliver(fresh, encodeMessage({ type: 'registry', ...registry.snapshot() }));
         assert.deepEqual(fresh.snapshot(), registry.snapshot(), `seed ${seed}: a snapshot is the collector's state`);
+        const joined = new MeshRegistry();
+        for (const f of catchUp(undefined)) deliver(joined, f);
+        assert.deepEqual(joined.snapshot(), fresh.snapshot(), `seed ${seed}: what a new agent is sent`);
         assert.deepEqual(every.snapshot(), fresh.snapshot(), `seed ${seed}: all deltas applied`);
         assert.deepEqual(lossy.snapshot(), fresh.snapshot(), `seed ${seed}: missed deltas caught up (${delivered} applied, ${caughtUp} catch-ups)`);
         assert.deepEqual(late!.snapshot(), fresh.snapshot(), `seed ${seed}: a late snapshot then deltas`);
+        for (const j of joiners) assert.deepEqual(j.snapshot(), fresh.snapshot(), `seed ${seed}: joined, then deltas`);
         assert.deepEqual([...every.nodeAddresses()].sort(), [...new Set(fresh.snapshot().workloads.map((w) => w.nodeAddress))].sort(), `seed ${seed}: node addresses`);
         // every address any service ever had: a service gone or moved leaves nothing behind
         for (const [vip, port] of EVERY_VIP_PORT) {
@@ -173,6 +201,9 @@ describe('registry deltas', () => {
         }
         servicesSeen += fresh.services().length;
       }
+      if (logEntries > 3) assert.ok(mergedDeltas > 20, `deltas were merged for agents behind (${mergedDeltas})`);
+      if (snapshotReuseBytes === 0) assert.ok(reusedSnapshots > 5, `older snapshots were sent (${reusedSnapshots})`);
+      else assert.equal(reusedSnapshots, 0, 'below the reuse size, every snapshot is current');
       assert.ok(servicesPushed > 100, `the sequences changed the services (${servicesPushed} set-service/remove-service)`);
       assert.ok(servicesSeen > 60, `and ended with some (${servicesSeen} over 60 seeds)`);
     });
@@ -188,8 +219,14 @@ describe('registry deltas', () => {
     registry.register('node-a', [{ name: 'web', namespace: 'default', serviceAccount: 'web', ip: '10.1.0.1', labels: {} }]);
     registry.nodeOnline('node-b', '192.168.0.2');
     const missed = registry.catchUp(at);
-    assert.deepEqual(missed, frames.slice(-2), 'the same frames every agent was pushed, nothing else');
-    assert.deepEqual(missed.map((f) => (JSON.parse(f) as { type: string }).type), ['registry-delta', 'registry-delta']);
+    const pushed = frames.slice(-2).map((f) => JSON.parse(f) as { changes: unknown[]; fromVersion: number; toVersion: number });
+    assert.equal(missed.length, 1, 'the deltas it missed, merged into one frame');
+    assert.deepEqual(
+      JSON.parse(missed[0]!),
+      { type: 'registry-delta', epoch: registry.epoch, fromVersion: at.version, toVersion: registry.version, changes: pushed.flatMap((d) => d.changes) },
+      'the changes every agent was pushed, in order, nothing else',
+    );
+    assert.equal(registry.catchUp({ ...at, version: at.version + 1 })[0], frames.at(-1), 'one delta missed: the frame every agent was pushed');
     assert.deepEqual(registry.catchUp(registry.position()), [], 'a current agent needs nothing');
     assert.equal(JSON.parse(registry.catchUp({ epoch: 'another-collector', version: at.version })[0]!).type, 'registry', 'another epoch: a snapshot');
     assert.equal(JSON.parse(registry.catchUp({ ...at, version: at.version + 99 })[0]!).type, 'registry', 'ahead of us: a snapshot');
@@ -289,6 +326,28 @@ describe('registry deltas', () => {
     changed.splice(500, 1);
     registry.setKubernetesServices(changed);
     assert.deepEqual(changesOf(frames.slice(1)), [{ op: 'remove-service', namespace: 'team-0', name: 'svc-500' }], 'a Service gone: its name only');
+  });
+
+  it('an agent far behind catches up in merged deltas of at most MERGE_BYTES (plus one delta) and MAX_DELTA_CHANGES each, and ends exact', () => {
+    const registry = new WorkloadRegistry('cluster.local', () => undefined, () => FIXED_NOW);
+    const agent = new MeshRegistry();
+    deliver(agent, registry.catchUp(undefined)[0]!);
+    for (let n = 0; n < 60; n++) {
+      registry.nodeOnline(`node-${n}`, `192.168.1.${n + 1}`);
+      registry.register(`node-${n}`, Array.from({ length: 100 }, (_, k) => ({ name: `pod-${k}`, namespace: 'default', serviceAccount: 'web', ip: `10.${1 + n}.0.${k + 1}`, labels: { app: 'web' } })));
+    }
+    const frames = registry.catchUp(agent.position());
+    assert.ok(frames.length > 2 && frames.length < 20, `${frames.length} frames for 120 deltas`);
+    for (const f of frames) {
+      const m = parseMessage(f, NODE_REPLIES, MAX_COLLECTOR_FRAME_BYTES);
+      assert.equal(m.type, 'registry-delta');
+      assert.ok(Buffer.byteLength(f) <= MERGE_BYTES + 30_000, `a merged delta of ${Buffer.byteLength(f)} bytes`);
+      assert.ok(m.type === 'registry-delta' && m.changes.length <= MAX_DELTA_CHANGES);
+      assert.ok(deliver(agent, f), 'each follows the one before');
+    }
+    const fresh = new MeshRegistry();
+    fresh.replace(registry.snapshot());
+    assert.deepEqual(agent.snapshot(), fresh.snapshot(), 'the state of a fresh snapshot');
   });
 
   it('a pod change costs one small delta, whatever the size of the mesh', () => {
