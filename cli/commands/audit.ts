@@ -84,10 +84,14 @@ const clip = (text: string, max: number): string => {
 
 /** `v7 apply: create EgressPolicy default/x, delete AuthorizationPolicy default/y`. */
 function policyChangeSummary(d: Record<string, unknown>): string | undefined {
-  if (!isCount(d.version) || typeof d.action !== 'string' || !Array.isArray(d.changes)) return undefined;
+  const viaApi = d.via === 'kubernetes' && typeof d.replica === 'string';
+  if ((!viaApi && !isCount(d.version)) || typeof d.action !== 'string' || !Array.isArray(d.changes)) return undefined;
   const changes = d.changes.filter(isRecord).map((c) => `${String(c.op)} ${String(c.kind)} ${String(c.namespace)}/${String(c.name)}`);
   const shown = changes.length > 3 ? [...changes.slice(0, 3), `+${changes.length - 3} more`] : changes;
-  return `v${d.version} ${d.action}: ${shown.length > 0 ? shown.join(', ') : 'no changes'}`;
+  const what = `${shown.length > 0 ? shown.join(', ') : 'no changes'}`;
+  if (!viaApi) return `v${String(d.version)} ${d.action}: ${what}`;
+  // Kubernetes mode: written to the Kubernetes API through replica R (and, when that failed, why).
+  return `${d.action} via the Kubernetes API at ${String(d.replica)}: ${what}${typeof d.failed === 'string' ? ` — failed: ${d.failed}` : ''}`;
 }
 
 /** ` (10s)`: how long a summary's window was, or nothing. */

@@ -2,7 +2,10 @@
  * The collector and the Kubernetes API (`palisade collector --kubernetes`): the cluster's Services
  * and EndpointSlices become the registry's services (./services-watch.ts); its AuthorizationPolicy,
  * EgressPolicy, HTTPRoute, GRPCRoute and FaultInjection objects become versions of the policy store
- * authored `kubernetes` (./policy-watch.ts); its Pods make the collector a node authorizer
+ * authored `kubernetes` (./policy-watch.ts), and a change through the collector's own API is
+ * written there as those objects (./policy-writes.ts), so every replica enforces it; policies
+ * this collector stored itself before are published there once (PolicyManager.publishLocal); its
+ * Pods make the collector a node authorizer
  * (./pods-watch.ts): a node registers, and gets certificates for, only pods the API says run on it.
  * The node records are shared with the other replicas as PalisadeNode objects
  * (./node-records-share.ts): a node that joined through one replica is accepted by every one;
@@ -13,6 +16,7 @@
  * (./replica-lease.ts) and watches the others' (./replica-leases.ts): a dead replica's nodes go
  * offline everywhere else.
  */
+import * as os from 'node:os';
 import { describeCause, isPalisadeError } from '../../common/errors';
 import { KubeClient } from '../../common/kube/client';
 import type { KubernetesStatus } from '../../common/control-api';
@@ -30,6 +34,7 @@ import type { WorkloadRegistry } from '../registry';
 import type { TokenStore } from '../tokens';
 import { PodsWatch } from './pods-watch';
 import { PolicyWatch } from './policy-watch';
+import { PolicyWrites } from './policy-writes';
 import { ServicesWatch } from './services-watch';
 import type { CaSecretRef } from './ca-secret';
 
@@ -38,6 +43,10 @@ export interface CollectorKubernetesOptions {
   kubeconfig?: string;
   /** The mesh CA from this Secret (created when missing), not the data directory: what lets replicas share one CA (./ca-secret.ts). */
   caSecret?: CaSecretRef;
+  /** This replica's name in audit records and on the policy objects it writes (default: the host's name, a pod's name). */
+  replica?: string;
+  /** How long a policy change written to the API may take to come back through the watch (default 10 s). */
+  policyInForceTimeoutMs?: number;
   /** The collector's own namespace, where its replica Lease lives (default: the context's — in a pod, its service account's —, else `default`). */
   namespace?: string;
   /** The replica Lease's duration (default 15 s), renewed every third of it. */
@@ -73,6 +82,10 @@ export async function startCollectorKubernetes(
   const log = opts.log.child({ component: 'kubernetes' });
   const services = new ServicesWatch({ client, log, onServices: (list) => opts.registry.setKubernetesServices(list) });
   const policies = new PolicyWatch({ client, log, onPolicies: (files) => syncPolicies(opts.policies, files, log) });
+  // Changes through the collector's API are stored in the Kubernetes API, as objects every replica watches.
+  opts.policies.useKubernetesApi(
+    new PolicyWrites({ client, watch: policies, log, replica: opts.replica ?? os.hostname(), ...(opts.policyInForceTimeoutMs !== undefined ? { inForceTimeoutMs: opts.policyInForceTimeoutMs } : {}) }),
+  );
   const pods = new PodsWatch({ client, log });
   const registrations = new RegistrationsShare({ client, log, registry: opts.registry, records: opts.records });
   const nodes = new NodeRecordsShare({ client, log, records: opts.records, merged: (node) => registrations.recordsChanged([node]) });
@@ -90,6 +103,7 @@ export async function startCollectorKubernetes(
   });
   services.start();
   policies.start();
+  const publishing = publishLocalPolicies(policies, opts.policies, log);
   pods.start();
   nodes.start();
   registrations.start();
@@ -118,6 +132,7 @@ export async function startCollectorKubernetes(
     // Not the node records: a cluster without the PalisadeNode CRD still runs one replica (each knows its own joins).
     synced: () => Promise.all([services.synced(), policies.synced(), pods.synced()]).then(() => undefined),
     close: async () => {
+      publishing.stop();
       closed = true;
       await Promise.all([services.stop(), policies.stop(), pods.stop(), nodes.stop(), registrations.stop(), tokens.stop(), leases.stop()]);
       await lease.stop(); // last: deleting it tells the others at once that our nodes' sessions are gone
@@ -135,4 +150,29 @@ function syncPolicies(manager: PolicyManager, files: PolicyFile[], log: Logger):
     const problems = (err as { problems?: readonly string[] }).problems ?? [describeCause(err)];
     log.error({ event: 'policy-rejected', problems }, `policy objects refused as a set; agents keep version ${manager.version}`);
   }
+}
+
+/**
+ * Once the watch has listed: the policies this collector stored before Kubernetes mode kept them in
+ * the API go there (PolicyManager.publishLocal), tried again every 30 s while some are left.
+ */
+function publishLocalPolicies(watch: PolicyWatch, manager: PolicyManager, log: Logger): { stop(): void } {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const attempt = (): void => {
+    if (stopped) return;
+    manager.publishLocal().then(
+      (left) => {
+        if (left > 0 && !stopped) timer = setTimeout(attempt, 30_000).unref();
+      },
+      (err: unknown) => log.error({ err }, 'publishing this collector\'s own policies to the Kubernetes API failed'),
+    );
+  };
+  void watch.synced().then(attempt);
+  return {
+    stop: () => {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+    },
+  };
 }

@@ -58,7 +58,7 @@ function isServiceParent(p: unknown): boolean {
  * parentRefs that are not a list are left for the policy parser to refuse.
  */
 export function meshRouteOf(o: PolicyObject, resource: PolicyResource): PolicyObject | undefined {
-  if (resource.kind !== 'HTTPRoute' && resource.kind !== 'GRPCRoute') return o;
+  if (!isRoute(resource)) return o;
   const spec = o.spec as { parentRefs?: unknown } | undefined;
   const refs = spec?.parentRefs;
   if (refs !== undefined && !Array.isArray(refs)) return o;
@@ -68,6 +68,13 @@ export function meshRouteOf(o: PolicyObject, resource: PolicyResource): PolicyOb
 }
 
 const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+/**
+ * On an object a collector wrote (`policy apply`, `egress allow|deny` in Kubernetes mode): who
+ * applied it, through which replica. It marks the object as the collector API's (changed and
+ * deleted through any replica); not part of the policy (left out of its file, like kubectl's copy).
+ */
+export const APPLIED_BY = 'palisade.dev/applied-by';
+const NOT_POLICY = new Set([LAST_APPLIED, APPLIED_BY]);
 
 /** `<Kind> <namespace>/<name>`: the object's name in problems and in the policy store. */
 export function policySourceOf(kind: string, namespace: string, name: string): string {
@@ -78,7 +85,7 @@ export function policySourceOf(kind: string, namespace: string, name: string): s
 export function policyFileOf(o: PolicyObject, resource: PolicyResource): PolicyFile | undefined {
   const m = o.metadata;
   if (!m?.name || !m.namespace) return undefined;
-  const annotations = Object.fromEntries(Object.entries(m.annotations ?? {}).filter(([k]) => k !== LAST_APPLIED));
+  const annotations = Object.fromEntries(Object.entries(m.annotations ?? {}).filter(([k]) => !NOT_POLICY.has(k)));
   const doc = {
     apiVersion: o.apiVersion ?? `${resource.group}/${resource.versions[0]}`,
     kind: o.kind ?? resource.kind,
@@ -92,3 +99,41 @@ export function policyFileOf(o: PolicyObject, resource: PolicyResource): PolicyF
   };
   return { source: policySourceOf(resource.kind, m.namespace, m.name), text: stringify(doc, { lineWidth: 0 }) };
 }
+
+/** Whether the object was written through a collector's API (it carries APPLIED_BY). */
+export function appliedThroughCollector(o: PolicyObject | undefined): boolean {
+  return typeof o?.metadata?.annotations?.[APPLIED_BY] === 'string';
+}
+
+/**
+ * The inverse of `policyFileOf`: a policy as the parser keeps it (its manifest: apiVersion, kind,
+ * metadata, spec) as the object to write at `apiVersion` (the version the cluster serves; both
+ * versions of a kind share one schema), marked APPLIED_BY `appliedBy`. With `existing` (the object
+ * as the API has it: an update) its metadata stays — the resourceVersion the update is made at,
+ * uid, finalizers, kubectl's last-applied copy — but labels and annotations are the policy's; a
+ * route keeps the parentRefs naming no Service (a gateway's, which the mesh never read).
+ * policyFileOf(policyObjectOf(m)) reads back as m, but for apiVersion (tested).
+ */
+export function policyObjectOf(
+  manifest: Readonly<Record<string, unknown>>,
+  resource: PolicyResource,
+  apiVersion: string,
+  appliedBy: string,
+  existing?: PolicyObject,
+): PolicyObject & Record<string, unknown> {
+  const m = (manifest.metadata ?? {}) as Record<string, unknown> & { annotations?: Record<string, string> };
+  const kept = existing?.metadata?.annotations?.[LAST_APPLIED];
+  const annotations = { ...(m.annotations ?? {}), ...(kept === undefined ? {} : { [LAST_APPLIED]: kept }), [APPLIED_BY]: appliedBy };
+  const { labels: _l, annotations: _a, ...existingMeta } = existing?.metadata ?? {};
+  const { status: _s, ...rest } = manifest as Record<string, unknown>;
+  const object: PolicyObject & Record<string, unknown> = { ...rest, apiVersion, kind: resource.kind, metadata: { ...existingMeta, ...m, annotations } };
+  const before = existing && isRoute(resource) ? (existing.spec as { parentRefs?: unknown } | undefined)?.parentRefs : undefined;
+  const gatewayParents = Array.isArray(before) ? before.filter((p) => !isServiceParent(p)) : [];
+  if (gatewayParents.length > 0) {
+    const spec = (object.spec ?? {}) as { parentRefs?: unknown[] };
+    object.spec = { ...spec, parentRefs: [...(spec.parentRefs ?? []), ...gatewayParents] };
+  }
+  return object;
+}
+
+const isRoute = (r: PolicyResource): boolean => r.kind === 'HTTPRoute' || r.kind === 'GRPCRoute';

@@ -3,7 +3,10 @@
  * Warning Event (reason PolicyRejected, its problems as the message: `kubectl describe` shows it)
  * and, for our own EgressPolicy and FaultInjection, the status condition Accepted=False with the same
  * message; an accepted one gets Accepted=True (Istio's AuthorizationPolicy status is istiod's, and an
- * HTTPRoute's or GRPCRoute's status is per parent Gateway, so those are left alone). One report per object version; a report the API refuses (no RBAC) is logged once.
+ * HTTPRoute's or GRPCRoute's status is per parent Gateway, so those are left alone). One report per
+ * object generation (a status update is not a new one), and no status patch when the object
+ * already carries that condition for its generation: replicas reporting on each other's status
+ * patches would otherwise change the object for ever. A report the API refuses (no RBAC) is logged once.
  */
 import * as os from 'node:os';
 import { describeCause } from '../../common/errors';
@@ -12,6 +15,15 @@ import type { Logger } from '../../common/log';
 import { ownsStatus, type PolicyObject, type PolicyResource } from './policy-objects';
 
 const MAX_MESSAGE = 1024;
+const ACCEPTED_MESSAGE = 'enforced by the mesh';
+
+/** Whether the object's status already says so for its generation (another replica reported it). */
+function hasCondition(o: PolicyObject, accepted: boolean, message: string): boolean {
+  const conditions = (o as { status?: { conditions?: unknown } }).status?.conditions;
+  if (!Array.isArray(conditions)) return false;
+  return conditions.some((c: { type?: unknown; status?: unknown; message?: unknown; observedGeneration?: unknown }) =>
+    c?.type === 'Accepted' && c.status === (accepted ? 'True' : 'False') && c.message === message && c.observedGeneration === o.metadata?.generation);
+}
 
 export class PolicyReporter {
   private readonly reported = new Map<string, string>();
@@ -27,12 +39,12 @@ export class PolicyReporter {
     const message = clip(problems.join('; '));
     if (!this.firstTime(o, `rejected ${message}`)) return;
     void this.event(resource, o, message);
-    if (ownsStatus(resource)) void this.status(resource, o, false, message);
+    if (ownsStatus(resource) && !hasCondition(o, false, message)) void this.status(resource, o, false, message);
   }
 
   accepted(resource: PolicyResource, o: PolicyObject): void {
     if (!this.firstTime(o, 'accepted')) return;
-    if (ownsStatus(resource)) void this.status(resource, o, true, 'enforced by the mesh');
+    if (ownsStatus(resource) && !hasCondition(o, true, ACCEPTED_MESSAGE)) void this.status(resource, o, true, ACCEPTED_MESSAGE);
   }
 
   forget(o: PolicyObject): void {
@@ -42,7 +54,7 @@ export class PolicyReporter {
   private firstTime(o: PolicyObject, what: string): boolean {
     const uid = o.metadata?.uid;
     if (!uid) return false;
-    const key = `${o.metadata?.resourceVersion} ${what}`;
+    const key = `${o.metadata?.generation ?? o.metadata?.resourceVersion} ${what}`;
     if (this.reported.get(uid) === key) return false;
     this.reported.set(uid, key);
     return true;

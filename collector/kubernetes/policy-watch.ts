@@ -8,8 +8,10 @@
  * The accepted set goes to the policy store (versions authored `kubernetes`) once every kind has
  * listed — or is known not to be installed — and again after every change (coalesced). A kind whose
  * CRD is not installed is looked for again every `rediscoverMs`; an API outage changes nothing.
+ * A change this replica wrote (./policy-writes.ts) waits on `whenInForce` until a publish has
+ * handed the resourceVersion it wrote to the store (or the object is gone).
  */
-import { describeCause } from '../../common/errors';
+import { describeCause, PalisadeError } from '../../common/errors';
 import type { KubeClient } from '../../common/kube/client';
 import { Informer } from '../../common/kube/informer';
 import type { Logger } from '../../common/log';
@@ -27,13 +29,26 @@ export interface PolicyWatchOptions {
   rediscoverMs?: number;
 }
 
+/** resourceVersions of an accepted object kept for writes waiting to be in force. */
+const MAX_RVS_KEPT = 8;
+
 interface Entry {
   resource: PolicyResource;
   object: PolicyObject;
   /** The last version of the object that was accepted. */
   accepted: PolicyFile | undefined;
+  /** The resourceVersions accepted since the object was last published (a write's may be followed at once by a status update's). */
+  acceptedRvs: string[];
   /** Why its current version was refused (undefined: accepted). */
   problems: readonly string[] | undefined;
+}
+
+/** A write of this replica waiting to be in force here: source → the resourceVersion written (undefined: deleted). */
+interface Waiter {
+  pending: Map<string, string | undefined>;
+  resolve: () => void;
+  reject: (err: Error) => void;
+  timer: NodeJS.Timeout;
 }
 
 export interface PolicyWatchStatus {
@@ -56,6 +71,9 @@ export class PolicyWatch {
   private readonly log: Logger;
   private readonly timers = new Set<NodeJS.Timeout>();
   private debounce: NodeJS.Timeout | undefined;
+  /** What the publishes handed over: source → the resourceVersions of the object accepted up to the last one. */
+  private published = new Map<string, ReadonlySet<string>>();
+  private readonly waiters = new Set<Waiter>();
   private stopped = false;
   private resolveSettled!: () => void;
   private readonly allSettled = new Promise<void>((resolve) => (this.resolveSettled = resolve));
@@ -78,7 +96,54 @@ export class PolicyWatch {
     this.stopped = true;
     for (const t of this.timers) clearTimeout(t);
     if (this.debounce) clearTimeout(this.debounce);
+    for (const w of [...this.waiters]) this.settleWaiter(w, new PalisadeError('PALISADE_ERR_COLLECTOR_UNAVAILABLE', 'the collector is stopping'));
     await Promise.all(this.informers.map((i) => i.stop()));
+  }
+
+  /** The version of `kind` the cluster serves (`group/version`), 'not installed', or undefined while still looking. */
+  servedVersion(kind: string): string | undefined {
+    const v = this.kinds.get(kind);
+    return v === 'looking' ? undefined : v;
+  }
+
+  /** The object named `source` (`Kind namespace/name`) as last seen, refused or not. */
+  object(source: string): PolicyObject | undefined {
+    return this.entries.get(source)?.object;
+  }
+
+  /**
+   * Resolves once every written object of `expect` is in force here — handed to the policy store
+   * at the resourceVersion written, or gone (resourceVersion undefined: a delete) — or rejects:
+   * when the watch refuses the version written, or after `timeoutMs`.
+   */
+  whenInForce(expect: ReadonlyArray<{ source: string; resourceVersion: string | undefined }>, timeoutMs: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const pending = new Map(expect.map((e) => [e.source, e.resourceVersion]));
+      const timer = setTimeout(() => {
+        this.settleWaiter(w, new PalisadeError('PALISADE_ERR_KUBERNETES', `written to the Kubernetes API but not in force at this collector within ${timeoutMs} ms (its watch is behind?): ${[...w.pending.keys()].join(', ')}; palisade policy list shows when it is`));
+      }, timeoutMs);
+      const w: Waiter = { pending, resolve, reject, timer };
+      this.waiters.add(w);
+      this.checkWaiter(w);
+    });
+  }
+
+  private checkWaiter(w: Waiter): void {
+    for (const [source, rv] of w.pending) {
+      const e = this.entries.get(source);
+      if (rv !== undefined && e?.problems && e.object.metadata?.resourceVersion === rv) {
+        return this.settleWaiter(w, new PalisadeError('PALISADE_ERR_POLICY_INVALID', `written to the Kubernetes API but refused by this collector's watch: ${e.problems[0] ?? source}`));
+      }
+      if (rv === undefined ? !this.published.has(source) : this.published.get(source)?.has(rv)) w.pending.delete(source);
+    }
+    if (w.pending.size === 0) this.settleWaiter(w);
+  }
+
+  private settleWaiter(w: Waiter, err?: Error): void {
+    if (!this.waiters.delete(w)) return;
+    clearTimeout(w.timer);
+    if (err) w.reject(err);
+    else w.resolve();
   }
 
   status(): PolicyWatchStatus {
@@ -167,7 +232,7 @@ export class PolicyWatch {
       return;
     }
     this.ignored.delete(file.source);
-    const entry: Entry = this.entries.get(file.source) ?? { resource, object: o, accepted: undefined, problems: undefined };
+    const entry: Entry = this.entries.get(file.source) ?? { resource, object: o, accepted: undefined, acceptedRvs: [], problems: undefined };
     entry.object = o;
     this.entries.set(file.source, entry);
     const r = parsePolicies(file.text, file.source);
@@ -176,8 +241,11 @@ export class PolicyWatch {
       this.log.error({ event: 'policy-rejected', object: file.source, problems: r.problems }, `policy object refused; ${keeps}`);
       this.reporter.rejected(resource, o, r.problems);
       entry.problems = r.problems;
+      for (const w of [...this.waiters]) this.checkWaiter(w);
     } else {
       entry.accepted = file;
+      const rv = o.metadata?.resourceVersion;
+      if (rv !== undefined) entry.acceptedRvs = [...entry.acceptedRvs.slice(-(MAX_RVS_KEPT - 1)), rv];
       entry.problems = undefined;
       this.reporter.accepted(resource, o);
     }
@@ -204,6 +272,11 @@ export class PolicyWatch {
   private publish(): void {
     if (this.stopped) return;
     const files = [...this.entries.values()].flatMap((e) => (e.accepted ? [e.accepted] : [])).sort((a, b) => (a.source < b.source ? -1 : 1));
-    this.opts.onPolicies(files);
+    try {
+      this.opts.onPolicies(files);
+    } finally {
+      this.published = new Map([...this.entries].flatMap(([source, e]) => (e.accepted ? [[source, new Set(e.acceptedRvs)] as const] : [])));
+      for (const w of [...this.waiters]) this.checkWaiter(w);
+    }
   }
 }

@@ -8,9 +8,12 @@
  * Policies from `--policy-dir` are owned by the directory (policy-dir.ts): the API can read them
  * but not change them (edit the file); a file that defines a policy created through the API takes
  * it over.
+ *
+ * In Kubernetes mode a change through the API, validated the same way, is written to the
+ * Kubernetes API instead (api-changes.ts) and made a version here when it comes back through the
+ * watch (syncKubernetes), as every replica makes it.
  */
 import type {
-  AuditKind,
   EgressLearnResponse,
   EgressListResponse,
   EgressRuleRequest,
@@ -35,17 +38,12 @@ import { PolicyParser, type ParsedPolicies } from './policy-parser';
 import { checkBackends } from './route-backends';
 import { routeStatus } from './route-status';
 import { egressRuleManifest, egressRuleViews } from './egress-rules';
-import { withKubernetesPolicies } from './kubernetes-policies';
+import { ApiChanges, type AuditSink } from './api-changes';
+import { storeOf, withKubernetesPolicies, type ApiPolicyStore } from './kubernetes-policies';
 import { followPolicyDir, withDirPolicies } from './policy-dir';
 import { historyKey, quoteRef, resolvePolicy, resolveWorkload } from './references';
-import { desiredPolicy, planChanges, policyKey, PolicyRepository, type DesiredPolicy, type Plan, type StoredPolicy } from './repository';
+import { changesOf, desiredPolicy, planChanges, policyKey, PolicyRepository, type DesiredPolicy, type Plan, type StoredPolicy } from './repository';
 import { WhatIf } from './what-if';
-
-export interface AuditSink {
-  append(kind: AuditKind, actor: string, data: Record<string, unknown>): unknown;
-  /** `append`, anchored off the event loop: resolves once the record is as durable as `append` leaves it. */
-  appendAnchored?(kind: AuditKind, actor: string, data: Record<string, unknown>): Promise<unknown>;
-}
 
 export interface PolicyManagerOptions {
   dataDir: string;
@@ -90,6 +88,10 @@ export class PolicyManager {
   private writing: Promise<void> | undefined;
   /** Policy directory and Kubernetes changes that came while one was written: made right after. */
   private readonly deferred: Array<() => void> = [];
+  /** Kubernetes mode: changes through the API, written to the Kubernetes API (useKubernetesApi). */
+  private api: ApiChanges | undefined;
+  /** Why the Kubernetes API's objects were last refused as a set (undefined: they were not). */
+  private kubernetesRefusal: string | undefined;
 
   constructor(private readonly opts: PolicyManagerOptions) {
     this.log = opts.log.child({ component: 'policies' });
@@ -126,6 +128,20 @@ export class PolicyManager {
     void this.parser.close();
     void this.whatIf.close();
     this.repo.close();
+  }
+
+  /**
+   * Kubernetes mode: changes through the API (apply, delete, egress rules) are written to the
+   * Kubernetes API from now on, and come back through its watch (syncKubernetes) like every
+   * replica's. Until this is called they are refused.
+   */
+  useKubernetesApi(store: ApiPolicyStore): void {
+    this.api = new ApiChanges({ store, repo: this.repo, audit: this.opts.audit, log: this.log, refusal: () => this.kubernetesRefusal, idle: () => this.idle() });
+  }
+
+  /** Kubernetes mode: publish the policies stored here before (ApiChanges.publishLocal); how many are left. */
+  publishLocal(): Promise<number> {
+    return this.api?.publishLocal() ?? Promise.resolve(0);
   }
 
   // ---- agents -----------------------------------------------------------------------------
@@ -218,7 +234,8 @@ export class PolicyManager {
       shown,
       compiled: pool,
     });
-    return { ...result, ...(parsed.warnings.length ? { warnings: parsed.warnings } : {}) };
+    const warnings = [...parsed.warnings, ...(result.warnings ?? [])];
+    return { ...result, ...(warnings.length ? { warnings } : {}) };
   }
 
   delete(ref: string, dryRun: boolean, author: string): Promise<PolicyChangeResponse> {
@@ -231,14 +248,19 @@ export class PolicyManager {
   async egressRule(req: EgressRuleRequest, author: string): Promise<PolicyChangeResponse> {
     const w = resolveWorkload(this.opts.registry().workloads, req.workload);
     let id = 0;
+    let name = '';
     const result = await this.changeSliced(
       () => {
         id = this.repo.nextId();
-        return this.withFiles([{ source: `egress ${req.action}`, text: JSON.stringify(egressRuleManifest(w, req, id)) }], 'egress').next;
+        const manifest = egressRuleManifest(w, req, id);
+        name = (manifest.metadata as { name: string }).name;
+        return this.withFiles([{ source: `egress ${req.action}`, text: JSON.stringify(manifest) }], 'egress').next;
       },
       { author, action: `egress-${req.action}`, dryRun: req.dryRun === true },
     );
-    return { ...result, id };
+    // In Kubernetes mode the policy came back through the watch: its ID is the one it was stored with.
+    const stored = result.applied ? this.repo.current().find((p) => p.kind === 'EgressPolicy' && p.namespace === w.namespace && p.name === name) : undefined;
+    return { ...result, id: stored?.id ?? id };
   }
 
   egressRemove(id: number, dryRun: boolean, author: string): Promise<PolicyChangeResponse> {
@@ -293,7 +315,15 @@ export class PolicyManager {
       return [];
     }
     const current = this.repo.current();
-    const { next, takenOver, shadowed } = withKubernetesPolicies(compilePolicyFiles(files), current);
+    let set: PolicySet;
+    try {
+      set = compilePolicyFiles(files);
+      this.kubernetesRefusal = undefined;
+    } catch (err) {
+      this.kubernetesRefusal = (err as { problems?: readonly string[] }).problems?.[0] ?? (err as Error).message;
+      throw err;
+    }
+    const { next, takenOver, shadowed } = withKubernetesPolicies(set, current);
     for (const p of takenOver) {
       this.log.warn({ policy: policyKey(p), id: p.id }, 'a Kubernetes policy object now defines a policy created through the API: the Kubernetes API owns it from now on');
     }
@@ -304,7 +334,7 @@ export class PolicyManager {
   }
 
   private checkWritable(p: StoredPolicy, verb: string): void {
-    if (p.origin === 'kubernetes' && this.opts.kubernetes) {
+    if (p.origin === 'kubernetes' && this.opts.kubernetes && !this.api?.store.writable(p)) {
       throw new PalisadeError(
         'PALISADE_ERR_CONFLICT',
         `${p.kind} ${p.namespace}/${p.name} is managed by the Kubernetes API: ${verb} it there (kubectl edit ${p.kind.toLowerCase()} -n ${p.namespace} ${p.name})`,
@@ -331,22 +361,41 @@ export class PolicyManager {
     how: { author: string; action: string; dryRun: boolean; shown?: ReadonlySet<string>; compiled?: CompiledPolicies },
   ): Promise<PolicyChangeResponse> {
     for (let attempt = 1; ; attempt++) {
-      while (this.writing) await this.writing;
+      await this.idle();
       const base = this.repo.version;
       const next = makeNext();
       const plan = await this.parser.plan(this.repo.current(), next, COMPILE_SLICE_MS);
       // each object compiled alone already; the set must hold too
       const candidate = await this.compiled.withSliced(next, COMPILE_SLICE_MS, ...(how.compiled ? [how.compiled] : []));
-      while (this.writing) await this.writing; // a version being written is a change
+      await this.idle(); // a version being written is a change
       if (this.repo.version !== base) {
         if (attempt < MAX_CHANGE_ATTEMPTS) continue;
         throw new PalisadeError('PALISADE_ERR_CONFLICT', 'the policies kept changing while this change was being prepared: try again');
       }
       const changes = plan.changes.filter((c) => c.op !== 'unchanged' || how.shown?.has(policyKey(c)) === true);
-      if (how.dryRun || !plan.changed) return { version: this.repo.version, applied: false, dryRun: how.dryRun, changes };
-      const version = await this.commitSliced(plan, candidate, how.author, how.action);
-      return { version, applied: true, dryRun: false, changes };
+      const where = this.storeOf(plan);
+      const warnings = where.unserved.map((k) => `the cluster serves no ${k} (its CRD is not installed): kept at this collector only, not shared with other replicas`);
+      const warned = warnings.length > 0 ? { warnings } : {};
+      if (how.dryRun || !plan.changed) return { version: this.repo.version, applied: false, dryRun: how.dryRun, changes, ...warned };
+      const version = where.where === 'api' ? await this.api!.write(plan, how.author, how.action) : await this.commitSliced(plan, candidate, how.author, how.action);
+      return { version, applied: true, dryRun: false, changes, ...warned };
     }
+  }
+
+  /** Until no change is being written, here or to the Kubernetes API. */
+  private async idle(): Promise<void> {
+    while (this.writing || this.api?.writing) await (this.writing ?? this.api?.writing);
+  }
+
+  /**
+   * Whether `plan` is written to the Kubernetes API: in Kubernetes mode, all but the delete of a
+   * policy the API does not hold (this replica's own, from before: see publishLocal).
+   */
+  private storeOf(plan: Plan): { where: 'api' | 'local'; unserved: string[] } {
+    if (!this.opts.kubernetes) return { where: 'local', unserved: [] };
+    const store = this.api?.store;
+    if (!store) throw new PalisadeError('PALISADE_ERR_COLLECTOR_UNAVAILABLE', 'this collector is not connected to the Kubernetes API yet: try again in a moment');
+    return storeOf(plan.changes, store);
   }
 
   /** The policy directory's files changed (or were read at start): they replace its policies. */
@@ -456,9 +505,4 @@ export class PolicyManager {
   private encode(): void {
     this.encoded = encodeMessage({ type: 'policies', version: this.repo.version, files: [...this.compiled.files] });
   }
-}
-
-/** What a change does, as its audit record lists it. */
-function changesOf(plan: Plan): Array<Pick<PolicyChange, 'op' | 'kind' | 'namespace' | 'name'>> {
-  return plan.changes.filter((c) => c.op !== 'unchanged').map((c) => ({ op: c.op, kind: c.kind, namespace: c.namespace, name: c.name }));
 }

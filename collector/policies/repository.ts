@@ -136,6 +136,11 @@ function* planSteps(current: readonly StoredPolicy[], next: readonly DesiredPoli
   }
 }
 
+/** What a change does, as its audit record lists it. */
+export function changesOf(plan: Plan): Array<Pick<PolicyChange, 'op' | 'kind' | 'namespace' | 'name'>> {
+  return plan.changes.filter((c) => c.op !== 'unchanged').map((c) => ({ op: c.op, kind: c.kind, namespace: c.namespace, name: c.name }));
+}
+
 interface ObjectRow {
   id: number;
   kind: PolicyKind;

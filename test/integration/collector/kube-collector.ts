@@ -67,13 +67,17 @@ export class KubeCollector {
 export const REPLICAS_CA_SECRET = { namespace: 'palisade-system', name: 'palisade-ca' };
 
 /**
- * A fresh API double for collector replicas — the CA Secret's namespace, our CRDs — closed when
+ * A fresh API double for collector replicas — the CA Secret's namespace, our CRDs (and those `crds` asks for) — closed when
  * the test ends (`stack`), and a kubeconfig for it in a directory of `dirs`.
  */
-export async function replicasApi(dirs: { make(): string }, stack: { push(fn: () => unknown): void }): Promise<{ api: KubeApiDouble; kubeconfig: string }> {
+export async function replicasApi(
+  dirs: { make(): string },
+  stack: { push(fn: () => unknown): void },
+  crds: Parameters<typeof installCrds>[1] = {},
+): Promise<{ api: KubeApiDouble; kubeconfig: string }> {
   const api = await KubeApiDouble.start({ token: 'collector' });
   api.create('v1/namespaces', { metadata: { name: REPLICAS_CA_SECRET.namespace } });
-  installCrds(api);
+  installCrds(api, crds);
   const kubeconfig = path.join(dirs.make(), 'kubeconfig');
   api.writeKubeconfig(kubeconfig);
   stack.push(() => api.close());

@@ -105,16 +105,28 @@ describe('kubectl kustomize deploy/kubernetes (the real kubectl)', function () {
     assert.deepEqual(find('ClusterRole', 'palisade-agent').rules, [{ apiGroups: [''], resources: ['pods', 'namespaces'], verbs: ['get', 'list', 'watch'] }]);
   });
 
-  it('RBAC: the collector reads pods, services, endpoint slices, policy, route and destination rule objects, and writes only Events, the status of our own kinds and the nodes\' join records, join tokens and registrations', () => {
+  it('RBAC: the collector reads pods, services, endpoint slices, policy, route and destination rule objects, and writes only the policy and route objects (changes through its own API), Events, the status of our own kinds and the nodes\' join records, join tokens and registrations', () => {
     const rules = find('ClusterRole', 'palisade-collector').rules!;
     const grants = rules.flatMap((r) => r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => `${v} ${g || 'core'}/${res}`)))).sort();
     assert.deepEqual(grants, [
       'create core/events',
+      'create gateway.networking.k8s.io/grpcroutes',
+      'create gateway.networking.k8s.io/httproutes',
+      'create networking.istio.io/destinationrules',
+      'create palisade.dev/egresspolicies',
+      'create palisade.dev/faultinjections',
       'create palisade.dev/palisadejointokens',
       'create palisade.dev/palisadenodes',
       'create palisade.dev/palisaderegistrations',
+      'create security.istio.io/authorizationpolicies',
+      'delete gateway.networking.k8s.io/grpcroutes',
+      'delete gateway.networking.k8s.io/httproutes',
+      'delete networking.istio.io/destinationrules',
+      'delete palisade.dev/egresspolicies',
+      'delete palisade.dev/faultinjections',
       'delete palisade.dev/palisadejointokens',
       'delete palisade.dev/palisaderegistrations',
+      'delete security.istio.io/authorizationpolicies',
       'get gateway.networking.k8s.io/grpcroutes',
       'get gateway.networking.k8s.io/httproutes',
       'get palisade.dev/faultinjections',
@@ -132,9 +144,15 @@ describe('kubectl kustomize deploy/kubernetes (the real kubectl)', function () {
       'list security.istio.io/authorizationpolicies',
       'patch palisade.dev/egresspolicies/status',
       'patch palisade.dev/faultinjections/status',
+      'update gateway.networking.k8s.io/grpcroutes',
+      'update gateway.networking.k8s.io/httproutes',
+      'update networking.istio.io/destinationrules',
+      'update palisade.dev/egresspolicies',
+      'update palisade.dev/faultinjections',
       'update palisade.dev/palisadejointokens',
       'update palisade.dev/palisadenodes',
       'update palisade.dev/palisaderegistrations',
+      'update security.istio.io/authorizationpolicies',
       'watch core/pods',
       'watch core/services',
       'watch discovery.k8s.io/endpointslices',

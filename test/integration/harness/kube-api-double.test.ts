@@ -16,7 +16,9 @@ import {
   Watch,
   type V1Pod,
 } from '@kubernetes/client-node';
+import { POLICY_RESOURCES } from '../../../collector/kubernetes/policy-objects';
 import { KubeApiDouble } from '../../harness/kube-api-double';
+import { installCrds } from '../../harness/kube-crds';
 import { waitFor } from '../../harness/wait';
 
 const TOKEN = 'double-token';
@@ -211,6 +213,31 @@ describe('Kubernetes API double, driven by @kubernetes/client-node', function ()
       assert.equal(withStatus.status.conditions[0]!.reason, 'Invalid');
       const list = (await custom.listNamespacedCustomObject({ group: 'security.istio.io', version: 'v1', namespace: 'shop', plural: 'authorizationpolicies' })) as { items: Array<{ kind: string }> };
       assert.equal(list.items[0]!.kind, 'AuthorizationPolicy', 'custom resource list items keep their kind');
+    });
+
+    it('takes writes of every policy and route kind the collector writes, with resourceVersions, 409s, generations and watch events', async () => {
+      installCrds(api, { istio: true, gatewayApi: true, destinationRules: true });
+      const custom = kc.makeApiClient(CustomObjectsApi);
+      for (const r of POLICY_RESOURCES) {
+        const at = { group: r.group, version: r.versions[0]!, namespace: 'shop', plural: r.plural };
+        const events: string[] = [];
+        const ctl = await new Watch(kc).watch(`/apis/${r.group}/${r.versions[0]}/namespaces/shop/${r.plural}`, {}, (type: string, o: { metadata: { resourceVersion: string } }) => events.push(`${type} ${o.metadata.resourceVersion}`), () => undefined);
+        const body = { apiVersion: `${r.group}/${r.versions[0]}`, kind: r.kind, metadata: { name: 'x' }, spec: { n: 1 } };
+        type Obj = { metadata: { resourceVersion: string; generation: number } };
+        const created = (await custom.createNamespacedCustomObject({ ...at, body })) as Obj;
+        assert.equal((await statusOf(custom.createNamespacedCustomObject({ ...at, body }))).reason, 'AlreadyExists', r.kind);
+        const updated = (await custom.replaceNamespacedCustomObject({ ...at, name: 'x', body: { ...body, metadata: { name: 'x', resourceVersion: created.metadata.resourceVersion }, spec: { n: 2 } } })) as Obj;
+        assert.equal(updated.metadata.generation, 2, `${r.kind}: a spec change is a new generation`);
+        const stale = { ...body, metadata: { name: 'x', resourceVersion: created.metadata.resourceVersion }, spec: { n: 3 } };
+        assert.equal((await statusOf(custom.replaceNamespacedCustomObject({ ...at, name: 'x', body: stale }))).code, 409, `${r.kind}: an update at a stale resourceVersion`);
+        const stalePrecondition = { preconditions: { resourceVersion: created.metadata.resourceVersion } };
+        assert.equal((await statusOf(custom.deleteNamespacedCustomObject({ ...at, name: 'x', body: stalePrecondition }))).code, 409, `${r.kind}: a delete with a stale precondition`);
+        await custom.deleteNamespacedCustomObject({ ...at, name: 'x', body: { preconditions: { resourceVersion: updated.metadata.resourceVersion } } });
+        await waitFor(() => events.length === 3, 5_000, { what: `${r.kind} watch events` });
+        assert.deepEqual(events.map((e) => e.split(' ')[0]), ['ADDED', 'MODIFIED', 'DELETED'], r.kind);
+        assert.equal(events[1], `MODIFIED ${updated.metadata.resourceVersion}`);
+        ctl.abort();
+      }
     });
 
     it('serves plain HTTP too, without a token when none is set', async () => {

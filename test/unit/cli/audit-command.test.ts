@@ -272,6 +272,20 @@ describe('palisade audit', function () {
     assert.equal(problemLine({ seq: 7, problem: 'audit.head is\u001b missing' }), 'record 7: audit.head is\\x1b missing');
   });
 
+  describe('auditSummary of policy changes written to the Kubernetes API (Kubernetes mode)', () => {
+    const rec = (data: Record<string, unknown>) => ({ seq: 1, time: '2024-05-01T12:00:00.000Z', kind: 'policy-change' as const, actor: 'admin:0123abcd', data, prev: '', hash: '' });
+    const changes = [{ op: 'create', kind: 'AuthorizationPolicy', namespace: 'shop', name: 'deny' }];
+    it('names the replica it went through', () => {
+      assert.equal(auditSummary(rec({ action: 'apply', via: 'kubernetes', replica: 'collector-0', changes })), 'apply via the Kubernetes API at collector-0: create AuthorizationPolicy shop/deny');
+    });
+    it('and why it failed, when it did', () => {
+      assert.equal(auditSummary(rec({ action: 'apply', via: 'kubernetes', replica: 'collector-0', changes, failed: 'conflict: x' })), 'apply via the Kubernetes API at collector-0: create AuthorizationPolicy shop/deny — failed: conflict: x');
+    });
+    it('a local change keeps its version', () => {
+      assert.equal(auditSummary(rec({ version: 3, action: 'apply', changes })), 'v3 apply: create AuthorizationPolicy shop/deny');
+    });
+  });
+
   describe('auditSummary of trust refusals', () => {
     const rec = (data: Record<string, unknown>) => ({ seq: 1, time: '2024-05-01T12:00:00.000Z', kind: 'trust-refusal' as const, actor: 'node:node-a', data, prev: '', hash: '' });
     it('names the event and the reason', () => {

@@ -351,12 +351,18 @@ describe('deploy manifests', () => {
       ]);
     });
 
-    it('lets the collector read services, endpoint slices, pods and policy objects, and write only Events, our kinds\' status and the nodes\' join records, join tokens and registrations', () => {
+    it('lets the collector read services, endpoint slices, pods and policy objects, and write only the policy objects (changes through its API), Events, our kinds\' status and the nodes\' join records, join tokens and registrations', () => {
       const rules = find(docs, 'ClusterRole', 'palisade-collector').rules ?? [];
       const writes = rules.filter((r) => r.verbs.some((v) => !['get', 'list', 'watch'].includes(v)));
       assert.deepEqual(
         writes.map((r) => `${r.apiGroups.join(',')}/${r.resources.join(',')}:${r.verbs.join(',')}`),
-        ['palisade.dev/egresspolicies/status,faultinjections/status:patch', '/events:create', 'palisade.dev/palisadenodes:list,watch,create,update', 'palisade.dev/palisadejointokens:list,watch,create,update,delete', 'palisade.dev/palisaderegistrations:list,watch,create,update,delete'],
+        [
+          'security.istio.io/authorizationpolicies:list,watch,create,update,delete',
+          'palisade.dev/egresspolicies:list,watch,create,update,delete',
+          'gateway.networking.k8s.io/httproutes,grpcroutes:get,list,watch,create,update,delete',
+          'palisade.dev/faultinjections:get,list,watch,create,update,delete',
+          'networking.istio.io/destinationrules:list,watch,create,update,delete',
+          'palisade.dev/egresspolicies/status,faultinjections/status:patch', '/events:create', 'palisade.dev/palisadenodes:list,watch,create,update', 'palisade.dev/palisadejointokens:list,watch,create,update,delete', 'palisade.dev/palisaderegistrations:list,watch,create,update,delete'],
       );
       const reads = new Set(rules.flatMap((r) => r.resources.map((res) => `${r.apiGroups[0]}/${res}`)));
       for (const r of ['/services', '/pods', 'discovery.k8s.io/endpointslices', 'security.istio.io/authorizationpolicies', 'palisade.dev/egresspolicies', 'gateway.networking.k8s.io/httproutes', 'gateway.networking.k8s.io/grpcroutes', 'palisade.dev/faultinjections', 'networking.istio.io/destinationrules']) assert.ok(reads.has(r), r);

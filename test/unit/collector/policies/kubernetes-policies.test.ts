@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { withKubernetesPolicies } from '../../../../collector/policies/kubernetes-policies';
+import { apiWritesOf, storeOf, withKubernetesPolicies } from '../../../../collector/policies/kubernetes-policies';
 import type { StoredPolicy } from '../../../../collector/policies/repository';
 import { compilePolicyFiles } from '../../../../common/policy';
 
@@ -16,4 +16,44 @@ describe('withKubernetesPolicies', function () {
     assert.deepEqual(r.shadowed, ['AuthorizationPolicy shop/from-dir']);
     assert.equal(r.next.find((p) => p.name === 'new-k8s')!.file, 'AuthorizationPolicy shop/new-k8s');
   });
+});
+
+describe('apiWritesOf', function () {
+  const id = (name: string) => ({ kind: 'AuthorizationPolicy' as const, namespace: 'shop', name });
+  const want = (name: string): StoredPolicy => ({ ...stored(name, 'api', 0), manifest: { kind: 'AuthorizationPolicy', metadata: { name } } });
+  const cases: Array<[string, Array<{ op: 'create' | 'update' | 'delete' | 'unchanged'; name: string }>, string[]]> = [
+    ['a create and an update are puts of the manifests in the next set, in the plan\'s order', [{ op: 'create', name: 'a' }, { op: 'update', name: 'b' }], ['put a {"kind":"AuthorizationPolicy","metadata":{"name":"a"}}', 'put b {"kind":"AuthorizationPolicy","metadata":{"name":"b"}}']],
+    ['a delete names the object only', [{ op: 'delete', name: 'gone' }], ['delete gone']],
+    ['unchanged policies write nothing', [{ op: 'unchanged', name: 'a' }, { op: 'create', name: 'b' }], ['put b {"kind":"AuthorizationPolicy","metadata":{"name":"b"}}']],
+  ];
+  for (const [name, changes, writes] of cases) {
+    it(name, function () {
+      const next = ['a', 'b'].map(want);
+      const got = apiWritesOf(changes.map((c) => ({ op: c.op, ...id(c.name) })), next);
+      assert.deepEqual(got.map((w) => `${w.op} ${w.name}${w.manifest ? ` ${JSON.stringify(w.manifest)}` : ''}`), writes);
+    });
+  }
+});
+
+describe('storeOf: where a change made in Kubernetes mode is stored', function () {
+  // The cluster serves AuthorizationPolicy and EgressPolicy, not HTTPRoute; it holds shop/held only.
+  const cluster = {
+    served: (kind: string): boolean | undefined => (kind === 'HTTPRoute' ? false : kind === 'GRPCRoute' ? undefined : true),
+    holds: (p: { name: string }): boolean => p.name === 'held',
+  };
+  const c = (op: 'create' | 'update' | 'delete' | 'unchanged', kind: string, name: string) => ({ op, kind: kind as 'AuthorizationPolicy', namespace: 'shop', name });
+  const cases: Array<[string, ReturnType<typeof c>[], { where: 'api' | 'local'; unserved: string[] } | RegExp]> = [
+    ['puts of served kinds: the API', [c('create', 'AuthorizationPolicy', 'a'), c('update', 'EgressPolicy', 'e')], { where: 'api', unserved: [] }],
+    ['a kind not known yet: the API (which refuses it until listed)', [c('create', 'GRPCRoute', 'g')], { where: 'api', unserved: [] }],
+    ['the delete of an object the API holds: the API', [c('delete', 'AuthorizationPolicy', 'held')], { where: 'api', unserved: [] }],
+    ['the delete of this replica\'s own policy: here', [c('delete', 'AuthorizationPolicy', 'mine')], { where: 'local', unserved: [] }],
+    ['only kinds the cluster does not serve: here, named', [c('create', 'HTTPRoute', 'r'), c('unchanged', 'AuthorizationPolicy', 'a')], { where: 'local', unserved: ['HTTPRoute'] }],
+    ['both: refused, naming what would stay here', [c('create', 'AuthorizationPolicy', 'a'), c('create', 'HTTPRoute', 'r')], /^HTTPRoute shop\/r: kept at this collector only \(the cluster serves no HTTPRoute: its CRD is not installed\), while the rest/],
+  ];
+  for (const [name, changes, want] of cases) {
+    it(name, function () {
+      if (want instanceof RegExp) assert.throws(() => storeOf(changes, cluster), (e: Error & { code?: string }) => e.code === 'PALISADE_ERR_INVALID_ARGUMENT' && want.test(e.message));
+      else assert.deepEqual(storeOf(changes, cluster), want);
+    });
+  }
 });
