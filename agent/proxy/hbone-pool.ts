@@ -26,8 +26,24 @@ const STREAM_WINDOW = 4 << 20;
 const SESSION_WINDOW = 16 << 20;
 const IDLE_MS = 60_000;
 
+/**
+ * A session carrying streams PINGs its peer every `intervalMs` and is destroyed — failing its
+ * streams, so the requests on them end — when no answer comes within `timeoutMs`: a peer node
+ * that vanished without a FIN or RST (powered off, partitioned) would otherwise hold every tunnel
+ * to it open for ever, as a route without a timeout sets no deadline once a request is sent.
+ */
+export interface HboneKeepalive {
+  intervalMs: number;
+  timeoutMs: number;
+}
+export const DEFAULT_HBONE_KEEPALIVE: HboneKeepalive = { intervalMs: 20_000, timeoutMs: 10_000 };
+
 export class HbonePool {
   private readonly sessions = new Map<string, { session: http2.ClientHttp2Session; cert: IdentityCert }>();
+  /** Streams open on each session (the forgotten ones too), for the keepalive. */
+  private readonly streams = new WeakMap<http2.ClientHttp2Session, { open: number }>();
+  /** Sessions destroyed because their peer did not answer a keepalive PING. */
+  keepaliveFailures = 0;
   private readonly log: Logger;
   /** TLS handshakes completed (new pooled connections), for metrics and tests. */
   handshakes = 0;
@@ -39,6 +55,7 @@ export class HbonePool {
     log: Logger,
     private readonly port = HBONE_PORT,
     private readonly timeoutMs = 10_000,
+    private readonly keepalive: HboneKeepalive = DEFAULT_HBONE_KEEPALIVE,
   ) {
     this.log = log.child({ component: 'hbone-pool' });
   }
@@ -75,6 +92,11 @@ export class HbonePool {
         if (code === 'ERR_HTTP2_GOAWAY_SESSION' || code === 'ERR_HTTP2_INVALID_SESSION') reject(new UnprocessedStream(t, err as Error));
         else reject(new PalisadeError('PALISADE_ERR_HBONE', `cannot open stream to ${t.nodeAddress}: ${(err as Error).message}`, { cause: err }));
         return;
+      }
+      const count = this.streams.get(session);
+      if (count) {
+        count.open += 1;
+        stream.once('close', () => (count.open -= 1));
       }
       const timer = setTimeout(() => {
         stream.close(http2.constants.NGHTTP2_CANCEL);
@@ -176,7 +198,38 @@ export class HbonePool {
       forget();
       session.close();
     });
+    this.keepAlive(session, t, forget);
     return session;
+  }
+
+  private keepAlive(session: http2.ClientHttp2Session, t: TunnelTarget, forget: () => void): void {
+    const count = { open: 0 };
+    this.streams.set(session, count);
+    let waiting: NodeJS.Timeout | undefined;
+    const tick = setInterval(() => {
+      if (count.open === 0 || waiting || session.destroyed) return;
+      waiting = setTimeout(() => {
+        this.keepaliveFailures += 1;
+        this.log.warn({ peer: t.nodeAddress, dst: t.dstIdentity, streams: count.open }, 'hbone connection: no answer to a keepalive PING; closing it and its streams');
+        forget();
+        session.destroy(new PalisadeError('PALISADE_ERR_HBONE', `peer ${t.nodeAddress} did not answer a PING within ${this.keepalive.timeoutMs} ms`));
+      }, this.keepalive.timeoutMs);
+      const answered = (): void => {
+        clearTimeout(waiting);
+        waiting = undefined;
+      };
+      try {
+        // false: too many PINGs unanswered already — the timer above decides
+        session.ping(answered);
+      } catch {
+        answered(); // the session is gone: its own close ends its streams
+      }
+    }, this.keepalive.intervalMs);
+    tick.unref();
+    session.once('close', () => {
+      clearInterval(tick);
+      clearTimeout(waiting);
+    });
   }
 }
 

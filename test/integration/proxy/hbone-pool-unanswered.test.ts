@@ -9,6 +9,7 @@
  */
 import { strict as assert } from 'node:assert';
 import * as http2 from 'node:http2';
+import * as net from 'node:net';
 import * as tls from 'node:tls';
 import type { HttpRecord } from '../../../agent/proxy/http';
 import { CertificateAuthority } from '../../../collector/mesh-ca';
@@ -35,6 +36,7 @@ describe('HbonePool: a CONNECT stream closed before its answer', function () {
   let streams = 0;
   let pool: HbonePool;
   let target: TunnelTarget;
+  let identities: { get: (id: string) => IdentityCert | undefined };
 
   before(async function () {
     const ca = CertificateAuthority.loadOrCreate(tempDir('hbone-pool'), 'cluster.local');
@@ -62,7 +64,8 @@ describe('HbonePool: a CONNECT stream closed before its answer', function () {
       context: tls.createSecureContext({ key: client.key, cert: client.cert, ca: ca.certPem, minVersion: 'TLSv1.3' }),
     };
     target = { srcIdentity: SRC, srcIp: '10.0.1.10', nodeAddress: '127.0.0.1', dstIdentity: DST, dst: { ip: '10.0.2.10', port: 80 } };
-    pool = new HbonePool({ get: (id) => (id === SRC ? cert : undefined) }, silentLogger(), port, TIMEOUT_MS);
+    identities = { get: (id) => (id === SRC ? cert : undefined) };
+    pool = new HbonePool(identities, silentLogger(), port, TIMEOUT_MS);
   });
 
   beforeEach(function () {
@@ -138,6 +141,60 @@ describe('HbonePool: a CONNECT stream closed before its answer', function () {
     assert.equal(r.ok, false);
     assert.match(r.message, /timed out/);
     assert.ok(r.ms >= TIMEOUT_MS - 50 && r.ms < TIMEOUT_MS + 1000, `${r.ms.toFixed(0)} ms`);
+  });
+
+  it('a peer that stops answering with a tunnel open (no FIN, no RST): a keepalive PING goes unanswered and the tunnel fails', async function () {
+    // Through a relay on loopback that, once the tunnel is answered, stops carrying bytes either
+    // way without closing anything — as a node powered off or cut off leaves the connection.
+    behaviour = (s) => s.respond({ ':status': 200 });
+    const pairs: Array<[net.Socket, net.Socket]> = [];
+    const relay = net.createServer((down) => {
+      const up = net.connect(port, '127.0.0.1');
+      down.pipe(up);
+      up.pipe(down);
+      for (const s of [down, up]) s.on('error', () => undefined);
+      pairs.push([down, up]);
+    });
+    const relayPort = await listenLoopback(relay);
+    const quick = new HbonePool(identities, silentLogger(), relayPort, TIMEOUT_MS, { intervalMs: 200, timeoutMs: 400 });
+    try {
+      const stream = await quick.connect(target);
+      const t0 = performance.now();
+      for (const [down, up] of pairs) {
+        down.unpipe(up);
+        up.unpipe(down);
+        down.pause();
+        up.pause();
+      }
+      const ended = await new Promise<string>((resolve) => {
+        stream.once('error', (err) => resolve(err.message));
+        stream.once('close', () => resolve(`closed (code ${stream.rstCode})`));
+      });
+      const ms = performance.now() - t0;
+      assert.equal(quick.keepaliveFailures, 1, `the tunnel ended by itself: ${ended}`);
+      assert.ok(ms < 3000, `ended after ${ms.toFixed(0)} ms (PING every 200 ms, answer within 400 ms)`);
+      assert.equal(quick.size, 0, 'the session is gone from the pool');
+    } finally {
+      quick.close();
+      for (const pair of pairs) for (const s of pair) s.destroy();
+      await closeServer(relay);
+    }
+  });
+
+  it('a quiet tunnel to a peer that answers PINGs stays open', async function () {
+    behaviour = (s) => s.respond({ ':status': 200 });
+    const quick = new HbonePool(identities, silentLogger(), port, TIMEOUT_MS, { intervalMs: 100, timeoutMs: 400 });
+    try {
+      const stream = await quick.connect(target);
+      let ended = false;
+      stream.once('close', () => (ended = true));
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.equal(ended, false, 'still open');
+      assert.equal(quick.keepaliveFailures, 0);
+      stream.close();
+    } finally {
+      quick.close();
+    }
   });
 
   describe('a routed request over it', function () {
