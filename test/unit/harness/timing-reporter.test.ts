@@ -25,7 +25,7 @@ describe('timing reporter (where the suite\'s time goes)', function () {
   it('through mocha: a file\'s wall time includes its before hook, and the hook is named', async function () {
     this.timeout(30_000);
     const reporter = path.resolve(__dirname, '../../harness/timing-reporter.js');
-    const { stdout } = await promisify(execFile)(process.execPath, [require.resolve('mocha/bin/mocha.js'), '--no-config', '--reporter', reporter, fixturePath('slow-hook.js')]);
+    const { stdout } = await promisify(execFile)(process.execPath, [require.resolve('mocha/bin/mocha.js'), '--no-config', '--no-color', '--reporter', reporter, fixturePath('slow-hook.js')]);
     assert.match(stdout, /✔ runs quickly/, 'the spec output is there');
     const after = stdout.slice(stdout.indexOf('Slowest test files'));
     const file = /^ +(\d+\.\d) s {2}test\/fixtures\/slow-hook\.js$/m.exec(after);
