@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import type { RunningCollector } from '../../../collector/collector';
 import { APPLIED_BY } from '../../../collector/kubernetes/policy-objects';
 import type { KubeApiDouble } from '../../harness/kube-api-double';
-import { REPLICAS_CA_SECRET, replicasApi } from './kube-collector';
+import { podOn, REPLICAS_CA_SECRET, replicasApi } from './kube-collector';
 import type { WorkloadRegistration } from '../../../common/mesh-protocol';
 import { client, collector, LogCapture, snapshotWhere, token, useCollectorSuite, waitFor, workload } from './helpers';
 import { adminAuthor, cliFor, egressYaml, frameNames, listPolicies, refused, writeFile, type Cli, type PolicyFrame } from './policies-fixtures';
@@ -57,11 +57,8 @@ describe('collector replicas store policy changes made through their API in the 
     const session = client(stack, { url: col.url, caPem: col.ca.certPem, node: `node-${name}`, dataDir: dirs.make('palisade-agent-'), joinToken: token(data, `node-${name}`) });
     const frames: PolicyFrame[] = [];
     session.on('policies', (p: PolicyFrame) => frames.push(p));
-    for (const w of workloads) {
-      // The API places the pod on the node (the replicas are node authorizers in Kubernetes mode).
-      api.create('v1/pods', { metadata: { name: w.name, namespace: w.namespace }, spec: { nodeName: `node-${name}`, serviceAccountName: w.serviceAccount, containers: [{ name: 'app', image: 'app' }] } });
-      api.patch('v1/pods', w.namespace, w.name, { status: { podIP: w.ip } }, { status: true });
-    }
+    // The API places the pod on the node (the replicas are node authorizers in Kubernetes mode).
+    for (const w of workloads) podOn(api, w, `node-${name}`);
     session.setWorkloads(workloads);
     await session.start();
     if (workloads.length > 0) await snapshotWhere(session, (s) => s.workloads.length === workloads.length);
