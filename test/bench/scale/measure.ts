@@ -5,9 +5,10 @@
  */
 import * as os from 'node:os';
 import type { ScenarioName } from './options';
-import type { SimAgent } from './sim-agent';
+import type { AgentProxy } from './agent-proxy';
 import type { SimMesh } from './sim-mesh';
-import { sleep } from './timing';
+import { now, sleep } from './timing';
+import type { WorkerTotals } from './worker-messages';
 import { firstArrival, spread, type Spread } from './stats';
 
 export interface ScenarioResult extends Spread {
@@ -35,66 +36,53 @@ export interface ScenarioResult extends Spread {
   flowsHeld: number;
   csrFailed: number;
   durationS: number;
+  /** The simulator's own CPU (agent processes and coordinator), cores over the scenario. */
   simulatorCpuCores: number;
   loadAverage: number[];
   details: Record<string, unknown>;
   error?: string;
 }
 
-/** A change: made at `t` (performance.now()), in force from registry or policies `version`. */
+/** A change: made at `t` (now()), in force from registry or policies `version`. */
 export interface Change {
   t: number;
   version: number;
-  owner?: SimAgent;
+  owner?: AgentProxy;
 }
 
 type Kind = 'registry' | 'policies';
 
-interface Totals {
-  bytesIn: number;
-  pushBytes: number;
-  flowsAcked: number;
-  flowsHeld: number;
-  csrFailed: number;
-}
-
-function totals(agents: readonly SimAgent[]): Totals {
-  const t: Totals = { bytesIn: 0, pushBytes: 0, flowsAcked: 0, flowsHeld: 0, csrFailed: 0 };
-  for (const a of agents) {
-    t.bytesIn += a.bytesIn;
-    t.pushBytes += a.pushBytes;
-    t.flowsAcked += a.flowsAcked;
-    t.flowsHeld += a.flowsHeld;
-    t.csrFailed += a.csrFailed;
-  }
-  return t;
-}
+type Totals = WorkerTotals;
 
 export class Measurement {
-  private readonly t0 = performance.now();
+  private readonly t0 = now();
   private readonly cpu0: number;
-  private readonly sim0 = process.cpuUsage();
-  private readonly before: Totals;
+  private readonly sim0: number;
   private readonly warnings: Record<string, number>;
 
-  constructor(
+  private constructor(
     private readonly mesh: SimMesh,
     private readonly scenario: ScenarioName,
+    private readonly before: Totals,
   ) {
     mesh.resetRss();
     this.cpu0 = mesh.collector.usage().cpuSeconds;
-    this.before = totals(mesh.agents);
+    this.sim0 = mesh.simulatorCpuSeconds();
     this.warnings = mesh.collector.warnings();
+  }
+
+  static async begin(mesh: SimMesh, scenario: ScenarioName): Promise<Measurement> {
+    return new Measurement(mesh, scenario, await mesh.totals());
   }
 
   get started(): number {
     return this.t0;
   }
 
-  end(latencyOf: string, changes: number, latency: { samples: number[]; missed: number; everyAgent: number[] }, details: Record<string, unknown>): ScenarioResult {
-    const wall = (performance.now() - this.t0) / 1000;
-    const after = totals(this.mesh.agents);
-    const sim = process.cpuUsage(this.sim0);
+  async end(latencyOf: string, changes: number, latency: { samples: number[]; missed: number; everyAgent: number[] }, details: Record<string, unknown>): Promise<ScenarioResult> {
+    const wall = (now() - this.t0) / 1000;
+    const after = await this.mesh.totals();
+    const sim = this.mesh.simulatorCpuSeconds() - this.sim0;
     const cpu = this.mesh.collector.usage().cpuSeconds - this.cpu0;
     const push = after.pushBytes - this.before.pushBytes;
     const round = (v: number, d = 1): number => Math.round(v * 10 ** d) / 10 ** d;
@@ -118,7 +106,7 @@ export class Measurement {
       flowsHeld: after.flowsHeld - this.before.flowsHeld,
       csrFailed: after.csrFailed - this.before.csrFailed,
       durationS: round(wall),
-      simulatorCpuCores: round((sim.user + sim.system) / 1e6 / wall, 2),
+      simulatorCpuCores: round(sim / wall, 2),
       loadAverage: os.loadavg().map((l) => round(l, 2)),
       details: { ...details, ...warningsSince(this.warnings, this.mesh.collector.warnings()) },
     };
@@ -126,7 +114,7 @@ export class Measurement {
 }
 
 /** For each change, when each agent (but its owner) had it; pairs that never came are `missed`. */
-export function propagation(agents: readonly SimAgent[], changes: readonly Change[], kind: Kind): { samples: number[]; missed: number; everyAgent: number[] } {
+export function propagation(agents: readonly AgentProxy[], changes: readonly Change[], kind: Kind): { samples: number[]; missed: number; everyAgent: number[] } {
   const samples: number[] = [];
   const everyAgent: number[] = [];
   let missed = 0;
@@ -148,9 +136,9 @@ export function propagation(agents: readonly SimAgent[], changes: readonly Chang
 }
 
 /** Wait until every agent has `version` (or later) of `kind` since `since`, or the time is up. */
-export async function everyAgentHas(agents: readonly SimAgent[], kind: Kind, version: number, since: number, timeoutMs: number): Promise<boolean> {
-  const until = performance.now() + timeoutMs;
-  while (performance.now() < until) {
+export async function everyAgentHas(agents: readonly AgentProxy[], kind: Kind, version: number, since: number, timeoutMs: number): Promise<boolean> {
+  const until = now() + timeoutMs;
+  while (now() < until) {
     if (agents.every((a) => firstArrival(a[kind], version, since) !== undefined)) return true;
     await sleep(50);
   }

@@ -1,4 +1,5 @@
 /** The simulator's command line, checked once: flags, the smoke preset, the scenario list. */
+import * as os from 'node:os';
 
 export const SCENARIOS = ['steady', 'node-join', 'restart-10pct', 'pod-churn', 'policy-change', 'collector-restart'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
@@ -19,6 +20,8 @@ export interface SimOptions {
   /** In run order (the collector restart last: it resets the registry's versions). */
   scenarios: ScenarioName[];
   smoke: boolean;
+  /** Agent processes the simulated agents are spread over (agent-proxy.ts). */
+  processes: number;
   /** Where scale-<time>.json goes. */
   out: string;
 }
@@ -34,11 +37,21 @@ export const DEFAULTS: SimOptions = {
   policyChanges: 3,
   scenarios: [...SCENARIOS],
   smoke: false,
+  processes: defaultProcesses(os.availableParallelism()),
   out: 'bench/results',
 };
 
+/**
+ * One agent process per core, at least two: the simulated agents' work (TLS, WebSocket framing) is
+ * per frame and parallel, so one process per core lets them use whatever the collector leaves; more
+ * processes than cores add a V8 heap and an event loop each and no parallelism.
+ */
+export function defaultProcesses(cores: number): number {
+  return Math.max(2, Math.min(64, cores));
+}
+
 /** `--smoke`: what `make test` runs — every scenario, small and short. */
-export const SMOKE: Partial<SimOptions> = { nodes: 50, podsPerNode: 4, identitiesPerNode: 1, flowRate: 1_000, durationS: 2, policyChanges: 2 };
+export const SMOKE: Partial<SimOptions> = { nodes: 50, podsPerNode: 4, identitiesPerNode: 1, flowRate: 1_000, durationS: 2, policyChanges: 2, processes: 2 };
 
 const NUMERIC: Record<string, { key: keyof SimOptions; min: number; max: number; integer: boolean }> = {
   '--nodes': { key: 'nodes', min: 2, max: 10_000, integer: true },
@@ -49,6 +62,7 @@ const NUMERIC: Record<string, { key: keyof SimOptions; min: number; max: number;
   '--duration': { key: 'durationS', min: 1, max: 3600, integer: false },
   '--churn': { key: 'churnFraction', min: 0, max: 1, integer: false },
   '--policy-changes': { key: 'policyChanges', min: 1, max: 100, integer: true },
+  '--processes': { key: 'processes', min: 1, max: 64, integer: true },
 };
 
 /** Parse argv (without node and the script); throws one line naming the bad flag. */

@@ -7,9 +7,10 @@
 import { CONTROL_API, type PolicyChangeResponse } from '../../../common/control-api';
 import { everyAgentHas, Measurement, propagation, type Change, type ScenarioResult } from './measure';
 import type { ScenarioName } from './options';
-import type { Arrival, SimAgent } from './sim-agent';
+import type { AgentProxy } from './agent-proxy';
+import type { Replaced } from './worker-messages';
 import type { SimMesh } from './sim-mesh';
-import { sleep, within } from './timing';
+import { now, sleep, within } from './timing';
 import { spread } from './stats';
 import { prng } from '../../fixtures/prng';
 
@@ -29,10 +30,10 @@ export const RUN: Record<ScenarioName, Scenario> = {
 
 /** Nothing changes: flows at the set rate; the latency is a flow batch's acknowledgement. */
 async function steady(mesh: SimMesh): Promise<ScenarioResult> {
-  const m = new Measurement(mesh, 'steady');
-  const from = mesh.agents.map((a) => a.ackLatencies.length);
+  await mesh.processes.all({ op: 'take-acks' }); // from now on
+  const m = await Measurement.begin(mesh, 'steady');
   await sleep(mesh.opts.durationS * 1000);
-  const samples = mesh.agents.flatMap((a, i) => a.ackLatencies.slice(from[i]));
+  const samples = (await mesh.processes.all<number[]>({ op: 'take-acks' })).flat();
   return m.end('flow batch sent → flows-ack', 0, { samples, missed: 0, everyAgent: [] }, {});
 }
 
@@ -41,16 +42,17 @@ async function nodeJoin(mesh: SimMesh): Promise<ScenarioResult> {
   const i = mesh.agents.length;
   const [token] = mesh.createTokens(i, i + 1);
   const others = [...mesh.agents];
-  const agent = mesh.addAgent(i);
-  const m = new Measurement(mesh, 'node-join');
+  const agent = await mesh.addAgent(i);
+  await mesh.startFlows(); // the flows' shares again, with the new agent
+  const m = await Measurement.begin(mesh, 'node-join');
   const t0 = m.started;
-  await agent.join(token!, mesh.keyFor(i));
-  const joinedMs = performance.now() - t0;
+  await agent.join(token!);
+  const joinedMs = now() - t0;
   const own = agent.watchFor(mesh.pods[i]!.ipAt(0));
   await agent.connect();
-  const registryMs = performance.now() - t0;
-  await agent.requestCertificates(mesh.csrsFor(i));
-  const certsMs = performance.now() - t0;
+  const registryMs = now() - t0;
+  await agent.requestCertificates();
+  const certsMs = now() - t0;
   const landed = await within(own, waitMs(mesh));
   const policiesMs = agent.policies[0] ? agent.policies[0].t - t0 : null;
   const changes: Change[] = landed ? [{ t: t0, version: landed.version, owner: agent }] : [];
@@ -69,19 +71,19 @@ async function nodeJoin(mesh: SimMesh): Promise<ScenarioResult> {
 /** Every tenth agent restarts at once: session closed, a new one, its certificates again. */
 async function restartTenth(mesh: SimMesh): Promise<ScenarioResult> {
   const chosen = mesh.agents.map((a, i) => ({ a, i })).filter(({ i }) => i % 10 === 0);
-  const m = new Measurement(mesh, 'restart-10pct');
+  const m = await Measurement.begin(mesh, 'restart-10pct');
   const t0 = m.started;
   const ready: number[] = [];
   const changes: Change[] = [];
   await Promise.all(
-    chosen.map(async ({ a, i }) => {
+    chosen.map(async ({ a }) => {
       await a.disconnect();
-      const since = performance.now();
+      const since = now();
       await a.connect();
       const back = a.registry.find((r) => r.t >= since);
       if (back) changes.push({ t: t0, version: back.version, owner: a });
-      await a.requestCertificates(mesh.csrsFor(i));
-      ready.push(performance.now() - t0);
+      await a.requestCertificates();
+      ready.push(now() - t0);
     }),
   );
   const newest = Math.max(...changes.map((c) => c.version));
@@ -94,8 +96,8 @@ async function restartTenth(mesh: SimMesh): Promise<ScenarioResult> {
 
 /** For durationS seconds, churnFraction of all pods replaced per second (new name, new address). */
 async function podChurn(mesh: SimMesh): Promise<ScenarioResult> {
-  const m = new Measurement(mesh, 'pod-churn');
-  const pending: Array<{ t: number; owner: SimAgent; landed: Promise<Arrival> }> = [];
+  const m = await Measurement.begin(mesh, 'pod-churn');
+  const pending: Array<{ owner: AgentProxy; landed: Promise<Replaced> }> = [];
   const random = prng(20);
   const perTick = (mesh.pods.reduce((s, p) => s + p.count, 0) * mesh.opts.churnFraction) / 10;
   let carry = 0;
@@ -110,11 +112,11 @@ async function podChurn(mesh: SimMesh): Promise<ScenarioResult> {
       set.add(Math.floor(random() * mesh.pods[node]!.count));
       byNode.set(node, set);
     }
-    const t = performance.now();
     for (const [node, positions] of byNode) {
       const agent = mesh.agents[node]!;
-      for (const p of positions) pending.push({ t, owner: agent, landed: agent.watchFor(mesh.pods[node]!.replace(p)) });
-      agent.setPods(mesh.pods[node]!.registrations());
+      // the agent's process replaces the same pods in its copy of the node's pods and registers them
+      for (const p of positions) mesh.pods[node]!.replace(p);
+      for (const landed of agent.replacePods([...positions])) pending.push({ owner: agent, landed });
     }
   }, 100);
   await sleep(mesh.opts.durationS * 1000);
@@ -123,7 +125,8 @@ async function podChurn(mesh: SimMesh): Promise<ScenarioResult> {
   const changes: Change[] = [];
   pending.forEach((p, k) => {
     const arrival = landed[k];
-    if (arrival) changes.push({ t: p.t, version: arrival.version, owner: p.owner });
+    // the change is made when its agent sent the register (its process's clock: CLOCK_MONOTONIC, as every arrival)
+    if (arrival) changes.push({ t: arrival.sent, version: arrival.version, owner: p.owner });
   });
   const newest = Math.max(0, ...changes.map((c) => c.version));
   await everyAgentHas(mesh.agents, 'registry', newest, m.started, waitMs(mesh));
@@ -139,13 +142,13 @@ async function podChurn(mesh: SimMesh): Promise<ScenarioResult> {
 /** `policyChanges` new AuthorizationPolicies through the API, one after the other has spread. */
 async function policyChange(mesh: SimMesh): Promise<ScenarioResult> {
   const api = mesh.api();
-  const m = new Measurement(mesh, 'policy-change');
+  const m = await Measurement.begin(mesh, 'policy-change');
   const changes: Change[] = [];
   const applyMs: number[] = [];
   for (let k = 0; k < mesh.opts.policyChanges; k++) {
-    const t = performance.now();
+    const t = now();
     const answer = (await api.postJson(CONTROL_API.policyApply, { files: [{ source: `scale-sim-${k}.yaml`, text: policyYaml(k) }] })) as PolicyChangeResponse;
-    applyMs.push(Math.round(performance.now() - t));
+    applyMs.push(Math.round(now() - t));
     changes.push({ t, version: answer.version });
     await everyAgentHas(mesh.agents, 'policies', answer.version, t, waitMs(mesh));
     await sleep(200);
@@ -159,13 +162,13 @@ async function policyChange(mesh: SimMesh): Promise<ScenarioResult> {
 
 /** The collector stops (SIGTERM) and starts again on its data and port; agents reconnect by themselves. */
 async function collectorRestart(mesh: SimMesh): Promise<ScenarioResult> {
-  const m = new Measurement(mesh, 'collector-restart');
+  const m = await Measurement.begin(mesh, 'collector-restart');
   const t0 = m.started;
   await mesh.collector.stop();
-  const stoppedMs = performance.now() - t0;
+  const stoppedMs = now() - t0;
   const own = mesh.agents.map((a, i) => a.watchFor(mesh.pods[i]!.ipAt(0)));
   await mesh.collector.start();
-  const listening = performance.now();
+  const listening = now();
   const landed = await Promise.all(own.map((p) => within(p, waitMs(mesh))));
   const newest = Math.max(0, ...landed.map((a) => a?.version ?? 0));
   const complete = await everyAgentHas(mesh.agents, 'registry', newest, listening, waitMs(mesh));

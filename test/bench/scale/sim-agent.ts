@@ -1,5 +1,5 @@
 /**
- * One simulated agent: a real node session, made cheap enough to run a thousand in one process.
+ * One simulated agent: a real node session, made cheap enough to run hundreds in one agent process (agent-worker.ts).
  * It joins with a real token (agent/mesh/join.ts), opens the session with its node certificate
  * over TLS (agent/mesh/transport.ts), says hello, registers its pods, asks certificates for its
  * identities, answers every `policies` frame with `policy-status` and sends flow batches — the
@@ -12,9 +12,10 @@ import { encodeMessage, MAX_COLLECTOR_FRAME_BYTES, NODE_REPLIES, parseMessage, t
 import type { KeyPair } from '../../../common/pki';
 import { Backoff } from '../../../common/backoff';
 import { joinOnce } from '../../../agent/mesh/join';
+import { now } from './timing';
 import { openCollectorSocket, type CollectorEndpoint } from '../../../agent/mesh/transport';
 
-/** A registry or policies frame: its version and when it arrived (ms, performance.now()). */
+/** A registry or policies frame: its version and when it arrived (ms, now()). */
 export interface Arrival {
   version: number;
   t: number;
@@ -56,6 +57,11 @@ export class SimAgent {
   lastRegistryFrame: Buffer | undefined;
   csrFailed = 0;
   collectorErrors = 0;
+  /** Registry and policies frames received, and those whose bytes were searched for a watched pod. */
+  frames = 0;
+  searched = 0;
+  /** Told of every registry and policies frame as it arrives (agent-worker.ts streams them). */
+  onArrival: ((kind: 'registry' | 'policies', arrival: Arrival) => void) | undefined;
   flowsSent = 0;
   flowsAcked = 0;
   /** Flows a full window or socket kept from being sent (a real agent would buffer them). */
@@ -154,7 +160,7 @@ export class SimAgent {
     for (let k = 0; k < count; k++) records.push(texts[(this.flowCursor++) % texts.length]!);
     const seq = ++this.seq;
     const frame = `{"type":"flows","session":"${this.flowSession}","seq":${seq},"lost":0,"flows":[${records.join(',')}]}`;
-    this.inFlight.push({ seq, count, t: performance.now(), frame });
+    this.inFlight.push({ seq, count, t: now(), frame });
     this.flowsSent += count;
     ws.send(frame);
     return true;
@@ -204,24 +210,28 @@ export class SimAgent {
   }
 
   private onFrame(data: Buffer, isBinary: boolean): void {
-    const t = performance.now();
+    const t = now();
     this.bytesIn += data.length;
     if (isBinary) return;
     const head = HEAD_RE.exec(data.toString('latin1', 0, Math.min(128, data.length)));
     if (head) {
       this.pushBytes += data.length;
+      this.frames += 1;
       const arrival = { version: Number(head[2]), t };
       if (head[1] === 'policies') {
         this.policies.push(arrival);
+        this.onArrival?.('policies', arrival);
         this.send(encodeMessage({ type: 'policy-status', version: arrival.version, ok: true, problems: [] }));
         return;
       }
       this.registry.push(arrival);
+      this.onArrival?.('registry', arrival);
       if (head[1] === 'registry') {
         this.lastRegistryBytes = data.length;
         if (this.keepFrame) this.lastRegistryFrame = data;
         for (const resolve of this.snapshotWaiters.splice(0)) resolve();
       }
+      if (this.watchers.length > 0) this.searched += 1;
       for (let k = this.watchers.length - 1; k >= 0; k--) {
         const w = this.watchers[k]!;
         if (data.indexOf(w.needle) < 0) continue;

@@ -1,7 +1,8 @@
 /**
- * The simulated mesh: the collector process, the simulated agents, their keys and CSRs, the flow
- * ticker and the collector usage sampler. Scenarios (scenarios.ts) act on it; everything here is
- * set up once (`start`) and torn down once (`stop`).
+ * The simulated mesh, as the coordinator holds it: the collector process, the agent processes
+ * (agent-proxy.ts; each runs a share of the simulated agents), the keys and CSRs they share, and
+ * the collector usage sampler. Scenarios (scenarios.ts) act on it; everything here is set up once
+ * (`start`) and torn down once (`stop`).
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -10,17 +11,15 @@ import { ANY_SCOPE } from '../../../collector/nodes/node-binding';
 import { TokenStore } from '../../../collector/tokens';
 import { ApiClient } from '../../../common/api-client';
 import { createCsr, generateKeyPair, type KeyPair } from '../../../common/pki';
-import { encodeFlow } from '../../../agent/flows/wire';
-import { realisticFlow } from '../flow-ingest';
+import { AgentProcesses, type AgentProxy } from './agent-proxy';
 import { CollectorProcess } from './collector-process';
-import { NodePods, identityUri, nodeAddress, nodeName, podCidr } from './mesh-shape';
+import { NodePods, identityUri, nodeName, podCidr } from './mesh-shape';
 import type { SimOptions } from './options';
-import { SimAgent } from './sim-agent';
-import { inBatches, sleep, within } from './timing';
+import { inBatches, now, sleep, within } from './timing';
+import type { WorkerTotals } from './worker-messages';
 
 /** Distinct keys the simulated nodes and workloads share (the collector keeps no key unique to a node). */
 const KEY_POOL = 8;
-const FLOW_TEXTS = 64;
 /** Sessions not all registered by then: the run stops (a mass connect the collector does not get through). */
 const SETUP_DEADLINE_MS = 600_000;
 /** Bring-up moves every agent a whole registry: past 60,000 workloads, 10 ms more per workload. */
@@ -29,7 +28,7 @@ export const setupDeadlineMs = (workloads: number): number => Math.max(SETUP_DEA
 export interface SetupFigures {
   joinSeconds: number;
   connectSeconds: number;
-  /** CPU seconds of the collector and of this process (the simulated agents) while the sessions opened. */
+  /** CPU seconds of the collector and of the agent processes (all of them) while the sessions opened. */
   connectCpuSeconds: { collector: number; agents: number };
   certificateSeconds: number;
   csrFailed: number;
@@ -40,17 +39,17 @@ export interface SetupFigures {
 }
 
 const round1 = (x: number): number => Math.round(x * 10) / 10;
+const sum = (xs: readonly number[]): number => xs.reduce((s, x) => s + x, 0);
 
 export class SimMesh {
-  readonly agents: SimAgent[] = [];
+  readonly agents: AgentProxy[] = [];
   readonly pods: NodePods[] = [];
   readonly collector: CollectorProcess;
+  readonly processes: AgentProcesses;
   readonly dir: string;
   private keys: KeyPair[] = [];
   private csrs: Array<Array<{ identity: string; csr: string }>> = [];
-  private flowTimer: NodeJS.Timeout | undefined;
   private sampler: NodeJS.Timeout | undefined;
-  private flowCarry = 0;
   /** Highest collector RSS seen since `resetRss`. */
   maxRssMb = 0;
   private caPem = '';
@@ -59,13 +58,20 @@ export class SimMesh {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'palisade-scale-'));
     fs.mkdirSync(path.join(this.dir, 'collector'), { mode: 0o700 });
     this.collector = new CollectorProcess(path.join(this.dir, 'collector'), path.join(this.dir, 'collector.log'));
+    this.processes = new AgentProcesses(Math.min(opts.processes, opts.nodes));
   }
 
   get collectorLog(): string {
     return path.join(this.dir, 'collector.log');
   }
 
-  /** Start the collector, join and connect `nodes` agents, get their certificates. */
+  /** CPU seconds of the simulator so far: the agent processes and this coordinator. */
+  simulatorCpuSeconds(): number {
+    const own = process.cpuUsage();
+    return sum(this.processes.cpuSeconds()) + (own.user + own.system) / 1e6;
+  }
+
+  /** Start the collector and the agent processes, join and connect `nodes` agents, get their certificates. */
   async start(log: (line: string) => void): Promise<SetupFigures> {
     await this.collector.start();
     this.caPem = fs.readFileSync(this.collector.caFile, 'utf8');
@@ -77,32 +83,33 @@ export class SimMesh {
     const identities = Array.from({ length: Math.min(this.opts.identitiesPerNode, this.opts.podsPerNode) }, (_, j) => identityUri(j, this.opts.identitiesPerNode));
     // one CSR per identity per pooled key: agents differ by key, the collector checks each anyway
     this.csrs = this.keys.map((key) => identities.map((identity) => ({ identity, csr: createCsr(key, { commonName: identity.split('/').pop()!, uri: identity }) })));
-    let t = performance.now();
+    await this.processes.all({ op: 'init', opts: this.opts, caPem: this.caPem, port: this.collector.port, keys: this.keys, csrs: this.csrs });
+    log(`  ${this.processes.count} agent processes (pids ${this.processes.pids.join(', ')}), agent i in process i mod ${this.processes.count}`);
+    let t = now();
     const tokens = this.createTokens(0, this.opts.nodes);
-    for (let i = 0; i < this.opts.nodes; i++) this.addAgent(i);
-    await inBatches(this.agents, 16, (a, i) => a.join(tokens[i]!, this.keys[i % KEY_POOL]!));
-    const joinSeconds = (performance.now() - t) / 1000;
+    await inBatches(Array.from({ length: this.opts.nodes }, (_, i) => i), 64, async (i) => void (await this.addAgent(i)));
+    await inBatches(this.agents, 16, (a, i) => a.join(tokens[i]!));
+    const joinSeconds = (now() - t) / 1000;
     log(`  ${this.opts.nodes} nodes joined in ${joinSeconds.toFixed(1)} s`);
-    t = performance.now();
-    const cpu0 = { collector: this.collector.usage().cpuSeconds, agents: process.cpuUsage() };
+    t = now();
+    const cpu0 = { collector: this.collector.usage().cpuSeconds, agents: sum(this.processes.cpuSeconds()) };
     const deadlineMs = setupDeadlineMs(this.opts.nodes * this.opts.podsPerNode);
     const connected = await within(
       inBatches(this.agents, 32, (a) => a.connect()).then(() => true),
       deadlineMs,
     );
     if (connected === undefined) {
-      const ready = this.agents.filter((a) => a.isReady).length;
+      const { ready } = await this.totals();
       throw new Error(`only ${ready} of ${this.agents.length} sessions registered after ${deadlineMs / 1000} s; collector warnings: ${JSON.stringify(this.collector.warnings())}, RSS ${Math.round(this.collector.usage().rssMb)} MB`);
     }
-    const connectSeconds = (performance.now() - t) / 1000;
-    const agentsCpu = process.cpuUsage(cpu0.agents);
-    const connectCpuSeconds = { collector: round1(this.collector.usage().cpuSeconds - cpu0.collector), agents: round1((agentsCpu.user + agentsCpu.system) / 1e6) };
-    log(`  ${this.opts.nodes} sessions open and registered in ${connectSeconds.toFixed(1)} s (CPU: collector ${connectCpuSeconds.collector} s, agents ${connectCpuSeconds.agents} s)`);
-    t = performance.now();
-    await inBatches(this.agents, 8, (a, i) => a.requestCertificates(this.csrsFor(i)));
-    const certificateSeconds = (performance.now() - t) / 1000;
-    const csrFailed = this.agents.reduce((s, a) => s + a.csrFailed, 0);
-    log(`  ${this.agents.reduce((s, a) => s + a.csrOk, 0)} workload certificates in ${certificateSeconds.toFixed(1)} s (${csrFailed} failed)`);
+    const connectSeconds = (now() - t) / 1000;
+    const connectCpuSeconds = { collector: round1(this.collector.usage().cpuSeconds - cpu0.collector), agents: round1(sum(this.processes.cpuSeconds()) - cpu0.agents) };
+    log(`  ${this.opts.nodes} sessions open and registered in ${connectSeconds.toFixed(1)} s (CPU: collector ${connectCpuSeconds.collector} s, agent processes ${connectCpuSeconds.agents} s)`);
+    t = now();
+    await inBatches(this.agents, 8, (a) => a.requestCertificates());
+    const certificateSeconds = (now() - t) / 1000;
+    const { csrOk, csrFailed } = await this.totals();
+    log(`  ${csrOk} workload certificates in ${certificateSeconds.toFixed(1)} s (${csrFailed} failed)`);
     await this.settled();
     return {
       joinSeconds,
@@ -110,7 +117,7 @@ export class SimMesh {
       connectCpuSeconds,
       certificateSeconds,
       csrFailed,
-      registryFrameBytes: this.agents[0]?.lastRegistryBytes ?? 0,
+      registryFrameBytes: 0,
       collectorWarnings: this.collector.warnings(),
     };
   }
@@ -123,20 +130,11 @@ export class SimMesh {
     return out;
   }
 
-  /** A new (not yet joined) agent for node index i, with its pods. */
-  addAgent(i: number): SimAgent {
-    const pods = new NodePods(i, this.opts.podsPerNode, this.opts.identitiesPerNode);
-    const node = nodeName(i);
-    const flowTexts = Array.from({ length: FLOW_TEXTS }, (_, k) => {
-      const encoded = encodeFlow(realisticFlow(i * FLOW_TEXTS + k, node, Date.now()));
-      if (encoded.json === undefined) throw new Error(`simulated flow refused: ${encoded.problem}`);
-      return encoded.json;
-    });
-    const agent = new SimAgent({ node, nodeAddress: nodeAddress(i), endpoint: { kind: 'tcp', hostPort: `127.0.0.1:${this.collector.port}` }, caPem: this.caPem, flowTexts });
-    agent.setPods(pods.registrations());
-    agent.keepFrame = i === 0; // the cost model reads one whole registry frame
+  /** A new (not yet joined) agent for node index i, with its pods, in process i mod K. */
+  async addAgent(i: number): Promise<AgentProxy> {
+    this.pods[i] = new NodePods(i, this.opts.podsPerNode, this.opts.identitiesPerNode);
+    const agent = await this.processes.add(i);
     this.agents[i] = agent;
-    this.pods[i] = pods;
     return agent;
   }
 
@@ -144,32 +142,30 @@ export class SimMesh {
     return this.keys[i % KEY_POOL]!;
   }
 
-  csrsFor(i: number): Array<{ identity: string; csr: string }> {
-    return this.csrs[i % KEY_POOL]!;
+  /** Sums over every agent, from every agent process. */
+  totals(): Promise<WorkerTotals> {
+    return this.processes.totals();
   }
 
   api(): ApiClient {
     return new ApiClient({ url: `https://127.0.0.1:${this.collector.port}`, token: this.collector.adminToken, caPem: this.caPem });
   }
 
-  /** Every agent, every `flushMs`, sends what `flowRate` (flows/s over the whole mesh) gives it. */
-  startFlows(): void {
-    const { flowRate, flushMs } = this.opts;
-    if (flowRate <= 0) return;
-    this.flowTimer = setInterval(() => {
-      const live = this.agents.filter((a) => a !== undefined);
-      this.flowCarry += (flowRate * flushMs) / 1000;
-      const each = Math.floor(this.flowCarry / live.length);
-      let extra = Math.floor(this.flowCarry - each * live.length);
-      this.flowCarry -= each * live.length + extra;
-      for (const a of live) a.sendFlows(Math.min(1000, each + (extra-- > 0 ? 1 : 0)));
-    }, flushMs);
+  /** Every agent, every `flushMs`, sends its share of `flowRate` (flows/s over the whole mesh); each process gets its agents' share. */
+  async startFlows(): Promise<void> {
+    const total = this.agents.length;
+    await Promise.all(
+      Array.from({ length: this.processes.count }, (_, k) => {
+        const mine = this.agents.filter((a) => this.processes.processOf(a.index) === k).length;
+        return this.processes.call(k, { op: 'flows', rate: (this.opts.flowRate * mine) / total });
+      }),
+    );
   }
 
   /** Wait until the collector has been quiet: every agent's newest registry frame is the same version. */
   async settled(timeoutMs = 120_000): Promise<void> {
-    const until = performance.now() + timeoutMs;
-    while (performance.now() < until) {
+    const until = now() + timeoutMs;
+    while (now() < until) {
       const versions = new Set(this.agents.map((a) => a.registry.at(-1)?.version));
       if (versions.size === 1) {
         await sleep(300);
@@ -184,9 +180,8 @@ export class SimMesh {
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.flowTimer);
     clearInterval(this.sampler);
-    await inBatches(this.agents, 64, (a) => a.disconnect());
+    await this.processes.stop();
     await this.collector.stop();
     fs.rmSync(this.dir, { recursive: true, force: true });
   }

@@ -1,6 +1,7 @@
 /**
  * The mesh simulator's smoke run (`--smoke`, test/bench/scale/): a real collector process and
- * simulated agents with real joins, TLS sessions and the real protocol, every scenario once. It
+ * simulated agents with real joins, TLS sessions and the real protocol, spread over two agent
+ * processes (so changes made in one are timed arriving in the other), every scenario once. It
  * must complete every scenario, every agent must get every change, no certificate request may
  * fail, and the JSON report must be written.
  */
@@ -63,6 +64,15 @@ describe('mesh simulator (make bench-scale --smoke)', function () {
     assert.equal(join.details.ownPodsLanded, true);
     assert.ok(typeof join.details.fullStateMs === 'number');
     assert.equal(report.scenarios.find((s) => s.scenario === 'collector-restart')!.details.complete, true);
+  });
+
+  it('runs the agents in two processes, each receiving frames, and says what a simulated agent does', () => {
+    assert.equal(report.options.processes, 2);
+    assert.equal(report.simulator.processes, 2);
+    assert.equal(new Set(report.simulator.pids).size, 2, `two agent processes: ${report.simulator.pids.join(', ')}`);
+    assert.ok(report.simulator.cpuSecondsByProcess.every((c) => c > 0), `each did work: ${report.simulator.cpuSecondsByProcess.join(' / ')} CPU s`);
+    assert.ok(report.simulator.frames > 0 && report.simulator.framesSearched > 0, `${report.simulator.frames} frames, ${report.simulator.framesSearched} searched`);
+    assert.ok(stdout.includes('a simulated agent receives every frame whole'), 'what a simulated agent does is printed');
   });
 
   it('stores flows and fails no certificate request', () => {

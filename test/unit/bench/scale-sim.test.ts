@@ -1,13 +1,17 @@
-/** The mesh simulator's pure parts: its flags, its percentiles and arrivals, the simulated mesh's addresses. */
+/** The mesh simulator's pure parts (its flags, its percentiles and arrivals, the simulated mesh's addresses) and its clock, one across processes. */
 import { strict as assert } from 'node:assert';
-import { DEFAULTS, parseOptions, SCENARIOS, SMOKE } from '../../bench/scale/options';
+import { execFileSync } from 'node:child_process';
+import * as path from 'node:path';
+import { DEFAULTS, defaultProcesses, parseOptions, SCENARIOS, SMOKE } from '../../bench/scale/options';
 import { NodePods, nodeAddress, nodeName, podCidr } from '../../bench/scale/mesh-shape';
 import { firstArrival, percentile, spread } from '../../bench/scale/stats';
+import { now } from '../../bench/scale/timing';
 
 describe('mesh simulator: options', () => {
   const cases: Array<[string, string[], Partial<typeof DEFAULTS>]> = [
     ['defaults are the issue\'s target', [], { nodes: 1000, podsPerNode: 100, flowRate: 50_000, scenarios: [...SCENARIOS], smoke: false }],
-    ['--smoke is small', ['--smoke'], { ...SMOKE, smoke: true }],
+    ['--smoke is small, over two agent processes', ['--smoke'], { ...SMOKE, processes: 2, smoke: true }],
+    ['--processes', ['--processes', '5'], { processes: 5 }],
     ['flags after --smoke win', ['--smoke', '--nodes', '20'], { nodes: 20, podsPerNode: SMOKE.podsPerNode, smoke: true }],
     ['flags', ['--nodes', '300', '--pods-per-node', '20', '--flow-rate', '0', '--duration', '2.5'], { nodes: 300, podsPerNode: 20, flowRate: 0, durationS: 2.5 }],
     ['scenarios run in their fixed order', ['--scenarios', 'collector-restart,steady'], { scenarios: ['steady', 'collector-restart'] }],
@@ -26,10 +30,25 @@ describe('mesh simulator: options', () => {
     [['--flow-rate'], /--flow-rate needs a value/],
     [['--scenarios', 'steady,nope'], /--scenarios takes a comma-separated list of .*; got "nope"/],
     [['--frobnicate', '1'], /unknown flag "--frobnicate"/],
+    [['--processes', '0'], /--processes must be an integer from 1 to 64, got "0"/],
   ];
   for (const [argv, message] of bad) {
     it(`refuses ${argv.join(' ')} in one line`, () => assert.throws(() => parseOptions(argv), (err: Error) => message.test(err.message) && !err.message.includes('\n')));
   }
+});
+
+describe('mesh simulator: agent processes', () => {
+  it('defaults to one agent process per core, at least two', () => {
+    assert.deepEqual([1, 2, 4, 16, 200].map(defaultProcesses), [2, 2, 4, 16, 64]);
+  });
+
+  it('takes times on one clock in every process (CLOCK_MONOTONIC, not each process\'s own start)', () => {
+    const before = now();
+    const timing = path.resolve(__dirname, '../../bench/scale/timing.js');
+    const child = Number(execFileSync(process.execPath, ['-e', `process.stdout.write(String(require(${JSON.stringify(timing)}).now()))`], { encoding: 'utf8' }));
+    const after = now();
+    assert.ok(before <= child && child <= after, `the child's ${child} lies between the parent's ${before} and ${after}`);
+  });
 });
 
 describe('mesh simulator: figures', () => {
