@@ -99,10 +99,14 @@ async function podChurn(mesh: SimMesh): Promise<ScenarioResult> {
   const m = await Measurement.begin(mesh, 'pod-churn');
   const pending: Array<{ owner: AgentProxy; landed: Promise<Replaced> }> = [];
   const random = prng(20);
-  const perTick = (mesh.pods.reduce((s, p) => s + p.count, 0) * mesh.opts.churnFraction) / 10;
+  const perSecond = mesh.pods.reduce((s, p) => s + p.count, 0) * mesh.opts.churnFraction;
   let carry = 0;
+  let last = now();
   const tick = setInterval(() => {
-    carry += perTick;
+    // by the clock, not per tick: a late tick (a busy coordinator) still offers the whole rate
+    const at = now();
+    carry += (perSecond * (at - last)) / 1000;
+    last = at;
     const count = Math.floor(carry);
     carry -= count;
     const byNode = new Map<number, Set<number>>();
@@ -121,6 +125,7 @@ async function podChurn(mesh: SimMesh): Promise<ScenarioResult> {
   }, 100);
   await sleep(mesh.opts.durationS * 1000);
   clearInterval(tick);
+  const waveS = (now() - m.started) / 1000;
   const landed = await Promise.all(pending.map((p) => within(p.landed, waitMs(mesh))));
   const changes: Change[] = [];
   pending.forEach((p, k) => {
@@ -134,7 +139,8 @@ async function podChurn(mesh: SimMesh): Promise<ScenarioResult> {
   latency.missed += (pending.length - changes.length) * (mesh.agents.length - 1);
   return m.end('pod replaced (register sent) → the new pod in every other agent\'s registry', pending.length, latency, {
     podsReplaced: pending.length,
-    perSecond: Math.round(perTick * 10),
+    perSecond: Math.round(perSecond),
+    offeredPerSecond: Math.round(pending.length / waveS),
     neverLanded: pending.length - changes.length,
   });
 }
