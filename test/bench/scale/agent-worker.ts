@@ -5,6 +5,7 @@
  * arrival (agent, kind, version, CLOCK_MONOTONIC time) back, flushed before every reply so a
  * reply never overtakes the arrivals that came before it.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { encodeFlow } from '../../../agent/flows/wire';
 import { realisticFlow } from '../flow-ingest';
 import { costModel } from './cost-model';
@@ -12,7 +13,7 @@ import { NodePods, nodeAddress, nodeName } from './mesh-shape';
 import type { SimOptions } from './options';
 import { SimAgent } from './sim-agent';
 import { now } from './timing';
-import { KIND_POLICIES, KIND_REGISTRY, type Replaced, type WorkerMessage, type WorkerRequest, type WorkerTotals } from './worker-messages';
+import { KIND_POLICIES, KIND_REGISTRY, type LoopDelay, type Replaced, type WorkerMessage, type WorkerRequest, type WorkerTotals } from './worker-messages';
 
 const FLOW_TEXTS = 64;
 /** Arrivals wait at most this long before they go to the coordinator. */
@@ -27,6 +28,8 @@ let pending: number[] = [];
 let flushTimer: NodeJS.Timeout | undefined;
 let flowTimer: NodeJS.Timeout | undefined;
 let flowCarry = 0;
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
 
 function send(message: WorkerMessage): void {
   process.send!(message);
@@ -143,6 +146,11 @@ async function handle(r: WorkerRequest): Promise<unknown> {
       const out: number[] = [];
       for (const a of agents.values()) out.push(...a.ackLatencies.splice(0));
       return out;
+    }
+    case 'loop-delay': {
+      const delay: LoopDelay = { p99Ms: Math.round(loopDelay.percentile(99) / 1e5) / 10, maxMs: Math.round(loopDelay.max / 1e5) / 10 };
+      loopDelay.reset();
+      return delay;
     }
     case 'stop':
       clearInterval(flowTimer);

@@ -55,6 +55,7 @@ function table(results: readonly ScenarioResult[]): void {
   for (const r of results) {
     log(row([r.scenario, r.nodes, r.pods, r.p50Ms, r.p99Ms, r.maxMs, r.bytesPerChange, r.cpuCores, r.rssMb, r.flowsPerSecond, r.csrFailed, r.missed]));
     if (r.error) log(`  ${r.scenario} failed: ${r.error}`);
+    else log(`  simulator: ${r.simulatorCpuCores} cores, agent processes' event loop late by ≤ ${r.simulatorLoopDelayMs.p99Ms} ms p99, ${r.simulatorLoopDelayMs.maxMs} ms max`);
     if (Object.keys(r.details).length > 0) log(`  ${JSON.stringify(r.details)}`);
   }
 }

@@ -8,7 +8,7 @@ import type { ScenarioName } from './options';
 import type { AgentProxy } from './agent-proxy';
 import type { SimMesh } from './sim-mesh';
 import { now, sleep } from './timing';
-import type { WorkerTotals } from './worker-messages';
+import type { LoopDelay, WorkerTotals } from './worker-messages';
 import { firstArrival, spread, type Spread } from './stats';
 
 export interface ScenarioResult extends Spread {
@@ -38,6 +38,8 @@ export interface ScenarioResult extends Spread {
   durationS: number;
   /** The simulator's own CPU (agent processes and coordinator), cores over the scenario. */
   simulatorCpuCores: number;
+  /** The agent processes' event-loop delay over the scenario (worst process): how late an arrival may be noted. */
+  simulatorLoopDelayMs: LoopDelay;
   loadAverage: number[];
   details: Record<string, unknown>;
   error?: string;
@@ -72,6 +74,7 @@ export class Measurement {
   }
 
   static async begin(mesh: SimMesh, scenario: ScenarioName): Promise<Measurement> {
+    await mesh.processes.all({ op: 'loop-delay' }); // from now on
     return new Measurement(mesh, scenario, await mesh.totals());
   }
 
@@ -83,6 +86,7 @@ export class Measurement {
     const wall = (now() - this.t0) / 1000;
     const after = await this.mesh.totals();
     const sim = this.mesh.simulatorCpuSeconds() - this.sim0;
+    const delays = await this.mesh.processes.all<LoopDelay>({ op: 'loop-delay' });
     const cpu = this.mesh.collector.usage().cpuSeconds - this.cpu0;
     const push = after.pushBytes - this.before.pushBytes;
     const round = (v: number, d = 1): number => Math.round(v * 10 ** d) / 10 ** d;
@@ -107,6 +111,7 @@ export class Measurement {
       csrFailed: after.csrFailed - this.before.csrFailed,
       durationS: round(wall),
       simulatorCpuCores: round(sim / wall, 2),
+      simulatorLoopDelayMs: { p99Ms: Math.max(...delays.map((d) => d.p99Ms)), maxMs: Math.max(...delays.map((d) => d.maxMs)) },
       loadAverage: os.loadavg().map((l) => round(l, 2)),
       details: { ...details, ...warningsSince(this.warnings, this.mesh.collector.warnings()) },
     };

@@ -23,6 +23,8 @@ export type WorkerRequest =
   | { op: 'totals' }
   /** The flow acknowledgement latencies since the last take, and forget them. */
   | { op: 'take-acks' }
+  /** How late this process's event loop ran since the last ask (ms; its arrival times are late by as much), and reset. */
+  | { op: 'loop-delay' }
   | { op: 'stop' };
 
 /** Sums over one process's agents. */
@@ -44,6 +46,11 @@ export interface Replaced {
   sent: number;
   version: number;
   t: number;
+}
+
+export interface LoopDelay {
+  p99Ms: number;
+  maxMs: number;
 }
 
 export type WorkerMessage =

@@ -73,6 +73,10 @@ describe('mesh simulator (make bench-scale --smoke)', function () {
     assert.ok(report.simulator.cpuSecondsByProcess.every((c) => c > 0), `each did work: ${report.simulator.cpuSecondsByProcess.join(' / ')} CPU s`);
     assert.ok(report.simulator.frames > 0 && report.simulator.framesSearched > 0, `${report.simulator.frames} frames, ${report.simulator.framesSearched} searched`);
     assert.ok(stdout.includes('a simulated agent receives every frame whole'), 'what a simulated agent does is printed');
+    for (const s of report.scenarios) {
+      const lag = s.simulatorLoopDelayMs;
+      assert.ok(lag.maxMs > 0 && lag.p99Ms <= lag.maxMs, `${s.scenario}: the agent processes' event-loop delay measured (${lag.p99Ms}/${lag.maxMs} ms)`);
+    }
   });
 
   it('stores flows and fails no certificate request', () => {
