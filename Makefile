@@ -182,8 +182,9 @@ bench: build dist/bench/loadgen
 	$(MAKE) bench-scale
 	$(MAKE) test-kernel
 
-## The mesh simulator (test/bench/scale/): one real collector process, simulated agents with real
-## joins and sessions, every scenario; table on stdout, JSON in bench/results/scale-<time>.json.
+## The mesh simulator (test/bench/scale/): one real collector process, simulated agents (real joins
+## and sessions) in --processes K agent processes (default one per core), every scenario; table on
+## stdout, JSON in bench/results/scale-<time>.json.
 ## SCALE picks the size: `make bench-scale SCALE="--nodes 1000 --pods-per-node 100"` is the issue's
 ## target; the default is what a 2-core machine gets through in minutes today (README: Performance).
 SCALE ?= --nodes 100 --pods-per-node 10
