@@ -16,8 +16,7 @@ import { TokenStore } from '../../../collector/tokens';
 import { KubeClient } from '../../../common/kube/client';
 import { silentLogger } from '../../../common/log';
 import { isPalisadeError } from '../../../common/errors';
-import type { KubeApiDouble } from '../../harness/kube-api-double';
-import { REPLICAS_CA_SECRET, replicasApi } from './kube-collector';
+import { REPLICAS_CA_SECRET, useReplicasApi } from './kube-collector';
 import { collector, LogCapture, token, useCollectorSuite, waitFor } from './helpers';
 
 const TOKENS = 'palisade.dev/v1/palisadejointokens';
@@ -25,21 +24,16 @@ const TOKENS = 'palisade.dev/v1/palisadejointokens';
 describe('collector replicas share join tokens through the API (PalisadeJoinToken objects)', function () {
   this.timeout(60_000);
   const { dirs, stack } = useCollectorSuite();
-  let api: KubeApiDouble;
-  let kubeconfig: string;
-
-  beforeEach(async function () {
-    ({ api, kubeconfig } = await replicasApi(dirs, stack));
-  });
+  const k8s = useReplicasApi(dirs, stack);
 
   const replicas = async (): Promise<{ a: RunningCollector; b: RunningCollector; dataA: string }> => {
     const [dataA, dataB] = [dirs.make(), dirs.make()];
     const logs = new LogCapture();
-    const start = (dataDir: string): Promise<RunningCollector> => collector(stack, { dataDir, log: logs.logger, kubernetes: { kubeconfig, caSecret: REPLICAS_CA_SECRET } });
+    const start = (dataDir: string): Promise<RunningCollector> => collector(stack, { dataDir, log: logs.logger, kubernetes: { kubeconfig: k8s.kubeconfig, caSecret: REPLICAS_CA_SECRET } });
     const [a, b] = await Promise.all([start(dataA), start(dataB)]);
     return { a, b, dataA };
   };
-  const published = (id: string): Promise<unknown> => waitFor(() => api.get(TOKENS, '', `plt-${id}`), 5_000, `token ${id} published`);
+  const published = (id: string): Promise<unknown> => waitFor(() => k8s.api.get(TOKENS, '', `plt-${id}`), 5_000, `token ${id} published`);
   /** `c` has the token through its watch (tens to hundreds of ms after the API has it on a loaded machine; before, it answers "unknown token"). */
   const heard = (c: RunningCollector, t: string): Promise<unknown> => waitFor(() => c.kubernetes!.tokens.check(t).ok, 5_000, 'the replica\'s watch delivering the token');
   const idOf = (t: string): string => /^plt_([0-9a-f]{8})\./.exec(t)![1]!;
@@ -58,7 +52,7 @@ describe('collector replicas share join tokens through the API (PalisadeJoinToke
     assert.ok(!JSON.stringify(object).includes(t.split('.')[1]!), 'no secret in the object');
     await heard(b, t);
     assert.equal(await tryJoin(b, 'node-t', t), 'joined');
-    const used = api.get(TOKENS, '', `plt-${idOf(t)}`) as unknown as { spec: { usedBy?: string } };
+    const used = k8s.api.get(TOKENS, '', `plt-${idOf(t)}`) as unknown as { spec: { usedBy?: string } };
     assert.equal(used.spec.usedBy, 'node-t', 'spent in the API');
     // A learns it from the watch (and marks its tokens.json): the same token again at A is refused.
     await waitFor(() => (JSON.parse(fs.readFileSync(`${dataA}/tokens.json`, 'utf8')) as { tokens: Array<{ usedBy?: string }> }).tokens[0]?.usedBy === 'node-t', 5_000, 'A\'s tokens.json marks it used');
@@ -83,7 +77,7 @@ describe('collector replicas share join tokens through the API (PalisadeJoinToke
     const local = new TokenStore(dataA);
     const shares = await Promise.all(
       [0, 1].map(async () => {
-        const share = new JoinTokensShare({ client: await KubeClient.connect({ kubeconfig }), local, log: silentLogger() });
+        const share = new JoinTokensShare({ client: await KubeClient.connect({ kubeconfig: k8s.kubeconfig }), local, log: silentLogger() });
         share.start();
         stack.push(() => share.stop());
         await share.synced();
@@ -106,7 +100,7 @@ describe('collector replicas share join tokens through the API (PalisadeJoinToke
     const { b, dataA } = await replicas();
     const t = token(dataA, 'node-o');
     await published(idOf(t));
-    const heal = api.addFault({ method: 'PUT', path: /palisadejointokens/, status: 503 });
+    const heal = k8s.api.addFault({ method: 'PUT', path: /palisadejointokens/, status: 503 });
     const refused = await tryJoin(b, 'node-o', t);
     assert.notEqual(refused, 'joined');
     heal();
