@@ -18,7 +18,7 @@ import type { Logger } from '../../common/log';
 import type { RegistryService } from '../../common/mesh-protocol';
 import type { PolicyIndex } from '../../common/policy';
 import type { BackendRef, DestinationPolicy, RouteRule, ServiceRoutes, SessionPersistence } from '../../common/routes';
-import { readSession, sessionHeader, sessionPick, type SessionState } from './session';
+import { readSession, sessionEndpoint, sessionHeader, sessionPick, type SessionState } from './session';
 import { requestEdit, ruleRedirect, type RequestEdit } from '../../common/routes/filters';
 import type { MeshWorkload } from '../mesh/mesh-registry';
 import type { MeshTracer } from '../tracing/tracer';
@@ -236,8 +236,8 @@ export class TrafficRouter {
     }
     const spec = rule.session;
     const session = spec === undefined ? undefined : { spec, carried: readSession(spec, req.headers, Date.now()) };
-    // a session goes on with its endpoint's backend (whatever the weights), while that endpoint is one of a backend's
-    const stuck = session?.carried && rule.backends.find((b) => b.weight > 0 && this.hasEndpoint(b, session.carried!.endpoint));
+    // a session goes on with its endpoint's backend (whatever the weights), while its tag names one of a backend's endpoints
+    const stuck = session?.carried && rule.backends.find((b) => b.weight > 0 && this.hasEndpoint(b, session.carried!.tag));
     const backend = stuck || pickWeighted(rule.backends, Math.random);
     const edit = requestEdit(rule, backend, req.path);
     const mirror = this.mirrorOf(matched, rule, backend, req, workload, source);
@@ -298,7 +298,7 @@ export class TrafficRouter {
     const set = svc ? this.endpointSet(svc, backend.port) : NO_ENDPOINTS;
     const connectTimeoutMs = policy?.connectTimeoutMs;
     // a session's endpoint first, while it is a candidate (ready, not ejected, not tried); then the DestinationRule's pick
-    const pick = sessionPick(session?.carried?.endpoint, set.keys, policy?.pick);
+    const pick = sessionPick(session?.carried?.tag, set.keys, policy?.pick);
     return new RequestDispatch({
       rule: rule ?? NO_RULE,
       method: req.method,
@@ -319,10 +319,10 @@ export class TrafficRouter {
     });
   }
 
-  /** `endpoint` (ip:port) is a ready endpoint of backend `b` */
-  private hasEndpoint(b: BackendRef, endpoint: string): boolean {
+  /** a session's endpoint `tag` names a ready endpoint of backend `b` */
+  private hasEndpoint(b: BackendRef, tag: string): boolean {
     const svc = this.inputs.registry.service(b.namespace, b.name);
-    return svc !== undefined && this.endpointSet(svc, b.port).keys.includes(endpoint);
+    return svc !== undefined && sessionEndpoint(tag, this.endpointSet(svc, b.port).keys) >= 0;
   }
 
   private endpointSet(svc: RegistryService, port: number): EndpointSet {
