@@ -101,8 +101,8 @@ export function leasesToCollect(replicas: ReadonlyMap<string, ReplicaSeen>, self
 /** What the observer knows of itself, for its own row. */
 export interface SelfView {
   replica: string;
-  /** When its own last renewal succeeded (its clock), and its Lease's duration. */
-  renewedAt: number;
+  /** When its own last renewal succeeded (its clock; undefined: none yet, no Lease written), and its Lease's duration. */
+  renewedAt: number | undefined;
   durationMs: number;
   /** Nodes whose session is at this replica. */
   nodes: number;
@@ -117,8 +117,8 @@ export function replicaRows(replicas: ReadonlyMap<string, ReplicaSeen>, held: re
   const own: ReplicaStatus = {
     replica: me.replica,
     self: true,
-    lease: 'held',
-    renewedAgoMs: j.now - me.renewedAt,
+    lease: me.renewedAt === undefined ? 'none' : 'held',
+    ...(me.renewedAt === undefined ? {} : { renewedAgoMs: j.now - me.renewedAt }),
     durationMs: me.durationMs,
     judgement: 'self',
     ...(current ? {} : { why: 'its renewals or its watch of the Leases are failing: it judges nobody' }),

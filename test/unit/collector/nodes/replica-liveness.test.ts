@@ -104,6 +104,10 @@ describe('replica liveness: judged from Leases on the observer\'s clock', () => 
       const e = replicaRows(withE, held, me, judge(100_000)).find((r) => r.replica === 'e')!;
       assert.deepEqual([e.judgement, e.why], ['dead', 'it holds nodes without a Lease']);
     });
+    it('the observer before its first renewal: no Lease of its own yet', () => {
+      const own = replicaRows(replicas, held, { ...me, renewedAt: undefined }, judge(100_000, null))[0]!;
+      assert.deepEqual([own.lease, own.renewedAgoMs, own.judgement], ['none', undefined, 'self']);
+    });
     it('while the observer is not current: nobody judged, and its own row says why', () => {
       const rows = replicaRows(replicas, held, me, judge(100_000, null));
       assert.deepEqual(rows.map((r) => r.judgement), ['self', 'not judged', 'not judged', 'not judged', 'not judged', 'not judged']);
