@@ -11,13 +11,17 @@
  * `ip:port` under this node's key (./hash-cookie.ts), so no pod address leaks to the client, and a
  * value is matched against the backend's current endpoints' tags — a forged or stale one names no
  * endpoint and the request is balanced as without a session. Made with another agent's key (after
- * a restart) it is such a stale one: the session begins again. Pure but for that key.
+ * a restart) it is such a stale one: the session begins again. Tags are per route rule (`scope`):
+ * rules sending to the same Service do not share sessions (GEP-1619: they MUST NOT), a value made
+ * under one names nothing under another. Pure but for that key.
  */
 import type { SessionPersistence } from '../../common/routes';
 import { cookieValue, type Pick } from './balance';
 import { keyedHash } from './hash-cookie';
 
 export interface SessionState {
+  /** the route rule it was read for (see `endpointTag`) */
+  readonly scope: string;
   /** the endpoint's tag (see `endpointTag`) */
   readonly tag: string;
   /** epoch seconds the session began */
@@ -33,24 +37,25 @@ const MAX_VALUE = 256;
 const MAX_TAGS = 10_000;
 const tags = new Map<string, string>();
 
-/** The tag a session value carries for the endpoint `key` (`ip:port`). */
-export function endpointTag(key: string): string {
-  let tag = tags.get(key);
+/** The tag a session value of route rule `scope` carries for the endpoint `key` (`ip:port`). */
+export function endpointTag(scope: string, key: string): string {
+  const text = `session-endpoint>${scope}>${key}`;
+  let tag = tags.get(text);
   if (tag === undefined) {
     if (tags.size >= MAX_TAGS) tags.clear();
-    tag = keyedHash(`session-endpoint>${key}`).toString('base64url', 0, TAG_BYTES);
-    tags.set(key, tag);
+    tag = keyedHash(text).toString('base64url', 0, TAG_BYTES);
+    tags.set(text, tag);
   }
   return tag;
 }
 
-/** The index in `keys` of the endpoint `tag` names, or -1. */
-export function sessionEndpoint(tag: string | undefined, keys: readonly string[]): number {
-  return tag === undefined ? -1 : keys.findIndex((k) => endpointTag(k) === tag);
+/** The index in `keys` of the endpoint the session names, or -1. */
+export function sessionEndpoint(carried: SessionState | undefined, keys: readonly string[]): number {
+  return carried === undefined ? -1 : keys.findIndex((k) => endpointTag(carried.scope, k) === carried.tag);
 }
 
-/** The session a request carries, if it carries a well-formed one still in time. */
-export function readSession(s: SessionPersistence, headers: Readonly<Record<string, readonly string[]>>, nowMs: number): SessionState | undefined {
+/** The session a request carries for route rule `scope`, if it carries a well-formed one still in time. */
+export function readSession(s: SessionPersistence, scope: string, headers: Readonly<Record<string, readonly string[]>>, nowMs: number): SessionState | undefined {
   const raw = s.type === 'Cookie' ? cookieValue(headers.cookie, s.name) : headers[s.name.toLowerCase()]?.[0];
   if (raw === undefined || raw.length === 0 || raw.length > MAX_VALUE || !/^[A-Za-z0-9_-]+$/.test(raw)) return undefined;
   const bytes = Buffer.from(raw, 'base64url');
@@ -60,18 +65,18 @@ export function readSession(s: SessionPersistence, headers: Readonly<Record<stri
   const now = Math.floor(nowMs / 1000);
   if (s.absoluteMs !== undefined && (now - created) * 1000 >= s.absoluteMs) return undefined;
   if (s.idleMs !== undefined && (now - seen) * 1000 >= s.idleMs) return undefined;
-  return { tag: bytes.toString('base64url', 0, TAG_BYTES), created };
+  return { scope, tag: bytes.toString('base64url', 0, TAG_BYTES), created };
 }
 
 /**
- * The response header naming `endpoint` for the session (begun at `created`, or now):
+ * The response header naming `endpoint` for route rule `scope`'s session (begun at `created`, or now):
  * `set-cookie` (Path=/, HttpOnly; Max-Age when Permanent), or the session header. Undefined when
  * the request already carries exactly this session and nothing in it needs refreshing.
  */
-export function sessionHeader(s: SessionPersistence, endpoint: string, carried: SessionState | undefined, nowMs: number): [string, string] | undefined {
+export function sessionHeader(s: SessionPersistence, scope: string, endpoint: string, carried: SessionState | undefined, nowMs: number): [string, string] | undefined {
   const now = Math.floor(nowMs / 1000);
-  const tag = endpointTag(endpoint);
-  const same = carried !== undefined && carried.tag === tag;
+  const tag = endpointTag(scope, endpoint);
+  const same = carried !== undefined && carried.scope === scope && carried.tag === tag;
   if (same && s.idleMs === undefined) return undefined;
   const created = same ? carried.created : now;
   const bytes = Buffer.alloc(VALUE_BYTES);
@@ -85,12 +90,12 @@ export function sessionHeader(s: SessionPersistence, endpoint: string, carried: 
 }
 
 /**
- * The pick of a request carrying a session whose tag names an endpoint of `keys`: that endpoint
- * while it is a candidate (ready, not ejected, not tried yet), else `then` (a DestinationRule's,
- * or undefined for the default balancer). `then` when the tag names no endpoint of `keys`.
+ * The pick of a request carrying a session that names an endpoint of `keys`: that endpoint while
+ * it is a candidate (ready, not ejected, not tried yet), else `then` (a DestinationRule's, or
+ * undefined for the default balancer). `then` when it names no endpoint of `keys`.
  */
-export function sessionPick(tag: string | undefined, keys: readonly string[], then: Pick | undefined): Pick | undefined {
-  const stuck = sessionEndpoint(tag, keys);
+export function sessionPick(carried: SessionState | undefined, keys: readonly string[], then: Pick | undefined): Pick | undefined {
+  const stuck = sessionEndpoint(carried, keys);
   if (stuck < 0) return then;
   return (k, among) => (among.includes(stuck) ? stuck : then?.(k, among));
 }
