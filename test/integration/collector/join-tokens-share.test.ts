@@ -111,11 +111,11 @@ describe('collector replicas share join tokens through the API (PalisadeJoinToke
 
   /** Hold every join-token watch from now on (reconnections hang): a replica learns no token through its watch. */
   const holdTokenWatches = (): (() => void) => {
-    const heal = api.addFault({ path: /palisadejointokens/, watch: true, hang: true });
-    api.dropWatches('reset');
+    const heal = k8s.api.addFault({ path: /palisadejointokens/, watch: true, hang: true });
+    k8s.api.dropWatches('reset');
     return () => {
       heal();
-      api.dropWatches('reset');
+      k8s.api.dropWatches('reset');
     };
   };
 
@@ -127,7 +127,7 @@ describe('collector replicas share join tokens through the API (PalisadeJoinToke
       await published(idOf(t));
       assert.equal(b.kubernetes!.tokens.check(t).ok, false, 'B has not heard of it through its watch');
       assert.equal(await tryJoin(b, 'node-l', t), 'joined');
-      assert.equal((api.get(TOKENS, '', `plt-${idOf(t)}`) as unknown as { spec: { usedBy?: string } }).spec.usedBy, 'node-l', 'spent in the API');
+      assert.equal((k8s.api.get(TOKENS, '', `plt-${idOf(t)}`) as unknown as { spec: { usedBy?: string } }).spec.usedBy, 'node-l', 'spent in the API');
       assert.equal(b.kubernetes!.tokens.lookUps.found, 1);
     } finally {
       heal();
@@ -139,7 +139,7 @@ describe('collector replicas share join tokens through the API (PalisadeJoinToke
     const unknown = 'plt_0123abcd.' + 'x'.repeat(32);
     assert.match(await tryJoin(b, 'node-u', unknown), /unknown token/);
     await waitFor(() => b.audit.list({ kind: 'trust-refusal' }).some((r) => r.data.event === 'join' && r.data.reason === 'unknown token'), 5_000, 'the refusal audited');
-    const reads = (): number => api.requests.filter((r) => r.method === 'GET' && /palisadejointokens\/plt-/.test(r.path)).length;
+    const reads = (): number => k8s.api.requests.filter((r) => r.method === 'GET' && /palisadejointokens\/plt-/.test(r.path)).length;
     assert.equal(reads(), 1, 'read once before the refusal');
     const share = b.kubernetes!.tokens;
     const before = { ...share.lookUps };
