@@ -131,7 +131,8 @@ export class RegistryLog {
     return this.entries.length - this.head;
   }
 
-  private clear(): void {
+  /** Forget every delta (a new epoch: none of them leads anywhere an agent of it can be). */
+  clear(): void {
     this.entries.length = 0;
     this.head = 0;
     this.bytes = 0;
