@@ -22,7 +22,8 @@ import type { Logger } from '../common/log';
 import { isRecord } from '../common/record';
 import { parseMessage, type RegistryService, type RegistryWorkload, type ServiceRegistration } from '../common/mesh-protocol';
 import { checkRegistration } from './nodes/registration-share';
-import type { DiskRegistry, RestoredRegistry, WorkloadRegistry } from './registry';
+import type { WorkloadRegistry } from './registry';
+import type { DiskRegistry, RestoredRegistry } from './registry-entries';
 
 export const REGISTRY_STATE_FILE = 'registry.json';
 const FORMAT = 'palisade-registry/1';
