@@ -319,10 +319,11 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
       stopped ??= (async () => {
         clearInterval(renewal);
         clearTimeout(restoreGrace);
-        // the registry as the agents hold it, before their sessions close (they come back to it)
-        await registryState?.flush();
+        // the registry as the agents hold it, frozen before their sessions close (they come back to it)
+        const kept = registryState?.flush();
         await api.close();
         await agents.close();
+        await kept;
         await closeStores();
         if (socketPath !== undefined) {
           try {

@@ -133,6 +133,8 @@ export class RegistryStateWriter {
   private writing: Promise<void> | undefined;
   private dirty = false;
   private frozen = false;
+  /** The write at stop (`flush`). */
+  private final: Promise<void> | undefined;
   /** Writes done, failed (tests, logs). */
   readonly counts = { written: 0, failed: 0 };
 
@@ -149,7 +151,7 @@ export class RegistryStateWriter {
   changed(): void {
     if (this.frozen) return;
     this.dirty = true;
-    if (this.timer === undefined && this.writing === undefined) this.timer = setTimeout(() => void this.write(), this.intervalMs).unref();
+    if (this.timer === undefined && this.writing === undefined) this.timer = setTimeout(() => this.write(), this.intervalMs).unref();
   }
 
   /**
@@ -164,25 +166,35 @@ export class RegistryStateWriter {
   }
 
   /**
-   * The collector stops: the registry sends no more frames (registry.freeze), and its state is
-   * written at that version, reserving nothing past it — agents that hold it get nothing after
-   * the restart. Nothing is written after (the sessions' closing is not kept: the agents come back).
+   * The collector stops: from now on the registry sends no frame (registry.freeze), and its state
+   * at that version is written (after any write in flight), reserving nothing past it — agents
+   * that hold it get nothing after the restart. Nothing is written after (the sessions' closing
+   * is not kept: the agents come back). Frozen at the call; the promise is the write.
    */
-  async flush(): Promise<void> {
-    if (this.frozen) return;
+  flush(): Promise<void> {
+    if (this.final) return this.final;
     clearTimeout(this.timer);
     this.timer = undefined;
-    await this.writing;
     this.frozen = true;
     this.registry.freeze();
-    await this.write(true);
+    const file = this.encode(true);
+    this.final = (this.writing ?? Promise.resolve()).then(() => this.save(file));
+    return this.final;
   }
 
-  private write(final = false): Promise<void> {
+  private write(): void {
     this.timer = undefined;
+    if (this.frozen) return;
     this.dirty = false;
-    const { state, reserved, text } = this.encode(final);
-    this.writing = writeFileAtomicAsync(this.file, text, 0o600).then(
+    this.writing = this.save(this.encode()).finally(() => {
+      this.writing = undefined;
+      if (this.dirty && !this.frozen) this.changed();
+    });
+  }
+
+  /** Write `file` off the loop; once it is on disk, the registry may send the versions it reserves. */
+  private save({ state, reserved, text }: RegistryStateFile): Promise<void> {
+    return writeFileAtomicAsync(this.file, text, 0o600).then(
       () => {
         this.counts.written += 1;
         this.registry.noteDurable(state.epoch, reserved);
@@ -190,11 +202,7 @@ export class RegistryStateWriter {
       (err: unknown) => {
         if (this.counts.failed++ === 0) this.log.warn(`${(err as Error).message}: a restarted collector sends every agent a snapshot (retried)`);
       },
-    ).finally(() => {
-      this.writing = undefined;
-      if (this.dirty && !this.frozen) this.changed();
-    });
-    return this.writing;
+    );
   }
 
   private encode(final = false): RegistryStateFile {
