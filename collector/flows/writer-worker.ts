@@ -42,18 +42,19 @@ const gate: GroupGate = {
   settled: (p, stored) => (stored ? gaps.taken(keyOf(p), p.meta.seq) : gaps.failed(keyOf(p), p.meta.seq)),
 };
 
-/** The batch's records and stored JSON; a frame that is refused is answered here (undefined). */
+/** The batch's records and stored JSON; a batch that cannot be read (a frame refused) is answered here: undefined. */
 function read(m: Batch): Pending | undefined {
-  if (m.type === 'commit') {
-    const jsons = m.jsons.length === 0 ? [] : m.jsons.split('\n');
-    return { meta: m.meta, records: jsons.map((j) => JSON.parse(j) as FlowRecord), jsons };
-  }
   try {
+    if (m.type === 'commit') {
+      const jsons = m.jsons.length === 0 ? [] : m.jsons.split('\n');
+      return { meta: m.meta, records: jsons.map((j) => JSON.parse(j) as FlowRecord), jsons };
+    }
     const f = readFlowsFrame(Buffer.from(m.bytes.buffer, m.bytes.byteOffset, m.bytes.byteLength), m.meta, m.meta.node);
     const jsons = f.flows.map((r, i) => withOrigin(JSON.stringify(r), f.session, f.seq, i));
     return { meta: m.meta, records: f.flows, jsons };
   } catch (err) {
     const refusal = err instanceof FlowsFrameRefusal;
+    gaps.failed(`${m.meta.node}\n${m.meta.session}`, m.meta.seq); // as the collector's side does: later batches wait for it
     if (!refusal) log.error({ err, node: m.meta.node, session: m.meta.session, seq: m.meta.seq }, 'flow frame not read');
     send({ type: 'refused', id: m.id, message: (err as Error).message, protocol: refusal, ...(refusal && err.wrongNode ? { wrongNode: true } : {}) });
     return undefined;
