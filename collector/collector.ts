@@ -185,8 +185,8 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
   const unsubscribeSinks = flows.onStored(sinks.onStored);
   const denied = new DeniedFlowSummarizer(audit, { intervalMs: opts.auditSummaryIntervalMs });
   const refusals = new TrustRefusals(audit, { log });
-  const unsubscribeDenied = flows.onStored((entries) => {
-    for (const e of entries) if (e.record.verdict === 'denied') denied.add(e.record);
+  const unsubscribeDenied = flows.onStored((batch) => {
+    for (const f of batch.denied) denied.add(f);
   });
   const auth = new ApiAuth(adminToken, ca.trustDomain, (node, key) => nodes.certRefusal(node, key));
   const dashboard = new Dashboard({
