@@ -1,8 +1,8 @@
 /**
  * `make test-lanes` runs the suite in two mocha processes at once (test/harness/run-lanes.ts): the
  * "waiting" lane holds the few files that spend most of their time idle on a fixed wait a test
- * is about (an outage that lasts 30 s, a receiver down for 30 s, certificates renewed over 50 s),
- * the main lane everything else. Their waits then overlap the rest of the suite instead
+ * is about (an outage that lasts 60 s, a receiver down for 30 s, certificates renewed over two
+ * minutes), the main lane everything else. Their waits then overlap the rest of the suite instead
  * of adding to it; what each test asserts is unchanged.
  *
  * What may go in the waiting lane (measured on 2 cores: privileged suites starting together flake
@@ -14,8 +14,8 @@ import * as path from 'node:path';
 
 /** Paths under test/ without the extension; longest first, so the lane ends early. */
 export const WAITING_LANE: readonly string[] = [
-  'privileged/agent/mesh', // 50 s of requests across renewals of 20-second certificates
-  'privileged/agent/flows-outage', // the collector down for 30 s
+  'privileged/agent/mesh', // two minutes of requests across 30-second certificate renewals
+  'privileged/agent/flows-outage', // the collector down for 60 s
   'integration/collector/flow-sinks', // the OTLP receiver down for 30 s
 ];
 

@@ -1,8 +1,7 @@
 /**
- * Loss is never silent: the collector is down for 30 s while traffic continues (a new connection
- * every 10 ms: over 600 flows, three times what node-1's buffer holds). When it returns, every flow
- * each agent produced is either stored or counted as lost — exactly — and an agent whose buffer was
- * big enough lost none. The data path never waited on the reporter.
+ * Loss is never silent: the collector is down for 60 s while traffic continues. When it returns,
+ * every flow each agent produced is either stored or counted as lost — exactly — and an agent
+ * whose buffer was big enough lost none. The data path never waited on the reporter.
  */
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
@@ -26,11 +25,7 @@ import {
   type TestCollector,
 } from '../../harness';
 
-const OUTAGE_S = 30;
-/** One new connection (one flow) every this many ms during the outage. */
-const POLL_MS = 10;
-/** Flows the outage must at least see (the floor the suite's 60 s outage at one connection per 50 ms had). */
-const MIN_FLOWS = 600;
+const OUTAGE_S = 60;
 
 describe('flow reporting across a collector outage (real eBPF, real collector)', function () {
   this.timeout(240_000);
@@ -72,7 +67,7 @@ describe('flow reporting across a collector outage (real eBPF, real collector)',
 
   it(`accounts for every flow after ${OUTAGE_S} s without a collector: produced = stored + lost`, async () => {
     await collector.stop();
-    const poll = topo.spawn(client, process.execPath, [fixturePath('http-poll.js'), web.ip, '8080', '/', String(POLL_MS), String(OUTAGE_S)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const poll = topo.spawn(client, process.execPath, [fixturePath('http-poll.js'), web.ip, '8080', '/', '50', String(OUTAGE_S)], { stdio: ['ignore', 'pipe', 'inherit'] });
     const polls = new JsonLines(poll.stdout!);
     const done = await polls.waitFor<{ requests: number }>((l) => l?.event === 'done', (OUTAGE_S + 20) * 1000);
     assert.deepEqual(
@@ -80,7 +75,7 @@ describe('flow reporting across a collector outage (real eBPF, real collector)',
       [200],
       'traffic kept flowing while the collector was down',
     );
-    assert.ok(done.requests > MIN_FLOWS, `${done.requests} requests`);
+    assert.ok(done.requests > OUTAGE_S * 10, `${done.requests} requests`);
     await collector.resume();
 
     const account = async (node: NodeNs): Promise<{ produced: number; stored: number; lost: number }> => {
