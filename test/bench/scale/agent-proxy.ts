@@ -165,6 +165,11 @@ export class AgentProxy {
     return this.call({ op: 'watch', i: this.index, ip });
   }
 
+  /** After a collector stop: the agent's first registry frame on its next session. */
+  whenBack(): Promise<Arrival> {
+    return this.call({ op: 'back', i: this.index });
+  }
+
   /** Replace the pods at `positions` (the caller's NodePods did the same) and register; per pod, when it was sent and the frame that carried it. */
   replacePods(positions: number[]): Array<Promise<Replaced>> {
     const expected = positions.map(() => this.processes.expect<Replaced>());

@@ -12,7 +12,7 @@ import { costModel } from './cost-model';
 import { NodePods, nodeAddress, nodeName } from './mesh-shape';
 import type { SimOptions } from './options';
 import { SimAgent } from './sim-agent';
-import { now } from './timing';
+import { now, sleep } from './timing';
 import { KIND_POLICIES, KIND_REGISTRY, type LoopDelay, type Replaced, type WorkerMessage, type WorkerRequest, type WorkerTotals } from './worker-messages';
 
 const FLOW_TEXTS = 64;
@@ -129,6 +129,12 @@ async function handle(r: WorkerRequest): Promise<unknown> {
     }
     case 'watch':
       return agent(r.i).watchFor(r.ip);
+    case 'back': {
+      const a = agent(r.i);
+      while (a.isReady) await sleep(20); // this process may not have seen the close yet
+      await a.whenReady();
+      return a.registry.at(-1);
+    }
     case 'replace': {
       const a = agent(r.i);
       const p = pods.get(r.i)!;

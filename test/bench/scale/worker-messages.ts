@@ -16,6 +16,8 @@ export type WorkerRequest =
   /** Ask agent i for a whole snapshot; with `costModel`, the worker models it (cost-model.ts). */
   | { op: 'snapshot'; i: number; costModel: boolean }
   | { op: 'watch'; i: number; ip: string }
+  /** Once agent i's session has closed (the collector stopped): its first registry frame on the next one. */
+  | { op: 'back'; i: number }
   /** Replace agent i's pods at `positions` (mesh-shape.ts, the coordinator does the same), register them; one reply per id. */
   | { op: 'replace'; i: number; positions: number[]; ids: number[] }
   /** This process's share of the mesh's flows per second. */

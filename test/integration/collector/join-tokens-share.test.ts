@@ -3,21 +3,22 @@
  * by the real client-node): PalisadeJoinToken objects (collector/kubernetes/join-tokens-share.ts).
  * A token created in replica A's data directory (the offline `token create`) joins a node at
  * replica B; the object keeps only the secret's hash; a single-use token offered to both replicas
- * at once is accepted by exactly one; and with the API away a join is refused (fail closed).
+ * at once is accepted by exactly one; and with the API away a join is refused (fail closed). A
+ * token B's watch has not delivered yet is read from the API once before B refuses it; such reads
+ * are rate-limited, and an unknown token is still refused and audited.
  */
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import { joinOnce } from '../../../agent/mesh/join';
 import { parseCollectorUrl } from '../../../agent/mesh/transport';
 import type { RunningCollector } from '../../../collector/collector';
-import { JoinTokensShare } from '../../../collector/kubernetes/join-tokens-share';
+import { JoinTokensShare, LOOKUP_BURST } from '../../../collector/kubernetes/join-tokens-share';
 import { ANY_SCOPE } from '../../../collector/nodes/node-binding';
 import { TokenStore } from '../../../collector/tokens';
 import { KubeClient } from '../../../common/kube/client';
 import { silentLogger } from '../../../common/log';
 import { isPalisadeError } from '../../../common/errors';
-import type { KubeApiDouble } from '../../harness/kube-api-double';
-import { REPLICAS_CA_SECRET, replicasApi } from './kube-collector';
+import { REPLICAS_CA_SECRET, useReplicasApi } from './kube-collector';
 import { collector, LogCapture, token, useCollectorSuite, waitFor } from './helpers';
 
 const TOKENS = 'palisade.dev/v1/palisadejointokens';
@@ -25,21 +26,16 @@ const TOKENS = 'palisade.dev/v1/palisadejointokens';
 describe('collector replicas share join tokens through the API (PalisadeJoinToken objects)', function () {
   this.timeout(60_000);
   const { dirs, stack } = useCollectorSuite();
-  let api: KubeApiDouble;
-  let kubeconfig: string;
-
-  beforeEach(async function () {
-    ({ api, kubeconfig } = await replicasApi(dirs, stack));
-  });
+  const k8s = useReplicasApi(dirs, stack);
 
   const replicas = async (): Promise<{ a: RunningCollector; b: RunningCollector; dataA: string }> => {
     const [dataA, dataB] = [dirs.make(), dirs.make()];
     const logs = new LogCapture();
-    const start = (dataDir: string): Promise<RunningCollector> => collector(stack, { dataDir, log: logs.logger, kubernetes: { kubeconfig, caSecret: REPLICAS_CA_SECRET } });
+    const start = (dataDir: string): Promise<RunningCollector> => collector(stack, { dataDir, log: logs.logger, kubernetes: { kubeconfig: k8s.kubeconfig, caSecret: REPLICAS_CA_SECRET } });
     const [a, b] = await Promise.all([start(dataA), start(dataB)]);
     return { a, b, dataA };
   };
-  const published = (id: string): Promise<unknown> => waitFor(() => api.get(TOKENS, '', `plt-${id}`), 5_000, `token ${id} published`);
+  const published = (id: string): Promise<unknown> => waitFor(() => k8s.api.get(TOKENS, '', `plt-${id}`), 5_000, `token ${id} published`);
   /** `c` has the token through its watch (tens to hundreds of ms after the API has it on a loaded machine; before, it answers "unknown token"). */
   const heard = (c: RunningCollector, t: string): Promise<unknown> => waitFor(() => c.kubernetes!.tokens.check(t).ok, 5_000, 'the replica\'s watch delivering the token');
   const idOf = (t: string): string => /^plt_([0-9a-f]{8})\./.exec(t)![1]!;
@@ -58,7 +54,7 @@ describe('collector replicas share join tokens through the API (PalisadeJoinToke
     assert.ok(!JSON.stringify(object).includes(t.split('.')[1]!), 'no secret in the object');
     await heard(b, t);
     assert.equal(await tryJoin(b, 'node-t', t), 'joined');
-    const used = api.get(TOKENS, '', `plt-${idOf(t)}`) as unknown as { spec: { usedBy?: string } };
+    const used = k8s.api.get(TOKENS, '', `plt-${idOf(t)}`) as unknown as { spec: { usedBy?: string } };
     assert.equal(used.spec.usedBy, 'node-t', 'spent in the API');
     // A learns it from the watch (and marks its tokens.json): the same token again at A is refused.
     await waitFor(() => (JSON.parse(fs.readFileSync(`${dataA}/tokens.json`, 'utf8')) as { tokens: Array<{ usedBy?: string }> }).tokens[0]?.usedBy === 'node-t', 5_000, 'A\'s tokens.json marks it used');
@@ -83,7 +79,7 @@ describe('collector replicas share join tokens through the API (PalisadeJoinToke
     const local = new TokenStore(dataA);
     const shares = await Promise.all(
       [0, 1].map(async () => {
-        const share = new JoinTokensShare({ client: await KubeClient.connect({ kubeconfig }), local, log: silentLogger() });
+        const share = new JoinTokensShare({ client: await KubeClient.connect({ kubeconfig: k8s.kubeconfig }), local, log: silentLogger() });
         share.start();
         stack.push(() => share.stop());
         await share.synced();
@@ -106,10 +102,51 @@ describe('collector replicas share join tokens through the API (PalisadeJoinToke
     const { b, dataA } = await replicas();
     const t = token(dataA, 'node-o');
     await published(idOf(t));
-    const heal = api.addFault({ method: 'PUT', path: /palisadejointokens/, status: 503 });
+    const heal = k8s.api.addFault({ method: 'PUT', path: /palisadejointokens/, status: 503 });
     const refused = await tryJoin(b, 'node-o', t);
     assert.notEqual(refused, 'joined');
     heal();
     assert.equal(await tryJoin(b, 'node-o', t), 'joined', 'the token was not spent by the failed attempt');
+  });
+
+  /** Hold every join-token watch from now on (reconnections hang): a replica learns no token through its watch. */
+  const holdTokenWatches = (): (() => void) => {
+    const heal = k8s.api.addFault({ path: /palisadejointokens/, watch: true, hang: true });
+    k8s.api.dropWatches('reset');
+    return () => {
+      heal();
+      k8s.api.dropWatches('reset');
+    };
+  };
+
+  it('a token published by A a moment ago joins at B before B\'s watch has delivered it (read from the API once)', async function () {
+    const { b, dataA } = await replicas();
+    const heal = holdTokenWatches();
+    try {
+      const t = token(dataA, 'node-l');
+      await published(idOf(t));
+      assert.equal(b.kubernetes!.tokens.check(t).ok, false, 'B has not heard of it through its watch');
+      assert.equal(await tryJoin(b, 'node-l', t), 'joined');
+      assert.equal((k8s.api.get(TOKENS, '', `plt-${idOf(t)}`) as unknown as { spec: { usedBy?: string } }).spec.usedBy, 'node-l', 'spent in the API');
+      assert.equal(b.kubernetes!.tokens.lookUps.found, 1);
+    } finally {
+      heal();
+    }
+  });
+
+  it('an unknown token is still refused and audited; reads of unknown tokens are rate-limited (a flood costs the API a burst, then a few a second)', async function () {
+    const { b } = await replicas();
+    const unknown = 'plt_0123abcd.' + 'x'.repeat(32);
+    assert.match(await tryJoin(b, 'node-u', unknown), /unknown token/);
+    await waitFor(() => b.audit.list({ kind: 'trust-refusal' }).some((r) => r.data.event === 'join' && r.data.reason === 'unknown token'), 5_000, 'the refusal audited');
+    const reads = (): number => k8s.api.requests.filter((r) => r.method === 'GET' && /palisadejointokens\/plt-/.test(r.path)).length;
+    assert.equal(reads(), 1, 'read once before the refusal');
+    const share = b.kubernetes!.tokens;
+    const before = { ...share.lookUps };
+    await Promise.all(Array.from({ length: 50 }, (_, i) => share.lookUp(`plt_${(0x10000000 + i).toString(16)}.${'y'.repeat(32)}`)));
+    const read = share.lookUps.read - before.read;
+    assert.ok(read <= LOOKUP_BURST, `${read} reads for 50 unknown tokens at once`);
+    assert.equal(read + share.lookUps.limited - before.limited, 50, 'each one either read or refused unread, counted');
+    assert.equal(reads(), 1 + read, 'the API saw only those reads');
   });
 });
