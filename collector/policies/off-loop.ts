@@ -39,6 +39,7 @@ export interface OffLoopOptions {
 
 interface Pending {
   job: OffLoopJob;
+  deadlineMs: number;
   resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
   timer?: NodeJS.Timeout;
@@ -57,14 +58,17 @@ export class OffLoop {
 
   constructor(private readonly opts: OffLoopOptions) {}
 
-  /** Run `job` in the thread; its answer, or PolicyInvalidError, INVALID_ARGUMENT (budgets), COLLECTOR_UNAVAILABLE (busy). */
-  run<T>(job: Omit<OffLoopJob, 'id'> & Record<string, unknown>): Promise<T> {
+  /**
+   * Run `job` in the thread; its answer, or PolicyInvalidError, INVALID_ARGUMENT (budgets), COLLECTOR_UNAVAILABLE (busy).
+   * `deadlineMs`: this job's time budget, instead of the thread's.
+   */
+  run<T>(job: Omit<OffLoopJob, 'id'> & Record<string, unknown>, deadlineMs = this.opts.deadlineMs): Promise<T> {
     if (this.closed) return Promise.reject(stopping());
     if (this.queue.length >= (this.opts.maxQueued ?? 8)) {
       return Promise.reject(new PalisadeError('PALISADE_ERR_COLLECTOR_UNAVAILABLE', `the collector is busy reading other ${this.opts.what}: try again in a moment`));
     }
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ job: { ...job, id: this.nextId++ }, resolve: resolve as (v: unknown) => void, reject });
+      this.queue.push({ job: { ...job, id: this.nextId++ }, deadlineMs, resolve: resolve as (v: unknown) => void, reject });
       this.next();
     });
   }
@@ -88,10 +92,10 @@ export class OffLoop {
     const arm = (): void => {
       if (this.running !== pending) return;
       pending.timer = setTimeout(() => {
-        this.opts.log.warn({ reason: 'time budget exceeded', deadlineMs: this.opts.deadlineMs, kind: pending.job.kind }, 'off-loop job refused');
+        this.opts.log.warn({ reason: 'time budget exceeded', deadlineMs: pending.deadlineMs, kind: pending.job.kind }, 'off-loop job refused');
         void this.stopWorker(); // first: the next job gets a new thread
-        this.finish((p) => p.reject(invalidArgument(`${this.opts.what} took longer than ${this.opts.deadlineMs} ms to read (the limit): ${this.opts.tooLongHint}`)));
-      }, this.opts.deadlineMs);
+        this.finish((p) => p.reject(invalidArgument(`${this.opts.what} took longer than ${pending.deadlineMs} ms to read (the limit): ${this.opts.tooLongHint}`)));
+      }, pending.deadlineMs);
     };
     if (this.online.has(worker)) arm();
     else worker.once('online', arm);

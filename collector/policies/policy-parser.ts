@@ -10,6 +10,7 @@
  */
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { PolicyKind } from '../../common/control-api';
+import type { RegistryService } from '../../common/mesh-protocol';
 import type { Logger } from '../../common/log';
 import { PolicyInvalidError } from '../../common/policy';
 import { MAX_POLICY_FILE_BYTES, type PolicyFile } from '../../common/policy-files';
@@ -17,6 +18,8 @@ import { aliasScanProblem, lineOfOffset } from '../../common/yaml-limits';
 import { manifestFromText } from './manifest-text';
 import { OffLoop } from './off-loop';
 import { planOffLoop } from './plan-off-loop';
+import { checkOffLoop } from './set-check';
+import type { SetDigest } from './set-digest';
 import type { DesiredPolicy, Plan, StoredPolicy } from './repository';
 
 /** A policy as the worker read it: enough to store it and compile it again from its manifest. */
@@ -85,6 +88,11 @@ export class PolicyParser {
   /** What changes from `current` to `next` (repository.ts `planChanges`), in the worker when many policies differ: plan-off-loop.ts. */
   plan(current: readonly StoredPolicy[], next: readonly DesiredPolicy[], sliceMs: number): Promise<Plan> {
     return planOffLoop(this.loop, current, next, sliceMs);
+  }
+
+  /** `next`, the set a change makes, compiled and checked in the worker (set-check.ts): its digest, or PolicyInvalidError. */
+  check(next: readonly DesiredPolicy[], incoming: { keys: readonly string[]; kinds: readonly string[] }, services: () => readonly RegistryService[]): Promise<SetDigest> {
+    return checkOffLoop(this.loop, next, incoming, services);
   }
 
   close(): Promise<void> {
