@@ -119,6 +119,7 @@ export class PolicyManager {
     const dir = this.opts.policyDir;
     if (dir !== undefined) this.stopWatching = followPolicyDir(dir, (files) => this.syncDir(dir, files), this.log, () => this.repo.version);
     this.encode();
+    this.parser.warm(this.repo.current());
     this.log.info({ event: 'policy-version', version: this.repo.version, policies: this.repo.current().length }, 'policy store ready');
   }
 
@@ -359,10 +360,12 @@ export class PolicyManager {
       await this.idle();
       const base = this.repo.version;
       const next = makeNext();
-      const plan = await this.parser.plan(this.repo.current(), next, COMPILE_SLICE_MS);
-      // each object compiled alone already; the set must hold too
+      // each object compiled alone already; the set must hold too (checked while the plan is made)
       const incoming = { keys: [...(how.shown ?? [])], kinds: how.kinds ?? [] };
-      const candidate = await this.parser.check(next, incoming, () => this.opts.registry().services ?? []);
+      const [plan, candidate] = await Promise.all([
+        this.parser.plan(this.repo.current(), next, COMPILE_SLICE_MS),
+        this.parser.check(next, incoming, () => this.opts.registry().services ?? []),
+      ]);
       await this.idle(); // a version being written is a change
       if (this.repo.version !== base) {
         if (attempt < MAX_CHANGE_ATTEMPTS) continue;
@@ -437,9 +440,13 @@ export class PolicyManager {
     let done!: () => void;
     this.writing = new Promise((resolve) => (done = resolve));
     try {
-      const changed = await this.auditedAnchored(plan, author, action);
-      const { version } = await this.repo.commitSliced(plan, author, action, COMPILE_SLICE_MS);
-      return await this.committedSliced(version, candidate, changed, author, action);
+      const { changed, anchored } = await this.auditedSynced(plan, author, action);
+      try {
+        const { version } = await this.repo.commitSliced(plan, author, action, COMPILE_SLICE_MS);
+        return await this.committedSliced(version, candidate, changed, author, action);
+      } finally {
+        await anchored; // answered once audit.head names the record too
+      }
     } finally {
       this.writing = undefined;
       done();
@@ -454,13 +461,17 @@ export class PolicyManager {
     return changed;
   }
 
-  /** `audited`, with the audit log's own fsync of its head off the event loop (awaited all the same). */
-  private async auditedAnchored(plan: Plan, author: string, action: string): Promise<ReturnType<PolicyManager['audited']>> {
+  /**
+   * `audited`, the record's sync off the event loop; `anchored` settles once audit.head names it
+   * (its writes, two fsyncs, overlap the version's commit: under heavy writes to the same file
+   * system each fsync can take seconds).
+   */
+  private async auditedSynced(plan: Plan, author: string, action: string): Promise<{ changed: ReturnType<PolicyManager['audited']>; anchored: Promise<void> }> {
     const audit = this.opts.audit;
-    if (!audit?.appendAnchored) return this.audited(plan, author, action);
+    if (!audit?.appendSynced) return { changed: this.audited(plan, author, action), anchored: Promise.resolve() };
     const changed = changesOf(plan);
-    await audit.appendAnchored('policy-change', author, { version: this.repo.version + 1, action, changes: changed });
-    return changed;
+    const { anchored } = await audit.appendSynced('policy-change', author, { version: this.repo.version + 1, action, changes: changed });
+    return { changed, anchored };
   }
 
   /** The version is stored: the compiled set follows it, and every agent gets it. */

@@ -33,7 +33,7 @@ export interface OffLoopOptions {
   maxQueued?: number;
   /** The thread's V8 heap, MB (default 256). */
   maxHeapMb?: number;
-  /** Stop an idle thread after this long (default 30 s). */
+  /** Stop an idle thread after this long (default 30 s; Infinity: never, the thread stays warm). */
   idleMs?: number;
 }
 
@@ -146,8 +146,9 @@ export class OffLoop {
 
   private armIdle(): void {
     if (this.idleTimer) clearTimeout(this.idleTimer);
-    if (!this.worker) return;
-    this.idleTimer = setTimeout(() => void this.stopWorker(), this.opts.idleMs ?? 30_000);
+    const idleMs = this.opts.idleMs ?? 30_000;
+    if (!this.worker || !Number.isFinite(idleMs)) return;
+    this.idleTimer = setTimeout(() => void this.stopWorker(), idleMs);
     this.idleTimer.unref();
   }
 

@@ -58,13 +58,17 @@ export interface PolicyParserOptions {
 
 export class PolicyParser {
   private readonly loop: OffLoop;
+  private readonly log: Logger;
 
   constructor(opts: PolicyParserOptions) {
+    this.log = opts.log.child({ component: 'policy-parser' });
     this.loop = new OffLoop({
-      log: opts.log.child({ component: 'policy-parser' }),
+      log: this.log,
       what: 'policy files',
       tooLongHint: 'split them or simplify them',
       deadlineMs: opts.deadlineMs ?? DEFAULT_PARSE_DEADLINE_MS,
+      // Warm: a new thread takes about a second to load on a busy machine, and compiles the whole set once (set-check.ts).
+      idleMs: Infinity,
       ...(opts.maxQueued === undefined ? {} : { maxQueued: opts.maxQueued }),
     });
   }
@@ -93,6 +97,18 @@ export class PolicyParser {
   /** `next`, the set a change makes, compiled and checked in the worker (set-check.ts): its digest, or PolicyInvalidError. */
   check(next: readonly DesiredPolicy[], incoming: { keys: readonly string[]; kinds: readonly string[] }, services: () => readonly RegistryService[]): Promise<SetDigest> {
     return checkOffLoop(this.loop, next, incoming, services);
+  }
+
+  /**
+   * Start the thread and compile `current` (the set in force) there now, so that the first change
+   * waits for neither (a problem is only logged: the change that meets it says it).
+   */
+  warm(current: readonly DesiredPolicy[]): void {
+    const started = performance.now();
+    this.check(current, { keys: [], kinds: [] }, () => []).then(
+      () => this.log.debug({ policies: current.length, ms: Math.round(performance.now() - started) }, 'policy worker warm'),
+      (err: unknown) => this.log.debug({ reason: err instanceof Error ? err.message : String(err) }, 'policy worker not warmed'),
+    );
   }
 
   close(): Promise<void> {
