@@ -43,13 +43,7 @@ export class WalSync {
   prime(): void {
     if (this.dirSynced || !existsSync(this.wal)) return;
     try {
-      const dir = openSync(path.dirname(this.wal), 'r');
-      try {
-        fsyncSync(dir);
-      } finally {
-        closeSync(dir);
-      }
-      this.dirSynced = true;
+      this.syncDirectoryNow();
     } catch (err) {
       throw this.failed(err);
     }
@@ -64,19 +58,21 @@ export class WalSync {
       } finally {
         closeSync(fd);
       }
-      if (!this.dirSynced) {
-        const dir = openSync(path.dirname(this.wal), 'r');
-        try {
-          fsyncSync(dir);
-        } finally {
-          closeSync(dir);
-        }
-        this.dirSynced = true;
-      }
+      if (!this.dirSynced) this.syncDirectoryNow();
     } catch (err) {
       if (errorCode(err) !== 'ENOENT') throw this.failed(err);
     }
     this.counts.now++;
+  }
+
+  private syncDirectoryNow(): void {
+    const dir = openSync(path.dirname(this.wal), 'r');
+    try {
+      fsyncSync(dir);
+    } finally {
+      closeSync(dir);
+    }
+    this.dirSynced = true;
   }
 
   /** Sync what was committed before this call, off the event loop; rejects with PALISADE_ERR_DATA_DIR. */
