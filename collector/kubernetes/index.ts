@@ -127,6 +127,7 @@ export async function startCollectorKubernetes(
         policyObjects: p.inForce,
         refused: p.refused,
         ignoredRoutes: p.ignoredRoutes,
+        replicas: leases.status(),
       };
     },
     // Not the node records: a cluster without the PalisadeNode CRD still runs one replica (each knows its own joins).
