@@ -25,6 +25,8 @@ export interface OffLoopOptions {
   log: Logger;
   /** What the jobs are, for messages ("policy files", "stored flows"). */
   what: string;
+  /** The thread's name in `top -H` and /proc (15 characters at most there). */
+  name?: string;
   /** What to do about a job past its deadline ("split them"). */
   tooLongHint: string;
   /** Longest a job may take (counted from when the thread can start it). */
@@ -105,6 +107,7 @@ export class OffLoop {
   private ensureWorker(): Worker {
     if (this.worker) return this.worker;
     const w = new Worker(path.join(__dirname, 'policy-worker.js'), {
+      ...(this.opts.name === undefined ? {} : { name: this.opts.name }),
       resourceLimits: { maxOldGenerationSizeMb: this.opts.maxHeapMb ?? 256, maxYoungGenerationSizeMb: 32 },
     });
     w.unref();

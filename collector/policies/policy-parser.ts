@@ -65,6 +65,7 @@ export class PolicyParser {
     this.loop = new OffLoop({
       log: this.log,
       what: 'policy files',
+      name: 'policy-worker',
       tooLongHint: 'split them or simplify them',
       deadlineMs: opts.deadlineMs ?? DEFAULT_PARSE_DEADLINE_MS,
       // Warm: a new thread takes about a second to load on a busy machine, and compiles the whole set once (set-check.ts).

@@ -12,6 +12,7 @@ import { SetChecker } from '../../../../collector/policies/set-check';
 import { authorizationSelecting, digestOf } from '../../../../collector/policies/set-digest';
 import { toWire } from '../../../../collector/policies/plan-off-loop';
 import { silentLogger } from '../../../../common/log';
+import { threadCpu } from '../../../bench/loop/thread-cpu';
 import type { RegistryService } from '../../../../common/mesh-protocol';
 import { allOf, compilePolicyFiles, PolicyInvalidError } from '../../../../common/policy';
 
@@ -112,5 +113,22 @@ describe('set-check: a change\'s set checked in the policy worker', function () 
     } finally {
       await parser.close();
     }
+  });
+});
+
+describe('the policy worker', function () {
+  this.timeout(60_000);
+
+  it('is started warm and named policy-worker in /proc (the benches tell its CPU from the collector\'s), gone once closed', async () => {
+    const parser = new PolicyParser({ log: silentLogger() });
+    try {
+      parser.warm(desired(AUTHZ('a', 'ALLOW', 'web')));
+      // warming starts the thread now, not at the first change (its name is set as it starts)
+      for (let i = 0; i < 200 && !threadCpu().has('policy-worker'); i++) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(threadCpu().has('policy-worker'), `threads: ${[...threadCpu().keys()].join(', ')}`);
+    } finally {
+      await parser.close();
+    }
+    assert.ok(!threadCpu().has('policy-worker'), `threads after close: ${[...threadCpu().keys()].join(', ')}`);
   });
 });
