@@ -66,7 +66,7 @@ export class ReplicaLeases {
   }
 
   get self(): string {
-    return this.opts.registry.epoch;
+    return this.opts.registry.replica;
   }
 
   start(): void {
