@@ -1,6 +1,7 @@
 /**
  * The collector's flow sinks beyond the store, built from `--flow-sink` values: each gets every
- * flow the store commits, once, in the order stored. docs/architecture.md "Flow sinks".
+ * flow the store commits, once (batches in the order stored; several requests may be out at once,
+ * so a receiver may see them in another order). docs/architecture.md "Flow sinks".
  */
 import type { SinkCounts } from '../../common/flows-api';
 import type { Logger } from '../../common/log';

@@ -57,6 +57,43 @@ function sink(answers: PostResult[], opts: Partial<ConstructorParameters<typeof 
   return { s, posted, lost };
 }
 
+
+/** A request the test answers when it likes: the flows it carried (their tags). */
+interface Held {
+  tags: number[];
+  answer(r: PostResult): void;
+}
+
+/** A sink whose requests wait for the test to answer them (`out`, in the order sent). */
+function heldSink(opts: Partial<ConstructorParameters<typeof OtlpSink>[0]> = {}) {
+  const out: Held[] = [];
+  const s = new OtlpSink({
+    name: 'otlp:test',
+    url: new URL('http://unused.invalid/v1/logs'),
+    log: pino({ level: 'silent' }),
+    send: (pieces) =>
+      encodeAndPost(encoder, pieces, (body) => {
+        const b = Buffer.concat(body);
+        const tags = Array.from({ length: b.length / 4 }, (_, i) => b.readUInt32LE(4 * i));
+        return new Promise<PostResult>((answer) => out.push({ tags, answer }));
+      }),
+    flushIntervalMs: 1,
+    retryMinMs: 1,
+    retryMaxMs: 2,
+    ...opts,
+  });
+  return { s, out };
+}
+
+/** accepted = delivered + lost + buffered, and the counts the test expects. */
+function counts(s: OtlpSink, want: { accepted: number; delivered: number; lost: number; buffered: number }): void {
+  const c = s.counts();
+  assert.deepEqual(c, want);
+  assert.equal(c.accepted, c.delivered + c.lost + c.buffered);
+}
+
+const sortedTags = (held: readonly Held[]): number[] => held.flatMap((h) => h.tags).sort((a, b) => a - b);
+
 describe('OtlpSink', () => {
   it('sends a batch again after retryable answers (0, 429, 503), in order, then the rest', async () => {
     const { s, posted } = sink([{ status: 0 }, { status: 429 }, { status: 503 }], { batchSize: 3 });
@@ -121,6 +158,113 @@ describe('OtlpSink', () => {
     assert.equal(released, 1);
     await encodeAndPost(counting, pieces, async () => answers.shift()!);
     assert.equal(released, 1);
+  });
+
+  it('keeps up to maxInFlight requests in flight, the window opening by one per delivered batch', async () => {
+    const { s, out } = heldSink({ batchSize: 2, maxInFlight: 3 });
+    s.write(recs(1, 20)); // ten full batches
+    assert.equal(out.length, 1, 'one request at first, sent at once (no timer)');
+    const inFlight: number[] = [];
+    for (let answered = 0; answered < 10; answered++) {
+      inFlight.push(s.requestsInFlight);
+      out[answered]!.answer({ status: 200 });
+      await tick(1);
+    }
+    assert.deepEqual(inFlight, [1, 2, 3, 3, 3, 3, 3, 3, 2, 1]);
+    assert.equal(out.length, 10);
+    assert.deepEqual(sortedTags(out), Array.from({ length: 20 }, (_, i) => i + 1));
+    counts(s, { accepted: 20, delivered: 20, lost: 0, buffered: 0 });
+  });
+
+  it('two batches in flight: one fails and is sent again while the other is delivered, counts exact at every step', async () => {
+    const { s, out } = heldSink({ batchSize: 2, maxInFlight: 2, retryMinMs: 50, retryMaxMs: 50 });
+    s.write(recs(1, 2));
+    out[0]!.answer({ status: 200 });
+    await until(() => s.counts().delivered === 2); // the window is two now
+    s.write(recs(3, 4));
+    assert.deepEqual(out.slice(1).map((h) => h.tags), [[3, 4], [5, 6]]);
+    counts(s, { accepted: 6, delivered: 2, lost: 0, buffered: 4 });
+    out[1]!.answer({ status: 503 });
+    await tick(1);
+    assert.equal(s.retrying, true);
+    counts(s, { accepted: 6, delivered: 2, lost: 0, buffered: 4 });
+    s.write(recs(7, 2)); // waits: nothing new goes while the receiver fails
+    assert.equal(out.length, 3);
+    out[2]!.answer({ status: 200 });
+    await tick(1);
+    counts(s, { accepted: 8, delivered: 4, lost: 0, buffered: 4 });
+    assert.equal(out.length, 3, 'the backoff holds');
+    // after the backoff: the failed batch first, then the newer one (a batch was delivered since the failure: the window is two again)
+    await until(() => out.length === 5);
+    assert.deepEqual([out[3]!.tags, out[4]!.tags], [[3, 4], [7, 8]]);
+    counts(s, { accepted: 8, delivered: 4, lost: 0, buffered: 4 });
+    out[4]!.answer({ status: 200 });
+    await tick(1);
+    counts(s, { accepted: 8, delivered: 6, lost: 0, buffered: 2 });
+    out[3]!.answer({ status: 200 });
+    await tick(1);
+    counts(s, { accepted: 8, delivered: 8, lost: 0, buffered: 0 });
+    assert.equal(s.retrying, false);
+    assert.deepEqual(sortedTags(out.filter((_, i) => i !== 1)), [1, 2, 3, 4, 5, 6, 7, 8], 'every flow delivered once');
+  });
+
+  it('a receiver down with several requests in flight, then back: every flow once, one probe at a time meanwhile, counts exact', async () => {
+    const { s, out } = heldSink({ batchSize: 5, maxInFlight: 4 });
+    const delivered: number[] = [];
+    s.write(recs(1, 100)); // twenty batches
+    // the receiver answers the first three: the window opens to four
+    for (let i = 0; i < 3; i++) {
+      delivered.push(...out[i]!.tags);
+      out[i]!.answer({ status: 200 });
+      await tick(1);
+    }
+    assert.equal(s.requestsInFlight, 4);
+    // down: every request out now, and every one after, finds no receiver
+    let down = true;
+    let answered = 3;
+    let probes = 0;
+    const answering = setInterval(() => {
+      if (down && s.retrying) probes = Math.max(probes, s.requestsInFlight);
+      for (; answered < out.length; answered++) {
+        const h = out[answered]!;
+        if (!down) delivered.push(...h.tags);
+        h.answer(down ? { status: 0, error: 'ECONNREFUSED' } : { status: 200 });
+      }
+    }, 2);
+    try {
+      for (let tag = 101; tag <= 400; tag += 10) {
+        s.write(recs(tag, 10));
+        const c = s.counts();
+        assert.equal(c.accepted, c.delivered + c.lost + c.buffered);
+        await tick(3);
+      }
+      assert.equal(s.retrying, true);
+      assert.ok(out.length > 8, `requests: ${out.length}`); // the four out, then probes
+      counts(s, { accepted: 400, delivered: 15, lost: 0, buffered: 385 });
+      assert.equal(probes, 1, 'one request at a time while the receiver fails');
+      down = false;
+      await until(() => s.counts().buffered === 0);
+      assert.deepEqual([...delivered].sort((x, y) => x - y), Array.from({ length: 400 }, (_, i) => i + 1));
+      counts(s, { accepted: 400, delivered: 400, lost: 0, buffered: 0 });
+    } finally {
+      clearInterval(answering);
+    }
+  });
+
+  it('close() waits for the requests in flight within its grace, then counts what is still out lost, once', async () => {
+    const { s, out } = heldSink({ batchSize: 2, maxInFlight: 2, closeGraceMs: 100 });
+    s.write(recs(1, 2));
+    out[0]!.answer({ status: 200 });
+    await until(() => s.counts().delivered === 2);
+    s.write(recs(3, 5)); // [3, 4] and [5, 6] out, [7] waiting
+    assert.equal(out.length, 3);
+    const closing = s.close();
+    out[1]!.answer({ status: 200 });
+    await closing; // [5, 6] never answered; [7] went when a slot was free, never answered
+    counts(s, { accepted: 7, delivered: 4, lost: 3, buffered: 0 });
+    for (const h of out.slice(2)) h.answer({ status: 200 }); // too late: not counted again
+    await tick(1);
+    counts(s, { accepted: 7, delivered: 4, lost: 3, buffered: 0 });
   });
 
   it('close() delivers what waits within its grace period', async () => {
