@@ -221,6 +221,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         enrollment: () => sources?.enrollment,
         limits,
         ...(opts.mesh ? { traffic: () => traffic } : {}),
+        ...(opts.mesh ? { hbone: () => mesh && { source: mesh.pool.keepaliveFailures, destination: mesh.inbound.counters.keepaliveFailures } } : {}),
       })
     : undefined;
   if (metricsRegistry) dropTotals.register(metricsRegistry);

@@ -31,6 +31,7 @@ import {
 import { parseSpiffeId } from '../common/identity';
 import { certInfo, nodeSpiffeId, readCsr } from '../common/pki';
 import type { TrustEvent, TrustRefusals } from './audit/trust-refusals';
+import { countRecords, flowsEnvelope, type FlowsEnvelope } from './flows/flows-frame';
 import { FrameBudget, PacedFrames } from './frame-budget';
 import type { CertificateAuthority } from './mesh-ca';
 import type { NodeBinding } from './nodes/node-binding';
@@ -84,6 +85,11 @@ export interface NodeSessionDeps {
 export interface FlowIngest {
   /** `frame`: the agent's frame the batch was parsed from (flow sinks read the flows from its bytes). */
   ingest(node: string, batch: Pick<FlowsMessage, 'session' | 'seq' | 'lost' | 'flows'>, frame?: Uint8Array): void | Promise<void>;
+  /**
+   * The same for a flows frame not parsed here, only its envelope read (flows/flows-frame.ts):
+   * the store parses and checks it (PALISADE_ERR_PROTOCOL, nothing stored, when it is refused).
+   */
+  ingestFrame?(node: string, envelope: FlowsEnvelope, frame: Buffer, flows: number): Promise<void>;
 }
 
 const MAX_ERROR_TEXT = 1024;
@@ -198,6 +204,8 @@ export class NodeSession {
         this.frames.charge(FrameBudget.cost('hello'));
         this.hello(parseMessage(data, NODE_FIRST));
       } else {
+        const envelope = this.deps.flows?.ingestFrame ? flowsEnvelope(data) : undefined;
+        if (envelope) return this.flowsFrame(envelope, data);
         const message = parseMessage(data, NODE_REQUESTS);
         this.frames.charge(FrameBudget.cost(message.type, message.type === 'flows' ? message.flows.length : 0));
         if (this.superseded && message.type !== 'flows') {
@@ -274,16 +282,30 @@ export class NodeSession {
       stored = sink.ingest(this.node, m, frame);
     } catch (err) {
       if (!isPalisadeError(err) || err.code !== 'PALISADE_ERR_COLLECTOR_UNAVAILABLE') throw err;
-      return this.notStored(m, err);
+      return this.notStored(m.seq, m.flows.length, err);
     }
-    if (stored) stored.then(ack, (err: Error) => this.notStored(m, err));
+    if (stored) stored.then(ack, (err: Error) => this.notStored(m.seq, m.flows.length, err));
     else ack();
   }
 
+  /** A flows frame handed to the store unparsed: acknowledged once stored, refused (audited, session closed) as any bad frame. */
+  private flowsFrame(envelope: FlowsEnvelope, frame: Buffer): void {
+    const flows = countRecords(frame);
+    this.frames.charge(FrameBudget.cost('flows', flows));
+    this.deps.flows!.ingestFrame!(this.node, envelope, frame, flows).then(
+      () => sendTo(this.ws, { type: 'flows-ack', session: envelope.session, seq: envelope.seq }, this.log),
+      (err: Error) => {
+        if (!isPalisadeError(err) || err.code !== 'PALISADE_ERR_PROTOCOL') return this.notStored(envelope.seq, flows, err);
+        this.audit('protocol', err.message);
+        refuseFrame(this.ws, err, this.log);
+      },
+    );
+  }
+
   /** A batch not stored (the writer busy or failed) is not acknowledged: the agent sends it again. One line per 100. */
-  private notStored(m: FlowsMessage, err: Error): void {
+  private notStored(seq: number, flows: number, err: Error): void {
     if (this.notStoredCount++ % 100 === 0) {
-      this.log.warn({ seq: m.seq, flows: m.flows.length, reason: err.message, times: this.notStoredCount }, 'flow batch not stored now; the agent sends it again');
+      this.log.warn({ seq, flows, reason: err.message, times: this.notStoredCount }, 'flow batch not stored now; the agent sends it again');
     }
   }
 

@@ -30,6 +30,7 @@ import type { NodePods } from './nodes/node-pods';
 import { NodeRecords } from './nodes/node-records';
 import { PolicyManager } from './policies/manager';
 import { WorkloadRegistry } from './registry';
+import { RegistryStateWriter, restoreRegistry } from './registry-state';
 import { AgentServer, type ServingIdentity } from './server';
 import { TokenStore } from './tokens';
 import { DEFAULT_TRUST_DOMAIN } from '../common/identity';
@@ -54,6 +55,10 @@ export interface CollectorOptions {
   deadAfterMs?: number;
   /** How long a superseded node session may still deliver flows (default 11 min: agent/drain.ts's longest drain and then some). */
   supersededGraceMs?: number;
+  /** Without --kubernetes: how long nodes restored from the state dir stay online waiting for their agents (default 60 s). */
+  registryRestoreGraceMs?: number;
+  /** How often at most the registry is written to the state dir while it changes (default 5 s). */
+  registryWriteIntervalMs?: number;
   /** Policies pushed to every agent (AuthorizationPolicy / EgressPolicy files), watched. */
   policyDir?: string;
   /** Delete stored flows older than this (ms); default 7 days. */
@@ -141,10 +146,20 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
   });
   metrics.watch(flows);
   let server: AgentServer | undefined;
+  let registryState: RegistryStateWriter | undefined;
   const registry = new WorkloadRegistry(ca.trustDomain, (delta) => {
     server?.broadcastRegistry();
+    registryState?.changed();
     log.debug({ version: delta.toVersion, changes: delta.changes.length }, 'registry changed');
   });
+  // Without Kubernetes the registry is kept in the state dir across a restart (registry-state.ts);
+  // with it, the replicas' PalisadeRegistration objects rebuild it and each process has its own epoch.
+  const restoredOnline = opts.kubernetes ? [] : restoreRegistry(opts.dataDir, registry, log);
+  if (!opts.kubernetes) {
+    registryState = new RegistryStateWriter(opts.dataDir, registry, log, opts.registryWriteIntervalMs);
+    if (registry.version > 0) registryState.writeNow(); // restored: reserve versions before any change
+  }
+  const restoreGrace = startRestoreGrace(registry, restoredOnline, nodes, log, opts.registryRestoreGraceMs ?? RESTORE_GRACE_MS);
   // The versioned policies and the audit log; a bad policy directory refuses the start, before anything listens.
   let control: { audit: AuditLog; policies: PolicyManager };
   try {
@@ -170,8 +185,8 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
   const unsubscribeSinks = flows.onStored(sinks.onStored);
   const denied = new DeniedFlowSummarizer(audit, { intervalMs: opts.auditSummaryIntervalMs });
   const refusals = new TrustRefusals(audit, { log });
-  const unsubscribeDenied = flows.onStored((entries) => {
-    for (const e of entries) if (e.record.verdict === 'denied') denied.add(e.record);
+  const unsubscribeDenied = flows.onStored((batch) => {
+    for (const f of batch.denied) denied.add(f);
   });
   const auth = new ApiAuth(adminToken, ca.trustDomain, (node, key) => nodes.certRefusal(node, key));
   const dashboard = new Dashboard({
@@ -303,8 +318,12 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
     stop: () => {
       stopped ??= (async () => {
         clearInterval(renewal);
+        clearTimeout(restoreGrace);
+        // the registry as the agents hold it, frozen before their sessions close (they come back to it)
+        const kept = registryState?.flush();
         await api.close();
         await agents.close();
+        await kept;
         await closeStores();
         if (socketPath !== undefined) {
           try {
@@ -318,6 +337,22 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
       return stopped;
     },
   };
+}
+
+/** How long nodes restored online wait for their agents before they go offline. */
+const RESTORE_GRACE_MS = 60_000;
+
+/**
+ * Nodes restored from the state dir: those revoked meanwhile leave the registry now; those online
+ * go offline after `graceMs` unless their agents said hello again.
+ */
+function startRestoreGrace(registry: WorkloadRegistry, online: string[], nodes: NodeRecords, log: Logger, graceMs: number): NodeJS.Timeout | undefined {
+  for (const n of registry.snapshot().nodes) if (nodes.record(n.node) === undefined) registry.removeNode(n.node);
+  if (online.length === 0) return undefined;
+  return setTimeout(() => {
+    const gone = registry.expireRestored();
+    if (gone.length > 0) log.info({ nodes: gone.slice(0, 20), count: gone.length }, 'nodes restored from the state dir did not come back: offline');
+  }, graceMs).unref();
 }
 
 /** The audit log and the versioned policies (started: a bad policy directory throws, leaving nothing open). */

@@ -43,13 +43,25 @@ export class FrameBudget {
     return (COST[type] ?? 1) + Math.floor(records / 500);
   }
 
+  /** Spend `cost` only if the bucket holds it now (true); otherwise spend nothing (false). */
+  take(cost: number): boolean {
+    this.refill();
+    if (this.tokens < cost) return false;
+    this.tokens -= cost;
+    return true;
+  }
+
   /** Spend `cost`; how many ms the session must then pause for the bucket to be back above zero (0: none). */
   spend(cost: number): number {
+    this.refill();
+    this.tokens -= cost;
+    return this.tokens >= 0 ? 0 : Math.ceil(-this.tokens / this.perMs);
+  }
+
+  private refill(): void {
     const t = this.now();
     this.tokens = Math.min(this.capacity, this.tokens + (t - this.last) * this.perMs);
     this.last = t;
-    this.tokens -= cost;
-    return this.tokens >= 0 ? 0 : Math.ceil(-this.tokens / this.perMs);
   }
 }
 

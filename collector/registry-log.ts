@@ -57,7 +57,7 @@ export class RegistryLog {
     const last = this.entries[this.entries.length - 1];
     if (last && this.head < this.entries.length && last.toVersion !== delta.fromVersion) this.clear();
     const bytes = Buffer.byteLength(frame);
-    const changes = JSON.stringify(delta.changes).slice(1, -1);
+    const changes = changesText(frame);
     this.entries.push({ fromVersion: delta.fromVersion, toVersion: delta.toVersion, frame, bytes, before: this.appended, epoch: delta.epoch, changes, count: delta.changes.length });
     this.bytes += bytes;
     this.appended += bytes;
@@ -131,11 +131,24 @@ export class RegistryLog {
     return this.entries.length - this.head;
   }
 
-  private clear(): void {
+  /** Forget every delta (a new epoch: none of them leads anywhere an agent of it can be). */
+  clear(): void {
     this.entries.length = 0;
     this.head = 0;
     this.bytes = 0;
     this.appended = 0;
     this.merged.clear();
   }
+}
+
+/**
+ * The JSON of a `registry-delta` frame's changes without the brackets, as a slice of the frame
+ * (V8 keeps a slice as a view of its parent: the log holds each delta's text once, not twice).
+ * `changes` is the frame's last field and its first `"changes":[` (the fields before it are an
+ * epoch and numbers).
+ */
+function changesText(frame: string): string {
+  const at = frame.indexOf('"changes":[');
+  if (at < 0 || !frame.endsWith(']}')) throw new Error('registry-delta frame without its changes last');
+  return frame.slice(at + '"changes":['.length, -2);
 }

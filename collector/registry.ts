@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { spiffeId } from '../common/identity';
 import { newer, nextStamp, type RegistrationShare, type Stamp } from './nodes/registration-share';
 import type { HeldNode } from './nodes/replica-liveness';
+import { copyWorkload, registryWorkload, workloadChanges, type DiskRegistry, type RestoredRegistry } from './registry-entries';
 import { RegistryLog, type RegistryLogLimits } from './registry-log';
 import { byIp, resolveServices, type ResolvedServices } from './services';
 import {
@@ -57,7 +58,15 @@ export class WorkloadRegistry {
   private servicesText = new Map<string, string>();
   private readonly texts = new WeakMap<RegistryService, string>();
   private versionCounter = 0;
-  readonly epoch = randomBytes(8).toString('hex');
+  /** This process's id among collector replicas (the `replica` of its registration stamps and Lease): random per process. */
+  readonly replica = randomBytes(8).toString('hex');
+  /** Versions are meaningful only with it: the replica id, or the one restored from the state dir (registry-state.ts). */
+  private epochId = this.replica;
+  /** The highest version the state file on disk reserves for this epoch (undefined: none written yet); see `noteDurable`. */
+  private durableReserved: number | undefined;
+  /** Nodes restored online from the state dir whose agents have not said hello since (`expireRestored`). */
+  private readonly restoredWaiting = new Set<string>();
+  private frozen = false;
   private readonly log: RegistryLog;
   /** The newest session stamp seen for each node, ours or another replica's. */
   private readonly stamps = new Map<string, Stamp>();
@@ -100,6 +109,7 @@ export class WorkloadRegistry {
    * would otherwise encode a snapshot per session, each one version newer).
    */
   nextFrame(at: RegistryPosition | undefined): { frame: string | Buffer; to: RegistryPosition } | undefined {
+    if (this.frozen) return undefined;
     const current = this.versionCounter;
     if (at?.epoch === this.epoch && at.version === current) return undefined;
     const step = at?.epoch === this.epoch ? this.log.next(at.version, current) : undefined;
@@ -117,6 +127,75 @@ export class WorkloadRegistry {
     return this.versionCounter;
   }
 
+  get epoch(): string {
+    return this.epochId;
+  }
+
+  /**
+   * Start from the state a previous collector process wrote (registry-state.ts), before any
+   * session: the same epoch, its nodes and workloads, the versions it reserved skipped (an agent
+   * may hold any of them) with one empty delta from the state's own version past them — an agent
+   * at that version gets that delta, any other one a snapshot. Returns the nodes restored online.
+   */
+  restore(state: RestoredRegistry): string[] {
+    if (this.versionCounter !== 0 || this.nodes.size > 0) throw new Error('restore into a registry in use');
+    this.epochId = state.epoch;
+    this.kubeServices = [...state.kubeServices];
+    for (const n of state.nodes) {
+      const workloads = n.workloads.map((w) => registryWorkload(this.trustDomain, n.node, n.nodeAddress, w)).sort(byIp);
+      this.nodes.set(n.node, { nodeAddress: n.nodeAddress, online: n.online, lastSeen: new Date(n.lastSeen), workloads, services: n.services, stamp: n.stamp, remote: false });
+      this.stamps.set(n.node, n.stamp);
+      this.setOwner(n.node, [], workloads);
+      if (n.online) this.restoredWaiting.add(n.node);
+    }
+    this.resolution = this.resolve();
+    this.servicesText = new Map(this.resolution.services.map((s) => [`${s.namespace}/${s.name}`, this.textOf(s)]));
+    // a process that stopped cleanly sent nothing past its state; one that crashed may have sent any reserved version
+    this.versionCounter = state.reserved > state.version ? state.reserved + 1 : state.version;
+    // the old file restores to this same state at this version: safe to send until a new file reserves more
+    this.durableReserved = this.versionCounter;
+    if (this.versionCounter !== state.version) this.log.append({ epoch: this.epochId, fromVersion: state.version, toVersion: this.versionCounter, changes: [] });
+    return [...this.restoredWaiting];
+  }
+
+  /** The collector stops: no more frames to agents (what they hold is what the state dir keeps: registry-state.ts). */
+  freeze(): void {
+    this.frozen = true;
+  }
+
+  /** Restored nodes whose agents did not come back go offline (one delta), as if their sessions had closed now. */
+  expireRestored(): string[] {
+    const gone = [...this.restoredWaiting].filter((node) => this.nodes.get(node)?.online === true && this.nodes.get(node)?.remote === false);
+    this.restoredWaiting.clear();
+    const changes: RegistryChange[] = [];
+    for (const node of gone) {
+      const state = this.nodes.get(node)!;
+      state.online = false;
+      state.lastSeen = this.now();
+      changes.push({ op: 'set-node', node: this.nodeEntry(node, state) });
+    }
+    if (changes.length > 0) this.changed(changes);
+    return gone;
+  }
+
+  /** What the state dir keeps (registry-state.ts): this replica's nodes as they are at `version`. */
+  diskState(): DiskRegistry {
+    const nodes: DiskRegistry['nodes'] = [];
+    for (const [node, s] of this.nodes) {
+      if (!s.remote) nodes.push({ node, nodeAddress: s.nodeAddress, online: s.online, lastSeen: s.lastSeen, stamp: s.stamp, workloads: s.workloads, services: s.services });
+    }
+    return { epoch: this.epochId, version: this.versionCounter, kubeServices: this.kubeServices, nodes };
+  }
+
+  /**
+   * A state file of `epoch` reserving versions up to `reserved` is on disk: a collector restarted
+   * from it skips to `reserved + 1`, so this one must not send a version past it (`changed`
+   * starts a new epoch instead).
+   */
+  noteDurable(epoch: string, reserved: number): void {
+    if (epoch === this.epochId) this.durableReserved = Math.max(this.durableReserved ?? 0, reserved);
+  }
+
   position(): RegistryPosition {
     return { epoch: this.epoch, version: this.versionCounter };
   }
@@ -125,8 +204,9 @@ export class WorkloadRegistry {
   nodeOnline(node: string, nodeAddress: string): void {
     const state = this.nodes.get(node);
     const changes: RegistryChange[] = [];
-    const stamp = nextStamp(this.now().getTime(), this.stamps.get(node), this.epoch);
+    const stamp = nextStamp(this.now().getTime(), this.stamps.get(node), this.replica);
     this.stamps.set(node, stamp);
+    this.restoredWaiting.delete(node);
     if (state) {
       Object.assign(state, { stamp, remote: false, online: true });
       state.lastSeen = this.now();
@@ -138,6 +218,7 @@ export class WorkloadRegistry {
     } else {
       this.nodes.set(node, { nodeAddress, online: true, lastSeen: this.now(), workloads: [], services: [], stamp, remote: false });
     }
+    // always a change, even for a node restored online: an agent's session is ready at its first registry frame after hello
     changes.unshift({ op: 'set-node', node: this.nodeEntry(node, this.nodes.get(node)!) });
     this.changed(changes);
     this.local(node);
@@ -262,7 +343,7 @@ export class WorkloadRegistry {
 
   /** Our live session's node again: a new stamp, online; the node's entry when that changed it. */
   private reclaim(node: string, state: NodeState): RegistryChange[] {
-    state.stamp = nextStamp(this.now().getTime(), this.stamps.get(node), this.epoch);
+    state.stamp = nextStamp(this.now().getTime(), this.stamps.get(node), this.replica);
     this.stamps.set(node, state.stamp);
     state.remote = false;
     if (state.online) return [];
@@ -313,16 +394,7 @@ export class WorkloadRegistry {
       }
       seenIps.add(w.ip);
       seenNames.add(label);
-      accepted.push({
-        node,
-        nodeAddress: state.nodeAddress,
-        name: w.name,
-        namespace: w.namespace,
-        serviceAccount: w.serviceAccount,
-        identity,
-        ip: w.ip,
-        labels: { ...w.labels },
-      });
+      accepted.push(registryWorkload(this.trustDomain, node, state.nodeAddress, w));
     }
     accepted.sort(byIp);
     const changes = [...extra, ...workloadChanges(state.workloads, accepted)];
@@ -408,30 +480,25 @@ export class WorkloadRegistry {
     changes.push(...set);
     this.servicesText = texts;
     if (changes.length === 0) return;
+    if (!this.frozen && this.durableReserved !== undefined && this.versionCounter + 1 > this.durableReserved) this.newEpoch();
     const fromVersion = this.versionCounter;
     this.versionCounter += 1;
     const delta: RegistryDelta = { epoch: this.epoch, fromVersion, toVersion: this.versionCounter, changes };
     this.onChange(delta, this.log.append(delta));
   }
+
+  /**
+   * The state file on disk has not caught up with the versions sent (its writes stalled for a
+   * million changes): a restart from it could give a version agents hold a different meaning, so
+   * the registry moves to a new epoch (every agent gets one snapshot) instead.
+   */
+  private newEpoch(): void {
+    this.epochId = randomBytes(8).toString('hex');
+    this.durableReserved = undefined;
+    this.log.clear();
+    this.snapshotCache = undefined;
+  }
 }
 
 /** Below this size a snapshot is always encoded at the current version (see `nextFrame`). */
 export const SNAPSHOT_REUSE_BYTES = 256 * 1024;
-
-function copyWorkload(w: RegistryWorkload): RegistryWorkload {
-  return { ...w, labels: { ...w.labels } };
-}
-
-/** What turns one node's workload list `before` into `after`: removals, then additions and replacements (by IP). */
-export function workloadChanges(before: readonly RegistryWorkload[], after: readonly RegistryWorkload[]): RegistryChange[] {
-  const next = new Map(after.map((w) => [w.ip, w]));
-  const prev = new Map(before.map((w) => [w.ip, w]));
-  const changes: RegistryChange[] = [];
-  for (const w of before) if (!next.has(w.ip)) changes.push({ op: 'remove-workload', ip: w.ip });
-  for (const w of after) {
-    const old = prev.get(w.ip);
-    if (!old || JSON.stringify(old) !== JSON.stringify(w)) changes.push({ op: 'set-workload', workload: copyWorkload(w) });
-  }
-  return changes;
-}
-

@@ -70,7 +70,7 @@ export interface AgentServerOptions {
 type Auth =
   | { kind: 'node'; node: string; key: PresentedKey }
   | { kind: 'join'; token: string; tokenId: string }
-  | { kind: 'refused'; code: PalisadeErrorCode; reason: string; tokenId?: string; node?: string };
+  | { kind: 'refused'; code: PalisadeErrorCode; reason: string; tokenId?: string; node?: string; unknownToken?: string };
 
 /**
  * Budgets for a connection before it is an authenticated session: the TLS handshake, the request
@@ -225,6 +225,16 @@ export class AgentServer implements NodeSessionHub {
       return respond(socket, 404, { code: 'PALISADE_ERR_NOT_FOUND', message: `no endpoint ${path.slice(0, 256)}` });
     }
     const auth = this.authenticate(req, tlsSocket);
+    const lookUp = this.opts.tokens.lookUp;
+    if (auth.kind === 'refused' && auth.unknownToken !== undefined && lookUp) {
+      // Published by another replica a moment ago? Read it once, then decide again.
+      void lookUp.call(this.opts.tokens, auth.unknownToken).then(() => this.admit(req, socket, head, remote, this.authenticate(req, tlsSocket)));
+      return;
+    }
+    this.admit(req, socket, head, remote, auth);
+  }
+
+  private admit(req: IncomingMessage, socket: Duplex, head: Buffer, remote: string, auth: Auth): void {
     if (auth.kind === 'refused') {
       this.log.warn({ remote, node: auth.node, reason: auth.reason, tokenId: auth.tokenId }, 'agent refused');
       const event = auth.code === 'PALISADE_ERR_JOIN_REFUSED' ? 'join' : 'node-certificate';
@@ -287,7 +297,7 @@ export class AgentServer implements NodeSessionHub {
         return { kind: 'refused', code: 'PALISADE_ERR_JOIN_REFUSED', reason: 'collector cannot read its token store' };
       }
       if (verdict.ok) return { kind: 'join', token: m[1], tokenId: verdict.id };
-      return { kind: 'refused', code: 'PALISADE_ERR_JOIN_REFUSED', reason: verdict.reason, tokenId: verdict.id };
+      return { kind: 'refused', code: 'PALISADE_ERR_JOIN_REFUSED', reason: verdict.reason, tokenId: verdict.id, ...(verdict.reason === 'unknown token' && { unknownToken: m[1] }) };
     }
     let reason = 'no client certificate and no join token';
     if (peer && !socket.authorized) reason = `client certificate not trusted (${String(socket.authorizationError)})`;

@@ -55,6 +55,8 @@ export interface JoinTokens {
   consume?(token: string, node: string): TokenVerdict;
   /** Spend it asynchronously (through the API), before the join is recorded; throws when it cannot tell. */
   spend?(token: string, node: string): Promise<TokenVerdict>;
+  /** Look an unknown token up where other replicas publish theirs, so `check` knows it; never throws. */
+  lookUp?(token: string): Promise<void>;
 }
 
 export function parseToken(token: string): { id: string; secret: string } | undefined {

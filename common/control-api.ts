@@ -282,6 +282,29 @@ export interface RouteStatus {
   agents: number;
 }
 
+/**
+ * One collector replica, as the replica answering judges it from its Lease (collector/nodes/
+ * replica-liveness.ts). Ages are on the answering replica's clock.
+ */
+export interface ReplicaStatus {
+  /** Its id (its registry's epoch): the Lease's holderIdentity. */
+  replica: string;
+  /** The replica answering. */
+  self: boolean;
+  /** Its Lease: `held` (seen), `deleted` (a clean shutdown), `none` (never seen: known only by the nodes it holds). */
+  lease: 'held' | 'deleted' | 'none';
+  /** Since its renewTime was last seen to change (its own renewal, for the answering replica). */
+  renewedAgoMs?: number;
+  durationMs?: number;
+  /** `self`; `alive`, `dead`, or `not judged` while the answering replica's own view is not current. */
+  judgement: 'self' | 'alive' | 'dead' | 'not judged';
+  /** Why, when dead or not judged. */
+  why?: string;
+  /** Nodes whose latest session is at it, and of those how many are shown offline here. */
+  nodes: number;
+  offline: number;
+}
+
 /** The collector's view of the Kubernetes API (`collector --kubernetes`). */
 export interface KubernetesStatus {
   /** Every watch has listed at least once (before that, nothing from the API is published). */
@@ -298,4 +321,6 @@ export interface KubernetesStatus {
   refused: Array<{ object: string; problems: string[]; previousInForce: boolean }>;
   /** HTTPRoutes and GRPCRoutes attached to no Service: a gateway's routes, not the mesh's, so left alone. */
   ignoredRoutes?: number;
+  /** The collector replicas, as the replica answering sees them (their Leases and its judgement). */
+  replicas?: ReplicaStatus[];
 }

@@ -26,6 +26,8 @@ export interface AgentMetricsSources {
   limits?: LimitSources;
   /** The source node's routing (a meshed agent, once its proxy runs). */
   traffic?: () => { stats(): TrafficStats } | undefined;
+  /** HBONE connections ended by an unanswered keepalive PING, by side (a meshed agent, once running). */
+  hbone?: () => { source: number; destination: number } | undefined;
   now?: () => number;
 }
 
@@ -66,6 +68,17 @@ export function createAgentRegistry(src: AgentMetricsSources): Registry {
     new ReadCounter('palisade_traffic_mirrors_total', 'Mirrored copies of routed requests (RequestMirror) by how they ended: answered (their answer discarded), failed, or dropped (in-flight limit, body too large, no endpoint, request incomplete)', () => {
       const m = traffic()?.stats().mirrors;
       return MIRROR_OUTCOMES.map((outcome) => ({ labels: { outcome }, value: m?.[outcome] ?? 0 }));
+    }).register(registry);
+  }
+
+  const hbone = src.hbone;
+  if (hbone) {
+    new ReadCounter('palisade_hbone_keepalive_failures_total', 'HBONE connections destroyed, with their tunnels, because the peer node did not answer a keepalive PING: side="source" (this node opened it), side="destination" (a source node opened it to this node)', () => {
+      const k = hbone();
+      return [
+        { labels: { side: 'source' }, value: k?.source ?? 0 },
+        { labels: { side: 'destination' }, value: k?.destination ?? 0 },
+      ];
     }).register(registry);
   }
 

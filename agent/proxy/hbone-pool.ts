@@ -8,6 +8,7 @@ import * as http2 from 'node:http2';
 import { errorCode, PalisadeError } from '../../common/errors';
 import type { Logger } from '../../common/log';
 import type { IdentityCert } from '../identity/manager';
+import { DEFAULT_HBONE_KEEPALIVE, keepSessionAlive, type HboneKeepalive } from './hbone-keepalive';
 import { FORWARDED_HEADER, formatForwarded, HBONE_PORT, REFUSAL_HEADER, sniFor, spiffeIdOfPeer } from './hbone';
 
 export interface IdentitySource {
@@ -25,18 +26,6 @@ export interface TunnelTarget {
 const STREAM_WINDOW = 4 << 20;
 const SESSION_WINDOW = 16 << 20;
 const IDLE_MS = 60_000;
-
-/**
- * A session carrying streams PINGs its peer every `intervalMs` and is destroyed — failing its
- * streams, so the requests on them end — when no answer comes within `timeoutMs`: a peer node
- * that vanished without a FIN or RST (powered off, partitioned) would otherwise hold every tunnel
- * to it open for ever, as a route without a timeout sets no deadline once a request is sent.
- */
-export interface HboneKeepalive {
-  intervalMs: number;
-  timeoutMs: number;
-}
-export const DEFAULT_HBONE_KEEPALIVE: HboneKeepalive = { intervalMs: 20_000, timeoutMs: 10_000 };
 
 export class HbonePool {
   private readonly sessions = new Map<string, { session: http2.ClientHttp2Session; cert: IdentityCert }>();
@@ -205,30 +194,11 @@ export class HbonePool {
   private keepAlive(session: http2.ClientHttp2Session, t: TunnelTarget, forget: () => void): void {
     const count = { open: 0 };
     this.streams.set(session, count);
-    let waiting: NodeJS.Timeout | undefined;
-    const tick = setInterval(() => {
-      if (count.open === 0 || waiting || session.destroyed) return;
-      waiting = setTimeout(() => {
-        this.keepaliveFailures += 1;
-        this.log.warn({ peer: t.nodeAddress, dst: t.dstIdentity, streams: count.open }, 'hbone connection: no answer to a keepalive PING; closing it and its streams');
-        forget();
-        session.destroy(new PalisadeError('PALISADE_ERR_HBONE', `peer ${t.nodeAddress} did not answer a PING within ${this.keepalive.timeoutMs} ms`));
-      }, this.keepalive.timeoutMs);
-      const answered = (): void => {
-        clearTimeout(waiting);
-        waiting = undefined;
-      };
-      try {
-        // false: too many PINGs unanswered already — the timer above decides
-        session.ping(answered);
-      } catch {
-        answered(); // the session is gone: its own close ends its streams
-      }
-    }, this.keepalive.intervalMs);
-    tick.unref();
-    session.once('close', () => {
-      clearInterval(tick);
-      clearTimeout(waiting);
+    keepSessionAlive(session, this.keepalive, count, () => {
+      this.keepaliveFailures += 1;
+      this.log.warn({ peer: t.nodeAddress, dst: t.dstIdentity, streams: count.open }, 'hbone connection: no answer to a keepalive PING; closing it and its streams');
+      forget();
+      session.destroy(new PalisadeError('PALISADE_ERR_HBONE', `peer ${t.nodeAddress} did not answer a PING within ${this.keepalive.timeoutMs} ms`));
     });
   }
 }

@@ -9,11 +9,13 @@
 import * as http2 from 'node:http2';
 import type * as net from 'node:net';
 import type * as tls from 'node:tls';
+import { PalisadeError } from '../../common/errors';
 import type { Logger } from '../../common/log';
 import type { MeshWorkload } from '../mesh/mesh-registry';
 import { stripMapped } from '../ipv4-mapped';
 import type { Workload } from '../workloads';
 import { FORWARDED_HEADER, HBONE_PORT, REFUSAL_HEADER, sniFor, spiffeIdOfPeer } from './hbone';
+import { DEFAULT_HBONE_KEEPALIVE, keepSessionAlive, type HboneKeepalive } from './hbone-keepalive';
 import { streamAdmission, type StreamRefusal } from './inbound-admission';
 import type { IdentitySource } from './hbone-pool';
 import type { FlowEndpoint } from '../../common/flow';
@@ -34,6 +36,8 @@ export interface InboundInputs {
   authz: DestinationAuthz;
   /** per-source caps on streams, and where refusals are reported */
   limits: Pick<ProxyLimits, 'connections' | 'refusals'>;
+  /** PINGs on sessions carrying streams (default: the source side's, DEFAULT_HBONE_KEEPALIVE) */
+  keepalive?: HboneKeepalive;
 }
 
 export type InboundRefusal = StreamRefusal | LimitReason;
@@ -50,7 +54,7 @@ export class InboundProxy {
   /** SNI name of each local identity, hashed once. */
   private readonly sniNames = new Map<string, string>();
   /** counters for tests and metrics */
-  readonly counters = { accepted: 0, refused: 0, tlsErrors: 0 };
+  readonly counters = { accepted: 0, refused: 0, tlsErrors: 0, keepaliveFailures: 0 };
   /** the port listened on, for refusals that name no destination */
   private port = HBONE_PORT;
 
@@ -134,11 +138,30 @@ export class InboundProxy {
     this.sessions.add(session);
     session.once('close', () => this.sessions.delete(session));
     session.on('error', (err) => this.log.debug({ err }, 'inbound session error'));
+    this.keepAlive(session, socket.remoteAddress, peer);
     try {
       session.setLocalWindowSize(SESSION_WINDOW);
     } catch {
       /* session already closing */
     }
+  }
+
+  /**
+   * A source node that vanished without a FIN or RST would hold its tunnels here, and each its
+   * connection to a pod, for ever: PING it while it has streams open, end it when it stops answering.
+   */
+  private keepAlive(session: http2.ServerHttp2Session, peerAddress: string | undefined, peer: string): void {
+    const keepalive = this.inputs.keepalive ?? DEFAULT_HBONE_KEEPALIVE;
+    const count = { open: 0 };
+    session.on('stream', (stream: http2.ServerHttp2Stream) => {
+      count.open += 1;
+      stream.once('close', () => (count.open -= 1));
+    });
+    keepSessionAlive(session, keepalive, count, () => {
+      this.counters.keepaliveFailures += 1;
+      this.log.warn({ peer: peerAddress, peerIdentity: peer, streams: count.open }, 'inbound hbone connection: no answer to a keepalive PING; closing it and its streams');
+      session.destroy(new PalisadeError('PALISADE_ERR_HBONE', `source node ${peerAddress ?? '?'} did not answer a PING within ${keepalive.timeoutMs} ms`));
+    });
   }
 
   /**

@@ -7,16 +7,21 @@
  * keyed hash of the client's connection (its pod address and port, and the Service), as Envoy's:
  * requests racing on one connection get the same one; it names no endpoint, so no pod address
  * leaks, and without this node's key it cannot be made to land anywhere chosen. Pure but for the
- * key made once per process.
+ * key made once per process (sticky sessions' endpoint tags, ./session.ts, use it too).
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import type { LoadBalancer } from '../../common/routes';
 
 const KEY = randomBytes(32);
 
+/** `text` hashed with this process's key: what a client cannot compute or invert. */
+export function keyedHash(text: string): Buffer {
+  return createHmac('sha256', KEY).update(text).digest();
+}
+
 /** The value for a client connection without the cookie: 16 hex digits. */
 export function hashCookieValue(connection: string, service: string): string {
-  return createHmac('sha256', KEY).update(`${connection}>${service}`).digest('hex').slice(0, 16);
+  return keyedHash(`${connection}>${service}`).toString('hex', 0, 8);
 }
 
 /** The Set-Cookie header naming `value` under `lb`'s cookie (name, path, ttl). */

@@ -18,7 +18,7 @@ import type { Logger } from '../../common/log';
 import type { RegistryService } from '../../common/mesh-protocol';
 import type { PolicyIndex } from '../../common/policy';
 import type { BackendRef, DestinationPolicy, RouteRule, ServiceRoutes, SessionPersistence } from '../../common/routes';
-import { readSession, sessionHeader, sessionPick, type SessionState } from './session';
+import { readSession, sessionEndpoint, sessionHeader, sessionPick, type SessionState } from './session';
 import { requestEdit, ruleRedirect, type RequestEdit } from '../../common/routes/filters';
 import type { MeshWorkload } from '../mesh/mesh-registry';
 import type { MeshTracer } from '../tracing/tracer';
@@ -235,9 +235,10 @@ export class TrafficRouter {
       return { allowed: false, status: rule.filters.redirect.statusCode, verdict: 'allowed', reason: 'redirect', location: ruleRedirect(rule, req, service.port), ...answered() };
     }
     const spec = rule.session;
-    const session = spec === undefined ? undefined : { spec, carried: readSession(spec, req.headers, Date.now()) };
-    // a session goes on with its endpoint's backend (whatever the weights), while that endpoint is one of a backend's
-    const stuck = session?.carried && rule.backends.find((b) => b.weight > 0 && this.hasEndpoint(b, session.carried!.endpoint));
+    const scope = `${choice.route.id}#${rule.index}`;
+    const session = spec === undefined ? undefined : { spec, scope, carried: readSession(spec, scope, req.headers, Date.now()) };
+    // a session goes on with its endpoint's backend (whatever the weights), while its tag names one of a backend's endpoints
+    const stuck = session?.carried && rule.backends.find((b) => b.weight > 0 && this.hasEndpoint(b, session.carried!));
     const backend = stuck || pickWeighted(rule.backends, Math.random);
     const edit = requestEdit(rule, backend, req.path);
     const mirror = this.mirrorOf(matched, rule, backend, req, workload, source);
@@ -298,7 +299,7 @@ export class TrafficRouter {
     const set = svc ? this.endpointSet(svc, backend.port) : NO_ENDPOINTS;
     const connectTimeoutMs = policy?.connectTimeoutMs;
     // a session's endpoint first, while it is a candidate (ready, not ejected, not tried); then the DestinationRule's pick
-    const pick = sessionPick(session?.carried?.endpoint, set.keys, policy?.pick);
+    const pick = sessionPick(session?.carried, set.keys, policy?.pick);
     return new RequestDispatch({
       rule: rule ?? NO_RULE,
       method: req.method,
@@ -311,7 +312,7 @@ export class TrafficRouter {
       target: (e) => withConnectTimeout(withReuse(this.target(e, workload, source, proto), policy?.reuse), connectTimeoutMs),
       ...(pick !== undefined && { pick }),
       ...((session !== undefined || policy?.responseHeader !== undefined) && {
-        responseHeaders: (e: Endpoint) => headersOf(session && sessionHeader(session.spec, keyOf(e), session.carried, Date.now()), policy?.responseHeader),
+        responseHeaders: (e: Endpoint) => headersOf(session && sessionHeader(session.spec, session.scope, keyOf(e), session.carried, Date.now()), policy?.responseHeader),
       }),
       ...(policy?.outlier !== undefined && { outlier: policy.outlier }),
       ...(policy?.retrySlot !== undefined && { retrySlot: policy.retrySlot }),
@@ -319,10 +320,10 @@ export class TrafficRouter {
     });
   }
 
-  /** `endpoint` (ip:port) is a ready endpoint of backend `b` */
-  private hasEndpoint(b: BackendRef, endpoint: string): boolean {
+  /** the session names a ready endpoint of backend `b` */
+  private hasEndpoint(b: BackendRef, carried: SessionState): boolean {
     const svc = this.inputs.registry.service(b.namespace, b.name);
-    return svc !== undefined && this.endpointSet(svc, b.port).keys.includes(endpoint);
+    return svc !== undefined && sessionEndpoint(carried, this.endpointSet(svc, b.port).keys) >= 0;
   }
 
   private endpointSet(svc: RegistryService, port: number): EndpointSet {
@@ -475,6 +476,8 @@ interface RouteInfo {
 
 interface Session {
   readonly spec: SessionPersistence;
+  /** the route rule: its sessions are its own */
+  readonly scope: string;
   readonly carried: SessionState | undefined;
 }
 

@@ -1,62 +1,101 @@
 /**
  * Sticky sessions (a route rule's sessionPersistence, Gateway API GEP-1619): the proxy names the
  * endpoint that served a session's first request in a cookie (type Cookie) or a response header
- * (type Header) it adds to the answer, as Envoy's stateful sessions do (the endpoint's address,
- * base64url, with when the session began and was last used); a later request carrying it goes to
- * that endpoint while it is a ready endpoint of the backend and not ejected, else to a new one,
- * whose value the answer then carries. Past absoluteTimeout (since it began) or idleTimeout (since
- * it was last used) a session starts again. The value only chooses among the backend's own
- * endpoints: a forged one can pick no other address. Pure.
+ * (type Header) it adds to the answer, with when the session began and was last used; a later
+ * request carrying it goes to that endpoint while it is a ready endpoint of the backend and not
+ * ejected, else to a new one, whose value the answer then carries. Past absoluteTimeout (since it
+ * began) or idleTimeout (since it was last used) a session starts again.
+ *
+ * The value is opaque, as GEP-1619 leaves it to the implementation (its security section asks
+ * that nothing sensitive be exposed): the endpoint appears only as a tag, a keyed hash of its
+ * `ip:port` under this node's key (./hash-cookie.ts), so no pod address leaks to the client, and a
+ * value is matched against the backend's current endpoints' tags — a forged or stale one names no
+ * endpoint and the request is balanced as without a session. Made with another agent's key (after
+ * a restart) it is such a stale one: the session begins again. Tags are per route rule (`scope`):
+ * rules sending to the same Service do not share sessions (GEP-1619: they MUST NOT), a value made
+ * under one names nothing under another. Pure but for that key.
  */
 import type { SessionPersistence } from '../../common/routes';
 import { cookieValue, type Pick } from './balance';
+import { keyedHash } from './hash-cookie';
 
 export interface SessionState {
-  /** the endpoint's key (`ip:port`) */
-  readonly endpoint: string;
+  /** the route rule it was read for (see `endpointTag`) */
+  readonly scope: string;
+  /** the endpoint's tag (see `endpointTag`) */
+  readonly tag: string;
   /** epoch seconds the session began */
   readonly created: number;
 }
 
+/** bytes of the keyed hash kept: 96 bits, beyond guessing another endpoint's */
+const TAG_BYTES = 12;
+/** the value: tag, then the begin and last-use times (uint32 seconds each) */
+const VALUE_BYTES = TAG_BYTES + 8;
 const MAX_VALUE = 256;
+/** tags made, by endpoint key; cleared when it grows past this (endpoints come and go) */
+const MAX_TAGS = 10_000;
+const tags = new Map<string, string>();
 
-/** The session a request carries, if it carries a valid one still in time. */
-export function readSession(s: SessionPersistence, headers: Readonly<Record<string, readonly string[]>>, nowMs: number): SessionState | undefined {
+/** The tag a session value of route rule `scope` carries for the endpoint `key` (`ip:port`). */
+export function endpointTag(scope: string, key: string): string {
+  const text = `session-endpoint>${scope}>${key}`;
+  let tag = tags.get(text);
+  if (tag === undefined) {
+    if (tags.size >= MAX_TAGS) tags.clear();
+    tag = keyedHash(text).toString('base64url', 0, TAG_BYTES);
+    tags.set(text, tag);
+  }
+  return tag;
+}
+
+/** The index in `keys` of the endpoint the session names, or -1. */
+export function sessionEndpoint(carried: SessionState | undefined, keys: readonly string[]): number {
+  return carried === undefined ? -1 : keys.findIndex((k) => endpointTag(carried.scope, k) === carried.tag);
+}
+
+/** The session a request carries for route rule `scope`, if it carries a well-formed one still in time. */
+export function readSession(s: SessionPersistence, scope: string, headers: Readonly<Record<string, readonly string[]>>, nowMs: number): SessionState | undefined {
   const raw = s.type === 'Cookie' ? cookieValue(headers.cookie, s.name) : headers[s.name.toLowerCase()]?.[0];
   if (raw === undefined || raw.length === 0 || raw.length > MAX_VALUE || !/^[A-Za-z0-9_-]+$/.test(raw)) return undefined;
-  const [endpoint, createdText, seenText] = Buffer.from(raw, 'base64url').toString('latin1').split('|');
-  const created = Number(createdText);
-  const seen = Number(seenText);
-  if (endpoint === undefined || !/^[0-9a-fA-F.:[\]]{3,64}:[0-9]{1,5}$/.test(endpoint) || !Number.isInteger(created) || !Number.isInteger(seen)) return undefined;
+  const bytes = Buffer.from(raw, 'base64url');
+  if (bytes.length !== VALUE_BYTES) return undefined;
+  const created = bytes.readUInt32BE(TAG_BYTES);
+  const seen = bytes.readUInt32BE(TAG_BYTES + 4);
   const now = Math.floor(nowMs / 1000);
   if (s.absoluteMs !== undefined && (now - created) * 1000 >= s.absoluteMs) return undefined;
   if (s.idleMs !== undefined && (now - seen) * 1000 >= s.idleMs) return undefined;
-  return { endpoint, created };
+  return { scope, tag: bytes.toString('base64url', 0, TAG_BYTES), created };
 }
 
 /**
- * The response header naming `endpoint` for the session (begun at `created`, or now):
+ * The response header naming `endpoint` for route rule `scope`'s session (begun at `created`, or now):
  * `set-cookie` (Path=/, HttpOnly; Max-Age when Permanent), or the session header. Undefined when
  * the request already carries exactly this session and nothing in it needs refreshing.
  */
-export function sessionHeader(s: SessionPersistence, endpoint: string, carried: SessionState | undefined, nowMs: number): [string, string] | undefined {
+export function sessionHeader(s: SessionPersistence, scope: string, endpoint: string, carried: SessionState | undefined, nowMs: number): [string, string] | undefined {
   const now = Math.floor(nowMs / 1000);
-  const same = carried !== undefined && carried.endpoint === endpoint;
+  const tag = endpointTag(scope, endpoint);
+  const same = carried !== undefined && carried.scope === scope && carried.tag === tag;
   if (same && s.idleMs === undefined) return undefined;
   const created = same ? carried.created : now;
-  const value = Buffer.from(`${endpoint}|${created}|${now}`, 'latin1').toString('base64url');
+  const bytes = Buffer.alloc(VALUE_BYTES);
+  bytes.write(tag, 0, TAG_BYTES, 'base64url');
+  bytes.writeUInt32BE(created >>> 0, TAG_BYTES);
+  bytes.writeUInt32BE(now >>> 0, TAG_BYTES + 4);
+  const value = bytes.toString('base64url');
   if (s.type === 'Header') return [s.name, value];
   const maxAge = s.permanent && s.absoluteMs !== undefined ? `; Max-Age=${Math.max(1, Math.floor(s.absoluteMs / 1000) - (now - created))}` : '';
   return ['set-cookie', `${s.name}=${value}; Path=/; HttpOnly${maxAge}`];
 }
 
 /**
- * The pick of a request carrying a session to `endpoint` (a key of `keys`): that endpoint while
+ * The pick of a request carrying a session that names an endpoint of `keys`: that endpoint while
  * it is a candidate (ready, not ejected, not tried yet), else `then` (a DestinationRule's, or
- * undefined for the default balancer). Undefined when the session names no endpoint of `keys`.
+ * undefined for the default balancer). `then` when it names no endpoint of `keys`.
  */
-export function sessionPick(endpoint: string | undefined, keys: readonly string[], then: Pick | undefined): Pick | undefined {
-  const stuck = endpoint === undefined ? -1 : keys.indexOf(endpoint);
+export function sessionPick(carried: SessionState | undefined, keys: readonly string[], then: Pick | undefined): Pick | undefined {
+  const stuck = sessionEndpoint(carried, keys);
   if (stuck < 0) return then;
   return (k, among) => (among.includes(stuck) ? stuck : then?.(k, among));
 }

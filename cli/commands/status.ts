@@ -1,9 +1,11 @@
 /**
  * `palisade status`: the collector's policy version and, per node, whether its agent is
  * connected and which version it enforces — an agent that lags or rejected a version stands out.
+ * In Kubernetes mode also the collector replicas: each one's Lease and how the answering replica
+ * judges it.
  */
 import type { Command } from 'commander';
-import { CONTROL_API, type KubernetesStatus, type NodeStatus, type RouteStatus, type StatusResponse } from '../../common/control-api';
+import { CONTROL_API, type KubernetesStatus, type NodeStatus, type ReplicaStatus, type RouteStatus, type StatusResponse } from '../../common/control-api';
 import { expectShape } from '../api-answers';
 import { addApiOptions, apiClient } from '../api-options';
 import type { ApiFlags } from '../config';
@@ -24,6 +26,26 @@ export function kubernetesLines(k: KubernetesStatus): string {
   const kinds = Object.entries(k.policyKinds).map(([kind, v]) => `${kind} ${v}`).join(', ');
   const head = `kubernetes: ${k.synced ? 'synced' : 'not synced yet (nothing from the API applies until it is)'}; ${k.services} services; ${k.pods === undefined ? '' : `${k.pods} pods; `}${k.policyObjects} policy objects in force, ${k.refused.length} refused${k.ignoredRoutes ? `, ${k.ignoredRoutes} gateway routes left alone` : ''} (${kinds})\n`;
   return head + k.refused.map((r) => `  refused ${r.object}: ${r.problems[0] ?? '?'}${r.problems.length > 1 ? ` (+${r.problems.length - 1} more)` : ''}; ${r.previousInForce ? 'its previous version stays in force' : 'not in force'}\n`).join('');
+}
+
+/** `0.4 s ago`, `12 s ago`, `3 min ago`: an age on the answering replica's clock. */
+export function ageText(ms: number): string {
+  if (!Number.isFinite(ms) || ms < 0) return '-';
+  if (ms < 10_000) return `${(ms / 1000).toFixed(1)} s ago`;
+  if (ms < 120_000) return `${Math.round(ms / 1000)} s ago`;
+  return `${Math.round(ms / 60_000)} min ago`;
+}
+
+/** The collector replicas (Kubernetes mode): one row each, as the replica answering judges them. */
+export function replicaLines(replicas: readonly ReplicaStatus[]): string {
+  const rows = replicas.map((r) => [
+    r.self ? `${r.replica} (answering)` : r.replica,
+    r.lease === 'held' ? `held, ${r.durationMs === undefined ? '?' : `${r.durationMs / 1000} s`}` : r.lease,
+    r.renewedAgoMs === undefined ? '-' : ageText(r.renewedAgoMs),
+    r.why === undefined ? r.judgement : `${r.judgement}: ${r.why}`,
+    r.offline > 0 ? `${r.nodes} (${r.offline} offline here)` : String(r.nodes),
+  ]);
+  return formatTable(['REPLICA', 'LEASE', 'RENEWED', 'JUDGED', 'NODES'], rows);
 }
 
 /** The routes in force: one row each, with how many connected agents enforce its version. */
@@ -57,6 +79,7 @@ export function registerStatusCommands(program: Command, deps: ApiDeps): void {
     if (output === 'json') return deps.stdout(`${JSON.stringify(r)}\n`);
     deps.stdout(`policy version ${r.policyVersion}; ${r.flows.stored} flows stored; ${r.audit.records} audit records\n`);
     if (r.kubernetes) deps.stdout(kubernetesLines(r.kubernetes));
+    if (r.kubernetes?.replicas && r.kubernetes.replicas.length > 0) deps.stdout(replicaLines(r.kubernetes.replicas));
     for (const [name, c] of Object.entries(r.flows.sinks ?? {})) {
       deps.stdout(`flow sink ${name}: ${c.accepted} accepted = ${c.delivered} delivered + ${c.lost} lost + ${c.buffered} buffered\n`);
     }

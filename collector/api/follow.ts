@@ -42,7 +42,7 @@ export class FlowFollowers {
       ws.on('pong', () => this.alive.add(ws));
       ws.on('error', (err) => log.debug({ reason: err.message }, 'follower error'));
       // followers have nothing to say; whatever they send is ignored
-      const unsubscribe = this.store.onStored((entries) => this.send(ws, entries, filters, log));
+      const unsubscribe = this.store.onStored((batch) => this.send(ws, batch.entries(), filters, log));
       ws.on('close', (code) => {
         unsubscribe();
         log.debug({ code }, 'follower left');

@@ -17,14 +17,16 @@ import { PalisadeError } from '../../common/errors';
 import type { FlowRecord } from '../../common/flow';
 import type { Logger } from '../../common/log';
 import type { FlowIngest } from '../agent-session';
+import { FlowsFrameRefusal, readFlowsFrame, wrongNode, type FlowsEnvelope } from './flows-frame';
 import { whereClause } from './query';
 import { DEFAULT_FLOW_RETENTION_MS, fileBytes, usedBytes, type RetentionMetrics, type RetentionOptions } from './retention';
 import { MAX_ROLLUP_RETENTION_MS } from './rollup';
 import { edgeFlowsSql, edgeTotalsSql, type EdgeFlowsQuery, type EdgeTotalsQuery, type EdgeTotalsRow, type RawEdgeTotals } from './rollup-query';
 import { SCHEMA_VERSION, storedFlowJson, withOrigin } from './schema';
 import { SessionGaps } from './session-gaps';
+import { batchOf, frameBatch, type StoredBatch, type StoredListener } from './stored-batch';
 import { backfillRollup, countRows, FlowWriter, openDatabase, type BatchMeta, type Committed } from './writer';
-import { WriterThread } from './writer-thread';
+import { WriterThread, type FrameCommitted } from './writer-thread';
 
 export const FLOWS_DB_FILE = 'flows.db';
 
@@ -47,15 +49,7 @@ export interface FlowStoreOptions extends RetentionOptions {
   writerQueueFlows?: number;
 }
 
-/** A flow just stored: the record, its id and its wire form (`{"id":…}` JSON). */
-export interface StoredEntry {
-  id: number;
-  record: FlowRecord;
-  json: string;
-}
-
-/** `frame`: the agent's frame these flows were parsed from, when ingest was given it. */
-export type StoredListener = (entries: readonly StoredEntry[], frame?: Uint8Array) => void;
+export type { StoredBatch, StoredEntry, StoredListener } from './stored-batch';
 
 type Batch = Parameters<FlowIngest['ingest']>[1];
 
@@ -126,20 +120,37 @@ export class FlowStore implements FlowIngest {
   ingest(node: string, batch: Batch, frame?: Uint8Array): void | Promise<void> {
     this.ensureOpen();
     const flows = batch.flows;
-    for (let i = 0; i < flows.length; i++) {
-      if (flows[i].node !== node) {
-        this.opts.metrics?.refused(flows.length, 'wrong-node');
-        throw new PalisadeError(
-          'PALISADE_ERR_PROTOCOL',
-          `flows[${i}] names node ${JSON.stringify(String(flows[i].node).slice(0, 64))}, but this session is node ${node}`,
-        );
-      }
+    const problem = wrongNode(flows, node);
+    if (problem) {
+      this.opts.metrics?.refused(flows.length, 'wrong-node');
+      throw new PalisadeError('PALISADE_ERR_PROTOCOL', problem);
     }
     // The session id is the agent's (checked: [A-Za-z0-9._-]), so it needs no JSON escaping.
     const jsons = flows.map((f, i) => withOrigin(JSON.stringify(f), batch.session, batch.seq, i));
     const meta: BatchMeta = { node, session: batch.session, seq: batch.seq, lost: batch.lost };
-    if (this.writer) return this.stored(meta, flows, jsons, this.writer.commit(meta, flows, jsons), frame);
-    return this.toThread(meta, flows, jsons, frame);
+    if (this.writer) {
+      const c = this.writer.commit(meta, flows, jsons);
+      return this.stored(meta, c, c.ids && (() => batchOf(c.ids!, flows, jsons, frame)));
+    }
+    return this.toThread(meta, flows.length, () => this.thread!.commit(meta, jsons), (ids) => batchOf(ids, flows, jsons, frame));
+  }
+
+  /**
+   * Store an agent's flows frame whose envelope the session read (flows-frame.ts): parsed,
+   * checked and stored in the writer thread, so this thread never parses its records. Rejects
+   * with PALISADE_ERR_PROTOCOL for a frame refused as a whole (nothing of it stored), as `ingest`
+   * throws. `flows`: its records as counted (countRecords).
+   */
+  async ingestFrame(node: string, envelope: FlowsEnvelope, frame: Buffer, flows: number): Promise<void> {
+    this.ensureOpen();
+    const meta: BatchMeta = { node, ...envelope };
+    try {
+      if (!this.thread) return this.ingest(node, readFlowsFrame(frame, envelope, node), frame) as void;
+      await this.toThread(meta, flows, () => this.thread!.commitFrame(meta, frame, flows), (ids, c) => frameBatch(ids, frame, c.denied ?? []));
+    } catch (err) {
+      if (err instanceof FlowsFrameRefusal && err.wrongNode) this.opts.metrics?.refused(flows, 'wrong-node');
+      throw err;
+    }
   }
 
   /** Flows waiting for the writer thread (0 without one). */
@@ -153,54 +164,57 @@ export class FlowStore implements FlowIngest {
   }
 
   /** A batch to the writer thread, in its session's order; refused (never acknowledged, so sent again) when it cannot be taken. */
-  private async toThread(meta: BatchMeta, flows: readonly FlowRecord[], jsons: string[], frame?: Uint8Array): Promise<void> {
+  private async toThread(
+    meta: BatchMeta,
+    flows: number,
+    send: () => Promise<FrameCommitted>,
+    batch: (ids: number[], c: FrameCommitted) => StoredBatch,
+  ): Promise<void> {
     const key = `${meta.node}\n${meta.session}`;
     const refuse = (err: unknown, taken: boolean): never => {
       if (taken) this.gaps.failed(key, meta.seq);
       else this.gaps.refused(key, meta.seq);
-      this.opts.metrics?.refused(flows.length, 'busy');
+      if (!(err instanceof FlowsFrameRefusal)) this.opts.metrics?.refused(flows, 'busy');
       throw err;
     };
     if (!this.gaps.mayTake(key, meta.seq)) {
-      this.opts.metrics?.refused(flows.length, 'busy');
+      this.opts.metrics?.refused(flows, 'busy');
       throw new PalisadeError('PALISADE_ERR_COLLECTOR_UNAVAILABLE', `batch ${meta.seq} waits for an earlier refused batch of its session`);
     }
-    let committing: Promise<Committed>;
+    let committing: Promise<FrameCommitted>;
     try {
-      committing = this.thread!.commit(meta, jsons);
+      committing = send();
     } catch (err) {
       return refuse(err, false);
     }
     this.gaps.taken(key, meta.seq);
-    let c: Committed;
+    let c: FrameCommitted;
     try {
       c = await committing;
     } catch (err) {
       return refuse(err, true);
     }
     if (c.ids !== undefined) this.rowCount += c.ids.length;
-    this.stored(meta, flows, jsons, c, frame);
+    this.stored(meta, c, c.ids && (() => batch(c.ids!, c)));
   }
 
-  /** After a commit: count, and tell the listeners. */
-  private stored(meta: BatchMeta, flows: readonly FlowRecord[], jsons: string[], c: Committed, frame?: Uint8Array): void {
-    const ids = c.ids;
-    if (ids === undefined) {
+  /** After a commit: count, and tell the listeners (`batch`: what they get; undefined for a duplicate). */
+  private stored(meta: BatchMeta, c: Committed, batch: (() => StoredBatch) | undefined): void {
+    if (c.ids === undefined || !batch) {
       this.opts.metrics?.duplicate();
       this.log.debug({ node: meta.node, session: meta.session, seq: meta.seq }, 'duplicate flow batch acknowledged');
       return;
     }
     if (c.late) this.lateWrites++;
     this.rollupFloor = c.rollupFloor;
-    this.opts.metrics?.ingested(ids.length);
-    if (this.listeners.size > 0 && ids.length > 0) {
-      const entries = flows.map((record, i) => ({ id: ids[i], record, json: storedFlowJson(ids[i], jsons[i]) }));
-      for (const listener of this.listeners) {
-        try {
-          listener(entries, frame);
-        } catch (err) {
-          this.log.error({ err }, 'flow listener failed');
-        }
+    this.opts.metrics?.ingested(c.ids.length);
+    if (this.listeners.size === 0 || c.ids.length === 0) return;
+    const stored = batch();
+    for (const listener of this.listeners) {
+      try {
+        listener(stored);
+      } catch (err) {
+        this.log.error({ err }, 'flow listener failed');
       }
     }
   }

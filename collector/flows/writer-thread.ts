@@ -11,6 +11,8 @@ import { Worker } from 'node:worker_threads';
 import { PalisadeError } from '../../common/errors';
 import type { Logger } from '../../common/log';
 import type { RetentionMetrics, RetentionOptions } from './retention';
+import type { FlowRecord } from '../../common/flow';
+import { FlowsFrameRefusal } from './flows-frame';
 import type { BatchMeta, Committed } from './writer';
 
 /** Flows waiting for the writer thread before batches are refused (100 of the agents' 500-flow batches). */
@@ -18,12 +20,19 @@ export const DEFAULT_WRITER_QUEUE_FLOWS = 50_000;
 const RESTART_MIN_MS = 100;
 const RESTART_MAX_MS = 5_000;
 
-export type ToWriter = { type: 'commit'; id: number; meta: BatchMeta; jsons: string } | { type: 'enforce'; id: number } | { type: 'close'; id: number };
+export type ToWriter =
+  | { type: 'commit'; id: number; meta: BatchMeta; jsons: string }
+  /** an agent's flows frame (flows-frame.ts), its envelope read as `meta` */
+  | { type: 'frame'; id: number; meta: BatchMeta; bytes: Uint8Array }
+  | { type: 'enforce'; id: number }
+  | { type: 'close'; id: number };
 
-type FromWriter =
+export type FromWriter =
   | { type: 'ready'; rows: number }
-  | ({ type: 'committed'; id: number } & Committed)
+  | ({ type: 'committed'; id: number } & FrameCommitted)
   | { type: 'failed'; id: number; message: string }
+  /** a frame refused before anything of it was stored: `protocol` (hostile or broken; `wrongNode`: a record of another node), else unreadable */
+  | { type: 'refused'; id: number; message: string; protocol: boolean; wrongNode?: boolean }
   | { type: 'enforced'; id: number; deleted: number }
   | { type: 'closed'; id: number }
   | { type: 'deleted'; count: number }
@@ -44,6 +53,12 @@ export interface WriterThreadOptions {
    */
   onReady?: (rows: number) => void;
   maxQueuedFlows?: number;
+}
+
+/** A commit's answer: what writer.ts Committed says, the batch's record count and, for a frame, its denied records. */
+export interface FrameCommitted extends Committed {
+  count: number;
+  denied?: FlowRecord[];
 }
 
 interface Pending {
@@ -87,13 +102,29 @@ export class WriterThread {
   }
 
   /** Commit one batch; throws `unavailable` at once when the queue is full or the thread is down. */
-  commit(meta: BatchMeta, jsons: readonly string[]): Promise<Committed> {
+  commit(meta: BatchMeta, jsons: readonly string[]): Promise<FrameCommitted> {
+    this.mayQueue(jsons.length);
+    return this.request({ type: 'commit', id: 0, meta, jsons: jsons.join('\n') }, jsons.length);
+  }
+
+  private mayQueue(flows: number): void {
     if (this.closing) throw unavailable('the flow store is closing');
     if (!this.worker) throw unavailable('the flow writer thread is restarting');
-    if (this.queuedFlows > 0 && this.queuedFlows + jsons.length > this.maxQueuedFlows) {
+    if (this.queuedFlows > 0 && this.queuedFlows + flows > this.maxQueuedFlows) {
       throw unavailable(`${this.queuedFlows} flows are waiting to be stored (at most ${this.maxQueuedFlows})`);
     }
-    return this.request({ type: 'commit', id: 0, meta, jsons: jsons.join('\n') }, jsons.length);
+  }
+
+  /**
+   * Parse, check and commit an agent's flows frame there (`flows`: its records as counted before,
+   * for the queue); throws `unavailable` at once like `commit`, rejects with FlowsFrameRefusal for
+   * a frame refused as a whole.
+   */
+  commitFrame(meta: BatchMeta, frame: Uint8Array, flows: number): Promise<FrameCommitted> {
+    this.mayQueue(flows);
+    // a copy of its own, handed over (the frame itself stays with the collector's sinks)
+    const bytes = new Uint8Array(frame);
+    return this.request({ type: 'frame', id: 0, meta, bytes }, flows, [bytes.buffer]);
   }
 
   /** Run retention now in the thread; resolves to the rows deleted. */
@@ -117,12 +148,13 @@ export class WriterThread {
     await this.worker?.terminate();
   }
 
-  private request<T>(m: ToWriter, flows: number): Promise<T> {
+  private request<T>(m: ToWriter, flows: number, transfer?: ArrayBuffer[]): Promise<T> {
     const id = this.nextId++;
     this.queuedFlows += flows;
     return new Promise<T>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (v: never) => void, reject, flows });
-      this.worker!.postMessage({ ...m, id });
+      m.id = id;
+      this.worker!.postMessage(m, transfer);
     });
   }
 
@@ -169,7 +201,8 @@ export class WriterThread {
     this.pending.delete(m.id);
     this.queuedFlows -= p.flows;
     if (m.type === 'failed') p.reject(new PalisadeError('PALISADE_ERR_INTERNAL', m.message));
-    else if (m.type === 'committed') p.resolve({ ids: m.ids, late: m.late, rollupFloor: m.rollupFloor } as never);
+    else if (m.type === 'refused') p.reject(m.protocol ? new FlowsFrameRefusal(m.message, m.wrongNode) : new PalisadeError('PALISADE_ERR_INTERNAL', m.message));
+    else if (m.type === 'committed') p.resolve({ ids: m.ids, late: m.late, rollupFloor: m.rollupFloor, count: m.count, denied: m.denied } as never);
     else if (m.type === 'enforced') p.resolve(m.deleted as never);
     else p.resolve(undefined as never);
   }

@@ -39,13 +39,30 @@ export interface FlowWriterOptions extends RetentionOptions {
   onDeleted?: (count: number) => void;
 }
 
+/** A batch to store: `jsons[i]` is `records[i]`'s stored JSON. */
+export interface Pending {
+  meta: BatchMeta;
+  records: readonly FlowRecord[];
+  jsons: readonly string[];
+}
+
+/** A batch its gate did not let in now (not a failure of the database). */
+export class BatchWaits extends Error {}
+
+/** Asked for each batch of a group in turn, inside its transaction: whether it may be stored now (session-gaps.ts), and how it went. */
+export interface GroupGate {
+  /** Why the batch may not be stored now, or undefined. */
+  refusal(b: Pending): string | undefined;
+  settled(b: Pending, stored: boolean): void;
+}
+
 interface SessionRow {
   last_seq: number;
   lost: number;
 }
 
 export class FlowWriter {
-  private readonly insertBatch: (meta: BatchMeta, records: readonly FlowRecord[], rows: unknown[][], times: number[]) => number[] | undefined;
+  private readonly insertGroup: (batches: readonly Pending[], rows: unknown[][][], times: number[][], gate?: GroupGate) => Array<number[] | undefined | Error>;
   private readonly rollup: EdgeRollup;
   private readonly rollupRetentionMs: number;
   readonly retention: Retention;
@@ -67,7 +84,7 @@ export class FlowWriter {
        ON CONFLICT (node, session) DO UPDATE SET last_seq = excluded.last_seq, lost = max(lost, excluded.lost), updated_ms = excluded.updated_ms`,
     );
     const addRows = db.prepare('INSERT INTO node_rows (node, stored) VALUES (?, ?) ON CONFLICT (node) DO UPDATE SET stored = stored + excluded.stored');
-    this.insertBatch = db.transaction((meta: BatchMeta, records: readonly FlowRecord[], rows: unknown[][], times: number[]): number[] | undefined => {
+    const insertBatch = db.transaction((meta: BatchMeta, records: readonly FlowRecord[], rows: unknown[][], times: number[]): number[] | undefined => {
       const prev = getSession.get(meta.node, meta.session);
       if (prev && meta.seq <= prev.last_seq) return undefined;
       const ids = new Array<number>(rows.length);
@@ -77,6 +94,21 @@ export class FlowWriter {
       if (rows.length > 0) addRows.run(meta.node, rows.length);
       return ids;
     });
+    // inside this transaction each insertBatch runs as a savepoint (better-sqlite3 nests them)
+    this.insertGroup = db.transaction((batches: readonly Pending[], rows: unknown[][][], times: number[][], gate?: GroupGate) =>
+      batches.map((b, k): number[] | undefined | Error => {
+        const refused = gate?.refusal(b);
+        if (refused !== undefined) return new BatchWaits(refused);
+        try {
+          const ids = insertBatch(b.meta, b.records, rows[k]!, times[k]!);
+          gate?.settled(b, true);
+          return ids;
+        } catch (err) {
+          gate?.settled(b, false);
+          return err as Error;
+        }
+      }),
+    );
     this.rowCount = countRows(db);
     this.retention = new Retention(db, opts, {
       log: opts.log,
@@ -93,18 +125,33 @@ export class FlowWriter {
 
   /** Store one batch in one transaction (`jsons[i]` is `records[i]`'s stored JSON). */
   commit(meta: BatchMeta, records: readonly FlowRecord[], jsons: readonly string[]): Committed {
-    const rows = records.map((f, i) => flowRow(f, jsons[i]!));
-    const times = rows.map((r) => r[0] as number);
-    const ids = this.insertBatch(meta, records, rows, times);
-    let late = false;
-    if (ids !== undefined) {
-      this.rowCount += ids.length;
-      const oldest = Math.min(...times);
-      late = Math.floor(oldest / MINUTE_MS) <= Math.floor(this.opts.now() / MINUTE_MS) - LIVE_MINUTES;
-      this.pruneRollup();
-      this.retention.noteIngested(ids.length);
-    }
-    return { ids, late, rollupFloor: this.rollupFloor };
+    const r = this.commitGroup([{ meta, records, jsons }])[0]!;
+    if (r instanceof Error) throw r;
+    return r;
+  }
+
+  /**
+   * Store several batches in one transaction — one commit, and the pages they share (indexes, the
+   * rollup) written to the WAL once — each in its own savepoint: a batch that fails (its Error in
+   * its place) leaves the others stored. When the commit itself fails, it throws: nothing stored.
+   */
+  commitGroup(batches: readonly Pending[], gate?: GroupGate): Array<Committed | Error> {
+    const rows = batches.map((b) => b.records.map((f, i) => flowRow(f, b.jsons[i]!)));
+    const times = rows.map((r) => r.map((row) => row[0] as number));
+    const ids = this.insertGroup(batches, rows, times, gate);
+    return ids.map((id, k) => {
+      if (id instanceof Error) return id;
+      let late = false;
+      if (id !== undefined) {
+        this.rowCount += id.length;
+        let oldest = Infinity;
+        for (const t of times[k]!) if (t < oldest) oldest = t;
+        late = Math.floor(oldest / MINUTE_MS) <= Math.floor(this.opts.now() / MINUTE_MS) - LIVE_MINUTES;
+        this.pruneRollup();
+        this.retention.noteIngested(id.length);
+      }
+      return { ids: id, late, rollupFloor: this.rollupFloor };
+    });
   }
 
   rows(): number {

@@ -92,7 +92,7 @@ export async function startCollectorKubernetes(
   const tokens = new JoinTokensShare({ client, log, local: opts.tokens });
   const namespace = opts.namespace ?? client.namespace ?? 'default';
   const durationSeconds = opts.replicaLeaseSeconds ?? DEFAULT_REPLICA_LEASE_SECONDS;
-  const lease = new ReplicaLease({ client, log, namespace, replica: opts.registry.epoch, durationSeconds, onRecovered: () => opts.registry.republishLocal() });
+  const lease = new ReplicaLease({ client, log, namespace, replica: opts.registry.replica, durationSeconds, onRecovered: () => opts.registry.republishLocal() });
   const leases = new ReplicaLeases({ client, log, namespace, registry: opts.registry, own: lease, collectAfterMs: opts.replicaLeaseCollectAfterMs });
   // Once the registrations are listed: liveness judges them, and the start's requests stay fewer.
   let closed = false;
@@ -127,6 +127,7 @@ export async function startCollectorKubernetes(
         policyObjects: p.inForce,
         refused: p.refused,
         ignoredRoutes: p.ignoredRoutes,
+        replicas: leases.status(),
       };
     },
     // Not the node records: a cluster without the PalisadeNode CRD still runs one replica (each knows its own joins).

@@ -9,7 +9,11 @@
  * replicas accepting one token at once, one gets 409, reads the object again and finds it used.
  * A token not published yet is spent by creating its object already used (a 409 there means it
  * was just published: read it and spend it as above). When the API cannot say (an outage), the
- * join is refused (fail closed). Objects a week past their token's expiry are deleted. A cluster
+ * join is refused (fail closed). A token this replica does not know yet — made at another replica
+ * a moment ago, its watch not there yet — is read from the API once before it is refused
+ * (`lookUp`); such reads are rate-limited (LOOKUP_BURST, then LOOKUP_PER_SECOND), so a flood of
+ * unknown tokens costs the API a few reads a second: past the limit the token is refused unread,
+ * counted. Objects a week past their token's expiry are deleted. A cluster
  * without the CRD runs one replica: its tokens are spent in its tokens.json, as without Kubernetes.
  */
 import type { KubeClient } from '../../common/kube/client';
@@ -17,6 +21,7 @@ import { statusOf } from '../../common/kube/client';
 import { Informer } from '../../common/kube/informer';
 import type { Logger } from '../../common/log';
 import { isRecord } from '../../common/record';
+import { FrameBudget } from '../frame-budget';
 import { parseToken, tokenVerdict, type JoinTokens, type StoredToken, type TokenStore, type TokenVerdict } from '../tokens';
 import { NODE_GROUP, NODE_VERSION } from './node-records-share';
 
@@ -24,6 +29,11 @@ export const TOKEN_PLURAL = 'palisadejointokens';
 const FORGET_AFTER_EXPIRY_MS = 7 * 86_400_000;
 /** Spends retried after a lost race before giving up (each reads the object again). */
 const SPEND_ATTEMPTS = 3;
+/** Reads of unknown tokens from the API: a burst of this many, then this many a second. */
+export const LOOKUP_BURST = 10;
+export const LOOKUP_PER_SECOND = 2;
+/** A read of an unknown token holds its join at most this long. */
+const LOOKUP_TIMEOUT_MS = 2_000;
 
 interface TokenObject {
   apiVersion?: string;
@@ -63,6 +73,10 @@ export class JoinTokensShare implements JoinTokens {
   published = 0;
   conflicts = 0;
   refused = 0;
+  /** Unknown tokens read from the API (`lookUp`), found there, and refused unread past the rate limit. */
+  readonly lookUps = { read: 0, found: 0, limited: 0 };
+  private readonly lookUpBudget = new FrameBudget({ capacity: LOOKUP_BURST, perSecond: LOOKUP_PER_SECOND });
+  private readonly lookingUp = new Map<string, Promise<void>>();
 
   constructor(private readonly opts: { client: KubeClient; local: TokenStore; log: Logger }) {
     const { client } = opts;
@@ -134,6 +148,40 @@ export class JoinTokensShare implements JoinTokens {
       }
     }
     return { ok: false, id: parsed.id, reason: 'token contended by other joins; try again' };
+  }
+
+  /**
+   * A token this replica does not know: read its object from the API once (another replica may have
+   * published it before this one's watch delivered it), then `check` again. Never throws: a token
+   * not found, not readable, or past the rate limit stays unknown and is refused as before.
+   */
+  lookUp(token: string): Promise<void> {
+    const parsed = parseToken(token);
+    if (!parsed || this.stored(parsed.id)) return Promise.resolve();
+    const pending = this.lookingUp.get(parsed.id);
+    if (pending) return pending;
+    if (!this.lookUpBudget.take(1)) {
+      this.lookUps.limited += 1;
+      return Promise.resolve();
+    }
+    this.lookUps.read += 1;
+    const { client } = this.opts;
+    const name = nameOf(parsed.id);
+    const read = client
+      .call(`read join token ${parsed.id}`, () => client.custom.getClusterCustomObject({ group: NODE_GROUP, version: NODE_VERSION, plural: TOKEN_PLURAL, name }), { notFound: 'undefined', timeoutMs: LOOKUP_TIMEOUT_MS })
+      .then(
+        (o) => {
+          const object = o as TokenObject | undefined;
+          // the watch may have brought it meanwhile: its copy is kept (kept current; a stale one costs a 409 at the spend)
+          if (!storedOf(object) || this.objects.has(name)) return;
+          this.objects.set(name, object!);
+          this.lookUps.found += 1;
+        },
+        (err: unknown) => this.log.warn({ err, tokenId: parsed.id }, 'cannot read an unknown join token from the API: it is refused'),
+      )
+      .finally(() => this.lookingUp.delete(parsed.id));
+    this.lookingUp.set(parsed.id, read);
+    return read;
   }
 
   /** The token of `id`: the API's when it has it (it knows whether another replica spent it), else tokens.json's. */

@@ -158,7 +158,7 @@ export class RegistrationsShare {
     try {
       if (!share) {
         // Our node left the registry (revoked): its object goes, unless another replica's session wrote it since.
-        if (!object || seen?.stamp.replica !== registry.epoch || registry.hasNode(node)) return true;
+        if (!object || seen?.stamp.replica !== registry.replica || registry.hasNode(node)) return true;
         await client.call(`delete palisaderegistration ${node}`, () => client.custom.deleteClusterCustomObject({ ...params, name: node }));
         return true;
       }

@@ -61,6 +61,11 @@ export class ReplicaLease {
     return this.opts.durationSeconds * 1000;
   }
 
+  /** When (our clock) the last renewal succeeded (the start, before any). */
+  get renewedAt(): number {
+    return this.lastRenewedAt;
+  }
+
   /**
    * Since when (our clock) every renewal succeeded, or undefined: the last one failed, none
    * succeeded yet, or none succeeded for a duration (one may hang) — our view of the API is not current.

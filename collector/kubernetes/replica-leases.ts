@@ -17,7 +17,8 @@ import type { V1Lease } from '@kubernetes/client-node';
 import type { KubeClient } from '../../common/kube/client';
 import { Informer } from '../../common/kube/informer';
 import type { Logger } from '../../common/log';
-import { leasesToCollect, noteHolders, observeLease, offlineNodes, replicaDead, type Judgement, type ReplicaSeen } from '../nodes/replica-liveness';
+import type { ReplicaStatus } from '../../common/control-api';
+import { leasesToCollect, noteHolders, observeLease, offlineNodes, replicaDead, replicaRows, type Judgement, type ReplicaSeen } from '../nodes/replica-liveness';
 import type { WorkloadRegistry } from '../registry';
 import { REPLICA_LABEL, replicaLeaseName, type ReplicaLease } from './replica-lease';
 
@@ -65,7 +66,7 @@ export class ReplicaLeases {
   }
 
   get self(): string {
-    return this.opts.registry.epoch;
+    return this.opts.registry.replica;
   }
 
   start(): void {
@@ -84,6 +85,13 @@ export class ReplicaLeases {
   dead(): string[] {
     const j = this.judgement(this.now());
     return [...this.replicas.keys()].filter((r) => r !== this.self && replicaDead(this.replicas.get(r), j));
+  }
+
+  /** Every replica known, this one first, as judged now (`palisade status`). */
+  status(): ReplicaStatus[] {
+    const { registry, own } = this.opts;
+    const now = this.now();
+    return replicaRows(this.replicas, registry.heldNodes(), { replica: this.self, renewedAt: own.renewals > 0 ? own.renewedAt : undefined, durationMs: own.durationMs, nodes: registry.localNodes().length }, this.judgement(now));
   }
 
   /** Judge, mark the dead replicas' nodes offline, forget what no longer matters, collect old Leases. */

@@ -16,6 +16,7 @@
  * cut off from the API — whose watch therefore sees no renewal — marks nobody offline, and after an
  * outage (or at start) every replica gets a full duration to be seen renewing.
  */
+import type { ReplicaStatus } from '../../common/control-api';
 import type { Stamp } from './registration-share';
 
 /** A replica's Lease as the observer saw it. */
@@ -95,4 +96,53 @@ export function leasesToCollect(replicas: ReadonlyMap<string, ReplicaSeen>, self
     if (j.now - Math.max(seen.lease.changedAt, j.currentSince) > seen.lease.durationMs + afterMs) out.push(replica);
   }
   return out;
+}
+
+/** What the observer knows of itself, for its own row. */
+export interface SelfView {
+  replica: string;
+  /** When its own last renewal succeeded (its clock; undefined: none yet, no Lease written), and its Lease's duration. */
+  renewedAt: number | undefined;
+  durationMs: number;
+  /** Nodes whose session is at this replica. */
+  nodes: number;
+}
+
+/**
+ * One row per replica known (`palisade status`): the observer first, then the others by id; how it
+ * judges each now, and the nodes each holds in its registry (`held`: the others' nodes).
+ */
+export function replicaRows(replicas: ReadonlyMap<string, ReplicaSeen>, held: readonly HeldNode[], me: SelfView, j: Judgement): ReplicaStatus[] {
+  const current = j.currentSince !== undefined && j.now >= j.currentSince;
+  const own: ReplicaStatus = {
+    replica: me.replica,
+    self: true,
+    lease: me.renewedAt === undefined ? 'none' : 'held',
+    ...(me.renewedAt === undefined ? {} : { renewedAgoMs: j.now - me.renewedAt }),
+    durationMs: me.durationMs,
+    judgement: 'self',
+    ...(current ? {} : { why: 'its renewals or its watch of the Leases are failing: it judges nobody' }),
+    nodes: me.nodes,
+    offline: 0,
+  };
+  const ids = new Set([...replicas.keys(), ...held.map((h) => h.stamp.replica)]);
+  ids.delete(me.replica);
+  const rows = [...ids].sort().map((replica): ReplicaStatus => {
+    const seen = replicas.get(replica);
+    const mine = held.filter((h) => h.stamp.replica === replica);
+    const lease = seen?.deleted ? 'deleted' : seen?.lease ? 'held' : 'none';
+    const row = {
+      replica,
+      self: false,
+      lease,
+      ...(seen?.lease ? { renewedAgoMs: j.now - seen.lease.changedAt, durationMs: seen.lease.durationMs } : {}),
+      nodes: mine.length,
+      offline: mine.filter((h) => !h.online).length,
+    } as const;
+    if (!current) return { ...row, judgement: 'not judged', why: 'this replica\'s own view of the API is not current' };
+    if (!replicaDead(seen, j)) return { ...row, judgement: 'alive' };
+    const why = lease === 'deleted' ? 'its Lease was deleted' : lease === 'held' ? 'its Lease was not renewed within its duration' : 'it holds nodes without a Lease';
+    return { ...row, judgement: 'dead', why };
+  });
+  return [own, ...rows];
 }

@@ -34,10 +34,10 @@ export class FlowSinks {
   }
 
   /** What the store calls after each committed batch. */
-  readonly onStored: StoredListener = (entries, frame) => {
+  readonly onStored: StoredListener = (batch) => {
     if (this.list.length === 0) return;
-    const records = entries.map((e) => e.record);
-    for (const s of this.list) s.write(records, frame);
+    const records = batch.entries().map((e) => e.record);
+    for (const s of this.list) s.write(records, batch.frame);
   };
 
   counts(): Record<string, SinkCounts> {

@@ -3,7 +3,8 @@
  * `node dist/test/bench/data-plane.js --cpu-prof DIR`), by self time per function, by
  * module, and inclusive time of the project's own functions.
  *   node dist/test/bench/cpuprofile-top.js FILE.cpuprofile [N] [--from-s S]
- * --from-s skips the first S seconds of the profile (start-up: module loading, key generation).
+ * --from-s skips the first S seconds of the profile (start-up: module loading, key generation);
+ * --to-s ignores what follows second S (one run of a bench that makes several).
  */
 import * as fs from 'node:fs';
 
@@ -33,8 +34,10 @@ function main(): void {
   const argv = process.argv.slice(2);
   const fromIdx = argv.indexOf('--from-s');
   const fromUs = fromIdx >= 0 ? Number(argv.splice(fromIdx, 2)[1]) * 1e6 : 0;
+  const toIdx = argv.indexOf('--to-s');
+  const toUs = toIdx >= 0 ? Number(argv.splice(toIdx, 2)[1]) * 1e6 : Infinity;
   const [file, nArg] = argv;
-  if (!file || !Number.isFinite(fromUs)) throw new Error('usage: cpuprofile-top FILE.cpuprofile [N] [--from-s S]');
+  if (!file || !Number.isFinite(fromUs) || Number.isNaN(toUs)) throw new Error('usage: cpuprofile-top FILE.cpuprofile [N] [--from-s S] [--to-s S]');
   const top = Number(nArg ?? 25);
   const p = JSON.parse(fs.readFileSync(file, 'utf8')) as Profile;
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
@@ -46,7 +49,7 @@ function main(): void {
   for (let i = 0; i < p.samples.length; i++) {
     at += p.timeDeltas[i] ?? 0;
     const dt = p.timeDeltas[i + 1] ?? 0; // a sample's time is the gap to the next one
-    if (at < fromUs) continue;
+    if (at < fromUs || at > toUs) continue;
     selfUs.set(p.samples[i]!, (selfUs.get(p.samples[i]!) ?? 0) + dt);
     total += dt;
   }
@@ -76,7 +79,7 @@ function main(): void {
     process.stdout.write(`\n${title}\n`);
     for (const [k, us] of [...m].sort((a, b) => b[1] - a[1]).slice(0, n)) process.stdout.write(`  ${pct(us)}  ${(us / 1000).toFixed(0).padStart(7)} ms  ${k}\n`);
   };
-  process.stdout.write(`${file}${fromUs ? ` from ${fromUs / 1e6} s` : ''}: ${(total / 1e6).toFixed(1)} s profiled, ${(busy / 1e6).toFixed(1)} s not idle (percentages are of that)\n`);
+  process.stdout.write(`${file}${fromUs ? ` from ${fromUs / 1e6} s` : ''}${toUs < Infinity ? ` to ${toUs / 1e6} s` : ''}: ${(total / 1e6).toFixed(1)} s profiled, ${(busy / 1e6).toFixed(1)} s not idle (percentages are of that)\n`);
   // Busy stretches: consecutive samples with the event loop not idle (what a request waits behind).
   interface Stretch {
     startMs: number;
@@ -89,7 +92,7 @@ function main(): void {
   for (let i = 0; i < p.samples.length; i++) {
     at += p.timeDeltas[i] ?? 0;
     const dt = p.timeDeltas[i + 1] ?? 0;
-    if (at < fromUs) continue;
+    if (at < fromUs || at > toUs) continue;
     const n = byId.get(p.samples[i]!)!;
     if (n.callFrame.functionName === '(idle)') {
       if (cur) stretches.push(cur);

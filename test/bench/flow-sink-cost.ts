@@ -94,10 +94,10 @@ async function run(dir: string, input: Input, total: number, receiver: string | 
   const store = FlowStore.open({ file, log: silent, retentionIntervalMs: 3_600_000 });
   const sinks = new FlowSinks(receiver ? [parseSinkSpec(`otlp=${receiver}`)] : [], { log: silent, trustDomain: 'cluster.local', otlp: { maxBuffered: total + 2 * BATCH } });
   store.onStored(sinks.onStored);
-  // as in a collector, a listener reads every stored flow (collector.ts's denied-flow summarizer)
+  // as in a collector, a listener reads every stored batch's denied flows (collector.ts's denied-flow summarizer)
   let denied = 0;
-  store.onStored((entries) => {
-    for (const e of entries) if (e.record.verdict === 'denied') denied++;
+  store.onStored((batch) => {
+    denied += batch.denied.length;
   });
   // as in a running collector, the sink's thread is up and warm before the clock starts: 20 frames
   // (10,000 flows) delivered, so that V8 has compiled its code (with 2, its compiler threads took

@@ -1,4 +1,4 @@
-/** Loopback TCP for tests of a front: a connection once established, a server's port, its close. */
+/** Loopback TCP for tests of a front: a connection once established, a server's port, its close, a relay that stalls. */
 import * as http from 'node:http';
 import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -19,6 +19,36 @@ export function tcpConnect(port: number, host = '127.0.0.1'): Promise<net.Socket
 export async function listenLoopback(server: net.Server): Promise<number> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return (server.address() as net.AddressInfo).port;
+}
+
+/**
+ * A TCP relay on loopback to `port` whose `stall()` stops carrying bytes either way without closing
+ * anything — as a node powered off or cut off leaves its connections (no FIN, no RST).
+ */
+export async function stallingRelay(port: number): Promise<{ port: number; stall(): void; close(): Promise<void> }> {
+  const pairs: Array<[net.Socket, net.Socket]> = [];
+  const relay = net.createServer((down) => {
+    const up = net.connect(port, '127.0.0.1');
+    down.pipe(up);
+    up.pipe(down);
+    for (const s of [down, up]) s.on('error', () => undefined);
+    pairs.push([down, up]);
+  });
+  return {
+    port: await listenLoopback(relay),
+    stall: () => {
+      for (const [down, up] of pairs) {
+        down.unpipe(up);
+        up.unpipe(down);
+        down.pause();
+        up.pause();
+      }
+    },
+    close: async () => {
+      for (const pair of pairs) for (const s of pair) s.destroy();
+      await closeServer(relay);
+    },
+  };
 }
 
 /** Close a server (an HTTP server's kept-alive connections first). */

@@ -35,6 +35,8 @@ const MAX_IN_FLIGHT = 8;
 const MAX_BUFFERED = 4 * 1024 * 1024;
 /** A snapshot's or policies' `version`, or a registry delta's `toVersion` (collector/registry.ts writes these fields first). */
 const HEAD_RE = /^\{"type":"(registry|registry-delta|policies)",(?:"epoch":"[0-9a-f]+","fromVersion":\d+,"toVersion"|"version"):(\d+),/;
+/** A registry frame's epoch (a delta's first field, a snapshot's second): with the version, the `since` of hello, as the agent sends it. */
+const EPOCH_RE = /"epoch":"([0-9a-f]+)"/;
 
 interface Batch {
   seq: number;
@@ -68,6 +70,8 @@ export class SimAgent {
   private readyWaiters: Array<() => void> = [];
   private snapshotWaiters: Array<() => void> = [];
   private ready = false;
+  /** Where this agent's registry stands (the last registry frame's epoch and version). */
+  private at: { epoch: string; version: number } | undefined;
   private readonly backoff = new Backoff();
   private reconnectTimer: NodeJS.Timeout | undefined;
   private readonly watchers: Array<{ needle: Buffer; resolve: (a: Arrival) => void }> = [];
@@ -186,7 +190,7 @@ export class SimAgent {
     const ws = openCollectorSocket({ endpoint: this.opts.endpoint, caPem: this.opts.caPem, cert: creds });
     this.ws = ws;
     ws.on('open', () => {
-      ws.send(encodeMessage({ type: 'hello', node: this.opts.node, nodeAddress: this.opts.nodeAddress, agentVersion: 'scale-sim' }));
+      ws.send(encodeMessage({ type: 'hello', node: this.opts.node, nodeAddress: this.opts.nodeAddress, agentVersion: 'scale-sim', ...(this.at ? { since: this.at } : {}) }));
       ws.send(encodeMessage({ type: 'register', workloads: this.pods }));
     });
     ws.on('message', (data, isBinary) => this.onFrame(data as Buffer, isBinary));
@@ -217,6 +221,8 @@ export class SimAgent {
         return;
       }
       this.registry.push(arrival);
+      const epoch = EPOCH_RE.exec(data.toString('latin1', 0, Math.min(128, data.length)))?.[1];
+      if (epoch !== undefined) this.at = { epoch, version: arrival.version };
       if (head[1] === 'registry') {
         this.lastRegistryBytes = data.length;
         if (this.keepFrame) this.lastRegistryFrame = data;

@@ -106,7 +106,7 @@ describe('FlowStore', () => {
     it('tells listeners about each stored batch, with ids and wire JSON, and not about duplicates', () => {
       const s = store();
       const seen: StoredEntry[][] = [];
-      const off = s.onStored((e) => seen.push([...e]));
+      const off = s.onStored((b) => seen.push([...b.entries()]));
       const batch = flows('node-a', 3, () => Date.now());
       s.ingest('node-a', { session: 'p1', seq: 1, lost: 0, flows: batch });
       s.ingest('node-a', { session: 'p1', seq: 1, lost: 0, flows: batch });

@@ -3,14 +3,16 @@
  * by the real client-node): PalisadeJoinToken objects (collector/kubernetes/join-tokens-share.ts).
  * A token created in replica A's data directory (the offline `token create`) joins a node at
  * replica B; the object keeps only the secret's hash; a single-use token offered to both replicas
- * at once is accepted by exactly one; and with the API away a join is refused (fail closed).
+ * at once is accepted by exactly one; and with the API away a join is refused (fail closed). A
+ * token B's watch has not delivered yet is read from the API once before B refuses it; such reads
+ * are rate-limited, and an unknown token is still refused and audited.
  */
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import { joinOnce } from '../../../agent/mesh/join';
 import { parseCollectorUrl } from '../../../agent/mesh/transport';
 import type { RunningCollector } from '../../../collector/collector';
-import { JoinTokensShare } from '../../../collector/kubernetes/join-tokens-share';
+import { JoinTokensShare, LOOKUP_BURST } from '../../../collector/kubernetes/join-tokens-share';
 import { ANY_SCOPE } from '../../../collector/nodes/node-binding';
 import { TokenStore } from '../../../collector/tokens';
 import { KubeClient } from '../../../common/kube/client';
@@ -111,5 +113,46 @@ describe('collector replicas share join tokens through the API (PalisadeJoinToke
     assert.notEqual(refused, 'joined');
     heal();
     assert.equal(await tryJoin(b, 'node-o', t), 'joined', 'the token was not spent by the failed attempt');
+  });
+
+  /** Hold every join-token watch from now on (reconnections hang): a replica learns no token through its watch. */
+  const holdTokenWatches = (): (() => void) => {
+    const heal = api.addFault({ path: /palisadejointokens/, watch: true, hang: true });
+    api.dropWatches('reset');
+    return () => {
+      heal();
+      api.dropWatches('reset');
+    };
+  };
+
+  it('a token published by A a moment ago joins at B before B\'s watch has delivered it (read from the API once)', async function () {
+    const { b, dataA } = await replicas();
+    const heal = holdTokenWatches();
+    try {
+      const t = token(dataA, 'node-l');
+      await published(idOf(t));
+      assert.equal(b.kubernetes!.tokens.check(t).ok, false, 'B has not heard of it through its watch');
+      assert.equal(await tryJoin(b, 'node-l', t), 'joined');
+      assert.equal((api.get(TOKENS, '', `plt-${idOf(t)}`) as unknown as { spec: { usedBy?: string } }).spec.usedBy, 'node-l', 'spent in the API');
+      assert.equal(b.kubernetes!.tokens.lookUps.found, 1);
+    } finally {
+      heal();
+    }
+  });
+
+  it('an unknown token is still refused and audited; reads of unknown tokens are rate-limited (a flood costs the API a burst, then a few a second)', async function () {
+    const { b } = await replicas();
+    const unknown = 'plt_0123abcd.' + 'x'.repeat(32);
+    assert.match(await tryJoin(b, 'node-u', unknown), /unknown token/);
+    await waitFor(() => b.audit.list({ kind: 'trust-refusal' }).some((r) => r.data.event === 'join' && r.data.reason === 'unknown token'), 5_000, 'the refusal audited');
+    const reads = (): number => api.requests.filter((r) => r.method === 'GET' && /palisadejointokens\/plt-/.test(r.path)).length;
+    assert.equal(reads(), 1, 'read once before the refusal');
+    const share = b.kubernetes!.tokens;
+    const before = { ...share.lookUps };
+    await Promise.all(Array.from({ length: 50 }, (_, i) => share.lookUp(`plt_${(0x10000000 + i).toString(16)}.${'y'.repeat(32)}`)));
+    const read = share.lookUps.read - before.read;
+    assert.ok(read <= LOOKUP_BURST, `${read} reads for 50 unknown tokens at once`);
+    assert.equal(read + share.lookUps.limited - before.limited, 50, 'each one either read or refused unread, counted');
+    assert.equal(reads(), 1 + read, 'the API saw only those reads');
   });
 });

@@ -5,12 +5,17 @@
  * has its node marked offline at the other replica within the Lease's duration and a margin, and
  * that replica's agents get the delta; when the node's agent reconnects there, it is back. A
  * replica that keeps renewing never has a node marked, and one cut off from the API marks nobody.
+ * `palisade status` at a replica shows every replica's Lease, its judgement of each and their nodes.
  */
 import { strict as assert } from 'node:assert';
 import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
 import type { RunningCollector } from '../../../collector/collector';
+import type { ReplicaStatus, StatusResponse } from '../../../common/control-api';
 import type { RegistrySnapshot, WorkloadRegistration } from '../../../common/mesh-protocol';
 import { cliPath } from '../../harness/agent';
+import { runCli } from '../../harness/cli';
+import { waitFor as poll } from '../../harness/wait';
 import { JsonLines } from '../../harness/fixtures';
 import type { KubeApiDouble } from '../../harness/kube-api-double';
 import { podOn, REPLICAS_CA_SECRET, replicasApi } from './kube-collector';
@@ -157,5 +162,40 @@ describe('collector replicas: liveness by Lease (a dead replica\'s nodes go offl
     await new Promise((r) => setTimeout(r, 2_500));
     assert.deepEqual([a.kubernetes!.leases.marked, b.kubernetes!.leases.marked], [0, 0], 'nor after: each saw the other renew again');
     assert.equal(online('node-x')(y.latest()!), true);
+  });
+
+  it('palisade status at B: both replicas\' Leases, B\'s judgement of each and their nodes; A stopped cleanly is dead with its node offline there', async function () {
+    const [dataA, dataB] = [dirs.make(), dirs.make()];
+    const [a, b] = await Promise.all([replica(dataA, new LogCapture(), 2), replica(dataB, new LogCapture(), 2)]);
+    await agents(a, dataA, b, dataB);
+    const caFile = `${dirs.make()}/ca.crt`;
+    fs.writeFileSync(caFile, b.ca.certPem); // the CA is the shared Secret's, not in the data directory
+    const env = { PALISADE_COLLECTOR: b.apiUrl, PALISADE_TOKEN: b.adminToken, PALISADE_CA: caFile };
+    const status = async (): Promise<{ rows: ReplicaStatus[]; table: string }> => {
+      const json = await runCli(['status', '-o', 'json'], { env } as never);
+      assert.equal(json.code, 0, json.stderr);
+      const table = await runCli(['status'], { env } as never);
+      return { rows: (JSON.parse(json.stdout) as StatusResponse).kubernetes?.replicas ?? [], table: table.stdout };
+    };
+    const [idA, idB] = [a.snapshot().epoch, b.snapshot().epoch];
+    const judged = (rows: ReplicaStatus[]): string[] => rows.map((r) => `${r.replica === idA ? 'A' : r.replica === idB ? 'B' : r.replica}:${r.judgement}:${r.lease}:${r.nodes}/${r.offline}`);
+    // B judges nobody for one duration after it started (and the Leases come through its watch).
+    let seen = await status();
+    const until = (want: string): Promise<unknown> =>
+      poll(async () => judged((seen = await status()).rows).join() === want, 10_000, { intervalMs: 200, what: want }).catch((err: Error) => {
+        throw new Error(`${err.message}; last: ${judged(seen.rows).join()}`);
+      });
+    await until('B:self:held:1/0,A:alive:held:1/0');
+    const a1 = seen.rows.find((r) => r.replica === idA)!;
+    assert.ok(a1.renewedAgoMs! >= 0 && a1.renewedAgoMs! <= 2_000 + 1_000, `A renewed ${a1.renewedAgoMs} ms ago (every third of 2 s)`);
+    assert.equal(a1.durationMs, 2_000);
+    assert.match(seen.table, new RegExp(`^REPLICA +LEASE +RENEWED +JUDGED +NODES$`, 'm'));
+    assert.match(seen.table, new RegExp(`^${idB} \\(answering\\) +held, 2 s +\\d+\\.\\d s ago +self +1$`, 'm'));
+    assert.match(seen.table, new RegExp(`^${idA} +held, 2 s +\\d+\\.\\d s ago +alive +1$`, 'm'));
+
+    await a.stop();
+    await until('B:self:held:1/0,A:dead:deleted:1/1');
+    // the last renewal B saw before the deletion
+    assert.match(seen.table, new RegExp(`^${idA} +deleted +\\d+\\.\\d s ago +dead: its Lease was deleted +1 \\(1 offline here\\)$`, 'm'));
   });
 });

@@ -9,15 +9,13 @@
  */
 import { strict as assert } from 'node:assert';
 import * as http2 from 'node:http2';
-import * as net from 'node:net';
-import * as tls from 'node:tls';
 import type { HttpRecord } from '../../../agent/proxy/http';
 import { CertificateAuthority } from '../../../collector/mesh-ca';
-import { generateKeyPair } from '../../../common/pki';
 import { silentLogger } from '../../../common/log';
 import { HbonePool, type TunnelTarget } from '../../../agent/proxy/hbone-pool';
 import type { IdentityCert } from '../../../agent/identity/manager';
-import { closeServer, listenLoopback, oneShot, routedFront } from '../../harness/loopback';
+import { closeServer, listenLoopback, oneShot, routedFront, stallingRelay } from '../../harness/loopback';
+import { workloadIdentity } from '../../harness/tls-identity';
 import { tempDir } from '../../harness/agent';
 import { waitFor } from '../../harness/wait';
 
@@ -40,29 +38,14 @@ describe('HbonePool: a CONNECT stream closed before its answer', function () {
 
   before(async function () {
     const ca = CertificateAuthority.loadOrCreate(tempDir('hbone-pool'), 'cluster.local');
-    const issue = async (uri: string): Promise<{ key: string; cert: string }> => {
-      const k = await generateKeyPair();
-      return { key: k.privateKeyPem, cert: ca.issue(k.publicKeyPem, { uri, ttlSeconds: 3600, usage: 'workload' }) };
-    };
-    const [client, srv] = await Promise.all([issue(SRC), issue(DST)]);
-    server = http2.createSecureServer({ ...srv, ca: ca.certPem, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3' });
+    const [cert, srv] = await Promise.all([workloadIdentity(ca, SRC), workloadIdentity(ca, DST)]);
+    server = http2.createSecureServer({ key: srv.keyPem, cert: srv.certPem, ca: ca.certPem, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3' });
     server.on('stream', (stream, _headers) => {
       stream.on('error', () => undefined);
       behaviour(stream, stream.session as http2.ServerHttp2Session, ++streams);
     });
     server.on('sessionError', () => undefined);
     port = await listenLoopback(server);
-    const now = new Date();
-    const cert: IdentityCert = {
-      identity: SRC,
-      certPem: client.cert,
-      keyPem: client.key,
-      caPem: ca.certPem,
-      notBefore: now,
-      notAfter: new Date(now.getTime() + 3600_000),
-      receivedAt: Date.now(),
-      context: tls.createSecureContext({ key: client.key, cert: client.cert, ca: ca.certPem, minVersion: 'TLSv1.3' }),
-    };
     target = { srcIdentity: SRC, srcIp: '10.0.1.10', nodeAddress: '127.0.0.1', dstIdentity: DST, dst: { ip: '10.0.2.10', port: 80 } };
     identities = { get: (id) => (id === SRC ? cert : undefined) };
     pool = new HbonePool(identities, silentLogger(), port, TIMEOUT_MS);
@@ -147,25 +130,12 @@ describe('HbonePool: a CONNECT stream closed before its answer', function () {
     // Through a relay on loopback that, once the tunnel is answered, stops carrying bytes either
     // way without closing anything — as a node powered off or cut off leaves the connection.
     behaviour = (s) => s.respond({ ':status': 200 });
-    const pairs: Array<[net.Socket, net.Socket]> = [];
-    const relay = net.createServer((down) => {
-      const up = net.connect(port, '127.0.0.1');
-      down.pipe(up);
-      up.pipe(down);
-      for (const s of [down, up]) s.on('error', () => undefined);
-      pairs.push([down, up]);
-    });
-    const relayPort = await listenLoopback(relay);
-    const quick = new HbonePool(identities, silentLogger(), relayPort, TIMEOUT_MS, { intervalMs: 200, timeoutMs: 400 });
+    const relay = await stallingRelay(port);
+    const quick = new HbonePool(identities, silentLogger(), relay.port, TIMEOUT_MS, { intervalMs: 200, timeoutMs: 400 });
     try {
       const stream = await quick.connect(target);
       const t0 = performance.now();
-      for (const [down, up] of pairs) {
-        down.unpipe(up);
-        up.unpipe(down);
-        down.pause();
-        up.pause();
-      }
+      relay.stall();
       const ended = await new Promise<string>((resolve) => {
         stream.once('error', (err) => resolve(err.message));
         stream.once('close', () => resolve(`closed (code ${stream.rstCode})`));
@@ -176,8 +146,7 @@ describe('HbonePool: a CONNECT stream closed before its answer', function () {
       assert.equal(quick.size, 0, 'the session is gone from the pool');
     } finally {
       quick.close();
-      for (const pair of pairs) for (const s of pair) s.destroy();
-      await closeServer(relay);
+      await relay.close();
     }
   });
 

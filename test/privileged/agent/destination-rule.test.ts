@@ -242,6 +242,8 @@ describe('DestinationRule traffic policies in the source node proxy (real agent,
       assert.deepEqual(r.statuses, { 200: 20 });
       assert.equal(Object.keys(r.bodies).length, 1, `session ${s} on one endpoint: ${JSON.stringify(r.bodies)}`);
       assert.match(r.cookies?.['web-session'] ?? '', /^[A-Za-z0-9_-]+$/, 'the proxy set the session cookie');
+      const decoded = Buffer.from(r.cookies!['web-session']!, 'base64url').toString('latin1');
+      assert.doesNotMatch(decoded, /\d+\.\d+\.\d+\.\d+/, 'the cookie names its endpoint opaquely: no pod address in it');
     }
     const without = await run(VIPS.sticky, 60);
     assert.ok(Object.keys(without.bodies).length >= 2, `a client that does not send the cookie back is balanced per request: ${JSON.stringify(without.bodies)}`);
@@ -260,6 +262,12 @@ describe('DestinationRule traffic policies in the source node proxy (real agent,
     const metrics = (await topo.exec(node, 'curl', ['-s', '-m', '3', `http://${node.underlayIp}:15020/metrics`])).stdout;
     const uo = metrics.split('\n').filter((l) => l.startsWith('istio_requests_total{') && l.includes('response_flags="UO"') && l.includes('response_code="503"') && l.includes('reporter="source"'));
     assert.deepEqual(uo.map((l) => l.split(' ').pop()), ['4'], `istio_requests_total with flag UO: ${uo.join(' | ') || 'none'}`);
+  });
+
+  it('the agent exports HBONE connections ended by an unanswered keepalive PING, by side (none here)', async function () {
+    const metrics = (await topo.exec(node, 'curl', ['-s', '-m', '3', `http://${node.underlayIp}:15020/metrics`])).stdout;
+    const value = (side: string): string | undefined => metrics.split('\n').find((l) => l.startsWith(`palisade_hbone_keepalive_failures_total{side="${side}"} `))?.split(' ').pop();
+    assert.deepEqual([value('source'), value('destination')], ['0', '0']);
   });
 
   it('outlier detection ejects a failing endpoint after its configured 3 5xx in a row and readmits it after baseEjectionTime (3 s)', async function () {
@@ -311,8 +319,10 @@ describe('DestinationRule traffic policies in the source node proxy (real agent,
     const set = /^set-cookie: (.*)$/im.exec(head)?.[1]?.trim() ?? '';
     assert.match(set, /^route=[0-9a-f]{16}; Path=\/; Max-Age=60; HttpOnly$/, head);
     assert.ok(!/10\.\d+\.\d+\.\d+/.test(set), 'no pod address in the cookie');
+    // a new client's cookie is random, so its pod is too: up to 12 clients (all on one of 3 pods by
+    // chance: 3 × 3^-12, about 1 in 177,000), ending once 6 have run and two pods were seen
     const homes = new Set<string>();
-    for (let s = 0; s < 6; s++) {
+    for (let s = 0; s < 12 && (s < 6 || homes.size < 2); s++) {
       const r = await run(VIPS.crumb, 20, ['/', '--cookies']);
       assert.deepEqual(r.statuses, { 200: 20 });
       assert.equal(Object.keys(r.bodies).length, 1, `session ${s} on one endpoint: ${JSON.stringify(r.bodies)}`);

@@ -27,6 +27,17 @@ describe('FrameBudget', () => {
     assert.equal(b.spend(20), 0, 'refilled, never past capacity');
     assert.equal(b.spend(1), 100);
   });
+
+  it('take: spends only what the bucket holds now, so refusals leave no debt', () => {
+    let t = 0;
+    const b = new FrameBudget({ capacity: 3, perSecond: 2, now: () => t });
+    assert.deepEqual([1, 2, 3, 4, 5].map(() => b.take(1)), [true, true, true, false, false]);
+    t += 500;
+    assert.equal(b.take(1), true, 'one back after 500 ms at 2 per second, whatever was refused before');
+    assert.equal(b.take(1), false);
+    t += 60_000;
+    assert.deepEqual([1, 2, 3, 4].map(() => b.take(1)), [true, true, true, false], 'never past capacity');
+  });
 });
 
 describe('PacedFrames', () => {

@@ -286,6 +286,17 @@ describe('agent metrics on /metrics', function () {
       assert.deepEqual(Object.keys(mirrors).map((outcome) => sample(m, 'palisade_traffic_mirrors_total', { outcome })?.value), Object.values(mirrors), 'every mirrored copy counted by how it ended, drops by reason');
     });
 
+    it('counts HBONE connections ended by an unanswered keepalive PING, by side (0 before the mesh runs)', async function () {
+      let mesh: { source: number; destination: number } | undefined;
+      const { scrape } = await serve({ hbone: () => mesh });
+      const none = await scrape();
+      assert.equal(none.get('palisade_hbone_keepalive_failures_total')?.type, 'counter');
+      assert.deepEqual(['source', 'destination'].map((side) => sample(none, 'palisade_hbone_keepalive_failures_total', { side })?.value), [0, 0]);
+      mesh = { source: 2, destination: 5 };
+      const m = await scrape();
+      assert.deepEqual(['source', 'destination'].map((side) => sample(m, 'palisade_hbone_keepalive_failures_total', { side })?.value), [2, 5]);
+    });
+
     it('reports every eBPF map\'s entries and capacity, the kernel\'s counters and refused pods, and still answers when the data path cannot be read', async function () {
       let broken = false;
       const datapath = () => ({

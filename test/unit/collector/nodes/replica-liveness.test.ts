@@ -6,7 +6,7 @@
  * stops is judged dead within its duration of its last renewal seen.
  */
 import { strict as assert } from 'node:assert';
-import { leasesToCollect, noteHolders, observeLease, offlineNodes, replicaDead, type HeldNode, type Judgement, type ReplicaSeen } from '../../../../collector/nodes/replica-liveness';
+import { leasesToCollect, noteHolders, observeLease, offlineNodes, replicaDead, replicaRows, type HeldNode, type Judgement, type ReplicaSeen } from '../../../../collector/nodes/replica-liveness';
 import { newer as newerThan, type RegistrationShare, type Stamp } from '../../../../collector/nodes/registration-share';
 import { WorkloadRegistry } from '../../../../collector/registry';
 import { Rng } from '../../../harness/random';
@@ -70,6 +70,48 @@ describe('replica liveness: judged from Leases on the observer\'s clock', () => 
       assert.equal(noteHolders(noted, [{ node: 'n9', stamp: stamp('z'), online: true }], 90_000).get('z')!.firstSeenAt, 50_000, 'first seen stays');
       assert.deepEqual(offlineNodes([{ node: 'n9', stamp: stamp('z'), online: true }], noted, 'self', judge(60_000)), []);
       assert.equal(offlineNodes([{ node: 'n9', stamp: stamp('z'), online: true }], noted, 'self', judge(65_001)).length, 1);
+    });
+  });
+
+  describe('replicaRows (palisade status)', () => {
+    const held: HeldNode[] = [
+      { node: 'n1', stamp: stamp('a'), online: true },
+      { node: 'n2', stamp: stamp('a'), online: false },
+      { node: 'n3', stamp: stamp('c'), online: false },
+      { node: 'n4', stamp: stamp('e'), online: true },
+    ];
+    const replicas = new Map<string, ReplicaSeen>([
+      ['self', seen({ lease: lease(99_000) })],
+      ['b', seen({ lease: lease(99_000, 2_000) })],
+      ['a', seen({ lease: lease(0) })],
+      ['c', seen({ lease: lease(98_000), deleted: true })],
+      ['d', seen({ deleted: true })],
+    ]);
+    const me = { replica: 'self', renewedAt: 95_000, durationMs: 15_000, nodes: 7 };
+    const brief = (j: Judgement): string[] => replicaRows(replicas, held, me, j).map((r) => `${r.replica} ${r.judgement} ${r.lease} ${r.renewedAgoMs ?? '-'}/${r.durationMs ?? '-'} ${r.nodes}/${r.offline}${r.why ? ` (${r.why})` : ''}`);
+    it('the observer first, then every replica known by its Lease or by the nodes it holds, by id, as judged now', () => {
+      assert.deepEqual(brief(judge(100_000)), [
+        'self self held 5000/15000 7/0',
+        'a dead held 100000/15000 2/1 (its Lease was not renewed within its duration)',
+        'b alive held 1000/2000 0/0',
+        'c dead deleted 2000/15000 1/1 (its Lease was deleted)',
+        'd dead deleted -/- 0/0 (its Lease was deleted)',
+        'e alive none -/- 1/0',
+      ]);
+    });
+    it('a holder without a Lease past the grace: dead, saying so', () => {
+      const withE = new Map(replicas).set('e', seen({ firstSeenAt: 0 }));
+      const e = replicaRows(withE, held, me, judge(100_000)).find((r) => r.replica === 'e')!;
+      assert.deepEqual([e.judgement, e.why], ['dead', 'it holds nodes without a Lease']);
+    });
+    it('the observer before its first renewal: no Lease of its own yet', () => {
+      const own = replicaRows(replicas, held, { ...me, renewedAt: undefined }, judge(100_000, null))[0]!;
+      assert.deepEqual([own.lease, own.renewedAgoMs, own.judgement], ['none', undefined, 'self']);
+    });
+    it('while the observer is not current: nobody judged, and its own row says why', () => {
+      const rows = replicaRows(replicas, held, me, judge(100_000, null));
+      assert.deepEqual(rows.map((r) => r.judgement), ['self', 'not judged', 'not judged', 'not judged', 'not judged', 'not judged']);
+      assert.match(rows[0]!.why ?? '', /judges nobody/);
     });
   });
 
