@@ -11,7 +11,7 @@
  * buffer drops the oldest waiting flows (never a batch already handed on) and counts them lost.
  * accepted = delivered + lost + buffered at every moment. docs/architecture.md "Flow sinks".
  */
-import type { FlowRecord } from '../../common/flow';
+import type { StoredBatch } from '../flows/stored-batch';
 import type { Logger } from '../../common/log';
 import type { FlowSink, SinkCounts } from './sink';
 import type { FlowPiece, SendBatch, SendResult } from './otlp-batch';
@@ -131,15 +131,16 @@ export class OtlpSink implements FlowSink {
     }
   }
 
-  write(records: readonly FlowRecord[], frame?: Uint8Array): void {
-    const n = records.length;
+  write(batch: StoredBatch): void {
+    const n = batch.count;
     if (n === 0) return;
     this.c.accepted += n;
     if (this.closed) return this.lose(n, 'shutdown');
     let seg: Segment;
     try {
-      // the agent's frame as it arrived; without one (tests), one like it
-      seg = { frame: frame ?? Buffer.from(JSON.stringify({ flows: records })), first: 0, count: n, storedMs: Date.now() };
+      // the agent's frame as it arrived (its records are not read here); without one, one like it
+      const frame = batch.frame ?? Buffer.from(JSON.stringify({ flows: batch.entries().map((e) => e.record) }));
+      seg = { frame, first: 0, count: n, storedMs: Date.now() };
     } catch (err) {
       this.log.error({ err, flows: n }, 'flows could not be encoded; counted lost');
       return this.lose(n, 'refused');

@@ -35,9 +35,7 @@ export class FlowSinks {
 
   /** What the store calls after each committed batch. */
   readonly onStored: StoredListener = (batch) => {
-    if (this.list.length === 0) return;
-    const records = batch.entries().map((e) => e.record);
-    for (const s of this.list) s.write(records, batch.frame);
+    for (const s of this.list) s.write(batch);
   };
 
   counts(): Record<string, SinkCounts> {
