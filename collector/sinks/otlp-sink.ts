@@ -231,6 +231,7 @@ export class OtlpSink implements FlowSink {
    */
   private pump(): void {
     if (this.closed || this.backoffTimer !== undefined) return;
+    let cut = false;
     while (this.inFlight.size < this.window) {
       let batch = this.retryQueue.shift();
       if (batch === undefined) {
@@ -240,8 +241,14 @@ export class OtlpSink implements FlowSink {
         this.take(count, pieces);
         this.cutCount += count;
         batch = { seq: this.nextSeq++, count, pieces, failures: 0 };
+        cut = true;
       }
       this.attempt(batch);
+    }
+    // the flush interval counts from the last batch cut: what is left of a batch goes with the next full one, or then
+    if (cut && this.flushTimer !== undefined) {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = undefined;
     }
     if (this.waitingCount === 0) this.flushDue = false;
     else if (!this.flushDue && this.flushTimer === undefined) {

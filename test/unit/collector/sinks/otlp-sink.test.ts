@@ -298,6 +298,20 @@ describe('OtlpSink', () => {
     await sinks.close();
   });
 
+  it('counts the flush interval from the last batch cut: flows left after a full batch are not sent alone early', async () => {
+    const { s, posted } = sink([], { batchSize: 4, flushIntervalMs: 1000 });
+    s.write(stored(1, 2)); // waits for a full batch, or 1 s
+    await tick(600);
+    s.write(stored(3, 4)); // a full batch [1..4] goes; [5, 6] waits 1 s from now
+    assert.deepEqual(posted, [[1, 2, 3, 4]]);
+    await tick(700); // 1.3 s after the first write: a timer from then would have sent [5, 6] alone
+    assert.deepEqual(posted, [[1, 2, 3, 4]]);
+    s.write(stored(7, 2)); // a full batch again
+    assert.deepEqual(posted, [[1, 2, 3, 4], [5, 6, 7, 8]]);
+    await until(() => s.counts().buffered === 0);
+    assert.deepEqual(s.counts(), { accepted: 8, delivered: 8, lost: 0, buffered: 0 });
+  });
+
   it('close() delivers what waits within its grace period', async () => {
     const { s, posted } = sink([], { flushIntervalMs: 60_000 });
     s.write(stored(1, 3));
