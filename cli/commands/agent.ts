@@ -3,7 +3,7 @@ import { DEFAULT_SAMPLE_RATE } from '../../agent/tracing/tracer';
 import { InvalidArgumentError, type Command } from 'commander';
 import * as fs from 'node:fs';
 import { isIPv4 } from 'node:net';
-import { MAX_FLOW_BUFFER, startAgent, uninstallNode, type MeshOptions } from '../../agent/agent';
+import type { MeshOptions } from '../../agent/agent';
 import { DEFAULT_MAX_PODS } from '../../agent/datapath/map-sizes';
 import { MAX_RULES_PER_GENERATION } from '../../agent/datapath/pod-rules';
 import { DEFAULT_ACCESS_LOG_MODE, isAccessLogMode, type AccessLogMode } from '../../agent/flows/access-log';
@@ -21,6 +21,12 @@ import { describeCause, invalidArgument, PalisadeError } from '../../common/erro
 import { native } from '../../native';
 import type { CliDeps } from '../deps';
 import { collectCidr, collectPort, collectValue, parseIPv4 } from '../options';
+
+/**
+ * The agent itself (~160 modules: proxy, datapath, DNS, traffic…), loaded when an agent command
+ * runs: every other `palisade` command registers this one and would otherwise load it too.
+ */
+const agentModule = (): typeof import('../../agent/agent') => require('../../agent/agent') as typeof import('../../agent/agent');
 
 interface AgentFlags {
   node: string;
@@ -123,7 +129,8 @@ function parseAccessLog(value: string): AccessLogMode {
 
 function parseFlowBuffer(value: string): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value) || n < 1 || n > MAX_FLOW_BUFFER) throw new InvalidArgumentError(`not a number of records from 1 to ${MAX_FLOW_BUFFER}: ${value}`);
+  const max = agentModule().MAX_FLOW_BUFFER;
+  if (!/^\d+$/.test(value) || n < 1 || n > max) throw new InvalidArgumentError(`not a number of records from 1 to ${max}: ${value}`);
   return n;
 }
 
@@ -227,7 +234,7 @@ export function registerAgentCommands(program: Command, deps: CliDeps): void {
       const mesh = meshOptions(flags);
       const limits = limitOptions(flags);
       const log = deps.logger(flags.logLevel);
-      const running = await startAgent({
+      const running = await agentModule().startAgent({
         node: flags.node,
         proxyIp: flags.proxyAddress,
         workloadsFile: flags.workloads,
@@ -274,7 +281,7 @@ export function registerAgentCommands(program: Command, deps: CliDeps): void {
     .option('--run-dir <path>', 'directory for the node lock', '/run/palisade')
     .option('-o, --output <format>', 'text|json', 'text')
     .action((flags: { node: string; bpffs: string; runDir: string; output: string }) => {
-      const removed = uninstallNode({ node: flags.node, bpffs: flags.bpffs, runDir: flags.runDir, log: deps.logger() });
+      const removed = agentModule().uninstallNode({ node: flags.node, bpffs: flags.bpffs, runDir: flags.runDir, log: deps.logger() });
       if (flags.output === 'json') deps.stdout(`${JSON.stringify({ node: flags.node, removed })}\n`);
       else deps.stdout(removed.length ? `removed ${removed.length} pins of node ${flags.node}\n` : `node ${flags.node} had nothing installed\n`);
     });

@@ -122,6 +122,7 @@ export class AuditLog {
     };
     const last = db.prepare(`SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).get() as { seq: number; hash: unknown } | undefined;
     this.tail = last ? { seq: last.seq, hash: String(last.hash) } : { seq: 0, hash: GENESIS_HASH };
+    this.walSync.prime();
   }
 
   /**
@@ -180,11 +181,29 @@ export class AuditLog {
    * chain's tail moved to it) before this returns its promise.
    */
   async appendAnchored(kind: AuditKind, actor: string, data: Record<string, unknown>): Promise<AuditRecord> {
-    const record = this.store(kind, actor, data);
-    const [synced, anchored] = await Promise.allSettled([this.walSync.later(), this.anchorProblem === undefined ? this.head.writeLater(this.tail) : undefined]);
-    if (anchored.status === 'rejected') this.log.error({ err: anchored.reason as unknown, seq: record.seq }, 'cannot write audit.head');
-    if (synced.status === 'rejected') throw synced.reason;
+    const { record, anchored } = await this.appendSynced(kind, actor, data);
+    await anchored;
     return record;
+  }
+
+  /**
+   * `appendAnchored` in two steps: resolves once the record is on disk (what must come before the
+   * change it records is made durable), with `anchored`, which settles once audit.head names it
+   * (never rejects: a head that cannot be written is logged, as `append` does), so a caller can
+   * make its own change durable while the head is written.
+   */
+  async appendSynced(kind: AuditKind, actor: string, data: Record<string, unknown>): Promise<{ record: AuditRecord; anchored: Promise<void> }> {
+    const record = this.store(kind, actor, data);
+    const anchored = (this.anchorProblem === undefined ? this.head.writeLater(this.tail) : Promise.resolve()).catch((err: unknown) => {
+      this.log.error({ err, seq: record.seq }, 'cannot write audit.head');
+    });
+    try {
+      await this.walSync.later();
+    } catch (err) {
+      await anchored;
+      throw err;
+    }
+    return { record, anchored };
   }
 
   /** The record appended to the database (one transaction), the tail moved to it; audit.head not yet. */

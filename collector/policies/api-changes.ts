@@ -16,6 +16,8 @@ export interface AuditSink {
   append(kind: AuditKind, actor: string, data: Record<string, unknown>): unknown;
   /** `append`, anchored off the event loop: resolves once the record is as durable as `append` leaves it. */
   appendAnchored?(kind: AuditKind, actor: string, data: Record<string, unknown>): Promise<unknown>;
+  /** `appendAnchored` in two steps: the record on disk, then (`anchored`) audit.head naming it. */
+  appendSynced?(kind: AuditKind, actor: string, data: Record<string, unknown>): Promise<{ anchored: Promise<void> }>;
 }
 
 export interface ApiChangesOptions {

@@ -5,10 +5,9 @@
  * reuses every compiled policy of an unchanged file), so `policy test`, `egress list` and every
  * apply no longer recompile what is stored. A set is immutable: a change makes a new one.
  *
- * Manifests are compiled from the data (parseManifest), never by parsing their JSON text again;
- * `withSliced` does it in slices between which the event loop runs, for changes of many policies.
+ * Manifests are compiled from the data (parseManifest), never by parsing their JSON text again.
+ * A change from the API is compiled in the policy worker (set-check.ts), not on the event loop.
  */
-import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { PalisadeError } from '../../common/errors';
 import {
   compilePolicyFiles,
@@ -107,34 +106,6 @@ export class CompiledPolicies {
       compilePolicyFiles(files);
       throw new PalisadeError('PALISADE_ERR_INTERNAL', 'policies compiled file by file and as a whole disagree');
     }
-    return new CompiledPolicies(entries);
-  }
-
-  /**
-   * `with`, but what is new is compiled in slices of about `sliceMs`, the event loop running
-   * between them, in the one pass over the files that also picks what is reused; only the set
-   * itself is then made at once from those entries.
-   */
-  async withSliced(policies: readonly DesiredPolicy[], sliceMs: number, ...reuse: readonly CompiledPolicies[]): Promise<CompiledPolicies> {
-    const files = policyFiles(policies);
-    const pools = [this, ...reuse];
-    const entries: Entry[] = [];
-    let sliceStart = performance.now();
-    for (let i = 0; i < files.length; i++) {
-      const known = reused(pools, files[i]!);
-      if (known) {
-        entries.push(known);
-        continue;
-      }
-      const entry = compileEntry(files[i]!, policies[i]!);
-      if (entry.problems) return this.with(policies, ...reuse); // throws with every problem, as `with` says them
-      entries.push(entry);
-      if (performance.now() - sliceStart >= sliceMs) {
-        await yieldToLoop();
-        sliceStart = performance.now();
-      }
-    }
-    if (definesTwice(entries)) return this.with(policies, ...reuse); // throws, as `with` says it
     return new CompiledPolicies(entries);
   }
 }

@@ -7,10 +7,10 @@ import type { EgressRuleRequest, EgressRuleView } from '../../common/control-api
 import { invalidArgument } from '../../common/errors';
 import { WORKLOAD_LABEL } from '../../common/labels';
 import type { RegistryWorkload } from '../../common/mesh-protocol';
-import type { CompiledEgressRule, PolicyIndex } from '../../common/policy';
 import { parseCidr } from '../../common/policy/ip';
 import { hostProblem } from '../../common/policy/parse-egress';
 import { quoteRef } from './references';
+import { digestSelects, type SetDigest } from './set-digest';
 import { policyKey, type StoredPolicy } from './repository';
 
 /** Most destinations one `egress allow|deny` takes. */
@@ -72,37 +72,25 @@ export function classifyDestination(d: unknown): { host: string } | { cidr: stri
 }
 
 /**
- * Every deny and allow entry of the EgressPolicies in `index` (the compiled set, as the agents
- * see it), with the stored policy's id, origin and version and the registered workloads it
- * selects; with `only`, just the policies selecting that workload.
+ * Every deny and allow entry of the EgressPolicies of `digest` (the compiled set, as the agents
+ * see it: set-digest.ts), with the stored policy's id, origin and version and the registered
+ * workloads it selects; with `only`, just the policies selecting that workload.
  */
 export function egressRuleViews(
-  index: PolicyIndex,
+  digest: SetDigest,
   stored: ReadonlyMap<string, StoredPolicy>,
   workloads: readonly RegistryWorkload[],
   only?: { namespace: string; name: string },
 ): EgressRuleView[] {
   const rules: EgressRuleView[] = [];
-  for (const p of index.egress) {
-    const selected = workloads.filter((w) => index.selects(p, w));
+  for (const p of digest.egress) {
+    const selected = workloads.filter((w) => digestSelects(digest, p, w));
     if (only && !selected.some((w) => w.namespace === only.namespace && w.name === only.name)) continue;
-    const { id, origin, version } = stored.get(policyKey(p))!;
+    const { id, origin, version } = stored.get(policyKey({ kind: 'EgressPolicy', namespace: p.namespace, name: p.name }))!;
     const selectedNames = [...new Set(selected.map((w) => `${w.namespace}/${w.name}`))].sort();
-    const view = (action: 'allow' | 'deny', r: CompiledEgressRule): EgressRuleView => ({
-      id,
-      namespace: p.namespace,
-      policy: p.name,
-      selector: p.selector ? { ...p.selector } : null,
-      workloads: selectedNames,
-      action,
-      hosts: [...(r.hosts ?? []), ...r.hostSuffixes.map((suffix) => `*${suffix}`)],
-      cidrs: (r.cidrs ?? []).map((c) => c.text),
-      ports: r.ports ? [...r.ports].sort((x, y) => x - y) : [],
-      protocol: r.protocol,
-      origin,
-      version,
-    });
-    rules.push(...p.deny.map((r) => view('deny', r)), ...p.rules.map((r) => view('allow', r)));
+    for (const e of p.entries) {
+      rules.push({ id, namespace: p.namespace, policy: p.name, selector: p.selector ? { ...p.selector } : null, workloads: selectedNames, ...e, origin, version });
+    }
   }
   return rules;
 }

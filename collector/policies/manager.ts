@@ -33,10 +33,10 @@ import type { PolicyFile } from '../../common/policy-files';
 import { jsonSliced } from '../api/respond';
 import type { FlowStore } from '../flows/store';
 import { AgentPolicyStatus } from './agent-status';
-import { CompiledPolicies } from './compiled-set';
+import { CompiledPolicies, policyFiles } from './compiled-set';
 import { PolicyParser, type ParsedPolicies } from './policy-parser';
-import { checkBackends } from './route-backends';
-import { routeStatus } from './route-status';
+import { routeStatusOf } from './route-status';
+import { authorizationSelecting, digestOf, EMPTY_DIGEST, type SetDigest } from './set-digest';
 import { egressRuleManifest, egressRuleViews } from './egress-rules';
 import { ApiChanges, type AuditSink } from './api-changes';
 import { storeOf, withKubernetesPolicies, type ApiPolicyStore } from './kubernetes-policies';
@@ -62,7 +62,7 @@ export interface PolicyManagerOptions {
   parseDeadlineMs?: number;
 }
 
-/** Compiling many policies on the event loop yields after about this long. */
+/** Work on many policies on the event loop (plans, rows, the frame) yields after about this long. */
 const COMPILE_SLICE_MS = 4;
 /** A change prepared while others were committed is prepared again at most this many times. */
 const MAX_CHANGE_ATTEMPTS = 3;
@@ -80,8 +80,15 @@ export class PolicyManager {
   private readonly whatIf: WhatIf;
   private readonly log: Logger;
   private readonly agents: AgentPolicyStatus;
-  /** The set in force, compiled as the agents compile it (kept in step with the repository). */
+  /**
+   * Policies compiled on this thread, as the agents compile them, by the changes made at once (the
+   * store at start, the policy directory, the Kubernetes API): reused by the next such change. A
+   * change from the API is compiled in the policy worker instead (set-check.ts), so this may be
+   * older than the set in force (reuse goes by file text: never wrong, only slower).
+   */
   private compiled = CompiledPolicies.EMPTY;
+  /** What the queries read of the set in force (set-digest.ts). */
+  private digest: SetDigest = EMPTY_DIGEST;
   private encoded = '';
   private stopWatching: (() => void) | undefined;
   /** A change from the API being written (its rows in slices): the next commit waits for it. */
@@ -108,9 +115,11 @@ export class PolicyManager {
   start(): void {
     // What is stored must still compile (a newer collector may be stricter): refuse to push garbage.
     this.compiled = CompiledPolicies.of(this.repo.current());
+    this.digest = digestOf(this.compiled.set, this.compiled.index);
     const dir = this.opts.policyDir;
     if (dir !== undefined) this.stopWatching = followPolicyDir(dir, (files) => this.syncDir(dir, files), this.log, () => this.repo.version);
     this.encode();
+    this.parser.warm(this.repo.current());
     this.log.info({ event: 'policy-version', version: this.repo.version, policies: this.repo.current().length }, 'policy store ready');
   }
 
@@ -153,8 +162,8 @@ export class PolicyManager {
 
   status(extra: { flowsStored: number; auditRecords: number }): StatusResponse {
     const status = this.agents.status(this.opts.registry(), this.repo.version, extra);
-    const routes = [...(this.compiled.set.routes ?? []), ...(this.compiled.set.destinationRules ?? [])];
-    return routes.length > 0 ? { ...status, routes: routeStatus(routes, this.repo.current(), status.nodes) } : status;
+    const routes = this.digest.routes;
+    return routes.length > 0 ? { ...status, routes: routeStatusOf(routes, this.repo.current(), status.nodes) } : status;
   }
 
   // ---- reads ------------------------------------------------------------------------------
@@ -179,8 +188,8 @@ export class PolicyManager {
     const snap = this.opts.registry();
     const only = workloadRef === undefined ? undefined : resolveWorkload(snap.workloads, workloadRef);
     const stored = new Map(this.repo.current().map((p) => [policyKey(p), p]));
-    // Selection and rules as the agents see them: the compiled set and its index.
-    return { version: this.repo.version, rules: egressRuleViews(this.compiled.index, stored, snap.workloads, only) };
+    // Selection and rules as the agents see them: the compiled set's digest.
+    return { version: this.repo.version, rules: egressRuleViews(this.digest, stored, snap.workloads, only) };
   }
 
   /** The authorization policies selecting workload `ref` now, in evaluation order (the dashboard's node panel). */
@@ -188,14 +197,8 @@ export class PolicyManager {
     const snap = this.opts.registry();
     const w = resolveWorkload(snap.workloads, ref);
     const found = snap.workloads.find((x) => x.namespace === w.namespace && x.name === w.name)!;
-    const p = this.compiled.index.policies({ namespace: found.namespace, labels: found.labels });
-    const view = (x: { namespace: string; name: string; action: string }): { kind: 'AuthorizationPolicy'; namespace: string; name: string; action: string } => ({
-      kind: 'AuthorizationPolicy',
-      namespace: x.namespace,
-      name: x.name,
-      action: x.action,
-    });
-    return { workload: found, policies: [...p.deny, ...p.allow, ...p.audit].map(view) };
+    const selected = authorizationSelecting(this.digest, { namespace: found.namespace, labels: found.labels });
+    return { workload: found, policies: selected.map((x) => ({ kind: 'AuthorizationPolicy' as const, namespace: x.namespace, name: x.name, action: x.action })) };
   }
 
   learn(workloadRef: string, since: number, opts: { groupSuffixes: boolean; includeDenied: boolean }): Promise<EgressLearnResponse> {
@@ -213,26 +216,19 @@ export class PolicyManager {
   // ---- writes -----------------------------------------------------------------------------
 
   /**
-   * Create or replace every policy in `files`, all or nothing. The files are read off the event
-   * loop and what they hold compiled in slices (see `changeSliced`).
+   * Create or replace every policy in `files`, all or nothing. The files are read, and the set
+   * they make compiled and checked (routes name Services the mesh knows, and FaultInjections in
+   * force after the change), off the event loop (see `changeSliced`).
    */
   async apply(files: PolicyFile[], dryRun: boolean, author: string): Promise<PolicyChangeResponse> {
     const parsed: ParsedPolicies = await this.parser.parse(files);
-    const pool = await CompiledPolicies.EMPTY.withSliced(
-      parsed.policies.map((p) => desiredPolicy(p, 'api')),
-      COMPILE_SLICE_MS,
-      this.compiled,
-    );
-    // Routes and DestinationRules name Services the mesh knows; routes name FaultInjections in force after the change.
-    const faultsAfter = [...this.repo.current(), ...(pool.set.faults ?? [])].filter((p) => p.kind === 'FaultInjection').map((p) => `${p.namespace}/${p.name}`);
-    checkBackends(pool.set.routes ?? [], this.opts.registry().services ?? [], new Set(faultsAfter), pool.set.destinationRules);
     const shown = new Set(parsed.policies.map(policyKey));
     const result = await this.changeSliced(() => this.withIncoming(parsed.policies, files, parsed.warnings, 'apply').next, {
       author,
       action: 'apply',
       dryRun,
       shown,
-      compiled: pool,
+      kinds: [...new Set(parsed.policies.map((p) => p.kind))],
     });
     const warnings = [...parsed.warnings, ...(result.warnings ?? [])];
     return { ...result, ...(warnings.length ? { warnings } : {}) };
@@ -350,23 +346,26 @@ export class PolicyManager {
 
   /**
    * Validate `makeNext()` as a whole, then (unless a dry run) make it the new version and push it.
-   * The plan (YAML diffs) and the candidate set are made in slices, the event loop running
-   * between them; if another change was committed meanwhile (another request, the policy
+   * The plan (YAML diffs) is made in the worker or in slices, the candidate set compiled and
+   * checked in the worker (set-check.ts: `shown`, of `kinds`, are what the change brings); if another change was committed meanwhile (another request, the policy
    * directory), all of it is made again against the new version, a few times at most. The answer
    * lists what changed, and as `unchanged` only the policies named in `shown` (those of the
    * applied files), not every other stored one.
    */
   private async changeSliced(
     makeNext: () => DesiredPolicy[],
-    how: { author: string; action: string; dryRun: boolean; shown?: ReadonlySet<string>; compiled?: CompiledPolicies },
+    how: { author: string; action: string; dryRun: boolean; shown?: ReadonlySet<string>; kinds?: readonly string[] },
   ): Promise<PolicyChangeResponse> {
     for (let attempt = 1; ; attempt++) {
       await this.idle();
       const base = this.repo.version;
       const next = makeNext();
-      const plan = await this.parser.plan(this.repo.current(), next, COMPILE_SLICE_MS);
-      // each object compiled alone already; the set must hold too
-      const candidate = await this.compiled.withSliced(next, COMPILE_SLICE_MS, ...(how.compiled ? [how.compiled] : []));
+      // each object compiled alone already; the set must hold too (checked while the plan is made)
+      const incoming = { keys: [...(how.shown ?? [])], kinds: how.kinds ?? [] };
+      const [plan, candidate] = await Promise.all([
+        this.parser.plan(this.repo.current(), next, COMPILE_SLICE_MS),
+        this.parser.check(next, incoming, () => this.opts.registry().services ?? []),
+      ]);
       await this.idle(); // a version being written is a change
       if (this.repo.version !== base) {
         if (attempt < MAX_CHANGE_ATTEMPTS) continue;
@@ -437,13 +436,17 @@ export class PolicyManager {
    * runs between them: a version of thousands of policies must not hold the collector), in one
    * transaction all the same; other changes wait for it (`writing`, `deferred`).
    */
-  private async commitSliced(plan: Plan, candidate: CompiledPolicies, author: string, action: string): Promise<number> {
+  private async commitSliced(plan: Plan, candidate: SetDigest, author: string, action: string): Promise<number> {
     let done!: () => void;
     this.writing = new Promise((resolve) => (done = resolve));
     try {
-      const changed = await this.auditedAnchored(plan, author, action);
-      const { version } = await this.repo.commitSliced(plan, author, action, COMPILE_SLICE_MS);
-      return await this.committedSliced(version, candidate, changed, author, action);
+      const { changed, anchored } = await this.auditedSynced(plan, author, action);
+      try {
+        const { version } = await this.repo.commitSliced(plan, author, action, COMPILE_SLICE_MS);
+        return await this.committedSliced(version, candidate, changed, author, action);
+      } finally {
+        await anchored; // answered once audit.head names the record too
+      }
     } finally {
       this.writing = undefined;
       done();
@@ -458,18 +461,23 @@ export class PolicyManager {
     return changed;
   }
 
-  /** `audited`, with the audit log's own fsync of its head off the event loop (awaited all the same). */
-  private async auditedAnchored(plan: Plan, author: string, action: string): Promise<ReturnType<PolicyManager['audited']>> {
+  /**
+   * `audited`, the record's sync off the event loop; `anchored` settles once audit.head names it
+   * (its writes, two fsyncs, overlap the version's commit: under heavy writes to the same file
+   * system each fsync can take seconds).
+   */
+  private async auditedSynced(plan: Plan, author: string, action: string): Promise<{ changed: ReturnType<PolicyManager['audited']>; anchored: Promise<void> }> {
     const audit = this.opts.audit;
-    if (!audit?.appendAnchored) return this.audited(plan, author, action);
+    if (!audit?.appendSynced) return { changed: this.audited(plan, author, action), anchored: Promise.resolve() };
     const changed = changesOf(plan);
-    await audit.appendAnchored('policy-change', author, { version: this.repo.version + 1, action, changes: changed });
-    return changed;
+    const { anchored } = await audit.appendSynced('policy-change', author, { version: this.repo.version + 1, action, changes: changed });
+    return { changed, anchored };
   }
 
   /** The version is stored: the compiled set follows it, and every agent gets it. */
   private committed(version: number, candidate: CompiledPolicies, changed: ReturnType<PolicyManager['audited']>, author: string, action: string): number {
     this.compiled = candidate.with(this.repo.current(), this.compiled);
+    this.digest = digestOf(this.compiled.set, this.compiled.index);
     this.log.info({ event: 'policy-version', version, author, action, changes: changed.map((c) => `${c.op} ${c.kind} ${c.namespace}/${c.name}`) }, 'policy version ready');
     this.encode();
     this.opts.push(this.encoded);
@@ -477,15 +485,15 @@ export class PolicyManager {
   }
 
   /**
-   * `committed`, the compiled set made and the frame encoded in slices (a version of thousands of
-   * policies is megabytes of JSON); sessions that say hello meanwhile get the previous frame, then
-   * this one with every other session.
+   * `committed` for a change checked in the worker (`candidate`: its set's digest), the frame
+   * encoded in slices (a version of thousands of policies is megabytes of JSON); sessions that say
+   * hello meanwhile get the previous frame, then this one with every other session.
    */
-  private async committedSliced(version: number, candidate: CompiledPolicies, changed: ReturnType<PolicyManager['audited']>, author: string, action: string): Promise<number> {
-    this.compiled = await candidate.withSliced(this.repo.current(), COMPILE_SLICE_MS, this.compiled);
+  private async committedSliced(version: number, candidate: SetDigest, changed: ReturnType<PolicyManager['audited']>, author: string, action: string): Promise<number> {
+    this.digest = candidate;
     this.log.info({ event: 'policy-version', version, author, action, changes: changed.map((c) => `${c.op} ${c.kind} ${c.namespace}/${c.name}`) }, 'policy version ready');
     // the same text as encode(): JSON.stringify with the files' items encoded between event-loop turns
-    this.encoded = await jsonSliced({ type: 'policies', version: this.repo.version, files: this.compiled.files }, COMPILE_SLICE_MS);
+    this.encoded = await jsonSliced({ type: 'policies', version: this.repo.version, files: policyFiles(this.repo.current()) }, COMPILE_SLICE_MS);
     this.opts.push(this.encoded);
     return version;
   }

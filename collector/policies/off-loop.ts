@@ -25,6 +25,8 @@ export interface OffLoopOptions {
   log: Logger;
   /** What the jobs are, for messages ("policy files", "stored flows"). */
   what: string;
+  /** The thread's name in `top -H` and /proc (15 characters at most there). */
+  name?: string;
   /** What to do about a job past its deadline ("split them"). */
   tooLongHint: string;
   /** Longest a job may take (counted from when the thread can start it). */
@@ -33,12 +35,13 @@ export interface OffLoopOptions {
   maxQueued?: number;
   /** The thread's V8 heap, MB (default 256). */
   maxHeapMb?: number;
-  /** Stop an idle thread after this long (default 30 s). */
+  /** Stop an idle thread after this long (default 30 s; Infinity: never, the thread stays warm). */
   idleMs?: number;
 }
 
 interface Pending {
   job: OffLoopJob;
+  deadlineMs: number;
   resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
   timer?: NodeJS.Timeout;
@@ -57,14 +60,17 @@ export class OffLoop {
 
   constructor(private readonly opts: OffLoopOptions) {}
 
-  /** Run `job` in the thread; its answer, or PolicyInvalidError, INVALID_ARGUMENT (budgets), COLLECTOR_UNAVAILABLE (busy). */
-  run<T>(job: Omit<OffLoopJob, 'id'> & Record<string, unknown>): Promise<T> {
+  /**
+   * Run `job` in the thread; its answer, or PolicyInvalidError, INVALID_ARGUMENT (budgets), COLLECTOR_UNAVAILABLE (busy).
+   * `deadlineMs`: this job's time budget, instead of the thread's.
+   */
+  run<T>(job: Omit<OffLoopJob, 'id'> & Record<string, unknown>, deadlineMs = this.opts.deadlineMs): Promise<T> {
     if (this.closed) return Promise.reject(stopping());
     if (this.queue.length >= (this.opts.maxQueued ?? 8)) {
       return Promise.reject(new PalisadeError('PALISADE_ERR_COLLECTOR_UNAVAILABLE', `the collector is busy reading other ${this.opts.what}: try again in a moment`));
     }
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ job: { ...job, id: this.nextId++ }, resolve: resolve as (v: unknown) => void, reject });
+      this.queue.push({ job: { ...job, id: this.nextId++ }, deadlineMs, resolve: resolve as (v: unknown) => void, reject });
       this.next();
     });
   }
@@ -88,10 +94,10 @@ export class OffLoop {
     const arm = (): void => {
       if (this.running !== pending) return;
       pending.timer = setTimeout(() => {
-        this.opts.log.warn({ reason: 'time budget exceeded', deadlineMs: this.opts.deadlineMs, kind: pending.job.kind }, 'off-loop job refused');
+        this.opts.log.warn({ reason: 'time budget exceeded', deadlineMs: pending.deadlineMs, kind: pending.job.kind }, 'off-loop job refused');
         void this.stopWorker(); // first: the next job gets a new thread
-        this.finish((p) => p.reject(invalidArgument(`${this.opts.what} took longer than ${this.opts.deadlineMs} ms to read (the limit): ${this.opts.tooLongHint}`)));
-      }, this.opts.deadlineMs);
+        this.finish((p) => p.reject(invalidArgument(`${this.opts.what} took longer than ${pending.deadlineMs} ms to read (the limit): ${this.opts.tooLongHint}`)));
+      }, pending.deadlineMs);
     };
     if (this.online.has(worker)) arm();
     else worker.once('online', arm);
@@ -101,6 +107,7 @@ export class OffLoop {
   private ensureWorker(): Worker {
     if (this.worker) return this.worker;
     const w = new Worker(path.join(__dirname, 'policy-worker.js'), {
+      ...(this.opts.name === undefined ? {} : { name: this.opts.name }),
       resourceLimits: { maxOldGenerationSizeMb: this.opts.maxHeapMb ?? 256, maxYoungGenerationSizeMb: 32 },
     });
     w.unref();
@@ -142,8 +149,9 @@ export class OffLoop {
 
   private armIdle(): void {
     if (this.idleTimer) clearTimeout(this.idleTimer);
-    if (!this.worker) return;
-    this.idleTimer = setTimeout(() => void this.stopWorker(), this.opts.idleMs ?? 30_000);
+    const idleMs = this.opts.idleMs ?? 30_000;
+    if (!this.worker || !Number.isFinite(idleMs)) return;
+    this.idleTimer = setTimeout(() => void this.stopWorker(), idleMs);
     this.idleTimer.unref();
   }
 

@@ -10,6 +10,7 @@
  */
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { PolicyKind } from '../../common/control-api';
+import type { RegistryService } from '../../common/mesh-protocol';
 import type { Logger } from '../../common/log';
 import { PolicyInvalidError } from '../../common/policy';
 import { MAX_POLICY_FILE_BYTES, type PolicyFile } from '../../common/policy-files';
@@ -17,6 +18,8 @@ import { aliasScanProblem, lineOfOffset } from '../../common/yaml-limits';
 import { manifestFromText } from './manifest-text';
 import { OffLoop } from './off-loop';
 import { planOffLoop } from './plan-off-loop';
+import { checkOffLoop } from './set-check';
+import type { SetDigest } from './set-digest';
 import type { DesiredPolicy, Plan, StoredPolicy } from './repository';
 
 /** A policy as the worker read it: enough to store it and compile it again from its manifest. */
@@ -55,13 +58,18 @@ export interface PolicyParserOptions {
 
 export class PolicyParser {
   private readonly loop: OffLoop;
+  private readonly log: Logger;
 
   constructor(opts: PolicyParserOptions) {
+    this.log = opts.log.child({ component: 'policy-parser' });
     this.loop = new OffLoop({
-      log: opts.log.child({ component: 'policy-parser' }),
+      log: this.log,
       what: 'policy files',
+      name: 'policy-worker',
       tooLongHint: 'split them or simplify them',
       deadlineMs: opts.deadlineMs ?? DEFAULT_PARSE_DEADLINE_MS,
+      // Warm: a new thread takes about a second to load on a busy machine, and compiles the whole set once (set-check.ts).
+      idleMs: Infinity,
       ...(opts.maxQueued === undefined ? {} : { maxQueued: opts.maxQueued }),
     });
   }
@@ -85,6 +93,23 @@ export class PolicyParser {
   /** What changes from `current` to `next` (repository.ts `planChanges`), in the worker when many policies differ: plan-off-loop.ts. */
   plan(current: readonly StoredPolicy[], next: readonly DesiredPolicy[], sliceMs: number): Promise<Plan> {
     return planOffLoop(this.loop, current, next, sliceMs);
+  }
+
+  /** `next`, the set a change makes, compiled and checked in the worker (set-check.ts): its digest, or PolicyInvalidError. */
+  check(next: readonly DesiredPolicy[], incoming: { keys: readonly string[]; kinds: readonly string[] }, services: () => readonly RegistryService[]): Promise<SetDigest> {
+    return checkOffLoop(this.loop, next, incoming, services);
+  }
+
+  /**
+   * Start the thread and compile `current` (the set in force) there now, so that the first change
+   * waits for neither (a problem is only logged: the change that meets it says it).
+   */
+  warm(current: readonly DesiredPolicy[]): void {
+    const started = performance.now();
+    this.check(current, { keys: [], kinds: [] }, () => []).then(
+      () => this.log.debug({ policies: current.length, ms: Math.round(performance.now() - started) }, 'policy worker warm'),
+      (err: unknown) => this.log.debug({ reason: err instanceof Error ? err.message : String(err) }, 'policy worker not warmed'),
+    );
   }
 
   close(): Promise<void> {

@@ -3,6 +3,8 @@
  * - `parse`: policy files from the API (YAML or JSON text), read with the same rules as everywhere
  *   (common/policy: compilePolicyFiles); answers each policy's kind, name, source, line and
  *   manifest, or every problem (policy-parser.ts);
+ * - `check`: the set a change from the API makes, compiled and checked as a whole (set-check.ts),
+ *   answered with its digest; the sets compiled last are kept for the next change;
  * - `plan`: what a change does, policy by policy, with the YAML diffs (repository.ts planChanges)
  *   — the YAML and the diffs of a change of hundreds of policies are most of its garbage;
  * - `replay` and `learn`: `policy test` and `egress learn` over the stored flows, through a
@@ -20,17 +22,20 @@ import { CompiledPolicies, desiredFromFrame } from './compiled-set';
 import type { OffLoopReply } from './off-loop';
 import type { ParsedPoliciesWire, ParsedPolicy } from './policy-parser';
 import { fromWire, type WirePolicy } from './plan-off-loop';
+import { SetChecker, type SetCheckJob } from './set-check';
 import { desiredPolicy, planChanges, policyKey } from './repository';
 import { learnStored, replayStored, type FlowScanner, type LearnOptions } from './what-if';
 
 type Job =
   | { id: number; kind: 'parse'; files: PolicyFile[] }
   | { id: number; kind: 'plan'; current: WirePolicy[]; next: WirePolicy[] }
+  | ({ id: number; kind: 'check' } & SetCheckJob)
   | { id: number; kind: 'replay'; flowsFile: string; frame: string; incoming: ParsedPolicy[]; since: number; workloads: Pick<RegistryWorkload, 'namespace' | 'name' | 'labels'>[] }
   | { id: number; kind: 'learn'; flowsFile: string; workload: { namespace: string; name: string }; since: number; opts: LearnOptions };
 
 /** One read-only connection per flow database, kept between jobs. */
 const readers = new Map<string, Database.Database>();
+const checker = new SetChecker();
 
 function flowsIn(file: string): FlowScanner {
   let db = readers.get(file);
@@ -57,6 +62,8 @@ function run(job: Job): unknown {
   switch (job.kind) {
     case 'parse':
       return parse(job.files);
+    case 'check':
+      return checker.check(job);
     case 'plan':
       return planChanges(job.current.map(fromWire), job.next.map(fromWire)).changes;
     case 'replay': {

@@ -195,6 +195,7 @@ export class PolicyRepository {
       };
       this.objects.set(policyKey(p), p);
     }
+    this.walSync.prime();
   }
 
   static open(dataDir: string): PolicyRepository {

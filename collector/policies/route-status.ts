@@ -9,23 +9,30 @@ import { describeTrafficPolicy, type CompiledDestinationRule, type CompiledRoute
 import { policyKey, type StoredPolicy } from './repository';
 
 export function routeStatus(routes: readonly (CompiledRoute | CompiledDestinationRule)[], stored: readonly StoredPolicy[], nodes: readonly NodeStatus[]): RouteStatus[] {
+  return routeStatusOf(routeViews(routes), stored, nodes);
+}
+
+/** What `palisade status` says of each route but who enforces it (kept, as plain data, between changes: set-digest.ts). */
+export function routeViews(routes: readonly (CompiledRoute | CompiledDestinationRule)[]): Array<Omit<RouteStatus, 'version' | 'enforcedBy' | 'agents'>> {
+  const routed = new Set(routes.flatMap((r) => (r.kind === 'DestinationRule' ? [] : r.parents.map((p) => `${p.namespace}/${p.name}`))));
+  return routes.map((r) => ({
+    kind: r.kind,
+    namespace: r.namespace,
+    name: r.name,
+    ...(r.kind === 'DestinationRule'
+      ? { parents: [`${r.host.namespace}/${r.host.name}`], rules: r.ports.size, summary: describeTrafficPolicy(r.policy), ...l4Warning(r, routed) }
+      : { parents: r.parents.map((p) => `${p.namespace}/${p.name}${p.port === undefined ? '' : `:${p.port}`}`), rules: r.rules.length }),
+  }));
+}
+
+/** `views` (routeViews) with the store version that last changed each, and how many connected agents enforce it. */
+export function routeStatusOf(views: ReadonlyArray<Omit<RouteStatus, 'version' | 'enforcedBy' | 'agents'>>, stored: readonly StoredPolicy[], nodes: readonly NodeStatus[]): RouteStatus[] {
   const versions = new Map(stored.map((p) => [policyKey(p), p.version]));
   const connected = nodes.filter((n) => n.connected);
-  const routed = new Set(routes.flatMap((r) => (r.kind === 'DestinationRule' ? [] : r.parents.map((p) => `${p.namespace}/${p.name}`))));
-  return routes
+  return views
     .map((r) => {
       const version = versions.get(policyKey(r)) ?? 0;
-      return {
-        kind: r.kind,
-        namespace: r.namespace,
-        name: r.name,
-        ...(r.kind === 'DestinationRule'
-          ? { parents: [`${r.host.namespace}/${r.host.name}`], rules: r.ports.size, summary: describeTrafficPolicy(r.policy), ...l4Warning(r, routed) }
-          : { parents: r.parents.map((p) => `${p.namespace}/${p.name}${p.port === undefined ? '' : `:${p.port}`}`), rules: r.rules.length }),
-        version,
-        enforcedBy: connected.filter((n) => enforces(n, version)).length,
-        agents: connected.length,
-      };
+      return { ...r, version, enforcedBy: connected.filter((n) => enforces(n, version)).length, agents: connected.length };
     })
     .sort((a, b) => (policyKey(a) < policyKey(b) ? -1 : 1));
 }

@@ -58,6 +58,7 @@ export class WhatIf {
     this.loop = new OffLoop({
       log: opts.log.child({ component: 'what-if' }),
       what: 'stored flows',
+      name: 'what-if',
       tooLongHint: 'ask for a shorter time (--since)',
       deadlineMs: WHAT_IF_DEADLINE_MS,
       maxQueued: 4,

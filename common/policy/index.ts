@@ -8,7 +8,7 @@ export { authorizeDnsName, authorizeEgress } from './egress';
 export { PolicyInvalidError } from './errors';
 export { METADATA_ADDRESSES } from './ip';
 export { compilePolicyFiles, parseManifest, parsePolicies, type ParseOptions, type ParseResult } from './parse';
-export { PolicyIndex, type WorkloadPolicies } from './policy-index';
+export { PolicyIndex, selectsWorkload, type WorkloadPolicies } from './policy-index';
 export type { AuthzRequest, AuthzStage, AuthzVerdict, DnsNameRequest, DnsNameVerdict, EgressReason, EgressRequest, EgressVerdict, PolicyWorkload } from './requests';
 export {
   allOf,

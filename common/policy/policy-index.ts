@@ -53,14 +53,7 @@ export class PolicyIndex {
 
   /** True if `policy` applies to `workload`. */
   selects(policy: { namespace: string; selector: Readonly<Record<string, string>> | undefined }, workload: PolicyWorkload): boolean {
-    if (policy.namespace !== workload.namespace && policy.namespace !== this.rootNamespace) return false;
-    const selector = policy.selector;
-    if (selector === undefined) return true;
-    const labels = workload.labels;
-    for (const key in selector) {
-      if (!Object.prototype.hasOwnProperty.call(labels, key) || labels[key] !== selector[key]) return false;
-    }
-    return true;
+    return selectsWorkload(this.rootNamespace, policy, workload);
   }
 
   policies(workload: PolicyWorkload): WorkloadPolicies {
@@ -98,6 +91,18 @@ export class PolicyIndex {
       needsHttp: mine.some((p) => p.http),
     };
   }
+}
+
+/** True if `policy` applies to `workload`, policies of `rootNamespace` applying in every namespace. */
+export function selectsWorkload(rootNamespace: string, policy: { namespace: string; selector: Readonly<Record<string, string>> | undefined }, workload: PolicyWorkload): boolean {
+  if (policy.namespace !== workload.namespace && policy.namespace !== rootNamespace) return false;
+  const selector = policy.selector;
+  if (selector === undefined) return true;
+  const labels = workload.labels;
+  for (const key in selector) {
+    if (!Object.prototype.hasOwnProperty.call(labels, key) || labels[key] !== selector[key]) return false;
+  }
+  return true;
 }
 
 function compare(a: string, b: string): number {

@@ -89,11 +89,16 @@ export function collect(child: ChildProcess, opts: ExecOptions = {}): Promise<Ex
     };
     child.on('close', finish);
     // A surviving grandchild may hold stdout/stderr open; don't let it stall us past the exit.
+    // The grace ends after one more poll of the event loop (setImmediate runs after it): on a
+    // loaded machine the timer can fall due in the same turn as the child's last output, and
+    // timers run before I/O, so destroying at once would drop output that had already arrived.
     child.on('exit', (code, signal) => {
       graceTimer = setTimeout(() => {
-        child.stdout?.destroy();
-        child.stderr?.destroy();
-        finish(code, signal);
+        setImmediate(() => {
+          child.stdout?.destroy();
+          child.stderr?.destroy();
+          finish(code, signal);
+        });
       }, EXIT_GRACE_MS);
     });
     if (child.stdin) {

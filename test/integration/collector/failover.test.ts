@@ -24,9 +24,8 @@ import type { FlowRecord } from '../../../common/flow';
 import type { StoredFlow } from '../../../common/flows-api';
 import { createCsr, generateKeyPair } from '../../../common/pki';
 import { NodeRecords } from '../../../collector/nodes/node-records';
-import type { KubeApiDouble } from '../../harness/kube-api-double';
 import { numberedFlow } from './flows-fixtures';
-import { REPLICAS_CA_SECRET, replicasApi } from './kube-collector';
+import { REPLICAS_CA_SECRET, useReplicasApi } from './kube-collector';
 import { client, collector, LogCapture, token, useCollectorSuite, waitFor, workload } from './helpers';
 
 const NODE = 'node-f';
@@ -46,17 +45,15 @@ async function storedIn(dataDir: string): Promise<StoredFlow[]> {
 describe('collector replicas: an agent fails over between two collectors sharing one CA', function () {
   this.timeout(60_000);
   const { dirs, stack } = useCollectorSuite();
-  let api: KubeApiDouble;
-  let kubeconfig: string;
+  const k8s = useReplicasApi(dirs, stack);
 
   beforeEach(async function () {
-    ({ api, kubeconfig } = await replicasApi(dirs, stack));
     // In Kubernetes mode the collector is the node authorizer: the workload is a pod on the node.
-    api.create('v1/pods', { metadata: { name: 'web', namespace: 'default' }, spec: { nodeName: NODE, serviceAccountName: 'web', containers: [{ name: 'web', image: 'web' }] } });
+    k8s.api.create('v1/pods', { metadata: { name: 'web', namespace: 'default' }, spec: { nodeName: NODE, serviceAccountName: 'web', containers: [{ name: 'web', image: 'web' }] } });
   });
 
   const replica = (dataDir: string, logs: LogCapture): Promise<RunningCollector> =>
-    collector(stack, { dataDir, log: logs.logger, kubernetes: { kubeconfig, caSecret: REPLICAS_CA_SECRET } });
+    collector(stack, { dataDir, log: logs.logger, kubernetes: { kubeconfig: k8s.kubeconfig, caSecret: REPLICAS_CA_SECRET } });
 
   it('under a steady flow of records: moves to B at once, keeps its certificates, produced = stored(A ∪ B) + lost', async function () {
     const [dataA, dataB] = [dirs.make(), dirs.make()];
@@ -72,7 +69,7 @@ describe('collector replicas: an agent fails over between two collectors sharing
     assert.equal(c.collector, a.url, 'the first address first');
     // A wrote the node's record to the API; B hears of it through its watch.
     await waitFor(() => new NodeRecords(dataB).record(NODE) !== undefined, 5_000, 'B knows the node A let join (PalisadeNode)');
-    assert.equal((api.get('palisade.dev/v1/palisadenodes', '', NODE) as { spec?: { record?: { node?: string } } } | undefined)?.spec?.record?.node, NODE, 'the PalisadeNode object A wrote');
+    assert.equal((k8s.api.get('palisade.dev/v1/palisadenodes', '', NODE) as { spec?: { record?: { node?: string } } } | undefined)?.spec?.record?.node, NODE, 'the PalisadeNode object A wrote');
     const nodeCert = fs.readFileSync(nodeCertPath(agentDir), 'utf8');
 
     const reporter = new FlowReporter({ log: pino({ level: 'silent' }), batchSize: 50, flushIntervalMs: 20 });

@@ -18,8 +18,7 @@ import { TokenStore } from '../../../collector/tokens';
 import { KubeClient } from '../../../common/kube/client';
 import { silentLogger } from '../../../common/log';
 import { isPalisadeError } from '../../../common/errors';
-import type { KubeApiDouble } from '../../harness/kube-api-double';
-import { REPLICAS_CA_SECRET, replicasApi } from './kube-collector';
+import { REPLICAS_CA_SECRET, useReplicasApi } from './kube-collector';
 import { collector, LogCapture, token, useCollectorSuite, waitFor } from './helpers';
 
 const TOKENS = 'palisade.dev/v1/palisadejointokens';
@@ -27,21 +26,16 @@ const TOKENS = 'palisade.dev/v1/palisadejointokens';
 describe('collector replicas share join tokens through the API (PalisadeJoinToken objects)', function () {
   this.timeout(60_000);
   const { dirs, stack } = useCollectorSuite();
-  let api: KubeApiDouble;
-  let kubeconfig: string;
-
-  beforeEach(async function () {
-    ({ api, kubeconfig } = await replicasApi(dirs, stack));
-  });
+  const k8s = useReplicasApi(dirs, stack);
 
   const replicas = async (): Promise<{ a: RunningCollector; b: RunningCollector; dataA: string }> => {
     const [dataA, dataB] = [dirs.make(), dirs.make()];
     const logs = new LogCapture();
-    const start = (dataDir: string): Promise<RunningCollector> => collector(stack, { dataDir, log: logs.logger, kubernetes: { kubeconfig, caSecret: REPLICAS_CA_SECRET } });
+    const start = (dataDir: string): Promise<RunningCollector> => collector(stack, { dataDir, log: logs.logger, kubernetes: { kubeconfig: k8s.kubeconfig, caSecret: REPLICAS_CA_SECRET } });
     const [a, b] = await Promise.all([start(dataA), start(dataB)]);
     return { a, b, dataA };
   };
-  const published = (id: string): Promise<unknown> => waitFor(() => api.get(TOKENS, '', `plt-${id}`), 5_000, `token ${id} published`);
+  const published = (id: string): Promise<unknown> => waitFor(() => k8s.api.get(TOKENS, '', `plt-${id}`), 5_000, `token ${id} published`);
   /** `c` has the token through its watch (tens to hundreds of ms after the API has it on a loaded machine; before, it answers "unknown token"). */
   const heard = (c: RunningCollector, t: string): Promise<unknown> => waitFor(() => c.kubernetes!.tokens.check(t).ok, 5_000, 'the replica\'s watch delivering the token');
   const idOf = (t: string): string => /^plt_([0-9a-f]{8})\./.exec(t)![1]!;
@@ -60,7 +54,7 @@ describe('collector replicas share join tokens through the API (PalisadeJoinToke
     assert.ok(!JSON.stringify(object).includes(t.split('.')[1]!), 'no secret in the object');
     await heard(b, t);
     assert.equal(await tryJoin(b, 'node-t', t), 'joined');
-    const used = api.get(TOKENS, '', `plt-${idOf(t)}`) as unknown as { spec: { usedBy?: string } };
+    const used = k8s.api.get(TOKENS, '', `plt-${idOf(t)}`) as unknown as { spec: { usedBy?: string } };
     assert.equal(used.spec.usedBy, 'node-t', 'spent in the API');
     // A learns it from the watch (and marks its tokens.json): the same token again at A is refused.
     await waitFor(() => (JSON.parse(fs.readFileSync(`${dataA}/tokens.json`, 'utf8')) as { tokens: Array<{ usedBy?: string }> }).tokens[0]?.usedBy === 'node-t', 5_000, 'A\'s tokens.json marks it used');
@@ -85,7 +79,7 @@ describe('collector replicas share join tokens through the API (PalisadeJoinToke
     const local = new TokenStore(dataA);
     const shares = await Promise.all(
       [0, 1].map(async () => {
-        const share = new JoinTokensShare({ client: await KubeClient.connect({ kubeconfig }), local, log: silentLogger() });
+        const share = new JoinTokensShare({ client: await KubeClient.connect({ kubeconfig: k8s.kubeconfig }), local, log: silentLogger() });
         share.start();
         stack.push(() => share.stop());
         await share.synced();
@@ -108,7 +102,7 @@ describe('collector replicas share join tokens through the API (PalisadeJoinToke
     const { b, dataA } = await replicas();
     const t = token(dataA, 'node-o');
     await published(idOf(t));
-    const heal = api.addFault({ method: 'PUT', path: /palisadejointokens/, status: 503 });
+    const heal = k8s.api.addFault({ method: 'PUT', path: /palisadejointokens/, status: 503 });
     const refused = await tryJoin(b, 'node-o', t);
     assert.notEqual(refused, 'joined');
     heal();
@@ -117,11 +111,11 @@ describe('collector replicas share join tokens through the API (PalisadeJoinToke
 
   /** Hold every join-token watch from now on (reconnections hang): a replica learns no token through its watch. */
   const holdTokenWatches = (): (() => void) => {
-    const heal = api.addFault({ path: /palisadejointokens/, watch: true, hang: true });
-    api.dropWatches('reset');
+    const heal = k8s.api.addFault({ path: /palisadejointokens/, watch: true, hang: true });
+    k8s.api.dropWatches('reset');
     return () => {
       heal();
-      api.dropWatches('reset');
+      k8s.api.dropWatches('reset');
     };
   };
 
@@ -133,7 +127,7 @@ describe('collector replicas share join tokens through the API (PalisadeJoinToke
       await published(idOf(t));
       assert.equal(b.kubernetes!.tokens.check(t).ok, false, 'B has not heard of it through its watch');
       assert.equal(await tryJoin(b, 'node-l', t), 'joined');
-      assert.equal((api.get(TOKENS, '', `plt-${idOf(t)}`) as unknown as { spec: { usedBy?: string } }).spec.usedBy, 'node-l', 'spent in the API');
+      assert.equal((k8s.api.get(TOKENS, '', `plt-${idOf(t)}`) as unknown as { spec: { usedBy?: string } }).spec.usedBy, 'node-l', 'spent in the API');
       assert.equal(b.kubernetes!.tokens.lookUps.found, 1);
     } finally {
       heal();
@@ -145,7 +139,7 @@ describe('collector replicas share join tokens through the API (PalisadeJoinToke
     const unknown = 'plt_0123abcd.' + 'x'.repeat(32);
     assert.match(await tryJoin(b, 'node-u', unknown), /unknown token/);
     await waitFor(() => b.audit.list({ kind: 'trust-refusal' }).some((r) => r.data.event === 'join' && r.data.reason === 'unknown token'), 5_000, 'the refusal audited');
-    const reads = (): number => api.requests.filter((r) => r.method === 'GET' && /palisadejointokens\/plt-/.test(r.path)).length;
+    const reads = (): number => k8s.api.requests.filter((r) => r.method === 'GET' && /palisadejointokens\/plt-/.test(r.path)).length;
     assert.equal(reads(), 1, 'read once before the refusal');
     const share = b.kubernetes!.tokens;
     const before = { ...share.lookUps };

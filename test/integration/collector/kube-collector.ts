@@ -70,7 +70,7 @@ export const REPLICAS_CA_SECRET = { namespace: 'palisade-system', name: 'palisad
  * A fresh API double for collector replicas — the CA Secret's namespace, our CRDs (and those `crds` asks for) — closed when
  * the test ends (`stack`), and a kubeconfig for it in a directory of `dirs`.
  */
-export async function replicasApi(
+async function replicasApi(
   dirs: { make(): string },
   stack: { push(fn: () => unknown): void },
   crds: Parameters<typeof installCrds>[1] = {},
@@ -82,6 +82,28 @@ export async function replicasApi(
   api.writeKubeconfig(kubeconfig);
   stack.push(() => api.close());
   return { api, kubeconfig };
+}
+
+/** The API double and kubeconfig of the running test (`useReplicasApi`); set before each test. */
+export interface ReplicasApi {
+  api: KubeApiDouble;
+  kubeconfig: string;
+}
+
+/**
+ * A mocha hook: before each test of the calling suite, a fresh `replicasApi` (closed by `stack`
+ * when the test ends). Call it before the suite's own `beforeEach`, which may then use it.
+ */
+export function useReplicasApi(
+  dirs: { make(): string },
+  stack: { push(fn: () => unknown): void },
+  crds: Parameters<typeof installCrds>[1] = {},
+): ReplicasApi {
+  const current = {} as ReplicasApi;
+  beforeEach(async function () {
+    Object.assign(current, await replicasApi(dirs, stack, crds));
+  });
+  return current;
 }
 
 /** A pod the API says runs on `node`, at the workload's IP (replicas in Kubernetes mode are node authorizers). */

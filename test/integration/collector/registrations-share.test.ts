@@ -12,9 +12,8 @@ import pino from 'pino';
 import { FlowReporter } from '../../../agent/flows/reporter';
 import type { RunningCollector } from '../../../collector/collector';
 import type { RegistrySnapshot, WorkloadRegistration } from '../../../common/mesh-protocol';
-import type { KubeApiDouble } from '../../harness/kube-api-double';
 import { numberedFlow } from './flows-fixtures';
-import { podOn, REPLICAS_CA_SECRET, replicasApi } from './kube-collector';
+import { podOn, REPLICAS_CA_SECRET, useReplicasApi } from './kube-collector';
 import { client, collector, LogCapture, snapshotWhere, token, useCollectorSuite, waitFor, workload } from './helpers';
 
 const has = (ip: string) => (s: RegistrySnapshot): boolean => s.workloads.some((w) => w.ip === ip);
@@ -22,18 +21,13 @@ const has = (ip: string) => (s: RegistrySnapshot): boolean => s.workloads.some((
 describe('collector replicas share workload registrations through the API (PalisadeRegistration objects)', function () {
   this.timeout(60_000);
   const { dirs, stack } = useCollectorSuite();
-  let api: KubeApiDouble;
-  let kubeconfig: string;
+  const k8s = useReplicasApi(dirs, stack);
 
-  beforeEach(async function () {
-    ({ api, kubeconfig } = await replicasApi(dirs, stack));
-  });
-
-  const pod = (w: WorkloadRegistration, node: string): void => podOn(api, w, node);
+  const pod = (w: WorkloadRegistration, node: string): void => podOn(k8s.api, w, node);
   const replicas = async (): Promise<{ a: RunningCollector; b: RunningCollector; dataA: string; dataB: string }> => {
     const [dataA, dataB] = [dirs.make(), dirs.make()];
     const logs = new LogCapture();
-    const start = (dataDir: string): Promise<RunningCollector> => collector(stack, { dataDir, log: logs.logger, kubernetes: { kubeconfig, caSecret: REPLICAS_CA_SECRET } });
+    const start = (dataDir: string): Promise<RunningCollector> => collector(stack, { dataDir, log: logs.logger, kubernetes: { kubeconfig: k8s.kubeconfig, caSecret: REPLICAS_CA_SECRET } });
     const [a, b] = await Promise.all([start(dataA), start(dataB)]);
     return { a, b, dataA, dataB };
   };
@@ -66,7 +60,7 @@ describe('collector replicas share workload registrations through the API (Palis
     await snapshotWhere(x, (s) => !has(db.ip)(s) && has(cache.ip)(s), 1_000);
     const removedMs = Date.now() - started;
     process.stdout.write(`      B → API → A → agent: added in ${addedMs} ms, removed in ${removedMs} ms\n`);
-    const object = api.get('palisade.dev/v1/palisaderegistrations', '', 'node-y') as unknown as { spec: { workloads: Array<{ ip: string }> } };
+    const object = k8s.api.get('palisade.dev/v1/palisaderegistrations', '', 'node-y') as unknown as { spec: { workloads: Array<{ ip: string }> } };
     assert.deepEqual(object.spec.workloads.map((w) => w.ip), [cache.ip], 'B\'s PalisadeRegistration for node-y');
     assert.ok(!JSON.stringify(object).includes('BEGIN'), 'no certificate or key in the object');
   });
@@ -88,10 +82,10 @@ describe('collector replicas share workload registrations through the API (Palis
     await Promise.all([x.start(), y.start()]);
     await snapshotWhere(y, has(web.ip), 5_000);
     // Another writer of the object (not a replica that admitted it) claims a workload outside node-x's scope.
-    const object = api.get('palisade.dev/v1/palisaderegistrations', '', 'node-x') as unknown as { spec: { stamp: { at: number }; workloads: WorkloadRegistration[] } };
+    const object = k8s.api.get('palisade.dev/v1/palisaderegistrations', '', 'node-x') as unknown as { spec: { stamp: { at: number }; workloads: WorkloadRegistration[] } };
     const forged = { stamp: { at: object.spec.stamp.at + 60_000, replica: 'zz', seq: 0 }, workloads: [...object.spec.workloads, { ...workload('evil', '10.8.1.9'), namespace: 'kube-system' }] };
     const applied = b.kubernetes!.registrations.applied;
-    api.patch('palisade.dev/v1/palisaderegistrations', '', 'node-x', { spec: forged });
+    k8s.api.patch('palisade.dev/v1/palisaderegistrations', '', 'node-x', { spec: forged });
     await waitFor(() => b.kubernetes!.registrations.applied > applied, 5_000, 'B applied the forged share');
     assert.ok(has(web.ip)(b.snapshot()) && !has('10.8.1.9')(b.snapshot()), 'the allowed workload stays, the other is refused at B');
     assert.ok(!has('10.8.1.9')(y.latest()!), 'and never reaches B\'s agents');

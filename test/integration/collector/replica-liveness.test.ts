@@ -17,8 +17,7 @@ import { cliPath } from '../../harness/agent';
 import { runCli } from '../../harness/cli';
 import { waitFor as poll } from '../../harness/wait';
 import { JsonLines } from '../../harness/fixtures';
-import type { KubeApiDouble } from '../../harness/kube-api-double';
-import { podOn, REPLICAS_CA_SECRET, replicasApi } from './kube-collector';
+import { podOn, REPLICAS_CA_SECRET, useReplicasApi } from './kube-collector';
 import { client, collector, LogCapture, snapshotWhere, token, useCollectorSuite, waitFor, workload } from './helpers';
 
 const LEASES = 'coordination.k8s.io/v1/leases';
@@ -28,16 +27,11 @@ const has = (ip: string) => (s: RegistrySnapshot): boolean => s.workloads.some((
 describe('collector replicas: liveness by Lease (a dead replica\'s nodes go offline elsewhere)', function () {
   this.timeout(120_000);
   const { dirs, stack } = useCollectorSuite();
-  let api: KubeApiDouble;
-  let kubeconfig: string;
+  const k8s = useReplicasApi(dirs, stack);
 
-  beforeEach(async function () {
-    ({ api, kubeconfig } = await replicasApi(dirs, stack));
-  });
-
-  const pod = (w: WorkloadRegistration, node: string): void => podOn(api, w, node);
+  const pod = (w: WorkloadRegistration, node: string): void => podOn(k8s.api, w, node);
   const replica = (dataDir: string, logs: LogCapture, leaseSeconds: number): Promise<RunningCollector> =>
-    collector(stack, { dataDir, log: logs.logger, kubernetes: { kubeconfig, caSecret: REPLICAS_CA_SECRET, replicaLeaseSeconds: leaseSeconds } });
+    collector(stack, { dataDir, log: logs.logger, kubernetes: { kubeconfig: k8s.kubeconfig, caSecret: REPLICAS_CA_SECRET, replicaLeaseSeconds: leaseSeconds } });
   /** x (node-x, a workload) at A, y (node-y) at B, each seeing the other's node online. */
   const agents = async (a: RunningCollector, dataA: string, b: RunningCollector, dataB: string) => {
     const web = workload('web', '10.8.1.1');
@@ -50,7 +44,7 @@ describe('collector replicas: liveness by Lease (a dead replica\'s nodes go offl
     await snapshotWhere(x, (s) => online('node-y')(s) === true, 10_000);
     return { x, y };
   };
-  const leaseHolders = (): string[] => api.list(LEASES, 'default').map((l) => String((l.spec as { holderIdentity?: unknown }).holderIdentity)).sort();
+  const leaseHolders = (): string[] => k8s.api.list(LEASES, 'default').map((l) => String((l.spec as { holderIdentity?: unknown }).holderIdentity)).sort();
 
   it('A is killed without closing: B marks its node offline within the Lease\'s duration and a margin and tells its agents; the node\'s agent reconnects to B and it is back', async function () {
     const LEASE_S = 2;
@@ -59,7 +53,7 @@ describe('collector replicas: liveness by Lease (a dead replica\'s nodes go offl
     const b = await replica(dataB, logsB, LEASE_S);
     const tokenX = token(dataA, 'node-x');
     // A: a collector process of its own, so that SIGKILL leaves its objects and its Lease as a crash does.
-    const child = spawn(process.execPath, [cliPath(), 'collector', '--data', dataA, '--listen', '127.0.0.1:0', '--kubernetes', '--kubeconfig', kubeconfig, '--ca-secret', `${REPLICAS_CA_SECRET.namespace}/${REPLICAS_CA_SECRET.name}`, '--replica-lease', `${LEASE_S}s`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [cliPath(), 'collector', '--data', dataA, '--listen', '127.0.0.1:0', '--kubernetes', '--kubeconfig', k8s.kubeconfig, '--ca-secret', `${REPLICAS_CA_SECRET.namespace}/${REPLICAS_CA_SECRET.name}`, '--replica-lease', `${LEASE_S}s`], { stdio: ['ignore', 'ignore', 'pipe'] });
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     stack.push(async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
@@ -84,7 +78,7 @@ describe('collector replicas: liveness by Lease (a dead replica\'s nodes go offl
     await Promise.all([x.start(), y.start()]);
     await snapshotWhere(y, (s) => has(web.ip)(s) && online('node-x')(s) === true, 10_000);
     await waitFor(() => leaseHolders().length === 2, 5_000, 'both replicas\' Leases');
-    const holderA = (api.get('palisade.dev/v1/palisaderegistrations', '', 'node-x') as unknown as { spec: { stamp: { replica: string } } }).spec.stamp.replica;
+    const holderA = (k8s.api.get('palisade.dev/v1/palisaderegistrations', '', 'node-x') as unknown as { spec: { stamp: { replica: string } } }).spec.stamp.replica;
     assert.ok(leaseHolders().includes(holderA), 'A\'s Lease is held by the replica id its registrations carry');
     assert.equal(b.kubernetes!.leases.marked, 0);
 
@@ -96,7 +90,7 @@ describe('collector replicas: liveness by Lease (a dead replica\'s nodes go offl
     process.stdout.write(`      node-x offline at B's agent ${afterMs} ms after A's SIGKILL (Lease ${LEASE_S} s)\n`);
     assert.ok(afterMs <= LEASE_S * 1000 + 2_500, `within the Lease's duration and a margin: ${afterMs} ms`);
     assert.ok(has(web.ip)(offline), 'its workloads stay, as when a session closes');
-    const object = api.get('palisade.dev/v1/palisaderegistrations', '', 'node-x') as unknown as { spec: { online: boolean; stamp: { replica: string } } };
+    const object = k8s.api.get('palisade.dev/v1/palisaderegistrations', '', 'node-x') as unknown as { spec: { online: boolean; stamp: { replica: string } } };
     assert.deepEqual([object.spec.online, object.spec.stamp.replica], [true, holderA], 'the object still says online: B judged by the Lease');
     assert.equal(b.kubernetes!.leases.marked, 1);
     assert.ok(logsB.lines.some((l) => l.msg?.startsWith(`collector replica ${holderA} is gone (its Lease was not renewed within its duration)`)), 'B says why');
@@ -104,7 +98,7 @@ describe('collector replicas: liveness by Lease (a dead replica\'s nodes go offl
 
     // A replica starting now finds A's object online and A's Lease no longer changing: offline one duration after its start.
     const startedC = Date.now();
-    const c = await collector(stack, { dataDir: dirs.make(), log: new LogCapture().logger, kubernetes: { kubeconfig, caSecret: REPLICAS_CA_SECRET, replicaLeaseSeconds: LEASE_S, replicaLeaseCollectAfterMs: 1_000 } });
+    const c = await collector(stack, { dataDir: dirs.make(), log: new LogCapture().logger, kubernetes: { kubeconfig: k8s.kubeconfig, caSecret: REPLICAS_CA_SECRET, replicaLeaseSeconds: LEASE_S, replicaLeaseCollectAfterMs: 1_000 } });
     await waitFor(() => c.snapshot().nodes.find((n) => n.node === 'node-x')?.online === false, (LEASE_S + 10) * 1000, 'C marking node-x offline');
     const cMs = Date.now() - startedC;
     assert.ok(cMs >= LEASE_S * 1000, `not before a full duration after C started (${cMs} ms)`);
@@ -120,7 +114,7 @@ describe('collector replicas: liveness by Lease (a dead replica\'s nodes go offl
     x2.setWorkloads([web]);
     await x2.start();
     await snapshotWhere(y, (s) => online('node-x')(s) === true && has(web.ip)(s), 5_000);
-    await waitFor(() => (api.get('palisade.dev/v1/palisaderegistrations', '', 'node-x') as unknown as { spec: { stamp: { replica: string } } }).spec.stamp.replica === b.snapshot().epoch, 5_000, 'node-x\'s object written by B');
+    await waitFor(() => (k8s.api.get('palisade.dev/v1/palisaderegistrations', '', 'node-x') as unknown as { spec: { stamp: { replica: string } } }).spec.stamp.replica === b.snapshot().epoch, 5_000, 'node-x\'s object written by B');
     assert.equal(b.kubernetes!.leases.marked, 1, 'nothing more marked');
   });
 
@@ -149,16 +143,16 @@ describe('collector replicas: liveness by Lease (a dead replica\'s nodes go offl
     const [a, b] = await Promise.all([replica(dataA, logsA, 1), replica(dataB, new LogCapture(), 1)]);
     const { y } = await agents(a, dataA, b, dataB);
     // The API answers nobody for 3 s (three Lease durations): renewals fail, watches are cut and hang.
-    const removeFault = api.addFault({ hang: true });
-    api.dropWatches('reset');
+    const removeFault = k8s.api.addFault({ hang: true });
+    k8s.api.dropWatches('reset');
     await new Promise((r) => setTimeout(r, 3_000));
     assert.deepEqual([a.kubernetes!.leases.marked, b.kubernetes!.leases.marked], [0, 0], 'no replica judged another while it could not see the API');
     assert.equal(online('node-x')(y.latest()!), true, 'agents keep working with what they have');
     assert.ok(logsA.lines.some((l) => typeof l.msg === 'string' && l.msg.startsWith('this replica\'s Lease was not renewed for its duration')), 'A says its Lease lapsed');
-    const objectBefore = api.get('palisade.dev/v1/palisaderegistrations', '', 'node-x') as unknown as { spec: { stamp: { seq: number } } };
+    const objectBefore = k8s.api.get('palisade.dev/v1/palisaderegistrations', '', 'node-x') as unknown as { spec: { stamp: { seq: number } } };
     removeFault();
-    api.dropWatches('reset');
-    await waitFor(() => (api.get('palisade.dev/v1/palisaderegistrations', '', 'node-x') as unknown as { spec: { stamp: { seq: number } } }).spec.stamp.seq > objectBefore.spec.stamp.seq, 10_000, 'A publishing node-x again after its Lease lapsed');
+    k8s.api.dropWatches('reset');
+    await waitFor(() => (k8s.api.get('palisade.dev/v1/palisaderegistrations', '', 'node-x') as unknown as { spec: { stamp: { seq: number } } }).spec.stamp.seq > objectBefore.spec.stamp.seq, 10_000, 'A publishing node-x again after its Lease lapsed');
     await new Promise((r) => setTimeout(r, 2_500));
     assert.deepEqual([a.kubernetes!.leases.marked, b.kubernetes!.leases.marked], [0, 0], 'nor after: each saw the other renew again');
     assert.equal(online('node-x')(y.latest()!), true);

@@ -31,9 +31,24 @@ describe('palisade loads a command\'s code only when that command runs', functio
 
   it('palisade agent --help declares every command but loads neither the collector\'s code nor the demo\'s', function () {
     const modules = loaded(['agent', '--help']);
-    assert.ok(modules.includes('dist/agent/agent.js'), 'the agent itself is loaded');
+    assert.ok(modules.includes('dist/cli/commands/agent.js'), 'the agent command is loaded');
     const wrong = modules.filter((m) => notForTheAgent.some((re) => re.test(m)));
     assert.deepEqual(wrong, []);
+  });
+
+  it('an agent command loads the agent when it runs; any other command never does (every `palisade` call would pay for it)', function () {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'palisade-lazy-run-'));
+    try {
+      const uninstall = loaded(['agent', 'uninstall', '--node', 'lazy-probe', '--bpffs', path.join(dir, 'bpffs'), '--run-dir', dir]);
+      assert.ok(uninstall.includes('dist/agent/agent.js'), 'the agent itself is loaded');
+      for (const args of [['--version'], ['policy', 'validate', dir]]) {
+        const modules = loaded(args);
+        assert.ok(modules.includes('dist/cli/program.js'), `palisade ${args.join(' ')}: the program is loaded`);
+        assert.deepEqual(modules.filter((m) => m === 'dist/agent/agent.js'), [], `palisade ${args.join(' ')}`);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a collector command loads the collector\'s code when it runs', function () {

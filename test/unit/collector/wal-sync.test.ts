@@ -61,6 +61,39 @@ describe('WalSync: commits synced by the caller', () => {
     await sync.later();
   });
 
+  it('the policy store and the audit log sync their WAL\'s directory at open: a first change waits only for its file\'s sync', () => {
+    const repo = PolicyRepository.open(dir);
+    const audit = AuditLog.open({ dataDir: dir, log: silentLogger() });
+    try {
+      assert.equal(repo.walSync.directorySynced, true);
+      assert.equal(audit.walSync.directorySynced, true);
+      assert.deepEqual([repo.walSync.counts, audit.walSync.counts], [{ now: 0, later: 0 }, { now: 0, later: 0 }], 'no commit synced yet');
+    } finally {
+      audit.close();
+      repo.close();
+    }
+  });
+
+  it('a WAL not made yet: its directory is synced by the first sync, not at open', () => {
+    const file = path.join(dir, 'y.db');
+    const sync = new WalSync(file);
+    sync.prime();
+    assert.equal(sync.directorySynced, false);
+  });
+
+  it('audit log: appendSynced resolves once the record is synced, its `anchored` once audit.head names it', async () => {
+    const audit = AuditLog.open({ dataDir: dir, log: silentLogger() });
+    try {
+      const { record, anchored } = await audit.appendSynced('policy-change', 'admin', { version: 1, action: 'apply', changes: [] });
+      assert.deepEqual(audit.walSync.counts, { now: 0, later: 1 });
+      assert.equal(record.seq, 1);
+      await anchored;
+      assert.equal(fs.readFileSync(path.join(dir, 'audit.head'), 'utf8'), `1 ${record.hash}\n`, 'the head names the record');
+    } finally {
+      audit.close();
+    }
+  });
+
   it('audit log: append syncs on the caller\'s thread; appendAnchored (a policy change) off the loop, before it resolves', async () => {
     const audit = AuditLog.open({ dataDir: dir, log: silentLogger() });
     try {

@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { classifyDestination, egressRuleManifest, egressRuleViews } from '../../../../collector/policies/egress-rules';
 import { CompiledPolicies } from '../../../../collector/policies/compiled-set';
+import { digestOf } from '../../../../collector/policies/set-digest';
 import { desiredPolicy, policyKey, type StoredPolicy } from '../../../../collector/policies/repository';
 import { PalisadeError } from '../../../../common/errors';
 import type { RegistryWorkload } from '../../../../common/mesh-protocol';
@@ -106,7 +107,7 @@ describe('egress rules', () => {
     const workloads = [workload('shop', 'web', { 'palisade.dev/workload': 'web' }), workload('shop', 'db', { 'palisade.dev/workload': 'db' })];
 
     it('lists every deny then allow entry per policy, with id, origin, version and the workloads selected', () => {
-      const views = egressRuleViews(compiled.index, byKey, workloads);
+      const views = egressRuleViews(digestOf(compiled.set), byKey, workloads);
       assert.deepEqual(
         views.map((v) => [v.id, v.policy, v.action, v.hosts, v.cidrs, v.protocol, v.ports, v.workloads, v.origin, v.version]),
         [
@@ -119,7 +120,7 @@ describe('egress rules', () => {
 
     it('with a workload, only the policies selecting it', () => {
       assert.deepEqual(
-        egressRuleViews(compiled.index, byKey, workloads, { namespace: 'shop', name: 'db' }).map((v) => v.policy),
+        egressRuleViews(digestOf(compiled.set), byKey, workloads, { namespace: 'shop', name: 'db' }).map((v) => v.policy),
         ['all-out'],
       );
     });
