@@ -1,7 +1,9 @@
 /**
  * The OTLP flow sink's worker thread (started by sink-worker.ts): each message is one batch, the
  * agents' frames it came in, copied into one transferred buffer; the flows are encoded as OTLP
- * log records (otlp-logs.ts) and POSTed over one kept-alive connection; the answer goes back.
+ * log records (otlp-logs.ts) and POSTed over kept-alive connections; the answer goes back. Several
+ * batches may be out at once: each is encoded as it arrives (while earlier POSTs wait for their
+ * answers) by an encoder no POST in flight still reads, and goes on a connection of its own.
  * Nothing is kept between batches (a retry brings the batch again). docs/architecture.md "Flow sinks".
  */
 import * as http from 'node:http';
@@ -51,9 +53,10 @@ if (parentPort !== null && workerData !== null) {
   const port = parentPort;
   const init = workerData as SinkWorkerInit;
   const url = new URL(init.url);
-  const encoder = new FlowLogEncoder(init.resource);
-  // one connection kept open to the receiver (one request in flight at most)
-  const agent = new (url.protocol === 'https:' ? https : http).Agent({ keepAlive: true, maxSockets: 1 });
+  // encoders whose last body no POST reads any more (the most recently used, warmest, is taken first)
+  const idle: FlowLogEncoder[] = [];
+  // connections kept open to the receiver: one per batch the sink may have in flight
+  const agent = new (url.protocol === 'https:' ? https : http).Agent({ keepAlive: true, maxSockets: Math.max(1, init.maxInFlight ?? 1) });
   const post = (body: readonly Uint8Array[]): Promise<PostResult> => postProtobuf(url, body, init.timeoutMs, agent);
   port.on('message', (m: BatchMessage) => {
     const bytes = new Uint8Array(m.bytes);
@@ -63,6 +66,9 @@ if (parentPort !== null && workerData !== null) {
       const a: BatchAnswer = { ...r, id: m.id, bytes: m.bytes };
       port.postMessage(a, [m.bytes]);
     };
-    encodeAndPost(encoder, pieces, post).then(answer, (err: unknown) => answer({ status: 0, error: String((err as Error)?.message ?? err), unencoded: 0 }));
+    const encoder = idle.pop() ?? new FlowLogEncoder(init.resource);
+    encodeAndPost(encoder, pieces, post)
+      .then(answer, (err: unknown) => answer({ status: 0, error: String((err as Error)?.message ?? err), unencoded: 0 }))
+      .finally(() => idle.push(encoder));
   });
 }

@@ -2,14 +2,16 @@
  * The OTLP flow sink: every stored flow, as an OTLP log record (otlp-logs.ts), POSTed in batches
  * to an OTLP/HTTP receiver (`application/x-protobuf`). The collector's thread only keeps the
  * agents' frames the flows came in (their bytes, no object per flow) and the accounting; the
- * encoding and the POST happen in a worker thread (otlp-sink-worker.ts), one batch at a time. A
- * bounded buffer between ingest and the receiver: one request in flight; a receiver that is down,
- * times out or answers 408/429/502/503/504 gets the same batch again after a backoff (its
- * Retry-After honoured), while new flows wait; a full buffer drops the oldest waiting flows and
- * counts them lost. accepted = delivered + lost + buffered at every moment.
- * docs/architecture.md "Flow sinks".
+ * encoding and the POSTs happen in a worker thread (otlp-sink-worker.ts). A bounded buffer
+ * between ingest and the receiver, with up to `maxInFlight` requests in flight (OTLP does not
+ * need them in order): a batch is handed on as soon as it is full and a slot is free, and the
+ * window of slots opens one per answered batch and closes to one when the receiver fails. A
+ * receiver that is down, times out or answers 408/429/502/503/504 gets the same batch again after
+ * a backoff (its Retry-After honoured), oldest failed batch first, nothing newer meanwhile; a full
+ * buffer drops the oldest waiting flows (never a batch already handed on) and counts them lost.
+ * accepted = delivered + lost + buffered at every moment. docs/architecture.md "Flow sinks".
  */
-import type { FlowRecord } from '../../common/flow';
+import type { StoredBatch } from '../flows/stored-batch';
 import type { Logger } from '../../common/log';
 import type { FlowSink, SinkCounts } from './sink';
 import type { FlowPiece, SendBatch, SendResult } from './otlp-batch';
@@ -34,6 +36,8 @@ export interface OtlpSinkOptions {
   maxBuffered?: number;
   /** Flows per request at most; default 1000. */
   batchSize?: number;
+  /** Requests in flight at most (batches handed on and not answered, or waiting to be sent again); default 4. */
+  maxInFlight?: number;
   /** A batch goes at least this often while flows wait (at once when a full one waits); default 1 s. */
   flushIntervalMs?: number;
   /** Retry backoff: starts here, doubles up to retryMaxMs; defaults 500 ms and 30 s. */
@@ -57,6 +61,16 @@ interface Segment {
   storedMs: number;
 }
 
+/** A batch cut from the waiting flows: in flight, or waiting to be sent again. */
+interface Batch {
+  /** cut order: failed batches go again oldest first */
+  seq: number;
+  count: number;
+  pieces: FlowPiece[];
+  /** retryable failures so far (its backoff) */
+  failures: number;
+}
+
 const EMPTY: Segment = { frame: new Uint8Array(0), first: 0, count: 0, storedMs: 0 };
 
 /** Statuses after which the same request may succeed later (the OTLP/HTTP specification's list). */
@@ -68,6 +82,7 @@ export class OtlpSink implements FlowSink {
   private readonly log: Logger;
   private readonly maxBuffered: number;
   private readonly batchSize: number;
+  private readonly maxInFlight: number;
   private readonly flushIntervalMs: number;
   private readonly retryMinMs: number;
   private readonly retryMaxMs: number;
@@ -77,11 +92,23 @@ export class OtlpSink implements FlowSink {
   private segments: Segment[] = [];
   private head = 0;
   private waitingCount = 0;
-  /** the batch in flight: its flow count and pieces (a fresh object per batch) */
-  private inFlight: { count: number; pieces: FlowPiece[] } | undefined;
+  /** batches handed on, not answered yet */
+  private readonly inFlight = new Set<Batch>();
+  /** batches the receiver failed, to be sent again (oldest first) */
+  private retryQueue: Batch[] = [];
+  /** flows in the batches in flight and to be sent again */
+  private cutCount = 0;
+  private nextSeq = 1;
+  /** batches that may be in flight now: opens by one per delivered batch, back to one on a failure */
+  private window = 1;
   private readonly c = { accepted: 0, delivered: 0, lost: 0 };
+  /** failed answers since the last delivered batch */
   private failures = 0;
-  private timer: NodeJS.Timeout | undefined;
+  /** a partial batch is sent when this fires */
+  private flushTimer: NodeJS.Timeout | undefined;
+  private flushDue = false;
+  /** nothing is sent before this fires */
+  private backoffTimer: NodeJS.Timeout | undefined;
   private closing = false;
   private closed = false;
   private lastLossLog = 0;
@@ -92,26 +119,28 @@ export class OtlpSink implements FlowSink {
     this.log = opts.log.child({ component: 'flow-sink', sink: opts.name });
     this.maxBuffered = opts.maxBuffered ?? 100_000;
     this.batchSize = Math.min(opts.batchSize ?? 1000, this.maxBuffered);
+    this.maxInFlight = Math.max(1, opts.maxInFlight ?? 4);
     this.flushIntervalMs = opts.flushIntervalMs ?? 1000;
     this.retryMinMs = opts.retryMinMs ?? 500;
     this.retryMaxMs = opts.retryMaxMs ?? 30_000;
     if (opts.send) this.sendBatch = opts.send;
     else {
-      const worker = new SinkWorker({ url: opts.url.href, timeoutMs: opts.requestTimeoutMs ?? 10_000, resource: opts.resource ?? {} });
+      const worker = new SinkWorker({ url: opts.url.href, timeoutMs: opts.requestTimeoutMs ?? 10_000, resource: opts.resource ?? {}, maxInFlight: this.maxInFlight });
       this.worker = worker;
       this.sendBatch = worker.send;
     }
   }
 
-  write(records: readonly FlowRecord[], frame?: Uint8Array): void {
-    const n = records.length;
+  write(batch: StoredBatch): void {
+    const n = batch.count;
     if (n === 0) return;
     this.c.accepted += n;
     if (this.closed) return this.lose(n, 'shutdown');
     let seg: Segment;
     try {
-      // the agent's frame as it arrived; without one (tests), one like it
-      seg = { frame: frame ?? Buffer.from(JSON.stringify({ flows: records })), first: 0, count: n, storedMs: Date.now() };
+      // the agent's frame as it arrived (its records are not read here); without one, one like it
+      const frame = batch.frame ?? Buffer.from(JSON.stringify({ flows: batch.entries().map((e) => e.record) }));
+      seg = { frame, first: 0, count: n, storedMs: Date.now() };
     } catch (err) {
       this.log.error({ err, flows: n }, 'flows could not be encoded; counted lost');
       return this.lose(n, 'refused');
@@ -120,7 +149,7 @@ export class OtlpSink implements FlowSink {
     if (over > 0) {
       // the oldest waiting flows make room; what no waiting flow can make room for is dropped
       const fromWaiting = Math.min(over, this.waitingCount);
-      this.dropWaiting(fromWaiting);
+      this.take(fromWaiting, undefined);
       seg.first = over - fromWaiting;
       this.lose(over, 'buffer-full');
     }
@@ -128,18 +157,21 @@ export class OtlpSink implements FlowSink {
       this.segments.push(seg);
       this.waitingCount += seg.count - seg.first;
     }
-    if (this.inFlight !== undefined) return;
-    if (this.waitingCount >= this.batchSize) this.schedule(0);
-    else if (this.timer === undefined) this.schedule(this.flushIntervalMs);
+    this.pump();
   }
 
   counts(): SinkCounts {
     return { ...this.c, buffered: this.buffered() };
   }
 
-  /** Whether the last request failed and the sink is waiting to try again. */
+  /** Whether the last answer was a failure and the sink is waiting to try again. */
   get retrying(): boolean {
     return this.failures > 0;
+  }
+
+  /** Batches in flight now (tests). */
+  get requestsInFlight(): number {
+    return this.inFlight.size;
   }
 
   async close(): Promise<void> {
@@ -153,32 +185,29 @@ export class OtlpSink implements FlowSink {
           clearTimeout(t);
           resolve();
         };
-        if (this.inFlight === undefined) this.schedule(0);
+        this.pump(); // what waits goes now, partial batches included
       });
     }
     this.closed = true;
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = undefined;
+    for (const t of [this.flushTimer, this.backoffTimer]) if (t !== undefined) clearTimeout(t);
+    this.flushTimer = this.backoffTimer = undefined;
     const left = this.buffered();
     this.segments = [];
     this.head = 0;
     this.waitingCount = 0;
-    this.inFlight = undefined;
+    this.inFlight.clear();
+    this.retryQueue = [];
+    this.cutCount = 0;
     if (left > 0) this.lose(left, 'shutdown');
     await this.worker?.close();
     this.log.info({ ...this.counts() }, 'flow sink closed');
   }
 
   private buffered(): number {
-    return this.waitingCount + (this.inFlight?.count ?? 0);
+    return this.waitingCount + this.cutCount;
   }
 
-  /** Drop the `n` oldest waiting flows. */
-  private dropWaiting(n: number): void {
-    this.take(n, undefined);
-  }
-
-  /** The `n` oldest waiting flows leave the buffer; they go to `pieces` when given. */
+  /** The `n` oldest waiting flows leave the buffer; they go to `pieces` when given (else they are dropped). */
   private take(n: number, pieces: FlowPiece[] | undefined): void {
     this.waitingCount -= n;
     while (n > 0) {
@@ -195,41 +224,60 @@ export class OtlpSink implements FlowSink {
     }
   }
 
-  private schedule(ms: number): void {
-    if (this.closed) return;
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.send();
-    }, ms);
-    this.timer.unref();
+  /**
+   * Hand on what may go now, within the window: batches to send again first, then full batches,
+   * then a partial one once the flush interval passed (or the sink is closing). No timer between a
+   * full batch and its request: the collector's thread is often busy, each turn of its loop counts.
+   */
+  private pump(): void {
+    if (this.closed || this.backoffTimer !== undefined) return;
+    let cut = false;
+    while (this.inFlight.size < this.window) {
+      let batch = this.retryQueue.shift();
+      if (batch === undefined) {
+        if (this.waitingCount === 0 || (this.waitingCount < this.batchSize && !this.flushDue && !this.closing)) break;
+        const count = Math.min(this.batchSize, this.waitingCount);
+        const pieces: FlowPiece[] = [];
+        this.take(count, pieces);
+        this.cutCount += count;
+        batch = { seq: this.nextSeq++, count, pieces, failures: 0 };
+        cut = true;
+      }
+      this.attempt(batch);
+    }
+    // the flush interval counts from the last batch cut: what is left of a batch goes with the next full one, or then
+    if (cut && this.flushTimer !== undefined) {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = undefined;
+    }
+    if (this.waitingCount === 0) this.flushDue = false;
+    else if (!this.flushDue && this.flushTimer === undefined) {
+      this.flushTimer = setTimeout(() => {
+        this.flushTimer = undefined;
+        this.flushDue = true;
+        this.pump();
+      }, this.flushIntervalMs);
+      this.flushTimer.unref();
+    }
+    if (this.buffered() === 0) this.drained?.();
   }
 
-  private send(): void {
-    if (this.closed || this.inFlight !== undefined) return;
-    if (this.waitingCount === 0) return this.drained?.();
-    const n = Math.min(this.batchSize, this.waitingCount);
-    const pieces: FlowPiece[] = [];
-    this.take(n, pieces);
-    this.inFlight = { count: n, pieces };
-    this.attempt();
-  }
-
-  /** Send the batch in flight (again): its pieces are encoded anew each time (a retry is rare). */
-  private attempt(): void {
-    const batch = this.inFlight!;
+  /** Send a batch (again): its pieces are encoded anew each time (a retry is rare). */
+  private attempt(batch: Batch): void {
+    this.inFlight.add(batch);
     this.sendBatch(batch.pieces).then(
       (r) => this.answered(batch, r),
       (err: unknown) => this.answered(batch, { status: 0, error: String((err as Error)?.message ?? err), unencoded: 0 }),
     );
   }
 
-  private answered(batch: { count: number }, r: SendResult): void {
-    if (this.closed || this.inFlight !== batch) return;
+  private answered(batch: Batch, r: SendResult): void {
+    if (this.closed || !this.inFlight.delete(batch)) return;
     if (r.status >= 200 && r.status < 300) {
-      this.inFlight = undefined;
+      this.cutCount -= batch.count;
       if (this.failures > 0) this.log.info({ status: r.status, failures: this.failures }, 'flow sink receiver is back');
       this.failures = 0;
+      this.window = Math.min(this.maxInFlight, this.window + 1);
       if (r.unencoded > 0) {
         this.log.error({ error: r.encodeError, flows: r.unencoded }, 'flows could not be encoded; counted lost');
         this.lose(r.unencoded, 'refused');
@@ -239,34 +287,37 @@ export class OtlpSink implements FlowSink {
         this.c.delivered += sent;
         this.opts.metrics?.delivered(this.name, sent);
       }
-      return this.next();
+      return this.pump();
     }
-    if (RETRYABLE.has(r.status)) {
-      this.failures++;
-      const backoff = Math.min(this.retryMaxMs, this.retryMinMs * 2 ** Math.min(this.failures - 1, 20));
-      const wait = r.retryAfterMs !== undefined ? Math.min(Math.max(r.retryAfterMs, this.retryMinMs), MAX_RETRY_AFTER_MS) : backoff;
-      if (this.failures === 1 || this.failures % 10 === 0) {
-        this.log.warn({ status: r.status, error: r.error, failures: this.failures, retryInMs: wait, buffered: this.buffered() }, 'flow sink receiver unavailable; retrying');
-      }
-      if (this.closing) return this.drained?.();
-      this.timer = setTimeout(() => {
-        this.timer = undefined;
-        if (!this.closed) this.attempt();
-      }, wait);
-      this.timer.unref();
-      return;
-    }
+    if (RETRYABLE.has(r.status)) return this.failed(batch, r);
     this.log.error({ status: r.status, flows: batch.count }, 'flow sink receiver refused a batch; counted lost');
-    this.inFlight = undefined;
+    this.cutCount -= batch.count;
     this.failures = 0;
     this.lose(batch.count, 'refused');
-    this.next();
+    this.pump();
   }
 
-  /** After a batch settled: the next one at once if a full one waits, else at the flush interval. */
-  private next(): void {
-    if (this.waitingCount === 0) return this.drained?.();
-    this.schedule(this.waitingCount >= this.batchSize || this.closing ? 0 : this.flushIntervalMs);
+  /** A retryable failure: the batch waits (oldest first) for a backoff, during which nothing is sent; one at a time after it. */
+  private failed(batch: Batch, r: SendResult): void {
+    this.failures++;
+    batch.failures++;
+    this.window = 1;
+    let at = this.retryQueue.findIndex((b) => b.seq > batch.seq);
+    if (at < 0) at = this.retryQueue.length;
+    this.retryQueue.splice(at, 0, batch);
+    const backoff = Math.min(this.retryMaxMs, this.retryMinMs * 2 ** Math.min(batch.failures - 1, 20));
+    const wait = r.retryAfterMs !== undefined ? Math.min(Math.max(r.retryAfterMs, this.retryMinMs), MAX_RETRY_AFTER_MS) : backoff;
+    if (this.failures === 1 || this.failures % 10 === 0) {
+      this.log.warn({ status: r.status, error: r.error, failures: this.failures, retryInMs: wait, buffered: this.buffered() }, 'flow sink receiver unavailable; retrying');
+    }
+    if (this.closing) return this.drained?.();
+    // the batches still out were sent before this answer: the first failure's backoff holds for them
+    if (this.backoffTimer !== undefined) return;
+    this.backoffTimer = setTimeout(() => {
+      this.backoffTimer = undefined;
+      this.pump();
+    }, wait);
+    this.backoffTimer.unref();
   }
 
   private lose(n: number, reason: LossReason): void {

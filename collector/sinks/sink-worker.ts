@@ -1,10 +1,12 @@
 /**
  * The collector's side of the OTLP flow sink's worker thread (otlp-sink-worker.ts): a batch's
  * frames are copied once into one buffer that is transferred (not copied again) to the thread,
- * which encodes and POSTs them and answers, giving the buffer back: the next batch is copied into
- * it when it fits (no buffer allocated, page-faulted and collected per batch). The thread starts
- * with the first batch; if it dies, the batches it held are answered as "no answer" (the sink
- * sends them again) and the next batch starts a new one.
+ * which encodes and POSTs them and answers, giving the buffer back: a later batch is copied into
+ * one of the buffers given back when it fits (no buffer allocated, page-faulted and collected per
+ * batch; as many kept as batches may be in flight). Several batches may be in the thread at once
+ * (it encodes the next while earlier POSTs are out). The thread starts with the first batch; if it
+ * dies, the batches it held are answered as "no answer" (the sink sends them again) and the next
+ * batch starts a new one.
  */
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -14,6 +16,8 @@ export interface SinkWorkerInit {
   url: string;
   timeoutMs: number;
   resource: Record<string, string>;
+  /** batches the sink has in flight at most: the thread's connections, and the buffers kept */
+  maxInFlight?: number;
 }
 
 /** A batch as posted: the frames' bytes, and each piece's place in them. */
@@ -30,8 +34,8 @@ export class SinkWorker {
   private worker: Worker | undefined;
   private readonly pending = new Map<number, (r: SendResult) => void>();
   private nextId = 1;
-  /** the buffer the thread gave back with its last answer */
-  private spare: ArrayBuffer | undefined;
+  /** buffers the thread gave back, biggest last; at most maxInFlight kept */
+  private readonly spares: ArrayBuffer[] = [];
   private allocations = 0;
 
   constructor(private readonly init: SinkWorkerInit) {}
@@ -59,14 +63,21 @@ export class SinkWorker {
       this.thread().postMessage(message, [message.bytes]);
     });
 
-  /** `size` bytes on an ArrayBuffer of their own (transferable): the spare one when it is big enough. */
+  /** `size` bytes on an ArrayBuffer of their own (transferable): the smallest spare one big enough, if any. */
   private buffer(size: number): Buffer {
-    const spare = this.spare;
-    this.spare = undefined;
-    if (spare !== undefined && spare.byteLength >= size) return Buffer.from(spare, 0, size);
+    const i = this.spares.findIndex((b) => b.byteLength >= size);
+    if (i >= 0) return Buffer.from(this.spares.splice(i, 1)[0]!, 0, size);
     this.allocations++;
     // room for a batch a quarter bigger: batches' frames differ a little in size
     return Buffer.from(new ArrayBuffer(size + (size >> 2)), 0, size);
+  }
+
+  /** A buffer given back: kept (in size order) unless as many bigger ones are kept as batches may be in flight. */
+  private keep(bytes: ArrayBuffer): void {
+    let at = this.spares.findIndex((b) => b.byteLength > bytes.byteLength);
+    if (at < 0) at = this.spares.length;
+    this.spares.splice(at, 0, bytes);
+    if (this.spares.length > Math.max(1, this.init.maxInFlight ?? 1)) this.spares.shift();
   }
 
   async close(): Promise<void> {
@@ -86,7 +97,7 @@ export class SinkWorker {
     w.unref();
     w.on('message', (answer: BatchAnswer) => {
       const { id, bytes, ...r } = answer;
-      if (bytes !== undefined && (this.spare === undefined || bytes.byteLength > this.spare.byteLength)) this.spare = bytes;
+      if (bytes !== undefined) this.keep(bytes);
       const done = this.pending.get(id);
       this.pending.delete(id);
       done?.(r);

@@ -3,7 +3,7 @@
  * (acknowledgements, queries, follow, policy test); each further FlowSink gets every stored flow
  * once, after its batch committed. docs/architecture.md "Flow sinks".
  */
-import type { FlowRecord } from '../../common/flow';
+import type { StoredBatch } from '../flows/stored-batch';
 import type { SinkCounts } from '../../common/flows-api';
 
 export type { SinkCounts };
@@ -12,10 +12,12 @@ export interface FlowSink {
   /** `sqlite`, `otlp:<host:port>` */
   readonly name: string;
   /**
-   * Takes flows the collector just stored; never throws, never waits. `frame`, when given, is the
-   * agent's JSON frame they were parsed from (its `flows` array is `records`, in order).
+   * Takes a batch the collector just stored; never throws, never waits. A batch stored from an
+   * agent's frame carries it (`frame`, its `flows` array the batch's flows, in order): a sink reads
+   * it rather than the records, which the collector's thread would have to parse again
+   * (`entries()`).
    */
-  write(records: readonly FlowRecord[], frame?: Uint8Array): void;
+  write(batch: StoredBatch): void;
   counts(): SinkCounts;
   /** Deliver what it can within its grace period; what is left counts as lost. */
   close(): Promise<void>;

@@ -1,6 +1,7 @@
 /**
  * The collector's flow sinks beyond the store, built from `--flow-sink` values: each gets every
- * flow the store commits, once, in the order stored. docs/architecture.md "Flow sinks".
+ * flow the store commits, once (batches in the order stored; several requests may be out at once,
+ * so a receiver may see them in another order). docs/architecture.md "Flow sinks".
  */
 import type { SinkCounts } from '../../common/flows-api';
 import type { Logger } from '../../common/log';
@@ -34,9 +35,7 @@ export class FlowSinks {
 
   /** What the store calls after each committed batch. */
   readonly onStored: StoredListener = (batch) => {
-    if (this.list.length === 0) return;
-    const records = batch.entries().map((e) => e.record);
-    for (const s of this.list) s.write(records, batch.frame);
+    for (const s of this.list) s.write(batch);
   };
 
   counts(): Record<string, SinkCounts> {

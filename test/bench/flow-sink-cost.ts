@@ -16,14 +16,22 @@
  * loaded machine's CPU is shared between sessions: in the bench's it would take the collector's).
  * Reported: flows/s, this process's CPU per flow and by thread (the collector's, the sink's,
  * others: V8's and libuv's), the receiver's, the load average, and the encoder alone (what the
- * worker does per flow). The issue's budget: the sink costs <= 20 % of the ingest rate.
- * Run: node dist/test/bench/flow-sink-cost.js [flows, default 200000] [records|frames|both, default both]
+ * worker does per flow); for a sink run, when the last batch was stored and how long the sink then
+ * took to deliver what it still held (an output added in 2026-12, the run and its end unchanged: a
+ * sink that keeps up has little left). A third input, `wire` (added 2026-12), is a collector's own
+ * path since flows frames are parsed and stored in the writer thread: the store opened with its
+ * writer thread, each frame handed to `ingestFrame` as a session does (its envelope read here, the
+ * records parsed in the thread), at most 8 frames waiting at once (an agent's window); the run
+ * ends when every frame is committed (and delivered). The issue's budget: the sink costs <= 20 % of
+ * the ingest rate.
+ * Run: node dist/test/bench/flow-sink-cost.js [flows, default 200000] [records|frames|wire|all, default all]
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import pino from 'pino';
+import { countRecords, flowsEnvelope } from '../../collector/flows/flows-frame';
 import { FlowStore } from '../../collector/flows/store';
 import { FlowLogEncoder } from '../../collector/sinks/otlp-logs';
 import { parseSinkSpec } from '../../collector/sinks/sink-spec';
@@ -59,7 +67,9 @@ const WARM_FRAMES = Number(process.env.WARM_FRAMES ?? 20);
 /** The sink's worker thread's name (collector/sinks/sink-worker.ts). */
 const SINK_THREAD = 'otlp-sink';
 
-type Input = { kind: 'records'; batches: FlowRecord[][]; frames: Buffer[] } | { kind: 'frames'; frames: Buffer[] };
+type Input = { kind: 'records'; batches: FlowRecord[][]; frames: Buffer[] } | { kind: 'frames' | 'wire'; frames: Buffer[] };
+/** Frames a `wire` run lets wait for the writer thread at once: one agent's window (agent/flows/reporter.ts). */
+const WIRE_WINDOW = 8;
 
 const batchAt = (input: Input, i: number): FlowRecord[] => (input.kind === 'records' ? input.batches[i]! : (JSON.parse(input.frames[i]!.toString('utf8')) as { flows: FlowRecord[] }).flows);
 
@@ -68,11 +78,31 @@ function frames(records: FlowRecord[][]): Buffer[] {
 }
 
 function input(kind: string, records: FlowRecord[][]): Input {
-  return kind === 'records' ? { kind: 'records', batches: records, frames: frames(records) } : { kind: 'frames', frames: frames(records) };
+  return kind === 'records' ? { kind: 'records', batches: records, frames: frames(records) } : { kind: kind === 'wire' ? 'wire' : 'frames', frames: frames(records) };
+}
+
+/** The same frame from another agent session (`wire` warms up on its own session). */
+function asSession(frame: Buffer, session: string): Buffer {
+  return Buffer.from(frame.toString('utf8').replace('"session":"bench"', `"session":"${session}"`));
+}
+
+/** Feeds `frames` to `ingestFrame` with at most WIRE_WINDOW waiting; resolves when all are committed. */
+async function ingestWire(store: FlowStore, frames: readonly Buffer[]): Promise<void> {
+  const waiting: Array<Promise<void>> = [];
+  for (const frame of frames) {
+    if (waiting.length >= WIRE_WINDOW) await waiting.shift();
+    const envelope = flowsEnvelope(frame);
+    if (!envelope) throw new Error('a bench frame has no flows envelope');
+    waiting.push(store.ingestFrame('node-a', envelope, frame, countRecords(frame)));
+    await turn();
+  }
+  await Promise.all(waiting);
 }
 
 interface Result {
   seconds: number;
+  /** when the last batch was stored (the rest of the run: the sink delivering what it still held) */
+  storedSeconds: number;
   /** the whole process (the sink's thread included) */
   cpuUs: number;
   /** the collector's thread alone: what ingest competes with */
@@ -87,7 +117,9 @@ interface Result {
 
 async function run(dir: string, input: Input, total: number, receiver: string | undefined, rxPid: number): Promise<Result> {
   const file = path.join(dir, `flows-${++runs}.db`);
-  const store = FlowStore.open({ file, log: silent, retentionIntervalMs: 3_600_000 });
+  const wire = input.kind === 'wire';
+  const storeOpts = { file, log: silent, retentionIntervalMs: 3_600_000 };
+  const store = wire ? await FlowStore.openWithWriterThread(storeOpts) : FlowStore.open(storeOpts);
   const sinks = new FlowSinks(receiver ? [parseSinkSpec(`otlp=${receiver}`)] : [], { log: silent, trustDomain: 'cluster.local', otlp: { maxBuffered: total + 2 * BATCH } });
   store.onStored(sinks.onStored);
   // as in a collector, a listener reads every stored batch's denied flows (collector.ts's denied-flow summarizer)
@@ -99,7 +131,8 @@ async function run(dir: string, input: Input, total: number, receiver: string | 
   // (10,000 flows) delivered, so that V8 has compiled its code (with 2, its compiler threads took
   // ~1.3 us per flow of a 100,000-flow run more: once per collector, not per flow)
   const warm = receiver ? Math.min(WARM_FRAMES, input.frames.length) : 0;
-  for (let i = 0; i < warm; i++) store.ingest('node-a', { session: 'warm', seq: i + 1, lost: 0, flows: batchAt(input, i) }, input.frames[i]);
+  if (wire) await ingestWire(store, input.frames.slice(0, warm).map((f) => asSession(f, 'warm')));
+  else for (let i = 0; i < warm; i++) store.ingest('node-a', { session: 'warm', seq: i + 1, lost: 0, flows: batchAt(input, i) }, input.frames[i]);
   const warmFlows = warm === 0 ? 0 : Object.values(sinks.counts())[0]!.accepted;
   while (warm > 0 && Object.values(sinks.counts())[0]!.delivered < warmFlows) await new Promise((r) => setTimeout(r, 1));
   const cpu = process.cpuUsage();
@@ -107,10 +140,13 @@ async function run(dir: string, input: Input, total: number, receiver: string | 
   const threads = threadCpu();
   const rx = processCpu(rxPid);
   const t = process.hrtime.bigint();
-  for (let i = 0, n = input.frames.length; i < n; i++) {
-    store.ingest('node-a', { session: 'bench', seq: i + 1, lost: 0, flows: batchAt(input, i) }, input.frames[i]);
-    await turn();
-  }
+  if (wire) await ingestWire(store, input.frames);
+  else
+    for (let i = 0, n = input.frames.length; i < n; i++) {
+      store.ingest('node-a', { session: 'bench', seq: i + 1, lost: 0, flows: batchAt(input, i) }, input.frames[i]);
+      await turn();
+    }
+  const storedSeconds = Number(process.hrtime.bigint() - t) / 1e9;
   while (receiver && Object.values(sinks.counts())[0]!.delivered < total + warmFlows) await new Promise((r) => setTimeout(r, 1));
   const seconds = Number(process.hrtime.bigint() - t) / 1e9;
   const used = process.cpuUsage(cpu);
@@ -120,15 +156,16 @@ async function run(dir: string, input: Input, total: number, receiver: string | 
   const c = Object.values(sinks.counts())[0];
   if (c && (c.delivered !== total + warmFlows || c.lost !== 0)) throw new Error(`sink did not deliver everything: ${JSON.stringify(c)}`);
   if (denied === 0) throw new Error('no denied flow was seen');
+  if (store.rows() < total) throw new Error(`only ${store.rows()} of ${total} flows stored`);
   await sinks.close();
   await store.close();
   for (const f of [file, `${file}-wal`, `${file}-shm`]) fs.rmSync(f, { force: true });
-  return { seconds, cpuUs: used.user + used.system, loopUs: loopUsed.user + loopUsed.system, sinkUs, receiverUs, load: os.loadavg()[0]! };
+  return { seconds, storedSeconds, cpuUs: used.user + used.system, loopUs: loopUsed.user + loopUsed.system, sinkUs, receiverUs, load: os.loadavg()[0]! };
 }
 
 async function main(): Promise<void> {
   const total = Number(process.argv[2] ?? 200_000);
-  const modes = process.argv[3] === 'records' || process.argv[3] === 'frames' ? [process.argv[3]] : ['records', 'frames'];
+  const modes = ['records', 'frames', 'wire'].includes(process.argv[3] ?? '') ? [process.argv[3]!] : ['records', 'frames', 'wire'];
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'palisade-sink-bench-'));
   // The receiver (the test's, standing in for an OpenTelemetry Collector on another machine) runs in
   // a session of its own: with the kernel's autogroup scheduling, a loaded machine shares its CPU
@@ -169,7 +206,7 @@ async function main(): Promise<void> {
       }
       console.log(`input ${mode}:`);
       for (const [what, r] of results) {
-        console.log(`  ${what}: ${fmt(total)} flows in ${r.seconds.toFixed(2)} s = ${fmt(total / r.seconds)} flows/s, CPU ${(r.cpuUs / total).toFixed(2)} us/flow (collector thread ${(r.loopUs / total).toFixed(2)}, sink thread ${(r.sinkUs / total).toFixed(2)}, others ${((r.cpuUs - r.loopUs - r.sinkUs) / total).toFixed(2)}; receiver process ${(r.receiverUs / total).toFixed(2)}), load ${r.load.toFixed(1)}`);
+        console.log(`  ${what}: ${fmt(total)} flows in ${r.seconds.toFixed(2)} s = ${fmt(total / r.seconds)} flows/s${r.seconds > r.storedSeconds + 0.005 ? ` (all stored at ${r.storedSeconds.toFixed(2)} s, then ${(r.seconds - r.storedSeconds).toFixed(2)} s delivering)` : ''}, CPU ${(r.cpuUs / total).toFixed(2)} us/flow (collector thread ${(r.loopUs / total).toFixed(2)}, sink thread ${(r.sinkUs / total).toFixed(2)}, others ${((r.cpuUs - r.loopUs - r.sinkUs) / total).toFixed(2)}; receiver process ${(r.receiverUs / total).toFixed(2)}), load ${r.load.toFixed(1)}`);
       }
       const of = (w: string, f: (r: Result) => number): number[] => results.filter(([x]) => x === w).map(([, r]) => f(r));
       const rate = (w: string): number => median(of(w, (r) => total / r.seconds));

@@ -142,6 +142,10 @@ export class OtlpReceiver {
   readonly requests: Array<{ path: string; status: number; items: number }> = [];
   /** answer every request with this status instead of decoding it (e.g. 503) */
   failWith: number | undefined;
+  /** take every request and never answer it (a receiver that hangs) until down() drops them */
+  hold = false;
+  /** requests held so far */
+  held = 0;
   private server: http.Server | undefined;
   private port = 0;
 
@@ -189,6 +193,10 @@ export class OtlpReceiver {
         this.requests.push({ path, status, items });
         res.writeHead(status, { 'content-type': 'application/x-protobuf' }).end();
       };
+      if (this.hold) {
+        this.held++;
+        return;
+      }
       if (this.failWith !== undefined) return answer(this.failWith);
       if (req.method !== 'POST' || req.headers['content-type'] !== 'application/x-protobuf') return answer(415);
       const body = Buffer.concat(chunks);

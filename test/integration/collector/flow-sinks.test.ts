@@ -2,7 +2,8 @@
  * The OTLP flow sink end to end: a real collector stores what a node session sends and hands every
  * stored flow to an OTLP/HTTP receiver in the test (a double of an OpenTelemetry Collector that
  * decodes with the official OTLP proto definitions): every flow once, the schema mapping as
- * README.md documents it, and a receiver down for 30 s (buffered, then delivered, or counted lost).
+ * README.md documents it, and a receiver down for 30 s (buffered, then delivered, or counted lost),
+ * with one request out or several.
  */
 import { strict as assert } from 'node:assert';
 import type { RunningCollector } from '../../../collector/collector';
@@ -155,6 +156,35 @@ describe('collector flow sinks: OTLP logs over HTTP/protobuf', function () {
     assert.equal(during.lost, 0);
     assert.equal(during.buffered, sent - 1000);
     assert.ok(logs.find('flow sink receiver unavailable; retrying'), 'the outage is logged');
+    await rx.up();
+    await waitFor(() => rx.logs.length >= sent, scaled(20_000), 'every flow after the receiver came back');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(tagsOf(rx.logs), Array.from({ length: sent }, (_, i) => i + 1));
+    assert.deepEqual(await sinkCounts(col), { accepted: sent, delivered: sent, lost: 0, buffered: 0 });
+  });
+
+  it(`has several requests out when the receiver hangs, then is down for ${OUTAGE_MS / 1000} s: every flow once, counts exact throughout`, async () => {
+    const { col, rx, s } = await setUp({ batchSize: 100, maxInFlight: 4, retryMinMs: 200, retryMaxMs: 2000 });
+    await sendRun(s, 'node-a', 'before', 1, 4, 250); // ten batches delivered: the window is open to four
+    await waitFor(() => rx.logs.length >= 1000, scaled(10_000), 'the first 1000 flows');
+    rx.hold = true;
+    await sendRun(s, 'node-a', 'burst', 1001, 2, 500);
+    await waitFor(() => rx.held >= 4, scaled(10_000), 'four requests out at once');
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(rx.held, 4, 'no more than maxInFlight requests out');
+    await rx.down(); // the four are cut off unanswered
+    const downAt = Date.now();
+    let seq = 0;
+    let tag = 2001;
+    while (Date.now() - downAt < OUTAGE_MS) {
+      const flows = Array.from({ length: 200 }, () => tagged(tag++, 'node-a'));
+      assert.equal((await s.send({ session: 'during', seq: ++seq, lost: 0, flows })).type, 'flows-ack');
+      const c = await sinkCounts(col);
+      assert.deepEqual(c, { accepted: tag - 1, delivered: 1000, lost: 0, buffered: tag - 1 - 1000 });
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    const sent = tag - 1;
+    rx.hold = false;
     await rx.up();
     await waitFor(() => rx.logs.length >= sent, scaled(20_000), 'every flow after the receiver came back');
     await new Promise((r) => setTimeout(r, 300));

@@ -4,13 +4,14 @@
  * its batch as "no answer" (the sink retries it) and the next batch gets a new thread.
  */
 import { strict as assert } from 'node:assert';
+import * as http from 'node:http';
 import * as net from 'node:net';
 import { postProtobuf } from '../../../../collector/sinks/otlp-sink-worker';
 import { SinkWorker } from '../../../../collector/sinks/sink-worker';
 import type { FlowRecord } from '../../../../common/flow';
 import { realisticFlow } from '../../../bench/flow-ingest';
 import { threadCpu } from '../../../bench/loop/thread-cpu';
-import { OtlpReceiver } from '../../../harness/otlp-receiver';
+import { decodeLogs, OtlpReceiver } from '../../../harness/otlp-receiver';
 
 const frame = (flows: FlowRecord[]): Buffer => Buffer.from(JSON.stringify({ type: 'flows', session: 's', seq: 1, lost: 0, flows }));
 
@@ -67,6 +68,47 @@ describe('SinkWorker', function () {
     } finally {
       await w.close();
       await rx.down();
+    }
+  });
+
+  it('has several batches out at once, each encoded while the others are still being read, each body intact', async () => {
+    // a receiver that starts reading each request 300 ms after it came: bodies bigger than the
+    // socket's buffers are then still being written when the next batches arrive and are encoded
+    const bodies: Buffer[] = [];
+    let open = 0;
+    let most = 0;
+    const slow = http.createServer((req, res) => {
+      most = Math.max(most, ++open);
+      req.pause();
+      setTimeout(() => {
+        const chunks: Buffer[] = [];
+        req.on('data', (c: Buffer) => chunks.push(c));
+        req.on('end', () => {
+          bodies.push(Buffer.concat(chunks));
+          open--;
+          res.end();
+        });
+        req.resume();
+      }, 300);
+    });
+    slow.listen(0, '127.0.0.1');
+    await new Promise((r) => slow.once('listening', r));
+    const w = new SinkWorker({ url: `http://127.0.0.1:${(slow.address() as net.AddressInfo).port}/v1/logs`, timeoutMs: 20_000, resource: {}, maxInFlight: 3 });
+    try {
+      const t = Date.now();
+      const n = 3000; // ~2.8 MB of protobuf a batch
+      // each flow's time says which it is: t + its number
+      const batch = (from: number): Buffer => frame(Array.from({ length: n }, (_, i) => realisticFlow(from + i, 'node-a', t + from + i)));
+      const answers = await Promise.all([0, 100_000, 200_000].map((from) => w.send([{ frame: batch(from), skip: 0, count: n, storedMs: t }])));
+      assert.deepEqual(answers.map((r) => r.status), [200, 200, 200]);
+      assert.equal(most, 3, 'the three requests were out at once');
+      const got = bodies.flatMap((b) => decodeLogs(b).map((l) => Number(BigInt(l.timeUnixNano) / 1_000_000n) - t)).sort((a, b) => a - b);
+      const want = [0, 100_000, 200_000].flatMap((from) => Array.from({ length: n }, (_, i) => from + i));
+      assert.deepEqual(got, want);
+      assert.ok(w.buffersAllocated <= 3);
+    } finally {
+      await w.close();
+      slow.close();
     }
   });
 
