@@ -139,8 +139,10 @@ async function handle(r: WorkerRequest): Promise<unknown> {
       const a = agent(r.i);
       const p = pods.get(r.i)!;
       const landed = r.positions.map((position) => a.watchFor(p.replace(position)));
-      a.setPods(p.registrations());
+      // the clock is read before the register goes out: the collector (another process, the other
+      // core) can have it to every agent before this process runs its next line
       const sent = now();
+      a.setPods(p.registrations());
       landed.forEach((l, k) => void l.then((arrival) => replied(r.ids[k]!, { sent, version: arrival.version, t: arrival.t } satisfies Replaced)));
       return sent;
     }
