@@ -179,6 +179,9 @@ bench: build dist/bench/loadgen
 	node dist/test/bench/reporter-cost.js
 	node dist/test/bench/mesh-figures.js
 	node dist/test/bench/pod-filter-cost.js
+	node dist/test/bench/flow-sink-cost.js
+	node dist/test/bench/tracing-cost.js
+	node dist/test/bench/dashboard-scale.js
 	$(MAKE) bench-scale
 	$(MAKE) test-kernel
 
