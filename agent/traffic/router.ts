@@ -18,7 +18,7 @@ import type { Logger } from '../../common/log';
 import type { RegistryService } from '../../common/mesh-protocol';
 import type { PolicyIndex } from '../../common/policy';
 import type { BackendRef, DestinationPolicy, RouteRule, ServiceRoutes, SessionPersistence } from '../../common/routes';
-import { readSession, sessionEndpoint, sessionHeader, sessionPick, type SessionState } from './session';
+import { readSession, sessionEndpoint, sessionHeader, sessionPick, sessionTags, type SessionState, type SessionTags } from './session';
 import { requestEdit, ruleRedirect, type RequestEdit } from '../../common/routes/filters';
 import type { MeshWorkload } from '../mesh/mesh-registry';
 import type { MeshTracer } from '../tracing/tracer';
@@ -234,11 +234,9 @@ export class TrafficRouter {
     if (rule.filters?.redirect !== undefined) {
       return { allowed: false, status: rule.filters.redirect.statusCode, verdict: 'allowed', reason: 'redirect', location: ruleRedirect(rule, req, service.port), ...answered() };
     }
-    const spec = rule.session;
-    const scope = `${choice.route.id}#${rule.index}`;
-    const session = spec === undefined ? undefined : { spec, scope, carried: readSession(spec, scope, req.headers, Date.now()) };
+    const session = rule.session === undefined ? undefined : readRuleSession(rule.session, `${choice.route.id}#${rule.index}`, req);
     // a session goes on with its endpoint's backend (whatever the weights), while its tag names one of a backend's endpoints
-    const stuck = session?.carried && rule.backends.find((b) => b.weight > 0 && this.hasEndpoint(b, session.carried!));
+    const stuck = session?.carried && rule.backends.find((b) => b.weight > 0 && this.hasEndpoint(b, session));
     const backend = stuck || pickWeighted(rule.backends, Math.random);
     const edit = requestEdit(rule, backend, req.path);
     const mirror = this.mirrorOf(matched, rule, backend, req, workload, source);
@@ -299,7 +297,8 @@ export class TrafficRouter {
     const set = svc ? this.endpointSet(svc, backend.port) : NO_ENDPOINTS;
     const connectTimeoutMs = policy?.connectTimeoutMs;
     // a session's endpoint first, while it is a candidate (ready, not ejected, not tried); then the DestinationRule's pick
-    const pick = sessionPick(session?.carried, set.keys, policy?.pick);
+    const tags = session !== undefined && set !== NO_ENDPOINTS ? tagsOf(set, session.scope) : undefined;
+    const pick = sessionPick(session?.carried, tags, policy?.pick);
     return new RequestDispatch({
       rule: rule ?? NO_RULE,
       method: req.method,
@@ -312,7 +311,10 @@ export class TrafficRouter {
       target: (e) => withConnectTimeout(withReuse(this.target(e, workload, source, proto), policy?.reuse), connectTimeoutMs),
       ...(pick !== undefined && { pick }),
       ...((session !== undefined || policy?.responseHeader !== undefined) && {
-        responseHeaders: (e: Endpoint) => headersOf(session && sessionHeader(session.spec, session.scope, keyOf(e), session.carried, Date.now()), policy?.responseHeader),
+        responseHeaders: (e: Endpoint) => {
+          const tag = tags?.tag.get(keyOf(e));
+          return headersOf(session && tag !== undefined ? sessionHeader(session.spec, tag, session.carried, Date.now()) : undefined, policy?.responseHeader);
+        },
       }),
       ...(policy?.outlier !== undefined && { outlier: policy.outlier }),
       ...(policy?.retrySlot !== undefined && { retrySlot: policy.retrySlot }),
@@ -321,9 +323,9 @@ export class TrafficRouter {
   }
 
   /** the session names a ready endpoint of backend `b` */
-  private hasEndpoint(b: BackendRef, carried: SessionState): boolean {
+  private hasEndpoint(b: BackendRef, session: Session): boolean {
     const svc = this.inputs.registry.service(b.namespace, b.name);
-    return svc !== undefined && sessionEndpoint(carried, this.endpointSet(svc, b.port).keys) >= 0;
+    return svc !== undefined && sessionEndpoint(session.carried, tagsOf(this.endpointSet(svc, b.port), session.scope)) >= 0;
   }
 
   private endpointSet(svc: RegistryService, port: number): EndpointSet {
@@ -493,7 +495,23 @@ const withReuse = (t: UpstreamTarget, reuse: UpstreamReuse | undefined): Upstrea
 interface EndpointSet {
   readonly endpoints: readonly Endpoint[];
   readonly keys: readonly string[];
+  /** sticky-session tags by route rule, made when a rule's session first meets this set */
+  sessionTags?: Map<string, SessionTags>;
 }
+
+/** Route rule `scope`'s session tags for `set` (kept with the set: rebuilt when its Service changes). */
+function tagsOf(set: EndpointSet, scope: string): SessionTags {
+  set.sessionTags ??= new Map();
+  let tags = set.sessionTags.get(scope);
+  if (tags === undefined) {
+    tags = sessionTags(scope, set.keys);
+    set.sessionTags.set(scope, tags);
+  }
+  return tags;
+}
+
+/** The session route rule `scope` (`route#rule`) reads from a request. */
+const readRuleSession = (spec: SessionPersistence, scope: string, req: NormalizedRequest): Session => ({ spec, scope, carried: readSession(spec, scope, req.headers, Date.now()) });
 
 const NO_ENDPOINTS: EndpointSet = { endpoints: [], keys: [] };
 

@@ -13,7 +13,9 @@
  * endpoint and the request is balanced as without a session. Made with another agent's key (after
  * a restart) it is such a stale one: the session begins again. Tags are per route rule (`scope`):
  * rules sending to the same Service do not share sessions (GEP-1619: they MUST NOT), a value made
- * under one names nothing under another. Pure but for that key.
+ * under one names nothing under another. A rule's tags for an endpoint set are made once
+ * (`sessionTags`; the router keeps them with the set, rebuilt when the Service changes), so a
+ * request looks its session up in a map: no hash per request. Pure but for that key.
  */
 import type { SessionPersistence } from '../../common/routes';
 import { cookieValue, type Pick } from './balance';
@@ -32,32 +34,42 @@ export interface SessionState {
 const TAG_BYTES = 12;
 /** the value: tag, then the begin and last-use times (uint32 seconds each) */
 const VALUE_BYTES = TAG_BYTES + 8;
-const MAX_VALUE = 256;
-/** tags made, by endpoint key; cleared when it grows past this (endpoints come and go) */
-const MAX_TAGS = 10_000;
-const tags = new Map<string, string>();
+/** the value's length in base64url */
+const VALUE_CHARS = Math.ceil((VALUE_BYTES * 4) / 3);
 
-/** The tag a session value of route rule `scope` carries for the endpoint `key` (`ip:port`). */
+/** The tag a session value of route rule `scope` carries for the endpoint `key` (`ip:port`): one keyed hash. */
 export function endpointTag(scope: string, key: string): string {
-  const text = `session-endpoint>${scope}>${key}`;
-  let tag = tags.get(text);
-  if (tag === undefined) {
-    if (tags.size >= MAX_TAGS) tags.clear();
-    tag = keyedHash(text).toString('base64url', 0, TAG_BYTES);
-    tags.set(text, tag);
-  }
-  return tag;
+  return keyedHash(`session-endpoint>${scope}>${key}`).toString('base64url', 0, TAG_BYTES);
 }
 
-/** The index in `keys` of the endpoint the session names, or -1. */
-export function sessionEndpoint(carried: SessionState | undefined, keys: readonly string[]): number {
-  return carried === undefined ? -1 : keys.findIndex((k) => endpointTag(carried.scope, k) === carried.tag);
+/** Route rule `scope`'s tags for an endpoint set: each endpoint's index by its tag, its tag by its key. */
+export interface SessionTags {
+  readonly scope: string;
+  readonly index: ReadonlyMap<string, number>;
+  readonly tag: ReadonlyMap<string, string>;
+}
+
+/** The tags of route rule `scope` for the endpoints `keys` (made once per endpoint set and rule). */
+export function sessionTags(scope: string, keys: readonly string[]): SessionTags {
+  const index = new Map<string, number>();
+  const tag = new Map<string, string>();
+  keys.forEach((k, i) => {
+    const t = endpointTag(scope, k);
+    index.set(t, i);
+    tag.set(k, t);
+  });
+  return { scope, index, tag };
+}
+
+/** The index among `tags`' endpoints of the endpoint the session names, or -1. */
+export function sessionEndpoint(carried: SessionState | undefined, tags: SessionTags | undefined): number {
+  return carried === undefined || tags === undefined || carried.scope !== tags.scope ? -1 : (tags.index.get(carried.tag) ?? -1);
 }
 
 /** The session a request carries for route rule `scope`, if it carries a well-formed one still in time. */
 export function readSession(s: SessionPersistence, scope: string, headers: Readonly<Record<string, readonly string[]>>, nowMs: number): SessionState | undefined {
   const raw = s.type === 'Cookie' ? cookieValue(headers.cookie, s.name) : headers[s.name.toLowerCase()]?.[0];
-  if (raw === undefined || raw.length === 0 || raw.length > MAX_VALUE || !/^[A-Za-z0-9_-]+$/.test(raw)) return undefined;
+  if (raw === undefined || raw.length !== VALUE_CHARS || !/^[A-Za-z0-9_-]+$/.test(raw)) return undefined;
   const bytes = Buffer.from(raw, 'base64url');
   if (bytes.length !== VALUE_BYTES) return undefined;
   const created = bytes.readUInt32BE(TAG_BYTES);
@@ -69,14 +81,13 @@ export function readSession(s: SessionPersistence, scope: string, headers: Reado
 }
 
 /**
- * The response header naming `endpoint` for route rule `scope`'s session (begun at `created`, or now):
+ * The response header naming the endpoint of `tag` (its `endpointTag`) for the session (begun at `created`, or now):
  * `set-cookie` (Path=/, HttpOnly; Max-Age when Permanent), or the session header. Undefined when
  * the request already carries exactly this session and nothing in it needs refreshing.
  */
-export function sessionHeader(s: SessionPersistence, scope: string, endpoint: string, carried: SessionState | undefined, nowMs: number): [string, string] | undefined {
+export function sessionHeader(s: SessionPersistence, tag: string, carried: SessionState | undefined, nowMs: number): [string, string] | undefined {
   const now = Math.floor(nowMs / 1000);
-  const tag = endpointTag(scope, endpoint);
-  const same = carried !== undefined && carried.scope === scope && carried.tag === tag;
+  const same = carried !== undefined && carried.tag === tag;
   if (same && s.idleMs === undefined) return undefined;
   const created = same ? carried.created : now;
   const bytes = Buffer.alloc(VALUE_BYTES);
@@ -90,12 +101,12 @@ export function sessionHeader(s: SessionPersistence, scope: string, endpoint: st
 }
 
 /**
- * The pick of a request carrying a session that names an endpoint of `keys`: that endpoint while
+ * The pick of a request carrying a session that names an endpoint of `tags`: that endpoint while
  * it is a candidate (ready, not ejected, not tried yet), else `then` (a DestinationRule's, or
- * undefined for the default balancer). `then` when it names no endpoint of `keys`.
+ * undefined for the default balancer). `then` when it names none of them.
  */
-export function sessionPick(carried: SessionState | undefined, keys: readonly string[], then: Pick | undefined): Pick | undefined {
-  const stuck = sessionEndpoint(carried, keys);
+export function sessionPick(carried: SessionState | undefined, tags: SessionTags | undefined, then: Pick | undefined): Pick | undefined {
+  const stuck = sessionEndpoint(carried, tags);
   if (stuck < 0) return then;
   return (k, among) => (among.includes(stuck) ? stuck : then?.(k, among));
 }

@@ -9,7 +9,7 @@ import { PeakEwma } from '../../../../agent/traffic/peak-ewma';
 import { RetryBudget } from '../../../../agent/traffic/retry-budget';
 import { compilePolicyFiles } from '../../../../common/policy';
 import { DEFAULT_CONNECTION_POOL, DEFAULT_OUTLIER_DETECTION, type LoadBalancer, type OutlierDetection, type RouteRule, type SessionPersistence } from '../../../../common/routes';
-import { endpointTag, readSession, sessionEndpoint, sessionHeader, sessionPick, type SessionState } from '../../../../agent/traffic/session';
+import { endpointTag, readSession, sessionEndpoint, sessionHeader, sessionPick, sessionTags, type SessionState } from '../../../../agent/traffic/session';
 
 const KEYS = Array.from({ length: 10 }, (_, i) => `10.0.0.${i + 1}:80`);
 const ALL = KEYS.map((_, i) => i);
@@ -279,34 +279,34 @@ describe('sticky sessions (sessionPersistence, agent/traffic/session.ts)', () =>
   const R = 'HTTPRoute/shop/r#0';
   const at = (key: string, created = 0): SessionState => ({ scope: R, tag: endpointTag(R, key), created });
   it('the first answer names its endpoint in a cookie; the request carrying it reads back the endpoint', () => {
-    const [name, value] = sessionHeader(COOKIE, R, '10.0.0.2:8080', undefined, 1_000_000)!;
+    const [name, value] = sessionHeader(COOKIE, endpointTag(R, '10.0.0.2:8080'), undefined, 1_000_000)!;
     assert.equal(name, 'set-cookie');
     assert.match(value, /^sid=[A-Za-z0-9_-]+; Path=\/; HttpOnly$/);
     const carried = readSession(COOKIE, R, { cookie: [`a=1; ${cookieOf(value)}`] }, 1_000_000);
     assert.deepEqual(carried, at('10.0.0.2:8080', 1000));
-    assert.equal(sessionEndpoint(carried, ['10.0.0.1:8080', '10.0.0.2:8080', '10.0.0.3:8080']), 1, 'it names that endpoint among the backend\'s');
-    assert.equal(sessionHeader(COOKIE, R, '10.0.0.2:8080', carried, 1_000_500), undefined, 'the same session, nothing to refresh: no cookie again');
-    assert.ok(sessionHeader(COOKIE, R, '10.0.0.3:8080', carried, 1_000_500), 'another endpoint: a new cookie');
+    assert.equal(sessionEndpoint(carried, sessionTags(R, ['10.0.0.1:8080', '10.0.0.2:8080', '10.0.0.3:8080'])), 1, 'it names that endpoint among the backend\'s');
+    assert.equal(sessionHeader(COOKIE, endpointTag(R, '10.0.0.2:8080'), carried, 1_000_500), undefined, 'the same session, nothing to refresh: no cookie again');
+    assert.ok(sessionHeader(COOKIE, endpointTag(R, '10.0.0.3:8080'), carried, 1_000_500), 'another endpoint: a new cookie');
   });
   it('the value is opaque: no endpoint address in it, in clear or decoded; it names an endpoint only by a keyed tag checked against the backend\'s current endpoints', () => {
-    const value = cookieOf(sessionHeader(COOKIE, R, '10.0.0.2:8080', undefined, 1_000_000)![1]).slice('sid='.length);
+    const value = cookieOf(sessionHeader(COOKIE, endpointTag(R, '10.0.0.2:8080'), undefined, 1_000_000)![1]).slice('sid='.length);
     for (const text of [value, Buffer.from(value, 'base64url').toString('latin1'), Buffer.from(value, 'base64url').toString('hex')]) {
       assert.ok(!text.includes('10.0.0.2') && !text.includes('8080') && !text.includes('0a000002'), `no address in ${JSON.stringify(text)}`);
     }
     const carried = readSession(COOKIE, R, { cookie: [`sid=${value}`] }, 1_000_000);
     assert.notEqual(endpointTag(R, '10.0.0.2:8080'), endpointTag(R, '10.0.0.2:8081'), 'one tag per endpoint');
-    assert.equal(sessionEndpoint(carried, ['10.0.0.5:8080', '10.0.0.6:8080']), -1, 'an endpoint the backend no longer has: no session');
+    assert.equal(sessionEndpoint(carried, sessionTags(R, ['10.0.0.5:8080', '10.0.0.6:8080'])), -1, 'an endpoint the backend no longer has: no session');
     const forged = Buffer.alloc(20); // a tag made without this node's key: names nothing
     forged.write('10.0.0.2:8080', 'latin1');
-    assert.equal(sessionEndpoint(readSession(COOKIE, R, { cookie: [`sid=${forged.toString('base64url')}`] }, 0), ['10.0.0.2:8080']), -1);
+    assert.equal(sessionEndpoint(readSession(COOKIE, R, { cookie: [`sid=${forged.toString('base64url')}`] }, 0), sessionTags(R, ['10.0.0.2:8080'])), -1);
   });
   it('rules do not share sessions (GEP-1619: MUST NOT), even to the same endpoints: a value made for one names nothing for another', () => {
-    const value = cookieOf(sessionHeader(COOKIE, R, '10.0.0.2:8080', undefined, 0)![1]);
+    const value = cookieOf(sessionHeader(COOKIE, endpointTag(R, '10.0.0.2:8080'), undefined, 0)![1]);
     const other = 'HTTPRoute/shop/r#1';
     const there = readSession(COOKIE, other, { cookie: [value] }, 0);
-    assert.equal(sessionEndpoint(there, ['10.0.0.2:8080']), -1, 'under another rule: no endpoint');
-    assert.ok(sessionHeader(COOKIE, other, '10.0.0.2:8080', there, 0), 'that rule\'s answer sets its own session');
-    assert.equal(sessionEndpoint(readSession(COOKIE, R, { cookie: [value] }, 0), ['10.0.0.2:8080']), 0, 'its own rule: the endpoint');
+    assert.equal(sessionEndpoint(there, sessionTags(other, ['10.0.0.2:8080'])), -1, 'under another rule: no endpoint');
+    assert.ok(sessionHeader(COOKIE, endpointTag(other, '10.0.0.2:8080'), there, 0), 'that rule\'s answer sets its own session');
+    assert.equal(sessionEndpoint(readSession(COOKIE, R, { cookie: [value] }, 0), sessionTags(R, ['10.0.0.2:8080'])), 0, 'its own rule: the endpoint');
   });
   const TIMES: [string, SessionPersistence, number, boolean][] = [
     ['within absoluteTimeout', COOKIE, 3_599_000, true],
@@ -316,7 +316,7 @@ describe('sticky sessions (sessionPersistence, agent/traffic/session.ts)', () =>
   ];
   for (const [what, spec, after, kept] of TIMES) {
     it(`a session ${what} is ${kept ? 'kept' : 'begun again'}`, () => {
-      const value = cookieOf(sessionHeader(spec, R, '10.0.0.2:8080', undefined, 0)![1]);
+      const value = cookieOf(sessionHeader(spec, endpointTag(R, '10.0.0.2:8080'), undefined, 0)![1]);
       assert.equal(readSession(spec, R, { cookie: [value] }, after) !== undefined, kept);
     });
   }
@@ -324,22 +324,22 @@ describe('sticky sessions (sessionPersistence, agent/traffic/session.ts)', () =>
   for (const raw of BAD) it(`a malformed value is no session: ${JSON.stringify(raw.slice(0, 30))}`, () => assert.equal(readSession({ ...COOKIE, absoluteMs: undefined }, R, { cookie: [`sid=${raw}`] }, 0), undefined));
   it('type Header: the response header, read back from the request header of that name; Permanent cookies carry Max-Age', () => {
     const h: SessionPersistence = { type: 'Header', name: 'X-Session', absoluteMs: undefined, idleMs: undefined, permanent: false };
-    const [name, value] = sessionHeader(h, R, '10.0.0.2:80', undefined, 0)!;
+    const [name, value] = sessionHeader(h, endpointTag(R, '10.0.0.2:80'), undefined, 0)!;
     assert.equal(name, 'X-Session');
     assert.deepEqual(readSession(h, R, { 'x-session': [value] }, 0), at('10.0.0.2:80'));
-    assert.match(sessionHeader({ ...COOKIE, permanent: true }, R, '10.0.0.2:80', undefined, 0)![1], /; Max-Age=3600$/);
+    assert.match(sessionHeader({ ...COOKIE, permanent: true }, endpointTag(R, '10.0.0.2:80'), undefined, 0)![1], /; Max-Age=3600$/);
   });
   it('a session stays on its endpoint while it is a candidate; ejected, tried or gone, the request picks anew', () => {
     const then = (): number => 0;
-    const pick = sessionPick(at(KEYS[2]!), KEYS, then)!;
+    const pick = sessionPick(at(KEYS[2]!), sessionTags(R, KEYS), then)!;
     assert.equal(pick(KEYS, [0, 1, 2, 3]), 2);
     assert.equal(pick(KEYS, [0, 1, 3]), 0, 'not among the candidates (ejected or tried): the fallback');
-    assert.equal(sessionPick(at('10.9.9.9:80'), KEYS, then), then, 'an endpoint the backend no longer has: the fallback');
-    assert.equal(sessionPick(undefined, KEYS, undefined), undefined);
+    assert.equal(sessionPick(at('10.9.9.9:80'), sessionTags(R, KEYS), then), then, 'an endpoint the backend no longer has: the fallback');
+    assert.equal(sessionPick(undefined, sessionTags(R, KEYS), undefined), undefined);
     const ejections = new Ejections(() => 0);
     ejections.unreachable(KEYS[2]!);
     const EPS4 = KEYS.slice(0, 4).map((k) => ({ ip: k.slice(0, -3), port: 80 }));
-    const d = new RequestDispatch({ rule: { index: 0, name: undefined, matches: [], backends: [], requestTimeoutMs: 0, backendTimeoutMs: 0, retry: undefined, fault: undefined }, method: 'GET', endpoints: EPS4, balancer: new PeakEwma(Math.random, () => 0), budget: new RetryBudget(() => 0), ejections, pick: sessionPick(at(KEYS[2]!), KEYS.slice(0, 4), undefined), target: (e) => ({ pool: `${e.ip}:${e.port}`, connect: () => Promise.reject(new Error('unused')) as Promise<Duplex> }) });
+    const d = new RequestDispatch({ rule: { index: 0, name: undefined, matches: [], backends: [], requestTimeoutMs: 0, backendTimeoutMs: 0, retry: undefined, fault: undefined }, method: 'GET', endpoints: EPS4, balancer: new PeakEwma(Math.random, () => 0), budget: new RetryBudget(() => 0), ejections, pick: sessionPick(at(KEYS[2]!), sessionTags(R, KEYS.slice(0, 4)), undefined), target: (e) => ({ pool: `${e.ip}:${e.port}`, connect: () => Promise.reject(new Error('unused')) as Promise<Duplex> }) });
     assert.notEqual(d.next()!.pool, KEYS[2], 'the session\'s endpoint is ejected: another one');
   });
 
