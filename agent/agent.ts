@@ -29,7 +29,7 @@ import { LocalWorkloads } from './local-workloads';
 import { MeshRegistry } from './mesh/mesh-registry';
 import { AccessLog, type AccessLogMode } from './flows/access-log';
 import { FlowFanOut } from './flows/fan-out';
-import { FlowReporter } from './flows/reporter';
+import { FlowReporter, MAX_FLOW_BUFFER } from './flows/reporter';
 import { createAgentRegistry } from './metrics/agent-metrics';
 import { FlowMetrics } from './metrics/flow-metrics';
 import { MetricsServer } from './metrics/server';
@@ -485,8 +485,6 @@ function validateDrainTimeout(ms: number | undefined): number {
   }
   return ms;
 }
-
-export const MAX_FLOW_BUFFER = 10_000_000;
 
 function validateFlowBuffer(n: number | undefined): void {
   if (n === undefined) return;

@@ -69,6 +69,8 @@ export interface FlowReporterStats {
 }
 
 export const DEFAULT_FLOW_BUFFER = 100_000;
+/** The most records `--flow-buffer` may ask for. */
+export const MAX_FLOW_BUFFER = 10_000_000;
 export const DEFAULT_FLOW_BUFFER_BYTES = 64 * 1024 * 1024;
 const DEFAULT_BATCH_SIZE = 500;
 const DEFAULT_MAX_IN_FLIGHT = 8;

@@ -7,7 +7,7 @@ import type { MeshOptions } from '../../agent/agent';
 import { DEFAULT_MAX_PODS } from '../../agent/datapath/map-sizes';
 import { MAX_RULES_PER_GENERATION } from '../../agent/datapath/pod-rules';
 import { DEFAULT_ACCESS_LOG_MODE, isAccessLogMode, type AccessLogMode } from '../../agent/flows/access-log';
-import { DEFAULT_FLOW_BUFFER } from '../../agent/flows/reporter';
+import { DEFAULT_FLOW_BUFFER, MAX_FLOW_BUFFER } from '../../agent/flows/reporter';
 import { nodeCertPath } from '../../agent/mesh/node-identity';
 import { METRICS_PORT } from '../../agent/metrics/server';
 import { DEFAULT_HALF_CLOSED_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS } from '../../agent/proxy/pipe';
@@ -129,8 +129,7 @@ function parseAccessLog(value: string): AccessLogMode {
 
 function parseFlowBuffer(value: string): number {
   const n = Number(value);
-  const max = agentModule().MAX_FLOW_BUFFER;
-  if (!/^\d+$/.test(value) || n < 1 || n > max) throw new InvalidArgumentError(`not a number of records from 1 to ${max}: ${value}`);
+  if (!/^\d+$/.test(value) || n < 1 || n > MAX_FLOW_BUFFER) throw new InvalidArgumentError(`not a number of records from 1 to ${MAX_FLOW_BUFFER}: ${value}`);
   return n;
 }
 
