@@ -7,6 +7,7 @@
  * each tunnel holds its connection to the pod.
  */
 import type * as http2 from 'node:http2';
+import { PalisadeError } from '../../common/errors';
 
 export interface HboneKeepalive {
   intervalMs: number;
@@ -20,14 +21,18 @@ export interface OpenStreams {
 }
 
 /**
- * PING `session` every interval while it has open streams; `unanswered` is called once when a PING
- * goes without an answer for the timeout (it destroys the session). Stops with the session.
+ * PING `session` every interval while it has open streams; when a PING goes without an answer for
+ * the timeout, `unanswered` is called once (to count and log it) and the session is destroyed with
+ * PALISADE_ERR_HBONE naming `peer` (e.g. `peer 10.0.0.2`). Stops with the session.
  */
-export function keepSessionAlive(session: http2.Http2Session, keepalive: HboneKeepalive, streams: OpenStreams, unanswered: () => void): void {
+export function keepSessionAlive(session: http2.Http2Session, keepalive: HboneKeepalive, streams: OpenStreams, peer: string, unanswered: () => void): void {
   let waiting: NodeJS.Timeout | undefined;
   const tick = setInterval(() => {
     if (streams.open === 0 || waiting || session.destroyed) return;
-    waiting = setTimeout(unanswered, keepalive.timeoutMs);
+    waiting = setTimeout(() => {
+      unanswered();
+      session.destroy(new PalisadeError('PALISADE_ERR_HBONE', `${peer} did not answer a PING within ${keepalive.timeoutMs} ms`));
+    }, keepalive.timeoutMs);
     const answered = (): void => {
       clearTimeout(waiting);
       waiting = undefined;

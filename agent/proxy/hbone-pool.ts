@@ -194,11 +194,10 @@ export class HbonePool {
   private keepAlive(session: http2.ClientHttp2Session, t: TunnelTarget, forget: () => void): void {
     const count = { open: 0 };
     this.streams.set(session, count);
-    keepSessionAlive(session, this.keepalive, count, () => {
+    keepSessionAlive(session, this.keepalive, count, `peer ${t.nodeAddress}`, () => {
       this.keepaliveFailures += 1;
       this.log.warn({ peer: t.nodeAddress, dst: t.dstIdentity, streams: count.open }, 'hbone connection: no answer to a keepalive PING; closing it and its streams');
       forget();
-      session.destroy(new PalisadeError('PALISADE_ERR_HBONE', `peer ${t.nodeAddress} did not answer a PING within ${this.keepalive.timeoutMs} ms`));
     });
   }
 }

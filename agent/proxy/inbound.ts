@@ -9,7 +9,6 @@
 import * as http2 from 'node:http2';
 import type * as net from 'node:net';
 import type * as tls from 'node:tls';
-import { PalisadeError } from '../../common/errors';
 import type { Logger } from '../../common/log';
 import type { MeshWorkload } from '../mesh/mesh-registry';
 import { stripMapped } from '../ipv4-mapped';
@@ -157,10 +156,9 @@ export class InboundProxy {
       count.open += 1;
       stream.once('close', () => (count.open -= 1));
     });
-    keepSessionAlive(session, keepalive, count, () => {
+    keepSessionAlive(session, keepalive, count, `source node ${peerAddress ?? '?'}`, () => {
       this.counters.keepaliveFailures += 1;
       this.log.warn({ peer: peerAddress, peerIdentity: peer, streams: count.open }, 'inbound hbone connection: no answer to a keepalive PING; closing it and its streams');
-      session.destroy(new PalisadeError('PALISADE_ERR_HBONE', `source node ${peerAddress ?? '?'} did not answer a PING within ${keepalive.timeoutMs} ms`));
     });
   }
 
