@@ -57,9 +57,11 @@ export class FlowsFrameRefusal extends PalisadeError {
 
 /**
  * The frame as the flows message it says it is, with every check a frame gets (parseMessage), its
- * envelope the one `expect` read, and every record of `node`; throws FlowsFrameRefusal otherwise.
+ * envelope the one `expect` read, as many records as `counted` (countRecords: what the frame was
+ * charged for; a frame written otherwise than an agent writes it could hide its records from that
+ * count), and every record of `node`; throws FlowsFrameRefusal otherwise.
  */
-export function readFlowsFrame(frame: Buffer, expect: FlowsEnvelope, node: string): FlowsMessage {
+export function readFlowsFrame(frame: Buffer, expect: FlowsEnvelope, node: string, counted?: number): FlowsMessage {
   let m: FlowsMessage;
   try {
     m = parseMessage(frame, ['flows']);
@@ -68,6 +70,9 @@ export function readFlowsFrame(frame: Buffer, expect: FlowsEnvelope, node: strin
   }
   if (m.session !== expect.session || m.seq !== expect.seq || m.lost !== expect.lost) {
     throw new FlowsFrameRefusal('flows: the frame names its session, seq or lost twice, with different values');
+  }
+  if (counted !== undefined && m.flows.length !== counted) {
+    throw new FlowsFrameRefusal(`flows: ${m.flows.length} records written otherwise than an agent writes them (${counted} counted)`);
   }
   const problem = wrongNode(m.flows, node);
   if (problem) throw new FlowsFrameRefusal(problem, true);

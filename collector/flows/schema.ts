@@ -139,6 +139,11 @@ export function withOrigin(json: string, session: string, seq: number, index: nu
   return `{"origin":"${session}/${seq}/${index}"${json.length > 2 ? ',' : ''}${json.slice(1)}`;
 }
 
+/** The stored JSON of every record of an agent's batch (the session id is the agent's, checked: [A-Za-z0-9._-], so it needs no escaping). */
+export function storedJsons(batch: { session: string; seq: number; flows: readonly FlowRecord[] }): string[] {
+  return batch.flows.map((f, i) => withOrigin(JSON.stringify(f), batch.session, batch.seq, i));
+}
+
 /** `{"id":N,…record}` without parsing the stored JSON again: a StoredFlow's wire form. */
 export function storedFlowJson(id: number, json: string): string {
   return json.length > 2 ? `{"id":${id},${json.slice(1)}` : `{"id":${id}}`;

@@ -17,12 +17,12 @@ import { PalisadeError } from '../../common/errors';
 import type { FlowRecord } from '../../common/flow';
 import type { Logger } from '../../common/log';
 import type { FlowIngest } from '../agent-session';
-import { FlowsFrameRefusal, readFlowsFrame, wrongNode, type FlowsEnvelope } from './flows-frame';
+import { FlowsFrameRefusal, wrongNode, type FlowsEnvelope } from './flows-frame';
 import { whereClause } from './query';
 import { DEFAULT_FLOW_RETENTION_MS, fileBytes, usedBytes, type RetentionMetrics, type RetentionOptions } from './retention';
 import { MAX_ROLLUP_RETENTION_MS } from './rollup';
 import { edgeFlowsSql, edgeTotalsSql, type EdgeFlowsQuery, type EdgeTotalsQuery, type EdgeTotalsRow, type RawEdgeTotals } from './rollup-query';
-import { SCHEMA_VERSION, storedFlowJson, withOrigin } from './schema';
+import { SCHEMA_VERSION, storedFlowJson, storedJsons } from './schema';
 import { SessionGaps } from './session-gaps';
 import { batchOf, frameBatch, type StoredBatch, type StoredListener } from './stored-batch';
 import { backfillRollup, countRows, FlowWriter, openDatabase, type BatchMeta, type Committed } from './writer';
@@ -125,12 +125,11 @@ export class FlowStore implements FlowIngest {
       this.opts.metrics?.refused(flows.length, 'wrong-node');
       throw new PalisadeError('PALISADE_ERR_PROTOCOL', problem);
     }
-    // The session id is the agent's (checked: [A-Za-z0-9._-]), so it needs no JSON escaping.
-    const jsons = flows.map((f, i) => withOrigin(JSON.stringify(f), batch.session, batch.seq, i));
+    const jsons = storedJsons(batch);
     const meta: BatchMeta = { node, session: batch.session, seq: batch.seq, lost: batch.lost };
     if (this.writer) {
       const c = this.writer.commit(meta, flows, jsons);
-      return this.stored(meta, c, c.ids && (() => batchOf(c.ids!, flows, jsons, frame)));
+      return this.stored(meta, c, (ids) => batchOf(ids, flows, jsons, frame));
     }
     return this.toThread(meta, flows.length, () => this.thread!.commit(meta, jsons), (ids) => batchOf(ids, flows, jsons, frame));
   }
@@ -145,8 +144,9 @@ export class FlowStore implements FlowIngest {
     this.ensureOpen();
     const meta: BatchMeta = { node, ...envelope };
     try {
-      if (!this.thread) return this.ingest(node, readFlowsFrame(frame, envelope, node), frame) as void;
-      await this.toThread(meta, flows, () => this.thread!.commitFrame(meta, frame, flows), (ids, c) => frameBatch(ids, frame, c.denied ?? []));
+      const thread = this.thread;
+      if (!thread) throw new PalisadeError('PALISADE_ERR_INTERNAL', 'an agent frame is stored by the writer thread: open the store with openWithWriterThread');
+      await this.toThread(meta, flows, () => thread.commitFrame(meta, frame, flows), (ids, c) => frameBatch(ids, frame, c.denied ?? []));
     } catch (err) {
       if (err instanceof FlowsFrameRefusal && err.wrongNode) this.opts.metrics?.refused(flows, 'wrong-node');
       throw err;
@@ -195,12 +195,12 @@ export class FlowStore implements FlowIngest {
       return refuse(err, true);
     }
     if (c.ids !== undefined) this.rowCount += c.ids.length;
-    this.stored(meta, c, c.ids && (() => batch(c.ids!, c)));
+    this.stored(meta, c, (ids) => batch(ids, c));
   }
 
-  /** After a commit: count, and tell the listeners (`batch`: what they get; undefined for a duplicate). */
-  private stored(meta: BatchMeta, c: Committed, batch: (() => StoredBatch) | undefined): void {
-    if (c.ids === undefined || !batch) {
+  /** After a commit: count, and tell the listeners what `batch` makes of the ids stored (nothing for a duplicate). */
+  private stored(meta: BatchMeta, c: Committed, batch: (ids: number[]) => StoredBatch): void {
+    if (c.ids === undefined) {
       this.opts.metrics?.duplicate();
       this.log.debug({ node: meta.node, session: meta.session, seq: meta.seq }, 'duplicate flow batch acknowledged');
       return;
@@ -209,7 +209,7 @@ export class FlowStore implements FlowIngest {
     this.rollupFloor = c.rollupFloor;
     this.opts.metrics?.ingested(c.ids.length);
     if (this.listeners.size === 0 || c.ids.length === 0) return;
-    const stored = batch();
+    const stored = batch(c.ids);
     for (const listener of this.listeners) {
       try {
         listener(stored);

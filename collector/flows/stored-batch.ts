@@ -6,8 +6,8 @@
  * is parsed again here then, once per batch.
  */
 import type { FlowRecord } from '../../common/flow';
-import { parseMessage, type FlowsMessage } from '../../common/mesh-protocol';
-import { storedFlowJson, withOrigin } from './schema';
+import type { FlowsMessage } from '../../common/mesh-protocol';
+import { storedFlowJson, storedJsons } from './schema';
 
 /** A flow just stored: the record, its id and its wire form (`{"id":…}` JSON). */
 export interface StoredEntry {
@@ -52,10 +52,9 @@ export function frameBatch(ids: readonly number[], frame: Uint8Array, denied: re
     denied,
     entries: () => {
       if (entries) return entries;
-      // the writer thread checked this frame before storing it: it parses
-      const m = parseMessage(Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength), ['flows']) as FlowsMessage;
-      const jsons = m.flows.map((f, i) => withOrigin(JSON.stringify(f), m.session, m.seq, i));
-      return (entries = batchOf(ids, m.flows, jsons, frame).entries());
+      // the writer thread checked this frame before storing it: read, not checked again
+      const m = JSON.parse(Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength).toString('utf8')) as FlowsMessage;
+      return (entries = batchOf(ids, m.flows, storedJsons(m), frame).entries());
     },
   };
 }

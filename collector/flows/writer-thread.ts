@@ -23,7 +23,8 @@ const RESTART_MAX_MS = 5_000;
 export type ToWriter =
   | { type: 'commit'; id: number; meta: BatchMeta; jsons: string }
   /** an agent's flows frame (flows-frame.ts), its envelope read as `meta` */
-  | { type: 'frame'; id: number; meta: BatchMeta; bytes: Uint8Array }
+  /** `flows`: the records the collector counted (what it charged for); the thread refuses a frame that holds another number */
+  | { type: 'frame'; id: number; meta: BatchMeta; bytes: Uint8Array; flows: number }
   | { type: 'enforce'; id: number }
   | { type: 'close'; id: number };
 
@@ -55,9 +56,8 @@ export interface WriterThreadOptions {
   maxQueuedFlows?: number;
 }
 
-/** A commit's answer: what writer.ts Committed says, the batch's record count and, for a frame, its denied records. */
+/** A commit's answer: what writer.ts Committed says and, for a frame, its denied records. */
 export interface FrameCommitted extends Committed {
-  count: number;
   denied?: FlowRecord[];
 }
 
@@ -124,7 +124,7 @@ export class WriterThread {
     this.mayQueue(flows);
     // a copy of its own, handed over (the frame itself stays with the collector's sinks)
     const bytes = new Uint8Array(frame);
-    return this.request({ type: 'frame', id: 0, meta, bytes }, flows, [bytes.buffer]);
+    return this.request({ type: 'frame', id: 0, meta, bytes, flows }, flows, [bytes.buffer]);
   }
 
   /** Run retention now in the thread; resolves to the rows deleted. */
@@ -202,7 +202,7 @@ export class WriterThread {
     this.queuedFlows -= p.flows;
     if (m.type === 'failed') p.reject(new PalisadeError('PALISADE_ERR_INTERNAL', m.message));
     else if (m.type === 'refused') p.reject(m.protocol ? new FlowsFrameRefusal(m.message, m.wrongNode) : new PalisadeError('PALISADE_ERR_INTERNAL', m.message));
-    else if (m.type === 'committed') p.resolve({ ids: m.ids, late: m.late, rollupFloor: m.rollupFloor, count: m.count, denied: m.denied } as never);
+    else if (m.type === 'committed') p.resolve({ ids: m.ids, late: m.late, rollupFloor: m.rollupFloor, denied: m.denied } as never);
     else if (m.type === 'enforced') p.resolve(m.deleted as never);
     else p.resolve(undefined as never);
   }

@@ -11,7 +11,7 @@ import pino from 'pino';
 import type { FlowRecord } from '../../common/flow';
 import { FlowsFrameRefusal, readFlowsFrame } from './flows-frame';
 import type { RetentionOptions } from './retention';
-import { withOrigin } from './schema';
+import { storedJsons } from './schema';
 import { SessionGaps } from './session-gaps';
 import { BatchWaits, FlowWriter, openDatabase, type GroupGate, type Pending } from './writer';
 import type { FromWriter, ToWriter } from './writer-thread';
@@ -49,9 +49,8 @@ function read(m: Batch): Pending | undefined {
       const jsons = m.jsons.length === 0 ? [] : m.jsons.split('\n');
       return { meta: m.meta, records: jsons.map((j) => JSON.parse(j) as FlowRecord), jsons };
     }
-    const f = readFlowsFrame(Buffer.from(m.bytes.buffer, m.bytes.byteOffset, m.bytes.byteLength), m.meta, m.meta.node);
-    const jsons = f.flows.map((r, i) => withOrigin(JSON.stringify(r), f.session, f.seq, i));
-    return { meta: m.meta, records: f.flows, jsons };
+    const f = readFlowsFrame(Buffer.from(m.bytes.buffer, m.bytes.byteOffset, m.bytes.byteLength), m.meta, m.meta.node, m.flows);
+    return { meta: m.meta, records: f.flows, jsons: storedJsons(f) };
   } catch (err) {
     const refusal = err instanceof FlowsFrameRefusal;
     gaps.failed(`${m.meta.node}\n${m.meta.session}`, m.meta.seq); // as the collector's side does: later batches wait for it
@@ -91,7 +90,7 @@ function commitWaiting(): void {
     }
     // a frame's records stay here: the collector gets what its listeners need without parsing it
     const denied = m.type === 'frame' ? p.records.filter((f) => f.verdict === 'denied') : undefined;
-    send({ type: 'committed', id: m.id, ...r, count: p.records.length, ...(denied && { denied }) });
+    send({ type: 'committed', id: m.id, ...r, ...(denied && { denied }) });
   });
 }
 

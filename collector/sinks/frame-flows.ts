@@ -7,8 +7,8 @@
  * exponent, an unknown or missing field, a wrong type, a key given twice for an object — is handed
  * back as its JSON's range (the caller parses that flow alone); a frame whose level above the
  * flows is unusual (a second `flows`, a key with an escape, malformed JSON) makes `read` answer
- * false (the caller parses the whole frame). The frame was parsed by the collector's thread
- * before it was stored, so these are rare. docs/architecture.md "Flow sinks".
+ * false (the caller parses the whole frame). The frame was parsed and checked (in the flow
+ * store's writer thread) before it was stored, so these are rare. docs/architecture.md "Flow sinks".
  */
 import { CLOSE, CLOSE_ARRAY, COMMA, JsonBytes, OPEN, OPEN_ARRAY, same } from './json-bytes';
 

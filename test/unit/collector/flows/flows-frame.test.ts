@@ -49,6 +49,16 @@ describe('flows-frame', () => {
       ['a second type', frame('{"type":"flows","session":"s-1","seq":7,"lost":2,"flows":[],"type":"csr"}'), /message type "csr" is not allowed here/, false],
       ['a broken frame', frame('{"type":"flows","session":"s-1","seq":7,"lost":2,"flows":[{'), /frame is not JSON/, false],
     ];
+    it('refuses a frame whose records hide from the count that charged it ("time" : with spaces: 0 counted, 3 records)', () => {
+      const hidden = frame(agentFrame(3).toString().replaceAll('"time":', '"time" : '));
+      assert.equal(countRecords(hidden), 0);
+      assert.equal(readFlowsFrame(hidden, { session: 's-1', seq: 7, lost: 2 }, 'node-a').flows.length, 3, 'valid JSON and valid flows');
+      assert.throws(
+        () => readFlowsFrame(hidden, { session: 's-1', seq: 7, lost: 2 }, 'node-a', countRecords(hidden)),
+        (err: unknown) => err instanceof FlowsFrameRefusal && /3 records written otherwise than an agent writes them \(0 counted\)/.test(err.message),
+      );
+      assert.equal(readFlowsFrame(agentFrame(3), { session: 's-1', seq: 7, lost: 2 }, 'node-a', 3).flows.length, 3, 'an agent frame: counted as it holds');
+    });
     for (const [what, f, message, wrongNode] of refused) {
       it(`refuses ${what} (one line, PALISADE_ERR_PROTOCOL)`, () => {
         assert.throws(
