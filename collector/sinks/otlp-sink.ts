@@ -310,7 +310,11 @@ export class OtlpSink implements FlowSink {
     if (this.failures === 1 || this.failures % 10 === 0) {
       this.log.warn({ status: r.status, error: r.error, failures: this.failures, retryInMs: wait, buffered: this.buffered() }, 'flow sink receiver unavailable; retrying');
     }
-    if (this.closing) return this.drained?.();
+    if (this.closing) {
+      // closing: no retry; the grace ends once no other batch is still out (their answers may yet deliver them)
+      if (this.inFlight.size === 0) this.drained?.();
+      return;
+    }
     // the batches still out were sent before this answer: the first failure's backoff holds for them
     if (this.backoffTimer !== undefined) return;
     this.backoffTimer = setTimeout(() => {

@@ -275,6 +275,21 @@ describe('OtlpSink', () => {
     counts(s, { accepted: 7, delivered: 4, lost: 3, buffered: 0 });
   });
 
+  it('close(): a retryable failure of one batch does not end the grace while another is still out', async () => {
+    const { s, out } = heldSink({ batchSize: 2, maxInFlight: 2, closeGraceMs: 2000 });
+    s.write(stored(1, 2));
+    out[0]!.answer({ status: 200 });
+    await until(() => s.counts().delivered === 2);
+    s.write(stored(3, 4)); // [3, 4] and [5, 6] out
+    assert.equal(out.length, 3);
+    const closing = s.close();
+    out[1]!.answer({ status: 503 }); // not retried while closing: lost at the end
+    await tick(20);
+    out[2]!.answer({ status: 200 }); // still within the grace: delivered
+    await closing;
+    counts(s, { accepted: 6, delivered: 4, lost: 2, buffered: 0 });
+  });
+
   it('reads a batch stored from an agent\'s frame from the frame, never asking the store for its records (FlowSinks.onStored)', async () => {
     const posted: number[][] = [];
     const sinks = new FlowSinks([parseSinkSpec('otlp=http://unused.invalid')], {
