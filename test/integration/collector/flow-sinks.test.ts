@@ -77,6 +77,28 @@ describe('collector flow sinks: OTLP logs over HTTP/protobuf', function () {
     return stats.sinks![name[0]!]!;
   }
 
+  /** 200 tagged flows a second from `fromTag` on, each acknowledged, for `ms`; `check` after each batch (the last tag sent). Returns the last tag sent. */
+  async function sendWhileDown(s: FlowSession, fromTag: number, ms: number, check?: (upTo: number) => Promise<void>): Promise<number> {
+    const downAt = Date.now();
+    let seq = 0;
+    let tag = fromTag;
+    while (Date.now() - downAt < ms) {
+      const flows = Array.from({ length: 200 }, () => tagged(tag++, 'node-a'));
+      assert.equal((await s.send({ session: 'during', seq: ++seq, lost: 0, flows })).type, 'flows-ack');
+      await check?.(tag - 1);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    return tag - 1;
+  }
+
+  /** Every flow 1…sent reached the receiver exactly once, and the sink's counts say so. */
+  async function deliveredOnce(col: RunningCollector, rx: OtlpReceiver, sent: number): Promise<void> {
+    await waitFor(() => rx.logs.length >= sent, scaled(20_000), 'every flow after the receiver came back');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(tagsOf(rx.logs), Array.from({ length: sent }, (_, i) => i + 1));
+    assert.deepEqual(await sinkCounts(col), { accepted: sent, delivered: sent, lost: 0, buffered: 0 });
+  }
+
   it('delivers every flow of a run once, a batch the agent sends again included', async () => {
     const { col, rx, s } = await setUp();
     await sendRun(s, 'node-a', 'run-1', 1, 20, 250);
@@ -143,15 +165,7 @@ describe('collector flow sinks: OTLP logs over HTTP/protobuf', function () {
     await sendRun(s, 'node-a', 'before', 1, 2, 500);
     await waitFor(() => rx.logs.length >= 1000, scaled(10_000), 'the first 1000 flows');
     await rx.down();
-    const downAt = Date.now();
-    let seq = 0;
-    let tag = 1001;
-    while (Date.now() - downAt < OUTAGE_MS) {
-      const flows = Array.from({ length: 200 }, () => tagged(tag++, 'node-a'));
-      assert.equal((await s.send({ session: 'during', seq: ++seq, lost: 0, flows })).type, 'flows-ack');
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-    const sent = tag - 1;
+    const sent = await sendWhileDown(s, 1001, OUTAGE_MS);
     const during = await sinkCounts(col);
     assert.equal(during.accepted, sent);
     assert.equal(during.delivered, 1000);
@@ -159,10 +173,7 @@ describe('collector flow sinks: OTLP logs over HTTP/protobuf', function () {
     assert.equal(during.buffered, sent - 1000);
     assert.ok(logs.find('flow sink receiver unavailable; retrying'), 'the outage is logged');
     await rx.up();
-    await waitFor(() => rx.logs.length >= sent, scaled(20_000), 'every flow after the receiver came back');
-    await new Promise((r) => setTimeout(r, 300));
-    assert.deepEqual(tagsOf(rx.logs), Array.from({ length: sent }, (_, i) => i + 1));
-    assert.deepEqual(await sinkCounts(col), { accepted: sent, delivered: sent, lost: 0, buffered: 0 });
+    await deliveredOnce(col, rx, sent);
   });
 
   it(`has several requests out when the receiver hangs, then is down for ${CUT_OFF_OUTAGE_MS / 1000} s: every flow once, counts exact throughout`, async () => {
@@ -175,23 +186,12 @@ describe('collector flow sinks: OTLP logs over HTTP/protobuf', function () {
     await new Promise((r) => setTimeout(r, 200));
     assert.equal(rx.held, 4, 'no more than maxInFlight requests out');
     await rx.down(); // the four are cut off unanswered
-    const downAt = Date.now();
-    let seq = 0;
-    let tag = 2001;
-    while (Date.now() - downAt < CUT_OFF_OUTAGE_MS) {
-      const flows = Array.from({ length: 200 }, () => tagged(tag++, 'node-a'));
-      assert.equal((await s.send({ session: 'during', seq: ++seq, lost: 0, flows })).type, 'flows-ack');
-      const c = await sinkCounts(col);
-      assert.deepEqual(c, { accepted: tag - 1, delivered: 1000, lost: 0, buffered: tag - 1 - 1000 });
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-    const sent = tag - 1;
+    const sent = await sendWhileDown(s, 2001, CUT_OFF_OUTAGE_MS, async (upTo) => {
+      assert.deepEqual(await sinkCounts(col), { accepted: upTo, delivered: 1000, lost: 0, buffered: upTo - 1000 });
+    });
     rx.hold = false;
     await rx.up();
-    await waitFor(() => rx.logs.length >= sent, scaled(20_000), 'every flow after the receiver came back');
-    await new Promise((r) => setTimeout(r, 300));
-    assert.deepEqual(tagsOf(rx.logs), Array.from({ length: sent }, (_, i) => i + 1));
-    assert.deepEqual(await sinkCounts(col), { accepted: sent, delivered: sent, lost: 0, buffered: 0 });
+    await deliveredOnce(col, rx, sent);
   });
 
   it('counts exactly what a full buffer drops while the receiver answers 503, and delivers the rest once', async () => {
