@@ -217,7 +217,8 @@ export class SimAgent {
     const t = now();
     this.bytesIn += data.length;
     if (isBinary) return;
-    const head = HEAD_RE.exec(data.toString('latin1', 0, Math.min(128, data.length)));
+    const text = data.toString('latin1', 0, Math.min(128, data.length));
+    const head = HEAD_RE.exec(text);
     if (head) {
       this.pushBytes += data.length;
       this.frames += 1;
@@ -230,7 +231,7 @@ export class SimAgent {
       }
       this.registry.push(arrival);
       this.onArrival?.('registry', arrival);
-      const epoch = EPOCH_RE.exec(data.toString('latin1', 0, Math.min(128, data.length)))?.[1];
+      const epoch = EPOCH_RE.exec(text)?.[1];
       if (epoch !== undefined) this.at = { epoch, version: arrival.version };
       if (head[1] === 'registry') {
         this.lastRegistryBytes = data.length;

@@ -42,12 +42,16 @@ const round1 = (x: number): number => Math.round(x * 10) / 10;
 const sum = (xs: readonly number[]): number => xs.reduce((s, x) => s + x, 0);
 
 export class SimMesh {
-  readonly agents: AgentProxy[] = [];
   readonly pods: NodePods[] = [];
   readonly collector: CollectorProcess;
   readonly processes: AgentProcesses;
   readonly dir: string;
   private keys: KeyPair[] = [];
+
+  /** The simulated agents, by node index (the agent processes' proxies). */
+  get agents(): readonly AgentProxy[] {
+    return this.processes.proxies;
+  }
   private csrs: Array<Array<{ identity: string; csr: string }>> = [];
   private sampler: NodeJS.Timeout | undefined;
   /** Highest collector RSS seen since `resetRss`. */
@@ -133,9 +137,7 @@ export class SimMesh {
   /** A new (not yet joined) agent for node index i, with its pods, in process i mod K. */
   async addAgent(i: number): Promise<AgentProxy> {
     this.pods[i] = new NodePods(i, this.opts.podsPerNode, this.opts.identitiesPerNode);
-    const agent = await this.processes.add(i);
-    this.agents[i] = agent;
-    return agent;
+    return this.processes.add(i);
   }
 
   keyFor(i: number): KeyPair {
