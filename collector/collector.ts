@@ -157,7 +157,15 @@ export async function startCollector(opts: CollectorOptions): Promise<RunningCol
   const restoredOnline = opts.kubernetes ? [] : restoreRegistry(opts.dataDir, registry, log);
   if (!opts.kubernetes) {
     registryState = new RegistryStateWriter(opts.dataDir, registry, log, opts.registryWriteIntervalMs);
-    if (registry.version > 0) registryState.writeNow(); // restored: reserve versions before any change
+    // restored: reserve versions before any change; if that write fails the registry moves to a new
+    // epoch at its first change (nothing durable reserved), so the start goes on
+    if (registry.version > 0) {
+      try {
+        registryState.writeNow();
+      } catch (err) {
+        log.warn({ err }, 'registry state not written: the first change starts a new epoch');
+      }
+    }
   }
   const restoreGrace = startRestoreGrace(registry, restoredOnline, nodes, log, opts.registryRestoreGraceMs ?? RESTORE_GRACE_MS);
   // The versioned policies and the audit log; a bad policy directory refuses the start, before anything listens.

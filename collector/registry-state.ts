@@ -28,12 +28,12 @@ import type { DiskRegistry, RestoredRegistry } from './registry-entries';
 export const REGISTRY_STATE_FILE = 'registry.json';
 const FORMAT = 'palisade-registry/1';
 /** Versions a write lets this process send before the next write is on disk (a restart skips them). */
-export const RESERVED_VERSIONS = 1_000_000;
+const RESERVED_VERSIONS = 1_000_000;
 const EPOCH = /^[0-9a-f]{16}$/;
 const NODE = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
 /** The file's text for `state` (reserving versions up to `reserved`); `workloadsText` encodes a node's list (cached by the caller). */
-export function registryStateText(trustDomain: string, state: DiskRegistry, reserved: number, workloadsText: (w: readonly RegistryWorkload[]) => string): string {
+function registryStateText(trustDomain: string, state: DiskRegistry, reserved: number, workloadsText: (w: readonly RegistryWorkload[]) => string): string {
   const head = JSON.stringify({ format: FORMAT, trustDomain, epoch: state.epoch, version: state.version, reserved, kubeServices: state.kubeServices });
   const nodes = state.nodes.map((n) => {
     const { node, nodeAddress, online, stamp, services } = n;
@@ -132,8 +132,7 @@ export class RegistryStateWriter {
   private timer: NodeJS.Timeout | undefined;
   private writing: Promise<void> | undefined;
   private dirty = false;
-  private frozen = false;
-  /** The write at stop (`flush`). */
+  /** The write at stop (`flush`): once set, the registry is frozen and nothing more is written. */
   private final: Promise<void> | undefined;
   /** Writes done, failed (tests, logs). */
   readonly counts = { written: 0, failed: 0 };
@@ -149,7 +148,7 @@ export class RegistryStateWriter {
 
   /** The registry changed: write it within `intervalMs`. */
   changed(): void {
-    if (this.frozen) return;
+    if (this.final) return;
     this.dirty = true;
     if (this.timer === undefined && this.writing === undefined) this.timer = setTimeout(() => this.write(), this.intervalMs).unref();
   }
@@ -175,7 +174,6 @@ export class RegistryStateWriter {
     if (this.final) return this.final;
     clearTimeout(this.timer);
     this.timer = undefined;
-    this.frozen = true;
     this.registry.freeze();
     const file = this.encode(true);
     this.final = (this.writing ?? Promise.resolve()).then(() => this.save(file));
@@ -184,11 +182,11 @@ export class RegistryStateWriter {
 
   private write(): void {
     this.timer = undefined;
-    if (this.frozen) return;
+    if (this.final) return;
     this.dirty = false;
     this.writing = this.save(this.encode()).finally(() => {
       this.writing = undefined;
-      if (this.dirty && !this.frozen) this.changed();
+      if (this.dirty) this.changed();
     });
   }
 

@@ -3,7 +3,8 @@
  * are online. Pure data, no sockets: sessions call it, and it calls `onChange` once per change
  * with that change as a delta (only the entries that changed) so the server can push it to every
  * agent. A node that disconnects keeps its workloads (established traffic keeps working) and is
- * marked offline. `epoch` is random per registry: versions of another collector process mean nothing here.
+ * marked offline. `epoch` is random per registry, or the one a restored registry.json kept
+ * (./registry-state.ts): versions of another epoch mean nothing here.
  *
  * Services (Kubernetes', and those nodes declare) are resolved again after every change
  * (./services.ts); each service that differs from the one last pushed travels in the change's

@@ -225,10 +225,9 @@ export class AgentServer implements NodeSessionHub {
       return respond(socket, 404, { code: 'PALISADE_ERR_NOT_FOUND', message: `no endpoint ${path.slice(0, 256)}` });
     }
     const auth = this.authenticate(req, tlsSocket);
-    const lookUp = this.opts.tokens.lookUp;
-    if (auth.kind === 'refused' && auth.unknownToken !== undefined && lookUp) {
-      // Published by another replica a moment ago? Read it once, then decide again.
-      void lookUp.call(this.opts.tokens, auth.unknownToken).then(() => this.admit(req, socket, head, remote, this.authenticate(req, tlsSocket)));
+    if (auth.kind === 'refused' && auth.unknownToken !== undefined && this.opts.tokens.lookUp) {
+      // Published by another replica a moment ago? Read it once, then decide again if it was found.
+      void this.opts.tokens.lookUp(auth.unknownToken).then((found) => this.admit(req, socket, head, remote, found ? this.authenticate(req, tlsSocket) : auth));
       return;
     }
     this.admit(req, socket, head, remote, auth);
@@ -297,7 +296,7 @@ export class AgentServer implements NodeSessionHub {
         return { kind: 'refused', code: 'PALISADE_ERR_JOIN_REFUSED', reason: 'collector cannot read its token store' };
       }
       if (verdict.ok) return { kind: 'join', token: m[1], tokenId: verdict.id };
-      return { kind: 'refused', code: 'PALISADE_ERR_JOIN_REFUSED', reason: verdict.reason, tokenId: verdict.id, ...(verdict.reason === 'unknown token' && { unknownToken: m[1] }) };
+      return { kind: 'refused', code: 'PALISADE_ERR_JOIN_REFUSED', reason: verdict.reason, tokenId: verdict.id, ...(verdict.unknown && { unknownToken: m[1] }) };
     }
     let reason = 'no client certificate and no join token';
     if (peer && !socket.authorized) reason = `client certificate not trusted (${String(socket.authorizationError)})`;

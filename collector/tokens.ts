@@ -45,7 +45,8 @@ export interface CreatedToken {
 }
 
 /** Why a token is not accepted; `reason` is safe to log and to send back (no secret in it). */
-export type TokenVerdict = { ok: true; id: string; binding: NodeBinding } | { ok: false; id?: string; reason: string };
+/** `unknown`: no token of that id is known here (another replica may have published it: JoinTokens.lookUp). */
+export type TokenVerdict = { ok: true; id: string; binding: NodeBinding } | { ok: false; id?: string; reason: string; unknown?: true };
 
 /** Where join tokens are checked (at upgrade) and spent (at the join): tokens.json, or the API in Kubernetes mode. */
 export interface JoinTokens {
@@ -55,8 +56,8 @@ export interface JoinTokens {
   consume?(token: string, node: string): TokenVerdict;
   /** Spend it asynchronously (through the API), before the join is recorded; throws when it cannot tell. */
   spend?(token: string, node: string): Promise<TokenVerdict>;
-  /** Look an unknown token up where other replicas publish theirs, so `check` knows it; never throws. */
-  lookUp?(token: string): Promise<void>;
+  /** Look an unknown token up where other replicas publish theirs, so `check` knows it: whether it was found; never throws. */
+  lookUp?(token: string): Promise<boolean>;
 }
 
 export function parseToken(token: string): { id: string; secret: string } | undefined {
@@ -112,7 +113,7 @@ export class TokenStore implements JoinTokens {
 
   /** Accept `token` for `node` and mark it used, atomically with respect to other consumers. */
   consume(token: string, node: string, now = new Date()): TokenVerdict {
-    let result: TokenVerdict = { ok: false, reason: 'unknown token' };
+    let result: TokenVerdict = { ok: false, reason: 'unknown token', unknown: true };
     this.update((file) => {
       result = verdict(file, token, node, now);
       if (!result.ok) return false;
@@ -169,7 +170,7 @@ function verdict(file: TokensFile, token: string, node: string | undefined, now:
 export function tokenVerdict(stored: StoredToken | undefined, token: string, node: string | undefined, now: Date): TokenVerdict {
   const parsed = parseToken(token);
   if (!parsed) return { ok: false, reason: 'malformed token' };
-  if (!stored || stored.id !== parsed.id) return { ok: false, id: parsed.id, reason: 'unknown token' };
+  if (!stored || stored.id !== parsed.id) return { ok: false, id: parsed.id, reason: 'unknown token', unknown: true };
   const want = Buffer.from(stored.secretSha256, 'hex');
   const got = sha256(parsed.secret);
   if (want.length !== got.length || !timingSafeEqual(want, got)) return { ok: false, id: parsed.id, reason: 'wrong token secret' };

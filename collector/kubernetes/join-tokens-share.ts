@@ -31,7 +31,7 @@ const FORGET_AFTER_EXPIRY_MS = 7 * 86_400_000;
 const SPEND_ATTEMPTS = 3;
 /** Reads of unknown tokens from the API: a burst of this many, then this many a second. */
 export const LOOKUP_BURST = 10;
-export const LOOKUP_PER_SECOND = 2;
+const LOOKUP_PER_SECOND = 2;
 /** A read of an unknown token holds its join at most this long. */
 const LOOKUP_TIMEOUT_MS = 2_000;
 
@@ -76,7 +76,7 @@ export class JoinTokensShare implements JoinTokens {
   /** Unknown tokens read from the API (`lookUp`), found there, and refused unread past the rate limit. */
   readonly lookUps = { read: 0, found: 0, limited: 0 };
   private readonly lookUpBudget = new FrameBudget({ capacity: LOOKUP_BURST, perSecond: LOOKUP_PER_SECOND });
-  private readonly lookingUp = new Map<string, Promise<void>>();
+  private readonly lookingUp = new Map<string, Promise<boolean>>();
 
   constructor(private readonly opts: { client: KubeClient; local: TokenStore; log: Logger }) {
     const { client } = opts;
@@ -152,17 +152,19 @@ export class JoinTokensShare implements JoinTokens {
 
   /**
    * A token this replica does not know: read its object from the API once (another replica may have
-   * published it before this one's watch delivered it), then `check` again. Never throws: a token
-   * not found, not readable, or past the rate limit stays unknown and is refused as before.
+   * published it before this one's watch delivered it): whether this replica knows it now (then
+   * `check` again). Never throws: a token not found, not readable, or past the rate limit stays
+   * unknown and is refused as before.
    */
-  lookUp(token: string): Promise<void> {
+  lookUp(token: string): Promise<boolean> {
     const parsed = parseToken(token);
-    if (!parsed || this.stored(parsed.id)) return Promise.resolve();
+    if (!parsed) return Promise.resolve(false);
+    if (this.stored(parsed.id)) return Promise.resolve(true);
     const pending = this.lookingUp.get(parsed.id);
     if (pending) return pending;
     if (!this.lookUpBudget.take(1)) {
       this.lookUps.limited += 1;
-      return Promise.resolve();
+      return Promise.resolve(false);
     }
     this.lookUps.read += 1;
     const { client } = this.opts;
@@ -179,7 +181,8 @@ export class JoinTokensShare implements JoinTokens {
         },
         (err: unknown) => this.log.warn({ err, tokenId: parsed.id }, 'cannot read an unknown join token from the API: it is refused'),
       )
-      .finally(() => this.lookingUp.delete(parsed.id));
+      .finally(() => this.lookingUp.delete(parsed.id))
+      .then(() => this.stored(parsed.id) !== undefined);
     this.lookingUp.set(parsed.id, read);
     return read;
   }

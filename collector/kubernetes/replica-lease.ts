@@ -61,9 +61,9 @@ export class ReplicaLease {
     return this.opts.durationSeconds * 1000;
   }
 
-  /** When (our clock) the last renewal succeeded (the start, before any). */
-  get renewedAt(): number {
-    return this.lastRenewedAt;
+  /** When (our clock) the last renewal succeeded; undefined before the first. */
+  get renewedAt(): number | undefined {
+    return this.renewals > 0 ? this.lastRenewedAt : undefined;
   }
 
   /**

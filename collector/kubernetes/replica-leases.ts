@@ -91,7 +91,7 @@ export class ReplicaLeases {
   status(): ReplicaStatus[] {
     const { registry, own } = this.opts;
     const now = this.now();
-    return replicaRows(this.replicas, registry.heldNodes(), { replica: this.self, renewedAt: own.renewals > 0 ? own.renewedAt : undefined, durationMs: own.durationMs, nodes: registry.localNodes().length }, this.judgement(now));
+    return replicaRows(this.replicas, registry.heldNodes(), { replica: this.self, renewedAt: own.renewedAt, durationMs: own.durationMs, nodes: registry.localNodes().length }, this.judgement(now));
   }
 
   /** Judge, mark the dead replicas' nodes offline, forget what no longer matters, collect old Leases. */

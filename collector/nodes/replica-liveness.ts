@@ -59,9 +59,12 @@ export function observeLease(prev: LeaseView | undefined, renewTime: string, dur
   return { renewTime, durationMs, changedAt: now };
 }
 
+/** Whether the observer judges at all now: its own view of the API has been current since `currentSince`. */
+const judging = (j: Judgement): j is Judgement & { currentSince: number } => j.currentSince !== undefined && j.now >= j.currentSince;
+
 /** Is the replica dead, as the observer judges it now? */
 export function replicaDead(seen: ReplicaSeen | undefined, j: Judgement): boolean {
-  if (j.currentSince === undefined || j.now < j.currentSince) return false;
+  if (!judging(j)) return false;
   if (!seen) return false; // never seen: nothing to judge (a holder is always seen first: noteHolders)
   if (seen.deleted) return true;
   if (seen.lease) return j.now - Math.max(seen.lease.changedAt, j.currentSince) > seen.lease.durationMs;
@@ -113,7 +116,7 @@ export interface SelfView {
  * judges each now, and the nodes each holds in its registry (`held`: the others' nodes).
  */
 export function replicaRows(replicas: ReadonlyMap<string, ReplicaSeen>, held: readonly HeldNode[], me: SelfView, j: Judgement): ReplicaStatus[] {
-  const current = j.currentSince !== undefined && j.now >= j.currentSince;
+  const current = judging(j);
   const own: ReplicaStatus = {
     replica: me.replica,
     self: true,

@@ -84,7 +84,9 @@ export class PolicyManager {
    * Policies compiled on this thread, as the agents compile them, by the changes made at once (the
    * store at start, the policy directory, the Kubernetes API): reused by the next such change. A
    * change from the API is compiled in the policy worker instead (set-check.ts), so this may be
-   * older than the set in force (reuse goes by file text: never wrong, only slower).
+   * older than the set in force (reuse goes by file text: never wrong, only slower — a directory
+   * change after many API changes compiles theirs here, at once). Empty after the start when
+   * neither a directory nor Kubernetes is in use: nothing reads it then.
    */
   private compiled = CompiledPolicies.EMPTY;
   /** What the queries read of the set in force (set-digest.ts). */
@@ -119,6 +121,9 @@ export class PolicyManager {
     const dir = this.opts.policyDir;
     if (dir !== undefined) this.stopWatching = followPolicyDir(dir, (files) => this.syncDir(dir, files), this.log, () => this.repo.version);
     this.encode();
+    // only the policy directory's and the Kubernetes API's changes reuse it: without them every
+    // change is compiled in the worker, and this thread need not keep the start's set compiled
+    if (dir === undefined && !this.opts.kubernetes) this.compiled = CompiledPolicies.EMPTY;
     this.parser.warm(this.repo.current());
     this.log.info({ event: 'policy-version', version: this.repo.version, policies: this.repo.current().length }, 'policy store ready');
   }

@@ -17,7 +17,7 @@ import { checkBackends } from './route-backends';
 import { digestOf, type SetDigest } from './set-digest';
 
 /** Longest the worker may take to compile a whole set (a new thread compiles every policy once). */
-export const SET_CHECK_DEADLINE_MS = 60_000;
+const SET_CHECK_DEADLINE_MS = 60_000;
 
 /** Kinds whose policies name Services (checked against the registry's). */
 const ROUTING_KINDS: ReadonlySet<string> = new Set(['HTTPRoute', 'GRPCRoute', 'DestinationRule']);
