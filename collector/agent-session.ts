@@ -51,6 +51,8 @@ export interface NodeSessionHub {
   claim(node: string, session: NodeSession): NodeSession | undefined;
   /** Forget `session`; true when it was the node's current one. */
   release(node: string, session: NodeSession): boolean;
+  /** How far a session may take its agent with registry deltas now (the version published to sessions). */
+  registryUpTo(): number;
 }
 
 export interface NodeSessionDeps {
@@ -133,7 +135,7 @@ export class NodeSession {
     pullFrom(ws, {
       peek: () => {
         if (!this.registryOn || this.superseded) return undefined;
-        this.registryNext = this.deps.registry.nextFrame(this.registryAt);
+        this.registryNext = this.deps.registry.nextFrame(this.registryAt, this.deps.hub.registryUpTo());
         if (!this.registryNext) this.sendHelloPolicies();
         return this.registryNext?.frame;
       },

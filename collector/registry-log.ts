@@ -13,9 +13,15 @@ import { encodeMessage, MAX_DELTA_CHANGES, type RegistryDelta, type RegistryPosi
 export const MERGE_BYTES = 256 * 1024;
 /** Merged frames kept, for the other sessions at the same position. */
 const MERGED_KEPT = 16;
+/**
+ * Deltas kept by default. A pod churn of 1,000 changes/s must leave an agent that is a few
+ * seconds behind in reach of deltas (a snapshot at 100,000 workloads is 24 MB, a change ~300 B):
+ * 65,536 is about a minute of it, and the byte bound (16 MiB) usually comes first.
+ */
+const MAX_ENTRIES = 65_536;
 
 export interface RegistryLogLimits {
-  /** Deltas kept (default 4096). */
+  /** Deltas kept (default MAX_ENTRIES). */
   maxEntries?: number;
   /** Encoded bytes kept (default 16 MiB). */
   maxBytes?: number;
@@ -32,6 +38,8 @@ interface Entry {
   /** The JSON of its changes without the brackets, and how many. */
   changes: string;
   count: number;
+  /** The frame as UTF-8 bytes, made when it is first sent alone (then shared by every session). */
+  bytesOf?: Buffer;
 }
 
 export class RegistryLog {
@@ -43,11 +51,11 @@ export class RegistryLog {
   private appended = 0;
   private readonly maxEntries: number;
   private readonly maxBytes: number;
-  /** Merged frames made lately, by `from-to` (oldest first). */
-  private readonly merged = new Map<string, string>();
+  /** Merged frames made lately, by `from-to` (oldest first), as the UTF-8 bytes every session at that position sends. */
+  private readonly merged = new Map<string, Buffer>();
 
   constructor(limits: RegistryLogLimits = {}) {
-    this.maxEntries = limits.maxEntries ?? 4096;
+    this.maxEntries = limits.maxEntries ?? MAX_ENTRIES;
     this.maxBytes = limits.maxBytes ?? 16 * 1024 * 1024;
   }
 
@@ -85,36 +93,41 @@ export class RegistryLog {
 
   /**
    * The one frame that takes a registry at `version` towards `current` — the delta after it, or
-   * those after it merged into one as far as MERGE_BYTES and MAX_DELTA_CHANGES allow — and the
-   * bytes of all the frames from it to the newest; undefined when the log does not reach from
-   * `version` to `current`.
+   * those after it merged into one as far as MERGE_BYTES and MAX_DELTA_CHANGES allow; undefined when the log does not reach from
+   * `version` to `current`. `upTo` (at most `current`) is as far as the frame may reach: the
+   * version published to sessions (server.ts), so that sessions at one position share one frame.
    */
-  next(version: number, current: number): { frame: string; toVersion: number; bytesToCurrent: number } | undefined {
-    const at = version < current ? this.indexFrom(version, current) : undefined;
+  next(version: number, current: number, upTo = current): { frame: Buffer; toVersion: number } | undefined {
+    const at = version < upTo ? this.indexFrom(version, current) : undefined;
     if (at === undefined) return undefined;
     const first = this.entries[at]!;
-    const bytesToCurrent = this.appended - first.before;
     let end = at + 1;
     let bytes = first.bytes;
     let count = first.count;
-    for (; end < this.entries.length; end++) {
+    for (; end < this.entries.length && this.entries[end - 1]!.toVersion < upTo; end++) {
       const e = this.entries[end]!;
       if (bytes + e.bytes > MERGE_BYTES || count + e.count > MAX_DELTA_CHANGES) break;
       bytes += e.bytes;
       count += e.count;
     }
-    if (end === at + 1) return { frame: first.frame, toVersion: first.toVersion, bytesToCurrent };
+    if (end === at + 1) return { frame: (first.bytesOf ??= Buffer.from(first.frame)), toVersion: first.toVersion };
     const last = this.entries[end - 1]!;
     const key = `${first.fromVersion}-${last.toVersion}`;
     let frame = this.merged.get(key);
     if (frame === undefined) {
       const head = encodeMessage({ type: 'registry-delta', epoch: first.epoch, fromVersion: first.fromVersion, toVersion: last.toVersion, changes: [] });
       const parts = this.entries.slice(at, end).map((e) => e.changes).filter((c) => c !== '');
-      frame = `${head.slice(0, -2)}${parts.join(',')}]}`;
+      frame = Buffer.from(`${head.slice(0, -2)}${parts.join(',')}]}`);
       this.merged.set(key, frame);
       if (this.merged.size > MERGED_KEPT) this.merged.delete(this.merged.keys().next().value!);
     }
-    return { frame, toVersion: last.toVersion, bytesToCurrent };
+    return { frame, toVersion: last.toVersion };
+  }
+
+  /** The bytes of the deltas from `version` to `current` (undefined: the log does not reach from there), without merging them. */
+  bytesFrom(version: number, current: number): number | undefined {
+    const at = version < current ? this.indexFrom(version, current) : undefined;
+    return at === undefined ? undefined : this.appended - this.entries[at]!.before;
   }
 
   /** Where the entry starting at `version` is, when the kept entries lead from it to `current`. */

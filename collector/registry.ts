@@ -78,6 +78,8 @@ export class WorkloadRegistry {
   private readonly snapshotReuseBytes: number;
   /** Which node holds each workload address (registrations are checked against it). */
   private readonly ipOwners = new Map<string, string>();
+  /** Which nodes have each node address, in the nodes' order (undefined: to be made again). */
+  private addressIndex: Map<string, string[]> | undefined;
 
   /** `onChange` gets each change and its encoded `registry-delta` frame (the same text for every agent). */
   constructor(
@@ -107,19 +109,21 @@ export class WorkloadRegistry {
    * reach back that far (or `at` is from another epoch); undefined when `at` is current. A snapshot
    * of `snapshotReuseBytes` (SNAPSHOT_REUSE_BYTES) or more is encoded again only once the deltas since the last one add
    * up to a quarter of it: until then agents get that one and the deltas after it (a mass connect
-   * would otherwise encode a snapshot per session, each one version newer).
+   * would otherwise encode a snapshot per session, each one version newer). `upTo` is as far as a
+   * delta may reach (the version the server published to sessions: server.ts); an agent at or
+   * past it gets nothing, a snapshot is always of the newest state.
    */
-  nextFrame(at: RegistryPosition | undefined): { frame: string | Buffer; to: RegistryPosition } | undefined {
+  nextFrame(at: RegistryPosition | undefined, upTo = this.versionCounter): { frame: string | Buffer; to: RegistryPosition } | undefined {
     if (this.frozen) return undefined;
     const current = this.versionCounter;
-    if (at?.epoch === this.epoch && at.version === current) return undefined;
-    const step = at?.epoch === this.epoch ? this.log.next(at.version, current) : undefined;
+    if (at?.epoch === this.epoch && at.version <= current && at.version >= Math.min(upTo, current)) return undefined;
+    const step = at?.epoch === this.epoch ? this.log.next(at.version, current, Math.min(upTo, current)) : undefined;
     if (step) return { frame: step.frame, to: { epoch: this.epoch, version: step.toVersion } };
     const cached = this.snapshotCache;
     const reuse =
       cached !== undefined &&
       (cached.version === current ||
-        (cached.frame.length >= this.snapshotReuseBytes && (this.log.next(cached.version, current)?.bytesToCurrent ?? Infinity) * 4 <= cached.frame.length));
+        (cached.frame.length >= this.snapshotReuseBytes && (this.log.bytesFrom(cached.version, current) ?? Infinity) * 4 <= cached.frame.length));
     const snapshot = reuse ? cached : (this.snapshotCache = { version: current, frame: Buffer.from(encodeMessage({ type: 'registry', ...this.snapshot() })) });
     return { frame: snapshot.frame, to: { epoch: this.epoch, version: snapshot.version } };
   }
@@ -145,6 +149,7 @@ export class WorkloadRegistry {
     for (const n of state.nodes) {
       const workloads = n.workloads.map((w) => registryWorkload(this.trustDomain, n.node, n.nodeAddress, w)).sort(byIp);
       this.nodes.set(n.node, { nodeAddress: n.nodeAddress, online: n.online, lastSeen: new Date(n.lastSeen), workloads, services: n.services, stamp: n.stamp, remote: false });
+      this.addressIndex = undefined;
       this.stamps.set(n.node, n.stamp);
       this.setOwner(n.node, [], workloads);
       if (n.online) this.restoredWaiting.add(n.node);
@@ -213,11 +218,13 @@ export class WorkloadRegistry {
       state.lastSeen = this.now();
       if (state.nodeAddress !== nodeAddress) {
         state.nodeAddress = nodeAddress;
+        this.addressIndex = undefined;
         state.workloads = state.workloads.map((w) => ({ ...w, nodeAddress }));
         for (const w of state.workloads) changes.push({ op: 'set-workload', workload: copyWorkload(w) });
       }
     } else {
       this.nodes.set(node, { nodeAddress, online: true, lastSeen: this.now(), workloads: [], services: [], stamp, remote: false });
+      this.addressIndex = undefined;
     }
     // always a change, even for a node restored online: an agent's session is ready at its first registry frame after hello
     changes.unshift({ op: 'set-node', node: this.nodeEntry(node, this.nodes.get(node)!) });
@@ -249,6 +256,7 @@ export class WorkloadRegistry {
     const state = this.nodes.get(node);
     if (!state) return;
     this.nodes.delete(node);
+    this.addressIndex = undefined;
     this.setOwner(node, state.workloads, []);
     this.changed([{ op: 'remove-node', node }, ...state.workloads.map((w): RegistryChange => ({ op: 'remove-workload', ip: w.ip }))]);
     if (!state.remote) this.local(node);
@@ -292,6 +300,7 @@ export class WorkloadRegistry {
     const tookOver = state !== undefined && !state.remote;
     Object.assign(next, { nodeAddress: share.nodeAddress, online: share.online, lastSeen, stamp: share.stamp, remote: true });
     this.nodes.set(node, next);
+    this.addressIndex = undefined;
     const { changed, ...result } = this.decide(node, next, share.workloads, share.services, admit, nodeChanged ? [{ op: 'set-node', node: this.nodeEntry(node, next) }] : []);
     return { ...result, applied: true, tookOver, changed };
   }
@@ -367,12 +376,11 @@ export class WorkloadRegistry {
     admit: (w: WorkloadRegistration) => string | undefined,
     extra: RegistryChange[],
   ): RegisterResult & { changed: boolean } {
-    const addresses = new Map<string, string>();
-    for (const [other, s] of this.nodes) if (other !== node) addresses.set(s.nodeAddress, other);
+    const addresses = this.nodeAddresses();
     const ownerOf = (ip: string): string | undefined => {
       const other = this.ipOwners.get(ip);
       if (other !== undefined && other !== node) return `node ${other}`;
-      const byAddress = addresses.get(ip);
+      const byAddress = addresses.get(ip)?.filter((n) => n !== node).pop();
       return byAddress === undefined ? undefined : `node ${byAddress}, as its node address`;
     };
     const refused: string[] = [];
@@ -409,6 +417,14 @@ export class WorkloadRegistry {
     }
     refused.push(...(this.resolution.refused.get(node) ?? []));
     return { accepted: accepted.length, refused, changed };
+  }
+
+  /** Which nodes have each node address (made again after a node comes, goes or moves: `addressesChanged`). */
+  private nodeAddresses(): Map<string, string[]> {
+    if (this.addressIndex) return this.addressIndex;
+    const index = new Map<string, string[]>();
+    for (const [node, s] of this.nodes) (index.get(s.nodeAddress) ?? index.set(s.nodeAddress, []).get(s.nodeAddress)!).push(node);
+    return (this.addressIndex = index);
   }
 
   /** `node`'s workloads go from `before` to `after`: the index of who holds each address follows. */

@@ -13,6 +13,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import * as https from 'node:https';
+import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -83,6 +84,12 @@ const MAX_HEADERS = 64;
 const BROADCAST_SLICE_MS = 2;
 /** Connections the listener holds at most (agents, API clients, followers); more are refused by Node. */
 const MAX_CONNECTIONS = 10_000;
+/**
+ * Registry changes are published to sessions at most this often (a lone change at once). A pod
+ * churn of 1,000 changes/s is then 10 publications a second: every session at the last one pulls
+ * the same merged delta (encoded once), instead of each pulling a frame of its own per change.
+ */
+export const PUBLISH_MS = 100;
 
 
 export class AgentServer implements NodeSessionHub {
@@ -99,9 +106,14 @@ export class AgentServer implements NodeSessionHub {
   /** Broadcast frames waiting for their session, in order: a few milliseconds of sending per event-loop turn. */
   private readonly outbox: Array<() => void> = [];
   private draining = false;
+  /** The registry version sessions may pull deltas up to (`publishRegistry`). */
+  private published: number;
+  private publishTimer: NodeJS.Timeout | undefined;
+  private lastPublished = -Infinity;
 
   constructor(private readonly opts: AgentServerOptions) {
     this.log = opts.log;
+    this.published = opts.registry.version;
     // One message per event-loop turn (not every frame of a TCP read at once): a session's
     // frames interleave with everyone else's work.
     this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, clientTracking: true, allowSynchronousEvents: false });
@@ -163,8 +175,27 @@ export class AgentServer implements NodeSessionHub {
     else this.draining = false;
   }
 
-  /** The registry changed: every node session sends its agent what it misses, as its socket takes it (send-queue.ts). */
+  /**
+   * The registry changed: within PUBLISH_MS of the last publication (at once after a quiet spell)
+   * every node session sends its agent what it misses up to the version then, as its socket takes
+   * it (send-queue.ts).
+   */
   broadcastRegistry(): void {
+    if (this.publishTimer !== undefined) return;
+    const wait = Math.max(0, this.lastPublished + PUBLISH_MS - performance.now());
+    this.publishTimer = setTimeout(() => this.publishRegistry(), wait);
+    this.publishTimer.unref();
+  }
+
+  /** How far a session may take its agent with deltas now (agent-session.ts). */
+  registryUpTo(): number {
+    return this.published;
+  }
+
+  private publishRegistry(): void {
+    this.publishTimer = undefined;
+    this.lastPublished = performance.now();
+    this.published = this.opts.registry.version;
     for (const session of this.current.values()) session.registryChanged();
   }
 
@@ -189,6 +220,7 @@ export class AgentServer implements NodeSessionHub {
   /** Close every session (1001), then every server. */
   async close(): Promise<void> {
     clearInterval(this.keepalive);
+    clearTimeout(this.publishTimer);
     this.stopWatching();
     this.stopPods();
     await closeAllGracefully(this.wss, 'collector stopping');

@@ -73,6 +73,20 @@ function selects(selector: Record<string, string>, labels: Record<string, string
 
 /** Order by IPv4 address (workloads, endpoints). */
 export function byIp(a: { ip: string }, b: { ip: string }): number {
-  const n = (ip: string): number => ip.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
-  return n(a.ip) - n(b.ip);
+  return ipv4Number(a.ip) - ipv4Number(b.ip);
+}
+
+/** A dotted IPv4 address as a number (no split and no array per comparison: a snapshot sorts 100,000 of them). */
+function ipv4Number(ip: string): number {
+  let acc = 0;
+  let octet = 0;
+  for (let i = 0; i < ip.length; i++) {
+    const c = ip.charCodeAt(i);
+    if (c === 46) {
+      acc = acc * 256 + octet;
+      octet = 0;
+    } else if (c >= 48 && c <= 57) octet = octet * 10 + (c - 48);
+    else return NaN; // as Number() of a part that is not digits
+  }
+  return acc * 256 + octet;
 }
