@@ -21,6 +21,7 @@ import {
   NODE_FIRST,
   NODE_REQUESTS,
   parseMessage,
+  REGISTRY_DEFLATE,
   type CsrMessage,
   type HelloMessage,
   type FlowsMessage,
@@ -106,13 +107,15 @@ export class NodeSession {
    */
   private registryAt: RegistryPosition | undefined;
   /** The frame the send queue peeked and where it takes the agent. */
-  private registryNext: { frame: string | Buffer; to: RegistryPosition } | undefined;
+  private registryNext: ReturnType<WorkloadRegistry['nextFrame']>;
   /** Registry frames flow (after hello, until superseded). */
   private registryOn = false;
   /** The policies frame hello gets is still to be sent. */
   private helloPolicies = false;
   /** A newer session of this node said hello: this one only delivers its last flows. */
   private superseded = false;
+  /** The agent takes registry frames deflated (hello `accepts`). */
+  private deflate = false;
   private notStoredCount = 0;
   private readonly log: Logger;
   /** Frames at the pace this session's budget allows (frame-budget.ts). */
@@ -136,8 +139,15 @@ export class NodeSession {
       peek: () => {
         if (!this.registryOn || this.superseded) return undefined;
         this.registryNext = this.deps.registry.nextFrame(this.registryAt, this.deps.hub.registryUpTo());
-        if (!this.registryNext) this.sendHelloPolicies();
-        return this.registryNext?.frame;
+        if (!this.registryNext) {
+          this.sendHelloPolicies();
+          return undefined;
+        }
+        const frame = this.registryNext.frame;
+        if (!this.deflate) return frame.bytes;
+        // deflated once for every session (shared-frame.ts); until then nothing, and a wake when it is
+        const out = frame.forDeflating(() => wake(this.ws));
+        return out === undefined ? undefined : out.binary ? { binary: out.data } : out.data;
       },
       take: () => {
         this.registryAt = this.registryNext?.to;
@@ -247,6 +257,7 @@ export class NodeSession {
     }
     this.deps.hub.claim(this.node, this)?.supersede();
     this.ready = true;
+    this.deflate = m.accepts?.includes(REGISTRY_DEFLATE) === true;
     this.log.info({ nodeAddress: m.nodeAddress, agentVersion: m.agentVersion }, 'agent connected');
     this.deps.registry.nodeOnline(this.node, m.nodeAddress); // a delta to every other session
     this.helloPolicies = true;

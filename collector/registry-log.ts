@@ -8,6 +8,7 @@
  * one frame to encrypt and send instead of one per change (a pod churn at 1,000 pods/s).
  */
 import { encodeMessage, MAX_DELTA_CHANGES, type RegistryDelta, type RegistryPosition } from '../common/mesh-protocol';
+import { SharedFrame } from './shared-frame';
 
 /** A merged delta holds the changes of consecutive deltas up to about this many bytes. */
 export const MERGE_BYTES = 256 * 1024;
@@ -38,8 +39,8 @@ interface Entry {
   /** The JSON of its changes without the brackets, and how many. */
   changes: string;
   count: number;
-  /** The frame as UTF-8 bytes, made when it is first sent alone (then shared by every session). */
-  bytesOf?: Buffer;
+  /** The frame as UTF-8 bytes (and deflated), made when it is first sent alone (then shared by every session). */
+  shared?: SharedFrame;
 }
 
 export class RegistryLog {
@@ -51,8 +52,8 @@ export class RegistryLog {
   private appended = 0;
   private readonly maxEntries: number;
   private readonly maxBytes: number;
-  /** Merged frames made lately, by `from-to` (oldest first), as the UTF-8 bytes every session at that position sends. */
-  private readonly merged = new Map<string, Buffer>();
+  /** Merged frames made lately, by `from-to` (oldest first), as the bytes every session at that position sends. */
+  private readonly merged = new Map<string, SharedFrame>();
 
   constructor(limits: RegistryLogLimits = {}) {
     this.maxEntries = limits.maxEntries ?? MAX_ENTRIES;
@@ -97,7 +98,7 @@ export class RegistryLog {
    * `version` to `current`. `upTo` (at most `current`) is as far as the frame may reach: the
    * version published to sessions (server.ts), so that sessions at one position share one frame.
    */
-  next(version: number, current: number, upTo = current): { frame: Buffer; toVersion: number } | undefined {
+  next(version: number, current: number, upTo = current): { frame: SharedFrame; toVersion: number } | undefined {
     const at = version < upTo ? this.indexFrom(version, current) : undefined;
     if (at === undefined) return undefined;
     const first = this.entries[at]!;
@@ -110,14 +111,14 @@ export class RegistryLog {
       bytes += e.bytes;
       count += e.count;
     }
-    if (end === at + 1) return { frame: (first.bytesOf ??= Buffer.from(first.frame)), toVersion: first.toVersion };
+    if (end === at + 1) return { frame: (first.shared ??= new SharedFrame(Buffer.from(first.frame))), toVersion: first.toVersion };
     const last = this.entries[end - 1]!;
     const key = `${first.fromVersion}-${last.toVersion}`;
     let frame = this.merged.get(key);
     if (frame === undefined) {
       const head = encodeMessage({ type: 'registry-delta', epoch: first.epoch, fromVersion: first.fromVersion, toVersion: last.toVersion, changes: [] });
       const parts = this.entries.slice(at, end).map((e) => e.changes).filter((c) => c !== '');
-      frame = Buffer.from(`${head.slice(0, -2)}${parts.join(',')}]}`);
+      frame = new SharedFrame(Buffer.from(`${head.slice(0, -2)}${parts.join(',')}]}`));
       this.merged.set(key, frame);
       if (this.merged.size > MERGED_KEPT) this.merged.delete(this.merged.keys().next().value!);
     }

@@ -17,6 +17,7 @@ import { newer, nextStamp, type RegistrationShare, type Stamp } from './nodes/re
 import type { HeldNode } from './nodes/replica-liveness';
 import { copyWorkload, registryWorkload, workloadChanges, type DiskRegistry, type RestoredRegistry } from './registry-entries';
 import { RegistryLog, type RegistryLogLimits } from './registry-log';
+import { SharedFrame } from './shared-frame';
 import { byIp, resolveServices, type ResolvedServices } from './services';
 import {
   encodeMessage,
@@ -74,7 +75,7 @@ export class WorkloadRegistry {
   /** Told which node's state our own sessions changed (what the replicas' share publishes). */
   private readonly localChanged = new Set<(node: string) => void>();
   /** The last snapshot encoded for agents, as bytes (one copy for every session). */
-  private snapshotCache: { version: number; frame: Buffer } | undefined;
+  private snapshotCache: { version: number; frame: SharedFrame } | undefined;
   private readonly snapshotReuseBytes: number;
   /** Which node holds each workload address (registrations are checked against it). */
   private readonly ipOwners = new Map<string, string>();
@@ -113,7 +114,7 @@ export class WorkloadRegistry {
    * delta may reach (the version the server published to sessions: server.ts); an agent at or
    * past it gets nothing, a snapshot is always of the newest state.
    */
-  nextFrame(at: RegistryPosition | undefined, upTo = this.versionCounter): { frame: string | Buffer; to: RegistryPosition } | undefined {
+  nextFrame(at: RegistryPosition | undefined, upTo = this.versionCounter): { frame: SharedFrame; to: RegistryPosition } | undefined {
     if (this.frozen) return undefined;
     const current = this.versionCounter;
     if (at?.epoch === this.epoch && at.version <= current && at.version >= Math.min(upTo, current)) return undefined;
@@ -124,7 +125,7 @@ export class WorkloadRegistry {
       cached !== undefined &&
       (cached.version === current ||
         (cached.frame.length >= this.snapshotReuseBytes && (this.log.bytesFrom(cached.version, current) ?? Infinity) * 4 <= cached.frame.length));
-    const snapshot = reuse ? cached : (this.snapshotCache = { version: current, frame: Buffer.from(encodeMessage({ type: 'registry', ...this.snapshot() })) });
+    const snapshot = reuse ? cached : (this.snapshotCache = { version: current, frame: new SharedFrame(Buffer.from(encodeMessage({ type: 'registry', ...this.snapshot() }))) });
     return { frame: snapshot.frame, to: { epoch: this.epoch, version: snapshot.version } };
   }
 

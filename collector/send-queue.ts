@@ -4,9 +4,10 @@
  * - the message being sent now: a frame larger than SLICE_BYTES goes out as a fragmented
  *   WebSocket message, one slice at a time, and nothing may go between its slices;
  * - `items`, in order (answers, errors, policies frames);
- * - frames pulled from the session's `FrameSource` (registry snapshots and deltas) only when
- *   nothing else waits: the source is asked for its next frame at the moment it can be sent, so
- *   a session that falls behind gets what is current then, not every frame it missed queued.
+ * - frames pulled from the session's `FrameSource` (registry snapshots and deltas, as text or
+ *   deflated as binary messages) only when nothing else waits: the source is asked for its next
+ *   frame at the moment it can be sent, so a session that falls behind gets what is current
+ *   then, not every frame it missed queued.
  * A session hands its socket at most HIGH_WATER_BYTES not yet written out (counted by ws's write
  * callbacks); past that it waits for the socket to drain, so what a slow agent has not read stays
  * unsent (and unencrypted) here instead of piling up in the socket. A pulled frame of BULK_BYTES
@@ -28,10 +29,15 @@ export const BULK_BYTES = 1024 * 1024;
 /** Sessions sending a bulk frame at once. */
 export const MAX_BULK = 4;
 
+/** A frame as a binary WebSocket message (a deflated registry frame: shared-frame.ts). */
+export interface BinaryFrame {
+  binary: Buffer;
+}
+
 /** Frames computed when they can be sent (the registry's, for one session). */
 export interface FrameSource {
   /** The next frame, or undefined when there is none now; the same one until `take`. */
-  peek(): Buffer | string | undefined;
+  peek(): Buffer | string | BinaryFrame | undefined;
   /** The frame `peek` returned is being sent (its first bytes are handed to the socket). */
   take(): void;
 }
@@ -39,6 +45,7 @@ export interface FrameSource {
 interface Current {
   data: Buffer;
   offset: number;
+  binary: boolean;
   bulk: boolean;
   /** From the source (shared with other sessions), not queued for this one. */
   pulled: boolean;
@@ -76,10 +83,10 @@ class SendQueue {
     return this.inFlight >= HIGH_WATER_BYTES;
   }
 
-  write(data: Buffer | string, fin = true): void {
+  write(data: Buffer | string, fin = true, binary = false): void {
     const n = sizeOf(data);
     this.inFlight += n;
-    this.ws.send(data, { binary: false, fin }, () => {
+    this.ws.send(data, { binary, fin }, () => {
       this.inFlight -= n;
       if (this.inFlight < HIGH_WATER_BYTES / 2) schedule(this);
     });
@@ -96,18 +103,18 @@ class SendQueue {
       const next = this.nextFrame();
       if (next === undefined) return false;
       if (next.data.length <= SLICE_BYTES) {
-        this.write(next.data);
+        this.write(next.data, true, next.binary);
         if (next.bulk) releaseBulk(this);
         if (next.pulled) this.source!.take(); // after the write: what `take` sends goes behind it
         return this.hasWork;
       }
-      this.current = { data: typeof next.data === 'string' ? Buffer.from(next.data) : next.data, offset: 0, bulk: next.bulk, pulled: next.pulled };
+      this.current = { data: typeof next.data === 'string' ? Buffer.from(next.data) : next.data, offset: 0, binary: next.binary, bulk: next.bulk, pulled: next.pulled };
       if (next.pulled) this.source!.take();
     }
     const c = this.current;
     const end = Math.min(c.data.length, c.offset + SLICE_BYTES);
     const fin = end === c.data.length;
-    this.write(c.data.subarray(c.offset, end), fin);
+    this.write(c.data.subarray(c.offset, end), fin, c.binary);
     c.offset = end;
     if (fin) {
       this.current = undefined;
@@ -116,23 +123,25 @@ class SendQueue {
     return this.hasWork;
   }
 
-  private nextFrame(): { data: Buffer | string; bulk: boolean; pulled: boolean } | undefined {
+  private nextFrame(): { data: Buffer | string; binary: boolean; bulk: boolean; pulled: boolean } | undefined {
     const item = this.items.shift();
     if (item !== undefined) {
       this.itemBytes -= sizeOf(item);
-      return { data: item, bulk: false, pulled: false };
+      return { data: item, binary: false, bulk: false, pulled: false };
     }
     if (!this.source || !this.sourcePending || this.waitingBulk) return undefined;
-    const frame = this.source.peek();
-    if (frame === undefined) {
+    const peeked = this.source.peek();
+    if (peeked === undefined) {
       this.sourcePending = false;
       if (this.bulkSlot) releaseBulk(this);
       return undefined;
     }
+    const binary = typeof peeked !== 'string' && !Buffer.isBuffer(peeked);
+    const frame = binary ? peeked.binary : peeked;
     const bulk = frame.length >= BULK_BYTES;
     if (bulk && !this.bulkSlot && !acquireBulk(this)) return undefined;
     if (!bulk && this.bulkSlot) releaseBulk(this);
-    return { data: frame, bulk, pulled: true };
+    return { data: frame, binary, bulk, pulled: true };
   }
 
   clear(): void {

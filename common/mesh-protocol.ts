@@ -6,6 +6,7 @@
  * identities a node may ask for) belong to the collector. The sessions, every message and the
  * close codes: docs/architecture.md "The mesh protocol".
  */
+import * as zlib from 'node:zlib';
 import { PalisadeError, type PalisadeErrorCode } from './errors';
 import { flowProblem, type FlowRecord } from './flow';
 import { isLabelKey, isLabelValue } from './labels';
@@ -153,7 +154,15 @@ export interface RegistryPosition {
 export interface JoinMessage { type: 'join'; node: string; csr: string }
 export interface JoinedMessage { type: 'joined'; cert: string; ca: string }
 /** `since`: the registry the agent already holds (a reconnect); it is sent what it missed, or a snapshot. */
-export interface HelloMessage { type: 'hello'; node: string; nodeAddress: string; agentVersion: string; since?: RegistryPosition }
+/**
+ * `accepts`: what the agent can take besides the JSON text frames, by name; a collector sends
+ * what it knows of them and ignores the rest. `registry-deflate`: registry snapshots and deltas
+ * may come as binary WebSocket messages holding the frame's JSON deflated (raw DEFLATE, RFC
+ * 1951; `inflateRegistryFrame`).
+ */
+export interface HelloMessage { type: 'hello'; node: string; nodeAddress: string; agentVersion: string; since?: RegistryPosition; accepts?: string[] }
+/** Hello `accepts`: registry frames deflated, as binary messages. */
+export const REGISTRY_DEFLATE = 'registry-deflate';
 export interface RegisterMessage { type: 'register'; workloads: WorkloadRegistration[]; services?: ServiceRegistration[] }
 export interface CsrMessage { type: 'csr'; id: string; identity: string; csr: string }
 export interface CertMessage { type: 'cert'; id: string; cert: string; ca: string }
@@ -209,6 +218,8 @@ export const JOIN_REPLIES = ['joined', 'error'] as const;
 export const NODE_FIRST = ['hello'] as const;
 export const NODE_REQUESTS = ['register', 'csr', 'flows', 'policy-status', 'registry-sync'] as const;
 export const NODE_REPLIES = ['registry', 'registry-delta', 'policies', 'cert', 'flows-ack', 'error'] as const;
+/** What a binary message from the collector may hold (deflated: hello `accepts` REGISTRY_DEFLATE). */
+export const REGISTRY_FRAMES = ['registry', 'registry-delta'] as const;
 
 // ---- field checks: each returns undefined when valid, else what is wrong -------------------
 
@@ -229,6 +240,7 @@ export const MAX_DELTA_CHANGES = 4 * MAX_NODE_WORKLOADS;
 const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const ID_RE = /^[A-Za-z0-9._-]{1,64}$/;
 const VERSION_TEXT_RE = /^[\x21-\x7e]{1,64}$/;
+const ACCEPT_RE = /^[a-z0-9-]{1,32}$/;
 const SPIFFE_MAX = 2048;
 
 const isString = (v: unknown): v is string => typeof v === 'string';
@@ -362,7 +374,13 @@ const registryChange: Check = (v, at) => {
 const SCHEMAS: { [T in MessageType]: Schema } = {
   join: { node: { check: nodeName }, csr: { check: pem('CERTIFICATE REQUEST') } },
   joined: { cert: { check: pem('CERTIFICATE') }, ca: { check: pem('CERTIFICATE') } },
-  hello: { node: { check: nodeName }, nodeAddress: { check: ipv4 }, agentVersion: { check: agentVersion }, since: { check: object(POSITION), optional: true } },
+  hello: {
+    node: { check: nodeName },
+    nodeAddress: { check: ipv4 },
+    agentVersion: { check: agentVersion },
+    since: { check: object(POSITION), optional: true },
+    accepts: { check: arrayOf(str((s) => ACCEPT_RE.test(s), "must be a name of lowercase letters, digits and '-', at most 32"), 16), optional: true },
+  },
   register: {
     workloads: { check: arrayOf(object(WORKLOAD_REGISTRATION), MAX_NODE_WORKLOADS) },
     services: { check: arrayOf(object(SERVICE_REGISTRATION), MAX_SERVICES), optional: true },
@@ -458,6 +476,20 @@ export function parseMessage<T extends MessageType>(
   if (problem) throw refuse(problem);
   if (type === 'registry-delta' && (fields.toVersion as number) <= (fields.fromVersion as number)) throw refuse('registry-delta: toVersion must be after fromVersion');
   return value as unknown as MessageOf<T>;
+}
+
+/**
+ * A binary message from the collector (hello `accepts` REGISTRY_DEFLATE) → the text frame it
+ * deflates, which must then parse as a `registry` or `registry-delta`. Never inflates past
+ * `maxBytes` (a small message that would inflate to gigabytes is refused, not inflated).
+ */
+export function inflateRegistryFrame(data: Buffer, maxBytes: number = MAX_COLLECTOR_FRAME_BYTES): Buffer {
+  try {
+    return zlib.inflateRawSync(data, { maxOutputLength: maxBytes });
+  } catch (err) {
+    const over = (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE';
+    throw refuse(over ? `binary frame inflates past the ${maxBytes}-byte limit` : 'binary frame is not deflated data');
+  }
 }
 
 /** The one way messages are put on the wire. */

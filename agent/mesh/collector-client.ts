@@ -30,8 +30,11 @@ import {
   MAX_FLOWS_PER_BATCH,
   MAX_FRAME_BYTES,
   MAX_POLICY_PROBLEMS,
+  inflateRegistryFrame,
   NODE_REPLIES,
   parseMessage,
+  REGISTRY_DEFLATE,
+  REGISTRY_FRAMES,
   type HelloMessage,
   type MeshMessage,
   type MessageOf,
@@ -354,7 +357,14 @@ export class CollectorClient extends EventEmitter {
     ws.on('open', () => {
       this.heard();
       const since = this.registry.position();
-      const hello: HelloMessage = { type: 'hello', node: this.opts.node, nodeAddress: this.opts.nodeAddress, agentVersion: agentVersion(this.opts), ...(since ? { since } : {}) };
+      const hello: HelloMessage = {
+        type: 'hello',
+        node: this.opts.node,
+        nodeAddress: this.opts.nodeAddress,
+        agentVersion: agentVersion(this.opts),
+        ...(since ? { since } : {}),
+        accepts: [REGISTRY_DEFLATE],
+      };
       this.syncAsked = false;
       ws.send(encodeMessage(hello));
       if (this.registration) ws.send(encodeMessage(this.registration));
@@ -387,8 +397,8 @@ export class CollectorClient extends EventEmitter {
     this.heard();
     let m;
     try {
-      if (isBinary) throw new PalisadeError('PALISADE_ERR_PROTOCOL', 'binary frame');
-      m = parseMessage(data, NODE_REPLIES, MAX_COLLECTOR_FRAME_BYTES);
+      // a binary message is a registry frame deflated (hello accepts REGISTRY_DEFLATE), inflated within the frame limit
+      m = isBinary ? parseMessage(inflateRegistryFrame(data), REGISTRY_FRAMES, MAX_COLLECTOR_FRAME_BYTES) : parseMessage(data, NODE_REPLIES, MAX_COLLECTOR_FRAME_BYTES);
     } catch (err) {
       this.log.warn({ reason: (err as Error).message }, 'bad frame from the collector, reconnecting');
       ws.terminate();

@@ -8,7 +8,8 @@
  * the cost measured is the collector's. Watching for one pod's address is a byte search.
  */
 import type WebSocket from 'ws';
-import { encodeMessage, MAX_COLLECTOR_FRAME_BYTES, NODE_REPLIES, parseMessage, type WorkloadRegistration } from '../../../common/mesh-protocol';
+import * as zlib from 'node:zlib';
+import { encodeMessage, inflateRegistryFrame, MAX_COLLECTOR_FRAME_BYTES, NODE_REPLIES, parseMessage, REGISTRY_DEFLATE, type WorkloadRegistration } from '../../../common/mesh-protocol';
 import type { KeyPair } from '../../../common/pki';
 import { Backoff } from '../../../common/backoff';
 import { joinOnce } from '../../../agent/mesh/join';
@@ -196,7 +197,8 @@ export class SimAgent {
     const ws = openCollectorSocket({ endpoint: this.opts.endpoint, caPem: this.opts.caPem, cert: creds });
     this.ws = ws;
     ws.on('open', () => {
-      ws.send(encodeMessage({ type: 'hello', node: this.opts.node, nodeAddress: this.opts.nodeAddress, agentVersion: 'scale-sim', ...(this.at ? { since: this.at } : {}) }));
+      // as the real agent: registry frames may come deflated
+      ws.send(encodeMessage({ type: 'hello', node: this.opts.node, nodeAddress: this.opts.nodeAddress, agentVersion: 'scale-sim', ...(this.at ? { since: this.at } : {}), accepts: [REGISTRY_DEFLATE] }));
       ws.send(encodeMessage({ type: 'register', workloads: this.pods }));
     });
     ws.on('message', (data, isBinary) => this.onFrame(data as Buffer, isBinary));
@@ -216,9 +218,11 @@ export class SimAgent {
   private onFrame(data: Buffer, isBinary: boolean): void {
     const t = now();
     this.bytesIn += data.length;
-    if (isBinary) return;
-    const text = data.toString('latin1', 0, Math.min(128, data.length));
+    // a deflated registry frame: its head from its first bytes inflated; the whole only to search it
+    const text = isBinary ? headOfDeflated(data) : data.toString('latin1', 0, Math.min(128, data.length));
     const head = HEAD_RE.exec(text);
+    let whole: Buffer | undefined;
+    const body = (): Buffer => (whole ??= isBinary ? inflateRegistryFrame(data) : data);
     if (head) {
       this.pushBytes += data.length;
       this.frames += 1;
@@ -235,17 +239,21 @@ export class SimAgent {
       if (epoch !== undefined) this.at = { epoch, version: arrival.version };
       if (head[1] === 'registry') {
         this.lastRegistryBytes = data.length;
-        if (this.keepFrame) this.lastRegistryFrame = data;
+        if (this.keepFrame) this.lastRegistryFrame = body();
         for (const resolve of this.snapshotWaiters.splice(0)) resolve();
       }
       if (this.watchers.length > 0) this.searched += 1;
       for (let k = this.watchers.length - 1; k >= 0; k--) {
         const w = this.watchers[k]!;
-        if (data.indexOf(w.needle) < 0) continue;
+        if (body().indexOf(w.needle) < 0) continue;
         this.watchers.splice(k, 1);
         w.resolve(arrival);
       }
       if (!this.ready) this.becameReady();
+      return;
+    }
+    if (isBinary) {
+      this.collectorErrors += 1;
       return;
     }
     let m;
@@ -281,5 +289,14 @@ export class SimAgent {
   private send(frame: string): void {
     const ws = this.ws;
     if (ws && ws.readyState === ws.OPEN) ws.send(frame);
+  }
+}
+
+/** The first ~128 bytes of a deflated frame's text (its type, epoch and version), without inflating the rest. */
+function headOfDeflated(data: Buffer): string {
+  try {
+    return zlib.inflateRawSync(data.subarray(0, 512), { finishFlush: zlib.constants.Z_SYNC_FLUSH }).toString('latin1', 0, 128);
+  } catch {
+    return '';
   }
 }

@@ -286,7 +286,7 @@ describe('registry deltas', () => {
     const a = registry.nextFrame(at, published)!;
     const b = registry.nextFrame(at, published)!;
     assert.equal(a.frame, b.frame, 'the same merged frame object for both sessions (encoded once)');
-    assert.ok(Buffer.isBuffer(a.frame), 'as bytes, encoded to UTF-8 once');
+    assert.ok(Buffer.isBuffer(a.frame.bytes), 'as bytes, encoded to UTF-8 once');
     assert.equal(a.to.version, published, 'merged up to the published version, not past it');
     assert.equal(registry.nextFrame(a.to, published), undefined, 'an agent at the published version waits for the next publication');
     let to: RegistryPosition | undefined = at;

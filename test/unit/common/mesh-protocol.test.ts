@@ -1,7 +1,9 @@
 import { strict as assert } from 'node:assert';
 import { PalisadeError } from '../../../common/errors';
+import * as zlib from 'node:zlib';
 import {
   encodeMessage,
+  inflateRegistryFrame,
   MAX_FRAME_BYTES,
   NODE_REPLIES,
   NODE_REQUESTS,
@@ -56,6 +58,7 @@ const VALID: MeshMessage[] = [
   { type: 'flows', session: 'a1b2', seq: 2, lost: 7, flows: [] },
   { type: 'flows-ack', session: 'a1b2', seq: 2 },
   { type: 'hello', node: 'node-a', nodeAddress: '192.168.1.10', agentVersion: '0.1.0', since: { epoch: '5f0c1a2b3c4d5e6f', version: 41 } },
+  { type: 'hello', node: 'node-a', nodeAddress: '192.168.1.10', agentVersion: '0.1.0', accepts: ['registry-deflate', 'some-later-thing'] },
   {
     type: 'registry-delta',
     epoch: '5f0c1a2b3c4d5e6f',
@@ -90,6 +93,8 @@ const DELTA = (changes: unknown[], extra: object = {}): string => JSON.stringify
 
 /** [what, frame, allowed types, expected reason] */
 const HOSTILE: [string, string | Buffer, MessageType[], RegExp][] = [
+  ['a hello accepting a name that is not a token', JSON.stringify({ type: 'hello', node: 'node-a', nodeAddress: '192.168.1.10', agentVersion: '1', accepts: ['Registry Deflate'] }), ALL, /accepts\[0\]: must be a name/],
+  ['a hello accepting 17 things', JSON.stringify({ type: 'hello', node: 'node-a', nodeAddress: '192.168.1.10', agentVersion: '1', accepts: Array.from({ length: 17 }, (_, i) => `x${i}`) }), ALL, /accepts: at most 16/],
   ['not JSON', '{"type":', ALL, /not JSON/],
   ['a JSON array', '[1,2]', ALL, /not a JSON object/],
   ['a JSON string', '"hello"', ALL, /not a JSON object/],
@@ -177,6 +182,27 @@ describe('mesh-protocol', () => {
     it('lets a larger limit through for collector frames', () => {
       const big = JSON.stringify({ type: 'registry', version: 1, workloads: [], nodes: [], pad: 'x'.repeat(MAX_FRAME_BYTES) });
       assert.throws(() => parseMessage(big, [...NODE_REPLIES], 4 * MAX_FRAME_BYTES), /unknown field "pad"/);
+    });
+  });
+
+  describe('inflateRegistryFrame (binary registry frames, hello accepts registry-deflate)', () => {
+    const frame = encodeMessage({ type: 'registry-delta', epoch: 'e1', fromVersion: 1, toVersion: 2, changes: [{ op: 'remove-workload', ip: '10.0.0.1' }] });
+
+    it('gives back the text frame that was deflated', () => {
+      assert.equal(inflateRegistryFrame(zlib.deflateRawSync(Buffer.from(frame))).toString(), frame);
+    });
+
+    it('refuses, in one line, a small message that would inflate past the limit (never inflating it whole)', () => {
+      const bomb = zlib.deflateRawSync(Buffer.alloc(8 * 1024 * 1024, 0x20), { level: 9 });
+      assert.ok(bomb.length < 16 * 1024, `${bomb.length} bytes that inflate to 8 MiB`);
+      assert.throws(
+        () => inflateRegistryFrame(bomb, 1024 * 1024),
+        (err: unknown) => err instanceof PalisadeError && err.code === 'PALISADE_ERR_PROTOCOL' && /inflates past the 1048576-byte limit/.test(err.message),
+      );
+    });
+
+    it('refuses bytes that are not deflated data', () => {
+      assert.throws(() => inflateRegistryFrame(Buffer.from([0xff, 0xff, 0xff, 0xff])), /binary frame is not deflated data/);
     });
   });
 });
