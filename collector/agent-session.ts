@@ -116,6 +116,8 @@ export class NodeSession {
   private superseded = false;
   /** The agent takes registry frames deflated (hello `accepts`). */
   private deflate = false;
+  /** `registryNext` is being deflated: it is the next frame, whatever changes meanwhile. */
+  private deflating = false;
   private notStoredCount = 0;
   private readonly log: Logger;
   /** Frames at the pace this session's budget allows (frame-budget.ts). */
@@ -137,8 +139,9 @@ export class NodeSession {
     this.frames = new PacedFrames(ws, (data, isBinary) => this.onFrame(data, isBinary));
     pullFrom(ws, {
       peek: () => {
-        if (!this.registryOn || this.superseded) return undefined;
-        this.registryNext = this.deps.registry.nextFrame(this.registryAt, this.deps.hub.registryUpTo());
+        if (!this.registryOn || this.superseded || !this.deps.registry.sending) return undefined;
+        // a frame waiting to be deflated is kept: a newer one would need deflating again (and again, under a churn)
+        if (!this.deflating) this.registryNext = this.deps.registry.nextFrame(this.registryAt, this.deps.hub.registryUpTo());
         if (!this.registryNext) {
           this.sendHelloPolicies();
           return undefined;
@@ -147,6 +150,7 @@ export class NodeSession {
         if (!this.deflate) return frame.bytes;
         // deflated once for every session (shared-frame.ts); until then nothing, and a wake when it is
         const out = frame.forDeflating(() => wake(this.ws));
+        this.deflating = out === undefined;
         return out === undefined ? undefined : out.binary ? { binary: out.data } : out.data;
       },
       take: () => {
@@ -276,6 +280,7 @@ export class NodeSession {
   private syncRegistry(since: RegistryPosition | undefined): void {
     this.registryAt = since;
     this.registryNext = undefined;
+    this.deflating = false;
     this.registryOn = true;
     wake(this.ws);
   }

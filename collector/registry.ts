@@ -79,6 +79,8 @@ export class WorkloadRegistry {
   private readonly snapshotReuseBytes: number;
   /** Which node holds each workload address (registrations are checked against it). */
   private readonly ipOwners = new Map<string, string>();
+  /** The nodes that declare services (their workloads files'): a change resolves only theirs. */
+  private readonly declaring = new Set<string>();
   /** Which nodes have each node address, in the nodes' order (undefined: to be made again). */
   private addressIndex: Map<string, string[]> | undefined;
 
@@ -133,6 +135,11 @@ export class WorkloadRegistry {
     return this.versionCounter;
   }
 
+  /** Frames still go to agents (false once the collector stops: `freeze`). */
+  get sending(): boolean {
+    return !this.frozen;
+  }
+
   get epoch(): string {
     return this.epochId;
   }
@@ -151,6 +158,7 @@ export class WorkloadRegistry {
       const workloads = n.workloads.map((w) => registryWorkload(this.trustDomain, n.node, n.nodeAddress, w)).sort(byIp);
       this.nodes.set(n.node, { nodeAddress: n.nodeAddress, online: n.online, lastSeen: new Date(n.lastSeen), workloads, services: n.services, stamp: n.stamp, remote: false });
       this.addressIndex = undefined;
+      if (n.services.length > 0) this.declaring.add(n.node);
       this.stamps.set(n.node, n.stamp);
       this.setOwner(n.node, [], workloads);
       if (n.online) this.restoredWaiting.add(n.node);
@@ -258,6 +266,7 @@ export class WorkloadRegistry {
     if (!state) return;
     this.nodes.delete(node);
     this.addressIndex = undefined;
+    this.declaring.delete(node);
     this.setOwner(node, state.workloads, []);
     this.changed([{ op: 'remove-node', node }, ...state.workloads.map((w): RegistryChange => ({ op: 'remove-workload', ip: w.ip }))]);
     if (!state.remote) this.local(node);
@@ -414,6 +423,8 @@ export class WorkloadRegistry {
       this.setOwner(node, state.workloads, accepted);
       state.workloads = accepted;
       state.services = declared;
+      if (declared.length > 0) this.declaring.add(node);
+      else this.declaring.delete(node);
       this.changed(changes);
     }
     refused.push(...(this.resolution.refused.get(node) ?? []));
@@ -458,7 +469,7 @@ export class WorkloadRegistry {
 
   private resolve(): ResolvedServices {
     const declared = new Map<string, readonly ServiceRegistration[]>();
-    for (const [node, s] of this.nodes) if (s.services.length > 0) declared.set(node, s.services);
+    for (const node of this.declaring) declared.set(node, this.nodes.get(node)!.services);
     // Declared services find their endpoints among every workload: gathered only when some node declares one.
     const workloads = declared.size > 0 ? [...this.nodes.values()].flatMap((s) => s.workloads) : [];
     return resolveServices(declared, this.kubeServices, workloads, (node) => this.nodes.get(node)?.online === true);

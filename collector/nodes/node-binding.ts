@@ -52,10 +52,18 @@ export function scopeAllows(scopes: readonly string[], namespace: string, servic
   return scopes.some((s) => s === ANY_SCOPE || s === `${namespace}/*` || s === `${namespace}/${serviceAccount}`);
 }
 
+/** Node ranges parsed (a registration checks each of its workloads against its node's: parsed once, not per workload). */
+const parsedRanges = new Map<string, ReturnType<typeof parseCidr>>();
+
 /** Is `ip` inside the node's declared range? Without one, any address is (other checks still apply). */
+
 export function inNodeRange(nodeCidr: string | undefined, ip: string): boolean {
   if (nodeCidr === undefined) return true;
-  const parsed = parseCidr(nodeCidr);
+  let parsed = parsedRanges.get(nodeCidr);
+  if (parsed === undefined) {
+    if (parsedRanges.size >= 4096) parsedRanges.clear();
+    parsedRanges.set(nodeCidr, (parsed = parseCidr(nodeCidr)));
+  }
   const addr = new IpAddr();
   return 'cidr' in parsed && parseIpInto(ip, addr) && cidrContains(parsed.cidr, addr);
 }
