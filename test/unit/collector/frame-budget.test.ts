@@ -49,11 +49,14 @@ describe('PacedFrames', () => {
       events.push(data.toString());
       paced.charge(10);
     };
-    paced = new PacedFrames(socket, handle, new FrameBudget({ capacity: 20, perSecond: 1000 }));
+    // the bucket's clock moves only when the test says (a busy machine's delays refill nothing); the pauses are real timers
+    let clock = 0;
+    paced = new PacedFrames(socket, handle, new FrameBudget({ capacity: 20, perSecond: 1000, now: () => clock }));
     for (const f of ['a', 'b', 'c', 'd']) paced.receive(Buffer.from(f), false);
     assert.deepEqual(events, ['a', 'b', 'c', 'pause'], 'c overdraws the bucket: the socket is paused, d waits');
     assert.equal(paced.waiting, 1);
-    await new Promise((r) => setTimeout(r, 50));
+    clock = 10; // refilled back to zero when the pause ends
+    for (let waited = 0; !events.includes('resume') && waited < 5_000; waited += 10) await new Promise((r) => setTimeout(r, 10));
     assert.deepEqual(events.slice(4), ['d', 'pause', 'resume'], 'd overdraws again: one more pause, then reading resumes');
     paced.stop();
     paced.receive(Buffer.from('e'), false);
