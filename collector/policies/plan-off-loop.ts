@@ -4,13 +4,13 @@
  * and its diff are most of a big change's allocations, and made on the event loop they grow the
  * collector's heap and its garbage-collection pauses. The policies cross as one string each and
  * the answer, the same `changes` list in the same order, as each change's JSON text (wire.ts: made
- * and read in slices on this side). Few differences, or a worker that cannot take the job (busy,
+ * and read in slices on this side), with the version row's text made there too. Few differences, or a worker that cannot take the job (busy,
  * over its budget), and the plan is made on the event loop in slices as before.
  */
 import { manifestText } from './manifest-text';
 import type { OffLoop } from './off-loop';
 import { planChangesSliced, policyKey, type DesiredPolicy, type Plan, type StoredPolicy } from './repository';
-import { changesFromWire, toWireSliced } from './wire';
+import { changesFromWire, toWireSliced, type WireChanges } from './wire';
 
 /** Above this many policies that differ, the plan is made in the worker. */
 export const PLAN_OFF_LOOP_MIN = 50;
@@ -32,8 +32,9 @@ export async function planOffLoop(loop: OffLoop, current: readonly StoredPolicy[
   if (differing(current, next) > PLAN_OFF_LOOP_MIN) {
     try {
       const job = { kind: 'plan', current: await toWireSliced(current, sliceMs), next: await toWireSliced(next, sliceMs) };
-      const changes = await changesFromWire(await loop.run<string>(job), sliceMs);
-      return { changes, next: [...next], changed: changes.some((c) => c.op !== 'unchanged') };
+      const wire = await loop.run<WireChanges>(job);
+      const changes = await changesFromWire(wire, sliceMs);
+      return { changes, next: [...next], changed: changes.some((c) => c.op !== 'unchanged'), changedText: wire.changed };
     } catch {
       // busy, over its budget, stopping: the same plan, made here
     }

@@ -66,6 +66,8 @@ export interface Plan {
   next: DesiredPolicy[];
   /** Something other than `unchanged`. */
   changed: boolean;
+  /** `JSON.stringify` of the changes other than `unchanged` (the version row's), when the plan was made where that costs nothing. */
+  changedText?: string;
 }
 
 export const policyKey = (p: { kind: string; namespace: string; name: string }): string => `${p.kind}/${p.namespace}/${p.name}`;
@@ -136,7 +138,7 @@ function* planSteps(current: readonly StoredPolicy[], next: readonly DesiredPoli
 }
 
 /** The changes a version records (its row's `changes`: with their diffs). */
-const changedOf = (plan: Plan): PolicyChange[] => plan.changes.filter((c) => c.op !== 'unchanged');
+export const changedOf = (plan: Pick<Plan, 'changes'>): PolicyChange[] => plan.changes.filter((c) => c.op !== 'unchanged');
 
 /** What a change does, as its audit record lists it. */
 export function changesOf(plan: Plan): Array<Pick<PolicyChange, 'op' | 'kind' | 'namespace' | 'name'>> {
@@ -274,8 +276,9 @@ export class PolicyRepository {
   async commitSliced(plan: Plan, author: string, action: string, sliceMs: number): Promise<{ version: number; ids: Map<string, number> }> {
     if (!plan.changed) return this.unchanged();
     const slice = new Slice(sliceMs);
-    // the version's row holds every diff (megabytes for thousands of policies): its text made in slices too
-    const write = this.writer(plan, author, action, await jsonArraySliced(changedOf(plan), slice));
+    // the version's row holds every diff (megabytes for thousands of policies): its text made by the
+    // policy worker with the plan, else in slices here
+    const write = this.writer(plan, author, action, plan.changedText ?? (await jsonArraySliced(changedOf(plan), slice)));
     await slice.pass();
     this.db.exec('BEGIN IMMEDIATE');
     try {

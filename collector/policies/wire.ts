@@ -98,15 +98,27 @@ export async function parsedFromWire(wire: WireParsed, sliceMs: number): Promise
   return out;
 }
 
-/** A plan's changes as the worker answers them: each change's JSON text, one a line (JSON text holds no line break). */
-export const changesToWire = (changes: readonly PolicyChange[]): string => changes.map((c) => JSON.stringify(c)).join('\n');
+/**
+ * A plan's changes as the worker answers them: each change's JSON text, one a line (JSON text
+ * holds no line break), and the version row's text (`changed`: the changes other than `unchanged`
+ * as one JSON list, as the repository stores them).
+ */
+export interface WireChanges {
+  lines: string;
+  changed: string;
+}
+
+export function changesToWire(changes: readonly PolicyChange[]): WireChanges {
+  const texts = changes.map((c) => JSON.stringify(c));
+  return { lines: texts.join('\n'), changed: `[${texts.filter((_, i) => changes[i]!.op !== 'unchanged').join(',')}]` };
+}
 
 /** `changesToWire`'s changes read back in slices of about `sliceMs`. */
-export async function changesFromWire(wire: string, sliceMs: number): Promise<PolicyChange[]> {
-  if (wire === '') return [];
+export async function changesFromWire(wire: WireChanges, sliceMs: number): Promise<PolicyChange[]> {
+  if (wire.lines === '') return [];
   const slice = new Slice(sliceMs);
   const out: PolicyChange[] = [];
-  for (const line of wire.split('\n')) {
+  for (const line of wire.lines.split('\n')) {
     out.push(JSON.parse(line) as PolicyChange);
     await slice.pass();
   }

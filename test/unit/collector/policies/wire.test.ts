@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import type { PolicyChange } from '../../../../common/control-api';
 import { manifestText } from '../../../../collector/policies/manifest-text';
-import type { DesiredPolicy } from '../../../../collector/policies/repository';
+import { changedOf, type DesiredPolicy } from '../../../../collector/policies/repository';
 import { changesFromWire, changesToWire, fromWire, parsedFromWire, parsedToWire, toWire, toWireSliced } from '../../../../collector/policies/wire';
 
 const manifest = (name: string): Record<string, unknown> => ({
@@ -44,5 +44,8 @@ describe('wire: policies and changes crossing to the policy worker as one string
     ];
     assert.deepEqual(await changesFromWire(changesToWire(changes), 0), changes);
     assert.deepEqual(await changesFromWire(changesToWire([]), 0), []);
+    // the version row's text, as the repository makes it
+    assert.equal(changesToWire(changes).changed, JSON.stringify(changedOf({ changes })));
+    assert.equal(changesToWire([]).changed, '[]');
   });
 });
