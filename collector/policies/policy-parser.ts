@@ -8,6 +8,7 @@
  * anywhere else would. The worker sends each manifest as its JSON text, read back here a few
  * at a time between event-loop turns (and remembered as the manifest's text: manifest-text.ts).
  */
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { RegistryService } from '../../common/mesh-protocol';
 import type { Logger } from '../../common/log';
 import { PolicyInvalidError } from '../../common/policy';
@@ -75,8 +76,12 @@ export class PolicyParser {
 
   /** The policies in `files`; throws PolicyInvalidError, INVALID_ARGUMENT (budgets) or COLLECTOR_UNAVAILABLE (busy). */
   async parse(files: PolicyFile[]): Promise<ParsedPolicies> {
+    // a request's files (up to megabytes) were just read and parsed as JSON: the alias scan, then
+    // their copy to the worker, each in a turn of their own
+    await yieldToLoop();
     const early = budgetProblems(files);
     if (early.length > 0) throw new PolicyInvalidError(early);
+    await yieldToLoop();
     const wire = await this.loop.run<ParsedPoliciesWire>({ kind: 'parse', files });
     return { policies: await parsedFromWire(wire.policies, READ_SLICE_MS), warnings: wire.warnings };
   }
