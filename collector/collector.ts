@@ -369,7 +369,7 @@ function openControl(
   log: Logger,
   flows: FlowStore,
   registry: () => RegistrySnapshot,
-  push: (frame: string) => void,
+  push: (frame: string | Buffer) => void,
 ): { audit: AuditLog; policies: PolicyManager } {
   const audit = AuditLog.open({ dataDir: opts.dataDir, log: opts.log });
   let policies: PolicyManager | undefined;

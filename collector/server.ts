@@ -159,8 +159,8 @@ export class AgentServer implements NodeSessionHub {
    * megabytes, and each send encrypts it for one agent: it is encoded to bytes once, and the sends
    * are spread over event-loop turns (`drain`), in the order they were broadcast.
    */
-  broadcast(frame: string): void {
-    const bytes = Buffer.from(frame);
+  broadcast(frame: string | Buffer): void {
+    const bytes = typeof frame === 'string' ? Buffer.from(frame) : frame;
     for (const session of this.current.values()) this.outbox.push(() => session.push(bytes));
     if (!this.draining) {
       this.draining = true;

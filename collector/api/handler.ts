@@ -17,7 +17,7 @@ import { ControlApi, type ControlDeps } from './control';
 import { BodyTooLarge, readBody } from '../../common/read-body';
 import { FlowFollowers } from './follow';
 import type { CollectorMetrics } from './metrics';
-import { errorBody, jsonSliced, refuseUpgrade, sendJson, sendText } from './respond';
+import { errorBody, refuseUpgrade, sendJson, sendJsonSliced, sendText } from './respond';
 
 export interface CollectorApiDeps {
   store: FlowStore;
@@ -39,7 +39,7 @@ const ROUTES: ReadonlySet<string> = new Set([...Object.values(API), ...Object.va
 const CONTROL_ROUTES: ReadonlySet<string> = new Set(Object.values(CONTROL_API));
 const MAX_URL_LENGTH = 8192;
 /** How long encoding a control answer may hold the event loop at once. */
-const ANSWER_SLICE_MS = 4;
+const ANSWER_SLICE_MS = 2;
 
 interface Parsed {
   path: string;
@@ -168,8 +168,9 @@ export class CollectorApi {
       return fail(new PalisadeError('PALISADE_ERR_FORBIDDEN', `${route} changes policy: only the admin token may (a node certificate may only read)`));
     }
     const author = caller.kind === 'admin' ? `admin:${caller.token}` : `node:${caller.node}`;
-    const send = (result: unknown, text: string): void => {
-      sendJson(res, 200, text);
+    const send = async (result: unknown): Promise<void> => {
+      // A policy change answers with every policy's diff (megabytes): made and written between event-loop turns.
+      await sendJsonSliced(res, 200, result, ANSWER_SLICE_MS);
       if (CONTROL_WRITES.has(route)) {
         const r = result as { version?: number; applied?: boolean; dryRun?: boolean };
         this.log.info({ remote, route, author, version: r.version, applied: r.applied, dryRun: r.dryRun }, 'api write');
@@ -179,8 +180,7 @@ export class CollectorApi {
     const answer = (body: unknown): void => {
       try {
         const result = this.control!.handle(route, query, body, author);
-        // A policy change answers with every policy's diff (megabytes): encoded between event-loop turns.
-        void Promise.resolve(result).then((r) => jsonSliced(r, ANSWER_SLICE_MS).then((text) => send(r, text)), fail);
+        void Promise.resolve(result).then(send).catch(fail);
       } catch (err) {
         fail(err);
       }

@@ -13,6 +13,7 @@ import { AUDIT_KINDS, DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT, type AuditKind, type
 import { describeCause, errorCode, invalidArgument, PalisadeError } from '../../common/errors';
 import type { Logger } from '../../common/log';
 import { isRecord } from '../../common/record';
+import { Slice } from '../../common/slice';
 import { WalSync } from '../wal-sync';
 import { dataDirError, HASH_RE, HeadWriter, openAuditDatabase, readHead, readKey, writeHead, type Head, type Tail } from './audit-files';
 
@@ -70,6 +71,45 @@ interface Content {
 export function canonicalJson(value: unknown): string {
   const plain: unknown = JSON.parse(JSON.stringify(value) ?? 'null');
   return canonical(plain);
+}
+
+/**
+ * A record's data made canonical ahead of its append, in slices (`CanonicalData.of`): a policy
+ * change's record lists thousands of policies, made canonical at once it held the event loop for
+ * milliseconds. `appendSynced` stores its text as it is.
+ */
+export class CanonicalData {
+  private constructor(readonly text: string) {}
+
+  static async of(data: Record<string, unknown>, sliceMs: number): Promise<CanonicalData> {
+    return new CanonicalData(await canonicalJsonSliced(data, sliceMs));
+  }
+}
+
+/**
+ * `canonicalJson(data)` of an object whose lists may hold thousands of items, each item made
+ * canonical in slices of about `sliceMs` between which the event loop runs. The same text.
+ */
+async function canonicalJsonSliced(data: Record<string, unknown>, sliceMs: number): Promise<string> {
+  const slice = new Slice(sliceMs);
+  const members: string[] = [];
+  for (const key of Object.keys(data).sort()) {
+    const value = data[key];
+    if (JSON.stringify(Array.isArray(value) ? [] : value) === undefined) continue; // dropped, as JSON.stringify drops it
+    let text: string;
+    if (Array.isArray(value)) {
+      const items: string[] = [];
+      for (const item of value) {
+        items.push(canonicalJson(item));
+        await slice.pass();
+      }
+      text = `[${items.join(',')}]`;
+    } else {
+      text = canonicalJson(value);
+    }
+    members.push(`${JSON.stringify(key)}:${text}`);
+  }
+  return `{${members.join(',')}}`;
 }
 
 function canonical(v: unknown): string {
@@ -192,7 +232,7 @@ export class AuditLog {
    * (never rejects: a head that cannot be written is logged, as `append` does), so a caller can
    * make its own change durable while the head is written.
    */
-  async appendSynced(kind: AuditKind, actor: string, data: Record<string, unknown>): Promise<{ record: AuditRecord; anchored: Promise<void> }> {
+  async appendSynced(kind: AuditKind, actor: string, data: Record<string, unknown> | CanonicalData): Promise<{ record: AuditRecord; anchored: Promise<void> }> {
     const record = this.store(kind, actor, data);
     const anchored = (this.anchorProblem === undefined ? this.head.writeLater(this.tail) : Promise.resolve()).catch((err: unknown) => {
       this.log.error({ err, seq: record.seq }, 'cannot write audit.head');
@@ -207,16 +247,17 @@ export class AuditLog {
   }
 
   /** The record appended to the database (one transaction), the tail moved to it; audit.head not yet. */
-  private store(kind: AuditKind, actor: string, data: Record<string, unknown>): AuditRecord {
+  private store(kind: AuditKind, actor: string, data: Record<string, unknown> | CanonicalData): AuditRecord {
+    const canonicalData = data instanceof CanonicalData ? data.text : undefined;
     this.ensureOpen();
     if (!AUDIT_KINDS.includes(kind)) throw new PalisadeError('PALISADE_ERR_INTERNAL', `unknown audit record kind ${JSON.stringify(String(kind).slice(0, 64))}`);
     if (typeof actor !== 'string' || !ACTOR_RE.test(actor)) throw new PalisadeError('PALISADE_ERR_INTERNAL', `invalid audit actor ${JSON.stringify(String(actor).slice(0, 64))}`);
-    const plain: unknown = JSON.parse(JSON.stringify(data) ?? 'null');
+    const plain: unknown = JSON.parse(canonicalData ?? JSON.stringify(data) ?? 'null');
     if (plain === null || typeof plain !== 'object' || Array.isArray(plain)) throw new PalisadeError('PALISADE_ERR_INTERNAL', 'audit record data must be an object');
     const seq = this.tail.seq + 1;
     const content: Content = { time: new Date(this.now()).toISOString(), kind, actor, data: plain, prev: this.tail.hash };
     // Made canonical once: the row's data and the hashed text hold the same (a big change's record is large).
-    const dataText = canonical(plain);
+    const dataText = canonicalData ?? canonical(plain);
     const hash = this.hashText(hashedText(seq, content, dataText));
     try {
       this.insert([seq, content.time, kind, actor, dataText, content.prev, hash]);

@@ -8,6 +8,7 @@
 import type { AuditKind } from '../../common/control-api';
 import { PalisadeError } from '../../common/errors';
 import type { Logger } from '../../common/log';
+import type { CanonicalData } from '../audit/audit-log';
 import { apiWritesOf, type ApiPolicyStore } from './kubernetes-policies';
 import { changesOf, policyKey, type Plan, type PolicyRepository } from './repository';
 
@@ -17,7 +18,7 @@ export interface AuditSink {
   /** `append`, anchored off the event loop: resolves once the record is as durable as `append` leaves it. */
   appendAnchored?(kind: AuditKind, actor: string, data: Record<string, unknown>): Promise<unknown>;
   /** `appendAnchored` in two steps: the record on disk, then (`anchored`) audit.head naming it. */
-  appendSynced?(kind: AuditKind, actor: string, data: Record<string, unknown>): Promise<{ anchored: Promise<void> }>;
+  appendSynced?(kind: AuditKind, actor: string, data: Record<string, unknown> | CanonicalData): Promise<{ anchored: Promise<void> }>;
 }
 
 export interface ApiChangesOptions {

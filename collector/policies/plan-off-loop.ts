@@ -2,42 +2,18 @@
  * What a change does (repository.ts `planChanges`: per policy, with the YAML diffs) worked out in
  * the policy worker (policy-worker.ts) when many policies differ: the YAML of each changed policy
  * and its diff are most of a big change's allocations, and made on the event loop they grow the
- * collector's heap and its garbage-collection pauses. The policies cross as plain strings (the
- * manifest as its JSON text), the answer is the same `changes` list, in the same order. Few
- * differences, or a worker that cannot take the job (busy, over its budget), and the plan is
- * made on the event loop in slices as before.
+ * collector's heap and its garbage-collection pauses. The policies cross as one string each and
+ * the answer, the same `changes` list in the same order, as each change's JSON text (wire.ts: made
+ * and read in slices on this side), with the version row's text made there too. Few differences, or a worker that cannot take the job (busy,
+ * over its budget), and the plan is made on the event loop in slices as before.
  */
-import type { PolicyChange } from '../../common/control-api';
-import { manifestFromText, manifestText } from './manifest-text';
+import { manifestText } from './manifest-text';
 import type { OffLoop } from './off-loop';
 import { planChangesSliced, policyKey, type DesiredPolicy, type Plan, type StoredPolicy } from './repository';
+import { changesFromWire, toWireSliced, type WireChanges } from './wire';
 
 /** Above this many policies that differ, the plan is made in the worker. */
 export const PLAN_OFF_LOOP_MIN = 50;
-
-/** A policy as it crosses to the worker: what planning reads, the manifest as its JSON text. */
-export type WirePolicy = Pick<DesiredPolicy, 'kind' | 'namespace' | 'name' | 'origin' | 'file'> & { manifest: string };
-
-export const toWire = (p: DesiredPolicy): WirePolicy => ({
-  kind: p.kind,
-  namespace: p.namespace,
-  name: p.name,
-  origin: p.origin,
-  ...(p.file === undefined ? {} : { file: p.file }),
-  manifest: manifestText(p.manifest),
-});
-
-export const fromWire = (p: WirePolicy): DesiredPolicy & StoredPolicy => ({
-  kind: p.kind,
-  namespace: p.namespace,
-  name: p.name,
-  origin: p.origin,
-  ...(p.file === undefined ? {} : { file: p.file }),
-  manifest: manifestFromText(p.manifest),
-  // planning reads neither
-  id: 0,
-  version: 0,
-});
 
 /** How many policies `next` adds, removes or changes against `current` (cheap: the texts are remembered). */
 export function differing(current: readonly StoredPolicy[], next: readonly DesiredPolicy[]): number {
@@ -55,8 +31,10 @@ export function differing(current: readonly StoredPolicy[], next: readonly Desir
 export async function planOffLoop(loop: OffLoop, current: readonly StoredPolicy[], next: readonly DesiredPolicy[], sliceMs: number): Promise<Plan> {
   if (differing(current, next) > PLAN_OFF_LOOP_MIN) {
     try {
-      const changes = await loop.run<PolicyChange[]>({ kind: 'plan', current: current.map(toWire), next: next.map(toWire) });
-      return { changes, next: [...next], changed: changes.some((c) => c.op !== 'unchanged') };
+      const job = { kind: 'plan', current: await toWireSliced(current, sliceMs), next: await toWireSliced(next, sliceMs) };
+      const wire = await loop.run<WireChanges>(job);
+      const changes = await changesFromWire(wire, sliceMs);
+      return { changes, next: [...next], changed: changes.some((c) => c.op !== 'unchanged'), changedText: wire.changed };
     } catch {
       // busy, over its budget, stopping: the same plan, made here
     }

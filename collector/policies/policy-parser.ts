@@ -9,44 +9,44 @@
  * at a time between event-loop turns (and remembered as the manifest's text: manifest-text.ts).
  */
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import type { PolicyKind } from '../../common/control-api';
 import type { RegistryService } from '../../common/mesh-protocol';
 import type { Logger } from '../../common/log';
 import { PolicyInvalidError } from '../../common/policy';
 import { MAX_POLICY_FILE_BYTES, type PolicyFile } from '../../common/policy-files';
 import { aliasScanProblem, lineOfOffset } from '../../common/yaml-limits';
-import { manifestFromText } from './manifest-text';
 import { OffLoop } from './off-loop';
 import { planOffLoop } from './plan-off-loop';
 import { checkOffLoop } from './set-check';
 import type { SetDigest } from './set-digest';
 import type { DesiredPolicy, Plan, StoredPolicy } from './repository';
+import { parsedFromWire, type ParsedPolicy, type WireParsed } from './wire';
 
-/** A policy as the worker read it: enough to store it and compile it again from its manifest. */
-export interface ParsedPolicy {
-  kind: PolicyKind;
-  namespace: string;
-  name: string;
-  source: string;
-  line: number;
-  manifest: Record<string, unknown>;
-}
+export type { ParsedPolicy } from './wire';
 
 export interface ParsedPolicies {
   policies: ParsedPolicy[];
   warnings: string[];
 }
 
-/** `ParsedPolicies` as the worker answers it: each manifest as its JSON text. */
+/** `ParsedPolicies` as the worker answers it: the policies as one string (wire.ts). */
 export interface ParsedPoliciesWire {
-  policies: Array<Omit<ParsedPolicy, 'manifest'> & { manifest: string }>;
+  policies: WireParsed;
   warnings: string[];
 }
 
 /** Turning the worker's manifests back into objects yields to the event loop after about this long. */
 const READ_SLICE_MS = 2;
 
+/** `PRAGMA wal_checkpoint`'s answer: busy (1: it could not finish), WAL pages, pages copied into the database. */
+export interface WalCheckpoint {
+  busy: number;
+  log: number;
+  checkpointed: number;
+}
+
 export const DEFAULT_PARSE_DEADLINE_MS = 5_000;
+/** Longest a checkpoint may take (its syncs can take seconds under heavy writes to the same file system). */
+const CHECKPOINT_DEADLINE_MS = 60_000;
 
 export interface PolicyParserOptions {
   log: Logger;
@@ -76,18 +76,14 @@ export class PolicyParser {
 
   /** The policies in `files`; throws PolicyInvalidError, INVALID_ARGUMENT (budgets) or COLLECTOR_UNAVAILABLE (busy). */
   async parse(files: PolicyFile[]): Promise<ParsedPolicies> {
+    // a request's files (up to megabytes) were just read and parsed as JSON: the alias scan, then
+    // their copy to the worker, each in a turn of their own
+    await yieldToLoop();
     const early = budgetProblems(files);
     if (early.length > 0) throw new PolicyInvalidError(early);
+    await yieldToLoop();
     const wire = await this.loop.run<ParsedPoliciesWire>({ kind: 'parse', files });
-    const policies: ParsedPolicy[] = [];
-    let sliceStart = performance.now();
-    for (const p of wire.policies) {
-      policies.push({ ...p, manifest: manifestFromText(p.manifest) });
-      if (performance.now() - sliceStart < READ_SLICE_MS) continue;
-      await yieldToLoop();
-      sliceStart = performance.now();
-    }
-    return { policies, warnings: wire.warnings };
+    return { policies: await parsedFromWire(wire.policies, READ_SLICE_MS), warnings: wire.warnings };
   }
 
   /** What changes from `current` to `next` (repository.ts `planChanges`), in the worker when many policies differ: plan-off-loop.ts. */
@@ -96,8 +92,28 @@ export class PolicyParser {
   }
 
   /** `next`, the set a change makes, compiled and checked in the worker (set-check.ts): its digest, or PolicyInvalidError. */
-  check(next: readonly DesiredPolicy[], incoming: { keys: readonly string[]; kinds: readonly string[] }, services: () => readonly RegistryService[]): Promise<SetDigest> {
-    return checkOffLoop(this.loop, next, incoming, services);
+  check(next: readonly DesiredPolicy[], incoming: { keys: readonly string[]; kinds: readonly string[] }, services: () => readonly RegistryService[], sliceMs = READ_SLICE_MS): Promise<SetDigest> {
+    return checkOffLoop(this.loop, next, incoming, services, sliceMs);
+  }
+
+  /**
+   * Checkpoint the SQLite database `file` (WAL mode) in the worker: the WAL's pages copied into the
+   * database and both files synced, which SQLite otherwise does on the thread whose commit takes
+   * the WAL past 1,000 pages (tens to hundreds of milliseconds of the collector's event loop). A
+   * checkpoint that cannot run (busy, stopping) is left to SQLite's own; only logged. Resolves with
+   * SQLite's answer (WAL pages, pages copied), or undefined.
+   */
+  checkpoint(file: string): Promise<WalCheckpoint | undefined> {
+    return this.loop.run<WalCheckpoint>({ kind: 'checkpoint', file }, CHECKPOINT_DEADLINE_MS).then(
+      (r) => {
+        this.log.debug({ file, ...r }, 'checkpointed off the event loop');
+        return r;
+      },
+      (err: unknown) => {
+        this.log.debug({ file, reason: err instanceof Error ? err.message : String(err) }, 'not checkpointed off the event loop');
+        return undefined;
+      },
+    );
   }
 
   /**

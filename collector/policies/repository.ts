@@ -9,17 +9,20 @@
  */
 import { chmodSync } from 'node:fs';
 import * as path from 'node:path';
-import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { stringify } from 'yaml';
 import type { ChangeOp, PolicyChange, PolicyKind, PolicyOrigin, PolicySummary, PolicyVersionRecord } from '../../common/control-api';
 import { describeCause, PalisadeError } from '../../common/errors';
+import { Slice } from '../../common/slice';
 import type { CompiledPolicy } from '../../common/policy';
+import { jsonArraySliced } from '../api/respond';
 import { WalSync } from '../wal-sync';
 import { lineDiff } from './diff';
 import { manifestText } from './manifest-text';
 
 export const POLICIES_DB_FILE = 'policies.db';
+/** The connection's page cache (KiB): what a transaction may hold before it spills pages to the WAL. */
+const CACHE_KIB = 256;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS versions (
@@ -63,6 +66,8 @@ export interface Plan {
   next: DesiredPolicy[];
   /** Something other than `unchanged`. */
   changed: boolean;
+  /** `JSON.stringify` of the changes other than `unchanged` (the version row's), when the plan was made where that costs nothing. */
+  changedText?: string;
 }
 
 export const policyKey = (p: { kind: string; namespace: string; name: string }): string => `${p.kind}/${p.namespace}/${p.name}`;
@@ -100,12 +105,8 @@ export function planChanges(current: readonly StoredPolicy[], next: readonly Des
  */
 export async function planChangesSliced(current: readonly StoredPolicy[], next: readonly DesiredPolicy[], sliceMs: number): Promise<Plan> {
   const changes: PolicyChange[] = [];
-  let sliceStart = performance.now();
-  for (const _ of planSteps(current, next, changes)) {
-    if (performance.now() - sliceStart < sliceMs) continue;
-    await yieldToLoop();
-    sliceStart = performance.now();
-  }
+  const slice = new Slice(sliceMs);
+  for (const _ of planSteps(current, next, changes)) await slice.pass();
   return { changes, next: [...next], changed: changes.some((c) => c.op !== 'unchanged') };
 }
 
@@ -135,6 +136,9 @@ function* planSteps(current: readonly StoredPolicy[], next: readonly DesiredPoli
     yield;
   }
 }
+
+/** The changes a version records (its row's `changes`: with their diffs). */
+export const changedOf = (plan: Pick<Plan, 'changes'>): PolicyChange[] => plan.changes.filter((c) => c.op !== 'unchanged');
 
 /** What a change does, as its audit record lists it. */
 export function changesOf(plan: Plan): Array<Pick<PolicyChange, 'op' | 'kind' | 'namespace' | 'name'>> {
@@ -170,12 +174,16 @@ export class PolicyRepository {
   /** Makes each commit durable (the connection does not sync its commits itself). */
   readonly walSync: WalSync;
 
-  private constructor(file: string) {
+  private constructor(readonly file: string) {
     this.db = new Database(file);
     chmodSync(file, 0o600);
     this.db.pragma('journal_mode = WAL');
     // NORMAL: COMMIT does not sync; each commit syncs the WAL after it (wal-sync.ts), a sliced one off the event loop.
     this.db.pragma('synchronous = NORMAL');
+    // A small page cache spills a version's pages to the WAL as its rows are written (between
+    // event-loop turns, commitSliced) instead of all at its COMMIT: a version of thousands of
+    // policies is hundreds of pages, written at once they held the event loop for milliseconds.
+    this.db.pragma(`cache_size = -${CACHE_KIB}`);
     this.walSync = new WalSync(file);
     this.db.exec(SCHEMA);
     for (const row of this.db.prepare('SELECT version, time, author FROM versions').all() as VersionRow[]) {
@@ -249,7 +257,7 @@ export class PolicyRepository {
    */
   commit(plan: Plan, author: string, action: string): { version: number; ids: Map<string, number> } {
     if (!plan.changed) return this.unchanged();
-    const write = this.writer(plan, author, action);
+    const write = this.writer(plan, author, action, JSON.stringify(changedOf(plan)));
     this.db.transaction(() => {
       for (const _ of write.steps());
     })();
@@ -267,15 +275,14 @@ export class PolicyRepository {
    */
   async commitSliced(plan: Plan, author: string, action: string, sliceMs: number): Promise<{ version: number; ids: Map<string, number> }> {
     if (!plan.changed) return this.unchanged();
-    const write = this.writer(plan, author, action);
+    const slice = new Slice(sliceMs);
+    // the version's row holds every diff (megabytes for thousands of policies): its text made by the
+    // policy worker with the plan, else in slices here
+    const write = this.writer(plan, author, action, plan.changedText ?? (await jsonArraySliced(changedOf(plan), slice)));
+    await slice.pass();
     this.db.exec('BEGIN IMMEDIATE');
     try {
-      let sliceStart = performance.now();
-      for (const _ of write.steps()) {
-        if (performance.now() - sliceStart < sliceMs) continue;
-        await yieldToLoop();
-        sliceStart = performance.now();
-      }
+      for (const _ of write.steps()) await slice.pass();
       this.db.exec('COMMIT');
     } catch (err) {
       if (this.db.inTransaction) this.db.exec('ROLLBACK');
@@ -291,7 +298,7 @@ export class PolicyRepository {
   }
 
   /** The rows `plan` writes, one step each, and the objects in force once they are written. */
-  private writer(plan: Plan, author: string, action: string): { version: number; time: string; author: string; objects: Map<string, StoredPolicy>; steps: () => Generator<void> } {
+  private writer(plan: Plan, author: string, action: string, changesText: string): { version: number; time: string; author: string; objects: Map<string, StoredPolicy>; steps: () => Generator<void> } {
     const version = this.latest + 1;
     const time = new Date().toISOString();
     const insertVersion = this.db.prepare('INSERT INTO versions (version, time, author, action, changes) VALUES (?, ?, ?, ?, ?)');
@@ -300,11 +307,11 @@ export class PolicyRepository {
     );
     const updateObject = this.db.prepare('UPDATE objects SET origin = ?, file = ?, manifest = ?, version = ? WHERE id = ?');
     const deleteObject = this.db.prepare('DELETE FROM objects WHERE id = ?');
-    const changed = plan.changes.filter((c) => c.op !== 'unchanged');
+    const changed = changedOf(plan);
     const next = new Map(plan.next.map((p) => [policyKey(p), p]));
     const objects = new Map(this.objects);
     function* steps(): Generator<void> {
-      insertVersion.run(version, time, author, action, JSON.stringify(changed));
+      insertVersion.run(version, time, author, action, changesText);
       yield;
       for (const c of changed) {
         const key = policyKey(c);

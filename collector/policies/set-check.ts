@@ -11,7 +11,7 @@
 import type { RegistryService } from '../../common/mesh-protocol';
 import { CompiledPolicies } from './compiled-set';
 import type { OffLoop } from './off-loop';
-import { fromWire, toWire, type WirePolicy } from './plan-off-loop';
+import { fromWire, toWireSliced, type WirePolicies } from './wire';
 import { policyKey, type DesiredPolicy } from './repository';
 import { checkBackends } from './route-backends';
 import { digestOf, type SetDigest } from './set-digest';
@@ -23,7 +23,7 @@ const SET_CHECK_DEADLINE_MS = 60_000;
 const ROUTING_KINDS: ReadonlySet<string> = new Set(['HTTPRoute', 'GRPCRoute', 'DestinationRule']);
 
 export interface SetCheckJob {
-  next: WirePolicy[];
+  next: WirePolicies;
   /** The policies the change brings (kind/namespace/name): their routes' Services and FaultInjections are checked. */
   incoming: string[];
   /** The registry's Services; sent only when an incoming policy routes. */
@@ -37,7 +37,7 @@ export class SetChecker {
   /** The digest of `job.next` compiled; throws PolicyInvalidError with every problem. */
   check(job: SetCheckJob): SetDigest {
     const [last = CompiledPolicies.EMPTY, ...older] = this.recent;
-    const compiled = last.with(job.next.map(fromWire), ...older);
+    const compiled = last.with(fromWire(job.next), ...older);
     if (job.services !== undefined) {
       const incoming = new Set(job.incoming);
       const { routes = [], destinationRules = [], faults = [] } = compiled.set;
@@ -51,8 +51,15 @@ export class SetChecker {
 }
 
 /** The collector's side: check `next`, the set a change makes, bringing `incoming` (kind/namespace/name, of kinds `kinds`). */
-export function checkOffLoop(loop: OffLoop, next: readonly DesiredPolicy[], incoming: { keys: readonly string[]; kinds: readonly string[] }, services: () => readonly RegistryService[]): Promise<SetDigest> {
+export async function checkOffLoop(
+  loop: OffLoop,
+  next: readonly DesiredPolicy[],
+  incoming: { keys: readonly string[]; kinds: readonly string[] },
+  services: () => readonly RegistryService[],
+  sliceMs: number,
+): Promise<SetDigest> {
   const routes = incoming.kinds.some((k) => ROUTING_KINDS.has(k));
-  const job: SetCheckJob & { kind: string } = { kind: 'check', next: next.map(toWire), incoming: [...incoming.keys], ...(routes ? { services: [...services()] } : {}) };
+  const wire = await toWireSliced(next, sliceMs);
+  const job: SetCheckJob & { kind: string } = { kind: 'check', next: wire, incoming: [...incoming.keys], ...(routes ? { services: [...services()] } : {}) };
   return loop.run<SetDigest>({ ...job }, SET_CHECK_DEADLINE_MS);
 }

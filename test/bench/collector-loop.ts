@@ -1,14 +1,17 @@
 /**
  * The collector's event loop under load (issue #15 item 2), figures only: a collector in this
  * process, `agents` real node sessions in a worker thread (test/bench/loop/agents.ts) sending
- * `batch`-flow batches (default 500; an agent at a low rate sends what 100 ms held) at a fixed rate, and a 1,000-policy apply pushed to them. For (a) ingest,
+ * `batch`-flow batches (default 500; an agent at a low rate sends what 100 ms held) at a fixed rate, and a 1,000-policy apply pushed to them
+ * (sent, and its answer read, by a client in another thread: loop/client.ts). For (a) ingest,
  * (b) apply, (c) both: event-loop delay p50/p99/max (monitorEventLoopDelay, 1 ms resolution),
  * event-loop utilization, GC pauses (PerformanceObserver 'gc'), flows stored per second,
- * acknowledgement latency, the slowest /healthz, the collector's CPU per 1,000 flows stored by
- * thread (the agents' thread left out), and the load average.
- * Run: node [--cpu-prof] dist/test/bench/collector-loop.js [agents=8] [flows/s=10000] [seconds=10] [batch=500] [health=on|off]
+ * acknowledgement latency, the slowest /healthz, the longest turn of the event loop by the thread's
+ * CPU (what the delay would be on an idle machine, ±1 ms: loop/stalls.ts), the collector's CPU per
+ * 1,000 flows stored by thread (the agents' and the client's threads left out), and the load average.
+ * Run: node [--cpu-prof] dist/test/bench/collector-loop.js [--stalls[=MS]] [agents=8] [flows/s=10000] [seconds=10] [batch=500] [health=on|off]
  * health off: /healthz is not asked (its client and server run on the collector's thread: their CPU
- * would count as the collector's).
+ * would count as the collector's). --stalls: each run also lists its longest stalls over MS (default
+ * 5) with what ran during each (loop/stalls.ts; its profiler and 1 ms timer cost the thread a little).
  */
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -16,14 +19,16 @@ import { performance, PerformanceObserver } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import pino from 'pino';
 import type { RunningCollector } from '../../collector/collector';
-import { HealthPoller, keepAlive, loopDelay, manyPolicies } from '../integration/collector/event-loop-fixtures';
-import { apiGet } from '../integration/collector/flows-fixtures';
+import { HealthPoller, keepAlive, loopDelay } from '../integration/collector/event-loop-fixtures';
 import { collector, joinedNodeDir, Stack, TempDirs } from '../integration/collector/helpers';
 import type { AgentsInput, AgentsReport } from './loop/agents';
+import type { ClientAnswer, ClientInput } from './loop/client';
+import { StallWatch, TurnCpu } from './loop/stalls';
 import { threadCpu, threadCpuSince, type ThreadCpu } from './loop/thread-cpu';
 
-/** The load's thread: its CPU is not the collector's. */
+/** The load's threads: their CPU is not the collector's. */
 const AGENTS_THREAD = 'bench-agents';
+const CLIENT_THREAD = 'bench-client';
 const POLICIES = 1_000;
 const silent = pino({ level: 'silent' });
 
@@ -87,7 +92,7 @@ function collectorCpu(cpu: ThreadCpu, stored: number, elapsed: number): string {
   let total = 0;
   const parts: string[] = [];
   for (const [name, s] of [...cpu].sort((a, b) => b[1] - a[1])) {
-    if (name === AGENTS_THREAD || s <= 0) continue;
+    if (name === AGENTS_THREAD || name === CLIENT_THREAD || s <= 0) continue;
     total += s;
     parts.push(`${name} ${s.toFixed(2)}`);
   }
@@ -96,11 +101,14 @@ function collectorCpu(cpu: ThreadCpu, stored: number, elapsed: number): string {
 }
 
 async function main(): Promise<void> {
-  const agents = Number(process.argv[2] ?? 8);
-  const rate = Number(process.argv[3] ?? 10_000);
-  const seconds = Number(process.argv[4] ?? 10);
-  const batch = Number(process.argv[5] ?? 500);
-  const askHealth = process.argv[6] !== 'off';
+  const stallsArg = process.argv.slice(2).find((a) => a.startsWith('--stalls'));
+  const stallsMs = stallsArg === undefined ? undefined : Number(stallsArg.split('=')[1] ?? 5);
+  const args = process.argv.slice(2).filter((a) => a !== stallsArg);
+  const agents = Number(args[0] ?? 8);
+  const rate = Number(args[1] ?? 10_000);
+  const seconds = Number(args[2] ?? 10);
+  const batch = Number(args[3] ?? 500);
+  const askHealth = args[4] !== 'off';
   const intervalMs = (batch * agents * 1000) / rate;
   const dirs = new TempDirs();
   const stack = new Stack();
@@ -109,19 +117,30 @@ async function main(): Promise<void> {
     const col: RunningCollector = await collector(stack, { dataDir: data, log: silent, policyParseDeadlineMs: 120_000, flowRetentionIntervalMs: 3_600_000 });
     const agentDirs: string[] = [];
     for (let i = 0; i < agents; i++) agentDirs.push(await joinedNodeDir(dirs, col, data, `node-${i}`));
-    const admin = { token: col.adminToken, agent: keepAlive(stack) };
+    const client = new Worker(path.join(__dirname, 'loop', 'client.js'), {
+      workerData: { port: col.port, caPem: col.ca.certPem, token: col.adminToken, policies: POLICIES } satisfies ClientInput,
+      name: CLIENT_THREAD,
+    });
+    stack.push(() => void client.terminate());
     console.log(`collector event loop: node ${process.version}, ${agents} agents × ${batch}-flow batches, ${rate} flows/s offered, ${seconds} s per run`);
     let round = 0;
+    // the request is made and its answer read in the client's thread (loop/client.ts), not this one
     const apply = async (): Promise<string> => {
-      const t = performance.now();
-      const r = await apiGet(col, '/v1/policies/apply', admin, 'POST', { files: [{ source: 'many.yaml', text: manyPolicies(POLICIES, ++round) }] });
-      if (r.status !== 200) throw new Error(r.text.slice(0, 300));
-      return `${(performance.now() - t).toFixed(0)} ms`;
+      const answered = new Promise<ClientAnswer>((resolve, reject) => {
+        client.once('message', resolve);
+        client.once('error', reject);
+      });
+      client.postMessage({ round: ++round });
+      const r = await answered;
+      if (r.status !== 200) throw new Error(`apply answered ${r.status}: ${r.text}`);
+      return `${r.ms.toFixed(0)} ms`;
     };
     for (const what of ['idle', 'ingest', 'apply', 'ingest+apply'] as const) {
       const ingest = what.startsWith('ingest') ? await Agents.start({ url: col.url, caPem: col.ca.certPem, dirs: agentDirs, intervalMs, batch }) : undefined;
       const storedBefore = col.flows.rows();
       const health = askHealth ? new HealthPoller(col, { token: col.adminToken, agent: keepAlive(stack) }) : undefined;
+      const stalls = stallsMs === undefined ? undefined : await StallWatch.start(stallsMs);
+      const turns = new TurnCpu(Infinity);
       const loop = loopDelay();
       const gc = gcPauses();
       const elu0 = performance.eventLoopUtilization();
@@ -142,6 +161,8 @@ async function main(): Promise<void> {
       const cpu = threadCpuSince(cpu0);
       const d = loop.stop();
       const g = gc.stop();
+      const turnCpu = turns.stop();
+      const longest = await stalls?.stop();
       const h = await health?.stop();
       const report = ingest ? await ingest.stop() : undefined;
       console.log(
@@ -154,7 +175,8 @@ async function main(): Promise<void> {
             : '') +
           (applied.length ? `; applies ${applied.join(', ')}` : ''),
       );
-      console.log(`${''.padEnd(13)} ${collectorCpu(cpu, stored, elapsed)}`);
+      console.log(`${''.padEnd(13)} ${turnCpu}; ${collectorCpu(cpu, stored, elapsed)}`);
+      if (longest) console.log(longest.length ? longest.join('\n') : `  no stall over ${stallsMs} ms`);
     }
   } finally {
     await stack.unwind();

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import Database from 'better-sqlite3';
 import pino from 'pino';
-import { AuditLog, canonicalJson, GENESIS_HASH, MAX_AUDIT_PROBLEMS } from '../../../collector/audit/audit-log';
+import { AuditLog, CanonicalData, canonicalJson, GENESIS_HASH, MAX_AUDIT_PROBLEMS } from '../../../collector/audit/audit-log';
 import type { AuditVerifyResponse } from '../../../common/control-api';
 import { PalisadeError } from '../../../common/errors';
 import { silentLogger } from '../../../common/log';
@@ -181,6 +181,32 @@ describe('AuditLog', () => {
       assert.ok(!text.includes('manifest-content-xyz'), 'data is not logged');
       for (const r of audit.list()) assert.ok(!text.includes(r.hash), 'hashes are not logged');
     });
+  });
+
+  describe('CanonicalData (a big record made canonical in slices, then appended)', () => {
+    const table: Array<[string, Record<string, unknown>]> = [
+      ['a policy change of 3,000 policies', { version: 3, action: 'apply', changes: Array.from({ length: 3000 }, (_, i) => ({ op: 'update', kind: 'AuthorizationPolicy', namespace: 'shop', name: `p-${i} ünï "q"` })) }],
+      ['members left out when undefined, lists holding undefined, nested objects in any key order', { z: undefined, b: [undefined, null, { y: 1, a: [2, undefined] }], a: { d: 1, c: { f: undefined, e: 'x' } }, f: () => 1 }],
+      ['no lists at all', { version: 1, action: 'delete' }],
+    ];
+    for (const [what, data] of table) {
+      it(`${what}: the text canonicalJson makes, and the same record as append`, async () => {
+        const prepared = await CanonicalData.of(data, 0);
+        assert.equal(prepared.text, canonicalJson(data));
+        const [a, b] = [tempDir(), tempDir()];
+        const now = (): number => T0;
+        const byAppend = keep(AuditLog.open({ dataDir: a, log: silentLogger(), now }));
+        const bySlices = keep(AuditLog.open({ dataDir: b, log: silentLogger(), now }));
+        fs.copyFileSync(path.join(a, 'audit.key'), path.join(b, 'audit.key')); // the same key: the same hashes
+        bySlices.close();
+        const again = keep(AuditLog.open({ dataDir: b, log: silentLogger(), now }));
+        byAppend.append('policy-change', 'admin', data);
+        await again.appendSynced('policy-change', 'admin', prepared);
+        const [x, y] = [byAppend.list().at(-1)!, again.list().at(-1)!];
+        assert.deepEqual(y, x);
+        assert.deepEqual(again.verify(), { ok: true, records: 1, head: 1, problems: [] });
+      });
+    }
   });
 
   describe('list', () => {

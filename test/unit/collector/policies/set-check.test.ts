@@ -10,7 +10,7 @@ import { PolicyParser } from '../../../../collector/policies/policy-parser';
 import { desiredPolicy, policyKey, type DesiredPolicy } from '../../../../collector/policies/repository';
 import { SetChecker } from '../../../../collector/policies/set-check';
 import { authorizationSelecting, digestOf } from '../../../../collector/policies/set-digest';
-import { toWire } from '../../../../collector/policies/plan-off-loop';
+import { toWire } from '../../../../collector/policies/wire';
 import { silentLogger } from '../../../../common/log';
 import { threadCpu } from '../../../bench/loop/thread-cpu';
 import type { RegistryService } from '../../../../common/mesh-protocol';
@@ -28,7 +28,7 @@ const ROUTE = (backend: string, fault = false): string =>
 /** The policies of `yaml` as a change from the API brings them. */
 const desired = (...yaml: string[]): DesiredPolicy[] => allOf(compilePolicyFiles([{ source: 'p.yaml', text: yaml.join('---\n') }])).map((p) => desiredPolicy(p, 'api'));
 const job = (next: DesiredPolicy[], incoming: DesiredPolicy[] = next, services?: RegistryService[]): Parameters<SetChecker['check']>[0] => ({
-  next: next.map(toWire),
+  next: toWire(next),
   incoming: incoming.map(policyKey),
   ...(services ? { services } : {}),
 });
