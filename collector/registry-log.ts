@@ -14,6 +14,8 @@ import { SharedFrame } from './shared-frame';
 export const MERGE_BYTES = 256 * 1024;
 /** Merged frames kept, for the other sessions at the same position. */
 const MERGED_KEPT = 16;
+/** Chunk frames kept (a publication every 100 ms: about 25 s of them). */
+const CHUNKS_KEPT = 256;
 /**
  * Deltas kept by default. A pod churn of 1,000 changes/s must leave an agent that is a few
  * seconds behind in reach of deltas (a snapshot at 100,000 workloads is 24 MB, a change ~300 B):
@@ -54,6 +56,15 @@ export class RegistryLog {
   private readonly maxBytes: number;
   /** Merged frames made lately, by `from-to` (oldest first), as the bytes every session at that position sends. */
   private readonly merged = new Map<string, SharedFrame>();
+  /**
+   * The versions the log was sealed at (each publication to the sessions: `seal`), ascending. The
+   * deltas between two seals travel as one frame (a chunk), the same for every session that stands
+   * at the first: a session behind gets the chunks after it one by one — each made and deflated
+   * once — instead of a merge from its own position that no other session shares.
+   */
+  private seals: number[] = [];
+  /** Chunk frames made lately, by the seal they start at (oldest first). */
+  private readonly chunks = new Map<number, { toVersion: number; frame: SharedFrame }>();
 
   constructor(limits: RegistryLogLimits = {}) {
     this.maxEntries = limits.maxEntries ?? MAX_ENTRIES;
@@ -101,11 +112,19 @@ export class RegistryLog {
   next(version: number, current: number, upTo = current): { frame: SharedFrame; toVersion: number } | undefined {
     const at = version < upTo ? this.indexFrom(version, current) : undefined;
     if (at === undefined) return undefined;
+    // a session at a seal gets the chunk to the next one; any other goes as far as the next seal, to stand on one after
+    const k = this.sealIndex(version);
+    const nextSeal = this.seals[this.seals[k] !== undefined && this.seals[k]! <= version ? k + 1 : k];
+    if (this.seals[k] === version && nextSeal !== undefined && nextSeal <= upTo) {
+      const chunk = this.chunks.get(version);
+      if (chunk?.toVersion === nextSeal) return chunk;
+    }
+    const limit = nextSeal !== undefined && nextSeal < upTo ? nextSeal : upTo;
     const first = this.entries[at]!;
     let end = at + 1;
     let bytes = first.bytes;
     let count = first.count;
-    for (; end < this.entries.length && this.entries[end - 1]!.toVersion < upTo; end++) {
+    for (; end < this.entries.length && this.entries[end - 1]!.toVersion < limit; end++) {
       const e = this.entries[end]!;
       if (bytes + e.bytes > MERGE_BYTES || count + e.count > MAX_DELTA_CHANGES) break;
       bytes += e.bytes;
@@ -113,16 +132,54 @@ export class RegistryLog {
     }
     if (end === at + 1) return { frame: (first.shared ??= new SharedFrame(Buffer.from(first.frame))), toVersion: first.toVersion };
     const last = this.entries[end - 1]!;
+    if (this.seals[k] === version && last.toVersion === nextSeal) {
+      // the whole chunk fits in one frame: kept for every session at this seal
+      const chunk = { toVersion: last.toVersion, frame: this.mergedFrame(at, end) };
+      this.chunks.set(version, chunk);
+      if (this.chunks.size > CHUNKS_KEPT) this.chunks.delete(this.chunks.keys().next().value!);
+      return chunk;
+    }
     const key = `${first.fromVersion}-${last.toVersion}`;
     let frame = this.merged.get(key);
     if (frame === undefined) {
-      const head = encodeMessage({ type: 'registry-delta', epoch: first.epoch, fromVersion: first.fromVersion, toVersion: last.toVersion, changes: [] });
-      const parts = this.entries.slice(at, end).map((e) => e.changes).filter((c) => c !== '');
-      frame = new SharedFrame(Buffer.from(`${head.slice(0, -2)}${parts.join(',')}]}`));
+      frame = this.mergedFrame(at, end);
       this.merged.set(key, frame);
       if (this.merged.size > MERGED_KEPT) this.merged.delete(this.merged.keys().next().value!);
     }
     return { frame, toVersion: last.toVersion };
+  }
+
+  /** One `registry-delta` with the changes of entries `at` to `end` (excluded), in order. */
+  private mergedFrame(at: number, end: number): SharedFrame {
+    const first = this.entries[at]!;
+    const last = this.entries[end - 1]!;
+    const head = encodeMessage({ type: 'registry-delta', epoch: first.epoch, fromVersion: first.fromVersion, toVersion: last.toVersion, changes: [] });
+    const parts = this.entries.slice(at, end).map((e) => e.changes).filter((c) => c !== '');
+    return new SharedFrame(Buffer.from(`${head.slice(0, -2)}${parts.join(',')}]}`));
+  }
+
+  /** The log is published up to `version` (server.ts): a seal, when past the last one. */
+  seal(version: number): void {
+    const last = this.seals[this.seals.length - 1];
+    if (last !== undefined && version <= last) return;
+    this.seals.push(version);
+    // seals older than the oldest entry lead nowhere
+    const oldest = this.entries[this.head]?.fromVersion ?? version;
+    let drop = 0;
+    while (drop < this.seals.length - 1 && this.seals[drop + 1]! <= oldest) drop++;
+    if (drop > 0) this.seals = this.seals.slice(drop);
+  }
+
+  /** Index of the last seal at or before `version` (0 when none is). */
+  private sealIndex(version: number): number {
+    let lo = 0;
+    let hi = this.seals.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.seals[mid]! <= version) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
   }
 
   /** The bytes of the deltas from `version` to `current` (undefined: the log does not reach from there), without merging them. */
@@ -152,6 +209,8 @@ export class RegistryLog {
     this.bytes = 0;
     this.appended = 0;
     this.merged.clear();
+    this.seals = [];
+    this.chunks.clear();
   }
 }
 

@@ -135,6 +135,16 @@ export class WorkloadRegistry {
     return this.versionCounter;
   }
 
+  /**
+   * The server publishes the registry to its sessions at the current version (server.ts): the
+   * deltas since the last publication become one frame shared by every session standing there
+   * (registry-log.ts `seal`). Returns that version.
+   */
+  publish(): number {
+    this.log.seal(this.versionCounter);
+    return this.versionCounter;
+  }
+
   /** Frames still go to agents (false once the collector stops: `freeze`). */
   get sending(): boolean {
     return !this.frozen;

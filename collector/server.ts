@@ -195,7 +195,7 @@ export class AgentServer implements NodeSessionHub {
   private publishRegistry(): void {
     this.publishTimer = undefined;
     this.lastPublished = performance.now();
-    this.published = this.opts.registry.version;
+    this.published = this.opts.registry.publish();
     for (const session of this.current.values()) session.registryChanged();
   }
 

@@ -171,9 +171,10 @@ export class AgentProxy {
   }
 
   /** Replace the pods at `positions` (the caller's NodePods did the same) and register; per pod, when it was sent and the frame that carried it. */
-  replacePods(positions: number[]): Array<Promise<Replaced>> {
-    const expected = positions.map(() => this.processes.expect<Replaced>());
-    void this.processes.call(this.processes.processOf(this.index), { op: 'replace', i: this.index, positions, ids: expected.map((e) => e.id) }).catch(() => undefined);
+  /** Replace the pods at `positions`; one promise for each of those `watched` says, in order: when its register went out and the frame that carried it here. */
+  replacePods(positions: number[], watched: boolean[]): Array<Promise<Replaced>> {
+    const expected = positions.filter((_, k) => watched[k]).map(() => this.processes.expect<Replaced>());
+    void this.processes.call(this.processes.processOf(this.index), { op: 'replace', i: this.index, positions, watched, ids: expected.map((e) => e.id) }).catch(() => undefined);
     return expected.map((e) => e.reply);
   }
 }

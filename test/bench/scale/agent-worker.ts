@@ -11,7 +11,7 @@ import { realisticFlow } from '../flow-ingest';
 import { costModel } from './cost-model';
 import { NodePods, nodeAddress, nodeName } from './mesh-shape';
 import type { SimOptions } from './options';
-import { SimAgent } from './sim-agent';
+import { SimAgent, type Arrival } from './sim-agent';
 import { now, sleep } from './timing';
 import { KIND_POLICIES, KIND_REGISTRY, type LoopDelay, type Replaced, type WorkerMessage, type WorkerRequest, type WorkerTotals } from './worker-messages';
 
@@ -138,7 +138,11 @@ async function handle(r: WorkerRequest): Promise<unknown> {
     case 'replace': {
       const a = agent(r.i);
       const p = pods.get(r.i)!;
-      const landed = r.positions.map((position) => a.watchFor(p.replace(position)));
+      const landed: Array<Promise<Arrival>> = [];
+      r.positions.forEach((position, k) => {
+        const ip = p.replace(position);
+        if (r.watched[k]) landed.push(a.watchFor(ip));
+      });
       // the clock is read before the register goes out: the collector (another process, the other
       // core) can have it to every agent before this process runs its next line
       const sent = now();

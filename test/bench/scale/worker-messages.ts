@@ -19,7 +19,7 @@ export type WorkerRequest =
   /** Once agent i's session has closed (the collector stopped): its first registry frame on the next one. */
   | { op: 'back'; i: number }
   /** Replace agent i's pods at `positions` (mesh-shape.ts, the coordinator does the same), register them; one reply per id. */
-  | { op: 'replace'; i: number; positions: number[]; ids: number[] }
+  | { op: 'replace'; i: number; positions: number[]; watched: boolean[]; ids: number[] }
   /** This process's share of the mesh's flows per second. */
   | { op: 'flows'; rate: number }
   | { op: 'totals' }

@@ -302,6 +302,51 @@ describe('registry deltas', () => {
     assert.ok(frames < 200, `${frames} merged frames for 20,000 deltas`);
   });
 
+  it('between two publications the deltas are one chunk shared by every agent at the first; an agent between them is taken to the next, then shares the chunks', () => {
+    const registry = new WorkloadRegistry('cluster.local', () => undefined, () => FIXED_NOW);
+    const pod = (n: number, i: number): WorkloadRegistration => ({ name: `pod-${i}`, namespace: 'default', serviceAccount: 'web', ip: `10.${1 + n}.0.${i}`, labels: { app: 'web' } });
+    const lists: WorkloadRegistration[][] = [[], [], []];
+    const change = (i: number): void => {
+      const n = i % 3;
+      lists[n] = [...lists[n]!, pod(n, Math.floor(i / 3) + 1)];
+      registry.register(`node-${n}`, lists[n]!);
+    };
+    for (let n = 0; n < 3; n++) registry.nodeOnline(`node-${n}`, `192.168.1.${n + 1}`);
+    const p0 = registry.publish();
+    const states = new Map([[p0, registry.snapshot()]]);
+    for (let i = 0; i < 30; i++) {
+      change(i);
+      states.set(registry.version, registry.snapshot());
+    }
+    const p1 = registry.publish();
+    for (let i = 30; i < 60; i++) change(i);
+    const p2 = registry.publish();
+    const epoch = registry.epoch;
+    const a = registry.nextFrame({ epoch, version: p0 }, p2)!;
+    const b = registry.nextFrame({ epoch, version: p0 }, p2)!;
+    assert.equal(a.to.version, p1, 'from a publication to the next');
+    assert.equal(a.frame, b.frame, 'one frame for every agent there');
+    const between = registry.nextFrame({ epoch, version: p0 + 7 }, p2)!;
+    assert.equal(between.to.version, p1, 'an agent between two publications is taken to the next');
+    const after = registry.nextFrame(between.to, p2)!;
+    assert.equal(after.frame, registry.nextFrame(a.to, p2)!.frame, 'then gets the same chunk as everyone');
+    assert.equal(after.to.version, p2);
+    // an agent from anywhere ends with the state of a fresh snapshot, in deltas
+    const fresh = new MeshRegistry();
+    fresh.replace(registry.snapshot());
+    for (const start of [p0, p0 + 7, p1 - 1]) {
+      const agent = new MeshRegistry();
+      agent.replace(states.get(start)!);
+      let at: RegistryPosition | undefined = { epoch, version: start };
+      for (let next = registry.nextFrame(at, p2); next; at = next.to, next = registry.nextFrame(at, p2)) {
+        assert.equal(parseMessage(next.frame.toString(), NODE_REPLIES, MAX_COLLECTOR_FRAME_BYTES).type, 'registry-delta');
+        assert.ok(deliver(agent, next.frame.toString()), `from ${start}: each frame follows the one before`);
+      }
+      assert.equal(at!.version, p2, `from ${start}: at the last publication`);
+      assert.deepEqual(agent.snapshot(), fresh.snapshot(), `from ${start}: the state of a fresh snapshot`);
+    }
+  });
+
   it('a pod change costs one small delta, whatever the size of the mesh', () => {
     const frames: string[] = [];
     const registry = new WorkloadRegistry('cluster.local', (_d, f) => frames.push(f), () => FIXED_NOW);
