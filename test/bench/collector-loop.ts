@@ -20,7 +20,7 @@ import { HealthPoller, keepAlive, loopDelay, manyPolicies } from '../integration
 import { apiGet } from '../integration/collector/flows-fixtures';
 import { collector, joinedNodeDir, Stack, TempDirs } from '../integration/collector/helpers';
 import type { AgentsInput, AgentsReport } from './loop/agents';
-import { threadCpu, threadCpuSince, type ThreadCpu } from './loop/thread-cpu';
+import { microsPerFlow, threadCpu, threadCpuSince, type ThreadCpu } from './loop/thread-cpu';
 
 /** The load's thread: its CPU is not the collector's. */
 const AGENTS_THREAD = 'bench-agents';
@@ -92,7 +92,8 @@ function collectorCpu(cpu: ThreadCpu, stored: number, elapsed: number): string {
     parts.push(`${name} ${s.toFixed(2)}`);
   }
   const per1k = stored > 0 ? `${((total * 1000) / stored).toFixed(3)} s per 1,000 flows` : 'no flows';
-  return `collector CPU ${total.toFixed(2)} s (${((total / elapsed) * 100).toFixed(0)} % of a core), ${per1k}; by thread (s): ${parts.join(', ')}`;
+  const perFlow = stored > 0 ? `; µs per flow: ${microsPerFlow(cpu, stored)}` : '';
+  return `collector CPU ${total.toFixed(2)} s (${((total / elapsed) * 100).toFixed(0)} % of a core), ${per1k}; by thread (s): ${parts.join(', ')}${perFlow}`;
 }
 
 async function main(): Promise<void> {
