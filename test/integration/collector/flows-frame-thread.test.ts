@@ -106,4 +106,27 @@ describe('FlowWriter.commitGroup', () => {
       db.close();
     }
   });
+
+  it('a batch alone (its own transaction, no savepoint) that fails is its Error, with nothing of it stored', async () => {
+    const { db } = openDatabase(path.join(dirs.make('palisade-group-'), 'flows.db'));
+    const w = new FlowWriter(db, { log: pino({ level: 'silent' }), now: Date.now, retentionIntervalMs: 3_600_000 });
+    try {
+      const records = Array.from({ length: 3 }, (_, i) => realisticFlow(i, 'node-a', Date.now()));
+      const bad = [...records];
+      bad[2] = { ...bad[2]!, time: 'not a time' }; // time_ms NOT NULL: the third insert fails
+      const stored = (): number => (db.prepare('SELECT count(*) AS n FROM flows').get() as { n: number }).n;
+      const out = w.commitGroup([{ meta: { node: 'node-a', session: 's', seq: 1, lost: 0 }, records: bad, jsons: bad.map((r) => JSON.stringify(r)) }]);
+      assert.ok(out[0] instanceof Error);
+      assert.equal(stored(), 0);
+      assert.equal(db.prepare('SELECT last_seq FROM lost').get(), undefined, 'its seq is not taken');
+      assert.equal(db.inTransaction, false);
+      const again = w.commitGroup([{ meta: { node: 'node-a', session: 's', seq: 1, lost: 0 }, records, jsons: records.map((r) => JSON.stringify(r)) }]);
+      assert.deepEqual(again.map((r) => (r instanceof Error ? 'error' : r.ids?.length)), [3]);
+      assert.equal(stored(), 3);
+      assert.equal(w.rows(), 3);
+    } finally {
+      await w.stop();
+      db.close();
+    }
+  });
 });
