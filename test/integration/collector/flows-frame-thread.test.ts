@@ -45,6 +45,25 @@ describe('collector: flows frames parsed in the writer thread', function () {
     assert.equal(col.flows.rows(), 500);
   });
 
+  it('stores each frame exactly when frames of other sizes went through the same buffers before (a big one, then small ones, then big)', async () => {
+    const { col, session } = await start();
+    const s = await session('node-b');
+    const sizes = [500, 3, 1, 200, 500, 7];
+    const sent: string[] = [];
+    let i = 0;
+    for (const [k, n] of sizes.entries()) {
+      const flows = Array.from({ length: n }, () => realisticFlow(i++, 'node-b', Date.now() - 60_000 + i));
+      sent.push(...flows.map((f) => JSON.stringify(f)));
+      assert.equal((await s.send({ session: 'b', seq: k + 1, lost: 0, flows })).type, 'flows-ack');
+    }
+    const stored = col.flows.query({ node: 'node-b', limit: 10_000 }).reverse();
+    assert.equal(stored.length, sent.length);
+    assert.deepEqual(
+      stored.map(({ id: _id, origin: _origin, ...f }) => JSON.stringify(f)),
+      sent,
+    );
+  });
+
   it('feeds the listeners: follow gets every matching flow, the audit log a summary of the denied ones', async () => {
     const { col, session } = await start();
     const admin = { token: col.adminToken };
