@@ -11,7 +11,7 @@ import type { FlowRecord } from '../../common/flow';
 import type { Logger } from '../../common/log';
 import { DEFAULT_FLOW_RETENTION_MS, Retention, type RetentionMetrics, type RetentionOptions } from './retention';
 import { EdgeRollup, LIVE_MINUTES, MAX_ROLLUP_RETENTION_MS, MINUTE_MS } from './rollup';
-import { flowRow, GRPC_STATUS_COLUMN, INSERT_FLOW, ROUTE_COLUMN, SCHEMA, SCHEMA_VERSION } from './schema';
+import { flowRow, GRPC_STATUS_COLUMN, type Cell, INSERT_FLOW, ROUTE_COLUMN, SCHEMA, SCHEMA_VERSION } from './schema';
 
 /** Which batch: `node`'s agent session and its sequence number, with the agent's running lost total. */
 export interface BatchMeta {
@@ -62,7 +62,7 @@ interface SessionRow {
 }
 
 export class FlowWriter {
-  private readonly insertGroup: (batches: readonly Pending[], rows: unknown[][][], times: number[][], gate?: GroupGate) => Array<number[] | undefined | Error>;
+  private readonly insertGroup: (batches: readonly Pending[], times: number[][], gate?: GroupGate) => Array<number[] | undefined | Error>;
   private readonly rollup: EdgeRollup;
   private readonly rollupRetentionMs: number;
   readonly retention: Retention;
@@ -84,21 +84,22 @@ export class FlowWriter {
        ON CONFLICT (node, session) DO UPDATE SET last_seq = excluded.last_seq, lost = max(lost, excluded.lost), updated_ms = excluded.updated_ms`,
     );
     const addRows = db.prepare('INSERT INTO node_rows (node, stored) VALUES (?, ?) ON CONFLICT (node) DO UPDATE SET stored = stored + excluded.stored');
-    const insertBatch = db.transaction((meta: BatchMeta, records: readonly FlowRecord[], rows: unknown[][], times: number[]): number[] | undefined => {
+    const row = new Array<Cell>();
+    const insertBatch = db.transaction(({ meta, records, jsons }: Pending, times: number[]): number[] | undefined => {
       const prev = getSession.get(meta.node, meta.session);
       if (prev && meta.seq <= prev.last_seq) return undefined;
-      const ids = new Array<number>(rows.length);
-      for (let i = 0; i < rows.length; i++) ids[i] = Number(insert.run(rows[i]).lastInsertRowid);
+      const ids = new Array<number>(records.length);
+      for (let i = 0; i < records.length; i++) ids[i] = Number(insert.run(flowRow(records[i]!, jsons[i]!, times[i]!, row)).lastInsertRowid);
       this.rollup.add(records, times);
       putSession.run(meta.node, meta.session, meta.seq, meta.lost, this.opts.now());
-      if (rows.length > 0) addRows.run(meta.node, rows.length);
+      if (records.length > 0) addRows.run(meta.node, records.length);
       return ids;
     });
-    const each = (b: Pending, rows: unknown[][], times: number[], gate?: GroupGate): number[] | undefined | Error => {
+    const each = (b: Pending, times: number[], gate?: GroupGate): number[] | undefined | Error => {
       const refused = gate?.refusal(b);
       if (refused !== undefined) return new BatchWaits(refused);
       try {
-        const ids = insertBatch(b.meta, b.records, rows, times);
+        const ids = insertBatch(b, times);
         gate?.settled(b, true);
         return ids;
       } catch (err) {
@@ -107,9 +108,9 @@ export class FlowWriter {
       }
     };
     // inside this transaction each insertBatch runs as a savepoint (better-sqlite3 nests them)
-    const group = db.transaction((batches: readonly Pending[], rows: unknown[][][], times: number[][], gate?: GroupGate) => batches.map((b, k) => each(b, rows[k]!, times[k]!, gate)));
+    const group = db.transaction((batches: readonly Pending[], times: number[][], gate?: GroupGate) => batches.map((b, k) => each(b, times[k]!, gate)));
     // a batch alone is its own transaction: no savepoint, whose journal copies every page the batch changes
-    this.insertGroup = (batches, rows, times, gate) => (batches.length === 1 ? [each(batches[0]!, rows[0]!, times[0]!, gate)] : group(batches, rows, times, gate));
+    this.insertGroup = (batches, times, gate) => (batches.length === 1 ? [each(batches[0]!, times[0]!, gate)] : group(batches, times, gate));
     this.rowCount = countRows(db);
     this.retention = new Retention(db, opts, {
       log: opts.log,
@@ -138,9 +139,8 @@ export class FlowWriter {
    * A group of one batch is its transaction, without a savepoint (it fails alone anyway: its Error).
    */
   commitGroup(batches: readonly Pending[], gate?: GroupGate): Array<Committed | Error> {
-    const rows = batches.map((b) => b.records.map((f, i) => flowRow(f, b.jsons[i]!)));
-    const times = rows.map((r) => r.map((row) => row[0] as number));
-    const ids = this.insertGroup(batches, rows, times, gate);
+    const times = batches.map((b) => b.records.map((f) => Date.parse(f.time)));
+    const ids = this.insertGroup(batches, times, gate);
     return ids.map((id, k) => {
       if (id instanceof Error) return id;
       let late = false;
