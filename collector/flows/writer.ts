@@ -208,9 +208,9 @@ export function backfillRollup(db: Database.Database, since: number, log: Logger
 
 /**
  * Pages of a new flow store. A commit writes every page it changed to the WAL, two writes each
- * (frame header, page), and a checkpoint copies them again: a batch of 500 flows changes ~30
- * table pages and a leaf of each index per workload it names at 4 KiB, ~4 times fewer pages and
- * writes at 16 KiB for the same bytes of rows (docs/architecture.md "Collector ingest").
+ * (frame header, page), and a checkpoint copies them again: a batch of 500 flows changes ~115
+ * table pages of 4 KiB (~30 of 16 KiB) and a leaf of each index per workload it names; with the
+ * bench's flows 16 KiB pages take ~2.7 times fewer writes (docs/architecture.md "Collector ingest").
  */
 export const PAGE_BYTES = 16 * 1024;
 /** The WAL is checkpointed into the database when it holds this much (SQLite's default is 1000 pages: 4 MiB of 4 KiB pages). */
