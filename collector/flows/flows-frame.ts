@@ -88,6 +88,15 @@ export function readFlowsFrame(frame: Buffer, expect: FlowsEnvelope, node: strin
 }
 
 /**
+ * A frame the writer thread already read and stored, read again for the listeners that ask for
+ * its records (stored-batch.ts): in pieces as the thread read it, so it is never one large string.
+ */
+export function storedFrameMessage(frame: Buffer): FlowsMessage {
+  const envelope = flowsEnvelope(frame);
+  return (envelope && inPieces(frame, envelope)) ?? (JSON.parse(frame.toString('utf8')) as FlowsMessage);
+}
+
+/**
  * The frame's message when it is laid out as an agent writes it (its envelope, then records
  * `{"time":…}` joined by commas, then `]}`), parsed a piece of records at a time and checked as
  * parseMessage checks it (checkMessage); undefined for any other layout, or a piece that is not
