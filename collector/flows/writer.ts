@@ -75,6 +75,9 @@ export class FlowWriter {
     db: Database.Database,
     private readonly opts: FlowWriterOptions,
   ) {
+    // a group's savepoints journal the pages each batch changes: in memory, not in a temporary
+    // file (the writing connection's only temporary data, with retention's chunks of ids)
+    db.pragma('temp_store = MEMORY');
     this.rollup = new EdgeRollup(db);
     this.rollupRetentionMs = Math.min(opts.retentionMs ?? DEFAULT_FLOW_RETENTION_MS, MAX_ROLLUP_RETENTION_MS);
     const insert = db.prepare(INSERT_FLOW);
@@ -241,8 +244,6 @@ export function openDatabase(file: string): { db: Database.Database; from: numbe
     db.pragma('journal_size_limit = 67108864');
     db.pragma(`wal_autocheckpoint = ${Math.ceil(CHECKPOINT_BYTES / (db.pragma('page_size', { simple: true }) as number))}`);
     db.pragma(`cache_size = -${CACHE_KIB}`);
-    // a group's savepoints journal the pages each batch changes: in memory, not in a temporary file
-    db.pragma('temp_store = MEMORY');
     from = db.pragma('user_version', { simple: true }) as number;
     // 1 → 2 only adds the edge rollup (rebuilt from the stored flows by the store); 2 → 3 the route column; 3 → 4 grpc_status
     if (from !== 0 && from !== 1 && from !== 2 && from !== 3 && from !== SCHEMA_VERSION) {
