@@ -464,6 +464,15 @@ export function parseMessage<T extends MessageType>(
   } catch {
     throw refuse('frame is not JSON');
   }
+  return checkMessage(value, allowedTypes);
+}
+
+/**
+ * A frame's parsed JSON → the message of an allowed type it is, with every check parseMessage
+ * makes after parsing (collector/flows/flows-frame.ts parses a flows frame in pieces, then checks
+ * it here); throws PALISADE_ERR_PROTOCOL as parseMessage does.
+ */
+export function checkMessage<T extends MessageType>(value: unknown, allowedTypes: readonly T[]): MessageOf<T> {
   if (!isRecord(value)) throw refuse('frame is not a JSON object');
   const type = value.type;
   if (!isString(type)) throw refuse('message has no "type"');

@@ -2,13 +2,13 @@
  * An agent's `flows` frame handed to the flow store as its bytes (collector/agent-session.ts):
  * the session reads only its envelope — the text an agent writes in front of the records
  * (agent/mesh/collector-client.ts sendFlows), `{"type":"flows","session":…,"seq":…,"lost":…,"flows":[` —
- * and the store's writer thread parses and validates the whole frame (parseMessage, the same
- * checks as every frame) before anything of it is stored. A frame that does not begin with that
+ * and the store's writer thread parses and validates the whole frame (a piece of records at a
+ * time, then checkMessage: the same checks as every frame) before anything of it is stored. A frame that does not begin with that
  * text is parsed by the session as before.
  */
 import { PalisadeError } from '../../common/errors';
 import type { FlowRecord } from '../../common/flow';
-import { parseMessage, type FlowsMessage } from '../../common/mesh-protocol';
+import { checkMessage, MAX_FRAME_BYTES, parseMessage, type FlowsMessage } from '../../common/mesh-protocol';
 
 /** Which batch a flows frame says it is, read from its first bytes. */
 export interface FlowsEnvelope {
@@ -22,6 +22,14 @@ const ENVELOPE_RE = /^\{"type":"flows","session":"([A-Za-z0-9._-]{1,64})","seq":
 /** Longer than any envelope ENVELOPE_RE matches. */
 const ENVELOPE_MAX_BYTES = 160;
 const TIME_KEY = Buffer.from('"time":');
+/** Between two records of an agent's frame. */
+const NEXT_RECORD = Buffer.from(',{"time":');
+const FRAME_END = Buffer.from(']}');
+/**
+ * Records are parsed a piece of about this many bytes at a time: a string past ~128 KiB is a V8
+ * large object, and decoding a whole 500-record frame into one costs more than parsing it.
+ */
+const PIECE_BYTES = 32 * 1024;
 
 /** The envelope of a frame that begins as an agent's flows frame, or undefined (the frame is parsed whole). */
 export function flowsEnvelope(frame: Buffer): FlowsEnvelope | undefined {
@@ -64,7 +72,7 @@ export class FlowsFrameRefusal extends PalisadeError {
 export function readFlowsFrame(frame: Buffer, expect: FlowsEnvelope, node: string, counted?: number): FlowsMessage {
   let m: FlowsMessage;
   try {
-    m = parseMessage(frame, ['flows']);
+    m = inPieces(frame, expect) ?? parseMessage(frame, ['flows']);
   } catch (err) {
     throw new FlowsFrameRefusal((err as Error).message);
   }
@@ -77,6 +85,51 @@ export function readFlowsFrame(frame: Buffer, expect: FlowsEnvelope, node: strin
   const problem = wrongNode(m.flows, node);
   if (problem) throw new FlowsFrameRefusal(problem, true);
   return m;
+}
+
+/**
+ * A frame the writer thread already read and stored, read again for the listeners that ask for
+ * its records (stored-batch.ts): in pieces as the thread read it, so it is never one large string.
+ */
+export function storedFrameMessage(frame: Buffer): FlowsMessage {
+  const envelope = flowsEnvelope(frame);
+  return (envelope && inPieces(frame, envelope)) ?? (JSON.parse(frame.toString('utf8')) as FlowsMessage);
+}
+
+/**
+ * The frame's message when it is laid out as an agent writes it (its envelope, then records
+ * `{"time":…}` joined by commas, then `]}`), parsed a piece of records at a time and checked as
+ * parseMessage checks it (checkMessage); undefined for any other layout, or a piece that is not
+ * JSON: the frame is then parsed whole. Each piece, between two record starts, is parsed as
+ * `[piece]`: when every piece is a list of JSON values, the frame's records array is exactly
+ * their concatenation, wherever the cuts fell.
+ */
+function inPieces(frame: Buffer, expect: FlowsEnvelope): FlowsMessage | undefined {
+  if (frame.length > MAX_FRAME_BYTES) return undefined;
+  const head = ENVELOPE_RE.exec(frame.toString('latin1', 0, Math.min(frame.length, ENVELOPE_MAX_BYTES)));
+  // the envelope's numbers as JSON writes them (no leading zero): the frame is JSON where the regex matched
+  if (!head || head[1] !== expect.session || head[2] !== String(expect.seq) || head[3] !== String(expect.lost)) return undefined;
+  const end = frame.length - FRAME_END.length;
+  if (end < head[0].length || frame.compare(FRAME_END, 0, FRAME_END.length, end) !== 0) return undefined;
+  const flows: unknown[] = [];
+  let from = head[0].length;
+  const cut = (to: number): boolean => {
+    let piece: unknown;
+    try {
+      piece = JSON.parse(`[${frame.toString('utf8', from, to)}]`);
+    } catch {
+      return false;
+    }
+    for (const f of piece as unknown[]) flows.push(f);
+    from = to + 1;
+    return true;
+  };
+  for (let at = frame.indexOf(NEXT_RECORD, from); at >= 0 && at < end; at = frame.indexOf(NEXT_RECORD, at + 1)) {
+    if (at === from) return undefined; // an empty piece: `[,` is not JSON
+    if (at - from >= PIECE_BYTES && !cut(at)) return undefined;
+  }
+  if (end === from ? flows.length > 0 : !cut(end)) return undefined;
+  return checkMessage({ type: 'flows', session: expect.session, seq: expect.seq, lost: expect.lost, flows }, ['flows']);
 }
 
 /** The problem with a batch for `node` that holds another node's record (one line), or undefined. */

@@ -93,42 +93,47 @@ UPDATE flows SET route = json_extract(json, '$.traffic.route') WHERE instr(json,
 export const GRPC_STATUS_COLUMN = `ALTER TABLE flows ADD COLUMN grpc_status INTEGER;
 UPDATE flows SET grpc_status = json_extract(json, '$.http.grpcStatus') WHERE instr(json, '"grpcStatus"') > 0;`;
 
-type Cell = string | number | null;
+export type Cell = string | number | null;
 
-/** The INSERT_FLOW parameters for `f` (already validated by parseMessage / flowProblem). */
-export function flowRow(f: FlowRecord, json: string): Cell[] {
+/** INSERT_FLOW's parameter count. */
+const FLOW_COLUMNS = 27;
+
+/**
+ * The INSERT_FLOW parameters for `f` (already validated by parseMessage / flowProblem), `timeMs`
+ * its time (Date.parse), written into `row`: the writer fills one array for every insert.
+ */
+export function flowRow(f: FlowRecord, json: string, timeMs: number, row: Cell[] = new Array<Cell>(FLOW_COLUMNS)): Cell[] {
   const s = f.source;
   const d = f.destination;
   const h = f.http;
-  return [
-    Date.parse(f.time),
-    f.node,
-    f.direction,
-    s.ip,
-    s.workload ?? null,
-    s.namespace ?? null,
-    s.identity ?? null,
-    d.ip,
-    d.port ?? null,
-    d.workload ?? null,
-    d.namespace ?? null,
-    d.identity ?? null,
-    d.host ?? null,
-    f.protocol,
-    f.verdict,
-    f.reason,
-    f.policy ?? null,
-    h ? h.method : null,
-    h ? h.path : null,
-    h ? h.status : null,
-    f.mtls ? 1 : 0,
-    f.bytesSent,
-    f.bytesReceived,
-    f.durationMs,
-    json,
-    f.traffic ? f.traffic.route : null,
-    h?.grpcStatus ?? null,
-  ];
+  row[0] = timeMs;
+  row[1] = f.node;
+  row[2] = f.direction;
+  row[3] = s.ip;
+  row[4] = s.workload ?? null;
+  row[5] = s.namespace ?? null;
+  row[6] = s.identity ?? null;
+  row[7] = d.ip;
+  row[8] = d.port ?? null;
+  row[9] = d.workload ?? null;
+  row[10] = d.namespace ?? null;
+  row[11] = d.identity ?? null;
+  row[12] = d.host ?? null;
+  row[13] = f.protocol;
+  row[14] = f.verdict;
+  row[15] = f.reason;
+  row[16] = f.policy ?? null;
+  row[17] = h ? h.method : null;
+  row[18] = h ? h.path : null;
+  row[19] = h ? h.status : null;
+  row[20] = f.mtls ? 1 : 0;
+  row[21] = f.bytesSent;
+  row[22] = f.bytesReceived;
+  row[23] = f.durationMs;
+  row[24] = json;
+  row[25] = f.traffic ? f.traffic.route : null;
+  row[26] = h?.grpcStatus ?? null;
+  return row;
 }
 
 /**

@@ -6,7 +6,7 @@
  * is parsed again here then, once per batch.
  */
 import type { FlowRecord } from '../../common/flow';
-import type { FlowsMessage } from '../../common/mesh-protocol';
+import { storedFrameMessage } from './flows-frame';
 import { storedFlowJson, storedJsons } from './schema';
 
 /** A flow just stored: the record, its id and its wire form (`{"id":…}` JSON). */
@@ -52,8 +52,8 @@ export function frameBatch(ids: readonly number[], frame: Uint8Array, denied: re
     denied,
     entries: () => {
       if (entries) return entries;
-      // the writer thread checked this frame before storing it: read, not checked again
-      const m = JSON.parse(Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength).toString('utf8')) as FlowsMessage;
+      // the writer thread checked this frame before storing it
+      const m = storedFrameMessage(Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength));
       return (entries = batchOf(ids, m.flows, storedJsons(m), frame).entries());
     },
   };

@@ -17,6 +17,11 @@ import type { BatchMeta, Committed } from './writer';
 
 /** Flows waiting for the writer thread before batches are refused (100 of the agents' 500-flow batches). */
 export const DEFAULT_WRITER_QUEUE_FLOWS = 50_000;
+/**
+ * Buffers a frame is copied into for the thread, kept when it hands them back: a fresh 300 KiB
+ * buffer per frame is memory the kernel maps and faults in page by page, then unmaps again.
+ */
+const SPARE_BUFFERS = 16;
 const RESTART_MIN_MS = 100;
 const RESTART_MAX_MS = 5_000;
 
@@ -30,6 +35,8 @@ export type ToWriter =
 
 export type FromWriter =
   | { type: 'ready'; rows: number }
+  /** frames' buffers the thread has read, handed back to be filled again (commitFrame) */
+  | { type: 'buffers'; buffers: ArrayBuffer[] }
   | ({ type: 'committed'; id: number } & FrameCommitted)
   | { type: 'failed'; id: number; message: string }
   /** a frame refused before anything of it was stored: `protocol` (hostile or broken; `wrongNode`: a record of another node), else unreadable */
@@ -73,6 +80,7 @@ export const unavailable = (why: string): PalisadeError => new PalisadeError('PA
 export class WriterThread {
   private worker: Worker | undefined;
   private readonly pending = new Map<number, Pending>();
+  private readonly spare: ArrayBuffer[] = [];
   private readonly maxQueuedFlows: number;
   private queuedFlows = 0;
   private nextId = 1;
@@ -122,9 +130,12 @@ export class WriterThread {
    */
   commitFrame(meta: BatchMeta, frame: Uint8Array, flows: number): Promise<FrameCommitted> {
     this.mayQueue(flows);
-    // a copy of its own, handed over (the frame itself stays with the collector's sinks)
-    const bytes = new Uint8Array(frame);
-    return this.request({ type: 'frame', id: 0, meta, bytes, flows }, flows, [bytes.buffer]);
+    // a copy of its own, handed over (the frame itself stays with the collector's sinks), in a buffer the thread gave back when one is big enough
+    const at = this.spare.findIndex((b) => b.byteLength >= frame.byteLength);
+    const buffer = at >= 0 ? this.spare.splice(at, 1)[0]! : new ArrayBuffer(frame.byteLength);
+    const bytes = new Uint8Array(buffer, 0, frame.byteLength);
+    bytes.set(frame);
+    return this.request({ type: 'frame', id: 0, meta, bytes, flows }, flows, [buffer]);
   }
 
   /** Run retention now in the thread; resolves to the rows deleted. */
@@ -194,6 +205,7 @@ export class WriterThread {
 
   private onMessage(m: Exclude<FromWriter, { type: 'ready' }>): void {
     if (m.type === 'log') return this.relog(m.line);
+    if (m.type === 'buffers') return void this.spare.push(...m.buffers.slice(0, SPARE_BUFFERS - this.spare.length));
     if (m.type === 'deleted') return this.opts.onDeleted(m.count);
     if (m.type === 'deleted-pass') return this.opts.metrics?.deleted(m.count, m.reason);
     const p = this.pending.get(m.id);

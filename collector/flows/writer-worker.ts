@@ -68,6 +68,9 @@ function commitWaiting(): void {
     const p = read(m);
     if (p) group.push({ m, p });
   }
+  // read (its records are parsed into strings and objects of their own): the frames' buffers go back to be filled again
+  const buffers = batches.flatMap((m) => (m.type === 'frame' ? [m.bytes.buffer as ArrayBuffer] : []));
+  if (buffers.length > 0) port.postMessage({ type: 'buffers', buffers } satisfies FromWriter, buffers);
   if (group.length === 0) return;
   let results: ReturnType<FlowWriter['commitGroup']>;
   try {

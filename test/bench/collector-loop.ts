@@ -24,7 +24,7 @@ import { collector, joinedNodeDir, Stack, TempDirs } from '../integration/collec
 import type { AgentsInput, AgentsReport } from './loop/agents';
 import type { ClientAnswer, ClientInput } from './loop/client';
 import { StallWatch, TurnCpu } from './loop/stalls';
-import { threadCpu, threadCpuSince, type ThreadCpu } from './loop/thread-cpu';
+import { microsPerFlow, threadCpu, threadCpuSince, type ThreadCpu } from './loop/thread-cpu';
 
 /** The load's threads: their CPU is not the collector's. */
 const AGENTS_THREAD = 'bench-agents';
@@ -97,7 +97,8 @@ function collectorCpu(cpu: ThreadCpu, stored: number, elapsed: number): string {
     parts.push(`${name} ${s.toFixed(2)}`);
   }
   const per1k = stored > 0 ? `${((total * 1000) / stored).toFixed(3)} s per 1,000 flows` : 'no flows';
-  return `collector CPU ${total.toFixed(2)} s (${((total / elapsed) * 100).toFixed(0)} % of a core), ${per1k}; by thread (s): ${parts.join(', ')}`;
+  const perFlow = stored > 0 ? `; µs per flow: ${microsPerFlow(cpu, stored)}` : '';
+  return `collector CPU ${total.toFixed(2)} s (${((total / elapsed) * 100).toFixed(0)} % of a core), ${per1k}; by thread (s): ${parts.join(', ')}${perFlow}`;
 }
 
 async function main(): Promise<void> {

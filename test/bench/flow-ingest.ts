@@ -12,6 +12,7 @@ import type { FlowRecord } from '../../common/flow';
 import { encodeMessage } from '../../common/mesh-protocol';
 import { FlowStore } from '../../collector/flows/store';
 import { collector, joinedNodeDir, opened, rawNodeSocket, Stack, TempDirs } from '../integration/collector/helpers';
+import { microsPerFlow, threadCpu, threadCpuSince } from './loop/thread-cpu';
 
 const BATCH = 500;
 const silent = pino({ level: 'silent' });
@@ -73,11 +74,14 @@ async function storeBench(dir: string, total: number): Promise<void> {
   const startMs = Date.now() - total;
   const batches = makeBatches(total, 'node-a', startMs);
   const t = process.hrtime.bigint();
+  const cpu0 = threadCpu();
   batches.forEach((flows, i) => store.ingest('node-a', { session: 'bench', seq: i + 1, lost: 0, flows }));
   const seconds = Number(process.hrtime.bigint() - t) / 1e9;
+  const cpu = threadCpuSince(cpu0);
   const fileBytes = store.fileBytes();
   const used = store.bytes();
   console.log(`store.ingest: ${fmt(total)} flows in batches of ${BATCH}: ${seconds.toFixed(2)} s, ${fmt(total / seconds)} flows/s`);
+  console.log(`  CPU µs per flow (writes in this thread): ${microsPerFlow(cpu, total)} (load ${os.loadavg()[0]!.toFixed(1)})`);
   console.log(`  on disk: ${(fileBytes / 2 ** 20).toFixed(1)} MiB (db + wal), ${(used / 2 ** 20).toFixed(1)} MiB in use = ${fmt((used / total) * 1e6 / 2 ** 20)} MiB per million flows (${fmt(used / total)} B/flow)`);
   const queries: Array<[string, Parameters<FlowStore['queryJson']>[0]]> = [
     ['newest 100', {}],
@@ -112,6 +116,7 @@ async function websocketBench(total: number): Promise<void> {
     );
     const window = 8;
     const t = process.hrtime.bigint();
+    const cpu0 = threadCpu();
     await new Promise<void>((resolve, reject) => {
       let sent = 0;
       let acked = 0;
@@ -130,7 +135,9 @@ async function websocketBench(total: number): Promise<void> {
       pump();
     });
     const seconds = Number(process.hrtime.bigint() - t) / 1e9;
+    const cpu = threadCpuSince(cpu0);
     console.log(`websocket session: ${fmt(total)} flows in frames of ${BATCH} (8 unacknowledged at most): ${seconds.toFixed(2)} s, ${fmt(total / seconds)} flows/s`);
+    console.log(`  CPU µs per flow (MainThread is the agent's side too): ${microsPerFlow(cpu, total)} (load ${os.loadavg()[0]!.toFixed(1)})`);
     console.log(`  stored: ${fmt(col.flows.rows())}`);
   } finally {
     await stack.unwind();

@@ -32,6 +32,17 @@ export function threadCpuSince(before: ThreadCpu): ThreadCpu {
   return out;
 }
 
+/**
+ * µs of CPU per flow stored of the collector's threads that handle flows — its event loop
+ * (MainThread: the sessions, frames, acks), the flow writer thread and V8's helper threads (GC) —
+ * and their sum, e.g. `MainThread 7.1 + flow-writer 25.3 + V8Worker 3.9 = 36.3`.
+ */
+export function microsPerFlow(cpu: ThreadCpu, stored: number): string {
+  const names = ['MainThread', 'flow-writer', 'V8Worker'];
+  const us = names.map((n) => ((cpu.get(n) ?? 0) * 1e6) / stored);
+  return `${names.map((n, i) => `${n} ${us[i]!.toFixed(1)}`).join(' + ')} = ${us.reduce((a, b) => a + b, 0).toFixed(1)}`;
+}
+
 /** Seconds of CPU another process (every thread of it) has used. */
 export function processCpu(pid: number): number {
   return statCpu(`/proc/${pid}/stat`);

@@ -45,6 +45,25 @@ describe('collector: flows frames parsed in the writer thread', function () {
     assert.equal(col.flows.rows(), 500);
   });
 
+  it('stores each frame exactly when frames of other sizes went through the same buffers before (a big one, then small ones, then big)', async () => {
+    const { col, session } = await start();
+    const s = await session('node-b');
+    const sizes = [500, 3, 1, 200, 500, 7];
+    const sent: string[] = [];
+    let i = 0;
+    for (const [k, n] of sizes.entries()) {
+      const flows = Array.from({ length: n }, () => realisticFlow(i++, 'node-b', Date.now() - 60_000 + i));
+      sent.push(...flows.map((f) => JSON.stringify(f)));
+      assert.equal((await s.send({ session: 'b', seq: k + 1, lost: 0, flows })).type, 'flows-ack');
+    }
+    const stored = col.flows.query({ node: 'node-b', limit: 10_000 }).reverse();
+    assert.equal(stored.length, sent.length);
+    assert.deepEqual(
+      stored.map(({ id: _id, origin: _origin, ...f }) => JSON.stringify(f)),
+      sent,
+    );
+  });
+
   it('feeds the listeners: follow gets every matching flow, the audit log a summary of the denied ones', async () => {
     const { col, session } = await start();
     const admin = { token: col.adminToken };
@@ -101,6 +120,29 @@ describe('FlowWriter.commitGroup', () => {
       assert.equal((db.prepare('SELECT count(*) AS n FROM flows').get() as { n: number }).n, 7);
       assert.equal(w.rows(), 7);
       assert.equal((db.prepare('SELECT last_seq FROM lost WHERE node = ? AND session = ?').get('node-a', 's') as { last_seq: number }).last_seq, 3);
+    } finally {
+      await w.stop();
+      db.close();
+    }
+  });
+
+  it('a batch alone (its own transaction, no savepoint) that fails is its Error, with nothing of it stored', async () => {
+    const { db } = openDatabase(path.join(dirs.make('palisade-group-'), 'flows.db'));
+    const w = new FlowWriter(db, { log: pino({ level: 'silent' }), now: Date.now, retentionIntervalMs: 3_600_000 });
+    try {
+      const records = Array.from({ length: 3 }, (_, i) => realisticFlow(i, 'node-a', Date.now()));
+      const bad = [...records];
+      bad[2] = { ...bad[2]!, time: 'not a time' }; // time_ms NOT NULL: the third insert fails
+      const stored = (): number => (db.prepare('SELECT count(*) AS n FROM flows').get() as { n: number }).n;
+      const out = w.commitGroup([{ meta: { node: 'node-a', session: 's', seq: 1, lost: 0 }, records: bad, jsons: bad.map((r) => JSON.stringify(r)) }]);
+      assert.ok(out[0] instanceof Error);
+      assert.equal(stored(), 0);
+      assert.equal(db.prepare('SELECT last_seq FROM lost').get(), undefined, 'its seq is not taken');
+      assert.equal(db.inTransaction, false);
+      const again = w.commitGroup([{ meta: { node: 'node-a', session: 's', seq: 1, lost: 0 }, records, jsons: records.map((r) => JSON.stringify(r)) }]);
+      assert.deepEqual(again.map((r) => (r instanceof Error ? 'error' : r.ids?.length)), [3]);
+      assert.equal(stored(), 3);
+      assert.equal(w.rows(), 3);
     } finally {
       await w.stop();
       db.close();

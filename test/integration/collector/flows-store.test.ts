@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import Database from 'better-sqlite3';
 import pino from 'pino';
 import { isPalisadeError } from '../../../common/errors';
 import type { FlowRecord } from '../../../common/flow';
@@ -142,6 +143,33 @@ describe('FlowStore', () => {
       second.ingest('node-a', { session: 'p1', seq: 4, lost: 6, flows: flows('node-a', 7, () => Date.now()) });
       assert.deepEqual(second.stats(), { stored: 7, lost: { 'node-a': 6 }, nodes: { 'node-a': { stored: 7, lost: 6 } } });
       for (const f of [file, `${file}-wal`]) assert.equal(fs.statSync(f).mode & 0o777, 0o600, `${f} is owner-only`);
+    });
+
+    it('a new store has 16 KiB pages; a store made with 4 KiB pages (before) keeps them, answers its flows and takes more', async () => {
+      const pageSize = (): number => {
+        const db = new Database(file, { readonly: true });
+        try {
+          return db.pragma('page_size', { simple: true }) as number;
+        } finally {
+          db.close();
+        }
+      };
+      const fresh = store();
+      await fresh.close();
+      assert.equal(pageSize(), 16_384);
+      fs.rmSync(file);
+      const before = new Database(file);
+      before.pragma('page_size = 4096');
+      before.pragma('journal_mode = WAL');
+      before.close();
+      const t0 = Date.now() - 1_000;
+      const old = store();
+      old.ingest('node-a', { session: 'p1', seq: 1, lost: 0, flows: flows('node-a', 3, (i) => t0 + i) });
+      await old.close();
+      assert.equal(pageSize(), 4096);
+      const again = store();
+      again.ingest('node-a', { session: 'p1', seq: 2, lost: 0, flows: flows('node-a', 2, (i) => t0 + i, 3) });
+      assert.deepEqual(again.query({}).map((f) => Date.parse(f.time) - t0), [4, 3, 2, 1, 0]);
     });
 
     it('refuses a file that is not a flow database with one line naming it', () => {

@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { countRecords, flowsEnvelope, FlowsFrameRefusal, readFlowsFrame } from '../../../../collector/flows/flows-frame';
-import { encodeMessage } from '../../../../common/mesh-protocol';
+import { encodeMessage, parseMessage } from '../../../../common/mesh-protocol';
 import { realisticFlow } from '../../../bench/flow-ingest';
 
 const T0 = Date.parse('2026-12-01T10:00:00Z');
@@ -58,6 +58,47 @@ describe('flows-frame', () => {
         (err: unknown) => err instanceof FlowsFrameRefusal && /3 records written otherwise than an agent writes them \(0 counted\)/.test(err.message),
       );
       assert.equal(readFlowsFrame(agentFrame(3), { session: 's-1', seq: 7, lost: 2 }, 'node-a', 3).flows.length, 3, 'an agent frame: counted as it holds');
+    });
+    describe('reads a frame as parseMessage reads it whole (records parsed a piece at a time)', () => {
+      const envelope = { session: 's-1', seq: 7, lost: 2 };
+      const text = (n: number): string => agentFrame(n).toString();
+      const big = flows(3);
+      big[1]!.http = { method: 'GET', path: `/${'p'.repeat(8000)},{"time":"x"}`, status: 200 };
+      const nested = text(2).replace('"rule":0', '"rule":0,"extra":[1,{"time":"2026-12-01T10:00:00Z"}]');
+      const table: Array<[string, string]> = [
+        ['500 records (several pieces)', text(500)],
+        ['no records', text(0)],
+        ['one record', text(1)],
+        ['a record with a path that holds `,{"time":` and 8 KB', encodeMessage({ type: 'flows', session: 's-1', seq: 7, lost: 2, flows: big })],
+        ['a record holding `,{"time":` in an unknown field', nested],
+        ['a record of 40 KB then more records (a piece cut inside)', nested.replace('"extra":[1,', `"extra":[${'1,'.repeat(20_000)}`)],
+        ['whitespace between records', text(3).replaceAll(',{"time":', ', {"time":')],
+        ['whitespace after the frame', `${text(2)} `],
+        ['a leading zero in seq', text(2).replace('"seq":7', '"seq":07')],
+        ['an empty record before the first', text(2).replace('"flows":[', '"flows":[,')],
+        ['a trailing comma', text(2).replace(/\]\}$/, ',]}')],
+        ['a record that is a number', text(2).replace('"flows":[', '"flows":[1,')],
+        ['a second flows key', text(2).replace(/\]\}$/, '],"flows":[]}')],
+        ['1001 records', text(1001)],
+      ];
+      for (const [what, t] of table) {
+        it(what, () => {
+          const f = frame(t);
+          let whole: unknown;
+          try {
+            whole = parseMessage(f, ['flows']);
+          } catch (err) {
+            whole = (err as Error).message;
+          }
+          let pieces: unknown;
+          try {
+            pieces = readFlowsFrame(f, envelope, 'node-a');
+          } catch (err) {
+            pieces = (err as Error).message;
+          }
+          assert.deepEqual(pieces, whole);
+        });
+      }
     });
     for (const [what, f, message, wrongNode] of refused) {
       it(`refuses ${what} (one line, PALISADE_ERR_PROTOCOL)`, () => {
