@@ -52,8 +52,6 @@ export interface NodeSessionHub {
   claim(node: string, session: NodeSession): NodeSession | undefined;
   /** Forget `session`; true when it was the node's current one. */
   release(node: string, session: NodeSession): boolean;
-  /** How far a session may take its agent with registry deltas now (the version published to sessions). */
-  registryUpTo(): number;
 }
 
 export interface NodeSessionDeps {
@@ -141,7 +139,7 @@ export class NodeSession {
       peek: () => {
         if (!this.registryOn || this.superseded || !this.deps.registry.sending) return undefined;
         // a frame waiting to be deflated is kept: a newer one would need deflating again (and again, under a churn)
-        if (!this.deflating) this.registryNext = this.deps.registry.nextFrame(this.registryAt, this.deps.hub.registryUpTo());
+        if (!this.deflating) this.registryNext = this.deps.registry.nextFrame(this.registryAt);
         if (!this.registryNext) {
           this.sendHelloPolicies();
           return undefined;

@@ -1,13 +1,13 @@
 /**
  * The registry's recent changes, by version, each kept as the encoded `registry-delta` frame that
  * was pushed (encoded once, the same text for every agent). Bounded by entries and by bytes: the
- * oldest go first. `since` answers a reconnecting agent: the frames it missed, or undefined when
- * the log no longer reaches back that far (or the agent's registry is from another epoch) and it
- * needs a snapshot instead. `next` gives an agent that is several deltas behind one delta from its
- * version to as far as MERGE_BYTES and MAX_DELTA_CHANGES allow (the changes of each, in order):
- * one frame to encrypt and send instead of one per change (a pod churn at 1,000 pods/s).
+ * oldest go first. `next` gives an agent that is behind one delta from its version — the chunk
+ * to the next publication when it stands at one, else as far as MERGE_BYTES and
+ * MAX_DELTA_CHANGES allow (the changes of each, in order) — or undefined when the log no longer
+ * reaches back that far and it needs a snapshot instead: one frame to encrypt and send instead of
+ * one per change (a pod churn at 1,000 pods/s).
  */
-import { encodeMessage, MAX_DELTA_CHANGES, type RegistryDelta, type RegistryPosition } from '../common/mesh-protocol';
+import { encodeMessage, MAX_DELTA_CHANGES, type RegistryDelta } from '../common/mesh-protocol';
 import { SharedFrame } from './shared-frame';
 
 /** A merged delta holds the changes of consecutive deltas up to about this many bytes. */
@@ -93,21 +93,10 @@ export class RegistryLog {
   }
 
   /**
-   * The frames that take a registry at `since` to `current`, in order: [] when it is current,
-   * undefined when it is from another epoch, ahead of us, or older than what the log holds.
-   */
-  since(since: RegistryPosition | undefined, current: RegistryPosition): string[] | undefined {
-    if (!since || since.epoch !== current.epoch || since.version > current.version) return undefined;
-    if (since.version === current.version) return [];
-    const at = this.indexFrom(since.version, current.version);
-    return at === undefined ? undefined : this.entries.slice(at).map((e) => e.frame);
-  }
-
-  /**
    * The one frame that takes a registry at `version` towards `current` — the delta after it, or
    * those after it merged into one as far as MERGE_BYTES and MAX_DELTA_CHANGES allow; undefined when the log does not reach from
    * `version` to `current`. `upTo` (at most `current`) is as far as the frame may reach: the
-   * version published to sessions (server.ts), so that sessions at one position share one frame.
+   * version published to sessions (registry.ts `publish`), so that sessions at one position share one frame.
    */
   next(version: number, current: number, upTo = current): { frame: SharedFrame; toVersion: number } | undefined {
     const at = version < upTo ? this.indexFrom(version, current) : undefined;
@@ -158,7 +147,7 @@ export class RegistryLog {
     return new SharedFrame(Buffer.from(`${head.slice(0, -2)}${parts.join(',')}]}`));
   }
 
-  /** The log is published up to `version` (server.ts): a seal, when past the last one. */
+  /** The log is published up to `version` (registry.ts `publish`): a seal, when past the last one. */
   seal(version: number): void {
     const last = this.seals[this.seals.length - 1];
     if (last !== undefined && version <= last) return;

@@ -74,6 +74,8 @@ export class WorkloadRegistry {
   private readonly stamps = new Map<string, Stamp>();
   /** Told which node's state our own sessions changed (what the replicas' share publishes). */
   private readonly localChanged = new Set<(node: string) => void>();
+  /** The version last published to sessions (`publish`; undefined: never). */
+  private published: number | undefined;
   /** The last snapshot encoded for agents, as bytes (one copy for every session). */
   private snapshotCache: { version: number; frame: SharedFrame } | undefined;
   private readonly snapshotReuseBytes: number;
@@ -113,10 +115,10 @@ export class WorkloadRegistry {
    * of `snapshotReuseBytes` (SNAPSHOT_REUSE_BYTES) or more is encoded again only once the deltas since the last one add
    * up to a quarter of it: until then agents get that one and the deltas after it (a mass connect
    * would otherwise encode a snapshot per session, each one version newer). `upTo` is as far as a
-   * delta may reach (the version the server published to sessions: server.ts); an agent at or
-   * past it gets nothing, a snapshot is always of the newest state.
+   * delta may reach (by default the version last `publish`ed, or the newest before any
+   * publication); an agent at or past it gets nothing, a snapshot is always of the newest state.
    */
-  nextFrame(at: RegistryPosition | undefined, upTo = this.versionCounter): { frame: SharedFrame; to: RegistryPosition } | undefined {
+  nextFrame(at: RegistryPosition | undefined, upTo = this.published ?? this.versionCounter): { frame: SharedFrame; to: RegistryPosition } | undefined {
     if (this.frozen) return undefined;
     const current = this.versionCounter;
     if (at?.epoch === this.epoch && at.version <= current && at.version >= Math.min(upTo, current)) return undefined;
@@ -138,11 +140,11 @@ export class WorkloadRegistry {
   /**
    * The server publishes the registry to its sessions at the current version (server.ts): the
    * deltas since the last publication become one frame shared by every session standing there
-   * (registry-log.ts `seal`). Returns that version.
+   * (registry-log.ts `seal`); sessions take their agents only as far as it (`nextFrame`).
    */
-  publish(): number {
+  publish(): void {
     this.log.seal(this.versionCounter);
-    return this.versionCounter;
+    this.published = this.versionCounter;
   }
 
   /** Frames still go to agents (false once the collector stops: `freeze`). */

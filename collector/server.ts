@@ -106,14 +106,11 @@ export class AgentServer implements NodeSessionHub {
   /** Broadcast frames waiting for their session, in order: a few milliseconds of sending per event-loop turn. */
   private readonly outbox: Array<() => void> = [];
   private draining = false;
-  /** The registry version sessions may pull deltas up to (`publishRegistry`). */
-  private published: number;
   private publishTimer: NodeJS.Timeout | undefined;
   private lastPublished = -Infinity;
 
   constructor(private readonly opts: AgentServerOptions) {
     this.log = opts.log;
-    this.published = opts.registry.version;
     // One message per event-loop turn (not every frame of a TCP read at once): a session's
     // frames interleave with everyone else's work.
     this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, clientTracking: true, allowSynchronousEvents: false });
@@ -187,15 +184,10 @@ export class AgentServer implements NodeSessionHub {
     this.publishTimer.unref();
   }
 
-  /** How far a session may take its agent with deltas now (agent-session.ts). */
-  registryUpTo(): number {
-    return this.published;
-  }
-
   private publishRegistry(): void {
     this.publishTimer = undefined;
     this.lastPublished = performance.now();
-    this.published = this.opts.registry.publish();
+    this.opts.registry.publish();
     for (const session of this.current.values()) session.registryChanged();
   }
 

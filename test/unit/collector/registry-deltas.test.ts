@@ -312,15 +312,18 @@ describe('registry deltas', () => {
       registry.register(`node-${n}`, lists[n]!);
     };
     for (let n = 0; n < 3; n++) registry.nodeOnline(`node-${n}`, `192.168.1.${n + 1}`);
-    const p0 = registry.publish();
+    registry.publish();
+    const p0 = registry.version;
     const states = new Map([[p0, registry.snapshot()]]);
     for (let i = 0; i < 30; i++) {
       change(i);
       states.set(registry.version, registry.snapshot());
     }
-    const p1 = registry.publish();
+    registry.publish();
+    const p1 = registry.version;
     for (let i = 30; i < 60; i++) change(i);
-    const p2 = registry.publish();
+    registry.publish();
+    const p2 = registry.version;
     const epoch = registry.epoch;
     const a = registry.nextFrame({ epoch, version: p0 }, p2)!;
     const b = registry.nextFrame({ epoch, version: p0 }, p2)!;
