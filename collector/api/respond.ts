@@ -31,14 +31,36 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, ext
  */
 export async function jsonSliced(body: unknown, sliceMs: number): Promise<string> {
   if (typeof body === 'string') return body; // already JSON, as sendJson takes it
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) return JSON.stringify(body);
-  const fields: string[] = [];
-  const slice = new Slice(sliceMs);
+  if (!isPlainObject(body)) return JSON.stringify(body);
+  const parts: string[] = [];
+  await objectJsonSliced(body, new Slice(sliceMs), (text) => parts.push(text));
+  return parts.join('');
+}
+
+const isPlainObject = (body: unknown): body is object => body !== null && typeof body === 'object' && !Array.isArray(body);
+
+/**
+ * `JSON.stringify(body)` of a plain object handed to `emit` in parts, the items of its top-level
+ * lists one by one with `slice` passed after each (the event loop runs between slices): what
+ * `jsonSliced` joins and `sendJsonSliced` writes in pieces.
+ */
+async function objectJsonSliced(body: object, slice: Slice, emit: (text: string) => void): Promise<void> {
+  emit('{');
+  let first = true;
   for (const [key, value] of Object.entries(body)) {
-    const text = Array.isArray(value) ? await jsonArraySliced(value, slice) : JSON.stringify(value);
-    if (text !== undefined) fields.push(`${JSON.stringify(key)}:${text}`);
+    const text = Array.isArray(value) ? '' : JSON.stringify(value);
+    if (text === undefined) continue;
+    emit(`${first ? '' : ','}${JSON.stringify(key)}:${text}`);
+    first = false;
+    if (!Array.isArray(value)) continue;
+    emit('[');
+    for (let i = 0; i < value.length; i++) {
+      emit(`${i === 0 ? '' : ','}${JSON.stringify(value[i]) ?? 'null'}`);
+      await slice.pass();
+    }
+    emit(']');
   }
-  return `{${fields.join(',')}}`;
+  emit('}');
 }
 
 /** `JSON.stringify(items)`, the items encoded between event-loop turns (`slice`: a slice's length in ms, or one already begun). */
@@ -79,26 +101,8 @@ export async function sendJsonSliced(res: ServerResponse, status: number, body: 
 /** `${JSON.stringify(body)}\n` (a string: taken as JSON already) as bytes, in pieces of about PIECE_CHARS. */
 async function jsonPieces(body: unknown, slice: Slice): Promise<Buffer[]> {
   const out = new PieceWriter();
-  if (typeof body === 'string' || body === null || typeof body !== 'object' || Array.isArray(body)) {
-    out.addSplit(typeof body === 'string' ? body : JSON.stringify(body));
-  } else {
-    out.add('{');
-    let first = true;
-    for (const [key, value] of Object.entries(body)) {
-      const text = Array.isArray(value) ? '' : JSON.stringify(value);
-      if (text === undefined) continue;
-      out.add(`${first ? '' : ','}${JSON.stringify(key)}:${text}`);
-      first = false;
-      if (!Array.isArray(value)) continue;
-      out.add('[');
-      for (let i = 0; i < value.length; i++) {
-        out.add(`${i === 0 ? '' : ','}${JSON.stringify(value[i]) ?? 'null'}`);
-        await slice.pass();
-      }
-      out.add(']');
-    }
-    out.add('}');
-  }
+  if (isPlainObject(body)) await objectJsonSliced(body, slice, (text) => out.add(text));
+  else out.addSplit(typeof body === 'string' ? body : JSON.stringify(body));
   out.add('\n');
   return out.done();
 }
